@@ -1,0 +1,107 @@
+"""One client's records: its partition split into local train and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+
+import datasets
+import numpy as np
+
+from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
+from fedmodel.data.partition import partition_clients
+from fedmodel.data.tasks import load_task
+from fedmodel.errors import FedmodelError
+
+
+def split_client_data(
+    partition: datasets.Dataset,
+    *,
+    client_id: int,
+    val_fraction: float,
+    batch_size: int,
+    seed: int,
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Split one client's partition into (train, val), seeded per client.
+
+    The validation split holds round(n * val_fraction) records, at least one when
+    `val_fraction` > 0, and is empty when it is 0. The train split must hold at
+    least one batch, else a FedmodelError says what to change.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise FedmodelError(f"task.val_fraction must be in [0, 1), got {val_fraction}")
+    if batch_size < 1:
+        raise FedmodelError(f"finetune.batch_size must be >= 1, got {batch_size}")
+    total = len(partition)
+    if total == 0:
+        raise FedmodelError(
+            f"client {client_id} holds no records; use fewer clients, a larger "
+            "partition.alpha or partition.min_partition_size, or check its data file"
+        )
+    n_val = round(total * val_fraction)
+    if val_fraction > 0:
+        n_val = min(max(n_val, 1), total - 1)
+    n_train = total - n_val
+    if n_train < batch_size:
+        raise FedmodelError(
+            f"client {client_id} holds {n_train} training records, fewer than one "
+            f"batch of {batch_size}: lower finetune.batch_size, use fewer clients, "
+            "or a larger partition.alpha"
+        )
+    order = np.random.default_rng([seed, client_id]).permutation(total)
+    val = partition.select(np.sort(order[:n_val]).tolist())
+    train = partition.select(np.sort(order[n_val:]).tolist())
+    return train, val
+
+
+def load_client_data(
+    settings: RunSettings, client_id: int
+) -> tuple[datasets.Dataset, datasets.Dataset, tuple[str, ...]]:
+    """Load one client's (train, val, label_names) for a run.
+
+    The task is loaded and partitioned once per process for each distinct
+    (task, partition, num_clients, seed) and shared by every client simulated
+    in that process.
+    """
+    if not 0 <= client_id < settings.num_clients:
+        raise FedmodelError(
+            f"client_id {client_id} is out of range for num_clients="
+            f"{settings.num_clients} (ids 0..{settings.num_clients - 1})"
+        )
+    key = json.dumps(
+        {
+            "task": dataclasses.asdict(settings.task),
+            "partition": dataclasses.asdict(settings.partition),
+            "num_clients": settings.num_clients,
+            "seed": settings.seed,
+        },
+        sort_keys=True,
+    )
+    partitions, label_names = _partitioned_task(key)
+    train, val = split_client_data(
+        partitions[client_id],
+        client_id=client_id,
+        val_fraction=settings.task.val_fraction,
+        batch_size=settings.finetune.batch_size,
+        seed=settings.seed,
+    )
+    return train, val, label_names
+
+
+@functools.lru_cache(maxsize=4)
+def _partitioned_task(
+    key: str,
+) -> tuple[tuple[datasets.Dataset, ...], tuple[str, ...]]:
+    """Partitions and label names for a JSON key; settings lists are unhashable."""
+    raw = json.loads(key)
+    task = TaskSettings(**raw["task"])
+    partition = PartitionSettings(**raw["partition"])
+    data = load_task(task, seed=raw["seed"])
+    partitions = partition_clients(
+        data.train,
+        partition=partition,
+        num_clients=raw["num_clients"],
+        seed=raw["seed"],
+    )
+    return tuple(partitions), data.label_names

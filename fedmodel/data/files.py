@@ -1,0 +1,159 @@
+"""The files task: a user's own labelled records, one train file per site.
+
+Train file i is client (site) i's data and gets "site" = i; the server's test
+file gets "site" = -1. Labels are compared as strings (a JSON 3 and a CSV "3"
+are the same label; so are a Parquet 3.0 and 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fedmodel.config import TaskSettings
+from fedmodel.data.file_formats import ROW_CONVENTION, read_table
+from fedmodel.data.splits import TaskData, build_split
+from fedmodel.errors import FedmodelError
+
+logger = logging.getLogger(__name__)
+
+TEST_SITE = -1
+_SHOWN_ROWS = 5
+
+
+@dataclass(frozen=True)
+class _Records:
+    path: Path
+    texts: list[str]
+    labels: list[str]
+
+
+def load_files(task: TaskSettings, *, seed: int) -> TaskData:
+    """Load and validate `task.train_files` (one per site) and `task.test_file`.
+
+    Labels are `task.labels` when given, else the sorted union of the labels of
+    all files. No transfer split: the server holds only the test file. `seed` is
+    unused (the files are taken as they are).
+    """
+    del seed
+    if not task.train_files:
+        raise FedmodelError(
+            "task.train_files is empty: list one CSV / JSONL / Parquet file per "
+            "site, e.g. task.train_files='[site0.csv,site1.csv]'"
+        )
+    if not task.test_file:
+        raise FedmodelError(
+            "task.test_file is not set: give the file the server evaluates on, "
+            "e.g. task.test_file=test.csv"
+        )
+    train = [
+        _read_records(Path(name), task=task, key=f"task.train_files[{i}]")
+        for i, name in enumerate(task.train_files)
+    ]
+    test = _read_records(Path(task.test_file), task=task, key="task.test_file")
+    label_names = _label_names(task, [*train, test])
+    index = {name: i for i, name in enumerate(label_names)}
+    train_split = build_split(
+        [text for records in train for text in records.texts],
+        [index[label] for records in train for label in records.labels],
+        label_names=label_names,
+        sites=[site for site, records in enumerate(train) for _ in records.texts],
+    )
+    test_split = build_split(
+        test.texts,
+        [index[label] for label in test.labels],
+        label_names=label_names,
+        sites=[TEST_SITE] * len(test.texts),
+    )
+    return TaskData(
+        train=train_split, test=test_split, transfer=None, label_names=label_names
+    )
+
+
+def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
+    table = read_table(path, key=key)
+    if len(table) == 0:
+        raise FedmodelError(
+            f"{key}: file {path} has no rows; add records or remove the file"
+        )
+    for role, column in (("text", task.text_column), ("label", task.label_column)):
+        if column not in table.columns:
+            raise FedmodelError(
+                f"{key}: file {path} has no {role} column {column!r} (columns "
+                f"found: {[str(c) for c in table.columns]}); rename the column or "
+                f"set task.{role}_column"
+            )
+    raw_texts = table[task.text_column].tolist()
+    bad = [row for row, text in enumerate(raw_texts, start=1) if not _is_text(text)]
+    if bad:
+        raise FedmodelError(
+            f"{key}: file {path} has {len(bad)} empty or null text(s) in column "
+            f"{task.text_column!r} at row(s) {_rows(bad)} ({ROW_CONVENTION}); "
+            "fill them in or remove those rows"
+        )
+    labels = [_label_string(value) for value in table[task.label_column].tolist()]
+    missing = [row for row, label in enumerate(labels, start=1) if label is None]
+    if missing:
+        raise FedmodelError(
+            f"{key}: file {path} has {len(missing)} empty or null label(s) in "
+            f"column {task.label_column!r} at row(s) {_rows(missing)} "
+            f"({ROW_CONVENTION}); label them or remove those rows"
+        )
+    return _Records(
+        path=path,
+        texts=[str(text) for text in raw_texts],
+        labels=[label for label in labels if label is not None],
+    )
+
+
+def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ...]:
+    if task.labels is None:
+        names = sorted({label for records in files for label in records.labels})
+        unseen = sorted(set(names) - {label for r in files[:-1] for label in r.labels})
+        if unseen:
+            logger.warning("labels only in the test file, never trained: %s", unseen)
+        return tuple(names)
+    names = [str(name) for name in task.labels]
+    if not names or len(set(names)) != len(names):
+        raise FedmodelError(
+            f"task.labels must be a non-empty list without repeats, got {names}"
+        )
+    known = set(names)
+    for records in files:
+        for row, label in enumerate(records.labels, start=1):
+            if label not in known:
+                raise FedmodelError(
+                    f"file {records.path}, row {row} ({ROW_CONVENTION}), column "
+                    f"{task.label_column!r}: label {label!r} is not in task.labels "
+                    f"{names[:10]}{' ...' if len(names) > 10 else ''}; add it to "
+                    "task.labels or fix the row"
+                )
+    return tuple(names)
+
+
+def _is_text(value: object) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if not isinstance(value, str) and pd.api.types.is_scalar(value):
+        if pd.isna(value):
+            return False
+    return bool(str(value).strip())
+
+
+def _label_string(value: object) -> str | None:
+    if not _is_text(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _rows(rows: Sequence[int]) -> str:
+    shown = ", ".join(str(row) for row in rows[:_SHOWN_ROWS])
+    more = len(rows) - _SHOWN_ROWS
+    return shown + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,91 @@
+"""The splits a task provides, and how they are built and capped.
+
+Every split is a `datasets.Dataset` with a "text" (str) column and a "label"
+column whose feature is a `ClassLabel` carrying the task's label names, so a
+partition or a client split still knows what its label indices mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+
+from fedmodel.errors import FedmodelError
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The records of one task: client-side train, server-side test and transfer.
+
+    `train` and `test` have the columns "text" (str) and "label" (int, an index
+    into `label_names`); the files task adds "site" (int, the train file's index,
+    -1 for the server's test file). `transfer` is a split no client holds, for
+    distillation on the server; it is None where the task has none.
+    """
+
+    train: datasets.Dataset
+    test: datasets.Dataset
+    transfer: datasets.Dataset | None
+    label_names: tuple[str, ...]
+
+
+def build_split(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    *,
+    label_names: Sequence[str],
+    sites: Sequence[int] | None = None,
+) -> datasets.Dataset:
+    """Build one split from parallel lists of texts, label indices and sites."""
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    columns: dict[str, list[object]] = {"text": list(texts), "label": list(labels)}
+    features = {
+        "text": datasets.Value("string"),
+        "label": datasets.ClassLabel(names=list(label_names)),
+    }
+    if sites is not None:
+        if len(sites) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(sites)} sites")
+        columns["site"] = list(sites)
+        features["site"] = datasets.Value("int64")
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+def cap_rows(
+    split: datasets.Dataset, *, limit: int | None, seed: int, key: str
+) -> datasets.Dataset:
+    """Keep a seeded random subset of at most `limit` rows, in their original order.
+
+    `key` names the config key the limit came from, for the error message.
+    """
+    if limit is None:
+        return split
+    if isinstance(limit, bool) or limit < 1:
+        raise FedmodelError(
+            f"{key} must be a positive integer or null, got {limit!r}: set it to "
+            "null to keep every record"
+        )
+    if limit >= len(split):
+        return split
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(split), size=limit, replace=False))
+    return split.select(keep.tolist())
+
+
+def label_names_of(split: datasets.Dataset) -> tuple[str, ...]:
+    """Return the label names stored in a split's "label" feature.
+
+    Raises ValueError for a dataset built without a `ClassLabel` label column,
+    which is a programming error rather than a user's.
+    """
+    feature = split.features.get("label")
+    if not isinstance(feature, datasets.ClassLabel):
+        raise ValueError(
+            "the dataset's 'label' column is not a ClassLabel; build splits with "
+            f"fedmodel.data.splits.build_split (features: {split.features})"
+        )
+    return tuple(feature.names)

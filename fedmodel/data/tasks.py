@@ -1,0 +1,58 @@
+"""The task registry: which records a run uses, looked up by `task.name`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from fedmodel.config import TaskSettings
+from fedmodel.data.bank import load_bank
+from fedmodel.data.files import load_files
+from fedmodel.data.hospital import load_hospital
+from fedmodel.data.splits import TaskData, cap_rows
+from fedmodel.errors import FedmodelError
+
+
+class TaskLoader(Protocol):
+    """Loads one task's splits, uncapped."""
+
+    def __call__(self, task: TaskSettings, *, seed: int) -> TaskData:
+        """Load the splits of `task`, seeded where the task splits randomly."""
+        ...
+
+
+TASKS: dict[str, TaskLoader] = {
+    "bank": load_bank,
+    "hospital": load_hospital,
+    "files": load_files,
+}
+
+
+def load_task(task: TaskSettings, *, seed: int) -> TaskData:
+    """Load the task named by `task.name`, then apply the example caps.
+
+    `task.max_train_examples` and `task.max_test_examples`, when not null, keep
+    a seeded random subset (not stratified) of the train and test splits; the
+    transfer split is not capped.
+    """
+    loader = TASKS.get(task.name)
+    if loader is None:
+        raise FedmodelError(
+            f"unknown task.name {task.name!r}; known tasks: {sorted(TASKS)}"
+        )
+    data = loader(task, seed=seed)
+    return TaskData(
+        train=cap_rows(
+            data.train,
+            limit=task.max_train_examples,
+            seed=seed,
+            key="task.max_train_examples",
+        ),
+        test=cap_rows(
+            data.test,
+            limit=task.max_test_examples,
+            seed=seed + 1,
+            key="task.max_test_examples",
+        ),
+        transfer=data.transfer,
+        label_names=data.label_names,
+    )

@@ -1,0 +1,146 @@
+"""Tokenizing texts once and padding each batch only to its own longest text.
+
+Batches carry explicit, contiguous `position_ids` and `token_type_ids` of shape
+[batch, seq]: BERT's default `position_ids` is a [1, L] buffer that Opacus's
+per-sample gradient hooks cannot handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Encoded = dict[str, list[int]]
+
+
+def tokenize_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int
+) -> list[Encoded]:
+    """Tokenize texts with truncation to `max_length` and no padding.
+
+    Each item holds "input_ids" and "attention_mask"; padding is left to
+    `PaddingCollator`, per batch.
+    """
+    if max_length < 2:
+        raise ValueError(
+            f"max_length must be >= 2 (room for [CLS] [SEP]): {max_length}"
+        )
+    if len(texts) == 0:
+        return []
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_token_type_ids=False,
+        return_attention_mask=True,
+    )
+    return [
+        {"input_ids": list(ids), "attention_mask": list(mask)}
+        for ids, mask in zip(
+            encoded["input_ids"], encoded["attention_mask"], strict=True
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class PaddingCollator:
+    """Pad a list of encoded examples to the longest one and stack them as tensors.
+
+    Returns "input_ids", "attention_mask", "token_type_ids" (zeros) and
+    "position_ids" (0..L-1 per row), all int64 of shape [batch, L], plus
+    "labels" ([batch]) when the examples carry a "labels" int. Padding is on the
+    right, so position ids of real tokens are the same as without padding.
+    """
+
+    pad_token_id: int = 0
+
+    def __call__(
+        self, examples: Sequence[Mapping[str, Any]]
+    ) -> dict[str, torch.Tensor]:
+        """Collate one batch."""
+        size = len(examples)
+        length = max((len(example["input_ids"]) for example in examples), default=0)
+        input_ids = torch.full((size, length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((size, length), dtype=torch.long)
+        for row, example in enumerate(examples):
+            ids = example["input_ids"]
+            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            attention_mask[row, : len(ids)] = torch.as_tensor(
+                example.get("attention_mask", [1] * len(ids)), dtype=torch.long
+            )
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": torch.zeros((size, length), dtype=torch.long),
+            "position_ids": torch.arange(length, dtype=torch.long).repeat(size, 1),
+        }
+        with_labels = sum("labels" in example for example in examples)
+        if with_labels not in (0, size):
+            raise ValueError(
+                f"{with_labels} of {size} examples carry 'labels'; all or none must"
+            )
+        if size and with_labels:
+            labels = [int(example["labels"]) for example in examples]
+            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+
+class EncodedTexts(Dataset[dict[str, Any]]):
+    """Tokenized examples held in memory, with their labels when given."""
+
+    def __init__(self, encoded: list[Encoded], labels: Sequence[int] | None) -> None:
+        if labels is not None and len(labels) != len(encoded):
+            raise ValueError(f"{len(encoded)} texts but {len(labels)} labels")
+        self._encoded = encoded
+        self._labels = None if labels is None else [int(label) for label in labels]
+
+    def __len__(self) -> int:
+        """Return the number of examples."""
+        return len(self._encoded)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Return one example: input_ids, attention_mask and labels if there are any."""
+        example: dict[str, Any] = dict(self._encoded[index])
+        if self._labels is not None:
+            example["labels"] = self._labels[index]
+        return example
+
+
+def make_text_loader(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    labels: Sequence[int] | None,
+    *,
+    max_length: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+) -> DataLoader[dict[str, Any]]:
+    """Build a DataLoader over texts, tokenized once and padded per batch.
+
+    `labels` may be None for unlabelled texts (e.g. distillation transfer data).
+    Shuffling uses a generator seeded with `seed`, so the order is reproducible.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = EncodedTexts(
+        tokenize_texts(tokenizer, texts, max_length=max_length), labels
+    )
+    pad_token_id = tokenizer.pad_token_id
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=PaddingCollator(
+            pad_token_id=0 if pad_token_id is None else int(pad_token_id)
+        ),
+    )

@@ -1,0 +1,111 @@
+from pathlib import Path
+
+import datasets
+import pytest
+
+from fedmodel.config import (
+    DistillSettings,
+    FederationSettings,
+    FinetuneSettings,
+    ModelSettings,
+    PartitionSettings,
+    PrivacySettings,
+    RunSettings,
+    StrategySettings,
+    TaskSettings,
+)
+from fedmodel.data import load_client_data, split_client_data
+from fedmodel.data.splits import build_split
+from fedmodel.errors import FedmodelError
+
+
+def _partition(size: int) -> datasets.Dataset:
+    return build_split(
+        [f"t{i}" for i in range(size)], [i % 2 for i in range(size)], label_names="ab"
+    )
+
+
+def test_split_is_disjoint_seeded_and_sized() -> None:
+    part = _partition(100)
+    train, val = split_client_data(
+        part, client_id=0, val_fraction=0.1, batch_size=8, seed=0
+    )
+    assert (len(train), len(val)) == (90, 10)
+    assert sorted([*train["text"], *val["text"]]) == sorted(part["text"])
+    again, _ = split_client_data(
+        part, client_id=0, val_fraction=0.1, batch_size=8, seed=0
+    )
+    other, _ = split_client_data(
+        part, client_id=1, val_fraction=0.1, batch_size=8, seed=0
+    )
+    assert train["text"] == again["text"] and train["text"] != other["text"]
+
+
+def test_split_without_validation() -> None:
+    train, val = split_client_data(
+        _partition(10), client_id=0, val_fraction=0.0, batch_size=10, seed=0
+    )
+    assert (len(train), len(val)) == (10, 0)
+
+
+def test_empty_partition_is_an_error() -> None:
+    with pytest.raises(FedmodelError, match="client 2 holds no records"):
+        split_client_data(
+            _partition(0), client_id=2, val_fraction=0.1, batch_size=8, seed=0
+        )
+
+
+def test_partition_smaller_than_a_batch_is_an_error() -> None:
+    with pytest.raises(FedmodelError) as info:
+        split_client_data(
+            _partition(13), client_id=3, val_fraction=0.1, batch_size=64, seed=0
+        )
+    message = str(info.value)
+    assert "client 3 holds 12 training records" in message
+    assert "one batch of 64" in message and "finetune.batch_size" in message
+
+
+def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
+    files = []
+    for site in range(2):
+        path = tmp_path / f"site{site}.csv"
+        rows = [f"site {site} text {i},{'yes' if i % 2 else 'no'}" for i in range(20)]
+        path.write_text("text,label\n" + "\n".join(rows) + "\n")
+        files.append(str(path))
+    return RunSettings(
+        task=TaskSettings(name="files", train_files=files, test_file=files[0]),
+        model=ModelSettings(name="tiny", path=""),
+        finetune=FinetuneSettings(
+            mode="full",
+            optimizer="sgd",
+            learning_rate=0.1,
+            batch_size=4,
+            local_epochs=1,
+        ),
+        partition=PartitionSettings(name="natural", column="site"),
+        privacy=PrivacySettings(mode="off"),
+        strategy=StrategySettings(name="fedavg"),
+        distill=DistillSettings(name="off"),
+        federation=FederationSettings(name="local"),
+        num_clients=num_clients,
+        num_rounds=1,
+        seed=0,
+    )
+
+
+def test_load_client_data_gives_each_site_its_file(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, num_clients=2)
+    train, val, labels = load_client_data(settings, 1)
+    assert labels == ("no", "yes")
+    assert (len(train), len(val)) == (18, 2)
+    assert set(train["site"]) == {1} and set(val["site"]) == {1}
+    again, _, _ = load_client_data(settings, 1)
+    assert train["text"] == again["text"]
+
+
+def test_load_client_data_checks_client_id(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, num_clients=2)
+    with pytest.raises(
+        FedmodelError, match=r"client_id 2 .*num_clients=2 \(ids 0..1\)"
+    ):
+        load_client_data(settings, 2)

