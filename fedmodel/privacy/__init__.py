@@ -1,0 +1,36 @@
+"""Record-level DP-SGD for each client: calibrate, wrap, account, persist.
+
+`plan_privacy` calibrates noise for a target (epsilon, delta); `make_private`
+wraps the training objects with Opacus; `PrivacyLedger` keeps each client's
+budget on disk, charged before an update leaves the client. Every epsilon comes
+from `epsilon_for`. Nothing here imports Flower.
+"""
+
+from fedmodel.privacy.calibration import (
+    PrivacyPlan,
+    calibrate_noise,
+    choose_delta,
+    epsilon_for,
+    plan_privacy,
+    poisson_steps_per_epoch,
+    sample_rate_for,
+)
+from fedmodel.privacy.engine import StepCounter, make_private, steps_per_epoch
+from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.ledger_record import RoundCharge
+
+__all__ = [
+    "BudgetExhausted",
+    "PrivacyLedger",
+    "PrivacyPlan",
+    "RoundCharge",
+    "StepCounter",
+    "calibrate_noise",
+    "choose_delta",
+    "epsilon_for",
+    "make_private",
+    "plan_privacy",
+    "poisson_steps_per_epoch",
+    "sample_rate_for",
+    "steps_per_epoch",
+]

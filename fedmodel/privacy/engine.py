@@ -1,0 +1,143 @@
+"""Wrap model, optimizer and loader for DP-SGD with Opacus.
+
+Each round gets a fresh `PrivacyEngine`; its accountant is used only to count
+what the round actually did, so the caller can check it against the ledger
+charge. The budget itself lives in `PrivacyLedger`, never in the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from opacus import PrivacyEngine
+from opacus.accountants import IAccountant
+from opacus.validators import ModuleValidator
+from torch import nn
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader, IterableDataset
+
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import ACCOUNTANTS, HistoryEntry
+
+logger = logging.getLogger(__name__)
+
+
+class StepCounter:
+    """Reports the noisy optimizer steps an Opacus engine's accountant recorded.
+
+    Calling it returns the number of steps; `check_within` compares the
+    engine's record with what the ledger was charged.
+    """
+
+    def __init__(self, accountant: IAccountant) -> None:
+        self._accountant = accountant
+
+    def __call__(self) -> int:
+        """Return the number of noisy steps taken so far."""
+        return sum(int(steps) for _, _, steps in self._accountant.history)
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """The engine's (noise multiplier, sample rate, steps) entries."""
+        return [
+            (float(sigma), float(rate), int(steps))
+            for sigma, rate, steps in self._accountant.history
+        ]
+
+    def check_within(
+        self, *, noise_multiplier: float, sample_rate: float, steps: int
+    ) -> None:
+        """Raise unless the engine spent no more than the charged entry allows.
+
+        Every recorded step must have had at least the charged noise and at
+        most the charged sample rate (gradient accumulation raises the rate),
+        and there must be no more steps than charged.
+        """
+        for sigma, rate, _ in self.history:
+            if sigma < noise_multiplier or rate > sample_rate:
+                raise FedmodelError(
+                    f"Opacus recorded steps at noise {sigma:g} and sample rate "
+                    f"{rate:g}, but the ledger was charged for noise "
+                    f"{noise_multiplier:g} and rate {sample_rate:g}: this round's "
+                    "update must not be sent"
+                )
+        if self() > steps:
+            raise FedmodelError(
+                f"Opacus recorded {self()} noisy steps but the ledger was charged "
+                f"for {steps}: this round's update must not be sent"
+            )
+
+
+def make_private(
+    *,
+    model: nn.Module,
+    optimizer: Optimizer,
+    loader: DataLoader,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    grad_sample_mode: str = "hooks",
+    accountant: str = "rdp",
+) -> tuple[nn.Module, Optimizer, DataLoader, StepCounter]:
+    """Return DP-SGD versions of model, optimizer and loader, and a step counter.
+
+    The loader switches to Poisson sampling at rate 1 / len(loader); the
+    optimizer clips each example's gradient to `max_grad_norm` and adds
+    Gaussian noise of std `noise_multiplier * max_grad_norm`. The model is put
+    in training mode and must pass Opacus' module validation.
+    """
+    if not noise_multiplier >= 0.0:
+        raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}")
+    if not max_grad_norm > 0.0:
+        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm!r}")
+    if "ghost" in grad_sample_mode:
+        raise ValueError(
+            f"grad_sample_mode {grad_sample_mode!r} needs a wrapped criterion, "
+            "which make_private does not return; use 'hooks' or 'functorch'"
+        )
+    if accountant not in ACCOUNTANTS:
+        raise FedmodelError(
+            f"privacy accountant {accountant!r} is not supported: set "
+            f"privacy.accountant to one of {list(ACCOUNTANTS)}"
+        )
+    if isinstance(loader.dataset, IterableDataset):
+        raise ValueError("Poisson sampling needs a map-style dataset, not iterable")
+    model.train()
+    problems = ModuleValidator.validate(model, strict=False)
+    if problems:
+        listed = "; ".join(str(problem) for problem in problems)
+        raise FedmodelError(
+            f"the model cannot be trained with DP-SGD: {listed}. Choose a model "
+            "without these layers (e.g. GroupNorm instead of BatchNorm)"
+        )
+    with warnings.catch_warnings():
+        # Opacus warns on every engine that secure RNG is off; it needs
+        # torchcsprng, which is not part of this install.
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = PrivacyEngine(accountant=accountant, secure_mode=False)
+    dp_model, dp_optimizer, dp_loader = engine.make_private(
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        poisson_sampling=True,
+        grad_sample_mode=grad_sample_mode,
+    )
+    logger.debug(
+        "DP-SGD: %d Poisson batches per epoch at rate %g, noise %g, clip %g",
+        len(dp_loader),
+        1.0 / len(loader),
+        noise_multiplier,
+        max_grad_norm,
+    )
+    return dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant)
+
+
+def steps_per_epoch(loader: DataLoader) -> int:
+    """Return the noisy steps one pass over `loader` takes (its batch count).
+
+    For the loader `make_private` returns this is the Poisson sampler's
+    length, which matches `poisson_steps_per_epoch` for the same data.
+    """
+    return len(loader)

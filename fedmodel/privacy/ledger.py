@@ -1,0 +1,290 @@
+"""A client's privacy budget, persisted write-ahead so it never resets.
+
+The ledger is charged for a round before that round's update may leave the
+client: a crash after the charge over-counts, a crash before it sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
+from fedmodel.privacy.durable_file import exclusive_lock, write_durably
+from fedmodel.privacy.ledger_record import (
+    LedgerRecord,
+    RoundCharge,
+    check_same_budget,
+    read_record,
+)
+
+logger = logging.getLogger(__name__)
+
+# Room for floating-point noise in an epsilon that lands exactly on the cap.
+EPSILON_SLACK = 1e-9
+
+
+class BudgetExhausted(FedmodelError):
+    """A round would take a client's epsilon above its cap; nothing was charged."""
+
+
+class PrivacyLedger:
+    """A client's accountant state: every charged (noise, rate, steps) entry.
+
+    Build one with `PrivacyLedger.open`. All epsilon figures come from
+    `epsilon_for` over the stored history.
+    """
+
+    def __init__(self, path: Path, record: LedgerRecord) -> None:
+        self._path = path
+        self._record = record
+        self._epsilon: float | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        client_id: str,
+        plan: PrivacyPlan,
+        data_fingerprint: str,
+    ) -> PrivacyLedger:
+        """Load the ledger at `path`, or start one (written on the first charge).
+
+        A stored ledger keeps its history and noise multiplier; the sample rate
+        and cap follow `plan`, since they describe how this run samples and
+        what the site allows now. A different delta, accountant or client id
+        is an error, as is a file that cannot be read.
+        """
+        path = Path(path)
+        fresh = LedgerRecord(
+            client_id=client_id,
+            accountant=plan.accountant,
+            delta=plan.delta,
+            target_epsilon=plan.target_epsilon,
+            noise_multiplier=plan.noise_multiplier,
+            sample_rate=plan.sample_rate,
+            data_fingerprint=data_fingerprint,
+        )
+        if not path.exists():
+            return cls(path, fresh)
+        stored = read_record(path)
+        check_same_budget(path, stored=stored, wanted=fresh)
+        if stored.data_fingerprint != data_fingerprint:
+            logger.warning(
+                "privacy ledger %s was written for different training data "
+                "(fingerprint %s, now %s); its spent epsilon %s still counts",
+                path,
+                stored.data_fingerprint,
+                data_fingerprint,
+                stored.rounds[-1].epsilon if stored.rounds else 0.0,
+            )
+        if stored.noise_multiplier != plan.noise_multiplier:
+            logger.info(
+                "privacy ledger %s keeps its noise multiplier %s (new plan: %s)",
+                path,
+                stored.noise_multiplier,
+                plan.noise_multiplier,
+            )
+        if stored.sample_rate != plan.sample_rate:
+            logger.warning(
+                "privacy ledger %s: sample rate changes from %s to %s",
+                path,
+                stored.sample_rate,
+                plan.sample_rate,
+            )
+        record = replace(
+            stored,
+            sample_rate=plan.sample_rate,
+            target_epsilon=plan.target_epsilon,
+            data_fingerprint=data_fingerprint,
+        )
+        return cls(path, record)
+
+    @property
+    def path(self) -> Path:
+        """The ledger file."""
+        return self._path
+
+    @property
+    def client_id(self) -> str:
+        """The client this budget belongs to."""
+        return self._record.client_id
+
+    @property
+    def accountant(self) -> str:
+        """The Opacus accountant ("rdp" or "prv")."""
+        return self._record.accountant
+
+    @property
+    def delta(self) -> float:
+        """The delta every epsilon is stated at."""
+        return self._record.delta
+
+    @property
+    def target_epsilon(self) -> float:
+        """The cap: no charge may take epsilon above it."""
+        return self._record.target_epsilon
+
+    @property
+    def noise_multiplier(self) -> float:
+        """The noise multiplier the next round must train with."""
+        return self._record.noise_multiplier
+
+    @property
+    def sample_rate(self) -> float:
+        """The Poisson sample rate the next round is charged at."""
+        return self._record.sample_rate
+
+    @property
+    def data_fingerprint(self) -> str:
+        """The caller's hash of the training records last seen."""
+        return self._record.data_fingerprint
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """One (noise multiplier, sample rate, steps) entry per charged round."""
+        return list(self._record.history)
+
+    @property
+    def rounds(self) -> list[RoundCharge]:
+        """One entry per charged round, with the epsilon after it."""
+        return list(self._record.rounds)
+
+    @property
+    def steps(self) -> int:
+        """Noisy optimizer steps charged so far."""
+        return sum(entry[2] for entry in self._record.history)
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """Whether the last decision was a refusal for lack of budget."""
+        return self._record.budget_exhausted
+
+    @property
+    def epsilon(self) -> float:
+        """Epsilon spent so far, at `delta`."""
+        if self._epsilon is None:
+            self._epsilon = self._epsilon_of(self._record.history)
+        return self._epsilon
+
+    def epsilon_after(self, steps: int) -> float:
+        """Epsilon after charging `steps` more steps at the current settings."""
+        return self._epsilon_of(self._record.history + (self._entry(steps),))
+
+    def would_exceed(self, steps: int) -> bool:
+        """Whether charging `steps` more steps would pass the cap."""
+        return not self.epsilon_after(steps) <= self.target_epsilon + EPSILON_SLACK
+
+    def charge(self, *, round_number: int, steps: int) -> float:
+        """Record a round's steps on disk, then return the new epsilon.
+
+        Call before the round's update leaves the client, and send nothing if
+        this raises. Charges only ever add: repeating a round number adds
+        again. `BudgetExhausted` means the cap would be passed; nothing was
+        written.
+        """
+        if isinstance(round_number, bool) or not isinstance(round_number, int):
+            raise ValueError(f"round_number must be an integer, got {round_number!r}")
+        if round_number < 0:
+            raise ValueError(f"round_number must be >= 0, got {round_number}")
+        entry = self._entry(steps)
+
+        def add_round(base: LedgerRecord) -> LedgerRecord:
+            history = base.history + (entry,)
+            after = self._epsilon_of(history)
+            if not after <= base.target_epsilon + EPSILON_SLACK:
+                raise BudgetExhausted(
+                    f"client {base.client_id!r} cannot take part in round "
+                    f"{round_number}: {steps} more steps would raise its epsilon "
+                    f"from {self._epsilon_of(base.history):.4g} to {after:.4g}, "
+                    f"above its cap {base.target_epsilon:g} (delta "
+                    f"{base.delta:g}); nothing was charged. Only raise "
+                    "privacy.target_epsilon if the site accepts more privacy loss"
+                )
+            charge = RoundCharge(round=round_number, steps=steps, epsilon=after)
+            return replace(
+                base,
+                history=history,
+                rounds=base.rounds + (charge,),
+                budget_exhausted=False,
+            )
+
+        self._commit(add_round)
+        return self._record.rounds[-1].epsilon
+
+    def mark_exhausted(self) -> None:
+        """Persist that this client refused a round for lack of budget."""
+        self._commit(lambda base: replace(base, budget_exhausted=True))
+
+    def to_summary(self) -> dict[str, Any]:
+        """Return the ledger's figures as plain values, for reports and replies.
+
+        Leaves out the data fingerprint: a hash of the records is not covered
+        by the DP guarantee and must stay at the site.
+        """
+        return {
+            "client_id": self.client_id,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "steps": self.steps,
+            "accountant": self.accountant,
+            "target_epsilon": self.target_epsilon,
+            "budget_exhausted": self.budget_exhausted,
+            "rounds": [
+                {"round": r.round, "steps": r.steps, "epsilon": r.epsilon}
+                for r in self._record.rounds
+            ],
+        }
+
+    def _entry(self, steps: int) -> HistoryEntry:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        return (self.noise_multiplier, self.sample_rate, steps)
+
+    def _epsilon_of(self, history: tuple[HistoryEntry, ...]) -> float:
+        return epsilon_for(history, delta=self.delta, accountant=self.accountant)
+
+    def _commit(self, change: Callable[[LedgerRecord], LedgerRecord]) -> None:
+        # Read-modify-write under a lock, starting from what is on disk, so a
+        # second process charging the same ledger cannot drop our entries.
+        with exclusive_lock(self._path):
+            base = self._with_disk_history()
+            self._record, self._epsilon = base, None
+            updated = change(base)
+            try:
+                write_durably(self._path, updated.to_json())
+            except (OSError, ValueError) as exc:
+                raise FedmodelError(
+                    f"could not write privacy ledger {self._path} ({exc}): the "
+                    "round is not charged and its update must not be sent; make "
+                    "the state directory writable with free space"
+                ) from exc
+            self._record, self._epsilon = updated, None
+
+    def _with_disk_history(self) -> LedgerRecord:
+        mine = self._record
+        if not self._path.exists():
+            if mine.history:
+                logger.warning(
+                    "privacy ledger %s vanished; rewriting its %d charged rounds",
+                    self._path,
+                    len(mine.history),
+                )
+            return mine
+        disk = read_record(self._path)
+        check_same_budget(self._path, stored=disk, wanted=mine)
+        if disk.history[: len(mine.history)] != mine.history:
+            raise FedmodelError(
+                f"privacy ledger {self._path} no longer holds the rounds this "
+                "process charged: it was replaced while in use. Stop other runs "
+                "using this state directory and restore the file"
+            )
+        return replace(mine, history=disk.history, rounds=disk.rounds)

@@ -1,0 +1,218 @@
+"""The on-disk form of a privacy ledger: one JSON object, checked field by field.
+
+A ledger that cannot be read is an error, never an empty ledger: it holds the
+privacy a client has already spent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import ACCOUNTANTS, HistoryEntry
+
+LEDGER_FORMAT = "fedmodel-privacy-ledger"
+LEDGER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RoundCharge:
+    """One charged round: its number, its steps and the epsilon after it."""
+
+    round: int
+    steps: int
+    epsilon: float
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """Everything a ledger file holds; `history` is what epsilon is computed from."""
+
+    client_id: str
+    accountant: str
+    delta: float
+    target_epsilon: float
+    noise_multiplier: float
+    sample_rate: float
+    data_fingerprint: str
+    history: tuple[HistoryEntry, ...] = ()
+    rounds: tuple[RoundCharge, ...] = ()
+    budget_exhausted: bool = False
+
+    def to_json(self) -> str:
+        """Serialise to the ledger file's JSON text."""
+        body = {
+            "format": LEDGER_FORMAT,
+            "version": LEDGER_VERSION,
+            "client_id": self.client_id,
+            "accountant": self.accountant,
+            "delta": self.delta,
+            "target_epsilon": self.target_epsilon,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "data_fingerprint": self.data_fingerprint,
+            "budget_exhausted": self.budget_exhausted,
+            "history": [list(entry) for entry in self.history],
+            "rounds": [
+                {"round": r.round, "steps": r.steps, "epsilon": r.epsilon}
+                for r in self.rounds
+            ],
+        }
+        return json.dumps(body, indent=2, allow_nan=False) + "\n"
+
+
+def read_record(path: Path) -> LedgerRecord:
+    """Load and check a ledger file; any problem is a `FedmodelError` naming it."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(path, f"it cannot be read ({exc})") from exc
+    try:
+        return _parse(raw)
+    except KeyError as exc:
+        raise _corrupt(path, f"field {exc} is missing") from exc
+    except (TypeError, ValueError) as exc:
+        raise _corrupt(path, str(exc)) from exc
+
+
+def check_same_budget(
+    path: Path, *, stored: LedgerRecord, wanted: LedgerRecord
+) -> None:
+    """Refuse to continue a budget kept for another client, delta or accountant."""
+    reset = (
+        f"delete {path} yourself to start a new budget (forgetting the epsilon "
+        "already spent)"
+    )
+    if stored.client_id != wanted.client_id:
+        raise FedmodelError(
+            f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
+            f"{wanted.client_id!r}: give each client its own state directory"
+        )
+    if stored.accountant != wanted.accountant:
+        raise FedmodelError(
+            f"privacy ledger {path} was kept with the {stored.accountant!r} "
+            f"accountant, not {wanted.accountant!r}: set privacy.accountant="
+            f"{stored.accountant} to continue this budget, or {reset}"
+        )
+    if not math.isclose(stored.delta, wanted.delta, rel_tol=1e-9, abs_tol=0.0):
+        raise FedmodelError(
+            f"privacy ledger {path} states epsilon at delta {stored.delta!r}, not "
+            f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} to "
+            f"continue this budget, or {reset}"
+        )
+
+
+def _corrupt(path: Path, what: str) -> FedmodelError:
+    return FedmodelError(
+        f"privacy ledger {path} is unusable: {what}. It records the privacy this "
+        "client has already spent, so fedmodel will not start over: restore the "
+        "file from a backup, or delete it yourself to start a new budget "
+        "(forgetting the epsilon already spent)"
+    )
+
+
+def _parse(raw: Any) -> LedgerRecord:
+    if not isinstance(raw, dict):
+        raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
+    if raw.get("format") != LEDGER_FORMAT:
+        raise ValueError(f"'format' is {raw.get('format')!r}, not {LEDGER_FORMAT!r}")
+    if raw.get("version") != LEDGER_VERSION:
+        raise ValueError(
+            f"'version' is {raw.get('version')!r}; this fedmodel reads version "
+            f"{LEDGER_VERSION}"
+        )
+    accountant = _string(raw, "accountant")
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"'accountant' is {accountant!r}, not one of {ACCOUNTANTS}")
+    history = tuple(_history_entry(item) for item in _list(raw, "history"))
+    rounds = tuple(_round_charge(item) for item in _list(raw, "rounds"))
+    if [entry[2] for entry in history] != [charge.steps for charge in rounds]:
+        raise ValueError("'history' and 'rounds' disagree on the steps charged")
+    budget_exhausted = raw["budget_exhausted"]
+    if not isinstance(budget_exhausted, bool):
+        raise TypeError(f"'budget_exhausted' must be true or false: {budget_exhausted}")
+    return LedgerRecord(
+        client_id=_string(raw, "client_id"),
+        accountant=accountant,
+        delta=_number(raw["delta"], "delta", low=0.0, high=1.0),
+        target_epsilon=_number(raw["target_epsilon"], "target_epsilon", low=0.0),
+        noise_multiplier=_noise(raw["noise_multiplier"], "noise_multiplier"),
+        sample_rate=_rate(raw["sample_rate"], "sample_rate"),
+        data_fingerprint=_string(raw, "data_fingerprint"),
+        history=history,
+        rounds=rounds,
+        budget_exhausted=budget_exhausted,
+    )
+
+
+def _history_entry(item: Any) -> HistoryEntry:
+    if not isinstance(item, list) or len(item) != 3:
+        raise ValueError(f"history entry {item!r} is not [noise, rate, steps]")
+    sigma, rate, steps = item
+    return (
+        _noise(sigma, "history noise multiplier"),
+        _rate(rate, "history sample rate"),
+        _count(steps, "history steps", low=1),
+    )
+
+
+def _round_charge(item: Any) -> RoundCharge:
+    if not isinstance(item, dict):
+        raise ValueError(f"round entry {item!r} is not an object")
+    return RoundCharge(
+        round=_count(item["round"], "round number", low=0),
+        steps=_count(item["steps"], "round steps", low=1),
+        epsilon=_number(item["epsilon"], "round epsilon", low=0.0, inclusive=True),
+    )
+
+
+def _string(raw: dict[str, Any], key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key!r} must be a string, got {value!r}")
+    return value
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw[key]
+    if not isinstance(value, list):
+        raise TypeError(f"{key!r} must be a list, got {value!r}")
+    return value
+
+
+def _number(
+    value: Any,
+    name: str,
+    *,
+    low: float,
+    high: float = math.inf,
+    inclusive: bool = False,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    above_low = number >= low if inclusive else number > low
+    if not (above_low and number < high):
+        raise ValueError(f"{name} {value!r} is out of range")
+    return number
+
+
+def _noise(value: Any, name: str) -> float:
+    return _number(value, name, low=0.0, inclusive=True)
+
+
+def _rate(value: Any, name: str) -> float:
+    number = _number(value, name, low=0.0)
+    if number > 1.0:
+        raise ValueError(f"{name} {value!r} is above 1")
+    return number
+
+
+def _count(value: Any, name: str, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value

@@ -1,0 +1,142 @@
+import math
+
+import pytest
+import torch
+from opacus.accountants import create_accountant
+from opacus.data_loader import DPDataLoader
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy import (
+    PrivacyPlan,
+    calibrate_noise,
+    choose_delta,
+    epsilon_for,
+    plan_privacy,
+    poisson_steps_per_epoch,
+    sample_rate_for,
+)
+
+
+@pytest.mark.parametrize(
+    ("accountant", "target", "sample_rate", "steps", "delta"),
+    [
+        ("rdp", 8.0, 1 / 16, 160, 1e-4),
+        ("rdp", 3.0, 1 / 63, 630, 1e-5),
+        ("rdp", 1.0, 0.1, 50, 1e-3),
+        ("prv", 8.0, 1 / 16, 160, 1e-4),
+        ("prv", 1.0, 0.1, 50, 1e-3),
+    ],
+)
+def test_calibration_hits_target_from_below(
+    accountant: str, target: float, sample_rate: float, steps: int, delta: float
+) -> None:
+    sigma = calibrate_noise(
+        target_epsilon=target,
+        delta=delta,
+        sample_rate=sample_rate,
+        steps=steps,
+        accountant=accountant,
+    )
+    spent = epsilon_for(
+        [(sigma, sample_rate, steps)], delta=delta, accountant=accountant
+    )
+    assert target - 0.05 <= spent <= target
+
+
+def test_epsilon_for_is_a_fresh_opacus_accountant() -> None:
+    history = [(1.1, 0.05, 40), (0.9, 0.1, 10)]
+    reference = create_accountant(mechanism="rdp")
+    reference.history = list(history)
+    assert epsilon_for(history, delta=1e-5, accountant="rdp") == pytest.approx(
+        reference.get_epsilon(delta=1e-5), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_round_by_round_history_reads_as_the_planned_single_entry(
+    accountant: str,
+) -> None:
+    per_round = [(1.0, 0.1, 20)] * 5
+    planned = [(1.0, 0.1, 100)]
+    assert epsilon_for(per_round, delta=1e-4, accountant=accountant) == epsilon_for(
+        planned, delta=1e-4, accountant=accountant
+    )
+
+
+def test_epsilon_for_edge_cases() -> None:
+    assert epsilon_for([], delta=1e-5, accountant="rdp") == 0.0
+    assert epsilon_for([(0.0, 0.1, 5)], delta=1e-5, accountant="rdp") == math.inf
+    with pytest.raises(ValueError, match="steps"):
+        epsilon_for([(1.0, 0.1, -5)], delta=1e-5, accountant="rdp")
+    with pytest.raises(FedmodelError, match="gdp"):
+        epsilon_for([(1.0, 0.1, 5)], delta=1e-5, accountant="gdp")
+
+
+def test_choose_delta() -> None:
+    assert choose_delta(500, None) == pytest.approx(1 / 5000)
+    assert choose_delta(500, 1e-4) == 1e-4
+    with pytest.raises(FedmodelError, match=r"1/500 for client 'h1'.*target_delta"):
+        choose_delta(500, 1e-2, client_id="h1")
+    with pytest.raises(FedmodelError, match="1/500"):
+        choose_delta(500, 1 / 500)
+    with pytest.raises(FedmodelError, match="0 training records"):
+        choose_delta(0, None)
+
+
+@pytest.mark.parametrize(
+    ("num_records", "batch_size"), [(500, 32), (64, 8), (10, 32), (372, 4), (1, 1)]
+)
+def test_sample_rate_and_steps_match_opacus_loader(
+    num_records: int, batch_size: int
+) -> None:
+    dataset = TensorDataset(torch.zeros(num_records, 2))
+    dp_loader = DPDataLoader.from_data_loader(
+        DataLoader(dataset, batch_size=batch_size)
+    )
+    assert sample_rate_for(num_records, batch_size) == dp_loader.sample_rate
+    assert poisson_steps_per_epoch(num_records, batch_size) == len(dp_loader)
+
+
+def test_opacus_yields_one_batch_fewer_for_some_sizes() -> None:
+    # 372 / 4 = 93 batches, but int(1 / (1 / 93)) == 92 in floating point.
+    assert math.ceil(372 / 4) == 93
+    assert poisson_steps_per_epoch(372, 4) == 92
+
+
+def test_unreachable_target_is_a_clear_error() -> None:
+    with pytest.raises(FedmodelError, match="target epsilon 0.01 cannot be reached"):
+        calibrate_noise(
+            target_epsilon=0.01,
+            delta=1e-5,
+            sample_rate=0.5,
+            steps=1000,
+            accountant="rdp",
+        )
+    with pytest.raises(FedmodelError, match="privacy.accountant"):
+        calibrate_noise(
+            target_epsilon=1.0, delta=1e-5, sample_rate=0.5, steps=10, accountant="x"
+        )
+
+
+def test_plan_privacy() -> None:
+    plan = plan_privacy(
+        target_epsilon=3.0,
+        delta=None,
+        num_records=500,
+        batch_size=32,
+        local_epochs=2,
+        planned_rounds=5,
+        accountant="rdp",
+    )
+    assert isinstance(plan, PrivacyPlan)
+    assert plan.delta == pytest.approx(1 / 5000)
+    assert plan.sample_rate == 1 / 16
+    assert plan.steps_per_round == 2 * 16
+    assert plan.planned_steps == 5 * 32
+    spent = epsilon_for(
+        [(plan.noise_multiplier, plan.sample_rate, plan.steps_per_round)] * 5,
+        delta=plan.delta,
+        accountant="rdp",
+    )
+    assert 2.95 <= spent <= 3.0

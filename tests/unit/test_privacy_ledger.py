@@ -1,0 +1,263 @@
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from opacus.accountants import RDPAccountant
+
+import fedmodel.privacy.durable_file as durable_file
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy import BudgetExhausted, PrivacyLedger, PrivacyPlan, epsilon_for
+
+PLAN = PrivacyPlan(
+    target_epsilon=5.0,
+    delta=1e-4,
+    sample_rate=0.1,
+    steps_per_round=10,
+    planned_rounds=3,
+    noise_multiplier=1.0,
+    accountant="rdp",
+)
+ENTRY = (PLAN.noise_multiplier, PLAN.sample_rate, PLAN.steps_per_round)
+
+
+def open_ledger(path: Path, plan: PrivacyPlan = PLAN, **kwargs: str) -> PrivacyLedger:
+    args = {"client_id": "site-a", "data_fingerprint": "sha256:abc"} | kwargs
+    return PrivacyLedger.open(path, plan=plan, **args)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "privacy_ledger.json"
+
+
+def test_new_ledger_is_empty_and_not_written(path: Path) -> None:
+    ledger = open_ledger(path)
+    assert ledger.epsilon == 0.0
+    assert ledger.steps == 0
+    assert not path.exists()
+
+
+def test_charge_persists_and_accumulates(path: Path) -> None:
+    first = open_ledger(path)
+    eps1 = first.charge(round_number=1, steps=10)
+    assert eps1 > 0.0
+
+    reopened = open_ledger(path)
+    assert reopened.epsilon == eps1
+    assert reopened.history == [ENTRY]
+
+    eps2 = reopened.charge(round_number=2, steps=10)
+    assert eps2 > eps1
+    fresh = RDPAccountant()
+    fresh.history = [ENTRY, ENTRY]
+    assert eps2 == pytest.approx(fresh.get_epsilon(delta=PLAN.delta), rel=1e-12)
+    assert open_ledger(path).epsilon == eps2
+    assert [r.epsilon for r in open_ledger(path).rounds] == [eps1, eps2]
+
+
+def test_charge_after_crash_before_send_is_on_disk(path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os
+        from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+        plan = PrivacyPlan(**{PLAN.__dict__!r})
+        ledger = PrivacyLedger.open(
+            {str(path)!r}, client_id="site-a", plan=plan, data_fingerprint="sha256:abc"
+        )
+        ledger.charge(round_number=1, steps=10)
+        os._exit(1)  # crash before the update is sent
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], check=False)
+    assert result.returncode == 1
+    expected = epsilon_for([ENTRY], delta=PLAN.delta, accountant="rdp")
+    assert open_ledger(path).epsilon == expected
+
+
+def test_failed_write_leaves_previous_ledger(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = open_ledger(path)
+    eps1 = ledger.charge(round_number=1, steps=10)
+    before = path.read_bytes()
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(durable_file.os, "replace", broken_replace)
+    with pytest.raises(FedmodelError, match="must not be sent"):
+        ledger.charge(round_number=2, steps=10)
+    monkeypatch.undo()
+
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir() if p.suffix == ".tmp") == []
+    assert ledger.epsilon == eps1
+    assert open_ledger(path).epsilon == eps1
+
+
+def test_budget_refusal_writes_nothing(path: Path) -> None:
+    tight = replace(PLAN, target_epsilon=0.5)
+    ledger = open_ledger(path, tight)
+    assert ledger.would_exceed(10)
+    with pytest.raises(BudgetExhausted, match="above its cap 0.5"):
+        ledger.charge(round_number=1, steps=10)
+    assert not path.exists()
+
+    small = open_ledger(path, replace(PLAN, target_epsilon=2.0))
+    small.charge(round_number=1, steps=1)
+    before = path.read_bytes()
+    assert small.would_exceed(1000)
+    with pytest.raises(BudgetExhausted):
+        small.charge(round_number=2, steps=1000)
+    assert path.read_bytes() == before
+    assert isinstance(BudgetExhausted("x"), FedmodelError)
+
+
+def test_mark_exhausted_persists(path: Path) -> None:
+    ledger = open_ledger(path)
+    ledger.charge(round_number=1, steps=10)
+    ledger.mark_exhausted()
+    reopened = open_ledger(path)
+    assert reopened.budget_exhausted
+    assert reopened.steps == 10
+    assert reopened.to_summary()["budget_exhausted"] is True
+
+
+def test_same_round_twice_adds(path: Path) -> None:
+    ledger = open_ledger(path)
+    eps1 = ledger.charge(round_number=1, steps=10)
+    eps2 = ledger.charge(round_number=1, steps=10)
+    assert eps2 > eps1
+    assert ledger.steps == 20
+
+
+@pytest.mark.parametrize("steps", [0, -10, True])
+def test_bad_steps_are_refused(path: Path, steps: int) -> None:
+    ledger = open_ledger(path)
+    with pytest.raises(ValueError, match="steps"):
+        ledger.charge(round_number=1, steps=steps)
+    assert not path.exists()
+
+
+def test_reopen_with_new_plan_keeps_noise_and_history(path: Path) -> None:
+    ledger = open_ledger(path)
+    eps1 = ledger.charge(round_number=1, steps=10)
+    new_plan = replace(PLAN, noise_multiplier=3.0, target_epsilon=8.0)
+    reopened = open_ledger(path, new_plan)
+    assert reopened.noise_multiplier == PLAN.noise_multiplier
+    assert reopened.history == [ENTRY]
+    assert reopened.epsilon == eps1
+    assert reopened.target_epsilon == 8.0
+
+
+def test_reopen_with_new_sample_rate_charges_at_new_rate(path: Path) -> None:
+    open_ledger(path).charge(round_number=1, steps=10)
+    reopened = open_ledger(path, replace(PLAN, sample_rate=0.2, target_epsilon=20.0))
+    reopened.charge(round_number=2, steps=10)
+    assert reopened.history == [ENTRY, (1.0, 0.2, 10)]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"delta": 1e-5}, "target_delta"),
+        ({"accountant": "prv"}, "privacy.accountant=rdp"),
+    ],
+)
+def test_reopen_with_other_delta_or_accountant_is_refused(
+    path: Path, change: dict[str, object], message: str
+) -> None:
+    open_ledger(path).charge(round_number=1, steps=10)
+    with pytest.raises(FedmodelError, match=message) as info:
+        open_ledger(path, replace(PLAN, **change))  # type: ignore[arg-type]
+    assert str(path) in str(info.value)
+    assert "delete" in str(info.value)
+
+
+def test_ledger_of_another_client_is_refused(path: Path) -> None:
+    open_ledger(path).charge(round_number=1, steps=10)
+    with pytest.raises(FedmodelError, match="belongs to client 'site-a'"):
+        open_ledger(path, client_id="site-b")
+
+
+def test_new_data_keeps_accumulating(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    eps1 = open_ledger(path).charge(round_number=1, steps=10)
+    with caplog.at_level(logging.WARNING):
+        reopened = open_ledger(path, data_fingerprint="sha256:other")
+    assert "different training data" in caplog.text
+    assert reopened.epsilon == eps1
+    assert reopened.data_fingerprint == "sha256:other"
+
+
+def _tamper_steps(text: str) -> str:
+    raw = json.loads(text)
+    raw["history"][0][2] = -10
+    raw["rounds"][0]["steps"] = -10
+    return json.dumps(raw)
+
+
+def _drop_round(text: str) -> str:
+    raw = json.loads(text)
+    raw["rounds"] = []
+    return json.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda text: "{not json",
+        lambda text: text[: len(text) // 2],
+        lambda text: "[]",
+        lambda text: text.replace('"delta"', '"dlt"'),
+        _tamper_steps,
+        _drop_round,
+    ],
+)
+def test_corrupt_ledger_is_an_error_naming_the_file(
+    path: Path, corrupt: Callable[[str], str]
+) -> None:
+    open_ledger(path).charge(round_number=1, steps=10)
+    damaged = corrupt(path.read_text())
+    path.write_text(damaged)
+    with pytest.raises(FedmodelError, match="will not start over") as info:
+        open_ledger(path)
+    assert str(path) in str(info.value)
+    assert path.read_text() == damaged
+
+
+def test_two_writers_do_not_lose_charges(path: Path) -> None:
+    first = open_ledger(path)
+    second = open_ledger(path)
+    first.charge(round_number=1, steps=10)
+    eps = second.charge(round_number=1, steps=10)
+    assert eps == epsilon_for([ENTRY, ENTRY], delta=PLAN.delta, accountant="rdp")
+    assert open_ledger(path).steps == 20
+
+
+def test_summary(path: Path) -> None:
+    ledger = open_ledger(path)
+    eps = ledger.charge(round_number=3, steps=10)
+    summary = ledger.to_summary()
+    assert summary == {
+        "client_id": "site-a",
+        "epsilon": eps,
+        "delta": PLAN.delta,
+        "noise_multiplier": PLAN.noise_multiplier,
+        "sample_rate": PLAN.sample_rate,
+        "steps": 10,
+        "accountant": "rdp",
+        "target_epsilon": PLAN.target_epsilon,
+        "budget_exhausted": False,
+        "rounds": [{"round": 3, "steps": 10, "epsilon": eps}],
+    }
+    assert "sha256:abc" not in json.dumps(summary)
+    assert os.fspath(ledger.path) == os.fspath(path)
