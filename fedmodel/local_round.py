@@ -1,0 +1,193 @@
+"""One client's local round: load its records, fine-tune, charge its ledger.
+
+No Flower imports: the ClientApp hands in weights and settings and wraps the
+returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
+this module; records, token ids and features stay in the client's process and
+its state directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedmodel.config import RunSettings
+from fedmodel.data import load_client_data, make_text_loader
+from fedmodel.features import cached_features, data_fingerprint
+from fedmodel.models import (
+    build_classifier,
+    load_tokenizer,
+    load_trainable_state,
+    prepare_for_finetuning,
+    trainable_state,
+)
+from fedmodel.privacy import (
+    BudgetExhausted,
+    PrivacyLedger,
+    StepCounter,
+    make_private,
+    plan_privacy,
+    poisson_steps_per_epoch,
+)
+from fedmodel.training import (
+    build_optimizer,
+    feature_logits,
+    text_logits,
+    train_epochs,
+)
+
+LEDGER_FILE = "privacy_ledger.json"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What a client releases after a round: weights and numbers only."""
+
+    weights: dict[str, torch.Tensor] | None
+    num_examples: int
+    train_loss: float
+    budget_exhausted: bool = False
+    privacy: dict[str, float] = field(default_factory=dict)
+
+
+def run_local_round(
+    settings: RunSettings,
+    *,
+    client_id: int,
+    state_dir: Path,
+    global_weights: dict[str, torch.Tensor],
+    round_number: int,
+) -> RoundOutcome:
+    """Fine-tune the global weights on this client's records for one round.
+
+    With DP on, the round's privacy cost is written to the client's ledger on
+    disk before training starts, so a crash at any later point over-counts and
+    never under-counts. A round that would exceed the budget does not train.
+    """
+    train_split, _, label_names = load_client_data(settings, client_id)
+    model = build_classifier(settings.model, label_names=label_names, seed=settings.seed)
+    trainable = prepare_for_finetuning(model, settings.finetune)
+    load_trainable_state(trainable, global_weights)
+    finetune = settings.finetune
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    if finetune.mode == "head":
+        features, labels = cached_features(
+            settings, model=model, split=train_split, state_dir=state_dir
+        )
+        module: nn.Module = nn.Sequential(model.dropout, model.classifier)
+        loader = DataLoader(
+            TensorDataset(features, labels),
+            batch_size=finetune.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(settings.seed + round_number),
+        )
+        logits_of = feature_logits
+    else:
+        module = trainable
+        loader = make_text_loader(
+            load_tokenizer(settings.model),
+            list(train_split["text"]),
+            list(train_split["label"]),
+            max_length=settings.task.max_length,
+            batch_size=finetune.batch_size,
+            shuffle=True,
+            seed=settings.seed + round_number,
+        )
+        logits_of = text_logits
+
+    optimizer = build_optimizer(module.parameters(), finetune)
+    steps = finetune.local_epochs * poisson_steps_per_epoch(
+        len(train_split), finetune.batch_size
+    )
+    privacy: dict[str, float] = {}
+    count_steps: StepCounter | None = None
+    if settings.privacy.enabled:
+        ledger = _open_ledger(settings, client_id=client_id, state_dir=state_dir,
+                              split=train_split)
+        try:
+            epsilon = ledger.charge(round_number=round_number, steps=steps)
+        except BudgetExhausted as exc:
+            log.warning("client %d: %s", client_id, exc)
+            ledger.mark_exhausted()
+            return RoundOutcome(
+                weights=None,
+                num_examples=0,
+                train_loss=float("nan"),
+                budget_exhausted=True,
+                privacy=_privacy_figures(ledger, ledger.epsilon),
+            )
+        assert settings.privacy.max_grad_norm is not None
+        module, optimizer, loader, count_steps = make_private(
+            model=module,
+            optimizer=optimizer,
+            loader=loader,
+            noise_multiplier=ledger.noise_multiplier,
+            max_grad_norm=settings.privacy.max_grad_norm,
+            accountant=settings.privacy.accountant,
+        )
+        privacy = _privacy_figures(ledger, epsilon)
+
+    mu = settings.strategy.proximal_mu if settings.strategy.name == "fedprox" else 0.0
+    loss = train_epochs(
+        module,
+        loader,
+        optimizer,
+        logits_fn=logits_of(module),
+        epochs=finetune.local_epochs,
+        proximal_mu=mu,
+    )
+    if count_steps is not None:
+        # Refuse to release an update whose cost exceeds what the ledger holds.
+        count_steps.check_within(
+            noise_multiplier=ledger.noise_multiplier,
+            sample_rate=ledger.sample_rate,
+            steps=steps,
+        )
+    return RoundOutcome(
+        weights=trainable_state(trainable),
+        num_examples=len(train_split),
+        train_loss=loss,
+        privacy=privacy,
+    )
+
+
+def _privacy_figures(ledger: PrivacyLedger, epsilon: float) -> dict[str, float]:
+    return {
+        "epsilon": epsilon,
+        "delta": ledger.delta,
+        "noise-multiplier": ledger.noise_multiplier,
+        "sample-rate": ledger.sample_rate,
+        "steps": float(ledger.steps),
+    }
+
+
+def _open_ledger(
+    settings: RunSettings, *, client_id: int, state_dir: Path, split: datasets.Dataset
+) -> PrivacyLedger:
+    privacy = settings.privacy
+    assert privacy.target_epsilon is not None
+    num_records = len(split)
+    plan = plan_privacy(
+        target_epsilon=privacy.target_epsilon,
+        delta=privacy.target_delta,
+        num_records=num_records,
+        batch_size=settings.finetune.batch_size,
+        local_epochs=settings.finetune.local_epochs,
+        planned_rounds=settings.num_rounds,
+        accountant=privacy.accountant,
+        client_id=str(client_id),
+    )
+    return PrivacyLedger.open(
+        state_dir / LEDGER_FILE,
+        client_id=str(client_id),
+        plan=plan,
+        data_fingerprint=data_fingerprint(split),
+    )

@@ -1,0 +1,211 @@
+"""Flower ServerApp: rounds, global evaluation, checkpoints and run outputs."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message
+from flwr.serverapp import Grid, ServerApp
+
+from fedmodel.config import (
+    RunSettings,
+    compose_config,
+    from_run_config,
+    settings_from_dict,
+    to_run_config,
+)
+from fedmodel.data import load_task
+from fedmodel.errors import FedmodelError
+from fedmodel.models import save_pretrained
+from fedmodel.report import append_round, plot_progress, write_json
+from fedmodel.server_eval import GlobalModel
+from fedmodel.strategy import (
+    ARRAYS_KEY,
+    CLIENT_ID_KEY,
+    EXHAUSTED_KEY,
+    METRICS_KEY,
+    BudgetAwareStrategy,
+    build_strategy,
+)
+
+app = ServerApp()
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+MODEL_DIR = "model"
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run a federation from the run-config Flower hands the ServerApp."""
+    run_federation(grid, settings_from_run_config(dict(context.run_config)))
+
+
+def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
+    """Typed settings from a flat run-config.
+
+    Under `flwr run` the run-config holds only `overrides` (Hydra syntax,
+    applied to conf/); `fedmodel simulate` passes the whole resolved config.
+    """
+    if set(run_config) <= {"overrides"}:
+        raw = compose_config(str(run_config.get("overrides", "")).split())
+        stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+        raw["run_dir"] = str(Path("outputs") / f"{stamp}-flwr-{raw['task']['name']}")
+    else:
+        raw = from_run_config(run_config)
+    return settings_from_dict(raw)
+
+
+def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
+    """Train the shared model over `settings.num_rounds` rounds; write outputs."""
+    started = time.perf_counter()
+    run_dir = Path(settings.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task = load_task(settings.task, seed=settings.seed)
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    initial = model.evaluate()
+    log.info("initial test accuracy %.4f (macro-F1 %.4f)", initial.accuracy,
+             initial.macro_f1)
+
+    weights = model.weights()
+    strategy = BudgetAwareStrategy(
+        build_strategy(settings.strategy, num_clients=settings.num_clients),
+        expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
+    )
+    train_config = ConfigRecord(to_run_config(asdict(settings)))
+    clients: dict[int, dict[str, float]] = {}
+    arrays = ArrayRecord(weights)
+    rounds_completed = 0
+    for server_round in range(1, settings.num_rounds + 1):
+        round_started = time.perf_counter()
+        messages = strategy.configure_train(server_round, arrays, train_config, grid)
+        if not messages:
+            log.warning("round %d: every client has spent its privacy budget; "
+                        "stopping", server_round)
+            break
+        replies = list(grid.send_and_receive(messages,
+                                             timeout=settings.federation.round_timeout))
+        new_arrays, train_metrics, accepted = strategy.aggregate_train(server_round,
+                                                                       replies)
+        for reply in replies:
+            if not reply.has_error() and METRICS_KEY in reply.content.metric_records:
+                figures = dict(reply.content.metric_records[METRICS_KEY])
+                clients[int(figures[CLIENT_ID_KEY])] = figures
+        failures = [r.error.reason for r in replies if r.has_error()]
+        if not accepted and failures:
+            raise FedmodelError(
+                f"round {server_round}: no client returned an update; "
+                f"{len(failures)} failed, the first with: {failures[0]}"
+            )
+        if new_arrays is not None:
+            arrays = new_arrays
+            model.load(arrays.to_torch_state_dict())
+        result = model.evaluate()
+        rounds_completed = server_round
+        record = _round_record(
+            server_round,
+            result=result,
+            messages=messages,
+            accepted=accepted,
+            clients=clients,
+            train_loss=None if train_metrics is None else train_metrics.get("train-loss"),
+            seconds=time.perf_counter() - round_started,
+        )
+        append_round(run_dir, record)
+        if settings.checkpoint_every_round:
+            _checkpoint(run_dir, model, server_round, strategy.exhausted_nodes)
+        _log_round(settings, record)
+
+    model_dir = save_pretrained(model.trainable, model.tokenizer, run_dir / MODEL_DIR)
+    final = model.evaluate()
+    summary = {
+        "final_accuracy": final.accuracy,
+        "final_macro_f1": final.macro_f1,
+        "initial_accuracy": initial.accuracy,
+        "rounds_completed": rounds_completed,
+        "wall_seconds": time.perf_counter() - started,
+        "task": settings.task.name,
+        "finetune_mode": settings.finetune.mode,
+        "privacy": settings.privacy.mode,
+        "model_dir": str(model_dir),
+        "clients": [_client_summary(settings, cid, clients[cid]) for cid in sorted(clients)],
+    }
+    write_json(run_dir / "summary.json", summary)
+    plot_progress(run_dir)
+    log.info("final test accuracy %.4f, macro-F1 %.4f after %d rounds; outputs in %s",
+             final.accuracy, final.macro_f1, rounds_completed, run_dir)
+    return summary
+
+
+def _round_record(
+    server_round: int,
+    *,
+    result: Any,
+    messages: list[Message],
+    accepted: list[Message],
+    clients: dict[int, dict[str, float]],
+    train_loss: Any,
+    seconds: float,
+) -> dict[str, Any]:
+    epsilons = [c["epsilon"] for c in clients.values() if "epsilon" in c]
+    return {
+        "round": server_round,
+        "accuracy": result.accuracy,
+        "macro_f1": result.macro_f1,
+        "test_loss": result.loss,
+        "train_loss": train_loss,
+        "clients_selected": len(messages),
+        "clients_aggregated": len(accepted),
+        "epsilon_max": max(epsilons) if epsilons else None,
+        "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
+        "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in messages),
+        "bytes_received": sum(
+            m.content[ARRAYS_KEY].count_bytes() for m in accepted
+        ),
+        "seconds": seconds,
+    }
+
+
+def _client_summary(
+    settings: RunSettings, client_id: int, figures: dict[str, float]
+) -> dict[str, Any]:
+    private = settings.privacy.enabled
+    return {
+        "client_id": client_id,
+        "num_train_examples": int(figures.get("num-examples", 0)),
+        "epsilon": figures.get("epsilon") if private else None,
+        "delta": figures.get("delta") if private else None,
+        "noise_multiplier": figures.get("noise-multiplier") if private else None,
+        "sample_rate": figures.get("sample-rate") if private else None,
+        "steps": int(figures.get("steps", 0)) if private else None,
+        "accountant": settings.privacy.accountant if private else None,
+        "budget_exhausted": bool(figures.get(EXHAUSTED_KEY, 0)),
+    }
+
+
+def _checkpoint(run_dir: Path, model: GlobalModel, server_round: int,
+                exhausted: set[int]) -> None:
+    directory = run_dir / CHECKPOINT_DIR
+    directory.mkdir(exist_ok=True)
+    tmp = directory / "state.pt.tmp"
+    torch.save({"round": server_round, "weights": model.weights(),
+                "exhausted_nodes": sorted(exhausted)}, tmp)
+    tmp.replace(directory / "state.pt")
+
+
+def _log_round(settings: RunSettings, record: dict[str, Any]) -> None:
+    epsilon = ""
+    if record["epsilon_max"] is not None:
+        epsilon = (f" | epsilon max {record['epsilon_max']:.2f} "
+                   f"mean {record['epsilon_mean']:.2f}")
+    log.info("round %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | %.1f s",
+             record["round"], settings.num_rounds, record["accuracy"],
+             record["macro_f1"], record["clients_aggregated"],
+             record["clients_selected"], epsilon, record["seconds"])

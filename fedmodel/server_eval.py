@@ -1,0 +1,77 @@
+"""The server's global model and its evaluation on the server-held test split.
+
+Evaluating on records the server holds is post-processing of the clients'
+DP updates: it costs no client any privacy.
+"""
+
+from __future__ import annotations
+
+import datasets
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedmodel.config import RunSettings
+from fedmodel.data import make_text_loader
+from fedmodel.features import embed_split
+from fedmodel.models import (
+    build_classifier,
+    load_tokenizer,
+    load_trainable_state,
+    prepare_for_finetuning,
+    trainable_state,
+)
+from fedmodel.training import EvalResult, evaluate, feature_logits, text_logits
+
+EVAL_BATCH = 128
+
+
+class GlobalModel:
+    """The shared model as the server holds it, with its test loader."""
+
+    def __init__(
+        self, settings: RunSettings, *, label_names: tuple[str, ...], test: datasets.Dataset
+    ) -> None:
+        self.settings = settings
+        self.label_names = label_names
+        self.classifier = build_classifier(
+            settings.model, label_names=label_names, seed=settings.seed
+        )
+        self.trainable = prepare_for_finetuning(self.classifier, settings.finetune)
+        self.tokenizer = load_tokenizer(settings.model)
+        self._test_loader = self._build_test_loader(test)
+
+    def _build_test_loader(self, test: datasets.Dataset) -> DataLoader:
+        if self.settings.finetune.mode == "head":
+            # The encoder never changes in head mode: embed the test set once.
+            features, labels = embed_split(self.settings, model=self.classifier, split=test)
+            return DataLoader(TensorDataset(features, labels), batch_size=1024)
+        texts = list(test["text"])
+        labels = list(test["label"])
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return make_text_loader(
+            self.tokenizer,
+            [texts[i] for i in order],
+            [labels[i] for i in order],
+            max_length=self.settings.task.max_length,
+            batch_size=EVAL_BATCH,
+            shuffle=False,
+            seed=self.settings.seed,
+        )
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The exchanged (trainable) weights."""
+        return trainable_state(self.trainable)
+
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        """Adopt new global weights."""
+        load_trainable_state(self.trainable, weights)
+
+    def evaluate(self) -> EvalResult:
+        """Accuracy, macro-F1 and loss on the server's test split."""
+        if self.settings.finetune.mode == "head":
+            head: nn.Module = nn.Sequential(self.classifier.dropout, self.classifier.classifier)
+            return evaluate(head, self._test_loader, logits_fn=feature_logits(head))
+        return evaluate(
+            self.trainable, self._test_loader, logits_fn=text_logits(self.trainable)
+        )

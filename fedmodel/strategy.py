@@ -1,0 +1,161 @@
+"""Server-side aggregation: Flower strategies by config name, made budget-aware.
+
+The wrapper knows which clients have spent their privacy budget and stops
+sampling them; it does not know how their updates were noised (privacy stays
+on the client), and it checks every reply holds weights and numbers only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, Strategy
+
+from fedmodel.config import StrategySettings
+from fedmodel.errors import FedmodelError
+
+log = logging.getLogger(__name__)
+
+ARRAYS_KEY = "arrays"
+METRICS_KEY = "metrics"
+EXHAUSTED_KEY = "budget-exhausted"
+CLIENT_ID_KEY = "client-id"
+
+
+def _fedavg(settings: StrategySettings, nodes: int) -> Strategy:
+    return FedAvg(**_sampling(settings, nodes))
+
+
+def _fedprox(settings: StrategySettings, nodes: int) -> Strategy:
+    return FedProx(**_sampling(settings, nodes), proximal_mu=settings.proximal_mu)
+
+
+def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
+    return FedAdam(
+        **_sampling(settings, nodes),
+        eta=settings.eta,
+        eta_l=settings.eta_l,
+        beta_1=settings.beta_1,
+        beta_2=settings.beta_2,
+        tau=settings.tau,
+    )
+
+
+STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {
+    "fedavg": _fedavg,
+    "fedprox": _fedprox,
+    "fedadam": _fedadam,
+}
+
+
+def _sampling(settings: StrategySettings, nodes: int) -> dict[str, float | int]:
+    if not 0.0 < settings.fraction_train <= 1.0:
+        raise FedmodelError(
+            f"strategy.fraction_train must be in (0, 1], got {settings.fraction_train}"
+        )
+    minimum = min(settings.min_train_clients, nodes)
+    return {
+        "fraction_train": settings.fraction_train,
+        # Server-side evaluation on its own test split replaces client-side
+        # evaluation, which would touch client records outside the DP budget.
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": minimum,
+        "min_available_nodes": minimum,
+    }
+
+
+def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
+    """The Flower strategy named by `strategy.name`."""
+    try:
+        factory = STRATEGIES[settings.name]
+    except KeyError:
+        raise FedmodelError(
+            f"strategy.name {settings.name!r} is unknown; choose one of "
+            f"{sorted(STRATEGIES)}"
+        ) from None
+    return factory(settings, num_clients)
+
+
+class BudgetAwareStrategy:
+    """Delegate to a Flower strategy, skipping clients whose budget is spent."""
+
+    def __init__(self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]) -> None:
+        self.inner = inner
+        self.expected_shapes = expected_shapes
+        self.exhausted_nodes: set[int] = set()
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> list[Message]:
+        """The inner strategy's train messages, minus spent clients."""
+        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        return [m for m in messages if m.metadata.dst_node_id not in self.exhausted_nodes]
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
+        """Aggregate valid updates; return them too, for per-client figures.
+
+        Replies that say the budget is spent, carry an error, or hold anything
+        but the expected weights and numbers are left out, with a logged reason.
+        """
+        accepted: list[Message] = []
+        for reply in replies:
+            node = reply.metadata.src_node_id
+            if reply.has_error():
+                log.warning("round %d: node %d failed: %s", server_round, node,
+                            reply.error.reason)
+                continue
+            reason = reply_problem(reply.content, self.expected_shapes)
+            if reason:
+                log.warning("round %d: rejected update from node %d: %s",
+                            server_round, node, reason)
+                continue
+            metrics = reply.content.metric_records[METRICS_KEY]
+            if metrics.get(EXHAUSTED_KEY, 0):
+                self.exhausted_nodes.add(node)
+                log.warning("round %d: client %d has spent its privacy budget; it "
+                            "will not be selected again", server_round,
+                            int(metrics[CLIENT_ID_KEY]))
+                continue
+            accepted.append(reply)
+        if not accepted:
+            return None, None, []
+        arrays, metrics = self.inner.aggregate_train(server_round, accepted)
+        return arrays, metrics, accepted
+
+
+def reply_problem(
+    content: RecordDict, expected_shapes: dict[str, tuple[int, ...]]
+) -> str | None:
+    """Why a train reply is unacceptable, or None if it is fine.
+
+    A reply may hold one MetricRecord of numbers and, unless the client's
+    budget is spent, one ArrayRecord with exactly the expected finite weights.
+    Anything else (config records, strings, extra arrays) is refused.
+    """
+    if content.config_records:
+        return f"unexpected config records {sorted(content.config_records)}"
+    if set(content.metric_records) != {METRICS_KEY}:
+        return f"metric records {sorted(content.metric_records)} != ['{METRICS_KEY}']"
+    metrics = content.metric_records[METRICS_KEY]
+    if metrics.get(EXHAUSTED_KEY, 0):
+        return None if not content.array_records else "spent client sent weights"
+    if set(content.array_records) != {ARRAYS_KEY}:
+        return f"array records {sorted(content.array_records)} != ['{ARRAYS_KEY}']"
+    arrays = content.array_records[ARRAYS_KEY]
+    if set(arrays) != set(expected_shapes):
+        extra = sorted(set(arrays) - set(expected_shapes))[:3]
+        missing = sorted(set(expected_shapes) - set(arrays))[:3]
+        return f"weights do not match the model (extra {extra}, missing {missing})"
+    for name, array in arrays.items():
+        if tuple(array.shape) != expected_shapes[name]:
+            return f"weight {name!r} has shape {tuple(array.shape)}, expected " \
+                f"{expected_shapes[name]}"
+        if not np.isfinite(array.numpy()).all():
+            return f"weight {name!r} holds NaN or inf"
+    return None

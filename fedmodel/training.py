@@ -1,0 +1,167 @@
+"""Plain PyTorch train and evaluate loops; nothing here knows about Flower.
+
+A batch is either a dict from the text collator (input_ids, attention_mask,
+token_type_ids, position_ids, labels) or a (features, labels) pair when the
+encoder is frozen and texts were embedded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+from torch.optim import SGD, Adam, AdamW, Optimizer
+from torch.utils.data import DataLoader
+
+from fedmodel.config import FinetuneSettings
+from fedmodel.errors import FedmodelError
+
+Batch = Mapping[str, torch.Tensor] | tuple[torch.Tensor, torch.Tensor]
+LogitsFn = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Classification quality on one split."""
+
+    accuracy: float
+    macro_f1: float
+    loss: float
+    num_examples: int
+
+
+def text_logits(model: nn.Module) -> LogitsFn:
+    """Logits of a full classifier on a tokenized text batch."""
+
+    def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(batch, Mapping)
+        inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
+        return model(**inputs).logits, batch["labels"]
+
+    return run
+
+
+def feature_logits(head: nn.Module) -> LogitsFn:
+    """Logits of the classification layer alone on pre-computed features."""
+
+    def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        features, labels = batch
+        assert isinstance(features, torch.Tensor)
+        return head(features), labels
+
+    return run
+
+
+def build_optimizer(params: Iterable[nn.Parameter], finetune: FinetuneSettings) -> Optimizer:
+    """The local optimizer named in the finetune settings."""
+    trainable = [p for p in params if p.requires_grad]
+    name = finetune.optimizer
+    if name == "sgd":
+        return SGD(
+            trainable,
+            lr=finetune.learning_rate,
+            momentum=finetune.momentum,
+            weight_decay=finetune.weight_decay,
+        )
+    if name == "adam":
+        return Adam(
+            trainable, lr=finetune.learning_rate, weight_decay=finetune.weight_decay
+        )
+    if name == "adamw":
+        return AdamW(
+            trainable, lr=finetune.learning_rate, weight_decay=finetune.weight_decay
+        )
+    raise FedmodelError(
+        f"finetune.optimizer must be 'sgd', 'adam' or 'adamw', got {name!r}"
+    )
+
+
+def train_epochs(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: Optimizer,
+    *,
+    logits_fn: LogitsFn,
+    epochs: int,
+    proximal_mu: float = 0.0,
+) -> float:
+    """Train for whole epochs; return the mean loss over non-empty batches.
+
+    Every batch takes one optimizer step, even an empty one drawn by Poisson
+    sampling: DP-SGD's accounting assumes a noisy step per drawn batch. With
+    `proximal_mu` > 0 (FedProx) each step is followed by a pull towards the
+    starting weights; that pull uses no records, so it costs no privacy.
+    """
+    anchor = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    losses: list[float] = []
+    model.train()
+    for _ in range(epochs):
+        for batch in loader:
+            optimizer.zero_grad(set_to_none=True)
+            logits, labels = logits_fn(batch)
+            if labels.numel() == 0:
+                loss = logits.sum() * 0.0
+            else:
+                loss = nn.functional.cross_entropy(logits, labels)
+                losses.append(float(loss.detach()))
+            loss.backward()
+            optimizer.step()
+            if proximal_mu > 0:
+                _proximal_pull(model, anchor, step=proximal_mu * _lr(optimizer))
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def _lr(optimizer: Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def _proximal_pull(model: nn.Module, anchor: list[torch.Tensor], *, step: float) -> None:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for param, start in zip(trainable, anchor, strict=True):
+            param.sub_(step * (param - start))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, *, logits_fn: LogitsFn) -> EvalResult:
+    """Accuracy, macro-F1 and mean loss over a whole split."""
+    model.eval()
+    predictions: list[np.ndarray] = []
+    truths: list[np.ndarray] = []
+    loss_sum = 0.0
+    for batch in loader:
+        logits, labels = logits_fn(batch)
+        if labels.numel() == 0:
+            continue
+        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        predictions.append(logits.argmax(dim=-1).numpy())
+        truths.append(labels.numpy())
+    if not truths:
+        return EvalResult(accuracy=0.0, macro_f1=0.0, loss=float("nan"), num_examples=0)
+    predicted = np.concatenate(predictions)
+    truth = np.concatenate(truths)
+    return EvalResult(
+        accuracy=float((predicted == truth).mean()),
+        macro_f1=float(f1_score(truth, predicted, average="macro")),
+        loss=loss_sum / len(truth),
+        num_examples=len(truth),
+    )
+
+
+@torch.no_grad()
+def embed_texts(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features and labels of every text batch, with the encoder frozen."""
+    model.eval()
+    features: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for batch in loader:
+        inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
+        features.append(model.embed(**inputs))  # type: ignore[operator]
+        labels.append(batch["labels"])
+    return torch.cat(features), torch.cat(labels)

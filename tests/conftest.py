@@ -1,0 +1,43 @@
+"""Shared fixtures: offline settings and shrunken configs on the tiny model."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "FLWR_TELEMETRY_ENABLED": "0",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+from fedmodel.config import compose_config  # noqa: E402
+
+# A run small enough for a test: tiny random BERT, a few hundred records.
+SMALL_RUN = [
+    "model=tiny",
+    "task.max_train_examples=600",
+    "task.max_test_examples=200",
+    "num_clients=3",
+    "num_rounds=2",
+    "partition=iid",
+    "finetune.batch_size=32",
+    "finetune.local_epochs=2",
+]
+
+
+def small_config(*overrides: str) -> dict[str, Any]:
+    """A composed config shrunk for tests, with extra overrides on top."""
+    return compose_config([*SMALL_RUN, *overrides])
+
+
+@pytest.fixture
+def small_run_config() -> dict[str, Any]:
+    """The default shrunken config (DP on, head fine-tuning)."""
+    return small_config()

