@@ -9,22 +9,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from rich.logging import RichHandler
 
 from fedmodel.config import CONF_DIR
+from fedmodel.console import setup_logging
 from fedmodel.errors import FedmodelError
 
 COMMANDS = ("simulate",)
-
-
-def setup_logging() -> None:
-    """Progress lines from fedmodel through rich; Flower's own stay quieter."""
-    handler = RichHandler(show_path=False, markup=False, log_time_format="%H:%M:%S")
-    logger = logging.getLogger("fedmodel")
-    if not logger.handlers:
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -56,8 +46,10 @@ def _simulate(cfg: DictConfig) -> float:
 def main() -> None:
     """Dispatch `fedmodel <command> ...`."""
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: fedmodel {{{','.join(COMMANDS)}}} [hydra overrides...]",
-              file=sys.stderr)
+        print(
+            f"usage: fedmodel {{{','.join(COMMANDS)}}} [hydra overrides...]",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     command = sys.argv.pop(1)
     if command == "simulate":

@@ -28,7 +28,7 @@ FLOWER_KEYS = ("proximal-mu",)
 def train(msg: Message, context: Context) -> Message:
     """Fine-tune the received weights locally and reply with the update."""
     config = dict(msg.content["config"])
-    round_number = int(config.pop("server-round"))
+    round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))
@@ -37,7 +37,7 @@ def train(msg: Message, context: Context) -> Message:
         settings,
         client_id=client_id,
         state_dir=client_state_dir(settings, context, client_id),
-        global_weights=msg.content[ARRAYS_KEY].to_torch_state_dict(),
+        global_weights=msg.content.array_records[ARRAYS_KEY].to_torch_state_dict(),
         round_number=round_number,
     )
     return Message(content=_reply_content(outcome, client_id), reply_to=msg)
@@ -54,7 +54,7 @@ def client_state_dir(settings: RunSettings, context: Context, client_id: int) ->
 
 
 def _reply_content(outcome: RoundOutcome, client_id: int) -> RecordDict:
-    metrics: dict[str, float | int] = {
+    metrics: dict[str, int | float | list[int] | list[float]] = {
         "num-examples": outcome.num_examples,
         "train-loss": outcome.train_loss,
         CLIENT_ID_KEY: client_id,

@@ -52,6 +52,7 @@ class ModelSettings:
     name: str
     path: str
     pooling: str = "mean"
+    normalize: bool = False
     dropout: float = 0.1
     hidden_size: int = 32
     num_layers: int = 2
@@ -264,8 +265,7 @@ def _check(settings: RunSettings) -> None:
             )
         if privacy.accountant not in ("rdp", "prv"):
             raise FedmodelError(
-                "privacy.accountant must be 'rdp' or 'prv', got "
-                f"{privacy.accountant!r}"
+                f"privacy.accountant must be 'rdp' or 'prv', got {privacy.accountant!r}"
             )
 
 

@@ -19,10 +19,13 @@ class PooledBertConfig(BertConfig):
 
     model_type = "fedmodel-pooled-bert"
 
-    def __init__(self, pooling: str = "mean", **kwargs: object) -> None:
+    def __init__(
+        self, pooling: str = "mean", normalize: bool = False, **kwargs: object
+    ) -> None:
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         self.pooling = pooling
+        self.normalize = normalize
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
 
@@ -52,7 +55,7 @@ class PooledBertForSequenceClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(config.hidden_size, int(config.num_labels or 2))
         self.post_init()
 
     def embed(
@@ -69,7 +72,13 @@ class PooledBertForSequenceClassification(BertPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
         ).last_hidden_state
-        return pool_hidden_states(hidden, attention_mask, pooling=self.config.pooling)
+        pooled = pool_hidden_states(
+            hidden, attention_mask, pooling=self.config.pooling
+        )
+        if self.config.normalize:
+            # Unit-length vectors, as the sentence encoder's own pipeline ends.
+            pooled = nn.functional.normalize(pooled, dim=-1)
+        return pooled
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from pooled text vectors."""

@@ -72,7 +72,9 @@ def run_local_round(
     never under-counts. A round that would exceed the budget does not train.
     """
     train_split, _, label_names = load_client_data(settings, client_id)
-    model = build_classifier(settings.model, label_names=label_names, seed=settings.seed)
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
     trainable = prepare_for_finetuning(model, settings.finetune)
     load_trainable_state(trainable, global_weights)
     finetune = settings.finetune
@@ -110,8 +112,9 @@ def run_local_round(
     privacy: dict[str, float] = {}
     count_steps: StepCounter | None = None
     if settings.privacy.enabled:
-        ledger = _open_ledger(settings, client_id=client_id, state_dir=state_dir,
-                              split=train_split)
+        ledger = _open_ledger(
+            settings, client_id=client_id, state_dir=state_dir, split=train_split
+        )
         try:
             epsilon = ledger.charge(round_number=round_number, steps=steps)
         except BudgetExhausted as exc:

@@ -79,6 +79,7 @@ def build_classifier(
     if settings.path == TINY_RANDOM:
         config = PooledBertConfig(
             pooling=settings.pooling,
+            normalize=settings.normalize,
             vocab_size=30522,
             hidden_size=settings.hidden_size,
             num_hidden_layers=settings.num_layers,
@@ -101,7 +102,9 @@ def build_classifier(
         base.pop(key, None)
     base["hidden_dropout_prob"] = settings.dropout
     base.update(labels)
-    config = PooledBertConfig(pooling=settings.pooling, **base)
+    config = PooledBertConfig(
+        pooling=settings.pooling, normalize=settings.normalize, **base
+    )
     model = PooledBertForSequenceClassification.from_pretrained(location, config=config)
     torch.manual_seed(seed)
     model.classifier.reset_parameters()
@@ -137,7 +140,7 @@ def prepare_for_finetuning(
             lora_dropout=0.0,
             bias="none",
         )
-        wrapped = get_peft_model(model, lora)  # type: ignore[arg-type]
+        wrapped = get_peft_model(model, lora)
         for param in model.classifier.parameters():
             param.requires_grad = True
         return wrapped

@@ -58,8 +58,13 @@ def plot_progress(run_dir: Path) -> Path:
     rounds = read_rounds(run_dir)
     figure, accuracy_axis = plt.subplots(figsize=(7, 4))
     xs = [r["round"] for r in rounds]
-    accuracy_axis.plot(xs, [r["accuracy"] for r in rounds], "o-", color="tab:blue",
-                       label="test accuracy")
+    accuracy_axis.plot(
+        xs,
+        [r["accuracy"] for r in rounds],
+        "o-",
+        color="tab:blue",
+        label="test accuracy",
+    )
     accuracy_axis.set_xlabel("round")
     accuracy_axis.set_ylabel("server test accuracy", color="tab:blue")
     accuracy_axis.set_ylim(0, 1)
@@ -67,10 +72,20 @@ def plot_progress(run_dir: Path) -> Path:
     if with_epsilon:
         epsilon_axis = accuracy_axis.twinx()
         ex = [r["round"] for r in with_epsilon]
-        epsilon_axis.plot(ex, [r["epsilon_max"] for r in with_epsilon], "s--",
-                          color="tab:red", label="max client epsilon")
-        epsilon_axis.plot(ex, [r["epsilon_mean"] for r in with_epsilon], "^:",
-                          color="tab:orange", label="mean client epsilon")
+        epsilon_axis.plot(
+            ex,
+            [r["epsilon_max"] for r in with_epsilon],
+            "s--",
+            color="tab:red",
+            label="max client epsilon",
+        )
+        epsilon_axis.plot(
+            ex,
+            [r["epsilon_mean"] for r in with_epsilon],
+            "^:",
+            color="tab:orange",
+            label="mean client epsilon",
+        )
         epsilon_axis.set_ylabel("epsilon spent", color="tab:red")
         epsilon_axis.set_ylim(bottom=0)
         epsilon_axis.legend(loc="lower right")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import statistics
 import time
 from dataclasses import asdict
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 
@@ -21,6 +23,7 @@ from fedmodel.config import (
     settings_from_dict,
     to_run_config,
 )
+from fedmodel.console import setup_logging
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.models import save_pretrained
@@ -28,9 +31,7 @@ from fedmodel.report import append_round, plot_progress, write_json
 from fedmodel.server_eval import GlobalModel
 from fedmodel.strategy import (
     ARRAYS_KEY,
-    CLIENT_ID_KEY,
     EXHAUSTED_KEY,
-    METRICS_KEY,
     BudgetAwareStrategy,
     build_strategy,
 )
@@ -38,26 +39,36 @@ from fedmodel.strategy import (
 app = ServerApp()
 log = logging.getLogger(__name__)
 
+RESOLVED_CONFIG = "resolved_config.yaml"
 CHECKPOINT_DIR = "checkpoint"
+NODE_WAIT_SECONDS = 60.0
 MODEL_DIR = "model"
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run a federation from the run-config Flower hands the ServerApp."""
+    setup_logging()
     run_federation(grid, settings_from_run_config(dict(context.run_config)))
 
 
 def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     """Typed settings from a flat run-config.
 
-    Under `flwr run` the run-config holds only `overrides` (Hydra syntax,
-    applied to conf/); `fedmodel simulate` passes the whole resolved config.
+    Under `flwr run` the run-config holds only pyproject's [tool.flwr.app.config]
+    keys: `overrides` (Hydra syntax, applied to conf/) and `run-dir` ("" means
+    outputs/<date>/<time>-flwr-<task>). The ServerApp runs in the SuperLink's
+    working directory, so the run folder is made absolute here: the log then
+    names it and ClientApps find it whatever their own working directory.
+    `fedmodel simulate` passes the whole resolved config instead.
     """
-    if set(run_config) <= {"overrides"}:
-        raw = compose_config(str(run_config.get("overrides", "")).split())
-        stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-        raw["run_dir"] = str(Path("outputs") / f"{stamp}-flwr-{raw['task']['name']}")
+    if set(run_config) <= {"overrides", "run-dir"}:
+        raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
+        run_dir = str(run_config.get("run-dir", ""))
+        if not run_dir:
+            stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+            run_dir = f"outputs/{stamp}-flwr-{raw['task']['name']}"
+        raw["run_dir"] = str(Path(run_dir).expanduser().resolve())
     else:
         raw = from_run_config(run_config)
     return settings_from_dict(raw)
@@ -68,36 +79,41 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     started = time.perf_counter()
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RESOLVED_CONFIG).write_text(
+        yaml.safe_dump(asdict(settings), sort_keys=False)
+    )
+    _check_node_count(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
     initial = model.evaluate()
-    log.info("initial test accuracy %.4f (macro-F1 %.4f)", initial.accuracy,
-             initial.macro_f1)
+    log.info(
+        "initial test accuracy %.4f (macro-F1 %.4f)", initial.accuracy, initial.macro_f1
+    )
 
     weights = model.weights()
     strategy = BudgetAwareStrategy(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
     )
-    train_config = ConfigRecord(to_run_config(asdict(settings)))
-    clients: dict[int, dict[str, float]] = {}
+    train_config = ConfigRecord(dict(to_run_config(asdict(settings))))
+    clients = strategy.client_figures
     arrays = ArrayRecord(weights)
     rounds_completed = 0
     for server_round in range(1, settings.num_rounds + 1):
         round_started = time.perf_counter()
         messages = strategy.configure_train(server_round, arrays, train_config, grid)
         if not messages:
-            log.warning("round %d: every client has spent its privacy budget; "
-                        "stopping", server_round)
+            log.warning(
+                "round %d: every client has spent its privacy budget; stopping",
+                server_round,
+            )
             break
-        replies = list(grid.send_and_receive(messages,
-                                             timeout=settings.federation.round_timeout))
-        new_arrays, train_metrics, accepted = strategy.aggregate_train(server_round,
-                                                                       replies)
-        for reply in replies:
-            if not reply.has_error() and METRICS_KEY in reply.content.metric_records:
-                figures = dict(reply.content.metric_records[METRICS_KEY])
-                clients[int(figures[CLIENT_ID_KEY])] = figures
+        replies = list(
+            grid.send_and_receive(messages, timeout=settings.federation.round_timeout)
+        )
+        new_arrays, train_metrics, accepted = strategy.aggregate_train(
+            server_round, replies
+        )
         failures = [r.error.reason for r in replies if r.has_error()]
         if not accepted and failures:
             raise FedmodelError(
@@ -115,7 +131,9 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
             messages=messages,
             accepted=accepted,
             clients=clients,
-            train_loss=None if train_metrics is None else train_metrics.get("train-loss"),
+            train_loss=None
+            if train_metrics is None
+            else train_metrics.get("train-loss"),
             seconds=time.perf_counter() - round_started,
         )
         append_round(run_dir, record)
@@ -135,13 +153,41 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "finetune_mode": settings.finetune.mode,
         "privacy": settings.privacy.mode,
         "model_dir": str(model_dir),
-        "clients": [_client_summary(settings, cid, clients[cid]) for cid in sorted(clients)],
+        "clients": [
+            _client_summary(settings, cid, clients[cid]) for cid in sorted(clients)
+        ],
     }
     write_json(run_dir / "summary.json", summary)
     plot_progress(run_dir)
-    log.info("final test accuracy %.4f, macro-F1 %.4f after %d rounds; outputs in %s",
-             final.accuracy, final.macro_f1, rounds_completed, run_dir)
+    log.info(
+        "final test accuracy %.4f, macro-F1 %.4f after %d rounds; outputs in %s",
+        final.accuracy,
+        final.macro_f1,
+        rounds_completed,
+        run_dir,
+    )
     return summary
+
+
+def _check_node_count(grid: Grid, settings: RunSettings) -> None:
+    """In simulation every client is one node: the counts must agree.
+
+    The simulation engine registers its nodes just after the ServerApp starts,
+    so wait briefly for them before comparing.
+    """
+    if settings.federation.name != "simulation":
+        return
+    deadline = time.monotonic() + NODE_WAIT_SECONDS
+    nodes = len(list(grid.get_node_ids()))
+    while nodes < settings.num_clients and time.monotonic() < deadline:
+        time.sleep(0.5)
+        nodes = len(list(grid.get_node_ids()))
+    if nodes != settings.num_clients:
+        raise FedmodelError(
+            f"the federation has {nodes} nodes but num_clients is "
+            f"{settings.num_clients}: start the simulation with "
+            f"num-supernodes={settings.num_clients} or set num_clients={nodes}"
+        )
 
 
 def _round_record(
@@ -166,9 +212,7 @@ def _round_record(
         "epsilon_max": max(epsilons) if epsilons else None,
         "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
         "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in messages),
-        "bytes_received": sum(
-            m.content[ARRAYS_KEY].count_bytes() for m in accepted
-        ),
+        "bytes_received": sum(m.content[ARRAYS_KEY].count_bytes() for m in accepted),
         "seconds": seconds,
     }
 
@@ -190,22 +234,38 @@ def _client_summary(
     }
 
 
-def _checkpoint(run_dir: Path, model: GlobalModel, server_round: int,
-                exhausted: set[int]) -> None:
+def _checkpoint(
+    run_dir: Path, model: GlobalModel, server_round: int, exhausted: set[int]
+) -> None:
     directory = run_dir / CHECKPOINT_DIR
     directory.mkdir(exist_ok=True)
     tmp = directory / "state.pt.tmp"
-    torch.save({"round": server_round, "weights": model.weights(),
-                "exhausted_nodes": sorted(exhausted)}, tmp)
+    torch.save(
+        {
+            "round": server_round,
+            "weights": model.weights(),
+            "exhausted_nodes": sorted(exhausted),
+        },
+        tmp,
+    )
     tmp.replace(directory / "state.pt")
 
 
 def _log_round(settings: RunSettings, record: dict[str, Any]) -> None:
     epsilon = ""
     if record["epsilon_max"] is not None:
-        epsilon = (f" | epsilon max {record['epsilon_max']:.2f} "
-                   f"mean {record['epsilon_mean']:.2f}")
-    log.info("round %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | %.1f s",
-             record["round"], settings.num_rounds, record["accuracy"],
-             record["macro_f1"], record["clients_aggregated"],
-             record["clients_selected"], epsilon, record["seconds"])
+        epsilon = (
+            f" | epsilon max {record['epsilon_max']:.2f} "
+            f"mean {record['epsilon_mean']:.2f}"
+        )
+    log.info(
+        "round %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | %.1f s",
+        record["round"],
+        settings.num_rounds,
+        record["accuracy"],
+        record["macro_f1"],
+        record["clients_aggregated"],
+        record["clients_selected"],
+        epsilon,
+        record["seconds"],
+    )

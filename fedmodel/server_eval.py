@@ -30,7 +30,11 @@ class GlobalModel:
     """The shared model as the server holds it, with its test loader."""
 
     def __init__(
-        self, settings: RunSettings, *, label_names: tuple[str, ...], test: datasets.Dataset
+        self,
+        settings: RunSettings,
+        *,
+        label_names: tuple[str, ...],
+        test: datasets.Dataset,
     ) -> None:
         self.settings = settings
         self.label_names = label_names
@@ -44,10 +48,12 @@ class GlobalModel:
     def _build_test_loader(self, test: datasets.Dataset) -> DataLoader:
         if self.settings.finetune.mode == "head":
             # The encoder never changes in head mode: embed the test set once.
-            features, labels = embed_split(self.settings, model=self.classifier, split=test)
-            return DataLoader(TensorDataset(features, labels), batch_size=1024)
-        texts = list(test["text"])
-        labels = list(test["label"])
+            features, feature_labels = embed_split(
+                self.settings, model=self.classifier, split=test
+            )
+            return DataLoader(TensorDataset(features, feature_labels), batch_size=1024)
+        texts: list[str] = list(test["text"])
+        labels: list[int] = list(test["label"])
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         return make_text_loader(
             self.tokenizer,
@@ -70,7 +76,9 @@ class GlobalModel:
     def evaluate(self) -> EvalResult:
         """Accuracy, macro-F1 and loss on the server's test split."""
         if self.settings.finetune.mode == "head":
-            head: nn.Module = nn.Sequential(self.classifier.dropout, self.classifier.classifier)
+            head: nn.Module = nn.Sequential(
+                self.classifier.dropout, self.classifier.classifier
+            )
             return evaluate(head, self._test_loader, logits_fn=feature_logits(head))
         return evaluate(
             self.trainable, self._test_loader, logits_fn=text_logits(self.trainable)

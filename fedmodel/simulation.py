@@ -9,7 +9,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import yaml
 from flwr.app import Context, RecordDict
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.telemetry import EventType
@@ -29,15 +28,17 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     `raw_config` is a composed config (nested, snake_case) as Hydra gives it;
     outputs go to `run_dir`.
     """
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**raw_config, "run_dir": str(run_dir)}
     settings = settings_from_dict(config)
-    (run_dir / "resolved_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for client_id in range(settings.num_clients):
         # Fail before any Flower start-up if a client's data cannot train.
         load_client_data(settings, client_id)
     # Keep Flower's own files (config, logs) inside the run folder.
-    os.environ["FLWR_HOME"] = str((run_dir / ".flwr").resolve())
+    os.environ["FLWR_HOME"] = str(run_dir / ".flwr")
+    # Ray would otherwise warn on every start that it hides GPUs from clients.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     context = Context(
         run_id=secrets.randbits(63),
         node_id=0,

@@ -8,7 +8,9 @@ on the client), and it checks every reply holds weights and numbers only.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -27,16 +29,33 @@ CLIENT_ID_KEY = "client-id"
 
 
 def _fedavg(settings: StrategySettings, nodes: int) -> Strategy:
-    return FedAvg(**_sampling(settings, nodes))
+    sampling = _sampling(settings, nodes)
+    return FedAvg(
+        fraction_train=sampling.fraction_train,
+        fraction_evaluate=0.0,
+        min_train_nodes=sampling.min_nodes,
+        min_available_nodes=sampling.min_nodes,
+    )
 
 
 def _fedprox(settings: StrategySettings, nodes: int) -> Strategy:
-    return FedProx(**_sampling(settings, nodes), proximal_mu=settings.proximal_mu)
+    sampling = _sampling(settings, nodes)
+    return FedProx(
+        fraction_train=sampling.fraction_train,
+        fraction_evaluate=0.0,
+        min_train_nodes=sampling.min_nodes,
+        min_available_nodes=sampling.min_nodes,
+        proximal_mu=settings.proximal_mu,
+    )
 
 
 def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
+    sampling = _sampling(settings, nodes)
     return FedAdam(
-        **_sampling(settings, nodes),
+        fraction_train=sampling.fraction_train,
+        fraction_evaluate=0.0,
+        min_train_nodes=sampling.min_nodes,
+        min_available_nodes=sampling.min_nodes,
         eta=settings.eta,
         eta_l=settings.eta_l,
         beta_1=settings.beta_1,
@@ -52,20 +71,26 @@ STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {
 }
 
 
-def _sampling(settings: StrategySettings, nodes: int) -> dict[str, float | int]:
+@dataclass(frozen=True)
+class _Sampling:
+    fraction_train: float
+    min_nodes: int
+
+
+def _sampling(settings: StrategySettings, nodes: int) -> _Sampling:
+    """Client sampling shared by all strategies.
+
+    Client-side evaluation stays off (fraction_evaluate=0): it would touch
+    client records outside the DP budget; the server evaluates on its own split.
+    """
     if not 0.0 < settings.fraction_train <= 1.0:
         raise FedmodelError(
             f"strategy.fraction_train must be in (0, 1], got {settings.fraction_train}"
         )
-    minimum = min(settings.min_train_clients, nodes)
-    return {
-        "fraction_train": settings.fraction_train,
-        # Server-side evaluation on its own test split replaces client-side
-        # evaluation, which would touch client records outside the DP budget.
-        "fraction_evaluate": 0.0,
-        "min_train_nodes": minimum,
-        "min_available_nodes": minimum,
-    }
+    return _Sampling(
+        fraction_train=settings.fraction_train,
+        min_nodes=min(settings.min_train_clients, nodes),
+    )
 
 
 def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
@@ -83,17 +108,23 @@ def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
 class BudgetAwareStrategy:
     """Delegate to a Flower strategy, skipping clients whose budget is spent."""
 
-    def __init__(self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]) -> None:
+    def __init__(
+        self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]
+    ) -> None:
         self.inner = inner
         self.expected_shapes = expected_shapes
         self.exhausted_nodes: set[int] = set()
+        # The latest figures each client reported, by client id.
+        self.client_figures: dict[int, dict[str, float]] = {}
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:
         """The inner strategy's train messages, minus spent clients."""
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
-        return [m for m in messages if m.metadata.dst_node_id not in self.exhausted_nodes]
+        return [
+            m for m in messages if m.metadata.dst_node_id not in self.exhausted_nodes
+        ]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -107,26 +138,42 @@ class BudgetAwareStrategy:
         for reply in replies:
             node = reply.metadata.src_node_id
             if reply.has_error():
-                log.warning("round %d: node %d failed: %s", server_round, node,
-                            reply.error.reason)
+                log.warning(
+                    "round %d: node %d failed: %s",
+                    server_round,
+                    node,
+                    reply.error.reason,
+                )
                 continue
             reason = reply_problem(reply.content, self.expected_shapes)
             if reason:
-                log.warning("round %d: rejected update from node %d: %s",
-                            server_round, node, reason)
+                log.warning(
+                    "round %d: rejected update from node %d: %s",
+                    server_round,
+                    node,
+                    reason,
+                )
                 continue
-            metrics = reply.content.metric_records[METRICS_KEY]
-            if metrics.get(EXHAUSTED_KEY, 0):
+            figures = {
+                key: float(value)  # type: ignore[arg-type]
+                for key, value in reply.content.metric_records[METRICS_KEY].items()
+            }
+            client_id = int(figures.get(CLIENT_ID_KEY, -1))
+            self.client_figures[client_id] = figures
+            if figures.get(EXHAUSTED_KEY, 0):
                 self.exhausted_nodes.add(node)
-                log.warning("round %d: client %d has spent its privacy budget; it "
-                            "will not be selected again", server_round,
-                            int(metrics[CLIENT_ID_KEY]))
+                log.warning(
+                    "round %d: client %d has spent its privacy budget; it "
+                    "will not be selected again",
+                    server_round,
+                    client_id,
+                )
                 continue
             accepted.append(reply)
         if not accepted:
             return None, None, []
-        arrays, metrics = self.inner.aggregate_train(server_round, accepted)
-        return arrays, metrics, accepted
+        arrays, aggregated = self.inner.aggregate_train(server_round, accepted)
+        return arrays, aggregated, accepted
 
 
 def reply_problem(
@@ -143,6 +190,14 @@ def reply_problem(
     if set(content.metric_records) != {METRICS_KEY}:
         return f"metric records {sorted(content.metric_records)} != ['{METRICS_KEY}']"
     metrics = content.metric_records[METRICS_KEY]
+    for key, value in metrics.items():
+        if isinstance(value, list):
+            return f"metric {key!r} is a list, not a number"
+        # A spent client has no training loss to report (NaN).
+        if key != "train-loss" and not math.isfinite(value):
+            return f"metric {key!r} is not a finite number: {value!r}"
+    if CLIENT_ID_KEY not in metrics:
+        return f"metric {CLIENT_ID_KEY!r} is missing"
     if metrics.get(EXHAUSTED_KEY, 0):
         return None if not content.array_records else "spent client sent weights"
     if set(content.array_records) != {ARRAYS_KEY}:
@@ -154,8 +209,10 @@ def reply_problem(
         return f"weights do not match the model (extra {extra}, missing {missing})"
     for name, array in arrays.items():
         if tuple(array.shape) != expected_shapes[name]:
-            return f"weight {name!r} has shape {tuple(array.shape)}, expected " \
+            return (
+                f"weight {name!r} has shape {tuple(array.shape)}, expected "
                 f"{expected_shapes[name]}"
+            )
         if not np.isfinite(array.numpy()).all():
             return f"weight {name!r} holds NaN or inf"
     return None

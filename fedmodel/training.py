@@ -7,6 +7,7 @@ encoder is frozen and texts were embedded once.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ from fedmodel.errors import FedmodelError
 
 Batch = Mapping[str, torch.Tensor] | tuple[torch.Tensor, torch.Tensor]
 LogitsFn = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+
+# Opacus hooks a head trained on fixed features, whose inputs need no gradient;
+# PyTorch warns about that on every backward pass, harmlessly.
+warnings.filterwarnings("ignore", message="Full backward hook is firing")
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
@@ -58,7 +63,9 @@ def feature_logits(head: nn.Module) -> LogitsFn:
     return run
 
 
-def build_optimizer(params: Iterable[nn.Parameter], finetune: FinetuneSettings) -> Optimizer:
+def build_optimizer(
+    params: Iterable[nn.Parameter], finetune: FinetuneSettings
+) -> Optimizer:
     """The local optimizer named in the finetune settings."""
     trainable = [p for p in params if p.requires_grad]
     name = finetune.optimizer
@@ -104,24 +111,42 @@ def train_epochs(
     for _ in range(epochs):
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
-            logits, labels = logits_fn(batch)
-            if labels.numel() == 0:
-                loss = logits.sum() * 0.0
+            if _batch_labels(batch).numel() == 0:
+                _empty_step(optimizer)
             else:
+                logits, labels = logits_fn(batch)
                 loss = nn.functional.cross_entropy(logits, labels)
                 losses.append(float(loss.detach()))
-            loss.backward()
-            optimizer.step()
+                loss.backward()
+                optimizer.step()
             if proximal_mu > 0:
                 _proximal_pull(model, anchor, step=proximal_mu * _lr(optimizer))
     return float(np.mean(losses)) if losses else float("nan")
+
+
+def _batch_labels(batch: Batch) -> torch.Tensor:
+    return batch["labels"] if isinstance(batch, Mapping) else batch[1]
+
+
+def _empty_step(optimizer: Optimizer) -> None:
+    # BERT cannot run a zero-row batch, so the model is skipped; the step still
+    # happens (pure noise under DP-SGD, as the accounting assumes). Opacus reads
+    # per-example gradients, of which this batch has none.
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if hasattr(param, "grad_sample"):
+                param.grad_sample = param.new_zeros((0, *param.shape))
+            param.grad = torch.zeros_like(param)
+    optimizer.step()
 
 
 def _lr(optimizer: Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
-def _proximal_pull(model: nn.Module, anchor: list[torch.Tensor], *, step: float) -> None:
+def _proximal_pull(
+    model: nn.Module, anchor: list[torch.Tensor], *, step: float
+) -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
     with torch.no_grad():
         for param, start in zip(trainable, anchor, strict=True):
@@ -129,7 +154,9 @@ def _proximal_pull(model: nn.Module, anchor: list[torch.Tensor], *, step: float)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, *, logits_fn: LogitsFn) -> EvalResult:
+def evaluate(
+    model: nn.Module, loader: DataLoader, *, logits_fn: LogitsFn
+) -> EvalResult:
     """Accuracy, macro-F1 and mean loss over a whole split."""
     model.eval()
     predictions: list[np.ndarray] = []
@@ -155,7 +182,9 @@ def evaluate(model: nn.Module, loader: DataLoader, *, logits_fn: LogitsFn) -> Ev
 
 
 @torch.no_grad()
-def embed_texts(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_texts(
+    model: nn.Module, loader: DataLoader
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled features and labels of every text batch, with the encoder frozen."""
     model.eval()
     features: list[torch.Tensor] = []

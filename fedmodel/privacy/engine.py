@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import warnings
 
+import torch
 from opacus import PrivacyEngine
 from opacus.accountants import IAccountant
+from opacus.data_loader import CollateFnWithEmpty
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.optim import Optimizer
@@ -123,7 +125,12 @@ def make_private(
         max_grad_norm=max_grad_norm,
         poisson_sampling=True,
         grad_sample_mode=grad_sample_mode,
+        noise_generator=_unpredictable_generator(),
     )
+    # Opacus would otherwise sample batches from torch's global generator,
+    # which run code seeds from the config: the server knows that seed.
+    dp_loader.batch_sampler.generator = _unpredictable_generator()  # type: ignore[union-attr]
+    _shape_empty_batches(dp_loader)
     logger.debug(
         "DP-SGD: %d Poisson batches per epoch at rate %g, noise %g, clip %g",
         len(dp_loader),
@@ -132,6 +139,32 @@ def make_private(
         max_grad_norm,
     )
     return dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant)
+
+
+def _unpredictable_generator() -> torch.Generator:
+    """A generator seeded from OS entropy, never from the run's seed.
+
+    The server knows the run config; noise or sampling derived from its seed
+    could be replayed and the noise subtracted from an update.
+    """
+    generator = torch.Generator()
+    generator.seed()
+    return generator
+
+
+def _shape_empty_batches(loader: DataLoader) -> None:
+    """Teach Opacus' empty-batch collator the batch structure up front.
+
+    Opacus shapes an empty Poisson batch like the first non-empty one; when the
+    very first batch is empty it falls back to a list built from dataset[0],
+    which breaks for dict-shaped (tokenized text) examples. Only the structure
+    is used: an empty batch has zero rows.
+    """
+    collate = loader.collate_fn
+    if isinstance(collate, CollateFnWithEmpty) and collate.first_batch is None:
+        example = [loader.dataset[0]]
+        wrapped = collate.wrapped_collator_fn
+        collate.first_batch = wrapped(example) if wrapped else example
 
 
 def steps_per_epoch(loader: DataLoader) -> int:

@@ -98,6 +98,38 @@ def test_dp_simulation_end_to_end(
             assert isinstance(value, int | float)
 
     # Outputs a user reads.
-    for name in ("metrics.jsonl", "summary.json", "progress.png",
-                 "resolved_config.yaml", "model/config.json"):
+    for name in (
+        "metrics.jsonl",
+        "summary.json",
+        "progress.png",
+        "resolved_config.yaml",
+        "model/config.json",
+    ):
         assert (tmp_path / name).is_file(), name
+
+
+def test_spent_client_is_refused_and_no_longer_selected(tmp_path: Path) -> None:
+    config = small_config("privacy=dpsgd", "privacy.target_epsilon=2")
+    first = tmp_path / "first"
+    simulate(config, run_dir=first)
+    spent_ledger = first / "clients" / "client-0" / "privacy_ledger.json"
+    spent = json.loads(spent_ledger.read_text())
+
+    # Client 0 arrives at a second run with the budget it already spent.
+    second = tmp_path / "second"
+    (second / "clients" / "client-0").mkdir(parents=True)
+    (second / "clients" / "client-0" / "privacy_ledger.json").write_text(
+        spent_ledger.read_text()
+    )
+    summary = simulate(config, run_dir=second)
+
+    rounds = read_rounds(second)
+    assert [r["clients_selected"] for r in rounds] == [3, 2]
+    assert [r["clients_aggregated"] for r in rounds] == [2, 2]
+    by_id = {c["client_id"]: c for c in summary["clients"]}
+    assert by_id[0]["budget_exhausted"] is True
+    assert by_id[0]["epsilon"] == pytest.approx(spent["rounds"][-1]["epsilon"])
+    after = json.loads((second / "clients" / "client-0" / "privacy_ledger.json")
+                       .read_text())
+    assert after["history"] == spent["history"]
+    assert by_id[1]["budget_exhausted"] is False

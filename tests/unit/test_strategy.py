@@ -24,7 +24,9 @@ def _update(**arrays: np.ndarray) -> RecordDict:
             "arrays": ArrayRecord(
                 {k.replace("__", "."): torch.from_numpy(v) for k, v in weights.items()}
             ),
-            "metrics": MetricRecord({"num-examples": 10, "budget-exhausted": 0}),
+            "metrics": MetricRecord(
+                {"num-examples": 10, "budget-exhausted": 0, "client-id": 0}
+            ),
         }
     )
 
@@ -85,7 +87,18 @@ def test_malformed_updates_are_refused(
 
 
 def test_a_spent_client_sends_no_weights() -> None:
-    spent = RecordDict({"metrics": MetricRecord({"budget-exhausted": 1})})
+    spent = RecordDict(
+        {"metrics": MetricRecord({"budget-exhausted": 1, "client-id": 2})}
+    )
     assert reply_problem(spent, SHAPES) is None
     spent["arrays"] = _update()["arrays"]
     assert reply_problem(spent, SHAPES) == "spent client sent weights"
+
+
+def test_metrics_must_be_finite_numbers() -> None:
+    content = _update()
+    content["metrics"]["epsilon"] = float("nan")
+    assert "epsilon" in (reply_problem(content, SHAPES) or "")
+    content = _update()
+    content["metrics"]["token-ids"] = [101, 2023, 102]
+    assert "list" in (reply_problem(content, SHAPES) or "")

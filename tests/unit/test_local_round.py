@@ -1,0 +1,419 @@
+"""One client's round without Flower: budget, write-ahead ledger, modes, caching."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+import fedmodel.local_round as local_round
+from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.data import load_client_data
+from fedmodel.features import data_fingerprint
+from fedmodel.local_round import LEDGER_FILE, RoundOutcome, run_local_round
+from fedmodel.models import build_classifier, prepare_for_finetuning, trainable_state
+from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
+from tests.conftest import small_config
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Full backward hook is firing",
+    "ignore:.*is_gradient_checkpointing.*:FutureWarning",
+)
+
+CLIENT = 0
+# 100 records a client (90 to train), short texts: a DP round takes ~1 s.
+FAST = ("num_clients=6", "task.max_length=16")
+Weights = dict[str, torch.Tensor]
+
+# Calibration is a pure function of its arguments and takes seconds of RDP
+# arithmetic; every round of every test here plans with the same few.
+_plan_once = functools.cache(plan_privacy)
+
+
+@pytest.fixture(autouse=True)
+def _calibrate_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_round, "plan_privacy", _plan_once)
+
+
+class TrainingCrashed(RuntimeError):
+    """Stands in for a crash (OOM, kill) in the middle of local training."""
+
+
+def make_settings(tmp_path: Path, *overrides: str) -> RunSettings:
+    config = small_config(*FAST, *overrides)
+    return settings_from_dict({**config, "run_dir": str(tmp_path)})
+
+
+def fresh_weights(settings: RunSettings) -> Weights:
+    """The trainable weights every party starts from (what the server sends)."""
+    _, _, label_names = load_client_data(settings, CLIENT)
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    return trainable_state(prepare_for_finetuning(model, settings.finetune))
+
+
+def one_round(
+    settings: RunSettings, state_dir: Path, weights: Weights, round_number: int
+) -> RoundOutcome:
+    return run_local_round(
+        settings,
+        client_id=CLIENT,
+        state_dir=state_dir,
+        global_weights=weights,
+        round_number=round_number,
+    )
+
+
+def num_train_records(settings: RunSettings) -> int:
+    train, _, _ = load_client_data(settings, CLIENT)
+    return len(train)
+
+
+def steps_per_round(settings: RunSettings) -> int:
+    n = num_train_records(settings)
+    return settings.finetune.local_epochs * poisson_steps_per_epoch(
+        n, settings.finetune.batch_size
+    )
+
+
+def read_ledger(state_dir: Path) -> dict[str, Any]:
+    return json.loads((state_dir / LEDGER_FILE).read_text(encoding="utf-8"))
+
+
+def assert_all_changed(before: Weights, after: Weights) -> None:
+    unchanged = [name for name in before if torch.equal(before[name], after[name])]
+    assert not unchanged, f"weights left unchanged by a training round: {unchanged}"
+
+
+def assert_only_weights_and_numbers(outcome: RoundOutcome, expected: Weights) -> None:
+    """Nothing but the trainable float weights and plain numbers may leave."""
+    fields = {f.name for f in dataclasses.fields(outcome)}
+    assert fields == {
+        "weights",
+        "num_examples",
+        "train_loss",
+        "budget_exhausted",
+        "privacy",
+    }
+    assert outcome.weights is not None
+    assert set(outcome.weights) == set(expected)
+    for name, value in outcome.weights.items():
+        assert isinstance(value, torch.Tensor)
+        # Token ids or labels would be integer tensors; weights are floats.
+        assert value.dtype.is_floating_point, name
+        assert value.shape == expected[name].shape, name
+        assert torch.isfinite(value).all(), name
+    assert type(outcome.num_examples) is int
+    assert type(outcome.train_loss) is float and math.isfinite(outcome.train_loss)
+    assert type(outcome.budget_exhausted) is bool
+    for key, number in outcome.privacy.items():
+        assert isinstance(key, str) and type(number) is float, (key, number)
+
+
+# --- budget ---------------------------------------------------------------
+
+
+def test_rounds_past_the_planned_budget_are_refused_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)  # DP on, num_rounds=2, head mode
+    assert settings.privacy.enabled and settings.num_rounds == 2
+    target = settings.privacy.target_epsilon
+    assert target is not None
+    state_dir = tmp_path / "client-0"
+    start = fresh_weights(settings)
+    per_round = steps_per_round(settings)
+
+    weights = start
+    for round_number in (1, 2):
+        outcome = one_round(settings, state_dir, weights, round_number)
+        assert not outcome.budget_exhausted
+        assert outcome.weights is not None
+        ledger = read_ledger(state_dir)
+        charged = [(c["round"], c["steps"]) for c in ledger["rounds"]]
+        assert charged == [(r, per_round) for r in range(1, round_number + 1)]
+        assert outcome.privacy["epsilon"] == ledger["rounds"][-1]["epsilon"]
+        assert outcome.privacy["steps"] == per_round * round_number
+        weights = outcome.weights
+
+    before = read_ledger(state_dir)
+    spent = before["rounds"][-1]["epsilon"]
+    # Noise was calibrated for exactly num_rounds rounds: all but spent, not over.
+    assert target - 0.05 <= spent <= target
+    assert before["budget_exhausted"] is False
+
+    def must_not_train(*args: object, **kwargs: object) -> float:
+        raise AssertionError("a round over budget must not train")
+
+    monkeypatch.setattr(local_round, "train_epochs", must_not_train)
+    refused = one_round(settings, state_dir, weights, 3)
+    assert refused.budget_exhausted is True
+    assert refused.weights is None
+    assert refused.num_examples == 0
+    assert refused.privacy["epsilon"] == spent <= target
+
+    after = read_ledger(state_dir)
+    assert after["budget_exhausted"] is True
+    assert {**after, "budget_exhausted": False} == before
+
+    # A new run over the same state dir and the same records starts no new budget.
+    rerun = make_settings(tmp_path)
+    assert rerun is not settings
+    again = one_round(rerun, state_dir, start, 1)
+    assert again.budget_exhausted is True
+    assert again.weights is None
+    final = read_ledger(state_dir)
+    assert final["history"] == before["history"]
+    assert final["rounds"] == before["rounds"]
+
+
+def test_round_is_charged_on_disk_before_training_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    state_dir = tmp_path / "client-0"
+    seen_at_training_start: list[dict[str, Any]] = []
+
+    def crash_mid_training(*args: object, **kwargs: object) -> float:
+        seen_at_training_start.append(read_ledger(state_dir))
+        raise TrainingCrashed("killed while training")
+
+    monkeypatch.setattr(local_round, "train_epochs", crash_mid_training)
+    with pytest.raises(TrainingCrashed):
+        one_round(settings, state_dir, fresh_weights(settings), 1)
+
+    per_round = steps_per_round(settings)
+    assert len(seen_at_training_start) == 1
+    for ledger in (seen_at_training_start[0], read_ledger(state_dir)):
+        assert [(c["round"], c["steps"]) for c in ledger["rounds"]] == [(1, per_round)]
+        assert ledger["rounds"][0]["epsilon"] > 0.0
+        assert [entry[2] for entry in ledger["history"]] == [per_round]
+    assert not any(state_dir.glob(f".{LEDGER_FILE}.*.tmp"))
+
+
+# --- modes ------------------------------------------------------------------
+
+
+def test_privacy_off_trains_without_a_ledger(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "privacy=off")
+    assert not settings.privacy.enabled
+    state_dir = tmp_path / "client-0"
+    start = fresh_weights(settings)
+
+    outcome = one_round(settings, state_dir, start, 1)
+
+    assert not outcome.budget_exhausted
+    assert outcome.privacy == {}
+    assert outcome.num_examples == num_train_records(settings)
+    assert outcome.weights is not None
+    assert_all_changed(start, outcome.weights)
+    assert_only_weights_and_numbers(outcome, start)
+    assert not list(tmp_path.rglob("*ledger*"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("finetune=lora", "finetune.local_epochs=2"),
+        ("finetune=full", "finetune.local_epochs=2"),
+        # Embeddings under Opacus need per-row position_ids, not BERT's [1, L]
+        # buffer; one epoch keeps the per-sample word-embedding grads cheap.
+        ("finetune=full", "finetune.train_embeddings=true", "finetune.local_epochs=1"),
+    ],
+    ids=["lora", "full", "full-embeddings"],
+)
+def test_dp_round_on_the_encoder_returns_exactly_the_trainable_weights(
+    tmp_path: Path, overrides: tuple[str, ...]
+) -> None:
+    settings = make_settings(tmp_path, *overrides)
+    assert settings.privacy.enabled
+    state_dir = tmp_path / "client-0"
+    start = fresh_weights(settings)
+    if settings.finetune.train_embeddings:
+        assert "bert.embeddings.word_embeddings.weight" in start
+        assert "bert.embeddings.position_embeddings.weight" in start
+
+    outcome = one_round(settings, state_dir, start, 1)
+
+    assert outcome.weights is not None
+    assert list(outcome.weights) == list(start)
+    assert_only_weights_and_numbers(outcome, start)
+    assert_all_changed(start, outcome.weights)
+    n = num_train_records(settings)
+    expected_steps = settings.finetune.local_epochs * poisson_steps_per_epoch(
+        n, settings.finetune.batch_size
+    )
+    ledger = read_ledger(state_dir)
+    assert [entry[2] for entry in ledger["history"]] == [expected_steps]
+    assert outcome.privacy["steps"] == expected_steps
+    assert outcome.privacy["sample-rate"] == sample_rate_for(
+        n, settings.finetune.batch_size
+    )
+    assert outcome.num_examples == n
+    assert not any(state_dir.glob("features-*.pt"))
+
+
+def test_head_round_releases_only_weights_and_numbers(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    assert settings.finetune.mode == "head" and settings.privacy.enabled
+    start = fresh_weights(settings)
+    assert set(start) == {"classifier.weight", "classifier.bias"}
+
+    outcome = one_round(settings, tmp_path / "client-0", start, 1)
+
+    assert outcome.weights is not None
+    assert_all_changed(start, outcome.weights)
+    assert_only_weights_and_numbers(outcome, start)
+    assert set(outcome.privacy) == {
+        "epsilon",
+        "delta",
+        "noise-multiplier",
+        "sample-rate",
+        "steps",
+    }
+    # The caller's tensors are not trained in place.
+    assert_all_changed(outcome.weights, fresh_weights(settings))
+    assert all(torch.equal(start[k], v) for k, v in fresh_weights(settings).items())
+
+
+def test_dp_noise_is_not_reproducible_from_the_shared_seed(tmp_path: Path) -> None:
+    # The server knows the run config and its seed: if the sampling and noise
+    # followed that seed, it could rebuild and subtract the noise.
+    settings = make_settings(tmp_path, "finetune.local_epochs=1")
+    start = fresh_weights(settings)
+    first = one_round(settings, tmp_path / "run-a", start, 1)
+    second = one_round(settings, tmp_path / "run-b", start, 1)
+    assert first.weights is not None and second.weights is not None
+    assert_all_changed(first.weights, second.weights)
+
+
+def sampler_seed_with_empty_batches(num_records: int, sample_rate: float) -> int:
+    """A seed whose Poisson batches start with an empty one and hold another."""
+    for seed in range(10_000):
+        sizes = [
+            len(batch)
+            for batch in UniformWithReplacementSampler(
+                num_samples=num_records,
+                sample_rate=sample_rate,
+                generator=torch.Generator().manual_seed(seed),
+            )
+        ]
+        if sizes[0] == 0 and sizes.count(0) > 1:
+            return seed
+    raise AssertionError("no such seed")
+
+
+def test_text_round_survives_empty_poisson_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two records per expected batch: Poisson sampling draws empty batches, and
+    # here the very first one is empty too. BERT cannot run a zero-row batch.
+    settings = make_settings(
+        tmp_path,
+        "num_clients=12",
+        "finetune=lora",
+        "finetune.batch_size=2",
+        "finetune.local_epochs=1",
+    )
+    n = num_train_records(settings)
+    seed = sampler_seed_with_empty_batches(n, sample_rate_for(n, 2))
+    real_make_private = local_round.make_private
+
+    def first_batch_empty(**kwargs: Any) -> Any:
+        model, optimizer, loader, counter = real_make_private(**kwargs)
+        loader.batch_sampler.generator = torch.Generator().manual_seed(seed)
+        return model, optimizer, loader, counter
+
+    empty_batches: list[int] = []
+    real_train_epochs = local_round.train_epochs
+
+    def counting(module: Any, loader: Any, *args: Any, **kwargs: Any) -> float:
+        def batches() -> Iterator[Any]:
+            for index, batch in enumerate(loader):
+                labels = batch["labels"] if isinstance(batch, Mapping) else batch[1]
+                if labels.numel() == 0:
+                    empty_batches.append(index)
+                yield batch
+
+        return real_train_epochs(module, batches(), *args, **kwargs)
+
+    monkeypatch.setattr(local_round, "make_private", first_batch_empty)
+    monkeypatch.setattr(local_round, "train_epochs", counting)
+    start = fresh_weights(settings)
+    outcome = one_round(settings, tmp_path / "client-0", start, 1)
+
+    assert empty_batches[:1] == [0] and len(empty_batches) > 1
+    assert outcome.weights is not None
+    assert_only_weights_and_numbers(outcome, start)
+    assert outcome.privacy["steps"] == poisson_steps_per_epoch(n, 2)
+
+
+# --- head-mode feature cache ------------------------------------------------
+
+
+def test_head_mode_embeds_once_and_reuses_the_cached_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, "finetune.local_epochs=1")
+    state_dir = tmp_path / "client-0"
+    train, _, _ = load_client_data(settings, CLIENT)
+
+    first = one_round(settings, state_dir, fresh_weights(settings), 1)
+    assert first.weights is not None
+    cached = list(state_dir.glob("features-*.pt"))
+    assert len(cached) == 1
+    stored = torch.load(cached[0])
+    assert stored["features"].shape == (len(train), settings.model.hidden_size)
+    assert sorted(stored["labels"].tolist()) == sorted(train["label"])
+    assert not any(state_dir.glob("*.tmp"))
+    # Only the site's own state dir holds them.
+    assert {p.parent for p in tmp_path.rglob("features-*.pt")} == {state_dir}
+
+    def must_not_embed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr("fedmodel.features.embed_split", must_not_embed)
+    second = one_round(settings, state_dir, first.weights, 2)
+    assert second.weights is not None
+    assert_all_changed(first.weights, second.weights)
+    assert list(state_dir.glob("features-*.pt")) == cached
+
+
+def test_feature_cache_is_keyed_by_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another client's records in the same directory must not hit the cache.
+    settings = make_settings(tmp_path, "finetune.local_epochs=1")
+    state_dir = tmp_path / "shared"
+    one_round(settings, state_dir, fresh_weights(settings), 1)
+    other, _, _ = load_client_data(settings, 1)
+    mine, _, _ = load_client_data(settings, CLIENT)
+    assert data_fingerprint(other) != data_fingerprint(mine)
+
+    calls: list[int] = []
+    real_embed = local_round.cached_features.__globals__["embed_split"]
+
+    def counting_embed(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(kwargs["split"]))
+        return real_embed(*args, **kwargs)
+
+    monkeypatch.setattr("fedmodel.features.embed_split", counting_embed)
+    outcome = run_local_round(
+        make_settings(tmp_path, "finetune.local_epochs=1", "privacy=off"),
+        client_id=1,
+        state_dir=state_dir,
+        global_weights=fresh_weights(settings),
+        round_number=1,
+    )
+    assert outcome.weights is not None
+    assert calls == [len(other)]
+    assert len(list(state_dir.glob("features-*.pt"))) == 2
