@@ -72,9 +72,7 @@ class PooledBertForSequenceClassification(BertPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
         ).last_hidden_state
-        pooled = pool_hidden_states(
-            hidden, attention_mask, pooling=self.config.pooling
-        )
+        pooled = pool_hidden_states(hidden, attention_mask, pooling=self.config.pooling)
         if self.config.normalize:
             # Unit-length vectors, as the sentence encoder's own pipeline ends.
             pooled = nn.functional.normalize(pooled, dim=-1)

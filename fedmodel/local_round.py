@@ -9,6 +9,7 @@ its state directory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from fedmodel.privacy import (
     poisson_steps_per_epoch,
 )
 from fedmodel.training import (
+    LogitsFn,
     build_optimizer,
     feature_logits,
     text_logits,
@@ -85,13 +87,13 @@ def run_local_round(
             settings, model=model, split=train_split, state_dir=state_dir
         )
         module: nn.Module = nn.Sequential(model.dropout, model.classifier)
-        loader = DataLoader(
+        loader: DataLoader = DataLoader(
             TensorDataset(features, labels),
             batch_size=finetune.batch_size,
             shuffle=True,
             generator=torch.Generator().manual_seed(settings.seed + round_number),
         )
-        logits_of = feature_logits
+        logits_of: Callable[[nn.Module], LogitsFn] = feature_logits
     else:
         module = trainable
         loader = make_text_loader(

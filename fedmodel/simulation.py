@@ -17,6 +17,7 @@ from fedmodel import client_app, server_app
 from fedmodel.config import settings_from_dict, to_run_config
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy import choose_delta
 from fedmodel.report import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,13 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     settings = settings_from_dict(config)
     for client_id in range(settings.num_clients):
         # Fail before any Flower start-up if a client's data cannot train.
-        load_client_data(settings, client_id)
+        train_split, _, _ = load_client_data(settings, client_id)
+        if settings.privacy.enabled:
+            choose_delta(
+                len(train_split),
+                settings.privacy.target_delta,
+                client_id=str(client_id),
+            )
     # Keep Flower's own files (config, logs) inside the run folder.
     os.environ["FLWR_HOME"] = str(run_dir / ".flwr")
     # Ray would otherwise warn on every start that it hides GPUs from clients.

@@ -56,8 +56,8 @@ def feature_logits(head: nn.Module) -> LogitsFn:
     """Logits of the classification layer alone on pre-computed features."""
 
     def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(batch, tuple | list)
         features, labels = batch
-        assert isinstance(features, torch.Tensor)
         return head(features), labels
 
     return run

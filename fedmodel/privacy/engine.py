@@ -129,7 +129,7 @@ def make_private(
     )
     # Opacus would otherwise sample batches from torch's global generator,
     # which run code seeds from the config: the server knows that seed.
-    dp_loader.batch_sampler.generator = _unpredictable_generator()  # type: ignore[union-attr]
+    dp_loader.batch_sampler.generator = _unpredictable_generator()
     _shape_empty_batches(dp_loader)
     logger.debug(
         "DP-SGD: %d Poisson batches per epoch at rate %g, noise %g, clip %g",

@@ -114,8 +114,13 @@ def flwr_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def _flwr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["flwr", *args], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=300, check=False,
+        ["flwr", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -127,9 +132,14 @@ def test_flwr_run_local_simulation(flwr_env: dict[str, str], tmp_path: Path) -> 
     run_dir = tmp_path / "run"
 
     run = _flwr(
-        flwr_env, "run", ".", "--stream",
-        "--federation-config", "num-supernodes=2 client-resources-num-cpus=1",
-        "--run-config", f'overrides="{OVERRIDES}" run-dir="{run_dir}"',
+        flwr_env,
+        "run",
+        ".",
+        "--stream",
+        "--federation-config",
+        "num-supernodes=2 client-resources-num-cpus=1",
+        "--run-config",
+        f'overrides="{OVERRIDES}" run-dir="{run_dir}"',
     )
 
     assert run.returncode == 0, run.stdout + run.stderr
