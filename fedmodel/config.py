@@ -136,6 +136,16 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class WarmStartSettings:
+    """Fitting the head on the server's own labelled transfer split first."""
+
+    enabled: bool = False
+    epochs: int = 30
+    learning_rate: float = 2.0
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything one federated run needs, typed."""
 
@@ -150,6 +160,7 @@ class RunSettings:
     num_clients: int
     num_rounds: int
     seed: int
+    warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
     checkpoint_every_round: bool = True
     run_dir: str = ""
 

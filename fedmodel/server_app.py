@@ -35,6 +35,7 @@ from fedmodel.strategy import (
     BudgetAwareStrategy,
     build_strategy,
 )
+from fedmodel.warm_start import warm_start_head
 
 app = ServerApp()
 log = logging.getLogger(__name__)
@@ -85,6 +86,15 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     _check_node_count(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    if settings.warm_start.enabled and task.transfer is not None:
+        loss = warm_start_head(
+            model.classifier, settings=settings, transfer=task.transfer
+        )
+        log.info(
+            "warm start: head fitted on the server's %d transfer records (loss %.3f)",
+            len(task.transfer),
+            loss,
+        )
     initial = model.evaluate()
     log.info(
         "initial test accuracy %.4f (macro-F1 %.4f)", initial.accuracy, initial.macro_f1
@@ -147,6 +157,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "final_accuracy": final.accuracy,
         "final_macro_f1": final.macro_f1,
         "initial_accuracy": initial.accuracy,
+        "warm_start": settings.warm_start.enabled and task.transfer is not None,
         "rounds_completed": rounds_completed,
         "wall_seconds": time.perf_counter() - started,
         "task": settings.task.name,

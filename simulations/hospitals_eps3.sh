@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Named scenario: conf/experiment/hospitals_eps3.yaml. Extra Hydra overrides pass through.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make --quiet install
+exec .venv/bin/fedmodel simulate experiment=hospitals_eps3 "$@"
