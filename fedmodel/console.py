@@ -16,3 +16,6 @@ def setup_logging() -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    # Flower prints through its own handler; passing its records on to the
+    # root logger as well would print each line twice.
+    logging.getLogger("flwr").propagate = False

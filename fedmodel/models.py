@@ -24,6 +24,8 @@ FINETUNE_MODES = ("head", "lora", "full")
 
 log = logging.getLogger(__name__)
 transformers.logging.set_verbosity_error()
+# Per-load progress bars would repeat in every client process, every round.
+transformers.logging.disable_progress_bar()
 
 
 def resolve_model_path(path: str) -> str:
