@@ -57,6 +57,7 @@ def _reply_content(outcome: RoundOutcome, client_id: int) -> RecordDict:
     metrics: dict[str, int | float | list[int] | list[float]] = {
         "num-examples": outcome.num_examples,
         "train-loss": outcome.train_loss,
+        "compute-seconds": outcome.compute_seconds,
         CLIENT_ID_KEY: client_id,
         EXHAUSTED_KEY: int(outcome.budget_exhausted),
         **outcome.privacy,

@@ -9,6 +9,7 @@ its state directory.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class RoundOutcome:
     train_loss: float
     budget_exhausted: bool = False
     privacy: dict[str, float] = field(default_factory=dict)
+    compute_seconds: float = 0.0
 
 
 def run_local_round(
@@ -73,6 +75,7 @@ def run_local_round(
     disk before training starts, so a crash at any later point over-counts and
     never under-counts. A round that would exceed the budget does not train.
     """
+    started = time.perf_counter()
     train_split, _, label_names = load_client_data(settings, client_id)
     model = build_classifier(
         settings.model, label_names=label_names, seed=settings.seed
@@ -161,6 +164,7 @@ def run_local_round(
         num_examples=len(train_split),
         train_loss=loss,
         privacy=privacy,
+        compute_seconds=time.perf_counter() - started,
     )
 
 

@@ -27,11 +27,12 @@ from fedmodel.console import setup_logging
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.models import save_pretrained
-from fedmodel.report import append_round, plot_progress, write_json
+from fedmodel.report import append_round, plot_progress, read_rounds, write_json
 from fedmodel.server_eval import GlobalModel
 from fedmodel.strategy import (
     ARRAYS_KEY,
     EXHAUSTED_KEY,
+    METRICS_KEY,
     BudgetAwareStrategy,
     build_strategy,
 )
@@ -85,6 +86,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     )
     _check_node_count(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
+    server_started = time.perf_counter()
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
     if settings.warm_start.enabled and task.transfer is not None:
         loss = warm_start_head(
@@ -96,6 +98,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
             loss,
         )
     initial = model.evaluate()
+    server_seconds = time.perf_counter() - server_started
     log.info(
         "initial test accuracy %.4f (macro-F1 %.4f)", initial.accuracy, initial.macro_f1
     )
@@ -133,7 +136,9 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         if new_arrays is not None:
             arrays = new_arrays
             model.load(arrays.to_torch_state_dict())
+        eval_started = time.perf_counter()
         result = model.evaluate()
+        server_seconds += time.perf_counter() - eval_started
         rounds_completed = server_round
         record = _round_record(
             server_round,
@@ -151,8 +156,9 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
             _checkpoint(run_dir, model, server_round, strategy.exhausted_nodes)
         _log_round(settings, record)
 
+    final = result if rounds_completed else initial
     model_dir = save_pretrained(model.trainable, model.tokenizer, run_dir / MODEL_DIR)
-    final = model.evaluate()
+    rounds = read_rounds(run_dir)
     summary = {
         "final_accuracy": final.accuracy,
         "final_macro_f1": final.macro_f1,
@@ -160,6 +166,10 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "warm_start": settings.warm_start.enabled and task.transfer is not None,
         "rounds_completed": rounds_completed,
         "wall_seconds": time.perf_counter() - started,
+        # Pure compute, for the simulation-overhead benchmark: the clients'
+        # local rounds and the server's warm start and evaluations.
+        "client_compute_seconds": sum(r["client_compute_seconds"] for r in rounds),
+        "server_compute_seconds": server_seconds,
         "task": settings.task.name,
         "finetune_mode": settings.finetune.mode,
         "privacy": settings.privacy.mode,
@@ -223,9 +233,15 @@ def _round_record(
         "epsilon_max": max(epsilons) if epsilons else None,
         "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
         "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in messages),
+        "client_compute_seconds": sum(_compute_seconds(m) for m in accepted),
         "bytes_received": sum(m.content[ARRAYS_KEY].count_bytes() for m in accepted),
         "seconds": seconds,
     }
+
+
+def _compute_seconds(reply: Message) -> float:
+    value = reply.content.metric_records[METRICS_KEY].get("compute-seconds", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _client_summary(

@@ -1,0 +1,59 @@
+"""Flower/Ray overhead: simulation wall time vs the pure compute inside it.
+
+Runs the default demo configuration (plus any Hydra overrides given) and prints
+the run's wall time next to the summed compute of its parts: every client's
+local rounds (data, model build, training) and the server's warm start and
+evaluations. With one CPU per client two clients run at once on this 2-core
+machine, so the compute sum can exceed the wall time; with
+`federation.cpus_per_client=2` clients run one at a time and the ratio is the
+overhead itself. Usage:
+
+    .venv/bin/python benchmarks/simulation_overhead.py [--out DIR] [overrides...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from fedmodel.config import compose_config
+from fedmodel.console import setup_logging
+from fedmodel.simulation import simulate
+
+SETTINGS = {
+    "2 clients at once (1 CPU each)": ["federation.cpus_per_client=1"],
+    "1 client at a time (2 CPUs each)": ["federation.cpus_per_client=2"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench-overhead"))
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    setup_logging()
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+
+    rows = []
+    for index, (name, extra) in enumerate(SETTINGS.items()):
+        config = compose_config([*args.overrides, *extra])
+        summary = simulate(config, run_dir=args.out / str(index))
+        compute = summary["client_compute_seconds"] + summary["server_compute_seconds"]
+        rows.append((name, summary, compute))
+
+    print()
+    print("| setting | wall s | client compute s | server compute s | wall / compute |")
+    print("|---|---|---|---|---|")
+    for name, summary, compute in rows:
+        print(
+            f"| {name} | {summary['wall_seconds']:.1f} | "
+            f"{summary['client_compute_seconds']:.1f} | "
+            f"{summary['server_compute_seconds']:.1f} | "
+            f"{summary['wall_seconds'] / compute:.2f} |"
+        )
+    print(f"\noverrides: {' '.join(args.overrides) or '(none)'}")
+
+
+if __name__ == "__main__":
+    main()
