@@ -44,7 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilon", type=float, default=8.0)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench-privacy"))
+    stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs/bench-privacy") / stamp
+    )
     parser.add_argument("extra", nargs="*", help="hydra overrides for every run")
     args = parser.parse_args()
     setup_logging()
@@ -61,8 +64,10 @@ def main() -> None:
         rows.append((name, private, baseline))
 
     print()
-    print(f"| scenario | non-private acc | DP acc (eps {args.epsilon:g}) | gap "
-          "(points) | DP macro-F1 | max client eps | minutes DP / off |")
+    print(
+        f"| scenario | non-private acc | DP acc (eps {args.epsilon:g}) | gap "
+        "(points) | DP macro-F1 | max client eps | minutes DP / off |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, private, baseline in rows:
         gap = 100 * (baseline["accuracy"] - private["accuracy"])

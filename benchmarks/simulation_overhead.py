@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 from fedmodel.config import compose_config
@@ -29,7 +30,10 @@ SETTINGS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench-overhead"))
+    stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs/bench-overhead") / stamp
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     setup_logging()

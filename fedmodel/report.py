@@ -38,6 +38,21 @@ def append_round(run_dir: Path, record: Mapping[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
+def archive_rounds(run_dir: Path) -> Path | None:
+    """Move an earlier run's metrics.jsonl aside, so a new run starts clean.
+
+    Returns where it went (metrics.<n>.jsonl), or None if there was none.
+    """
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return None
+    number = 1
+    while (target := run_dir / f"metrics.{number}.jsonl").exists():
+        number += 1
+    path.replace(target)
+    return target
+
+
 def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
     """Every round recorded in a run folder's metrics.jsonl."""
     path = run_dir / METRICS_FILE

@@ -27,7 +27,7 @@ from fedmodel.console import setup_logging
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.models import save_pretrained
-from fedmodel.report import append_round, plot_progress, read_rounds, write_json
+from fedmodel.report import append_round, archive_rounds, plot_progress, write_json
 from fedmodel.server_eval import GlobalModel
 from fedmodel.strategy import (
     ARRAYS_KEY,
@@ -85,6 +85,13 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         yaml.safe_dump(asdict(settings), sort_keys=False)
     )
     _check_node_count(grid, settings)
+    archived = archive_rounds(run_dir)
+    if archived:
+        log.warning(
+            "%s already held rounds of an earlier run: kept as %s",
+            run_dir,
+            archived.name,
+        )
     task = load_task(settings.task, seed=settings.seed)
     server_started = time.perf_counter()
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
@@ -112,6 +119,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     clients = strategy.client_figures
     arrays = ArrayRecord(weights)
     rounds_completed = 0
+    client_seconds = 0.0
     for server_round in range(1, settings.num_rounds + 1):
         round_started = time.perf_counter()
         messages = strategy.configure_train(server_round, arrays, train_config, grid)
@@ -152,13 +160,13 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
             seconds=time.perf_counter() - round_started,
         )
         append_round(run_dir, record)
+        client_seconds += record["client_compute_seconds"]
         if settings.checkpoint_every_round:
             _checkpoint(run_dir, model, server_round, strategy.exhausted_nodes)
         _log_round(settings, record)
 
     final = result if rounds_completed else initial
     model_dir = save_pretrained(model.trainable, model.tokenizer, run_dir / MODEL_DIR)
-    rounds = read_rounds(run_dir)
     summary = {
         "final_accuracy": final.accuracy,
         "final_macro_f1": final.macro_f1,
@@ -168,7 +176,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
         # Pure compute, for the simulation-overhead benchmark: the clients'
         # local rounds and the server's warm start and evaluations.
-        "client_compute_seconds": sum(r["client_compute_seconds"] for r in rounds),
+        "client_compute_seconds": client_seconds,
         "server_compute_seconds": server_seconds,
         "task": settings.task.name,
         "finetune_mode": settings.finetune.mode,
