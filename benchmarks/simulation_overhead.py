@@ -6,7 +6,9 @@ local rounds (data, model build, training) and the server's warm start and
 evaluations. With one CPU per client two clients run at once on this 2-core
 machine, so the compute sum can exceed the wall time; with
 `federation.cpus_per_client=2` clients run one at a time and the ratio is the
-overhead itself. Usage:
+overhead itself. Runs use `privacy=off`: under DP, clients do not release their
+compute time (it is computed from their records without noise); DP's own cost
+per step is what benchmarks/step_overhead.py measures. Usage:
 
     .venv/bin/python benchmarks/simulation_overhead.py [--out DIR] [overrides...]
 """
@@ -41,7 +43,7 @@ def main() -> None:
 
     rows = []
     for index, (name, extra) in enumerate(SETTINGS.items()):
-        config = compose_config([*args.overrides, *extra])
+        config = compose_config(["privacy=off", *args.overrides, *extra])
         summary = simulate(config, run_dir=args.out / str(index))
         compute = summary["client_compute_seconds"] + summary["server_compute_seconds"]
         rows.append((name, summary, compute))

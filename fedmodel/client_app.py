@@ -55,12 +55,9 @@ def client_state_dir(settings: RunSettings, context: Context, client_id: int) ->
 
 def _reply_content(outcome: RoundOutcome, client_id: int) -> RecordDict:
     metrics: dict[str, int | float | list[int] | list[float]] = {
-        "num-examples": outcome.num_examples,
-        "train-loss": outcome.train_loss,
-        "compute-seconds": outcome.compute_seconds,
+        **outcome.released_metrics(),
         CLIENT_ID_KEY: client_id,
         EXHAUSTED_KEY: int(outcome.budget_exhausted),
-        **outcome.privacy,
     }
     content = RecordDict({METRICS_KEY: MetricRecord(metrics)})
     if outcome.weights is not None:

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """What a client releases after a round: weights and numbers only."""
+    """What a client's round produced; `released_metrics` is what may leave."""
 
     weights: dict[str, torch.Tensor] | None
     num_examples: int
@@ -59,6 +59,21 @@ class RoundOutcome:
     budget_exhausted: bool = False
     privacy: dict[str, float] = field(default_factory=dict)
     compute_seconds: float = 0.0
+
+    def released_metrics(self) -> dict[str, float]:
+        """The numbers a reply may carry besides the weights.
+
+        Under DP only what the guarantee covers or what is public anyway: the
+        record count (FedAvg's weight) and the privacy figures, which depend on
+        the count and the plan alone. The training loss and compute time are
+        computed from the records without noise, so they are released only in
+        non-private runs.
+        """
+        released = {"num-examples": float(self.num_examples), **self.privacy}
+        if not self.privacy and not self.budget_exhausted:
+            released["train-loss"] = self.train_loss
+            released["compute-seconds"] = self.compute_seconds
+        return released
 
 
 def run_local_round(

@@ -193,8 +193,7 @@ def reply_problem(
     for key, value in metrics.items():
         if isinstance(value, list):
             return f"metric {key!r} is a list, not a number"
-        # A spent client has no training loss to report (NaN).
-        if key != "train-loss" and not math.isfinite(value):
+        if not math.isfinite(value):
             return f"metric {key!r} is not a finite number: {value!r}"
     if CLIENT_ID_KEY not in metrics:
         return f"metric {CLIENT_ID_KEY!r} is missing"

@@ -103,6 +103,7 @@ def assert_only_weights_and_numbers(outcome: RoundOutcome, expected: Weights) ->
         "train_loss",
         "budget_exhausted",
         "privacy",
+        "compute_seconds",
     }
     assert outcome.weights is not None
     assert set(outcome.weights) == set(expected)
@@ -116,6 +117,8 @@ def assert_only_weights_and_numbers(outcome: RoundOutcome, expected: Weights) ->
     assert type(outcome.train_loss) is float and math.isfinite(outcome.train_loss)
     assert type(outcome.budget_exhausted) is bool
     for key, number in outcome.privacy.items():
+        assert isinstance(key, str) and type(number) is float, (key, number)
+    for key, number in outcome.released_metrics().items():
         assert isinstance(key, str) and type(number) is float, (key, number)
 
 
@@ -417,3 +420,24 @@ def test_feature_cache_is_keyed_by_the_records(
     assert outcome.weights is not None
     assert calls == [len(other)]
     assert len(list(state_dir.glob("features-*.pt"))) == 2
+
+
+def test_dp_replies_release_no_unnoised_statistics() -> None:
+    private = RoundOutcome(
+        weights={},
+        num_examples=120,
+        train_loss=0.7,
+        compute_seconds=3.0,
+        privacy={
+            "epsilon": 1.2,
+            "delta": 1e-4,
+            "noise-multiplier": 1.1,
+            "sample-rate": 0.1,
+            "steps": 20.0,
+        },
+    )
+    released = private.released_metrics()
+    assert "train-loss" not in released and "compute-seconds" not in released
+    assert released["num-examples"] == 120 and released["epsilon"] == 1.2
+    public = RoundOutcome(weights={}, num_examples=120, train_loss=0.7)
+    assert public.released_metrics()["train-loss"] == 0.7
