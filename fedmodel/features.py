@@ -11,6 +11,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
 from fedmodel.data import make_text_loader
@@ -19,7 +20,7 @@ from fedmodel.hf_classifier import PooledBertForSequenceClassification
 from fedmodel.models import load_tokenizer
 from fedmodel.training import embed_texts
 
-EMBED_BATCH = 128
+INFERENCE_BATCH = 128
 
 
 def data_fingerprint(split: datasets.Dataset) -> str:
@@ -56,25 +57,32 @@ def cached_features(
     return features, labels
 
 
+def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> DataLoader:
+    """A loader over a split's texts in length order, for inference.
+
+    Batching texts of similar length keeps dynamic padding short.
+    """
+    texts: list[str] = list(split["text"])
+    if not texts:
+        raise FedmodelError("cannot run the model on an empty split")
+    labels: list[int] = list(split["label"])
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return make_text_loader(
+        load_tokenizer(settings.model),
+        [texts[i] for i in order],
+        [labels[i] for i in order],
+        max_length=settings.task.max_length,
+        batch_size=INFERENCE_BATCH,
+        shuffle=False,
+        seed=settings.seed,
+    )
+
+
 def embed_split(
     settings: RunSettings,
     *,
     model: PooledBertForSequenceClassification,
     split: datasets.Dataset,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features of a split's texts, batched by length to cut padding."""
-    texts = list(split["text"])
-    if not texts:
-        raise FedmodelError("cannot embed an empty split")
-    labels = list(split["label"])
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    loader = make_text_loader(
-        load_tokenizer(settings.model),
-        [texts[i] for i in order],
-        [labels[i] for i in order],
-        max_length=settings.task.max_length,
-        batch_size=EMBED_BATCH,
-        shuffle=False,
-        seed=settings.seed,
-    )
-    return embed_texts(model, loader)
+    """Pooled features and labels of a split's texts (in length order)."""
+    return embed_texts(model, length_sorted_loader(settings, split))

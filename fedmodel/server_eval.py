@@ -12,8 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
-from fedmodel.data import make_text_loader
-from fedmodel.features import embed_split
+from fedmodel.features import embed_split, length_sorted_loader
 from fedmodel.models import (
     build_classifier,
     load_tokenizer,
@@ -22,8 +21,6 @@ from fedmodel.models import (
     trainable_state,
 )
 from fedmodel.training import EvalResult, evaluate, feature_logits, text_logits
-
-EVAL_BATCH = 128
 
 
 class GlobalModel:
@@ -52,18 +49,7 @@ class GlobalModel:
                 self.settings, model=self.classifier, split=test
             )
             return DataLoader(TensorDataset(features, feature_labels), batch_size=1024)
-        texts: list[str] = list(test["text"])
-        labels: list[int] = list(test["label"])
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        return make_text_loader(
-            self.tokenizer,
-            [texts[i] for i in order],
-            [labels[i] for i in order],
-            max_length=self.settings.task.max_length,
-            batch_size=EVAL_BATCH,
-            shuffle=False,
-            seed=self.settings.seed,
-        )
+        return length_sorted_loader(self.settings, test)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The exchanged (trainable) weights."""
