@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -28,34 +28,36 @@ EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"
 
 
+def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
+    """Client-sampling arguments shared by all strategies.
+
+    Client-side evaluation stays off (fraction_evaluate=0): it would touch
+    client records outside the DP budget; the server evaluates on its own split.
+    """
+    if not 0.0 < settings.fraction_train <= 1.0:
+        raise FedmodelError(
+            f"strategy.fraction_train must be in (0, 1], got {settings.fraction_train}"
+        )
+    minimum = min(settings.min_train_clients, nodes)
+    return {
+        "fraction_train": settings.fraction_train,
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": minimum,
+        "min_available_nodes": minimum,
+    }
+
+
 def _fedavg(settings: StrategySettings, nodes: int) -> Strategy:
-    sampling = _sampling(settings, nodes)
-    return FedAvg(
-        fraction_train=sampling.fraction_train,
-        fraction_evaluate=0.0,
-        min_train_nodes=sampling.min_nodes,
-        min_available_nodes=sampling.min_nodes,
-    )
+    return FedAvg(**_sampling(settings, nodes))
 
 
 def _fedprox(settings: StrategySettings, nodes: int) -> Strategy:
-    sampling = _sampling(settings, nodes)
-    return FedProx(
-        fraction_train=sampling.fraction_train,
-        fraction_evaluate=0.0,
-        min_train_nodes=sampling.min_nodes,
-        min_available_nodes=sampling.min_nodes,
-        proximal_mu=settings.proximal_mu,
-    )
+    return FedProx(**_sampling(settings, nodes), proximal_mu=settings.proximal_mu)
 
 
 def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
-    sampling = _sampling(settings, nodes)
     return FedAdam(
-        fraction_train=sampling.fraction_train,
-        fraction_evaluate=0.0,
-        min_train_nodes=sampling.min_nodes,
-        min_available_nodes=sampling.min_nodes,
+        **_sampling(settings, nodes),
         eta=settings.eta,
         eta_l=settings.eta_l,
         beta_1=settings.beta_1,
@@ -69,28 +71,6 @@ STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {
     "fedprox": _fedprox,
     "fedadam": _fedadam,
 }
-
-
-@dataclass(frozen=True)
-class _Sampling:
-    fraction_train: float
-    min_nodes: int
-
-
-def _sampling(settings: StrategySettings, nodes: int) -> _Sampling:
-    """Client sampling shared by all strategies.
-
-    Client-side evaluation stays off (fraction_evaluate=0): it would touch
-    client records outside the DP budget; the server evaluates on its own split.
-    """
-    if not 0.0 < settings.fraction_train <= 1.0:
-        raise FedmodelError(
-            f"strategy.fraction_train must be in (0, 1], got {settings.fraction_train}"
-        )
-    return _Sampling(
-        fraction_train=settings.fraction_train,
-        min_nodes=min(settings.min_train_clients, nodes),
-    )
 
 
 def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
