@@ -63,6 +63,7 @@ from fedmodel.features import embed_split  # noqa: E402
 from fedmodel.models import (  # noqa: E402
     FINETUNE_MODES,
     build_classifier,
+    classification_head,
     load_tokenizer,
     prepare_for_finetuning,
 )
@@ -206,7 +207,7 @@ def build_workload(
                 settings.model, label_names=label_names, seed=settings.seed
             )
             prepare_for_finetuning(model, settings.finetune)
-            return nn.Sequential(model.dropout, model.classifier)
+            return classification_head(model)
 
         return Workload(fresh_head, feature_logits, loader, batches, feature_logits)
 

@@ -24,6 +24,7 @@ from fedmodel.data import load_client_data, make_text_loader
 from fedmodel.features import cached_features, data_fingerprint
 from fedmodel.models import (
     build_classifier,
+    classification_head,
     load_tokenizer,
     load_trainable_state,
     prepare_for_finetuning,
@@ -104,7 +105,7 @@ def run_local_round(
         features, labels = cached_features(
             settings, model=model, split=train_split, state_dir=state_dir
         )
-        module: nn.Module = nn.Sequential(model.dropout, model.classifier)
+        module: nn.Module = classification_head(model)
         loader: DataLoader = DataLoader(
             TensorDataset(features, labels),
             batch_size=finetune.batch_size,

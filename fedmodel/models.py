@@ -149,6 +149,15 @@ def prepare_for_finetuning(
     return model
 
 
+def classification_head(model: PooledBertForSequenceClassification) -> nn.Module:
+    """The layers after pooling (dropout, linear) as one module.
+
+    Its parameters are the classifier's own, so training it trains the model;
+    it is what head mode trains on pooled features and what Opacus wraps.
+    """
+    return nn.Sequential(model.dropout, model.classifier)
+
+
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weights local training moves: all that is ever exchanged."""
     return {

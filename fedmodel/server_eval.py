@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datasets
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.features import embed_split, length_sorted_loader
 from fedmodel.models import (
     build_classifier,
+    classification_head,
     load_tokenizer,
     load_trainable_state,
     prepare_for_finetuning,
@@ -62,9 +62,7 @@ class GlobalModel:
     def evaluate(self) -> EvalResult:
         """Accuracy, macro-F1 and loss on the server's test split."""
         if self.settings.finetune.mode == "head":
-            head: nn.Module = nn.Sequential(
-                self.classifier.dropout, self.classifier.classifier
-            )
+            head = classification_head(self.classifier)
             return evaluate(head, self._test_loader, logits_fn=feature_logits(head))
         return evaluate(
             self.trainable, self._test_loader, logits_fn=text_logits(self.trainable)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datasets
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.features import embed_split
 from fedmodel.hf_classifier import PooledBertForSequenceClassification
+from fedmodel.models import classification_head
 from fedmodel.training import feature_logits, train_epochs
 
 
@@ -32,7 +32,7 @@ def warm_start_head(
     """
     warm = settings.warm_start
     features, labels = embed_split(settings, model=classifier, split=transfer)
-    head = nn.Sequential(classifier.dropout, classifier.classifier)
+    head = classification_head(classifier)
     loader = DataLoader(
         TensorDataset(features, labels),
         batch_size=warm.batch_size,
