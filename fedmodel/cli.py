@@ -1,9 +1,10 @@
-"""Console entry point: `fedmodel simulate [hydra overrides]`."""
+"""Console entry point: `fedmodel <command> ...`, one function per command."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -13,8 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 from fedmodel.config import CONF_DIR
 from fedmodel.console import setup_logging
 from fedmodel.errors import FedmodelError
-
-COMMANDS = ("simulate",)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -43,14 +42,23 @@ def _simulate(cfg: DictConfig) -> float:
     return float(summary["final_accuracy"])
 
 
+def _run_simulate() -> None:
+    _simulate()
+
+
+# Each command reads the rest of sys.argv itself (Hydra overrides or argparse).
+COMMANDS: dict[str, Callable[[], None]] = {
+    "simulate": _run_simulate,
+}
+
+
 def main() -> None:
     """Dispatch `fedmodel <command> ...`."""
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(
-            f"usage: fedmodel {{{','.join(COMMANDS)}}} [hydra overrides...]",
+            f"usage: fedmodel {{{','.join(COMMANDS)}}} [arguments...]",
             file=sys.stderr,
         )
         raise SystemExit(2)
-    command = sys.argv.pop(1)
-    if command == "simulate":
-        _simulate()
+    command = COMMANDS[sys.argv.pop(1)]
+    command()
