@@ -11,6 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fedmodel import deploy_cli
 from fedmodel.config import CONF_DIR
 from fedmodel.console import setup_logging
 from fedmodel.errors import FedmodelError
@@ -49,6 +50,10 @@ def _run_simulate() -> None:
 # Each command reads the rest of sys.argv itself (Hydra overrides or argparse).
 COMMANDS: dict[str, Callable[[], None]] = {
     "simulate": _run_simulate,
+    "certs": deploy_cli.certs,
+    "superlink": deploy_cli.superlink,
+    "supernode": deploy_cli.supernode,
+    "ledger": deploy_cli.ledger,
 }
 
 

@@ -13,6 +13,7 @@ from flwr.clientapp import ClientApp
 
 from fedmodel.config import RunSettings, from_run_config, settings_from_dict
 from fedmodel.local_round import RoundOutcome, run_local_round
+from fedmodel.site import capped_settings, load_site_records, site_from_node_config
 from fedmodel.strategy import ARRAYS_KEY, CLIENT_ID_KEY, EXHAUSTED_KEY, METRICS_KEY
 
 app = ClientApp()
@@ -32,13 +33,22 @@ def train(msg: Message, context: Context) -> Message:
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))
-    client_id = int(context.node_config[PARTITION_ID])
+    site = site_from_node_config(context.node_config)
+    if site is None:
+        client_id = int(context.node_config[PARTITION_ID])
+        state_dir = client_state_dir(settings, context, client_id)
+        records = None
+    else:
+        settings = capped_settings(settings, site)
+        client_id, state_dir = site.site_id, site.state_dir
+        records = load_site_records(settings, site)
     outcome = run_local_round(
         settings,
         client_id=client_id,
-        state_dir=client_state_dir(settings, context, client_id),
+        state_dir=state_dir,
         global_weights=msg.content.array_records[ARRAYS_KEY].to_torch_state_dict(),
         round_number=round_number,
+        records=records,
     )
     return Message(content=_reply_content(outcome, client_id), reply_to=msg)
 

@@ -38,6 +38,7 @@ from fedmodel.privacy import (
     plan_privacy,
     poisson_steps_per_epoch,
 )
+from fedmodel.privacy.ledger_archive import LEDGER_FILE
 from fedmodel.training import (
     LogitsFn,
     build_optimizer,
@@ -46,7 +47,6 @@ from fedmodel.training import (
     train_epochs,
 )
 
-LEDGER_FILE = "privacy_ledger.json"
 log = logging.getLogger(__name__)
 
 
@@ -84,15 +84,21 @@ def run_local_round(
     state_dir: Path,
     global_weights: dict[str, torch.Tensor],
     round_number: int,
+    records: tuple[datasets.Dataset, tuple[str, ...]] | None = None,
 ) -> RoundOutcome:
     """Fine-tune the global weights on this client's records for one round.
 
     With DP on, the round's privacy cost is written to the client's ledger on
     disk before training starts, so a crash at any later point over-counts and
     never under-counts. A round that would exceed the budget does not train.
+    `records` (training split, label names) is a deployed site's own data;
+    None loads the simulated client's partition.
     """
     started = time.perf_counter()
-    train_split, _, label_names = load_client_data(settings, client_id)
+    if records is None:
+        train_split, _, label_names = load_client_data(settings, client_id)
+    else:
+        train_split, label_names = records
     model = build_classifier(
         settings.model, label_names=label_names, seed=settings.seed
     )

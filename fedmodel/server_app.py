@@ -25,6 +25,7 @@ from fedmodel.config import (
 )
 from fedmodel.console import setup_logging
 from fedmodel.data import load_task
+from fedmodel.deployment import check_deployment_settings
 from fedmodel.errors import FedmodelError
 from fedmodel.models import save_pretrained
 from fedmodel.report import append_round, archive_rounds, plot_progress, write_json
@@ -205,6 +206,7 @@ def _check_node_count(grid: Grid, settings: RunSettings) -> None:
     so wait briefly for them before comparing.
     """
     if settings.federation.name != "simulation":
+        check_deployment_settings(settings)
         return
     deadline = time.monotonic() + NODE_WAIT_SECONDS
     nodes = len(list(grid.get_node_ids()))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import pandas as pd
 
 from fedmodel.config import TaskSettings
@@ -41,10 +42,11 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     unused (the files are taken as they are).
     """
     del seed
-    if not task.train_files:
+    if not task.train_files and task.labels is None:
         raise FedmodelError(
             "task.train_files is empty: list one CSV / JSONL / Parquet file per "
-            "site, e.g. task.train_files='[site0.csv,site1.csv]'"
+            "site, e.g. task.train_files='[site0.csv,site1.csv]' (in a deployment "
+            "the sites hold their own files: set task.labels instead)"
         )
     if not task.test_file:
         raise FedmodelError(
@@ -72,6 +74,32 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     )
     return TaskData(
         train=train_split, test=test_split, transfer=None, label_names=label_names
+    )
+
+
+def load_site_file(
+    path: Path, *, task: TaskSettings, label_names: Sequence[str], key: str
+) -> datasets.Dataset:
+    """One site's own records in a deployment, checked like a train file.
+
+    Every label must be one of `label_names` (the federation's `task.labels`);
+    `key` names where the path came from, for error messages.
+    """
+    records = _read_records(path, task=task, key=key)
+    index = {name: i for i, name in enumerate(label_names)}
+    for row, label in enumerate(records.labels, start=1):
+        if label not in index:
+            raise FedmodelError(
+                f"{key}: file {path}, row {row} ({ROW_CONVENTION}), column "
+                f"{task.label_column!r}: label {label!r} is not one of the "
+                f"federation's labels {list(label_names)[:10]}"
+                f"{' ...' if len(label_names) > 10 else ''}; fix the row or ask "
+                "the server operator to add the label to task.labels"
+            )
+    return build_split(
+        records.texts,
+        [index[label] for label in records.labels],
+        label_names=label_names,
     )
 
 

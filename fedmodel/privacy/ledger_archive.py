@@ -1,0 +1,83 @@
+"""An operator's explicit reset of a site's privacy ledger: archive, never delete.
+
+Nothing in a run ever resets a ledger. Only the site's operator may start a new
+budget, on purpose (for example for a new, disjoint data set), and the old
+ledger is kept beside the new one as evidence of what was spent.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.durable_file import exclusive_lock
+from fedmodel.privacy.ledger_record import LedgerRecord, read_record
+
+LEDGER_FILE = "privacy_ledger.json"
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    """What a ledger file says a site has spent."""
+
+    path: Path
+    client_id: str
+    epsilon: float
+    delta: float
+    target_epsilon: float
+    rounds: int
+    budget_exhausted: bool
+
+
+def ledger_status(state_dir: Path) -> LedgerStatus:
+    """Read the ledger in a site's state directory."""
+    path = _ledger_path(state_dir)
+    return _status(path, read_record(path))
+
+
+def archive_ledger(state_dir: Path) -> tuple[LedgerStatus, Path]:
+    """Move the ledger aside as `privacy_ledger.reset-<UTC time>.json`.
+
+    Returns what the archived ledger had spent and where it went. Holds the
+    ledger's lock, so a round charging at the same moment either lands in the
+    archived file or starts the new one; it is never lost between them.
+    """
+    path = _ledger_path(state_dir)
+    with exclusive_lock(path):
+        status = _status(path, read_record(path))
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = path.with_name(f"privacy_ledger.reset-{stamp}.json")
+        if target.exists():
+            raise FedmodelError(f"{target} already exists; try again")
+        path.rename(target)
+    return status, target
+
+
+def _ledger_path(state_dir: Path) -> Path:
+    path = state_dir / LEDGER_FILE
+    if not path.is_file():
+        raise FedmodelError(
+            f"no privacy ledger at {path}: give the site's state directory (the "
+            "SuperNode's state-dir), which holds privacy_ledger.json"
+        )
+    return path
+
+
+def _status(path: Path, record: LedgerRecord) -> LedgerStatus:
+    epsilon = (
+        epsilon_for(record.history, delta=record.delta, accountant=record.accountant)
+        if record.history
+        else 0.0
+    )
+    return LedgerStatus(
+        path=path,
+        client_id=record.client_id,
+        epsilon=epsilon,
+        delta=record.delta,
+        target_epsilon=record.target_epsilon,
+        rounds=len(record.rounds),
+        budget_exhausted=record.budget_exhausted,
+    )

@@ -1,0 +1,151 @@
+"""A deployed site: its SuperNode's node config, its records and its own cap.
+
+At a site the ClientApp reads everything the site owns from the SuperNode's
+`--node-config`, never from the server: which file holds its records, where its
+privacy ledger lives, and the most privacy it will ever spend. The server's
+run-config says how to train; the site's cap bounds what that may cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import datasets
+
+from fedmodel.config import RunSettings
+from fedmodel.data import split_client_data
+from fedmodel.data.files import load_site_file
+from fedmodel.errors import FedmodelError
+
+log = logging.getLogger(__name__)
+
+# Node-config keys a site sets on its SuperNode.
+SITE_ID = "site-id"
+DATA_FILE = "data-file"
+STATE_DIR = "state-dir"
+MAX_EPSILON = "max-epsilon"
+DELTA = "delta"
+SITE_KEYS = (SITE_ID, DATA_FILE, STATE_DIR, MAX_EPSILON, DELTA)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """What a site decides for itself, from its SuperNode's node config."""
+
+    site_id: int
+    data_file: Path
+    state_dir: Path
+    max_epsilon: float
+    delta: float | None = None
+
+
+def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | None:
+    """The site's settings, or None when the node is a simulated client.
+
+    A node is a site when its node config names a `data-file`; then
+    `site-id`, `state-dir` and `max-epsilon` are required and `delta` is
+    optional. Any missing or bad value is a FedmodelError naming the key.
+    """
+    if DATA_FILE not in node_config:
+        return None
+    missing = [
+        key for key in (SITE_ID, STATE_DIR, MAX_EPSILON) if key not in node_config
+    ]
+    if missing:
+        raise FedmodelError(
+            f"the SuperNode's --node-config sets {DATA_FILE} but not {missing}: "
+            f"a site needs {SITE_ID}, {DATA_FILE}, {STATE_DIR} and {MAX_EPSILON} "
+            "(see the README's deployment guide)"
+        )
+    site_id = node_config[SITE_ID]
+    if isinstance(site_id, bool) or not isinstance(site_id, int) or site_id < 0:
+        raise FedmodelError(
+            f"node config {SITE_ID}={site_id!r} must be an integer >= 0"
+        )
+    max_epsilon = _positive(node_config[MAX_EPSILON], MAX_EPSILON)
+    delta = None
+    if DELTA in node_config:
+        delta = _positive(node_config[DELTA], DELTA)
+        if delta >= 1:
+            raise FedmodelError(f"node config {DELTA}={delta!r} must be below 1")
+    return SiteConfig(
+        site_id=site_id,
+        data_file=Path(str(node_config[DATA_FILE])).expanduser(),
+        state_dir=Path(str(node_config[STATE_DIR])).expanduser(),
+        max_epsilon=max_epsilon,
+        delta=delta,
+    )
+
+
+def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
+    """The server's settings with the site's privacy cap applied.
+
+    The target epsilon becomes min(server's target, site's max-epsilon), used
+    both to calibrate the noise and as the ledger's cap; a site `delta`
+    replaces the server's. A run without DP is refused: it would release
+    updates at an unbounded epsilon, above any cap.
+    """
+    privacy = settings.privacy
+    if not privacy.enabled or privacy.target_epsilon is None:
+        raise FedmodelError(
+            f"site {site.site_id} refuses a round without DP (privacy.mode="
+            f"{privacy.mode!r}): it caps its epsilon at {site.max_epsilon:g}. "
+            "Run the federation with privacy=dpsgd"
+        )
+    target = min(privacy.target_epsilon, site.max_epsilon)
+    if target < privacy.target_epsilon:
+        log.info(
+            "site %d: the server asked for epsilon %g; the site's cap %g wins",
+            site.site_id,
+            privacy.target_epsilon,
+            target,
+        )
+    delta = site.delta if site.delta is not None else privacy.target_delta
+    return replace(
+        settings,
+        privacy=replace(privacy, target_epsilon=target, target_delta=delta),
+    )
+
+
+def load_site_records(
+    settings: RunSettings, site: SiteConfig
+) -> tuple[datasets.Dataset, tuple[str, ...]]:
+    """The site's training split and the federation's label names.
+
+    The file is read with the run's text and label columns; a share of
+    `task.val_fraction` is held out, as a simulated client does.
+    """
+    labels = settings.task.labels
+    if not labels:
+        raise FedmodelError(
+            "the run-config has no task.labels: in a deployment the server "
+            "operator must list the label set every site's file uses"
+        )
+    label_names = tuple(str(label) for label in labels)
+    records = load_site_file(
+        site.data_file,
+        task=settings.task,
+        label_names=label_names,
+        key=f"node config {DATA_FILE}",
+    )
+    train, _ = split_client_data(
+        records,
+        client_id=site.site_id,
+        val_fraction=settings.task.val_fraction,
+        batch_size=settings.finetune.batch_size,
+        seed=settings.seed,
+    )
+    return train, label_names
+
+
+def _positive(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FedmodelError(f"node config {key}={value!r} must be a number")
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise FedmodelError(f"node config {key}={value!r} must be a positive number")
+    return number
