@@ -13,7 +13,8 @@ from flwr.clientapp import ClientApp
 
 from fedmodel.config import RunSettings, from_run_config, settings_from_dict
 from fedmodel.local_round import RoundOutcome, run_local_round
-from fedmodel.site import capped_settings, load_site_records, site_from_node_config
+from fedmodel.site import capped_settings, site_from_node_config
+from fedmodel.site_records import load_site_records
 from fedmodel.strategy import ARRAYS_KEY, CLIENT_ID_KEY, EXHAUSTED_KEY, METRICS_KEY
 
 app = ClientApp()

@@ -17,7 +17,6 @@ from fedmodel.certs import create_site_keys, create_superlink_certificates
 from fedmodel.console import setup_logging
 from fedmodel.errors import FedmodelError
 from fedmodel.launch import exec_flower, superlink_command, supernode_command
-from fedmodel.privacy.ledger_archive import archive_ledger, ledger_status
 from fedmodel.site import site_from_node_config
 
 log = logging.getLogger("fedmodel")
@@ -140,6 +139,9 @@ def supernode() -> None:
 @_reports_errors
 def ledger() -> None:
     """`fedmodel ledger show|reset --state-dir DIR`: a site's privacy budget."""
+    # Imported here: the accountants load Opacus, which the launchers do not need.
+    from fedmodel.privacy.ledger_archive import archive_ledger, ledger_status
+
     parser = argparse.ArgumentParser(prog="fedmodel ledger")
     sub = parser.add_subparsers(dest="what", required=True)
     show = sub.add_parser("show", help="print what the site has spent")

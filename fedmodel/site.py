@@ -14,11 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import datasets
-
 from fedmodel.config import RunSettings
-from fedmodel.data import split_client_data
-from fedmodel.data.files import load_site_file
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -109,37 +105,6 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
         settings,
         privacy=replace(privacy, target_epsilon=target, target_delta=delta),
     )
-
-
-def load_site_records(
-    settings: RunSettings, site: SiteConfig
-) -> tuple[datasets.Dataset, tuple[str, ...]]:
-    """The site's training split and the federation's label names.
-
-    The file is read with the run's text and label columns; a share of
-    `task.val_fraction` is held out, as a simulated client does.
-    """
-    labels = settings.task.labels
-    if not labels:
-        raise FedmodelError(
-            "the run-config has no task.labels: in a deployment the server "
-            "operator must list the label set every site's file uses"
-        )
-    label_names = tuple(str(label) for label in labels)
-    records = load_site_file(
-        site.data_file,
-        task=settings.task,
-        label_names=label_names,
-        key=f"node config {DATA_FILE}",
-    )
-    train, _ = split_client_data(
-        records,
-        client_id=site.site_id,
-        val_fraction=settings.task.val_fraction,
-        batch_size=settings.finetune.batch_size,
-        seed=settings.seed,
-    )
-    return train, label_names
 
 
 def _positive(value: object, key: str) -> float:

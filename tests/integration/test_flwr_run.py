@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tomllib
@@ -22,6 +21,7 @@ import psutil
 import pytest
 
 from fedmodel.report import read_rounds
+from tests.integration.processes import free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,12 +37,6 @@ default = "local"
 [superlink.local]
 address = ":local:"
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _started_under(home: Path) -> list[psutil.Process]:
@@ -75,17 +69,6 @@ def _is_superlink(proc: psutil.Process) -> bool:
         return False
 
 
-def _stop(processes: list[psutil.Process]) -> None:
-    """SIGTERM each process by its PID; SIGKILL those still alive after 10 s."""
-    for signal in ("terminate", "kill"):
-        for proc in processes:
-            try:
-                getattr(proc, signal)()
-            except psutil.NoSuchProcess:
-                continue
-        _, processes = psutil.wait_procs(processes, timeout=10)
-
-
 @pytest.fixture
 def flwr_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for the flwr CLI, isolated in tmp_path; stops what it started."""
@@ -100,7 +83,7 @@ def flwr_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         # Else the SuperLink runs `uv sync` on the app's dependencies (torch...).
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
         # Never talk to a local SuperLink someone else left on the default port.
-        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(_free_port()),
+        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
     }
     try:
         yield env
@@ -108,8 +91,8 @@ def flwr_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         # The SuperLink first (it stops its SuperExec), then what it leaves
         # running if the run is not over: the simulation process and Ray.
         tree = _tree(home)
-        _stop([p for p in tree if _is_superlink(p)])
-        _stop(tree + _tree(home))
+        stop([p for p in tree if _is_superlink(p)])
+        stop(tree + _tree(home))
 
 
 def _flwr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,71 @@
+"""Certificates and site keys: a real chain, the right names, Flower can load them."""
+
+from __future__ import annotations
+
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+from flwr.cli.supernode.register import try_load_public_key
+
+from fedmodel.certs import create_site_keys, create_superlink_certificates
+from fedmodel.errors import FedmodelError
+
+
+def test_superlink_certificate_is_signed_by_the_ca_for_every_host(
+    tmp_path: Path,
+) -> None:
+    made = create_superlink_certificates(
+        tmp_path, hosts=["superlink.example.org", "10.0.0.5", "::1"], days=30
+    )
+    ca = x509.load_pem_x509_certificate(made.ca_cert.read_bytes())
+    cert = x509.load_pem_x509_certificate(made.cert.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["superlink.example.org"]
+    assert names.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("10.0.0.5"),
+        ipaddress.ip_address("::1"),
+    ]
+    for key in (made.ca_key, made.key):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_site_keys_load_in_flower_as_a_nist_ec_pair(tmp_path: Path) -> None:
+    keys = create_site_keys(tmp_path, name="hospital-a")
+    private = load_ssh_private_key(keys.private_key.read_bytes(), None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert stat.S_IMODE(keys.private_key.stat().st_mode) == 0o600
+    # What `flwr supernode register` accepts.
+    assert try_load_public_key(keys.public_key)
+
+
+def test_nothing_is_overwritten(tmp_path: Path) -> None:
+    create_site_keys(tmp_path, name="site-0")
+    before = (tmp_path / "site-0").read_bytes()
+    with pytest.raises(FedmodelError, match="never overwrites"):
+        create_site_keys(tmp_path, name="site-0")
+    assert (tmp_path / "site-0").read_bytes() == before
+    create_superlink_certificates(tmp_path, hosts=["localhost"])
+    with pytest.raises(FedmodelError, match="ca.crt"):
+        create_superlink_certificates(tmp_path, hosts=["localhost"])
+
+
+@pytest.mark.parametrize(
+    ("hosts", "fragment"),
+    [([], "at least one host"), (["host:9093"], "'host:9093'"), (["a b"], "'a b'")],
+)
+def test_bad_hosts_are_named(tmp_path: Path, hosts: list[str], fragment: str) -> None:
+    with pytest.raises(FedmodelError, match=fragment):
+        create_superlink_certificates(tmp_path, hosts=hosts)
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_site_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FedmodelError, match="not usable as a file name"):
+        create_site_keys(tmp_path, name="../escape")

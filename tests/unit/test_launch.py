@@ -1,0 +1,175 @@
+"""Flower command lines: secure unless --insecure, checked before Flower starts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flwr.common.config import parse_config_args
+
+from fedmodel import deploy_cli
+from fedmodel.certs import create_site_keys, create_superlink_certificates
+from fedmodel.errors import FedmodelError
+from fedmodel.launch import (
+    INSECURE_WARNING,
+    node_config_arg,
+    superlink_command,
+    supernode_command,
+)
+from fedmodel.site import SiteConfig, site_from_node_config
+
+FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
+
+
+def _fedmodel(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FEDMODEL, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> SiteConfig:
+    data = tmp_path / "my records.csv"
+    data.write_text("text,label\nhello,a\n")
+    return SiteConfig(2, data, tmp_path / "state dir", max_epsilon=3.0, delta=1e-6)
+
+
+def test_superlink_runs_with_tls_and_node_authentication(tmp_path: Path) -> None:
+    create_superlink_certificates(tmp_path, hosts=["localhost"])
+    command = superlink_command(
+        certs_dir=tmp_path, host="0.0.0.0", port=9093, database=None
+    )
+    assert command[0] == "flower-superlink"
+    assert "--enable-supernode-auth" in command
+    assert "--insecure" not in command
+    for option, name in [
+        ("--ssl-ca-certfile", "ca.crt"),
+        ("--ssl-certfile", "superlink.crt"),
+        ("--ssl-keyfile", "superlink.key"),
+    ]:
+        assert command[command.index(option) + 1] == str(tmp_path / name)
+
+
+def test_without_certificates_the_superlink_does_not_start(tmp_path: Path) -> None:
+    with pytest.raises(FedmodelError, match="--insecure"):
+        superlink_command(certs_dir=None, host="h", port=1, database=None)
+    with pytest.raises(FedmodelError, match="ca.crt does not exist"):
+        superlink_command(certs_dir=tmp_path, host="h", port=1, database=None)
+
+
+def test_insecure_needs_the_flag_and_warns(
+    tmp_path: Path, site: SiteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="fedmodel"):
+        link = superlink_command(
+            certs_dir=None, host="h", port=1, database=None, insecure=True
+        )
+        node = supernode_command(
+            site,
+            superlink="h:1",
+            ca_cert=None,
+            private_key=None,
+            runtime_port=9094,
+            insecure=True,
+        )
+    assert "--insecure" in link and "--enable-supernode-auth" not in link
+    assert "--insecure" in node and "--auth-supernode-private-key" not in node
+    assert caplog.messages == [INSECURE_WARNING, INSECURE_WARNING]
+
+
+def test_supernode_signs_in_with_the_sites_key(
+    tmp_path: Path, site: SiteConfig
+) -> None:
+    create_superlink_certificates(tmp_path / "ca", hosts=["localhost"])
+    keys = create_site_keys(tmp_path / "keys", name="site-2")
+    command = supernode_command(
+        site,
+        superlink="link.example.org:9093",
+        ca_cert=tmp_path / "ca" / "ca.crt",
+        private_key=keys.private_key,
+        runtime_port=9100,
+    )
+    assert command[command.index("--root-certificates") + 1] == str(
+        tmp_path / "ca" / "ca.crt"
+    )
+    assert command[command.index("--auth-supernode-private-key") + 1] == str(
+        keys.private_key
+    )
+    with pytest.raises(FedmodelError, match="--auth-key"):
+        supernode_command(
+            site, superlink="h:1", ca_cert=None, private_key=None, runtime_port=1
+        )
+
+
+def test_node_config_survives_flowers_parser(site: SiteConfig) -> None:
+    parsed = parse_config_args([node_config_arg(site)])
+    assert site_from_node_config(parsed) == site
+
+
+def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> None:
+    site.data_file.unlink()
+    with pytest.raises(FedmodelError, match="--data-file: .*my records.csv"):
+        supernode_command(
+            site, superlink="h:1", ca_cert=None, private_key=None, runtime_port=1
+        )
+
+
+def test_cli_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
+    done = _fedmodel("superlink", "--certs", str(tmp_path))
+    assert done.returncode == 2
+    assert "ca.crt does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _ledger_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["fedmodel", *args])
+    try:
+        deploy_cli.ledger()
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ledger_reset_needs_yes_and_archives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = {
+        "format": "fedmodel-privacy-ledger",
+        "version": 1,
+        "client_id": "0",
+        "accountant": "rdp",
+        "delta": 1e-5,
+        "target_epsilon": 3.0,
+        "noise_multiplier": 1.1,
+        "sample_rate": 0.01,
+        "data_fingerprint": "abc",
+        "budget_exhausted": True,
+        "history": [[1.1, 0.01, 100]],
+        "rounds": [{"round": 1, "steps": 100, "epsilon": 0.5}],
+    }
+    path = tmp_path / "privacy_ledger.json"
+    path.write_text(json.dumps(ledger))
+
+    state = str(tmp_path)
+    code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
+    assert code == 0 and "1 round(s) charged, budget exhausted" in out
+    code, _, err = _ledger_command(monkeypatch, capsys, "reset", "--state-dir", state)
+    assert code == 2 and "--yes" in err
+    assert json.loads(path.read_text()) == ledger
+
+    reset = ("reset", "--state-dir", state, "--yes")
+    code, out, _ = _ledger_command(monkeypatch, capsys, *reset)
+    assert code == 0 and "archived" in out
+    (archived,) = tmp_path.glob("privacy_ledger.reset-*.json")
+    assert json.loads(archived.read_text()) == ledger
+    assert not path.exists()
+    code, _, err = _ledger_command(monkeypatch, capsys, *reset)
+    assert code == 2 and "no privacy ledger" in err

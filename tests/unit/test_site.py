@@ -1,0 +1,240 @@
+"""A deployed site: node config, its own cap, its own records, a ledger that lasts.
+
+The ClientApp's real train handler is called with the messages a SuperNode
+would hand it; the site's ledger file is checked directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
+
+from fedmodel import client_app
+from fedmodel.config import RunSettings, settings_from_dict, to_run_config
+from fedmodel.data import load_task
+from fedmodel.deployment import check_deployment_settings
+from fedmodel.errors import FedmodelError
+from fedmodel.models import build_classifier, prepare_for_finetuning, trainable_state
+from fedmodel.privacy.ledger_archive import archive_ledger, ledger_status
+from fedmodel.site import SiteConfig, capped_settings, site_from_node_config
+from fedmodel.site_records import load_site_records
+from fedmodel.strategy import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
+from tests.conftest import small_config
+
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+
+
+@pytest.fixture(scope="module")
+def bank_rows() -> tuple[pd.DataFrame, list[str]]:
+    """120 real Banking77 records with label names, and the 77 names."""
+    settings = settings_from_dict(small_config())
+    task = load_task(settings.task, seed=0)
+    rows = task.train.select(range(120))
+    names = list(task.label_names)
+    frame = pd.DataFrame(
+        {"note": rows["text"], "intent": [names[i] for i in rows["label"]]}
+    )
+    return frame, names
+
+
+@pytest.fixture
+def site_file(tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]) -> Path:
+    path = tmp_path / "site.csv"
+    bank_rows[0].to_csv(path, index=False)
+    return path
+
+
+def deployment_settings(labels: list[str], *overrides: str) -> RunSettings:
+    config = small_config(
+        "federation=deployment",
+        "task=files",
+        "task.text_column=note",
+        "task.label_column=intent",
+        "task.max_length=16",
+        "task.test_file=server-test.csv",
+        "num_clients=2",
+        "num_rounds=2",
+        *overrides,
+    )
+    config["task"]["labels"] = labels
+    return settings_from_dict(config)
+
+
+def node_config(site_file: Path, state_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "site-id": 3,
+        "data-file": str(site_file),
+        "state-dir": str(state_dir),
+        "max-epsilon": 1.0,
+        **extra,
+    }
+
+
+def test_a_node_without_a_data_file_is_a_simulated_client() -> None:
+    assert site_from_node_config({"partition-id": 0, "num-partitions": 2}) is None
+
+
+def test_a_site_reads_its_node_config(tmp_path: Path) -> None:
+    site = site_from_node_config(
+        node_config(tmp_path / "a.csv", tmp_path / "s", delta=1e-6)
+    )
+    assert site == SiteConfig(
+        site_id=3,
+        data_file=tmp_path / "a.csv",
+        state_dir=tmp_path / "s",
+        max_epsilon=1.0,
+        delta=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"max-epsilon": None}, r"not \['max-epsilon'\]"),
+        ({"state-dir": None, "site-id": None}, r"\['site-id', 'state-dir'\]"),
+        ({"site-id": -1}, "site-id=-1 must be an integer"),
+        ({"site-id": "a"}, "site-id='a'"),
+        ({"max-epsilon": 0}, "max-epsilon=0 must be a positive"),
+        ({"max-epsilon": math.inf}, "max-epsilon=inf"),
+        ({"max-epsilon": "3"}, "max-epsilon='3' must be a number"),
+        ({"delta": 1.5}, "delta=1.5 must be below 1"),
+    ],
+)
+def test_bad_node_config_names_the_key(
+    tmp_path: Path, change: dict[str, Any], fragment: str
+) -> None:
+    config = node_config(tmp_path / "a.csv", tmp_path)
+    for key, value in change.items():
+        if value is None:
+            del config[key]
+        else:
+            config[key] = value
+    with pytest.raises(FedmodelError, match=fragment):
+        site_from_node_config(config)
+
+
+def test_the_sites_cap_wins_over_the_servers_target(tmp_path: Path) -> None:
+    settings = deployment_settings(["a"], "privacy.target_epsilon=8")
+    strict = SiteConfig(3, tmp_path, tmp_path, max_epsilon=2.0, delta=1e-7)
+    capped = capped_settings(settings, strict)
+    assert capped.privacy.target_epsilon == 2.0
+    assert capped.privacy.target_delta == 1e-7
+    loose = dataclasses.replace(strict, max_epsilon=50.0, delta=None)
+    assert capped_settings(settings, loose).privacy.target_epsilon == 8.0
+    assert capped_settings(settings, loose).privacy.target_delta is None
+
+
+def test_a_site_refuses_a_run_without_dp(tmp_path: Path) -> None:
+    settings = deployment_settings(["a"], "privacy=off")
+    with pytest.raises(FedmodelError, match="refuses a round without DP"):
+        capped_settings(settings, SiteConfig(3, tmp_path, tmp_path, 2.0))
+
+
+def test_a_label_outside_the_federations_set_names_the_row(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    names = bank_rows[1]
+    first = str(bank_rows[0]["intent"].iloc[0])
+    settings = deployment_settings([n for n in names if n != first])
+    site = site_from_node_config(node_config(site_file, tmp_path))
+    assert site is not None
+    with pytest.raises(FedmodelError, match=rf"row 1 .*label '{first}' is not one"):
+        load_site_records(settings, site)
+    no_labels = dataclasses.replace(
+        settings, task=dataclasses.replace(settings.task, labels=None)
+    )
+    with pytest.raises(FedmodelError, match="no task.labels"):
+        load_site_records(no_labels, site)
+
+
+def _train_message(settings: RunSettings, round_number: int) -> Message:
+    model = build_classifier(
+        settings.model, label_names=tuple(settings.task.labels or ()), seed=0
+    )
+    weights = trainable_state(prepare_for_finetuning(model, settings.finetune))
+    config = dict(to_run_config(dataclasses.asdict(settings)))
+    config["server-round"] = round_number
+    content = RecordDict(
+        {ARRAYS_KEY: ArrayRecord(weights), "config": ConfigRecord(config)}
+    )
+    # What the SuperNode hands the ClientApp: a message from the SuperLink.
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"train-{round_number}",
+        src_node_id=0,
+        dst_node_id=7,
+        reply_to_message_id="",
+        group_id=str(round_number),
+        created_at=time.time(),
+        ttl=3600.0,
+        message_type="train",
+    )
+    return Message(content=content, metadata=metadata)
+
+
+def _site_round(
+    settings: RunSettings, config: dict[str, Any], round_number: int
+) -> dict[str, float]:
+    context = Context(
+        run_id=1, node_id=7, node_config=config, state=RecordDict(), run_config={}
+    )
+    reply = client_app.train(_train_message(settings, round_number), context)
+    return dict(reply.content.metric_records[METRICS_KEY])  # type: ignore[arg-type]
+
+
+def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
+    state = tmp_path / "state"
+    config = node_config(site_file, state, **{"max-epsilon": 1.0})
+
+    # Run 1: two rounds, calibrated to the site's cap (1), not the server's 8.
+    first = [_site_round(settings, config, r)["epsilon"] for r in (1, 2)]
+    assert 0 < first[0] < first[1] <= 1.0 + 1e-9
+    ledger_file = state / "privacy_ledger.json"
+    spent = json.loads(ledger_file.read_text())
+    assert spent["target_epsilon"] == 1.0 and spent["client_id"] == "3"
+
+    # Run 2 on the same site and data, even with a server asking for more:
+    # nothing more is spent, the reply says the budget is exhausted.
+    greedy = deployment_settings(bank_rows[1], "privacy.target_epsilon=100")
+    figures = _site_round(greedy, config, 1)
+    assert figures[EXHAUSTED_KEY] == 1
+    assert json.loads(ledger_file.read_text())["history"] == spent["history"]
+    assert ledger_status(state).epsilon == pytest.approx(first[1])
+
+    # Only an explicit reset starts a new budget; the old ledger is archived.
+    _, archived = archive_ledger(state)
+    assert json.loads(archived.read_text())["history"] == spent["history"]
+    assert not ledger_file.exists()
+    again = _site_round(settings, config, 1)
+    assert again[EXHAUSTED_KEY] == 0 and 0 < again["epsilon"] <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (("task=bank",), "needs task=files"),
+        (("task.train_files=[a.csv]",), "remove task.train_files"),
+        (("privacy=off",), "privacy=off in a deployment"),
+        (("federation.name=cluster",), "'cluster' is unknown"),
+    ],
+)
+def test_server_refuses_deployment_settings_no_site_could_train_with(
+    overrides: tuple[str, ...], fragment: str
+) -> None:
+    config = small_config("federation=deployment", "task=files", *overrides)
+    if config["task"]["name"] == "files":
+        config["task"]["labels"] = ["a", "b"]
+        config["task"]["test_file"] = "test.csv"
+    with pytest.raises(FedmodelError, match=fragment):
+        check_deployment_settings(settings_from_dict(config))
