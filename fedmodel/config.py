@@ -117,6 +117,8 @@ class StrategySettings:
     beta_1: float = 0.9
     beta_2: float = 0.99
     tau: float = 0.001
+    robust_method: str = "median"
+    trim_beta: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class RunSettings:
     warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
     checkpoint_every_round: bool = True
     run_dir: str = ""
+    resume: bool = False
 
 
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:

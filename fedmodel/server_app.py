@@ -11,11 +11,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 
+from fedmodel.checkpoint import (
+    Checkpoint,
+    keep_rounds_up_to,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fedmodel.config import (
     RunSettings,
     compose_config,
@@ -43,7 +48,6 @@ app = ServerApp()
 log = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "resolved_config.yaml"
-CHECKPOINT_DIR = "checkpoint"
 NODE_WAIT_SECONDS = 60.0
 MODEL_DIR = "model"
 
@@ -86,7 +90,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         yaml.safe_dump(asdict(settings), sort_keys=False)
     )
     _check_node_count(grid, settings)
-    archived = archive_rounds(run_dir)
+    archived = None if settings.resume else archive_rounds(run_dir)
     if archived:
         log.warning(
             "%s already held rounds of an earlier run: kept as %s",
@@ -96,7 +100,8 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     task = load_task(settings.task, seed=settings.seed)
     server_started = time.perf_counter()
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
-    if settings.warm_start.enabled and task.transfer is not None:
+    resumed = _resume(run_dir, model) if settings.resume else None
+    if resumed is None and settings.warm_start.enabled and task.transfer is not None:
         loss = warm_start_head(
             model.classifier, settings=settings, transfer=task.transfer
         )
@@ -119,9 +124,13 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     train_config = ConfigRecord(dict(to_run_config(asdict(settings))))
     clients = strategy.client_figures
     arrays = ArrayRecord(weights)
-    rounds_completed = 0
+    rounds_completed = 0 if resumed is None else resumed.round
+    if resumed is not None:
+        strategy.exhausted_nodes.update(resumed.exhausted_nodes)
+        clients.update(resumed.client_figures)
     client_seconds = 0.0
-    for server_round in range(1, settings.num_rounds + 1):
+    result = initial
+    for server_round in range(rounds_completed + 1, settings.num_rounds + 1):
         round_started = time.perf_counter()
         messages = strategy.configure_train(server_round, arrays, train_config, grid)
         if not messages:
@@ -163,10 +172,18 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         append_round(run_dir, record)
         client_seconds += record["client_compute_seconds"]
         if settings.checkpoint_every_round:
-            _checkpoint(run_dir, model, server_round, strategy.exhausted_nodes)
+            save_checkpoint(
+                run_dir,
+                Checkpoint(
+                    round=server_round,
+                    weights=model.weights(),
+                    exhausted_nodes=sorted(strategy.exhausted_nodes),
+                    client_figures=clients,
+                ),
+            )
         _log_round(settings, record)
 
-    final = result if rounds_completed else initial
+    final = result
     model_dir = save_pretrained(model.trainable, model.tokenizer, run_dir / MODEL_DIR)
     summary = {
         "final_accuracy": final.accuracy,
@@ -271,21 +288,21 @@ def _client_summary(
     }
 
 
-def _checkpoint(
-    run_dir: Path, model: GlobalModel, server_round: int, exhausted: set[int]
-) -> None:
-    directory = run_dir / CHECKPOINT_DIR
-    directory.mkdir(exist_ok=True)
-    tmp = directory / "state.pt.tmp"
-    torch.save(
-        {
-            "round": server_round,
-            "weights": model.weights(),
-            "exhausted_nodes": sorted(exhausted),
-        },
-        tmp,
+def _resume(run_dir: Path, model: GlobalModel) -> Checkpoint:
+    """Load the last checkpoint into `model`; drop metrics of unfinished rounds."""
+    checkpoint = load_checkpoint(
+        run_dir,
+        expected_shapes={name: tuple(w.shape) for name, w in model.weights().items()},
     )
-    tmp.replace(directory / "state.pt")
+    model.load(checkpoint.weights)
+    keep_rounds_up_to(run_dir, checkpoint.round)
+    log.info(
+        "resuming %s after round %d (%d client(s) with spent budgets)",
+        run_dir,
+        checkpoint.round,
+        len(checkpoint.exhausted_nodes),
+    )
+    return checkpoint
 
 
 def _log_round(settings: RunSettings, record: dict[str, Any]) -> None:

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, Strategy
+from flwr.serverapp.strategy import (
+    FedAdam,
+    FedAvg,
+    FedMedian,
+    FedProx,
+    FedTrimmedAvg,
+    Strategy,
+)
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
@@ -26,6 +33,7 @@ ARRAYS_KEY = "arrays"
 METRICS_KEY = "metrics"
 EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"
+NUM_EXAMPLES_KEY = "num-examples"
 
 
 def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
@@ -66,10 +74,29 @@ def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
     )
 
 
+def _robust(settings: StrategySettings, nodes: int) -> Strategy:
+    # Against a poisoned site: the coordinate-wise median, or the mean after
+    # cutting the `trim_beta` share of largest and smallest values.
+    sampling = _sampling(settings, nodes)
+    if settings.robust_method == "median":
+        return FedMedian(**sampling)
+    if settings.robust_method == "trimmed_mean":
+        if not 0.0 <= settings.trim_beta < 0.5:
+            raise FedmodelError(
+                f"strategy.trim_beta must be in [0, 0.5), got {settings.trim_beta}"
+            )
+        return FedTrimmedAvg(**sampling, beta=settings.trim_beta)
+    raise FedmodelError(
+        f"strategy.robust_method {settings.robust_method!r} is unknown; choose "
+        "median or trimmed_mean"
+    )
+
+
 STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {
     "fedavg": _fedavg,
     "fedprox": _fedprox,
     "fedadam": _fedadam,
+    "robust": _robust,
 }
 
 
@@ -179,6 +206,9 @@ def reply_problem(
         return f"metric {CLIENT_ID_KEY!r} is missing"
     if metrics.get(EXHAUSTED_KEY, 0):
         return None if not content.array_records else "spent client sent weights"
+    examples = metrics.get(NUM_EXAMPLES_KEY)
+    if not isinstance(examples, int | float) or examples < 1:
+        return f"metric {NUM_EXAMPLES_KEY!r} must be a count >= 1, got {examples!r}"
     if set(content.array_records) != {ARRAYS_KEY}:
         return f"array records {sorted(content.array_records)} != ['{ARRAYS_KEY}']"
     arrays = content.array_records[ARRAYS_KEY]
@@ -187,6 +217,8 @@ def reply_problem(
         missing = sorted(set(expected_shapes) - set(arrays))[:3]
         return f"weights do not match the model (extra {extra}, missing {missing})"
     for name, array in arrays.items():
+        if not np.issubdtype(np.dtype(array.dtype), np.floating):
+            return f"weight {name!r} has dtype {array.dtype}, not a float type"
         if tuple(array.shape) != expected_shapes[name]:
             return (
                 f"weight {name!r} has shape {tuple(array.shape)}, expected "

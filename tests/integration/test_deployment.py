@@ -12,6 +12,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -138,40 +139,56 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     intruder = supernode("intruder", 0, sites[0], 50.0)
 
     run_dir = tmp_path / "run"
-    overrides = (
-        f"federation=deployment task=files model=tiny num_clients=2 num_rounds=2 "
+    base = (
+        f"federation=deployment task=files model=tiny num_clients=2 "
         f"task.test_file={test_file} task.labels=[{','.join(labels)}] "
-        f"finetune.batch_size=32 privacy.target_epsilon={SERVER_EPSILON}"
+        "finetune.batch_size=32"
     )
-    output = _run(
-        ["flwr", "run", ".", "--stream", "--run-config"]
-        + [f'overrides="{overrides}" run-dir="{run_dir}"'],
-        env,
-        timeout=240,
-    )
-    run_id = re.search(r"Successfully started run (\d+)", output)
-    assert run_id, output
-    listed = _run(["flwr", "list", "--run-id", run_id[1], "--format", "json"], env)
-    assert json.loads(listed)["runs"][0]["status"] == "finished:completed", output
+
+    def flwr_run(overrides: str) -> None:
+        output = _run(
+            ["flwr", "run", ".", "--stream", "--run-config"]
+            + [f'overrides="{base} {overrides}" run-dir="{run_dir}"'],
+            env,
+            timeout=240,
+        )
+        run_id = re.search(r"Successfully started run (\d+)", output)
+        assert run_id, output
+        listed = _run(["flwr", "list", "--run-id", run_id[1], "--format", "json"], env)
+        assert json.loads(listed)["runs"][0]["status"] == "finished:completed", output
+
+    def ledger(site_id: int) -> dict[str, Any]:
+        path = tmp_path / f"state-site-{site_id}" / "privacy_ledger.json"
+        return dict(json.loads(path.read_text()))
+
+    flwr_run(f"num_rounds=2 privacy.target_epsilon={SERVER_EPSILON}")
 
     rounds = read_rounds(run_dir)
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["clients_aggregated"] == 2 for r in rounds)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [c["client_id"] for c in summary["clients"]] == [0, 1]
-
     # Each site's own ledger, in its own state directory: site 0's cap (2)
     # wins over the server's 8; site 1's looser cap leaves the server's 8.
     for site_id, cap in SITE_CAPS.items():
-        ledger = json.loads(
-            (tmp_path / f"state-site-{site_id}" / "privacy_ledger.json").read_text()
-        )
+        spent = ledger(site_id)
         target = min(cap, SERVER_EPSILON)
-        assert ledger["client_id"] == str(site_id)
-        assert ledger["target_epsilon"] == target
-        assert [r["round"] for r in ledger["rounds"]] == [1, 2]
-        assert 0 < ledger["rounds"][-1]["epsilon"] <= target + 1e-9
-        assert summary["clients"][site_id]["epsilon"] == ledger["rounds"][-1]["epsilon"]
+        assert spent["client_id"] == str(site_id)
+        assert spent["target_epsilon"] == target
+        assert [r["round"] for r in spent["rounds"]] == [1, 2]
+        assert 0 < spent["rounds"][-1]["epsilon"] <= target + 1e-9
+        assert summary["clients"][site_id]["epsilon"] == spent["rounds"][-1]["epsilon"]
+
+    # The server restarts and resumes for a third round with a larger target:
+    # rounds 1-2 are not run again; site 0's own cap still holds it back.
+    flwr_run("num_rounds=3 privacy.target_epsilon=12 resume=true")
+
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2, 3]
+    assert read_rounds(run_dir)[2]["clients_aggregated"] == 1
+    assert [r["round"] for r in ledger(0)["rounds"]] == [1, 2]
+    assert ledger(0)["budget_exhausted"] is True
+    assert [r["round"] for r in ledger(1)["rounds"]] == [1, 2, 3]
+    assert ledger(1)["rounds"][-1]["epsilon"] <= 12
 
     # The unregistered key was refused: that SuperNode gave up with an error.
     assert intruder.wait(timeout=60) != 0
