@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import datasets
-from flwr_datasets.partitioner import (
-    DirichletPartitioner,
-    IidPartitioner,
-    NaturalIdPartitioner,
-    Partitioner,
-)
 
 from fedmodel.config import PartitionSettings
 from fedmodel.data.splits import label_names_of
 from fedmodel.errors import FedmodelError
+
+if TYPE_CHECKING:
+    # flwr-datasets is imported where a partitioner is built: importing it
+    # takes seconds (plotting libraries), which a deployed site, whose
+    # ClientApp starts afresh each round and never partitions, should not pay.
+    from flwr_datasets.partitioner import Partitioner
 
 GROUP_COLUMN = "group"
 SITE_COLUMN = "site"
 
 PartitionBuilder = Callable[
     [datasets.Dataset, PartitionSettings, int, int],
-    tuple[Partitioner, datasets.Dataset],
+    "tuple[Partitioner, datasets.Dataset]",
 ]
 
 
@@ -82,6 +83,8 @@ def partition_clients(
 def _iid(
     train: datasets.Dataset, partition: PartitionSettings, num_clients: int, seed: int
 ) -> tuple[Partitioner, datasets.Dataset]:
+    from flwr_datasets.partitioner import IidPartitioner
+
     # IidPartitioner cuts contiguous shards, so shuffle first.
     shuffled = train.shuffle(seed=seed)
     return IidPartitioner(num_partitions=num_clients), shuffled
@@ -102,6 +105,8 @@ def _dirichlet(
             f"of {num_clients} clients needs {needed} records, but there are "
             f"{len(train)}; lower it or use fewer clients"
         )
+    from flwr_datasets.partitioner import DirichletPartitioner
+
     partitioner = DirichletPartitioner(
         num_partitions=num_clients,
         partition_by="label",
@@ -153,6 +158,8 @@ def _natural(
             f"groups {shown}, but num_clients={num_clients}; one client per group "
             f"needs num_clients={len(values)}"
         )
+    from flwr_datasets.partitioner import NaturalIdPartitioner
+
     return NaturalIdPartitioner(partition_by=column), train
 
 

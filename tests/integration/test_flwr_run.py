@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from fedmodel.report import read_rounds
-from tests.integration.processes import free_port, stop
+from tests.integration.loopback import free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

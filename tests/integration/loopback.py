@@ -1,0 +1,238 @@
+"""A federation on loopback: site files, and the Flower processes a test owns.
+
+`Loopback` plays both operators on one machine through the commands the README
+gives them (`fedmodel certs`, `fedmodel superlink`, `flwr supernode register`,
+`fedmodel supernode`, `flwr run`). It keeps the `Popen` of everything it starts;
+`stop` ends each one by its PID together with its descendants (Flower's
+SuperExec and the app processes it spawns), also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.data import load_task
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = str(Path(sys.executable).parent)
+FEDMODEL = f"{VENV_BIN}/fedmodel"
+NUM_LABELS = 5
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(processes: list[psutil.Process]) -> None:
+    """SIGTERM each process by its PID; SIGKILL those still alive after 10 s."""
+    for signal in ("terminate", "kill"):
+        for proc in processes:
+            try:
+                getattr(proc, signal)()
+            except psutil.NoSuchProcess:
+                continue
+        _, processes = psutil.wait_procs(processes, timeout=10)
+
+
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """This venv's executables first on PATH, no dependency installs."""
+    return {
+        **os.environ,
+        "FLWR_HOME": str(flwr_home),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    }
+
+
+class Loopback:
+    """A SuperLink and SuperNodes on 127.0.0.1, TLS and node authentication on."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.certs = directory / "certs"
+        self.keys = directory / "keys"
+        self.port = free_port()
+        self.env = flower_env(directory / "operator-flwr-home")
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start_superlink(self) -> None:
+        """Certificates, the SuperLink, and the operator's `flwr` connection."""
+        self.command(
+            FEDMODEL,
+            "certs",
+            "superlink",
+            "--dir",
+            str(self.certs),
+            "--host",
+            "127.0.0.1",
+        )
+        superlink = self._start(
+            [FEDMODEL, "superlink", "--certs", str(self.certs)]
+            + ["--host", "127.0.0.1", "--port", str(self.port)],
+            name="superlink",
+            env=self.env,
+        )
+        self._wait_for_port(superlink, timeout=60)
+        home = Path(self.env["FLWR_HOME"])
+        home.mkdir(exist_ok=True)
+        (home / "config.toml").write_text(
+            '[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
+            f'address = "127.0.0.1:{self.port}"\n'
+            f'root-certificates = "{self.certs / "ca.crt"}"\n'
+        )
+
+    def site_keys(self, name: str, *, register: bool) -> None:
+        """A site's key pair; the server operator registers its public key."""
+        self.command(FEDMODEL, "certs", "site", "--dir", str(self.keys), "--name", name)
+        if register:
+            self.command(
+                "flwr", "supernode", "register", str(self.keys / f"{name}.pub")
+            )
+
+    def start_site(
+        self, name: str, *, site_id: int, data_file: Path, max_epsilon: float
+    ) -> subprocess.Popen[bytes]:
+        """A site's SuperNode with its own node config and state directory."""
+        return self._start(
+            [FEDMODEL, "supernode", "--superlink", f"127.0.0.1:{self.port}"]
+            + ["--ca-cert", str(self.certs / "ca.crt")]
+            + ["--auth-key", str(self.keys / name), "--site-id", str(site_id)]
+            + ["--data-file", str(data_file), "--state-dir", str(self.state(name))]
+            + ["--max-epsilon", str(max_epsilon), "--runtime-port", str(free_port())],
+            name=name,
+            env=flower_env(self.directory / f"home-{name}"),
+        )
+
+    def state(self, name: str) -> Path:
+        """A site's state directory (its ledger and feature cache)."""
+        return self.directory / f"state-{name}"
+
+    def log(self, name: str) -> str:
+        """What a started process printed."""
+        return (self.directory / f"{name}.log").read_text()
+
+    def run(self, overrides: str, *, run_dir: Path) -> str:
+        """`flwr run` the apps on this federation; fail unless it completed."""
+        output = self.command(
+            "flwr",
+            "run",
+            ".",
+            "--stream",
+            "--run-config",
+            f'overrides="{overrides}" run-dir="{run_dir}"',
+            timeout=300,
+        )
+        run_id = re.search(r"Successfully started run (\d+)", output)
+        assert run_id, output
+        listed = self.command("flwr", "list", "--run-id", run_id[1], "--format", "json")
+        assert json.loads(listed)["runs"][0]["status"] == "finished:completed", output
+        return output
+
+    def command(self, *args: str, timeout: float = 120) -> str:
+        """Run a command to completion in the repo; fail on a non-zero exit."""
+        done = subprocess.run(
+            list(args),
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def stop(self) -> None:
+        """Stop every started process and all its descendants, by PID.
+
+        A process that exited early can leave children behind with a new
+        parent; they carry a FLWR_HOME under this directory, which finds them.
+        """
+        tree: dict[int, psutil.Process] = {}
+        for popen in self.started:
+            try:
+                root = psutil.Process(popen.pid)
+                tree.update((p.pid, p) for p in [root, *root.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                continue
+        tree.update((p.pid, p) for p in self._with_flwr_home_here())
+        stop(list(tree.values()))
+        for popen in self.started:
+            popen.wait(timeout=10)
+
+    def _start(
+        self, command: list[str], *, name: str, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        with (self.directory / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                command, env=env, cwd=self.directory, stdout=log, stderr=log
+            )
+        self.started.append(process)
+        return process
+
+    def _wait_for_port(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"{process.args} exited early"
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"nothing listened on port {self.port} after {timeout} s")
+
+    def _with_flwr_home_here(self) -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                home = proc.environ().get("FLWR_HOME", "")
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            if proc.pid != os.getpid() and home.startswith(f"{self.directory}{os.sep}"):
+                found.append(proc)
+        return found
+
+
+def write_site_files(
+    directory: Path, *, records_per_site: int
+) -> tuple[list[Path], Path, list[str]]:
+    """Two sites' files (CSV, JSONL) and the server's test file, from Banking77.
+
+    The records of the first `NUM_LABELS` intents, shuffled; returns the site
+    files, the test file and the label names.
+    """
+    settings = settings_from_dict(compose_config(["model=tiny"]))
+    task = load_task(settings.task, seed=0)
+    names = list(task.label_names[:NUM_LABELS])
+
+    def frame(split: object) -> pd.DataFrame:
+        rows = [r for r in split if r["label"] < NUM_LABELS]  # type: ignore[attr-defined]
+        return pd.DataFrame(
+            {
+                "text": [r["text"] for r in rows],
+                "label": [names[r["label"]] for r in rows],
+            }
+        )
+
+    train = frame(task.train).sample(frac=1.0, random_state=0)
+    sites = [directory / "site0.csv", directory / "site1.jsonl"]
+    train.iloc[:records_per_site].to_csv(sites[0], index=False)
+    train.iloc[records_per_site : 2 * records_per_site].to_json(
+        sites[1], orient="records", lines=True
+    )
+    test = directory / "test.parquet"
+    frame(task.test).iloc[:100].to_parquet(test)
+    return sites, test, names
