@@ -98,7 +98,8 @@ def main() -> None:
     later_deployed = statistics.median(deployed[1:])
     later_simulated = statistics.median(simulated[1:])
     print(
-        f"\n{args.model}, 2 sites x {RECORDS_PER_SITE} records, DP on, {args.rounds} rounds"
+        f"\n{args.model}, 2 sites x {RECORDS_PER_SITE} records, DP on, "
+        f"{args.rounds} rounds"
     )
     print("| mode | round 1 s | later rounds s (median) |")
     print("|---|---|---|")
@@ -106,8 +107,9 @@ def main() -> None:
     print(
         f"| deployment (TLS + node auth) | {deployed[0]:.1f} | {later_deployed:.1f} |"
     )
+    overhead = later_deployed - later_simulated
     print(
-        f"deployment overhead per later round: {later_deployed - later_simulated:.1f} s "
+        f"deployment overhead per later round: {overhead:.1f} s "
         f"({later_deployed / later_simulated:.1f}x the simulated round)"
     )
     print(f"fresh-process import of the ClientApp (median of 3): {cold_start:.1f} s")
