@@ -69,6 +69,7 @@ def main() -> None:
         "num_clients=2",
         f"num_rounds={args.rounds}",
         "finetune.local_epochs=1",
+        "finetune.batch_size=64",
     ]
 
     federation = Loopback(work)

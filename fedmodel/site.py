@@ -25,7 +25,8 @@ DATA_FILE = "data-file"
 STATE_DIR = "state-dir"
 MAX_EPSILON = "max-epsilon"
 DELTA = "delta"
-SITE_KEYS = (SITE_ID, DATA_FILE, STATE_DIR, MAX_EPSILON, DELTA)
+# Set by Flower's simulation engine on every simulated node.
+SIMULATED_CLIENT = "partition-id"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,13 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
     optional. Any missing or bad value is a FedmodelError naming the key.
     """
     if DATA_FILE not in node_config:
-        return None
+        if SIMULATED_CLIENT in node_config:
+            return None
+        raise FedmodelError(
+            f"this SuperNode's --node-config has no {DATA_FILE}: start it with "
+            "`fedmodel supernode ... --data-file FILE` (see the README's "
+            "deployment guide)"
+        )
     missing = [
         key for key in (SITE_ID, STATE_DIR, MAX_EPSILON) if key not in node_config
     ]

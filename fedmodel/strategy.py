@@ -74,22 +74,34 @@ def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
     )
 
 
+def _median(settings: StrategySettings, sampling: dict[str, Any]) -> Strategy:
+    return FedMedian(**sampling)
+
+
+def _trimmed_mean(settings: StrategySettings, sampling: dict[str, Any]) -> Strategy:
+    if not 0.0 <= settings.trim_beta < 0.5:
+        raise FedmodelError(
+            f"strategy.trim_beta must be in [0, 0.5), got {settings.trim_beta}"
+        )
+    return FedTrimmedAvg(**sampling, beta=settings.trim_beta)
+
+
+# Against a poisoned site: the coordinate-wise median, or the mean after
+# cutting the `trim_beta` share of largest and smallest values.
+ROBUST_METHODS: dict[str, Callable[[StrategySettings, dict[str, Any]], Strategy]] = {
+    "median": _median,
+    "trimmed_mean": _trimmed_mean,
+}
+
+
 def _robust(settings: StrategySettings, nodes: int) -> Strategy:
-    # Against a poisoned site: the coordinate-wise median, or the mean after
-    # cutting the `trim_beta` share of largest and smallest values.
-    sampling = _sampling(settings, nodes)
-    if settings.robust_method == "median":
-        return FedMedian(**sampling)
-    if settings.robust_method == "trimmed_mean":
-        if not 0.0 <= settings.trim_beta < 0.5:
-            raise FedmodelError(
-                f"strategy.trim_beta must be in [0, 0.5), got {settings.trim_beta}"
-            )
-        return FedTrimmedAvg(**sampling, beta=settings.trim_beta)
-    raise FedmodelError(
-        f"strategy.robust_method {settings.robust_method!r} is unknown; choose "
-        "median or trimmed_mean"
-    )
+    method = ROBUST_METHODS.get(settings.robust_method)
+    if method is None:
+        raise FedmodelError(
+            f"strategy.robust_method {settings.robust_method!r} is unknown; choose "
+            f"one of {sorted(ROBUST_METHODS)}"
+        )
+    return method(settings, _sampling(settings, nodes))
 
 
 STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {

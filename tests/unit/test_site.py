@@ -80,6 +80,8 @@ def node_config(site_file: Path, state_dir: Path, **extra: Any) -> dict[str, Any
 
 def test_a_node_without_a_data_file_is_a_simulated_client() -> None:
     assert site_from_node_config({"partition-id": 0, "num-partitions": 2}) is None
+    with pytest.raises(FedmodelError, match="has no data-file"):
+        site_from_node_config({})
 
 
 def test_a_site_reads_its_node_config(tmp_path: Path) -> None:
