@@ -6,6 +6,8 @@ import, so starting a SuperNode does not load the data libraries.
 
 from __future__ import annotations
 
+import logging
+
 import datasets
 
 from fedmodel.config import RunSettings
@@ -14,6 +16,8 @@ from fedmodel.data.files import load_site_file
 from fedmodel.errors import FedmodelError
 from fedmodel.site import DATA_FILE, SiteConfig
 
+log = logging.getLogger(__name__)
+
 
 def load_site_records(
     settings: RunSettings, site: SiteConfig
@@ -21,7 +25,9 @@ def load_site_records(
     """The site's training split and the federation's label names.
 
     The file is read with the run's text and label columns; a share of
-    `task.val_fraction` is held out, as a simulated client does.
+    `task.val_fraction` is held out, as a simulated client does. What is
+    wrong with a file is logged at the site only; the error raised (which
+    reaches the server) names neither rows nor labels.
     """
     labels = settings.task.labels
     if not labels:
@@ -30,17 +36,26 @@ def load_site_records(
             "operator must list the label set every site's file uses"
         )
     label_names = tuple(str(label) for label in labels)
-    records = load_site_file(
-        site.data_file,
-        task=settings.task,
-        label_names=label_names,
-        key=f"node config {DATA_FILE}",
-    )
-    train, _ = split_client_data(
-        records,
-        client_id=site.site_id,
-        val_fraction=settings.task.val_fraction,
-        batch_size=settings.finetune.batch_size,
-        seed=settings.seed,
-    )
+    try:
+        records = load_site_file(
+            site.data_file,
+            task=settings.task,
+            label_names=label_names,
+            key=f"node config {DATA_FILE}",
+        )
+        train, _ = split_client_data(
+            records,
+            client_id=site.site_id,
+            val_fraction=settings.task.val_fraction,
+            batch_size=settings.finetune.batch_size,
+            seed=settings.seed,
+        )
+    except FedmodelError as exc:
+        # The reason can quote the site's rows and labels, and Flower sends an
+        # exception's text to the server: it stays in the site's own log.
+        log.error("site %d: %s", site.site_id, exc)
+        raise FedmodelError(
+            f"site {site.site_id} cannot train on its data file; the site's "
+            "operator finds the reason in its SuperNode's log"
+        ) from None
     return train, label_names

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -140,16 +141,21 @@ def test_a_site_refuses_a_run_without_dp(tmp_path: Path) -> None:
         capped_settings(settings, SiteConfig(3, tmp_path, tmp_path, 2.0))
 
 
-def test_a_label_outside_the_federations_set_names_the_row(
-    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     names = bank_rows[1]
     first = str(bank_rows[0]["intent"].iloc[0])
     settings = deployment_settings([n for n in names if n != first])
     site = site_from_node_config(node_config(site_file, tmp_path))
     assert site is not None
-    with pytest.raises(FedmodelError, match=rf"row 1 .*label '{first}' is not one"):
+    with pytest.raises(FedmodelError, match="cannot train on its data file") as raised:
         load_site_records(settings, site)
+    assert first not in str(raised.value) and "row" not in str(raised.value)
+    assert re.search(rf"row 1 .*label '{first}' is not one", caplog.text)
     no_labels = dataclasses.replace(
         settings, task=dataclasses.replace(settings.task, labels=None)
     )
