@@ -98,11 +98,22 @@ def supernode() -> None:
     parser.add_argument("--superlink", required=True, help="SuperLink host:port")
     parser.add_argument("--ca-cert", type=Path, help="the server operator's ca.crt")
     parser.add_argument("--auth-key", type=Path, help="this site's private key")
-    parser.add_argument("--site-id", type=int, required=True)
-    parser.add_argument("--data-file", type=Path, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--max-epsilon", type=float, required=True)
-    parser.add_argument("--delta", type=float)
+    parser.add_argument(
+        "--site-id", type=int, required=True, help="this site's number (unique)"
+    )
+    parser.add_argument(
+        "--data-file", type=Path, required=True, help="CSV / JSONL / Parquet records"
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, required=True, help="privacy ledger and caches"
+    )
+    parser.add_argument(
+        "--max-epsilon",
+        type=float,
+        required=True,
+        help="the most epsilon this site will spend (caps the server's target)",
+    )
+    parser.add_argument("--delta", type=float, help="this site's delta (< 1/n)")
     parser.add_argument(
         "--runtime-port",
         type=int,
