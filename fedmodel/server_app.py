@@ -26,7 +26,8 @@ from fedmodel.config import (
 from fedmodel.console import setup_logging
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
-from fedmodel.models import save_pretrained
+from fedmodel.final_models import TEACHER_DIR, finish_models
+from fedmodel.models import merged_classifier
 from fedmodel.report import append_round, archive_rounds, plot_progress, write_json
 from fedmodel.server_eval import GlobalModel
 from fedmodel.strategy import (
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 RESOLVED_CONFIG = "resolved_config.yaml"
 CHECKPOINT_DIR = "checkpoint"
 NODE_WAIT_SECONDS = 60.0
-MODEL_DIR = "model"
 
 
 @app.main()
@@ -166,7 +166,15 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         _log_round(settings, record)
 
     final = result if rounds_completed else initial
-    model_dir = save_pretrained(model.trainable, model.tokenizer, run_dir / MODEL_DIR)
+    finished = finish_models(
+        settings,
+        teacher=merged_classifier(model.trainable),
+        tokenizer=model.tokenizer,
+        test=task.test,
+        transfer=task.transfer,
+        run_dir=run_dir,
+        train_on_clients=None,
+    )
     summary = {
         "final_accuracy": final.accuracy,
         "final_macro_f1": final.macro_f1,
@@ -181,10 +189,11 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "task": settings.task.name,
         "finetune_mode": settings.finetune.mode,
         "privacy": settings.privacy.mode,
-        "model_dir": str(model_dir),
+        "model_dir": str(run_dir / TEACHER_DIR),
         "clients": [
             _client_summary(settings, cid, clients[cid]) for cid in sorted(clients)
         ],
+        **finished,
     }
     write_json(run_dir / "summary.json", summary)
     plot_progress(run_dir)
