@@ -13,7 +13,13 @@ from flwr.clientapp import ClientApp
 
 from fedmodel.config import RunSettings, from_run_config, settings_from_dict
 from fedmodel.local_round import RoundOutcome, run_local_round
-from fedmodel.strategy import ARRAYS_KEY, CLIENT_ID_KEY, EXHAUSTED_KEY, METRICS_KEY
+from fedmodel.strategy import (
+    ARRAYS_KEY,
+    CLIENT_ID_KEY,
+    EXHAUSTED_KEY,
+    METRICS_KEY,
+    TEACHER_KEY,
+)
 
 app = ClientApp()
 
@@ -26,19 +32,26 @@ FLOWER_KEYS = ("proximal-mu",)
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Fine-tune the received weights locally and reply with the update."""
+    """Train the received weights locally and reply with the update.
+
+    A message that also carries the teacher's weights is a federated
+    distillation round: the received weights are the student's.
+    """
     config = dict(msg.content["config"])
     round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))
     client_id = int(context.node_config[PARTITION_ID])
+    arrays = msg.content.array_records
+    teacher = arrays.get(TEACHER_KEY)
     outcome = run_local_round(
         settings,
         client_id=client_id,
         state_dir=client_state_dir(settings, context, client_id),
-        global_weights=msg.content.array_records[ARRAYS_KEY].to_torch_state_dict(),
+        global_weights=arrays[ARRAYS_KEY].to_torch_state_dict(),
         round_number=round_number,
+        teacher_weights=None if teacher is None else teacher.to_torch_state_dict(),
     )
     return Message(content=_reply_content(outcome, client_id), reply_to=msg)
 

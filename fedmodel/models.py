@@ -164,6 +164,19 @@ def build_student(
     return model
 
 
+def prepare_student_for_distillation(
+    student: PooledBertForSequenceClassification,
+) -> PooledBertForSequenceClassification:
+    """Train the student's transformer layers and head; keep its embeddings fixed.
+
+    The embeddings are the teacher's and hold most of the student's weights:
+    leaving them out keeps each client's update small and DP-SGD cheap.
+    """
+    for name, param in student.named_parameters():
+        param.requires_grad = not name.startswith("bert.embeddings.")
+    return student
+
+
 def prepare_for_finetuning(
     model: PooledBertForSequenceClassification, finetune: FinetuneSettings
 ) -> nn.Module:
