@@ -47,6 +47,12 @@ def _run_simulate() -> None:
     _simulate()
 
 
+def _run_predict() -> None:
+    from fedmodel.predict_command import run_predict
+
+    raise SystemExit(run_predict(sys.argv[1:]))
+
+
 # Each command reads the rest of sys.argv itself (Hydra overrides or argparse).
 COMMANDS: dict[str, Callable[[], None]] = {
     "simulate": _run_simulate,
@@ -54,6 +60,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "superlink": deploy_cli.superlink,
     "supernode": deploy_cli.supernode,
     "ledger": deploy_cli.ledger,
+    "predict": _run_predict,
 }
 
 

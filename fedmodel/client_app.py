@@ -15,7 +15,13 @@ from fedmodel.config import RunSettings, from_run_config, settings_from_dict
 from fedmodel.local_round import RoundOutcome, run_local_round
 from fedmodel.site import capped_settings, site_from_node_config
 from fedmodel.site_records import load_site_records
-from fedmodel.strategy import ARRAYS_KEY, CLIENT_ID_KEY, EXHAUSTED_KEY, METRICS_KEY
+from fedmodel.strategy import (
+    ARRAYS_KEY,
+    CLIENT_ID_KEY,
+    EXHAUSTED_KEY,
+    METRICS_KEY,
+    TEACHER_KEY,
+)
 
 app = ClientApp()
 
@@ -28,7 +34,11 @@ FLOWER_KEYS = ("proximal-mu",)
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Fine-tune the received weights locally and reply with the update."""
+    """Train the received weights locally and reply with the update.
+
+    A message that also carries the teacher's weights is a federated
+    distillation round: the received weights are the student's.
+    """
     config = dict(msg.content["config"])
     round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:
@@ -43,13 +53,16 @@ def train(msg: Message, context: Context) -> Message:
         settings = capped_settings(settings, site)
         client_id, state_dir = site.site_id, site.state_dir
         records = load_site_records(settings, site)
+    arrays = msg.content.array_records
+    teacher = arrays.get(TEACHER_KEY)
     outcome = run_local_round(
         settings,
         client_id=client_id,
         state_dir=state_dir,
-        global_weights=msg.content.array_records[ARRAYS_KEY].to_torch_state_dict(),
+        global_weights=arrays[ARRAYS_KEY].to_torch_state_dict(),
         round_number=round_number,
         records=records,
+        teacher_weights=None if teacher is None else teacher.to_torch_state_dict(),
     )
     return Message(content=_reply_content(outcome, client_id), reply_to=msg)
 

@@ -122,10 +122,42 @@ class StrategySettings:
 
 
 @dataclass(frozen=True)
+class StudentSettings:
+    """The smaller model the teacher is distilled into."""
+
+    num_layers: int = 2
+    # Teacher layers the student starts from (0-based); None spreads
+    # `num_layers` evenly from the first layer to the last.
+    layers: list[int] | None = None
+
+
+@dataclass(frozen=True)
 class DistillSettings:
     """Distillation of the federated teacher into a student."""
 
     name: str
+    student: StudentSettings = field(default_factory=StudentSettings)
+    temperature: float = 2.0
+    # Loss = kl_weight * KL(teacher || student at temperature) * T^2
+    #      + hidden_weight * (1 - cosine(student, teacher pooled vectors)).
+    kl_weight: float = 1.0
+    hidden_weight: float = 1.0
+    epochs: int = 4
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    # Extra copies of each transfer text with words dropped and swapped.
+    augment_copies: int = 4
+    # Texts the server holds for distillation (CSV/JSONL/Parquet/TXT); None
+    # uses the task's transfer split.
+    transfer_file: str | None = None
+    # distill=federated: rounds in which clients distil the student on their
+    # own records under DP-SGD, after the teacher's rounds.
+    rounds: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a student is trained at all."""
+        return self.name != "off"
 
 
 @dataclass(frozen=True)
@@ -257,6 +289,7 @@ def _check(settings: RunSettings) -> None:
         raise FedmodelError(
             f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
         )
+    _check_distill(settings)
     privacy = settings.privacy
     if privacy.mode not in ("off", "dpsgd"):
         raise FedmodelError(
@@ -281,6 +314,49 @@ def _check(settings: RunSettings) -> None:
             raise FedmodelError(
                 f"privacy.accountant must be 'rdp' or 'prv', got {privacy.accountant!r}"
             )
+
+
+DISTILL_MODES = ("off", "server", "federated")
+
+
+def _check_distill(settings: RunSettings) -> None:
+    distill = settings.distill
+    if distill.name not in DISTILL_MODES:
+        raise FedmodelError(
+            f"distill.name must be one of {DISTILL_MODES}, got {distill.name!r}"
+        )
+    if not distill.enabled:
+        return
+    student = distill.student
+    if student.num_layers < 1:
+        raise FedmodelError(
+            f"distill.student.num_layers must be >= 1, got {student.num_layers}"
+        )
+    if student.layers is not None and len(student.layers) != student.num_layers:
+        raise FedmodelError(
+            f"distill.student.layers {student.layers} names {len(student.layers)} "
+            f"layers but distill.student.num_layers is {student.num_layers}"
+        )
+    for key in ("temperature", "learning_rate"):
+        if not getattr(distill, key) > 0:
+            raise FedmodelError(
+                f"distill.{key} must be > 0, got {getattr(distill, key)}"
+            )
+    for key in ("epochs", "batch_size"):
+        if getattr(distill, key) < 1:
+            raise FedmodelError(
+                f"distill.{key} must be >= 1, got {getattr(distill, key)}"
+            )
+    for key in ("kl_weight", "hidden_weight", "augment_copies", "rounds"):
+        if getattr(distill, key) < 0:
+            raise FedmodelError(
+                f"distill.{key} must be >= 0, got {getattr(distill, key)}"
+            )
+    if distill.name == "federated" and distill.rounds < 1:
+        raise FedmodelError(
+            "distill=federated needs distill.rounds >= 1 (the student's rounds "
+            f"on the clients), got {distill.rounds}"
+        )
 
 
 def to_run_config(raw: Mapping[str, Any]) -> RunConfig:

@@ -21,13 +21,17 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.data import load_client_data, make_text_loader
+from fedmodel.distill import federated_distill_loss
 from fedmodel.features import cached_features, data_fingerprint
 from fedmodel.models import (
     build_classifier,
+    build_student,
     classification_head,
     load_tokenizer,
     load_trainable_state,
+    merged_classifier,
     prepare_for_finetuning,
+    prepare_student_for_distillation,
     trainable_state,
 )
 from fedmodel.privacy import (
@@ -41,6 +45,7 @@ from fedmodel.privacy import (
 from fedmodel.privacy.ledger_archive import LEDGER_FILE
 from fedmodel.training import (
     LogitsFn,
+    LossFn,
     build_optimizer,
     feature_logits,
     text_logits,
@@ -77,6 +82,18 @@ class RoundOutcome:
         return released
 
 
+@dataclass
+class _LocalJob:
+    """What a round trains: the module DP-SGD wraps, its data and its loss."""
+
+    module: nn.Module
+    loader: DataLoader
+    logits_of: Callable[[nn.Module], LogitsFn]
+    # The model whose trainable weights are the reply.
+    exchanged: nn.Module
+    loss_fn: LossFn | None = None
+
+
 def run_local_round(
     settings: RunSettings,
     *,
@@ -85,53 +102,45 @@ def run_local_round(
     global_weights: dict[str, torch.Tensor],
     round_number: int,
     records: tuple[datasets.Dataset, tuple[str, ...]] | None = None,
+    teacher_weights: dict[str, torch.Tensor] | None = None,
 ) -> RoundOutcome:
-    """Fine-tune the global weights on this client's records for one round.
+    """Train on this client's records for one round and return the update.
 
-    With DP on, the round's privacy cost is written to the client's ledger on
-    disk before training starts, so a crash at any later point over-counts and
-    never under-counts. A round that would exceed the budget does not train.
-    `records` (training split, label names) is a deployed site's own data;
-    None loads the simulated client's partition.
+    Without `teacher_weights` the round fine-tunes the global model
+    (`global_weights`). With them it is a federated distillation round: the
+    student (`global_weights`) learns the teacher's outputs on this client's
+    records. Either way, with DP on, the round's privacy cost is written to the
+    client's one ledger on disk before training starts, so a crash at any later
+    point over-counts and never under-counts. A round that would exceed the
+    budget does not train. `records` (training split, label names) is a
+    deployed site's own data; None loads the simulated client's partition.
     """
     started = time.perf_counter()
     if records is None:
         train_split, _, label_names = load_client_data(settings, client_id)
     else:
         train_split, label_names = records
-    model = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
-    )
-    trainable = prepare_for_finetuning(model, settings.finetune)
-    load_trainable_state(trainable, global_weights)
-    finetune = settings.finetune
     state_dir.mkdir(parents=True, exist_ok=True)
-
-    if finetune.mode == "head":
-        features, labels = cached_features(
-            settings, model=model, split=train_split, state_dir=state_dir
+    if teacher_weights is None:
+        job = _finetune_job(
+            settings,
+            split=train_split,
+            label_names=label_names,
+            global_weights=global_weights,
+            state_dir=state_dir,
+            round_number=round_number,
         )
-        module: nn.Module = classification_head(model)
-        loader: DataLoader = DataLoader(
-            TensorDataset(features, labels),
-            batch_size=finetune.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(settings.seed + round_number),
-        )
-        logits_of: Callable[[nn.Module], LogitsFn] = feature_logits
     else:
-        module = trainable
-        loader = make_text_loader(
-            load_tokenizer(settings.model),
-            list(train_split["text"]),
-            list(train_split["label"]),
-            max_length=settings.task.max_length,
-            batch_size=finetune.batch_size,
-            shuffle=True,
-            seed=settings.seed + round_number,
+        job = _distill_job(
+            settings,
+            split=train_split,
+            label_names=label_names,
+            student_weights=global_weights,
+            teacher_weights=teacher_weights,
+            round_number=round_number,
         )
-        logits_of = text_logits
-
+    finetune = settings.finetune
+    module, loader = job.module, job.loader
     optimizer = build_optimizer(module.parameters(), finetune)
     steps = finetune.local_epochs * poisson_steps_per_epoch(
         len(train_split), finetune.batch_size
@@ -170,9 +179,10 @@ def run_local_round(
         module,
         loader,
         optimizer,
-        logits_fn=logits_of(module),
+        logits_fn=job.logits_of(module),
         epochs=finetune.local_epochs,
         proximal_mu=mu,
+        loss_fn=job.loss_fn,
     )
     if count_steps is not None:
         # Refuse to release an update whose cost exceeds what the ledger holds.
@@ -182,11 +192,94 @@ def run_local_round(
             steps=steps,
         )
     return RoundOutcome(
-        weights=trainable_state(trainable),
+        weights=trainable_state(job.exchanged),
         num_examples=len(train_split),
         train_loss=loss,
         privacy=privacy,
         compute_seconds=time.perf_counter() - started,
+    )
+
+
+def _finetune_job(
+    settings: RunSettings,
+    *,
+    split: datasets.Dataset,
+    label_names: tuple[str, ...],
+    global_weights: dict[str, torch.Tensor],
+    state_dir: Path,
+    round_number: int,
+) -> _LocalJob:
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    trainable = prepare_for_finetuning(model, settings.finetune)
+    load_trainable_state(trainable, global_weights)
+    if settings.finetune.mode != "head":
+        return _LocalJob(
+            module=trainable,
+            loader=_text_loader(settings, split, round_number=round_number),
+            logits_of=text_logits,
+            exchanged=trainable,
+        )
+    features, labels = cached_features(
+        settings, model=model, split=split, state_dir=state_dir
+    )
+    loader: DataLoader = DataLoader(
+        TensorDataset(features, labels),
+        batch_size=settings.finetune.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(settings.seed + round_number),
+    )
+    return _LocalJob(
+        module=classification_head(model),
+        loader=loader,
+        logits_of=feature_logits,
+        exchanged=trainable,
+    )
+
+
+def _distill_job(
+    settings: RunSettings,
+    *,
+    split: datasets.Dataset,
+    label_names: tuple[str, ...],
+    student_weights: dict[str, torch.Tensor],
+    teacher_weights: dict[str, torch.Tensor],
+    round_number: int,
+) -> _LocalJob:
+    teacher = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    load_trainable_state(
+        prepare_for_finetuning(teacher, settings.finetune), teacher_weights
+    )
+    teacher_model = merged_classifier(teacher)
+    student = prepare_student_for_distillation(
+        build_student(teacher_model, settings.distill.student)
+    )
+    load_trainable_state(student, student_weights)
+    return _LocalJob(
+        module=student,
+        loader=_text_loader(settings, split, round_number=round_number),
+        logits_of=text_logits,
+        exchanged=student,
+        loss_fn=federated_distill_loss(
+            teacher_model, temperature=settings.distill.temperature
+        ),
+    )
+
+
+def _text_loader(
+    settings: RunSettings, split: datasets.Dataset, *, round_number: int
+) -> DataLoader:
+    return make_text_loader(
+        load_tokenizer(settings.model),
+        list(split["text"]),
+        list(split["label"]),
+        max_length=settings.task.max_length,
+        batch_size=settings.finetune.batch_size,
+        shuffle=True,
+        seed=settings.seed + round_number,
     )
 
 
@@ -212,7 +305,7 @@ def _open_ledger(
         num_records=num_records,
         batch_size=settings.finetune.batch_size,
         local_epochs=settings.finetune.local_epochs,
-        planned_rounds=settings.num_rounds,
+        planned_rounds=planned_rounds(settings),
         accountant=privacy.accountant,
         client_id=str(client_id),
     )
@@ -222,3 +315,13 @@ def _open_ledger(
         plan=plan,
         data_fingerprint=data_fingerprint(split),
     )
+
+
+def planned_rounds(settings: RunSettings) -> int:
+    """Rounds a client's noise is calibrated for: the teacher's and the student's.
+
+    Federated distillation rounds draw on the same budget, so they are in the
+    plan from round 1 on.
+    """
+    extra = settings.distill.rounds if settings.distill.name == "federated" else 0
+    return settings.num_rounds + extra

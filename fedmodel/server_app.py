@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import datasets
+import torch
 import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
@@ -32,16 +34,26 @@ from fedmodel.console import setup_logging
 from fedmodel.data import load_task
 from fedmodel.deployment import check_deployment_settings
 from fedmodel.errors import FedmodelError
-from fedmodel.models import save_pretrained
+from fedmodel.features import length_sorted_loader
+from fedmodel.final_models import TEACHER_DIR, finish_models
+from fedmodel.hf_classifier import PooledBertForSequenceClassification
+from fedmodel.models import (
+    load_trainable_state,
+    merged_classifier,
+    prepare_student_for_distillation,
+    trainable_state,
+)
 from fedmodel.report import append_round, archive_rounds, plot_progress, write_json
 from fedmodel.server_eval import GlobalModel
 from fedmodel.strategy import (
     ARRAYS_KEY,
     EXHAUSTED_KEY,
     METRICS_KEY,
+    TEACHER_KEY,
     BudgetAwareStrategy,
     build_strategy,
 )
+from fedmodel.training import evaluate, text_logits
 from fedmodel.warm_start import warm_start_head
 
 app = ServerApp()
@@ -49,7 +61,6 @@ log = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "resolved_config.yaml"
 NODE_WAIT_SECONDS = 60.0
-MODEL_DIR = "model"
 
 
 @app.main()
@@ -184,7 +195,30 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         _log_round(settings, record)
 
     final = result
-    model_dir = save_pretrained(model.trainable, model.tokenizer, run_dir / MODEL_DIR)
+    teacher_weights = model.weights()
+
+    def distill_on_clients(student: PooledBertForSequenceClassification) -> None:
+        _distill_on_clients(
+            grid,
+            settings,
+            student=student,
+            teacher_weights=teacher_weights,
+            teacher_strategy=strategy,
+            test=task.test,
+            train_config=train_config,
+        )
+
+    finished = finish_models(
+        settings,
+        teacher=merged_classifier(model.trainable),
+        tokenizer=model.tokenizer,
+        test=task.test,
+        transfer=task.transfer,
+        run_dir=run_dir,
+        train_on_clients=distill_on_clients
+        if settings.distill.name == "federated"
+        else None,
+    )
     summary = {
         "final_accuracy": final.accuracy,
         "final_macro_f1": final.macro_f1,
@@ -199,10 +233,11 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "task": settings.task.name,
         "finetune_mode": settings.finetune.mode,
         "privacy": settings.privacy.mode,
-        "model_dir": str(model_dir),
+        "model_dir": str(run_dir / TEACHER_DIR),
         "clients": [
             _client_summary(settings, cid, clients[cid]) for cid in sorted(clients)
         ],
+        **finished,
     }
     write_json(run_dir / "summary.json", summary)
     plot_progress(run_dir)
@@ -305,7 +340,13 @@ def _resume(run_dir: Path, model: GlobalModel) -> Checkpoint:
     return checkpoint
 
 
-def _log_round(settings: RunSettings, record: dict[str, Any]) -> None:
+def _log_round(
+    settings: RunSettings,
+    record: dict[str, Any],
+    *,
+    total_rounds: int | None = None,
+    model_name: str = "",
+) -> None:
     epsilon = ""
     if record["epsilon_max"] is not None:
         epsilon = (
@@ -313,9 +354,10 @@ def _log_round(settings: RunSettings, record: dict[str, Any]) -> None:
             f"mean {record['epsilon_mean']:.2f}"
         )
     log.info(
-        "round %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | %.1f s",
+        "%sround %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | %.1f s",
+        f"{model_name} " if model_name else "",
         record["round"],
-        settings.num_rounds,
+        total_rounds or settings.num_rounds,
         record["accuracy"],
         record["macro_f1"],
         record["clients_aggregated"],
@@ -323,3 +365,61 @@ def _log_round(settings: RunSettings, record: dict[str, Any]) -> None:
         epsilon,
         record["seconds"],
     )
+
+
+def _distill_on_clients(
+    grid: Grid,
+    settings: RunSettings,
+    *,
+    student: PooledBertForSequenceClassification,
+    teacher_weights: dict[str, torch.Tensor],
+    teacher_strategy: BudgetAwareStrategy,
+    test: datasets.Dataset,
+    train_config: ConfigRecord,
+) -> None:
+    """Federated distillation: `distill.rounds` rounds of the student on the clients.
+
+    Each message carries the student's trainable weights and the teacher's;
+    clients distil on their own records under DP-SGD and charge their ledgers,
+    as in the teacher's rounds (numbered on from them). Clients that spent
+    their budget are not selected.
+    """
+    prepare_student_for_distillation(student)
+    weights = trainable_state(student)
+    strategy = teacher_strategy.for_other_weights(
+        build_strategy(settings.strategy, num_clients=settings.num_clients),
+        expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
+    )
+    arrays = ArrayRecord(weights)
+    test_loader = length_sorted_loader(settings, test)
+    total = settings.num_rounds + settings.distill.rounds
+    for server_round in range(settings.num_rounds + 1, total + 1):
+        round_started = time.perf_counter()
+        messages = strategy.configure_train(server_round, arrays, train_config, grid)
+        if not messages:
+            log.warning(
+                "student round %d: every client has spent its privacy budget",
+                server_round,
+            )
+            break
+        for message in messages:
+            message.content[TEACHER_KEY] = ArrayRecord(teacher_weights)
+        replies = list(
+            grid.send_and_receive(messages, timeout=settings.federation.round_timeout)
+        )
+        new_arrays, _, accepted = strategy.aggregate_train(server_round, replies)
+        if new_arrays is not None:
+            arrays = new_arrays
+            load_trainable_state(student, arrays.to_torch_state_dict())
+        result = evaluate(student, test_loader, logits_fn=text_logits(student))
+        record = _round_record(
+            server_round,
+            result=result,
+            messages=messages,
+            accepted=accepted,
+            clients=strategy.client_figures,
+            train_loss=None,
+            seconds=time.perf_counter() - round_started,
+        )
+        append_round(Path(settings.run_dir), {**record, "model": "student"})
+        _log_round(settings, record, total_rounds=total, model_name="student")

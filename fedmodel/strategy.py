@@ -34,6 +34,9 @@ METRICS_KEY = "metrics"
 EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"
 NUM_EXAMPLES_KEY = "num-examples"
+# In federated distillation rounds the teacher's weights travel beside the
+# student's (ARRAYS_KEY).
+TEACHER_KEY = "teacher"
 
 
 def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
@@ -135,6 +138,20 @@ class BudgetAwareStrategy:
         self.exhausted_nodes: set[int] = set()
         # The latest figures each client reported, by client id.
         self.client_figures: dict[int, dict[str, float]] = {}
+
+    def for_other_weights(
+        self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]
+    ) -> BudgetAwareStrategy:
+        """A wrapper for another model's weights that shares this one's budget state.
+
+        Federated distillation trains the student with its own aggregation
+        state, but a client that spent its budget on the teacher stays spent,
+        and its latest figures stay in one place.
+        """
+        other = BudgetAwareStrategy(inner, expected_shapes=expected_shapes)
+        other.exhausted_nodes = self.exhausted_nodes
+        other.client_figures = self.client_figures
+        return other
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -23,6 +23,8 @@ from fedmodel.errors import FedmodelError
 
 Batch = Mapping[str, torch.Tensor] | tuple[torch.Tensor, torch.Tensor]
 LogitsFn = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+# A batch's loss from the model's logits and the batch itself.
+LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
 
 # Opacus hooks a head trained on fixed features, whose inputs need no gradient;
 # PyTorch warns about that on every backward pass, harmlessly.
@@ -97,11 +99,14 @@ def train_epochs(
     logits_fn: LogitsFn,
     epochs: int,
     proximal_mu: float = 0.0,
+    loss_fn: LossFn | None = None,
 ) -> float:
     """Train for whole epochs; return the mean loss over non-empty batches.
 
-    Every batch takes one optimizer step, even an empty one drawn by Poisson
-    sampling: DP-SGD's accounting assumes a noisy step per drawn batch. With
+    The loss is cross-entropy against the batch's labels unless `loss_fn`
+    gives another (a distillation loss). Every batch takes one optimizer step,
+    even an empty one drawn by Poisson sampling: DP-SGD's accounting assumes a
+    noisy step per drawn batch. With
     `proximal_mu` > 0 (FedProx) each step is followed by a pull towards the
     starting weights; that pull uses no records, so it costs no privacy.
     """
@@ -115,7 +120,10 @@ def train_epochs(
                 _empty_step(optimizer)
             else:
                 logits, labels = logits_fn(batch)
-                loss = nn.functional.cross_entropy(logits, labels)
+                if loss_fn is None:
+                    loss = nn.functional.cross_entropy(logits, labels)
+                else:
+                    loss = loss_fn(logits, batch)
                 losses.append(float(loss.detach()))
                 loss.backward()
                 optimizer.step()

@@ -29,6 +29,9 @@ SMALL_RUN = [
     "partition=iid",
     "finetune.batch_size=32",
     "finetune.local_epochs=2",
+    "distill.epochs=1",
+    "distill.student.num_layers=1",
+    "distill.augment_copies=0",
 ]
 
 

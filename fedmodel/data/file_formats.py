@@ -48,7 +48,8 @@ def read_table(path: Path, *, key: str) -> pd.DataFrame:
     return reader(path)
 
 
-def _decode(path: Path) -> str:
+def read_utf8(path: Path) -> str:
+    """The file's text, naming the line of the first byte that is not UTF-8."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -64,7 +65,7 @@ def _decode(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    text = _decode(path)
+    text = read_utf8(path)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.
         return pd.read_csv(
@@ -84,7 +85,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records: list[dict[str, object]] = []
-    for line_number, line in enumerate(_decode(path).splitlines(), start=1):
+    for line_number, line in enumerate(read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

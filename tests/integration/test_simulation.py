@@ -109,8 +109,16 @@ def test_dp_simulation_end_to_end(
         "progress.png",
         "resolved_config.yaml",
         "model/config.json",
+        "model/model.onnx",
+        "student/config.json",
+        "student/model.onnx",
     ):
         assert (tmp_path / name).is_file(), name
+    # The server distilled a smaller student and reported on both models.
+    assert summary["student"]["num_layers"] == 1
+    assert summary["teacher"]["num_layers"] == 2
+    assert summary["distillation"]["server_texts"] > 0
+    assert summary["student_vs_teacher"]["parameter_ratio"] < 1.0
 
 
 def test_spent_client_is_refused_and_no_longer_selected(tmp_path: Path) -> None:

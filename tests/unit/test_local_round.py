@@ -19,7 +19,14 @@ from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.features import data_fingerprint
 from fedmodel.local_round import LEDGER_FILE, RoundOutcome, run_local_round
-from fedmodel.models import build_classifier, prepare_for_finetuning, trainable_state
+from fedmodel.models import (
+    build_classifier,
+    build_student,
+    load_trainable_state,
+    prepare_for_finetuning,
+    prepare_student_for_distillation,
+    trainable_state,
+)
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
 from tests.conftest import small_config
 
@@ -441,3 +448,77 @@ def test_dp_replies_release_no_unnoised_statistics() -> None:
     assert released["num-examples"] == 120 and released["epsilon"] == 1.2
     public = RoundOutcome(weights={}, num_examples=120, train_loss=0.7)
     assert public.released_metrics()["train-loss"] == 0.7
+
+
+# --- federated distillation -------------------------------------------------
+
+
+def _student_weights(settings: RunSettings, teacher: Weights) -> Weights:
+    _, _, label_names = load_client_data(settings, CLIENT)
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    load_trainable_state(prepare_for_finetuning(model, settings.finetune), teacher)
+    student = build_student(model, settings.distill.student)
+    return trainable_state(prepare_student_for_distillation(student))
+
+
+def distill_round(
+    settings: RunSettings, state_dir: Path, teacher: Weights, round_number: int
+) -> RoundOutcome:
+    return run_local_round(
+        settings,
+        client_id=CLIENT,
+        state_dir=state_dir,
+        global_weights=_student_weights(settings, teacher),
+        round_number=round_number,
+        teacher_weights=teacher,
+    )
+
+
+def test_federated_distillation_rounds_are_planned_and_charged(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(
+        tmp_path, "num_rounds=1", "distill=federated", "distill.rounds=1"
+    )
+    state_dir = tmp_path / "client-0"
+    teacher = one_round(settings, state_dir, fresh_weights(settings), 1).weights
+    assert teacher is not None
+    student_start = _student_weights(settings, teacher)
+    outcome = distill_round(settings, state_dir, teacher, 2)
+
+    assert not outcome.budget_exhausted
+    assert_only_weights_and_numbers(outcome, student_start)
+    assert_all_changed(student_start, outcome.weights or {})
+    ledger = read_ledger(state_dir)
+    per_round = steps_per_round(settings)
+    assert [(c["round"], c["steps"]) for c in ledger["rounds"]] == [
+        (1, per_round),
+        (2, per_round),
+    ]
+    # The noise was calibrated for the teacher's round and the student's.
+    target = settings.privacy.target_epsilon
+    assert target is not None
+    assert target - 0.05 <= ledger["rounds"][-1]["epsilon"] <= target
+    assert outcome.privacy["epsilon"] == ledger["rounds"][-1]["epsilon"]
+
+
+def test_distillation_round_past_the_budget_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Planned for the teacher's round only (distill=server): a student round
+    # on client records would exceed the budget, so it must not run.
+    settings = make_settings(tmp_path, "num_rounds=1")
+    state_dir = tmp_path / "client-0"
+    teacher = one_round(settings, state_dir, fresh_weights(settings), 1).weights
+    assert teacher is not None
+    before = read_ledger(state_dir)
+
+    def must_not_train(*args: object, **kwargs: object) -> float:
+        raise AssertionError("a round over budget must not train")
+
+    monkeypatch.setattr(local_round, "train_epochs", must_not_train)
+    refused = distill_round(settings, state_dir, teacher, 2)
+    assert refused.budget_exhausted and refused.weights is None
+    assert read_ledger(state_dir)["history"] == before["history"]

@@ -1,0 +1,223 @@
+"""Distillation: student construction, losses, and the server path."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedmodel.config import StudentSettings, settings_from_dict
+from fedmodel.data import load_task, make_text_loader
+from fedmodel.distill import (
+    agreement,
+    augment_texts,
+    distill_on_server,
+    pooled_match_loss,
+    soft_target_loss,
+)
+from fedmodel.errors import FedmodelError
+from fedmodel.features import length_sorted_loader
+from fedmodel.final_models import finish_models, server_distill_texts
+from fedmodel.hf_classifier import PooledBertForSequenceClassification
+from fedmodel.models import build_classifier, build_student, load_tokenizer
+from fedmodel.models import student_layer_indices as layers_for
+from fedmodel.training import text_logits, train_epochs
+from tests.conftest import small_config
+
+
+def _settings(*overrides: str):  # type: ignore[no-untyped-def]
+    return settings_from_dict(
+        {**small_config("model.num_layers=4", *overrides), "run_dir": ""}
+    )
+
+
+def _teacher(settings, label_names, train=None) -> PooledBertForSequenceClassification:  # type: ignore[no-untyped-def]
+    """A tiny teacher; fitted on labelled texts when `train` is given.
+
+    A random tiny BERT answers nearly the same label for every text; a fitted
+    one has a text-dependent function for a student to learn.
+    """
+    teacher = build_classifier(settings.model, label_names=label_names, seed=0)
+    if train is not None:
+        loader = make_text_loader(
+            load_tokenizer(settings.model),
+            list(train["text"]),
+            list(train["label"]),
+            max_length=32,
+            batch_size=32,
+            shuffle=True,
+            seed=0,
+        )
+        train_epochs(
+            teacher,
+            loader,
+            torch.optim.Adam(teacher.parameters(), lr=3e-3),
+            logits_fn=text_logits(teacher),
+            epochs=3,
+        )
+    return teacher.eval()
+
+
+def test_student_layers_spread_from_first_to_last() -> None:
+    assert layers_for(6, StudentSettings(num_layers=2)) == [0, 5]
+    assert layers_for(6, StudentSettings(num_layers=3)) == [0, 2, 5]
+    assert layers_for(6, StudentSettings(num_layers=1)) == [5]
+    assert layers_for(6, StudentSettings(num_layers=2, layers=[1, 4])) == [1, 4]
+
+
+@pytest.mark.parametrize("layers", [[0, 6], [2, 2], [-1, 3]])
+def test_bad_student_layers_name_the_key(layers: list[int]) -> None:
+    with pytest.raises(FedmodelError, match=r"distill\.student\.layers"):
+        layers_for(6, StudentSettings(num_layers=2, layers=layers))
+
+
+def test_bad_distill_config_names_the_key() -> None:
+    with pytest.raises(FedmodelError, match="distill.temperature"):
+        _settings("distill.temperature=0")
+    with pytest.raises(FedmodelError, match="distill.student.num_layers"):
+        _settings("distill.student.layers=[0,1,2]")
+    with pytest.raises(FedmodelError, match="distill.rounds"):
+        _settings("distill=federated", "distill.rounds=0")
+
+
+def test_student_copies_teacher_embeddings_head_and_chosen_layers() -> None:
+    settings = _settings()
+    teacher = _teacher(settings, ("a", "b", "c"))
+    student = build_student(teacher, StudentSettings(num_layers=2, layers=[1, 3]))
+    assert student.config.num_hidden_layers == 2
+    assert teacher.config.num_hidden_layers == 4
+    t, s = teacher.state_dict(), student.state_dict()
+    for name in ("bert.embeddings.word_embeddings.weight", "classifier.weight"):
+        assert torch.equal(s[name], t[name])
+    for mine, theirs in ((0, 1), (1, 3)):
+        key = "attention.self.query.weight"
+        assert torch.equal(
+            s[f"bert.encoder.layer.{mine}.{key}"],
+            t[f"bert.encoder.layer.{theirs}.{key}"],
+        )
+    assert student.config.id2label == teacher.config.id2label
+    # The student owns its tensors: training it cannot move the teacher.
+    s["classifier.weight"].add_(1.0)
+    assert not torch.equal(
+        teacher.state_dict()["classifier.weight"], s["classifier.weight"]
+    )
+
+
+def test_augmented_texts_keep_the_originals_first_and_are_reproducible() -> None:
+    texts = ["my card was lost yesterday", "where is my refund"]
+    out = augment_texts(texts, copies=3, seed=7)
+    assert out[:2] == texts
+    assert len(out) == 8
+    assert out == augment_texts(texts, copies=3, seed=7)
+
+
+def test_losses_vanish_only_when_student_matches_teacher() -> None:
+    logits = torch.randn(4, 5)
+    assert soft_target_loss(logits, logits, temperature=2.0).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
+    assert soft_target_loss(logits, -logits, temperature=2.0).item() > 0.1
+    vectors = torch.randn(4, 8)
+    assert pooled_match_loss(vectors, vectors).item() == pytest.approx(0.0, abs=1e-6)
+    assert pooled_match_loss(vectors, -vectors).item() == pytest.approx(2.0)
+
+
+def test_server_distillation_raises_agreement_with_the_teacher() -> None:
+    settings = _settings(
+        "distill.epochs=3",
+        "distill.learning_rate=3e-3",
+        "distill.student.num_layers=1",
+    )
+    task = load_task(settings.task, seed=settings.seed)
+    teacher = _teacher(settings, task.label_names, task.train.select(range(300)))
+    student = build_student(teacher, settings.distill.student)
+    test_loader = length_sorted_loader(settings, task.test)
+    before = agreement(teacher, student, test_loader)
+    texts = server_distill_texts(settings, task.transfer)
+    assert texts is not None
+    report = distill_on_server(
+        teacher,
+        student,
+        texts=texts[:300],
+        tokenizer=load_tokenizer(settings.model),
+        settings=settings.distill,
+        max_length=settings.task.max_length,
+        seed=0,
+    )
+    after = agreement(teacher, student, test_loader)
+    assert report.num_texts == 300
+    assert after > before + 0.1, (before, after)
+
+
+def test_server_distillation_texts_are_held_by_no_client() -> None:
+    settings = _settings()
+    task = load_task(settings.task, seed=settings.seed)
+    texts = server_distill_texts(settings, task.transfer)
+    assert texts is not None and len(texts) == 1000
+    assert not set(texts) & set(task.train["text"])
+
+
+def test_distill_transfer_file_replaces_the_transfer_split(tmp_path: Path) -> None:
+    path = tmp_path / "public.txt"
+    path.write_text("first public text\n\nsecond public text\n")
+    settings = _settings(f"distill.transfer_file={path}")
+    assert server_distill_texts(settings, None) == [
+        "first public text",
+        "second public text",
+    ]
+    missing = dataclasses.replace(
+        settings,
+        distill=dataclasses.replace(
+            settings.distill, transfer_file=str(tmp_path / "nope.csv")
+        ),
+    )
+    with pytest.raises(FedmodelError, match=r"distill\.transfer_file.*nope\.csv"):
+        server_distill_texts(missing, None)
+
+
+def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fedmodel.data
+    import fedmodel.data.clients
+    import fedmodel.distill
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("the server path read client records")
+
+    for module in (fedmodel.data, fedmodel.data.clients):
+        monkeypatch.setattr(module, "load_client_data", refuse)
+        monkeypatch.setattr(module, "partition_clients", refuse, raising=False)
+    seen: list[str] = []
+    real_loader = fedmodel.distill.make_text_loader
+
+    def spy(tokenizer, texts, labels, **kwargs):  # type: ignore[no-untyped-def]
+        seen.extend(texts)
+        return real_loader(tokenizer, texts, labels, **kwargs)
+
+    monkeypatch.setattr(fedmodel.distill, "make_text_loader", spy)
+    settings = _settings("distill.student.num_layers=1", "task.max_test_examples=40")
+    task = load_task(settings.task, seed=settings.seed)
+    transfer = task.transfer.select(range(64))
+    entries = finish_models(
+        settings,
+        teacher=_teacher(settings, task.label_names),
+        tokenizer=load_tokenizer(settings.model),
+        test=task.test,
+        transfer=transfer,
+        run_dir=tmp_path,
+    )
+    assert seen and set(seen) <= set(transfer["text"])
+    assert not set(seen) & set(task.train["text"])
+    assert entries["distillation"]["server_texts"] == 64
+    for name in ("teacher", "student"):
+        figures = entries[name]
+        assert 0.0 <= figures["accuracy"] <= 1.0
+        assert figures["torch_latency_ms_batch1"] > 0
+        assert figures["onnx_latency_ms_batch32"] > 0
+    assert entries["student"]["num_layers"] == 1
+    assert entries["student"]["parameters"] < entries["teacher"]["parameters"]
+    assert (tmp_path / "student" / "model.onnx").is_file()
+    assert (tmp_path / "model" / "model.onnx").is_file()

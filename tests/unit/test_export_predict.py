@@ -1,0 +1,194 @@
+"""Export (Hugging Face + ONNX), parity between them, and `fedmodel predict`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fedmodel.config import settings_from_dict
+from fedmodel.data import load_task
+from fedmodel.data.text_inputs import read_texts
+from fedmodel.errors import FedmodelError
+from fedmodel.export import ONNX_FILE, export_classifier
+from fedmodel.hf_classifier import PooledBertForSequenceClassification
+from fedmodel.inference import (
+    OnnxClassifier,
+    TorchClassifier,
+    load_classifier,
+    median_latency_ms,
+)
+from fedmodel.models import build_classifier, build_student, load_tokenizer
+from fedmodel.predict_command import run_predict
+from tests.conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def bank_texts() -> list[str]:
+    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    return list(load_task(settings.task, seed=0).test["text"])[:64]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    model = build_classifier(
+        settings.model, label_names=("card", "refund", "top_up"), seed=3
+    )
+    with torch.no_grad():
+        model.classifier.weight.mul_(30.0)
+    out = tmp_path_factory.mktemp("exported") / "model"
+    return export_classifier(model, load_tokenizer(settings.model), out, max_length=48)
+
+
+def test_onnx_logits_match_pytorch_on_real_texts(
+    exported: Path, bank_texts: list[str]
+) -> None:
+    torch_logits = TorchClassifier(exported).logits(bank_texts)
+    onnx_logits = OnnxClassifier(exported / ONNX_FILE).logits(bank_texts)
+    assert torch_logits.shape == (64, 3)
+    assert np.abs(torch_logits - onnx_logits).max() < 1e-4
+    # One text at a time (no padding) and a long text (truncated) agree too.
+    for texts in (bank_texts[:1], ["word " * 300]):
+        assert (
+            np.abs(
+                TorchClassifier(exported).logits(texts)
+                - OnnxClassifier(exported / ONNX_FILE).logits(texts)
+            ).max()
+            < 1e-4
+        )
+
+
+def test_onnx_parity_for_the_shipped_minilm_student(
+    tmp_path: Path, bank_texts: list[str]
+) -> None:
+    settings = settings_from_dict({**small_config("model=minilm"), "run_dir": ""})
+    teacher = build_classifier(settings.model, label_names=("a", "b"), seed=0)
+    student = build_student(teacher, settings.distill.student)
+    out = export_classifier(
+        student, load_tokenizer(settings.model), tmp_path / "s", max_length=64
+    )
+    difference = np.abs(
+        TorchClassifier(out).logits(bank_texts)
+        - OnnxClassifier(out / ONNX_FILE).logits(bank_texts)
+    )
+    assert difference.max() < 1e-4
+
+
+def test_exported_folder_keeps_labels_and_training_length(exported: Path) -> None:
+    config = json.loads((exported / "config.json").read_text())
+    assert config["id2label"] == {"0": "card", "1": "refund", "2": "top_up"}
+    assert TorchClassifier(exported).tokenizer.model_max_length == 48
+    reloaded = PooledBertForSequenceClassification.from_pretrained(exported)
+    assert reloaded.config.num_labels == 3
+
+
+def test_latency_is_measured_per_call(exported: Path, bank_texts: list[str]) -> None:
+    classifier = load_classifier(exported)
+    assert median_latency_ms(classifier, bank_texts, batch_size=32, repeats=3) > 0
+    with pytest.raises(ValueError, match="at least 32"):
+        median_latency_ms(classifier, bank_texts[:5], batch_size=32, repeats=3)
+
+
+@pytest.mark.parametrize("target", ["folder", "onnx"])
+def test_predict_prints_labels_with_probabilities(
+    target: str, exported: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = exported if target == "folder" else exported / ONNX_FILE
+    code = run_predict(
+        [
+            "--model",
+            str(model),
+            "--text",
+            "my card is lost",
+            "--text",
+            "refund please",
+            "--format",
+            "jsonl",
+            "--top-k",
+            "2",
+        ]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == ["my card is lost", "refund please"]
+    for line in lines:
+        assert line["label"] in ("card", "refund", "top_up")
+        probabilities = [item["probability"] for item in line["top"]]
+        assert len(probabilities) == 2
+        assert probabilities[0] >= probabilities[1]
+        assert 0.0 < sum(probabilities) <= 1.0 + 1e-6
+
+
+def test_predict_reads_an_input_file_and_both_formats_agree(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text(
+        '{"body": "lost card"}\n{"body": "top up failed"}\n{"body": "refund"}\n'
+    )
+    outputs = []
+    for model in (exported, exported / ONNX_FILE):
+        argv = ["--model", str(model), "--input", str(texts), "--text-column", "body"]
+        assert run_predict([*argv, "--format", "jsonl"]) == 0
+        outputs.append(
+            [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        )
+    torch_rows, onnx_rows = outputs
+    assert len(torch_rows) == 3
+    for mine, theirs in zip(torch_rows, onnx_rows, strict=True):
+        assert mine["label"] == theirs["label"]
+        assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5)
+    assert run_predict(["--model", str(exported), "--input", str(texts)]) == 2
+    assert "no column 'text'" in capsys.readouterr().err
+
+
+def test_predict_table_output(
+    exported: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_predict(["--model", str(exported), "--text", "lost card"]) == 0
+    out = capsys.readouterr().out
+    assert "lost card" in out and "probability" in out
+
+
+@pytest.mark.parametrize(
+    ("make_model", "message"),
+    [
+        (lambda tmp: tmp / "missing", "no such file or folder"),
+        (lambda tmp: tmp, "no config.json"),
+        (
+            lambda tmp: (tmp / "notes.txt", (tmp / "notes.txt").write_text("x"))[0],
+            "neither a model folder nor an .onnx file",
+        ),
+        (
+            lambda tmp: (tmp / "bad.onnx", (tmp / "bad.onnx").write_text("x"))[0],
+            "not a loadable ONNX model",
+        ),
+    ],
+)
+def test_predict_names_a_bad_model_path(
+    make_model, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    model = make_model(tmp_path)
+    assert run_predict(["--model", str(model), "--text", "x"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(model) in err
+
+
+def test_predict_names_an_unreadable_input(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "texts.txt"
+    binary.write_bytes(b"good line\n\xff\xfe bad\n")
+    assert run_predict(["--model", str(exported), "--input", str(binary)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    missing = tmp_path / "nothing.csv"
+    assert run_predict(["--model", str(exported), "--input", str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(FedmodelError, match="holds no text lines"):
+        read_texts(empty, key="--input")
