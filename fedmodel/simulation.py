@@ -36,7 +36,7 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     for client_id in range(settings.num_clients):
         # Fail before any Flower start-up if a client's data cannot train.
         train_split, _, _ = load_client_data(settings, client_id)
-        if settings.privacy.enabled:
+        if settings.privacy.record_level:
             choose_delta(
                 len(train_split),
                 settings.privacy.target_delta,
