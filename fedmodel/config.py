@@ -297,6 +297,10 @@ def _check(settings: RunSettings) -> None:
             f"privacy.mode must be one of {list(PRIVACY_MODES)}, got {privacy.mode!r}"
         )
     _check_audit(settings)
+    if settings.tracking.name not in ("none", "mlflow"):
+        raise FedmodelError(
+            f"tracking.name must be 'none' or 'mlflow', got {settings.tracking.name!r}"
+        )
     if privacy.enabled:
         if privacy.target_epsilon is None or privacy.target_epsilon <= 0:
             raise FedmodelError(
