@@ -258,10 +258,11 @@ def markdown_table(table: pd.DataFrame) -> str:
     )
     lines = []
     for _, row in table.iterrows():
-        std = 0.0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"]
+        std = row["accuracy_std"]
+        spread = "" if pd.isna(std) else f" ± {std:.4f}"
         lines.append(
             f"| {row['setting']} | {_num(row['target_epsilon'], '{:g}')} | "
-            f"{row['seeds']} | {row['accuracy_mean']:.4f} ± {std:.4f} | "
+            f"{row['seeds']} | {row['accuracy_mean']:.4f}{spread} | "
             f"{row['accuracy_min']:.4f}-{row['accuracy_max']:.4f} | "
             f"{row['macro_f1_mean']:.4f} | "
             f"{_num(row['epsilon_spent_max'], '{:.3f}')} | "
