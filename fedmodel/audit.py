@@ -223,7 +223,10 @@ def _client_figures(summary: dict[str, Any], client: int) -> dict[str, Any]:
 
 
 def run_audit(argv: list[str]) -> int:
-    """The `fedmodel audit` command: print the findings, write audit.json."""
+    """The `fedmodel audit` command: print the findings, write audit.json.
+
+    Exits 1 when a bound exceeds the claimed epsilon.
+    """
     parser = argparse.ArgumentParser(
         prog="fedmodel audit",
         description="Membership-inference audit of a finished run's final model.",
@@ -255,18 +258,19 @@ def run_audit(argv: list[str]) -> int:
     )
     print(render_audit(report))
     print(f"written: {args.run_dir / AUDIT_FILE}")
-    return 0
+    return 0 if report.consistent else 1
 
 
 def render_audit(report: AuditReport) -> str:
     """The audit's findings as a few lines of text."""
     claimed = report.claimed_epsilon
-    level = report.privacy_level or "none (privacy=off)"
-    lines = [
-        f"audit of {report.run_dir}, client {report.client}",
-        f"claimed: epsilon {'inf' if claimed is None else f'{claimed:.3f}'} at delta "
-        f"{report.delta:.3g} ({level} DP)",
-    ]
+    promise = (
+        "claimed: no DP (privacy=off), epsilon unbounded"
+        if claimed is None
+        else f"claimed: {report.privacy_level}-level epsilon {claimed:.3f} at delta "
+        f"{report.delta:.3g}"
+    )
+    lines = [f"audit of {report.run_dir}, client {report.client}", promise]
     attacks = [("records", report.records)]
     if report.canaries:
         attacks.append(("canaries", report.canaries))
@@ -284,6 +288,9 @@ def render_audit(report: AuditReport) -> str:
             f"canary exposure: mean {report.canary_exposure_mean:.2f} bits, max "
             f"{report.canary_exposure_max:.2f} bits"
         )
-    verdict = "consistent with" if report.consistent else "CONTRADICTS"
-    lines.append(f"every empirical bound is {verdict} the claimed epsilon")
+    lines.append(
+        "every empirical bound is at or below the claimed epsilon"
+        if report.consistent
+        else "AN EMPIRICAL BOUND EXCEEDS THE CLAIMED EPSILON: evidence of a privacy bug"
+    )
     return "\n".join(lines)
