@@ -8,6 +8,7 @@ import pytest
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data, load_task
 from fedmodel.data.canaries import canary_splits
+from fedmodel.errors import FedmodelError
 from tests.conftest import small_config
 
 # Each key a sweep varies, two values each (as `--multirun key=a,b` expands).
@@ -84,3 +85,17 @@ def test_canaries_are_planted_in_the_audited_client_only() -> None:
     assert len(reference) == 7
     assert load_client_data(planted, 1)[0]["text"][-5:] == canaries["text"]
     assert not set(reference["text"]) & set(canaries["text"])
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("audit.canaries=-1", "audit.canaries"),
+        ("audit.client=7", "audit.client=7"),
+        ("tracking.name=wandb", "tracking.name"),
+        ("privacy.mode=shuffle", "privacy.mode"),
+    ],
+)
+def test_bad_research_settings_are_named(override: str, named: str) -> None:
+    with pytest.raises(FedmodelError, match=named):
+        settings_from_dict(small_config("audit.canaries=2", override))
