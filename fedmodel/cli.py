@@ -50,7 +50,36 @@ def _run_simulate() -> None:
 def _run_predict() -> None:
     from fedmodel.predict_command import run_predict
 
-    raise SystemExit(run_predict(sys.argv[1:]))
+    _exit_with(run_predict)
+
+
+def _exit_with(command: Callable[[list[str]], int]) -> None:
+    """Run a command on the rest of argv; a FedmodelError exits 2, no traceback."""
+    setup_logging()
+    try:
+        code = command(sys.argv[1:])
+    except FedmodelError as exc:
+        logging.getLogger("fedmodel").error("%s", exc)
+        raise SystemExit(2) from None
+    raise SystemExit(code)
+
+
+def _run_privacy_plan() -> None:
+    from fedmodel.privacy_plan import run_privacy_plan
+
+    _exit_with(run_privacy_plan)
+
+
+def _run_report() -> None:
+    from fedmodel.sweep_report import run_report
+
+    _exit_with(run_report)
+
+
+def _run_audit() -> None:
+    from fedmodel.audit import run_audit
+
+    _exit_with(run_audit)
 
 
 # Each command reads the rest of sys.argv itself (Hydra overrides or argparse).
@@ -61,6 +90,9 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "supernode": deploy_cli.supernode,
     "ledger": deploy_cli.ledger,
     "predict": _run_predict,
+    "privacy-plan": _run_privacy_plan,
+    "report": _run_report,
+    "audit": _run_audit,
 }
 
 

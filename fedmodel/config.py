@@ -43,6 +43,8 @@ class TaskSettings:
     text_column: str = "text"
     label_column: str = "label"
     labels: list[str] | None = None
+    # Seeds the task's own splits and caps; None follows the run seed.
+    split_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,26 @@ class PrivacySettings:
     target_delta: float | None = None
     max_grad_norm: float | None = None
     accountant: str = "rdp"
+    # privacy=central only: Flower's server-side adaptive clipping.
+    initial_clipping_norm: float = 0.1
+    target_clipped_quantile: float = 0.5
+    clip_norm_lr: float = 0.2
+    clipped_count_stddev: float | None = None
 
     @property
     def enabled(self) -> bool:
-        """Whether DP-SGD is on."""
+        """Whether any differential privacy is on (record- or client-level)."""
         return self.mode != "off"
+
+    @property
+    def record_level(self) -> bool:
+        """Whether each client runs DP-SGD (local, record-level DP)."""
+        return self.mode == "dpsgd"
+
+    @property
+    def client_level(self) -> bool:
+        """Whether the server adds client-level DP (central DP)."""
+        return self.mode == "central"
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,24 @@ class WarmStartSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """Canary records planted in one client's training split, for `fedmodel audit`."""
+
+    canaries: int = 0
+    client: int = 0
+    reference_canaries: int = 100
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where a run's config, metrics and artifacts are also logged."""
+
+    name: str = "none"
+    uri: str | None = None
+    experiment: str = "fedmodel"
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything one federated run needs, typed."""
 
@@ -198,6 +233,8 @@ class RunSettings:
     checkpoint_every_round: bool = True
     run_dir: str = ""
     resume: bool = False
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
 
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
@@ -291,9 +328,14 @@ def _check(settings: RunSettings) -> None:
         )
     _check_distill(settings)
     privacy = settings.privacy
-    if privacy.mode not in ("off", "dpsgd"):
+    if privacy.mode not in PRIVACY_MODES:
         raise FedmodelError(
-            f"privacy.mode must be 'off' or 'dpsgd', got {privacy.mode!r}"
+            f"privacy.mode must be one of {list(PRIVACY_MODES)}, got {privacy.mode!r}"
+        )
+    _check_audit(settings)
+    if settings.tracking.name not in ("none", "mlflow"):
+        raise FedmodelError(
+            f"tracking.name must be 'none' or 'mlflow', got {settings.tracking.name!r}"
         )
     if privacy.enabled:
         if privacy.target_epsilon is None or privacy.target_epsilon <= 0:
@@ -301,7 +343,8 @@ def _check(settings: RunSettings) -> None:
                 "privacy.target_epsilon must be a positive number with DP on, got "
                 f"{privacy.target_epsilon!r}"
             )
-        if privacy.max_grad_norm is None or privacy.max_grad_norm <= 0:
+        dpsgd_norm = privacy.max_grad_norm
+        if privacy.record_level and (dpsgd_norm is None or dpsgd_norm <= 0):
             raise FedmodelError(
                 "privacy.max_grad_norm must be a positive number with DP on, got "
                 f"{privacy.max_grad_norm!r}"
@@ -352,10 +395,33 @@ def _check_distill(settings: RunSettings) -> None:
             raise FedmodelError(
                 f"distill.{key} must be >= 0, got {getattr(distill, key)}"
             )
+    if distill.name == "federated" and settings.privacy.mode == "central":
+        raise FedmodelError(
+            "distill=federated cannot be combined with privacy=central: the "
+            "student's rounds would not get the server's client-level noise. Use "
+            "privacy=dpsgd (charged to each client's ledger) or distill=server"
+        )
     if distill.name == "federated" and distill.rounds < 1:
         raise FedmodelError(
             "distill=federated needs distill.rounds >= 1 (the student's rounds "
             f"on the clients), got {distill.rounds}"
+        )
+
+
+PRIVACY_MODES = ("off", "dpsgd", "central")
+
+
+def _check_audit(settings: RunSettings) -> None:
+    audit = settings.audit
+    if audit.canaries < 0 or audit.reference_canaries < 0:
+        raise FedmodelError(
+            "audit.canaries and audit.reference_canaries must be >= 0, got "
+            f"{audit.canaries} and {audit.reference_canaries}"
+        )
+    if audit.canaries and not 0 <= audit.client < settings.num_clients:
+        raise FedmodelError(
+            f"audit.client={audit.client} is not a client of this run: choose one "
+            f"of 0..{settings.num_clients - 1}"
         )
 
 

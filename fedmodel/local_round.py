@@ -65,6 +65,8 @@ class RoundOutcome:
     budget_exhausted: bool = False
     privacy: dict[str, float] = field(default_factory=dict)
     compute_seconds: float = 0.0
+    # Central DP: the server's noise covers the weights only, not statistics.
+    withhold_statistics: bool = False
 
     def released_metrics(self) -> dict[str, float]:
         """The numbers a reply may carry besides the weights.
@@ -76,7 +78,7 @@ class RoundOutcome:
         non-private runs.
         """
         released = {"num-examples": float(self.num_examples), **self.privacy}
-        if not self.privacy and not self.budget_exhausted:
+        if not (self.privacy or self.budget_exhausted or self.withhold_statistics):
             released["train-loss"] = self.train_loss
             released["compute-seconds"] = self.compute_seconds
         return released
@@ -147,7 +149,7 @@ def run_local_round(
     )
     privacy: dict[str, float] = {}
     count_steps: StepCounter | None = None
-    if settings.privacy.enabled:
+    if settings.privacy.record_level:
         ledger = _open_ledger(
             settings, client_id=client_id, state_dir=state_dir, split=train_split
         )
@@ -197,6 +199,7 @@ def run_local_round(
         train_loss=loss,
         privacy=privacy,
         compute_seconds=time.perf_counter() - started,
+        withhold_statistics=settings.privacy.client_level,
     )
 
 

@@ -17,6 +17,7 @@ import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 
+from fedmodel.central_dp import ClientLevelDPStrategy, privacy_guarantee
 from fedmodel.checkpoint import (
     Checkpoint,
     keep_rounds_up_to,
@@ -132,6 +133,8 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         build_strategy(settings.strategy, num_clients=settings.num_clients),
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
     )
+    if settings.privacy.client_level:
+        strategy = ClientLevelDPStrategy(strategy, settings=settings)
     train_config = ConfigRecord(dict(to_run_config(asdict(settings))))
     clients = strategy.client_figures
     arrays = ArrayRecord(weights)
@@ -233,6 +236,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "task": settings.task.name,
         "finetune_mode": settings.finetune.mode,
         "privacy": settings.privacy.mode,
+        "privacy_guarantee": privacy_guarantee(settings, clients),
         "model_dir": str(run_dir / TEACHER_DIR),
         "clients": [
             _client_summary(settings, cid, clients[cid]) for cid in sorted(clients)

@@ -14,11 +14,13 @@ from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.telemetry import EventType
 
 from fedmodel import client_app, server_app
+from fedmodel.central_dp import plan_client_level
 from fedmodel.config import settings_from_dict, to_run_config
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.report import SUMMARY_FILE
+from fedmodel.tracking import track_run
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,12 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**raw_config, "run_dir": str(run_dir)}
     settings = settings_from_dict(config)
+    if settings.privacy.client_level:
+        plan_client_level(settings)  # a bad central-DP setting stops here
     for client_id in range(settings.num_clients):
         # Fail before any Flower start-up if a client's data cannot train.
         train_split, _, _ = load_client_data(settings, client_id)
-        if settings.privacy.enabled:
+        if settings.privacy.record_level:
             choose_delta(
                 len(train_split),
                 settings.privacy.target_delta,
@@ -74,4 +78,5 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
             f"the simulation ended without writing {summary_path}; see the log above"
         )
     summary: dict[str, Any] = json.loads(summary_path.read_text())
+    track_run(settings, run_dir)
     return summary

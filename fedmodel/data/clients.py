@@ -10,6 +10,7 @@ import datasets
 import numpy as np
 
 from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
+from fedmodel.data.canaries import canary_splits, with_canaries
 from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -62,7 +63,8 @@ def load_client_data(
 
     The task is loaded and partitioned once per process for each distinct
     (task, partition, num_clients, seed) and shared by every client simulated
-    in that process.
+    in that process. The audited client's training split also holds the
+    `audit.canaries` planted canaries, when asked for.
     """
     if not 0 <= client_id < settings.num_clients:
         raise FedmodelError(
@@ -86,6 +88,13 @@ def load_client_data(
         batch_size=settings.finetune.batch_size,
         seed=settings.seed,
     )
+    if settings.audit.canaries and client_id == settings.audit.client:
+        planted, _ = canary_splits(
+            settings,
+            client_records=partitions[client_id],
+            num_labels=len(label_names),
+        )
+        train = with_canaries(train, planted)
     return train, val, label_names
 
 

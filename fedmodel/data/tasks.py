@@ -32,8 +32,11 @@ def load_task(task: TaskSettings, *, seed: int) -> TaskData:
 
     `task.max_train_examples` and `task.max_test_examples`, when not null, keep
     a seeded random subset (not stratified) of the train and test splits; the
-    transfer split is not capped.
+    transfer split is not capped. `task.split_seed`, when set, seeds the splits
+    and caps instead of `seed`, so runs with different seeds share a test set.
     """
+    if task.split_seed is not None:
+        seed = task.split_seed
     loader = TASKS.get(task.name)
     if loader is None:
         raise FedmodelError(

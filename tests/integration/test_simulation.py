@@ -163,6 +163,7 @@ def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
         "finetune.batch_size=32",
         "partition=iid",
         "privacy.target_epsilon=2,4",
+        "distill=off",
         f"hydra.sweep.dir={tmp_path}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

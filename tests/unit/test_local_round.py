@@ -111,7 +111,9 @@ def assert_only_weights_and_numbers(outcome: RoundOutcome, expected: Weights) ->
         "budget_exhausted",
         "privacy",
         "compute_seconds",
+        "withhold_statistics",
     }
+    assert isinstance(outcome.withhold_statistics, bool)
     assert outcome.weights is not None
     assert set(outcome.weights) == set(expected)
     for name, value in outcome.weights.items():

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Privacy-utility sweep for one task (hospital or bank): federated DP-SGD at
+# epsilon 1, 3, 8; central (client-level) DP at the same budgets; the non-private
+# federated run; the centralized baseline (one client) with and without DP-SGD.
+# Two seeds each. Then `fedmodel report` writes the CSV, table and plot.
+# Usage: simulations/privacy_sweep.sh TASK [hydra overrides for every run...]
+# (leave num_clients at its default 4: the centralized runs set it to 1).
+# The sweep folder is $SWEEP_DIR (default multirun/sweep-TASK-<date-time>).
+# Runs skip distillation (distill=off): the sweep measures the federated model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make --quiet install
+task="$1"
+shift
+sweep="${SWEEP_DIR:-multirun/sweep-${task}-$(date +%Y%m%d-%H%M%S)}"
+seeds="${SEEDS:-42,43}"
+epsilons="${EPSILONS:-1,3,8}"
+simulate() {
+  .venv/bin/fedmodel simulate --multirun "task=${task}" "seed=${seeds}" distill=off "$@"
+}
+simulate "hydra.sweep.dir=${sweep}/federated-dpsgd" privacy=dpsgd \
+  "privacy.target_epsilon=${epsilons}" "$@"
+simulate "hydra.sweep.dir=${sweep}/federated-off" privacy=off "$@"
+simulate "hydra.sweep.dir=${sweep}/federated-central" privacy=central \
+  "privacy.target_epsilon=${epsilons}" "$@"
+simulate "hydra.sweep.dir=${sweep}/centralized-dpsgd" experiment=centralized \
+  privacy=dpsgd "privacy.target_epsilon=${epsilons}" "$@"
+simulate "hydra.sweep.dir=${sweep}/centralized-off" experiment=centralized \
+  privacy=off "$@"
+exec .venv/bin/fedmodel report "${sweep}"

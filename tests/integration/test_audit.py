@@ -1,0 +1,85 @@
+"""`fedmodel audit` on real runs of the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedmodel.audit import audit_run
+from fedmodel.errors import FedmodelError
+from fedmodel.simulation import simulate
+from tests.conftest import small_config
+from tests.integration.conftest import OVERFIT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+FEDMODEL = Path(sys.executable).parent / "fedmodel"
+
+
+def test_audit_reports_auc_bound_and_canary_exposure(overfit_run: Path) -> None:
+    done = subprocess.run(
+        [str(FEDMODEL), "audit", str(overfit_run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((overfit_run / "audit.json").read_text())
+    records, canaries = report["records"], report["canaries"]
+    for attack in (records, canaries):
+        assert 0.0 <= attack["auc"] <= 1.0
+        assert attack["bound"]["epsilon"] >= 0.0
+        assert attack["bound"]["confidence"] == 0.95
+    # 100 members (the 20 canaries left out) and 100 held-out records, halved.
+    assert records["bound"]["members"] == 50
+    assert records["bound"]["non_members"] == 50
+    assert canaries["bound"]["members"] == 10
+    assert canaries["bound"]["non_members"] == 30
+    assert report["claimed_epsilon"] is None and report["consistent"] is True
+    assert report["canary_exposure_max"] >= report["canary_exposure_mean"] >= 0.0
+    assert "AUC" in done.stdout
+
+
+def test_non_private_run_is_clearly_more_exposed_than_epsilon_1(
+    overfit_run: Path, tmp_path: Path
+) -> None:
+    private_dir = tmp_path / "eps1"
+    simulate(
+        small_config(*OVERFIT, "privacy=dpsgd", "privacy.target_epsilon=1"),
+        run_dir=private_dir,
+    )
+    open_run, private = audit_run(overfit_run), audit_run(private_dir)
+
+    assert open_run.records.auc > 0.65
+    assert open_run.records.auc > private.records.auc + 0.15
+    assert open_run.canaries is not None and private.canaries is not None
+    assert open_run.canaries.auc > private.canaries.auc + 0.15
+    assert open_run.canary_exposure_mean > private.canary_exposure_mean
+    # The non-private run leaks measurably; the private one stays below its claim.
+    assert open_run.records.bound.epsilon > 0.0
+    assert private.claimed_epsilon is not None and private.claimed_epsilon <= 1.0
+    assert private.records.bound.epsilon <= private.claimed_epsilon
+    assert private.canaries.bound.epsilon <= private.claimed_epsilon
+    assert open_run.consistent and private.consistent
+
+
+def test_audit_of_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(FEDMODEL), "audit", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "half").mkdir()
+    with pytest.raises(FedmodelError, match="no resolved_config.yaml"):
+        audit_run(tmp_path / "half")
+
+
+def test_audit_of_an_unknown_client_is_a_clear_error(overfit_run: Path) -> None:
+    with pytest.raises(FedmodelError, match="out of range"):
+        audit_run(overfit_run, client=3)

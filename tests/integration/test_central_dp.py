@@ -1,0 +1,76 @@
+"""privacy=central: client-level DP through Flower's server-side adaptive clipping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fedmodel import central_dp
+from fedmodel.config import settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy import epsilon_for
+from fedmodel.report import read_rounds
+from fedmodel.simulation import simulate
+from tests.conftest import small_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_central_dp_run_charges_a_client_level_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = small_config("privacy=central", "privacy.target_epsilon=8")
+    settings = settings_from_dict({**config, "run_dir": str(tmp_path)})
+    plan = central_dp.plan_client_level(settings)
+    noised: list[Any] = []
+    original = central_dp._LedgeredAdaptiveClipping._add_noise_to_aggregated_arrays
+
+    def spy(self: Any, aggregated: Any) -> Any:
+        # The ledger must already hold this round when the noised model leaves.
+        noised.append(len(self.ledger.history))
+        return original(self, aggregated)
+
+    monkeypatch.setattr(
+        central_dp._LedgeredAdaptiveClipping, "_add_noise_to_aggregated_arrays", spy
+    )
+
+    summary = simulate(config, run_dir=tmp_path)
+
+    assert noised == [1, 2]
+    ledger = json.loads((tmp_path / "central_privacy_ledger.json").read_text())
+    assert [r["round"] for r in ledger["rounds"]] == [1, 2]
+    expected = epsilon_for(
+        [(plan.noise_multiplier, 1.0, 2)], delta=1 / 30, accountant="rdp"
+    )
+    assert ledger["rounds"][-1]["epsilon"] == pytest.approx(expected)
+    assert expected <= 8.0
+    guarantee = summary["privacy_guarantee"]
+    assert guarantee["level"] == "client"
+    assert guarantee["epsilon"] == pytest.approx(expected)
+    assert len(summary["clients"]) == 3
+    for client in summary["clients"]:
+        assert client["epsilon"] == pytest.approx(expected)
+        assert client["delta"] == pytest.approx(1 / 30)
+        assert client["noise_multiplier"] == plan.noise_multiplier
+        assert client["steps"] == 2 and client["sample_rate"] == 1.0
+    rounds = read_rounds(tmp_path)
+    assert [r["epsilon_max"] for r in rounds][-1] == pytest.approx(expected)
+    # Clients train without local DP-SGD and send no unnoised statistics.
+    assert not list(tmp_path.glob("clients/*/privacy_ledger.json"))
+    assert all(r["train_loss"] is None for r in rounds)
+    weights = torch.load(tmp_path / "checkpoint" / "state.pt")["weights"]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_central_dp_refuses_what_its_noise_does_not_cover(tmp_path: Path) -> None:
+    with pytest.raises(FedmodelError, match="strategy.name"):
+        simulate(small_config("privacy=central", "strategy=fedadam"), run_dir=tmp_path)
+    with pytest.raises(FedmodelError, match="not below 1/n"):
+        simulate(
+            small_config("privacy=central", "privacy.target_delta=0.5"),
+            run_dir=tmp_path,
+        )

@@ -1,0 +1,116 @@
+"""`fedmodel privacy-plan` states what the clients' accountants will charge."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedmodel.config import settings_from_dict
+from fedmodel.data import load_client_data
+from fedmodel.privacy import epsilon_for, plan_privacy
+from fedmodel.privacy_plan import plan_run, run_privacy_plan
+from tests.conftest import small_config
+
+
+def test_plan_matches_the_accountant_round_by_round() -> None:
+    settings = settings_from_dict(small_config("privacy.target_epsilon=3"))
+    plans = plan_run(settings)
+    assert [p.client for p in plans] == ["0", "1", "2"]
+    for client_id, plan in enumerate(plans):
+        train, _, _ = load_client_data(settings, client_id)
+        expected = plan_privacy(
+            target_epsilon=3.0,
+            delta=None,
+            num_records=len(train),
+            batch_size=settings.finetune.batch_size,
+            local_epochs=settings.finetune.local_epochs,
+            planned_rounds=settings.num_rounds,
+            accountant="rdp",
+        )
+        assert plan.problem is None
+        assert plan.num_records == len(train)
+        assert plan.delta == expected.delta == 1 / (10 * len(train))
+        assert plan.noise_multiplier == expected.noise_multiplier
+        assert plan.sample_rate == expected.sample_rate
+        assert plan.steps_per_round == expected.steps_per_round
+        for accountant in ("rdp", "prv"):
+            spent = plan.epsilon_by_round[accountant]
+            assert len(spent) == settings.num_rounds
+            for done, epsilon in enumerate(spent, start=1):
+                history = [
+                    (
+                        expected.noise_multiplier,
+                        expected.sample_rate,
+                        expected.steps_per_round * done,
+                    )
+                ]
+                assert epsilon == pytest.approx(
+                    epsilon_for(history, delta=expected.delta, accountant=accountant)
+                )
+        assert plan.epsilon_by_round["rdp"][-1] <= 3.0
+        assert plan.epsilon_by_round["rdp"][0] < plan.epsilon_by_round["rdp"][-1]
+
+
+def test_central_plan_is_one_client_level_budget() -> None:
+    settings = settings_from_dict(small_config("privacy=central"))
+    (plan,) = plan_run(settings)
+    assert plan.client == "all clients" and plan.num_records == 3
+    assert plan.delta == pytest.approx(1 / 30) and plan.sample_rate == 1.0
+    assert plan.steps_per_round == 1
+    assert plan.epsilon_by_round["rdp"][-1] <= 8.0
+
+
+@pytest.mark.parametrize(
+    ("override", "flag"),
+    [
+        ("privacy.target_delta=0.01", "not below 1/n"),
+        ("privacy.target_epsilon=0.0001", "cannot be reached"),
+    ],
+)
+def test_bad_plans_are_flagged_with_exit_1(
+    override: str, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overrides = [
+        "model=tiny",
+        "task.max_train_examples=600",
+        "num_clients=3",
+        "partition=iid",
+        "finetune.batch_size=32",
+        override,
+    ]
+    assert run_privacy_plan(["--json", *overrides]) == 1
+    plans = json.loads(capsys.readouterr().out)
+    assert len(plans) == 3
+    assert all(flag in plan["problem"] for plan in plans)
+
+
+def test_good_plan_prints_tables_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    overrides = [
+        "model=tiny",
+        "task.max_train_examples=600",
+        "num_clients=3",
+        "partition=iid",
+        "finetune.batch_size=32",
+        "num_rounds=2",
+    ]
+    assert run_privacy_plan(overrides) == 0
+    out = capsys.readouterr().out
+    assert "noise mult." in out and "epsilon after each round" in out
+
+
+def test_privacy_off_has_no_plan(tmp_path: Path) -> None:
+    fedmodel = Path(sys.executable).parent / "fedmodel"
+    done = subprocess.run(
+        [str(fedmodel), "privacy-plan", "model=tiny", "privacy=off"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "privacy is off" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,142 @@
+"""`fedmodel report` on a small synthetic sweep folder with known accuracies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fedmodel.config import settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.sweep_report import aggregate, collect_runs, write_report
+from tests.conftest import small_config
+
+# (folder, overrides, final accuracy, epsilon spent). SMALL_RUN's num_clients
+# would win over the experiment's, hence num_clients=1 again.
+CENTRALIZED = ["experiment=centralized", "num_clients=1"]
+RUNS = [
+    ("dp/0", ["privacy.target_epsilon=1", "seed=1"], 0.60, 0.99),
+    ("dp/1", ["privacy.target_epsilon=1", "seed=2"], 0.64, 0.98),
+    ("dp/2", ["privacy.target_epsilon=8", "seed=1"], 0.70, 7.9),
+    ("dp/3", ["privacy.target_epsilon=8", "seed=2"], 0.74, 7.95),
+    ("off/0", ["privacy=off", "seed=1"], 0.80, None),
+    ("off/1", ["privacy=off", "seed=2"], 0.82, None),
+    ("central/0", [*CENTRALIZED, "privacy=off", "seed=1"], 0.90, None),
+    (
+        "central/1",
+        [*CENTRALIZED, "privacy.target_epsilon=8", "seed=1"],
+        0.85,
+        7.99,
+    ),
+]
+
+
+def write_run(
+    run_dir: Path, overrides: list[str], accuracy: float, epsilon: float | None
+) -> None:
+    settings = settings_from_dict({**small_config(*overrides), "run_dir": str(run_dir)})
+    run_dir.mkdir(parents=True)
+    (run_dir / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(settings)))
+    clients = [
+        {"client_id": i, "epsilon": epsilon, "delta": 1e-4 if epsilon else None}
+        for i in range(settings.num_clients)
+    ]
+    summary = {
+        "final_accuracy": accuracy,
+        "final_macro_f1": accuracy - 0.05,
+        "rounds_completed": settings.num_rounds,
+        "wall_seconds": 60.0,
+        "clients": clients,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    for folder, overrides, accuracy, epsilon in RUNS:
+        write_run(tmp_path / "sweep" / folder, overrides, accuracy, epsilon)
+    return tmp_path / "sweep"
+
+
+def test_report_aggregates_means_spreads_and_costs(sweep: Path) -> None:
+    runs = collect_runs(sweep)
+    assert len(runs) == len(RUNS)
+    table = aggregate(runs).set_index(["setting", "target_epsilon"])
+
+    fed_dp = "federated, record-level DP"
+    row = table.loc[(fed_dp, 1.0)]
+    assert row["seeds"] == 2
+    assert row["accuracy_mean"] == pytest.approx(0.62)
+    assert row["accuracy_std"] == pytest.approx(pd.Series([0.60, 0.64]).std())
+    assert row["epsilon_spent_max"] == pytest.approx(0.99)
+    # Cost of privacy: against the non-private federated mean 0.81.
+    assert row["privacy_cost"] == pytest.approx(100 * (0.81 - 0.62))
+    # Cost of federation at epsilon 8: the centralized DP run at epsilon 8.
+    assert table.loc[(fed_dp, 8.0)]["federation_cost"] == pytest.approx(
+        100 * (0.85 - 0.72)
+    )
+    assert pd.isna(table.loc[(fed_dp, 1.0)]["federation_cost"])
+    off = table.xs("federated, non-private", level="setting").iloc[0]
+    assert off["accuracy_mean"] == pytest.approx(0.81)
+    assert off["federation_cost"] == pytest.approx(100 * (0.90 - 0.81))
+    central_dp = table.loc[("centralized, record-level DP", 8.0)]
+    assert central_dp["privacy_cost"] == pytest.approx(100 * (0.90 - 0.85))
+
+
+def test_report_writes_csv_markdown_and_plot(sweep: Path, tmp_path: Path) -> None:
+    paths = write_report(sweep, tmp_path / "out")
+    csv = pd.read_csv(paths["csv"])
+    assert sorted(csv["run"]) == sorted(folder for folder, *_ in RUNS)
+    assert csv.loc[csv["run"] == "dp/2", "final_accuracy"].item() == 0.70
+    markdown = paths["markdown"].read_text()
+    assert "| federated, record-level DP | 1 | 2 | 0.6200 ± 0.0283 |" in markdown
+    assert paths["plot"].stat().st_size > 10_000
+
+
+def test_unfinished_runs_are_skipped(sweep: Path) -> None:
+    (sweep / "dp" / "0" / "summary.json").unlink()
+    assert len(collect_runs(sweep)) == len(RUNS) - 1
+
+
+@pytest.mark.parametrize("problem", ["missing", "file", "empty", "corrupt"])
+def test_bad_sweep_folders_are_clear_errors(
+    sweep: Path, tmp_path: Path, problem: str
+) -> None:
+    target = {
+        "missing": tmp_path / "nope",
+        "file": sweep / "dp" / "0" / "summary.json",
+        "empty": tmp_path,
+        "corrupt": sweep,
+    }[problem]
+    if problem == "empty":
+        target = tmp_path / "empty"
+        target.mkdir()
+    if problem == "corrupt":
+        (sweep / "off" / "1" / "summary.json").write_text("{not json")
+    expected = {
+        "missing": "does not exist",
+        "file": "not a sweep folder",
+        "empty": "no finished run folder",
+        "corrupt": "cannot read",
+    }[problem]
+    with pytest.raises(FedmodelError, match=expected):
+        collect_runs(target)
+
+
+def test_cli_report_exits_2_without_traceback(tmp_path: Path) -> None:
+    fedmodel = Path(sys.executable).parent / "fedmodel"
+    done = subprocess.run(
+        [str(fedmodel), "report", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
