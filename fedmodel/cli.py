@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedmodel import deploy_cli
 from fedmodel.config import CONF_DIR
-from fedmodel.console import setup_logging
+from fedmodel.console import reports_user_errors, setup_logging
 from fedmodel.errors import FedmodelError
 
 
@@ -47,6 +47,7 @@ def _run_simulate() -> None:
     _simulate()
 
 
+@reports_user_errors
 def _run_predict() -> None:
     from fedmodel.predict_command import run_predict
 
@@ -54,28 +55,25 @@ def _run_predict() -> None:
 
 
 def _exit_with(command: Callable[[list[str]], int]) -> None:
-    """Run a command on the rest of argv; a FedmodelError exits 2, no traceback."""
-    setup_logging()
-    try:
-        code = command(sys.argv[1:])
-    except FedmodelError as exc:
-        logging.getLogger("fedmodel").error("%s", exc)
-        raise SystemExit(2) from None
-    raise SystemExit(code)
+    """Run a command on the rest of argv and exit with its code."""
+    raise SystemExit(command(sys.argv[1:]))
 
 
+@reports_user_errors
 def _run_privacy_plan() -> None:
     from fedmodel.privacy_plan import run_privacy_plan
 
     _exit_with(run_privacy_plan)
 
 
+@reports_user_errors
 def _run_report() -> None:
     from fedmodel.sweep_report import run_report
 
     _exit_with(run_report)
 
 
+@reports_user_errors
 def _run_audit() -> None:
     from fedmodel.audit import run_audit
 

@@ -8,34 +8,16 @@ message and no traceback.
 from __future__ import annotations
 
 import argparse
-import functools
-import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from fedmodel.certs import create_site_keys, create_superlink_certificates
-from fedmodel.console import setup_logging
+from fedmodel.console import reports_user_errors
 from fedmodel.errors import FedmodelError
 from fedmodel.launch import exec_flower, superlink_command, supernode_command
 from fedmodel.site import site_from_node_config
 
-log = logging.getLogger("fedmodel")
 
-
-def _reports_errors(command: Callable[[], None]) -> Callable[[], None]:
-    @functools.wraps(command)
-    def run() -> None:
-        setup_logging()
-        try:
-            command()
-        except FedmodelError as exc:
-            log.error("%s", exc)
-            raise SystemExit(2) from None
-
-    return run
-
-
-@_reports_errors
+@reports_user_errors
 def certs() -> None:
     """`fedmodel certs superlink|site`: TLS certificates and site keys."""
     parser = argparse.ArgumentParser(prog="fedmodel certs")
@@ -66,7 +48,7 @@ def certs() -> None:
         print(f"public key (send to the server operator):     {keys.public_key}")
 
 
-@_reports_errors
+@reports_user_errors
 def superlink() -> None:
     """`fedmodel superlink`: start Flower's SuperLink with TLS and node auth."""
     parser = argparse.ArgumentParser(prog="fedmodel superlink")
@@ -91,7 +73,7 @@ def superlink() -> None:
     )
 
 
-@_reports_errors
+@reports_user_errors
 def supernode() -> None:
     """`fedmodel supernode`: start Flower's SuperNode for one site."""
     parser = argparse.ArgumentParser(prog="fedmodel supernode")
@@ -147,7 +129,7 @@ def supernode() -> None:
     )
 
 
-@_reports_errors
+@reports_user_errors
 def ledger() -> None:
     """`fedmodel ledger show|reset --state-dir DIR`: a site's privacy budget."""
     # Imported here: the accountants load Opacus, which the launchers do not need.
