@@ -8,6 +8,7 @@ its state directory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedmodel.config import RunSettings
+from fedmodel.config import FinetuneSettings, RunSettings
 from fedmodel.data import load_client_data, make_text_loader
 from fedmodel.distill import federated_distill_loss
 from fedmodel.features import cached_features, data_fingerprint
@@ -93,6 +94,9 @@ class _LocalJob:
     logits_of: Callable[[nn.Module], LogitsFn]
     # The model whose trainable weights are the reply.
     exchanged: nn.Module
+    # Optimizer and learning rate; the batch size (and so the sample rate the
+    # ledger plans with) is always finetune.batch_size.
+    optimizer: FinetuneSettings
     loss_fn: LossFn | None = None
 
 
@@ -143,7 +147,7 @@ def run_local_round(
         )
     finetune = settings.finetune
     module, loader = job.module, job.loader
-    optimizer = build_optimizer(module.parameters(), finetune)
+    optimizer = build_optimizer(module.parameters(), job.optimizer)
     steps = finetune.local_epochs * poisson_steps_per_epoch(
         len(train_split), finetune.batch_size
     )
@@ -223,6 +227,7 @@ def _finetune_job(
             loader=_text_loader(settings, split, round_number=round_number),
             logits_of=text_logits,
             exchanged=trainable,
+            optimizer=settings.finetune,
         )
     features, labels = cached_features(
         settings, model=model, split=split, state_dir=state_dir
@@ -238,6 +243,7 @@ def _finetune_job(
         loader=loader,
         logits_of=feature_logits,
         exchanged=trainable,
+        optimizer=settings.finetune,
     )
 
 
@@ -266,6 +272,16 @@ def _distill_job(
         loader=_text_loader(settings, split, round_number=round_number),
         logits_of=text_logits,
         exchanged=student,
+        # The finetune optimizer is tuned for what fine-tuning moves (by
+        # default a linear head, at SGD lr 2.0); the student's transformer
+        # layers take AdamW at the distillation learning rate.
+        optimizer=dataclasses.replace(
+            settings.finetune,
+            optimizer="adamw",
+            learning_rate=settings.distill.learning_rate,
+            momentum=0.0,
+            weight_decay=0.0,
+        ),
         loss_fn=federated_distill_loss(
             teacher_model, temperature=settings.distill.temperature
         ),
