@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fedmodel.config import compose_config  # noqa: E402
-from fedmodel.console import setup_logging  # noqa: E402
-from fedmodel.report import read_rounds  # noqa: E402
-from fedmodel.simulation import simulate  # noqa: E402
+from fedmodel.federation.simulation import simulate  # noqa: E402
+from fedmodel.run.console import setup_logging  # noqa: E402
+from fedmodel.run.metrics import read_rounds  # noqa: E402
 from tests.integration.loopback import Loopback, write_site_files  # noqa: E402
 
 RECORDS_PER_SITE = 300
@@ -44,7 +44,9 @@ def _cold_start_seconds(repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import fedmodel.client_app"], check=True)
+        subprocess.run(
+            [sys.executable, "-c", "import fedmodel.federation.client_app"], check=True
+        )
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

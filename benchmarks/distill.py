@@ -22,11 +22,11 @@ from pathlib import Path
 import yaml
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.console import setup_logging
 from fedmodel.data import load_task
-from fedmodel.export import ONNX_FILE
-from fedmodel.inference import OnnxClassifier, TextClassifier, TorchClassifier
-from fedmodel.simulation import simulate
+from fedmodel.federation.simulation import simulate
+from fedmodel.run.console import setup_logging
+from fedmodel.serve.export import ONNX_FILE
+from fedmodel.serve.inference import OnnxClassifier, TextClassifier, TorchClassifier
 
 BATCHES = {1: 200, 32: 40}
 

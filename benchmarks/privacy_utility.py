@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from fedmodel.config import compose_config
-from fedmodel.console import setup_logging
-from fedmodel.simulation import simulate
+from fedmodel.federation.simulation import simulate
+from fedmodel.run.console import setup_logging
 
 SCENARIOS: dict[str, list[str]] = {
     "bank-1": ["task=bank", "num_clients=1", "partition=iid"],

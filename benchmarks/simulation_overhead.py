@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from fedmodel.config import compose_config
-from fedmodel.console import setup_logging
-from fedmodel.simulation import simulate
+from fedmodel.federation.simulation import simulate
+from fedmodel.run.console import setup_logging
 
 SETTINGS = {
     "2 clients at once (1 CPU each)": ["federation.cpus_per_client=1"],

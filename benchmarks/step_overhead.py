@@ -2,14 +2,14 @@
 
 For each fine-tuning mode (conf/finetune/*.yaml) on the shipped MiniLM with real
 Banking77 texts, one step (zero_grad, forward, backward, optimizer step; the
-per-batch body of `fedmodel.training.train_epochs`) is timed for:
+per-batch body of `fedmodel.training.loops.train_epochs`) is timed for:
 
 - the non-private model and optimizer (`off`),
 - the same model and optimizer wrapped by `fedmodel.privacy.make_private`, with
   each of Opacus' per-sample-gradient modes it accepts (`hooks`, the default
   used by every run, then `functorch` and `ew`),
 - `ew` (ExpandedWeights) only with `input_ids` passed positionally: Opacus'
-  wrapper is `forward(x, *args, **kwargs)`, and `fedmodel.training.text_logits`
+  wrapper is `forward(x, *args, **kwargs)`, and `fedmodel.training.loops.text_logits`
   passes every input by keyword, which it rejects. The row marked `ew*` uses
   `positional_text_logits` below, the same call with `input_ids` first.
 - Opacus' ghost clipping (`ghost`), wrapped by Opacus' own
@@ -59,8 +59,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
 from fedmodel.data import load_task, make_text_loader  # noqa: E402
-from fedmodel.features import embed_split  # noqa: E402
-from fedmodel.models import (  # noqa: E402
+from fedmodel.model.load import (  # noqa: E402
     FINETUNE_MODES,
     build_classifier,
     classification_head,
@@ -68,7 +67,8 @@ from fedmodel.models import (  # noqa: E402
     prepare_for_finetuning,
 )
 from fedmodel.privacy import make_private  # noqa: E402
-from fedmodel.training import (  # noqa: E402
+from fedmodel.training.embedding_cache import embed_split  # noqa: E402
+from fedmodel.training.loops import (  # noqa: E402
     TEXT_INPUTS,
     Batch,
     LogitsFn,

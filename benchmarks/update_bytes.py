@@ -1,6 +1,6 @@
 """Bytes of one client update per round, by fine-tuning mode, on the shipped MiniLM.
 
-A client's update is `fedmodel.models.trainable_state` of its model, sent as a
+A client's update is `fedmodel.model.load.trainable_state` of its model, sent as a
 `flwr.app.ArrayRecord`; its size is `ArrayRecord.count_bytes()`, the figure the
 server writes to metrics.jsonl (`bytes_sent` sums it over the clients selected
 in a round, `bytes_received` over the updates accepted). The global weights the
@@ -31,15 +31,15 @@ from flwr.app import ArrayRecord  # noqa: E402
 
 from fedmodel.config import compose_config, settings_from_dict  # noqa: E402
 from fedmodel.data import load_task  # noqa: E402
-from fedmodel.models import (  # noqa: E402
+from fedmodel.model.load import (  # noqa: E402
     FINETUNE_MODES,
     build_classifier,
     prepare_for_finetuning,
     trainable_state,
 )
-from fedmodel.report import METRICS_FILE, read_rounds  # noqa: E402
+from fedmodel.run.layout import METRICS_FILE, RESOLVED_CONFIG  # noqa: E402
+from fedmodel.run.metrics import read_rounds  # noqa: E402
 
-RESOLVED_CONFIG = "resolved_config.yaml"
 # PEFT asks transformers a deprecated question when it wraps the model.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedmodel.simulation import simulate
+from fedmodel.federation.simulation import simulate
 from tests.conftest import small_config
 
 # One client holding 100 training records (plus canaries) and 100 held-out

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fedmodel.audit import audit_run
 from fedmodel.errors import FedmodelError
-from fedmodel.simulation import simulate
+from fedmodel.federation.simulation import simulate
+from fedmodel.research.audit import audit_run
 from tests.conftest import small_config
 from tests.integration.conftest import OVERFIT
 

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-from fedmodel import central_dp
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import central_dp
+from fedmodel.federation.simulation import simulate
 from fedmodel.privacy import epsilon_for
-from fedmodel.report import read_rounds
-from fedmodel.simulation import simulate
+from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.run.metrics import read_rounds
 from tests.conftest import small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,7 +26,7 @@ def test_central_dp_run_charges_a_client_level_ledger(
 ) -> None:
     config = small_config("privacy=central", "privacy.target_epsilon=8")
     settings = settings_from_dict({**config, "run_dir": str(tmp_path)})
-    plan = central_dp.plan_client_level(settings)
+    plan = plan_client_level(settings)
     noised: list[Any] = []
     original = central_dp._LedgeredAdaptiveClipping._add_noise_to_aggregated_arrays
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fedmodel.report import read_rounds
+from fedmodel.run.metrics import read_rounds
 from tests.integration.loopback import Loopback, write_site_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

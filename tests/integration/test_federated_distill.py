@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.federation.simulation import simulate
 from fedmodel.privacy import epsilon_for
-from fedmodel.report import read_rounds
-from fedmodel.simulation import simulate
+from fedmodel.run.metrics import read_rounds
 from tests.conftest import small_config
 from tests.integration.test_simulation import _record_replies
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fedmodel.report import read_rounds
+from fedmodel.run.metrics import read_rounds
 from tests.integration.loopback import free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

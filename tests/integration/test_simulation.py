@@ -12,13 +12,17 @@ import pytest
 import torch
 from flwr.app import Message
 
-from fedmodel import strategy as strategy_module
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
-from fedmodel.models import build_classifier, prepare_for_finetuning, trainable_state
+from fedmodel.federation import strategy as strategy_module
+from fedmodel.federation.simulation import simulate
+from fedmodel.model.load import (
+    build_classifier,
+    prepare_for_finetuning,
+    trainable_state,
+)
 from fedmodel.privacy import epsilon_for
-from fedmodel.report import read_rounds
-from fedmodel.simulation import simulate
+from fedmodel.run.metrics import read_rounds
 from tests.conftest import small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

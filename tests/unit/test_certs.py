@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from flwr.cli.supernode.register import try_load_public_key
 
-from fedmodel.certs import create_site_keys, create_superlink_certificates
+from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
 from fedmodel.errors import FedmodelError
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedmodel.checkpoint import (
+from fedmodel.errors import FedmodelError
+from fedmodel.run.checkpoint import (
     Checkpoint,
     keep_rounds_up_to,
     load_checkpoint,
     save_checkpoint,
 )
-from fedmodel.errors import FedmodelError
-from fedmodel.report import append_round, read_rounds
+from fedmodel.run.metrics import append_round, read_rounds
 
 SHAPES = {"head.weight": (3, 4), "head.bias": (3,)}
 

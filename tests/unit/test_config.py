@@ -93,5 +93,5 @@ def test_bad_override_is_a_clear_error() -> None:
 
 def test_pyproject_points_flower_at_the_apps() -> None:
     text = (Path(__file__).parents[2] / "pyproject.toml").read_text()
-    assert 'serverapp = "fedmodel.server_app:app"' in text
-    assert 'clientapp = "fedmodel.client_app:app"' in text
+    assert 'serverapp = "fedmodel.federation.server_app:app"' in text
+    assert 'clientapp = "fedmodel.federation.client_app:app"' in text

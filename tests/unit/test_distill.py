@@ -10,7 +10,8 @@ import torch
 
 from fedmodel.config import StudentSettings, settings_from_dict
 from fedmodel.data import load_task, make_text_loader
-from fedmodel.distill import (
+from fedmodel.distill.finish import finish_models, server_distill_texts
+from fedmodel.distill.server import (
     agreement,
     augment_texts,
     distill_on_server,
@@ -18,12 +19,11 @@ from fedmodel.distill import (
     soft_target_loss,
 )
 from fedmodel.errors import FedmodelError
-from fedmodel.features import length_sorted_loader
-from fedmodel.final_models import finish_models, server_distill_texts
-from fedmodel.hf_classifier import PooledBertForSequenceClassification
-from fedmodel.models import build_classifier, build_student, load_tokenizer
-from fedmodel.models import student_layer_indices as layers_for
-from fedmodel.training import text_logits, train_epochs
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.load import build_classifier, build_student, load_tokenizer
+from fedmodel.model.load import student_layer_indices as layers_for
+from fedmodel.training.embedding_cache import length_sorted_loader
+from fedmodel.training.loops import text_logits, train_epochs
 from tests.conftest import small_config
 
 
@@ -182,7 +182,7 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
 ) -> None:
     import fedmodel.data
     import fedmodel.data.clients
-    import fedmodel.distill
+    import fedmodel.distill.server
 
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("the server path read client records")
@@ -191,13 +191,13 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
         monkeypatch.setattr(module, "load_client_data", refuse)
         monkeypatch.setattr(module, "partition_clients", refuse, raising=False)
     seen: list[str] = []
-    real_loader = fedmodel.distill.make_text_loader
+    real_loader = fedmodel.distill.server.make_text_loader
 
     def spy(tokenizer, texts, labels, **kwargs):  # type: ignore[no-untyped-def]
         seen.extend(texts)
         return real_loader(tokenizer, texts, labels, **kwargs)
 
-    monkeypatch.setattr(fedmodel.distill, "make_text_loader", spy)
+    monkeypatch.setattr(fedmodel.distill.server, "make_text_loader", spy)
     settings = _settings("distill.student.num_layers=1", "task.max_test_examples=40")
     task = load_task(settings.task, seed=settings.seed)
     transfer = task.transfer.select(range(64))

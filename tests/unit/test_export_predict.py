@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from fedmodel.cli.predict import run_predict
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
-from fedmodel.export import ONNX_FILE, export_classifier
-from fedmodel.hf_classifier import PooledBertForSequenceClassification
-from fedmodel.inference import (
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.load import build_classifier, build_student, load_tokenizer
+from fedmodel.serve.export import ONNX_FILE, export_classifier
+from fedmodel.serve.inference import (
     OnnxClassifier,
     TorchClassifier,
     load_classifier,
     median_latency_ms,
 )
-from fedmodel.models import build_classifier, build_student, load_tokenizer
-from fedmodel.predict_command import run_predict
 from tests.conftest import small_config
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from flwr.common.config import parse_config_args
 
-from fedmodel import deploy_cli
-from fedmodel.certs import create_site_keys, create_superlink_certificates
-from fedmodel.errors import FedmodelError
-from fedmodel.launch import (
+from fedmodel.cli import deploy as deploy_cli
+from fedmodel.client.site import SiteConfig, site_from_node_config
+from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+from fedmodel.deploy.launch import (
     INSECURE_WARNING,
     node_config_arg,
     superlink_command,
     supernode_command,
 )
-from fedmodel.site import SiteConfig, site_from_node_config
+from fedmodel.errors import FedmodelError
 
 FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
 

@@ -14,12 +14,11 @@ import pytest
 import torch
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
-import fedmodel.local_round as local_round
+import fedmodel.client.local_round as local_round
+from fedmodel.client.local_round import LEDGER_FILE, RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
-from fedmodel.features import data_fingerprint
-from fedmodel.local_round import LEDGER_FILE, RoundOutcome, run_local_round
-from fedmodel.models import (
+from fedmodel.model.load import (
     build_classifier,
     build_student,
     load_trainable_state,
@@ -28,6 +27,7 @@ from fedmodel.models import (
     trainable_state,
 )
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
+from fedmodel.training.embedding_cache import data_fingerprint
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings(
@@ -393,7 +393,7 @@ def test_head_mode_embeds_once_and_reuses_the_cached_features(
     def must_not_embed(*args: object, **kwargs: object) -> None:
         raise AssertionError("features should come from the cache")
 
-    monkeypatch.setattr("fedmodel.features.embed_split", must_not_embed)
+    monkeypatch.setattr("fedmodel.training.embedding_cache.embed_split", must_not_embed)
     second = one_round(settings, state_dir, first.weights, 2)
     assert second.weights is not None
     assert_all_changed(first.weights, second.weights)
@@ -418,7 +418,7 @@ def test_feature_cache_is_keyed_by_the_records(
         calls.append(len(kwargs["split"]))
         return real_embed(*args, **kwargs)
 
-    monkeypatch.setattr("fedmodel.features.embed_split", counting_embed)
+    monkeypatch.setattr("fedmodel.training.embedding_cache.embed_split", counting_embed)
     outcome = run_local_round(
         make_settings(tmp_path, "finetune.local_epochs=1", "privacy=off"),
         client_id=1,

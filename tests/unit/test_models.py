@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification
 
 from fedmodel.config import FinetuneSettings, ModelSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.models import (
+from fedmodel.model.load import (
     build_classifier,
     load_tokenizer,
     load_trainable_state,

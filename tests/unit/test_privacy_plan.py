@@ -12,7 +12,7 @@ import pytest
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.privacy import epsilon_for, plan_privacy
-from fedmodel.privacy_plan import plan_run, run_privacy_plan
+from fedmodel.research.privacy_plan import plan_run, run_privacy_plan
 from tests.conftest import small_config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fedmodel.report import (
+from fedmodel.run.metrics import (
     append_round,
     archive_rounds,
     plot_progress,

@@ -17,7 +17,11 @@ from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
-from fedmodel.strategy import BudgetAwareStrategy, build_strategy, reply_problem
+from fedmodel.federation.strategy import (
+    BudgetAwareStrategy,
+    build_strategy,
+    reply_problem,
+)
 
 SHAPES = {"head.weight": (2, 3), "head.bias": (2,)}
 

@@ -18,16 +18,20 @@ import pandas as pd
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
 
-from fedmodel import client_app
+from fedmodel.client.site import SiteConfig, capped_settings, site_from_node_config
+from fedmodel.client.site_data import load_site_records
 from fedmodel.config import RunSettings, settings_from_dict, to_run_config
+from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.data import load_task
-from fedmodel.deployment import check_deployment_settings
 from fedmodel.errors import FedmodelError
-from fedmodel.models import build_classifier, prepare_for_finetuning, trainable_state
-from fedmodel.privacy.ledger_archive import archive_ledger, ledger_status
-from fedmodel.site import SiteConfig, capped_settings, site_from_node_config
-from fedmodel.site_records import load_site_records
-from fedmodel.strategy import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
+from fedmodel.federation import client_app
+from fedmodel.federation.strategy import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
+from fedmodel.model.load import (
+    build_classifier,
+    prepare_for_finetuning,
+    trainable_state,
+)
+from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")

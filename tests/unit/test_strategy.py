@@ -10,7 +10,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
-from fedmodel.strategy import build_strategy, reply_problem
+from fedmodel.federation.strategy import build_strategy, reply_problem
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
 

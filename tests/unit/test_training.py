@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.privacy import make_private
-from fedmodel.training import evaluate, feature_logits, train_epochs
+from fedmodel.training.loops import evaluate, feature_logits, train_epochs
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 

@@ -1,0 +1,1 @@
+"""The fedmodel command: parse first, import heavy modules after."""

@@ -1,0 +1,105 @@
+"""`fedmodel predict`: label texts with an exported teacher or student."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fedmodel.data.text_inputs import read_texts
+from fedmodel.errors import FedmodelError
+from fedmodel.serve.inference import Prediction, load_classifier, predict
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="fedmodel predict",
+        description=(
+            "Label texts with a model a run exported: its model/ (teacher) or "
+            "student/ folder (PyTorch), or the model.onnx inside (ONNX Runtime)."
+        ),
+    )
+    parser.add_argument(
+        "--model", required=True, type=Path, help="model folder or .onnx file"
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="a text (repeatable)")
+    source.add_argument(
+        "--input",
+        type=Path,
+        help=".txt (one text per line) or CSV/JSONL/Parquet with a text column",
+    )
+    parser.add_argument(
+        "--text-column", default="text", help="column of --input holding the texts"
+    )
+    parser.add_argument("--top-k", type=int, default=3, help="labels per text")
+    parser.add_argument(
+        "--format",
+        choices=("table", "jsonl"),
+        default="table",
+        help="a table for reading, or one JSON object per line",
+    )
+    return parser
+
+
+def run_predict(argv: Sequence[str]) -> int:
+    """Parse arguments, predict, print; return the exit code (2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        texts = (
+            list(args.text)
+            if args.text
+            else read_texts(args.input, key="--input", text_column=args.text_column)
+        )
+        predictions = predict(load_classifier(args.model), texts, top_k=args.top_k)
+    except FedmodelError as exc:
+        print(f"fedmodel predict: error: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "jsonl":
+        for prediction in predictions:
+            print(json.dumps(_as_json(prediction), ensure_ascii=False))
+    else:
+        Console().print(_as_table(predictions))
+    return 0
+
+
+def _as_json(prediction: Prediction) -> dict[str, object]:
+    return {
+        "text": prediction.text,
+        "label": prediction.labels[0],
+        "probability": prediction.probabilities[0],
+        "top": [
+            {"label": label, "probability": probability}
+            for label, probability in zip(
+                prediction.labels, prediction.probabilities, strict=True
+            )
+        ],
+    }
+
+
+def _as_table(predictions: Sequence[Prediction]) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("text", overflow="fold", max_width=60)
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    table.add_column("next best")
+    for prediction in predictions:
+        others = ", ".join(
+            f"{label} {probability:.2f}"
+            for label, probability in zip(
+                prediction.labels[1:], prediction.probabilities[1:], strict=True
+            )
+        )
+        table.add_row(
+            prediction.text,
+            prediction.labels[0],
+            f"{prediction.probabilities[0]:.3f}",
+            others,
+        )
+    return table

@@ -1,0 +1,1 @@
+"""What one site does in a round, Flower-free: records, settings, local DP."""

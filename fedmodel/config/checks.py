@@ -1,0 +1,202 @@
+"""Build typed settings from a nested config and check them, naming any bad key."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from fedmodel.config.schema import RunSettings
+from fedmodel.errors import FedmodelError
+
+T = TypeVar("T")
+
+
+def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
+    """Build typed settings from a nested config, naming any bad key."""
+    settings = _build(RunSettings, raw, path="")
+    _check(settings)
+    return settings
+
+
+def _build(cls: type[T], raw: Mapping[str, Any], *, path: str) -> T:
+    if not isinstance(raw, Mapping):
+        raise FedmodelError(f"config key '{path}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f" under '{path}'" if path else ""
+        raise FedmodelError(
+            f"unknown config key(s) {unknown}{where}; known keys: {sorted(fields)}"
+        )
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        key = f"{path}.{name}" if path else name
+        if name not in raw:
+            no_default = (
+                spec.default is dataclasses.MISSING
+                and spec.default_factory is dataclasses.MISSING
+            )
+            if no_default:
+                raise FedmodelError(f"config key '{key}' is missing")
+            continue
+        values[name] = _coerce(hints[name], raw[name], key=key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, *, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _coerce(inner[0], value, key=key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path=key)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise FedmodelError(f"config key '{key}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(item, v, key=f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise FedmodelError(f"config key '{key}' must be a mapping, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise FedmodelError(f"config key '{key}' must be true or false: {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FedmodelError(f"config key '{key}' must be an integer: {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FedmodelError(f"config key '{key}' must be a number: {value!r}")
+        return float(value)
+    if hint is str:
+        if value is None or isinstance(value, Mapping | list):
+            raise FedmodelError(f"config key '{key}' must be a string: {value!r}")
+        return str(value)
+    return value
+
+
+def _check(settings: RunSettings) -> None:
+    """Range checks that a type alone cannot express."""
+    if settings.num_clients < 1:
+        raise FedmodelError(f"num_clients must be >= 1, got {settings.num_clients}")
+    if settings.num_rounds < 1:
+        raise FedmodelError(f"num_rounds must be >= 1, got {settings.num_rounds}")
+    if settings.finetune.batch_size < 1:
+        raise FedmodelError(
+            f"finetune.batch_size must be >= 1, got {settings.finetune.batch_size}"
+        )
+    if settings.finetune.local_epochs < 1:
+        raise FedmodelError(
+            f"finetune.local_epochs must be >= 1, got {settings.finetune.local_epochs}"
+        )
+    if not 0.0 <= settings.task.val_fraction < 1.0:
+        raise FedmodelError(
+            f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
+        )
+    _check_distill(settings)
+    privacy = settings.privacy
+    if privacy.mode not in PRIVACY_MODES:
+        raise FedmodelError(
+            f"privacy.mode must be one of {list(PRIVACY_MODES)}, got {privacy.mode!r}"
+        )
+    _check_audit(settings)
+    if settings.tracking.name not in ("none", "mlflow"):
+        raise FedmodelError(
+            f"tracking.name must be 'none' or 'mlflow', got {settings.tracking.name!r}"
+        )
+    if privacy.enabled:
+        if privacy.target_epsilon is None or privacy.target_epsilon <= 0:
+            raise FedmodelError(
+                "privacy.target_epsilon must be a positive number with DP on, got "
+                f"{privacy.target_epsilon!r}"
+            )
+        dpsgd_norm = privacy.max_grad_norm
+        if privacy.record_level and (dpsgd_norm is None or dpsgd_norm <= 0):
+            raise FedmodelError(
+                "privacy.max_grad_norm must be a positive number with DP on, got "
+                f"{privacy.max_grad_norm!r}"
+            )
+        if privacy.target_delta is not None and not 0 < privacy.target_delta < 1:
+            raise FedmodelError(
+                f"privacy.target_delta must be in (0, 1), got {privacy.target_delta}"
+            )
+        if privacy.accountant not in ("rdp", "prv"):
+            raise FedmodelError(
+                f"privacy.accountant must be 'rdp' or 'prv', got {privacy.accountant!r}"
+            )
+
+
+DISTILL_MODES = ("off", "server", "federated")
+
+
+def _check_distill(settings: RunSettings) -> None:
+    distill = settings.distill
+    if distill.name not in DISTILL_MODES:
+        raise FedmodelError(
+            f"distill.name must be one of {DISTILL_MODES}, got {distill.name!r}"
+        )
+    if not distill.enabled:
+        return
+    student = distill.student
+    if student.num_layers < 1:
+        raise FedmodelError(
+            f"distill.student.num_layers must be >= 1, got {student.num_layers}"
+        )
+    if student.layers is not None and len(student.layers) != student.num_layers:
+        raise FedmodelError(
+            f"distill.student.layers {student.layers} names {len(student.layers)} "
+            f"layers but distill.student.num_layers is {student.num_layers}"
+        )
+    for key in ("temperature", "learning_rate"):
+        if not getattr(distill, key) > 0:
+            raise FedmodelError(
+                f"distill.{key} must be > 0, got {getattr(distill, key)}"
+            )
+    for key in ("epochs", "batch_size"):
+        if getattr(distill, key) < 1:
+            raise FedmodelError(
+                f"distill.{key} must be >= 1, got {getattr(distill, key)}"
+            )
+    for key in ("kl_weight", "hidden_weight", "augment_copies", "rounds"):
+        if getattr(distill, key) < 0:
+            raise FedmodelError(
+                f"distill.{key} must be >= 0, got {getattr(distill, key)}"
+            )
+    if distill.name == "federated" and settings.privacy.mode == "central":
+        raise FedmodelError(
+            "distill=federated cannot be combined with privacy=central: the "
+            "student's rounds would not get the server's client-level noise. Use "
+            "privacy=dpsgd (charged to each client's ledger) or distill=server"
+        )
+    if distill.name == "federated" and distill.rounds < 1:
+        raise FedmodelError(
+            "distill=federated needs distill.rounds >= 1 (the student's rounds "
+            f"on the clients), got {distill.rounds}"
+        )
+
+
+PRIVACY_MODES = ("off", "dpsgd", "central")
+
+
+def _check_audit(settings: RunSettings) -> None:
+    audit = settings.audit
+    if audit.canaries < 0 or audit.reference_canaries < 0:
+        raise FedmodelError(
+            "audit.canaries and audit.reference_canaries must be >= 0, got "
+            f"{audit.canaries} and {audit.reference_canaries}"
+        )
+    if audit.canaries and not 0 <= audit.client < settings.num_clients:
+        raise FedmodelError(
+            f"audit.client={audit.client} is not a client of this run: choose one "
+            f"of 0..{settings.num_clients - 1}"
+        )

@@ -1,0 +1,48 @@
+"""The Hydra <-> Flower run-config bridge: the only place keys change case."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+_JSON_PREFIX = "json:"
+
+RunConfig = dict[str, bool | int | float | str]
+
+
+def to_run_config(raw: Mapping[str, Any]) -> RunConfig:
+    """Flatten a nested snake_case config into Flower's kebab-case run-config.
+
+    Lists, maps and nulls, which Flower records cannot hold, travel as JSON
+    strings with a `json:` prefix.
+    """
+    flat: RunConfig = {}
+    for key, value in raw.items():
+        name = key.replace("_", "-")
+        if isinstance(value, Mapping) and key not in _JSON_LEAVES:
+            for sub_key, sub_value in to_run_config(value).items():
+                flat[f"{name}.{sub_key}"] = sub_value
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        else:
+            flat[name] = _JSON_PREFIX + json.dumps(value)
+    return flat
+
+
+# Map-valued settings that are leaves, not config groups.
+_JSON_LEAVES = frozenset({"label_groups"})
+
+
+def from_run_config(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Rebuild the nested snake_case config that `to_run_config` flattened."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = [part.replace("-", "_") for part in key.split(".")]
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, str) and value.startswith(_JSON_PREFIX):
+            value = json.loads(value[len(_JSON_PREFIX) :])
+        node[parts[-1]] = value
+    return nested

@@ -1,0 +1,1 @@
+"""Operator tooling around Flower's SuperLink and SuperNode binaries."""

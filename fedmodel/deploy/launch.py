@@ -1,0 +1,170 @@
+"""Command lines for Flower's SuperLink and SuperNode, secure by default.
+
+`fedmodel superlink` and `fedmodel supernode` replace themselves (exec) with
+Flower's own `flower-superlink` / `flower-supernode`, so the process a user
+starts, stops and monitors is Flower's. What they add: TLS and SuperNode
+authentication on unless `--insecure` is given (then a warning), checks that
+every certificate, key and data file exists before Flower starts, and a
+correctly quoted `--node-config` carrying the site's own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from fedmodel.client.site import (
+    DATA_FILE,
+    DELTA,
+    MAX_EPSILON,
+    SITE_ID,
+    STATE_DIR,
+    SiteConfig,
+)
+from fedmodel.deploy.certs import CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY
+from fedmodel.errors import FedmodelError
+
+log = logging.getLogger(__name__)
+
+INSECURE_WARNING = (
+    "--insecure: TLS is OFF. Model updates and node identities travel in clear "
+    "text and any SuperNode can connect. Use this only on a trusted test network."
+)
+
+
+def superlink_command(
+    *,
+    certs_dir: Path | None,
+    host: str,
+    port: int,
+    database: Path | None,
+    insecure: bool = False,
+) -> list[str]:
+    """`flower-superlink` with TLS from `certs_dir` and node authentication on.
+
+    With `insecure` there is neither TLS nor node authentication (Flower
+    allows authentication only over TLS) and a warning is logged.
+    """
+    command = ["flower-superlink", "--host", host, "--port", str(port)]
+    command += ["--disable-runtime-dependency-installation"]
+    if database is not None:
+        command += ["--database", str(database)]
+    if insecure:
+        log.warning("%s", INSECURE_WARNING)
+        return [*command, "--insecure"]
+    if certs_dir is None:
+        raise FedmodelError(
+            "the SuperLink needs --certs DIR (made by `fedmodel certs superlink`), "
+            "or --insecure to run without TLS"
+        )
+    ca_cert, cert, key = (
+        _existing(certs_dir / name, "--certs")
+        for name in (CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY)
+    )
+    return [
+        *command,
+        "--ssl-ca-certfile",
+        str(ca_cert),
+        "--ssl-certfile",
+        str(cert),
+        "--ssl-keyfile",
+        str(key),
+        "--enable-supernode-auth",
+    ]
+
+
+def supernode_command(
+    site: SiteConfig,
+    *,
+    superlink: str,
+    ca_cert: Path | None,
+    private_key: Path | None,
+    runtime_port: int,
+    insecure: bool = False,
+) -> list[str]:
+    """`flower-supernode` for one site, dialling `superlink` (host:port).
+
+    TLS is verified against `ca_cert` and the node signs in with
+    `private_key`; `insecure` drops both and logs a warning.
+    """
+    _existing(site.data_file, "--data-file")
+    command = [
+        "flower-supernode",
+        "--superlink",
+        superlink,
+        "--port",
+        str(runtime_port),
+        "--node-config",
+        node_config_arg(site),
+    ]
+    if insecure:
+        log.warning("%s", INSECURE_WARNING)
+        return [*command, "--insecure"]
+    if ca_cert is None or private_key is None:
+        raise FedmodelError(
+            "a SuperNode needs --ca-cert (the server operator's ca.crt) and "
+            "--auth-key (the site's private key from `fedmodel certs site`), or "
+            "--insecure to run without TLS and authentication"
+        )
+    return [
+        *command,
+        "--root-certificates",
+        str(_existing(ca_cert, "--ca-cert")),
+        "--auth-supernode-private-key",
+        str(_existing(private_key, "--auth-key")),
+    ]
+
+
+def node_config_arg(site: SiteConfig) -> str:
+    """The site's settings as Flower's `--node-config` string (TOML values)."""
+    values: dict[str, object] = {
+        SITE_ID: site.site_id,
+        DATA_FILE: str(site.data_file.resolve()),
+        STATE_DIR: str(site.state_dir.resolve()),
+        MAX_EPSILON: site.max_epsilon,
+    }
+    if site.delta is not None:
+        values[DELTA] = site.delta
+    for key in (DATA_FILE, STATE_DIR):
+        if '"' in str(values[key]):
+            raise FedmodelError(
+                f"{key} {values[key]!r} contains a double quote, which Flower's "
+                "--node-config cannot carry: use a path without one"
+            )
+    return " ".join(f"{key}={json.dumps(value)}" for key, value in values.items())
+
+
+def exec_flower(command: list[str]) -> NoReturn:
+    """Replace this process with a Flower command from this environment.
+
+    The Flower executables next to this Python come first on PATH (the
+    SuperLink and SuperNode start further Flower processes from PATH), and
+    apps run in this environment: no per-run dependency installation.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    }
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)
+
+
+def _existing(path: Path, option: str) -> Path:
+    if not path.is_file():
+        raise FedmodelError(
+            f"{option}: {path} does not exist or is not a file"
+            + (
+                "; create certificates with `fedmodel certs superlink` and site "
+                "keys with `fedmodel certs site`"
+                if option != "--data-file"
+                else ""
+            )
+        )
+    return path.resolve()

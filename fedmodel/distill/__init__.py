@@ -1,0 +1,1 @@
+"""Teacher-to-student distillation: losses, server distillation, finishing."""

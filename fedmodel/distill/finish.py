@@ -1,0 +1,148 @@
+"""After the last round: distil the teacher into a student, export and describe both.
+
+Nothing here reads a client record: server distillation uses texts the server
+holds (the task's transfer split or a file its operator names), and the test
+split is the server's own. Federated distillation, which does touch client
+records, runs on the clients through the `train_on_clients` callback the
+ServerApp passes in, and is charged to their ledgers there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import PreTrainedTokenizerBase
+
+from fedmodel.config import RunSettings
+from fedmodel.data.text_inputs import read_texts
+from fedmodel.distill.server import agreement, distill_on_server
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.load import build_student
+from fedmodel.run.layout import STUDENT_DIR, TEACHER_DIR
+from fedmodel.serve.benchmark import compare_student, describe_model
+from fedmodel.serve.export import export_classifier
+from fedmodel.training.embedding_cache import length_sorted_loader
+
+LATENCY_TEXTS = 256
+
+log = logging.getLogger(__name__)
+
+StudentTrainer = Callable[[PooledBertForSequenceClassification], None]
+
+
+def server_distill_texts(
+    settings: RunSettings, transfer: datasets.Dataset | None
+) -> list[str] | None:
+    """The server's distillation texts: `distill.transfer_file` or the transfer split.
+
+    None when the server holds neither (the `files` task without a transfer file).
+    """
+    if settings.distill.transfer_file is not None:
+        return read_texts(
+            Path(settings.distill.transfer_file), key="distill.transfer_file"
+        )
+    if transfer is None or len(transfer) == 0:
+        return None
+    return list(transfer["text"])
+
+
+def finish_models(
+    settings: RunSettings,
+    *,
+    teacher: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    test: datasets.Dataset,
+    transfer: datasets.Dataset | None,
+    run_dir: Path,
+    train_on_clients: StudentTrainer | None = None,
+) -> dict[str, Any]:
+    """Export the teacher (and the distilled student) and report on both.
+
+    Returns the summary entries: `teacher`, and with distillation on `student`,
+    `student_vs_teacher` and `distillation`.
+    """
+    max_length = settings.task.max_length
+    test_loader = length_sorted_loader(settings, test)
+    latency_texts = list(test["text"])[:LATENCY_TEXTS]
+    export_classifier(teacher, tokenizer, run_dir / TEACHER_DIR, max_length=max_length)
+    entries: dict[str, Any] = {
+        "teacher": describe_model(
+            teacher,
+            model_dir=run_dir / TEACHER_DIR,
+            test_loader=test_loader,
+            latency_texts=latency_texts,
+        )
+    }
+    if not settings.distill.enabled:
+        return entries
+
+    texts = server_distill_texts(settings, transfer)
+    if texts is None:
+        log.warning(
+            "the server holds no transfer texts (set distill.transfer_file): "
+            "the student is not distilled on the server"
+        )
+        if train_on_clients is None:
+            return entries
+    student = build_student(teacher, settings.distill.student)
+    distillation: dict[str, Any] = {
+        "mode": settings.distill.name,
+        "agreement_before": agreement(teacher, student, test_loader),
+        "server_texts": 0,
+        "server_seconds": 0.0,
+    }
+    if texts is not None:
+        log.info(
+            "distilling into a %d-layer student on %d server-held texts "
+            "(no client record is read: no privacy cost)",
+            student.config.num_hidden_layers,
+            len(texts),
+        )
+        done = distill_on_server(
+            teacher,
+            student,
+            texts=texts,
+            tokenizer=tokenizer,
+            settings=settings.distill,
+            max_length=max_length,
+            seed=settings.seed,
+        )
+        distillation["server_texts"] = done.num_texts
+        distillation["server_seconds"] = done.seconds
+    if train_on_clients is not None:
+        train_on_clients(student)
+    distillation["agreement_after"] = agreement(teacher, student, test_loader)
+    export_classifier(student, tokenizer, run_dir / STUDENT_DIR, max_length=max_length)
+    entries["student"] = describe_model(
+        student,
+        model_dir=run_dir / STUDENT_DIR,
+        test_loader=test_loader,
+        latency_texts=latency_texts,
+    )
+    entries["student_vs_teacher"] = compare_student(
+        entries["teacher"], entries["student"]
+    )
+    entries["distillation"] = distillation
+    _log_comparison(entries)
+    return entries
+
+
+def _log_comparison(entries: dict[str, Any]) -> None:
+    teacher, student = entries["teacher"], entries["student"]
+    versus = entries["student_vs_teacher"]
+    log.info(
+        "student: accuracy %.4f vs teacher %.4f (ratio %.3f), %d vs %d layers, "
+        "%.1fx faster at batch 32 (torch), agreement with teacher %.3f -> %.3f",
+        student["accuracy"],
+        teacher["accuracy"],
+        versus["accuracy_ratio"] or 0.0,
+        student["num_layers"],
+        teacher["num_layers"],
+        versus.get("torch_speedup_batch32", float("nan")),
+        entries["distillation"]["agreement_before"],
+        entries["distillation"]["agreement_after"],
+    )

@@ -1,0 +1,1 @@
+"""The only package that imports Flower: apps, strategies, simulation."""

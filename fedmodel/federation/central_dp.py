@@ -1,0 +1,149 @@
+"""Central, client-level DP (`privacy=central`) through Flower's adaptive clipping.
+
+The server clips each client's whole update (Flower's
+`DifferentialPrivacyServerSideAdaptiveClipping`, Andrew et al. 2021), averages
+the clipped updates with equal weights and adds Gaussian noise. The noise
+multiplier is calibrated before round 1 so that `num_rounds` rounds spend
+`privacy.target_epsilon` (Opacus accountant, client sampling rate q = sampled /
+all clients). Each round is charged to a write-ahead ledger in the run folder
+before its noised model is released, as a client's DP-SGD rounds are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyServerSideAdaptiveClipping,
+    FedAvg,
+    Strategy,
+)
+
+from fedmodel.config import RunSettings
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.strategy import METRICS_KEY, BudgetAwareStrategy
+from fedmodel.privacy import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.client_level import (
+    CENTRAL_LEDGER_FILE,
+    CLIENT_LEVEL_ID,
+    client_level_figures,
+    clipped_count_stddev,
+    plan_client_level,
+    sampled_clients,
+)
+
+log = logging.getLogger(__name__)
+
+# Equal weights: the noise std (z * C / m) bounds one client's effect on an
+# unweighted mean of m clipped updates, not on a record-count-weighted one.
+UNIFORM_WEIGHT_KEY = "central-dp-weight"
+
+
+class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
+    """Flower's wrapper, charging the ledger before each noised aggregate."""
+
+    def __init__(
+        self, inner: Strategy, *, settings: RunSettings, ledger: PrivacyLedger
+    ) -> None:
+        privacy = settings.privacy
+        try:
+            super().__init__(
+                inner,
+                noise_multiplier=ledger.noise_multiplier,
+                num_sampled_clients=sampled_clients(settings),
+                initial_clipping_norm=privacy.initial_clipping_norm,
+                target_clipped_quantile=privacy.target_clipped_quantile,
+                clip_norm_lr=privacy.clip_norm_lr,
+                clipped_count_stddev=clipped_count_stddev(
+                    settings, ledger.noise_multiplier
+                ),
+            )
+        except ValueError as exc:
+            raise FedmodelError(f"privacy=central settings rejected: {exc}") from exc
+        self.ledger = ledger
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Charge the round, then clip, average with equal weights and noise."""
+        replies = list(replies)
+        if len(replies) != self.num_sampled_clients:
+            # The noise covers one client's share of m updates, not of fewer.
+            log.warning(
+                "round %d: %d of %d sampled clients replied; central DP noise is "
+                "calibrated for %d, so this round's aggregate is dropped",
+                server_round,
+                len(replies),
+                self.num_sampled_clients,
+                self.num_sampled_clients,
+            )
+            return None, None
+        try:
+            self.ledger.charge(round_number=server_round, steps=1)
+        except BudgetExhausted as exc:
+            log.warning("round %d: %s", server_round, exc)
+            self.ledger.mark_exhausted()
+            return None, None
+        for reply in replies:
+            reply.content.metric_records[METRICS_KEY][UNIFORM_WEIGHT_KEY] = 1.0
+        return super().aggregate_train(server_round, replies)
+
+
+class ClientLevelDPStrategy(BudgetAwareStrategy):
+    """The budget-aware strategy with the server's client-level DP inside it."""
+
+    def __init__(self, base: BudgetAwareStrategy, *, settings: RunSettings) -> None:
+        if not isinstance(base.inner, FedAvg):
+            raise FedmodelError(
+                "privacy=central needs a FedAvg-family strategy (strategy=fedavg "
+                "or fedprox)"
+            )
+        plan = plan_client_level(settings)
+        ledger = PrivacyLedger.open(
+            Path(settings.run_dir) / CENTRAL_LEDGER_FILE,
+            client_id=CLIENT_LEVEL_ID,
+            plan=plan,
+            data_fingerprint=f"{settings.num_clients}-clients",
+        )
+        base.inner.weighted_by_key = UNIFORM_WEIGHT_KEY
+        self.dp = _LedgeredAdaptiveClipping(
+            base.inner, settings=settings, ledger=ledger
+        )
+        super().__init__(self.dp, expected_shapes=base.expected_shapes)
+        log.info(
+            "central DP: noise multiplier %.4f over %d rounds, q=%.3g, delta %.3g: "
+            "client-level epsilon %g",
+            plan.noise_multiplier,
+            plan.planned_rounds,
+            plan.sample_rate,
+            plan.delta,
+            plan.target_epsilon,
+        )
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> list[Message]:
+        """No messages once one more noised round would pass the budget."""
+        if self.dp.ledger.would_exceed(1):
+            log.warning(
+                "round %d: client-level budget %g spent (epsilon %.4g)",
+                server_round,
+                self.dp.ledger.target_epsilon,
+                self.dp.ledger.epsilon,
+            )
+            return []
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
+        """Aggregate; every client's figures become the run's client-level ones."""
+        result = super().aggregate_train(server_round, replies)
+        figures = client_level_figures(self.dp.ledger)
+        for client in self.client_figures.values():
+            client.update(figures)
+        return result

@@ -1,0 +1,82 @@
+"""Run the ServerApp and ClientApps on Flower's simulation engine (Ray backend)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flwr.app import Context, RecordDict
+from flwr.simulation.run_simulation import _run_simulation
+from flwr.supercore.telemetry import EventType
+
+from fedmodel.config import settings_from_dict, to_run_config
+from fedmodel.data import load_client_data
+from fedmodel.errors import FedmodelError
+from fedmodel.federation import client_app, server_app
+from fedmodel.privacy import choose_delta
+from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.run.layout import SUMMARY_FILE
+from fedmodel.run.tracking import track_run
+
+log = logging.getLogger(__name__)
+
+
+def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
+    """Run one federated simulation and return its summary.
+
+    `raw_config` is a composed config (nested, snake_case) as Hydra gives it;
+    outputs go to `run_dir`.
+    """
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {**raw_config, "run_dir": str(run_dir)}
+    settings = settings_from_dict(config)
+    if settings.privacy.client_level:
+        plan_client_level(settings)  # a bad central-DP setting stops here
+    for client_id in range(settings.num_clients):
+        # Fail before any Flower start-up if a client's data cannot train.
+        train_split, _, _ = load_client_data(settings, client_id)
+        if settings.privacy.record_level:
+            choose_delta(
+                len(train_split),
+                settings.privacy.target_delta,
+                client_id=str(client_id),
+            )
+    # Keep Flower's own files (config, logs) inside the run folder.
+    os.environ["FLWR_HOME"] = str(run_dir / ".flwr")
+    # Ray would otherwise warn on every start that it hides GPUs from clients.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    context = Context(
+        run_id=secrets.randbits(63),
+        node_id=0,
+        node_config={},
+        state=RecordDict(),
+        run_config=to_run_config(config),
+    )
+    _run_simulation(
+        num_supernodes=settings.num_clients,
+        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+        client_app=client_app.app,
+        server_app=server_app.app,
+        backend_name="ray",
+        backend_config={
+            "client_resources": {
+                "num_cpus": settings.federation.cpus_per_client,
+                "num_gpus": 0.0,
+            },
+            "init_args": {"include_dashboard": False},
+        },
+        server_app_context=context,
+    )
+    summary_path = run_dir / SUMMARY_FILE
+    if not summary_path.is_file():
+        raise FedmodelError(
+            f"the simulation ended without writing {summary_path}; see the log above"
+        )
+    summary: dict[str, Any] = json.loads(summary_path.read_text())
+    track_run(settings, run_dir)
+    return summary

@@ -1,0 +1,1 @@
+"""The classifier: BERT, mean pooling and a head; loading, finetune modes, student."""

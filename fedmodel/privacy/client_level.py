@@ -1,0 +1,117 @@
+"""Client-level DP math (`privacy=central`), Flower-free.
+
+One round is one step of the Gaussian mechanism on the mean of clipped client
+updates. `plan_client_level` calibrates the server's noise for the run; the
+Flower wrapper that applies it lives in `federation/central_dp.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedmodel.config import RunSettings
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
+from fedmodel.privacy.ledger import PrivacyLedger
+
+CENTRAL_LEDGER_FILE = "central_privacy_ledger.json"
+CLIENT_LEVEL_ID = "all-clients"
+# Strategies whose aggregate is a plain (re-weightable) FedAvg mean; a server
+# optimiser (FedAdam) or a robust rule would change the sensitivity.
+CENTRAL_DP_STRATEGIES = ("fedavg", "fedprox")
+
+
+def sampled_clients(settings: RunSettings) -> int:
+    """How many clients Flower's FedAvg samples each round."""
+    strategy = settings.strategy
+    minimum = min(strategy.min_train_clients, settings.num_clients)
+    return max(int(settings.num_clients * strategy.fraction_train), minimum)
+
+
+def plan_client_level(settings: RunSettings) -> PrivacyPlan:
+    """Calibrate the server's noise multiplier for the whole run.
+
+    One round is one step of the Gaussian mechanism on the mean of clipped
+    client updates; q is the fraction of clients sampled per round. Delta is
+    per client (null: 1 / (10 * num_clients)).
+    """
+    privacy = settings.privacy
+    if settings.strategy.name not in CENTRAL_DP_STRATEGIES:
+        raise FedmodelError(
+            f"privacy=central needs strategy.name in {list(CENTRAL_DP_STRATEGIES)}, "
+            f"got {settings.strategy.name!r}: its noise is calibrated for a plain "
+            "mean of clipped updates"
+        )
+    assert privacy.target_epsilon is not None
+    num_clients = settings.num_clients
+    delta = choose_delta(
+        num_clients,
+        privacy.target_delta,
+        client_id=f"(client-level DP over {num_clients} clients)",
+    )
+    sample_rate = sampled_clients(settings) / num_clients
+    sigma = calibrate_noise(
+        target_epsilon=privacy.target_epsilon,
+        delta=delta,
+        sample_rate=sample_rate,
+        steps=settings.num_rounds,
+        accountant=privacy.accountant,
+    )
+    return PrivacyPlan(
+        target_epsilon=privacy.target_epsilon,
+        delta=delta,
+        sample_rate=sample_rate,
+        steps_per_round=1,
+        planned_rounds=settings.num_rounds,
+        noise_multiplier=sigma,
+        accountant=privacy.accountant,
+    )
+
+
+def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> float:
+    """The noise on the clipped-update count (Andrew et al.'s sigma_b).
+
+    Flower needs noise_multiplier < 2 sigma_b; its default (sampled / 20) is too
+    small for small federations, so null means max(sampled / 20, z).
+    """
+    chosen = settings.privacy.clipped_count_stddev
+    if chosen is not None:
+        if not chosen > noise_multiplier / 2:
+            raise FedmodelError(
+                f"privacy.clipped_count_stddev={chosen} must exceed half the noise "
+                f"multiplier ({noise_multiplier:.4g} / 2); set it higher or null"
+            )
+        return chosen
+    return max(sampled_clients(settings) / 20, noise_multiplier)
+
+
+def client_level_figures(ledger: PrivacyLedger) -> dict[str, float]:
+    """The ledger's figures under the keys clients use for record-level DP."""
+    return {
+        "epsilon": ledger.epsilon,
+        "delta": ledger.delta,
+        "noise-multiplier": ledger.noise_multiplier,
+        "sample-rate": ledger.sample_rate,
+        "steps": float(ledger.steps),
+    }
+
+
+def privacy_guarantee(
+    settings: RunSettings, clients: dict[int, dict[str, float]]
+) -> dict[str, Any]:
+    """The run-level statement for summary.json: what is protected, at what cost.
+
+    Record-level: each client's own records, the largest client epsilon.
+    Client-level: every client's whole contribution, one epsilon for all.
+    """
+    privacy = settings.privacy
+    level = {"dpsgd": "record", "central": "client"}.get(privacy.mode)
+    epsilons = [c["epsilon"] for c in clients.values() if "epsilon" in c]
+    deltas = [c["delta"] for c in clients.values() if "delta" in c]
+    return {
+        "level": level,
+        "target_epsilon": privacy.target_epsilon if level else None,
+        "epsilon": max(epsilons) if level and epsilons else None,
+        "delta": max(deltas) if level and deltas else None,
+        "accountant": privacy.accountant if level else None,
+    }

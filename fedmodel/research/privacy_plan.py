@@ -1,0 +1,208 @@
+"""`fedmodel privacy-plan`: each client's privacy plan, without training.
+
+For every client it loads the client's records exactly as a run would (the same
+task, partition and split code), then calibrates noise as the client will
+before round 1 and states the epsilon after each round under both Opacus
+accountants. A client whose delta is not below 1/n, or whose target cannot be
+reached, is flagged instead of planned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.data import load_client_data
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy import PrivacyPlan, epsilon_for, plan_privacy
+from fedmodel.privacy.calibration import ACCOUNTANTS
+from fedmodel.privacy.client_level import plan_client_level
+
+PLAN_WIDTH = 150
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """One client's plan, or why it has none (`problem`).
+
+    For client-level DP (`privacy=central`) there is one row for all clients:
+    its `num_records` is the number of clients and a "step" is one round.
+    """
+
+    client: str
+    num_records: int
+    one_over_n: float
+    delta: float | None = None
+    sample_rate: float | None = None
+    steps_per_round: int | None = None
+    noise_multiplier: float | None = None
+    # Epsilon after rounds 1..R, by accountant name (None: the accountant failed).
+    epsilon_by_round: dict[str, list[float | None]] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def plan_run(settings: RunSettings) -> list[ClientPlan]:
+    """Plan every client of a run (or the one client-level budget)."""
+    privacy = settings.privacy
+    if not privacy.enabled:
+        raise FedmodelError(
+            "privacy is off (privacy=off): there is no budget to plan; use "
+            "privacy=dpsgd (record-level) or privacy=central (client-level)"
+        )
+    if privacy.client_level:
+        return [_planned("all clients", settings.num_clients, settings, central=True)]
+    plans = []
+    for client_id in range(settings.num_clients):
+        train, _, _ = load_client_data(settings, client_id)
+        plans.append(_planned(str(client_id), len(train), settings, central=False))
+    return plans
+
+
+def _planned(
+    client: str, num_records: int, settings: RunSettings, *, central: bool
+) -> ClientPlan:
+    privacy = settings.privacy
+    base = ClientPlan(
+        client=client, num_records=num_records, one_over_n=1.0 / num_records
+    )
+    assert privacy.target_epsilon is not None
+    try:
+        if central:
+            plan = plan_client_level(settings)
+        else:
+            plan = plan_privacy(
+                target_epsilon=privacy.target_epsilon,
+                delta=privacy.target_delta,
+                num_records=num_records,
+                batch_size=settings.finetune.batch_size,
+                local_epochs=settings.finetune.local_epochs,
+                planned_rounds=settings.num_rounds,
+                accountant=privacy.accountant,
+                client_id=client,
+            )
+    except FedmodelError as exc:
+        return ClientPlan(**{**asdict(base), "problem": str(exc)})
+    return ClientPlan(
+        client=client,
+        num_records=num_records,
+        one_over_n=1.0 / num_records,
+        delta=plan.delta,
+        sample_rate=plan.sample_rate,
+        steps_per_round=plan.steps_per_round,
+        noise_multiplier=plan.noise_multiplier,
+        epsilon_by_round={name: _epsilons(plan, name) for name in ACCOUNTANTS},
+    )
+
+
+def _epsilons(plan: PrivacyPlan, accountant: str) -> list[float | None]:
+    """Epsilon after each planned round; None where the accountant fails."""
+    spent: list[float | None] = []
+    for done in range(1, plan.planned_rounds + 1):
+        history = [
+            (plan.noise_multiplier, plan.sample_rate, plan.steps_per_round * done)
+        ]
+        try:
+            spent.append(epsilon_for(history, delta=plan.delta, accountant=accountant))
+        except FedmodelError:
+            spent.append(None)
+    return spent
+
+
+def _eps(value: float | None) -> str:
+    return "failed" if value is None else f"{value:.3f}"
+
+
+def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
+    """A table of the plans, and one of epsilon by round."""
+    privacy = settings.privacy
+    level = "client-level" if privacy.client_level else "record-level"
+    overview = Table(
+        title=f"{level} privacy plan: target epsilon {privacy.target_epsilon:g}, "
+        f"{settings.num_rounds} rounds, calibrated with {privacy.accountant}"
+    )
+    unit = "clients" if privacy.client_level else "records n"
+    for header in (
+        "client",
+        unit,
+        "1/n",
+        "delta",
+        "sample rate",
+        "steps/round",
+        "noise mult.",
+        "final eps RDP",
+        "final eps PRV",
+        "status",
+    ):
+        overview.add_column(header, justify="left" if header == "status" else "right")
+    for plan in plans:
+        if plan.problem:
+            overview.add_row(
+                plan.client,
+                str(plan.num_records),
+                f"{plan.one_over_n:.3g}",
+                *["-"] * 6,
+                f"[red]FLAGGED: {plan.problem}[/red]",
+            )
+            continue
+        overview.add_row(
+            plan.client,
+            str(plan.num_records),
+            f"{plan.one_over_n:.3g}",
+            f"{plan.delta:.3g}",
+            f"{plan.sample_rate:.4g}",
+            str(plan.steps_per_round),
+            f"{plan.noise_multiplier:.4f}",
+            _eps(plan.epsilon_by_round["rdp"][-1]),
+            _eps(plan.epsilon_by_round["prv"][-1]),
+            "[green]ok[/green]",
+        )
+    by_round = Table(title="epsilon after each round (RDP / PRV)")
+    by_round.add_column("round", justify="right")
+    planned = [plan for plan in plans if not plan.problem]
+    for plan in planned:
+        by_round.add_column(f"client {plan.client}", justify="right")
+    for index in range(settings.num_rounds):
+        by_round.add_row(
+            str(index + 1),
+            *[
+                f"{_eps(p.epsilon_by_round['rdp'][index])} / "
+                f"{_eps(p.epsilon_by_round['prv'][index])}"
+                for p in planned
+            ],
+        )
+    return [overview, by_round]
+
+
+def run_privacy_plan(argv: list[str]) -> int:
+    """The `fedmodel privacy-plan` command; returns 1 if any client is flagged."""
+    parser = argparse.ArgumentParser(
+        prog="fedmodel privacy-plan",
+        description="Print each client's calibrated privacy plan without training.",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the plans as JSON instead"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
+    )
+    args = parser.parse_args(argv)
+    settings = settings_from_dict(compose_config(args.overrides))
+    plans = plan_run(settings)
+    if args.json:
+        print(json.dumps([asdict(plan) for plan in plans], indent=2))
+    else:
+        # Wide tables stay whole when the output is a pipe or a narrow terminal.
+        console = Console(width=max(Console().width, PLAN_WIDTH))
+        for table in plan_tables(settings, plans):
+            console.print(table)
+    flagged = [plan.client for plan in plans if plan.problem]
+    if flagged:
+        Console(stderr=True).print(
+            f"[red]{len(flagged)} client(s) flagged: {', '.join(flagged)}[/red]"
+        )
+    return 1 if flagged else 0

@@ -1,0 +1,112 @@
+"""The server's checkpoint after each round, and resuming a run from it.
+
+`run_dir/checkpoint/state.pt` holds the last completed round, the global
+weights after it, the nodes whose budget is spent and each client's latest
+privacy figures. A resumed run continues with the next round: rounds already
+done are not run again, so no site is charged for them a second time. A round
+that was in flight when the server stopped is run again; sites that trained in
+it were charged for it, and are charged again (an over-count, never an
+under-count).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, METRICS_FILE
+from fedmodel.run.metrics import append_round, read_rounds
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything the server needs to continue a run after `round`."""
+
+    round: int
+    weights: dict[str, torch.Tensor]
+    exhausted_nodes: list[int] = field(default_factory=list)
+    client_figures: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint atomically: a crash leaves the previous one intact."""
+    directory = run_dir / CHECKPOINT_DIR
+    directory.mkdir(exist_ok=True)
+    temp = directory / f"{CHECKPOINT_FILE}.tmp"
+    torch.save(
+        {
+            "round": checkpoint.round,
+            "weights": checkpoint.weights,
+            "exhausted_nodes": list(checkpoint.exhausted_nodes),
+            "client_figures": {
+                int(cid): dict(figures)
+                for cid, figures in checkpoint.client_figures.items()
+            },
+        },
+        temp,
+    )
+    with temp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    temp.replace(directory / CHECKPOINT_FILE)
+
+
+def load_checkpoint(
+    run_dir: Path, *, expected_shapes: dict[str, tuple[int, ...]]
+) -> Checkpoint:
+    """Read the run's checkpoint; weights must fit the model being built."""
+    path = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FedmodelError(
+            f"resume=true but {path} does not exist: point run-dir (or Hydra's "
+            "hydra.run.dir) at the folder of the run to continue, or start a new "
+            "run without resume"
+        )
+    try:
+        raw = torch.load(path, weights_only=True)
+        checkpoint = Checkpoint(
+            round=int(raw["round"]),
+            weights=dict(raw["weights"]),
+            exhausted_nodes=[int(node) for node in raw["exhausted_nodes"]],
+            client_figures={
+                int(cid): {str(k): float(v) for k, v in figures.items()}
+                for cid, figures in raw.get("client_figures", {}).items()
+            },
+        )
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        pickle.UnpicklingError,
+    ) as exc:
+        raise FedmodelError(f"checkpoint {path} cannot be read ({exc})") from exc
+    shapes = {name: tuple(w.shape) for name, w in checkpoint.weights.items()}
+    if shapes != expected_shapes:
+        raise FedmodelError(
+            f"checkpoint {path} holds weights for another model or fine-tuning "
+            "mode: resume with the same model and finetune settings as the run"
+        )
+    return checkpoint
+
+
+def keep_rounds_up_to(run_dir: Path, last_round: int) -> None:
+    """Drop metrics.jsonl lines after `last_round` (written before a crash).
+
+    The round is run again on resume and would otherwise appear twice.
+    """
+    rounds = read_rounds(run_dir)
+    kept = [r for r in rounds if r["round"] <= last_round]
+    if len(kept) == len(rounds):
+        return
+    path = run_dir / METRICS_FILE
+    aside = path.with_name(f"{METRICS_FILE}.before-resume")
+    path.replace(aside)
+    for record in kept:
+        append_round(run_dir, record)
+    aside.unlink()

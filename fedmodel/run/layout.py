@@ -1,0 +1,22 @@
+"""Every file and folder name inside a run folder, in one place.
+
+Readers of finished runs (`research/`) import the names from here, so they
+never load the code that wrote them.
+"""
+
+RESOLVED_CONFIG = "resolved_config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "progress.png"
+SWEEP_PLOT_FILE = "privacy_utility.png"
+TEACHER_DIR = "model"
+STUDENT_DIR = "student"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FILE = "state.pt"
+AUDIT_FILE = "audit.json"
+CLIENTS_DIR = "clients"
+
+
+def client_dir_name(client_id: int) -> str:
+    """The folder under `CLIENTS_DIR` that holds one simulated client's state."""
+    return f"client-{client_id}"

@@ -1,0 +1,111 @@
+"""Run-folder outputs: metrics.jsonl (a line per round), summary.json, progress.png."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fedmodel.run.layout import METRICS_FILE, PLOT_FILE
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def append_round(run_dir: Path, record: Mapping[str, Any]) -> None:
+    """Append one round's figures to metrics.jsonl and flush them to disk."""
+    with (run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(_clean(record)) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def archive_rounds(run_dir: Path) -> Path | None:
+    """Move an earlier run's metrics.jsonl aside, so a new run starts clean.
+
+    Returns where it went (metrics.<n>.jsonl), or None if there was none.
+    """
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return None
+    number = 1
+    while (target := run_dir / f"metrics.{number}.jsonl").exists():
+        number += 1
+    path.replace(target)
+    return target
+
+
+def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
+    """Every round recorded in a run folder's metrics.jsonl."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_clean(payload), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def plot_progress(run_dir: Path) -> Path:
+    """Accuracy and max/mean client epsilon by round, as progress.png."""
+    rounds = read_rounds(run_dir)
+    figure, accuracy_axis = plt.subplots(figsize=(7, 4))
+    xs = [r["round"] for r in rounds]
+    accuracy_axis.plot(
+        xs,
+        [r["accuracy"] for r in rounds],
+        "o-",
+        color="tab:blue",
+        label="test accuracy",
+    )
+    accuracy_axis.set_xlabel("round")
+    accuracy_axis.set_ylabel("server test accuracy", color="tab:blue")
+    accuracy_axis.set_ylim(0, 1)
+    with_epsilon = [r for r in rounds if r.get("epsilon_max") is not None]
+    if with_epsilon:
+        epsilon_axis = accuracy_axis.twinx()
+        ex = [r["round"] for r in with_epsilon]
+        epsilon_axis.plot(
+            ex,
+            [r["epsilon_max"] for r in with_epsilon],
+            "s--",
+            color="tab:red",
+            label="max client epsilon",
+        )
+        epsilon_axis.plot(
+            ex,
+            [r["epsilon_mean"] for r in with_epsilon],
+            "^:",
+            color="tab:orange",
+            label="mean client epsilon",
+        )
+        epsilon_axis.set_ylabel("epsilon spent", color="tab:red")
+        epsilon_axis.set_ylim(bottom=0)
+        epsilon_axis.legend(loc="lower right")
+    accuracy_axis.legend(loc="upper left")
+    accuracy_axis.set_title("fedmodel run progress")
+    figure.tight_layout()
+    path = run_dir / PLOT_FILE
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

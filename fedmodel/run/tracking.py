@@ -1,0 +1,127 @@
+"""Optional experiment tracking (`tracking=mlflow`) of a finished run folder.
+
+The run folder stays the record; MLflow gets a copy to compare runs in its UI:
+the flat config as parameters, each round's metrics by round, the final and
+privacy figures, and the folder's small files as artifacts (not the model
+weights, whose path is a tag). MLflow is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fedmodel.config import RunSettings, to_run_config
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
+from fedmodel.run.metrics import read_rounds
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_GLOBS = (
+    SUMMARY_FILE,
+    METRICS_FILE,
+    PLOT_FILE,
+    "resolved_config.yaml",
+    "audit.json",
+    "central_privacy_ledger.json",
+    "clients/*/privacy_ledger.json",
+)
+# MLflow takes at most 100 parameters per call.
+PARAMS_PER_CALL = 100
+
+
+def default_uri() -> str:
+    """A local file store, ./mlruns."""
+    return (Path.cwd() / "mlruns").resolve().as_uri()
+
+
+def track_run(settings: RunSettings, run_dir: Path) -> str | None:
+    """Log a finished run to the configured tracker; return its run id, if any."""
+    tracking = settings.tracking
+    if tracking.name != "mlflow":
+        return None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking.uri or default_uri()
+    if uri.startswith("file:") or "://" not in uri:
+        # MLflow 3 keeps its file store only on request ("maintenance mode").
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(tracking.experiment)
+        with mlflow.start_run(run_name=run_dir.name) as run:
+            _log_run(mlflow, settings, run_dir)
+    except MlflowException as exc:
+        raise FedmodelError(
+            f"MLflow could not log {run_dir} to {uri} ({exc}); the run folder is "
+            "complete: set tracking.uri to a writable store, or tracking=none"
+        ) from exc
+    log.info("logged to MLflow at %s (run %s)", uri, run.info.run_id)
+    return str(run.info.run_id)
+
+
+def _log_run(mlflow: Any, settings: RunSettings, run_dir: Path) -> None:
+    params = {
+        key: str(value)[:500]
+        for key, value in to_run_config(asdict(settings)).items()
+        if key != "run-dir"
+    }
+    items = sorted(params.items())
+    for start in range(0, len(items), PARAMS_PER_CALL):
+        mlflow.log_params(dict(items[start : start + PARAMS_PER_CALL]))
+    for record in read_rounds(run_dir):
+        mlflow.log_metrics(_numbers(record, skip={"round"}), step=int(record["round"]))
+    summary = _read_summary(run_dir)
+    final = _numbers(summary, skip=set())
+    guarantee = summary.get("privacy_guarantee") or {}
+    final.update(
+        {
+            f"privacy_{key}": value
+            for key, value in _numbers(guarantee, skip=set()).items()
+        }
+    )
+    for client in summary.get("clients", []):
+        for key in ("epsilon", "noise_multiplier", "steps"):
+            value = client.get(key)
+            if isinstance(value, int | float):
+                final[f"client_{client['client_id']}_{key}"] = value
+    mlflow.log_metrics(final)
+    mlflow.set_tags(
+        {
+            "task": settings.task.name,
+            "privacy": settings.privacy.mode,
+            "privacy_level": str(guarantee.get("level")),
+            "run_dir": str(run_dir),
+            "model_dir": str(summary.get("model_dir", "")),
+        }
+    )
+    for pattern in ARTIFACT_GLOBS:
+        for path in sorted(run_dir.glob(pattern)):
+            folder = str(path.parent.relative_to(run_dir))
+            mlflow.log_artifact(
+                str(path), artifact_path=None if folder == "." else folder
+            )
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        raise FedmodelError(f"{run_dir} has no {SUMMARY_FILE}: nothing to track")
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return summary
+
+
+def _numbers(record: dict[str, Any], *, skip: set[str]) -> dict[str, float]:
+    return {
+        key: float(value)
+        for key, value in record.items()
+        if key not in skip
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }

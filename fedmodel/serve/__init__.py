@@ -1,0 +1,1 @@
+"""Exported models: Hugging Face and ONNX export, inference, size and latency."""

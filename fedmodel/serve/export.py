@@ -1,0 +1,81 @@
+"""Saving a classifier for deployment: Hugging Face format plus an ONNX graph.
+
+The ONNX file sits in the Hugging Face directory, next to the tokenizer and the
+config (which holds id2label), so either can be served from one folder.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.load import save_pretrained
+
+ONNX_FILE = "model.onnx"
+ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_OPSET = 17
+
+
+class _LogitsOnly(nn.Module):
+    """The classifier as ONNX sees it: token ids and mask in, logits out."""
+
+    def __init__(self, model: PooledBertForSequenceClassification) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def export_classifier(
+    model: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    *,
+    max_length: int,
+) -> Path:
+    """Save the model in Hugging Face format and as `model.onnx` in `out_dir`.
+
+    The tokenizer is saved with `model_max_length = max_length`, the length the
+    model was trained and evaluated with, so a server truncates as training did.
+    """
+    tokenizer.model_max_length = max_length
+    save_pretrained(model, tokenizer, out_dir)
+    export_onnx(model, out_dir / ONNX_FILE)
+    return out_dir
+
+
+def export_onnx(model: PooledBertForSequenceClassification, path: Path) -> Path:
+    """Write the classifier as an ONNX graph with dynamic batch and length axes."""
+    wrapper = _LogitsOnly(model).eval()
+    sample_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
+    sample_mask = (sample_ids != 0).long()
+    dynamic = {"batch": 0, "length": 1}
+    tmp = path.with_suffix(".onnx.tmp")
+    with warnings.catch_warnings():
+        # The TorchScript exporter is the one that handles this model quickly
+        # and exactly; its deprecation notice is not for our users.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (sample_ids, sample_mask),
+            str(tmp),
+            input_names=list(ONNX_INPUTS),
+            output_names=["logits"],
+            dynamic_axes={
+                "input_ids": {v: k for k, v in dynamic.items()},
+                "attention_mask": {v: k for k, v in dynamic.items()},
+                "logits": {0: "batch"},
+            },
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    tmp.replace(path)
+    return path

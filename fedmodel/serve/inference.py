@@ -1,0 +1,211 @@
+"""Serving an exported classifier: from its Hugging Face folder or its ONNX file.
+
+Both loaders read the tokenizer and label names from the exported folder, so a
+prediction needs nothing but what `fedmodel` wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from fedmodel.errors import FedmodelError
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.serve.export import ONNX_FILE, ONNX_INPUTS
+
+CONFIG_FILE = "config.json"
+
+
+class TextClassifier(Protocol):
+    """Anything that turns texts into logits over named labels."""
+
+    label_names: tuple[str, ...]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits [len(texts), num_labels]."""
+        ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's labels, most probable first."""
+
+    text: str
+    labels: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+
+class TorchClassifier:
+    """The Hugging Face folder, run with PyTorch."""
+
+    def __init__(self, model_dir: Path) -> None:
+        try:
+            self.model = PooledBertForSequenceClassification.from_pretrained(model_dir)
+        except (OSError, ValueError, TypeError) as exc:
+            raise FedmodelError(
+                f"--model {model_dir}: the folder holds no loadable fedmodel "
+                f"classifier ({exc}); point at a run's model/ or student/ folder"
+            ) from exc
+        self.model.eval()
+        self.tokenizer = _load_tokenizer(model_dir)
+        self.label_names = _label_names(model_dir)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits [len(texts), num_labels]."""
+        inputs = _tokenize(self.tokenizer, texts, tensors="pt")
+        with torch.inference_mode():
+            return self.model(**inputs).logits.numpy()
+
+
+class OnnxClassifier:
+    """The ONNX file, run with ONNX Runtime; tokenizer and labels from its folder."""
+
+    def __init__(self, onnx_path: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise FedmodelError(
+                f"--model {onnx_path}: not a loadable ONNX model ({exc}); "
+                "point at a model.onnx written by fedmodel"
+            ) from exc
+        self.tokenizer = _load_tokenizer(onnx_path.parent)
+        self.label_names = _label_names(onnx_path.parent)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits [len(texts), num_labels]."""
+        inputs = _tokenize(self.tokenizer, texts, tensors="np")
+        feed = {name: np.asarray(inputs[name], dtype=np.int64) for name in ONNX_INPUTS}
+        (logits,) = self.session.run(["logits"], feed)
+        return np.asarray(logits)
+
+
+def load_classifier(path: Path) -> TextClassifier:
+    """A Hugging Face model folder, or an ONNX file inside one.
+
+    Raises FedmodelError naming the path and what is missing.
+    """
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise FedmodelError(
+                f"--model {path}: no {CONFIG_FILE} in this folder, so it is not a "
+                "saved model; point at a run's model/ or student/ folder, or at "
+                f"its {ONNX_FILE}"
+            )
+        return TorchClassifier(path)
+    if path.suffix == ".onnx" and path.is_file():
+        return OnnxClassifier(path)
+    if not path.exists():
+        raise FedmodelError(
+            f"--model {path}: no such file or folder; point at a run's model/ or "
+            f"student/ folder, or at its {ONNX_FILE}"
+        )
+    raise FedmodelError(
+        f"--model {path}: neither a model folder nor an .onnx file; point at a "
+        f"run's model/ or student/ folder, or at its {ONNX_FILE}"
+    )
+
+
+def predict(
+    classifier: TextClassifier,
+    texts: Sequence[str],
+    *,
+    top_k: int = 3,
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """The `top_k` most probable labels of each text, with probabilities."""
+    if top_k < 1:
+        raise FedmodelError(f"--top-k must be >= 1, got {top_k}")
+    predictions: list[Prediction] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        logits = classifier.logits(chunk)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        for text, row in zip(chunk, probabilities, strict=True):
+            best = np.argsort(-row)[:top_k]
+            predictions.append(
+                Prediction(
+                    text=text,
+                    labels=tuple(classifier.label_names[i] for i in best),
+                    probabilities=tuple(float(row[i]) for i in best),
+                )
+            )
+    return predictions
+
+
+def median_latency_ms(
+    classifier: TextClassifier,
+    texts: Sequence[str],
+    *,
+    batch_size: int,
+    repeats: int,
+) -> float:
+    """Median wall time of one call on `batch_size` texts, tokenizing included.
+
+    Batches cycle through `texts`; one untimed warm-up call comes first.
+    """
+    if len(texts) < batch_size:
+        raise ValueError(f"need at least {batch_size} texts, got {len(texts)}")
+    classifier.logits(texts[:batch_size])
+    timings = []
+    for i in range(repeats):
+        start = (i * batch_size) % (len(texts) - batch_size + 1)
+        batch = texts[start : start + batch_size]
+        began = time.perf_counter()
+        classifier.logits(batch)
+        timings.append((time.perf_counter() - began) * 1000.0)
+    return statistics.median(timings)
+
+
+def _tokenize(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, tensors: str
+) -> dict[str, Any]:
+    encoded = tokenizer(
+        list(texts),
+        padding=True,
+        truncation=True,
+        return_token_type_ids=False,
+        return_tensors=tensors,
+    )
+    return {name: encoded[name] for name in ONNX_INPUTS}
+
+
+def _load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    try:
+        # The folder's config names our model class through auto_map; the
+        # tokenizer is a stock one, and saying so keeps transformers from
+        # asking on stdin whether to run the folder's code.
+        return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise FedmodelError(
+            f"--model {model_dir}: no tokenizer could be loaded from this folder "
+            f"({exc}); a model folder written by fedmodel holds one"
+        ) from exc
+
+
+def _label_names(model_dir: Path) -> tuple[str, ...]:
+    config_path = model_dir / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text())
+        id2label = config["id2label"]
+        return tuple(id2label[str(i)] for i in range(len(id2label)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FedmodelError(
+            f"--model {model_dir}: {CONFIG_FILE} has no usable id2label ({exc}); "
+            "re-export the model with fedmodel"
+        ) from exc

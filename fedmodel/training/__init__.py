@@ -1,0 +1,1 @@
+"""Plain PyTorch training: loops, embedding cache, global model, warm start."""

@@ -1,0 +1,88 @@
+"""Pooled text features from a frozen encoder, computed once and cached.
+
+In head mode the encoder never changes, so a party embeds its texts once and
+trains or evaluates the classification layer on the features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import datasets
+import torch
+from torch.utils.data import DataLoader
+
+from fedmodel.config import RunSettings
+from fedmodel.data import make_text_loader
+from fedmodel.errors import FedmodelError
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.load import load_tokenizer
+from fedmodel.training.loops import embed_texts
+
+INFERENCE_BATCH = 128
+
+
+def data_fingerprint(split: datasets.Dataset) -> str:
+    """A hash of a client's training records, to tie a ledger to its data."""
+    digest = hashlib.sha256()
+    for text, label in zip(split["text"], split["label"], strict=True):
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_features(
+    settings: RunSettings,
+    *,
+    model: PooledBertForSequenceClassification,
+    split: datasets.Dataset,
+    state_dir: Path,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features of the client's records, computed once per run.
+
+    The encoder is frozen in head mode, so its features never change; they are
+    kept in the client's own state directory, never sent.
+    """
+    key = hashlib.sha256(
+        f"{settings.model}|{settings.task.max_length}|{data_fingerprint(split)}".encode()
+    ).hexdigest()[:16]
+    path = state_dir / f"features-{key}.pt"
+    if path.is_file():
+        cached = torch.load(path)
+        return cached["features"], cached["labels"]
+    features, labels = embed_split(settings, model=model, split=split)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"features": features, "labels": labels}, tmp)
+    tmp.replace(path)
+    return features, labels
+
+
+def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> DataLoader:
+    """A loader over a split's texts in length order, for inference.
+
+    Batching texts of similar length keeps dynamic padding short.
+    """
+    texts: list[str] = list(split["text"])
+    if not texts:
+        raise FedmodelError("cannot run the model on an empty split")
+    labels: list[int] = list(split["label"])
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return make_text_loader(
+        load_tokenizer(settings.model),
+        [texts[i] for i in order],
+        [labels[i] for i in order],
+        max_length=settings.task.max_length,
+        batch_size=INFERENCE_BATCH,
+        shuffle=False,
+        seed=settings.seed,
+    )
+
+
+def embed_split(
+    settings: RunSettings,
+    *,
+    model: PooledBertForSequenceClassification,
+    split: datasets.Dataset,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features and labels of a split's texts (in length order)."""
+    return embed_texts(model, length_sorted_loader(settings, split))

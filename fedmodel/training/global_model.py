@@ -1,0 +1,69 @@
+"""The server's global model and its evaluation on the server-held test split.
+
+Evaluating on records the server holds is post-processing of the clients'
+DP updates: it costs no client any privacy.
+"""
+
+from __future__ import annotations
+
+import datasets
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedmodel.config import RunSettings
+from fedmodel.model.load import (
+    build_classifier,
+    classification_head,
+    load_tokenizer,
+    load_trainable_state,
+    prepare_for_finetuning,
+    trainable_state,
+)
+from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
+from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_logits
+
+
+class GlobalModel:
+    """The shared model as the server holds it, with its test loader."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        label_names: tuple[str, ...],
+        test: datasets.Dataset,
+    ) -> None:
+        self.settings = settings
+        self.label_names = label_names
+        self.classifier = build_classifier(
+            settings.model, label_names=label_names, seed=settings.seed
+        )
+        self.trainable = prepare_for_finetuning(self.classifier, settings.finetune)
+        self.tokenizer = load_tokenizer(settings.model)
+        self._test_loader = self._build_test_loader(test)
+
+    def _build_test_loader(self, test: datasets.Dataset) -> DataLoader:
+        if self.settings.finetune.mode == "head":
+            # The encoder never changes in head mode: embed the test set once.
+            features, feature_labels = embed_split(
+                self.settings, model=self.classifier, split=test
+            )
+            return DataLoader(TensorDataset(features, feature_labels), batch_size=1024)
+        return length_sorted_loader(self.settings, test)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The exchanged (trainable) weights."""
+        return trainable_state(self.trainable)
+
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        """Adopt new global weights."""
+        load_trainable_state(self.trainable, weights)
+
+    def evaluate(self) -> EvalResult:
+        """Accuracy, macro-F1 and loss on the server's test split."""
+        if self.settings.finetune.mode == "head":
+            head = classification_head(self.classifier)
+            return evaluate(head, self._test_loader, logits_fn=feature_logits(head))
+        return evaluate(
+            self.trainable, self._test_loader, logits_fn=text_logits(self.trainable)
+        )

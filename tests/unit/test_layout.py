@@ -1,0 +1,88 @@
+"""The package's layout: dependencies point one way, Flower stays in federation/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "fedmodel"
+
+# Top to bottom: a package may import only packages listed after it (or itself).
+LAYERS = [
+    "cli",
+    "research",
+    "deploy",
+    "federation",
+    "client",
+    "distill",
+    "serve",
+    "run",
+    "privacy",
+    "training",
+    "model",
+    "data",
+    "config",
+    "errors",
+]
+FLOWER_PACKAGES = ("flwr",)
+# flwr_datasets (partitioners) is imported lazily by data/partition.py.
+FLOWER_ALLOWED_IN = {"federation"}
+MAX_FILE_LINES = 300
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def _unit(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_every_module_belongs_to_a_known_layer() -> None:
+    units = {_unit(p) for p in _modules()} - {"__init__"}
+    assert units <= set(LAYERS), f"unplaced: {sorted(units - set(LAYERS))}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path: Path) -> None:
+    unit = _unit(path)
+    if unit == "__init__":
+        return
+    rank = LAYERS.index(unit)
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] == "fedmodel" and len(parts) > 1:
+            target = parts[1]
+            assert LAYERS.index(target) >= rank, (
+                f"{path.relative_to(PACKAGE)} ({unit}) imports {name}, "
+                f"which sits above it ({target})"
+            )
+        if parts[0] in FLOWER_PACKAGES:
+            assert unit in FLOWER_ALLOWED_IN, (
+                f"{path.relative_to(PACKAGE)} imports {name}: only "
+                f"{sorted(FLOWER_ALLOWED_IN)} may import Flower"
+            )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_files_stay_small(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_FILE_LINES, f"{path.name} has {lines} lines"
+
+
+def test_configs_live_inside_the_package() -> None:
+    assert (PACKAGE / "conf" / "config.yaml").is_file()
