@@ -59,13 +59,12 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
 from fedmodel.data import load_task, make_text_loader  # noqa: E402
-from fedmodel.model.load import (  # noqa: E402
+from fedmodel.model.finetune import (  # noqa: E402
     FINETUNE_MODES,
-    build_classifier,
     classification_head,
-    load_tokenizer,
     prepare_for_finetuning,
 )
+from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
 from fedmodel.privacy import make_private  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -17,7 +19,11 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
-from fedmodel.config import compose_config  # noqa: E402
+from fedmodel.config import (  # noqa: E402
+    RunSettings,
+    compose_config,
+    settings_from_dict,
+)
 
 # A run small enough for a test: tiny random BERT, a few hundred records.
 SMALL_RUN = [
@@ -38,6 +44,26 @@ SMALL_RUN = [
 def small_config(*overrides: str) -> dict[str, Any]:
     """A composed config shrunk for tests, with extra overrides on top."""
     return compose_config([*SMALL_RUN, *overrides])
+
+
+def small_settings(*overrides: str) -> RunSettings:
+    """Typed settings of `small_config(*overrides)`."""
+    return settings_from_dict(small_config(*overrides))
+
+
+@functools.lru_cache(maxsize=64)
+def _composed(*overrides: str) -> RunSettings:
+    return settings_from_dict(compose_config(list(overrides)))
+
+
+def group_settings(group: str, option: str | None = None, **values: Any) -> Any:
+    """One config group's typed settings, composed from the packaged YAML.
+
+    `option` picks the group's option (`group=option`); `values` then replace
+    single fields, so a test states only what it changes.
+    """
+    overrides = () if option is None else (f"{group}={option}",)
+    return dataclasses.replace(getattr(_composed(*overrides), group), **values)
 
 
 @pytest.fixture

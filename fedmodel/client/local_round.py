@@ -3,57 +3,30 @@
 No Flower imports: the ClientApp hands in weights and settings and wraps the
 returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
 this module; records, token ids and features stay in the client's process and
-its state directory.
+its state directory. What trains is a job (`client/jobs.py`); with DP-SGD the
+round is charged and wrapped by `client/private_round.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.optim import Optimizer
 
-from fedmodel.config import FinetuneSettings, RunSettings
-from fedmodel.data import load_client_data, make_text_loader
-from fedmodel.distill.server import federated_distill_loss
-from fedmodel.model.load import (
-    build_classifier,
-    build_student,
-    classification_head,
-    load_tokenizer,
-    load_trainable_state,
-    merged_classifier,
-    prepare_for_finetuning,
-    prepare_student_for_distillation,
-    trainable_state,
-)
-from fedmodel.privacy import (
-    BudgetExhausted,
-    PrivacyLedger,
-    StepCounter,
-    make_private,
-    plan_privacy,
-    poisson_steps_per_epoch,
-)
+from fedmodel.client.jobs import LocalJob, distill_job, finetune_job
+from fedmodel.client.private_round import PrivateRound
+from fedmodel.config import RunSettings
+from fedmodel.data import load_client_data
+from fedmodel.model.finetune import trainable_state
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
-from fedmodel.training.embedding_cache import cached_features, data_fingerprint
-from fedmodel.training.loops import (
-    LogitsFn,
-    LossFn,
-    build_optimizer,
-    feature_logits,
-    text_logits,
-    train_epochs,
-)
+from fedmodel.privacy.modes import privacy_mode
+from fedmodel.training.loops import build_optimizer, train_epochs
 
-log = logging.getLogger(__name__)
+__all__ = ["LEDGER_FILE", "RoundOutcome", "run_local_round"]
 
 
 @dataclass(frozen=True)
@@ -85,21 +58,6 @@ class RoundOutcome:
         return released
 
 
-@dataclass
-class _LocalJob:
-    """What a round trains: the module DP-SGD wraps, its data and its loss."""
-
-    module: nn.Module
-    loader: DataLoader
-    logits_of: Callable[[nn.Module], LogitsFn]
-    # The model whose trainable weights are the reply.
-    exchanged: nn.Module
-    # Optimizer and learning rate; the batch size (and so the sample rate the
-    # ledger plans with) is always finetune.batch_size.
-    optimizer: FinetuneSettings
-    loss_fn: LossFn | None = None
-
-
 def run_local_round(
     settings: RunSettings,
     *,
@@ -115,10 +73,9 @@ def run_local_round(
     Without `teacher_weights` the round fine-tunes the global model
     (`global_weights`). With them it is a federated distillation round: the
     student (`global_weights`) learns the teacher's outputs on this client's
-    records. Either way, with DP on, the round's privacy cost is written to the
-    client's one ledger on disk before training starts, so a crash at any later
-    point over-counts and never under-counts. A round that would exceed the
-    budget does not train. `records` (training split, label names) is a
+    records. With DP on, the round's cost is written to the client's one ledger
+    before training (a crash later over-counts, never under-counts); a round
+    over budget does not train. `records` (training split, label names) is a
     deployed site's own data; None loads the simulated client's partition.
     """
     started = time.perf_counter()
@@ -127,220 +84,92 @@ def run_local_round(
     else:
         train_split, label_names = records
     state_dir.mkdir(parents=True, exist_ok=True)
-    if teacher_weights is None:
-        job = _finetune_job(
-            settings,
-            split=train_split,
-            label_names=label_names,
-            global_weights=global_weights,
-            state_dir=state_dir,
-            round_number=round_number,
-        )
-    else:
-        job = _distill_job(
-            settings,
-            split=train_split,
-            label_names=label_names,
-            student_weights=global_weights,
-            teacher_weights=teacher_weights,
-            round_number=round_number,
-        )
-    finetune = settings.finetune
-    module, loader = job.module, job.loader
-    optimizer = build_optimizer(module.parameters(), job.optimizer)
-    steps = finetune.local_epochs * poisson_steps_per_epoch(
-        len(train_split), finetune.batch_size
+    job = _job(
+        settings,
+        split=train_split,
+        label_names=label_names,
+        global_weights=global_weights,
+        teacher_weights=teacher_weights,
+        state_dir=state_dir,
+        round_number=round_number,
     )
-    privacy: dict[str, float] = {}
-    count_steps: StepCounter | None = None
-    if settings.privacy.record_level:
-        ledger = _open_ledger(
+    # Built before the charge: a bad optimizer setting must cost no budget.
+    optimizer = build_optimizer(job.module.parameters(), job.optimizer)
+    mode = privacy_mode(settings.privacy)
+    private: PrivateRound | None = None
+    if mode.client_dpsgd:
+        private = PrivateRound.open(
             settings, client_id=client_id, state_dir=state_dir, split=train_split
         )
-        try:
-            epsilon = ledger.charge(round_number=round_number, steps=steps)
-        except BudgetExhausted as exc:
-            log.warning("client %d: %s", client_id, exc)
-            ledger.mark_exhausted()
+        if not private.charge(round_number):
             return RoundOutcome(
                 weights=None,
                 num_examples=0,
                 train_loss=float("nan"),
                 budget_exhausted=True,
-                privacy=_privacy_figures(ledger, ledger.epsilon),
+                privacy=private.figures(),
             )
-        assert settings.privacy.max_grad_norm is not None
-        module, optimizer, loader, count_steps = make_private(
-            model=module,
-            optimizer=optimizer,
-            loader=loader,
-            noise_multiplier=ledger.noise_multiplier,
-            max_grad_norm=settings.privacy.max_grad_norm,
-            accountant=settings.privacy.accountant,
-        )
-        privacy = _privacy_figures(ledger, epsilon)
+    loss = _train(settings, job, optimizer=optimizer, private=private)
+    return RoundOutcome(
+        weights=trainable_state(job.exchanged),
+        num_examples=len(train_split),
+        train_loss=loss,
+        privacy={} if private is None else private.figures(),
+        compute_seconds=time.perf_counter() - started,
+        withhold_statistics=not mode.releases_statistics,
+    )
 
-    mu = settings.strategy.proximal_mu if settings.strategy.name == "fedprox" else 0.0
+
+def _train(
+    settings: RunSettings,
+    job: LocalJob,
+    *,
+    optimizer: Optimizer,
+    private: PrivateRound | None,
+) -> float:
+    """Train the job's epochs (under DP-SGD when charged); return the mean loss."""
+    module, loader = job.module, job.loader
+    if private is not None:
+        module, optimizer, loader = private.wrap(module, optimizer, loader)
+    strategy = settings.strategy
     loss = train_epochs(
         module,
         loader,
         optimizer,
         logits_fn=job.logits_of(module),
-        epochs=finetune.local_epochs,
-        proximal_mu=mu,
+        epochs=settings.finetune.local_epochs,
+        proximal_mu=strategy.proximal_mu if strategy.name == "fedprox" else 0.0,
         loss_fn=job.loss_fn,
     )
-    if count_steps is not None:
-        # Refuse to release an update whose cost exceeds what the ledger holds.
-        count_steps.check_within(
-            noise_multiplier=ledger.noise_multiplier,
-            sample_rate=ledger.sample_rate,
-            steps=steps,
-        )
-    return RoundOutcome(
-        weights=trainable_state(job.exchanged),
-        num_examples=len(train_split),
-        train_loss=loss,
-        privacy=privacy,
-        compute_seconds=time.perf_counter() - started,
-        withhold_statistics=settings.privacy.client_level,
-    )
+    if private is not None:
+        private.check_within_charge()
+    return loss
 
 
-def _finetune_job(
+def _job(
     settings: RunSettings,
     *,
     split: datasets.Dataset,
     label_names: tuple[str, ...],
     global_weights: dict[str, torch.Tensor],
+    teacher_weights: dict[str, torch.Tensor] | None,
     state_dir: Path,
     round_number: int,
-) -> _LocalJob:
-    model = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
-    )
-    trainable = prepare_for_finetuning(model, settings.finetune)
-    load_trainable_state(trainable, global_weights)
-    if settings.finetune.mode != "head":
-        return _LocalJob(
-            module=trainable,
-            loader=_text_loader(settings, split, round_number=round_number),
-            logits_of=text_logits,
-            exchanged=trainable,
-            optimizer=settings.finetune,
+) -> LocalJob:
+    if teacher_weights is None:
+        return finetune_job(
+            settings,
+            split=split,
+            label_names=label_names,
+            global_weights=global_weights,
+            state_dir=state_dir,
+            round_number=round_number,
         )
-    features, labels = cached_features(
-        settings, model=model, split=split, state_dir=state_dir
+    return distill_job(
+        settings,
+        split=split,
+        label_names=label_names,
+        student_weights=global_weights,
+        teacher_weights=teacher_weights,
+        round_number=round_number,
     )
-    loader: DataLoader = DataLoader(
-        TensorDataset(features, labels),
-        batch_size=settings.finetune.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(settings.seed + round_number),
-    )
-    return _LocalJob(
-        module=classification_head(model),
-        loader=loader,
-        logits_of=feature_logits,
-        exchanged=trainable,
-        optimizer=settings.finetune,
-    )
-
-
-def _distill_job(
-    settings: RunSettings,
-    *,
-    split: datasets.Dataset,
-    label_names: tuple[str, ...],
-    student_weights: dict[str, torch.Tensor],
-    teacher_weights: dict[str, torch.Tensor],
-    round_number: int,
-) -> _LocalJob:
-    teacher = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
-    )
-    load_trainable_state(
-        prepare_for_finetuning(teacher, settings.finetune), teacher_weights
-    )
-    teacher_model = merged_classifier(teacher)
-    student = prepare_student_for_distillation(
-        build_student(teacher_model, settings.distill.student)
-    )
-    load_trainable_state(student, student_weights)
-    return _LocalJob(
-        module=student,
-        loader=_text_loader(settings, split, round_number=round_number),
-        logits_of=text_logits,
-        exchanged=student,
-        # The finetune optimizer is tuned for what fine-tuning moves (by
-        # default a linear head, at SGD lr 2.0); the student's transformer
-        # layers take AdamW at the distillation learning rate.
-        optimizer=dataclasses.replace(
-            settings.finetune,
-            optimizer="adamw",
-            learning_rate=settings.distill.learning_rate,
-            momentum=0.0,
-            weight_decay=0.0,
-        ),
-        loss_fn=federated_distill_loss(
-            teacher_model, temperature=settings.distill.temperature
-        ),
-    )
-
-
-def _text_loader(
-    settings: RunSettings, split: datasets.Dataset, *, round_number: int
-) -> DataLoader:
-    return make_text_loader(
-        load_tokenizer(settings.model),
-        list(split["text"]),
-        list(split["label"]),
-        max_length=settings.task.max_length,
-        batch_size=settings.finetune.batch_size,
-        shuffle=True,
-        seed=settings.seed + round_number,
-    )
-
-
-def _privacy_figures(ledger: PrivacyLedger, epsilon: float) -> dict[str, float]:
-    return {
-        "epsilon": epsilon,
-        "delta": ledger.delta,
-        "noise-multiplier": ledger.noise_multiplier,
-        "sample-rate": ledger.sample_rate,
-        "steps": float(ledger.steps),
-    }
-
-
-def _open_ledger(
-    settings: RunSettings, *, client_id: int, state_dir: Path, split: datasets.Dataset
-) -> PrivacyLedger:
-    privacy = settings.privacy
-    assert privacy.target_epsilon is not None
-    num_records = len(split)
-    plan = plan_privacy(
-        target_epsilon=privacy.target_epsilon,
-        delta=privacy.target_delta,
-        num_records=num_records,
-        batch_size=settings.finetune.batch_size,
-        local_epochs=settings.finetune.local_epochs,
-        planned_rounds=planned_rounds(settings),
-        accountant=privacy.accountant,
-        client_id=str(client_id),
-    )
-    return PrivacyLedger.open(
-        state_dir / LEDGER_FILE,
-        client_id=str(client_id),
-        plan=plan,
-        data_fingerprint=data_fingerprint(split),
-    )
-
-
-def planned_rounds(settings: RunSettings) -> int:
-    """Rounds a client's noise is calibrated for: the teacher's and the student's.
-
-    Federated distillation rounds draw on the same budget, so they are in the
-    plan from round 1 on.
-    """
-    extra = settings.distill.rounds if settings.distill.name == "federated" else 0
-    return settings.num_rounds + extra

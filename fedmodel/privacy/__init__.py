@@ -15,7 +15,7 @@ from fedmodel.privacy.calibration import (
     poisson_steps_per_epoch,
     sample_rate_for,
 )
-from fedmodel.privacy.engine import StepCounter, make_private, steps_per_epoch
+from fedmodel.privacy.engine import StepCounter, make_private
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.ledger_record import RoundCharge
 
@@ -32,5 +32,4 @@ __all__ = [
     "plan_privacy",
     "poisson_steps_per_epoch",
     "sample_rate_for",
-    "steps_per_epoch",
 ]

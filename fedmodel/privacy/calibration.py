@@ -21,9 +21,11 @@ from opacus.accountants.rdp import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
+from fedmodel.config import RunSettings
+from fedmodel.config.modes import ACCOUNTANT_NAMES
 from fedmodel.errors import FedmodelError
 
-ACCOUNTANTS = ("rdp", "prv")
+ACCOUNTANTS = ACCOUNTANT_NAMES
 EPSILON_TOLERANCE = 0.01
 
 HistoryEntry = tuple[float, float, int]
@@ -40,11 +42,6 @@ class PrivacyPlan:
     planned_rounds: int
     noise_multiplier: float
     accountant: str
-
-    @property
-    def planned_steps(self) -> int:
-        """Noisy optimizer steps over all planned rounds."""
-        return self.steps_per_round * self.planned_rounds
 
 
 def choose_delta(
@@ -191,6 +188,33 @@ def plan_privacy(
         planned_rounds=planned_rounds,
         noise_multiplier=sigma,
         accountant=accountant,
+    )
+
+
+def planned_rounds(settings: RunSettings) -> int:
+    """Rounds a client's noise covers: teacher rounds plus federated student rounds."""
+    return settings.num_rounds + settings.distill.client_rounds
+
+
+def plan_client(
+    settings: RunSettings, *, num_records: int, client_id: str
+) -> PrivacyPlan:
+    """The plan a client holding `num_records` training records runs under.
+
+    The one place a client's planned rounds and steps are decided: the client's
+    ledger opens with it and `fedmodel privacy-plan` prints it.
+    """
+    privacy = settings.privacy
+    assert privacy.target_epsilon is not None  # the config checks require it
+    return plan_privacy(
+        target_epsilon=privacy.target_epsilon,
+        delta=privacy.target_delta,
+        num_records=num_records,
+        batch_size=settings.finetune.batch_size,
+        local_epochs=settings.finetune.local_epochs,
+        planned_rounds=planned_rounds(settings),
+        accountant=privacy.accountant,
+        client_id=client_id,
     )
 
 

@@ -13,6 +13,7 @@ from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
 from fedmodel.privacy.ledger import PrivacyLedger
+from fedmodel.privacy.modes import privacy_mode
 
 CENTRAL_LEDGER_FILE = "central_privacy_ledger.json"
 CLIENT_LEVEL_ID = "all-clients"
@@ -105,7 +106,7 @@ def privacy_guarantee(
     Client-level: every client's whole contribution, one epsilon for all.
     """
     privacy = settings.privacy
-    level = {"dpsgd": "record", "central": "client"}.get(privacy.mode)
+    level = privacy_mode(privacy).guarantee
     epsilons = [c["epsilon"] for c in clients.values() if "epsilon" in c]
     deltas = [c["delta"] for c in clients.values() if "delta" in c]
     return {

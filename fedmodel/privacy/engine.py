@@ -165,12 +165,3 @@ def _shape_empty_batches(loader: DataLoader) -> None:
         example = [loader.dataset[0]]
         wrapped = collate.wrapped_collator_fn
         collate.first_batch = wrapped(example) if wrapped else example
-
-
-def steps_per_epoch(loader: DataLoader) -> int:
-    """Return the noisy steps one pass over `loader` takes (its batch count).
-
-    For the loader `make_private` returns this is the Poisson sampler's
-    length, which matches `poisson_steps_per_epoch` for the same data.
-    """
-    return len(loader)

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
@@ -221,28 +220,6 @@ class PrivacyLedger:
     def mark_exhausted(self) -> None:
         """Persist that this client refused a round for lack of budget."""
         self._commit(lambda base: replace(base, budget_exhausted=True))
-
-    def to_summary(self) -> dict[str, Any]:
-        """Return the ledger's figures as plain values, for reports and replies.
-
-        Leaves out the data fingerprint: a hash of the records is not covered
-        by the DP guarantee and must stay at the site.
-        """
-        return {
-            "client_id": self.client_id,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "noise_multiplier": self.noise_multiplier,
-            "sample_rate": self.sample_rate,
-            "steps": self.steps,
-            "accountant": self.accountant,
-            "target_epsilon": self.target_epsilon,
-            "budget_exhausted": self.budget_exhausted,
-            "rounds": [
-                {"round": r.round, "steps": r.steps, "epsilon": r.epsilon}
-                for r in self._record.rounds
-            ],
-        }
 
     def _entry(self, steps: int) -> HistoryEntry:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

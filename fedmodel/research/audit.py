@@ -13,36 +13,31 @@ their exposure is measured.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
-import torch
-import yaml
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
-from fedmodel.config import RunSettings, settings_from_dict
-from fedmodel.data import load_client_data, make_text_loader
-from fedmodel.data.canaries import canary_splits
+from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
-from fedmodel.run.layout import AUDIT_FILE, RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.research.audit_records import (
+    at_most,
+    client_figures,
+    example_losses,
+    load_run,
+    load_teacher,
+    members_without,
+    rebuilt_canaries,
+    require_held_out,
+)
+from fedmodel.run.layout import AUDIT_FILE
 from fedmodel.run.metrics import write_json
-from fedmodel.training.loops import TEXT_INPUTS
 
 log = logging.getLogger(__name__)
-
-LOSS_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -67,55 +62,6 @@ class AuditReport:
         return all(attack.bound.epsilon <= claimed for attack in attacks)
 
 
-def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
-    """A finished run's settings and summary, or a clear error."""
-    if not run_dir.is_dir():
-        raise FedmodelError(f"run folder {run_dir} does not exist")
-    for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
-        if not (run_dir / name).is_file():
-            raise FedmodelError(
-                f"{run_dir} has no {name}: give the folder of a finished "
-                "`fedmodel simulate` run"
-            )
-    try:
-        raw = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
-    return settings_from_dict(raw), summary
-
-
-def example_losses(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    split: datasets.Dataset,
-    *,
-    max_length: int,
-) -> np.ndarray:
-    """The model's cross-entropy loss on each record, in the split's order."""
-    loader = make_text_loader(
-        tokenizer,
-        list(split["text"]),
-        list(split["label"]),
-        max_length=max_length,
-        batch_size=LOSS_BATCH,
-        shuffle=False,
-        seed=0,
-    )
-    losses = []
-    model.eval()
-    with torch.no_grad():
-        for batch in loader:
-            inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
-            logits = model(**inputs).logits
-            losses.append(
-                torch.nn.functional.cross_entropy(
-                    logits, batch["labels"], reduction="none"
-                ).numpy()
-            )
-    return np.concatenate(losses) if losses else np.zeros(0)
-
-
 def audit_run(
     run_dir: Path,
     *,
@@ -129,27 +75,18 @@ def audit_run(
     client = settings.audit.client if client is None else client
     train, val, _ = load_client_data(settings, client)
     planted = settings.audit.canaries if client == settings.audit.client else 0
-    if len(val) < 2:
-        raise FedmodelError(
-            f"client {client} of {run_dir} holds {len(val)} held-out records; the "
-            "audit compares members with held-out records of the same client: rerun "
-            "with task.val_fraction above 0 (e.g. 0.5 for a strong audit)"
-        )
+    require_held_out(val, client=client, run_dir=run_dir)
     rng = np.random.default_rng(seed)
-    members = _at_most(members_without(train, planted), max_records, rng)
-    non_members = _at_most(val, max_records, rng)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        run_dir / TEACHER_DIR, trust_remote_code=True
-    )
-    tokenizer = AutoTokenizer.from_pretrained(
-        run_dir / TEACHER_DIR, trust_remote_code=True
-    )
-    length = settings.task.max_length
+    members = at_most(members_without(train, planted), max_records, rng)
+    non_members = at_most(val, max_records, rng)
+    model, tokenizer = load_teacher(run_dir)
 
     def losses(split: datasets.Dataset) -> np.ndarray:
-        return example_losses(model, tokenizer, split, max_length=length)
+        return example_losses(
+            model, tokenizer, split, max_length=settings.task.max_length
+        )
 
-    figures = _client_figures(summary, client)
+    figures = client_figures(summary, client)
     delta = float(figures.get("delta") or 0.0)
     records = attack(
         losses(members),
@@ -168,57 +105,46 @@ def audit_run(
     )
     if not planted:
         return report
-    clean = datasets.concatenate_datasets(
-        [members_without(train, planted), val.select_columns(["text", "label"])]
+    canaries, reference = rebuilt_canaries(
+        settings,
+        run_dir=run_dir,
+        client=client,
+        train=train,
+        val=val,
+        planted=planted,
+        num_labels=model.config.num_labels,
     )
-    canaries, reference = canary_splits(
-        settings, client_records=clean, num_labels=model.config.num_labels
+    return _with_canary_attack(
+        report,
+        canary_losses=losses(canaries),
+        reference_losses=losses(reference),
+        confidence=confidence,
+        seed=seed,
     )
-    if len(canaries) < 2 or len(reference) < 2:
-        raise FedmodelError(
-            f"{run_dir} planted {len(canaries)} canaries with {len(reference)} "
-            "references; the canary audit needs at least 2 of each: rerun with "
-            "audit.canaries >= 2 and audit.reference_canaries >= 2"
-        )
-    if list(canaries["text"]) != list(train["text"][len(train) - planted :]):
-        raise FedmodelError(
-            f"the canaries rebuilt from {run_dir}/{RESOLVED_CONFIG} differ from the "
-            f"ones client {client} trained on: the run's data or code has changed"
-        )
-    canary_losses, reference_losses = losses(canaries), losses(reference)
+
+
+def _with_canary_attack(
+    report: AuditReport,
+    *,
+    canary_losses: np.ndarray,
+    reference_losses: np.ndarray,
+    confidence: float,
+    seed: int,
+) -> AuditReport:
+    """The report with the planted canaries attacked against unplanted ones."""
     exposures = exposure(canary_losses, reference_losses)
     return replace(
         report,
         canaries=attack(
             canary_losses,
             reference_losses,
-            delta=delta,
+            delta=report.delta,
             confidence=confidence,
             seed=seed,
         ),
         canary_exposure_mean=float(exposures.mean()),
         canary_exposure_max=float(exposures.max()),
     )
-
-
-def members_without(train: datasets.Dataset, planted: int) -> datasets.Dataset:
-    """The client's own training records, without the canaries appended to them."""
-    return train.select(range(len(train) - planted)).select_columns(["text", "label"])
-
-
-def _at_most(
-    split: datasets.Dataset, limit: int, rng: np.random.Generator
-) -> datasets.Dataset:
-    if len(split) <= limit:
-        return split
-    return split.select(np.sort(rng.choice(len(split), size=limit, replace=False)))
-
-
-def _client_figures(summary: dict[str, Any], client: int) -> dict[str, Any]:
-    for figures in summary.get("clients", []):
-        if figures.get("client_id") == client:
-            return dict(figures)
-    return {}
 
 
 def run_audit(argv: list[str]) -> int:

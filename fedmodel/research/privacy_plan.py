@@ -19,9 +19,10 @@ from rich.table import Table
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import PrivacyPlan, epsilon_for, plan_privacy
-from fedmodel.privacy.calibration import ACCOUNTANTS
+from fedmodel.privacy import PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import ACCOUNTANTS, plan_client, planned_rounds
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.modes import privacy_mode
 
 PLAN_WIDTH = 150
 
@@ -40,6 +41,7 @@ class ClientPlan:
     delta: float | None = None
     sample_rate: float | None = None
     steps_per_round: int | None = None
+    planned_rounds: int | None = None
     noise_multiplier: float | None = None
     # Epsilon after rounds 1..R, by accountant name (None: the accountant failed).
     epsilon_by_round: dict[str, list[float | None]] = field(default_factory=dict)
@@ -48,13 +50,13 @@ class ClientPlan:
 
 def plan_run(settings: RunSettings) -> list[ClientPlan]:
     """Plan every client of a run (or the one client-level budget)."""
-    privacy = settings.privacy
-    if not privacy.enabled:
+    mode = privacy_mode(settings.privacy)
+    if not mode.enabled:
         raise FedmodelError(
             "privacy is off (privacy=off): there is no budget to plan; use "
             "privacy=dpsgd (record-level) or privacy=central (client-level)"
         )
-    if privacy.client_level:
+    if mode.server_noise:
         return [_planned("all clients", settings.num_clients, settings, central=True)]
     plans = []
     for client_id in range(settings.num_clients):
@@ -66,25 +68,15 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
 def _planned(
     client: str, num_records: int, settings: RunSettings, *, central: bool
 ) -> ClientPlan:
-    privacy = settings.privacy
     base = ClientPlan(
         client=client, num_records=num_records, one_over_n=1.0 / num_records
     )
-    assert privacy.target_epsilon is not None
     try:
         if central:
             plan = plan_client_level(settings)
         else:
-            plan = plan_privacy(
-                target_epsilon=privacy.target_epsilon,
-                delta=privacy.target_delta,
-                num_records=num_records,
-                batch_size=settings.finetune.batch_size,
-                local_epochs=settings.finetune.local_epochs,
-                planned_rounds=settings.num_rounds,
-                accountant=privacy.accountant,
-                client_id=client,
-            )
+            # The very function each client's ledger opens with.
+            plan = plan_client(settings, num_records=num_records, client_id=client)
     except FedmodelError as exc:
         return ClientPlan(**{**asdict(base), "problem": str(exc)})
     return ClientPlan(
@@ -94,6 +86,7 @@ def _planned(
         delta=plan.delta,
         sample_rate=plan.sample_rate,
         steps_per_round=plan.steps_per_round,
+        planned_rounds=plan.planned_rounds,
         noise_multiplier=plan.noise_multiplier,
         epsilon_by_round={name: _epsilons(plan, name) for name in ACCOUNTANTS},
     )
@@ -120,12 +113,14 @@ def _eps(value: float | None) -> str:
 def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
     """A table of the plans, and one of epsilon by round."""
     privacy = settings.privacy
-    level = "client-level" if privacy.client_level else "record-level"
+    mode = privacy_mode(privacy)
+    rounds = settings.num_rounds if mode.server_noise else planned_rounds(settings)
     overview = Table(
-        title=f"{level} privacy plan: target epsilon {privacy.target_epsilon:g}, "
-        f"{settings.num_rounds} rounds, calibrated with {privacy.accountant}"
+        title=f"{mode.guarantee}-level privacy plan: target epsilon "
+        f"{privacy.target_epsilon:g}, {rounds} rounds, calibrated with "
+        f"{privacy.accountant}"
     )
-    unit = "clients" if privacy.client_level else "records n"
+    unit = "clients" if mode.server_noise else "records n"
     for header in (
         "client",
         unit,
@@ -161,12 +156,16 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
             _eps(plan.epsilon_by_round["prv"][-1]),
             "[green]ok[/green]",
         )
+    return [overview, _by_round_table(plans, rounds=rounds)]
+
+
+def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
     by_round = Table(title="epsilon after each round (RDP / PRV)")
     by_round.add_column("round", justify="right")
     planned = [plan for plan in plans if not plan.problem]
     for plan in planned:
         by_round.add_column(f"client {plan.client}", justify="right")
-    for index in range(settings.num_rounds):
+    for index in range(rounds):
         by_round.add_row(
             str(index + 1),
             *[
@@ -175,7 +174,7 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
                 for p in planned
             ],
         )
-    return [overview, by_round]
+    return by_round
 
 
 def run_privacy_plan(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,17 @@ def default_uri() -> str:
 
 def track_run(settings: RunSettings, run_dir: Path) -> str | None:
     """Log a finished run to the configured tracker; return its run id, if any."""
+    return TRACKERS[settings.tracking.name](settings, run_dir)
+
+
+def _no_tracker(settings: RunSettings, run_dir: Path) -> str | None:
+    """`tracking=none`: the run folder is the only record."""
+    return None
+
+
+def _track_mlflow(settings: RunSettings, run_dir: Path) -> str | None:
+    """`tracking=mlflow`: copy the run into an MLflow experiment."""
     tracking = settings.tracking
-    if tracking.name != "mlflow":
-        return None
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -64,6 +73,13 @@ def track_run(settings: RunSettings, run_dir: Path) -> str | None:
         ) from exc
     log.info("logged to MLflow at %s (run %s)", uri, run.info.run_id)
     return str(run.info.run_id)
+
+
+# `tracking.name` -> what logs a finished run (names: fedmodel.config.modes).
+TRACKERS: dict[str, Callable[[RunSettings, Path], str | None]] = {
+    "none": _no_tracker,
+    "mlflow": _track_mlflow,
+}
 
 
 def _log_run(mlflow: Any, settings: RunSettings, run_dir: Path) -> None:

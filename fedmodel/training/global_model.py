@@ -11,14 +11,12 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
-from fedmodel.model.load import (
-    build_classifier,
-    classification_head,
-    load_tokenizer,
+from fedmodel.model.finetune import (
+    finetune_mode,
     load_trainable_state,
-    prepare_for_finetuning,
     trainable_state,
 )
+from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
 from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_logits
 
@@ -38,13 +36,14 @@ class GlobalModel:
         self.classifier = build_classifier(
             settings.model, label_names=label_names, seed=settings.seed
         )
-        self.trainable = prepare_for_finetuning(self.classifier, settings.finetune)
+        self.mode = finetune_mode(settings.finetune)
+        self.trainable = self.mode.prepare(self.classifier, settings.finetune)
         self.tokenizer = load_tokenizer(settings.model)
         self._test_loader = self._build_test_loader(test)
 
     def _build_test_loader(self, test: datasets.Dataset) -> DataLoader:
-        if self.settings.finetune.mode == "head":
-            # The encoder never changes in head mode: embed the test set once.
+        if self.mode.on_features:
+            # The encoder never changes: embed the test set once.
             features, feature_labels = embed_split(
                 self.settings, model=self.classifier, split=test
             )
@@ -61,9 +60,6 @@ class GlobalModel:
 
     def evaluate(self) -> EvalResult:
         """Accuracy, macro-F1 and loss on the server's test split."""
-        if self.settings.finetune.mode == "head":
-            head = classification_head(self.classifier)
-            return evaluate(head, self._test_loader, logits_fn=feature_logits(head))
-        return evaluate(
-            self.trainable, self._test_loader, logits_fn=text_logits(self.trainable)
-        )
+        module = self.mode.trained_module(self.classifier, self.trainable)
+        logits_of = feature_logits if self.mode.on_features else text_logits
+        return evaluate(module, self._test_loader, logits_fn=logits_of(module))

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import classification_head
+from fedmodel.model.finetune import classification_head
 from fedmodel.training.embedding_cache import embed_split
 from fedmodel.training.loops import feature_logits, train_epochs
 

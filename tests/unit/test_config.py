@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
+from flwr.serverapp.strategy import Strategy
 
 from fedmodel.config import (
     CONF_DIR,
+    RunSettings,
     compose_config,
     from_run_config,
     settings_from_dict,
     to_run_config,
 )
+from fedmodel.data.partition import PARTITIONERS
+from fedmodel.data.tasks import TASKS
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.strategy import build_strategy
+from fedmodel.model.finetune import finetune_mode
+from fedmodel.privacy.modes import privacy_mode
+from fedmodel.run.tracking import TRACKERS
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    # `_base` holds the keys a group's options share; it is not an option.
+    return sorted(
+        p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_")
+    )
 
 
 @pytest.mark.parametrize(
@@ -29,7 +45,59 @@ def _options(group: str) -> list[str]:
 def test_every_group_option_composes(override: str) -> None:
     raw = compose_config([override])
     settings = settings_from_dict(raw)
-    assert settings.num_clients >= 1
+    # Every value the run uses is a value the YAML states: no hidden default.
+    assert dataclasses.asdict(settings) == raw
+    # Build what the option names, as a run would.
+    strategy = build_strategy(settings.strategy, num_clients=settings.num_clients)
+    assert isinstance(strategy, Strategy)
+    assert settings.partition.name in PARTITIONERS
+    assert settings.task.name in TASKS
+    assert finetune_mode(settings.finetune).name == settings.finetune.mode
+    assert privacy_mode(settings.privacy).name == settings.privacy.mode
+    assert settings.tracking.name in TRACKERS
+
+
+def test_a_missing_key_is_an_error_not_a_default() -> None:
+    raw = compose_config([])
+    del raw["warm_start"]["enabled"]
+    with pytest.raises(FedmodelError, match=r"'warm_start\.enabled' is missing"):
+        settings_from_dict(raw)
+
+
+def test_the_printed_config_is_the_config_that_runs(tmp_path: Path) -> None:
+    """`fedmodel simulate --cfg job` prints what a run resolves and writes.
+
+    A run writes `resolved_config.yaml` as `asdict(settings)`; settings built
+    from the printed config give back exactly the printed config.
+    """
+    fedmodel = Path(sys.executable).parent / "fedmodel"
+    overrides = ["privacy=central", "distill=off", "num_rounds=3"]
+    done = subprocess.run(
+        [str(fedmodel), "simulate", "--cfg", "job", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = yaml.safe_load(done.stdout)
+    assert printed == compose_config(overrides)
+    settings = settings_from_dict(printed)
+    resolved = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(settings)))
+    assert resolved == printed
+    # The values the old dataclass defaults contradicted come from the YAML.
+    assert settings.warm_start.enabled is True
+    assert settings.task.split_seed == 42
+    assert settings.model.normalize is True
+
+
+def _round_trip(settings: RunSettings) -> RunSettings:
+    return settings_from_dict(dataclasses.asdict(settings))
+
+
+def test_settings_round_trip_through_a_dict() -> None:
+    settings = settings_from_dict(compose_config(["experiment=hospitals_eps3"]))
+    assert _round_trip(settings) == settings
 
 
 def test_groups_match_design() -> None:
@@ -92,6 +160,9 @@ def test_bad_override_is_a_clear_error() -> None:
 
 
 def test_pyproject_points_flower_at_the_apps() -> None:
-    text = (Path(__file__).parents[2] / "pyproject.toml").read_text()
-    assert 'serverapp = "fedmodel.federation.server_app:app"' in text
-    assert 'clientapp = "fedmodel.federation.client_app:app"' in text
+    pyproject = tomllib.loads(
+        (Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    )
+    components = pyproject["tool"]["flwr"]["app"]["components"]
+    assert components["serverapp"] == "fedmodel.federation.server_app:app"
+    assert components["clientapp"] == "fedmodel.federation.client_app:app"

@@ -1,19 +1,10 @@
+import dataclasses
 from pathlib import Path
 
 import datasets
 import pytest
 
-from fedmodel.config import (
-    DistillSettings,
-    FederationSettings,
-    FinetuneSettings,
-    ModelSettings,
-    PartitionSettings,
-    PrivacySettings,
-    RunSettings,
-    StrategySettings,
-    TaskSettings,
-)
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import load_client_data, split_client_data
 from fedmodel.data.splits import build_split
 from fedmodel.errors import FedmodelError
@@ -72,25 +63,26 @@ def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
         rows = [f"site {site} text {i},{'yes' if i % 2 else 'no'}" for i in range(20)]
         path.write_text("text,label\n" + "\n".join(rows) + "\n")
         files.append(str(path))
-    return RunSettings(
-        task=TaskSettings(name="files", train_files=files, test_file=files[0]),
-        model=ModelSettings(name="tiny", path=""),
-        finetune=FinetuneSettings(
-            mode="full",
-            optimizer="sgd",
-            learning_rate=0.1,
-            batch_size=4,
-            local_epochs=1,
-        ),
-        partition=PartitionSettings(name="natural", column="site"),
-        privacy=PrivacySettings(mode="off"),
-        strategy=StrategySettings(name="fedavg"),
-        distill=DistillSettings(name="off"),
-        federation=FederationSettings(name="local"),
-        num_clients=num_clients,
-        num_rounds=1,
-        seed=0,
+    settings = settings_from_dict(
+        compose_config(
+            [
+                "task=files",
+                "task.split_seed=null",
+                "model=tiny",
+                "finetune=full",
+                "finetune.batch_size=4",
+                "partition=natural",
+                "partition.column=site",
+                "privacy=off",
+                "distill=off",
+                f"num_clients={num_clients}",
+                "num_rounds=1",
+                "seed=0",
+            ]
+        )
     )
+    task = dataclasses.replace(settings.task, train_files=files, test_file=files[0])
+    return dataclasses.replace(settings, task=task)
 
 
 def test_load_client_data_gives_each_site_its_file(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import pytest
 from fedmodel.config import TaskSettings
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
+from tests.conftest import group_settings
 
 
 def _csv(path: Path, rows: list[tuple[str, str]], header: str = "text,label") -> Path:
@@ -16,20 +17,23 @@ def _csv(path: Path, rows: list[tuple[str, str]], header: str = "text,label") ->
 
 
 def _task(train: list[Path], test: Path | None, **kwargs: object) -> TaskSettings:
-    return TaskSettings(
-        name="files",
+    task: TaskSettings = group_settings(
+        "task",
+        "files",
         train_files=[str(p) for p in train],
         test_file=None if test is None else str(test),
-        **kwargs,  # type: ignore[arg-type]
+        split_seed=None,
+        **kwargs,
     )
+    return task
 
 
 @pytest.fixture
-def test_file(tmp_path: Path) -> Path:
+def server_csv(tmp_path: Path) -> Path:
     return _csv(tmp_path / "test.csv", [("good", "pos"), ("bad", "neg")])
 
 
-def test_loads_csv_jsonl_parquet_with_sites(tmp_path: Path, test_file: Path) -> None:
+def test_loads_csv_jsonl_parquet_with_sites(tmp_path: Path, server_csv: Path) -> None:
     a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
     b = tmp_path / "b.jsonl"
     b.write_text(
@@ -37,7 +41,7 @@ def test_loads_csv_jsonl_parquet_with_sites(tmp_path: Path, test_file: Path) -> 
     )
     c = tmp_path / "c.parquet"
     pd.DataFrame({"text": ["meh", "bad"], "label": ["neutral", "neg"]}).to_parquet(c)
-    data = load_task(_task([a, b, c], test_file), seed=0)
+    data = load_task(_task([a, b, c], server_csv), seed=0)
     assert data.label_names == ("neg", "neutral", "pos")
     assert data.train["site"] == [0, 0, 1, 2, 2]
     assert data.test["site"] == [-1, -1]
@@ -64,88 +68,88 @@ def test_given_labels_fix_order_and_reject_others(tmp_path: Path) -> None:
     assert "a.csv" in message and "row 3" in message and "'maybe'" in message
 
 
-def test_missing_file(tmp_path: Path, test_file: Path) -> None:
+def test_missing_file(tmp_path: Path, server_csv: Path) -> None:
     with pytest.raises(FedmodelError, match=r"task.train_files\[0\].*nope.csv"):
-        load_task(_task([tmp_path / "nope.csv"], test_file), seed=0)
+        load_task(_task([tmp_path / "nope.csv"], server_csv), seed=0)
 
 
-def test_unsupported_suffix(tmp_path: Path, test_file: Path) -> None:
+def test_unsupported_suffix(tmp_path: Path, server_csv: Path) -> None:
     path = tmp_path / "data.xlsx"
     path.write_text("x")
     with pytest.raises(FedmodelError, match=r"data.xlsx.*'.xlsx'"):
-        load_task(_task([path], test_file), seed=0)
+        load_task(_task([path], server_csv), seed=0)
 
 
-def test_not_utf8(tmp_path: Path, test_file: Path) -> None:
+def test_not_utf8(tmp_path: Path, server_csv: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("text,label\nok,pos\ncaf\xe9,neg\n".encode("latin-1"))
     with pytest.raises(FedmodelError, match=r"latin.csv is not UTF-8.*line 3"):
-        load_task(_task([path], test_file), seed=0)
+        load_task(_task([path], server_csv), seed=0)
 
 
-def test_unparseable_csv_and_jsonl(tmp_path: Path, test_file: Path) -> None:
+def test_unparseable_csv_and_jsonl(tmp_path: Path, server_csv: Path) -> None:
     csv = tmp_path / "broken.csv"
     csv.write_text('text,label\n"unterminated,pos\n')
     with pytest.raises(FedmodelError, match="broken.csv is not valid CSV"):
-        load_task(_task([csv], test_file), seed=0)
+        load_task(_task([csv], server_csv), seed=0)
     jsonl = tmp_path / "broken.jsonl"
     jsonl.write_text('{"text": "a", "label": "pos"}\n{"text": \n')
     with pytest.raises(FedmodelError, match="broken.jsonl, line 2 is not valid JSON"):
-        load_task(_task([jsonl], test_file), seed=0)
+        load_task(_task([jsonl], server_csv), seed=0)
     parquet = tmp_path / "broken.parquet"
     parquet.write_bytes(b"not parquet at all")
     with pytest.raises(FedmodelError, match="broken.parquet is not a readable"):
-        load_task(_task([parquet], test_file), seed=0)
+        load_task(_task([parquet], server_csv), seed=0)
 
 
-def test_missing_columns_are_listed(tmp_path: Path, test_file: Path) -> None:
+def test_missing_columns_are_listed(tmp_path: Path, server_csv: Path) -> None:
     path = _csv(tmp_path / "a.csv", [("x", "pos")], header="sentence,label")
     with pytest.raises(FedmodelError) as info:
-        load_task(_task([path], test_file), seed=0)
+        load_task(_task([path], server_csv), seed=0)
     message = str(info.value)
     assert "a.csv" in message and "'text'" in message and "'sentence'" in message
     with pytest.raises(FedmodelError, match=r"label column 'y'.*\['text', 'label'\]"):
-        load_task(_task([test_file], test_file, label_column="y"), seed=0)
+        load_task(_task([server_csv], server_csv, label_column="y"), seed=0)
 
 
-def test_empty_and_null_texts_name_rows(tmp_path: Path, test_file: Path) -> None:
+def test_empty_and_null_texts_name_rows(tmp_path: Path, server_csv: Path) -> None:
     path = _csv(tmp_path / "a.csv", [("x", "pos"), ("", "neg"), ("  ", "pos")])
     with pytest.raises(FedmodelError, match=r"a.csv.*'text' at row\(s\) 2, 3"):
-        load_task(_task([path], test_file), seed=0)
+        load_task(_task([path], server_csv), seed=0)
     jsonl = tmp_path / "b.jsonl"
     jsonl.write_text('{"text": "a", "label": "pos"}\n{"text": null, "label": "x"}\n')
     with pytest.raises(FedmodelError, match=r"b.jsonl.*row\(s\) 2"):
-        load_task(_task([jsonl], test_file), seed=0)
+        load_task(_task([jsonl], server_csv), seed=0)
     parquet = tmp_path / "c.parquet"
     pd.DataFrame({"text": ["a", None], "label": ["pos", "neg"]}).to_parquet(parquet)
     with pytest.raises(FedmodelError, match=r"c.parquet.*row\(s\) 2"):
-        load_task(_task([parquet], test_file), seed=0)
+        load_task(_task([parquet], server_csv), seed=0)
 
 
-def test_null_label_names_row(tmp_path: Path, test_file: Path) -> None:
+def test_null_label_names_row(tmp_path: Path, server_csv: Path) -> None:
     path = _csv(tmp_path / "a.csv", [("x", "pos"), ("y", "")])
     with pytest.raises(FedmodelError, match=r"a.csv.*label.*'label' at row\(s\) 2"):
-        load_task(_task([path], test_file), seed=0)
+        load_task(_task([path], server_csv), seed=0)
 
 
-def test_file_without_rows(tmp_path: Path, test_file: Path) -> None:
+def test_file_without_rows(tmp_path: Path, server_csv: Path) -> None:
     header_only = _csv(tmp_path / "h.csv", [])
     with pytest.raises(FedmodelError, match="h.csv has no rows"):
-        load_task(_task([header_only], test_file), seed=0)
+        load_task(_task([header_only], server_csv), seed=0)
     empty = tmp_path / "e.csv"
     empty.write_text("")
     with pytest.raises(FedmodelError, match="e.csv is empty"):
-        load_task(_task([empty], test_file), seed=0)
+        load_task(_task([empty], server_csv), seed=0)
     blank = tmp_path / "b.jsonl"
     blank.write_text("\n")
     with pytest.raises(FedmodelError, match="b.jsonl has no rows"):
-        load_task(_task([blank], test_file), seed=0)
+        load_task(_task([blank], server_csv), seed=0)
 
 
-def test_no_train_files_or_test_file(tmp_path: Path, test_file: Path) -> None:
+def test_no_train_files_or_test_file(tmp_path: Path, server_csv: Path) -> None:
     with pytest.raises(FedmodelError, match="task.train_files is empty"):
-        load_task(_task([], test_file), seed=0)
+        load_task(_task([], server_csv), seed=0)
     with pytest.raises(FedmodelError, match="task.test_file is not set"):
-        load_task(_task([test_file], None), seed=0)
+        load_task(_task([server_csv], None), seed=0)
     with pytest.raises(FedmodelError, match=r"task.test_file.*missing.csv"):
-        load_task(_task([test_file], tmp_path / "missing.csv"), seed=0)
+        load_task(_task([server_csv], tmp_path / "missing.csv"), seed=0)

@@ -3,10 +3,10 @@ from collections import Counter
 import datasets
 import pytest
 
-from fedmodel.config import PartitionSettings
 from fedmodel.data import partition_clients
 from fedmodel.data.splits import build_split
 from fedmodel.errors import FedmodelError
+from tests.conftest import group_settings
 
 LABELS = ("a", "b", "c", "d", "e")
 
@@ -34,12 +34,15 @@ def _assert_disjoint_cover(parts: list[datasets.Dataset], size: int) -> None:
 def test_unknown_partition_lists_known() -> None:
     with pytest.raises(FedmodelError, match=r"'nope'.*dirichlet.*iid.*natural"):
         partition_clients(
-            _train(), partition=PartitionSettings(name="nope"), num_clients=2, seed=0
+            _train(),
+            partition=group_settings("partition", name="nope"),
+            num_clients=2,
+            seed=0,
         )
 
 
 def test_iid_is_shuffled_even_disjoint_and_seeded() -> None:
-    settings = PartitionSettings(name="iid")
+    settings = group_settings("partition", "iid")
     parts = partition_clients(_train(), partition=settings, num_clients=4, seed=0)
     _assert_disjoint_cover(parts, 1000)
     assert [len(part) for part in parts] == [250] * 4
@@ -54,7 +57,9 @@ def _top_label_share(part: datasets.Dataset) -> float:
 
 
 def test_dirichlet_is_skewed_disjoint_and_seeded() -> None:
-    settings = PartitionSettings(name="dirichlet", alpha=0.1, min_partition_size=20)
+    settings = group_settings(
+        "partition", "dirichlet", alpha=0.1, min_partition_size=20
+    )
     parts = partition_clients(_train(), partition=settings, num_clients=4, seed=0)
     _assert_disjoint_cover(parts, 1000)
     assert min(len(part) for part in parts) >= 20
@@ -67,10 +72,12 @@ def test_dirichlet_is_skewed_disjoint_and_seeded() -> None:
 
 def test_dirichlet_impossible_split_names_alpha() -> None:
     # 100 records over 4 clients with at least 25 each: only an exact split works
-    settings = PartitionSettings(name="dirichlet", alpha=0.01, min_partition_size=25)
+    settings = group_settings(
+        "partition", "dirichlet", alpha=0.01, min_partition_size=25
+    )
     with pytest.raises(FedmodelError, match=r"4 clients.*partition.alpha=0.01"):
         partition_clients(_train(100), partition=settings, num_clients=4, seed=0)
-    too_big = PartitionSettings(name="dirichlet", min_partition_size=30)
+    too_big = group_settings("partition", "dirichlet", min_partition_size=30)
     with pytest.raises(FedmodelError, match="min_partition_size=30"):
         partition_clients(_train(100), partition=too_big, num_clients=4, seed=0)
 
@@ -78,8 +85,8 @@ def test_dirichlet_impossible_split_names_alpha() -> None:
 def test_natural_by_site_column_defaults_for_files() -> None:
     train = _train(30, sites=3)
     for settings in (
-        PartitionSettings(name="natural", column="site"),
-        PartitionSettings(name="natural"),
+        group_settings("partition", "natural", column="site"),
+        group_settings("partition", "natural"),
     ):
         parts = partition_clients(train, partition=settings, num_clients=3, seed=0)
         _assert_disjoint_cover(parts, 30)
@@ -89,15 +96,18 @@ def test_natural_by_site_column_defaults_for_files() -> None:
 def test_natural_needs_a_column_without_site() -> None:
     with pytest.raises(FedmodelError, match="partition.column"):
         partition_clients(
-            _train(), partition=PartitionSettings(name="natural"), num_clients=2, seed=0
+            _train(),
+            partition=group_settings("partition", "natural"),
+            num_clients=2,
+            seed=0,
         )
-    settings = PartitionSettings(name="natural", column="nope")
+    settings = group_settings("partition", "natural", column="nope")
     with pytest.raises(FedmodelError, match=r"'nope'.*\['text', 'label', 'idx'\]"):
         partition_clients(_train(), partition=settings, num_clients=2, seed=0)
 
 
 def test_natural_group_count_must_match_clients() -> None:
-    settings = PartitionSettings(name="natural", column="site")
+    settings = group_settings("partition", "natural", column="site")
     with pytest.raises(FedmodelError, match=r"3 distinct groups.*num_clients=3"):
         partition_clients(
             _train(30, sites=3), partition=settings, num_clients=4, seed=0
@@ -106,7 +116,7 @@ def test_natural_group_count_must_match_clients() -> None:
 
 def test_natural_label_groups() -> None:
     groups = {"a": "north", "b": "north", "c": "south", "d": "south", "e": "west"}
-    settings = PartitionSettings(name="natural", label_groups=groups)
+    settings = group_settings("partition", "natural", label_groups=groups)
     parts = partition_clients(_train(), partition=settings, num_clients=3, seed=0)
     _assert_disjoint_cover(parts, 1000)
     # clients follow the sorted group names
@@ -117,10 +127,10 @@ def test_natural_label_groups() -> None:
 
 
 def test_label_groups_must_name_real_labels_and_cover_all() -> None:
-    unknown = PartitionSettings(name="natural", label_groups={"zzz": "x"})
+    unknown = group_settings("partition", "natural", label_groups={"zzz": "x"})
     with pytest.raises(FedmodelError, match=r"\['zzz'\] that are not labels"):
         partition_clients(_train(), partition=unknown, num_clients=1, seed=0)
-    partial = PartitionSettings(name="natural", label_groups={"a": "x", "b": "y"})
+    partial = group_settings("partition", "natural", label_groups={"a": "x", "b": "y"})
     with pytest.raises(
         FedmodelError, match=r"no group for label\(s\) \['c', 'd', 'e'\]"
     ):

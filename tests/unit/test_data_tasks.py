@@ -2,20 +2,20 @@ from collections import Counter
 
 import pytest
 
-from fedmodel.config import TaskSettings
 from fedmodel.data import TASKS, load_task
 from fedmodel.errors import FedmodelError
+from tests.conftest import group_settings
 
 
 def test_unknown_task_lists_known_names() -> None:
     with pytest.raises(FedmodelError, match="unknown task.name 'nope'") as info:
-        load_task(TaskSettings(name="nope"), seed=0)
+        load_task(group_settings("task", name="nope"), seed=0)
     for name in TASKS:
         assert name in str(info.value)
 
 
 def test_bank_loads_77_intents_and_three_splits() -> None:
-    data = load_task(TaskSettings(name="bank"), seed=0)
+    data = load_task(group_settings("task", "bank", split_seed=None), seed=0)
     assert len(data.label_names) == 77
     assert list(data.label_names) == sorted(data.label_names)
     assert data.transfer is not None
@@ -29,7 +29,9 @@ def test_bank_loads_77_intents_and_three_splits() -> None:
 
 
 def test_caps_keep_a_seeded_subset() -> None:
-    task = TaskSettings(name="bank", max_train_examples=200, max_test_examples=50)
+    task = group_settings(
+        "task", "bank", max_train_examples=200, max_test_examples=50, split_seed=None
+    )
     first = load_task(task, seed=1)
     again = load_task(task, seed=1)
     other = load_task(task, seed=2)
@@ -40,11 +42,13 @@ def test_caps_keep_a_seeded_subset() -> None:
 
 def test_cap_must_be_positive() -> None:
     with pytest.raises(FedmodelError, match="task.max_train_examples"):
-        load_task(TaskSettings(name="bank", max_train_examples=0), seed=0)
+        load_task(group_settings("task", "bank", max_train_examples=0), seed=0)
 
 
 def test_hospital_chapters_and_cap() -> None:
-    task = TaskSettings(name="hospital", max_per_chapter=100, min_per_chapter=50)
+    task = group_settings(
+        "task", "hospital", max_per_chapter=100, min_per_chapter=50, split_seed=None
+    )
     data = load_task(task, seed=0)
     assert len(data.label_names) == 21  # chapter 22 has three leaves
     assert data.label_names[0].startswith("Certain infectious and parasitic")
@@ -59,11 +63,15 @@ def test_hospital_chapters_and_cap() -> None:
 
 
 def test_hospital_split_is_seeded_and_fractions_checked() -> None:
-    task = TaskSettings(name="hospital", max_per_chapter=60, transfer_fraction=0.0)
+    task = group_settings(
+        "task", "hospital", max_per_chapter=60, transfer_fraction=0.0, split_seed=None
+    )
     first = load_task(task, seed=3)
     assert first.transfer is None
     assert first.test["text"] == load_task(task, seed=3).test["text"]
     assert first.test["text"] != load_task(task, seed=4).test["text"]
-    bad = TaskSettings(name="hospital", test_fraction=0.6, transfer_fraction=0.5)
+    bad = group_settings(
+        "task", "hospital", test_fraction=0.6, transfer_fraction=0.5, split_seed=None
+    )
     with pytest.raises(FedmodelError, match="task.test_fraction"):
         load_task(bad, seed=0)

@@ -24,7 +24,7 @@ from fedmodel.model.load import build_classifier, build_student, load_tokenizer
 from fedmodel.model.load import student_layer_indices as layers_for
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.loops import text_logits, train_epochs
-from tests.conftest import small_config
+from tests.conftest import group_settings, small_config
 
 
 def _settings(*overrides: str):  # type: ignore[no-untyped-def]
@@ -60,17 +60,22 @@ def _teacher(settings, label_names, train=None) -> PooledBertForSequenceClassifi
     return teacher.eval()
 
 
+def _student(**values: object) -> StudentSettings:
+    """The packaged student settings with `values` replaced."""
+    return dataclasses.replace(group_settings("distill").student, **values)
+
+
 def test_student_layers_spread_from_first_to_last() -> None:
-    assert layers_for(6, StudentSettings(num_layers=2)) == [0, 5]
-    assert layers_for(6, StudentSettings(num_layers=3)) == [0, 2, 5]
-    assert layers_for(6, StudentSettings(num_layers=1)) == [5]
-    assert layers_for(6, StudentSettings(num_layers=2, layers=[1, 4])) == [1, 4]
+    assert layers_for(6, _student(num_layers=2)) == [0, 5]
+    assert layers_for(6, _student(num_layers=3)) == [0, 2, 5]
+    assert layers_for(6, _student(num_layers=1)) == [5]
+    assert layers_for(6, _student(num_layers=2, layers=[1, 4])) == [1, 4]
 
 
 @pytest.mark.parametrize("layers", [[0, 6], [2, 2], [-1, 3]])
 def test_bad_student_layers_name_the_key(layers: list[int]) -> None:
     with pytest.raises(FedmodelError, match=r"distill\.student\.layers"):
-        layers_for(6, StudentSettings(num_layers=2, layers=layers))
+        layers_for(6, _student(num_layers=2, layers=layers))
 
 
 def test_bad_distill_config_names_the_key() -> None:
@@ -85,7 +90,7 @@ def test_bad_distill_config_names_the_key() -> None:
 def test_student_copies_teacher_embeddings_head_and_chosen_layers() -> None:
     settings = _settings()
     teacher = _teacher(settings, ("a", "b", "c"))
-    student = build_student(teacher, StudentSettings(num_layers=2, layers=[1, 3]))
+    student = build_student(teacher, _student(num_layers=2, layers=[1, 3]))
     assert student.config.num_hidden_layers == 2
     assert teacher.config.num_hidden_layers == 4
     t, s = teacher.state_dict(), student.state_dict()

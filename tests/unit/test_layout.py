@@ -30,6 +30,17 @@ FLOWER_PACKAGES = ("flwr",)
 # flwr_datasets (partitioners) is imported lazily by data/partition.py.
 FLOWER_ALLOWED_IN = {"federation"}
 MAX_FILE_LINES = 300
+MAX_FUNCTION_LINES = 60
+# Functions other helpers are rewriting now; each leaves this list when it is
+# split. The round loop (federation/) is being rewritten with callbacks;
+# make_private is gaining ghost clipping; distill/ is being reworked with the
+# student's construction.
+LONG_FUNCTIONS_BEING_REWRITTEN = {
+    "federation/server_app.py:run_federation",
+    "privacy/engine.py:make_private",
+    "distill/finish.py:finish_models",
+    "distill/server.py:distill_on_server",
+}
 
 
 def _modules() -> list[Path]:
@@ -82,6 +93,28 @@ def test_imports_point_down(path: Path) -> None:
 def test_files_stay_small(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_FILE_LINES, f"{path.name} has {lines} lines"
+
+
+def _functions() -> list[tuple[str, int]]:
+    found = []
+    for path in _modules():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = f"{path.relative_to(PACKAGE).as_posix()}:{node.name}"
+                assert node.end_lineno is not None
+                found.append((name, node.end_lineno - node.lineno + 1))
+    return found
+
+
+def test_functions_stay_short() -> None:
+    """Every function, docstring included, is at most 60 lines from def to end."""
+    long = {
+        name: lines
+        for name, lines in _functions()
+        if lines > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS_BEING_REWRITTEN
+    }
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
 def test_configs_live_inside_the_package() -> None:

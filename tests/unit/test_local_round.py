@@ -14,17 +14,22 @@ import pytest
 import torch
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
+import fedmodel.client.jobs as jobs
 import fedmodel.client.local_round as local_round
+import fedmodel.client.private_round as private_round
+import fedmodel.privacy.calibration as calibration
 from fedmodel.client.local_round import LEDGER_FILE, RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
+from fedmodel.model.finetune import (
+    load_trainable_state,
+    prepare_for_finetuning,
+    trainable_state,
+)
 from fedmodel.model.load import (
     build_classifier,
     build_student,
-    load_trainable_state,
-    prepare_for_finetuning,
     prepare_student_for_distillation,
-    trainable_state,
 )
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.embedding_cache import data_fingerprint
@@ -47,7 +52,7 @@ _plan_once = functools.cache(plan_privacy)
 
 @pytest.fixture(autouse=True)
 def _calibrate_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_round, "plan_privacy", _plan_once)
+    monkeypatch.setattr(calibration, "plan_privacy", _plan_once)
 
 
 class TrainingCrashed(RuntimeError):
@@ -338,7 +343,7 @@ def test_text_round_survives_empty_poisson_batches(
     )
     n = num_train_records(settings)
     seed = sampler_seed_with_empty_batches(n, sample_rate_for(n, 2))
-    real_make_private = local_round.make_private
+    real_make_private = private_round.make_private
 
     def first_batch_empty(**kwargs: Any) -> Any:
         model, optimizer, loader, counter = real_make_private(**kwargs)
@@ -358,7 +363,7 @@ def test_text_round_survives_empty_poisson_batches(
 
         return real_train_epochs(module, batches(), *args, **kwargs)
 
-    monkeypatch.setattr(local_round, "make_private", first_batch_empty)
+    monkeypatch.setattr(private_round, "make_private", first_batch_empty)
     monkeypatch.setattr(local_round, "train_epochs", counting)
     start = fresh_weights(settings)
     outcome = one_round(settings, tmp_path / "client-0", start, 1)
@@ -412,7 +417,7 @@ def test_feature_cache_is_keyed_by_the_records(
     assert data_fingerprint(other) != data_fingerprint(mine)
 
     calls: list[int] = []
-    real_embed = local_round.cached_features.__globals__["embed_split"]
+    real_embed = jobs.cached_features.__globals__["embed_split"]
 
     def counting_embed(*args: Any, **kwargs: Any) -> Any:
         calls.append(len(kwargs["split"]))

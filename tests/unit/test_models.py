@@ -10,16 +10,19 @@ from transformers import AutoModelForSequenceClassification
 
 from fedmodel.config import FinetuneSettings, ModelSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
+from fedmodel.model.finetune import (
+    FINETUNE_MODES,
+    load_trainable_state,
+    prepare_for_finetuning,
+    trainable_state,
+)
 from fedmodel.model.load import (
     build_classifier,
     load_tokenizer,
-    load_trainable_state,
-    prepare_for_finetuning,
     resolve_model_path,
     save_pretrained,
-    trainable_state,
 )
-from tests.conftest import small_config
+from tests.conftest import group_settings, small_config
 
 LABELS = ("card_lost", "refund", "top_up")
 
@@ -29,14 +32,9 @@ def _tiny() -> ModelSettings:
 
 
 def _finetune(mode: str, **extra: object) -> FinetuneSettings:
-    return FinetuneSettings(
-        mode=mode,
-        optimizer="sgd",
-        learning_rate=0.1,
-        batch_size=4,
-        local_epochs=1,
-        **extra,
-    )  # type: ignore[arg-type]
+    option = mode if mode in FINETUNE_MODES else "head"
+    settings: FinetuneSettings = group_settings("finetune", option, mode=mode, **extra)
+    return settings
 
 
 def _batch() -> dict[str, torch.Tensor]:

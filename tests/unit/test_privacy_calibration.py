@@ -133,7 +133,7 @@ def test_plan_privacy() -> None:
     assert plan.delta == pytest.approx(1 / 5000)
     assert plan.sample_rate == 1 / 16
     assert plan.steps_per_round == 2 * 16
-    assert plan.planned_steps == 5 * 32
+    assert plan.steps_per_round * plan.planned_rounds == 5 * 32
     spent = epsilon_for(
         [(plan.noise_multiplier, plan.sample_rate, plan.steps_per_round)] * 5,
         delta=plan.delta,

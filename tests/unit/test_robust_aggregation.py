@@ -15,13 +15,13 @@ import torch
 from flwr.app import ArrayRecord, Error, Message, Metadata, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg
 
-from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.strategy import (
     BudgetAwareStrategy,
     build_strategy,
     reply_problem,
 )
+from tests.conftest import group_settings
 
 SHAPES = {"head.weight": (2, 3), "head.bias": (2,)}
 
@@ -53,7 +53,7 @@ def _update(value: float, *, client: int, examples: float = 100.0) -> RecordDict
 
 
 def _aggregate(name: str, replies: list[Message], **settings: object) -> np.ndarray:
-    inner = build_strategy(StrategySettings(name=name, **settings), num_clients=5)  # type: ignore[arg-type]
+    inner = build_strategy(group_settings("strategy", name, **settings), num_clients=5)
     strategy = BudgetAwareStrategy(inner, expected_shapes=SHAPES)
     arrays, _, accepted = strategy.aggregate_train(1, replies)
     assert arrays is not None
@@ -64,17 +64,17 @@ def _aggregate(name: str, replies: list[Message], **settings: object) -> np.ndar
     ("method", "kind"), [("median", FedMedian), ("trimmed_mean", FedTrimmedAvg)]
 )
 def test_robust_strategies_are_looked_up_by_name(method: str, kind: type) -> None:
-    settings = StrategySettings(name="robust", robust_method=method)
+    settings = group_settings("strategy", "robust", robust_method=method)
     assert isinstance(build_strategy(settings, num_clients=4), kind)
 
 
 def test_bad_robust_settings_are_named() -> None:
     with pytest.raises(FedmodelError, match="robust_method 'mode'"):
         build_strategy(
-            StrategySettings(name="robust", robust_method="mode"), num_clients=4
+            group_settings("strategy", "robust", robust_method="mode"), num_clients=4
         )
-    bad_beta = StrategySettings(
-        name="robust", robust_method="trimmed_mean", trim_beta=0.5
+    bad_beta = group_settings(
+        "strategy", "robust", robust_method="trimmed_mean", trim_beta=0.5
     )
     with pytest.raises(FedmodelError, match="trim_beta must be in"):
         build_strategy(bad_beta, num_clients=4)

@@ -8,9 +8,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
-from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.strategy import build_strategy, reply_problem
+from tests.conftest import group_settings
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
 
@@ -35,13 +35,13 @@ def _update(**arrays: np.ndarray) -> RecordDict:
     ("name", "kind"), [("fedavg", FedAvg), ("fedprox", FedProx), ("fedadam", FedAdam)]
 )
 def test_strategies_are_looked_up_by_name(name: str, kind: type) -> None:
-    strategy = build_strategy(StrategySettings(name=name), num_clients=4)
+    strategy = build_strategy(group_settings("strategy", name), num_clients=4)
     assert isinstance(strategy, kind)
 
 
 def test_unknown_strategy_lists_the_known_ones() -> None:
     with pytest.raises(FedmodelError, match="fedavg"):
-        build_strategy(StrategySettings(name="fedsgd"), num_clients=4)
+        build_strategy(group_settings("strategy", name="fedsgd"), num_clients=4)
 
 
 def test_a_clean_update_passes() -> None:

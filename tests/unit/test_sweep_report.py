@@ -14,7 +14,8 @@ import yaml
 
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep import aggregate, collect_runs, write_report
+from fedmodel.research.sweep import aggregate, write_report
+from fedmodel.research.sweep_runs import collect_runs
 from tests.conftest import small_config
 
 # (folder, overrides, final accuracy, epsilon spent). SMALL_RUN's num_clients

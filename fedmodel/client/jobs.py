@@ -1,0 +1,148 @@
+"""What a client's round trains: fine-tuning the shared model, or distilling.
+
+A job is the module DP-SGD wraps, its loader, its logits and loss, and the
+model whose trainable weights are the reply. Records, token ids and features
+stay in the client's process and its state directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedmodel.config import FinetuneSettings, RunSettings
+from fedmodel.data import make_text_loader
+from fedmodel.distill.server import federated_distill_loss
+from fedmodel.model.finetune import (
+    finetune_mode,
+    load_trainable_state,
+    merged_classifier,
+    prepare_for_finetuning,
+)
+from fedmodel.model.load import (
+    build_classifier,
+    build_student,
+    load_tokenizer,
+    prepare_student_for_distillation,
+)
+from fedmodel.training.embedding_cache import cached_features
+from fedmodel.training.loops import LogitsFn, LossFn, feature_logits, text_logits
+
+
+@dataclass
+class LocalJob:
+    """What a round trains: the module DP-SGD wraps, its data and its loss."""
+
+    module: nn.Module
+    loader: DataLoader
+    logits_of: Callable[[nn.Module], LogitsFn]
+    # The model whose trainable weights are the reply.
+    exchanged: nn.Module
+    # Optimizer and learning rate; the batch size (and so the sample rate the
+    # ledger plans with) is always finetune.batch_size.
+    optimizer: FinetuneSettings
+    loss_fn: LossFn | None = None
+
+
+def finetune_job(
+    settings: RunSettings,
+    *,
+    split: datasets.Dataset,
+    label_names: tuple[str, ...],
+    global_weights: dict[str, torch.Tensor],
+    state_dir: Path,
+    round_number: int,
+) -> LocalJob:
+    """Fine-tune the global model as the finetune mode says, on this client's data."""
+    mode = finetune_mode(settings.finetune)
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    trainable = mode.prepare(model, settings.finetune)
+    load_trainable_state(trainable, global_weights)
+    logits_of: Callable[[nn.Module], LogitsFn]
+    if mode.on_features:
+        features, labels = cached_features(
+            settings, model=model, split=split, state_dir=state_dir
+        )
+        loader: DataLoader = DataLoader(
+            TensorDataset(features, labels),
+            batch_size=settings.finetune.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(settings.seed + round_number),
+        )
+        logits_of = feature_logits
+    else:
+        loader = text_loader(settings, split, round_number=round_number)
+        logits_of = text_logits
+    return LocalJob(
+        module=mode.trained_module(model, trainable),
+        loader=loader,
+        logits_of=logits_of,
+        exchanged=trainable,
+        optimizer=settings.finetune,
+    )
+
+
+def distill_job(
+    settings: RunSettings,
+    *,
+    split: datasets.Dataset,
+    label_names: tuple[str, ...],
+    student_weights: dict[str, torch.Tensor],
+    teacher_weights: dict[str, torch.Tensor],
+    round_number: int,
+) -> LocalJob:
+    """Distil the teacher into the student on this client's records."""
+    teacher = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    load_trainable_state(
+        prepare_for_finetuning(teacher, settings.finetune), teacher_weights
+    )
+    teacher_model = merged_classifier(teacher)
+    student = prepare_student_for_distillation(
+        build_student(teacher_model, settings.distill.student)
+    )
+    load_trainable_state(student, student_weights)
+    return LocalJob(
+        module=student,
+        loader=text_loader(settings, split, round_number=round_number),
+        logits_of=text_logits,
+        exchanged=student,
+        # The finetune optimizer is tuned for what fine-tuning moves (by
+        # default a linear head, at SGD lr 2.0); the student's transformer
+        # layers take AdamW at the distillation learning rate.
+        optimizer=dataclasses.replace(
+            settings.finetune,
+            optimizer="adamw",
+            learning_rate=settings.distill.learning_rate,
+            momentum=0.0,
+            weight_decay=0.0,
+        ),
+        loss_fn=federated_distill_loss(
+            teacher_model, temperature=settings.distill.temperature
+        ),
+    )
+
+
+def text_loader(
+    settings: RunSettings, split: datasets.Dataset, *, round_number: int
+) -> DataLoader:
+    """The client's tokenized records, shuffled per round."""
+    return make_text_loader(
+        load_tokenizer(settings.model),
+        list(split["text"]),
+        list(split["label"]),
+        max_length=settings.task.max_length,
+        batch_size=settings.finetune.batch_size,
+        shuffle=True,
+        seed=settings.seed + round_number,
+    )

@@ -1,0 +1,114 @@
+"""A client's DP-SGD round: plan, charge the ledger write-ahead, wrap, check.
+
+Used when the privacy mode has the client train with DP-SGD
+(`privacy=dpsgd`). The plan comes from `privacy.calibration.plan_client`, the
+one function `fedmodel privacy-plan` also prints, so the plan shown is the plan
+run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+from torch import nn
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader
+
+from fedmodel.config import RunSettings
+from fedmodel.privacy import BudgetExhausted, PrivacyLedger, StepCounter, make_private
+from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.ledger_reset import LEDGER_FILE
+from fedmodel.training.embedding_cache import data_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrivateRound:
+    """One client's ledger for this round and the steps it plans to take."""
+
+    settings: RunSettings
+    client_id: int
+    ledger: PrivacyLedger
+    steps: int
+    epsilon: float = 0.0
+    count_steps: StepCounter | None = None
+
+    @classmethod
+    def open(
+        cls,
+        settings: RunSettings,
+        *,
+        client_id: int,
+        state_dir: Path,
+        split: datasets.Dataset,
+    ) -> PrivateRound:
+        """Open the client's one ledger with the plan its records call for."""
+        plan = plan_client(settings, num_records=len(split), client_id=str(client_id))
+        ledger = PrivacyLedger.open(
+            state_dir / LEDGER_FILE,
+            client_id=str(client_id),
+            plan=plan,
+            data_fingerprint=data_fingerprint(split),
+        )
+        return cls(
+            settings=settings,
+            client_id=client_id,
+            ledger=ledger,
+            steps=plan.steps_per_round,
+        )
+
+    def charge(self, round_number: int) -> bool:
+        """Write this round's cost to disk before training; False if over budget.
+
+        A round that would exceed the budget is not charged; the ledger is
+        marked exhausted so the server stops selecting this client.
+        """
+        try:
+            self.epsilon = self.ledger.charge(
+                round_number=round_number, steps=self.steps
+            )
+        except BudgetExhausted as exc:
+            log.warning("client %d: %s", self.client_id, exc)
+            self.ledger.mark_exhausted()
+            self.epsilon = self.ledger.epsilon
+            return False
+        return True
+
+    def wrap(
+        self, module: nn.Module, optimizer: Optimizer, loader: DataLoader
+    ) -> tuple[nn.Module, Optimizer, DataLoader]:
+        """Opacus' DP-SGD around the round's training objects, at the ledger's noise."""
+        max_grad_norm = self.settings.privacy.max_grad_norm
+        assert max_grad_norm is not None  # the config checks require it
+        module, optimizer, loader, self.count_steps = make_private(
+            model=module,
+            optimizer=optimizer,
+            loader=loader,
+            noise_multiplier=self.ledger.noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            accountant=self.settings.privacy.accountant,
+        )
+        return module, optimizer, loader
+
+    def check_within_charge(self) -> None:
+        """Refuse to release an update whose cost exceeds what the ledger holds."""
+        assert self.count_steps is not None, "wrap() runs before training"
+        self.count_steps.check_within(
+            noise_multiplier=self.ledger.noise_multiplier,
+            sample_rate=self.ledger.sample_rate,
+            steps=self.steps,
+        )
+
+    def figures(self) -> dict[str, float]:
+        """The privacy numbers a reply carries (they depend on the plan alone)."""
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.ledger.delta,
+            "noise-multiplier": self.ledger.noise_multiplier,
+            "sample-rate": self.ledger.sample_rate,
+            "steps": float(self.ledger.steps),
+        }

@@ -1,0 +1,21 @@
+"""The names each mode-like config key accepts.
+
+The config checks read them here, at the bottom of the layer order; what each
+mode does lives in a registry keyed by the same names in the layer that owns
+the behaviour, and a test keeps each registry's keys equal to these:
+
+- `finetune.mode`: `fedmodel.model.finetune.FINETUNE_MODES`
+- `privacy.mode`: `fedmodel.privacy.modes.PRIVACY_MODES`
+- `distill.name`: `DistillSettings.enabled` and `.client_rounds` (schema.py)
+  state what a mode does; privacy planning needs them, so they sit here
+- `tracking.name`: `fedmodel.run.tracking.TRACKERS`
+- `privacy.accountant`: Opacus' accountants, used by `fedmodel.privacy.calibration`
+"""
+
+from __future__ import annotations
+
+FINETUNE_MODE_NAMES = ("head", "lora", "full")
+PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
+DISTILL_MODE_NAMES = ("off", "server", "federated")
+TRACKER_NAMES = ("none", "mlflow")
+ACCOUNTANT_NAMES = ("rdp", "prv")

@@ -1,0 +1,160 @@
+"""Finetune modes: what local training moves, and on which inputs.
+
+`FINETUNE_MODES` is the registry `finetune.mode` names an entry of (the
+accepted names are declared in `fedmodel.config.modes`; a test keeps the two
+equal). Each entry says which parameters train and whether training runs on
+pooled features of a frozen encoder (head) or on token batches (lora, full).
+The helpers below move exactly those weights between parties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+
+from fedmodel.config import FinetuneSettings
+from fedmodel.errors import FedmodelError
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+
+Prepare = Callable[[PooledBertForSequenceClassification, FinetuneSettings], nn.Module]
+
+
+@dataclass(frozen=True)
+class FinetuneMode:
+    """One finetune mode: which weights train, and on which inputs."""
+
+    name: str
+    # Freezes what stays fixed and returns the module whose trainable weights
+    # are exchanged (a PEFT wrapper for LoRA).
+    prepare: Prepare
+    # True: the encoder is frozen, so each party embeds its texts once and
+    # trains or evaluates the classification head on pooled features.
+    on_features: bool
+
+    def trained_module(
+        self, model: PooledBertForSequenceClassification, trainable: nn.Module
+    ) -> nn.Module:
+        """The module a training step runs: the head alone on features, or all."""
+        return classification_head(model) if self.on_features else trainable
+
+
+def _head_only(
+    model: PooledBertForSequenceClassification, finetune: FinetuneSettings
+) -> nn.Module:
+    _freeze_all_but_head(model)
+    return model
+
+
+def _full(
+    model: PooledBertForSequenceClassification, finetune: FinetuneSettings
+) -> nn.Module:
+    _freeze_all_but_head(model)
+    for name, param in model.bert.named_parameters():
+        param.requires_grad = finetune.train_embeddings or not name.startswith(
+            "embeddings."
+        )
+    return model
+
+
+def _lora(
+    model: PooledBertForSequenceClassification, finetune: FinetuneSettings
+) -> nn.Module:
+    _freeze_all_but_head(model)
+    lora = LoraConfig(
+        r=finetune.lora_rank,
+        lora_alpha=finetune.lora_alpha,
+        target_modules=list(finetune.lora_targets),
+        lora_dropout=0.0,
+        bias="none",
+    )
+    wrapped = get_peft_model(model, lora)
+    for param in model.classifier.parameters():
+        param.requires_grad = True
+    return wrapped
+
+
+def _freeze_all_but_head(model: PooledBertForSequenceClassification) -> None:
+    for param in model.parameters():
+        param.requires_grad = False
+    for param in model.classifier.parameters():
+        param.requires_grad = True
+
+
+FINETUNE_MODES: dict[str, FinetuneMode] = {
+    "head": FinetuneMode(name="head", prepare=_head_only, on_features=True),
+    "lora": FinetuneMode(name="lora", prepare=_lora, on_features=False),
+    "full": FinetuneMode(name="full", prepare=_full, on_features=False),
+}
+
+
+def finetune_mode(finetune: FinetuneSettings) -> FinetuneMode:
+    """The registry entry `finetune.mode` names."""
+    try:
+        return FINETUNE_MODES[finetune.mode]
+    except KeyError:
+        raise FedmodelError(
+            f"finetune.mode must be one of {list(FINETUNE_MODES)}, got "
+            f"{finetune.mode!r}"
+        ) from None
+
+
+def prepare_for_finetuning(
+    model: PooledBertForSequenceClassification, finetune: FinetuneSettings
+) -> nn.Module:
+    """Freeze what the fine-tuning mode keeps fixed; add LoRA adapters if asked.
+
+    Returns the module to train (a PEFT wrapper in `lora` mode).
+    """
+    return finetune_mode(finetune).prepare(model, finetune)
+
+
+def classification_head(model: PooledBertForSequenceClassification) -> nn.Module:
+    """The layers after pooling (dropout, linear) as one module.
+
+    Its parameters are the classifier's own, so training it trains the model;
+    it is what head mode trains on pooled features and what Opacus wraps.
+    """
+    return nn.Sequential(model.dropout, model.classifier)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights local training moves: all that is ever exchanged."""
+    return {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy exchanged weights into the model, refusing any key or shape mismatch."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(params) != set(state):
+        missing = sorted(set(params) - set(state))[:3]
+        extra = sorted(set(state) - set(params))[:3]
+        raise FedmodelError(
+            f"weights do not match the model: missing {missing}, unexpected {extra};"
+            " server and clients must use the same model and finetune settings"
+        )
+    with torch.no_grad():
+        for name, value in state.items():
+            if params[name].shape != value.shape:
+                raise FedmodelError(
+                    f"weight {name!r} has shape {tuple(value.shape)}, the model "
+                    f"expects {tuple(params[name].shape)}"
+                )
+            params[name].copy_(value)
+
+
+def merged_classifier(model: nn.Module) -> PooledBertForSequenceClassification:
+    """The plain classifier, with LoRA adapters merged into its weights."""
+    if isinstance(model, PeftModel):
+        merged = model.merge_and_unload()
+        assert isinstance(merged, PooledBertForSequenceClassification)
+        return merged
+    assert isinstance(model, PooledBertForSequenceClassification)
+    return model

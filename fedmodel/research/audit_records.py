@@ -1,0 +1,156 @@
+"""A finished run's records and model losses, rebuilt for `fedmodel audit`.
+
+The audit re-creates a client's training and held-out records (and the
+canaries planted among them) from the run's resolved config, exactly as the
+run built them, and computes the final model's loss on each record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import yaml
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.data import make_text_loader
+from fedmodel.data.canaries import canary_splits
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.training.loops import TEXT_INPUTS
+
+LOSS_BATCH = 128
+
+
+def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
+    """A finished run's settings and summary, or a clear error."""
+    if not run_dir.is_dir():
+        raise FedmodelError(f"run folder {run_dir} does not exist")
+    for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
+        if not (run_dir / name).is_file():
+            raise FedmodelError(
+                f"{run_dir} has no {name}: give the folder of a finished "
+                "`fedmodel simulate` run"
+            )
+    try:
+        raw = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
+    return settings_from_dict(raw), summary
+
+
+def example_losses(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    split: datasets.Dataset,
+    *,
+    max_length: int,
+) -> np.ndarray:
+    """The model's cross-entropy loss on each record, in the split's order."""
+    loader = make_text_loader(
+        tokenizer,
+        list(split["text"]),
+        list(split["label"]),
+        max_length=max_length,
+        batch_size=LOSS_BATCH,
+        shuffle=False,
+        seed=0,
+    )
+    losses = []
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
+            logits = model(**inputs).logits
+            losses.append(
+                torch.nn.functional.cross_entropy(
+                    logits, batch["labels"], reduction="none"
+                ).numpy()
+            )
+    return np.concatenate(losses) if losses else np.zeros(0)
+
+
+def rebuilt_canaries(
+    settings: RunSettings,
+    *,
+    run_dir: Path,
+    client: int,
+    train: datasets.Dataset,
+    val: datasets.Dataset,
+    planted: int,
+    num_labels: int | None,
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """The canaries the client trained on and their references, rebuilt and checked."""
+    assert num_labels is not None, "the exported teacher states its label count"
+    clean = datasets.concatenate_datasets(
+        [members_without(train, planted), val.select_columns(["text", "label"])]
+    )
+    canaries, reference = canary_splits(
+        settings, client_records=clean, num_labels=num_labels
+    )
+    if len(canaries) < 2 or len(reference) < 2:
+        raise FedmodelError(
+            f"{run_dir} planted {len(canaries)} canaries with {len(reference)} "
+            "references; the canary audit needs at least 2 of each: rerun with "
+            "audit.canaries >= 2 and audit.reference_canaries >= 2"
+        )
+    if list(canaries["text"]) != list(train["text"][len(train) - planted :]):
+        raise FedmodelError(
+            f"the canaries rebuilt from {run_dir}/{RESOLVED_CONFIG} differ from the "
+            f"ones client {client} trained on: the run's data or code has changed"
+        )
+    return canaries, reference
+
+
+def require_held_out(val: datasets.Dataset, *, client: int, run_dir: Path) -> None:
+    """Refuse an audit of a client without held-out records to compare with."""
+    if len(val) < 2:
+        raise FedmodelError(
+            f"client {client} of {run_dir} holds {len(val)} held-out records; the "
+            "audit compares members with held-out records of the same client: rerun "
+            "with task.val_fraction above 0 (e.g. 0.5 for a strong audit)"
+        )
+
+
+def members_without(train: datasets.Dataset, planted: int) -> datasets.Dataset:
+    """The client's own training records, without the canaries appended to them."""
+    return train.select(range(len(train) - planted)).select_columns(["text", "label"])
+
+
+def at_most(
+    split: datasets.Dataset, limit: int, rng: np.random.Generator
+) -> datasets.Dataset:
+    """A random subset of at most `limit` records, in the split's order."""
+    if len(split) <= limit:
+        return split
+    return split.select(np.sort(rng.choice(len(split), size=limit, replace=False)))
+
+
+def client_figures(summary: dict[str, Any], client: int) -> dict[str, Any]:
+    """One client's privacy figures from the run's summary."""
+    for figures in summary.get("clients", []):
+        if figures.get("client_id") == client:
+            return dict(figures)
+    return {}
+
+
+def load_teacher(run_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The run's exported teacher and its tokenizer, loaded by plain transformers."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        run_dir / TEACHER_DIR, trust_remote_code=True
+    )
+    tokenizer = AutoTokenizer.from_pretrained(
+        run_dir / TEACHER_DIR, trust_remote_code=True
+    )
+    return model, tokenizer

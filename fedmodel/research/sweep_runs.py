@@ -1,0 +1,155 @@
+"""The runs of a sweep folder, one row each, for `fedmodel report`.
+
+A run folder is any folder under the sweep folder holding `summary.json` and
+`resolved_config.yaml` (what `fedmodel simulate` writes); one without a summary
+failed or has not finished and is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+
+log = logging.getLogger(__name__)
+
+LEVELS = {
+    "off": "non-private",
+    "dpsgd": "record-level DP",
+    "central": "client-level DP",
+}
+# What makes runs one "setting" (a line in the plot); seed and budget are not.
+SETTING_COLUMNS = [
+    "kind",
+    "privacy_level",
+    "task",
+    "num_clients",
+    "partition",
+    "finetune",
+    "num_rounds",
+    "local_epochs",
+    "max_grad_norm",
+    "accountant",
+    "target_delta",
+]
+CLIENT_COLUMNS = ("num_clients", "partition")
+
+
+def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Return (finished, unfinished) run folders under `sweep_dir`.
+
+    Unfinished ones hold a resolved config but no summary (a run that failed
+    or is still going).
+    """
+    if not sweep_dir.exists():
+        raise FedmodelError(f"sweep folder {sweep_dir} does not exist")
+    if not sweep_dir.is_dir():
+        raise FedmodelError(f"{sweep_dir} is a file, not a sweep folder")
+    started = sorted(p.parent for p in sweep_dir.rglob(RESOLVED_CONFIG))
+    finished = [run for run in started if (run / SUMMARY_FILE).is_file()]
+    unfinished = [run for run in started if run not in finished]
+    if not finished:
+        raise FedmodelError(
+            f"{sweep_dir} holds no finished run folder (one with {SUMMARY_FILE} and "
+            f"{RESOLVED_CONFIG}): give the folder a `fedmodel simulate --multirun` "
+            "wrote (its hydra.sweep.dir), or a folder of such folders"
+        )
+    return finished, unfinished
+
+
+def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
+    """One run's settings and results, flat."""
+    config = _read(run_dir / RESOLVED_CONFIG, yaml.safe_load)
+    summary = _read(run_dir / SUMMARY_FILE, json.loads)
+    try:
+        privacy = config["privacy"]
+        partition = config["partition"]
+        num_clients = int(config["num_clients"])
+        guarantee = summary.get("privacy_guarantee") or {}
+        epsilons = [c["epsilon"] for c in summary["clients"] if c.get("epsilon")]
+        alpha = (
+            f" alpha={partition['alpha']:g}" if partition["name"] == "dirichlet" else ""
+        )
+        return {
+            "run": str(run_dir.relative_to(sweep_dir)),
+            "kind": "centralized" if num_clients == 1 else "federated",
+            "privacy_level": LEVELS.get(privacy["mode"], privacy["mode"]),
+            "task": config["task"]["name"],
+            "num_clients": num_clients,
+            "partition": partition["name"] + ("" if num_clients == 1 else alpha),
+            "finetune": config["finetune"]["mode"],
+            "num_rounds": int(config["num_rounds"]),
+            "local_epochs": int(config["finetune"]["local_epochs"]),
+            "max_grad_norm": privacy.get("max_grad_norm"),
+            "accountant": privacy["accountant"] if privacy["mode"] != "off" else None,
+            "target_delta": privacy.get("target_delta"),
+            "target_epsilon": privacy.get("target_epsilon")
+            if privacy["mode"] != "off"
+            else None,
+            "seed": int(config["seed"]),
+            "final_accuracy": float(summary["final_accuracy"]),
+            "final_macro_f1": float(summary["final_macro_f1"]),
+            "epsilon_spent": guarantee.get("epsilon")
+            or (max(epsilons) if epsilons else None),
+            "rounds_completed": int(summary["rounds_completed"]),
+            "wall_seconds": float(summary["wall_seconds"]),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FedmodelError(
+            f"run folder {run_dir}: {SUMMARY_FILE} or {RESOLVED_CONFIG} lacks what a "
+            f"fedmodel run writes ({type(exc).__name__}: {exc}); rerun it or move "
+            "it out of the sweep folder"
+        ) from exc
+
+
+def _read(path: Path, parse: Any) -> dict[str, Any]:
+    try:
+        value = parse(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise FedmodelError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise FedmodelError(f"{path} does not hold a mapping")
+    return value
+
+
+def collect_runs(sweep_dir: Path) -> pd.DataFrame:
+    """Every finished run under `sweep_dir`, one row each, with a setting label."""
+    finished, unfinished = find_runs(sweep_dir)
+    for run in unfinished:
+        log.warning(
+            "skipping %s: it has no %s (failed or unfinished)", run, SUMMARY_FILE
+        )
+    runs = pd.DataFrame([run_row(run, sweep_dir) for run in finished])
+    runs.insert(1, "setting", _labels(runs))
+    return runs
+
+
+def _labels(runs: pd.DataFrame) -> list[str]:
+    """Name each setting by its kind and privacy, plus whatever varies in the sweep.
+
+    Centralized runs are one client holding everything, so the client count
+    and partition are left out of their names.
+    """
+    federated = runs[runs["kind"] == "federated"]
+    pool = federated if len(federated) else runs
+    varying = [
+        column
+        for column in SETTING_COLUMNS[2:]
+        if pool[column].astype(str).nunique() > 1
+    ]
+    labels = []
+    for _, row in runs.iterrows():
+        extra = [
+            f"{column}={row[column]}"
+            for column in varying
+            if row["kind"] == "federated" or column not in CLIENT_COLUMNS
+        ]
+        labels.append(", ".join([row["kind"], row["privacy_level"], *extra]))
+    return labels

@@ -1,0 +1,90 @@
+"""Mode registries: the names config checks accept are the modes that exist."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from fedmodel.config import CONF_DIR, settings_from_dict
+from fedmodel.config.modes import (
+    ACCOUNTANT_NAMES,
+    DISTILL_MODE_NAMES,
+    FINETUNE_MODE_NAMES,
+    PRIVACY_MODE_NAMES,
+    TRACKER_NAMES,
+)
+from fedmodel.errors import FedmodelError
+from fedmodel.model.finetune import FINETUNE_MODES, finetune_mode
+from fedmodel.privacy.calibration import ACCOUNTANTS
+from fedmodel.privacy.modes import PRIVACY_MODES, privacy_mode
+from fedmodel.run.tracking import TRACKERS
+from tests.conftest import group_settings, small_config
+
+
+def _option_values(group: str, key: str) -> set[str]:
+    values = set()
+    for path in (CONF_DIR / group).glob("*.yaml"):
+        if not path.stem.startswith("_"):
+            values.add(str(yaml.safe_load(path.read_text(encoding="utf-8"))[key]))
+    return values
+
+
+def test_registries_hold_exactly_the_accepted_names() -> None:
+    assert set(FINETUNE_MODES) == set(FINETUNE_MODE_NAMES)
+    assert set(PRIVACY_MODES) == set(PRIVACY_MODE_NAMES)
+    assert set(TRACKERS) == set(TRACKER_NAMES)
+    assert set(ACCOUNTANTS) == set(ACCOUNTANT_NAMES)
+    for name, mode in [*FINETUNE_MODES.items(), *PRIVACY_MODES.items()]:
+        assert mode.name == name
+
+
+def test_every_mode_has_its_config_option() -> None:
+    assert _option_values("finetune", "mode") == set(FINETUNE_MODE_NAMES)
+    assert _option_values("privacy", "mode") == set(PRIVACY_MODE_NAMES)
+    assert _option_values("distill", "name") == set(DISTILL_MODE_NAMES)
+    assert _option_values("tracking", "name") == set(TRACKER_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("finetune.mode=adapters", "finetune.mode must be one of"),
+        ("privacy.mode=local", "privacy.mode must be one of"),
+        ("distill.name=online", "distill.name must be one of"),
+        ("tracking.name=wandb", "tracking.name must be one of"),
+    ],
+)
+def test_unknown_mode_names_are_refused_by_the_config_check(
+    override: str, fragment: str
+) -> None:
+    with pytest.raises(FedmodelError, match=fragment):
+        settings_from_dict(small_config(override))
+
+
+def test_privacy_modes_agree_with_the_settings_they_describe() -> None:
+    for name, mode in PRIVACY_MODES.items():
+        privacy = group_settings("privacy", name)
+        assert privacy_mode(privacy) is mode
+        assert mode.enabled == privacy.enabled
+        assert mode.client_dpsgd == privacy.record_level
+        assert mode.server_noise == privacy.client_level
+        # Statistics computed from records without noise leave only without DP.
+        assert mode.releases_statistics == (not mode.enabled)
+
+
+def test_unknown_modes_are_named_at_lookup() -> None:
+    with pytest.raises(FedmodelError, match="'adapters'"):
+        finetune_mode(group_settings("finetune", mode="adapters"))
+    privacy = dataclasses.replace(group_settings("privacy"), mode="local")
+    with pytest.raises(FedmodelError, match="'local'"):
+        privacy_mode(privacy)
+
+
+def test_only_federated_distillation_adds_client_rounds() -> None:
+    rounds = {
+        name: group_settings("distill", name, rounds=3).client_rounds
+        for name in DISTILL_MODE_NAMES
+    }
+    assert rounds == {"off": 0, "server": 0, "federated": 3}
