@@ -192,5 +192,5 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 2
-    assert "target_delta" in done.stderr or "delta" in done.stderr
+    assert "privacy.target_delta" in done.stderr
     assert "Traceback" not in done.stderr

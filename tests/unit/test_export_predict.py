@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, build_student, load_tokenizer
+from fedmodel.serve import inference
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (
     OnnxClassifier,
@@ -86,9 +88,19 @@ def test_exported_folder_keeps_labels_and_training_length(exported: Path) -> Non
     assert reloaded.config.num_labels == 3
 
 
-def test_latency_is_measured_per_call(exported: Path, bank_texts: list[str]) -> None:
+def test_latency_is_measured_per_call(
+    exported: Path, bank_texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     classifier = load_classifier(exported)
-    assert median_latency_ms(classifier, bank_texts, batch_size=32, repeats=3) > 0
+    # A clock that reads 10, 30 and 20 ms across the three timed calls: the
+    # result is their median, so only each call (not the warm-up) is timed.
+    ticks = iter([0.0, 0.010, 1.0, 1.030, 2.0, 2.020])
+    monkeypatch.setattr(
+        inference, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    )
+    latency = median_latency_ms(classifier, bank_texts, batch_size=32, repeats=3)
+    assert latency == pytest.approx(20.0)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="at least 32"):
         median_latency_ms(classifier, bank_texts[:5], batch_size=32, repeats=3)
 

@@ -240,5 +240,3 @@ def test_two_writers_do_not_lose_charges(path: Path) -> None:
     eps = second.charge(round_number=1, steps=10)
     assert eps == epsilon_for([ENTRY, ENTRY], delta=PLAN.delta, accountant="rdp")
     assert open_ledger(path).steps == 20
-
-
