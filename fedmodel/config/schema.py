@@ -164,6 +164,7 @@ class FederationSettings:
     name: str
     cpus_per_client: float = 1.0
     round_timeout: float = 3600.0
+    allow_failed_clients: bool = False
 
 
 @dataclass(frozen=True)

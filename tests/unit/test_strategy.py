@@ -10,7 +10,8 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.strategy import build_strategy, reply_problem
+from fedmodel.federation.messages import reply_problem
+from fedmodel.federation.strategy import build_strategy
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
 
