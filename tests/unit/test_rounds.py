@@ -262,3 +262,32 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
     assert summary["rounds_completed"] == 1
     assert not (run_dir / "checkpoint" / "state.pt.tmp").exists()
     assert not stale.exists()
+
+
+@pytest.mark.slow  # exports and distils a student after the rounds
+def test_student_rounds_are_numbered_on_from_the_teachers(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path / "run",
+        "num_rounds=1",
+        "distill=federated",
+        "distill.rounds=1",
+        "distill.epochs=1",
+        "distill.student.num_layers=1",
+        "distill.augment_copies=0",
+    )
+    grid = FakeGrid(2)
+    summary = run_federation(grid, settings)
+    run_dir = tmp_path / "run"
+    assert [(r["round"], r.get("model", "teacher")) for r in read_rounds(run_dir)] == [
+        (1, "teacher"),
+        (2, "student"),
+    ]
+    assert [(r["round"], r["model"]) for r in summary["rounds"]] == [
+        (1, "teacher"),
+        (2, "student"),
+    ]
+    assert summary["rounds_completed"] == 1
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
+    student_messages = [m for m in grid.sent if "teacher" in m.content.array_records]
+    assert [m.content["config"]["server-round"] for m in student_messages] == [2, 2]
