@@ -83,7 +83,6 @@ class SaveCheckpoint:
                 weights=self.weights(),
                 exhausted_nodes=sorted(self.strategy.exhausted_nodes),
                 client_figures=self.strategy.client_figures,
-                failed_nodes=sorted(self.strategy.failed_nodes),
                 rounds=self.history.rounds,
             ),
         )

@@ -8,22 +8,15 @@ The pieces live beside it: `server_setup` (run folder, resume, warm start),
 from __future__ import annotations
 
 import logging
-import shlex
 import time
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedmodel.config import (
-    RunSettings,
-    compose_config,
-    from_run_config,
-    settings_from_dict,
-)
+from fedmodel.config import RunSettings
 from fedmodel.data import load_task
+from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_rounds import (
@@ -32,10 +25,14 @@ from fedmodel.federation.server_rounds import (
     server_rounds,
     train_teacher,
 )
-from fedmodel.federation.server_setup import prepare_run_dir, start_model
+from fedmodel.federation.server_setup import (
+    prepare_run_dir,
+    settings_from_run_config,
+    start_model,
+)
 from fedmodel.model.load import merged_classifier
 from fedmodel.run.console import setup_logging
-from fedmodel.run.layout import TEACHER_DIR
+from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
 from fedmodel.run.metrics import plot_progress
 from fedmodel.run.summary import (
     STATUS_FAILED,
@@ -44,6 +41,7 @@ from fedmodel.run.summary import (
     client_rows,
     guarantee,
 )
+from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 
 app = ServerApp()
@@ -55,28 +53,6 @@ def main(grid: Grid, context: Context) -> None:
     """Run a federation from the run-config Flower hands the ServerApp."""
     setup_logging()
     run_federation(grid, settings_from_run_config(dict(context.run_config)))
-
-
-def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
-    """Typed settings from a flat run-config.
-
-    Under `flwr run` the run-config holds only pyproject's [tool.flwr.app.config]
-    keys: `overrides` (Hydra syntax, applied to conf/) and `run-dir` ("" means
-    outputs/<date>/<time>-flwr-<task>). The ServerApp runs in the SuperLink's
-    working directory, so the run folder is made absolute here: the log then
-    names it and ClientApps find it whatever their own working directory.
-    `fedmodel simulate` passes the whole resolved config instead.
-    """
-    if set(run_config) <= {"overrides", "run-dir"}:
-        raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
-        run_dir = str(run_config.get("run-dir", ""))
-        if not run_dir:
-            stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-            run_dir = f"outputs/{stamp}-flwr-{raw['task']['name']}"
-        raw["run_dir"] = str(Path(run_dir).expanduser().resolve())
-    else:
-        raw = from_run_config(run_config)
-    return settings_from_dict(raw)
 
 
 def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
@@ -122,7 +98,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     return _conclude(shared, summary, final, started)
 
 
-def _finish(shared: ServerRounds, model: Any, task: Any) -> dict[str, Any]:
+def _finish(shared: ServerRounds, model: GlobalModel, task: TaskData) -> dict[str, Any]:
     """Export the teacher, distil the student (on the clients if asked)."""
     settings = shared.settings
     teacher_weights = model.weights()
@@ -161,7 +137,7 @@ def _conclude(
         summary.status = STATUS_FAILED
         summary.final_line = (
             f"run failed after {summary.rounds_completed} aggregated round(s): "
-            f"{shared.watch.fatal}; summary in {run_dir / 'summary.json'}"
+            f"{shared.watch.fatal}; summary in {run_dir / SUMMARY_FILE}"
         )
     else:
         summary.final_line = (

@@ -71,7 +71,12 @@ def server_rounds(
     run_dir: Path,
     resumed: Checkpoint | None,
 ) -> ServerRounds:
-    """The teacher's strategy (budget-aware, central DP if asked) and shared state."""
+    """The teacher's strategy (budget-aware, central DP if asked) and shared state.
+
+    A resumed run keeps which clients spent their budget and what each last
+    reported, but tries again the clients that failed: resuming is how a user
+    continues after fixing them.
+    """
     weights = model.weights()
     strategy = BudgetAwareStrategy(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
@@ -81,7 +86,6 @@ def server_rounds(
         strategy = ClientLevelDPStrategy(strategy, settings=settings)
     if resumed is not None:
         strategy.exhausted_nodes.update(resumed.exhausted_nodes)
-        strategy.failed_nodes.update(resumed.failed_nodes)
         strategy.client_figures.update(resumed.client_figures)
     return ServerRounds(
         grid=grid,

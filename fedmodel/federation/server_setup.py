@@ -1,4 +1,4 @@
-"""Before round 1: the run folder, the node count, the global model, resume.
+"""Before round 1: settings, the run folder, the node count, the model, resume.
 
 A kill leaves at most a half-written temp file behind (`state.pt.tmp`, a
 ledger's `.privacy_ledger.json.<random>.tmp`); the next start removes them.
@@ -10,14 +10,22 @@ clients' ledgers keep every charge made before the kill.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from flwr.serverapp import Grid
 
-from fedmodel.config import RunSettings
+from fedmodel.config import (
+    RunSettings,
+    compose_config,
+    from_run_config,
+    settings_from_dict,
+)
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
@@ -43,6 +51,28 @@ from fedmodel.training.warm_start import warm_start_head
 log = logging.getLogger(__name__)
 
 NODE_WAIT_SECONDS = 60.0
+
+
+def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
+    """Typed settings from a flat run-config.
+
+    Under `flwr run` the run-config holds only pyproject's [tool.flwr.app.config]
+    keys: `overrides` (Hydra syntax, applied to conf/) and `run-dir` ("" means
+    outputs/<date>/<time>-flwr-<task>). The ServerApp runs in the SuperLink's
+    working directory, so the run folder is made absolute here: the log then
+    names it and ClientApps find it whatever their own working directory.
+    `fedmodel simulate` passes the whole resolved config instead.
+    """
+    if set(run_config) <= {"overrides", "run-dir"}:
+        raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
+        run_dir = str(run_config.get("run-dir", ""))
+        if not run_dir:
+            stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+            run_dir = f"outputs/{stamp}-flwr-{raw['task']['name']}"
+        raw["run_dir"] = str(Path(run_dir).expanduser().resolve())
+    else:
+        raw = from_run_config(run_config)
+    return settings_from_dict(raw)
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:

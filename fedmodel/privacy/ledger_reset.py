@@ -2,7 +2,10 @@
 
 Nothing in a run ever resets a ledger. Only the site's operator may start a new
 budget, on purpose (for example for a new, disjoint data set), and the old
-ledger is kept beside the new one as evidence of what was spent.
+ledger is kept beside the new one as evidence of what was spent. The number of
+archived ledgers is what tells the server, explicitly, that a lower epsilon is
+such a reset: the client reports it with every round, and the server refuses a
+client whose ledger went back without that count going up.
 """
 
 from __future__ import annotations

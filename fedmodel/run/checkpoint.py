@@ -1,7 +1,7 @@
 """The server's checkpoint after each round, and resuming a run from it.
 
 `run_dir/checkpoint/state.pt` holds the last round run, the global weights
-after it, the nodes whose budget is spent or that failed for good, each
+after it, the nodes whose budget is spent, each
 client's latest privacy figures and what each round aggregated. The server
 writes it as soon as a round's aggregate is loaded, before evaluating it or
 writing its metrics line, so a finished round is never run again and no site
@@ -35,14 +35,8 @@ class Checkpoint:
     weights: dict[str, torch.Tensor]
     exhausted_nodes: list[int] = field(default_factory=list)
     client_figures: dict[int, dict[str, float]] = field(default_factory=dict)
-    failed_nodes: list[int] = field(default_factory=list)
     # One entry per round run: round, model, clients selected and aggregated.
     rounds: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def rounds_aggregated(self) -> int:
-        """Rounds whose aggregate changed the model (the others do not count)."""
-        return sum(1 for r in self.rounds if r.get("clients_aggregated", 0) > 0)
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -55,7 +49,6 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             "round": checkpoint.round,
             "weights": checkpoint.weights,
             "exhausted_nodes": list(checkpoint.exhausted_nodes),
-            "failed_nodes": list(checkpoint.failed_nodes),
             "client_figures": {
                 int(cid): dict(figures)
                 for cid, figures in checkpoint.client_figures.items()
@@ -91,7 +84,6 @@ def load_checkpoint(
                 int(cid): {str(k): float(v) for k, v in figures.items()}
                 for cid, figures in raw.get("client_figures", {}).items()
             },
-            failed_nodes=[int(node) for node in raw.get("failed_nodes", [])],
             rounds=list(json.loads(raw.get("rounds", "[]"))),
         )
     except (
