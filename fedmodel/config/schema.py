@@ -174,6 +174,7 @@ class FederationSettings:
     name: str
     cpus_per_client: float
     round_timeout: float
+    allow_failed_clients: bool
 
 
 @dataclass(frozen=True)

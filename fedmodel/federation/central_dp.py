@@ -25,7 +25,8 @@ from flwr.serverapp.strategy import (
 
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.strategy import METRICS_KEY, BudgetAwareStrategy
+from fedmodel.federation.messages import METRICS_KEY
+from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.privacy import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.client_level import (
     CENTRAL_LEDGER_FILE,

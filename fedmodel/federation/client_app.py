@@ -1,29 +1,42 @@
 """Flower ClientApp: translate messages to and from one local round.
 
 The same app runs in simulation (one virtual SuperNode per client) and at a
-site (a real SuperNode). Its reply holds the trainable weights and numbers only.
+site (a real SuperNode). Its reply holds the trainable weights and numbers
+only; a round that fails replies with one line saying why (never a traceback,
+never a record), so the server can name the client and its reason.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedmodel.client.local_round import RoundOutcome, run_local_round
 from fedmodel.client.site import capped_settings, site_from_node_config
 from fedmodel.client.site_data import load_site_records
 from fedmodel.config import RunSettings, from_run_config, settings_from_dict
-from fedmodel.federation.strategy import (
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.messages import (
     ARRAYS_KEY,
+    CLIENT_CRASHED,
     CLIENT_ID_KEY,
+    CLIENT_REFUSED,
+    CONFIG_KEY,
     EXHAUSTED_KEY,
+    LEDGER_RESETS_KEY,
     METRICS_KEY,
+    ROUND_STEPS_KEY,
     TEACHER_KEY,
+    failure_reason,
 )
+from fedmodel.privacy.durable_file import remove_stale_temp_files
+from fedmodel.privacy.ledger_reset import LEDGER_FILE, reset_count, round_steps
 
 app = ClientApp()
+log = logging.getLogger(__name__)
 
 # Keys of the node config (simulation sets the first two itself).
 PARTITION_ID = "partition-id"
@@ -37,22 +50,46 @@ def train(msg: Message, context: Context) -> Message:
     """Train the received weights locally and reply with the update.
 
     A message that also carries the teacher's weights is a federated
-    distillation round: the received weights are the student's.
+    distillation round: the received weights are the student's. Any failure
+    becomes an error reply holding one line: the FedmodelError's message, or
+    the type and message of an unexpected exception (its traceback stays in
+    this client's log).
     """
-    config = dict(msg.content["config"])
+    client_id: int | None = None
+    try:
+        site = site_from_node_config(context.node_config)
+        if site is None:
+            client_id = int(context.node_config[PARTITION_ID])
+        else:
+            client_id = site.site_id
+        content = _train(msg, context, client_id)
+    except FedmodelError as exc:
+        log.warning("client %s: %s", client_id, exc)
+        return _failure(msg, CLIENT_REFUSED, failure_reason(client_id, str(exc)))
+    except Exception as exc:  # noqa: BLE001 - the server must learn why
+        log.debug("client %s crashed", client_id, exc_info=True)
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return _failure(msg, CLIENT_CRASHED, failure_reason(client_id, text))
+    return Message(content=content, reply_to=msg)
+
+
+def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
+    config = dict(msg.content[CONFIG_KEY])
     round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))
     site = site_from_node_config(context.node_config)
     if site is None:
-        client_id = int(context.node_config[PARTITION_ID])
         state_dir = client_state_dir(settings, context, client_id)
         records = None
     else:
         settings = capped_settings(settings, site)
-        client_id, state_dir = site.site_id, site.state_dir
+        state_dir = site.state_dir
         records = load_site_records(settings, site)
+    removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
+    if removed:
+        log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
     arrays = msg.content.array_records
     teacher = arrays.get(TEACHER_KEY)
     outcome = run_local_round(
@@ -64,7 +101,13 @@ def train(msg: Message, context: Context) -> Message:
         records=records,
         teacher_weights=None if teacher is None else teacher.to_torch_state_dict(),
     )
-    return Message(content=_reply_content(outcome, client_id), reply_to=msg)
+    ledger_marks = {}
+    if outcome.privacy:
+        ledger_marks = {
+            ROUND_STEPS_KEY: round_steps(state_dir, round_number),
+            LEDGER_RESETS_KEY: reset_count(state_dir),
+        }
+    return _reply_content(outcome, client_id, ledger_marks)
 
 
 def client_state_dir(settings: RunSettings, context: Context, client_id: int) -> Path:
@@ -77,9 +120,16 @@ def client_state_dir(settings: RunSettings, context: Context, client_id: int) ->
     return Path(settings.run_dir) / "clients" / f"client-{client_id}"
 
 
-def _reply_content(outcome: RoundOutcome, client_id: int) -> RecordDict:
+def _failure(msg: Message, code: int, reason: str) -> Message:
+    return Message(error=Error(code=code, reason=reason), reply_to=msg)
+
+
+def _reply_content(
+    outcome: RoundOutcome, client_id: int, ledger_marks: dict[str, int]
+) -> RecordDict:
     metrics: dict[str, int | float | list[int] | list[float]] = {
         **outcome.released_metrics(),
+        **ledger_marks,
         CLIENT_ID_KEY: client_id,
         EXHAUSTED_KEY: int(outcome.budget_exhausted),
     }

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 from flwr.app import Context, RecordDict
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.telemetry import EventType
 
-from fedmodel.config import settings_from_dict, to_run_config
+from fedmodel.config import RunSettings, settings_from_dict, to_run_config
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app, server_app
@@ -57,6 +61,19 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
         state=RecordDict(),
         run_config=to_run_config(config),
     )
+    with _stop_leftover_processes():
+        _run_simulation_engine(settings, context)
+    summary_path = run_dir / SUMMARY_FILE
+    if not summary_path.is_file():
+        raise FedmodelError(
+            f"the simulation ended without writing {summary_path}; see the log above"
+        )
+    summary: dict[str, Any] = json.loads(summary_path.read_text())
+    track_run(settings, run_dir)
+    return summary
+
+
+def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
     _run_simulation(
         num_supernodes=settings.num_clients,
         exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
@@ -72,11 +89,47 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
         },
         server_app_context=context,
     )
-    summary_path = run_dir / SUMMARY_FILE
-    if not summary_path.is_file():
-        raise FedmodelError(
-            f"the simulation ended without writing {summary_path}; see the log above"
-        )
-    summary: dict[str, Any] = json.loads(summary_path.read_text())
-    track_run(settings, run_dir)
-    return summary
+
+
+@contextlib.contextmanager
+def _stop_leftover_processes(grace_seconds: float = 5.0) -> Iterator[None]:
+    """Stop every process the simulation started before the command returns.
+
+    Flower shuts Ray down when the run ends, but Ray's workers go on for
+    seconds after. The processes below this one are noted while the run goes
+    (Ray's workers are children of its raylet, which exits first); those still
+    running at the end are asked to stop, then killed.
+    """
+    me = psutil.Process()
+    earlier = {child.pid for child in me.children(recursive=True)}
+    seen: dict[int, psutil.Process] = {}
+    done = threading.Event()
+
+    def note_children() -> None:
+        while not done.wait(0.5):
+            with contextlib.suppress(psutil.Error):
+                for child in me.children(recursive=True):
+                    seen.setdefault(child.pid, child)
+
+    watcher = threading.Thread(target=note_children, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        with contextlib.suppress(psutil.Error):
+            for child in me.children(recursive=True):
+                seen.setdefault(child.pid, child)
+        alive = [p for p in seen.values() if p.pid not in earlier and p.is_running()]
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _, alive = psutil.wait_procs(alive, timeout=grace_seconds)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        if alive:
+            log.debug(
+                "killed %d simulation process(es) that ignored SIGTERM", len(alive)
+            )

@@ -1,19 +1,19 @@
 """Server-side aggregation: Flower strategies by config name, made budget-aware.
 
-The wrapper knows which clients have spent their privacy budget and stops
-sampling them; it does not know how their updates were noised (privacy stays
-on the client), and it checks every reply holds weights and numbers only.
+The wrapper knows which clients have spent their privacy budget or failed for
+good and stops sampling them; it does not know how their updates were noised
+(privacy stays on the client). It checks every reply holds weights and numbers
+only, records why a client gave nothing usable, and refuses a client whose
+ledger reports less than the server already saw it spend.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import (
     FedAdam,
@@ -26,17 +26,19 @@ from flwr.serverapp.strategy import (
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.continuity import ledger_regression
+from fedmodel.federation.messages import (
+    CLIENT_ID_KEY,
+    EXHAUSTED_KEY,
+    LEDGER_RESETS_KEY,
+    METRICS_KEY,
+    ClientFailure,
+    metrics_problem,
+    read_failure,
+    reply_problem,
+)
 
 log = logging.getLogger(__name__)
-
-ARRAYS_KEY = "arrays"
-METRICS_KEY = "metrics"
-EXHAUSTED_KEY = "budget-exhausted"
-CLIENT_ID_KEY = "client-id"
-NUM_EXAMPLES_KEY = "num-examples"
-# In federated distillation rounds the teacher's weights travel beside the
-# student's (ARRAYS_KEY).
-TEACHER_KEY = "teacher"
 
 
 def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
@@ -136,8 +138,12 @@ class BudgetAwareStrategy:
         self.inner = inner
         self.expected_shapes = expected_shapes
         self.exhausted_nodes: set[int] = set()
+        # Nodes that failed for a permanent reason: not selected again.
+        self.failed_nodes: set[int] = set()
         # The latest figures each client reported, by client id.
         self.client_figures: dict[int, dict[str, float]] = {}
+        # Why clients gave nothing usable in the last aggregated round.
+        self.round_failures: list[ClientFailure] = []
 
     def for_other_weights(
         self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]
@@ -150,109 +156,82 @@ class BudgetAwareStrategy:
         """
         other = BudgetAwareStrategy(inner, expected_shapes=expected_shapes)
         other.exhausted_nodes = self.exhausted_nodes
+        other.failed_nodes = self.failed_nodes
         other.client_figures = self.client_figures
         return other
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:
-        """The inner strategy's train messages, minus spent clients."""
+        """The inner strategy's train messages, minus spent and failed clients."""
+        skipped = self.exhausted_nodes | self.failed_nodes
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
-        return [
-            m for m in messages if m.metadata.dst_node_id not in self.exhausted_nodes
-        ]
+        return [m for m in messages if m.metadata.dst_node_id not in skipped]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
         """Aggregate valid updates; return them too, for per-client figures.
 
-        Replies that say the budget is spent, carry an error, or hold anything
-        but the expected weights and numbers are left out, with a logged reason.
+        Replies that say the budget is spent, carry an error, hold anything but
+        the expected weights and numbers, or report a ledger that lost charges
+        are left out; each failure is kept in `round_failures`.
         """
-        accepted: list[Message] = []
-        for reply in replies:
-            node = reply.metadata.src_node_id
-            if reply.has_error():
-                log.warning(
-                    "round %d: node %d failed: %s",
-                    server_round,
-                    node,
-                    reply.error.reason,
-                )
-                continue
-            reason = reply_problem(reply.content, self.expected_shapes)
-            if reason:
-                log.warning(
-                    "round %d: rejected update from node %d: %s",
-                    server_round,
-                    node,
-                    reason,
-                )
-                continue
-            figures = {
-                key: float(value)  # type: ignore[arg-type]
-                for key, value in reply.content.metric_records[METRICS_KEY].items()
-            }
-            client_id = int(figures.get(CLIENT_ID_KEY, -1))
-            self.client_figures[client_id] = figures
-            if figures.get(EXHAUSTED_KEY, 0):
-                self.exhausted_nodes.add(node)
-                log.warning(
-                    "round %d: client %d has spent its privacy budget; it "
-                    "will not be selected again",
-                    server_round,
-                    client_id,
-                )
-                continue
-            accepted.append(reply)
+        self.round_failures = []
+        accepted = [r for r in replies if self._accept(server_round, r)]
         if not accepted:
             return None, None, []
         arrays, aggregated = self.inner.aggregate_train(server_round, accepted)
         return arrays, aggregated, accepted
 
-
-def reply_problem(
-    content: RecordDict, expected_shapes: dict[str, tuple[int, ...]]
-) -> str | None:
-    """Why a train reply is unacceptable, or None if it is fine.
-
-    A reply may hold one MetricRecord of numbers and, unless the client's
-    budget is spent, one ArrayRecord with exactly the expected finite weights.
-    Anything else (config records, strings, extra arrays) is refused.
-    """
-    if content.config_records:
-        return f"unexpected config records {sorted(content.config_records)}"
-    if set(content.metric_records) != {METRICS_KEY}:
-        return f"metric records {sorted(content.metric_records)} != ['{METRICS_KEY}']"
-    metrics = content.metric_records[METRICS_KEY]
-    for key, value in metrics.items():
-        if isinstance(value, list):
-            return f"metric {key!r} is a list, not a number"
-        if not math.isfinite(value):
-            return f"metric {key!r} is not a finite number: {value!r}"
-    if CLIENT_ID_KEY not in metrics:
-        return f"metric {CLIENT_ID_KEY!r} is missing"
-    if metrics.get(EXHAUSTED_KEY, 0):
-        return None if not content.array_records else "spent client sent weights"
-    examples = metrics.get(NUM_EXAMPLES_KEY)
-    if not isinstance(examples, int | float) or examples < 1:
-        return f"metric {NUM_EXAMPLES_KEY!r} must be a count >= 1, got {examples!r}"
-    if set(content.array_records) != {ARRAYS_KEY}:
-        return f"array records {sorted(content.array_records)} != ['{ARRAYS_KEY}']"
-    arrays = content.array_records[ARRAYS_KEY]
-    if set(arrays) != set(expected_shapes):
-        extra = sorted(set(arrays) - set(expected_shapes))[:3]
-        missing = sorted(set(expected_shapes) - set(arrays))[:3]
-        return f"weights do not match the model (extra {extra}, missing {missing})"
-    for name, array in arrays.items():
-        if not np.issubdtype(np.dtype(array.dtype), np.floating):
-            return f"weight {name!r} has dtype {array.dtype}, not a float type"
-        if tuple(array.shape) != expected_shapes[name]:
-            return (
-                f"weight {name!r} has shape {tuple(array.shape)}, expected "
-                f"{expected_shapes[name]}"
+    def _accept(self, server_round: int, reply: Message) -> bool:
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            return self._fail(read_failure(server_round, reply))
+        problem = metrics_problem(reply.content)
+        if problem:
+            return self._fail(ClientFailure(server_round, node, None, problem, True))
+        figures = {
+            key: float(value)  # type: ignore[arg-type]
+            for key, value in reply.content.metric_records[METRICS_KEY].items()
+        }
+        client_id = int(figures[CLIENT_ID_KEY])
+        previous = self.client_figures.get(client_id)
+        regression = ledger_regression(client_id, previous, figures)
+        if regression:
+            return self._fail(
+                ClientFailure(server_round, node, client_id, regression, True)
             )
-        if not np.isfinite(array.numpy()).all():
-            return f"weight {name!r} holds NaN or inf"
-    return None
+        if previous and figures.get(LEDGER_RESETS_KEY, 0) > previous.get(
+            LEDGER_RESETS_KEY, 0
+        ):
+            log.warning(
+                "round %d: client %d's operator reset its privacy ledger (fedmodel "
+                "ledger reset); its epsilon starts again from this round",
+                server_round,
+                client_id,
+            )
+        # Every charge a client reports counts, whether or not its update is used.
+        self.client_figures[client_id] = figures
+        if figures.get(EXHAUSTED_KEY, 0):
+            self.exhausted_nodes.add(node)
+            log.warning(
+                "round %d: client %d has spent its privacy budget; it "
+                "will not be selected again",
+                server_round,
+                client_id,
+            )
+            return False
+        problem = reply_problem(reply.content, self.expected_shapes)
+        if problem:
+            reason = f"its update was rejected: {problem}"
+            return self._fail(
+                ClientFailure(server_round, node, client_id, reason, True)
+            )
+        return True
+
+    def _fail(self, failure: ClientFailure) -> bool:
+        self.round_failures.append(failure)
+        if failure.permanent:
+            self.failed_nodes.add(failure.node_id)
+        return False

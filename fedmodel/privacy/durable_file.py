@@ -41,6 +41,25 @@ def write_durably(path: Path, text: str) -> None:
     _fsync_directory(directory)
 
 
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Delete temp files that `write_durably(path, ...)` left behind when killed.
+
+    Takes `path`'s lock, so no writer is between its temp file and its rename.
+    Returns what was removed.
+    """
+    if not path.parent.is_dir():
+        return []
+    stale = list(path.parent.glob(f".{path.name}.*.tmp"))
+    if not stale:
+        return []
+    with exclusive_lock(path):
+        stale = list(path.parent.glob(f".{path.name}.*.tmp"))
+        for temp in stale:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+    return stale
+
+
 def _fsync_directory(directory: Path) -> None:
     # The rename itself lives in the directory entry; without this a crash can
     # bring back the old file even though the new one was fsynced.

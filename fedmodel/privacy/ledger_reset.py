@@ -2,7 +2,10 @@
 
 Nothing in a run ever resets a ledger. Only the site's operator may start a new
 budget, on purpose (for example for a new, disjoint data set), and the old
-ledger is kept beside the new one as evidence of what was spent.
+ledger is kept beside the new one as evidence of what was spent. The number of
+archived ledgers is what tells the server, explicitly, that a lower epsilon is
+such a reset: the client reports it with every round, and the server refuses a
+client whose ledger went back without that count going up.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from fedmodel.privacy.durable_file import exclusive_lock
 from fedmodel.privacy.ledger_record import LedgerRecord, read_record
 
 LEDGER_FILE = "privacy_ledger.json"
+ARCHIVE_PATTERN = "privacy_ledger.reset-*.json"
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,36 @@ def archive_ledger(state_dir: Path) -> tuple[LedgerStatus, Path]:
     with exclusive_lock(path):
         status = _status(path, read_record(path))
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        target = path.with_name(f"privacy_ledger.reset-{stamp}.json")
+        target = path.with_name(ARCHIVE_PATTERN.replace("*", stamp))
         if target.exists():
             raise FedmodelError(f"{target} already exists; try again")
         path.rename(target)
     return status, target
+
+
+def reset_count(state_dir: Path) -> int:
+    """How many ledgers the site's operator archived in `state_dir`.
+
+    The client reports it with every round: a count higher than the server saw
+    before is how the server learns, explicitly, that a lower epsilon is a new
+    budget started on purpose and not a ledger that lost its charges.
+    """
+    return len(list(state_dir.glob(ARCHIVE_PATTERN)))
+
+
+def round_steps(state_dir: Path, round_number: int) -> int:
+    """Steps the ledger in `state_dir` charged for `round_number` (0 if none).
+
+    Only the latest charge counts: a round run again after a crash is charged
+    again, and what it adds is that latest charge.
+    """
+    path = state_dir / LEDGER_FILE
+    if not path.is_file():
+        return 0
+    rounds = read_record(path).rounds
+    if not rounds or rounds[-1].round != round_number:
+        return 0
+    return rounds[-1].steps
 
 
 def _ledger_path(state_dir: Path) -> Path:

@@ -1,26 +1,30 @@
 """The server's checkpoint after each round, and resuming a run from it.
 
-`run_dir/checkpoint/state.pt` holds the last completed round, the global
-weights after it, the nodes whose budget is spent and each client's latest
-privacy figures. A resumed run continues with the next round: rounds already
-done are not run again, so no site is charged for them a second time. A round
-that was in flight when the server stopped is run again; sites that trained in
-it were charged for it, and are charged again (an over-count, never an
-under-count).
+`run_dir/checkpoint/state.pt` holds the last round run, the global weights
+after it, the nodes whose budget is spent, each
+client's latest privacy figures and what each round aggregated. The server
+writes it as soon as a round's aggregate is loaded, before evaluating it or
+writing its metrics line, so a finished round is never run again and no site
+is charged for it a second time. A round that was in flight when the server
+stopped is run again; sites that trained in it were charged for it, and are
+charged again (an over-count, never an under-count).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, METRICS_FILE
-from fedmodel.run.metrics import append_round, read_rounds
+from fedmodel.run.metrics import clean_json, read_rounds
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Checkpoint:
     weights: dict[str, torch.Tensor]
     exhausted_nodes: list[int] = field(default_factory=list)
     client_figures: dict[int, dict[str, float]] = field(default_factory=dict)
+    # One entry per round run: round, model, clients selected and aggregated.
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -47,6 +53,8 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
                 int(cid): dict(figures)
                 for cid, figures in checkpoint.client_figures.items()
             },
+            # JSON text: weights_only loading accepts strings, not free dicts.
+            "rounds": json.dumps(clean_json(checkpoint.rounds)),
         },
         temp,
     )
@@ -76,6 +84,7 @@ def load_checkpoint(
                 int(cid): {str(k): float(v) for k, v in figures.items()}
                 for cid, figures in raw.get("client_figures", {}).items()
             },
+            rounds=list(json.loads(raw.get("rounds", "[]"))),
         )
     except (
         OSError,
@@ -95,18 +104,25 @@ def load_checkpoint(
     return checkpoint
 
 
+def remove_stale_checkpoint(run_dir: Path) -> bool:
+    """Delete a `state.pt.tmp` a kill left behind; True if there was one."""
+    temp = run_dir / CHECKPOINT_DIR / f"{CHECKPOINT_FILE}.tmp"
+    if not temp.is_file():
+        return False
+    temp.unlink()
+    return True
+
+
 def keep_rounds_up_to(run_dir: Path, last_round: int) -> None:
     """Drop metrics.jsonl lines after `last_round` (written before a crash).
 
-    The round is run again on resume and would otherwise appear twice.
+    The round is run again on resume and would otherwise appear twice. The
+    file is replaced in one step (temp file, fsync, rename): a kill during the
+    rewrite leaves the old lines or the new, never fewer.
     """
     rounds = read_rounds(run_dir)
     kept = [r for r in rounds if r["round"] <= last_round]
     if len(kept) == len(rounds):
         return
-    path = run_dir / METRICS_FILE
-    aside = path.with_name(f"{METRICS_FILE}.before-resume")
-    path.replace(aside)
-    for record in kept:
-        append_round(run_dir, record)
-    aside.unlink()
+    lines = "".join(json.dumps(clean_json(record)) + "\n" for record in kept)
+    write_durably(run_dir / METRICS_FILE, lines)

@@ -17,21 +17,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """JSON has no NaN or inf: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
 
 
 def append_round(run_dir: Path, record: Mapping[str, Any]) -> None:
     """Append one round's figures to metrics.jsonl and flush them to disk."""
     with (run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(_clean(record)) + "\n")
+        handle.write(json.dumps(clean_json(record)) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -62,7 +62,7 @@ def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write JSON atomically (temp file, then rename)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_clean(payload), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(clean_json(payload), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
 
 

@@ -25,7 +25,7 @@ from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
-from fedmodel.federation.strategy import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
+from fedmodel.federation.messages import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
 from fedmodel.model.finetune import prepare_for_finetuning, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status

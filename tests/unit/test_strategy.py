@@ -9,7 +9,8 @@ from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.strategy import build_strategy, reply_problem
+from fedmodel.federation.messages import reply_problem
+from fedmodel.federation.strategy import build_strategy
 from tests.conftest import group_settings
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}

@@ -1,0 +1,218 @@
+"""What happens after each round, one callback per concern (see `rounds.py`).
+
+Each callback's `after_round(state, metrics)` returns `(stop, metrics)`; the
+loop runs them in the order given, and later callbacks see the metrics earlier
+ones added. The server's order is: history, checkpoint, failures, evaluation,
+metrics line, console line, budget stop. The checkpoint comes before
+evaluation and the metrics line, so a round whose aggregate was loaded is
+never run again after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedmodel.federation.messages import ClientFailure
+from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
+from fedmodel.run.metrics import append_round
+from fedmodel.training.loops import EvalResult
+
+log = logging.getLogger(__name__)
+
+Result = tuple[bool, dict[str, Any]]
+
+
+class RoundHistory:
+    """Which rounds ran and what each aggregated (kept in the checkpoint)."""
+
+    def __init__(self, rounds: list[dict[str, Any]] | None = None) -> None:
+        self.rounds: list[dict[str, Any]] = list(rounds or [])
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Record the round's selected, aggregated and failed counts."""
+        self.rounds.append(
+            {
+                "round": state.round,
+                "model": state.model_name,
+                "clients_selected": metrics["clients_selected"],
+                "clients_aggregated": metrics["clients_aggregated"],
+                "clients_failed": metrics["clients_failed"],
+            }
+        )
+        return False, {}
+
+    def aggregated(self, model_name: str) -> int:
+        """Rounds of `model_name` whose aggregate changed the model."""
+        return sum(
+            1
+            for r in self.rounds
+            if r["model"] == model_name and r["clients_aggregated"] > 0
+        )
+
+
+class SaveCheckpoint:
+    """Write the server's state after the round's aggregate is loaded."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        strategy: BudgetAwareStrategy,
+        weights: Callable[[], dict[str, torch.Tensor]],
+        history: RoundHistory,
+    ) -> None:
+        self.run_dir = run_dir
+        self.strategy = strategy
+        self.weights = weights
+        self.history = history
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Save weights, budget state, client figures and the round history."""
+        save_checkpoint(
+            self.run_dir,
+            Checkpoint(
+                round=state.round,
+                weights=self.weights(),
+                exhausted_nodes=sorted(self.strategy.exhausted_nodes),
+                client_figures=self.strategy.client_figures,
+                rounds=self.history.rounds,
+            ),
+        )
+        return False, {}
+
+
+class FailureWatch:
+    """Name each failed client once per reason; stop on a failure that lasts.
+
+    A round in which no client returned an update always stops the run. A
+    permanent failure (the client's ledger, data or settings) stops it unless
+    `allow_failed` is set; the server then trains on without that client.
+    """
+
+    def __init__(self, *, allow_failed: bool) -> None:
+        self.allow_failed = allow_failed
+        self.failures: list[ClientFailure] = []
+        self.fatal: str | None = None
+        self._named: set[tuple[str, str]] = set()
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Log new (client, reason) pairs; decide whether the run can go on."""
+        for failure in state.failures:
+            self.failures.append(failure)
+            if (failure.who, failure.reason) not in self._named:
+                self._named.add((failure.who, failure.reason))
+                log.warning(
+                    "round %d: %s failed: %s", state.round, failure.who, failure.reason
+                )
+        if state.failures and not state.aggregated:
+            named = "; ".join(f"{f.who}: {f.reason}" for f in state.failures)
+            self.fatal = (
+                f"round {state.round}: no client returned an update; "
+                f"{len(state.failures)} failed ({named})"
+            )
+            return True, {}
+        lasting = [f for f in state.failures if f.permanent]
+        if lasting and not self.allow_failed:
+            who = ", ".join(sorted({f.who for f in lasting}))
+            self.fatal = (
+                f"round {state.round}: {who} failed ({lasting[0].reason}). Fix it "
+                "and continue with resume=true, or set "
+                "federation.allow_failed_clients=true to train without it"
+            )
+            return True, {}
+        return False, {}
+
+
+class Evaluate:
+    """Evaluate the global model on the server's test split."""
+
+    def __init__(self, evaluate: Callable[[], EvalResult]) -> None:
+        self.evaluate = evaluate
+        self.seconds = 0.0
+        self.last: EvalResult | None = None
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Add accuracy, macro-F1 and test loss."""
+        started = time.perf_counter()
+        self.last = self.evaluate()
+        self.seconds += time.perf_counter() - started
+        return False, {
+            "accuracy": self.last.accuracy,
+            "macro_f1": self.last.macro_f1,
+            "test_loss": self.last.loss,
+        }
+
+
+class WriteMetrics:
+    """Append the round's figures to metrics.jsonl."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.client_seconds = 0.0
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Write one line; student rounds are marked `"model": "student"`."""
+        seconds = time.perf_counter() - state.started
+        record = {**metrics, "seconds": seconds}
+        if state.model_name != "teacher":
+            record["model"] = state.model_name
+        append_round(self.run_dir, record)
+        self.client_seconds += float(metrics["client_compute_seconds"])
+        return False, {"seconds": seconds}
+
+
+class ConsoleLine:
+    """One console line per round."""
+
+    def __init__(self, total_rounds: int) -> None:
+        self.total_rounds = total_rounds
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Log accuracy, clients aggregated of selected, epsilon and time."""
+        epsilon = ""
+        if metrics["epsilon_max"] is not None:
+            epsilon = (
+                f" | epsilon max {metrics['epsilon_max']:.2f} "
+                f"mean {metrics['epsilon_mean']:.2f}"
+            )
+        log.info(
+            "%sround %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | "
+            "%.1f s",
+            "" if state.model_name == "teacher" else f"{state.model_name} ",
+            state.round,
+            self.total_rounds,
+            metrics["accuracy"],
+            metrics["macro_f1"],
+            metrics["clients_aggregated"],
+            metrics["clients_selected"],
+            epsilon,
+            metrics.get("seconds", time.perf_counter() - state.started),
+        )
+        return False, {}
+
+
+class BudgetStop:
+    """Stop once every client has spent its privacy budget."""
+
+    def __init__(self, strategy: BudgetAwareStrategy, *, num_clients: int) -> None:
+        self.strategy = strategy
+        self.num_clients = num_clients
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """The stop signal: no client has budget for another round."""
+        if len(self.strategy.exhausted_nodes) < self.num_clients:
+            return False, {}
+        log.warning(
+            "%s round %d: every client has spent its privacy budget; stopping",
+            state.model_name,
+            state.round,
+        )
+        return True, {}

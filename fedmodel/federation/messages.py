@@ -1,0 +1,157 @@
+"""The message protocol between the ServerApp and the ClientApps.
+
+Record and metric keys, how a client words a failure (a Flower `Error` whose
+reason is one user-facing line, prefixed with the client's id) and the
+server's check that a train reply holds weights and numbers only. Both apps
+import it; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import Message, RecordDict
+from flwr.common.constant import ErrorCode
+
+ARRAYS_KEY = "arrays"
+METRICS_KEY = "metrics"
+CONFIG_KEY = "config"
+EXHAUSTED_KEY = "budget-exhausted"
+CLIENT_ID_KEY = "client-id"
+NUM_EXAMPLES_KEY = "num-examples"
+EPSILON_KEY = "epsilon"
+STEPS_KEY = "steps"
+# Steps this round charged to the client's ledger (0 when it did not train).
+ROUND_STEPS_KEY = "round-steps"
+# How many times the site's operator archived its ledger (`fedmodel ledger reset`).
+LEDGER_RESETS_KEY = "ledger-resets"
+# In federated distillation rounds the teacher's weights travel beside the
+# student's (ARRAYS_KEY).
+TEACHER_KEY = "teacher"
+
+# Error codes of a client's failure reply (Flower's own codes are below 100).
+# Both are permanent: the same ledger, data and settings fail the same way.
+CLIENT_REFUSED = 100  # a FedmodelError: its ledger, its data or its settings
+CLIENT_CRASHED = 101  # any other exception in the client's round
+OUR_CODES = (CLIENT_REFUSED, CLIENT_CRASHED)
+# Flower's codes for a ClientApp that could not load or raised: as lasting.
+# Its others (a node or message unavailable, a timeout) may pass by themselves.
+PERMANENT_CODES = (
+    *OUR_CODES,
+    ErrorCode.LOAD_CLIENT_APP_EXCEPTION,
+    ErrorCode.CLIENT_APP_RAISED_EXCEPTION,
+)
+
+_CLIENT_PREFIX = re.compile(r"^client (-?\d+): (.*)$", re.DOTALL)
+# How Python prints our error inside a traceback that Ray or Flower wrapped.
+_WRAPPED_ERROR = re.compile(r"fedmodel\.\w+(?:\.\w+)*Error: (.+)")
+
+
+@dataclass(frozen=True)
+class ClientFailure:
+    """Why one client gave the server nothing usable in a round."""
+
+    round: int
+    node_id: int
+    client_id: int | None
+    reason: str
+    permanent: bool
+
+    @property
+    def who(self) -> str:
+        """The client's name for a log line: its id, else its node."""
+        if self.client_id is None:
+            return f"node {self.node_id}"
+        return f"client {self.client_id}"
+
+
+def failure_reason(client_id: int | None, message: str) -> str:
+    """A failure reply's reason: one line, prefixed with the client's id."""
+    line = " ".join(message.split())
+    return line if client_id is None else f"client {client_id}: {line}"
+
+
+def read_failure(server_round: int, reply: Message) -> ClientFailure:
+    """The failure an error reply carries, reduced to its user-facing line.
+
+    Our ClientApp words its own failures; anything else (a Ray or Flower
+    traceback) is searched for a fedmodel error, else its last line is kept.
+    """
+    raw = reply.error.reason or f"error code {reply.error.code}"
+    code = int(reply.error.code)
+    client_id: int | None = None
+    match = _CLIENT_PREFIX.match(raw) if code in OUR_CODES else None
+    if match:
+        client_id, text = int(match.group(1)), match.group(2)
+    else:
+        wrapped = _WRAPPED_ERROR.findall(raw)
+        lines = [line.strip() for line in raw.splitlines() if line.strip()]
+        text = wrapped[-1] if wrapped else (lines[-1] if lines else raw)
+    return ClientFailure(
+        round=server_round,
+        node_id=int(reply.metadata.src_node_id),
+        client_id=client_id,
+        reason=" ".join(text.split()),
+        permanent=code in PERMANENT_CODES or bool(_WRAPPED_ERROR.search(raw)),
+    )
+
+
+def reply_problem(
+    content: RecordDict, expected_shapes: dict[str, tuple[int, ...]]
+) -> str | None:
+    """Why a train reply is unacceptable, or None if it is fine.
+
+    A reply may hold one MetricRecord of numbers and, unless the client's
+    budget is spent, one ArrayRecord with exactly the expected finite weights.
+    Anything else (config records, strings, extra arrays) is refused.
+    """
+    problem = metrics_problem(content)
+    if problem:
+        return problem
+    if content.metric_records[METRICS_KEY].get(EXHAUSTED_KEY, 0):
+        return "spent client sent weights" if content.array_records else None
+    examples = content.metric_records[METRICS_KEY].get(NUM_EXAMPLES_KEY)
+    if not isinstance(examples, int | float) or examples < 1:
+        return f"metric {NUM_EXAMPLES_KEY!r} must be a count >= 1, got {examples!r}"
+    if set(content.array_records) != {ARRAYS_KEY}:
+        return f"array records {sorted(content.array_records)} != ['{ARRAYS_KEY}']"
+    arrays = content.array_records[ARRAYS_KEY]
+    if set(arrays) != set(expected_shapes):
+        extra = sorted(set(arrays) - set(expected_shapes))[:3]
+        missing = sorted(set(expected_shapes) - set(arrays))[:3]
+        return f"weights do not match the model (extra {extra}, missing {missing})"
+    for name, array in arrays.items():
+        if not np.issubdtype(np.dtype(array.dtype), np.floating):
+            return f"weight {name!r} has dtype {array.dtype}, not a float type"
+        if tuple(array.shape) != expected_shapes[name]:
+            return (
+                f"weight {name!r} has shape {tuple(array.shape)}, expected "
+                f"{expected_shapes[name]}"
+            )
+        try:
+            values = array.numpy()
+        except (ValueError, OSError, EOFError) as exc:
+            return f"weight {name!r} cannot be read ({exc})"
+        if not np.isfinite(values).all():
+            return f"weight {name!r} holds NaN or inf"
+    return None
+
+
+def metrics_problem(content: RecordDict) -> str | None:
+    """Why a reply's metrics cannot be read, or None: numbers and a client id."""
+    if content.config_records:
+        return f"unexpected config records {sorted(content.config_records)}"
+    if set(content.metric_records) != {METRICS_KEY}:
+        return f"metric records {sorted(content.metric_records)} != ['{METRICS_KEY}']"
+    metrics = content.metric_records[METRICS_KEY]
+    for key, value in metrics.items():
+        if isinstance(value, list):
+            return f"metric {key!r} is a list, not a number"
+        if not math.isfinite(value):
+            return f"metric {key!r} is not a finite number: {value!r}"
+    if CLIENT_ID_KEY not in metrics:
+        return f"metric {CLIENT_ID_KEY!r} is missing"
+    return None

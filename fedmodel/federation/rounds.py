@@ -1,0 +1,158 @@
+"""The one round loop, for the teacher's rounds and the student's alike.
+
+Each round: ask the strategy whom to train, send, aggregate, load the
+aggregate, then ask each callback, in order, `after_round(state, metrics)` for
+`(stop, metrics)`, as pfl-research's `FederatedAlgorithm.run` does. What a
+round leaves behind (checkpoint, evaluation, metrics line, console line, the
+budget and failure stops) is one callback each, in `federation/callbacks.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+
+from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
+from fedmodel.federation.strategy import BudgetAwareStrategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundState:
+    """What one round did, as the callbacks see it."""
+
+    round: int
+    model_name: str
+    messages: list[Message]
+    accepted: list[Message]
+    failures: list[ClientFailure]
+    train_metrics: MetricRecord | None
+    arrays: ArrayRecord
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def aggregated(self) -> bool:
+        """Whether the round changed the model (only such a round counts)."""
+        return bool(self.accepted)
+
+
+class RoundCallback(Protocol):
+    """Called after every round; returns (stop the loop?, metrics to add)."""
+
+    def after_round(
+        self, state: RoundState, metrics: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any]]:
+        """React to a finished round."""
+        ...
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """Which rounds to run, on what, and what travels beside the weights."""
+
+    rounds: range
+    model_name: str
+    train_config: ConfigRecord
+    timeout: float
+    # Records added to every train message (the teacher's weights in
+    # federated distillation).
+    extra: dict[str, ArrayRecord] = field(default_factory=dict)
+
+
+def run_rounds(
+    grid: Grid,
+    *,
+    strategy: BudgetAwareStrategy,
+    arrays: ArrayRecord,
+    plan: RoundPlan,
+    load: Callable[[ArrayRecord], None],
+    callbacks: Sequence[RoundCallback],
+) -> ArrayRecord:
+    """Run `plan.rounds` until they are done or a callback says stop.
+
+    `load` puts each new aggregate into the server's model before the
+    callbacks run. Returns the last global weights.
+    """
+    for server_round in plan.rounds:
+        started = time.perf_counter()
+        messages = strategy.configure_train(
+            server_round, arrays, plan.train_config, grid
+        )
+        if not messages:
+            log.warning(
+                "%s round %d: no client is left to train (budgets spent or "
+                "clients failed); stopping",
+                plan.model_name,
+                server_round,
+            )
+            break
+        for message in messages:
+            for key, record in plan.extra.items():
+                message.content[key] = record
+        replies = list(grid.send_and_receive(messages, timeout=plan.timeout))
+        new_arrays, train_metrics, accepted = strategy.aggregate_train(
+            server_round, replies
+        )
+        if new_arrays is not None:
+            arrays = new_arrays
+            load(arrays)
+        state = RoundState(
+            round=server_round,
+            model_name=plan.model_name,
+            messages=messages,
+            accepted=accepted,
+            failures=list(strategy.round_failures),
+            train_metrics=train_metrics,
+            arrays=arrays,
+            started=started,
+        )
+        if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
+            break
+    return arrays
+
+
+def _ask_callbacks(
+    callbacks: Sequence[RoundCallback], state: RoundState, metrics: dict[str, Any]
+) -> bool:
+    stop = False
+    for callback in callbacks:
+        wants_stop, added = callback.after_round(state, metrics)
+        metrics.update(added)
+        stop = stop or wants_stop
+    return stop
+
+
+def _round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str, Any]:
+    """The figures every round records before any callback adds its own."""
+    clients = strategy.client_figures.values()
+    epsilons = [c["epsilon"] for c in clients if "epsilon" in c]
+    train_loss = None
+    if state.train_metrics is not None:
+        train_loss = state.train_metrics.get("train-loss")
+    return {
+        "round": state.round,
+        "train_loss": train_loss,
+        "clients_selected": len(state.messages),
+        "clients_aggregated": len(state.accepted),
+        "clients_failed": len(state.failures),
+        "epsilon_max": max(epsilons) if epsilons else None,
+        "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
+        "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in state.messages),
+        "client_compute_seconds": sum(_compute_seconds(m) for m in state.accepted),
+        "bytes_received": sum(
+            m.content[ARRAYS_KEY].count_bytes() for m in state.accepted
+        ),
+    }
+
+
+def _compute_seconds(reply: Message) -> float:
+    value = reply.content.metric_records[METRICS_KEY].get("compute-seconds", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0

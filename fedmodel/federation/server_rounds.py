@@ -1,0 +1,183 @@
+"""The teacher's rounds and the student's (federated distillation) on one loop.
+
+Both call `rounds.run_rounds` with their own model and callbacks; they share
+the budget state, the failure watch, the round history and the metrics file,
+and the student's rounds are numbered on from the teacher's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord
+from flwr.serverapp import Grid
+
+from fedmodel.config import RunSettings, to_run_config
+from fedmodel.data.tasks import TaskData
+from fedmodel.federation.callbacks import (
+    BudgetStop,
+    ConsoleLine,
+    Evaluate,
+    FailureWatch,
+    RoundHistory,
+    SaveCheckpoint,
+    WriteMetrics,
+)
+from fedmodel.federation.central_dp import ClientLevelDPStrategy
+from fedmodel.federation.messages import TEACHER_KEY
+from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
+from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.finetune import load_trainable_state, trainable_state
+from fedmodel.model.load import prepare_student_for_distillation
+from fedmodel.run.checkpoint import Checkpoint
+from fedmodel.training.embedding_cache import length_sorted_loader
+from fedmodel.training.global_model import GlobalModel
+from fedmodel.training.loops import evaluate, text_logits
+
+
+@dataclass
+class ServerRounds:
+    """What the teacher's and the student's rounds share."""
+
+    grid: Grid
+    settings: RunSettings
+    run_dir: Path
+    strategy: BudgetAwareStrategy
+    history: RoundHistory
+    watch: FailureWatch
+    writer: WriteMetrics
+    train_config: ConfigRecord
+    # Extra callbacks for the teacher's rounds, run after evaluation (for
+    # example keeping the best model by a server validation split).
+    teacher_callbacks: list[RoundCallback] = field(default_factory=list)
+
+    @property
+    def last_round(self) -> int:
+        """The last round number run so far (0 before any)."""
+        return max((r["round"] for r in self.history.rounds), default=0)
+
+
+def server_rounds(
+    grid: Grid,
+    settings: RunSettings,
+    *,
+    model: GlobalModel,
+    run_dir: Path,
+    resumed: Checkpoint | None,
+) -> ServerRounds:
+    """The teacher's strategy (budget-aware, central DP if asked) and shared state.
+
+    A resumed run keeps which clients spent their budget and what each last
+    reported, but tries again the clients that failed: resuming is how a user
+    continues after fixing them.
+    """
+    weights = model.weights()
+    strategy = BudgetAwareStrategy(
+        build_strategy(settings.strategy, num_clients=settings.num_clients),
+        expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
+    )
+    if settings.privacy.client_level:
+        strategy = ClientLevelDPStrategy(strategy, settings=settings)
+    if resumed is not None:
+        strategy.exhausted_nodes.update(resumed.exhausted_nodes)
+        strategy.client_figures.update(resumed.client_figures)
+    return ServerRounds(
+        grid=grid,
+        settings=settings,
+        run_dir=run_dir,
+        strategy=strategy,
+        history=RoundHistory(None if resumed is None else resumed.rounds),
+        watch=FailureWatch(allow_failed=settings.federation.allow_failed_clients),
+        writer=WriteMetrics(run_dir),
+        train_config=ConfigRecord(dict(to_run_config(asdict(settings)))),
+    )
+
+
+def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
+    """The teacher's rounds after the last one run; returns their evaluator."""
+    settings = shared.settings
+    evaluation = Evaluate(model.evaluate)
+    callbacks: list[RoundCallback] = [shared.history]
+    if settings.checkpoint_every_round:
+        callbacks.append(
+            SaveCheckpoint(
+                shared.run_dir,
+                strategy=shared.strategy,
+                weights=model.weights,
+                history=shared.history,
+            )
+        )
+    callbacks += [
+        shared.watch,
+        evaluation,
+        *shared.teacher_callbacks,
+        shared.writer,
+        ConsoleLine(settings.num_rounds),
+        BudgetStop(shared.strategy, num_clients=settings.num_clients),
+    ]
+    run_rounds(
+        shared.grid,
+        strategy=shared.strategy,
+        arrays=ArrayRecord(model.weights()),
+        plan=RoundPlan(
+            rounds=range(shared.last_round + 1, settings.num_rounds + 1),
+            model_name="teacher",
+            train_config=shared.train_config,
+            timeout=settings.federation.round_timeout,
+        ),
+        load=lambda arrays: model.load(arrays.to_torch_state_dict()),
+        callbacks=callbacks,
+    )
+    return evaluation
+
+
+def distill_on_clients(
+    shared: ServerRounds,
+    student: PooledBertForSequenceClassification,
+    *,
+    teacher_weights: dict[str, torch.Tensor],
+    task: TaskData,
+) -> None:
+    """Federated distillation: `distill.rounds` rounds of the student on the clients.
+
+    Each message carries the student's trainable weights and the teacher's;
+    clients distil on their own records under DP-SGD and charge their ledgers,
+    as in the teacher's rounds (numbered on from them). Clients that spent
+    their budget or failed are not selected. Stops early if the teacher's
+    rounds ended on a failure.
+    """
+    if shared.watch.fatal:
+        return
+    settings = shared.settings
+    prepare_student_for_distillation(student)
+    weights = trainable_state(student)
+    strategy = shared.strategy.for_other_weights(
+        build_strategy(settings.strategy, num_clients=settings.num_clients),
+        expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
+    )
+    loader = length_sorted_loader(settings, task.test)
+    total = settings.num_rounds + settings.distill.rounds
+    run_rounds(
+        shared.grid,
+        strategy=strategy,
+        arrays=ArrayRecord(weights),
+        plan=RoundPlan(
+            rounds=range(settings.num_rounds + 1, total + 1),
+            model_name="student",
+            train_config=shared.train_config,
+            timeout=settings.federation.round_timeout,
+            extra={TEACHER_KEY: ArrayRecord(teacher_weights)},
+        ),
+        load=lambda arrays: load_trainable_state(student, arrays.to_torch_state_dict()),
+        callbacks=[
+            shared.history,
+            shared.watch,
+            Evaluate(lambda: evaluate(student, loader, logits_fn=text_logits(student))),
+            shared.writer,
+            ConsoleLine(total),
+            BudgetStop(strategy, num_clients=settings.num_clients),
+        ],
+    )

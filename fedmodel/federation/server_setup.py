@@ -1,0 +1,179 @@
+"""Before round 1: settings, the run folder, the node count, the model, resume.
+
+A kill leaves at most a half-written temp file behind (`state.pt.tmp`, a
+ledger's `.privacy_ledger.json.<random>.tmp`); the next start removes them.
+`resume=true` continues after the checkpoint's round; with no checkpoint yet
+(a run killed before its first round finished) it starts at round 1, and the
+clients' ledgers keep every charge made before the kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flwr.serverapp import Grid
+
+from fedmodel.config import (
+    RunSettings,
+    compose_config,
+    from_run_config,
+    settings_from_dict,
+)
+from fedmodel.config.deployment import check_deployment_settings
+from fedmodel.data.tasks import TaskData
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.client_level import CENTRAL_LEDGER_FILE
+from fedmodel.privacy.durable_file import remove_stale_temp_files
+from fedmodel.privacy.ledger_reset import LEDGER_FILE
+from fedmodel.run.checkpoint import (
+    Checkpoint,
+    keep_rounds_up_to,
+    load_checkpoint,
+    remove_stale_checkpoint,
+)
+from fedmodel.run.layout import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    CLIENTS_DIR,
+    RESOLVED_CONFIG,
+)
+from fedmodel.run.metrics import archive_rounds
+from fedmodel.training.global_model import GlobalModel
+from fedmodel.training.warm_start import warm_start_head
+
+log = logging.getLogger(__name__)
+
+NODE_WAIT_SECONDS = 60.0
+
+
+def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
+    """Typed settings from a flat run-config.
+
+    Under `flwr run` the run-config holds only pyproject's [tool.flwr.app.config]
+    keys: `overrides` (Hydra syntax, applied to conf/) and `run-dir` ("" means
+    outputs/<date>/<time>-flwr-<task>). The ServerApp runs in the SuperLink's
+    working directory, so the run folder is made absolute here: the log then
+    names it and ClientApps find it whatever their own working directory.
+    `fedmodel simulate` passes the whole resolved config instead.
+    """
+    if set(run_config) <= {"overrides", "run-dir"}:
+        raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
+        run_dir = str(run_config.get("run-dir", ""))
+        if not run_dir:
+            stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+            run_dir = f"outputs/{stamp}-flwr-{raw['task']['name']}"
+        raw["run_dir"] = str(Path(run_dir).expanduser().resolve())
+    else:
+        raw = from_run_config(run_config)
+    return settings_from_dict(raw)
+
+
+def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
+    """Write the resolved config, check the nodes, tidy what a kill left behind."""
+    run_dir = Path(settings.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RESOLVED_CONFIG).write_text(
+        yaml.safe_dump(asdict(settings), sort_keys=False)
+    )
+    _check_node_count(grid, settings)
+    _remove_stale_temp_files(run_dir)
+    archived = None if settings.resume else archive_rounds(run_dir)
+    if archived:
+        log.warning(
+            "%s already held rounds of an earlier run: kept as %s",
+            run_dir,
+            archived.name,
+        )
+    return run_dir
+
+
+def start_model(
+    settings: RunSettings, *, task: TaskData, run_dir: Path
+) -> tuple[GlobalModel, Checkpoint | None]:
+    """The global model: from the checkpoint on resume, else warm-started."""
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    resumed = resume(run_dir, model) if settings.resume else None
+    if resumed is None and settings.warm_start.enabled and task.transfer is not None:
+        loss = warm_start_head(
+            model.classifier, settings=settings, transfer=task.transfer
+        )
+        log.info(
+            "warm start: head fitted on the server's %d transfer records (loss %.3f)",
+            len(task.transfer),
+            loss,
+        )
+    return model, resumed
+
+
+def resume(run_dir: Path, model: GlobalModel) -> Checkpoint | None:
+    """Load the last checkpoint into `model`; drop metrics of unfinished rounds.
+
+    None when the run never finished a round: it starts again at round 1.
+    """
+    if not (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+        log.warning(
+            "resume=true but %s holds no checkpoint yet (the run stopped before "
+            "its first round was aggregated): starting at round 1. Clients keep "
+            "every charge in their ledgers; a round they were charged for is "
+            "charged again (an over-count, never an under-count)",
+            run_dir,
+        )
+        keep_rounds_up_to(run_dir, 0)
+        return None
+    checkpoint = load_checkpoint(
+        run_dir,
+        expected_shapes={name: tuple(w.shape) for name, w in model.weights().items()},
+    )
+    model.load(checkpoint.weights)
+    keep_rounds_up_to(run_dir, checkpoint.round)
+    log.info(
+        "resuming %s after round %d (%d client(s) with spent budgets)",
+        run_dir,
+        checkpoint.round,
+        len(checkpoint.exhausted_nodes),
+    )
+    return checkpoint
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    removed = [run_dir / CHECKPOINT_DIR] if remove_stale_checkpoint(run_dir) else []
+    removed += remove_stale_temp_files(run_dir / CENTRAL_LEDGER_FILE)
+    clients = run_dir / CLIENTS_DIR
+    if clients.is_dir():
+        for state_dir in sorted(p for p in clients.iterdir() if p.is_dir()):
+            removed += remove_stale_temp_files(state_dir / LEDGER_FILE)
+    if removed:
+        log.info(
+            "removed %d temp file(s) an earlier stop left behind in %s",
+            len(removed),
+            run_dir,
+        )
+
+
+def _check_node_count(grid: Grid, settings: RunSettings) -> None:
+    """In simulation every client is one node: the counts must agree.
+
+    The simulation engine registers its nodes just after the ServerApp starts,
+    so wait briefly for them before comparing.
+    """
+    if settings.federation.name != "simulation":
+        check_deployment_settings(settings)
+        return
+    deadline = time.monotonic() + NODE_WAIT_SECONDS
+    nodes = len(list(grid.get_node_ids()))
+    while nodes < settings.num_clients and time.monotonic() < deadline:
+        time.sleep(0.5)
+        nodes = len(list(grid.get_node_ids()))
+    if nodes != settings.num_clients:
+        raise FedmodelError(
+            f"the federation has {nodes} nodes but num_clients is "
+            f"{settings.num_clients}: start the simulation with "
+            f"num-supernodes={settings.num_clients} or set num_clients={nodes}"
+        )

@@ -1,0 +1,146 @@
+"""summary.json: what a run did, in one typed record.
+
+Besides the accuracies and timings it says which rounds aggregated what, which
+clients failed and why, and every charge the clients' ledgers hold, whether or
+not the server used the update that charge paid for.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedmodel.config import RunSettings
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.client_level import privacy_guarantee
+from fedmodel.privacy.ledger_reset import LEDGER_FILE, ledger_status, reset_count
+from fedmodel.run.layout import CLIENTS_DIR, SUMMARY_FILE, client_dir_name
+from fedmodel.run.metrics import write_json
+
+log = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FailedClient:
+    """One client's failure, as summary.json lists it (never a traceback)."""
+
+    client_id: int | None
+    node_id: int
+    round: int
+    reason: str
+    permanent: bool
+
+
+@dataclass
+class RunSummary:
+    """Everything summary.json holds; `finished` adds the model reports."""
+
+    task: str
+    finetune_mode: str
+    privacy: str
+    model_dir: str
+    warm_start: bool
+    initial_accuracy: float
+    final_accuracy: float
+    final_macro_f1: float
+    rounds_completed: int
+    wall_seconds: float
+    # Pure compute, for the simulation-overhead benchmark: the clients'
+    # local rounds and the server's warm start and evaluations.
+    client_compute_seconds: float
+    server_compute_seconds: float
+    privacy_guarantee: dict[str, Any]
+    clients: list[dict[str, Any]]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    failed_clients: list[FailedClient] = field(default_factory=list)
+    status: str = STATUS_OK
+    final_line: str = ""
+    finished: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON payload: the fields, with `finished` merged in at the top."""
+        payload = asdict(self)
+        payload.update(payload.pop("finished"))
+        return payload
+
+    def write(self, run_dir: Path) -> Path:
+        """Write summary.json atomically; returns its path."""
+        path = run_dir / SUMMARY_FILE
+        write_json(path, self.to_dict())
+        return path
+
+
+def client_rows(
+    settings: RunSettings, figures: dict[int, dict[str, float]]
+) -> list[dict[str, Any]]:
+    """One row per client: its latest reported figures and its ledger's charges.
+
+    In simulation the server can read each client's ledger in the run folder:
+    the row then also says what the ledger holds (`ledger_epsilon`,
+    `ledger_rounds`), and a client that was charged but never reported (every
+    update rejected) still gets a row. At a site only its reports reach us.
+    """
+    ledgers = _simulated_ledgers(settings)
+    rows = []
+    for client_id in sorted(set(figures) | set(ledgers)):
+        row = _client_row(settings, client_id, figures.get(client_id, {}))
+        row.update(ledgers.get(client_id, {}))
+        rows.append(row)
+    return rows
+
+
+def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's privacy statement over every charge, used update or not."""
+    charged: dict[int, dict[str, float]] = {}
+    for row in rows:
+        epsilons = [row.get("epsilon"), row.get("ledger_epsilon")]
+        figures = {"epsilon": max((e for e in epsilons if e is not None), default=None)}
+        figures["delta"] = row.get("delta")
+        charged[int(row["client_id"])] = {
+            k: float(v) for k, v in figures.items() if v is not None
+        }
+    return privacy_guarantee(settings, charged)
+
+
+def _client_row(
+    settings: RunSettings, client_id: int, figures: dict[str, float]
+) -> dict[str, Any]:
+    private = settings.privacy.enabled
+    return {
+        "client_id": client_id,
+        "num_train_examples": int(figures.get("num-examples", 0)),
+        "epsilon": figures.get("epsilon") if private else None,
+        "delta": figures.get("delta") if private else None,
+        "noise_multiplier": figures.get("noise-multiplier") if private else None,
+        "sample_rate": figures.get("sample-rate") if private else None,
+        "steps": int(figures.get("steps", 0)) if private else None,
+        "accountant": settings.privacy.accountant if private else None,
+        "budget_exhausted": bool(figures.get("budget-exhausted", 0)),
+    }
+
+
+def _simulated_ledgers(settings: RunSettings) -> dict[int, dict[str, Any]]:
+    if settings.federation.name != "simulation" or not settings.privacy.record_level:
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    for client_id in range(settings.num_clients):
+        state_dir = Path(settings.run_dir) / CLIENTS_DIR / client_dir_name(client_id)
+        if not (state_dir / LEDGER_FILE).is_file():
+            continue
+        try:
+            status = ledger_status(state_dir)
+        except FedmodelError as exc:
+            log.warning("client %d's ledger cannot be read: %s", client_id, exc)
+            continue
+        found[client_id] = {
+            "delta": status.delta,
+            "ledger_epsilon": status.epsilon,
+            "ledger_rounds": status.rounds,
+            "ledger_resets": reset_count(state_dir),
+        }
+    return found

@@ -1,0 +1,71 @@
+"""A client that fails under Ray is named, the run exits 2, and Ray is gone.
+
+The ClientApp runs in a Ray worker; its FedmodelError comes back as one line,
+never a traceback, and the command's final line says what failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
+    tmp_path: Path,
+) -> None:
+    ledger = tmp_path / "clients" / "client-1" / "privacy_ledger.json"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text('{"format": "fedmodel-privacy-ledger", "vers')
+    before = ledger.read_text()
+    command = [
+        str(Path(sys.executable).parent / "fedmodel"),
+        "simulate",
+        "model=tiny",
+        "task.max_train_examples=200",
+        "task.max_test_examples=50",
+        "num_clients=2",
+        "num_rounds=1",
+        "partition=iid",
+        "finetune.batch_size=32",
+        "warm_start.enabled=false",
+        "distill=off",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    # Its own process group: whatever it starts (Ray's workers) stays in it.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stdout, stderr = process.communicate(timeout=600)
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert "round 1: client 1 failed" in output
+    assert "client-1/privacy_ledger.json" in output
+    assert "Traceback" not in output
+    assert "run failed after 1 aggregated round(s)" in done.stderr.splitlines()[-1]
+    assert ledger.read_text() == before  # the unusable ledger is left as it was
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert [f["client_id"] for f in summary["failed_clients"]] == [1]
+    # Nothing the run started outlives it (Ray's workers included).
+    left = [p.pid for p in psutil.process_iter() if _group(p.pid) == process.pid]
+    assert left == []
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

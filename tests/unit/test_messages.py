@@ -1,0 +1,118 @@
+"""The protocol: failure replies reduced to one line, and the ledger continuity rule."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from flwr.app import Context, Error, Message, Metadata, RecordDict
+
+from fedmodel.federation import client_app
+from fedmodel.federation.continuity import ledger_regression
+from fedmodel.federation.messages import (
+    CLIENT_REFUSED,
+    failure_reason,
+    read_failure,
+)
+
+RAY_WRAPPED = "\n".join(
+    [
+        "<class 'ray.exceptions.RayTaskError(ClientAppException)'>:"
+        "<'ray::ClientAppActor.run()",
+        "Traceback (most recent call last):",
+        '  File "/x/local_round.py", line 12, in run_local_round',
+        "    raise FedmodelError(msg)",
+        "fedmodel.errors.FedmodelError: privacy ledger /s/privacy_ledger.json is "
+        "unusable: not JSON",
+        "",
+    ]
+)
+
+
+def _metadata(node: int) -> Metadata:
+    return Metadata(
+        run_id=1,
+        message_id=f"m-{node}",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id="t",
+        group_id="1",
+        created_at=time.time(),
+        ttl=60.0,
+        message_type="train",
+    )
+
+
+def _error_reply(node: int, code: int, reason: str) -> Message:
+    return Message(error=Error(code=code, reason=reason), metadata=_metadata(node))
+
+
+def test_our_failure_reply_names_the_client_in_one_line() -> None:
+    reason = failure_reason(3, "privacy ledger x is unusable:\n  not JSON")
+    failure = read_failure(2, _error_reply(11, CLIENT_REFUSED, reason))
+    assert (failure.client_id, failure.node_id, failure.round) == (3, 11, 2)
+    assert failure.reason == "privacy ledger x is unusable: not JSON"
+    assert failure.permanent and failure.who == "client 3"
+
+
+def test_a_ray_traceback_is_reduced_to_the_fedmodel_message() -> None:
+    failure = read_failure(1, _error_reply(7, 2, RAY_WRAPPED))
+    assert failure.reason == (
+        "privacy ledger /s/privacy_ledger.json is unusable: not JSON"
+    )
+    assert failure.permanent and failure.who == "node 7"
+
+
+def test_a_node_that_went_away_may_come_back() -> None:
+    failure = read_failure(1, _error_reply(7, 5, "node unavailable"))
+    assert failure.reason == "node unavailable" and not failure.permanent
+
+
+def test_the_client_app_replies_with_its_error_not_a_traceback() -> None:
+    content = RecordDict()
+    message = Message(content=content, metadata=_metadata(0))
+    context = Context(
+        run_id=1,
+        node_id=7,
+        node_config={"data-file": "/nonexistent/site.csv", "site-id": 4},
+        state=RecordDict(),
+        run_config={},
+    )
+    reply = client_app.train(message, context)
+    assert reply.has_error()
+    assert reply.error.code in (CLIENT_REFUSED, CLIENT_REFUSED + 1)
+    assert "\n" not in reply.error.reason
+    assert "Traceback" not in reply.error.reason
+
+
+EARLIER = {"epsilon": 4.0, "steps": 24.0, "ledger-resets": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("now", "refused"),
+    [
+        ({"epsilon": 6.0, "steps": 48.0, "round-steps": 24.0}, False),
+        # State folder deleted: a fresh ledger charged one round.
+        ({"epsilon": 4.0, "steps": 24.0, "round-steps": 24.0}, True),
+        # History edited from 24 steps to 1, then charged 24 more.
+        ({"epsilon": 4.2, "steps": 25.0, "round-steps": 24.0}, True),
+        # A spent client that did not train reports what it holds.
+        ({"epsilon": 4.0, "steps": 24.0, "round-steps": 0.0}, False),
+        ({"epsilon": 3.0, "steps": 24.0, "round-steps": 0.0}, True),
+        # Reset by its operator: the archive count went up.
+        (
+            {"epsilon": 2.0, "steps": 12.0, "round-steps": 12.0, "ledger-resets": 1.0},
+            False,
+        ),
+    ],
+)
+def test_a_ledger_may_only_grow(now: dict[str, float], refused: bool) -> None:
+    problem = ledger_regression(0, EARLIER, now)
+    assert (problem is not None) == refused
+    if problem:
+        assert f"epsilon {now['epsilon']:.4f}" in problem
+        assert "the server recorded epsilon 4.0000 after 24 steps" in problem
+
+
+def test_a_client_the_server_never_heard_from_is_taken_as_it_is() -> None:
+    assert ledger_regression(0, None, {"epsilon": 1.0, "steps": 5.0}) is None

@@ -1,0 +1,293 @@
+"""The round loop without Ray: the real ServerApp and ClientApp over a fake Grid.
+
+A module fixture runs 2 tiny clients for round 1 of 2 and is "killed" as round
+2 starts (after round 1's checkpoint). Each test copies that run folder and
+continues it: resume, budget stop, failed clients, ledgers that lost charges,
+an operator's reset, a kill before the first checkpoint, left-over temp files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, Message
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.server_app import run_federation
+from fedmodel.privacy.ledger_reset import archive_ledger
+from fedmodel.run.checkpoint import load_checkpoint
+from fedmodel.run.metrics import read_rounds
+from tests.fake_grid import FakeGrid
+
+TINY_RUN = [
+    "model=tiny",
+    "task.max_train_examples=100",
+    "task.max_test_examples=50",
+    "num_clients=2",
+    "num_rounds=2",
+    "partition=iid",
+    "finetune.batch_size=32",
+    "finetune.local_epochs=1",
+    "warm_start.enabled=false",
+    "distill=off",
+]
+
+
+class Killed(BaseException):
+    """Stands in for kill -9: nothing after it runs."""
+
+
+def _settings(run_dir: Path, *overrides: str) -> RunSettings:
+    raw = compose_config([*TINY_RUN, *overrides])
+    return settings_from_dict({**raw, "run_dir": str(run_dir)})
+
+
+def _ledger(run_dir: Path, client: int) -> dict[str, Any]:
+    path = run_dir / "clients" / f"client-{client}" / "privacy_ledger.json"
+    return dict(json.loads(path.read_text()))
+
+
+def _charged_rounds(run_dir: Path, client: int) -> list[int]:
+    return [r["round"] for r in _ledger(run_dir, client)["rounds"]]
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((run_dir / "summary.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def after_round_one(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run killed as its round 2 started: round 1 charged and checkpointed."""
+    run_dir = tmp_path_factory.mktemp("base") / "run"
+
+    def kill_at_round_two(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_federation(FakeGrid(2, before_train=kill_at_round_two), _settings(run_dir))
+    return run_dir
+
+
+@pytest.fixture
+def run_dir(after_round_one: Path, tmp_path: Path) -> Path:
+    """A private copy of the killed run."""
+    return Path(shutil.copytree(after_round_one, tmp_path / "run"))
+
+
+def _shapes(run_dir: Path) -> dict[str, tuple[int, ...]]:
+    weights = torch.load(run_dir / "checkpoint" / "state.pt")["weights"]
+    return {name: tuple(w.shape) for name, w in weights.items()}
+
+
+def test_the_killed_run_kept_round_one(after_round_one: Path) -> None:
+    assert [r["round"] for r in read_rounds(after_round_one)] == [1]
+    checkpoint = load_checkpoint(
+        after_round_one, expected_shapes=_shapes(after_round_one)
+    )
+    assert checkpoint.round == 1
+    assert checkpoint.rounds[0]["clients_aggregated"] == 2
+    assert _charged_rounds(after_round_one, 0) == [1]
+
+
+def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    assert summary["rounds_completed"] == 2
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2]
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
+    assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 2]
+
+
+def test_the_budget_stop_ends_the_run_and_unaggregated_rounds_do_not_count(
+    run_dir: Path,
+) -> None:
+    # Noise was calibrated for 2 rounds: round 3 would pass the cap.
+    summary = run_federation(
+        FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=3")
+    )
+    assert summary["rounds_completed"] == 2
+    assert [(r["round"], r["clients_aggregated"]) for r in summary["rounds"]] == [
+        (1, 2),
+        (2, 2),
+        (3, 0),
+    ]
+    assert all(c["budget_exhausted"] for c in summary["clients"])
+    assert _charged_rounds(run_dir, 0) == [1, 2]
+
+
+def test_no_client_returning_an_update_names_every_client_and_reason(
+    run_dir: Path,
+) -> None:
+    for client in (0, 1):
+        path = run_dir / "clients" / f"client-{client}" / "privacy_ledger.json"
+        path.write_text(path.read_text()[:40])
+    with pytest.raises(FedmodelError) as failure:
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    message = str(failure.value)
+    assert "round 2: no client returned an update; 2 failed" in message
+    assert "client 0: " in message and "client 1: " in message
+    assert "client-1/privacy_ledger.json" in message
+    assert "Traceback" not in message
+    summary = _summary(run_dir)
+    assert summary["status"] == "failed"
+    assert summary["rounds_completed"] == 1
+    assert {f["client_id"] for f in summary["failed_clients"]} == {0, 1}
+    assert load_checkpoint(run_dir, expected_shapes=_shapes(run_dir)).round == 2
+
+
+def test_a_client_that_fails_for_good_stops_the_run_unless_allowed(
+    run_dir: Path,
+) -> None:
+    # A ledger copied from another client is refused by client 1 itself.
+    clients = run_dir / "clients"
+    shutil.copy(
+        clients / "client-0" / "privacy_ledger.json",
+        clients / "client-1" / "privacy_ledger.json",
+    )
+    aside = Path(shutil.copytree(run_dir, run_dir.parent / "allowed"))
+    with pytest.raises(FedmodelError) as failure:
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    message = str(failure.value)
+    assert "round 2: client 1 failed (" in message
+    assert "federation.allow_failed_clients=true" in message
+    failed = _summary(run_dir)["failed_clients"]
+    assert [(f["client_id"], f["round"], f["permanent"]) for f in failed] == [
+        (1, 2, True)
+    ]
+    assert "privacy_ledger.json" in failed[0]["reason"]
+
+    summary = run_federation(
+        FakeGrid(2),
+        _settings(aside, "resume=true", "federation.allow_failed_clients=true"),
+    )
+    assert summary["status"] == "ok"
+    assert summary["rounds"][-1]["clients_aggregated"] == 1
+    assert [f["client_id"] for f in summary["failed_clients"]] == [1]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "edited"])
+def test_a_ledger_that_lost_charges_is_refused_on_resume(
+    run_dir: Path, damage: str
+) -> None:
+    state = run_dir / "clients" / "client-0"
+    before = _ledger(run_dir, 0)
+    if damage == "deleted":
+        shutil.rmtree(state)
+    else:
+        # History and per-round steps edited alike, so the file stays readable.
+        edited = {
+            **before,
+            "history": [[h[0], h[1], 1] for h in before["history"]],
+            "rounds": [{**r, "steps": 1} for r in before["rounds"]],
+        }
+        (state / "privacy_ledger.json").write_text(json.dumps(edited))
+    with pytest.raises(FedmodelError) as failure:
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    message = str(failure.value)
+    recorded = f"{before['rounds'][-1]['epsilon']:.4f}"
+    assert "client 0 failed (its privacy ledger reports epsilon" in message
+    assert f"the server recorded epsilon {recorded}" in message
+    assert "fedmodel ledger reset" in message
+    assert "Traceback" not in message
+    summary = _summary(run_dir)
+    assert [f["client_id"] for f in summary["failed_clients"]] == [0]
+    # The refused report did not replace what the server knew.
+    client_0 = next(c for c in summary["clients"] if c["client_id"] == 0)
+    assert f"{client_0['epsilon']:.4f}" == recorded
+
+
+def test_an_operators_reset_is_accepted(run_dir: Path) -> None:
+    archive_ledger(run_dir / "clients" / "client-0")
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    client_0 = next(c for c in summary["clients"] if c["client_id"] == 0)
+    assert client_0["ledger_resets"] == 1
+    assert _charged_rounds(run_dir, 0) == [2]
+
+
+def test_rejected_updates_still_show_their_charges(run_dir: Path) -> None:
+    grid = FakeGrid(2)
+    deliver = grid.send_and_receive
+
+    def poison(messages: Any, *, timeout: float | None = None) -> list[Message]:
+        replies = list(deliver(messages, timeout=timeout))
+        for reply in replies:
+            # What a learning rate of NaN makes of an update.
+            weights = reply.content["arrays"].to_torch_state_dict()
+            reply.content["arrays"] = ArrayRecord(
+                {k: torch.full_like(w, float("nan")) for k, w in weights.items()}
+            )
+        return replies
+
+    grid.send_and_receive = poison  # type: ignore[method-assign]
+    with pytest.raises(FedmodelError, match="no client returned an update") as failure:
+        run_federation(grid, _settings(run_dir, "resume=true"))
+    assert "client 0: its update was rejected: weight" in str(failure.value)
+    assert "holds NaN or inf" in str(failure.value)
+    summary = _summary(run_dir)
+    for client in summary["clients"]:
+        ledger = _ledger(run_dir, client["client_id"])
+        assert client["ledger_epsilon"] == pytest.approx(
+            ledger["rounds"][-1]["epsilon"]
+        )
+        assert client["ledger_rounds"] == 2
+    assert summary["privacy_guarantee"]["epsilon"] == pytest.approx(
+        max(c["ledger_epsilon"] for c in summary["clients"])
+    )
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
+    run_dir: Path,
+) -> None:
+    shutil.rmtree(run_dir / "checkpoint")
+    (run_dir / "checkpoint").mkdir()
+    (run_dir / "checkpoint" / "state.pt.tmp").write_bytes(b"half a checkpoint")
+    stale = run_dir / "clients" / "client-0" / ".privacy_ledger.json.x1y2.tmp"
+    stale.write_text("{")
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    # Round 1 ran again and was charged again (an over-count, never an
+    # under-count), so the 2-round budget has no room for round 2.
+    assert _charged_rounds(run_dir, 0) == [1, 1]
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2]
+    assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 0]
+    assert summary["rounds_completed"] == 1
+    assert not (run_dir / "checkpoint" / "state.pt.tmp").exists()
+    assert not stale.exists()
+
+
+@pytest.mark.slow  # exports and distils a student after the rounds
+def test_student_rounds_are_numbered_on_from_the_teachers(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path / "run",
+        "num_rounds=1",
+        "distill=federated",
+        "distill.rounds=1",
+        "distill.epochs=1",
+        "distill.student.num_layers=1",
+        "distill.augment_copies=0",
+    )
+    grid = FakeGrid(2)
+    summary = run_federation(grid, settings)
+    run_dir = tmp_path / "run"
+    assert [(r["round"], r.get("model", "teacher")) for r in read_rounds(run_dir)] == [
+        (1, "teacher"),
+        (2, "student"),
+    ]
+    assert [(r["round"], r["model"]) for r in summary["rounds"]] == [
+        (1, "teacher"),
+        (2, "student"),
+    ]
+    assert summary["rounds_completed"] == 1
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
+    student_messages = [m for m in grid.sent if "teacher" in m.content.array_records]
+    assert [m.content["config"]["server-round"] for m in student_messages] == [2, 2]
