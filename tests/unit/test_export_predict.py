@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedmodel.cli.predict import run_predict
+from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.text_inputs import read_texts
@@ -98,8 +98,9 @@ def test_predict_prints_labels_with_probabilities(
     target: str, exported: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = exported if target == "folder" else exported / ONNX_FILE
-    code = run_predict(
+    code = run_command(
         [
+            "predict",
             "--model",
             str(model),
             "--text",
@@ -133,7 +134,7 @@ def test_predict_reads_an_input_file_and_both_formats_agree(
     outputs = []
     for model in (exported, exported / ONNX_FILE):
         argv = ["--model", str(model), "--input", str(texts), "--text-column", "body"]
-        assert run_predict([*argv, "--format", "jsonl"]) == 0
+        assert run_command(["predict", *argv, "--format", "jsonl"]) == 0
         outputs.append(
             [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         )
@@ -142,14 +143,14 @@ def test_predict_reads_an_input_file_and_both_formats_agree(
     for mine, theirs in zip(torch_rows, onnx_rows, strict=True):
         assert mine["label"] == theirs["label"]
         assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5)
-    assert run_predict(["--model", str(exported), "--input", str(texts)]) == 2
+    assert _predict("--model", str(exported), "--input", str(texts)) == 2
     assert "no column 'text'" in capsys.readouterr().err
 
 
 def test_predict_table_output(
     exported: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_predict(["--model", str(exported), "--text", "lost card"]) == 0
+    assert _predict("--model", str(exported), "--text", "lost card") == 0
     out = capsys.readouterr().out
     assert "lost card" in out and "probability" in out
 
@@ -173,7 +174,7 @@ def test_predict_names_a_bad_model_path(
     make_model, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     model = make_model(tmp_path)
-    assert run_predict(["--model", str(model), "--text", "x"]) == 2
+    assert _predict("--model", str(model), "--text", "x") == 2
     err = capsys.readouterr().err
     assert message in err and str(model) in err
 
@@ -183,12 +184,16 @@ def test_predict_names_an_unreadable_input(
 ) -> None:
     binary = tmp_path / "texts.txt"
     binary.write_bytes(b"good line\n\xff\xfe bad\n")
-    assert run_predict(["--model", str(exported), "--input", str(binary)]) == 2
+    assert _predict("--model", str(exported), "--input", str(binary)) == 2
     assert "not UTF-8" in capsys.readouterr().err
     missing = tmp_path / "nothing.csv"
-    assert run_predict(["--model", str(exported), "--input", str(missing)]) == 2
+    assert _predict("--model", str(exported), "--input", str(missing)) == 2
     assert "does not exist" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     with pytest.raises(FedmodelError, match="holds no text lines"):
         read_texts(empty, key="--input")
+
+
+def _predict(*argv: str) -> int:
+    return run_command(["predict", *argv])
