@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fedmodel.cli.errors import EXIT_USER_ERROR, report_error
+from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
@@ -55,7 +55,7 @@ def run_simulate(argv: list[str]) -> int:
     finally:
         if not full_error:
             del os.environ["HYDRA_FULL_ERROR"]
-    return 0
+    return EXIT_OK
 
 
 def _simulate(cfg: Any) -> float:

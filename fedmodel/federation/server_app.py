@@ -69,7 +69,9 @@ NODE_WAIT_SECONDS = 60.0
 def main(grid: Grid, context: Context) -> None:
     """Run a federation from the run-config Flower hands the ServerApp."""
     setup_logging()
-    run_federation(grid, settings_from_run_config(dict(context.run_config)))
+    settings = settings_from_run_config(dict(context.run_config))
+    setup_logging(Path(settings.run_dir))  # under `flwr run`: the run's log file
+    run_federation(grid, settings)
 
 
 def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:

@@ -1,4 +1,4 @@
-"""`fedmodel report SWEEP_DIR`: a sweep's runs as a CSV, a markdown table and a plot.
+"""`fedmodel sweep-report SWEEP_DIR`: a sweep's runs as a CSV, a table and a plot.
 
 A run folder is any folder under SWEEP_DIR holding `summary.json` and
 `resolved_config.yaml` (what `fedmodel simulate` writes). Runs that differ only

@@ -1,0 +1,66 @@
+"""The console shows fedmodel's lines; the run's log file gets every line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
+from fedmodel.run.layout import LOG_FILE
+
+
+@pytest.fixture(autouse=True)
+def _restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in (VERBOSE_ENV, "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(name, raising=False)
+    flower = logging.getLogger("flwr")
+    saved = [(h, list(h.filters)) for h in flower.handlers]
+    yield
+    close_log_file()
+    for handler, filters in saved:
+        handler.filters = filters
+
+
+def _flower_console(capsys: pytest.CaptureFixture[str]) -> str:
+    import flwr.common.logger  # noqa: F401  (adds Flower's console handler)
+
+    logging.getLogger("flwr").warning("flower chatter")
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def test_only_fedmodel_lines_on_the_console_and_all_in_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import flwr.common.logger  # noqa: F401
+
+    setup_logging(tmp_path)
+    logging.getLogger("fedmodel.somewhere").info("our progress line")
+    console = capsys.readouterr().err
+    assert "fedmodel our progress line" in console
+    assert "flower chatter" not in _flower_console(capsys)
+    close_log_file()
+    log = (tmp_path / LOG_FILE).read_text()
+    assert "INFO fedmodel.somewhere: our progress line" in log
+    assert "WARNING flwr: flower chatter" in log
+
+
+def test_verbose_shows_flowers_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import flwr.common.logger  # noqa: F401
+
+    setup_logging(tmp_path, verbose=True)
+    assert "flower chatter" in _flower_console(capsys)
+
+
+def test_a_second_setup_moves_the_log_file(tmp_path: Path) -> None:
+    setup_logging(tmp_path / "a")
+    setup_logging(tmp_path / "b")
+    logging.getLogger("fedmodel").info("second run")
+    close_log_file()
+    assert "second run" not in (tmp_path / "a" / LOG_FILE).read_text()
+    assert "second run" in (tmp_path / "b" / LOG_FILE).read_text()
