@@ -22,6 +22,7 @@ from fedmodel.federation.strategy import (
     METRICS_KEY,
     TEACHER_KEY,
 )
+from fedmodel.run.console import setup_logging
 
 app = ClientApp()
 
@@ -39,6 +40,7 @@ def train(msg: Message, context: Context) -> Message:
     A message that also carries the teacher's weights is a federated
     distillation round: the received weights are the student's.
     """
+    setup_logging()  # this process too: Flower's lines off the console
     config = dict(msg.content["config"])
     round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:

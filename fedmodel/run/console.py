@@ -1,9 +1,10 @@
 """Where log lines go: fedmodel's on the console, everything in the run's log file.
 
 By default the console shows only fedmodel's own lines (one timestamped line
-per progress event). Flower's and Ray's lines, and the progress bars of the
-`datasets` library, go to `fedmodel.log` in the run folder instead; with
-`verbose=true` (or FEDMODEL_VERBOSE=1) they show on the console as well.
+per progress event) and the libraries' errors. Flower's and Ray's other lines,
+and the progress bars of the `datasets` library, go to `fedmodel.log` in the
+run folder instead; with `fedmodel simulate --verbose` (FEDMODEL_VERBOSE=1)
+they show on the console as well.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def _verbose_wanted() -> bool:
     return os.environ.get(VERBOSE_ENV, "").lower() in {"1", "true", "yes"}
 
 
-def _shown_on_console(_: logging.LogRecord) -> bool:
-    return _verbose_wanted()
+def _shown_on_console(record: logging.LogRecord) -> bool:
+    """A library's errors always reach the console; its other lines when verbose."""
+    return record.levelno >= logging.ERROR or _verbose_wanted()
 
 
 def setup_logging(run_dir: Path | None = None, *, verbose: bool = False) -> None:
@@ -68,18 +70,21 @@ def setup_logging(run_dir: Path | None = None, *, verbose: bool = False) -> None
         handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    # Up to the root logger, which holds the run's log file (and no console).
-    logger.propagate = True
-    _quiet_libraries(verbose=verbose)
     if run_dir is not None:
         _log_to_file(Path(run_dir) / LOG_FILE)
+    # Up to the root logger when it holds the run's log file. Otherwise (a Ray
+    # worker, a site's ClientApp) the root may have a console handler of its
+    # own, which would print each line a second time.
+    to_file = any(isinstance(h, _RunLogFile) for h in logging.getLogger().handlers)
+    logger.propagate = to_file
+    _quiet_libraries(verbose=verbose, to_file=to_file)
 
 
-def _quiet_libraries(*, verbose: bool) -> None:
+def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
     """Keep the libraries' console handlers for verbose runs; send lines to the file."""
     for name in CHATTY_LOGGERS:
         library = logging.getLogger(name)
-        library.propagate = True
+        library.propagate = to_file
         if not verbose:
             library.setLevel(max(library.getEffectiveLevel(), logging.INFO))
         for handler in library.handlers:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from fedmodel import __version__
 from fedmodel.cli.main import COMMANDS, build_parser, run_command
 from fedmodel.cli.simulate import hydra_error_line, run_simulate
-from fedmodel.run.console import VERBOSE_ENV, close_log_file
 
 HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
 ALL_COMMANDS = ["simulate", *(c.name for c in COMMANDS), "report"]
@@ -31,13 +29,7 @@ print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 """
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """`simulate` sets up logging for the process; undo it after each test."""
-    for name in (VERBOSE_ENV, "HF_DATASETS_DISABLE_PROGRESS_BARS", "HYDRA_FULL_ERROR"):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    close_log_file()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_help_lists_every_command_with_its_summary_and_exits_0(

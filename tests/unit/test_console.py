@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
+from fedmodel.run.console import close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
 
-
-@pytest.fixture(autouse=True)
-def _restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in (VERBOSE_ENV, "HF_DATASETS_DISABLE_PROGRESS_BARS"):
-        monkeypatch.delenv(name, raising=False)
-    flower = logging.getLogger("flwr")
-    saved = [(h, list(h.filters)) for h in flower.handlers]
-    yield
-    close_log_file()
-    for handler, filters in saved:
-        handler.filters = filters
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _flower_console(capsys: pytest.CaptureFixture[str]) -> str:
@@ -64,3 +53,33 @@ def test_a_second_setup_moves_the_log_file(tmp_path: Path) -> None:
     close_log_file()
     assert "second run" not in (tmp_path / "a" / LOG_FILE).read_text()
     assert "second run" in (tmp_path / "b" / LOG_FILE).read_text()
+
+
+def test_a_librarys_errors_still_reach_the_console(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import flwr.common.logger  # noqa: F401
+
+    setup_logging(tmp_path)
+    logging.getLogger("flwr").error("flower failed")
+    captured = capsys.readouterr()
+    assert "flower failed" in captured.out + captured.err
+
+
+def test_without_a_run_folder_nothing_reaches_a_root_console_handler() -> None:
+    """A Ray worker's root logger prints; our lines must not print there twice."""
+    import io
+
+    import flwr.common.logger  # noqa: F401
+
+    stream = io.StringIO()
+    worker_root = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(worker_root)
+    try:
+        setup_logging()
+        logging.getLogger("flwr").warning("Manually terminating ClientAppActor")
+        logging.getLogger("fedmodel.client").warning("a ledger warning")
+    finally:
+        root.removeHandler(worker_root)
+    assert stream.getvalue() == ""

@@ -62,6 +62,7 @@ def test_onnx_logits_match_pytorch_on_real_texts(
         )
 
 
+@pytest.mark.slow  # exports the 15.5M-parameter MiniLM student to ONNX
 def test_onnx_parity_for_the_shipped_minilm_student(
     tmp_path: Path, bank_texts: list[str]
 ) -> None:
