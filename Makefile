@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: install ## the default federated simulation (about 5 min on 2 cores)
 	$(BIN)/fedmodel simulate
 
-smoke: install ## a 30-second end-to-end check (fedmodel simulate debug=smoke)
+smoke: install ## a quick end-to-end check (fedmodel simulate debug=smoke)
 	$(BIN)/fedmodel simulate debug=smoke
 
 test: install ## the whole test suite, as CI runs it

@@ -139,7 +139,9 @@ def run_command(argv: Sequence[str]) -> int:
     try:
         return int(args.run(args))
     except FedmodelError as exc:
-        report_error(args.prog, str(exc))
+        from fedmodel.cli.simulate import error_line
+
+        report_error(args.prog, error_line(exc))
         return EXIT_USER_ERROR
 
 

@@ -105,6 +105,17 @@ def _remove_if_unused(run_dir: Path) -> None:
     run_dir.rmdir()
 
 
+def error_line(exc: FedmodelError) -> str:
+    """A FedmodelError's message, or one line for the Hydra error behind it."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause = exc.__cause__
+    if isinstance(cause, HydraException | OmegaConfBaseException):
+        return hydra_error_line(cause)
+    return str(exc)
+
+
 def hydra_error_line(exc: BaseException) -> str:
     """One line for a Hydra/OmegaConf config error, with a guess where cheap."""
     from hydra.errors import MissingConfigException, OverrideParseException

@@ -161,6 +161,15 @@ def test_user_errors_share_one_format(
     assert run_command(["report", str(tmp_path / "nope")]) == 2
 
 
+def test_privacy_plan_reports_a_bad_override_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_command(["privacy-plan", "num_client=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel privacy-plan: error: unknown config key")
+    assert "did you mean 'num_clients'?" in err and len(err.splitlines()) == 1
+
+
 def test_audit_confidence_out_of_range_is_a_user_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
