@@ -9,6 +9,7 @@ transformers) is imported, so every `--help` prints at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -147,4 +148,10 @@ def run_command(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Dispatch `fedmodel <command> ...` and exit with its code."""
-    raise SystemExit(run_command(sys.argv[1:] if argv is None else argv))
+    try:
+        code = run_command(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # `fedmodel ... | head` closed the pipe: stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    raise SystemExit(code)
