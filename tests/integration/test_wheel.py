@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,26 @@ def _run(
     return done
 
 
+def _isolation() -> list[str]:
+    """Build with this venv's setuptools when it can (offline and fast).
+
+    pyproject's build needs setuptools 77 (license string); a fresh 3.11 venv
+    has 65, and then pip fetches the build backend from the package index.
+    """
+    try:
+        major = int(version("setuptools").split(".")[0])
+    except PackageNotFoundError:
+        return []
+    return ["--no-build-isolation"] if major >= 77 else []
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ folder of a fresh venv holding only the built wheel."""
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *_isolation(),
          "-w", str(dist), str(REPO)],
         cwd=root,
         timeout=600,
