@@ -12,9 +12,12 @@ export TOKENIZERS_PARALLELISM := false
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_TELEMETRY_ENABLED := 0
 
-.PHONY: install demo test lint bench clean
+.PHONY: help install demo smoke test test-fast lint bench clean
 
-install: $(STAMP)
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+install: $(STAMP) ## a .venv with pinned installs (torch first)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,18 +26,24 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-demo: install
+demo: install ## the default federated simulation (about 5 min on 2 cores)
 	$(BIN)/fedmodel simulate
 
-test: install
+smoke: install ## a quick end-to-end check (fedmodel simulate debug=smoke)
+	$(BIN)/fedmodel simulate debug=smoke
+
+test: install ## the whole test suite, as CI runs it
 	$(BIN)/pytest -q; status=$$?; [ $$status -ne 5 ] || echo 'pytest collected no tests'; exit $$status
 
-lint: install
+test-fast: install ## the tests not marked slow (the inner loop)
+	$(BIN)/pytest -q -m "not slow"; status=$$?; [ $$status -ne 5 ] || echo 'pytest collected no tests'; exit $$status
+
+lint: install ## ruff and mypy
 	$(BIN)/ruff check fedmodel tests benchmarks simulations
 	$(BIN)/mypy fedmodel
 
-bench: install
+bench: install ## the privacy-utility benchmark
 	$(BIN)/python benchmarks/privacy_utility.py
 
-clean:
+clean: ## remove .venv, outputs and caches
 	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache

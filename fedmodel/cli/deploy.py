@@ -1,8 +1,7 @@
 """Deployment commands: `fedmodel certs`, `superlink`, `supernode`, `ledger`.
 
-Each reads its own arguments from sys.argv (the `fedmodel` dispatcher has
-removed the command name) and turns a FedmodelError into exit code 2 with the
-message and no traceback.
+Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
+`run_*` that imports what it needs (cryptography, Flower, Opacus) only then.
 """
 
 from __future__ import annotations
@@ -10,17 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedmodel.client.site import site_from_node_config
-from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
-from fedmodel.deploy.launch import exec_flower, superlink_command, supernode_command
+from fedmodel.cli.errors import EXIT_OK
 from fedmodel.errors import FedmodelError
-from fedmodel.run.console import reports_user_errors
 
 
-@reports_user_errors
-def certs() -> None:
+def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel certs superlink|site`: TLS certificates and site keys."""
-    parser = argparse.ArgumentParser(prog="fedmodel certs")
     sub = parser.add_subparsers(dest="what", required=True)
     link = sub.add_parser(
         "superlink", help="server operator: a CA and the SuperLink's certificate"
@@ -32,11 +26,18 @@ def certs() -> None:
         required=True,
         help="a name or IP address sites use to reach the SuperLink (repeatable)",
     )
-    link.add_argument("--days", type=int, default=365, help="validity in days")
+    link.add_argument(
+        "--days", type=int, default=365, help="validity in days (default: 365)"
+    )
     site = sub.add_parser("site", help="site operator: the SuperNode's key pair")
     site.add_argument("--dir", type=Path, required=True, help="output folder")
     site.add_argument("--name", required=True, help="the site's name, e.g. hospital-a")
-    args = parser.parse_args()
+
+
+def run_certs(args: argparse.Namespace) -> int:
+    """Write the certificates or the key pair and say where each file went."""
+    from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+
     if args.what == "superlink":
         made = create_superlink_certificates(args.dir, hosts=args.host, days=args.days)
         print(f"CA certificate (give to every site): {made.ca_cert}")
@@ -46,22 +47,30 @@ def certs() -> None:
         keys = create_site_keys(args.dir, name=args.name)
         print(f"private key (stays at the site):              {keys.private_key}")
         print(f"public key (send to the server operator):     {keys.public_key}")
+    return EXIT_OK
 
 
-@reports_user_errors
-def superlink() -> None:
+def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel superlink`: start Flower's SuperLink with TLS and node auth."""
-    parser = argparse.ArgumentParser(prog="fedmodel superlink")
     parser.add_argument("--certs", type=Path, help="folder from `certs superlink`")
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9093, help="port to listen on")
+    parser.add_argument(
+        "--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=9093, help="port to listen on (default: 9093)"
+    )
     parser.add_argument(
         "--database", type=Path, help="SuperLink state file (default: in memory)"
     )
     parser.add_argument(
         "--insecure", action="store_true", help="no TLS, no node authentication"
     )
-    args = parser.parse_args()
+
+
+def run_superlink(args: argparse.Namespace) -> int:
+    """Replace this process with the SuperLink."""
+    from fedmodel.deploy.launch import exec_flower, superlink_command
+
     exec_flower(
         superlink_command(
             certs_dir=args.certs,
@@ -71,41 +80,48 @@ def superlink() -> None:
             insecure=args.insecure,
         )
     )
+    return EXIT_OK
 
 
-@reports_user_errors
-def supernode() -> None:
+def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel supernode`: start Flower's SuperNode for one site."""
-    parser = argparse.ArgumentParser(prog="fedmodel supernode")
-    parser.add_argument("--superlink", required=True, help="SuperLink host:port")
-    parser.add_argument("--ca-cert", type=Path, help="the server operator's ca.crt")
-    parser.add_argument("--auth-key", type=Path, help="this site's private key")
-    parser.add_argument(
+    required = parser.add_argument_group("required")
+    required.add_argument("--superlink", required=True, help="SuperLink host:port")
+    required.add_argument(
         "--site-id", type=int, required=True, help="this site's number (unique)"
     )
-    parser.add_argument(
+    required.add_argument(
         "--data-file", type=Path, required=True, help="CSV / JSONL / Parquet records"
     )
-    parser.add_argument(
+    required.add_argument(
         "--state-dir", type=Path, required=True, help="privacy ledger and caches"
     )
-    parser.add_argument(
+    required.add_argument(
         "--max-epsilon",
         type=float,
         required=True,
         help="the most epsilon this site will spend (caps the server's target)",
     )
+    parser.add_argument("--ca-cert", type=Path, help="the server operator's ca.crt")
+    parser.add_argument("--auth-key", type=Path, help="this site's private key")
     parser.add_argument("--delta", type=float, help="this site's delta (< 1/n)")
     parser.add_argument(
         "--runtime-port",
         type=int,
         default=9094,
-        help="local port of the SuperNode's runtime API (unique per machine)",
+        help="local port of the SuperNode's runtime API, unique per machine "
+        "(default: 9094)",
     )
     parser.add_argument(
         "--insecure", action="store_true", help="no TLS, no node authentication"
     )
-    args = parser.parse_args()
+
+
+def run_supernode(args: argparse.Namespace) -> int:
+    """Check the site's settings, then replace this process with the SuperNode."""
+    from fedmodel.client.site import site_from_node_config
+    from fedmodel.deploy.launch import exec_flower, supernode_command
+
     node_config: dict[str, object] = {
         "site-id": args.site_id,
         "data-file": str(args.data_file),
@@ -115,7 +131,8 @@ def supernode() -> None:
     if args.delta is not None:
         node_config["delta"] = args.delta
     site = site_from_node_config(node_config)
-    assert site is not None
+    if site is None:  # pragma: no cover - the node config above names a site
+        raise FedmodelError("the SuperNode's arguments name no site")
     site.state_dir.mkdir(parents=True, exist_ok=True)
     exec_flower(
         supernode_command(
@@ -127,26 +144,32 @@ def supernode() -> None:
             insecure=args.insecure,
         )
     )
+    return EXIT_OK
 
 
-@reports_user_errors
-def ledger() -> None:
+def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel ledger show|reset --state-dir DIR`: a site's privacy budget."""
-    # Imported here: the accountants load Opacus, which the launchers do not need.
-    from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
-
-    parser = argparse.ArgumentParser(prog="fedmodel ledger")
     sub = parser.add_subparsers(dest="what", required=True)
     show = sub.add_parser("show", help="print what the site has spent")
-    show.add_argument("--state-dir", type=Path, required=True)
+    show.add_argument(
+        "--state-dir", type=Path, required=True, help="the site's --state-dir"
+    )
     reset = sub.add_parser(
         "reset", help="archive the ledger so the next run starts a new budget"
     )
-    reset.add_argument("--state-dir", type=Path, required=True)
+    reset.add_argument(
+        "--state-dir", type=Path, required=True, help="the site's --state-dir"
+    )
     reset.add_argument(
         "--yes", action="store_true", help="confirm: forget the spent epsilon"
     )
-    args = parser.parse_args()
+
+
+def run_ledger(args: argparse.Namespace) -> int:
+    """Print the site's spend, or archive its ledger after --yes."""
+    # Imported here: the accountants load Opacus.
+    from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
+
     if args.what == "show":
         status = ledger_status(args.state_dir)
         print(
@@ -155,7 +178,7 @@ def ledger() -> None:
             f"{status.delta:.3g}, {status.rounds} round(s) charged"
             + (", budget exhausted" if status.budget_exhausted else "")
         )
-        return
+        return EXIT_OK
     if not args.yes:
         status = ledger_status(args.state_dir)
         raise FedmodelError(
@@ -169,3 +192,4 @@ def ledger() -> None:
         f"archived {status.path} (epsilon {status.epsilon:.4f}, {status.rounds} "
         f"round(s)) as {archived}; the next round starts a new budget"
     )
+    return EXIT_OK

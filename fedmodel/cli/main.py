@@ -1,106 +1,156 @@
-"""Console entry point: `fedmodel <command> ...`, one function per command."""
+"""Console entry point: `fedmodel <command> ...`.
+
+Every command is a `Command` in `COMMANDS`: its name, a one-line summary for
+`fedmodel --help`, a function that adds its arguments, and one that runs it.
+The arguments are parsed before any heavy module (torch, Flower,
+transformers) is imported, so every `--help` prints at once.
+"""
 
 from __future__ import annotations
 
-import logging
+import argparse
+import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from fedmodel.cli import deploy as deploy_cli
-from fedmodel.config import CONF_DIR
+from fedmodel import __version__
+from fedmodel.cli import deploy, predict, research
+from fedmodel.cli.errors import EXIT_USER_ERROR, report_error
 from fedmodel.errors import FedmodelError
-from fedmodel.run.console import reports_user_errors, setup_logging
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def _simulate(cfg: DictConfig) -> float:
-    from fedmodel.federation.simulation import simulate
+@dataclass(frozen=True)
+class Command:
+    """One `fedmodel` subcommand."""
 
-    setup_logging()
-    raw = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(raw, dict)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        summary = simulate({str(k): v for k, v in raw.items()}, run_dir=run_dir)
-    except FedmodelError as exc:
-        logging.getLogger("fedmodel").error("%s", exc)
-        raise SystemExit(2) from None
-    epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
-    spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
-    logging.getLogger("fedmodel").info(
-        "done: final test accuracy %.4f, macro-F1 %.4f%s, %.0f s; outputs in %s",
-        summary["final_accuracy"],
-        summary["final_macro_f1"],
-        spent,
-        summary["wall_seconds"],
-        run_dir,
+    name: str
+    summary: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "privacy-plan",
+        "each client's privacy plan (noise, epsilon), no training",
+        research.add_privacy_plan_arguments,
+        research.run_privacy_plan,
+        description="Print each client's calibrated privacy plan without "
+        "training. Exits 1 when a client's plan is flagged.",
+    ),
+    Command(
+        "sweep-report",
+        "a --multirun sweep as a CSV, a table and a plot",
+        research.add_sweep_report_arguments,
+        research.run_sweep_report,
+        description="Collect a sweep's runs into a CSV, a markdown table and "
+        "privacy_utility.png.",
+        aliases=("report",),
+    ),
+    Command(
+        "audit",
+        "membership-inference audit of a finished run",
+        research.add_audit_arguments,
+        research.run_audit,
+        description="Membership-inference audit of a finished run's final "
+        "model; writes audit.json. Exits 1 when a bound exceeds the claimed "
+        "epsilon.",
+    ),
+    Command(
+        "predict",
+        "label texts with an exported teacher or student",
+        predict.add_arguments,
+        predict.run,
+        description=predict.DESCRIPTION,
+    ),
+    Command(
+        "certs",
+        "TLS certificates (server) or a key pair (site)",
+        deploy.add_certs_arguments,
+        deploy.run_certs,
+    ),
+    Command(
+        "superlink",
+        "start Flower's SuperLink (TLS, node authentication)",
+        deploy.add_superlink_arguments,
+        deploy.run_superlink,
+    ),
+    Command(
+        "supernode",
+        "start one site's SuperNode on its own records",
+        deploy.add_supernode_arguments,
+        deploy.run_supernode,
+    ),
+    Command(
+        "ledger",
+        "show or archive a site's privacy ledger",
+        deploy.add_ledger_arguments,
+        deploy.run_ledger,
+    ),
+)
+SIMULATE_SUMMARY = "run a federated simulation (see `simulate --help`)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `fedmodel` parser, one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog="fedmodel",
+        description="Federated, differentially private fine-tuning of a shared "
+        "BERT text classifier (Flower + Opacus).",
+        epilog="`fedmodel COMMAND --help` describes a command. Exit codes: 0 done, "
+        "1 a finding (flagged plan, audit bound), 2 bad input or config.",
     )
-    return float(summary["final_accuracy"])
-
-
-def _run_simulate() -> None:
-    _simulate()
-
-
-@reports_user_errors
-def _run_predict() -> None:
-    from fedmodel.cli.predict import run_predict
-
-    _exit_with(run_predict)
-
-
-def _exit_with(command: Callable[[list[str]], int]) -> None:
-    """Run a command on the rest of argv and exit with its code."""
-    raise SystemExit(command(sys.argv[1:]))
-
-
-@reports_user_errors
-def _run_privacy_plan() -> None:
-    from fedmodel.research.privacy_plan import run_privacy_plan
-
-    _exit_with(run_privacy_plan)
-
-
-@reports_user_errors
-def _run_report() -> None:
-    from fedmodel.research.sweep import run_report
-
-    _exit_with(run_report)
-
-
-@reports_user_errors
-def _run_audit() -> None:
-    from fedmodel.research.audit import run_audit
-
-    _exit_with(run_audit)
-
-
-# Each command reads the rest of sys.argv itself (Hydra overrides or argparse).
-COMMANDS: dict[str, Callable[[], None]] = {
-    "simulate": _run_simulate,
-    "certs": deploy_cli.certs,
-    "superlink": deploy_cli.superlink,
-    "supernode": deploy_cli.supernode,
-    "ledger": deploy_cli.ledger,
-    "predict": _run_predict,
-    "privacy-plan": _run_privacy_plan,
-    "report": _run_report,
-    "audit": _run_audit,
-}
-
-
-def main() -> None:
-    """Dispatch `fedmodel <command> ...`."""
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(
-            f"usage: fedmodel {{{','.join(COMMANDS)}}} [arguments...]",
-            file=sys.stderr,
+    parser.add_argument(
+        "--version", action="version", version=f"fedmodel {__version__}"
+    )
+    sub = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+    # Hydra parses simulate's arguments; listed here for --help only.
+    sub.add_parser("simulate", help=SIMULATE_SUMMARY, add_help=False)
+    for command in COMMANDS:
+        command_parser = sub.add_parser(
+            command.name,
+            help=command.summary,
+            description=command.description
+            or command.summary[0].upper() + command.summary[1:] + ".",
+            aliases=list(command.aliases),
         )
-        raise SystemExit(2)
-    command = COMMANDS[sys.argv.pop(1)]
-    command()
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(run=command.run, prog=command_parser.prog)
+    return parser
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """Run `fedmodel ARGV...` and return its exit code.
+
+    argparse's usage errors exit 2 themselves; a FedmodelError exits 2 with
+    its message in the same format.
+    """
+    argv = list(argv)
+    if argv[:1] == ["simulate"]:
+        from fedmodel.cli.simulate import run_simulate
+
+        return run_simulate(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except FedmodelError as exc:
+        from fedmodel.cli.simulate import error_line
+
+        report_error(args.prog, error_line(exc))
+        return EXIT_USER_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Dispatch `fedmodel <command> ...` and exit with its code."""
+    try:
+        code = run_command(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # `fedmodel ... | head` closed the pipe: stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    raise SystemExit(code)

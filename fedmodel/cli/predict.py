@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
+from fedmodel.cli.errors import EXIT_OK
 
-from fedmodel.data.text_inputs import read_texts
-from fedmodel.errors import FedmodelError
-from fedmodel.serve.inference import Prediction, load_classifier, predict
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from fedmodel.serve.inference import Prediction
+
+DESCRIPTION = (
+    "Label texts with a model a run exported: its model/ (teacher) or "
+    "student/ folder (PyTorch), or the model.onnx inside (ONNX Runtime)."
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments."""
-    parser = argparse.ArgumentParser(
-        prog="fedmodel predict",
-        description=(
-            "Label texts with a model a run exported: its model/ (teacher) or "
-            "student/ folder (PyTorch), or the model.onnx inside (ONNX Runtime)."
-        ),
-    )
     parser.add_argument(
         "--model", required=True, type=Path, help="model folder or .onnx file"
     )
@@ -36,37 +34,40 @@ def build_parser() -> argparse.ArgumentParser:
         help=".txt (one text per line) or CSV/JSONL/Parquet with a text column",
     )
     parser.add_argument(
-        "--text-column", default="text", help="column of --input holding the texts"
+        "--text-column",
+        default="text",
+        help="column of --input holding the texts (default: text)",
     )
-    parser.add_argument("--top-k", type=int, default=3, help="labels per text")
+    parser.add_argument(
+        "--top-k", type=int, default=3, help="labels per text (default: 3)"
+    )
     parser.add_argument(
         "--format",
         choices=("table", "jsonl"),
         default="table",
         help="a table for reading, or one JSON object per line",
     )
-    return parser
 
 
-def run_predict(argv: Sequence[str]) -> int:
-    """Parse arguments, predict, print; return the exit code (2 on bad input)."""
-    args = build_parser().parse_args(argv)
-    try:
-        texts = (
-            list(args.text)
-            if args.text
-            else read_texts(args.input, key="--input", text_column=args.text_column)
-        )
-        predictions = predict(load_classifier(args.model), texts, top_k=args.top_k)
-    except FedmodelError as exc:
-        print(f"fedmodel predict: error: {exc}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    """Predict and print; a bad model or input raises FedmodelError (exit 2)."""
+    from rich.console import Console
+
+    from fedmodel.data.text_inputs import read_texts
+    from fedmodel.serve.inference import load_classifier, predict
+
+    texts = (
+        list(args.text)
+        if args.text
+        else read_texts(args.input, key="--input", text_column=args.text_column)
+    )
+    predictions = predict(load_classifier(args.model), texts, top_k=args.top_k)
     if args.format == "jsonl":
         for prediction in predictions:
             print(json.dumps(_as_json(prediction), ensure_ascii=False))
     else:
         Console().print(_as_table(predictions))
-    return 0
+    return EXIT_OK
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:
@@ -84,6 +85,8 @@ def _as_json(prediction: Prediction) -> dict[str, object]:
 
 
 def _as_table(predictions: Sequence[Prediction]) -> Table:
+    from rich.table import Table
+
     table = Table(show_lines=False)
     table.add_column("text", overflow="fold", max_width=60)
     table.add_column("label")

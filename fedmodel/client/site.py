@@ -52,8 +52,7 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
             return None
         raise FedmodelError(
             f"this SuperNode's --node-config has no {DATA_FILE}: start it with "
-            "`fedmodel supernode ... --data-file FILE` (see the README's "
-            "deployment guide)"
+            "`fedmodel supernode ... --data-file FILE` (see docs/deployment.md)"
         )
     missing = [
         key for key in (SITE_ID, STATE_DIR, MAX_EPSILON) if key not in node_config
@@ -62,7 +61,7 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
         raise FedmodelError(
             f"the SuperNode's --node-config sets {DATA_FILE} but not {missing}: "
             f"a site needs {SITE_ID}, {DATA_FILE}, {STATE_DIR} and {MAX_EPSILON} "
-            "(see the README's deployment guide)"
+            "(see docs/deployment.md)"
         )
     site_id = node_config[SITE_ID]
     if isinstance(site_id, bool) or not isinstance(site_id, int) or site_id < 0:

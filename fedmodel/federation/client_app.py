@@ -34,6 +34,7 @@ from fedmodel.federation.messages import (
 )
 from fedmodel.privacy.durable_file import remove_stale_temp_files
 from fedmodel.privacy.ledger_reset import LEDGER_FILE, reset_count, round_steps
+from fedmodel.run.console import setup_logging
 
 app = ClientApp()
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def train(msg: Message, context: Context) -> Message:
     the type and message of an unexpected exception (its traceback stays in
     this client's log).
     """
+    setup_logging()  # this process too: Flower's lines off the console
     client_id: int | None = None
     try:
         site = site_from_node_config(context.node_config)

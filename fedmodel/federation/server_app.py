@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from flwr.app import Context
@@ -52,7 +53,9 @@ log = logging.getLogger(__name__)
 def main(grid: Grid, context: Context) -> None:
     """Run a federation from the run-config Flower hands the ServerApp."""
     setup_logging()
-    run_federation(grid, settings_from_run_config(dict(context.run_config)))
+    settings = settings_from_run_config(dict(context.run_config))
+    setup_logging(Path(settings.run_dir))  # under `flwr run`: the run's log file
+    run_federation(grid, settings)
 
 
 def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:

@@ -12,17 +12,15 @@ their exposure is measured.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
 import numpy as np
 
 from fedmodel.data import load_client_data
-from fedmodel.errors import FedmodelError
 from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
 from fedmodel.research.audit_records import (
     at_most,
@@ -34,8 +32,6 @@ from fedmodel.research.audit_records import (
     rebuilt_canaries,
     require_held_out,
 )
-from fedmodel.run.layout import AUDIT_FILE
-from fedmodel.run.metrics import write_json
 
 log = logging.getLogger(__name__)
 
@@ -145,45 +141,6 @@ def _with_canary_attack(
         canary_exposure_mean=float(exposures.mean()),
         canary_exposure_max=float(exposures.max()),
     )
-
-
-def run_audit(argv: list[str]) -> int:
-    """The `fedmodel audit` command: print the findings, write audit.json.
-
-    Exits 1 when a bound exceeds the claimed epsilon.
-    """
-    parser = argparse.ArgumentParser(
-        prog="fedmodel audit",
-        description="Membership-inference audit of a finished run's final model.",
-    )
-    parser.add_argument("run_dir", type=Path, help="a `fedmodel simulate` run folder")
-    parser.add_argument(
-        "--client",
-        type=int,
-        default=None,
-        help="client to audit (default: audit.client)",
-    )
-    parser.add_argument("--confidence", type=float, default=0.95)
-    parser.add_argument(
-        "--max-records", type=int, default=2000, help="members and non-members, each"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="threshold/eval split seed")
-    args = parser.parse_args(argv)
-    if not 0.0 < args.confidence < 1.0:
-        raise FedmodelError(f"--confidence must be in (0, 1), got {args.confidence}")
-    report = audit_run(
-        args.run_dir,
-        client=args.client,
-        confidence=args.confidence,
-        max_records=args.max_records,
-        seed=args.seed,
-    )
-    write_json(
-        args.run_dir / AUDIT_FILE, {**asdict(report), "consistent": report.consistent}
-    )
-    print(render_audit(report))
-    print(f"written: {args.run_dir / AUDIT_FILE}")
-    return 0 if report.consistent else 1
 
 
 def render_audit(report: AuditReport) -> str:

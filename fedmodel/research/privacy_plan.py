@@ -9,22 +9,17 @@ reached, is flagged instead of planned.
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import asdict, dataclass, field
 
-from rich.console import Console
 from rich.table import Table
 
-from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.config import RunSettings
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for
 from fedmodel.privacy.calibration import ACCOUNTANTS, plan_client, planned_rounds
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.modes import privacy_mode
-
-PLAN_WIDTH = 150
 
 
 @dataclass(frozen=True)
@@ -175,33 +170,3 @@ def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
             ],
         )
     return by_round
-
-
-def run_privacy_plan(argv: list[str]) -> int:
-    """The `fedmodel privacy-plan` command; returns 1 if any client is flagged."""
-    parser = argparse.ArgumentParser(
-        prog="fedmodel privacy-plan",
-        description="Print each client's calibrated privacy plan without training.",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the plans as JSON instead"
-    )
-    parser.add_argument(
-        "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
-    )
-    args = parser.parse_args(argv)
-    settings = settings_from_dict(compose_config(args.overrides))
-    plans = plan_run(settings)
-    if args.json:
-        print(json.dumps([asdict(plan) for plan in plans], indent=2))
-    else:
-        # Wide tables stay whole when the output is a pipe or a narrow terminal.
-        console = Console(width=max(Console().width, PLAN_WIDTH))
-        for table in plan_tables(settings, plans):
-            console.print(table)
-    flagged = [plan.client for plan in plans if plan.problem]
-    if flagged:
-        Console(stderr=True).print(
-            f"[red]{len(flagged)} client(s) flagged: {', '.join(flagged)}[/red]"
-        )
-    return 1 if flagged else 0

@@ -1,4 +1,4 @@
-"""`fedmodel report SWEEP_DIR`: a sweep's runs as a CSV, a markdown table and a plot.
+"""`fedmodel sweep-report SWEEP_DIR`: a sweep's runs as a CSV, a table and a plot.
 
 A run folder is any folder under SWEEP_DIR holding `summary.json` and
 `resolved_config.yaml` (what `fedmodel simulate` writes). Runs that differ only
@@ -9,7 +9,6 @@ baseline; runs with `privacy=off` are drawn as reference lines.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -157,22 +156,3 @@ def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
     )
     plot_privacy_utility(runs, table, paths["plot"])
     return paths
-
-
-def run_report(argv: list[str]) -> int:
-    """The `fedmodel report` command."""
-    parser = argparse.ArgumentParser(
-        prog="fedmodel report",
-        description="Collect a sweep's runs into a CSV, a markdown table and "
-        "privacy_utility.png.",
-    )
-    parser.add_argument("sweep_dir", type=Path, help="a --multirun sweep folder")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: SWEEP_DIR)"
-    )
-    args = parser.parse_args(argv)
-    paths = write_report(args.sweep_dir, args.out or args.sweep_dir)
-    print(paths["markdown"].read_text(encoding="utf-8"))
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0

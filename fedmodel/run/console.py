@@ -1,14 +1,27 @@
-"""Console output: one timestamped line per progress event, and user errors."""
+"""Where log lines go: fedmodel's on the console, everything in the run's log file.
+
+By default the console shows only fedmodel's own lines (one timestamped line
+per progress event) and the libraries' errors. Flower's and Ray's other lines,
+and the progress bars of the `datasets` library, go to `fedmodel.log` in the
+run folder instead; with `fedmodel simulate --verbose` (FEDMODEL_VERBOSE=1)
+they show on the console as well.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
+import os
 import sys
-from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
-from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import LOG_FILE
+
+CONSOLE_FORMAT = "%(asctime)s fedmodel %(message)s"
+FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+VERBOSE_ENV = "FEDMODEL_VERBOSE"
+# Libraries that print to the console themselves; quiet unless verbose.
+CHATTY_LOGGERS = ("flwr", "ray", "datasets", "transformers", "opacus")
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -27,35 +40,83 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
-def setup_logging() -> None:
-    """Send fedmodel's INFO lines to stderr (once per process)."""
+class _RunLogFile(logging.FileHandler):
+    """The run folder's log file (marked so a second setup replaces it)."""
+
+
+def _verbose_wanted() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").lower() in {"1", "true", "yes"}
+
+
+def _shown_on_console(record: logging.LogRecord) -> bool:
+    """A library's errors always reach the console; its other lines when verbose."""
+    return record.levelno >= logging.ERROR or _verbose_wanted()
+
+
+def setup_logging(run_dir: Path | None = None, *, verbose: bool = False) -> None:
+    """Send fedmodel's INFO lines to stderr and, with `run_dir`, all lines to its log.
+
+    Safe to call more than once (the ServerApp calls it again under `flwr run`):
+    handlers are added once, and a new `run_dir` replaces the log file.
+    `verbose` (or FEDMODEL_VERBOSE=1) shows the libraries' lines on the console;
+    it is kept in the environment so Ray's worker processes inherit it.
+    """
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    verbose = _verbose_wanted()
     logger = logging.getLogger("fedmodel")
-    if not logger.handlers:
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
         handler = _CurrentStderr()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s fedmodel %(message)s", datefmt="%H:%M:%S")
-        )
+        handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False
-    # Flower prints through its own handler; passing its records on to the
-    # root logger as well would print each line twice.
-    logging.getLogger("flwr").propagate = False
+    if run_dir is not None:
+        _log_to_file(Path(run_dir) / LOG_FILE)
+    # Up to the root logger when it holds the run's log file. Otherwise (a Ray
+    # worker, a site's ClientApp) the root may have a console handler of its
+    # own, which would print each line a second time.
+    to_file = any(isinstance(h, _RunLogFile) for h in logging.getLogger().handlers)
+    logger.propagate = to_file
+    _quiet_libraries(verbose=verbose, to_file=to_file)
 
 
-def reports_user_errors(command: Callable[[], None]) -> Callable[[], None]:
-    """Wrap a console command: a FedmodelError prints its message and exits 2.
+def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
+    """Keep the libraries' console handlers for verbose runs; send lines to the file."""
+    for name in CHATTY_LOGGERS:
+        library = logging.getLogger(name)
+        library.propagate = to_file
+        if not verbose:
+            library.setLevel(max(library.getEffectiveLevel(), logging.INFO))
+        for handler in library.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            ):
+                # A filter outlives the level Flower resets on its handler.
+                handler.removeFilter(_shown_on_console)
+                handler.addFilter(_shown_on_console)
+    if not verbose:
+        # The `datasets` progress bars ("Generating ...", "Flattening the
+        # indices") write to stderr directly; Ray workers inherit the variable.
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        if "datasets" in sys.modules:  # imported already: the variable is read
+            sys.modules["datasets"].disable_progress_bars()
 
-    Errors a user can cause then never surface as a traceback.
-    """
 
-    @functools.wraps(command)
-    def run() -> None:
-        setup_logging()
-        try:
-            command()
-        except FedmodelError as exc:
-            logging.getLogger("fedmodel").error("%s", exc)
-            raise SystemExit(2) from None
+def close_log_file() -> None:
+    """Stop writing the run's log file (before its folder is removed, or in tests)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _RunLogFile)]:
+        root.removeHandler(handler)
+        handler.close()
 
-    return run
+
+def _log_to_file(path: Path) -> None:
+    close_log_file()
+    root = logging.getLogger()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = _RunLogFile(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FILE_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)

@@ -15,6 +15,7 @@ CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FILE = "state.pt"
 AUDIT_FILE = "audit.json"
 CLIENTS_DIR = "clients"
+LOG_FILE = "fedmodel.log"
 
 
 def client_dir_name(client_id: int) -> str:

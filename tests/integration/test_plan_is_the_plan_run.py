@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.cli.main import run_command
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
-from fedmodel.research.privacy_plan import run_privacy_plan
 from tests.conftest import SMALL_RUN, small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,7 +33,7 @@ FEDERATED_DISTILL = [
 def test_printed_plan_equals_every_client_ledger(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_privacy_plan(["--json", *SMALL_RUN, *FEDERATED_DISTILL]) == 0
+    assert run_command(["privacy-plan", "--json", *SMALL_RUN, *FEDERATED_DISTILL]) == 0
     plans = json.loads(capsys.readouterr().out)
 
     summary = simulate(small_config(*FEDERATED_DISTILL), run_dir=tmp_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedmodel.cli.predict import run_predict
+from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.text_inputs import read_texts
@@ -64,6 +64,7 @@ def test_onnx_logits_match_pytorch_on_real_texts(
         )
 
 
+@pytest.mark.slow  # exports the 15.5M-parameter MiniLM student to ONNX
 def test_onnx_parity_for_the_shipped_minilm_student(
     tmp_path: Path, bank_texts: list[str]
 ) -> None:
@@ -110,8 +111,9 @@ def test_predict_prints_labels_with_probabilities(
     target: str, exported: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = exported if target == "folder" else exported / ONNX_FILE
-    code = run_predict(
+    code = run_command(
         [
+            "predict",
             "--model",
             str(model),
             "--text",
@@ -145,7 +147,7 @@ def test_predict_reads_an_input_file_and_both_formats_agree(
     outputs = []
     for model in (exported, exported / ONNX_FILE):
         argv = ["--model", str(model), "--input", str(texts), "--text-column", "body"]
-        assert run_predict([*argv, "--format", "jsonl"]) == 0
+        assert run_command(["predict", *argv, "--format", "jsonl"]) == 0
         outputs.append(
             [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         )
@@ -154,14 +156,14 @@ def test_predict_reads_an_input_file_and_both_formats_agree(
     for mine, theirs in zip(torch_rows, onnx_rows, strict=True):
         assert mine["label"] == theirs["label"]
         assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5)
-    assert run_predict(["--model", str(exported), "--input", str(texts)]) == 2
+    assert _predict("--model", str(exported), "--input", str(texts)) == 2
     assert "no column 'text'" in capsys.readouterr().err
 
 
 def test_predict_table_output(
     exported: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_predict(["--model", str(exported), "--text", "lost card"]) == 0
+    assert _predict("--model", str(exported), "--text", "lost card") == 0
     out = capsys.readouterr().out
     assert "lost card" in out and "probability" in out
 
@@ -185,7 +187,7 @@ def test_predict_names_a_bad_model_path(
     make_model, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     model = make_model(tmp_path)
-    assert run_predict(["--model", str(model), "--text", "x"]) == 2
+    assert _predict("--model", str(model), "--text", "x") == 2
     err = capsys.readouterr().err
     assert message in err and str(model) in err
 
@@ -195,12 +197,16 @@ def test_predict_names_an_unreadable_input(
 ) -> None:
     binary = tmp_path / "texts.txt"
     binary.write_bytes(b"good line\n\xff\xfe bad\n")
-    assert run_predict(["--model", str(exported), "--input", str(binary)]) == 2
+    assert _predict("--model", str(exported), "--input", str(binary)) == 2
     assert "not UTF-8" in capsys.readouterr().err
     missing = tmp_path / "nothing.csv"
-    assert run_predict(["--model", str(exported), "--input", str(missing)]) == 2
+    assert _predict("--model", str(exported), "--input", str(missing)) == 2
     assert "does not exist" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     with pytest.raises(FedmodelError, match="holds no text lines"):
         read_texts(empty, key="--input")
+
+
+def _predict(*argv: str) -> int:
+    return run_command(["predict", *argv])

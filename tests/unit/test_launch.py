@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flwr.common.config import parse_config_args
 
-from fedmodel.cli import deploy as deploy_cli
+from fedmodel.cli.main import run_command
 from fedmodel.client.site import SiteConfig, site_from_node_config
 from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
 from fedmodel.deploy.launch import (
@@ -128,12 +128,7 @@ def test_cli_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
 def _ledger_command(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["fedmodel", *args])
-    try:
-        deploy_cli.ledger()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
+    code = run_command(["ledger", *args])
     out, err = capsys.readouterr()
     return code, out, err
 

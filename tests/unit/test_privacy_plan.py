@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data
-from fedmodel.research.privacy_plan import plan_run, run_privacy_plan
+from fedmodel.research.privacy_plan import plan_run
 from tests.conftest import small_config
 
 
@@ -73,7 +74,7 @@ def test_bad_plans_are_flagged_with_exit_1(
         "finetune.batch_size=32",
         override,
     ]
-    assert run_privacy_plan(["--json", *overrides]) == 1
+    assert run_command(["privacy-plan", "--json", *overrides]) == 1
     plans = json.loads(capsys.readouterr().out)
     assert len(plans) == 3
     assert all(flag in plan["problem"] for plan in plans)
@@ -90,7 +91,7 @@ def test_good_plan_prints_tables_and_exits_0(
         "finetune.batch_size=32",
         "num_rounds=2",
     ]
-    assert run_privacy_plan(overrides) == 0
+    assert run_command(["privacy-plan", *overrides]) == 0
     out = capsys.readouterr().out
     assert "noise mult." in out and "epsilon after each round" in out
 

@@ -1,0 +1,19 @@
+"""One error format and one set of exit codes for every command.
+
+Exit codes: 0 done; 1 a finding (a flagged privacy plan, an audit bound above
+the claim); 2 a user error (bad input or config), reported on one line as
+`fedmodel <command>: error: <message>` without a traceback, as argparse does.
+"""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_USER_ERROR = 2
+
+
+def report_error(prog: str, message: str) -> None:
+    """Print a user error in the shared one-line format."""
+    print(f"{prog}: error: {message}", file=sys.stderr)

@@ -1,0 +1,114 @@
+"""Privacy-research commands: `fedmodel privacy-plan`, `sweep-report`, `audit`.
+
+The arguments are declared here and parsed before the research code (and with
+it torch, Opacus, pandas) is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
+from fedmodel.errors import FedmodelError
+
+PLAN_WIDTH = 150
+
+
+def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fedmodel privacy-plan [--json] [OVERRIDES...]`."""
+    parser.add_argument(
+        "--json", action="store_true", help="print the plans as JSON instead"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
+    )
+
+
+def run_privacy_plan(args: argparse.Namespace) -> int:
+    """Print each client's plan; exit 1 if any client is flagged."""
+    from rich.console import Console
+
+    from fedmodel.config import compose_config, settings_from_dict
+    from fedmodel.research.privacy_plan import plan_run, plan_tables
+
+    settings = settings_from_dict(compose_config(args.overrides))
+    plans = plan_run(settings)
+    if args.json:
+        print(json.dumps([asdict(plan) for plan in plans], indent=2))
+    else:
+        # Wide tables stay whole when the output is a pipe or a narrow terminal.
+        console = Console(width=max(Console().width, PLAN_WIDTH))
+        for table in plan_tables(settings, plans):
+            console.print(table)
+    flagged = [plan.client for plan in plans if plan.problem]
+    if flagged:
+        Console(stderr=True).print(
+            f"[red]{len(flagged)} client(s) flagged: {', '.join(flagged)}[/red]"
+        )
+    return EXIT_FINDING if flagged else EXIT_OK
+
+
+def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fedmodel sweep-report SWEEP_DIR [--out DIR]`."""
+    parser.add_argument("sweep_dir", type=Path, help="a --multirun sweep folder")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: SWEEP_DIR)"
+    )
+
+
+def run_sweep_report(args: argparse.Namespace) -> int:
+    """Write the sweep's CSV, table and plot; print the table and the paths."""
+    from fedmodel.research.sweep import write_report
+
+    paths = write_report(args.sweep_dir, args.out or args.sweep_dir)
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return EXIT_OK
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fedmodel audit RUN_DIR [--client N] [--confidence C] ...`."""
+    parser.add_argument("run_dir", type=Path, help="a `fedmodel simulate` run folder")
+    parser.add_argument(
+        "--client",
+        type=int,
+        default=None,
+        help="client to audit (default: audit.client)",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="confidence of the epsilon lower bound, in (0, 1) (default: 0.95)",
+    )
+    parser.add_argument(
+        "--max-records", type=int, default=2000, help="members and non-members, each"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="threshold/eval split seed")
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Audit the run, write audit.json; exit 1 when a bound exceeds the claim."""
+    if not 0.0 < args.confidence < 1.0:
+        raise FedmodelError(f"--confidence must be in (0, 1), got {args.confidence}")
+    from fedmodel.research.audit import audit_run, render_audit
+    from fedmodel.run.layout import AUDIT_FILE
+    from fedmodel.run.metrics import write_json
+
+    report = audit_run(
+        args.run_dir,
+        client=args.client,
+        confidence=args.confidence,
+        max_records=args.max_records,
+        seed=args.seed,
+    )
+    write_json(
+        args.run_dir / AUDIT_FILE, {**asdict(report), "consistent": report.consistent}
+    )
+    print(render_audit(report))
+    print(f"written: {args.run_dir / AUDIT_FILE}")
+    return EXIT_OK if report.consistent else EXIT_FINDING

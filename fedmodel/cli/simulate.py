@@ -1,0 +1,165 @@
+"""`fedmodel simulate`: one federated run (or a --multirun sweep) through Hydra.
+
+Hydra reads the overrides; its own config errors (an unknown key, an unknown
+group option) exit 2 with one line and a "did you mean", like fedmodel's own
+checks. A run that fedmodel's checks reject leaves no run folder behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
+from fedmodel.config import CONF_DIR, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
+from fedmodel.run.layout import LOG_FILE
+
+PROG = "fedmodel simulate"
+VERBOSE_FLAGS = ("-v", "--verbose")
+# What Hydra writes into a run folder before fedmodel has run anything.
+HYDRA_ONLY = {".hydra", LOG_FILE}
+log = logging.getLogger("fedmodel")
+
+
+def run_simulate(argv: list[str]) -> int:
+    """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code."""
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(flag in argv for flag in VERBOSE_FLAGS):
+        os.environ[VERBOSE_ENV] = "1"
+        argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]
+    app = hydra.main(
+        config_path=str(CONF_DIR), config_name="config", version_base="1.3"
+    )(_simulate)
+    full_error = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line
+    sys.argv = ["fedmodel", *argv]
+    try:
+        app()
+    except (HydraException, OmegaConfBaseException) as exc:
+        if full_error:
+            raise
+        report_error(PROG, hydra_error_line(exc))
+        return EXIT_USER_ERROR
+    finally:
+        if not full_error:
+            del os.environ["HYDRA_FULL_ERROR"]
+    return EXIT_OK
+
+
+def _simulate(cfg: Any) -> float:
+    """The Hydra task: run one simulation in Hydra's run folder."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    setup_logging(run_dir)
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(raw, dict):  # pragma: no cover - config.yaml is a mapping
+        raise TypeError("the composed config is not a mapping")
+    config = {str(k): v for k, v in raw.items()}
+    try:
+        # Check the settings before Flower and torch load (seconds, not tens).
+        settings_from_dict({**config, "run_dir": str(run_dir)})
+        from fedmodel.federation.simulation import simulate
+
+        summary = simulate(config, run_dir=run_dir)
+    except FedmodelError as exc:
+        report_error(PROG, str(exc))
+        _remove_if_unused(run_dir)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
+    spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
+    log.info(
+        "done: final test accuracy %.4f, macro-F1 %.4f%s, %.0f s; outputs in %s",
+        summary["final_accuracy"],
+        summary["final_macro_f1"],
+        spent,
+        summary["wall_seconds"],
+        run_dir,
+    )
+    return float(summary["final_accuracy"])
+
+
+def _remove_if_unused(run_dir: Path) -> None:
+    """Remove what Hydra wrote into a run folder that the checks then rejected.
+
+    Only when the folder holds nothing else (a resumed run's folder is kept).
+    """
+    close_log_file()
+    if not run_dir.is_dir() or {p.name for p in run_dir.iterdir()} - HYDRA_ONLY:
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / LOG_FILE).unlink(missing_ok=True)
+    run_dir.rmdir()
+
+
+def error_line(exc: FedmodelError) -> str:
+    """A FedmodelError's message, or one line for the Hydra error behind it."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause = exc.__cause__
+    if isinstance(cause, HydraException | OmegaConfBaseException):
+        return hydra_error_line(cause)
+    return str(exc)
+
+
+def hydra_error_line(exc: BaseException) -> str:
+    """One line for a Hydra/OmegaConf config error, with a guess where cheap."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(exc, OverrideParseException):
+        reason = exc.message.splitlines()[0] if exc.message else "bad syntax"
+        return f"cannot parse the override '{exc.override}': {reason}"
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        return (
+            f"no option '{option}' in config group '{group}'"
+            f"{_did_you_mean(option, list(exc.options))}; "
+            f"options: {', '.join(sorted(exc.options))}"
+        )
+    text = str(exc)
+    cause = exc.__cause__
+    key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")
+    if key and ("not in struct" in str(cause) or "Could not override" in text):
+        return (
+            f"unknown config key '{key}'{_did_you_mean(key, list(_config_keys()))}; "
+            "`fedmodel simulate --cfg job` prints every key"
+        )
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    return first.strip()
+
+
+def _quoted(text: str, after: str) -> str | None:
+    found = re.search(re.escape(after) + r" '([^']+)'", text)
+    return found.group(1) if found else None
+
+
+def _did_you_mean(given: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _config_keys() -> Iterator[str]:
+    """Every dotted key of the default config."""
+    from fedmodel.config import compose_config
+
+    def walk(node: dict[str, Any], prefix: str) -> Iterator[str]:
+        for name, value in node.items():
+            yield prefix + name
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{name}.")
+
+    return walk(compose_config([]), "")

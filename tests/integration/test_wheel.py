@@ -1,0 +1,135 @@
+"""A site installs the wheel, not the repository: configs ship inside it.
+
+Builds the wheel, installs it with --no-deps into a fresh venv outside the
+repository (the third-party packages come from this venv through a .pth
+file, the editable fedmodel does not), and runs `fedmodel` from a temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import venv
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _run(
+    command: list[str], cwd: Path, timeout: int
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done
+
+
+def _isolation() -> list[str]:
+    """Build with this venv's setuptools when it can (offline and fast).
+
+    pyproject's build needs setuptools 77 (license string); a fresh 3.11 venv
+    has 65, and then pip fetches the build backend from the package index.
+    """
+    try:
+        major = int(version("setuptools").split(".")[0])
+    except PackageNotFoundError:
+        return []
+    return ["--no-build-isolation"] if major >= 77 else []
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin/ folder of a fresh venv holding only the built wheel."""
+    root = tmp_path_factory.mktemp("wheel")
+    dist = root / "dist"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            *_isolation(),
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        cwd=root,
+        timeout=600,
+    )
+    (wheel,) = dist.glob("fedmodel-*.whl")
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        cwd=root,
+        timeout=60,
+    ).stdout.strip()
+    # Third-party packages from the test venv; its .pth files (the editable
+    # fedmodel among them) are not read from a path listed here.
+    (Path(site) / "test_venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        cwd=root,
+        timeout=600,
+    )
+    return env_dir / "bin"
+
+
+def test_the_wheel_carries_the_configs_and_not_the_checkout(
+    installed: Path, tmp_path: Path
+) -> None:
+    where = _run(
+        [str(installed / "python"), "-c", "import fedmodel; print(fedmodel.__file__)"],
+        cwd=tmp_path,
+        timeout=60,
+    ).stdout.strip()
+    assert Path(where).is_relative_to(installed.parent)
+    assert not Path(where).is_relative_to(REPO)
+    conf = Path(where).parent / "conf"
+    assert (conf / "config.yaml").is_file()
+    assert (conf / "debug" / "smoke.yaml").is_file()
+    assert (conf / "hydra" / "help" / "fedmodel.yaml").is_file()
+    job = _run(
+        [str(installed / "fedmodel"), "simulate", "--cfg", "job"],
+        cwd=tmp_path,
+        timeout=120,
+    ).stdout
+    assert "num_clients: 4" in job and "name: bank" in job
+
+
+def test_the_smoke_run_works_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    done = _run(
+        [str(installed / "fedmodel"), "simulate", "debug=smoke"],
+        cwd=tmp_path,
+        timeout=900,
+    )
+    (run_dir,) = (tmp_path / "outputs").glob("*/*-bank")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["rounds_completed"] == 1
+    assert len(summary["clients"]) == 2
+    assert (run_dir / "model" / "model.onnx").is_file()
+    assert "fedmodel done: final test accuracy" in done.stderr
+    # Flower's lines went to the log file, not the console.
+    assert "configure_train" not in done.stdout + done.stderr
+    assert "configure_train" in (run_dir / "fedmodel.log").read_text()

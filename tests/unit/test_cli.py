@@ -1,0 +1,183 @@
+"""The front door: `fedmodel --help`, `--version`, fast help, one error format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedmodel import __version__
+from fedmodel.cli.main import COMMANDS, build_parser, run_command
+from fedmodel.cli.simulate import hydra_error_line, run_simulate
+
+HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
+ALL_COMMANDS = ["simulate", *(c.name for c in COMMANDS), "report"]
+# Runs `fedmodel <command> --help` in a fresh interpreter and prints which
+# heavy modules it imported.
+PROBE = """
+import json, sys
+from fedmodel.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as done:
+    code = done.code
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy}))
+print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+def test_help_lists_every_command_with_its_summary_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_command(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "simulate" in out
+    for command in COMMANDS:
+        assert command.name in out
+        # argparse may wrap a summary; its words are all there in order.
+        assert " ".join(command.summary.split()) in " ".join(out.split())
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_command(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fedmodel {__version__}"
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_command([])
+    assert done.value.code == 2
+    assert "fedmodel: error:" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_a_description_and_help_on_each_option() -> None:
+    parser = build_parser()
+    for command in COMMANDS:
+        sub = parser._subparsers._group_actions[0].choices[command.name]  # type: ignore[union-attr]
+        assert sub.description
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{command.name} {action.option_strings}"
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_help_imports_no_heavy_module(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    result = json.loads(done.stderr.strip().splitlines()[-1])
+    assert result == {"code": 0, "heavy": []}, done.stderr[-2000:]
+    assert "usage" in done.stdout.lower() or "fedmodel simulate" in done.stdout
+
+
+def test_simulate_help_names_the_app_and_the_outputs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_simulate(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "powered by Hydra" not in out
+    assert "fedmodel simulate" in out and "outputs/<date>/<time>-<task>" in out
+    assert "debug: smoke" in out
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("num_client=3", "key 'num_client' (did you mean 'num_clients'?)"),
+        ("privacy.epsilon=3", "did you mean 'privacy.target_epsilon'?"),
+        ("task=nosuch", "no option 'nosuch' in config group 'task'"),
+        ("num_rounds=[", "cannot parse the override 'num_rounds=['"),
+    ],
+)
+def test_hydra_config_errors_exit_2_on_one_line(
+    override: str,
+    expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_simulate([override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel simulate: error: ") and expected in err
+    assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_fedmodel_rejects_leaves_no_run_folder(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as done:
+        run_simulate(
+            ["model=tiny", "privacy.target_delta=1.5", f"hydra.run.dir={run_dir}"]
+        )
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "fedmodel simulate: error: " in err and "target_delta" in err
+    assert not run_dir.exists()
+
+
+def test_a_rejected_resume_keeps_the_run_folder(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(SystemExit):
+        run_simulate(
+            ["model=tiny", "privacy.target_delta=1.5", f"hydra.run.dir={run_dir}"]
+        )
+    capsys.readouterr()
+    assert (run_dir / "metrics.jsonl").read_text() == "{}\n"
+
+
+def test_user_errors_share_one_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_command(["sweep-report", str(tmp_path / "nope")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fedmodel sweep-report: error: ") and "does not exist" in err
+    assert run_command(["report", str(tmp_path / "nope")]) == 2
+
+
+def test_privacy_plan_reports_a_bad_override_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_command(["privacy-plan", "num_client=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel privacy-plan: error: unknown config key")
+    assert "did you mean 'num_clients'?" in err and len(err.splitlines()) == 1
+
+
+def test_audit_confidence_out_of_range_is_a_user_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_command(["audit", str(tmp_path), "--confidence", "1.5"]) == 2
+    assert "--confidence must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_a_generic_hydra_error_keeps_its_first_line() -> None:
+    from hydra.errors import HydraException
+
+    assert hydra_error_line(HydraException("first line\nsecond")) == "first line"

@@ -1,0 +1,94 @@
+"""The console shows fedmodel's lines; the run's log file gets every line."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from fedmodel.run.console import close_log_file, setup_logging
+from fedmodel.run.layout import LOG_FILE
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+def _flower_console(message: str, level: int = logging.WARNING) -> str:
+    """What Flower's own console handler prints for one of its log lines.
+
+    The handler is pointed at a buffer meanwhile: it holds whatever stdout was
+    when Flower set it up, which under pytest may be an earlier test's capture.
+    """
+    import flwr.common.logger  # noqa: F401  (adds Flower's console handler)
+
+    flower = logging.getLogger("flwr")
+    consoles = [
+        h
+        for h in flower.handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+    ]
+    assert consoles, "Flower's console handler is gone"
+    buffer = io.StringIO()
+    streams = [h.stream for h in consoles]
+    for handler in consoles:
+        handler.stream = buffer
+    try:
+        flower.log(level, message)
+    finally:
+        for handler, stream in zip(consoles, streams, strict=True):
+            handler.stream = stream
+    return buffer.getvalue()
+
+
+def test_only_fedmodel_lines_on_the_console_and_all_in_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import flwr.common.logger  # noqa: F401
+
+    setup_logging(tmp_path)
+    logging.getLogger("fedmodel.somewhere").info("our progress line")
+    console = capsys.readouterr().err
+    assert "fedmodel our progress line" in console
+    assert _flower_console("flower chatter") == ""
+    close_log_file()
+    log = (tmp_path / LOG_FILE).read_text()
+    assert "INFO fedmodel.somewhere: our progress line" in log
+    assert "WARNING flwr: flower chatter" in log
+
+
+def test_verbose_shows_flowers_lines(tmp_path: Path) -> None:
+    setup_logging(tmp_path, verbose=True)
+    assert "flower chatter" in _flower_console("flower chatter")
+
+
+def test_a_second_setup_moves_the_log_file(tmp_path: Path) -> None:
+    setup_logging(tmp_path / "a")
+    setup_logging(tmp_path / "b")
+    logging.getLogger("fedmodel").info("second run")
+    close_log_file()
+    assert "second run" not in (tmp_path / "a" / LOG_FILE).read_text()
+    assert "second run" in (tmp_path / "b" / LOG_FILE).read_text()
+
+
+def test_a_librarys_errors_still_reach_the_console(tmp_path: Path) -> None:
+    setup_logging(tmp_path)
+    assert "flower failed" in _flower_console("flower failed", logging.ERROR)
+
+
+def test_without_a_run_folder_nothing_reaches_a_root_console_handler() -> None:
+    """A Ray worker's root logger prints; our lines must not print there twice."""
+    import flwr.common.logger  # noqa: F401
+
+    stream = io.StringIO()
+    worker_root = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(worker_root)
+    try:
+        setup_logging()
+        logging.getLogger("flwr").warning("Manually terminating ClientAppActor")
+        logging.getLogger("fedmodel.client").warning("a ledger warning")
+    finally:
+        root.removeHandler(worker_root)
+    assert stream.getvalue() == ""
