@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--text-column", default="text", help="column of --input holding the texts"
     )
-    parser.add_argument("--top-k", type=int, default=3, help="labels per text")
+    parser.add_argument(
+        "--top-k", type=_at_least_one, default=3, help="labels per text (>= 1)"
+    )
     parser.add_argument(
         "--format",
         choices=("table", "jsonl"),
@@ -53,7 +55,7 @@ def run_predict(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         texts = (
-            list(args.text)
+            _given_texts(args.text)
             if args.text
             else read_texts(args.input, key="--input", text_column=args.text_column)
         )
@@ -67,6 +69,27 @@ def run_predict(argv: Sequence[str]) -> int:
     else:
         Console().print(_as_table(predictions))
     return 0
+
+
+def _given_texts(texts: Sequence[str]) -> list[str]:
+    """The --text values, refusing a blank one as --input refuses a blank cell."""
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise FedmodelError(
+                f"--text number {number} is empty ({text!r}); give the text to "
+                'label, e.g. --text "my card was declined"'
+            )
+    return [text.strip() for text in texts]
+
+
+def _at_least_one(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return number
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:

@@ -29,6 +29,7 @@ from fedmodel.data import load_task
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
+from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.strategy import (
     ARRAYS_KEY,
     EXHAUSTED_KEY,
@@ -97,6 +98,7 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     """Train the shared model over `settings.num_rounds` rounds; write outputs."""
     started = time.perf_counter()
+    check_before_round_one(settings)
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RESOLVED_CONFIG).write_text(

@@ -192,3 +192,21 @@ def test_predict_names_an_unreadable_input(
     empty.write_text("\n\n")
     with pytest.raises(FedmodelError, match="holds no text lines"):
         read_texts(empty, key="--input")
+
+
+def test_predict_refuses_an_empty_text_and_a_bad_top_k(
+    exported: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for blank in ("", "   "):
+        argv = ["--model", str(exported), "--text", "ok", "--text", blank]
+        assert run_predict(argv) == 2
+        captured = capsys.readouterr()
+        assert "--text number 2 is empty" in captured.err and not captured.out
+        assert "Traceback" not in captured.err
+    for top_k in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exit_info:
+            run_predict(["--model", str(exported), "--text", "x", "--top-k", top_k])
+        assert exit_info.value.code == 2
+        assert f"--top-k: must be an integer >= 1, got '{top_k}'" in (
+            capsys.readouterr().err
+        )
