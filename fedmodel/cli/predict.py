@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--text-column", default="text", help="column of --input holding the texts"
     )
-    parser.add_argument(
-        "--top-k", type=_at_least_one, default=3, help="labels per text (>= 1)"
-    )
+    parser.add_argument("--top-k", type=int, default=3, help="labels per text")
     parser.add_argument(
         "--format",
         choices=("table", "jsonl"),
@@ -80,16 +78,6 @@ def _given_texts(texts: Sequence[str]) -> list[str]:
                 'label, e.g. --text "my card was declined"'
             )
     return [text.strip() for text in texts]
-
-
-def _at_least_one(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
-    return number
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:
