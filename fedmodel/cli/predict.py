@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
+from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from fedmodel.serve.inference import load_classifier, predict
 
     texts = (
-        list(args.text)
+        _given_texts(args.text)
         if args.text
         else read_texts(args.input, key="--input", text_column=args.text_column)
     )
@@ -68,6 +69,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         Console().print(_as_table(predictions))
     return EXIT_OK
+
+
+def _given_texts(texts: Sequence[str]) -> list[str]:
+    """The --text values, refusing a blank one as --input refuses a blank cell."""
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise FedmodelError(
+                f"--text number {number} is empty ({text!r}); give the text to "
+                'label, e.g. --text "my card was declined"'
+            )
+    return [text.strip() for text in texts]
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:

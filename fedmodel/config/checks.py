@@ -15,6 +15,7 @@ from fedmodel.config.modes import (
     PRIVACY_MODE_NAMES,
     TRACKER_NAMES,
 )
+from fedmodel.config.number_rules import check_numbers
 from fedmodel.config.schema import RunSettings
 from fedmodel.errors import FedmodelError
 
@@ -24,6 +25,7 @@ T = TypeVar("T")
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
     """Build typed settings from a nested config, naming any bad key."""
     settings = _build(RunSettings, raw, path="")
+    check_numbers(settings)  # every number finite and in range (number_rules.py)
     _check(settings)
     return settings
 

@@ -7,17 +7,26 @@ errors about the file's syntax name the line instead.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fedmodel.errors import FedmodelError
 
 ROW_CONVENTION = "1-based data rows, a CSV header not counted"
+# The one rule for an empty cell, in every reader (CSV, JSONL, Parquet, a
+# site's file, `fedmodel predict --input`): a cell is missing when it is null
+# (JSON null, a Parquet null), a NaN number, blank, or the text NaN in any
+# case, which is what pandas and numpy write for a missing number. Any other
+# text ("NA", "none", "null") is an ordinary value.
+MISSING_RULE = "null, a NaN number, blank, or the text 'NaN' in any case"
 
 
 def read_table(path: Path, *, key: str) -> pd.DataFrame:
@@ -45,7 +54,32 @@ def read_table(path: Path, *, key: str) -> pd.DataFrame:
             f"{key}: file {path} has the unsupported suffix {path.suffix!r}; "
             f"convert it to one of {sorted(readers)}"
         )
-    return reader(path)
+    table = reader(path)
+    _refuse_repeats(path, [str(c) for c in table.columns])
+    return table
+
+
+def _refuse_repeats(path: Path, names: list[str]) -> None:
+    # pandas renames a repeated CSV name ("label.1"), json.loads keeps a
+    # repeated key's last value and pyarrow cannot select it: all silent or
+    # obscure, so a repeated column name is refused wherever it appears.
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raise FedmodelError(
+            f"file {path} names the column(s) {repeated} more than once; rename or "
+            "remove the extra column(s) so each name is used once"
+        )
+
+
+def is_missing(value: object) -> bool:
+    """Whether a cell counts as empty: see `MISSING_RULE`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    if not isinstance(value, str) and pd.api.types.is_scalar(value):
+        if pd.isna(value):
+            return True
+    text = str(value).strip()
+    return not text or text.lower() == "nan"
 
 
 def read_utf8(path: Path) -> str:
@@ -66,9 +100,10 @@ def read_utf8(path: Path) -> str:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     text = read_utf8(path)
+    _check_csv_header(path, text)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.
-        return pd.read_csv(
+        table = pd.read_csv(
             io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False
         )
     except pd.errors.EmptyDataError as exc:
@@ -81,6 +116,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"file {path} is not valid CSV: {exc}; check quoting and the number of "
             "fields on that line"
         ) from exc
+    # Names without surrounding spaces ("text, label" has a column "label").
+    table.columns = pd.Index([str(c).strip() for c in table.columns])
+    return table
+
+
+def _check_csv_header(path: Path, text: str) -> None:
+    """Refuse a header that repeats a name or is ';' or tab separated."""
+    first = next(csv.reader(io.StringIO(text)), [])
+    names = [name.strip() for name in first]
+    _refuse_repeats(path, names)
+    for separator, called in ((";", "semicolon"), ("\t", "tab")):
+        if len(names) == 1 and separator in names[0]:
+            raise FedmodelError(
+                f"file {path}: the header {first[0]!r} looks {called}-separated; "
+                "fedmodel reads comma-separated CSV: re-save the file with commas"
+            )
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -89,7 +140,12 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
+        except _RepeatedKeys as exc:
+            raise FedmodelError(
+                f"file {path}, line {line_number}: the key(s) {exc.args[0]} appear "
+                "more than once in one object; keep one value per key"
+            ) from exc
         except json.JSONDecodeError as exc:
             raise FedmodelError(
                 f"file {path}, line {line_number} is not valid JSON ({exc.msg} at "
@@ -105,8 +161,22 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
+class _RepeatedKeys(ValueError):
+    """A JSON object names a key twice (json.loads would keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _RepeatedKeys(repeated)
+    return dict(pairs)
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
+        names = pq.read_schema(path).names
+        _refuse_repeats(path, names)
         return pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise FedmodelError(

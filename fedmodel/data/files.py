@@ -8,22 +8,28 @@ are the same label; so are a Parquet 3.0 and 3).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pandas as pd
 
 from fedmodel.config import TaskSettings
-from fedmodel.data.file_formats import ROW_CONVENTION, read_table
+from fedmodel.data.file_formats import (
+    MISSING_RULE,
+    ROW_CONVENTION,
+    is_missing,
+    read_table,
+)
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
 
 TEST_SITE = -1
+MIN_LABELS = 2
 _SHOWN_ROWS = 5
 
 
@@ -109,6 +115,11 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
         raise FedmodelError(
             f"{key}: file {path} has no rows; add records or remove the file"
         )
+    if task.text_column == task.label_column:
+        raise FedmodelError(
+            f"task.text_column and task.label_column are both {task.text_column!r}:"
+            " the model would be shown its own labels; name two different columns"
+        )
     for role, column in (("text", task.text_column), ("label", task.label_column)):
         if column not in table.columns:
             raise FedmodelError(
@@ -116,22 +127,9 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
                 f"found: {[str(c) for c in table.columns]}); rename the column or "
                 f"set task.{role}_column"
             )
-    raw_texts = table[task.text_column].tolist()
-    bad = [row for row, text in enumerate(raw_texts, start=1) if not _is_text(text)]
-    if bad:
-        raise FedmodelError(
-            f"{key}: file {path} has {len(bad)} empty or null text(s) in column "
-            f"{task.text_column!r} at row(s) {_rows(bad)} ({ROW_CONVENTION}); "
-            "fill them in or remove those rows"
-        )
-    labels = [_label_string(value) for value in table[task.label_column].tolist()]
-    missing = [row for row, label in enumerate(labels, start=1) if label is None]
-    if missing:
-        raise FedmodelError(
-            f"{key}: file {path} has {len(missing)} empty or null label(s) in "
-            f"column {task.label_column!r} at row(s) {_rows(missing)} "
-            f"({ROW_CONVENTION}); label them or remove those rows"
-        )
+    raw_texts = _cells(table, task.text_column, role="text", path=path, key=key)
+    raw_labels = _cells(table, task.label_column, role="label", path=path, key=key)
+    labels = [_label_string(value) for value in raw_labels]
     return _Records(
         path=path,
         texts=[str(text) for text in raw_texts],
@@ -139,17 +137,49 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
     )
 
 
+def _cells(
+    table: pd.DataFrame, column: str, *, role: str, path: Path, key: str
+) -> list[object]:
+    """A column's cells, refusing missing ones and lists or objects, by row."""
+    values = table[column].tolist()
+    for problem, fix, test in (
+        ("lists or objects, not single values,", "fix", _is_nested),
+        (f"missing ({MISSING_RULE})", "fill in", is_missing),
+    ):
+        rows = [row for row, value in enumerate(values, start=1) if test(value)]
+        if rows:
+            raise FedmodelError(
+                f"{key}: file {path} has {len(rows)} {role}(s) that are {problem} "
+                f"in column {column!r} at row(s) {_rows(rows)} ({ROW_CONVENTION}); "
+                f"{fix} those {role}s or remove those rows"
+            )
+    return values
+
+
+def _is_nested(value: object) -> bool:
+    return isinstance(value, list | dict | tuple | np.ndarray)
+
+
 def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ...]:
     if task.labels is None:
         names = sorted({label for records in files for label in records.labels})
-        unseen = sorted(set(names) - {label for r in files[:-1] for label in r.labels})
+        trained = {label for r in files[:-1] for label in r.labels}
+        if len(trained) < MIN_LABELS:
+            raise FedmodelError(
+                f"the training files {[str(r.path) for r in files[:-1]]} hold only "
+                f"the label(s) {sorted(trained)} in column {task.label_column!r}: a "
+                f"classifier needs at least {MIN_LABELS} labels. Add records of "
+                "another label, or list the full label set in task.labels"
+            )
+        unseen = sorted(set(names) - trained)
         if unseen:
             logger.warning("labels only in the test file, never trained: %s", unseen)
         return tuple(names)
     names = [str(name) for name in task.labels]
-    if not names or len(set(names)) != len(names):
+    if len(names) < MIN_LABELS or len(set(names)) != len(names):
         raise FedmodelError(
-            f"task.labels must be a non-empty list without repeats, got {names}"
+            f"task.labels must list at least {MIN_LABELS} labels, none repeated (a "
+            f"classifier needs two or more), got {names}"
         )
     known = set(names)
     for records in files:
@@ -164,17 +194,8 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
     return tuple(names)
 
 
-def _is_text(value: object) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    if not isinstance(value, str) and pd.api.types.is_scalar(value):
-        if pd.isna(value):
-            return False
-    return bool(str(value).strip())
-
-
 def _label_string(value: object) -> str | None:
-    if not _is_text(value):
+    if is_missing(value):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

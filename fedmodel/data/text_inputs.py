@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.data.file_formats import read_table, read_utf8
+from fedmodel.data.file_formats import MISSING_RULE, is_missing, read_table, read_utf8
 from fedmodel.errors import FedmodelError
 
 
@@ -35,10 +35,11 @@ def read_texts(path: Path, *, key: str, text_column: str = "text") -> list[str]:
         )
     texts = []
     for row, value in enumerate(table[text_column].tolist(), start=1):
-        if not isinstance(value, str) or not value.strip():
+        if is_missing(value) or not isinstance(value, str):
             raise FedmodelError(
                 f"{key}: file {path}, row {row} (1-based data rows): column "
-                f"{text_column!r} holds {value!r}, not a non-empty text"
+                f"{text_column!r} holds {value!r}, not a text (missing means "
+                f"{MISSING_RULE})"
             )
         texts.append(value.strip())
     if not texts:

@@ -20,6 +20,7 @@ from fedmodel.data import load_task
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.server_rounds import (
     ServerRounds,
     distill_on_clients,
@@ -66,6 +67,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     failed clients and their reasons, and then raises a FedmodelError.
     """
     started = time.perf_counter()
+    check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     server_started = time.perf_counter()

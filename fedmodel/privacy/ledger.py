@@ -6,6 +6,7 @@ client: a crash after the charge over-counts, a crash before it sends nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -232,7 +233,16 @@ class PrivacyLedger:
     def _commit(self, change: Callable[[LedgerRecord], LedgerRecord]) -> None:
         # Read-modify-write under a lock, starting from what is on disk, so a
         # second process charging the same ledger cannot drop our entries.
-        with exclusive_lock(self._path):
+        with contextlib.ExitStack() as held:
+            try:  # the first write into the state folder: a read-only one fails here
+                held.enter_context(exclusive_lock(self._path))
+            except OSError as exc:
+                raise FedmodelError(
+                    f"cannot lock privacy ledger {self._path} ({exc.strerror or exc}"
+                    f" on {self._path.name}.lock): the round is not charged and its "
+                    f"update is not sent; make the state directory "
+                    f"{self._path.parent} writable"
+                ) from exc
             base = self._with_disk_history()
             self._record, self._epsilon = base, None
             updated = change(base)

@@ -210,3 +210,14 @@ def test_predict_names_an_unreadable_input(
 
 def _predict(*argv: str) -> int:
     return run_command(["predict", *argv])
+
+
+def test_predict_refuses_an_empty_text(
+    exported: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for blank in ("", "   "):
+        argv = ["--model", str(exported), "--text", "ok", "--text", blank]
+        assert _predict(*argv) == 2
+        captured = capsys.readouterr()
+        assert "--text number 2 is empty" in captured.err and not captured.out
+        assert "Traceback" not in captured.err

@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -240,3 +241,42 @@ def test_two_writers_do_not_lose_charges(path: Path) -> None:
     eps = second.charge(round_number=1, steps=10)
     assert eps == epsilon_for([ENTRY, ENTRY], delta=PLAN.delta, accountant="rdp")
     assert open_ledger(path).steps == 20
+
+
+def test_lock_that_cannot_be_opened_is_the_ledgers_own_error(path: Path) -> None:
+    # A folder where the lock file should be: opening it fails even for root,
+    # as a read-only state folder does for anyone else.
+    ledger = open_ledger(path)
+    ledger.charge(round_number=1, steps=10)
+    before = path.read_bytes()
+    lock = path.with_name(path.name + ".lock")
+    lock.unlink()
+    lock.mkdir()
+    with pytest.raises(FedmodelError) as info:
+        ledger.charge(round_number=2, steps=10)
+    message = str(info.value)
+    assert str(path) in message and "privacy_ledger.json.lock" in message
+    assert "not charged" in message and f"{path.parent} writable" in message
+    assert path.read_bytes() == before
+
+
+def test_state_folder_under_a_file_is_the_ledgers_own_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("not a folder")
+    with pytest.raises(FedmodelError, match=r"cannot lock privacy ledger .*state"):
+        open_ledger(blocker / "privacy_ledger.json").charge(round_number=1, steps=10)
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="root opens files in a read-only folder anyway",
+)
+def test_read_only_state_folder_is_the_ledgers_own_error(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.parent.chmod(0o555)
+    try:
+        with pytest.raises(FedmodelError, match=r"cannot lock privacy ledger"):
+            open_ledger(path).charge(round_number=1, steps=10)
+    finally:
+        path.parent.chmod(0o755)

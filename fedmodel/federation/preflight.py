@@ -1,0 +1,70 @@
+"""What the server checks before round 1, so a bad run stops before any charge.
+
+The ServerApp calls `check_before_round_one` first thing, in simulation and in a
+deployment alike: no client has trained, and no ledger has been charged, when
+one of these checks stops the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fedmodel.config import RunSettings
+from fedmodel.data import load_client_data
+from fedmodel.model.checkpoint_check import check_checkpoint
+from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.run.folder_check import check_writable_folder
+
+log = logging.getLogger(__name__)
+
+# Above this target epsilon a DP guarantee says next to nothing about any one
+# record: the run goes ahead, with a warning that shows the noise it came to.
+WEAK_PRIVACY_EPSILON = 50.0
+
+
+def check_before_round_one(settings: RunSettings) -> None:
+    """Refuse an unwritable run folder or a model.path that is not a BERT checkpoint.
+
+    Then warn when `privacy.target_epsilon` is above `WEAK_PRIVACY_EPSILON`.
+    """
+    check_writable_folder(Path(settings.run_dir), key="run_dir")
+    check_checkpoint(settings.model, max_length=settings.task.max_length)
+    warn_weak_privacy(settings)
+
+
+def warn_weak_privacy(settings: RunSettings) -> None:
+    """Warn, naming the noise multiplier, when the target epsilon is very large.
+
+    In simulation the multiplier is each client's own plan; in a deployment each
+    site calibrates its own, from records the server never sees.
+    """
+    privacy = settings.privacy
+    epsilon = privacy.target_epsilon
+    if not privacy.enabled or epsilon is None or epsilon <= WEAK_PRIVACY_EPSILON:
+        return
+    if privacy.client_level:
+        sigmas = [plan_client_level(settings).noise_multiplier]
+    elif settings.federation.name == "simulation":
+        sigmas = [_client_noise(settings, cid) for cid in range(settings.num_clients)]
+    else:
+        sigmas = []
+    came_to = "each site calibrates its noise multiplier from it"
+    if sigmas:
+        spread = f" to {max(sigmas):.3g}" if max(sigmas) > min(sigmas) else ""
+        came_to = f"the noise multiplier came to {min(sigmas):.3g}{spread}"
+    log.warning(
+        "privacy.target_epsilon=%g is above %g: this is no meaningful privacy "
+        "(%s, next to no noise). Continuing as asked; use a target of 1 to 10 "
+        "for a guarantee that protects records",
+        epsilon,
+        WEAK_PRIVACY_EPSILON,
+        came_to,
+    )
+
+
+def _client_noise(settings: RunSettings, client_id: int) -> float:
+    train, _, _ = load_client_data(settings, client_id)
+    plan = plan_client(settings, num_records=len(train), client_id=str(client_id))
+    return plan.noise_multiplier

@@ -1,0 +1,176 @@
+"""One rule for missing cells in every reader; repeated columns and one-class data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fedmodel.config import TaskSettings
+from fedmodel.data import load_task
+from fedmodel.data.file_formats import MISSING_RULE, is_missing
+from fedmodel.data.files import load_site_file
+from fedmodel.data.text_inputs import read_texts
+from fedmodel.errors import FedmodelError
+
+ROWS = [("fine day", "pos"), ("awful", "neg"), ("so so", "pos")]
+
+
+def _task(train: list[Path], test: Path, **kwargs: object) -> TaskSettings:
+    return TaskSettings(
+        name="files",
+        train_files=[str(p) for p in train],
+        test_file=str(test),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _write(path: Path, rows: list[tuple[object, object]]) -> Path:
+    """Write rows in the format the suffix names, cells exactly as given."""
+    texts = [text for text, _ in rows]
+    labels = [label for _, label in rows]
+    if path.suffix == ".csv":
+        lines = ["text,label", *(f"{t},{y}" for t, y in rows)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif path.suffix == ".jsonl":
+        lines = [json.dumps({"text": t, "label": y}) for t, y in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        pd.DataFrame({"text": texts, "label": labels}).to_parquet(path)
+    return path
+
+
+@pytest.fixture
+def test_file(tmp_path: Path) -> Path:
+    return _write(tmp_path / "test.csv", [("good", "pos"), ("bad", "neg")])
+
+
+def test_the_rule() -> None:
+    for value in (None, float("nan"), "", "  ", "NaN", "nan", " NAN ", pd.NA):
+        assert is_missing(value), value
+    for value in ("NA", "none", "null", "N/A", "0", 0, 0.0, "naan"):
+        assert not is_missing(value), value
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("cell", ["NaN", "nan", "", "null-value"])
+def test_missing_label_is_refused_in_every_format(
+    tmp_path: Path, test_file: Path, suffix: str, cell: object
+) -> None:
+    value: object = None if cell == "null-value" else cell
+    if suffix == ".csv" and value is None:
+        value = ""  # a CSV cannot hold a null: an empty cell is its null
+    path = _write(tmp_path / f"a{suffix}", [*ROWS, ("late", value)])
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([path], test_file), seed=0)
+    message = str(info.value)
+    assert f"a{suffix}" in message and "row(s) 4" in message
+    assert "'label'" in message and MISSING_RULE in message
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_missing_text_follows_the_same_rule(
+    tmp_path: Path, test_file: Path, suffix: str
+) -> None:
+    path = _write(tmp_path / f"a{suffix}", [*ROWS, ("NaN", "neg")])
+    pattern = r"text\(s\) that are missing.*'text' at row\(s\) 4"
+    with pytest.raises(FedmodelError, match=pattern):
+        load_task(_task([path], test_file), seed=0)
+
+
+def test_nan_number_in_jsonl_and_parquet_is_missing(
+    tmp_path: Path, test_file: Path
+) -> None:
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"text": "x", "label": "pos"}\n{"text": "y", "label": NaN}\n')
+    with pytest.raises(FedmodelError, match=r"a.jsonl.*row\(s\) 2"):
+        load_task(_task([jsonl], test_file), seed=0)
+    parquet = _write(tmp_path / "b.parquet", [("x", 1.0), ("y", float("nan"))])
+    with pytest.raises(FedmodelError, match=r"b.parquet.*row\(s\) 2"):
+        load_task(_task([parquet], test_file), seed=0)
+
+
+def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
+    site = _write(tmp_path / "site.csv", [*ROWS, ("late", "NaN")])
+    task = TaskSettings(name="files", labels=["pos", "neg"])
+    pattern = r"site.csv.*label\(s\) that are missing.*row\(s\) 4"
+    with pytest.raises(FedmodelError, match=pattern):
+        load_site_file(site, task=task, label_names=("pos", "neg"), key="data-file")
+    texts = _write(tmp_path / "in.jsonl", [("hello", "x"), ("nan", "y")])
+    with pytest.raises(FedmodelError, match=r"--input.*in.jsonl, row 2.*'nan'"):
+        read_texts(texts, key="--input")
+
+
+def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:
+    path = _write(tmp_path / "a.csv", [("x", "NA"), ("y", "none"), ("z", "pos")])
+    data = load_task(_task([path], test_file), seed=0)
+    assert data.label_names == ("NA", "neg", "none", "pos")
+
+
+def test_repeated_column_is_refused_in_every_format(
+    tmp_path: Path, test_file: Path
+) -> None:
+    csv = tmp_path / "a.csv"
+    csv.write_text("text,label,label\nx,pos,neg\ny,neg,pos\n", encoding="utf-8")
+    with pytest.raises(FedmodelError, match=r"a.csv.*\['label'\] more than once"):
+        load_task(_task([csv], test_file), seed=0)
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text('{"text": "x", "label": "pos", "label": "neg"}\n')
+    with pytest.raises(FedmodelError, match=r"b.jsonl, line 1.*\['label'\]"):
+        load_task(_task([jsonl], test_file), seed=0)
+    parquet = tmp_path / "c.parquet"
+    columns = [["x", "y"], ["pos", "neg"], ["neg", "pos"]]
+    pq.write_table(pa.table(columns, names=["text", "label", "label"]), parquet)
+    with pytest.raises(FedmodelError, match=r"c.parquet.*\['label'\] more than once"):
+        load_task(_task([parquet], test_file), seed=0)
+
+
+def test_other_separators_and_padded_names(tmp_path: Path, test_file: Path) -> None:
+    semi = tmp_path / "a.csv"
+    semi.write_text("text;label\nx;pos\ny;neg\n", encoding="utf-8")
+    with pytest.raises(FedmodelError, match=r"a.csv.*semicolon-separated.*commas"):
+        load_task(_task([semi], test_file), seed=0)
+    tab = tmp_path / "b.csv"
+    tab.write_text("text\tlabel\nx\tpos\ny\tneg\n", encoding="utf-8")
+    with pytest.raises(FedmodelError, match=r"b.csv.*tab-separated"):
+        load_task(_task([tab], test_file), seed=0)
+    padded = tmp_path / "c.csv"
+    padded.write_text("\ufefftext , label\nx,pos\ny,neg\n", encoding="utf-8")
+    assert load_task(_task([padded], test_file), seed=0).train["text"] == ["x", "y"]
+
+
+def test_one_class_is_refused_unless_labels_name_more(
+    tmp_path: Path, test_file: Path
+) -> None:
+    one = _write(tmp_path / "one.csv", [("x", "pos"), ("y", "pos")])
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([one, one], test_file), seed=0)
+    message = str(info.value)
+    assert "one.csv" in message and "['pos']" in message
+    assert "at least 2 labels" in message and "task.labels" in message
+    data = load_task(_task([one], test_file, labels=["pos", "neg"]), seed=0)
+    assert data.label_names == ("pos", "neg")
+    with pytest.raises(FedmodelError, match=r"task.labels must list at least 2"):
+        load_task(_task([one], test_file, labels=["pos"]), seed=0)
+
+
+def test_lists_objects_and_one_column_for_both_are_refused(
+    tmp_path: Path, test_file: Path
+) -> None:
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text(
+        '{"text": "x", "label": "pos"}\n{"text": "y", "label": ["neg"]}\n'
+        '{"text": {"t": 1}, "label": "neg"}\n'
+    )
+    with pytest.raises(FedmodelError, match=r"a.jsonl.*text\(s\) that are lists.*3"):
+        load_task(_task([jsonl], test_file), seed=0)
+    jsonl.write_text('{"text": "x", "label": "pos"}\n{"text": "y", "label": [1]}\n')
+    with pytest.raises(FedmodelError, match=r"label\(s\) that are lists.*row\(s\) 2"):
+        load_task(_task([jsonl], test_file), seed=0)
+    both = _write(tmp_path / "b.csv", ROWS)
+    with pytest.raises(FedmodelError, match="are both 'label'"):
+        load_task(_task([both], test_file, text_column="label"), seed=0)
