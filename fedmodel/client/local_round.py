@@ -41,6 +41,7 @@ from fedmodel.privacy import (
     make_private,
     plan_privacy,
     poisson_steps_per_epoch,
+    private_training,
 )
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.training.embedding_cache import cached_features, data_fingerprint
@@ -48,6 +49,7 @@ from fedmodel.training.loops import (
     LogitsFn,
     LossFn,
     build_optimizer,
+    criterion_loss,
     feature_logits,
     text_logits,
     train_epochs,
@@ -170,14 +172,29 @@ def run_local_round(
                 privacy=_privacy_figures(ledger, ledger.epsilon),
             )
         assert settings.privacy.max_grad_norm is not None
-        module, optimizer, loader, count_steps = make_private(
-            model=module,
-            optimizer=optimizer,
-            loader=loader,
-            noise_multiplier=ledger.noise_multiplier,
-            max_grad_norm=settings.privacy.max_grad_norm,
-            accountant=settings.privacy.accountant,
-        )
+        if settings.privacy.grad_sample_mode == "ghost" and job.loss_fn is None:
+            # Ghost clipping needs a per-example loss: cross-entropy only.
+            wrapped = private_training(
+                model=module,
+                optimizer=optimizer,
+                loader=loader,
+                noise_multiplier=ledger.noise_multiplier,
+                max_grad_norm=settings.privacy.max_grad_norm,
+                grad_sample_mode="ghost",
+                accountant=settings.privacy.accountant,
+            )
+            module, optimizer, loader = wrapped.model, wrapped.optimizer, wrapped.loader
+            count_steps = wrapped.steps
+            job.loss_fn = criterion_loss(wrapped.criterion)
+        else:
+            module, optimizer, loader, count_steps = make_private(
+                model=module,
+                optimizer=optimizer,
+                loader=loader,
+                noise_multiplier=ledger.noise_multiplier,
+                max_grad_norm=settings.privacy.max_grad_norm,
+                accountant=settings.privacy.accountant,
+            )
         privacy = _privacy_figures(ledger, epsilon)
 
     mu = settings.strategy.proximal_mu if settings.strategy.name == "fedprox" else 0.0

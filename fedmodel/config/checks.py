@@ -8,6 +8,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from fedmodel.config.budget_rule import with_budget_defaults
 from fedmodel.config.schema import RunSettings
 from fedmodel.errors import FedmodelError
 
@@ -15,8 +16,12 @@ T = TypeVar("T")
 
 
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
-    """Build typed settings from a nested config, naming any bad key."""
-    settings = _build(RunSettings, raw, path="")
+    """Build typed settings from a nested config, naming any bad key.
+
+    Keys the YAML leaves null (or `auto`) that follow the privacy budget are
+    filled first (`with_budget_defaults`); a value the user set always wins.
+    """
+    settings = _build(RunSettings, with_budget_defaults(raw), path="")
     _check(settings)
     return settings
 
@@ -130,6 +135,11 @@ def _check(settings: RunSettings) -> None:
             raise FedmodelError(
                 f"privacy.target_delta must be in (0, 1), got {privacy.target_delta}"
             )
+        if privacy.record_level and privacy.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            raise FedmodelError(
+                "privacy.grad_sample_mode must be one of "
+                f"{list(GRAD_SAMPLE_MODES)}, got {privacy.grad_sample_mode!r}"
+            )
         if privacy.accountant not in ("rdp", "prv"):
             raise FedmodelError(
                 f"privacy.accountant must be 'rdp' or 'prv', got {privacy.accountant!r}"
@@ -186,6 +196,7 @@ def _check_distill(settings: RunSettings) -> None:
 
 
 PRIVACY_MODES = ("off", "dpsgd", "central")
+GRAD_SAMPLE_MODES = ("hooks", "ghost")
 
 
 def _check_audit(settings: RunSettings) -> None:

@@ -20,6 +20,9 @@ class TaskSettings:
     transfer_fraction: float = 0.05
     train_files: list[str] = field(default_factory=list)
     test_file: str | None = None
+    # Files task: labelled records the server holds itself (no client's), used
+    # as the transfer split: warm start, keeping the best round, distillation.
+    validation_file: str | None = None
     text_column: str = "text"
     label_column: str = "label"
     labels: list[str] | None = None
@@ -79,6 +82,9 @@ class PrivacySettings:
     target_delta: float | None = None
     max_grad_norm: float | None = None
     accountant: str = "rdp"
+    # DP-SGD's per-example clipping: "hooks" (per-example gradients) or
+    # "ghost" (Opacus' ghost clipping: per-example norms, two backward passes).
+    grad_sample_mode: str = "hooks"
     # privacy=central only: Flower's server-side adaptive clipping.
     initial_clipping_norm: float = 0.1
     target_clipped_quantile: float = 0.5
@@ -210,6 +216,11 @@ class RunSettings:
     num_rounds: int
     seed: int
     warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
+    # Head initialised from the encoder's embeddings of the label names.
+    label_init: bool = False
+    # Keep the global model that scores best on the server's own validation
+    # (transfer) split, never judged on the test split.
+    keep_best: bool = False
     checkpoint_every_round: bool = True
     run_dir: str = ""
     resume: bool = False

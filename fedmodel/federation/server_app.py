@@ -57,7 +57,8 @@ from fedmodel.run.metrics import append_round, archive_rounds, plot_progress, wr
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import evaluate, text_logits
-from fedmodel.training.warm_start import warm_start_head
+from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.warm_start import public_start
 
 app = ServerApp()
 log = logging.getLogger(__name__)
@@ -114,15 +115,16 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     server_started = time.perf_counter()
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
     resumed = _resume(run_dir, model) if settings.resume else None
-    if resumed is None and settings.warm_start.enabled and task.transfer is not None:
-        loss = warm_start_head(
-            model.classifier, settings=settings, transfer=task.transfer
+    if resumed is None:
+        public_start(
+            model.classifier,
+            settings=settings,
+            label_names=task.label_names,
+            transfer=task.transfer,
         )
-        log.info(
-            "warm start: head fitted on the server's %d transfer records (loss %.3f)",
-            len(task.transfer),
-            loss,
-        )
+    selector = _selector(
+        settings, model, task.transfer, start=0 if resumed is None else resumed.round
+    )
     initial = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     log.info(
@@ -169,6 +171,8 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         if new_arrays is not None:
             arrays = new_arrays
             model.load(arrays.to_torch_state_dict())
+            if selector is not None:
+                selector.offer(server_round, model.weights())
         eval_started = time.perf_counter()
         result = model.evaluate()
         server_seconds += time.perf_counter() - eval_started
@@ -198,6 +202,16 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
             )
         _log_round(settings, record)
 
+    if selector is not None and selector.best is not None:
+        # The final model is the best on the server's own split; the test
+        # accuracy below is reported for it, it chose nothing.
+        model.load(selector.best.weights)
+        result = model.evaluate()
+        log.info(
+            "keeping the global model after round %d (server validation accuracy %.4f)",
+            selector.best.round,
+            selector.best.result.accuracy,
+        )
     final = result
     teacher_weights = model.weights()
 
@@ -228,6 +242,9 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         "final_macro_f1": final.macro_f1,
         "initial_accuracy": initial.accuracy,
         "warm_start": settings.warm_start.enabled and task.transfer is not None,
+        "selected_round": None
+        if selector is None or selector.best is None
+        else selector.best.round,
         "rounds_completed": rounds_completed,
         "wall_seconds": time.perf_counter() - started,
         # Pure compute, for the simulation-overhead benchmark: the clients'
@@ -254,6 +271,26 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         run_dir,
     )
     return summary
+
+
+def _selector(
+    settings: RunSettings,
+    model: GlobalModel,
+    validation: datasets.Dataset | None,
+    *,
+    start: int,
+) -> BestModelSelector | None:
+    """A selector over the server's own split, scoring the start first."""
+    if not settings.keep_best or validation is None or len(validation) == 0:
+        return None
+    selector = BestModelSelector(
+        settings,
+        classifier=model.classifier,
+        trainable=model.trainable,
+        validation=validation,
+    )
+    selector.offer(start, model.weights())
+    return selector
 
 
 def _check_node_count(grid: Grid, settings: RunSettings) -> None:

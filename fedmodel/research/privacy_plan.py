@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.config.budget_rule import derived_keys
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for, plan_privacy
@@ -178,6 +179,35 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
     return [overview, by_round]
 
 
+def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, str]:
+    """The budget-dependent settings the plan was calibrated with, and their source.
+
+    `derived` names the keys the budget rule filled (null in the YAML).
+    """
+    values = {
+        "finetune.learning_rate": settings.finetune.learning_rate,
+        "finetune.batch_size": settings.finetune.batch_size,
+        "finetune.local_epochs": settings.finetune.local_epochs,
+        "num_rounds": settings.num_rounds,
+        "privacy.max_grad_norm": settings.privacy.max_grad_norm,
+    }
+    return {
+        key: f"{value:g} ({'from the budget' if key in derived else 'set'})"
+        if value is not None
+        else "-"
+        for key, value in values.items()
+    }
+
+
+def _settings_table(shown: dict[str, str]) -> Table:
+    table = Table(title="training settings the plan is calibrated for")
+    table.add_column("setting")
+    table.add_column("value (source)")
+    for key, value in shown.items():
+        table.add_row(key, value)
+    return table
+
+
 def run_privacy_plan(argv: list[str]) -> int:
     """The `fedmodel privacy-plan` command; returns 1 if any client is flagged."""
     parser = argparse.ArgumentParser(
@@ -191,14 +221,16 @@ def run_privacy_plan(argv: list[str]) -> int:
         "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
     )
     args = parser.parse_args(argv)
-    settings = settings_from_dict(compose_config(args.overrides))
+    raw = compose_config(args.overrides)
+    settings = settings_from_dict(raw)
+    shown = training_settings(settings, derived_keys(raw))
     plans = plan_run(settings)
     if args.json:
         print(json.dumps([asdict(plan) for plan in plans], indent=2))
     else:
         # Wide tables stay whole when the output is a pipe or a narrow terminal.
         console = Console(width=max(Console().width, PLAN_WIDTH))
-        for table in plan_tables(settings, plans):
+        for table in [_settings_table(shown), *plan_tables(settings, plans)]:
             console.print(table)
     flagged = [plan.client for plan in plans if plan.problem]
     if flagged:
