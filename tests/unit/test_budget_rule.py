@@ -113,3 +113,18 @@ def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
         assert plan.sample_rate is not None and plan.num_records > 0
         batches = round(1 / plan.sample_rate)
         assert batches == -(-plan.num_records // settings.finetune.batch_size)
+
+
+def test_clipping_method_defaults_to_the_faster_exact_one() -> None:
+    head = settings_from_dict(compose_config(["model=tiny"]))
+    assert head.privacy.grad_sample_mode == "ghost"
+    lora = settings_from_dict(compose_config(["model=tiny", "finetune=lora"]))
+    assert lora.privacy.grad_sample_mode == "hooks"
+    chosen = settings_from_dict(
+        compose_config(["model=tiny", "privacy.grad_sample_mode=hooks"])
+    )
+    assert chosen.privacy.grad_sample_mode == "hooks"
+    with pytest.raises(FedmodelError, match="grad_sample_mode"):
+        settings_from_dict(
+            compose_config(["model=tiny", "privacy.grad_sample_mode=ghosts"])
+        )
