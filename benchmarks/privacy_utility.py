@@ -95,7 +95,10 @@ def run(overrides: list[str], out: Path) -> dict[str, float]:
         "accuracy": summary["final_accuracy"],
         "macro_f1": summary["final_macro_f1"],
         "start_accuracy": summary["initial_accuracy"],
-        "selected_round": summary.get("selected_round") or 0,
+        # -1: no server-held split, so the last round is kept.
+        "selected_round": -1
+        if summary.get("selected_round") is None
+        else summary["selected_round"],
         "minutes": (time.perf_counter() - started) / 60,
     }
 
@@ -104,6 +107,10 @@ def spread(values: list[float]) -> str:
     """Mean +- half the range (over seeds)."""
     half = (max(values) - min(values)) / 2
     return f"{statistics.fmean(values):.4f} ± {half:.4f}"
+
+
+def _kept(selected: float) -> str:
+    return "last" if selected < 0 else str(int(selected))
 
 
 def print_table(results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
@@ -125,7 +132,7 @@ def print_table(results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
                 f"| {scenario} | {budget} | {spread(accuracy)} "
                 f"| {spread([r['macro_f1'] for r in runs])} "
                 f"| {spread([r['start_accuracy'] for r in runs])} "
-                f"| {'/'.join(str(int(r['selected_round'])) for r in runs)} "
+                f"| {'/'.join(_kept(r['selected_round']) for r in runs)} "
                 f"| {ratio} | {statistics.fmean(r['minutes'] for r in runs):.1f} |"
             )
 
