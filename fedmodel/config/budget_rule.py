@@ -102,7 +102,7 @@ def derived_keys(raw: Mapping[str, Any]) -> list[str]:
     for group, key in BUDGET_KEYS:
         section = raw.get(group)
         if isinstance(section, Mapping) and key in section and _is_auto(section[key]):
-            if group == "privacy" and not _noised_locally(raw):
+            if key == "max_grad_norm" and not _noised_locally(raw):
                 continue
             keys.append(f"{group}.{key}")
     return keys
