@@ -1,49 +1,148 @@
-"""Accuracy at a privacy budget vs the non-private run, side by side.
+"""Accuracy at privacy budgets vs the non-private run, side by side.
 
-Runs real Flower simulations (the same `simulate` that `make demo` runs) for each
-scenario twice, with DP-SGD at the target epsilon and with privacy off, and
-prints one table. Usage:
+Runs real Flower simulations (the same `simulate` that `make demo` runs) with
+the default command for each scenario at each epsilon and with privacy off,
+for each seed, and prints one table: accuracy and macro-F1 (mean and spread
+over seeds), the public starting point's accuracy (label-name initialisation,
+then the warm start where the server holds a transfer split), the round the
+server kept (by its own validation split), and DP / non-private accuracy.
 
-    .venv/bin/python benchmarks/privacy_utility.py [--epsilon 8] [--scenarios ...]
-        [--out DIR] [-- extra hydra overrides applied to every run]
+Scenarios: bank and hospital (4 clients, Dirichlet 0.5; the budget rule was
+derived on them) and `icd-blocks-files`, held out from the derivation: ICD-10-CM
+leaf descriptions of chapters 9-11 (circulatory, respiratory, digestive)
+labelled by their block (e.g. "Ischemic heart diseases (I20-I25)"), written
+as per-site CSV files split over 4 sites by Dirichlet(0.5) per label, and run
+through `task=files partition=natural`: the server holds no public records (no
+transfer split, so no warm start and no model selection).
+
+    .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
+        [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
+
+import numpy as np
 
 from fedmodel.config import compose_config
 from fedmodel.federation.simulation import simulate
 from fedmodel.run.console import setup_logging
 
+NUM_SITES = 4
+HELD_OUT_CHAPTERS = ("9", "10", "11", "13", "14")
+MIN_PER_BLOCK, MAX_PER_BLOCK = 40, 300
 SCENARIOS: dict[str, list[str]] = {
-    "bank-1": ["task=bank", "num_clients=1", "partition=iid"],
-    "bank-4-dirichlet": ["task=bank", "num_clients=4", "partition=dirichlet"],
-    "hospital-4-dirichlet": ["task=hospital", "num_clients=4", "partition=dirichlet"],
+    "bank": ["task=bank", "num_clients=4", "partition=dirichlet"],
+    "hospital": ["task=hospital", "num_clients=4", "partition=dirichlet"],
+    "icd-blocks-files": ["task=files", "num_clients=4", "partition=natural"],
 }
+
+
+def write_icd_block_sites(out: Path, *, seed: int = 0) -> list[str]:
+    """Write the held-out scenario's per-site CSVs and test CSV; its overrides."""
+    import simple_icd_10_cm as icd
+
+    by_block: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for code in icd.get_all_codes(with_dots=True):
+        if not icd.is_leaf(code):
+            continue
+        ancestors = icd.get_ancestors(code)
+        text = str(icd.get_description(code)).strip()
+        if len(ancestors) < 2 or ancestors[-1] not in HELD_OUT_CHAPTERS:
+            continue
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        block = str(icd.get_description(ancestors[-2]))
+        by_block.setdefault(block, []).append(text)
+    rng = np.random.default_rng(seed)
+    sites: list[list[tuple[str, str]]] = [[] for _ in range(NUM_SITES)]
+    test: list[tuple[str, str]] = []
+    for block, texts in sorted(by_block.items()):
+        if len(texts) < MIN_PER_BLOCK:
+            continue
+        chosen = [texts[i] for i in rng.permutation(len(texts))[:MAX_PER_BLOCK]]
+        n_test = round(0.2 * len(chosen))
+        test += [(text, block) for text in chosen[:n_test]]
+        shares = rng.dirichlet([0.5] * NUM_SITES)
+        owners = rng.choice(NUM_SITES, size=len(chosen) - n_test, p=shares)
+        for text, owner in zip(chosen[n_test:], owners, strict=True):
+            sites[owner].append((text, block))
+    out.mkdir(parents=True, exist_ok=True)
+    names = [*(f"site-{i}.csv" for i in range(NUM_SITES)), "test.csv"]
+    for name, rows in zip(names, [*sites, test], strict=True):
+        with (out / name).open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(rows)
+    files = ",".join(str(out / name) for name in names[:-1])
+    return [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
 
 
 def run(overrides: list[str], out: Path) -> dict[str, float]:
     """One simulation; the figures the table shows."""
     started = time.perf_counter()
     summary = simulate(compose_config(overrides), run_dir=out)
-    epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
     return {
         "accuracy": summary["final_accuracy"],
         "macro_f1": summary["final_macro_f1"],
-        "epsilon": max(epsilons) if epsilons else float("nan"),
+        "start_accuracy": summary["initial_accuracy"],
+        # -1: no server-held split, so the last round is kept.
+        "selected_round": -1
+        if summary.get("selected_round") is None
+        else summary["selected_round"],
         "minutes": (time.perf_counter() - started) / 60,
     }
 
 
+def spread(values: list[float]) -> str:
+    """Mean +- half the range (over seeds)."""
+    half = (max(values) - min(values)) / 2
+    return f"{statistics.fmean(values):.4f} ± {half:.4f}"
+
+
+def _kept(selected: float) -> str:
+    return "last" if selected < 0 else str(int(selected))
+
+
+def print_table(results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
+    print()
+    print(
+        "| scenario | budget | accuracy | macro-F1 | start accuracy | kept round "
+        "| DP / non-private | minutes |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for scenario, by_budget in results.items():
+        off = by_budget.get("off")
+        for budget, runs in by_budget.items():
+            accuracy = [r["accuracy"] for r in runs]
+            ratio = "-"
+            if off and budget != "off":
+                baseline = statistics.fmean(o["accuracy"] for o in off)
+                ratio = f"{statistics.fmean(accuracy) / baseline:.3f}"
+            print(
+                f"| {scenario} | {budget} | {spread(accuracy)} "
+                f"| {spread([r['macro_f1'] for r in runs])} "
+                f"| {spread([r['start_accuracy'] for r in runs])} "
+                f"| {'/'.join(_kept(r['selected_round']) for r in runs)} "
+                f"| {ratio} | {statistics.fmean(r['minutes'] for r in runs):.1f} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epsilon", type=float, default=8.0)
+    parser.add_argument("--epsilons", nargs="*", type=float, default=[1.0, 3.0, 8.0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument("--no-off", action="store_true", help="skip privacy=off")
     stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
     parser.add_argument(
         "--out", type=Path, default=Path("outputs/bench-privacy") / stamp
@@ -52,34 +151,27 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     logging.getLogger("flwr").setLevel(logging.WARNING)
-
-    rows = []
+    budgets = [f"eps {e:g}" for e in args.epsilons] + ([] if args.no_off else ["off"])
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for name in args.scenarios:
         base = [*SCENARIOS[name], *args.extra]
-        private = run(
-            [*base, "privacy=dpsgd", f"privacy.target_epsilon={args.epsilon}"],
-            args.out / name / "dp",
-        )
-        baseline = run([*base, "privacy=off"], args.out / name / "off")
-        rows.append((name, private, baseline))
-
-    print()
-    print(
-        f"| scenario | non-private acc | DP acc (eps {args.epsilon:g}) | gap "
-        "(points) | DP macro-F1 | max client eps | minutes DP / off |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name, private, baseline in rows:
-        gap = 100 * (baseline["accuracy"] - private["accuracy"])
-        print(
-            f"| {name} | {baseline['accuracy']:.4f} | {private['accuracy']:.4f} | "
-            f"{gap:.1f} | {private['macro_f1']:.4f} | {private['epsilon']:.3f} | "
-            f"{private['minutes']:.1f} / {baseline['minutes']:.1f} |"
-        )
+        if name == "icd-blocks-files":
+            base += write_icd_block_sites(args.out / name / "files")
+        results[name] = {}
+        for budget, seed in ((b, s) for b in budgets for s in args.seeds):
+            privacy = (
+                ["privacy=off"]
+                if budget == "off"
+                else ["privacy=dpsgd", f"privacy.target_epsilon={budget[4:]}"]
+            )
+            where = args.out / name / budget.replace(" ", "") / f"seed{seed}"
+            figures = run([*base, *privacy, f"seed={seed}"], where)
+            results[name].setdefault(budget, []).append(figures)
+            print(f"{name} {budget} seed {seed}: {json.dumps(figures)}", flush=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
     extra = " ".join(args.extra)
-    print(f"\noverrides on every run: {extra or '(none)'}")
-    results = {name: {"dp": p, "off": b} for name, p, b in rows}
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\nseeds {args.seeds}; overrides on every run: {extra or '(none)'}")
 
 
 if __name__ == "__main__":

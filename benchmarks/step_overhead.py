@@ -12,9 +12,8 @@ per-batch body of `fedmodel.training.loops.train_epochs`) is timed for:
   wrapper is `forward(x, *args, **kwargs)`, and `fedmodel.training.loops.text_logits`
   passes every input by keyword, which it rejects. The row marked `ew*` uses
   `positional_text_logits` below, the same call with `input_ids` first.
-- Opacus' ghost clipping (`ghost`), wrapped by Opacus' own
-  `PrivacyEngine.make_private` because it needs the wrapped criterion that
-  `fedmodel.privacy.make_private` does not return. For the record only.
+- Opacus' ghost clipping (`ghost`, `privacy.grad_sample_mode=ghost`), through
+  `fedmodel.privacy.private_training`, which returns the wrapped loss it needs.
 
 All variants get the same fixed batches (Poisson sampling is bypassed: only the
 per-example clipping and the noise differ). Steps are interleaved (one step of
@@ -65,7 +64,7 @@ from fedmodel.model.finetune import (  # noqa: E402
     prepare_for_finetuning,
 )
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
-from fedmodel.privacy import make_private  # noqa: E402
+from fedmodel.privacy import make_private, private_training  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     TEXT_INPUTS,
@@ -272,22 +271,20 @@ def build_variant(name: str, workload: Workload, settings: RunSettings) -> Varia
                 loss_fn=nn.functional.cross_entropy,
             )
         elif name == "ghost":
-            engine = opacus.PrivacyEngine(accountant="rdp", secure_mode=False)
-            dp_module, dp_optimizer, criterion, _ = engine.make_private(
-                module=module,
+            wrapped = private_training(
+                model=module,
                 optimizer=optimizer,
-                data_loader=workload.loader,
-                criterion=nn.CrossEntropyLoss(),
+                loader=workload.loader,
                 noise_multiplier=NOISE_MULTIPLIER,
                 max_grad_norm=clip,
-                poisson_sampling=False,
                 grad_sample_mode="ghost",
+                accountant=settings.privacy.accountant,
             )
             step = timed_step(
-                dp_module,
-                dp_optimizer,
-                logits_fn=workload.logits_of(dp_module),
-                loss_fn=criterion,
+                wrapped.model,
+                wrapped.optimizer,
+                logits_fn=workload.logits_of(wrapped.model),
+                loss_fn=wrapped.criterion,
             )
         else:
             logits_of = (
@@ -380,10 +377,10 @@ def print_tables(rows: list[tuple[str, int, Variant, Variant]]) -> None:
         )
     print()
     print(
-        "hooks, functorch, ew: fedmodel.privacy.make_private (hooks is what runs "
-        "use).\new*: input_ids passed positionally (Opacus' ew wrapper rejects "
-        "text_logits' keyword-only call).\nghost: Opacus' PrivacyEngine.make_private"
-        "(grad_sample_mode='ghost') directly, for the record."
+        "hooks, functorch, ew: fedmodel.privacy.make_private (hooks: "
+        "privacy.grad_sample_mode=hooks).\new*: input_ids passed positionally "
+        "(Opacus' ew wrapper rejects text_logits' keyword-only call).\nghost: "
+        "fedmodel.privacy.private_training (privacy.grad_sample_mode=ghost)."
     )
     print()
     print("Where the time goes (medians, ms): forward+backward, then optimizer step")

@@ -32,16 +32,24 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from fedmodel.config import compose_config, settings_from_dict
-    from fedmodel.research.privacy_plan import plan_run, plan_tables
+    from fedmodel.config.budget_rule import derived_keys
+    from fedmodel.research.privacy_plan import (
+        plan_run,
+        plan_tables,
+        settings_table,
+        training_settings,
+    )
 
-    settings = settings_from_dict(compose_config(args.overrides))
+    raw = compose_config(args.overrides)
+    settings = settings_from_dict(raw)
+    shown = training_settings(settings, derived_keys(raw))
     plans = plan_run(settings)
     if args.json:
         print(json.dumps([asdict(plan) for plan in plans], indent=2))
     else:
         # Wide tables stay whole when the output is a pipe or a narrow terminal.
         console = Console(width=max(Console().width, PLAN_WIDTH))
-        for table in plan_tables(settings, plans):
+        for table in [settings_table(shown), *plan_tables(settings, plans)]:
             console.print(table)
     flagged = [plan.client for plan in plans if plan.problem]
     if flagged:

@@ -128,9 +128,11 @@ def _train(
     private: PrivateRound | None,
 ) -> float:
     """Train the job's epochs (under DP-SGD when charged); return the mean loss."""
-    module, loader = job.module, job.loader
+    module, loader, loss_fn = job.module, job.loader, job.loss_fn
     if private is not None:
-        module, optimizer, loader = private.wrap(module, optimizer, loader)
+        module, optimizer, loader, loss_fn = private.wrap(
+            module, optimizer, loader, loss_fn=loss_fn
+        )
     strategy = settings.strategy
     loss = train_epochs(
         module,
@@ -139,7 +141,7 @@ def _train(
         logits_fn=job.logits_of(module),
         epochs=settings.finetune.local_epochs,
         proximal_mu=strategy.proximal_mu if strategy.name == "fedprox" else 0.0,
-        loss_fn=job.loss_fn,
+        loss_fn=loss_fn,
     )
     if private is not None:
         private.check_within_charge()

@@ -18,10 +18,16 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
-from fedmodel.privacy import BudgetExhausted, PrivacyLedger, StepCounter, make_private
+from fedmodel.privacy import (
+    BudgetExhausted,
+    PrivacyLedger,
+    StepCounter,
+    private_training,
+)
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.training.embedding_cache import data_fingerprint
+from fedmodel.training.loops import LossFn, criterion_loss
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +85,35 @@ class PrivateRound:
         return True
 
     def wrap(
-        self, module: nn.Module, optimizer: Optimizer, loader: DataLoader
-    ) -> tuple[nn.Module, Optimizer, DataLoader]:
-        """Opacus' DP-SGD around the round's training objects, at the ledger's noise."""
-        max_grad_norm = self.settings.privacy.max_grad_norm
-        assert max_grad_norm is not None  # the config checks require it
-        module, optimizer, loader, self.count_steps = make_private(
+        self,
+        module: nn.Module,
+        optimizer: Optimizer,
+        loader: DataLoader,
+        *,
+        loss_fn: LossFn | None,
+    ) -> tuple[nn.Module, Optimizer, DataLoader, LossFn | None]:
+        """Opacus' DP-SGD around the round's training objects, at the ledger's noise.
+
+        Ghost clipping needs a per-example cross-entropy, so a job with its own
+        loss (federated distillation) is clipped by hooks whatever the setting.
+        Returns the loss to train with (Opacus' wrapped criterion under ghost).
+        """
+        privacy = self.settings.privacy
+        assert privacy.max_grad_norm is not None  # the config checks require it
+        ghost = privacy.grad_sample_mode == "ghost" and loss_fn is None
+        wrapped = private_training(
             model=module,
             optimizer=optimizer,
             loader=loader,
             noise_multiplier=self.ledger.noise_multiplier,
-            max_grad_norm=max_grad_norm,
-            accountant=self.settings.privacy.accountant,
+            max_grad_norm=privacy.max_grad_norm,
+            grad_sample_mode="ghost" if ghost else "hooks",
+            accountant=privacy.accountant,
         )
-        return module, optimizer, loader
+        self.count_steps = wrapped.steps
+        if ghost:
+            loss_fn = criterion_loss(wrapped.criterion)
+        return wrapped.model, wrapped.optimizer, wrapped.loader, loss_fn
 
     def check_within_charge(self) -> None:
         """Refuse to release an update whose cost exceeds what the ledger holds."""

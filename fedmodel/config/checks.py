@@ -8,10 +8,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from fedmodel.config.budget_rule import with_budget_defaults
 from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
     DISTILL_MODE_NAMES,
     FINETUNE_MODE_NAMES,
+    GRAD_SAMPLE_MODE_NAMES,
     PRIVACY_MODE_NAMES,
     TRACKER_NAMES,
 )
@@ -23,8 +25,12 @@ T = TypeVar("T")
 
 
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
-    """Build typed settings from a nested config, naming any bad key."""
-    settings = _build(RunSettings, raw, path="")
+    """Build typed settings from a nested config, naming any bad key.
+
+    Keys the YAML leaves null (or `auto`) that follow the privacy budget are
+    filled first (`with_budget_defaults`); a value the user set always wins.
+    """
+    settings = _build(RunSettings, with_budget_defaults(raw), path="")
     check_numbers(settings)  # every number finite and in range (number_rules.py)
     _check(settings)
     return settings
@@ -144,6 +150,12 @@ def _check_privacy(settings: RunSettings) -> None:
             f"privacy.target_delta must be in (0, 1), got {privacy.target_delta}"
         )
     _check_name("privacy.accountant", privacy.accountant, ACCOUNTANT_NAMES)
+    if privacy.record_level:
+        _check_name(
+            "privacy.grad_sample_mode",
+            str(privacy.grad_sample_mode),
+            GRAD_SAMPLE_MODE_NAMES,
+        )
 
 
 def _check_distill(settings: RunSettings) -> None:

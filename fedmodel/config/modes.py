@@ -19,3 +19,5 @@ PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
 DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")
 ACCOUNTANT_NAMES = ("rdp", "prv")
+# privacy.grad_sample_mode: `fedmodel.privacy.engine` wraps with either.
+GRAD_SAMPLE_MODE_NAMES = ("hooks", "ghost")

@@ -25,6 +25,9 @@ class TaskSettings:
     transfer_fraction: float
     train_files: list[str]
     test_file: str | None
+    # Files task: labelled records the server holds itself (no client's), used
+    # as the transfer split: warm start, keeping the best round, distillation.
+    validation_file: str | None
     text_column: str
     label_column: str
     labels: list[str] | None
@@ -84,6 +87,9 @@ class PrivacySettings:
     target_delta: float | None
     max_grad_norm: float | None
     accountant: str
+    # DP-SGD's per-example clipping: "hooks" (per-example gradients) or
+    # "ghost" (Opacus' ghost clipping); None follows the finetune mode.
+    grad_sample_mode: str | None
     # privacy=central only: Flower's server-side adaptive clipping.
     initial_clipping_norm: float
     target_clipped_quantile: float
@@ -221,6 +227,11 @@ class RunSettings:
     num_rounds: int
     seed: int
     warm_start: WarmStartSettings
+    # Head initialised from the encoder's embeddings of the label names.
+    label_init: bool
+    # Keep the global model that scores best on the server's own validation
+    # (transfer) split, never judged on the test split.
+    keep_best: bool
     checkpoint_every_round: bool
     run_dir: str
     resume: bool

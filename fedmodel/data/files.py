@@ -44,8 +44,8 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     """Load and validate `task.train_files` (one per site) and `task.test_file`.
 
     Labels are `task.labels` when given, else the sorted union of the labels of
-    all files. No transfer split: the server holds only the test file. `seed` is
-    unused (the files are taken as they are).
+    all files. The transfer split is `task.validation_file` (records the server
+    holds), None without one. `seed` is unused (the files are taken as they are).
     """
     del seed
     if not task.train_files and task.labels is None:
@@ -64,7 +64,16 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         for i, name in enumerate(task.train_files)
     ]
     test = _read_records(Path(task.test_file), task=task, key="task.test_file")
-    label_names = _label_names(task, [*train, test])
+    held = (
+        [
+            _read_records(
+                Path(task.validation_file), task=task, key="task.validation_file"
+            )
+        ]
+        if task.validation_file
+        else []
+    )
+    label_names = _label_names(task, [*train, *held, test])
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(
         [text for records in train for text in records.texts],
@@ -78,8 +87,16 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         label_names=label_names,
         sites=[TEST_SITE] * len(test.texts),
     )
+    transfer = None
+    if held:
+        transfer = build_split(
+            held[0].texts,
+            [index[label] for label in held[0].labels],
+            label_names=label_names,
+            sites=[TEST_SITE] * len(held[0].texts),
+        )
     return TaskData(
-        train=train_split, test=test_split, transfer=None, label_names=label_names
+        train=train_split, test=test_split, transfer=transfer, label_names=label_names
     )
 
 

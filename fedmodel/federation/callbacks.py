@@ -3,9 +3,9 @@
 Each callback's `after_round(state, metrics)` returns `(stop, metrics)`; the
 loop runs them in the order given, and later callbacks see the metrics earlier
 ones added. The server's order is: history, checkpoint, failures, evaluation,
-metrics line, console line, budget stop. The checkpoint comes before
-evaluation and the metrics line, so a round whose aggregate was loaded is
-never run again after a crash.
+keep-best (server split), metrics line, console line, budget stop. The
+checkpoint comes before evaluation and the metrics line, so a round whose
+aggregate was loaded is never run again after a crash.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
 from fedmodel.run.metrics import append_round
 from fedmodel.training.loops import EvalResult
+from fedmodel.training.model_selection import BestModelSelector
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,29 @@ class Evaluate:
             "macro_f1": self.last.macro_f1,
             "test_loss": self.last.loss,
         }
+
+
+class KeepBest:
+    """Score each aggregated model on the server's own split; keep the best.
+
+    The split is data the server holds (a transfer or validation split), so
+    this is free post-processing; the test split is never read here.
+    """
+
+    def __init__(
+        self,
+        selector: BestModelSelector,
+        weights: Callable[[], dict[str, torch.Tensor]],
+    ) -> None:
+        self.selector = selector
+        self.weights = weights
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Add the server-validation accuracy of the round's model."""
+        if not state.aggregated:
+            return False, {}
+        self.selector.offer(state.round, self.weights())
+        return False, {"server_validation_best_round": self.selector.best_round}
 
 
 class WriteMetrics:

@@ -20,6 +20,7 @@ from fedmodel.data import load_task
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.callbacks import KeepBest
 from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.server_rounds import (
     ServerRounds,
@@ -28,6 +29,8 @@ from fedmodel.federation.server_rounds import (
     train_teacher,
 )
 from fedmodel.federation.server_setup import (
+    best_model_selector,
+    keep_selected,
     prepare_run_dir,
     settings_from_run_config,
     start_model,
@@ -80,8 +83,11 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     shared = server_rounds(
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
+    selector = best_model_selector(settings, model, task=task, resumed=resumed)
+    if selector is not None:
+        shared.teacher_callbacks.append(KeepBest(selector, model.weights))
     evaluation = train_teacher(shared, model)
-    final = evaluation.last or initial
+    final = keep_selected(model, selector) or evaluation.last or initial
     summary = RunSummary(
         task=settings.task.name,
         finetune_mode=settings.finetune.mode,
@@ -97,6 +103,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         server_compute_seconds=server_seconds + evaluation.seconds,
         privacy_guarantee={},
         clients=[],
+        selected_round=None if selector is None else selector.best_round,
     )
     if shared.watch.fatal is None:
         summary.finished = _finish(shared, model, task)

@@ -46,7 +46,9 @@ from fedmodel.run.layout import (
 )
 from fedmodel.run.metrics import archive_rounds
 from fedmodel.training.global_model import GlobalModel
-from fedmodel.training.warm_start import warm_start_head
+from fedmodel.training.loops import EvalResult
+from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.warm_start import public_start
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +99,15 @@ def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
 def start_model(
     settings: RunSettings, *, task: TaskData, run_dir: Path
 ) -> tuple[GlobalModel, Checkpoint | None]:
-    """The global model: from the checkpoint on resume, else warm-started."""
+    """The global model: from the checkpoint on resume, else from public information."""
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
     resumed = resume(run_dir, model) if settings.resume else None
-    if resumed is None and settings.warm_start.enabled and task.transfer is not None:
-        loss = warm_start_head(
-            model.classifier, settings=settings, transfer=task.transfer
-        )
-        log.info(
-            "warm start: head fitted on the server's %d transfer records (loss %.3f)",
-            len(task.transfer),
-            loss,
+    if resumed is None:
+        public_start(
+            model.classifier,
+            settings=settings,
+            label_names=task.label_names,
+            transfer=task.transfer,
         )
     return model, resumed
 
@@ -177,3 +177,43 @@ def _check_node_count(grid: Grid, settings: RunSettings) -> None:
             f"{settings.num_clients}: start the simulation with "
             f"num-supernodes={settings.num_clients} or set num_clients={nodes}"
         )
+
+
+def best_model_selector(
+    settings: RunSettings,
+    model: GlobalModel,
+    *,
+    task: TaskData,
+    resumed: Checkpoint | None,
+) -> BestModelSelector | None:
+    """A selector over the server's own labelled split, scoring the start first.
+
+    None when `keep_best` is off or the server holds no such split (a files
+    task without `task.validation_file`): the last round is kept then.
+    """
+    validation = task.transfer
+    if not settings.keep_best or validation is None or len(validation) == 0:
+        return None
+    selector = BestModelSelector(
+        settings,
+        classifier=model.classifier,
+        trainable=model.trainable,
+        validation=validation,
+    )
+    selector.offer(0 if resumed is None else resumed.round, model.weights())
+    return selector
+
+
+def keep_selected(
+    model: GlobalModel, selector: BestModelSelector | None
+) -> EvalResult | None:
+    """Load the best model on the server's split; its test figures, reported only."""
+    if selector is None or selector.best is None:
+        return None
+    model.load(selector.best.weights)
+    log.info(
+        "keeping the global model after round %d (server validation accuracy %.4f)",
+        selector.best.round,
+        selector.best.result.accuracy,
+    )
+    return model.evaluate()

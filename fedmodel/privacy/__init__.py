@@ -15,7 +15,12 @@ from fedmodel.privacy.calibration import (
     poisson_steps_per_epoch,
     sample_rate_for,
 )
-from fedmodel.privacy.engine import StepCounter, make_private
+from fedmodel.privacy.engine import (
+    PrivateTraining,
+    StepCounter,
+    make_private,
+    private_training,
+)
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.ledger_record import RoundCharge
 
@@ -23,6 +28,7 @@ __all__ = [
     "BudgetExhausted",
     "PrivacyLedger",
     "PrivacyPlan",
+    "PrivateTraining",
     "RoundCharge",
     "StepCounter",
     "calibrate_noise",
@@ -30,6 +36,7 @@ __all__ = [
     "epsilon_for",
     "make_private",
     "plan_privacy",
+    "private_training",
     "poisson_steps_per_epoch",
     "sample_rate_for",
 ]

@@ -1,19 +1,29 @@
-"""Wrap model, optimizer and loader for DP-SGD with Opacus.
+"""Wrap model, optimizer and loader (and the loss) for DP-SGD with Opacus.
 
 Each round gets a fresh `PrivacyEngine`; its accountant is used only to count
 what the round actually did, so the caller can check it against the ledger
 charge. The budget itself lives in `PrivacyLedger`, never in the engine.
+
+Two ways of clipping per example (`privacy.grad_sample_mode`): `hooks`
+materialises every example's gradient; `ghost` (Opacus' fast gradient
+clipping) computes only the per-example gradient norms and then takes a second
+backward pass on the loss reweighted by each example's clipping factor, which
+gives the same clipped sum without per-example gradients. Ghost needs the
+loss, so `private_training` returns a wrapped one.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants import IAccountant
 from opacus.data_loader import CollateFnWithEmpty
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.optim import Optimizer
@@ -71,6 +81,82 @@ class StepCounter:
             )
 
 
+# Per-example loss a DP-SGD step backpropagates: (logits, labels) -> loss.
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+GRAD_SAMPLE_MODES = ("hooks", "ghost")
+
+
+@dataclass
+class PrivateTraining:
+    """What `private_training` returns: DP-SGD model, optimizer, loader, loss."""
+
+    model: nn.Module
+    optimizer: Optimizer
+    loader: DataLoader
+    steps: StepCounter
+    # Mean cross-entropy; under ghost clipping Opacus' wrapper, whose
+    # `backward()` takes both passes.
+    criterion: Criterion
+
+
+def private_training(
+    *,
+    model: nn.Module,
+    optimizer: Optimizer,
+    loader: DataLoader,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    grad_sample_mode: str = "hooks",
+    accountant: str = "rdp",
+) -> PrivateTraining:
+    """DP-SGD for a cross-entropy classifier, clipping by `grad_sample_mode`.
+
+    Same sampling, clipping bound and noise as `make_private`; `ghost` swaps
+    per-example gradients for Opacus' ghost clipping, which needs the loss
+    computed by the returned `criterion`.
+    """
+    if grad_sample_mode not in GRAD_SAMPLE_MODES:
+        raise FedmodelError(
+            f"privacy.grad_sample_mode must be one of {list(GRAD_SAMPLE_MODES)}, "
+            f"got {grad_sample_mode!r}"
+        )
+    if grad_sample_mode == "hooks":
+        dp_model, dp_optimizer, dp_loader, steps = make_private(
+            model=model,
+            optimizer=optimizer,
+            loader=loader,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            accountant=accountant,
+        )
+        return PrivateTraining(
+            dp_model, dp_optimizer, dp_loader, steps, nn.functional.cross_entropy
+        )
+    _check_args(
+        model=model,
+        loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        accountant=accountant,
+    )
+    engine = _engine(accountant)
+    dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        criterion=nn.CrossEntropyLoss(),
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        poisson_sampling=True,
+        grad_sample_mode="ghost",
+        noise_generator=_unpredictable_generator(),
+    )
+    _private_sampling(dp_loader)
+    return PrivateTraining(
+        dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant), criterion
+    )
+
+
 def make_private(
     *,
     model: nn.Module,
@@ -88,15 +174,53 @@ def make_private(
     Gaussian noise of std `noise_multiplier * max_grad_norm`. The model is put
     in training mode and must pass Opacus' module validation.
     """
+    if "ghost" in grad_sample_mode:
+        raise ValueError(
+            f"grad_sample_mode {grad_sample_mode!r} needs a wrapped criterion, "
+            "which make_private does not return; use private_training"
+        )
+    _check_args(
+        model=model,
+        loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        accountant=accountant,
+    )
+    engine = _engine(accountant)
+    dp_model, dp_optimizer, dp_loader = engine.make_private(
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        poisson_sampling=True,
+        grad_sample_mode=grad_sample_mode,
+        noise_generator=_unpredictable_generator(),
+    )
+    _private_sampling(dp_loader)
+    logger.debug(
+        "DP-SGD: %d Poisson batches per epoch at rate %g, noise %g, clip %g",
+        len(dp_loader),
+        1.0 / len(loader),
+        noise_multiplier,
+        max_grad_norm,
+    )
+    return dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant)
+
+
+def _check_args(
+    *,
+    model: nn.Module,
+    loader: DataLoader,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    accountant: str,
+) -> None:
+    """Refuse arguments DP-SGD cannot run with; put the model in training mode."""
     if not noise_multiplier >= 0.0:
         raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}")
     if not max_grad_norm > 0.0:
         raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm!r}")
-    if "ghost" in grad_sample_mode:
-        raise ValueError(
-            f"grad_sample_mode {grad_sample_mode!r} needs a wrapped criterion, "
-            "which make_private does not return; use 'hooks' or 'functorch'"
-        )
     if accountant not in ACCOUNTANTS:
         raise FedmodelError(
             f"privacy accountant {accountant!r} is not supported: set "
@@ -112,33 +236,24 @@ def make_private(
             f"the model cannot be trained with DP-SGD: {listed}. Choose a model "
             "without these layers (e.g. GroupNorm instead of BatchNorm)"
         )
+
+
+def _engine(accountant: str) -> PrivacyEngine:
     with warnings.catch_warnings():
         # Opacus warns on every engine that secure RNG is off; it needs
         # torchcsprng, which is not part of this install.
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        engine = PrivacyEngine(accountant=accountant, secure_mode=False)
-    dp_model, dp_optimizer, dp_loader = engine.make_private(
-        module=model,
-        optimizer=optimizer,
-        data_loader=loader,
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        poisson_sampling=True,
-        grad_sample_mode=grad_sample_mode,
-        noise_generator=_unpredictable_generator(),
-    )
+        return PrivacyEngine(accountant=accountant, secure_mode=False)
+
+
+def _private_sampling(loader: DataLoader) -> None:
     # Opacus would otherwise sample batches from torch's global generator,
     # which run code seeds from the config: the server knows that seed.
-    dp_loader.batch_sampler.generator = _unpredictable_generator()
-    _shape_empty_batches(dp_loader)
-    logger.debug(
-        "DP-SGD: %d Poisson batches per epoch at rate %g, noise %g, clip %g",
-        len(dp_loader),
-        1.0 / len(loader),
-        noise_multiplier,
-        max_grad_norm,
-    )
-    return dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant)
+    sampler = loader.batch_sampler
+    if not isinstance(sampler, UniformWithReplacementSampler):
+        raise TypeError(f"expected Opacus' Poisson sampler, got {type(sampler)}")
+    sampler.generator = _unpredictable_generator()
+    _shape_empty_batches(loader)
 
 
 def _unpredictable_generator() -> torch.Generator:

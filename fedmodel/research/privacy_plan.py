@@ -170,3 +170,33 @@ def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
             ],
         )
     return by_round
+
+
+def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, str]:
+    """The budget-dependent settings the plan was calibrated with, and their source.
+
+    `derived` names the keys the budget rule filled (null in the YAML).
+    """
+    values = {
+        "finetune.learning_rate": settings.finetune.learning_rate,
+        "finetune.batch_size": settings.finetune.batch_size,
+        "finetune.local_epochs": settings.finetune.local_epochs,
+        "num_rounds": settings.num_rounds,
+        "privacy.max_grad_norm": settings.privacy.max_grad_norm,
+    }
+    return {
+        key: f"{value:g} ({'from the budget' if key in derived else 'set'})"
+        if value is not None
+        else "-"
+        for key, value in values.items()
+    }
+
+
+def settings_table(shown: dict[str, str]) -> Table:
+    """The budget-dependent settings as a table, each with its source."""
+    table = Table(title="training settings the plan is calibrated for")
+    table.add_column("setting")
+    table.add_column("value (source)")
+    for key, value in shown.items():
+        table.add_row(key, value)
+    return table

@@ -56,6 +56,9 @@ class RunSummary:
     server_compute_seconds: float
     privacy_guarantee: dict[str, Any]
     clients: list[dict[str, Any]]
+    # The round whose global model scored best on the server's own split
+    # (keep_best); None: no such split, the last round is kept.
+    selected_round: int | None = None
     rounds: list[dict[str, Any]] = field(default_factory=list)
     failed_clients: list[FailedClient] = field(default_factory=list)
     status: str = STATUS_OK

@@ -25,6 +25,8 @@ Batch = Mapping[str, torch.Tensor] | tuple[torch.Tensor, torch.Tensor]
 LogitsFn = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
 # A batch's loss from the model's logits and the batch itself.
 LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
+# A loss from logits and labels, e.g. Opacus' ghost-clipping criterion.
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # Opacus hooks a head trained on fixed features, whose inputs need no gradient;
 # PyTorch warns about that on every backward pass, harmlessly.
@@ -63,6 +65,19 @@ def feature_logits(head: nn.Module) -> LogitsFn:
         return head(features), labels
 
     return run
+
+
+def criterion_loss(criterion: Criterion) -> LossFn:
+    """A `train_epochs` loss from a (logits, labels) criterion.
+
+    Under ghost clipping the criterion is Opacus' wrapper: what it returns
+    takes DP-SGD's two backward passes when `train_epochs` calls `backward()`.
+    """
+
+    def loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return criterion(logits, _batch_labels(batch))
+
+    return loss
 
 
 def build_optimizer(

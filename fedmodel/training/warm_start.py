@@ -1,11 +1,15 @@
-"""Warm-start the classification head on labelled records the server holds.
+"""The public starting point: label names, then records the server holds.
 
-The server's transfer split belongs to no client, so fitting the head on it
-before round 1 costs no client any privacy: it only changes the public
+Before round 1 the head is set from the encoder's embeddings of the label
+names (`model/label_init.py`: no record read), then, where the task has a
+transfer split, fitted on it. The server's transfer split belongs to no
+client, so neither step costs any client privacy: they only change the public
 starting point that every client's DP-SGD then refines.
 """
 
 from __future__ import annotations
+
+import logging
 
 import datasets
 import torch
@@ -14,8 +18,37 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedmodel.config import RunSettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
+from fedmodel.model.label_init import init_head_from_label_names
 from fedmodel.training.embedding_cache import embed_split
 from fedmodel.training.loops import feature_logits, train_epochs
+
+log = logging.getLogger(__name__)
+
+
+def public_start(
+    classifier: PooledBertForSequenceClassification,
+    *,
+    settings: RunSettings,
+    label_names: tuple[str, ...],
+    transfer: datasets.Dataset | None,
+) -> None:
+    """Set the head from public information only, before any client trains.
+
+    Label-name initialisation (when `label_init` is on) for every task, then
+    the warm start on the server's transfer split where there is one.
+    """
+    if settings.label_init:
+        init_head_from_label_names(
+            classifier, settings=settings.model, label_names=label_names
+        )
+        log.info("head initialised from the %d label names", len(label_names))
+    if settings.warm_start.enabled and transfer is not None:
+        loss = warm_start_head(classifier, settings=settings, transfer=transfer)
+        log.info(
+            "warm start: head fitted on the server's %d transfer records (loss %.3f)",
+            len(transfer),
+            loss,
+        )
 
 
 def warm_start_head(

@@ -1,0 +1,146 @@
+"""Settings that follow the privacy budget: values for keys left `null` (or `auto`).
+
+DP-SGD's noise grows as the budget shrinks, and the step that suits epsilon 8
+overshoots at epsilon 1. So the local learning rate, expected batch size,
+local epochs and clipping norm of a fine-tuning mode are looked up from the
+run's target epsilon when the YAML leaves them `null`. A value the user sets
+always wins.
+
+The rule reads the target epsilon and nothing else: no record, no split, not
+even the clients' record counts. That keeps it a fixed point: the batch size
+and epochs it picks change each client's sample rate and step count, and so
+the noise its plan calibrates, but not the row the rule picks. It runs inside
+`settings_from_dict`, before any plan is calibrated, so the settings every
+party builds, the plan `fedmodel privacy-plan` shows and the resolved config a
+run writes all hold the same values. The rows were chosen on bank and hospital
+with `benchmarks/hyperparameter_rule.py` (see docs for the figures).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fedmodel.errors import FedmodelError
+
+AUTO = "auto"
+# (config group, key) pairs the rule may fill.
+BUDGET_KEYS = (
+    ("finetune", "learning_rate"),
+    ("finetune", "batch_size"),
+    ("finetune", "local_epochs"),
+    ("privacy", "max_grad_norm"),
+    ("privacy", "grad_sample_mode"),
+)
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """Settings for target epsilons below `below_epsilon` (inf: no DP noise).
+
+    None: the rule has no value for that key, so the YAML must set it.
+    """
+
+    below_epsilon: float
+    max_grad_norm: float
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    local_epochs: int | None = None
+    # How DP-SGD clips per example: whichever is faster for the mode and gives
+    # the same update (benchmarks/step_overhead.py, test_ghost_clipping.py).
+    grad_sample_mode: str | None = None
+
+
+# Head mode (a linear layer on frozen features, SGD with momentum 0.9): a
+# smaller step as the noise grows. Ghost clipping: the same update as hooks,
+# a DP step 1.4x a plain one instead of 20x (benchmarks/step_overhead.py).
+HEAD_RULE = (
+    BudgetRow(2.0, 1.0, learning_rate=0.25, batch_size=512, local_epochs=6,
+              grad_sample_mode="ghost"),
+    BudgetRow(5.0, 1.0, learning_rate=1.0, batch_size=512, local_epochs=6,
+              grad_sample_mode="ghost"),
+    BudgetRow(math.inf, 1.0, learning_rate=2.0, batch_size=512, local_epochs=6,
+              grad_sample_mode="ghost"),
+)  # fmt: skip
+# LoRA and full fine-tuning: only the clipping norm and the clipping method
+# follow the rule (not measured per budget); their YAML sets the optimizer.
+# Clipping method by benchmarks/step_overhead.py: hooks for LoRA (its few
+# parameters make per-example gradients cheap), ghost for full.
+LORA_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="hooks"),)
+FULL_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="ghost"),)
+
+# finetune.mode -> rows in increasing `below_epsilon`.
+BUDGET_RULES: dict[str, tuple[BudgetRow, ...]] = {
+    "head": HEAD_RULE,
+    "lora": LORA_RULE,
+    "full": FULL_RULE,
+}
+
+
+def budget_row(*, finetune_mode: str, target_epsilon: float | None) -> BudgetRow:
+    """The rule's row for a mode at a target epsilon (None: no DP noise)."""
+    rows = BUDGET_RULES.get(finetune_mode)
+    if rows is None:
+        raise FedmodelError(
+            f"finetune.mode {finetune_mode!r} has no budget rule, so its settings "
+            "cannot be left null: set finetune.learning_rate, finetune.batch_size, "
+            "finetune.local_epochs and privacy.max_grad_norm to numbers"
+        )
+    epsilon = math.inf if target_epsilon is None else target_epsilon
+    for row in rows:
+        if epsilon < row.below_epsilon:
+            return row
+    return rows[-1]
+
+
+def derived_keys(raw: Mapping[str, Any]) -> list[str]:
+    """The dotted keys the rule fills in a composed config (null or `auto`)."""
+    keys = []
+    for group, key in BUDGET_KEYS:
+        section = raw.get(group)
+        if isinstance(section, Mapping) and key in section and _is_auto(section[key]):
+            if key == "max_grad_norm" and not _noised_locally(raw):
+                continue
+            keys.append(f"{group}.{key}")
+    return keys
+
+
+def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a composed config with the rule's values in its null keys.
+
+    `privacy.max_grad_norm` is filled only under DP-SGD (record-level), where
+    clipping is per example; other privacy modes keep it null. Under
+    privacy=off or central the clients add no noise and take the last row.
+    """
+    filled = copy.deepcopy(dict(raw))
+    keys = derived_keys(filled)
+    if not keys:
+        return filled
+    finetune = filled.get("finetune", {})
+    privacy = filled.get("privacy", {})
+    epsilon = privacy.get("target_epsilon") if _noised_locally(filled) else None
+    if epsilon is not None and not isinstance(epsilon, int | float):
+        return filled  # the type check names the bad value
+    row = budget_row(finetune_mode=str(finetune.get("mode")), target_epsilon=epsilon)
+    for dotted in keys:
+        group, key = dotted.split(".")
+        value = getattr(row, key)
+        if value is None:
+            raise FedmodelError(
+                f"{dotted} is null, but finetune={finetune.get('mode')} has no "
+                f"budget rule for it: set {dotted}"
+            )
+        filled[group][key] = value
+    return filled
+
+
+def _noised_locally(raw: Mapping[str, Any]) -> bool:
+    privacy = raw.get("privacy")
+    return isinstance(privacy, Mapping) and privacy.get("mode") == "dpsgd"
+
+
+def _is_auto(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.lower() == AUTO)

@@ -1,0 +1,106 @@
+"""Keep the best global model by a validation split the server holds itself.
+
+DP-SGD rounds are noisy: at a strict budget one round can leave the global
+model worse than the public starting point. The server scores every candidate
+global model (the start, then each round's aggregate) on its own validation
+split (the task's transfer split, or `task.validation_file` for a files task)
+and keeps the best weights. Scoring records the server holds is
+post-processing of the clients' DP updates: it costs no client any privacy.
+The test split is never read here, so it chooses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import datasets
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedmodel.config import RunSettings
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.finetune import classification_head, finetune_mode
+from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
+from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_logits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The best candidate so far: its round (0: the start), score and weights."""
+
+    round: int
+    result: EvalResult
+    weights: dict[str, torch.Tensor]
+
+
+class BestModelSelector:
+    """Scores candidate global models on the server's validation split.
+
+    `offer` takes a candidate's exchanged weights and the model they are loaded
+    in, scores it and keeps a copy of the weights when it beats every earlier
+    candidate (ties keep the earlier, so a run that never improves returns its
+    start). Accuracy decides; lower loss breaks a tie.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        classifier: PooledBertForSequenceClassification,
+        trainable: nn.Module,
+        validation: datasets.Dataset,
+    ) -> None:
+        if len(validation) == 0:
+            raise ValueError("the server's validation split is empty")
+        self._head_mode = finetune_mode(settings.finetune).on_features
+        self._classifier = classifier
+        self._trainable = trainable
+        self.num_examples = len(validation)
+        if self._head_mode:
+            # The encoder never changes in head mode: embed the split once.
+            features, labels = embed_split(settings, model=classifier, split=validation)
+            self._loader = DataLoader(TensorDataset(features, labels), batch_size=1024)
+        else:
+            self._loader = length_sorted_loader(settings, validation)
+        self.best: Selected | None = None
+
+    @property
+    def best_round(self) -> int | None:
+        """The round whose model scored best so far (0: the start)."""
+        return None if self.best is None else self.best.round
+
+    def score(self) -> EvalResult:
+        """Accuracy, macro-F1 and loss of the current model on the split."""
+        if self._head_mode:
+            head = classification_head(self._classifier)
+            return evaluate(head, self._loader, logits_fn=feature_logits(head))
+        return evaluate(
+            self._trainable, self._loader, logits_fn=text_logits(self._trainable)
+        )
+
+    def offer(self, round_number: int, weights: dict[str, torch.Tensor]) -> bool:
+        """Score the model now loaded (whose weights are `weights`); keep if best.
+
+        Returns whether it became the best so far.
+        """
+        result = self.score()
+        best = self.best
+        better = best is None or (result.accuracy, -result.loss) > (
+            best.result.accuracy,
+            -best.result.loss,
+        )
+        if better:
+            kept = {name: w.detach().clone() for name, w in weights.items()}
+            self.best = Selected(round=round_number, result=result, weights=kept)
+        log.info(
+            "server validation (%d records) after round %d: accuracy %.4f%s",
+            self.num_examples,
+            round_number,
+            result.accuracy,
+            " (best so far)" if better else "",
+        )
+        return better

@@ -1,0 +1,130 @@
+"""Settings that follow the privacy budget, and explicit values that win."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedmodel.config import (
+    compose_config,
+    from_run_config,
+    settings_from_dict,
+    to_run_config,
+)
+from fedmodel.config.budget_rule import HEAD_RULE, budget_row, derived_keys
+from fedmodel.errors import FedmodelError
+from fedmodel.research.privacy_plan import plan_run, training_settings
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 1.0, 3.0, 8.0, 20.0])
+def test_head_defaults_come_from_the_target_epsilon(epsilon: float) -> None:
+    raw = compose_config(["model=tiny", f"privacy.target_epsilon={epsilon}"])
+    settings = settings_from_dict(raw)
+    row = budget_row(finetune_mode="head", target_epsilon=epsilon)
+    assert row in HEAD_RULE and epsilon < row.below_epsilon
+    assert settings.finetune.learning_rate == row.learning_rate
+    assert settings.finetune.batch_size == row.batch_size
+    assert settings.finetune.local_epochs == row.local_epochs
+    assert settings.privacy.max_grad_norm == row.max_grad_norm
+
+
+def test_strict_budgets_take_smaller_steps_or_larger_batches() -> None:
+    strict = budget_row(finetune_mode="head", target_epsilon=1.0)
+    generous = budget_row(finetune_mode="head", target_epsilon=8.0)
+    assert strict != generous
+    assert strict.learning_rate is not None and generous.learning_rate is not None
+    assert strict.batch_size is not None and generous.batch_size is not None
+    assert (
+        strict.learning_rate / strict.batch_size
+        < generous.learning_rate / generous.batch_size
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "value"),
+    [
+        ("finetune.learning_rate=0.3", "learning_rate", 0.3),
+        ("finetune.batch_size=64", "batch_size", 64),
+        ("finetune.local_epochs=2", "local_epochs", 2),
+    ],
+)
+def test_an_explicit_value_wins(override: str, key: str, value: float) -> None:
+    raw = compose_config(["model=tiny", "privacy.target_epsilon=1", override])
+    settings = settings_from_dict(raw)
+    assert getattr(settings.finetune, key) == value
+    assert f"finetune.{key}" not in derived_keys(raw)
+
+
+def test_explicit_clipping_wins_and_auto_means_derived() -> None:
+    set_clip = settings_from_dict(
+        compose_config(["model=tiny", "privacy.max_grad_norm=0.25"])
+    )
+    assert set_clip.privacy.max_grad_norm == 0.25
+    auto = settings_from_dict(
+        compose_config(["model=tiny", "finetune.learning_rate=auto"])
+    )
+    assert (
+        auto.finetune.learning_rate
+        == budget_row(finetune_mode="head", target_epsilon=8.0).learning_rate
+    )
+
+
+def test_without_local_noise_the_last_row_applies_and_no_clip_is_set() -> None:
+    off = settings_from_dict(compose_config(["model=tiny", "privacy=off"]))
+    assert off.finetune.learning_rate == HEAD_RULE[-1].learning_rate
+    assert off.privacy.max_grad_norm is None
+    central = settings_from_dict(compose_config(["model=tiny", "privacy=central"]))
+    assert central.finetune.batch_size == HEAD_RULE[-1].batch_size
+    assert central.privacy.max_grad_norm is None
+
+
+def test_a_mode_without_a_rule_must_set_its_values() -> None:
+    with pytest.raises(FedmodelError, match="finetune.learning_rate"):
+        settings_from_dict(
+            compose_config(
+                ["model=tiny", "finetune=lora", "finetune.learning_rate=null"]
+            )
+        )
+    lora = settings_from_dict(compose_config(["model=tiny", "finetune=lora"]))
+    assert lora.privacy.max_grad_norm == 1.0
+
+
+def test_clients_receive_the_values_the_server_resolved() -> None:
+    raw = compose_config(["model=tiny", "privacy.target_epsilon=1"])
+    server = settings_from_dict(raw)
+    resolved = {**raw, "finetune": vars(server.finetune)}
+    client = settings_from_dict(from_run_config(to_run_config(resolved)))
+    assert client.finetune == server.finetune
+
+
+def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
+    raw = compose_config(
+        [
+            "model=tiny",
+            "privacy.target_epsilon=1",
+            "num_clients=2",
+            "finetune.local_epochs=2",
+        ]
+    )
+    settings = settings_from_dict(raw)
+    shown = training_settings(settings, derived_keys(raw))
+    assert shown["finetune.batch_size"].endswith("(from the budget)")
+    assert shown["finetune.local_epochs"] == "2 (set)"
+    for plan in plan_run(settings):
+        assert plan.sample_rate is not None and plan.num_records > 0
+        batches = round(1 / plan.sample_rate)
+        assert batches == -(-plan.num_records // settings.finetune.batch_size)
+
+
+def test_clipping_method_defaults_to_the_faster_exact_one() -> None:
+    head = settings_from_dict(compose_config(["model=tiny"]))
+    assert head.privacy.grad_sample_mode == "ghost"
+    lora = settings_from_dict(compose_config(["model=tiny", "finetune=lora"]))
+    assert lora.privacy.grad_sample_mode == "hooks"
+    chosen = settings_from_dict(
+        compose_config(["model=tiny", "privacy.grad_sample_mode=hooks"])
+    )
+    assert chosen.privacy.grad_sample_mode == "hooks"
+    with pytest.raises(FedmodelError, match="grad_sample_mode"):
+        settings_from_dict(
+            compose_config(["model=tiny", "privacy.grad_sample_mode=ghosts"])
+        )

@@ -1,0 +1,98 @@
+"""The head's public start: label-name embeddings, no record read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from fedmodel.config import settings_from_dict
+from fedmodel.data import load_task
+from fedmodel.model import label_init
+from fedmodel.model.label_init import (
+    LABEL_INIT_SCALE,
+    init_head_from_label_names,
+    label_text,
+)
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.training import warm_start
+from fedmodel.training.warm_start import public_start
+from tests.conftest import small_config
+
+LABELS = ("card_arrival", "lost or stolen card", "Diseases of the circulatory system")
+
+
+def test_label_text_reads_identifiers_as_words() -> None:
+    assert label_text("card_arrival") == "card arrival"
+    assert label_text(" top-up  failed ") == "top up failed"
+
+
+def test_head_rows_are_scaled_unit_label_embeddings() -> None:
+    settings = settings_from_dict(small_config())
+    model = build_classifier(settings.model, label_names=LABELS, seed=0)
+    init_head_from_label_names(model, settings=settings.model, label_names=LABELS)
+    weight = model.classifier.weight.detach()
+    torch.testing.assert_close(
+        weight.norm(dim=1), torch.full((len(LABELS),), LABEL_INIT_SCALE)
+    )
+    assert torch.count_nonzero(model.classifier.bias) == 0
+    # Each label's own name scores highest for that label (a zero-shot start).
+    tokenizer = load_tokenizer(settings.model)
+    encoded = tokenizer(
+        [label_text(n) for n in LABELS], padding=True, return_tensors="pt"
+    )
+    model.eval()
+    logits = model(encoded["input_ids"], encoded["attention_mask"]).logits
+    assert logits.argmax(dim=1).tolist() == list(range(len(LABELS)))
+
+
+def test_label_init_embeds_only_the_label_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_from_dict(small_config("warm_start.enabled=false"))
+    data = load_task(settings.task, seed=settings.seed)
+    model = build_classifier(settings.model, label_names=data.label_names, seed=0)
+    tokenizer = load_tokenizer(settings.model)
+    seen: list[str] = []
+    real_embed = model.embed
+
+    def spying_embed(input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        seen.extend(tokenizer.batch_decode(input_ids, skip_special_tokens=True))
+        return real_embed(input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(model, "embed", spying_embed)
+    monkeypatch.setattr(
+        warm_start, "warm_start_head", lambda *a, **k: pytest.fail("warm start ran")
+    )
+    public_start(
+        model, settings=settings, label_names=data.label_names, transfer=data.transfer
+    )
+    expected = [
+        tokenizer.decode(
+            tokenizer(label_text(n))["input_ids"], skip_special_tokens=True
+        )
+        for n in data.label_names
+    ]
+    assert seen == expected
+    records = set(data.train["text"]) | set(data.test["text"])
+    assert not records & set(seen)
+
+
+def test_label_init_can_be_turned_off() -> None:
+    settings = settings_from_dict(
+        small_config("label_init=false", "warm_start.enabled=false")
+    )
+    model = build_classifier(settings.model, label_names=LABELS, seed=0)
+    before = model.classifier.weight.detach().clone()
+    public_start(model, settings=settings, label_names=LABELS, transfer=None)
+    torch.testing.assert_close(model.classifier.weight.detach(), before)
+
+
+def test_mismatched_label_count_is_refused() -> None:
+    settings = settings_from_dict(small_config())
+    model = build_classifier(settings.model, label_names=LABELS, seed=0)
+    with pytest.raises(ValueError, match="label names"):
+        label_init.init_head_from_label_names(
+            model, settings=settings.model, label_names=LABELS[:2]
+        )
