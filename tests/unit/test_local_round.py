@@ -343,12 +343,12 @@ def test_text_round_survives_empty_poisson_batches(
     )
     n = num_train_records(settings)
     seed = sampler_seed_with_empty_batches(n, sample_rate_for(n, 2))
-    real_make_private = private_round.make_private
+    real_private_training = private_round.private_training
 
     def first_batch_empty(**kwargs: Any) -> Any:
-        model, optimizer, loader, counter = real_make_private(**kwargs)
-        loader.batch_sampler.generator = torch.Generator().manual_seed(seed)
-        return model, optimizer, loader, counter
+        wrapped = real_private_training(**kwargs)
+        wrapped.loader.batch_sampler.generator = torch.Generator().manual_seed(seed)
+        return wrapped
 
     empty_batches: list[int] = []
     real_train_epochs = local_round.train_epochs
@@ -363,7 +363,7 @@ def test_text_round_survives_empty_poisson_batches(
 
         return real_train_epochs(module, batches(), *args, **kwargs)
 
-    monkeypatch.setattr(private_round, "make_private", first_batch_empty)
+    monkeypatch.setattr(private_round, "private_training", first_batch_empty)
     monkeypatch.setattr(local_round, "train_epochs", counting)
     start = fresh_weights(settings)
     outcome = one_round(settings, tmp_path / "client-0", start, 1)

@@ -9,6 +9,7 @@ import pytest
 from fedmodel.config import TaskSettings
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
+from tests.conftest import group_settings
 
 
 def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -20,12 +21,14 @@ def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 def _task(tmp_path: Path, validation: Path | None) -> TaskSettings:
     site = _csv(tmp_path / "site.csv", [("fine day", "pos"), ("awful", "neg")])
     test = _csv(tmp_path / "test.csv", [("good", "pos"), ("bad", "neg")])
-    return TaskSettings(
-        name="files",
+    settings: TaskSettings = group_settings(
+        "task",
+        "files",
         train_files=[str(site)],
         test_file=str(test),
         validation_file=None if validation is None else str(validation),
     )
+    return settings
 
 
 def test_the_validation_file_is_the_transfer_split(tmp_path: Path) -> None:
