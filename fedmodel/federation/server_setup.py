@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import datasets
 import yaml
 from flwr.serverapp import Grid
 
@@ -47,7 +48,7 @@ from fedmodel.run.layout import (
 from fedmodel.run.metrics import archive_rounds
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import BestModelSelector, split_for_selection
 from fedmodel.training.warm_start import public_start
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,23 @@ def start_model(
             model.classifier,
             settings=settings,
             label_names=task.label_names,
-            transfer=task.transfer,
+            transfer=server_splits(settings, task)[0],
         )
     return model, resumed
+
+
+def server_splits(
+    settings: RunSettings, task: TaskData
+) -> tuple[datasets.Dataset | None, datasets.Dataset | None]:
+    """The server's own labelled records: (warm-start part, model-choice part).
+
+    With `keep_best` a fixed share is held out of the warm start to choose the
+    model by; without it, or without such records, the warm start takes all.
+    """
+    transfer = task.transfer
+    if transfer is None or len(transfer) < 2 or not settings.keep_best:
+        return transfer, None
+    return split_for_selection(transfer)
 
 
 def resume(run_dir: Path, model: GlobalModel) -> Checkpoint | None:
@@ -191,8 +206,8 @@ def best_model_selector(
     None when `keep_best` is off or the server holds no such split (a files
     task without `task.validation_file`): the last round is kept then.
     """
-    validation = task.transfer
-    if not settings.keep_best or validation is None or len(validation) == 0:
+    validation = server_splits(settings, task)[1]
+    if validation is None or len(validation) == 0:
         return None
     selector = BestModelSelector(
         settings,

@@ -27,6 +27,25 @@ from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_l
 
 log = logging.getLogger(__name__)
 
+# Share of the server's own labelled split held out for choosing the model.
+# The rest fits the warm start: scoring a model on the records its head was
+# fitted to would always favour the start over every federated round.
+SELECTION_SHARE = 0.2
+SELECTION_SEED = 0
+
+
+def split_for_selection(
+    server_split: datasets.Dataset,
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(records to fit the warm start on, records to choose the model by).
+
+    Disjoint, and the same in every run on the same split (a fixed seed).
+    """
+    parts = server_split.train_test_split(
+        test_size=SELECTION_SHARE, seed=SELECTION_SEED, shuffle=True
+    )
+    return parts["train"], parts["test"]
+
 
 @dataclass(frozen=True)
 class Selected:
