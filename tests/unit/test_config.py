@@ -20,6 +20,7 @@ from fedmodel.config import (
     settings_from_dict,
     to_run_config,
 )
+from fedmodel.config.budget_rule import with_budget_defaults
 from fedmodel.data.partition import PARTITIONERS
 from fedmodel.data.tasks import TASKS
 from fedmodel.errors import FedmodelError
@@ -45,8 +46,9 @@ def _options(group: str) -> list[str]:
 def test_every_group_option_composes(override: str) -> None:
     raw = compose_config([override])
     settings = settings_from_dict(raw)
-    # Every value the run uses is a value the YAML states: no hidden default.
-    assert dataclasses.asdict(settings) == raw
+    # Every value the run uses is a value the YAML states, or (where the YAML
+    # says null) the budget rule's: no hidden default.
+    assert dataclasses.asdict(settings) == with_budget_defaults(raw)
     # Build what the option names, as a run would.
     strategy = build_strategy(settings.strategy, num_clients=settings.num_clients)
     assert isinstance(strategy, Strategy)
@@ -84,7 +86,7 @@ def test_the_printed_config_is_the_config_that_runs(tmp_path: Path) -> None:
     assert printed == compose_config(overrides)
     settings = settings_from_dict(printed)
     resolved = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(settings)))
-    assert resolved == printed
+    assert resolved == with_budget_defaults(printed)
     # The values the old dataclass defaults contradicted come from the YAML.
     assert settings.warm_start.enabled is True
     assert settings.task.split_seed == 42
