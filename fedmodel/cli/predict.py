@@ -13,7 +13,13 @@ from rich.table import Table
 
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
-from fedmodel.serve.inference import Prediction, load_classifier, predict
+from fedmodel.serve.inference import (
+    AUTO,
+    RUNTIME_FILES,
+    Prediction,
+    load_classifier,
+    predict,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fedmodel predict",
         description=(
             "Label texts with a model a run exported: its model/ (teacher) or "
-            "student/ folder (PyTorch), or the model.onnx inside (ONNX Runtime)."
+            "student/ folder, or an .onnx file inside (ONNX Runtime). A student "
+            "folder is served from its int8 ONNX graph unless --runtime says "
+            "otherwise."
         ),
     )
     parser.add_argument(
@@ -37,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--text-column", default="text", help="column of --input holding the texts"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=(AUTO, *RUNTIME_FILES),
+        default=AUTO,
+        help=(
+            "how to run a model folder: auto (its int8 ONNX graph when there, as "
+            "for an exported student, else torch), torch, onnx (float graph) or "
+            "onnx_int8"
+        ),
     )
     parser.add_argument("--top-k", type=int, default=3, help="labels per text")
     parser.add_argument(
@@ -57,7 +75,8 @@ def run_predict(argv: Sequence[str]) -> int:
             if args.text
             else read_texts(args.input, key="--input", text_column=args.text_column)
         )
-        predictions = predict(load_classifier(args.model), texts, top_k=args.top_k)
+        classifier = load_classifier(args.model, runtime=args.runtime)
+        predictions = predict(classifier, texts, top_k=args.top_k)
     except FedmodelError as exc:
         print(f"fedmodel predict: error: {exc}", file=sys.stderr)
         return 2

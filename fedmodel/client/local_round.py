@@ -25,15 +25,14 @@ from fedmodel.data import load_client_data, make_text_loader
 from fedmodel.distill.server import federated_distill_loss
 from fedmodel.model.load import (
     build_classifier,
-    build_student,
     classification_head,
     load_tokenizer,
     load_trainable_state,
     merged_classifier,
     prepare_for_finetuning,
-    prepare_student_for_distillation,
     trainable_state,
 )
+from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import (
     BudgetExhausted,
     PrivacyLedger,

@@ -157,6 +157,12 @@ def _check_distill(settings: RunSettings) -> None:
             f"distill.student.layers {student.layers} names {len(student.layers)} "
             f"layers but distill.student.num_layers is {student.num_layers}"
         )
+    for key in ("intermediate_size", "max_length"):
+        value = getattr(student, key)
+        if value is not None and value < 1:
+            raise FedmodelError(
+                f"distill.student.{key} must be >= 1 or null, got {value}"
+            )
     for key in ("temperature", "learning_rate"):
         if not getattr(distill, key) > 0:
             raise FedmodelError(

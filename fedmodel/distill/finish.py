@@ -9,6 +9,7 @@ ServerApp passes in, and is charged to their ledgers there.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,13 @@ from fedmodel.config import RunSettings
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.distill.server import agreement, distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import build_student
+from fedmodel.model.student import build_student
 from fedmodel.run.layout import STUDENT_DIR, TEACHER_DIR
-from fedmodel.serve.benchmark import compare_student, describe_model
+from fedmodel.serve.benchmark import (
+    compare_student,
+    describe_model,
+    describe_quantized,
+)
 from fedmodel.serve.export import export_classifier
 from fedmodel.training.embedding_cache import length_sorted_loader
 
@@ -89,17 +94,23 @@ def finish_models(
         if train_on_clients is None:
             return entries
     student = build_student(teacher, settings.distill.student)
+    student_settings = _with_max_length(settings, settings.distill.student.max_length)
+    student_loader = length_sorted_loader(student_settings, test)
     distillation: dict[str, Any] = {
         "mode": settings.distill.name,
-        "agreement_before": agreement(teacher, student, test_loader),
+        "agreement_before": agreement(
+            teacher, student, test_loader, student_loader=student_loader
+        ),
         "server_texts": 0,
         "server_seconds": 0.0,
     }
     if texts is not None:
         log.info(
-            "distilling into a %d-layer student on %d server-held texts "
-            "(no client record is read: no privacy cost)",
+            "distilling into a %d-layer student (%d feed-forward units, %d tokens) "
+            "on %d server-held texts (no client record is read: no privacy cost)",
             student.config.num_hidden_layers,
+            student.config.intermediate_size,
+            student_settings.task.max_length,
             len(texts),
         )
         done = distill_on_server(
@@ -115,13 +126,25 @@ def finish_models(
         distillation["server_seconds"] = done.seconds
     if train_on_clients is not None:
         train_on_clients(student)
-    distillation["agreement_after"] = agreement(teacher, student, test_loader)
-    export_classifier(student, tokenizer, run_dir / STUDENT_DIR, max_length=max_length)
+    distillation["agreement_after"] = agreement(
+        teacher, student, test_loader, student_loader=student_loader
+    )
+    student_dir = export_classifier(
+        student,
+        tokenizer,
+        run_dir / STUDENT_DIR,
+        max_length=student_settings.task.max_length,
+        quantize=True,
+    )
     entries["student"] = describe_model(
         student,
-        model_dir=run_dir / STUDENT_DIR,
-        test_loader=test_loader,
+        model_dir=student_dir,
+        test_loader=student_loader,
         latency_texts=latency_texts,
+    )
+    entries["student"]["max_length"] = student_settings.task.max_length
+    entries["student"]["quantized"] = describe_quantized(
+        student_dir, texts=list(test["text"]), labels=list(test["label"])
     )
     entries["student_vs_teacher"] = compare_student(
         entries["teacher"], entries["student"]
@@ -131,18 +154,31 @@ def finish_models(
     return entries
 
 
+def _with_max_length(settings: RunSettings, max_length: int | None) -> RunSettings:
+    """The run's settings with the student's token limit (None: the task's)."""
+    if max_length is None:
+        return settings
+    task = dataclasses.replace(settings.task, max_length=max_length)
+    return dataclasses.replace(settings, task=task)
+
+
 def _log_comparison(entries: dict[str, Any]) -> None:
     teacher, student = entries["teacher"], entries["student"]
     versus = entries["student_vs_teacher"]
     log.info(
-        "student: accuracy %.4f vs teacher %.4f (ratio %.3f), %d vs %d layers, "
-        "%.1fx faster at batch 32 (torch), agreement with teacher %.3f -> %.3f",
+        "student: accuracy %.4f (int8 ONNX %.4f, same label as float on %.3f) vs "
+        "teacher %.4f (ratio %.3f, int8 %.3f), %d vs %d layers, %.1fx / %.1fx "
+        "faster at batch 1 / 32 as served, agreement with teacher %.3f -> %.3f",
         student["accuracy"],
+        student["quantized"]["accuracy"],
+        student["quantized"]["agreement_with_float"],
         teacher["accuracy"],
         versus["accuracy_ratio"] or 0.0,
+        versus.get("served_accuracy_ratio", float("nan")),
         student["num_layers"],
         teacher["num_layers"],
-        versus.get("torch_speedup_batch32", float("nan")),
+        versus.get("served_speedup_batch1", float("nan")),
+        versus.get("served_speedup_batch32", float("nan")),
         entries["distillation"]["agreement_before"],
         entries["distillation"]["agreement_after"],
     )

@@ -41,9 +41,9 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import (
     load_trainable_state,
     merged_classifier,
-    prepare_student_for_distillation,
     trainable_state,
 )
+from fedmodel.model.student import prepare_student_for_distillation
 from fedmodel.privacy.client_level import privacy_guarantee
 from fedmodel.run.checkpoint import (
     Checkpoint,

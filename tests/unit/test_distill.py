@@ -20,8 +20,9 @@ from fedmodel.distill.server import (
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import build_classifier, build_student, load_tokenizer
-from fedmodel.model.load import student_layer_indices as layers_for
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.model.student import build_student
+from fedmodel.model.student import student_layer_indices as layers_for
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.loops import text_logits, train_epochs
 from tests.conftest import small_config

@@ -20,12 +20,11 @@ from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.model.load import (
     build_classifier,
-    build_student,
     load_trainable_state,
     prepare_for_finetuning,
-    prepare_student_for_distillation,
     trainable_state,
 )
+from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.embedding_cache import data_fingerprint
 from tests.conftest import small_config
