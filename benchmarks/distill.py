@@ -45,7 +45,7 @@ from fedmodel.run.layout import (
 )
 from fedmodel.serve.inference import TextClassifier, load_tokenizer_of, open_runtime
 
-BATCHES = {1: 200, 32: 40}
+BATCHES = {1: 100, 32: 20}
 MODELS = {
     "teacher PyTorch": (TEACHER_DIR, "torch"),
     "teacher ONNX": (TEACHER_DIR, "onnx"),
@@ -74,12 +74,12 @@ def alternating_latency(
 def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
     """A new student from a finished run's exported teacher, into `out`."""
     raw = yaml.safe_load((teacher_run / RESOLVED_CONFIG).read_text())
+    if raw["distill"]["name"] == "off":
+        raw["distill"] = compose_config(["distill=server"])["distill"]
     merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(overrides))
     config = OmegaConf.to_container(merged, resolve=True)
     assert isinstance(config, dict)
     config = {**config, "run_dir": str(out)}
-    if config["distill"]["name"] == "off":
-        config["distill"]["name"] = "server"
     settings = settings_from_dict(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESOLVED_CONFIG).write_text(yaml.safe_dump(config))

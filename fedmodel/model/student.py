@@ -72,7 +72,9 @@ def build_student(
     layer's feed-forward units, the most important ones (`feed_forward_keep`).
     """
     layers = student_layer_indices(teacher.config.num_hidden_layers, student)
-    width = student.intermediate_size or teacher.config.intermediate_size
+    width = student.intermediate_size
+    if width is None:
+        width = teacher.config.intermediate_size
     if not 1 <= width <= teacher.config.intermediate_size:
         raise FedmodelError(
             f"distill.student.intermediate_size {width}: must be between 1 and the "
