@@ -1,13 +1,21 @@
-"""Student vs teacher: accuracy kept and CPU inference speed-up, side by side.
+"""Teacher, float student and int8 student: accuracy kept and CPU speed-up.
 
-Runs the default demo (`make demo`: bank, 4 clients, DP at epsilon 8, server
-distillation into a 2-layer student), plus any Hydra overrides, or reads an
-existing run folder with --run-dir. Then it times teacher and student again,
-alternating them call by call on the same batches so that both see the same
-machine load, and prints the ratios. Target: accuracy ratio >= 0.97 at a
-speed-up >= 3x. Usage:
+Three ways to get the models:
+- no option: run the default demo (`make demo`: bank, 4 clients, DP at epsilon
+  8, server distillation) plus any Hydra overrides;
+- `--run-dir DIR`: read a finished run;
+- `--teacher-run DIR`: distil a new student from DIR's exported teacher (a
+  run with `distill=off` is enough) into `--out`; overrides are dotted keys
+  on DIR's resolved config, e.g. `distill.student.num_layers=1`.
 
-    .venv/bin/python benchmarks/distill.py [--run-dir DIR] [overrides...]
+Then it times the teacher (PyTorch and ONNX Runtime), the float student and
+the int8 student (ONNX Runtime), alternating them call by call on the same
+batches so that all see the same machine load, tokenizing included, and prints
+the speed-ups over the teacher's faster runtime. Targets (issue 13): accuracy
+ratio >= 0.97 at >= 5x at batch 32 and >= 3x at batch 1. Usage:
+
+    .venv/bin/python benchmarks/distill.py [--run-dir DIR | --teacher-run DIR]
+        [--out DIR] [overrides...]
 """
 
 from __future__ import annotations
@@ -18,40 +26,108 @@ import logging
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
 
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data import load_task
+from fedmodel.distill.finish import finish_models
 from fedmodel.federation.simulation import simulate
+from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.console import setup_logging
-from fedmodel.serve.export import ONNX_FILE
-from fedmodel.serve.inference import OnnxClassifier, TextClassifier, TorchClassifier
+from fedmodel.run.layout import (
+    RESOLVED_CONFIG,
+    STUDENT_DIR,
+    SUMMARY_FILE,
+    TEACHER_DIR,
+)
+from fedmodel.serve.inference import TextClassifier, load_tokenizer_of, open_runtime
 
-BATCHES = {1: 200, 32: 40}
+BATCHES = {1: 100, 32: 20}
+MODELS = {
+    "teacher PyTorch": (TEACHER_DIR, "torch"),
+    "teacher ONNX": (TEACHER_DIR, "onnx"),
+    "student ONNX": (STUDENT_DIR, "onnx"),
+    "student int8 ONNX": (STUDENT_DIR, "onnx_int8"),
+}
 
 
 def alternating_latency(
-    teacher: TextClassifier, student: TextClassifier, texts: list[str], batch: int
-) -> tuple[float, float]:
-    """Median ms per call of each model, measured alternately on the same texts."""
-    timings: dict[str, list[float]] = {"teacher": [], "student": []}
-    teacher.logits(texts[:batch])
-    student.logits(texts[:batch])
+    models: dict[str, TextClassifier], texts: list[str], batch: int
+) -> dict[str, float]:
+    """Median ms per call of each model, measured in turn on the same texts."""
+    timings: dict[str, list[float]] = {name: [] for name in models}
+    for model in models.values():
+        model.logits(texts[:batch])
     for i in range(BATCHES[batch]):
         start = (i * batch) % (len(texts) - batch + 1)
         chunk = texts[start : start + batch]
-        for name, model in (("teacher", teacher), ("student", student)):
+        for name, model in models.items():
             began = time.perf_counter()
             model.logits(chunk)
             timings[name].append((time.perf_counter() - began) * 1000.0)
-    return statistics.median(timings["teacher"]), statistics.median(timings["student"])
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
+    """A new student from a finished run's exported teacher, into `out`."""
+    raw = yaml.safe_load((teacher_run / RESOLVED_CONFIG).read_text())
+    if raw["distill"]["name"] == "off":
+        raw["distill"] = compose_config(["distill=server"])["distill"]
+    merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(overrides))
+    config = OmegaConf.to_container(merged, resolve=True)
+    assert isinstance(config, dict)
+    config = {**config, "run_dir": str(out)}
+    settings = settings_from_dict(config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESOLVED_CONFIG).write_text(yaml.safe_dump(config))
+    teacher = PooledBertForSequenceClassification.from_pretrained(
+        teacher_run / TEACHER_DIR
+    ).eval()
+    task = load_task(settings.task, seed=settings.seed)
+    entries = finish_models(
+        settings,
+        teacher=teacher,
+        tokenizer=load_tokenizer_of(teacher_run / TEACHER_DIR),
+        test=task.test,
+        transfer=task.transfer,
+        run_dir=out,
+    )
+    (out / SUMMARY_FILE).write_text(json.dumps(entries, indent=2))
+
+
+def print_quality(summary: dict[str, Any]) -> None:
+    """Accuracy, macro-F1 and size of the three models, and the accuracy ratios."""
+    teacher, student = summary["teacher"], summary["student"]
+    quantized = student["quantized"]
+    print("| model | layers | FFN units | test accuracy | macro-F1 | MB on disk |")
+    print("|---|---|---|---|---|---|")
+    rows = (
+        ("teacher (float ONNX)", teacher, teacher, teacher["onnx_size_bytes"]),
+        ("student (float ONNX)", student, student, student["onnx_size_bytes"]),
+        ("student (int8 ONNX)", student, quantized, quantized["onnx_size_bytes"]),
+    )
+    for name, shape, quality, size in rows:
+        print(
+            f"| {name} | {shape['num_layers']} | {shape['intermediate_size']} | "
+            f"{quality['accuracy']:.4f} | {quality['macro_f1']:.4f} | "
+            f"{size / 1e6:.1f} |"
+        )
+    for name, quality in (("float", student), ("int8", quantized)):
+        ratio = quality["accuracy"] / teacher["accuracy"]
+        print(f"accuracy ratio {name} student / teacher: {ratio:.3f} (target >= 0.97)")
+    print(f"int8 vs float student, same label: {quantized['agreement_with_float']:.3f}")
+    print(f"distillation: {summary['distillation']}")
 
 
 def main() -> None:
+    """Get the models, then print quality and alternating latency side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
     parser.add_argument("--run-dir", type=Path, help="reuse a finished run")
+    parser.add_argument("--teacher-run", type=Path, help="distil from this run")
     parser.add_argument(
         "--out", type=Path, default=Path("outputs/bench-distill") / stamp
     )
@@ -63,46 +139,41 @@ def main() -> None:
     run_dir = args.run_dir
     if run_dir is None:
         run_dir = args.out
-        simulate(compose_config(["distill=server", *args.overrides]), run_dir=run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    teacher, student = summary["teacher"], summary["student"]
-    resolved = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
-    settings = settings_from_dict(resolved)
-    texts = list(load_task(settings.task, seed=settings.seed).test["text"])[:1280]
-
-    print()
-    print(f"run: {run_dir}")
-    print("| model | layers | parameters | weights MB | test accuracy | macro-F1 |")
-    print("|---|---|---|---|---|---|")
-    for name, entry in (("teacher", teacher), ("student", student)):
-        print(
-            f"| {name} | {entry['num_layers']} | {entry['parameters'] / 1e6:.1f}M | "
-            f"{entry['size_bytes'] / 1e6:.1f} | {entry['accuracy']:.4f} | "
-            f"{entry['macro_f1']:.4f} |"
-        )
-    ratio = student["accuracy"] / teacher["accuracy"]
-    print(f"\naccuracy ratio student/teacher: {ratio:.3f} (target >= 0.97)")
-    print(f"distillation: {summary['distillation']}")
-
-    print("\n| runtime | batch | teacher ms | student ms | speed-up |")
-    print("|---|---|---|---|---|")
-    runtimes = {
-        "PyTorch": (
-            TorchClassifier(run_dir / "model"),
-            TorchClassifier(run_dir / "student"),
-        ),
-        "ONNX Runtime": (
-            OnnxClassifier(run_dir / "model" / ONNX_FILE),
-            OnnxClassifier(run_dir / "student" / ONNX_FILE),
-        ),
-    }
-    for runtime, (teacher_model, student_model) in runtimes.items():
-        for batch in BATCHES:
-            t_ms, s_ms = alternating_latency(teacher_model, student_model, texts, batch)
-            print(
-                f"| {runtime} | {batch} | {t_ms:.1f} | {s_ms:.1f} | "
-                f"{t_ms / s_ms:.2f}x |"
+        if args.teacher_run is not None:
+            distil_from(args.teacher_run, run_dir, args.overrides)
+        else:
+            simulate(
+                compose_config(["distill=server", *args.overrides]), run_dir=run_dir
             )
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    settings = settings_from_dict(
+        yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text())
+    )
+    texts = list(load_task(settings.task, seed=settings.seed).test["text"])[:1280]
+    print(f"\nrun: {run_dir}")
+    print_quality(summary)
+
+    models = {
+        name: open_runtime(run_dir / folder, runtime)
+        for name, (folder, runtime) in MODELS.items()
+    }
+    print(
+        f"\n| batch | {' | '.join(f'{name} ms' for name in models)} | "
+        "float student speed-up | int8 student speed-up |"
+    )
+    print("|---" * (len(models) + 3) + "|")
+    for batch in BATCHES:
+        ms = alternating_latency(models, texts, batch)
+        teacher_ms = min(ms["teacher PyTorch"], ms["teacher ONNX"])
+        cells = " | ".join(f"{value:.2f}" for value in ms.values())
+        print(
+            f"| {batch} | {cells} | {teacher_ms / ms['student ONNX']:.2f}x | "
+            f"{teacher_ms / ms['student int8 ONNX']:.2f}x |"
+        )
+    print(
+        "(speed-up: over the teacher's faster runtime; target >= 3x at batch 1, "
+        ">= 5x at batch 32)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import AUTO_RUNTIME, RUNTIME_FILES
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 DESCRIPTION = (
     "Label texts with a model a run exported: its model/ (teacher) or "
-    "student/ folder (PyTorch), or the model.onnx inside (ONNX Runtime)."
+    "student/ folder, or an .onnx file inside (ONNX Runtime). A student "
+    "folder is served from its int8 ONNX graph unless --runtime says otherwise."
 )
 
 
@@ -43,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--top-k", type=int, default=3, help="labels per text (default: 3)"
     )
     parser.add_argument(
+        "--runtime",
+        choices=(AUTO_RUNTIME, *RUNTIME_FILES),
+        default=AUTO_RUNTIME,
+        help=(
+            "how to run a model folder: auto (its int8 ONNX graph when there, as "
+            "for an exported student, else torch), torch, onnx (float graph) or "
+            "onnx_int8 (default: auto)"
+        ),
+    )
+    parser.add_argument(
         "--format",
         choices=("table", "jsonl"),
         default="table",
@@ -62,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.text
         else read_texts(args.input, key="--input", text_column=args.text_column)
     )
-    predictions = predict(load_classifier(args.model), texts, top_k=args.top_k)
+    classifier = load_classifier(args.model, runtime=args.runtime)
+    predictions = predict(classifier, texts, top_k=args.top_k)
     if args.format == "jsonl":
         for prediction in predictions:
             print(json.dumps(_as_json(prediction), ensure_ascii=False))

@@ -26,12 +26,8 @@ from fedmodel.model.finetune import (
     merged_classifier,
     prepare_for_finetuning,
 )
-from fedmodel.model.load import (
-    build_classifier,
-    build_student,
-    load_tokenizer,
-    prepare_student_for_distillation,
-)
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.training.embedding_cache import cached_features
 from fedmodel.training.loops import LogitsFn, LossFn, feature_logits, text_logits
 

@@ -105,6 +105,8 @@ NUMBER_RULES: dict[str, Bound] = {
     "strategy.trim_beta": Bound(low=0, high=0.5, high_open=True),
     "distill.student.num_layers": AT_LEAST_ONE,
     "distill.student.layers": NON_NEGATIVE,
+    "distill.student.intermediate_size": AT_LEAST_ONE,
+    "distill.student.max_length": Bound(low=2),  # as task.max_length
     "distill.temperature": POSITIVE,
     "distill.kl_weight": NON_NEGATIVE,
     "distill.hidden_weight": NON_NEGATIVE,

@@ -137,6 +137,11 @@ class StudentSettings:
     # Teacher layers the student starts from (0-based); None spreads
     # `num_layers` evenly from the first layer to the last.
     layers: list[int] | None
+    # Feed-forward units kept per layer (the teacher's most important ones);
+    # None keeps all of them.
+    intermediate_size: int | None
+    # Tokens the student reads (and is served with); None: task.max_length.
+    max_length: int | None
 
 
 @dataclass(frozen=True)

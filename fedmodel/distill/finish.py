@@ -9,6 +9,7 @@ ServerApp passes in, and is charged to their ledgers there.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -23,9 +24,13 @@ from fedmodel.config import RunSettings
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.distill.server import agreement, distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import build_student
+from fedmodel.model.student import build_student
 from fedmodel.run.layout import STUDENT_DIR, TEACHER_DIR
-from fedmodel.serve.benchmark import compare_student, describe_model
+from fedmodel.serve.benchmark import (
+    compare_student,
+    describe_model,
+    describe_quantized,
+)
 from fedmodel.serve.export import export_classifier
 from fedmodel.training.embedding_cache import length_sorted_loader
 
@@ -93,17 +98,23 @@ def finish_models(
         if train_on_clients is None:
             return entries
     student = build_student(teacher, settings.distill.student)
+    student_settings = _with_max_length(settings, settings.distill.student.max_length)
+    student_loader = length_sorted_loader(student_settings, test)
     distillation: dict[str, Any] = {
         "mode": settings.distill.name,
-        "agreement_before": agreement(teacher, student, test_loader),
+        "agreement_before": agreement(
+            teacher, student, test_loader, student_loader=student_loader
+        ),
         "server_texts": 0,
         "server_seconds": 0.0,
     }
     if texts is not None:
         log.info(
-            "distilling into a %d-layer student on %d server-held texts "
-            "(no client record is read: no privacy cost)",
+            "distilling into a %d-layer student (%d feed-forward units, %d tokens) "
+            "on %d server-held texts (no client record is read: no privacy cost)",
             student.config.num_hidden_layers,
+            student.config.intermediate_size,
+            student_settings.task.max_length,
             len(texts),
         )
         done = distill_on_server(
@@ -119,15 +130,28 @@ def finish_models(
         distillation["server_seconds"] = done.seconds
     if train_on_clients is not None:
         train_on_clients(student)
-    distillation["agreement_after"] = agreement(teacher, student, test_loader)
+    distillation["agreement_after"] = agreement(
+        teacher, student, test_loader, student_loader=student_loader
+    )
+    student_dir = run_dir / STUDENT_DIR
     entries["student"] = _export_and_describe(
         "student",
         student,
         tokenizer,
-        model_dir=run_dir / STUDENT_DIR,
-        test_loader=test_loader,
+        model_dir=student_dir,
+        test_loader=student_loader,
         latency_texts=latency_texts,
-        max_length=max_length,
+        max_length=student_settings.task.max_length,
+        quantize=True,
+    )
+    entries["student"]["max_length"] = student_settings.task.max_length
+    log.info(
+        "measuring the student's int8 ONNX graph on %d test texts: accuracy and "
+        "agreement with its float graph",
+        len(test),
+    )
+    entries["student"]["quantized"] = describe_quantized(
+        student_dir, texts=list(test["text"]), labels=list(test["label"])
     )
     entries["student_vs_teacher"] = compare_student(
         entries["teacher"], entries["student"]
@@ -146,15 +170,26 @@ def _export_and_describe(
     test_loader: DataLoader,
     latency_texts: list[str],
     max_length: int,
+    quantize: bool = False,
 ) -> dict[str, Any]:
-    """Export one model and describe it, with a progress line for each step."""
+    """Export one model and describe it, with a progress line for each step.
+
+    With `quantize`, the int8 ONNX graph is written beside the float one and
+    timed too.
+    """
     started = time.perf_counter()
-    log.info("exporting the %s to %s (Hugging Face format and ONNX)", name, model_dir)
-    export_classifier(model, tokenizer, model_dir, max_length=max_length)
+    graphs = "ONNX, float and int8" if quantize else "ONNX"
     log.info(
-        "measuring the %s: test accuracy, then CPU latency in PyTorch and ONNX "
-        "Runtime at batch 1 and 32",
+        "exporting the %s to %s (Hugging Face format and %s)", name, model_dir, graphs
+    )
+    export_classifier(
+        model, tokenizer, model_dir, max_length=max_length, quantize=quantize
+    )
+    log.info(
+        "measuring the %s: test accuracy, then CPU latency in PyTorch and %s "
+        "(ONNX Runtime) at batch 1 and 32",
         name,
+        graphs,
     )
     described = describe_model(
         model,
@@ -166,18 +201,31 @@ def _export_and_describe(
     return described
 
 
+def _with_max_length(settings: RunSettings, max_length: int | None) -> RunSettings:
+    """The run's settings with the student's token limit (None: the task's)."""
+    if max_length is None:
+        return settings
+    task = dataclasses.replace(settings.task, max_length=max_length)
+    return dataclasses.replace(settings, task=task)
+
+
 def _log_comparison(entries: dict[str, Any]) -> None:
     teacher, student = entries["teacher"], entries["student"]
     versus = entries["student_vs_teacher"]
     log.info(
-        "student: accuracy %.4f vs teacher %.4f (ratio %.3f), %d vs %d layers, "
-        "%.1fx faster at batch 32 (torch), agreement with teacher %.3f -> %.3f",
+        "student: accuracy %.4f (int8 ONNX %.4f, same label as float on %.3f) vs "
+        "teacher %.4f (ratio %.3f, int8 %.3f), %d vs %d layers, %.1fx / %.1fx "
+        "faster at batch 1 / 32 as served, agreement with teacher %.3f -> %.3f",
         student["accuracy"],
+        student["quantized"]["accuracy"],
+        student["quantized"]["agreement_with_float"],
         teacher["accuracy"],
         versus["accuracy_ratio"] or 0.0,
+        versus.get("served_accuracy_ratio", float("nan")),
         student["num_layers"],
         teacher["num_layers"],
-        versus.get("torch_speedup_batch32", float("nan")),
+        versus.get("served_speedup_batch1", float("nan")),
+        versus.get("served_speedup_batch32", float("nan")),
         entries["distillation"]["agreement_before"],
         entries["distillation"]["agreement_after"],
     )

@@ -106,12 +106,13 @@ def distill_on_server(
     teacher_logits, teacher_vectors = _teacher_targets(
         teacher, inputs, tokenizer=tokenizer, max_length=max_length, seed=seed
     )
-    # The loader's "labels" are row numbers into the teacher's targets.
+    # The loader's "labels" are row numbers into the teacher's targets; the
+    # student reads at most its own token limit, the teacher read the task's.
     loader = make_text_loader(
         tokenizer,
         inputs,
         list(range(len(inputs))),
-        max_length=max_length,
+        max_length=settings.student.max_length or max_length,
         batch_size=settings.batch_size,
         shuffle=True,
         seed=seed,
@@ -215,14 +216,20 @@ def agreement(
     teacher: PooledBertForSequenceClassification,
     student: PooledBertForSequenceClassification,
     loader: DataLoader,
+    *,
+    student_loader: DataLoader | None = None,
 ) -> float:
-    """The fraction of texts on which the student picks the teacher's label."""
+    """The fraction of texts on which the student picks the teacher's label.
+
+    `student_loader` (default: `loader`) holds the same texts in the same order,
+    tokenized at the student's token limit.
+    """
     teacher.eval()
     student.eval()
     same, total = 0, 0
-    for batch in loader:
-        inputs = _text_inputs(batch)
-        picked = student(**inputs).logits.argmax(dim=-1)
-        same += int((picked == teacher(**inputs).logits.argmax(dim=-1)).sum())
+    for batch, student_batch in zip(loader, student_loader or loader, strict=True):
+        picked = student(**_text_inputs(student_batch)).logits.argmax(dim=-1)
+        expected = teacher(**_text_inputs(batch)).logits.argmax(dim=-1)
+        same += int((picked == expected).sum())
         total += picked.numel()
     return same / total if total else float("nan")

@@ -31,7 +31,7 @@ from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import load_trainable_state, trainable_state
-from fedmodel.model.load import prepare_student_for_distillation
+from fedmodel.model.student import prepare_student_for_distillation
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.global_model import GlobalModel

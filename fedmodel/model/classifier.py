@@ -15,9 +15,13 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 
 class PooledBertConfig(BertConfig):
-    """BERT config plus the pooling the classification head reads."""
+    """BERT config plus the pooling the classification head reads.
 
-    model_type = "fedmodel-pooled-bert"
+    Its model type is plain `bert` (the two extra keys ride along), so tools
+    that only read the config, such as `AutoTokenizer`, need no custom code.
+    """
+
+    model_type = "bert"
 
     def __init__(
         self, pooling: str = "mean", normalize: bool = False, **kwargs: object

@@ -1,4 +1,4 @@
-"""The shared classifier: where its weights come from, its student, saving it."""
+"""The shared classifier: where its weights come from, saving it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import transformers
 from torch import nn
 from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerBase
 
-from fedmodel.config import ModelSettings, StudentSettings
+from fedmodel.config import ModelSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import (
     PooledBertConfig,
@@ -115,70 +115,6 @@ def build_classifier(
     return model
 
 
-def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list[int]:
-    """The teacher layers a student copies: the configured ones, or spread evenly.
-
-    Evenly spread layers run from the first to the last (one layer: the last),
-    so the student keeps the teacher's lowest and highest representations.
-    """
-    if student.layers is not None:
-        chosen = list(student.layers)
-    elif student.num_layers == 1:
-        chosen = [teacher_layers - 1]
-    else:
-        span = teacher_layers - 1
-        chosen = [
-            round(i * span / (student.num_layers - 1))
-            for i in range(student.num_layers)
-        ]
-    bad = [i for i in chosen if not 0 <= i < teacher_layers]
-    if bad or len(set(chosen)) != len(chosen) or len(chosen) > teacher_layers:
-        raise FedmodelError(
-            f"distill.student.layers {chosen}: need distinct layer indices in "
-            f"0..{teacher_layers - 1} (the teacher has {teacher_layers} layers), "
-            f"at most {teacher_layers} of them"
-        )
-    return chosen
-
-
-def build_student(
-    teacher: PooledBertForSequenceClassification, student: StudentSettings
-) -> PooledBertForSequenceClassification:
-    """A smaller classifier initialised from the teacher (DistilBERT-style).
-
-    It keeps the teacher's embeddings, pooling, head and tokenizer, and a subset
-    of its transformer layers; the teacher is left untouched.
-    """
-    layers = student_layer_indices(teacher.config.num_hidden_layers, student)
-    config = PooledBertConfig.from_dict(
-        {**teacher.config.to_dict(), "num_hidden_layers": len(layers)}
-    )
-    model = PooledBertForSequenceClassification(config)
-    teacher_state = teacher.state_dict()
-    state = {}
-    for name in model.state_dict():
-        source = name
-        if name.startswith("bert.encoder.layer."):
-            index, rest = name[len("bert.encoder.layer.") :].split(".", 1)
-            source = f"bert.encoder.layer.{layers[int(index)]}.{rest}"
-        state[name] = teacher_state[source].clone()
-    model.load_state_dict(state)
-    return model
-
-
-def prepare_student_for_distillation(
-    student: PooledBertForSequenceClassification,
-) -> PooledBertForSequenceClassification:
-    """Train the student's transformer layers and head; keep its embeddings fixed.
-
-    The embeddings are the teacher's and hold most of the student's weights:
-    leaving them out keeps each client's update small and DP-SGD cheap.
-    """
-    for name, param in student.named_parameters():
-        param.requires_grad = not name.startswith("bert.embeddings.")
-    return student
-
-
 def save_pretrained(
     model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: Path
 ) -> Path:
@@ -186,10 +122,11 @@ def save_pretrained(
 
     The modeling file travels with the weights (auto_map), so
     `AutoModelForSequenceClassification.from_pretrained(out_dir,
-    trust_remote_code=True)` needs no fedmodel install.
+    trust_remote_code=True)` needs no fedmodel install. Only that class maps to
+    it: the config is a stock BERT one, so `AutoConfig`, `AutoTokenizer` and
+    `AutoModel` (the encoder) load the folder without custom code or a prompt.
     """
     classifier = merged_classifier(model)
-    PooledBertConfig.register_for_auto_class()
     PooledBertForSequenceClassification.register_for_auto_class(
         "AutoModelForSequenceClassification"
     )

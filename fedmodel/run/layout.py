@@ -16,6 +16,18 @@ CHECKPOINT_FILE = "state.pt"
 AUDIT_FILE = "audit.json"
 CLIENTS_DIR = "clients"
 LOG_FILE = "fedmodel.log"
+# Inside TEACHER_DIR / STUDENT_DIR, beside the Hugging Face files.
+ONNX_FILE = "model.onnx"
+QUANTIZED_ONNX_FILE = "model.int8.onnx"
+# How an exported folder can be served (`fedmodel predict --runtime`, summary
+# keys) -> the file it runs; None is PyTorch on the Hugging Face files. AUTO
+# picks the int8 graph when the folder has one, else PyTorch.
+AUTO_RUNTIME = "auto"
+RUNTIME_FILES: dict[str, str | None] = {
+    "torch": None,
+    "onnx": ONNX_FILE,
+    "onnx_int8": QUANTIZED_ONNX_FILE,
+}
 
 
 def client_dir_name(client_id: int) -> str:

@@ -7,23 +7,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.serve.export import ONNX_FILE
+from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE, RUNTIME_FILES
 from fedmodel.serve.inference import (
-    OnnxClassifier,
     TextClassifier,
-    TorchClassifier,
     median_latency_ms,
+    open_runtime,
 )
 from fedmodel.training.loops import evaluate, text_logits
 
 WEIGHTS_FILE = "model.safetensors"
 LATENCY_BATCHES = (1, 32)
 LATENCY_REPEATS = {1: 50, 32: 15}
+PREDICT_BATCH = 64
 
 log = logging.getLogger(__name__)
+
+
+def exported_runtimes(model_dir: Path) -> list[str]:
+    """The runtimes the folder can be served with (int8 only when exported)."""
+    return [
+        runtime
+        for runtime, file in RUNTIME_FILES.items()
+        if file is None or (model_dir / file).is_file()
+    ]
+
+
+def predicted_labels(classifier: TextClassifier, texts: Sequence[str]) -> np.ndarray:
+    """The most probable label index of each text."""
+    picked = [
+        classifier.logits(texts[start : start + PREDICT_BATCH]).argmax(axis=1)
+        for start in range(0, len(texts), PREDICT_BATCH)
+    ]
+    return np.concatenate(picked)
 
 
 def describe_model(
@@ -36,24 +56,22 @@ def describe_model(
     """Accuracy and macro-F1 on the test split, parameters, bytes on disk, latency.
 
     Latency is the median wall time of one call, tokenizing included, through
-    the exported folder (PyTorch) and its ONNX file (ONNX Runtime), at batch 1
-    and batch 32 on this machine's CPU.
+    the exported folder (PyTorch), its ONNX file and, when exported, its int8
+    ONNX file (ONNX Runtime), at batch 1 and batch 32 on this machine's CPU.
     """
     result = evaluate(model, test_loader, logits_fn=text_logits(model))
     report: dict[str, Any] = {
         "accuracy": result.accuracy,
         "macro_f1": result.macro_f1,
         "num_layers": model.config.num_hidden_layers,
+        "intermediate_size": model.config.intermediate_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "size_bytes": (model_dir / WEIGHTS_FILE).stat().st_size,
         "onnx_size_bytes": (model_dir / ONNX_FILE).stat().st_size,
         "dir": str(model_dir),
     }
-    runtimes: dict[str, TextClassifier] = {
-        "torch": TorchClassifier(model_dir),
-        "onnx": OnnxClassifier(model_dir / ONNX_FILE),
-    }
-    for runtime, classifier in runtimes.items():
+    for runtime in exported_runtimes(model_dir):
+        classifier = open_runtime(model_dir, runtime)
         for batch_size in LATENCY_BATCHES:
             if len(latency_texts) < batch_size:
                 continue
@@ -66,8 +84,32 @@ def describe_model(
     return report
 
 
+def describe_quantized(
+    model_dir: Path, *, texts: Sequence[str], labels: Sequence[int]
+) -> dict[str, Any]:
+    """The int8 ONNX file against the float one on the test texts.
+
+    Accuracy, macro-F1, bytes on disk, and `agreement_with_float`: the fraction
+    of texts on which both graphs pick the same label (the parity check).
+    """
+    quantized = predicted_labels(open_runtime(model_dir, "onnx_int8"), texts)
+    floating = predicted_labels(open_runtime(model_dir, "onnx"), texts)
+    truth = np.asarray(labels)
+    return {
+        "accuracy": float((quantized == truth).mean()),
+        "macro_f1": float(f1_score(truth, quantized, average="macro")),
+        "onnx_size_bytes": (model_dir / QUANTIZED_ONNX_FILE).stat().st_size,
+        "agreement_with_float": float((quantized == floating).mean()),
+    }
+
+
 def compare_student(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any]:
-    """Student vs teacher: accuracy ratio, size ratio and speed-up per batch size."""
+    """Student vs teacher: accuracy ratios, size ratio and speed-up per batch size.
+
+    `served_speedup_batchN` compares the teacher in its fastest runtime with the
+    student as `fedmodel predict` serves it (its int8 graph when exported, whose
+    accuracy ratio is `served_accuracy_ratio`).
+    """
     comparison: dict[str, Any] = {
         "accuracy_ratio": student["accuracy"] / teacher["accuracy"]
         if teacher["accuracy"]
@@ -78,4 +120,17 @@ def compare_student(teacher: dict[str, Any], student: dict[str, Any]) -> dict[st
         if "_latency_ms_" in key and key in student and student[key] > 0:
             runtime, _, batch = key.partition("_latency_ms_")
             comparison[f"{runtime}_speedup_{batch}"] = teacher[key] / student[key]
+    quantized = student.get("quantized")
+    if quantized is not None and teacher["accuracy"]:
+        comparison["served_accuracy_ratio"] = (
+            quantized["accuracy"] / teacher["accuracy"]
+        )
+    for batch_size in LATENCY_BATCHES:
+        suffix = f"_latency_ms_batch{batch_size}"
+        teacher_ms = [teacher[key] for key in teacher if key.endswith(suffix)]
+        student_ms = student.get(f"onnx_int8{suffix}", student.get(f"onnx{suffix}"))
+        if teacher_ms and student_ms:
+            comparison[f"served_speedup_batch{batch_size}"] = (
+                min(teacher_ms) / student_ms
+            )
     return comparison

@@ -14,9 +14,12 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
+from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.serve.sentence_layout import write_sentence_layout
 
-ONNX_FILE = "model.onnx"
+QUANTIZED_OPS = ["MatMul"]
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OPSET = 17
 
@@ -40,16 +43,46 @@ def export_classifier(
     out_dir: Path,
     *,
     max_length: int,
+    quantize: bool = False,
 ) -> Path:
     """Save the model in Hugging Face format and as `model.onnx` in `out_dir`.
 
     The tokenizer is saved with `model_max_length = max_length`, the length the
     model was trained and evaluated with, so a server truncates as training did.
+    The folder is also in the sentence-transformers layout (`sentence_layout`).
+    With `quantize`, `model.int8.onnx` (int8 weights) is written beside the
+    float graph, which stays.
     """
     tokenizer.model_max_length = max_length
     save_pretrained(model, tokenizer, out_dir)
+    write_sentence_layout(merged_classifier(model), out_dir, max_length=max_length)
     export_onnx(model, out_dir / ONNX_FILE)
+    if quantize:
+        quantize_onnx(out_dir / ONNX_FILE, out_dir / QUANTIZED_ONNX_FILE)
     return out_dir
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantization of an ONNX graph's weights (ONNX Runtime's).
+
+    The weights of the matrix multiplications are stored as int8, one scale
+    per output channel, and activations are quantized on the fly per call, so
+    no calibration data is needed. The embedding table stays float: quantizing
+    it too (one scale for the whole table) flipped several times more labels
+    in our parity check, for a smaller file but no speed.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_suffix(".onnx.tmp")
+    quantize_dynamic(
+        str(source),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=QUANTIZED_OPS,
+    )
+    tmp.replace(target)
+    return target
 
 
 def export_onnx(model: PooledBertForSequenceClassification, path: Path) -> Path:

@@ -20,7 +20,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.serve.export import ONNX_FILE, ONNX_INPUTS
+from fedmodel.run.layout import (
+    AUTO_RUNTIME,
+    ONNX_FILE,
+    QUANTIZED_ONNX_FILE,
+    RUNTIME_FILES,
+)
+from fedmodel.serve.export import ONNX_INPUTS
 
 CONFIG_FILE = "config.json"
 
@@ -56,7 +62,7 @@ class TorchClassifier:
                 f"classifier ({exc}); point at a run's model/ or student/ folder"
             ) from exc
         self.model.eval()
-        self.tokenizer = _load_tokenizer(model_dir)
+        self.tokenizer = load_tokenizer_of(model_dir)
         self.label_names = _label_names(model_dir)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -83,7 +89,7 @@ class OnnxClassifier:
                 f"--model {onnx_path}: not a loadable ONNX model ({exc}); "
                 "point at a model.onnx written by fedmodel"
             ) from exc
-        self.tokenizer = _load_tokenizer(onnx_path.parent)
+        self.tokenizer = load_tokenizer_of(onnx_path.parent)
         self.label_names = _label_names(onnx_path.parent)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -94,10 +100,32 @@ class OnnxClassifier:
         return np.asarray(logits)
 
 
-def load_classifier(path: Path) -> TextClassifier:
+def open_runtime(model_dir: Path, runtime: str) -> TextClassifier:
+    """An exported folder served by one runtime of `RUNTIME_FILES`.
+
+    Raises FedmodelError when the folder lacks that runtime's file.
+    """
+    if runtime not in RUNTIME_FILES:
+        raise FedmodelError(
+            f"--runtime {runtime!r}: choose one of {[AUTO_RUNTIME, *RUNTIME_FILES]}"
+        )
+    file = RUNTIME_FILES[runtime]
+    if file is None:
+        return TorchClassifier(model_dir)
+    if not (model_dir / file).is_file():
+        raise FedmodelError(
+            f"--model {model_dir}: no {file} in this folder for --runtime "
+            f"{runtime}; students are exported with it, or choose another runtime"
+        )
+    return OnnxClassifier(model_dir / file)
+
+
+def load_classifier(path: Path, *, runtime: str = AUTO_RUNTIME) -> TextClassifier:
     """A Hugging Face model folder, or an ONNX file inside one.
 
-    Raises FedmodelError naming the path and what is missing.
+    A folder is served by `runtime`; `auto` picks its int8 ONNX graph when it
+    has one (the exported student), else PyTorch. Raises FedmodelError naming
+    the path and what is missing.
     """
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
@@ -106,7 +134,14 @@ def load_classifier(path: Path) -> TextClassifier:
                 "saved model; point at a run's model/ or student/ folder, or at "
                 f"its {ONNX_FILE}"
             )
-        return TorchClassifier(path)
+        if runtime == AUTO_RUNTIME:
+            runtime = "onnx_int8" if (path / QUANTIZED_ONNX_FILE).is_file() else "torch"
+        return open_runtime(path, runtime)
+    if runtime != AUTO_RUNTIME:
+        raise FedmodelError(
+            f"--runtime {runtime} chooses among a model folder's files; point "
+            f"--model at the folder, not at {path}"
+        )
     if path.suffix == ".onnx" and path.is_file():
         return OnnxClassifier(path)
     if not path.exists():
@@ -185,7 +220,8 @@ def _tokenize(
     return {name: encoded[name] for name in ONNX_INPUTS}
 
 
-def _load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+def load_tokenizer_of(model_dir: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in an exported folder (FedmodelError if none loads)."""
     try:
         # The folder's config names our model class through auto_map; the
         # tokenizer is a stock one, and saying so keeps transformers from

@@ -20,8 +20,9 @@ from fedmodel.distill.server import (
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import build_classifier, build_student, load_tokenizer
-from fedmodel.model.load import student_layer_indices as layers_for
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.model.student import build_student
+from fedmodel.model.student import student_layer_indices as layers_for
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.loops import text_logits, train_epochs
 from tests.conftest import group_settings, small_config
@@ -237,3 +238,14 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     assert entries["student"]["parameters"] < entries["teacher"]["parameters"]
     assert (tmp_path / "student" / "model.onnx").is_file()
     assert (tmp_path / "model" / "model.onnx").is_file()
+    # The student ships an int8 graph too; the teacher only its float one.
+    assert (tmp_path / "student" / "model.int8.onnx").is_file()
+    assert not (tmp_path / "model" / "model.int8.onnx").exists()
+    quantized = entries["student"]["quantized"]
+    assert 0.0 <= quantized["accuracy"] <= 1.0
+    assert 0.0 <= quantized["agreement_with_float"] <= 1.0
+    assert quantized["onnx_size_bytes"] < entries["student"]["onnx_size_bytes"]
+    assert entries["student"]["onnx_int8_latency_ms_batch32"] > 0
+    versus = entries["student_vs_teacher"]
+    assert versus["served_speedup_batch1"] > 0
+    assert versus["served_accuracy_ratio"] is not None

@@ -16,7 +16,8 @@ from fedmodel.data import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import build_classifier, build_student, load_tokenizer
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.model.student import build_student
 from fedmodel.serve import inference
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (

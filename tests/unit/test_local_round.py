@@ -26,11 +26,8 @@ from fedmodel.model.finetune import (
     prepare_for_finetuning,
     trainable_state,
 )
-from fedmodel.model.load import (
-    build_classifier,
-    build_student,
-    prepare_student_for_distillation,
-)
+from fedmodel.model.load import build_classifier
+from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.embedding_cache import data_fingerprint
 from tests.conftest import small_config

@@ -1,0 +1,95 @@
+"""CPU speed of candidate student shapes against the teacher, side by side.
+
+Speed does not depend on training, so this builds each student shape from the
+shipped MiniLM (a 77-label head, as for Banking77), exports it (float and int8
+ONNX) and times every model in turn on the same Banking77 test batches,
+tokenizing included, at batch 1 and 32. It prints milliseconds per call and
+the speed-up over the teacher's faster runtime (PyTorch or ONNX Runtime).
+Accuracy needs a distilled student: see benchmarks/distill.py. Usage:
+
+    .venv/bin/python benchmarks/student_shapes.py [--out DIR] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.data import load_task
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.model.student import build_student
+from fedmodel.serve.export import export_classifier
+from fedmodel.serve.inference import TextClassifier, open_runtime
+
+# name -> (layers, feed-forward units (None: all), max_length)
+SHAPES: dict[str, tuple[int, int | None, int]] = {
+    "2 layers": (2, None, 64),
+    "1 layer": (1, None, 64),
+    "2 layers, 768 units": (2, 768, 64),
+    "2 layers, 32 tokens": (2, None, 32),
+    "2 layers, 768 units, 32 tokens": (2, 768, 32),
+}
+BATCH_SIZES = (1, 32)
+
+
+def main() -> None:
+    """Export the teacher and each shape, then time them all in turn."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench-shapes"))
+    parser.add_argument("--repeats", type=int, default=60, help="calls at batch 1")
+    args = parser.parse_args()
+    settings = settings_from_dict({**compose_config([]), "run_dir": ""})
+    texts = list(load_task(settings.task, seed=settings.seed).test["text"])[:1280]
+    tokenizer = load_tokenizer(settings.model)
+    labels = tuple(f"label{i}" for i in range(77))
+    teacher = build_classifier(settings.model, label_names=labels, seed=0).eval()
+    export_classifier(teacher, tokenizer, args.out / "teacher", max_length=64)
+    models: dict[str, TextClassifier] = {
+        "teacher PyTorch": open_runtime(args.out / "teacher", "torch"),
+        "teacher ONNX": open_runtime(args.out / "teacher", "onnx"),
+    }
+    for index, (name, (layers, units, length)) in enumerate(SHAPES.items()):
+        student = build_student(
+            teacher,
+            dataclasses.replace(
+                settings.distill.student,
+                num_layers=layers,
+                layers=None,
+                intermediate_size=units,
+            ),
+        )
+        folder = export_classifier(
+            student,
+            tokenizer,
+            args.out / f"shape{index}",
+            max_length=length,
+            quantize=True,
+        )
+        models[f"{name} ONNX"] = open_runtime(folder, "onnx")
+        models[f"{name} int8"] = open_runtime(folder, "onnx_int8")
+    for batch in BATCH_SIZES:
+        repeats = max(args.repeats // batch, 10)
+        timings: dict[str, list[float]] = {name: [] for name in models}
+        for model in models.values():
+            model.logits(texts[:batch])
+        for i in range(repeats):
+            start = (i * batch) % (len(texts) - batch + 1)
+            chunk = texts[start : start + batch]
+            for name, model in models.items():
+                began = time.perf_counter()
+                model.logits(chunk)
+                timings[name].append((time.perf_counter() - began) * 1000.0)
+        ms = {name: statistics.median(values) for name, values in timings.items()}
+        fastest = min(ms["teacher PyTorch"], ms["teacher ONNX"])
+        print(f"\nbatch {batch} ({repeats} calls each, in turn)")
+        print("| model | ms per call | speed-up |\n|---|---|---|")
+        for name, value in ms.items():
+            print(f"| {name} | {value:.2f} | {fastest / value:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
