@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fedmodel.config.modes import FINETUNE_MODE_NAMES
 from fedmodel.errors import FedmodelError
 
 AUTO = "auto"
@@ -82,6 +83,11 @@ BUDGET_RULES: dict[str, tuple[BudgetRow, ...]] = {
 
 def budget_row(*, finetune_mode: str, target_epsilon: float | None) -> BudgetRow:
     """The rule's row for a mode at a target epsilon (None: no DP noise)."""
+    if finetune_mode not in FINETUNE_MODE_NAMES:
+        raise FedmodelError(
+            f"finetune.mode must be one of {list(FINETUNE_MODE_NAMES)}, "
+            f"got {finetune_mode!r}"
+        )
     rows = BUDGET_RULES.get(finetune_mode)
     if rows is None:
         raise FedmodelError(
