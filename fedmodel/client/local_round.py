@@ -3,7 +3,9 @@
 No Flower imports: the ClientApp hands in weights and settings and wraps the
 returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
 this module; records, token ids and features stay in the client's process and
-its state directory.
+its state directory. The data, model-loading and distillation modules (and so
+transformers) are imported where a round needs them: a head-mode round on
+features already on disk trains without them.
 """
 
 from __future__ import annotations
@@ -14,26 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import FinetuneSettings, RunSettings
-from fedmodel.data import load_client_data, make_text_loader
-from fedmodel.distill.server import federated_distill_loss
-from fedmodel.model.load import (
-    build_classifier,
-    build_student,
-    classification_head,
-    load_tokenizer,
-    load_trainable_state,
-    merged_classifier,
-    prepare_for_finetuning,
-    prepare_student_for_distillation,
-    trainable_state,
-)
+from fedmodel.errors import FedmodelError
+from fedmodel.model.head import FeatureHead, load_trainable_state, trainable_state
 from fedmodel.privacy import (
     BudgetExhausted,
     PrivacyLedger,
@@ -44,6 +35,7 @@ from fedmodel.privacy import (
 )
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.training.embedding_cache import cached_features, data_fingerprint
+from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import (
     LogitsFn,
     LossFn,
@@ -52,6 +44,9 @@ from fedmodel.training.loops import (
     text_logits,
     train_epochs,
 )
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +61,8 @@ class RoundOutcome:
     budget_exhausted: bool = False
     privacy: dict[str, float] = field(default_factory=dict)
     compute_seconds: float = 0.0
+    # Building the model (or reading stored features) before training; local.
+    prepare_seconds: float = 0.0
     # Central DP: the server's noise covers the weights only, not statistics.
     withhold_statistics: bool = False
 
@@ -107,7 +104,7 @@ def run_local_round(
     state_dir: Path,
     global_weights: dict[str, torch.Tensor],
     round_number: int,
-    records: tuple[datasets.Dataset, tuple[str, ...]] | None = None,
+    records: tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]] | None = None,
     teacher_weights: dict[str, torch.Tensor] | None = None,
 ) -> RoundOutcome:
     """Train on this client's records for one round and return the update.
@@ -119,15 +116,26 @@ def run_local_round(
     client's one ledger on disk before training starts, so a crash at any later
     point over-counts and never under-counts. A round that would exceed the
     budget does not train. `records` (training split, label names) is a
-    deployed site's own data; None loads the simulated client's partition.
+    deployed site's own data (or its stored head-mode features); None loads
+    the simulated client's partition.
     """
     started = time.perf_counter()
+    train_split: datasets.Dataset | StoredFeatures
     if records is None:
+        from fedmodel.data import load_client_data
+
         train_split, _, label_names = load_client_data(settings, client_id)
     else:
         train_split, label_names = records
     state_dir.mkdir(parents=True, exist_ok=True)
-    if teacher_weights is None:
+    if isinstance(train_split, StoredFeatures):
+        job = _stored_features_job(
+            settings,
+            stored=train_split,
+            global_weights=global_weights,
+            round_number=round_number,
+        )
+    elif teacher_weights is None:
         job = _finetune_job(
             settings,
             split=train_split,
@@ -145,6 +153,7 @@ def run_local_round(
             teacher_weights=teacher_weights,
             round_number=round_number,
         )
+    prepare_seconds = time.perf_counter() - started
     finetune = settings.finetune
     module, loader = job.module, job.loader
     optimizer = build_optimizer(module.parameters(), job.optimizer)
@@ -203,6 +212,7 @@ def run_local_round(
         train_loss=loss,
         privacy=privacy,
         compute_seconds=time.perf_counter() - started,
+        prepare_seconds=prepare_seconds,
         withhold_statistics=settings.privacy.client_level,
     )
 
@@ -216,6 +226,12 @@ def _finetune_job(
     state_dir: Path,
     round_number: int,
 ) -> _LocalJob:
+    from fedmodel.model.load import (
+        build_classifier,
+        classification_head,
+        prepare_for_finetuning,
+    )
+
     model = build_classifier(
         settings.model, label_names=label_names, seed=settings.seed
     )
@@ -232,18 +248,58 @@ def _finetune_job(
     features, labels = cached_features(
         settings, model=model, split=split, state_dir=state_dir
     )
-    loader: DataLoader = DataLoader(
+    return _LocalJob(
+        module=classification_head(model),
+        loader=_feature_loader(settings, features, labels, round_number=round_number),
+        logits_of=feature_logits,
+        exchanged=trainable,
+        optimizer=settings.finetune,
+    )
+
+
+def _stored_features_job(
+    settings: RunSettings,
+    *,
+    stored: StoredFeatures,
+    global_weights: dict[str, torch.Tensor],
+    round_number: int,
+) -> _LocalJob:
+    """Head mode on features a site stored in an earlier round: no encoder."""
+    weight = global_weights.get("classifier.weight")
+    if weight is None or weight.dim() != 2:
+        raise FedmodelError(
+            "head-mode weights hold no 2-D 'classifier.weight': server and site "
+            "must use the same finetune settings"
+        )
+    head = FeatureHead(
+        hidden_size=int(stored.features.shape[1]),
+        num_labels=int(weight.shape[0]),
+        dropout=stored.dropout,
+    )
+    load_trainable_state(head, global_weights)
+    return _LocalJob(
+        module=nn.Sequential(head.dropout, head.classifier),
+        loader=_feature_loader(
+            settings, stored.features, stored.labels, round_number=round_number
+        ),
+        logits_of=feature_logits,
+        exchanged=head,
+        optimizer=settings.finetune,
+    )
+
+
+def _feature_loader(
+    settings: RunSettings,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    round_number: int,
+) -> DataLoader:
+    return DataLoader(
         TensorDataset(features, labels),
         batch_size=settings.finetune.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(settings.seed + round_number),
-    )
-    return _LocalJob(
-        module=classification_head(model),
-        loader=loader,
-        logits_of=feature_logits,
-        exchanged=trainable,
-        optimizer=settings.finetune,
     )
 
 
@@ -256,6 +312,15 @@ def _distill_job(
     teacher_weights: dict[str, torch.Tensor],
     round_number: int,
 ) -> _LocalJob:
+    from fedmodel.distill.server import federated_distill_loss
+    from fedmodel.model.load import (
+        build_classifier,
+        build_student,
+        merged_classifier,
+        prepare_for_finetuning,
+        prepare_student_for_distillation,
+    )
+
     teacher = build_classifier(
         settings.model, label_names=label_names, seed=settings.seed
     )
@@ -291,6 +356,9 @@ def _distill_job(
 def _text_loader(
     settings: RunSettings, split: datasets.Dataset, *, round_number: int
 ) -> DataLoader:
+    from fedmodel.data import make_text_loader
+    from fedmodel.model.load import load_tokenizer
+
     return make_text_loader(
         load_tokenizer(settings.model),
         list(split["text"]),
@@ -313,7 +381,11 @@ def _privacy_figures(ledger: PrivacyLedger, epsilon: float) -> dict[str, float]:
 
 
 def _open_ledger(
-    settings: RunSettings, *, client_id: int, state_dir: Path, split: datasets.Dataset
+    settings: RunSettings,
+    *,
+    client_id: int,
+    state_dir: Path,
+    split: datasets.Dataset | StoredFeatures,
 ) -> PrivacyLedger:
     privacy = settings.privacy
     assert privacy.target_epsilon is not None
@@ -332,7 +404,9 @@ def _open_ledger(
         state_dir / LEDGER_FILE,
         client_id=str(client_id),
         plan=plan,
-        data_fingerprint=data_fingerprint(split),
+        data_fingerprint=split.fingerprint
+        if isinstance(split, StoredFeatures)
+        else data_fingerprint(split),
     )
 
 

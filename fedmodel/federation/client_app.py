@@ -2,20 +2,39 @@
 
 The same app runs in simulation (one virtual SuperNode per client) and at a
 site (a real SuperNode). Its reply holds the trainable weights and numbers only.
+
+Flower 1.41 starts a fresh process for every message a SuperNode receives, so
+what this module imports is paid once per round at every site: the data,
+model-loading and distillation modules are imported only by the rounds that
+need them (see `fedmodel.client.local_round`), and a site in head mode trains
+on the features it stored in round 1. At a site each message's timings are
+appended to `message_timings.jsonl` in its state directory.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
+_APP_IMPORT_STARTED = time.time()
 
-from fedmodel.client.local_round import RoundOutcome, run_local_round
-from fedmodel.client.site import capped_settings, site_from_node_config
-from fedmodel.client.site_data import load_site_records
-from fedmodel.config import RunSettings, from_run_config, settings_from_dict
-from fedmodel.federation.strategy import (
+from pathlib import Path  # noqa: E402
+
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict  # noqa: E402
+from flwr.clientapp import ClientApp  # noqa: E402
+
+from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E402
+from fedmodel.client.site import (  # noqa: E402
+    capped_settings,
+    record_message_timings,
+    site_from_node_config,
+)
+from fedmodel.client.site_data import site_round_records  # noqa: E402
+from fedmodel.config import (  # noqa: E402
+    RunSettings,
+    from_run_config,
+    settings_from_dict,
+)
+from fedmodel.federation.strategy import (  # noqa: E402
     ARRAYS_KEY,
     CLIENT_ID_KEY,
     EXHAUSTED_KEY,
@@ -39,12 +58,15 @@ def train(msg: Message, context: Context) -> Message:
     A message that also carries the teacher's weights is a federated
     distillation round: the received weights are the student's.
     """
+    entered = time.time()
     config = dict(msg.content["config"])
     round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))
     site = site_from_node_config(context.node_config)
+    arrays = msg.content.array_records
+    teacher = arrays.get(TEACHER_KEY)
     if site is None:
         client_id = int(context.node_config[PARTITION_ID])
         state_dir = client_state_dir(settings, context, client_id)
@@ -52,9 +74,12 @@ def train(msg: Message, context: Context) -> Message:
     else:
         settings = capped_settings(settings, site)
         client_id, state_dir = site.site_id, site.state_dir
-        records = load_site_records(settings, site)
-    arrays = msg.content.array_records
-    teacher = arrays.get(TEACHER_KEY)
+        records = site_round_records(
+            settings,
+            site,
+            head_features=settings.finetune.mode == "head" and teacher is None,
+        )
+    data_loaded = time.time()
     outcome = run_local_round(
         settings,
         client_id=client_id,
@@ -64,7 +89,22 @@ def train(msg: Message, context: Context) -> Message:
         records=records,
         teacher_weights=None if teacher is None else teacher.to_torch_state_dict(),
     )
-    return Message(content=_reply_content(outcome, client_id), reply_to=msg)
+    trained = time.time()
+    reply = Message(content=_reply_content(outcome, client_id), reply_to=msg)
+    if site is not None:
+        record_message_timings(
+            site.state_dir,
+            round_number=round_number,
+            app_import_started=_APP_IMPORT_STARTED,
+            stages={
+                "imports": entered - _APP_IMPORT_STARTED,
+                "data": data_loaded - entered,
+                "model_load": outcome.prepare_seconds,
+                "training": trained - data_loaded - outcome.prepare_seconds,
+                "reply": time.time() - trained,
+            },
+        )
+    return reply
 
 
 def client_state_dir(settings: RunSettings, context: Context, client_id: int) -> Path:

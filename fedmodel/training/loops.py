@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from torch import nn
 from torch.optim import SGD, Adam, AdamW, Optimizer
 from torch.utils.data import DataLoader
@@ -179,6 +178,10 @@ def evaluate(
         truths.append(labels.numpy())
     if not truths:
         return EvalResult(accuracy=0.0, macro_f1=0.0, loss=float("nan"), num_examples=0)
+    # Imported here: a site's training round (a fresh process per message in a
+    # deployment) never evaluates, and scikit-learn takes seconds to import.
+    from sklearn.metrics import f1_score
+
     predicted = np.concatenate(predictions)
     truth = np.concatenate(truths)
     return EvalResult(
