@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -104,6 +105,7 @@ def _check(settings: RunSettings) -> None:
             f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
         )
     _check_distill(settings)
+    _check_hardware(settings)
     privacy = settings.privacy
     if privacy.mode not in PRIVACY_MODES:
         raise FedmodelError(
@@ -137,6 +139,30 @@ def _check(settings: RunSettings) -> None:
 
 
 DISTILL_MODES = ("off", "server", "federated")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _check_hardware(settings: RunSettings) -> None:
+    """The device and the federation's timeout, participation and resources."""
+    if not DEVICE_PATTERN.fullmatch(settings.device):
+        raise FedmodelError(
+            f"device must be auto, cpu, cuda or cuda:N, got {settings.device!r}"
+        )
+    federation = settings.federation
+    if federation.round_timeout <= 0:
+        raise FedmodelError(
+            "federation.round_timeout must be a positive number of seconds, got "
+            f"{federation.round_timeout!r}"
+        )
+    if federation.min_replies < 1:
+        raise FedmodelError(
+            f"federation.min_replies must be >= 1, got {federation.min_replies}"
+        )
+    if federation.gpus_per_client < 0:
+        raise FedmodelError(
+            "federation.gpus_per_client must be >= 0, got "
+            f"{federation.gpus_per_client!r}"
+        )
 
 
 def _check_distill(settings: RunSettings) -> None:

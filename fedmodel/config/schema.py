@@ -164,6 +164,12 @@ class FederationSettings:
     name: str
     cpus_per_client: float = 1.0
     round_timeout: float = 3600.0
+    # A round counts only with at least this many accepted updates.
+    min_replies: int = 1
+    # Simulation only: GPUs per client (Flower's client-resources num-gpus)
+    # and an existing Ray cluster to run on (None: a local one).
+    gpus_per_client: float = 0.0
+    ray_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,7 @@ class RunSettings:
     num_clients: int
     num_rounds: int
     seed: int
+    device: str = "auto"
     warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
     checkpoint_every_round: bool = True
     run_dir: str = ""

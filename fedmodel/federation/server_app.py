@@ -160,12 +160,13 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         new_arrays, train_metrics, accepted = strategy.aggregate_train(
             server_round, replies
         )
-        failures = [r.error.reason for r in replies if r.has_error()]
-        if not accepted and failures:
-            raise FedmodelError(
-                f"round {server_round}: no client returned an update; "
-                f"{len(failures)} failed, the first with: {failures[0]}"
-            )
+        _check_participation(
+            server_round,
+            settings,
+            messages=messages,
+            replies=replies,
+            accepted=accepted,
+        )
         if new_arrays is not None:
             arrays = new_arrays
             model.load(arrays.to_torch_state_dict())
@@ -254,6 +255,42 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         run_dir,
     )
     return summary
+
+
+def _check_participation(
+    server_round: int,
+    settings: RunSettings,
+    *,
+    messages: list[Message],
+    replies: list[Message],
+    accepted: list[Message],
+) -> None:
+    """Log the sites that dropped out; stop below `federation.min_replies`.
+
+    A site that has not answered within `federation.round_timeout` (or whose
+    SuperNode Flower reports unavailable) is left out of the round. Only
+    failures count against the minimum: a round in which every selected
+    client answered "budget exhausted" is not a failure.
+    """
+    federation = settings.federation
+    missing = len(messages) - len(replies)
+    failures = [r.error.reason for r in replies if r.has_error()]
+    if missing:
+        log.warning(
+            "round %d: %d of %d selected clients did not answer within %g s",
+            server_round,
+            missing,
+            len(messages),
+            federation.round_timeout,
+        )
+    if len(accepted) >= federation.min_replies or not (failures or missing):
+        return
+    reason = f", the first failure: {failures[0]}" if failures else ""
+    raise FedmodelError(
+        f"round {server_round}: {len(accepted)} accepted update(s), fewer than "
+        f"federation.min_replies={federation.min_replies}; {len(failures)} "
+        f"failed and {missing} did not answer{reason}"
+    )
 
 
 def _check_node_count(grid: Grid, settings: RunSettings) -> None:
