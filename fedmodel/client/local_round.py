@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import FinetuneSettings, RunSettings
 from fedmodel.errors import FedmodelError
+from fedmodel.model.device import on_device
 from fedmodel.model.head import FeatureHead, load_trainable_state, trainable_state
 from fedmodel.privacy import (
     BudgetExhausted,
@@ -232,8 +233,11 @@ def _finetune_job(
         prepare_for_finetuning,
     )
 
-    model = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
+    # On its device before LoRA wraps it: PEFT adapters are created where the
+    # wrapped layers are.
+    model = on_device(
+        build_classifier(settings.model, label_names=label_names, seed=settings.seed),
+        settings.device,
     )
     trainable = prepare_for_finetuning(model, settings.finetune)
     load_trainable_state(trainable, global_weights)
@@ -271,10 +275,13 @@ def _stored_features_job(
             "head-mode weights hold no 2-D 'classifier.weight': server and site "
             "must use the same finetune settings"
         )
-    head = FeatureHead(
-        hidden_size=int(stored.features.shape[1]),
-        num_labels=int(weight.shape[0]),
-        dropout=stored.dropout,
+    head = on_device(
+        FeatureHead(
+            hidden_size=int(stored.features.shape[1]),
+            num_labels=int(weight.shape[0]),
+            dropout=stored.dropout,
+        ),
+        settings.device,
     )
     load_trainable_state(head, global_weights)
     return _LocalJob(
@@ -321,15 +328,18 @@ def _distill_job(
         prepare_student_for_distillation,
     )
 
-    teacher = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
+    teacher = on_device(
+        build_classifier(settings.model, label_names=label_names, seed=settings.seed),
+        settings.device,
     )
     load_trainable_state(
         prepare_for_finetuning(teacher, settings.finetune), teacher_weights
     )
     teacher_model = merged_classifier(teacher)
     student = prepare_student_for_distillation(
-        build_student(teacher_model, settings.distill.student)
+        on_device(
+            build_student(teacher_model, settings.distill.student), settings.device
+        )
     )
     load_trainable_state(student, student_weights)
     return _LocalJob(

@@ -30,7 +30,7 @@ class FeatureHead(nn.Module):
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weights local training moves: all that is ever exchanged."""
     return {
-        name: param.detach().clone()
+        name: param.detach().cpu().clone()
         for name, param in model.named_parameters()
         if param.requires_grad
     }

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
+from fedmodel.model.device import on_device
 from fedmodel.model.load import (
     build_classifier,
     classification_head,
@@ -35,8 +36,12 @@ class GlobalModel:
     ) -> None:
         self.settings = settings
         self.label_names = label_names
-        self.classifier = build_classifier(
-            settings.model, label_names=label_names, seed=settings.seed
+        # On its device before LoRA wraps it (PEFT adds adapters in place).
+        self.classifier = on_device(
+            build_classifier(
+                settings.model, label_names=label_names, seed=settings.seed
+            ),
+            settings.device,
         )
         self.trainable = prepare_for_finetuning(self.classifier, settings.finetune)
         self.tokenizer = load_tokenizer(settings.model)
