@@ -143,7 +143,7 @@ class Loopback:
         """What a started process printed."""
         return (self.directory / f"{name}.log").read_text()
 
-    def run(self, overrides: str, *, run_dir: Path) -> str:
+    def run(self, overrides: str, *, run_dir: Path, timeout: float = 300) -> str:
         """`flwr run` the apps on this federation; fail unless it completed."""
         output = self.command(
             "flwr",
@@ -152,7 +152,7 @@ class Loopback:
             "--stream",
             "--run-config",
             f'overrides="{overrides}" run-dir="{run_dir}"',
-            timeout=300,
+            timeout=timeout,
         )
         run_id = re.search(r"Successfully started run (\d+)", output)
         assert run_id, output
