@@ -64,6 +64,7 @@ def _deploy(work: Path, sites: list[Path], overrides: list[str]) -> list[Path]:
         federation.run(
             " ".join(["federation=deployment", *overrides]),
             run_dir=work / "deployment",
+            timeout=3600,
         )
     finally:
         federation.stop()

@@ -87,7 +87,7 @@ class Loopback:
             name="superlink",
             env=self.env,
         )
-        self._wait_for_port(superlink, timeout=60)
+        self._wait_for_port(superlink, timeout=240)
         home = Path(self.env["FLWR_HOME"])
         home.mkdir(exist_ok=True)
         (home / "config.toml").write_text(
