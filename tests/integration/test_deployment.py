@@ -82,7 +82,9 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
         return dict(json.loads(path.read_text()))
 
     loopback.run(
-        f"{base} num_rounds=2 privacy.target_epsilon={SERVER_EPSILON}", run_dir=run_dir
+        f"{base} num_rounds=2 privacy.target_epsilon={SERVER_EPSILON}",
+        run_dir=run_dir,
+        timeout=900,
     )
 
     rounds = read_rounds(run_dir)
@@ -109,7 +111,9 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     # The server restarts and resumes for a third round with a larger target:
     # rounds 1-2 are not run again; site 0's own cap still holds it back.
     loopback.run(
-        f"{base} num_rounds=3 privacy.target_epsilon=12 resume=true", run_dir=run_dir
+        f"{base} num_rounds=3 privacy.target_epsilon=12 resume=true",
+        run_dir=run_dir,
+        timeout=900,
     )
 
     assert [r["round"] for r in read_rounds(run_dir)] == [1, 2, 3]
