@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -115,6 +116,7 @@ def _check(settings: RunSettings) -> None:
             f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
         )
     _check_distill(settings)
+    _check_device(settings)
     _check_audit(settings)
     _check_privacy(settings)
 
@@ -144,6 +146,16 @@ def _check_privacy(settings: RunSettings) -> None:
             f"privacy.target_delta must be in (0, 1), got {privacy.target_delta}"
         )
     _check_name("privacy.accountant", privacy.accountant, ACCOUNTANT_NAMES)
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _check_device(settings: RunSettings) -> None:
+    if not DEVICE_PATTERN.fullmatch(settings.device):
+        raise FedmodelError(
+            f"device must be auto, cpu, cuda or cuda:N, got {settings.device!r}"
+        )
 
 
 def _check_distill(settings: RunSettings) -> None:
