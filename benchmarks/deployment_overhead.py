@@ -1,35 +1,42 @@
-"""Per-round overhead of a real deployment next to the simulation, in one run.
+"""Per-round time of a real deployment next to the simulation, in one run.
 
-The same two sites' files, the same model and settings, DP on, run twice:
+The same two sites' files, the same model and settings, DP on, run twice per
+fine-tuning mode (head by default, LoRA too):
 
 * deployment: a SuperLink and two SuperNodes on loopback with TLS and node
   authentication, launched with `flwr run` (tests/integration/loopback.py);
 * simulation: `simulate` with the same files as `task.train_files` and
   `partition=natural`, so simulated client i holds exactly site i's file.
 
-It prints each mode's round times (round 1 embeds the records once; later
-rounds reuse the cached features) and the per-round difference. It also times
-what Flower makes a deployed site pay every round: its ClientApp runs in a
-fresh process per message (Flower 1.41 has no long-running ClientApp outside
-its Kubernetes executors), so each round starts Python and imports the app.
+It prints each mode's round times (round 1 embeds the records in head mode;
+later rounds reuse the stored features), the ratio deployed / simulated for
+the later rounds, and where a deployed site's message goes: Flower 1.41 starts
+a fresh ClientApp process per message, so every round pays the process start
+(Python, Flower, loading the app), the app's imports, reading the data or the
+stored features, building the model, training and the reply. Those stages are
+the medians over the later rounds of what each site's ClientApp wrote to
+`message_timings.jsonl` in its state directory; the rest of a round is
+Flower's transport and polling and the server's own work.
+
 Usage:
 
-    .venv/bin/python benchmarks/deployment_overhead.py [--rounds 4] [--model minilm]
+    .venv/bin/python benchmarks/deployment_overhead.py [--rounds 4] \
+        [--model minilm] [--modes head,lora]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fedmodel.client.site import MESSAGE_TIMINGS  # noqa: E402
 from fedmodel.config import compose_config  # noqa: E402
 from fedmodel.federation.simulation import simulate  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
@@ -37,43 +44,15 @@ from fedmodel.run.metrics import read_rounds  # noqa: E402
 from tests.integration.loopback import Loopback, write_site_files  # noqa: E402
 
 RECORDS_PER_SITE = 300
-
-
-def _cold_start_seconds(repeats: int = 3) -> float:
-    """Median time for a fresh Python to import the ClientApp module."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", "import fedmodel.federation.client_app"], check=True
-        )
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+STAGES = ("process_start", "imports", "data", "model_load", "training", "reply")
 
 
 def _round_seconds(run_dir: Path) -> list[float]:
     return [float(r["seconds"]) for r in read_rounds(run_dir)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--model", default="minilm")
-    args = parser.parse_args()
-    setup_logging()
-    work = Path(tempfile.mkdtemp(prefix="fedmodel-deploy-bench-"))
-    sites, test_file, labels = write_site_files(work, records_per_site=RECORDS_PER_SITE)
-    common = [
-        f"model={args.model}",
-        "task=files",
-        f"task.test_file={test_file}",
-        f"task.labels=[{','.join(labels)}]",
-        "num_clients=2",
-        f"num_rounds={args.rounds}",
-        "finetune.local_epochs=1",
-        "finetune.batch_size=64",
-    ]
-
+def _deploy(work: Path, sites: list[Path], overrides: list[str]) -> list[Path]:
+    """Run the deployment; return each site's state directory."""
     federation = Loopback(work)
     try:
         federation.start_superlink()
@@ -83,12 +62,41 @@ def main() -> None:
                 f"site-{site_id}", site_id=site_id, data_file=data_file, max_epsilon=8
             )
         federation.run(
-            " ".join(["federation=deployment", *common]), run_dir=work / "deployment"
+            " ".join(["federation=deployment", *overrides]),
+            run_dir=work / "deployment",
+            timeout=3600,
         )
     finally:
         federation.stop()
-    deployed = _round_seconds(work / "deployment")
+    return [federation.state(f"site-{i}") for i in range(len(sites))]
 
+
+def _stage_medians(state_dirs: list[Path]) -> dict[str, float]:
+    """Median seconds per stage over every site's messages after round 1."""
+    lines = [
+        json.loads(line)
+        for state in state_dirs
+        for line in (state / MESSAGE_TIMINGS).read_text().splitlines()
+    ]
+    later = [line for line in lines if line["round"] > 1]
+    return {stage: statistics.median(t[stage] for t in later) for stage in STAGES}
+
+
+def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
+    sites, test_file, labels = write_site_files(work, records_per_site=RECORDS_PER_SITE)
+    common = [
+        f"model={args.model}",
+        f"finetune={mode}",
+        "task=files",
+        f"task.test_file={test_file}",
+        f"task.labels=[{','.join(labels)}]",
+        "num_clients=2",
+        f"num_rounds={args.rounds}",
+        "finetune.local_epochs=1",
+        "finetune.batch_size=64",
+    ]
+    state_dirs = _deploy(work, sites, common)
+    deployed = _round_seconds(work / "deployment")
     simulate(
         compose_config(
             [*common, f"task.train_files=[{sites[0]},{sites[1]}]", "partition=natural"]
@@ -96,13 +104,11 @@ def main() -> None:
         run_dir=work / "simulation",
     )
     simulated = _round_seconds(work / "simulation")
-    cold_start = _cold_start_seconds()
-
     later_deployed = statistics.median(deployed[1:])
     later_simulated = statistics.median(simulated[1:])
     print(
-        f"\n{args.model}, 2 sites x {RECORDS_PER_SITE} records, DP on, "
-        f"{args.rounds} rounds"
+        f"\n{args.model}, finetune={mode}, 2 sites x {RECORDS_PER_SITE} records, "
+        f"DP on, {args.rounds} rounds"
     )
     print("| mode | round 1 s | later rounds s (median) |")
     print("|---|---|---|")
@@ -110,13 +116,30 @@ def main() -> None:
     print(
         f"| deployment (TLS + node auth) | {deployed[0]:.1f} | {later_deployed:.1f} |"
     )
-    overhead = later_deployed - later_simulated
     print(
-        f"deployment overhead per later round: {overhead:.1f} s "
-        f"({later_deployed / later_simulated:.1f}x the simulated round)"
+        f"deployed / simulated (later rounds): {later_deployed / later_simulated:.2f}"
+        f" ({later_deployed - later_simulated:+.1f} s per round)"
     )
-    print(f"fresh-process import of the ClientApp (median of 3): {cold_start:.1f} s")
+    stages = _stage_medians(state_dirs)
+    print("per message at a site, later rounds (median s):")
+    print("| " + " | ".join(STAGES) + " | sum |")
+    print("|" + "---|" * (len(STAGES) + 1))
+    values = [stages[s] for s in STAGES]
+    print("| " + " | ".join(f"{v:.2f}" for v in values) + f" | {sum(values):.2f} |")
     print(f"outputs in {work}")
+
+
+def main() -> None:
+    """Run each fine-tuning mode deployed and simulated; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--modes", default="head,lora")
+    args = parser.parse_args()
+    setup_logging()
+    for mode in args.modes.split(","):
+        work = Path(tempfile.mkdtemp(prefix=f"fedmodel-deploy-bench-{mode}-"))
+        _one_mode(work, args, mode)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 A job is the module DP-SGD wraps, its loader, its logits and loss, and the
 model whose trainable weights are the reply. Records, token ids and features
-stay in the client's process and its state directory.
+stay in the client's process and its state directory. The data, model-loading
+and distillation modules (and so transformers) are imported where a job needs
+them: a head-mode round on features already on disk trains without them.
 """
 
 from __future__ import annotations
@@ -11,25 +13,22 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import FinetuneSettings, RunSettings
-from fedmodel.data import make_text_loader
-from fedmodel.distill.server import federated_distill_loss
-from fedmodel.model.finetune import (
-    finetune_mode,
-    load_trainable_state,
-    merged_classifier,
-    prepare_for_finetuning,
-)
-from fedmodel.model.load import build_classifier, load_tokenizer
-from fedmodel.model.student import build_student, prepare_student_for_distillation
+from fedmodel.errors import FedmodelError
+from fedmodel.model.device import on_device
+from fedmodel.model.head import FeatureHead, load_trainable_state
 from fedmodel.training.embedding_cache import cached_features
+from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import LogitsFn, LossFn, feature_logits, text_logits
+
+if TYPE_CHECKING:
+    import datasets
 
 
 @dataclass
@@ -57,9 +56,15 @@ def finetune_job(
     round_number: int,
 ) -> LocalJob:
     """Fine-tune the global model as the finetune mode says, on this client's data."""
+    from fedmodel.model.finetune import finetune_mode
+    from fedmodel.model.load import build_classifier
+
     mode = finetune_mode(settings.finetune)
-    model = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
+    # On its device before LoRA wraps it: PEFT adapters are created where the
+    # wrapped layers are.
+    model = on_device(
+        build_classifier(settings.model, label_names=label_names, seed=settings.seed),
+        settings.device,
     )
     trainable = mode.prepare(model, settings.finetune)
     load_trainable_state(trainable, global_weights)
@@ -68,12 +73,7 @@ def finetune_job(
         features, labels = cached_features(
             settings, model=model, split=split, state_dir=state_dir
         )
-        loader: DataLoader = DataLoader(
-            TensorDataset(features, labels),
-            batch_size=settings.finetune.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(settings.seed + round_number),
-        )
+        loader = feature_loader(settings, features, labels, round_number=round_number)
         logits_of = feature_logits
     else:
         loader = text_loader(settings, split, round_number=round_number)
@@ -87,6 +87,56 @@ def finetune_job(
     )
 
 
+def stored_features_job(
+    settings: RunSettings,
+    *,
+    stored: StoredFeatures,
+    global_weights: dict[str, torch.Tensor],
+    round_number: int,
+) -> LocalJob:
+    """Head mode on features a site stored in an earlier round: no encoder."""
+    weight = global_weights.get("classifier.weight")
+    if weight is None or weight.dim() != 2:
+        raise FedmodelError(
+            "head-mode weights hold no 2-D 'classifier.weight': server and site "
+            "must use the same finetune settings"
+        )
+    head = on_device(
+        FeatureHead(
+            hidden_size=int(stored.features.shape[1]),
+            num_labels=int(weight.shape[0]),
+            dropout=stored.dropout,
+        ),
+        settings.device,
+    )
+    load_trainable_state(head, global_weights)
+    return LocalJob(
+        module=nn.Sequential(head.dropout, head.classifier),
+        loader=feature_loader(
+            settings, stored.features, stored.labels, round_number=round_number
+        ),
+        logits_of=feature_logits,
+        exchanged=head,
+        optimizer=settings.finetune,
+    )
+
+
+def feature_loader(
+    settings: RunSettings,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    round_number: int,
+) -> DataLoader:
+    """Pooled features and labels in batches, shuffled per round."""
+    return DataLoader(
+        TensorDataset(features, labels),
+        batch_size=settings.finetune.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(settings.seed + round_number),
+    )
+
+
 def distill_job(
     settings: RunSettings,
     *,
@@ -97,15 +147,26 @@ def distill_job(
     round_number: int,
 ) -> LocalJob:
     """Distil the teacher into the student on this client's records."""
-    teacher = build_classifier(
-        settings.model, label_names=label_names, seed=settings.seed
+    from fedmodel.distill.server import federated_distill_loss
+    from fedmodel.model.finetune import merged_classifier, prepare_for_finetuning
+    from fedmodel.model.load import build_classifier
+    from fedmodel.model.student import (
+        build_student,
+        prepare_student_for_distillation,
+    )
+
+    teacher = on_device(
+        build_classifier(settings.model, label_names=label_names, seed=settings.seed),
+        settings.device,
     )
     load_trainable_state(
         prepare_for_finetuning(teacher, settings.finetune), teacher_weights
     )
     teacher_model = merged_classifier(teacher)
     student = prepare_student_for_distillation(
-        build_student(teacher_model, settings.distill.student)
+        on_device(
+            build_student(teacher_model, settings.distill.student), settings.device
+        )
     )
     load_trainable_state(student, student_weights)
     return LocalJob(
@@ -133,6 +194,9 @@ def text_loader(
     settings: RunSettings, split: datasets.Dataset, *, round_number: int
 ) -> DataLoader:
     """The client's tokenized records, shuffled per round."""
+    from fedmodel.data import make_text_loader
+    from fedmodel.model.load import load_tokenizer
+
     return make_text_loader(
         load_tokenizer(settings.model),
         list(split["text"]),

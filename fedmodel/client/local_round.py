@@ -4,7 +4,9 @@ No Flower imports: the ClientApp hands in weights and settings and wraps the
 returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
 this module; records, token ids and features stay in the client's process and
 its state directory. What trains is a job (`client/jobs.py`); with DP-SGD the
-round is charged and wrapped by `client/private_round.py`.
+round is charged and wrapped by `client/private_round.py`. The data library
+is imported only when a simulated client loads its partition: a head-mode
+round on features already on disk trains without it or transformers.
 """
 
 from __future__ import annotations
@@ -12,19 +14,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import torch
 from torch.optim import Optimizer
 
-from fedmodel.client.jobs import LocalJob, distill_job, finetune_job
+from fedmodel.client.jobs import (
+    LocalJob,
+    distill_job,
+    finetune_job,
+    stored_features_job,
+)
 from fedmodel.client.private_round import PrivateRound
 from fedmodel.config import RunSettings
-from fedmodel.data import load_client_data
-from fedmodel.model.finetune import trainable_state
+from fedmodel.model.head import trainable_state
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.privacy.modes import privacy_mode
+from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import build_optimizer, train_epochs
+
+if TYPE_CHECKING:
+    import datasets
 
 __all__ = ["LEDGER_FILE", "RoundOutcome", "run_local_round"]
 
@@ -39,6 +49,8 @@ class RoundOutcome:
     budget_exhausted: bool = False
     privacy: dict[str, float] = field(default_factory=dict)
     compute_seconds: float = 0.0
+    # Building the model (or reading stored features) before training; local.
+    prepare_seconds: float = 0.0
     # Central DP: the server's noise covers the weights only, not statistics.
     withhold_statistics: bool = False
 
@@ -65,7 +77,7 @@ def run_local_round(
     state_dir: Path,
     global_weights: dict[str, torch.Tensor],
     round_number: int,
-    records: tuple[datasets.Dataset, tuple[str, ...]] | None = None,
+    records: tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]] | None = None,
     teacher_weights: dict[str, torch.Tensor] | None = None,
 ) -> RoundOutcome:
     """Train on this client's records for one round and return the update.
@@ -76,13 +88,11 @@ def run_local_round(
     records. With DP on, the round's cost is written to the client's one ledger
     before training (a crash later over-counts, never under-counts); a round
     over budget does not train. `records` (training split, label names) is a
-    deployed site's own data; None loads the simulated client's partition.
+    deployed site's own data (or its stored head-mode features); None loads the
+    simulated client's partition.
     """
     started = time.perf_counter()
-    if records is None:
-        train_split, _, label_names = load_client_data(settings, client_id)
-    else:
-        train_split, label_names = records
+    train_split, label_names = records or _partition(settings, client_id)
     state_dir.mkdir(parents=True, exist_ok=True)
     job = _job(
         settings,
@@ -93,6 +103,7 @@ def run_local_round(
         state_dir=state_dir,
         round_number=round_number,
     )
+    prepare_seconds = time.perf_counter() - started
     # Built before the charge: a bad optimizer setting must cost no budget.
     optimizer = build_optimizer(job.module.parameters(), job.optimizer)
     mode = privacy_mode(settings.privacy)
@@ -116,8 +127,19 @@ def run_local_round(
         train_loss=loss,
         privacy={} if private is None else private.figures(),
         compute_seconds=time.perf_counter() - started,
+        prepare_seconds=prepare_seconds,
         withhold_statistics=not mode.releases_statistics,
     )
+
+
+def _partition(
+    settings: RunSettings, client_id: int
+) -> tuple[datasets.Dataset, tuple[str, ...]]:
+    """The simulated client's training split and the label names."""
+    from fedmodel.data import load_client_data
+
+    train_split, _, label_names = load_client_data(settings, client_id)
+    return train_split, label_names
 
 
 def _train(
@@ -151,13 +173,20 @@ def _train(
 def _job(
     settings: RunSettings,
     *,
-    split: datasets.Dataset,
+    split: datasets.Dataset | StoredFeatures,
     label_names: tuple[str, ...],
     global_weights: dict[str, torch.Tensor],
     teacher_weights: dict[str, torch.Tensor] | None,
     state_dir: Path,
     round_number: int,
 ) -> LocalJob:
+    if isinstance(split, StoredFeatures):
+        return stored_features_job(
+            settings,
+            stored=split,
+            global_weights=global_weights,
+            round_number=round_number,
+        )
     if teacher_weights is None:
         return finetune_job(
             settings,

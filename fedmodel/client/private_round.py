@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
@@ -27,7 +27,11 @@ from fedmodel.privacy import (
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.training.embedding_cache import data_fingerprint
+from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import LossFn, criterion_loss
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +54,21 @@ class PrivateRound:
         *,
         client_id: int,
         state_dir: Path,
-        split: datasets.Dataset,
+        split: datasets.Dataset | StoredFeatures,
     ) -> PrivateRound:
-        """Open the client's one ledger with the plan its records call for."""
+        """Open the client's one ledger with the plan its records call for.
+
+        Stored head-mode features carry their records' fingerprint, so a site
+        training on them goes on with the same ledger.
+        """
         plan = plan_client(settings, num_records=len(split), client_id=str(client_id))
         ledger = PrivacyLedger.open(
             state_dir / LEDGER_FILE,
             client_id=str(client_id),
             plan=plan,
-            data_fingerprint=data_fingerprint(split),
+            data_fingerprint=split.fingerprint
+            if isinstance(split, StoredFeatures)
+            else data_fingerprint(split),
         )
         return cls(
             settings=settings,

@@ -8,6 +8,7 @@ run-config says how to train; the site's cap bounds what that may cost.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ MAX_EPSILON = "max-epsilon"
 DELTA = "delta"
 # Set by Flower's simulation engine on every simulated node.
 SIMULATED_CLIENT = "partition-id"
+# In a site's state directory: one line of timings per message (local only).
+MESSAGE_TIMINGS = "message_timings.jsonl"
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,29 @@ def _positive(value: object, key: str) -> float:
     if not (math.isfinite(number) and number > 0):
         raise FedmodelError(f"node config {key}={value!r} must be a positive number")
     return number
+
+
+def record_message_timings(
+    state_dir: Path,
+    *,
+    round_number: int,
+    app_import_started: float,
+    stages: Mapping[str, float],
+) -> None:
+    """Append one message's timings (seconds per stage) to the site's state dir.
+
+    `process_start` is the time from the ClientApp process's start (Flower
+    starts one per message) to the start of the app's import: Python's start,
+    Flower's imports and loading the app. The numbers stay at the site.
+    """
+    import psutil
+
+    started = psutil.Process().create_time()
+    line = {
+        "round": round_number,
+        "process_start": max(app_import_started - started, 0.0),
+        **{key: round(value, 4) for key, value in stages.items()},
+    }
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / MESSAGE_TIMINGS).open("a") as handle:
+        handle.write(json.dumps(line) + "\n")

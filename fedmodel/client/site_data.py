@@ -1,22 +1,59 @@
 """A deployed site's own records: its data file, checked and split for training.
 
 Kept apart from `fedmodel.client.site` (node config and cap), which the launchers
-import, so starting a SuperNode does not load the data libraries.
+import, so starting a SuperNode does not load the data libraries. Those are
+imported only when the file is read: a head-mode round whose features are
+already in the site's state directory reads neither the file's rows nor them.
 """
 
 from __future__ import annotations
 
 import logging
-
-import datasets
+from typing import TYPE_CHECKING
 
 from fedmodel.client.site import DATA_FILE, SiteConfig
 from fedmodel.config import RunSettings
-from fedmodel.data import split_client_data
-from fedmodel.data.files import load_site_file
 from fedmodel.errors import FedmodelError
+from fedmodel.training.embedding_cache import data_fingerprint
+from fedmodel.training.feature_store import (
+    StoredFeatures,
+    features_path,
+    remember_site_features,
+    site_features,
+    site_file_key,
+)
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
+
+
+def site_round_records(
+    settings: RunSettings, site: SiteConfig, *, head_features: bool
+) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
+    """What the site trains on this round, and the federation's label names.
+
+    With `head_features` (a head-mode fine-tuning round) the features a
+    previous round stored for this exact file and these settings are used
+    when present; otherwise the file is read and, in head mode, its features
+    are noted for the next round (the round stores them when it embeds).
+    """
+    label_names = _label_names(settings)
+    readable = head_features and site.data_file.is_file()
+    file_key = site_file_key(settings, site.data_file) if readable else None
+    if file_key is not None:
+        stored = site_features(site.state_dir, file_key=file_key)
+        if stored is not None:
+            log.info("site %d: training on its stored features", site.site_id)
+            return stored, label_names
+    train, _ = load_site_records(settings, site)
+    if file_key is not None:
+        path = features_path(
+            settings, fingerprint=data_fingerprint(train), state_dir=site.state_dir
+        )
+        remember_site_features(site.state_dir, file_key=file_key, path=path)
+    return train, label_names
 
 
 def load_site_records(
@@ -29,13 +66,10 @@ def load_site_records(
     wrong with a file is logged at the site only; the error raised (which
     reaches the server) names neither rows nor labels.
     """
-    labels = settings.task.labels
-    if not labels:
-        raise FedmodelError(
-            "the run-config has no task.labels: in a deployment the server "
-            "operator must list the label set every site's file uses"
-        )
-    label_names = tuple(str(label) for label in labels)
+    from fedmodel.data import split_client_data
+    from fedmodel.data.files import load_site_file
+
+    label_names = _label_names(settings)
     try:
         records = load_site_file(
             site.data_file,
@@ -59,3 +93,13 @@ def load_site_records(
             "operator finds the reason in its SuperNode's log"
         ) from None
     return train, label_names
+
+
+def _label_names(settings: RunSettings) -> tuple[str, ...]:
+    labels = settings.task.labels
+    if not labels:
+        raise FedmodelError(
+            "the run-config has no task.labels: in a deployment the server "
+            "operator must list the label set every site's file uses"
+        )
+    return tuple(str(label) for label in labels)

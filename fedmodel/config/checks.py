@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -121,6 +122,7 @@ def _check(settings: RunSettings) -> None:
             f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
         )
     _check_distill(settings)
+    _check_device(settings)
     _check_audit(settings)
     _check_privacy(settings)
 
@@ -155,6 +157,16 @@ def _check_privacy(settings: RunSettings) -> None:
             "privacy.grad_sample_mode",
             str(privacy.grad_sample_mode),
             GRAD_SAMPLE_MODE_NAMES,
+        )
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _check_device(settings: RunSettings) -> None:
+    if not DEVICE_PATTERN.fullmatch(settings.device):
+        raise FedmodelError(
+            f"device must be auto, cpu, cuda or cuda:N, got {settings.device!r}"
         )
 
 

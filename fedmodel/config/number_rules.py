@@ -117,6 +117,8 @@ NUMBER_RULES: dict[str, Bound] = {
     "distill.rounds": NON_NEGATIVE,
     "federation.cpus_per_client": POSITIVE,
     "federation.round_timeout": POSITIVE,
+    "federation.min_replies": AT_LEAST_ONE,
+    "federation.gpus_per_client": NON_NEGATIVE,
     "warm_start.epochs": AT_LEAST_ONE,
     "warm_start.learning_rate": POSITIVE,
     "warm_start.batch_size": AT_LEAST_ONE,

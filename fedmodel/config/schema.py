@@ -186,6 +186,12 @@ class FederationSettings:
     cpus_per_client: float
     round_timeout: float
     allow_failed_clients: bool
+    # A round counts only with at least this many accepted updates.
+    min_replies: int
+    # Simulation only: GPUs per client (Flower's client-resources num-gpus)
+    # and an existing Ray cluster to run on (None: a local one).
+    gpus_per_client: float
+    ray_address: str | None
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,7 @@ class RunSettings:
     num_clients: int
     num_rounds: int
     seed: int
+    device: str
     warm_start: WarmStartSettings
     # Head initialised from the encoder's embeddings of the label names.
     label_init: bool

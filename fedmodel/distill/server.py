@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 from fedmodel.config import DistillSettings
 from fedmodel.data import make_text_loader
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.device import model_device
 from fedmodel.training.loops import TEXT_INPUTS, Batch
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def distill_on_server(
         total, batches = 0.0, 0
         for batch in loader:
             rows = batch["labels"]
-            vectors = student.embed(**_text_inputs(batch))
+            vectors = student.embed(**_text_inputs(batch, student))
             loss = settings.kl_weight * soft_target_loss(
                 student.classify(vectors),
                 teacher_logits[rows],
@@ -173,7 +174,7 @@ def federated_distill_loss(
     def loss(student_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         assert isinstance(batch, Mapping)
         with torch.no_grad():
-            target = teacher(**_text_inputs(batch)).logits
+            target = teacher(**_text_inputs(batch, teacher)).logits
         return soft_target_loss(student_logits, target, temperature=temperature)
 
     return loss
@@ -201,14 +202,18 @@ def _teacher_targets(
     )
     logits, vectors = [], []
     for batch in loader:
-        pooled = teacher.embed(**_text_inputs(batch))
+        pooled = teacher.embed(**_text_inputs(batch, teacher))
         vectors.append(pooled)
         logits.append(teacher.classify(pooled))
     return torch.cat(logits), torch.cat(vectors)
 
 
-def _text_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: batch[key] for key in TEXT_INPUTS if key in batch}
+def _text_inputs(
+    batch: Mapping[str, torch.Tensor], model: nn.Module
+) -> dict[str, torch.Tensor]:
+    """The batch's model inputs, on the model's device."""
+    device = model_device(model)
+    return {key: batch[key].to(device) for key in TEXT_INPUTS if key in batch}
 
 
 @torch.no_grad()
@@ -228,8 +233,9 @@ def agreement(
     student.eval()
     same, total = 0, 0
     for batch, student_batch in zip(loader, student_loader or loader, strict=True):
-        picked = student(**_text_inputs(student_batch)).logits.argmax(dim=-1)
-        expected = teacher(**_text_inputs(batch)).logits.argmax(dim=-1)
+        inputs = _text_inputs(student_batch, student)
+        picked = student(**inputs).logits.argmax(dim=-1)
+        expected = teacher(**_text_inputs(batch, teacher)).logits.argmax(dim=-1)
         same += int((picked == expected).sum())
         total += picked.numel()
     return same / total if total else float("nan")

@@ -93,19 +93,23 @@ class SaveCheckpoint:
 class FailureWatch:
     """Name each failed client once per reason; stop on a failure that lasts.
 
-    A round in which no client returned an update always stops the run. A
-    permanent failure (the client's ledger, data or settings) stops it unless
-    `allow_failed` is set; the server then trains on without that client.
+    A round in which no client returned an update always stops the run, and so
+    does one with fewer accepted updates than `min_replies` when clients
+    failed or dropped out (a site that did not answer within the round's
+    timeout is left out of the round). A permanent failure (the client's
+    ledger, data or settings) stops it unless `allow_failed` is set; the
+    server then trains on without that client.
     """
 
-    def __init__(self, *, allow_failed: bool) -> None:
+    def __init__(self, *, allow_failed: bool, min_replies: int) -> None:
         self.allow_failed = allow_failed
+        self.min_replies = min_replies
         self.failures: list[ClientFailure] = []
         self.fatal: str | None = None
         self._named: set[tuple[str, str]] = set()
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Log new (client, reason) pairs; decide whether the run can go on."""
+        """Log new (client, reason) pairs and dropouts; decide whether to go on."""
         for failure in state.failures:
             self.failures.append(failure)
             if (failure.who, failure.reason) not in self._named:
@@ -120,6 +124,9 @@ class FailureWatch:
                 f"{len(state.failures)} failed ({named})"
             )
             return True, {}
+        self.fatal = self._participation(state)
+        if self.fatal:
+            return True, {}
         lasting = [f for f in state.failures if f.permanent]
         if lasting and not self.allow_failed:
             who = ", ".join(sorted({f.who for f in lasting}))
@@ -130,6 +137,32 @@ class FailureWatch:
             )
             return True, {}
         return False, {}
+
+    def _participation(self, state: RoundState) -> str | None:
+        """Log the clients that dropped out; the reason to stop below the minimum.
+
+        Only failures and dropouts count against `min_replies`: a round in
+        which every selected client answered "budget exhausted" is no failure.
+        """
+        if state.missing:
+            log.warning(
+                "%s round %d: %d of %d selected clients did not answer within "
+                "federation.round_timeout",
+                state.model_name,
+                state.round,
+                state.missing,
+                len(state.messages),
+            )
+        accepted = len(state.accepted)
+        if accepted >= self.min_replies or not (state.failures or state.missing):
+            return None
+        failures = state.failures
+        first = f", the first failure: {failures[0].reason}" if failures else ""
+        return (
+            f"round {state.round}: {accepted} accepted update(s), fewer than "
+            f"federation.min_replies={self.min_replies}; {len(failures)} "
+            f"failed and {state.missing} did not answer{first}"
+        )
 
 
 class Evaluate:

@@ -4,22 +4,49 @@ The same app runs in simulation (one virtual SuperNode per client) and at a
 site (a real SuperNode). Its reply holds the trainable weights and numbers
 only; a round that fails replies with one line saying why (never a traceback,
 never a record), so the server can name the client and its reason.
+
+Flower 1.41 starts a fresh process for every message a SuperNode receives, so
+what this module imports is paid once per round at every site: the data,
+model-loading and distillation modules are imported only by the rounds that
+need them (see `fedmodel.client.jobs`), and a site in head mode trains on the
+features it stored in round 1. At a site each message's timings are appended
+to `message_timings.jsonl` in its state directory.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+import time
 
-from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
+_APP_IMPORT_STARTED = time.time()
 
-from fedmodel.client.local_round import RoundOutcome, run_local_round
-from fedmodel.client.site import capped_settings, site_from_node_config
-from fedmodel.client.site_data import load_site_records
-from fedmodel.config import RunSettings, from_run_config, settings_from_dict
-from fedmodel.errors import FedmodelError
-from fedmodel.federation.messages import (
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from flwr.app import (  # noqa: E402
+    ArrayRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.clientapp import ClientApp  # noqa: E402
+
+from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E402
+from fedmodel.client.site import (  # noqa: E402
+    SiteConfig,
+    capped_settings,
+    record_message_timings,
+    site_from_node_config,
+)
+from fedmodel.client.site_data import site_round_records  # noqa: E402
+from fedmodel.config import (  # noqa: E402
+    RunSettings,
+    from_run_config,
+    settings_from_dict,
+)
+from fedmodel.errors import FedmodelError  # noqa: E402
+from fedmodel.federation.messages import (  # noqa: E402
     ARRAYS_KEY,
     CLIENT_CRASHED,
     CLIENT_ID_KEY,
@@ -32,9 +59,13 @@ from fedmodel.federation.messages import (
     TEACHER_KEY,
     failure_reason,
 )
-from fedmodel.privacy.durable_file import remove_stale_temp_files
-from fedmodel.privacy.ledger_reset import LEDGER_FILE, reset_count, round_steps
-from fedmodel.run.console import setup_logging
+from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
+from fedmodel.privacy.ledger_reset import (  # noqa: E402
+    LEDGER_FILE,
+    reset_count,
+    round_steps,
+)
+from fedmodel.run.console import setup_logging  # noqa: E402
 
 app = ClientApp()
 log = logging.getLogger(__name__)
@@ -76,24 +107,30 @@ def train(msg: Message, context: Context) -> Message:
 
 
 def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
+    entered = time.time()
     config = dict(msg.content[CONFIG_KEY])
     round_number = int(str(config.pop("server-round")))
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))
     site = site_from_node_config(context.node_config)
+    arrays = msg.content.array_records
+    teacher = arrays.get(TEACHER_KEY)
     if site is None:
         state_dir = client_state_dir(settings, context, client_id)
         records = None
     else:
         settings = capped_settings(settings, site)
         state_dir = site.state_dir
-        records = load_site_records(settings, site)
+        records = site_round_records(
+            settings,
+            site,
+            head_features=settings.finetune.mode == "head" and teacher is None,
+        )
     removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
     if removed:
         log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
-    arrays = msg.content.array_records
-    teacher = arrays.get(TEACHER_KEY)
+    data_loaded = time.time()
     outcome = run_local_round(
         settings,
         client_id=client_id,
@@ -109,7 +146,39 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
             ROUND_STEPS_KEY: round_steps(state_dir, round_number),
             LEDGER_RESETS_KEY: reset_count(state_dir),
         }
-    return _reply_content(outcome, client_id, ledger_marks)
+    trained = time.time()
+    content = _reply_content(outcome, client_id, ledger_marks)
+    if site is not None:
+        _record_timings(
+            site,
+            round_number=round_number,
+            outcome=outcome,
+            moments=(entered, data_loaded, trained),
+        )
+    return content
+
+
+def _record_timings(
+    site: SiteConfig,
+    *,
+    round_number: int,
+    outcome: RoundOutcome,
+    moments: tuple[float, float, float],
+) -> None:
+    """Append this message's stages (seconds) to the site's own timings file."""
+    entered, data_loaded, trained = moments
+    record_message_timings(
+        site.state_dir,
+        round_number=round_number,
+        app_import_started=_APP_IMPORT_STARTED,
+        stages={
+            "imports": entered - _APP_IMPORT_STARTED,
+            "data": data_loaded - entered,
+            "model_load": outcome.prepare_seconds,
+            "training": trained - data_loaded - outcome.prepare_seconds,
+            "reply": time.time() - trained,
+        },
+    )
 
 
 def client_state_dir(settings: RunSettings, context: Context, client_id: int) -> Path:

@@ -32,6 +32,8 @@ class RoundState:
     round: int
     model_name: str
     messages: list[Message]
+    # How many of the messages were answered within the round's timeout.
+    answered: int
     accepted: list[Message]
     failures: list[ClientFailure]
     train_metrics: MetricRecord | None
@@ -42,6 +44,11 @@ class RoundState:
     def aggregated(self) -> bool:
         """Whether the round changed the model (only such a round counts)."""
         return bool(self.accepted)
+
+    @property
+    def missing(self) -> int:
+        """Selected clients that did not answer (dropped out or timed out)."""
+        return len(self.messages) - self.answered
 
 
 class RoundCallback(Protocol):
@@ -108,6 +115,7 @@ def run_rounds(
             round=server_round,
             model_name=plan.model_name,
             messages=messages,
+            answered=len(replies),
             accepted=accepted,
             failures=list(strategy.round_failures),
             train_metrics=train_metrics,

@@ -90,7 +90,10 @@ def server_rounds(
         run_dir=run_dir,
         strategy=strategy,
         history=RoundHistory(None if resumed is None else resumed.rounds),
-        watch=FailureWatch(allow_failed=settings.federation.allow_failed_clients),
+        watch=FailureWatch(
+            allow_failed=settings.federation.allow_failed_clients,
+            min_replies=settings.federation.min_replies,
+        ),
         writer=WriteMetrics(run_dir),
         train_config=ConfigRecord(dict(to_run_config(asdict(settings)))),
     )

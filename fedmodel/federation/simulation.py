@@ -17,7 +17,12 @@ from flwr.app import Context, RecordDict
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.telemetry import EventType
 
-from fedmodel.config import RunSettings, settings_from_dict, to_run_config
+from fedmodel.config import (
+    FederationSettings,
+    RunSettings,
+    settings_from_dict,
+    to_run_config,
+)
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app, server_app
@@ -27,6 +32,24 @@ from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.tracking import track_run
 
 log = logging.getLogger(__name__)
+
+
+def ray_backend_config(federation: FederationSettings) -> dict[str, Any]:
+    """Flower's Ray backend settings: each client's resources, Ray's init args.
+
+    `ray_address` joins an existing Ray cluster (Flower hands `init_args` to
+    `ray.init`); without it Ray starts on this machine for the run.
+    """
+    init_args: dict[str, Any] = {"include_dashboard": False}
+    if federation.ray_address:
+        init_args["address"] = federation.ray_address
+    return {
+        "client_resources": {
+            "num_cpus": federation.cpus_per_client,
+            "num_gpus": federation.gpus_per_client,
+        },
+        "init_args": init_args,
+    }
 
 
 def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
@@ -80,13 +103,7 @@ def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
         client_app=client_app.app,
         server_app=server_app.app,
         backend_name="ray",
-        backend_config={
-            "client_resources": {
-                "num_cpus": settings.federation.cpus_per_client,
-                "num_gpus": 0.0,
-            },
-            "init_args": {"include_dashboard": False},
-        },
+        backend_config=ray_backend_config(settings.federation),
         server_app_context=context,
     )
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from fedmodel.config import FinetuneSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.head import load_trainable_state as load_trainable_state
+from fedmodel.model.head import trainable_state as trainable_state
 
 Prepare = Callable[[PooledBertForSequenceClassification, FinetuneSettings], nn.Module]
 
@@ -119,35 +120,6 @@ def classification_head(model: PooledBertForSequenceClassification) -> nn.Module
     it is what head mode trains on pooled features and what Opacus wraps.
     """
     return nn.Sequential(model.dropout, model.classifier)
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The weights local training moves: all that is ever exchanged."""
-    return {
-        name: param.detach().clone()
-        for name, param in model.named_parameters()
-        if param.requires_grad
-    }
-
-
-def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy exchanged weights into the model, refusing any key or shape mismatch."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if set(params) != set(state):
-        missing = sorted(set(params) - set(state))[:3]
-        extra = sorted(set(state) - set(params))[:3]
-        raise FedmodelError(
-            f"weights do not match the model: missing {missing}, unexpected {extra};"
-            " server and clients must use the same model and finetune settings"
-        )
-    with torch.no_grad():
-        for name, value in state.items():
-            if params[name].shape != value.shape:
-                raise FedmodelError(
-                    f"weight {name!r} has shape {tuple(value.shape)}, the model "
-                    f"expects {tuple(params[name].shape)}"
-                )
-            params[name].copy_(value)
 
 
 def merged_classifier(model: nn.Module) -> PooledBertForSequenceClassification:

@@ -14,6 +14,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.device import model_device
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
 from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE
@@ -88,7 +89,9 @@ def quantize_onnx(source: Path, target: Path) -> Path:
 def export_onnx(model: PooledBertForSequenceClassification, path: Path) -> Path:
     """Write the classifier as an ONNX graph with dynamic batch and length axes."""
     wrapper = _LogitsOnly(model).eval()
-    sample_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
+    sample_ids = torch.tensor(
+        [[101, 7592, 2088, 102], [101, 7592, 102, 0]], device=model_device(model)
+    )
     sample_mask = (sample_ids != 0).long()
     dynamic = {"batch": 0, "length": 1}
     tmp = path.with_suffix(".onnx.tmp")

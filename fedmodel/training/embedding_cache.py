@@ -1,24 +1,34 @@
 """Pooled text features from a frozen encoder, computed once and cached.
 
 In head mode the encoder never changes, so a party embeds its texts once and
-trains or evaluates the classification layer on the features.
+trains or evaluates the classification layer on the features. The tokenizer,
+the data helpers and transformers are imported only when texts are embedded:
+a round that reads stored features does not pay for them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import torch
 from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
-from fedmodel.data import make_text_loader
 from fedmodel.errors import FedmodelError
-from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.load import load_tokenizer
+from fedmodel.training.feature_store import (
+    StoredFeatures,
+    features_path,
+    read_features,
+    write_features,
+)
 from fedmodel.training.loops import embed_texts
+
+if TYPE_CHECKING:
+    import datasets
+
+    from fedmodel.model.classifier import PooledBertForSequenceClassification
 
 INFERENCE_BATCH = 128
 
@@ -43,17 +53,21 @@ def cached_features(
     The encoder is frozen in head mode, so its features never change; they are
     kept in the client's own state directory, never sent.
     """
-    key = hashlib.sha256(
-        f"{settings.model}|{settings.task.max_length}|{data_fingerprint(split)}".encode()
-    ).hexdigest()[:16]
-    path = state_dir / f"features-{key}.pt"
-    if path.is_file():
-        cached = torch.load(path)
-        return cached["features"], cached["labels"]
+    fingerprint = data_fingerprint(split)
+    path = features_path(settings, fingerprint=fingerprint, state_dir=state_dir)
+    cached = read_features(path)
+    if cached is not None:
+        return cached.features, cached.labels
     features, labels = embed_split(settings, model=model, split=split)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"features": features, "labels": labels}, tmp)
-    tmp.replace(path)
+    write_features(
+        path,
+        StoredFeatures(
+            features=features,
+            labels=labels,
+            fingerprint=fingerprint,
+            dropout=float(model.dropout.p),
+        ),
+    )
     return features, labels
 
 
@@ -62,6 +76,9 @@ def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> Data
 
     Batching texts of similar length keeps dynamic padding short.
     """
+    from fedmodel.data import make_text_loader
+    from fedmodel.model.load import load_tokenizer
+
     texts: list[str] = list(split["text"])
     if not texts:
         raise FedmodelError("cannot run the model on an empty split")

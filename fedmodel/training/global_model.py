@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
+from fedmodel.model.device import on_device
 from fedmodel.model.finetune import (
     finetune_mode,
     load_trainable_state,
@@ -33,8 +34,12 @@ class GlobalModel:
     ) -> None:
         self.settings = settings
         self.label_names = label_names
-        self.classifier = build_classifier(
-            settings.model, label_names=label_names, seed=settings.seed
+        # On its device before LoRA wraps it (PEFT adds adapters in place).
+        self.classifier = on_device(
+            build_classifier(
+                settings.model, label_names=label_names, seed=settings.seed
+            ),
+            settings.device,
         )
         self.mode = finetune_mode(settings.finetune)
         self.trainable = self.mode.prepare(self.classifier, settings.finetune)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from torch import nn
 from torch.optim import SGD, Adam, AdamW, Optimizer
 from torch.utils.data import DataLoader
 
 from fedmodel.config import FinetuneSettings
 from fedmodel.errors import FedmodelError
+from fedmodel.model.device import batch_to, model_device
 
 Batch = Mapping[str, torch.Tensor] | tuple[torch.Tensor, torch.Tensor]
 LogitsFn = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
@@ -46,23 +46,26 @@ class EvalResult:
 
 
 def text_logits(model: nn.Module) -> LogitsFn:
-    """Logits of a full classifier on a tokenized text batch."""
+    """Logits of a full classifier on a tokenized text batch (on its device)."""
+    device = model_device(model)
 
     def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         assert isinstance(batch, Mapping)
-        inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
-        return model(**inputs).logits, batch["labels"]
+        moved = batch_to(batch, device)
+        inputs = {key: moved[key] for key in TEXT_INPUTS if key in moved}
+        return model(**inputs).logits, moved["labels"]
 
     return run
 
 
 def feature_logits(head: nn.Module) -> LogitsFn:
     """Logits of the classification layer alone on pre-computed features."""
+    device = model_device(head)
 
     def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         assert isinstance(batch, tuple | list)
         features, labels = batch
-        return head(features), labels
+        return head(features.to(device)), labels.to(device)
 
     return run
 
@@ -190,10 +193,14 @@ def evaluate(
         if labels.numel() == 0:
             continue
         loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        predictions.append(logits.argmax(dim=-1).numpy())
-        truths.append(labels.numpy())
+        predictions.append(logits.argmax(dim=-1).cpu().numpy())
+        truths.append(labels.cpu().numpy())
     if not truths:
         return EvalResult(accuracy=0.0, macro_f1=0.0, loss=float("nan"), num_examples=0)
+    # Imported here: a site's training round (a fresh process per message in a
+    # deployment) never evaluates, and scikit-learn takes seconds to import.
+    from sklearn.metrics import f1_score
+
     predicted = np.concatenate(predictions)
     truth = np.concatenate(truths)
     return EvalResult(
@@ -208,12 +215,17 @@ def evaluate(
 def embed_texts(
     model: nn.Module, loader: DataLoader
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features and labels of every text batch, with the encoder frozen."""
+    """Pooled features and labels of every text batch, with the encoder frozen.
+
+    The encoder runs on its own device; the features come back to the CPU.
+    """
     model.eval()
+    device = model_device(model)
     features: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     for batch in loader:
-        inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
-        features.append(model.embed(**inputs))  # type: ignore[operator]
+        moved = batch_to(batch, device)
+        inputs = {key: moved[key] for key in TEXT_INPUTS if key in moved}
+        features.append(model.embed(**inputs).cpu())  # type: ignore[operator]
         labels.append(batch["labels"])
     return torch.cat(features), torch.cat(labels)

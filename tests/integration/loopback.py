@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -39,21 +40,21 @@ def free_port() -> int:
 
 def stop(processes: list[psutil.Process]) -> None:
     """SIGTERM each process by its PID; SIGKILL those still alive after 10 s."""
-    for signal in ("terminate", "kill"):
+    for method in ("terminate", "kill"):
         for proc in processes:
             try:
-                getattr(proc, signal)()
+                getattr(proc, method)()
             except psutil.NoSuchProcess:
                 continue
         _, processes = psutil.wait_procs(processes, timeout=10)
 
 
-def flower_env(flwr_home: Path) -> dict[str, str]:
-    """This venv's executables first on PATH, no dependency installs."""
+def flower_env(flwr_home: Path, bin_dir: Path | str = VENV_BIN) -> dict[str, str]:
+    """A venv's executables first on PATH, no dependency installs."""
     return {
         **os.environ,
         "FLWR_HOME": str(flwr_home),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
     }
 
@@ -86,7 +87,7 @@ class Loopback:
             name="superlink",
             env=self.env,
         )
-        self._wait_for_port(superlink, timeout=60)
+        self._wait_for_port(superlink, timeout=240)
         home = Path(self.env["FLWR_HOME"])
         home.mkdir(exist_ok=True)
         (home / "config.toml").write_text(
@@ -95,27 +96,44 @@ class Loopback:
             f'root-certificates = "{self.certs / "ca.crt"}"\n'
         )
 
-    def site_keys(self, name: str, *, register: bool) -> None:
+    def site_keys(self, name: str, *, register: bool, fedmodel: str = FEDMODEL) -> None:
         """A site's key pair; the server operator registers its public key."""
-        self.command(FEDMODEL, "certs", "site", "--dir", str(self.keys), "--name", name)
+        self.command(fedmodel, "certs", "site", "--dir", str(self.keys), "--name", name)
         if register:
             self.command(
                 "flwr", "supernode", "register", str(self.keys / f"{name}.pub")
             )
 
     def start_site(
-        self, name: str, *, site_id: int, data_file: Path, max_epsilon: float
+        self,
+        name: str,
+        *,
+        site_id: int,
+        data_file: Path,
+        max_epsilon: float,
+        fedmodel: str = FEDMODEL,
     ) -> subprocess.Popen[bytes]:
-        """A site's SuperNode with its own node config and state directory."""
+        """A site's SuperNode with its own node config and state directory.
+
+        It runs in a session (process group) of its own, as a site's service
+        would, so `kill_site` can take it down with everything it started.
+        `fedmodel` is the site's own `fedmodel` executable.
+        """
         return self._start(
-            [FEDMODEL, "supernode", "--superlink", f"127.0.0.1:{self.port}"]
+            [fedmodel, "supernode", "--superlink", f"127.0.0.1:{self.port}"]
             + ["--ca-cert", str(self.certs / "ca.crt")]
             + ["--auth-key", str(self.keys / name), "--site-id", str(site_id)]
             + ["--data-file", str(data_file), "--state-dir", str(self.state(name))]
             + ["--max-epsilon", str(max_epsilon), "--runtime-port", str(free_port())],
             name=name,
-            env=flower_env(self.directory / f"home-{name}"),
+            env=flower_env(self.directory / f"home-{name}", Path(fedmodel).parent),
+            new_session=True,
         )
+
+    def kill_site(self, site: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a site's SuperNode process group: a machine that dies."""
+        os.killpg(os.getpgid(site.pid), signal.SIGKILL)
+        site.wait(timeout=30)
 
     def state(self, name: str) -> Path:
         """A site's state directory (its ledger and feature cache)."""
@@ -125,7 +143,7 @@ class Loopback:
         """What a started process printed."""
         return (self.directory / f"{name}.log").read_text()
 
-    def run(self, overrides: str, *, run_dir: Path) -> str:
+    def run(self, overrides: str, *, run_dir: Path, timeout: float = 300) -> str:
         """`flwr run` the apps on this federation; fail unless it completed."""
         output = self.command(
             "flwr",
@@ -134,7 +152,7 @@ class Loopback:
             "--stream",
             "--run-config",
             f'overrides="{overrides}" run-dir="{run_dir}"',
-            timeout=300,
+            timeout=timeout,
         )
         run_id = re.search(r"Successfully started run (\d+)", output)
         assert run_id, output
@@ -175,11 +193,21 @@ class Loopback:
             popen.wait(timeout=10)
 
     def _start(
-        self, command: list[str], *, name: str, env: dict[str, str]
+        self,
+        command: list[str],
+        *,
+        name: str,
+        env: dict[str, str],
+        new_session: bool = False,
     ) -> subprocess.Popen[bytes]:
-        with (self.directory / f"{name}.log").open("wb") as log:
+        with (self.directory / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                command, env=env, cwd=self.directory, stdout=log, stderr=log
+                command,
+                env=env,
+                cwd=self.directory,
+                stdout=log,
+                stderr=log,
+                start_new_session=new_session,
             )
         self.started.append(process)
         return process
@@ -207,12 +235,13 @@ class Loopback:
 
 
 def write_site_files(
-    directory: Path, *, records_per_site: int
+    directory: Path, *, records_per_site: int, num_sites: int = 2
 ) -> tuple[list[Path], Path, list[str]]:
-    """Two sites' files (CSV, JSONL) and the server's test file, from Banking77.
+    """Sites' files (CSV and JSONL in turn) and the server's test file.
 
-    The records of the first `NUM_LABELS` intents, shuffled; returns the site
-    files, the test file and the label names.
+    Banking77's records of the first `NUM_LABELS` intents, shuffled, split
+    into disjoint site files (the last may hold fewer when the records run
+    out); returns the site files, the test file and the label names.
     """
     settings = settings_from_dict(compose_config(["model=tiny"]))
     task = load_task(settings.task, seed=0)
@@ -228,11 +257,62 @@ def write_site_files(
         )
 
     train = frame(task.train).sample(frac=1.0, random_state=0)
-    sites = [directory / "site0.csv", directory / "site1.jsonl"]
-    train.iloc[:records_per_site].to_csv(sites[0], index=False)
-    train.iloc[records_per_site : 2 * records_per_site].to_json(
-        sites[1], orient="records", lines=True
-    )
+    sites = []
+    for site in range(num_sites):
+        rows = train.iloc[site * records_per_site : (site + 1) * records_per_site]
+        if site % 2 == 0:
+            sites.append(directory / f"site{site}.csv")
+            rows.to_csv(sites[-1], index=False)
+        else:
+            sites.append(directory / f"site{site}.jsonl")
+            rows.to_json(sites[-1], orient="records", lines=True)
     test = directory / "test.parquet"
     frame(task.test).iloc[:100].to_parquet(test)
     return sites, test, names
+
+
+def site_venv(directory: Path) -> Path:
+    """A venv holding fedmodel only as an installed wheel; its `bin` directory.
+
+    The wheel is built from this repository (`pip wheel --no-deps .`) and
+    installed with `--no-deps`; a `.pth` file lets the venv see this test
+    venv's third-party packages instead of installing them again, and Flower's
+    commands get launchers that run the site venv's Python (what installing
+    flwr there would write). The venv sees neither the repository nor its
+    editable install.
+    """
+    wheels = directory / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+        + ["--quiet", "--wheel-dir", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("fedmodel-*.whl")
+    venv = directory / "site-venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        check=True,
+        capture_output=True,
+    )
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    test_site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    (Path(purelib) / "test-venv-packages.pth").write_text(f"{test_site_packages}\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install"]
+        + ["--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    for script in Path(VENV_BIN).glob("fl*"):
+        _, body = script.read_text().split("\n", 1)
+        launcher = venv / "bin" / script.name
+        launcher.write_text(f"#!{python}\n{body}")
+        launcher.chmod(0o755)
+    return venv / "bin"

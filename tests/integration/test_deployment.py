@@ -1,22 +1,26 @@
 """A real deployment on loopback: SuperLink, two sites' SuperNodes, `flwr run`.
 
-TLS and SuperNode authentication are on; each site reads its own file and caps
-its own epsilon; a SuperNode whose key was never registered is refused; the
-server resumes from its checkpoint without re-running rounds. Every process
-the test started is stopped by PID, also when it fails.
+TLS and SuperNode authentication are on; the sites run from a venv that holds
+fedmodel only as an installed wheel (the site operator's install); each site
+reads its own file and caps its own epsilon; a SuperNode whose key was never
+registered is refused; the server resumes from its checkpoint without
+re-running rounds. Every process the test started is stopped by PID, also
+when it fails.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from fedmodel.run.metrics import read_rounds
-from tests.integration.loopback import Loopback, write_site_files
+from tests.integration.loopback import Loopback, site_venv, write_site_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,19 +37,34 @@ def loopback(tmp_path: Path) -> Iterator[Loopback]:
         federation.stop()
 
 
+def _command_once_exec(pid: int, program: str) -> list[str]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        command = psutil.Process(pid).cmdline()
+        if any(part.endswith(program) for part in command):
+            return command
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} did not become {program}: {command}")
+
+
 def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     tmp_path: Path, loopback: Loopback
 ) -> None:
     sites, test_file, labels = write_site_files(tmp_path, records_per_site=150)
+    site_fedmodel = str(site_venv(tmp_path) / "fedmodel")
     loopback.start_superlink()
     for site_id, cap in SITE_CAPS.items():
-        loopback.site_keys(f"site-{site_id}", register=True)
-        loopback.start_site(
+        loopback.site_keys(f"site-{site_id}", register=True, fedmodel=site_fedmodel)
+        supernode = loopback.start_site(
             f"site-{site_id}",
             site_id=site_id,
             data_file=sites[site_id],
             max_epsilon=cap,
+            fedmodel=site_fedmodel,
         )
+        # `fedmodel supernode` became the site venv's flower-supernode.
+        command = _command_once_exec(supernode.pid, "flower-supernode")
+        assert command[0].startswith(str(tmp_path / "site-venv")), command
     loopback.site_keys("intruder", register=False)
     intruder = loopback.start_site(
         "intruder", site_id=0, data_file=sites[0], max_epsilon=50.0
@@ -63,7 +82,9 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
         return dict(json.loads(path.read_text()))
 
     loopback.run(
-        f"{base} num_rounds=2 privacy.target_epsilon={SERVER_EPSILON}", run_dir=run_dir
+        f"{base} num_rounds=2 privacy.target_epsilon={SERVER_EPSILON}",
+        run_dir=run_dir,
+        timeout=900,
     )
 
     rounds = read_rounds(run_dir)
@@ -90,7 +111,9 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     # The server restarts and resumes for a third round with a larger target:
     # rounds 1-2 are not run again; site 0's own cap still holds it back.
     loopback.run(
-        f"{base} num_rounds=3 privacy.target_epsilon=12 resume=true", run_dir=run_dir
+        f"{base} num_rounds=3 privacy.target_epsilon=12 resume=true",
+        run_dir=run_dir,
+        timeout=900,
     )
 
     assert [r["round"] for r in read_rounds(run_dir)] == [1, 2, 3]

@@ -113,6 +113,7 @@ def assert_only_weights_and_numbers(outcome: RoundOutcome, expected: Weights) ->
         "budget_exhausted",
         "privacy",
         "compute_seconds",
+        "prepare_seconds",
         "withhold_statistics",
     }
     assert isinstance(outcome.withhold_statistics, bool)

@@ -1,0 +1,124 @@
+"""A party's cached head-mode features on its own disk, readable without the encoder.
+
+In head mode the encoder is frozen, so the pooled features of a party's records
+never change. They are embedded once and kept in the party's state directory
+with what a later round needs to train on them without the tokenizer, the
+encoder or transformers: the labels, the records' fingerprint (which ties the
+privacy ledger to its data) and the dropout before the classification layer.
+
+A deployed site also keeps an index from its data file to the features, keyed
+by the file's bytes and every setting that shapes the training split or the
+features (model, max length, columns, labels, validation share, seed). Any
+change of model or data misses the index, and the site embeds afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fedmodel.config import RunSettings
+
+log = logging.getLogger(__name__)
+
+FEATURES_PREFIX = "features-"
+SITE_INDEX_PREFIX = "site-features-"
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredFeatures:
+    """Pooled features of a party's training records and what trains on them."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    fingerprint: str
+    dropout: float
+
+    def __len__(self) -> int:
+        """The number of training records (the ledger's n)."""
+        return int(self.labels.shape[0])
+
+
+def features_path(settings: RunSettings, *, fingerprint: str, state_dir: Path) -> Path:
+    """Where the features of the records with this fingerprint are kept."""
+    key = hashlib.sha256(
+        f"{settings.model}|{settings.task.max_length}|{fingerprint}".encode()
+    ).hexdigest()[:16]
+    return state_dir / f"{FEATURES_PREFIX}{key}.pt"
+
+
+def read_features(path: Path) -> StoredFeatures | None:
+    """The features stored at `path`, or None when absent or from an old layout."""
+    if not path.is_file():
+        return None
+    stored = torch.load(path)
+    if "fingerprint" not in stored or "dropout" not in stored:
+        return None
+    return StoredFeatures(
+        features=stored["features"],
+        labels=stored["labels"],
+        fingerprint=str(stored["fingerprint"]),
+        dropout=float(stored["dropout"]),
+    )
+
+
+def write_features(path: Path, stored: StoredFeatures) -> None:
+    """Store features atomically (temp file, then rename)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "features": stored.features,
+            "labels": stored.labels,
+            "fingerprint": stored.fingerprint,
+            "dropout": stored.dropout,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def site_file_key(settings: RunSettings, data_file: Path) -> str:
+    """A key of a site's data file's bytes and the settings its split depends on."""
+    task = settings.task
+    digest = hashlib.sha256(
+        json.dumps(
+            [
+                str(settings.model),
+                task.max_length,
+                task.text_column,
+                task.label_column,
+                [str(label) for label in task.labels or ()],
+                task.val_fraction,
+                settings.finetune.batch_size,
+                settings.seed,
+            ]
+        ).encode()
+    )
+    with data_file.open("rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def remember_site_features(state_dir: Path, *, file_key: str, path: Path) -> None:
+    """Note that the data file with `file_key` has its features at `path`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    index = state_dir / f"{SITE_INDEX_PREFIX}{file_key}.json"
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"features": path.name}))
+    tmp.replace(index)
+
+
+def site_features(state_dir: Path, *, file_key: str) -> StoredFeatures | None:
+    """The stored features of the data file with `file_key`, if a round made them."""
+    index = state_dir / f"{SITE_INDEX_PREFIX}{file_key}.json"
+    if not index.is_file():
+        return None
+    name = str(json.loads(index.read_text())["features"])
+    return read_features(state_dir / name)

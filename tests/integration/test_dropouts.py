@@ -1,0 +1,132 @@
+"""Sites that die mid-round, on loopback with TLS and node authentication.
+
+Four sites; once sites 2 and 3 have charged their ledgers for round 2, their
+SuperNodes' process groups get SIGKILL (a machine that dies: no goodbye to
+the SuperLink). The server leaves them out once Flower reports them
+unavailable or `federation.round_timeout` passes, and the run goes on with
+the two sites left (`strategy.min_train_clients=2`). The dead sites' ledgers
+keep the charge for round 2 although no update left them (an over-count,
+never an under-count). Site 2 then comes back with the same key and state
+directory and is accepted in a later round, its ledger continued.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedmodel.run.metrics import read_rounds
+from tests.integration.loopback import Loopback, write_site_files
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NUM_SITES = 4
+KILLED = (2, 3)
+KILL_ROUND = 2
+NUM_ROUNDS = 5
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[Loopback]:
+    federation = Loopback(tmp_path)
+    try:
+        yield federation
+    finally:
+        federation.stop()
+
+
+def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
+    tmp_path: Path, loopback: Loopback
+) -> None:
+    sites, test_file, labels = write_site_files(
+        tmp_path, records_per_site=100, num_sites=NUM_SITES
+    )
+    loopback.start_superlink()
+
+    def start(site_id: int) -> Any:
+        return loopback.start_site(
+            f"site-{site_id}",
+            site_id=site_id,
+            data_file=sites[site_id],
+            max_epsilon=50.0,
+        )
+
+    supernodes = {}
+    for site_id in range(NUM_SITES):
+        loopback.site_keys(f"site-{site_id}", register=True)
+        supernodes[site_id] = start(site_id)
+
+    def ledger_rounds(site_id: int) -> list[int]:
+        path = loopback.state(f"site-{site_id}") / "privacy_ledger.json"
+        if not path.is_file():
+            return []
+        return [r["round"] for r in json.loads(path.read_text())["rounds"]]
+
+    run_dir = tmp_path / "run"
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            loopback.run(
+                "federation=deployment task=files model=tiny "
+                f"num_clients={NUM_SITES} num_rounds={NUM_ROUNDS} "
+                f"task.test_file={test_file} task.labels=[{','.join(labels)}] "
+                "strategy.min_train_clients=2 federation.round_timeout=300 "
+                "finetune.batch_size=16 finetune.local_epochs=5 "
+                "privacy.target_epsilon=8 distill=off",
+                run_dir=run_dir,
+                timeout=2400,
+            )
+        except BaseException as exc:  # noqa: BLE001  (reported by the test)
+            failures.append(exc)
+
+    server = threading.Thread(target=run)
+    server.start()
+    _wait_until(
+        lambda: all(KILL_ROUND in ledger_rounds(s) for s in KILLED), timeout=600
+    )
+    for site_id in KILLED:
+        loopback.kill_site(supernodes[site_id])
+    charged = {s: ledger_rounds(s) for s in KILLED}
+
+    # Site 2 comes back once the round it died in is over.
+    _wait_until(
+        lambda: len(read_rounds(run_dir)) >= KILL_ROUND if run_dir.exists() else False,
+        timeout=600,
+    )
+    supernodes[2] = start(2)
+    server.join(timeout=2400)
+    assert not server.is_alive(), "the run did not finish"
+    assert not failures, failures
+
+    rounds = read_rounds(run_dir)
+    assert [r["round"] for r in rounds] == list(range(1, NUM_ROUNDS + 1))
+    assert rounds[0]["clients_aggregated"] == NUM_SITES
+    assert rounds[KILL_ROUND - 1]["clients_aggregated"] == NUM_SITES - len(KILLED)
+    assert all(r["clients_aggregated"] >= 2 for r in rounds)
+    # The dead sites' ledgers hold round 2 though no update of theirs arrived.
+    for site_id in KILLED:
+        assert charged[site_id] == [1, KILL_ROUND]
+    assert ledger_rounds(3) == [1, KILL_ROUND]
+    # Site 2, back, trained again on the same ledger in a later round.
+    back = ledger_rounds(2)
+    assert back[:2] == [1, KILL_ROUND] and len(back) > 2
+    assert back == sorted(back) and back[-1] <= NUM_ROUNDS
+    assert any(r["clients_aggregated"] == 3 for r in rounds[KILL_ROUND:])
+    for site_id in (0, 1):
+        assert ledger_rounds(site_id) == list(range(1, NUM_ROUNDS + 1))
+
+
+def _wait_until(condition: Any, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")

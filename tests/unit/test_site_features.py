@@ -1,0 +1,141 @@
+"""A head-mode site reuses its own features between messages, and imports late.
+
+Flower starts a fresh ClientApp process for every message, so what a round
+imports and loads is paid every round at every site. Round 1 embeds the
+site's records and stores the features; later rounds train on them without
+the tokenizer, the encoder or transformers, and with the same ledger. A change
+of the file or of a setting that shapes the features misses the store.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from flwr.app import Context, RecordDict
+
+from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
+from fedmodel.client.site_data import site_round_records
+from fedmodel.config import settings_from_dict
+from fedmodel.data import load_task
+from fedmodel.federation import client_app
+from fedmodel.federation.strategy import METRICS_KEY
+from fedmodel.training.feature_store import StoredFeatures
+from tests.conftest import small_config
+from tests.unit.test_site import (
+    _site_round,
+    _train_message,
+    deployment_settings,
+    node_config,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+
+STAGES = {"process_start", "imports", "data", "model_load", "training", "reply"}
+
+
+@pytest.fixture(scope="module")
+def bank_rows() -> tuple[pd.DataFrame, list[str]]:
+    """120 Banking77 records (note, intent) and the 77 label names."""
+    settings = settings_from_dict(small_config())
+    task = load_task(settings.task, seed=0)
+    rows = task.train.select(range(120))
+    names = list(task.label_names)
+    frame = pd.DataFrame(
+        {"note": rows["text"], "intent": [names[i] for i in rows["label"]]}
+    )
+    return frame, names
+
+
+@pytest.fixture
+def site_file(tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]) -> Path:
+    path = tmp_path / "site.csv"
+    bank_rows[0].to_csv(path, index=False)
+    return path
+
+
+def _refuse(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("a round on stored features must not build this")
+
+
+def test_later_rounds_train_on_stored_features_without_the_encoder(
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
+    assert settings.finetune.mode == "head"
+    state = tmp_path / "state"
+    config = node_config(site_file, state, **{"max-epsilon": 8.0})
+
+    first = _site_round(settings, config, 1)
+    assert len(list(state.glob("features-*.pt"))) == 1
+    assert len(list(state.glob("site-features-*.json"))) == 1
+
+    message = _train_message(settings, 2)
+    monkeypatch.setattr("fedmodel.model.load.build_classifier", _refuse)
+    monkeypatch.setattr("fedmodel.client.site_data.load_site_records", _refuse)
+    context = Context(
+        run_id=1, node_id=7, node_config=config, state=RecordDict(), run_config={}
+    )
+    reply = client_app.train(message, context)
+    second = dict(reply.content.metric_records[METRICS_KEY])
+    assert second["num-examples"] == first["num-examples"]
+    # The same ledger goes on: the stored fingerprint is the records' own.
+    assert first["epsilon"] < float(second["epsilon"]) <= 8.0 + 1e-9
+    ledger = json.loads((state / "privacy_ledger.json").read_text())
+    assert [r["round"] for r in ledger["rounds"]] == [1, 2]
+
+    timings = [
+        json.loads(line) for line in (state / MESSAGE_TIMINGS).read_text().splitlines()
+    ]
+    assert [t["round"] for t in timings] == [1, 2]
+    assert all(set(t) == STAGES | {"round"} for t in timings)
+    assert all(t[stage] >= 0 for t in timings for stage in STAGES)
+
+
+@pytest.mark.parametrize("change", ["file", "max_length"])
+def test_a_change_of_data_or_model_settings_misses_the_stored_features(
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    change: str,
+) -> None:
+    settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
+    state = tmp_path / "state"
+    config = node_config(site_file, state, **{"max-epsilon": 8.0})
+    site = site_from_node_config(config)
+    assert site is not None
+    _site_round(settings, config, 1)
+    again, _ = site_round_records(settings, site, head_features=True)
+    assert isinstance(again, StoredFeatures)
+
+    if change == "file":
+        bank_rows[0].iloc[1:].to_csv(site_file, index=False)
+    else:
+        settings = deployment_settings(
+            bank_rows[1], "privacy.target_epsilon=8", "task.max_length=24"
+        )
+    records, _ = site_round_records(settings, site, head_features=True)
+    assert not isinstance(records, StoredFeatures)
+    # A LoRA or distillation round never reads stored features.
+    records, _ = site_round_records(settings, site, head_features=False)
+    assert not isinstance(records, StoredFeatures)
+
+
+def test_the_client_app_imports_neither_transformers_nor_the_data_libraries() -> None:
+    heavy = ["transformers", "peft", "datasets", "flwr_datasets", "pandas", "sklearn"]
+    probe = (
+        "import sys, fedmodel.federation.client_app; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
