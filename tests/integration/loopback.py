@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def stop(processes: list[psutil.Process]) -> None:
 
 def flower_env(flwr_home: Path, bin_dir: Path | str = VENV_BIN) -> dict[str, str]:
     """A venv's executables first on PATH, no dependency installs."""
+    inherited = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     return {
-        **os.environ,
+        **inherited,
         "FLWR_HOME": str(flwr_home),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
@@ -281,12 +283,17 @@ def site_venv(directory: Path) -> Path:
     flwr there would write). The venv sees neither the repository nor its
     editable install.
     """
+    # Nothing on PYTHONPATH (an in-process Ray or Flower run may have set it):
+    # pip must see only the site venv, or it may take the repository's
+    # fedmodel for an installed one and skip the wheel.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     wheels = directory / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
         + ["--quiet", "--wheel-dir", str(wheels), str(REPO)],
         check=True,
         capture_output=True,
+        env=env,
     )
     (wheel,) = wheels.glob("fedmodel-*.whl")
     venv = directory / "site-venv"
@@ -302,14 +309,17 @@ def site_venv(directory: Path) -> Path:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    test_site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    test_site_packages = sysconfig.get_path("purelib")
     (Path(purelib) / "test-venv-packages.pth").write_text(f"{test_site_packages}\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install"]
-        + ["--quiet", "--no-deps", "--no-index", str(wheel)],
+        + ["--quiet", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
     )
+    if not (venv / "bin" / "fedmodel").is_file():
+        raise AssertionError(f"installing {wheel.name} wrote no {venv}/bin/fedmodel")
     for script in Path(VENV_BIN).glob("fl*"):
         _, body = script.read_text().split("\n", 1)
         launcher = venv / "bin" / script.name
