@@ -29,6 +29,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader, IterableDataset
 
+from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import ACCOUNTANTS, HistoryEntry
 
@@ -83,7 +84,6 @@ class StepCounter:
 
 # Per-example loss a DP-SGD step backpropagates: (logits, labels) -> loss.
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-GRAD_SAMPLE_MODES = ("hooks", "ghost")
 
 
 @dataclass
@@ -115,9 +115,9 @@ def private_training(
     per-example gradients for Opacus' ghost clipping, which needs the loss
     computed by the returned `criterion`.
     """
-    if grad_sample_mode not in GRAD_SAMPLE_MODES:
+    if grad_sample_mode not in GRAD_SAMPLE_MODE_NAMES:
         raise FedmodelError(
-            f"privacy.grad_sample_mode must be one of {list(GRAD_SAMPLE_MODES)}, "
+            f"privacy.grad_sample_mode must be one of {list(GRAD_SAMPLE_MODE_NAMES)}, "
             f"got {grad_sample_mode!r}"
         )
     if grad_sample_mode == "hooks":
