@@ -5,15 +5,10 @@ Banking77 texts, one step (zero_grad, forward, backward, optimizer step; the
 per-batch body of `fedmodel.training.loops.train_epochs`) is timed for:
 
 - the non-private model and optimizer (`off`),
-- the same model and optimizer wrapped by `fedmodel.privacy.make_private`, with
-  each of Opacus' per-sample-gradient modes it accepts (`hooks`, the default
-  used by every run, then `functorch` and `ew`),
-- `ew` (ExpandedWeights) only with `input_ids` passed positionally: Opacus'
-  wrapper is `forward(x, *args, **kwargs)`, and `fedmodel.training.loops.text_logits`
-  passes every input by keyword, which it rejects. The row marked `ew*` uses
-  `positional_text_logits` below, the same call with `input_ids` first.
-- Opacus' ghost clipping (`ghost`, `privacy.grad_sample_mode=ghost`), through
-  `fedmodel.privacy.private_training`, which returns the wrapped loss it needs.
+- the same model and optimizer wrapped by `fedmodel.privacy.private_training`
+  with each clipping method `privacy.grad_sample_mode` offers: `hooks`
+  (per-example gradients) and `ghost` (Opacus' ghost clipping, which needs the
+  wrapped loss `private_training` returns).
 
 All variants get the same fixed batches (Poisson sampling is bypassed: only the
 per-example clipping and the noise differ). Steps are interleaved (one step of
@@ -57,6 +52,7 @@ from torch.optim import Optimizer  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
+from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES  # noqa: E402
 from fedmodel.data import load_task, make_text_loader  # noqa: E402
 from fedmodel.model.finetune import (  # noqa: E402
     FINETUNE_MODES,
@@ -64,10 +60,9 @@ from fedmodel.model.finetune import (  # noqa: E402
     prepare_for_finetuning,
 )
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
-from fedmodel.privacy import make_private, private_training  # noqa: E402
+from fedmodel.privacy import private_training  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
-    TEXT_INPUTS,
     Batch,
     LogitsFn,
     build_optimizer,
@@ -83,7 +78,7 @@ warnings.filterwarnings("ignore", message="Using a non-full backward hook")
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 
 NON_PRIVATE = "off"
-GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew", "ghost")
+GRAD_SAMPLE_MODES = GRAD_SAMPLE_MODE_NAMES
 NOISE_MULTIPLIER = 1.0  # its value does not change the cost of drawing noise
 
 
@@ -158,8 +153,6 @@ class Workload:
     logits_of: Callable[[nn.Module], LogitsFn]
     loader: DataLoader
     batches: list[Batch]
-    # For Opacus' `ew` wrapper, which takes the first input positionally.
-    positional_logits_of: Callable[[nn.Module], LogitsFn]
 
 
 def build_workload(
@@ -207,7 +200,7 @@ def build_workload(
             prepare_for_finetuning(model, settings.finetune)
             return classification_head(model)
 
-        return Workload(fresh_head, feature_logits, loader, batches, feature_logits)
+        return Workload(fresh_head, feature_logits, loader, batches)
 
     loader = make_text_loader(
         load_tokenizer(settings.model),
@@ -219,18 +212,7 @@ def build_workload(
         seed=settings.seed,
     )
     batches = [batch for _, batch in zip(range(num_batches), loader, strict=False)]
-    return Workload(fresh_model, text_logits, loader, batches, positional_text_logits)
-
-
-def positional_text_logits(model: nn.Module) -> LogitsFn:
-    """`text_logits` with `input_ids` passed positionally, as `ew` needs."""
-
-    def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        assert isinstance(batch, dict)
-        others = {key: batch[key] for key in TEXT_INPUTS[1:] if key in batch}
-        return model(batch["input_ids"], **others).logits, batch["labels"]
-
-    return run
+    return Workload(fresh_model, text_logits, loader, batches)
 
 
 def timed_step(
@@ -270,27 +252,8 @@ def build_variant(name: str, workload: Workload, settings: RunSettings) -> Varia
                 logits_fn=workload.logits_of(module),
                 loss_fn=nn.functional.cross_entropy,
             )
-        elif name == "ghost":
-            wrapped = private_training(
-                model=module,
-                optimizer=optimizer,
-                loader=workload.loader,
-                noise_multiplier=NOISE_MULTIPLIER,
-                max_grad_norm=clip,
-                grad_sample_mode="ghost",
-                accountant=settings.privacy.accountant,
-            )
-            step = timed_step(
-                wrapped.model,
-                wrapped.optimizer,
-                logits_fn=workload.logits_of(wrapped.model),
-                loss_fn=wrapped.criterion,
-            )
         else:
-            logits_of = (
-                workload.positional_logits_of if name == "ew" else workload.logits_of
-            )
-            dp_module, dp_optimizer, _, _ = make_private(
+            wrapped = private_training(
                 model=module,
                 optimizer=optimizer,
                 loader=workload.loader,
@@ -300,15 +263,13 @@ def build_variant(name: str, workload: Workload, settings: RunSettings) -> Varia
                 accountant=settings.privacy.accountant,
             )
             step = timed_step(
-                dp_module,
-                dp_optimizer,
-                logits_fn=logits_of(dp_module),
-                loss_fn=nn.functional.cross_entropy,
+                wrapped.model,
+                wrapped.optimizer,
+                logits_fn=workload.logits_of(wrapped.model),
+                loss_fn=wrapped.criterion,
             )
     except Exception as exc:  # noqa: BLE001 - a mode that fails is a result
         return Variant(name, None, error=_short(exc))
-    if name == "ew" and settings.finetune.mode != "head":
-        name = "ew*"  # input_ids passed positionally, see the module docstring
     return Variant(name, step)
 
 
@@ -377,10 +338,8 @@ def print_tables(rows: list[tuple[str, int, Variant, Variant]]) -> None:
         )
     print()
     print(
-        "hooks, functorch, ew: fedmodel.privacy.make_private (hooks: "
-        "privacy.grad_sample_mode=hooks).\new*: input_ids passed positionally "
-        "(Opacus' ew wrapper rejects text_logits' keyword-only call).\nghost: "
-        "fedmodel.privacy.private_training (privacy.grad_sample_mode=ghost)."
+        "Every DP variant: fedmodel.privacy.private_training with that "
+        "privacy.grad_sample_mode."
     )
     print()
     print("Where the time goes (medians, ms): forward+backward, then optimizer step")

@@ -45,7 +45,7 @@ from fedmodel.run.layout import (
     CLIENTS_DIR,
     RESOLVED_CONFIG,
 )
-from fedmodel.run.metrics import archive_rounds
+from fedmodel.run.metrics import archive_rounds, set_aside
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import BestModelSelector, split_for_selection
@@ -79,12 +79,13 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Write the resolved config, check the nodes, tidy what a kill left behind."""
+    """Check the nodes, tidy what a kill left behind, write the resolved config.
+
+    An earlier run's metrics (unless resuming) and a resolved config that
+    differs from this run's are kept under numbered names, never overwritten.
+    """
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESOLVED_CONFIG).write_text(
-        yaml.safe_dump(asdict(settings), sort_keys=False)
-    )
     _check_node_count(grid, settings)
     _remove_stale_temp_files(run_dir)
     archived = None if settings.resume else archive_rounds(run_dir)
@@ -94,7 +95,39 @@ def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
             run_dir,
             archived.name,
         )
+    _write_resolved_config(run_dir, asdict(settings))
     return run_dir
+
+
+def _write_resolved_config(run_dir: Path, config: dict[str, Any]) -> None:
+    path = run_dir / RESOLVED_CONFIG
+    earlier = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if isinstance(earlier, dict) and earlier != config:
+        changed = sorted(_changed_keys(earlier, config))
+        kept = set_aside(path)
+        assert kept is not None
+        log.warning(
+            "%s held the resolved config of an earlier start, which differs in "
+            "%s: kept as %s",
+            run_dir,
+            ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else ""),
+            kept.name,
+        )
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [prefix or "<root>"] if old != new else []
+    keys = sorted(set(old) | set(new), key=str)
+    return [
+        changed
+        for key in keys
+        for changed in _changed_keys(
+            old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key)
+        )
+    ]
 
 
 def start_model(

@@ -1,6 +1,6 @@
 """Record-level DP-SGD for each client: calibrate, wrap, account, persist.
 
-`plan_privacy` calibrates noise for a target (epsilon, delta); `make_private`
+`plan_privacy` calibrates noise for a target (epsilon, delta); `private_training`
 wraps the training objects with Opacus; `PrivacyLedger` keeps each client's
 budget on disk, charged before an update leaves the client. Every epsilon comes
 from `epsilon_for`. Nothing here imports Flower.
@@ -18,7 +18,6 @@ from fedmodel.privacy.calibration import (
 from fedmodel.privacy.engine import (
     PrivateTraining,
     StepCounter,
-    make_private,
     private_training,
 )
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
@@ -34,7 +33,6 @@ __all__ = [
     "calibrate_noise",
     "choose_delta",
     "epsilon_for",
-    "make_private",
     "plan_privacy",
     "private_training",
     "poisson_steps_per_epoch",

@@ -109,29 +109,19 @@ def private_training(
     grad_sample_mode: str = "hooks",
     accountant: str = "rdp",
 ) -> PrivateTraining:
-    """DP-SGD for a cross-entropy classifier, clipping by `grad_sample_mode`.
+    """DP-SGD versions of model, optimizer and loader, a step counter and the loss.
 
-    Same sampling, clipping bound and noise as `make_private`; `ghost` swaps
-    per-example gradients for Opacus' ghost clipping, which needs the loss
-    computed by the returned `criterion`.
+    The loader switches to Poisson sampling at rate 1 / len(loader); the
+    optimizer clips each example's gradient to `max_grad_norm` (by
+    `grad_sample_mode`) and adds Gaussian noise of std `noise_multiplier *
+    max_grad_norm`. The model must pass Opacus' module validation. `ghost`
+    needs the loss computed by the returned `criterion`.
     """
     if grad_sample_mode not in GRAD_SAMPLE_MODE_NAMES:
         raise FedmodelError(
             f"privacy.grad_sample_mode must be one of {list(GRAD_SAMPLE_MODE_NAMES)}, "
             f"got {grad_sample_mode!r}"
         )
-    if grad_sample_mode == "hooks":
-        dp_model, dp_optimizer, dp_loader, steps = make_private(
-            model=model,
-            optimizer=optimizer,
-            loader=loader,
-            noise_multiplier=noise_multiplier,
-            max_grad_norm=max_grad_norm,
-            accountant=accountant,
-        )
-        return PrivateTraining(
-            dp_model, dp_optimizer, dp_loader, steps, nn.functional.cross_entropy
-        )
     _check_args(
         model=model,
         loader=loader,
@@ -140,72 +130,35 @@ def private_training(
         accountant=accountant,
     )
     engine = _engine(accountant)
-    dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
-        module=model,
-        optimizer=optimizer,
-        data_loader=loader,
-        criterion=nn.CrossEntropyLoss(),
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        poisson_sampling=True,
-        grad_sample_mode="ghost",
-        noise_generator=_unpredictable_generator(),
-    )
-    _private_sampling(dp_loader)
-    return PrivateTraining(
-        dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant), criterion
-    )
-
-
-def make_private(
-    *,
-    model: nn.Module,
-    optimizer: Optimizer,
-    loader: DataLoader,
-    noise_multiplier: float,
-    max_grad_norm: float,
-    grad_sample_mode: str = "hooks",
-    accountant: str = "rdp",
-) -> tuple[nn.Module, Optimizer, DataLoader, StepCounter]:
-    """Return DP-SGD versions of model, optimizer and loader, and a step counter.
-
-    The loader switches to Poisson sampling at rate 1 / len(loader); the
-    optimizer clips each example's gradient to `max_grad_norm` and adds
-    Gaussian noise of std `noise_multiplier * max_grad_norm`. The model is put
-    in training mode and must pass Opacus' module validation.
-    """
-    if "ghost" in grad_sample_mode:
-        raise ValueError(
-            f"grad_sample_mode {grad_sample_mode!r} needs a wrapped criterion, "
-            "which make_private does not return; use private_training"
+    common = {
+        "module": model,
+        "optimizer": optimizer,
+        "data_loader": loader,
+        "noise_multiplier": noise_multiplier,
+        "max_grad_norm": max_grad_norm,
+        "poisson_sampling": True,
+        "grad_sample_mode": grad_sample_mode,
+        "noise_generator": _unpredictable_generator(),
+    }
+    criterion: Criterion = nn.functional.cross_entropy
+    if grad_sample_mode == "ghost":
+        dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
+            **common, criterion=nn.CrossEntropyLoss()
         )
-    _check_args(
-        model=model,
-        loader=loader,
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        accountant=accountant,
-    )
-    engine = _engine(accountant)
-    dp_model, dp_optimizer, dp_loader = engine.make_private(
-        module=model,
-        optimizer=optimizer,
-        data_loader=loader,
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        poisson_sampling=True,
-        grad_sample_mode=grad_sample_mode,
-        noise_generator=_unpredictable_generator(),
-    )
+    else:
+        dp_model, dp_optimizer, dp_loader = engine.make_private(**common)
     _private_sampling(dp_loader)
     logger.debug(
-        "DP-SGD: %d Poisson batches per epoch at rate %g, noise %g, clip %g",
+        "DP-SGD (%s): %d Poisson batches per epoch at rate %g, noise %g, clip %g",
+        grad_sample_mode,
         len(dp_loader),
         1.0 / len(loader),
         noise_multiplier,
         max_grad_norm,
     )
-    return dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant)
+    return PrivateTraining(
+        dp_model, dp_optimizer, dp_loader, StepCounter(engine.accountant), criterion
+    )
 
 
 def _check_args(

@@ -41,11 +41,15 @@ def archive_rounds(run_dir: Path) -> Path | None:
 
     Returns where it went (metrics.<n>.jsonl), or None if there was none.
     """
-    path = run_dir / METRICS_FILE
+    return set_aside(run_dir / METRICS_FILE)
+
+
+def set_aside(path: Path) -> Path | None:
+    """Rename `name.ext` to the first free `name.<n>.ext`; None if it is absent."""
     if not path.is_file():
         return None
     number = 1
-    while (target := run_dir / f"metrics.{number}.jsonl").exists():
+    while (target := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
         number += 1
     path.replace(target)
     return target

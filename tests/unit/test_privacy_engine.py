@@ -5,8 +5,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import (
-    make_private,
     poisson_steps_per_epoch,
+    private_training,
     sample_rate_for,
 )
 
@@ -43,12 +43,18 @@ def test_make_private_trains_and_counts_steps() -> None:
     loader = make_loader(64, 8)
     model = nn.Linear(5, 3)
     before = flat_params(model)
-    dp_model, optimizer, dp_loader, counter = make_private(
+    wrapped = private_training(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         loader=loader,
         noise_multiplier=1.0,
         max_grad_norm=1.0,
+    )
+    dp_model, optimizer, dp_loader, counter = (
+        wrapped.model,
+        wrapped.optimizer,
+        wrapped.loader,
+        wrapped.steps,
     )
     assert counter() == 0
     train(dp_model, optimizer, dp_loader, epochs=2)
@@ -67,13 +73,14 @@ def test_poisson_loader_length_is_what_calibration_plans() -> None:
     # 372 records in batches of 4: Opacus yields 92 batches, not 93.
     loader = make_loader(372, 4)
     model = nn.Linear(5, 3)
-    _, _, dp_loader, _ = make_private(
+    wrapped = private_training(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         loader=loader,
         noise_multiplier=1.0,
         max_grad_norm=1.0,
     )
+    dp_loader = wrapped.loader
     assert len(dp_loader) == poisson_steps_per_epoch(372, 4) == 92
     assert sum(1 for _ in dp_loader) == 92
 
@@ -87,12 +94,18 @@ def test_per_example_clipping_bounds_the_update() -> None:
     with torch.no_grad():
         model.weight.mul_(100.0)
     before = flat_params(model)
-    dp_model, optimizer, dp_loader, counter = make_private(
+    wrapped = private_training(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=lr),
         loader=loader,
         noise_multiplier=0.0,
         max_grad_norm=clip,
+    )
+    dp_model, optimizer, dp_loader, counter = (
+        wrapped.model,
+        wrapped.optimizer,
+        wrapped.loader,
+        wrapped.steps,
     )
     train(dp_model, optimizer, dp_loader, epochs=1)
     update = (flat_params(model) - before).norm().item()
@@ -104,7 +117,7 @@ def test_per_example_clipping_bounds_the_update() -> None:
 def test_incompatible_model_is_a_clear_error() -> None:
     model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 3))
     with pytest.raises(FedmodelError, match="BatchNorm"):
-        make_private(
+        private_training(
             model=model,
             optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
             loader=make_loader(16, 4),

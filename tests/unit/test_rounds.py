@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 from flwr.app import ArrayRecord, Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
@@ -121,6 +122,11 @@ def test_the_budget_stop_ends_the_run_and_unaggregated_rounds_do_not_count(
     ]
     assert all(c["budget_exhausted"] for c in summary["clients"])
     assert _charged_rounds(run_dir, 0) == [1, 2]
+    # The first start's resolved config is kept, not overwritten.
+    first = yaml.safe_load((run_dir / "resolved_config.1.yaml").read_text())
+    now = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    assert (first["num_rounds"], first["resume"]) == (2, False)
+    assert (now["num_rounds"], now["resume"]) == (3, True)
 
 
 def test_no_client_returning_an_update_names_every_client_and_reason(

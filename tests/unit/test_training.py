@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedmodel.privacy import make_private
+from fedmodel.privacy import private_training
 from fedmodel.training.loops import evaluate, feature_logits, train_epochs
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
@@ -167,12 +167,18 @@ def test_dp_training_takes_a_noisy_step_on_every_poisson_batch() -> None:
     data = separable(per_class=10)
     head = nn.Linear(DIM, CLASSES)
     start = flat(head).clone()
-    dp_head, optimizer, dp_loader, count_steps = make_private(
+    wrapped = private_training(
         model=head,
         optimizer=torch.optim.SGD(head.parameters(), lr=0.1),
         loader=seeded_loader(data, batch_size=1),
         noise_multiplier=1.0,
         max_grad_norm=1.0,
+    )
+    dp_head, optimizer, dp_loader, count_steps = (
+        wrapped.model,
+        wrapped.optimizer,
+        wrapped.loader,
+        wrapped.steps,
     )
     epochs = 3
     empties: list[int] = []
@@ -201,13 +207,14 @@ def test_dp_training_takes_a_noisy_step_on_every_poisson_batch() -> None:
 def test_an_empty_dp_batch_is_a_pure_noise_step() -> None:
     head = nn.Linear(DIM, CLASSES)
     data = separable(per_class=4)
-    dp_head, optimizer, _, count_steps = make_private(
+    wrapped = private_training(
         model=head,
         optimizer=torch.optim.SGD(head.parameters(), lr=0.1),
         loader=seeded_loader(data, batch_size=4),
         noise_multiplier=1.0,
         max_grad_norm=1.0,
     )
+    dp_head, optimizer, count_steps = wrapped.model, wrapped.optimizer, wrapped.steps
     start = flat(head).clone()
     loss = train_epochs(
         dp_head,
