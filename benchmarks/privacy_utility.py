@@ -9,14 +9,20 @@ server kept (by its own validation split), and DP / non-private accuracy.
 
 Scenarios: bank and hospital (4 clients, Dirichlet 0.5; the budget rule was
 derived on them) and `icd-blocks-files`, held out from the derivation: ICD-10-CM
-leaf descriptions of chapters 9-11 (circulatory, respiratory, digestive)
-labelled by their block (e.g. "Ischemic heart diseases (I20-I25)"), written
-as per-site CSV files split over 4 sites by Dirichlet(0.5) per label, and run
-through `task=files partition=natural`: the server holds no public records (no
-transfer split, so no warm start and no model selection).
+leaf descriptions of chapters 9, 10, 11, 13 and 14 (circulatory, respiratory,
+digestive, musculoskeletal, genitourinary) labelled by their block (e.g.
+"Ischemic heart diseases (I20-I25)"), written as per-site CSV files split
+over 4 sites by Dirichlet(0.5) per label, and run through `task=files
+partition=natural`: the server holds no public records (no transfer split, so
+no warm start and no model selection).
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
+    .venv/bin/python benchmarks/privacy_utility.py --tables DIR/results.json ...
+
+Each finished simulation is added to DIR/results.json at once; `--tables`
+prints one table from the results.json of one or more earlier invocations
+(e.g. one per seed), merged.
 """
 
 from __future__ import annotations
@@ -137,6 +143,16 @@ def print_table(results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
             )
 
 
+def merged_results(paths: list[Path]) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """The runs of several results.json files, by scenario and budget."""
+    merged: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for path in paths:
+        for scenario, by_budget in json.loads(path.read_text()).items():
+            for budget, runs in by_budget.items():
+                merged.setdefault(scenario, {}).setdefault(budget, []).extend(runs)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilons", nargs="*", type=float, default=[1.0, 3.0, 8.0])
@@ -147,8 +163,17 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("outputs/bench-privacy") / stamp
     )
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        type=Path,
+        help="print the merged table of results.json files",
+    )
     parser.add_argument("extra", nargs="*", help="hydra overrides for every run")
     args = parser.parse_args()
+    if args.tables:
+        print_table(merged_results(args.tables))
+        return
     setup_logging()
     logging.getLogger("flwr").setLevel(logging.WARNING)
     budgets = [f"eps {e:g}" for e in args.epsilons] + ([] if args.no_off else ["off"])
