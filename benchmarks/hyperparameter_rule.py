@@ -1,6 +1,6 @@
 """Derive the budget-dependent head settings: DP-SGD FedAvg on cached features.
 
-The experiment behind `fedmodel/privacy/hyperparameters.py`. For bank and
+The experiment behind `fedmodel/config/budget_rule.py`. For bank and
 hospital (never the held-out files scenario of `privacy_utility.py`) it embeds
 each simulated client's training split once with the frozen encoder, then runs
 head-mode federated rounds in one process with the same pieces a run uses
@@ -10,11 +10,14 @@ of the clients' local validation splits (not the test split).
 
     .venv/bin/python benchmarks/hyperparameter_rule.py --scenarios bank hospital \
         --epsilons 1 3 8 0 --seeds 42 --grid step   (0: privacy off)
+    .venv/bin/python benchmarks/hyperparameter_rule.py --grid rule \
+        --epsilons 1 3 8 0 --seeds 42 7   (the rule against its variants)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -32,6 +35,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
+from fedmodel.config.budget_rule import budget_row  # noqa: E402
 from fedmodel.data import load_client_data, load_task  # noqa: E402
 from fedmodel.model.label_init import init_head_from_label_names  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402
@@ -59,11 +63,14 @@ class Candidate:
     clip: float
     init: str  # random | label | warm (label, then the server's transfer split)
     momentum: float = 0.9
+    # finetune.train_head_bias=false: local DP-SGD leaves the bias alone.
+    hold_bias: bool = False
 
     def label(self) -> str:
         return (
             f"lr={self.learning_rate:g} B={self.batch_size} R={self.rounds} "
             f"E={self.epochs} C={self.clip:g} init={self.init}"
+            + (" bias held" if self.hold_bias else "")
         )
 
 
@@ -195,6 +202,7 @@ def run(cached: dict, cand: Candidate, *, epsilon: float | None, seed: int) -> d
                 nn.Dropout(0.1), nn.Linear(x.shape[1], head.out_features)
             )
             local.load_state_dict(global_state)
+            local[1].bias.requires_grad_(not cand.hold_bias)
             loader = DataLoader(
                 TensorDataset(x, y),
                 batch_size=cand.batch_size,
@@ -202,7 +210,9 @@ def run(cached: dict, cand: Candidate, *, epsilon: float | None, seed: int) -> d
                 generator=torch.Generator().manual_seed(seed + round_number),
             )
             optimizer = torch.optim.SGD(
-                local.parameters(), lr=cand.learning_rate, momentum=cand.momentum
+                [p for p in local.parameters() if p.requires_grad],
+                lr=cand.learning_rate,
+                momentum=cand.momentum,
             )
             trained: nn.Module = local
             loss_fn = None
@@ -246,6 +256,34 @@ def run(cached: dict, cand: Candidate, *, epsilon: float | None, seed: int) -> d
     }
 
 
+def rule_candidates(epsilon: float) -> list[Candidate]:
+    """fedmodel's rule at `epsilon` (0: off), the same with the bias trained,
+    and the rule before the bias was held (clip 1, a smaller step), from the
+    label-name start and from the warm start."""
+    row = budget_row(finetune_mode="head", target_epsilon=epsilon or None)
+    assert row.learning_rate and row.batch_size and row.local_epochs
+    rule = Candidate(
+        row.learning_rate,
+        row.batch_size,
+        10,
+        row.local_epochs,
+        row.max_grad_norm,
+        "label",
+        hold_bias=row.train_head_bias is False,
+    )
+    before = {1.0: 0.25, 3.0: 1.0, 8.0: 2.0}.get(epsilon, 2.0)
+    old = Candidate(before, 512, 10, 6, 1.0, "label")
+    if not epsilon:
+        return [rule, dataclasses.replace(rule, init="warm")]
+    return [
+        rule,
+        dataclasses.replace(rule, hold_bias=False),
+        old,
+        dataclasses.replace(rule, init="warm"),
+        dataclasses.replace(old, init="warm"),
+    ]
+
+
 GRIDS: dict[str, list[Candidate]] = {
     # The local step (lr x clip) at the default batch, rounds and epochs.
     "step": [Candidate(lr, 512, 10, 6, 1.0, "label") for lr in (0.5, 1.0, 2.0)],
@@ -270,7 +308,7 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["bank", "hospital"])
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0, 8.0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--grid", choices=list(GRIDS), default="step")
+    parser.add_argument("--grid", choices=[*GRIDS, "rule"], default="step")
     parser.add_argument("--embed-only", action="store_true")
     parser.add_argument("--out", type=Path, default=CACHE / "results.jsonl")
     args = parser.parse_args()
@@ -286,9 +324,14 @@ def main() -> None:
             )
     if args.embed_only:
         return
-    for task, epsilon, cand in itertools.product(
-        args.scenarios, args.epsilons, GRIDS[args.grid]
-    ):
+    jobs = [
+        (task, epsilon, cand)
+        for task, epsilon in itertools.product(args.scenarios, args.epsilons)
+        for cand in (
+            rule_candidates(epsilon) if args.grid == "rule" else GRIDS[args.grid]
+        )
+    ]
+    for task, epsilon, cand in jobs:
         rows = [
             run(
                 features(task, s),

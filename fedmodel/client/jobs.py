@@ -10,7 +10,8 @@ them: a head-mode round on features already on disk trains without them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,8 @@ class LocalJob:
     # ledger plans with) is always finetune.batch_size.
     optimizer: FinetuneSettings
     loss_fn: LossFn | None = None
+    # Parameters local training holds at their global value (still exchanged).
+    held: tuple[nn.Parameter, ...] = ()
 
 
 def finetune_job(
@@ -84,6 +87,7 @@ def finetune_job(
         logits_of=logits_of,
         exchanged=trainable,
         optimizer=settings.finetune,
+        held=_held_head_bias(settings, model.classifier),
     )
 
 
@@ -118,7 +122,33 @@ def stored_features_job(
         logits_of=feature_logits,
         exchanged=head,
         optimizer=settings.finetune,
+        held=_held_head_bias(settings, head.classifier),
     )
+
+
+def _held_head_bias(
+    settings: RunSettings, layer: nn.Linear
+) -> tuple[nn.Parameter, ...]:
+    """The head's bias, when `finetune.train_head_bias` holds it fixed."""
+    if settings.finetune.train_head_bias or layer.bias is None:
+        return ()
+    return (layer.bias,)
+
+
+@contextmanager
+def held_fixed(params: tuple[nn.Parameter, ...]) -> Iterator[None]:
+    """Exclude `params` from training inside the block (no gradient, no update).
+
+    DP-SGD then clips each example's gradient over the other parameters only.
+    They count as trainable again afterwards, so the reply still carries them.
+    """
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
 
 
 def feature_loader(

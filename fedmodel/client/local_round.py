@@ -23,6 +23,7 @@ from fedmodel.client.jobs import (
     LocalJob,
     distill_job,
     finetune_job,
+    held_fixed,
     stored_features_job,
 )
 from fedmodel.client.private_round import PrivateRound
@@ -87,9 +88,8 @@ def run_local_round(
     student (`global_weights`) learns the teacher's outputs on this client's
     records. With DP on, the round's cost is written to the client's one ledger
     before training (a crash later over-counts, never under-counts); a round
-    over budget does not train. `records` (training split, label names) is a
-    deployed site's own data (or its stored head-mode features); None loads the
-    simulated client's partition.
+    over budget does not train. `records` (training split, label names; or a
+    site's stored features) is a deployed site's; None loads a simulated one's.
     """
     started = time.perf_counter()
     train_split, label_names = records or _partition(settings, client_id)
@@ -104,23 +104,24 @@ def run_local_round(
         round_number=round_number,
     )
     prepare_seconds = time.perf_counter() - started
-    # Built before the charge: a bad optimizer setting must cost no budget.
-    optimizer = build_optimizer(job.module.parameters(), job.optimizer)
     mode = privacy_mode(settings.privacy)
     private: PrivateRound | None = None
-    if mode.client_dpsgd:
-        private = PrivateRound.open(
-            settings, client_id=client_id, state_dir=state_dir, split=train_split
-        )
-        if not private.charge(round_number):
-            return RoundOutcome(
-                weights=None,
-                num_examples=0,
-                train_loss=float("nan"),
-                budget_exhausted=True,
-                privacy=private.figures(),
+    with held_fixed(job.held):
+        # Built before the charge: a bad optimizer setting must cost no budget.
+        optimizer = build_optimizer(job.module.parameters(), job.optimizer)
+        if mode.client_dpsgd:
+            private = PrivateRound.open(
+                settings, client_id=client_id, state_dir=state_dir, split=train_split
             )
-    loss = _train(settings, job, optimizer=optimizer, private=private)
+            if not private.charge(round_number):
+                return RoundOutcome(
+                    weights=None,
+                    num_examples=0,
+                    train_loss=float("nan"),
+                    budget_exhausted=True,
+                    privacy=private.figures(),
+                )
+        loss = _train(settings, job, optimizer=optimizer, private=private)
     return RoundOutcome(
         weights=trainable_state(job.exchanged),
         num_examples=len(train_split),

@@ -62,6 +62,10 @@ class FinetuneSettings:
     momentum: float
     weight_decay: float
     train_embeddings: bool
+    # False: the classification layer's bias keeps its starting value in local
+    # training (it is still exchanged), so DP-SGD's clipping budget goes to
+    # the weights alone.
+    train_head_bias: bool
     lora_rank: int
     lora_alpha: int
     lora_targets: list[str]

@@ -181,15 +181,20 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
         "finetune.learning_rate": settings.finetune.learning_rate,
         "finetune.batch_size": settings.finetune.batch_size,
         "finetune.local_epochs": settings.finetune.local_epochs,
+        "finetune.train_head_bias": settings.finetune.train_head_bias,
         "num_rounds": settings.num_rounds,
         "privacy.max_grad_norm": settings.privacy.max_grad_norm,
     }
     return {
-        key: f"{value:g} ({'from the budget' if key in derived else 'set'})"
+        key: f"{_shown(value)} ({'from the budget' if key in derived else 'set'})"
         if value is not None
         else "-"
         for key, value in values.items()
     }
+
+
+def _shown(value: float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
 
 def settings_table(shown: dict[str, str]) -> Table:

@@ -24,6 +24,7 @@ def test_head_defaults_come_from_the_target_epsilon(epsilon: float) -> None:
     assert settings.finetune.learning_rate == row.learning_rate
     assert settings.finetune.batch_size == row.batch_size
     assert settings.finetune.local_epochs == row.local_epochs
+    assert settings.finetune.train_head_bias == row.train_head_bias
     assert settings.privacy.max_grad_norm == row.max_grad_norm
 
 
@@ -33,9 +34,10 @@ def test_strict_budgets_take_smaller_steps_or_larger_batches() -> None:
     assert strict != generous
     assert strict.learning_rate is not None and generous.learning_rate is not None
     assert strict.batch_size is not None and generous.batch_size is not None
+    # The largest step one batch can take is learning rate x clip / batch size.
     assert (
-        strict.learning_rate / strict.batch_size
-        < generous.learning_rate / generous.batch_size
+        strict.learning_rate * strict.max_grad_norm / strict.batch_size
+        < generous.learning_rate * generous.max_grad_norm / generous.batch_size
     )
 
 
@@ -45,6 +47,7 @@ def test_strict_budgets_take_smaller_steps_or_larger_batches() -> None:
         ("finetune.learning_rate=0.3", "learning_rate", 0.3),
         ("finetune.batch_size=64", "batch_size", 64),
         ("finetune.local_epochs=2", "local_epochs", 2),
+        ("finetune.train_head_bias=true", "train_head_bias", True),
     ],
 )
 def test_an_explicit_value_wins(override: str, key: str, value: float) -> None:
@@ -71,6 +74,7 @@ def test_explicit_clipping_wins_and_auto_means_derived() -> None:
 def test_without_local_noise_the_last_row_applies_and_no_clip_is_set() -> None:
     off = settings_from_dict(compose_config(["model=tiny", "privacy=off"]))
     assert off.finetune.learning_rate == HEAD_RULE[-1].learning_rate
+    assert off.finetune.train_head_bias is True
     assert off.privacy.max_grad_norm is None
     central = settings_from_dict(compose_config(["model=tiny", "privacy=central"]))
     assert central.finetune.batch_size == HEAD_RULE[-1].batch_size

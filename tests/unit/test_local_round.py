@@ -280,13 +280,17 @@ def test_dp_round_on_the_encoder_returns_exactly_the_trainable_weights(
 def test_head_round_releases_only_weights_and_numbers(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     assert settings.finetune.mode == "head" and settings.privacy.enabled
+    # Under DP-SGD the budget rule holds the head's bias at its global value.
+    assert settings.finetune.train_head_bias is False
     start = fresh_weights(settings)
     assert set(start) == {"classifier.weight", "classifier.bias"}
 
     outcome = one_round(settings, tmp_path / "client-0", start, 1)
 
     assert outcome.weights is not None
-    assert_all_changed(start, outcome.weights)
+    weight = "classifier.weight"
+    assert_all_changed({weight: start[weight]}, outcome.weights)
+    assert torch.equal(outcome.weights["classifier.bias"], start["classifier.bias"])
     assert_only_weights_and_numbers(outcome, start)
     assert set(outcome.privacy) == {
         "epsilon",
@@ -296,8 +300,18 @@ def test_head_round_releases_only_weights_and_numbers(tmp_path: Path) -> None:
         "steps",
     }
     # The caller's tensors are not trained in place.
-    assert_all_changed(outcome.weights, fresh_weights(settings))
+    assert_all_changed({weight: outcome.weights[weight]}, fresh_weights(settings))
     assert all(torch.equal(start[k], v) for k, v in fresh_weights(settings).items())
+
+
+def test_train_head_bias_set_by_the_user_trains_the_bias(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, "finetune.train_head_bias=true", "finetune.local_epochs=1"
+    )
+    start = fresh_weights(settings)
+    outcome = one_round(settings, tmp_path / "client-0", start, 1)
+    assert outcome.weights is not None
+    assert_all_changed(start, outcome.weights)
 
 
 def test_dp_noise_is_not_reproducible_from_the_shared_seed(tmp_path: Path) -> None:
@@ -308,7 +322,8 @@ def test_dp_noise_is_not_reproducible_from_the_shared_seed(tmp_path: Path) -> No
     first = one_round(settings, tmp_path / "run-a", start, 1)
     second = one_round(settings, tmp_path / "run-b", start, 1)
     assert first.weights is not None and second.weights is not None
-    assert_all_changed(first.weights, second.weights)
+    weight = "classifier.weight"  # the bias is held under DP-SGD
+    assert not torch.equal(first.weights[weight], second.weights[weight])
 
 
 def sampler_seed_with_empty_batches(num_records: int, sample_rate: float) -> int:
@@ -378,7 +393,9 @@ def test_text_round_survives_empty_poisson_batches(
 def test_head_mode_embeds_once_and_reuses_the_cached_features(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(tmp_path, "finetune.local_epochs=1")
+    settings = make_settings(
+        tmp_path, "finetune.local_epochs=1", "finetune.train_head_bias=true"
+    )
     state_dir = tmp_path / "client-0"
     train, _, _ = load_client_data(settings, CLIENT)
 
