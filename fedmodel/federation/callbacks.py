@@ -24,7 +24,7 @@ from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
 from fedmodel.run.metrics import append_round
 from fedmodel.training.loops import EvalResult
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import BestModelSelector, Selected
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,17 @@ class SaveCheckpoint:
         strategy: BudgetAwareStrategy,
         weights: Callable[[], dict[str, torch.Tensor]],
         history: RoundHistory,
+        best: Callable[[], Selected | None] = lambda: None,
     ) -> None:
         self.run_dir = run_dir
         self.strategy = strategy
         self.weights = weights
         self.history = history
+        self.best = best
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Save weights, budget state, client figures and the round history."""
+        """Save weights, budget state, client figures, round history, best so far."""
+        best = self.best()
         save_checkpoint(
             self.run_dir,
             Checkpoint(
@@ -85,6 +88,8 @@ class SaveCheckpoint:
                 exhausted_nodes=sorted(self.strategy.exhausted_nodes),
                 client_figures=self.strategy.client_figures,
                 rounds=self.history.rounds,
+                best_round=None if best is None else best.round,
+                best_weights=None if best is None else best.weights,
             ),
         )
         return False, {}

@@ -85,6 +85,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     )
     selector = best_model_selector(settings, model, task=task, resumed=resumed)
     if selector is not None:
+        shared.selector = selector
         shared.teacher_callbacks.append(KeepBest(selector, model.weights))
     evaluation = train_teacher(shared, model)
     final = keep_selected(model, selector) or evaluation.last or initial

@@ -36,6 +36,7 @@ from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import evaluate, text_logits
+from fedmodel.training.model_selection import BestModelSelector
 
 
 @dataclass
@@ -53,6 +54,8 @@ class ServerRounds:
     # Extra callbacks for the teacher's rounds, run after evaluation (for
     # example keeping the best model by a server validation split).
     teacher_callbacks: list[RoundCallback] = field(default_factory=list)
+    # keep_best's selector, whose best so far the checkpoint carries.
+    selector: BestModelSelector | None = None
 
     @property
     def last_round(self) -> int:
@@ -111,6 +114,7 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
                 strategy=shared.strategy,
                 weights=model.weights,
                 history=shared.history,
+                best=lambda: None if shared.selector is None else shared.selector.best,
             )
         )
     callbacks += [

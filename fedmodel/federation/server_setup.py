@@ -248,6 +248,12 @@ def best_model_selector(
         trainable=model.trainable,
         validation=validation,
     )
+    if resumed is not None and resumed.best_round is not None:
+        # The best model before the resumed round, from the checkpoint.
+        assert resumed.best_weights is not None
+        model.load(resumed.best_weights)
+        selector.offer(resumed.best_round, resumed.best_weights)
+        model.load(resumed.weights)
     selector.offer(0 if resumed is None else resumed.round, model.weights())
     return selector
 

@@ -37,6 +37,10 @@ class Checkpoint:
     client_figures: dict[int, dict[str, float]] = field(default_factory=dict)
     # One entry per round run: round, model, clients selected and aggregated.
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    # The model the server's split ranked best before `round` (keep_best), so
+    # a resumed run still compares against it, its start included.
+    best_round: int | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -55,6 +59,10 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             },
             # JSON text: weights_only loading accepts strings, not free dicts.
             "rounds": json.dumps(clean_json(checkpoint.rounds)),
+            "best_round": -1
+            if checkpoint.best_round is None
+            else checkpoint.best_round,
+            "best_weights": checkpoint.best_weights or {},
         },
         temp,
     )
@@ -85,6 +93,10 @@ def load_checkpoint(
                 for cid, figures in raw.get("client_figures", {}).items()
             },
             rounds=list(json.loads(raw.get("rounds", "[]"))),
+            best_round=None
+            if int(raw.get("best_round", -1)) < 0
+            else int(raw["best_round"]),
+            best_weights=dict(raw["best_weights"]) if raw.get("best_weights") else None,
         )
     except (
         OSError,
@@ -96,6 +108,12 @@ def load_checkpoint(
     ) as exc:
         raise FedmodelError(f"checkpoint {path} cannot be read ({exc})") from exc
     shapes = {name: tuple(w.shape) for name, w in checkpoint.weights.items()}
+    best = checkpoint.best_weights
+    if best is not None and {n: tuple(w.shape) for n, w in best.items()} != shapes:
+        raise FedmodelError(
+            f"checkpoint {path} holds a kept best model of another shape than "
+            "its weights: it is damaged; start a new run"
+        )
     if shapes != expected_shapes:
         raise FedmodelError(
             f"checkpoint {path} holds weights for another model or fine-tuning "

@@ -24,6 +24,7 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
+from fedmodel.training.model_selection import BestModelSelector
 from tests.fake_grid import FakeGrid
 
 TINY_RUN = [
@@ -105,6 +106,27 @@ def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
     for client in (0, 1):
         assert _charged_rounds(run_dir, client) == [1, 2]
     assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 2]
+
+
+def test_resume_still_compares_against_the_best_model_before_the_kill(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Round 1's checkpoint was written before round 1 was scored, so the best
+    # it carries is the start (round 0); a resume offers it, then round 1
+    # (the checkpoint's model), then round 2.
+    saved = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
+    assert saved.best_round == 0 and saved.best_weights is not None
+    offered: list[int] = []
+    original = BestModelSelector.offer
+
+    def recording(self: BestModelSelector, round_number: int, weights: Any) -> bool:
+        offered.append(round_number)
+        return original(self, round_number, weights)
+
+    monkeypatch.setattr(BestModelSelector, "offer", recording)
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert offered == [0, 1, 2]
+    assert summary["selected_round"] in (0, 1, 2)
 
 
 def test_the_budget_stop_ends_the_run_and_unaggregated_rounds_do_not_count(
