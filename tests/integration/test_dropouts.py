@@ -86,13 +86,23 @@ def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
         except BaseException as exc:  # noqa: BLE001  (reported by the test)
             failures.append(exc)
 
+    def kill_once_charged(site_id: int) -> None:
+        # Each site dies as soon as its own ledger holds round 2 (the charge
+        # comes before training), before its update can leave: waiting for
+        # both sites let the first one's reply arrive.
+        try:
+            _wait_until(lambda: KILL_ROUND in ledger_rounds(site_id), timeout=600)
+            loopback.kill_site(supernodes[site_id])
+        except BaseException as exc:  # noqa: BLE001  (reported by the test)
+            failures.append(exc)
+
+    killers = [threading.Thread(target=kill_once_charged, args=(s,)) for s in KILLED]
     server = threading.Thread(target=run)
-    server.start()
-    _wait_until(
-        lambda: all(KILL_ROUND in ledger_rounds(s) for s in KILLED), timeout=600
-    )
-    for site_id in KILLED:
-        loopback.kill_site(supernodes[site_id])
+    for thread in (*killers, server):
+        thread.start()
+    for killer in killers:
+        killer.join(timeout=700)
+    assert not failures, failures
     charged = {s: ledger_rounds(s) for s in KILLED}
 
     # Site 2 comes back once the round it died in is over.
@@ -128,5 +138,5 @@ def _wait_until(condition: Any, *, timeout: float) -> None:
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise AssertionError(f"condition not met within {timeout} s")
