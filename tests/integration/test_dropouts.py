@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NUM_SITES = 4
 KILLED = (2, 3)
 KILL_ROUND = 2
-NUM_ROUNDS = 5
+NUM_ROUNDS = 4
 
 
 @pytest.fixture
