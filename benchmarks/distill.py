@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,11 @@ from fedmodel.run.layout import (
     SUMMARY_FILE,
     TEACHER_DIR,
 )
-from fedmodel.serve.inference import TextClassifier, load_tokenizer_of, open_runtime
+from fedmodel.serve.inference import (
+    alternating_latency_ms,
+    load_tokenizer_of,
+    open_runtime,
+)
 
 BATCHES = {1: 100, 32: 20}
 MODELS = {
@@ -52,23 +55,6 @@ MODELS = {
     "student ONNX": (STUDENT_DIR, "onnx"),
     "student int8 ONNX": (STUDENT_DIR, "onnx_int8"),
 }
-
-
-def alternating_latency(
-    models: dict[str, TextClassifier], texts: list[str], batch: int
-) -> dict[str, float]:
-    """Median ms per call of each model, measured in turn on the same texts."""
-    timings: dict[str, list[float]] = {name: [] for name in models}
-    for model in models.values():
-        model.logits(texts[:batch])
-    for i in range(BATCHES[batch]):
-        start = (i * batch) % (len(texts) - batch + 1)
-        chunk = texts[start : start + batch]
-        for name, model in models.items():
-            began = time.perf_counter()
-            model.logits(chunk)
-            timings[name].append((time.perf_counter() - began) * 1000.0)
-    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
@@ -163,7 +149,9 @@ def main() -> None:
     )
     print("|---" * (len(models) + 3) + "|")
     for batch in BATCHES:
-        ms = alternating_latency(models, texts, batch)
+        ms = alternating_latency_ms(
+            models, texts, batch_size=batch, repeats=BATCHES[batch]
+        )
         teacher_ms = min(ms["teacher PyTorch"], ms["teacher ONNX"])
         cells = " | ".join(f"{value:.2f}" for value in ms.values())
         print(

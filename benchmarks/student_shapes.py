@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
 from pathlib import Path
 
 from fedmodel.config import compose_config, settings_from_dict
@@ -23,7 +21,11 @@ from fedmodel.data import load_task
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve.export import export_classifier
-from fedmodel.serve.inference import TextClassifier, open_runtime
+from fedmodel.serve.inference import (
+    TextClassifier,
+    alternating_latency_ms,
+    open_runtime,
+)
 
 # name -> (layers, feed-forward units (None: all), max_length)
 SHAPES: dict[str, tuple[int, int | None, int]] = {
@@ -73,17 +75,7 @@ def main() -> None:
         models[f"{name} int8"] = open_runtime(folder, "onnx_int8")
     for batch in BATCH_SIZES:
         repeats = max(args.repeats // batch, 10)
-        timings: dict[str, list[float]] = {name: [] for name in models}
-        for model in models.values():
-            model.logits(texts[:batch])
-        for i in range(repeats):
-            start = (i * batch) % (len(texts) - batch + 1)
-            chunk = texts[start : start + batch]
-            for name, model in models.items():
-                began = time.perf_counter()
-                model.logits(chunk)
-                timings[name].append((time.perf_counter() - began) * 1000.0)
-        ms = {name: statistics.median(values) for name, values in timings.items()}
+        ms = alternating_latency_ms(models, texts, batch_size=batch, repeats=repeats)
         fastest = min(ms["teacher PyTorch"], ms["teacher ONNX"])
         print(f"\nbatch {batch} ({repeats} calls each, in turn)")
         print("| model | ms per call | speed-up |\n|---|---|---|")

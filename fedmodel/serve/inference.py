@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -194,17 +194,37 @@ def median_latency_ms(
 
     Batches cycle through `texts`; one untimed warm-up call comes first.
     """
+    timings = alternating_latency_ms(
+        {"model": classifier}, texts, batch_size=batch_size, repeats=repeats
+    )
+    return timings["model"]
+
+
+def alternating_latency_ms(
+    classifiers: Mapping[str, TextClassifier],
+    texts: Sequence[str],
+    *,
+    batch_size: int,
+    repeats: int,
+) -> dict[str, float]:
+    """Median ms per call of each classifier, called in turn on the same batches.
+
+    Taking turns call by call lets every classifier see the same machine load.
+    Batches cycle through `texts`; each classifier gets one untimed warm-up call.
+    """
     if len(texts) < batch_size:
         raise ValueError(f"need at least {batch_size} texts, got {len(texts)}")
-    classifier.logits(texts[:batch_size])
-    timings = []
+    for classifier in classifiers.values():
+        classifier.logits(texts[:batch_size])
+    timings: dict[str, list[float]] = {name: [] for name in classifiers}
     for i in range(repeats):
         start = (i * batch_size) % (len(texts) - batch_size + 1)
         batch = texts[start : start + batch_size]
-        began = time.perf_counter()
-        classifier.logits(batch)
-        timings.append((time.perf_counter() - began) * 1000.0)
-    return statistics.median(timings)
+        for name, classifier in classifiers.items():
+            began = time.perf_counter()
+            classifier.logits(batch)
+            timings[name].append((time.perf_counter() - began) * 1000.0)
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def _tokenize(

@@ -23,6 +23,7 @@ from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (
     OnnxClassifier,
     TorchClassifier,
+    alternating_latency_ms,
     load_classifier,
     median_latency_ms,
 )
@@ -105,6 +106,34 @@ def test_latency_is_measured_per_call(
     monkeypatch.undo()
     with pytest.raises(ValueError, match="at least 32"):
         median_latency_ms(classifier, bank_texts[:5], batch_size=32, repeats=3)
+
+
+def test_alternating_latency_times_each_model_in_turn_on_the_same_batches(
+    exported: Path, bank_texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = load_classifier(exported), load_classifier(exported)
+    seen: list[tuple[str, str]] = []
+    for name, classifier in (("a", first), ("b", second)):
+        logits = classifier.logits
+        monkeypatch.setattr(
+            classifier,
+            "logits",
+            lambda texts, name=name, logits=logits: (
+                seen.append((name, texts[0])) or logits(texts)
+            ),
+        )
+    # a: 10 and 30 ms, b: 20 and 40 ms over the two timed rounds.
+    ticks = iter([0.0, 0.010, 1.0, 1.020, 2.0, 2.030, 3.0, 3.040])
+    monkeypatch.setattr(
+        inference, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    )
+    latency = alternating_latency_ms(
+        {"a": first, "b": second}, bank_texts, batch_size=4, repeats=2
+    )
+    assert latency == pytest.approx({"a": 20.0, "b": 30.0})
+    # Warm-ups, then a and b in turn, each round on the same batch.
+    assert [name for name, _ in seen] == ["a", "b", "a", "b", "a", "b"]
+    assert seen[2][1] == seen[3][1] and seen[4][1] == seen[5][1]
 
 
 @pytest.mark.parametrize("target", ["folder", "onnx"])
