@@ -1,13 +1,15 @@
-"""A small run that overfits, shared by the audit and tracking tests."""
+"""Shared integration fixtures: an overfitting run (audit, tracking), a loopback."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedmodel.federation.simulation import simulate
 from tests.conftest import small_config
+from tests.integration.loopback import Loopback
 
 # One client holding 100 training records (plus canaries) and 100 held-out
 # ones, full fine-tuning for 30 epochs: a non-private run memorises.
@@ -40,3 +42,13 @@ def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     simulate(config, run_dir=base / "run")
     return base / "run"
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[Loopback]:
+    """A loopback federation in `tmp_path`; every process it started is stopped."""
+    federation = Loopback(tmp_path)
+    try:
+        yield federation
+    finally:
+        federation.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SERVER_EPSILON = 8.0
 SITE_CAPS = {0: 2.0, 1: 50.0}
-
-
-@pytest.fixture
-def loopback(tmp_path: Path) -> Iterator[Loopback]:
-    federation = Loopback(tmp_path)
-    try:
-        yield federation
-    finally:
-        federation.stop()
 
 
 def _command_once_exec(pid: int, program: str) -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,6 @@ NUM_SITES = 4
 KILLED = (2, 3)
 KILL_ROUND = 2
 NUM_ROUNDS = 4
-
-
-@pytest.fixture
-def loopback(tmp_path: Path) -> Iterator[Loopback]:
-    federation = Loopback(tmp_path)
-    try:
-        yield federation
-    finally:
-        federation.stop()
 
 
 def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(

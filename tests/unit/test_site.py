@@ -22,7 +22,6 @@ from fedmodel.client.site import SiteConfig, capped_settings, site_from_node_con
 from fedmodel.client.site_data import load_site_records
 from fedmodel.config import RunSettings, settings_from_dict, to_run_config
 from fedmodel.config.deployment import check_deployment_settings
-from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
 from fedmodel.federation.messages import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
@@ -32,26 +31,6 @@ from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
-
-
-@pytest.fixture(scope="module")
-def bank_rows() -> tuple[pd.DataFrame, list[str]]:
-    """120 real Banking77 records with label names, and the 77 names."""
-    settings = settings_from_dict(small_config())
-    task = load_task(settings.task, seed=0)
-    rows = task.train.select(range(120))
-    names = list(task.label_names)
-    frame = pd.DataFrame(
-        {"note": rows["text"], "intent": [names[i] for i in rows["label"]]}
-    )
-    return frame, names
-
-
-@pytest.fixture
-def site_file(tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]) -> Path:
-    path = tmp_path / "site.csv"
-    bank_rows[0].to_csv(path, index=False)
-    return path
 
 
 def deployment_settings(labels: list[str], *overrides: str) -> RunSettings:

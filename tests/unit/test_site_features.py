@@ -21,12 +21,9 @@ from flwr.app import Context, RecordDict
 
 from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
 from fedmodel.client.site_data import site_round_records
-from fedmodel.config import settings_from_dict
-from fedmodel.data import load_task
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
 from fedmodel.training.feature_store import StoredFeatures
-from tests.conftest import small_config
 from tests.unit.test_site import (
     _site_round,
     _train_message,
@@ -37,26 +34,6 @@ from tests.unit.test_site import (
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 
 STAGES = {"process_start", "imports", "data", "model_load", "training", "reply"}
-
-
-@pytest.fixture(scope="module")
-def bank_rows() -> tuple[pd.DataFrame, list[str]]:
-    """120 Banking77 records (note, intent) and the 77 label names."""
-    settings = settings_from_dict(small_config())
-    task = load_task(settings.task, seed=0)
-    rows = task.train.select(range(120))
-    names = list(task.label_names)
-    frame = pd.DataFrame(
-        {"note": rows["text"], "intent": [names[i] for i in rows["label"]]}
-    )
-    return frame, names
-
-
-@pytest.fixture
-def site_file(tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]) -> Path:
-    path = tmp_path / "site.csv"
-    bank_rows[0].to_csv(path, index=False)
-    return path
 
 
 def _refuse(*args: Any, **kwargs: Any) -> None:
