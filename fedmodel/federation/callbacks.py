@@ -24,7 +24,7 @@ from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
 from fedmodel.run.metrics import append_round
 from fedmodel.training.loops import EvalResult
-from fedmodel.training.model_selection import BestModelSelector, Selected
+from fedmodel.training.model_selection import BestModelSelector
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,18 @@ class SaveCheckpoint:
         strategy: BudgetAwareStrategy,
         weights: Callable[[], dict[str, torch.Tensor]],
         history: RoundHistory,
-        best: Callable[[], Selected | None] = lambda: None,
+        selector: BestModelSelector | None,
     ) -> None:
         self.run_dir = run_dir
         self.strategy = strategy
         self.weights = weights
         self.history = history
-        self.best = best
+        # keep_best's selector, whose best model so far the checkpoint carries.
+        self.selector = selector
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """Save weights, budget state, client figures, round history, best so far."""
-        best = self.best()
+        best = None if self.selector is None else self.selector.best
         save_checkpoint(
             self.run_dir,
             Checkpoint(

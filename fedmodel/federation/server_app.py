@@ -20,7 +20,6 @@ from fedmodel.data import load_task
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.callbacks import KeepBest
 from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.server_rounds import (
     ServerRounds,
@@ -84,9 +83,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
     selector = best_model_selector(settings, model, task=task, resumed=resumed)
-    if selector is not None:
-        shared.selector = selector
-        shared.teacher_callbacks.append(KeepBest(selector, model.weights))
+    shared.selector = selector
     evaluation = train_teacher(shared, model)
     final = keep_selected(model, selector) or evaluation.last or initial
     summary = RunSummary(

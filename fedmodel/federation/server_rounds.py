@@ -7,7 +7,7 @@ and the student's rounds are numbered on from the teacher's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from fedmodel.federation.callbacks import (
     ConsoleLine,
     Evaluate,
     FailureWatch,
+    KeepBest,
     RoundHistory,
     SaveCheckpoint,
     WriteMetrics,
@@ -51,10 +52,8 @@ class ServerRounds:
     watch: FailureWatch
     writer: WriteMetrics
     train_config: ConfigRecord
-    # Extra callbacks for the teacher's rounds, run after evaluation (for
-    # example keeping the best model by a server validation split).
-    teacher_callbacks: list[RoundCallback] = field(default_factory=list)
-    # keep_best's selector, whose best so far the checkpoint carries.
+    # keep_best's selector: it scores each teacher round on the server's own
+    # split, and the checkpoint carries its best so far.
     selector: BestModelSelector | None = None
 
     @property
@@ -105,6 +104,7 @@ def server_rounds(
 def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
     """The teacher's rounds after the last one run; returns their evaluator."""
     settings = shared.settings
+    selector = shared.selector
     evaluation = Evaluate(model.evaluate)
     callbacks: list[RoundCallback] = [shared.history]
     if settings.checkpoint_every_round:
@@ -114,13 +114,13 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
                 strategy=shared.strategy,
                 weights=model.weights,
                 history=shared.history,
-                best=lambda: None if shared.selector is None else shared.selector.best,
+                selector=selector,
             )
         )
+    callbacks += [shared.watch, evaluation]
+    if selector is not None:
+        callbacks.append(KeepBest(selector, model.weights))
     callbacks += [
-        shared.watch,
-        evaluation,
-        *shared.teacher_callbacks,
         shared.writer,
         ConsoleLine(settings.num_rounds),
         BudgetStop(shared.strategy, num_clients=settings.num_clients),
