@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import secrets
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,45 +107,55 @@ def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
     )
 
 
+# Set in the environment of every process a simulation starts (Ray's own and
+# its workers inherit it), so that those left at the end can be found by it.
+_RUN_MARK = "FEDMODEL_SIMULATION_MARK"
+
+
 @contextlib.contextmanager
 def _stop_leftover_processes(grace_seconds: float = 5.0) -> Iterator[None]:
     """Stop every process the simulation started before the command returns.
 
     Flower shuts Ray down when the run ends, but Ray's workers go on for
-    seconds after. The processes below this one are noted while the run goes
-    (Ray's workers are children of its raylet, which exits first); those still
-    running at the end are asked to stop, then killed.
+    seconds after, some of them orphaned once their raylet has gone. Each
+    process started during the run inherits a mark unique to the run in its
+    environment; those still running at the end are asked to stop, then
+    killed. A Ray cluster joined by address starts its workers from its own
+    environment, so they carry no mark and are left alone.
     """
-    me = psutil.Process()
-    earlier = {child.pid for child in me.children(recursive=True)}
-    seen: dict[int, psutil.Process] = {}
-    done = threading.Event()
-
-    def note_children() -> None:
-        while not done.wait(0.5):
-            with contextlib.suppress(psutil.Error):
-                for child in me.children(recursive=True):
-                    seen.setdefault(child.pid, child)
-
-    watcher = threading.Thread(target=note_children, daemon=True)
-    watcher.start()
+    mark = secrets.token_hex(16)
+    before = os.environ.get(_RUN_MARK)
+    os.environ[_RUN_MARK] = mark
     try:
         yield
     finally:
-        done.set()
-        watcher.join()
+        if before is None:
+            del os.environ[_RUN_MARK]
+        else:
+            os.environ[_RUN_MARK] = before
+        _stop_marked(mark, grace_seconds)
+
+
+def _stop_marked(mark: str, grace_seconds: float) -> None:
+    alive = _marked_processes(mark)
+    for process in alive:
         with contextlib.suppress(psutil.Error):
-            for child in me.children(recursive=True):
-                seen.setdefault(child.pid, child)
-        alive = [p for p in seen.values() if p.pid not in earlier and p.is_running()]
-        for process in alive:
-            with contextlib.suppress(psutil.Error):
-                process.terminate()
-        _, alive = psutil.wait_procs(alive, timeout=grace_seconds)
-        for process in alive:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-        if alive:
-            log.debug(
-                "killed %d simulation process(es) that ignored SIGTERM", len(alive)
-            )
+            process.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=grace_seconds)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace_seconds)
+    if alive:
+        log.debug("killed %d simulation process(es) that ignored SIGTERM", len(alive))
+
+
+def _marked_processes(mark: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(_RUN_MARK) == mark:
+                found.append(process)
+    return found

@@ -59,13 +59,17 @@ def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert [f["client_id"] for f in summary["failed_clients"]] == [1]
-    # Nothing the run started outlives it (Ray's workers included).
-    left = [p.pid for p in psutil.process_iter() if _group(p.pid) == process.pid]
+    # Nothing the run started outlives it (Ray's workers included). An exited
+    # process that no parent has reaped yet runs nothing, so it is not counted.
+    left = [p.pid for p in psutil.process_iter() if _running_in(p, process.pid)]
     assert left == []
 
 
-def _group(pid: int) -> int | None:
+def _running_in(process: psutil.Process, group: int) -> bool:
     try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
+        return (
+            os.getpgid(process.pid) == group
+            and process.status() != psutil.STATUS_ZOMBIE
+        )
+    except (OSError, psutil.Error):
+        return False
