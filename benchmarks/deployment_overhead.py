@@ -21,7 +21,13 @@ Flower's transport and polling and the server's own work.
 Usage:
 
     .venv/bin/python benchmarks/deployment_overhead.py [--rounds 4] \
-        [--model minilm] [--modes head,lora]
+        [--model minilm] [--modes head,lora] [--records-per-site 300] \
+        [--labels 5] [--default-training]
+
+The defaults (300 records of 5 intents per site, 1 local epoch at batch 64)
+make a round as short as it gets, so Flower's per-message costs weigh most;
+`--records-per-site 2000 --labels 77 --default-training` gives sites the size
+of a bank client and fedmodel's default local training.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.metrics import read_rounds  # noqa: E402
 from tests.integration.loopback import Loopback, write_site_files  # noqa: E402
 
-RECORDS_PER_SITE = 300
 STAGES = ("process_start", "imports", "data", "model_load", "training", "reply")
 
 
@@ -83,7 +88,9 @@ def _stage_medians(state_dirs: list[Path]) -> dict[str, float]:
 
 
 def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
-    sites, test_file, labels = write_site_files(work, records_per_site=RECORDS_PER_SITE)
+    sites, test_file, labels = write_site_files(
+        work, records_per_site=args.records_per_site, num_labels=args.labels
+    )
     common = [
         f"model={args.model}",
         f"finetune={mode}",
@@ -92,9 +99,9 @@ def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
         f"task.labels=[{','.join(labels)}]",
         "num_clients=2",
         f"num_rounds={args.rounds}",
-        "finetune.local_epochs=1",
-        "finetune.batch_size=64",
     ]
+    if not args.default_training:
+        common += ["finetune.local_epochs=1", "finetune.batch_size=64"]
     state_dirs = _deploy(work, sites, common)
     deployed = _round_seconds(work / "deployment")
     simulate(
@@ -106,9 +113,14 @@ def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
     simulated = _round_seconds(work / "simulation")
     later_deployed = statistics.median(deployed[1:])
     later_simulated = statistics.median(simulated[1:])
+    training = (
+        "fedmodel's default local training"
+        if args.default_training
+        else "1 local epoch at batch 64"
+    )
     print(
-        f"\n{args.model}, finetune={mode}, 2 sites x {RECORDS_PER_SITE} records, "
-        f"DP on, {args.rounds} rounds"
+        f"\n{args.model}, finetune={mode}, 2 sites x up to {args.records_per_site} "
+        f"records of {args.labels} intents, DP on, {args.rounds} rounds, {training}"
     )
     print("| mode | round 1 s | later rounds s (median) |")
     print("|---|---|---|")
@@ -135,6 +147,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--modes", default="head,lora")
+    parser.add_argument("--records-per-site", type=int, default=300)
+    parser.add_argument(
+        "--labels", type=int, default=5, help="Banking77 intents the sites hold"
+    )
+    parser.add_argument(
+        "--default-training",
+        action="store_true",
+        help="keep fedmodel's local epochs and batch size (budget rule included) "
+        "instead of 1 epoch at batch 64",
+    )
     args = parser.parse_args()
     setup_logging()
     for mode in args.modes.split(","):

@@ -105,7 +105,7 @@ NUMBER_RULES: dict[str, Bound] = {
     "strategy.trim_beta": Bound(low=0, high=0.5, high_open=True),
     "distill.student.num_layers": AT_LEAST_ONE,
     "distill.student.layers": NON_NEGATIVE,
-    "distill.student.intermediate_size": AT_LEAST_ONE,
+    "distill.student.feed_forward_share": Bound(low=0, high=1, low_open=True),
     "distill.student.max_length": Bound(low=2),  # as task.max_length
     "distill.temperature": POSITIVE,
     "distill.kl_weight": NON_NEGATIVE,

@@ -141,9 +141,9 @@ class StudentSettings:
     # Teacher layers the student starts from (0-based); None spreads
     # `num_layers` evenly from the first layer to the last.
     layers: list[int] | None
-    # Feed-forward units kept per layer (the teacher's most important ones);
-    # None keeps all of them.
-    intermediate_size: int | None
+    # Share of the teacher's feed-forward units each layer keeps (its most
+    # important ones); 1.0 keeps all of them.
+    feed_forward_share: float
     # Tokens the student reads (and is served with); None: task.max_length.
     max_length: int | None
 

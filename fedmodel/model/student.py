@@ -47,6 +47,17 @@ def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list
     return chosen
 
 
+def student_width(teacher_units: int, student: StudentSettings) -> int:
+    """Feed-forward units per student layer: the configured share, at least one."""
+    share = student.feed_forward_share
+    if not 0 < share <= 1:
+        raise FedmodelError(
+            f"distill.student.feed_forward_share {share}: must be above 0 and at "
+            "most 1 (1.0 keeps all of the teacher's feed-forward units)"
+        )
+    return max(1, round(share * teacher_units))
+
+
 def feed_forward_keep(
     state: dict[str, torch.Tensor], *, layer: int, width: int
 ) -> torch.Tensor:
@@ -68,18 +79,11 @@ def build_student(
 ) -> PooledBertForSequenceClassification:
     """A smaller classifier initialised from the teacher; the teacher is untouched.
 
-    `student.intermediate_size` (None: the teacher's) keeps that many of each
-    layer's feed-forward units, the most important ones (`feed_forward_keep`).
+    Each layer keeps `student.feed_forward_share` of the teacher's feed-forward
+    units (at least one), the most important ones (`feed_forward_keep`).
     """
     layers = student_layer_indices(teacher.config.num_hidden_layers, student)
-    width = student.intermediate_size
-    if width is None:
-        width = teacher.config.intermediate_size
-    if not 1 <= width <= teacher.config.intermediate_size:
-        raise FedmodelError(
-            f"distill.student.intermediate_size {width}: must be between 1 and the "
-            f"teacher's {teacher.config.intermediate_size} (null keeps all units)"
-        )
+    width = student_width(teacher.config.intermediate_size, student)
     config = PooledBertConfig.from_dict(
         {
             **teacher.config.to_dict(),

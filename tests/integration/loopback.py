@@ -237,20 +237,24 @@ class Loopback:
 
 
 def write_site_files(
-    directory: Path, *, records_per_site: int, num_sites: int = 2
+    directory: Path,
+    *,
+    records_per_site: int,
+    num_sites: int = 2,
+    num_labels: int = NUM_LABELS,
 ) -> tuple[list[Path], Path, list[str]]:
     """Sites' files (CSV and JSONL in turn) and the server's test file.
 
-    Banking77's records of the first `NUM_LABELS` intents, shuffled, split
+    Banking77's records of the first `num_labels` intents, shuffled, split
     into disjoint site files (the last may hold fewer when the records run
     out); returns the site files, the test file and the label names.
     """
     settings = settings_from_dict(compose_config(["model=tiny"]))
     task = load_task(settings.task, seed=0)
-    names = list(task.label_names[:NUM_LABELS])
+    names = list(task.label_names[:num_labels])
 
     def frame(split: object) -> pd.DataFrame:
-        rows = [r for r in split if r["label"] < NUM_LABELS]  # type: ignore[attr-defined]
+        rows = [r for r in split if r["label"] < num_labels]  # type: ignore[attr-defined]
         return pd.DataFrame(
             {
                 "text": [r["text"] for r in rows],

@@ -17,7 +17,7 @@ from fedmodel.config import StudentSettings, settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.model.load import build_classifier, load_tokenizer
-from fedmodel.model.student import build_student, feed_forward_keep
+from fedmodel.model.student import build_student, feed_forward_keep, student_width
 from fedmodel.serve.benchmark import predicted_labels
 from fedmodel.serve.export import ONNX_FILE, QUANTIZED_ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (
@@ -57,7 +57,7 @@ def minilm_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         teacher.classifier.weight.mul_(20.0)
     student = build_student(
-        teacher, _student(num_layers=2, intermediate_size=768)
+        teacher, _student(num_layers=2, feed_forward_share=0.5)
     ).eval()
     out = tmp_path_factory.mktemp("student") / "student"
     return export_classifier(
@@ -70,7 +70,7 @@ def test_narrow_student_keeps_the_most_important_feed_forward_units() -> None:
     teacher = build_classifier(settings.model, label_names=("a", "b"), seed=0)
     width = teacher.config.intermediate_size // 2
     student = build_student(
-        teacher, _student(num_layers=1, layers=[1], intermediate_size=width)
+        teacher, _student(num_layers=1, layers=[1], feed_forward_share=0.5)
     )
     assert student.config.intermediate_size == width
     state = teacher.state_dict()
@@ -94,12 +94,30 @@ def test_narrow_student_keeps_the_most_important_feed_forward_units() -> None:
     assert torch.equal(student.classifier.weight, teacher.classifier.weight)
 
 
-@pytest.mark.parametrize("width", [0, 10_000])
-def test_student_width_outside_the_teacher_is_refused(width: int) -> None:
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_student_share_outside_the_teacher_is_refused(share: float) -> None:
     settings = settings_from_dict({**small_config(), "run_dir": ""})
     teacher = build_classifier(settings.model, label_names=("a", "b"), seed=0)
-    with pytest.raises(FedmodelError, match="intermediate_size"):
-        build_student(teacher, _student(num_layers=1, intermediate_size=width))
+    with pytest.raises(FedmodelError, match="feed_forward_share"):
+        build_student(teacher, _student(num_layers=1, feed_forward_share=share))
+
+
+@pytest.mark.parametrize("share", ["0", "1.5"])
+def test_a_share_outside_zero_to_one_is_refused_by_key(share: str) -> None:
+    with pytest.raises(FedmodelError, match="distill.student.feed_forward_share"):
+        settings_from_dict(
+            {
+                **small_config(f"distill.student.feed_forward_share={share}"),
+                "run_dir": "",
+            }
+        )
+
+
+def test_the_share_is_relative_to_the_teacher_and_keeps_one_unit() -> None:
+    assert student_width(1536, _student(feed_forward_share=0.5)) == 768
+    assert student_width(64, _student(feed_forward_share=0.5)) == 32
+    assert student_width(64, _student(feed_forward_share=1.0)) == 64
+    assert student_width(64, _student(feed_forward_share=0.001)) == 1
 
 
 def test_bad_student_settings_name_the_key() -> None:
