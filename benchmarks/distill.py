@@ -5,8 +5,9 @@ Three ways to get the models:
   8, server distillation) plus any Hydra overrides;
 - `--run-dir DIR`: read a finished run;
 - `--teacher-run DIR`: distil a new student from DIR's exported teacher (a
-  run with `distill=off` is enough) into `--out`; overrides are dotted keys
-  on DIR's resolved config, e.g. `distill.student.num_layers=1`.
+  run with `distill=off` is enough) into `--out`, with today's packaged
+  distill settings; overrides are dotted keys on DIR's resolved config, e.g.
+  `distill.student.num_layers=1`.
 
 Then it times the teacher (PyTorch and ONNX Runtime), the float student and
 the int8 student (ONNX Runtime), alternating them call by call on the same
@@ -60,8 +61,11 @@ MODELS = {
 def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
     """A new student from a finished run's exported teacher, into `out`."""
     raw = yaml.safe_load((teacher_run / RESOLVED_CONFIG).read_text())
-    if raw["distill"]["name"] == "off":
-        raw["distill"] = compose_config(["distill=server"])["distill"]
+    # The student follows today's packaged distill settings (server
+    # distillation where the run had none), not the ones the teacher's run
+    # was started with; `overrides` apply on top.
+    group = "server" if raw["distill"]["name"] == "off" else raw["distill"]["name"]
+    raw["distill"] = compose_config([f"distill={group}"])["distill"]
     merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(overrides))
     config = OmegaConf.to_container(merged, resolve=True)
     assert isinstance(config, dict)
