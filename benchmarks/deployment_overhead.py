@@ -8,6 +8,10 @@ fine-tuning mode (head by default, LoRA too):
 * simulation: `simulate` with the same files as `task.train_files` and
   `partition=natural`, so simulated client i holds exactly site i's file.
 
+Both share this machine's cores: a simulated client computes on one thread
+(Ray gives it `federation.cpus_per_client`, 1), and so does each deployed
+site (OMP_NUM_THREADS=1); a site on a machine of its own uses all its cores.
+
 It prints each mode's round times (round 1 embeds the records in head mode;
 later rounds reuse the stored features), the ratio deployed / simulated for
 the later rounds, and where a deployed site's message goes: Flower 1.41 starts
@@ -63,8 +67,14 @@ def _deploy(work: Path, sites: list[Path], overrides: list[str]) -> list[Path]:
         federation.start_superlink()
         for site_id, data_file in enumerate(sites):
             federation.site_keys(f"site-{site_id}", register=True)
+            # The sites share this machine: each computes on one thread, as
+            # each simulated client gets one CPU (federation.cpus_per_client).
             federation.start_site(
-                f"site-{site_id}", site_id=site_id, data_file=data_file, max_epsilon=8
+                f"site-{site_id}",
+                site_id=site_id,
+                data_file=data_file,
+                max_epsilon=8,
+                threads=1,
             )
         federation.run(
             " ".join(["federation=deployment", *overrides]),

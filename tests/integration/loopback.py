@@ -114,13 +114,19 @@ class Loopback:
         data_file: Path,
         max_epsilon: float,
         fedmodel: str = FEDMODEL,
+        threads: int | None = None,
     ) -> subprocess.Popen[bytes]:
         """A site's SuperNode with its own node config and state directory.
 
         It runs in a session (process group) of its own, as a site's service
         would, so `kill_site` can take it down with everything it started.
-        `fedmodel` is the site's own `fedmodel` executable.
+        `fedmodel` is the site's own `fedmodel` executable. `threads` caps the
+        CPU threads its ClientApps compute with (OMP_NUM_THREADS), for sites
+        that share one machine.
         """
+        env = flower_env(self.directory / f"home-{name}", Path(fedmodel).parent)
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
         return self._start(
             [fedmodel, "supernode", "--superlink", f"127.0.0.1:{self.port}"]
             + ["--ca-cert", str(self.certs / "ca.crt")]
@@ -128,7 +134,7 @@ class Loopback:
             + ["--data-file", str(data_file), "--state-dir", str(self.state(name))]
             + ["--max-epsilon", str(max_epsilon), "--runtime-port", str(free_port())],
             name=name,
-            env=flower_env(self.directory / f"home-{name}", Path(fedmodel).parent),
+            env=env,
             new_session=True,
         )
 
