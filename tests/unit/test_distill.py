@@ -244,7 +244,13 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     quantized = entries["student"]["quantized"]
     assert 0.0 <= quantized["accuracy"] <= 1.0
     assert 0.0 <= quantized["agreement_with_float"] <= 1.0
-    assert quantized["onnx_size_bytes"] < entries["student"]["onnx_size_bytes"]
+    # The sizes are the files' own. (On this tiny BERT the int8 graph is not
+    # smaller: its embedding table stays float and dominates; the MiniLM
+    # student's is, tests/unit/test_student_serving.py.)
+    int8_file = tmp_path / "student" / "model.int8.onnx"
+    assert quantized["onnx_size_bytes"] == int8_file.stat().st_size
+    float_file = tmp_path / "student" / "model.onnx"
+    assert entries["student"]["onnx_size_bytes"] == float_file.stat().st_size
     assert entries["student"]["onnx_int8_latency_ms_batch32"] > 0
     versus = entries["student_vs_teacher"]
     assert versus["served_speedup_batch1"] > 0
