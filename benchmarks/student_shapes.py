@@ -27,13 +27,13 @@ from fedmodel.serve.inference import (
     open_runtime,
 )
 
-# name -> (layers, feed-forward units (None: all), max_length)
-SHAPES: dict[str, tuple[int, int | None, int]] = {
-    "2 layers": (2, None, 64),
-    "1 layer": (1, None, 64),
-    "2 layers, 768 units": (2, 768, 64),
-    "2 layers, 32 tokens": (2, None, 32),
-    "2 layers, 768 units, 32 tokens": (2, 768, 32),
+# name -> (layers, share of the teacher's feed-forward units, max_length)
+SHAPES: dict[str, tuple[int, float, int]] = {
+    "2 layers": (2, 1.0, 64),
+    "1 layer": (1, 1.0, 64),
+    "2 layers, half the units": (2, 0.5, 64),
+    "2 layers, 32 tokens": (2, 1.0, 32),
+    "2 layers, half the units, 32 tokens": (2, 0.5, 32),
 }
 BATCH_SIZES = (1, 32)
 
@@ -54,14 +54,14 @@ def main() -> None:
         "teacher PyTorch": open_runtime(args.out / "teacher", "torch"),
         "teacher ONNX": open_runtime(args.out / "teacher", "onnx"),
     }
-    for index, (name, (layers, units, length)) in enumerate(SHAPES.items()):
+    for index, (name, (layers, share, length)) in enumerate(SHAPES.items()):
         student = build_student(
             teacher,
             dataclasses.replace(
                 settings.distill.student,
                 num_layers=layers,
                 layers=None,
-                intermediate_size=units,
+                feed_forward_share=share,
             ),
         )
         folder = export_classifier(
