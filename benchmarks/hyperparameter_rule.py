@@ -12,6 +12,8 @@ of the clients' local validation splits (not the test split).
         --epsilons 1 3 8 0 --seeds 42 --grid step   (0: privacy off)
     .venv/bin/python benchmarks/hyperparameter_rule.py --grid rule \
         --epsilons 1 3 8 0 --seeds 42 7   (the rule against its variants)
+    .venv/bin/python benchmarks/hyperparameter_rule.py --grid starts \
+        --accountant rdp --epsilons 1 3 8 --seeds 42 7   (noise from RDP, not PRV)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
 from fedmodel.config.budget_rule import budget_row  # noqa: E402
+from fedmodel.config.modes import ACCOUNTANT_NAMES  # noqa: E402
 from fedmodel.data import load_client_data, load_task  # noqa: E402
 from fedmodel.model.label_init import init_head_from_label_names  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402
@@ -167,7 +170,14 @@ def initial_head(cached: dict, init: str, seed: int) -> nn.Linear:
     return head
 
 
-def run(cached: dict, cand: Candidate, *, epsilon: float | None, seed: int) -> dict:
+def run(
+    cached: dict,
+    cand: Candidate,
+    *,
+    epsilon: float | None,
+    seed: int,
+    accountant: str,
+) -> dict:
     """FedAvg of DP-SGD heads; validation accuracy per round."""
     head = initial_head(cached, cand.init, seed)
     module = nn.Sequential(nn.Dropout(0.1), head)
@@ -186,7 +196,7 @@ def run(cached: dict, cand: Candidate, *, epsilon: float | None, seed: int) -> d
             batch_size=cand.batch_size,
             local_epochs=cand.epochs,
             planned_rounds=cand.rounds,
-            accountant="rdp",
+            accountant=accountant,
         )
         if epsilon is not None
         else None
@@ -301,6 +311,19 @@ GRIDS: dict[str, list[Candidate]] = {
     # The public starting point at the default step.
     "init": [Candidate(2.0, 512, 10, 6, 1.0, init) for init in ("random", "warm")],
 }
+# Grids built from the rule at each epsilon: "rule" (the rule against its
+# variants) and "starts" (the rule alone, from each public start; with
+# --accountant, the accountant's effect).
+RULE_GRIDS = ("rule", "starts")
+
+
+def candidates(grid: str, epsilon: float) -> list[Candidate]:
+    if grid == "rule":
+        return rule_candidates(epsilon)
+    if grid == "starts":
+        rule = rule_candidates(epsilon)[0]
+        return [rule, dataclasses.replace(rule, init="warm")]
+    return GRIDS[grid]
 
 
 def main() -> None:
@@ -308,7 +331,15 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["bank", "hospital"])
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0, 8.0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--grid", choices=[*GRIDS, "rule"], default="step")
+    parser.add_argument("--grid", choices=[*GRIDS, *RULE_GRIDS], default="step")
+    default_accountant = compose_config([])["privacy"]["accountant"]
+    parser.add_argument(
+        "--accountant",
+        choices=list(ACCOUNTANT_NAMES),
+        default=default_accountant,
+        help=f"calibrate the noise with this accountant (default: a run's, "
+        f"{default_accountant})",
+    )
     parser.add_argument("--embed-only", action="store_true")
     parser.add_argument("--out", type=Path, default=CACHE / "results.jsonl")
     args = parser.parse_args()
@@ -327,9 +358,7 @@ def main() -> None:
     jobs = [
         (task, epsilon, cand)
         for task, epsilon in itertools.product(args.scenarios, args.epsilons)
-        for cand in (
-            rule_candidates(epsilon) if args.grid == "rule" else GRIDS[args.grid]
-        )
+        for cand in candidates(args.grid, epsilon)
     ]
     for task, epsilon, cand in jobs:
         rows = [
@@ -338,15 +367,23 @@ def main() -> None:
                 cand,
                 epsilon=epsilon if epsilon > 0 else None,
                 seed=s,
+                accountant=args.accountant,
             )
             for s in args.seeds
         ]
         mean = {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
-        line = {"task": task, "epsilon": epsilon, **vars(cand), **mean}
+        line = {
+            "task": task,
+            "epsilon": epsilon,
+            "accountant": args.accountant,
+            **vars(cand),
+            **mean,
+        }
         with args.out.open("a") as handle:
             handle.write(json.dumps(line) + "\n")
         print(
-            f"{task} eps {epsilon:g} {cand.label()}: start {mean['start']:.4f} "
+            f"{task} eps {epsilon:g} {args.accountant} {cand.label()}: "
+            f"start {mean['start']:.4f} "
             f"final {mean['final']:.4f} best {mean['best']:.4f} "
             f"sigma {mean['sigma0']:.2f} q {mean['q0']:.3f}",
             flush=True,

@@ -12,8 +12,6 @@ from fedmodel.privacy.calibration import (
     choose_delta,
     epsilon_for,
     plan_privacy,
-    poisson_steps_per_epoch,
-    sample_rate_for,
 )
 from fedmodel.privacy.engine import (
     PrivateTraining,
@@ -22,6 +20,7 @@ from fedmodel.privacy.engine import (
 )
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.ledger_record import RoundCharge
+from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 __all__ = [
     "BudgetExhausted",

@@ -8,27 +8,23 @@ planned budget and the charged budget agree to the last digit.
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from opacus.accountants import create_accountant
-from opacus.accountants.analysis import rdp as rdp_analysis
-from opacus.accountants.rdp import RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
-from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
 from fedmodel.config import RunSettings
 from fedmodel.config.modes import ACCOUNTANT_NAMES
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.accountants import (
+    HistoryEntry,
+    composed_epsilon,
+    rdp_epsilon_floor,
+)
+from fedmodel.privacy.noise_search import NoNoiseSuffices, smallest_noise
+from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 ACCOUNTANTS = ACCOUNTANT_NAMES
-EPSILON_TOLERANCE = 0.01
-
-HistoryEntry = tuple[float, float, int]
 
 
 @dataclass(frozen=True)
@@ -69,33 +65,7 @@ def choose_delta(
     return requested
 
 
-def sample_rate_for(num_records: int, batch_size: int) -> float:
-    """Return the Poisson sampling rate Opacus uses for a loader of `batch_size`.
-
-    `DPDataLoader.from_data_loader` takes 1 / len(loader), and a loader without
-    `drop_last` has ceil(n / batch_size) batches.
-    """
-    if num_records < 1 or batch_size < 1:
-        raise ValueError(
-            f"num_records and batch_size must be >= 1, got {num_records} and "
-            f"{batch_size}"
-        )
-    return 1.0 / math.ceil(num_records / batch_size)
-
-
-def poisson_steps_per_epoch(num_records: int, batch_size: int) -> int:
-    """Return how many batches Opacus' Poisson loader yields per epoch.
-
-    Its sampler yields int(1 / sample_rate) batches, which floating point makes
-    one fewer than ceil(n / batch_size) for some sizes (93 batches -> 92), so
-    the count is taken from the sampler itself.
-    """
-    sampler = UniformWithReplacementSampler(
-        num_samples=num_records, sample_rate=sample_rate_for(num_records, batch_size)
-    )
-    return len(sampler)
-
-
+@functools.lru_cache(maxsize=256)
 def calibrate_noise(
     *,
     target_epsilon: float,
@@ -104,10 +74,11 @@ def calibrate_noise(
     steps: int,
     accountant: str,
 ) -> float:
-    """Return the smallest noise multiplier (within 0.01 epsilon) meeting the target.
+    """Return the smallest noise multiplier meeting the target (within 0.01 epsilon).
 
     The result is checked with `epsilon_for`: it never spends more than
-    `target_epsilon` after `steps` steps.
+    `target_epsilon` after `steps` steps. Results are remembered per process:
+    a client plans every round, and PRV takes seconds per calibration.
     """
     _check_accountant(accountant)
     if not 0.0 < target_epsilon < math.inf:
@@ -122,26 +93,26 @@ def calibrate_noise(
         "privacy.target_epsilon, or lower num_rounds, finetune.local_epochs or "
         "finetune.batch_size"
     )
-    if accountant == "rdp" and target_epsilon <= _rdp_epsilon_floor(delta):
+    if accountant == "rdp" and target_epsilon <= rdp_epsilon_floor(delta):
         # RDP over Opacus' fixed orders cannot certify less than this floor at
-        # any noise level; Opacus would search up to sigma 1e6 before saying so.
+        # any noise level; the search would go up to MAX_NOISE before saying so.
         raise unreachable
+
+    failures: list[FedmodelError] = []
+
+    def spent_at(sigma: float) -> float:
+        # A noise level the accountant cannot evaluate (PRV's discretisation
+        # breaks down at very little noise) is one it cannot certify.
+        try:
+            return composed_epsilon(((sigma, sample_rate, steps),), delta, accountant)
+        except FedmodelError as exc:
+            failures.append(exc)
+            return math.inf
+
     try:
-        with _quiet_numerics():
-            sigma = float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=delta,
-                    sample_rate=sample_rate,
-                    steps=steps,
-                    accountant=accountant,
-                    epsilon_tolerance=EPSILON_TOLERANCE,
-                )
-            )
-    except (ValueError, ArithmeticError) as exc:
-        raise unreachable from exc
-    except RuntimeError as exc:
-        raise _accountant_failed(accountant, exc) from exc
+        sigma = smallest_noise(spent_at, target_epsilon)
+    except (NoNoiseSuffices, ArithmeticError) as exc:
+        raise (failures[-1] if failures else unreachable) from exc
     spent = epsilon_for(
         [(sigma, sample_rate, steps)], delta=delta, accountant=accountant
     )
@@ -241,35 +212,11 @@ def epsilon_for(
         merged[key] = merged.get(key, 0) + steps
     if not merged:
         return 0.0
-    engine = create_accountant(mechanism=accountant)
-    engine.history = [(sigma, q, steps) for (sigma, q), steps in merged.items()]
-    try:
-        with _quiet_numerics():
-            epsilon = float(engine.get_epsilon(delta=delta))
-    except (RuntimeError, ValueError, ArithmeticError) as exc:
-        raise _accountant_failed(accountant, exc) from exc
-    if math.isnan(epsilon) or epsilon < 0.0:
-        raise _accountant_failed(
-            accountant, f"epsilon {epsilon} for {engine.history} at delta {delta:g}"
-        )
-    return epsilon
-
-
-def _accountant_failed(accountant: str, problem: object) -> FedmodelError:
-    other = "rdp" if accountant == "prv" else "prv"
-    return FedmodelError(
-        f"the {accountant} privacy accountant failed ({problem}); set "
-        f"privacy.accountant={other} or change privacy.target_epsilon"
+    return composed_epsilon(
+        tuple((sigma, q, steps) for (sigma, q), steps in merged.items()),
+        delta,
+        accountant,
     )
-
-
-def _rdp_epsilon_floor(delta: float) -> float:
-    orders = RDPAccountant.DEFAULT_ALPHAS
-    with _quiet_numerics():
-        floor, _ = rdp_analysis.get_privacy_spent(
-            orders=orders, rdp=[0.0] * len(orders), delta=delta
-        )
-    return float(floor)
 
 
 def _check_accountant(accountant: str) -> None:
@@ -287,13 +234,3 @@ def _check_step_args(*, delta: float, sample_rate: float, steps: int) -> None:
         raise ValueError(f"sample rate must be in (0, 1], got {sample_rate!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-
-
-@contextmanager
-def _quiet_numerics() -> Iterator[None]:
-    # The accountants take log(0) on purpose at the domain edges, and RDP warns
-    # when the best order is an extreme one; the bound is still valid.
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.filterwarnings("ignore", message="Optimal order is the")
-        yield

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from rich.table import Table
 
-from fedmodel.config import RunSettings
+from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for
@@ -124,8 +124,7 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
         "sample rate",
         "steps/round",
         "noise mult.",
-        "final eps RDP",
-        "final eps PRV",
+        *[f"final eps {name.upper()}{_charged(name, privacy)}" for name in ACCOUNTANTS],
         "status",
     ):
         overview.add_column(header, justify="left" if header == "status" else "right")
@@ -147,15 +146,20 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
             f"{plan.sample_rate:.4g}",
             str(plan.steps_per_round),
             f"{plan.noise_multiplier:.4f}",
-            _eps(plan.epsilon_by_round["rdp"][-1]),
-            _eps(plan.epsilon_by_round["prv"][-1]),
+            *[_eps(plan.epsilon_by_round[name][-1]) for name in ACCOUNTANTS],
             "[green]ok[/green]",
         )
     return [overview, _by_round_table(plans, rounds=rounds)]
 
 
+def _charged(accountant: str, privacy: PrivacySettings) -> str:
+    """Marks the column of the accountant the clients charge their budget with."""
+    return " (charged)" if accountant == privacy.accountant else ""
+
+
 def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
-    by_round = Table(title="epsilon after each round (RDP / PRV)")
+    names = " / ".join(name.upper() for name in ACCOUNTANTS)
+    by_round = Table(title=f"epsilon after each round ({names})")
     by_round.add_column("round", justify="right")
     planned = [plan for plan in plans if not plan.problem]
     for plan in planned:
@@ -164,8 +168,7 @@ def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
         by_round.add_row(
             str(index + 1),
             *[
-                f"{_eps(p.epsilon_by_round['rdp'][index])} / "
-                f"{_eps(p.epsilon_by_round['prv'][index])}"
+                " / ".join(_eps(p.epsilon_by_round[n][index]) for n in ACCOUNTANTS)
                 for p in planned
             ],
         )

@@ -45,7 +45,7 @@ def test_central_dp_run_charges_a_client_level_ledger(
     ledger = json.loads((tmp_path / "central_privacy_ledger.json").read_text())
     assert [r["round"] for r in ledger["rounds"]] == [1, 2]
     expected = epsilon_for(
-        [(plan.noise_multiplier, 1.0, 2)], delta=1 / 30, accountant="rdp"
+        [(plan.noise_multiplier, 1.0, 2)], delta=1 / 30, accountant=plan.accountant
     )
     assert ledger["rounds"][-1]["epsilon"] == pytest.approx(expected)
     assert expected <= 8.0
