@@ -12,11 +12,13 @@ Three ways to get the models:
 Then it times the teacher (PyTorch and ONNX Runtime), the float student and
 the int8 student (ONNX Runtime), alternating them call by call on the same
 batches so that all see the same machine load, tokenizing included, and prints
-the speed-ups over the teacher's faster runtime. Targets (issue 13): accuracy
-ratio >= 0.97 at >= 5x at batch 32 and >= 3x at batch 1. Usage:
+the speed-ups over the teacher's faster runtime (`--quality-only` skips the
+timing, e.g. to compare distillation seeds: `seed=N` changes only the
+student's random state). Targets (issue 13): accuracy ratio >= 0.97 at >= 5x
+at batch 32 and >= 3x at batch 1. Usage:
 
     .venv/bin/python benchmarks/distill.py [--run-dir DIR | --teacher-run DIR]
-        [--out DIR] [overrides...]
+        [--out DIR] [--quality-only] [overrides...]
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("outputs/bench-distill") / stamp
     )
+    parser.add_argument(
+        "--quality-only", action="store_true", help="print quality, skip timing"
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     setup_logging()
@@ -139,9 +144,11 @@ def main() -> None:
     settings = settings_from_dict(
         yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text())
     )
-    texts = list(load_task(settings.task, seed=settings.seed).test["text"])[:1280]
     print(f"\nrun: {run_dir}")
     print_quality(summary)
+    if args.quality_only:
+        return
+    texts = list(load_task(settings.task, seed=settings.seed).test["text"])[:1280]
 
     models = {
         name: open_runtime(run_dir / folder, runtime)
