@@ -80,7 +80,6 @@ def _bracket(
     low, high = 1.0, 1.0
     high_spent = spent_at(high)
     if high_spent > target:
-        low_spent = high_spent
         while high_spent > target:
             if high >= MAX_NOISE:
                 raise NoNoiseSuffices(target)
