@@ -40,7 +40,7 @@ test-fast: install ## the tests not marked slow (the inner loop)
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check fedmodel tests benchmarks simulations
-	$(BIN)/mypy fedmodel
+	$(BIN)/mypy fedmodel benchmarks
 
 bench: install ## the privacy-utility benchmark
 	$(BIN)/python benchmarks/privacy_utility.py

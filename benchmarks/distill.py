@@ -69,9 +69,10 @@ def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
     group = "server" if raw["distill"]["name"] == "off" else raw["distill"]["name"]
     raw["distill"] = compose_config([f"distill={group}"])["distill"]
     merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(overrides))
-    config = OmegaConf.to_container(merged, resolve=True)
-    assert isinstance(config, dict)
-    config = {**config, "run_dir": str(out)}
+    container = OmegaConf.to_container(merged, resolve=True)
+    assert isinstance(container, dict)
+    config = {str(key): value for key, value in container.items()}
+    config["run_dir"] = str(out)
     settings = settings_from_dict(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESOLVED_CONFIG).write_text(yaml.safe_dump(config))

@@ -27,8 +27,10 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -84,7 +86,7 @@ def scenario_settings(task: str, seed: int) -> RunSettings:
     return settings_from_dict({**raw, "run_dir": str(CACHE)})
 
 
-def task_features(task: str) -> dict[str, object]:
+def task_features(task: str) -> dict[str, Any]:
     """Pooled features of every training and transfer text of a task, once.
 
     The task's splits use `task.split_seed` (fixed), so every run seed shares
@@ -118,7 +120,7 @@ def task_features(task: str) -> dict[str, object]:
     return cached
 
 
-def features(task: str, seed: int) -> dict[str, object]:
+def features(task: str, seed: int) -> dict[str, Any]:
     """Client train features, pooled validation features, transfer, label init."""
     path = CACHE / f"features-{task}-{seed}.pt"
     if path.is_file():
@@ -127,7 +129,7 @@ def features(task: str, seed: int) -> dict[str, object]:
     shared = task_features(task)
     by_text = shared["by_text"]
 
-    def rows(split: object) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
         texts, labels = split["text"], split["label"]
         return torch.stack([by_text[t] for t in texts]), torch.tensor(labels)
 
@@ -181,13 +183,7 @@ def run(
     """FedAvg of DP-SGD heads; validation accuracy per round."""
     head = initial_head(cached, cand.init, seed)
     module = nn.Sequential(nn.Dropout(0.1), head)
-    x_val, y_val = cached["val"]
-    val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=2048)
-
-    def score() -> float:
-        return evaluate(module, val_loader, logits_fn=feature_logits(module)).accuracy
-
-    start = score()
+    start = validation_accuracy(cached, module)
     plans = [
         plan_privacy(
             target_epsilon=epsilon,
@@ -202,12 +198,53 @@ def run(
         else None
         for _, y in cached["clients"]
     ]
+    history = head_rounds(
+        cached,
+        module,
+        cand,
+        noise=[plan.noise_multiplier if plan else None for plan in plans],
+        rounds=cand.rounds,
+        seed=seed,
+    )
+    sigma = plans[0].noise_multiplier if plans[0] is not None else 0.0
+    return {
+        "start": start,
+        "final": history[-1],
+        "best": max(history),
+        "sigma0": sigma,
+        "q0": plans[0].sample_rate if plans[0] is not None else 0.0,
+    }
+
+
+def validation_accuracy(cached: dict, module: nn.Module) -> float:
+    """Accuracy on the union of the clients' local validation splits."""
+    x_val, y_val = cached["val"]
+    loader = DataLoader(TensorDataset(x_val, y_val), batch_size=2048)
+    return evaluate(module, loader, logits_fn=feature_logits(module)).accuracy
+
+
+def head_rounds(
+    cached: dict,
+    module: nn.Sequential,
+    cand: Candidate,
+    *,
+    noise: Sequence[float | None],
+    rounds: int,
+    seed: int,
+) -> list[float]:
+    """`rounds` FedAvg rounds of (dropout, head) in `module`, trained in place.
+
+    Client i trains with DP-SGD at noise multiplier `noise[i]` (None: without
+    DP). Returns the validation accuracy after each round.
+    """
     history = []
-    for round_number in range(cand.rounds):
+    head = module[1]
+    assert isinstance(head, nn.Linear)
+    for round_number in range(rounds):
         global_state = {k: v.clone() for k, v in module.state_dict().items()}
         total = {k: torch.zeros_like(v) for k, v in global_state.items()}
         count = 0
-        for (x, y), plan in zip(cached["clients"], plans, strict=True):
+        for (x, y), sigma in zip(cached["clients"], noise, strict=True):
             local = nn.Sequential(
                 nn.Dropout(0.1), nn.Linear(x.shape[1], head.out_features)
             )
@@ -219,21 +256,21 @@ def run(
                 shuffle=True,
                 generator=torch.Generator().manual_seed(seed + round_number),
             )
-            optimizer = torch.optim.SGD(
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 [p for p in local.parameters() if p.requires_grad],
                 lr=cand.learning_rate,
                 momentum=cand.momentum,
             )
             trained: nn.Module = local
             loss_fn = None
-            if plan is not None:
+            if sigma is not None:
                 # Ghost clipping: the same clipped, noised update as hooks
                 # (tests/unit/test_ghost_clipping.py), ~10x faster on a head.
                 wrapped = private_training(
                     model=local,
                     optimizer=optimizer,
                     loader=loader,
-                    noise_multiplier=plan.noise_multiplier,
+                    noise_multiplier=sigma,
                     max_grad_norm=cand.clip,
                     grad_sample_mode="ghost",
                 )
@@ -255,15 +292,8 @@ def run(
                 total[k] += len(y) * v
             count += len(y)
         module.load_state_dict({k: v / count for k, v in total.items()})
-        history.append(score())
-    sigma = plans[0].noise_multiplier if plans[0] is not None else 0.0
-    return {
-        "start": start,
-        "final": history[-1],
-        "best": max(history),
-        "sigma0": sigma,
-        "q0": plans[0].sample_rate if plans[0] is not None else 0.0,
-    }
+        history.append(validation_accuracy(cached, module))
+    return history
 
 
 def rule_candidates(epsilon: float) -> list[Candidate]:

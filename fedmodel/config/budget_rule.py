@@ -65,7 +65,7 @@ class BudgetRow:
 # clipped gradient spends half its norm on the bias, and holding it gave
 # 2-5 points at every budget (docs/strict-budgets.md). A small clip (0.25)
 # with a step that shrinks as the noise grows. Ghost clipping: the same
-# update as hooks, a DP step 1.4x a plain one instead of 20x
+# update as hooks, a DP step 1.9x a plain one instead of 26x
 # (benchmarks/step_overhead.py). The last row serves runs without local noise.
 HEAD_RULE = (
     BudgetRow(2.0, 0.25, learning_rate=2.0, batch_size=512, local_epochs=6,

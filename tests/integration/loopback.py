@@ -223,7 +223,7 @@ class Loopback:
     def _wait_for_port(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert process.poll() is None, f"{process.args} exited early"
+            assert process.poll() is None, f"{process.args!r} exited early"
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
