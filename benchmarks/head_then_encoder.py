@@ -41,10 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from hyperparameter_rule import (  # noqa: E402
     CACHE,
+    client_plans,
     features,
     head_rounds,
     initial_head,
     rule_candidates,
+    run_accountant,
     scenario_settings,
     validation_accuracy,
 )
@@ -60,7 +62,7 @@ from fedmodel.model.finetune import (  # noqa: E402
     trainable_state,
 )
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
-from fedmodel.privacy import plan_privacy, private_training  # noqa: E402
+from fedmodel.privacy import private_training  # noqa: E402
 from fedmodel.privacy.accountants import composed_epsilon  # noqa: E402
 from fedmodel.privacy.calibration import choose_delta  # noqa: E402
 from fedmodel.privacy.noise_search import smallest_noise  # noqa: E402
@@ -149,13 +151,13 @@ def encoder_rounds(
     noise: list[float],
     rounds: int,
     label_names: tuple[str, ...],
+    tokenizer: PreTrainedTokenizerBase,
     seed: int,
 ) -> nn.Module:
     """FedAvg rounds of LoRA / full DP-SGD from `head`; the trained classifier."""
     model = build_classifier(settings.model, label_names=label_names, seed=seed)
     model.classifier.load_state_dict(head.state_dict())
     trainable = prepare_for_finetuning(model, settings.finetune)
-    tokenizer = load_tokenizer(settings.model)
     privacy = settings.privacy
     assert privacy.max_grad_norm is not None and privacy.grad_sample_mode
     for round_number in range(rounds):
@@ -208,7 +210,7 @@ def encoder_rounds(
 
 def run_seed(args: argparse.Namespace, seed: int) -> None:
     """Every arm for one seed, each printed and appended to --out as it ends."""
-    default_accountant = compose_config([])["privacy"]["accountant"]
+    accountant = run_accountant()
     rule = dataclasses.replace(
         rule_candidates(args.epsilon)[0], init="warm", rounds=args.rounds
     )
@@ -229,6 +231,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> None:
         val_texts += list(val["text"])
         val_labels += list(val["label"])
     sizes = [len(labels) for _, labels in clients]
+    tokenizer = load_tokenizer(settings.model)
 
     def report(arm: str, val: float, test: EvalResult, extra: dict) -> None:
         line = {
@@ -252,18 +255,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> None:
 
     # Head only, all rounds, the plan a simulation makes.
     started = time.perf_counter()
-    plans = [
-        plan_privacy(
-            target_epsilon=args.epsilon,
-            delta=None,
-            num_records=n,
-            batch_size=rule.batch_size,
-            local_epochs=rule.epochs,
-            planned_rounds=rule.rounds,
-            accountant=default_accountant,
-        )
-        for n in sizes
-    ]
+    plans = client_plans(cached, rule, epsilon=args.epsilon, accountant=accountant)
     module = nn.Sequential(nn.Dropout(0.1), initial_head(cached, "warm", seed))
     start_test = evaluate(module, test_loader, logits_fn=feature_logits(module))
     report("start", validation_accuracy(cached, module), start_test, {})
@@ -307,7 +299,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> None:
                         * poisson_steps_per_epoch(n, enc.finetune.batch_size),
                     ),
                 ],
-                accountant=default_accountant,
+                accountant=accountant,
             )
             noise.append(sigma)
             spends.append(spent)
@@ -329,9 +321,9 @@ def run_seed(args: argparse.Namespace, seed: int) -> None:
             noise=noise,
             rounds=args.encoder_rounds,
             label_names=data.label_names,
+            tokenizer=tokenizer,
             seed=seed,
         )
-        tokenizer = load_tokenizer(enc.model)
         val = evaluate(
             trained,
             text_loader(enc, tokenizer, val_texts, val_labels),

@@ -44,7 +44,7 @@ from fedmodel.config.modes import ACCOUNTANT_NAMES  # noqa: E402
 from fedmodel.data import load_client_data, load_task  # noqa: E402
 from fedmodel.model.label_init import init_head_from_label_names  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402
-from fedmodel.privacy import plan_privacy, private_training  # noqa: E402
+from fedmodel.privacy import PrivacyPlan, plan_privacy, private_training  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     criterion_loss,
@@ -184,20 +184,11 @@ def run(
     head = initial_head(cached, cand.init, seed)
     module = nn.Sequential(nn.Dropout(0.1), head)
     start = validation_accuracy(cached, module)
-    plans = [
-        plan_privacy(
-            target_epsilon=epsilon,
-            delta=None,
-            num_records=len(y),
-            batch_size=cand.batch_size,
-            local_epochs=cand.epochs,
-            planned_rounds=cand.rounds,
-            accountant=accountant,
-        )
+    plans = (
+        client_plans(cached, cand, epsilon=epsilon, accountant=accountant)
         if epsilon is not None
-        else None
-        for _, y in cached["clients"]
-    ]
+        else [None] * len(cached["clients"])
+    )
     history = head_rounds(
         cached,
         module,
@@ -214,6 +205,29 @@ def run(
         "sigma0": sigma,
         "q0": plans[0].sample_rate if plans[0] is not None else 0.0,
     }
+
+
+def client_plans(
+    cached: dict, cand: Candidate, *, epsilon: float, accountant: str
+) -> list[PrivacyPlan]:
+    """Each client's plan for `cand`'s rounds, as a simulation makes it."""
+    return [
+        plan_privacy(
+            target_epsilon=epsilon,
+            delta=None,
+            num_records=len(y),
+            batch_size=cand.batch_size,
+            local_epochs=cand.epochs,
+            planned_rounds=cand.rounds,
+            accountant=accountant,
+        )
+        for _, y in cached["clients"]
+    ]
+
+
+def run_accountant() -> str:
+    """The accountant a run charges with (the packaged default)."""
+    return str(compose_config([])["privacy"]["accountant"])
 
 
 def validation_accuracy(cached: dict, module: nn.Module) -> float:
@@ -349,7 +363,7 @@ def main() -> None:
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0, 8.0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--grid", choices=[*GRIDS, "rule"], default="step")
-    default_accountant = compose_config([])["privacy"]["accountant"]
+    default_accountant = run_accountant()
     parser.add_argument(
         "--accountant",
         choices=list(ACCOUNTANT_NAMES),
