@@ -260,7 +260,6 @@ def build_variant(name: str, workload: Workload, settings: RunSettings) -> Varia
                 noise_multiplier=NOISE_MULTIPLIER,
                 max_grad_norm=clip,
                 grad_sample_mode=name,
-                accountant=settings.privacy.accountant,
             )
             step = timed_step(
                 wrapped.model,

@@ -118,7 +118,6 @@ class PrivateRound:
             noise_multiplier=self.ledger.noise_multiplier,
             max_grad_norm=privacy.max_grad_norm,
             grad_sample_mode="ghost" if ghost else "hooks",
-            accountant=privacy.accountant,
         )
         self.count_steps = wrapped.steps
         if ghost:
