@@ -14,7 +14,10 @@ digestive, musculoskeletal, genitourinary) labelled by their block (e.g.
 "Ischemic heart diseases (I20-I25)"), written as per-site CSV files split
 over 4 sites by Dirichlet(0.5) per label, and run through `task=files
 partition=natural`: the server holds no public records (no transfer split, so
-no warm start and no model selection).
+no warm start and no model selection). `icd-blocks-files-val` is the same with
+5% of each block's records moved out of the sites into a labelled
+`task.validation_file` the server holds (about 300 records): what such a file
+buys where the server otherwise holds nothing.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
@@ -44,15 +47,25 @@ from fedmodel.run.console import setup_logging
 NUM_SITES = 4
 HELD_OUT_CHAPTERS = ("9", "10", "11", "13", "14")
 MIN_PER_BLOCK, MAX_PER_BLOCK = 40, 300
+# icd-blocks-files-val: the share of each block the server holds as its
+# validation file (hospital's transfer split is 5% too).
+SERVER_SHARE = 0.05
 SCENARIOS: dict[str, list[str]] = {
     "bank": ["task=bank", "num_clients=4", "partition=dirichlet"],
     "hospital": ["task=hospital", "num_clients=4", "partition=dirichlet"],
     "icd-blocks-files": ["task=files", "num_clients=4", "partition=natural"],
+    "icd-blocks-files-val": ["task=files", "num_clients=4", "partition=natural"],
 }
 
 
-def write_icd_block_sites(out: Path, *, seed: int = 0) -> list[str]:
-    """Write the held-out scenario's per-site CSVs and test CSV; its overrides."""
+def write_icd_block_sites(
+    out: Path, *, seed: int = 0, server_share: float = 0.0
+) -> list[str]:
+    """Write the held-out scenario's per-site CSVs and test CSV; its overrides.
+
+    With `server_share`, that share of each block's records (after the test
+    records) goes to a validation CSV the server holds instead of a site.
+    """
     import simple_icd_10_cm as icd
 
     by_block: dict[str, list[str]] = {}
@@ -72,25 +85,34 @@ def write_icd_block_sites(out: Path, *, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     sites: list[list[tuple[str, str]]] = [[] for _ in range(NUM_SITES)]
     test: list[tuple[str, str]] = []
+    server: list[tuple[str, str]] = []
     for block, texts in sorted(by_block.items()):
         if len(texts) < MIN_PER_BLOCK:
             continue
         chosen = [texts[i] for i in rng.permutation(len(texts))[:MAX_PER_BLOCK]]
         n_test = round(0.2 * len(chosen))
         test += [(text, block) for text in chosen[:n_test]]
+        n_server = round(server_share * len(chosen))
+        server += [(text, block) for text in chosen[n_test : n_test + n_server]]
         shares = rng.dirichlet([0.5] * NUM_SITES)
-        owners = rng.choice(NUM_SITES, size=len(chosen) - n_test, p=shares)
-        for text, owner in zip(chosen[n_test:], owners, strict=True):
+        held = chosen[n_test + n_server :]
+        owners = rng.choice(NUM_SITES, size=len(held), p=shares)
+        for text, owner in zip(held, owners, strict=True):
             sites[owner].append((text, block))
     out.mkdir(parents=True, exist_ok=True)
-    names = [*(f"site-{i}.csv" for i in range(NUM_SITES)), "test.csv"]
-    for name, rows in zip(names, [*sites, test], strict=True):
+    names = [*(f"site-{i}.csv" for i in range(NUM_SITES)), "test.csv", "server.csv"]
+    for name, rows in zip(names, [*sites, test, server], strict=True):
+        if not rows:
+            continue
         with (out / name).open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
             writer.writerows(rows)
-    files = ",".join(str(out / name) for name in names[:-1])
-    return [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
+    files = ",".join(str(out / name) for name in names[:NUM_SITES])
+    overrides = [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
+    if server:
+        overrides.append(f"task.validation_file={out / 'server.csv'}")
+    return overrides
 
 
 def run(overrides: list[str], out: Path) -> dict[str, float]:
@@ -180,8 +202,9 @@ def main() -> None:
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for name in args.scenarios:
         base = [*SCENARIOS[name], *args.extra]
-        if name == "icd-blocks-files":
-            base += write_icd_block_sites(args.out / name / "files")
+        if name.startswith("icd-blocks-files"):
+            share = SERVER_SHARE if name == "icd-blocks-files-val" else 0.0
+            base += write_icd_block_sites(args.out / name / "files", server_share=share)
         results[name] = {}
         for budget, seed in ((b, s) for b in budgets for s in args.seeds):
             privacy = (

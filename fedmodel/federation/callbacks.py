@@ -75,12 +75,12 @@ class SaveCheckpoint:
         self.strategy = strategy
         self.weights = weights
         self.history = history
-        # keep_best's selector, whose best model so far the checkpoint carries.
+        # keep_best's selector, whose start the checkpoint carries.
         self.selector = selector
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Save weights, budget state, client figures, round history, best so far."""
-        best = None if self.selector is None else self.selector.best
+        """Save weights, budget state, client figures, round history, the start."""
+        start = None if self.selector is None else self.selector.start
         save_checkpoint(
             self.run_dir,
             Checkpoint(
@@ -89,8 +89,8 @@ class SaveCheckpoint:
                 exhausted_nodes=sorted(self.strategy.exhausted_nodes),
                 client_figures=self.strategy.client_figures,
                 rounds=self.history.rounds,
-                best_round=None if best is None else best.round,
-                best_weights=None if best is None else best.weights,
+                start_round=None if start is None else start.round,
+                start_weights=None if start is None else start.weights,
             ),
         )
         return False, {}
@@ -192,7 +192,9 @@ class Evaluate:
 
 
 class KeepBest:
-    """Score each aggregated model on the server's own split; keep the best.
+    """Score each aggregated model on the server's own split (`keep_best`).
+
+    The selector keeps the last round's model unless the start scored higher.
 
     The split is data the server holds (a transfer or validation split), so
     this is free post-processing; the test split is never read here.
@@ -211,7 +213,7 @@ class KeepBest:
         if not state.aggregated:
             return False, {}
         self.selector.offer(state.round, self.weights())
-        return False, {"server_validation_best_round": self.selector.best_round}
+        return False, {"server_validation_kept_round": self.selector.best_round}
 
 
 class WriteMetrics:

@@ -248,11 +248,11 @@ def best_model_selector(
         trainable=model.trainable,
         validation=validation,
     )
-    if resumed is not None and resumed.best_round is not None:
-        # The best model before the resumed round, from the checkpoint.
-        assert resumed.best_weights is not None
-        model.load(resumed.best_weights)
-        selector.offer(resumed.best_round, resumed.best_weights)
+    if resumed is not None and resumed.start_round is not None:
+        # The run's start, from the checkpoint.
+        assert resumed.start_weights is not None
+        model.load(resumed.start_weights)
+        selector.offer(resumed.start_round, resumed.start_weights)
         model.load(resumed.weights)
     selector.offer(0 if resumed is None else resumed.round, model.weights())
     return selector
@@ -261,12 +261,13 @@ def best_model_selector(
 def keep_selected(
     model: GlobalModel, selector: BestModelSelector | None
 ) -> EvalResult | None:
-    """Load the best model on the server's split; its test figures, reported only."""
+    """Load the model `keep_best` keeps; its test figures, reported only."""
     if selector is None or selector.best is None:
         return None
     model.load(selector.best.weights)
     log.info(
-        "keeping the global model after round %d (server validation accuracy %.4f)",
+        "keeping the global model after round %d (server validation accuracy "
+        "%.4f; the last round's unless the start scored higher)",
         selector.best.round,
         selector.best.result.accuracy,
     )

@@ -37,10 +37,10 @@ class Checkpoint:
     client_figures: dict[int, dict[str, float]] = field(default_factory=dict)
     # One entry per round run: round, model, clients selected and aggregated.
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    # The model the server's split ranked best before `round` (keep_best), so
-    # a resumed run still compares against it, its start included.
-    best_round: int | None = None
-    best_weights: dict[str, torch.Tensor] | None = None
+    # keep_best's start (round 0) and its weights, so that a resumed run still
+    # falls back to it when the last round scores lower on the server's split.
+    start_round: int | None = None
+    start_weights: dict[str, torch.Tensor] | None = None
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -59,10 +59,10 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             },
             # JSON text: weights_only loading accepts strings, not free dicts.
             "rounds": json.dumps(clean_json(checkpoint.rounds)),
-            "best_round": -1
-            if checkpoint.best_round is None
-            else checkpoint.best_round,
-            "best_weights": checkpoint.best_weights or {},
+            "start_round": -1
+            if checkpoint.start_round is None
+            else checkpoint.start_round,
+            "start_weights": checkpoint.start_weights or {},
         },
         temp,
     )
@@ -84,6 +84,10 @@ def load_checkpoint(
         )
     try:
         raw = torch.load(path, weights_only=True)
+        # Checkpoints of earlier versions hold the best model so far under
+        # best_*: a resumed run falls back to that one instead of the start.
+        start_round = int(raw.get("start_round", raw.get("best_round", -1)))
+        start_weights = raw.get("start_weights", raw.get("best_weights"))
         checkpoint = Checkpoint(
             round=int(raw["round"]),
             weights=dict(raw["weights"]),
@@ -93,10 +97,8 @@ def load_checkpoint(
                 for cid, figures in raw.get("client_figures", {}).items()
             },
             rounds=list(json.loads(raw.get("rounds", "[]"))),
-            best_round=None
-            if int(raw.get("best_round", -1)) < 0
-            else int(raw["best_round"]),
-            best_weights=dict(raw["best_weights"]) if raw.get("best_weights") else None,
+            start_round=None if start_round < 0 else start_round,
+            start_weights=dict(start_weights) if start_weights else None,
         )
     except (
         OSError,
@@ -108,10 +110,10 @@ def load_checkpoint(
     ) as exc:
         raise FedmodelError(f"checkpoint {path} cannot be read ({exc})") from exc
     shapes = {name: tuple(w.shape) for name, w in checkpoint.weights.items()}
-    best = checkpoint.best_weights
-    if best is not None and {n: tuple(w.shape) for n, w in best.items()} != shapes:
+    start = checkpoint.start_weights
+    if start is not None and {n: tuple(w.shape) for n, w in start.items()} != shapes:
         raise FedmodelError(
-            f"checkpoint {path} holds a kept best model of another shape than "
+            f"checkpoint {path} holds a start model of another shape than "
             "its weights: it is damaged; start a new run"
         )
     if shapes != expected_shapes:

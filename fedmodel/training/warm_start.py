@@ -42,7 +42,15 @@ def public_start(
             classifier, settings=settings.model, label_names=label_names
         )
         log.info("head initialised from the %d label names", len(label_names))
-    if settings.warm_start.enabled and transfer is not None:
+    if transfer is None:
+        log.info(
+            "the server holds no labelled records (a files task without "
+            "task.validation_file): no warm start and no choice of round, the "
+            "last round is kept. At strict budgets a small labelled file the "
+            "server may hold, set as task.validation_file, helps most; see "
+            "docs/strict-budgets.md"
+        )
+    elif settings.warm_start.enabled:
         loss = warm_start_head(classifier, settings=settings, transfer=transfer)
         log.info(
             "warm start: head fitted on the server's %d transfer records (loss %.3f)",

@@ -89,6 +89,15 @@ def test_label_init_can_be_turned_off() -> None:
     torch.testing.assert_close(model.classifier.weight.detach(), before)
 
 
+def test_no_server_records_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_from_dict(small_config())
+    model = build_classifier(settings.model, label_names=LABELS, seed=0)
+    with caplog.at_level("INFO", logger=warm_start.__name__):
+        public_start(model, settings=settings, label_names=LABELS, transfer=None)
+    said = [r.getMessage() for r in caplog.records if r.name == warm_start.__name__]
+    assert any("task.validation_file" in line for line in said)
+
+
 def test_mismatched_label_count_is_refused() -> None:
     settings = settings_from_dict(small_config())
     model = build_classifier(settings.model, label_names=LABELS, seed=0)

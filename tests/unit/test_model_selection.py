@@ -1,7 +1,11 @@
-"""Keeping the best global model by the server's own split, never the test split."""
+"""keep_best: the last round unless the start scored higher on the server's split.
+
+The test split is never read.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import datasets
@@ -48,29 +52,58 @@ def test_selection_reads_only_the_server_validation_split(
     assert not set(data.transfer["text"]) & set(data.test["text"])
 
 
-def test_a_worse_round_never_replaces_the_best(setup: tuple[Any, ...]) -> None:
-    _, model, selector, _ = setup
+def _always(weights: dict[str, torch.Tensor], label: int) -> dict[str, torch.Tensor]:
+    """Weights that always predict `label`."""
+    fixed = {name: torch.zeros_like(w) for name, w in weights.items()}
+    bias = next(name for name in fixed if name.endswith("classifier.bias"))
+    fixed[bias][label] = 100.0
+    return fixed
+
+
+def _rarest_label(data: Any) -> int:
+    counts = Counter(data.transfer["label"])
+    return min(range(len(data.label_names)), key=lambda label: counts[label])
+
+
+def test_a_last_round_below_the_start_keeps_the_start(
+    setup: tuple[Any, ...],
+) -> None:
+    data, model, selector, _ = setup
     start = model.weights()
     assert selector.offer(0, start)
-    start_score = selector.best.result.accuracy
-    broken = {name: torch.zeros_like(w) for name, w in start.items()}
-    bias = next(name for name in broken if name.endswith("classifier.bias"))
-    broken[bias][0] = 100.0  # always predicts label 0
-    model.load(broken)
-    selector.offer(1, broken)
-    if selector.best.round == 1:  # only if predicting label 0 really was better
-        assert selector.best.result.accuracy > start_score
-    else:
-        assert selector.best.round == 0
-        torch.testing.assert_close(selector.best.weights, start)
+    rarest = _rarest_label(data)
+    # The start scores above always answering the split's rarest label.
+    share = Counter(data.transfer["label"])[rarest] / len(data.transfer)
+    assert selector.start.result.accuracy > share
+    model.load(_always(start, rarest))
+    assert not selector.offer(1, _always(start, rarest))
+    assert selector.best_round == 0
+    torch.testing.assert_close(selector.best.weights, start)
 
 
-def test_ties_keep_the_earlier_model(setup: tuple[Any, ...]) -> None:
+def test_the_last_round_is_kept_over_a_better_earlier_round(
+    setup: tuple[Any, ...],
+) -> None:
+    data, model, selector, _ = setup
+    start = model.weights()
+    rarest = _rarest_label(data)
+    selector.offer(0, _always(start, rarest))  # a start every round beats
+    model.load(start)
+    assert selector.offer(1, start)
+    later = {name: w * 0.5 for name, w in start.items()}
+    model.load(later)
+    # Round 2 may score below round 1, but it is the last and beats the start.
+    assert selector.offer(2, later)
+    assert selector.best_round == 2
+    torch.testing.assert_close(selector.best.weights, later)
+
+
+def test_ties_keep_the_last_round(setup: tuple[Any, ...]) -> None:
     _, model, selector, _ = setup
     weights = model.weights()
     selector.offer(0, weights)
-    assert not selector.offer(1, weights)
-    assert selector.best.round == 0
+    assert selector.offer(1, weights)
+    assert selector.best_round == 1
 
 
 def test_an_empty_validation_split_is_refused(setup: tuple[Any, ...]) -> None:
