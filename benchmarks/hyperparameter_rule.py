@@ -310,13 +310,11 @@ def head_rounds(
     return history
 
 
-def rule_candidates(epsilon: float) -> list[Candidate]:
-    """fedmodel's rule at `epsilon` (0: off), the same with the bias trained,
-    and the rule before the bias was held (clip 1, a smaller step), from the
-    label-name start and from the warm start."""
+def rule_candidate(epsilon: float) -> Candidate:
+    """fedmodel's rule at `epsilon` (0: off), 10 rounds from the label names."""
     row = budget_row(finetune_mode="head", target_epsilon=epsilon or None)
     assert row.learning_rate and row.batch_size and row.local_epochs
-    rule = Candidate(
+    return Candidate(
         row.learning_rate,
         row.batch_size,
         10,
@@ -325,6 +323,13 @@ def rule_candidates(epsilon: float) -> list[Candidate]:
         "label",
         hold_bias=row.train_head_bias is False,
     )
+
+
+def rule_candidates(epsilon: float) -> list[Candidate]:
+    """fedmodel's rule at `epsilon` (0: off), the same with the bias trained,
+    and the rule before the bias was held (clip 1, a smaller step), from the
+    label-name start and from the warm start."""
+    rule = rule_candidate(epsilon)
     before = {1.0: 0.25, 3.0: 1.0, 8.0: 2.0}.get(epsilon, 2.0)
     old = Candidate(before, 512, 10, 6, 1.0, "label")
     if not epsilon:
