@@ -187,8 +187,8 @@ def main() -> None:
             )
     print(
         f"\n(judged: accuracy on the clients' validation splits, mean over "
-        f"{len(args.scenarios)} tasks x {len(args.seeds)} seeds"
-        f"{f' x {args.draws} draws' if args.subsample else ''})"
+        f"{len(args.scenarios)} tasks x {len(args.seeds)} seeds; a subsample "
+        f"row takes {args.draws} random draws of the choosing split per run)"
     )
 
 
