@@ -8,11 +8,13 @@ split). Head-mode FedAvg with the run's pieces, as `hyperparameter_rule.py`
 runs it (cached MiniLM features, the budget rule, PRV noise, 4 clients,
 Dirichlet 0.5, 10 rounds, warm start):
 
-- best of all: the highest-scoring of the start and the 10 rounds (ties keep
-  the earlier; fedmodel's rule before this benchmark);
+- best of all: the highest-scoring (accuracy, then loss) of the start and the
+  10 rounds (ties keep the earlier; fedmodel's rule before this benchmark);
 - last round: no selection;
-- last unless start: the last round, unless the start scored higher (the
-  rule `keep_best` follows now).
+- start by accuracy: the last round, unless the start scored a higher
+  accuracy (then loss);
+- start by loss: the last round, unless the start had a lower mean
+  cross-entropy (the rule `keep_best` follows now).
 
 Besides the full split (bank 200 records, hospital 177), it draws smaller
 random subsets of it (`--subsample`), as a files task's small
@@ -71,15 +73,21 @@ def last_round(scores: list[tuple[float, float]]) -> int:
     return len(scores) - 1
 
 
-def last_unless_start(scores: list[tuple[float, float]]) -> int:
-    """The last round, unless the start scored higher."""
+def start_by_accuracy(scores: list[tuple[float, float]]) -> int:
+    """The last round, unless the start scored a higher (accuracy, -loss)."""
     return 0 if scores[0] > scores[-1] else len(scores) - 1
+
+
+def start_by_loss(scores: list[tuple[float, float]]) -> int:
+    """The last round, unless the start's loss was lower (`keep_best`)."""
+    return 0 if scores[0][1] > scores[-1][1] else len(scores) - 1
 
 
 POLICIES: dict[str, Policy] = {
     "best of all": best_of_all,
     "last round": last_round,
-    "last unless start": last_unless_start,
+    "start by accuracy": start_by_accuracy,
+    "start by loss": start_by_loss,
 }
 
 

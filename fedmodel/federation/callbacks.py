@@ -194,7 +194,7 @@ class Evaluate:
 class KeepBest:
     """Score each aggregated model on the server's own split (`keep_best`).
 
-    The selector keeps the last round's model unless the start scored higher.
+    The selector keeps the last round's model unless the start's loss is lower.
 
     The split is data the server holds (a transfer or validation split), so
     this is free post-processing; the test split is never read here.

@@ -267,8 +267,9 @@ def keep_selected(
     model.load(selector.best.weights)
     log.info(
         "keeping the global model after round %d (server validation accuracy "
-        "%.4f; the last round's unless the start scored higher)",
+        "%.4f, loss %.4f; the last round's unless the start's loss is lower)",
         selector.best.round,
         selector.best.result.accuracy,
+        selector.best.result.loss,
     )
     return model.evaluate()
