@@ -53,6 +53,7 @@ from fedmodel.run.layout import (
     SUMMARY_FILE,
     TEACHER_DIR,
 )
+from fedmodel.serve.benchmark import predicted_labels
 from fedmodel.serve.inference import (
     alternating_latency_ms,
     load_tokenizer_of,
@@ -145,11 +146,8 @@ def print_validation_quality(run_dir: Path, teacher_run: Path) -> None:
         ("teacher (float ONNX)", TEACHER_DIR, "onnx"),
         ("student (int8 ONNX)", STUDENT_DIR, "onnx_int8"),
     ):
-        model = open_runtime(run_dir / folder, runtime)
-        logits = np.concatenate(
-            [model.logits(texts[i : i + 256]) for i in range(0, len(texts), 256)]
-        )
-        accuracy[name] = float((logits.argmax(axis=1) == truth).mean())
+        picked = predicted_labels(open_runtime(run_dir / folder, runtime), texts)
+        accuracy[name] = float((picked == truth).mean())
         print(f"validation accuracy, {name}: {accuracy[name]:.4f}")
     ratio = accuracy["student (int8 ONNX)"] / accuracy["teacher (float ONNX)"]
     print(

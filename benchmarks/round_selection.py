@@ -43,8 +43,9 @@ import hyperparameter_rule as rule  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from fedmodel.training.model_selection import SELECTION_SHARE  # noqa: E402
+
 ROUNDS = 10
-SELECTION_SHARE = 0.2
 
 
 @dataclass
