@@ -45,9 +45,9 @@ def public_start(
     if transfer is None:
         log.info(
             "the server holds no labelled records (a files task without "
-            "task.validation_file): no warm start and no choice of round, the "
-            "last round is kept. At strict budgets a small labelled file the "
-            "server may hold, set as task.validation_file, helps most; see "
+            "task.validation_file): no warm start and no check against the "
+            "start, the last round is kept. At strict budgets a small labelled "
+            "file the server may hold, set as task.validation_file, helps most; see "
             "docs/strict-budgets.md"
         )
     elif settings.warm_start.enabled:
