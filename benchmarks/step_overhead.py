@@ -7,14 +7,17 @@ per-batch body of `fedmodel.training.loops.train_epochs`) is timed for:
 - the non-private model and optimizer (`off`),
 - the same model and optimizer wrapped by `fedmodel.privacy.private_training`
   with each clipping method `privacy.grad_sample_mode` offers: `hooks`
-  (per-example gradients) and `ghost` (Opacus' ghost clipping, which needs the
-  wrapped loss `private_training` returns).
+  (per-example gradients), `ghost` (Opacus' ghost clipping, which needs the
+  wrapped loss `private_training` returns) and, for the head only, `linear`
+  (fedmodel's one-pass clipping of the head's one layer).
 
 All variants get the same fixed batches (Poisson sampling is bypassed: only the
-per-example clipping and the noise differ). Steps are interleaved (one step of
-each variant per repeat, in a rotating order) after warm-up, so load from other
-jobs hits every variant alike; the tables give medians over the repeats and the
-median of the per-repeat DP/non-private ratios. Timing figures are printed,
+per-example clipping and the noise differ). Each DP variant is timed against
+its own non-private twin: after warm-up the two take turns (one step each per
+repeat, alternating which goes first), so load from other jobs hits both alike
+and one variant's memory traffic (hooks' per-example gradients) does not slow
+another's. The tables give medians over the repeats and the median of the
+per-repeat DP/non-private ratios. Timing figures are printed,
 never asserted.
 
 Torch runs on one thread by default, as a simulated client does: with
@@ -64,6 +67,7 @@ from fedmodel.privacy import private_training  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     Batch,
+    Criterion,
     LogitsFn,
     build_optimizer,
     feature_logits,
@@ -220,7 +224,7 @@ def timed_step(
     optimizer: Optimizer,
     *,
     logits_fn: LogitsFn,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: Criterion,
 ) -> Callable[[Batch], tuple[float, float]]:
     """One optimizer step on a batch, returning (forward+backward, update) seconds."""
 
@@ -346,14 +350,15 @@ def print_tables(rows: list[tuple[str, int, Variant, Variant]]) -> None:
     print()
     print("| mode | batch | variant | forward+backward ms | optimizer step ms |")
     print("|---|---|---|---|---|")
-    seen: set[tuple[str, str]] = set()
     for mode, batch, baseline, variant in rows:
-        for item in (baseline, variant):
-            if (mode, item.name) in seen or item.error or not item.total_ms:
+        for item, name in (
+            (baseline, f"{baseline.name} (twin of {variant.name})"),
+            (variant, variant.name),
+        ):
+            if item.error or not item.total_ms:
                 continue
-            seen.add((mode, item.name))
             print(
-                f"| {mode} | {batch} | {item.name} "
+                f"| {mode} | {batch} | {name} "
                 f"| {statistics.median(item.backward_ms):.1f} "
                 f"| {statistics.median(item.update_ms):.1f} |"
             )
@@ -371,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"{args.warmup} warm-up + {args.repeats} timed steps per variant, "
-        f"interleaved, over {args.batches} fixed batches; noise multiplier "
+        f"each DP variant interleaved with its own non-private twin, over "
+        f"{args.batches} fixed batches; noise multiplier "
         f"{NOISE_MULTIPLIER}"
     )
     rows: list[tuple[str, int, Variant, Variant]] = []
@@ -383,13 +389,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         workload = build_workload(
             settings, batch_size=batch_size, num_batches=args.batches
         )
-        variants = [build_variant(NON_PRIVATE, workload, settings)]
-        variants += [
-            build_variant(name, workload, settings) for name in args.grad_sample_modes
+        names = [
+            name
+            for name in args.grad_sample_modes
+            if name != "linear" or mode == "head"  # linear clips a head only
         ]
-        measure(variants, workload.batches, warmup=args.warmup, repeats=args.repeats)
-        for variant in variants:
-            variant.step = None  # frees the models and their per-example gradients
+        for name in names:
+            pair = [
+                build_variant(NON_PRIVATE, workload, settings),
+                build_variant(name, workload, settings),
+            ]
+            measure(pair, workload.batches, warmup=args.warmup, repeats=args.repeats)
+            for variant in pair:
+                variant.step = None  # frees the model and its per-example gradients
+            rows.append((mode, batch_size, pair[0], pair[1]))
         seconds = time.perf_counter() - started
         lengths = [
             tuple(b["input_ids"].shape) for b in workload.batches if isinstance(b, dict)
@@ -399,8 +412,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{mode}: optimizer {settings.finetune.optimizer}, "
             f"batch {batch_size}{shapes}; {seconds:.0f} s"
         )
-        baseline = variants[0]
-        rows += [(mode, batch_size, baseline, v) for v in variants[1:]]
     print_tables(rows)
 
 

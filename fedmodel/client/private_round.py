@@ -104,23 +104,25 @@ class PrivateRound:
     ) -> tuple[nn.Module, Optimizer, DataLoader, LossFn | None]:
         """Opacus' DP-SGD around the round's training objects, at the ledger's noise.
 
-        Ghost clipping needs a per-example cross-entropy, so a job with its own
-        loss (federated distillation) is clipped by hooks whatever the setting.
-        Returns the loss to train with (Opacus' wrapped criterion under ghost).
+        Ghost and linear clipping need a per-example cross-entropy, so a job
+        with its own loss (federated distillation) is clipped by hooks whatever
+        the setting. Returns the loss to train with (the wrapped criterion under
+        ghost or linear clipping).
         """
         privacy = self.settings.privacy
         assert privacy.max_grad_norm is not None  # the config checks require it
-        ghost = privacy.grad_sample_mode == "ghost" and loss_fn is None
+        assert privacy.grad_sample_mode is not None  # the budget rule fills it
+        mode = privacy.grad_sample_mode if loss_fn is None else "hooks"
         wrapped = private_training(
             model=module,
             optimizer=optimizer,
             loader=loader,
             noise_multiplier=self.ledger.noise_multiplier,
             max_grad_norm=privacy.max_grad_norm,
-            grad_sample_mode="ghost" if ghost else "hooks",
+            grad_sample_mode=mode,
         )
         self.count_steps = wrapped.steps
-        if ghost:
+        if mode != "hooks":
             loss_fn = criterion_loss(wrapped.criterion)
         return wrapped.model, wrapped.optimizer, wrapped.loader, loss_fn
 

@@ -19,5 +19,6 @@ PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
 DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")
 ACCOUNTANT_NAMES = ("rdp", "prv")
-# privacy.grad_sample_mode: `fedmodel.privacy.engine` wraps with either.
-GRAD_SAMPLE_MODE_NAMES = ("hooks", "ghost")
+# privacy.grad_sample_mode: `fedmodel.privacy.engine` wraps with any of them;
+# `linear` only fits a model whose one trainable layer is linear (head mode).
+GRAD_SAMPLE_MODE_NAMES = ("hooks", "ghost", "linear")

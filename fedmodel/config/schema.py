@@ -91,8 +91,9 @@ class PrivacySettings:
     target_delta: float | None
     max_grad_norm: float | None
     accountant: str
-    # DP-SGD's per-example clipping: "hooks" (per-example gradients) or
-    # "ghost" (Opacus' ghost clipping); None follows the finetune mode.
+    # DP-SGD's per-example clipping: "hooks" (per-example gradients), "ghost"
+    # (Opacus' ghost clipping) or "linear" (a head's one layer, in one pass);
+    # None follows the finetune mode.
     grad_sample_mode: str | None
     # privacy=central only: Flower's server-side adaptive clipping.
     initial_clipping_norm: float

@@ -5,12 +5,15 @@ what the round actually did (noise, sample rate, steps), so the caller can
 check it against the ledger charge. The budget itself lives in
 `PrivacyLedger`, under the run's `privacy.accountant`, never in the engine.
 
-Two ways of clipping per example (`privacy.grad_sample_mode`): `hooks`
+Three ways of clipping per example (`privacy.grad_sample_mode`): `hooks`
 materialises every example's gradient; `ghost` (Opacus' fast gradient
 clipping) computes only the per-example gradient norms and then takes a second
 backward pass on the loss reweighted by each example's clipping factor, which
-gives the same clipped sum without per-example gradients. Ghost needs the
-loss, so `private_training` returns a wrapped one.
+gives the same clipped sum without per-example gradients; `linear` does the
+same for a model whose one trainable layer is a linear layer on fixed
+features (head mode) in a single pass (`privacy.linear_clipping`), with
+Opacus' optimizer adding the noise. Ghost and linear need the loss, so
+`private_training` returns a wrapped one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry
+from fedmodel.privacy.linear_clipping import ClippedLoss, LinearClipping
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +87,9 @@ class StepCounter:
             )
 
 
-# Per-example loss a DP-SGD step backpropagates: (logits, labels) -> loss.
-Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The loss a DP-SGD step backpropagates: (logits, labels) -> loss. Under ghost
+# clipping Opacus' wrapper (untyped), under linear clipping a `ClippedLoss`.
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor | ClippedLoss]
 
 
 @dataclass
@@ -96,7 +101,7 @@ class PrivateTraining:
     loader: DataLoader
     steps: StepCounter
     # Mean cross-entropy; under ghost clipping Opacus' wrapper, whose
-    # `backward()` takes both passes.
+    # `backward()` takes both passes; under linear clipping a `ClippedLoss`.
     criterion: Criterion
 
 
@@ -115,7 +120,7 @@ def private_training(
     optimizer clips each example's gradient to `max_grad_norm` (by
     `grad_sample_mode`) and adds Gaussian noise of std `noise_multiplier *
     max_grad_norm`. The model must pass Opacus' module validation. `ghost`
-    needs the loss computed by the returned `criterion`.
+    and `linear` need the loss computed by the returned `criterion`.
     """
     if grad_sample_mode not in GRAD_SAMPLE_MODE_NAMES:
         raise FedmodelError(
@@ -136,16 +141,22 @@ def private_training(
         "noise_multiplier": noise_multiplier,
         "max_grad_norm": max_grad_norm,
         "poisson_sampling": True,
-        "grad_sample_mode": grad_sample_mode,
         "noise_generator": _unpredictable_generator(),
     }
     criterion: Criterion = nn.functional.cross_entropy
-    if grad_sample_mode == "ghost":
-        dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
-            **common, criterion=nn.CrossEntropyLoss()
+    if grad_sample_mode == "hooks":
+        dp_model, dp_optimizer, dp_loader = engine.make_private(
+            **common, grad_sample_mode="hooks"
         )
     else:
-        dp_model, dp_optimizer, dp_loader = engine.make_private(**common)
+        # Linear clipping adds its clipped sum where ghost's second pass does,
+        # so it takes Opacus' ghost optimizer (noise, averaging, accounting).
+        dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
+            **common, grad_sample_mode="ghost", criterion=nn.CrossEntropyLoss()
+        )
+    if grad_sample_mode == "linear":
+        dp_model.remove_hooks()  # Opacus' norm hooks; LinearClipping replaces them
+        criterion = LinearClipping(dp_model, max_grad_norm=max_grad_norm).criterion
     _private_sampling(dp_loader)
     logger.debug(
         "DP-SGD (%s): %d Poisson batches per epoch at rate %g, noise %g, clip %g",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,10 +24,28 @@ from fedmodel.model.device import batch_to, model_device
 
 Batch = Mapping[str, torch.Tensor] | tuple[torch.Tensor, torch.Tensor]
 LogitsFn = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+
+
+class Loss(Protocol):
+    """What a training step backpropagates.
+
+    A tensor, or a DP-SGD wrapper of one whose `backward()` leaves the clipped
+    per-example sum (ghost and linear clipping).
+    """
+
+    def detach(self) -> torch.Tensor:
+        """The loss's value, outside any graph."""
+        ...
+
+    def backward(self) -> None:
+        """Put the gradient (under DP-SGD the clipped sum) in `.grad`."""
+        ...
+
+
 # A batch's loss from the model's logits and the batch itself.
-LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
+LossFn = Callable[[torch.Tensor, Batch], Loss]
 # A loss from logits and labels, e.g. Opacus' ghost-clipping criterion.
-Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Criterion = Callable[[torch.Tensor, torch.Tensor], Loss]
 
 # Opacus hooks a head trained on fixed features, whose inputs need no gradient;
 # PyTorch warns about that on every backward pass, harmlessly.
@@ -74,10 +93,11 @@ def criterion_loss(criterion: Criterion) -> LossFn:
     """A `train_epochs` loss from a (logits, labels) criterion.
 
     Under ghost clipping the criterion is Opacus' wrapper: what it returns
-    takes DP-SGD's two backward passes when `train_epochs` calls `backward()`.
+    takes DP-SGD's two backward passes when `train_epochs` calls `backward()`
+    (under linear clipping, one pass).
     """
 
-    def loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def loss(logits: torch.Tensor, batch: Batch) -> Loss:
         return criterion(logits, _batch_labels(batch))
 
     return loss
@@ -138,6 +158,7 @@ def train_epochs(
                 _empty_step(optimizer)
             else:
                 logits, labels = logits_fn(batch)
+                loss: Loss
                 if loss_fn is None:
                     loss = nn.functional.cross_entropy(logits, labels)
                 else:

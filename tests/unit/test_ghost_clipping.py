@@ -1,4 +1,4 @@
-"""Ghost clipping and per-example hooks give the same DP-SGD update."""
+"""Ghost, linear and per-example hooks give the same DP-SGD update."""
 
 from __future__ import annotations
 
@@ -51,18 +51,38 @@ def one_step(model: nn.Module, *, mode: str, batch: Batch, clip: float) -> nn.Mo
     return model
 
 
-def assert_same_update(start: nn.Module, batch: Batch, *, clip: float) -> None:
+def assert_same_update(
+    start: nn.Module, batch: Batch, *, clip: float, mode: str = "ghost"
+) -> None:
     hooks = one_step(copy.deepcopy(start), mode="hooks", batch=batch, clip=clip)
-    ghost = one_step(copy.deepcopy(start), mode="ghost", batch=batch, clip=clip)
+    other = one_step(copy.deepcopy(start), mode=mode, batch=batch, clip=clip)
     moved = 0.0
     for (name, before), h, g in zip(
-        start.named_parameters(), hooks.parameters(), ghost.parameters(), strict=True
+        start.named_parameters(), hooks.parameters(), other.parameters(), strict=True
     ):
         if not before.requires_grad:
+            torch.testing.assert_close(g, before, rtol=0, atol=0, msg=name)
             continue
         torch.testing.assert_close(h, g, rtol=1e-4, atol=1e-6, msg=name)
         moved += float((h - before).detach().abs().sum())
     assert moved > 0.0  # the step did something
+
+
+def fed_head(*, train_bias: bool) -> nn.Sequential:
+    """The head mode trains: dropout (off here, so every mode sees one
+    forward pass), then the classifier."""
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.Dropout(0.0), nn.Linear(6, 3))
+    head[1].bias.requires_grad_(train_bias)
+    return head
+
+
+@pytest.mark.parametrize("train_bias", [True, False])
+@pytest.mark.parametrize("mode", ["ghost", "linear"])
+def test_every_mode_agrees_with_hooks_on_the_head(mode: str, train_bias: bool) -> None:
+    assert_same_update(
+        fed_head(train_bias=train_bias), feature_batch(), clip=0.05, mode=mode
+    )
 
 
 def test_ghost_and_hooks_agree_on_a_head() -> None:
@@ -85,16 +105,18 @@ def test_ghost_and_hooks_agree_on_a_lora_bert() -> None:
     assert_same_update(trainable, batch, clip=0.01)
 
 
-def test_ghost_counts_steps_and_trains_through_train_epochs() -> None:
+@pytest.mark.parametrize("mode", ["ghost", "linear"])
+def test_counts_steps_and_trains_through_train_epochs(mode: str) -> None:
     features, labels = feature_batch()
     head = nn.Linear(6, 3)
+    start = head.weight.detach().clone()
     wrapped = private_training(
         model=head,
         optimizer=torch.optim.SGD(head.parameters(), lr=0.1),
         loader=DataLoader(TensorDataset(features, labels), batch_size=4),
         noise_multiplier=1.0,
         max_grad_norm=1.0,
-        grad_sample_mode="ghost",
+        grad_sample_mode=mode,
     )
     train_epochs(
         wrapped.model,
@@ -105,6 +127,7 @@ def test_ghost_counts_steps_and_trains_through_train_epochs() -> None:
         loss_fn=criterion_loss(wrapped.criterion),
     )
     assert wrapped.steps() == 2 * len(wrapped.loader)
+    assert not torch.equal(head.weight, start)
 
 
 def test_unknown_grad_sample_mode_is_a_clear_error() -> None:
