@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import private_training
 from fedmodel.privacy.linear_clipping import LinearClipping
+from fedmodel.training.loops import Batch, criterion_loss, train_epochs
 
 
 def head_and_batch(
@@ -92,3 +93,36 @@ def test_a_model_trained_beyond_one_linear_layer_is_refused() -> None:
             max_grad_norm=1.0,
             grad_sample_mode="linear",
         )
+
+
+def test_empty_poisson_batches_still_take_a_noisy_step() -> None:
+    # Four records at sample rate 1/4: many drawn batches are empty, and each
+    # must still be a (pure-noise) step, as the accounting assumes.
+    head, features, labels = head_and_batch(train_bias=False)
+    wrapped = private_training(
+        model=head,
+        optimizer=torch.optim.SGD([head[1].weight], lr=0.1),
+        loader=DataLoader(TensorDataset(features[:4], labels[:4]), batch_size=1),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        grad_sample_mode="linear",
+    )
+    sizes: list[int] = []
+
+    def logits_of(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        sizes.append(len(batch[1]))
+        return wrapped.model(batch[0]), batch[1]
+
+    bias = head[1].bias.detach().clone()
+    train_epochs(
+        wrapped.model,
+        wrapped.loader,
+        wrapped.optimizer,
+        logits_fn=logits_of,
+        epochs=10,
+        loss_fn=criterion_loss(wrapped.criterion),
+    )
+    assert wrapped.steps() == 40
+    assert len(sizes) < 40  # empty batches skip the model but not the step
+    assert torch.isfinite(head[1].weight).all()
+    assert torch.equal(head[1].bias, bias)  # held: no gradient, no noise
