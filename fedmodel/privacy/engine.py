@@ -22,6 +22,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from opacus import PrivacyEngine
@@ -122,16 +123,12 @@ def private_training(
     max_grad_norm`. The model must pass Opacus' module validation. `ghost`
     and `linear` need the loss computed by the returned `criterion`.
     """
-    if grad_sample_mode not in GRAD_SAMPLE_MODE_NAMES:
-        raise FedmodelError(
-            f"privacy.grad_sample_mode must be one of {list(GRAD_SAMPLE_MODE_NAMES)}, "
-            f"got {grad_sample_mode!r}"
-        )
     _check_args(
         model=model,
         loader=loader,
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
+        grad_sample_mode=grad_sample_mode,
     )
     engine = _engine()
     common = {
@@ -143,20 +140,9 @@ def private_training(
         "poisson_sampling": True,
         "noise_generator": _unpredictable_generator(),
     }
-    criterion: Criterion = nn.functional.cross_entropy
-    if grad_sample_mode == "hooks":
-        dp_model, dp_optimizer, dp_loader = engine.make_private(
-            **common, grad_sample_mode="hooks"
-        )
-    else:
-        # Linear clipping adds its clipped sum where ghost's second pass does,
-        # so it takes Opacus' ghost optimizer (noise, averaging, accounting).
-        dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
-            **common, grad_sample_mode="ghost", criterion=nn.CrossEntropyLoss()
-        )
-    if grad_sample_mode == "linear":
-        dp_model.remove_hooks()  # Opacus' norm hooks; LinearClipping replaces them
-        criterion = LinearClipping(dp_model, max_grad_norm=max_grad_norm).criterion
+    dp_model, dp_optimizer, dp_loader, criterion = _make_private(
+        engine, common, grad_sample_mode=grad_sample_mode
+    )
     _private_sampling(dp_loader)
     logger.debug(
         "DP-SGD (%s): %d Poisson batches per epoch at rate %g, noise %g, clip %g",
@@ -171,14 +157,41 @@ def private_training(
     )
 
 
+def _make_private(
+    engine: PrivacyEngine, common: dict[str, Any], *, grad_sample_mode: str
+) -> tuple[nn.Module, Optimizer, DataLoader, Criterion]:
+    """Opacus' `make_private` for one clipping method, and the loss to train with."""
+    if grad_sample_mode == "hooks":
+        dp_model, dp_optimizer, dp_loader = engine.make_private(
+            **common, grad_sample_mode="hooks"
+        )
+        return dp_model, dp_optimizer, dp_loader, nn.functional.cross_entropy
+    # Linear clipping adds its clipped sum where ghost's second pass does, so
+    # it takes Opacus' ghost optimizer (noise, averaging, accounting).
+    dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
+        **common, grad_sample_mode="ghost", criterion=nn.CrossEntropyLoss()
+    )
+    if grad_sample_mode == "linear":
+        dp_model.remove_hooks()  # Opacus' norm hooks; LinearClipping replaces them
+        clipping = LinearClipping(dp_model, max_grad_norm=common["max_grad_norm"])
+        criterion = clipping.criterion
+    return dp_model, dp_optimizer, dp_loader, criterion
+
+
 def _check_args(
     *,
     model: nn.Module,
     loader: DataLoader,
     noise_multiplier: float,
     max_grad_norm: float,
+    grad_sample_mode: str,
 ) -> None:
     """Refuse arguments DP-SGD cannot run with; put the model in training mode."""
+    if grad_sample_mode not in GRAD_SAMPLE_MODE_NAMES:
+        raise FedmodelError(
+            f"privacy.grad_sample_mode must be one of {list(GRAD_SAMPLE_MODE_NAMES)}, "
+            f"got {grad_sample_mode!r}"
+        )
     if not noise_multiplier >= 0.0:
         raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}")
     if not max_grad_norm > 0.0:
