@@ -35,6 +35,7 @@ class ClippedLoss:
         self, clipping: LinearClipping, logits: torch.Tensor, labels: torch.Tensor
     ) -> None:
         self._clipping = clipping
+        self._logits = logits
         self._labels = labels
         with torch.no_grad():
             self._log_probs = nn.functional.log_softmax(logits, dim=1)
@@ -47,8 +48,9 @@ class ClippedLoss:
         """Add the sum of the clipped per-example gradients to the layer's grads."""
         # d(cross-entropy_i)/d(logits_i) = softmax(logits_i) - onehot(label_i)
         per_logit = self._log_probs.exp()
-        per_logit[torch.arange(len(self._labels)), self._labels] -= 1.0
-        self._clipping.accumulate(per_logit)
+        rows = torch.arange(len(self._labels), device=per_logit.device)
+        per_logit[rows, self._labels] -= 1.0
+        self._clipping.accumulate(per_logit, logits=self._logits)
 
 
 class LinearClipping:
@@ -82,10 +84,20 @@ class LinearClipping:
             )
         return ClippedLoss(self, logits, labels)
 
-    def accumulate(self, per_logit: torch.Tensor) -> None:
-        """Add sum_i c_i * grad_i to the layer's grads, from each dl_i/dz_i."""
+    def accumulate(self, per_logit: torch.Tensor, *, logits: torch.Tensor) -> None:
+        """Add sum_i c_i * grad_i to the layer's grads, from each dl_i/dz_i.
+
+        `logits` must still be the layer's latest output: the inputs it
+        remembers belong to that batch, and another batch's records must not
+        enter this step's sum.
+        """
         inputs = self._inputs
-        assert inputs is not None, "criterion() checked that the layer ran"
+        if inputs is None or logits is not self._output:
+            raise FedmodelError(
+                "privacy.grad_sample_mode=linear: the loss being backpropagated is "
+                "not from the layer's latest forward pass (one forward pass, then "
+                "backward(), then the optimizer step)"
+            )
         if inputs.dim() != 2:
             raise FedmodelError(
                 "privacy.grad_sample_mode=linear needs one feature vector per "

@@ -77,6 +77,20 @@ def test_logits_that_are_not_the_layers_output_are_refused() -> None:
         clipping.criterion(head(features) * 2.0, labels)
 
 
+def test_a_loss_from_an_earlier_forward_pass_is_refused() -> None:
+    # Its inputs are gone: another batch's records must not enter the sum.
+    head, features, labels = head_and_batch(train_bias=True)
+    clipping = LinearClipping(head, max_grad_norm=1.0)
+    stale = clipping.criterion(head(features[:6]), labels[:6])
+    head(features[6:])
+    with pytest.raises(FedmodelError, match="latest forward pass"):
+        stale.backward()
+    fresh = clipping.criterion(head(features[6:]), labels[6:])
+    fresh.backward()
+    with pytest.raises(FedmodelError, match="latest forward pass"):
+        fresh.backward()  # a second backward would count the batch twice
+
+
 def test_a_model_trained_beyond_one_linear_layer_is_refused() -> None:
     mlp = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     with pytest.raises(FedmodelError, match="one linear layer"):
