@@ -187,14 +187,13 @@ def encoder_rounds(
                 max_grad_norm=privacy.max_grad_norm,
                 grad_sample_mode=privacy.grad_sample_mode,
             )
-            wrapped_loss = privacy.grad_sample_mode != "hooks"
             train_epochs(
                 wrapped.model,
                 wrapped.loader,
                 wrapped.optimizer,
                 logits_fn=text_logits(wrapped.model),
                 epochs=settings.finetune.local_epochs,
-                loss_fn=criterion_loss(wrapped.criterion) if wrapped_loss else None,
+                loss_fn=criterion_loss(wrapped.criterion),
             )
             for k, v in trainable_state(local).items():
                 total[k] += len(labels) * v

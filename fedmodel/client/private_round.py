@@ -106,8 +106,8 @@ class PrivateRound:
 
         Ghost and linear clipping need a per-example cross-entropy, so a job
         with its own loss (federated distillation) is clipped by hooks whatever
-        the setting. Returns the loss to train with (the wrapped criterion under
-        ghost or linear clipping).
+        the setting. Returns the loss to train with: the job's own, or the
+        criterion `private_training` returns for the clipping method.
         """
         privacy = self.settings.privacy
         assert privacy.max_grad_norm is not None  # the config checks require it
@@ -122,7 +122,7 @@ class PrivateRound:
             grad_sample_mode=mode,
         )
         self.count_steps = wrapped.steps
-        if mode != "hooks":
+        if loss_fn is None:
             loss_fn = criterion_loss(wrapped.criterion)
         return wrapped.model, wrapped.optimizer, wrapped.loader, loss_fn
 

@@ -98,7 +98,9 @@ def criterion_loss(criterion: Criterion) -> LossFn:
     """
 
     def loss(logits: torch.Tensor, batch: Batch) -> Loss:
-        return criterion(logits, _batch_labels(batch))
+        # The batch's labels are where the loader left them; logits_fn moved
+        # the inputs (and its own copy of the labels) to the model's device.
+        return criterion(logits, _batch_labels(batch).to(logits.device))
 
     return loss
 
