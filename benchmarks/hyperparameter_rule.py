@@ -278,7 +278,7 @@ def head_rounds(
             trained: nn.Module = local
             loss_fn = None
             if sigma is not None:
-                # Linear clipping, as the rule's head runs: the same clipped,
+                # Onepass clipping, as the rule's head runs: the same clipped,
                 # noised update as hooks (tests/unit/test_ghost_clipping.py).
                 wrapped = private_training(
                     model=local,
@@ -286,7 +286,7 @@ def head_rounds(
                     loader=loader,
                     noise_multiplier=sigma,
                     max_grad_norm=cand.clip,
-                    grad_sample_mode="linear",
+                    grad_sample_mode="onepass",
                 )
                 trained, optimizer, loader = (
                     wrapped.model,

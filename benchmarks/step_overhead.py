@@ -8,8 +8,8 @@ per-batch body of `fedmodel.training.loops.train_epochs`) is timed for:
 - the same model and optimizer wrapped by `fedmodel.privacy.private_training`
   with each clipping method `privacy.grad_sample_mode` offers: `hooks`
   (per-example gradients), `ghost` (Opacus' ghost clipping, which needs the
-  wrapped loss `private_training` returns) and, for the head only, `linear`
-  (fedmodel's one-pass clipping of the head's one layer).
+  wrapped loss `private_training` returns) and `onepass` (fedmodel's
+  clipping from one backward pass to each layer's output).
 
 All variants get the same fixed batches (Poisson sampling is bypassed: only the
 per-example clipping and the noise differ). Each DP variant is timed against
@@ -389,12 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         workload = build_workload(
             settings, batch_size=batch_size, num_batches=args.batches
         )
-        names = [
-            name
-            for name in args.grad_sample_modes
-            if name != "linear" or mode == "head"  # linear clips a head only
-        ]
-        for name in names:
+        for name in args.grad_sample_modes:
             pair = [
                 build_variant(NON_PRIVATE, workload, settings),
                 build_variant(name, workload, settings),

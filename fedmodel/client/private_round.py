@@ -104,7 +104,7 @@ class PrivateRound:
     ) -> tuple[nn.Module, Optimizer, DataLoader, LossFn | None]:
         """Opacus' DP-SGD around the round's training objects, at the ledger's noise.
 
-        Ghost and linear clipping need a per-example cross-entropy, so a job
+        Ghost and onepass clipping need a per-example cross-entropy, so a job
         with its own loss (federated distillation) is clipped by hooks whatever
         the setting. Returns the loss to train with: the job's own, or the
         criterion `private_training` returns for the clipping method.

@@ -64,25 +64,25 @@ class BudgetRow:
 # DP-SGD the head's bias is held at its start: with it, every example's
 # clipped gradient spends half its norm on the bias, and holding it gave
 # 2-5 points at every budget (docs/strict-budgets.md). A small clip (0.25)
-# with a step that shrinks as the noise grows. Linear clipping: the same
+# with a step that shrinks as the noise grows. Onepass clipping: the same
 # update as hooks and ghost in one pass (benchmarks/step_overhead.py). The last
 # row serves runs without local noise.
 HEAD_RULE = (
     BudgetRow(2.0, 0.25, learning_rate=2.0, batch_size=512, local_epochs=6,
-              grad_sample_mode="linear", train_head_bias=False),
+              grad_sample_mode="onepass", train_head_bias=False),
     BudgetRow(5.0, 0.25, learning_rate=4.0, batch_size=512, local_epochs=6,
-              grad_sample_mode="linear", train_head_bias=False),
+              grad_sample_mode="onepass", train_head_bias=False),
     BudgetRow(math.inf, 0.25, learning_rate=8.0, batch_size=512, local_epochs=6,
-              grad_sample_mode="linear", train_head_bias=False),
+              grad_sample_mode="onepass", train_head_bias=False),
     BudgetRow(math.inf, 1.0, learning_rate=2.0, batch_size=512, local_epochs=6,
-              grad_sample_mode="linear", train_head_bias=True),
+              grad_sample_mode="onepass", train_head_bias=True),
 )  # fmt: skip
 # LoRA and full fine-tuning: only the clipping norm and the clipping method
 # follow the rule (not measured per budget); their YAML sets the optimizer.
 # Clipping method by benchmarks/step_overhead.py: hooks for LoRA (its few
-# parameters make per-example gradients cheap), ghost for full.
+# parameters make per-example gradients cheap), onepass for full.
 LORA_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="hooks"),)
-FULL_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="ghost"),)
+FULL_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="onepass"),)
 
 # finetune.mode -> rows in increasing `below_epsilon`.
 BUDGET_RULES: dict[str, tuple[BudgetRow, ...]] = {

@@ -158,12 +158,6 @@ def _check_privacy(settings: RunSettings) -> None:
             str(privacy.grad_sample_mode),
             GRAD_SAMPLE_MODE_NAMES,
         )
-        if privacy.grad_sample_mode == "linear" and settings.finetune.mode != "head":
-            raise FedmodelError(
-                "privacy.grad_sample_mode=linear clips a head on fixed features; "
-                f"finetune.mode={settings.finetune.mode} trains the encoder. Use "
-                "privacy.grad_sample_mode=ghost or hooks, or null for the fastest"
-            )
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")

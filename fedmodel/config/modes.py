@@ -20,5 +20,6 @@ DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")
 ACCOUNTANT_NAMES = ("rdp", "prv")
 # privacy.grad_sample_mode: `fedmodel.privacy.engine` wraps with any of them;
-# `linear` only fits a model whose one trainable layer is linear (head mode).
-GRAD_SAMPLE_MODE_NAMES = ("hooks", "ghost", "linear")
+# `onepass` fits models whose trainable layers are linear, layer-norm or
+# embedding layers (every finetune mode's model).
+GRAD_SAMPLE_MODE_NAMES = ("hooks", "ghost", "onepass")

@@ -92,7 +92,7 @@ class PrivacySettings:
     max_grad_norm: float | None
     accountant: str
     # DP-SGD's per-example clipping: "hooks" (per-example gradients), "ghost"
-    # (Opacus' ghost clipping) or "linear" (a head's one layer, in one pass);
+    # (Opacus' ghost clipping) or "onepass" (fedmodel's, one backward pass);
     # None follows the finetune mode.
     grad_sample_mode: str | None
     # privacy=central only: Flower's server-side adaptive clipping.

@@ -9,11 +9,12 @@ Three ways of clipping per example (`privacy.grad_sample_mode`): `hooks`
 materialises every example's gradient; `ghost` (Opacus' fast gradient
 clipping) computes only the per-example gradient norms and then takes a second
 backward pass on the loss reweighted by each example's clipping factor, which
-gives the same clipped sum without per-example gradients; `linear` does the
-same for a model whose one trainable layer is a linear layer on fixed
-features (head mode) in a single pass (`privacy.linear_clipping`), with
-Opacus' optimizer adding the noise. Ghost and linear need the loss, so
-`private_training` returns a wrapped one.
+gives the same clipped sum without per-example gradients; `onepass` computes the same
+norms and the clipped sum from one backward pass to each layer's output
+(`privacy.onepass_clipping`), for models whose trainable layers are linear,
+layer-norm or embedding layers, with Opacus' optimizer adding the noise.
+Ghost and onepass need the loss, so `private_training` returns a wrapped
+one.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry
-from fedmodel.privacy.linear_clipping import ClippedLoss, LinearClipping
+from fedmodel.privacy.onepass_clipping import ClippedLoss, OnePassClipping
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class StepCounter:
 
 
 # The loss a DP-SGD step backpropagates: (logits, labels) -> loss. Under ghost
-# clipping Opacus' wrapper (untyped), under linear clipping a `ClippedLoss`.
+# clipping Opacus' wrapper (untyped), under onepass clipping a `ClippedLoss`.
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor | ClippedLoss]
 
 
@@ -102,7 +103,7 @@ class PrivateTraining:
     loader: DataLoader
     steps: StepCounter
     # Mean cross-entropy; under ghost clipping Opacus' wrapper, whose
-    # `backward()` takes both passes; under linear clipping a `ClippedLoss`.
+    # `backward()` takes both passes; under onepass clipping a `ClippedLoss`.
     criterion: Criterion
 
 
@@ -121,7 +122,7 @@ def private_training(
     optimizer clips each example's gradient to `max_grad_norm` (by
     `grad_sample_mode`) and adds Gaussian noise of std `noise_multiplier *
     max_grad_norm`. The model must pass Opacus' module validation. `ghost`
-    and `linear` need the loss computed by the returned `criterion`.
+    and `onepass` need the loss computed by the returned `criterion`.
     """
     _check_args(
         model=model,
@@ -166,14 +167,14 @@ def _make_private(
             **common, grad_sample_mode="hooks"
         )
         return dp_model, dp_optimizer, dp_loader, nn.functional.cross_entropy
-    # Linear clipping adds its clipped sum where ghost's second pass does, so
+    # Onepass clipping adds its clipped sum where ghost's second pass does, so
     # it takes Opacus' ghost optimizer (noise, averaging, accounting).
     dp_model, dp_optimizer, criterion, dp_loader = engine.make_private(
         **common, grad_sample_mode="ghost", criterion=nn.CrossEntropyLoss()
     )
-    if grad_sample_mode == "linear":
-        dp_model.remove_hooks()  # Opacus' norm hooks; LinearClipping replaces them
-        clipping = LinearClipping(dp_model, max_grad_norm=common["max_grad_norm"])
+    if grad_sample_mode == "onepass":
+        dp_model.remove_hooks()  # Opacus' norm hooks; OnePassClipping replaces them
+        clipping = OnePassClipping(dp_model, max_grad_norm=common["max_grad_norm"])
         criterion = clipping.criterion
     return dp_model, dp_optimizer, dp_loader, criterion
 

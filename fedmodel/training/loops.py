@@ -30,7 +30,7 @@ class Loss(Protocol):
     """What a training step backpropagates.
 
     A tensor, or a DP-SGD wrapper of one whose `backward()` leaves the clipped
-    per-example sum (ghost and linear clipping).
+    per-example sum (ghost and onepass clipping).
     """
 
     def detach(self) -> torch.Tensor:
@@ -94,7 +94,7 @@ def criterion_loss(criterion: Criterion) -> LossFn:
 
     Under ghost clipping the criterion is Opacus' wrapper: what it returns
     takes DP-SGD's two backward passes when `train_epochs` calls `backward()`
-    (under linear clipping, one pass).
+    (under onepass clipping, one).
     """
 
     def loss(logits: torch.Tensor, batch: Batch) -> Loss:

@@ -121,9 +121,11 @@ def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
 
 def test_clipping_method_defaults_to_the_faster_exact_one() -> None:
     head = settings_from_dict(compose_config(["model=tiny"]))
-    assert head.privacy.grad_sample_mode == "linear"
+    assert head.privacy.grad_sample_mode == "onepass"
     lora = settings_from_dict(compose_config(["model=tiny", "finetune=lora"]))
     assert lora.privacy.grad_sample_mode == "hooks"
+    full = settings_from_dict(compose_config(["model=tiny", "finetune=full"]))
+    assert full.privacy.grad_sample_mode == "onepass"
     chosen = settings_from_dict(
         compose_config(["model=tiny", "privacy.grad_sample_mode=hooks"])
     )
@@ -131,15 +133,4 @@ def test_clipping_method_defaults_to_the_faster_exact_one() -> None:
     with pytest.raises(FedmodelError, match="grad_sample_mode"):
         settings_from_dict(
             compose_config(["model=tiny", "privacy.grad_sample_mode=ghosts"])
-        )
-
-
-def test_linear_clipping_is_refused_where_the_encoder_trains() -> None:
-    with pytest.raises(
-        FedmodelError, match="grad_sample_mode=linear.*finetune.mode=lora"
-    ):
-        settings_from_dict(
-            compose_config(
-                ["model=tiny", "finetune=lora", "privacy.grad_sample_mode=linear"]
-            )
         )

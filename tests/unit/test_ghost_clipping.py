@@ -1,4 +1,4 @@
-"""Ghost, linear and per-example hooks give the same DP-SGD update."""
+"""Ghost, onepass and per-example hooks give the same DP-SGD update."""
 
 from __future__ import annotations
 
@@ -56,16 +56,20 @@ def assert_same_update(
 ) -> None:
     hooks = one_step(copy.deepcopy(start), mode="hooks", batch=batch, clip=clip)
     other = one_step(copy.deepcopy(start), mode=mode, batch=batch, clip=clip)
-    moved = 0.0
+    steps = []
     for (name, before), h, g in zip(
         start.named_parameters(), hooks.parameters(), other.parameters(), strict=True
     ):
         if not before.requires_grad:
             torch.testing.assert_close(g, before, rtol=0, atol=0, msg=name)
             continue
-        torch.testing.assert_close(h, g, rtol=1e-4, atol=1e-6, msg=name)
-        moved += float((h - before).detach().abs().sum())
-    assert moved > 0.0  # the step did something
+        steps.append((name, (h - before).detach(), (g - before).detach()))
+    largest = max(float(step.abs().max()) for _, step, _ in steps)
+    assert largest > 0.0  # the step did something
+    for name, by_hooks, by_other in steps:  # the updates, not the weights, compared
+        torch.testing.assert_close(
+            by_other, by_hooks, rtol=1e-3, atol=1e-4 * largest, msg=name
+        )
 
 
 def fed_head(*, train_bias: bool) -> nn.Sequential:
@@ -78,7 +82,7 @@ def fed_head(*, train_bias: bool) -> nn.Sequential:
 
 
 @pytest.mark.parametrize("train_bias", [True, False])
-@pytest.mark.parametrize("mode", ["ghost", "linear"])
+@pytest.mark.parametrize("mode", ["ghost", "onepass"])
 def test_every_mode_agrees_with_hooks_on_the_head(mode: str, train_bias: bool) -> None:
     assert_same_update(
         fed_head(train_bias=train_bias), feature_batch(), clip=0.05, mode=mode
@@ -91,21 +95,24 @@ def test_ghost_and_hooks_agree_on_a_head() -> None:
     assert_same_update(head, feature_batch(), clip=0.05)
 
 
-def test_ghost_and_hooks_agree_on_a_lora_bert() -> None:
-    settings = settings_from_dict(small_config("finetune=lora"))
+@pytest.mark.parametrize("mode", ["ghost", "onepass"])
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_every_mode_agrees_with_hooks_on_a_bert(finetune: str, mode: str) -> None:
+    settings = settings_from_dict(small_config(f"finetune={finetune}"))
     model = build_classifier(settings.model, label_names=("a", "b", "c"), seed=0)
     trainable = prepare_for_finetuning(model, settings.finetune)
     generator = torch.Generator().manual_seed(1)
     batch = {
         "input_ids": torch.randint(1000, 2000, (6, 9), generator=generator),
         "attention_mask": torch.ones(6, 9, dtype=torch.long),
+        "position_ids": torch.arange(9).repeat(6, 1),
         "labels": torch.tensor([0, 1, 2, 0, 1, 2]),
     }
     trainable.eval()  # no dropout: both modes must see the same forward pass
-    assert_same_update(trainable, batch, clip=0.01)
+    assert_same_update(trainable, batch, clip=0.01, mode=mode)
 
 
-@pytest.mark.parametrize("mode", ["ghost", "linear"])
+@pytest.mark.parametrize("mode", ["ghost", "onepass"])
 def test_counts_steps_and_trains_through_train_epochs(mode: str) -> None:
     features, labels = feature_batch()
     head = nn.Linear(6, 3)
