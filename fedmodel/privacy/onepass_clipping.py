@@ -2,16 +2,13 @@
 
 A layer's per-example weight gradient is built from two things the forward
 and backward passes already have: the layer's input and the gradient of the
-loss at its output. For a linear layer applied at positions t of example i,
-the gradient is sum_t g_t a_t^T, whose squared norm is
-sum_{t,s} (a_t . a_s)(g_t . g_s) and whose clipped sum over the batch is one
-matrix product of the factor-scaled output grads with the inputs. Layer norm
-and embedding layers have equally direct forms (`_NormGrads`,
-`_EmbeddingGrads`). So one backward pass, taken only to each trainable
-layer's output (`torch.autograd.grad` skips the weight-gradient products a
-normal backward computes), gives every example's norm across all layers, the
-clipping factors, and the clipped sum. Opacus' ghost clipping computes the
-same norms and then takes a second backward pass for the sum.
+loss at its output (`privacy.layer_grads` has the forms for linear,
+layer-norm and embedding layers). So one backward pass, taken only down to
+each trainable layer's output (`torch.autograd.grad` skips the
+weight-gradient products a normal backward computes), gives every example's
+norm across all layers, the clipping factors, and the clipped sum. Opacus'
+ghost clipping computes the same norms and then takes a second backward pass
+for the sum.
 
 In head mode the only trainable layer is the classifier on pooled features,
 so its output grads are the logits' (softmax minus one-hot, in closed form)
@@ -27,18 +24,17 @@ assumes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.layer_grads import TRACKED_LAYERS, LayerGrads, layer_grads
 
 # Opacus' clipping factor is min(1, C / (norm + 1e-6)); the same guard here
 # keeps this mode's update equal to hooks' and ghost's.
 NORM_GUARD = 1e-6
-TRACKED_LAYERS = (nn.Linear, nn.LayerNorm, nn.Embedding)
 _OTHER_MODES = "use privacy.grad_sample_mode=ghost or hooks for this model"
 
 
@@ -168,106 +164,12 @@ class OnePassClipping:
                     param.grad = torch.zeros_like(param)
 
 
-class _LinearGrads:
-    """A linear layer's per-example gradients, from inputs a and output grads g."""
-
-    def __init__(self, layer: nn.Linear, call: _Call, output_grad: torch.Tensor):
-        self._layer = layer
-        self._rows = len(output_grad)
-        # Every position of every example as one row: [rows * positions, width].
-        self._a = call.inputs.detach().reshape(-1, layer.in_features)
-        self._g = output_grad.reshape(-1, layer.out_features)
-        self._positions = len(self._g) // max(self._rows, 1)
-
-    def squared_norms(self) -> torch.Tensor:
-        train_weight = self._layer.weight.requires_grad
-        train_bias = _trains(self._layer.bias)
-        if self._positions == 1:  # ||g a^T||^2 = ||g||^2 ||a||^2, bias ||g||^2
-            a_squared = _row_norms(self._a).square() if train_weight else 0.0
-            return _row_norms(self._g).square() * (a_squared + float(train_bias))
-        a = self._a.view(self._rows, self._positions, -1)
-        g = self._g.view(self._rows, self._positions, -1)
-        squared = torch.zeros(self._rows, device=g.device)
-        if train_weight:  # sum over positions t, s of (a_t . a_s)(g_t . g_s)
-            gram_a = torch.bmm(a, a.transpose(1, 2))
-            gram_g = torch.bmm(g, g.transpose(1, 2))
-            squared = (gram_a * gram_g).sum((1, 2))
-        if train_bias:
-            squared = squared + g.sum(1).square().sum(1)
-        return squared
-
-    def add_clipped(self, factors: torch.Tensor) -> None:
-        scale = factors.repeat_interleave(self._positions)  # one per row
-        clipped = self._g * scale.unsqueeze(1)
-        if self._layer.weight.requires_grad:
-            _add_grad(self._layer.weight, clipped.T @ self._a)
-        if _trains(self._layer.bias):
-            _add_grad(self._layer.bias, clipped.sum(0))
-
-
-class _NormGrads:
-    """A layer norm's per-example gradients: sum_t g_t * xhat_t and sum_t g_t."""
-
-    def __init__(self, layer: nn.LayerNorm, call: _Call, output_grad: torch.Tensor):
-        rows = len(output_grad)
-        width = math.prod(layer.normalized_shape)
-        normalized = nn.functional.layer_norm(
-            call.inputs.detach(), layer.normalized_shape, eps=layer.eps
-        )
-        g = output_grad.reshape(rows, -1, width)
-        self._layer = layer
-        self._rows = rows
-        self._per_example: list[tuple[nn.Parameter, torch.Tensor]] = []
-        if _trains(layer.weight):
-            weight = (g * normalized.reshape(rows, -1, width)).sum(1)
-            self._per_example.append((layer.weight, weight))
-        if _trains(layer.bias):
-            self._per_example.append((layer.bias, g.sum(1)))
-
-    def squared_norms(self) -> torch.Tensor:
-        squared = torch.zeros(self._rows, device=self._layer.weight.device)
-        for _, grad in self._per_example:
-            squared = squared + grad.square().sum(1)
-        return squared
-
-    def add_clipped(self, factors: torch.Tensor) -> None:
-        for param, grad in self._per_example:
-            _add_grad(param, (factors @ grad).view_as(param))
-
-
-class _EmbeddingGrads:
-    """An embedding's per-example gradients: each position's g_t on its token's row."""
-
-    def __init__(self, layer: nn.Embedding, call: _Call, output_grad: torch.Tensor):
-        rows = len(output_grad)
-        self._layer = layer
-        self._ids = call.inputs.reshape(rows, -1)
-        g = output_grad.reshape(rows, -1, layer.embedding_dim)
-        if layer.padding_idx is not None:  # that row never gets a gradient
-            g = g * (self._ids != layer.padding_idx).unsqueeze(-1)
-        self._g = g
-
-    def squared_norms(self) -> torch.Tensor:
-        same_row = self._ids.unsqueeze(2) == self._ids.unsqueeze(1)
-        gram_g = torch.bmm(self._g, self._g.transpose(1, 2))
-        return (gram_g * same_row).sum((1, 2))
-
-    def add_clipped(self, factors: torch.Tensor) -> None:
-        clipped = (self._g * factors.view(-1, 1, 1)).flatten(0, 1)
-        summed = torch.zeros_like(self._layer.weight)
-        summed.index_add_(0, self._ids.flatten(), clipped)
-        _add_grad(self._layer.weight, summed)
-
-
-_LayerGrads = _LinearGrads | _NormGrads | _EmbeddingGrads
-
-
 def _per_layer_grads(
     forward: _Forward,
     logits: torch.Tensor,
     per_logit: torch.Tensor,
     names: dict[nn.Module, str],
-) -> list[_LayerGrads]:
+) -> list[LayerGrads]:
     """Each called layer's per-example gradients, from one pass to its output."""
     rows = len(per_logit)
     # The layer that produced the logits has their gradient already; autograd
@@ -287,7 +189,7 @@ def _per_layer_grads(
             allow_unused=True,
         )
         output_grads.update(zip(below, found, strict=True))
-    grads: list[_LayerGrads] = []
+    grads: list[LayerGrads] = []
     for layer, call in forward.calls.items():
         output_grad = output_grads[layer]
         if output_grad is None:  # the loss does not depend on this layer
@@ -301,19 +203,8 @@ def _per_layer_grads(
                 "input shared by the batch, such as BERT's position ids, is not); "
                 f"freeze that layer or {_OTHER_MODES}"
             )
-        grads.append(_layer_grads(layer, call, output_grad.detach()))
+        grads.append(layer_grads(layer, call.inputs, output_grad.detach()))
     return grads
-
-
-def _layer_grads(
-    layer: nn.Module, call: _Call, output_grad: torch.Tensor
-) -> _LayerGrads:
-    if isinstance(layer, nn.Linear):
-        return _LinearGrads(layer, call, output_grad)
-    if isinstance(layer, nn.LayerNorm):
-        return _NormGrads(layer, call, output_grad)
-    assert isinstance(layer, nn.Embedding)
-    return _EmbeddingGrads(layer, call, output_grad)
 
 
 def _trainable_layers(model: nn.Module) -> dict[nn.Module, str]:
@@ -352,15 +243,3 @@ def _trainable_layers(model: nn.Module) -> dict[nn.Module, str]:
             "privacy.grad_sample_mode=onepass: the model has no trainable parameters"
         )
     return layers
-
-
-def _row_norms(rows: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(rows, dim=1)  # one pass, no squared copy
-
-
-def _trains(param: nn.Parameter | None) -> bool:
-    return param is not None and param.requires_grad
-
-
-def _add_grad(param: torch.Tensor, grad: torch.Tensor) -> None:
-    param.grad = grad if param.grad is None else param.grad + grad
