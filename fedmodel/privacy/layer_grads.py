@@ -38,8 +38,11 @@ class LinearGrads:
         train_weight = self._layer.weight.requires_grad
         train_bias = _trains(self._layer.bias)
         if self._positions == 1:  # ||g a^T||^2 = ||g||^2 ||a||^2, bias ||g||^2
-            a_squared = _row_norms(self._a).square() if train_weight else 0.0
-            return _row_norms(self._g).square() * (a_squared + float(train_bias))
+            g_squared = _row_norms(self._g).square()
+            if not train_weight:
+                return g_squared
+            a_squared = _row_norms(self._a).square()
+            return g_squared * (a_squared + 1.0 if train_bias else a_squared)
         a = self._a.view(self._rows, self._positions, -1)
         g = self._g.view(self._rows, self._positions, -1)
         squared = torch.zeros(self._rows, device=g.device)
@@ -51,8 +54,9 @@ class LinearGrads:
 
     def add_clipped(self, factors: torch.Tensor) -> None:
         """Add sum_i factors_i * grad_i to the trained weights' `.grad`."""
-        scale = factors.repeat_interleave(self._positions)  # one per row
-        clipped = self._g * scale.unsqueeze(1)
+        if self._positions > 1:
+            factors = factors.repeat_interleave(self._positions)  # one per row
+        clipped = self._g * factors.unsqueeze(1)
         if self._layer.weight.requires_grad:
             _add_grad(self._layer.weight, clipped.T @ self._a)
         if _trains(self._layer.bias):

@@ -123,7 +123,7 @@ def test_clipping_method_defaults_to_the_faster_exact_one() -> None:
     head = settings_from_dict(compose_config(["model=tiny"]))
     assert head.privacy.grad_sample_mode == "onepass"
     lora = settings_from_dict(compose_config(["model=tiny", "finetune=lora"]))
-    assert lora.privacy.grad_sample_mode == "hooks"
+    assert lora.privacy.grad_sample_mode == "onepass"
     full = settings_from_dict(compose_config(["model=tiny", "finetune=full"]))
     assert full.privacy.grad_sample_mode == "onepass"
     chosen = settings_from_dict(
