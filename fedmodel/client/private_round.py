@@ -25,6 +25,7 @@ from fedmodel.privacy import (
     private_training,
 )
 from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.training.embedding_cache import data_fingerprint
 from fedmodel.training.feature_store import StoredFeatures
@@ -61,9 +62,15 @@ class PrivateRound:
         Stored head-mode features carry their records' fingerprint, so a site
         training on them goes on with the same ledger.
         """
-        plan = plan_client(settings, num_records=len(split), client_id=str(client_id))
+        path = state_dir / LEDGER_FILE
+        plan = plan_client(
+            settings,
+            num_records=len(split),
+            client_id=str(client_id),
+            noise_multiplier=stored_noise_multiplier(path),
+        )
         ledger = PrivacyLedger.open(
-            state_dir / LEDGER_FILE,
+            path,
             client_id=str(client_id),
             plan=plan,
             data_fingerprint=split.fingerprint

@@ -131,10 +131,13 @@ def plan_privacy(
     planned_rounds: int,
     accountant: str,
     client_id: str | None = None,
+    noise_multiplier: float | None = None,
 ) -> PrivacyPlan:
     """Calibrate noise for `planned_rounds` rounds of `local_epochs` epochs each.
 
-    `delta` goes through `choose_delta` (None: 1 / (10 n)).
+    `delta` goes through `choose_delta` (None: 1 / (10 n)). A given
+    `noise_multiplier` (a stored ledger's, which the ledger keeps) is used
+    as it is, without the search.
     """
     chosen_delta = choose_delta(num_records, delta, client_id=client_id)
     if local_epochs < 1 or planned_rounds < 1:
@@ -144,13 +147,15 @@ def plan_privacy(
         )
     sample_rate = sample_rate_for(num_records, batch_size)
     steps_per_round = local_epochs * poisson_steps_per_epoch(num_records, batch_size)
-    sigma = calibrate_noise(
-        target_epsilon=target_epsilon,
-        delta=chosen_delta,
-        sample_rate=sample_rate,
-        steps=steps_per_round * planned_rounds,
-        accountant=accountant,
-    )
+    sigma = noise_multiplier
+    if sigma is None:
+        sigma = calibrate_noise(
+            target_epsilon=target_epsilon,
+            delta=chosen_delta,
+            sample_rate=sample_rate,
+            steps=steps_per_round * planned_rounds,
+            accountant=accountant,
+        )
     return PrivacyPlan(
         target_epsilon=target_epsilon,
         delta=chosen_delta,
@@ -168,12 +173,18 @@ def planned_rounds(settings: RunSettings) -> int:
 
 
 def plan_client(
-    settings: RunSettings, *, num_records: int, client_id: str
+    settings: RunSettings,
+    *,
+    num_records: int,
+    client_id: str,
+    noise_multiplier: float | None = None,
 ) -> PrivacyPlan:
     """The plan a client holding `num_records` training records runs under.
 
     The one place a client's planned rounds and steps are decided: the client's
-    ledger opens with it and `fedmodel privacy-plan` prints it.
+    ledger opens with it and `fedmodel privacy-plan` prints it. A client whose
+    ledger already exists passes the ledger's noise multiplier, which the
+    ledger keeps whatever a new search would find.
     """
     privacy = settings.privacy
     assert privacy.target_epsilon is not None  # the config checks require it
@@ -186,6 +197,7 @@ def plan_client(
         planned_rounds=planned_rounds(settings),
         accountant=privacy.accountant,
         client_id=client_id,
+        noise_multiplier=noise_multiplier,
     )
 
 

@@ -33,6 +33,17 @@ class BudgetExhausted(FedmodelError):
     """A round would take a client's epsilon above its cap; nothing was charged."""
 
 
+def stored_noise_multiplier(path: str | os.PathLike[str]) -> float | None:
+    """The noise multiplier of the ledger at `path`, or None if there is none yet.
+
+    `PrivacyLedger.open` keeps a stored ledger's noise multiplier, so a client
+    that has one needs no calibration search (seconds under PRV, in every
+    round of a deployed site, which runs a fresh process per message).
+    """
+    path = Path(path)
+    return read_record(path).noise_multiplier if path.exists() else None
+
+
 class PrivacyLedger:
     """A client's accountant state: every charged (noise, rate, steps) entry.
 

@@ -215,6 +215,32 @@ def test_round_is_charged_on_disk_before_training_starts(
     assert not any(state_dir.glob(f".{LEDGER_FILE}.*.tmp"))
 
 
+def test_a_site_with_a_ledger_trains_at_its_noise_without_a_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A deployed site runs each round in a fresh process; the ledger keeps its
+    # noise multiplier, so only the first round searches for one.
+    monkeypatch.setattr(calibration, "plan_privacy", _plan_once.__wrapped__)
+    settings = make_settings(tmp_path)
+    state_dir = tmp_path / "client-0"
+    first = one_round(settings, state_dir, fresh_weights(settings), 1)
+    assert first.weights is not None
+    sigma = read_ledger(state_dir)["noise_multiplier"]
+
+    def no_search(**kwargs: object) -> float:
+        raise AssertionError("the ledger's noise multiplier needs no search")
+
+    monkeypatch.setattr(calibration, "calibrate_noise", no_search)
+    second = one_round(settings, state_dir, first.weights, 2)
+    assert second.weights is not None
+    assert second.privacy["noise-multiplier"] == sigma
+    ledger = read_ledger(state_dir)
+    assert [entry[0] for entry in ledger["history"]] == [sigma, sigma]
+    assert [c["round"] for c in ledger["rounds"]] == [1, 2]
+    target = settings.privacy.target_epsilon
+    assert target is not None and ledger["rounds"][-1]["epsilon"] <= target
+
+
 # --- modes ------------------------------------------------------------------
 
 
