@@ -148,6 +148,9 @@ class OnePassClipping:
                 f"than once; {_OTHER_MODES}"
             )
         self._forward = _Forward()  # consumed: a second backward is refused
+        if len(per_logit) == 0:  # an empty Poisson batch: a zero sum, noised
+            self._zero_missing_grads()
+            return
         grads = _per_layer_grads(forward, logits, per_logit, self._names)
         with torch.no_grad():
             squared = grads[0].squared_norms()
@@ -158,7 +161,11 @@ class OnePassClipping:
             )
             for grad in grads:
                 grad.add_clipped(factors)
-        for layer in self._names:  # unused layers: a zero sum, still noised
+        self._zero_missing_grads()
+
+    def _zero_missing_grads(self) -> None:
+        """Layers the loss did not reach add a zero sum, which Opacus still noises."""
+        for layer in self._names:
             for param in layer.parameters(recurse=False):
                 if param.requires_grad and param.grad is None:
                     param.grad = torch.zeros_like(param)

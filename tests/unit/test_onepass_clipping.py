@@ -140,6 +140,17 @@ def test_a_berts_clipped_sum_matches_one_example_at_a_time(
     assert_grads_match(trainable, expected)
 
 
+def test_an_empty_batch_adds_a_zero_sum() -> None:
+    torch.manual_seed(0)
+    model = TokenModel()
+    clipping = OnePassClipping(model, max_grad_norm=1.0)
+    no_ids, no_labels = torch.zeros(0, 4, dtype=torch.long), torch.zeros(0).long()
+    clipping.criterion(model(no_ids), no_labels).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.count_nonzero(param.grad) == 0, name
+
+
 def test_no_example_moves_the_sum_by_more_than_the_clip() -> None:
     head, features, labels = head_and_batch(train_bias=True)
     head.eval()
