@@ -31,7 +31,7 @@ class LinearGrads:
         # Every position of every example as one row: [rows * positions, width].
         self._a = inputs.detach().reshape(-1, layer.in_features)
         self._g = output_grad.reshape(-1, layer.out_features)
-        self._positions = len(self._g) // max(self._rows, 1)
+        self._positions = len(self._g) // self._rows
 
     def squared_norms(self) -> torch.Tensor:
         """Each example's squared gradient norm over this layer's trained weights."""
@@ -45,9 +45,11 @@ class LinearGrads:
             return g_squared * (a_squared + 1.0 if train_bias else a_squared)
         a = self._a.view(self._rows, self._positions, -1)
         g = self._g.view(self._rows, self._positions, -1)
-        squared = torch.zeros(self._rows, device=g.device)
-        if train_weight:
-            squared = _weight_squared_norms(a, g)
+        squared = (
+            _weight_squared_norms(a, g)
+            if train_weight
+            else torch.zeros(self._rows, device=g.device)
+        )
         if train_bias:
             squared = squared + g.sum(1).square().sum(1)
         return squared

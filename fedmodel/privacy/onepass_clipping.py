@@ -135,7 +135,7 @@ class OnePassClipping:
         holds belong to that batch, and another batch's records must not
         enter this step's sum.
         """
-        if forward is not self._forward or not forward.calls:
+        if forward is not self._forward:
             raise FedmodelError(
                 "privacy.grad_sample_mode=onepass: the loss being backpropagated is "
                 "not from the model's latest forward pass (one forward pass, then "
