@@ -20,6 +20,7 @@ from fedmodel.privacy.ledger_record import (
     LedgerRecord,
     RoundCharge,
     check_same_budget,
+    note_changes,
     read_record,
 )
 
@@ -86,29 +87,7 @@ class PrivacyLedger:
             return cls(path, fresh)
         stored = read_record(path)
         check_same_budget(path, stored=stored, wanted=fresh)
-        if stored.data_fingerprint != data_fingerprint:
-            logger.warning(
-                "privacy ledger %s was written for different training data "
-                "(fingerprint %s, now %s); its spent epsilon %s still counts",
-                path,
-                stored.data_fingerprint,
-                data_fingerprint,
-                stored.rounds[-1].epsilon if stored.rounds else 0.0,
-            )
-        if stored.noise_multiplier != plan.noise_multiplier:
-            logger.info(
-                "privacy ledger %s keeps its noise multiplier %s (new plan: %s)",
-                path,
-                stored.noise_multiplier,
-                plan.noise_multiplier,
-            )
-        if stored.sample_rate != plan.sample_rate:
-            logger.warning(
-                "privacy ledger %s: sample rate changes from %s to %s",
-                path,
-                stored.sample_rate,
-                plan.sample_rate,
-            )
+        note_changes(path, stored=stored, wanted=fresh)
         record = replace(
             stored,
             sample_rate=plan.sample_rate,

@@ -7,6 +7,7 @@ privacy a client has already spent.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import ACCOUNTANTS, HistoryEntry
+
+logger = logging.getLogger(__name__)
 
 LEDGER_FORMAT = "fedmodel-privacy-ledger"
 LEDGER_VERSION = 1
@@ -103,6 +106,45 @@ def check_same_budget(
             f"privacy ledger {path} states epsilon at delta {stored.delta!r}, not "
             f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} to "
             f"continue this budget, or {reset}"
+        )
+
+
+def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> None:
+    """Log what a reopened ledger keeps or takes over from the new plan."""
+    if stored.data_fingerprint != wanted.data_fingerprint:
+        logger.warning(
+            "privacy ledger %s was written for different training data "
+            "(fingerprint %s, now %s); its spent epsilon %s still counts",
+            path,
+            stored.data_fingerprint,
+            wanted.data_fingerprint,
+            stored.rounds[-1].epsilon if stored.rounds else 0.0,
+        )
+    if stored.noise_multiplier != wanted.noise_multiplier:
+        logger.info(
+            "privacy ledger %s keeps its noise multiplier %s (new plan: %s)",
+            path,
+            stored.noise_multiplier,
+            wanted.noise_multiplier,
+        )
+    if stored.target_epsilon != wanted.target_epsilon:
+        # A client with a ledger plans with its stored noise multiplier
+        # (`stored_noise_multiplier`), so this is the only notice of it.
+        logger.warning(
+            "privacy ledger %s: the target epsilon changes from %s to %s; the "
+            "noise multiplier stays %s, so the new target caps what is spent "
+            "but the noise is not recalibrated for it",
+            path,
+            stored.target_epsilon,
+            wanted.target_epsilon,
+            stored.noise_multiplier,
+        )
+    if stored.sample_rate != wanted.sample_rate:
+        logger.warning(
+            "privacy ledger %s: sample rate changes from %s to %s",
+            path,
+            stored.sample_rate,
+            wanted.sample_rate,
         )
 
 

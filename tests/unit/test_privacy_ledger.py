@@ -146,11 +146,15 @@ def test_bad_steps_are_refused(path: Path, steps: int) -> None:
     assert not path.exists()
 
 
-def test_reopen_with_new_plan_keeps_noise_and_history(path: Path) -> None:
+def test_reopen_with_new_plan_keeps_noise_and_history(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ledger = open_ledger(path)
     eps1 = ledger.charge(round_number=1, steps=10)
     new_plan = replace(PLAN, noise_multiplier=3.0, target_epsilon=8.0)
-    reopened = open_ledger(path, new_plan)
+    with caplog.at_level(logging.WARNING):
+        reopened = open_ledger(path, new_plan)
+    assert "target epsilon changes from 5.0 to 8.0" in caplog.text
     assert reopened.noise_multiplier == PLAN.noise_multiplier
     assert reopened.history == [ENTRY]
     assert reopened.epsilon == eps1
