@@ -63,11 +63,10 @@ from fedmodel.model.finetune import (  # noqa: E402
     prepare_for_finetuning,
 )
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
-from fedmodel.privacy import private_training  # noqa: E402
+from fedmodel.privacy import Criterion, private_training  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     Batch,
-    Criterion,
     LogitsFn,
     build_optimizer,
     feature_logits,

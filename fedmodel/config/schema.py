@@ -26,7 +26,7 @@ class TaskSettings:
     train_files: list[str]
     test_file: str | None
     # Files task: labelled records the server holds itself (no client's), used
-    # as the transfer split: warm start, keeping the best round, distillation.
+    # as the transfer split: warm start, the check against the start, distillation.
     validation_file: str | None
     text_column: str
     label_column: str

@@ -14,6 +14,7 @@ from fedmodel.privacy.calibration import (
     plan_privacy,
 )
 from fedmodel.privacy.engine import (
+    Criterion,
     PrivateTraining,
     StepCounter,
     private_training,
@@ -24,6 +25,7 @@ from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 __all__ = [
     "BudgetExhausted",
+    "Criterion",
     "PrivacyLedger",
     "PrivacyPlan",
     "PrivateTraining",

@@ -44,8 +44,6 @@ class Loss(Protocol):
 
 # A batch's loss from the model's logits and the batch itself.
 LossFn = Callable[[torch.Tensor, Batch], Loss]
-# A loss from logits and labels, e.g. Opacus' ghost-clipping criterion.
-Criterion = Callable[[torch.Tensor, torch.Tensor], Loss]
 
 # Opacus hooks a head trained on fixed features, whose inputs need no gradient;
 # PyTorch warns about that on every backward pass, harmlessly.
@@ -89,7 +87,7 @@ def feature_logits(head: nn.Module) -> LogitsFn:
     return run
 
 
-def criterion_loss(criterion: Criterion) -> LossFn:
+def criterion_loss(criterion: Callable[[torch.Tensor, torch.Tensor], Loss]) -> LossFn:
     """A `train_epochs` loss from a (logits, labels) criterion.
 
     Under ghost clipping the criterion is Opacus' wrapper: what it returns
