@@ -97,9 +97,51 @@ def finish_models(
         )
         if train_on_clients is None:
             return entries
-    student = build_student(teacher, settings.distill.student)
     student_settings = _with_max_length(settings, settings.distill.student.max_length)
     student_loader = length_sorted_loader(student_settings, test)
+    student, distillation = _distill_student(
+        settings,
+        teacher,
+        tokenizer,
+        texts=texts,
+        train_on_clients=train_on_clients,
+        test_loaders=(test_loader, student_loader),
+        student_max_length=student_settings.task.max_length,
+    )
+    entries["student"] = _describe_student(
+        student,
+        tokenizer,
+        student_dir=run_dir / STUDENT_DIR,
+        test=test,
+        test_loader=student_loader,
+        latency_texts=latency_texts,
+        max_length=student_settings.task.max_length,
+    )
+    entries["student_vs_teacher"] = compare_student(
+        entries["teacher"], entries["student"]
+    )
+    entries["distillation"] = distillation
+    _log_comparison(entries)
+    return entries
+
+
+def _distill_student(
+    settings: RunSettings,
+    teacher: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    texts: list[str] | None,
+    train_on_clients: StudentTrainer | None,
+    test_loaders: tuple[DataLoader, DataLoader],
+    student_max_length: int,
+) -> tuple[PooledBertForSequenceClassification, dict[str, Any]]:
+    """Build the student and distil it: on the server's texts, then the clients'.
+
+    `test_loaders` are the test split as the teacher and as the student read
+    it; the report holds their agreement before and after.
+    """
+    test_loader, student_loader = test_loaders
+    student = build_student(teacher, settings.distill.student)
     distillation: dict[str, Any] = {
         "mode": settings.distill.name,
         "agreement_before": agreement(
@@ -114,7 +156,7 @@ def finish_models(
             "on %d server-held texts (no client record is read: no privacy cost)",
             student.config.num_hidden_layers,
             student.config.intermediate_size,
-            student_settings.task.max_length,
+            student_max_length,
             len(texts),
         )
         done = distill_on_server(
@@ -123,7 +165,7 @@ def finish_models(
             texts=texts,
             tokenizer=tokenizer,
             settings=settings.distill,
-            max_length=max_length,
+            max_length=settings.task.max_length,
             seed=settings.seed,
         )
         distillation["server_texts"] = done.num_texts
@@ -133,32 +175,40 @@ def finish_models(
     distillation["agreement_after"] = agreement(
         teacher, student, test_loader, student_loader=student_loader
     )
-    student_dir = run_dir / STUDENT_DIR
-    entries["student"] = _export_and_describe(
+    return student, distillation
+
+
+def _describe_student(
+    student: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    student_dir: Path,
+    test: datasets.Dataset,
+    test_loader: DataLoader,
+    latency_texts: list[str],
+    max_length: int,
+) -> dict[str, Any]:
+    """Export the student (float and int8 ONNX) and measure both graphs."""
+    described = _export_and_describe(
         "student",
         student,
         tokenizer,
         model_dir=student_dir,
-        test_loader=student_loader,
+        test_loader=test_loader,
         latency_texts=latency_texts,
-        max_length=student_settings.task.max_length,
+        max_length=max_length,
         quantize=True,
     )
-    entries["student"]["max_length"] = student_settings.task.max_length
+    described["max_length"] = max_length
     log.info(
         "measuring the student's int8 ONNX graph on %d test texts: accuracy and "
         "agreement with its float graph",
         len(test),
     )
-    entries["student"]["quantized"] = describe_quantized(
+    described["quantized"] = describe_quantized(
         student_dir, texts=list(test["text"]), labels=list(test["label"])
     )
-    entries["student_vs_teacher"] = compare_student(
-        entries["teacher"], entries["student"]
-    )
-    entries["distillation"] = distillation
-    _log_comparison(entries)
-    return entries
+    return described
 
 
 def _export_and_describe(

@@ -125,23 +125,13 @@ def distill_on_server(
     student.train()
     mean_loss = float("nan")
     for epoch in range(1, settings.epochs + 1):
-        total, batches = 0.0, 0
-        for batch in loader:
-            rows = batch["labels"]
-            vectors = student.embed(**_text_inputs(batch, student))
-            loss = settings.kl_weight * soft_target_loss(
-                student.classify(vectors),
-                teacher_logits[rows],
-                temperature=settings.temperature,
-            ) + settings.hidden_weight * pooled_match_loss(
-                vectors, teacher_vectors[rows]
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-            batches += 1
-        mean_loss = total / max(batches, 1)
+        mean_loss = _distill_epoch(
+            student,
+            loader,
+            optimizer,
+            targets=(teacher_logits, teacher_vectors),
+            settings=settings,
+        )
         log.info(
             "distillation epoch %d/%d: loss %.4f on %d texts (%.0f s)",
             epoch,
@@ -158,6 +148,36 @@ def distill_on_server(
         final_loss=mean_loss,
         seconds=time.perf_counter() - started,
     )
+
+
+def _distill_epoch(
+    student: PooledBertForSequenceClassification,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    *,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    settings: DistillSettings,
+) -> float:
+    """One pass over the texts toward the teacher's logits and pooled vectors.
+
+    The loader's labels are row numbers into `targets`. Returns the mean loss.
+    """
+    teacher_logits, teacher_vectors = targets
+    total, batches = 0.0, 0
+    for batch in loader:
+        rows = batch["labels"]
+        vectors = student.embed(**_text_inputs(batch, student))
+        loss = settings.kl_weight * soft_target_loss(
+            student.classify(vectors),
+            teacher_logits[rows],
+            temperature=settings.temperature,
+        ) + settings.hidden_weight * pooled_match_loss(vectors, teacher_vectors[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        batches += 1
+    return total / max(batches, 1)
 
 
 def federated_distill_loss(
