@@ -70,7 +70,9 @@ class BudgetRow:
 HEAD_RULE = (
     BudgetRow(2.0, 0.25, learning_rate=2.0, batch_size=512, local_epochs=6,
               grad_sample_mode="onepass", train_head_bias=False),
-    BudgetRow(5.0, 0.25, learning_rate=4.0, batch_size=512, local_epochs=6,
+    BudgetRow(3.0, 0.25, learning_rate=4.0, batch_size=512, local_epochs=6,
+              grad_sample_mode="onepass", train_head_bias=False),
+    BudgetRow(5.0, 0.25, learning_rate=6.0, batch_size=512, local_epochs=6,
               grad_sample_mode="onepass", train_head_bias=False),
     BudgetRow(math.inf, 0.25, learning_rate=8.0, batch_size=512, local_epochs=6,
               grad_sample_mode="onepass", train_head_bias=False),

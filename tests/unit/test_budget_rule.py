@@ -15,7 +15,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.research.privacy_plan import plan_run, training_settings
 
 
-@pytest.mark.parametrize("epsilon", [0.5, 1.0, 3.0, 8.0, 20.0])
+@pytest.mark.parametrize("epsilon", [0.5, 1.0, 2.0, 3.0, 4.0, 8.0, 20.0])
 def test_head_defaults_come_from_the_target_epsilon(epsilon: float) -> None:
     raw = compose_config(["model=tiny", f"privacy.target_epsilon={epsilon}"])
     settings = settings_from_dict(raw)
