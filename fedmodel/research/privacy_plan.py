@@ -187,6 +187,7 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
         "finetune.train_head_bias": settings.finetune.train_head_bias,
         "num_rounds": settings.num_rounds,
         "privacy.max_grad_norm": settings.privacy.max_grad_norm,
+        "privacy.grad_sample_mode": settings.privacy.grad_sample_mode,
     }
     return {
         key: f"{_shown(value)} ({'from the budget' if key in derived else 'set'})"
@@ -196,7 +197,9 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
     }
 
 
-def _shown(value: float | bool) -> str:
+def _shown(value: float | bool | str) -> str:
+    if isinstance(value, str):
+        return value
     return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
 

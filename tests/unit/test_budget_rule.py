@@ -113,6 +113,7 @@ def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
     shown = training_settings(settings, derived_keys(raw))
     assert shown["finetune.batch_size"].endswith("(from the budget)")
     assert shown["finetune.local_epochs"] == "2 (set)"
+    assert shown["privacy.grad_sample_mode"] == "onepass (from the budget)"
     for plan in plan_run(settings):
         assert plan.sample_rate is not None and plan.num_records > 0
         batches = round(1 / plan.sample_rate)
