@@ -2,10 +2,10 @@
 
 Each callback's `after_round(state, metrics)` returns `(stop, metrics)`; the
 loop runs them in the order given, and later callbacks see the metrics earlier
-ones added. The server's order is: history, checkpoint, failures, evaluation,
-keep-best (server split), metrics line, console line, budget stop. The
-checkpoint comes before evaluation and the metrics line, so a round whose
-aggregate was loaded is never run again after a crash.
+ones added. The server's order is: history, checkpoint (`checkpointing.py`),
+failures, evaluation, keep-best (server split), metrics line, console line,
+budget stop. The checkpoint comes before evaluation and the metrics line, so a
+round whose aggregate was loaded is never run again after a crash.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import torch
 from fedmodel.federation.messages import ClientFailure
 from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.strategy import BudgetAwareStrategy
-from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
 from fedmodel.run.metrics import append_round
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import BestModelSelector
@@ -57,43 +56,6 @@ class RoundHistory:
             for r in self.rounds
             if r["model"] == model_name and r["clients_aggregated"] > 0
         )
-
-
-class SaveCheckpoint:
-    """Write the server's state after the round's aggregate is loaded."""
-
-    def __init__(
-        self,
-        run_dir: Path,
-        *,
-        strategy: BudgetAwareStrategy,
-        weights: Callable[[], dict[str, torch.Tensor]],
-        history: RoundHistory,
-        selector: BestModelSelector | None,
-    ) -> None:
-        self.run_dir = run_dir
-        self.strategy = strategy
-        self.weights = weights
-        self.history = history
-        # keep_best's selector, whose start the checkpoint carries.
-        self.selector = selector
-
-    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Save weights, budget state, client figures, round history, the start."""
-        start = None if self.selector is None else self.selector.start
-        save_checkpoint(
-            self.run_dir,
-            Checkpoint(
-                round=state.round,
-                weights=self.weights(),
-                exhausted_nodes=sorted(self.strategy.exhausted_nodes),
-                client_figures=self.strategy.client_figures,
-                rounds=self.history.rounds,
-                start_round=None if start is None else start.round,
-                start_weights=None if start is None else start.weights,
-            ),
-        )
-        return False, {}
 
 
 class FailureWatch:

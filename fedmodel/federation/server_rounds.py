@@ -16,6 +16,7 @@ from flwr.serverapp import Grid
 
 from fedmodel.config import RunSettings, to_run_config
 from fedmodel.data.tasks import TaskData
+from fedmodel.errors import FedmodelError
 from fedmodel.federation.callbacks import (
     BudgetStop,
     ConsoleLine,
@@ -23,10 +24,10 @@ from fedmodel.federation.callbacks import (
     FailureWatch,
     KeepBest,
     RoundHistory,
-    SaveCheckpoint,
     WriteMetrics,
 )
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
+from fedmodel.federation.checkpointing import SaveCheckpoint
 from fedmodel.federation.messages import TEACHER_KEY
 from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
@@ -34,6 +35,7 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import load_trainable_state, trainable_state
 from fedmodel.model.student import prepare_student_for_distillation
 from fedmodel.run.checkpoint import Checkpoint
+from fedmodel.run.layout import CHECKPOINT_DIR
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import evaluate, text_logits
@@ -55,6 +57,10 @@ class ServerRounds:
     # keep_best's selector: it scores each teacher round on the server's own
     # split, and the checkpoint carries its best so far.
     selector: BestModelSelector | None = None
+    # The checkpoint this run resumed from, and the callback that writes the
+    # next (None with checkpoint_every_round off).
+    resumed: Checkpoint | None = None
+    saver: SaveCheckpoint | None = None
 
     @property
     def last_round(self) -> int:
@@ -98,6 +104,7 @@ def server_rounds(
         ),
         writer=WriteMetrics(run_dir),
         train_config=ConfigRecord(dict(to_run_config(asdict(settings)))),
+        resumed=resumed,
     )
 
 
@@ -108,15 +115,15 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
     evaluation = Evaluate(model.evaluate)
     callbacks: list[RoundCallback] = [shared.history]
     if settings.checkpoint_every_round:
-        callbacks.append(
-            SaveCheckpoint(
-                shared.run_dir,
-                strategy=shared.strategy,
-                weights=model.weights,
-                history=shared.history,
-                selector=selector,
-            )
+        shared.saver = SaveCheckpoint(
+            shared.run_dir,
+            strategy=shared.strategy,
+            weights=model.weights,
+            history=shared.history,
+            selector=selector,
+            resumed=shared.resumed,
         )
+        callbacks.append(shared.saver)
     callbacks += [shared.watch, evaluation]
     if selector is not None:
         callbacks.append(KeepBest(selector, model.weights))
@@ -154,12 +161,14 @@ def distill_on_clients(
     clients distil on their own records under DP-SGD and charge their ledgers,
     as in the teacher's rounds (numbered on from them). Clients that spent
     their budget or failed are not selected. Stops early if the teacher's
-    rounds ended on a failure.
+    rounds ended on a failure. A resumed run continues from the student the
+    checkpoint holds, after its last round.
     """
     if shared.watch.fatal:
         return
     settings = shared.settings
     prepare_student_for_distillation(student)
+    first = _resume_student(shared, student)
     weights = trainable_state(student)
     strategy = shared.strategy.for_other_weights(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
@@ -167,24 +176,46 @@ def distill_on_clients(
     )
     loader = length_sorted_loader(settings, task.test)
     total = settings.num_rounds + settings.distill.rounds
+    callbacks: list[RoundCallback] = [shared.history]
+    if shared.saver is not None:
+        callbacks.append(shared.saver.for_student(lambda: trainable_state(student)))
+    callbacks += [
+        shared.watch,
+        Evaluate(lambda: evaluate(student, loader, logits_fn=text_logits(student))),
+        shared.writer,
+        ConsoleLine(total),
+        BudgetStop(strategy, num_clients=settings.num_clients),
+    ]
     run_rounds(
         shared.grid,
         strategy=strategy,
         arrays=ArrayRecord(weights),
         plan=RoundPlan(
-            rounds=range(settings.num_rounds + 1, total + 1),
+            rounds=range(first, total + 1),
             model_name="student",
             train_config=shared.train_config,
             timeout=settings.federation.round_timeout,
             extra={TEACHER_KEY: ArrayRecord(teacher_weights)},
         ),
         load=lambda arrays: load_trainable_state(student, arrays.to_torch_state_dict()),
-        callbacks=[
-            shared.history,
-            shared.watch,
-            Evaluate(lambda: evaluate(student, loader, logits_fn=text_logits(student))),
-            shared.writer,
-            ConsoleLine(total),
-            BudgetStop(strategy, num_clients=settings.num_clients),
-        ],
+        callbacks=callbacks,
     )
+
+
+def _resume_student(
+    shared: ServerRounds, student: PooledBertForSequenceClassification
+) -> int:
+    """The student's first round; on resume, load the checkpoint's student."""
+    resumed = shared.resumed
+    if resumed is None or resumed.student_round is None:
+        return shared.settings.num_rounds + 1
+    assert resumed.student_weights is not None  # load_checkpoint checks both
+    expected = {name: tuple(w.shape) for name, w in trainable_state(student).items()}
+    saved = {name: tuple(w.shape) for name, w in resumed.student_weights.items()}
+    if saved != expected:
+        raise FedmodelError(
+            f"the checkpoint in {shared.run_dir / CHECKPOINT_DIR} holds a student "
+            "of another shape: resume with the run's distill.student settings"
+        )
+    load_trainable_state(student, resumed.student_weights)
+    return resumed.student_round + 1

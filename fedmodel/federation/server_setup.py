@@ -135,7 +135,11 @@ def start_model(
 ) -> tuple[GlobalModel, Checkpoint | None]:
     """The global model: from the checkpoint on resume, else from public information."""
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
-    resumed = resume(run_dir, model) if settings.resume else None
+    resumed = (
+        resume(run_dir, model, num_rounds=settings.num_rounds)
+        if settings.resume
+        else None
+    )
     if resumed is None:
         public_start(
             model.classifier,
@@ -160,10 +164,12 @@ def server_splits(
     return split_for_selection(transfer)
 
 
-def resume(run_dir: Path, model: GlobalModel) -> Checkpoint | None:
+def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint | None:
     """Load the last checkpoint into `model`; drop metrics of unfinished rounds.
 
-    None when the run never finished a round: it starts again at round 1.
+    None when the run never finished a round: it starts again at round 1. Once
+    federated distillation has begun, the teacher's rounds are over: a resume
+    that asks for another `num_rounds` is refused.
     """
     if not (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
         log.warning(
@@ -179,12 +185,18 @@ def resume(run_dir: Path, model: GlobalModel) -> Checkpoint | None:
         run_dir,
         expected_shapes={name: tuple(w.shape) for name, w in model.weights().items()},
     )
+    if checkpoint.student_round is not None and checkpoint.round != num_rounds:
+        raise FedmodelError(
+            f"num_rounds={num_rounds}, but the run in {run_dir} ended its "
+            f"teacher's rounds at round {checkpoint.round} and began federated "
+            f"distillation: resume with num_rounds={checkpoint.round}"
+        )
     model.load(checkpoint.weights)
-    keep_rounds_up_to(run_dir, checkpoint.round)
+    keep_rounds_up_to(run_dir, checkpoint.last_round)
     log.info(
         "resuming %s after round %d (%d client(s) with spent budgets)",
         run_dir,
-        checkpoint.round,
+        checkpoint.last_round,
         len(checkpoint.exhausted_nodes),
     )
     return checkpoint

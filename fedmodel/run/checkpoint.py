@@ -1,8 +1,9 @@
 """The server's checkpoint after each round, and resuming a run from it.
 
 `run_dir/checkpoint/state.pt` holds the last round run, the global weights
-after it, the nodes whose budget is spent, each
-client's latest privacy figures and what each round aggregated. The server
+after it, the nodes whose budget is spent, each client's latest privacy
+figures and what each round aggregated; once federated distillation has begun,
+also the student's last round and its weights. The server
 writes it as soon as a round's aggregate is loaded, before evaluating it or
 writing its metrics line, so a finished round is never run again and no site
 is charged for it a second time. A round that was in flight when the server
@@ -41,6 +42,15 @@ class Checkpoint:
     # falls back to it when the last round scores lower on the server's split.
     start_round: int | None = None
     start_weights: dict[str, torch.Tensor] | None = None
+    # Federated distillation: the student's last round run and the
+    # student's trainable weights after it (`round` stays the teacher's last).
+    student_round: int | None = None
+    student_weights: dict[str, torch.Tensor] | None = None
+
+    @property
+    def last_round(self) -> int:
+        """The last round run, the teacher's or the student's."""
+        return max(self.round, self.student_round or 0)
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -63,6 +73,10 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             if checkpoint.start_round is None
             else checkpoint.start_round,
             "start_weights": checkpoint.start_weights or {},
+            "student_round": -1
+            if checkpoint.student_round is None
+            else checkpoint.student_round,
+            "student_weights": checkpoint.student_weights or {},
         },
         temp,
     )
@@ -88,6 +102,8 @@ def load_checkpoint(
         # best_*: a resumed run falls back to that one instead of the start.
         start_round = int(raw.get("start_round", raw.get("best_round", -1)))
         start_weights = raw.get("start_weights", raw.get("best_weights"))
+        student_round = int(raw.get("student_round", -1))
+        student_weights = raw.get("student_weights")
         checkpoint = Checkpoint(
             round=int(raw["round"]),
             weights=dict(raw["weights"]),
@@ -99,6 +115,8 @@ def load_checkpoint(
             rounds=list(json.loads(raw.get("rounds", "[]"))),
             start_round=None if start_round < 0 else start_round,
             start_weights=dict(start_weights) if start_weights else None,
+            student_round=None if student_round < 0 else student_round,
+            student_weights=dict(student_weights) if student_weights else None,
         )
     except (
         OSError,
@@ -115,6 +133,11 @@ def load_checkpoint(
         raise FedmodelError(
             f"checkpoint {path} holds a start model of another shape than "
             "its weights: it is damaged; start a new run"
+        )
+    if (checkpoint.student_round is None) != (checkpoint.student_weights is None):
+        raise FedmodelError(
+            f"checkpoint {path} holds a student round without student weights "
+            "(or the reverse): it is damaged; start a new run"
         )
     if shapes != expected_shapes:
         raise FedmodelError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -24,20 +25,34 @@ def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with logging_restored():
+        yield
+
+
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put fedmodel's and the libraries' loggers back as they were.
+
+    For module fixtures that run a round loop: the ClientApp calls
+    `setup_logging`, which stops fedmodel's lines reaching `caplog` in later
+    modules.
+    """
     loggers = [logging.getLogger(n) for n in ("fedmodel", *CHATTY_LOGGERS)]
     saved = [
         (lg, lg.propagate, lg.level, [(h, list(h.filters)) for h in lg.handlers])
         for lg in loggers
     ]
     root_level = logging.getLogger().level
-    yield
-    close_log_file()
-    logging.getLogger().setLevel(root_level)
-    for logger, propagate, level, handlers in saved:
-        logger.propagate = propagate
-        logger.setLevel(level)
-        for handler, filters in handlers:
-            handler.filters = filters
+    try:
+        yield
+    finally:
+        close_log_file()
+        logging.getLogger().setLevel(root_level)
+        for logger, propagate, level, handlers in saved:
+            logger.propagate = propagate
+            logger.setLevel(level)
+            for handler, filters in handlers:
+                handler.filters = filters
 
 
 @pytest.fixture(scope="module")

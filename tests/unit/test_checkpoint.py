@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,32 @@ def test_a_checkpoint_round_trips(tmp_path: Path) -> None:
     for name, weight in saved.weights.items():
         assert torch.equal(loaded.weights[name], weight)
     assert not list((tmp_path / "checkpoint").glob("*.tmp"))
+
+
+def test_a_checkpoint_with_a_student_round_trips(tmp_path: Path) -> None:
+    student = {"layer.weight": torch.randn(2, 2)}
+    save_checkpoint(
+        tmp_path,
+        dataclasses.replace(_checkpoint(3), student_round=5, student_weights=student),
+    )
+    loaded = load_checkpoint(tmp_path, expected_shapes=SHAPES)
+    assert (loaded.round, loaded.student_round, loaded.last_round) == (3, 5, 5)
+    assert loaded.student_weights is not None
+    assert torch.equal(loaded.student_weights["layer.weight"], student["layer.weight"])
+    # A checkpoint without a student (the teacher's rounds, earlier versions).
+    save_checkpoint(tmp_path, _checkpoint(3))
+    loaded = load_checkpoint(tmp_path, expected_shapes=SHAPES)
+    assert (loaded.student_round, loaded.student_weights, loaded.last_round) == (
+        None,
+        None,
+        3,
+    )
+
+
+def test_a_student_round_without_its_weights_is_refused(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, dataclasses.replace(_checkpoint(3), student_round=4))
+    with pytest.raises(FedmodelError, match="student round without student weights"):
+        load_checkpoint(tmp_path, expected_shapes=SHAPES)
 
 
 def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""The round callbacks that write the server's checkpoint (`run/checkpoint.py`).
+
+`SaveCheckpoint` runs after each of the teacher's rounds, `SaveStudentCheckpoint`
+after each federated distillation round; both come right after the round
+history, before evaluation and the metrics line (see `callbacks.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedmodel.federation.callbacks import Result, RoundHistory
+from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
+from fedmodel.training.model_selection import BestModelSelector
+
+
+class SaveCheckpoint:
+    """Write the server's state after the round's aggregate is loaded."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        strategy: BudgetAwareStrategy,
+        weights: Callable[[], dict[str, torch.Tensor]],
+        history: RoundHistory,
+        selector: BestModelSelector | None,
+        resumed: Checkpoint | None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.strategy = strategy
+        self.weights = weights
+        self.history = history
+        # keep_best's selector, whose start the checkpoint carries.
+        self.selector = selector
+        # The last checkpoint written or resumed from: the student's rounds
+        # write it again with their own weights (`for_student`).
+        self.saved = resumed
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Save weights, budget state, client figures, round history, the start."""
+        start = None if self.selector is None else self.selector.start
+        self.write(
+            Checkpoint(
+                round=state.round,
+                weights=self.weights(),
+                exhausted_nodes=sorted(self.strategy.exhausted_nodes),
+                client_figures=self.strategy.client_figures,
+                rounds=self.history.rounds,
+                start_round=None if start is None else start.round,
+                start_weights=None if start is None else start.weights,
+            )
+        )
+        return False, {}
+
+    def write(self, checkpoint: Checkpoint) -> None:
+        """Save `checkpoint` atomically and remember it."""
+        save_checkpoint(self.run_dir, checkpoint)
+        self.saved = checkpoint
+
+    def for_student(
+        self, student_weights: Callable[[], dict[str, torch.Tensor]]
+    ) -> SaveStudentCheckpoint:
+        """The callback for federated distillation rounds."""
+        return SaveStudentCheckpoint(self, student_weights)
+
+
+class SaveStudentCheckpoint:
+    """After a federated distillation round: the teacher's checkpoint, plus the student.
+
+    The teacher's part (its last round, weights and start) stays as its last
+    round left it; the budget state, the round history and the student's
+    round and weights are the latest. A resume then runs only the student's
+    rounds not yet aggregated, so no client is charged for one twice.
+    """
+
+    def __init__(
+        self,
+        teacher: SaveCheckpoint,
+        student_weights: Callable[[], dict[str, torch.Tensor]],
+    ) -> None:
+        self.teacher = teacher
+        self.student_weights = student_weights
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Save the student's weights after the round with the teacher's state."""
+        base = self.teacher.saved
+        if base is None:
+            # No teacher round was checkpointed: there is no run to continue.
+            return False, {}
+        strategy = self.teacher.strategy
+        self.teacher.write(
+            dataclasses.replace(
+                base,
+                exhausted_nodes=sorted(strategy.exhausted_nodes),
+                client_figures=strategy.client_figures,
+                rounds=self.teacher.history.rounds,
+                student_round=state.round,
+                student_weights=self.student_weights(),
+            )
+        )
+        return False, {}

@@ -1,0 +1,163 @@
+"""Resuming a run killed during federated distillation: the student's rounds.
+
+The real ServerApp and ClientApp over the in-process `FakeGrid` (no Ray): one
+teacher round, then two federated distillation rounds, killed as the second
+starts. A resume must run only that round, from the checkpoint's student, and
+charge each ledger for it once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from flwr.app import Message
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.server_app import run_federation
+from fedmodel.run.checkpoint import load_checkpoint
+from fedmodel.run.metrics import read_rounds
+from tests.fake_grid import FakeGrid
+from tests.unit.conftest import logging_restored
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+DISTILL_RUN = [
+    "model=tiny",
+    "task.max_train_examples=100",
+    "task.max_test_examples=40",
+    "num_clients=2",
+    "num_rounds=1",
+    "partition=iid",
+    "finetune.batch_size=32",
+    "finetune.local_epochs=1",
+    "warm_start.enabled=false",
+    "privacy.target_epsilon=4",
+    "distill=federated",
+    "distill.rounds=2",
+    "distill.epochs=1",
+    "distill.augment_copies=0",
+    "distill.student.num_layers=1",
+]
+# A few server-held texts keep the server's distillation short.
+TRANSFER_TEXTS = "\n".join(f"card payment number {i} was declined" for i in range(16))
+
+
+class Killed(BaseException):
+    """Stands in for kill -9: nothing after it runs."""
+
+
+def _settings(run_dir: Path, *overrides: str) -> RunSettings:
+    texts = run_dir.parent / "transfer.txt"
+    if not texts.is_file():
+        texts.parent.mkdir(parents=True, exist_ok=True)
+        texts.write_text(TRANSFER_TEXTS + "\n")
+    raw = compose_config([*DISTILL_RUN, f"distill.transfer_file={texts}", *overrides])
+    return settings_from_dict({**raw, "run_dir": str(run_dir)})
+
+
+def _charged_rounds(run_dir: Path, client: int) -> list[int]:
+    path = run_dir / "clients" / f"client-{client}" / "privacy_ledger.json"
+    return [r["round"] for r in json.loads(path.read_text())["rounds"]]
+
+
+def _checkpoint(run_dir: Path) -> Any:
+    weights = torch.load(run_dir / "checkpoint" / "state.pt")["weights"]
+    shapes = {name: tuple(w.shape) for name, w in weights.items()}
+    return load_checkpoint(run_dir, expected_shapes=shapes)
+
+
+@pytest.fixture(scope="module")
+def killed_in_distillation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Teacher round 1 and student round 2 done; killed as round 3 starts."""
+    run_dir = tmp_path_factory.mktemp("base") / "run"
+
+    def kill_at_round_three(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == 3:
+            raise Killed
+
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(
+            FakeGrid(2, before_train=kill_at_round_three), _settings(run_dir)
+        )
+    return run_dir
+
+
+@pytest.fixture
+def run_dir(killed_in_distillation: Path, tmp_path: Path) -> Path:
+    """A private copy of the killed run."""
+    return Path(shutil.copytree(killed_in_distillation, tmp_path / "run"))
+
+
+def test_the_checkpoint_holds_the_student_after_its_round(
+    killed_in_distillation: Path,
+) -> None:
+    checkpoint = _checkpoint(killed_in_distillation)
+    # The teacher's part is as its last round left it.
+    assert checkpoint.round == 1
+    assert checkpoint.student_round == 2
+    assert checkpoint.student_weights
+    assert any(name.startswith("bert.encoder.") for name in checkpoint.student_weights)
+    assert [(r["round"], r["model"]) for r in checkpoint.rounds] == [
+        (1, "teacher"),
+        (2, "student"),
+    ]
+    for client in (0, 1):
+        assert _charged_rounds(killed_in_distillation, client) == [1, 2]
+
+
+def test_resume_runs_only_the_student_round_not_yet_aggregated(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = _checkpoint(run_dir).student_weights
+    sent: list[dict[str, torch.Tensor]] = []
+
+    def record_student(client: int, message: Message) -> None:
+        sent.append(message.content.array_records["arrays"].to_torch_state_dict())
+
+    summary = run_federation(
+        FakeGrid(2, before_train=record_student), _settings(run_dir, "resume=true")
+    )
+    assert summary["status"] == "ok"
+    assert [(r["round"], r["model"]) for r in summary["rounds"]] == [
+        (1, "teacher"),
+        (2, "student"),
+        (3, "student"),
+    ]
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2, 3]
+    # Round 3 started from the checkpoint's student, not a fresh one.
+    assert len(sent) == 2
+    for name, value in saved.items():
+        assert torch.equal(sent[0][name], value)
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2, 3]
+    assert all(client["epsilon"] <= 4.0 + 1e-6 for client in summary["clients"])
+    assert _checkpoint(run_dir).student_round == 3
+
+
+def test_resume_with_other_num_rounds_after_distillation_began_is_refused(
+    run_dir: Path,
+) -> None:
+    before = (run_dir / "checkpoint" / "state.pt").read_bytes()
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    with pytest.raises(FedmodelError, match=r"resume with num_rounds=1"):
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=2"))
+    assert (run_dir / "checkpoint" / "state.pt").read_bytes() == before
+    assert (run_dir / "metrics.jsonl").read_text() == metrics
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
+
+
+def test_resume_with_a_student_of_another_shape_is_refused(run_dir: Path) -> None:
+    with pytest.raises(FedmodelError, match=r"distill.student"):
+        run_federation(
+            FakeGrid(2),
+            _settings(run_dir, "resume=true", "distill.student.feed_forward_share=0.5"),
+        )
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
