@@ -4,9 +4,9 @@
 holds (a fixed 20% of its transfer split; the warm start fits the other 80%).
 This compares three ways of choosing with that split, judged on records it
 never saw: the union of the clients' local validation splits (never the test
-split). Head-mode FedAvg with the run's pieces, as `hyperparameter_rule.py`
-runs it (cached MiniLM features, the budget rule, PRV noise, 4 clients,
-Dirichlet 0.5, 10 rounds, warm start):
+split). Head-mode FedAvg with the run's pieces, as `head_fedavg.py` runs it
+(cached MiniLM features, the budget rule, PRV noise, 4 clients, Dirichlet 0.5,
+10 rounds, warm start):
 
 - best of all: the highest-scoring (accuracy, then loss) of the start and the
   10 rounds (ties keep the earlier; fedmodel's rule before this benchmark);
@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore", message=".*Secure RNG.*")
 
-import hyperparameter_rule as rule  # noqa: E402
+import head_fedavg as fedavg  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -100,17 +100,17 @@ def trace(
     seed: int,
 ) -> Trace:
     """Warm start, then ROUNDS rounds; every candidate scored both ways."""
-    cand = dataclasses.replace(rule.rule_candidate(epsilon), init="warm")
+    cand = dataclasses.replace(fedavg.rule_candidate(epsilon), init="warm")
     assert cand.rounds == ROUNDS
-    plans = rule.client_plans(
-        cached, cand, epsilon=epsilon, accountant=rule.run_accountant()
+    plans = fedavg.client_plans(
+        cached, cand, epsilon=epsilon, accountant=fedavg.run_accountant()
     )
-    module = nn.Sequential(nn.Dropout(0.1), rule.initial_head(cached, "warm", seed))
+    module = nn.Sequential(nn.Dropout(0.1), fedavg.initial_head(cached, "warm", seed))
     out = Trace([], [], [])
     x, y = selection
     for round_number in range(ROUNDS + 1):
         if round_number:
-            rule.head_rounds(
+            fedavg.head_rounds(
                 cached,
                 module,
                 cand,
@@ -125,7 +125,7 @@ def trace(
         out.correct.append((logits.argmax(dim=1) == y).float().tolist())
         losses = nn.functional.cross_entropy(logits, y, reduction="none")
         out.loss.append(losses.tolist())
-        out.judged.append(rule.validation_accuracy(cached, module))
+        out.judged.append(fedavg.validation_accuracy(cached, module))
     return out
 
 
@@ -153,7 +153,7 @@ def main() -> None:
     runs: dict[float, list[Trace]] = {epsilon: [] for epsilon in args.epsilons}
     for task in args.scenarios:
         for seed in args.seeds:
-            cached = dict(rule.features(task, seed))
+            cached = dict(fedavg.features(task, seed))
             x, y = cached["transfer"]
             order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
             held = round(SELECTION_SHARE * len(y))

@@ -39,9 +39,7 @@ import platform
 import statistics
 import sys
 import time
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -50,51 +48,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import opacus  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.optim import Optimizer  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from step_variants import (  # noqa: E402
+    NOISE_MULTIPLIER,
+    NON_PRIVATE,
+    Variant,
+    build_variant,
+    build_workload,
+    mode_settings,
+    short_error,
+)
 
-from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
 from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES  # noqa: E402
-from fedmodel.data import load_task, make_text_loader  # noqa: E402
-from fedmodel.model.finetune import (  # noqa: E402
-    FINETUNE_MODES,
-    classification_head,
-    prepare_for_finetuning,
-)
-from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
-from fedmodel.privacy import Criterion, private_training  # noqa: E402
-from fedmodel.training.embedding_cache import embed_split  # noqa: E402
-from fedmodel.training.loops import (  # noqa: E402
-    Batch,
-    LogitsFn,
-    build_optimizer,
-    feature_logits,
-    text_logits,
-)
+from fedmodel.model.finetune import FINETUNE_MODES  # noqa: E402
+from fedmodel.training.loops import Batch  # noqa: E402
 
-# Opacus warns once per engine that secure RNG is off; that is how runs use it.
-warnings.filterwarnings("ignore", message="Secure RNG turned off")
-warnings.filterwarnings("ignore", message="Full backward hook is firing")
-warnings.filterwarnings("ignore", message="Using a non-full backward hook")
-# PEFT asks transformers a deprecated question when it wraps the model.
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
-
-NON_PRIVATE = "off"
 GRAD_SAMPLE_MODES = GRAD_SAMPLE_MODE_NAMES
-NOISE_MULTIPLIER = 1.0  # its value does not change the cost of drawing noise
-
-
-@dataclass
-class Variant:
-    """One way of taking a training step, and its timings."""
-
-    name: str
-    step: Callable[[Batch], tuple[float, float]] | None
-    error: str = ""
-    total_ms: list[float] = field(default_factory=list)
-    backward_ms: list[float] = field(default_factory=list)
-    update_ms: list[float] = field(default_factory=list)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -135,151 +103,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def mode_settings(mode: str, *, num_records: int) -> RunSettings:
-    """Run settings of the default config with one fine-tuning mode."""
-    raw = compose_config(
-        [
-            "model=minilm",
-            "task=bank",
-            f"finetune={mode}",
-            f"task.max_train_examples={num_records}",
-        ]
-    )
-    return settings_from_dict(raw)
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What one mode trains on: a loader for Opacus and fixed batches to time."""
-
-    build_module: Callable[[], nn.Module]
-    logits_of: Callable[[nn.Module], LogitsFn]
-    loader: DataLoader
-    batches: list[Batch]
-
-
-def build_workload(
-    settings: RunSettings, *, batch_size: int, num_batches: int
-) -> Workload:
-    """Fixed batches of real records and a fresh trainable module per call."""
-    data = load_task(settings.task, seed=settings.seed)
-    label_names = data.label_names
-    split = data.train
-    if len(split) < batch_size * num_batches:
-        raise SystemExit(
-            f"--batch-size {batch_size} x --batches {num_batches} needs more than "
-            f"the {len(split)} Banking77 training records there are"
-        )
-
-    def fresh_model() -> nn.Module:
-        model = build_classifier(
-            settings.model, label_names=label_names, seed=settings.seed
-        )
-        return prepare_for_finetuning(model, settings.finetune)
-
-    if settings.finetune.mode == "head":
-        # As in a client's round: the frozen encoder embeds the records once and
-        # only dropout + the classification layer train, on the features.
-        encoder = build_classifier(
-            settings.model, label_names=label_names, seed=settings.seed
-        )
-        features, labels = embed_split(settings, model=encoder, split=split)
-        del encoder
-        generator = torch.Generator().manual_seed(settings.seed)
-        order = torch.randperm(len(labels), generator=generator)
-        features, labels = features[order], labels[order]
-        loader: DataLoader = DataLoader(
-            TensorDataset(features, labels), batch_size=batch_size
-        )
-        batches: list[Batch] = [
-            (features[i : i + batch_size], labels[i : i + batch_size])
-            for i in range(0, batch_size * num_batches, batch_size)
-        ]
-
-        def fresh_head() -> nn.Module:
-            model = build_classifier(
-                settings.model, label_names=label_names, seed=settings.seed
-            )
-            prepare_for_finetuning(model, settings.finetune)
-            return classification_head(model)
-
-        return Workload(fresh_head, feature_logits, loader, batches)
-
-    loader = make_text_loader(
-        load_tokenizer(settings.model),
-        list(split["text"]),
-        list(split["label"]),
-        max_length=settings.task.max_length,
-        batch_size=batch_size,
-        shuffle=False,
-        seed=settings.seed,
-    )
-    batches = [batch for _, batch in zip(range(num_batches), loader, strict=False)]
-    return Workload(fresh_model, text_logits, loader, batches)
-
-
-def timed_step(
-    model: nn.Module,
-    optimizer: Optimizer,
-    *,
-    logits_fn: LogitsFn,
-    loss_fn: Criterion,
-) -> Callable[[Batch], tuple[float, float]]:
-    """One optimizer step on a batch, returning (forward+backward, update) seconds."""
-
-    def run(batch: Batch) -> tuple[float, float]:
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        logits, labels = logits_fn(batch)
-        loss = loss_fn(logits, labels)
-        loss.backward()
-        middle = time.perf_counter()
-        optimizer.step()
-        return middle - start, time.perf_counter() - middle
-
-    return run
-
-
-def build_variant(name: str, workload: Workload, settings: RunSettings) -> Variant:
-    """A non-private or DP step over a freshly built module, or why none works."""
-    module = workload.build_module()
-    module.train()
-    optimizer = build_optimizer(module.parameters(), settings.finetune)
-    assert settings.privacy.max_grad_norm is not None
-    clip = settings.privacy.max_grad_norm
-    try:
-        if name == NON_PRIVATE:
-            step = timed_step(
-                module,
-                optimizer,
-                logits_fn=workload.logits_of(module),
-                loss_fn=nn.functional.cross_entropy,
-            )
-        else:
-            wrapped = private_training(
-                model=module,
-                optimizer=optimizer,
-                loader=workload.loader,
-                noise_multiplier=NOISE_MULTIPLIER,
-                max_grad_norm=clip,
-                grad_sample_mode=name,
-            )
-            step = timed_step(
-                wrapped.model,
-                wrapped.optimizer,
-                logits_fn=workload.logits_of(wrapped.model),
-                loss_fn=wrapped.criterion,
-            )
-    except Exception as exc:  # noqa: BLE001 - a mode that fails is a result
-        return Variant(name, None, error=_short(exc))
-    return Variant(name, step)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:110]}"
-
-
 def measure(
     variants: list[Variant], batches: list[Batch], *, warmup: int, repeats: int
 ) -> None:
@@ -293,7 +116,7 @@ def measure(
             try:
                 backward, update = variant.step(batch)
             except Exception as exc:  # noqa: BLE001 - a mode that fails is a result
-                variant.step, variant.error = None, _short(exc)
+                variant.step, variant.error = None, short_error(exc)
                 continue
             if repeat >= warmup:
                 variant.backward_ms.append(backward * 1e3)

@@ -1,0 +1,321 @@
+"""Head-mode FedAvg on cached features, with the pieces a run uses.
+
+What `hyperparameter_rule.py`, `round_selection.py` and `head_then_encoder.py`
+share. For bank and hospital it embeds each simulated client's training split
+once with the frozen encoder (cached under `outputs/bench-rule/`), then runs
+head-mode federated rounds in one process with the run's own pieces
+(`plan_privacy`, `private_training` with the head's one-pass clipping,
+`train_epochs`, FedAvg weighted by record count). Scores are on the union of
+the clients' local validation splits, never the test split.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
+from fedmodel.config.budget_rule import budget_row  # noqa: E402
+from fedmodel.data import load_client_data, load_task  # noqa: E402
+from fedmodel.model.label_init import init_head_from_label_names  # noqa: E402
+from fedmodel.model.load import build_classifier  # noqa: E402
+from fedmodel.privacy import PrivacyPlan, plan_privacy, private_training  # noqa: E402
+from fedmodel.training.embedding_cache import embed_split  # noqa: E402
+from fedmodel.training.loops import (  # noqa: E402
+    criterion_loss,
+    evaluate,
+    feature_logits,
+    train_epochs,
+)
+
+warnings.filterwarnings("ignore", message="Secure RNG turned off")
+CACHE = Path("outputs/bench-rule")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of the head's local training."""
+
+    learning_rate: float
+    batch_size: int
+    rounds: int
+    epochs: int
+    clip: float
+    init: str  # random | label | warm (label, then the server's transfer split)
+    momentum: float = 0.9
+    # finetune.train_head_bias=false: local DP-SGD leaves the bias alone.
+    hold_bias: bool = False
+
+    def label(self) -> str:
+        return (
+            f"lr={self.learning_rate:g} B={self.batch_size} R={self.rounds} "
+            f"E={self.epochs} C={self.clip:g} init={self.init}"
+            + (" bias held" if self.hold_bias else "")
+        )
+
+
+def scenario_settings(task: str, seed: int) -> RunSettings:
+    raw = compose_config(
+        [f"task={task}", "num_clients=4", "partition=dirichlet", f"seed={seed}"]
+    )
+    return settings_from_dict({**raw, "run_dir": str(CACHE)})
+
+
+def task_features(task: str) -> dict[str, Any]:
+    """Pooled features of every training and transfer text of a task, once.
+
+    The task's splits use `task.split_seed` (fixed), so every run seed shares
+    them; only the partition over clients changes with the seed.
+    """
+    path = CACHE / f"texts-{task}.pt"
+    if path.is_file():
+        return torch.load(path)
+    settings = scenario_settings(task, 42)
+    data = load_task(settings.task, seed=42)
+    model = build_classifier(settings.model, label_names=data.label_names, seed=42)
+    x, _ = embed_split(settings, model=model, split=data.train)
+    # embed_split returns length order; key the rows by text instead.
+    order = sorted(range(len(data.train)), key=lambda i: len(data.train[i]["text"]))
+    by_text = {data.train[i]["text"]: x[row] for row, i in enumerate(order)}
+    transfer = (
+        embed_split(settings, model=model, split=data.transfer)
+        if data.transfer is not None
+        else None
+    )
+    init_head_from_label_names(
+        model, settings=settings.model, label_names=data.label_names
+    )
+    cached = {
+        "by_text": by_text,
+        "transfer": transfer,
+        "label_weight": model.classifier.weight.detach().clone(),
+    }
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save(cached, path)
+    return cached
+
+
+def features(task: str, seed: int) -> dict[str, Any]:
+    """Client train features, pooled validation features, transfer, label init."""
+    path = CACHE / f"features-{task}-{seed}.pt"
+    if path.is_file():
+        return torch.load(path)
+    settings = scenario_settings(task, seed)
+    shared = task_features(task)
+    by_text = shared["by_text"]
+
+    def rows(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        texts, labels = split["text"], split["label"]
+        return torch.stack([by_text[t] for t in texts]), torch.tensor(labels)
+
+    clients, vals = [], []
+    for client in range(settings.num_clients):
+        train, val, _ = load_client_data(settings, client)
+        clients.append(rows(train))
+        vals.append(rows(val))
+    cached = {
+        "clients": clients,
+        "val": (torch.cat([v[0] for v in vals]), torch.cat([v[1] for v in vals])),
+        "transfer": shared["transfer"],
+        "label_weight": shared["label_weight"],
+    }
+    torch.save(cached, path)
+    return cached
+
+
+def initial_head(cached: dict, init: str, seed: int) -> nn.Linear:
+    weight = cached["label_weight"]
+    torch.manual_seed(seed)
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    if init in ("label", "warm"):
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            head.bias.zero_()
+    if init == "warm" and cached["transfer"] is not None:
+        x, y = cached["transfer"]
+        loader = DataLoader(
+            TensorDataset(x, y),
+            batch_size=64,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        module = nn.Sequential(nn.Dropout(0.1), head)
+        optimizer = torch.optim.SGD(module.parameters(), lr=2.0, momentum=0.9)
+        train_epochs(
+            module, loader, optimizer, logits_fn=feature_logits(module), epochs=30
+        )
+    return head
+
+
+def run(
+    cached: dict,
+    cand: Candidate,
+    *,
+    epsilon: float | None,
+    seed: int,
+    accountant: str,
+) -> dict:
+    """FedAvg of DP-SGD heads; validation accuracy per round."""
+    head = initial_head(cached, cand.init, seed)
+    module = nn.Sequential(nn.Dropout(0.1), head)
+    start = validation_accuracy(cached, module)
+    plans = (
+        client_plans(cached, cand, epsilon=epsilon, accountant=accountant)
+        if epsilon is not None
+        else [None] * len(cached["clients"])
+    )
+    history = head_rounds(
+        cached,
+        module,
+        cand,
+        noise=[plan.noise_multiplier if plan else None for plan in plans],
+        rounds=cand.rounds,
+        seed=seed,
+    )
+    sigma = plans[0].noise_multiplier if plans[0] is not None else 0.0
+    return {
+        "start": start,
+        "final": history[-1],
+        "best": max(history),
+        "sigma0": sigma,
+        "q0": plans[0].sample_rate if plans[0] is not None else 0.0,
+    }
+
+
+def client_plans(
+    cached: dict, cand: Candidate, *, epsilon: float, accountant: str
+) -> list[PrivacyPlan]:
+    """Each client's plan for `cand`'s rounds, as a simulation makes it."""
+    return [
+        plan_privacy(
+            target_epsilon=epsilon,
+            delta=None,
+            num_records=len(y),
+            batch_size=cand.batch_size,
+            local_epochs=cand.epochs,
+            planned_rounds=cand.rounds,
+            accountant=accountant,
+        )
+        for _, y in cached["clients"]
+    ]
+
+
+def run_accountant() -> str:
+    """The accountant a run charges with (the packaged default)."""
+    return str(compose_config([])["privacy"]["accountant"])
+
+
+def validation_accuracy(cached: dict, module: nn.Module) -> float:
+    """Accuracy on the union of the clients' local validation splits."""
+    x_val, y_val = cached["val"]
+    loader = DataLoader(TensorDataset(x_val, y_val), batch_size=2048)
+    return evaluate(module, loader, logits_fn=feature_logits(module)).accuracy
+
+
+def head_rounds(
+    cached: dict,
+    module: nn.Sequential,
+    cand: Candidate,
+    *,
+    noise: Sequence[float | None],
+    rounds: int,
+    seed: int,
+) -> list[float]:
+    """`rounds` FedAvg rounds of (dropout, head) in `module`, trained in place.
+
+    Client i trains with DP-SGD at noise multiplier `noise[i]` (None: without
+    DP). Returns the validation accuracy after each round.
+    """
+    history = []
+    head = module[1]
+    assert isinstance(head, nn.Linear)
+    for round_number in range(rounds):
+        global_state = {k: v.clone() for k, v in module.state_dict().items()}
+        total = {k: torch.zeros_like(v) for k, v in global_state.items()}
+        count = 0
+        for (x, y), sigma in zip(cached["clients"], noise, strict=True):
+            local = nn.Sequential(
+                nn.Dropout(0.1), nn.Linear(x.shape[1], head.out_features)
+            )
+            local.load_state_dict(global_state)
+            local_update(
+                local, x, y, cand, sigma=sigma, shuffle_seed=seed + round_number
+            )
+            for k, v in local.state_dict().items():
+                total[k] += len(y) * v
+            count += len(y)
+        module.load_state_dict({k: v / count for k, v in total.items()})
+        history.append(validation_accuracy(cached, module))
+    return history
+
+
+def local_update(
+    local: nn.Sequential,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cand: Candidate,
+    *,
+    sigma: float | None,
+    shuffle_seed: int,
+) -> None:
+    """One client's local epochs, in place: DP-SGD, or plain SGD if `sigma` is None."""
+    local[1].bias.requires_grad_(not cand.hold_bias)
+    loader = DataLoader(
+        TensorDataset(x, y),
+        batch_size=cand.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(shuffle_seed),
+    )
+    optimizer: torch.optim.Optimizer = torch.optim.SGD(
+        [p for p in local.parameters() if p.requires_grad],
+        lr=cand.learning_rate,
+        momentum=cand.momentum,
+    )
+    trained: nn.Module = local
+    loss_fn = None
+    if sigma is not None:
+        # Onepass clipping, as the rule's head runs: the same clipped, noised
+        # update as hooks (tests/unit/test_ghost_clipping.py).
+        wrapped = private_training(
+            model=local,
+            optimizer=optimizer,
+            loader=loader,
+            noise_multiplier=sigma,
+            max_grad_norm=cand.clip,
+            grad_sample_mode="onepass",
+        )
+        trained, optimizer, loader = wrapped.model, wrapped.optimizer, wrapped.loader
+        loss_fn = criterion_loss(wrapped.criterion)
+    train_epochs(
+        trained,
+        loader,
+        optimizer,
+        logits_fn=feature_logits(trained),
+        epochs=cand.epochs,
+        loss_fn=loss_fn,
+    )
+
+
+def rule_candidate(epsilon: float) -> Candidate:
+    """fedmodel's rule at `epsilon` (0: off), 10 rounds from the label names."""
+    row = budget_row(finetune_mode="head", target_epsilon=epsilon or None)
+    assert row.learning_rate and row.batch_size and row.local_epochs
+    return Candidate(
+        row.learning_rate,
+        row.batch_size,
+        10,
+        row.local_epochs,
+        row.max_grad_norm,
+        "label",
+        hold_bias=row.train_head_bias is False,
+    )
