@@ -71,6 +71,14 @@ def quantize_onnx(source: Path, target: Path) -> Path:
     no calibration data is needed. The embedding table stays float: quantizing
     it too (one scale for the whole table) flipped several times more labels
     in our parity check, for a smaller file but no speed.
+
+    The weights use 7 of their 8 bits (`reduce_range`). On x86 CPUs without
+    VNNI (AVX2 only, as many servers and laptops are) ONNX Runtime multiplies
+    uint8 activations by int8 weights in 16-bit sums that saturate; with full
+    8-bit weights the int8 graph of our parity check's student then agreed
+    with the float graph on 0.80 of the texts, with 7-bit weights on 0.945,
+    at the same speed. A graph is exported once and served anywhere, so it
+    is quantized for the CPUs that need this.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -80,6 +88,7 @@ def quantize_onnx(source: Path, target: Path) -> Path:
         str(tmp),
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=True,
         op_types_to_quantize=QUANTIZED_OPS,
     )
     tmp.replace(target)
