@@ -12,7 +12,6 @@ the clients' local validation splits, never the test split.
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from quiet_warnings import silence_known_warnings  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
@@ -38,7 +38,7 @@ from fedmodel.training.loops import (  # noqa: E402
     train_epochs,
 )
 
-warnings.filterwarnings("ignore", message="Secure RNG turned off")
+silence_known_warnings()
 CACHE = Path("outputs/bench-rule")
 
 

@@ -32,7 +32,6 @@ import json
 import logging
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from head_fedavg import (  # noqa: E402
     scenario_settings,
     validation_accuracy,
 )
+from quiet_warnings import silence_known_warnings  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from transformers import PreTrainedTokenizerBase  # noqa: E402
@@ -76,10 +76,7 @@ from fedmodel.training.loops import (  # noqa: E402
     text_logits,
 )
 
-warnings.filterwarnings("ignore", message="Secure RNG turned off")
-warnings.filterwarnings("ignore", message="Full backward hook is firing")
-warnings.filterwarnings("ignore", message="Using a non-full backward hook")
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+silence_known_warnings()
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,11 @@ import dataclasses
 import random
 import statistics
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-warnings.filterwarnings("ignore", message=".*Secure RNG.*")
 
 import head_fedavg as fedavg  # noqa: E402
 import torch  # noqa: E402

@@ -9,12 +9,12 @@ for a non-private step (`off`) or a DP step with one clipping method.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from quiet_warnings import silence_known_warnings
 from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader, TensorDataset
@@ -33,12 +33,7 @@ from fedmodel.training.loops import (
     text_logits,
 )
 
-# Opacus warns once per engine that secure RNG is off; that is how runs use it.
-warnings.filterwarnings("ignore", message="Secure RNG turned off")
-warnings.filterwarnings("ignore", message="Full backward hook is firing")
-warnings.filterwarnings("ignore", message="Using a non-full backward hook")
-# PEFT asks transformers a deprecated question when it wraps the model.
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+silence_known_warnings()
 
 NON_PRIVATE = "off"
 NOISE_MULTIPLIER = 1.0  # its value does not change the cost of drawing noise
