@@ -131,6 +131,9 @@ def run_command(argv: Sequence[str]) -> int:
     its message in the same format.
     """
     argv = list(argv)
+    # Per-load progress bars (transformers' "Loading weights") are library
+    # chatter: fedmodel prints its own progress lines. Set to 0 to see them.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if argv[:1] == ["simulate"]:
         from fedmodel.cli.simulate import run_simulate
 

@@ -41,6 +41,8 @@ def test_audit_reports_auc_bound_and_canary_exposure(overfit_run: Path) -> None:
     assert report["claimed_epsilon"] is None and report["consistent"] is True
     assert report["canary_exposure_max"] >= report["canary_exposure_mean"] >= 0.0
     assert "AUC" in done.stdout
+    # Library progress bars stay off the console.
+    assert "Loading weights" not in done.stderr
 
 
 def test_non_private_run_is_clearly_more_exposed_than_epsilon_1(

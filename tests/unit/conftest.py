@@ -16,7 +16,12 @@ from fedmodel.data import load_task
 from fedmodel.run.console import CHATTY_LOGGERS, VERBOSE_ENV, close_log_file
 from tests.conftest import small_config
 
-ENVIRONMENT = (VERBOSE_ENV, "HF_DATASETS_DISABLE_PROGRESS_BARS", "HYDRA_FULL_ERROR")
+ENVIRONMENT = (
+    VERBOSE_ENV,
+    "HF_DATASETS_DISABLE_PROGRESS_BARS",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HYDRA_FULL_ERROR",
+)
 
 
 @pytest.fixture
