@@ -3,6 +3,13 @@
 `fedmodel.privacy.calibration.epsilon_for` merges and checks a history, then
 asks `composed_epsilon`, which a process remembers: a client asks the same
 question every round, and PRV takes a fraction of a second to seconds.
+
+Every evaluation runs with BLAS on one thread. PRV takes a dot product over
+its whole discretised domain, and a multithreaded BLAS sums it in chunks
+whose order depends on the thread count: `fedmodel privacy-plan` in a shell
+(all cores) and a simulated client (one thread) then calibrated noise
+multipliers that differed in the last bits, so the plan shown was not
+exactly the plan run.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 from opacus.accountants import create_accountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 from opacus.accountants.rdp import RDPAccountant
+from threadpoolctl import threadpool_limits
 
 from fedmodel.errors import FedmodelError
 
@@ -33,7 +41,7 @@ def composed_epsilon(
     engine = create_accountant(mechanism=accountant)
     engine.history = list(history)
     try:
-        with _quiet_numerics():
+        with _quiet_numerics(), threadpool_limits(limits=1, user_api="blas"):
             epsilon = float(
                 engine.get_epsilon(
                     delta=delta, **_prv_options(history, delta, accountant)

@@ -1,4 +1,7 @@
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -176,3 +179,31 @@ def test_plan_privacy() -> None:
         accountant="rdp",
     )
     assert 2.95 <= spent <= 3.0
+
+
+def test_calibration_does_not_depend_on_the_thread_count() -> None:
+    # `privacy-plan` runs on every core, a simulated client on one thread: the
+    # plan shown must be the plan run to the last bit. (A multithreaded BLAS
+    # once summed PRV's dot product in another order here: ...572 vs ...576.)
+    script = (
+        "from fedmodel.privacy import calibrate_noise\n"
+        "print(repr(calibrate_noise(target_epsilon=4.0, delta=1 / 1800, "
+        "sample_rate=1 / 6, steps=18, accountant='prv')))\n"
+    )
+    noise = set()
+    for threads in ("1", "2"):
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        noise.add(done.stdout.strip())
+    assert len(noise) == 1, noise
