@@ -22,7 +22,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
-from tests.fake_grid import FakeGrid
+from tests.fake_grid import FakeGrid, Killed
 from tests.unit.conftest import logging_restored
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -46,10 +46,6 @@ DISTILL_RUN = [
 ]
 # A few server-held texts keep the server's distillation short.
 TRANSFER_TEXTS = "\n".join(f"card payment number {i} was declined" for i in range(16))
-
-
-class Killed(BaseException):
-    """Stands in for kill -9: nothing after it runs."""
 
 
 def _settings(run_dir: Path, *overrides: str) -> RunSettings:

@@ -25,7 +25,10 @@ from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.model_selection import BestModelSelector
-from tests.fake_grid import FakeGrid
+from tests.fake_grid import FakeGrid, Killed
+from tests.unit.conftest import logging_restored
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 TINY_RUN = [
     "model=tiny",
@@ -39,10 +42,6 @@ TINY_RUN = [
     "warm_start.enabled=false",
     "distill=off",
 ]
-
-
-class Killed(BaseException):
-    """Stands in for kill -9: nothing after it runs."""
 
 
 def _settings(run_dir: Path, *overrides: str) -> RunSettings:
@@ -72,7 +71,7 @@ def after_round_one(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if message.content["config"]["server-round"] == 2:
             raise Killed
 
-    with pytest.raises(Killed):
+    with logging_restored(), pytest.raises(Killed):
         run_federation(FakeGrid(2, before_train=kill_at_round_two), _settings(run_dir))
     return run_dir
 
