@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +27,12 @@ from fedmodel.config import (  # noqa: E402
     RunSettings,
     compose_config,
     settings_from_dict,
+)
+from fedmodel.run.console import (  # noqa: E402
+    CHATTY_LOGGERS,
+    REQUEST_LOGGERS,
+    VERBOSE_ENV,
+    close_log_file,
 )
 
 # A run small enough for a test: tiny random BERT, a few hundred records.
@@ -70,3 +80,56 @@ def group_settings(group: str, option: str | None = None, **values: Any) -> Any:
 def small_run_config() -> dict[str, Any]:
     """The default shrunken config (DP on, head fine-tuning)."""
     return small_config()
+
+
+ENVIRONMENT = (
+    VERBOSE_ENV,
+    "HF_DATASETS_DISABLE_PROGRESS_BARS",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HYDRA_FULL_ERROR",
+)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo what `setup_logging` (and `fedmodel simulate`) change in the process.
+
+    For every test: a test that runs a simulation, a ClientApp or a command
+    in-process leaves fedmodel's logger unpropagated (no `caplog` records
+    after it) and may set FEDMODEL_VERBOSE for the subprocesses of every
+    later test; the outcome of a test must not depend on which ran before it.
+    """
+    for name in ENVIRONMENT:
+        # Set, then deleted: monkeypatch then removes at teardown what the
+        # test sets (`delenv` of an unset variable alone records nothing).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with logging_restored():
+        yield
+
+
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put fedmodel's and the libraries' loggers back as they were.
+
+    For module fixtures that run a round loop (the ClientApp calls
+    `setup_logging`), which the per-test fixture above does not cover.
+    """
+    names = ("fedmodel", *CHATTY_LOGGERS, *REQUEST_LOGGERS)
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [
+        (lg, lg.propagate, lg.level, [(h, list(h.filters)) for h in lg.handlers])
+        for lg in loggers
+    ]
+    root_level = logging.getLogger().level
+    try:
+        yield
+    finally:
+        close_log_file()
+        logging.getLogger().setLevel(root_level)
+        for logger, propagate, level, handlers in saved:
+            logger.propagate = propagate
+            logger.setLevel(level)
+            for handler, filters in handlers:
+                handler.filters = filters

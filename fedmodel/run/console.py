@@ -4,7 +4,9 @@ By default the console shows only fedmodel's own lines (one timestamped line
 per progress event) and the libraries' errors. Flower's and Ray's other lines,
 and the progress bars of the `datasets` library, go to `fedmodel.log` in the
 run folder instead; with `fedmodel simulate --verbose` (FEDMODEL_VERBOSE=1)
-they show on the console as well.
+they show on the console as well. The HTTP client's line per request (a
+deployment's ServerApp polls the SuperLink through httpx) is kept only when
+verbose, in the log file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 VERBOSE_ENV = "FEDMODEL_VERBOSE"
 # Libraries that print to the console themselves; quiet unless verbose.
 CHATTY_LOGGERS = ("flwr", "ray", "datasets", "transformers", "opacus")
+# HTTP clients that log every request at INFO (Flower's ServerApp talks to
+# the SuperLink through httpx: hundreds of lines a round in a deployment's
+# log); only their warnings are kept unless verbose.
+REQUEST_LOGGERS = ("httpx", "httpcore")
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -94,6 +100,8 @@ def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
                 # A filter outlives the level Flower resets on its handler.
                 handler.removeFilter(_shown_on_console)
                 handler.addFilter(_shown_on_console)
+    for name in REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         # The `datasets` progress bars ("Generating ...", "Flattening the
         # indices") write to stderr directly; Ray workers inherit the variable.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fedmodel.federation.simulation import simulate
-from tests.conftest import small_config
+from tests.conftest import logging_restored, small_config
 from tests.integration.loopback import Loopback
 
 # One client holding 100 training records (plus canaries) and 100 held-out
@@ -40,7 +40,9 @@ def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "tracking=mlflow",
         f"tracking.uri={(base / 'mlruns').as_uri()}",
     )
-    simulate(config, run_dir=base / "run")
+    # Outside the per-test fixture's reach (session scope): undo its logging here.
+    with logging_restored():
+        simulate(config, run_dir=base / "run")
     return base / "run"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from fedmodel.run.layout import LOG_FILE
 from fedmodel.run.metrics import read_rounds
 from tests.integration.loopback import Loopback, site_venv, write_site_files
 
@@ -82,6 +83,9 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     assert all(r["clients_aggregated"] == 2 for r in rounds)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [c["client_id"] for c in summary["clients"]] == [0, 1]
+    # The run's log holds the run, not a line per HTTP request to the SuperLink.
+    log = (run_dir / LOG_FILE).read_text()
+    assert "round 2/2" in log and "httpx" not in log
     # Each site's own ledger, in its own state directory: site 0's cap (2)
     # wins over the server's 8; site 1's looser cap leaves the server's 8.
     for site_id, cap in SITE_CAPS.items():

@@ -29,9 +29,6 @@ print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 """
 
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
-
-
 def test_help_lists_every_command_with_its_summary_and_exits_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -11,8 +11,6 @@ import pytest
 from fedmodel.run.console import close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
-
 
 def _flower_console(message: str, level: int = logging.WARNING) -> str:
     """What Flower's own console handler prints for one of its log lines.
@@ -56,6 +54,22 @@ def test_only_fedmodel_lines_on_the_console_and_all_in_the_log(
     log = (tmp_path / LOG_FILE).read_text()
     assert "INFO fedmodel.somewhere: our progress line" in log
     assert "WARNING flwr: flower chatter" in log
+
+
+def test_per_request_http_lines_stay_out_of_the_log_unless_verbose(
+    tmp_path: Path,
+) -> None:
+    """A deployment's ServerApp logs each SuperLink request through httpx."""
+    setup_logging(tmp_path / "quiet")
+    logging.getLogger("httpx").info("HTTP Request: POST /v1/runtime/push-logs")
+    logging.getLogger("httpx").warning("connection retried")
+    setup_logging(tmp_path / "verbose", verbose=True)
+    logging.getLogger("httpx").info("HTTP Request: POST /v1/runtime/pull-messages")
+    close_log_file()
+    quiet = (tmp_path / "quiet" / LOG_FILE).read_text()
+    assert "push-logs" not in quiet
+    assert "WARNING httpx: connection retried" in quiet
+    assert "pull-messages" in (tmp_path / "verbose" / LOG_FILE).read_text()
 
 
 def test_verbose_shows_flowers_lines(tmp_path: Path) -> None:

@@ -22,10 +22,8 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
+from tests.conftest import logging_restored
 from tests.fake_grid import FakeGrid, Killed
-from tests.unit.conftest import logging_restored
-
-pytestmark = pytest.mark.usefixtures("restore_logging")
 
 DISTILL_RUN = [
     "model=tiny",

@@ -25,10 +25,8 @@ from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.model_selection import BestModelSelector
+from tests.conftest import logging_restored
 from tests.fake_grid import FakeGrid, Killed
-from tests.unit.conftest import logging_restored
-
-pytestmark = pytest.mark.usefixtures("restore_logging")
 
 TINY_RUN = [
     "model=tiny",
