@@ -37,17 +37,20 @@ def ray_backend_config(federation: FederationSettings) -> dict[str, Any]:
     """Flower's Ray backend settings: each client's resources, Ray's init args.
 
     `ray_address` joins an existing Ray cluster (Flower hands `init_args` to
-    `ray.init`); without it Ray starts on this machine for the run.
+    `ray.init`). Without it Ray starts on this machine for the run: asked for
+    no address in particular, `ray.init` would join the cluster named by
+    `RAY_ADDRESS` or by the last `ray start` on this machine, and run the
+    clients, records and all, wherever that is.
     """
-    init_args: dict[str, Any] = {"include_dashboard": False}
-    if federation.ray_address:
-        init_args["address"] = federation.ray_address
     return {
         "client_resources": {
             "num_cpus": federation.cpus_per_client,
             "num_gpus": federation.gpus_per_client,
         },
-        "init_args": init_args,
+        "init_args": {
+            "include_dashboard": False,
+            "address": federation.ray_address or "local",
+        },
     }
 
 

@@ -1,10 +1,12 @@
-"""A simulation on an existing Ray cluster (`federation.ray_address`).
+"""A simulation on an existing Ray cluster (`federation.ray_address`), and not
+on one it was not told to use.
 
-The test starts a one-machine Ray cluster with `ray start --head --block`,
-runs a small DP simulation on it, and stops the cluster by the PIDs of the
-processes it started. The cluster's own session directory must hold the log
-of a driver that connected to it: the run used that cluster, not a Ray of its
-own.
+The module starts a one-machine Ray cluster with `ray start --head --block`
+and stops it by the PIDs of the processes it started. A driver that connects
+to the cluster leaves its log in the cluster's own session directory: a run
+given the cluster's address must leave one (it used that cluster, not a Ray of
+its own), and a run given none must not, even with `RAY_ADDRESS` naming the
+cluster (Ray would join it if asked for no address in particular).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RAY = str(Path(sys.executable).parent / "ray")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[tuple[str, Path]]:
     """A Ray head on 127.0.0.1: its address and its temporary directory."""
     # Ray's socket paths must stay short: a directory under /tmp, not pytest's.
@@ -80,5 +82,24 @@ def test_a_simulation_runs_on_an_existing_ray_cluster(
     assert summary["rounds_completed"] == 1
     assert [c["client_id"] for c in summary["clients"]] == [0, 1]
     assert all(c["epsilon"] > 0 for c in summary["clients"])
-    drivers = list(temp_dir.glob("session_*/logs/python-core-driver-*"))
-    assert drivers, "no driver connected to the cluster"
+    assert _drivers(temp_dir), "no driver connected to the cluster"
+
+
+def test_without_an_address_a_simulation_keeps_to_its_own_ray(
+    tmp_path: Path,
+    ray_cluster: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    address, temp_dir = ray_cluster
+    before = _drivers(temp_dir)
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    summary = simulate(
+        small_config("num_clients=2", "num_rounds=1", "finetune.local_epochs=1"),
+        run_dir=tmp_path / "run",
+    )
+    assert summary["rounds_completed"] == 1
+    assert _drivers(temp_dir) == before, "the run joined a cluster it was not given"
+
+
+def _drivers(temp_dir: Path) -> set[Path]:
+    return set(temp_dir.glob("session_*/logs/python-core-driver-*"))

@@ -72,7 +72,8 @@ def test_defaults_come_from_the_packaged_yaml() -> None:
 
 def test_ray_backend_joins_a_cluster_and_reserves_gpus() -> None:
     local = settings_from_dict(small_config()).federation
-    assert "address" not in ray_backend_config(local)["init_args"]
+    # Not None: ray.init(address=None) joins whatever cluster it can find.
+    assert ray_backend_config(local)["init_args"]["address"] == "local"
     cluster = settings_from_dict(
         small_config(
             "federation.ray_address=10.0.0.5:6379", "federation.gpus_per_client=0.5"
