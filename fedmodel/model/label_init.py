@@ -23,6 +23,19 @@ from fedmodel.model.load import load_tokenizer
 LABEL_INIT_SCALE = 10.0
 
 
+def wordless_label(label_names: tuple[str, ...]) -> str | None:
+    """The first label name without a letter in it (such as "3"), or None.
+
+    The zero-shot start compares a text with every label's name, so it needs
+    names that mean something to the encoder. Numbers, as many label columns
+    hold, do not: a head built from them starts no better than chance and
+    further from the answer than an untrained one.
+    """
+    return next(
+        (name for name in label_names if not any(c.isalpha() for c in name)), None
+    )
+
+
 def label_text(name: str) -> str:
     """The text embedded for a label name: identifiers read as words."""
     return " ".join(name.replace("_", " ").replace("-", " ").split())

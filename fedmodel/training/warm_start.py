@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedmodel.config import RunSettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
-from fedmodel.model.label_init import init_head_from_label_names
+from fedmodel.model.label_init import init_head_from_label_names, wordless_label
 from fedmodel.training.embedding_cache import embed_split
 from fedmodel.training.loops import feature_logits, train_epochs
 
@@ -34,10 +34,21 @@ def public_start(
 ) -> None:
     """Set the head from public information only, before any client trains.
 
-    Label-name initialisation (when `label_init` is on) for every task, then
-    the warm start on the server's transfer split where there is one.
+    Label-name initialisation (when `label_init` is on and every label's name
+    has a word in it) for every task, then the warm start on the server's
+    transfer split where there is one.
     """
-    if settings.label_init:
+    wordless = wordless_label(label_names)
+    if settings.label_init and wordless is not None:
+        log.warning(
+            "label %r has no word in its name, so the head is not initialised "
+            "from the label names (numbers tell the encoder nothing, and a "
+            "start built from them trains worse than an untrained head). To "
+            "have the zero-shot start, write each class's name in the label "
+            "column",
+            wordless,
+        )
+    elif settings.label_init:
         init_head_from_label_names(
             classifier, settings=settings.model, label_names=label_names
         )

@@ -14,6 +14,7 @@ from fedmodel.model.label_init import (
     LABEL_INIT_SCALE,
     init_head_from_label_names,
     label_text,
+    wordless_label,
 )
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.training import warm_start
@@ -86,6 +87,33 @@ def test_label_init_can_be_turned_off() -> None:
     model = build_classifier(settings.model, label_names=LABELS, seed=0)
     before = model.classifier.weight.detach().clone()
     public_start(model, settings=settings, label_names=LABELS, transfer=None)
+    torch.testing.assert_close(model.classifier.weight.detach(), before)
+
+
+def test_a_label_without_a_word_is_found() -> None:
+    assert wordless_label(LABELS) is None
+    assert wordless_label(("0", "1", "10")) == "0"
+    assert wordless_label(("I10-I16", "2.5", "3")) == "2.5"
+    assert wordless_label(("x1", "négatif")) is None
+
+
+def test_number_labels_leave_the_head_untrained(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_from_dict(small_config("warm_start.enabled=false"))
+    numbers = ("0", "1", "2")
+    model = build_classifier(settings.model, label_names=numbers, seed=0)
+    before = model.classifier.weight.detach().clone()
+    with caplog.at_level("WARNING", logger=warm_start.__name__):
+        public_start(model, settings=settings, label_names=numbers, transfer=None)
+    torch.testing.assert_close(model.classifier.weight.detach(), before)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("label '0' has no word in its name" in line for line in said)
+    # One named label among numbers does not bring the start back.
+    mixed = ("0", "card_arrival", "2")
+    model = build_classifier(settings.model, label_names=mixed, seed=0)
+    before = model.classifier.weight.detach().clone()
+    public_start(model, settings=settings, label_names=mixed, transfer=None)
     torch.testing.assert_close(model.classifier.weight.detach(), before)
 
 
