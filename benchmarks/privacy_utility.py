@@ -17,7 +17,10 @@ partition=natural`: the server holds no public records (no transfer split, so
 no warm start and no model selection). `icd-blocks-files-val` is the same with
 5% of each block's records moved out of the sites into a labelled
 `task.validation_file` the server holds (about 300 records): what such a file
-buys where the server otherwise holds nothing.
+buys where the server otherwise holds nothing. `icd-blocks-files-numbers` is
+`icd-blocks-files` with each block written as its number (0 to 38, in the
+blocks' sorted order) instead of its name, as many datasets' label columns
+are: label names that tell the encoder nothing.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
@@ -55,16 +58,19 @@ SCENARIOS: dict[str, list[str]] = {
     "hospital": ["task=hospital", "num_clients=4", "partition=dirichlet"],
     "icd-blocks-files": ["task=files", "num_clients=4", "partition=natural"],
     "icd-blocks-files-val": ["task=files", "num_clients=4", "partition=natural"],
+    "icd-blocks-files-numbers": ["task=files", "num_clients=4", "partition=natural"],
 }
 
 
 def write_icd_block_sites(
-    out: Path, *, seed: int = 0, server_share: float = 0.0
+    out: Path, *, seed: int = 0, server_share: float = 0.0, numbers: bool = False
 ) -> list[str]:
     """Write the held-out scenario's per-site CSVs and test CSV; its overrides.
 
     With `server_share`, that share of each block's records (after the test
-    records) goes to a validation CSV the server holds instead of a site.
+    records) goes to a validation CSV the server holds instead of a site. With
+    `numbers`, a block's label is its number instead of its name (the same
+    records, sites and splits).
     """
     import simple_icd_10_cm as icd
 
@@ -86,9 +92,9 @@ def write_icd_block_sites(
     sites: list[list[tuple[str, str]]] = [[] for _ in range(NUM_SITES)]
     test: list[tuple[str, str]] = []
     server: list[tuple[str, str]] = []
-    for block, texts in sorted(by_block.items()):
-        if len(texts) < MIN_PER_BLOCK:
-            continue
+    kept = [(b, t) for b, t in sorted(by_block.items()) if len(t) >= MIN_PER_BLOCK]
+    for number, (name, texts) in enumerate(kept):
+        block = str(number) if numbers else name
         chosen = [texts[i] for i in rng.permutation(len(texts))[:MAX_PER_BLOCK]]
         n_test = round(0.2 * len(chosen))
         test += [(text, block) for text in chosen[:n_test]]
@@ -204,7 +210,11 @@ def main() -> None:
         base = [*SCENARIOS[name], *args.extra]
         if name.startswith("icd-blocks-files"):
             share = SERVER_SHARE if name == "icd-blocks-files-val" else 0.0
-            base += write_icd_block_sites(args.out / name / "files", server_share=share)
+            base += write_icd_block_sites(
+                args.out / name / "files",
+                server_share=share,
+                numbers=name == "icd-blocks-files-numbers",
+            )
         results[name] = {}
         for budget, seed in ((b, s) for b in budgets for s in args.seeds):
             privacy = (
