@@ -20,7 +20,8 @@ no warm start and no model selection). `icd-blocks-files-val` is the same with
 buys where the server otherwise holds nothing. `icd-blocks-files-numbers` is
 `icd-blocks-files` with each block written as its number (0 to 38, in the
 blocks' sorted order) instead of its name, as many datasets' label columns
-are: label names that tell the encoder nothing.
+are: label names that tell the encoder nothing. Its files folder also holds
+`labels.csv`, each number's block name, for `task.label_descriptions`.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
@@ -107,6 +108,11 @@ def write_icd_block_sites(
             sites[owner].append((text, block))
     out.mkdir(parents=True, exist_ok=True)
     names = [*(f"site-{i}.csv" for i in range(NUM_SITES)), "test.csv", "server.csv"]
+    if numbers:
+        with (out / "labels.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["label", "description"])
+            writer.writerows((str(n), name) for n, (name, _) in enumerate(kept))
     for name, rows in zip(names, [*sites, test, server], strict=True):
         if not rows:
             continue

@@ -31,6 +31,9 @@ class TaskSettings:
     text_column: str
     label_column: str
     labels: list[str] | None
+    # A file of public descriptions of the labels (label column, `description`
+    # column), embedded instead of the names for the head's zero-shot start.
+    label_descriptions: str | None
     # Seeds the task's own splits and caps; None follows the run seed.
     split_seed: int | None
 

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 TEST_SITE = -1
 MIN_LABELS = 2
 _SHOWN_ROWS = 5
+# task.label_descriptions: the column holding each label's description.
+DESCRIPTION_COLUMN = "description"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,47 @@ def load_site_file(
         [index[label] for label in records.labels],
         label_names=label_names,
     )
+
+
+def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ...]:
+    """What the head's zero-shot start embeds for each label, in label order.
+
+    The label's name, or its description in `task.label_descriptions`: a
+    table with the label column and a `description` column, one row per
+    label. It may describe labels the task does not have; every label the task
+    has needs exactly one description.
+    """
+    if task.label_descriptions is None:
+        return tuple(label_names)
+    key = "task.label_descriptions"
+    path = Path(task.label_descriptions)
+    table = read_table(path, key=key)
+    for column in (task.label_column, DESCRIPTION_COLUMN):
+        if column not in table.columns:
+            raise FedmodelError(
+                f"{key}: file {path} has no column {column!r} (columns found: "
+                f"{[str(c) for c in table.columns]}); it needs the label column "
+                f"(task.label_column) and {DESCRIPTION_COLUMN!r}"
+            )
+    labels = _cells(table, task.label_column, role="label", path=path, key=key)
+    texts = _cells(table, DESCRIPTION_COLUMN, role="description", path=path, key=key)
+    described: dict[str, tuple[int, str]] = {}
+    for row, (label, text) in enumerate(zip(labels, texts, strict=True), start=1):
+        name = str(_label_string(label))
+        if name in described:
+            raise FedmodelError(
+                f"{key}: file {path} describes label {name!r} twice, at rows "
+                f"{described[name][0]} and {row} ({ROW_CONVENTION}); keep one"
+            )
+        described[name] = (row, str(text).strip())
+    missing = [name for name in label_names if name not in described]
+    if missing:
+        raise FedmodelError(
+            f"{key}: file {path} has no description of the label(s) "
+            f"{missing[:10]}{' ...' if len(missing) > 10 else ''}; add a row "
+            "for each label"
+        )
+    return tuple(described[name][1] for name in label_names)
 
 
 def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
+from fedmodel.data.files import label_texts
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
 from fedmodel.model.label_init import init_head_from_label_names, wordless_label
@@ -34,25 +35,13 @@ def public_start(
 ) -> None:
     """Set the head from public information only, before any client trains.
 
-    Label-name initialisation (when `label_init` is on and every label's name
-    has a word in it) for every task, then the warm start on the server's
-    transfer split where there is one.
+    Label-name initialisation (when `label_init` is on and every label's name,
+    or its description in `task.label_descriptions`, has a word in it) for
+    every task, then the warm start on the server's transfer split where there
+    is one.
     """
-    wordless = wordless_label(label_names)
-    if settings.label_init and wordless is not None:
-        log.warning(
-            "label %r has no word in its name, so the head is not initialised "
-            "from the label names (numbers tell the encoder nothing, and a "
-            "start built from them trains worse than an untrained head). To "
-            "have the zero-shot start, write each class's name in the label "
-            "column",
-            wordless,
-        )
-    elif settings.label_init:
-        init_head_from_label_names(
-            classifier, settings=settings.model, label_names=label_names
-        )
-        log.info("head initialised from the %d label names", len(label_names))
+    if settings.label_init:
+        _label_start(classifier, settings=settings, label_names=label_names)
     if transfer is None:
         log.info(
             "the server holds no labelled records (a files task without "
@@ -68,6 +57,38 @@ def public_start(
             len(transfer),
             loss,
         )
+
+
+def _label_start(
+    classifier: PooledBertForSequenceClassification,
+    *,
+    settings: RunSettings,
+    label_names: tuple[str, ...],
+) -> None:
+    """The zero-shot head from the labels' names or descriptions, if they have words."""
+    texts = label_texts(settings.task, label_names)
+    described = settings.task.label_descriptions is not None
+    wordless = wordless_label(texts)
+    if wordless is not None:
+        log.warning(
+            "label %s %r has no word in it, so the head is not initialised "
+            "from the labels (numbers tell the encoder nothing, and a start "
+            "built from them trains worse than an untrained head). To have the "
+            "zero-shot start, %s",
+            "description" if described else "name",
+            wordless,
+            "describe each label in words"
+            if described
+            else "write each class's name in the label column, or describe "
+            "each label in a file set as task.label_descriptions",
+        )
+        return
+    init_head_from_label_names(classifier, settings=settings.model, label_names=texts)
+    log.info(
+        "head initialised from the %d label %s",
+        len(texts),
+        f"descriptions in {settings.task.label_descriptions}" if described else "names",
+    )
 
 
 def warm_start_head(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
+from fedmodel.data.files import label_texts
+from fedmodel.errors import FedmodelError
 from fedmodel.model import label_init
 from fedmodel.model.label_init import (
     LABEL_INIT_SCALE,
@@ -19,7 +22,7 @@ from fedmodel.model.label_init import (
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.training import warm_start
 from fedmodel.training.warm_start import public_start
-from tests.conftest import small_config
+from tests.conftest import small_config, small_settings
 
 LABELS = ("card_arrival", "lost or stolen card", "Diseases of the circulatory system")
 
@@ -108,13 +111,79 @@ def test_number_labels_leave_the_head_untrained(
         public_start(model, settings=settings, label_names=numbers, transfer=None)
     torch.testing.assert_close(model.classifier.weight.detach(), before)
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("label '0' has no word in its name" in line for line in said)
+    assert any("label name '0' has no word in it" in line for line in said)
     # One named label among numbers does not bring the start back.
     mixed = ("0", "card_arrival", "2")
     model = build_classifier(settings.model, label_names=mixed, seed=0)
     before = model.classifier.weight.detach().clone()
     public_start(model, settings=settings, label_names=mixed, transfer=None)
     torch.testing.assert_close(model.classifier.weight.detach(), before)
+
+
+def _descriptions(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text("label,description\n" + rows)
+    return path
+
+
+def test_described_numbers_start_like_their_names(tmp_path: Path) -> None:
+    # Row order and an extra label do not matter; the label order does.
+    path = _descriptions(
+        tmp_path,
+        "2,Diseases of the circulatory system\n"
+        "0,card_arrival\n9,not a label of this task\n1,lost or stolen card\n",
+    )
+    settings = settings_from_dict(
+        small_config("warm_start.enabled=false", f"task.label_descriptions={path}")
+    )
+    numbers = ("0", "1", "2")
+    model = build_classifier(settings.model, label_names=numbers, seed=0)
+    public_start(model, settings=settings, label_names=numbers, transfer=None)
+    named = build_classifier(settings.model, label_names=LABELS, seed=0)
+    init_head_from_label_names(named, settings=settings.model, label_names=LABELS)
+    torch.testing.assert_close(model.classifier.weight, named.classifier.weight)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("0,card arrival\n1,lost card\n", r"no description of the label\(s\) \['2'\]"),
+        ("0,a\n1,b\n2,c\n1,d\n", "describes label '1' twice, at rows 2 and 4"),
+        ("0,a\n1, \n2,c\n", r"description\(s\) that are missing .* row\(s\) 2"),
+    ],
+)
+def test_bad_descriptions_are_refused_by_file_and_row(
+    tmp_path: Path, rows: str, message: str
+) -> None:
+    path = _descriptions(tmp_path, rows)
+    task = small_settings(f"task.label_descriptions={path}").task
+    with pytest.raises(FedmodelError, match=message) as raised:
+        label_texts(task, ("0", "1", "2"))
+    assert "task.label_descriptions" in str(raised.value)
+    assert str(path) in str(raised.value)
+
+
+def test_descriptions_need_both_columns(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("code,description\n0,a\n1,b\n")
+    task = small_settings(f"task.label_descriptions={path}").task
+    with pytest.raises(FedmodelError, match="has no column 'label'"):
+        label_texts(task, ("0", "1"))
+
+
+def test_number_descriptions_leave_the_head_untrained(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _descriptions(tmp_path, "a,1\nb,2\n")
+    settings = settings_from_dict(
+        small_config("warm_start.enabled=false", f"task.label_descriptions={path}")
+    )
+    model = build_classifier(settings.model, label_names=("a", "b"), seed=0)
+    before = model.classifier.weight.detach().clone()
+    with caplog.at_level("WARNING", logger=warm_start.__name__):
+        public_start(model, settings=settings, label_names=("a", "b"), transfer=None)
+    torch.testing.assert_close(model.classifier.weight.detach(), before)
+    assert any("label description '1'" in r.getMessage() for r in caplog.records)
 
 
 def test_no_server_records_is_said(caplog: pytest.LogCaptureFixture) -> None:
