@@ -141,13 +141,11 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
     key = "task.label_descriptions"
     path = Path(task.label_descriptions)
     table = read_table(path, key=key)
-    for column in (task.label_column, DESCRIPTION_COLUMN):
-        if column not in table.columns:
-            raise FedmodelError(
-                f"{key}: file {path} has no column {column!r} (columns found: "
-                f"{[str(c) for c in table.columns]}); it needs the label column "
-                f"(task.label_column) and {DESCRIPTION_COLUMN!r}"
-            )
+    for role, column, fix in (
+        ("label", task.label_column, "rename the column or set task.label_column"),
+        ("description", DESCRIPTION_COLUMN, "rename the column"),
+    ):
+        _require_column(table, column, role=role, fix=fix, path=path, key=key)
     labels = _cells(table, task.label_column, role="label", path=path, key=key)
     texts = _cells(table, DESCRIPTION_COLUMN, role="description", path=path, key=key)
     described: dict[str, tuple[int, str]] = {}
@@ -181,12 +179,8 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
             " the model would be shown its own labels; name two different columns"
         )
     for role, column in (("text", task.text_column), ("label", task.label_column)):
-        if column not in table.columns:
-            raise FedmodelError(
-                f"{key}: file {path} has no {role} column {column!r} (columns "
-                f"found: {[str(c) for c in table.columns]}); rename the column or "
-                f"set task.{role}_column"
-            )
+        fix = f"rename the column or set task.{role}_column"
+        _require_column(table, column, role=role, fix=fix, path=path, key=key)
     raw_texts = _cells(table, task.text_column, role="text", path=path, key=key)
     raw_labels = _cells(table, task.label_column, role="label", path=path, key=key)
     labels = [_label_string(value) for value in raw_labels]
@@ -195,6 +189,16 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
         texts=[str(text) for text in raw_texts],
         labels=[label for label in labels if label is not None],
     )
+
+
+def _require_column(
+    table: pd.DataFrame, column: str, *, role: str, fix: str, path: Path, key: str
+) -> None:
+    if column not in table.columns:
+        raise FedmodelError(
+            f"{key}: file {path} has no {role} column {column!r} (columns "
+            f"found: {[str(c) for c in table.columns]}); {fix}"
+        )
 
 
 def _cells(

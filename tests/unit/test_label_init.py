@@ -167,7 +167,7 @@ def test_descriptions_need_both_columns(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text("code,description\n0,a\n1,b\n")
     task = small_settings(f"task.label_descriptions={path}").task
-    with pytest.raises(FedmodelError, match="has no column 'label'"):
+    with pytest.raises(FedmodelError, match="has no label column 'label'"):
         label_texts(task, ("0", "1"))
 
 
