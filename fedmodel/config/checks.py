@@ -121,6 +121,12 @@ def _check(settings: RunSettings) -> None:
         raise FedmodelError(
             f"task.val_fraction must be in [0, 1), got {settings.task.val_fraction}"
         )
+    if settings.task.label_descriptions is not None and not settings.label_init:
+        raise FedmodelError(
+            "task.label_descriptions is set but label_init is false: only the "
+            "label start reads the descriptions; set label_init=true or drop "
+            "task.label_descriptions"
+        )
     _check_distill(settings)
     _check_device(settings)
     _check_audit(settings)

@@ -171,6 +171,11 @@ def test_descriptions_need_both_columns(tmp_path: Path) -> None:
         label_texts(task, ("0", "1"))
 
 
+def test_descriptions_without_the_label_start_are_refused() -> None:
+    with pytest.raises(FedmodelError, match="label_init is false"):
+        small_settings("label_init=false", "task.label_descriptions=labels.csv")
+
+
 def test_number_descriptions_leave_the_head_untrained(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
