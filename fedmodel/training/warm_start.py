@@ -36,7 +36,7 @@ def public_start(
     """Set the head from public information only, before any client trains.
 
     Label-name initialisation (when `label_init` is on and every label's name,
-    or its description in `task.label_descriptions`, has a word in it) for
+    or its description in `task.label_descriptions`, has a letter in it) for
     every task, then the warm start on the server's transfer split where there
     is one.
     """
@@ -65,13 +65,13 @@ def _label_start(
     settings: RunSettings,
     label_names: tuple[str, ...],
 ) -> None:
-    """The zero-shot head from the labels' names or descriptions, if they have words."""
+    """The zero-shot head from the label names or descriptions, if all have letters."""
     texts = label_texts(settings.task, label_names)
     described = settings.task.label_descriptions is not None
     wordless = wordless_label(texts)
     if wordless is not None:
         log.warning(
-            "label %s %r has no word in it, so the head is not initialised "
+            "label %s %r has no letter in it, so the head is not initialised "
             "from the labels (numbers tell the encoder nothing, and a start "
             "built from them trains worse than an untrained head). To have the "
             "zero-shot start, %s",

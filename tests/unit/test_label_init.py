@@ -111,7 +111,7 @@ def test_number_labels_leave_the_head_untrained(
         public_start(model, settings=settings, label_names=numbers, transfer=None)
     torch.testing.assert_close(model.classifier.weight.detach(), before)
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("label name '0' has no word in it" in line for line in said)
+    assert any("label name '0' has no letter in it" in line for line in said)
     # One named label among numbers does not bring the start back.
     mixed = ("0", "card_arrival", "2")
     model = build_classifier(settings.model, label_names=mixed, seed=0)
