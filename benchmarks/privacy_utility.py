@@ -109,22 +109,25 @@ def write_icd_block_sites(
     out.mkdir(parents=True, exist_ok=True)
     names = [*(f"site-{i}.csv" for i in range(NUM_SITES)), "test.csv", "server.csv"]
     if numbers:
-        with (out / "labels.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["label", "description"])
-            writer.writerows((str(n), name) for n, (name, _) in enumerate(kept))
+        descriptions = [(str(n), name) for n, (name, _) in enumerate(kept)]
+        _write_csv(out / "labels.csv", ("label", "description"), descriptions)
     for name, rows in zip(names, [*sites, test, server], strict=True):
-        if not rows:
-            continue
-        with (out / name).open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            writer.writerows(rows)
+        if rows:
+            _write_csv(out / name, ("text", "label"), rows)
     files = ",".join(str(out / name) for name in names[:NUM_SITES])
     overrides = [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
     if server:
         overrides.append(f"task.validation_file={out / 'server.csv'}")
     return overrides
+
+
+def _write_csv(
+    path: Path, header: tuple[str, str], rows: list[tuple[str, str]]
+) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def run(overrides: list[str], out: Path) -> dict[str, float]:
