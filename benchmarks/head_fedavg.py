@@ -1,12 +1,12 @@
 """Head-mode FedAvg on cached features, with the pieces a run uses.
 
-What `hyperparameter_rule.py`, `round_selection.py` and `head_then_encoder.py`
-share. For bank and hospital it embeds each simulated client's training split
-once with the frozen encoder (cached under `outputs/bench-rule/`), then runs
-head-mode federated rounds in one process with the run's own pieces
-(`plan_privacy`, `private_training` with the head's one-pass clipping,
-`train_epochs`, FedAvg weighted by record count). Scores are on the union of
-the clients' local validation splits, never the test split.
+What `hyperparameter_rule.py`, `round_selection.py`, `head_then_encoder.py`
+and `records_per_noise.py` share. For bank and hospital it embeds each
+simulated client's training split once with the frozen encoder (cached under
+`outputs/bench-rule/`), then runs head-mode federated rounds in one process
+with the run's own pieces (`plan_privacy`, `private_training` with the head's
+one-pass clipping, `train_epochs`, FedAvg weighted by record count). Scores are
+on the union of the clients' local validation splits, never the test split.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ buys where the server otherwise holds nothing. `icd-blocks-files-numbers` is
 blocks' sorted order) instead of its name, as many datasets' label columns
 are: label names that tell the encoder nothing. Its files folder also holds
 `labels.csv`, each number's block name, for `task.label_descriptions`.
+`icd-blocks-files-pooled` is `icd-blocks-files` with the four sites' records
+written into one site file (`num_clients=1`): the same records and test split
+under one client's noise, which measures how much of the DP loss comes from
+each site privatising only its own records.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
@@ -60,18 +64,25 @@ SCENARIOS: dict[str, list[str]] = {
     "icd-blocks-files": ["task=files", "num_clients=4", "partition=natural"],
     "icd-blocks-files-val": ["task=files", "num_clients=4", "partition=natural"],
     "icd-blocks-files-numbers": ["task=files", "num_clients=4", "partition=natural"],
+    "icd-blocks-files-pooled": ["task=files", "num_clients=1", "partition=natural"],
 }
 
 
 def write_icd_block_sites(
-    out: Path, *, seed: int = 0, server_share: float = 0.0, numbers: bool = False
+    out: Path,
+    *,
+    seed: int = 0,
+    server_share: float = 0.0,
+    numbers: bool = False,
+    pooled: bool = False,
 ) -> list[str]:
     """Write the held-out scenario's per-site CSVs and test CSV; its overrides.
 
     With `server_share`, that share of each block's records (after the test
     records) goes to a validation CSV the server holds instead of a site. With
     `numbers`, a block's label is its number instead of its name (the same
-    records, sites and splits).
+    records, sites and splits). With `pooled`, the sites' records (the same
+    ones) go to one site file.
     """
     import simple_icd_10_cm as icd
 
@@ -106,15 +117,17 @@ def write_icd_block_sites(
         owners = rng.choice(NUM_SITES, size=len(held), p=shares)
         for text, owner in zip(held, owners, strict=True):
             sites[owner].append((text, block))
+    if pooled:
+        sites = [[row for site in sites for row in site]]
     out.mkdir(parents=True, exist_ok=True)
-    names = [*(f"site-{i}.csv" for i in range(NUM_SITES)), "test.csv", "server.csv"]
+    names = [*(f"site-{i}.csv" for i in range(len(sites))), "test.csv", "server.csv"]
     if numbers:
         descriptions = [(str(n), name) for n, (name, _) in enumerate(kept)]
         _write_csv(out / "labels.csv", ("label", "description"), descriptions)
     for name, rows in zip(names, [*sites, test, server], strict=True):
         if rows:
             _write_csv(out / name, ("text", "label"), rows)
-    files = ",".join(str(out / name) for name in names[:NUM_SITES])
+    files = ",".join(str(out / name) for name in names[: len(sites)])
     overrides = [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
     if server:
         overrides.append(f"task.validation_file={out / 'server.csv'}")
@@ -223,6 +236,7 @@ def main() -> None:
                 args.out / name / "files",
                 server_share=share,
                 numbers=name == "icd-blocks-files-numbers",
+                pooled=name == "icd-blocks-files-pooled",
             )
         results[name] = {}
         for budget, seed in ((b, s) for b in budgets for s in args.seeds):
