@@ -81,11 +81,12 @@ def main() -> None:
             rows = []
             for seed in args.seeds:
                 whole = features(task, seed)
-                cached = {
-                    "all": whole,
-                    "half": halved(whole, seed),
-                    "pooled": pooled(whole),
-                }[records]
+                if records == "half":
+                    cached = halved(whole, seed)
+                elif records == "pooled":
+                    cached = pooled(whole)
+                else:
+                    cached = whole
                 rows.append(
                     run(
                         cached,
