@@ -70,8 +70,12 @@ def _simulate(cfg: Any) -> float:
         raise TypeError("the composed config is not a mapping")
     config = {str(k): v for k, v in raw.items()}
     try:
-        # Check the settings before Flower and torch load (seconds, not tens).
-        settings_from_dict({**config, "run_dir": str(run_dir)})
+        # Check the settings and the clients' records before the simulation
+        # stack loads (seconds, not tens); `simulate` checks again, cached.
+        settings = settings_from_dict({**config, "run_dir": str(run_dir)})
+        from fedmodel.client.record_check import check_simulated_clients
+
+        check_simulated_clients(settings)
         from fedmodel.federation.simulation import simulate
 
         summary = simulate(config, run_dir=run_dir)

@@ -16,17 +16,15 @@ from flwr.app import Context, RecordDict
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.telemetry import EventType
 
+from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import (
     FederationSettings,
     RunSettings,
     settings_from_dict,
     to_run_config,
 )
-from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app, server_app
-from fedmodel.privacy import choose_delta
-from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.tracking import track_run
 
@@ -64,17 +62,7 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**raw_config, "run_dir": str(run_dir)}
     settings = settings_from_dict(config)
-    if settings.privacy.client_level:
-        plan_client_level(settings)  # a bad central-DP setting stops here
-    for client_id in range(settings.num_clients):
-        # Fail before any Flower start-up if a client's data cannot train.
-        train_split, _, _ = load_client_data(settings, client_id)
-        if settings.privacy.record_level:
-            choose_delta(
-                len(train_split),
-                settings.privacy.target_delta,
-                client_id=str(client_id),
-            )
+    check_simulated_clients(settings)  # before any Flower start-up
     # Keep Flower's own files (config, logs) inside the run folder.
     os.environ["FLWR_HOME"] = str(run_dir / ".flwr")
     # Ray would otherwise warn on every start that it hides GPUs from clients.

@@ -132,6 +132,33 @@ def test_a_config_fedmodel_rejects_leaves_no_run_folder(
     assert not run_dir.exists()
 
 
+def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
+    tmp_path: Path,
+) -> None:
+    # The check needs each client's record count, so it reads the data; it
+    # must still come before the simulation stack (Flower, Ray) is imported.
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PROBE.format(heavy=list(HEAVY)),
+            "simulate",
+            "model=tiny",
+            "privacy.target_delta=0.5",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result = json.loads(done.stderr.strip().splitlines()[-1])
+    assert result["code"] == 2, done.stderr[-2000:]
+    assert "privacy.target_delta below" in done.stderr
+    assert not {"flwr", "ray"} & set(result["heavy"]), result
+    assert not run_dir.exists()
+
+
 def test_a_rejected_resume_keeps_the_run_folder(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
