@@ -29,6 +29,7 @@ import torch
 from opacus import PrivacyEngine
 from opacus.accountants import IAccountant
 from opacus.data_loader import CollateFnWithEmpty
+from opacus.optimizers import DPOptimizerFastGradientClipping
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
@@ -38,7 +39,11 @@ from torch.utils.data import DataLoader, IterableDataset
 from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry
-from fedmodel.privacy.onepass_clipping import ClippedLoss, OnePassClipping
+from fedmodel.privacy.onepass_clipping import (
+    ClippedLoss,
+    ClippedSumOptimizer,
+    OnePassClipping,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +179,9 @@ def _make_private(
     )
     if grad_sample_mode == "onepass":
         dp_model.remove_hooks()  # Opacus' norm hooks; OnePassClipping replaces them
+        if not isinstance(dp_optimizer, DPOptimizerFastGradientClipping):
+            raise TypeError(f"expected Opacus' ghost optimizer, got {dp_optimizer}")
+        dp_optimizer.__class__ = ClippedSumOptimizer  # same state, cheaper copy
         clipping = OnePassClipping(dp_model, max_grad_norm=common["max_grad_norm"])
         criterion = clipping.criterion
     return dp_model, dp_optimizer, dp_loader, criterion
