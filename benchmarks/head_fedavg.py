@@ -308,7 +308,11 @@ def local_update(
 
 def rule_candidate(epsilon: float) -> Candidate:
     """fedmodel's rule at `epsilon` (0: off), 10 rounds from the label names."""
-    row = budget_row(finetune_mode="head", target_epsilon=epsilon or None)
+    row = budget_row(
+        finetune_mode="head",
+        target_epsilon=epsilon or None,
+        privacy_mode="dpsgd" if epsilon else "off",
+    )
     assert row.learning_rate and row.batch_size and row.local_epochs
     return Candidate(
         row.learning_rate,

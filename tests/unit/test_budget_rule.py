@@ -10,7 +10,12 @@ from fedmodel.config import (
     settings_from_dict,
     to_run_config,
 )
-from fedmodel.config.budget_rule import HEAD_RULE, budget_row, derived_keys
+from fedmodel.config.budget_rule import (
+    HEAD_RULE,
+    OFF_ROWS,
+    budget_row,
+    derived_keys,
+)
 from fedmodel.errors import FedmodelError
 from fedmodel.research.privacy_plan import plan_run, training_settings
 
@@ -71,14 +76,27 @@ def test_explicit_clipping_wins_and_auto_means_derived() -> None:
     )
 
 
-def test_without_local_noise_the_last_row_applies_and_no_clip_is_set() -> None:
+def test_without_local_noise_no_clip_is_set_and_off_takes_its_own_row() -> None:
     off = settings_from_dict(compose_config(["model=tiny", "privacy=off"]))
-    assert off.finetune.learning_rate == HEAD_RULE[-1].learning_rate
+    row = OFF_ROWS["head"]
+    assert (off.finetune.learning_rate, off.finetune.local_epochs) == (
+        row.learning_rate,
+        row.local_epochs,
+    )
     assert off.finetune.train_head_bias is True
     assert off.privacy.max_grad_norm is None
     central = settings_from_dict(compose_config(["model=tiny", "privacy=central"]))
-    assert central.finetune.batch_size == HEAD_RULE[-1].batch_size
+    last = HEAD_RULE[-1]
+    assert (central.finetune.learning_rate, central.finetune.local_epochs) == (
+        last.learning_rate,
+        last.local_epochs,
+    )
     assert central.privacy.max_grad_norm is None
+    # A value the user sets wins under privacy=off too.
+    mine = settings_from_dict(
+        compose_config(["model=tiny", "privacy=off", "finetune.local_epochs=3"])
+    )
+    assert mine.finetune.local_epochs == 3
 
 
 def test_a_mode_without_a_rule_must_set_its_values() -> None:
