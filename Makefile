@@ -33,7 +33,7 @@ smoke: install ## a quick end-to-end check (fedmodel simulate debug=smoke)
 	$(BIN)/fedmodel simulate debug=smoke
 
 test: install ## the whole test suite, as CI runs it (two workers, a file each)
-	$(BIN)/pytest -q -n 2 --dist loadfile; status=$$?; [ $$status -ne 5 ] || echo 'pytest collected no tests'; exit $$status
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder; status=$$?; [ $$status -ne 5 ] || echo 'pytest collected no tests'; exit $$status
 
 test-fast: install ## the tests not marked slow (the inner loop)
 	$(BIN)/pytest -q -m "not slow"; status=$$?; [ $$status -ne 5 ] || echo 'pytest collected no tests'; exit $$status

@@ -136,8 +136,9 @@ def logging_restored() -> Iterator[None]:
 
 
 # The longest test files, longest first (`--durations` of a `make test` run).
-# `make test` runs two workers, a file each; started first, these run side by
-# side instead of one of them ending the run alone.
+# `make test` runs two workers, a file each, in this order (xdist's
+# --no-loadscope-reorder; by default it would order files by test count);
+# started first, these run side by side instead of one ending the run alone.
 LONGEST_FILES = (
     "test_simulation.py",
     "test_dropouts.py",
