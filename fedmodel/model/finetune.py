@@ -4,7 +4,9 @@
 accepted names are declared in `fedmodel.config.modes`; a test keeps the two
 equal). Each entry says which parameters train and whether training runs on
 pooled features of a frozen encoder (head) or on token batches (lora, full).
-The helpers below move exactly those weights between parties.
+The helpers below move exactly those weights between parties. `peft` is
+imported only by the LoRA mode: it takes seconds, and every client process of
+a head-mode run would pay them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from fedmodel.config import FinetuneSettings
@@ -64,6 +65,8 @@ def _full(
 def _lora(
     model: PooledBertForSequenceClassification, finetune: FinetuneSettings
 ) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
     _freeze_all_but_head(model)
     lora = LoraConfig(
         r=finetune.lora_rank,
@@ -124,9 +127,12 @@ def classification_head(model: PooledBertForSequenceClassification) -> nn.Module
 
 def merged_classifier(model: nn.Module) -> PooledBertForSequenceClassification:
     """The plain classifier, with LoRA adapters merged into its weights."""
-    if isinstance(model, PeftModel):
-        merged = model.merge_and_unload()
-        assert isinstance(merged, PooledBertForSequenceClassification)
-        return merged
-    assert isinstance(model, PooledBertForSequenceClassification)
-    return model
+    if isinstance(model, PooledBertForSequenceClassification):
+        return model
+    # Only `_lora` wraps the classifier, and it has imported peft by then.
+    from peft import PeftModel
+
+    assert isinstance(model, PeftModel), type(model)
+    merged = model.merge_and_unload()
+    assert isinstance(merged, PooledBertForSequenceClassification)
+    return merged
