@@ -35,9 +35,13 @@ from fedmodel.run.console import (  # noqa: E402
     close_log_file,
 )
 
-# A run small enough for a test: tiny random BERT, a few hundred records.
+# A run small enough for a test: tiny random BERT, a few hundred records, and
+# one Ray actor per simulation (2 CPUs a client on this 2-core machine): the
+# clients take turns in it, so the ClientApp's imports (torch, Opacus: about
+# 10 s of CPU) are paid once a run instead of once per actor.
 SMALL_RUN = [
     "model=tiny",
+    "federation.cpus_per_client=2",
     "task.max_train_examples=600",
     "task.max_test_examples=200",
     "num_clients=3",
@@ -140,11 +144,12 @@ def logging_restored() -> Iterator[None]:
 # --no-loadscope-reorder; by default it would order files by test count);
 # started first, these run side by side instead of one ending the run alone.
 LONGEST_FILES = (
-    "test_simulation.py",
     "test_dropouts.py",
+    "test_simulation.py",
     "test_deployment.py",
-    "test_flwr_run.py",
+    "test_simulate_cli.py",
     "test_audit.py",
+    "test_flwr_run.py",
     "test_ray_cluster.py",
 )
 

@@ -1,8 +1,13 @@
-"""`fedmodel audit` on real runs of the tiny model."""
+"""`fedmodel audit` on real runs of the tiny model, and the MLflow record of one.
+
+The overfitting run is built once for this file's tests (a module fixture:
+under `make test`'s workers a session fixture would be built once per worker).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +17,44 @@ import pytest
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.simulation import simulate
 from fedmodel.research.audit import audit_run
-from tests.conftest import small_config
-from tests.integration.conftest import OVERFIT
+from tests.conftest import logging_restored, small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FEDMODEL = Path(sys.executable).parent / "fedmodel"
+
+# One client holding 100 training records (plus canaries) and 100 held-out
+# ones, full fine-tuning for 30 epochs: a non-private run memorises.
+OVERFIT = [
+    "num_clients=1",
+    "task.max_train_examples=200",
+    "task.val_fraction=0.5",
+    "num_rounds=1",
+    "finetune=full",
+    "finetune.learning_rate=0.005",
+    "finetune.local_epochs=30",
+    "finetune.batch_size=16",
+    "audit.canaries=20",
+    "audit.reference_canaries=60",
+    # The audit measures the trained model itself; keep_best could keep the
+    # public start, which memorises nothing.
+    "keep_best=false",
+]
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished non-private run with canaries, also logged to MLflow."""
+    base = tmp_path_factory.mktemp("overfit")
+    config = small_config(
+        *OVERFIT,
+        "privacy=off",
+        "tracking=mlflow",
+        f"tracking.uri={(base / 'mlruns').as_uri()}",
+    )
+    # Outside the per-test fixture's reach (module scope): undo its logging here.
+    with logging_restored():
+        simulate(config, run_dir=base / "run")
+    return base / "run"
 
 
 def test_audit_reports_auc_bound_and_canary_exposure(overfit_run: Path) -> None:
@@ -85,3 +123,22 @@ def test_audit_of_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
 def test_audit_of_an_unknown_client_is_a_clear_error(overfit_run: Path) -> None:
     with pytest.raises(FedmodelError, match="out of range"):
         audit_run(overfit_run, client=3)
+
+
+def test_mlflow_holds_config_rounds_privacy_and_artifacts(overfit_run: Path) -> None:
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = mlflow.MlflowClient(tracking_uri=(overfit_run.parent / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("fedmodel")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["num-clients"] == "1"
+    assert run.data.params["privacy.mode"] == "off"
+    assert run.data.tags["privacy"] == "off"
+    history = client.get_metric_history(run.info.run_id, "accuracy")
+    assert [m.step for m in history] == [1]
+    assert "final_accuracy" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"summary.json", "metrics.jsonl", "resolved_config.yaml"} <= artifacts

@@ -1,13 +1,15 @@
 """Sites that die mid-round, on loopback with TLS and node authentication.
 
-Four sites; once sites 2 and 3 have charged their ledgers for round 2, their
+Four sites; once sites 2 and 3 have charged their ledgers for round 1, their
 SuperNodes' process groups get SIGKILL (a machine that dies: no goodbye to
 the SuperLink). The server leaves them out once Flower reports them
 unavailable or `federation.round_timeout` passes, and the run goes on with
 the two sites left (`strategy.min_train_clients=2`). The dead sites' ledgers
-keep the charge for round 2 although no update left them (an over-count,
+keep the charge for round 1 although no update left them (an over-count,
 never an under-count). Site 2 then comes back with the same key and state
-directory and is accepted in a later round, its ledger continued.
+directory and is accepted in a later round, its ledger continued. (The kill
+comes in round 1 so that three rounds suffice: each round starts a ClientApp
+process per site, seconds of imports each.)
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NUM_SITES = 4
 KILLED = (2, 3)
-KILL_ROUND = 2
-NUM_ROUNDS = 4
+KILL_ROUND = 1
+NUM_ROUNDS = 3
 
 
 def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
@@ -77,7 +79,7 @@ def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
             failures.append(exc)
 
     def kill_once_charged(site_id: int) -> None:
-        # Each site dies as soon as its own ledger holds round 2 (the charge
+        # Each site dies as soon as its own ledger holds the round (the charge
         # comes before training), before its update can leave: waiting for
         # both sites let the first one's reply arrive.
         try:
@@ -107,16 +109,15 @@ def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
 
     rounds = read_rounds(run_dir)
     assert [r["round"] for r in rounds] == list(range(1, NUM_ROUNDS + 1))
-    assert rounds[0]["clients_aggregated"] == NUM_SITES
     assert rounds[KILL_ROUND - 1]["clients_aggregated"] == NUM_SITES - len(KILLED)
     assert all(r["clients_aggregated"] >= 2 for r in rounds)
-    # The dead sites' ledgers hold round 2 though no update of theirs arrived.
+    # The dead sites' ledgers hold the round though no update of theirs arrived.
     for site_id in KILLED:
-        assert charged[site_id] == [1, KILL_ROUND]
-    assert ledger_rounds(3) == [1, KILL_ROUND]
+        assert charged[site_id] == [KILL_ROUND]
+    assert ledger_rounds(3) == [KILL_ROUND]
     # Site 2, back, trained again on the same ledger in a later round.
     back = ledger_rounds(2)
-    assert back[:2] == [1, KILL_ROUND] and len(back) > 2
+    assert back[0] == KILL_ROUND and len(back) > 1
     assert back == sorted(back) and back[-1] <= NUM_ROUNDS
     assert any(r["clients_aggregated"] == 3 for r in rounds[KILL_ROUND:])
     for site_id in (0, 1):

@@ -121,7 +121,8 @@ def test_flwr_run_local_simulation(flwr_env: dict[str, str], tmp_path: Path) -> 
         ".",
         "--stream",
         "--federation-config",
-        "num-supernodes=2 client-resources-num-cpus=1",
+        # Both clients in one Ray actor, as in `tests.conftest.SMALL_RUN`.
+        "num-supernodes=2 client-resources-num-cpus=2",
         "--run-config",
         f'overrides="{OVERRIDES}" run-dir="{run_dir}"',
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from fedmodel.model.finetune import prepare_for_finetuning, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy import epsilon_for
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import small_config
+from tests.conftest import logging_restored, small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,16 +46,34 @@ def _initial_weights(config: dict[str, Any]) -> dict[str, torch.Tensor]:
     return trainable_state(prepare_for_finetuning(model, settings.finetune))
 
 
-def test_dp_simulation_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = small_config("privacy=dpsgd", "privacy.target_epsilon=4")
-    replies = _record_replies(monkeypatch)
+DP_RUN = ("privacy=dpsgd", "privacy.target_epsilon=4")
 
-    summary = simulate(config, run_dir=tmp_path)
+
+@pytest.fixture(scope="module")
+def dp_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict[str, Any], list[Message]]:
+    """One DP run for this file: its folder, its summary and the replies received.
+
+    Its clients' ledgers hold the whole budget afterwards, which the spent-client
+    test hands to a second run.
+    """
+    run_dir = tmp_path_factory.mktemp("dp-run")
+    # Outside the per-test fixtures' reach (module scope): undo the spy and
+    # the run's logging set-up here.
+    with pytest.MonkeyPatch.context() as monkeypatch, logging_restored():
+        replies = _record_replies(monkeypatch)
+        summary = simulate(small_config(*DP_RUN), run_dir=run_dir)
+    return run_dir, summary, replies
+
+
+def test_dp_simulation_end_to_end(
+    dp_run: tuple[Path, dict[str, Any], list[Message]],
+) -> None:
+    run_dir, summary, replies = dp_run
 
     # Two rounds ran and were recorded.
-    rounds = read_rounds(tmp_path)
+    rounds = read_rounds(run_dir)
     assert [r["round"] for r in rounds] == [1, 2]
     assert summary["rounds_completed"] == 2
     assert all(r["bytes_sent"] > 0 and r["bytes_received"] > 0 for r in rounds)
@@ -65,15 +81,15 @@ def test_dp_simulation_end_to_end(
         assert key in summary
 
     # The global model moved away from its initialisation.
-    final = torch.load(tmp_path / "checkpoint" / "state.pt")["weights"]
-    initial = _initial_weights(config)
+    final = torch.load(run_dir / "checkpoint" / "state.pt")["weights"]
+    initial = _initial_weights(small_config(*DP_RUN))
     assert set(final) == set(initial)
     assert any(not torch.equal(final[k], initial[k]) for k in initial)
 
     # Each client's epsilon grew in round 2 and equals a fresh accountant's value.
     assert len(summary["clients"]) == 3
     for client in summary["clients"]:
-        ledger_path = tmp_path / "clients" / f"client-{client['client_id']}"
+        ledger_path = run_dir / "clients" / f"client-{client['client_id']}"
         ledger = json.loads((ledger_path / "privacy_ledger.json").read_text())
         eps_round_1, eps_round_2 = (r["epsilon"] for r in ledger["rounds"])
         assert eps_round_2 > eps_round_1 > 0
@@ -114,7 +130,7 @@ def test_dp_simulation_end_to_end(
         "student/config.json",
         "student/model.onnx",
     ):
-        assert (tmp_path / name).is_file(), name
+        assert (run_dir / name).is_file(), name
     # The server distilled a smaller student and reported on both models.
     assert summary["student"]["num_layers"] == 1
     assert summary["teacher"]["num_layers"] == 2
@@ -122,10 +138,10 @@ def test_dp_simulation_end_to_end(
     assert summary["student_vs_teacher"]["parameter_ratio"] < 1.0
 
 
-def test_spent_client_is_refused_and_no_longer_selected(tmp_path: Path) -> None:
-    config = small_config("privacy=dpsgd", "privacy.target_epsilon=2")
-    first = tmp_path / "first"
-    simulate(config, run_dir=first)
+def test_spent_client_is_refused_and_no_longer_selected(
+    tmp_path: Path, dp_run: tuple[Path, dict[str, Any], list[Message]]
+) -> None:
+    first, _, _ = dp_run
     spent_ledger = first / "clients" / "client-0" / "privacy_ledger.json"
     spent = json.loads(spent_ledger.read_text())
 
@@ -135,7 +151,7 @@ def test_spent_client_is_refused_and_no_longer_selected(tmp_path: Path) -> None:
     (second / "clients" / "client-0" / "privacy_ledger.json").write_text(
         spent_ledger.read_text()
     )
-    summary = simulate(config, run_dir=second)
+    summary = simulate(small_config(*DP_RUN), run_dir=second)
 
     rounds = read_rounds(second)
     assert [r["clients_selected"] for r in rounds] == [3, 2]
@@ -148,49 +164,3 @@ def test_spent_client_is_refused_and_no_longer_selected(tmp_path: Path) -> None:
     )
     assert after["history"] == spent["history"]
     assert by_id[1]["budget_exhausted"] is False
-
-
-def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
-    fedmodel = Path(sys.executable).parent / "fedmodel"
-    command = [
-        str(fedmodel),
-        "simulate",
-        "--multirun",
-        "model=tiny",
-        "task.max_train_examples=400",
-        "task.max_test_examples=100",
-        "num_clients=2",
-        "num_rounds=1",
-        "finetune.batch_size=32",
-        "partition=iid",
-        "privacy.target_epsilon=2,4",
-        "distill=off",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for run, epsilon in (("0", 2.0), ("1", 4.0)):
-        summary = json.loads((tmp_path / run / "summary.json").read_text())
-        assert summary["rounds_completed"] == 1
-        assert max(c["epsilon"] for c in summary["clients"]) <= epsilon
-        assert (tmp_path / run / ".hydra" / "overrides.yaml").is_file()
-    assert "final test accuracy" in done.stderr
-
-
-def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
-    fedmodel = Path(sys.executable).parent / "fedmodel"
-    done = subprocess.run(
-        [
-            str(fedmodel),
-            "simulate",
-            "model=tiny",
-            "privacy.target_delta=0.5",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2
-    assert "privacy.target_delta" in done.stderr
-    assert "Traceback" not in done.stderr

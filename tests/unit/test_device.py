@@ -76,7 +76,9 @@ def test_ray_backend_joins_a_cluster_and_reserves_gpus() -> None:
     assert ray_backend_config(local)["init_args"]["address"] == "local"
     cluster = settings_from_dict(
         small_config(
-            "federation.ray_address=10.0.0.5:6379", "federation.gpus_per_client=0.5"
+            "federation.ray_address=10.0.0.5:6379",
+            "federation.cpus_per_client=1",
+            "federation.gpus_per_client=0.5",
         )
     ).federation
     config = ray_backend_config(cluster)

@@ -1,0 +1,59 @@
+"""`fedmodel simulate` as a user types it: a Hydra multirun, and a bad config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
+    fedmodel = Path(sys.executable).parent / "fedmodel"
+    command = [
+        str(fedmodel),
+        "simulate",
+        "--multirun",
+        "model=tiny",
+        "task.max_train_examples=400",
+        "task.max_test_examples=100",
+        "num_clients=2",
+        "num_rounds=1",
+        "finetune.batch_size=32",
+        "partition=iid",
+        "federation.cpus_per_client=2",
+        "privacy.target_epsilon=2,4",
+        "distill=off",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run, epsilon in (("0", 2.0), ("1", 4.0)):
+        summary = json.loads((tmp_path / run / "summary.json").read_text())
+        assert summary["rounds_completed"] == 1
+        assert max(c["epsilon"] for c in summary["clients"]) <= epsilon
+        assert (tmp_path / run / ".hydra" / "overrides.yaml").is_file()
+    assert "final test accuracy" in done.stderr
+
+
+def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
+    fedmodel = Path(sys.executable).parent / "fedmodel"
+    done = subprocess.run(
+        [
+            str(fedmodel),
+            "simulate",
+            "model=tiny",
+            "privacy.target_delta=0.5",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "privacy.target_delta" in done.stderr
+    assert "Traceback" not in done.stderr
