@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
+import ray
 from flwr.app import Context, RecordDict
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.telemetry import EventType
@@ -86,16 +88,74 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
-    _run_simulation(
-        num_supernodes=settings.num_clients,
-        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-        client_app=client_app.app,
-        server_app=server_app.app,
-        backend_name="ray",
-        backend_config=ray_backend_config(settings.federation),
-        server_app_context=context,
+# How `ray.init` fails when Ray's raylet gave up on its own agents, which it
+# gives 15 s to start: on a busy machine they can take longer
+# (ray-project/ray#65983). A second start usually gets through.
+_RAY_START_TIMEOUT = "timed out during startup"
+RAY_START_ATTEMPTS = 3
+
+
+def start_ray(federation: FederationSettings) -> None:
+    """Start Ray for the run (or join `federation.ray_address`) before Flower.
+
+    Flower's Ray backend starts Ray only if none is running, so it runs the
+    clients on this one and shuts it down at the end. Starting it here lets a
+    start that timed out be tried again, up to `RAY_START_ATTEMPTS` times. The
+    clients' processes get this process's `sys.path`, as Flower would give them.
+    A Ray this process started already is used as it is, as Flower would.
+    """
+    if ray.is_initialized():
+        return
+    init_args = ray_backend_config(federation)["init_args"]
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}}
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        try:
+            ray.init(runtime_env=runtime_env, **init_args)
+            return
+        except Exception as exc:  # Ray raises a bare Exception on a timeout
+            if _RAY_START_TIMEOUT not in str(exc) or attempt == RAY_START_ATTEMPTS:
+                message = _ray_start_failure(federation, exc, attempt)
+                raise FedmodelError(message) from exc
+            log.warning(
+                "Ray did not start (attempt %d of %d: its processes timed out on "
+                "this busy machine); starting it again",
+                attempt,
+                RAY_START_ATTEMPTS,
+            )
+            ray.shutdown()
+
+
+def _ray_start_failure(
+    federation: FederationSettings, exc: Exception, attempts: int
+) -> str:
+    if federation.ray_address:
+        return (
+            f"could not join the Ray cluster at federation.ray_address="
+            f"{federation.ray_address!r}: {exc}"
+        )
+    return (
+        f"Ray did not start on this machine ({attempts} attempt(s)): {exc} If the "
+        "machine is busy, run the simulation when fewer jobs share it; Ray's own "
+        "logs are under /tmp/ray/session_latest/logs"
     )
+
+
+def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
+    start_ray(settings.federation)
+    try:
+        _run_simulation(
+            num_supernodes=settings.num_clients,
+            exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+            client_app=client_app.app,
+            server_app=server_app.app,
+            backend_name="ray",
+            backend_config=ray_backend_config(settings.federation),
+            server_app_context=context,
+        )
+    finally:
+        # Flower's backend shuts Ray down when it ends; not if the run failed
+        # before the backend was built, and the next run would find it.
+        ray.shutdown()
 
 
 # Set in the environment of every process a simulation starts (Ray's own and
