@@ -27,6 +27,7 @@ from fedmodel.config import (
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app, server_app
+from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.tracking import track_run
 
@@ -141,6 +142,9 @@ def _ray_start_failure(
 
 
 def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
+    # Ray's logger got its console handler on `import ray`, after the command
+    # set up logging: filter it like the other libraries' before Ray starts.
+    setup_logging()
     start_ray(settings.federation)
     try:
         _run_simulation(
