@@ -6,7 +6,7 @@ equal). Each entry says which parameters train and whether training runs on
 pooled features of a frozen encoder (head) or on token batches (lora, full).
 The helpers below move exactly those weights between parties. `peft` is
 imported only by the LoRA mode: it takes about 0.8 s, and every client process of
-a head-mode run would pay them.
+a head-mode run would pay it.
 """
 
 from __future__ import annotations
