@@ -35,6 +35,9 @@ OVERFIT = [
     "finetune.batch_size=16",
     "audit.canaries=20",
     "audit.reference_canaries=60",
+    # The audit reads the trained model: no warm start, no student.
+    "warm_start.enabled=false",
+    "distill=off",
     # The audit measures the trained model itself; keep_best could keep the
     # public start, which memorises nothing.
     "keep_best=false",

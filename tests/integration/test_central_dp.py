@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_central_dp_run_charges_a_client_level_ledger(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = small_config("privacy=central", "privacy.target_epsilon=8")
+    config = small_config("privacy=central", "privacy.target_epsilon=8", "distill=off")
     settings = settings_from_dict({**config, "run_dir": str(tmp_path)})
     plan = plan_client_level(settings)
     noised: list[Any] = []

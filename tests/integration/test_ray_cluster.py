@@ -75,6 +75,8 @@ def test_a_simulation_runs_on_an_existing_ray_cluster(
             "num_clients=2",
             "num_rounds=1",
             "finetune.local_epochs=1",
+            "warm_start.enabled=false",
+            "distill=off",
             f"federation.ray_address={address}",
         ),
         run_dir=tmp_path / "run",
@@ -94,7 +96,13 @@ def test_without_an_address_a_simulation_keeps_to_its_own_ray(
     before = _drivers(temp_dir)
     monkeypatch.setenv("RAY_ADDRESS", address)
     summary = simulate(
-        small_config("num_clients=2", "num_rounds=1", "finetune.local_epochs=1"),
+        small_config(
+            "num_clients=2",
+            "num_rounds=1",
+            "finetune.local_epochs=1",
+            "warm_start.enabled=false",
+            "distill=off",
+        ),
         run_dir=tmp_path / "run",
     )
     assert summary["rounds_completed"] == 1

@@ -27,6 +27,7 @@ def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
         "partition=iid",
         "federation.cpus_per_client=2",
         "privacy.target_epsilon=2,4",
+        "warm_start.enabled=false",
         "distill=off",
         f"hydra.sweep.dir={tmp_path}",
     ]

@@ -151,7 +151,7 @@ def test_spent_client_is_refused_and_no_longer_selected(
     (second / "clients" / "client-0" / "privacy_ledger.json").write_text(
         spent_ledger.read_text()
     )
-    summary = simulate(small_config(*DP_RUN), run_dir=second)
+    summary = simulate(small_config(*DP_RUN, "distill=off"), run_dir=second)
 
     rounds = read_rounds(second)
     assert [r["clients_selected"] for r in rounds] == [3, 2]

@@ -18,7 +18,7 @@ from tests.conftest import small_config
 
 def test_plan_covers_every_client_within_its_target() -> None:
     # That the plan is the one the clients run is checked against their ledgers
-    # in tests/integration/test_plan_is_the_plan_run.py.
+    # in tests/integration/test_federated_distill.py.
     settings = settings_from_dict(small_config("privacy.target_epsilon=3"))
     plans = plan_run(settings)
     assert [p.client for p in plans] == ["0", "1", "2"]
