@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 OVERRIDES = (
     "model=tiny num_clients=2 num_rounds=2 partition=iid "
     "task.max_train_examples=300 task.max_test_examples=100 finetune.batch_size=32 "
-    "distill.epochs=1 distill.augment_copies=0 distill.student.num_layers=1"
+    "warm_start.enabled=false distill=off"
 )
 # $FLWR_HOME/config.toml: one SuperLink connection, ":local:" = start one here.
 FLOWER_CONFIG = """[superlink]
