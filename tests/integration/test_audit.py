@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FEDMODEL = Path(sys.executable).parent / "fedmodel"
 
 # One client holding 100 training records (plus canaries) and 100 held-out
-# ones, full fine-tuning for 30 epochs: a non-private run memorises.
+# ones, full fine-tuning for 15 epochs: a non-private run memorises.
 OVERFIT = [
     "num_clients=1",
     "task.max_train_examples=200",
@@ -31,7 +31,7 @@ OVERFIT = [
     "num_rounds=1",
     "finetune=full",
     "finetune.learning_rate=0.005",
-    "finetune.local_epochs=30",
+    "finetune.local_epochs=15",
     "finetune.batch_size=16",
     "audit.canaries=20",
     "audit.reference_canaries=60",

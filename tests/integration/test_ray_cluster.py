@@ -29,6 +29,14 @@ from tests.integration.loopback import free_port, stop
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RAY = str(Path(sys.executable).parent / "ray")
+# One round of two clients; the tests read where it ran, not what it learnt.
+ONE_ROUND = (
+    "num_clients=2",
+    "num_rounds=1",
+    "finetune.local_epochs=1",
+    "warm_start.enabled=false",
+    "distill=off",
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +79,7 @@ def test_a_simulation_runs_on_an_existing_ray_cluster(
 ) -> None:
     address, temp_dir = ray_cluster
     summary = simulate(
-        small_config(
-            "num_clients=2",
-            "num_rounds=1",
-            "finetune.local_epochs=1",
-            "warm_start.enabled=false",
-            "distill=off",
-            f"federation.ray_address={address}",
-        ),
+        small_config(*ONE_ROUND, f"federation.ray_address={address}"),
         run_dir=tmp_path / "run",
     )
     assert summary["rounds_completed"] == 1
@@ -95,16 +96,7 @@ def test_without_an_address_a_simulation_keeps_to_its_own_ray(
     address, temp_dir = ray_cluster
     before = _drivers(temp_dir)
     monkeypatch.setenv("RAY_ADDRESS", address)
-    summary = simulate(
-        small_config(
-            "num_clients=2",
-            "num_rounds=1",
-            "finetune.local_epochs=1",
-            "warm_start.enabled=false",
-            "distill=off",
-        ),
-        run_dir=tmp_path / "run",
-    )
+    summary = simulate(small_config(*ONE_ROUND), run_dir=tmp_path / "run")
     assert summary["rounds_completed"] == 1
     assert _drivers(temp_dir) == before, "the run joined a cluster it was not given"
 
