@@ -35,11 +35,10 @@ OVERFIT = [
     "finetune.batch_size=16",
     "audit.canaries=20",
     "audit.reference_canaries=60",
-    # The audit reads the trained model: no warm start, no student.
+    # The audit measures the trained model itself: no warm start, no student,
+    # and no keep_best, which could keep the public start (it memorises nothing).
     "warm_start.enabled=false",
     "distill=off",
-    # The audit measures the trained model itself; keep_best could keep the
-    # public start, which memorises nothing.
     "keep_best=false",
 ]
 
