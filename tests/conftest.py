@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from fedmodel.config import (  # noqa: E402
     compose_config,
     settings_from_dict,
 )
+from fedmodel.privacy.ledger_reset import LEDGER_FILE  # noqa: E402
 from fedmodel.run.console import (  # noqa: E402
     CHATTY_LOGGERS,
     REQUEST_LOGGERS,
@@ -58,6 +61,16 @@ SMALL_RUN = [
 def small_config(*overrides: str) -> dict[str, Any]:
     """A composed config shrunk for tests, with extra overrides on top."""
     return compose_config([*SMALL_RUN, *overrides])
+
+
+def client_ledger_path(run_dir: Path, client: object) -> Path:
+    """Where simulated client `client` of the run in `run_dir` keeps its ledger."""
+    return run_dir / "clients" / f"client-{client}" / LEDGER_FILE
+
+
+def client_ledger(run_dir: Path, client: object) -> dict[str, Any]:
+    """That client's privacy ledger, as written."""
+    return dict(json.loads(client_ledger_path(run_dir, client).read_text()))
 
 
 def small_settings(*overrides: str) -> RunSettings:

@@ -21,9 +21,8 @@ from flwr.app import Message
 from fedmodel.cli.main import run_command
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy import epsilon_for
-from fedmodel.privacy.ledger_reset import LEDGER_FILE
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import SMALL_RUN, logging_restored, small_config
+from tests.conftest import SMALL_RUN, client_ledger, logging_restored, small_config
 from tests.integration.test_simulation import _record_replies
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,11 +59,6 @@ def federated_run(
     return run_dir, plans, summary, replies
 
 
-def _ledger(run_dir: Path, client: object) -> dict[str, Any]:
-    path = run_dir / "clients" / f"client-{client}" / LEDGER_FILE
-    return dict(json.loads(path.read_text()))
-
-
 def test_federated_distillation_charges_every_client_ledger(
     federated_run: tuple[Path, list[dict[str, Any]], dict[str, Any], list[Message]],
 ) -> None:
@@ -83,7 +77,7 @@ def test_federated_distillation_charges_every_client_ledger(
     assert not any(key.startswith("bert.embeddings.") for key in student_keys)
 
     for client in summary["clients"]:
-        ledger = _ledger(run_dir, client["client_id"])
+        ledger = client_ledger(run_dir, client["client_id"])
         assert [r["round"] for r in ledger["rounds"]] == [1, 2, 3]
         eps_teacher, eps_both = (r["epsilon"] for r in ledger["rounds"][1:])
         assert eps_both > eps_teacher
@@ -110,7 +104,7 @@ def test_printed_plan_equals_every_client_ledger(
     assert [plan["client"] for plan in plans] == ["0", "1", "2"]
     assert len(summary["clients"]) == 3
     for plan in plans:
-        ledger = _ledger(run_dir, plan["client"])
+        ledger = client_ledger(run_dir, plan["client"])
         charged = ledger["rounds"]
         # Two teacher rounds and one student round, all planned from round 1.
         assert [r["round"] for r in charged] == [1, 2, 3]

@@ -18,7 +18,7 @@ from fedmodel.model.finetune import prepare_for_finetuning, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy import epsilon_for
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import logging_restored, small_config
+from tests.conftest import client_ledger, logging_restored, small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,8 +89,7 @@ def test_dp_simulation_end_to_end(
     # Each client's epsilon grew in round 2 and equals a fresh accountant's value.
     assert len(summary["clients"]) == 3
     for client in summary["clients"]:
-        ledger_path = run_dir / "clients" / f"client-{client['client_id']}"
-        ledger = json.loads((ledger_path / "privacy_ledger.json").read_text())
+        ledger = client_ledger(run_dir, client["client_id"])
         eps_round_1, eps_round_2 = (r["epsilon"] for r in ledger["rounds"])
         assert eps_round_2 > eps_round_1 > 0
         steps_per_round = ledger["rounds"][0]["steps"]

@@ -8,7 +8,6 @@ charge each ledger for it once.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import logging_restored
+from tests.conftest import client_ledger, logging_restored
 from tests.fake_grid import FakeGrid, Killed
 
 DISTILL_RUN = [
@@ -56,8 +55,7 @@ def _settings(run_dir: Path, *overrides: str) -> RunSettings:
 
 
 def _charged_rounds(run_dir: Path, client: int) -> list[int]:
-    path = run_dir / "clients" / f"client-{client}" / "privacy_ledger.json"
-    return [r["round"] for r in json.loads(path.read_text())["rounds"]]
+    return [r["round"] for r in client_ledger(run_dir, client)["rounds"]]
 
 
 def _checkpoint(run_dir: Path) -> Any:

@@ -25,7 +25,7 @@ from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.model_selection import BestModelSelector
-from tests.conftest import logging_restored
+from tests.conftest import client_ledger, client_ledger_path, logging_restored
 from tests.fake_grid import FakeGrid, Killed
 
 TINY_RUN = [
@@ -47,13 +47,8 @@ def _settings(run_dir: Path, *overrides: str) -> RunSettings:
     return settings_from_dict({**raw, "run_dir": str(run_dir)})
 
 
-def _ledger(run_dir: Path, client: int) -> dict[str, Any]:
-    path = run_dir / "clients" / f"client-{client}" / "privacy_ledger.json"
-    return dict(json.loads(path.read_text()))
-
-
 def _charged_rounds(run_dir: Path, client: int) -> list[int]:
-    return [r["round"] for r in _ledger(run_dir, client)["rounds"]]
+    return [r["round"] for r in client_ledger(run_dir, client)["rounds"]]
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
@@ -152,7 +147,7 @@ def test_no_client_returning_an_update_names_every_client_and_reason(
     run_dir: Path,
 ) -> None:
     for client in (0, 1):
-        path = run_dir / "clients" / f"client-{client}" / "privacy_ledger.json"
+        path = client_ledger_path(run_dir, client)
         path.write_text(path.read_text()[:40])
     with pytest.raises(FedmodelError) as failure:
         run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
@@ -203,7 +198,7 @@ def test_a_ledger_that_lost_charges_is_refused_on_resume(
     run_dir: Path, damage: str
 ) -> None:
     state = run_dir / "clients" / "client-0"
-    before = _ledger(run_dir, 0)
+    before = client_ledger(run_dir, 0)
     if damage == "deleted":
         shutil.rmtree(state)
     else:
@@ -259,7 +254,7 @@ def test_rejected_updates_still_show_their_charges(run_dir: Path) -> None:
     assert "holds NaN or inf" in str(failure.value)
     summary = _summary(run_dir)
     for client in summary["clients"]:
-        ledger = _ledger(run_dir, client["client_id"])
+        ledger = client_ledger(run_dir, client["client_id"])
         assert client["ledger_epsilon"] == pytest.approx(
             ledger["rounds"][-1]["epsilon"]
         )
