@@ -39,6 +39,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports that process `pid` or one of its descendants listens on."""
+    ports = set()
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return ports
+    for proc in tree:
+        try:
+            connections = proc.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        ports.update(
+            c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN
+        )
+    return ports
+
+
 def stop(processes: list[psutil.Process]) -> None:
     """SIGTERM each process by its PID; SIGKILL those still alive after 10 s."""
     for method in ("terminate", "kill"):
@@ -221,12 +240,17 @@ class Loopback:
         return process
 
     def _wait_for_port(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        """Until `process` (or a process it started) listens on `self.port`.
+
+        Not merely until the port answers: on a busy machine another test's
+        process (Ray's, say) can take the free port first, and then the
+        commands that follow would talk to it.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert process.poll() is None, f"{process.args!r} exited early"
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if self.port in _listening_ports(process.pid):
+                return
             time.sleep(0.2)
         raise AssertionError(f"nothing listened on port {self.port} after {timeout} s")
 
