@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def _listening_ports(pid: int) -> set[int]:
     """TCP ports that process `pid` or one of its descendants listens on."""
-    ports = set()
+    ports: set[int] = set()
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
