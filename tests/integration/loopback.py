@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
 FEDMODEL = f"{VENV_BIN}/fedmodel"
 NUM_LABELS = 5
+# SuperLink starts to try, each on a new free port, before a test fails.
+SUPERLINK_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -102,13 +104,22 @@ class Loopback:
             "--host",
             "127.0.0.1",
         )
-        superlink = self._start(
-            [FEDMODEL, "superlink", "--certs", str(self.certs)]
-            + ["--host", "127.0.0.1", "--port", str(self.port)],
-            name="superlink",
-            env=self.env,
-        )
-        self._wait_for_port(superlink, timeout=240)
+        for attempt in range(1, SUPERLINK_ATTEMPTS + 1):
+            superlink = self._start(
+                [FEDMODEL, "superlink", "--certs", str(self.certs)]
+                + ["--host", "127.0.0.1", "--port", str(self.port)],
+                name="superlink",
+                env=self.env,
+            )
+            if self._wait_for_port(superlink, timeout=240):
+                break
+            # It exited without listening: most likely another process took
+            # the free port between free_port() and the bind. Try a new one.
+            assert attempt < SUPERLINK_ATTEMPTS, (
+                f"the SuperLink exited {attempt} times before listening; "
+                f"see {self.directory / 'superlink.log'}"
+            )
+            self.port = free_port()
         home = Path(self.env["FLWR_HOME"])
         home.mkdir(exist_ok=True)
         (home / "config.toml").write_text(
@@ -239,18 +250,19 @@ class Loopback:
         self.started.append(process)
         return process
 
-    def _wait_for_port(self, process: subprocess.Popen[bytes], timeout: float) -> None:
-        """Until `process` (or a process it started) listens on `self.port`.
+    def _wait_for_port(self, process: subprocess.Popen[bytes], timeout: float) -> bool:
+        """Whether `process` (or a process it started) came to listen on `self.port`.
 
-        Not merely until the port answers: on a busy machine another test's
+        Not merely whether the port answers: on a busy machine another test's
         process (Ray's, say) can take the free port first, and then the
-        commands that follow would talk to it.
+        commands that follow would talk to it. False if `process` exited first.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert process.poll() is None, f"{process.args!r} exited early"
+            if process.poll() is not None:
+                return False
             if self.port in _listening_ports(process.pid):
-                return
+                return True
             time.sleep(0.2)
         raise AssertionError(f"nothing listened on port {self.port} after {timeout} s")
 
