@@ -159,26 +159,36 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
     keys = derived_keys(filled)
     if not keys:
         return filled
-    finetune = filled.get("finetune", {})
-    privacy = filled.get("privacy", {})
-    epsilon = privacy.get("target_epsilon") if _noised_locally(filled) else None
+    noised = _noised_locally(filled)
+    epsilon = filled["privacy"].get("target_epsilon") if noised else None
     if epsilon is not None and not isinstance(epsilon, int | float):
         return filled  # the type check names the bad value
-    row = budget_row(
-        finetune_mode=str(finetune.get("mode")),
-        target_epsilon=epsilon,
-        privacy_mode=str(privacy.get("mode")),
-    )
+    row = config_row(filled)
     for dotted in keys:
         group, key = dotted.split(".")
         value = getattr(row, key)
         if value is None:
             raise FedmodelError(
-                f"{dotted} is null, but finetune={finetune.get('mode')} has no "
-                f"budget rule for it: set {dotted}"
+                f"{dotted} is null, but finetune={filled['finetune'].get('mode')} "
+                f"has no budget rule for it: set {dotted}"
             )
         filled[group][key] = value
     return filled
+
+
+def config_row(raw: Mapping[str, Any]) -> BudgetRow:
+    """The rule's row for a config (composed or resolved): its mode and budget.
+
+    The target epsilon counts only under DP-SGD; other privacy modes add no
+    local noise.
+    """
+    finetune = raw.get("finetune", {})
+    privacy = raw.get("privacy", {})
+    return budget_row(
+        finetune_mode=str(finetune.get("mode")),
+        target_epsilon=privacy.get("target_epsilon") if _noised_locally(raw) else None,
+        privacy_mode=str(privacy.get("mode")),
+    )
 
 
 def _noised_locally(raw: Mapping[str, Any]) -> bool:

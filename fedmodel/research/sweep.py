@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fedmodel.research.sweep_plot import plot_privacy_utility
-from fedmodel.research.sweep_runs import LEVELS, collect_runs
+from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
 from fedmodel.run.layout import SWEEP_PLOT_FILE as PLOT_FILE
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         table["target_epsilon"] >= 0
     )
     first = runs.groupby("setting", sort=False).first()
-    baseline_key = first[BASELINE_COLUMNS].astype(str).agg("|".join, axis=1)
+    baseline_key = setting_values(first, BASELINE_COLUMNS).agg("|".join, axis=1)
     table["privacy_cost"] = [
         _cost(table, first, baseline_key, row, against="privacy")
         for _, row in table.iterrows()

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from fedmodel.config.budget_rule import AUTO, config_row
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 
@@ -40,6 +41,10 @@ SETTING_COLUMNS = [
     "target_delta",
 ]
 CLIENT_COLUMNS = ("num_clients", "partition")
+# Setting columns the budget rule can choose, and the column holding its choice.
+# A run whose value is the rule's ran "the default at its budget": it is the
+# same setting as a run at another budget, whose rule row may differ.
+RULE_COLUMNS = {"local_epochs": "rule_local_epochs"}
 
 
 def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -87,6 +92,7 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             "finetune": config["finetune"]["mode"],
             "num_rounds": int(config["num_rounds"]),
             "local_epochs": int(config["finetune"]["local_epochs"]),
+            "rule_local_epochs": _rule_local_epochs(config),
             "max_grad_norm": privacy.get("max_grad_norm"),
             "accountant": privacy["accountant"] if privacy["mode"] != "off" else None,
             "target_delta": privacy.get("target_delta"),
@@ -107,6 +113,23 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             f"fedmodel run writes ({type(exc).__name__}: {exc}); rerun it or move "
             "it out of the sweep folder"
         ) from exc
+
+
+def _rule_local_epochs(config: dict[str, Any]) -> int | None:
+    """The local epochs the budget rule gives this run's mode and budget, if any."""
+    try:
+        return config_row(config).local_epochs
+    except FedmodelError:  # a finetune mode without a rule
+        return None
+
+
+def setting_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`runs[columns]` as text, with `auto` where a value is the budget rule's."""
+    values = runs[columns].astype(str)
+    for column, rule in RULE_COLUMNS.items():
+        if column in columns:
+            values.loc[runs[column] == runs[rule], column] = AUTO
+    return values
 
 
 def _read(path: Path, parse: Any) -> dict[str, Any]:
@@ -137,17 +160,14 @@ def _labels(runs: pd.DataFrame) -> list[str]:
     Centralized runs are one client holding everything, so the client count
     and partition are left out of their names.
     """
-    federated = runs[runs["kind"] == "federated"]
-    pool = federated if len(federated) else runs
-    varying = [
-        column
-        for column in SETTING_COLUMNS[2:]
-        if pool[column].astype(str).nunique() > 1
-    ]
+    values = setting_values(runs, SETTING_COLUMNS)
+    federated = runs["kind"] == "federated"
+    pool = values[federated] if federated.any() else values
+    varying = [column for column in SETTING_COLUMNS[2:] if pool[column].nunique() > 1]
     labels = []
-    for _, row in runs.iterrows():
+    for (_, row), (_, shown) in zip(runs.iterrows(), values.iterrows(), strict=True):
         extra = [
-            f"{column}={row[column]}"
+            f"{column}={shown[column]}"
             for column in varying
             if row["kind"] == "federated" or column not in CLIENT_COLUMNS
         ]

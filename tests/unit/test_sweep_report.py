@@ -90,6 +90,31 @@ def test_report_aggregates_means_spreads_and_costs(sweep: Path) -> None:
     assert central_dp["privacy_cost"] == pytest.approx(100 * (0.90 - 0.85))
 
 
+def test_the_budget_rules_own_epochs_keep_one_setting(tmp_path: Path) -> None:
+    # The default command at epsilon 1 and 8 and without privacy: the rule
+    # gives them 6, 12 and 12 local epochs, yet they are one setting each
+    # and the non-private run is the DP runs' reference. An explicit value
+    # other than the rule's is a setting of its own.
+    rule = "finetune.local_epochs=null"
+    runs = [
+        ("dp/0", [rule, "privacy.target_epsilon=1"], 0.60, 0.99),
+        ("dp/1", [rule, "privacy.target_epsilon=8"], 0.70, 7.9),
+        ("off/0", [rule, "privacy=off"], 0.80, None),
+        ("dp3/0", ["finetune.local_epochs=3", "privacy.target_epsilon=8"], 0.65, 7.9),
+    ]
+    for folder, overrides, accuracy, epsilon in runs:
+        write_run(tmp_path / "sweep" / folder, overrides, accuracy, epsilon)
+    found = collect_runs(tmp_path / "sweep").set_index("run")
+    assert list(found.loc[["dp/0", "dp/1", "off/0"], "local_epochs"]) == [6, 12, 12]
+    table = aggregate(found.reset_index()).set_index(["setting", "target_epsilon"])
+    auto = "federated, record-level DP, local_epochs=auto"
+    assert table.loc[(auto, 1.0)]["privacy_cost"] == pytest.approx(100 * (0.80 - 0.60))
+    assert table.loc[(auto, 8.0)]["privacy_cost"] == pytest.approx(100 * (0.80 - 0.70))
+    assert "federated, non-private, local_epochs=auto" in table.index.levels[0]
+    three = table.loc[("federated, record-level DP, local_epochs=3", 8.0)]
+    assert pd.isna(three["privacy_cost"])  # no non-private run at 3 epochs
+
+
 def test_report_writes_csv_markdown_and_plot(sweep: Path, tmp_path: Path) -> None:
     paths = write_report(sweep, tmp_path / "out")
     csv = pd.read_csv(paths["csv"])
