@@ -159,18 +159,18 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
     keys = derived_keys(filled)
     if not keys:
         return filled
-    noised = _noised_locally(filled)
-    epsilon = filled["privacy"].get("target_epsilon") if noised else None
+    epsilon = _local_epsilon(filled)
     if epsilon is not None and not isinstance(epsilon, int | float):
         return filled  # the type check names the bad value
     row = config_row(filled)
+    finetune_mode = filled.get("finetune", {}).get("mode")
     for dotted in keys:
         group, key = dotted.split(".")
         value = getattr(row, key)
         if value is None:
             raise FedmodelError(
-                f"{dotted} is null, but finetune={filled['finetune'].get('mode')} "
-                f"has no budget rule for it: set {dotted}"
+                f"{dotted} is null, but finetune={finetune_mode} has no budget rule "
+                f"for it: set {dotted}"
             )
         filled[group][key] = value
     return filled
@@ -182,13 +182,16 @@ def config_row(raw: Mapping[str, Any]) -> BudgetRow:
     The target epsilon counts only under DP-SGD; other privacy modes add no
     local noise.
     """
-    finetune = raw.get("finetune", {})
-    privacy = raw.get("privacy", {})
     return budget_row(
-        finetune_mode=str(finetune.get("mode")),
-        target_epsilon=privacy.get("target_epsilon") if _noised_locally(raw) else None,
-        privacy_mode=str(privacy.get("mode")),
+        finetune_mode=str(raw.get("finetune", {}).get("mode")),
+        target_epsilon=_local_epsilon(raw),
+        privacy_mode=str(raw.get("privacy", {}).get("mode")),
     )
+
+
+def _local_epsilon(raw: Mapping[str, Any]) -> Any:
+    """The target epsilon where clients add DP noise themselves; None elsewhere."""
+    return raw["privacy"].get("target_epsilon") if _noised_locally(raw) else None
 
 
 def _noised_locally(raw: Mapping[str, Any]) -> bool:

@@ -119,7 +119,7 @@ def _rule_local_epochs(config: dict[str, Any]) -> int | None:
     """The local epochs the budget rule gives this run's mode and budget, if any."""
     try:
         return config_row(config).local_epochs
-    except FedmodelError:  # a finetune mode without a rule
+    except FedmodelError:  # a finetune mode this version does not know
         return None
 
 
