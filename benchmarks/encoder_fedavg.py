@@ -3,7 +3,8 @@
 The encoder phase of `head_then_encoder.py`: the run's `finetune=lora` or
 `finetune=full` settings (batch, optimizer, learning rate, clip, clipping
 method), `private_training` and `train_epochs`, FedAvg weighted by record
-count, and one noise multiplier for a history of phases.
+count, and one noise multiplier for a history of phases; `load_seed` reads
+what every arm of one seed needs (cached features, the clients' texts).
 """
 
 from __future__ import annotations
@@ -11,35 +12,77 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
-from head_fedavg import CACHE  # noqa: E402
+from head_features import CACHE, features, scenario_settings  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from transformers import PreTrainedTokenizerBase  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
-from fedmodel.data import make_text_loader  # noqa: E402
+from fedmodel.data import load_client_data, load_task, make_text_loader  # noqa: E402
 from fedmodel.model.finetune import (  # noqa: E402
     load_trainable_state,
     prepare_for_finetuning,
     trainable_state,
 )
-from fedmodel.model.load import build_classifier  # noqa: E402
+from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
 from fedmodel.privacy import private_training  # noqa: E402
 from fedmodel.privacy.accountants import composed_epsilon  # noqa: E402
 from fedmodel.privacy.calibration import choose_delta  # noqa: E402
 from fedmodel.privacy.noise_search import smallest_noise  # noqa: E402
 from fedmodel.privacy.sampling import sample_rate_for  # noqa: E402
+from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     build_optimizer,
     criterion_loss,
     text_logits,
     train_epochs,
 )
+
+
+@dataclass(frozen=True)
+class SeedData:
+    """What every arm of one seed reads: features, texts, the two loaders' data."""
+
+    cached: dict[str, Any]
+    label_names: tuple[str, ...]
+    test_features: DataLoader
+    test_texts: tuple[list[str], list[int]]
+    clients: list[tuple[list[str], list[int]]]
+    validation_texts: tuple[list[str], list[int]]
+    tokenizer: PreTrainedTokenizerBase
+
+
+def load_seed(task: str, seed: int) -> SeedData:
+    """The task's cached features and each client's texts, for seed `seed`."""
+    settings = scenario_settings(task, seed)
+    data = load_task(settings.task, seed=seed)
+    test_x, test_y = embed_split(
+        settings,
+        model=build_classifier(settings.model, label_names=data.label_names, seed=seed),
+        split=data.test,
+    )
+    clients, val_texts, val_labels = [], [], []
+    for client in range(settings.num_clients):
+        train, val, _ = load_client_data(settings, client)
+        clients.append((list(train["text"]), list(train["label"])))
+        val_texts += list(val["text"])
+        val_labels += list(val["label"])
+    return SeedData(
+        cached=features(task, seed),
+        label_names=data.label_names,
+        test_features=DataLoader(TensorDataset(test_x, test_y), batch_size=2048),
+        test_texts=(list(data.test["text"]), list(data.test["label"])),
+        clients=clients,
+        validation_texts=(val_texts, val_labels),
+        tokenizer=load_tokenizer(settings.model),
+    )
 
 
 def encoder_settings(task: str, mode: str, *, seed: int, epsilon: float) -> RunSettings:

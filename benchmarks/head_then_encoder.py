@@ -2,11 +2,12 @@
 
 Item 5 of the strict-budget work: a head-then-encoder schedule inside one
 plan, against head-only at the same budget. Built on the pieces of
-`head_fedavg.py` (cached MiniLM features, the run's `private_training`,
-`train_epochs`, FedAvg weighted by record count; 4 clients, Dirichlet 0.5) and,
-for the encoder phase, the run's own LoRA / full fine-tuning (`finetune=lora`
-or `finetune=full`: its batch, optimizer, learning rate, clip and clipping
-method) on each client's texts.
+`head_fedavg.py` and `head_features.py` (cached MiniLM features, the run's
+`private_training`, `train_epochs`, FedAvg weighted by record count; 4
+clients, Dirichlet 0.5) and, for the encoder phase, `encoder_fedavg.py`: the
+run's own LoRA / full fine-tuning (`finetune=lora` or `finetune=full`: its
+batch, optimizer, learning rate, clip and clipping method) on each client's
+texts.
 
 - `head`: the rule's head settings for all `--rounds` rounds, one plan per
   client over those rounds (what `fedmodel simulate` runs).
@@ -34,41 +35,37 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 from encoder_fedavg import (  # noqa: E402
+    SeedData,
     encoder_rounds,
     encoder_settings,
+    load_seed,
     text_loader,
     two_phase_noise,
 )
-from head_fedavg import (  # noqa: E402
+from head_features import (  # noqa: E402
     CACHE,
+    initial_head,
+    validation_accuracy,
+)
+from head_fedavg import (  # noqa: E402
     Candidate,
     client_plans,
-    features,
     head_rounds,
-    initial_head,
     rule_candidate,
     run_accountant,
-    scenario_settings,
-    validation_accuracy,
 )
 from quiet_warnings import silence_known_warnings  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-from transformers import PreTrainedTokenizerBase  # noqa: E402
 
 from fedmodel.config import RunSettings  # noqa: E402
-from fedmodel.data import load_client_data, load_task  # noqa: E402
-from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
 from fedmodel.privacy.sampling import (  # noqa: E402
     poisson_steps_per_epoch,
 )
-from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     EvalResult,
     evaluate,
@@ -77,45 +74,6 @@ from fedmodel.training.loops import (  # noqa: E402
 )
 
 silence_known_warnings()
-
-
-@dataclass(frozen=True)
-class SeedData:
-    """What every arm of one seed reads: features, texts, the two loaders' data."""
-
-    cached: dict[str, Any]
-    label_names: tuple[str, ...]
-    test_features: DataLoader
-    test_texts: tuple[list[str], list[int]]
-    clients: list[tuple[list[str], list[int]]]
-    validation_texts: tuple[list[str], list[int]]
-    tokenizer: PreTrainedTokenizerBase
-
-
-def load_seed(task: str, seed: int) -> SeedData:
-    """The task's cached features and each client's texts, for seed `seed`."""
-    settings = scenario_settings(task, seed)
-    data = load_task(settings.task, seed=seed)
-    test_x, test_y = embed_split(
-        settings,
-        model=build_classifier(settings.model, label_names=data.label_names, seed=seed),
-        split=data.test,
-    )
-    clients, val_texts, val_labels = [], [], []
-    for client in range(settings.num_clients):
-        train, val, _ = load_client_data(settings, client)
-        clients.append((list(train["text"]), list(train["label"])))
-        val_texts += list(val["text"])
-        val_labels += list(val["label"])
-    return SeedData(
-        cached=features(task, seed),
-        label_names=data.label_names,
-        test_features=DataLoader(TensorDataset(test_x, test_y), batch_size=2048),
-        test_texts=(list(data.test["text"]), list(data.test["label"])),
-        clients=clients,
-        validation_texts=(val_texts, val_labels),
-        tokenizer=load_tokenizer(settings.model),
-    )
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,8 @@ import time
 from pathlib import Path
 
 import torch
-from head_fedavg import (
-    CACHE,
-    Candidate,
-    features,
-    rule_candidate,
-    run,
-    run_accountant,
-)
+from head_features import CACHE, features
+from head_fedavg import Candidate, rule_candidate, run, run_accountant
 
 from fedmodel.config.modes import ACCOUNTANT_NAMES
 

@@ -2,9 +2,9 @@
 
 Each site privatises its own records, so a FedAvg round averages four
 independent noise draws, each over one site's records. This runs the rule's
-head settings (`head_fedavg.py`: cached encoder features, the run's
-`plan_privacy`, onepass DP-SGD, FedAvg weighted by record count) on bank and
-hospital, never the held-out scenario, in five arms:
+head settings (`head_fedavg.py` on `head_features.py`' cached encoder
+features: the run's `plan_privacy`, onepass DP-SGD, FedAvg weighted by record
+count) on bank and hospital, never the held-out scenario, in five arms:
 
 - 4 sites, all their records, at epsilon e and at 2e;
 - 4 sites, each cut to a random half of its records, at e and at 2e;
@@ -30,7 +30,8 @@ import statistics
 from typing import Any
 
 import torch
-from head_fedavg import features, rule_candidate, run, run_accountant
+from head_features import features
+from head_fedavg import rule_candidate, run, run_accountant
 
 
 def halved(cached: dict[str, Any], seed: int) -> dict[str, Any]:

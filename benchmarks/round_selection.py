@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import head_features  # noqa: E402
 import head_fedavg as fedavg  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -103,7 +104,9 @@ def trace(
     plans = fedavg.client_plans(
         cached, cand, epsilon=epsilon, accountant=fedavg.run_accountant()
     )
-    module = nn.Sequential(nn.Dropout(0.1), fedavg.initial_head(cached, "warm", seed))
+    module = nn.Sequential(
+        nn.Dropout(0.1), head_features.initial_head(cached, "warm", seed)
+    )
     out = Trace([], [], [])
     x, y = selection
     for round_number in range(ROUNDS + 1):
@@ -123,7 +126,7 @@ def trace(
         out.correct.append((logits.argmax(dim=1) == y).float().tolist())
         losses = nn.functional.cross_entropy(logits, y, reduction="none")
         out.loss.append(losses.tolist())
-        out.judged.append(fedavg.validation_accuracy(cached, module))
+        out.judged.append(head_features.validation_accuracy(cached, module))
     return out
 
 
@@ -151,7 +154,7 @@ def main() -> None:
     runs: dict[float, list[Trace]] = {epsilon: [] for epsilon in args.epsilons}
     for task in args.scenarios:
         for seed in args.seeds:
-            cached = dict(fedavg.features(task, seed))
+            cached = dict(head_features.features(task, seed))
             x, y = cached["transfer"]
             order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
             held = round(SELECTION_SHARE * len(y))
