@@ -141,23 +141,23 @@ def print_validation_quality(run_dir: Path, teacher_run: Path) -> None:
         texts += list(val["text"])
         labels += list(val["label"])
     truth = np.asarray(labels)
-    picked = {}
+    accuracy, picked = {}, {}
     for name, folder, runtime in (
         ("teacher (float ONNX)", TEACHER_DIR, "onnx"),
         ("student (int8 ONNX)", STUDENT_DIR, "onnx_int8"),
     ):
         picked[name] = predicted_labels(open_runtime(run_dir / folder, runtime), texts)
-        accuracy = float((picked[name] == truth).mean())
-        print(f"validation accuracy, {name}: {accuracy:.4f}")
-    teacher, student = picked.values()
-    ratio = float((student == truth).mean() / (teacher == truth).mean())
+        accuracy[name] = float((picked[name] == truth).mean())
+        print(f"validation accuracy, {name}: {accuracy[name]:.4f}")
+    ratio = accuracy["student (int8 ONNX)"] / accuracy["teacher (float ONNX)"]
     print(
         f"validation accuracy ratio int8 student / teacher: {ratio:.3f} "
         f"({len(texts)} texts: {teacher_run}'s clients' validation splits)"
     )
     # What distillation aims at, and less noisy than the ratio for comparing
     # student settings: it counts every text, with no label involved.
-    agreement = float((student == teacher).mean())
+    same = picked["student (int8 ONNX)"] == picked["teacher (float ONNX)"]
+    agreement = float(same.mean())
     print(f"validation agreement, int8 student with teacher: {agreement:.3f}")
 
 

@@ -1,7 +1,8 @@
 """Cached encoder features of bank and hospital, for the head benchmarks.
 
 `head_fedavg.py`, `hyperparameter_rule.py`, `round_selection.py`,
-`head_then_encoder.py` and `records_per_noise.py` train heads on these. Each
+`head_then_encoder.py` (through `encoder_fedavg.load_seed`) and
+`records_per_noise.py` train heads on these. Each
 simulated client's training split is embedded once with the frozen encoder
 (cached under `outputs/bench-rule/`); validation is the union of the clients'
 local validation splits, never the test split. `initial_head` builds the
