@@ -23,12 +23,16 @@ def split_client_data(
     val_fraction: float,
     batch_size: int,
     seed: int,
+    fixed_by_data: bool = False,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Split one client's partition into (train, val), seeded per client.
 
     The validation split holds round(n * val_fraction) records, at least one when
     `val_fraction` > 0, and is empty when it is 0. The train split must hold at
-    least one batch, else a FedmodelError says what to change.
+    least one batch, else a FedmodelError says what to change: with
+    `fixed_by_data` (a natural partition, a site's own file) the client count
+    and partition.alpha cannot grow the partition, so the message does not
+    offer them.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise FedmodelError(f"task.val_fraction must be in [0, 1), got {val_fraction}")
@@ -45,10 +49,15 @@ def split_client_data(
         n_val = min(max(n_val, 1), total - 1)
     n_train = total - n_val
     if n_train < batch_size:
+        remedy = (
+            "give this client more records"
+            if fixed_by_data
+            else "use fewer clients, or a larger partition.alpha"
+        )
         raise FedmodelError(
             f"client {client_id} holds {n_train} training records, fewer than one "
-            f"batch of {batch_size}: lower finetune.batch_size, use fewer clients, "
-            "or a larger partition.alpha"
+            f"expected batch of {batch_size} (finetune.batch_size; left unset, the "
+            f"budget rule picks it): set a smaller finetune.batch_size, or {remedy}"
         )
     order = np.random.default_rng([seed, client_id]).permutation(total)
     val = partition.select(np.sort(order[:n_val]).tolist())
@@ -87,6 +96,7 @@ def load_client_data(
         val_fraction=settings.task.val_fraction,
         batch_size=settings.finetune.batch_size,
         seed=settings.seed,
+        fixed_by_data=settings.partition.name == "natural",
     )
     if settings.audit.canaries and client_id == settings.audit.client:
         planted, _ = canary_splits(

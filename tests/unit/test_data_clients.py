@@ -53,7 +53,24 @@ def test_partition_smaller_than_a_batch_is_an_error() -> None:
         )
     message = str(info.value)
     assert "client 3 holds 12 training records" in message
-    assert "one batch of 64" in message and "finetune.batch_size" in message
+    assert "one expected batch of 64" in message and "finetune.batch_size" in message
+    assert "partition.alpha" in message
+
+
+def test_a_partition_the_data_fixes_is_not_told_to_change_the_partition() -> None:
+    with pytest.raises(FedmodelError) as info:
+        split_client_data(
+            _partition(13),
+            client_id=1,
+            val_fraction=0.1,
+            batch_size=64,
+            seed=0,
+            fixed_by_data=True,
+        )
+    message = str(info.value)
+    assert "set a smaller finetune.batch_size" in message
+    assert "more records" in message
+    assert "partition.alpha" not in message and "fewer clients" not in message
 
 
 def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
