@@ -62,7 +62,8 @@ def load_site_records(
     """The site's training split and the federation's label names.
 
     The file is read with the run's text and label columns; a share of
-    `task.val_fraction` is held out, as a simulated client does. What is
+    `task.val_fraction` (0 by default) is held out, as a simulated client
+    does. What is
     wrong with a file is logged at the site only; the error raised (which
     reaches the server) names neither rows nor labels.
     """
