@@ -134,6 +134,12 @@ def print_quality(summary: dict[str, Any]) -> None:
 def print_validation_quality(run_dir: Path, teacher_run: Path) -> None:
     """Teacher and int8 student accuracy on `teacher_run`'s client validation splits."""
     settings = settings_from_dict(with_packaged_distill(teacher_run))
+    if settings.task.val_fraction == 0:
+        raise SystemExit(
+            f"--validation-of {teacher_run}: that run trained on every client "
+            "record (task.val_fraction 0, the default), so its clients hold no "
+            "validation split; train the teacher with task.val_fraction=0.1"
+        )
     texts: list[str] = []
     labels: list[int] = []
     for client in range(settings.num_clients):

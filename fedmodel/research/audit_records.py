@@ -117,9 +117,10 @@ def require_held_out(val: datasets.Dataset, *, client: int, run_dir: Path) -> No
     """Refuse an audit of a client without held-out records to compare with."""
     if len(val) < 2:
         raise FedmodelError(
-            f"client {client} of {run_dir} holds {len(val)} held-out records; the "
-            "audit compares members with held-out records of the same client: rerun "
-            "with task.val_fraction above 0 (e.g. 0.5 for a strong audit)"
+            f"client {client} of {run_dir} holds {len(val)} held-out records (with "
+            "task.val_fraction 0, the default, a client trains on every record); "
+            "the audit compares members with held-out records of the same client: "
+            "rerun with task.val_fraction above 0 (e.g. 0.5 for a strong audit)"
         )
 
 

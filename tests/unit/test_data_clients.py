@@ -106,9 +106,18 @@ def test_load_client_data_gives_each_site_its_file(tmp_path: Path) -> None:
     settings = _settings(tmp_path, num_clients=2)
     train, val, labels = load_client_data(settings, 1)
     assert labels == ("no", "yes")
+    # By default a site trains on every record of its file: no run reads a
+    # local validation split, so none is held out of training.
+    assert settings.task.val_fraction == 0
+    assert (len(train), len(val)) == (20, 0)
+    assert set(train["site"]) == {1}
+    held = dataclasses.replace(
+        settings, task=dataclasses.replace(settings.task, val_fraction=0.1)
+    )
+    train, val, _ = load_client_data(held, 1)
     assert (len(train), len(val)) == (18, 2)
     assert set(train["site"]) == {1} and set(val["site"]) == {1}
-    again, _, _ = load_client_data(settings, 1)
+    again, _, _ = load_client_data(held, 1)
     assert train["text"] == again["text"]
 
 

@@ -52,6 +52,8 @@ def test_later_rounds_train_on_stored_features_without_the_encoder(
     config = node_config(site_file, state, **{"max-epsilon": 8.0})
 
     first = _site_round(settings, config, 1)
+    # The site trains on every row of its file (task.val_fraction is 0).
+    assert first["num-examples"] == len(bank_rows[0])
     assert len(list(state.glob("features-*.pt"))) == 1
     assert len(list(state.glob("site-features-*.json"))) == 1
 
