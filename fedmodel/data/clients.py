@@ -1,4 +1,4 @@
-"""One client's records: its partition split into local train and validation."""
+"""One client's records: its partition, all trained on unless some are held out."""
 
 from __future__ import annotations
 
