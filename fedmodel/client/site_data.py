@@ -63,9 +63,8 @@ def load_site_records(
 
     The file is read with the run's text and label columns; a share of
     `task.val_fraction` (0 by default) is held out, as a simulated client
-    does. What is
-    wrong with a file is logged at the site only; the error raised (which
-    reaches the server) names neither rows nor labels.
+    does. What is wrong with a file is logged at the site only; the error
+    raised (which reaches the server) names neither rows nor labels.
     """
     from fedmodel.data import split_client_data
     from fedmodel.data.files import load_site_file
