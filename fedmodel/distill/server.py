@@ -104,7 +104,7 @@ def distill_on_server(
     """
     started = time.perf_counter()
     inputs = augment_texts(texts, copies=settings.augment_copies, seed=seed)
-    teacher_logits, teacher_vectors = _teacher_targets(
+    teacher_logits, teacher_vectors = teacher_targets(
         teacher, inputs, tokenizer=tokenizer, max_length=max_length, seed=seed
     )
     # The loader's "labels" are row numbers into the teacher's targets; the
@@ -117,6 +117,7 @@ def distill_on_server(
         batch_size=settings.batch_size,
         shuffle=True,
         seed=seed,
+        group_by_length=True,
     )
     word_embeddings = student.bert.embeddings.word_embeddings.weight
     params = [p for p in student.parameters() if p is not word_embeddings]
@@ -125,7 +126,7 @@ def distill_on_server(
     student.train()
     mean_loss = float("nan")
     for epoch in range(1, settings.epochs + 1):
-        mean_loss = _distill_epoch(
+        mean_loss = distill_epoch(
             student,
             loader,
             optimizer,
@@ -150,7 +151,7 @@ def distill_on_server(
     )
 
 
-def _distill_epoch(
+def distill_epoch(
     student: PooledBertForSequenceClassification,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
@@ -201,7 +202,7 @@ def federated_distill_loss(
 
 
 @torch.no_grad()
-def _teacher_targets(
+def teacher_targets(
     teacher: PooledBertForSequenceClassification,
     texts: Sequence[str],
     *,
@@ -209,23 +210,32 @@ def _teacher_targets(
     max_length: int,
     seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher logits and pooled vectors for every text, in input order."""
+    """Teacher logits and pooled vectors for every text, in input order.
+
+    The texts run in length order (little padding per batch); each batch's
+    "labels" are the texts' positions in the input, where its rows go back.
+    """
     teacher.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     loader = make_text_loader(
         tokenizer,
-        texts,
-        list(range(len(texts))),
+        [texts[i] for i in order],
+        order,
         max_length=max_length,
         batch_size=TARGET_BATCH,
         shuffle=False,
         seed=seed,
     )
-    logits, vectors = [], []
+    rows, logits, vectors = [], [], []
     for batch in loader:
         pooled = teacher.embed(**_text_inputs(batch, teacher))
+        rows.append(batch["labels"])
         vectors.append(pooled)
         logits.append(teacher.classify(pooled))
-    return torch.cat(logits), torch.cat(vectors)
+    positions = torch.cat(rows)
+    in_order = torch.empty_like(positions)
+    in_order[positions] = torch.arange(len(positions))
+    return torch.cat(logits)[in_order], torch.cat(vectors)[in_order]
 
 
 def _text_inputs(

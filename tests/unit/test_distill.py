@@ -17,6 +17,7 @@ from fedmodel.distill.server import (
     distill_on_server,
     pooled_match_loss,
     soft_target_loss,
+    teacher_targets,
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -128,6 +129,29 @@ def test_losses_vanish_only_when_student_matches_teacher() -> None:
     vectors = torch.randn(4, 8)
     assert pooled_match_loss(vectors, vectors).item() == pytest.approx(0.0, abs=1e-6)
     assert pooled_match_loss(vectors, -vectors).item() == pytest.approx(2.0)
+
+
+def test_teacher_targets_come_back_in_input_order() -> None:
+    settings = _settings()
+    task = load_task(settings.task, seed=settings.seed)
+    teacher = _teacher(settings, task.label_names).eval()
+    tokenizer = load_tokenizer(settings.model)
+    # Lengths out of order, so the length-sorted pass must put rows back.
+    texts = ["a much longer text about a lost card and a refund", "hi", "my card"]
+    logits, vectors = teacher_targets(
+        teacher, texts, tokenizer=tokenizer, max_length=32, seed=0
+    )
+    for row, text in enumerate(texts):
+        batch = make_text_loader(
+            tokenizer, [text], [0], max_length=32, batch_size=1, shuffle=False, seed=0
+        )
+        inputs = next(iter(batch))
+        with torch.no_grad():
+            alone = teacher.embed(inputs["input_ids"], inputs["attention_mask"])
+        torch.testing.assert_close(vectors[row], alone[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            logits[row], teacher.classify(alone)[0], atol=1e-5, rtol=1e-4
+        )
 
 
 def test_server_distillation_raises_agreement_with_the_teacher() -> None:
