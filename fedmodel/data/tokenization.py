@@ -7,12 +7,12 @@ per-sample gradient hooks cannot handle.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -114,48 +114,6 @@ class EncodedTexts(Dataset[dict[str, Any]]):
         return example
 
 
-class LengthGroupedBatches(Sampler[list[int]]):
-    """Shuffled batches of texts of about the same length.
-
-    Each pass shuffles all indices, cuts them into pools of `pool` batches,
-    sorts each pool by length, cuts it into batches and shuffles the batches.
-    Every index comes once per pass, and a batch pads only to its own longest
-    text, which is near its shortest: far fewer padding tokens than random
-    batches of texts of mixed lengths.
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[int],
-        *,
-        batch_size: int,
-        generator: torch.Generator,
-        pool: int = 50,
-    ) -> None:
-        self._lengths = list(lengths)
-        self._batch_size = batch_size
-        self._generator = generator
-        self._pool = pool
-
-    def __len__(self) -> int:
-        """Batches per pass."""
-        return -(-len(self._lengths) // self._batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        """One pass of batches, a new order on each call."""
-        order = torch.randperm(len(self._lengths), generator=self._generator).tolist()
-        span = self._batch_size * self._pool
-        batches: list[list[int]] = []
-        for start in range(0, len(order), span):
-            pool = sorted(order[start : start + span], key=self._lengths.__getitem__)
-            batches += [
-                pool[i : i + self._batch_size]
-                for i in range(0, len(pool), self._batch_size)
-            ]
-        shuffled = torch.randperm(len(batches), generator=self._generator).tolist()
-        yield from (batches[i] for i in shuffled)
-
-
 def make_text_loader(
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
@@ -165,35 +123,24 @@ def make_text_loader(
     batch_size: int,
     shuffle: bool,
     seed: int,
-    group_by_length: bool = False,
 ) -> DataLoader[dict[str, Any]]:
     """Build a DataLoader over texts, tokenized once and padded per batch.
 
     `labels` may be None for unlabelled texts (e.g. distillation transfer data).
     Shuffling uses a generator seeded with `seed`, so the order is reproducible.
-    `group_by_length` (with `shuffle`) batches texts of about the same length
-    together (`LengthGroupedBatches`), so batches carry little padding.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    encoded = tokenize_texts(tokenizer, texts, max_length=max_length)
-    dataset = EncodedTexts(encoded, labels)
-    pad_token_id = tokenizer.pad_token_id
-    collate = PaddingCollator(
-        pad_token_id=0 if pad_token_id is None else int(pad_token_id)
+    dataset = EncodedTexts(
+        tokenize_texts(tokenizer, texts, max_length=max_length), labels
     )
-    generator = torch.Generator().manual_seed(seed)
-    if shuffle and group_by_length:
-        batches = LengthGroupedBatches(
-            [len(item["input_ids"]) for item in encoded],
-            batch_size=batch_size,
-            generator=generator,
-        )
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
+    pad_token_id = tokenizer.pad_token_id
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
-        generator=generator,
-        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=PaddingCollator(
+            pad_token_id=0 if pad_token_id is None else int(pad_token_id)
+        ),
     )

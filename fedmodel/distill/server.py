@@ -117,7 +117,6 @@ def distill_on_server(
         batch_size=settings.batch_size,
         shuffle=True,
         seed=seed,
-        group_by_length=True,
     )
     word_embeddings = student.bert.embeddings.word_embeddings.weight
     params = [p for p in student.parameters() if p is not word_embeddings]
@@ -126,7 +125,7 @@ def distill_on_server(
     student.train()
     mean_loss = float("nan")
     for epoch in range(1, settings.epochs + 1):
-        mean_loss = distill_epoch(
+        mean_loss = _distill_epoch(
             student,
             loader,
             optimizer,
@@ -151,7 +150,7 @@ def distill_on_server(
     )
 
 
-def distill_epoch(
+def _distill_epoch(
     student: PooledBertForSequenceClassification,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,

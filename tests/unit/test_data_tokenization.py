@@ -3,7 +3,6 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fedmodel.data import PaddingCollator, make_text_loader, tokenize_texts
-from fedmodel.data.tokenization import LengthGroupedBatches
 
 
 @pytest.fixture(scope="module")
@@ -87,48 +86,3 @@ def test_loader_shuffle_is_seeded(tokenizer: PreTrainedTokenizerBase) -> None:
 
     assert order(0) == order(0) != order(1)
     assert sorted(order(0)) == list(range(20))
-
-
-def test_length_grouped_batches_cover_every_index_once_with_little_padding() -> None:
-    lengths = [
-        int(n)
-        for n in torch.randint(
-            3, 64, (1000,), generator=torch.Generator().manual_seed(0)
-        )
-    ]
-    batches = LengthGroupedBatches(
-        lengths, batch_size=32, generator=torch.Generator().manual_seed(1), pool=10
-    )
-    first, second = list(batches), list(batches)
-    assert len(first) == len(batches) == 32  # 31 full batches and one of 8
-    for one_pass in (first, second):
-        assert sorted(i for batch in one_pass for i in batch) == list(range(1000))
-    assert first != second  # a new order each pass
-
-    def padded_share(one_pass: list[list[int]]) -> float:
-        padded = sum(max(lengths[i] for i in b) * len(b) for b in one_pass)
-        return padded / sum(lengths)
-
-    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(2)).tolist()
-    random_batches = [shuffled[i : i + 32] for i in range(0, 1000, 32)]
-    assert padded_share(first) < 1.2 < 1.5 < padded_share(random_batches)
-
-
-def test_length_grouped_loader_is_seeded(tokenizer: PreTrainedTokenizerBase) -> None:
-    texts = [f"text {'word ' * (i % 7)}{i}" for i in range(40)]
-
-    def first_pass(seed: int) -> list[list[int]]:
-        loader = make_text_loader(
-            tokenizer,
-            texts,
-            list(range(40)),
-            max_length=16,
-            batch_size=8,
-            shuffle=True,
-            seed=seed,
-            group_by_length=True,
-        )
-        return [batch["labels"].tolist() for batch in loader]
-
-    assert first_pass(3) == first_pass(3)
-    assert sorted(sum(first_pass(3), [])) == list(range(40))
