@@ -211,29 +211,26 @@ def teacher_targets(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher logits and pooled vectors for every text, in input order.
 
-    The texts run in length order (little padding per batch); each batch's
-    "labels" are the texts' positions in the input, where its rows go back.
+    The texts run in length order (little padding per batch), and the rows
+    are put back in input order at the end.
     """
     teacher.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     loader = make_text_loader(
         tokenizer,
         [texts[i] for i in order],
-        order,
+        None,
         max_length=max_length,
         batch_size=TARGET_BATCH,
         shuffle=False,
         seed=seed,
     )
-    rows, logits, vectors = [], [], []
+    logits, vectors = [], []
     for batch in loader:
         pooled = teacher.embed(**_text_inputs(batch, teacher))
-        rows.append(batch["labels"])
         vectors.append(pooled)
         logits.append(teacher.classify(pooled))
-    positions = torch.cat(rows)
-    in_order = torch.empty_like(positions)
-    in_order[positions] = torch.arange(len(positions))
+    in_order = torch.tensor(order).argsort()
     return torch.cat(logits)[in_order], torch.cat(vectors)[in_order]
 
 
