@@ -47,7 +47,17 @@ def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
-    return settings_from_dict(raw), summary
+    try:
+        settings = settings_from_dict(raw)
+    except FedmodelError as exc:
+        # A key added or removed since the run was made: its settings cannot be
+        # rebuilt as they were, and guessing one could audit the wrong records.
+        raise FedmodelError(
+            f"{run_dir / RESOLVED_CONFIG} does not match this fedmodel's config "
+            f"({exc}); the run was likely made by another fedmodel version: "
+            "audit it with the version that made it"
+        ) from exc
+    return settings, summary
 
 
 def example_losses(

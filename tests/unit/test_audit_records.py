@@ -1,14 +1,18 @@
-"""The audit's record checks: a run without held-out records is refused clearly."""
+"""The audit's run and record checks: what it cannot audit is refused clearly."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 
+from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
-from fedmodel.research.audit_records import require_held_out
+from fedmodel.research.audit_records import load_run, require_held_out
+from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
 
 
 def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(
@@ -23,3 +27,28 @@ def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(
     assert "task.val_fraction above 0" in message and str(tmp_path) in message
     two = datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
     require_held_out(two, client=0, run_dir=tmp_path)
+
+
+@pytest.mark.parametrize("change", ["key added since", "key removed since"])
+def test_a_run_whose_config_this_version_cannot_rebuild_is_refused_naming_the_file(
+    tmp_path: Path, change: str
+) -> None:
+    # A run folder from a version with one key fewer, or one more, than today's.
+    raw = compose_config(["model=tiny"])
+    if change == "key added since":
+        del raw["distill"]["epochs"]
+        named = "distill.epochs"
+    else:
+        raw["distill"]["retired_key"] = 1
+        named = "retired_key"
+    (tmp_path / RESOLVED_CONFIG).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (tmp_path / SUMMARY_FILE).write_text(json.dumps({}), encoding="utf-8")
+    (tmp_path / TEACHER_DIR).mkdir()
+    (tmp_path / TEACHER_DIR / "config.json").write_text("{}", encoding="utf-8")
+    before = (tmp_path / RESOLVED_CONFIG).read_bytes()
+    with pytest.raises(FedmodelError) as raised:
+        load_run(tmp_path)
+    message = str(raised.value)
+    assert str(tmp_path / RESOLVED_CONFIG) in message
+    assert named in message and "another fedmodel version" in message
+    assert (tmp_path / RESOLVED_CONFIG).read_bytes() == before
