@@ -106,6 +106,9 @@ def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
         # The `datasets` progress bars ("Generating ...", "Flattening the
         # indices") write to stderr directly; Ray workers inherit the variable.
         os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        # Plain tqdm bars too, e.g. flwr-datasets' natural partitioner's
+        # "Generating partition_id_to_indices" (tqdm reads TQDM_* variables).
+        os.environ["TQDM_DISABLE"] = "1"
         if "datasets" in sys.modules:  # imported already: the variable is read
             sys.modules["datasets"].disable_progress_bars()
 

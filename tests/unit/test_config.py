@@ -132,6 +132,20 @@ def test_experiment_overrides_only_what_differs() -> None:
     assert raw["num_clients"] == 6
 
 
+def test_a_files_task_keeps_one_file_per_client_unless_told_otherwise() -> None:
+    # Each train file is one site's records: task=files picks the natural
+    # partition; the built-in tasks keep Dirichlet label skew.
+    assert compose_config(["task=files"])["partition"]["name"] == "natural"
+    assert compose_config([])["partition"]["name"] == "dirichlet"
+    assert compose_config(["task=hospital"])["partition"]["name"] == "dirichlet"
+    # An explicit partition wins, whichever comes first on the command line.
+    for overrides in (
+        ["task=files", "partition=dirichlet"],
+        ["partition=dirichlet", "task=files"],
+    ):
+        assert compose_config(overrides)["partition"]["name"] == "dirichlet"
+
+
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
