@@ -114,6 +114,17 @@ def test_natural_group_count_must_match_clients() -> None:
         )
 
 
+def test_a_files_task_with_the_wrong_client_count_is_told_the_file_count() -> None:
+    # A files task's records carry their file's index in the site column.
+    settings = group_settings("partition", "natural")
+    with pytest.raises(
+        FedmodelError, match=r"task.train_files lists 3 files.*set num_clients=3"
+    ):
+        partition_clients(
+            _train(30, sites=3), partition=settings, num_clients=4, seed=0
+        )
+
+
 def test_natural_label_groups() -> None:
     groups = {"a": "north", "b": "north", "c": "south", "d": "south", "e": "west"}
     settings = group_settings("partition", "natural", label_groups=groups)
