@@ -151,14 +151,14 @@ def _natural(
             "give every record a value"
         )
     values = sorted(unique)
-    if len(values) != num_clients and column == SITE_COLUMN and not partition.column:
-        # A files task: the groups are its train files, in the order listed.
-        raise FedmodelError(
-            f"task.train_files lists {len(values)} files, one client each "
-            f"(partition=natural, the default for task=files), but "
-            f"num_clients={num_clients}: set num_clients={len(values)}"
-        )
     if len(values) != num_clients:
+        if column == SITE_COLUMN and partition.column is None:
+            # A files task: the groups are its train files, in the order listed.
+            raise FedmodelError(
+                f"task.train_files lists {len(values)} files, one client each "
+                f"(partition=natural, the default for task=files), but "
+                f"num_clients={num_clients}: set num_clients={len(values)}"
+            )
         shown = values[:10] + (["..."] if len(values) > 10 else [])
         raise FedmodelError(
             f"partition 'natural' on column {column!r} finds {len(values)} distinct "
