@@ -81,9 +81,7 @@ def load_site_records(
             records,
             client_id=site.site_id,
             val_fraction=settings.task.val_fraction,
-            batch_size=settings.finetune.batch_size,
             seed=settings.seed,
-            fixed_by_data=True,
         )
     except FedmodelError as exc:
         # The reason can quote the site's rows and labels, and Flower sends an

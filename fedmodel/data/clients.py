@@ -21,23 +21,17 @@ def split_client_data(
     *,
     client_id: int,
     val_fraction: float,
-    batch_size: int,
     seed: int,
-    fixed_by_data: bool = False,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Split one client's partition into (train, val), seeded per client.
 
     The validation split holds round(n * val_fraction) records, at least one when
-    `val_fraction` > 0, and is empty when it is 0. The train split must hold at
-    least one batch, else a FedmodelError says what to change: with
-    `fixed_by_data` (a natural partition, a site's own file) the client count
-    and partition.alpha cannot grow the partition, so the message does not
-    offer them.
+    `val_fraction` > 0, and is empty when it is 0. A training split smaller than
+    one expected batch is fine: DP-SGD then samples at rate 1, so every step
+    takes all of its records (`privacy.sampling.sample_rate_for`).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise FedmodelError(f"task.val_fraction must be in [0, 1), got {val_fraction}")
-    if batch_size < 1:
-        raise FedmodelError(f"finetune.batch_size must be >= 1, got {batch_size}")
     total = len(partition)
     if total == 0:
         raise FedmodelError(
@@ -47,18 +41,6 @@ def split_client_data(
     n_val = round(total * val_fraction)
     if val_fraction > 0:
         n_val = min(max(n_val, 1), total - 1)
-    n_train = total - n_val
-    if n_train < batch_size:
-        remedy = (
-            "give this client more records"
-            if fixed_by_data
-            else "use fewer clients, or a larger partition.alpha"
-        )
-        raise FedmodelError(
-            f"client {client_id} holds {n_train} training records, fewer than one "
-            f"expected batch of {batch_size} (finetune.batch_size; left unset, the "
-            f"budget rule picks it): set a smaller finetune.batch_size, or {remedy}"
-        )
     order = np.random.default_rng([seed, client_id]).permutation(total)
     val = partition.select(np.sort(order[:n_val]).tolist())
     train = partition.select(np.sort(order[n_val:]).tolist())
@@ -94,9 +76,7 @@ def load_client_data(
         partitions[client_id],
         client_id=client_id,
         val_fraction=settings.task.val_fraction,
-        batch_size=settings.finetune.batch_size,
         seed=settings.seed,
-        fixed_by_data=settings.partition.name == "natural",
     )
     if settings.audit.canaries and client_id == settings.audit.client:
         planted, _ = canary_splits(

@@ -147,9 +147,26 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
             str(plan.steps_per_round),
             f"{plan.noise_multiplier:.4f}",
             *[_eps(plan.epsilon_by_round[name][-1]) for name in ACCOUNTANTS],
-            "[green]ok[/green]",
+            _status(plan, settings.finetune.batch_size, client_level=mode.server_noise),
+        )
+    if any(_unsampled(plan, client_level=mode.server_noise) for plan in plans):
+        overview.caption = (
+            "* every step takes all n records: sample rate 1, no amplification "
+            "by subsampling"
         )
     return [overview, _by_round_table(plans, rounds=rounds)]
+
+
+def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
+    """Whether a client holds no more records than one expected batch."""
+    return not client_level and not plan.problem and plan.sample_rate == 1.0
+
+
+def _status(plan: ClientPlan, batch_size: int, *, client_level: bool) -> str:
+    """"ok", marked where a client is too small to be subsampled."""
+    if not _unsampled(plan, client_level=client_level):
+        return "[green]ok[/green]"
+    return f"[green]ok[/green], n <= batch {batch_size} *"
 
 
 def _charged(accountant: str, privacy: PrivacySettings) -> str:

@@ -1,8 +1,8 @@
 """`fedmodel simulate task=files` through the real command, with the defaults.
 
 Each train file is one site's records: with no partition named, client i
-trains on exactly `task.train_files[i]`, and the console shows fedmodel's
-lines only.
+trains on exactly `task.train_files[i]`, sites smaller than one expected
+batch train too, and the console shows fedmodel's lines only.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
             "model=tiny",
             "num_clients=2",
             "num_rounds=1",
-            "finetune.batch_size=16",
             "distill=off",
             f"hydra.run.dir={run_dir}",
         ],
@@ -63,6 +62,9 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     held = [client["num_train_examples"] for client in summary["clients"]]
     assert held == list(sizes)
+    # Sites smaller than the budget rule's expected batch (512) train at
+    # sample rate 1: every step takes all their records.
+    assert [client["sample_rate"] for client in summary["clients"]] == [1.0, 1.0]
     # Library progress bars (flwr-datasets' partitioner's among them) stay off
     # the console.
     assert "Generating partition_id_to_indices" not in done.stdout + done.stderr

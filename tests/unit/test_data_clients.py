@@ -19,22 +19,22 @@ def _partition(size: int) -> datasets.Dataset:
 def test_split_is_disjoint_seeded_and_sized() -> None:
     part = _partition(100)
     train, val = split_client_data(
-        part, client_id=0, val_fraction=0.1, batch_size=8, seed=0
+        part, client_id=0, val_fraction=0.1, seed=0
     )
     assert (len(train), len(val)) == (90, 10)
     assert sorted([*train["text"], *val["text"]]) == sorted(part["text"])
     again, _ = split_client_data(
-        part, client_id=0, val_fraction=0.1, batch_size=8, seed=0
+        part, client_id=0, val_fraction=0.1, seed=0
     )
     other, _ = split_client_data(
-        part, client_id=1, val_fraction=0.1, batch_size=8, seed=0
+        part, client_id=1, val_fraction=0.1, seed=0
     )
     assert train["text"] == again["text"] and train["text"] != other["text"]
 
 
 def test_split_without_validation() -> None:
     train, val = split_client_data(
-        _partition(10), client_id=0, val_fraction=0.0, batch_size=10, seed=0
+        _partition(10), client_id=0, val_fraction=0.0, seed=0
     )
     assert (len(train), len(val)) == (10, 0)
 
@@ -42,35 +42,8 @@ def test_split_without_validation() -> None:
 def test_empty_partition_is_an_error() -> None:
     with pytest.raises(FedmodelError, match="client 2 holds no records"):
         split_client_data(
-            _partition(0), client_id=2, val_fraction=0.1, batch_size=8, seed=0
+            _partition(0), client_id=2, val_fraction=0.1, seed=0
         )
-
-
-def test_partition_smaller_than_a_batch_is_an_error() -> None:
-    with pytest.raises(FedmodelError) as info:
-        split_client_data(
-            _partition(13), client_id=3, val_fraction=0.1, batch_size=64, seed=0
-        )
-    message = str(info.value)
-    assert "client 3 holds 12 training records" in message
-    assert "one expected batch of 64" in message and "finetune.batch_size" in message
-    assert "partition.alpha" in message
-
-
-def test_a_partition_the_data_fixes_is_not_told_to_change_the_partition() -> None:
-    with pytest.raises(FedmodelError) as info:
-        split_client_data(
-            _partition(13),
-            client_id=1,
-            val_fraction=0.1,
-            batch_size=64,
-            seed=0,
-            fixed_by_data=True,
-        )
-    message = str(info.value)
-    assert "set a smaller finetune.batch_size" in message
-    assert "more records" in message
-    assert "partition.alpha" not in message and "fewer clients" not in message
 
 
 def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:

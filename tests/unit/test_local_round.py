@@ -413,6 +413,44 @@ def test_text_round_survives_empty_poisson_batches(
     assert outcome.privacy["steps"] == poisson_steps_per_epoch(n, 2)
 
 
+def test_a_site_smaller_than_one_batch_takes_all_its_records_every_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 90 training records against an expected batch of 512: the site samples
+    # at rate 1 and is charged for it, with no amplification by subsampling.
+    settings = make_settings(tmp_path, "finetune.batch_size=512")
+    n = num_train_records(settings)
+    assert n < settings.finetune.batch_size
+    sizes: list[int] = []
+    real_train_epochs = local_round.train_epochs
+
+    class Counted:
+        def __init__(self, loader: Any) -> None:
+            self.loader = loader
+
+        def __iter__(self) -> Iterator[Any]:
+            for batch in self.loader:
+                sizes.append(len(batch[1]))
+                yield batch
+
+    def counting(module: Any, loader: Any, *args: Any, **kwargs: Any) -> float:
+        return real_train_epochs(module, Counted(loader), *args, **kwargs)
+
+    monkeypatch.setattr(local_round, "train_epochs", counting)
+    start = fresh_weights(settings)
+    outcome = one_round(settings, tmp_path / "client-0", start, 1)
+
+    epochs = settings.finetune.local_epochs
+    assert sizes == [n] * epochs
+    assert outcome.privacy["sample-rate"] == 1.0
+    assert outcome.privacy["steps"] == epochs
+    plan = calibration.plan_client(settings, num_records=n, client_id="0")
+    assert (plan.sample_rate, plan.steps_per_round) == (1.0, epochs)
+    assert outcome.privacy["noise-multiplier"] == plan.noise_multiplier
+    assert read_ledger(tmp_path / "client-0")["sample_rate"] == 1.0
+    assert_only_weights_and_numbers(outcome, start)
+
+
 # --- head-mode feature cache ------------------------------------------------
 
 

@@ -95,6 +95,28 @@ def test_good_plan_prints_tables_and_exits_0(
     assert run_command(["privacy-plan", *overrides]) == 0
     out = capsys.readouterr().out
     assert "noise mult." in out and "epsilon after each round" in out
+    assert "sample rate 1" not in out
+
+
+def test_a_client_smaller_than_a_batch_is_shown_at_sample_rate_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 200 records a client against an expected batch of 512.
+    overrides = [
+        "model=tiny",
+        "task.max_train_examples=600",
+        "num_clients=3",
+        "partition=iid",
+        "finetune.batch_size=512",
+        "num_rounds=2",
+    ]
+    assert run_command(["privacy-plan", "--json", *overrides]) == 0
+    plans = json.loads(capsys.readouterr().out)
+    assert [plan["sample_rate"] for plan in plans] == [1.0, 1.0, 1.0]
+    assert run_command(["privacy-plan", *overrides]) == 0
+    out = capsys.readouterr().out
+    assert out.count("n <= batch 512 *") == 3
+    assert "every step takes all n records: sample rate 1" in out
 
 
 def test_privacy_off_has_no_plan(tmp_path: Path) -> None:
