@@ -26,7 +26,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
-from fedmodel.data import load_client_data, load_task  # noqa: E402
+from fedmodel.data import length_order, load_client_data, load_task  # noqa: E402
 from fedmodel.model.label_init import init_head_from_label_names  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
@@ -64,8 +64,8 @@ def task_features(task: str) -> dict[str, Any]:
     model = build_classifier(settings.model, label_names=data.label_names, seed=42)
     x, _ = embed_split(settings, model=model, split=data.train)
     # embed_split returns length order; key the rows by text instead.
-    order = sorted(range(len(data.train)), key=lambda i: len(data.train[i]["text"]))
-    by_text = {data.train[i]["text"]: x[row] for row, i in enumerate(order)}
+    texts = list(data.train["text"])
+    by_text = {texts[i]: x[row] for row, i in enumerate(length_order(texts))}
     transfer = (
         embed_split(settings, model=model, split=data.transfer)
         if data.transfer is not None

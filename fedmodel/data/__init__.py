@@ -9,6 +9,7 @@ from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import TASKS, load_task
 from fedmodel.data.tokenization import (
     PaddingCollator,
+    length_order,
     make_text_loader,
     tokenize_texts,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "PaddingCollator",
     "TaskData",
     "load_client_data",
+    "length_order",
     "load_task",
     "make_text_loader",
     "partition_clients",

@@ -114,6 +114,15 @@ class EncodedTexts(Dataset[dict[str, Any]]):
         return example
 
 
+def length_order(texts: Sequence[str]) -> list[int]:
+    """Indices of `texts`, shortest first (ties in input order).
+
+    Batches of texts of similar length need little dynamic padding; whoever
+    runs texts in this order and keys rows by text uses this one order.
+    """
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
+
+
 def make_text_loader(
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
-from fedmodel.data import make_text_loader
+from fedmodel.data import length_order, make_text_loader
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.training.loops import TEXT_INPUTS, Batch
@@ -215,7 +215,7 @@ def teacher_targets(
     are put back in input order at the end.
     """
     teacher.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    order = length_order(texts)
     loader = make_text_loader(
         tokenizer,
         [texts[i] for i in order],

@@ -76,14 +76,14 @@ def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> Data
 
     Batching texts of similar length keeps dynamic padding short.
     """
-    from fedmodel.data import make_text_loader
+    from fedmodel.data import length_order, make_text_loader
     from fedmodel.model.load import load_tokenizer
 
     texts: list[str] = list(split["text"])
     if not texts:
         raise FedmodelError("cannot run the model on an empty split")
     labels: list[int] = list(split["label"])
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    order = length_order(texts)
     return make_text_loader(
         load_tokenizer(settings.model),
         [texts[i] for i in order],

@@ -2,7 +2,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from fedmodel.data import PaddingCollator, make_text_loader, tokenize_texts
+from fedmodel.data import (
+    PaddingCollator,
+    length_order,
+    make_text_loader,
+    tokenize_texts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +91,9 @@ def test_loader_shuffle_is_seeded(tokenizer: PreTrainedTokenizerBase) -> None:
 
     assert order(0) == order(0) != order(1)
     assert sorted(order(0)) == list(range(20))
+
+
+def test_length_order_is_shortest_first_and_stable() -> None:
+    texts = ["ccc", "a", "bb", "d", "eee"]
+    assert length_order(texts) == [1, 3, 2, 0, 4]
+    assert length_order([]) == []
