@@ -12,6 +12,7 @@ import pytest
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data
+from fedmodel.privacy import sample_rate_for
 from fedmodel.research.privacy_plan import plan_run
 from tests.conftest import small_config
 
@@ -81,42 +82,31 @@ def test_bad_plans_are_flagged_with_exit_1(
     assert all(flag in plan["problem"] for plan in plans)
 
 
+@pytest.mark.parametrize("batch_size", [32, 512])
 def test_good_plan_prints_tables_and_exits_0(
-    capsys: pytest.CaptureFixture[str],
+    batch_size: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # 200 records a client: under an expected batch of 512 each samples at
+    # rate 1, which the table marks.
     overrides = [
         "model=tiny",
         "task.max_train_examples=600",
         "num_clients=3",
         "partition=iid",
-        "finetune.batch_size=32",
-        "num_rounds=2",
-    ]
-    assert run_command(["privacy-plan", *overrides]) == 0
-    out = capsys.readouterr().out
-    assert "noise mult." in out and "epsilon after each round" in out
-    assert "sample rate 1" not in out
-
-
-def test_a_client_smaller_than_a_batch_is_shown_at_sample_rate_1(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # 200 records a client against an expected batch of 512.
-    overrides = [
-        "model=tiny",
-        "task.max_train_examples=600",
-        "num_clients=3",
-        "partition=iid",
-        "finetune.batch_size=512",
+        f"finetune.batch_size={batch_size}",
         "num_rounds=2",
     ]
     assert run_command(["privacy-plan", "--json", *overrides]) == 0
     plans = json.loads(capsys.readouterr().out)
-    assert [plan["sample_rate"] for plan in plans] == [1.0, 1.0, 1.0]
+    assert [plan["sample_rate"] for plan in plans] == [
+        sample_rate_for(200, batch_size)
+    ] * 3
     assert run_command(["privacy-plan", *overrides]) == 0
     out = capsys.readouterr().out
-    assert out.count("n <= batch 512 *") == 3
-    assert "every step takes all n records: sample rate 1" in out
+    assert "noise mult." in out and "epsilon after each round" in out
+    marked = batch_size >= 200
+    assert out.count(f"n <= batch {batch_size} *") == (3 if marked else 0)
+    assert ("every step takes all n records: sample rate 1" in out) == marked
 
 
 def test_privacy_off_has_no_plan(tmp_path: Path) -> None:
