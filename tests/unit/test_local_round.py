@@ -38,7 +38,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 CLIENT = 0
-# 100 records a client (90 to train), short texts: a DP round takes ~1 s.
+# 100 records a client, all trained on; short texts: a DP round takes ~1 s.
 FAST = ("num_clients=6", "task.max_length=16")
 Weights = dict[str, torch.Tensor]
 
@@ -352,6 +352,27 @@ def test_dp_noise_is_not_reproducible_from_the_shared_seed(tmp_path: Path) -> No
     assert not torch.equal(first.weights[weight], second.weights[weight])
 
 
+def labels_of_trained_batches(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """Record the labels of every batch local training takes, in every epoch."""
+    seen: list[torch.Tensor] = []
+    real_train_epochs = local_round.train_epochs
+
+    class Watched:
+        def __init__(self, loader: Any) -> None:
+            self.loader = loader
+
+        def __iter__(self) -> Iterator[Any]:
+            for batch in self.loader:
+                seen.append(batch["labels"] if isinstance(batch, Mapping) else batch[1])
+                yield batch
+
+    def watching(module: Any, loader: Any, *args: Any, **kwargs: Any) -> float:
+        return real_train_epochs(module, Watched(loader), *args, **kwargs)
+
+    monkeypatch.setattr(local_round, "train_epochs", watching)
+    return seen
+
+
 def sampler_seed_with_empty_batches(num_records: int, sample_rate: float) -> int:
     """A seed whose Poisson batches start with an empty one and hold another."""
     for seed in range(10_000):
@@ -389,24 +410,12 @@ def test_text_round_survives_empty_poisson_batches(
         wrapped.loader.batch_sampler.generator = torch.Generator().manual_seed(seed)
         return wrapped
 
-    empty_batches: list[int] = []
-    real_train_epochs = local_round.train_epochs
-
-    def counting(module: Any, loader: Any, *args: Any, **kwargs: Any) -> float:
-        def batches() -> Iterator[Any]:
-            for index, batch in enumerate(loader):
-                labels = batch["labels"] if isinstance(batch, Mapping) else batch[1]
-                if labels.numel() == 0:
-                    empty_batches.append(index)
-                yield batch
-
-        return real_train_epochs(module, batches(), *args, **kwargs)
-
     monkeypatch.setattr(private_round, "private_training", first_batch_empty)
-    monkeypatch.setattr(local_round, "train_epochs", counting)
+    seen = labels_of_trained_batches(monkeypatch)
     start = fresh_weights(settings)
     outcome = one_round(settings, tmp_path / "client-0", start, 1)
 
+    empty_batches = [i for i, labels in enumerate(seen) if labels.numel() == 0]
     assert empty_batches[:1] == [0] and len(empty_batches) > 1
     assert outcome.weights is not None
     assert_only_weights_and_numbers(outcome, start)
@@ -416,32 +425,17 @@ def test_text_round_survives_empty_poisson_batches(
 def test_a_site_smaller_than_one_batch_takes_all_its_records_every_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 90 training records against an expected batch of 512: the site samples
+    # 100 training records against an expected batch of 512: the site samples
     # at rate 1 and is charged for it, with no amplification by subsampling.
     settings = make_settings(tmp_path, "finetune.batch_size=512")
     n = num_train_records(settings)
     assert n < settings.finetune.batch_size
-    sizes: list[int] = []
-    real_train_epochs = local_round.train_epochs
-
-    class Counted:
-        def __init__(self, loader: Any) -> None:
-            self.loader = loader
-
-        def __iter__(self) -> Iterator[Any]:
-            for batch in self.loader:
-                sizes.append(len(batch[1]))
-                yield batch
-
-    def counting(module: Any, loader: Any, *args: Any, **kwargs: Any) -> float:
-        return real_train_epochs(module, Counted(loader), *args, **kwargs)
-
-    monkeypatch.setattr(local_round, "train_epochs", counting)
+    seen = labels_of_trained_batches(monkeypatch)
     start = fresh_weights(settings)
     outcome = one_round(settings, tmp_path / "client-0", start, 1)
 
     epochs = settings.finetune.local_epochs
-    assert sizes == [n] * epochs
+    assert [len(labels) for labels in seen] == [n] * epochs
     assert outcome.privacy["sample-rate"] == 1.0
     assert outcome.privacy["steps"] == epochs
     plan = calibration.plan_client(settings, num_records=n, client_id="0")
