@@ -86,9 +86,9 @@ HEAD_RULE = (
 # 12 local epochs ended 1.5 to 4.4 points above HEAD_RULE's last row (2 over
 # 6), which left non-private runs under-trained. privacy=central keeps that
 # row: its server clips each client's whole update, which a larger local step
-# would change, and that was not measured.
-# Without noise the bias is held too: trained, it fits each site's own label
-# mix, and the average of those skewed fits hurts the federated model.
+# would change, and that was not measured. The bias is held here too:
+# trained, each site fits it to its own label mix, and averaging those skewed
+# fits cost 0.05 to 3.5 points on bank and hospital.
 OFF_ROWS = {
     "head": BudgetRow(math.inf, 1.0, learning_rate=8.0, batch_size=512,
                       local_epochs=12, grad_sample_mode="onepass",
