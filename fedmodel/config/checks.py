@@ -29,12 +29,31 @@ def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
     """Build typed settings from a nested config, naming any bad key.
 
     Keys the YAML leaves null (or `auto`) that follow the privacy budget are
-    filled first (`with_budget_defaults`); a value the user set always wins.
+    filled first (`with_budget_defaults`), and so is task=files' null
+    `num_clients` (`_with_client_count`); a value the user set always wins.
     """
-    settings = _build(RunSettings, with_budget_defaults(raw), path="")
+    filled = with_budget_defaults(_with_client_count(dict(raw)))
+    settings = _build(RunSettings, filled, path="")
     check_numbers(settings)  # every number finite and in range (number_rules.py)
     _check(settings)
     return settings
+
+
+def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with a null `num_clients` (task=files' default) set to one per file."""
+    if raw.get("num_clients") is not None:
+        return raw
+    task = raw.get("task")
+    files = task.get("train_files") if isinstance(task, Mapping) else None
+    if not files or not isinstance(files, list):
+        raise FedmodelError(
+            "num_clients is not set (task=files: one client per file of "
+            "task.train_files) and task.train_files is empty: list one CSV / "
+            "JSONL / Parquet file per site, e.g. "
+            "task.train_files='[site0.csv,site1.csv]', or set num_clients (in a "
+            "deployment: the number of sites)"
+        )
+    return {**raw, "num_clients": len(files)}
 
 
 def _build(cls: type[T], raw: Mapping[str, Any], *, path: str) -> T:

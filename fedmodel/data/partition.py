@@ -157,7 +157,8 @@ def _natural(
             raise FedmodelError(
                 f"task.train_files lists {len(values)} files, one client each "
                 f"(partition=natural, the default for task=files), but "
-                f"num_clients={num_clients}: set num_clients={len(values)}"
+                f"num_clients={num_clients}: set num_clients={len(values)}, or "
+                "leave it out (task=files counts the files)"
             )
         shown = values[:10] + (["..."] if len(values) > 10 else [])
         raise FedmodelError(

@@ -49,7 +49,6 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
             f"task.train_files=[{files[0]},{files[1]}]",
             f"task.test_file={tmp_path / 'test.csv'}",
             "model=tiny",
-            "num_clients=2",
             "num_rounds=1",
             "distill=off",
             f"hydra.run.dir={run_dir}",

@@ -44,11 +44,17 @@ def _options(group: str) -> list[str]:
     [f"{group}={option}" for group in GROUPS for option in _options(group)],
 )
 def test_every_group_option_composes(override: str) -> None:
-    raw = compose_config([override])
+    # task=files needs its files (a deployment, which lists none, sets the count).
+    files = ["task.train_files=[a.csv,b.csv]"] if override == "task=files" else []
+    raw = compose_config([override, *files])
     settings = settings_from_dict(raw)
     # Every value the run uses is a value the YAML states, or (where the YAML
-    # says null) the budget rule's: no hidden default.
-    assert dataclasses.asdict(settings) == with_budget_defaults(raw)
+    # says null) the budget rule's, or for task=files' null num_clients the
+    # count of its files: no hidden default.
+    expected = with_budget_defaults(raw)
+    if raw["num_clients"] is None:
+        expected["num_clients"] = len(raw["task"]["train_files"])
+    assert dataclasses.asdict(settings) == expected
     # Build what the option names, as a run would.
     strategy = build_strategy(settings.strategy, num_clients=settings.num_clients)
     assert isinstance(strategy, Strategy)
@@ -144,6 +150,36 @@ def test_a_files_task_keeps_one_file_per_client_unless_told_otherwise() -> None:
         ["partition=dirichlet", "task=files"],
     ):
         assert compose_config(overrides)["partition"]["name"] == "dirichlet"
+
+
+def test_a_files_task_has_one_client_per_file_unless_told_otherwise() -> None:
+    files = "task.train_files=[a.csv,b.csv,c.csv]"
+    # The composed config leaves the count to the run; the settings (what the
+    # run writes to resolved_config.yaml and privacy-plan shows) count the files.
+    assert compose_config(["task=files", files])["num_clients"] is None
+    settings = settings_from_dict(compose_config(["task=files", files]))
+    assert settings.num_clients == 3
+    assert dataclasses.asdict(settings)["num_clients"] == 3
+    # A number the user sets wins, from the command line or an experiment.
+    assert settings_from_dict(
+        compose_config(["task=files", files, "num_clients=2"])
+    ).num_clients == 2
+    assert settings_from_dict(
+        compose_config(["task=files", files, "experiment=centralized"])
+    ).num_clients == 1
+    # The other tasks keep the packaged 4.
+    assert settings_from_dict(compose_config(["task=hospital"])).num_clients == 4
+
+
+def test_a_files_task_without_files_or_a_count_names_both() -> None:
+    # A deployment lists no train files (each site names its own): the count
+    # must be given.
+    raw = compose_config(["task=files", "federation=deployment"])
+    with pytest.raises(
+        FedmodelError, match=r"num_clients is not set.*task\.train_files is empty"
+    ):
+        settings_from_dict(raw)
+    assert settings_from_dict({**raw, "num_clients": 2}).num_clients == 2
 
 
 @pytest.mark.parametrize(
