@@ -45,7 +45,12 @@ def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
         return raw
     task = raw.get("task")
     files = task.get("train_files") if isinstance(task, Mapping) else None
-    if not files or not isinstance(files, list):
+    if files and not isinstance(files, list):
+        raise FedmodelError(
+            f"config key 'task.train_files' must be a list, got {files!r}: "
+            f"e.g. task.train_files='[{files}]'"
+        )
+    if not files:
         raise FedmodelError(
             "num_clients is not set (task=files: one client per file of "
             "task.train_files) and task.train_files is empty: list one CSV / "

@@ -180,6 +180,9 @@ def test_a_files_task_without_files_or_a_count_names_both() -> None:
     ):
         settings_from_dict(raw)
     assert settings_from_dict({**raw, "num_clients": 2}).num_clients == 2
+    # One file written without the brackets is named, not counted as none.
+    with pytest.raises(FedmodelError, match=r"'task\.train_files' must be a list"):
+        settings_from_dict(compose_config(["task=files", "task.train_files=s0.csv"]))
 
 
 @pytest.mark.parametrize(
