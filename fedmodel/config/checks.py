@@ -50,6 +50,13 @@ def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
             f"config key 'task.train_files' must be a list, got {files!r}: "
             f"e.g. task.train_files='[{files}]'"
         )
+    other_clients = _clients_other_than_files(raw.get("partition"))
+    if other_clients:
+        raise FedmodelError(
+            "num_clients is not set (task=files counts one client per train "
+            f"file only under partition=natural on the files), and "
+            f"{other_clients}: set num_clients, e.g. num_clients=4"
+        )
     if not files:
         raise FedmodelError(
             "num_clients is not set (task=files: one client per file of "
@@ -59,6 +66,18 @@ def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
             "deployment: the number of sites)"
         )
     return {**raw, "num_clients": len(files)}
+
+
+def _clients_other_than_files(partition: Any) -> str:
+    """How a partition makes clients other than the train files; "" if it does not."""
+    partition = partition if isinstance(partition, Mapping) else {}
+    if partition.get("name") != "natural":
+        return f"partition={partition.get('name')} deals the records out again"
+    if partition.get("column") is not None or partition.get("label_groups"):
+        return (
+            "with partition.column or partition.label_groups the groups are the clients"
+        )
+    return ""
 
 
 def _build(cls: type[T], raw: Mapping[str, Any], *, path: str) -> T:

@@ -161,12 +161,18 @@ def test_a_files_task_has_one_client_per_file_unless_told_otherwise() -> None:
     assert settings.num_clients == 3
     assert dataclasses.asdict(settings)["num_clients"] == 3
     # A number the user sets wins, from the command line or an experiment.
-    assert settings_from_dict(
-        compose_config(["task=files", files, "num_clients=2"])
-    ).num_clients == 2
-    assert settings_from_dict(
-        compose_config(["task=files", files, "experiment=centralized"])
-    ).num_clients == 1
+    assert (
+        settings_from_dict(
+            compose_config(["task=files", files, "num_clients=2"])
+        ).num_clients
+        == 2
+    )
+    assert (
+        settings_from_dict(
+            compose_config(["task=files", files, "experiment=centralized"])
+        ).num_clients
+        == 1
+    )
     # The other tasks keep the packaged 4.
     assert settings_from_dict(compose_config(["task=hospital"])).num_clients == 4
 
@@ -180,6 +186,34 @@ def test_a_files_task_without_files_or_a_count_names_both() -> None:
     ):
         settings_from_dict(raw)
     assert settings_from_dict({**raw, "num_clients": 2}).num_clients == 2
+    # Where the records are dealt out again, the files are not the clients:
+    # the count must be given, not taken as the number of files.
+    for partition in (
+        "partition=dirichlet",
+        "partition=iid",
+        "partition.column=hospital",
+        "partition.label_groups={a: x}",
+    ):
+        with pytest.raises(
+            FedmodelError,
+            match=r"(out again|the groups are the clients): set num_clients",
+        ):
+            settings_from_dict(
+                compose_config(["task=files", "task.train_files=[all.csv]", partition])
+            )
+    assert (
+        settings_from_dict(
+            compose_config(
+                [
+                    "task=files",
+                    "task.train_files=[all.csv]",
+                    "partition=dirichlet",
+                    "num_clients=4",
+                ]
+            )
+        ).num_clients
+        == 4
+    )
     # One file written without the brackets is named, not counted as none.
     with pytest.raises(FedmodelError, match=r"'task\.train_files' must be a list"):
         settings_from_dict(compose_config(["task=files", "task.train_files=s0.csv"]))
