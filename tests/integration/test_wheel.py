@@ -116,6 +116,26 @@ def test_the_wheel_carries_the_configs_and_not_the_checkout(
         timeout=120,
     ).stdout
     assert "num_clients: 4" in job and "name: bank" in job
+    # The files task's packaged config composes too, one client per file.
+    sites = ("a", "b", "c")
+    for site in sites:
+        rows = "".join(
+            f"{site} text {i},{'yes' if i % 2 else 'no'}\n" for i in range(20)
+        )
+        (tmp_path / f"{site}.csv").write_text("text,label\n" + rows)
+    plans = _run(
+        [
+            str(installed / "fedmodel"),
+            "privacy-plan",
+            "--json",
+            "task=files",
+            f"task.train_files=[{','.join(f'{site}.csv' for site in sites)}]",
+            "task.test_file=a.csv",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    ).stdout
+    assert len(json.loads(plans)) == len(sites)
 
 
 def test_the_smoke_run_works_from_the_wheel(installed: Path, tmp_path: Path) -> None:
