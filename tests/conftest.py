@@ -92,10 +92,8 @@ def group_settings(group: str, option: str | None = None, **values: Any) -> Any:
     overrides = () if option is None else (f"{group}={option}",)
     # No group's settings depend on the client count, which task=files would
     # otherwise take from files these settings do not list.
-    count = ("num_clients=1",)
-    return dataclasses.replace(
-        getattr(_composed(*overrides, *count), group), **values
-    )
+    settings = _composed(*overrides, "num_clients=1")
+    return dataclasses.replace(getattr(settings, group), **values)
 
 
 @pytest.fixture

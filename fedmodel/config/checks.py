@@ -45,11 +45,8 @@ def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
         return raw
     task = raw.get("task")
     files = task.get("train_files") if isinstance(task, Mapping) else None
-    if files and not isinstance(files, list):
-        raise FedmodelError(
-            f"config key 'task.train_files' must be a list, got {files!r}: "
-            f"e.g. task.train_files='[{files}]'"
-        )
+    if not isinstance(files, list):
+        return raw  # `_build` names the missing or mistyped key (task comes first)
     other_clients = _clients_other_than_files(raw.get("partition"))
     if other_clients:
         raise FedmodelError(
@@ -116,7 +113,10 @@ def _coerce(hint: Any, value: Any, *, key: str) -> Any:
         return _build(hint, value, path=key)  # type: ignore[arg-type]
     if origin is list:
         if not isinstance(value, list | tuple):
-            raise FedmodelError(f"config key '{key}' must be a list, got {value!r}")
+            example = f": e.g. {key}='[{value}]'" if isinstance(value, str) else ""
+            raise FedmodelError(
+                f"config key '{key}' must be a list, got {value!r}{example}"
+            )
         (item,) = typing.get_args(hint)
         return [_coerce(item, v, key=f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:

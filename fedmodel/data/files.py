@@ -53,8 +53,8 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     if not task.train_files and task.labels is None:
         raise FedmodelError(
             "task.train_files is empty: list one CSV / JSONL / Parquet file per "
-            "site, e.g. task.train_files='[site0.csv,site1.csv]' (in a "
-            "deployment the sites hold their own files: set task.labels instead)"
+            "site, e.g. task.train_files='[site0.csv,site1.csv]' (in a deployment "
+            "the sites hold their own files: set task.labels instead)"
         )
     if not task.test_file:
         raise FedmodelError(
