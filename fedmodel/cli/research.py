@@ -29,6 +29,11 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_privacy_plan(args: argparse.Namespace) -> int:
     """Print each client's plan; exit 1 if any client is flagged."""
+    from fedmodel.run.console import setup_logging
+
+    # fedmodel's lines on stderr and the libraries' progress bars off, before
+    # tqdm is imported (it reads TQDM_DISABLE once, on import).
+    setup_logging()
     from rich.console import Console
 
     from fedmodel.config import compose_config, settings_from_dict
@@ -39,7 +44,6 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
         settings_table,
         training_settings,
     )
-
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
     shown = training_settings(settings, derived_keys(raw))

@@ -20,6 +20,7 @@ from fedmodel.config.modes import (
 )
 from fedmodel.config.number_rules import check_numbers
 from fedmodel.config.schema import RunSettings
+from fedmodel.config.train_files import with_train_files
 from fedmodel.errors import FedmodelError
 
 T = TypeVar("T")
@@ -29,52 +30,15 @@ def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
     """Build typed settings from a nested config, naming any bad key.
 
     Keys the YAML leaves null (or `auto`) that follow the privacy budget are
-    filled first (`with_budget_defaults`), and so is task=files' null
-    `num_clients` (`_with_client_count`); a value the user set always wins.
+    filled first (`with_budget_defaults`); task=files' patterns in
+    `task.train_files` are expanded and its null `num_clients` counts the files
+    (`with_train_files`). A value the user set always wins.
     """
-    filled = with_budget_defaults(_with_client_count(dict(raw)))
+    filled = with_budget_defaults(with_train_files(dict(raw)))
     settings = _build(RunSettings, filled, path="")
     check_numbers(settings)  # every number finite and in range (number_rules.py)
     _check(settings)
     return settings
-
-
-def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
-    """`raw` with a null `num_clients` (task=files' default) set to one per file."""
-    if raw.get("num_clients") is not None:
-        return raw
-    task = raw.get("task")
-    files = task.get("train_files") if isinstance(task, Mapping) else None
-    if not isinstance(files, list):
-        return raw  # `_build` names the missing or mistyped key (task comes first)
-    other_clients = _clients_other_than_files(raw.get("partition"))
-    if other_clients:
-        raise FedmodelError(
-            "num_clients is not set (task=files counts one client per train "
-            f"file only under partition=natural on the files), and "
-            f"{other_clients}: set num_clients, e.g. num_clients=4"
-        )
-    if not files:
-        raise FedmodelError(
-            "num_clients is not set (task=files: one client per file of "
-            "task.train_files) and task.train_files is empty: list one CSV / "
-            "JSONL / Parquet file per site, e.g. "
-            "task.train_files='[site0.csv,site1.csv]', or set num_clients (in a "
-            "deployment: the number of sites)"
-        )
-    return {**raw, "num_clients": len(files)}
-
-
-def _clients_other_than_files(partition: Any) -> str:
-    """How a partition makes clients other than the train files; "" if it does not."""
-    partition = partition if isinstance(partition, Mapping) else {}
-    if partition.get("name") != "natural":
-        return f"partition={partition.get('name')} deals the records out again"
-    if partition.get("column") is not None or partition.get("label_groups"):
-        return (
-            "with partition.column or partition.label_groups the groups are the clients"
-        )
-    return ""
 
 
 def _build(cls: type[T], raw: Mapping[str, Any], *, path: str) -> T:

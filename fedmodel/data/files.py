@@ -23,6 +23,7 @@ from fedmodel.data.file_formats import (
     is_missing,
     read_table,
 )
+from fedmodel.data.file_roles import check_named_files, warn_server_texts_at_sites
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
@@ -50,22 +51,12 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     holds), None without one. `seed` is unused (the files are taken as they are).
     """
     del seed
-    if not task.train_files and task.labels is None:
-        raise FedmodelError(
-            "task.train_files is empty: list one CSV / JSONL / Parquet file per "
-            "site, e.g. task.train_files='[site0.csv,site1.csv]' (in a deployment "
-            "the sites hold their own files: set task.labels instead)"
-        )
-    if not task.test_file:
-        raise FedmodelError(
-            "task.test_file is not set: give the file the server evaluates on, "
-            "e.g. task.test_file=test.csv"
-        )
+    test_file = check_named_files(task)
     train = [
         _read_records(Path(name), task=task, key=f"task.train_files[{i}]")
         for i, name in enumerate(task.train_files)
     ]
-    test = _read_records(Path(task.test_file), task=task, key="task.test_file")
+    test = _read_records(Path(test_file), task=task, key="task.test_file")
     held = (
         [
             _read_records(
@@ -75,6 +66,10 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         if task.validation_file
         else []
     )
+    if held:
+        warn_server_texts_at_sites(
+            held[0].path, held[0].texts, [(r.path, r.texts) for r in train]
+        )
     label_names = _label_names(task, [*train, *held, test])
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(

@@ -83,13 +83,16 @@ def test_a_repeated_label_column_is_named(tmp_path: Path) -> None:
     data = tmp_path / "site0.csv"
     rows = "\n".join(f"text {i},{'ab'[i % 2]},{'ba'[i % 2]}" for i in range(40))
     data.write_text("text,label,label\n" + rows + "\n", encoding="utf-8")
+    other, test = tmp_path / "site1.csv", tmp_path / "test.csv"
+    for path in (other, test):
+        path.write_text("text,label\nfine,a\nfair,b\n", encoding="utf-8")
     run_dir = tmp_path / "run"
     saved = _earlier_run(run_dir)
     done = _simulate(
         *SMALL,
         "task=files",
-        f"task.train_files=[{data},{data}]",
-        f"task.test_file={data}",
+        f"task.train_files=[{data},{other}]",
+        f"task.test_file={test}",
         "partition=natural",
         f"hydra.run.dir={run_dir}",
     )

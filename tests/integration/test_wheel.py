@@ -123,6 +123,7 @@ def test_the_wheel_carries_the_configs_and_not_the_checkout(
             f"{site} text {i},{'yes' if i % 2 else 'no'}\n" for i in range(20)
         )
         (tmp_path / f"{site}.csv").write_text("text,label\n" + rows)
+    (tmp_path / "test.csv").write_text("text,label\nheld out,yes\nheld back,no\n")
     plans = _run(
         [
             str(installed / "fedmodel"),
@@ -130,7 +131,7 @@ def test_the_wheel_carries_the_configs_and_not_the_checkout(
             "--json",
             "task=files",
             f"task.train_files=[{','.join(f'{site}.csv' for site in sites)}]",
-            "task.test_file=a.csv",
+            "task.test_file=test.csv",
         ],
         cwd=tmp_path,
         timeout=300,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import tomllib
@@ -175,6 +176,36 @@ def test_a_files_task_has_one_client_per_file_unless_told_otherwise() -> None:
     )
     # The other tasks keep the packaged 4.
     assert settings_from_dict(compose_config(["task=hospital"])).num_clients == 4
+
+
+def test_a_pattern_in_train_files_lists_what_it_matches_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("b.csv", "a.csv", "c.jsonl", "notes.txt", "odd[1].csv"):
+        (tmp_path / name).write_text("text,label\n")
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "d.csv").write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    settings = settings_from_dict(
+        compose_config(["task=files", "task.train_files=[c.jsonl,*.csv]"])
+    )
+    # Sorted, so client i is the same file in every process; listed names stay
+    # where they are; a name that exists as written is taken as it is.
+    assert settings.task.train_files == ["c.jsonl", "a.csv", "b.csv", "odd[1].csv"]
+    assert settings.num_clients == 4
+    assert dataclasses.asdict(settings)["task"]["train_files"][1] == "a.csv"
+    recursive = settings_from_dict(
+        compose_config(["task=files", "task.train_files=['**/d.csv','odd[1].csv']"])
+    )
+    assert recursive.task.train_files == ["deep/d.csv", "odd[1].csv"]
+    with pytest.raises(
+        FedmodelError,
+        match=r"task\.train_files\[1\]='sites/\*\.csv' matches no file.*"
+        + re.escape(str(tmp_path)),
+    ):
+        settings_from_dict(
+            compose_config(["task=files", "task.train_files=[a.csv,sites/*.csv]"])
+        )
 
 
 def test_a_files_task_without_files_or_a_count_names_both() -> None:

@@ -53,6 +53,8 @@ def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
         rows = [f"site {site} text {i},{'yes' if i % 2 else 'no'}" for i in range(20)]
         path.write_text("text,label\n" + "\n".join(rows) + "\n")
         files.append(str(path))
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nheld out,yes\nheld back,no\n")
     settings = settings_from_dict(
         compose_config(
             [
@@ -71,7 +73,7 @@ def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
             ]
         )
     )
-    task = dataclasses.replace(settings.task, train_files=files, test_file=files[0])
+    task = dataclasses.replace(settings.task, train_files=files, test_file=str(test))
     return dataclasses.replace(settings, task=task)
 
 

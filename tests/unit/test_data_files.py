@@ -60,7 +60,8 @@ def test_numeric_labels_match_across_formats(tmp_path: Path) -> None:
 def test_given_labels_fix_order_and_reject_others(tmp_path: Path) -> None:
     a = _csv(tmp_path / "a.csv", [("x", "pos"), ("y", "neg"), ("z", "maybe")])
     test = _csv(tmp_path / "t.csv", [("x", "pos")])
-    data = load_task(_task([test], test, labels=["pos", "neg"]), seed=0)
+    site = _csv(tmp_path / "s.csv", [("x", "pos")])
+    data = load_task(_task([site], test, labels=["pos", "neg"]), seed=0)
     assert data.label_names == ("pos", "neg")
     with pytest.raises(FedmodelError) as info:
         load_task(_task([a], test, labels=["pos", "neg"]), seed=0)
@@ -109,7 +110,8 @@ def test_missing_columns_are_listed(tmp_path: Path, server_csv: Path) -> None:
     message = str(info.value)
     assert "a.csv" in message and "'text'" in message and "'sentence'" in message
     with pytest.raises(FedmodelError, match=r"label column 'y'.*\['text', 'label'\]"):
-        load_task(_task([server_csv], server_csv, label_column="y"), seed=0)
+        site = _csv(tmp_path / "b.csv", [("x", "pos")])
+        load_task(_task([site], server_csv, label_column="y"), seed=0)
 
 
 def test_empty_and_null_texts_name_rows(tmp_path: Path, server_csv: Path) -> None:
@@ -153,3 +155,46 @@ def test_no_train_files_or_test_file(tmp_path: Path, server_csv: Path) -> None:
         load_task(_task([server_csv], None), seed=0)
     with pytest.raises(FedmodelError, match=r"task.test_file.*missing.csv"):
         load_task(_task([server_csv], tmp_path / "missing.csv"), seed=0)
+
+
+def test_a_file_in_two_roles_is_refused_naming_both(
+    tmp_path: Path, server_csv: Path
+) -> None:
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("dire", "neg")])
+    server = _csv(tmp_path / "server.csv", [("grand", "pos"), ("grim", "neg")])
+    same_a = str(tmp_path / "." / "a.csv")  # another spelling of one path
+    cases = [
+        (
+            _task([a, b, Path(same_a)], server_csv),
+            r"train_files\[2\].*train_files\[0\].*twice the epsilon",
+        ),
+        (_task([a, b], a), r"task.test_file=.*train_files\[0\].*no site trains on"),
+        (
+            _task([a, b], server_csv, validation_file=str(b)),
+            r"task.validation_file=.*train_files\[1\].*gives the server that site",
+        ),
+        (
+            _task([a, b], server_csv, validation_file=str(server_csv)),
+            r"task.validation_file=.*task.test_file.*never chooses",
+        ),
+    ]
+    for task, message in cases:
+        with pytest.raises(FedmodelError, match=message):
+            load_task(task, seed=0)
+    data = load_task(_task([a, b], server_csv, validation_file=str(server)), seed=0)
+    assert data.transfer is not None and len(data.transfer) == 2
+
+
+def test_a_server_file_sharing_texts_with_a_site_is_named(
+    tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("dire", "neg"), ("meh", "neg")])
+    cut = _csv(tmp_path / "cut.csv", [("dire", "neg"), ("meh", "neg"), ("new", "pos")])
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        load_task(_task([a, b], server_csv, validation_file=str(cut)), seed=0)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1, warned
+    assert "2 of the 3 records of task.train_files[1]" in warned[0]
+    assert "b.csv" in warned[0] and "cut.csv" in warned[0]

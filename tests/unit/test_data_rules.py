@@ -151,7 +151,7 @@ def test_one_class_is_refused_unless_labels_name_more(
 ) -> None:
     one = _write(tmp_path / "one.csv", [("x", "pos"), ("y", "pos")])
     with pytest.raises(FedmodelError) as info:
-        load_task(_task([one, one], test_file), seed=0)
+        load_task(_task([one], test_file), seed=0)
     message = str(info.value)
     assert "one.csv" in message and "['pos']" in message
     assert "at least 2 labels" in message and "task.labels" in message

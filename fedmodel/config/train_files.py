@@ -1,0 +1,98 @@
+"""task=files' train files: patterns expanded, one client per file by default.
+
+Both happen in `settings_from_dict`, before any plan is calibrated, so the
+resolved config, `fedmodel privacy-plan` and the run hold the same list of
+files and the same client count.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedmodel.errors import FedmodelError
+
+# What makes an entry of task.train_files a pattern (Python's glob syntax).
+_PATTERN_CHARACTERS = frozenset("*?[")
+
+
+def with_train_files(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with `task.train_files` patterns expanded, then its client count.
+
+    A pattern (`sites/*.csv`, `data/**/train.parquet`) becomes the files it
+    matches, sorted, so client i is the i-th of them in every process; a name
+    that exists as written is a file, whatever its characters. A null
+    `num_clients` (task=files' default) becomes the number of files.
+    """
+    return _with_client_count(_with_expanded_patterns(raw))
+
+
+def _with_expanded_patterns(raw: dict[str, Any]) -> dict[str, Any]:
+    task = raw.get("task")
+    if not isinstance(task, Mapping):
+        return raw  # `_build` names the missing or mistyped key
+    files = task.get("train_files")
+    if not isinstance(files, list) or not any(map(_is_pattern, files)):
+        return raw
+    expanded: list[Any] = []
+    for i, name in enumerate(files):
+        if not _is_pattern(name):
+            expanded.append(name)
+            continue
+        matches = sorted(glob.glob(name, recursive=True))
+        if not matches:
+            raise FedmodelError(
+                f"task.train_files[{i}]={name!r} matches no file (patterns are "
+                f"taken from the working directory, {Path.cwd()}); fix the "
+                "pattern or list the files"
+            )
+        expanded.extend(matches)
+    return {**raw, "task": {**task, "train_files": expanded}}
+
+
+def _is_pattern(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and not _PATTERN_CHARACTERS.isdisjoint(name)
+        and not Path(name).exists()
+    )
+
+
+def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with a null `num_clients` (task=files' default) set to one per file."""
+    if raw.get("num_clients") is not None:
+        return raw
+    task = raw.get("task")
+    files = task.get("train_files") if isinstance(task, Mapping) else None
+    if not isinstance(files, list):
+        return raw  # `_build` names the missing or mistyped key (task comes first)
+    other_clients = _clients_other_than_files(raw.get("partition"))
+    if other_clients:
+        raise FedmodelError(
+            "num_clients is not set (task=files counts one client per train "
+            f"file only under partition=natural on the files), and "
+            f"{other_clients}: set num_clients, e.g. num_clients=4"
+        )
+    if not files:
+        raise FedmodelError(
+            "num_clients is not set (task=files: one client per file of "
+            "task.train_files) and task.train_files is empty: list one CSV / "
+            "JSONL / Parquet file per site, e.g. "
+            "task.train_files='[site0.csv,site1.csv]', or set num_clients (in a "
+            "deployment: the number of sites)"
+        )
+    return {**raw, "num_clients": len(files)}
+
+
+def _clients_other_than_files(partition: Any) -> str:
+    """How a partition makes clients other than the train files; "" if it does not."""
+    partition = partition if isinstance(partition, Mapping) else {}
+    if partition.get("name") != "natural":
+        return f"partition={partition.get('name')} deals the records out again"
+    if partition.get("column") is not None or partition.get("label_groups"):
+        return (
+            "with partition.column or partition.label_groups the groups are the clients"
+        )
+    return ""

@@ -1,0 +1,118 @@
+"""Each file of a files task plays one role: one site's, the server's test, its own.
+
+A file named in two roles would quietly break what the run reports:
+
+- a train file listed twice makes two clients of one site's records, each
+  spending its own budget on them, so every one of them spends twice the
+  epsilon shown;
+- a train file as `task.validation_file` hands that site's records to the
+  server, which fits its start and keeps its best round on them without noise;
+- a train file as `task.test_file` scores the model on records it trained on;
+- the test file as `task.validation_file` lets the test split choose.
+
+Paths are compared once resolved (links followed), so `./a.csv` and `a.csv`
+are one file. A copy under another name is not refused: a server file that
+shares texts with a site's is named in a warning instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from fedmodel.config import TaskSettings
+from fedmodel.errors import FedmodelError
+
+logger = logging.getLogger(__name__)
+
+# One site's train file and the texts of its records.
+SiteTexts = tuple[Path, Sequence[str]]
+
+_TRAIN, _TEST, _VALIDATION = "train", "test", "validation"
+
+# What each pair of roles would do, keyed by (first role, second role) in the
+# order the files are listed: train files, then test, then validation.
+_WHY = {
+    (_TRAIN, _TRAIN): (
+        "each site's records must be one client's: listed twice they are two "
+        "clients' and spend twice the epsilon shown; list each file once"
+    ),
+    (_TRAIN, _TEST): (
+        "the test file must hold records no site trains on; give a held-out file"
+    ),
+    (_TRAIN, _VALIDATION): (
+        "task.validation_file is the server's own records, used without noise, "
+        "so a site's file there gives the server that site's records; give a "
+        "file no site holds, or null"
+    ),
+    (_TEST, _VALIDATION): (
+        "the server chooses its start and best round by task.validation_file, "
+        "and the test split never chooses anything; give another file, or null"
+    ),
+}
+
+
+def check_named_files(task: TaskSettings) -> str:
+    """The test file, once the files are named and each plays one role.
+
+    Raises if a file is missing from its key or named in two roles (see the
+    module's list).
+    """
+    if not task.train_files and task.labels is None:
+        raise FedmodelError(
+            "task.train_files is empty: list one CSV / JSONL / Parquet file per "
+            "site, e.g. task.train_files='[site0.csv,site1.csv]' (in a deployment "
+            "the sites hold their own files: set task.labels instead)"
+        )
+    if not task.test_file:
+        raise FedmodelError(
+            "task.test_file is not set: give the file the server evaluates on, "
+            "e.g. task.test_file=test.csv"
+        )
+    seen: dict[Path, tuple[str, str]] = {}
+    for role, key, name in _named_files(task):
+        path = Path(name).resolve()
+        if path in seen:
+            first_role, first_key = seen[path]
+            raise FedmodelError(
+                f"{key}={name!r} is the same file as {first_key}: "
+                f"{_WHY[first_role, role]}"
+            )
+        seen[path] = (role, key)
+    return task.test_file
+
+
+def warn_server_texts_at_sites(
+    server_file: Path, server_texts: Sequence[str], sites: Sequence[SiteTexts]
+) -> None:
+    """Warn where a site's file shares texts with the server's validation file.
+
+    The server uses its file without noise; a file cut from the sites' records
+    would leave the shared ones outside every site's budget.
+    """
+    held = set(server_texts)
+    for i, (path, texts) in enumerate(sites):
+        shared = sum(text in held for text in texts)
+        if shared:
+            logger.warning(
+                "%d of the %d records of task.train_files[%d] (%s) have a text "
+                "that task.validation_file (%s) holds too. The server fits its "
+                "start and picks its round on its file without noise: if the "
+                "file was cut from the sites' records, take those out of one of "
+                "the two",
+                shared,
+                len(texts),
+                i,
+                path,
+                server_file,
+            )
+
+
+def _named_files(task: TaskSettings) -> Iterator[tuple[str, str, str]]:
+    for i, name in enumerate(task.train_files):
+        yield _TRAIN, f"task.train_files[{i}]", name
+    if task.test_file:
+        yield _TEST, "task.test_file", task.test_file
+    if task.validation_file:
+        yield _VALIDATION, "task.validation_file", task.validation_file
