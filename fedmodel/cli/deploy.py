@@ -1,4 +1,4 @@
-"""Deployment commands: `fedmodel certs`, `superlink`, `supernode`, `ledger`.
+"""Deployment commands: `certs`, `superlink`, `supernode`, `ledger`, `flwr-app`.
 
 Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
 `run_*` that imports what it needs (cryptography, Flower, Opacus) only then.
@@ -192,4 +192,27 @@ def run_ledger(args: argparse.Namespace) -> int:
         f"archived {status.path} (epsilon {status.epsilon:.4f}, {status.rounds} "
         f"round(s)) as {archived}; the next round starts a new budget"
     )
+    return EXIT_OK
+
+
+def add_flwr_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fedmodel flwr-app [FOLDER]`: the app folder `flwr run` takes."""
+    from fedmodel.federation.app_folder import DEFAULT_FOLDER
+
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_FOLDER,
+        help=f"the folder to write pyproject.toml into (default: {DEFAULT_FOLDER})",
+    )
+
+
+def run_flwr_app(args: argparse.Namespace) -> int:
+    """Write the app folder and show the `flwr run` command that uses it."""
+    from fedmodel.federation.app_folder import write_app_folder
+
+    path = write_app_folder(args.folder)
+    print(f"wrote {path}: fedmodel's apps, no code (each machine runs its own)")
+    print(f"start runs with: flwr run {args.folder} ...")
     return EXIT_OK

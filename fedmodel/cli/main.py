@@ -67,6 +67,16 @@ COMMANDS: tuple[Command, ...] = (
         description=predict.DESCRIPTION,
     ),
     Command(
+        "flwr-app",
+        "the app folder for `flwr run`: fedmodel's apps, no code",
+        deploy.add_flwr_app_arguments,
+        deploy.run_flwr_app,
+        description="Write FOLDER/pyproject.toml, a Flower app that names "
+        "fedmodel's ServerApp and ClientApp and holds no code: `flwr run "
+        "FOLDER` then runs the fedmodel installed on the SuperLink's machine and "
+        "on each SuperNode's.",
+    ),
+    Command(
         "certs",
         "TLS certificates (server) or a key pair (site)",
         deploy.add_certs_arguments,

@@ -10,6 +10,12 @@ _JSON_PREFIX = "json:"
 
 RunConfig = dict[str, bool | int | float | str]
 
+# The run-config keys of fedmodel's Flower app (`fedmodel flwr-app`) and their
+# defaults: `flwr run` passes these, where `fedmodel simulate` passes the whole
+# flattened config. "overrides" holds Hydra overrides; "" for "run-dir" means
+# outputs/<date>/<time>-flwr-<task>.
+FLWR_RUN_CONFIG: dict[str, str] = {"overrides": "", "run-dir": ""}
+
 
 def to_run_config(raw: Mapping[str, Any]) -> RunConfig:
     """Flatten a nested snake_case config into Flower's kebab-case run-config.

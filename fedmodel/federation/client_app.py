@@ -32,6 +32,7 @@ from flwr.app import (  # noqa: E402
 )
 from flwr.clientapp import ClientApp  # noqa: E402
 
+import fedmodel  # noqa: E402
 from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SiteConfig,
@@ -120,6 +121,15 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
         state_dir = client_state_dir(settings, context, client_id)
         records = None
     else:
+        # Which code trains on the site's records: with `fedmodel flwr-app`'s
+        # bundle, the site's own installed fedmodel.
+        log.info(
+            "site %d: round %d, fedmodel %s from %s",
+            site.site_id,
+            round_number,
+            fedmodel.__version__,
+            Path(fedmodel.__file__).parent,
+        )
         settings = capped_settings(settings, site)
         state_dir = site.state_dir
         records = site_round_records(

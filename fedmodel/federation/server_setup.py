@@ -28,6 +28,7 @@ from fedmodel.config import (
     settings_from_dict,
 )
 from fedmodel.config.deployment import check_deployment_settings
+from fedmodel.config.run_config import FLWR_RUN_CONFIG
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_level import CENTRAL_LEDGER_FILE
@@ -59,14 +60,15 @@ NODE_WAIT_SECONDS = 60.0
 def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     """Typed settings from a flat run-config.
 
-    Under `flwr run` the run-config holds only pyproject's [tool.flwr.app.config]
-    keys: `overrides` (Hydra syntax, applied to conf/) and `run-dir` ("" means
-    outputs/<date>/<time>-flwr-<task>). The ServerApp runs in the SuperLink's
-    working directory, so the run folder is made absolute here: the log then
-    names it and ClientApps find it whatever their own working directory.
+    Under `flwr run` the run-config holds only the app's keys
+    (`FLWR_RUN_CONFIG`): `overrides` (Hydra syntax, applied to conf/) and
+    `run-dir` ("" means outputs/<date>/<time>-flwr-<task>). The ServerApp runs
+    in the SuperLink's working directory, so the run folder is made absolute
+    here: the log then names it and ClientApps find it whatever their own
+    working directory.
     `fedmodel simulate` passes the whole resolved config instead.
     """
-    if set(run_config) <= {"overrides", "run-dir"}:
+    if set(run_config) <= set(FLWR_RUN_CONFIG):
         raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
         run_dir = str(run_config.get("run-dir", ""))
         if not run_dir:

@@ -2,9 +2,10 @@
 
 `Loopback` plays both operators on one machine through the commands the README
 gives them (`fedmodel certs`, `fedmodel superlink`, `flwr supernode register`,
-`fedmodel supernode`, `flwr run`). It keeps the `Popen` of everything it starts;
-`stop` ends each one by its PID together with its descendants (Flower's
-SuperExec and the app processes it spawns), also when a test fails.
+`fedmodel supernode`, `fedmodel flwr-app`, `flwr run`). It keeps the `Popen` of
+everything it starts; `stop` ends each one by its PID together with its
+descendants (Flower's SuperExec and the app processes it spawns), also when a
+test fails.
 """
 
 from __future__ import annotations
@@ -182,11 +183,17 @@ class Loopback:
         return (self.directory / f"{name}.log").read_text()
 
     def run(self, overrides: str, *, run_dir: Path, timeout: float = 300) -> str:
-        """`flwr run` the apps on this federation; fail unless it completed."""
+        """`flwr run` the apps on this federation; fail unless it completed.
+
+        The app folder is the one `fedmodel flwr-app` writes (no code), so the
+        SuperLink and each site run the fedmodel installed with them.
+        """
+        app = self.directory / "fedmodel-app"
+        self.command(FEDMODEL, "flwr-app", str(app))
         output = self.command(
             "flwr",
             "run",
-            ".",
+            str(app),
             "--stream",
             "--run-config",
             f'overrides="{overrides}" run-dir="{run_dir}"',

@@ -11,6 +11,7 @@ when it fails.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,15 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
         assert [r["round"] for r in spent["rounds"]] == [1, 2]
         assert 0 < spent["rounds"][-1]["epsilon"] <= target + 1e-9
         assert summary["clients"][site_id]["epsilon"] == spent["rounds"][-1]["epsilon"]
+
+    # Each site trained with the fedmodel installed at the site (the wheel in
+    # its venv): the app folder's bundle carries no code of the server's.
+    site_lib = re.escape(str(tmp_path / "site-venv" / "lib"))
+    for site_id in SITE_CAPS:
+        assert re.search(
+            rf"site {site_id}: round 1, fedmodel \S+ from {site_lib}",
+            loopback.log(f"site-{site_id}"),
+        ), loopback.log(f"site-{site_id}")[-3000:]
 
     # The unregistered key was refused: that SuperNode gave up with an error.
     assert intruder.wait(timeout=60) != 0

@@ -1,9 +1,11 @@
 """`flwr run` of our ServerApp/ClientApp as a local simulation, end to end.
 
-This is the path a user takes with Flower's own CLI: `flwr run` builds a FAB
-from the repo, starts a local SuperLink in the background (it stays up after
-the run) and the SuperLink runs the simulation. The fixture stops every process
-started under the test's FLWR_HOME, also when the test fails.
+This is the path a user takes with Flower's own CLI: `fedmodel flwr-app`
+writes the app folder, `flwr run` builds a FAB from it (no code: the apps come
+from the installed fedmodel), starts a local SuperLink in the background (it
+stays up after the run) and the SuperLink runs the simulation. The fixture
+stops every process started under the test's FLWR_HOME, also when the test
+fails.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,16 +110,21 @@ def _flwr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_flwr_run_local_simulation(flwr_env: dict[str, str], tmp_path: Path) -> None:
-    # `flwr run` would move this legacy section into config.toml and rewrite
-    # the repo's pyproject.toml.
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "federations" not in pyproject["tool"]["flwr"]
+    app = tmp_path / "fedmodel-app"
+    written = subprocess.run(
+        [f"{Path(sys.executable).parent}/fedmodel", "flwr-app", str(app)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stdout + written.stderr
     run_dir = tmp_path / "run"
 
     run = _flwr(
         flwr_env,
         "run",
-        ".",
+        str(app),
         "--stream",
         "--federation-config",
         # Both clients in one Ray actor, as in `tests.conftest.SMALL_RUN`.

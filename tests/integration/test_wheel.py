@@ -139,6 +139,26 @@ def test_the_wheel_carries_the_configs_and_not_the_checkout(
     assert len(json.loads(plans)) == len(sites)
 
 
+def test_the_wheel_writes_the_flwr_app_folder(installed: Path, tmp_path: Path) -> None:
+    # A server operator with only the wheel gets the folder `flwr run` takes,
+    # and Flower finds the apps it names in the wheel's venv.
+    _run([str(installed / "fedmodel"), "flwr-app"], cwd=tmp_path, timeout=120)
+    checked = _run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import tomllib, fedmodel; from flwr.common.config import "
+            "validate_config; c = tomllib.load(open('fedmodel-app/pyproject.toml', "
+            "'rb')); print(validate_config(c, check_module=True, "
+            "project_dir='fedmodel-app')[0], fedmodel.__file__)",
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    ).stdout.split()
+    assert checked[0] == "True"
+    assert Path(checked[1]).is_relative_to(installed.parent)
+
+
 def test_the_smoke_run_works_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     done = _run(
         [str(installed / "fedmodel"), "simulate", "debug=smoke"],

@@ -6,7 +6,6 @@ import dataclasses
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -277,12 +276,3 @@ def test_unknown_and_mistyped_keys_are_named() -> None:
 def test_bad_override_is_a_clear_error() -> None:
     with pytest.raises(FedmodelError, match="task=nosuchtask"):
         compose_config(["task=nosuchtask"])
-
-
-def test_pyproject_points_flower_at_the_apps() -> None:
-    pyproject = tomllib.loads(
-        (Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8")
-    )
-    components = pyproject["tool"]["flwr"]["app"]["components"]
-    assert components["serverapp"] == "fedmodel.federation.server_app:app"
-    assert components["clientapp"] == "fedmodel.federation.client_app:app"
