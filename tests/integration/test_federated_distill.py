@@ -44,15 +44,15 @@ def federated_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, list[dict[str, Any]], dict[str, Any], list[Message]]:
     """The printed plan, then the run: its folder, plan, summary and replies."""
+    # Outside the per-test fixtures' reach (module scope): undo the logging
+    # set-up of the command and the run, and the spy, here.
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), logging_restored():
         code = run_command(["privacy-plan", "--json", *SMALL_RUN, *FEDERATED_DISTILL])
     assert code == 0
     plans = json.loads(printed.getvalue())
 
     run_dir = tmp_path_factory.mktemp("federated-distill")
-    # Outside the per-test fixtures' reach (module scope): undo the spy and
-    # the run's logging set-up here.
     with pytest.MonkeyPatch.context() as monkeypatch, logging_restored():
         replies = _record_replies(monkeypatch)
         summary = simulate(small_config(*FEDERATED_DISTILL), run_dir=run_dir)
