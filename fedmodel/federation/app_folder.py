@@ -47,8 +47,14 @@ def write_app_folder(folder: Path) -> Path:
             "it is: name a new or empty folder, e.g. fedmodel flwr-app "
             f"{DEFAULT_FOLDER}"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(app_pyproject(), encoding="utf-8")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(app_pyproject(), encoding="utf-8")
+    except OSError as exc:
+        raise FedmodelError(
+            f"could not write {path}: {exc.strerror or exc}; name a folder you "
+            "can write to"
+        ) from exc
     return path
 
 

@@ -64,3 +64,7 @@ def test_the_command_writes_it_and_refuses_what_is_not_its_own(
     with pytest.raises(FedmodelError, match=r"no app folder named 'my_app'"):
         write_app_folder(tmp_path / "my_app")
     assert not (tmp_path / "my_app").exists()
+    # A file where the folder should be is named, not a traceback.
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(FedmodelError, match=r"could not write .*taken/pyproject"):
+        write_app_folder(tmp_path / "taken")
