@@ -12,12 +12,14 @@ A file named in two roles would quietly break what the run reports:
 
 Paths are compared once resolved (links followed), so `./a.csv` and `a.csv`
 are one file. A copy under another name is not refused: a server file that
-shares texts with a site's is named in a warning instead.
+shares texts with a site's, and two sites' files that share texts, are named
+in a warning instead.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -107,6 +109,33 @@ def warn_server_texts_at_sites(
                 path,
                 server_file,
             )
+
+
+def warn_texts_at_two_sites(sites: Sequence[SiteTexts]) -> None:
+    """Warn where two sites' files share texts.
+
+    Each site's budget covers its own records, so for a person whose record
+    two sites hold, the two sites' epsilons add up.
+    """
+    first_site: dict[str, int] = {}
+    shared: Counter[tuple[int, int]] = Counter()
+    for j, (_, texts) in enumerate(sites):
+        for text in set(texts):
+            i = first_site.setdefault(text, j)
+            if i != j:
+                shared[i, j] += 1
+    for (i, j), count in sorted(shared.items()):
+        logger.warning(
+            "%d record(s) of task.train_files[%d] (%s) have a text that "
+            "task.train_files[%d] (%s) holds too. Each site's epsilon covers its "
+            "own records: for a record both hold, the two add up. If the files "
+            "were cut from one table with repeats, keep each record at one site",
+            count,
+            j,
+            sites[j][0],
+            i,
+            sites[i][0],
+        )
 
 
 def _named_files(task: TaskSettings) -> Iterator[tuple[str, str, str]]:

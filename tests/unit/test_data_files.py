@@ -198,3 +198,24 @@ def test_a_server_file_sharing_texts_with_a_site_is_named(
     assert len(warned) == 1, warned
     assert "2 of the 3 records of task.train_files[1]" in warned[0]
     assert "b.csv" in warned[0] and "cut.csv" in warned[0]
+
+
+def test_sites_sharing_texts_are_named(
+    tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("awful", "neg")])
+    c = _csv(tmp_path / "c.csv", [("awful", "neg"), ("fine day", "pos"), ("x", "pos")])
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        load_task(_task([a, b, c], server_csv), seed=0)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    # Each later file is named against the first that holds the text.
+    assert len(warned) == 2, warned
+    assert warned[0].startswith("1 record(s) of task.train_files[1]")
+    assert "task.train_files[0]" in warned[0] and "add up" in warned[0]
+    assert warned[1].startswith("2 record(s) of task.train_files[2]")
+    caplog.clear()
+    d = _csv(tmp_path / "d.csv", [("new", "pos")])
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        load_task(_task([a, d], server_csv), seed=0)
+    assert not caplog.records
