@@ -128,8 +128,9 @@ def warn_texts_at_two_sites(sites: Sequence[SiteTexts]) -> None:
         logger.warning(
             "%d record(s) of task.train_files[%d] (%s) have a text that "
             "task.train_files[%d] (%s) holds too. Each site's epsilon covers its "
-            "own records: for a record both hold, the two add up. If the files "
-            "were cut from one table with repeats, keep each record at one site",
+            "own records: for a record both hold, the bound is the two added up. "
+            "If the files were cut from one table with repeats, keep each record "
+            "at one site",
             count,
             j,
             sites[j][0],

@@ -212,7 +212,7 @@ def test_sites_sharing_texts_are_named(
     # Each later file is named against the first that holds the text.
     assert len(warned) == 2, warned
     assert warned[0].startswith("1 record(s) of task.train_files[1]")
-    assert "task.train_files[0]" in warned[0] and "add up" in warned[0]
+    assert "task.train_files[0]" in warned[0] and "added up" in warned[0]
     assert warned[1].startswith("2 record(s) of task.train_files[2]")
     caplog.clear()
     d = _csv(tmp_path / "d.csv", [("new", "pos")])
