@@ -58,6 +58,8 @@ from fedmodel.federation.messages import (  # noqa: E402
     METRICS_KEY,
     ROUND_STEPS_KEY,
     TEACHER_KEY,
+    VERSION_KEY,
+    check_server_version,
     failure_reason,
 )
 from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
@@ -111,6 +113,7 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     entered = time.time()
     config = dict(msg.content[CONFIG_KEY])
     round_number = int(str(config.pop("server-round")))
+    check_server_version(config.pop(VERSION_KEY, None))
     for key in FLOWER_KEYS:
         config.pop(key, None)
     settings = settings_from_dict(from_run_config(config))

@@ -16,6 +16,9 @@ import numpy as np
 from flwr.app import Message, RecordDict
 from flwr.common.constant import ErrorCode
 
+from fedmodel import __version__
+from fedmodel.errors import FedmodelError
+
 ARRAYS_KEY = "arrays"
 METRICS_KEY = "metrics"
 CONFIG_KEY = "config"
@@ -31,6 +34,11 @@ LEDGER_RESETS_KEY = "ledger-resets"
 # In federated distillation rounds the teacher's weights travel beside the
 # student's (ARRAYS_KEY).
 TEACHER_KEY = "teacher"
+
+# The server's fedmodel version, in every train message's config. Each machine
+# runs the fedmodel installed on it (`fedmodel flwr-app`), so a client
+# refuses a round from another version (`check_server_version`).
+VERSION_KEY = "fedmodel-version"
 
 # Error codes of a client's failure reply (Flower's own codes are below 100).
 # Both are permanent: the same ledger, data and settings fail the same way.
@@ -66,6 +74,19 @@ class ClientFailure:
         if self.client_id is None:
             return f"node {self.node_id}"
         return f"client {self.client_id}"
+
+
+def check_server_version(server_version: object) -> None:
+    """Refuse a round whose server runs another fedmodel version than this one."""
+    if server_version == __version__:
+        return
+    said = server_version or "a version too old to say which"
+    raise FedmodelError(
+        f"the server runs fedmodel {said} and this machine fedmodel "
+        f"{__version__}: every machine of a federation needs the same version; "
+        "install the server's here (or the other way round) and start the "
+        "SuperNode again"
+    )
 
 
 def failure_reason(client_id: int | None, message: str) -> str:

@@ -14,6 +14,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord
 from flwr.serverapp import Grid
 
+from fedmodel import __version__
 from fedmodel.config import RunSettings, to_run_config
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
@@ -28,7 +29,7 @@ from fedmodel.federation.callbacks import (
 )
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.checkpointing import SaveCheckpoint
-from fedmodel.federation.messages import TEACHER_KEY
+from fedmodel.federation.messages import TEACHER_KEY, VERSION_KEY
 from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -103,7 +104,9 @@ def server_rounds(
             min_replies=settings.federation.min_replies,
         ),
         writer=WriteMetrics(run_dir),
-        train_config=ConfigRecord(dict(to_run_config(asdict(settings)))),
+        train_config=ConfigRecord(
+            {**to_run_config(asdict(settings)), VERSION_KEY: __version__}
+        ),
         resumed=resumed,
     )
 

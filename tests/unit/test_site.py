@@ -18,13 +18,20 @@ import pandas as pd
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
 
+from fedmodel import __version__
 from fedmodel.client.site import SiteConfig, capped_settings, site_from_node_config
 from fedmodel.client.site_data import load_site_records
 from fedmodel.config import RunSettings, settings_from_dict, to_run_config
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
-from fedmodel.federation.messages import ARRAYS_KEY, EXHAUSTED_KEY, METRICS_KEY
+from fedmodel.federation.messages import (
+    ARRAYS_KEY,
+    CLIENT_REFUSED,
+    EXHAUSTED_KEY,
+    METRICS_KEY,
+    VERSION_KEY,
+)
 from fedmodel.model.finetune import prepare_for_finetuning, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
@@ -143,13 +150,16 @@ def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
         load_site_records(no_labels, site)
 
 
-def _train_message(settings: RunSettings, round_number: int) -> Message:
+def _train_message(
+    settings: RunSettings, round_number: int, *, version: str = __version__
+) -> Message:
     model = build_classifier(
         settings.model, label_names=tuple(settings.task.labels or ()), seed=0
     )
     weights = trainable_state(prepare_for_finetuning(model, settings.finetune))
     config = dict(to_run_config(dataclasses.asdict(settings)))
     config["server-round"] = round_number
+    config[VERSION_KEY] = version
     content = RecordDict(
         {ARRAYS_KEY: ArrayRecord(weights), "config": ConfigRecord(config)}
     )
@@ -206,6 +216,32 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
     assert not ledger_file.exists()
     again = _site_round(settings, config, 1)
     assert again[EXHAUSTED_KEY] == 0 and 0 < again["epsilon"] <= 1.0 + 1e-9
+
+
+def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    settings = deployment_settings(bank_rows[1])
+    state = tmp_path / "state"
+    context = Context(
+        run_id=1,
+        node_id=7,
+        node_config=node_config(site_file, state),
+        state=RecordDict(),
+        run_config={},
+    )
+    for version, said in (("0.0.1", "0.0.1"), ("", "a version too old")):
+        reply = client_app.train(
+            _train_message(settings, 1, version=version), context
+        )
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        assert re.search(
+            rf"client 3: the server runs fedmodel {said}.* this machine "
+            rf"fedmodel {re.escape(__version__)}",
+            reply.error.reason,
+        ), reply.error.reason
+        # Refused before the ledger: nothing was charged or written.
+        assert not (state / "privacy_ledger.json").exists()
 
 
 @pytest.mark.parametrize(
