@@ -86,17 +86,34 @@ def setup_logging(run_dir: Path | None = None, *, verbose: bool = False) -> None
     _quiet_libraries(verbose=verbose, to_file=to_file)
 
 
+def _on_a_root_console(record: logging.LogRecord) -> bool:
+    """A console handler on the root logger prints a library's lines as its own do.
+
+    fedmodel's lines have their own console handler, so not here a second time.
+    """
+    ours = record.name == "fedmodel" or record.name.startswith("fedmodel.")
+    return not ours and _shown_on_console(record)
+
+
 def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
-    """Keep the libraries' console handlers for verbose runs; send lines to the file."""
+    """Keep the libraries' console handlers for verbose runs; send lines to the file.
+
+    Lines reach the root logger once it holds the run's log file, and with them
+    any console handler a library put there: Opacus calls `logging.basicConfig`
+    when it is imported, which under `flwr run` happens before the ServerApp
+    sets up its log file. Those handlers are filtered like the libraries' own.
+    """
+    for handler in logging.getLogger().handlers:
+        if _prints_to_the_terminal(handler):
+            handler.removeFilter(_on_a_root_console)
+            handler.addFilter(_on_a_root_console)
     for name in CHATTY_LOGGERS:
         library = logging.getLogger(name)
         library.propagate = to_file
         if not verbose:
             library.setLevel(max(library.getEffectiveLevel(), logging.INFO))
         for handler in library.handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(
-                handler, logging.FileHandler
-            ):
+            if _is_console(handler):
                 # A filter outlives the level Flower resets on its handler.
                 handler.removeFilter(_shown_on_console)
                 handler.addFilter(_shown_on_console)
@@ -111,6 +128,19 @@ def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
         os.environ["TQDM_DISABLE"] = "1"
         if "datasets" in sys.modules:  # imported already: the variable is read
             sys.modules["datasets"].disable_progress_bars()
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(
+        handler, logging.FileHandler
+    )
+
+
+def _prints_to_the_terminal(handler: logging.Handler) -> bool:
+    """A handler on this process's stderr or stdout (not, say, a test's capture)."""
+    terminal = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    stream = getattr(handler, "stream", None)
+    return _is_console(handler) and any(stream is t for t in terminal)
 
 
 def close_log_file() -> None:

@@ -106,3 +106,32 @@ def test_without_a_run_folder_nothing_reaches_a_root_console_handler() -> None:
     finally:
         root.removeHandler(worker_root)
     assert stream.getvalue() == ""
+
+
+def test_a_root_console_handler_a_library_added_prints_no_line_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opacus calls `logging.basicConfig` on import: a root handler on stderr.
+
+    Under `flwr run` that happens before the ServerApp's log file exists, and
+    once the root holds the file, fedmodel's lines reach that handler too.
+    """
+    import sys
+
+    library_root = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(library_root)
+    try:
+        setup_logging(tmp_path)
+        logging.getLogger("fedmodel.server").info("round 1/2 done")
+        logging.getLogger("flwr").info("Received 2 results")
+        logging.getLogger("opacus").error("a library error")
+    finally:
+        root.removeHandler(library_root)
+        close_log_file()
+    console = capsys.readouterr().err
+    assert console.count("round 1/2 done") == 1
+    assert "Received 2 results" not in console
+    assert "a library error" in console
+    log = (tmp_path / LOG_FILE).read_text()
+    assert "round 1/2 done" in log and "Received 2 results" in log
