@@ -14,6 +14,10 @@ from typing import Any
 
 from fedmodel.errors import FedmodelError
 
+# The column a files task gives each training record: its train file's index.
+# Natural partitioning on it (the default for task=files) makes the files the
+# clients.
+SITE_COLUMN = "site"
 # What makes an entry of task.train_files a pattern (Python's glob syntax).
 _PATTERN_CHARACTERS = frozenset("*?[")
 
@@ -91,7 +95,9 @@ def _clients_other_than_files(partition: Any) -> str:
     partition = partition if isinstance(partition, Mapping) else {}
     if partition.get("name") != "natural":
         return f"partition={partition.get('name')} deals the records out again"
-    if partition.get("column") is not None or partition.get("label_groups"):
+    if partition.get("column") not in (None, SITE_COLUMN) or partition.get(
+        "label_groups"
+    ):
         return (
             "with partition.column or partition.label_groups the groups are the clients"
         )

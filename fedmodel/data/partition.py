@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import datasets
 
 from fedmodel.config import PartitionSettings
+from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.data.splits import label_names_of
 from fedmodel.errors import FedmodelError
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from flwr_datasets.partitioner import Partitioner
 
 GROUP_COLUMN = "group"
-SITE_COLUMN = "site"
 
 PartitionBuilder = Callable[
     [datasets.Dataset, PartitionSettings, int, int],
@@ -152,7 +152,7 @@ def _natural(
         )
     values = sorted(unique)
     if len(values) != num_clients:
-        if column == SITE_COLUMN and partition.column is None:
+        if column == SITE_COLUMN and partition.column in (None, SITE_COLUMN):
             # A files task: the groups are its train files, in the order listed.
             raise FedmodelError(
                 f"task.train_files lists {len(values)} files, one client each "

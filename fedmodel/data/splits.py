@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
+from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.errors import FedmodelError
 
 
@@ -50,8 +51,8 @@ def build_split(
     if sites is not None:
         if len(sites) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(sites)} sites")
-        columns["site"] = list(sites)
-        features["site"] = datasets.Value("int64")
+        columns[SITE_COLUMN] = list(sites)
+        features[SITE_COLUMN] = datasets.Value("int64")
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 

@@ -173,6 +173,13 @@ def test_a_files_task_has_one_client_per_file_unless_told_otherwise() -> None:
         ).num_clients
         == 1
     )
+    # The files' own column written out is the same split: still one per file.
+    assert (
+        settings_from_dict(
+            compose_config(["task=files", files, "partition.column=site"])
+        ).num_clients
+        == 3
+    )
     # The other tasks keep the packaged 4.
     assert settings_from_dict(compose_config(["task=hospital"])).num_clients == 4
 

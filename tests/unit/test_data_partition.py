@@ -107,22 +107,23 @@ def test_natural_needs_a_column_without_site() -> None:
 
 
 def test_natural_group_count_must_match_clients() -> None:
-    settings = group_settings("partition", "natural", column="site")
+    train = _train(30).add_column("hospital", [i % 3 for i in range(30)])
+    settings = group_settings("partition", "natural", column="hospital")
     with pytest.raises(FedmodelError, match=r"3 distinct groups.*num_clients=3"):
-        partition_clients(
-            _train(30, sites=3), partition=settings, num_clients=4, seed=0
-        )
+        partition_clients(train, partition=settings, num_clients=4, seed=0)
 
 
 def test_a_files_task_with_the_wrong_client_count_is_told_the_file_count() -> None:
-    # A files task's records carry their file's index in the site column.
-    settings = group_settings("partition", "natural")
-    with pytest.raises(
-        FedmodelError, match=r"task.train_files lists 3 files.*set num_clients=3"
-    ):
-        partition_clients(
-            _train(30, sites=3), partition=settings, num_clients=4, seed=0
-        )
+    # A files task's records carry their file's index in the site column,
+    # which is the default column and may also be named.
+    for column in (None, "site"):
+        settings = group_settings("partition", "natural", column=column)
+        with pytest.raises(
+            FedmodelError, match=r"task.train_files lists 3 files.*set num_clients=3"
+        ):
+            partition_clients(
+                _train(30, sites=3), partition=settings, num_clients=4, seed=0
+            )
 
 
 def test_natural_label_groups() -> None:
