@@ -11,9 +11,9 @@ A file named in two roles would quietly break what the run reports:
 - the test file as `task.validation_file` lets the test split choose.
 
 Paths are compared once resolved (links followed), so `./a.csv` and `a.csv`
-are one file. A copy under another name is not refused: a server file that
-shares texts with a site's, and two sites' files that share texts, are named
-in a warning instead.
+are one file. A copy under another name is not refused: where a server file
+shares texts with a site's, or two sites' files share texts, the server names
+them in a warning once per run (`warn_shared_texts`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from fedmodel.config import TaskSettings
+from fedmodel.config.train_files import SITE_COLUMN
+from fedmodel.data.splits import TaskData
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
-
-# One site's train file and the texts of its records.
-SiteTexts = tuple[Path, Sequence[str]]
 
 _TRAIN, _TEST, _VALIDATION = "train", "test", "validation"
 
@@ -85,16 +84,30 @@ def check_named_files(task: TaskSettings) -> str:
     return task.test_file
 
 
-def warn_server_texts_at_sites(
-    server_file: Path, server_texts: Sequence[str], sites: Sequence[SiteTexts]
-) -> None:
-    """Warn where a site's file shares texts with the server's validation file.
+def warn_shared_texts(task: TaskSettings, data: TaskData) -> None:
+    """Warn where the sites' records share texts, with each other or the server's.
 
-    The server uses its file without noise; a file cut from the sites' records
-    would leave the shared ones outside every site's budget.
+    The server calls it once per run on the records it loaded (the clients,
+    which load the same files in their own processes, do not). A task whose
+    records carry no site has nothing to compare.
     """
+    if SITE_COLUMN not in data.train.column_names:
+        return
+    sites: list[list[str]] = [[] for _ in task.train_files]
+    for text, site in zip(data.train["text"], data.train[SITE_COLUMN], strict=True):
+        sites[site].append(text)
+    _warn_texts_at_two_sites(task, sites)
+    if data.transfer is not None and task.validation_file:
+        _warn_server_texts_at_sites(task, data.transfer["text"], sites)
+
+
+def _warn_server_texts_at_sites(
+    task: TaskSettings, server_texts: Sequence[str], sites: Sequence[Sequence[str]]
+) -> None:
+    # The server uses its file without noise: one cut from the sites' records
+    # would leave the shared ones outside every site's budget.
     held = set(server_texts)
-    for i, (path, texts) in enumerate(sites):
+    for i, texts in enumerate(sites):
         shared = sum(text in held for text in texts)
         if shared:
             logger.warning(
@@ -106,20 +119,19 @@ def warn_server_texts_at_sites(
                 shared,
                 len(texts),
                 i,
-                path,
-                server_file,
+                Path(task.train_files[i]),
+                Path(str(task.validation_file)),
             )
 
 
-def warn_texts_at_two_sites(sites: Sequence[SiteTexts]) -> None:
-    """Warn where two sites' files share texts.
-
-    Each site's budget covers its own records, so for a person whose record
-    two sites hold, the two sites' epsilons add up.
-    """
+def _warn_texts_at_two_sites(
+    task: TaskSettings, sites: Sequence[Sequence[str]]
+) -> None:
+    # Each site's budget covers its own records, so for a record two sites
+    # hold the bound is the two sites' epsilons added up.
     first_site: dict[str, int] = {}
     shared: Counter[tuple[int, int]] = Counter()
-    for j, (_, texts) in enumerate(sites):
+    for j, texts in enumerate(sites):
         for text in set(texts):
             i = first_site.setdefault(text, j)
             if i != j:
@@ -133,9 +145,9 @@ def warn_texts_at_two_sites(sites: Sequence[SiteTexts]) -> None:
             "at one site",
             count,
             j,
-            sites[j][0],
+            Path(task.train_files[j]),
             i,
-            sites[i][0],
+            Path(task.train_files[i]),
         )
 
 

@@ -23,11 +23,7 @@ from fedmodel.data.file_formats import (
     is_missing,
     read_table,
 )
-from fedmodel.data.file_roles import (
-    check_named_files,
-    warn_server_texts_at_sites,
-    warn_texts_at_two_sites,
-)
+from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
@@ -70,10 +66,6 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         if task.validation_file
         else []
     )
-    sites = [(records.path, records.texts) for records in train]
-    warn_texts_at_two_sites(sites)
-    if held:
-        warn_server_texts_at_sites(held[0].path, held[0].texts, sites)
     label_names = _label_names(task, [*train, *held, test])
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(

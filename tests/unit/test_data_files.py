@@ -6,6 +6,7 @@ import pytest
 
 from fedmodel.config import TaskSettings
 from fedmodel.data import load_task
+from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 
@@ -192,8 +193,13 @@ def test_a_server_file_sharing_texts_with_a_site_is_named(
     a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
     b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("dire", "neg"), ("meh", "neg")])
     cut = _csv(tmp_path / "cut.csv", [("dire", "neg"), ("meh", "neg"), ("new", "pos")])
+    task = _task([a, b], server_csv, validation_file=str(cut))
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        load_task(_task([a, b], server_csv, validation_file=str(cut)), seed=0)
+        data = load_task(task, seed=0)
+        # Loading alone (what every client process does) says nothing: the
+        # server names it, once per run.
+        assert not caplog.records
+        warn_shared_texts(task, data)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1, warned
     assert "2 of the 3 records of task.train_files[1]" in warned[0]
@@ -206,8 +212,9 @@ def test_sites_sharing_texts_are_named(
     a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
     b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("awful", "neg")])
     c = _csv(tmp_path / "c.csv", [("awful", "neg"), ("fine day", "pos"), ("x", "pos")])
+    task = _task([a, b, c], server_csv)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        load_task(_task([a, b, c], server_csv), seed=0)
+        warn_shared_texts(task, load_task(task, seed=0))
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     # Each later file is named against the first that holds the text.
     assert len(warned) == 2, warned
@@ -216,6 +223,7 @@ def test_sites_sharing_texts_are_named(
     assert warned[1].startswith("2 record(s) of task.train_files[2]")
     caplog.clear()
     d = _csv(tmp_path / "d.csv", [("new", "pos")])
+    task = _task([a, d], server_csv)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        load_task(_task([a, d], server_csv), seed=0)
+        warn_shared_texts(task, load_task(task, seed=0))
     assert not caplog.records
