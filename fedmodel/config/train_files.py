@@ -30,16 +30,19 @@ def with_train_files(raw: dict[str, Any]) -> dict[str, Any]:
     that exists as written is a file, whatever its characters. A null
     `num_clients` (task=files' default) becomes the number of files.
     """
-    return _with_client_count(_with_expanded_patterns(raw))
-
-
-def _with_expanded_patterns(raw: dict[str, Any]) -> dict[str, Any]:
     task = raw.get("task")
     if not isinstance(task, Mapping):
         return raw  # `_build` names the missing or mistyped key
     files = task.get("train_files")
-    if not isinstance(files, list) or not any(map(_is_pattern, files)):
+    if not isinstance(files, list):
         return raw
+    expanded = _expanded(files)
+    if expanded != files:
+        raw = {**raw, "task": {**task, "train_files": expanded}}
+    return _with_client_count(raw, expanded)
+
+
+def _expanded(files: list[Any]) -> list[Any]:
     expanded: list[Any] = []
     for i, name in enumerate(files):
         if not _is_pattern(name):
@@ -53,7 +56,7 @@ def _with_expanded_patterns(raw: dict[str, Any]) -> dict[str, Any]:
                 "pattern or list the files"
             )
         expanded.extend(matches)
-    return {**raw, "task": {**task, "train_files": expanded}}
+    return expanded
 
 
 def _is_pattern(name: Any) -> bool:
@@ -64,14 +67,10 @@ def _is_pattern(name: Any) -> bool:
     )
 
 
-def _with_client_count(raw: dict[str, Any]) -> dict[str, Any]:
+def _with_client_count(raw: dict[str, Any], files: list[Any]) -> dict[str, Any]:
     """`raw` with a null `num_clients` (task=files' default) set to one per file."""
     if raw.get("num_clients") is not None:
         return raw
-    task = raw.get("task")
-    files = task.get("train_files") if isinstance(task, Mapping) else None
-    if not isinstance(files, list):
-        return raw  # `_build` names the missing or mistyped key (task comes first)
     other_clients = _clients_other_than_files(raw.get("partition"))
     if other_clients:
         raise FedmodelError(
