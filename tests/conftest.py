@@ -30,7 +30,7 @@ from fedmodel.config import (  # noqa: E402
     compose_config,
     settings_from_dict,
 )
-from fedmodel.privacy.ledger_reset import LEDGER_FILE  # noqa: E402
+from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.run.console import (  # noqa: E402
     CHATTY_LOGGERS,
     REQUEST_LOGGERS,

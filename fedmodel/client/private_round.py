@@ -26,7 +26,7 @@ from fedmodel.privacy import (
 )
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.ledger import stored_noise_multiplier
-from fedmodel.privacy.ledger_reset import LEDGER_FILE
+from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.embedding_cache import data_fingerprint
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import LossFn, criterion_loss

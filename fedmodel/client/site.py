@@ -86,19 +86,40 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
     )
 
 
+def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
+    """Refuse a run-config that names files for the site to find on its disk.
+
+    A site trains on its own `data-file`. `task.train_files` would have the
+    site expand the server's patterns on its machine, and whether they match
+    tells the server what files the site holds.
+    """
+    task = raw.get("task")
+    if isinstance(task, Mapping) and task.get("train_files"):
+        raise FedmodelError(
+            f"site {site.site_id} refuses a run-config with task.train_files: a "
+            "site trains on the data-file in its own node config. Remove "
+            "task.train_files from the server's config"
+        )
+
+
 def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
     """The server's settings with the site's privacy cap applied.
 
     The target epsilon becomes min(server's target, site's max-epsilon), used
-    both to calibrate the noise and as the ledger's cap; a site `delta`
-    replaces the server's. A run without DP is refused: it would release
-    updates at an unbounded epsilon, above any cap.
+    both to calibrate the noise and as the ledger's cap. The delta is the
+    site's own, its `delta` or 1 / (10 n) of its records, never the server's:
+    a server's delta up to 1/n would let the site's epsilon cap mean little.
+    A round without DP-SGD at the site is refused:
+    `privacy=off` would release updates at an unbounded epsilon, and
+    `privacy=central` would send the server the site's unnoised update and
+    leave the noise to the server, so neither honours the site's cap.
     """
     privacy = settings.privacy
-    if not privacy.enabled or privacy.target_epsilon is None:
+    if not privacy.record_level or privacy.target_epsilon is None:
         raise FedmodelError(
-            f"site {site.site_id} refuses a round without DP (privacy.mode="
-            f"{privacy.mode!r}): it caps its epsilon at {site.max_epsilon:g}. "
+            f"site {site.site_id} refuses a round without DP-SGD at the site "
+            f"(privacy.mode={privacy.mode!r}): it caps its epsilon at "
+            f"{site.max_epsilon:g} and noises its own updates. "
             "Run the federation with privacy=dpsgd"
         )
     target = min(privacy.target_epsilon, site.max_epsilon)
@@ -109,7 +130,14 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
             privacy.target_epsilon,
             target,
         )
-    delta = site.delta if site.delta is not None else privacy.target_delta
+    if privacy.target_delta is not None and privacy.target_delta != site.delta:
+        log.info(
+            "site %d: the server asked for delta %g; the site keeps its own (%s)",
+            site.site_id,
+            privacy.target_delta,
+            "1/(10 n)" if site.delta is None else f"{site.delta:g}",
+        )
+    delta = site.delta
     return replace(
         settings,
         privacy=replace(privacy, target_epsilon=target, target_delta=delta),

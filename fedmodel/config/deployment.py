@@ -35,8 +35,10 @@ def check_deployment_settings(settings: RunSettings) -> None:
             "own file in its SuperNode's node config (data-file): remove "
             f"task.train_files={task.train_files}"
         )
-    if not settings.privacy.enabled:
+    if not settings.privacy.record_level:
         raise FedmodelError(
-            "privacy=off in a deployment: every site caps its epsilon and "
-            "refuses to train without DP; use privacy=dpsgd"
+            f"privacy={settings.privacy.mode} in a deployment: every site caps "
+            "its epsilon, noises its own updates with DP-SGD and refuses a round "
+            "without it (privacy=central would have it send its update unnoised); "
+            "use privacy=dpsgd"
         )

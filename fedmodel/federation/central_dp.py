@@ -45,7 +45,16 @@ UNIFORM_WEIGHT_KEY = "central-dp-weight"
 
 
 class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
-    """Flower's wrapper, charging the ledger before each noised aggregate."""
+    """Flower's wrapper, charging the ledger before each noised aggregate.
+
+    Flower 1.41 clips a round's updates to the norm C_t, then moves the norm
+    to C_t+1 and only then adds noise, at C_t+1. The noise must be z * C_t / m,
+    since C_t bounds what one client moved the mean; when most updates are
+    clipped C_t+1 is the smaller, and the round spends more than the ledger
+    charges. Here the norm moves only after the round's noise is added.
+    """
+
+    _next_clipped_fraction: float | None = None
 
     def __init__(
         self, inner: Strategy, *, settings: RunSettings, ledger: PrivacyLedger
@@ -91,7 +100,15 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             return None, None
         for reply in replies:
             reply.content.metric_records[METRICS_KEY][UNIFORM_WEIGHT_KEY] = 1.0
-        return super().aggregate_train(server_round, replies)
+        result = super().aggregate_train(server_round, replies)
+        if self._next_clipped_fraction is not None:
+            super()._geometric_update(self._next_clipped_fraction)
+            self._next_clipped_fraction = None
+        return result
+
+    def _geometric_update(self, clipped_fraction: float) -> None:
+        """Keep the norm for this round's noise; `aggregate_train` moves it after."""
+        self._next_clipped_fraction = clipped_fraction
 
 
 class ClientLevelDPStrategy(BudgetAwareStrategy):

@@ -37,6 +37,7 @@ from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E
 from fedmodel.client.site import (  # noqa: E402
     SiteConfig,
     capped_settings,
+    check_site_run_config,
     record_message_timings,
     site_from_node_config,
 )
@@ -63,11 +64,8 @@ from fedmodel.federation.messages import (  # noqa: E402
     failure_reason,
 )
 from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
-from fedmodel.privacy.ledger_reset import (  # noqa: E402
-    LEDGER_FILE,
-    reset_count,
-    round_steps,
-)
+from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
+from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 
 app = ClientApp()
@@ -111,13 +109,8 @@ def train(msg: Message, context: Context) -> Message:
 
 def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     entered = time.time()
-    config = dict(msg.content[CONFIG_KEY])
-    round_number = int(str(config.pop("server-round")))
-    check_server_version(config.pop(VERSION_KEY, None))
-    for key in FLOWER_KEYS:
-        config.pop(key, None)
-    settings = settings_from_dict(from_run_config(config))
     site = site_from_node_config(context.node_config)
+    round_number, settings = _round_settings(msg, site)
     arrays = msg.content.array_records
     teacher = arrays.get(TEACHER_KEY)
     if site is None:
@@ -169,6 +162,19 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
             moments=(entered, data_loaded, trained),
         )
     return content
+
+
+def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSettings]:
+    """The round number and the server's settings, checked before any is used."""
+    config = dict(msg.content[CONFIG_KEY])
+    round_number = int(str(config.pop("server-round")))
+    check_server_version(config.pop(VERSION_KEY, None))
+    for key in FLOWER_KEYS:
+        config.pop(key, None)
+    raw = from_run_config(config)
+    if site is not None:
+        check_site_run_config(raw, site)  # before anything reads the site's disk
+    return round_number, settings_from_dict(raw)
 
 
 def _record_timings(

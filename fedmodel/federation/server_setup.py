@@ -33,7 +33,7 @@ from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_level import CENTRAL_LEDGER_FILE
 from fedmodel.privacy.durable_file import remove_stale_temp_files
-from fedmodel.privacy.ledger_reset import LEDGER_FILE
+from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.run.checkpoint import (
     Checkpoint,
     keep_rounds_up_to,

@@ -18,6 +18,8 @@ from fedmodel.privacy.calibration import ACCOUNTANTS, HistoryEntry
 
 logger = logging.getLogger(__name__)
 
+# A client's (or site's) ledger in its state directory.
+LEDGER_FILE = "privacy_ledger.json"
 LEDGER_FORMAT = "fedmodel-privacy-ledger"
 LEDGER_VERSION = 1
 
@@ -87,9 +89,10 @@ def check_same_budget(
 ) -> None:
     """Refuse to continue a budget kept for another client, delta or accountant."""
     reset = (
-        f"delete {path} yourself to start a new budget (forgetting the epsilon "
-        "already spent)"
-    )
+        f"archive it with `fedmodel ledger reset --state-dir {path.parent} --yes`"
+        if path.name == LEDGER_FILE
+        else f"move {path} aside"
+    ) + " to start a new budget (forgetting the epsilon already spent)"
     if stored.client_id != wanted.client_id:
         raise FedmodelError(
             f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
@@ -104,8 +107,9 @@ def check_same_budget(
     if not math.isclose(stored.delta, wanted.delta, rel_tol=1e-9, abs_tol=0.0):
         raise FedmodelError(
             f"privacy ledger {path} states epsilon at delta {stored.delta!r}, not "
-            f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} to "
-            f"continue this budget, or {reset}"
+            f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} (a "
+            f"deployed site: --delta {stored.delta!r}) to continue this budget, "
+            f"or {reset}"
         )
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.durable_file import exclusive_lock
-from fedmodel.privacy.ledger_record import LedgerRecord, read_record
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 
-LEDGER_FILE = "privacy_ledger.json"
 ARCHIVE_PATTERN = "privacy_ledger.reset-*.json"
 
 

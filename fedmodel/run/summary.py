@@ -15,7 +15,8 @@ from typing import Any
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_level import privacy_guarantee
-from fedmodel.privacy.ledger_reset import LEDGER_FILE, ledger_status, reset_count
+from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.ledger_reset import ledger_status, reset_count
 from fedmodel.run.layout import CLIENTS_DIR, SUMMARY_FILE, client_dir_name
 from fedmodel.run.metrics import write_json
 

@@ -122,9 +122,23 @@ def test_the_sites_cap_wins_over_the_servers_target(tmp_path: Path) -> None:
     assert capped_settings(settings, loose).privacy.target_delta is None
 
 
-def test_a_site_refuses_a_run_without_dp(tmp_path: Path) -> None:
-    settings = deployment_settings(["a"], "privacy=off")
-    with pytest.raises(FedmodelError, match="refuses a round without DP"):
+def test_a_site_keeps_its_own_delta_whatever_the_server_asks(tmp_path: Path) -> None:
+    # A delta just under 1/n would weaken every epsilon the site's cap allows.
+    settings = deployment_settings(["a"], "privacy.target_delta=0.009")
+    own = SiteConfig(3, tmp_path, tmp_path, max_epsilon=2.0, delta=1e-7)
+    assert capped_settings(settings, own).privacy.target_delta == 1e-7
+    default = dataclasses.replace(own, delta=None)  # 1 / (10 n) of its records
+    assert capped_settings(settings, default).privacy.target_delta is None
+
+
+@pytest.mark.parametrize("mode", ["off", "central"])
+def test_a_site_refuses_a_round_without_dp_sgd_at_the_site(
+    tmp_path: Path, mode: str
+) -> None:
+    # privacy=central gives DP, but by noise the server adds after it has
+    # received the site's unnoised update: the site's cap would not hold.
+    settings = deployment_settings(["a"], f"privacy={mode}")
+    with pytest.raises(FedmodelError, match="refuses a round without DP-SGD"):
         capped_settings(settings, SiteConfig(3, tmp_path, tmp_path, 2.0))
 
 
@@ -151,7 +165,11 @@ def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
 
 
 def _train_message(
-    settings: RunSettings, round_number: int, *, version: str = __version__
+    settings: RunSettings,
+    round_number: int,
+    *,
+    version: str = __version__,
+    extra: dict[str, str] | None = None,
 ) -> Message:
     model = build_classifier(
         settings.model, label_names=tuple(settings.task.labels or ()), seed=0
@@ -160,6 +178,7 @@ def _train_message(
     config = dict(to_run_config(dataclasses.asdict(settings)))
     config["server-round"] = round_number
     config[VERSION_KEY] = version
+    config.update(extra or {})
     content = RecordDict(
         {ARRAYS_KEY: ArrayRecord(weights), "config": ConfigRecord(config)}
     )
@@ -250,6 +269,7 @@ def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
         (("task=bank",), "needs task=files"),
         (("task.train_files=[a.csv]",), "remove task.train_files"),
         (("privacy=off",), "privacy=off in a deployment"),
+        (("privacy=central",), "privacy=central in a deployment"),
         (("federation.name=cluster",), "'cluster' is unknown"),
     ],
 )
@@ -262,3 +282,28 @@ def test_server_refuses_deployment_settings_no_site_could_train_with(
         config["task"]["test_file"] = "test.csv"
     with pytest.raises(FedmodelError, match=fragment):
         check_deployment_settings(settings_from_dict(config))
+
+
+def test_a_site_does_not_look_for_files_the_server_names(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # Expanding the server's pattern on the site's disk would tell the server,
+    # by a refusal or not, which files the site holds (and its working folder).
+    settings = deployment_settings(bank_rows[1])
+    state = tmp_path / "state"
+    context = Context(
+        run_id=1,
+        node_id=7,
+        node_config=node_config(site_file, state),
+        state=RecordDict(),
+        run_config={},
+    )
+    for pattern in (str(tmp_path / "no-such-*.csv"), str(site_file.parent / "*")):
+        message = _train_message(
+            settings, 1, extra={"task.train_files": f"json:[{json.dumps(pattern)}]"}
+        )
+        reply = client_app.train(message, context)
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        assert "refuses a run-config with task.train_files" in reply.error.reason
+        assert str(Path.cwd()) not in reply.error.reason
+        assert not (state / "privacy_ledger.json").exists()

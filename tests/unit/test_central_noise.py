@@ -1,0 +1,71 @@
+"""privacy=central: the server's noise covers the norm the round clipped to."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+
+from fedmodel.federation.central_dp import _LedgeredAdaptiveClipping
+from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
+from fedmodel.privacy import PrivacyLedger
+from fedmodel.privacy.client_level import plan_client_level
+from tests.conftest import small_settings
+
+SIZE = 200_000
+
+
+def _reply(node: int, update: np.ndarray) -> Message:
+    content = RecordDict(
+        {
+            ARRAYS_KEY: ArrayRecord({"w": Array(update)}),
+            METRICS_KEY: MetricRecord({"num-examples": 10.0}),
+        }
+    )
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"reply-{node}",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id="train",
+        group_id="1",
+        created_at=time.time(),
+        ttl=60.0,
+        message_type="train",
+    )
+    return Message(content=content, metadata=metadata)
+
+
+def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
+    # Every update is far above the norm, so every one is clipped and the norm
+    # shrinks for the next round; a large step makes the two norms far apart.
+    settings = small_settings("privacy=central", "privacy.clip_norm_lr=1.0")
+    ledger = PrivacyLedger.open(
+        tmp_path / "ledger.json",
+        client_id="server",
+        plan=plan_client_level(settings),
+        data_fingerprint="test",
+    )
+    dp = _LedgeredAdaptiveClipping(
+        FedAvg(weighted_by_key="num-examples"), settings=settings, ledger=ledger
+    )
+    dp.current_arrays = ArrayRecord({"w": Array(np.zeros(SIZE, dtype=np.float64))})
+    update = np.full(SIZE, 1.0)
+    replies = [_reply(node, update) for node in range(1, dp.num_sampled_clients + 1)]
+    clipped_to = dp.clipping_norm
+    np.random.seed(0)  # Flower draws its noise from numpy's global generator
+
+    aggregated, _ = dp.aggregate_train(1, replies)
+
+    assert aggregated is not None
+    clipped_mean = clipped_to / np.sqrt(SIZE)  # each coordinate of a clipped update
+    noise = aggregated.to_numpy_ndarrays()[0] - clipped_mean
+    needed = dp.noise_multiplier * clipped_to / dp.num_sampled_clients
+    assert noise.std() == pytest.approx(needed, rel=0.02)
+    # The norm still adapts, for the next round.
+    assert dp.clipping_norm < clipped_to
+    assert len(ledger.history) == 1
