@@ -106,6 +106,12 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth-key", type=Path, help="this site's private key")
     parser.add_argument("--delta", type=float, help="this site's delta (< 1/n)")
     parser.add_argument(
+        "--labels-file",
+        type=Path,
+        help="the federation's labels, one per line: the site refuses a server "
+        "that sends another label set",
+    )
+    parser.add_argument(
         "--runtime-port",
         type=int,
         default=9094,
@@ -130,6 +136,8 @@ def run_supernode(args: argparse.Namespace) -> int:
     }
     if args.delta is not None:
         node_config["delta"] = args.delta
+    if args.labels_file is not None:
+        node_config["labels-file"] = str(args.labels_file)
     site = site_from_node_config(node_config)
     if site is None:  # pragma: no cover - the node config above names a site
         raise FedmodelError("the SuperNode's arguments name no site")

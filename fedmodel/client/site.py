@@ -26,6 +26,7 @@ DATA_FILE = "data-file"
 STATE_DIR = "state-dir"
 MAX_EPSILON = "max-epsilon"
 DELTA = "delta"
+LABELS_FILE = "labels-file"
 # Set by Flower's simulation engine on every simulated node.
 SIMULATED_CLIENT = "partition-id"
 # In a site's state directory: one line of timings per message (local only).
@@ -41,6 +42,10 @@ class SiteConfig:
     state_dir: Path
     max_epsilon: float
     delta: float | None = None
+    # The federation's label set as the site agreed it, one per line: the
+    # server's task.labels must be this set, so it cannot choose the labels a
+    # site's file is checked against (a refusal would tell it which it holds).
+    labels_file: Path | None = None
 
 
 def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | None:
@@ -48,7 +53,8 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
 
     A node is a site when its node config names a `data-file`; then
     `site-id`, `state-dir` and `max-epsilon` are required and `delta` is
-    optional. Any missing or bad value is a FedmodelError naming the key.
+    optional, as is `labels-file`. Any missing or bad value is a FedmodelError
+    naming the key.
     """
     if DATA_FILE not in node_config:
         if SIMULATED_CLIENT in node_config:
@@ -77,13 +83,65 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
         delta = _positive(node_config[DELTA], DELTA)
         if delta >= 1:
             raise FedmodelError(f"node config {DELTA}={delta!r} must be below 1")
+    labels_file = None
+    if LABELS_FILE in node_config:
+        labels_file = Path(str(node_config[LABELS_FILE])).expanduser()
     return SiteConfig(
         site_id=site_id,
         data_file=Path(str(node_config[DATA_FILE])).expanduser(),
         state_dir=Path(str(node_config[STATE_DIR])).expanduser(),
         max_epsilon=max_epsilon,
         delta=delta,
+        labels_file=labels_file,
     )
+
+
+def agreed_labels(path: Path) -> tuple[str, ...]:
+    """The labels a site's `labels-file` lists, one per line (blank lines skipped)."""
+    where = f"node config {LABELS_FILE}={str(path)!r}"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FedmodelError(
+            f"{where} cannot be read ({exc}): give a UTF-8 text file with the "
+            "federation's labels, one per line"
+        ) from None
+    labels: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        label = line.strip()
+        if not label:
+            continue
+        if label in labels:
+            raise FedmodelError(
+                f"{where}, line {number}: label {label!r} is listed twice; list "
+                "each label once"
+            )
+        labels.append(label)
+    if not labels:
+        raise FedmodelError(
+            f"{where} lists no label: write the federation's labels, one per line"
+        )
+    return tuple(labels)
+
+
+def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
+    """Refuse a server label set other than the one the site agreed to.
+
+    Checked before the site's file is read, so whether the round goes ahead
+    depends on the two lists only, never on which labels the site's records
+    hold. Without a `labels-file` the server's list is taken as it comes.
+    """
+    if site.labels_file is None:
+        return
+    agreed = set(agreed_labels(site.labels_file))
+    asked = {str(label) for label in settings.task.labels or ()}
+    if asked != agreed:
+        raise FedmodelError(
+            f"site {site.site_id} refuses the run's task.labels: they are not the "
+            f"{len(agreed)} labels of its {LABELS_FILE} (the server's list lacks "
+            f"{sorted(agreed - asked)} and adds {sorted(asked - agreed)}); the "
+            "server must send the label set the sites agreed to"
+        )
 
 
 def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:

@@ -20,10 +20,12 @@ from typing import NoReturn
 from fedmodel.client.site import (
     DATA_FILE,
     DELTA,
+    LABELS_FILE,
     MAX_EPSILON,
     SITE_ID,
     STATE_DIR,
     SiteConfig,
+    agreed_labels,
 )
 from fedmodel.deploy.certs import CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY
 from fedmodel.errors import FedmodelError
@@ -96,6 +98,8 @@ def supernode_command(
     `private_key`; `insecure` drops both and logs a warning.
     """
     _existing(site.data_file, "--data-file")
+    if site.labels_file is not None:
+        agreed_labels(_existing(site.labels_file, "--labels-file"))
     command = [
         "flower-supernode",
         "--superlink",
@@ -133,8 +137,10 @@ def node_config_arg(site: SiteConfig) -> str:
     }
     if site.delta is not None:
         values[DELTA] = site.delta
-    for key in (DATA_FILE, STATE_DIR):
-        if '"' in str(values[key]):
+    if site.labels_file is not None:
+        values[LABELS_FILE] = str(site.labels_file.resolve())
+    for key in (DATA_FILE, STATE_DIR, LABELS_FILE):
+        if key in values and '"' in str(values[key]):
             raise FedmodelError(
                 f"{key} {values[key]!r} contains a double quote, which Flower's "
                 "--node-config cannot carry: use a path without one"
@@ -172,7 +178,7 @@ def _existing(path: Path, option: str) -> Path:
             + (
                 "; create certificates with `fedmodel certs superlink` and site "
                 "keys with `fedmodel certs site`"
-                if option != "--data-file"
+                if option not in ("--data-file", "--labels-file")
                 else ""
             )
         )

@@ -37,6 +37,7 @@ from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E
 from fedmodel.client.site import (  # noqa: E402
     SiteConfig,
     capped_settings,
+    check_site_labels,
     check_site_run_config,
     record_message_timings,
     site_from_node_config,
@@ -172,9 +173,12 @@ def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSett
     for key in FLOWER_KEYS:
         config.pop(key, None)
     raw = from_run_config(config)
-    if site is not None:
-        check_site_run_config(raw, site)  # before anything reads the site's disk
-    return round_number, settings_from_dict(raw)
+    if site is None:
+        return round_number, settings_from_dict(raw)
+    check_site_run_config(raw, site)  # before anything reads the site's disk
+    settings = settings_from_dict(raw)
+    check_site_labels(settings, site)  # before the site's file is read
+    return round_number, settings
 
 
 def _record_timings(

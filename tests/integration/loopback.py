@@ -146,6 +146,7 @@ class Loopback:
         max_epsilon: float,
         fedmodel: str = FEDMODEL,
         threads: int | None = None,
+        labels_file: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         """A site's SuperNode with its own node config and state directory.
 
@@ -163,7 +164,8 @@ class Loopback:
             + ["--ca-cert", str(self.certs / "ca.crt")]
             + ["--auth-key", str(self.keys / name), "--site-id", str(site_id)]
             + ["--data-file", str(data_file), "--state-dir", str(self.state(name))]
-            + ["--max-epsilon", str(max_epsilon), "--runtime-port", str(free_port())],
+            + ["--max-epsilon", str(max_epsilon), "--runtime-port", str(free_port())]
+            + ([] if labels_file is None else ["--labels-file", str(labels_file)]),
             name=name,
             env=env,
             new_session=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -111,6 +112,27 @@ def test_supernode_signs_in_with_the_sites_key(
 def test_node_config_survives_flowers_parser(site: SiteConfig) -> None:
     parsed = parse_config_args([node_config_arg(site)])
     assert site_from_node_config(parsed) == site
+    labels = site.data_file.with_name("agreed labels.txt")
+    labels.write_text("a\nb\n")
+    pinned = dataclasses.replace(site, labels_file=labels)
+    parsed = parse_config_args([node_config_arg(pinned)])
+    assert site_from_node_config(parsed) == pinned
+
+
+def test_a_bad_labels_file_stops_the_supernode_launch(site: SiteConfig) -> None:
+    for labels, fragment in (
+        (site.data_file.with_name("none.txt"), "--labels-file: .*none.txt"),
+        (site.data_file, "line 2: label 'hello,a' is listed twice"),
+    ):
+        site.data_file.write_text("hello,a\nhello,a\n")
+        with pytest.raises(FedmodelError, match=fragment):
+            supernode_command(
+                dataclasses.replace(site, labels_file=labels),
+                superlink="h:1",
+                ca_cert=None,
+                private_key=None,
+                runtime_port=1,
+            )
 
 
 def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> None:

@@ -19,7 +19,12 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
 
 from fedmodel import __version__
-from fedmodel.client.site import SiteConfig, capped_settings, site_from_node_config
+from fedmodel.client.site import (
+    SiteConfig,
+    agreed_labels,
+    capped_settings,
+    site_from_node_config,
+)
 from fedmodel.client.site_data import load_site_records
 from fedmodel.config import RunSettings, settings_from_dict, to_run_config
 from fedmodel.config.deployment import check_deployment_settings
@@ -307,3 +312,45 @@ def test_a_site_does_not_look_for_files_the_server_names(
         assert "refuses a run-config with task.train_files" in reply.error.reason
         assert str(Path.cwd()) not in reply.error.reason
         assert not (state / "privacy_ledger.json").exists()
+
+
+def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    rows, names = bank_rows
+    held = str(rows["intent"].iloc[0])
+    absent = next(name for name in names if name not in set(rows["intent"]))
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("\n".join(reversed(names)) + "\n\n")
+    state = tmp_path / "state"
+    config = node_config(site_file, state, **{"labels-file": str(labels_file)})
+    context = Context(
+        run_id=1, node_id=7, node_config=config, state=RecordDict(), run_config={}
+    )
+    # A server probing for one label: the site's answer is the same whether
+    # its records hold that label or not, and nothing is charged.
+    reasons = []
+    for missing in (held, absent):
+        probe = deployment_settings([n for n in names if n != missing])
+        reply = client_app.train(_train_message(probe, 1), context)
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        reasons.append(reply.error.reason.replace(repr(missing), "LABEL"))
+        assert not (state / "privacy_ledger.json").exists()
+    assert reasons[0] == reasons[1]
+    assert "refuses the run's task.labels" in reasons[0]
+    # The agreed set, in the server's own order, trains.
+    figures = _site_round(deployment_settings(names), config, 1)
+    assert 0 < figures["epsilon"] <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("a\nb\na\n", "line 3: label 'a' is listed twice"), ("\n \n", "lists no label")],
+)
+def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text(text)
+    with pytest.raises(FedmodelError, match=f"labels-file='{path}'.*{fragment}"):
+        agreed_labels(path)
+    with pytest.raises(FedmodelError, match="labels-file=.*cannot be read"):
+        agreed_labels(tmp_path / "missing.txt")
