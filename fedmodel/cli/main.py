@@ -148,7 +148,12 @@ def run_command(argv: Sequence[str]) -> int:
         from fedmodel.cli.simulate import run_simulate
 
         return run_simulate(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and _takes_overrides(args, extra):
+        args.overrides = [*args.overrides, *extra]  # overrides after an option
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.run(args))
     except FedmodelError as exc:
@@ -156,6 +161,13 @@ def run_command(argv: Sequence[str]) -> int:
 
         report_error(args.prog, error_line(exc))
         return EXIT_USER_ERROR
+
+
+def _takes_overrides(args: argparse.Namespace, extra: Sequence[str]) -> bool:
+    """Whether `extra` are Hydra overrides a command split with an option."""
+    return isinstance(getattr(args, "overrides", None), list) and all(
+        "=" in item and not item.startswith("-") for item in extra
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

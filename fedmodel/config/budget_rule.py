@@ -162,8 +162,16 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not keys:
         return filled
     epsilon = _local_epsilon(filled)
-    if epsilon is not None and not isinstance(epsilon, int | float):
-        return filled  # the type check names the bad value
+    if epsilon is not None and (
+        isinstance(epsilon, bool) or not isinstance(epsilon, int | float)
+    ):
+        # Named here: the rule's keys would otherwise stay null, and the type
+        # check would name one of them instead.
+        sweep = " (a sweep: --multirun privacy.target_epsilon=1,3,8)"
+        raise FedmodelError(
+            f"config key 'privacy.target_epsilon' must be a number: {epsilon!r}"
+            + (sweep if isinstance(epsilon, list | tuple) else "")
+        )
     row = config_row(filled)
     finetune_mode = filled.get("finetune", {}).get("mode")
     for dotted in keys:

@@ -15,6 +15,7 @@ from fedmodel.config.modes import (
     DISTILL_MODE_NAMES,
     FINETUNE_MODE_NAMES,
     GRAD_SAMPLE_MODE_NAMES,
+    OPTIMIZER_NAMES,
     PRIVACY_MODE_NAMES,
     TRACKER_NAMES,
 )
@@ -113,6 +114,7 @@ def _check(settings: RunSettings) -> None:
     if settings.num_rounds < 1:
         raise FedmodelError(f"num_rounds must be >= 1, got {settings.num_rounds}")
     _check_name("finetune.mode", settings.finetune.mode, FINETUNE_MODE_NAMES)
+    _check_name("finetune.optimizer", settings.finetune.optimizer, OPTIMIZER_NAMES)
     _check_name("privacy.mode", settings.privacy.mode, PRIVACY_MODE_NAMES)
     _check_name("distill.name", settings.distill.name, DISTILL_MODE_NAMES)
     _check_name("tracking.name", settings.tracking.name, TRACKER_NAMES)
@@ -134,10 +136,30 @@ def _check(settings: RunSettings) -> None:
             "label start reads the descriptions; set label_init=true or drop "
             "task.label_descriptions"
         )
+    _check_files_keys(settings)
     _check_distill(settings)
     _check_device(settings)
     _check_audit(settings)
     _check_privacy(settings)
+
+
+def _check_files_keys(settings: RunSettings) -> None:
+    """Files named for task=files only, given to a task that would ignore them."""
+    task = settings.task
+    if task.name == "files":
+        return
+    named = {
+        "task.train_files": task.train_files,
+        "task.test_file": task.test_file,
+        "task.validation_file": task.validation_file,
+    }
+    for key, value in named.items():
+        if value:
+            raise FedmodelError(
+                f"{key} is set, but task={task.name} does not read it (only "
+                f"task=files does): add task=files to train on your files, or "
+                f"drop {key}"
+            )
 
 
 def _check_name(key: str, value: str, accepted: tuple[str, ...]) -> None:

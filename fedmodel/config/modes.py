@@ -18,6 +18,8 @@ FINETUNE_MODE_NAMES = ("head", "lora", "full")
 PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
 DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")
+# finetune.optimizer: built by `fedmodel.training.loops.build_optimizer`.
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 ACCOUNTANT_NAMES = ("rdp", "prv")
 # privacy.grad_sample_mode: `fedmodel.privacy.engine` wraps with any of them;
 # `onepass` fits models whose trainable layers are linear, layer-norm or

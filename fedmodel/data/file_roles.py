@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from fedmodel.config import TaskSettings
+from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.data.splits import TaskData
 from fedmodel.errors import FedmodelError
@@ -82,6 +82,45 @@ def check_named_files(task: TaskSettings) -> str:
             )
         seen[path] = (role, key)
     return task.test_file
+
+
+def warn_pooled_files(settings: RunSettings) -> None:
+    """Say so when a files task's clients are not its files.
+
+    With any partition but `natural` on the files (`debug=smoke` sets `iid`),
+    the files' records are pooled and dealt out again: each client's epsilon
+    then covers its share, not one site's file. The server says it once.
+    """
+    task, partition = settings.task, settings.partition
+    by_file = partition.name == "natural" and partition.label_groups is None
+    if task.name != "files" or (by_file and partition.column in (None, SITE_COLUMN)):
+        return
+    logger.warning(
+        "partition=%s%s: the %d files of task.train_files are pooled and dealt "
+        "out again to %d clients, so a client is not one of your sites; "
+        "partition=natural makes each file one client",
+        partition.name,
+        f" (column {partition.column})" if partition.column else "",
+        len(task.train_files),
+        settings.num_clients,
+    )
+
+
+def warn_test_only_labels(data: TaskData) -> None:
+    """Name the test split's labels that no training record has, once per run."""
+    trained = set(data.train["label"])
+    if data.transfer is not None:
+        trained |= set(data.transfer["label"])
+    unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
+    if unseen:
+        logger.warning(
+            "%d label(s) of the test file no training record has, so the model "
+            "cannot learn them and every test record of them counts as an "
+            "error: %s. Add training records of them, or leave them out of the "
+            "test file",
+            len(unseen),
+            unseen[:10] + (["..."] if len(unseen) > 10 else []),
+        )
 
 
 def warn_shared_texts(task: TaskSettings, data: TaskData) -> None:

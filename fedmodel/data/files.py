@@ -7,7 +7,6 @@ are the same label; so are a Parquet 3.0 and 3).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,6 @@ from fedmodel.data.file_formats import (
 from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
-
-logger = logging.getLogger(__name__)
 
 TEST_SITE = -1
 MIN_LABELS = 2
@@ -226,9 +223,6 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
                 f"classifier needs at least {MIN_LABELS} labels. Add records of "
                 "another label, or list the full label set in task.labels"
             )
-        unseen = sorted(set(names) - trained)
-        if unseen:
-            logger.warning("labels only in the test file, never trained: %s", unseen)
         return tuple(names)
     names = [str(name) for name in task.labels]
     if len(names) < MIN_LABELS or len(set(names)) != len(names):

@@ -17,7 +17,11 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
 from fedmodel.data import load_task
-from fedmodel.data.file_roles import warn_shared_texts
+from fedmodel.data.file_roles import (
+    warn_pooled_files,
+    warn_shared_texts,
+    warn_test_only_labels,
+)
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
@@ -73,7 +77,9 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
+    warn_pooled_files(settings)
     warn_shared_texts(settings.task, task)
+    warn_test_only_labels(task)
     server_started = time.perf_counter()
     model, resumed = start_model(settings, task=task, run_dir=run_dir)
     initial = model.evaluate()

@@ -40,13 +40,14 @@ from fedmodel.run.checkpoint import (
     load_checkpoint,
     remove_stale_checkpoint,
 )
+from fedmodel.run.folder_check import changed_keys, check_run_folder
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CHECKPOINT_FILE,
     CLIENTS_DIR,
     RESOLVED_CONFIG,
 )
-from fedmodel.run.metrics import archive_rounds, set_aside
+from fedmodel.run.metrics import set_aside
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import BestModelSelector, split_for_selection
@@ -81,22 +82,17 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Check the nodes, tidy what a kill left behind, write the resolved config.
+    """Check the folder and the nodes, tidy what a kill left behind, write the config.
 
-    An earlier run's metrics (unless resuming) and a resolved config that
-    differs from this run's are kept under numbered names, never overwritten.
+    `check_run_folder` decides whether this run may use the folder; a resolved
+    config that differs from this run's is kept under a numbered name, never
+    overwritten.
     """
     run_dir = Path(settings.run_dir)
+    check_run_folder(run_dir, settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_node_count(grid, settings)
     _remove_stale_temp_files(run_dir)
-    archived = None if settings.resume else archive_rounds(run_dir)
-    if archived:
-        log.warning(
-            "%s already held rounds of an earlier run: kept as %s",
-            run_dir,
-            archived.name,
-        )
     _write_resolved_config(run_dir, asdict(settings))
     return run_dir
 
@@ -105,7 +101,7 @@ def _write_resolved_config(run_dir: Path, config: dict[str, Any]) -> None:
     path = run_dir / RESOLVED_CONFIG
     earlier = yaml.safe_load(path.read_text()) if path.is_file() else None
     if isinstance(earlier, dict) and earlier != config:
-        changed = sorted(_changed_keys(earlier, config))
+        changed = sorted(changed_keys(earlier, config))
         kept = set_aside(path)
         assert kept is not None
         log.warning(
@@ -116,20 +112,6 @@ def _write_resolved_config(run_dir: Path, config: dict[str, Any]) -> None:
             kept.name,
         )
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested mappings."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [prefix or "<root>"] if old != new else []
-    keys = sorted(set(old) | set(new), key=str)
-    return [
-        changed
-        for key in keys
-        for changed in _changed_keys(
-            old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key)
-        )
-    ]
 
 
 def start_model(

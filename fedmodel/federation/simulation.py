@@ -28,6 +28,7 @@ from fedmodel.config import (
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app, server_app
 from fedmodel.run.console import setup_logging
+from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.tracking import track_run
 
@@ -65,7 +66,8 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**raw_config, "run_dir": str(run_dir)}
     settings = settings_from_dict(config)
-    check_simulated_clients(settings)  # before any Flower start-up
+    check_run_folder(run_dir, settings)  # before any Flower start-up
+    check_simulated_clients(settings)
     # Keep Flower's own files (config, logs) inside the run folder.
     os.environ["FLWR_HOME"] = str(run_dir / ".flwr")
     # Ray would otherwise warn on every start that it hides GPUs from clients.

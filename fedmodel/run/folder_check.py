@@ -1,4 +1,8 @@
-"""Can the run folder be written? Asked before anything is written into it.
+"""Can the run folder be used? Asked before anything is written into it.
+
+It must be writable; a new run (no `resume=true`) must not start in a folder
+that holds another run's results, and a resume must keep the settings that
+decide each client's records.
 
 Hydra opens the run's log file in the run folder before fedmodel's own code
 runs, so `fedmodel simulate` asks through a Hydra callback
@@ -11,14 +15,26 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import setup_logging
+from fedmodel.run.layout import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    CLIENTS_DIR,
+    METRICS_FILE,
+    RESOLVED_CONFIG,
+    SUMMARY_FILE,
+)
 
 
 def check_writable_folder(folder: Path, *, key: str) -> None:
@@ -46,6 +62,87 @@ def check_writable_folder(folder: Path, *, key: str) -> None:
             f"folder you can write (e.g. {key}=outputs/my-run) or fix its "
             "permissions"
         )
+
+
+# Settings that decide which records each client holds. Each client's ledger
+# counts what was spent on its own records: a resume that dealt them out
+# again would charge a record under two ledgers that each count only one.
+_RECORD_KEYS = ("task", "partition", "num_clients", "seed")
+
+
+def check_run_folder(run_dir: Path, settings: RunSettings) -> None:
+    """Refuse a run the folder's earlier contents do not allow.
+
+    A new run (no `resume=true`) does not start where a run left results: it
+    would replace that run's model and summary, and its clients would find
+    their ledgers already charged. A resume keeps the settings that decide
+    each client's records. Hydra's own files (`.hydra/`, the log) do not count.
+    """
+    if settings.resume:
+        _check_same_records(run_dir, asdict(settings))
+        return
+    found = [
+        name
+        for name in (SUMMARY_FILE, METRICS_FILE, f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}")
+        if (run_dir / name).is_file()
+    ]
+    found += sorted(
+        str(path.relative_to(run_dir))
+        for path in (
+            *run_dir.glob("*privacy_ledger.json"),
+            *run_dir.glob(f"{CLIENTS_DIR}/*/*privacy_ledger.json"),
+        )
+    )
+    if found:
+        raise FedmodelError(
+            f"the run folder {run_dir} already holds a run ({', '.join(found[:3])}"
+            f"{', ...' if len(found) > 3 else ''}): continue it with resume=true, "
+            "or give this run a folder of its own (hydra.run.dir=...)"
+        )
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [prefix or "<root>"] if old != new else []
+    keys = sorted(set(old) | set(new), key=str)
+    return [
+        changed
+        for key in keys
+        for changed in changed_keys(
+            old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key)
+        )
+    ]
+
+
+def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
+    path = run_dir / RESOLVED_CONFIG
+    earlier = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(earlier, dict):
+        return
+    changed = [
+        key
+        for key in changed_keys(earlier, config)
+        if key.split(".")[0] in _RECORD_KEYS
+    ]
+    if changed:
+        values = ", ".join(
+            f"{key}={_at(config, key)!r} (the run's: {_at(earlier, key)!r})"
+            for key in changed[:4]
+        )
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {values}: these decide which records "
+            "each client holds, and each client's ledger counts only what was "
+            "spent on its own; resume with the run's values (its "
+            f"{RESOLVED_CONFIG}), or start a new run in a new folder"
+        )
+
+
+def _at(config: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 class RunFolderCheck(Callback):

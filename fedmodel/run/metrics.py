@@ -36,14 +36,6 @@ def append_round(run_dir: Path, record: Mapping[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def archive_rounds(run_dir: Path) -> Path | None:
-    """Move an earlier run's metrics.jsonl aside, so a new run starts clean.
-
-    Returns where it went (metrics.<n>.jsonl), or None if there was none.
-    """
-    return set_aside(run_dir / METRICS_FILE)
-
-
 def set_aside(path: Path) -> Path | None:
     """Rename `name.ext` to the first free `name.<n>.ext`; None if it is absent."""
     if not path.is_file():

@@ -71,6 +71,17 @@ def test_a_nan_setting_stops_and_keeps_the_earlier_run(tmp_path: Path) -> None:
     assert _hashes(tmp_path) == saved
 
 
+def test_a_new_run_in_a_finished_runs_folder_stops_and_keeps_it(
+    tmp_path: Path,
+) -> None:
+    saved = _earlier_run(tmp_path)
+    done = _simulate(*SMALL, f"hydra.run.dir={tmp_path}")
+    _assert_user_error(
+        done, f"the run folder {tmp_path} already holds a run", "resume=true"
+    )
+    assert _hashes(tmp_path) == saved
+
+
 def test_a_run_folder_under_a_file_is_named(tmp_path: Path) -> None:
     blocker = tmp_path / "results"
     blocker.write_text("an earlier result\n")

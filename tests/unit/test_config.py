@@ -265,6 +265,10 @@ def test_a_files_task_without_files_or_a_count_names_both() -> None:
         ("privacy.target_delta=2", "privacy.target_delta"),
         ("finetune.batch_size=0", "finetune.batch_size"),
         ("task.val_fraction=1.5", "task.val_fraction"),
+        ("finetune.optimizer=foo", "finetune.optimizer must be one of"),
+        ("task.train_files=[a.csv]", "task.train_files is set, but task=bank"),
+        ("task.test_file=t.csv", "task.test_file is set, but task=bank"),
+        ("privacy.target_epsilon=[1,2]", "privacy.target_epsilon' must be a number"),
     ],
 )
 def test_bad_values_name_the_key(override: str, fragment: str) -> None:

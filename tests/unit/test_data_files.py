@@ -4,9 +4,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedmodel.config import TaskSettings
+from fedmodel.config import TaskSettings, compose_config, settings_from_dict
 from fedmodel.data import load_task
-from fedmodel.data.file_roles import warn_shared_texts
+from fedmodel.data.file_roles import (
+    warn_pooled_files,
+    warn_shared_texts,
+    warn_test_only_labels,
+)
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 
@@ -227,3 +231,34 @@ def test_sites_sharing_texts_are_named(
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
         warn_shared_texts(task, load_task(task, seed=0))
     assert not caplog.records
+
+
+def test_pooling_a_files_tasks_files_is_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    files = ["task=files", "task.train_files=[a.csv,b.csv,c.csv]"]
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_pooled_files(settings_from_dict(compose_config(files)))
+        warn_pooled_files(
+            settings_from_dict(compose_config([*files, "partition=natural"]))
+        )
+        assert not caplog.records  # one client per file: nothing to say
+        smoke = settings_from_dict(compose_config([*files, "debug=smoke"]))
+        warn_pooled_files(smoke)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert "partition=iid: the 3 files of task.train_files are pooled" in warned
+    assert "to 2 clients" in warned
+
+
+def test_test_labels_no_record_trains_are_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    test = _csv(tmp_path / "t.csv", [("good", "pos"), ("odd", "weird")])
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        data = load_task(_task([a], test), seed=0)
+        assert not caplog.records  # every process loads; the server names it
+        warn_test_only_labels(data)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert "1 label(s) of the test file no training record has" in warned
+    assert "['weird']" in warned and "leave them out of the test file" in warned

@@ -96,7 +96,8 @@ def test_good_plan_prints_tables_and_exits_0(
         f"finetune.batch_size={batch_size}",
         "num_rounds=2",
     ]
-    assert run_command(["privacy-plan", "--json", *overrides]) == 0
+    # Overrides on both sides of an option, as users type them.
+    assert run_command(["privacy-plan", overrides[0], "--json", *overrides[1:]]) == 0
     plans = json.loads(capsys.readouterr().out)
     assert [plan["sample_rate"] for plan in plans] == [
         sample_rate_for(200, batch_size)

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+import pytest
+import yaml
 
+from fedmodel.errors import FedmodelError
+from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.metrics import (
     append_round,
-    archive_rounds,
     plot_progress,
     read_rounds,
+    set_aside,
     write_json,
 )
+from tests.conftest import small_settings
 
 
 def _round(number: int, epsilon: float | None) -> dict[str, object]:
@@ -34,16 +41,50 @@ def test_rounds_append_and_read_back(tmp_path: Path) -> None:
     assert rounds[1]["epsilon_max"] is None  # NaN is not JSON: written as null
 
 
-def test_a_new_run_keeps_the_earlier_rounds_aside(tmp_path: Path) -> None:
-    assert archive_rounds(tmp_path) is None
+def test_set_aside_keeps_every_earlier_file(tmp_path: Path) -> None:
+    assert set_aside(tmp_path / "metrics.jsonl") is None
     append_round(tmp_path, _round(1, 1.0))
-    first = archive_rounds(tmp_path)
+    first = set_aside(tmp_path / "metrics.jsonl")
     append_round(tmp_path, _round(1, 2.0))
-    second = archive_rounds(tmp_path)
+    second = set_aside(tmp_path / "metrics.jsonl")
     assert first is not None and second is not None
     assert (first.name, second.name) == ("metrics.1.jsonl", "metrics.2.jsonl")
     assert read_rounds(tmp_path) == []
     assert json.loads(first.read_text())["epsilon_max"] == 1.0
+
+
+def test_a_new_run_does_not_start_where_a_run_left_results(tmp_path: Path) -> None:
+    new, resumed = small_settings(), small_settings("resume=true")
+    (tmp_path / ".hydra").mkdir()  # Hydra's own files: a folder still new
+    (tmp_path / "fedmodel.log").write_text("started\n")
+    check_run_folder(tmp_path, new)
+    ledger = tmp_path / "clients" / "client-1" / "privacy_ledger.json"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("{}")
+    with pytest.raises(FedmodelError, match=r"clients/client-1/privacy_ledger.json"):
+        check_run_folder(tmp_path, new)
+    append_round(tmp_path, _round(1, 1.0))
+    with pytest.raises(FedmodelError, match=r"already holds a run \(metrics.jsonl, "):
+        check_run_folder(tmp_path, new)
+    check_run_folder(tmp_path, resumed)  # continuing it is the way on
+
+
+def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
+    run = small_settings()
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+    more = run.num_clients + 1
+    for override, named in (
+        (f"num_clients={more}", f"num_clients={more} (the run's: {run.num_clients})"),
+        ("seed=9", f"seed=9 (the run's: {run.seed})"),
+        ("partition=dirichlet", "partition.name='dirichlet' (the run's: 'iid')"),
+    ):
+        with pytest.raises(FedmodelError, match=re.escape(named)):
+            check_run_folder(tmp_path, small_settings("resume=true", override))
+    # What does not move records may change: more rounds, a larger target.
+    check_run_folder(
+        tmp_path,
+        small_settings("resume=true", "num_rounds=5", "privacy.target_epsilon=12"),
+    )
 
 
 def test_summary_is_written_without_nan_or_temp_files(tmp_path: Path) -> None:
