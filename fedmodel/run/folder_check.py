@@ -1,4 +1,4 @@
-"""Can the run folder be written? Asked before anything is written into it.
+"""Can the run folder (or a deployment's folder) be written? Asked first.
 
 Hydra opens the run's log file in the run folder before fedmodel's own code
 runs, so `fedmodel simulate` asks through a Hydra callback
@@ -21,12 +21,19 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.console import setup_logging
 
 
-def check_writable_folder(folder: Path, *, key: str) -> None:
+def check_writable_folder(
+    folder: Path,
+    *,
+    key: str,
+    what: str = "the run folder",
+    example: str = "outputs/my-run",
+) -> None:
     """Refuse a folder that cannot be created or written, naming it and why.
 
     The folder itself, or its nearest existing parent when it does not exist
     yet, must be a directory in which a file can be created. Nothing is left
-    behind. `key` says where the path came from (e.g. "hydra.run.dir").
+    behind. `key` says where the path came from (e.g. "hydra.run.dir" or
+    "--state-dir"), `what` what the folder is for, `example` a usable value.
     """
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -42,9 +49,8 @@ def check_writable_folder(folder: Path, *, key: str) -> None:
             problem = f"{existing} cannot be written ({exc.strerror or exc})"
     if problem is not None:
         raise FedmodelError(
-            f"{key}: the run folder {folder} cannot be used: {problem}; choose a "
-            f"folder you can write (e.g. {key}=outputs/my-run) or fix its "
-            "permissions"
+            f"{key}: {what} {folder} cannot be used: {problem}; choose a folder "
+            f"you can write (e.g. {key}={example}) or fix its permissions"
         )
 
 
