@@ -141,17 +141,17 @@ def run_supernode(args: argparse.Namespace) -> int:
     site = site_from_node_config(node_config)
     if site is None:  # pragma: no cover - the node config above names a site
         raise FedmodelError("the SuperNode's arguments name no site")
-    site.state_dir.mkdir(parents=True, exist_ok=True)
-    exec_flower(
-        supernode_command(
-            site,
-            superlink=args.superlink,
-            ca_cert=args.ca_cert,
-            private_key=args.auth_key,
-            runtime_port=args.runtime_port,
-            insecure=args.insecure,
-        )
+    command = supernode_command(
+        site,
+        superlink=args.superlink,
+        ca_cert=args.ca_cert,
+        private_key=args.auth_key,
+        runtime_port=args.runtime_port,
+        insecure=args.insecure,
     )
+    # Made only once every setting passed its check.
+    site.state_dir.mkdir(parents=True, exist_ok=True)
+    exec_flower(command)
     return EXIT_OK
 
 

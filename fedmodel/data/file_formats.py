@@ -108,8 +108,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         )
     except pd.errors.EmptyDataError as exc:
         raise FedmodelError(
-            f"file {path} is empty (no header, no rows); write a header line with "
-            "the text and label columns and at least one row"
+            f"file {path} is empty (no header, no rows); write a header line of "
+            "column names and at least one row"
         ) from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise FedmodelError(

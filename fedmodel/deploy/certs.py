@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fedmodel.errors import FedmodelError
+from fedmodel.run.folder_check import check_writable_folder
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -30,6 +32,9 @@ SUPERLINK_KEY = "superlink.key"
 _SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # P-384: a NIST curve, which Flower requires for SuperNode keys.
 _CURVE = ec.SECP384R1
+# A century: longer than any key should live, and far inside the dates a
+# certificate can hold (to the year 9999).
+MAX_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,11 @@ def create_superlink_certificates(
             "name at least one host the SuperLink is reached at, e.g. "
             "--host superlink.example.org --host 10.0.0.5"
         )
-    if days < 1:
-        raise FedmodelError(f"--days must be >= 1, got {days}")
+    if not 1 <= days <= MAX_DAYS:
+        raise FedmodelError(
+            f"--days must be between 1 and {MAX_DAYS} (a century), got {days}; "
+            "renew certificates rather than making them last longer"
+        )
     names = [_subject_alternative_name(host) for host in hosts]
     paths = SuperLinkCertificates(
         ca_cert=directory / CA_CERT,
@@ -74,7 +82,7 @@ def create_superlink_certificates(
         key=directory / SUPERLINK_KEY,
     )
     _refuse_existing([paths.ca_cert, paths.ca_key, paths.cert, paths.key])
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory)
 
     now = datetime.datetime.now(datetime.UTC)
     until = now + datetime.timedelta(days=days)
@@ -118,7 +126,7 @@ def create_site_keys(directory: Path, *, name: str) -> SiteKeys:
         )
     keys = SiteKeys(private_key=directory / name, public_key=directory / f"{name}.pub")
     _refuse_existing([keys.private_key, keys.public_key])
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory)
     private = ec.generate_private_key(_CURVE())
     _write_private(
         keys.private_key,
@@ -133,6 +141,41 @@ def create_site_keys(directory: Path, *, name: str) -> SiteKeys:
     )
     _write_public(keys.public_key, public + f" fedmodel-site-{name}\n".encode())
     return keys
+
+
+def check_certificate(path: Path, *, option: str) -> None:
+    """Refuse a file that holds no PEM certificate, naming `option`."""
+    try:
+        x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise FedmodelError(
+            f"{option}: {path} is not a PEM certificate ({exc}); give the "
+            f"{CA_CERT} that `fedmodel certs superlink` wrote"
+        ) from exc
+
+
+def check_site_private_key(path: Path, *, option: str) -> None:
+    """Refuse a key Flower cannot sign in with (it takes OpenSSH EC keys only)."""
+    try:
+        key = serialization.load_ssh_private_key(path.read_bytes(), None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        problem = str(exc)
+    else:
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return
+        problem = f"a {type(key).__name__}, not an EC key"
+    raise FedmodelError(
+        f"{option}: {path} is not an unencrypted OpenSSH EC private key "
+        f"({problem}); give the private key `fedmodel certs site` wrote (the "
+        "file without .pub)"
+    )
+
+
+def _make_folder(directory: Path) -> None:
+    check_writable_folder(
+        directory, key="--dir", what="the output folder", example="certs"
+    )
+    directory.mkdir(parents=True, exist_ok=True)
 
 
 def _subject_alternative_name(host: str) -> x509.GeneralName:

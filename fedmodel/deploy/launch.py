@@ -3,9 +3,11 @@
 `fedmodel superlink` and `fedmodel supernode` replace themselves (exec) with
 Flower's own `flower-superlink` / `flower-supernode`, so the process a user
 starts, stops and monitors is Flower's. What they add: TLS and SuperNode
-authentication on unless `--insecure` is given (then a warning), checks that
-every certificate, key and data file exists before Flower starts, and a
-correctly quoted `--node-config` carrying the site's own settings.
+authentication on unless `--insecure` is given (then a warning), checks before
+Flower starts (every certificate, key and data file exists, a site's CA
+certificate and key parse, the state folder and the database's folder can be
+written), and a correctly quoted `--node-config` carrying the site's own
+settings.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ from fedmodel.client.site import (
     SiteConfig,
     agreed_labels,
 )
-from fedmodel.deploy.certs import CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY
+from fedmodel.deploy.certs import (
+    CA_CERT,
+    SUPERLINK_CERT,
+    SUPERLINK_KEY,
+    check_certificate,
+    check_site_private_key,
+)
 from fedmodel.errors import FedmodelError
+from fedmodel.run.folder_check import check_writable_folder
 
 log = logging.getLogger(__name__)
 # Read by flwr 1.41's SuperExec (flwr/supercore/superexec/run_superexec.py;
@@ -58,6 +67,7 @@ def superlink_command(
     command = ["flower-superlink", "--host", host, "--port", str(port)]
     command += ["--disable-runtime-dependency-installation"]
     if database is not None:
+        _check_database(database)
         command += ["--database", str(database)]
     if insecure:
         log.warning("%s", INSECURE_WARNING)
@@ -100,6 +110,9 @@ def supernode_command(
     _existing(site.data_file, "--data-file")
     if site.labels_file is not None:
         agreed_labels(_existing(site.labels_file, "--labels-file"))
+    check_writable_folder(
+        site.state_dir, key="--state-dir", what="the state folder", example="state"
+    )
     command = [
         "flower-supernode",
         "--superlink",
@@ -118,12 +131,16 @@ def supernode_command(
             "--auth-key (the site's private key from `fedmodel certs site`), or "
             "--insecure to run without TLS and authentication"
         )
+    ca_cert = _existing(ca_cert, "--ca-cert")
+    check_certificate(ca_cert, option="--ca-cert")
+    private_key = _existing(private_key, "--auth-key")
+    check_site_private_key(private_key, option="--auth-key")
     return [
         *command,
         "--root-certificates",
-        str(_existing(ca_cert, "--ca-cert")),
+        str(ca_cert),
         "--auth-supernode-private-key",
-        str(_existing(private_key, "--auth-key")),
+        str(private_key),
     ]
 
 
@@ -169,6 +186,26 @@ def exec_flower(command: list[str]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)
+
+
+def _check_database(database: Path) -> None:
+    """Refuse a --database that Flower's SQLite could not open or create."""
+    if database.is_dir():
+        raise FedmodelError(
+            f"--database: {database} is a folder; give a file in it, e.g. "
+            f"--database={database / 'superlink.db'}"
+        )
+    if not database.parent.is_dir():
+        raise FedmodelError(
+            f"--database: the folder {database.parent} of {database} does not "
+            "exist or is not a folder; create it first or choose another path"
+        )
+    check_writable_folder(
+        database.parent,
+        key="--database",
+        what="the database's folder",
+        example="state/superlink.db",
+    )
 
 
 def _existing(path: Path, option: str) -> Path:

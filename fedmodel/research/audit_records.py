@@ -34,8 +34,13 @@ LOSS_BATCH = 128
 
 def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
     """A finished run's settings and summary, or a clear error."""
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise FedmodelError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise FedmodelError(
+            f"{run_dir} is a file, not a run folder: give the folder of a "
+            "finished `fedmodel simulate` run"
+        )
     for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
         if not (run_dir / name).is_file():
             raise FedmodelError(

@@ -1,8 +1,9 @@
-"""Can the run folder be used? Asked before anything is written into it.
+"""Can a folder be used? Asked before anything is written into it.
 
-It must be writable; a new run (no `resume=true`) must not start in a folder
-that holds another run's results, and a resume must keep the settings that
-decide each client's records.
+A run folder (or a deployment's state or certificate folder) must be
+writable; a new run (no `resume=true`) must not start in a folder that holds
+another run's results, and a resume must keep the settings that decide each
+client's records.
 
 Hydra opens the run's log file in the run folder before fedmodel's own code
 runs, so `fedmodel simulate` asks through a Hydra callback
@@ -37,12 +38,19 @@ from fedmodel.run.layout import (
 )
 
 
-def check_writable_folder(folder: Path, *, key: str) -> None:
+def check_writable_folder(
+    folder: Path,
+    *,
+    key: str,
+    what: str = "the run folder",
+    example: str = "outputs/my-run",
+) -> None:
     """Refuse a folder that cannot be created or written, naming it and why.
 
     The folder itself, or its nearest existing parent when it does not exist
     yet, must be a directory in which a file can be created. Nothing is left
-    behind. `key` says where the path came from (e.g. "hydra.run.dir").
+    behind. `key` says where the path came from (e.g. "hydra.run.dir" or
+    "--state-dir"), `what` what the folder is for, `example` a usable value.
     """
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -58,9 +66,8 @@ def check_writable_folder(folder: Path, *, key: str) -> None:
             problem = f"{existing} cannot be written ({exc.strerror or exc})"
     if problem is not None:
         raise FedmodelError(
-            f"{key}: the run folder {folder} cannot be used: {problem}; choose a "
-            f"folder you can write (e.g. {key}=outputs/my-run) or fix its "
-            "permissions"
+            f"{key}: {what} {folder} cannot be used: {problem}; choose a folder "
+            f"you can write (e.g. {key}={example}) or fix its permissions"
         )
 
 

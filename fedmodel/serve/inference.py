@@ -12,10 +12,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fedmodel.errors import FedmodelError
@@ -29,6 +30,7 @@ from fedmodel.run.layout import (
 from fedmodel.serve.export import ONNX_INPUTS
 
 CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
 
 
 class TextClassifier(Protocol):
@@ -54,13 +56,7 @@ class TorchClassifier:
     """The Hugging Face folder, run with PyTorch."""
 
     def __init__(self, model_dir: Path) -> None:
-        try:
-            self.model = PooledBertForSequenceClassification.from_pretrained(model_dir)
-        except (OSError, ValueError, TypeError) as exc:
-            raise FedmodelError(
-                f"--model {model_dir}: the folder holds no loadable fedmodel "
-                f"classifier ({exc}); point at a run's model/ or student/ folder"
-            ) from exc
+        self.model = _load_torch_model(model_dir)
         self.model.eval()
         self.tokenizer = load_tokenizer_of(model_dir)
         self.label_names = _label_names(model_dir)
@@ -70,6 +66,42 @@ class TorchClassifier:
         inputs = _tokenize(self.tokenizer, texts, tensors="pt")
         with torch.inference_mode():
             return self.model(**inputs).logits.numpy()
+
+
+def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
+    """The folder's classifier; FedmodelError names a damaged or mismatched file."""
+    try:
+        # Mismatched tensors are loaded as fresh ones here and refused below,
+        # where the shapes can be named (transformers' own error names none).
+        loaded = PooledBertForSequenceClassification.from_pretrained(
+            model_dir, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    except SafetensorError as exc:
+        raise FedmodelError(
+            f"--model {model_dir}: {model_dir / WEIGHTS_FILE} is damaged ({exc}); "
+            "export the model again or copy the file again"
+        ) from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise FedmodelError(
+            f"--model {model_dir}: the folder holds no loadable fedmodel "
+            f"classifier ({exc}); point at a run's model/ or student/ folder"
+        ) from exc
+    # output_loading_info makes it a pair, which the stubs do not say.
+    model, info = cast(
+        tuple[PooledBertForSequenceClassification, dict[str, Any]], loaded
+    )
+    if info["mismatched_keys"]:
+        shapes = ", ".join(
+            f"{name} {list(saved)} saved, {list(built)} from {CONFIG_FILE}"
+            for name, saved, built in sorted(info["mismatched_keys"])
+        )
+        raise FedmodelError(
+            f"--model {model_dir}: {model_dir / CONFIG_FILE} does not match the "
+            f"saved weights ({shapes}; its id2label names "
+            f"{len(_label_names(model_dir))} label(s)); restore {CONFIG_FILE} "
+            "from the export or export the model again"
+        )
+    return model
 
 
 class OnnxClassifier:

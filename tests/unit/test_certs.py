@@ -12,7 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from flwr.cli.supernode.register import try_load_public_key
 
-from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+from fedmodel.deploy.certs import (
+    MAX_DAYS,
+    check_certificate,
+    check_site_private_key,
+    create_site_keys,
+    create_superlink_certificates,
+)
 from fedmodel.errors import FedmodelError
 
 
@@ -69,3 +75,42 @@ def test_bad_hosts_are_named(tmp_path: Path, hosts: list[str], fragment: str) ->
 def test_bad_site_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FedmodelError, match="not usable as a file name"):
         create_site_keys(tmp_path, name="../escape")
+
+
+@pytest.mark.parametrize("days", [0, MAX_DAYS + 1, 100_000_000])
+def test_days_out_of_range_are_refused_before_the_folder_is_made(
+    tmp_path: Path, days: int
+) -> None:
+    out = tmp_path / "c4"
+    with pytest.raises(FedmodelError, match=f"--days must be between 1 and .*{days}"):
+        create_superlink_certificates(out, hosts=["localhost"], days=days)
+    assert not out.exists()
+    create_superlink_certificates(out, hosts=["localhost"], days=MAX_DAYS)
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    a_file = tmp_path / "a.csv"
+    a_file.write_text("text,label\n")
+    for directory in (a_file, a_file / "certs"):
+        with pytest.raises(FedmodelError, match=f"--dir: .*{directory}.*is a file"):
+            create_superlink_certificates(directory, hosts=["localhost"])
+        with pytest.raises(FedmodelError, match=f"--dir: .*{directory}.*is a file"):
+            create_site_keys(directory, name="hospital-a")
+    if Path("/proc/self").is_dir():  # Linux: no file can be made in /proc
+        with pytest.raises(FedmodelError, match="--dir: .*/proc/x.*cannot be written"):
+            create_superlink_certificates(Path("/proc/x"), hosts=["localhost"])
+
+
+def test_a_site_checks_its_certificate_and_key_parse(tmp_path: Path) -> None:
+    made = create_superlink_certificates(tmp_path / "ca", hosts=["localhost"])
+    keys = create_site_keys(tmp_path / "keys", name="hospital-a")
+    check_certificate(made.ca_cert, option="--ca-cert")
+    check_site_private_key(keys.private_key, option="--auth-key")
+    not_pem = tmp_path / "a.csv"
+    not_pem.write_text("text,label\nhello,a\n")
+    with pytest.raises(FedmodelError, match=f"--ca-cert: {not_pem} is not a PEM"):
+        check_certificate(not_pem, option="--ca-cert")
+    # The public key, the CA's PEM key, a certificate: none signs a node in.
+    for wrong in (not_pem, keys.public_key, made.ca_key, made.ca_cert):
+        with pytest.raises(FedmodelError, match=f"--auth-key: {wrong} is not an"):
+            check_site_private_key(wrong, option="--auth-key")

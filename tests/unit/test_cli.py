@@ -201,6 +201,16 @@ def test_audit_confidence_out_of_range_is_a_user_error(
     assert "--confidence must be in (0, 1)" in capsys.readouterr().err
 
 
+def test_audit_of_a_file_says_it_is_not_a_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a.csv"
+    a_file.write_text("text,label\n")
+    assert run_command(["audit", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"{a_file} is a file, not a run folder" in err
+
+
 def test_a_generic_hydra_error_keeps_its_first_line() -> None:
     from hydra.errors import HydraException
 

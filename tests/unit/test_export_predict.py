@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import types
 from pathlib import Path
 
@@ -251,3 +252,40 @@ def test_predict_refuses_an_empty_text(
         captured = capsys.readouterr()
         assert "--text number 2 is empty" in captured.err and not captured.out
         assert "Traceback" not in captured.err
+
+
+def test_predict_names_a_damaged_weights_file(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(exported, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert _predict("--model", str(model), "--runtime", "torch", "--text", "x") == 2
+    err = capsys.readouterr().err
+    assert f"{weights} is damaged" in err and "copy the file again" in err
+    assert "Traceback" not in err
+
+
+def test_predict_names_a_config_that_does_not_match_the_weights(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(exported, model)
+    config = json.loads((model / "config.json").read_text())
+    config["id2label"] = {}
+    (model / "config.json").write_text(json.dumps(config))
+    assert _predict("--model", str(model), "--runtime", "torch", "--text", "x") == 2
+    err = capsys.readouterr().err
+    assert f"{model / 'config.json'} does not match the saved weights" in err
+    assert "classifier.weight" in err and "id2label names 0 label(s)" in err
+
+
+def test_predict_input_that_is_empty_asks_for_no_label_column(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert _predict("--model", str(exported), "--input", str(empty)) == 2
+    err = capsys.readouterr().err
+    assert f"{empty} is empty" in err and "label" not in err

@@ -143,6 +143,68 @@ def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> Non
         )
 
 
+def test_a_state_dir_that_is_a_file_stops_the_supernode_launch(
+    site: SiteConfig,
+) -> None:
+    for state_dir in (site.data_file, site.data_file / "state"):
+        with pytest.raises(FedmodelError, match=f"--state-dir: .*{state_dir}.*a file"):
+            supernode_command(
+                dataclasses.replace(site, state_dir=state_dir),
+                superlink="h:1",
+                ca_cert=None,
+                private_key=None,
+                runtime_port=1,
+                insecure=True,
+            )
+
+
+def test_a_ca_cert_or_key_that_does_not_parse_stops_the_supernode_launch(
+    tmp_path: Path, site: SiteConfig
+) -> None:
+    made = create_superlink_certificates(tmp_path / "ca", hosts=["localhost"])
+    keys = create_site_keys(tmp_path / "keys", name="site-2")
+    for ca_cert, key, option in (
+        (site.data_file, keys.private_key, "--ca-cert"),
+        (made.ca_cert, keys.public_key, "--auth-key"),
+    ):
+        with pytest.raises(FedmodelError, match=f"{option}: "):
+            supernode_command(
+                site,
+                superlink="h:1",
+                ca_cert=ca_cert,
+                private_key=key,
+                runtime_port=1,
+            )
+    # The command line, too: exit 2 at once, nothing made, no Flower process.
+    done = _fedmodel(
+        "supernode",
+        *("--superlink", "127.0.0.1:1", "--site-id", "2", "--max-epsilon", "3"),
+        *("--data-file", str(site.data_file), "--state-dir", str(site.state_dir)),
+        *("--ca-cert", str(site.data_file), "--auth-key", str(keys.private_key)),
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--ca-cert: {site.data_file} is not a PEM certificate" in done.stderr
+    assert not site.state_dir.exists()
+
+
+def test_a_database_whose_folder_is_missing_stops_the_superlink(
+    tmp_path: Path,
+) -> None:
+    for database, fragment in (
+        (tmp_path / "nope" / "state.db", "the folder .*nope of .*state.db does not"),
+        (tmp_path, ".* is a folder; give a file in it"),
+    ):
+        with pytest.raises(FedmodelError, match=f"--database: {fragment}"):
+            superlink_command(
+                certs_dir=None, host="h", port=1, database=database, insecure=True
+            )
+    database = tmp_path / "state.db"
+    command = superlink_command(
+        certs_dir=None, host="h", port=1, database=database, insecure=True
+    )
+    assert command[command.index("--database") + 1] == str(database)
+
+
 def test_cli_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
     done = _fedmodel("superlink", "--certs", str(tmp_path))
     assert done.returncode == 2
