@@ -25,6 +25,7 @@ from fedmodel.run.layout import LOG_FILE
 
 PROG = "fedmodel simulate"
 VERBOSE_FLAGS = ("-v", "--verbose")
+MULTIRUN_FLAGS = ("-m", "--multirun")
 # What Hydra writes into a run folder before fedmodel has run anything.
 HYDRA_ONLY = {".hydra", LOG_FILE}
 log = logging.getLogger("fedmodel")
@@ -39,6 +40,12 @@ def run_simulate(argv: list[str]) -> int:
     if any(flag in argv for flag in VERBOSE_FLAGS):
         os.environ[VERBOSE_ENV] = "1"
         argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]
+    if any(flag in argv for flag in MULTIRUN_FLAGS):
+        try:
+            check_sweep_jobs([arg for arg in argv if not arg.startswith("-")])
+        except FedmodelError as exc:
+            report_error(PROG, error_line(exc))
+            return EXIT_USER_ERROR
     app = hydra.main(
         config_path=str(CONF_DIR), config_name="config", version_base="1.3"
     )(_simulate)
@@ -56,6 +63,38 @@ def run_simulate(argv: list[str]) -> int:
         if not full_error:
             del os.environ["HYDRA_FULL_ERROR"]
     return EXIT_OK
+
+
+def check_sweep_jobs(overrides: list[str]) -> None:
+    """Check the settings of every job of a --multirun sweep before the first.
+
+    A bad value in the sweep's last job would otherwise stop it only after
+    the jobs before had run, hours into a long sweep. Hydra's own keys are
+    left to Hydra.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from fedmodel.config import compose_config
+
+    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(ours)
+    except HydraException:
+        return  # Hydra names the override itself, before any job
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    batches = BasicSweeper.split_arguments(parsed, None)
+    jobs = [job for batch in batches for job in batch]
+    for number, job in enumerate(jobs, start=1):
+        try:
+            settings_from_dict({**compose_config(job), "run_dir": ""})
+        except FedmodelError as exc:
+            values = " ".join(o for o in job if o.split("=")[0].lstrip("+~") in swept)
+            raise FedmodelError(
+                f"sweep job {number} of {len(jobs)} ({values}): {error_line(exc)}; "
+                "no job has run"
+            ) from None
 
 
 def _simulate(cfg: Any) -> float:

@@ -180,7 +180,9 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             raise FedmodelError(
                 f"{dotted} is null, but finetune={finetune_mode} has no budget rule "
-                f"for it: set {dotted}"
+                f"for it: set {dotted} (to switch modes, pick the group, "
+                f"finetune={finetune_mode}, not finetune.mode=: the group brings "
+                "the mode's own settings)"
             )
         filled[group][key] = value
     return filled

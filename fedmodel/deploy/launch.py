@@ -107,7 +107,7 @@ def supernode_command(
     TLS is verified against `ca_cert` and the node signs in with
     `private_key`; `insecure` drops both and logs a warning.
     """
-    _existing(site.data_file, "--data-file")
+    _check_site_file(site)
     if site.labels_file is not None:
         agreed_labels(_existing(site.labels_file, "--labels-file"))
     check_writable_folder(
@@ -142,6 +142,30 @@ def supernode_command(
         "--auth-supernode-private-key",
         str(private_key),
     ]
+
+
+def _check_site_file(site: SiteConfig) -> None:
+    """Read the site's file once at launch, not first when a round arrives.
+
+    A file no round could read, or a `--delta` not below 1/n for its records,
+    stops the launch on the operator's console. Each round checks again.
+    """
+    # Imported here: pandas loads only for the SuperNode's launch.
+    from fedmodel.data.file_formats import read_table
+
+    path = _existing(site.data_file, "--data-file")
+    records = len(read_table(path, key="--data-file"))
+    if records == 0:
+        raise FedmodelError(
+            f"--data-file: file {path} holds no records, only a header; give the "
+            "site's file of records"
+        )
+    if site.delta is not None and site.delta * records >= 1:
+        raise FedmodelError(
+            f"--delta {site.delta:g} is not below 1/n = 1/{records} for the "
+            f"{records} records of {path}: give a smaller --delta, or none for "
+            "1/(10 n)"
+        )
 
 
 def node_config_arg(site: SiteConfig) -> str:

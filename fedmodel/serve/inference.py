@@ -71,8 +71,7 @@ class TorchClassifier:
 def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
     """The folder's classifier; FedmodelError names a damaged or mismatched file."""
     try:
-        # Mismatched tensors are loaded as fresh ones here and refused below,
-        # where the shapes can be named (transformers' own error names none).
+        # Mismatched tensors load as fresh ones, refused below with their shapes.
         loaded = PooledBertForSequenceClassification.from_pretrained(
             model_dir, ignore_mismatched_sizes=True, output_loading_info=True
         )
@@ -86,10 +85,8 @@ def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
             f"--model {model_dir}: the folder holds no loadable fedmodel "
             f"classifier ({exc}); point at a run's model/ or student/ folder"
         ) from exc
-    # output_loading_info makes it a pair, which the stubs do not say.
-    model, info = cast(
-        tuple[PooledBertForSequenceClassification, dict[str, Any]], loaded
-    )
+    # With output_loading_info it is a pair, which the stubs do not say.
+    model, info = cast(tuple[PooledBertForSequenceClassification, dict], loaded)
     if info["mismatched_keys"]:
         shapes = ", ".join(
             f"{name} {list(saved)} saved, {list(built)} from {CONFIG_FILE}"

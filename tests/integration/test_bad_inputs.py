@@ -118,7 +118,9 @@ def test_a_gpt2_checkpoint_stops_before_any_client_is_charged(tmp_path: Path) ->
     GPT2LMHeadModel(config).save_pretrained(gpt2)
     run_dir = tmp_path / "run"
     saved = _earlier_run(run_dir)
-    done = _simulate(*SMALL, f"model.path={gpt2}", f"hydra.run.dir={run_dir}")
+    done = _simulate(
+        *SMALL, f"model.path={gpt2}", "resume=true", f"hydra.run.dir={run_dir}"
+    )
     _assert_user_error(done, f"model.path '{gpt2}'", "'gpt2' checkpoint", "BERT-family")
     assert _hashes(run_dir) == saved
     assert not (run_dir / "clients" / "client-1").exists()  # nobody was charged

@@ -37,6 +37,7 @@ def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
         "finetune.batch_size=32",
         "warm_start.enabled=false",
         "distill=off",
+        "resume=true",  # a folder holding a ledger takes no new run
         f"hydra.run.dir={tmp_path}",
     ]
     # Its own process group: whatever it starts (Ray's workers) stays in it.

@@ -144,13 +144,16 @@ def test_spent_client_is_refused_and_no_longer_selected(
     spent_ledger = first / "clients" / "client-0" / "privacy_ledger.json"
     spent = json.loads(spent_ledger.read_text())
 
-    # Client 0 arrives at a second run with the budget it already spent.
+    # Client 0 arrives at a run with the budget it already spent (a new run
+    # would not start in a folder holding a ledger: this one is resumed).
     second = tmp_path / "second"
     (second / "clients" / "client-0").mkdir(parents=True)
     (second / "clients" / "client-0" / "privacy_ledger.json").write_text(
         spent_ledger.read_text()
     )
-    summary = simulate(small_config(*DP_RUN, "distill=off"), run_dir=second)
+    summary = simulate(
+        small_config(*DP_RUN, "distill=off", "resume=true"), run_dir=second
+    )
 
     rounds = read_rounds(second)
     assert [r["clients_selected"] for r in rounds] == [3, 2]

@@ -132,6 +132,23 @@ def test_a_config_fedmodel_rejects_leaves_no_run_folder(
     assert not run_dir.exists()
 
 
+def test_a_sweeps_bad_job_stops_it_before_the_first_job_runs(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = ["model=tiny", "privacy.target_epsilon=8,-1", "seed=1,2"]
+    assert run_simulate(["--multirun", *sweep, "hydra.sweep.dir=sweep"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "fedmodel simulate: error: sweep job 3 of 4 (privacy.target_epsilon=-1 "
+        "seed=1): config key 'privacy.target_epsilon' must be a finite number > 0"
+    ), err
+    assert err.endswith("no job has run") and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
     tmp_path: Path,
 ) -> None:

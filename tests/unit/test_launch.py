@@ -143,6 +143,24 @@ def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> Non
         )
 
 
+def test_a_file_no_round_could_use_stops_the_supernode_launch(
+    site: SiteConfig,
+) -> None:
+    for text, delta, fragment in (
+        ("text,label\n", None, "--data-file: .*my records.csv"),
+        ("text,label\nhello,a\nbye,b\n", 0.5, r"--delta 0.5 is not below 1/n = 1/2"),
+    ):
+        site.data_file.write_text(text)
+        with pytest.raises(FedmodelError, match=fragment):
+            supernode_command(
+                dataclasses.replace(site, delta=delta),
+                superlink="h:1",
+                ca_cert=None,
+                private_key=None,
+                runtime_port=1,
+            )
+
+
 def test_a_state_dir_that_is_a_file_stops_the_supernode_launch(
     site: SiteConfig,
 ) -> None:
