@@ -113,8 +113,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise FedmodelError(
-            f"file {path} is not valid CSV: {exc}; check quoting and the number of "
-            "fields on that line"
+            f"file {path} is not valid CSV: {' '.join(str(exc).split())}; check "
+            "quoting and the number of fields on that line"
         ) from exc
     # Names without surrounding spaces ("text, label" has a column "label").
     table.columns = pd.Index([str(c).strip() for c in table.columns])

@@ -21,7 +21,7 @@ from fedmodel.model.classifier import PooledBertConfig
 from fedmodel.model.load import TINY_RANDOM, resolve_model_path
 
 # config.json model_type values whose weights load into our BertModel.
-BERT_FAMILY = ("bert", PooledBertConfig.model_type)
+BERT_FAMILY = tuple(sorted({"bert", PooledBertConfig.model_type}))
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
