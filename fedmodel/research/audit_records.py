@@ -26,7 +26,15 @@ from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import make_text_loader
 from fedmodel.data.canaries import canary_splits
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.run.layout import (
+    CLIENTS_DIR,
+    RESOLVED_CONFIG,
+    SUMMARY_FILE,
+    TEACHER_DIR,
+    client_dir_name,
+)
+from fedmodel.training.embedding_cache import data_fingerprint
 from fedmodel.training.loops import TEXT_INPUTS
 
 LOSS_BATCH = 128
@@ -121,9 +129,9 @@ def rebuilt_canaries(
             "audit.canaries >= 2 and audit.reference_canaries >= 2"
         )
     if list(canaries["text"]) != list(train["text"][len(train) - planted :]):
-        raise FedmodelError(
-            f"the canaries rebuilt from {run_dir}/{RESOLVED_CONFIG} differ from the "
-            f"ones client {client} trained on: the run's data or code has changed"
+        raise FedmodelError(  # an internal check: the two canary paths disagree
+            f"the canaries rebuilt from {run_dir}/{RESOLVED_CONFIG} are not the "
+            f"ones client {client}'s training split ends with; please report it"
         )
     return canaries, reference
 
@@ -159,6 +167,43 @@ def client_figures(summary: dict[str, Any], client: int) -> dict[str, Any]:
         if figures.get("client_id") == client:
             return dict(figures)
     return {}
+
+
+def claimed_epsilon(figures: dict[str, Any]) -> float | None:
+    """The epsilon the run states for a client: what it reported or its ledger holds.
+
+    The larger of the two, as the run's own guarantee takes it: a client
+    whose updates were all rejected reported none but was still charged.
+    """
+    stated = [figures.get(key) for key in ("epsilon", "ledger_epsilon")]
+    known = [float(value) for value in stated if value is not None]
+    return max(known) if known else None
+
+
+def charged_ledger(
+    run_dir: Path, client: int, train: datasets.Dataset
+) -> LedgerRecord | None:
+    """The client's ledger, refusing records other than the ones it covered.
+
+    A simulated DP client's ledger keeps its training records' fingerprint;
+    records rebuilt from changed data or code would be attacked as members
+    that were never trained on. None for a run without client ledgers.
+    """
+    path = run_dir / CLIENTS_DIR / client_dir_name(client) / LEDGER_FILE
+    if not path.is_file():
+        return None
+    ledger = read_record(path)
+    charged = ledger.data_fingerprint
+    rebuilt = data_fingerprint(train)
+    if rebuilt != charged:
+        raise FedmodelError(
+            f"the training records rebuilt for client {client} from "
+            f"{run_dir}/{RESOLVED_CONFIG} (fingerprint {rebuilt}) are not the ones "
+            f"its ledger {path} was charged for ({charged}): the data or the code "
+            "changed since the run, so the audit would attack records the model "
+            "never trained on. Audit with the data and fedmodel version of the run"
+        )
+    return ledger
 
 
 def load_teacher(run_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

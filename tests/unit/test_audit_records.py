@@ -11,8 +11,15 @@ import yaml
 
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
-from fedmodel.research.audit_records import load_run, require_held_out
+from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+from fedmodel.research.audit_records import (
+    charged_ledger,
+    claimed_epsilon,
+    load_run,
+    require_held_out,
+)
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.training.embedding_cache import data_fingerprint
 
 
 def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(
@@ -52,3 +59,34 @@ def test_a_run_whose_config_this_version_cannot_rebuild_is_refused_naming_the_fi
     assert str(tmp_path / RESOLVED_CONFIG) in message
     assert named in message and "another fedmodel version" in message
     assert (tmp_path / RESOLVED_CONFIG).read_bytes() == before
+
+
+def test_the_claim_is_the_larger_of_reported_and_charged() -> None:
+    assert claimed_epsilon({"epsilon": 0.9, "ledger_epsilon": 1.2}) == 1.2
+    # Every update rejected: nothing reported, the ledger still charged.
+    assert claimed_epsilon({"epsilon": None, "ledger_epsilon": 0.7}) == 0.7
+    assert claimed_epsilon({"epsilon": None}) is None  # privacy=off
+
+
+def test_records_the_ledger_did_not_cover_are_not_audited(tmp_path: Path) -> None:
+    train = datasets.Dataset.from_dict({"text": ["a b", "c d"], "label": [0, 1]})
+    assert charged_ledger(tmp_path, 0, train) is None  # no ledger: not checked
+    plan = PrivacyPlan(
+        target_epsilon=8.0,
+        delta=1e-5,
+        sample_rate=0.5,
+        steps_per_round=2,
+        planned_rounds=1,
+        noise_multiplier=3.0,
+        accountant="rdp",
+    )
+    path = tmp_path / "clients" / "client-0" / "privacy_ledger.json"
+    ledger = PrivacyLedger.open(
+        path, client_id="0", plan=plan, data_fingerprint=data_fingerprint(train)
+    )
+    ledger.charge(round_number=1, steps=2)
+    record = charged_ledger(tmp_path, 0, train)
+    assert record is not None and record.delta == 1e-5
+    changed = train.map(lambda row: {"text": row["text"] + " x"})
+    with pytest.raises(FedmodelError, match="not the ones its ledger .* was charged"):
+        charged_ledger(tmp_path, 0, changed)
