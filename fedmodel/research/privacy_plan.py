@@ -9,6 +9,7 @@ reached, is flagged instead of planned.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 
 from rich.table import Table
@@ -20,6 +21,8 @@ from fedmodel.privacy import PrivacyPlan, epsilon_for
 from fedmodel.privacy.calibration import ACCOUNTANTS, plan_client, planned_rounds
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.modes import privacy_mode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,15 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
     plans = []
     for client_id in range(settings.num_clients):
         train, _, _ = load_client_data(settings, client_id)
+        # Progress: each client's calibration and per-round epsilons take
+        # seconds, a minute over hundreds of rounds.
+        log.info(
+            "planning client %d of %d (%d records, %d rounds)",
+            client_id + 1,
+            settings.num_clients,
+            len(train),
+            settings.num_rounds,
+        )
         plans.append(_planned(str(client_id), len(train), settings, central=False))
     return plans
 
