@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ for _name, _value in {
     "FLWR_TELEMETRY_ENABLED": "0",
 }.items():
     os.environ.setdefault(_name, _value)
+
+from flwr.app import Metadata  # noqa: E402
 
 from fedmodel.config import (  # noqa: E402
     RunSettings,
@@ -180,3 +183,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
 
     items.sort(key=rank)
+
+
+def reply_metadata(node: int) -> Metadata:
+    """The metadata of a train reply from `node` to the server."""
+    return Metadata(
+        run_id=1,
+        message_id=f"m-{node}",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id="t",
+        group_id="1",
+        created_at=time.time(),
+        ttl=60.0,
+        message_type="train",
+    )

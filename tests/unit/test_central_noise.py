@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.federation.central_dp import _LedgeredAdaptiveClipping
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
 from fedmodel.privacy import PrivacyLedger
 from fedmodel.privacy.client_level import plan_client_level
-from tests.conftest import small_settings
+from tests.conftest import reply_metadata, small_settings
 
 SIZE = 200_000
 
@@ -26,18 +25,7 @@ def _reply(node: int, update: np.ndarray) -> Message:
             METRICS_KEY: MetricRecord({"num-examples": 10.0}),
         }
     )
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"reply-{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id="train",
-        group_id="1",
-        created_at=time.time(),
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content=content, metadata=metadata)
+    return Message(content=content, metadata=reply_metadata(node))
 
 
 def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:

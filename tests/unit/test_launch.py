@@ -109,6 +109,18 @@ def test_supernode_signs_in_with_the_sites_key(
         )
 
 
+def _launch(site: SiteConfig, **changes: object) -> list[str]:
+    """`supernode_command` for `site` with `changes`, without TLS settings."""
+    return supernode_command(
+        dataclasses.replace(site, **changes),  # type: ignore[arg-type]
+        superlink="h:1",
+        ca_cert=None,
+        private_key=None,
+        runtime_port=1,
+        insecure=True,
+    )
+
+
 def test_node_config_survives_flowers_parser(site: SiteConfig) -> None:
     parsed = parse_config_args([node_config_arg(site)])
     assert site_from_node_config(parsed) == site
@@ -126,21 +138,13 @@ def test_a_bad_labels_file_stops_the_supernode_launch(site: SiteConfig) -> None:
     ):
         site.data_file.write_text("hello,a\nhello,a\n")
         with pytest.raises(FedmodelError, match=fragment):
-            supernode_command(
-                dataclasses.replace(site, labels_file=labels),
-                superlink="h:1",
-                ca_cert=None,
-                private_key=None,
-                runtime_port=1,
-            )
+            _launch(site, labels_file=labels)
 
 
 def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> None:
     site.data_file.unlink()
     with pytest.raises(FedmodelError, match="--data-file: .*my records.csv"):
-        supernode_command(
-            site, superlink="h:1", ca_cert=None, private_key=None, runtime_port=1
-        )
+        _launch(site)
 
 
 def test_a_file_no_round_could_use_stops_the_supernode_launch(
@@ -152,13 +156,7 @@ def test_a_file_no_round_could_use_stops_the_supernode_launch(
     ):
         site.data_file.write_text(text)
         with pytest.raises(FedmodelError, match=fragment):
-            supernode_command(
-                dataclasses.replace(site, delta=delta),
-                superlink="h:1",
-                ca_cert=None,
-                private_key=None,
-                runtime_port=1,
-            )
+            _launch(site, delta=delta)
 
 
 def test_a_state_dir_that_is_a_file_stops_the_supernode_launch(
@@ -166,14 +164,7 @@ def test_a_state_dir_that_is_a_file_stops_the_supernode_launch(
 ) -> None:
     for state_dir in (site.data_file, site.data_file / "state"):
         with pytest.raises(FedmodelError, match=f"--state-dir: .*{state_dir}.*a file"):
-            supernode_command(
-                dataclasses.replace(site, state_dir=state_dir),
-                superlink="h:1",
-                ca_cert=None,
-                private_key=None,
-                runtime_port=1,
-                insecure=True,
-            )
+            _launch(site, state_dir=state_dir)
 
 
 def test_a_ca_cert_or_key_that_does_not_parse_stops_the_supernode_launch(

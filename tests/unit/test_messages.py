@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from flwr.app import Context, Error, Message, Metadata, RecordDict
+from flwr.app import Context, Error, Message, RecordDict
 
 from fedmodel.federation import client_app
 from fedmodel.federation.continuity import ledger_regression
@@ -14,6 +12,7 @@ from fedmodel.federation.messages import (
     failure_reason,
     read_failure,
 )
+from tests.conftest import reply_metadata
 
 RAY_WRAPPED = "\n".join(
     [
@@ -29,22 +28,8 @@ RAY_WRAPPED = "\n".join(
 )
 
 
-def _metadata(node: int) -> Metadata:
-    return Metadata(
-        run_id=1,
-        message_id=f"m-{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id="t",
-        group_id="1",
-        created_at=time.time(),
-        ttl=60.0,
-        message_type="train",
-    )
-
-
 def _error_reply(node: int, code: int, reason: str) -> Message:
-    return Message(error=Error(code=code, reason=reason), metadata=_metadata(node))
+    return Message(error=Error(code=code, reason=reason), metadata=reply_metadata(node))
 
 
 def test_our_failure_reply_names_the_client_in_one_line() -> None:
@@ -70,7 +55,7 @@ def test_a_node_that_went_away_may_come_back() -> None:
 
 def test_the_client_app_replies_with_its_error_not_a_traceback() -> None:
     content = RecordDict()
-    message = Message(content=content, metadata=_metadata(0))
+    message = Message(content=content, metadata=reply_metadata(0))
     context = Context(
         run_id=1,
         node_id=7,

@@ -202,13 +202,19 @@ def _train_message(
     return Message(content=content, metadata=metadata)
 
 
+def _site_context(config: dict[str, Any]) -> Context:
+    """What the SuperNode gives the ClientApp: the site's node config."""
+    return Context(
+        run_id=1, node_id=7, node_config=config, state=RecordDict(), run_config={}
+    )
+
+
 def _site_round(
     settings: RunSettings, config: dict[str, Any], round_number: int
 ) -> dict[str, float]:
-    context = Context(
-        run_id=1, node_id=7, node_config=config, state=RecordDict(), run_config={}
+    reply = client_app.train(
+        _train_message(settings, round_number), _site_context(config)
     )
-    reply = client_app.train(_train_message(settings, round_number), context)
     return dict(reply.content.metric_records[METRICS_KEY])  # type: ignore[arg-type]
 
 
@@ -247,13 +253,7 @@ def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
 ) -> None:
     settings = deployment_settings(bank_rows[1])
     state = tmp_path / "state"
-    context = Context(
-        run_id=1,
-        node_id=7,
-        node_config=node_config(site_file, state),
-        state=RecordDict(),
-        run_config={},
-    )
+    context = _site_context(node_config(site_file, state))
     for version, said in (("0.0.1", "0.0.1"), ("", "a version too old")):
         reply = client_app.train(
             _train_message(settings, 1, version=version), context
@@ -296,13 +296,7 @@ def test_a_site_does_not_look_for_files_the_server_names(
     # by a refusal or not, which files the site holds (and its working folder).
     settings = deployment_settings(bank_rows[1])
     state = tmp_path / "state"
-    context = Context(
-        run_id=1,
-        node_id=7,
-        node_config=node_config(site_file, state),
-        state=RecordDict(),
-        run_config={},
-    )
+    context = _site_context(node_config(site_file, state))
     for pattern in (str(tmp_path / "no-such-*.csv"), str(site_file.parent / "*")):
         message = _train_message(
             settings, 1, extra={"task.train_files": f"json:[{json.dumps(pattern)}]"}
@@ -324,9 +318,7 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     labels_file.write_text("\n".join(reversed(names)) + "\n\n")
     state = tmp_path / "state"
     config = node_config(site_file, state, **{"labels-file": str(labels_file)})
-    context = Context(
-        run_id=1, node_id=7, node_config=config, state=RecordDict(), run_config={}
-    )
+    context = _site_context(config)
     # A server probing for one label: the site's answer is the same whether
     # its records hold that label or not, and nothing is charged.
     reasons = []
