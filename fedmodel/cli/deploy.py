@@ -176,8 +176,21 @@ def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
 def run_ledger(args: argparse.Namespace) -> int:
     """Print the site's spend, or archive its ledger after --yes."""
     # Imported here: the accountants load Opacus.
-    from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
+    from fedmodel.privacy.ledger_record import LEDGER_FILE
+    from fedmodel.privacy.ledger_reset import (
+        archive_ledger,
+        archived_ledgers,
+        ledger_status,
+    )
 
+    earlier = archived_ledgers(args.state_dir)
+    if args.what == "show" and earlier and not (args.state_dir / LEDGER_FILE).exists():
+        print(
+            f"{args.state_dir}: nothing spent since the last reset (the next round "
+            f"starts a new ledger); {len(earlier)} archived, the latest "
+            f"{earlier[-1].name}"
+        )
+        return EXIT_OK
     if args.what == "show":
         status = ledger_status(args.state_dir)
         print(

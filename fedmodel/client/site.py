@@ -136,11 +136,16 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
     agreed = set(agreed_labels(site.labels_file))
     asked = {str(label) for label in settings.task.labels or ()}
     if asked != agreed:
+        differences = [
+            f"{what} {sorted(labels)}"
+            for what, labels in (("lacks", agreed - asked), ("adds", asked - agreed))
+            if labels
+        ]
         raise FedmodelError(
             f"site {site.site_id} refuses the run's task.labels: they are not the "
-            f"{len(agreed)} labels of its {LABELS_FILE} (the server's list lacks "
-            f"{sorted(agreed - asked)} and adds {sorted(asked - agreed)}); the "
-            "server must send the label set the sites agreed to"
+            f"{len(agreed)} labels of its {LABELS_FILE} (the server's list "
+            f"{' and '.join(differences)}); the server must send the label set "
+            "the sites agreed to"
         )
 
 

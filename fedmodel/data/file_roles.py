@@ -107,7 +107,13 @@ def warn_pooled_files(settings: RunSettings) -> None:
 
 
 def warn_test_only_labels(data: TaskData) -> None:
-    """Name the test split's labels that no training record has, once per run."""
+    """Name the test split's labels that no training record has, once per run.
+
+    Only where the server holds the training records (a simulation): in a
+    deployment they stay at the sites, and the server cannot know.
+    """
+    if len(data.train) == 0:
+        return
     trained = set(data.train["label"])
     if data.transfer is not None:
         trained |= set(data.transfer["label"])

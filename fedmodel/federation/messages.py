@@ -95,8 +95,8 @@ def failure_reason(client_id: int | None, message: str) -> str:
     return line if client_id is None else f"client {client_id}: {line}"
 
 
-def read_failure(server_round: int, reply: Message) -> ClientFailure:
-    """The failure an error reply carries, reduced to its user-facing line.
+def read_failure(server_round: int, reply: Message, *, node_id: int) -> ClientFailure:
+    """The failure an error reply about `node_id` carries, as one user-facing line.
 
     Our ClientApp words its own failures; anything else (a Ray or Flower
     traceback) is searched for a fedmodel error, else its last line is kept.
@@ -113,7 +113,7 @@ def read_failure(server_round: int, reply: Message) -> ClientFailure:
         text = wrapped[-1] if wrapped else (lines[-1] if lines else raw)
     return ClientFailure(
         round=server_round,
-        node_id=int(reply.metadata.src_node_id),
+        node_id=node_id,
         client_id=client_id,
         reason=" ".join(text.split()),
         permanent=code in PERMANENT_CODES or bool(_WRAPPED_ERROR.search(raw)),

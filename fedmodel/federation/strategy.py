@@ -144,6 +144,9 @@ class BudgetAwareStrategy:
         self.client_figures: dict[int, dict[str, float]] = {}
         # Why clients gave nothing usable in the last aggregated round.
         self.round_failures: list[ClientFailure] = []
+        # This round's train messages: the grid gives each an id as it sends
+        # it, and a reply names the id it answers.
+        self._sent: list[Message] = []
 
     def for_other_weights(
         self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]
@@ -166,7 +169,8 @@ class BudgetAwareStrategy:
         """The inner strategy's train messages, minus spent and failed clients."""
         skipped = self.exhausted_nodes | self.failed_nodes
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
-        return [m for m in messages if m.metadata.dst_node_id not in skipped]
+        self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
+        return self._sent
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -185,9 +189,9 @@ class BudgetAwareStrategy:
         return arrays, aggregated, accepted
 
     def _accept(self, server_round: int, reply: Message) -> bool:
-        node = reply.metadata.src_node_id
+        node = self._node_of(reply)
         if reply.has_error():
-            return self._fail(read_failure(server_round, reply))
+            return self._fail(read_failure(server_round, reply, node_id=node))
         problem = metrics_problem(reply.content)
         if problem:
             return self._fail(ClientFailure(server_round, node, None, problem, True))
@@ -229,6 +233,19 @@ class BudgetAwareStrategy:
                 ClientFailure(server_round, node, client_id, reason, True)
             )
         return True
+
+    def _node_of(self, reply: Message) -> int:
+        """The node a reply is about: the one its message was sent to.
+
+        A reply's sender is the node, except where the SuperLink answers for
+        a node it lost (Flower's "Node Unavailable"): that reply comes from
+        the SuperLink's own id and names only the message it answers.
+        """
+        answered = reply.metadata.reply_to_message_id
+        for message in self._sent:
+            if answered and message.metadata.message_id == answered:
+                return int(message.metadata.dst_node_id)
+        return int(reply.metadata.src_node_id)
 
     def _fail(self, failure: ClientFailure) -> bool:
         self.round_failures.append(failure)

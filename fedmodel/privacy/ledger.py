@@ -194,8 +194,9 @@ class PrivacyLedger:
                     f"{round_number}: {steps} more steps would raise its epsilon "
                     f"from {self._epsilon_of(base.history):.4g} to {after:.4g}, "
                     f"above its cap {base.target_epsilon:g} (delta "
-                    f"{base.delta:g}); nothing was charged. Only raise "
-                    "privacy.target_epsilon if the site accepts more privacy loss"
+                    f"{base.delta:g}); nothing was charged. Only raise the cap "
+                    "(privacy.target_epsilon; at a deployed site, its --max-epsilon) "
+                    "if the site accepts more privacy loss"
                 )
             charge = RoundCharge(round=round_number, steps=steps, epsilon=after)
             return replace(

@@ -59,6 +59,11 @@ def archive_ledger(state_dir: Path) -> tuple[LedgerStatus, Path]:
     return status, target
 
 
+def archived_ledgers(state_dir: Path) -> list[Path]:
+    """The ledgers the site's operator archived in `state_dir`, oldest first."""
+    return sorted(state_dir.glob(ARCHIVE_PATTERN))
+
+
 def reset_count(state_dir: Path) -> int:
     """How many ledgers the site's operator archived in `state_dir`.
 
@@ -66,7 +71,7 @@ def reset_count(state_dir: Path) -> int:
     before is how the server learns, explicitly, that a lower epsilon is a new
     budget started on purpose and not a ledger that lost its charges.
     """
-    return len(list(state_dir.glob(ARCHIVE_PATTERN)))
+    return len(archived_ledgers(state_dir))
 
 
 def round_steps(state_dir: Path, round_number: int) -> int:

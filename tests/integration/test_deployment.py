@@ -94,6 +94,8 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     # The run's log holds the run, not a line per HTTP request to the SuperLink.
     log = (run_dir / LOG_FILE).read_text()
     assert "round 2/2" in log and "httpx" not in log
+    # The sites hold the training records: the server has nothing to warn of.
+    assert "no training record has" not in log
     # Each site's own ledger, in its own state directory: site 0's cap (2)
     # wins over the server's 8; site 1's looser cap leaves the server's 8.
     for site_id, cap in SITE_CAPS.items():

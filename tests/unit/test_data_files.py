@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -267,3 +268,8 @@ def test_test_labels_no_record_trains_are_named_once(
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "1 label(s) of the test file no training record has" in warned
     assert "['weird']" in warned and "leave them out of the test file" in warned
+    # A deployment's server holds no training record: it cannot tell.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_test_only_labels(replace(data, train=data.train.select([])))
+    assert not caplog.records

@@ -264,3 +264,7 @@ def test_ledger_reset_needs_yes_and_archives(
     assert not path.exists()
     code, _, err = _ledger_command(monkeypatch, capsys, *reset)
     assert code == 2 and "no privacy ledger" in err
+    # After a reset, `show` says what there is: no spend on the new budget.
+    code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
+    assert code == 0 and "nothing spent since the last reset" in out
+    assert archived.name in out

@@ -34,14 +34,14 @@ def _error_reply(node: int, code: int, reason: str) -> Message:
 
 def test_our_failure_reply_names_the_client_in_one_line() -> None:
     reason = failure_reason(3, "privacy ledger x is unusable:\n  not JSON")
-    failure = read_failure(2, _error_reply(11, CLIENT_REFUSED, reason))
+    failure = read_failure(2, _error_reply(11, CLIENT_REFUSED, reason), node_id=11)
     assert (failure.client_id, failure.node_id, failure.round) == (3, 11, 2)
     assert failure.reason == "privacy ledger x is unusable: not JSON"
     assert failure.permanent and failure.who == "client 3"
 
 
 def test_a_ray_traceback_is_reduced_to_the_fedmodel_message() -> None:
-    failure = read_failure(1, _error_reply(7, 2, RAY_WRAPPED))
+    failure = read_failure(1, _error_reply(7, 2, RAY_WRAPPED), node_id=7)
     assert failure.reason == (
         "privacy ledger /s/privacy_ledger.json is unusable: not JSON"
     )
@@ -49,7 +49,7 @@ def test_a_ray_traceback_is_reduced_to_the_fedmodel_message() -> None:
 
 
 def test_a_node_that_went_away_may_come_back() -> None:
-    failure = read_failure(1, _error_reply(7, 5, "node unavailable"))
+    failure = read_failure(1, _error_reply(7, 5, "node unavailable"), node_id=7)
     assert failure.reason == "node unavailable" and not failure.permanent
 
 

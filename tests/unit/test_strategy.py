@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.server.superlink.linkstate.utils import (
+    create_message_error_unavailable_res_message,
+)
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import reply_problem
-from fedmodel.federation.strategy import build_strategy
+from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
 from tests.conftest import group_settings
+from tests.fake_grid import FakeGrid
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
 
@@ -103,3 +108,21 @@ def test_metrics_must_be_finite_numbers() -> None:
     content = _update()
     content["metrics"]["token-ids"] = [101, 2023, 102]
     assert "list" in (reply_problem(content, SHAPES) or "")
+
+
+def test_a_node_the_superlink_lost_is_named_by_the_message_it_was_sent() -> None:
+    # The SuperLink answers for a node that stopped sending heartbeats, from
+    # its own node id: the failure must name the node the message went to.
+    grid = FakeGrid(3)
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    arrays = _update()["arrays"]
+    messages = strategy.configure_train(1, arrays, ConfigRecord(), grid)
+    for i, message in enumerate(messages):  # what a grid does as it sends
+        message.metadata.__dict__["_message_id"] = f"message-{i}"
+    lost = messages[1]
+    reply = create_message_error_unavailable_res_message(lost.metadata, "node")
+    assert reply.metadata.src_node_id == SUPERLINK_NODE_ID != lost.metadata.dst_node_id
+    assert strategy.aggregate_train(1, [reply]) == (None, None, [])
+    (failure,) = strategy.round_failures
+    assert failure.node_id == lost.metadata.dst_node_id
+    assert "Node Unavailable" in failure.reason and not failure.permanent
