@@ -27,7 +27,10 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
         help="a name or IP address sites use to reach the SuperLink (repeatable)",
     )
     link.add_argument(
-        "--days", type=int, default=365, help="validity in days (default: 365)"
+        "--days",
+        type=int,
+        default=365,
+        help="validity in days, 1 to 36500 (default: 365)",
     )
     site = sub.add_parser("site", help="site operator: the SuperNode's key pair")
     site.add_argument("--dir", type=Path, required=True, help="output folder")

@@ -143,14 +143,25 @@ def create_site_keys(directory: Path, *, name: str) -> SiteKeys:
     return keys
 
 
-def check_certificate(path: Path, *, option: str) -> None:
+def check_certificate(path: Path, *, option: str, expected: str = CA_CERT) -> None:
     """Refuse a file that holds no PEM certificate, naming `option`."""
     try:
         x509.load_pem_x509_certificates(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise FedmodelError(
             f"{option}: {path} is not a PEM certificate ({exc}); give the "
-            f"{CA_CERT} that `fedmodel certs superlink` wrote"
+            f"{expected} that `fedmodel certs superlink` wrote"
+        ) from exc
+
+
+def check_superlink_key(path: Path, *, option: str) -> None:
+    """Refuse a SuperLink TLS key file that holds no unencrypted PEM private key."""
+    try:
+        serialization.load_pem_private_key(path.read_bytes(), None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise FedmodelError(
+            f"{option}: {path} is not an unencrypted PEM private key ({exc}); give "
+            f"the folder `fedmodel certs superlink` wrote {SUPERLINK_KEY} into"
         ) from exc
 
 

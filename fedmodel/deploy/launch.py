@@ -35,6 +35,7 @@ from fedmodel.deploy.certs import (
     SUPERLINK_KEY,
     check_certificate,
     check_site_private_key,
+    check_superlink_key,
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_writable_folder
@@ -81,6 +82,9 @@ def superlink_command(
         _existing(certs_dir / name, "--certs")
         for name in (CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY)
     )
+    check_certificate(ca_cert, option="--certs")
+    check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
+    check_superlink_key(key, option="--certs")
     return [
         *command,
         "--ssl-ca-certfile",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,17 @@ def test_without_certificates_the_superlink_does_not_start(tmp_path: Path) -> No
         superlink_command(certs_dir=None, host="h", port=1, database=None)
     with pytest.raises(FedmodelError, match="ca.crt does not exist"):
         superlink_command(certs_dir=tmp_path, host="h", port=1, database=None)
+    # Files there but not what `fedmodel certs superlink` wrote: named at once.
+    made = create_superlink_certificates(tmp_path / "made", hosts=["localhost"])
+    for name, fragment in (
+        ("superlink.crt", "superlink.crt is not a PEM certificate"),
+        ("superlink.key", "superlink.key is not an unencrypted PEM private key"),
+    ):
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(made.ca_cert.parent, broken)
+        (broken / name).write_text("not PEM\n")
+        with pytest.raises(FedmodelError, match=f"--certs: .*{fragment}"):
+            superlink_command(certs_dir=broken, host="h", port=1, database=None)
 
 
 def test_insecure_needs_the_flag_and_warns(
