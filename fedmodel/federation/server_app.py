@@ -38,6 +38,7 @@ from fedmodel.federation.server_setup import (
     prepare_run_dir,
     settings_from_run_config,
     start_model,
+    write_resolved_config,
 )
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.run.console import setup_logging
@@ -82,6 +83,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     warn_test_only_labels(task)
     server_started = time.perf_counter()
     model, resumed = start_model(settings, task=task, run_dir=run_dir)
+    write_resolved_config(run_dir, settings)
     initial = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     log.info(

@@ -82,22 +82,25 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Check the folder and the nodes, tidy what a kill left behind, write the config.
+    """Check the folder and the nodes, and tidy what a kill left behind.
 
-    `check_run_folder` decides whether this run may use the folder; a resolved
-    config that differs from this run's is kept under a numbered name, never
-    overwritten.
+    `check_run_folder` decides whether this run may use the folder.
     """
     run_dir = Path(settings.run_dir)
     check_run_folder(run_dir, settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_node_count(grid, settings)
     _remove_stale_temp_files(run_dir)
-    _write_resolved_config(run_dir, asdict(settings))
     return run_dir
 
 
-def _write_resolved_config(run_dir: Path, config: dict[str, Any]) -> None:
+def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
+    """Write the run's settings, once its start (and any checkpoint) is loaded.
+
+    So a resume refused for its checkpoint leaves the folder's config as it
+    was. An earlier start's config that differs is kept under a numbered name.
+    """
+    config = asdict(settings)
     path = run_dir / RESOLVED_CONFIG
     earlier = yaml.safe_load(path.read_text()) if path.is_file() else None
     if isinstance(earlier, dict) and earlier != config:

@@ -143,6 +143,17 @@ def test_the_budget_stop_ends_the_run_and_unaggregated_rounds_do_not_count(
     assert (now["num_rounds"], now["resume"]) == (3, True)
 
 
+def test_a_resume_refused_for_its_checkpoint_leaves_the_folders_config(
+    run_dir: Path,
+) -> None:
+    config = (run_dir / "resolved_config.yaml").read_text()
+    (run_dir / "checkpoint" / "state.pt").write_bytes(b"cut short")
+    with pytest.raises(FedmodelError, match="state.pt"):
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=3"))
+    assert (run_dir / "resolved_config.yaml").read_text() == config
+    assert not (run_dir / "resolved_config.1.yaml").exists()
+
+
 def test_no_client_returning_an_update_names_every_client_and_reason(
     run_dir: Path,
 ) -> None:
