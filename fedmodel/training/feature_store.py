@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +55,19 @@ def features_path(settings: RunSettings, *, fingerprint: str, state_dir: Path) -
 
 
 def read_features(path: Path) -> StoredFeatures | None:
-    """The features stored at `path`, or None when absent or from an old layout."""
+    """The features stored at `path`, or None when absent, unreadable or old.
+
+    A file a crash cut short is a cache miss (the records are embedded
+    again), not a failure of every later round.
+    """
     if not path.is_file():
         return None
-    stored = torch.load(path)
-    if "fingerprint" not in stored or "dropout" not in stored:
+    try:
+        stored = torch.load(path)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        log.warning("ignoring unreadable stored features %s (%s)", path, exc)
+        return None
+    if not isinstance(stored, dict) or not {"fingerprint", "dropout"} <= set(stored):
         return None
     return StoredFeatures(
         features=stored["features"],
@@ -120,5 +129,9 @@ def site_features(state_dir: Path, *, file_key: str) -> StoredFeatures | None:
     index = state_dir / f"{SITE_INDEX_PREFIX}{file_key}.json"
     if not index.is_file():
         return None
-    name = str(json.loads(index.read_text())["features"])
+    try:
+        name = str(json.loads(index.read_text())["features"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable features index %s (%s)", index, exc)
+        return None
     return read_features(state_dir / name)

@@ -9,12 +9,14 @@ of the file or of a setting that shapes the features misses the store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import datasets
 import pandas as pd
 import pytest
 from flwr.app import Context, RecordDict
@@ -23,7 +25,12 @@ from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
 from fedmodel.client.site_data import site_round_records
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
-from fedmodel.training.feature_store import StoredFeatures
+from fedmodel.training.embedding_cache import data_fingerprint
+from fedmodel.training.feature_store import (
+    StoredFeatures,
+    read_features,
+    site_features,
+)
 from tests.unit.test_site import (
     _site_round,
     _train_message,
@@ -118,3 +125,31 @@ def test_the_client_app_imports_neither_transformers_nor_the_data_libraries() ->
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_different_records_never_share_a_fingerprint() -> None:
+    # A text with a line break once read as a record boundary: these two
+    # files hashed alike and shared one features file.
+    two = datasets.Dataset.from_dict(
+        {"text": ["first note", "second note"], "label": [0, 1]}
+    )
+    one = datasets.Dataset.from_dict(
+        {"text": ["first note\n1\tsecond note"], "label": [0]}
+    )
+    assert data_fingerprint(two) != data_fingerprint(one)
+    # Records without line breaks hash as before (ledgers keep their prints).
+    before = hashlib.sha256(b"0\tfirst note\n1\tsecond note\n").hexdigest()[:16]
+    assert data_fingerprint(two) == before
+
+
+def test_a_stored_features_file_a_crash_cut_short_is_a_cache_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "features-x.pt").write_bytes(b"cut")
+    (tmp_path / "site-features-k.json").write_text('{"features": "features-x.pt"}')
+    (tmp_path / "site-features-bad.json").write_text('{"feat')
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        assert read_features(tmp_path / "features-x.pt") is None
+        assert site_features(tmp_path, file_key="k") is None
+        assert site_features(tmp_path, file_key="bad") is None
+    assert len(caplog.records) == 3
