@@ -186,15 +186,16 @@ def run_ledger(args: argparse.Namespace) -> int:
         ledger_status,
     )
 
-    earlier = archived_ledgers(args.state_dir)
-    if args.what == "show" and earlier and not (args.state_dir / LEDGER_FILE).exists():
-        print(
-            f"{args.state_dir}: nothing spent since the last reset (the next round "
-            f"starts a new ledger); {len(earlier)} archived, the latest "
-            f"{earlier[-1].name}"
-        )
-        return EXIT_OK
     if args.what == "show":
+        if not (args.state_dir / LEDGER_FILE).exists() and (
+            earlier := archived_ledgers(args.state_dir)
+        ):
+            print(
+                f"{args.state_dir}: nothing spent since the last reset (the next "
+                f"round starts a new ledger); {len(earlier)} archived, the latest "
+                f"{earlier[-1].name}"
+            )
+            return EXIT_OK
         status = ledger_status(args.state_dir)
         print(
             f"{status.path}: client {status.client_id}, epsilon "

@@ -243,7 +243,7 @@ def _existing(path: Path, option: str) -> Path:
             + (
                 "; create certificates with `fedmodel certs superlink` and site "
                 "keys with `fedmodel certs site`"
-                if option not in ("--data-file", "--labels-file")
+                if option in ("--certs", "--ca-cert", "--auth-key")
                 else ""
             )
         )
