@@ -40,6 +40,7 @@ from fedmodel.run.console import (  # noqa: E402
     VERBOSE_ENV,
     close_log_file,
 )
+from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
 # A run small enough for a test: tiny random BERT, a few hundred records, and
 # one Ray actor per simulation (2 CPUs a client on this 2-core machine): the
@@ -66,12 +67,12 @@ def small_config(*overrides: str) -> dict[str, Any]:
     return compose_config([*SMALL_RUN, *overrides])
 
 
-def client_ledger_path(run_dir: Path, client: object) -> Path:
+def client_ledger_path(run_dir: Path, client: int | str) -> Path:
     """Where simulated client `client` of the run in `run_dir` keeps its ledger."""
-    return run_dir / "clients" / f"client-{client}" / LEDGER_FILE
+    return simulated_client_dir(run_dir, int(client)) / LEDGER_FILE
 
 
-def client_ledger(run_dir: Path, client: object) -> dict[str, Any]:
+def client_ledger(run_dir: Path, client: int | str) -> dict[str, Any]:
     """That client's privacy ledger, as written."""
     return dict(json.loads(client_ledger_path(run_dir, client).read_text()))
 

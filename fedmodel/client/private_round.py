@@ -18,6 +18,7 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
+from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.privacy import (
     BudgetExhausted,
     PrivacyLedger,
@@ -27,7 +28,6 @@ from fedmodel.privacy import (
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
-from fedmodel.training.embedding_cache import data_fingerprint
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import LossFn, criterion_loss
 

@@ -3,19 +3,28 @@
 `fedmodel simulate` calls this before it imports the simulation stack (Flower,
 Ray, the apps: about ten seconds), so a client whose records cannot train, or
 a `privacy.target_delta` that is not below 1/n for one of them, is reported
-in seconds. Nothing here imports Flower or the model libraries.
+in seconds. A resume whose clients' records are not those their ledgers were
+charged for stops here too. Nothing here imports Flower or the model libraries.
 """
 
 from __future__ import annotations
 
 from fedmodel.config import RunSettings
 from fedmodel.data import load_client_data
+from fedmodel.data.fingerprint import data_fingerprint
+from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
+from fedmodel.run.layout import simulated_client_dir
 
 
 def check_simulated_clients(settings: RunSettings) -> None:
-    """Refuse a client whose data cannot train or whose delta is not below 1/n."""
+    """Refuse a client whose data cannot train or whose delta is not below 1/n.
+
+    On `resume=true` each client's records must also be the ones its ledger
+    was charged for.
+    """
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
     for client_id in range(settings.num_clients):
@@ -26,3 +35,30 @@ def check_simulated_clients(settings: RunSettings) -> None:
                 settings.privacy.target_delta,
                 client_id=str(client_id),
             )
+            if settings.resume:
+                check_same_records(settings, client_id, data_fingerprint(train_split))
+
+
+def check_same_records(settings: RunSettings, client_id: int, fingerprint: str) -> None:
+    """Refuse a resume whose client holds records its ledger was not charged for.
+
+    A simulated client's records are dealt from the task's data. If that data
+    changed since the run began (a `task.train_files` file edited, say), the
+    deal moves records between clients, and a record could be charged under
+    two ledgers that each count only their own. The settings that decide the
+    deal are checked with the run folder (`run/folder_check.py`); this checks
+    the records themselves.
+    """
+    path = simulated_client_dir(settings.run_dir, client_id) / LEDGER_FILE
+    if not path.is_file():
+        return
+    charged = read_record(path).data_fingerprint
+    if charged != fingerprint:
+        raise FedmodelError(
+            f"resume=true in {settings.run_dir}: client {client_id}'s training "
+            f"records are not the ones its privacy ledger {path} was charged for "
+            f"(fingerprint {charged}, now {fingerprint}). The task's data changed "
+            "since the run began, so its records would be dealt out again and a "
+            "record could be charged under two clients' ledgers. Restore the data "
+            "the run began with, or start a new run in a folder of its own"
+        )

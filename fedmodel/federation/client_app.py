@@ -68,6 +68,7 @@ from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
 from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
+from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
 app = ClientApp()
 log = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ def client_state_dir(settings: RunSettings, context: Context, client_id: int) ->
     """
     if STATE_DIR in context.node_config:
         return Path(str(context.node_config[STATE_DIR]))
-    return Path(settings.run_dir) / "clients" / f"client-{client_id}"
+    return simulated_client_dir(settings.run_dir, client_id)
 
 
 def _failure(msg: Message, code: int, reason: str) -> Message:

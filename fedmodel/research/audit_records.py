@@ -25,16 +25,15 @@ from transformers import (
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import make_text_loader
 from fedmodel.data.canaries import canary_splits
+from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.run.layout import (
-    CLIENTS_DIR,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
     TEACHER_DIR,
-    client_dir_name,
+    simulated_client_dir,
 )
-from fedmodel.training.embedding_cache import data_fingerprint
 from fedmodel.training.loops import TEXT_INPUTS
 
 LOSS_BATCH = 128
@@ -189,7 +188,7 @@ def charged_ledger(
     records rebuilt from changed data or code would be attacked as members
     that were never trained on. None for a run without client ledgers.
     """
-    path = run_dir / CLIENTS_DIR / client_dir_name(client) / LEDGER_FILE
+    path = simulated_client_dir(run_dir, client) / LEDGER_FILE
     if not path.is_file():
         return None
     ledger = read_record(path)

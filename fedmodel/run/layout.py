@@ -4,6 +4,8 @@ Readers of finished runs (`research/`) import the names from here, so they
 never load the code that wrote them.
 """
 
+from pathlib import Path
+
 RESOLVED_CONFIG = "resolved_config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -30,6 +32,6 @@ RUNTIME_FILES: dict[str, str | None] = {
 }
 
 
-def client_dir_name(client_id: int) -> str:
-    """The folder under `CLIENTS_DIR` that holds one simulated client's state."""
-    return f"client-{client_id}"
+def simulated_client_dir(run_dir: str | Path, client_id: int) -> Path:
+    """Where one simulated client keeps its ledger and caches, in the run folder."""
+    return Path(run_dir) / CLIENTS_DIR / f"client-{client_id}"

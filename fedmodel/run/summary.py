@@ -17,7 +17,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_level import privacy_guarantee
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.ledger_reset import ledger_status, reset_count
-from fedmodel.run.layout import CLIENTS_DIR, SUMMARY_FILE, client_dir_name
+from fedmodel.run.layout import SUMMARY_FILE, simulated_client_dir
 from fedmodel.run.metrics import write_json
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _simulated_ledgers(settings: RunSettings) -> dict[int, dict[str, Any]]:
         return {}
     found: dict[int, dict[str, Any]] = {}
     for client_id in range(settings.num_clients):
-        state_dir = Path(settings.run_dir) / CLIENTS_DIR / client_dir_name(client_id)
+        state_dir = simulated_client_dir(settings.run_dir, client_id)
         if not (state_dir / LEDGER_FILE).is_file():
             continue
         try:

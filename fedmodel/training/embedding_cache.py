@@ -8,8 +8,6 @@ a round that reads stored features does not pay for them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
+from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
 from fedmodel.training.feature_store import (
     StoredFeatures,
@@ -32,23 +31,6 @@ if TYPE_CHECKING:
     from fedmodel.model.classifier import PooledBertForSequenceClassification
 
 INFERENCE_BATCH = 128
-
-
-def data_fingerprint(split: datasets.Dataset) -> str:
-    """A hash of a client's training records, to tie a ledger to its data.
-
-    Each record is one line `label TAB text`, so different record lists hash
-    differently; a text holding a line break (which could read as a record
-    boundary) is written as a line with the label alone, then the text as
-    one JSON line. Records without line breaks hash as they always have.
-    """
-    digest = hashlib.sha256()
-    for text, label in zip(split["text"], split["label"], strict=True):
-        if "\n" in text:
-            digest.update(f"{label}\n{json.dumps(text)}\n".encode())
-        else:
-            digest.update(f"{label}\t{text}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def cached_features(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from fedmodel.config import compose_config
+from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyLedger, PrivacyPlan
 from fedmodel.research.audit_records import (
@@ -19,7 +20,6 @@ from fedmodel.research.audit_records import (
     require_held_out,
 )
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
-from fedmodel.training.embedding_cache import data_fingerprint
 
 
 def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(

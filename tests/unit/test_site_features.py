@@ -23,9 +23,9 @@ from flwr.app import Context, RecordDict
 
 from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
 from fedmodel.client.site_data import site_round_records
+from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
-from fedmodel.training.embedding_cache import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
     read_features,

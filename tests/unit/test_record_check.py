@@ -1,0 +1,87 @@
+"""A resume whose clients' records changed stops before any round."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from fedmodel.client.record_check import check_simulated_clients
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.data import load_client_data
+from fedmodel.data.clients import _partitioned_task
+from fedmodel.data.fingerprint import data_fingerprint
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+from tests.conftest import client_ledger_path
+
+PLAN = PrivacyPlan(
+    target_epsilon=8.0,
+    delta=1e-5,
+    sample_rate=0.5,
+    steps_per_round=2,
+    planned_rounds=1,
+    noise_multiplier=3.0,
+    accountant="rdp",
+)
+
+
+def _write_sites(folder: Path, rows: int) -> list[str]:
+    files = []
+    for site in range(2):
+        path = folder / f"site{site}.csv"
+        lines = [f"site {site} note {i},{'yes' if i % 2 else 'no'}" for i in range(rows)]
+        path.write_text("text,label\n" + "\n".join(lines) + "\n")
+        files.append(str(path))
+    return files
+
+
+def _settings(tmp_path: Path, *overrides: str) -> RunSettings:
+    (tmp_path / "test.csv").write_text("text,label\nheld out,yes\nheld back,no\n")
+    settings = settings_from_dict(
+        compose_config(
+            [
+                "task=files",
+                "model=tiny",
+                "partition=iid",  # the files pooled, then dealt out
+                "num_clients=2",
+                "distill=off",
+                f"run_dir={tmp_path / 'run'}",
+                *overrides,
+            ]
+        )
+    )
+    task = dataclasses.replace(
+        settings.task,
+        train_files=[str(tmp_path / f"site{site}.csv") for site in range(2)],
+        test_file=str(tmp_path / "test.csv"),
+    )
+    return dataclasses.replace(settings, task=task)
+
+
+def test_a_resume_whose_records_changed_is_refused(tmp_path: Path) -> None:
+    _write_sites(tmp_path, rows=30)
+    run = _settings(tmp_path)
+    for client in range(run.num_clients):  # what the run's rounds charged
+        train, _, _ = load_client_data(run, client)
+        ledger = PrivacyLedger.open(
+            client_ledger_path(tmp_path / "run", client),
+            client_id=str(client),
+            plan=PLAN,
+            data_fingerprint=data_fingerprint(train),
+        )
+        ledger.charge(round_number=1, steps=2)
+    resumed = _settings(tmp_path, "resume=true")
+    check_simulated_clients(resumed)  # the same records: it goes on
+    _write_sites(tmp_path, rows=31)  # one record more in each file
+    _partitioned_task.cache_clear()  # a resume is a new process
+    ledger_before = client_ledger_path(tmp_path / "run", 0).read_bytes()
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(resumed)
+    message = str(refused.value)
+    assert "client 0's training records are not the ones" in message
+    assert str(client_ledger_path(tmp_path / "run", 0)) in message
+    assert "Restore the data the run began with" in message
+    assert client_ledger_path(tmp_path / "run", 0).read_bytes() == ledger_before
+    check_simulated_clients(run)  # a new run is the run folder check's to refuse
