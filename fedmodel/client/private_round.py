@@ -18,7 +18,6 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.privacy import (
     BudgetExhausted,
     PrivacyLedger,
@@ -26,6 +25,7 @@ from fedmodel.privacy import (
     private_training,
 )
 from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from fedmodel.client.site import DATA_FILE, SiteConfig
 from fedmodel.config import RunSettings
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,

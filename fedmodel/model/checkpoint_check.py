@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from fedmodel.config import ModelSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertConfig
-from fedmodel.model.load import TINY_RANDOM, resolve_model_path
+from fedmodel.model.location import TINY_RANDOM, resolve_model_path
 
 # config.json model_type values whose weights load into our BertModel.
 BERT_FAMILY = tuple(sorted({"bert", PooledBertConfig.model_type}))

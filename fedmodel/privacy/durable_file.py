@@ -17,8 +17,10 @@ if sys.platform != "win32":
     import fcntl
 
 
-def write_durably(path: Path, text: str) -> None:
-    """Replace `path` with `text`: temp file, fsync, rename, fsync the directory.
+def write_durably(path: Path, content: str | bytes) -> None:
+    """Replace `path` with `content`: temp file, fsync, rename, fsync the directory.
+
+    Text is written as UTF-8.
 
     On any failure the previous content of `path` is untouched and the temp
     file is removed; the exception propagates.
@@ -29,8 +31,9 @@ def write_durably(path: Path, text: str) -> None:
         prefix=f".{path.name}.", suffix=".tmp", dir=directory
     )
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        data = content.encode() if isinstance(content, str) else content
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)

@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,

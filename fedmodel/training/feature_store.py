@@ -6,15 +6,18 @@ with what a later round needs to train on them without the tokenizer, the
 encoder or transformers: the labels, the records' fingerprint (which ties the
 privacy ledger to its data) and the dropout before the classification layer.
 
-A deployed site also keeps an index from its data file to the features, keyed
-by the file's bytes and every setting that shapes the training split or the
-features (model, max length, columns, labels, validation share, seed). Any
-change of model or data misses the index, and the site embeds afresh.
+Features are keyed on the encoder's weights (`encoder_identity`), not only on
+its settings, so new weights at the same `model.path` embed afresh. A deployed
+site also keeps an index from its data file to the features, keyed by the
+file's bytes and every setting that shapes the training split or the features
+(encoder, max length, columns, labels, validation share, seed). Any change of
+model or data misses the index, and the site embeds afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import pickle
@@ -24,6 +27,8 @@ from pathlib import Path
 import torch
 
 from fedmodel.config import RunSettings
+from fedmodel.model.location import encoder_identity
+from fedmodel.privacy.durable_file import write_durably
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +53,9 @@ class StoredFeatures:
 
 def features_path(settings: RunSettings, *, fingerprint: str, state_dir: Path) -> Path:
     """Where the features of the records with this fingerprint are kept."""
+    encoder = f"{settings.model}|{encoder_identity(settings)}"
     key = hashlib.sha256(
-        f"{settings.model}|{settings.task.max_length}|{fingerprint}".encode()
+        f"{encoder}|{settings.task.max_length}|{fingerprint}".encode()
     ).hexdigest()[:16]
     return state_dir / f"{FEATURES_PREFIX}{key}.pt"
 
@@ -78,8 +84,8 @@ def read_features(path: Path) -> StoredFeatures | None:
 
 
 def write_features(path: Path, stored: StoredFeatures) -> None:
-    """Store features atomically (temp file, then rename)."""
-    tmp = path.with_suffix(".tmp")
+    """Store features durably (a temp file of its own, fsynced, then renamed)."""
+    buffer = io.BytesIO()
     torch.save(
         {
             "features": stored.features,
@@ -87,9 +93,9 @@ def write_features(path: Path, stored: StoredFeatures) -> None:
             "fingerprint": stored.fingerprint,
             "dropout": stored.dropout,
         },
-        tmp,
+        buffer,
     )
-    tmp.replace(path)
+    write_durably(path, buffer.getvalue())
 
 
 def site_file_key(settings: RunSettings, data_file: Path) -> str:
@@ -99,6 +105,7 @@ def site_file_key(settings: RunSettings, data_file: Path) -> str:
         json.dumps(
             [
                 str(settings.model),
+                encoder_identity(settings),
                 task.max_length,
                 task.text_column,
                 task.label_column,
@@ -117,11 +124,8 @@ def site_file_key(settings: RunSettings, data_file: Path) -> str:
 
 def remember_site_features(state_dir: Path, *, file_key: str, path: Path) -> None:
     """Note that the data file with `file_key` has its features at `path`."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     index = state_dir / f"{SITE_INDEX_PREFIX}{file_key}.json"
-    tmp = index.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"features": path.name}))
-    tmp.replace(index)
+    write_durably(index, json.dumps({"features": path.name}))
 
 
 def site_features(state_dir: Path, *, file_key: str) -> StoredFeatures | None:

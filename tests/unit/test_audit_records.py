@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from fedmodel.config import compose_config
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.research.audit_records import (
     charged_ledger,
     claimed_epsilon,

@@ -21,7 +21,6 @@ import fedmodel.privacy.calibration as calibration
 from fedmodel.client.local_round import LEDGER_FILE, RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.model.finetune import (
     load_trainable_state,
     prepare_for_finetuning,
@@ -30,6 +29,7 @@ from fedmodel.model.finetune import (
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
+from fedmodel.privacy.fingerprint import data_fingerprint
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings(

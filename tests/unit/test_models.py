@@ -16,12 +16,8 @@ from fedmodel.model.finetune import (
     prepare_for_finetuning,
     trainable_state,
 )
-from fedmodel.model.load import (
-    build_classifier,
-    load_tokenizer,
-    resolve_model_path,
-    save_pretrained,
-)
+from fedmodel.model.load import build_classifier, load_tokenizer, save_pretrained
+from fedmodel.model.location import resolve_model_path
 from tests.conftest import group_settings, small_config
 
 LABELS = ("card_lost", "refund", "top_up")

@@ -11,9 +11,9 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.data.clients import _partitioned_task
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+from fedmodel.privacy.fingerprint import data_fingerprint
 from tests.conftest import client_ledger_path
 
 PLAN = PrivacyPlan(
@@ -31,7 +31,10 @@ def _write_sites(folder: Path, rows: int) -> list[str]:
     files = []
     for site in range(2):
         path = folder / f"site{site}.csv"
-        lines = [f"site {site} note {i},{'yes' if i % 2 else 'no'}" for i in range(rows)]
+        lines = [
+            f"site {site} note {i},{'yes' if i % 2 else 'no'}"
+            for i in range(rows)
+        ]
         path.write_text("text,label\n" + "\n".join(lines) + "\n")
         files.append(str(path))
     return files

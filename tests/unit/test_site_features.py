@@ -23,13 +23,15 @@ from flwr.app import Context, RecordDict
 
 from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
 from fedmodel.client.site_data import site_round_records
-from fedmodel.data.fingerprint import data_fingerprint
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
+from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
+    features_path,
     read_features,
     site_features,
+    site_file_key,
 )
 from tests.unit.test_site import (
     _site_round,
@@ -153,3 +155,24 @@ def test_a_stored_features_file_a_crash_cut_short_is_a_cache_miss(
         assert site_features(tmp_path, file_key="k") is None
         assert site_features(tmp_path, file_key="bad") is None
     assert len(caplog.records) == 3
+
+
+def test_new_weights_at_the_same_model_path_miss_the_stored_features(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text("{}")
+    weights = encoder / "model.safetensors"
+    weights.write_bytes(b"first weights")
+    settings = deployment_settings(bank_rows[1], f"model.path={encoder}")
+
+    def keys() -> tuple[Path, str]:
+        stored = features_path(settings, fingerprint="abc", state_dir=tmp_path)
+        return stored, site_file_key(settings, site_file)
+
+    first = keys()
+    assert keys() == first  # the same bytes: the same store
+    weights.write_bytes(b"second weights, same path")
+    second = keys()
+    assert second[0] != first[0] and second[1] != first[1]

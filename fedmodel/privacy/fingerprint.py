@@ -1,4 +1,8 @@
-"""A hash of a client's training records, which ties its privacy ledger to them."""
+"""A hash of a client's training records, which ties its privacy ledger to them.
+
+Stored features are keyed on it too. Light on purpose: a site's round imports
+it without the data libraries.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,84 @@
+"""Where the encoder's files are, and what identifies its weights.
+
+Light on purpose: a head-mode round that trains on stored features asks
+which encoder made them without importing transformers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+from pathlib import Path
+
+from fedmodel.config import RunSettings
+from fedmodel.errors import FedmodelError
+
+SHIPPED_PREFIX = "shipped:"
+TINY_RANDOM = "tiny-random"
+# The files whose bytes decide what the encoder computes.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_CONFIG_FILE = "config.json"
+_READ_CHUNK = 1 << 20
+
+
+def resolve_model_path(path: str) -> str:
+    """Turn `shipped:<package>` into the directory that package installs.
+
+    Any other value (a local checkpoint dir or a hub id) passes through.
+    """
+    if not path.startswith(SHIPPED_PREFIX):
+        return path
+    package = path[len(SHIPPED_PREFIX) :].replace("-", "_")
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise FedmodelError(
+            f"model.path {path!r}: package {package!r} is not installed; "
+            f"run `make install` or `pip install {package.replace('_', '-')}`"
+        ) from exc
+    model_dir = Path(module.get_model_path())
+    if not (model_dir / "config.json").is_file():
+        raise FedmodelError(
+            f"model.path {path!r}: {model_dir} holds no config.json; reinstall it"
+        )
+    return str(model_dir)
+
+
+def encoder_identity(settings: RunSettings) -> str:
+    """A digest of the encoder's config and weights files, for keying its features.
+
+    Replacing the weights at the same `model.path` (or installing another
+    version of a shipped model) changes it, so features the old weights
+    computed are not reused. The tiny random model's weights follow from the
+    seed; a path that is not a local folder (a hub id) is named as it is.
+    """
+    model = settings.model
+    if model.path == TINY_RANDOM:
+        return f"{TINY_RANDOM} seed {settings.seed}"
+    folder = Path(resolve_model_path(model.path))
+    if not folder.is_dir():
+        return model.path
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file()
+        and (path.suffix in _WEIGHT_SUFFIXES or path.name == _CONFIG_FILE)
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        content = _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
+        digest.update(f"{path.name}:{content}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """The SHA-256 of a file's bytes; remembered while its size and time hold."""
+    del size, mtime_ns  # part of the cache key only
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
