@@ -25,10 +25,10 @@ from fedmodel.privacy import (
     private_training,
 )
 from fedmodel.privacy.calibration import plan_client
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures
+from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import LossFn, criterion_loss
 
 if TYPE_CHECKING:

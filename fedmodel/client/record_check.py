@@ -14,9 +14,9 @@ from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
 from fedmodel.run.layout import simulated_client_dir
+from fedmodel.training.fingerprint import data_fingerprint
 
 
 def check_simulated_clients(settings: RunSettings) -> None:

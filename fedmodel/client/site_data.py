@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from fedmodel.client.site import DATA_FILE, SiteConfig
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,
@@ -22,6 +21,7 @@ from fedmodel.training.feature_store import (
     site_features,
     site_file_key,
 )
+from fedmodel.training.fingerprint import data_fingerprint
 
 if TYPE_CHECKING:
     import datasets

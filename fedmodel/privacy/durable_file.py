@@ -17,10 +17,8 @@ if sys.platform != "win32":
     import fcntl
 
 
-def write_durably(path: Path, content: str | bytes) -> None:
-    """Replace `path` with `content`: temp file, fsync, rename, fsync the directory.
-
-    Text is written as UTF-8.
+def write_durably(path: Path, text: str) -> None:
+    """Replace `path` with `text`: temp file, fsync, rename, fsync the directory.
 
     On any failure the previous content of `path` is untouched and the temp
     file is removed; the exception propagates.
@@ -31,9 +29,8 @@ def write_durably(path: Path, content: str | bytes) -> None:
         prefix=f".{path.name}.", suffix=".tmp", dir=directory
     )
     try:
-        data = content.encode() if isinstance(content, str) else content
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)

@@ -26,7 +26,6 @@ from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import make_text_loader
 from fedmodel.data.canaries import canary_splits
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.run.layout import (
     RESOLVED_CONFIG,
@@ -34,6 +33,7 @@ from fedmodel.run.layout import (
     TEACHER_DIR,
     simulated_client_dir,
 )
+from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import TEXT_INPUTS
 
 LOSS_BATCH = 128

@@ -16,13 +16,13 @@ from torch.utils.data import DataLoader
 
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,
     read_features,
     write_features,
 )
+from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import embed_texts
 
 if TYPE_CHECKING:

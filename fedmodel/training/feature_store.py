@@ -17,7 +17,6 @@ model or data misses the index, and the site embeds afresh.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import pickle
@@ -28,7 +27,6 @@ import torch
 
 from fedmodel.config import RunSettings
 from fedmodel.model.location import encoder_identity
-from fedmodel.privacy.durable_file import write_durably
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +82,8 @@ def read_features(path: Path) -> StoredFeatures | None:
 
 
 def write_features(path: Path, stored: StoredFeatures) -> None:
-    """Store features durably (a temp file of its own, fsynced, then renamed)."""
-    buffer = io.BytesIO()
+    """Store features atomically (temp file, then rename)."""
+    tmp = path.with_suffix(".tmp")
     torch.save(
         {
             "features": stored.features,
@@ -93,9 +91,9 @@ def write_features(path: Path, stored: StoredFeatures) -> None:
             "fingerprint": stored.fingerprint,
             "dropout": stored.dropout,
         },
-        buffer,
+        tmp,
     )
-    write_durably(path, buffer.getvalue())
+    tmp.replace(path)
 
 
 def site_file_key(settings: RunSettings, data_file: Path) -> str:
@@ -124,8 +122,11 @@ def site_file_key(settings: RunSettings, data_file: Path) -> str:
 
 def remember_site_features(state_dir: Path, *, file_key: str, path: Path) -> None:
     """Note that the data file with `file_key` has its features at `path`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
     index = state_dir / f"{SITE_INDEX_PREFIX}{file_key}.json"
-    write_durably(index, json.dumps({"features": path.name}))
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"features": path.name}))
+    tmp.replace(index)
 
 
 def site_features(state_dir: Path, *, file_key: str) -> StoredFeatures | None:

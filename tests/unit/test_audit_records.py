@@ -12,7 +12,6 @@ import yaml
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyLedger, PrivacyPlan
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.research.audit_records import (
     charged_ledger,
     claimed_epsilon,
@@ -20,6 +19,7 @@ from fedmodel.research.audit_records import (
     require_held_out,
 )
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.training.fingerprint import data_fingerprint
 
 
 def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(

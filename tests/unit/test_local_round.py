@@ -29,7 +29,7 @@ from fedmodel.model.finetune import (
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
-from fedmodel.privacy.fingerprint import data_fingerprint
+from fedmodel.training.fingerprint import data_fingerprint
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings(

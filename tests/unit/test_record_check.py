@@ -13,7 +13,7 @@ from fedmodel.data import load_client_data
 from fedmodel.data.clients import _partitioned_task
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyLedger, PrivacyPlan
-from fedmodel.privacy.fingerprint import data_fingerprint
+from fedmodel.training.fingerprint import data_fingerprint
 from tests.conftest import client_ledger_path
 
 PLAN = PrivacyPlan(

@@ -25,7 +25,6 @@ from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
 from fedmodel.client.site_data import site_round_records
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
-from fedmodel.privacy.fingerprint import data_fingerprint
 from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,
@@ -33,6 +32,7 @@ from fedmodel.training.feature_store import (
     site_features,
     site_file_key,
 )
+from fedmodel.training.fingerprint import data_fingerprint
 from tests.unit.test_site import (
     _site_round,
     _train_message,
