@@ -3,7 +3,8 @@
 A run folder (or a deployment's state or certificate folder) must be
 writable; a new run (no `resume=true`) must not start in a folder that holds
 another run's results, and a resume must keep the settings that decide each
-client's records.
+client's records and, under DP, the settings its privacy plan was calibrated
+with.
 
 Hydra opens the run's log file in the run folder before fedmodel's own code
 runs, so `fedmodel simulate` asks through a Hydra callback
@@ -83,7 +84,8 @@ def check_run_folder(run_dir: Path, settings: RunSettings) -> None:
     A new run (no `resume=true`) does not start where a run left results: it
     would replace that run's model and summary, and its clients would find
     their ledgers already charged. A resume keeps the settings that decide
-    each client's records. Hydra's own files (`.hydra/`, the log) do not count.
+    each client's records and, under DP, those its privacy plan was
+    calibrated with. Hydra's own files (`.hydra/`, the log) do not count.
     """
     if settings.resume:
         _check_same_records(run_dir, asdict(settings))
@@ -133,16 +135,64 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
         if key.split(".")[0] in _RECORD_KEYS
     ]
     if changed:
-        values = ", ".join(
-            f"{key}={_at(config, key)!r} (the run's: {_at(earlier, key)!r})"
-            for key in changed[:4]
-        )
         raise FedmodelError(
-            f"resume=true in {run_dir} with {values}: these decide which records "
-            "each client holds, and each client's ledger counts only what was "
-            "spent on its own; resume with the run's values (its "
-            f"{RESOLVED_CONFIG}), or start a new run in a new folder"
+            f"resume=true in {run_dir} with {_values(changed, config, earlier)}: "
+            "these decide which records each client holds, and each client's "
+            "ledger counts only what was spent on its own; resume with the run's "
+            f"values (its {RESOLVED_CONFIG}), or start a new run in a new folder"
         )
+    changed = changed_keys(_plan_settings(earlier), _plan_settings(config))
+    if changed:
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {_values(changed, config, earlier)}: "
+            "the run's privacy plan was calibrated with these, and each ledger "
+            "keeps the noise multiplier of that plan, so the run would go on at "
+            "noise fitted to another plan and `fedmodel privacy-plan` would not "
+            f"show what runs; resume with the run's values (its {RESOLVED_CONFIG}), "
+            "or start a new run in a new folder"
+        )
+
+
+def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a simulated DP run's privacy plan is calibrated with, or {}.
+
+    A deployment's sites keep their ledgers in their own state folders and
+    plan with their own caps, so a resumed server may ask them for more
+    rounds or a larger target; each site goes on at its ledger's noise until
+    its cap stops it (deployment.md).
+    """
+    privacy = config.get("privacy") or {}
+    federation = config.get("federation") or {}
+    if privacy.get("mode", "off") == "off" or federation.get("name") != "simulation":
+        return {}
+    finetune = config.get("finetune") or {}
+    plan = {
+        "num_rounds": config.get("num_rounds"),
+        "privacy": privacy,
+        "finetune": {
+            "batch_size": finetune.get("batch_size"),
+            "local_epochs": finetune.get("local_epochs"),
+        },
+    }
+    distill = config.get("distill") or {}
+    federated = distill.get("name") == "federated"  # its rounds are charged too
+    plan["distill"] = {"rounds": distill.get("rounds") if federated else 0}
+    if privacy.get("mode") == "central":  # its sample rate is clients per round
+        strategy = config.get("strategy") or {}
+        plan["strategy"] = {
+            "fraction_train": strategy.get("fraction_train"),
+            "min_train_clients": strategy.get("min_train_clients"),
+        }
+    return plan
+
+
+def _values(
+    keys: list[str], config: Mapping[str, Any], earlier: Mapping[str, Any]
+) -> str:
+    return ", ".join(
+        f"{key}={_at(config, key)!r} (the run's: {_at(earlier, key)!r})"
+        for key in keys[:4]
+    )
 
 
 def _at(config: Mapping[str, Any], dotted: str) -> Any:

@@ -64,10 +64,8 @@ def _checkpoint(run_dir: Path) -> Any:
     return load_checkpoint(run_dir, expected_shapes=shapes)
 
 
-@pytest.fixture(scope="module")
-def killed_in_distillation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _kill_in_distillation(run_dir: Path, *overrides: str) -> Path:
     """Teacher round 1 and student round 2 done; killed as round 3 starts."""
-    run_dir = tmp_path_factory.mktemp("base") / "run"
 
     def kill_at_round_three(client: int, message: Message) -> None:
         if message.content["config"]["server-round"] == 3:
@@ -75,9 +73,16 @@ def killed_in_distillation(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     with logging_restored(), pytest.raises(Killed):
         run_federation(
-            FakeGrid(2, before_train=kill_at_round_three), _settings(run_dir)
+            FakeGrid(2, before_train=kill_at_round_three),
+            _settings(run_dir, *overrides),
         )
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def killed_in_distillation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DP run, killed during its federated distillation."""
+    return _kill_in_distillation(tmp_path_factory.mktemp("base") / "run")
 
 
 @pytest.fixture
@@ -137,12 +142,24 @@ def test_resume_with_other_num_rounds_after_distillation_began_is_refused(
 ) -> None:
     before = (run_dir / "checkpoint" / "state.pt").read_bytes()
     metrics = (run_dir / "metrics.jsonl").read_text()
-    with pytest.raises(FedmodelError, match=r"resume with num_rounds=1"):
+    # Under DP the plan's rounds cannot change on resume at all.
+    with pytest.raises(FedmodelError, match=r"num_rounds=2 \(the run's: 1\)"):
         run_federation(FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=2"))
     assert (run_dir / "checkpoint" / "state.pt").read_bytes() == before
     assert (run_dir / "metrics.jsonl").read_text() == metrics
     for client in (0, 1):
         assert _charged_rounds(run_dir, client) == [1, 2]
+
+
+def test_without_dp_too_the_teachers_rounds_are_over_once_distillation_began(
+    tmp_path: Path,
+) -> None:
+    run_dir = _kill_in_distillation(tmp_path / "run", "privacy=off")
+    before = (run_dir / "checkpoint" / "state.pt").read_bytes()
+    resumed = _settings(run_dir, "privacy=off", "resume=true", "num_rounds=2")
+    with pytest.raises(FedmodelError, match=r"resume with num_rounds=1"):
+        run_federation(FakeGrid(2), resumed)
+    assert (run_dir / "checkpoint" / "state.pt").read_bytes() == before
 
 
 def test_resume_with_a_student_of_another_shape_is_refused(run_dir: Path) -> None:

@@ -80,11 +80,30 @@ def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
     ):
         with pytest.raises(FedmodelError, match=re.escape(named)):
             check_run_folder(tmp_path, small_settings("resume=true", override))
-    # What does not move records may change: more rounds, a larger target.
-    check_run_folder(
-        tmp_path,
-        small_settings("resume=true", "num_rounds=5", "privacy.target_epsilon=12"),
-    )
+    # What neither deals records nor changes the privacy plan may change.
+    relearn = small_settings("resume=true", "finetune.learning_rate=0.3")
+    check_run_folder(tmp_path, relearn)
+
+
+def test_a_dp_resume_keeps_the_plan_its_ledgers_were_calibrated_with(
+    tmp_path: Path,
+) -> None:
+    run = small_settings()
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+    for override, named in (
+        ("num_rounds=5", f"num_rounds=5 (the run's: {run.num_rounds})"),
+        ("privacy.target_epsilon=12", "target_epsilon=12.0 (the run's: 8.0)"),
+        ("finetune.local_epochs=3", "finetune.local_epochs=3 (the run's: 2)"),
+        ("distill=federated", "distill.rounds=2 (the run's: 0)"),
+    ):
+        with pytest.raises(FedmodelError, match=re.escape(named)) as refused:
+            check_run_folder(tmp_path, small_settings("resume=true", override))
+        assert "keeps the noise multiplier of that plan" in str(refused.value)
+    # Without DP there is no plan to keep: more rounds may follow.
+    off = small_settings("privacy=off")
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(off)))
+    more = small_settings("privacy=off", "resume=true", "num_rounds=5")
+    check_run_folder(tmp_path, more)
 
 
 def test_summary_is_written_without_nan_or_temp_files(tmp_path: Path) -> None:

@@ -121,26 +121,16 @@ def test_resume_still_compares_against_the_start(
     assert summary["selected_round"] in (0, 2)
 
 
-def test_the_budget_stop_ends_the_run_and_unaggregated_rounds_do_not_count(
+def test_a_resume_that_changes_the_privacy_plan_is_refused_at_the_server(
     run_dir: Path,
 ) -> None:
-    # Noise was calibrated for 2 rounds: round 3 would pass the cap.
-    summary = run_federation(
-        FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=3")
-    )
-    assert summary["rounds_completed"] == 2
-    assert [(r["round"], r["clients_aggregated"]) for r in summary["rounds"]] == [
-        (1, 2),
-        (2, 2),
-        (3, 0),
-    ]
-    assert all(c["budget_exhausted"] for c in summary["clients"])
-    assert _charged_rounds(run_dir, 0) == [1, 2]
-    # The first start's resolved config is kept, not overwritten.
-    first = yaml.safe_load((run_dir / "resolved_config.1.yaml").read_text())
-    now = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
-    assert (first["num_rounds"], first["resume"]) == (2, False)
-    assert (now["num_rounds"], now["resume"]) == (3, True)
+    # Noise was calibrated for 2 rounds and the ledgers keep it: 3 rounds
+    # would train under a plan `fedmodel privacy-plan` never showed.
+    ledger = client_ledger_path(run_dir, 0).read_bytes()
+    with pytest.raises(FedmodelError, match=r"num_rounds=3 \(the run's: 2\)"):
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=3"))
+    assert client_ledger_path(run_dir, 0).read_bytes() == ledger
+    assert [r["round"] for r in read_rounds(run_dir)] == [1]
 
 
 def test_a_resume_refused_for_its_checkpoint_leaves_the_folders_config(
@@ -148,8 +138,9 @@ def test_a_resume_refused_for_its_checkpoint_leaves_the_folders_config(
 ) -> None:
     config = (run_dir / "resolved_config.yaml").read_text()
     (run_dir / "checkpoint" / "state.pt").write_bytes(b"cut short")
+    changed = _settings(run_dir, "resume=true", "finetune.learning_rate=0.5")
     with pytest.raises(FedmodelError, match="state.pt"):
-        run_federation(FakeGrid(2), _settings(run_dir, "resume=true", "num_rounds=3"))
+        run_federation(FakeGrid(2), changed)
     assert (run_dir / "resolved_config.yaml").read_text() == config
     assert not (run_dir / "resolved_config.1.yaml").exists()
 
@@ -291,8 +282,13 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
     assert [r["round"] for r in read_rounds(run_dir)] == [1, 2]
     assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 0]
     assert summary["rounds_completed"] == 1
+    assert all(c["budget_exhausted"] for c in summary["clients"])
     assert not (run_dir / "checkpoint" / "state.pt.tmp").exists()
     assert not stale.exists()
+    # The first start's resolved config is kept, not overwritten.
+    first = yaml.safe_load((run_dir / "resolved_config.1.yaml").read_text())
+    now = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    assert (first["resume"], now["resume"]) == (False, True)
 
 
 @pytest.mark.slow  # exports and distils a student after the rounds
