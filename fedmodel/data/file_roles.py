@@ -8,7 +8,11 @@ A file named in two roles would quietly break what the run reports:
 - a train file as `task.validation_file` hands that site's records to the
   server, which fits its start and keeps its best round on them without noise;
 - a train file as `task.test_file` scores the model on records it trained on;
-- the test file as `task.validation_file` lets the test split choose.
+- the test file as `task.validation_file` lets the test split choose;
+- a train file as `distill.transfer_file` hands that site's texts to the
+  server, which distils the student on them without noise;
+- the test file as `distill.transfer_file` trains the student on the texts
+  it is then scored on.
 
 Paths are compared once resolved (links followed), so `./a.csv` and `a.csv`
 are one file. A copy under another name is not refused: where a server file
@@ -26,6 +30,7 @@ from pathlib import Path
 from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.data.splits import TaskData
+from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +89,28 @@ def check_named_files(task: TaskSettings) -> str:
     return task.test_file
 
 
+def check_transfer_file(settings: RunSettings) -> None:
+    """Refuse a site's file or the test file as the server's distillation texts."""
+    name = settings.distill.transfer_file
+    if name is None:
+        return
+    why = {
+        _TRAIN: (
+            "the server distils the student on distill.transfer_file without "
+            "noise, so a site's file there gives the server that site's texts"
+        ),
+        _TEST: "the student would train on the texts it is then scored on",
+    }
+    path = Path(name).resolve()
+    for role, key, other in _named_files(settings.task):
+        if role in why and Path(other).resolve() == path:
+            raise FedmodelError(
+                f"distill.transfer_file={name!r} is the same file as {key}: "
+                f"{why[role]}; give texts the server holds itself, or null for "
+                "the task's transfer split"
+            )
+
+
 def warn_pooled_files(settings: RunSettings) -> None:
     """Say so when a files task's clients are not its files.
 
@@ -129,13 +156,15 @@ def warn_test_only_labels(data: TaskData) -> None:
         )
 
 
-def warn_shared_texts(task: TaskSettings, data: TaskData) -> None:
+def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
     """Warn where the sites' records share texts, with each other or the server's.
 
     The server calls it once per run on the records it loaded (the clients,
-    which load the same files in their own processes, do not). A task whose
-    records carry no site has nothing to compare.
+    which load the same files in their own processes, do not), and on the
+    texts of `distill.transfer_file`. A task whose records carry no site has
+    nothing to compare.
     """
+    task = settings.task
     if SITE_COLUMN not in data.train.column_names:
         return
     sites: list[list[str]] = [[] for _ in task.train_files]
@@ -143,29 +172,42 @@ def warn_shared_texts(task: TaskSettings, data: TaskData) -> None:
         sites[site].append(text)
     _warn_texts_at_two_sites(task, sites)
     if data.transfer is not None and task.validation_file:
-        _warn_server_texts_at_sites(task, data.transfer["text"], sites)
+        used = "fits its start and picks its round on it"
+        server_file = ("task.validation_file", task.validation_file, used)
+        _warn_server_texts_at_sites(task, data.transfer["text"], sites, server_file)
+    if settings.distill.enabled and settings.distill.transfer_file:
+        name = settings.distill.transfer_file
+        texts = read_texts(Path(name), key="distill.transfer_file")
+        used = "distils the student on it"
+        server_file = ("distill.transfer_file", name, used)
+        _warn_server_texts_at_sites(task, texts, sites, server_file)
 
 
 def _warn_server_texts_at_sites(
-    task: TaskSettings, server_texts: Sequence[str], sites: Sequence[Sequence[str]]
+    task: TaskSettings,
+    server_texts: Sequence[str],
+    sites: Sequence[Sequence[str]],
+    server_file: tuple[str, str, str],
 ) -> None:
     # The server uses its file without noise: one cut from the sites' records
     # would leave the shared ones outside every site's budget.
+    key, name, used = server_file
     held = set(server_texts)
     for i, texts in enumerate(sites):
         shared = sum(text in held for text in texts)
         if shared:
             logger.warning(
                 "%d of the %d records of task.train_files[%d] (%s) have a text "
-                "that task.validation_file (%s) holds too. The server fits its "
-                "start and picks its round on its file without noise: if the "
+                "that %s (%s) holds too. The server %s without noise: if the "
                 "file was cut from the sites' records, take those out of one of "
                 "the two",
                 shared,
                 len(texts),
                 i,
                 Path(task.train_files[i]),
-                Path(str(task.validation_file)),
+                key,
+                Path(name),
+                used,
             )
 
 

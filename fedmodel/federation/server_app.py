@@ -18,6 +18,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedmodel.config import RunSettings
 from fedmodel.data import load_task
 from fedmodel.data.file_roles import (
+    check_transfer_file,
     warn_pooled_files,
     warn_shared_texts,
     warn_test_only_labels,
@@ -77,9 +78,10 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     started = time.perf_counter()
     check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
+    check_transfer_file(settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_pooled_files(settings)
-    warn_shared_texts(settings.task, task)
+    warn_shared_texts(settings, task)
     warn_test_only_labels(task)
     server_started = time.perf_counter()
     model, resumed = start_model(settings, task=task, run_dir=run_dir)

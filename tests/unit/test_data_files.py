@@ -5,9 +5,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedmodel.config import TaskSettings, compose_config, settings_from_dict
+from fedmodel.config import (
+    RunSettings,
+    TaskSettings,
+    compose_config,
+    settings_from_dict,
+)
 from fedmodel.data import load_task
 from fedmodel.data.file_roles import (
+    check_transfer_file,
     warn_pooled_files,
     warn_shared_texts,
     warn_test_only_labels,
@@ -32,6 +38,14 @@ def _task(train: list[Path], test: Path | None, **kwargs: object) -> TaskSetting
         **kwargs,
     )
     return task
+
+
+def _run(task: TaskSettings, transfer_file: Path | None = None) -> RunSettings:
+    """Settings of a run of `task`, distilling on `transfer_file` if given."""
+    settings = settings_from_dict(compose_config(["task=files", "num_clients=1"]))
+    name = None if transfer_file is None else str(transfer_file)
+    distill = replace(settings.distill, transfer_file=name)
+    return replace(settings, task=task, distill=distill)
 
 
 @pytest.fixture
@@ -209,11 +223,35 @@ def test_a_server_file_sharing_texts_with_a_site_is_named(
         # Loading alone (what every client process does) says nothing: the
         # server names it, once per run.
         assert not caplog.records
-        warn_shared_texts(task, data)
+        warn_shared_texts(_run(task), data)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1, warned
     assert "2 of the 3 records of task.train_files[1]" in warned[0]
     assert "b.csv" in warned[0] and "cut.csv" in warned[0]
+    assert "task.validation_file" in warned[0]
+
+
+def test_a_sites_file_is_not_the_servers_distillation_texts(
+    tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("dire", "neg")])
+    task = _task([a, b], server_csv)
+    for named, message in (
+        (tmp_path / "." / "b.csv", r"same file as task.train_files\[1\]: .*that site"),
+        (server_csv, r"same file as task.test_file: the student would train on"),
+    ):
+        with pytest.raises(FedmodelError, match=message):
+            check_transfer_file(_run(task, transfer_file=named))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a new text\ndire\n")  # one of site 1's texts
+    run = _run(task, transfer_file=texts)
+    check_transfer_file(run)  # the server's own file: it may distil on it
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_shared_texts(run, load_task(task, seed=0))
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert "1 of the 2 records of task.train_files[1]" in warned
+    assert "distill.transfer_file" in warned and "distils the student" in warned
 
 
 def test_sites_sharing_texts_are_named(
@@ -224,7 +262,7 @@ def test_sites_sharing_texts_are_named(
     c = _csv(tmp_path / "c.csv", [("awful", "neg"), ("fine day", "pos"), ("x", "pos")])
     task = _task([a, b, c], server_csv)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(task, load_task(task, seed=0))
+        warn_shared_texts(_run(task), load_task(task, seed=0))
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     # Each later file is named against the first that holds the text.
     assert len(warned) == 2, warned
@@ -235,7 +273,7 @@ def test_sites_sharing_texts_are_named(
     d = _csv(tmp_path / "d.csv", [("new", "pos")])
     task = _task([a, d], server_csv)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(task, load_task(task, seed=0))
+        warn_shared_texts(_run(task), load_task(task, seed=0))
     assert not caplog.records
 
 
