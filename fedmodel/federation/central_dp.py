@@ -132,14 +132,16 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
             base.inner, settings=settings, ledger=ledger
         )
         super().__init__(self.dp, expected_shapes=base.expected_shapes)
+        # The ledger's figures: a ledger that holds charges keeps its noise.
         log.info(
             "central DP: noise multiplier %.4f over %d rounds, q=%.3g, delta %.3g: "
-            "client-level epsilon %g",
-            plan.noise_multiplier,
+            "client-level epsilon %g (%.4g spent so far)",
+            ledger.noise_multiplier,
             plan.planned_rounds,
-            plan.sample_rate,
-            plan.delta,
-            plan.target_epsilon,
+            ledger.sample_rate,
+            ledger.delta,
+            ledger.target_epsilon,
+            ledger.epsilon,
         )
 
     def configure_train(

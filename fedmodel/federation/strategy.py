@@ -32,6 +32,7 @@ from fedmodel.federation.messages import (
     EXHAUSTED_KEY,
     LEDGER_RESETS_KEY,
     METRICS_KEY,
+    NUM_EXAMPLES_KEY,
     ClientFailure,
     metrics_problem,
     read_failure,
@@ -215,6 +216,10 @@ class BudgetAwareStrategy:
                 server_round,
                 client_id,
             )
+        if figures.get(EXHAUSTED_KEY, 0) and previous:
+            # A refused round trained on nothing, but the client still holds
+            # the records its last round reported.
+            figures[NUM_EXAMPLES_KEY] = previous.get(NUM_EXAMPLES_KEY, 0.0)
         # Every charge a client reports counts, whether or not its update is used.
         self.client_figures[client_id] = figures
         if figures.get(EXHAUSTED_KEY, 0):

@@ -283,6 +283,8 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
     assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 0]
     assert summary["rounds_completed"] == 1
     assert all(c["budget_exhausted"] for c in summary["clients"])
+    # A refused round trained on nothing; the client still holds its records.
+    assert all(c["num_train_examples"] == 50 for c in summary["clients"])
     assert not (run_dir / "checkpoint" / "state.pt.tmp").exists()
     assert not stale.exists()
     # The first start's resolved config is kept, not overwritten.
