@@ -77,6 +77,32 @@ def client_ledger(run_dir: Path, client: int | str) -> dict[str, Any]:
     return dict(json.loads(client_ledger_path(run_dir, client).read_text()))
 
 
+def charge_client_ledger(run_dir: Path, client: int, train: Any) -> Path:
+    """Charge simulated client `client` one round for `train`'s records; its path.
+
+    What a DP round leaves in the run folder: the ledger carries the records'
+    fingerprint.
+    """
+    from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+    from fedmodel.training.fingerprint import data_fingerprint
+
+    plan = PrivacyPlan(
+        target_epsilon=8.0,
+        delta=1e-5,
+        sample_rate=0.5,
+        steps_per_round=2,
+        planned_rounds=1,
+        noise_multiplier=3.0,
+        accountant="rdp",
+    )
+    path = client_ledger_path(run_dir, client)
+    ledger = PrivacyLedger.open(
+        path, client_id=str(client), plan=plan, data_fingerprint=data_fingerprint(train)
+    )
+    ledger.charge(round_number=1, steps=plan.steps_per_round)
+    return path
+
+
 def small_settings(*overrides: str) -> RunSettings:
     """Typed settings of `small_config(*overrides)`."""
     return settings_from_dict(small_config(*overrides))

@@ -11,7 +11,6 @@ import yaml
 
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import PrivacyLedger, PrivacyPlan
 from fedmodel.research.audit_records import (
     charged_ledger,
     claimed_epsilon,
@@ -19,7 +18,7 @@ from fedmodel.research.audit_records import (
     require_held_out,
 )
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
-from fedmodel.training.fingerprint import data_fingerprint
+from tests.conftest import charge_client_ledger
 
 
 def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(
@@ -71,20 +70,7 @@ def test_the_claim_is_the_larger_of_reported_and_charged() -> None:
 def test_records_the_ledger_did_not_cover_are_not_audited(tmp_path: Path) -> None:
     train = datasets.Dataset.from_dict({"text": ["a b", "c d"], "label": [0, 1]})
     assert charged_ledger(tmp_path, 0, train) is None  # no ledger: not checked
-    plan = PrivacyPlan(
-        target_epsilon=8.0,
-        delta=1e-5,
-        sample_rate=0.5,
-        steps_per_round=2,
-        planned_rounds=1,
-        noise_multiplier=3.0,
-        accountant="rdp",
-    )
-    path = tmp_path / "clients" / "client-0" / "privacy_ledger.json"
-    ledger = PrivacyLedger.open(
-        path, client_id="0", plan=plan, data_fingerprint=data_fingerprint(train)
-    )
-    ledger.charge(round_number=1, steps=2)
+    charge_client_ledger(tmp_path, 0, train)
     record = charged_ledger(tmp_path, 0, train)
     assert record is not None and record.delta == 1e-5
     changed = train.map(lambda row: {"text": row["text"] + " x"})

@@ -12,19 +12,7 @@ from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.data.clients import _partitioned_task
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import PrivacyLedger, PrivacyPlan
-from fedmodel.training.fingerprint import data_fingerprint
-from tests.conftest import client_ledger_path
-
-PLAN = PrivacyPlan(
-    target_epsilon=8.0,
-    delta=1e-5,
-    sample_rate=0.5,
-    steps_per_round=2,
-    planned_rounds=1,
-    noise_multiplier=3.0,
-    accountant="rdp",
-)
+from tests.conftest import charge_client_ledger, client_ledger_path
 
 
 def _write_sites(folder: Path, rows: int) -> list[str]:
@@ -68,13 +56,7 @@ def test_a_resume_whose_records_changed_is_refused(tmp_path: Path) -> None:
     run = _settings(tmp_path)
     for client in range(run.num_clients):  # what the run's rounds charged
         train, _, _ = load_client_data(run, client)
-        ledger = PrivacyLedger.open(
-            client_ledger_path(tmp_path / "run", client),
-            client_id=str(client),
-            plan=PLAN,
-            data_fingerprint=data_fingerprint(train),
-        )
-        ledger.charge(round_number=1, steps=2)
+        charge_client_ledger(tmp_path / "run", client, train)
     resumed = _settings(tmp_path, "resume=true")
     check_simulated_clients(resumed)  # the same records: it goes on
     _write_sites(tmp_path, rows=31)  # one record more in each file
