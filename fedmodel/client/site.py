@@ -14,8 +14,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from fedmodel.config import RunSettings
+from fedmodel.config.budget_rule import BUDGET_KEYS, budget_row
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -201,9 +203,47 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
             "1/(10 n)" if site.delta is None else f"{site.delta:g}",
         )
     delta = site.delta
-    return replace(
+    capped = replace(
         settings,
         privacy=replace(privacy, target_epsilon=target, target_delta=delta),
+    )
+    return _rule_for_cap(settings, capped, site_id=site.site_id)
+
+
+def _rule_for_cap(
+    settings: RunSettings, capped: RunSettings, *, site_id: int
+) -> RunSettings:
+    """Where the server's settings are its budget rule's, the rule's for the cap.
+
+    The budget rule picks the learning rate, batch, epochs and clip from the
+    target epsilon. A site whose cap is below the server's target calibrates
+    its noise to the cap, so a value the rule chose for the server's target
+    follows the cap too; a value that differs from that row was set by
+    someone and stays.
+    """
+    mode = settings.finetune.mode
+    asked = budget_row(
+        finetune_mode=mode, target_epsilon=settings.privacy.target_epsilon
+    )
+    own = budget_row(finetune_mode=mode, target_epsilon=capped.privacy.target_epsilon)
+    groups = {"finetune": capped.finetune, "privacy": capped.privacy}
+    changed: dict[str, dict[str, Any]] = {"finetune": {}, "privacy": {}}
+    for group, key in BUDGET_KEYS:
+        value, ours = getattr(asked, key), getattr(own, key)
+        if ours is not None and ours != value == getattr(groups[group], key):
+            changed[group][key] = ours
+    if not any(changed.values()):
+        return capped
+    log.info(
+        "site %d: the budget rule's settings for its cap replace those for the "
+        "server's target: %s",
+        site_id,
+        ", ".join(f"{k} {v}" for group in changed.values() for k, v in group.items()),
+    )
+    return replace(
+        capped,
+        finetune=replace(capped.finetune, **changed["finetune"]),
+        privacy=replace(capped.privacy, **changed["privacy"]),
     )
 
 

@@ -127,6 +127,27 @@ def test_the_sites_cap_wins_over_the_servers_target(tmp_path: Path) -> None:
     assert capped_settings(settings, loose).privacy.target_delta is None
 
 
+def test_under_its_cap_a_site_trains_with_the_budget_rules_settings_for_it(
+    tmp_path: Path,
+) -> None:
+    # The rule fills these (the test config sets them): epsilon 8's row is
+    # learning rate 8 over 12 epochs, epsilon 1's is 2 over 6.
+    rule = ("finetune.batch_size=null", "finetune.local_epochs=null")
+    settings = deployment_settings(["a"], "privacy.target_epsilon=8", *rule)
+    assert (settings.finetune.learning_rate, settings.finetune.local_epochs) == (8, 12)
+    strict = SiteConfig(3, tmp_path, tmp_path, max_epsilon=1.0)
+    capped = capped_settings(settings, strict).finetune
+    assert (capped.learning_rate, capped.local_epochs, capped.batch_size) == (2, 6, 512)
+    loose = dataclasses.replace(strict, max_epsilon=50.0)
+    assert capped_settings(settings, loose).finetune == settings.finetune
+    # A value someone set is theirs, whatever the cap.
+    chosen = deployment_settings(
+        ["a"], "privacy.target_epsilon=8", *rule, "finetune.learning_rate=0.3"
+    )
+    capped = capped_settings(chosen, strict).finetune
+    assert (capped.learning_rate, capped.local_epochs) == (0.3, 6)
+
+
 def test_a_site_keeps_its_own_delta_whatever_the_server_asks(tmp_path: Path) -> None:
     # A delta just under 1/n would weaken every epsilon the site's cap allows.
     settings = deployment_settings(["a"], "privacy.target_delta=0.009")
