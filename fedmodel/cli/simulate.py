@@ -7,6 +7,7 @@ checks. A run that fedmodel's checks reject leaves no run folder behind.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import logging
 import os
@@ -19,13 +20,15 @@ from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
 from fedmodel.config import CONF_DIR, settings_from_dict
+from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
 
 PROG = "fedmodel simulate"
 VERBOSE_FLAGS = ("-v", "--verbose")
-MULTIRUN_FLAGS = ("-m", "--multirun")
+# conf/hydra/help/fedmodel.yaml lists the config groups through this resolver.
+GROUPS_RESOLVER = "fedmodel_config_groups"
 # What Hydra writes into a run folder before fedmodel has run anything.
 HYDRA_ONLY = {".hydra", LOG_FILE}
 log = logging.getLogger("fedmodel")
@@ -35,17 +38,22 @@ def run_simulate(argv: list[str]) -> int:
     """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code."""
     import hydra
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     if any(flag in argv for flag in VERBOSE_FLAGS):
         os.environ[VERBOSE_ENV] = "1"
         argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]
-    if any(flag in argv for flag in MULTIRUN_FLAGS):
-        try:
-            check_sweep_jobs([arg for arg in argv if not arg.startswith("-")])
-        except FedmodelError as exc:
-            report_error(PROG, error_line(exc))
-            return EXIT_USER_ERROR
+    args = hydra_args(argv)
+    try:
+        if args is not None:  # else Hydra names what it cannot read
+            check_group_choices(args.overrides)
+            if args.multirun:
+                check_sweep_jobs(args.overrides)
+    except FedmodelError as exc:
+        report_error(PROG, error_line(exc))
+        return EXIT_USER_ERROR
+    OmegaConf.register_new_resolver(GROUPS_RESOLVER, config_groups_text, replace=True)
     app = hydra.main(
         config_path=str(CONF_DIR), config_name="config", version_base="1.3"
     )(_simulate)
@@ -63,6 +71,19 @@ def run_simulate(argv: list[str]) -> int:
         if not full_error:
             del os.environ["HYDRA_FULL_ERROR"]
     return EXIT_OK
+
+
+def hydra_args(argv: list[str]) -> argparse.Namespace | None:
+    """Hydra's flags and overrides in `argv`, read as Hydra will; None if it cannot."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    return args
 
 
 def check_sweep_jobs(overrides: list[str]) -> None:
@@ -168,10 +189,10 @@ def hydra_error_line(exc: BaseException) -> str:
         return f"cannot parse the override '{exc.override}': {reason}"
     if isinstance(exc, MissingConfigException) and exc.options:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = sorted(name for name in exc.options if is_option(name))
         return (
             f"no option '{option}' in config group '{group}'"
-            f"{_did_you_mean(option, list(exc.options))}; "
-            f"options: {', '.join(sorted(exc.options))}"
+            f"{_did_you_mean(option, options)}; options: {', '.join(options)}"
         )
     text = str(exc)
     cause = exc.__cause__
