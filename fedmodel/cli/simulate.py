@@ -1,8 +1,9 @@
 """`fedmodel simulate`: one federated run (or a --multirun sweep) through Hydra.
 
 Hydra reads the overrides; its own config errors (an unknown key, an unknown
-group option) exit 2 with one line and a "did you mean", like fedmodel's own
-checks. A run that fedmodel's checks reject leaves no run folder behind.
+group option, flags that exclude each other) exit 2 with one line and a "did
+you mean", like fedmodel's own checks. A run that fedmodel's checks reject
+leaves no run folder behind.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ from fedmodel.run.layout import LOG_FILE
 
 PROG = "fedmodel simulate"
 VERBOSE_FLAGS = ("-v", "--verbose")
+# Hydra's flags that each pick what the command does (at most one may be
+# given), by the name Hydra's parser stores them under.
+MODE_FLAGS = {
+    "run": ("--run", "runs one job"),
+    "multirun": ("--multirun", "runs a sweep"),
+    "cfg": ("--cfg", "prints the composed config and runs nothing"),
+    "info": ("--info", "prints Hydra's information"),
+    "shell_completion": ("--shell-completion", "prints shell completion"),
+}
 # conf/hydra/help/fedmodel.yaml lists the config groups through this resolver.
 GROUPS_RESOLVER = "fedmodel_config_groups"
 # What Hydra writes into a run folder before fedmodel has run anything.
@@ -47,6 +57,7 @@ def run_simulate(argv: list[str]) -> int:
     args = hydra_args(argv)
     try:
         if args is not None:  # else Hydra names what it cannot read
+            check_hydra_flags(args)
             check_group_choices(args.overrides)
             if args.multirun:
                 check_sweep_jobs(args.overrides)
@@ -84,6 +95,19 @@ def hydra_args(argv: list[str]) -> argparse.Namespace | None:
     except argparse.ArgumentError:
         return None
     return args
+
+
+def check_hydra_flags(args: argparse.Namespace) -> None:
+    """Refuse Hydra flags that exclude each other, before Hydra raises on them."""
+    given = [MODE_FLAGS[dest] for dest in MODE_FLAGS if getattr(args, dest)]
+    if len(given) > 1:
+        flags = " and ".join(flag for flag, _ in given)
+        what = "; ".join(f"{flag} {does}" for flag, does in given)
+        raise FedmodelError(
+            f"{flags} cannot be given together: give one of them ({what})"
+        )
+    if args.resolve and args.cfg is None and not args.help:
+        raise FedmodelError("--resolve works only with --cfg or --help; add one")
 
 
 def check_sweep_jobs(overrides: list[str]) -> None:

@@ -124,6 +124,13 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
         ),
         ("privacy=dpsdg", "(did you mean 'dpsgd'?); options: central, dpsgd, off"),
         ("--multirun model=tiny,_base", "no option '_base' in config group 'model'"),
+        (
+            "--multirun privacy.target_epsilon=1,3,8 --cfg job",
+            "--multirun and --cfg cannot be given together: give one of them "
+            "(--multirun runs a sweep; --cfg prints the composed config and runs "
+            "nothing)",
+        ),
+        ("--resolve", "--resolve works only with --cfg or --help"),
     ],
 )
 def test_hydra_config_errors_exit_2_on_one_line(
