@@ -1,12 +1,14 @@
 """`fedmodel simulate`: one federated run (or a --multirun sweep) through Hydra.
 
 Hydra reads the overrides; its own config errors (an unknown key, an unknown
-group option) exit 2 with one line and a "did you mean", like fedmodel's own
-checks. A run that fedmodel's checks reject leaves no run folder behind.
+group option, flags that exclude each other) exit 2 with one line and a "did
+you mean", like fedmodel's own checks. A run that fedmodel's checks reject
+leaves no run folder behind.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import logging
 import os
@@ -19,13 +21,24 @@ from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
 from fedmodel.config import CONF_DIR, settings_from_dict
+from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
 
 PROG = "fedmodel simulate"
 VERBOSE_FLAGS = ("-v", "--verbose")
-MULTIRUN_FLAGS = ("-m", "--multirun")
+# Hydra's flags that each pick what the command does (at most one may be
+# given), by the name Hydra's parser stores them under.
+MODE_FLAGS = {
+    "run": ("--run", "runs one job"),
+    "multirun": ("--multirun", "runs a sweep"),
+    "cfg": ("--cfg", "prints the composed config and runs nothing"),
+    "info": ("--info", "prints Hydra's information"),
+    "shell_completion": ("--shell-completion", "prints shell completion"),
+}
+# conf/hydra/help/fedmodel.yaml lists the config groups through this resolver.
+GROUPS_RESOLVER = "fedmodel_config_groups"
 # What Hydra writes into a run folder before fedmodel has run anything.
 HYDRA_ONLY = {".hydra", LOG_FILE}
 log = logging.getLogger("fedmodel")
@@ -35,17 +48,23 @@ def run_simulate(argv: list[str]) -> int:
     """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code."""
     import hydra
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     if any(flag in argv for flag in VERBOSE_FLAGS):
         os.environ[VERBOSE_ENV] = "1"
         argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]
-    if any(flag in argv for flag in MULTIRUN_FLAGS):
-        try:
-            check_sweep_jobs([arg for arg in argv if not arg.startswith("-")])
-        except FedmodelError as exc:
-            report_error(PROG, error_line(exc))
-            return EXIT_USER_ERROR
+    args = hydra_args(argv)
+    try:
+        if args is not None:  # else Hydra names what it cannot read
+            check_hydra_flags(args)
+            check_group_choices(args.overrides)
+            if args.multirun:
+                check_sweep_jobs(args.overrides)
+    except FedmodelError as exc:
+        report_error(PROG, error_line(exc))
+        return EXIT_USER_ERROR
+    OmegaConf.register_new_resolver(GROUPS_RESOLVER, config_groups_text, replace=True)
     app = hydra.main(
         config_path=str(CONF_DIR), config_name="config", version_base="1.3"
     )(_simulate)
@@ -63,6 +82,32 @@ def run_simulate(argv: list[str]) -> int:
         if not full_error:
             del os.environ["HYDRA_FULL_ERROR"]
     return EXIT_OK
+
+
+def hydra_args(argv: list[str]) -> argparse.Namespace | None:
+    """Hydra's flags and overrides in `argv`, read as Hydra will; None if it cannot."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    return args
+
+
+def check_hydra_flags(args: argparse.Namespace) -> None:
+    """Refuse Hydra flags that exclude each other, before Hydra raises on them."""
+    given = [MODE_FLAGS[dest] for dest in MODE_FLAGS if getattr(args, dest)]
+    if len(given) > 1:
+        flags = " and ".join(flag for flag, _ in given)
+        what = "; ".join(f"{flag} {does}" for flag, does in given)
+        raise FedmodelError(
+            f"{flags} cannot be given together: give one of them ({what})"
+        )
+    if args.resolve and args.cfg is None and not args.help:
+        raise FedmodelError("--resolve works only with --cfg or --help; add one")
 
 
 def check_sweep_jobs(overrides: list[str]) -> None:
@@ -168,10 +213,10 @@ def hydra_error_line(exc: BaseException) -> str:
         return f"cannot parse the override '{exc.override}': {reason}"
     if isinstance(exc, MissingConfigException) and exc.options:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = sorted(name for name in exc.options if is_option(name))
         return (
             f"no option '{option}' in config group '{group}'"
-            f"{_did_you_mean(option, list(exc.options))}; "
-            f"options: {', '.join(sorted(exc.options))}"
+            f"{_did_you_mean(option, options)}; options: {', '.join(options)}"
         )
     text = str(exc)
     cause = exc.__cause__

@@ -1,14 +1,27 @@
-"""Compose the packaged Hydra config outside a Hydra app."""
+"""Compose the packaged Hydra config outside a Hydra app.
+
+A group's files whose names start with "_" (`model/_base.yaml`) hold the keys
+its options share and are pulled in by their defaults lists; they are not
+options, so `--help`, the "did you mean" and the check of a `group=option`
+override leave them out.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedmodel.errors import FedmodelError
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+
 # The YAML ships inside the package, so a wheel install composes the same config.
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+SHARED_PREFIX = "_"
+# Hydra's own groups (the help text, logging), not a run's settings.
+HYDRA_GROUP = "hydra"
 
 
 def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
@@ -17,6 +30,7 @@ def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
+    check_group_choices(overrides or [])
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides or [])
@@ -25,3 +39,70 @@ def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     return {str(k): v for k, v in resolved.items() if k != "hydra"}
+
+
+def is_option(name: str) -> bool:
+    """Whether a group's file `name` (no .yaml) is an option, not shared keys."""
+    return not name.startswith(SHARED_PREFIX)
+
+
+def config_groups() -> list[str]:
+    """The config groups a run is composed of (conf/'s folders but Hydra's)."""
+    return sorted(
+        p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != HYDRA_GROUP
+    )
+
+
+def group_options(group: str) -> list[str]:
+    """The options of config group `group` a user may pick, sorted."""
+    names = (path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+    return sorted(name for name in names if is_option(name))
+
+
+def config_groups_text() -> str:
+    """One `group: option, ...` line per group, for `fedmodel simulate --help`."""
+    lines = (f"{group}: {', '.join(group_options(group))}" for group in config_groups())
+    return "\n".join(lines)
+
+
+def check_group_choices(overrides: Iterable[str]) -> None:
+    """Refuse an override that picks a group's shared keys (`model=_base`).
+
+    Composing with it would stop later on a missing key that does not say
+    why. Overrides Hydra cannot parse are left to Hydra, which names them.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return
+    groups = set(config_groups())
+    for override in parsed:
+        group = override.key_or_group
+        if group not in groups or override.is_delete():
+            continue
+        for name in _named_options(override):
+            # A name that is no file at all is Hydra's to report.
+            if not is_option(name) and (CONF_DIR / group / f"{name}.yaml").is_file():
+                raise FedmodelError(
+                    f"no option '{name}' in config group '{group}' ({group}/{name}"
+                    ".yaml holds the keys its options share); options: "
+                    f"{', '.join(group_options(group))}"
+                )
+
+
+def _named_options(override: Override) -> list[str]:
+    """The options an override names: one, or a choice sweep's.
+
+    Not a glob's (the user named no option) nor a range's or an interval's
+    (no option is a number: Hydra reports them).
+    """
+    from hydra.core.override_parser.types import Glob
+
+    if not override.is_sweep_override():
+        return [override.get_value_element_as_str()]
+    if override.is_choice_sweep() and not isinstance(override.value(), Glob):
+        return list(override.sweep_string_iterator())
+    return []

@@ -92,6 +92,19 @@ def test_simulate_help_names_the_app_and_the_outputs(
     assert "debug: smoke" in out
 
 
+def test_simulate_help_lists_options_not_the_shared_base_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_simulate(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    groups = out.split("== Config groups (group=option) ==")[1].split("== Config (")[0]
+    assert "model: minilm, tiny\n" in groups
+    assert "privacy: central, dpsgd, off\n" in groups
+    assert "_base" not in groups
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
@@ -99,6 +112,25 @@ def test_simulate_help_names_the_app_and_the_outputs(
         ("privacy.epsilon=3", "did you mean 'privacy.target_epsilon'?"),
         ("task=nosuch", "no option 'nosuch' in config group 'task'"),
         ("num_rounds=[", "cannot parse the override 'num_rounds=['"),
+        (
+            "model=_base",
+            "no option '_base' in config group 'model' (model/_base.yaml holds "
+            "the keys its options share); options: minilm, tiny",
+        ),
+        (
+            "partition=_bas",
+            "no option '_bas' in config group 'partition'; "
+            "options: dirichlet, iid, natural",
+        ),
+        ("privacy=dpsdg", "(did you mean 'dpsgd'?); options: central, dpsgd, off"),
+        ("--multirun model=tiny,_base", "no option '_base' in config group 'model'"),
+        (
+            "--multirun privacy.target_epsilon=1,3,8 --cfg job",
+            "--multirun and --cfg cannot be given together: give one of them "
+            "(--multirun runs a sweep; --cfg prints the composed config and runs "
+            "nothing)",
+        ),
+        ("--resolve", "--resolve works only with --cfg or --help"),
     ],
 )
 def test_hydra_config_errors_exit_2_on_one_line(
@@ -109,7 +141,7 @@ def test_hydra_config_errors_exit_2_on_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert run_simulate([override]) == 2
+    assert run_simulate(override.split()) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fedmodel simulate: error: ") and expected in err
     assert len(err.splitlines()) == 1
@@ -209,6 +241,15 @@ def test_privacy_plan_reports_a_bad_override_on_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("fedmodel privacy-plan: error: unknown config key")
     assert "did you mean 'num_clients'?" in err and len(err.splitlines()) == 1
+
+
+def test_privacy_plan_refuses_a_groups_shared_base_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_command(["privacy-plan", "model=_base"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel privacy-plan: error: no option '_base' in config")
+    assert err.endswith("options: minilm, tiny") and len(err.splitlines()) == 1
 
 
 def test_audit_confidence_out_of_range_is_a_user_error(

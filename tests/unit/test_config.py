@@ -13,7 +13,6 @@ import yaml
 from flwr.serverapp.strategy import Strategy
 
 from fedmodel.config import (
-    CONF_DIR,
     RunSettings,
     compose_config,
     from_run_config,
@@ -21,6 +20,7 @@ from fedmodel.config import (
     to_run_config,
 )
 from fedmodel.config.budget_rule import with_budget_defaults
+from fedmodel.config.compose import config_groups, group_options
 from fedmodel.data.partition import PARTITIONERS
 from fedmodel.data.tasks import TASKS
 from fedmodel.errors import FedmodelError
@@ -29,19 +29,12 @@ from fedmodel.model.finetune import finetune_mode
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.run.tracking import TRACKERS
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
-
-
-def _options(group: str) -> list[str]:
-    # `_base` holds the keys a group's options share; it is not an option.
-    return sorted(
-        p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_")
-    )
+GROUPS = config_groups()
 
 
 @pytest.mark.parametrize(
     "override",
-    [f"{group}={option}" for group in GROUPS for option in _options(group)],
+    [f"{group}={option}" for group in GROUPS for option in group_options(group)],
 )
 def test_every_group_option_composes(override: str) -> None:
     # task=files needs its files (a deployment, which lists none, sets the count).

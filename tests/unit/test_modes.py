@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from fedmodel.config import CONF_DIR, settings_from_dict
+from fedmodel.config.compose import group_options
 from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
     DISTILL_MODE_NAMES,
@@ -25,9 +26,9 @@ from tests.conftest import group_settings, small_config
 
 def _option_values(group: str, key: str) -> set[str]:
     values = set()
-    for path in (CONF_DIR / group).glob("*.yaml"):
-        if not path.stem.startswith("_"):
-            values.add(str(yaml.safe_load(path.read_text(encoding="utf-8"))[key]))
+    for option in group_options(group):
+        path = CONF_DIR / group / f"{option}.yaml"
+        values.add(str(yaml.safe_load(path.read_text(encoding="utf-8"))[key]))
     return values
 
 
