@@ -27,6 +27,12 @@ def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list
     Evenly spread layers run from the first to the last (one layer: the last),
     so the student keeps the teacher's lowest and highest representations.
     """
+    if student.layers is None and student.num_layers > teacher_layers:
+        raise FedmodelError(
+            f"distill.student.num_layers={student.num_layers}: the teacher has "
+            f"{teacher_layers} layers, so a student can copy at most "
+            f"{teacher_layers}; set distill.student.num_layers <= {teacher_layers}"
+        )
     if student.layers is not None:
         chosen = list(student.layers)
     elif student.num_layers == 1:
