@@ -19,6 +19,8 @@ from fedmodel.model.classifier import (
 LAYER_PREFIX = "bert.encoder.layer."
 FFN_IN = "intermediate.dense"
 FFN_OUT = "output.dense"
+# What federated distillation's rounds leave as the teacher's (not exchanged).
+FIXED_IN_STUDENT_ROUNDS = "bert.embeddings."
 
 
 def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list[int]:
@@ -127,5 +129,13 @@ def prepare_student_for_distillation(
     leaving them out keeps each client's update small and DP-SGD cheap.
     """
     for name, param in student.named_parameters():
-        param.requires_grad = not name.startswith("bert.embeddings.")
+        param.requires_grad = exchanged_in_student_rounds(name)
     return student
+
+
+def exchanged_in_student_rounds(name: str) -> bool:
+    """Whether federated distillation's rounds train and exchange this parameter.
+
+    The others (the embeddings) each client builds from the teacher.
+    """
+    return not name.startswith(FIXED_IN_STUDENT_ROUNDS)
