@@ -23,6 +23,7 @@ from fedmodel.config import DistillSettings
 from fedmodel.data import length_order, make_text_loader
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
+from fedmodel.model.student import exchanged_in_student_rounds
 from fedmodel.training.loops import TEXT_INPUTS, Batch
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,8 @@ def distill_on_server(
 ) -> DistillReport:
     """Train the student to reproduce the teacher on the server's own texts.
 
-    The teacher's outputs are computed once (it does not change). The student's
-    word embeddings stay frozen: they are the teacher's, and the largest matrix,
-    which a few thousand texts would only pull away from the teacher's.
+    The teacher's outputs are computed once (it does not change). What stays
+    the teacher's is `fixed_on_server`.
     """
     started = time.perf_counter()
     inputs = augment_texts(texts, copies=settings.augment_copies, seed=seed)
@@ -118,10 +118,11 @@ def distill_on_server(
         shuffle=True,
         seed=seed,
     )
-    word_embeddings = student.bert.embeddings.word_embeddings.weight
-    params = [p for p in student.parameters() if p is not word_embeddings]
+    fixed = fixed_on_server(student, settings)
+    params = [p for p in student.parameters() if all(p is not f for f in fixed)]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
-    word_embeddings.requires_grad_(False)
+    for param in fixed:
+        param.requires_grad_(False)
     student.train()
     mean_loss = float("nan")
     for epoch in range(1, settings.epochs + 1):
@@ -140,7 +141,8 @@ def distill_on_server(
             len(inputs),
             time.perf_counter() - started,
         )
-    word_embeddings.requires_grad_(True)
+    for param in fixed:
+        param.requires_grad_(True)
     student.eval()
     return DistillReport(
         num_texts=len(inputs),
@@ -148,6 +150,26 @@ def distill_on_server(
         final_loss=mean_loss,
         seconds=time.perf_counter() - started,
     )
+
+
+def fixed_on_server(
+    student: PooledBertForSequenceClassification, settings: DistillSettings
+) -> list[nn.Parameter]:
+    """The student's parameters server distillation leaves as the teacher's.
+
+    Always the word embeddings: the largest matrix, which a few thousand texts
+    would only pull away from the teacher's. Before federated student rounds,
+    everything those rounds do not exchange (all the embeddings): each client
+    builds that part from the teacher, so the server's must stay the teacher's
+    too, or the clients would train another student than the server's.
+    """
+    if settings.client_rounds:
+        return [
+            param
+            for name, param in student.named_parameters()
+            if not exchanged_in_student_rounds(name)
+        ]
+    return [student.bert.embeddings.word_embeddings.weight]
 
 
 def _distill_epoch(

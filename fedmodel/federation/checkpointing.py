@@ -33,6 +33,7 @@ class SaveCheckpoint:
         history: RoundHistory,
         selector: BestModelSelector | None,
         resumed: Checkpoint | None,
+        start_result: dict[str, float] | None,
     ) -> None:
         self.run_dir = run_dir
         self.strategy = strategy
@@ -40,12 +41,17 @@ class SaveCheckpoint:
         self.history = history
         # keep_best's selector, whose start the checkpoint carries.
         self.selector = selector
+        # The run's start on the test split, for a resumed run's summary.
+        self.start_result = start_result
         # The last checkpoint written or resumed from: the student's rounds
         # write it again with their own weights (`for_student`).
         self.saved = resumed
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Save weights, budget state, client figures, round history, the start."""
+        """Save weights, budget state, client figures, round history, the start.
+
+        The start is keep_best's (round and weights) and the run's evaluation.
+        """
         start = None if self.selector is None else self.selector.start
         self.write(
             Checkpoint(
@@ -56,6 +62,7 @@ class SaveCheckpoint:
                 rounds=self.history.rounds,
                 start_round=None if start is None else start.round,
                 start_weights=None if start is None else start.weights,
+                start_result=self.start_result,
             )
         )
         return False, {}

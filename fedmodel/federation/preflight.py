@@ -2,7 +2,9 @@
 
 The ServerApp calls `check_before_round_one` first thing, in simulation and in a
 deployment alike: no client has trained, and no ledger has been charged, when
-one of these checks stops the run.
+one of these checks stops the run. That includes what distillation needs after
+the last round: a setting it would refuse then would stop a run whose clients
+had spent their budget for nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from pathlib import Path
 
 from fedmodel.config import RunSettings
 from fedmodel.data import load_client_data
-from fedmodel.model.checkpoint_check import check_checkpoint
+from fedmodel.distill.finish import server_distill_texts
+from fedmodel.model.checkpoint_check import (
+    EncoderShape,
+    check_checkpoint,
+    check_length,
+)
+from fedmodel.model.student import student_layer_indices
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.run.folder_check import check_writable_folder
@@ -27,11 +35,34 @@ WEAK_PRIVACY_EPSILON = 50.0
 def check_before_round_one(settings: RunSettings) -> None:
     """Refuse an unwritable run folder or a model.path that is not a BERT checkpoint.
 
-    Then warn when `privacy.target_epsilon` is above `WEAK_PRIVACY_EPSILON`.
+    Then refuse distillation settings the teacher cannot meet
+    (`check_distillation`), and warn when `privacy.target_epsilon` is above
+    `WEAK_PRIVACY_EPSILON`.
     """
     check_writable_folder(Path(settings.run_dir), key="run_dir")
-    check_checkpoint(settings.model, max_length=settings.task.max_length)
+    encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
+    check_distillation(settings, encoder=encoder)
     warn_weak_privacy(settings)
+
+
+def check_distillation(settings: RunSettings, *, encoder: EncoderShape | None) -> None:
+    """Refuse what would stop distillation after the teacher's rounds.
+
+    The transfer file is read as distillation reads it; the student's layers
+    must be the teacher's and its token limit must fit the positions. With a
+    hub id (`encoder` None) the student is checked when it is built.
+    """
+    distill = settings.distill
+    if not distill.enabled:
+        return
+    server_distill_texts(settings, transfer=None)
+    if encoder is None:
+        return
+    student_layer_indices(encoder.num_layers, distill.student)
+    if distill.student.max_length is not None:
+        check_length(
+            encoder, key="distill.student.max_length", value=distill.student.max_length
+        )
 
 
 def warn_weak_privacy(settings: RunSettings) -> None:

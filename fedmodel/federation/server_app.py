@@ -42,6 +42,7 @@ from fedmodel.federation.server_setup import (
     write_resolved_config,
 )
 from fedmodel.model.finetune import merged_classifier
+from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
 from fedmodel.run.metrics import plot_progress
@@ -86,25 +87,24 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     server_started = time.perf_counter()
     model, resumed = start_model(settings, task=task, run_dir=run_dir)
     write_resolved_config(run_dir, settings)
-    initial = model.evaluate()
+    current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
-    log.info(
-        "initial test accuracy %.4f (macro-F1 %.4f)", initial.accuracy, initial.macro_f1
-    )
+    start = _run_start(current, resumed)
     shared = server_rounds(
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
+    shared.start_result = start
     selector = best_model_selector(settings, model, task=task, resumed=resumed)
     shared.selector = selector
     evaluation = train_teacher(shared, model)
-    final = keep_selected(model, selector) or evaluation.last or initial
+    final = keep_selected(model, selector) or evaluation.last or current
     summary = RunSummary(
         task=settings.task.name,
         finetune_mode=settings.finetune.mode,
         privacy=settings.privacy.mode,
         model_dir=str(run_dir / TEACHER_DIR),
         warm_start=settings.warm_start.enabled and task.transfer is not None,
-        initial_accuracy=initial.accuracy,
+        initial_accuracy=current.accuracy if start is None else start["accuracy"],
         final_accuracy=final.accuracy,
         final_macro_f1=final.macro_f1,
         rounds_completed=shared.history.aggregated("teacher"),
@@ -118,6 +118,46 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     if shared.watch.fatal is None:
         summary.finished = _finish(shared, model, task)
     return _conclude(shared, summary, final, started)
+
+
+def _run_start(
+    current: EvalResult, resumed: Checkpoint | None
+) -> dict[str, float] | None:
+    """The run's start on the test split (accuracy, macro_f1), logged.
+
+    A fresh run's start is `current`; a resumed run's is the one its
+    checkpoint kept. None for a checkpoint written before that was kept: the
+    summary then reports `current`, and says so in the log.
+    """
+    if resumed is None:
+        log.info(
+            "initial test accuracy %.4f (macro-F1 %.4f)",
+            current.accuracy,
+            current.macro_f1,
+        )
+        return {"accuracy": current.accuracy, "macro_f1": current.macro_f1}
+    log.info(
+        "test accuracy after round %d %.4f (macro-F1 %.4f)",
+        resumed.round,
+        current.accuracy,
+        current.macro_f1,
+    )
+    start = resumed.start_result
+    if start is None:
+        log.warning(
+            "the checkpoint predates keeping the run's start, so summary.json's "
+            "initial_accuracy is the test accuracy after round %d (%.4f), not "
+            "the accuracy before round 1",
+            resumed.round,
+            current.accuracy,
+        )
+    else:
+        log.info(
+            "the run's initial test accuracy %.4f (macro-F1 %.4f)",
+            start["accuracy"],
+            start["macro_f1"],
+        )
+    return start
 
 
 def _finish(shared: ServerRounds, model: GlobalModel, task: TaskData) -> dict[str, Any]:

@@ -62,6 +62,9 @@ class ServerRounds:
     # next (None with checkpoint_every_round off).
     resumed: Checkpoint | None = None
     saver: SaveCheckpoint | None = None
+    # The run's start on the test split, which each checkpoint carries (None:
+    # resumed from a checkpoint that did not keep it).
+    start_result: dict[str, float] | None = None
 
     @property
     def last_round(self) -> int:
@@ -125,6 +128,7 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
             history=shared.history,
             selector=selector,
             resumed=shared.resumed,
+            start_result=shared.start_result,
         )
         callbacks.append(shared.saver)
     callbacks += [shared.watch, evaluation]

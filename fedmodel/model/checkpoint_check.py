@@ -5,11 +5,14 @@ model (GPT-2, say) fails deep inside `transformers`, or worse, builds a
 randomly initialised BERT that the clients train and are charged for. This
 check reads only the folder listing, `config.json` and the safetensors header,
 so it answers in milliseconds and says what it found and what it expects.
+It returns the encoder's shape from `config.json`, against which the server
+checks what distillation will cut out of the teacher.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ WEIGHT_FILES = (
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 # Positions of the tiny random test model (BertConfig's default).
 TINY_MAX_POSITIONS = 512
+# BertConfig's default layer count, for a config.json that does not name one.
+DEFAULT_LAYERS = 12
 EXPECTED = (
     "expected a BERT-family checkpoint folder: config.json with model_type "
     f"one of {list(BERT_FAMILY)}, weights ({' or '.join(WEIGHT_FILES[::2])}) and "
@@ -38,20 +43,36 @@ EXPECTED = (
 )
 
 
-def check_checkpoint(model: ModelSettings, *, max_length: int) -> None:
+@dataclass(frozen=True)
+class EncoderShape:
+    """What the checkpoint's config says about its encoder, and how to name it."""
+
+    num_layers: int
+    max_positions: int
+    # The checkpoint as messages name it: "model.path '...' (folder)".
+    where: str
+
+
+def check_checkpoint(model: ModelSettings, *, max_length: int) -> EncoderShape | None:
     """Refuse a `model.path` that cannot give the run a pretrained BERT encoder.
 
     A path that is not a local folder (a hub id) is left to `transformers`,
-    which resolves it from the local cache. `max_length` (`task.max_length`)
-    must fit the checkpoint's position embeddings.
+    which resolves it from the local cache; its shape is then unknown (None).
+    `max_length` (`task.max_length`) must fit the checkpoint's position
+    embeddings.
     """
     if model.path == TINY_RANDOM:
-        _check_length(max_length, TINY_MAX_POSITIONS, where="the tiny random model")
-        return
+        shape = EncoderShape(
+            num_layers=model.num_layers,
+            max_positions=TINY_MAX_POSITIONS,
+            where="the tiny random model",
+        )
+        check_length(shape, key="task.max_length", value=max_length)
+        return shape
     folder = Path(resolve_model_path(model.path))
     if not folder.exists():
         if _looks_like_hub_id(model.path):
-            return
+            return None
         raise FedmodelError(
             f"model.path {model.path!r}: {folder} does not exist (resolved to "
             f"{folder.resolve()}); {EXPECTED}"
@@ -76,8 +97,13 @@ def check_checkpoint(model: ModelSettings, *, max_length: int) -> None:
     _check_weights(folder, found=found, where=where)
     if not any(name in found for name in TOKENIZER_FILES):
         raise FedmodelError(f"{where} holds no tokenizer (found {found}); {EXPECTED}")
-    positions = config.get("max_position_embeddings", TINY_MAX_POSITIONS)
-    _check_length(max_length, int(positions), where=where)
+    shape = EncoderShape(
+        num_layers=int(config.get("num_hidden_layers", DEFAULT_LAYERS)),
+        max_positions=int(config.get("max_position_embeddings", TINY_MAX_POSITIONS)),
+        where=where,
+    )
+    check_length(shape, key="task.max_length", value=max_length)
+    return shape
 
 
 def _read_config(folder: Path, *, found: list[str], where: str) -> dict[str, Any]:
@@ -117,12 +143,13 @@ def _check_weights(folder: Path, *, found: list[str], where: str) -> None:
         )
 
 
-def _check_length(max_length: int, positions: int, *, where: str) -> None:
-    if max_length > positions:
+def check_length(encoder: EncoderShape, *, key: str, value: int) -> None:
+    """Refuse a token limit (`key`'s `value`) beyond the encoder's positions."""
+    positions = encoder.max_positions
+    if value > positions:
         raise FedmodelError(
-            f"task.max_length={max_length} is longer than {where} can read "
-            f"(max_position_embeddings {positions}); set task.max_length <= "
-            f"{positions}"
+            f"{key}={value} is longer than {encoder.where} can read "
+            f"(max_position_embeddings {positions}); set {key} <= {positions}"
         )
 
 

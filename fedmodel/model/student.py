@@ -19,6 +19,8 @@ from fedmodel.model.classifier import (
 LAYER_PREFIX = "bert.encoder.layer."
 FFN_IN = "intermediate.dense"
 FFN_OUT = "output.dense"
+# What federated distillation's rounds leave as the teacher's (not exchanged).
+FIXED_IN_STUDENT_ROUNDS = "bert.embeddings."
 
 
 def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list[int]:
@@ -27,6 +29,12 @@ def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list
     Evenly spread layers run from the first to the last (one layer: the last),
     so the student keeps the teacher's lowest and highest representations.
     """
+    if student.layers is None and student.num_layers > teacher_layers:
+        raise FedmodelError(
+            f"distill.student.num_layers={student.num_layers}: the teacher has "
+            f"{teacher_layers} layers, so a student can copy at most "
+            f"{teacher_layers}; set distill.student.num_layers <= {teacher_layers}"
+        )
     if student.layers is not None:
         chosen = list(student.layers)
     elif student.num_layers == 1:
@@ -121,5 +129,13 @@ def prepare_student_for_distillation(
     leaving them out keeps each client's update small and DP-SGD cheap.
     """
     for name, param in student.named_parameters():
-        param.requires_grad = not name.startswith("bert.embeddings.")
+        param.requires_grad = exchanged_in_student_rounds(name)
     return student
+
+
+def exchanged_in_student_rounds(name: str) -> bool:
+    """Whether federated distillation's rounds train and exchange this parameter.
+
+    The others (the embeddings) each client builds from the teacher.
+    """
+    return not name.startswith(FIXED_IN_STUDENT_ROUNDS)

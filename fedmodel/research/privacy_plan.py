@@ -62,14 +62,24 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
         # Progress: each client's calibration and per-round epsilons take
         # seconds, a minute over hundreds of rounds.
         log.info(
-            "planning client %d of %d (%d records, %d rounds)",
+            "planning client %d of %d (%d records, %s)",
             client_id + 1,
             settings.num_clients,
             len(train),
-            settings.num_rounds,
+            _rounds_shown(settings),
         )
         plans.append(_planned(str(client_id), len(train), settings, central=False))
     return plans
+
+
+def _rounds_shown(settings: RunSettings) -> str:
+    """The rounds a client's plan covers, with the student's share where it has one."""
+    rounds = planned_rounds(settings)
+    shown = f"{rounds} round{'s' if rounds != 1 else ''}"
+    student = settings.distill.client_rounds
+    if not student:
+        return shown
+    return f"{shown}: {settings.num_rounds} of the teacher, {student} of the student"
 
 
 def _planned(

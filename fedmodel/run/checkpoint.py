@@ -2,7 +2,8 @@
 
 `run_dir/checkpoint/state.pt` holds the last round run, the global weights
 after it, the nodes whose budget is spent, each client's latest privacy
-figures and what each round aggregated; once federated distillation has begun,
+figures, what each round aggregated and the run's start on the test split
+(which a resumed run's summary reports); once federated distillation has begun,
 also the student's last round and its weights. The server
 writes it as soon as a round's aggregate is loaded, before evaluating it or
 writing its metrics line, so a finished round is never run again and no site
@@ -42,6 +43,10 @@ class Checkpoint:
     # falls back to it when the last round scores lower on the server's split.
     start_round: int | None = None
     start_weights: dict[str, torch.Tensor] | None = None
+    # The run's start on the test split (accuracy, macro_f1), before round 1:
+    # a resumed run reports it as its initial accuracy. None in checkpoints
+    # written before it was kept.
+    start_result: dict[str, float] | None = None
     # Federated distillation: the student's last round run and the
     # student's trainable weights after it (`round` stays the teacher's last).
     student_round: int | None = None
@@ -73,6 +78,7 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             if checkpoint.start_round is None
             else checkpoint.start_round,
             "start_weights": checkpoint.start_weights or {},
+            "start_result": dict(checkpoint.start_result or {}),
             "student_round": -1
             if checkpoint.student_round is None
             else checkpoint.student_round,
@@ -97,27 +103,7 @@ def load_checkpoint(
             "run without resume"
         )
     try:
-        raw = torch.load(path, weights_only=True)
-        # Checkpoints of earlier versions hold the best model so far under
-        # best_*: a resumed run falls back to that one instead of the start.
-        start_round = int(raw.get("start_round", raw.get("best_round", -1)))
-        start_weights = raw.get("start_weights", raw.get("best_weights"))
-        student_round = int(raw.get("student_round", -1))
-        student_weights = raw.get("student_weights")
-        checkpoint = Checkpoint(
-            round=int(raw["round"]),
-            weights=dict(raw["weights"]),
-            exhausted_nodes=[int(node) for node in raw["exhausted_nodes"]],
-            client_figures={
-                int(cid): {str(k): float(v) for k, v in figures.items()}
-                for cid, figures in raw.get("client_figures", {}).items()
-            },
-            rounds=list(json.loads(raw.get("rounds", "[]"))),
-            start_round=None if start_round < 0 else start_round,
-            start_weights=dict(start_weights) if start_weights else None,
-            student_round=None if student_round < 0 else student_round,
-            student_weights=dict(student_weights) if student_weights else None,
-        )
+        checkpoint = _from_saved(torch.load(path, weights_only=True))
     except (
         OSError,
         RuntimeError,
@@ -145,6 +131,34 @@ def load_checkpoint(
             "mode: resume with the same model and finetune settings as the run"
         )
     return checkpoint
+
+
+def _from_saved(raw: dict[str, Any]) -> Checkpoint:
+    """The checkpoint `save_checkpoint` wrote, or one of an earlier version."""
+    # Checkpoints of earlier versions hold the best model so far under
+    # best_*: a resumed run falls back to that one instead of the start.
+    start_round = int(raw.get("start_round", raw.get("best_round", -1)))
+    start_weights = raw.get("start_weights", raw.get("best_weights"))
+    start_result = raw.get("start_result")
+    student_round = int(raw.get("student_round", -1))
+    student_weights = raw.get("student_weights")
+    return Checkpoint(
+        round=int(raw["round"]),
+        weights=dict(raw["weights"]),
+        exhausted_nodes=[int(node) for node in raw["exhausted_nodes"]],
+        client_figures={
+            int(cid): {str(k): float(v) for k, v in figures.items()}
+            for cid, figures in raw.get("client_figures", {}).items()
+        },
+        rounds=list(json.loads(raw.get("rounds", "[]"))),
+        start_round=None if start_round < 0 else start_round,
+        start_weights=dict(start_weights) if start_weights else None,
+        start_result={str(k): float(v) for k, v in start_result.items()}
+        if start_result
+        else None,
+        student_round=None if student_round < 0 else student_round,
+        student_weights=dict(student_weights) if student_weights else None,
+    )
 
 
 def remove_stale_checkpoint(run_dir: Path) -> bool:

@@ -269,6 +269,34 @@ def test_bad_values_name_the_key(override: str, fragment: str) -> None:
         settings_from_dict(compose_config([override]))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["distill.rounds=3"], "distill.rounds=3 is set, but distill=server"),
+        (["distill=off", "distill.rounds=1"], "only distill=federated"),
+        (
+            ["distill=off", "distill.transfer_file=/x.txt"],
+            "distill.transfer_file='/x.txt' is set, but distill=off",
+        ),
+    ],
+)
+def test_distill_keys_the_mode_ignores_are_refused(
+    overrides: list[str], fragment: str
+) -> None:
+    with pytest.raises(FedmodelError, match=re.escape(fragment)):
+        settings_from_dict(compose_config(overrides))
+
+
+def test_distill_keys_at_the_values_a_mode_ignores_pass() -> None:
+    for overrides in (
+        ["distill=server", "distill.rounds=0"],
+        ["distill=off", "distill.rounds=0", "distill.transfer_file=null"],
+        ["distill=server", "distill.transfer_file=/x.txt"],
+        ["distill=federated", "distill.transfer_file=/x.txt"],
+    ):
+        settings_from_dict(compose_config(overrides))
+
+
 def test_unknown_and_mistyped_keys_are_named() -> None:
     raw = compose_config([])
     with pytest.raises(FedmodelError, match="unknown config key.*'privacy'"):

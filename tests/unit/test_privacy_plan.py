@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +49,22 @@ def test_federated_distillation_rounds_are_in_the_plan() -> None:
         assert after.noise_multiplier is not None
         assert before.noise_multiplier is not None
         assert after.noise_multiplier > before.noise_multiplier
+
+
+def test_progress_line_counts_the_planned_rounds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
+    plan_run(settings_from_dict(small_config("num_rounds=1")))
+    assert re.search(r"planning client 1 of 3 \(\d+ records, 1 round\)", caplog.text)
+    caplog.clear()
+    federated = ("num_rounds=1", "distill=federated", "distill.rounds=2")
+    plan_run(settings_from_dict(small_config(*federated)))
+    assert re.search(
+        r"planning client 1 of 3 \(\d+ records, 3 rounds: 1 of the teacher, "
+        r"2 of the student\)",
+        caplog.text,
+    )
 
 
 def test_central_plan_is_one_client_level_budget() -> None:

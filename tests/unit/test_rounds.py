@@ -9,6 +9,7 @@ an operator's reset, a kill before the first checkpoint, left-over temp files.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ import yaml
 from flwr.app import ArrayRecord, Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
+from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.model_selection import BestModelSelector
 from tests.conftest import client_ledger, client_ledger_path, logging_restored
 from tests.fake_grid import FakeGrid, Killed
@@ -119,6 +122,42 @@ def test_resume_still_compares_against_the_start(
     summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
     assert offered == [0, 1, 2]
     assert summary["selected_round"] in (0, 2)
+
+
+def _start_accuracy(run_dir: Path) -> float:
+    """The killed run's start, evaluated afresh from the checkpoint's start weights."""
+    settings = _settings(run_dir)
+    task = load_task(settings.task, seed=settings.seed)
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    start = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir)).start_weights
+    assert start is not None
+    model.load(start)
+    return model.evaluate().accuracy
+
+
+def test_a_resumed_summary_reports_the_runs_start(run_dir: Path) -> None:
+    start = _start_accuracy(run_dir)
+    assert start != read_rounds(run_dir)[0]["accuracy"]  # round 1 moved it
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["initial_accuracy"] == pytest.approx(start)
+    # The resumed run's checkpoints keep the start for the next resume.
+    saved = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
+    assert saved.start_result is not None
+    assert saved.start_result["accuracy"] == pytest.approx(start)
+
+
+def test_a_checkpoint_without_the_start_says_initial_accuracy_is_not_it(
+    run_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A checkpoint written before the start's evaluation was kept.
+    path = run_dir / "checkpoint" / "state.pt"
+    raw = torch.load(path)
+    raw.pop("start_result")
+    torch.save(raw, path)
+    caplog.set_level(logging.WARNING, logger="fedmodel")
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    assert "initial_accuracy is the test accuracy after round 1" in caplog.text
 
 
 def test_a_resume_that_changes_the_privacy_plan_is_refused_at_the_server(
