@@ -129,7 +129,10 @@ def check_sweep_jobs(overrides: list[str]) -> None:
     except HydraException:
         return  # Hydra names the override itself, before any job
     swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
-    batches = BasicSweeper.split_arguments(parsed, None)
+    try:
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except HydraException:
+        return  # a glob() over a group's options: only Hydra's sweeper lists them
     jobs = [job for batch in batches for job in batch]
     for number, job in enumerate(jobs, start=1):
         try:

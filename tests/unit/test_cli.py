@@ -11,7 +11,8 @@ import pytest
 
 from fedmodel import __version__
 from fedmodel.cli.main import COMMANDS, build_parser, run_command
-from fedmodel.cli.simulate import hydra_error_line, run_simulate
+from fedmodel.cli.simulate import check_sweep_jobs, hydra_error_line, run_simulate
+from fedmodel.errors import FedmodelError
 
 HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
 ALL_COMMANDS = ["simulate", *(c.name for c in COMMANDS), "report"]
@@ -179,6 +180,14 @@ def test_a_sweeps_bad_job_stops_it_before_the_first_job_runs(
     ), err
     assert err.endswith("no job has run") and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_over_a_groups_options_by_glob_is_left_to_hydra() -> None:
+    # Only Hydra's sweeper can list a group's options for glob(); checking
+    # the jobs ahead used to end in Hydra's "ConfigLoader is not set".
+    check_sweep_jobs(["model=glob(t*)", "privacy.target_epsilon=1,3"])
+    with pytest.raises(FedmodelError, match="sweep job 2 of 2"):
+        check_sweep_jobs(["model=tiny", "privacy.target_epsilon=1,-3"])
 
 
 def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
