@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,16 @@ from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import RunSettings
 from fedmodel.data.text_inputs import read_texts
+from fedmodel.distill.describe import (
+    describe_student,
+    export_and_describe,
+    log_comparison,
+)
 from fedmodel.distill.server import agreement, distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.student import build_student
 from fedmodel.run.layout import STUDENT_DIR, TEACHER_DIR
-from fedmodel.serve.benchmark import (
-    compare_student,
-    describe_model,
-    describe_quantized,
-)
-from fedmodel.serve.export import export_classifier
+from fedmodel.serve.benchmark import compare_student
 from fedmodel.training.embedding_cache import length_sorted_loader
 
 LATENCY_TEXTS = 256
@@ -76,7 +75,7 @@ def finish_models(
     test_loader = length_sorted_loader(settings, test)
     latency_texts = list(test["text"])[:LATENCY_TEXTS]
     entries: dict[str, Any] = {
-        "teacher": _export_and_describe(
+        "teacher": export_and_describe(
             "teacher",
             teacher,
             tokenizer,
@@ -97,32 +96,61 @@ def finish_models(
         )
         if train_on_clients is None:
             return entries
+    entries.update(
+        _student_entries(
+            settings,
+            teacher,
+            tokenizer,
+            texts=texts,
+            train_on_clients=train_on_clients,
+            test=(test, test_loader, latency_texts),
+            run_dir=run_dir,
+        )
+    )
+    entries["student_vs_teacher"] = compare_student(
+        entries["teacher"], entries["student"]
+    )
+    log_comparison(entries)
+    return entries
+
+
+def _student_entries(
+    settings: RunSettings,
+    teacher: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    texts: list[str] | None,
+    train_on_clients: StudentTrainer | None,
+    test: tuple[datasets.Dataset, DataLoader, list[str]],
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Distil, export and describe the student: `student` and `distillation`.
+
+    `test` is the test split, its loader at the teacher's token limit and
+    the texts latency is timed on.
+    """
+    split, teacher_loader, latency_texts = test
     student_settings = _with_max_length(settings, settings.distill.student.max_length)
-    student_loader = length_sorted_loader(student_settings, test)
+    student_loader = length_sorted_loader(student_settings, split)
     student, distillation = _distill_student(
         settings,
         teacher,
         tokenizer,
         texts=texts,
         train_on_clients=train_on_clients,
-        test_loaders=(test_loader, student_loader),
+        test_loaders=(teacher_loader, student_loader),
         student_max_length=student_settings.task.max_length,
     )
-    entries["student"] = _describe_student(
+    described = describe_student(
         student,
         tokenizer,
         student_dir=run_dir / STUDENT_DIR,
-        test=test,
+        test=split,
         test_loader=student_loader,
         latency_texts=latency_texts,
         max_length=student_settings.task.max_length,
     )
-    entries["student_vs_teacher"] = compare_student(
-        entries["teacher"], entries["student"]
-    )
-    entries["distillation"] = distillation
-    _log_comparison(entries)
-    return entries
+    return {"student": described, "distillation": distillation}
 
 
 def _distill_student(
@@ -178,104 +206,9 @@ def _distill_student(
     return student, distillation
 
 
-def _describe_student(
-    student: PooledBertForSequenceClassification,
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    student_dir: Path,
-    test: datasets.Dataset,
-    test_loader: DataLoader,
-    latency_texts: list[str],
-    max_length: int,
-) -> dict[str, Any]:
-    """Export the student (float and int8 ONNX) and measure both graphs."""
-    described = _export_and_describe(
-        "student",
-        student,
-        tokenizer,
-        model_dir=student_dir,
-        test_loader=test_loader,
-        latency_texts=latency_texts,
-        max_length=max_length,
-        quantize=True,
-    )
-    described["max_length"] = max_length
-    log.info(
-        "measuring the student's int8 ONNX graph on %d test texts: accuracy and "
-        "agreement with its float graph",
-        len(test),
-    )
-    described["quantized"] = describe_quantized(
-        student_dir, texts=list(test["text"]), labels=list(test["label"])
-    )
-    return described
-
-
-def _export_and_describe(
-    name: str,
-    model: PooledBertForSequenceClassification,
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    model_dir: Path,
-    test_loader: DataLoader,
-    latency_texts: list[str],
-    max_length: int,
-    quantize: bool = False,
-) -> dict[str, Any]:
-    """Export one model and describe it, with a progress line for each step.
-
-    With `quantize`, the int8 ONNX graph is written beside the float one and
-    timed too.
-    """
-    started = time.perf_counter()
-    graphs = "ONNX, float and int8" if quantize else "ONNX"
-    log.info(
-        "exporting the %s to %s (Hugging Face format and %s)", name, model_dir, graphs
-    )
-    export_classifier(
-        model, tokenizer, model_dir, max_length=max_length, quantize=quantize
-    )
-    log.info(
-        "measuring the %s: test accuracy, then CPU latency in PyTorch and %s "
-        "(ONNX Runtime) at batch 1 and 32",
-        name,
-        graphs,
-    )
-    described = describe_model(
-        model,
-        model_dir=model_dir,
-        test_loader=test_loader,
-        latency_texts=latency_texts,
-    )
-    log.info("%s exported and measured in %.0f s", name, time.perf_counter() - started)
-    return described
-
-
 def _with_max_length(settings: RunSettings, max_length: int | None) -> RunSettings:
     """The run's settings with the student's token limit (None: the task's)."""
     if max_length is None:
         return settings
     task = dataclasses.replace(settings.task, max_length=max_length)
     return dataclasses.replace(settings, task=task)
-
-
-def _log_comparison(entries: dict[str, Any]) -> None:
-    teacher, student = entries["teacher"], entries["student"]
-    versus = entries["student_vs_teacher"]
-    log.info(
-        "student: accuracy %.4f (int8 ONNX %.4f, same label as float on %.3f) vs "
-        "teacher %.4f (ratio %.3f, int8 %.3f), %d vs %d layers, %.1fx / %.1fx "
-        "faster at batch 1 / 32 as served, agreement with teacher %.3f -> %.3f",
-        student["accuracy"],
-        student["quantized"]["accuracy"],
-        student["quantized"]["agreement_with_float"],
-        teacher["accuracy"],
-        versus["accuracy_ratio"] or 0.0,
-        versus.get("served_accuracy_ratio", float("nan")),
-        student["num_layers"],
-        teacher["num_layers"],
-        versus.get("served_speedup_batch1", float("nan")),
-        versus.get("served_speedup_batch32", float("nan")),
-        entries["distillation"]["agreement_before"],
-        entries["distillation"]["agreement_after"],
-    )

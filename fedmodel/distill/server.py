@@ -9,7 +9,6 @@ minimise under DP-SGD on their own records. Nothing here imports Flower.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
 from fedmodel.data import length_order, make_text_loader
+from fedmodel.distill.augment import augment_texts
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.model.student import exchanged_in_student_rounds
@@ -28,8 +28,6 @@ from fedmodel.training.loops import TEXT_INPUTS, Batch
 
 log = logging.getLogger(__name__)
 
-WORD_DROP_RATE = 0.1
-WORD_SWAP_RATE = 0.3
 TARGET_BATCH = 128
 
 
@@ -41,25 +39,6 @@ class DistillReport:
     epochs: int
     final_loss: float
     seconds: float
-
-
-def augment_texts(texts: Sequence[str], *, copies: int, seed: int) -> list[str]:
-    """The texts followed by `copies` perturbed copies of each.
-
-    A copy drops each word with probability 0.1 and, with probability 0.3,
-    swaps two neighbouring words: nearby inputs on which the student learns
-    the teacher's function (the teacher labels them, so no label is needed).
-    """
-    rng = random.Random(seed)
-    augmented = list(texts)
-    for _ in range(copies):
-        for text in texts:
-            words = [w for w in text.split() if rng.random() >= WORD_DROP_RATE]
-            if len(words) > 2 and rng.random() < WORD_SWAP_RATE:
-                i = rng.randrange(len(words) - 1)
-                words[i], words[i + 1] = words[i + 1], words[i]
-            augmented.append(" ".join(words) or text)
-    return augmented
 
 
 def soft_target_loss(
@@ -124,23 +103,14 @@ def distill_on_server(
     for param in fixed:
         param.requires_grad_(False)
     student.train()
-    mean_loss = float("nan")
-    for epoch in range(1, settings.epochs + 1):
-        mean_loss = _distill_epoch(
-            student,
-            loader,
-            optimizer,
-            targets=(teacher_logits, teacher_vectors),
-            settings=settings,
-        )
-        log.info(
-            "distillation epoch %d/%d: loss %.4f on %d texts (%.0f s)",
-            epoch,
-            settings.epochs,
-            mean_loss,
-            len(inputs),
-            time.perf_counter() - started,
-        )
+    mean_loss = _distill_epochs(
+        student,
+        loader,
+        optimizer,
+        targets=(teacher_logits, teacher_vectors),
+        settings=settings,
+        started=started,
+    )
     for param in fixed:
         param.requires_grad_(True)
     student.eval()
@@ -150,6 +120,32 @@ def distill_on_server(
         final_loss=mean_loss,
         seconds=time.perf_counter() - started,
     )
+
+
+def _distill_epochs(
+    student: PooledBertForSequenceClassification,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    *,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    settings: DistillSettings,
+    started: float,
+) -> float:
+    """`settings.epochs` passes over the loader, logged; the last one's mean loss."""
+    mean_loss = float("nan")
+    for epoch in range(1, settings.epochs + 1):
+        mean_loss = _distill_epoch(
+            student, loader, optimizer, targets=targets, settings=settings
+        )
+        log.info(
+            "distillation epoch %d/%d: loss %.4f on %d texts (%.0f s)",
+            epoch,
+            settings.epochs,
+            mean_loss,
+            len(targets[0]),  # one teacher row per text
+            time.perf_counter() - started,
+        )
+    return mean_loss
 
 
 def fixed_on_server(

@@ -10,10 +10,10 @@ import torch
 
 from fedmodel.config import StudentSettings, settings_from_dict
 from fedmodel.data import load_task, make_text_loader
+from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.distill.server import (
     agreement,
-    augment_texts,
     distill_on_server,
     pooled_match_loss,
     soft_target_loss,

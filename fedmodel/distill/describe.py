@@ -1,0 +1,117 @@
+"""Export a model and describe it: test accuracy, size, latency as served.
+
+The test split is the server's own; nothing here reads a client record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.serve.benchmark import describe_model, describe_quantized
+from fedmodel.serve.export import export_classifier
+
+log = logging.getLogger(__name__)
+
+
+def describe_student(
+    student: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    student_dir: Path,
+    test: datasets.Dataset,
+    test_loader: DataLoader,
+    latency_texts: list[str],
+    max_length: int,
+) -> dict[str, Any]:
+    """Export the student (float and int8 ONNX) and measure both graphs."""
+    described = export_and_describe(
+        "student",
+        student,
+        tokenizer,
+        model_dir=student_dir,
+        test_loader=test_loader,
+        latency_texts=latency_texts,
+        max_length=max_length,
+        quantize=True,
+    )
+    described["max_length"] = max_length
+    log.info(
+        "measuring the student's int8 ONNX graph on %d test texts: accuracy and "
+        "agreement with its float graph",
+        len(test),
+    )
+    described["quantized"] = describe_quantized(
+        student_dir, texts=list(test["text"]), labels=list(test["label"])
+    )
+    return described
+
+
+def export_and_describe(
+    name: str,
+    model: PooledBertForSequenceClassification,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    model_dir: Path,
+    test_loader: DataLoader,
+    latency_texts: list[str],
+    max_length: int,
+    quantize: bool = False,
+) -> dict[str, Any]:
+    """Export one model and describe it, with a progress line for each step.
+
+    With `quantize`, the int8 ONNX graph is written beside the float one and
+    timed too.
+    """
+    started = time.perf_counter()
+    graphs = "ONNX, float and int8" if quantize else "ONNX"
+    log.info(
+        "exporting the %s to %s (Hugging Face format and %s)", name, model_dir, graphs
+    )
+    export_classifier(
+        model, tokenizer, model_dir, max_length=max_length, quantize=quantize
+    )
+    log.info(
+        "measuring the %s: test accuracy, then CPU latency in PyTorch and %s "
+        "(ONNX Runtime) at batch 1 and 32",
+        name,
+        graphs,
+    )
+    described = describe_model(
+        model,
+        model_dir=model_dir,
+        test_loader=test_loader,
+        latency_texts=latency_texts,
+    )
+    log.info("%s exported and measured in %.0f s", name, time.perf_counter() - started)
+    return described
+
+
+def log_comparison(entries: dict[str, Any]) -> None:
+    """One line: the student against the teacher, as finish_models reports them."""
+    teacher, student = entries["teacher"], entries["student"]
+    versus = entries["student_vs_teacher"]
+    log.info(
+        "student: accuracy %.4f (int8 ONNX %.4f, same label as float on %.3f) vs "
+        "teacher %.4f (ratio %.3f, int8 %.3f), %d vs %d layers, %.1fx / %.1fx "
+        "faster at batch 1 / 32 as served, agreement with teacher %.3f -> %.3f",
+        student["accuracy"],
+        student["quantized"]["accuracy"],
+        student["quantized"]["agreement_with_float"],
+        teacher["accuracy"],
+        versus["accuracy_ratio"] or 0.0,
+        versus.get("served_accuracy_ratio", float("nan")),
+        student["num_layers"],
+        teacher["num_layers"],
+        versus.get("served_speedup_batch1", float("nan")),
+        versus.get("served_speedup_batch32", float("nan")),
+        entries["distillation"]["agreement_before"],
+        entries["distillation"]["agreement_after"],
+    )
