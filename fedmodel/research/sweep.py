@@ -43,6 +43,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     runs at the same privacy level and budget.
     """
     keys = ["setting", "target_epsilon"]
+    _warn_repeated_seeds(runs)
     table = (
         runs.assign(target_epsilon=runs["target_epsilon"].fillna(-1.0))
         .groupby(keys, sort=False)
@@ -124,7 +125,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         spread = "" if pd.isna(std) else f" ± {std:.4f}"
         lines.append(
             f"| {row['setting']} | {_num(row['target_epsilon'], '{:g}')} | "
-            f"{row['seeds']} | {row['accuracy_mean']:.4f}{spread} | "
+            f"{_seeds(row)} | {row['accuracy_mean']:.4f}{spread} | "
             f"{row['accuracy_min']:.4f}-{row['accuracy_max']:.4f} | "
             f"{row['macro_f1_mean']:.4f} | "
             f"{_num(row['epsilon_spent_max'], '{:.3f}')} | "
@@ -132,6 +133,26 @@ def markdown_table(table: pd.DataFrame) -> str:
             f"{_num(row['federation_cost'], '{:.1f}')} | {row['minutes_mean']:.1f} |"
         )
     return header + "\n".join(lines) + "\n"
+
+
+def _seeds(row: pd.Series) -> str:
+    """The seeds averaged, and the runs where a seed ran more than once."""
+    if row["runs"] == row["seeds"]:
+        return str(row["seeds"])
+    return f"{row['seeds']} ({row['runs']} runs)"
+
+
+def _warn_repeated_seeds(runs: pd.DataFrame) -> None:
+    """Name the runs of one setting, budget and seed found more than once."""
+    budget = runs["target_epsilon"].fillna(-1.0)
+    repeated = runs[runs.assign(b=budget).duplicated(["setting", "b", "seed"], False)]
+    if not repeated.empty:
+        log.warning(
+            "%d runs repeat a seed of their setting and budget, and are averaged "
+            "as separate runs: %s",
+            len(repeated),
+            ", ".join(repeated["run"].head(6)),
+        )
 
 
 def _num(value: Any, spec: str) -> str:

@@ -1,8 +1,12 @@
 """The runs of a sweep folder, one row each, for `fedmodel report`.
 
 A run folder is any folder under the sweep folder holding `summary.json` and
-`resolved_config.yaml` (what `fedmodel simulate` writes); one without a summary
-failed or has not finished and is skipped with a warning.
+`resolved_config.yaml` (what `fedmodel simulate` writes); one without a summary,
+or whose summary says it failed, is skipped with a warning.
+
+Runs are one setting when the columns below agree and nothing else in their
+resolved configs differs but the seed: a key that differs between runs the
+columns would merge (a learning rate, a model) is added to their setting's name.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from fedmodel.config.budget_rule import AUTO, config_row
+from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, config_row
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+from fedmodel.run.summary import STATUS_OK
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +50,23 @@ CLIENT_COLUMNS = ("num_clients", "partition")
 # A run whose value is the rule's ran "the default at its budget": it is the
 # same setting as a run at another budget, whose rule row may differ.
 RULE_COLUMNS = {"local_epochs": "rule_local_epochs"}
+# Resolved-config keys that never make two runs different settings.
+PER_RUN_KEYS = ("seed", "run_dir", "resume")
 
 
 def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
     """Return (finished, unfinished) run folders under `sweep_dir`.
 
     Unfinished ones hold a resolved config but no summary (a run that failed
-    or is still going).
+    or is still going), or a summary whose status is not ok (a run that failed
+    after its start: its accuracy is not a trained model's).
     """
     if not sweep_dir.exists():
         raise FedmodelError(f"sweep folder {sweep_dir} does not exist")
     if not sweep_dir.is_dir():
         raise FedmodelError(f"{sweep_dir} is a file, not a sweep folder")
     started = sorted(p.parent for p in sweep_dir.rglob(RESOLVED_CONFIG))
-    finished = [run for run in started if (run / SUMMARY_FILE).is_file()]
+    finished = [run for run in started if _finished(run)]
     unfinished = [run for run in started if run not in finished]
     if not finished:
         raise FedmodelError(
@@ -69,8 +77,14 @@ def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
     return finished, unfinished
 
 
+def _finished(run: Path) -> bool:
+    path = run / SUMMARY_FILE
+    summary = _read(path, json.loads) if path.is_file() else {"status": None}
+    return summary.get("status", STATUS_OK) == STATUS_OK  # older runs: no status
+
+
 def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
-    """One run's settings and results, flat."""
+    """One run's settings and results, flat, with its whole config (`config`)."""
     config = _read(run_dir / RESOLVED_CONFIG, yaml.safe_load)
     summary = _read(run_dir / SUMMARY_FILE, json.loads)
     try:
@@ -106,6 +120,7 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             or (max(epsilons) if epsilons else None),
             "rounds_completed": int(summary["rounds_completed"]),
             "wall_seconds": float(summary["wall_seconds"]),
+            "config": _flat_config(config),
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise FedmodelError(
@@ -113,6 +128,29 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             f"fedmodel run writes ({type(exc).__name__}: {exc}); rerun it or move "
             "it out of the sweep folder"
         ) from exc
+
+
+def _flat_config(config: dict[str, Any]) -> dict[str, str]:
+    """Dotted key -> value as text; a value the budget rule chose reads `auto`."""
+    try:
+        row = config_row(config)
+    except FedmodelError:  # a finetune mode this version does not know
+        row = None
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+            return
+        rule_key = (tuple(prefix.split(".", 1)) in BUDGET_KEYS) and row is not None
+        ruled = rule_key and value == getattr(row, prefix.split(".", 1)[1])
+        flat[prefix] = AUTO if ruled else str(value)
+
+    walk("", config)
+    for key in PER_RUN_KEYS:
+        flat.pop(key, None)
+    return flat
 
 
 def _rule_local_epochs(config: dict[str, Any]) -> int | None:
@@ -147,11 +185,39 @@ def collect_runs(sweep_dir: Path) -> pd.DataFrame:
     finished, unfinished = find_runs(sweep_dir)
     for run in unfinished:
         log.warning(
-            "skipping %s: it has no %s (failed or unfinished)", run, SUMMARY_FILE
+            "skipping %s: it has no %s, or its %s says it failed",
+            run,
+            SUMMARY_FILE,
+            SUMMARY_FILE,
         )
     runs = pd.DataFrame([run_row(run, sweep_dir) for run in finished])
+    configs = list(runs.pop("config"))
     runs.insert(1, "setting", _labels(runs))
+    runs["setting"] = _split_by_other_keys(runs, configs)
     return runs
+
+
+def _split_by_other_keys(
+    runs: pd.DataFrame, configs: list[dict[str, str]]
+) -> list[str]:
+    """Each setting's name, plus any config key its runs at one budget differ in.
+
+    Runs the columns merge that differ elsewhere (other than the seed) would
+    otherwise be averaged as if they were seeds of one setting. The key is
+    named on every run of that setting, so each budget's runs keep one name.
+    """
+    budget = runs["target_epsilon"].fillna(-1.0)
+    split: dict[str, set[str]] = {label: set() for label in runs["setting"]}
+    for (label, _), index in runs.groupby(
+        [runs["setting"], budget], sort=False
+    ).groups.items():
+        group = [configs[i] for i in index]
+        every = {key for config in group for key in config}
+        split[label] |= {k for k in every if len({c.get(k) for c in group}) > 1}
+    return [
+        ", ".join([label, *(f"{k}={configs[i].get(k)}" for k in sorted(split[label]))])
+        for i, label in enumerate(runs["setting"])
+    ]
 
 
 def _labels(runs: pd.DataFrame) -> list[str]:

@@ -14,7 +14,7 @@ import yaml
 
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep import aggregate, write_report
+from fedmodel.research.sweep import aggregate, markdown_table, write_report
 from fedmodel.research.sweep_runs import collect_runs
 from tests.conftest import small_config
 
@@ -125,9 +125,42 @@ def test_report_writes_csv_markdown_and_plot(sweep: Path, tmp_path: Path) -> Non
     assert paths["plot"].stat().st_size > 10_000
 
 
-def test_unfinished_runs_are_skipped(sweep: Path) -> None:
+def test_unfinished_and_failed_runs_are_skipped(sweep: Path) -> None:
     (sweep / "dp" / "0" / "summary.json").unlink()
-    assert len(collect_runs(sweep)) == len(RUNS) - 1
+    failed = sweep / "dp" / "1" / "summary.json"
+    # A run that failed after its start writes a summary with the start's
+    # accuracy: averaged in, it would read as a trained seed.
+    summary = {**json.loads(failed.read_text()), "status": "failed"}
+    failed.write_text(json.dumps(summary))
+    assert sorted(collect_runs(sweep)["run"]) == sorted(
+        folder for folder, *_ in RUNS if folder not in ("dp/0", "dp/1")
+    )
+
+
+def test_runs_differing_in_any_other_setting_are_not_averaged(
+    sweep: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Beside the epsilon-1 seeds at the default learning rate, one at 0.5:
+    # a setting of its own, not a third seed.
+    write_run(
+        sweep / "lr" / "0",
+        ["privacy.target_epsilon=1", "seed=1", "finetune.learning_rate=0.5"],
+        0.40,
+        0.99,
+    )
+    table = aggregate(collect_runs(sweep)).set_index(["setting", "target_epsilon"])
+    fed_dp = "federated, record-level DP"
+    assert table.loc[(f"{fed_dp}, finetune.learning_rate=0.5", 1.0)]["runs"] == 1
+    default = table.loc[(f"{fed_dp}, finetune.learning_rate=auto", 1.0)]
+    assert (default["seeds"], default["accuracy_mean"]) == (2, pytest.approx(0.62))
+    # One name at every budget: the epsilon-8 runs are the default's too.
+    assert table.loc[(f"{fed_dp}, finetune.learning_rate=auto", 8.0)]["seeds"] == 2
+    # The same seed twice: averaged as two runs, said in the table and the log.
+    write_run(sweep / "again" / "0", ["privacy=off", "seed=1"], 0.84, None)
+    with caplog.at_level("WARNING", logger="fedmodel.research.sweep"):
+        table = aggregate(collect_runs(sweep))
+    assert "repeat a seed" in caplog.text and "again/0" in caplog.text
+    assert "| federated, non-private | - | 2 (3 runs) |" in markdown_table(table)
 
 
 @pytest.mark.parametrize("problem", ["missing", "file", "empty", "corrupt"])
