@@ -200,6 +200,11 @@ def main() -> None:
                 compose_config(["distill=server", *args.overrides]), run_dir=run_dir
             )
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    if "student" not in summary:
+        raise SystemExit(
+            f"{run_dir} holds no distilled student (its run had distill=off): "
+            "give it as --teacher-run to distil one from its teacher"
+        )
     print(f"\nrun: {run_dir}")
     print_quality(summary)
     if args.validation_of is not None:
