@@ -103,11 +103,12 @@ def write_scenario(name: str, out: Path) -> list[str]:
     return []
 
 
-def run(overrides: list[str], out: Path) -> dict[str, float]:
-    """One simulation; the figures the table shows."""
+def run(overrides: list[str], out: Path, *, seed: int) -> dict[str, float]:
+    """One simulation; the figures the table shows, and its seed."""
     started = time.perf_counter()
     summary = simulate(compose_config(overrides), run_dir=out)
     return {
+        "seed": seed,
         "accuracy": summary["final_accuracy"],
         "macro_f1": summary["final_macro_f1"],
         "start_accuracy": summary["initial_accuracy"],
@@ -154,12 +155,26 @@ def print_table(results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
 
 
 def merged_results(paths: list[Path]) -> dict[str, dict[str, list[dict[str, float]]]]:
-    """The runs of several results.json files, by scenario and budget."""
+    """The runs of several results.json files, by scenario and budget.
+
+    A file given twice, or a seed found twice for one scenario and budget, is
+    refused: its runs would be averaged as if they were other seeds.
+    """
+    if len({path.resolve() for path in paths}) < len(paths):
+        raise SystemExit("--tables: a results.json file is given twice")
     merged: dict[str, dict[str, list[dict[str, float]]]] = {}
     for path in paths:
         for scenario, by_budget in json.loads(path.read_text()).items():
             for budget, runs in by_budget.items():
-                merged.setdefault(scenario, {}).setdefault(budget, []).extend(runs)
+                kept = merged.setdefault(scenario, {}).setdefault(budget, [])
+                seen = {r.get("seed") for r in kept} - {None}
+                again = seen & {r.get("seed") for r in runs}
+                if again:
+                    raise SystemExit(
+                        f"--tables: {path} holds seed(s) {again} of {scenario} "
+                        f"{budget} again; give each run once"
+                    )
+                kept.extend(runs)
     return merged
 
 
@@ -202,7 +217,7 @@ def main() -> None:
                 else ["privacy=dpsgd", f"privacy.target_epsilon={budget[4:]}"]
             )
             where = args.out / name / budget.replace(" ", "") / f"seed{seed}"
-            figures = run([*base, *privacy, f"seed={seed}"], where)
+            figures = run([*base, *privacy, f"seed={seed}"], where, seed=seed)
             results[name].setdefault(budget, []).append(figures)
             print(f"{name} {budget} seed {seed}: {json.dumps(figures)}", flush=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=2))
