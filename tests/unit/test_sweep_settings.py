@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from fedmodel.config import settings_from_dict
+from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data import load_client_data, load_task
 from fedmodel.data.canaries import canary_splits
 from fedmodel.errors import FedmodelError
@@ -42,6 +42,10 @@ def test_centralized_experiment_gives_one_client_everything() -> None:
     assert settings.num_clients == 1 and settings.strategy.min_train_clients == 1
     train, _, _ = load_client_data(settings, 0)
     assert len(train) == 600
+    # A smoke run of the experiment is still centralized: its sweep rows were
+    # labelled federated when debug=smoke's 2 clients won.
+    smoke = compose_config(["experiment=centralized", "debug=smoke"])
+    assert smoke["num_clients"] == 1
 
 
 def test_seed_changes_training_but_not_the_test_set() -> None:
