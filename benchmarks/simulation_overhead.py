@@ -38,6 +38,11 @@ def main() -> None:
     )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    private = [o for o in args.overrides if o.lstrip("+~").startswith("privacy")]
+    if private:
+        # A DP client withholds its compute time (it is computed from its
+        # records), so wall / compute would divide by nothing measured.
+        parser.error(f"{' '.join(private)}: the overhead is measured without DP")
     setup_logging()
     logging.getLogger("flwr").setLevel(logging.WARNING)
 
