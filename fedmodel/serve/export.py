@@ -17,11 +17,10 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
-from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.run.layout import ONNX_FILE, ONNX_INPUTS, QUANTIZED_ONNX_FILE
 from fedmodel.serve.sentence_layout import write_sentence_layout
 
 QUANTIZED_OPS = ["MatMul"]
-ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OPSET = 17
 
 
