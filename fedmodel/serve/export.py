@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
@@ -54,12 +54,25 @@ def export_classifier(
     float graph, which stays.
     """
     tokenizer.model_max_length = max_length
+    _settle_backend(tokenizer, max_length=max_length)
     save_pretrained(model, tokenizer, out_dir)
     write_sentence_layout(merged_classifier(model), out_dir, max_length=max_length)
     export_onnx(model, out_dir / ONNX_FILE)
     if quantize:
         quantize_onnx(out_dir / ONNX_FILE, out_dir / QUANTIZED_ONNX_FILE)
     return out_dir
+
+
+def _settle_backend(tokenizer: PreTrainedTokenizerBase, *, max_length: int) -> None:
+    """Save tokenizer.json truncating at `max_length`, without padding.
+
+    The backend keeps whatever the last call (or the downloaded file) set,
+    e.g. MiniLM's fixed padding to 128; whoever serves model.onnx with the
+    plain `tokenizers` library gets the state written here.
+    """
+    if isinstance(tokenizer, PreTrainedTokenizerFast):
+        tokenizer.backend_tokenizer.enable_truncation(max_length=max_length)
+        tokenizer.backend_tokenizer.no_padding()
 
 
 def quantize_onnx(source: Path, target: Path) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
 
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
@@ -24,10 +25,13 @@ MAX_LENGTH = 24
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny classifier exported with both graphs."""
+    """A tiny classifier exported with both graphs, from a tokenizer left padding."""
     settings = settings_from_dict({**small_config(), "run_dir": ""})
     model = build_classifier(settings.model, label_names=LABELS, seed=3)
     tokenizer = load_tokenizer(settings.model)
+    # State a shipped tokenizer.json or an earlier call can leave behind.
+    tokenizer.backend_tokenizer.enable_truncation(max_length=128)
+    tokenizer.backend_tokenizer.enable_padding(length=128)
     out = tmp_path_factory.mktemp("exported") / "model"
     return export_classifier(
         model, tokenizer, out, max_length=MAX_LENGTH, quantize=True
@@ -99,6 +103,15 @@ def test_a_tokenizer_without_a_limit_is_cut_at_the_model_positions(
     positions = json.loads((copy / "config.json").read_text())
     assert classifier.logits(["word " * 3000]).shape == (1, 3)
     assert classifier.max_length == positions["max_position_embeddings"]
+
+
+def test_exported_tokenizer_json_truncates_at_the_export_length(
+    exported: Path,
+) -> None:
+    tokenizer = Tokenizer.from_file(str(exported / "tokenizer.json"))
+    assert tokenizer.truncation is not None
+    assert tokenizer.truncation["max_length"] == MAX_LENGTH
+    assert tokenizer.padding is None
 
 
 def test_top_k_is_checked_before_the_model_loads(
