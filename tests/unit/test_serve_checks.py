@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.serve import inference
-from fedmodel.serve.export import export_classifier
+from fedmodel.serve.export import QUANTIZED_ONNX_FILE, export_classifier
 from tests.conftest import small_config
 
 LABELS = ("card", "refund", "top_up")
@@ -112,6 +113,16 @@ def test_exported_tokenizer_json_truncates_at_the_export_length(
     assert tokenizer.truncation is not None
     assert tokenizer.truncation["max_length"] == MAX_LENGTH
     assert tokenizer.padding is None
+
+
+def test_exported_files_are_readable_like_config(exported: Path) -> None:
+    mode = stat.S_IMODE((exported / "config.json").stat().st_mode)
+    files = [path for path in exported.rglob("*") if path.is_file()]
+    assert exported / "model.safetensors" in files
+    assert exported / QUANTIZED_ONNX_FILE in files
+    assert {path: stat.S_IMODE(path.stat().st_mode) for path in files} == {
+        path: mode for path in files
+    }
 
 
 def test_top_k_is_checked_before_the_model_loads(
