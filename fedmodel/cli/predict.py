@@ -66,14 +66,10 @@ def run(args: argparse.Namespace) -> int:
     """Predict and print; a bad model or input raises FedmodelError (exit 2)."""
     from rich.console import Console
 
-    from fedmodel.data.text_inputs import read_texts
-    from fedmodel.serve.inference import load_classifier, predict
+    from fedmodel.serve.inference import check_top_k, load_classifier, predict
 
-    texts = (
-        _given_texts(args.text)
-        if args.text
-        else read_texts(args.input, key="--input", text_column=args.text_column)
-    )
+    check_top_k(args.top_k)
+    texts = _given_texts(args.text) if args.text else _file_texts(args)
     classifier = load_classifier(args.model, runtime=args.runtime)
     predictions = predict(classifier, texts, top_k=args.top_k)
     if args.format == "jsonl":
@@ -93,6 +89,13 @@ def _given_texts(texts: Sequence[str]) -> list[str]:
                 'label, e.g. --text "my card was declined"'
             )
     return [text.strip() for text in texts]
+
+
+def _file_texts(args: argparse.Namespace) -> list[str]:
+    """The texts of --input; the file readers (datasets, pandas) load only here."""
+    from fedmodel.data.text_inputs import read_texts
+
+    return read_texts(args.input, key="--input", text_column=args.text_column)
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:

@@ -21,6 +21,8 @@ LOG_FILE = "fedmodel.log"
 # Inside TEACHER_DIR / STUDENT_DIR, beside the Hugging Face files.
 ONNX_FILE = "model.onnx"
 QUANTIZED_ONNX_FILE = "model.int8.onnx"
+# The graph's inputs, in the order the exporter traced them.
+ONNX_INPUTS = ("input_ids", "attention_mask")
 # How an exported folder can be served (`fedmodel predict --runtime`, summary
 # keys) -> the file it runs; None is PyTorch on the Hugging Face files. AUTO
 # picks the int8 graph when the folder has one, else PyTorch.

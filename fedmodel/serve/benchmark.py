@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE, RUNTIME_FILES
+from fedmodel.serve.exported_folder import WEIGHTS_FILE
 from fedmodel.serve.inference import (
     TextClassifier,
     median_latency_ms,
@@ -20,7 +21,6 @@ from fedmodel.serve.inference import (
 )
 from fedmodel.training.loops import evaluate, text_logits
 
-WEIGHTS_FILE = "model.safetensors"
 LATENCY_BATCHES = (1, 32)
 LATENCY_REPEATS = {1: 50, 32: 15}
 PREDICT_BATCH = 64

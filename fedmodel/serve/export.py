@@ -6,22 +6,23 @@ config (which holds id2label), so either can be served from one folder.
 
 from __future__ import annotations
 
+import stat
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
-from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.run.layout import ONNX_FILE, ONNX_INPUTS, QUANTIZED_ONNX_FILE
+from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.sentence_layout import write_sentence_layout
 
 QUANTIZED_OPS = ["MatMul"]
-ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OPSET = 17
 
 
@@ -55,12 +56,38 @@ def export_classifier(
     float graph, which stays.
     """
     tokenizer.model_max_length = max_length
+    _settle_backend(tokenizer, max_length=max_length)
     save_pretrained(model, tokenizer, out_dir)
     write_sentence_layout(merged_classifier(model), out_dir, max_length=max_length)
     export_onnx(model, out_dir / ONNX_FILE)
     if quantize:
         quantize_onnx(out_dir / ONNX_FILE, out_dir / QUANTIZED_ONNX_FILE)
+    _share_like_config(out_dir)
     return out_dir
+
+
+def _settle_backend(tokenizer: PreTrainedTokenizerBase, *, max_length: int) -> None:
+    """Save tokenizer.json truncating at `max_length`, without padding.
+
+    The backend keeps whatever the last call (or the downloaded file) set,
+    e.g. MiniLM's fixed padding to 128; whoever serves model.onnx with the
+    plain `tokenizers` library gets the state written here.
+    """
+    if isinstance(tokenizer, PreTrainedTokenizerFast):
+        tokenizer.backend_tokenizer.enable_truncation(max_length=max_length)
+        tokenizer.backend_tokenizer.no_padding()
+
+
+def _share_like_config(out_dir: Path) -> None:
+    """Give every exported file config.json's permissions (the umask's).
+
+    safetensors writes its files readable by the owner only, so another
+    account serving the folder could read everything but the weights.
+    """
+    mode = stat.S_IMODE((out_dir / CONFIG_FILE).stat().st_mode)
+    for path in out_dir.rglob("*"):
+        if path.is_file():
+            path.chmod(mode)
 
 
 def quantize_onnx(source: Path, target: Path) -> Path:

@@ -1,36 +1,32 @@
 """Serving an exported classifier: from its Hugging Face folder or its ONNX file.
 
 Both loaders read the tokenizer and label names from the exported folder, so a
-prediction needs nothing but what `fedmodel` wrote.
+prediction needs nothing but what `fedmodel` wrote. Our model class (and
+with it torch) is imported only for the torch runtime.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 import numpy as np
-import torch
-from safetensors import SafetensorError
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fedmodel.errors import FedmodelError
-from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.layout import (
     AUTO_RUNTIME,
     ONNX_FILE,
     QUANTIZED_ONNX_FILE,
     RUNTIME_FILES,
 )
-from fedmodel.serve.export import ONNX_INPUTS
+from fedmodel.serve.exported_folder import CONFIG_FILE, load_tokenizer_of
+from fedmodel.serve.onnx_runtime import OnnxClassifier
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+__all__ = ["OnnxClassifier", "load_tokenizer_of"]
 
 
 class TextClassifier(Protocol):
@@ -52,87 +48,6 @@ class Prediction:
     probabilities: tuple[float, ...]
 
 
-class TorchClassifier:
-    """The Hugging Face folder, run with PyTorch."""
-
-    def __init__(self, model_dir: Path) -> None:
-        self.model = _load_torch_model(model_dir)
-        self.model.eval()
-        self.tokenizer = load_tokenizer_of(model_dir)
-        self.label_names = _label_names(model_dir)
-
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Logits [len(texts), num_labels]."""
-        inputs = _tokenize(self.tokenizer, texts, tensors="pt")
-        with torch.inference_mode():
-            return self.model(**inputs).logits.numpy()
-
-
-def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
-    """The folder's classifier; FedmodelError names a damaged or mismatched file."""
-    try:
-        # Mismatched tensors load as fresh ones, refused below with their shapes.
-        loaded = PooledBertForSequenceClassification.from_pretrained(
-            model_dir, ignore_mismatched_sizes=True, output_loading_info=True
-        )
-    except SafetensorError as exc:
-        raise FedmodelError(
-            f"--model {model_dir}: {model_dir / WEIGHTS_FILE} is damaged ({exc}); "
-            "export the model again or copy the file again"
-        ) from exc
-    except (OSError, ValueError, TypeError) as exc:
-        raise FedmodelError(
-            f"--model {model_dir}: the folder holds no loadable fedmodel "
-            f"classifier ({exc}); point at a run's model/ or student/ folder"
-        ) from exc
-    # With output_loading_info it is a pair, which the stubs do not say.
-    model, info = cast(tuple[PooledBertForSequenceClassification, dict], loaded)
-    if info["mismatched_keys"]:
-        shapes = ", ".join(
-            f"{name} {list(saved)} saved, {list(built)} from {CONFIG_FILE}"
-            for name, saved, built in sorted(info["mismatched_keys"])
-        )
-        raise FedmodelError(
-            f"--model {model_dir}: {model_dir / CONFIG_FILE} does not match the "
-            f"saved weights ({shapes}; its id2label names "
-            f"{len(_label_names(model_dir))} label(s)); restore {CONFIG_FILE} "
-            "from the export or export the model again"
-        )
-    return model
-
-
-class OnnxClassifier:
-    """The ONNX file, run with ONNX Runtime; tokenizer and labels from its folder."""
-
-    def __init__(self, onnx_path: Path) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        # No spin-waiting after a call: spinning threads take the CPU from
-        # whatever runs next on the machine (the tokenizer, another model,
-        # another request). Timed alone, a model is as fast either way.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(onnx_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise FedmodelError(
-                f"--model {onnx_path}: not a loadable ONNX model ({exc}); "
-                "point at a model.onnx written by fedmodel"
-            ) from exc
-        self.tokenizer = load_tokenizer_of(onnx_path.parent)
-        self.label_names = _label_names(onnx_path.parent)
-
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Logits [len(texts), num_labels]."""
-        inputs = _tokenize(self.tokenizer, texts, tensors="np")
-        feed = {name: np.asarray(inputs[name], dtype=np.int64) for name in ONNX_INPUTS}
-        (logits,) = self.session.run(["logits"], feed)
-        return np.asarray(logits)
-
-
 def open_runtime(model_dir: Path, runtime: str) -> TextClassifier:
     """An exported folder served by one runtime of `RUNTIME_FILES`.
 
@@ -144,6 +59,8 @@ def open_runtime(model_dir: Path, runtime: str) -> TextClassifier:
         )
     file = RUNTIME_FILES[runtime]
     if file is None:
+        from fedmodel.serve.torch_runtime import TorchClassifier
+
         return TorchClassifier(model_dir)
     if not (model_dir / file).is_file():
         raise FedmodelError(
@@ -196,8 +113,7 @@ def predict(
     batch_size: int = 32,
 ) -> list[Prediction]:
     """The `top_k` most probable labels of each text, with probabilities."""
-    if top_k < 1:
-        raise FedmodelError(f"--top-k must be >= 1, got {top_k}")
+    check_top_k(top_k)
     predictions: list[Prediction] = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
@@ -214,6 +130,12 @@ def predict(
                 )
             )
     return predictions
+
+
+def check_top_k(top_k: int) -> None:
+    """Refuse a `--top-k` below 1 (FedmodelError)."""
+    if top_k < 1:
+        raise FedmodelError(f"--top-k must be >= 1, got {top_k}; ask for 1 or more")
 
 
 def median_latency_ms(
@@ -258,43 +180,3 @@ def alternating_latency_ms(
             classifier.logits(batch)
             timings[name].append((time.perf_counter() - began) * 1000.0)
     return {name: statistics.median(values) for name, values in timings.items()}
-
-
-def _tokenize(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, tensors: str
-) -> dict[str, Any]:
-    encoded = tokenizer(
-        list(texts),
-        padding=True,
-        truncation=True,
-        return_token_type_ids=False,
-        return_tensors=tensors,
-    )
-    return {name: encoded[name] for name in ONNX_INPUTS}
-
-
-def load_tokenizer_of(model_dir: Path) -> PreTrainedTokenizerBase:
-    """The tokenizer saved in an exported folder (FedmodelError if none loads)."""
-    try:
-        # The folder's config names our model class through auto_map; the
-        # tokenizer is a stock one, and saying so keeps transformers from
-        # asking on stdin whether to run the folder's code.
-        return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise FedmodelError(
-            f"--model {model_dir}: no tokenizer could be loaded from this folder "
-            f"({exc}); a model folder written by fedmodel holds one"
-        ) from exc
-
-
-def _label_names(model_dir: Path) -> tuple[str, ...]:
-    config_path = model_dir / CONFIG_FILE
-    try:
-        config = json.loads(config_path.read_text())
-        id2label = config["id2label"]
-        return tuple(id2label[str(i)] for i in range(len(id2label)))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FedmodelError(
-            f"--model {model_dir}: {CONFIG_FILE} has no usable id2label ({exc}); "
-            "re-export the model with fedmodel"
-        ) from exc

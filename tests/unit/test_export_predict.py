@@ -23,11 +23,11 @@ from fedmodel.serve import inference
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (
     OnnxClassifier,
-    TorchClassifier,
     alternating_latency_ms,
     load_classifier,
     median_latency_ms,
 )
+from fedmodel.serve.torch_runtime import TorchClassifier
 from tests.conftest import small_config
 
 

@@ -22,10 +22,10 @@ from fedmodel.serve.benchmark import predicted_labels
 from fedmodel.serve.export import ONNX_FILE, QUANTIZED_ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (
     OnnxClassifier,
-    TorchClassifier,
     load_classifier,
     open_runtime,
 )
+from fedmodel.serve.torch_runtime import TorchClassifier
 from tests.conftest import group_settings, small_config
 
 # int8 weights move logits a little; on real texts the label may flip only

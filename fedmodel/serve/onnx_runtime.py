@@ -1,0 +1,71 @@
+"""Serving an exported ONNX graph with ONNX Runtime (float or int8)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import ONNX_INPUTS
+from fedmodel.serve.exported_folder import (
+    CONFIG_FILE,
+    label_names_of,
+    load_tokenizer_of,
+    max_length_of,
+    tokenize,
+)
+
+
+class OnnxClassifier:
+    """The ONNX file, run with ONNX Runtime; tokenizer and labels from its folder."""
+
+    def __init__(self, onnx_path: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # No spin-waiting after a call: spinning threads take the CPU from
+        # whatever runs next on the machine (the tokenizer, another model,
+        # another request). Timed alone, a model is as fast either way.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise FedmodelError(
+                f"--model {onnx_path}: not a loadable ONNX model ({exc}); "
+                "point at a model.onnx written by fedmodel"
+            ) from exc
+        self.label_names = label_names_of(onnx_path.parent)
+        _check_label_count(onnx_path, self.session, len(self.label_names))
+        self.tokenizer = load_tokenizer_of(onnx_path.parent)
+        self.max_length = max_length_of(onnx_path.parent, self.tokenizer)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits [len(texts), num_labels]."""
+        inputs = tokenize(
+            self.tokenizer, texts, max_length=self.max_length, tensors="np"
+        )
+        feed = {name: np.asarray(inputs[name], dtype=np.int64) for name in ONNX_INPUTS}
+        (logits,) = self.session.run(["logits"], feed)
+        return np.asarray(logits)
+
+
+def _check_label_count(onnx_path: Path, session: Any, labels: int) -> None:
+    """Refuse a graph whose logits are not one per label of config.json.
+
+    Too few names failed deep inside `predict`; too many named a label the
+    graph never scores.
+    """
+    outputs = {out.name: out.shape for out in session.get_outputs()}
+    width = outputs.get("logits", [None, None])[-1]
+    if isinstance(width, int) and width != labels:
+        raise FedmodelError(
+            f"--model {onnx_path}: the graph scores {width} labels but "
+            f"{onnx_path.parent / CONFIG_FILE} names {labels} in id2label; "
+            f"restore {CONFIG_FILE} from the same export or export the model again"
+        )

@@ -1,0 +1,93 @@
+"""Serving an exported folder's Hugging Face weights with PyTorch.
+
+Only this runtime imports torch and our model class; `inference` loads it
+when a folder is served with `--runtime torch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+
+from fedmodel.errors import FedmodelError
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.serve.exported_folder import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    label_names_of,
+    load_tokenizer_of,
+    max_length_of,
+    tokenize,
+)
+
+
+class TorchClassifier:
+    """The Hugging Face folder, run with PyTorch."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model = _load_torch_model(model_dir)
+        self.model.eval()
+        self.tokenizer = load_tokenizer_of(model_dir)
+        self.max_length = max_length_of(model_dir, self.tokenizer)
+        self.label_names = label_names_of(model_dir)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits [len(texts), num_labels]."""
+        inputs = tokenize(
+            self.tokenizer, texts, max_length=self.max_length, tensors="pt"
+        )
+        with torch.inference_mode():
+            return self.model(**inputs).logits.numpy()
+
+
+def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
+    """The folder's classifier; FedmodelError names a damaged or mismatched file."""
+    try:
+        # Mismatched tensors load as fresh ones, refused below with their shapes.
+        loaded = PooledBertForSequenceClassification.from_pretrained(
+            model_dir, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    except SafetensorError as exc:
+        raise FedmodelError(
+            f"--model {model_dir}: {model_dir / WEIGHTS_FILE} is damaged ({exc}); "
+            "export the model again or copy the file again"
+        ) from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise FedmodelError(
+            f"--model {model_dir}: the folder holds no loadable fedmodel "
+            f"classifier ({exc}); point at a run's model/ or student/ folder"
+        ) from exc
+    # With output_loading_info it is a pair, which the stubs do not say.
+    model, info = cast(tuple[PooledBertForSequenceClassification, dict], loaded)
+    _refuse_fresh_tensors(model_dir, info)
+    return model
+
+
+def _refuse_fresh_tensors(model_dir: Path, info: dict) -> None:
+    """Refuse a model whose tensors were missing or mismatched in the file.
+
+    transformers fills both with random values and only logs it, so the
+    model would label at random.
+    """
+    if info["missing_keys"]:
+        raise FedmodelError(
+            f"--model {model_dir}: {model_dir / WEIGHTS_FILE} lacks "
+            f"{', '.join(sorted(info['missing_keys']))}; they would be random, "
+            "so export the model again or copy the whole exported folder again"
+        )
+    if info["mismatched_keys"]:
+        shapes = ", ".join(
+            f"{name} {list(saved)} saved, {list(built)} from {CONFIG_FILE}"
+            for name, saved, built in sorted(info["mismatched_keys"])
+        )
+        raise FedmodelError(
+            f"--model {model_dir}: {model_dir / CONFIG_FILE} does not match the "
+            f"saved weights ({shapes}; its id2label names "
+            f"{len(label_names_of(model_dir))} label(s)); restore {CONFIG_FILE} "
+            "from the export or export the model again"
+        )
