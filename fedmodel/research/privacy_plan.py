@@ -176,7 +176,10 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
             "* every step takes all n records: sample rate 1, no amplification "
             "by subsampling"
         )
-    return [overview, _by_round_table(plans, rounds=rounds)]
+    return [
+        overview,
+        _by_round_table(plans, rounds=rounds, teacher_rounds=settings.num_rounds),
+    ]
 
 
 def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
@@ -196,7 +199,10 @@ def _charged(accountant: str, privacy: PrivacySettings) -> str:
     return " (charged)" if accountant == privacy.accountant else ""
 
 
-def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
+def _by_round_table(
+    plans: list[ClientPlan], *, rounds: int, teacher_rounds: int
+) -> Table:
+    """Epsilon after each round; rounds past the teacher's are the student's."""
     names = " / ".join(name.upper() for name in ACCOUNTANTS)
     by_round = Table(title=f"epsilon after each round ({names})")
     by_round.add_column("round", justify="right")
@@ -205,7 +211,7 @@ def _by_round_table(plans: list[ClientPlan], *, rounds: int) -> Table:
         by_round.add_column(f"client {plan.client}", justify="right")
     for index in range(rounds):
         by_round.add_row(
-            str(index + 1),
+            f"{index + 1}{' (student)' if index >= teacher_rounds else ''}",
             *[
                 " / ".join(_eps(p.epsilon_by_round[n][index]) for n in ACCOUNTANTS)
                 for p in planned
@@ -219,6 +225,7 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
 
     `derived` names the keys the budget rule filled (null in the YAML).
     """
+    student_rounds = settings.distill.client_rounds
     values = {
         "finetune.learning_rate": settings.finetune.learning_rate,
         "finetune.batch_size": settings.finetune.batch_size,
@@ -228,12 +235,17 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
         "privacy.max_grad_norm": settings.privacy.max_grad_norm,
         "privacy.grad_sample_mode": settings.privacy.grad_sample_mode,
     }
-    return {
+    if student_rounds:  # federated distillation's rounds are planned too
+        values["distill.rounds"] = student_rounds
+    shown = {
         key: f"{_shown(value)} ({'from the budget' if key in derived else 'set'})"
         if value is not None
         else "-"
         for key, value in values.items()
     }
+    if student_rounds:  # their loss is the teacher's outputs: Opacus' hooks clip
+        shown["privacy.grad_sample_mode"] += "; student rounds: hooks"
+    return shown
 
 
 def _shown(value: float | bool | str) -> str:

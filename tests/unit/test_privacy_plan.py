@@ -15,7 +15,7 @@ from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.privacy import sample_rate_for
-from fedmodel.research.privacy_plan import plan_run
+from fedmodel.research.privacy_plan import plan_run, plan_tables, training_settings
 from tests.conftest import small_config
 
 
@@ -59,11 +59,21 @@ def test_progress_line_counts_the_planned_rounds(
     assert re.search(r"planning client 1 of 3 \(\d+ records, 1 round\)", caplog.text)
     caplog.clear()
     federated = ("num_rounds=1", "distill=federated", "distill.rounds=2")
-    plan_run(settings_from_dict(small_config(*federated)))
+    settings = settings_from_dict(small_config(*federated))
+    plans = plan_run(settings)
     assert re.search(
         r"planning client 1 of 3 \(\d+ records, 3 rounds: 1 of the teacher, "
         r"2 of the student\)",
         caplog.text,
+    )
+    # The tables say which rounds are the student's, and how they clip.
+    _, by_round = plan_tables(settings, plans)
+    assert list(by_round.columns[0].cells) == ["1", "2 (student)", "3 (student)"]
+    shown = training_settings(settings, derived=[])
+    assert shown["distill.rounds"] == "2 (set)"
+    assert shown["privacy.grad_sample_mode"].endswith("; student rounds: hooks")
+    assert "distill.rounds" not in training_settings(
+        settings_from_dict(small_config("num_rounds=1")), derived=[]
     )
 
 
