@@ -9,6 +9,7 @@ leaves no run folder behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import logging
 import os
@@ -41,6 +42,9 @@ MODE_FLAGS = {
 GROUPS_RESOLVER = "fedmodel_config_groups"
 # What Hydra writes into a run folder before fedmodel has run anything.
 HYDRA_ONLY = {".hydra", LOG_FILE}
+# hydra.run.dir's default (conf/config.yaml): outputs/<date>/<time>-<task>.
+DEFAULT_OUTPUTS = "outputs"
+DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
 log = logging.getLogger("fedmodel")
 
 
@@ -194,6 +198,12 @@ def _remove_if_unused(run_dir: Path) -> None:
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     (run_dir / LOG_FILE).unlink(missing_ok=True)
     run_dir.rmdir()
+    # Hydra's default folder (outputs/<date>/<time>-<task>) leaves its date
+    # folder behind; only that one, and only empty.
+    day = run_dir.parent
+    if day.parent.name == DEFAULT_OUTPUTS and DAY_FOLDER.fullmatch(day.name):
+        with contextlib.suppress(OSError):
+            day.rmdir()
 
 
 def error_line(exc: FedmodelError) -> str:

@@ -182,6 +182,16 @@ def test_a_sweeps_bad_job_stops_it_before_the_first_job_runs(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_rejected_run_leaves_no_empty_date_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        run_simulate(["model=tiny", "privacy.target_delta=0.9"])
+    assert done.value.code == 2
+    assert list((tmp_path / "outputs").iterdir()) == []
+
+
 def test_a_sweep_over_a_groups_options_by_glob_is_left_to_hydra() -> None:
     # Only Hydra's sweeper can list a group's options for glob(); checking
     # the jobs ahead used to end in Hydra's "ConfigLoader is not set".
