@@ -54,11 +54,8 @@ from fedmodel.run.layout import (
     TEACHER_DIR,
 )
 from fedmodel.serve.benchmark import predicted_labels
-from fedmodel.serve.inference import (
-    alternating_latency_ms,
-    load_tokenizer_of,
-    open_runtime,
-)
+from fedmodel.serve.exported_folder import load_tokenizer_of
+from fedmodel.serve.inference import alternating_latency_ms, open_runtime
 
 BATCHES = {1: 100, 32: 20}
 MODELS = {

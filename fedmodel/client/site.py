@@ -230,7 +230,8 @@ def _rule_for_cap(
     changed: dict[str, dict[str, Any]] = {"finetune": {}, "privacy": {}}
     for group, key in BUDGET_KEYS:
         value, ours = getattr(asked, key), getattr(own, key)
-        if ours is not None and ours != value == getattr(groups[group], key):
+        rule_chose_it = getattr(groups[group], key) == value
+        if rule_chose_it and ours is not None and ours != value:
             changed[group][key] = ours
     if not any(changed.values()):
         return capped

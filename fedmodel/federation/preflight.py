@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fedmodel.config import RunSettings
 from fedmodel.data import load_client_data
+from fedmodel.data.file_roles import check_transfer_file
 from fedmodel.distill.finish import server_distill_texts
 from fedmodel.model.checkpoint_check import (
     EncoderShape,
@@ -48,13 +49,15 @@ def check_before_round_one(settings: RunSettings) -> None:
 def check_distillation(settings: RunSettings, *, encoder: EncoderShape | None) -> None:
     """Refuse what would stop distillation after the teacher's rounds.
 
-    The transfer file is read as distillation reads it; the student's layers
-    must be the teacher's and its token limit must fit the positions. With a
-    hub id (`encoder` None) the student is checked when it is built.
+    The transfer file must be the server's own (no site's, not the test
+    file) and is read as distillation reads it; the student's layers must be
+    the teacher's and its token limit must fit the positions. With a hub id
+    (`encoder` None) the student is checked when it is built.
     """
     distill = settings.distill
     if not distill.enabled:
         return
+    check_transfer_file(settings)
     server_distill_texts(settings, transfer=None)
     if encoder is None:
         return

@@ -18,7 +18,6 @@ from flwr.serverapp import Grid, ServerApp
 from fedmodel.config import RunSettings
 from fedmodel.data import load_task
 from fedmodel.data.file_roles import (
-    check_transfer_file,
     warn_pooled_files,
     warn_shared_texts,
     warn_test_only_labels,
@@ -79,7 +78,6 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     started = time.perf_counter()
     check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
-    check_transfer_file(settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_pooled_files(settings)
     warn_shared_texts(settings, task)

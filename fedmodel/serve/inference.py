@@ -23,10 +23,8 @@ from fedmodel.run.layout import (
     QUANTIZED_ONNX_FILE,
     RUNTIME_FILES,
 )
-from fedmodel.serve.exported_folder import CONFIG_FILE, load_tokenizer_of
+from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.onnx_runtime import OnnxClassifier
-
-__all__ = ["OnnxClassifier", "load_tokenizer_of"]
 
 
 class TextClassifier(Protocol):

@@ -22,11 +22,11 @@ from fedmodel.model.student import build_student
 from fedmodel.serve import inference
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import (
-    OnnxClassifier,
     alternating_latency_ms,
     load_classifier,
     median_latency_ms,
 )
+from fedmodel.serve.onnx_runtime import OnnxClassifier
 from fedmodel.serve.torch_runtime import TorchClassifier
 from tests.conftest import small_config
 

@@ -20,11 +20,8 @@ from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student, feed_forward_keep, student_width
 from fedmodel.serve.benchmark import predicted_labels
 from fedmodel.serve.export import ONNX_FILE, QUANTIZED_ONNX_FILE, export_classifier
-from fedmodel.serve.inference import (
-    OnnxClassifier,
-    load_classifier,
-    open_runtime,
-)
+from fedmodel.serve.inference import load_classifier, open_runtime
+from fedmodel.serve.onnx_runtime import OnnxClassifier
 from fedmodel.serve.torch_runtime import TorchClassifier
 from tests.conftest import group_settings, small_config
 
