@@ -200,9 +200,10 @@ def _conclude(
             f"{shared.watch.fatal}; summary in {run_dir / SUMMARY_FILE}"
         )
     else:
+        rounds = summary.rounds_completed
         summary.final_line = (
             f"final test accuracy {final.accuracy:.4f}, macro-F1 "
-            f"{final.macro_f1:.4f} after {summary.rounds_completed} rounds; "
+            f"{final.macro_f1:.4f} after {rounds} round{'s' if rounds != 1 else ''}; "
             f"outputs in {run_dir}"
         )
     summary.write(run_dir)

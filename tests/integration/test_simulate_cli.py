@@ -39,6 +39,7 @@ def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
         assert max(c["epsilon"] for c in summary["clients"]) <= epsilon
         assert (tmp_path / run / ".hydra" / "overrides.yaml").is_file()
     assert "final test accuracy" in done.stderr
+    assert "after 1 round;" in done.stderr
 
 
 def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
