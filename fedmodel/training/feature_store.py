@@ -16,10 +16,14 @@ model or data misses the index, and the site embeds afresh.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import pickle
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,18 +86,17 @@ def read_features(path: Path) -> StoredFeatures | None:
 
 
 def write_features(path: Path, stored: StoredFeatures) -> None:
-    """Store features atomically (temp file, then rename)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "features": stored.features,
-            "labels": stored.labels,
-            "fingerprint": stored.fingerprint,
-            "dropout": stored.dropout,
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    """Store features atomically (a temp file of this writer's own, then rename)."""
+    with _own_temp_file(path) as tmp:
+        torch.save(
+            {
+                "features": stored.features,
+                "labels": stored.labels,
+                "fingerprint": stored.fingerprint,
+                "dropout": stored.dropout,
+            },
+            tmp,
+        )
 
 
 def site_file_key(settings: RunSettings, data_file: Path) -> str:
@@ -124,9 +127,28 @@ def remember_site_features(state_dir: Path, *, file_key: str, path: Path) -> Non
     """Note that the data file with `file_key` has its features at `path`."""
     state_dir.mkdir(parents=True, exist_ok=True)
     index = state_dir / f"{SITE_INDEX_PREFIX}{file_key}.json"
-    tmp = index.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"features": path.name}))
-    tmp.replace(index)
+    with _own_temp_file(index) as tmp:
+        tmp.write_text(json.dumps({"features": path.name}))
+
+
+@contextlib.contextmanager
+def _own_temp_file(path: Path) -> Iterator[Path]:
+    """A temp file beside `path` that replaces it when the block ends.
+
+    The name is this writer's alone: two processes storing the same features
+    at once (a site's overlapping messages) each rename a whole file, and the
+    later rename wins. A cache needs no fsync: a file a crash cut short is read
+    as a miss. On failure the temp file is removed and `path` is untouched.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def site_features(state_dir: Path, *, file_key: str) -> StoredFeatures | None:

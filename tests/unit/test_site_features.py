@@ -176,3 +176,34 @@ def test_new_weights_at_the_same_model_path_miss_the_stored_features(
     weights.write_bytes(b"second weights, same path")
     second = keys()
     assert second[0] != first[0] and second[1] != first[1]
+
+
+def test_two_writers_storing_the_same_features_at_once_both_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second writer (a site's overlapping message) stores the same features
+    # while the first is still writing: with a shared temp name the first
+    # writer's rename found its temp file gone and its round failed.
+    import torch
+
+    from fedmodel.training import feature_store
+
+    stored = StoredFeatures(
+        features=torch.ones(3, 4), labels=torch.tensor([0, 1, 0]),
+        fingerprint="f" * 16, dropout=0.1,
+    )
+    path = tmp_path / "features-x.pt"
+    real_save = torch.save
+    nested = []
+
+    def save_with_a_second_writer(obj: Any, target: Any) -> None:
+        real_save(obj, target)
+        if not nested:  # the second writer runs between save and rename
+            nested.append(target)
+            feature_store.write_features(path, stored)
+
+    monkeypatch.setattr(feature_store.torch, "save", save_with_a_second_writer)
+    feature_store.write_features(path, stored)
+    again = read_features(path)
+    assert again is not None and again.fingerprint == stored.fingerprint
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
