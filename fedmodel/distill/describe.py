@@ -1,4 +1,4 @@
-"""Export a model and describe it: test accuracy, size, latency as served.
+"""Export a model and describe it: test accuracy and size; then time them as served.
 
 The test split is the server's own; nothing here reads a client record.
 """
@@ -15,7 +15,11 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.serve.benchmark import describe_model, describe_quantized
+from fedmodel.serve.benchmark import (
+    describe_model,
+    describe_quantized,
+    served_latency_ms,
+)
 from fedmodel.serve.export import export_classifier
 
 log = logging.getLogger(__name__)
@@ -28,7 +32,6 @@ def describe_student(
     student_dir: Path,
     test: datasets.Dataset,
     test_loader: DataLoader,
-    latency_texts: list[str],
     max_length: int,
 ) -> dict[str, Any]:
     """Export the student (float and int8 ONNX) and measure both graphs."""
@@ -38,7 +41,6 @@ def describe_student(
         tokenizer,
         model_dir=student_dir,
         test_loader=test_loader,
-        latency_texts=latency_texts,
         max_length=max_length,
         quantize=True,
     )
@@ -61,14 +63,12 @@ def export_and_describe(
     *,
     model_dir: Path,
     test_loader: DataLoader,
-    latency_texts: list[str],
     max_length: int,
     quantize: bool = False,
 ) -> dict[str, Any]:
     """Export one model and describe it, with a progress line for each step.
 
-    With `quantize`, the int8 ONNX graph is written beside the float one and
-    timed too.
+    With `quantize`, the int8 ONNX graph is written beside the float one.
     """
     started = time.perf_counter()
     graphs = "ONNX, float and int8" if quantize else "ONNX"
@@ -78,20 +78,25 @@ def export_and_describe(
     export_classifier(
         model, tokenizer, model_dir, max_length=max_length, quantize=quantize
     )
-    log.info(
-        "measuring the %s: test accuracy, then CPU latency in PyTorch and %s "
-        "(ONNX Runtime) at batch 1 and 32",
-        name,
-        graphs,
-    )
-    described = describe_model(
-        model,
-        model_dir=model_dir,
-        test_loader=test_loader,
-        latency_texts=latency_texts,
-    )
+    log.info("measuring the %s's test accuracy", name)
+    described = describe_model(model, model_dir=model_dir, test_loader=test_loader)
     log.info("%s exported and measured in %.0f s", name, time.perf_counter() - started)
     return described
+
+
+def add_served_latency(
+    entries: dict[str, Any], model_dirs: dict[str, Path], latency_texts: list[str]
+) -> None:
+    """Time the exported models in turn and add their latencies to `entries`."""
+    started = time.perf_counter()
+    log.info(
+        "timing the %s as served, taking turns call by call: CPU latency in "
+        "PyTorch and ONNX Runtime at batch 1 and 32",
+        " and the ".join(model_dirs),
+    )
+    for name, latencies in served_latency_ms(model_dirs, latency_texts).items():
+        entries[name].update(latencies)
+    log.info("timed in %.0f s", time.perf_counter() - started)
 
 
 def log_comparison(entries: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 from fedmodel.config import RunSettings
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.distill.describe import (
+    add_served_latency,
     describe_student,
     export_and_describe,
     log_comparison,
@@ -73,7 +74,6 @@ def finish_models(
     """
     max_length = settings.task.max_length
     test_loader = length_sorted_loader(settings, test)
-    latency_texts = list(test["text"])[:LATENCY_TEXTS]
     entries: dict[str, Any] = {
         "teacher": export_and_describe(
             "teacher",
@@ -81,36 +81,33 @@ def finish_models(
             tokenizer,
             model_dir=run_dir / TEACHER_DIR,
             test_loader=test_loader,
-            latency_texts=latency_texts,
             max_length=max_length,
         )
     }
-    if not settings.distill.enabled:
-        return entries
-
-    texts = server_distill_texts(settings, transfer)
-    if texts is None:
-        log.warning(
-            "the server holds no transfer texts (set distill.transfer_file): "
-            "the student is not distilled on the server"
+    if settings.distill.enabled:
+        entries.update(
+            _student_entries(
+                settings,
+                teacher,
+                tokenizer,
+                transfer=transfer,
+                train_on_clients=train_on_clients,
+                test=(test, test_loader),
+                run_dir=run_dir,
+            )
         )
-        if train_on_clients is None:
-            return entries
-    entries.update(
-        _student_entries(
-            settings,
-            teacher,
-            tokenizer,
-            texts=texts,
-            train_on_clients=train_on_clients,
-            test=(test, test_loader, latency_texts),
-            run_dir=run_dir,
+    model_dirs = {
+        name: run_dir / folder
+        for name, folder in (("teacher", TEACHER_DIR), ("student", STUDENT_DIR))
+        if name in entries
+    }
+    # Timed together at the end, so both see the same machine load.
+    add_served_latency(entries, model_dirs, list(test["text"])[:LATENCY_TEXTS])
+    if "student" in entries:
+        entries["student_vs_teacher"] = compare_student(
+            entries["teacher"], entries["student"]
         )
-    )
-    entries["student_vs_teacher"] = compare_student(
-        entries["teacher"], entries["student"]
-    )
-    log_comparison(entries)
+        log_comparison(entries)
     return entries
 
 
@@ -119,17 +116,25 @@ def _student_entries(
     teacher: PooledBertForSequenceClassification,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    texts: list[str] | None,
+    transfer: datasets.Dataset | None,
     train_on_clients: StudentTrainer | None,
-    test: tuple[datasets.Dataset, DataLoader, list[str]],
+    test: tuple[datasets.Dataset, DataLoader],
     run_dir: Path,
 ) -> dict[str, Any]:
     """Distil, export and describe the student: `student` and `distillation`.
 
-    `test` is the test split, its loader at the teacher's token limit and
-    the texts latency is timed on.
+    `test` is the test split and its loader at the teacher's token limit.
+    Empty when there is nothing to distil on: no server texts, no clients.
     """
-    split, teacher_loader, latency_texts = test
+    texts = server_distill_texts(settings, transfer)
+    if texts is None:
+        log.warning(
+            "the server holds no transfer texts (set distill.transfer_file): "
+            "the student is not distilled on the server"
+        )
+        if train_on_clients is None:
+            return {}
+    split, teacher_loader = test
     student_settings = _with_max_length(settings, settings.distill.student.max_length)
     student_loader = length_sorted_loader(student_settings, split)
     student, distillation = _distill_student(
@@ -147,7 +152,6 @@ def _student_entries(
         student_dir=run_dir / STUDENT_DIR,
         test=split,
         test_loader=student_loader,
-        latency_texts=latency_texts,
         max_length=student_settings.task.max_length,
     )
     return {"student": described, "distillation": distillation}

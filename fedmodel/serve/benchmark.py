@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE, RUNTIME_FILES
 from fedmodel.serve.exported_folder import WEIGHTS_FILE
 from fedmodel.serve.inference import (
     TextClassifier,
-    median_latency_ms,
+    alternating_latency_ms,
     open_runtime,
 )
 from fedmodel.training.loops import evaluate, text_logits
@@ -51,16 +51,10 @@ def describe_model(
     *,
     model_dir: Path,
     test_loader: DataLoader,
-    latency_texts: Sequence[str],
 ) -> dict[str, Any]:
-    """Accuracy and macro-F1 on the test split, parameters, bytes on disk, latency.
-
-    Latency is the median wall time of one call, tokenizing included, through
-    the exported folder (PyTorch), its ONNX file and, when exported, its int8
-    ONNX file (ONNX Runtime), at batch 1 and batch 32 on this machine's CPU.
-    """
+    """Accuracy and macro-F1 on the test split, parameters, bytes on disk."""
     result = evaluate(model, test_loader, logits_fn=text_logits(model))
-    report: dict[str, Any] = {
+    return {
         "accuracy": result.accuracy,
         "macro_f1": result.macro_f1,
         "num_layers": model.config.num_hidden_layers,
@@ -70,18 +64,36 @@ def describe_model(
         "onnx_size_bytes": (model_dir / ONNX_FILE).stat().st_size,
         "dir": str(model_dir),
     }
-    for runtime in exported_runtimes(model_dir):
-        classifier = open_runtime(model_dir, runtime)
-        for batch_size in LATENCY_BATCHES:
-            if len(latency_texts) < batch_size:
-                continue
-            report[f"{runtime}_latency_ms_batch{batch_size}"] = median_latency_ms(
-                classifier,
-                latency_texts,
-                batch_size=batch_size,
-                repeats=LATENCY_REPEATS[batch_size],
-            )
-    return report
+
+
+def served_latency_ms(
+    model_dirs: Mapping[str, Path], latency_texts: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Each folder's `{runtime}_latency_ms_batch{n}`, by the folder's name.
+
+    The median wall time of one call, tokenizing included, through every
+    runtime the folder was exported for, at batch 1 and 32 on this machine's
+    CPU. All folders and runtimes take turns call by call on the same
+    batches, so the teacher and the student see the same machine load.
+    """
+    classifiers = {
+        (name, runtime): open_runtime(model_dir, runtime)
+        for name, model_dir in model_dirs.items()
+        for runtime in exported_runtimes(model_dir)
+    }
+    latencies: dict[str, dict[str, float]] = {name: {} for name in model_dirs}
+    for batch_size in LATENCY_BATCHES:
+        if len(latency_texts) < batch_size:
+            continue
+        timed = alternating_latency_ms(
+            classifiers,
+            latency_texts,
+            batch_size=batch_size,
+            repeats=LATENCY_REPEATS[batch_size],
+        )
+        for (name, runtime), ms in timed.items():
+            latencies[name][f"{runtime}_latency_ms_batch{batch_size}"] = ms
+    return latencies
 
 
 def describe_quantized(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from fedmodel.run.layout import (
 )
 from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.onnx_runtime import OnnxClassifier
+
+# What names the classifiers that `alternating_latency_ms` times.
+Name = TypeVar("Name", bound=Hashable)
 
 
 class TextClassifier(Protocol):
@@ -136,30 +139,13 @@ def check_top_k(top_k: int) -> None:
         raise FedmodelError(f"--top-k must be >= 1, got {top_k}; ask for 1 or more")
 
 
-def median_latency_ms(
-    classifier: TextClassifier,
-    texts: Sequence[str],
-    *,
-    batch_size: int,
-    repeats: int,
-) -> float:
-    """Median wall time of one call on `batch_size` texts, tokenizing included.
-
-    Batches cycle through `texts`; one untimed warm-up call comes first.
-    """
-    timings = alternating_latency_ms(
-        {"model": classifier}, texts, batch_size=batch_size, repeats=repeats
-    )
-    return timings["model"]
-
-
 def alternating_latency_ms(
-    classifiers: Mapping[str, TextClassifier],
+    classifiers: Mapping[Name, TextClassifier],
     texts: Sequence[str],
     *,
     batch_size: int,
     repeats: int,
-) -> dict[str, float]:
+) -> dict[Name, float]:
     """Median ms per call of each classifier, called in turn on the same batches.
 
     Taking turns call by call lets every classifier see the same machine load.
@@ -169,7 +155,7 @@ def alternating_latency_ms(
         raise ValueError(f"need at least {batch_size} texts, got {len(texts)}")
     for classifier in classifiers.values():
         classifier.logits(texts[:batch_size])
-    timings: dict[str, list[float]] = {name: [] for name in classifiers}
+    timings: dict[Name, list[float]] = {name: [] for name in classifiers}
     for i in range(repeats):
         start = (i * batch_size) % (len(texts) - batch_size + 1)
         batch = texts[start : start + batch_size]

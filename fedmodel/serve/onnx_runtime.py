@@ -9,18 +9,16 @@ from typing import Any
 import numpy as np
 
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import ONNX_INPUTS
-from fedmodel.serve.exported_folder import (
-    CONFIG_FILE,
-    label_names_of,
-    load_tokenizer_of,
-    max_length_of,
-    tokenize,
-)
+from fedmodel.serve.exported_folder import CONFIG_FILE, label_names_of
+from fedmodel.serve.graph_tokenizer import GraphTokenizer
 
 
 class OnnxClassifier:
-    """The ONNX file, run with ONNX Runtime; tokenizer and labels from its folder."""
+    """The ONNX file, run with ONNX Runtime; tokenizer and labels from its folder.
+
+    Neither torch nor transformers is imported: `GraphTokenizer` reads the
+    folder's tokenizer.json with the `tokenizers` library.
+    """
 
     def __init__(self, onnx_path: Path) -> None:
         import onnxruntime
@@ -42,16 +40,12 @@ class OnnxClassifier:
             ) from exc
         self.label_names = label_names_of(onnx_path.parent)
         _check_label_count(onnx_path, self.session, len(self.label_names))
-        self.tokenizer = load_tokenizer_of(onnx_path.parent)
-        self.max_length = max_length_of(onnx_path.parent, self.tokenizer)
+        self.tokenizer = GraphTokenizer(onnx_path.parent)
+        self.max_length = self.tokenizer.max_length
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits [len(texts), num_labels]."""
-        inputs = tokenize(
-            self.tokenizer, texts, max_length=self.max_length, tensors="np"
-        )
-        feed = {name: np.asarray(inputs[name], dtype=np.int64) for name in ONNX_INPUTS}
-        (logits,) = self.session.run(["logits"], feed)
+        (logits,) = self.session.run(["logits"], self.tokenizer(texts))
         return np.asarray(logits)
 
 

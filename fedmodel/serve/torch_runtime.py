@@ -16,13 +16,13 @@ from safetensors import SafetensorError
 
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.run.layout import ONNX_INPUTS
 from fedmodel.serve.exported_folder import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     label_names_of,
     load_tokenizer_of,
     max_length_of,
-    tokenize,
 )
 
 
@@ -33,14 +33,20 @@ class TorchClassifier:
         self.model = _load_torch_model(model_dir)
         self.model.eval()
         self.tokenizer = load_tokenizer_of(model_dir)
-        self.max_length = max_length_of(model_dir, self.tokenizer)
+        self.max_length = max_length_of(model_dir, self.tokenizer.model_max_length)
         self.label_names = label_names_of(model_dir)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits [len(texts), num_labels]."""
-        inputs = tokenize(
-            self.tokenizer, texts, max_length=self.max_length, tensors="pt"
+        encoded = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_token_type_ids=False,
+            return_tensors="pt",
         )
+        inputs = {name: encoded[name] for name in ONNX_INPUTS}
         with torch.inference_mode():
             return self.model(**inputs).logits.numpy()
 

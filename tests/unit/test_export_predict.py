@@ -21,11 +21,7 @@ from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve import inference
 from fedmodel.serve.export import ONNX_FILE, export_classifier
-from fedmodel.serve.inference import (
-    alternating_latency_ms,
-    load_classifier,
-    median_latency_ms,
-)
+from fedmodel.serve.inference import alternating_latency_ms, load_classifier
 from fedmodel.serve.onnx_runtime import OnnxClassifier
 from fedmodel.serve.torch_runtime import TorchClassifier
 from tests.conftest import small_config
@@ -102,11 +98,15 @@ def test_latency_is_measured_per_call(
     monkeypatch.setattr(
         inference, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks))
     )
-    latency = median_latency_ms(classifier, bank_texts, batch_size=32, repeats=3)
-    assert latency == pytest.approx(20.0)
+    latency = alternating_latency_ms(
+        {"model": classifier}, bank_texts, batch_size=32, repeats=3
+    )
+    assert latency == pytest.approx({"model": 20.0})
     monkeypatch.undo()
     with pytest.raises(ValueError, match="at least 32"):
-        median_latency_ms(classifier, bank_texts[:5], batch_size=32, repeats=3)
+        alternating_latency_ms(
+            {"model": classifier}, bank_texts[:5], batch_size=32, repeats=3
+        )
 
 
 def test_alternating_latency_times_each_model_in_turn_on_the_same_batches(

@@ -9,19 +9,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
+from transformers import AutoTokenizer
 
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.serve import inference
 from fedmodel.serve.export import QUANTIZED_ONNX_FILE, export_classifier
+from fedmodel.serve.graph_tokenizer import GraphTokenizer
 from tests.conftest import small_config
 
 LABELS = ("card", "refund", "top_up")
 MAX_LENGTH = 24
+# Short, empty, blank, accented and emoji, CJK, and past MAX_LENGTH.
+TEXTS = [
+    "my card is lost",
+    "",
+    "   ",
+    "Où est mon virement?? 😊",
+    "银行卡 top-up FAILED again!!!",
+    "word " * 300,
+]
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +162,47 @@ def test_predict_and_the_onnx_runtime_import_neither_torch_nor_the_data_librarie
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["as-exported", "stale-json"])
+def test_graph_inputs_equal_those_of_the_folders_hf_tokenizer(
+    copy: Path, stale: bool
+) -> None:
+    if stale:
+        # What an older export left in tokenizer.json: fixed padding to 128.
+        saved = Tokenizer.from_file(str(copy / "tokenizer.json"))
+        saved.enable_truncation(max_length=128)
+        saved.enable_padding(length=128)
+        saved.save(str(copy / "tokenizer.json"))
+    hf = AutoTokenizer.from_pretrained(copy)
+    positions = json.loads((copy / "config.json").read_text())
+    limit = min(hf.model_max_length, positions["max_position_embeddings"])
+    graph = GraphTokenizer(copy)
+    for batch in (TEXTS, TEXTS[:1], TEXTS[1:3], TEXTS[-1:]):
+        expected = hf(
+            batch, padding=True, truncation=True, max_length=limit, return_tensors="np"
+        )
+        inputs = graph(batch)
+        assert list(inputs) == ["input_ids", "attention_mask"]
+        for name, values in inputs.items():
+            assert values.dtype == np.int64
+            np.testing.assert_array_equal(values, expected[name])
+    assert graph(TEXTS[-1:])["input_ids"].shape == (1, MAX_LENGTH)
+
+
+def test_an_onnx_predict_imports_neither_torch_nor_transformers(
+    exported: Path,
+) -> None:
+    probe = (
+        "import json, sys; from fedmodel.cli.main import run_command; "
+        f"code = run_command(['predict', '--model', {str(exported)!r}, "
+        "'--runtime', 'onnx', '--text', 'my card is lost', '--format', 'jsonl']); "
+        "print(json.dumps([code, [m for m in ('torch', 'transformers') "
+        "if m in sys.modules]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    label_line, result_line = done.stdout.strip().splitlines()
+    assert json.loads(label_line)["label"] in LABELS
+    assert json.loads(result_line) == [0, []], done.stdout + done.stderr
