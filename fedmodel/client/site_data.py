@@ -1,4 +1,4 @@
-"""A deployed site's own records: its data file, checked and split for training.
+"""A deployed site's own records: its data file, checked; every record trains.
 
 Kept apart from `fedmodel.client.site` (node config and cap), which the launchers
 import, so starting a SuperNode does not load the data libraries. Those are
