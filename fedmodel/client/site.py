@@ -152,18 +152,31 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
 
 
 def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
-    """Refuse a run-config that names files for the site to find on its disk.
+    """Refuse a run-config that names files to find or records to leave out.
 
     A site trains on its own `data-file`. `task.train_files` would have the
     site expand the server's patterns on its machine, and whether they match
-    tells the server what files the site holds.
+    tells the server what files the site holds. `task.val_fraction` above 0
+    would hold out records picked by their place in the file: one record more
+    or less moves others in or out of training, which the site's epsilon, a
+    bound for one record, does not cover. Nothing at a site reads them.
     """
     task = raw.get("task")
-    if isinstance(task, Mapping) and task.get("train_files"):
+    if not isinstance(task, Mapping):
+        return
+    if task.get("train_files"):
         raise FedmodelError(
             f"site {site.site_id} refuses a run-config with task.train_files: a "
             "site trains on the data-file in its own node config. Remove "
             "task.train_files from the server's config"
+        )
+    if task.get("val_fraction"):
+        raise FedmodelError(
+            f"site {site.site_id} refuses task.val_fraction="
+            f"{task['val_fraction']!r}: a site trains on every record of its "
+            "data-file (held-out records would be picked by their place in the "
+            "file, outside what its epsilon covers). Set task.val_fraction=0 "
+            "in the server's config"
         )
 
 

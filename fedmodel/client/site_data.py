@@ -1,4 +1,4 @@
-"""A deployed site's own records: its data file, checked and split for training.
+"""A deployed site's own records: its data file, checked; every record trains.
 
 Kept apart from `fedmodel.client.site` (node config and cap), which the launchers
 import, so starting a SuperNode does not load the data libraries. Those are
@@ -61,27 +61,21 @@ def load_site_records(
 ) -> tuple[datasets.Dataset, tuple[str, ...]]:
     """The site's training split and the federation's label names.
 
-    The file is read with the run's text and label columns; a share of
-    `task.val_fraction` (0 by default) is held out, as a simulated client
-    does. What is wrong with a file is logged at the site only; the error
-    raised (which reaches the server) names neither rows nor labels.
+    The file is read with the run's text and label columns, and every record
+    trains: a run-config holding some out (`task.val_fraction`) is refused
+    before this (`check_site_run_config`). What is wrong with a file is logged
+    at the site only; the error raised (which reaches the server) names
+    neither rows nor labels.
     """
-    from fedmodel.data import split_client_data
     from fedmodel.data.files import load_site_file
 
     label_names = _label_names(settings)
     try:
-        records = load_site_file(
+        train = load_site_file(
             site.data_file,
             task=settings.task,
             label_names=label_names,
             key=f"node config {DATA_FILE}",
-        )
-        train, _ = split_client_data(
-            records,
-            client_id=site.site_id,
-            val_fraction=settings.task.val_fraction,
-            seed=settings.seed,
         )
     except FedmodelError as exc:
         # The reason can quote the site's rows and labels, and Flower sends an

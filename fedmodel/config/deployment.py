@@ -35,6 +35,13 @@ def check_deployment_settings(settings: RunSettings) -> None:
             "own file in its SuperNode's node config (data-file): remove "
             f"task.train_files={task.train_files}"
         )
+    if task.val_fraction:
+        raise FedmodelError(
+            f"task.val_fraction={task.val_fraction} in a deployment: every site "
+            "trains on all the records of its file and refuses a round that "
+            "would hold some out (picked by their place in the file, outside "
+            "what its epsilon covers); set task.val_fraction=0"
+        )
     if not settings.privacy.record_level:
         raise FedmodelError(
             f"privacy={settings.privacy.mode} in a deployment: every site caps "

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
+from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for
@@ -47,7 +48,20 @@ class ClientPlan:
 
 
 def plan_run(settings: RunSettings) -> list[ClientPlan]:
-    """Plan every client of a run (or the one client-level budget)."""
+    """Plan every client of a run (or the one client-level budget).
+
+    Only a simulation's: a deployment's sites plan from their own files and
+    caps, which the server does not hold.
+    """
+    if settings.federation.name == DEPLOYMENT:
+        raise FedmodelError(
+            "privacy-plan plans simulated clients, and federation=deployment has "
+            "none: each site calibrates its noise from its own data file, "
+            "max-epsilon and delta, which the server does not hold. Each site's "
+            "noise multiplier and epsilon reach the server with its replies "
+            "(summary.json); a site reads its own spend with `fedmodel ledger "
+            "show --state-dir DIR`"
+        )
     mode = privacy_mode(settings.privacy)
     if not mode.enabled:
         raise FedmodelError(

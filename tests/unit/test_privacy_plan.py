@@ -148,3 +148,24 @@ def test_privacy_off_has_no_plan(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "privacy is off" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_deployment_is_not_planned_as_if_it_had_simulated_clients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server holds no site's records: it used to plan the clients of a
+    # simulation and stop on "0 training records cannot be split".
+    test_file = tmp_path / "test.csv"
+    test_file.write_text("text,label\nrecord one,a\nrecord two,b\n")
+    overrides = [
+        "model=tiny",
+        "federation=deployment",
+        "task=files",
+        f"task.test_file={test_file}",
+        "task.labels=[a,b]",
+        "num_clients=2",
+    ]
+    assert run_command(["privacy-plan", *overrides]) == 2
+    error = capsys.readouterr().err
+    assert "federation=deployment" in error and "its own data file" in error
+    assert "fedmodel ledger show" in error and "training records" not in error

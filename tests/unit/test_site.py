@@ -294,6 +294,7 @@ def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
     [
         (("task=bank",), "needs task=files"),
         (("task.train_files=[a.csv]",), "remove task.train_files"),
+        (("task.val_fraction=0.1",), "task.val_fraction=0.1 in a deployment"),
         (("privacy=off",), "privacy=off in a deployment"),
         (("privacy=central",), "privacy=central in a deployment"),
         (("federation.name=cluster",), "'cluster' is unknown"),
@@ -327,6 +328,23 @@ def test_a_site_does_not_look_for_files_the_server_names(
         assert "refuses a run-config with task.train_files" in reply.error.reason
         assert str(Path.cwd()) not in reply.error.reason
         assert not (state / "privacy_ledger.json").exists()
+
+
+def test_a_site_trains_on_every_record_of_its_file(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # Records held out by their place in the file: one record more moves
+    # others in or out of training, which a one-record epsilon does not cover.
+    rows, names = bank_rows
+    state = tmp_path / "state"
+    context = _site_context(node_config(site_file, state))
+    held_out = deployment_settings(names, "task.val_fraction=0.2")
+    reply = client_app.train(_train_message(held_out, 1), context)
+    assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+    assert "refuses task.val_fraction=0.2" in reply.error.reason
+    assert not (state / "privacy_ledger.json").exists()
+    figures = _site_round(deployment_settings(names), node_config(site_file, state), 1)
+    assert figures["num-examples"] == len(rows)
 
 
 def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
