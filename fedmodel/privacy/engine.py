@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES
 from fedmodel.errors import FedmodelError
+from fedmodel.model.device import model_device
 from fedmodel.privacy.calibration import HistoryEntry
 from fedmodel.privacy.onepass_clipping import (
     ClippedLoss,
@@ -144,7 +145,9 @@ def private_training(
         "noise_multiplier": noise_multiplier,
         "max_grad_norm": max_grad_norm,
         "poisson_sampling": True,
-        "noise_generator": _unpredictable_generator(),
+        # Opacus draws the noise on the parameters' device with this
+        # generator, and torch refuses a generator of another device.
+        "noise_generator": _unpredictable_generator(model_device(model)),
     }
     dp_model, dp_optimizer, dp_loader, criterion = _make_private(
         engine, common, grad_sample_mode=grad_sample_mode
@@ -233,17 +236,17 @@ def _private_sampling(loader: DataLoader) -> None:
     sampler = loader.batch_sampler
     if not isinstance(sampler, UniformWithReplacementSampler):
         raise TypeError(f"expected Opacus' Poisson sampler, got {type(sampler)}")
-    sampler.generator = _unpredictable_generator()
+    sampler.generator = _unpredictable_generator(torch.device("cpu"))
     _shape_empty_batches(loader)
 
 
-def _unpredictable_generator() -> torch.Generator:
-    """A generator seeded from OS entropy, never from the run's seed.
+def _unpredictable_generator(device: torch.device) -> torch.Generator:
+    """A generator on `device` seeded from OS entropy, never from the run's seed.
 
     The server knows the run config; noise or sampling derived from its seed
     could be replayed and the noise subtracted from an update.
     """
-    generator = torch.Generator()
+    generator = torch.Generator(device=device)
     generator.seed()
     return generator
 

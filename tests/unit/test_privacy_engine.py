@@ -124,3 +124,25 @@ def test_incompatible_model_is_a_clear_error() -> None:
             noise_multiplier=1.0,
             max_grad_norm=1.0,
         )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_dp_sgd_noises_a_model_on_the_gpu() -> None:
+    # Opacus draws the noise on the parameters' device with our generator; a
+    # CPU generator there made every DP step on a GPU fail.
+    model = nn.Linear(5, 3).to("cuda")
+    before = flat_params(model)
+    wrapped = private_training(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        loader=make_loader(64, 8),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+    )
+    for features, labels in wrapped.loader:
+        wrapped.optimizer.zero_grad()
+        logits = wrapped.model(features.to("cuda"))
+        nn.functional.cross_entropy(logits, labels.to("cuda")).backward()
+        wrapped.optimizer.step()
+    assert wrapped.steps() == 8
+    assert not torch.equal(flat_params(model), before)
