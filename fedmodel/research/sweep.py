@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.research.sweep_plot import plot_privacy_utility
 from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
 from fedmodel.run.layout import SWEEP_PLOT_FILE as PLOT_FILE
@@ -239,6 +240,9 @@ def _num(value: Any, spec: str) -> str:
 def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
     """Write the CSV, the markdown report and the plot; return their paths."""
     runs = collect_runs(sweep_dir)
+    missing = jobs_without_result(sweep_dir, {sweep_dir / run for run in runs["run"]})
+    for line in missing:
+        log.warning("%s", line)
     table = aggregate(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -247,7 +251,7 @@ def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
         "plot": out_dir / PLOT_FILE,
     }
     runs.drop(columns="config").to_csv(paths["csv"], index=False)
-    notes = reference_notes(table)
+    notes = [*missing, *reference_notes(table)]
     paths["markdown"].write_text(
         f"# Privacy-utility sweep: {len(runs)} runs under {sweep_dir.name}\n\n"
         + markdown_table(table)
