@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# GPU check: a short DP simulation with device=cuda and the same one with
-# device=cpu, in one run; prints each one's training round in seconds per
-# DP-SGD step (the round's wall time over the steps a client took; the
-# clients train side by side) and their ratio. Where torch sees no CUDA device it says so and exits 0.
+# gpu_check.sh: time DP-SGD on the GPU against the CPU.
 #
-#   bash benchmarks/gpu_check.sh [extra Hydra overrides...]
+# Runs a short DP simulation with device=cuda and the same one with device=cpu,
+# in one run, and prints each one's training round in seconds per DP-SGD step
+# (the round's wall time over the steps a client took; the clients train side
+# by side) and their ratio. Where torch sees no CUDA device it says so and
+# exits 0.
+#
+# Usage: bash benchmarks/gpu_check.sh [-h|--help] [extra Hydra overrides...]
+#   e.g. bash benchmarks/gpu_check.sh task=hospital num_rounds=2
+#
+# Needs: fedmodel installed in .venv (or PYTHON=/path/to/python), a torch
+# build with CUDA and a visible CUDA device, and the MiniLM encoder in the
+# Hugging Face cache (the script runs offline: HF_HUB_OFFLINE=1).
 #
 # Defaults: the shipped MiniLM encoder, finetune=lora (the encoder's forward
 # and backward passes are what a GPU speeds up), 2 clients, 1 round, 1 local
-# epoch, DP at epsilon 8, each client reserving half a GPU in Ray.
+# epoch, DP at epsilon 8, each client reserving half a GPU in Ray; the
+# overrides given are added after these and win over them.
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  # The comment block above, without its "# " marks.
+  sed -n '2,/^set -euo pipefail$/{/^#/{s/^# \{0,1\}//;p}}' "$0"
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \

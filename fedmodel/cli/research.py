@@ -20,7 +20,10 @@ PLAN_WIDTH = 150
 def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel privacy-plan [--json] [OVERRIDES...]`."""
     parser.add_argument(
-        "--json", action="store_true", help="print the plans as JSON instead"
+        "--json",
+        action="store_true",
+        help="print the settings and plans as JSON instead: "
+        '{"training_settings": {...}, "clients": [...]}',
     )
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
@@ -49,7 +52,12 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     shown = training_settings(settings, derived_keys(raw))
     plans = plan_run(settings)
     if args.json:
-        print(json.dumps([asdict(plan) for plan in plans], indent=2))
+        # The same as the tables: the settings first, then each client's plan.
+        report = {
+            "training_settings": {key: asdict(s) for key, s in shown.items()},
+            "clients": [asdict(plan) for plan in plans],
+        }
+        print(json.dumps(report, indent=2))
     else:
         # Wide tables stay whole when the output is a pipe or a narrow terminal.
         console = Console(width=max(Console().width, PLAN_WIDTH))

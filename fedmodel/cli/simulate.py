@@ -121,31 +121,25 @@ def check_sweep_jobs(overrides: list[str]) -> None:
     the jobs before had run, hours into a long sweep. Hydra's own keys are
     left to Hydra.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     from fedmodel.config import compose_config
+    from fedmodel.config.sweep_jobs import sweep_jobs, swept_values
 
     ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
-        parsed = OverridesParser.create().parse_overrides(ours)
+        jobs = sweep_jobs(ours)
     except HydraException:
-        return  # Hydra names the override itself, before any job
-    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
-    try:
-        batches = BasicSweeper.split_arguments(parsed, None)
-    except HydraException:
-        return  # a glob() over a group's options: only Hydra's sweeper lists them
-    jobs = [job for batch in batches for job in batch]
+        # Hydra names an override it cannot parse itself, before any job; and
+        # only Hydra's sweeper lists a group's options for glob().
+        return
     for number, job in enumerate(jobs, start=1):
         try:
             settings_from_dict({**compose_config(job), "run_dir": ""})
         except FedmodelError as exc:
-            values = " ".join(o for o in job if o.split("=")[0].lstrip("+~") in swept)
             raise FedmodelError(
-                f"sweep job {number} of {len(jobs)} ({values}): {error_line(exc)}; "
-                "no job has run"
+                f"sweep job {number} of {len(jobs)} ({swept_values(job, jobs)}): "
+                f"{error_line(exc)}; no job has run"
             ) from None
 
 

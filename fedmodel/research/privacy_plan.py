@@ -234,13 +234,31 @@ def _by_round_table(
     return by_round
 
 
-def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, str]:
+SOURCES = {"budget": "from the budget", "set": "set"}
+
+
+@dataclass(frozen=True)
+class CalibratedSetting:
+    """A setting the plan is calibrated for: its value and where it came from.
+
+    `source` is "budget" where the budget rule filled it (null in the YAML),
+    "set" where the config gave it; `note` says what else applies to it.
+    """
+
+    value: float | bool | str | None
+    source: str
+    note: str | None = None
+
+
+def training_settings(
+    settings: RunSettings, derived: list[str]
+) -> dict[str, CalibratedSetting]:
     """The budget-dependent settings the plan was calibrated with, and their source.
 
     `derived` names the keys the budget rule filled (null in the YAML).
     """
     student_rounds = settings.distill.client_rounds
-    values = {
+    values: dict[str, float | bool | str | None] = {
         "finetune.learning_rate": settings.finetune.learning_rate,
         "finetune.batch_size": settings.finetune.batch_size,
         "finetune.local_epochs": settings.finetune.local_epochs,
@@ -252,13 +270,14 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
     if student_rounds:  # federated distillation's rounds are planned too
         values["distill.rounds"] = student_rounds
     shown = {
-        key: f"{_shown(value)} ({'from the budget' if key in derived else 'set'})"
-        if value is not None
-        else "-"
+        key: CalibratedSetting(value, "budget" if key in derived else "set")
         for key, value in values.items()
     }
     if student_rounds:  # their loss is the teacher's outputs: Opacus' hooks clip
-        shown["privacy.grad_sample_mode"] += "; student rounds: hooks"
+        mode = shown["privacy.grad_sample_mode"]
+        shown["privacy.grad_sample_mode"] = CalibratedSetting(
+            mode.value, mode.source, "student rounds: hooks"
+        )
     return shown
 
 
@@ -268,11 +287,17 @@ def _shown(value: float | bool | str) -> str:
     return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
 
-def settings_table(shown: dict[str, str]) -> Table:
+def settings_table(shown: dict[str, CalibratedSetting]) -> Table:
     """The budget-dependent settings as a table, each with its source."""
     table = Table(title="training settings the plan is calibrated for")
     table.add_column("setting")
     table.add_column("value (source)")
-    for key, value in shown.items():
-        table.add_row(key, value)
+    for key, setting in shown.items():
+        if setting.value is None:
+            table.add_row(key, "-")
+            continue
+        note = f"; {setting.note}" if setting.note else ""
+        table.add_row(
+            key, f"{_shown(setting.value)} ({SOURCES[setting.source]}){note}"
+        )
     return table

@@ -13,8 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.research.sweep_plot import plot_privacy_utility
 from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
 from fedmodel.run.layout import SWEEP_PLOT_FILE as PLOT_FILE
@@ -33,6 +35,10 @@ BASELINE_COLUMNS = [
     "num_rounds",
     "local_epochs",
 ]
+# Matched apart from the other keys when references are chosen.
+BUDGET_KEY = "privacy.target_epsilon"
+# Each cost's reference runs.
+REFERENCE_KINDS = {"privacy": "non-private", "federation": "centralized"}
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -59,6 +65,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             macro_f1_mean=("final_macro_f1", "mean"),
             epsilon_spent_max=("epsilon_spent", "max"),
             minutes_mean=("wall_seconds", lambda s: s.mean() / 60),
+            config=("config", "first"),
         )
         .reset_index()
     )
@@ -67,14 +74,15 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     )
     first = runs.groupby("setting", sort=False).first()
     baseline_key = setting_values(first, BASELINE_COLUMNS).agg("|".join, axis=1)
-    table["privacy_cost"] = [
-        _cost(table, first, baseline_key, row, against="privacy")
-        for _, row in table.iterrows()
-    ]
-    table["federation_cost"] = [
-        _cost(table, first, baseline_key, row, against="federation")
-        for _, row in table.iterrows()
-    ]
+    for against in REFERENCE_KINDS:
+        found = [
+            _cost(table, first, baseline_key, row, against=against)
+            for _, row in table.iterrows()
+        ]
+        table[f"{against}_cost"] = [cost for cost, _ in found]
+        table[f"{against}_note"] = [note for _, note in found]
+    for line in reference_notes(table):
+        log.warning("%s", line)
     return table
 
 
@@ -85,31 +93,101 @@ def _cost(
     row: pd.Series,
     *,
     against: str,
-) -> float | None:
-    """Accuracy points lost against the matching reference, or None if none ran."""
+) -> tuple[float | None, str | None]:
+    """Accuracy points lost against the row's reference, or None and why not.
+
+    The reason is None when no reference ran, and names the candidates when
+    several could serve and none could be chosen.
+    """
+    candidates = _candidates(table, first, baseline_key, row, against)
+    chosen, unchosen = _reference(row, candidates)
+    if chosen is not None:
+        reference = table.loc[chosen, "accuracy_mean"]
+        return float(100 * (reference - row["accuracy_mean"])), None
+    if not unchosen:
+        return None, None
+    eps = row["target_epsilon"]
+    budget = "without privacy" if pd.isna(eps) else f"at target epsilon {eps:g}"
+    keys = _differing_keys(list(candidates["config"]))
+    return None, (
+        f"no {against} cost for '{row['setting']}' {budget}: {len(unchosen)} "
+        f"{REFERENCE_KINDS[against]} settings could be its reference and not one "
+        f"alone agrees with it on the config keys they differ in ({', '.join(keys)})"
+        f": {'; '.join(unchosen)}"
+    )
+
+
+def _candidates(
+    table: pd.DataFrame,
+    first: pd.DataFrame,
+    baseline_key: pd.Series,
+    row: pd.Series,
+    against: str,
+) -> pd.DataFrame:
+    """The rows of `table` a row's privacy or federation cost may be taken against.
+
+    Privacy: the non-private runs of the same kind and data. Federation: the
+    centralized runs of the task at the same privacy level and budget.
+    """
     if against == "privacy":
         if row["privacy_level"] == LEVELS["off"]:
-            return None
+            return table.iloc[:0]
         same_data = baseline_key[baseline_key == baseline_key[row["setting"]]].index
-        reference = table[
+        return table[
             table["setting"].isin(same_data) & (table["privacy_level"] == LEVELS["off"])
         ]
-    else:
-        if row["kind"] != "federated":
-            return None
-        centralized = first[
-            (first["kind"] == "centralized")
-            & (first["privacy_level"] == row["privacy_level"])
-            & (first["task"] == first.loc[row["setting"], "task"])
-        ].index
-        reference = table[table["setting"].isin(centralized)]
-        same_budget = reference["target_epsilon"].fillna(-1) == (
-            -1 if pd.isna(row["target_epsilon"]) else row["target_epsilon"]
-        )
-        reference = reference[same_budget]
-    if reference.empty:
-        return None
-    return float(100 * (reference["accuracy_mean"].iloc[0] - row["accuracy_mean"]))
+    if row["kind"] != "federated":
+        return table.iloc[:0]
+    centralized = first[
+        (first["kind"] == "centralized")
+        & (first["privacy_level"] == row["privacy_level"])
+        & (first["task"] == first.loc[row["setting"], "task"])
+    ].index
+    reference = table[table["setting"].isin(centralized)]
+    same_budget = reference["target_epsilon"].fillna(-1) == (
+        -1 if pd.isna(row["target_epsilon"]) else row["target_epsilon"]
+    )
+    return reference[same_budget]
+
+
+def _reference(row: pd.Series, candidates: pd.DataFrame) -> tuple[Any, list[str]]:
+    """The candidate row to measure `row` against, else None and the candidates.
+
+    One candidate is the reference. Of several, the reference is the one that
+    agrees with `row`'s setting on every config key the candidates differ in
+    (LoRA against LoRA, a learning rate against the same); if none or several
+    do, there is no reference rather than whichever came first, and the
+    candidates' settings are returned to be named.
+    """
+    if len(candidates) <= 1:
+        return (candidates.index[0] if len(candidates) else None), []
+    configs = list(candidates["config"])
+    ours = row["config"]
+    differ = _differing_keys(configs)
+    agree = np.array([all(c.get(k) == ours.get(k) for k in differ) for c in configs])
+    if agree.sum() == 1:
+        return candidates.index[agree][0], []
+    return None, list(candidates["setting"])
+
+
+def _differing_keys(configs: list[dict[str, str]]) -> list[str]:
+    """The config keys whose values are not the same in all `configs`.
+
+    Not the budget: a cost's candidates are chosen at the row's budget, or
+    are non-private.
+    """
+    every = sorted({key for config in configs for key in config} - {BUDGET_KEY})
+    return [key for key in every if len({c.get(key) for c in configs}) > 1]
+
+
+def reference_notes(table: pd.DataFrame) -> list[str]:
+    """One line for each cost left out because no one reference could be chosen."""
+    return [
+        note
+        for against in REFERENCE_KINDS
+        for note in table[f"{against}_note"]
+        if note is not None
+    ]
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -162,6 +240,9 @@ def _num(value: Any, spec: str) -> str:
 def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
     """Write the CSV, the markdown report and the plot; return their paths."""
     runs = collect_runs(sweep_dir)
+    missing = jobs_without_result(sweep_dir, {sweep_dir / run for run in runs["run"]})
+    for line in missing:
+        log.warning("%s", line)
     table = aggregate(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -169,10 +250,13 @@ def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
         "markdown": out_dir / REPORT_MD,
         "plot": out_dir / PLOT_FILE,
     }
-    runs.to_csv(paths["csv"], index=False)
+    runs.drop(columns="config").to_csv(paths["csv"], index=False)
+    notes = [*missing, *reference_notes(table)]
     paths["markdown"].write_text(
         f"# Privacy-utility sweep: {len(runs)} runs under {sweep_dir.name}\n\n"
-        + markdown_table(table),
+        + markdown_table(table)
+        + "".join(f"\n- {line}" for line in notes)
+        + ("\n" if notes else ""),
         encoding="utf-8",
     )
     plot_privacy_utility(runs, table, paths["plot"])

@@ -181,7 +181,11 @@ def _read(path: Path, parse: Any) -> dict[str, Any]:
 
 
 def collect_runs(sweep_dir: Path) -> pd.DataFrame:
-    """Every finished run under `sweep_dir`, one row each, with a setting label."""
+    """Every finished run under `sweep_dir`, one row each, with a setting label.
+
+    Its `config` column holds each run's resolved config, flat (dotted key ->
+    text, `auto` where the budget rule chose the value, no seed).
+    """
     finished, unfinished = find_runs(sweep_dir)
     for run in unfinished:
         log.warning(
@@ -194,6 +198,7 @@ def collect_runs(sweep_dir: Path) -> pd.DataFrame:
     configs = list(runs.pop("config"))
     runs.insert(1, "setting", _labels(runs))
     runs["setting"] = _split_by_other_keys(runs, configs)
+    runs["config"] = configs
     return runs
 
 

@@ -50,7 +50,7 @@ def federated_run(
     with contextlib.redirect_stdout(printed), logging_restored():
         code = run_command(["privacy-plan", "--json", *SMALL_RUN, *FEDERATED_DISTILL])
     assert code == 0
-    plans = json.loads(printed.getvalue())
+    plans = json.loads(printed.getvalue())["clients"]
 
     run_dir = tmp_path_factory.mktemp("federated-distill")
     with pytest.MonkeyPatch.context() as monkeypatch, logging_restored():

@@ -17,7 +17,11 @@ from fedmodel.config.budget_rule import (
     derived_keys,
 )
 from fedmodel.errors import FedmodelError
-from fedmodel.research.privacy_plan import plan_run, training_settings
+from fedmodel.research.privacy_plan import (
+    CalibratedSetting,
+    plan_run,
+    training_settings,
+)
 
 
 @pytest.mark.parametrize("epsilon", [0.5, 1.0, 2.0, 3.0, 4.0, 8.0, 20.0])
@@ -130,9 +134,9 @@ def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
     )
     settings = settings_from_dict(raw)
     shown = training_settings(settings, derived_keys(raw))
-    assert shown["finetune.batch_size"].endswith("(from the budget)")
-    assert shown["finetune.local_epochs"] == "2 (set)"
-    assert shown["privacy.grad_sample_mode"] == "onepass (from the budget)"
+    assert shown["finetune.batch_size"].source == "budget"
+    assert shown["finetune.local_epochs"] == CalibratedSetting(2, "set")
+    assert shown["privacy.grad_sample_mode"] == CalibratedSetting("onepass", "budget")
     for plan in plan_run(settings):
         assert plan.sample_rate is not None and plan.num_records > 0
         batches = round(1 / plan.sample_rate)

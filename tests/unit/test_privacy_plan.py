@@ -15,7 +15,13 @@ from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.privacy import sample_rate_for
-from fedmodel.research.privacy_plan import plan_run, plan_tables, training_settings
+from fedmodel.research.privacy_plan import (
+    CalibratedSetting,
+    plan_run,
+    plan_tables,
+    settings_table,
+    training_settings,
+)
 from tests.conftest import small_config
 
 
@@ -70,8 +76,10 @@ def test_progress_line_counts_the_planned_rounds(
     _, by_round = plan_tables(settings, plans)
     assert list(by_round.columns[0].cells) == ["1", "2 (student)", "3 (student)"]
     shown = training_settings(settings, derived=[])
-    assert shown["distill.rounds"] == "2 (set)"
-    assert shown["privacy.grad_sample_mode"].endswith("; student rounds: hooks")
+    assert shown["distill.rounds"] == CalibratedSetting(2, "set")
+    assert shown["privacy.grad_sample_mode"].note == "student rounds: hooks"
+    table = settings_table(shown)
+    assert list(table.columns[1].cells)[-2].endswith("(set); student rounds: hooks")
     assert "distill.rounds" not in training_settings(
         settings_from_dict(small_config("num_rounds=1")), derived=[]
     )
@@ -105,7 +113,7 @@ def test_bad_plans_are_flagged_with_exit_1(
         override,
     ]
     assert run_command(["privacy-plan", "--json", *overrides]) == 1
-    plans = json.loads(capsys.readouterr().out)
+    plans = json.loads(capsys.readouterr().out)["clients"]
     assert len(plans) == 3
     assert all(flag in plan["problem"] for plan in plans)
 
@@ -126,10 +134,19 @@ def test_good_plan_prints_tables_and_exits_0(
     ]
     # Overrides on both sides of an option, as users type them.
     assert run_command(["privacy-plan", overrides[0], "--json", *overrides[1:]]) == 0
-    plans = json.loads(capsys.readouterr().out)
-    assert [plan["sample_rate"] for plan in plans] == [
+    report = json.loads(capsys.readouterr().out)
+    assert [plan["sample_rate"] for plan in report["clients"]] == [
         sample_rate_for(200, batch_size)
     ] * 3
+    # The settings table, in the JSON too: each value and its source.
+    settings = report["training_settings"]
+    assert settings["finetune.batch_size"] == {
+        "value": batch_size,
+        "source": "set",
+        "note": None,
+    }
+    assert settings["num_rounds"]["value"] == 2
+    assert settings["finetune.learning_rate"]["source"] == "budget"
     assert run_command(["privacy-plan", *overrides]) == 0
     out = capsys.readouterr().out
     assert "noise mult." in out and "epsilon after each round" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -199,3 +200,65 @@ def test_cli_report_exits_2_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_federation_reference_is_the_centralized_run_of_the_same_training(
+    sweep: Path,
+) -> None:
+    # A second centralized DP run at epsilon 8, over more rounds and found
+    # first: the federated runs' reference is still the one of their rounds.
+    write_run(
+        sweep / "central" / "0b",
+        [*CENTRALIZED, "privacy.target_epsilon=8", "seed=1", "num_rounds=3"],
+        0.50,
+        7.99,
+    )
+    table = aggregate(collect_runs(sweep)).set_index(["setting", "target_epsilon"])
+    fed_dp = table.loc[("federated, record-level DP", 8.0)]
+    assert fed_dp["federation_cost"] == pytest.approx(100 * (0.85 - 0.72))
+    assert fed_dp["federation_note"] is None
+    # The same where they differ in a key no column holds: the learning rate.
+    shutil.rmtree(sweep / "central" / "0b")
+    write_run(
+        sweep / "central" / "0b",
+        [*CENTRALIZED, "privacy.target_epsilon=8", "finetune.learning_rate=0.5"],
+        0.50,
+        7.99,
+    )
+    table = aggregate(collect_runs(sweep)).set_index(["setting", "target_epsilon"])
+    fed_dp = table.loc[("federated, record-level DP", 8.0)]
+    assert fed_dp["federation_cost"] == pytest.approx(100 * (0.85 - 0.72))
+
+
+def test_several_equal_references_leave_the_cost_out_and_are_named(
+    sweep: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two centralized DP runs at epsilon 8 that differ only in their
+    # learning rate, which the federated runs share with neither: picking
+    # one would state a cost of 13 or of -2 points at random.
+    shutil.rmtree(sweep / "central" / "1")
+    for folder, rate, accuracy in (("0b", 0.5, 0.70), ("1", 0.3, 0.85)):
+        overrides = [*CENTRALIZED, "privacy.target_epsilon=8"]
+        rate_set = f"finetune.learning_rate={rate}"
+        write_run(sweep / "central" / folder, [*overrides, rate_set], accuracy, 7.99)
+    with caplog.at_level("WARNING", logger="fedmodel.research.sweep"):
+        paths = write_report(sweep, tmp_path / "out")
+    table = aggregate(collect_runs(sweep)).set_index(["setting", "target_epsilon"])
+    fed_dp = table.loc[("federated, record-level DP", 8.0)]
+    assert pd.isna(fed_dp["federation_cost"])
+    candidates = [
+        "centralized, record-level DP, finetune.learning_rate=0.3",
+        "centralized, record-level DP, finetune.learning_rate=0.5",
+    ]
+    note = (
+        "no federation cost for 'federated, record-level DP' at target epsilon 8: "
+        "2 centralized settings could be its reference and not one alone agrees "
+        "with it on the config keys they differ in (finetune.learning_rate): "
+    )
+    assert fed_dp["federation_note"].startswith(note)
+    assert all(name in fed_dp["federation_note"] for name in candidates)
+    assert f"- {note}" in paths["markdown"].read_text()
+    assert note in caplog.text
+    # The non-private federated runs keep their one centralized reference.
+    off = table.xs("federated, non-private", level="setting").iloc[0]
+    assert off["federation_cost"] == pytest.approx(100 * (0.90 - 0.81))
