@@ -41,12 +41,11 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     from fedmodel.config import compose_config, settings_from_dict
     from fedmodel.config.budget_rule import derived_keys
-    from fedmodel.research.privacy_plan import (
-        plan_run,
-        plan_tables,
+    from fedmodel.research.calibrated_settings import (
         settings_table,
         training_settings,
     )
+    from fedmodel.research.privacy_plan import plan_run, plan_tables
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
     shown = training_settings(settings, derived_keys(raw))

@@ -17,11 +17,8 @@ from fedmodel.config.budget_rule import (
     derived_keys,
 )
 from fedmodel.errors import FedmodelError
-from fedmodel.research.privacy_plan import (
-    CalibratedSetting,
-    plan_run,
-    training_settings,
-)
+from fedmodel.research.calibrated_settings import CalibratedSetting, training_settings
+from fedmodel.research.privacy_plan import plan_run
 
 
 @pytest.mark.parametrize("epsilon", [0.5, 1.0, 2.0, 3.0, 4.0, 8.0, 20.0])

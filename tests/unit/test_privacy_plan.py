@@ -15,13 +15,12 @@ from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.privacy import sample_rate_for
-from fedmodel.research.privacy_plan import (
+from fedmodel.research.calibrated_settings import (
     CalibratedSetting,
-    plan_run,
-    plan_tables,
     settings_table,
     training_settings,
 )
+from fedmodel.research.privacy_plan import plan_run, plan_tables
 from tests.conftest import small_config
 
 
