@@ -155,9 +155,10 @@ def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> N
 def _corrupt(path: Path, what: str) -> FedmodelError:
     return FedmodelError(
         f"privacy ledger {path} is unusable: {what}. It records the privacy this "
-        "client has already spent, so fedmodel will not start over: restore the "
-        "file from a backup, or delete it yourself to start a new budget "
-        "(forgetting the epsilon already spent)"
+        "client has already spent, so fedmodel will not start over: restore a "
+        "copy that holds every charge made since (an older copy forgets the "
+        "later ones), or delete it yourself to start a new budget (forgetting "
+        "the epsilon already spent)"
     )
 
 
