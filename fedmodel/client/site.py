@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
-from fedmodel.config.budget_rule import BUDGET_KEYS, budget_row
+from fedmodel.config.budget_rule import RULE_KEYS, budget_row
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,14 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
 
 
 def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
-    """Refuse a run-config that names files for the site to find on its disk.
+    """Refuse a run-config that names files to find, or hides the rule's keys.
 
     A site trains on its own `data-file`. `task.train_files` would have the
     site expand the server's patterns on its machine, and whether they match
-    tells the server what files the site holds.
+    tells the server what files the site holds. Without `budget_rule_keys` a
+    site under a lower cap could not tell the budget rule's values (which
+    follow its cap) from the user's (which stay), and guessing could replace
+    a value someone set.
     """
     task = raw.get("task")
     if isinstance(task, Mapping) and task.get("train_files"):
@@ -164,6 +167,13 @@ def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
             f"site {site.site_id} refuses a run-config with task.train_files: a "
             "site trains on the data-file in its own node config. Remove "
             "task.train_files from the server's config"
+        )
+    if RULE_KEYS not in raw:
+        raise FedmodelError(
+            f"site {site.site_id} refuses a run-config without {RULE_KEYS} (the "
+            "keys whose values the server's budget rule chose): it cannot tell "
+            "them from values the user set. Run the server with this fedmodel "
+            "version and its packaged config (fedmodel/conf)"
         )
 
 
@@ -207,31 +217,29 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
         settings,
         privacy=replace(privacy, target_epsilon=target, target_delta=delta),
     )
-    return _rule_for_cap(settings, capped, site_id=site.site_id)
+    return _rule_for_cap(capped, site_id=site.site_id)
 
 
-def _rule_for_cap(
-    settings: RunSettings, capped: RunSettings, *, site_id: int
-) -> RunSettings:
-    """Where the server's settings are its budget rule's, the rule's for the cap.
+def _rule_for_cap(capped: RunSettings, *, site_id: int) -> RunSettings:
+    """The budget rule's values for the site's cap, in the keys the rule filled.
 
     The budget rule picks the learning rate, batch, epochs and clip from the
     target epsilon. A site whose cap is below the server's target calibrates
     its noise to the cap, so a value the rule chose for the server's target
-    follows the cap too; a value that differs from that row was set by
-    someone and stays.
+    follows the cap too. The server's settings list those keys
+    (`budget_rule_keys`); every other value was set by someone and stays,
+    even one equal to the rule's.
     """
-    mode = settings.finetune.mode
-    asked = budget_row(
-        finetune_mode=mode, target_epsilon=settings.privacy.target_epsilon
+    row = budget_row(
+        finetune_mode=capped.finetune.mode,
+        target_epsilon=capped.privacy.target_epsilon,
     )
-    own = budget_row(finetune_mode=mode, target_epsilon=capped.privacy.target_epsilon)
     groups = {"finetune": capped.finetune, "privacy": capped.privacy}
     changed: dict[str, dict[str, Any]] = {"finetune": {}, "privacy": {}}
-    for group, key in BUDGET_KEYS:
-        value, ours = getattr(asked, key), getattr(own, key)
-        rule_chose_it = getattr(groups[group], key) == value
-        if rule_chose_it and ours is not None and ours != value:
+    for dotted in capped.budget_rule_keys:
+        group, key = dotted.split(".")
+        ours = getattr(row, key)
+        if ours is not None and ours != getattr(groups[group], key):
             changed[group][key] = ours
     if not any(changed.values()):
         return capped

@@ -220,10 +220,11 @@ def _by_round_table(
     return by_round
 
 
-def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, str]:
+def training_settings(settings: RunSettings) -> dict[str, str]:
     """The budget-dependent settings the plan was calibrated with, and their source.
 
-    `derived` names the keys the budget rule filled (null in the YAML).
+    A key the budget rule filled (null in the YAML) is listed in the settings'
+    `budget_rule_keys`, the list the server sends every client.
     """
     student_rounds = settings.distill.client_rounds
     values = {
@@ -237,8 +238,9 @@ def training_settings(settings: RunSettings, derived: list[str]) -> dict[str, st
     }
     if student_rounds:  # federated distillation's rounds are planned too
         values["distill.rounds"] = student_rounds
+    ruled = settings.budget_rule_keys
     shown = {
-        key: f"{_shown(value)} ({'from the budget' if key in derived else 'set'})"
+        key: f"{_shown(value)} ({'from the budget' if key in ruled else 'set'})"
         if value is not None
         else "-"
         for key, value in values.items()
