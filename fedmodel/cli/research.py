@@ -40,7 +40,6 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from fedmodel.config import compose_config, settings_from_dict
-    from fedmodel.config.budget_rule import derived_keys
     from fedmodel.research.calibrated_settings import (
         settings_table,
         training_settings,
@@ -48,7 +47,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     from fedmodel.research.privacy_plan import plan_run, plan_tables
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
-    shown = training_settings(settings, derived_keys(raw))
+    shown = training_settings(settings)
     plans = plan_run(settings)
     if args.json:
         # The same as the tables: the settings first, then each client's plan.

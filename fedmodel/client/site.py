@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
-from fedmodel.config.budget_rule import BUDGET_KEYS, budget_row
+from fedmodel.config.budget_rule import RULE_KEYS, budget_row
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
 
 
 def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
-    """Refuse a run-config that names files to find or records to leave out.
+    """Refuse a run-config with train files, held-out records or no rule keys.
 
     A site trains on its own `data-file`. `task.train_files` would have the
     site expand the server's patterns on its machine, and whether they match
@@ -160,7 +160,17 @@ def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
     would hold out records picked by their place in the file: one record more
     or less moves others in or out of training, which the site's epsilon, a
     bound for one record, does not cover. Nothing at a site reads them.
+    Without `budget_rule_keys` a site under a lower cap could not tell the
+    budget rule's values (which follow its cap) from the user's (which stay),
+    and guessing could replace a value someone set.
     """
+    if RULE_KEYS not in raw:
+        raise FedmodelError(
+            f"site {site.site_id} refuses a run-config without {RULE_KEYS} (the "
+            "keys whose values the server's budget rule chose): it cannot tell "
+            "them from values the user set. Run the server with this fedmodel "
+            "version and its packaged config (fedmodel/conf)"
+        )
     task = raw.get("task")
     if not isinstance(task, Mapping):
         return
@@ -220,31 +230,29 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
         settings,
         privacy=replace(privacy, target_epsilon=target, target_delta=delta),
     )
-    return _rule_for_cap(settings, capped, site_id=site.site_id)
+    return _rule_for_cap(capped, site_id=site.site_id)
 
 
-def _rule_for_cap(
-    settings: RunSettings, capped: RunSettings, *, site_id: int
-) -> RunSettings:
-    """Where the server's settings are its budget rule's, the rule's for the cap.
+def _rule_for_cap(capped: RunSettings, *, site_id: int) -> RunSettings:
+    """The budget rule's values for the site's cap, in the keys the rule filled.
 
     The budget rule picks the learning rate, batch, epochs and clip from the
     target epsilon. A site whose cap is below the server's target calibrates
     its noise to the cap, so a value the rule chose for the server's target
-    follows the cap too; a value that differs from that row was set by
-    someone and stays.
+    follows the cap too. The server's settings list those keys
+    (`budget_rule_keys`); every other value was set by someone and stays,
+    even one equal to the rule's.
     """
-    mode = settings.finetune.mode
-    asked = budget_row(
-        finetune_mode=mode, target_epsilon=settings.privacy.target_epsilon
+    row = budget_row(
+        finetune_mode=capped.finetune.mode,
+        target_epsilon=capped.privacy.target_epsilon,
     )
-    own = budget_row(finetune_mode=mode, target_epsilon=capped.privacy.target_epsilon)
     groups = {"finetune": capped.finetune, "privacy": capped.privacy}
     changed: dict[str, dict[str, Any]] = {"finetune": {}, "privacy": {}}
-    for group, key in BUDGET_KEYS:
-        value, ours = getattr(asked, key), getattr(own, key)
-        rule_chose_it = getattr(groups[group], key) == value
-        if rule_chose_it and ours is not None and ours != value:
+    for dotted in capped.budget_rule_keys:
+        group, key = dotted.split(".")
+        ours = getattr(row, key)
+        if ours is not None and ours != getattr(groups[group], key):
             changed[group][key] = ours
     if not any(changed.values()):
         return capped

@@ -12,8 +12,11 @@ and epochs it picks change each client's sample rate and step count, and so
 the noise its plan calibrates, but not the row the rule picks. It runs inside
 `settings_from_dict`, before any plan is calibrated, so the settings every
 party builds, the plan `fedmodel privacy-plan` shows and the resolved config a
-run writes all hold the same values. The rows were chosen on bank and hospital
-with `benchmarks/hyperparameter_rule.py` (see docs for the figures).
+run writes all hold the same values. The resolved config lists the keys the
+rule filled (`budget_rule_keys`): a deployed site whose cap is below the
+server's target takes the rule's values for its cap in exactly those. The
+rows were chosen on bank and hospital with `benchmarks/hyperparameter_rule.py`
+(see docs for the figures).
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ BUDGET_KEYS = (
     ("privacy", "max_grad_norm"),
     ("privacy", "grad_sample_mode"),
 )
+_DOTTED_KEYS = tuple(f"{group}.{key}" for group, key in BUDGET_KEYS)
+# The resolved config's list of the dotted keys the rule filled, so every party
+# (the server, a site under a lower cap, `fedmodel privacy-plan`) tells the
+# rule's values from the user's without comparing values: a user may set one
+# equal to the rule's, and it stays theirs.
+RULE_KEYS = "budget_rule_keys"
 
 
 @dataclass(frozen=True)
@@ -155,13 +164,66 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
     `privacy.max_grad_norm` is filled only under DP-SGD (record-level), where
     clipping is per example; other privacy modes keep it null. Under
     privacy=central the clients add no noise and take the last row; under
-    privacy=off they take the mode's `OFF_ROWS` row where it has one.
+    privacy=off they take the mode's `OFF_ROWS` row where it has one. The keys
+    filled are added to the config's `budget_rule_keys` (`RULE_KEYS`).
     """
     filled = copy.deepcopy(dict(raw))
     keys = derived_keys(filled)
-    if not keys:
-        return filled
-    epsilon = _local_epsilon(filled)
+    if keys:
+        row = _checked_row(filled)
+        finetune_mode = filled.get("finetune", {}).get("mode")
+        for dotted in keys:
+            group, key = dotted.split(".")
+            value = getattr(row, key)
+            if value is None:
+                raise FedmodelError(
+                    f"{dotted} is null, but finetune={finetune_mode} has no budget "
+                    f"rule for it: set {dotted} (to switch modes, pick the group, "
+                    f"finetune={finetune_mode}, not finetune.mode=: the group "
+                    "brings the mode's own settings)"
+                )
+            filled[group][key] = value
+    if RULE_KEYS in filled:  # absent: building the settings names the key
+        filled[RULE_KEYS] = _recorded_keys(filled, keys)
+    return filled
+
+
+def _recorded_keys(filled: Mapping[str, Any], keys: list[str]) -> Any:
+    """The config's `budget_rule_keys` and the keys just filled, in rule order.
+
+    A config resolved before (a round's, a run folder's) arrives with its list
+    and no null left. Each key it lists must be one the rule fills and still
+    hold the rule's value for this config: anything else was not the rule's.
+    """
+    listed = filled[RULE_KEYS]
+    if not isinstance(listed, list | tuple):
+        return listed  # building the settings names the type
+    row = _checked_row(filled) if listed else None
+    for dotted in map(str, listed):
+        if dotted not in _DOTTED_KEYS:
+            raise FedmodelError(
+                f"{RULE_KEYS} names {dotted!r}, which the budget rule does not "
+                f"fill (it fills {list(_DOTTED_KEYS)}): leave {RULE_KEYS} at [] "
+                "and set a key to null to have the rule fill it"
+            )
+        group, key = dotted.split(".")
+        section = filled.get(group)
+        value = section.get(key) if isinstance(section, Mapping) else None
+        rule = getattr(row, key)
+        if value != rule:
+            raise FedmodelError(
+                f"{RULE_KEYS} names {dotted!r}, but its value {value!r} is not "
+                f"the budget rule's ({rule!r}) at this budget: leave {RULE_KEYS} "
+                f"at [] (resolving the config fills it) and set {dotted} to null "
+                "to follow the rule"
+            )
+    recorded = {*map(str, listed), *keys}
+    return [dotted for dotted in _DOTTED_KEYS if dotted in recorded]
+
+
+def _checked_row(raw: Mapping[str, Any]) -> BudgetRow:
+    """`config_row`, once the target epsilon the row depends on is a number."""
+    epsilon = _local_epsilon(raw)
     if epsilon is not None and (
         isinstance(epsilon, bool) or not isinstance(epsilon, int | float)
     ):
@@ -172,20 +234,7 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
             f"config key 'privacy.target_epsilon' must be a number: {epsilon!r}"
             + (sweep if isinstance(epsilon, list | tuple) else "")
         )
-    row = config_row(filled)
-    finetune_mode = filled.get("finetune", {}).get("mode")
-    for dotted in keys:
-        group, key = dotted.split(".")
-        value = getattr(row, key)
-        if value is None:
-            raise FedmodelError(
-                f"{dotted} is null, but finetune={finetune_mode} has no budget rule "
-                f"for it: set {dotted} (to switch modes, pick the group, "
-                f"finetune={finetune_mode}, not finetune.mode=: the group brings "
-                "the mode's own settings)"
-            )
-        filled[group][key] = value
-    return filled
+    return config_row(raw)
 
 
 def config_row(raw: Mapping[str, Any]) -> BudgetRow:

@@ -257,3 +257,6 @@ class RunSettings:
     resume: bool
     audit: AuditSettings
     tracking: TrackingSettings
+    # The dotted keys whose values the budget rule filled (left null in the
+    # YAML), recorded when the config is resolved (`config/budget_rule.py`).
+    budget_rule_keys: list[str]

@@ -21,6 +21,9 @@ from fedmodel.errors import FedmodelError
 
 ARRAYS_KEY = "arrays"
 METRICS_KEY = "metrics"
+# A train message's config record: the server's resolved settings
+# (`to_run_config`), `budget-rule-keys` among them: the keys its budget rule
+# filled, which a site whose cap is below the target takes from the rule.
 CONFIG_KEY = "config"
 EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"

@@ -29,12 +29,11 @@ class CalibratedSetting:
     note: str | None = None
 
 
-def training_settings(
-    settings: RunSettings, derived: list[str]
-) -> dict[str, CalibratedSetting]:
+def training_settings(settings: RunSettings) -> dict[str, CalibratedSetting]:
     """The budget-dependent settings the plan was calibrated with, and their source.
 
-    `derived` names the keys the budget rule filled (null in the YAML).
+    A key the budget rule filled (null in the YAML) is listed in the settings'
+    `budget_rule_keys`, the list the server sends every client.
     """
     student_rounds = settings.distill.client_rounds
     values: dict[str, float | bool | str | None] = {
@@ -49,7 +48,9 @@ def training_settings(
     if student_rounds:  # federated distillation's rounds are planned too
         values["distill.rounds"] = student_rounds
     shown = {
-        key: CalibratedSetting(value, "budget" if key in derived else "set")
+        key: CalibratedSetting(
+            value, "budget" if key in settings.budget_rule_keys else "set"
+        )
         for key, value in values.items()
     }
     if student_rounds:  # their loss is the teacher's outputs: Opacus' hooks clip

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, config_row
+from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, RULE_KEYS, config_row
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.summary import STATUS_OK
@@ -50,8 +50,9 @@ CLIENT_COLUMNS = ("num_clients", "partition")
 # A run whose value is the rule's ran "the default at its budget": it is the
 # same setting as a run at another budget, whose rule row may differ.
 RULE_COLUMNS = {"local_epochs": "rule_local_epochs"}
-# Resolved-config keys that never make two runs different settings.
-PER_RUN_KEYS = ("seed", "run_dir", "resume")
+# Resolved-config keys that never make two runs different settings
+# (budget_rule_keys: a value the rule chose reads `auto` already).
+PER_RUN_KEYS = ("seed", "run_dir", "resume", RULE_KEYS)
 
 
 def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:

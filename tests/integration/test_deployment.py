@@ -73,7 +73,7 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     base = (
         "federation=deployment task=files model=tiny num_clients=2 "
         f"task.test_file={test_file} task.labels=[{','.join(labels)}] "
-        "finetune.batch_size=32"
+        "finetune.batch_size=32 finetune.learning_rate=8.0"
     )
 
     def ledger(site_id: int) -> dict[str, Any]:
@@ -106,6 +106,14 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
         assert [r["round"] for r in spent["rounds"]] == [1, 2]
         assert 0 < spent["rounds"][-1]["epsilon"] <= target + 1e-9
         assert summary["clients"][site_id]["epsilon"] == spent["rounds"][-1]["epsilon"]
+
+    # Site 0's cap (2) is below the server's 8: the epochs the server's rule
+    # chose follow the cap (6, not 12); the learning rate the server set stays
+    # 8, though it is the rule's own for epsilon 8 (at 2 the rule has 4).
+    replaced = re.findall(
+        r"site 0: the budget rule's settings .* target: (.*)", loopback.log("site-0")
+    )
+    assert replaced and {line.strip() for line in replaced} == {"local_epochs 6"}
 
     # Each site trained with the fedmodel installed at the site (the wheel in
     # its venv): the app folder's bundle carries no code of the server's.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fedmodel.config import (
@@ -120,6 +122,30 @@ def test_clients_receive_the_values_the_server_resolved() -> None:
     assert client.finetune == server.finetune
 
 
+def test_the_resolved_config_lists_the_keys_the_rule_filled() -> None:
+    # Learning rate 8 is epsilon 8's own, but set: the rule did not fill it.
+    raw = compose_config(
+        ["model=tiny", "privacy.target_epsilon=8", "finetune.learning_rate=8"]
+    )
+    settings = settings_from_dict(raw)
+    assert settings.budget_rule_keys == [
+        "finetune.batch_size",
+        "finetune.local_epochs",
+        "finetune.train_head_bias",
+        "privacy.max_grad_norm",
+        "privacy.grad_sample_mode",
+    ]
+    # Resolved again (a client's round, a run folder's config), it keeps them.
+    resolved = dataclasses.asdict(settings)
+    assert settings_from_dict(from_run_config(to_run_config(resolved))) == settings
+    # A list naming a value the rule did not choose is refused, key named.
+    resolved["finetune"]["local_epochs"] = 3
+    with pytest.raises(FedmodelError, match=r"'finetune.local_epochs', but its val"):
+        settings_from_dict(resolved)
+    with pytest.raises(FedmodelError, match="names 'finetune.momentum', which"):
+        settings_from_dict({**raw, "budget_rule_keys": ["finetune.momentum"]})
+
+
 def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
     raw = compose_config(
         [
@@ -127,12 +153,15 @@ def test_the_plan_is_calibrated_with_the_derived_settings() -> None:
             "privacy.target_epsilon=1",
             "num_clients=2",
             "finetune.local_epochs=2",
+            "finetune.learning_rate=2.0",
         ]
     )
     settings = settings_from_dict(raw)
-    shown = training_settings(settings, derived_keys(raw))
+    shown = training_settings(settings)
     assert shown["finetune.batch_size"].source == "budget"
     assert shown["finetune.local_epochs"] == CalibratedSetting(2, "set")
+    # Set to the rule's own value (epsilon 1's row): still the user's.
+    assert shown["finetune.learning_rate"] == CalibratedSetting(2, "set")
     assert shown["privacy.grad_sample_mode"] == CalibratedSetting("onepass", "budget")
     for plan in plan_run(settings):
         assert plan.sample_rate is not None and plan.num_records > 0

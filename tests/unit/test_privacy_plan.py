@@ -74,13 +74,13 @@ def test_progress_line_counts_the_planned_rounds(
     # The tables say which rounds are the student's, and how they clip.
     _, by_round = plan_tables(settings, plans)
     assert list(by_round.columns[0].cells) == ["1", "2 (student)", "3 (student)"]
-    shown = training_settings(settings, derived=[])
+    shown = training_settings(settings)
     assert shown["distill.rounds"] == CalibratedSetting(2, "set")
     assert shown["privacy.grad_sample_mode"].note == "student rounds: hooks"
     table = settings_table(shown)
     assert list(table.columns[1].cells)[-2].endswith("(set); student rounds: hooks")
     assert "distill.rounds" not in training_settings(
-        settings_from_dict(small_config("num_rounds=1")), derived=[]
+        settings_from_dict(small_config("num_rounds=1"))
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 import time
@@ -26,7 +27,12 @@ from fedmodel.client.site import (
     site_from_node_config,
 )
 from fedmodel.client.site_data import load_site_records
-from fedmodel.config import RunSettings, settings_from_dict, to_run_config
+from fedmodel.config import (
+    RunSettings,
+    from_run_config,
+    settings_from_dict,
+    to_run_config,
+)
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
@@ -146,6 +152,45 @@ def test_under_its_cap_a_site_trains_with_the_budget_rules_settings_for_it(
     )
     capped = capped_settings(chosen, strict).finetune
     assert (capped.learning_rate, capped.local_epochs) == (0.3, 6)
+
+
+def test_a_capped_site_keeps_a_value_set_to_the_rules_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Epsilon 8's row is learning rate 8 over 12 epochs; the user sets 8 itself
+    # and leaves the epochs to the rule.
+    settings = deployment_settings(
+        ["a"],
+        "privacy.target_epsilon=8",
+        "finetune.local_epochs=null",
+        "finetune.learning_rate=8",
+    )
+    # What the site builds from the round's config: the resolved values, no null.
+    sent = to_run_config(dataclasses.asdict(settings))
+    received = settings_from_dict(from_run_config(sent))
+    assert (received.finetune.learning_rate, received.finetune.local_epochs) == (8, 12)
+    strict = SiteConfig(3, tmp_path, tmp_path, max_epsilon=1.0)
+    with caplog.at_level(logging.INFO, logger="fedmodel.client.site"):
+        capped = capped_settings(received, strict).finetune
+    assert (capped.learning_rate, capped.local_epochs) == (8, 6)
+    assert "replace those for the server's target: local_epochs 6" in caplog.text
+    assert "learning_rate" not in caplog.text
+
+
+def test_a_site_refuses_a_round_config_without_the_rules_keys(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # It cannot tell the rule's values from the user's, so it does not guess.
+    settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
+    state = tmp_path / "state"
+    message = _train_message(settings, 1)
+    del message.content["config"]["budget-rule-keys"]
+    reply = client_app.train(message, _site_context(node_config(site_file, state)))
+    assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+    assert "client 3: site 3 refuses a run-config without budget_rule_keys" in (
+        reply.error.reason
+    )
+    assert not (state / "privacy_ledger.json").exists()
 
 
 def test_a_site_keeps_its_own_delta_whatever_the_server_asks(tmp_path: Path) -> None:
