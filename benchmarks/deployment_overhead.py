@@ -46,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fedmodel.client.site import MESSAGE_TIMINGS  # noqa: E402
+from fedmodel.client.message_timings import MESSAGE_TIMINGS  # noqa: E402
 from fedmodel.config import compose_config  # noqa: E402
 from fedmodel.federation.simulation import simulate  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402

@@ -8,7 +8,6 @@ run-config says how to train; the site's cap bounds what that may cost.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -31,8 +30,6 @@ DELTA = "delta"
 LABELS_FILE = "labels-file"
 # Set by Flower's simulation engine on every simulated node.
 SIMULATED_CLIENT = "partition-id"
-# In a site's state directory: one line of timings per message (local only).
-MESSAGE_TIMINGS = "message_timings.jsonl"
 
 
 @dataclass(frozen=True)
@@ -154,15 +151,12 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
 def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
     """Refuse a run-config with train files, held-out records or no rule keys.
 
-    A site trains on its own `data-file`. `task.train_files` would have the
-    site expand the server's patterns on its machine, and whether they match
-    tells the server what files the site holds. `task.val_fraction` above 0
-    would hold out records picked by their place in the file: one record more
-    or less moves others in or out of training, which the site's epsilon, a
-    bound for one record, does not cover. Nothing at a site reads them.
-    Without `budget_rule_keys` a site under a lower cap could not tell the
-    budget rule's values (which follow its cap) from the user's (which stay),
-    and guessing could replace a value someone set.
+    `task.train_files` would have the site expand the server's patterns on its
+    disk, telling the server what files it holds. `task.val_fraction` > 0 would
+    hold out records by their place in the file: one record more or less moves
+    others in or out of training, beyond what a one-record epsilon covers.
+    Without `budget_rule_keys` a capped site could not tell the rule's values
+    (which follow its cap) from the user's (which stay).
     """
     if RULE_KEYS not in raw:
         raise FedmodelError(
@@ -276,29 +270,3 @@ def _positive(value: object, key: str) -> float:
     if not (math.isfinite(number) and number > 0):
         raise FedmodelError(f"node config {key}={value!r} must be a positive number")
     return number
-
-
-def record_message_timings(
-    state_dir: Path,
-    *,
-    round_number: int,
-    app_import_started: float,
-    stages: Mapping[str, float],
-) -> None:
-    """Append one message's timings (seconds per stage) to the site's state dir.
-
-    `process_start` is the time from the ClientApp process's start (Flower
-    starts one per message) to the start of the app's import: Python's start,
-    Flower's imports and loading the app. The numbers stay at the site.
-    """
-    import psutil
-
-    started = psutil.Process().create_time()
-    line = {
-        "round": round_number,
-        "process_start": max(app_import_started - started, 0.0),
-        **{key: round(value, 4) for key, value in stages.items()},
-    }
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / MESSAGE_TIMINGS).open("a") as handle:
-        handle.write(json.dumps(line) + "\n")

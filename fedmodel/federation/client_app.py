@@ -34,12 +34,12 @@ from flwr.clientapp import ClientApp  # noqa: E402
 
 import fedmodel  # noqa: E402
 from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E402
+from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SiteConfig,
     capped_settings,
     check_site_labels,
     check_site_run_config,
-    record_message_timings,
     site_from_node_config,
 )
 from fedmodel.client.site_data import site_round_records  # noqa: E402

@@ -78,7 +78,9 @@ def test_progress_line_counts_the_planned_rounds(
     assert shown["distill.rounds"] == CalibratedSetting(2, "set")
     assert shown["privacy.grad_sample_mode"].note == "student rounds: hooks"
     table = settings_table(shown)
-    assert list(table.columns[1].cells)[-2].endswith("(set); student rounds: hooks")
+    assert list(table.columns[1].cells)[-2] == (
+        "onepass (from the budget); student rounds: hooks"
+    )
     assert "distill.rounds" not in training_settings(
         settings_from_dict(small_config("num_rounds=1"))
     )

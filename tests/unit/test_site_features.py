@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 from flwr.app import Context, RecordDict
 
-from fedmodel.client.site import MESSAGE_TIMINGS, site_from_node_config
+from fedmodel.client.message_timings import MESSAGE_TIMINGS
+from fedmodel.client.site import site_from_node_config
 from fedmodel.client.site_data import site_round_records
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
