@@ -26,11 +26,8 @@ from transformers import PreTrainedTokenizerBase  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
 from fedmodel.data import load_client_data, load_task, make_text_loader  # noqa: E402
-from fedmodel.model.finetune import (  # noqa: E402
-    load_trainable_state,
-    prepare_for_finetuning,
-    trainable_state,
-)
+from fedmodel.model.finetune import prepare_for_finetuning  # noqa: E402
+from fedmodel.model.head import load_trainable_state, trainable_state  # noqa: E402
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
 from fedmodel.privacy import private_training  # noqa: E402
 from fedmodel.privacy.accountants import composed_epsilon  # noqa: E402

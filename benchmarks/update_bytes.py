@@ -31,11 +31,8 @@ from flwr.app import ArrayRecord  # noqa: E402
 
 from fedmodel.config import compose_config, settings_from_dict  # noqa: E402
 from fedmodel.data import load_task  # noqa: E402
-from fedmodel.model.finetune import (  # noqa: E402
-    FINETUNE_MODES,
-    prepare_for_finetuning,
-    trainable_state,
-)
+from fedmodel.model.finetune import FINETUNE_MODES, prepare_for_finetuning  # noqa: E402
+from fedmodel.model.head import trainable_state  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402
 from fedmodel.run.layout import METRICS_FILE, RESOLVED_CONFIG  # noqa: E402
 from fedmodel.run.metrics import read_rounds  # noqa: E402

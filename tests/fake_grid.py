@@ -16,6 +16,7 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedmodel.client.site import SIMULATED_CLIENT
 from fedmodel.federation import client_app
 
 # Node ids the way a SuperLink hands them out: large and not the partition id.
@@ -39,7 +40,7 @@ class FakeGrid(Grid):
             FIRST_NODE + i: Context(
                 run_id=1,
                 node_id=FIRST_NODE + i,
-                node_config={client_app.PARTITION_ID: i},
+                node_config={SIMULATED_CLIENT: i},
                 state=RecordDict(),
                 run_config={},
             )

@@ -36,8 +36,6 @@ class DistillReport:
     """What server distillation did."""
 
     num_texts: int
-    epochs: int
-    final_loss: float
     seconds: float
 
 
@@ -103,7 +101,7 @@ def distill_on_server(
     for param in fixed:
         param.requires_grad_(False)
     student.train()
-    mean_loss = _distill_epochs(
+    _distill_epochs(
         student,
         loader,
         optimizer,
@@ -116,8 +114,6 @@ def distill_on_server(
     student.eval()
     return DistillReport(
         num_texts=len(inputs),
-        epochs=settings.epochs,
-        final_loss=mean_loss,
         seconds=time.perf_counter() - started,
     )
 
@@ -130,9 +126,8 @@ def _distill_epochs(
     targets: tuple[torch.Tensor, torch.Tensor],
     settings: DistillSettings,
     started: float,
-) -> float:
-    """`settings.epochs` passes over the loader, logged; the last one's mean loss."""
-    mean_loss = float("nan")
+) -> None:
+    """`settings.epochs` passes over the loader, each one's mean loss logged."""
     for epoch in range(1, settings.epochs + 1):
         mean_loss = _distill_epoch(
             student, loader, optimizer, targets=targets, settings=settings
@@ -145,7 +140,6 @@ def _distill_epochs(
             len(targets[0]),  # one teacher row per text
             time.perf_counter() - started,
         )
-    return mean_loss
 
 
 def fixed_on_server(

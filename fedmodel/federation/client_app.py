@@ -36,6 +36,8 @@ import fedmodel  # noqa: E402
 from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E402
 from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
+    SIMULATED_CLIENT,
+    STATE_DIR,
     SiteConfig,
     capped_settings,
     check_site_labels,
@@ -73,9 +75,6 @@ from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 app = ClientApp()
 log = logging.getLogger(__name__)
 
-# Keys of the node config (simulation sets the first two itself).
-PARTITION_ID = "partition-id"
-STATE_DIR = "state-dir"
 # Keys Flower's strategies add to the train config (the rest is our run-config).
 FLOWER_KEYS = ("proximal-mu",)
 
@@ -95,7 +94,7 @@ def train(msg: Message, context: Context) -> Message:
     try:
         site = site_from_node_config(context.node_config)
         if site is None:
-            client_id = int(context.node_config[PARTITION_ID])
+            client_id = int(context.node_config[SIMULATED_CLIENT])
         else:
             client_id = site.site_id
         content = _train(msg, context, client_id)

@@ -37,7 +37,6 @@ class RoundState:
     accepted: list[Message]
     failures: list[ClientFailure]
     train_metrics: MetricRecord | None
-    arrays: ArrayRecord
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -119,7 +118,6 @@ def run_rounds(
             accepted=accepted,
             failures=list(strategy.round_failures),
             train_metrics=train_metrics,
-            arrays=arrays,
             started=started,
         )
         if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):

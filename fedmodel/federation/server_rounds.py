@@ -33,7 +33,7 @@ from fedmodel.federation.messages import TEACHER_KEY, VERSION_KEY
 from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.finetune import load_trainable_state, trainable_state
+from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.student import prepare_student_for_distillation
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.layout import CHECKPOINT_DIR

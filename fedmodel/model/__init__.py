@@ -1,1 +1,1 @@
-"""The classifier: BERT, mean pooling and a head; loading, finetune modes, student."""
+"""The classifier: BERT, pooling and a head; loading, finetune modes, student."""

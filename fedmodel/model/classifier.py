@@ -1,4 +1,4 @@
-"""A BERT text classifier over mean-pooled token states, in Hugging Face form.
+"""A BERT text classifier over pooled token states (mean or CLS), in Hugging Face form.
 
 This file is self-contained (torch and transformers only) on purpose: saving a
 model copies it next to the weights, so plain `transformers` loads the result

@@ -3,8 +3,8 @@
 `FINETUNE_MODES` is the registry `finetune.mode` names an entry of (the
 accepted names are declared in `fedmodel.config.modes`; a test keeps the two
 equal). Each entry says which parameters train and whether training runs on
-pooled features of a frozen encoder (head) or on token batches (lora, full).
-The helpers below move exactly those weights between parties. `peft` is
+pooled features of a frozen encoder (head) or on token batches (lora, full);
+`model/head.py` moves exactly those weights between parties. `peft` is
 imported only by the LoRA mode: it takes about 0.8 s, and every client process of
 a head-mode run would pay it.
 """
@@ -19,8 +19,6 @@ from torch import nn
 from fedmodel.config import FinetuneSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.head import load_trainable_state as load_trainable_state
-from fedmodel.model.head import trainable_state as trainable_state
 
 Prepare = Callable[[PooledBertForSequenceClassification, FinetuneSettings], nn.Module]
 

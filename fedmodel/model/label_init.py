@@ -76,9 +76,8 @@ def init_head_from_label_names(
     *,
     settings: ModelSettings,
     label_names: tuple[str, ...],
-    scale: float = LABEL_INIT_SCALE,
 ) -> None:
-    """Set the head to `scale` x the label-name embeddings, with zero bias.
+    """Set the head to `LABEL_INIT_SCALE` x the label-name embeddings, with zero bias.
 
     Only the label names and the (public) encoder are read.
     """
@@ -90,5 +89,5 @@ def init_head_from_label_names(
     vectors = label_name_embeddings(
         classifier, settings=settings, label_names=label_names
     )
-    classifier.classifier.weight.copy_(scale * vectors)
+    classifier.classifier.weight.copy_(LABEL_INIT_SCALE * vectors)
     classifier.classifier.bias.zero_()

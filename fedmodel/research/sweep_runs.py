@@ -1,4 +1,4 @@
-"""The runs of a sweep folder, one row each, for `fedmodel report`.
+"""The runs of a sweep folder, one row each, for `fedmodel sweep-report`.
 
 A run folder is any folder under the sweep folder holding `summary.json` and
 `resolved_config.yaml` (what `fedmodel simulate` writes); one without a summary,

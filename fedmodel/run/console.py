@@ -59,16 +59,15 @@ def _shown_on_console(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR or _verbose_wanted()
 
 
-def setup_logging(run_dir: Path | None = None, *, verbose: bool = False) -> None:
+def setup_logging(run_dir: Path | None = None) -> None:
     """Send fedmodel's INFO lines to stderr and, with `run_dir`, all lines to its log.
 
     Safe to call more than once (the ServerApp calls it again under `flwr run`):
     handlers are added once, and a new `run_dir` replaces the log file.
-    `verbose` (or FEDMODEL_VERBOSE=1) shows the libraries' lines on the console;
-    it is kept in the environment so Ray's worker processes inherit it.
+    FEDMODEL_VERBOSE=1 (what `fedmodel simulate --verbose` sets) shows the
+    libraries' lines on the console; being in the environment, it reaches
+    Ray's worker processes too.
     """
-    if verbose:
-        os.environ[VERBOSE_ENV] = "1"
     verbose = _verbose_wanted()
     logger = logging.getLogger("fedmodel")
     if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):

@@ -26,6 +26,8 @@ from fedmodel.run.layout import (
 from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.onnx_runtime import OnnxClassifier
 
+# Texts per call of a runtime while `fedmodel predict` labels a file.
+PREDICT_BATCH = 32
 # What names the classifiers that `alternating_latency_ms` times.
 Name = TypeVar("Name", bound=Hashable)
 
@@ -110,14 +112,13 @@ def predict(
     classifier: TextClassifier,
     texts: Sequence[str],
     *,
-    top_k: int = 3,
-    batch_size: int = 32,
+    top_k: int,
 ) -> list[Prediction]:
     """The `top_k` most probable labels of each text, with probabilities."""
     check_top_k(top_k)
     predictions: list[Prediction] = []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
+    for start in range(0, len(texts), PREDICT_BATCH):
+        chunk = texts[start : start + PREDICT_BATCH]
         logits = classifier.logits(chunk)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)

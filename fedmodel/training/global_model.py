@@ -12,11 +12,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.model.device import on_device
-from fedmodel.model.finetune import (
-    finetune_mode,
-    load_trainable_state,
-    trainable_state,
-)
+from fedmodel.model.finetune import finetune_mode
+from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
 from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_logits

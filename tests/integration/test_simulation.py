@@ -14,7 +14,8 @@ from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.federation import strategy as strategy_module
 from fedmodel.federation.simulation import simulate
-from fedmodel.model.finetune import prepare_for_finetuning, trainable_state
+from fedmodel.model.finetune import prepare_for_finetuning
+from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy import epsilon_for
 from fedmodel.run.metrics import read_rounds

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fedmodel.run.console import close_log_file, setup_logging
+from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
 
 
@@ -57,13 +57,14 @@ def test_only_fedmodel_lines_on_the_console_and_all_in_the_log(
 
 
 def test_per_request_http_lines_stay_out_of_the_log_unless_verbose(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A deployment's ServerApp logs each SuperLink request through httpx."""
     setup_logging(tmp_path / "quiet")
     logging.getLogger("httpx").info("HTTP Request: POST /v1/runtime/push-logs")
     logging.getLogger("httpx").warning("connection retried")
-    setup_logging(tmp_path / "verbose", verbose=True)
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    setup_logging(tmp_path / "verbose")
     logging.getLogger("httpx").info("HTTP Request: POST /v1/runtime/pull-messages")
     close_log_file()
     quiet = (tmp_path / "quiet" / LOG_FILE).read_text()
@@ -72,8 +73,11 @@ def test_per_request_http_lines_stay_out_of_the_log_unless_verbose(
     assert "pull-messages" in (tmp_path / "verbose" / LOG_FILE).read_text()
 
 
-def test_verbose_shows_flowers_lines(tmp_path: Path) -> None:
-    setup_logging(tmp_path, verbose=True)
+def test_verbose_shows_flowers_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    setup_logging(tmp_path)
     assert "flower chatter" in _flower_console("flower chatter")
 
 

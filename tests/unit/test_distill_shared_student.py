@@ -15,7 +15,8 @@ from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.distill.server import distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.finetune import merged_classifier, trainable_state
+from fedmodel.model.finetune import merged_classifier
+from fedmodel.model.head import trainable_state
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.training.global_model import GlobalModel
 from tests.conftest import small_config

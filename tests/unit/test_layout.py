@@ -105,3 +105,36 @@ def test_functions_stay_short() -> None:
 
 def test_configs_live_inside_the_package() -> None:
     assert (PACKAGE / "conf" / "config.yaml").is_file()
+
+
+def _tree_table() -> dict[str, str]:
+    """docs/architecture.md's module table: module path -> its one-liner."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    block = text.split("## The tree", 1)[1].split("\nfedmodel/\n", 1)[1]
+    rows: dict[str, str] = {}
+    package = ""
+    for line in block.split("\nsimulations/", 1)[0].splitlines():
+        if not line.startswith("  ") or line.startswith("  conf/"):
+            continue
+        name, _, line_text = line.strip().partition(" ")
+        if name.endswith("/"):
+            package = name
+            rows[f"{package}__init__.py"] = line_text.strip()
+        elif name.endswith(".py"):
+            nested = line.startswith("    ")
+            rows[f"{package if nested else ''}{name}"] = line_text.strip()
+    return rows
+
+
+def test_the_architecture_table_names_every_module_by_its_docstring() -> None:
+    """docs/architecture.md lists each module with its docstring's first line."""
+    table = _tree_table()
+    modules = {p.relative_to(PACKAGE).as_posix(): p for p in _modules()}
+    assert sorted(table) == sorted(modules)
+    wrong = {
+        name: line
+        for name, line in table.items()
+        if line != (ast.get_docstring(ast.parse(modules[name].read_text())) or "")
+        .splitlines()[0]
+    }
+    assert not wrong, f"update these rows to the module's first docstring line: {wrong}"

@@ -21,11 +21,8 @@ import fedmodel.privacy.calibration as calibration
 from fedmodel.client.local_round import LEDGER_FILE, RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
-from fedmodel.model.finetune import (
-    load_trainable_state,
-    prepare_for_finetuning,
-    trainable_state,
-)
+from fedmodel.model.finetune import prepare_for_finetuning
+from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for

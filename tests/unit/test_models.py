@@ -10,12 +10,8 @@ from transformers import AutoModelForSequenceClassification
 
 from fedmodel.config import FinetuneSettings, ModelSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.model.finetune import (
-    FINETUNE_MODES,
-    load_trainable_state,
-    prepare_for_finetuning,
-    trainable_state,
-)
+from fedmodel.model.finetune import FINETUNE_MODES, prepare_for_finetuning
+from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer, save_pretrained
 from fedmodel.model.location import resolve_model_path
 from tests.conftest import group_settings, small_config

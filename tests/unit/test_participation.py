@@ -10,7 +10,7 @@ import logging
 import time
 
 import pytest
-from flwr.app import ArrayRecord, Message, Metadata, RecordDict
+from flwr.app import Message, Metadata, RecordDict
 
 from fedmodel.federation.callbacks import FailureWatch
 from fedmodel.federation.messages import ClientFailure
@@ -48,7 +48,6 @@ def _round(*, selected: int, answered: int, accepted: int, failed: int) -> Round
         accepted=messages[:accepted],
         failures=failures,
         train_metrics=None,
-        arrays=ArrayRecord(),
     )
 
 

@@ -43,7 +43,8 @@ from fedmodel.federation.messages import (
     METRICS_KEY,
     VERSION_KEY,
 )
-from fedmodel.model.finetune import prepare_for_finetuning, trainable_state
+from fedmodel.model.finetune import prepare_for_finetuning
+from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 from tests.conftest import small_config
