@@ -229,8 +229,30 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         names = pq.read_schema(path).names
         _refuse_repeats(path, names)
-        return pd.read_parquet(path)
+        table = pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise FedmodelError(
             f"file {path} is not a readable Parquet file: {exc}; re-export it"
+        ) from exc
+    for column in table.columns:
+        values = table[column].tolist()
+        if any(isinstance(value, bytes) for value in values):
+            texts = [
+                _text_of(value, path, column, row)
+                for row, value in enumerate(values, start=1)
+            ]
+            table[column] = pd.Series(texts, index=table.index, dtype=object)
+    return table
+
+
+def _text_of(value: object, path: Path, column: object, row: int) -> object:
+    """A binary cell as its UTF-8 text: some exporters store strings as bytes."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FedmodelError(
+            f"file {path}, row {row} ({ROW_CONVENTION}), column {column!r} holds "
+            "bytes that are not UTF-8 text; re-export the column as UTF-8 strings"
         ) from exc

@@ -133,29 +133,6 @@ def warn_pooled_files(settings: RunSettings) -> None:
     )
 
 
-def warn_test_only_labels(data: TaskData) -> None:
-    """Name the test split's labels that no training record has, once per run.
-
-    Only where the server holds the training records (a simulation): in a
-    deployment they stay at the sites, and the server cannot know.
-    """
-    if len(data.train) == 0:
-        return
-    trained = set(data.train["label"])
-    if data.transfer is not None:
-        trained |= set(data.transfer["label"])
-    unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
-    if unseen:
-        logger.warning(
-            "%d label(s) of the test file no training record has, so the model "
-            "cannot learn them and every test record of them counts as an "
-            "error: %s. Add training records of them, or leave them out of the "
-            "test file",
-            len(unseen),
-            unseen[:10] + (["..."] if len(unseen) > 10 else []),
-        )
-
-
 def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
     """Warn where records share texts: in one site's file, two sites', or the server's.
 

@@ -16,8 +16,8 @@ from fedmodel.data.file_roles import (
     check_transfer_file,
     warn_pooled_files,
     warn_shared_texts,
-    warn_test_only_labels,
 )
+from fedmodel.data.label_warnings import warn_test_only_labels
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 

@@ -11,6 +11,7 @@ import pytest
 from fedmodel.config import TaskSettings, compose_config, settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_shared_texts
+from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
@@ -164,3 +165,34 @@ def test_a_test_file_sharing_texts_with_a_site_is_named(
     assert len(warned) == 1, warned
     assert warned[0].startswith("5 of the 20 records of task.test_file (")
     assert "task.train_files[0]" in warned[0] and "trained on" in warned[0]
+
+
+def test_labels_differing_only_in_case_are_named(
+    tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two sites' exports of one department's name split it into two classes.
+    a = tmp_path / "a.csv"
+    a.write_text("text,label\nheart pain,Cardiology\nbroken leg,Orthopedics\n")
+    b = tmp_path / "b.csv"
+    b.write_text("text,label\nchest pain,cardiology \nhip fracture,Orthopedics\n")
+    data = load_task(_task([a, b], test_csv), seed=0)
+    with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
+        warn_similar_labels(data)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.startswith("1 group(s) of labels differ only in letter case")
+    assert "'Cardiology' / 'cardiology'" in warned
+
+
+def test_a_parquet_text_stored_as_bytes_is_read_as_text(
+    tmp_path: Path, rows: pd.DataFrame, test_csv: Path
+) -> None:
+    # Some exporters (Hive, Impala) write strings as plain binary.
+    site = tmp_path / "site.parquet"
+    binary = rows.head(30).map(lambda cell: cell.encode("utf-8"))
+    binary.to_parquet(site)
+    data = load_task(_task([site], test_csv), seed=0)
+    assert data.train["text"][:3] == rows["text"].head(3).tolist()
+    assert set(data.label_names) >= set(rows["label"].head(30))
+    pd.DataFrame({"text": [b"ok", b"caf\xe9"], "label": ["a", "b"]}).to_parquet(site)
+    with pytest.raises(FedmodelError, match=r"row 2 .*column 'text'.*not UTF-8"):
+        load_task(_task([site], test_csv), seed=0)
