@@ -221,8 +221,8 @@ def _warn_repeats_at_a_site(task: TaskSettings, sites: Sequence[Sequence[str]]) 
                 "%d record(s) of task.train_files[%d] (%s) repeat the text of "
                 "another of its records. Each row is charged as one record: a "
                 "record held twice is trained on twice, and its bound is that of "
-                "a group of two (about twice the epsilon shown). If the rows are "
-                "one record, keep one",
+                "a group of two (twice the epsilon shown). If the rows are one "
+                "record, keep one",
                 repeats,
                 i,
                 Path(task.train_files[i]),
