@@ -95,7 +95,12 @@ def _file_texts(args: argparse.Namespace) -> list[str]:
     """The texts of --input; the file readers (datasets, pandas) load only here."""
     from fedmodel.data.text_inputs import read_texts
 
-    return read_texts(args.input, key="--input", text_column=args.text_column)
+    return read_texts(
+        args.input,
+        key="--input",
+        text_column=args.text_column,
+        column_option="--text-column",
+    )
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:

@@ -36,13 +36,23 @@ def with_train_files(raw: dict[str, Any]) -> dict[str, Any]:
     files = task.get("train_files")
     if not isinstance(files, list):
         return raw
-    expanded = _expanded(files)
+    expanded = _expanded(files, server_files=_server_files(task))
     if expanded != files:
         raw = {**raw, "task": {**task, "train_files": expanded}}
     return _with_client_count(raw, expanded)
 
 
-def _expanded(files: list[Any]) -> list[Any]:
+def _server_files(task: Mapping[str, Any]) -> dict[Path, str]:
+    """The server's own files (resolved path: key), which no pattern may match."""
+    keys = ("test_file", "validation_file")
+    return {
+        Path(task[key]).resolve(): f"task.{key}"
+        for key in keys
+        if isinstance(task.get(key), str) and task[key]
+    }
+
+
+def _expanded(files: list[Any], *, server_files: dict[Path, str]) -> list[Any]:
     expanded: list[Any] = []
     for i, name in enumerate(files):
         if not _is_pattern(name):
@@ -55,6 +65,15 @@ def _expanded(files: list[Any]) -> list[Any]:
                 f"taken from the working directory, {Path.cwd()}); fix the "
                 "pattern or list the files"
             )
+        for match in matches:
+            key = server_files.get(Path(match).resolve())
+            if key is not None:
+                raise FedmodelError(
+                    f"task.train_files[{i}]={name!r} matches {key} ({match}), "
+                    "which would make the server's file a site's too; narrow "
+                    "the pattern, or keep the sites' files in a folder of "
+                    "their own"
+                )
         expanded.extend(matches)
     return expanded
 

@@ -41,22 +41,46 @@ def read_table(path: Path, *, key: str) -> pd.DataFrame:
         ".jsonl": _read_jsonl,
         ".parquet": _read_parquet,
     }
-    if not path.exists():
-        raise FedmodelError(
-            f"{key}: file {path} does not exist (resolved to {path.resolve()}); "
-            "fix the path (relative paths are relative to the working directory)"
-        )
-    if not path.is_file():
-        raise FedmodelError(f"{key}: {path} is not a file; point it at a data file")
+    _check_is_file(path, key=key)
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise FedmodelError(
             f"{key}: file {path} has the unsupported suffix {path.suffix!r}; "
             f"convert it to one of {sorted(readers)}"
         )
-    table = reader(path)
-    _refuse_repeats(path, [str(c) for c in table.columns])
+    try:
+        table = reader(path)
+        _refuse_repeats(path, [str(c) for c in table.columns])
+    except FedmodelError as exc:
+        # The readers name the file and line; the key says which setting.
+        raise FedmodelError(f"{key}: {exc}") from exc
     return table
+
+
+def _check_is_file(path: Path, *, key: str) -> None:
+    """Refuse a path that does not exist or is a folder, naming the fix."""
+    if not path.exists():
+        raise FedmodelError(
+            f"{key}: file {path} does not exist (resolved to {path.resolve()}); "
+            "fix the path (relative paths are relative to the working directory)"
+        )
+    if path.is_dir() and path.suffix:
+        # A Spark or Dask export: one table in parts, which are not sites.
+        raise FedmodelError(
+            f"{key}: {path} is a folder, not a file; write its table out as one "
+            f"{path.suffix} file and name that"
+        )
+    if path.is_dir():
+        more = (
+            f", or each of its files by a pattern, e.g. '[{path / '*.csv'}]'"
+            if key.startswith("task.train_files")
+            else ""
+        )
+        raise FedmodelError(
+            f"{key}: {path} is a folder, not a file; name a file in it{more}"
+        )
+    if not path.is_file():
+        raise FedmodelError(f"{key}: {path} is not a file; point it at a data file")
 
 
 def _refuse_repeats(path: Path, names: list[str]) -> None:
@@ -100,7 +124,7 @@ def read_utf8(path: Path) -> str:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     text = read_utf8(path)
-    _check_csv_header(path, text)
+    _check_csv_shape(path, text)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.
         table = pd.read_csv(
@@ -121,17 +145,45 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return table
 
 
-def _check_csv_header(path: Path, text: str) -> None:
-    """Refuse a header that repeats a name or is ';' or tab separated."""
-    first = next(csv.reader(io.StringIO(text)), [])
-    names = [name.strip() for name in first]
-    _refuse_repeats(path, names)
-    for separator, called in ((";", "semicolon"), ("\t", "tab")):
-        if len(names) == 1 and separator in names[0]:
-            raise FedmodelError(
-                f"file {path}: the header {first[0]!r} looks {called}-separated; "
-                "fedmodel reads comma-separated CSV: re-save the file with commas"
-            )
+def _check_csv_shape(path: Path, text: str) -> None:
+    """Refuse a header that repeats a name or is ';' or tab separated.
+
+    Then refuse a record whose field count is not the header's: pandas would
+    read a first record with one field too many as an index and shift every
+    column of the file by one, so a text with an unquoted comma would
+    silently become a label.
+    """
+    # The csv module refuses a field over 128 KiB; a long note is data. The
+    # limit is the module's own, so it is only ever raised.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        first = next(reader, [])
+        names = [name.strip() for name in first]
+        _refuse_repeats(path, names)
+        for separator, called in ((";", "semicolon"), ("\t", "tab")):
+            if len(names) == 1 and separator in names[0]:
+                raise FedmodelError(
+                    f"file {path}: the header {first[0]!r} looks {called}-"
+                    "separated; fedmodel reads comma-separated CSV: re-save the "
+                    "file with commas"
+                )
+        for fields in reader:
+            # pandas skips a line that is blank or only spaces, and so do we.
+            if not "".join(fields).strip():
+                continue
+            if len(fields) != len(names):
+                raise FedmodelError(
+                    f"file {path}, line {reader.line_num} has {len(fields)} "
+                    f"field(s) but the header has {len(names)} ({names}); put "
+                    'a text that holds commas in double quotes ("a, b") and '
+                    "give every line one field per header name"
+                )
+    except csv.Error as exc:
+        raise FedmodelError(
+            f"file {path}, line {reader.line_num} is not valid CSV ({exc}); check "
+            "its quoting"
+        ) from exc
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -177,8 +229,30 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         names = pq.read_schema(path).names
         _refuse_repeats(path, names)
-        return pd.read_parquet(path)
+        table = pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise FedmodelError(
             f"file {path} is not a readable Parquet file: {exc}; re-export it"
+        ) from exc
+    for column in table.columns:
+        values = table[column].tolist()
+        if any(isinstance(value, bytes) for value in values):
+            texts = [
+                _text_of(value, path, column, row)
+                for row, value in enumerate(values, start=1)
+            ]
+            table[column] = pd.Series(texts, index=table.index, dtype=object)
+    return table
+
+
+def _text_of(value: object, path: Path, column: object, row: int) -> object:
+    """A binary cell as its UTF-8 text: some exporters store strings as bytes."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FedmodelError(
+            f"file {path}, row {row} ({ROW_CONVENTION}), column {column!r} holds "
+            "bytes that are not UTF-8 text; re-export the column as UTF-8 strings"
         ) from exc

@@ -133,31 +133,8 @@ def warn_pooled_files(settings: RunSettings) -> None:
     )
 
 
-def warn_test_only_labels(data: TaskData) -> None:
-    """Name the test split's labels that no training record has, once per run.
-
-    Only where the server holds the training records (a simulation): in a
-    deployment they stay at the sites, and the server cannot know.
-    """
-    if len(data.train) == 0:
-        return
-    trained = set(data.train["label"])
-    if data.transfer is not None:
-        trained |= set(data.transfer["label"])
-    unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
-    if unseen:
-        logger.warning(
-            "%d label(s) of the test file no training record has, so the model "
-            "cannot learn them and every test record of them counts as an "
-            "error: %s. Add training records of them, or leave them out of the "
-            "test file",
-            len(unseen),
-            unseen[:10] + (["..."] if len(unseen) > 10 else []),
-        )
-
-
 def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
-    """Warn where the sites' records share texts, with each other or the server's.
+    """Warn where records share texts: in one site's file, two sites', or the server's.
 
     The server calls it once per run on the records it loaded (the clients,
     which load the same files in their own processes, do not), and on the
@@ -170,7 +147,9 @@ def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
     sites: list[list[str]] = [[] for _ in task.train_files]
     for text, site in zip(data.train["text"], data.train[SITE_COLUMN], strict=True):
         sites[site].append(text)
+    _warn_repeats_at_a_site(task, sites)
     _warn_texts_at_two_sites(task, sites)
+    _warn_test_texts_at_sites(task, data.test["text"], sites)
     if data.transfer is not None and task.validation_file:
         used = "fits its start and picks its round on it"
         server_file = ("task.validation_file", task.validation_file, used)
@@ -181,6 +160,27 @@ def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
         used = "distils the student on it"
         server_file = ("distill.transfer_file", name, used)
         _warn_server_texts_at_sites(task, texts, sites, server_file)
+
+
+def _warn_test_texts_at_sites(
+    task: TaskSettings, test_texts: Sequence[str], sites: Sequence[Sequence[str]]
+) -> None:
+    # A test file cut from the same table as a site's scores the model on
+    # records it trained on: its accuracy would say more than it should.
+    for i, texts in enumerate(sites):
+        held = set(texts)
+        shared = sum(text in held for text in test_texts)
+        if shared:
+            logger.warning(
+                "%d of the %d records of task.test_file (%s) have a text that "
+                "task.train_files[%d] (%s) holds too: the test accuracy counts "
+                "records the model trained on. Take them out of one of the two",
+                shared,
+                len(test_texts),
+                Path(str(task.test_file)),
+                i,
+                Path(task.train_files[i]),
+            )
 
 
 def _warn_server_texts_at_sites(
@@ -208,6 +208,24 @@ def _warn_server_texts_at_sites(
                 key,
                 Path(name),
                 used,
+            )
+
+
+def _warn_repeats_at_a_site(task: TaskSettings, sites: Sequence[Sequence[str]]) -> None:
+    # DP-SGD charges each row as one record: a record a file holds twice is
+    # trained on twice and protected only as a group of two.
+    for i, texts in enumerate(sites):
+        repeats = len(texts) - len(set(texts))
+        if repeats:
+            logger.warning(
+                "%d record(s) of task.train_files[%d] (%s) repeat the text of "
+                "another of its records. Each row is charged as one record: a "
+                "record held twice is trained on twice, and its bound is that of "
+                "a group of two (twice the epsilon shown). If the rows are one "
+                "record, keep one",
+                repeats,
+                i,
+                Path(task.train_files[i]),
             )
 
 

@@ -63,6 +63,8 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         if task.validation_file
         else []
     )
+    for records in held:
+        _check_server_labels(records)
     label_names = _label_names(task, [*train, *held, test])
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(
@@ -183,9 +185,12 @@ def _require_column(
     table: pd.DataFrame, column: str, *, role: str, fix: str, path: Path, key: str
 ) -> None:
     if column not in table.columns:
+        found = [str(c) for c in table.columns]
+        alike = [name for name in found if name.strip().lower() == column.lower()]
+        hint = f" ({alike[0]!r} differs only in case or spaces)" if alike else ""
         raise FedmodelError(
-            f"{key}: file {path} has no {role} column {column!r} (columns "
-            f"found: {[str(c) for c in table.columns]}); {fix}"
+            f"{key}: file {path} has no {role} column {column!r}{hint} (columns "
+            f"found: {found}); {fix}"
         )
 
 
@@ -210,6 +215,20 @@ def _cells(
 
 def _is_nested(value: object) -> bool:
     return isinstance(value, list | dict | tuple | np.ndarray)
+
+
+def _check_server_labels(records: _Records) -> None:
+    # The server keeps its start over a trained round when the start scores
+    # better on this file: with one label, a start that always answers it
+    # scores best, and the sites' rounds would be spent for nothing.
+    held = sorted(set(records.labels))
+    if len(held) < MIN_LABELS:
+        raise FedmodelError(
+            f"task.validation_file: file {records.path} holds only the label(s) "
+            f"{held}: the server fits its start and picks the round to keep on "
+            "it, and on one label a model that always answers it scores best. "
+            f"Give records of at least {MIN_LABELS} labels, or null for none"
+        )
 
 
 def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ...]:

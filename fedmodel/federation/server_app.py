@@ -17,11 +17,8 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
 from fedmodel.data import load_task
-from fedmodel.data.file_roles import (
-    warn_pooled_files,
-    warn_shared_texts,
-    warn_test_only_labels,
-)
+from fedmodel.data.file_roles import warn_pooled_files, warn_shared_texts
+from fedmodel.data.label_warnings import warn_similar_labels, warn_test_only_labels
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models
 from fedmodel.errors import FedmodelError
@@ -82,6 +79,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     warn_pooled_files(settings)
     warn_shared_texts(settings, task)
     warn_test_only_labels(task)
+    warn_similar_labels(task)
     server_started = time.perf_counter()
     model, resumed = start_model(settings, task=task, run_dir=run_dir)
     write_resolved_config(run_dir, settings)

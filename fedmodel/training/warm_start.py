@@ -38,7 +38,7 @@ def public_start(
     Label-name initialisation (when `label_init` is on and every label's name,
     or its description in `task.label_descriptions`, has a letter in it) for
     every task, then the warm start on the server's transfer split where there
-    is one.
+    is one holding two labels or more.
     """
     if settings.label_init:
         _label_start(classifier, settings=settings, label_names=label_names)
@@ -49,6 +49,16 @@ def public_start(
             "start, the last round is kept. At strict budgets a small labelled "
             "file the server may hold, set as task.validation_file, helps most; see "
             "docs/strict-budgets.md"
+        )
+    elif settings.warm_start.enabled and len(set(transfer["label"])) < 2:
+        # A head fitted to one label answers it for every text: worse than
+        # the label-name start, and the model choice would then favour it.
+        log.warning(
+            "no warm start: the %d server-held records it would be fitted on "
+            "hold a single label, %r; the head keeps its public start. Give "
+            "task.validation_file more records of each label",
+            len(transfer),
+            label_names[transfer["label"][0]] if len(transfer) else None,
         )
     elif settings.warm_start.enabled:
         loss = warm_start_head(classifier, settings=settings, transfer=transfer)

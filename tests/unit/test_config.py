@@ -207,6 +207,26 @@ def test_a_pattern_in_train_files_lists_what_it_matches_in_order(
         )
 
 
+def test_a_pattern_matching_the_servers_file_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sites' files and the test file exported to one folder: listed
+    # after expansion, the test file would read as one more site's.
+    for name in ("site_a.csv", "site_b.csv", "test.csv", "val.csv"):
+        (tmp_path / name).write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    files = "task.train_files=[*.csv]"
+    for key, name in (("test_file", "test.csv"), ("validation_file", "./val.csv")):
+        overrides = ["task=files", files, f"task.{key}={name}"]
+        with pytest.raises(FedmodelError) as info:
+            settings_from_dict(compose_config(overrides))
+        assert str(info.value).startswith(
+            f"task.train_files[0]='*.csv' matches task.{key} ({name.lstrip('./')})"
+        )
+    narrow = ["task=files", "task.train_files=[site_*.csv]", "task.test_file=test.csv"]
+    assert settings_from_dict(compose_config(narrow)).num_clients == 2
+
+
 def test_a_files_task_without_files_or_a_count_names_both() -> None:
     # A deployment lists no train files (each site names its own): the count
     # must be given.

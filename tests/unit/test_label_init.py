@@ -11,6 +11,7 @@ import torch
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.files import label_texts
+from fedmodel.data.splits import build_split
 from fedmodel.errors import FedmodelError
 from fedmodel.model import label_init
 from fedmodel.model.label_init import (
@@ -81,6 +82,25 @@ def test_label_init_embeds_only_the_label_names(
     assert seen == expected
     records = set(data.train["text"]) | set(data.test["text"])
     assert not records & set(seen)
+
+
+def test_a_warm_start_on_one_label_is_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A tiny task.validation_file whose warm-start part holds one label: a
+    # head fitted to it would answer that label for every text.
+    settings = settings_from_dict(small_config("label_init=false"))
+    model = build_classifier(settings.model, label_names=LABELS, seed=0)
+    before = model.classifier.weight.detach().clone()
+    transfer = build_split(
+        ["card never came", "where is my card"], [0, 0], label_names=LABELS
+    )
+    with caplog.at_level("WARNING", logger="fedmodel.training.warm_start"):
+        public_start(model, settings=settings, label_names=LABELS, transfer=transfer)
+    torch.testing.assert_close(model.classifier.weight.detach(), before)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.startswith("no warm start: the 2 server-held records")
+    assert "'card_arrival'" in warned
 
 
 def test_label_init_can_be_turned_off() -> None:

@@ -1,0 +1,198 @@
+"""A site's own files as they come: the variants that must be refused or named."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fedmodel.config import TaskSettings, compose_config, settings_from_dict
+from fedmodel.data import load_task
+from fedmodel.data.file_roles import warn_shared_texts
+from fedmodel.data.label_warnings import warn_similar_labels
+from fedmodel.data.text_inputs import read_texts
+from fedmodel.errors import FedmodelError
+from tests.conftest import group_settings
+
+
+def _task(train: list[Path], test: Path, **kwargs: object) -> TaskSettings:
+    task: TaskSettings = group_settings(
+        "task",
+        "files",
+        train_files=[str(p) for p in train],
+        test_file=str(test),
+        split_seed=None,
+        **kwargs,
+    )
+    return task
+
+
+@pytest.fixture
+def rows(bank_rows: tuple[pd.DataFrame, list[str]]) -> pd.DataFrame:
+    """Real Banking77 records in the default columns, `text` and `label`."""
+    return bank_rows[0].rename(columns={"note": "text", "intent": "label"})
+
+
+@pytest.fixture
+def test_csv(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    """The last 20 records, as the server's test file."""
+    path = tmp_path / "test.csv"
+    rows.tail(20).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def site_csv(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    """The first 80 records, as a site's file."""
+    path = tmp_path / "site0.csv"
+    rows.head(80).to_csv(path, index=False)
+    return path
+
+
+def test_an_unquoted_comma_in_every_text_is_refused_not_shifted(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # pandas reads a first record with one field too many as an index: with
+    # a comma in every text, each label would silently be a text's first half.
+    site = tmp_path / "notes.csv"
+    site.write_text(
+        "label,text\ngastro,pain, nausea and vomiting\ncardio,chest pain, left\n"
+    )
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], test_csv, label_column="label"), seed=0)
+    message = str(info.value)
+    assert message.startswith("task.train_files[0]: file")
+    assert "notes.csv, line 2 has 3 field(s) but the header has 2" in message
+    assert "double quotes" in message
+
+
+def test_a_folder_is_refused_naming_what_to_give(
+    tmp_path: Path, site_csv: Path, test_csv: Path
+) -> None:
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    match = r"task.train_files\[0\]: .*sites is a folder.*'\[.*sites/\*.csv\]'"
+    with pytest.raises(FedmodelError, match=match):
+        load_task(_task([sites], test_csv), seed=0)
+    # A Parquet table written in parts: the parts are not sites.
+    parts = tmp_path / "site.parquet"
+    parts.mkdir()
+    with pytest.raises(FedmodelError, match=r"folder.*one .parquet file") as info:
+        load_task(_task([site_csv], test_csv, validation_file=str(parts)), seed=0)
+    assert "pattern" not in str(info.value)
+
+
+def test_a_column_differing_in_case_is_pointed_out(
+    tmp_path: Path, rows: pd.DataFrame, test_csv: Path
+) -> None:
+    site = tmp_path / "export.csv"
+    rows.rename(columns={"text": " Text", "label": "Label"}).to_csv(site, index=False)
+    with pytest.raises(FedmodelError, match="'Text' differs only in case or spaces"):
+        load_task(_task([site], test_csv), seed=0)
+
+
+def test_a_validation_file_of_one_label_is_refused(
+    tmp_path: Path, rows: pd.DataFrame, site_csv: Path, test_csv: Path
+) -> None:
+    # The server would keep its start, fitted to always answer that label,
+    # over every round the sites paid for.
+    held = tmp_path / "held.csv"
+    label = rows["label"].iloc[0]
+    rows[rows["label"] == label].to_csv(held, index=False)
+    task = _task([site_csv], test_csv, validation_file=str(held))
+    with pytest.raises(FedmodelError) as info:
+        load_task(task, seed=0)
+    message = str(info.value)
+    assert message.startswith("task.validation_file: file") and "held.csv" in message
+    assert f"only the label(s) [{label!r}]" in message
+
+
+def test_repeated_rows_in_one_site_file_are_named(
+    tmp_path: Path,
+    rows: pd.DataFrame,
+    site_csv: Path,
+    test_csv: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An export that joined a table twice: 10 rows of the second site twice.
+    site = tmp_path / "site1.csv"
+    second = rows.iloc[80:90]
+    pd.concat([second, second.head(10)]).to_csv(site, index=False)
+    task = _task([site_csv, site], test_csv)
+    data = load_task(task, seed=0)
+    settings = settings_from_dict(compose_config(["task=files", "num_clients=2"]))
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_shared_texts(replace(settings, task=task), data)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("10 record(s) of task.train_files[1] (")
+    assert "site1.csv" in warned[0] and "group of two" in warned[0]
+
+
+def test_a_transfer_file_without_its_column_says_what_to_rename(
+    tmp_path: Path,
+) -> None:
+    texts = tmp_path / "public.csv"
+    texts.write_text("note\nI was charged twice\n")
+    with pytest.raises(FedmodelError) as info:
+        read_texts(texts, key="distill.transfer_file")
+    assert "rename the texts' column to 'text'" in str(info.value)
+    pd.DataFrame({"text": ["charged twice", None]}).to_parquet(
+        parquet := tmp_path / "public.parquet"
+    )
+    with pytest.raises(FedmodelError, match="row 2 .*remove the row"):
+        read_texts(parquet, key="distill.transfer_file")
+
+
+def test_a_test_file_sharing_texts_with_a_site_is_named(
+    tmp_path: Path,
+    rows: pd.DataFrame,
+    site_csv: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A test file cut from the same export as a site's: 5 of its 20 records
+    # are that site's.
+    test = tmp_path / "test.csv"
+    pd.concat([rows.tail(15), rows.head(5)]).to_csv(test, index=False)
+    task = _task([site_csv], test)
+    data = load_task(task, seed=0)
+    settings = settings_from_dict(compose_config(["task=files", "num_clients=1"]))
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_shared_texts(replace(settings, task=task), data)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("5 of the 20 records of task.test_file (")
+    assert "task.train_files[0]" in warned[0] and "trained on" in warned[0]
+
+
+def test_labels_differing_only_in_case_are_named(
+    tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two sites' exports of one department's name split it into two classes.
+    a = tmp_path / "a.csv"
+    a.write_text("text,label\nheart pain,Cardiology\nbroken leg,Orthopedics\n")
+    b = tmp_path / "b.csv"
+    b.write_text("text,label\nchest pain,cardiology \nhip fracture,Orthopedics\n")
+    data = load_task(_task([a, b], test_csv), seed=0)
+    with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
+        warn_similar_labels(data)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.startswith("1 group(s) of labels differ only in letter case")
+    assert "'Cardiology' / 'cardiology'" in warned
+
+
+def test_a_parquet_text_stored_as_bytes_is_read_as_text(
+    tmp_path: Path, rows: pd.DataFrame, test_csv: Path
+) -> None:
+    # Some exporters (Hive, Impala) write strings as plain binary.
+    site = tmp_path / "site.parquet"
+    binary = rows.head(30).map(lambda cell: cell.encode("utf-8"))
+    binary.to_parquet(site)
+    data = load_task(_task([site], test_csv), seed=0)
+    assert data.train["text"][:3] == rows["text"].head(3).tolist()
+    assert set(data.label_names) >= set(rows["label"].head(30))
+    pd.DataFrame({"text": [b"ok", b"caf\xe9"], "label": ["a", "b"]}).to_parquet(site)
+    with pytest.raises(FedmodelError, match=r"row 2 .*column 'text'.*not UTF-8"):
+        load_task(_task([site], test_csv), seed=0)
