@@ -8,25 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedmodel.config import TaskSettings, compose_config, settings_from_dict
+from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
-from tests.conftest import group_settings
-
-
-def _task(train: list[Path], test: Path, **kwargs: object) -> TaskSettings:
-    task: TaskSettings = group_settings(
-        "task",
-        "files",
-        train_files=[str(p) for p in train],
-        test_file=str(test),
-        split_seed=None,
-        **kwargs,
-    )
-    return task
+from tests.unit.test_data_files import _task
 
 
 @pytest.fixture
