@@ -199,9 +199,15 @@ def run_ledger(args: argparse.Namespace) -> int:
         status = ledger_status(args.state_dir)
         print(
             f"{status.path}: client {status.client_id}, epsilon "
-            f"{status.epsilon:.4f} of cap {status.target_epsilon:g} at delta "
-            f"{status.delta:.3g}, {status.rounds} round(s) charged"
-            + (", budget exhausted" if status.budget_exhausted else "")
+            f"{status.epsilon:.4f} spent at delta {status.delta:.3g} in "
+            f"{status.rounds} round(s); its last run allowed "
+            f"{status.target_epsilon:g} (the server's target, or the site's "
+            "--max-epsilon where lower)"
+            + (
+                ", and a round there found the budget exhausted"
+                if status.budget_exhausted
+                else ""
+            )
         )
         return EXIT_OK
     if not args.yes:

@@ -37,6 +37,7 @@ from fedmodel.deploy.certs import (
     check_site_private_key,
     check_superlink_key,
 )
+from fedmodel.deploy.superlink_check import check_superlink_certificate
 from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_writable_folder
 
@@ -108,8 +109,9 @@ def supernode_command(
 ) -> list[str]:
     """`flower-supernode` for one site, dialling `superlink` (host:port).
 
-    TLS is verified against `ca_cert` and the node signs in with
-    `private_key`; `insecure` drops both and logs a warning.
+    TLS is verified against `ca_cert` (once here, when the SuperLink answers)
+    and the node signs in with `private_key`; `insecure` drops both and logs a
+    warning.
     """
     _check_site_file(site)
     if site.labels_file is not None:
@@ -139,6 +141,7 @@ def supernode_command(
     check_certificate(ca_cert, option="--ca-cert")
     private_key = _existing(private_key, "--auth-key")
     check_site_private_key(private_key, option="--auth-key")
+    check_superlink_certificate(superlink, ca_cert)
     return [
         *command,
         "--root-certificates",

@@ -1,0 +1,70 @@
+"""A SuperNode's launch checks that the site's CA verifies its SuperLink.
+
+Flower's SuperNode reports a wrong `--ca-cert` or a SuperLink certificate made
+for another host name in a dozen lines that name neither the option nor the
+fix. `fedmodel supernode` opens one TLS handshake to the SuperLink first and
+stops with one line saying what to change. A SuperLink it cannot reach yet is
+no error: Flower then connects (and checks) on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from pathlib import Path
+
+from fedmodel.errors import FedmodelError
+
+log = logging.getLogger(__name__)
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
+_NAME_MISMATCH = {62, 64}
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
+    """Refuse when `ca_cert` does not verify the SuperLink at `superlink`.
+
+    `superlink` is Flower's `host:port` (an IPv6 host in brackets).
+    """
+    host, _, port = superlink.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise FedmodelError(
+            f"--superlink {superlink!r} is not host:port, e.g. "
+            "superlink.example.org:9093"
+        )
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    try:
+        with (
+            socket.create_connection(
+                (host, int(port)), timeout=CONNECT_TIMEOUT_SECONDS
+            ) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
+            return
+    except ssl.SSLCertVerificationError as error:
+        if error.verify_code in _NAME_MISMATCH:
+            raise FedmodelError(
+                f"--superlink {superlink}: the SuperLink's certificate is not "
+                f"made for {host} ({error.verify_message}): dial a name it was "
+                "made for, or have the server operator add it with `fedmodel "
+                f"certs superlink --host {host}`"
+            ) from None
+        raise FedmodelError(
+            f"--ca-cert {ca_cert} does not verify the certificate of the "
+            f"SuperLink at {superlink} ({error.verify_message}): use the ca.crt "
+            "from the server operator who runs that SuperLink"
+        ) from None
+    except ssl.SSLError as error:
+        raise FedmodelError(
+            f"--superlink {superlink}: no TLS handshake with it ({error.reason}): "
+            "check the address, or whether that SuperLink runs --insecure"
+        ) from None
+    except OSError as error:
+        log.info(
+            "the SuperLink at %s is not reachable yet (%s); Flower checks its "
+            "certificate when it connects",
+            superlink,
+            error,
+        )

@@ -1,0 +1,105 @@
+"""`fedmodel supernode` checks the SuperLink's certificate before Flower starts.
+
+A real TLS server on loopback presents a certificate from `fedmodel certs
+superlink`; the SuperNode's launch dials it with the right CA, another CA,
+and a host name the certificate was not made for.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedmodel.client.site import SiteConfig
+from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+from fedmodel.deploy.launch import supernode_command
+from fedmodel.errors import FedmodelError
+
+
+@pytest.fixture
+def tls_port(tmp_path: Path) -> Iterator[int]:
+    """A TLS server on 127.0.0.1 with a SuperLink certificate for localhost only."""
+    certs = create_superlink_certificates(tmp_path / "link", hosts=["localhost"])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.cert, certs.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.settimeout(5)
+            try:
+                with context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> SiteConfig:
+    data = tmp_path / "notes.csv"
+    data.write_text("text,label\nhello,a\nworld,b\n")
+    return SiteConfig(
+        site_id=0, data_file=data, state_dir=tmp_path / "state", max_epsilon=3.0
+    )
+
+
+def _launch(site: SiteConfig, superlink: str, ca_cert: Path, tmp: Path) -> list[str]:
+    keys = create_site_keys(tmp / "keys", name="site-0")
+    return supernode_command(
+        site,
+        superlink=superlink,
+        ca_cert=ca_cert,
+        private_key=keys.private_key,
+        runtime_port=9100,
+    )
+
+
+def test_the_servers_ca_passes(tmp_path: Path, tls_port: int, site: SiteConfig) -> None:
+    command = _launch(site, f"localhost:{tls_port}", tmp_path / "link/ca.crt", tmp_path)
+    assert command[0] == "flower-supernode"
+
+
+def test_another_ca_stops_the_launch_naming_the_option(
+    tmp_path: Path, tls_port: int, site: SiteConfig
+) -> None:
+    other = create_superlink_certificates(tmp_path / "other", hosts=["localhost"])
+    with pytest.raises(FedmodelError, match=r"^--ca-cert .* does not verify") as error:
+        _launch(site, f"localhost:{tls_port}", other.ca_cert, tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_host_the_certificate_does_not_name_stops_the_launch(
+    tmp_path: Path, tls_port: int, site: SiteConfig
+) -> None:
+    with pytest.raises(FedmodelError, match="certs superlink --host 127.0.0.1"):
+        _launch(site, f"127.0.0.1:{tls_port}", tmp_path / "link/ca.crt", tmp_path)
+
+
+def test_a_superlink_not_up_yet_is_left_to_flower(
+    tmp_path: Path, site: SiteConfig
+) -> None:
+    create_superlink_certificates(tmp_path / "link", hosts=["localhost"])
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    command = _launch(site, f"127.0.0.1:{port}", tmp_path / "link/ca.crt", tmp_path)
+    assert command[0] == "flower-supernode"
