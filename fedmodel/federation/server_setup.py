@@ -128,11 +128,13 @@ def start_model(
         else None
     )
     if resumed is None:
+        fit, held_out = server_splits(settings, task)
         public_start(
             model.classifier,
             settings=settings,
             label_names=task.label_names,
-            transfer=server_splits(settings, task)[0],
+            transfer=fit,
+            held_out=held_out,
         )
     return model, resumed
 

@@ -2,14 +2,17 @@
 
 Before round 1 the head is set from the encoder's embeddings of the label
 names (`model/label_init.py`: no record read), then, where the task has a
-transfer split, fitted on it. The server's transfer split belongs to no
-client, so neither step costs any client privacy: they only change the public
-starting point that every client's DP-SGD then refines.
+transfer split, fitted on it; the fitted head is kept only if it beats the
+label-name start on the server's records held out of the fit. The server's
+transfer split belongs to no client, so neither step costs any client
+privacy: they only change the public starting point that every client's
+DP-SGD then refines.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import datasets
 import torch
@@ -21,9 +24,14 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
 from fedmodel.model.label_init import init_head_from_label_names, wordless_label
 from fedmodel.training.embedding_cache import embed_split
-from fedmodel.training.loops import feature_logits, train_epochs
+from fedmodel.training.loops import evaluate, feature_logits, train_epochs
+from fedmodel.training.model_selection import SELECTION_SHARE
 
 log = logging.getLogger(__name__)
+
+# Fewest held-out records on which a warm start is compared with the start:
+# on one to three records a loss difference is noise (docs/strict-budgets.md).
+MIN_CHECK_RECORDS = 4
 
 
 def public_start(
@@ -32,16 +40,20 @@ def public_start(
     settings: RunSettings,
     label_names: tuple[str, ...],
     transfer: datasets.Dataset | None,
+    held_out: datasets.Dataset | None = None,
 ) -> None:
     """Set the head from public information only, before any client trains.
 
     Label-name initialisation (when `label_init` is on and every label's name,
     or its description in `task.label_descriptions`, has a letter in it) for
     every task, then the warm start on the server's transfer split where there
-    is one holding two labels or more.
+    is one holding two labels or more. `held_out` (the server's records kept to
+    choose the model, None without `keep_best`) decides whether the warm start
+    is kept: see `checked_warm_start`.
     """
-    if settings.label_init:
-        _label_start(classifier, settings=settings, label_names=label_names)
+    named = settings.label_init and _label_start(
+        classifier, settings=settings, label_names=label_names
+    )
     if transfer is None:
         log.info(
             "the server holds no labelled records (a files task without "
@@ -61,11 +73,12 @@ def public_start(
             label_names[transfer["label"][0]] if len(transfer) else None,
         )
     elif settings.warm_start.enabled:
-        loss = warm_start_head(classifier, settings=settings, transfer=transfer)
-        log.info(
-            "warm start: head fitted on the server's %d transfer records (loss %.3f)",
-            len(transfer),
-            loss,
+        checked_warm_start(
+            classifier,
+            settings=settings,
+            transfer=transfer,
+            held_out=held_out,
+            start="the label-name start" if named else "the untrained start",
         )
 
 
@@ -74,8 +87,11 @@ def _label_start(
     *,
     settings: RunSettings,
     label_names: tuple[str, ...],
-) -> None:
-    """The zero-shot head from the label names or descriptions, if all have letters."""
+) -> bool:
+    """The zero-shot head from the label names or descriptions, if all have letters.
+
+    Returns whether the head was set.
+    """
     texts = label_texts(settings.task, label_names)
     described = settings.task.label_descriptions is not None
     wordless = wordless_label(texts)
@@ -92,12 +108,82 @@ def _label_start(
             else "write each class's name in the label column, or describe "
             "each label in a file set as task.label_descriptions",
         )
-        return
+        return False
     init_head_from_label_names(classifier, settings=settings.model, label_names=texts)
     log.info(
         "head initialised from the %d label %s",
         len(texts),
         f"descriptions in {settings.task.label_descriptions}" if described else "names",
+    )
+    return True
+
+
+def checked_warm_start(
+    classifier: PooledBertForSequenceClassification,
+    *,
+    settings: RunSettings,
+    transfer: datasets.Dataset,
+    held_out: datasets.Dataset | None,
+    start: str,
+) -> None:
+    """Warm-start the head, keeping the result only if it beats the start.
+
+    Both heads are scored on `held_out`, records the warm start never saw, by
+    mean cross-entropy as the model choice scores rounds; the warm start is
+    kept unless the start's loss is lower (a tie keeps the warm start). With
+    fewer than `MIN_CHECK_RECORDS` held out the two cannot be told apart, and
+    the warm start, fitted on a dozen records or fewer, is not taken unchecked:
+    the head keeps its start. Without `held_out` (`keep_best` off) the warm
+    start is fitted on every record and kept unchecked.
+    """
+    if held_out is not None and len(held_out) < MIN_CHECK_RECORDS:
+        _say_too_few_to_check(start, fit=len(transfer), held_out=len(held_out))
+        return
+    if held_out is None:
+        loss = warm_start_head(classifier, settings=settings, transfer=transfer)
+        log.info(
+            "warm start kept: head fitted on the server's %d records (loss %.3f); "
+            "not checked against %s, as keep_best is off",
+            len(transfer),
+            loss,
+            start,
+        )
+        return
+    # The encoder is not trained here: embed the held-out records once.
+    features, labels = embed_split(settings, model=classifier, split=held_out)
+    loader = DataLoader(TensorDataset(features, labels), batch_size=1024)
+    head = classification_head(classifier)
+    start_state = {name: w.detach().clone() for name, w in head.state_dict().items()}
+    before = evaluate(head, loader, logits_fn=feature_logits(head)).loss
+    warm_start_head(classifier, settings=settings, transfer=transfer)
+    after = evaluate(head, loader, logits_fn=feature_logits(head)).loss
+    kept = after <= before
+    if not kept:
+        head.load_state_dict(start_state)
+    log.log(
+        logging.INFO if kept else logging.WARNING,
+        "%s: on the %d server-held records kept out of it, the warm start "
+        "(fitted on %d) has loss %.4f, %s %.4f",
+        "warm start kept" if kept else f"warm start not kept, the head keeps {start}",
+        len(held_out),
+        len(transfer),
+        after,
+        start,
+        before,
+    )
+
+
+def _say_too_few_to_check(start: str, *, fit: int, held_out: int) -> None:
+    log.warning(
+        "no warm start: the head keeps %s. Of the server's %d labelled "
+        "records only %d are held out to check a warm start against it, "
+        "fewer than %d, too few to tell the two apart; a task.validation_file "
+        "of %d records or more is checked",
+        start,
+        fit + held_out,
+        held_out,
+        MIN_CHECK_RECORDS,
+        math.floor((MIN_CHECK_RECORDS - 1) / SELECTION_SHARE) + 1,
     )
 
 

@@ -1,0 +1,111 @@
+"""The warm start is kept only where the server's held-out records favour it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedmodel.config import settings_from_dict
+from fedmodel.data import load_task
+from fedmodel.data.splits import TaskData, build_split
+from fedmodel.federation.server_setup import start_model
+from fedmodel.model.label_init import init_head_from_label_names
+from fedmodel.model.load import build_classifier
+from fedmodel.training import warm_start
+from fedmodel.training.warm_start import public_start
+from tests.conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def bank() -> TaskData:
+    return load_task(settings_from_dict(small_config()).task, seed=0)
+
+
+def _label_start(label_names: tuple[str, ...]) -> torch.Tensor:
+    settings = settings_from_dict(small_config())
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    init_head_from_label_names(model, settings=settings.model, label_names=label_names)
+    return model.classifier.weight.detach()
+
+
+def _one_per_label(bank: TaskData, count: int) -> list[int]:
+    """Rows of bank's transfer split, the first of each of `count` labels."""
+    assert bank.transfer is not None
+    first: dict[int, int] = {}
+    for row, label in enumerate(bank.transfer["label"]):
+        first.setdefault(label, row)
+    return sorted(first.values())[:count]
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == warm_start.__name__]
+
+
+def test_a_server_file_too_small_to_check_keeps_the_label_start(
+    bank: TaskData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Ten records of ten labels: 2 held out to choose the model, too few to
+    # tell a warm start on the other 8 from the label-name start.
+    assert bank.transfer is not None
+    tiny = dataclasses.replace(
+        bank, transfer=bank.transfer.select(_one_per_label(bank, 10))
+    )
+    settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
+    with caplog.at_level("INFO", logger=warm_start.__name__):
+        model, _ = start_model(settings, task=tiny, run_dir=tmp_path)
+    torch.testing.assert_close(
+        model.classifier.classifier.weight.detach(), _label_start(bank.label_names)
+    )
+    (line,) = [s for s in _said(caplog) if "warm start" in s]
+    assert line.startswith("no warm start: the head keeps the label-name start")
+    assert "only 2 are held out" in line
+
+
+def test_a_warm_start_worse_than_the_start_is_not_kept(
+    bank: TaskData, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fitted records carry the wrong labels: the held-out records, the
+    # same texts rightly labelled, score the label-name start better.
+    assert bank.transfer is not None
+    held = bank.transfer.select(_one_per_label(bank, 20))
+    wrong = [(label + 1) % len(bank.label_names) for label in held["label"]]
+    fit = build_split(list(held["text"]), wrong, label_names=bank.label_names)
+    settings = settings_from_dict(small_config())
+    model = build_classifier(
+        settings.model, label_names=bank.label_names, seed=settings.seed
+    )
+    with caplog.at_level("INFO", logger=warm_start.__name__):
+        public_start(
+            model,
+            settings=settings,
+            label_names=bank.label_names,
+            transfer=fit,
+            held_out=held,
+        )
+    torch.testing.assert_close(
+        model.classifier.weight.detach(), _label_start(bank.label_names)
+    )
+    (line,) = [s for s in _said(caplog) if "warm start" in s]
+    assert line.startswith(
+        "warm start not kept, the head keeps the label-name start: on the 20 "
+        "server-held records kept out of it, the warm start (fitted on 20)"
+    )
+
+
+def test_a_full_server_split_still_warm_starts(
+    bank: TaskData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert bank.transfer is not None
+    settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
+    with caplog.at_level("INFO", logger=warm_start.__name__):
+        model, _ = start_model(settings, task=bank, run_dir=tmp_path)
+    start = _label_start(bank.label_names)
+    assert not torch.equal(model.classifier.classifier.weight.detach(), start)
+    (line,) = [s for s in _said(caplog) if "warm start" in s]
+    held = len(bank.transfer) - len(bank.transfer) * 4 // 5
+    assert line.startswith(f"warm start kept: on the {held} server-held records")
