@@ -81,11 +81,11 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     warn_test_only_labels(task)
     warn_similar_labels(task)
     server_started = time.perf_counter()
-    model, resumed = start_model(settings, task=task, run_dir=run_dir)
+    model, resumed, warm = start_model(settings, task=task, run_dir=run_dir)
     write_resolved_config(run_dir, settings)
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
-    start = _run_start(current, resumed)
+    start = _run_start(current, resumed, warm=warm)
     shared = server_rounds(
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
@@ -99,7 +99,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         finetune_mode=settings.finetune.mode,
         privacy=settings.privacy.mode,
         model_dir=str(run_dir / TEACHER_DIR),
-        warm_start=settings.warm_start.enabled and task.transfer is not None,
+        warm_start=None if start is None else _warm_started(start),
         initial_accuracy=current.accuracy if start is None else start["accuracy"],
         final_accuracy=final.accuracy,
         final_macro_f1=final.macro_f1,
@@ -116,14 +116,20 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     return _conclude(shared, summary, final, started)
 
 
-def _run_start(
-    current: EvalResult, resumed: Checkpoint | None
-) -> dict[str, float] | None:
-    """The run's start on the test split (accuracy, macro_f1), logged.
+def _warm_started(start: dict[str, float]) -> bool | None:
+    """Whether the run began from a kept warm start; None if its start predates it."""
+    return None if "warm_start" not in start else start["warm_start"] == 1.0
 
-    A fresh run's start is `current`; a resumed run's is the one its
-    checkpoint kept. None for a checkpoint written before that was kept: the
-    summary then reports `current`, and says so in the log.
+
+def _run_start(
+    current: EvalResult, resumed: Checkpoint | None, *, warm: bool
+) -> dict[str, float] | None:
+    """The run's start on the test split (accuracy, macro_f1, warm_start), logged.
+
+    A fresh run's start is `current`, warm-started or not (`warm`, 1.0 or
+    0.0); a resumed run's is the one its checkpoint kept. None for a
+    checkpoint written before that was kept: the summary then reports
+    `current`, and says so in the log.
     """
     if resumed is None:
         log.info(
@@ -131,7 +137,11 @@ def _run_start(
             current.accuracy,
             current.macro_f1,
         )
-        return {"accuracy": current.accuracy, "macro_f1": current.macro_f1}
+        return {
+            "accuracy": current.accuracy,
+            "macro_f1": current.macro_f1,
+            "warm_start": float(warm),
+        }
     log.info(
         "test accuracy after round %d %.4f (macro-F1 %.4f)",
         resumed.round,

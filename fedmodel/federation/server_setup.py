@@ -119,24 +119,29 @@ def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
 
 def start_model(
     settings: RunSettings, *, task: TaskData, run_dir: Path
-) -> tuple[GlobalModel, Checkpoint | None]:
-    """The global model: from the checkpoint on resume, else from public information."""
+) -> tuple[GlobalModel, Checkpoint | None, bool]:
+    """The global model: from the checkpoint on resume, else from public information.
+
+    The flag says whether a fresh run's head is warm-started (False on resume:
+    the checkpoint's start says what the run began from).
+    """
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
     resumed = (
         resume(run_dir, model, num_rounds=settings.num_rounds)
         if settings.resume
         else None
     )
+    warm = False
     if resumed is None:
         fit, held_out = server_splits(settings, task)
-        public_start(
+        warm = public_start(
             model.classifier,
             settings=settings,
             label_names=task.label_names,
             transfer=fit,
             held_out=held_out,
         )
-    return model, resumed
+    return model, resumed, warm
 
 
 def server_splits(

@@ -43,7 +43,8 @@ class Checkpoint:
     # falls back to it when the last round scores lower on the server's split.
     start_round: int | None = None
     start_weights: dict[str, torch.Tensor] | None = None
-    # The run's start on the test split (accuracy, macro_f1), before round 1:
+    # The run's start on the test split (accuracy, macro_f1) and whether it
+    # was warm-started (warm_start, 1.0 or 0.0), before round 1:
     # a resumed run reports it as its initial accuracy. None in checkpoints
     # written before it was kept.
     start_result: dict[str, float] | None = None

@@ -45,7 +45,9 @@ class RunSummary:
     finetune_mode: str
     privacy: str
     model_dir: str
-    warm_start: bool
+    # Whether the head began from a kept warm start (None: a resumed run
+    # whose checkpoint predates recording it).
+    warm_start: bool | None
     initial_accuracy: float
     final_accuracy: float
     final_macro_f1: float

@@ -41,7 +41,7 @@ def public_start(
     label_names: tuple[str, ...],
     transfer: datasets.Dataset | None,
     held_out: datasets.Dataset | None = None,
-) -> None:
+) -> bool:
     """Set the head from public information only, before any client trains.
 
     Label-name initialisation (when `label_init` is on and every label's name,
@@ -49,7 +49,7 @@ def public_start(
     every task, then the warm start on the server's transfer split where there
     is one holding two labels or more. `held_out` (the server's records kept to
     choose the model, None without `keep_best`) decides whether the warm start
-    is kept: see `checked_warm_start`.
+    is kept: see `checked_warm_start`. Returns whether the head is warm-started.
     """
     named = settings.label_init and _label_start(
         classifier, settings=settings, label_names=label_names
@@ -73,13 +73,14 @@ def public_start(
             label_names[transfer["label"][0]] if len(transfer) else None,
         )
     elif settings.warm_start.enabled:
-        checked_warm_start(
+        return checked_warm_start(
             classifier,
             settings=settings,
             transfer=transfer,
             held_out=held_out,
             start="the label-name start" if named else "the untrained start",
         )
+    return False
 
 
 def _label_start(
@@ -125,7 +126,7 @@ def checked_warm_start(
     transfer: datasets.Dataset,
     held_out: datasets.Dataset | None,
     start: str,
-) -> None:
+) -> bool:
     """Warm-start the head, keeping the result only if it beats the start.
 
     Both heads are scored on `held_out`, records the warm start never saw, by
@@ -134,11 +135,12 @@ def checked_warm_start(
     fewer than `MIN_CHECK_RECORDS` held out the two cannot be told apart, and
     the warm start, fitted on a dozen records or fewer, is not taken unchecked:
     the head keeps its start. Without `held_out` (`keep_best` off) the warm
-    start is fitted on every record and kept unchecked.
+    start is fitted on every record and kept unchecked. Returns whether it
+    was kept.
     """
     if held_out is not None and len(held_out) < MIN_CHECK_RECORDS:
         _say_too_few_to_check(start, fit=len(transfer), held_out=len(held_out))
-        return
+        return False
     if held_out is None:
         loss = warm_start_head(classifier, settings=settings, transfer=transfer)
         log.info(
@@ -148,7 +150,7 @@ def checked_warm_start(
             loss,
             start,
         )
-        return
+        return True
     # The encoder is not trained here: embed the held-out records once.
     features, labels = embed_split(settings, model=classifier, split=held_out)
     loader = DataLoader(TensorDataset(features, labels), batch_size=1024)
@@ -171,6 +173,7 @@ def checked_warm_start(
         start,
         before,
     )
+    return kept
 
 
 def _say_too_few_to_check(start: str, *, fit: int, held_out: int) -> None:

@@ -97,6 +97,7 @@ def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
     summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
     assert summary["status"] == "ok"
     assert summary["rounds_completed"] == 2
+    assert summary["warm_start"] is False  # the killed run's start, kept
     assert [r["round"] for r in read_rounds(run_dir)] == [1, 2]
     for client in (0, 1):
         assert _charged_rounds(run_dir, client) == [1, 2]
@@ -149,6 +150,7 @@ def test_a_resumed_summary_reports_the_runs_start(run_dir: Path) -> None:
     torch.save(raw, path)
     summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
     assert summary["initial_accuracy"] == pytest.approx(0.123)
+    assert summary["warm_start"] is None  # this start does not say
     # The resumed run's checkpoints keep the start for the next resume.
     saved = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
     assert saved.start_result is not None

@@ -57,7 +57,8 @@ def test_a_server_file_too_small_to_check_keeps_the_label_start(
     )
     settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
     with caplog.at_level("INFO", logger=warm_start.__name__):
-        model, _ = start_model(settings, task=tiny, run_dir=tmp_path)
+        model, _, warm = start_model(settings, task=tiny, run_dir=tmp_path)
+    assert warm is False  # what summary.json reports as warm_start
     torch.testing.assert_close(
         model.classifier.classifier.weight.detach(), _label_start(bank.label_names)
     )
@@ -80,13 +81,14 @@ def test_a_warm_start_worse_than_the_start_is_not_kept(
         settings.model, label_names=bank.label_names, seed=settings.seed
     )
     with caplog.at_level("INFO", logger=warm_start.__name__):
-        public_start(
+        warm = public_start(
             model,
             settings=settings,
             label_names=bank.label_names,
             transfer=fit,
             held_out=held,
         )
+    assert warm is False
     torch.testing.assert_close(
         model.classifier.weight.detach(), _label_start(bank.label_names)
     )
@@ -103,7 +105,8 @@ def test_a_full_server_split_still_warm_starts(
     assert bank.transfer is not None
     settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
     with caplog.at_level("INFO", logger=warm_start.__name__):
-        model, _ = start_model(settings, task=bank, run_dir=tmp_path)
+        model, _, warm = start_model(settings, task=bank, run_dir=tmp_path)
+    assert warm is True
     start = _label_start(bank.label_names)
     assert not torch.equal(model.classifier.classifier.weight.detach(), start)
     (line,) = [s for s in _said(caplog) if "warm start" in s]
