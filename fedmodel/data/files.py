@@ -7,7 +7,8 @@ are the same label; so are a Parquet 3.0 and 3).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ MIN_LABELS = 2
 _SHOWN_ROWS = 5
 # task.label_descriptions: the column holding each label's description.
 DESCRIPTION_COLUMN = "description"
+# A label that is a whole number as written: a JSON or Parquet integer, or
+# a text of ASCII digits ("007" too; "3.0" and "+3" are not).
+_INTEGER_LABEL = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,9 @@ class _Records:
 def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     """Load and validate `task.train_files` (one per site) and `task.test_file`.
 
-    Labels are `task.labels` when given, else the sorted union of the labels of
-    all files. The transfer split is `task.validation_file` (records the server
+    Labels are `task.labels` when given, in its order, else the union of the
+    labels of all files, sorted (by value where every label is a whole
+    number). The transfer split is `task.validation_file` (records the server
     holds), None without one. `seed` is unused (the files are taken as they are).
     """
     del seed
@@ -233,7 +238,7 @@ def _check_server_labels(records: _Records) -> None:
 
 def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ...]:
     if task.labels is None:
-        names = sorted({label for records in files for label in records.labels})
+        names = _derived_label_order({lab for r in files for lab in r.labels})
         trained = {label for r in files[:-1] for label in r.labels}
         if len(trained) < MIN_LABELS:
             raise FedmodelError(
@@ -260,6 +265,18 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
                     "task.labels or fix the row"
                 )
     return tuple(names)
+
+
+def _derived_label_order(labels: Collection[str]) -> list[str]:
+    """The label order of a task whose labels nobody listed: sorted.
+
+    Whole numbers sort by value (2 before 10, where text order would give
+    1, 10, 11, 2), the same number written two ways ("7", "007") by its
+    text; any other set of labels sorts as text.
+    """
+    if labels and all(_INTEGER_LABEL.fullmatch(label) for label in labels):
+        return sorted(labels, key=lambda label: (int(label), label))
+    return sorted(labels)
 
 
 def _label_string(value: object) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_shared_texts
+from fedmodel.data.files import label_texts
 from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -184,3 +185,37 @@ def test_a_parquet_text_stored_as_bytes_is_read_as_text(
     pd.DataFrame({"text": [b"ok", b"caf\xe9"], "label": ["a", "b"]}).to_parquet(site)
     with pytest.raises(FedmodelError, match=r"row 2 .*column 'text'.*not UTF-8"):
         load_task(_task([site], test_csv), seed=0)
+
+
+def test_whole_number_labels_order_by_value_unless_listed(tmp_path: Path) -> None:
+    # As text, 12 labels would be ordered 1, 10, 11, 12, 2, ...: the head's
+    # rows and the export's labels in an order no one chose.
+    numbers = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    site = tmp_path / "codes.csv"
+    pd.DataFrame({"text": [f"t{n}" for n in numbers], "label": numbers}).to_csv(
+        site, index=False
+    )
+    other = tmp_path / "codes.jsonl"
+    pd.DataFrame({"text": ["x", "y"], "label": [12, 1]}).to_json(
+        other, orient="records", lines=True
+    )
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nz,3\n")
+    described = tmp_path / "labels.csv"
+    pd.DataFrame(
+        {"label": numbers[::-1], "description": [f"code {n}" for n in numbers[::-1]]}
+    ).to_csv(described, index=False)
+    task = _task([site, other], test, label_descriptions=str(described))
+    data = load_task(task, seed=0)
+    assert data.label_names == tuple(str(n) for n in numbers)
+    named = [data.label_names[i] for i in data.train["label"]]
+    assert named == [*(str(n) for n in numbers), "12", "1"]
+    assert label_texts(task, data.label_names)[:3] == ("code 1", "code 2", "code 3")
+    # A list the user gives keeps its order; mixed labels sort as text.
+    given = ["10", "2", *(str(n) for n in numbers if n not in (2, 10))]
+    assert load_task(_task([site], test, labels=given), seed=0).label_names == (
+        tuple(given)
+    )
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("text,label\na,10\nb,2\nc,x\n")
+    assert load_task(_task([mixed], test), seed=0).label_names == ("10", "2", "3", "x")
