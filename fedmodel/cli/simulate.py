@@ -217,7 +217,8 @@ def hydra_error_line(exc: BaseException) -> str:
 
     if isinstance(exc, OverrideParseException):
         reason = exc.message.splitlines()[0] if exc.message else "bad syntax"
-        return f"cannot parse the override '{exc.override}': {reason}"
+        line = f"cannot parse the override '{exc.override}': {reason}"
+        return line + _home_hint(str(exc.override))
     if isinstance(exc, MissingConfigException) and exc.options:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
         options = sorted(name for name in exc.options if is_option(name))
@@ -235,6 +236,17 @@ def hydra_error_line(exc: BaseException) -> str:
         )
     first = next((line for line in text.splitlines() if line.strip()), text)
     return first.strip()
+
+
+def _home_hint(override: str) -> str:
+    """How to write a `~` path, which Hydra's grammar takes only quoted."""
+    key, _, value = override.partition("=")
+    if "~" not in value or "'" in value:
+        return ""
+    items = value.removeprefix("[").removesuffix("]").split(",")
+    quoted = ",".join(f"'{item.strip()}'" for item in items)
+    fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
+    return f"; Hydra takes a ~ only inside quotes: write \"{fixed}\""
 
 
 def _quoted(text: str, after: str) -> str | None:

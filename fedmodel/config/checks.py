@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from fedmodel.config.budget_rule import with_budget_defaults
+from fedmodel.config.file_paths import with_home_expanded
 from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
     DISTILL_MODE_NAMES,
@@ -31,11 +32,12 @@ def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
     """Build typed settings from a nested config, naming any bad key.
 
     Keys the YAML leaves null (or `auto`) that follow the privacy budget are
-    filled first (`with_budget_defaults`); task=files' patterns in
+    filled first (`with_budget_defaults`); a leading `~` in a data file's path
+    is the user's home (`with_home_expanded`); task=files' patterns in
     `task.train_files` are expanded and its null `num_clients` counts the files
     (`with_train_files`). A value the user set always wins.
     """
-    filled = with_budget_defaults(with_train_files(dict(raw)))
+    filled = with_budget_defaults(with_train_files(with_home_expanded(dict(raw))))
     settings = _build(RunSettings, filled, path="")
     check_numbers(settings)  # every number finite and in range (number_rules.py)
     _check(settings)

@@ -125,6 +125,11 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
         ("task=nosuch", "no option 'nosuch' in config group 'task'"),
         ("num_rounds=[", "cannot parse the override 'num_rounds=['"),
         (
+            "task.train_files=[~/a.csv,~/b.csv]",
+            "Hydra takes a ~ only inside quotes: write "
+            "\"task.train_files=['~/a.csv','~/b.csv']\"",
+        ),
+        (
             "model=_base",
             "no option '_base' in config group 'model' (model/_base.yaml holds "
             "the keys its options share); options: minilm, tiny",

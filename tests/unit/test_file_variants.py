@@ -219,3 +219,38 @@ def test_whole_number_labels_order_by_value_unless_listed(tmp_path: Path) -> Non
     mixed = tmp_path / "mixed.csv"
     mixed.write_text("text,label\na,10\nb,2\nc,x\n")
     assert load_task(_task([mixed], test), seed=0).label_names == ("10", "2", "3", "x")
+
+
+def test_a_leading_tilde_is_the_home_folder(
+    tmp_path: Path, rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shell leaves the ~ of `task.test_file='~/test.csv'` to fedmodel, and
+    # Python would read it as a folder named "~" in the working directory.
+    home = tmp_path / "home"
+    (home / "sites").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    for i in range(2):
+        site = home / "sites" / f"s{i}.csv"
+        rows.iloc[40 * i : 40 * i + 40].to_csv(site, index=False)
+    rows.tail(20).to_csv(home / "test.csv", index=False)
+    rows.iloc[80:100].to_csv(home / "held.csv", index=False)
+    (home / "public.txt").write_text("I lost my card\n")
+    overrides = [
+        "task=files",
+        "task.train_files=['~/sites/*.csv']",
+        "task.test_file='~/test.csv'",
+        'task.validation_file="~/held.csv"',
+        "distill.transfer_file='~/public.txt'",
+    ]
+    settings = settings_from_dict(compose_config(overrides))
+    task = settings.task
+    assert task.train_files == [str(home / "sites" / f"s{i}.csv") for i in range(2)]
+    assert (task.test_file, task.validation_file) == (
+        str(home / "test.csv"),
+        str(home / "held.csv"),
+    )
+    assert settings.distill.transfer_file == str(home / "public.txt")
+    assert settings.num_clients == 2
+    data = load_task(task, seed=0)
+    assert data.transfer is not None and len(data.train) == 80
