@@ -94,7 +94,10 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
         "--site-id", type=int, required=True, help="this site's number (unique)"
     )
     required.add_argument(
-        "--data-file", type=Path, required=True, help="CSV / JSONL / Parquet records"
+        "--data-file",
+        type=Path,
+        required=True,
+        help="CSV / TSV / JSONL / Parquet records",
     )
     required.add_argument(
         "--state-dir", type=Path, required=True, help="privacy ledger and caches"

@@ -168,7 +168,7 @@ class DistillSettings:
     batch_size: int
     # Extra copies of each transfer text with words dropped and swapped.
     augment_copies: int
-    # Texts the server holds for distillation (CSV/JSONL/Parquet/TXT); None
+    # Texts the server holds for distillation (CSV/TSV/JSONL/Parquet/TXT); None
     # uses the task's transfer split.
     transfer_file: str | None
     # distill=federated: rounds in which clients distil the student on their

@@ -1,8 +1,8 @@
-"""Reading a user's CSV, JSONL or Parquet file into a table, naming what is wrong.
+"""Reading a user's CSV, TSV, JSONL or Parquet file into a table, naming what is wrong.
 
 Row numbers in messages are 1-based data rows: the first record is row 1, and a
-CSV header is not counted (so CSV row N is on line N + 1 of the file). JSONL
-errors about the file's syntax name the line instead.
+CSV or TSV header is not counted (so row N is on line N + 1 of the file).
+Errors about a file's syntax name the line instead.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import io
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -20,8 +22,8 @@ import pyarrow.parquet as pq
 
 from fedmodel.errors import FedmodelError
 
-ROW_CONVENTION = "1-based data rows, a CSV header not counted"
-# The one rule for an empty cell, in every reader (CSV, JSONL, Parquet, a
+ROW_CONVENTION = "1-based data rows, a header line not counted"
+# The one rule for an empty cell, in every reader (CSV, TSV, JSONL, Parquet, a
 # site's file, `fedmodel predict --input`): a cell is missing when it is null
 # (JSON null, a Parquet null), a NaN number, blank, or the text NaN in any
 # case, which is what pandas and numpy write for a missing number. Any other
@@ -29,15 +31,33 @@ ROW_CONVENTION = "1-based data rows, a CSV header not counted"
 MISSING_RULE = "null, a NaN number, blank, or the text 'NaN' in any case"
 
 
+@dataclass(frozen=True)
+class _Delimited:
+    """A text table with a header line: CSV or TSV, read by the same rules."""
+
+    name: str
+    suffix: str
+    separator: str
+    called: str
+
+
+_CSV = _Delimited("CSV", ".csv", ",", "comma")
+_TSV = _Delimited("TSV", ".tsv", "\t", "tab")
+# Separators a header of one name may hold when the file uses another.
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+_SUFFIX_OF = {form.separator: form.suffix for form in (_CSV, _TSV)}
+
+
 def read_table(path: Path, *, key: str) -> pd.DataFrame:
-    """Read one CSV / JSONL / Parquet file, chosen by its suffix.
+    """Read one CSV / TSV / JSONL / Parquet file, chosen by its suffix.
 
     `key` is the config key the path came from (e.g. "task.train_files[2]"), so
     the message can say where to fix it. Every error a user's file can cause is a
     FedmodelError naming the file.
     """
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
-        ".csv": _read_csv,
+        ".csv": partial(_read_delimited, form=_CSV),
+        ".tsv": partial(_read_delimited, form=_TSV),
         ".jsonl": _read_jsonl,
         ".parquet": _read_parquet,
     }
@@ -122,13 +142,17 @@ def read_utf8(path: Path) -> str:
         ) from exc
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_delimited(path: Path, *, form: _Delimited) -> pd.DataFrame:
     text = read_utf8(path)
-    _check_csv_shape(path, text)
+    _check_shape(path, text, form=form)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.
         table = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False
+            io.StringIO(text),
+            sep=form.separator,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
         )
     except pd.errors.EmptyDataError as exc:
         raise FedmodelError(
@@ -137,37 +161,32 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise FedmodelError(
-            f"file {path} is not valid CSV: {' '.join(str(exc).split())}; check "
-            "quoting and the number of fields on that line"
+            f"file {path} is not valid {form.name}: {' '.join(str(exc).split())}; "
+            "check quoting and the number of fields on that line"
         ) from exc
     # Names without surrounding spaces ("text, label" has a column "label").
     table.columns = pd.Index([str(c).strip() for c in table.columns])
     return table
 
 
-def _check_csv_shape(path: Path, text: str) -> None:
-    """Refuse a header that repeats a name or is ';' or tab separated.
+def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
+    """Refuse a header that repeats a name or is separated by another character.
 
     Then refuse a record whose field count is not the header's: pandas would
     read a first record with one field too many as an index and shift every
-    column of the file by one, so a text with an unquoted comma would
-    silently become a label.
+    column of the file by one, so a text with an unquoted comma (a tab in a
+    TSV) would silently become a label.
     """
     # The csv module refuses a field over 128 KiB; a long note is data. The
     # limit is the module's own, so it is only ever raised.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    reader = csv.reader(io.StringIO(text), strict=True)
+    reader = csv.reader(io.StringIO(text), delimiter=form.separator, strict=True)
     try:
         first = next(reader, [])
         names = [name.strip() for name in first]
         _refuse_repeats(path, names)
-        for separator, called in ((";", "semicolon"), ("\t", "tab")):
-            if len(names) == 1 and separator in names[0]:
-                raise FedmodelError(
-                    f"file {path}: the header {first[0]!r} looks {called}-"
-                    "separated; fedmodel reads comma-separated CSV: re-save the "
-                    "file with commas"
-                )
+        if len(names) == 1:
+            _refuse_other_separator(path, first[0], form=form)
         for fields in reader:
             # pandas skips a line that is blank or only spaces, and so do we.
             if not "".join(fields).strip():
@@ -176,14 +195,27 @@ def _check_csv_shape(path: Path, text: str) -> None:
                 raise FedmodelError(
                     f"file {path}, line {reader.line_num} has {len(fields)} "
                     f"field(s) but the header has {len(names)} ({names}); put "
-                    'a text that holds commas in double quotes ("a, b") and '
+                    f"a text that holds {form.called}s in double quotes and "
                     "give every line one field per header name"
                 )
     except csv.Error as exc:
         raise FedmodelError(
-            f"file {path}, line {reader.line_num} is not valid CSV ({exc}); check "
-            "its quoting"
+            f"file {path}, line {reader.line_num} is not valid {form.name} "
+            f"({exc}); check its quoting"
         ) from exc
+
+
+def _refuse_other_separator(path: Path, header: str, *, form: _Delimited) -> None:
+    """Refuse a one-name header that holds another format's separator."""
+    for separator, called in _SEPARATORS.items():
+        if separator != form.separator and separator in header:
+            other = _SUFFIX_OF.get(separator)
+            rename = f", or name it {other}" if other else ""
+            raise FedmodelError(
+                f"file {path}: the header {header!r} looks {called}-separated; "
+                f"fedmodel reads a {form.suffix} file as {form.called}-separated "
+                f"{form.name}: re-save the file with {form.called}s{rename}"
+            )
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:

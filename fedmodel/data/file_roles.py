@@ -67,7 +67,7 @@ def check_named_files(task: TaskSettings) -> str:
     """
     if not task.train_files and task.labels is None:
         raise FedmodelError(
-            "task.train_files is empty: list one CSV / JSONL / Parquet file per "
+            "task.train_files is empty: list one CSV / TSV / JSONL / Parquet file per "
             "site, e.g. task.train_files='[site0.csv,site1.csv]' (in a deployment "
             "the sites hold their own files: set task.labels instead)"
         )

@@ -57,6 +57,32 @@ def test_an_unquoted_comma_in_every_text_is_refused_not_shifted(
     assert "double quotes" in message
 
 
+def test_a_tsv_file_reads_as_its_csv_and_by_the_same_rules(
+    tmp_path: Path, rows: pd.DataFrame, site_csv: Path, test_csv: Path
+) -> None:
+    # A spreadsheet's "tab-delimited text" export: a text with a tab or a
+    # quote is quoted, one with a comma is not.
+    odd = pd.DataFrame({"text": ["a\tb", 'say "hi"', "x, y"], "label": ["t", "q", "c"]})
+    site = tmp_path / "site1.tsv"
+    pd.concat([rows.head(80), odd]).to_csv(site, sep="\t", index=False)
+    data = load_task(_task([site_csv, site], test_csv), seed=0)
+    train = data.train
+    records = zip(train["text"], train["label"], train["site"], strict=True)
+    by_site: list[list[tuple[str, str]]] = [[], []]
+    for text, label, at in records:
+        by_site[at].append((text, data.label_names[label]))
+    assert by_site[1] == [*by_site[0], *odd.itertuples(index=False, name=None)]
+    site.write_text("text\tlabel\nfine\tpos\nchest pain\tleft\tcardio\n")
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], test_csv), seed=0)
+    message = str(info.value)
+    assert message.startswith("task.train_files[0]: file")
+    assert "site1.tsv, line 3 has 3 field(s) but the header has 2" in message
+    site.write_text("text,label\nfine,pos\n")
+    with pytest.raises(FedmodelError, match=r"looks comma-separated.*name it .csv"):
+        load_task(_task([site], test_csv), seed=0)
+
+
 def test_a_folder_is_refused_naming_what_to_give(
     tmp_path: Path, site_csv: Path, test_csv: Path
 ) -> None:
