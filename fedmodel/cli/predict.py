@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--input",
         type=Path,
-        help=".txt (one text per line) or CSV/TSV/JSONL/Parquet with a text column",
+        help=".txt (one text per line, no header) or CSV/TSV/JSONL/Parquet "
+        "with a text column",
     )
     parser.add_argument(
         "--text-column",

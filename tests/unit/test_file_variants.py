@@ -161,6 +161,23 @@ def test_a_transfer_file_without_its_column_says_what_to_rename(
         read_texts(parquet, key="distill.transfer_file")
 
 
+def test_a_txt_file_with_a_header_line_is_refused(tmp_path: Path) -> None:
+    # A column exported with `cut` keeps its header: read as a text, the
+    # student would be distilled on the word "text".
+    texts = tmp_path / "public.txt"
+    texts.write_text("\nText\nI was charged twice\n")
+    with pytest.raises(FedmodelError) as info:
+        read_texts(texts, key="distill.transfer_file")
+    message = str(info.value)
+    assert message.startswith("distill.transfer_file: file")
+    assert "starts with the line 'Text', a column name" in message
+    texts.write_text("note\nI was charged twice\n")
+    with pytest.raises(FedmodelError, match="line 'note'"):
+        read_texts(texts, key="--input", text_column="note")
+    texts.write_text("I was charged twice\ntext\n")
+    assert read_texts(texts, key="--input") == ["I was charged twice", "text"]
+
+
 def test_a_test_file_sharing_texts_with_a_site_is_named(
     tmp_path: Path,
     rows: pd.DataFrame,
