@@ -183,7 +183,8 @@ class WriteMetrics:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.client_seconds = 0.0
+        # The clients' summed compute; None once a round's was not reported.
+        self.client_seconds: float | None = 0.0
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """Write one line; student rounds are marked `"model": "student"`."""
@@ -192,7 +193,11 @@ class WriteMetrics:
         if state.model_name != "teacher":
             record["model"] = state.model_name
         append_round(self.run_dir, record)
-        self.client_seconds += float(metrics["client_compute_seconds"])
+        compute = metrics["client_compute_seconds"]
+        if compute is None or self.client_seconds is None:
+            self.client_seconds = None
+        else:
+            self.client_seconds += compute
         return False, {"seconds": seconds}
 
 

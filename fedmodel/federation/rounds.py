@@ -152,13 +152,23 @@ def _round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str
         "epsilon_max": max(epsilons) if epsilons else None,
         "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
         "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in state.messages),
-        "client_compute_seconds": sum(_compute_seconds(m) for m in state.accepted),
+        "client_compute_seconds": _compute_seconds(state.accepted),
         "bytes_received": sum(
             m.content[ARRAYS_KEY].count_bytes() for m in state.accepted
         ),
     }
 
 
-def _compute_seconds(reply: Message) -> float:
-    value = reply.content.metric_records[METRICS_KEY].get("compute-seconds", 0.0)
-    return float(value) if isinstance(value, int | float) else 0.0
+def _compute_seconds(accepted: list[Message]) -> float | None:
+    """The accepted updates' summed compute time; None if one did not report it.
+
+    A client under DP withholds it (it is computed from its records without
+    noise), so a private round's figure is unknown, not 0.
+    """
+    seconds = []
+    for reply in accepted:
+        value = reply.content.metric_records[METRICS_KEY].get("compute-seconds")
+        if not isinstance(value, int | float):
+            return None
+        seconds.append(float(value))
+    return sum(seconds, 0.0)

@@ -105,7 +105,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         final_macro_f1=final.macro_f1,
         rounds_completed=shared.history.aggregated("teacher"),
         wall_seconds=0.0,
-        client_compute_seconds=0.0,
+        client_compute_seconds=None,
         server_compute_seconds=server_seconds + evaluation.seconds,
         privacy_guarantee={},
         clients=[],

@@ -54,8 +54,9 @@ class RunSummary:
     rounds_completed: int
     wall_seconds: float
     # Pure compute, for the simulation-overhead benchmark: the clients'
-    # local rounds and the server's warm start and evaluations.
-    client_compute_seconds: float
+    # local rounds and the server's warm start and evaluations. None where a
+    # client did not report its time: under DP (every deployment) it does not.
+    client_compute_seconds: float | None
     server_compute_seconds: float
     privacy_guarantee: dict[str, Any]
     clients: list[dict[str, Any]]

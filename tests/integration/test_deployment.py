@@ -91,6 +91,9 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     assert all(r["clients_aggregated"] == 2 for r in rounds)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [c["client_id"] for c in summary["clients"]] == [0, 1]
+    # A DP site withholds its compute time: unknown to the server, not 0.
+    assert summary["client_compute_seconds"] is None
+    assert all(r["client_compute_seconds"] is None for r in rounds)
     # The run's log holds the run, not a line per HTTP request to the SuperLink.
     log = (run_dir / LOG_FILE).read_text()
     assert "round 2/2" in log and "httpx" not in log

@@ -104,6 +104,17 @@ def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
     assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 2]
 
 
+def test_client_compute_is_summed_only_where_every_update_reports_it(
+    tmp_path: Path,
+) -> None:
+    # A DP client withholds its compute time (privacy.md): unknown, not 0.
+    private = run_federation(FakeGrid(2), _settings(tmp_path / "dp", "num_rounds=1"))
+    assert private["client_compute_seconds"] is None
+    assert read_rounds(tmp_path / "dp")[0]["client_compute_seconds"] is None
+    plain = _settings(tmp_path / "off", "num_rounds=1", "privacy=off")
+    assert run_federation(FakeGrid(2), plain)["client_compute_seconds"] > 0
+
+
 def test_resume_still_compares_against_the_start(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
