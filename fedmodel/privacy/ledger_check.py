@@ -49,8 +49,8 @@ def checked_epsilon(path: Path, record: LedgerRecord) -> float:
         raise unusable_ledger(
             path,
             f"round {last.round} (entry {len(record.rounds)}) recorded epsilon "
-            f"{last.epsilon!r} when it was charged, but the history now spends "
-            f"{spent!r} (delta {record.delta:g}, {record.accountant}): the file "
-            "was edited since",
+            f"{last.epsilon:.8g} when it was charged, but the history now spends "
+            f"{spent:.8g} (delta {record.delta:g}, {record.accountant}): the file "
+            "was edited since (or written with another Opacus version)",
         )
     return spent
