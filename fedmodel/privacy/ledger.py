@@ -16,6 +16,7 @@ from pathlib import Path
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
 from fedmodel.privacy.durable_file import exclusive_lock, write_durably
+from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_record import (
     LedgerRecord,
     RoundCharge,
@@ -52,10 +53,12 @@ class PrivacyLedger:
     `epsilon_for` over the stored history.
     """
 
-    def __init__(self, path: Path, record: LedgerRecord) -> None:
+    def __init__(
+        self, path: Path, record: LedgerRecord, *, epsilon: float | None = None
+    ) -> None:
         self._path = path
         self._record = record
-        self._epsilon: float | None = None
+        self._epsilon = epsilon
 
     @classmethod
     def open(
@@ -71,7 +74,8 @@ class PrivacyLedger:
         A stored ledger keeps its history and noise multiplier; the sample rate
         and cap follow `plan`, since they describe how this run samples and
         what the site allows now. A different delta, accountant or client id
-        is an error, as is a file that cannot be read.
+        is an error, as is a file that cannot be read or whose history no
+        longer spends the epsilon its last charge recorded (`checked_epsilon`).
         """
         path = Path(path)
         fresh = LedgerRecord(
@@ -87,6 +91,7 @@ class PrivacyLedger:
             return cls(path, fresh)
         stored = read_record(path)
         check_same_budget(path, stored=stored, wanted=fresh)
+        spent = checked_epsilon(path, stored)
         note_changes(path, stored=stored, wanted=fresh)
         record = replace(
             stored,
@@ -94,7 +99,7 @@ class PrivacyLedger:
             target_epsilon=plan.target_epsilon,
             data_fingerprint=data_fingerprint,
         )
-        return cls(path, record)
+        return cls(path, record, epsilon=spent)
 
     @property
     def path(self) -> Path:

@@ -75,13 +75,13 @@ def read_record(path: Path) -> LedgerRecord:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _corrupt(path, f"it cannot be read ({exc})") from exc
+        raise unusable_ledger(path, f"it cannot be read ({exc})") from exc
     try:
         return _parse(raw)
     except KeyError as exc:
-        raise _corrupt(path, f"field {exc} is missing") from exc
+        raise unusable_ledger(path, f"field {exc} is missing") from exc
     except (TypeError, ValueError) as exc:
-        raise _corrupt(path, str(exc)) from exc
+        raise unusable_ledger(path, str(exc)) from exc
 
 
 def check_same_budget(
@@ -152,7 +152,8 @@ def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> N
         )
 
 
-def _corrupt(path: Path, what: str) -> FedmodelError:
+def unusable_ledger(path: Path, what: str) -> FedmodelError:
+    """The error for a ledger file that cannot be trusted: `what` is wrong with it."""
     return FedmodelError(
         f"privacy ledger {path} is unusable: {what}. It records the privacy this "
         "client has already spent, so fedmodel will not start over: restore a "
@@ -175,7 +176,10 @@ def _parse(raw: Any) -> LedgerRecord:
     accountant = _string(raw, "accountant")
     if accountant not in ACCOUNTANTS:
         raise ValueError(f"'accountant' is {accountant!r}, not one of {ACCOUNTANTS}")
-    history = tuple(_history_entry(item) for item in _list(raw, "history"))
+    history = tuple(
+        _history_entry(item, number)
+        for number, item in enumerate(_list(raw, "history"), start=1)
+    )
     rounds = tuple(_round_charge(item) for item in _list(raw, "rounds"))
     if [entry[2] for entry in history] != [charge.steps for charge in rounds]:
         raise ValueError("'history' and 'rounds' disagree on the steps charged")
@@ -196,14 +200,17 @@ def _parse(raw: Any) -> LedgerRecord:
     )
 
 
-def _history_entry(item: Any) -> HistoryEntry:
+def _history_entry(item: Any, number: int) -> HistoryEntry:
+    # A charged round always had noise: zero noise spends an infinite epsilon,
+    # which the cap never lets through.
+    name = f"history entry {number}"
     if not isinstance(item, list) or len(item) != 3:
-        raise ValueError(f"history entry {item!r} is not [noise, rate, steps]")
+        raise ValueError(f"{name} {item!r} is not [noise, rate, steps]")
     sigma, rate, steps = item
     return (
-        _noise(sigma, "history noise multiplier"),
-        _rate(rate, "history sample rate"),
-        _count(steps, "history steps", low=1),
+        _number(sigma, f"{name}'s noise multiplier", low=0.0),
+        _rate(rate, f"{name}'s sample rate"),
+        _count(steps, f"{name}'s steps", low=1),
     )
 
 
@@ -244,7 +251,11 @@ def _number(
     number = float(value)
     above_low = number >= low if inclusive else number > low
     if not (above_low and number < high):
-        raise ValueError(f"{name} {value!r} is out of range")
+        least = f"{'at least' if inclusive else 'above'} {low:g}"
+        most = "finite" if high == math.inf else f"below {high:g}"
+        raise ValueError(
+            f"{name} {value!r} is out of range: it must be {least} and {most}"
+        )
     return number
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.durable_file import exclusive_lock
+from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 
 ARCHIVE_PATTERN = "privacy_ledger.reset-*.json"
@@ -36,7 +36,7 @@ class LedgerStatus:
 
 
 def ledger_status(state_dir: Path) -> LedgerStatus:
-    """Read the ledger in a site's state directory."""
+    """Read the ledger in a site's state directory, refusing one edited by hand."""
     path = _ledger_path(state_dir)
     return _status(path, read_record(path))
 
@@ -100,15 +100,10 @@ def _ledger_path(state_dir: Path) -> Path:
 
 
 def _status(path: Path, record: LedgerRecord) -> LedgerStatus:
-    epsilon = (
-        epsilon_for(record.history, delta=record.delta, accountant=record.accountant)
-        if record.history
-        else 0.0
-    )
     return LedgerStatus(
         path=path,
         client_id=record.client_id,
-        epsilon=epsilon,
+        epsilon=checked_epsilon(path, record),
         delta=record.delta,
         target_epsilon=record.target_epsilon,
         rounds=len(record.rounds),

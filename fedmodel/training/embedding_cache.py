@@ -20,6 +20,7 @@ from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,
     read_features,
+    sweep_stale_temp_files,
     write_features,
 )
 from fedmodel.training.fingerprint import data_fingerprint
@@ -43,8 +44,10 @@ def cached_features(
     """Pooled features of the client's records, computed once per run.
 
     The encoder is frozen in head mode, so its features never change; they are
-    kept in the client's own state directory, never sent.
+    kept in the client's own state directory, never sent. Temp files of the
+    store that a killed client left there are swept first.
     """
+    sweep_stale_temp_files(state_dir)
     fingerprint = data_fingerprint(split)
     path = features_path(settings, fingerprint=fingerprint, state_dir=state_dir)
     cached = read_features(path)

@@ -22,7 +22,9 @@ import json
 import logging
 import os
 import pickle
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,15 @@ log = logging.getLogger(__name__)
 FEATURES_PREFIX = "features-"
 SITE_INDEX_PREFIX = "site-features-"
 READ_CHUNK = 1 << 20
+# A writer's temp file is written in seconds, so one untouched for an hour was
+# left by a writer that was killed; a live writer's file is never that old.
+STALE_TEMP_AGE_S = 3600.0
+# `_own_temp_file`'s names: "." + the stored file's name + "." + mkstemp's
+# random part + ".tmp".
+TEMP_NAME = re.compile(
+    rf"\.(?:{re.escape(FEATURES_PREFIX)}[^./]+\.pt"
+    rf"|{re.escape(SITE_INDEX_PREFIX)}[^./]+\.json)\.[a-z0-9_]+\.tmp"
+)
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,33 @@ def _own_temp_file(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sweep_stale_temp_files(state_dir: Path) -> None:
+    """Remove the temp files killed writers left in `state_dir`.
+
+    Only files named as this store names its temp files, and only those
+    untouched for `STALE_TEMP_AGE_S`, so a concurrent writer's file stays.
+    Nothing else in the folder (the ledger, its own temp files) is touched.
+    """
+    if not state_dir.is_dir():
+        return
+    cutoff = time.time() - STALE_TEMP_AGE_S
+    for entry in os.scandir(state_dir):
+        if not TEMP_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                continue
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # renamed by its writer, or taken by another sweep
+        except OSError as exc:
+            log.warning("cannot remove stale temp file %s (%s)", entry.path, exc)
+            continue
+        log.info("removed %s, left by a writer that was killed", entry.path)
 
 
 def site_features(state_dir: Path, *, file_key: str) -> StoredFeatures | None:

@@ -23,6 +23,7 @@ from fedmodel.deploy.launch import (
     supernode_command,
 )
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy import epsilon_for
 
 FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
 
@@ -244,6 +245,7 @@ def _ledger_command(
 def test_ledger_reset_needs_yes_and_archives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    spent = epsilon_for([(1.1, 0.01, 100)], delta=1e-5, accountant="rdp")
     ledger = {
         "format": "fedmodel-privacy-ledger",
         "version": 1,
@@ -256,7 +258,8 @@ def test_ledger_reset_needs_yes_and_archives(
         "data_fingerprint": "abc",
         "budget_exhausted": True,
         "history": [[1.1, 0.01, 100]],
-        "rounds": [{"round": 1, "steps": 100, "epsilon": 0.5}],
+        # The epsilon its history spends: a ledger that says otherwise is refused.
+        "rounds": [{"round": 1, "steps": 100, "epsilon": spent}],
     }
     path = tmp_path / "privacy_ledger.json"
     path.write_text(json.dumps(ledger))

@@ -23,6 +23,7 @@ from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
+from fedmodel.privacy import epsilon_for
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
@@ -265,11 +266,24 @@ def test_a_ledger_that_lost_charges_is_refused_on_resume(
     if damage == "deleted":
         shutil.rmtree(state)
     else:
-        # History and per-round steps edited alike, so the file stays readable.
+        # History, steps and stored epsilons edited alike, so the file agrees
+        # with itself: only the server's record shows that it went back.
+        history = [(h[0], h[1], 1) for h in before["history"]]
+        spent = [
+            epsilon_for(
+                history[: i + 1],
+                delta=before["delta"],
+                accountant=before["accountant"],
+            )
+            for i in range(len(history))
+        ]
         edited = {
             **before,
-            "history": [[h[0], h[1], 1] for h in before["history"]],
-            "rounds": [{**r, "steps": 1} for r in before["rounds"]],
+            "history": [list(h) for h in history],
+            "rounds": [
+                {**r, "steps": 1, "epsilon": e}
+                for r, e in zip(before["rounds"], spent, strict=True)
+            ],
         }
         (state / "privacy_ledger.json").write_text(json.dumps(edited))
     with pytest.raises(FedmodelError) as failure:

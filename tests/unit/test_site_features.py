@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from tempfile import mkstemp
 from typing import Any
 
 import datasets
@@ -27,11 +30,13 @@ from fedmodel.client.site_data import site_round_records
 from fedmodel.federation import client_app
 from fedmodel.federation.strategy import METRICS_KEY
 from fedmodel.training.feature_store import (
+    STALE_TEMP_AGE_S,
     StoredFeatures,
     features_path,
     read_features,
     site_features,
     site_file_key,
+    sweep_stale_temp_files,
 )
 from fedmodel.training.fingerprint import data_fingerprint
 from tests.unit.test_site import (
@@ -208,3 +213,68 @@ def test_two_writers_storing_the_same_features_at_once_both_succeed(
     again = read_features(path)
     assert again is not None and again.fingerprint == stored.fingerprint
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+KILLED_WRITER = """
+import os, sys, torch
+from pathlib import Path
+from fedmodel.training import feature_store
+
+real_save = torch.save
+
+def save_then_die(obj, target):
+    real_save(obj, target)
+    os._exit(9)  # killed between its temp file and the rename
+
+torch.save = save_then_die
+feature_store.write_features(Path(sys.argv[1]), feature_store.StoredFeatures(
+    features=torch.ones(2, 3), labels=torch.tensor([0, 1]),
+    fingerprint="f" * 16, dropout=0.1,
+))
+"""
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_killed_writers_temp_file_is_swept_once_an_hour_old(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path / "features-x.pt")],
+        check=False,
+    )
+    assert done.returncode == 9
+    (left,) = tmp_path.glob(".features-x.pt.*.tmp")
+    # A live writer's file, and files that are not the store's temp files.
+    handle, name = mkstemp(prefix=".site-features-k.json.", suffix=".tmp", dir=tmp_path)
+    os.close(handle)
+    live = Path(name)
+    others = [".privacy_ledger.json.abc123.tmp", "features-y.pt", "notes.tmp"]
+    for name in others:
+        (tmp_path / name).write_text("keep")
+        _age(tmp_path / name, 2 * STALE_TEMP_AGE_S)
+
+    sweep_stale_temp_files(tmp_path)
+    assert left.exists()  # killed a moment ago: it could still be a live writer's
+    _age(left, STALE_TEMP_AGE_S + 60)
+    sweep_stale_temp_files(tmp_path)
+    assert not left.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, *others])
+    sweep_stale_temp_files(tmp_path / "no-such-folder")  # a site's first round
+
+
+def test_a_sites_round_sweeps_its_stale_temp_files(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
+    state = tmp_path / "state"
+    state.mkdir()
+    stale, fresh = state / ".features-x.pt.old1.tmp", state / ".features-x.pt.new1.tmp"
+    stale.write_bytes(b"cut")
+    fresh.write_bytes(b"being written")
+    _age(stale, STALE_TEMP_AGE_S + 60)
+    site = site_from_node_config(node_config(site_file, state, **{"max-epsilon": 8.0}))
+    assert site is not None
+    site_round_records(settings, site, head_features=True)
+    assert not stale.exists() and fresh.exists()

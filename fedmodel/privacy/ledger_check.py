@@ -1,0 +1,56 @@
+"""A stored ledger's history checked against the epsilon its last charge recorded.
+
+Every epsilon fedmodel charges from or reports is computed afresh from the
+history. The epsilon each charge stored beside it is the witness that the
+history was not edited since: a noise multiplier raised or a sample rate
+lowered by hand spends less on recomputation than the charge recorded, and
+a stored epsilon lowered by hand is less than its history spends. Either way
+the file no longer says what was spent, and it is refused.
+
+Only the last round's epsilon is checked, against one evaluation of the whole
+history, which the opened ledger keeps as its epsilon. Every entry counts in
+that total, so an edit of any one entry moves it. Checking every round's
+stored epsilon would take an accountant call per round, which under PRV is
+seconds for a ledger of 30 rounds (benchmarks/ledger_open.py), in every round
+of a deployed site; an earlier round's stored epsilon is read by nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.ledger_record import LedgerRecord, unusable_ledger
+
+# A stored epsilon is the float the same computation returned, so only an
+# accountant built another way (another BLAS or FFT) may differ, in far
+# smaller digits; an edit anyone could make by hand moves it far more.
+STORED_EPSILON_TOLERANCE = 1e-6
+
+
+def checked_epsilon(path: Path, record: LedgerRecord) -> float:
+    """The epsilon `record`'s history spends, refused unless its last charge agrees.
+
+    A stored epsilon above the recomputed one is refused too: it is what a
+    history edited to spend less leaves behind, and the two cannot be told apart.
+    """
+    if not record.history:
+        return 0.0
+    try:
+        spent = epsilon_for(
+            record.history, delta=record.delta, accountant=record.accountant
+        )
+    except (FedmodelError, ValueError) as exc:
+        raise unusable_ledger(path, f"its history cannot be evaluated ({exc})") from exc
+    last = record.rounds[-1]
+    if not math.isclose(last.epsilon, spent, rel_tol=STORED_EPSILON_TOLERANCE):
+        raise unusable_ledger(
+            path,
+            f"round {last.round} (entry {len(record.rounds)}) recorded epsilon "
+            f"{last.epsilon:.8g} when it was charged, but the history now spends "
+            f"{spent:.8g} (delta {record.delta:g}, {record.accountant}): the file "
+            "was edited since (or written with another Opacus version)",
+        )
+    return spent
