@@ -30,8 +30,8 @@ from fedmodel.federation.server_rounds import (
     train_teacher,
 )
 from fedmodel.federation.server_setup import (
-    best_model_selector,
     keep_selected,
+    offer_start,
     prepare_run_dir,
     settings_from_run_config,
     start_model,
@@ -90,7 +90,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
     shared.start_result = start
-    selector = best_model_selector(settings, model, task=task, resumed=resumed)
+    selector = offer_start(model, resumed=resumed)
     shared.selector = selector
     evaluation = train_teacher(shared, model)
     final = keep_selected(model, selector) or evaluation.last or current
