@@ -73,11 +73,11 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     failed clients and their reasons, and then raises a FedmodelError.
     """
     started = time.perf_counter()
-    check_before_round_one(settings)
+    distill_texts = check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_pooled_files(settings)
-    warn_shared_texts(settings, task)
+    warn_shared_texts(settings, task, distill_texts=distill_texts)
     warn_test_only_labels(task)
     warn_similar_labels(task)
     server_started = time.perf_counter()
