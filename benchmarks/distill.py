@@ -54,7 +54,7 @@ from fedmodel.run.layout import (
     TEACHER_DIR,
 )
 from fedmodel.serve.benchmark import predicted_labels
-from fedmodel.serve.exported_folder import load_tokenizer_of
+from fedmodel.serve.exported_folder import load_tokenizer_of, read_exported_folder
 from fedmodel.serve.inference import alternating_latency_ms, open_runtime
 
 BATCHES = {1: 100, 32: 20}
@@ -96,7 +96,7 @@ def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
     entries = finish_models(
         settings,
         teacher=teacher,
-        tokenizer=load_tokenizer_of(teacher_run / TEACHER_DIR),
+        tokenizer=load_tokenizer_of(read_exported_folder(teacher_run / TEACHER_DIR)),
         test=task.test,
         transfer=task.transfer,
         run_dir=out,

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_OK
+from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
 
 
@@ -29,8 +30,8 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
     link.add_argument(
         "--days",
         type=int,
-        default=365,
-        help="validity in days, 1 to 36500 (default: 365)",
+        default=DEFAULT_DAYS,
+        help=f"validity in days, 1 to {MAX_DAYS} (default: {DEFAULT_DAYS})",
     )
     site = sub.add_parser("site", help="site operator: the SuperNode's key pair")
     site.add_argument("--dir", type=Path, required=True, help="output folder")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.errors import FedmodelError
+from fedmodel.research import audit_defaults
 
 PLAN_WIDTH = 150
 
@@ -100,13 +101,23 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confidence",
         type=float,
-        default=0.95,
-        help="confidence of the epsilon lower bound, in (0, 1) (default: 0.95)",
+        default=audit_defaults.CONFIDENCE,
+        help="confidence of the epsilon lower bound, in (0, 1) "
+        f"(default: {audit_defaults.CONFIDENCE})",
     )
     parser.add_argument(
-        "--max-records", type=int, default=2000, help="members and non-members, each"
+        "--max-records",
+        type=int,
+        default=audit_defaults.MAX_RECORDS,
+        help="members and non-members, each "
+        f"(default: {audit_defaults.MAX_RECORDS})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="threshold/eval split seed")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=audit_defaults.SEED,
+        help=f"threshold/eval split seed (default: {audit_defaults.SEED})",
+    )
 
 
 def run_audit(args: argparse.Namespace) -> int:

@@ -30,7 +30,6 @@ from pathlib import Path
 from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.data.splits import TaskData
-from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
@@ -133,13 +132,19 @@ def warn_pooled_files(settings: RunSettings) -> None:
     )
 
 
-def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
+def warn_shared_texts(
+    settings: RunSettings,
+    data: TaskData,
+    *,
+    distill_texts: Sequence[str] | None = None,
+) -> None:
     """Warn where records share texts: in one site's file, two sites', or the server's.
 
     The server calls it once per run on the records it loaded (the clients,
-    which load the same files in their own processes, do not), and on the
-    texts of `distill.transfer_file`. A task whose records carry no site has
-    nothing to compare.
+    which load the same files in their own processes, do not), and on
+    `distill_texts`, the texts of `distill.transfer_file` as its check before
+    round 1 read them (None: the run distils on no such file). A task whose
+    records carry no site has nothing to compare.
     """
     task = settings.task
     if SITE_COLUMN not in data.train.column_names:
@@ -154,12 +159,11 @@ def warn_shared_texts(settings: RunSettings, data: TaskData) -> None:
         used = "fits its start and picks its round on it"
         server_file = ("task.validation_file", task.validation_file, used)
         _warn_server_texts_at_sites(task, data.transfer["text"], sites, server_file)
-    if settings.distill.enabled and settings.distill.transfer_file:
+    if settings.distill.transfer_file and distill_texts is not None:
         name = settings.distill.transfer_file
-        texts = read_texts(Path(name), key="distill.transfer_file")
         used = "distils the student on it"
         server_file = ("distill.transfer_file", name, used)
-        _warn_server_texts_at_sites(task, texts, sites, server_file)
+        _warn_server_texts_at_sites(task, distill_texts, sites, server_file)
 
 
 def _warn_test_texts_at_sites(

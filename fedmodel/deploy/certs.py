@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_writable_folder
 
@@ -32,9 +33,6 @@ SUPERLINK_KEY = "superlink.key"
 _SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # P-384: a NIST curve, which Flower requires for SuperNode keys.
 _CURVE = ec.SECP384R1
-# A century: longer than any key should live, and far inside the dates a
-# certificate can hold (to the year 9999).
-MAX_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class SiteKeys:
 
 
 def create_superlink_certificates(
-    directory: Path, *, hosts: list[str], days: int = 365
+    directory: Path, *, hosts: list[str], days: int = DEFAULT_DAYS
 ) -> SuperLinkCertificates:
     """Create a CA and a SuperLink certificate signed by it, valid for `hosts`.
 

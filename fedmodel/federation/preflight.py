@@ -33,39 +33,47 @@ log = logging.getLogger(__name__)
 WEAK_PRIVACY_EPSILON = 50.0
 
 
-def check_before_round_one(settings: RunSettings) -> None:
+def check_before_round_one(settings: RunSettings) -> list[str] | None:
     """Refuse an unwritable run folder or a model.path that is not a BERT checkpoint.
 
     Then refuse distillation settings the teacher cannot meet
     (`check_distillation`), and warn when `privacy.target_epsilon` is above
-    `WEAK_PRIVACY_EPSILON`.
+    `WEAK_PRIVACY_EPSILON`. Returns the texts of `distill.transfer_file`, read
+    here for the check, so the server's warnings before round 1 do not read
+    the file again (None without distillation or without such a file).
     """
     check_writable_folder(Path(settings.run_dir), key="run_dir")
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
-    check_distillation(settings, encoder=encoder)
+    texts = check_distillation(settings, encoder=encoder)
     warn_weak_privacy(settings)
+    return texts
 
 
-def check_distillation(settings: RunSettings, *, encoder: EncoderShape | None) -> None:
+def check_distillation(
+    settings: RunSettings, *, encoder: EncoderShape | None
+) -> list[str] | None:
     """Refuse what would stop distillation after the teacher's rounds.
 
     The transfer file must be the server's own (no site's, not the test
     file) and is read as distillation reads it; the student's layers must be
     the teacher's and its token limit must fit the positions. With a hub id
-    (`encoder` None) the student is checked when it is built.
+    (`encoder` None) the student is checked when it is built. Returns the
+    transfer file's texts (None without one).
     """
     distill = settings.distill
     if not distill.enabled:
-        return
+        return None
     check_transfer_file(settings)
-    server_distill_texts(settings, transfer=None)
-    if encoder is None:
-        return
-    student_layer_indices(encoder.num_layers, distill.student)
-    if distill.student.max_length is not None:
-        check_length(
-            encoder, key="distill.student.max_length", value=distill.student.max_length
-        )
+    texts = server_distill_texts(settings, transfer=None)
+    if encoder is not None:
+        student_layer_indices(encoder.num_layers, distill.student)
+        if distill.student.max_length is not None:
+            check_length(
+                encoder,
+                key="distill.student.max_length",
+                value=distill.student.max_length,
+            )
+    return texts
 
 
 def warn_weak_privacy(settings: RunSettings) -> None:

@@ -30,8 +30,8 @@ from fedmodel.federation.server_rounds import (
     train_teacher,
 )
 from fedmodel.federation.server_setup import (
-    best_model_selector,
     keep_selected,
+    offer_start,
     prepare_run_dir,
     settings_from_run_config,
     start_model,
@@ -73,11 +73,11 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     failed clients and their reasons, and then raises a FedmodelError.
     """
     started = time.perf_counter()
-    check_before_round_one(settings)
+    distill_texts = check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_pooled_files(settings)
-    warn_shared_texts(settings, task)
+    warn_shared_texts(settings, task, distill_texts=distill_texts)
     warn_test_only_labels(task)
     warn_similar_labels(task)
     server_started = time.perf_counter()
@@ -90,7 +90,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
     shared.start_result = start
-    selector = best_model_selector(settings, model, task=task, resumed=resumed)
+    selector = offer_start(model, resumed=resumed)
     shared.selector = selector
     evaluation = train_teacher(shared, model)
     final = keep_selected(model, selector) or evaluation.last or current

@@ -122,10 +122,18 @@ def start_model(
 ) -> tuple[GlobalModel, Checkpoint | None, bool]:
     """The global model: from the checkpoint on resume, else from public information.
 
-    The flag says whether a fresh run's head is warm-started (False on resume:
-    the checkpoint's start says what the run began from).
+    The model's selector (`keep_best`) is built first, on the server's records
+    kept to choose the model. In head mode it scores the head on their
+    embeddings, as the warm-start check does, so the check scores by it and
+    those records are embedded once; other modes' selectors run the model on
+    the texts, and the check embeds the records itself. The flag says whether
+    a fresh run's head is warm-started (False on resume: the checkpoint's
+    start says what the run began from).
     """
-    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    fit, held_out = server_splits(settings, task)
+    model = GlobalModel(
+        settings, label_names=task.label_names, test=task.test, validation=held_out
+    )
     resumed = (
         resume(run_dir, model, num_rounds=settings.num_rounds)
         if settings.resume
@@ -133,13 +141,12 @@ def start_model(
     )
     warm = False
     if resumed is None:
-        fit, held_out = server_splits(settings, task)
         warm = public_start(
             model.classifier,
             settings=settings,
             label_names=task.label_names,
             transfer=fit,
-            held_out=held_out,
+            held_out=model.selector if model.mode.on_features else held_out,
         )
     return model, resumed, warm
 
@@ -233,27 +240,17 @@ def _check_node_count(grid: Grid, settings: RunSettings) -> None:
         )
 
 
-def best_model_selector(
-    settings: RunSettings,
-    model: GlobalModel,
-    *,
-    task: TaskData,
-    resumed: Checkpoint | None,
+def offer_start(
+    model: GlobalModel, *, resumed: Checkpoint | None
 ) -> BestModelSelector | None:
-    """A selector over the server's own labelled split, scoring the start first.
+    """The model's selector, with the run's start offered to it first.
 
-    None when `keep_best` is off or the server holds no such split (a files
-    task without `task.validation_file`): the last round is kept then.
+    None when `keep_best` is off or the server holds no records to choose by
+    (a files task without `task.validation_file`): the last round is kept then.
     """
-    validation = server_splits(settings, task)[1]
-    if validation is None or len(validation) == 0:
+    selector = model.selector
+    if selector is None:
         return None
-    selector = BestModelSelector(
-        settings,
-        classifier=model.classifier,
-        trainable=model.trainable,
-        validation=validation,
-    )
     if resumed is not None and resumed.start_round is not None:
         # The run's start, from the checkpoint.
         assert resumed.start_weights is not None

@@ -22,6 +22,7 @@ import numpy as np
 
 from fedmodel.data import load_client_data
 from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
+from fedmodel.research import audit_defaults
 from fedmodel.research.audit_records import (
     at_most,
     charged_ledger,
@@ -64,9 +65,9 @@ def audit_run(
     run_dir: Path,
     *,
     client: int | None = None,
-    confidence: float = 0.95,
-    max_records: int = 2000,
-    seed: int = 0,
+    confidence: float = audit_defaults.CONFIDENCE,
+    max_records: int = audit_defaults.MAX_RECORDS,
+    seed: int = audit_defaults.SEED,
 ) -> AuditReport:
     """Attack the final model of `run_dir` on one client's records (and canaries)."""
     settings, summary = load_run(run_dir)

@@ -46,9 +46,10 @@ SETTING_COLUMNS = [
     "target_delta",
 ]
 CLIENT_COLUMNS = ("num_clients", "partition")
-# Setting columns the budget rule can choose, and the column holding its choice.
-# A run whose value is the rule's ran "the default at its budget": it is the
-# same setting as a run at another budget, whose rule row may differ.
+# Setting columns the budget rule can choose, and the column holding its choice
+# (empty where the run set the value itself). A run whose value the rule chose
+# ran "the default at its budget": it is the same setting as a run at another
+# budget, whose rule row may differ.
 RULE_COLUMNS = {"local_epochs": "rule_local_epochs"}
 # Resolved-config keys that never make two runs different settings
 # (budget_rule_keys: a value the rule chose reads `auto` already).
@@ -97,6 +98,7 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         alpha = (
             f" alpha={partition['alpha']:g}" if partition["name"] == "dirichlet" else ""
         )
+        ruled = _ruled_keys(config)
         return {
             "run": str(run_dir.relative_to(sweep_dir)),
             "kind": "centralized" if num_clients == 1 else "federated",
@@ -107,7 +109,7 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             "finetune": config["finetune"]["mode"],
             "num_rounds": int(config["num_rounds"]),
             "local_epochs": int(config["finetune"]["local_epochs"]),
-            "rule_local_epochs": _rule_local_epochs(config),
+            "rule_local_epochs": _rule_local_epochs(config, ruled),
             "max_grad_norm": privacy.get("max_grad_norm"),
             "accountant": privacy["accountant"] if privacy["mode"] != "off" else None,
             "target_delta": privacy.get("target_delta"),
@@ -121,7 +123,7 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             or (max(epsilons) if epsilons else None),
             "rounds_completed": int(summary["rounds_completed"]),
             "wall_seconds": float(summary["wall_seconds"]),
-            "config": _flat_config(config),
+            "config": _flat_config(config, ruled),
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise FedmodelError(
@@ -131,12 +133,31 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         ) from exc
 
 
-def _flat_config(config: dict[str, Any]) -> dict[str, str]:
-    """Dotted key -> value as text; a value the budget rule chose reads `auto`."""
+def _ruled_keys(config: dict[str, Any]) -> set[str]:
+    """The dotted keys whose values the budget rule chose for this run.
+
+    Runs list them in their resolved config (`budget_rule_keys`), so a value a
+    user set equal to the rule's row stays theirs. Older run folders lack the
+    list; for them a value equal to the rule's row is taken as the rule's, the
+    only sign such a folder leaves.
+    """
+    if RULE_KEYS in config:
+        return set(map(str, config[RULE_KEYS]))
     try:
         row = config_row(config)
     except FedmodelError:  # a finetune mode this version does not know
-        row = None
+        return set()
+    return {
+        f"{group}.{key}"
+        for group, key in BUDGET_KEYS
+        if isinstance(config.get(group), dict)
+        and key in config[group]
+        and config[group][key] == getattr(row, key)
+    }
+
+
+def _flat_config(config: dict[str, Any], ruled: set[str]) -> dict[str, str]:
+    """Dotted key -> value as text; a value the budget rule chose reads `auto`."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -144,9 +165,7 @@ def _flat_config(config: dict[str, Any]) -> dict[str, str]:
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
             return
-        rule_key = (tuple(prefix.split(".", 1)) in BUDGET_KEYS) and row is not None
-        ruled = rule_key and value == getattr(row, prefix.split(".", 1)[1])
-        flat[prefix] = AUTO if ruled else str(value)
+        flat[prefix] = AUTO if prefix in ruled else str(value)
 
     walk("", config)
     for key in PER_RUN_KEYS:
@@ -154,12 +173,11 @@ def _flat_config(config: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
-def _rule_local_epochs(config: dict[str, Any]) -> int | None:
-    """The local epochs the budget rule gives this run's mode and budget, if any."""
-    try:
-        return config_row(config).local_epochs
-    except FedmodelError:  # a finetune mode this version does not know
+def _rule_local_epochs(config: dict[str, Any], ruled: set[str]) -> int | None:
+    """The local epochs the budget rule chose for this run; None where it did not."""
+    if "finetune.local_epochs" not in ruled:
         return None
+    return int(config["finetune"]["local_epochs"])
 
 
 def setting_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

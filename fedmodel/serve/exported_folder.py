@@ -1,12 +1,14 @@
 """Reading an exported folder's tokenizer and labels, as every runtime needs.
 
 Kept free of torch and of our model classes, so the ONNX runtimes and
-`fedmodel predict` load only what serving a graph needs.
+`fedmodel predict` load only what serving a graph needs. A runtime reads the
+folder's config.json once (`read_exported_folder`) and passes the values on.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,33 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def load_tokenizer_of(model_dir: Path) -> PreTrainedTokenizerBase:
+@dataclass(frozen=True)
+class ExportedFolder:
+    """An exported model folder and what serving reads from its config.json."""
+
+    path: Path
+    label_names: tuple[str, ...]
+    # As config.json writes it: compared with the tokenizer's size.
+    vocab_size: Any
+    max_position_embeddings: int | None
+    pad_token_id: int | None
+
+
+def read_exported_folder(model_dir: Path) -> ExportedFolder:
+    """The folder's config.json, read once; FedmodelError names what is unusable."""
+    config = _json_object_of(model_dir, CONFIG_FILE)
+    positions = config.get("max_position_embeddings")
+    pad_id = config.get("pad_token_id")
+    return ExportedFolder(
+        path=model_dir,
+        label_names=_label_names(model_dir, config),
+        vocab_size=config.get("vocab_size"),
+        max_position_embeddings=positions if isinstance(positions, int) else None,
+        pad_token_id=pad_id if isinstance(pad_id, int) else None,
+    )
+
+
+def load_tokenizer_of(folder: ExportedFolder) -> PreTrainedTokenizerBase:
     """The tokenizer saved in an exported folder, checked against its config.
 
     Raises FedmodelError when the folder has no tokenizer.json or the
@@ -30,15 +58,17 @@ def load_tokenizer_of(model_dir: Path) -> PreTrainedTokenizerBase:
     """
     from transformers import AutoTokenizer
 
-    tokenizer_file_of(model_dir)
+    tokenizer_file_of(folder.path)
     try:
         # The folder's config names our model class through auto_map; the
         # tokenizer is a stock one, and saying so keeps transformers from
         # asking on stdin whether to run the folder's code.
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder.path, trust_remote_code=False
+        )
     except (OSError, ValueError) as exc:
-        raise unloadable_tokenizer(model_dir, exc) from exc
-    check_vocab_size(model_dir, len(tokenizer))
+        raise unloadable_tokenizer(folder.path, exc) from exc
+    check_vocab_size(folder, len(tokenizer))
     return tokenizer
 
 
@@ -62,39 +92,32 @@ def unloadable_tokenizer(model_dir: Path, cause: Exception) -> FedmodelError:
     )
 
 
-def check_vocab_size(model_dir: Path, tokens: int) -> None:
+def check_vocab_size(folder: ExportedFolder, tokens: int) -> None:
     """Refuse a tokenizer of `tokens` tokens when config.json's vocab differs."""
-    vocab_size = _config_of(model_dir).get("vocab_size")
-    if vocab_size != tokens:
+    if folder.vocab_size != tokens:
         raise FedmodelError(
-            f"--model {model_dir}: {model_dir / TOKENIZER_FILE} holds "
+            f"--model {folder.path}: {folder.path / TOKENIZER_FILE} holds "
             f"{tokens} tokens but {CONFIG_FILE} has vocab_size "
-            f"{vocab_size}; copy the tokenizer files of the same export or "
-            "export the model again"
+            f"{folder.vocab_size}; copy the tokenizer files of the same export "
+            "or export the model again"
         )
 
 
-def max_length_of(model_dir: Path, tokenizer_limit: int) -> int:
+def max_length_of(folder: ExportedFolder, tokenizer_limit: int) -> int:
     """The longest input to feed: the tokenizer's limit, never past the model's.
 
     A tokenizer without a limit says 1e30; the position table is the bound.
     """
-    positions = _config_of(model_dir).get("max_position_embeddings")
-    if not isinstance(positions, int):
+    positions = folder.max_position_embeddings
+    if positions is None:
         return int(tokenizer_limit)
     return int(min(tokenizer_limit, positions))
 
 
-def pad_token_id_of(model_dir: Path) -> int | None:
-    """config.json's `pad_token_id`, None when it names none."""
-    pad_id = _config_of(model_dir).get("pad_token_id")
-    return pad_id if isinstance(pad_id, int) else None
-
-
-def label_names_of(model_dir: Path) -> tuple[str, ...]:
+def _label_names(model_dir: Path, config: dict[str, Any]) -> tuple[str, ...]:
     """The label names in the folder's config.json, by class index."""
     try:
-        id2label = _config_of(model_dir)["id2label"]
+        id2label = config["id2label"]
         return tuple(id2label[str(i)] for i in range(len(id2label)))
     except (KeyError, TypeError) as exc:
         raise FedmodelError(
@@ -108,10 +131,6 @@ def tokenizer_settings_of(model_dir: Path) -> dict[str, Any]:
     if not (model_dir / TOKENIZER_CONFIG_FILE).is_file():
         return {}
     return _json_object_of(model_dir, TOKENIZER_CONFIG_FILE)
-
-
-def _config_of(model_dir: Path) -> dict[str, Any]:
-    return _json_object_of(model_dir, CONFIG_FILE)
 
 
 def _json_object_of(model_dir: Path, name: str) -> dict[str, Any]:

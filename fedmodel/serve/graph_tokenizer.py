@@ -10,7 +10,6 @@ its tokenizer_config.json names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import ONNX_INPUTS
 from fedmodel.serve.exported_folder import (
     TOKENIZER_CONFIG_FILE,
+    ExportedFolder,
     check_vocab_size,
     max_length_of,
-    pad_token_id_of,
     tokenizer_file_of,
     tokenizer_settings_of,
     unloadable_tokenizer,
@@ -37,23 +36,23 @@ ENCODING_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask"}
 class GraphTokenizer:
     """Texts to the graph's `ONNX_INPUTS`, as the folder's own tokenizer makes them."""
 
-    def __init__(self, model_dir: Path) -> None:
-        path = tokenizer_file_of(model_dir)
+    def __init__(self, folder: ExportedFolder) -> None:
+        path = tokenizer_file_of(folder.path)
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises its own untyped errors
-            raise unloadable_tokenizer(model_dir, exc) from exc
-        check_vocab_size(model_dir, tokenizer.get_vocab_size(with_added_tokens=True))
-        settings = tokenizer_settings_of(model_dir)
+            raise unloadable_tokenizer(folder.path, exc) from exc
+        check_vocab_size(folder, tokenizer.get_vocab_size(with_added_tokens=True))
+        settings = tokenizer_settings_of(folder.path)
         self.max_length = max_length_of(
-            model_dir, settings.get("model_max_length", NO_LIMIT)
+            folder, settings.get("model_max_length", NO_LIMIT)
         )
         # Set here, whatever state an older export left in tokenizer.json
         # (e.g. padding every text to 128).
         tokenizer.enable_truncation(
             self.max_length, direction=settings.get("truncation_side", "right")
         )
-        pad_token, pad_id = _pad_token_of(model_dir, tokenizer, settings)
+        pad_token, pad_id = _pad_token_of(folder, tokenizer, settings)
         tokenizer.enable_padding(
             direction=settings.get("padding_side", "right"),
             pad_id=pad_id,
@@ -74,7 +73,7 @@ class GraphTokenizer:
 
 
 def _pad_token_of(
-    model_dir: Path, tokenizer: Tokenizer, settings: dict[str, Any]
+    folder: ExportedFolder, tokenizer: Tokenizer, settings: dict[str, Any]
 ) -> tuple[str, int]:
     """The pad token and its id: tokenizer_config.json's, else config.json's id.
 
@@ -87,11 +86,11 @@ def _pad_token_of(
     known = tokenizer.token_to_id(named) if isinstance(named, str) else None
     if isinstance(named, str) and known is not None:
         return named, known
-    pad_id = pad_token_id_of(model_dir)
+    pad_id = folder.pad_token_id
     token = None if pad_id is None else tokenizer.id_to_token(pad_id)
     if pad_id is None or token is None:
         raise FedmodelError(
-            f"--model {model_dir}: {model_dir / TOKENIZER_CONFIG_FILE} names no "
+            f"--model {folder.path}: {folder.path / TOKENIZER_CONFIG_FILE} names no "
             f"pad_token of the vocabulary ({named!r}) and config.json no "
             "pad_token_id, so a batch cannot be padded; copy the tokenizer "
             "files of the same export or export the model again"

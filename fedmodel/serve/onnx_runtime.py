@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fedmodel.errors import FedmodelError
-from fedmodel.serve.exported_folder import CONFIG_FILE, label_names_of
+from fedmodel.serve.exported_folder import CONFIG_FILE, read_exported_folder
 from fedmodel.serve.graph_tokenizer import GraphTokenizer
 
 
@@ -38,9 +38,10 @@ class OnnxClassifier:
                 f"--model {onnx_path}: not a loadable ONNX model ({exc}); "
                 "point at a model.onnx written by fedmodel"
             ) from exc
-        self.label_names = label_names_of(onnx_path.parent)
+        folder = read_exported_folder(onnx_path.parent)
+        self.label_names = folder.label_names
         _check_label_count(onnx_path, self.session, len(self.label_names))
-        self.tokenizer = GraphTokenizer(onnx_path.parent)
+        self.tokenizer = GraphTokenizer(folder)
         self.max_length = self.tokenizer.max_length
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:

@@ -20,9 +20,10 @@ from fedmodel.run.layout import ONNX_INPUTS
 from fedmodel.serve.exported_folder import (
     CONFIG_FILE,
     WEIGHTS_FILE,
-    label_names_of,
+    ExportedFolder,
     load_tokenizer_of,
     max_length_of,
+    read_exported_folder,
 )
 
 
@@ -30,11 +31,12 @@ class TorchClassifier:
     """The Hugging Face folder, run with PyTorch."""
 
     def __init__(self, model_dir: Path) -> None:
-        self.model = _load_torch_model(model_dir)
+        folder = read_exported_folder(model_dir)
+        self.model = _load_torch_model(folder)
         self.model.eval()
-        self.tokenizer = load_tokenizer_of(model_dir)
-        self.max_length = max_length_of(model_dir, self.tokenizer.model_max_length)
-        self.label_names = label_names_of(model_dir)
+        self.tokenizer = load_tokenizer_of(folder)
+        self.max_length = max_length_of(folder, self.tokenizer.model_max_length)
+        self.label_names = folder.label_names
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits [len(texts), num_labels]."""
@@ -51,8 +53,9 @@ class TorchClassifier:
             return self.model(**inputs).logits.numpy()
 
 
-def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
+def _load_torch_model(folder: ExportedFolder) -> PooledBertForSequenceClassification:
     """The folder's classifier; FedmodelError names a damaged or mismatched file."""
+    model_dir = folder.path
     try:
         # Mismatched tensors load as fresh ones, refused below with their shapes.
         loaded = PooledBertForSequenceClassification.from_pretrained(
@@ -70,16 +73,17 @@ def _load_torch_model(model_dir: Path) -> PooledBertForSequenceClassification:
         ) from exc
     # With output_loading_info it is a pair, which the stubs do not say.
     model, info = cast(tuple[PooledBertForSequenceClassification, dict], loaded)
-    _refuse_fresh_tensors(model_dir, info)
+    _refuse_fresh_tensors(folder, info)
     return model
 
 
-def _refuse_fresh_tensors(model_dir: Path, info: dict) -> None:
+def _refuse_fresh_tensors(folder: ExportedFolder, info: dict) -> None:
     """Refuse a model whose tensors were missing or mismatched in the file.
 
     transformers fills both with random values and only logs it, so the
     model would label at random.
     """
+    model_dir = folder.path
     if info["missing_keys"]:
         raise FedmodelError(
             f"--model {model_dir}: {model_dir / WEIGHTS_FILE} lacks "
@@ -94,6 +98,6 @@ def _refuse_fresh_tensors(model_dir: Path, info: dict) -> None:
         raise FedmodelError(
             f"--model {model_dir}: {model_dir / CONFIG_FILE} does not match the "
             f"saved weights ({shapes}; its id2label names "
-            f"{len(label_names_of(model_dir))} label(s)); restore {CONFIG_FILE} "
+            f"{len(folder.label_names)} label(s)); restore {CONFIG_FILE} "
             "from the export or export the model again"
         )

@@ -17,10 +17,16 @@ from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
 from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_logits
+from fedmodel.training.model_selection import BestModelSelector
 
 
 class GlobalModel:
-    """The shared model as the server holds it, with its test loader."""
+    """The shared model as the server holds it, with its test loader.
+
+    `selector` scores it on `validation`, the server's records kept to choose
+    the model (None without them): built with the model, so the warm-start
+    check and the model choice share its one embedding of those records.
+    """
 
     def __init__(
         self,
@@ -28,6 +34,7 @@ class GlobalModel:
         *,
         label_names: tuple[str, ...],
         test: datasets.Dataset,
+        validation: datasets.Dataset | None = None,
     ) -> None:
         self.settings = settings
         self.label_names = label_names
@@ -42,6 +49,16 @@ class GlobalModel:
         self.trainable = self.mode.prepare(self.classifier, settings.finetune)
         self.tokenizer = load_tokenizer(settings.model)
         self._test_loader = self._build_test_loader(test)
+        self.selector = (
+            BestModelSelector(
+                settings,
+                classifier=self.classifier,
+                trainable=self.trainable,
+                validation=validation,
+            )
+            if validation is not None and len(validation) > 0
+            else None
+        )
 
     def _build_test_loader(self, test: datasets.Dataset) -> DataLoader:
         if self.mode.on_features:

@@ -69,7 +69,9 @@ class BestModelSelector:
 
     The first `offer` is the start; every later one replaces the latest round.
     `best` is the latest round's model unless the start has a lower loss on
-    the split (ties keep the latest).
+    the split (ties keep the latest). `on_features` (default: whether the
+    fine-tuning mode trains the head alone) scores the head on the split's
+    embeddings, made once, rather than the trainable model on its texts.
     """
 
     def __init__(
@@ -79,14 +81,19 @@ class BestModelSelector:
         classifier: PooledBertForSequenceClassification,
         trainable: nn.Module,
         validation: datasets.Dataset,
+        on_features: bool | None = None,
     ) -> None:
         if len(validation) == 0:
             raise ValueError("the server's validation split is empty")
-        self._head_mode = finetune_mode(settings.finetune).on_features
+        self.on_features = (
+            finetune_mode(settings.finetune).on_features
+            if on_features is None
+            else on_features
+        )
         self._classifier = classifier
         self._trainable = trainable
         self.num_examples = len(validation)
-        if self._head_mode:
+        if self.on_features:
             # The encoder never changes in head mode: embed the split once.
             features, labels = embed_split(settings, model=classifier, split=validation)
             self._loader = DataLoader(TensorDataset(features, labels), batch_size=1024)
@@ -111,7 +118,7 @@ class BestModelSelector:
 
     def score(self) -> EvalResult:
         """Accuracy, macro-F1 and loss of the current model on the split."""
-        if self._head_mode:
+        if self.on_features:
             head = classification_head(self._classifier)
             return evaluate(head, self._loader, logits_fn=feature_logits(head))
         return evaluate(

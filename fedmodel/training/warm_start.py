@@ -24,8 +24,8 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
 from fedmodel.model.label_init import init_head_from_label_names, wordless_label
 from fedmodel.training.embedding_cache import embed_split
-from fedmodel.training.loops import evaluate, feature_logits, train_epochs
-from fedmodel.training.model_selection import SELECTION_SHARE
+from fedmodel.training.loops import feature_logits, train_epochs
+from fedmodel.training.model_selection import SELECTION_SHARE, BestModelSelector
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def public_start(
     settings: RunSettings,
     label_names: tuple[str, ...],
     transfer: datasets.Dataset | None,
-    held_out: datasets.Dataset | None = None,
+    held_out: BestModelSelector | datasets.Dataset | None = None,
 ) -> bool:
     """Set the head from public information only, before any client trains.
 
@@ -49,7 +49,10 @@ def public_start(
     every task, then the warm start on the server's transfer split where there
     is one holding two labels or more. `held_out` (the server's records kept to
     choose the model, None without `keep_best`) decides whether the warm start
-    is kept: see `checked_warm_start`. Returns whether the head is warm-started.
+    is kept: see `checked_warm_start`. In head mode the server passes its
+    model's selector over them, which has embedded them already; records given
+    as a dataset are embedded here, into a selector that scores the head.
+    Returns whether the head is warm-started.
     """
     named = settings.label_init and _label_start(
         classifier, settings=settings, label_names=label_names
@@ -73,6 +76,14 @@ def public_start(
             label_names[transfer["label"][0]] if len(transfer) else None,
         )
     elif settings.warm_start.enabled:
+        if isinstance(held_out, datasets.Dataset):
+            held_out = BestModelSelector(
+                settings,
+                classifier=classifier,
+                trainable=classifier,
+                validation=held_out,
+                on_features=True,
+            )
         return checked_warm_start(
             classifier,
             settings=settings,
@@ -124,22 +135,24 @@ def checked_warm_start(
     *,
     settings: RunSettings,
     transfer: datasets.Dataset,
-    held_out: datasets.Dataset | None,
+    held_out: BestModelSelector | None,
     start: str,
 ) -> bool:
     """Warm-start the head, keeping the result only if it beats the start.
 
-    Both heads are scored on `held_out`, records the warm start never saw, by
-    mean cross-entropy as the model choice scores rounds; the warm start is
-    kept unless the start's loss is lower (a tie keeps the warm start). With
-    fewer than `MIN_CHECK_RECORDS` held out the two cannot be told apart, and
-    the warm start, fitted on a dozen records or fewer, is not taken unchecked:
-    the head keeps its start. Without `held_out` (`keep_best` off) the warm
-    start is fitted on every record and kept unchecked. Returns whether it
-    was kept.
+    Both heads are scored by `held_out`, a selector that scores the head on
+    the embeddings of records the warm start never saw, by mean cross-entropy
+    as the model choice scores rounds; the warm start is kept unless the
+    start's loss is lower (a tie keeps the warm start). With fewer than
+    `MIN_CHECK_RECORDS` held out the two cannot be told apart, and the warm
+    start, fitted on a dozen records or fewer, is not taken unchecked: the
+    head keeps its start. Without `held_out` (`keep_best` off) the warm start
+    is fitted on every record and kept unchecked. Returns whether it was kept.
     """
-    if held_out is not None and len(held_out) < MIN_CHECK_RECORDS:
-        _say_too_few_to_check(start, fit=len(transfer), held_out=len(held_out))
+    if held_out is not None and not held_out.on_features:
+        raise ValueError("the warm-start check scores the head on embeddings")
+    if held_out is not None and held_out.num_examples < MIN_CHECK_RECORDS:
+        _say_too_few_to_check(start, fit=len(transfer), held_out=held_out.num_examples)
         return False
     if held_out is None:
         loss = warm_start_head(classifier, settings=settings, transfer=transfer)
@@ -151,14 +164,11 @@ def checked_warm_start(
             start,
         )
         return True
-    # The encoder is not trained here: embed the held-out records once.
-    features, labels = embed_split(settings, model=classifier, split=held_out)
-    loader = DataLoader(TensorDataset(features, labels), batch_size=1024)
     head = classification_head(classifier)
     start_state = {name: w.detach().clone() for name, w in head.state_dict().items()}
-    before = evaluate(head, loader, logits_fn=feature_logits(head)).loss
+    before = held_out.score().loss
     warm_start_head(classifier, settings=settings, transfer=transfer)
-    after = evaluate(head, loader, logits_fn=feature_logits(head)).loss
+    after = held_out.score().loss
     kept = after <= before
     if not kept:
         head.load_state_dict(start_state)
@@ -167,7 +177,7 @@ def checked_warm_start(
         "%s: on the %d server-held records kept out of it, the warm start "
         "(fitted on %d) has loss %.4f, %s %.4f",
         "warm start kept" if kept else f"warm start not kept, the head keeps {start}",
-        len(held_out),
+        held_out.num_examples,
         len(transfer),
         after,
         start,

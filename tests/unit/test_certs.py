@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from flwr.cli.supernode.register import try_load_public_key
 
+from fedmodel.deploy.cert_validity import MAX_DAYS
 from fedmodel.deploy.certs import (
-    MAX_DAYS,
     check_certificate,
     check_site_private_key,
     create_site_keys,

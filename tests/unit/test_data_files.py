@@ -246,8 +246,10 @@ def test_a_sites_file_is_not_the_servers_distillation_texts(
     texts.write_text("a new text\ndire\n")  # one of site 1's texts
     run = _run(task, transfer_file=texts)
     check_transfer_file(run)  # the server's own file: it may distil on it
+    read = ["a new text", "dire"]
+    texts.unlink()  # the warning takes the texts the check before round 1 read
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(run, load_task(task, seed=0))
+        warn_shared_texts(run, load_task(task, seed=0), distill_texts=read)
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "1 of the 2 records of task.train_files[1]" in warned
     assert "distill.transfer_file" in warned and "distils the student" in warned

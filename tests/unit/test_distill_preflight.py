@@ -52,7 +52,9 @@ def test_a_transfer_file_that_cannot_be_read_stops_the_run(tmp_path: Path) -> No
     )
     good = tmp_path / "good.txt"
     good.write_text("I lost my card\n")
-    check_before_round_one(_settings(tmp_path, f"distill.transfer_file={good}"))
+    # Read once, here; the server's warnings take these texts.
+    texts = check_before_round_one(_settings(tmp_path, f"distill.transfer_file={good}"))
+    assert texts == ["I lost my card"]
 
 
 @pytest.mark.parametrize(

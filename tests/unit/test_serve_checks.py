@@ -18,8 +18,9 @@ from transformers import AutoTokenizer
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.model.load import build_classifier, load_tokenizer
-from fedmodel.serve import inference
+from fedmodel.serve import exported_folder, inference
 from fedmodel.serve.export import QUANTIZED_ONNX_FILE, export_classifier
+from fedmodel.serve.exported_folder import CONFIG_FILE, read_exported_folder
 from fedmodel.serve.graph_tokenizer import GraphTokenizer
 from tests.conftest import small_config
 
@@ -118,6 +119,24 @@ def test_a_tokenizer_without_a_limit_is_cut_at_the_model_positions(
     assert classifier.max_length == positions["max_position_embeddings"]
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_a_load_reads_config_json_once(
+    exported: Path, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Labels, vocabulary size, position limit and pad id: one read for all.
+    reads: list[str] = []
+    read = exported_folder._json_object_of
+
+    def counted(model_dir: Path, name: str) -> dict[str, object]:
+        reads.append(name)
+        return read(model_dir, name)
+
+    monkeypatch.setattr(exported_folder, "_json_object_of", counted)
+    classifier = inference.load_classifier(exported, runtime=runtime)
+    assert classifier.label_names == LABELS
+    assert reads.count(CONFIG_FILE) == 1
+
+
 def test_exported_tokenizer_json_truncates_at_the_export_length(
     exported: Path,
 ) -> None:
@@ -177,7 +196,7 @@ def test_graph_inputs_equal_those_of_the_folders_hf_tokenizer(
     hf = AutoTokenizer.from_pretrained(copy)
     positions = json.loads((copy / "config.json").read_text())
     limit = min(hf.model_max_length, positions["max_position_embeddings"])
-    graph = GraphTokenizer(copy)
+    graph = GraphTokenizer(read_exported_folder(copy))
     for batch in (TEXTS, TEXTS[:1], TEXTS[1:3], TEXTS[-1:]):
         expected = hf(
             batch, padding=True, truncation=True, max_length=limit, return_tensors="np"

@@ -116,6 +116,35 @@ def test_the_budget_rules_own_epochs_keep_one_setting(tmp_path: Path) -> None:
     assert pd.isna(three["privacy_cost"])  # no non-private run at 3 epochs
 
 
+def test_a_value_set_equal_to_the_rules_is_a_setting_of_its_own(
+    tmp_path: Path,
+) -> None:
+    # At epsilon 1 the rule gives 6 local epochs. A run that sets 6 itself
+    # lists no budget_rule_keys entry for it: it is not the default, though
+    # its value is the same, and is not averaged with it as a seed.
+    eps1 = "privacy.target_epsilon=1"
+    runs = [
+        ("rule/0", ["finetune.local_epochs=null", eps1, "seed=1"], 0.60, 0.99),
+        ("set/0", ["finetune.local_epochs=6", eps1, "seed=2"], 0.66, 0.99),
+    ]
+    for folder, overrides, accuracy, epsilon in runs:
+        write_run(tmp_path / "sweep" / folder, overrides, accuracy, epsilon)
+    found = collect_runs(tmp_path / "sweep").set_index("run")
+    assert found.loc["rule/0", "config"]["finetune.local_epochs"] == "auto"
+    assert found.loc["set/0", "config"]["finetune.local_epochs"] == "6"
+    fed_dp = "federated, record-level DP"
+    assert found.loc["rule/0", "setting"] == f"{fed_dp}, local_epochs=auto"
+    assert found.loc["set/0", "setting"] == f"{fed_dp}, local_epochs=6"
+    # A run folder from before budget_rule_keys: the rule's value reads `auto`.
+    resolved = tmp_path / "sweep" / "set" / "0" / "resolved_config.yaml"
+    config = yaml.safe_load(resolved.read_text())
+    del config["budget_rule_keys"]
+    resolved.write_text(yaml.safe_dump(config))
+    found = collect_runs(tmp_path / "sweep").set_index("run")
+    assert found.loc["set/0", "config"]["finetune.local_epochs"] == "auto"
+    assert set(found["setting"]) == {fed_dp}
+
+
 def test_report_writes_csv_markdown_and_plot(sweep: Path, tmp_path: Path) -> None:
     paths = write_report(sweep, tmp_path / "out")
     csv = pd.read_csv(paths["csv"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ import torch
 from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.data.splits import TaskData, build_split
-from fedmodel.federation.server_setup import start_model
+from fedmodel.federation.server_setup import offer_start, start_model
+from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.label_init import init_head_from_label_names
 from fedmodel.model.load import build_classifier
 from fedmodel.training import warm_start
@@ -112,3 +114,29 @@ def test_a_full_server_split_still_warm_starts(
     (line,) = [s for s in _said(caplog) if "warm start" in s]
     held = len(bank.transfer) - len(bank.transfer) * 4 // 5
     assert line.startswith(f"warm start kept: on the {held} server-held records")
+
+
+def test_start_up_embeds_the_held_out_records_once(
+    bank: TaskData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The warm-start check scores by the model choice's selector, which has
+    # embedded the held-out records already: no second embedding of them.
+    assert bank.transfer is not None
+    embedded: list[int] = []
+    embed = PooledBertForSequenceClassification.embed
+
+    def counted(
+        self: PooledBertForSequenceClassification, input_ids: Any, *args: Any, **kw: Any
+    ) -> Any:
+        embedded.append(len(input_ids))
+        return embed(self, input_ids, *args, **kw)
+
+    monkeypatch.setattr(PooledBertForSequenceClassification, "embed", counted)
+    settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
+    model, resumed, warm = start_model(settings, task=bank, run_dir=tmp_path)
+    selector = offer_start(model, resumed=resumed)
+    assert warm is True and selector is not None
+    # Each record once: the label names, the test split, the warm start's
+    # records and the ones held out of it.
+    labels = len(bank.label_names)
+    assert sum(embedded) == labels + len(bank.test) + len(bank.transfer)

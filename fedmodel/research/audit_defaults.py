@@ -1,0 +1,12 @@
+"""The audit's defaults, used by `audit_run` and by `fedmodel audit`'s arguments.
+
+Kept apart from audit.py so the command shows them in `--help` without
+importing torch or datasets.
+"""
+
+# Confidence of the epsilon lower bound, in (0, 1).
+CONFIDENCE = 0.95
+# Members and non-members attacked, each.
+MAX_RECORDS = 2000
+# Seeds the record draw and the threshold/evaluation split.
+SEED = 0
