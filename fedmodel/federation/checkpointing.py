@@ -30,6 +30,7 @@ class SaveCheckpoint:
         *,
         strategy: BudgetAwareStrategy,
         weights: Callable[[], dict[str, torch.Tensor]],
+        label_names: tuple[str, ...],
         history: RoundHistory,
         selector: BestModelSelector | None,
         resumed: Checkpoint | None,
@@ -38,6 +39,7 @@ class SaveCheckpoint:
         self.run_dir = run_dir
         self.strategy = strategy
         self.weights = weights
+        self.label_names = label_names
         self.history = history
         # keep_best's selector, whose start the checkpoint carries.
         self.selector = selector
@@ -63,6 +65,7 @@ class SaveCheckpoint:
                 start_round=None if start is None else start.round,
                 start_weights=None if start is None else start.weights,
                 start_result=self.start_result,
+                label_names=self.label_names,
             )
         )
         return False, {}

@@ -125,6 +125,7 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
             shared.run_dir,
             strategy=shared.strategy,
             weights=model.weights,
+            label_names=model.label_names,
             history=shared.history,
             selector=selector,
             resumed=shared.resumed,

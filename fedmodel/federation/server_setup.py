@@ -36,6 +36,7 @@ from fedmodel.privacy.durable_file import remove_stale_temp_files
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.run.checkpoint import (
     Checkpoint,
+    check_label_order,
     keep_rounds_up_to,
     load_checkpoint,
     remove_stale_checkpoint,
@@ -192,6 +193,9 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
             f"teacher's rounds at round {checkpoint.round} and began federated "
             f"distillation: resume with num_rounds={checkpoint.round}"
         )
+    check_label_order(
+        run_dir, checkpoint, label_names=model.label_names, task=model.settings.task
+    )
     model.load(checkpoint.weights)
     keep_rounds_up_to(run_dir, checkpoint.last_round)
     log.info(

@@ -1,15 +1,16 @@
 """The server's checkpoint after each round, and resuming a run from it.
 
 `run_dir/checkpoint/state.pt` holds the last round run, the global weights
-after it, the nodes whose budget is spent, each client's latest privacy
-figures, what each round aggregated and the run's start on the test split
-(which a resumed run's summary reports); once federated distillation has begun,
-also the student's last round and its weights. The server
-writes it as soon as a round's aggregate is loaded, before evaluating it or
-writing its metrics line, so a finished round is never run again and no site
-is charged for it a second time. A round that was in flight when the server
-stopped is run again; sites that trained in it were charged for it, and are
-charged again (an over-count, never an under-count).
+after it and the labels their head's rows stand for, the nodes whose budget
+is spent, each client's latest privacy figures, what each round aggregated
+and the run's start on the test split (which a resumed run's summary
+reports); once federated distillation has begun, also the student's last
+round and its weights. The server writes it as soon as a round's aggregate
+is loaded, before evaluating it or writing its metrics line, so a finished
+round is never run again and no site is charged for it a second time. A
+round that was in flight when the server stopped is run again; sites that
+trained in it were charged for it, and are charged again (an over-count,
+never an under-count).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from fedmodel.config import TaskSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, METRICS_FILE
@@ -52,6 +54,9 @@ class Checkpoint:
     # student's trainable weights after it (`round` stays the teacher's last).
     student_round: int | None = None
     student_weights: dict[str, torch.Tensor] | None = None
+    # The labels of the head's rows, in order. None in checkpoints written
+    # before it was kept.
+    label_names: tuple[str, ...] | None = None
 
     @property
     def last_round(self) -> int:
@@ -84,6 +89,9 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             if checkpoint.student_round is None
             else checkpoint.student_round,
             "student_weights": checkpoint.student_weights or {},
+            "label_names": json.dumps(
+                None if checkpoint.label_names is None else list(checkpoint.label_names)
+            ),
         },
         temp,
     )
@@ -143,6 +151,7 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
     start_result = raw.get("start_result")
     student_round = int(raw.get("student_round", -1))
     student_weights = raw.get("student_weights")
+    label_names = json.loads(raw.get("label_names", "null"))
     return Checkpoint(
         round=int(raw["round"]),
         weights=dict(raw["weights"]),
@@ -159,7 +168,42 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
         else None,
         student_round=None if student_round < 0 else student_round,
         student_weights=dict(student_weights) if student_weights else None,
+        label_names=None
+        if label_names is None
+        else tuple(str(name) for name in label_names),
     )
+
+
+def check_label_order(
+    run_dir: Path,
+    checkpoint: Checkpoint,
+    *,
+    label_names: tuple[str, ...],
+    task: TaskSettings,
+) -> None:
+    """Refuse a resume whose labels come in another order than the head's rows.
+
+    The head's row i scores the checkpoint's label i: loaded under another
+    order, every prediction would name the wrong label, silently. A checkpoint
+    that does not name its labels is taken to follow the order fedmodel gave
+    then: task=files' labels, when task.labels did not list them, sorted as
+    text (whole numbers are ordered by value since).
+    """
+    trained, why = checkpoint.label_names, ""
+    if trained is None and task.name == "files" and task.labels is None:
+        trained = tuple(sorted(label_names))
+        why = " (whole-number labels are ordered by value now, as text then)"
+    if trained is not None and trained != label_names:
+        raise FedmodelError(
+            f"resume=true in {run_dir}: the checkpoint's head scores the labels "
+            f"in the order {_shown(trained)}, but this run orders them "
+            f"{_shown(label_names)}{why}; its rows cannot be matched to the "
+            "labels again: start a new run in a folder of its own"
+        )
+
+
+def _shown(labels: tuple[str, ...]) -> str:
+    return f"{list(labels[:12])}{' ...' if len(labels) > 12 else ''}"
 
 
 def remove_stale_checkpoint(run_dir: Path) -> bool:

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.data import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.server_setup import resume
 from fedmodel.run.checkpoint import (
     Checkpoint,
     keep_rounds_up_to,
@@ -16,6 +19,7 @@ from fedmodel.run.checkpoint import (
     save_checkpoint,
 )
 from fedmodel.run.metrics import append_round, read_rounds
+from fedmodel.training.global_model import GlobalModel
 
 SHAPES = {"head.weight": (3, 4), "head.bias": (3,)}
 
@@ -92,3 +96,52 @@ def test_rounds_recorded_after_the_checkpoint_are_dropped(tmp_path: Path) -> Non
     assert [r["round"] for r in read_rounds(tmp_path)] == [1, 2]
     keep_rounds_up_to(tmp_path, 2)
     assert [r["round"] for r in read_rounds(tmp_path)] == [1, 2]
+
+
+def test_a_resume_whose_labels_moved_is_refused_before_loading(tmp_path: Path) -> None:
+    # Twelve whole-number labels: by value now, as text (1, 10, 11, 12, 2,
+    # ...) for a run begun before. Loaded as it was, the head's row for "10"
+    # would score label 2, silently.
+    numbers = [str(n) for n in range(1, 13)]
+    for name in ("site0", "site1", "test"):
+        (tmp_path / f"{name}.csv").write_text(
+            "text,label\n" + "".join(f"{name} note {n},{n}\n" for n in numbers)
+        )
+    files = [
+        "model=tiny",
+        "task=files",
+        f"task.train_files=[{tmp_path / 'site0.csv'},{tmp_path / 'site1.csv'}]",
+        f"task.test_file={tmp_path / 'test.csv'}",
+    ]
+    settings = settings_from_dict(compose_config(files))
+    task = load_task(settings.task, seed=0)
+    assert task.label_names == tuple(numbers)
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    started = Checkpoint(round=1, weights=model.weights())  # names no labels
+    save_checkpoint(run_dir, started)
+    with pytest.raises(FedmodelError) as refused:
+        resume(run_dir, model, num_rounds=2)
+    assert "'1', '10', '11', '12', '2'" in str(refused.value)
+    assert "start a new run" in str(refused.value)
+    # A checkpoint that names its labels is held to them.
+    moved = dataclasses.replace(started, label_names=tuple(sorted(numbers)))
+    save_checkpoint(run_dir, moved)
+    with pytest.raises(FedmodelError, match="the checkpoint's head scores"):
+        resume(run_dir, model, num_rounds=2)
+    save_checkpoint(run_dir, dataclasses.replace(started, label_names=task.label_names))
+    assert resume(run_dir, model, num_rounds=2) is not None
+    # Labels the user listed were never reordered: an older checkpoint loads.
+    listed = settings_from_dict(compose_config([*files, f"task.labels={numbers}"]))
+    model = GlobalModel(listed, label_names=task.label_names, test=task.test)
+    save_checkpoint(run_dir, started)
+    assert resume(run_dir, model, num_rounds=2) is not None
+
+
+def test_a_checkpoint_keeps_its_label_order(tmp_path: Path) -> None:
+    named = dataclasses.replace(_checkpoint(2), label_names=("b", "a"))
+    save_checkpoint(tmp_path, named)
+    assert load_checkpoint(tmp_path, expected_shapes=SHAPES).label_names == ("b", "a")
+    save_checkpoint(tmp_path, _checkpoint(2))
+    assert load_checkpoint(tmp_path, expected_shapes=SHAPES).label_names is None
