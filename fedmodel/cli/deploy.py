@@ -7,9 +7,9 @@ Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_OK
+from fedmodel.cli.paths import user_path
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
 
@@ -20,7 +20,7 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
     link = sub.add_parser(
         "superlink", help="server operator: a CA and the SuperLink's certificate"
     )
-    link.add_argument("--dir", type=Path, required=True, help="output folder")
+    link.add_argument("--dir", type=user_path, required=True, help="output folder")
     link.add_argument(
         "--host",
         action="append",
@@ -34,7 +34,7 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"validity in days, 1 to {MAX_DAYS} (default: {DEFAULT_DAYS})",
     )
     site = sub.add_parser("site", help="site operator: the SuperNode's key pair")
-    site.add_argument("--dir", type=Path, required=True, help="output folder")
+    site.add_argument("--dir", type=user_path, required=True, help="output folder")
     site.add_argument("--name", required=True, help="the site's name, e.g. hospital-a")
 
 
@@ -56,7 +56,7 @@ def run_certs(args: argparse.Namespace) -> int:
 
 def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel superlink`: start Flower's SuperLink with TLS and node auth."""
-    parser.add_argument("--certs", type=Path, help="folder from `certs superlink`")
+    parser.add_argument("--certs", type=user_path, help="folder from `certs superlink`")
     parser.add_argument(
         "--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)"
     )
@@ -64,7 +64,7 @@ def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=9093, help="port to listen on (default: 9093)"
     )
     parser.add_argument(
-        "--database", type=Path, help="SuperLink state file (default: in memory)"
+        "--database", type=user_path, help="SuperLink state file (default: in memory)"
     )
     parser.add_argument(
         "--insecure", action="store_true", help="no TLS, no node authentication"
@@ -96,12 +96,12 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
     )
     required.add_argument(
         "--data-file",
-        type=Path,
+        type=user_path,
         required=True,
         help="CSV / TSV / JSONL / Parquet records",
     )
     required.add_argument(
-        "--state-dir", type=Path, required=True, help="privacy ledger and caches"
+        "--state-dir", type=user_path, required=True, help="privacy ledger and caches"
     )
     required.add_argument(
         "--max-epsilon",
@@ -109,12 +109,16 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="the most epsilon this site will spend (caps the server's target)",
     )
-    parser.add_argument("--ca-cert", type=Path, help="the server operator's ca.crt")
-    parser.add_argument("--auth-key", type=Path, help="this site's private key")
+    parser.add_argument(
+        "--ca-cert", type=user_path, help="the server operator's ca.crt"
+    )
+    parser.add_argument(
+        "--auth-key", type=user_path, help="this site's private key"
+    )
     parser.add_argument("--delta", type=float, help="this site's delta (< 1/n)")
     parser.add_argument(
         "--labels-file",
-        type=Path,
+        type=user_path,
         help="the federation's labels, one per line: the site refuses a server "
         "that sends another label set",
     )
@@ -167,13 +171,13 @@ def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     show = sub.add_parser("show", help="print what the site has spent")
     show.add_argument(
-        "--state-dir", type=Path, required=True, help="the site's --state-dir"
+        "--state-dir", type=user_path, required=True, help="the site's --state-dir"
     )
     reset = sub.add_parser(
         "reset", help="archive the ledger so the next run starts a new budget"
     )
     reset.add_argument(
-        "--state-dir", type=Path, required=True, help="the site's --state-dir"
+        "--state-dir", type=user_path, required=True, help="the site's --state-dir"
     )
     reset.add_argument(
         "--yes", action="store_true", help="confirm: forget the spent epsilon"
@@ -237,7 +241,7 @@ def add_flwr_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "folder",
         nargs="?",
-        type=Path,
+        type=user_path,
         default=DEFAULT_FOLDER,
         help=f"the folder to write pyproject.toml into (default: {DEFAULT_FOLDER})",
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
+from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import AUTO_RUNTIME, RUNTIME_FILES
 
@@ -27,13 +27,13 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments."""
     parser.add_argument(
-        "--model", required=True, type=Path, help="model folder or .onnx file"
+        "--model", required=True, type=user_path, help="model folder or .onnx file"
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text (repeatable)")
     source.add_argument(
         "--input",
-        type=Path,
+        type=user_path,
         help=".txt (one text per line, no header) or CSV/TSV/JSONL/Parquet "
         "with a text column",
     )

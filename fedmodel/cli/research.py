@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
+from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
 
@@ -72,9 +72,9 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
 def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel sweep-report SWEEP_DIR [--out DIR]`."""
-    parser.add_argument("sweep_dir", type=Path, help="a --multirun sweep folder")
+    parser.add_argument("sweep_dir", type=user_path, help="a --multirun sweep folder")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: SWEEP_DIR)"
+        "--out", type=user_path, default=None, help="output folder (default: SWEEP_DIR)"
     )
 
 
@@ -91,7 +91,9 @@ def run_sweep_report(args: argparse.Namespace) -> int:
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel audit RUN_DIR [--client N] [--confidence C] ...`."""
-    parser.add_argument("run_dir", type=Path, help="a `fedmodel simulate` run folder")
+    parser.add_argument(
+        "run_dir", type=user_path, help="a `fedmodel simulate` run folder"
+    )
     parser.add_argument(
         "--client",
         type=int,

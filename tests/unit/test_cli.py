@@ -308,3 +308,23 @@ def test_a_generic_hydra_error_keeps_its_first_line() -> None:
     from hydra.errors import HydraException
 
     assert hydra_error_line(HydraException("first line\nsecond")) == "first line"
+
+
+@pytest.mark.parametrize(
+    ("argv", "attribute"),
+    [
+        (["predict", "--model=~/run/model", "--text", "hi"], "model"),
+        (["predict", "--model", "m", "--input=~/texts.csv"], "input"),
+        (["ledger", "show", "--state-dir=~/site"], "state_dir"),
+        (["audit", "~/run"], "run_dir"),
+    ],
+)
+def test_a_path_option_written_with_equals_expands_the_home_folder(
+    argv: list[str], attribute: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A shell leaves `~` in `--input=~/x` as written; the option expands it.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(argv)
+    value = getattr(args, attribute)
+    assert str(value).startswith(str(tmp_path))
+    assert "~" not in str(value)
