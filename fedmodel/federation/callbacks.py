@@ -171,7 +171,7 @@ class KeepBest:
         self.weights = weights
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Add the server-validation accuracy of the round's model."""
+        """Score the round's model; add which round's model is kept so far."""
         if not state.aggregated:
             return False, {}
         self.selector.offer(state.round, self.weights())
