@@ -56,7 +56,7 @@ class ServerRounds:
     writer: WriteMetrics
     train_config: ConfigRecord
     # keep_best's selector: it scores each teacher round on the server's own
-    # split, and the checkpoint carries its best so far.
+    # split, and the checkpoint carries its start (a resume offers it again).
     selector: BestModelSelector | None = None
     # The checkpoint this run resumed from, and the callback that writes the
     # next (None with checkpoint_every_round off).
