@@ -249,8 +249,8 @@ class RunSettings:
     warm_start: WarmStartSettings
     # Head initialised from the encoder's embeddings of the label names.
     label_init: bool
-    # Keep the global model that scores best on the server's own validation
-    # (transfer) split, never judged on the test split.
+    # Keep the last round's global model unless the start has a lower loss on
+    # the server's own validation (transfer) split; the test split chooses nothing.
     keep_best: bool
     checkpoint_every_round: bool
     run_dir: str
