@@ -2,8 +2,10 @@
 
 Before round 1 the head is set from the encoder's embeddings of the label
 names (`model/label_init.py`: no record read), then, where the task has a
-transfer split, fitted on it; the fitted head is kept only if it beats the
-label-name start on the server's records held out of the fit. The server's
+transfer split, fitted on it. With `keep_best` the fit leaves out the records
+kept to choose the model, and the fitted head is kept unless the start it
+would replace (label-name or untrained) has the lower loss on them; without
+`keep_best` it is fitted on every record and kept unchecked. The server's
 transfer split belongs to no client, so neither step costs any client
 privacy: they only change the public starting point that every client's
 DP-SGD then refines.
