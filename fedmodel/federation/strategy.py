@@ -143,7 +143,8 @@ class BudgetAwareStrategy:
         self.failed_nodes: set[int] = set()
         # The latest figures each client reported, by client id.
         self.client_figures: dict[int, dict[str, float]] = {}
-        # Why clients gave nothing usable in the last aggregated round.
+        # Why clients gave nothing usable in the latest round (reset by each
+        # aggregate_train, also in a round that aggregated nothing).
         self.round_failures: list[ClientFailure] = []
         # This round's train messages: the grid gives each an id as it sends
         # it, and a reply names the id it answers.
