@@ -81,11 +81,12 @@ def run_rounds(
     plan: RoundPlan,
     load: Callable[[ArrayRecord], None],
     callbacks: Sequence[RoundCallback],
-) -> ArrayRecord:
+) -> None:
     """Run `plan.rounds` until they are done or a callback says stop.
 
     `load` puts each new aggregate into the server's model before the
-    callbacks run. Returns the last global weights.
+    callbacks run: the model `load` fills holds the result, and the next
+    round sends the latest aggregate.
     """
     for server_round in plan.rounds:
         started = time.perf_counter()
@@ -122,7 +123,6 @@ def run_rounds(
         )
         if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
             break
-    return arrays
 
 
 def _ask_callbacks(
