@@ -29,15 +29,12 @@ from fedmodel.client.jobs import (
 from fedmodel.client.private_round import PrivateRound
 from fedmodel.config import RunSettings
 from fedmodel.model.head import trainable_state
-from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import build_optimizer, train_epochs
 
 if TYPE_CHECKING:
     import datasets
-
-__all__ = ["LEDGER_FILE", "RoundOutcome", "run_local_round"]
 
 
 @dataclass(frozen=True)

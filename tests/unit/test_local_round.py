@@ -18,7 +18,7 @@ import fedmodel.client.jobs as jobs
 import fedmodel.client.local_round as local_round
 import fedmodel.client.private_round as private_round
 import fedmodel.privacy.calibration as calibration
-from fedmodel.client.local_round import LEDGER_FILE, RoundOutcome, run_local_round
+from fedmodel.client.local_round import RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.model.finetune import prepare_for_finetuning
@@ -26,6 +26,7 @@ from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
+from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.fingerprint import data_fingerprint
 from tests.conftest import small_config
 
