@@ -68,7 +68,8 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     in the SuperLink's working directory, so the run folder is made absolute
     here: the log then names it and ClientApps find it whatever their own
     working directory.
-    `fedmodel simulate` passes the whole resolved config instead.
+    `fedmodel simulate` passes the whole composed config instead, flattened;
+    the budget rule fills its null keys here, as on every party.
     """
     if set(run_config) <= set(FLWR_RUN_CONFIG):
         raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
