@@ -1,4 +1,4 @@
-"""One client's local round: load its records, fine-tune, charge its ledger.
+"""One client's local round: load its records, charge its ledger, fine-tune.
 
 No Flower imports: the ClientApp hands in weights and settings and wraps the
 returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
