@@ -31,11 +31,12 @@ T = TypeVar("T")
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
     """Build typed settings from a nested config, naming any bad key.
 
-    Keys the YAML leaves null (or `auto`) that follow the privacy budget are
-    filled first (`with_budget_defaults`); a leading `~` in a data file's path
-    is the user's home (`with_home_expanded`); task=files' patterns in
-    `task.train_files` are expanded and its null `num_clients` counts the files
-    (`with_train_files`). A value the user set always wins.
+    Before the settings are built, in this order: a leading `~` in a data
+    file's path becomes the user's home (`with_home_expanded`); task=files'
+    patterns in `task.train_files` are expanded and its null `num_clients`
+    counts the files (`with_train_files`); then the keys the YAML leaves null
+    (or `auto`) that follow the privacy budget are filled
+    (`with_budget_defaults`). A value the user set always wins.
     """
     filled = with_budget_defaults(with_train_files(with_home_expanded(dict(raw))))
     settings = _build(RunSettings, filled, path="")
