@@ -24,8 +24,10 @@ class GlobalModel:
     """The shared model as the server holds it, with its test loader.
 
     `selector` scores it on `validation`, the server's records kept to choose
-    the model (None without them): built with the model, so the warm-start
-    check and the model choice share its one embedding of those records.
+    the model (None without them). It is built with the model so that, in
+    head mode, the warm-start check and the model choice share its one
+    embedding of those records; in other modes it scores the model on their
+    texts, and the warm-start check embeds them itself.
     """
 
     def __init__(
