@@ -85,7 +85,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     write_resolved_config(run_dir, settings)
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
-    start = _run_start(current, resumed, warm=warm)
+    start = _start_result(current, resumed, warm=warm)
     shared = server_rounds(
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
@@ -121,7 +121,7 @@ def _warm_started(start: dict[str, float]) -> bool | None:
     return None if "warm_start" not in start else start["warm_start"] == 1.0
 
 
-def _run_start(
+def _start_result(
     current: EvalResult, resumed: Checkpoint | None, *, warm: bool
 ) -> dict[str, float] | None:
     """The run's start on the test split (accuracy, macro_f1, warm_start), logged.
