@@ -26,9 +26,7 @@ EPSILON_TOLERANCE = 1e-9
 
 
 def ledger_regression(
-    client_id: int,
-    previous: Mapping[str, float] | None,
-    figures: Mapping[str, float],
+    previous: Mapping[str, float] | None, figures: Mapping[str, float]
 ) -> str | None:
     """Why `figures` cannot follow `previous` for one client, or None if they can."""
     if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:

@@ -203,7 +203,7 @@ class BudgetAwareStrategy:
         }
         client_id = int(figures[CLIENT_ID_KEY])
         previous = self.client_figures.get(client_id)
-        regression = ledger_regression(client_id, previous, figures)
+        regression = ledger_regression(previous, figures)
         if regression:
             return self._fail(
                 ClientFailure(server_round, node, client_id, regression, True)

@@ -92,7 +92,7 @@ EARLIER = {"epsilon": 4.0, "steps": 24.0, "ledger-resets": 0.0}
     ],
 )
 def test_a_ledger_may_only_grow(now: dict[str, float], refused: bool) -> None:
-    problem = ledger_regression(0, EARLIER, now)
+    problem = ledger_regression(EARLIER, now)
     assert (problem is not None) == refused
     if problem:
         assert f"epsilon {now['epsilon']:.4f}" in problem
@@ -100,4 +100,4 @@ def test_a_ledger_may_only_grow(now: dict[str, float], refused: bool) -> None:
 
 
 def test_a_client_the_server_never_heard_from_is_taken_as_it_is() -> None:
-    assert ledger_regression(0, None, {"epsilon": 1.0, "steps": 5.0}) is None
+    assert ledger_regression(None, {"epsilon": 1.0, "steps": 5.0}) is None
