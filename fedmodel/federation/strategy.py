@@ -131,7 +131,7 @@ def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
 
 
 class BudgetAwareStrategy:
-    """Delegate to a Flower strategy, skipping clients whose budget is spent."""
+    """Delegate to a Flower strategy, skipping clients spent or failed for good."""
 
     def __init__(
         self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]
