@@ -60,8 +60,9 @@ class RunSummary:
     server_compute_seconds: float
     privacy_guarantee: dict[str, Any]
     clients: list[dict[str, Any]]
-    # The round whose global model scored best on the server's own split
-    # (keep_best); None: no such split, the last round is kept.
+    # The round whose model keep_best kept: the last aggregated round's, or 0
+    # (the start) where the start's loss on the server's own split was lower.
+    # None: keep_best off or no such split, the last round is kept.
     selected_round: int | None = None
     rounds: list[dict[str, Any]] = field(default_factory=list)
     failed_clients: list[FailedClient] = field(default_factory=list)
