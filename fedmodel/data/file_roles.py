@@ -6,7 +6,8 @@ A file named in two roles would quietly break what the run reports:
   spending its own budget on them, so every one of them spends twice the
   epsilon shown;
 - a train file as `task.validation_file` hands that site's records to the
-  server, which fits its start and keeps its best round on them without noise;
+  server, which fits its start on them and weighs it against the last round
+  on them, without noise;
 - a train file as `task.test_file` scores the model on records it trained on;
 - the test file as `task.validation_file` lets the test split choose;
 - a train file as `distill.transfer_file` hands that site's texts to the
@@ -52,8 +53,9 @@ _WHY = {
         "file no site holds, or null"
     ),
     (_TEST, _VALIDATION): (
-        "the server chooses its start and best round by task.validation_file, "
-        "and the test split never chooses anything; give another file, or null"
+        "the server fits its start and picks the round to keep by "
+        "task.validation_file, and the test split never chooses anything; "
+        "give another file, or null"
     ),
 }
 
