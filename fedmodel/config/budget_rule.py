@@ -2,8 +2,9 @@
 
 DP-SGD's noise grows as the budget shrinks, and the step that suits epsilon 8
 overshoots at epsilon 1. So the local learning rate, expected batch size,
-local epochs and clipping norm of a fine-tuning mode are looked up from the
-run's target epsilon when the YAML leaves them `null`. A value the user sets
+local epochs, whether the head's bias trains, the clipping norm and the
+per-example clipping method (`BUDGET_KEYS`) are looked up from the run's
+target epsilon when the YAML leaves them `null`. A value the user sets
 always wins.
 
 The rule reads the target epsilon and nothing else: no record, no split, not
