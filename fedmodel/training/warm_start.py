@@ -214,8 +214,19 @@ def warm_start_head(
     LoRA adapters start as the identity and full fine-tuning starts from the
     same encoder.
     """
-    warm = settings.warm_start
     features, labels = embed_split(settings, model=classifier, split=transfer)
+    return fit_head(classifier, settings=settings, features=features, labels=labels)
+
+
+def fit_head(
+    classifier: PooledBertForSequenceClassification,
+    *,
+    settings: RunSettings,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+) -> float:
+    """Fit the head on pooled features as the warm start does; return the loss."""
+    warm = settings.warm_start
     head = classification_head(classifier)
     loader = DataLoader(
         TensorDataset(features, labels),
