@@ -129,6 +129,9 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
         )
         settings = capped_settings(settings, site)
         state_dir = site.state_dir
+        # The mode by name, not by the registry (model/finetune.py): that
+        # imports transformers, which a site's message process keeps out of
+        # its start-up until it trains (test_site_features.py checks it).
         records = site_round_records(
             settings,
             site,
