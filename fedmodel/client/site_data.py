@@ -20,7 +20,6 @@ from fedmodel.training.feature_store import (
     remember_site_features,
     site_features,
     site_file_key,
-    sweep_stale_temp_files,
 )
 from fedmodel.training.fingerprint import data_fingerprint
 
@@ -39,9 +38,7 @@ def site_round_records(
     previous round stored for this exact file and these settings are used
     when present; otherwise the file is read and, in head mode, its features
     are noted for the next round (the round stores them when it embeds).
-    Temp files of the store that a killed round left behind are swept first.
     """
-    sweep_stale_temp_files(site.state_dir)
     label_names = _label_names(settings)
     readable = head_features and site.data_file.is_file()
     file_key = site_file_key(settings, site.data_file) if readable else None

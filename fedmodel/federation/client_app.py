@@ -71,6 +71,7 @@ from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
+from fedmodel.training.feature_store import sweep_stale_temp_files  # noqa: E402
 
 app = ClientApp()
 log = logging.getLogger(__name__)
@@ -137,9 +138,7 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
             site,
             head_features=settings.finetune.mode == "head" and teacher is None,
         )
-    removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
-    if removed:
-        log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
+    _sweep_temp_files(state_dir, client_id)
     data_loaded = time.time()
     outcome = run_local_round(
         settings,
@@ -167,6 +166,18 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
         )
     return content
 
+
+
+def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
+    """Remove what a killed round left in the client's folder.
+
+    The ledger's temp files go under its lock; the feature store's once they
+    are an hour old (it takes no lock).
+    """
+    removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
+    if removed:
+        log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
+    sweep_stale_temp_files(state_dir)
 
 def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSettings]:
     """The round number and the server's settings, checked before any is used."""

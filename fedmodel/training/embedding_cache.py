@@ -20,7 +20,6 @@ from fedmodel.training.feature_store import (
     StoredFeatures,
     features_path,
     read_features,
-    sweep_stale_temp_files,
     write_features,
 )
 from fedmodel.training.fingerprint import data_fingerprint
@@ -44,10 +43,8 @@ def cached_features(
     """Pooled features of the client's records, computed once per run.
 
     The encoder is frozen in head mode, so its features never change; they are
-    kept in the client's own state directory, never sent. Temp files of the
-    store that a killed client left there are swept first.
+    kept in the client's own state directory, never sent.
     """
-    sweep_stale_temp_files(state_dir)
     fingerprint = data_fingerprint(split)
     path = features_path(settings, fingerprint=fingerprint, state_dir=state_dir)
     cached = read_features(path)

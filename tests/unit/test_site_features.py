@@ -274,7 +274,5 @@ def test_a_sites_round_sweeps_its_stale_temp_files(
     stale.write_bytes(b"cut")
     fresh.write_bytes(b"being written")
     _age(stale, STALE_TEMP_AGE_S + 60)
-    site = site_from_node_config(node_config(site_file, state, **{"max-epsilon": 8.0}))
-    assert site is not None
-    site_round_records(settings, site, head_features=True)
+    _site_round(settings, node_config(site_file, state, **{"max-epsilon": 8.0}), 1)
     assert not stale.exists() and fresh.exists()
