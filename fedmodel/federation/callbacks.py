@@ -183,8 +183,20 @@ class WriteMetrics:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        # The clients' summed compute; None once a round's was not reported.
-        self.client_seconds: float | None = 0.0
+        # Each aggregated round's client compute (None: a client withheld it).
+        self.round_seconds: list[float | None] = []
+
+    @property
+    def client_seconds(self) -> float | None:
+        """The clients' compute summed over aggregated rounds; None if unknown.
+
+        Unknown if a round's was withheld (DP) or no round aggregated; a
+        round that aggregated nothing adds nothing.
+        """
+        known = [s for s in self.round_seconds if s is not None]
+        if not known or len(known) < len(self.round_seconds):
+            return None
+        return sum(known)
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """Write one line; student rounds are marked `"model": "student"`."""
@@ -193,11 +205,8 @@ class WriteMetrics:
         if state.model_name != "teacher":
             record["model"] = state.model_name
         append_round(self.run_dir, record)
-        compute = metrics["client_compute_seconds"]
-        if compute is None or self.client_seconds is None:
-            self.client_seconds = None
-        else:
-            self.client_seconds += compute
+        if state.aggregated:
+            self.round_seconds.append(metrics["client_compute_seconds"])
         return False, {"seconds": seconds}
 
 

@@ -160,11 +160,14 @@ def _round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str
 
 
 def _compute_seconds(accepted: list[Message]) -> float | None:
-    """The accepted updates' summed compute time; None if one did not report it.
+    """The accepted updates' summed compute time; None if it is not known.
 
     A client under DP withholds it (it is computed from its records without
-    noise), so a private round's figure is unknown, not 0.
+    noise), so a private round's figure is unknown, not 0; so is a round
+    that aggregated no update.
     """
+    if not accepted:
+        return None
     seconds = []
     for reply in accepted:
         value = reply.content.metric_records[METRICS_KEY].get("compute-seconds")

@@ -55,7 +55,8 @@ class RunSummary:
     wall_seconds: float
     # Pure compute, for the simulation-overhead benchmark: the clients'
     # local rounds and the server's warm start and evaluations. None where a
-    # client did not report its time: under DP (every deployment) it does not.
+    # client did not report its time (under DP, so in every deployment, it
+    # does not) or no round aggregated an update.
     client_compute_seconds: float | None
     server_compute_seconds: float
     privacy_guarantee: dict[str, Any]

@@ -116,6 +116,41 @@ def test_client_compute_is_summed_only_where_every_update_reports_it(
     assert run_federation(FakeGrid(2), plain)["client_compute_seconds"] > 0
 
 
+def test_a_round_that_aggregated_nothing_has_no_compute_figure(
+    tmp_path: Path,
+) -> None:
+    # Round 2's updates are all rejected: its compute is unknown (None, not
+    # 0), and the run's total is round 1's.
+    grid = FakeGrid(2)
+    deliver = grid.send_and_receive
+
+    def poison_round_two(
+        messages: Any, *, timeout: float | None = None
+    ) -> list[Message]:
+        messages = list(messages)
+        replies = list(deliver(messages, timeout=timeout))
+        if messages[0].content["config"]["server-round"] != 2:
+            return replies
+        for reply in replies:
+            weights = reply.content["arrays"].to_torch_state_dict()
+            reply.content["arrays"] = ArrayRecord(
+                {k: torch.full_like(w, float("nan")) for k, w in weights.items()}
+            )
+        return replies
+
+    grid.send_and_receive = poison_round_two  # type: ignore[method-assign]
+    run_dir = tmp_path / "run"
+    with pytest.raises(FedmodelError, match="no client returned an update"):
+        run_federation(grid, _settings(run_dir, "privacy=off"))
+    first, second = read_rounds(run_dir)
+    assert second["clients_aggregated"] == 0
+    assert second["client_compute_seconds"] is None
+    assert first["client_compute_seconds"] > 0
+    assert _summary(run_dir)["client_compute_seconds"] == pytest.approx(
+        first["client_compute_seconds"]
+    )
+
+
 def test_resume_still_compares_against_the_start(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
