@@ -9,14 +9,20 @@ charged for stops here too. Nothing here imports Flower or the model libraries.
 
 from __future__ import annotations
 
-from fedmodel.config import RunSettings
+from typing import TYPE_CHECKING
+
+from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.data import load_client_data
+from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
 from fedmodel.run.layout import simulated_client_dir
 from fedmodel.training.fingerprint import data_fingerprint
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def check_simulated_clients(settings: RunSettings) -> None:
@@ -28,7 +34,7 @@ def check_simulated_clients(settings: RunSettings) -> None:
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
     for client_id in range(settings.num_clients):
-        train_split, _, _ = load_client_data(settings, client_id)
+        train_split, _, label_names = load_client_data(settings, client_id)
         if settings.privacy.record_level:
             choose_delta(
                 len(train_split),
@@ -36,10 +42,18 @@ def check_simulated_clients(settings: RunSettings) -> None:
                 client_id=str(client_id),
             )
             if settings.resume:
-                check_same_records(settings, client_id, data_fingerprint(train_split))
+                check_same_records(
+                    settings, client_id, train_split, label_names=label_names
+                )
 
 
-def check_same_records(settings: RunSettings, client_id: int, fingerprint: str) -> None:
+def check_same_records(
+    settings: RunSettings,
+    client_id: int,
+    train_split: datasets.Dataset,
+    *,
+    label_names: tuple[str, ...],
+) -> None:
     """Refuse a resume whose client holds records its ledger was not charged for.
 
     A simulated client's records are dealt from the task's data. If that data
@@ -47,7 +61,9 @@ def check_same_records(settings: RunSettings, client_id: int, fingerprint: str) 
     deal moves records between clients, and a record could be charged under
     two ledgers that each count only their own. The settings that decide the
     deal are checked with the run folder (`run/folder_check.py`); this checks
-    the records themselves.
+    the records themselves. A run begun before whole-number labels were
+    ordered by value holds the same records under other label ids: that is
+    refused too, and the message says so.
     """
     path = simulated_client_dir(settings.run_dir, client_id) / LEDGER_FILE
     if not path.is_file():
@@ -56,12 +72,37 @@ def check_same_records(settings: RunSettings, client_id: int, fingerprint: str) 
         charged = read_record(path).data_fingerprint
     except FedmodelError:
         return  # the client's round refuses an unusable ledger, naming it
-    if charged != fingerprint:
+    fingerprint = data_fingerprint(train_split)
+    if charged == fingerprint:
+        return
+    if charged == _former_fingerprint(settings.task, train_split, label_names):
         raise FedmodelError(
             f"resume=true in {settings.run_dir}: client {client_id}'s training "
-            f"records are not the ones its privacy ledger {path} was charged for "
-            f"(fingerprint {charged}, now {fingerprint}). The task's data changed "
-            "since the run began, so its records would be dealt out again and a "
-            "record could be charged under two clients' ledgers. Restore the data "
-            "the run began with, or start a new run in a folder of its own"
+            f"records are the ones its privacy ledger {path} was charged for, but "
+            "under other label ids: whole-number labels are ordered by value now, "
+            "as text when the run began, and the run's ledgers and model hold "
+            "that order. Start a new run in a folder of its own"
         )
+    raise FedmodelError(
+        f"resume=true in {settings.run_dir}: client {client_id}'s training "
+        f"records are not the ones its privacy ledger {path} was charged for "
+        f"(fingerprint {charged}, now {fingerprint}). The task's data changed "
+        "since the run began, so its records would be dealt out again and a "
+        "record could be charged under two clients' ledgers. Restore the data "
+        "the run began with, or start a new run in a folder of its own"
+    )
+
+
+def _former_fingerprint(
+    task: TaskSettings, split: datasets.Dataset, label_names: tuple[str, ...]
+) -> str | None:
+    """The records' fingerprint under the former label order's ids.
+
+    None where that order is this one (the fingerprint would be the same).
+    """
+    former = former_label_order(task, label_names)
+    if former is None or former == label_names:
+        return None
+    former_id = {name: i for i, name in enumerate(former)}
+    labels = [former_id[label_names[label]] for label in split["label"]]
+    return data_fingerprint(split.remove_columns("label").add_column("label", labels))

@@ -7,8 +7,7 @@ are the same label; so are a Parquet 3.0 and 3).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from fedmodel.data.file_formats import (
     read_table,
 )
 from fedmodel.data.file_roles import check_named_files
+from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
@@ -32,9 +32,6 @@ MIN_LABELS = 2
 _SHOWN_ROWS = 5
 # task.label_descriptions: the column holding each label's description.
 DESCRIPTION_COLUMN = "description"
-# A label that is a whole number as written: a JSON or Parquet integer, or
-# a text of ASCII digits ("007" too; "3.0" and "+3" are not).
-_INTEGER_LABEL = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -238,7 +235,7 @@ def _check_server_labels(records: _Records) -> None:
 
 def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ...]:
     if task.labels is None:
-        names = _derived_label_order({lab for r in files for lab in r.labels})
+        names = derived_label_order({lab for r in files for lab in r.labels})
         trained = {label for r in files[:-1] for label in r.labels}
         if len(trained) < MIN_LABELS:
             raise FedmodelError(
@@ -265,18 +262,6 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
                     "task.labels or fix the row"
                 )
     return tuple(names)
-
-
-def _derived_label_order(labels: Collection[str]) -> list[str]:
-    """The label order of a task whose labels nobody listed: sorted.
-
-    Whole numbers sort by value (2 before 10, where text order would give
-    1, 10, 11, 2), the same number written two ways ("7", "007") by its
-    text; any other set of labels sorts as text.
-    """
-    if labels and all(_INTEGER_LABEL.fullmatch(label) for label in labels):
-        return sorted(labels, key=lambda label: (int(label), label))
-    return sorted(labels)
 
 
 def _label_string(value: object) -> str | None:

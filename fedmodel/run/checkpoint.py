@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from fedmodel.config import TaskSettings
+from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, METRICS_FILE
@@ -190,8 +191,8 @@ def check_label_order(
     text (whole numbers are ordered by value since).
     """
     trained, why = checkpoint.label_names, ""
-    if trained is None and task.name == "files" and task.labels is None:
-        trained = tuple(sorted(label_names))
+    if trained is None:
+        trained = former_label_order(task, label_names)
         why = " (whole-number labels are ordered by value now, as text then)"
     if trained is not None and trained != label_names:
         raise FedmodelError(

@@ -28,8 +28,13 @@ def _write_sites(folder: Path, rows: int) -> list[str]:
     return files
 
 
-def _settings(tmp_path: Path, *overrides: str) -> RunSettings:
-    (tmp_path / "test.csv").write_text("text,label\nheld out,yes\nheld back,no\n")
+def _settings(
+    tmp_path: Path, *overrides: str, test_labels: tuple[str, str] = ("yes", "no")
+) -> RunSettings:
+    first, second = test_labels
+    (tmp_path / "test.csv").write_text(
+        f"text,label\nheld out,{first}\nheld back,{second}\n"
+    )
     settings = settings_from_dict(
         compose_config(
             [
@@ -70,3 +75,31 @@ def test_a_resume_whose_records_changed_is_refused(tmp_path: Path) -> None:
     assert "Restore the data the run began with" in message
     assert client_ledger_path(tmp_path / "run", 0).read_bytes() == ledger_before
     check_simulated_clients(run)  # a new run is the run folder check's to refuse
+
+
+def test_a_run_begun_under_the_text_label_order_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    # Labels 1..11: as text, "10" and "11" came before "2", so a run begun
+    # then charged its ledgers for the same records under other label ids.
+    names = [str(n) for n in range(1, 12)]
+    for site in range(2):
+        lines = [f"site {site} note {i},{names[i % 11]}" for i in range(33)]
+        (tmp_path / f"site{site}.csv").write_text(
+            "text,label\n" + "\n".join(lines) + "\n"
+        )
+    run = _settings(tmp_path, test_labels=("1", "2"))
+    text_id = {name: i for i, name in enumerate(sorted(names))}
+    for client in range(run.num_clients):
+        train, _, label_names = load_client_data(run, client)
+        assert label_names == tuple(names)  # ordered by value now
+        then = train.map(lambda r: {"label": text_id[names[r["label"]]]})
+        charge_client_ledger(tmp_path / "run", client, then)
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(
+            _settings(tmp_path, "resume=true", test_labels=("1", "2"))
+        )
+    message = str(refused.value)
+    assert "client 0's training records are the ones its privacy ledger" in message
+    assert "whole-number labels are ordered by value now" in message
+    assert "The task's data changed" not in message
