@@ -43,7 +43,7 @@ from omegaconf import OmegaConf
 
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data import load_client_data, load_task
-from fedmodel.distill.finish import finish_models
+from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.federation.simulation import simulate
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.console import setup_logging
@@ -98,7 +98,7 @@ def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:
         teacher=teacher,
         tokenizer=load_tokenizer_of(read_exported_folder(teacher_run / TEACHER_DIR)),
         test=task.test,
-        transfer=task.transfer,
+        server_texts=server_distill_texts(settings, task.transfer),
         run_dir=out,
     )
     (out / SUMMARY_FILE).write_text(json.dumps(entries, indent=2))

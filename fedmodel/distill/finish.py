@@ -63,14 +63,15 @@ def finish_models(
     teacher: PooledBertForSequenceClassification,
     tokenizer: PreTrainedTokenizerBase,
     test: datasets.Dataset,
-    transfer: datasets.Dataset | None,
+    server_texts: list[str] | None,
     run_dir: Path,
     train_on_clients: StudentTrainer | None = None,
 ) -> dict[str, Any]:
     """Export the teacher (and the distilled student) and report on both.
 
-    Returns the summary entries: `teacher`, and with distillation on `student`,
-    `student_vs_teacher` and `distillation`.
+    `server_texts` are the texts the server distils on (`server_distill_texts`;
+    None: it holds none). Returns the summary entries: `teacher`, and with
+    distillation on `student`, `student_vs_teacher` and `distillation`.
     """
     max_length = settings.task.max_length
     test_loader = length_sorted_loader(settings, test)
@@ -90,7 +91,7 @@ def finish_models(
                 settings,
                 teacher,
                 tokenizer,
-                transfer=transfer,
+                texts=server_texts,
                 train_on_clients=train_on_clients,
                 test=(test, test_loader),
                 run_dir=run_dir,
@@ -116,7 +117,7 @@ def _student_entries(
     teacher: PooledBertForSequenceClassification,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    transfer: datasets.Dataset | None,
+    texts: list[str] | None,
     train_on_clients: StudentTrainer | None,
     test: tuple[datasets.Dataset, DataLoader],
     run_dir: Path,
@@ -126,7 +127,6 @@ def _student_entries(
     `test` is the test split and its loader at the teacher's token limit.
     Empty when there is nothing to distil on: no server texts, no clients.
     """
-    texts = server_distill_texts(settings, transfer)
     if texts is None:
         log.warning(
             "the server holds no transfer texts (set distill.transfer_file): "

@@ -39,8 +39,10 @@ def check_before_round_one(settings: RunSettings) -> list[str] | None:
     Then refuse distillation settings the teacher cannot meet
     (`check_distillation`), and warn when `privacy.target_epsilon` is above
     `WEAK_PRIVACY_EPSILON`. Returns the texts of `distill.transfer_file`, read
-    here for the check, so the server's warnings before round 1 do not read
-    the file again (None without distillation or without such a file).
+    here for the check: the server's warnings before round 1 and its
+    distillation after the last round take these, so the file is read once
+    per start of the server (None without distillation or without such a
+    file).
     """
     check_writable_folder(Path(settings.run_dir), key="run_dir")
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)

@@ -20,7 +20,7 @@ from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_pooled_files, warn_shared_texts
 from fedmodel.data.label_warnings import warn_similar_labels, warn_test_only_labels
 from fedmodel.data.tasks import TaskData
-from fedmodel.distill.finish import finish_models
+from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.server_rounds import (
@@ -112,7 +112,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         selected_round=None if selector is None else selector.best_round,
     )
     if shared.watch.fatal is None:
-        summary.finished = _finish(shared, model, task)
+        summary.finished = _finish(shared, model, task, file_texts=distill_texts)
     return _conclude(shared, summary, final, started)
 
 
@@ -166,16 +166,30 @@ def _start_result(
     return start
 
 
-def _finish(shared: ServerRounds, model: GlobalModel, task: TaskData) -> dict[str, Any]:
-    """Export the teacher, distil the student (on the clients if asked)."""
+def _finish(
+    shared: ServerRounds,
+    model: GlobalModel,
+    task: TaskData,
+    *,
+    file_texts: list[str] | None,
+) -> dict[str, Any]:
+    """Export the teacher, distil the student (on the clients if asked).
+
+    `file_texts` are `distill.transfer_file`'s texts as the check before round
+    1 read them (None without distillation or without the file): the student
+    learns on what was checked, and the file is read once.
+    """
     settings = shared.settings
     teacher_weights = model.weights()
+    texts = file_texts
+    if texts is None:  # no transfer file: the task's transfer split, if any
+        texts = server_distill_texts(settings, task.transfer)
     return finish_models(
         settings,
         teacher=merged_classifier(model.trainable),
         tokenizer=model.tokenizer,
         test=task.test,
-        transfer=task.transfer,
+        server_texts=texts,
         run_dir=shared.run_dir,
         train_on_clients=(
             lambda student: distill_on_clients(

@@ -245,7 +245,7 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
         teacher=_teacher(settings, task.label_names),
         tokenizer=load_tokenizer(settings.model),
         test=task.test,
-        transfer=transfer,
+        server_texts=server_distill_texts(settings, transfer),
         run_dir=tmp_path,
     )
     assert seen and set(seen) <= set(transfer["text"])

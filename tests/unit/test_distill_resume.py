@@ -3,7 +3,8 @@
 The real ServerApp and ClientApp over the in-process `FakeGrid` (no Ray): one
 teacher round, then two federated distillation rounds, killed as the second
 starts. A resume must run only that round, from the checkpoint's student, and
-charge each ledger for it once.
+charge each ledger for it once. The server's texts are `distill.transfer_file`'s,
+read once, before round 1, on a fresh run and on a resume alike.
 """
 
 from __future__ import annotations
@@ -170,3 +171,18 @@ def test_resume_with_a_student_of_another_shape_is_refused(run_dir: Path) -> Non
         )
     for client in (0, 1):
         assert _charged_rounds(run_dir, client) == [1, 2]
+
+
+def test_the_student_learns_on_the_transfer_texts_read_before_round_one(
+    tmp_path: Path,
+) -> None:
+    # The file is read once, by the check before round 1: texts it holds
+    # after that check are not what the server distils on.
+    run_dir = tmp_path / "run"
+    settings = _settings(run_dir, "distill=server", "distill.rounds=0")
+
+    def rewrite_transfer_file(client: int, message: Message) -> None:
+        (tmp_path / "transfer.txt").write_text("a text written after the check\n")
+
+    summary = run_federation(FakeGrid(2, before_train=rewrite_transfer_file), settings)
+    assert summary["distillation"]["server_texts"] == 16
