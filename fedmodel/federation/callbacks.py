@@ -3,9 +3,10 @@
 Each callback's `after_round(state, metrics)` returns `(stop, metrics)`; the
 loop runs them in the order given, and later callbacks see the metrics earlier
 ones added. The server's order is: history, checkpoint (`checkpointing.py`),
-failures, evaluation, keep-best (server split), metrics line, console line,
-budget stop. The checkpoint comes before evaluation and the metrics line, so a
-round whose aggregate was loaded is never run again after a crash.
+failures, evaluation, the comparison with the start (`keep_best`, on the
+server's split), metrics line, console line, budget stop. The checkpoint comes
+before evaluation and the metrics line, so a round whose aggregate was loaded
+is never run again after a crash.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import append_round
 from fedmodel.training.loops import EvalResult
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import LastRoundOrStart
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class Evaluate:
         }
 
 
-class KeepBest:
+class CompareWithStart:
     """Score each aggregated model on the server's own split (`keep_best`).
 
     The selector keeps the last round's model unless the start's loss is lower.
@@ -164,7 +165,7 @@ class KeepBest:
 
     def __init__(
         self,
-        selector: BestModelSelector,
+        selector: LastRoundOrStart,
         weights: Callable[[], dict[str, torch.Tensor]],
     ) -> None:
         self.selector = selector
@@ -175,7 +176,7 @@ class KeepBest:
         if not state.aggregated:
             return False, {}
         self.selector.offer(state.round, self.weights())
-        return False, {"server_validation_kept_round": self.selector.best_round}
+        return False, {"server_validation_kept_round": self.selector.kept_round}
 
 
 class WriteMetrics:

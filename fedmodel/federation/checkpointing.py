@@ -18,7 +18,7 @@ from fedmodel.federation.callbacks import Result, RoundHistory
 from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import LastRoundOrStart
 
 
 class SaveCheckpoint:
@@ -32,7 +32,7 @@ class SaveCheckpoint:
         weights: Callable[[], dict[str, torch.Tensor]],
         label_names: tuple[str, ...],
         history: RoundHistory,
-        selector: BestModelSelector | None,
+        selector: LastRoundOrStart | None,
         resumed: Checkpoint | None,
         start_result: dict[str, float] | None,
     ) -> None:

@@ -24,9 +24,9 @@ from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.server_rounds import (
-    ServerRounds,
+    SharedRoundState,
     distill_on_clients,
-    server_rounds,
+    prepare_rounds,
     train_teacher,
 )
 from fedmodel.federation.server_setup import (
@@ -86,7 +86,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     start = _start_result(current, resumed, warm=warm)
-    shared = server_rounds(
+    shared = prepare_rounds(
         grid, settings, model=model, run_dir=run_dir, resumed=resumed
     )
     shared.start_result = start
@@ -109,7 +109,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
         server_compute_seconds=server_seconds + evaluation.seconds,
         privacy_guarantee={},
         clients=[],
-        selected_round=None if selector is None else selector.best_round,
+        selected_round=None if selector is None else selector.kept_round,
     )
     if shared.watch.fatal is None:
         summary.finished = _finish(shared, model, task, file_texts=distill_texts)
@@ -167,7 +167,7 @@ def _start_result(
 
 
 def _finish(
-    shared: ServerRounds,
+    shared: SharedRoundState,
     model: GlobalModel,
     task: TaskData,
     *,
@@ -202,7 +202,7 @@ def _finish(
 
 
 def _conclude(
-    shared: ServerRounds, summary: RunSummary, final: EvalResult, started: float
+    shared: SharedRoundState, summary: RunSummary, final: EvalResult, started: float
 ) -> dict[str, Any]:
     """Write summary.json and the plot; raise if the run failed."""
     settings, run_dir = shared.settings, shared.run_dir

@@ -1,8 +1,9 @@
 """The teacher's rounds and the student's (federated distillation) on one loop.
 
 Both call `rounds.run_rounds` with their own model and callbacks; they share
-the budget state, the failure watch, the round history and the metrics file,
-and the student's rounds are numbered on from the teacher's.
+the budget state, the failure watch, the round history and the metrics file
+(a `SharedRoundState`, which `prepare_rounds` makes), and the student's
+rounds are numbered on from the teacher's.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.callbacks import (
     BudgetStop,
+    CompareWithStart,
     ConsoleLine,
     Evaluate,
     FailureWatch,
-    KeepBest,
     RoundHistory,
     WriteMetrics,
 )
@@ -40,11 +41,11 @@ from fedmodel.run.layout import CHECKPOINT_DIR
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import evaluate, text_logits
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import LastRoundOrStart
 
 
 @dataclass
-class ServerRounds:
+class SharedRoundState:
     """What the teacher's and the student's rounds share."""
 
     grid: Grid
@@ -57,7 +58,7 @@ class ServerRounds:
     train_config: ConfigRecord
     # keep_best's selector: it scores each teacher round on the server's own
     # split, and the checkpoint carries its start (a resume offers it again).
-    selector: BestModelSelector | None = None
+    selector: LastRoundOrStart | None = None
     # The checkpoint this run resumed from, and the callback that writes the
     # next (None with checkpoint_every_round off).
     resumed: Checkpoint | None = None
@@ -72,14 +73,14 @@ class ServerRounds:
         return max((r["round"] for r in self.history.rounds), default=0)
 
 
-def server_rounds(
+def prepare_rounds(
     grid: Grid,
     settings: RunSettings,
     *,
     model: GlobalModel,
     run_dir: Path,
     resumed: Checkpoint | None,
-) -> ServerRounds:
+) -> SharedRoundState:
     """The teacher's strategy (budget-aware, central DP if asked) and shared state.
 
     A resumed run keeps which clients spent their budget and what each last
@@ -96,7 +97,7 @@ def server_rounds(
     if resumed is not None:
         strategy.exhausted_nodes.update(resumed.exhausted_nodes)
         strategy.client_figures.update(resumed.client_figures)
-    return ServerRounds(
+    return SharedRoundState(
         grid=grid,
         settings=settings,
         run_dir=run_dir,
@@ -114,7 +115,7 @@ def server_rounds(
     )
 
 
-def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
+def train_teacher(shared: SharedRoundState, model: GlobalModel) -> Evaluate:
     """The teacher's rounds after the last one run; returns their evaluator."""
     settings = shared.settings
     selector = shared.selector
@@ -134,7 +135,7 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
         callbacks.append(shared.saver)
     callbacks += [shared.watch, evaluation]
     if selector is not None:
-        callbacks.append(KeepBest(selector, model.weights))
+        callbacks.append(CompareWithStart(selector, model.weights))
     callbacks += [
         shared.writer,
         ConsoleLine(settings.num_rounds),
@@ -157,7 +158,7 @@ def train_teacher(shared: ServerRounds, model: GlobalModel) -> Evaluate:
 
 
 def distill_on_clients(
-    shared: ServerRounds,
+    shared: SharedRoundState,
     student: PooledBertForSequenceClassification,
     *,
     teacher_weights: dict[str, torch.Tensor],
@@ -211,7 +212,7 @@ def distill_on_clients(
 
 
 def _resume_student(
-    shared: ServerRounds, student: PooledBertForSequenceClassification
+    shared: SharedRoundState, student: PooledBertForSequenceClassification
 ) -> int:
     """The student's first round; on resume, load the checkpoint's student."""
     resumed = shared.resumed

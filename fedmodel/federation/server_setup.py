@@ -51,7 +51,7 @@ from fedmodel.run.layout import (
 from fedmodel.run.metrics import set_aside
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
-from fedmodel.training.model_selection import BestModelSelector, split_for_selection
+from fedmodel.training.model_selection import LastRoundOrStart, split_for_selection
 from fedmodel.training.warm_start import public_start
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def _check_node_count(grid: Grid, settings: RunSettings) -> None:
 
 def offer_start(
     model: GlobalModel, *, resumed: Checkpoint | None
-) -> BestModelSelector | None:
+) -> LastRoundOrStart | None:
     """The model's selector, with the run's start offered to it first.
 
     None when `keep_best` is off or the server holds no records to choose by
@@ -267,17 +267,17 @@ def offer_start(
 
 
 def keep_selected(
-    model: GlobalModel, selector: BestModelSelector | None
+    model: GlobalModel, selector: LastRoundOrStart | None
 ) -> EvalResult | None:
     """Load the model `keep_best` keeps; its test figures, reported only."""
-    if selector is None or selector.best is None:
+    if selector is None or selector.kept is None:
         return None
-    model.load(selector.best.weights)
+    model.load(selector.kept.weights)
     log.info(
         "keeping the global model after round %d (server validation accuracy "
         "%.4f, loss %.4f; the last round's unless the start's loss is lower)",
-        selector.best.round,
-        selector.best.result.accuracy,
-        selector.best.result.loss,
+        selector.kept.round,
+        selector.kept.result.accuracy,
+        selector.kept.result.loss,
     )
     return model.evaluate()

@@ -17,7 +17,7 @@ from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
 from fedmodel.training.loops import EvalResult, evaluate, feature_logits, text_logits
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import LastRoundOrStart
 
 
 class GlobalModel:
@@ -52,7 +52,7 @@ class GlobalModel:
         self.tokenizer = load_tokenizer(settings.model)
         self._test_loader = self._build_test_loader(test)
         self.selector = (
-            BestModelSelector(
+            LastRoundOrStart(
                 settings,
                 classifier=self.classifier,
                 trainable=self.trainable,

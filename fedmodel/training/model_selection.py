@@ -56,22 +56,24 @@ def split_for_selection(
 
 
 @dataclass(frozen=True)
-class Selected:
-    """A scored candidate: its round (0: the start), score and weights."""
+class Scored:
+    """A model scored on the split: its round (0: the start), score and weights."""
 
     round: int
     result: EvalResult
     weights: dict[str, torch.Tensor]
 
 
-class BestModelSelector:
-    """Scores the start and each round's model on the server's validation split.
+class LastRoundOrStart:
+    """Keeps the latest round's model unless the start has a lower loss.
 
-    The first `offer` is the start; every later one replaces the latest round.
-    `best` is the latest round's model unless the start has a lower loss on
-    the split (ties keep the latest). `on_features` (default: whether the
-    fine-tuning mode trains the head alone) scores the head on the split's
-    embeddings, made once, rather than the trainable model on its texts.
+    Both are scored on the server's validation split. The first `offer` is
+    the start; every later one replaces the latest round, so no earlier
+    round is ever kept. `kept` is the latest round's model unless the start
+    has a lower loss on the split (ties keep the latest). `on_features`
+    (default: whether the fine-tuning mode trains the head alone) scores the
+    head on the split's embeddings, made once, rather than the trainable
+    model on its texts.
     """
 
     def __init__(
@@ -99,11 +101,11 @@ class BestModelSelector:
             self._loader = DataLoader(TensorDataset(features, labels), batch_size=1024)
         else:
             self._loader = length_sorted_loader(settings, validation)
-        self.start: Selected | None = None
-        self.latest: Selected | None = None
+        self.start: Scored | None = None
+        self.latest: Scored | None = None
 
     @property
-    def best(self) -> Selected | None:
+    def kept(self) -> Scored | None:
         """The model to keep: the latest round's, unless the start's loss is lower."""
         start, latest = self.start, self.latest
         if start is None or latest is None:
@@ -111,10 +113,10 @@ class BestModelSelector:
         return start if start.result.loss < latest.result.loss else latest
 
     @property
-    def best_round(self) -> int | None:
+    def kept_round(self) -> int | None:
         """The round of the model to keep (0: the start)."""
-        best = self.best
-        return None if best is None else best.round
+        kept = self.kept
+        return None if kept is None else kept.round
 
     def score(self) -> EvalResult:
         """Accuracy, macro-F1 and loss of the current model on the split."""
@@ -131,22 +133,22 @@ class BestModelSelector:
         The first offer is the start, later ones the latest round. Returns
         whether this model is the one to keep now.
         """
-        kept = Selected(
+        offered = Scored(
             round=round_number,
             result=self.score(),
             weights={name: w.detach().clone() for name, w in weights.items()},
         )
         if self.start is None:
-            self.start = kept
+            self.start = offered
         else:
-            self.latest = kept
-        chosen = self.best is kept
+            self.latest = offered
+        chosen = self.kept is offered
         log.info(
             "server validation (%d records) after round %d: accuracy %.4f, loss %.4f%s",
             self.num_examples,
             round_number,
-            kept.result.accuracy,
-            kept.result.loss,
+            offered.result.accuracy,
+            offered.result.loss,
             "" if chosen else " (above the start's loss: the start is kept for now)",
         )
         return chosen

@@ -27,7 +27,7 @@ from fedmodel.model.finetune import classification_head
 from fedmodel.model.label_init import init_head_from_label_names, wordless_label
 from fedmodel.training.embedding_cache import embed_split
 from fedmodel.training.loops import feature_logits, train_epochs
-from fedmodel.training.model_selection import SELECTION_SHARE, BestModelSelector
+from fedmodel.training.model_selection import SELECTION_SHARE, LastRoundOrStart
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def public_start(
     settings: RunSettings,
     label_names: tuple[str, ...],
     transfer: datasets.Dataset | None,
-    held_out: BestModelSelector | datasets.Dataset | None = None,
+    held_out: LastRoundOrStart | datasets.Dataset | None = None,
 ) -> bool:
     """Set the head from public information only, before any client trains.
 
@@ -79,7 +79,7 @@ def public_start(
         )
     elif settings.warm_start.enabled:
         if isinstance(held_out, datasets.Dataset):
-            held_out = BestModelSelector(
+            held_out = LastRoundOrStart(
                 settings,
                 classifier=classifier,
                 trainable=classifier,
@@ -137,7 +137,7 @@ def checked_warm_start(
     *,
     settings: RunSettings,
     transfer: datasets.Dataset,
-    held_out: BestModelSelector | None,
+    held_out: LastRoundOrStart | None,
     start: str,
 ) -> bool:
     """Warm-start the head, keeping the result only if it beats the start.

@@ -16,7 +16,7 @@ from fedmodel.config import settings_from_dict
 from fedmodel.data import load_task
 from fedmodel.training import model_selection
 from fedmodel.training.global_model import GlobalModel
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import LastRoundOrStart
 from tests.conftest import small_config
 
 
@@ -34,7 +34,7 @@ def setup(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
 
     monkeypatch.setattr(model_selection, "embed_split", spying)
     model = GlobalModel(settings, label_names=data.label_names, test=data.test)
-    selector = BestModelSelector(
+    selector = LastRoundOrStart(
         settings,
         classifier=model.classifier,
         trainable=model.trainable,
@@ -74,8 +74,8 @@ def test_a_last_round_below_the_start_keeps_the_start(
     rarest = _rarest_label(data)
     model.load(_always(start, rarest))
     assert not selector.offer(1, _always(start, rarest))
-    assert selector.best_round == 0
-    torch.testing.assert_close(selector.best.weights, start)
+    assert selector.kept_round == 0
+    torch.testing.assert_close(selector.kept.weights, start)
 
 
 def test_the_last_round_is_kept_over_a_better_earlier_round(
@@ -91,8 +91,8 @@ def test_the_last_round_is_kept_over_a_better_earlier_round(
     model.load(later)
     # Round 2 may score below round 1, but it is the last and beats the start.
     assert selector.offer(2, later)
-    assert selector.best_round == 2
-    torch.testing.assert_close(selector.best.weights, later)
+    assert selector.kept_round == 2
+    torch.testing.assert_close(selector.kept.weights, later)
 
 
 def test_the_loss_decides_not_the_accuracy(setup: tuple[Any, ...]) -> None:
@@ -104,7 +104,7 @@ def test_the_loss_decides_not_the_accuracy(setup: tuple[Any, ...]) -> None:
     model.load(sharper)
     assert not selector.offer(1, sharper)
     assert selector.latest.result.accuracy == selector.start.result.accuracy
-    assert selector.best_round == 0
+    assert selector.kept_round == 0
 
 
 def test_ties_keep_the_last_round(setup: tuple[Any, ...]) -> None:
@@ -112,13 +112,13 @@ def test_ties_keep_the_last_round(setup: tuple[Any, ...]) -> None:
     weights = model.weights()
     selector.offer(0, weights)
     assert selector.offer(1, weights)
-    assert selector.best_round == 1
+    assert selector.kept_round == 1
 
 
 def test_an_empty_validation_split_is_refused(setup: tuple[Any, ...]) -> None:
     data, model, _, _ = setup
     with pytest.raises(ValueError, match="empty"):
-        BestModelSelector(
+        LastRoundOrStart(
             model.settings,
             classifier=model.classifier,
             trainable=model.trainable,

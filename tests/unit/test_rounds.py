@@ -28,7 +28,7 @@ from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.global_model import GlobalModel
-from fedmodel.training.model_selection import BestModelSelector
+from fedmodel.training.model_selection import LastRoundOrStart
 from tests.conftest import client_ledger, client_ledger_path, logging_restored
 from tests.fake_grid import FakeGrid, Killed
 
@@ -160,13 +160,13 @@ def test_resume_still_compares_against_the_start(
     saved = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
     assert saved.start_round == 0 and saved.start_weights is not None
     offered: list[int] = []
-    original = BestModelSelector.offer
+    original = LastRoundOrStart.offer
 
-    def recording(self: BestModelSelector, round_number: int, weights: Any) -> bool:
+    def recording(self: LastRoundOrStart, round_number: int, weights: Any) -> bool:
         offered.append(round_number)
         return original(self, round_number, weights)
 
-    monkeypatch.setattr(BestModelSelector, "offer", recording)
+    monkeypatch.setattr(LastRoundOrStart, "offer", recording)
     summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
     assert offered == [0, 1, 2]
     assert summary["selected_round"] in (0, 2)
