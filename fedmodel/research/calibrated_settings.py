@@ -58,6 +58,15 @@ def training_settings(settings: RunSettings) -> dict[str, CalibratedSetting]:
         shown["privacy.grad_sample_mode"] = CalibratedSetting(
             mode.value, mode.source, "student rounds: hooks"
         )
+        # The student's layers train with AdamW at distillation's rate
+        # (client/jobs.py), not at the head's.
+        rate = shown["finetune.learning_rate"]
+        shown["finetune.learning_rate"] = CalibratedSetting(
+            rate.value,
+            rate.source,
+            f"student rounds: {settings.distill.learning_rate:g} (AdamW, "
+            "distill.learning_rate)",
+        )
     return shown
 
 

@@ -71,7 +71,8 @@ def test_progress_line_counts_the_planned_rounds(
         r"2 of the student\)",
         caplog.text,
     )
-    # The tables say which rounds are the student's, and how they clip.
+    # The tables say which rounds are the student's, how they clip and at
+    # what learning rate they train.
     _, by_round = plan_tables(settings, plans)
     assert list(by_round.columns[0].cells) == ["1", "2 (student)", "3 (student)"]
     shown = training_settings(settings)
@@ -80,6 +81,10 @@ def test_progress_line_counts_the_planned_rounds(
     table = settings_table(shown)
     assert list(table.columns[1].cells)[-2] == (
         "onepass (from the budget); student rounds: hooks"
+    )
+    assert list(table.columns[1].cells)[0] == (
+        f"{settings.finetune.learning_rate:g} (from the budget); student rounds: "
+        f"{settings.distill.learning_rate:g} (AdamW, distill.learning_rate)"
     )
     assert "distill.rounds" not in training_settings(
         settings_from_dict(small_config("num_rounds=1"))
