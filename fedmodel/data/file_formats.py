@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 ROW_CONVENTION = "1-based data rows, a header line not counted"
@@ -126,22 +127,6 @@ def is_missing(value: object) -> bool:
     return not text or text.lower() == "nan"
 
 
-def read_utf8(path: Path) -> str:
-    """The file's text, naming the line of the first byte that is not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FedmodelError(f"cannot read file {path}: {exc}") from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise FedmodelError(
-            f"file {path} is not UTF-8 text: byte {exc.start} (line {line}) cannot "
-            "be decoded; re-save the file as UTF-8"
-        ) from exc
-
-
 def _read_delimited(path: Path, *, form: _Delimited) -> pd.DataFrame:
     text = read_utf8(path)
     _check_shape(path, text, form=form)
@@ -180,7 +165,10 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
     # The csv module refuses a field over 128 KiB; a long note is data. The
     # limit is the module's own, so it is only ever raised.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    reader = csv.reader(io.StringIO(text), delimiter=form.separator, strict=True)
+    # newline="": lines end at LF, CRLF or a lone CR, as pandas reads them,
+    # and a line break inside a quoted field is kept as written.
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=form.separator, strict=True)
     try:
         first = next(reader, [])
         names = [name.strip() for name in first]
@@ -220,7 +208,7 @@ def _refuse_other_separator(path: Path, header: str, *, form: _Delimited) -> Non
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records: list[dict[str, object]] = []
-    for line_number, line in enumerate(read_utf8(path).splitlines(), start=1):
+    for line_number, line in enumerate(text_lines(read_utf8(path)), start=1):
         if not line.strip():
             continue
         try:
