@@ -45,9 +45,9 @@ def read_texts(
             )
         if not isinstance(value, str):
             raise FedmodelError(
-                f"{where} {text_column!r} holds {value!r}, a "
-                f"{type(value).__name__}, not a text; write the text as a string "
-                "or remove the row"
+                f"{where} {text_column!r} holds {value!r} "
+                f"({type(value).__name__}), not a text; write the text as a "
+                "string or remove the row"
             )
         texts.append(value.strip())
     if not texts:

@@ -37,7 +37,7 @@ def test_a_text_that_is_no_string_is_refused_by_row(
     )
     with pytest.raises(FedmodelError, match=pattern):
         load_task(_task([site], test_csv), seed=0)
-    with pytest.raises(FedmodelError, match=r"row 2 .*holds True, a bool, not a"):
+    with pytest.raises(FedmodelError, match=r"row 2 .*holds True \(bool\), not a text"):
         read_texts(site, key="--input")
     ids = tmp_path / "ids.parquet"
     pd.DataFrame({"text": [101, 102], "label": [1, 2]}).to_parquet(ids)
