@@ -7,6 +7,7 @@ refused by one rule, with the same message.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,7 +74,17 @@ def label_string(value: object) -> str | None:
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return composed(str(value).strip())
+
+
+def composed(label: str) -> str:
+    """`label` in Unicode's composed form (NFC), the one every label is compared in.
+
+    An `é` written as `e` and a combining accent (NFD: macOS file systems,
+    some exports) is the same text as the one-character `é` to every reader;
+    compared as written, one class would split in two that print alike.
+    """
+    return unicodedata.normalize("NFC", label)
 
 
 def shown_rows(rows: Sequence[int]) -> str:

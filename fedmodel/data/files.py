@@ -15,7 +15,12 @@ from pathlib import Path
 import datasets
 
 from fedmodel.config import TaskSettings
-from fedmodel.data.file_cells import column_cells, label_string, require_column
+from fedmodel.data.file_cells import (
+    column_cells,
+    composed,
+    label_string,
+    require_column,
+)
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.splits import TaskData, build_split
@@ -102,7 +107,7 @@ def load_site_file(
     `key` names where the path came from, for error messages.
     """
     records = _read_records(path, task=task, key=key)
-    index = {name: i for i, name in enumerate(label_names)}
+    index = {composed(name): i for i, name in enumerate(label_names)}
     for row, label in enumerate(records.labels, start=1):
         if label not in index:
             raise FedmodelError(
@@ -228,7 +233,7 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
                 "another label, or list the full label set in task.labels"
             )
         return tuple(names)
-    names = [str(name) for name in task.labels]
+    names = [composed(str(name)) for name in task.labels]
     if len(names) < MIN_LABELS or len(set(names)) != len(names):
         raise FedmodelError(
             f"task.labels must list at least {MIN_LABELS} labels, none repeated (a "

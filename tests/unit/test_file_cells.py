@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fedmodel.data import load_task
+from fedmodel.data.files import load_site_file
 from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -81,3 +82,24 @@ def test_label_descriptions_are_checked_with_the_files(
     )
     with pytest.raises(FedmodelError, match=pattern):
         load_task(task, seed=0)
+
+
+def test_a_label_in_either_unicode_form_is_one_label(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # One site's export wrote "é" as e plus a combining accent (NFD): two
+    # classes that print alike, and no warning could tell them apart.
+    composed, decomposed = "Cardiolog\u00eda", "Cardiologi\u0301a"
+    a = tmp_path / "a.csv"
+    a.write_text(f"text,label\nchest pain,{composed}\nbroken hip,Orto\n")
+    b = tmp_path / "b.csv"
+    b.write_text(f"text,label\nheart attack,{decomposed}\nhip fracture,Orto\n")
+    test_csv.write_text(f"text,label\npalpitations,{decomposed}\nfall,Orto\n")
+    data = load_task(_task([a, b], test_csv), seed=0)
+    assert data.label_names == (composed, "Orto")
+    assert data.train["label"] == [0, 1, 0, 1]
+    listed = load_task(_task([a, b], test_csv, labels=[decomposed, "Orto"]), seed=0)
+    assert listed.label_names == (composed, "Orto")
+    task = _task([a], test_csv, labels=[decomposed, "Orto"])
+    site = load_site_file(a, task=task, label_names=(decomposed, "Orto"), key="k")
+    assert site["label"] == [0, 1]
