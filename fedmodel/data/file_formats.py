@@ -1,7 +1,8 @@
 """Reading a user's CSV, TSV, JSONL or Parquet file into a table, naming what is wrong.
 
-Row numbers in messages are 1-based data rows: the first record is row 1, and a
-CSV or TSV header is not counted (so row N is on line N + 1 of the file).
+Row numbers in messages count records, not lines: the first record is row 1,
+and a CSV or TSV header, a blank line and the line breaks inside a quoted
+text are not counted (a spreadsheet shows row N one below, under its header).
 Errors about a file's syntax name the line instead.
 """
 
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
-ROW_CONVENTION = "1-based data rows, a header line not counted"
+ROW_CONVENTION = "records counted from 1, not lines: no header or blank line counts"
 # The one rule for an empty cell, in every reader (CSV, TSV, JSONL, Parquet, a
 # site's file, `fedmodel predict --input`): a cell is missing when it is null
 # (JSON null, a Parquet null), a NaN number, blank, or the text NaN in any

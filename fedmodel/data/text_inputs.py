@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.data.file_formats import MISSING_RULE, is_missing, read_table
+from fedmodel.data.file_formats import (
+    MISSING_RULE,
+    ROW_CONVENTION,
+    is_missing,
+    read_table,
+)
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
@@ -37,7 +42,7 @@ def read_texts(
         )
     texts = []
     for row, value in enumerate(table[text_column].tolist(), start=1):
-        where = f"{key}: file {path}, row {row} (1-based data rows): column"
+        where = f"{key}: file {path}, row {row} ({ROW_CONVENTION}): column"
         if is_missing(value):
             raise FedmodelError(
                 f"{where} {text_column!r} holds {value!r}, which is missing "

@@ -80,3 +80,18 @@ def test_a_labels_file_saved_with_a_bom_lists_its_first_label(
     path = tmp_path / "labels.txt"
     path.write_bytes(b"\xef\xbb\xbfcardio\r\northo\r\n")
     assert agreed_labels(path) == ("cardio", "ortho")
+
+
+def test_a_row_number_says_it_counts_records_not_lines(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # The missing label is on line 4 of each file: row 2 must not read as
+    # "line 2" or "line 3" (header + 2), as "1-based data rows" did.
+    site = tmp_path / "notes.csv"
+    site.write_text('text,label\n"chest pain,\nleft side",cardio\nhip,\n')
+    jsonl = tmp_path / "notes.jsonl"
+    jsonl.write_text('{"text": "chest", "label": "cardio"}\n\n\n{"text": "hip"}\n')
+    for path in (site, jsonl):
+        with pytest.raises(FedmodelError) as info:
+            load_task(_task([path], test_csv), seed=0)
+        assert "at row(s) 2 (records counted from 1, not lines" in str(info.value)
