@@ -25,7 +25,7 @@ from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
-from fedmodel.run.layout import LOG_FILE
+from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 
 PROG = "fedmodel simulate"
 VERBOSE_FLAGS = ("-v", "--verbose")
@@ -40,8 +40,9 @@ MODE_FLAGS = {
 }
 # conf/hydra/help/fedmodel.yaml lists the config groups through this resolver.
 GROUPS_RESOLVER = "fedmodel_config_groups"
-# What Hydra writes into a run folder before fedmodel has run anything.
-HYDRA_ONLY = {".hydra", LOG_FILE}
+# What a run folder holds before any round: Hydra's files, the log, and
+# Flower's, which the server's checks before round 1 find already written.
+BEFORE_ANY_ROUND = {".hydra", LOG_FILE, FLWR_HOME_DIR}
 # hydra.run.dir's default (conf/config.yaml): outputs/<date>/<time>-<task>.
 DEFAULT_OUTPUTS = "outputs"
 DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -182,14 +183,16 @@ def _simulate(cfg: Any) -> float:
 
 
 def _remove_if_unused(run_dir: Path) -> None:
-    """Remove what Hydra wrote into a run folder that the checks then rejected.
+    """Remove what Hydra and Flower wrote into a run folder the checks rejected.
 
     Only when the folder holds nothing else (a resumed run's folder is kept).
     """
     close_log_file()
-    if not run_dir.is_dir() or {p.name for p in run_dir.iterdir()} - HYDRA_ONLY:
+    names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else None
+    if names is None or names - BEFORE_ANY_ROUND:
         return
-    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    for folder in (".hydra", FLWR_HOME_DIR):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
     (run_dir / LOG_FILE).unlink(missing_ok=True)
     run_dir.rmdir()
     # Hydra's default folder (outputs/<date>/<time>-<task>) leaves its date

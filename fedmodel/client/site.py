@@ -99,7 +99,8 @@ def agreed_labels(path: Path) -> tuple[str, ...]:
     """The labels a site's `labels-file` lists, one per line (blank lines skipped)."""
     where = f"node config {LABELS_FILE}={str(path)!r}"
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: a BOM (Windows Notepad's) is not part of the first label.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise FedmodelError(
             f"{where} cannot be read ({exc}): give a UTF-8 text file with the "

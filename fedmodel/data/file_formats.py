@@ -1,7 +1,8 @@
 """Reading a user's CSV, TSV, JSONL or Parquet file into a table, naming what is wrong.
 
-Row numbers in messages are 1-based data rows: the first record is row 1, and a
-CSV or TSV header is not counted (so row N is on line N + 1 of the file).
+Row numbers in messages count records, not lines: the first record is row 1,
+and a CSV or TSV header, a blank line and the line breaks inside a quoted
+text are not counted (a spreadsheet shows row N one below, under its header).
 Errors about a file's syntax name the line instead.
 """
 
@@ -20,9 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
-ROW_CONVENTION = "1-based data rows, a header line not counted"
+ROW_CONVENTION = "records counted from 1, not lines: no header or blank line counts"
 # The one rule for an empty cell, in every reader (CSV, TSV, JSONL, Parquet, a
 # site's file, `fedmodel predict --input`): a cell is missing when it is null
 # (JSON null, a Parquet null), a NaN number, blank, or the text NaN in any
@@ -126,22 +128,6 @@ def is_missing(value: object) -> bool:
     return not text or text.lower() == "nan"
 
 
-def read_utf8(path: Path) -> str:
-    """The file's text, naming the line of the first byte that is not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FedmodelError(f"cannot read file {path}: {exc}") from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise FedmodelError(
-            f"file {path} is not UTF-8 text: byte {exc.start} (line {line}) cannot "
-            "be decoded; re-save the file as UTF-8"
-        ) from exc
-
-
 def _read_delimited(path: Path, *, form: _Delimited) -> pd.DataFrame:
     text = read_utf8(path)
     _check_shape(path, text, form=form)
@@ -180,7 +166,10 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
     # The csv module refuses a field over 128 KiB; a long note is data. The
     # limit is the module's own, so it is only ever raised.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    reader = csv.reader(io.StringIO(text), delimiter=form.separator, strict=True)
+    # newline="": lines end at LF, CRLF or a lone CR, as pandas reads them,
+    # and a line break inside a quoted field is kept as written.
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=form.separator, strict=True)
     try:
         first = next(reader, [])
         names = [name.strip() for name in first]
@@ -220,7 +209,7 @@ def _refuse_other_separator(path: Path, header: str, *, form: _Delimited) -> Non
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records: list[dict[str, object]] = []
-    for line_number, line in enumerate(read_utf8(path).splitlines(), start=1):
+    for line_number, line in enumerate(text_lines(read_utf8(path)), start=1):
         if not line.strip():
             continue
         try:

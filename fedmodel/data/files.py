@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-import numpy as np
-import pandas as pd
 
 from fedmodel.config import TaskSettings
-from fedmodel.data.file_formats import (
-    MISSING_RULE,
-    ROW_CONVENTION,
-    is_missing,
-    read_table,
+from fedmodel.data.file_cells import (
+    column_cells,
+    composed,
+    label_string,
+    require_column,
 )
+from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.splits import TaskData, build_split
@@ -29,7 +28,6 @@ from fedmodel.errors import FedmodelError
 
 TEST_SITE = -1
 MIN_LABELS = 2
-_SHOWN_ROWS = 5
 # task.label_descriptions: the column holding each label's description.
 DESCRIPTION_COLUMN = "description"
 
@@ -68,6 +66,9 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     for records in held:
         _check_server_labels(records)
     label_names = _label_names(task, [*train, *held, test])
+    # The server reads the descriptions after Flower starts: a bad file stops
+    # the run here, with the other files, and leaves no run folder behind.
+    label_texts(task, label_names)
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(
         [text for records in train for text in records.texts],
@@ -103,7 +104,7 @@ def load_site_file(
     `key` names where the path came from, for error messages.
     """
     records = _read_records(path, task=task, key=key)
-    index = {name: i for i, name in enumerate(label_names)}
+    index = {composed(name): i for i, name in enumerate(label_names)}
     for row, label in enumerate(records.labels, start=1):
         if label not in index:
             raise FedmodelError(
@@ -132,31 +133,47 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
         return tuple(label_names)
     key = "task.label_descriptions"
     path = Path(task.label_descriptions)
+    described = _descriptions(path, task=task, key=key)
+    missing = [name for name in label_names if name not in described]
+    if missing:
+        others = sorted(set(described) - set(label_names))
+        raise FedmodelError(
+            f"{key}: file {path} has no description of the label(s) "
+            f"{missing[:10]}{' ...' if len(missing) > 10 else ''}"
+            + (
+                f" (it describes {others[:10]}{' ...' if len(others) > 10 else ''}"
+                ", which the task has not; labels are matched as written, case "
+                "counting)"
+                if others
+                else ""
+            )
+            + "; add a row for each label"
+        )
+    return tuple(described[name] for name in label_names)
+
+
+def _descriptions(path: Path, *, task: TaskSettings, key: str) -> dict[str, str]:
+    """The descriptions file's label: description, refusing a label described twice."""
     table = read_table(path, key=key)
     for role, column, fix in (
         ("label", task.label_column, "rename the column or set task.label_column"),
         ("description", DESCRIPTION_COLUMN, "rename the column"),
     ):
-        _require_column(table, column, role=role, fix=fix, path=path, key=key)
-    labels = _cells(table, task.label_column, role="label", path=path, key=key)
-    texts = _cells(table, DESCRIPTION_COLUMN, role="description", path=path, key=key)
+        require_column(table, column, role=role, fix=fix, path=path, key=key)
+    labels = column_cells(table, task.label_column, role="label", path=path, key=key)
+    texts = column_cells(
+        table, DESCRIPTION_COLUMN, role="description", path=path, key=key
+    )
     described: dict[str, tuple[int, str]] = {}
     for row, (label, text) in enumerate(zip(labels, texts, strict=True), start=1):
-        name = str(_label_string(label))
+        name = str(label_string(label))
         if name in described:
             raise FedmodelError(
                 f"{key}: file {path} describes label {name!r} twice, at rows "
                 f"{described[name][0]} and {row} ({ROW_CONVENTION}); keep one"
             )
         described[name] = (row, str(text).strip())
-    missing = [name for name in label_names if name not in described]
-    if missing:
-        raise FedmodelError(
-            f"{key}: file {path} has no description of the label(s) "
-            f"{missing[:10]}{' ...' if len(missing) > 10 else ''}; add a row "
-            "for each label"
-        )
-    return tuple(described[name][1] for name in label_names)
+    return {name: text for name, (_, text) in described.items()}
 
 
 def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
@@ -172,51 +189,19 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
         )
     for role, column in (("text", task.text_column), ("label", task.label_column)):
         fix = f"rename the column or set task.{role}_column"
-        _require_column(table, column, role=role, fix=fix, path=path, key=key)
-    raw_texts = _cells(table, task.text_column, role="text", path=path, key=key)
-    raw_labels = _cells(table, task.label_column, role="label", path=path, key=key)
-    labels = [_label_string(value) for value in raw_labels]
+        require_column(table, column, role=role, fix=fix, path=path, key=key)
+    texts = column_cells(
+        table, task.text_column, role="text", path=path, key=key, texts=True
+    )
+    raw_labels = column_cells(
+        table, task.label_column, role="label", path=path, key=key
+    )
+    labels = [label_string(value) for value in raw_labels]
     return _Records(
         path=path,
-        texts=[str(text) for text in raw_texts],
+        texts=[str(text) for text in texts],
         labels=[label for label in labels if label is not None],
     )
-
-
-def _require_column(
-    table: pd.DataFrame, column: str, *, role: str, fix: str, path: Path, key: str
-) -> None:
-    if column not in table.columns:
-        found = [str(c) for c in table.columns]
-        alike = [name for name in found if name.strip().lower() == column.lower()]
-        hint = f" ({alike[0]!r} differs only in case or spaces)" if alike else ""
-        raise FedmodelError(
-            f"{key}: file {path} has no {role} column {column!r}{hint} (columns "
-            f"found: {found}); {fix}"
-        )
-
-
-def _cells(
-    table: pd.DataFrame, column: str, *, role: str, path: Path, key: str
-) -> list[object]:
-    """A column's cells, refusing missing ones and lists or objects, by row."""
-    values = table[column].tolist()
-    for problem, fix, test in (
-        ("lists or objects, not single values,", "fix", _is_nested),
-        (f"missing ({MISSING_RULE})", "fill in", is_missing),
-    ):
-        rows = [row for row, value in enumerate(values, start=1) if test(value)]
-        if rows:
-            raise FedmodelError(
-                f"{key}: file {path} has {len(rows)} {role}(s) that are {problem} "
-                f"in column {column!r} at row(s) {_rows(rows)} ({ROW_CONVENTION}); "
-                f"{fix} those {role}s or remove those rows"
-            )
-    return values
-
-
-def _is_nested(value: object) -> bool:
-    return isinstance(value, list | dict | tuple | np.ndarray)
 
 
 def _check_server_labels(records: _Records) -> None:
@@ -245,7 +230,7 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
                 "another label, or list the full label set in task.labels"
             )
         return tuple(names)
-    names = [str(name) for name in task.labels]
+    names = [composed(str(name)) for name in task.labels]
     if len(names) < MIN_LABELS or len(set(names)) != len(names):
         raise FedmodelError(
             f"task.labels must list at least {MIN_LABELS} labels, none repeated (a "
@@ -264,15 +249,3 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
     return tuple(names)
 
 
-def _label_string(value: object) -> str | None:
-    if is_missing(value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _rows(rows: Sequence[int]) -> str:
-    shown = ", ".join(str(row) for row in rows[:_SHOWN_ROWS])
-    more = len(rows) - _SHOWN_ROWS
-    return shown + (f" and {more} more" if more > 0 else "")

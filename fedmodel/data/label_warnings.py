@@ -3,33 +3,57 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 
 from fedmodel.data.splits import TaskData
 
 logger = logging.getLogger(__name__)
+# A whole number as an export may write it: signed, zero-padded, or with a
+# zero fraction (a column of codes written as floats: `3.0`).
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
 
 
 def warn_similar_labels(data: TaskData) -> None:
-    """Name labels that differ only in letter case or spaces, once per run.
+    """Name labels that differ only in case or spaces, or in how a number is written.
 
     They are different classes to the model (`Cardiology` and `cardiology`
-    from two sites' exports split one class in two), and nothing else would
-    say so; they may also be meant as two, so the run goes on.
+    from two sites' exports, or `3` and `3.0` from a site whose export wrote
+    a column of codes as floats, split one class in two), and nothing else
+    would say so; they may also be meant as two, so the run goes on.
     """
-    groups: defaultdict[str, list[str]] = defaultdict(list)
-    for name in data.label_names:
-        groups[" ".join(name.split()).casefold()].append(name)
-    similar = [names for names in groups.values() if len(names) > 1]
-    if similar:
-        logger.warning(
-            "%d group(s) of labels differ only in letter case or spaces, and the "
-            "model learns each label as a class of its own: %s. If they mean one "
-            "class, write it one way in every file",
-            len(similar),
-            "; ".join(" / ".join(repr(n) for n in names) for names in similar[:5])
-            + (" ..." if len(similar) > 5 else ""),
-        )
+    for likeness, key in (
+        ("differ only in letter case or spaces", _case_key),
+        ("are one number written two ways", _number_key),
+    ):
+        groups: defaultdict[object, list[str]] = defaultdict(list)
+        for name in data.label_names:
+            value = key(name)
+            if value is not None:
+                groups[value].append(name)
+        similar = [names for names in groups.values() if len(names) > 1]
+        if similar:
+            logger.warning(
+                "%d group(s) of labels %s, and the model learns each label as a "
+                "class of its own: %s. If they mean one class, write it one way "
+                "in every file",
+                len(similar),
+                likeness,
+                "; ".join(" / ".join(repr(n) for n in names) for names in similar[:5])
+                + (" ..." if len(similar) > 5 else ""),
+            )
+
+
+def _case_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _number_key(name: str) -> int | None:
+    """The whole number a label writes (`3`, `3.0`, `003`), else None.
+
+    Only whole numbers: `1.1` and `1.10` may well be two sections' codes.
+    """
+    return int(name.split(".")[0]) if _WHOLE_NUMBER.fullmatch(name) else None
 
 
 def warn_test_only_labels(data: TaskData) -> None:

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.data.file_formats import MISSING_RULE, is_missing, read_table, read_utf8
+from fedmodel.data.file_formats import (
+    MISSING_RULE,
+    ROW_CONVENTION,
+    is_missing,
+    read_table,
+)
+from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 
@@ -36,11 +42,17 @@ def read_texts(
         )
     texts = []
     for row, value in enumerate(table[text_column].tolist(), start=1):
-        if is_missing(value) or not isinstance(value, str):
+        where = f"{key}: file {path}, row {row} ({ROW_CONVENTION}): column"
+        if is_missing(value):
             raise FedmodelError(
-                f"{key}: file {path}, row {row} (1-based data rows): column "
-                f"{text_column!r} holds {value!r}, not a text (missing means "
-                f"{MISSING_RULE}); fill in that row's text or remove the row"
+                f"{where} {text_column!r} holds {value!r}, which is missing "
+                f"({MISSING_RULE}); fill in that row's text or remove the row"
+            )
+        if not isinstance(value, str):
+            raise FedmodelError(
+                f"{where} {text_column!r} holds {value!r} "
+                f"({type(value).__name__}), not a text; write the text as a "
+                "string or remove the row"
             )
         texts.append(value.strip())
     if not texts:
@@ -52,7 +64,7 @@ def _lines(path: Path, *, key: str, text_column: str) -> list[str]:
     """A .txt file's non-blank lines, refusing a header line of a column's name."""
     if not path.is_file():
         raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
-    texts = [line.strip() for line in read_utf8(path).splitlines()]
+    texts = [line.strip() for line in text_lines(read_utf8(path))]
     texts = [text for text in texts if text]
     if not texts:
         raise FedmodelError(f"{key}: file {path} holds no text lines")

@@ -29,7 +29,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app, server_app
 from fedmodel.run.console import setup_logging
 from fedmodel.run.folder_check import check_run_folder
-from fedmodel.run.layout import SUMMARY_FILE
+from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE
 from fedmodel.run.tracking import track_run
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     check_run_folder(run_dir, settings)  # before any Flower start-up
     check_simulated_clients(settings)
     # Keep Flower's own files (config, logs) inside the run folder.
-    os.environ["FLWR_HOME"] = str(run_dir / ".flwr")
+    os.environ["FLWR_HOME"] = str(run_dir / FLWR_HOME_DIR)
     # Ray would otherwise warn on every start that it hides GPUs from clients.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     context = Context(

@@ -18,6 +18,8 @@ CHECKPOINT_FILE = "state.pt"
 AUDIT_FILE = "audit.json"
 CLIENTS_DIR = "clients"
 LOG_FILE = "fedmodel.log"
+# Flower's own files (its FLWR_HOME: config, the app's copy) in a simulation.
+FLWR_HOME_DIR = ".flwr"
 # Inside TEACHER_DIR / STUDENT_DIR, beside the Hugging Face files.
 ONNX_FILE = "model.onnx"
 QUANTIZED_ONNX_FILE = "model.int8.onnx"

@@ -67,3 +67,35 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
     # Library progress bars (flwr-datasets' partitioner's among them) stay off
     # the console.
     assert "Generating partition_id_to_indices" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_run_the_server_refuses_before_round_one_leaves_no_folder(
+    tmp_path: Path,
+) -> None:
+    # The server's own checks run after Flower has written its files into
+    # the run folder; a run they refuse has trained nothing, so no folder is
+    # left (Hydra's, the log and Flower's were, before).
+    site = tmp_path / "site0.csv"
+    _site_file(site, 40, first_label="cardiac")
+    _site_file(tmp_path / "test.csv", 20, first_label="cardiac")
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [
+            FEDMODEL,
+            "simulate",
+            "task=files",
+            f"task.train_files=[{site}]",
+            f"task.test_file={tmp_path / 'test.csv'}",
+            f"distill.transfer_file={site}",
+            "model=tiny",
+            "num_rounds=1",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "is the same file as task.train_files[0]" in done.stderr
+    assert not run_dir.exists()

@@ -1,0 +1,97 @@
+"""A user's text files as written by other tools: encodings and line endings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fedmodel.client.site import agreed_labels
+from fedmodel.data import load_task
+from fedmodel.data.text_inputs import read_texts
+from fedmodel.errors import FedmodelError
+from tests.unit.test_data_files import _task
+
+
+@pytest.fixture
+def test_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "test.csv"
+    path.write_text("text,label\ngood,pos\nbad,neg\n")
+    return path
+
+
+def test_a_jsonl_text_holding_a_unicode_line_separator_is_one_record(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # JSON allows U+2028, U+2029 and U+0085 raw inside a string, and
+    # ensure_ascii=False (pandas' force_ascii=False) writes them so; they
+    # are no line break of a JSONL file.
+    texts = ["one\u2028two", "three\u2029four", "five\x85six", "plain"]
+    site = tmp_path / "site.jsonl"
+    lines = [
+        json.dumps({"text": t, "label": y}, ensure_ascii=False)
+        for t, y in zip(texts, ["pos", "neg", "pos", "neg"], strict=True)
+    ]
+    site.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = load_task(_task([site], test_csv), seed=0)
+    assert data.train["text"] == texts
+    assert read_texts(site, key="--input") == texts
+
+
+def test_a_csv_with_lone_cr_line_endings_is_read(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # A spreadsheet's "CSV (Macintosh)" ends lines with a lone CR.
+    site = tmp_path / "mac.csv"
+    site.write_bytes(b'text,label\r"chest\r\npain, left",cardio\rbroken hip,ortho\r')
+    data = load_task(_task([site], test_csv), seed=0)
+    assert data.train["text"] == ["chest\r\npain, left", "broken hip"]
+    assert [data.label_names[i] for i in data.train["label"]] == ["cardio", "ortho"]
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"text,label\rchest pain,cardio\rhip, left,ortho\r")
+    with pytest.raises(FedmodelError, match=r"bad.csv, line 3 has 3 field\(s\)"):
+        load_task(_task([bad], test_csv), seed=0)
+
+
+def test_a_byte_not_utf8_after_a_bom_is_named_where_it_is(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    site = tmp_path / "excel.csv"
+    site.write_bytes(b"\xef\xbb\xbftext,label\nab,x\ncaf\xe9,y\n")
+    with pytest.raises(FedmodelError, match=r"byte 22 \(line 3\)"):
+        load_task(_task([site], test_csv), seed=0)
+
+
+def test_a_utf16_export_is_named_as_such(tmp_path: Path, test_csv: Path) -> None:
+    site = tmp_path / "unicode.csv"
+    pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]}).to_csv(
+        site, index=False, encoding="utf-16"
+    )
+    with pytest.raises(FedmodelError, match="unicode.csv is UTF-16 text"):
+        load_task(_task([site], test_csv), seed=0)
+
+
+def test_a_labels_file_saved_with_a_bom_lists_its_first_label(
+    tmp_path: Path,
+) -> None:
+    # Windows Notepad saves UTF-8 with a BOM; it is no part of the label.
+    path = tmp_path / "labels.txt"
+    path.write_bytes(b"\xef\xbb\xbfcardio\r\northo\r\n")
+    assert agreed_labels(path) == ("cardio", "ortho")
+
+
+def test_a_row_number_says_it_counts_records_not_lines(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # The missing label is on line 4 of each file: row 2 must not read as
+    # "line 2" or "line 3" (header + 2), as "1-based data rows" did.
+    site = tmp_path / "notes.csv"
+    site.write_text('text,label\n"chest pain,\nleft side",cardio\nhip,\n')
+    jsonl = tmp_path / "notes.jsonl"
+    jsonl.write_text('{"text": "chest", "label": "cardio"}\n\n\n{"text": "hip"}\n')
+    for path in (site, jsonl):
+        with pytest.raises(FedmodelError) as info:
+            load_task(_task([path], test_csv), seed=0)
+        assert "at row(s) 2 (records counted from 1, not lines" in str(info.value)
