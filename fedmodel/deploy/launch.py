@@ -37,6 +37,7 @@ from fedmodel.deploy.certs import (
     check_site_private_key,
     check_superlink_key,
 )
+from fedmodel.deploy.port_check import check_port_free
 from fedmodel.deploy.superlink_check import check_superlink_certificate
 from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_writable_folder
@@ -46,6 +47,24 @@ log = logging.getLogger(__name__)
 # default 1.0 s, allowed 0.01 to 60).
 TASK_POLL_INTERVAL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 TASK_POLL_INTERVAL_SECONDS = "0.1"
+
+# Where flwr 1.41's SuperNode serves its runtime API (its UVICORN_DEFAULT_HOST;
+# `--port` sets the port).
+RUNTIME_HOST = "127.0.0.1"
+
+# What to do about each option's missing file.
+_MISSING = {
+    "--certs": "create the CA and the SuperLink's certificate with `fedmodel "
+    "certs superlink`",
+    "--ca-cert": "use the ca.crt the server operator sends (it is made by "
+    "`fedmodel certs superlink`)",
+    "--auth-key": "create the site's key pair with `fedmodel certs site` (and "
+    "have the server operator register its .pub)",
+    "--data-file": "give the path of the site's records (a CSV, TSV, JSONL or "
+    "Parquet file)",
+    "--labels-file": "give the file of the federation's labels, one per line, "
+    "or leave the option out",
+}
 
 INSECURE_WARNING = (
     "--insecure: TLS is OFF. Model updates and node identities travel in clear "
@@ -66,6 +85,12 @@ def superlink_command(
     With `insecure` there is neither TLS nor node authentication (Flower
     allows authentication only over TLS) and a warning is logged.
     """
+    check_port_free(
+        host,
+        port,
+        option="--port",
+        fix="stop the SuperLink that holds it, or give another --port",
+    )
     command = ["flower-superlink", "--host", host, "--port", str(port)]
     command += ["--disable-runtime-dependency-installation"]
     if database is not None:
@@ -118,6 +143,13 @@ def supernode_command(
         agreed_labels(_existing(site.labels_file, "--labels-file"))
     check_writable_folder(
         site.state_dir, key="--state-dir", what="the state folder", example="state"
+    )
+    check_port_free(
+        RUNTIME_HOST,
+        runtime_port,
+        option="--runtime-port",
+        fix="every SuperNode on a machine needs a --runtime-port of its own: "
+        "give one that no other process listens on",
     )
     command = [
         "flower-supernode",
@@ -242,12 +274,6 @@ def _check_database(database: Path) -> None:
 def _existing(path: Path, option: str) -> Path:
     if not path.is_file():
         raise FedmodelError(
-            f"{option}: {path} does not exist or is not a file"
-            + (
-                "; create certificates with `fedmodel certs superlink` and site "
-                "keys with `fedmodel certs site`"
-                if option in ("--certs", "--ca-cert", "--auth-key")
-                else ""
-            )
+            f"{option}: {path} does not exist or is not a file; {_MISSING[option]}"
         )
     return path.resolve()

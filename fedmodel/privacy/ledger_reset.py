@@ -91,10 +91,16 @@ def round_steps(state_dir: Path, round_number: int) -> int:
 
 def _ledger_path(state_dir: Path) -> Path:
     path = state_dir / LEDGER_FILE
+    if not state_dir.is_dir():
+        raise FedmodelError(
+            f"--state-dir {state_dir}: no such folder; give the site's state "
+            "directory (the SuperNode's --state-dir)"
+        )
     if not path.is_file():
         raise FedmodelError(
-            f"no privacy ledger at {path}: give the site's state directory (the "
-            "SuperNode's state-dir), which holds privacy_ledger.json"
+            f"no privacy ledger at {path}: no round has charged this site yet (its "
+            f"first round writes the ledger), or {state_dir} is not the site's "
+            "state directory (the SuperNode's --state-dir)"
         )
     return path
 

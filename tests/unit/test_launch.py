@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def site(tmp_path: Path) -> SiteConfig:
 def test_superlink_runs_with_tls_and_node_authentication(tmp_path: Path) -> None:
     create_superlink_certificates(tmp_path, hosts=["localhost"])
     command = superlink_command(
-        certs_dir=tmp_path, host="0.0.0.0", port=9093, database=None
+        certs_dir=tmp_path, host="0.0.0.0", port=1, database=None
     )
     assert command[0] == "flower-superlink"
     assert "--enable-supernode-auth" in command
@@ -87,7 +88,7 @@ def test_insecure_needs_the_flag_and_warns(
             superlink="h:1",
             ca_cert=None,
             private_key=None,
-            runtime_port=9094,
+            runtime_port=1,
             insecure=True,
         )
     assert "--insecure" in link and "--enable-supernode-auth" not in link
@@ -108,7 +109,7 @@ def test_supernode_signs_in_with_the_sites_key(
         superlink="link.example.org:9093",
         ca_cert=tmp_path / "ca" / "ca.crt",
         private_key=keys.private_key,
-        runtime_port=9100,
+        runtime_port=1,
     )
     assert command[command.index("--root-certificates") + 1] == str(
         tmp_path / "ca" / "ca.crt"
@@ -122,14 +123,14 @@ def test_supernode_signs_in_with_the_sites_key(
         )
 
 
-def _launch(site: SiteConfig, **changes: object) -> list[str]:
+def _launch(site: SiteConfig, runtime_port: int = 1, **changes: object) -> list[str]:
     """`supernode_command` for `site` with `changes`, without TLS settings."""
     return supernode_command(
         dataclasses.replace(site, **changes),  # type: ignore[arg-type]
         superlink="h:1",
         ca_cert=None,
         private_key=None,
-        runtime_port=1,
+        runtime_port=runtime_port,
         insecure=True,
     )
 
@@ -156,8 +157,32 @@ def test_a_bad_labels_file_stops_the_supernode_launch(site: SiteConfig) -> None:
 
 def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> None:
     site.data_file.unlink()
-    with pytest.raises(FedmodelError, match="--data-file: .*my records.csv"):
+    # The line says what to give, not only what is missing.
+    with pytest.raises(
+        FedmodelError,
+        match="--data-file: .*my records.csv does not exist or is not a file; give "
+        "the path of the site's records",
+    ):
         _launch(site)
+
+
+def test_a_port_in_use_stops_the_launch(site: SiteConfig) -> None:
+    """A second SuperNode on one runtime port would end in Flower's traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            FedmodelError,
+            match=f"--runtime-port {port}: another process already listens on "
+            f"127.0.0.1:{port}; every SuperNode on a machine needs a "
+            "--runtime-port of its own",
+        ):
+            _launch(site, runtime_port=port)
+        with pytest.raises(FedmodelError, match=f"--port {port}: another process"):
+            superlink_command(
+                certs_dir=None, host="127.0.0.1", port=port, database=None
+            )
 
 
 def test_a_file_no_round_could_use_stops_the_supernode_launch(
@@ -286,3 +311,15 @@ def test_ledger_reset_needs_yes_and_archives(
     code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
     assert code == 0 and "nothing spent since the last reset" in out
     assert archived.name in out
+
+
+def test_ledger_show_says_why_a_folder_holds_no_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new site's state folder is not called the wrong folder; a missing one is."""
+    fresh = str(tmp_path)
+    code, _, err = _ledger_command(monkeypatch, capsys, "show", "--state-dir", fresh)
+    assert code == 2 and "no round has charged this site yet" in err
+    missing = str(tmp_path / "nope")
+    code, _, err = _ledger_command(monkeypatch, capsys, "show", "--state-dir", missing)
+    assert code == 2 and f"--state-dir {missing}: no such folder" in err

@@ -70,7 +70,7 @@ def _launch(site: SiteConfig, superlink: str, ca_cert: Path, tmp: Path) -> list[
         superlink=superlink,
         ca_cert=ca_cert,
         private_key=keys.private_key,
-        runtime_port=9100,
+        runtime_port=1,
     )
 
 
