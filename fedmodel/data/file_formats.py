@@ -253,7 +253,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         table = pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise FedmodelError(
-            f"file {path} is not a readable Parquet file: {exc}; re-export it"
+            f"file {path} is not a readable Parquet file: "
+            f"{str(exc).rstrip('. ')}; re-export it"
         ) from exc
     for column in table.columns:
         values = table[column].tolist()

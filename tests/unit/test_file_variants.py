@@ -297,3 +297,15 @@ def test_a_leading_tilde_is_the_home_folder(
     assert settings.num_clients == 2
     data = load_task(task, seed=0)
     assert data.transfer is not None and len(data.train) == 80
+
+
+def test_a_file_that_is_no_parquet_is_named_in_one_sentence(
+    tmp_path: Path, site_csv: Path, test_csv: Path
+) -> None:
+    broken = tmp_path / "site.parquet"
+    broken.write_bytes(b"text,label\nnot parquet at all,a\n")
+    with pytest.raises(FedmodelError, match="not a readable Parquet file") as info:
+        load_task(_task([broken], test_csv), seed=0)
+    message = str(info.value)
+    assert str(broken) in message
+    assert ".;" not in message and message.endswith("; re-export it")
