@@ -4,11 +4,14 @@
 Ray, the apps: about ten seconds), so a client whose records cannot train, or
 a `privacy.target_delta` that is not below 1/n for one of them, is reported
 in seconds. A resume whose clients' records are not those their ledgers were
-charged for stops here too. Nothing here imports Flower or the model libraries.
+charged for stops here too, and so does one whose client's ledger holds fewer
+steps than the server's checkpoint recorded charging it. Nothing here imports
+Flower or the model libraries.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.config import RunSettings, TaskSettings
@@ -18,21 +21,32 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
+from fedmodel.privacy.ledger_reset import reset_count
+from fedmodel.run.checkpoint import recorded_client_figures
 from fedmodel.run.layout import simulated_client_dir
 from fedmodel.training.fingerprint import data_fingerprint
 
 if TYPE_CHECKING:
     import datasets
 
+# The figures the server's checkpoint keeps for each client, under the keys of
+# federation/messages.py (STEPS_KEY, EPSILON_KEY, LEDGER_RESETS_KEY), which
+# imports Flower.
+STEPS = "steps"
+EPSILON = "epsilon"
+LEDGER_RESETS = "ledger-resets"
+
 
 def check_simulated_clients(settings: RunSettings) -> None:
     """Refuse a client whose data cannot train or whose delta is not below 1/n.
 
     On `resume=true` each client's records must also be the ones its ledger
-    was charged for.
+    was charged for, and its ledger must hold what the server recorded.
     """
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
+    if settings.privacy.record_level and settings.resume:
+        check_ledgers_kept(settings)
     for client_id in range(settings.num_clients):
         train_split, _, label_names = load_client_data(settings, client_id)
         if settings.privacy.record_level:
@@ -45,6 +59,53 @@ def check_simulated_clients(settings: RunSettings) -> None:
                 check_same_records(
                     settings, client_id, train_split, label_names=label_names
                 )
+
+
+def check_ledgers_kept(settings: RunSettings) -> None:
+    """Refuse a resume whose client's ledger holds less than it was charged.
+
+    The server's checkpoint keeps the steps and epsilon each client last
+    reported. A client whose ledger file was deleted since (or replaced by an
+    older copy) would open a fresh ledger, train and send its noised update;
+    the server refuses that update (federation/continuity.py), but only after
+    it has left the client. So the resume stops here, before any client
+    trains. A ledger its site's operator reset (`fedmodel ledger reset`, which
+    archives it and so raises the client's reset count) starts a new budget
+    on purpose, and passes, as it does at the server. Without a readable
+    checkpoint there is nothing to compare with.
+    """
+    run_dir = Path(settings.run_dir)
+    for client_id, recorded in sorted(recorded_client_figures(run_dir).items()):
+        charged = int(recorded.get(STEPS, 0))
+        state_dir = simulated_client_dir(run_dir, client_id)
+        if charged <= 0 or reset_count(state_dir) > recorded.get(LEDGER_RESETS, 0):
+            continue
+        path = state_dir / LEDGER_FILE
+        held = _ledger_holding(path, charged)
+        if held is None:
+            continue
+        raise FedmodelError(
+            f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
+            f"{path} {held}, but the run's checkpoint recorded {charged} steps "
+            f"(epsilon {recorded.get(EPSILON, 0.0):.4f}) charged to it: resumed, "
+            "the client would train and send its update from a ledger that does "
+            "not count what it already released. Restore the client's ledger, "
+            "or start a new run in a folder of its own"
+        )
+
+
+def _ledger_holding(path: Path, charged: int) -> str | None:
+    """What the ledger at `path` holds, if it is less than `charged` steps."""
+    if not path.is_file():
+        return "does not exist"
+    try:
+        record = read_record(path)
+    except FedmodelError:
+        return None  # the client's round refuses an unusable ledger, naming it
+    if record.steps >= charged:
+        return None
+    epsilon = record.rounds[-1].epsilon if record.rounds else 0.0
+    return f"holds {record.steps} steps (epsilon {epsilon:.4f})"
 
 
 def check_same_records(

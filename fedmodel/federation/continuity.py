@@ -36,12 +36,21 @@ def ledger_regression(
     epsilon, earlier = figures[EPSILON_KEY], previous[EPSILON_KEY]
     steps, earlier_steps = figures.get(STEPS_KEY, 0), previous.get(STEPS_KEY, 0)
     held_before = steps - figures.get(ROUND_STEPS_KEY, 0)
-    if epsilon + EPSILON_TOLERANCE >= earlier and held_before >= earlier_steps:
+    lost = []
+    if held_before < earlier_steps:
+        lost.append(
+            f"held {held_before:.0f} steps before this round, fewer than the "
+            f"{earlier_steps:.0f} the server recorded for it"
+        )
+    if epsilon + EPSILON_TOLERANCE < earlier:
+        lost.append(
+            f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
+            "recorded for it"
+        )
+    if not lost:
         return None
     return (
-        f"its privacy ledger reports epsilon {epsilon:.4f} after {steps:.0f} steps "
-        f"({held_before:.0f} before this round), but the server recorded epsilon "
-        f"{earlier:.4f} after {earlier_steps:.0f} steps for it: the "
+        f"its privacy ledger {' and '.join(lost)}: the "
         "ledger was deleted, replaced or edited, and taking it would under-count "
         "what the client released. Restore the site's ledger; if its operator "
         "started a new budget on purpose, run `fedmodel ledger reset --state-dir "

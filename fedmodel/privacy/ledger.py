@@ -154,7 +154,7 @@ class PrivacyLedger:
     @property
     def steps(self) -> int:
         """Noisy optimizer steps charged so far."""
-        return sum(entry[2] for entry in self._record.history)
+        return self._record.steps
 
     @property
     def budget_exhausted(self) -> bool:

@@ -48,6 +48,11 @@ class LedgerRecord:
     rounds: tuple[RoundCharge, ...] = ()
     budget_exhausted: bool = False
 
+    @property
+    def steps(self) -> int:
+        """Noisy optimizer steps charged so far."""
+        return sum(entry[2] for entry in self.history)
+
     def to_json(self) -> str:
         """Serialise to the ledger file's JSON text."""
         body = {

@@ -31,6 +31,17 @@ from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, METRICS_FILE
 from fedmodel.run.metrics import clean_json, read_rounds
 
+# What reading a missing, truncated or foreign state.pt raises.
+_UNREADABLE = (
+    OSError,
+    RuntimeError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    pickle.UnpicklingError,
+)
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -114,14 +125,7 @@ def load_checkpoint(
         )
     try:
         checkpoint = _from_saved(torch.load(path, weights_only=True))
-    except (
-        OSError,
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        pickle.UnpicklingError,
-    ) as exc:
+    except _UNREADABLE as exc:
         raise FedmodelError(f"checkpoint {path} cannot be read ({exc})") from exc
     shapes = {name: tuple(w.shape) for name, w in checkpoint.weights.items()}
     start = checkpoint.start_weights
@@ -157,10 +161,7 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
         round=int(raw["round"]),
         weights=dict(raw["weights"]),
         exhausted_nodes=[int(node) for node in raw["exhausted_nodes"]],
-        client_figures={
-            int(cid): {str(k): float(v) for k, v in figures.items()}
-            for cid, figures in raw.get("client_figures", {}).items()
-        },
+        client_figures=_client_figures(raw),
         rounds=list(json.loads(raw.get("rounds", "[]"))),
         start_round=None if start_round < 0 else start_round,
         start_weights=dict(start_weights) if start_weights else None,
@@ -173,6 +174,29 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
         if label_names is None
         else tuple(str(name) for name in label_names),
     )
+
+
+def _client_figures(raw: dict[str, Any]) -> dict[int, dict[str, float]]:
+    return {
+        int(cid): {str(k): float(v) for k, v in figures.items()}
+        for cid, figures in raw.get("client_figures", {}).items()
+    }
+
+
+def recorded_client_figures(run_dir: Path) -> dict[int, dict[str, float]]:
+    """Each client's privacy figures the run's checkpoint holds, by client id.
+
+    Empty where there is no checkpoint or it cannot be read: then there is
+    nothing to compare with, and `load_checkpoint` names the problem when the
+    run loads it. The weights are mapped, not read, so this stays quick.
+    """
+    path = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return _client_figures(torch.load(path, weights_only=True, mmap=True))
+    except _UNREADABLE:
+        return {}
 
 
 def check_label_order(

@@ -95,8 +95,31 @@ def test_a_ledger_may_only_grow(now: dict[str, float], refused: bool) -> None:
     problem = ledger_regression(EARLIER, now)
     assert (problem is not None) == refused
     if problem:
-        assert f"epsilon {now['epsilon']:.4f}" in problem
-        assert "the server recorded epsilon 4.0000 after 24 steps" in problem
+        assert "the ledger was deleted, replaced or edited" in problem
+
+
+def test_a_ledger_that_lost_steps_at_the_same_epsilon_is_named_by_its_steps() -> None:
+    # A fresh ledger charged one round of a deleted one's size: same epsilon.
+    problem = ledger_regression(
+        EARLIER, {"epsilon": 4.0, "steps": 24.0, "round-steps": 24.0}
+    )
+    assert problem is not None
+    what, _ = problem.split(": the ledger was deleted")
+    assert what == (
+        "its privacy ledger held 0 steps before this round, fewer than the 24 "
+        "the server recorded for it"
+    )
+
+
+def test_a_ledger_that_lost_epsilon_is_named_by_its_epsilon() -> None:
+    problem = ledger_regression(
+        EARLIER, {"epsilon": 3.0, "steps": 24.0, "round-steps": 0.0}
+    )
+    assert problem is not None
+    assert problem.startswith(
+        "its privacy ledger reports epsilon 3.0000, below the 4.0000 the server "
+        "recorded for it: "
+    )
 
 
 def test_a_client_the_server_never_heard_from_is_taken_as_it_is() -> None:

@@ -12,7 +12,10 @@ from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import load_client_data
 from fedmodel.data.clients import _partitioned_task
 from fedmodel.errors import FedmodelError
-from tests.conftest import charge_client_ledger, client_ledger_path
+from fedmodel.privacy.ledger_reset import archive_ledger
+from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
+from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, simulated_client_dir
+from tests.conftest import charge_client_ledger, client_ledger, client_ledger_path
 
 
 def _write_sites(folder: Path, rows: int) -> list[str]:
@@ -103,3 +106,80 @@ def test_a_run_begun_under_the_text_label_order_is_refused_naming_it(
     assert "client 0's training records are the ones its privacy ledger" in message
     assert "whole-number labels are ordered by value now" in message
     assert "The task's data changed" not in message
+
+
+def _charged_run(tmp_path: Path) -> Path:
+    """A run folder after round 1: both clients' ledgers and the checkpoint."""
+    _write_sites(tmp_path, rows=30)
+    run_dir = tmp_path / "run"
+    run = _settings(tmp_path)
+    for client in range(run.num_clients):
+        train, _, _ = load_client_data(run, client)
+        charge_client_ledger(run_dir, client, train)
+    figures = {"steps": 2.0, "epsilon": 1.5, "ledger-resets": 0.0}
+    save_checkpoint(
+        run_dir,
+        Checkpoint(round=1, weights={}, client_figures={0: figures, 1: figures}),
+    )
+    return run_dir
+
+
+def test_a_resume_whose_client_lost_its_ledger_stops_before_any_round(
+    tmp_path: Path,
+) -> None:
+    run_dir = _charged_run(tmp_path)
+    resumed = _settings(tmp_path, "resume=true")
+    check_simulated_clients(resumed)  # every ledger as charged: it goes on
+    ledger = client_ledger_path(run_dir, 0)
+    ledger.unlink()  # the client's state deleted
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(resumed)
+    assert str(refused.value) == (
+        f"resume=true in {run_dir}: client 0's privacy ledger {ledger} does not "
+        "exist, but the run's checkpoint recorded 2 steps (epsilon 1.5000) "
+        "charged to it: resumed, the client would train and send its update from "
+        "a ledger that does not count what it already released. Restore the "
+        "client's ledger, or start a new run in a folder of its own"
+    )
+    assert not ledger.exists()  # refused before the client opened a new one
+    check_simulated_clients(_settings(tmp_path))  # not a resume
+    check_simulated_clients(_settings(tmp_path, "resume=true", "privacy=off"))
+
+
+def test_a_ledger_reset_on_purpose_or_no_checkpoint_to_compare_goes_on(
+    tmp_path: Path,
+) -> None:
+    run_dir = _charged_run(tmp_path)
+    resumed = _settings(tmp_path, "resume=true")
+    ledger = client_ledger_path(run_dir, 0)
+    kept = ledger.read_bytes()
+    ledger.unlink()
+    with pytest.raises(FedmodelError, match="does not exist"):
+        check_simulated_clients(resumed)
+    state = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    recorded = state.read_bytes()
+    state.write_bytes(b"not a checkpoint")  # unreadable: nothing to compare
+    check_simulated_clients(resumed)
+    state.unlink()  # absent: nothing to compare either
+    check_simulated_clients(resumed)
+    state.write_bytes(recorded)
+    ledger.write_bytes(kept)
+    archive_ledger(simulated_client_dir(run_dir, 0))  # `fedmodel ledger reset`
+    check_simulated_clients(resumed)
+
+
+def test_a_ledger_older_than_the_checkpoint_is_refused(tmp_path: Path) -> None:
+    run_dir = _charged_run(tmp_path)  # each ledger holds 2 steps
+    later = {"steps": 4.0, "epsilon": 2.5, "ledger-resets": 0.0}
+    save_checkpoint(
+        run_dir,
+        Checkpoint(round=2, weights={}, client_figures={0: later, 1: later}),
+    )
+    held = client_ledger(run_dir, 0)["rounds"][-1]["epsilon"]
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(_settings(tmp_path, "resume=true"))
+    assert (
+        f"client 0's privacy ledger {client_ledger_path(run_dir, 0)} holds 2 steps "
+        f"(epsilon {held:.4f}), but the run's checkpoint recorded 4 steps "
+        "(epsilon 2.5000)"
+    ) in str(refused.value)
