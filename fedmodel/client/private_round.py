@@ -25,6 +25,13 @@ from fedmodel.privacy import (
     private_training,
 )
 from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.figure_keys import (
+    DELTA_KEY,
+    EPSILON_KEY,
+    NOISE_MULTIPLIER_KEY,
+    SAMPLE_RATE_KEY,
+    STEPS_KEY,
+)
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures
@@ -145,9 +152,9 @@ class PrivateRound:
     def figures(self) -> dict[str, float]:
         """The privacy numbers a reply carries (they depend on the plan alone)."""
         return {
-            "epsilon": self.epsilon,
-            "delta": self.ledger.delta,
-            "noise-multiplier": self.ledger.noise_multiplier,
-            "sample-rate": self.ledger.sample_rate,
-            "steps": float(self.ledger.steps),
+            EPSILON_KEY: self.epsilon,
+            DELTA_KEY: self.ledger.delta,
+            NOISE_MULTIPLIER_KEY: self.ledger.noise_multiplier,
+            SAMPLE_RATE_KEY: self.ledger.sample_rate,
+            STEPS_KEY: float(self.ledger.steps),
         }

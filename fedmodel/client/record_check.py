@@ -20,6 +20,7 @@ from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
 from fedmodel.privacy.ledger_reset import reset_count
 from fedmodel.run.checkpoint import recorded_client_figures
@@ -28,13 +29,6 @@ from fedmodel.training.fingerprint import data_fingerprint
 
 if TYPE_CHECKING:
     import datasets
-
-# The figures the server's checkpoint keeps for each client, under the keys of
-# federation/messages.py (STEPS_KEY, EPSILON_KEY, LEDGER_RESETS_KEY), which
-# imports Flower.
-STEPS = "steps"
-EPSILON = "epsilon"
-LEDGER_RESETS = "ledger-resets"
 
 
 def check_simulated_clients(settings: RunSettings) -> None:
@@ -76,9 +70,9 @@ def check_ledgers_kept(settings: RunSettings) -> None:
     """
     run_dir = Path(settings.run_dir)
     for client_id, recorded in sorted(recorded_client_figures(run_dir).items()):
-        charged = int(recorded.get(STEPS, 0))
+        charged = int(recorded.get(STEPS_KEY, 0))
         state_dir = simulated_client_dir(run_dir, client_id)
-        if charged <= 0 or reset_count(state_dir) > recorded.get(LEDGER_RESETS, 0):
+        if charged <= 0 or reset_count(state_dir) > recorded.get(LEDGER_RESETS_KEY, 0):
             continue
         path = state_dir / LEDGER_FILE
         held = _ledger_holding(path, charged)
@@ -87,7 +81,7 @@ def check_ledgers_kept(settings: RunSettings) -> None:
         raise FedmodelError(
             f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
             f"{path} {held}, but the run's checkpoint recorded {charged} steps "
-            f"(epsilon {recorded.get(EPSILON, 0.0):.4f}) charged to it: resumed, "
+            f"(epsilon {recorded.get(EPSILON_KEY, 0.0):.4f}) charged to it: resumed, "
             "the client would train and send its update from a ledger that does "
             "not count what it already released. Restore the client's ledger, "
             "or start a new run in a folder of its own"

@@ -58,15 +58,17 @@ from fedmodel.federation.messages import (  # noqa: E402
     CLIENT_REFUSED,
     CONFIG_KEY,
     EXHAUSTED_KEY,
-    LEDGER_RESETS_KEY,
     METRICS_KEY,
-    ROUND_STEPS_KEY,
     TEACHER_KEY,
     VERSION_KEY,
     check_server_version,
     failure_reason,
 )
 from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
+from fedmodel.privacy.figure_keys import (  # noqa: E402
+    LEDGER_RESETS_KEY,
+    ROUND_STEPS_KEY,
+)
 from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fedmodel.federation.messages import (
+from fedmodel.privacy.figure_keys import (
     EPSILON_KEY,
     LEDGER_RESETS_KEY,
     ROUND_STEPS_KEY,

@@ -28,12 +28,6 @@ CONFIG_KEY = "config"
 EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"
 NUM_EXAMPLES_KEY = "num-examples"
-EPSILON_KEY = "epsilon"
-STEPS_KEY = "steps"
-# Steps this round charged to the client's ledger (0 when it did not train).
-ROUND_STEPS_KEY = "round-steps"
-# How many times the site's operator archived its ledger (`fedmodel ledger reset`).
-LEDGER_RESETS_KEY = "ledger-resets"
 # In federated distillation rounds the teacher's weights travel beside the
 # student's (ARRAYS_KEY).
 TEACHER_KEY = "teacher"

@@ -30,13 +30,15 @@ from fedmodel.federation.continuity import ledger_regression
 from fedmodel.federation.messages import (
     CLIENT_ID_KEY,
     EXHAUSTED_KEY,
-    LEDGER_RESETS_KEY,
     METRICS_KEY,
     NUM_EXAMPLES_KEY,
     ClientFailure,
     metrics_problem,
     read_failure,
     reply_problem,
+)
+from fedmodel.privacy.figure_keys import (
+    LEDGER_RESETS_KEY,
 )
 
 log = logging.getLogger(__name__)

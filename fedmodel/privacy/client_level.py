@@ -12,6 +12,13 @@ from typing import Any
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
+from fedmodel.privacy.figure_keys import (
+    DELTA_KEY,
+    EPSILON_KEY,
+    NOISE_MULTIPLIER_KEY,
+    SAMPLE_RATE_KEY,
+    STEPS_KEY,
+)
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.modes import privacy_mode
 
@@ -89,11 +96,11 @@ def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> floa
 def client_level_figures(ledger: PrivacyLedger) -> dict[str, float]:
     """The ledger's figures under the keys clients use for record-level DP."""
     return {
-        "epsilon": ledger.epsilon,
-        "delta": ledger.delta,
-        "noise-multiplier": ledger.noise_multiplier,
-        "sample-rate": ledger.sample_rate,
-        "steps": float(ledger.steps),
+        EPSILON_KEY: ledger.epsilon,
+        DELTA_KEY: ledger.delta,
+        NOISE_MULTIPLIER_KEY: ledger.noise_multiplier,
+        SAMPLE_RATE_KEY: ledger.sample_rate,
+        STEPS_KEY: float(ledger.steps),
     }
 
 
@@ -107,8 +114,8 @@ def privacy_guarantee(
     """
     privacy = settings.privacy
     level = privacy_mode(privacy).guarantee
-    epsilons = [c["epsilon"] for c in clients.values() if "epsilon" in c]
-    deltas = [c["delta"] for c in clients.values() if "delta" in c]
+    epsilons = [c[EPSILON_KEY] for c in clients.values() if EPSILON_KEY in c]
+    deltas = [c[DELTA_KEY] for c in clients.values() if DELTA_KEY in c]
     return {
         "level": level,
         "target_epsilon": privacy.target_epsilon if level else None,

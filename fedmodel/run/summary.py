@@ -15,6 +15,13 @@ from typing import Any
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_level import privacy_guarantee
+from fedmodel.privacy.figure_keys import (
+    DELTA_KEY,
+    EPSILON_KEY,
+    NOISE_MULTIPLIER_KEY,
+    SAMPLE_RATE_KEY,
+    STEPS_KEY,
+)
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.ledger_reset import ledger_status, reset_count
 from fedmodel.run.layout import SUMMARY_FILE, simulated_client_dir
@@ -108,8 +115,8 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
         epsilons = [row.get("epsilon"), row.get("ledger_epsilon")]
-        figures = {"epsilon": max((e for e in epsilons if e is not None), default=None)}
-        figures["delta"] = row.get("delta")
+        epsilon = max((e for e in epsilons if e is not None), default=None)
+        figures = {EPSILON_KEY: epsilon, DELTA_KEY: row.get("delta")}
         charged[int(row["client_id"])] = {
             k: float(v) for k, v in figures.items() if v is not None
         }
@@ -123,11 +130,11 @@ def _client_row(
     return {
         "client_id": client_id,
         "num_train_examples": int(figures.get("num-examples", 0)),
-        "epsilon": figures.get("epsilon") if private else None,
-        "delta": figures.get("delta") if private else None,
-        "noise_multiplier": figures.get("noise-multiplier") if private else None,
-        "sample_rate": figures.get("sample-rate") if private else None,
-        "steps": int(figures.get("steps", 0)) if private else None,
+        "epsilon": figures.get(EPSILON_KEY) if private else None,
+        "delta": figures.get(DELTA_KEY) if private else None,
+        "noise_multiplier": figures.get(NOISE_MULTIPLIER_KEY) if private else None,
+        "sample_rate": figures.get(SAMPLE_RATE_KEY) if private else None,
+        "steps": int(figures.get(STEPS_KEY, 0)) if private else None,
         "accountant": settings.privacy.accountant if private else None,
         "budget_exhausted": bool(figures.get("budget-exhausted", 0)),
     }

@@ -1,0 +1,17 @@
+"""The names of the privacy figures a client reports with each update.
+
+A client's reply carries them in its metrics (`federation/messages.py`), the
+server's checkpoint keeps each client's latest, and a resumed simulation
+compares a client's ledger with them (`client/record_check.py`). Nothing here
+imports anything.
+"""
+
+EPSILON_KEY = "epsilon"
+DELTA_KEY = "delta"
+NOISE_MULTIPLIER_KEY = "noise-multiplier"
+SAMPLE_RATE_KEY = "sample-rate"
+STEPS_KEY = "steps"
+# Steps this round charged to the client's ledger (0 when it did not train).
+ROUND_STEPS_KEY = "round-steps"
+# How many times the site's operator archived its ledger (`fedmodel ledger reset`).
+LEDGER_RESETS_KEY = "ledger-resets"
