@@ -150,6 +150,8 @@ def _simulate(cfg: Any) -> float:
     from omegaconf import OmegaConf
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    # An earlier run's log or Flower's files: that run's folder, never removed.
+    earlier_run = any((run_dir / name).exists() for name in (LOG_FILE, FLWR_HOME_DIR))
     setup_logging(run_dir)
     raw = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(raw, dict):  # pragma: no cover - config.yaml is a mapping
@@ -167,7 +169,7 @@ def _simulate(cfg: Any) -> float:
         summary = simulate(config, run_dir=run_dir)
     except FedmodelError as exc:
         report_error(PROG, str(exc))
-        _remove_if_unused(run_dir)
+        _remove_if_unused(run_dir, earlier_run=earlier_run)
         raise SystemExit(EXIT_USER_ERROR) from None
     epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
     spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
@@ -182,14 +184,16 @@ def _simulate(cfg: Any) -> float:
     return float(summary["final_accuracy"])
 
 
-def _remove_if_unused(run_dir: Path) -> None:
+def _remove_if_unused(run_dir: Path, *, earlier_run: bool) -> None:
     """Remove what Hydra and Flower wrote into a run folder the checks rejected.
 
-    Only when the folder holds nothing else (a resumed run's folder is kept).
+    Only when the folder holds nothing else (a resumed run's folder is kept)
+    and no earlier run wrote into it: a run stopped before round 1 leaves its
+    log and Flower's files, and the log says why it stopped.
     """
     close_log_file()
     names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else None
-    if names is None or names - BEFORE_ANY_ROUND:
+    if earlier_run or names is None or names - BEFORE_ANY_ROUND:
         return
     for folder in (".hydra", FLWR_HOME_DIR):
         shutil.rmtree(run_dir / folder, ignore_errors=True)

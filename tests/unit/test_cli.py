@@ -13,6 +13,7 @@ from fedmodel import __version__
 from fedmodel.cli.main import COMMANDS, build_parser, run_command
 from fedmodel.cli.simulate import check_sweep_jobs, hydra_error_line, run_simulate
 from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 
 HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
 ALL_COMMANDS = ["simulate", *(c.name for c in COMMANDS), "report"]
@@ -257,6 +258,25 @@ def test_a_rejected_resume_keeps_the_run_folder(
         )
     capsys.readouterr()
     assert (run_dir / "metrics.jsonl").read_text() == "{}\n"
+
+
+def test_a_rejected_run_keeps_an_earlier_runs_log_and_flower_files(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An earlier run stopped before round 1 (interrupted while Flower started)
+    # left its log and Flower's folder: a run refused in the same folder
+    # holds nothing else either, but the earlier run's log is not its own.
+    run_dir = tmp_path / "run"
+    (run_dir / FLWR_HOME_DIR).mkdir(parents=True)
+    (run_dir / LOG_FILE).write_text("the earlier run's lines\n")
+    with pytest.raises(SystemExit):
+        run_simulate(
+            ["model=tiny", "privacy.target_delta=1.5", f"hydra.run.dir={run_dir}"]
+        )
+    capsys.readouterr()
+    assert (run_dir / LOG_FILE).read_text().startswith("the earlier run's lines\n")
+    assert (run_dir / FLWR_HOME_DIR).is_dir()
 
 
 def test_user_errors_share_one_format(
