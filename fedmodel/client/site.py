@@ -17,6 +17,7 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import RULE_KEYS, budget_row
+from fedmodel.data.file_cells import composed
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def agreed_labels(path: Path) -> tuple[str, ...]:
         ) from None
     labels: list[str] = []
     for number, line in enumerate(lines, start=1):
-        label = line.strip()
+        label = composed(line.strip())  # as every label is compared
         if not label:
             continue
         if label in labels:
@@ -134,7 +135,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
     if site.labels_file is None:
         return
     agreed = set(agreed_labels(site.labels_file))
-    asked = {str(label) for label in settings.task.labels or ()}
+    asked = {composed(str(label)) for label in settings.task.labels or ()}
     if asked != agreed:
         differences = [
             f"{what} {sorted(labels)}"
