@@ -96,6 +96,12 @@ def _ledger_path(state_dir: Path) -> Path:
             f"--state-dir {state_dir}: no such folder; give the site's state "
             "directory (the SuperNode's --state-dir)"
         )
+    if not path.is_file() and (earlier := archived_ledgers(state_dir)):
+        raise FedmodelError(
+            f"no privacy ledger at {path}: its operator reset it ({len(earlier)} "
+            f"archived, the latest {earlier[-1].name}) and no round has charged "
+            "this site since; there is nothing to reset"
+        )
     if not path.is_file():
         raise FedmodelError(
             f"no privacy ledger at {path}: no round has charged this site yet (its "

@@ -306,7 +306,10 @@ def test_ledger_reset_needs_yes_and_archives(
     assert json.loads(archived.read_text()) == ledger
     assert not path.exists()
     code, _, err = _ledger_command(monkeypatch, capsys, *reset)
+    # Reset already: not a site no round has charged, nor the wrong folder.
     assert code == 2 and "no privacy ledger" in err
+    assert f"its operator reset it (1 archived, the latest {archived.name})" in err
+    assert "no round has charged this site yet" not in err
     # After a reset, `show` says what there is: no spend on the new budget.
     code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
     assert code == 0 and "nothing spent since the last reset" in out
