@@ -18,7 +18,6 @@ from typing import Any
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import RULE_KEYS, budget_row
 from fedmodel.data.file_cells import composed
-from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -101,8 +100,9 @@ def agreed_labels(path: Path) -> tuple[str, ...]:
     """The labels a site's `labels-file` lists, one per line (blank lines skipped)."""
     where = f"node config {LABELS_FILE}={str(path)!r}"
     try:
-        lines = text_lines(read_utf8(path))  # a BOM is no part of the first label
-    except FedmodelError as exc:
+        # utf-8-sig: a BOM (Windows Notepad's) is not part of the first label.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
         raise FedmodelError(
             f"{where} cannot be read ({exc}): give a UTF-8 text file with the "
             "federation's labels, one per line"

@@ -80,10 +80,6 @@ def test_a_labels_file_saved_with_a_bom_lists_its_first_label(
     path = tmp_path / "labels.txt"
     path.write_bytes(b"\xef\xbb\xbfcardio\r\northo\r\n")
     assert agreed_labels(path) == ("cardio", "ortho")
-    # Read as every user's text file is: a UTF-16 export is named as such.
-    path.write_text("cardio\northo\n", encoding="utf-16")
-    with pytest.raises(FedmodelError, match="labels.txt is UTF-16 text"):
-        agreed_labels(path)
 
 
 def test_a_row_number_says_it_counts_records_not_lines(
