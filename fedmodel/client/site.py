@@ -17,7 +17,6 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import RULE_KEYS, budget_row
-from fedmodel.data.file_cells import composed
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ def agreed_labels(path: Path) -> tuple[str, ...]:
         ) from None
     labels: list[str] = []
     for number, line in enumerate(lines, start=1):
-        label = composed(line.strip())  # as every label is compared
+        label = line.strip()
         if not label:
             continue
         if label in labels:
@@ -135,7 +134,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
     if site.labels_file is None:
         return
     agreed = set(agreed_labels(site.labels_file))
-    asked = {composed(str(label)) for label in settings.task.labels or ()}
+    asked = {str(label) for label in settings.task.labels or ()}
     if asked != agreed:
         differences = [
             f"{what} {sorted(labels)}"

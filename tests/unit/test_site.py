@@ -24,7 +24,6 @@ from fedmodel.client.site import (
     SiteConfig,
     agreed_labels,
     capped_settings,
-    check_site_labels,
     site_from_node_config,
 )
 from fedmodel.client.site_data import load_site_records
@@ -419,23 +418,6 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     # The agreed set, in the server's own order, trains.
     figures = _site_round(deployment_settings(names), config, 1)
     assert 0 < figures["epsilon"] <= 1.0 + 1e-9
-
-
-def test_an_agreed_label_is_compared_in_its_composed_form(tmp_path: Path) -> None:
-    # The site's labels-file writes the accent as a combining mark (NFD), the
-    # server's task.labels as one character: one label, as in the files task.
-    labels_file = tmp_path / "labels.txt"
-    labels_file.write_text("cafe\u0301\nthe\u0301\n", encoding="utf-8")
-    site = SiteConfig(
-        site_id=0,
-        data_file=tmp_path / "site.csv",
-        state_dir=tmp_path / "state",
-        max_epsilon=1.0,
-        labels_file=labels_file,
-    )
-    check_site_labels(deployment_settings(["caf\u00e9", "th\u00e9"]), site)
-    labels_file.write_text("caf\u00e9\nth\u00e9\n", encoding="utf-8")
-    check_site_labels(deployment_settings(["cafe\u0301", "the\u0301"]), site)
 
 
 @pytest.mark.parametrize(
