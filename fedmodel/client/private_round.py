@@ -25,13 +25,6 @@ from fedmodel.privacy import (
     private_training,
 )
 from fedmodel.privacy.calibration import plan_client
-from fedmodel.privacy.figure_keys import (
-    DELTA_KEY,
-    EPSILON_KEY,
-    NOISE_MULTIPLIER_KEY,
-    SAMPLE_RATE_KEY,
-    STEPS_KEY,
-)
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures
@@ -151,10 +144,4 @@ class PrivateRound:
 
     def figures(self) -> dict[str, float]:
         """The privacy numbers a reply carries (they depend on the plan alone)."""
-        return {
-            EPSILON_KEY: self.epsilon,
-            DELTA_KEY: self.ledger.delta,
-            NOISE_MULTIPLIER_KEY: self.ledger.noise_multiplier,
-            SAMPLE_RATE_KEY: self.ledger.sample_rate,
-            STEPS_KEY: float(self.ledger.steps),
-        }
+        return self.ledger.reported_figures(epsilon=self.epsilon)

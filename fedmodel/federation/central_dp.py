@@ -31,7 +31,6 @@ from fedmodel.privacy import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.client_level import (
     CENTRAL_LEDGER_FILE,
     CLIENT_LEVEL_ID,
-    client_level_figures,
     clipped_count_stddev,
     plan_client_level,
     sampled_clients,
@@ -163,7 +162,8 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
     ) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
         """Aggregate; every client's figures become the run's client-level ones."""
         result = super().aggregate_train(server_round, replies)
-        figures = client_level_figures(self.dp.ledger)
+        # Under the keys clients use for record-level DP.
+        figures = self.dp.ledger.reported_figures()
         for client in self.client_figures.values():
             client.update(figures)
         return result

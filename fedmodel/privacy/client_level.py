@@ -15,11 +15,7 @@ from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_de
 from fedmodel.privacy.figure_keys import (
     DELTA_KEY,
     EPSILON_KEY,
-    NOISE_MULTIPLIER_KEY,
-    SAMPLE_RATE_KEY,
-    STEPS_KEY,
 )
-from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.modes import privacy_mode
 
 CENTRAL_LEDGER_FILE = "central_privacy_ledger.json"
@@ -91,17 +87,6 @@ def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> floa
             )
         return chosen
     return max(sampled_clients(settings) / 20, noise_multiplier)
-
-
-def client_level_figures(ledger: PrivacyLedger) -> dict[str, float]:
-    """The ledger's figures under the keys clients use for record-level DP."""
-    return {
-        EPSILON_KEY: ledger.epsilon,
-        DELTA_KEY: ledger.delta,
-        NOISE_MULTIPLIER_KEY: ledger.noise_multiplier,
-        SAMPLE_RATE_KEY: ledger.sample_rate,
-        STEPS_KEY: float(ledger.steps),
-    }
 
 
 def privacy_guarantee(

@@ -16,6 +16,13 @@ from pathlib import Path
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
 from fedmodel.privacy.durable_file import exclusive_lock, write_durably
+from fedmodel.privacy.figure_keys import (
+    DELTA_KEY,
+    EPSILON_KEY,
+    NOISE_MULTIPLIER_KEY,
+    SAMPLE_RATE_KEY,
+    STEPS_KEY,
+)
 from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_record import (
     LedgerRecord,
@@ -167,6 +174,20 @@ class PrivacyLedger:
         if self._epsilon is None:
             self._epsilon = self._epsilon_of(self._record.history)
         return self._epsilon
+
+    def reported_figures(self, *, epsilon: float | None = None) -> dict[str, float]:
+        """The figures a client's reply carries, under `figure_keys`' names.
+
+        `epsilon` is the spend as the caller last had it (a charge's result),
+        so it is not evaluated again; None: `self.epsilon`.
+        """
+        return {
+            EPSILON_KEY: self.epsilon if epsilon is None else epsilon,
+            DELTA_KEY: self.delta,
+            NOISE_MULTIPLIER_KEY: self.noise_multiplier,
+            SAMPLE_RATE_KEY: self.sample_rate,
+            STEPS_KEY: float(self.steps),
+        }
 
     def epsilon_after(self, steps: int) -> float:
         """Epsilon after charging `steps` more steps at the current settings."""
