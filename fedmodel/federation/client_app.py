@@ -169,7 +169,6 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     return content
 
 
-
 def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
     """Remove what a killed round left in the client's folder.
 
@@ -180,6 +179,7 @@ def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
     if removed:
         log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
     sweep_stale_temp_files(state_dir)
+
 
 def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSettings]:
     """The round number and the server's settings, checked before any is used."""

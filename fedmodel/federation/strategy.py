@@ -37,9 +37,7 @@ from fedmodel.federation.messages import (
     read_failure,
     reply_problem,
 )
-from fedmodel.privacy.figure_keys import (
-    LEDGER_RESETS_KEY,
-)
+from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY
 
 log = logging.getLogger(__name__)
 
