@@ -187,22 +187,16 @@ def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
 def run_ledger(args: argparse.Namespace) -> int:
     """Print the site's spend, or archive its ledger after --yes."""
     # Imported here: the accountants load Opacus.
-    from fedmodel.privacy.ledger_record import LEDGER_FILE
     from fedmodel.privacy.ledger_reset import (
         archive_ledger,
-        archived_ledgers,
         ledger_status,
+        reset_and_not_charged,
     )
 
     if args.what == "show":
-        if not (args.state_dir / LEDGER_FILE).exists() and (
-            earlier := archived_ledgers(args.state_dir)
-        ):
-            print(
-                f"{args.state_dir}: nothing spent since the last reset (the next "
-                f"round starts a new ledger); {len(earlier)} archived, the latest "
-                f"{earlier[-1].name}"
-            )
+        # A reset with no round since is the site's state, not an error.
+        if (reset := reset_and_not_charged(args.state_dir)) is not None:
+            print(reset)
             return EXIT_OK
         status = ledger_status(args.state_dir)
         print(

@@ -64,6 +64,23 @@ def archived_ledgers(state_dir: Path) -> list[Path]:
     return sorted(state_dir.glob(ARCHIVE_PATTERN))
 
 
+def reset_and_not_charged(state_dir: Path) -> str | None:
+    """What `state_dir` holds when its ledger was reset and no round charged since.
+
+    None when it holds a ledger, or no archived one. `fedmodel ledger show`
+    prints this as the site's state (nothing spent on the new budget), and
+    `fedmodel ledger reset` refuses with it (there is nothing to reset).
+    """
+    earlier = archived_ledgers(state_dir)
+    if (state_dir / LEDGER_FILE).exists() or not earlier:
+        return None
+    return (
+        f"{state_dir}: nothing spent since its operator reset the ledger "
+        f"({len(earlier)} archived, the latest {earlier[-1].name}); the next "
+        "round that charges this site starts the new budget"
+    )
+
+
 def reset_count(state_dir: Path) -> int:
     """How many ledgers the site's operator archived in `state_dir`.
 
@@ -96,12 +113,8 @@ def _ledger_path(state_dir: Path) -> Path:
             f"--state-dir {state_dir}: no such folder; give the site's state "
             "directory (the SuperNode's --state-dir)"
         )
-    if not path.is_file() and (earlier := archived_ledgers(state_dir)):
-        raise FedmodelError(
-            f"no privacy ledger at {path}: its operator reset it ({len(earlier)} "
-            f"archived, the latest {earlier[-1].name}) and no round has charged "
-            "this site since; there is nothing to reset"
-        )
+    if (reset := reset_and_not_charged(state_dir)) is not None:
+        raise FedmodelError(f"{reset}, so there is nothing to reset")
     if not path.is_file():
         raise FedmodelError(
             f"no privacy ledger at {path}: no round has charged this site yet (its "

@@ -305,15 +305,22 @@ def test_ledger_reset_needs_yes_and_archives(
     (archived,) = tmp_path.glob("privacy_ledger.reset-*.json")
     assert json.loads(archived.read_text()) == ledger
     assert not path.exists()
-    code, _, err = _ledger_command(monkeypatch, capsys, *reset)
-    # Reset already: not a site no round has charged, nor the wrong folder.
-    assert code == 2 and "no privacy ledger" in err
-    assert f"its operator reset it (1 archived, the latest {archived.name})" in err
-    assert "no round has charged this site yet" not in err
-    # After a reset, `show` says what there is: no spend on the new budget.
+
+    # Reset already, no round since: `show` and `reset` describe the folder in
+    # the same words (ledger_reset.reset_and_not_charged's). `show` exits 0
+    # (it is the site's state), `reset` refuses (there is nothing to reset);
+    # neither calls it a site no round has charged, nor the wrong folder.
+    held = (
+        f"{tmp_path}: nothing spent since its operator reset the ledger (1 "
+        f"archived, the latest {archived.name}); the next round that charges "
+        "this site starts the new budget"
+    )
     code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
-    assert code == 0 and "nothing spent since the last reset" in out
-    assert archived.name in out
+    assert code == 0 and out == f"{held}\n"
+    for command in (reset, reset[:-1]):
+        code, _, err = _ledger_command(monkeypatch, capsys, *command)
+        assert code == 2 and f"{held}, so there is nothing to reset" in err
+        assert "no round has charged this site yet" not in err
 
 
 def test_ledger_show_says_why_a_folder_holds_no_ledger(
