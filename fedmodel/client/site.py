@@ -32,6 +32,16 @@ LABELS_FILE = "labels-file"
 SIMULATED_CLIENT = "partition-id"
 
 
+def site_setting(key: str) -> str:
+    """How a message names a site's setting: the option and the node-config key.
+
+    `fedmodel supernode --data-file FILE` fills the node config's `data-file`,
+    and a SuperNode started with Flower's own `--node-config` sets the key
+    directly: the operator typed one of the two.
+    """
+    return f"--{key} (node config {key})"
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     """What a site decides for itself, from its SuperNode's node config."""
@@ -74,14 +84,14 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
     site_id = node_config[SITE_ID]
     if isinstance(site_id, bool) or not isinstance(site_id, int) or site_id < 0:
         raise FedmodelError(
-            f"node config {SITE_ID}={site_id!r} must be an integer >= 0"
+            f"{site_setting(SITE_ID)}: {site_id!r} must be an integer >= 0"
         )
     max_epsilon = _positive(node_config[MAX_EPSILON], MAX_EPSILON)
     delta = None
     if DELTA in node_config:
         delta = _positive(node_config[DELTA], DELTA)
         if delta >= 1:
-            raise FedmodelError(f"node config {DELTA}={delta!r} must be below 1")
+            raise FedmodelError(f"{site_setting(DELTA)}: {delta!r} must be below 1")
     labels_file = None
     if LABELS_FILE in node_config:
         labels_file = Path(str(node_config[LABELS_FILE])).expanduser()
@@ -97,7 +107,7 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
 
 def agreed_labels(path: Path) -> tuple[str, ...]:
     """The labels a site's `labels-file` lists, one per line (blank lines skipped)."""
-    where = f"node config {LABELS_FILE}={str(path)!r}"
+    where = f"{site_setting(LABELS_FILE)}: {str(path)!r}"
     try:
         # utf-8-sig: a BOM (Windows Notepad's) is not part of the first label.
         lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -264,10 +274,27 @@ def _rule_for_cap(capped: RunSettings, *, site_id: int) -> RunSettings:
     )
 
 
+def check_site_delta(site: SiteConfig, *, records: int) -> None:
+    """Refuse a site's `delta` that is not below 1/n for its `records` records.
+
+    Checked when the SuperNode starts and again in each round (the file may
+    have changed since), so the error names the site's own setting, not the
+    server's `privacy.target_delta`, which never reaches a site.
+    """
+    if site.delta is not None and site.delta * records >= 1:
+        raise FedmodelError(
+            f"{site_setting(DELTA)}: {site.delta:g} is not below 1/n = "
+            f"1/{records} for the {records} records of the site's {DATA_FILE}: "
+            "give a smaller delta, or none for 1/(10 n)"
+        )
+
+
 def _positive(value: object, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FedmodelError(f"node config {key}={value!r} must be a number")
+        raise FedmodelError(f"{site_setting(key)}: {value!r} must be a number")
     number = float(value)
     if not (math.isfinite(number) and number > 0):
-        raise FedmodelError(f"node config {key}={value!r} must be a positive number")
+        raise FedmodelError(
+            f"{site_setting(key)}: {value!r} must be a positive number"
+        )
     return number

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fedmodel.client.site import DATA_FILE, SiteConfig
+from fedmodel.client.site import DATA_FILE, SiteConfig, check_site_delta, site_setting
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.training.feature_store import (
@@ -46,8 +46,10 @@ def site_round_records(
         stored = site_features(site.state_dir, file_key=file_key)
         if stored is not None:
             log.info("site %d: training on its stored features", site.site_id)
+            check_site_delta(site, records=len(stored))
             return stored, label_names
     train, _ = load_site_records(settings, site)
+    check_site_delta(site, records=len(train))
     if file_key is not None:
         path = features_path(
             settings, fingerprint=data_fingerprint(train), state_dir=site.state_dir
@@ -75,7 +77,7 @@ def load_site_records(
             site.data_file,
             task=settings.task,
             label_names=label_names,
-            key=f"node config {DATA_FILE}",
+            key=site_setting(DATA_FILE),
         )
     except FedmodelError as exc:
         # The reason can quote the site's rows and labels, and Flower sends an

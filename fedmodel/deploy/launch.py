@@ -28,6 +28,7 @@ from fedmodel.client.site import (
     STATE_DIR,
     SiteConfig,
     agreed_labels,
+    check_site_delta,
 )
 from fedmodel.deploy.certs import (
     CA_CERT,
@@ -199,12 +200,7 @@ def _check_site_file(site: SiteConfig) -> None:
             f"--data-file: file {path} holds no records, only a header; give the "
             "site's file of records"
         )
-    if site.delta is not None and site.delta * records >= 1:
-        raise FedmodelError(
-            f"--delta {site.delta:g} is not below 1/n = 1/{records} for the "
-            f"{records} records of {path}: give a smaller --delta, or none for "
-            "1/(10 n)"
-        )
+    check_site_delta(site, records=records)
 
 
 def node_config_arg(site: SiteConfig) -> str:
@@ -222,7 +218,7 @@ def node_config_arg(site: SiteConfig) -> str:
     for key in (DATA_FILE, STATE_DIR, LABELS_FILE):
         if key in values and '"' in str(values[key]):
             raise FedmodelError(
-                f"{key} {values[key]!r} contains a double quote, which Flower's "
+                f"--{key} {values[key]!r} contains a double quote, which Flower's "
                 "--node-config cannot carry: use a path without one"
             )
     return " ".join(f"{key}={json.dumps(value)}" for key, value in values.items())

@@ -101,7 +101,9 @@ def check_same_budget(
     if stored.client_id != wanted.client_id:
         raise FedmodelError(
             f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
-            f"{wanted.client_id!r}: give each client its own state directory"
+            f"{wanted.client_id!r}: give each client its own state directory "
+            "(a deployed site: its own --state-dir; a site whose --site-id was "
+            f"{stored.client_id} started it)"
         )
     if stored.accountant != wanted.accountant:
         raise FedmodelError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -14,8 +15,18 @@ from pathlib import Path
 import pytest
 from flwr.common.config import parse_config_args
 
+from fedmodel.cli.deploy import add_supernode_arguments
 from fedmodel.cli.main import run_command
-from fedmodel.client.site import SiteConfig, site_from_node_config
+from fedmodel.client.site import (
+    DATA_FILE,
+    DELTA,
+    LABELS_FILE,
+    MAX_EPSILON,
+    SITE_ID,
+    STATE_DIR,
+    SiteConfig,
+    site_from_node_config,
+)
 from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
 from fedmodel.deploy.launch import (
     INSECURE_WARNING,
@@ -27,6 +38,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy import epsilon_for
 
 FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
+SITE_KEYS = (SITE_ID, DATA_FILE, STATE_DIR, MAX_EPSILON, DELTA, LABELS_FILE)
 
 
 def _fedmodel(*args: str) -> subprocess.CompletedProcess[str]:
@@ -190,11 +202,61 @@ def test_a_file_no_round_could_use_stops_the_supernode_launch(
 ) -> None:
     for text, delta, fragment in (
         ("text,label\n", None, "--data-file: .*my records.csv"),
-        ("text,label\nhello,a\nbye,b\n", 0.5, r"--delta 0.5 is not below 1/n = 1/2"),
+        (
+            "text,label\nhello,a\nbye,b\n",
+            0.5,
+            r"--delta \(node config delta\): 0.5 is not below 1/n = 1/2",
+        ),
     ):
         site.data_file.write_text(text)
         with pytest.raises(FedmodelError, match=fragment):
             _launch(site, delta=delta)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--site-id", "-1", "--site-id (node config site-id): -1 must be an integer"),
+        ("--max-epsilon", "0", "--max-epsilon (node config max-epsilon): 0.0 must"),
+        ("--max-epsilon", "nan", "--max-epsilon (node config max-epsilon): nan"),
+        ("--delta", "1.5", "--delta (node config delta): 1.5 must be below 1"),
+    ],
+)
+def test_a_bad_supernode_option_is_named_as_typed(
+    site: SiteConfig,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    said: str,
+) -> None:
+    """The error names the option typed, and the node-config key it fills."""
+    arguments = {
+        "--superlink": "127.0.0.1:1",
+        "--site-id": "2",
+        "--max-epsilon": "3",
+        "--data-file": str(site.data_file),
+        "--state-dir": str(site.state_dir),
+        option: value,
+    }
+    code = run_command(
+        ["supernode", "--insecure", *[x for pair in arguments.items() for x in pair]]
+    )
+    assert code == 2 and said in capsys.readouterr().err
+    assert not site.state_dir.exists()
+    # Each node-config key is filled from the option of its name (site_setting).
+    parser = argparse.ArgumentParser()
+    add_supernode_arguments(parser)
+    typed = ["--superlink", "h:1", *[x for key in SITE_KEYS for x in (f"--{key}", "1")]]
+    parsed = vars(parser.parse_args(typed))
+    assert all(parsed[key.replace("-", "_")] is not None for key in SITE_KEYS)
+
+
+def test_a_path_flower_cannot_carry_is_named_by_its_option(
+    site: SiteConfig,
+) -> None:
+    quoted = site.state_dir.with_name('state "a"')
+    with pytest.raises(FedmodelError, match=r'^--state-dir .*state "a".* double q'):
+        node_config_arg(dataclasses.replace(site, state_dir=quoted))
 
 
 def test_a_state_dir_that_is_a_file_stops_the_supernode_launch(

@@ -192,8 +192,10 @@ def test_reopen_with_other_delta_or_accountant_is_refused(
 
 def test_ledger_of_another_client_is_refused(path: Path) -> None:
     open_ledger(path).charge(round_number=1, steps=10)
-    with pytest.raises(FedmodelError, match="belongs to client 'site-a'"):
+    with pytest.raises(FedmodelError, match="belongs to client 'site-a'") as info:
         open_ledger(path, client_id="site-b")
+    # At a deployed site the client is the site: it names the site's options.
+    assert "its own --state-dir; a site whose --site-id was site-a" in str(info.value)
 
 
 def test_new_data_keeps_accumulating(

@@ -100,14 +100,16 @@ def test_a_site_reads_its_node_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"max-epsilon": None}, r"not \['max-epsilon'\]"),
-        ({"state-dir": None, "site-id": None}, r"\['site-id', 'state-dir'\]"),
-        ({"site-id": -1}, "site-id=-1 must be an integer"),
-        ({"site-id": "a"}, "site-id='a'"),
-        ({"max-epsilon": 0}, "max-epsilon=0 must be a positive"),
-        ({"max-epsilon": math.inf}, "max-epsilon=inf"),
-        ({"max-epsilon": "3"}, "max-epsilon='3' must be a number"),
-        ({"delta": 1.5}, "delta=1.5 must be below 1"),
+        ({"max-epsilon": None}, "not ['max-epsilon']"),
+        ({"state-dir": None, "site-id": None}, "['site-id', 'state-dir']"),
+        # A bad value is named as the operator set it: `fedmodel supernode`'s
+        # option, or the node-config key of Flower's own --node-config.
+        ({"site-id": -1}, "--site-id (node config site-id): -1 must be an integer"),
+        ({"site-id": "a"}, "--site-id (node config site-id): 'a'"),
+        ({"max-epsilon": 0}, "--max-epsilon (node config max-epsilon): 0 must be"),
+        ({"max-epsilon": math.inf}, "--max-epsilon (node config max-epsilon): inf"),
+        ({"max-epsilon": "3"}, "--max-epsilon (node config max-epsilon): '3' must"),
+        ({"delta": 1.5}, "--delta (node config delta): 1.5 must be below 1"),
     ],
 )
 def test_bad_node_config_names_the_key(
@@ -119,7 +121,7 @@ def test_bad_node_config_names_the_key(
             del config[key]
         else:
             config[key] = value
-    with pytest.raises(FedmodelError, match=fragment):
+    with pytest.raises(FedmodelError, match=re.escape(fragment)):
         site_from_node_config(config)
 
 
@@ -228,7 +230,11 @@ def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
     with pytest.raises(FedmodelError, match="cannot train on its data file") as raised:
         load_site_records(settings, site)
     assert first not in str(raised.value) and "row" not in str(raised.value)
-    assert re.search(rf"row 1 .*label '{first}' is not one", caplog.text)
+    assert re.search(
+        rf"--data-file \(node config data-file\): file .*, row 1 .*label '{first}' "
+        "is not one",
+        caplog.text,
+    )
     no_labels = dataclasses.replace(
         settings, task=dataclasses.replace(settings.task, labels=None)
     )
@@ -376,6 +382,28 @@ def test_a_site_does_not_look_for_files_the_server_names(
         assert not (state / "privacy_ledger.json").exists()
 
 
+def test_a_sites_delta_not_below_1_over_n_names_the_sites_own_setting(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # Its file may have shrunk since the launch checked it, or the SuperNode
+    # was started with Flower's own --node-config: the round refuses, naming
+    # the site's setting, not the server's privacy.target_delta (which never
+    # reaches a site), before anything is charged.
+    rows, names = bank_rows
+    state = tmp_path / "state"
+    config = node_config(site_file, state, delta=1 / len(rows))
+    reply = client_app.train(
+        _train_message(deployment_settings(names), 1), _site_context(config)
+    )
+    assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+    assert (
+        f"--delta (node config delta): {1 / len(rows):g} is not below 1/n = "
+        f"1/{len(rows)} for the {len(rows)} records of the site's data-file"
+    ) in reply.error.reason
+    assert "privacy.target_delta" not in reply.error.reason
+    assert not (state / "privacy_ledger.json").exists()
+
+
 def test_a_site_trains_on_every_record_of_its_file(
     tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
 ) -> None:
@@ -427,7 +455,8 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
 def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "labels.txt"
     path.write_text(text)
-    with pytest.raises(FedmodelError, match=f"labels-file='{path}'.*{fragment}"):
+    named = re.escape(f"--labels-file (node config labels-file): '{path}'")
+    with pytest.raises(FedmodelError, match=f"{named}.*{fragment}"):
         agreed_labels(path)
-    with pytest.raises(FedmodelError, match="labels-file=.*cannot be read"):
+    with pytest.raises(FedmodelError, match=r"labels-file\): .*cannot be read"):
         agreed_labels(tmp_path / "missing.txt")
