@@ -24,7 +24,7 @@ from fedmodel.privacy import (
     StepCounter,
     private_training,
 )
-from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.calibration import plan_client, weak_delta_warning
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures
@@ -63,12 +63,17 @@ class PrivateRound:
         training on them goes on with the same ledger.
         """
         path = state_dir / LEDGER_FILE
+        stored = stored_noise_multiplier(path)
         plan = plan_client(
             settings,
             num_records=len(split),
             client_id=str(client_id),
-            noise_multiplier=stored_noise_multiplier(path),
+            noise_multiplier=stored,
         )
+        weak = weak_delta_warning(plan.delta, who=f"client {client_id}", n=len(split))
+        if stored is None and weak is not None:
+            # Said where the ledger is opened new, not in every round after.
+            log.warning("%s", weak)
         ledger = PrivacyLedger.open(
             path,
             client_id=str(client_id),

@@ -28,6 +28,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import METRICS_KEY
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.privacy import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.calibration import weak_delta_warning
 from fedmodel.privacy.client_level import (
     CENTRAL_LEDGER_FILE,
     CLIENT_LEVEL_ID,
@@ -142,6 +143,14 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
             ledger.target_epsilon,
             ledger.epsilon,
         )
+        weak = weak_delta_warning(
+            plan.delta,
+            who="client-level DP",
+            n=settings.num_clients,
+            client_level=True,
+        )
+        if weak is not None:
+            log.warning("%s", weak)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -19,7 +19,13 @@ from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for
-from fedmodel.privacy.calibration import ACCOUNTANTS, plan_client, planned_rounds
+from fedmodel.privacy.calibration import (
+    ACCOUNTANTS,
+    WEAK_DELTA,
+    plan_client,
+    planned_rounds,
+    weak_delta_warning,
+)
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.modes import privacy_mode
 
@@ -45,6 +51,8 @@ class ClientPlan:
     # Epsilon after rounds 1..R, by accountant name (None: the accountant failed).
     epsilon_by_round: dict[str, list[float | None]] = field(default_factory=dict)
     problem: str | None = None
+    # Why the delta is weak (above WEAK_DELTA), or None: planned all the same.
+    delta_warning: str | None = None
 
 
 def plan_run(settings: RunSettings) -> list[ClientPlan]:
@@ -110,6 +118,14 @@ def _planned(
             plan = plan_client(settings, num_records=num_records, client_id=client)
     except FedmodelError as exc:
         return ClientPlan(**{**asdict(base), "problem": str(exc)})
+    weak = weak_delta_warning(
+        plan.delta,
+        who="client-level DP" if central else f"client {client}",
+        n=num_records,
+        client_level=central,
+    )
+    if weak is not None:
+        log.warning("%s", weak)
     return ClientPlan(
         client=client,
         num_records=num_records,
@@ -120,6 +136,7 @@ def _planned(
         planned_rounds=plan.planned_rounds,
         noise_multiplier=plan.noise_multiplier,
         epsilon_by_round={name: _epsilons(plan, name) for name in ACCOUNTANTS},
+        delta_warning=weak,
     )
 
 
@@ -202,10 +219,13 @@ def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
 
 
 def _status(plan: ClientPlan, batch_size: int, *, client_level: bool) -> str:
-    """"ok", marked where a client is too small to be subsampled."""
-    if not _unsampled(plan, client_level=client_level):
-        return "[green]ok[/green]"
-    return f"[green]ok[/green], n <= batch {batch_size} *"
+    """"ok", marked where a client is too small to be subsampled or its delta weak."""
+    marks = ["[green]ok[/green]"]
+    if _unsampled(plan, client_level=client_level):
+        marks.append(f"n <= batch {batch_size} *")
+    if plan.delta_warning is not None:
+        marks.append(f"[yellow]delta > {WEAK_DELTA:g}[/yellow]")
+    return ", ".join(marks)
 
 
 def _charged(accountant: str, privacy: PrivacySettings) -> str:
