@@ -157,7 +157,7 @@ def test_a_transfer_file_without_its_column_says_what_to_rename(
     pd.DataFrame({"text": ["charged twice", None]}).to_parquet(
         parquet := tmp_path / "public.parquet"
     )
-    with pytest.raises(FedmodelError, match="row 2 .*remove the row"):
+    with pytest.raises(FedmodelError, match=r"row\(s\) 2 .*remove those rows"):
         read_texts(parquet, key="distill.transfer_file")
 
 
