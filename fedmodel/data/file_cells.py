@@ -7,7 +7,6 @@ refused by one rule, with the same message.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fedmodel.data.file_formats import MISSING_RULE, ROW_CONVENTION, is_missing
+from fedmodel.data.label_form import composed
 from fedmodel.errors import FedmodelError
 
 _SHOWN_ROWS = 5
@@ -75,16 +75,6 @@ def label_string(value: object) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return composed(str(value).strip())
-
-
-def composed(label: str) -> str:
-    """`label` in Unicode's composed form (NFC), the one every label is compared in.
-
-    An `é` written as `e` and a combining accent (NFD: macOS file systems,
-    some exports) is the same text as the one-character `é` to every reader;
-    compared as written, one class would split in two that print alike.
-    """
-    return unicodedata.normalize("NFC", label)
 
 
 def shown_rows(rows: Sequence[int]) -> str:

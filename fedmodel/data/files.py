@@ -16,12 +16,12 @@ import datasets
 from fedmodel.config import TaskSettings
 from fedmodel.data.file_cells import (
     column_cells,
-    composed,
     label_string,
     require_column,
 )
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
+from fedmodel.data.label_form import composed
 from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError

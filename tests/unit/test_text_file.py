@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fedmodel.client.site import agreed_labels
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _task
