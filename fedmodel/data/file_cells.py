@@ -8,7 +8,6 @@ refused by one rule, with the same message.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fedmodel.data.file_formats import MISSING_RULE, ROW_CONVENTION, is_missing
+from fedmodel.data.label_form import composed
 from fedmodel.errors import FedmodelError
 
 _SHOWN_ROWS = 5
@@ -93,16 +93,6 @@ def label_cells(
             rows, problem, fix, role="label", column=column, path=path, key=key
         )
     return [_label_text(value) for value in values]
-
-
-def composed(label: str) -> str:
-    """`label` in Unicode's composed form (NFC), the one every label is compared in.
-
-    An `é` written as `e` and a combining accent (NFD: macOS file systems,
-    some exports) is the same text as the one-character `é` to every reader;
-    compared as written, one class would split in two that print alike.
-    """
-    return unicodedata.normalize("NFC", label)
 
 
 def shown_rows(rows: Sequence[int]) -> str:

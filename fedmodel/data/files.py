@@ -16,13 +16,13 @@ import datasets
 from fedmodel.config import TaskSettings
 from fedmodel.data.file_cells import (
     column_cells,
-    composed,
     label_cells,
     require_column,
     text_cells,
 )
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
+from fedmodel.data.label_form import composed
 from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError

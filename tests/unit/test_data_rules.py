@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fedmodel.config import TaskSettings
-from fedmodel.data import load_task
 from fedmodel.data.file_formats import MISSING_RULE, is_missing
 from fedmodel.data.files import load_site_file
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import label_texts
 from fedmodel.data.label_warnings import warn_similar_labels
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _task
