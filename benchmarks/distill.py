@@ -42,7 +42,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_client_data, load_task
+from fedmodel.data.clients import load_client_data
+from fedmodel.data.tasks import load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.federation.simulation import simulate
 from fedmodel.model.classifier import PooledBertForSequenceClassification

@@ -25,7 +25,9 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from transformers import PreTrainedTokenizerBase  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
-from fedmodel.data import load_client_data, load_task, make_text_loader  # noqa: E402
+from fedmodel.data.clients import load_client_data  # noqa: E402
+from fedmodel.data.tasks import load_task  # noqa: E402
+from fedmodel.data.tokenization import make_text_loader  # noqa: E402
 from fedmodel.model.finetune import prepare_for_finetuning  # noqa: E402
 from fedmodel.model.head import load_trainable_state, trainable_state  # noqa: E402
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402

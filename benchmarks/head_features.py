@@ -26,7 +26,9 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict  # noqa: E402
-from fedmodel.data import length_order, load_client_data, load_task  # noqa: E402
+from fedmodel.data.clients import load_client_data  # noqa: E402
+from fedmodel.data.tasks import load_task  # noqa: E402
+from fedmodel.data.tokenization import length_order  # noqa: E402
 from fedmodel.model.label_init import init_head_from_label_names  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402

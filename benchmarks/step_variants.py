@@ -20,7 +20,8 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.data import load_task, make_text_loader
+from fedmodel.data.tasks import load_task
+from fedmodel.data.tokenization import make_text_loader
 from fedmodel.model.finetune import classification_head, prepare_for_finetuning
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.privacy import Criterion, private_training

@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve.export import export_classifier

@@ -30,7 +30,7 @@ import yaml  # noqa: E402
 from flwr.app import ArrayRecord  # noqa: E402
 
 from fedmodel.config import compose_config, settings_from_dict  # noqa: E402
-from fedmodel.data import load_task  # noqa: E402
+from fedmodel.data.tasks import load_task  # noqa: E402
 from fedmodel.model.finetune import FINETUNE_MODES, prepare_for_finetuning  # noqa: E402
 from fedmodel.model.head import trainable_state  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402

@@ -52,7 +52,8 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import RunSettings  # noqa: E402
-from fedmodel.data import load_client_data, load_task  # noqa: E402
+from fedmodel.data.clients import load_client_data  # noqa: E402
+from fedmodel.data.tasks import load_task  # noqa: E402
 from fedmodel.model.classifier import PooledBertForSequenceClassification  # noqa: E402
 from fedmodel.model.finetune import classification_head  # noqa: E402
 from fedmodel.model.load import build_classifier  # noqa: E402

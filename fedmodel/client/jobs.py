@@ -224,7 +224,7 @@ def text_loader(
     settings: RunSettings, split: datasets.Dataset, *, round_number: int
 ) -> DataLoader:
     """The client's tokenized records, shuffled per round."""
-    from fedmodel.data import make_text_loader
+    from fedmodel.data.tokenization import make_text_loader
     from fedmodel.model.load import load_tokenizer
 
     return make_text_loader(

@@ -134,7 +134,7 @@ def _partition(
     settings: RunSettings, client_id: int
 ) -> tuple[datasets.Dataset, tuple[str, ...]]:
     """The simulated client's training split and the label names."""
-    from fedmodel.data import load_client_data
+    from fedmodel.data.clients import load_client_data
 
     train_split, _, label_names = load_client_data(settings, client_id)
     return train_split, label_names

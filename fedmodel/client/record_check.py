@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.config import RunSettings, TaskSettings
-from fedmodel.data import load_client_data
+from fedmodel.data.clients import load_client_data
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta

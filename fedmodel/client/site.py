@@ -17,6 +17,8 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import RULE_KEYS, budget_row
+from fedmodel.data.label_form import composed
+from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -106,19 +108,20 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
 
 
 def agreed_labels(path: Path) -> tuple[str, ...]:
-    """The labels a site's `labels-file` lists, one per line (blank lines skipped)."""
+    """The labels a site's `labels-file` lists, one per line (blank lines skipped).
+
+    The file is read as every user text file is (`data/text_file.py`: UTF-8,
+    a BOM dropped, LF, CRLF or a lone CR ending a line) and each label taken in
+    the composed form the server compares labels in.
+    """
     where = f"{site_setting(LABELS_FILE)}: {str(path)!r}"
     try:
-        # utf-8-sig: a BOM (Windows Notepad's) is not part of the first label.
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FedmodelError(
-            f"{where} cannot be read ({exc}): give a UTF-8 text file with the "
-            "federation's labels, one per line"
-        ) from None
+        lines = text_lines(read_utf8(path))
+    except FedmodelError as exc:
+        raise FedmodelError(f"{site_setting(LABELS_FILE)}: {exc}") from None
     labels: list[str] = []
     for number, line in enumerate(lines, start=1):
-        label = line.strip()
+        label = composed(line.strip())
         if not label:
             continue
         if label in labels:
@@ -144,7 +147,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
     if site.labels_file is None:
         return
     agreed = set(agreed_labels(site.labels_file))
-    asked = {str(label) for label in settings.task.labels or ()}
+    asked = {composed(str(label)) for label in settings.task.labels or ()}
     if asked != agreed:
         differences = [
             f"{what} {sorted(labels)}"

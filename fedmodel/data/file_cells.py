@@ -1,13 +1,13 @@
 """A user's table's text and label columns, cell by cell, naming the rows at fault.
 
-The files task's records, a site's own file and the label descriptions all
+The files task's records, a site's own file, the label descriptions and the
+unlabelled texts (`fedmodel predict --input`, `distill.transfer_file`) all
 take their columns through here, so a missing, nested or mistyped cell is
 refused by one rule, with the same message.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fedmodel.data.file_formats import MISSING_RULE, ROW_CONVENTION, is_missing
+from fedmodel.data.label_form import composed
 from fedmodel.errors import FedmodelError
 
 _SHOWN_ROWS = 5
@@ -35,56 +36,63 @@ def require_column(
 
 
 def column_cells(
-    table: pd.DataFrame,
-    column: str,
-    *,
-    role: str,
-    path: Path,
-    key: str,
-    texts: bool = False,
+    table: pd.DataFrame, column: str, *, role: str, path: Path, key: str
 ) -> list[object]:
-    """A column's cells, refusing missing ones and lists or objects, by row.
-
-    With `texts`, a cell that is not a string (a JSON or Parquet number or
-    true/false) is refused too: str() would train on `True` for JSON's `true`
-    and `100000.0` for `1e5`, and most often it is the wrong column.
-    """
+    """A column's cells, refusing missing ones and lists or objects, by row."""
     values = table[column].tolist()
     checks = [
         ("lists or objects, not single values,", "fix them", _is_nested),
         (f"missing ({MISSING_RULE})", "fill them in", is_missing),
     ]
-    if texts:
-        not_text = "numbers or true/false, not strings,"
-        checks.append((not_text, "write them as strings", _not_text))
     for problem, fix, test in checks:
         rows = [row for row, value in enumerate(values, start=1) if test(value)]
         if rows:
-            raise FedmodelError(
-                f"{key}: file {path} has {len(rows)} {role}(s) that are {problem} "
-                f"in column {column!r} at row(s) {shown_rows(rows)} "
-                f"({ROW_CONVENTION}); {fix} or remove those rows"
+            raise _refused(
+                rows, problem, fix, role=role, column=column, path=path, key=key
             )
     return values
 
 
-def label_string(value: object) -> str | None:
-    """A label cell as the text labels are compared by (3.0 is `3`); None if missing."""
-    if is_missing(value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return composed(str(value).strip())
+def text_cells(
+    table: pd.DataFrame, column: str, *, path: Path, key: str
+) -> list[str]:
+    """A column's texts as written, refusing missing cells and cells that are no string.
 
-
-def composed(label: str) -> str:
-    """`label` in Unicode's composed form (NFC), the one every label is compared in.
-
-    An `é` written as `e` and a combining accent (NFD: macOS file systems,
-    some exports) is the same text as the one-character `é` to every reader;
-    compared as written, one class would split in two that print alike.
+    A JSON or Parquet number or true/false is refused: str() would train on
+    `True` for JSON's `true` and `100000.0` for `1e5`, and most often it is
+    the wrong column. The training files, `fedmodel predict --input` and
+    `distill.transfer_file` all read their texts here.
     """
-    return unicodedata.normalize("NFC", label)
+    values = column_cells(table, column, role="text", path=path, key=key)
+    texts = [value for value in values if isinstance(value, str)]
+    if len(texts) < len(values):
+        rows = [row for row, v in enumerate(values, start=1) if not isinstance(v, str)]
+        problem = "numbers or true/false, not strings,"
+        fix = "write them as strings"
+        raise _refused(
+            rows, problem, fix, role="text", column=column, path=path, key=key
+        )
+    return texts
+
+
+def label_cells(
+    table: pd.DataFrame, column: str, *, path: Path, key: str
+) -> list[str]:
+    """A column of labels as the text they are compared by (a number 3.0 is `3`).
+
+    `column_cells`, refusing true/false: read as a label it would be the
+    class `True`, which a CSV export of the same records writes `true`. A
+    number is a label (a code): the number 3 and the text "3" are one label.
+    """
+    values = column_cells(table, column, role="label", path=path, key=key)
+    rows = [row for row, value in enumerate(values, start=1) if _is_boolean(value)]
+    if rows:
+        problem = "true/false, not text,"
+        fix = 'write them as strings ("true" / "false", or the classes they mean)'
+        raise _refused(
+            rows, problem, fix, role="label", column=column, path=path, key=key
+        )
+    return [_label_text(value) for value in values]
 
 
 def shown_rows(rows: Sequence[int]) -> str:
@@ -94,9 +102,34 @@ def shown_rows(rows: Sequence[int]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _refused(
+    rows: Sequence[int],
+    problem: str,
+    fix: str,
+    *,
+    role: str,
+    column: str,
+    path: Path,
+    key: str,
+) -> FedmodelError:
+    """One line naming the file, the column and the rows whose cells are `problem`."""
+    return FedmodelError(
+        f"{key}: file {path} has {len(rows)} {role}(s) that are {problem} in "
+        f"column {column!r} at row(s) {shown_rows(rows)} ({ROW_CONVENTION}); "
+        f"{fix} or remove those rows"
+    )
+
+
+def _label_text(value: object) -> str:
+    # A float column holds 3 as 3.0 (JSON [3, 4.5], Parquet floats): it is `3`.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return composed(str(value).strip())
+
+
 def _is_nested(value: object) -> bool:
     return isinstance(value, list | dict | tuple | np.ndarray)
 
 
-def _not_text(value: object) -> bool:
-    return not isinstance(value, str)
+def _is_boolean(value: object) -> bool:
+    return isinstance(value, bool | np.bool_)

@@ -146,26 +146,37 @@ def warn_shared_texts(
     which load the same files in their own processes, do not), and on
     `distill_texts`, the texts of `distill.transfer_file` as its check before
     round 1 read them (None: the run distils on no such file). A task whose
-    records carry no site has nothing to compare.
+    records carry no site has nothing to compare. Texts are compared without
+    surrounding whitespace (`_stripped`).
     """
     task = settings.task
     if SITE_COLUMN not in data.train.column_names:
         return
     sites: list[list[str]] = [[] for _ in task.train_files]
-    for text, site in zip(data.train["text"], data.train[SITE_COLUMN], strict=True):
+    train_texts = _stripped(data.train["text"])
+    for text, site in zip(train_texts, data.train[SITE_COLUMN], strict=True):
         sites[site].append(text)
     _warn_repeats_at_a_site(task, sites)
     _warn_texts_at_two_sites(task, sites)
-    _warn_test_texts_at_sites(task, data.test["text"], sites)
+    _warn_test_texts_at_sites(task, _stripped(data.test["text"]), sites)
     if data.transfer is not None and task.validation_file:
         used = "fits its start and picks its round on it"
         server_file = ("task.validation_file", task.validation_file, used)
-        _warn_server_texts_at_sites(task, data.transfer["text"], sites, server_file)
+        held = _stripped(data.transfer["text"])
+        _warn_server_texts_at_sites(task, held, sites, server_file)
     if settings.distill.transfer_file and distill_texts is not None:
         name = settings.distill.transfer_file
         used = "distils the student on it"
         server_file = ("distill.transfer_file", name, used)
-        _warn_server_texts_at_sites(task, distill_texts, sites, server_file)
+        _warn_server_texts_at_sites(task, _stripped(distill_texts), sites, server_file)
+
+
+def _stripped(texts: Sequence[str]) -> list[str]:
+    # Texts are compared without surrounding whitespace, as `fedmodel predict`
+    # and distill.transfer_file read them: the tokenizer drops it, so `abc`
+    # and `abc ` are one record to the model. The records keep it (their
+    # fingerprint ties a ledger to them as written).
+    return [text.strip() for text in texts]
 
 
 def _warn_test_texts_at_sites(

@@ -16,12 +16,13 @@ import datasets
 from fedmodel.config import TaskSettings
 from fedmodel.data.file_cells import (
     column_cells,
-    composed,
-    label_string,
+    label_cells,
     require_column,
+    text_cells,
 )
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
+from fedmodel.data.label_form import composed
 from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
@@ -160,13 +161,12 @@ def _descriptions(path: Path, *, task: TaskSettings, key: str) -> dict[str, str]
         ("description", DESCRIPTION_COLUMN, "rename the column"),
     ):
         require_column(table, column, role=role, fix=fix, path=path, key=key)
-    labels = column_cells(table, task.label_column, role="label", path=path, key=key)
+    labels = label_cells(table, task.label_column, path=path, key=key)
     texts = column_cells(
         table, DESCRIPTION_COLUMN, role="description", path=path, key=key
     )
     described: dict[str, tuple[int, str]] = {}
-    for row, (label, text) in enumerate(zip(labels, texts, strict=True), start=1):
-        name = str(label_string(label))
+    for row, (name, text) in enumerate(zip(labels, texts, strict=True), start=1):
         if name in described:
             raise FedmodelError(
                 f"{key}: file {path} describes label {name!r} twice, at rows "
@@ -190,17 +190,10 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
     for role, column in (("text", task.text_column), ("label", task.label_column)):
         fix = f"rename the column or set task.{role}_column"
         require_column(table, column, role=role, fix=fix, path=path, key=key)
-    texts = column_cells(
-        table, task.text_column, role="text", path=path, key=key, texts=True
-    )
-    raw_labels = column_cells(
-        table, task.label_column, role="label", path=path, key=key
-    )
-    labels = [label_string(value) for value in raw_labels]
     return _Records(
         path=path,
-        texts=[str(text) for text in texts],
-        labels=[label for label in labels if label is not None],
+        texts=text_cells(table, task.text_column, path=path, key=key),
+        labels=label_cells(table, task.label_column, path=path, key=key),
     )
 
 

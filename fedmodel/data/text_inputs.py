@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.data.file_formats import (
-    MISSING_RULE,
-    ROW_CONVENTION,
-    is_missing,
-    read_table,
-)
+from fedmodel.data.file_cells import text_cells
+from fedmodel.data.file_formats import read_table
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
@@ -27,8 +23,9 @@ def read_texts(
 
     `key` names where the path came from (a config key or a CLI option), so the
     message says what to fix; `column_option`, if any, is the option that names
-    another column. An empty file or an empty/non-text cell is an error naming
-    the line or row.
+    another column. An empty file is an error, and so is an empty or non-text
+    cell, by the rule the training files' texts follow (`text_cells`), naming
+    the rows.
     """
     if path.suffix.lower() == ".txt":
         return _lines(path, key=key, text_column=text_column)
@@ -40,21 +37,8 @@ def read_texts(
             f"{text_column!r}"
             + (f" or name it with {column_option}" if column_option else "")
         )
-    texts = []
-    for row, value in enumerate(table[text_column].tolist(), start=1):
-        where = f"{key}: file {path}, row {row} ({ROW_CONVENTION}): column"
-        if is_missing(value):
-            raise FedmodelError(
-                f"{where} {text_column!r} holds {value!r}, which is missing "
-                f"({MISSING_RULE}); fill in that row's text or remove the row"
-            )
-        if not isinstance(value, str):
-            raise FedmodelError(
-                f"{where} {text_column!r} holds {value!r} "
-                f"({type(value).__name__}), not a text; write the text as a "
-                "string or remove the row"
-            )
-        texts.append(value.strip())
+    cells = text_cells(table, text_column, path=path, key=key)
+    texts = [text.strip() for text in cells]
     if not texts:
         raise FedmodelError(f"{key}: file {path} holds no rows")
     return texts

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
-from fedmodel.data import length_order, make_text_loader
+from fedmodel.data.tokenization import length_order, make_text_loader
 from fedmodel.distill.augment import augment_texts
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device

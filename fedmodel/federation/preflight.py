@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from fedmodel.config import RunSettings
-from fedmodel.data import load_client_data
+from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file
 from fedmodel.distill.finish import server_distill_texts
 from fedmodel.model.checkpoint_check import (

@@ -16,10 +16,9 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
-from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_pooled_files, warn_shared_texts
 from fedmodel.data.label_warnings import warn_similar_labels, warn_test_only_labels
-from fedmodel.data.tasks import TaskData
+from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one

@@ -20,7 +20,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from fedmodel.data import load_client_data
+from fedmodel.data.clients import load_client_data
 from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
 from fedmodel.research import audit_defaults
 from fedmodel.research.audit_records import (

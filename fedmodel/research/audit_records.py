@@ -23,8 +23,8 @@ from transformers import (
 )
 
 from fedmodel.config import RunSettings, settings_from_dict
-from fedmodel.data import make_text_loader
 from fedmodel.data.canaries import canary_splits
+from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.run.layout import (

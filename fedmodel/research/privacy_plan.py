@@ -16,7 +16,7 @@ from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.deployment import DEPLOYMENT
-from fedmodel.data import load_client_data
+from fedmodel.data.clients import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for
 from fedmodel.privacy.calibration import (

@@ -68,7 +68,7 @@ def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> Data
 
     Batching texts of similar length keeps dynamic padding short.
     """
-    from fedmodel.data import length_order, make_text_loader
+    from fedmodel.data.tokenization import length_order, make_text_loader
     from fedmodel.model.load import load_tokenizer
 
     texts: list[str] = list(split["text"])

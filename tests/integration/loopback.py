@@ -25,7 +25,7 @@ import pandas as pd
 import psutil
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)

@@ -11,7 +11,7 @@ import torch
 from flwr.app import Message
 
 from fedmodel.config import settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.federation import strategy as strategy_module
 from fedmodel.federation.simulation import simulate
 from fedmodel.model.finetune import prepare_for_finetuning

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fedmodel.config import settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from tests.conftest import small_config
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import resume
 from fedmodel.run.checkpoint import (

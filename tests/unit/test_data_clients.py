@@ -5,7 +5,7 @@ import datasets
 import pytest
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.data import load_client_data, split_client_data
+from fedmodel.data.clients import load_client_data, split_client_data
 from fedmodel.data.splits import build_split
 from fedmodel.errors import FedmodelError
 

@@ -11,13 +11,13 @@ from fedmodel.config import (
     compose_config,
     settings_from_dict,
 )
-from fedmodel.data import load_task
 from fedmodel.data.file_roles import (
     check_transfer_file,
     warn_pooled_files,
     warn_shared_texts,
 )
 from fedmodel.data.label_warnings import warn_test_only_labels
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 

@@ -3,7 +3,7 @@ from collections import Counter
 import datasets
 import pytest
 
-from fedmodel.data import partition_clients
+from fedmodel.data.partition import partition_clients
 from fedmodel.data.splits import build_split
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fedmodel.config import TaskSettings
-from fedmodel.data import load_task
 from fedmodel.data.file_formats import MISSING_RULE, is_missing
 from fedmodel.data.files import load_site_file
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
@@ -104,7 +104,8 @@ def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
     with pytest.raises(FedmodelError, match=pattern):
         load_site_file(site, task=task, label_names=("pos", "neg"), key="data-file")
     texts = _write(tmp_path / "in.jsonl", [("hello", "x"), ("nan", "y")])
-    with pytest.raises(FedmodelError, match=r"--input.*in.jsonl, row 2.*'nan'"):
+    pattern = r"--input: file .*in.jsonl has 1 text.*missing.*row\(s\) 2 "
+    with pytest.raises(FedmodelError, match=pattern):
         read_texts(texts, key="--input")
 
 

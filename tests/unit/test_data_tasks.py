@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from fedmodel.data import TASKS, load_task
+from fedmodel.data.tasks import TASKS, load_task
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from fedmodel.data import (
+from fedmodel.data.tokenization import (
     PaddingCollator,
     length_order,
     make_text_loader,

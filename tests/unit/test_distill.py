@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from fedmodel.config import StudentSettings, settings_from_dict
-from fedmodel.data import load_task, make_text_loader
+from fedmodel.data.tasks import load_task
+from fedmodel.data.tokenization import make_text_loader
 from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.distill.server import (
@@ -210,17 +211,17 @@ def test_distill_transfer_file_replaces_the_transfer_split(tmp_path: Path) -> No
 def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fedmodel.data
     import fedmodel.data.clients
+    import fedmodel.data.partition
     import fedmodel.distill.server
     import fedmodel.serve.benchmark
 
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("the server path read client records")
 
-    for module in (fedmodel.data, fedmodel.data.clients):
-        monkeypatch.setattr(module, "load_client_data", refuse)
-        monkeypatch.setattr(module, "partition_clients", refuse, raising=False)
+    monkeypatch.setattr(fedmodel.data.clients, "load_client_data", refuse)
+    for module in (fedmodel.data.clients, fedmodel.data.partition):
+        monkeypatch.setattr(module, "partition_clients", refuse)
     seen: list[str] = []
     real_loader = fedmodel.distill.server.make_text_loader
 

@@ -12,7 +12,7 @@ import torch
 
 from fedmodel.client.jobs import distill_job
 from fedmodel.config import RunSettings, settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.distill.server import distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import merged_classifier

@@ -13,7 +13,7 @@ import torch
 
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification

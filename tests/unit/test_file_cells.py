@@ -8,12 +8,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedmodel.data import load_task
+from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import load_site_file
 from fedmodel.data.label_warnings import warn_similar_labels
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
-from tests.unit.test_data_files import _task
+from tests.unit.test_data_files import _run, _task
+
+
+def _jsonl(path: Path, records: list[tuple[object, object]]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in records)
+    )
+    return path
 
 
 @pytest.fixture
@@ -36,10 +44,15 @@ def test_a_text_that_is_no_string_is_refused_by_row(
         r"site.jsonl has 2 text\(s\) that are numbers or true/false, not "
         r"strings, in column 'text' at row\(s\) 2, 3 .*write them as strings"
     )
-    with pytest.raises(FedmodelError, match=pattern):
+    with pytest.raises(FedmodelError, match=pattern) as trained:
         load_task(_task([site], test_csv), seed=0)
-    with pytest.raises(FedmodelError, match=r"row 2 .*holds True \(bool\), not a text"):
+    # predict's --input and the transfer file: the same rule, the same line.
+    with pytest.raises(FedmodelError, match=pattern) as read:
         read_texts(site, key="--input")
+    assert str(trained.value).startswith("task.train_files[0]: file ")
+    assert str(read.value) == str(trained.value).replace(
+        "task.train_files[0]", "--input"
+    )
     ids = tmp_path / "ids.parquet"
     pd.DataFrame({"text": [101, 102], "label": [1, 2]}).to_parquet(ids)
     with pytest.raises(FedmodelError, match=r"ids.parquet has 2 text\(s\)"):
@@ -103,3 +116,58 @@ def test_a_label_in_either_unicode_form_is_one_label(
     task = _task([a], test_csv, labels=[decomposed, "Orto"])
     site = load_site_file(a, task=task, label_names=(decomposed, "Orto"), key="k")
     assert site["label"] == [0, 1]
+
+
+def test_a_label_that_is_true_or_false_is_refused_and_a_number_is_its_text(
+    tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # JSON's true would be the class "True", which a CSV of the same records
+    # writes "true": one class in two, from two sites' exports.
+    flags = _jsonl(tmp_path / "flags.jsonl", [("a", True), ("b", "x"), ("c", False)])
+    pattern = (
+        r"task.train_files\[0\]: file .*flags.jsonl has 2 label\(s\) that are "
+        r"true/false, not text, in column 'label' at row\(s\) 1, 3 .*write them "
+        r'as strings \("true" / "false"'
+    )
+    with pytest.raises(FedmodelError, match=pattern):
+        load_task(_task([flags], test_csv), seed=0)
+    parquet = tmp_path / "flags.parquet"
+    pd.DataFrame({"text": ["a", "b"], "label": [True, False]}).to_parquet(parquet)
+    with pytest.raises(FedmodelError, match=r"flags.parquet has 2 label\(s\)"):
+        load_task(_task([parquet], test_csv), seed=0)
+    # A number is a code: JSON 1 and "1" are one label, and so are a float
+    # column's 2.0 and 2; the text "2.0" is still named as the same number.
+    codes = _jsonl(tmp_path / "codes.jsonl", [("d", 1), ("e", "1"), ("f", "2.0")])
+    floats = tmp_path / "floats.parquet"
+    pd.DataFrame({"text": ["g", "h"], "label": [2.0, 1.0]}).to_parquet(floats)
+    data = load_task(_task([codes, floats], test_csv), seed=0)
+    assert data.label_names == ("1", "2", "2.0")
+    assert data.train["label"] == [0, 0, 2, 1, 0]
+    with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
+        warn_similar_labels(data)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert "one number written two ways" in warned and "'2' / '2.0'" in warned
+
+
+def test_texts_differing_only_in_surrounding_spaces_are_one_record(
+    tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The tokenizer drops the spaces, and `fedmodel predict` strips them:
+    # "awful" and "awful " are one record to the model, held twice.
+    a = _jsonl(tmp_path / "a.jsonl", [("awful", 1), ("awful ", 1), ("fine", 2)])
+    b = _jsonl(tmp_path / "b.jsonl", [("\tdire\n", 2), ("so so", 1)])
+    task = _task([a, b], test_csv)
+    data = load_task(task, seed=0)
+    # The records stay as written: a ledger's fingerprint was taken of them.
+    assert data.train["text"][:4] == ["awful", "awful ", "fine", "\tdire\n"]
+    texts = tmp_path / "public.txt"
+    texts.write_text("dire\nnew\n")
+    run = _run(task, transfer_file=texts)
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_shared_texts(run, data, distill_texts=read_texts(texts, key="k"))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith("1 record(s) of task.train_files[0] (")
+    assert "repeat the text" in warned[0]
+    assert warned[1].startswith("1 of the 2 records of task.train_files[1] (")
+    assert "distill.transfer_file" in warned[1]

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_task
 from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import label_texts
 from fedmodel.data.label_warnings import warn_similar_labels
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _task
@@ -157,7 +157,7 @@ def test_a_transfer_file_without_its_column_says_what_to_rename(
     pd.DataFrame({"text": ["charged twice", None]}).to_parquet(
         parquet := tmp_path / "public.parquet"
     )
-    with pytest.raises(FedmodelError, match="row 2 .*remove the row"):
+    with pytest.raises(FedmodelError, match=r"row\(s\) 2 .*remove those rows"):
         read_texts(parquet, key="distill.transfer_file")
 
 

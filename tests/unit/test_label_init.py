@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from fedmodel.config import settings_from_dict
-from fedmodel.data import load_task
 from fedmodel.data.files import label_texts
 from fedmodel.data.splits import build_split
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.model import label_init
 from fedmodel.model.label_init import (

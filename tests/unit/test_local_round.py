@@ -20,7 +20,7 @@ import fedmodel.client.private_round as private_round
 import fedmodel.privacy.calibration as calibration
 from fedmodel.client.local_round import RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
-from fedmodel.data import load_client_data
+from fedmodel.data.clients import load_client_data
 from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fedmodel.config import settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.training import model_selection
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.model_selection import LastRoundOrStart

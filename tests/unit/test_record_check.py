@@ -9,8 +9,7 @@ import pytest
 
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.data import load_client_data
-from fedmodel.data.clients import _partitioned_task
+from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint

@@ -20,7 +20,7 @@ import yaml
 from flwr.app import ArrayRecord, Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy import epsilon_for

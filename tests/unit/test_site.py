@@ -24,6 +24,7 @@ from fedmodel.client.site import (
     SiteConfig,
     agreed_labels,
     capped_settings,
+    check_site_labels,
     site_from_node_config,
 )
 from fedmodel.client.site_data import load_site_records
@@ -448,9 +449,34 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     assert 0 < figures["epsilon"] <= 1.0 + 1e-9
 
 
+def test_an_agreed_label_is_compared_in_its_composed_form(tmp_path: Path) -> None:
+    # The site's labels-file writes the accent as a combining mark (NFD, as
+    # macOS and some exports do), the server's task.labels as one character:
+    # one label, as in the files task, and the other way round.
+    labels_file = tmp_path / "labels.txt"
+    site = SiteConfig(
+        site_id=0,
+        data_file=tmp_path / "site.csv",
+        state_dir=tmp_path / "state",
+        max_epsilon=1.0,
+        labels_file=labels_file,
+    )
+    labels_file.write_text("cafe\u0301\nthe\u0301\n", encoding="utf-8")
+    assert agreed_labels(labels_file) == ("caf\u00e9", "th\u00e9")
+    check_site_labels(deployment_settings(["caf\u00e9", "th\u00e9"]), site)
+    labels_file.write_text("caf\u00e9\nth\u00e9\n", encoding="utf-8")
+    check_site_labels(deployment_settings(["cafe\u0301", "the\u0301"]), site)
+    with pytest.raises(FedmodelError, match=r"lacks \['th\u00e9'\]"):
+        check_site_labels(deployment_settings(["cafe\u0301", "tea"]), site)
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("a\nb\na\n", "line 3: label 'a' is listed twice"), ("\n \n", "lists no label")],
+    [
+        ("a\nb\na\n", "line 3: label 'a' is listed twice"),
+        ("caf\u00e9\ncafe\u0301\n", "line 2: label 'caf\u00e9' is listed twice"),
+        ("\n \n", "lists no label"),
+    ],
 )
 def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "labels.txt"
@@ -458,5 +484,5 @@ def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) ->
     named = re.escape(f"--labels-file (node config labels-file): '{path}'")
     with pytest.raises(FedmodelError, match=f"{named}.*{fragment}"):
         agreed_labels(path)
-    with pytest.raises(FedmodelError, match=r"labels-file\): .*cannot be read"):
+    with pytest.raises(FedmodelError, match=r"labels-file\): cannot read file .*miss"):
         agreed_labels(tmp_path / "missing.txt")

@@ -14,7 +14,7 @@ import torch
 
 from fedmodel.cli.main import run_command
 from fedmodel.config import StudentSettings, settings_from_dict
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student, feed_forward_keep, student_width

@@ -6,8 +6,9 @@ import datasets
 import pytest
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data import load_client_data, load_task
 from fedmodel.data.canaries import canary_splits
+from fedmodel.data.clients import load_client_data
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from tests.conftest import small_config
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fedmodel.client.site import agreed_labels
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _task
@@ -73,13 +73,26 @@ def test_a_utf16_export_is_named_as_such(tmp_path: Path, test_csv: Path) -> None
         load_task(_task([site], test_csv), seed=0)
 
 
-def test_a_labels_file_saved_with_a_bom_lists_its_first_label(
-    tmp_path: Path,
-) -> None:
-    # Windows Notepad saves UTF-8 with a BOM; it is no part of the label.
+def test_a_labels_file_is_read_as_every_text_file_is(tmp_path: Path) -> None:
+    # Windows Notepad saves UTF-8 with a BOM, which is no part of the first
+    # label; a lone CR ends a line; U+2028 does not (a .txt of texts keeps it).
     path = tmp_path / "labels.txt"
-    path.write_bytes(b"\xef\xbb\xbfcardio\r\northo\r\n")
-    assert agreed_labels(path) == ("cardio", "ortho")
+    path.write_bytes(
+        b"\xef\xbb\xbfcardio\r\northo\rneuro\xe2\x80\xa8logy\n\n"
+    )
+    assert agreed_labels(path) == ("cardio", "ortho", "neuro\u2028logy")
+    assert list(agreed_labels(path)) == read_texts(path, key="--input")
+
+
+def test_a_utf16_labels_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text("cardio\northo\n", encoding="utf-16")
+    with pytest.raises(FedmodelError) as info:
+        agreed_labels(path)
+    message = str(info.value)
+    assert message.startswith("--labels-file (node config labels-file): file ")
+    assert "labels.txt is UTF-16 text" in message
+    assert "\n" not in message
 
 
 def test_a_row_number_says_it_counts_records_not_lines(

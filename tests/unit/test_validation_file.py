@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedmodel.config import TaskSettings
-from fedmodel.data import load_task
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 
