@@ -37,9 +37,8 @@ SIMULATED_CLIENT = "partition-id"
 def site_setting(key: str) -> str:
     """How a message names a site's setting: the option and the node-config key.
 
-    `fedmodel supernode --data-file FILE` fills the node config's `data-file`,
-    and a SuperNode started with Flower's own `--node-config` sets the key
-    directly: the operator typed one of the two.
+    `fedmodel supernode --data-file FILE` fills the node config's `data-file`;
+    Flower's own `--node-config` sets it directly. The operator typed one.
     """
     return f"--{key} (node config {key})"
 
@@ -278,11 +277,10 @@ def _rule_for_cap(capped: RunSettings, *, site_id: int) -> RunSettings:
 
 
 def check_site_delta(site: SiteConfig, *, records: int) -> None:
-    """Refuse a site's `delta` that is not below 1/n for its `records` records.
+    """Refuse a site's `delta` not below 1/n for its `records` records.
 
-    Checked when the SuperNode starts and again in each round (the file may
-    have changed since), so the error names the site's own setting, not the
-    server's `privacy.target_delta`, which never reaches a site.
+    Checked at launch and in each round (the file may have changed): it names
+    the site's own setting, not `privacy.target_delta`, which never reaches it.
     """
     if site.delta is not None and site.delta * records >= 1:
         raise FedmodelError(
@@ -297,7 +295,5 @@ def _positive(value: object, key: str) -> float:
         raise FedmodelError(f"{site_setting(key)}: {value!r} must be a number")
     number = float(value)
     if not (math.isfinite(number) and number > 0):
-        raise FedmodelError(
-            f"{site_setting(key)}: {value!r} must be a positive number"
-        )
+        raise FedmodelError(f"{site_setting(key)}: {value!r} must be a positive number")
     return number
