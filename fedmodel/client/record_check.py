@@ -60,10 +60,11 @@ def check_ledgers_kept(settings: RunSettings) -> None:
 
     The server's checkpoint keeps the steps and epsilon each client last
     reported. A client whose ledger file was deleted since (or replaced by an
-    older copy) would open a fresh ledger, train and send its noised update;
-    the server refuses that update (federation/continuity.py), but only after
-    it has left the client. So the resume stops here, before any client
-    trains. A ledger its site's operator reset (`fedmodel ledger reset`, which
+    older copy) would open a fresh ledger; the server's ledger query refuses
+    it before it trains (federation/ledger_query.py), but only once the
+    simulation stack has started, and then the run goes on without it or
+    stops. So the resume stops here, in seconds, naming the ledger. A ledger
+    its site's operator reset (`fedmodel ledger reset`, which
     archives it and so raises the client's reset count) starts a new budget
     on purpose, and passes, as it does at the server. Without a readable
     checkpoint there is nothing to compare with.
