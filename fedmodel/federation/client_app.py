@@ -139,6 +139,7 @@ def _answer(
 
 
 def _ledger_figures(msg: Message, context: Context, client_id: int) -> RecordDict:
+    """The client's id and what its ledger file holds, as a reply's numbers."""
     config = msg.content[CONFIG_KEY]
     check_server_version(config.get(VERSION_KEY))
     site = site_from_node_config(context.node_config)
