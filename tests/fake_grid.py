@@ -2,16 +2,16 @@
 
 Flower's `Grid` is an abstract class; this one holds a Context per node (with
 the `partition-id` simulation would give it) and calls `client_app.app` on each
-train message, so the server's round loop runs against real clients in
-seconds, without Ray. `before_train` lets a test change a client's state (its
-ledger, its settings) between rounds.
+message (train, and the ledger query before it), so the server's round loop
+runs against real clients in seconds, without Ray. `before_train` lets a test
+change a client's state (its ledger, its settings) before its train message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -99,7 +99,8 @@ class FakeGrid(Grid):
         replies = []
         for message in messages:
             node = message.metadata.dst_node_id
-            if self.before_train is not None:
+            train = message.metadata.message_type == MessageType.TRAIN
+            if train and self.before_train is not None:
                 self.before_train(node - FIRST_NODE, message)
             self.sent.append(message)
             replies.append(client_app.app(message, self.contexts[node]))

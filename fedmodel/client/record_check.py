@@ -21,7 +21,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
-from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import reset_count
 from fedmodel.run.checkpoint import recorded_client_figures
 from fedmodel.run.layout import simulated_client_dir
@@ -35,12 +35,17 @@ def check_simulated_clients(settings: RunSettings) -> None:
     """Refuse a client whose data cannot train or whose delta is not below 1/n.
 
     On `resume=true` each client's records must also be the ones its ledger
-    was charged for, and its ledger must hold what the server recorded.
+    was charged for, and its ledger must hold what the server recorded. Each
+    ledger is read once for both.
     """
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
+    ledgers: dict[int, LedgerRecord | None] = {}
     if settings.privacy.record_level and settings.resume:
-        check_ledgers_kept(settings)
+        recorded = recorded_client_figures(Path(settings.run_dir))
+        clients = set(range(settings.num_clients)) | set(recorded)
+        ledgers = _ledger_records(Path(settings.run_dir), clients)
+        check_ledgers_kept(settings, recorded, ledgers)
     for client_id in range(settings.num_clients):
         train_split, _, label_names = load_client_data(settings, client_id)
         if settings.privacy.record_level:
@@ -49,55 +54,83 @@ def check_simulated_clients(settings: RunSettings) -> None:
                 settings.privacy.target_delta,
                 client_id=str(client_id),
             )
-            if settings.resume:
+            if client_id in ledgers:
                 check_same_records(
-                    settings, client_id, train_split, label_names=label_names
+                    settings,
+                    client_id,
+                    train_split,
+                    label_names=label_names,
+                    charged=ledgers[client_id],
                 )
 
 
-def check_ledgers_kept(settings: RunSettings) -> None:
+def _ledger_records(
+    run_dir: Path, clients: set[int]
+) -> dict[int, LedgerRecord | None]:
+    """Each client's ledger as read from its file, by client id.
+
+    A client without a ledger file has no entry; one whose file cannot be
+    read has None: its round refuses that ledger, naming it.
+    """
+    ledgers: dict[int, LedgerRecord | None] = {}
+    for client_id in sorted(clients):
+        path = simulated_client_dir(run_dir, client_id) / LEDGER_FILE
+        if not path.is_file():
+            continue
+        try:
+            ledgers[client_id] = read_record(path)
+        except FedmodelError:
+            ledgers[client_id] = None
+    return ledgers
+
+
+def check_ledgers_kept(
+    settings: RunSettings,
+    recorded: dict[int, dict[str, float]],
+    ledgers: dict[int, LedgerRecord | None],
+) -> None:
     """Refuse a resume whose client's ledger holds less than it was charged.
 
-    The server's checkpoint keeps the steps and epsilon each client last
-    reported. A client whose ledger file was deleted since (or replaced by an
-    older copy) would open a fresh ledger, train and send its noised update;
-    the server refuses that update (federation/continuity.py), but only after
-    it has left the client. So the resume stops here, before any client
-    trains. A ledger its site's operator reset (`fedmodel ledger reset`, which
-    archives it and so raises the client's reset count) starts a new budget
-    on purpose, and passes, as it does at the server. Without a readable
-    checkpoint there is nothing to compare with.
+    `recorded` holds the steps and epsilon each client last reported, as the
+    server's checkpoint keeps them (empty without a readable checkpoint:
+    nothing to compare with); `ledgers` what each client's ledger file holds
+    (`_ledger_records`). A client whose ledger file was deleted since (or
+    replaced by an older copy) would open a fresh ledger; the server's ledger
+    query refuses it before it trains (federation/ledger_query.py), but only
+    once the simulation stack has started, and then the run goes on without
+    it or stops. So the resume stops here, in seconds, naming the ledger. A
+    ledger its site's operator reset (`fedmodel ledger reset`, which archives
+    it and so raises the client's reset count) starts a new budget on
+    purpose, and passes, as it does at the server.
     """
     run_dir = Path(settings.run_dir)
-    for client_id, recorded in sorted(recorded_client_figures(run_dir).items()):
-        charged = int(recorded.get(STEPS_KEY, 0))
+    for client_id, figures in sorted(recorded.items()):
+        charged = int(figures.get(STEPS_KEY, 0))
         state_dir = simulated_client_dir(run_dir, client_id)
-        if charged <= 0 or reset_count(state_dir) > recorded.get(LEDGER_RESETS_KEY, 0):
+        if charged <= 0 or reset_count(state_dir) > figures.get(LEDGER_RESETS_KEY, 0):
             continue
-        path = state_dir / LEDGER_FILE
-        held = _ledger_holding(path, charged)
+        held = _ledger_holding(ledgers, client_id, charged)
         if held is None:
             continue
         raise FedmodelError(
             f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
-            f"{path} {held}, but the run's checkpoint recorded {charged} steps "
-            f"(epsilon {recorded.get(EPSILON_KEY, 0.0):.4f}) charged to it: resumed, "
-            "the client would train and send its update from a ledger that does "
-            "not count what it already released. Restore the client's ledger, "
-            "or start a new run in a folder of its own"
+            f"{state_dir / LEDGER_FILE} {held}, but the run's checkpoint recorded "
+            f"{charged} steps (epsilon {figures.get(EPSILON_KEY, 0.0):.4f}) charged "
+            "to it: resumed, the client would train and send its update from a "
+            "ledger that does not count what it already released. Restore the "
+            "client's ledger, or start a new run in a folder of its own"
         )
 
 
-def _ledger_holding(path: Path, charged: int) -> str | None:
-    """What the ledger at `path` holds, if it is less than `charged` steps."""
-    if not path.is_file():
+def _ledger_holding(
+    ledgers: dict[int, LedgerRecord | None], client_id: int, charged: int
+) -> str | None:
+    """What the client's ledger holds, if it is less than `charged` steps."""
+    if client_id not in ledgers:
         return "does not exist"
-    try:
-        record = read_record(path)
-    except FedmodelError:
-        return None  # the client's round refuses an unusable ledger, naming it
-    if record.steps >= charged:
-        return None
+    record = ledgers[client_id]
+    if record is None or record.steps >= charged:
+        return None  # an unreadable ledger: the client's round refuses it
     epsilon = record.rounds[-1].epsilon if record.rounds else 0.0
     return f"holds {record.steps} steps (epsilon {epsilon:.4f})"
 
@@ -108,6 +141,7 @@ def check_same_records(
     train_split: datasets.Dataset,
     *,
     label_names: tuple[str, ...],
+    charged: LedgerRecord | None,
 ) -> None:
     """Refuse a resume whose client holds records its ledger was not charged for.
 
@@ -118,19 +152,17 @@ def check_same_records(
     deal are checked with the run folder (`run/folder_check.py`); this checks
     the records themselves. A run begun before whole-number labels were
     ordered by value holds the same records under other label ids: that is
-    refused too, and the message says so.
+    refused too, and the message says so. `charged` is the client's ledger
+    as read (None: unreadable, which its round refuses).
     """
-    path = simulated_client_dir(settings.run_dir, client_id) / LEDGER_FILE
-    if not path.is_file():
-        return
-    try:
-        charged = read_record(path).data_fingerprint
-    except FedmodelError:
+    if charged is None:
         return  # the client's round refuses an unusable ledger, naming it
+    path = simulated_client_dir(settings.run_dir, client_id) / LEDGER_FILE
     fingerprint = data_fingerprint(train_split)
-    if charged == fingerprint:
+    if charged.data_fingerprint == fingerprint:
         return
-    if charged == _former_fingerprint(settings.task, train_split, label_names):
+    former = _former_fingerprint(settings.task, train_split, label_names)
+    if charged.data_fingerprint == former:
         raise FedmodelError(
             f"resume=true in {settings.run_dir}: client {client_id}'s training "
             f"records are the ones its privacy ledger {path} was charged for, but "
@@ -141,10 +173,11 @@ def check_same_records(
     raise FedmodelError(
         f"resume=true in {settings.run_dir}: client {client_id}'s training "
         f"records are not the ones its privacy ledger {path} was charged for "
-        f"(fingerprint {charged}, now {fingerprint}). The task's data changed "
-        "since the run began, so its records would be dealt out again and a "
-        "record could be charged under two clients' ledgers. Restore the data "
-        "the run began with, or start a new run in a folder of its own"
+        f"(fingerprint {charged.data_fingerprint}, now {fingerprint}). The task's "
+        "data changed since the run began, so its records would be dealt out "
+        "again and a record could be charged under two clients' ledgers. "
+        "Restore the data the run began with, or start a new run in a folder of "
+        "its own"
     )
 
 

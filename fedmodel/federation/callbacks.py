@@ -120,7 +120,7 @@ class FailureWatch:
                 state.model_name,
                 state.round,
                 state.missing,
-                len(state.messages),
+                state.selected,
             )
         accepted = len(state.accepted)
         if accepted >= self.min_replies or not (state.failures or state.missing):

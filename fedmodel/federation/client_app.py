@@ -3,14 +3,17 @@
 The same app runs in simulation (one virtual SuperNode per client) and at a
 site (a real SuperNode). Its reply holds the trainable weights and numbers
 only; a round that fails replies with one line saying why (never a traceback,
-never a record), so the server can name the client and its reason.
+never a record), so the server can name the client and its reason. A query
+message asks what the client's privacy ledger holds, which the server checks
+before it sends the round's train message (`federation/ledger_query.py`).
 
 Flower 1.41 starts a fresh process for every message a SuperNode receives, so
-what this module imports is paid once per round at every site: the data,
-model-loading and distillation modules are imported only by the rounds that
-need them (see `fedmodel.client.jobs`), and a site in head mode trains on the
-features it stored in round 1. At a site each message's timings are appended
-to `message_timings.jsonl` in its state directory.
+what this module imports is paid for every message at every site (the ledger
+query's and the train message's): the data, model-loading and distillation
+modules are imported only by the rounds that need them (see
+`fedmodel.client.jobs`), and a site in head mode trains on the features it
+stored in round 1. At a site each train message's timings are appended to
+`message_timings.jsonl` in its state directory.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 _APP_IMPORT_STARTED = time.time()
 
 import logging  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from flwr.app import (  # noqa: E402
@@ -59,6 +63,7 @@ from fedmodel.federation.messages import (  # noqa: E402
     CONFIG_KEY,
     EXHAUSTED_KEY,
     METRICS_KEY,
+    RUN_DIR_KEY,
     TEACHER_KEY,
     VERSION_KEY,
     check_server_version,
@@ -69,6 +74,7 @@ from fedmodel.privacy.figure_keys import (  # noqa: E402
     LEDGER_RESETS_KEY,
     ROUND_STEPS_KEY,
 )
+from fedmodel.privacy.ledger_holding import held_figures  # noqa: E402
 from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
@@ -87,10 +93,31 @@ def train(msg: Message, context: Context) -> Message:
     """Train the received weights locally and reply with the update.
 
     A message that also carries the teacher's weights is a federated
-    distillation round: the received weights are the student's. Any failure
-    becomes an error reply holding one line: the FedmodelError's message, or
-    the type and message of an unexpected exception (its traceback stays in
-    this client's log).
+    distillation round: the received weights are the student's.
+    """
+    return _answer(msg, context, _train)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Reply with what this client's privacy ledger holds; nothing is trained.
+
+    The server asks before a round's train message, in rounds where it
+    recorded what clients spent (`federation/ledger_query.py`): only the
+    ledger file is read, no record and no model, and nothing is charged.
+    """
+    return _answer(msg, context, _ledger_figures)
+
+
+def _answer(
+    msg: Message,
+    context: Context,
+    work: Callable[[Message, Context, int], RecordDict],
+) -> Message:
+    """Reply with what `work` returns, or with one line saying why it failed.
+
+    The line is the FedmodelError's message, or the type and message of an
+    unexpected exception (its traceback stays in this client's log).
     """
     setup_logging()  # this process too: Flower's lines off the console
     client_id: int | None = None
@@ -100,7 +127,7 @@ def train(msg: Message, context: Context) -> Message:
             client_id = int(context.node_config[SIMULATED_CLIENT])
         else:
             client_id = site.site_id
-        content = _train(msg, context, client_id)
+        content = work(msg, context, client_id)
     except FedmodelError as exc:
         log.warning("client %s: %s", client_id, exc)
         return _failure(msg, CLIENT_REFUSED, failure_reason(client_id, str(exc)))
@@ -111,6 +138,22 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
+def _ledger_figures(msg: Message, context: Context, client_id: int) -> RecordDict:
+    """The client's id and what its ledger file holds, as a reply's numbers."""
+    config = msg.content[CONFIG_KEY]
+    check_server_version(config.get(VERSION_KEY))
+    site = site_from_node_config(context.node_config)
+    if site is None:
+        state_dir = client_state_dir(str(config[RUN_DIR_KEY]), context, client_id)
+    else:
+        state_dir = site.state_dir
+    figures: dict[str, int | float | list[int] | list[float]] = {
+        **held_figures(state_dir),
+        CLIENT_ID_KEY: client_id,
+    }
+    return RecordDict({METRICS_KEY: MetricRecord(figures)})
+
+
 def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     entered = time.time()
     site = site_from_node_config(context.node_config)
@@ -118,7 +161,7 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     arrays = msg.content.array_records
     teacher = arrays.get(TEACHER_KEY)
     if site is None:
-        state_dir = client_state_dir(settings, context, client_id)
+        state_dir = client_state_dir(settings.run_dir, context, client_id)
         records = None
     else:
         # Which code trains on the site's records: with `fedmodel flwr-app`'s
@@ -220,14 +263,14 @@ def _record_timings(
     )
 
 
-def client_state_dir(settings: RunSettings, context: Context, client_id: int) -> Path:
+def client_state_dir(run_dir: str, context: Context, client_id: int) -> Path:
     """Where this client keeps its ledger and caches.
 
     A site names it in its node config; in simulation it sits in the run folder.
     """
     if STATE_DIR in context.node_config:
         return Path(str(context.node_config[STATE_DIR]))
-    return simulated_client_dir(settings.run_dir, client_id)
+    return simulated_client_dir(run_dir, client_id)
 
 
 def _failure(msg: Message, code: int, reason: str) -> Message:

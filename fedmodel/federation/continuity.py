@@ -5,7 +5,9 @@ server remembers the figures each client last reported (its checkpoint keeps
 them across a resume), so a client whose report shows fewer steps before this
 round's charge, or less epsilon, than the server already saw has lost charges:
 its state folder was deleted, or its ledger replaced or edited. Taking it at
-its word would under-count what it released, so its update is refused. Only a
+its word would under-count what it released, so it is refused: before it
+trains, where the server asks what its ledger holds (`ledger_query.py`), and
+its update too, should one show it after all. Only a
 reset by the site's operator (`fedmodel ledger reset`, which archives the old
 ledger and so raises the count the client reports) starts a budget again.
 """
@@ -39,7 +41,8 @@ def ledger_regression(
     lost = []
     if held_before < earlier_steps:
         lost.append(
-            f"held {held_before:.0f} steps before this round, fewer than the "
+            f"held {held_before:.0f} step{'' if held_before == 1 else 's'} before "
+            "this round, fewer than the "
             f"{earlier_steps:.0f} the server recorded for it"
         )
     if epsilon + EPSILON_TOLERANCE < earlier:

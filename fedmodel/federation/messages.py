@@ -25,6 +25,9 @@ METRICS_KEY = "metrics"
 # (`to_run_config`), `budget-rule-keys` among them: the keys its budget rule
 # filled, which a site whose cap is below the target takes from the rule.
 CONFIG_KEY = "config"
+# The run folder in a message's config: a simulated client's state folder is
+# in it (a site's is in its node config).
+RUN_DIR_KEY = "run-dir"
 EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"
 NUM_EXAMPLES_KEY = "num-examples"

@@ -1,6 +1,8 @@
 """The one round loop, for the teacher's rounds and the student's alike.
 
-Each round: ask the strategy whom to train, send, aggregate, load the
+Each round: ask the strategy whom to train, ask those nodes what their
+privacy ledgers hold where the run asks (`ledger_query.py`), send the train
+messages to the nodes that pass, aggregate, load the
 aggregate, then ask each callback, in order, `after_round(state, metrics)` for
 `(stop, metrics)`, as pfl-research's `FederatedAlgorithm.run` does. What a
 round leaves behind (checkpoint, evaluation, metrics line, console line, the
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
+from fedmodel.federation.ledger_query import ask_ledgers
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
 from fedmodel.federation.strategy import BudgetAwareStrategy
 
@@ -31,6 +34,7 @@ class RoundState:
 
     round: int
     model_name: str
+    # The train messages sent.
     messages: list[Message]
     # How many of the messages were answered within the round's timeout.
     answered: int
@@ -38,6 +42,10 @@ class RoundState:
     failures: list[ClientFailure]
     train_metrics: MetricRecord | None
     started: float = field(default_factory=time.perf_counter)
+    # Selected nodes sent no train message: the ledger query refused them
+    # (their failures are among `failures`) or they did not answer it.
+    held_back: int = 0
+    unanswered_queries: int = 0
 
     @property
     def aggregated(self) -> bool:
@@ -45,9 +53,14 @@ class RoundState:
         return bool(self.accepted)
 
     @property
+    def selected(self) -> int:
+        """Clients the strategy selected, those held back before training too."""
+        return len(self.messages) + self.held_back
+
+    @property
     def missing(self) -> int:
         """Selected clients that did not answer (dropped out or timed out)."""
-        return len(self.messages) - self.answered
+        return len(self.messages) - self.answered + self.unanswered_queries
 
 
 class RoundCallback(Protocol):
@@ -71,6 +84,10 @@ class RoundPlan:
     # Records added to every train message (the teacher's weights in
     # federated distillation).
     extra: dict[str, ArrayRecord] = field(default_factory=dict)
+    # Ask each selected node what its privacy ledger holds before it trains,
+    # in rounds where the server recorded what clients spent (record-level
+    # DP: `ledger_query.py`).
+    ask_ledgers: bool = False
 
 
 def run_rounds(
@@ -90,10 +107,10 @@ def run_rounds(
     """
     for server_round in plan.rounds:
         started = time.perf_counter()
-        messages = strategy.configure_train(
+        selected = strategy.configure_train(
             server_round, arrays, plan.train_config, grid
         )
-        if not messages:
+        if not selected:
             log.warning(
                 "%s round %d: no client is left to train (budgets spent or "
                 "clients failed); stopping",
@@ -101,10 +118,9 @@ def run_rounds(
                 server_round,
             )
             break
-        for message in messages:
-            for key, record in plan.extra.items():
-                message.content[key] = record
-        replies = list(grid.send_and_receive(messages, timeout=plan.timeout))
+        messages, replies, unanswered = _send(
+            grid, strategy, selected, plan=plan, server_round=server_round
+        )
         new_arrays, train_metrics, accepted = strategy.aggregate_train(
             server_round, replies
         )
@@ -120,9 +136,44 @@ def run_rounds(
             failures=list(strategy.round_failures),
             train_metrics=train_metrics,
             started=started,
+            held_back=len(selected) - len(messages),
+            unanswered_queries=unanswered,
         )
         if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
             break
+
+
+def _send(
+    grid: Grid,
+    strategy: BudgetAwareStrategy,
+    selected: list[Message],
+    *,
+    plan: RoundPlan,
+    server_round: int,
+) -> tuple[list[Message], list[Message], int]:
+    """Send the round's train messages: those sent, their replies, unasked nodes.
+
+    With `plan.ask_ledgers`, in a round where the server recorded what clients
+    spent, only the nodes whose ledger kept its charges are sent one; the
+    count is of nodes that did not answer that query.
+    """
+    messages, unanswered = selected, 0
+    if plan.ask_ledgers and strategy.client_figures:
+        messages, unanswered = ask_ledgers(
+            grid,
+            strategy,
+            selected,
+            server_round=server_round,
+            train_config=plan.train_config,
+            timeout=plan.timeout,
+        )
+    for message in messages:
+        for key, record in plan.extra.items():
+            message.content[key] = record
+    if not messages:
+        return [], [], unanswered
+    replies = list(grid.send_and_receive(messages, timeout=plan.timeout))
+    return messages, replies, unanswered
 
 
 def _ask_callbacks(
@@ -146,7 +197,7 @@ def _round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str
     return {
         "round": state.round,
         "train_loss": train_loss,
-        "clients_selected": len(state.messages),
+        "clients_selected": state.selected,
         "clients_aggregated": len(state.accepted),
         "clients_failed": len(state.failures),
         "epsilon_max": max(epsilons) if epsilons else None,

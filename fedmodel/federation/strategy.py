@@ -4,7 +4,8 @@ The wrapper knows which clients have spent their privacy budget or failed for
 good and stops sampling them; it does not know how their updates were noised
 (privacy stays on the client). It checks every reply holds weights and numbers
 only, records why a client gave nothing usable, and refuses a client whose
-ledger reports less than the server already saw it spend.
+ledger reports less than the server already saw it spend: asked before the
+round trains (`admit`), and again in its reply.
 """
 
 from __future__ import annotations
@@ -143,11 +144,12 @@ class BudgetAwareStrategy:
         self.failed_nodes: set[int] = set()
         # The latest figures each client reported, by client id.
         self.client_figures: dict[int, dict[str, float]] = {}
-        # Why clients gave nothing usable in the latest round (reset by each
-        # aggregate_train, also in a round that aggregated nothing).
+        # Why clients gave nothing usable in the latest round (reset as each
+        # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
-        # This round's train messages: the grid gives each an id as it sends
-        # it, and a reply names the id it answers.
+        # This round's train messages (less those its ledger query held
+        # back): the grid gives each an id as it sends it, and a reply names
+        # the id it answers.
         self._sent: list[Message] = []
 
     def for_other_weights(
@@ -169,9 +171,30 @@ class BudgetAwareStrategy:
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:
         """The inner strategy's train messages, minus spent and failed clients."""
+        self.round_failures = []
         skipped = self.exhausted_nodes | self.failed_nodes
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
+        return self._sent
+
+    def admit(
+        self, server_round: int, queries: list[Message], replies: Iterable[Message]
+    ) -> list[Message]:
+        """The round's train messages to the nodes whose ledger kept its charges.
+
+        `replies` answer `queries`, which asked each node of this round's
+        train messages what its ledger holds (`federation/ledger_query.py`).
+        A node that answered with an error, with anything but numbers, or with
+        a ledger that lost charges is sent no train message, and its failure
+        is kept in `round_failures` as a train reply's would be; a node that
+        did not answer is sent none either.
+        """
+        passed = set()
+        for reply in replies:
+            reported = self._reported(server_round, reply, queries)
+            if reported is not None:
+                passed.add(reported[0])
+        self._sent = [m for m in self._sent if m.metadata.dst_node_id in passed]
         return self._sent
 
     def aggregate_train(
@@ -183,7 +206,6 @@ class BudgetAwareStrategy:
         the expected weights and numbers, or report a ledger that lost charges
         are left out; each failure is kept in `round_failures`.
         """
-        self.round_failures = []
         accepted = [r for r in replies if self._accept(server_round, r)]
         if not accepted:
             return None, None, []
@@ -191,23 +213,11 @@ class BudgetAwareStrategy:
         return arrays, aggregated, accepted
 
     def _accept(self, server_round: int, reply: Message) -> bool:
-        node = self._node_of(reply)
-        if reply.has_error():
-            return self._fail(read_failure(server_round, reply, node_id=node))
-        problem = metrics_problem(reply.content)
-        if problem:
-            return self._fail(ClientFailure(server_round, node, None, problem, True))
-        figures = {
-            key: float(value)  # type: ignore[arg-type]
-            for key, value in reply.content.metric_records[METRICS_KEY].items()
-        }
-        client_id = int(figures[CLIENT_ID_KEY])
+        reported = self._reported(server_round, reply, self._sent)
+        if reported is None:
+            return False
+        node, client_id, figures = reported
         previous = self.client_figures.get(client_id)
-        regression = ledger_regression(previous, figures)
-        if regression:
-            return self._fail(
-                ClientFailure(server_round, node, client_id, regression, True)
-            )
         if previous and figures.get(LEDGER_RESETS_KEY, 0) > previous.get(
             LEDGER_RESETS_KEY, 0
         ):
@@ -235,26 +245,52 @@ class BudgetAwareStrategy:
         problem = reply_problem(reply.content, self.expected_shapes)
         if problem:
             reason = f"its update was rejected: {problem}"
-            return self._fail(
-                ClientFailure(server_round, node, client_id, reason, True)
-            )
+            self._fail(ClientFailure(server_round, node, client_id, reason, True))
+            return False
         return True
 
-    def _node_of(self, reply: Message) -> int:
-        """The node a reply is about: the one its message was sent to.
+    def _reported(
+        self, server_round: int, reply: Message, sent: list[Message]
+    ) -> tuple[int, int, dict[str, float]] | None:
+        """A reply's node, client id and figures, if its ledger kept its charges.
+
+        None, with the failure kept, for an error reply, one holding anything
+        but numbers and a client id, or one whose ledger reports less than the
+        server recorded for its client.
+        """
+        node = self._node_of(reply, sent)
+        if reply.has_error():
+            self._fail(read_failure(server_round, reply, node_id=node))
+            return None
+        problem = metrics_problem(reply.content)
+        if problem:
+            self._fail(ClientFailure(server_round, node, None, problem, True))
+            return None
+        figures = {
+            key: float(value)  # type: ignore[arg-type]
+            for key, value in reply.content.metric_records[METRICS_KEY].items()
+        }
+        client_id = int(figures[CLIENT_ID_KEY])
+        regression = ledger_regression(self.client_figures.get(client_id), figures)
+        if regression:
+            self._fail(ClientFailure(server_round, node, client_id, regression, True))
+            return None
+        return node, client_id, figures
+
+    def _node_of(self, reply: Message, sent: list[Message]) -> int:
+        """The node a reply is about: the one its message in `sent` went to.
 
         A reply's sender is the node, except where the SuperLink answers for
         a node it lost (Flower's "Node Unavailable"): that reply comes from
         the SuperLink's own id and names only the message it answers.
         """
         answered = reply.metadata.reply_to_message_id
-        for message in self._sent:
+        for message in sent:
             if answered and message.metadata.message_id == answered:
                 return int(message.metadata.dst_node_id)
         return int(reply.metadata.src_node_id)
 
-    def _fail(self, failure: ClientFailure) -> bool:
+    def _fail(self, failure: ClientFailure) -> None:
         self.round_failures.append(failure)
         if failure.permanent:
             self.failed_nodes.add(failure.node_id)
-        return False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 
 from fedmodel.federation import client_app
 from fedmodel.federation.continuity import ledger_regression
@@ -124,3 +124,28 @@ def test_a_ledger_that_lost_epsilon_is_named_by_its_epsilon() -> None:
 
 def test_a_client_the_server_never_heard_from_is_taken_as_it_is() -> None:
     assert ledger_regression(None, {"epsilon": 1.0, "steps": 5.0}) is None
+
+
+def test_a_ledger_one_step_short_is_named_in_the_singular() -> None:
+    problem = ledger_regression(
+        {"epsilon": 1.0, "steps": 2.0}, {"epsilon": 1.0, "steps": 1.0}
+    )
+    assert problem is not None
+    assert problem.startswith("its privacy ledger held 1 step before this round")
+
+
+def test_the_ledger_query_of_another_version_is_refused_in_one_line() -> None:
+    content = RecordDict(
+        {"config": ConfigRecord({"fedmodel-version": "0.0.1", "run-dir": "/r"})}
+    )
+    message = Message(content=content, metadata=reply_metadata(0))
+    context = Context(
+        run_id=1,
+        node_id=7,
+        node_config={"partition-id": 3},
+        state=RecordDict(),
+        run_config={},
+    )
+    reply = client_app.query(message, context)
+    assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+    assert reply.error.reason.startswith("client 3: the server runs fedmodel 0.0.1")

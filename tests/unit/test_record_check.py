@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.client import record_check
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.ledger_record import LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, simulated_client_dir
@@ -182,3 +184,19 @@ def test_a_ledger_older_than_the_checkpoint_is_refused(tmp_path: Path) -> None:
         f"(epsilon {held:.4f}), but the run's checkpoint recorded 4 steps "
         "(epsilon 2.5000)"
     ) in str(refused.value)
+
+
+def test_a_resume_reads_each_clients_ledger_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One read serves both checks: the steps recorded and the records charged.
+    run_dir = _charged_run(tmp_path)
+    reads: list[Path] = []
+
+    def counted(path: Path) -> LedgerRecord:
+        reads.append(path)
+        return read_record(path)
+
+    monkeypatch.setattr(record_check, "read_record", counted)
+    check_simulated_clients(_settings(tmp_path, "resume=true"))
+    assert sorted(reads) == [client_ledger_path(run_dir, c) for c in (0, 1)]

@@ -30,7 +30,7 @@ from fedmodel.run.metrics import read_rounds
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.model_selection import LastRoundOrStart
 from tests.conftest import client_ledger, client_ledger_path, logging_restored
-from tests.fake_grid import FakeGrid, Killed
+from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
 
 TINY_RUN = [
     "model=tiny",
@@ -95,7 +95,11 @@ def test_the_killed_run_kept_round_one(after_round_one: Path) -> None:
 
 
 def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
-    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    grid = FakeGrid(2)
+    summary = run_federation(grid, _settings(run_dir, "resume=true"))
+    # The resumed round asked both clients' ledgers before training them.
+    sent = [m.metadata.message_type for m in grid.sent]
+    assert sent == ["query", "query", "train", "train"]
     assert summary["status"] == "ok"
     assert summary["rounds_completed"] == 2
     assert summary["warm_start"] is False  # the killed run's start, kept
@@ -143,6 +147,8 @@ def test_a_round_that_aggregated_nothing_has_no_compute_figure(
     with pytest.raises(FedmodelError, match="no client returned an update"):
         run_federation(grid, _settings(run_dir, "privacy=off"))
     first, second = read_rounds(run_dir)
+    # Without record-level DP no client is asked what its ledger holds.
+    assert [m.metadata.message_type for m in grid.sent] == ["train"] * 4
     assert second["clients_aggregated"] == 0
     assert second["client_compute_seconds"] is None
     assert first["client_compute_seconds"] > 0
@@ -321,13 +327,24 @@ def test_a_ledger_that_lost_charges_is_refused_on_resume(
             ],
         }
         (state / "privacy_ledger.json").write_text(json.dumps(edited))
+    ledger = client_ledger_path(run_dir, 0)
+    damaged = ledger.read_text() if ledger.exists() else None
+    grid = FakeGrid(2)
     with pytest.raises(FedmodelError) as failure:
-        run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+        run_federation(grid, _settings(run_dir, "resume=true"))
     message = str(failure.value)
     recorded = f"{before['rounds'][-1]['epsilon']:.4f}"
     charged = sum(entry[2] for entry in before["history"])
-    assert "client 0 failed (its privacy ledger held" in message
-    assert f"steps before this round, fewer than the {charged} the server" in message
+    held = "0 steps" if damage == "deleted" else "1 step"
+    assert f"client 0 failed (its privacy ledger held {held} before this round" in (
+        message
+    )
+    assert f"before this round, fewer than the {charged} the server" in message
+    # Refused when the server asked what its ledger holds, before it trained:
+    # it was sent no train message, and its ledger was charged nothing.
+    trained = {m.metadata.dst_node_id for m in grid.sent if m.content.array_records}
+    assert trained == {FIRST_NODE + 1}
+    assert (ledger.read_text() if ledger.exists() else None) == damaged
     assert "fedmodel ledger reset" in message
     assert "Traceback" not in message
     summary = _summary(run_dir)
@@ -353,6 +370,8 @@ def test_rejected_updates_still_show_their_charges(run_dir: Path) -> None:
     def poison(messages: Any, *, timeout: float | None = None) -> list[Message]:
         replies = list(deliver(messages, timeout=timeout))
         for reply in replies:
+            if reply.metadata.message_type != "train":
+                continue  # the ledger query's answer holds no update
             # What a learning rate of NaN makes of an update.
             weights = reply.content["arrays"].to_torch_state_dict()
             reply.content["arrays"] = ArrayRecord(

@@ -1,22 +1,32 @@
-"""Strategy registry and the server's checks on what clients send back."""
+"""Strategy registry and the server's checks on what clients send back.
+
+The ledger query's tests ask the real ClientApp, in-process (`FakeGrid`).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from datasets import Dataset
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.server.superlink.linkstate.utils import (
     create_message_error_unavailable_res_message,
 )
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
+from fedmodel import __version__
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.ledger_query import ask_ledgers
 from fedmodel.federation.messages import reply_problem
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
-from tests.conftest import group_settings
-from tests.fake_grid import FakeGrid
+from fedmodel.privacy.ledger_reset import archive_ledger
+from fedmodel.run.layout import simulated_client_dir
+from tests.conftest import charge_client_ledger, client_ledger, group_settings
+from tests.fake_grid import FIRST_NODE, FakeGrid
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
 
@@ -126,3 +136,73 @@ def test_a_node_the_superlink_lost_is_named_by_the_message_it_was_sent() -> None
     (failure,) = strategy.round_failures
     assert failure.node_id == lost.metadata.dst_node_id
     assert "Node Unavailable" in failure.reason and not failure.permanent
+
+
+def _ledger_query_round(
+    run_dir: Path, recorded: dict[int, dict[str, float]]
+) -> tuple[BudgetAwareStrategy, FakeGrid, list[Message], int]:
+    """Round 2's ledger query to the real ClientApps of clients 0 and 1."""
+    grid = FakeGrid(2)
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    strategy.client_figures.update(recorded)
+    messages = strategy.configure_train(2, _update()["arrays"], ConfigRecord(), grid)
+    admitted, unanswered = ask_ledgers(
+        grid,
+        strategy,
+        messages,
+        server_round=2,
+        train_config=ConfigRecord(
+            {"fedmodel-version": __version__, "run-dir": str(run_dir)}
+        ),
+        timeout=60,
+    )
+    return strategy, grid, admitted, unanswered
+
+
+def test_a_node_whose_ledger_lost_charges_is_sent_no_train_message(
+    tmp_path: Path,
+) -> None:
+    # The server recorded round 1's charge of both clients; client 0's state
+    # folder was deleted since, client 1's kept.
+    run_dir = tmp_path / "run"
+    records = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    charge_client_ledger(run_dir, 1, records)
+    held = client_ledger(run_dir, 1)
+    figures = {
+        "steps": float(held["rounds"][-1]["steps"]),
+        "epsilon": held["rounds"][-1]["epsilon"],
+        "ledger-resets": 0.0,
+    }
+    strategy, grid, admitted, unanswered = _ledger_query_round(
+        run_dir, {0: dict(figures), 1: dict(figures)}
+    )
+
+    assert [m.metadata.dst_node_id for m in admitted] == [FIRST_NODE + 1]
+    assert unanswered == 0
+    (failure,) = strategy.round_failures
+    assert (failure.client_id, failure.node_id) == (0, FIRST_NODE)
+    assert failure.permanent and FIRST_NODE in strategy.failed_nodes
+    assert failure.reason.startswith(
+        "its privacy ledger held 0 steps before this round, fewer than the 2 the "
+        "server recorded for it and reports epsilon 0.0000, below the "
+    )
+    # Only queries went out, and they charged nothing, wrote nothing.
+    assert {m.metadata.message_type for m in grid.sent} == {"query"}
+    assert not simulated_client_dir(run_dir, 0).exists()
+    assert client_ledger(run_dir, 1) == held
+
+
+def test_a_ledger_reset_by_its_operator_passes_the_ledger_query(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    records = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    for client in (0, 1):
+        charge_client_ledger(run_dir, client, records)
+    held = client_ledger(run_dir, 0)
+    figures = {"steps": 2.0, "epsilon": held["rounds"][-1]["epsilon"]}
+    archive_ledger(simulated_client_dir(run_dir, 0))
+    strategy, _, admitted, _ = _ledger_query_round(
+        run_dir, {0: dict(figures), 1: dict(figures)}
+    )
+    assert len(admitted) == 2 and not strategy.round_failures
