@@ -24,7 +24,10 @@ def read_utf8(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise FedmodelError(f"cannot read file {path}: {exc}") from exc
+        raise FedmodelError(
+            f"cannot read file {path} ({exc.strerror or exc}): fix the path, or "
+            "let this user read the file"
+        ) from exc
     if raw.startswith(_UTF16_MARKS):
         raise FedmodelError(
             f"file {path} is UTF-16 text (a spreadsheet's 'Unicode text' "

@@ -484,5 +484,13 @@ def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) ->
     named = re.escape(f"--labels-file (node config labels-file): '{path}'")
     with pytest.raises(FedmodelError, match=f"{named}.*{fragment}"):
         agreed_labels(path)
-    with pytest.raises(FedmodelError, match=r"labels-file\): cannot read file .*miss"):
-        agreed_labels(tmp_path / "missing.txt")
+    # A SuperNode started with Flower's own --node-config meets a wrong path
+    # first in a round (`fedmodel supernode` checks it at launch): the line
+    # says what to do, as the other refusals of the file do.
+    missing = tmp_path / "missing.txt"
+    said = (
+        f"--labels-file (node config labels-file): cannot read file {missing} "
+        "(No such file or directory): fix the path, or let this user read the file"
+    )
+    with pytest.raises(FedmodelError, match=re.escape(said)):
+        agreed_labels(missing)
