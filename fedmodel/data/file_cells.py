@@ -54,23 +54,24 @@ def column_cells(
 
 
 def text_cells(
-    table: pd.DataFrame, column: str, *, path: Path, key: str
+    table: pd.DataFrame, column: str, *, path: Path, key: str, role: str = "text"
 ) -> list[str]:
     """A column's texts as written, refusing missing cells and cells that are no string.
 
     A JSON or Parquet number or true/false is refused: str() would train on
     `True` for JSON's `true` and `100000.0` for `1e5`, and most often it is
-    the wrong column. The training files, `fedmodel predict --input` and
-    `distill.transfer_file` all read their texts here.
+    the wrong column. The training files, `fedmodel predict --input`,
+    `distill.transfer_file` and the label descriptions (`role`
+    "description") all read their texts here.
     """
-    values = column_cells(table, column, role="text", path=path, key=key)
+    values = column_cells(table, column, role=role, path=path, key=key)
     texts = [value for value in values if isinstance(value, str)]
     if len(texts) < len(values):
         rows = [row for row, v in enumerate(values, start=1) if not isinstance(v, str)]
         problem = "numbers or true/false, not strings,"
         fix = "write them as strings"
         raise _refused(
-            rows, problem, fix, role="text", column=column, path=path, key=key
+            rows, problem, fix, role=role, column=column, path=path, key=key
         )
     return texts
 

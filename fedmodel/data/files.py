@@ -15,7 +15,6 @@ import datasets
 
 from fedmodel.config import TaskSettings
 from fedmodel.data.file_cells import (
-    column_cells,
     label_cells,
     require_column,
     text_cells,
@@ -162,7 +161,7 @@ def _descriptions(path: Path, *, task: TaskSettings, key: str) -> dict[str, str]
     ):
         require_column(table, column, role=role, fix=fix, path=path, key=key)
     labels = label_cells(table, task.label_column, path=path, key=key)
-    texts = column_cells(
+    texts = text_cells(
         table, DESCRIPTION_COLUMN, role="description", path=path, key=key
     )
     described: dict[str, tuple[int, str]] = {}
@@ -172,7 +171,7 @@ def _descriptions(path: Path, *, task: TaskSettings, key: str) -> dict[str, str]
                 f"{key}: file {path} describes label {name!r} twice, at rows "
                 f"{described[name][0]} and {row} ({ROW_CONVENTION}); keep one"
             )
-        described[name] = (row, str(text).strip())
+        described[name] = (row, text.strip())
     return {name: text for name, (_, text) in described.items()}
 
 

@@ -97,6 +97,29 @@ def test_label_descriptions_are_checked_with_the_files(
         load_task(task, seed=0)
 
 
+def test_a_description_that_is_no_string_is_refused_by_row(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # A description is a text the encoder reads: JSON's 5 or true would be
+    # described as "5" or "True", as a text would be trained on.
+    site = tmp_path / "site.csv"
+    site.write_text("text,label\nchest pain,1\nbroken hip,2\n")
+    described = tmp_path / "labels.jsonl"
+    described.write_text(
+        json.dumps({"label": "1", "description": "heart"})
+        + "\n"
+        + json.dumps({"label": "2", "description": True})
+        + "\n"
+    )
+    task = _task([site], test_csv, label_descriptions=str(described))
+    pattern = (
+        r"labels.jsonl has 1 description\(s\) that are numbers or true/false, "
+        r"not strings, in column 'description' at row\(s\) 2 "
+    )
+    with pytest.raises(FedmodelError, match=pattern):
+        load_task(task, seed=0)
+
+
 def test_a_label_in_either_unicode_form_is_one_label(
     tmp_path: Path, test_csv: Path
 ) -> None:
