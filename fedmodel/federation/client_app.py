@@ -3,9 +3,11 @@
 The same app runs in simulation (one virtual SuperNode per client) and at a
 site (a real SuperNode). Its reply holds the trainable weights and numbers
 only; a round that fails replies with one line saying why (never a traceback,
-never a record), so the server can name the client and its reason. A query
-message asks what the client's privacy ledger holds, which the server checks
-before it sends the round's train message (`federation/ledger_query.py`).
+never a record), so the server can name the client and its reason. Before
+a round trains, the client's privacy ledger is checked against what the server
+recorded (`federation/ledger_query.py`): a train message that carries those
+figures is refused before anything is read or charged where the ledger holds
+less, and a query message asks what the ledger holds, for the server to check.
 
 Flower 1.41 starts a fresh process for every message a SuperNode receives, so
 what this module imports is paid for every message at every site (the ledger
@@ -41,7 +43,6 @@ from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E
 from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SIMULATED_CLIENT,
-    STATE_DIR,
     SiteConfig,
     capped_settings,
     check_site_labels,
@@ -55,6 +56,7 @@ from fedmodel.config import (  # noqa: E402
     settings_from_dict,
 )
 from fedmodel.errors import FedmodelError  # noqa: E402
+from fedmodel.federation.continuity import check_recorded_ledger  # noqa: E402
 from fedmodel.federation.messages import (  # noqa: E402
     ARRAYS_KEY,
     CLIENT_CRASHED,
@@ -63,6 +65,7 @@ from fedmodel.federation.messages import (  # noqa: E402
     CONFIG_KEY,
     EXHAUSTED_KEY,
     METRICS_KEY,
+    RECORDED_KEY,
     RUN_DIR_KEY,
     TEACHER_KEY,
     VERSION_KEY,
@@ -103,8 +106,9 @@ def query(msg: Message, context: Context) -> Message:
     """Reply with what this client's privacy ledger holds; nothing is trained.
 
     The server asks before a round's train message, in rounds where it
-    recorded what clients spent (`federation/ledger_query.py`): only the
-    ledger file is read, no record and no model, and nothing is charged.
+    recorded what clients spent and cannot tell this node which client it is
+    (`federation/ledger_query.py`): only the ledger file is read, no record
+    and no model, and nothing is charged.
     """
     return _answer(msg, context, _ledger_figures)
 
@@ -143,10 +147,7 @@ def _ledger_figures(msg: Message, context: Context, client_id: int) -> RecordDic
     config = msg.content[CONFIG_KEY]
     check_server_version(config.get(VERSION_KEY))
     site = site_from_node_config(context.node_config)
-    if site is None:
-        state_dir = client_state_dir(str(config[RUN_DIR_KEY]), context, client_id)
-    else:
-        state_dir = site.state_dir
+    state_dir = client_state_dir(site, str(config[RUN_DIR_KEY]), client_id)
     figures: dict[str, int | float | list[int] | list[float]] = {
         **held_figures(state_dir),
         CLIENT_ID_KEY: client_id,
@@ -160,10 +161,12 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     round_number, settings = _round_settings(msg, site)
     arrays = msg.content.array_records
     teacher = arrays.get(TEACHER_KEY)
-    if site is None:
-        state_dir = client_state_dir(settings.run_dir, context, client_id)
-        records = None
-    else:
+    state_dir = client_state_dir(site, settings.run_dir, client_id)
+    recorded = msg.content.config_records.get(RECORDED_KEY)
+    if recorded is not None:  # before a record is read or a step charged
+        check_recorded_ledger(recorded, client_id=client_id, state_dir=state_dir)
+    records = None
+    if site is not None:
         # Which code trains on the site's records: with `fedmodel flwr-app`'s
         # bundle, the site's own installed fedmodel.
         log.info(
@@ -174,7 +177,6 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
             Path(fedmodel.__file__).parent,
         )
         settings = capped_settings(settings, site)
-        state_dir = site.state_dir
         # The mode by name, not by the registry (model/finetune.py): that
         # imports transformers, which a site's message process keeps out of
         # its start-up until it trains (test_site_features.py checks it).
@@ -263,14 +265,12 @@ def _record_timings(
     )
 
 
-def client_state_dir(run_dir: str, context: Context, client_id: int) -> Path:
+def client_state_dir(site: SiteConfig | None, run_dir: str, client_id: int) -> Path:
     """Where this client keeps its ledger and caches.
 
     A site names it in its node config; in simulation it sits in the run folder.
     """
-    if STATE_DIR in context.node_config:
-        return Path(str(context.node_config[STATE_DIR]))
-    return simulated_client_dir(run_dir, client_id)
+    return simulated_client_dir(run_dir, client_id) if site is None else site.state_dir
 
 
 def _failure(msg: Message, code: int, reason: str) -> Message:

@@ -1,4 +1,4 @@
-"""Before a round trains, each selected client says what its privacy ledger holds.
+"""Before a round trains, each selected client's ledger is checked against the record.
 
 A client whose state folder was deleted, or whose ledger was replaced by an
 older copy, opens a fresh ledger: its budget starts again, and it would train
@@ -6,16 +6,26 @@ and send an update that budget never allowed. The server knows what it
 recorded each client spending (its checkpoint keeps that across a resume); a
 client cannot know without being told, and telling one site another's figures
 would reveal its record count. So in a round where the server holds recorded
-figures, it first sends each selected node a query message. The node answers
-with its client id and what its ledger file holds (it reads no record and
-charges nothing); the strategy compares that with its record
-(`continuity.ledger_regression`), and only the nodes that pass are sent the
-round's train message.
+figures, each selected node's ledger is compared with the record
+(`continuity.ledger_regression`) before it trains, one of two ways:
 
-The client names itself in its answer because node ids do not identify
-clients for long: Flower 1.41 draws them at random for each simulation and,
-without node authentication, for each SuperNode connection, so a resumed run
-or a restarted site meets nodes the server has never seen.
+- A node that reported its client's recorded figures in this server process
+  gets them back in its train message, with that client's id
+  (`RECORDED_KEY`). The client compares them with its ledger file before it
+  reads a record or charges, and refuses to train on less
+  (`continuity.check_recorded_ledger`). No extra message: from its first
+  reply on, this is every node of a run.
+- Any other node (in a resumed run's first round; a site that came back
+  under a new node id) is first sent a query message. It answers with its
+  client id and what its ledger file holds (it reads no record and charges
+  nothing); the strategy compares that with its record, and only the nodes
+  that pass are sent the round's train message.
+
+Node ids do not identify clients for long: Flower 1.41 draws them at random
+for each simulation and, without node authentication, for each SuperNode
+connection. Within one server process a node stays the node that replied, so
+figures go back only to the node they came from, never to another node that
+names the same client.
 """
 
 from __future__ import annotations
@@ -26,13 +36,19 @@ import time
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fedmodel.federation.messages import CONFIG_KEY, RUN_DIR_KEY, VERSION_KEY
+from fedmodel.federation.continuity import recorded_for
+from fedmodel.federation.messages import (
+    CONFIG_KEY,
+    RECORDED_KEY,
+    RUN_DIR_KEY,
+    VERSION_KEY,
+)
 from fedmodel.federation.strategy import BudgetAwareStrategy
 
 log = logging.getLogger(__name__)
 
 
-def ask_ledgers(
+def check_ledgers(
     grid: Grid,
     strategy: BudgetAwareStrategy,
     messages: list[Message],
@@ -41,7 +57,62 @@ def ask_ledgers(
     train_config: ConfigRecord,
     timeout: float,
 ) -> tuple[list[Message], int]:
-    """The train messages whose node's ledger kept its charges; unanswered queries.
+    """The round's train messages to send, each checked; unanswered queries.
+
+    A message to a node that reported its client's recorded figures carries
+    them; the other nodes are asked first (`_ask_ledgers`).
+    """
+    unknown = []
+    for message in messages:
+        client_id = _reported_client(strategy, message.metadata.dst_node_id)
+        if client_id is None:
+            unknown.append(message)
+        else:
+            _carry_recorded(message, client_id, strategy.client_figures[client_id])
+    if not unknown:
+        return messages, 0
+    return _ask_ledgers(
+        grid,
+        strategy,
+        unknown,
+        server_round=server_round,
+        train_config=train_config,
+        timeout=timeout,
+    )
+
+
+def _reported_client(strategy: BudgetAwareStrategy, node: int) -> int | None:
+    """The client whose recorded figures came from `node`'s reply in this process.
+
+    None where they came from none of its replies, or where it reported
+    figures for more than one client: such a node is asked instead.
+    """
+    clients = [c for c, source in strategy.reporters.items() if source == node]
+    return clients[0] if len(clients) == 1 else None
+
+
+def _carry_recorded(
+    message: Message, client_id: int, figures: dict[str, float]
+) -> None:
+    """Add what the server recorded for `client_id` to this message alone."""
+    record = ConfigRecord({**recorded_for(client_id, figures)})
+    # The inner strategy gives all of a round's messages one content.
+    message.content = RecordDict({**message.content, RECORDED_KEY: record})
+
+
+def _ask_ledgers(
+    grid: Grid,
+    strategy: BudgetAwareStrategy,
+    messages: list[Message],
+    *,
+    server_round: int,
+    train_config: ConfigRecord,
+    timeout: float,
+) -> tuple[list[Message], int]:
+    """The round's train messages less those `messages` held back; unanswered queries.
+
+    Each node of `messages` is asked what its ledger holds; one whose ledger
+    lost charges, or that did not answer, is sent no train message.
 
     A query carries the server's version (a client of another refuses it, as
     it would the train message) and the run folder (a simulated client's

@@ -34,6 +34,10 @@ NUM_EXAMPLES_KEY = "num-examples"
 # In federated distillation rounds the teacher's weights travel beside the
 # student's (ARRAYS_KEY).
 TEACHER_KEY = "teacher"
+# A train message to a node the server recorded figures from in this server
+# process carries them back, with the client id it reported them as
+# (`ledger_query.py`): the client refuses to train on a ledger holding less.
+RECORDED_KEY = "recorded-ledger"
 
 # The server's fedmodel version, in every train message's config. Each machine
 # runs the fedmodel installed on it (`fedmodel flwr-app`), so a client

@@ -1,10 +1,10 @@
 """The one round loop, for the teacher's rounds and the student's alike.
 
-Each round: ask the strategy whom to train, ask those nodes what their
-privacy ledgers hold where the run asks (`ledger_query.py`), send the train
-messages to the nodes that pass, aggregate, load the
-aggregate, then ask each callback, in order, `after_round(state, metrics)` for
-`(stop, metrics)`, as pfl-research's `FederatedAlgorithm.run` does. What a
+Each round: ask the strategy whom to train, check their privacy ledgers
+against the server's record where the run asks (`ledger_query.py`), send the
+train messages to the nodes that pass, aggregate, load the aggregate, then
+ask each callback, in order, `after_round(state, metrics)` for `(stop,
+metrics)`, as pfl-research's `FederatedAlgorithm.run` does. What a
 round leaves behind (checkpoint, evaluation, metrics line, console line, the
 budget and failure stops) is one callback each, in `federation/callbacks.py`.
 """
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
-from fedmodel.federation.ledger_query import ask_ledgers
+from fedmodel.federation.ledger_query import check_ledgers
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
 from fedmodel.federation.strategy import BudgetAwareStrategy
 
@@ -84,10 +84,10 @@ class RoundPlan:
     # Records added to every train message (the teacher's weights in
     # federated distillation).
     extra: dict[str, ArrayRecord] = field(default_factory=dict)
-    # Ask each selected node what its privacy ledger holds before it trains,
-    # in rounds where the server recorded what clients spent (record-level
-    # DP: `ledger_query.py`).
-    ask_ledgers: bool = False
+    # Check each selected node's privacy ledger against the server's record
+    # before it trains, in rounds where the server recorded what clients
+    # spent (record-level DP: `ledger_query.py`).
+    check_ledgers: bool = False
 
 
 def run_rounds(
@@ -153,13 +153,14 @@ def _send(
 ) -> tuple[list[Message], list[Message], int]:
     """Send the round's train messages: those sent, their replies, unasked nodes.
 
-    With `plan.ask_ledgers`, in a round where the server recorded what clients
-    spent, only the nodes whose ledger kept its charges are sent one; the
-    count is of nodes that did not answer that query.
+    With `plan.check_ledgers`, in a round where the server recorded what
+    clients spent, each message carries its node's recorded figures or goes
+    only to a node whose answer to a ledger query passed; the count is of
+    nodes that did not answer that query.
     """
     messages, unanswered = selected, 0
-    if plan.ask_ledgers and strategy.client_figures:
-        messages, unanswered = ask_ledgers(
+    if plan.check_ledgers and strategy.client_figures:
+        messages, unanswered = check_ledgers(
             grid,
             strategy,
             selected,

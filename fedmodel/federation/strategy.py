@@ -144,6 +144,8 @@ class BudgetAwareStrategy:
         self.failed_nodes: set[int] = set()
         # The latest figures each client reported, by client id.
         self.client_figures: dict[int, dict[str, float]] = {}
+        # The node each client's figures came from, in this server process only.
+        self.reporters: dict[int, int] = {}
         # Why clients gave nothing usable in the latest round (reset as each
         # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
@@ -165,6 +167,7 @@ class BudgetAwareStrategy:
         other.exhausted_nodes = self.exhausted_nodes
         other.failed_nodes = self.failed_nodes
         other.client_figures = self.client_figures
+        other.reporters = self.reporters
         return other
 
     def configure_train(
@@ -180,21 +183,21 @@ class BudgetAwareStrategy:
     def admit(
         self, server_round: int, queries: list[Message], replies: Iterable[Message]
     ) -> list[Message]:
-        """The round's train messages to the nodes whose ledger kept its charges.
+        """The round's train messages, less those to asked nodes that did not pass.
 
-        `replies` answer `queries`, which asked each node of this round's
-        train messages what its ledger holds (`federation/ledger_query.py`).
-        A node that answered with an error, with anything but numbers, or with
-        a ledger that lost charges is sent no train message, and its failure
-        is kept in `round_failures` as a train reply's would be; a node that
-        did not answer is sent none either.
+        `replies` answer `queries`, which asked nodes of this round's train
+        messages what their ledger holds (`federation/ledger_query.py`). A
+        node that answered with an error, with anything but numbers, or with a
+        ledger that lost charges is sent no train message, and its failure is
+        kept in `round_failures` as a train reply's would be; a node that did
+        not answer is sent none either.
         """
-        passed = set()
+        held = {int(query.metadata.dst_node_id) for query in queries}
         for reply in replies:
             reported = self._reported(server_round, reply, queries)
             if reported is not None:
-                passed.add(reported[0])
-        self._sent = [m for m in self._sent if m.metadata.dst_node_id in passed]
+                held.discard(reported[0])
+        self._sent = [m for m in self._sent if m.metadata.dst_node_id not in held]
         return self._sent
 
     def aggregate_train(
@@ -233,6 +236,7 @@ class BudgetAwareStrategy:
             figures[NUM_EXAMPLES_KEY] = previous.get(NUM_EXAMPLES_KEY, 0.0)
         # Every charge a client reports counts, whether or not its update is used.
         self.client_figures[client_id] = figures
+        self.reporters[client_id] = node
         if figures.get(EXHAUSTED_KEY, 0):
             self.exhausted_nodes.add(node)
             log.warning(

@@ -1,9 +1,10 @@
 """What a client's privacy ledger file holds, read without opening it to charge.
 
-Before a round trains, the server asks each client it recorded charges for
-what its ledger holds (`federation/ledger_query.py`) and compares the answer
-with its record (`federation/continuity.py`). The answer comes from the file
-alone: no training record is read, no accountant is run, nothing is charged.
+Before a round trains, what a client's ledger holds is compared with what the
+server recorded (`federation/ledger_query.py`, `federation/continuity.py`): by
+the client, where its train message carries the record, or by the server,
+which asks the client. Either way the figures come from the file alone: no
+training record is read, no accountant is run, nothing is charged.
 """
 
 from __future__ import annotations

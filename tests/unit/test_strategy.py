@@ -20,8 +20,8 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedmodel import __version__
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.ledger_query import ask_ledgers
-from fedmodel.federation.messages import reply_problem
+from fedmodel.federation.ledger_query import check_ledgers
+from fedmodel.federation.messages import RECORDED_KEY, reply_problem
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
@@ -139,14 +139,22 @@ def test_a_node_the_superlink_lost_is_named_by_the_message_it_was_sent() -> None
 
 
 def _ledger_query_round(
-    run_dir: Path, recorded: dict[int, dict[str, float]]
+    run_dir: Path,
+    recorded: dict[int, dict[str, float]],
+    *,
+    reporters: dict[int, int] | None = None,
 ) -> tuple[BudgetAwareStrategy, FakeGrid, list[Message], int]:
-    """Round 2's ledger query to the real ClientApps of clients 0 and 1."""
+    """Round 2's ledger check of the real ClientApps of clients 0 and 1.
+
+    `reporters` (client id: node) are the nodes the server heard from in this
+    process; it asks the others what their ledger holds.
+    """
     grid = FakeGrid(2)
     strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
     strategy.client_figures.update(recorded)
+    strategy.reporters.update(reporters or {})
     messages = strategy.configure_train(2, _update()["arrays"], ConfigRecord(), grid)
-    admitted, unanswered = ask_ledgers(
+    admitted, unanswered = check_ledgers(
         grid,
         strategy,
         messages,
@@ -206,3 +214,27 @@ def test_a_ledger_reset_by_its_operator_passes_the_ledger_query(
         run_dir, {0: dict(figures), 1: dict(figures)}
     )
     assert len(admitted) == 2 and not strategy.round_failures
+
+
+def test_recorded_figures_go_back_only_to_the_node_that_reported_them(
+    tmp_path: Path,
+) -> None:
+    # The server recorded both clients' figures, client 1's from a checkpoint:
+    # only node FIRST_NODE replied in this process (as client 0).
+    run_dir = tmp_path / "run"
+    records = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    for client in (0, 1):
+        charge_client_ledger(run_dir, client, records)
+    held = client_ledger(run_dir, 0)["rounds"][-1]
+    figures = {"steps": 2.0, "epsilon": held["epsilon"], "ledger-resets": 0.0}
+    strategy, grid, admitted, _ = _ledger_query_round(
+        run_dir,
+        {0: {**figures, "num-examples": 2.0}, 1: dict(figures)},
+        reporters={0: FIRST_NODE},
+    )
+    assert [(m.metadata.dst_node_id, m.metadata.message_type) for m in grid.sent] == [
+        (FIRST_NODE + 1, "query")
+    ]
+    told, asked = sorted(admitted, key=lambda m: m.metadata.dst_node_id)
+    assert dict(told.content[RECORDED_KEY]) == {**figures, "client-id": 0}
+    assert RECORDED_KEY not in asked.content and not strategy.round_failures
