@@ -28,18 +28,24 @@ class Killed(BaseException):
 
 
 class FakeGrid(Grid):
-    """Nodes `FIRST_NODE + i` run partition i of the simulated task."""
+    """Nodes `first_node + i` run partition i of the simulated task.
+
+    A test of a server that restarted passes another `first_node`: Flower
+    draws node ids anew for each simulation and SuperNode connection.
+    """
 
     def __init__(
         self,
         num_nodes: int,
         *,
         before_train: Callable[[int, Message], None] | None = None,
+        first_node: int = FIRST_NODE,
     ) -> None:
+        self.first_node = first_node
         self.contexts = {
-            FIRST_NODE + i: Context(
+            first_node + i: Context(
                 run_id=1,
-                node_id=FIRST_NODE + i,
+                node_id=first_node + i,
                 node_config={SIMULATED_CLIENT: i},
                 state=RecordDict(),
                 run_config={},
@@ -101,7 +107,7 @@ class FakeGrid(Grid):
             node = message.metadata.dst_node_id
             train = message.metadata.message_type == MessageType.TRAIN
             if train and self.before_train is not None:
-                self.before_train(node - FIRST_NODE, message)
+                self.before_train(node - self.first_node, message)
             self.sent.append(message)
             replies.append(client_app.app(message, self.contexts[node]))
         return replies

@@ -21,6 +21,7 @@ import torch
 
 from fedmodel.federation.messages import ClientFailure
 from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import append_round
 from fedmodel.training.loops import EvalResult
@@ -242,7 +243,11 @@ class ConsoleLine:
 
 
 class BudgetStop:
-    """Stop once every client has spent its privacy budget."""
+    """Stop once every client has spent its privacy budget.
+
+    Clients are counted by client id, from their latest figures: a client
+    seen under several node ids (a resume, a reconnected SuperNode) is one.
+    """
 
     def __init__(self, strategy: BudgetAwareStrategy, *, num_clients: int) -> None:
         self.strategy = strategy
@@ -250,7 +255,7 @@ class BudgetStop:
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """The stop signal: no client has budget for another round."""
-        if len(self.strategy.exhausted_nodes) < self.num_clients:
+        if len(spent_clients(self.strategy.client_figures)) < self.num_clients:
             return False, {}
         log.warning(
             "%s round %d: every client has spent its privacy budget; stopping",

@@ -50,7 +50,7 @@ class SaveCheckpoint:
         self.saved = resumed
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Save weights, budget state, client figures, round history, the start.
+        """Save weights, client figures, round history, the start.
 
         The start is keep_best's (round and weights) and the run's evaluation.
         """
@@ -59,7 +59,6 @@ class SaveCheckpoint:
             Checkpoint(
                 round=state.round,
                 weights=self.weights(),
-                exhausted_nodes=sorted(self.strategy.exhausted_nodes),
                 client_figures=self.strategy.client_figures,
                 rounds=self.history.rounds,
                 start_round=None if start is None else start.round,
@@ -86,7 +85,7 @@ class SaveStudentCheckpoint:
     """After a federated distillation round: the teacher's checkpoint, plus the student.
 
     The teacher's part (its last round, weights and start) stays as its last
-    round left it; the budget state, the round history and the student's
+    round left it; the client figures, the round history and the student's
     round and weights are the latest. A resume then runs only the student's
     rounds not yet aggregated, so no client is charged for one twice.
     """
@@ -109,7 +108,6 @@ class SaveStudentCheckpoint:
         self.teacher.write(
             dataclasses.replace(
                 base,
-                exhausted_nodes=sorted(strategy.exhausted_nodes),
                 client_figures=strategy.client_figures,
                 rounds=self.teacher.history.rounds,
                 student_round=state.round,

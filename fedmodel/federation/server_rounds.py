@@ -83,9 +83,10 @@ def prepare_rounds(
 ) -> SharedRoundState:
     """The teacher's strategy (budget-aware, central DP if asked) and shared state.
 
-    A resumed run keeps which clients spent their budget and what each last
-    reported, but tries again the clients that failed: resuming is how a user
-    continues after fixing them.
+    A resumed run keeps what each client last reported, whether its budget is
+    spent among it, but not which nodes it came from (`spent_budgets.py`); it
+    tries again the clients that failed: resuming is how a user continues
+    after fixing them.
     """
     weights = model.weights()
     strategy = BudgetAwareStrategy(
@@ -95,7 +96,6 @@ def prepare_rounds(
     if settings.privacy.client_level:
         strategy = ClientLevelDPStrategy(strategy, settings=settings)
     if resumed is not None:
-        strategy.exhausted_nodes.update(resumed.exhausted_nodes)
         strategy.client_figures.update(resumed.client_figures)
     return SharedRoundState(
         grid=grid,

@@ -31,6 +31,7 @@ from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.run_config import FLWR_RUN_CONFIG
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.privacy.client_level import CENTRAL_LEDGER_FILE
 from fedmodel.privacy.durable_file import remove_stale_temp_files
 from fedmodel.privacy.ledger_record import LEDGER_FILE
@@ -203,7 +204,7 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
         "resuming %s after round %d (%d client(s) with spent budgets)",
         run_dir,
         checkpoint.last_round,
-        len(checkpoint.exhausted_nodes),
+        len(spent_clients(checkpoint.client_figures)),
     )
     return checkpoint
 

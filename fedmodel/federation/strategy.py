@@ -1,11 +1,11 @@
 """Server-side aggregation: Flower strategies by config name, made budget-aware.
 
-The wrapper knows which clients have spent their privacy budget or failed for
-good and stops sampling them; it does not know how their updates were noised
-(privacy stays on the client). It checks every reply holds weights and numbers
-only, records why a client gave nothing usable, and refuses a client whose
-ledger reports less than the server already saw it spend: asked before the
-round trains (`admit`), and again in its reply.
+The wrapper stops sampling nodes whose client spent its privacy budget
+(`spent_budgets.py`) or that failed for good; it does not know how updates
+were noised (privacy stays on the client). It checks every reply holds
+weights and numbers only, records why a client gave nothing usable, and
+refuses a client whose ledger reports less than the server already saw it
+spend: asked before the round trains (`admit`), and again in its reply.
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.continuity import ledger_regression
 from fedmodel.federation.messages import (
     CLIENT_ID_KEY,
-    EXHAUSTED_KEY,
     METRICS_KEY,
-    NUM_EXAMPLES_KEY,
     ClientFailure,
     metrics_problem,
     read_failure,
     reply_problem,
 )
+from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
 from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY
 
 log = logging.getLogger(__name__)
@@ -139,7 +138,8 @@ class BudgetAwareStrategy:
     ) -> None:
         self.inner = inner
         self.expected_shapes = expected_shapes
-        self.exhausted_nodes: set[int] = set()
+        # Nodes whose client said its budget is spent, in this process only.
+        self.spent_nodes: set[int] = set()
         # Nodes that failed for a permanent reason: not selected again.
         self.failed_nodes: set[int] = set()
         # The latest figures each client reported, by client id.
@@ -164,7 +164,7 @@ class BudgetAwareStrategy:
         and its latest figures stay in one place.
         """
         other = BudgetAwareStrategy(inner, expected_shapes=expected_shapes)
-        other.exhausted_nodes = self.exhausted_nodes
+        other.spent_nodes = self.spent_nodes
         other.failed_nodes = self.failed_nodes
         other.client_figures = self.client_figures
         other.reporters = self.reporters
@@ -175,7 +175,7 @@ class BudgetAwareStrategy:
     ) -> list[Message]:
         """The inner strategy's train messages, minus spent and failed clients."""
         self.round_failures = []
-        skipped = self.exhausted_nodes | self.failed_nodes
+        skipped = self.spent_nodes | self.failed_nodes
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
         return self._sent
@@ -230,18 +230,14 @@ class BudgetAwareStrategy:
                 server_round,
                 client_id,
             )
-        if figures.get(EXHAUSTED_KEY, 0) and previous:
-            # A refused round trained on nothing, but the client still holds
-            # the records its last round reported.
-            figures[NUM_EXAMPLES_KEY] = previous.get(NUM_EXAMPLES_KEY, 0.0)
         # Every charge a client reports counts, whether or not its update is used.
-        self.client_figures[client_id] = figures
+        self.client_figures[client_id] = figures_to_keep(figures, previous)
         self.reporters[client_id] = node
-        if figures.get(EXHAUSTED_KEY, 0):
-            self.exhausted_nodes.add(node)
+        if is_spent(figures):
+            self.spent_nodes.add(node)
             log.warning(
-                "round %d: client %d has spent its privacy budget; it "
-                "will not be selected again",
+                "round %d: client %d has spent its privacy budget; its node is "
+                "not selected again",
                 server_round,
                 client_id,
             )

@@ -1,11 +1,12 @@
 """The server's checkpoint after each round, and resuming a run from it.
 
 `run_dir/checkpoint/state.pt` holds the last round run, the global weights
-after it and the labels their head's rows stand for, the nodes whose budget
-is spent, each client's latest privacy figures, what each round aggregated
-and the run's start on the test split (which a resumed run's summary
-reports); once federated distillation has begun, also the student's last
-round and its weights. The server writes it as soon as a round's aggregate
+after it and the labels their head's rows stand for, each client's latest
+privacy figures (whether its budget is spent among them), what each round
+aggregated and the run's start on the test split (which a resumed run's
+summary reports); once federated distillation has begun, also the student's
+last round and its weights. No node id: Flower draws them anew for each
+server process. The server writes it as soon as a round's aggregate
 is loaded, before evaluating it or writing its metrics line, so a finished
 round is never run again and no site is charged for it a second time. A
 round that was in flight when the server stopped is run again; sites that
@@ -49,7 +50,6 @@ class Checkpoint:
 
     round: int
     weights: dict[str, torch.Tensor]
-    exhausted_nodes: list[int] = field(default_factory=list)
     client_figures: dict[int, dict[str, float]] = field(default_factory=dict)
     # One entry per round run: round, model, clients selected and aggregated.
     rounds: list[dict[str, Any]] = field(default_factory=list)
@@ -85,7 +85,6 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
         {
             "round": checkpoint.round,
             "weights": checkpoint.weights,
-            "exhausted_nodes": list(checkpoint.exhausted_nodes),
             "client_figures": {
                 int(cid): dict(figures)
                 for cid, figures in checkpoint.client_figures.items()
@@ -152,6 +151,10 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
     # Checkpoints of earlier versions hold the best model so far under
     # best_*: a resumed run falls back to that one instead of the start.
     start_round = int(raw.get("start_round", raw.get("best_round", -1)))
+    # Checkpoints of earlier versions also hold `exhausted_nodes`, the node
+    # ids of the clients whose budget was spent. In a new server process
+    # those ids name no node (or another), so they are not read: the client
+    # figures say which clients are spent.
     start_weights = raw.get("start_weights", raw.get("best_weights"))
     start_result = raw.get("start_result")
     student_round = int(raw.get("student_round", -1))
@@ -160,7 +163,6 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
     return Checkpoint(
         round=int(raw["round"]),
         weights=dict(raw["weights"]),
-        exhausted_nodes=[int(node) for node in raw["exhausted_nodes"]],
         client_figures=_client_figures(raw),
         rounds=list(json.loads(raw.get("rounds", "[]"))),
         start_round=None if start_round < 0 else start_round,

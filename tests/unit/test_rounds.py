@@ -109,6 +109,20 @@ def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
     assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 2]
 
 
+def test_a_checkpoint_that_kept_node_ids_resumes_without_them(run_dir: Path) -> None:
+    # Checkpoints of earlier versions kept the node ids of spent clients. In
+    # a new server process such an id names no node, or another: here node
+    # FIRST_NODE + 1, client 1's now, whose budget has room for round 2.
+    path = run_dir / "checkpoint" / "state.pt"
+    saved = torch.load(path, weights_only=True)
+    torch.save({**saved, "exhausted_nodes": [FIRST_NODE + 1]}, path)
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    assert summary["rounds_completed"] == 2
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
+
+
 def test_client_compute_is_summed_only_where_every_update_reports_it(
     tmp_path: Path,
 ) -> None:

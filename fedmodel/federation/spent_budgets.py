@@ -1,0 +1,44 @@
+"""Which clients have spent their privacy budget: known by client id, never by node.
+
+A client whose next round would pass its budget trains on nothing, is
+charged nothing and says so in its reply (`EXHAUSTED_KEY`). The strategy
+keeps each client's latest reported figures by client id, and the checkpoint
+keeps them, so which clients are spent is known across a resume; a client
+whose operator reset its ledger reports not-spent again, and counts as not
+spent from then on.
+
+Node ids name no client for long: Flower 1.41 draws them at random for each
+simulation and, without node authentication, for each SuperNode connection.
+So the strategy skips a node that said its budget is spent only within one
+server process, and the checkpoint keeps no node id. After a resume each
+spent client is selected once more and answers "spent" again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fedmodel.federation.messages import EXHAUSTED_KEY, NUM_EXAMPLES_KEY
+
+
+def is_spent(figures: Mapping[str, float]) -> bool:
+    """Whether a client's reported figures say its budget is spent."""
+    return bool(figures.get(EXHAUSTED_KEY, 0))
+
+
+def spent_clients(client_figures: Mapping[int, Mapping[str, float]]) -> set[int]:
+    """The clients whose latest figures say their budget is spent, by client id."""
+    return {client for client, figures in client_figures.items() if is_spent(figures)}
+
+
+def figures_to_keep(
+    figures: dict[str, float], previous: Mapping[str, float] | None
+) -> dict[str, float]:
+    """A reply's figures as the server keeps them for its client.
+
+    A spent client's refused round trained on nothing, but the client still
+    holds the records its last round reported: their count is kept.
+    """
+    if is_spent(figures) and previous:
+        return {**figures, NUM_EXAMPLES_KEY: previous.get(NUM_EXAMPLES_KEY, 0.0)}
+    return figures

@@ -1,0 +1,161 @@
+"""Which clients have spent their budget is known by client id, not by node id.
+
+Node ids change with every server process and SuperNode connection. The
+strategy's tests feed it real reply messages; the resume test runs the real
+ServerApp and ClientApps over a fake Grid (`FakeGrid`), as test_rounds.py
+does, under other node ids after the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.federation import client_app
+from fedmodel.federation.callbacks import BudgetStop
+from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.server_app import run_federation
+from fedmodel.federation.spent_budgets import spent_clients
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.run.metrics import read_rounds
+from tests.conftest import client_ledger, logging_restored
+from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
+
+SHAPES = {"head.weight": (2, 3), "head.bias": (2,)}
+
+
+def _reply(node: int, *, client: int, spent: bool, resets: int = 0) -> Message:
+    """A train reply from `node` for `client`: spent (no weights) or an update."""
+    metrics = {
+        "num-examples": 0.0 if spent else 10.0,
+        "client-id": client,
+        "budget-exhausted": int(spent),
+        "ledger-resets": resets,
+    }
+    content = RecordDict({"metrics": MetricRecord(metrics)})
+    if not spent:
+        content["arrays"] = ArrayRecord(
+            {name: torch.zeros(shape) for name, shape in SHAPES.items()}
+        )
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"reply-{node}",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id=f"train-{node}",
+        group_id="1",
+        created_at=time.time(),
+        ttl=3600.0,
+        message_type="train",
+    )
+    return Message(content=content, metadata=metadata)
+
+
+def _stops(stop: BudgetStop, server_round: int) -> bool:
+    state = RoundState(server_round, "teacher", [], 0, [], [], None)
+    return stop.after_round(state, {})[0]
+
+
+def test_a_client_counts_once_whatever_nodes_it_answered_from() -> None:
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    stop = BudgetStop(strategy, num_clients=2)
+    strategy.aggregate_train(1, [_reply(11, client=0, spent=True)])
+    assert not _stops(stop, 1)
+    # Its SuperNode reconnected (or the server restarted): a new node id.
+    strategy.aggregate_train(2, [_reply(21, client=0, spent=True)])
+    assert spent_clients(strategy.client_figures) == {0}
+    assert not _stops(stop, 2)
+    assert strategy.spent_nodes == {11, 21}
+    strategy.aggregate_train(3, [_reply(12, client=1, spent=True)])
+    assert _stops(stop, 3)
+
+
+def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    stop = BudgetStop(strategy, num_clients=2)
+    strategy.aggregate_train(1, [_reply(11, client=0, spent=True)])
+    strategy.aggregate_train(1, [_reply(12, client=1, spent=True)])
+    strategy.aggregate_train(2, [_reply(21, client=0, spent=False, resets=1)])
+    assert spent_clients(strategy.client_figures) == {1}
+    assert not _stops(stop, 2)
+
+
+TINY_RUN = [
+    "model=tiny",
+    "task.max_train_examples=100",
+    "task.max_test_examples=50",
+    "num_clients=4",
+    "num_rounds=5",
+    "partition=iid",
+    "finetune.batch_size=32",
+    "finetune.local_epochs=1",
+    "warm_start.enabled=false",
+    "distill=off",
+]
+
+
+def _settings(run_dir: Path, *overrides: str) -> RunSettings:
+    raw = compose_config([*TINY_RUN, *overrides])
+    return settings_from_dict({**raw, "run_dir": str(run_dir)})
+
+
+def _round(message: Message) -> int:
+    """The round of a train message being sent (its config is the round's)."""
+    return int(str(message.content["config"]["server-round"]))
+
+
+def _charged_rounds(run_dir: Path, client: int) -> list[int]:
+    return [r["round"] for r in client_ledger(run_dir, client)["rounds"]]
+
+
+def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    # Each client's plan fits 5 rounds. In round 1, clients 0 and 1 are
+    # charged 4 rounds more (their ledgers' charges from elsewhere, as a
+    # site's are across runs), clients 2 and 3 are charged 2 more: 0 and 1
+    # are spent from round 2 on, 2 and 3 from round 4.
+    extra = {0: 4, 1: 4, 2: 2, 3: 2}
+    grid = FakeGrid(4)
+
+    def charge_more_then_kill_at_round_three(client: int, message: Message) -> None:
+        if _round(message) == 3:
+            raise Killed
+        if _round(message) == 1:
+            for _ in range(extra[client]):
+                client_app.app(message, grid.contexts[FIRST_NODE + client])
+
+    grid.before_train = charge_more_then_kill_at_round_three
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(grid, _settings(run_dir))
+    assert _charged_rounds(run_dir, 0) == [1] * 5
+    # The restarted server's nodes have other ids, as Flower's would.
+    sent: list[tuple[int, int]] = []
+
+    def keep_sent(client: int, message: Message) -> None:
+        sent.append((_round(message), client))
+
+    resumed = FakeGrid(4, before_train=keep_sent, first_node=FIRST_NODE + 1000)
+    with caplog.at_level(logging.INFO, logger="fedmodel"):
+        summary = run_federation(resumed, _settings(run_dir, "resume=true"))
+
+    assert "after round 2 (2 client(s) with spent budgets)" in caplog.text
+    # Round 3 trained clients 2 and 3, while 0 and 1 answered "spent" again
+    # under their new node ids: two clients spent, not four. In round 4,
+    # clients 2 and 3 were spent too, and the budget stop ended the run
+    # before round 5.
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2, 3, 4]
+    assert [r["clients_aggregated"] for r in summary["rounds"]] == [4, 2, 2, 0]
+    assert _charged_rounds(run_dir, 2) == [1, 1, 1, 2, 3]
+    assert _charged_rounds(run_dir, 0) == [1] * 5  # "spent" again costs nothing
+    assert all(c["budget_exhausted"] for c in summary["clients"])
+    # Spent in round 3, clients 0 and 1 were not sent round 4.
+    assert sorted(sent) == [(3, 0), (3, 1), (3, 2), (3, 3), (4, 2), (4, 3)]
