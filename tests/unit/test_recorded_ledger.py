@@ -16,36 +16,15 @@ from typing import Any
 import pytest
 from flwr.app import Message
 
-from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import RECORDED_KEY
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.ledger_holding import held_figures
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
-from tests.conftest import client_ledger, client_ledger_path, logging_restored
+from tests.conftest import client_ledger_path, logging_restored
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
-
-TINY_RUN = [
-    "model=tiny",
-    "task.max_train_examples=100",
-    "task.max_test_examples=50",
-    "num_clients=2",
-    "partition=iid",
-    "finetune.batch_size=32",
-    "finetune.local_epochs=1",
-    "warm_start.enabled=false",
-    "distill=off",
-]
-
-
-def _settings(run_dir: Path, *overrides: str) -> RunSettings:
-    raw = compose_config([*TINY_RUN, *overrides])
-    return settings_from_dict({**raw, "run_dir": str(run_dir)})
-
-
-def _charged_rounds(run_dir: Path, client: int) -> list[int]:
-    return [r["round"] for r in client_ledger(run_dir, client)["rounds"]]
+from tests.unit.test_rounds import _charged_rounds, _settings
 
 
 def _round(message: Message) -> int:

@@ -17,7 +17,6 @@ import torch
 from flwr.app import ArrayRecord, Message, Metadata, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.federation import client_app
 from fedmodel.federation.callbacks import BudgetStop
 from fedmodel.federation.rounds import RoundState
@@ -25,9 +24,12 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import client_ledger, logging_restored
+from tests.conftest import logging_restored
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
+from tests.unit.test_rounds import _charged_rounds, _settings
 
+# Four clients over five rounds, on test_rounds.py's tiny run.
+FOUR_CLIENTS = ("num_clients=4", "num_rounds=5")
 SHAPES = {"head.weight": (2, 3), "head.bias": (2,)}
 
 
@@ -87,32 +89,13 @@ def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
     assert not _stops(stop, 2)
 
 
-TINY_RUN = [
-    "model=tiny",
-    "task.max_train_examples=100",
-    "task.max_test_examples=50",
-    "num_clients=4",
-    "num_rounds=5",
-    "partition=iid",
-    "finetune.batch_size=32",
-    "finetune.local_epochs=1",
-    "warm_start.enabled=false",
-    "distill=off",
-]
 
-
-def _settings(run_dir: Path, *overrides: str) -> RunSettings:
-    raw = compose_config([*TINY_RUN, *overrides])
-    return settings_from_dict({**raw, "run_dir": str(run_dir)})
 
 
 def _round(message: Message) -> int:
     """The round of a train message being sent (its config is the round's)."""
     return int(str(message.content["config"]["server-round"]))
 
-
-def _charged_rounds(run_dir: Path, client: int) -> list[int]:
-    return [r["round"] for r in client_ledger(run_dir, client)["rounds"]]
 
 
 def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
@@ -135,7 +118,7 @@ def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
 
     grid.before_train = charge_more_then_kill_at_round_three
     with logging_restored(), pytest.raises(Killed):
-        run_federation(grid, _settings(run_dir))
+        run_federation(grid, _settings(run_dir, *FOUR_CLIENTS))
     assert _charged_rounds(run_dir, 0) == [1] * 5
     # The restarted server's nodes have other ids, as Flower's would.
     sent: list[tuple[int, int]] = []
@@ -145,7 +128,8 @@ def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
 
     resumed = FakeGrid(4, before_train=keep_sent, first_node=FIRST_NODE + 1000)
     with caplog.at_level(logging.INFO, logger="fedmodel"):
-        summary = run_federation(resumed, _settings(run_dir, "resume=true"))
+        settings = _settings(run_dir, *FOUR_CLIENTS, "resume=true")
+        summary = run_federation(resumed, settings)
 
     assert "after round 2 (2 client(s) with spent budgets)" in caplog.text
     # Round 3 trained clients 2 and 3, while 0 and 1 answered "spent" again
