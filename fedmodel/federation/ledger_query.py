@@ -133,11 +133,12 @@ def _ask_ledgers(
     started = time.perf_counter()
     replies = list(grid.send_and_receive(queries, timeout=timeout))
     admitted = strategy.admit(server_round, queries, replies)
+    asked = {query.metadata.dst_node_id for query in queries}
     log.info(
-        "round %d: ledger query of %d node(s) took %.2f s; %d may train",
+        "round %d: ledger query of %d node(s) took %.2f s; %d of them may train",
         server_round,
         len(queries),
         time.perf_counter() - started,
-        len(admitted),
+        sum(message.metadata.dst_node_id in asked for message in admitted),
     )
     return admitted, len(queries) - len(replies)

@@ -5,6 +5,7 @@ The ledger query's tests ask the real ClientApp, in-process (`FakeGrid`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,33 @@ def test_a_ledger_reset_by_its_operator_passes_the_ledger_query(
         run_dir, {0: dict(figures), 1: dict(figures)}
     )
     assert len(admitted) == 2 and not strategy.round_failures
+
+
+def test_the_ledger_query_line_counts_the_queried_nodes_that_may_train(
+    tmp_path: Path,
+) -> None:
+    # Node FIRST_NODE replied as client 0 in this process and is told its
+    # figures; client 1's node is asked, and its deleted ledger is refused.
+    run_dir = tmp_path / "run"
+    records = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    charge_client_ledger(run_dir, 0, records)
+    held = client_ledger(run_dir, 0)["rounds"][-1]
+    figures = {"steps": 2.0, "epsilon": held["epsilon"], "ledger-resets": 0.0}
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    query_log = logging.getLogger("fedmodel.federation.ledger_query")
+    query_log.addHandler(handler)
+    try:
+        _, _, admitted, _ = _ledger_query_round(
+            run_dir, {0: dict(figures), 1: dict(figures)}, reporters={0: FIRST_NODE}
+        )
+    finally:
+        query_log.removeHandler(handler)
+    assert [m.metadata.dst_node_id for m in admitted] == [FIRST_NODE]
+    (line,) = [line for line in lines if "ledger query" in line]
+    assert line.startswith("round 2: ledger query of 1 node(s) took ")
+    assert line.endswith("; 0 of them may train")
 
 
 def test_recorded_figures_go_back_only_to_the_node_that_reported_them(
