@@ -9,12 +9,11 @@ does, under other node ids after the restart.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.federation import client_app
@@ -26,11 +25,12 @@ from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import logging_restored
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
+from tests.unit.test_robust_aggregation import SHAPES
+from tests.unit.test_robust_aggregation import _reply as train_reply
 from tests.unit.test_rounds import _charged_rounds, _settings
 
 # Four clients over five rounds, on test_rounds.py's tiny run.
 FOUR_CLIENTS = ("num_clients=4", "num_rounds=5")
-SHAPES = {"head.weight": (2, 3), "head.bias": (2,)}
 
 
 def _reply(node: int, *, client: int, spent: bool, resets: int = 0) -> Message:
@@ -46,18 +46,7 @@ def _reply(node: int, *, client: int, spent: bool, resets: int = 0) -> Message:
         content["arrays"] = ArrayRecord(
             {name: torch.zeros(shape) for name, shape in SHAPES.items()}
         )
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"reply-{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id=f"train-{node}",
-        group_id="1",
-        created_at=time.time(),
-        ttl=3600.0,
-        message_type="train",
-    )
-    return Message(content=content, metadata=metadata)
+    return train_reply(node, content)
 
 
 def _stops(stop: BudgetStop, server_round: int) -> bool:
