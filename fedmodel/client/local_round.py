@@ -52,6 +52,17 @@ class RoundOutcome:
     # Central DP: the server's noise covers the weights only, not statistics.
     withhold_statistics: bool = False
 
+    @classmethod
+    def exhausted(cls, privacy: dict[str, float]) -> RoundOutcome:
+        """A round its ledger refused: nothing trained, only `privacy` to report."""
+        return cls(
+            weights=None,
+            num_examples=0,
+            train_loss=float("nan"),
+            budget_exhausted=True,
+            privacy=privacy,
+        )
+
     def released_metrics(self) -> dict[str, float]:
         """The numbers a reply may carry besides the weights.
 
@@ -108,16 +119,14 @@ def run_local_round(
         optimizer = build_optimizer(job.module.parameters(), job.optimizer)
         if mode.client_dpsgd:
             private = PrivateRound.open(
-                settings, client_id=client_id, state_dir=state_dir, split=train_split
+                settings,
+                client_id=client_id,
+                state_dir=state_dir,
+                split=train_split,
+                at_site=records is not None,
             )
             if not private.charge(round_number):
-                return RoundOutcome(
-                    weights=None,
-                    num_examples=0,
-                    train_loss=float("nan"),
-                    budget_exhausted=True,
-                    privacy=private.figures(),
-                )
+                return RoundOutcome.exhausted(private.figures())
         loss = _train(settings, job, optimizer=optimizer, private=private)
     return RoundOutcome(
         weights=trainable_state(job.exchanged),

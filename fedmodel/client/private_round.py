@@ -17,14 +17,16 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from fedmodel.client.site_delta import site_delta_warning
 from fedmodel.config import RunSettings
+from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.privacy import (
     BudgetExhausted,
     PrivacyLedger,
     StepCounter,
     private_training,
 )
-from fedmodel.privacy.calibration import plan_client, weak_delta_warning
+from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures
@@ -56,11 +58,13 @@ class PrivateRound:
         client_id: int,
         state_dir: Path,
         split: datasets.Dataset | StoredFeatures,
+        at_site: bool = False,
     ) -> PrivateRound:
         """Open the client's one ledger with the plan its records call for.
 
         Stored head-mode features carry their records' fingerprint, so a site
-        training on them goes on with the same ledger.
+        training on them goes on with the same ledger. A weak delta is said
+        when the ledger is new, `at_site` naming the site's own `--delta`.
         """
         path = state_dir / LEDGER_FILE
         stored = stored_noise_multiplier(path)
@@ -70,7 +74,13 @@ class PrivateRound:
             client_id=str(client_id),
             noise_multiplier=stored,
         )
-        weak = weak_delta_warning(plan.delta, who=f"client {client_id}", n=len(split))
+        weak = (
+            site_delta_warning(client_id, delta=plan.delta, records=len(split))
+            if at_site
+            else weak_delta_warning(
+                plan.delta, who=f"client {client_id}", n=len(split)
+            )
+        )
         if stored is None and weak is not None:
             # Said where the ledger is opened new, not in every round after.
             log.warning("%s", weak)

@@ -276,20 +276,6 @@ def _rule_for_cap(capped: RunSettings, *, site_id: int) -> RunSettings:
     )
 
 
-def check_site_delta(site: SiteConfig, *, records: int) -> None:
-    """Refuse a site's `delta` not below 1/n for its `records` records.
-
-    Checked at launch and in each round (the file may have changed): it names
-    the site's own setting, not `privacy.target_delta`, which never reaches it.
-    """
-    if site.delta is not None and site.delta * records >= 1:
-        raise FedmodelError(
-            f"{site_setting(DELTA)}: {site.delta:g} is not below 1/n = "
-            f"1/{records} for the {records} records of the site's {DATA_FILE}: "
-            "give a smaller delta, or none for 1/(10 n)"
-        )
-
-
 def _positive(value: object, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FedmodelError(f"{site_setting(key)}: {value!r} must be a number")

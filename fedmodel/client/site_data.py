@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fedmodel.client.site import DATA_FILE, SiteConfig, check_site_delta, site_setting
+from fedmodel.client.site import DATA_FILE, SiteConfig, site_setting
+from fedmodel.client.site_delta import check_site_delta
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.training.feature_store import (

@@ -28,8 +28,8 @@ from fedmodel.client.site import (
     STATE_DIR,
     SiteConfig,
     agreed_labels,
-    check_site_delta,
 )
+from fedmodel.client.site_delta import check_site_delta, site_delta_warning
 from fedmodel.deploy.certs import (
     CA_CERT,
     SUPERLINK_CERT,
@@ -188,7 +188,9 @@ def _check_site_file(site: SiteConfig) -> None:
     """Read the site's file once at launch, not first when a round arrives.
 
     A file no round could read, or a `--delta` not below 1/n for its records,
-    stops the launch on the operator's console. Each round checks again.
+    stops the launch on the operator's console. Each round checks again. A
+    delta above 1e-3, given or the default 1/(10 n) the round would take, is
+    said there too: the site still starts, as it still trains.
     """
     # Imported here: pandas loads only for the SuperNode's launch.
     from fedmodel.data.file_formats import read_table
@@ -201,6 +203,9 @@ def _check_site_file(site: SiteConfig) -> None:
             "site's file of records"
         )
     check_site_delta(site, records=records)
+    weak = site_delta_warning(site.site_id, delta=site.delta, records=records)
+    if weak is not None:
+        log.warning("%s", weak)
 
 
 def node_config_arg(site: SiteConfig) -> str:

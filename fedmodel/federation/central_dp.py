@@ -24,11 +24,11 @@ from flwr.serverapp.strategy import (
 )
 
 from fedmodel.config import RunSettings
+from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import METRICS_KEY
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.privacy import BudgetExhausted, PrivacyLedger
-from fedmodel.privacy.calibration import weak_delta_warning
 from fedmodel.privacy.client_level import (
     CENTRAL_LEDGER_FILE,
     CLIENT_LEVEL_ID,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fedmodel.config import RunSettings
+from fedmodel.config.delta_rule import default_delta
 from fedmodel.config.modes import ACCOUNTANT_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import (
@@ -25,9 +26,6 @@ from fedmodel.privacy.noise_search import NoNoiseSuffices, smallest_noise
 from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 ACCOUNTANTS = ACCOUNTANT_NAMES
-# Above this delta, the chance that a guarantee fails outright is too high for
-# it to protect anyone (`weak_delta_warning` says so).
-WEAK_DELTA = 1e-3
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ def choose_delta(
             "check the client's data partition"
         )
     if requested is None:
-        return 1.0 / (10 * num_records)
+        return default_delta(num_records)
     if not 0.0 < requested < 1.0 / num_records:
         raise FedmodelError(
             f"delta {requested:g} is not below 1/n = 1/{num_records} for {who}: "
@@ -66,32 +64,6 @@ def choose_delta(
             "(or null for 1/(10 n))"
         )
     return requested
-
-
-def weak_delta_warning(
-    delta: float, *, who: str, n: int, client_level: bool = False
-) -> str | None:
-    """What to say when `delta` is above `WEAK_DELTA`; None when it is not.
-
-    The default 1/(10 n) is that weak for a client of fewer than 100 records
-    (client-level DP: fewer than 100 clients). Said, never changed: the
-    default and every noise calibrated with it stay as they are. `n` is the
-    client's records, or with `client_level` the number of clients.
-    """
-    if delta <= WEAK_DELTA:
-        return None
-    held, bound = (
-        (f"{n} clients", f"below 1/{n}, one over the number of clients")
-        if client_level
-        else (f"{n} record(s)", "below 1/n for every client, n its records")
-    )
-    return (
-        f"{who} ({held}): delta {delta:.3g} is above {WEAK_DELTA:g}, so its "
-        f"epsilon may fail to hold with probability up to {delta:.3g}. For a "
-        "meaningful guarantee set privacy.target_delta=1e-5"
-        + ("" if client_level else " (at a deployed site, its --delta 1e-5)")
-        + f": a fixed delta must be {bound}"
-    )
 
 
 @functools.lru_cache(maxsize=256)

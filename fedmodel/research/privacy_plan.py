@@ -15,17 +15,12 @@ from dataclasses import asdict, dataclass, field
 from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
+from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data.clients import load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import PrivacyPlan, epsilon_for
-from fedmodel.privacy.calibration import (
-    ACCOUNTANTS,
-    WEAK_DELTA,
-    plan_client,
-    planned_rounds,
-    weak_delta_warning,
-)
+from fedmodel.privacy.calibration import ACCOUNTANTS, plan_client, planned_rounds
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.modes import privacy_mode
 

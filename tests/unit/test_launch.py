@@ -213,6 +213,30 @@ def test_a_file_no_round_could_use_stops_the_supernode_launch(
             _launch(site, delta=delta)
 
 
+def test_a_weak_delta_is_said_at_launch_naming_the_sites_option(
+    site: SiteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two records: without --delta the round would take 1/(10 n) = 0.05. The
+    # operator reads it at launch, named as the option they set, and the site
+    # starts all the same (a weak delta is said, never changed).
+    site.data_file.write_text("text,label\nhello,a\nbye,b\n")
+    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy.launch"):
+        for delta in (None, 0.002, 1e-3):
+            assert _launch(site, delta=delta)[0] == "flower-supernode"
+    said = [
+        r.message
+        for r in caplog.records
+        if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
+    ]
+    assert said == [
+        f"site 2 (2 record(s)): delta {delta} is above 0.001, so its epsilon may "
+        f"fail to hold with probability up to {delta}. For a meaningful guarantee "
+        "set --delta (node config delta) to 1e-5: a fixed delta must be below "
+        "1/n, n the site's records"
+        for delta in ("0.05", "0.002")
+    ]
+
+
 @pytest.mark.parametrize(
     ("option", "value", "said"),
     [

@@ -405,6 +405,31 @@ def test_a_sites_delta_not_below_1_over_n_names_the_sites_own_setting(
     assert not (state / "privacy_ledger.json").exists()
 
 
+def test_a_sites_weak_delta_is_said_once_naming_its_own_option(
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Below 1/n for the site's 120 records, but above 1e-3. The site's log
+    # names the option its operator sets, not the server's
+    # privacy.target_delta, when the round opens its ledger; not again after.
+    rows, names = bank_rows
+    settings = deployment_settings(names)
+    config = node_config(site_file, tmp_path / "state", delta=0.005)
+    assert _site_round(settings, config, 1)["epsilon"] > 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert (
+        f"site 3 ({len(rows)} record(s)): delta 0.005 is above 0.001, so its "
+        "epsilon may fail to hold with probability up to 0.005. For a "
+        "meaningful guarantee set --delta (node config delta) to 1e-5: a fixed "
+        "delta must be below 1/n, n the site's records"
+    ) in said
+    assert "privacy.target_delta" not in said
+    _site_round(settings, config, 2)
+    assert "is above 0.001" not in capsys.readouterr().err
+
+
 def test_a_site_trains_on_every_record_of_its_file(
     tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
 ) -> None:

@@ -1,5 +1,8 @@
 """A delta above 1e-3 is said: by `fedmodel privacy-plan` and once in a run's log.
 
+A deployed site's own line, at launch and in its rounds, is tested in
+test_launch.py and test_site.py.
+
 Only said: the default 1/(10 n) and every noise calibrated with it stay.
 """
 
@@ -15,9 +18,9 @@ import pytest
 
 from fedmodel.cli.main import run_command
 from fedmodel.client.private_round import PrivateRound
+from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
-from fedmodel.privacy.calibration import weak_delta_warning
 from tests.conftest import small_settings
 
 # 60 records over 3 clients, 10% held out: 18 a client, delta 1/180.
@@ -58,6 +61,15 @@ def test_a_delta_above_1e_3_names_the_client_its_records_and_what_to_do() -> Non
         "may fail to hold with probability up to 0.025. For a meaningful "
         "guarantee set privacy.target_delta=1e-5: a fixed delta must be below "
         "1/4, one over the number of clients"
+    )
+    # A deployed site names its own option: the server's key never reaches it.
+    assert weak_delta_warning(
+        0.05, who="site 2", n=2, site_option="--delta (node config delta)"
+    ) == (
+        "site 2 (2 record(s)): delta 0.05 is above 0.001, so its epsilon may fail "
+        "to hold with probability up to 0.05. For a meaningful guarantee set "
+        "--delta (node config delta) to 1e-5: a fixed delta must be below 1/n, n "
+        "the site's records"
     )
 
 

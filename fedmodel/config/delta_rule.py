@@ -1,0 +1,55 @@
+"""A client's default delta, and when a delta is too weak to protect anyone.
+
+Kept apart from `fedmodel.privacy.calibration`, which loads Opacus: `fedmodel
+supernode` says a site's weak delta at launch with these, and its launch path
+imports neither Opacus nor torch.
+"""
+
+from __future__ import annotations
+
+# Above this delta, the chance that a guarantee fails outright is too high for
+# it to protect anyone (`weak_delta_warning` says so).
+WEAK_DELTA = 1e-3
+
+
+def default_delta(n: int) -> float:
+    """The delta for `n` records (clients, for client-level DP) when none is set."""
+    return 1.0 / (10 * n)
+
+
+def weak_delta_warning(
+    delta: float,
+    *,
+    who: str,
+    n: int,
+    client_level: bool = False,
+    site_option: str | None = None,
+) -> str | None:
+    """What to say when `delta` is above `WEAK_DELTA`; None when it is not.
+
+    The default 1/(10 n) is that weak for a client of fewer than 100 records
+    (client-level DP: fewer than 100 clients). Said, never changed: the
+    default and every noise calibrated with it stay as they are. `n` is the
+    client's records, or with `client_level` the number of clients. A
+    deployed site passes its own delta option as `site_option`, named instead
+    of `privacy.target_delta`, which never reaches a site.
+    """
+    if delta <= WEAK_DELTA:
+        return None
+    if site_option is not None:
+        held = f"{n} record(s)"
+        fix = f"set {site_option} to 1e-5"
+        bound = "below 1/n, n the site's records"
+    elif client_level:
+        held = f"{n} clients"
+        fix = "set privacy.target_delta=1e-5"
+        bound = f"below 1/{n}, one over the number of clients"
+    else:
+        held = f"{n} record(s)"
+        fix = "set privacy.target_delta=1e-5 (at a deployed site, its --delta 1e-5)"
+        bound = "below 1/n for every client, n its records"
+    return (
+        f"{who} ({held}): delta {delta:.3g} is above {WEAK_DELTA:g}, so its "
+        f"epsilon may fail to hold with probability up to {delta:.3g}. For a "
+        f"meaningful guarantee {fix}: a fixed delta must be {bound}"
+    )
