@@ -1,19 +1,30 @@
-"""What a client's privacy ledger file holds, read without opening it to charge.
+"""What a client's privacy ledger holds, and whether it lost what was recorded.
 
 Before a round trains, what a client's ledger holds is compared with what the
 server recorded (`federation/ledger_query.py`, `federation/continuity.py`): by
 the client, where its train message carries the record, or by the server,
 which asks the client. Either way the figures come from the file alone: no
-training record is read, no accountant is run, nothing is charged.
+training record is read, no accountant is run, nothing is charged. One rule
+decides (`ledger_regression`): a ledger only grows, unless its site's
+operator reset it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
+from fedmodel.privacy.figure_keys import (
+    EPSILON_KEY,
+    LEDGER_RESETS_KEY,
+    ROUND_STEPS_KEY,
+    STEPS_KEY,
+)
 from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
 from fedmodel.privacy.ledger_reset import reset_count
+
+# Room for floating-point noise between two computations of one epsilon.
+EPSILON_TOLERANCE = 1e-9
 
 
 def held_figures(state_dir: Path) -> dict[str, float]:
@@ -35,3 +46,43 @@ def held_figures(state_dir: Path) -> dict[str, float]:
         EPSILON_KEY: epsilon,
         LEDGER_RESETS_KEY: float(reset_count(state_dir)),
     }
+
+
+def ledger_regression(
+    previous: Mapping[str, float] | None, figures: Mapping[str, float]
+) -> str | None:
+    """Why `figures` cannot follow `previous` for one client, or None if they can.
+
+    A client whose figures show fewer steps before this round's charge, or
+    less epsilon, than were recorded for it has lost charges: its ledger was
+    deleted, replaced or edited. Only a raised reset count (`fedmodel ledger
+    reset` archives the old ledger) starts a budget again.
+    """
+    if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:
+        return None
+    if figures.get(LEDGER_RESETS_KEY, 0) > previous.get(LEDGER_RESETS_KEY, 0):
+        return None
+    epsilon, earlier = figures[EPSILON_KEY], previous[EPSILON_KEY]
+    steps, earlier_steps = figures.get(STEPS_KEY, 0), previous.get(STEPS_KEY, 0)
+    held_before = steps - figures.get(ROUND_STEPS_KEY, 0)
+    lost = []
+    if held_before < earlier_steps:
+        lost.append(
+            f"held {held_before:.0f} step{'' if held_before == 1 else 's'} before "
+            "this round, fewer than the "
+            f"{earlier_steps:.0f} the server recorded for it"
+        )
+    if epsilon + EPSILON_TOLERANCE < earlier:
+        lost.append(
+            f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
+            "recorded for it"
+        )
+    if not lost:
+        return None
+    return (
+        f"its privacy ledger {' and '.join(lost)}: the "
+        "ledger was deleted, replaced or edited, and taking it would under-count "
+        "what the client released. Restore the site's ledger; if its operator "
+        "started a new budget on purpose, run `fedmodel ledger reset --state-dir "
+        "DIR --yes` at the site first"
+    )
