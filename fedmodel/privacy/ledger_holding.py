@@ -3,10 +3,11 @@
 Before a round trains, what a client's ledger holds is compared with what the
 server recorded (`federation/ledger_query.py`, `federation/continuity.py`): by
 the client, where its train message carries the record, or by the server,
-which asks the client. Either way the figures come from the file alone: no
-training record is read, no accountant is run, nothing is charged. One rule
-decides (`ledger_regression`): a ledger only grows, unless its site's
-operator reset it.
+which asks the client; a resumed simulation compares each client's ledger
+with the checkpoint before Flower starts (`client/record_check.py`). Each way
+the figures come from the file alone: no training record is read, no
+accountant is run, nothing is charged. One rule decides (`ledger_regression`):
+a ledger only grows, unless its site's operator reset it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fedmodel.privacy.figure_keys import (
     ROUND_STEPS_KEY,
     STEPS_KEY,
 )
-from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import reset_count
 
 # Room for floating-point noise between two computations of one epsilon.
@@ -31,14 +32,21 @@ def held_figures(state_dir: Path) -> dict[str, float]:
     """The steps and epsilon the ledger in `state_dir` holds, and its reset count.
 
     Where there is no ledger file it holds 0 steps and epsilon 0; a file that
-    cannot be read is a FedmodelError naming it. The epsilon is the one its
-    last charge stored: a round checks it against the history before it
-    charges (`ledger_check.checked_epsilon`), which takes an accountant call.
+    cannot be read is a FedmodelError naming it.
     """
     path = state_dir / LEDGER_FILE
+    return record_figures(read_record(path) if path.is_file() else None, state_dir)
+
+
+def record_figures(record: LedgerRecord | None, state_dir: Path) -> dict[str, float]:
+    """The figures of `held_figures` from `record`, the ledger read in `state_dir`.
+
+    None stands for no ledger file. The epsilon is the one its last charge
+    stored: a round checks it against the history before it charges
+    (`ledger_check.checked_epsilon`), which takes an accountant call.
+    """
     steps, epsilon = 0, 0.0
-    if path.is_file():
-        record = read_record(path)
+    if record is not None:
         steps = record.steps
         epsilon = record.rounds[-1].epsilon if record.rounds else 0.0
     return {
