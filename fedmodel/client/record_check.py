@@ -5,8 +5,8 @@ Ray, the apps: about ten seconds), so a client whose records cannot train, or
 a `privacy.target_delta` that is not below 1/n for one of them, is reported
 in seconds. A resume whose clients' records are not those their ledgers were
 charged for stops here too, and so does one whose client's ledger holds fewer
-steps than the server's checkpoint recorded charging it. Nothing here imports
-Flower or the model libraries.
+steps or less epsilon than the server's checkpoint recorded charging it.
+Nothing here imports Flower or the model libraries.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
-from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
+from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
+from fedmodel.privacy.ledger_holding import ledger_regression, record_figures
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
-from fedmodel.privacy.ledger_reset import reset_count
 from fedmodel.run.checkpoint import recorded_client_figures
 from fedmodel.run.layout import simulated_client_dir
 from fedmodel.training.fingerprint import data_fingerprint
@@ -91,48 +91,42 @@ def check_ledgers_kept(
 ) -> None:
     """Refuse a resume whose client's ledger holds less than it was charged.
 
-    `recorded` holds the steps and epsilon each client last reported, as the
-    server's checkpoint keeps them (empty without a readable checkpoint:
-    nothing to compare with); `ledgers` what each client's ledger file holds
-    (`_ledger_records`). A client whose ledger file was deleted since (or
-    replaced by an older copy) would open a fresh ledger; the server's ledger
-    query refuses it before it trains (federation/ledger_query.py), but only
-    once the simulation stack has started, and then the run goes on without
-    it or stops. So the resume stops here, in seconds, naming the ledger. A
-    ledger its site's operator reset (`fedmodel ledger reset`, which archives
-    it and so raises the client's reset count) starts a new budget on
+    `recorded` holds the figures each client last reported, as the server's
+    checkpoint keeps them (empty without a readable checkpoint: nothing to
+    compare with); `ledgers` what each client's ledger file holds
+    (`_ledger_records`). The rule is the server's (`ledger_regression`): a
+    ledger that holds fewer steps or less epsilon than recorded lost charges,
+    its file deleted since or replaced by an older copy. The server's ledger
+    query refuses such a client before it trains (federation/ledger_query.py),
+    but only once the simulation stack has started, and then the run goes on
+    without it or stops. So the resume stops here, in seconds, naming the
+    ledger. A ledger its site's operator reset (`fedmodel ledger reset`, which
+    archives it and so raises the client's reset count) starts a new budget on
     purpose, and passes, as it does at the server.
     """
     run_dir = Path(settings.run_dir)
     for client_id, figures in sorted(recorded.items()):
-        charged = int(figures.get(STEPS_KEY, 0))
+        if client_id in ledgers and ledgers[client_id] is None:
+            continue  # unreadable: the client's round refuses it, naming it
+        record = ledgers.get(client_id)
         state_dir = simulated_client_dir(run_dir, client_id)
-        if charged <= 0 or reset_count(state_dir) > figures.get(LEDGER_RESETS_KEY, 0):
+        held = record_figures(record, state_dir)
+        if ledger_regression(figures, held) is None:
             continue
-        held = _ledger_holding(ledgers, client_id, charged)
-        if held is None:
-            continue
+        holds = (
+            "does not exist"
+            if record is None
+            else f"holds {record.steps} steps (epsilon {held[EPSILON_KEY]:.4f})"
+        )
         raise FedmodelError(
             f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
-            f"{state_dir / LEDGER_FILE} {held}, but the run's checkpoint recorded "
-            f"{charged} steps (epsilon {figures.get(EPSILON_KEY, 0.0):.4f}) charged "
-            "to it: resumed, the client would train and send its update from a "
-            "ledger that does not count what it already released. Restore the "
-            "client's ledger, or start a new run in a folder of its own"
+            f"{state_dir / LEDGER_FILE} {holds}, but the run's checkpoint recorded "
+            f"{figures.get(STEPS_KEY, 0):.0f} steps (epsilon "
+            f"{figures.get(EPSILON_KEY, 0.0):.4f}) charged to it: resumed, the "
+            "client would train and send its update from a ledger that does not "
+            "count what it already released. Restore the client's ledger, or "
+            "start a new run in a folder of its own"
         )
-
-
-def _ledger_holding(
-    ledgers: dict[int, LedgerRecord | None], client_id: int, charged: int
-) -> str | None:
-    """What the client's ledger holds, if it is less than `charged` steps."""
-    if client_id not in ledgers:
-        return "does not exist"
-    record = ledgers[client_id]
-    if record is None or record.steps >= charged:
-        return None  # an unreadable ledger: the client's round refuses it
-    epsilon = record.rounds[-1].epsilon if record.rounds else 0.0
-    return f"holds {record.steps} steps (epsilon {epsilon:.4f})"
 
 
 def check_same_records(

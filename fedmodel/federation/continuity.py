@@ -11,7 +11,9 @@ carries what the server recorded (`check_recorded_ledger`), or by the server,
 which asks the others what their ledger holds; and its update too, should one
 show it after all. Only a reset by the site's operator (`fedmodel ledger
 reset`, which archives the old ledger and so raises the count the client
-reports) starts a budget again.
+reports) starts a budget again. The rule itself is
+`privacy/ledger_holding.ledger_regression`, which a resumed simulation's check
+before Flower starts (`client/record_check.py`) applies too.
 """
 
 from __future__ import annotations
@@ -22,52 +24,11 @@ from typing import Any
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import CLIENT_ID_KEY
-from fedmodel.privacy.figure_keys import (
-    EPSILON_KEY,
-    LEDGER_RESETS_KEY,
-    ROUND_STEPS_KEY,
-    STEPS_KEY,
-)
-from fedmodel.privacy.ledger_holding import held_figures
+from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
+from fedmodel.privacy.ledger_holding import held_figures, ledger_regression
 
-# Room for floating-point noise between two computations of one epsilon.
-EPSILON_TOLERANCE = 1e-9
 # The figures `ledger_regression` compares, as a train message carries them.
 RECORDED_FIGURES = (STEPS_KEY, EPSILON_KEY, LEDGER_RESETS_KEY)
-
-
-def ledger_regression(
-    previous: Mapping[str, float] | None, figures: Mapping[str, float]
-) -> str | None:
-    """Why `figures` cannot follow `previous` for one client, or None if they can."""
-    if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:
-        return None
-    if figures.get(LEDGER_RESETS_KEY, 0) > previous.get(LEDGER_RESETS_KEY, 0):
-        return None
-    epsilon, earlier = figures[EPSILON_KEY], previous[EPSILON_KEY]
-    steps, earlier_steps = figures.get(STEPS_KEY, 0), previous.get(STEPS_KEY, 0)
-    held_before = steps - figures.get(ROUND_STEPS_KEY, 0)
-    lost = []
-    if held_before < earlier_steps:
-        lost.append(
-            f"held {held_before:.0f} step{'' if held_before == 1 else 's'} before "
-            "this round, fewer than the "
-            f"{earlier_steps:.0f} the server recorded for it"
-        )
-    if epsilon + EPSILON_TOLERANCE < earlier:
-        lost.append(
-            f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
-            "recorded for it"
-        )
-    if not lost:
-        return None
-    return (
-        f"its privacy ledger {' and '.join(lost)}: the "
-        "ledger was deleted, replaced or edited, and taking it would under-count "
-        "what the client released. Restore the site's ledger; if its operator "
-        "started a new budget on purpose, run `fedmodel ledger reset --state-dir "
-        "DIR --yes` at the site first"
-    )
 
 
 def recorded_for(client_id: int, figures: Mapping[str, float]) -> dict[str, float]:

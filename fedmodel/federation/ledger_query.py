@@ -7,7 +7,7 @@ recorded each client spending (its checkpoint keeps that across a resume); a
 client cannot know without being told, and telling one site another's figures
 would reveal its record count. So in a round where the server holds recorded
 figures, each selected node's ledger is compared with the record
-(`continuity.ledger_regression`) before it trains, one of two ways:
+(`ledger_holding.ledger_regression`) before it trains, one of two ways:
 
 - A node that reported its client's recorded figures in this server process
   gets them back in its train message, with that client's id

@@ -27,7 +27,6 @@ from flwr.serverapp.strategy import (
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.continuity import ledger_regression
 from fedmodel.federation.messages import (
     CLIENT_ID_KEY,
     METRICS_KEY,
@@ -38,6 +37,7 @@ from fedmodel.federation.messages import (
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
 from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY
+from fedmodel.privacy.ledger_holding import ledger_regression
 
 log = logging.getLogger(__name__)
 

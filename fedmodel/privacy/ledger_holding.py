@@ -1,33 +1,52 @@
-"""What a client's privacy ledger file holds, read without opening it to charge.
+"""What a client's privacy ledger holds, and whether it lost what was recorded.
 
 Before a round trains, what a client's ledger holds is compared with what the
 server recorded (`federation/ledger_query.py`, `federation/continuity.py`): by
 the client, where its train message carries the record, or by the server,
-which asks the client. Either way the figures come from the file alone: no
-training record is read, no accountant is run, nothing is charged.
+which asks the client; a resumed simulation compares each client's ledger
+with the checkpoint before Flower starts (`client/record_check.py`). Each way
+the figures come from the file alone: no training record is read, no
+accountant is run, nothing is charged. One rule decides (`ledger_regression`):
+a ledger only grows, unless its site's operator reset it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
-from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
+from fedmodel.privacy.figure_keys import (
+    EPSILON_KEY,
+    LEDGER_RESETS_KEY,
+    ROUND_STEPS_KEY,
+    STEPS_KEY,
+)
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import reset_count
+
+# Room for floating-point noise between two computations of one epsilon.
+EPSILON_TOLERANCE = 1e-9
 
 
 def held_figures(state_dir: Path) -> dict[str, float]:
     """The steps and epsilon the ledger in `state_dir` holds, and its reset count.
 
     Where there is no ledger file it holds 0 steps and epsilon 0; a file that
-    cannot be read is a FedmodelError naming it. The epsilon is the one its
-    last charge stored: a round checks it against the history before it
-    charges (`ledger_check.checked_epsilon`), which takes an accountant call.
+    cannot be read is a FedmodelError naming it.
     """
     path = state_dir / LEDGER_FILE
+    return record_figures(read_record(path) if path.is_file() else None, state_dir)
+
+
+def record_figures(record: LedgerRecord | None, state_dir: Path) -> dict[str, float]:
+    """The figures of `held_figures` from `record`, the ledger read in `state_dir`.
+
+    None stands for no ledger file. The epsilon is the one its last charge
+    stored: a round checks it against the history before it charges
+    (`ledger_check.checked_epsilon`), which takes an accountant call.
+    """
     steps, epsilon = 0, 0.0
-    if path.is_file():
-        record = read_record(path)
+    if record is not None:
         steps = record.steps
         epsilon = record.rounds[-1].epsilon if record.rounds else 0.0
     return {
@@ -35,3 +54,43 @@ def held_figures(state_dir: Path) -> dict[str, float]:
         EPSILON_KEY: epsilon,
         LEDGER_RESETS_KEY: float(reset_count(state_dir)),
     }
+
+
+def ledger_regression(
+    previous: Mapping[str, float] | None, figures: Mapping[str, float]
+) -> str | None:
+    """Why `figures` cannot follow `previous` for one client, or None if they can.
+
+    A client whose figures show fewer steps before this round's charge, or
+    less epsilon, than were recorded for it has lost charges: its ledger was
+    deleted, replaced or edited. Only a raised reset count (`fedmodel ledger
+    reset` archives the old ledger) starts a budget again.
+    """
+    if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:
+        return None
+    if figures.get(LEDGER_RESETS_KEY, 0) > previous.get(LEDGER_RESETS_KEY, 0):
+        return None
+    epsilon, earlier = figures[EPSILON_KEY], previous[EPSILON_KEY]
+    steps, earlier_steps = figures.get(STEPS_KEY, 0), previous.get(STEPS_KEY, 0)
+    held_before = steps - figures.get(ROUND_STEPS_KEY, 0)
+    lost = []
+    if held_before < earlier_steps:
+        lost.append(
+            f"held {held_before:.0f} step{'' if held_before == 1 else 's'} before "
+            "this round, fewer than the "
+            f"{earlier_steps:.0f} the server recorded for it"
+        )
+    if epsilon + EPSILON_TOLERANCE < earlier:
+        lost.append(
+            f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
+            "recorded for it"
+        )
+    if not lost:
+        return None
+    return (
+        f"its privacy ledger {' and '.join(lost)}: the "
+        "ledger was deleted, replaced or edited, and taking it would under-count "
+        "what the client released. Restore the site's ledger; if its operator "
+        "started a new budget on purpose, run `fedmodel ledger reset --state-dir "
+        "DIR --yes` at the site first"
+    )

@@ -6,12 +6,12 @@ import pytest
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 
 from fedmodel.federation import client_app
-from fedmodel.federation.continuity import ledger_regression
 from fedmodel.federation.messages import (
     CLIENT_REFUSED,
     failure_reason,
     read_failure,
 )
+from fedmodel.privacy.ledger_holding import ledger_regression
 from tests.conftest import reply_metadata
 
 RAY_WRAPPED = "\n".join(

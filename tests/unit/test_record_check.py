@@ -12,9 +12,14 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.ledger_holding import held_figures
 from fedmodel.privacy.ledger_record import LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import archive_ledger
-from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
+from fedmodel.run.checkpoint import (
+    Checkpoint,
+    recorded_client_figures,
+    save_checkpoint,
+)
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, simulated_client_dir
 from tests.conftest import charge_client_ledger, client_ledger, client_ledger_path
 
@@ -110,19 +115,27 @@ def test_a_run_begun_under_the_text_label_order_is_refused_naming_it(
 
 
 def _charged_run(tmp_path: Path) -> Path:
-    """A run folder after round 1: both clients' ledgers and the checkpoint."""
+    """A run folder after round 1: both clients' ledgers and the checkpoint.
+
+    The checkpoint records what each ledger holds: 2 steps and its epsilon.
+    """
     _write_sites(tmp_path, rows=30)
     run_dir = tmp_path / "run"
     run = _settings(tmp_path)
     for client in range(run.num_clients):
         train, _, _ = load_client_data(run, client)
         charge_client_ledger(run_dir, client, train)
-    figures = {"steps": 2.0, "epsilon": 1.5, "ledger-resets": 0.0}
-    save_checkpoint(
-        run_dir,
-        Checkpoint(round=1, weights={}, client_figures={0: figures, 1: figures}),
-    )
+    figures = {
+        client: held_figures(simulated_client_dir(run_dir, client))
+        for client in range(run.num_clients)
+    }
+    save_checkpoint(run_dir, Checkpoint(round=1, weights={}, client_figures=figures))
     return run_dir
+
+
+def _charged_epsilon(run_dir: Path, client: int) -> float:
+    """The epsilon client `client`'s ledger in `run_dir` holds."""
+    return float(client_ledger(run_dir, client)["rounds"][-1]["epsilon"])
 
 
 def test_a_resume_whose_client_lost_its_ledger_stops_before_any_round(
@@ -132,12 +145,13 @@ def test_a_resume_whose_client_lost_its_ledger_stops_before_any_round(
     resumed = _settings(tmp_path, "resume=true")
     check_simulated_clients(resumed)  # every ledger as charged: it goes on
     ledger = client_ledger_path(run_dir, 0)
+    charged = _charged_epsilon(run_dir, 0)
     ledger.unlink()  # the client's state deleted
     with pytest.raises(FedmodelError) as refused:
         check_simulated_clients(resumed)
     assert str(refused.value) == (
         f"resume=true in {run_dir}: client 0's privacy ledger {ledger} does not "
-        "exist, but the run's checkpoint recorded 2 steps (epsilon 1.5000) "
+        f"exist, but the run's checkpoint recorded 2 steps (epsilon {charged:.4f}) "
         "charged to it: resumed, the client would train and send its update from "
         "a ledger that does not count what it already released. Restore the "
         "client's ledger, or start a new run in a folder of its own"
@@ -176,13 +190,30 @@ def test_a_ledger_older_than_the_checkpoint_is_refused(tmp_path: Path) -> None:
         run_dir,
         Checkpoint(round=2, weights={}, client_figures={0: later, 1: later}),
     )
-    held = client_ledger(run_dir, 0)["rounds"][-1]["epsilon"]
+    held = _charged_epsilon(run_dir, 0)
     with pytest.raises(FedmodelError) as refused:
         check_simulated_clients(_settings(tmp_path, "resume=true"))
     assert (
         f"client 0's privacy ledger {client_ledger_path(run_dir, 0)} holds 2 steps "
         f"(epsilon {held:.4f}), but the run's checkpoint recorded 4 steps "
         "(epsilon 2.5000)"
+    ) in str(refused.value)
+
+
+def test_a_ledger_with_the_steps_but_less_epsilon_is_refused(tmp_path: Path) -> None:
+    # The server's rule: epsilon going back is lost charges, as steps are
+    # (a ledger replaced by one charged the same steps at less noise, say).
+    run_dir = _charged_run(tmp_path)
+    held = _charged_epsilon(run_dir, 0)
+    figures = recorded_client_figures(run_dir)
+    figures[0] = {**figures[0], "epsilon": held + 0.5}
+    save_checkpoint(run_dir, Checkpoint(round=1, weights={}, client_figures=figures))
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(_settings(tmp_path, "resume=true"))
+    assert (
+        f"client 0's privacy ledger {client_ledger_path(run_dir, 0)} holds 2 steps "
+        f"(epsilon {held:.4f}), but the run's checkpoint recorded 2 steps "
+        f"(epsilon {held + 0.5:.4f})"
     ) in str(refused.value)
 
 
