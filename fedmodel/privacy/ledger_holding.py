@@ -25,7 +25,7 @@ from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_recor
 from fedmodel.privacy.ledger_reset import reset_count
 
 # Room for floating-point noise between two computations of one epsilon.
-EPSILON_TOLERANCE = 1e-9
+RECORDED_EPSILON_TOLERANCE = 1e-9
 
 
 def held_figures(state_dir: Path) -> dict[str, float]:
@@ -80,7 +80,7 @@ def ledger_regression(
             "this round, fewer than the "
             f"{earlier_steps:.0f} the server recorded for it"
         )
-    if epsilon + EPSILON_TOLERANCE < earlier:
+    if epsilon + RECORDED_EPSILON_TOLERANCE < earlier:
         lost.append(
             f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
             "recorded for it"
