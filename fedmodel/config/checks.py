@@ -139,12 +139,24 @@ def _check(settings: RunSettings) -> None:
             "label start reads the descriptions; set label_init=true or drop "
             "task.label_descriptions"
         )
+    _check_labels(settings.task.labels)
     _check_files_keys(settings)
     _check_ignored_distill_keys(settings)
     _check_distill(settings)
     _check_device(settings)
     _check_audit(settings)
     _check_privacy(settings)
+
+
+def _check_labels(labels: list[str] | None) -> None:
+    # Refused, not mended: the config would name one label, the run use another.
+    for i, label in enumerate(labels or ()):
+        if not label or label != label.strip():
+            raise FedmodelError(
+                f"task.labels[{i}]={label!r}: labels read from files are "
+                "stripped of surrounding spaces and never empty, so no record "
+                f"could hold it; write {label.strip()!r} or drop it"
+            )
 
 
 def _check_files_keys(settings: RunSettings) -> None:

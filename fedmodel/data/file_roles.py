@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from fedmodel.config import RunSettings, TaskSettings
@@ -138,6 +138,7 @@ def warn_shared_texts(
     settings: RunSettings,
     data: TaskData,
     *,
+    normalize: Callable[[str], str],
     distill_texts: Sequence[str] | None = None,
 ) -> None:
     """Warn where records share texts: in one site's file, two sites', or the server's.
@@ -146,37 +147,40 @@ def warn_shared_texts(
     which load the same files in their own processes, do not), and on
     `distill_texts`, the texts of `distill.transfer_file` as its check before
     round 1 read them (None: the run distils on no such file). A task whose
-    records carry no site has nothing to compare. Texts are compared without
-    surrounding whitespace (`_stripped`).
+    records carry no site has nothing to compare. Texts are compared as the
+    tokenizer sees them: `normalize` is its normalizer (`text_normalizer`),
+    and runs of whitespace count as one space (`_as_seen`).
     """
     task = settings.task
     if SITE_COLUMN not in data.train.column_names:
         return
     sites: list[list[str]] = [[] for _ in task.train_files]
-    train_texts = _stripped(data.train["text"])
+    train_texts = _as_seen(data.train["text"], normalize)
     for text, site in zip(train_texts, data.train[SITE_COLUMN], strict=True):
         sites[site].append(text)
     _warn_repeats_at_a_site(task, sites)
     _warn_texts_at_two_sites(task, sites)
-    _warn_test_texts_at_sites(task, _stripped(data.test["text"]), sites)
+    test_texts = _as_seen(data.test["text"], normalize)
+    _warn_test_texts_at_sites(task, test_texts, sites)
     if data.transfer is not None and task.validation_file:
         used = "fits its start and picks its round on it"
         server_file = ("task.validation_file", task.validation_file, used)
-        held = _stripped(data.transfer["text"])
+        held = _as_seen(data.transfer["text"], normalize)
         _warn_server_texts_at_sites(task, held, sites, server_file)
     if settings.distill.transfer_file and distill_texts is not None:
         name = settings.distill.transfer_file
         used = "distils the student on it"
         server_file = ("distill.transfer_file", name, used)
-        _warn_server_texts_at_sites(task, _stripped(distill_texts), sites, server_file)
+        held = _as_seen(distill_texts, normalize)
+        _warn_server_texts_at_sites(task, held, sites, server_file)
 
 
-def _stripped(texts: Sequence[str]) -> list[str]:
-    # Texts are compared without surrounding whitespace, as `fedmodel predict`
-    # and distill.transfer_file read them: the tokenizer drops it, so `abc`
-    # and `abc ` are one record to the model. The records keep it (their
-    # fingerprint ties a ledger to them as written).
-    return [text.strip() for text in texts]
+def _as_seen(texts: Sequence[str], normalize: Callable[[str], str]) -> list[str]:
+    # BERT's tokenizer normalizes a text (an uncased one lower-cases it and
+    # drops accents), then splits it at whitespace: `Abc  d` and ` abc d` are
+    # one record to the model. The records keep their text as written (their
+    # fingerprint ties a ledger to them).
+    return [" ".join(normalize(text).split()) for text in texts]
 
 
 def _warn_test_texts_at_sites(

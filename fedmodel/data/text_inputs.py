@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.data.file_cells import text_cells
+from fedmodel.data.file_cells import require_column, text_cells
 from fedmodel.data.file_formats import read_table
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
@@ -23,20 +23,17 @@ def read_texts(
 
     `key` names where the path came from (a config key or a CLI option), so the
     message says what to fix; `column_option`, if any, is the option that names
-    another column. An empty file is an error, and so is an empty or non-text
-    cell, by the rule the training files' texts follow (`text_cells`), naming
-    the rows.
+    another column. A missing column, an empty file and an empty or non-text
+    cell are errors, worded as for the training files' texts
+    (`require_column`, `text_cells`), naming the column or the rows.
     """
     if path.suffix.lower() == ".txt":
         return _lines(path, key=key, text_column=text_column)
     table = read_table(path, key=key)
-    if text_column not in table.columns:
-        raise FedmodelError(
-            f"{key}: file {path} has no column {text_column!r} (columns: "
-            f"{sorted(map(str, table.columns))}); rename the texts' column to "
-            f"{text_column!r}"
-            + (f" or name it with {column_option}" if column_option else "")
-        )
+    fix = f"rename the texts' column to {text_column!r}" + (
+        f" or name it with {column_option}" if column_option else ""
+    )
+    require_column(table, text_column, role="text", fix=fix, path=path, key=key)
     cells = text_cells(table, text_column, path=path, key=key)
     texts = [text.strip() for text in cells]
     if not texts:

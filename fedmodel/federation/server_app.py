@@ -37,6 +37,7 @@ from fedmodel.federation.server_setup import (
     write_resolved_config,
 )
 from fedmodel.model.finetune import merged_classifier
+from fedmodel.model.load import load_tokenizer, text_normalizer
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
@@ -76,7 +77,8 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_pooled_files(settings)
-    warn_shared_texts(settings, task, distill_texts=distill_texts)
+    normalize = text_normalizer(load_tokenizer(settings.model))
+    warn_shared_texts(settings, task, normalize=normalize, distill_texts=distill_texts)
     warn_test_only_labels(task)
     warn_similar_labels(task)
     server_started = time.perf_counter()

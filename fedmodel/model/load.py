@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,6 +40,25 @@ def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
             f"model.path {settings.path!r}: no tokenizer could be loaded from "
             f"{location} ({exc}); give a local checkpoint directory"
         ) from exc
+
+
+def text_normalizer(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], str]:
+    """What `tokenizer` makes of a text before it splits it into words.
+
+    A fast tokenizer's own normalizer: an uncased BERT's lower-cases the text
+    and drops its accents, so `Café` and `cafe` give the same tokens. A
+    tokenizer without one (a slow, Python-only one) leaves the text as it is.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    normalizer = getattr(backend, "normalizer", None)
+    if normalizer is None:
+        return _as_written
+    normalize: Callable[[str], str] = normalizer.normalize_str
+    return normalize
+
+
+def _as_written(text: str) -> str:
+    return text
 
 
 def build_classifier(

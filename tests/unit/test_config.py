@@ -290,6 +290,20 @@ def test_bad_values_name_the_key(override: str, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("labels", "fragment"),
+    [
+        ("[' pos',neg]", "task.labels[0]=' pos': labels read from files are stripped"),
+        ("[pos,'neg ']", "task.labels[1]='neg '"),
+        ("[pos,'',neg]", "task.labels[1]='': labels read from files"),
+    ],
+)
+def test_labels_a_file_could_not_hold_are_refused(labels: str, fragment: str) -> None:
+    # A file's labels are read stripped: `' pos'` would match none of them.
+    with pytest.raises(FedmodelError, match=re.escape(fragment)):
+        settings_from_dict(compose_config([f"task.labels={labels}"]))
+
+
+@pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
         (["distill.rounds=3"], "distill.rounds=3 is set, but distill=server"),

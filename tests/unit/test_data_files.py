@@ -19,7 +19,11 @@ from fedmodel.data.file_roles import (
 from fedmodel.data.label_warnings import warn_test_only_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.model.load import load_tokenizer, text_normalizer
 from tests.conftest import group_settings
+
+# What the tiny model's tokenizer (MiniLM's, uncased) makes of a text.
+NORMALIZE = text_normalizer(load_tokenizer(group_settings("model", "tiny")))
 
 
 def _csv(path: Path, rows: list[tuple[str, str]], header: str = "text,label") -> Path:
@@ -222,7 +226,7 @@ def test_a_server_file_sharing_texts_with_a_site_is_named(
         # Loading alone (what every client process does) says nothing: the
         # server names it, once per run.
         assert not caplog.records
-        warn_shared_texts(_run(task), data)
+        warn_shared_texts(_run(task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1, warned
     assert "2 of the 3 records of task.train_files[1]" in warned[0]
@@ -249,7 +253,8 @@ def test_a_sites_file_is_not_the_servers_distillation_texts(
     read = ["a new text", "dire"]
     texts.unlink()  # the warning takes the texts the check before round 1 read
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(run, load_task(task, seed=0), distill_texts=read)
+        data = load_task(task, seed=0)
+        warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "1 of the 2 records of task.train_files[1]" in warned
     assert "distill.transfer_file" in warned and "distils the student" in warned
@@ -263,7 +268,7 @@ def test_sites_sharing_texts_are_named(
     c = _csv(tmp_path / "c.csv", [("awful", "neg"), ("fine day", "pos"), ("x", "pos")])
     task = _task([a, b, c], server_csv)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(_run(task), load_task(task, seed=0))
+        warn_shared_texts(_run(task), load_task(task, seed=0), normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     # Each later file is named against the first that holds the text.
     assert len(warned) == 2, warned
@@ -274,8 +279,45 @@ def test_sites_sharing_texts_are_named(
     d = _csv(tmp_path / "d.csv", [("new", "pos")])
     task = _task([a, d], server_csv)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(_run(task), load_task(task, seed=0))
+        warn_shared_texts(_run(task), load_task(task, seed=0), normalize=NORMALIZE)
     assert not caplog.records
+
+
+def test_texts_the_tokenizer_reads_alike_are_one_text(
+    tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An uncased tokenizer gives `Fine  day` and `fine day` the same tokens,
+    # and `Café au lait` and `cafe AU lait`: the model trains on one record.
+    a = _csv(tmp_path / "a.csv", [("Fine  day", "pos"), ("awful  day", "neg")])
+    b = _csv(
+        tmp_path / "b.csv",
+        [
+            ("fine day", "pos"),
+            ("awful day", "neg"),
+            ("Café au lait", "neg"),
+            ("cafe AU\tlait", "neg"),
+        ],
+    )
+    task = _task([a, b], server_csv)
+    data = load_task(task, seed=0)
+    assert data.train["text"][0] == "Fine  day"  # trained on as written
+    assert NORMALIZE("Café AU") == "cafe au"
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_shared_texts(_run(task), data, normalize=NORMALIZE)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith("1 record(s) of task.train_files[1] (")
+    assert "repeat the text of another" in warned[0]
+    assert warned[1].startswith("2 record(s) of task.train_files[1] (")
+    assert "task.train_files[0]" in warned[1] and "added up" in warned[1]
+    caplog.clear()
+    # A cased tokenizer (no normalizer: texts as written) keeps case apart,
+    # and still reads a run of spaces or a tab as one space.
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        warn_shared_texts(_run(task), data, normalize=lambda text: text)
+    (warned_cased,) = [r.getMessage() for r in caplog.records]
+    assert warned_cased.startswith("1 record(s) of task.train_files[1] (")
+    assert "task.train_files[0]" in warned_cased
 
 
 def test_pooling_a_files_tasks_files_is_said(

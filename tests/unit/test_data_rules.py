@@ -109,6 +109,26 @@ def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
         read_texts(texts, key="--input")
 
 
+def test_a_missing_text_column_is_worded_as_for_the_training_files(
+    tmp_path: Path, test_file: Path
+) -> None:
+    texts = tmp_path / "in.csv"
+    texts.write_text("Text,label\nhello,x\n", encoding="utf-8")
+    with pytest.raises(FedmodelError) as read:
+        read_texts(texts, key="--input", column_option="--text-column")
+    assert str(read.value) == (
+        f"--input: file {texts} has no text column 'text' ('Text' differs only "
+        "in case or spaces) (columns found: ['Text', 'label']); rename the "
+        "texts' column to 'text' or name it with --text-column"
+    )
+    with pytest.raises(FedmodelError) as trained:
+        load_task(_task([texts], test_file), seed=0)
+    assert str(trained.value).startswith(
+        f"task.train_files[0]: file {texts} has no text column 'text' ('Text' "
+        "differs only in case or spaces) (columns found: ['Text', 'label']); "
+    )
+
+
 def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:
     path = _write(tmp_path / "a.csv", [("x", "NA"), ("y", "none"), ("z", "pos")])
     data = load_task(_task([path], test_file), seed=0)

@@ -48,7 +48,7 @@ def test_a_transfer_file_that_cannot_be_read_stops_the_run(tmp_path: Path) -> No
     no_column.write_text("query\nI lost my card\n")
     _refused(
         _settings(tmp_path, f"distill.transfer_file={no_column}"),
-        "has no column 'text'",
+        "has no text column 'text'",
     )
     good = tmp_path / "good.txt"
     good.write_text("I lost my card\n")

@@ -14,7 +14,7 @@ from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
-from tests.unit.test_data_files import _run, _task
+from tests.unit.test_data_files import NORMALIZE, _run, _task
 
 
 def _jsonl(path: Path, records: list[tuple[object, object]]) -> Path:
@@ -187,7 +187,8 @@ def test_texts_differing_only_in_surrounding_spaces_are_one_record(
     texts.write_text("dire\nnew\n")
     run = _run(task, transfer_file=texts)
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(run, data, distill_texts=read_texts(texts, key="k"))
+        read = read_texts(texts, key="k")
+        warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned
     assert warned[0].startswith("1 record(s) of task.train_files[0] (")

@@ -15,7 +15,7 @@ from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
-from tests.unit.test_data_files import _task
+from tests.unit.test_data_files import NORMALIZE, _task
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_repeated_rows_in_one_site_file_are_named(
     data = load_task(task, seed=0)
     settings = settings_from_dict(compose_config(["task=files", "num_clients=2"]))
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(replace(settings, task=task), data)
+        warn_shared_texts(replace(settings, task=task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1, warned
     assert warned[0].startswith("10 record(s) of task.train_files[1] (")
@@ -192,7 +192,7 @@ def test_a_test_file_sharing_texts_with_a_site_is_named(
     data = load_task(task, seed=0)
     settings = settings_from_dict(compose_config(["task=files", "num_clients=1"]))
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
-        warn_shared_texts(replace(settings, task=task), data)
+        warn_shared_texts(replace(settings, task=task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1, warned
     assert warned[0].startswith("5 of the 20 records of task.test_file (")
