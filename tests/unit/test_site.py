@@ -243,6 +243,22 @@ def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
         load_site_records(no_labels, site)
 
 
+def test_a_sites_label_names_are_composed_as_the_servers_are(
+    tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # The run-config's `cafe\u0301` (NFD) and the file's `caf\u00e9` (NFC) are one
+    # label; the site keeps it in the composed form, as the server does.
+    frame = bank_rows[0].head(4).assign(intent=["caf\u00e9", "tea"] * 2)
+    path = tmp_path / "site.csv"
+    frame.to_csv(path, index=False)
+    settings = deployment_settings(["cafe\u0301", "tea"])
+    site = site_from_node_config(node_config(path, tmp_path))
+    assert site is not None
+    train, names = load_site_records(settings, site)
+    assert names == ("caf\u00e9", "tea")
+    assert list(train["label"]) == [0, 1, 0, 1]
+
+
 def _train_message(
     settings: RunSettings,
     round_number: int,
