@@ -18,7 +18,7 @@ from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import choose_delta
+from fedmodel.privacy.calibration import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record

@@ -18,10 +18,11 @@ from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data.clients import load_client_data
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import PrivacyPlan, epsilon_for
 from fedmodel.privacy.calibration import (
     ACCOUNTANTS,
     WEAK_DELTA,
+    PrivacyPlan,
+    epsilon_for,
     plan_client,
     planned_rounds,
     weak_delta_warning,
