@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import compose_config  # noqa: E402
 from fedmodel.config.budget_rule import budget_row  # noqa: E402
-from fedmodel.privacy import PrivacyPlan, plan_privacy, private_training  # noqa: E402
+from fedmodel.privacy.calibration import PrivacyPlan, plan_privacy  # noqa: E402
+from fedmodel.privacy.engine import private_training  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     criterion_loss,
     feature_logits,

@@ -24,7 +24,7 @@ from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.model.finetune import classification_head, prepare_for_finetuning
 from fedmodel.model.load import build_classifier, load_tokenizer
-from fedmodel.privacy import Criterion, private_training
+from fedmodel.privacy.engine import Criterion, private_training
 from fedmodel.training.embedding_cache import embed_split
 from fedmodel.training.loops import (
     Batch,

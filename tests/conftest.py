@@ -83,7 +83,8 @@ def charge_client_ledger(run_dir: Path, client: int, train: Any) -> Path:
     What a DP round leaves in the run folder: the ledger carries the records'
     fingerprint.
     """
-    from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+    from fedmodel.privacy.calibration import PrivacyPlan
+    from fedmodel.privacy.ledger import PrivacyLedger
     from fedmodel.training.fingerprint import data_fingerprint
 
     plan = PrivacyPlan(

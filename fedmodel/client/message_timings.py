@@ -8,7 +8,7 @@ The file stays at the site; `benchmarks/deployment_overhead.py` reads it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
 from pathlib import Path
 
 # In a site's state directory: one line of timings per message (local only).
@@ -20,17 +20,29 @@ def record_message_timings(
     *,
     round_number: int,
     app_import_started: float,
-    stages: Mapping[str, float],
+    moments: tuple[float, float, float],
+    prepare_seconds: float,
 ) -> None:
-    """Append one message's timings (seconds per stage) to the site's state dir.
+    """Append one train message's timings (seconds per stage) to the site's state dir.
 
     `process_start` is the time from the ClientApp process's start (Flower
     starts one per message) to the start of the app's import: Python's start,
-    Flower's imports and loading the app. The numbers stay at the site.
+    Flower's imports and loading the app. `moments` are when the train handler
+    started (the app's imports done), when the records were read and when the
+    round ended; `prepare_seconds` of the round built the model. The numbers
+    stay at the site.
     """
     import psutil
 
     started = psutil.Process().create_time()
+    entered, data_loaded, trained = moments
+    stages = {
+        "imports": entered - app_import_started,
+        "data": data_loaded - entered,
+        "model_load": prepare_seconds,
+        "training": trained - data_loaded - prepare_seconds,
+        "reply": time.time() - trained,
+    }
     line = {
         "round": round_number,
         "process_start": max(app_import_started - started, 0.0),

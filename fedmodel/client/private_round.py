@@ -20,14 +20,13 @@ from torch.utils.data import DataLoader
 from fedmodel.client.site_delta import site_delta_warning
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
-from fedmodel.privacy import (
+from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.engine import StepCounter, private_training
+from fedmodel.privacy.ledger import (
     BudgetExhausted,
     PrivacyLedger,
-    StepCounter,
-    private_training,
+    stored_noise_multiplier,
 )
-from fedmodel.privacy.calibration import plan_client
-from fedmodel.privacy.ledger import stored_noise_multiplier
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.fingerprint import data_fingerprint

@@ -18,7 +18,7 @@ from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import choose_delta
+from fedmodel.privacy.calibration import choose_delta
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression, record_figures

@@ -28,7 +28,6 @@ from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import METRICS_KEY
 from fedmodel.federation.strategy import BudgetAwareStrategy
-from fedmodel.privacy import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.client_level import (
     CENTRAL_LEDGER_FILE,
     CLIENT_LEVEL_ID,
@@ -36,6 +35,7 @@ from fedmodel.privacy.client_level import (
     plan_client_level,
     sampled_clients,
 )
+from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,12 @@ less, and a query message asks what the ledger holds, for the server to check.
 
 Flower 1.41 starts a fresh process for every message a SuperNode receives, so
 what this module imports is paid for every message at every site (the ledger
-query's and the train message's): the data, model-loading and distillation
-modules are imported only by the rounds that need them (see
-`fedmodel.client.jobs`), and a site in head mode trains on the features it
-stored in round 1. At a site each train message's timings are appended to
-`message_timings.jsonl` in its state directory.
+query's and the train message's). The local round's modules (torch, Opacus)
+are imported by the train handler only, so a query's process loads neither;
+the data, model-loading and distillation modules only by the rounds that need
+them (see `fedmodel.client.jobs`), and a site in head mode trains on the
+features it stored in round 1. At a site each train message's timings are
+appended to `message_timings.jsonl` in its state directory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _APP_IMPORT_STARTED = time.time()
 import logging  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 from flwr.app import (  # noqa: E402
     ArrayRecord,
@@ -39,7 +41,6 @@ from flwr.app import (  # noqa: E402
 from flwr.clientapp import ClientApp  # noqa: E402
 
 import fedmodel  # noqa: E402
-from fedmodel.client.local_round import RoundOutcome, run_local_round  # noqa: E402
 from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SIMULATED_CLIENT,
@@ -49,7 +50,6 @@ from fedmodel.client.site import (  # noqa: E402
     check_site_run_config,
     site_from_node_config,
 )
-from fedmodel.client.site_data import site_round_records  # noqa: E402
 from fedmodel.config import (  # noqa: E402
     RunSettings,
     from_run_config,
@@ -82,7 +82,12 @@ from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
-from fedmodel.training.feature_store import sweep_stale_temp_files  # noqa: E402
+
+if TYPE_CHECKING:
+    import datasets
+
+    from fedmodel.client.local_round import RoundOutcome
+    from fedmodel.training.feature_store import StoredFeatures
 
 app = ClientApp()
 log = logging.getLogger(__name__)
@@ -156,7 +161,10 @@ def _ledger_figures(msg: Message, context: Context, client_id: int) -> RecordDic
 
 
 def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
-    entered = time.time()
+    # Here, not at the top: it imports torch and Opacus, which a query never needs.
+    from fedmodel.client.local_round import run_local_round
+
+    entered = time.time()  # after that import: the "imports" stage holds it
     site = site_from_node_config(context.node_config)
     round_number, settings = _round_settings(msg, site)
     arrays = msg.content.array_records
@@ -167,24 +175,9 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
         check_recorded_ledger(recorded, client_id=client_id, state_dir=state_dir)
     records = None
     if site is not None:
-        # Which code trains on the site's records: with `fedmodel flwr-app`'s
-        # bundle, the site's own installed fedmodel.
-        log.info(
-            "site %d: round %d, fedmodel %s from %s",
-            site.site_id,
-            round_number,
-            fedmodel.__version__,
-            Path(fedmodel.__file__).parent,
-        )
         settings = capped_settings(settings, site)
-        # The mode by name, not by the registry (model/finetune.py): that
-        # imports transformers, which a site's message process keeps out of
-        # its start-up until it trains (test_site_features.py checks it).
-        records = site_round_records(
-            settings,
-            site,
-            head_features=settings.finetune.mode == "head" and teacher is None,
-        )
+        distill = teacher is not None
+        records = _site_records(settings, site, round_number, distill=distill)
     _sweep_temp_files(state_dir, client_id)
     data_loaded = time.time()
     outcome = run_local_round(
@@ -205,13 +198,38 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     trained = time.time()
     content = _reply_content(outcome, client_id, ledger_marks)
     if site is not None:
-        _record_timings(
-            site,
+        record_message_timings(
+            site.state_dir,
             round_number=round_number,
-            outcome=outcome,
+            app_import_started=_APP_IMPORT_STARTED,
             moments=(entered, data_loaded, trained),
+            prepare_seconds=outcome.prepare_seconds,
         )
     return content
+
+
+def _site_records(
+    settings: RunSettings, site: SiteConfig, round_number: int, *, distill: bool
+) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
+    """What the site trains on this round (`site_round_records`), said in its log."""
+    # Here, not at the top: the feature store imports torch.
+    from fedmodel.client.site_data import site_round_records
+
+    # Which code trains on the site's records: with `fedmodel flwr-app`'s
+    # bundle, the site's own installed fedmodel.
+    log.info(
+        "site %d: round %d, fedmodel %s from %s",
+        site.site_id,
+        round_number,
+        fedmodel.__version__,
+        Path(fedmodel.__file__).parent,
+    )
+    # The mode by name, not by the registry (model/finetune.py): that
+    # imports transformers, which a site's message process keeps out of
+    # its start-up until it trains (test_site_features.py checks it).
+    return site_round_records(
+        settings, site, head_features=settings.finetune.mode == "head" and not distill
+    )
 
 
 def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
@@ -220,6 +238,8 @@ def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
     The ledger's temp files go under its lock; the feature store's once they
     are an hour old (it takes no lock).
     """
+    from fedmodel.training.feature_store import sweep_stale_temp_files  # torch
+
     removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
     if removed:
         log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
@@ -240,29 +260,6 @@ def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSett
     settings = settings_from_dict(raw)
     check_site_labels(settings, site)  # before the site's file is read
     return round_number, settings
-
-
-def _record_timings(
-    site: SiteConfig,
-    *,
-    round_number: int,
-    outcome: RoundOutcome,
-    moments: tuple[float, float, float],
-) -> None:
-    """Append this message's stages (seconds) to the site's own timings file."""
-    entered, data_loaded, trained = moments
-    record_message_timings(
-        site.state_dir,
-        round_number=round_number,
-        app_import_started=_APP_IMPORT_STARTED,
-        stages={
-            "imports": entered - _APP_IMPORT_STARTED,
-            "data": data_loaded - entered,
-            "model_load": outcome.prepare_seconds,
-            "training": trained - data_loaded - outcome.prepare_seconds,
-            "reply": time.time() - trained,
-        },
-    )
 
 
 def client_state_dir(site: SiteConfig | None, run_dir: str, client_id: int) -> Path:

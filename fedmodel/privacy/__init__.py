@@ -1,41 +1,11 @@
 """Record-level DP-SGD for each client: calibrate, wrap, account, persist.
 
-`plan_privacy` calibrates noise for a target (epsilon, delta); `private_training`
-wraps the training objects with Opacus; `PrivacyLedger` keeps each client's
-budget on disk, charged before an update leaves the client. Every epsilon comes
-from `epsilon_for`. Nothing here imports Flower.
+`calibration.plan_privacy` calibrates noise for a target (epsilon, delta);
+`engine.private_training` wraps the training objects with Opacus;
+`ledger.PrivacyLedger` keeps each client's budget on disk, charged before an
+update leaves the client. Every epsilon comes from `calibration.epsilon_for`.
+Nothing here imports Flower. Loading the package imports none of its modules:
+import each name from the module that defines it, so a module that only reads
+a ledger file (`ledger_record`, `ledger_holding`: a site's ledger query)
+costs a message process neither Opacus nor torch.
 """
-
-from fedmodel.privacy.calibration import (
-    PrivacyPlan,
-    calibrate_noise,
-    choose_delta,
-    epsilon_for,
-    plan_privacy,
-)
-from fedmodel.privacy.engine import (
-    Criterion,
-    PrivateTraining,
-    StepCounter,
-    private_training,
-)
-from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
-from fedmodel.privacy.ledger_record import RoundCharge
-from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
-
-__all__ = [
-    "BudgetExhausted",
-    "Criterion",
-    "PrivacyLedger",
-    "PrivacyPlan",
-    "PrivateTraining",
-    "RoundCharge",
-    "StepCounter",
-    "calibrate_noise",
-    "choose_delta",
-    "epsilon_for",
-    "plan_privacy",
-    "private_training",
-    "poisson_steps_per_epoch",
-    "sample_rate_for",
-]

@@ -11,10 +11,13 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fedmodel.config.modes import ACCOUNTANT_NAMES
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import ACCOUNTANTS, HistoryEntry
+
+if TYPE_CHECKING:  # reading a ledger file needs no accountant (nor Opacus)
+    from fedmodel.privacy.accountants import HistoryEntry
 
 logger = logging.getLogger(__name__)
 
@@ -181,8 +184,10 @@ def _parse(raw: Any) -> LedgerRecord:
             f"{LEDGER_VERSION}"
         )
     accountant = _string(raw, "accountant")
-    if accountant not in ACCOUNTANTS:
-        raise ValueError(f"'accountant' is {accountant!r}, not one of {ACCOUNTANTS}")
+    if accountant not in ACCOUNTANT_NAMES:
+        raise ValueError(
+            f"'accountant' is {accountant!r}, not one of {ACCOUNTANT_NAMES}"
+        )
     history = tuple(
         _history_entry(item, number)
         for number, item in enumerate(_list(raw, "history"), start=1)

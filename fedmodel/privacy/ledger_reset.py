@@ -16,7 +16,6 @@ from pathlib import Path
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import exclusive_lock
-from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 
 ARCHIVE_PATTERN = "privacy_ledger.reset-*.json"
@@ -125,6 +124,9 @@ def _ledger_path(state_dir: Path) -> Path:
 
 
 def _status(path: Path, record: LedgerRecord) -> LedgerStatus:
+    # The accountant (Opacus) only here: every query message counts resets.
+    from fedmodel.privacy.ledger_check import checked_epsilon
+
     return LedgerStatus(
         path=path,
         client_id=record.client_id,

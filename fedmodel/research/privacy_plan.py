@@ -19,8 +19,13 @@ from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data.clients import load_client_data
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import PrivacyPlan, epsilon_for
-from fedmodel.privacy.calibration import ACCOUNTANTS, plan_client, planned_rounds
+from fedmodel.privacy.calibration import (
+    ACCOUNTANTS,
+    PrivacyPlan,
+    epsilon_for,
+    plan_client,
+    planned_rounds,
+)
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.modes import privacy_mode
 

@@ -13,7 +13,7 @@ from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import central_dp
 from fedmodel.federation.simulation import simulate
-from fedmodel.privacy import epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import small_config

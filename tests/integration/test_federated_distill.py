@@ -20,7 +20,7 @@ from flwr.app import Message
 
 from fedmodel.cli.main import run_command
 from fedmodel.federation.simulation import simulate
-from fedmodel.privacy import epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import SMALL_RUN, client_ledger, logging_restored, small_config
 from tests.integration.test_simulation import _record_replies

@@ -18,7 +18,7 @@ import yaml
 from fedmodel.cli.main import run_command
 from fedmodel.config import compose_config
 from fedmodel.federation.simulation import simulate
-from fedmodel.privacy import sample_rate_for
+from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.run.layout import simulated_client_dir
 from tests.conftest import client_ledger
 from tests.integration.test_files_task import _site_file

@@ -17,7 +17,7 @@ from fedmodel.federation.simulation import simulate
 from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier
-from fedmodel.privacy import epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import client_ledger, logging_restored, small_config
 

@@ -11,8 +11,8 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.federation.central_dp import _LedgeredAdaptiveClipping
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
-from fedmodel.privacy import PrivacyLedger
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.ledger import PrivacyLedger
 from tests.conftest import reply_metadata, small_settings
 
 SIZE = 200_000

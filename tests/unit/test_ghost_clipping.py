@@ -13,7 +13,7 @@ from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.load import build_classifier
-from fedmodel.privacy import private_training
+from fedmodel.privacy.engine import private_training
 from fedmodel.training.loops import Batch, criterion_loss, text_logits, train_epochs
 from tests.conftest import small_config
 

@@ -35,7 +35,7 @@ from fedmodel.deploy.launch import (
     supernode_command,
 )
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
 
 FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
 SITE_KEYS = (SITE_ID, DATA_FILE, STATE_DIR, MAX_EPSILON, DELTA, LABELS_FILE)

@@ -25,8 +25,9 @@ from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
-from fedmodel.privacy import plan_privacy, poisson_steps_per_epoch, sample_rate_for
+from fedmodel.privacy.calibration import plan_privacy
 from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.fingerprint import data_fingerprint
 from tests.conftest import small_config
 

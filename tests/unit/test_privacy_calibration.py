@@ -12,15 +12,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import (
+from fedmodel.privacy.calibration import (
     PrivacyPlan,
     calibrate_noise,
     choose_delta,
     epsilon_for,
     plan_privacy,
-    poisson_steps_per_epoch,
-    sample_rate_for,
 )
+from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 
 @pytest.mark.parametrize(
@@ -226,7 +225,7 @@ def test_calibration_does_not_depend_on_the_thread_count() -> None:
     # plan shown must be the plan run to the last bit. (A multithreaded BLAS
     # once summed PRV's dot product in another order here: ...572 vs ...576.)
     script = (
-        "from fedmodel.privacy import calibrate_noise\n"
+        "from fedmodel.privacy.calibration import calibrate_noise\n"
         "print(repr(calibrate_noise(target_epsilon=4.0, delta=1 / 1800, "
         "sample_rate=1 / 6, steps=18, accountant='prv')))\n"
     )

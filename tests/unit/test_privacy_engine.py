@@ -4,11 +4,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import (
-    poisson_steps_per_epoch,
-    private_training,
-    sample_rate_for,
-)
+from fedmodel.privacy.engine import private_training
+from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 

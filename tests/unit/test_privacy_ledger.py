@@ -13,7 +13,8 @@ from opacus.accountants import RDPAccountant
 
 import fedmodel.privacy.durable_file as durable_file
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import BudgetExhausted, PrivacyLedger, PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
+from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.ledger_reset import archive_ledger
 
 PLAN = PrivacyPlan(
@@ -67,7 +68,8 @@ def test_charge_after_crash_before_send_is_on_disk(path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os
-        from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+        from fedmodel.privacy.calibration import PrivacyPlan
+        from fedmodel.privacy.ledger import PrivacyLedger
         plan = PrivacyPlan(**{PLAN.__dict__!r})
         ledger = PrivacyLedger.open(
             {str(path)!r}, client_id="site-a", plan=plan, data_fingerprint="sha256:abc"

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy import PrivacyLedger, PrivacyPlan
+from fedmodel.privacy.calibration import PrivacyPlan
+from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_reset import ledger_status
 
 PLAN = PrivacyPlan(

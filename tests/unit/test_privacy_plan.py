@@ -14,7 +14,7 @@ import pytest
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.data.clients import load_client_data
-from fedmodel.privacy import sample_rate_for
+from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.research.calibrated_settings import (
     CalibratedSetting,
     settings_table,

@@ -23,7 +23,7 @@ from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
-from fedmodel.privacy import epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds

@@ -123,16 +123,28 @@ def test_a_change_of_data_or_model_settings_misses_the_stored_features(
     assert not isinstance(records, StoredFeatures)
 
 
-def test_the_client_app_imports_neither_transformers_nor_the_data_libraries() -> None:
-    heavy = ["transformers", "peft", "datasets", "flwr_datasets", "pandas", "sklearn"]
+def _check_the_client_app_imports_none_of(modules: list[str]) -> None:
+    """Import the ClientApp in a fresh interpreter: none of `modules` is loaded."""
     probe = (
         "import sys, fedmodel.federation.client_app; "
-        f"print([m for m in {heavy!r} if m in sys.modules])"
+        f"print([m for m in {modules!r} if m in sys.modules])"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_client_app_imports_neither_transformers_nor_the_data_libraries() -> None:
+    _check_the_client_app_imports_none_of(
+        ["transformers", "peft", "datasets", "flwr_datasets", "pandas", "sklearn"]
+    )
+
+
+def test_the_client_app_imports_neither_torch_nor_opacus() -> None:
+    # A ledger query's process (a resume's first round, a SuperNode that
+    # reconnected) reads one ledger file: only a train message pays for them.
+    _check_the_client_app_imports_none_of(["torch", "opacus"])
 
 
 def test_different_records_never_share_a_fingerprint() -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedmodel.privacy import private_training
+from fedmodel.privacy.engine import private_training
 from fedmodel.training.loops import evaluate, feature_logits, train_epochs
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
