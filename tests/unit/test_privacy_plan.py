@@ -221,3 +221,13 @@ def test_progress_line_names_the_file_each_site_holds(
     assert f"planning client 1 (2 of 2): 20 records of {tmp_path}/sites/b.csv" in (
         caplog.text
     )
+
+
+def test_a_list_of_budgets_names_the_command_that_sweeps(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # privacy-plan has no --multirun: the hint names simulate's.
+    assert run_command(["privacy-plan", "privacy.target_epsilon=[1,3]"]) == 2
+    error = capsys.readouterr().err
+    assert "fedmodel simulate --multirun privacy.target_epsilon=1,3,8" in error
+    assert "privacy-plan plans one value at a time" in error
