@@ -7,6 +7,7 @@ Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
@@ -193,6 +194,7 @@ def run_ledger(args: argparse.Namespace) -> int:
         reset_and_not_charged,
     )
 
+    _refuse_a_run_folder(args.state_dir)
     if args.what == "show":
         # A reset with no round since is the site's state, not an error.
         if (reset := reset_and_not_charged(args.state_dir)) is not None:
@@ -226,6 +228,27 @@ def run_ledger(args: argparse.Namespace) -> int:
         f"round(s)) as {archived}; the next round starts a new budget"
     )
     return EXIT_OK
+
+
+def _refuse_a_run_folder(state_dir: Path) -> None:
+    """Name the clients' folders when given a simulation's run folder.
+
+    A simulated client keeps its ledger in RUN/clients/client-<i>, its own
+    state directory; the run folder holds none of its own.
+    """
+    from fedmodel.privacy.ledger_record import LEDGER_FILE
+    from fedmodel.run.layout import CLIENTS_DIR
+
+    held = sorted(state_dir.glob(f"{CLIENTS_DIR}/*/{LEDGER_FILE}"))
+    if not held or (state_dir / LEDGER_FILE).exists():
+        return
+    names = ", ".join(path.parent.name for path in held[:4])
+    raise FedmodelError(
+        f"--state-dir {state_dir} is a simulation's run folder: each simulated "
+        f"client keeps its ledger in a state directory of its own, "
+        f"{state_dir / CLIENTS_DIR}/client-<i> ({names}"
+        f"{', ...' if len(held) > 4 else ''}); give one of those as --state-dir"
+    )
 
 
 def add_flwr_app_arguments(parser: argparse.ArgumentParser) -> None:

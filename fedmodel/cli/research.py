@@ -126,6 +126,11 @@ def run_audit(args: argparse.Namespace) -> int:
     """Audit the run, write audit.json; exit 1 when a bound exceeds the claim."""
     if not 0.0 < args.confidence < 1.0:
         raise FedmodelError(f"--confidence must be in (0, 1), got {args.confidence}")
+    from fedmodel.run.console import setup_logging
+
+    # As privacy-plan: fedmodel's lines on stderr and the libraries' progress
+    # bars off (rebuilding a files run's clients ran one), before tqdm loads.
+    setup_logging()
     from fedmodel.research.audit import audit_run, render_audit
     from fedmodel.run.layout import AUDIT_FILE
     from fedmodel.run.metrics import write_json

@@ -158,11 +158,15 @@ def _simulate(cfg: Any) -> float:
         raise TypeError("the composed config is not a mapping")
     config = {str(k): v for k, v in raw.items()}
     try:
-        # Check the settings and the clients' records before the simulation
-        # stack loads (seconds, not tens); `simulate` checks again, cached.
+        # Check the settings, the run folder and the clients' records before
+        # the simulation stack loads (seconds, not tens); `simulate` checks
+        # again, cached. The folder first: a resume with a changed key that
+        # deals the records is named by that key, not by the records it moved.
         settings = settings_from_dict({**config, "run_dir": str(run_dir)})
         from fedmodel.client.record_check import check_simulated_clients
+        from fedmodel.run.folder_check import check_run_folder
 
+        check_run_folder(run_dir, settings)
         check_simulated_clients(settings)
         from fedmodel.federation.simulation import simulate
 

@@ -230,7 +230,10 @@ def _checked_row(raw: Mapping[str, Any]) -> BudgetRow:
     ):
         # Named here: the rule's keys would otherwise stay null, and the type
         # check would name one of them instead.
-        sweep = " (a sweep: --multirun privacy.target_epsilon=1,3,8)"
+        sweep = (
+            " (a sweep: fedmodel simulate --multirun privacy.target_epsilon=1,3,8;"
+            " privacy-plan plans one value at a time)"
+        )
         raise FedmodelError(
             f"config key 'privacy.target_epsilon' must be a number: {epsilon!r}"
             + (sweep if isinstance(epsilon, list | tuple) else "")

@@ -160,7 +160,11 @@ def _check_labels(labels: list[str] | None) -> None:
 
 
 def _check_files_keys(settings: RunSettings) -> None:
-    """Files named for task=files only, given to a task that would ignore them."""
+    """Files and labels for task=files only, given to a task that would ignore them.
+
+    Banking77's and ICD-10-CM's label sets are their own: `task.labels`
+    given to them would be dropped without a word.
+    """
     task = settings.task
     if task.name == "files":
         return
@@ -168,6 +172,7 @@ def _check_files_keys(settings: RunSettings) -> None:
         "task.train_files": task.train_files,
         "task.test_file": task.test_file,
         "task.validation_file": task.validation_file,
+        "task.labels": task.labels,
     }
     for key, value in named.items():
         if value:

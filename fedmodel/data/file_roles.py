@@ -112,6 +112,22 @@ def check_transfer_file(settings: RunSettings) -> None:
             )
 
 
+def client_file(settings: RunSettings, client_id: int) -> str | None:
+    """The file client `client_id` holds, where a files task's clients are its files.
+
+    Under `partition=natural` on the files (its default) client i holds
+    `task.train_files[i]`; under any other partition, or another task, no
+    client is one file: None.
+    """
+    task, partition = settings.task, settings.partition
+    by_file = partition.name == "natural" and partition.label_groups is None
+    if task.name != "files" or not by_file:
+        return None
+    if partition.column not in (None, SITE_COLUMN):
+        return None
+    return task.train_files[client_id]
+
+
 def warn_pooled_files(settings: RunSettings) -> None:
     """Say so when a files task's clients are not its files.
 
@@ -120,8 +136,7 @@ def warn_pooled_files(settings: RunSettings) -> None:
     then covers its share, not one site's file. The server says it once.
     """
     task, partition = settings.task, settings.partition
-    by_file = partition.name == "natural" and partition.label_groups is None
-    if task.name != "files" or (by_file and partition.column in (None, SITE_COLUMN)):
+    if task.name != "files" or client_file(settings, 0) is not None:
         return
     logger.warning(
         "partition=%s%s: the %d files of task.train_files are pooled and dealt "

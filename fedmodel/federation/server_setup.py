@@ -176,13 +176,26 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
     that asks for another `num_rounds` is refused.
     """
     if not (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
-        log.warning(
-            "resume=true but %s holds no checkpoint yet (the run stopped before "
-            "its first round was aggregated): starting at round 1. Clients keep "
-            "every charge in their ledgers; a round they were charged for is "
-            "charged again (an over-count, never an under-count)",
-            run_dir,
-        )
+        # An earlier start writes its resolved config before any round: a
+        # folder without one held no run (a mistyped run folder, say).
+        if not (run_dir / RESOLVED_CONFIG).is_file():
+            log.warning(
+                "resume=true but %s holds no earlier run (no checkpoint, no %s): "
+                "starting a new run at round 1. To continue a run, stop this one "
+                "and give that run's folder (hydra.run.dir, or run-dir under flwr "
+                "run)",
+                run_dir,
+                RESOLVED_CONFIG,
+            )
+        else:
+            log.warning(
+                "resume=true but %s holds no checkpoint yet (the run stopped "
+                "before its first round was aggregated): starting at round 1. "
+                "Clients keep every charge in their ledgers; a round they were "
+                "charged for is charged again (an over-count, never an "
+                "under-count)",
+                run_dir,
+            )
         keep_rounds_up_to(run_dir, 0)
         return None
     checkpoint = load_checkpoint(

@@ -69,7 +69,41 @@ def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
             f"({exc}); the run was likely made by another fedmodel version: "
             "audit it with the version that made it"
         ) from exc
+    _check_data_paths(run_dir, settings)
     return settings, summary
+
+
+def _check_data_paths(run_dir: Path, settings: RunSettings) -> None:
+    """Name the folder to audit from when the run's relative data paths miss.
+
+    A files task's paths are kept as given, relative to the folder the run
+    was started in; the audit reads them from its own working directory.
+    """
+    task = settings.task
+    named: dict[str, str | None] = {
+        f"task.train_files[{i}]": path for i, path in enumerate(task.train_files)
+    }
+    named["task.test_file"] = task.test_file
+    named["task.validation_file"] = task.validation_file
+    for key, value in named.items():
+        if value is None or Path(value).is_absolute() or Path(value).exists():
+            continue
+        started = _started_in(run_dir)
+        raise FedmodelError(
+            f"{run_dir / RESOLVED_CONFIG} names {key}={value!r}, a path relative to "
+            f"the folder the run was started in{f' ({started})' if started else ''}, "
+            f"and {Path.cwd()} holds no such file: run `fedmodel audit` from that "
+            "folder"
+        )
+
+
+def _started_in(run_dir: Path) -> str | None:
+    """The working directory Hydra recorded for the run, if it did."""
+    try:
+        raw = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        return str(raw["hydra"]["runtime"]["cwd"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
 
 
 def example_losses(

@@ -18,6 +18,7 @@ from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data.clients import load_client_data
+from fedmodel.data.file_roles import client_file
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import (
     ACCOUNTANTS,
@@ -83,11 +84,16 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
         train, _, _ = load_client_data(settings, client_id)
         # Progress: each client's calibration and per-round epsilons take
         # seconds, a minute over hundreds of rounds.
+        # Numbered as the tables number it (from 0), with the file it holds
+        # where the clients are a files task's files.
+        held = client_file(settings, client_id)
         log.info(
-            "planning client %d of %d (%d records, %s)",
+            "planning client %d (%d of %d): %d records%s, %s",
+            client_id,
             client_id + 1,
             settings.num_clients,
             len(train),
+            f" of {held}" if held is not None else "",
             _rounds_shown(settings),
         )
         plans.append(_planned(str(client_id), len(train), settings, central=False))

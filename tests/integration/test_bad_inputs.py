@@ -9,10 +9,17 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import yaml
 from transformers import GPT2Config, GPT2LMHeadModel
+
+from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.data.clients import load_client_data
+from fedmodel.run.layout import RESOLVED_CONFIG
+from tests.conftest import charge_client_ledger
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +112,42 @@ def test_a_repeated_label_column_is_named(tmp_path: Path) -> None:
         f"task.train_files=[{data},{other}]",
         f"task.test_file={test}",
         "partition=natural",
+        # A new run would be refused for the folder first, before the data.
+        "resume=true",
         f"hydra.run.dir={run_dir}",
     )
     _assert_user_error(done, str(data), "['label'] more than once")
+    assert _hashes(run_dir) == saved
+
+
+def test_a_resume_with_another_label_order_names_the_key(tmp_path: Path) -> None:
+    # task.labels decides each record's label id, so its client's fingerprint:
+    # the resume must name the key that changed, not report edited data.
+    sites = []
+    for site in range(2):
+        path = tmp_path / f"site{site}.csv"
+        rows = "\n".join(f"site {site} note {i},{'ny'[i % 2]}" for i in range(20))
+        path.write_text("text,label\n" + rows + "\n", encoding="utf-8")
+        sites.append(str(path))
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nheld out,y\nheld back,n\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    files = [*SMALL, "task=files", f"task.train_files=[{','.join(sites)}]"]
+    files.append(f"task.test_file={test}")
+    begun = settings_from_dict(
+        {**compose_config([*files, "task.labels=[n,y]"]), "run_dir": str(run_dir)}
+    )
+    for client in range(begun.num_clients):  # what the run's round charged
+        train, _, _ = load_client_data(begun, client)
+        charge_client_ledger(run_dir, client, train)
+    resolved = yaml.safe_dump(asdict(begun), sort_keys=False)
+    (run_dir / RESOLVED_CONFIG).write_text(resolved)
+    saved = _hashes(run_dir)
+    done = _simulate(
+        *files, "task.labels=[y,n]", "resume=true", f"hydra.run.dir={run_dir}"
+    )
+    _assert_user_error(done, "task.labels=['y', 'n'] (the run's: ['n', 'y'])")
+    assert "data changed" not in done.stderr
     assert _hashes(run_dir) == saved
 
 

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from fedmodel.config import compose_config
+from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +103,33 @@ def test_a_run_the_server_refuses_before_round_one_leaves_no_folder(
     assert done.returncode == 2, done.stderr[-3000:]
     assert "is the same file as task.train_files[0]" in done.stderr
     assert not run_dir.exists()
+
+
+def test_an_audit_of_a_files_run_shows_no_library_bar(tmp_path: Path) -> None:
+    # The audit deals the files out as the run did (flwr-datasets' natural
+    # partitioner, whose tqdm bar wrote to the console); this run held no
+    # record out, so the audit stops once it has them, naming the key.
+    files = []
+    for site, first in enumerate(WORDS):
+        files.append(tmp_path / f"site{site}.csv")
+        _site_file(files[-1], 20, first_label=first)
+    _site_file(tmp_path / "test.csv", 10, first_label="cardiac")
+    run_dir = tmp_path / "run"
+    (run_dir / "model").mkdir(parents=True)
+    raw = compose_config(
+        [
+            "task=files",
+            f"task.train_files=[{files[0]},{files[1]}]",
+            f"task.test_file={tmp_path / 'test.csv'}",
+            "model=tiny",
+        ]
+    )
+    (run_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (run_dir / SUMMARY_FILE).write_text("{}", encoding="utf-8")
+    (run_dir / TEACHER_DIR / "config.json").write_text("{}", encoding="utf-8")
+    done = subprocess.run(
+        [FEDMODEL, "audit", str(run_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "task.val_fraction above 0" in done.stderr
+    assert "Generating partition_id_to_indices" not in done.stdout + done.stderr

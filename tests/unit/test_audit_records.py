@@ -76,3 +76,39 @@ def test_records_the_ledger_did_not_cover_are_not_audited(tmp_path: Path) -> Non
     changed = train.map(lambda row: {"text": row["text"] + " x"})
     with pytest.raises(FedmodelError, match="not the ones its ledger .* was charged"):
         charged_ledger(tmp_path, 0, changed)
+
+
+def test_a_files_run_audited_from_another_folder_names_the_one_it_began_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run kept its files' paths as given, relative to where it started.
+    began, elsewhere, run = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "run"
+    (began / "sites").mkdir(parents=True)
+    elsewhere.mkdir()
+    for name in ("sites/a.csv", "sites/b.csv", "test.csv"):
+        (began / name).write_text("text,label\nx,y\n", encoding="utf-8")
+    raw = compose_config(
+        [
+            "task=files",
+            "task.train_files=[sites/a.csv,sites/b.csv]",
+            "task.test_file=test.csv",
+            "model=tiny",
+        ]
+    )
+    (run / TEACHER_DIR).mkdir(parents=True)
+    (run / TEACHER_DIR / "config.json").write_text("{}", encoding="utf-8")
+    (run / RESOLVED_CONFIG).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (run / SUMMARY_FILE).write_text(json.dumps({}), encoding="utf-8")
+    (run / ".hydra").mkdir()
+    hydra = {"hydra": {"runtime": {"cwd": str(began)}}}
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra), encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(FedmodelError) as raised:
+        load_run(run)
+    message = str(raised.value)
+    assert "task.train_files[0]='sites/a.csv'" in message
+    assert f"started in ({began})" in message and str(elsewhere) in message
+    assert "run `fedmodel audit` from that folder" in message
+    monkeypatch.chdir(began)
+    settings, _ = load_run(run)
+    assert settings.task.train_files == ["sites/a.csv", "sites/b.csv"]

@@ -147,3 +147,34 @@ def test_a_checkpoint_keeps_its_label_order(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path, expected_shapes=SHAPES).label_names == ("b", "a")
     save_checkpoint(tmp_path, _checkpoint(2))
     assert load_checkpoint(tmp_path, expected_shapes=SHAPES).label_names is None
+
+
+def test_a_resume_of_a_folder_that_held_no_run_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A mistyped run folder is not a run that stopped before its first round.
+    for name in ("site0", "site1", "test"):
+        (tmp_path / f"{name}.csv").write_text(f"text,label\n{name} a,a\n{name} b,b\n")
+    settings = settings_from_dict(
+        compose_config(
+            [
+                "model=tiny",
+                "task=files",
+                f"task.train_files=[{tmp_path / 'site0.csv'},{tmp_path / 'site1.csv'}]",
+                f"task.test_file={tmp_path / 'test.csv'}",
+            ]
+        )
+    )
+    task = load_task(settings.task, seed=0)
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with caplog.at_level("WARNING", logger="fedmodel.federation.server_setup"):
+        assert resume(run_dir, model, num_rounds=2) is None
+    assert f"{run_dir} holds no earlier run" in caplog.text
+    assert "stopped before its first round" not in caplog.text
+    caplog.clear()
+    (run_dir / "resolved_config.yaml").write_text("task: {}\n")  # a start's
+    with caplog.at_level("WARNING", logger="fedmodel.federation.server_setup"):
+        assert resume(run_dir, model, num_rounds=2) is None
+    assert "stopped before its first round was aggregated" in caplog.text

@@ -281,6 +281,7 @@ def test_a_files_task_without_files_or_a_count_names_both() -> None:
         ("finetune.optimizer=foo", "finetune.optimizer must be one of"),
         ("task.train_files=[a.csv]", "task.train_files is set, but task=bank"),
         ("task.test_file=t.csv", "task.test_file is set, but task=bank"),
+        ("task.labels=[a,b]", "task.labels is set, but task=bank"),
         ("privacy.target_epsilon=[1,2]", "privacy.target_epsilon' must be a number"),
     ],
 )

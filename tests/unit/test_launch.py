@@ -419,3 +419,21 @@ def test_ledger_show_says_why_a_folder_holds_no_ledger(
     missing = str(tmp_path / "nope")
     code, _, err = _ledger_command(monkeypatch, capsys, "show", "--state-dir", missing)
     assert code == 2 and f"--state-dir {missing}: no such folder" in err
+
+
+def test_ledger_given_a_run_folder_names_its_clients_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A simulation keeps each client's ledger in RUN/clients/client-<i>.
+    for client in range(2):
+        folder = tmp_path / "clients" / f"client-{client}"
+        folder.mkdir(parents=True)
+        (folder / "privacy_ledger.json").write_text("{}")
+    run = str(tmp_path)
+    for command in (("show",), ("reset", "--yes")):
+        code, _, err = _ledger_command(
+            monkeypatch, capsys, *command, "--state-dir", run
+        )
+        assert code == 2 and f"--state-dir {run} is a simulation's run folder" in err
+        assert f"{tmp_path}/clients/client-<i> (client-0, client-1)" in err
+    assert (tmp_path / "clients" / "client-0" / "privacy_ledger.json").is_file()

@@ -61,14 +61,15 @@ def test_progress_line_counts_the_planned_rounds(
 ) -> None:
     caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
     plan_run(settings_from_dict(small_config("num_rounds=1")))
-    assert re.search(r"planning client 1 of 3 \(\d+ records, 1 round\)", caplog.text)
+    # Numbered from 0, as the tables and the warnings number the clients.
+    assert re.search(r"planning client 0 \(1 of 3\): \d+ records, 1 round", caplog.text)
     caplog.clear()
     federated = ("num_rounds=1", "distill=federated", "distill.rounds=2")
     settings = settings_from_dict(small_config(*federated))
     plans = plan_run(settings)
     assert re.search(
-        r"planning client 1 of 3 \(\d+ records, 3 rounds: 1 of the teacher, "
-        r"2 of the student\)",
+        r"planning client 0 \(1 of 3\): \d+ records, 3 rounds: 1 of the teacher, "
+        r"2 of the student",
         caplog.text,
     )
     # The tables say which rounds are the student's, how they clip and at
@@ -192,3 +193,41 @@ def test_a_deployment_is_not_planned_as_if_it_had_simulated_clients(
     error = capsys.readouterr().err
     assert "federation=deployment" in error and "its own data file" in error
     assert "fedmodel ledger show" in error and "training records" not in error
+
+
+def test_progress_line_names_the_file_each_site_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A pattern's files are the clients, sorted by name: the plan says which
+    # file is which client.
+    (tmp_path / "sites").mkdir()
+    for name in ("b", "a"):
+        rows = "\n".join(f"{name} note {i},{'ny'[i % 2]}" for i in range(20))
+        (tmp_path / "sites" / f"{name}.csv").write_text("text,label\n" + rows + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    files = (
+        "task=files",
+        f"task.train_files=[{tmp_path}/sites/*.csv]",
+        f"task.test_file={tmp_path}/test.csv",
+        "num_clients=null",
+        "partition=natural",
+        "num_rounds=1",
+    )
+    caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
+    plan_run(settings_from_dict(small_config(*files)))
+    assert f"planning client 0 (1 of 2): 20 records of {tmp_path}/sites/a.csv" in (
+        caplog.text
+    )
+    assert f"planning client 1 (2 of 2): 20 records of {tmp_path}/sites/b.csv" in (
+        caplog.text
+    )
+
+
+def test_a_list_of_budgets_names_the_command_that_sweeps(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # privacy-plan has no --multirun: the hint names simulate's.
+    assert run_command(["privacy-plan", "privacy.target_epsilon=[1,3]"]) == 2
+    error = capsys.readouterr().err
+    assert "fedmodel simulate --multirun privacy.target_epsilon=1,3,8" in error
+    assert "privacy-plan plans one value at a time" in error
