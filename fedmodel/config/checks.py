@@ -160,11 +160,7 @@ def _check_labels(labels: list[str] | None) -> None:
 
 
 def _check_files_keys(settings: RunSettings) -> None:
-    """Files and labels for task=files only, given to a task that would ignore them.
-
-    Banking77's and ICD-10-CM's label sets are their own: `task.labels`
-    given to them would be dropped without a word.
-    """
+    """Files and labels (task=files only) given to a task that would drop them."""
     task = settings.task
     if task.name == "files":
         return
@@ -184,11 +180,10 @@ def _check_files_keys(settings: RunSettings) -> None:
 
 
 def _check_ignored_distill_keys(settings: RunSettings) -> None:
-    """Distill keys set away from what a mode that does not read them carries.
+    """Distill keys a mode does not read, set away from the packaged YAML's value.
 
-    The packaged YAML gives every mode `rounds: 0` and `transfer_file: null`
-    (distill=federated sets its own rounds), so only a value the user set is
-    refused, as with task=files' keys.
+    Every mode carries `rounds: 0` and `transfer_file: null` (distill=federated
+    sets its own rounds), so only a value the user set is refused.
     """
     distill = settings.distill
     if distill.rounds and not distill.client_rounds:

@@ -113,11 +113,9 @@ def check_transfer_file(settings: RunSettings) -> None:
 
 
 def client_file(settings: RunSettings, client_id: int) -> str | None:
-    """The file client `client_id` holds, where a files task's clients are its files.
+    """`task.train_files[client_id]` where each client holds one file, else None.
 
-    Under `partition=natural` on the files (its default) client i holds
-    `task.train_files[i]`; under any other partition, or another task, no
-    client is one file: None.
+    Only `partition=natural` on the files (a files task's default) does that.
     """
     task, partition = settings.task, settings.partition
     by_file = partition.name == "natural" and partition.label_groups is None
