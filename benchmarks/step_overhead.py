@@ -5,8 +5,9 @@ Banking77 texts, one step (zero_grad, forward, backward, optimizer step; the
 per-batch body of `fedmodel.training.loops.train_epochs`) is timed for:
 
 - the non-private model and optimizer (`off`),
-- the same model and optimizer wrapped by `fedmodel.privacy.private_training`
-  with each clipping method `privacy.grad_sample_mode` offers: `hooks`
+- the same model and optimizer wrapped by
+  `fedmodel.privacy.engine.private_training` with each clipping method
+  `privacy.grad_sample_mode` offers: `hooks`
   (per-example gradients), `ghost` (Opacus' ghost clipping, which needs the
   wrapped loss `private_training` returns) and `onepass` (fedmodel's
   clipping from one backward pass to each layer's output).
@@ -163,7 +164,7 @@ def print_tables(rows: list[tuple[str, int, Variant, Variant]]) -> None:
         )
     print()
     print(
-        "Every DP variant: fedmodel.privacy.private_training with that "
+        "Every DP variant: fedmodel.privacy.engine.private_training with that "
         "privacy.grad_sample_mode."
     )
     print()

@@ -22,6 +22,7 @@ from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.engine import StepCounter, private_training
+from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger import (
     BudgetExhausted,
     PrivacyLedger,
@@ -48,6 +49,8 @@ class PrivateRound:
     steps: int
     epsilon: float = 0.0
     count_steps: StepCounter | None = None
+    # What this round's charge added to the ledger: `steps`, or 0 if refused.
+    charged_steps: int = 0
 
     @classmethod
     def open(
@@ -113,6 +116,7 @@ class PrivateRound:
             self.ledger.mark_exhausted()
             self.epsilon = self.ledger.epsilon
             return False
+        self.charged_steps = self.steps
         return True
 
     def wrap(
@@ -157,5 +161,15 @@ class PrivateRound:
         )
 
     def figures(self) -> dict[str, float]:
-        """The privacy numbers a reply carries (they depend on the plan alone)."""
-        return self.ledger.reported_figures(epsilon=self.epsilon)
+        """The privacy numbers a reply carries (they depend on the plan alone).
+
+        Among them the steps this round charged: 0 for a round over budget,
+        whatever an earlier charge with this round's number holds (a previous
+        run's, at a site whose ledger outlives runs). The server subtracts
+        them from the steps before it compares with what it recorded
+        (`ledger_regression`).
+        """
+        return {
+            **self.ledger.reported_figures(epsilon=self.epsilon),
+            ROUND_STEPS_KEY: float(self.charged_steps),
+        }

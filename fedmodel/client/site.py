@@ -17,7 +17,7 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import RULE_KEYS, budget_row
-from fedmodel.data.label_form import composed
+from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
@@ -146,7 +146,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
     if site.labels_file is None:
         return
     agreed = set(agreed_labels(site.labels_file))
-    asked = {composed(str(label)) for label in settings.task.labels or ()}
+    asked = set(composed_labels(settings.task.labels or ()))
     if asked != agreed:
         differences = [
             f"{what} {sorted(labels)}"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fedmodel.client.site import DATA_FILE, SiteConfig, site_setting
 from fedmodel.client.site_delta import check_site_delta
 from fedmodel.config import RunSettings
-from fedmodel.data.label_form import composed
+from fedmodel.data.label_form import composed_labels
 from fedmodel.errors import FedmodelError
 from fedmodel.training.feature_store import (
     StoredFeatures,
@@ -99,6 +99,6 @@ def _label_names(settings: RunSettings) -> tuple[str, ...]:
             "the run-config has no task.labels: in a deployment the server "
             "operator must list the label set every site's file uses"
         )
-    # In the composed form the server's names are in (`files.py`): a decomposed
-    # `é` would otherwise print, and be kept, differently at the site.
-    return tuple(composed(str(label)) for label in labels)
+    # In the composed form the server's names are in: a decomposed `é` would
+    # otherwise print, and be kept, differently at the site.
+    return composed_labels(labels)

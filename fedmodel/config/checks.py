@@ -152,10 +152,10 @@ def _check_labels(labels: list[str] | None) -> None:
     # Refused, not mended: the config would name one label, the run use another.
     for i, label in enumerate(labels or ()):
         if not label or label != label.strip():
+            fix = f"write {label.strip()!r} or drop it" if label.strip() else "drop it"
             raise FedmodelError(
-                f"task.labels[{i}]={label!r}: labels read from files are "
-                "stripped of surrounding spaces and never empty, so no record "
-                f"could hold it; write {label.strip()!r} or drop it"
+                f"task.labels[{i}]={label!r}: labels read from files are stripped of "
+                f"surrounding spaces and never empty, so no record can hold it; {fix}"
             )
 
 

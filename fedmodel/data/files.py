@@ -21,7 +21,7 @@ from fedmodel.data.file_cells import (
 )
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
-from fedmodel.data.label_form import composed
+from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
@@ -222,7 +222,7 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
                 "another label, or list the full label set in task.labels"
             )
         return tuple(names)
-    names = [composed(str(name)) for name in task.labels]
+    names = list(composed_labels(task.labels))
     if len(names) < MIN_LABELS or len(set(names)) != len(names):
         raise FedmodelError(
             f"task.labels must list at least {MIN_LABELS} labels, none repeated (a "

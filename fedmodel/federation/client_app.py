@@ -73,13 +73,10 @@ from fedmodel.federation.messages import (  # noqa: E402
     failure_reason,
 )
 from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
-from fedmodel.privacy.figure_keys import (  # noqa: E402
-    LEDGER_RESETS_KEY,
-    ROUND_STEPS_KEY,
-)
+from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY  # noqa: E402
 from fedmodel.privacy.ledger_holding import held_figures  # noqa: E402
 from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
-from fedmodel.privacy.ledger_reset import reset_count, round_steps  # noqa: E402
+from fedmodel.privacy.ledger_reset import reset_count  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
@@ -191,10 +188,7 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     )
     ledger_marks = {}
     if outcome.privacy:
-        ledger_marks = {
-            ROUND_STEPS_KEY: round_steps(state_dir, round_number),
-            LEDGER_RESETS_KEY: reset_count(state_dir),
-        }
+        ledger_marks = {LEDGER_RESETS_KEY: reset_count(state_dir)}
     trained = time.time()
     content = _reply_content(outcome, client_id, ledger_marks)
     if site is not None:

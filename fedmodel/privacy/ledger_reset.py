@@ -90,21 +90,6 @@ def reset_count(state_dir: Path) -> int:
     return len(archived_ledgers(state_dir))
 
 
-def round_steps(state_dir: Path, round_number: int) -> int:
-    """Steps the ledger in `state_dir` charged for `round_number` (0 if none).
-
-    Only the latest charge counts: a round run again after a crash is charged
-    again, and what it adds is that latest charge.
-    """
-    path = state_dir / LEDGER_FILE
-    if not path.is_file():
-        return 0
-    rounds = read_record(path).rounds
-    if not rounds or rounds[-1].round != round_number:
-        return 0
-    return rounds[-1].steps
-
-
 def _ledger_path(state_dir: Path) -> Path:
     path = state_dir / LEDGER_FILE
     if not state_dir.is_dir():

@@ -296,6 +296,10 @@ def test_bad_values_name_the_key(override: str, fragment: str) -> None:
         ("[' pos',neg]", "task.labels[0]=' pos': labels read from files are stripped"),
         ("[pos,'neg ']", "task.labels[1]='neg '"),
         ("[pos,'',neg]", "task.labels[1]='': labels read from files"),
+        # Nothing left to write once stripped: only dropping it is offered.
+        ("[pos,'',neg]", "can hold it; drop it"),
+        ("[pos,'  ',neg]", "task.labels[1]='  ': labels read from files"),
+        ("[pos,'  ',neg]", "can hold it; drop it"),
     ],
 )
 def test_labels_a_file_could_not_hold_are_refused(labels: str, fragment: str) -> None:

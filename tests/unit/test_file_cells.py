@@ -10,6 +10,7 @@ import pytest
 
 from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import load_site_file
+from fedmodel.data.label_form import composed_labels
 from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
@@ -139,6 +140,13 @@ def test_a_label_in_either_unicode_form_is_one_label(
     task = _task([a], test_csv, labels=[decomposed, "Orto"])
     site = load_site_file(a, task=task, label_names=(decomposed, "Orto"), key="k")
     assert site["label"] == [0, 1]
+
+
+def test_task_labels_are_read_one_way_at_the_server_and_at_a_site() -> None:
+    # The server's names (files.py), a site's (site_data.py) and the set a
+    # site checks against its labels-file (site.py) all read them so.
+    listed = ["Cardiologi\u0301a", 3, "Orto"]
+    assert composed_labels(listed) == ("Cardiolog\u00eda", "3", "Orto")
 
 
 def test_a_label_that_is_true_or_false_is_refused_and_a_number_is_its_text(

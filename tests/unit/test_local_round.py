@@ -327,7 +327,9 @@ def test_head_round_releases_only_weights_and_numbers(tmp_path: Path) -> None:
         "noise-multiplier",
         "sample-rate",
         "steps",
+        "round-steps",
     }
+    assert outcome.privacy["round-steps"] > 0  # what this round charged
     # The caller's tensors are not trained in place.
     assert_all_changed({weight: outcome.weights[weight]}, fresh_weights(settings))
     assert all(torch.equal(start[k], v) for k, v in fresh_weights(settings).items())

@@ -47,6 +47,8 @@ from fedmodel.federation.messages import (
 from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier
+from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
+from fedmodel.privacy.ledger_holding import ledger_regression
 from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 from tests.conftest import small_config
 
@@ -336,6 +338,26 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
     assert not ledger_file.exists()
     again = _site_round(settings, config, 1)
     assert again[EXHAUSTED_KEY] == 0 and 0 < again["epsilon"] <= 1.0 + 1e-9
+
+
+def test_a_spent_sites_round_charges_no_steps_even_where_an_old_charge_has_its_number(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # Run 1 spends the site's cap in its rounds 1 and 2. A later run's server,
+    # resumed after its round 1 (the site answered "spent"), selects the site
+    # once more for round 2: the ledger's last charge is numbered 2 too (run
+    # 1's). Counted as this round's charge, the server would find the ledger
+    # holding fewer steps before the round than it recorded, and refuse the
+    # site as one whose ledger was replaced, instead of a spent one.
+    settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
+    config = node_config(site_file, tmp_path / "state", **{"max-epsilon": 1.0})
+    for round_number in (1, 2):
+        assert _site_round(settings, config, round_number)[ROUND_STEPS_KEY] > 0
+    recorded = _site_round(settings, config, 1)
+    again = _site_round(settings, config, 2)
+    assert recorded[EXHAUSTED_KEY] == again[EXHAUSTED_KEY] == 1
+    assert again[ROUND_STEPS_KEY] == 0
+    assert ledger_regression(recorded, again) is None
 
 
 def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
