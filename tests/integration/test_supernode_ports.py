@@ -40,6 +40,9 @@ def _supernode(directory: Path, name: str, runtime_port: int) -> list[str]:
         f"--data-file={data}",
         f"--state-dir={directory / f'state-{name}'}",
         "--max-epsilon=3",
+        # The file's few records would take a weak default delta, and the
+        # launch's line saying so would join the one error line checked below.
+        "--delta=1e-5",
         f"--runtime-port={runtime_port}",
     ]
 
