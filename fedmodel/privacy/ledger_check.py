@@ -22,12 +22,11 @@ from pathlib import Path
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
-from fedmodel.privacy.ledger_record import LedgerRecord, unusable_ledger
-
-# A stored epsilon is the float the same computation returned, so only an
-# accountant built another way (another BLAS or FFT) may differ, in far
-# smaller digits; an edit anyone could make by hand moves it far more.
-STORED_EPSILON_TOLERANCE = 1e-6
+from fedmodel.privacy.ledger_record import (
+    STORED_EPSILON_TOLERANCE,
+    LedgerRecord,
+    unusable_ledger,
+)
 
 
 def checked_epsilon(path: Path, record: LedgerRecord) -> float:

@@ -13,6 +13,7 @@ a ledger only grows, unless its site's operator reset it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import isclose
 from pathlib import Path
 
 from fedmodel.privacy.figure_keys import (
@@ -21,11 +22,13 @@ from fedmodel.privacy.figure_keys import (
     ROUND_STEPS_KEY,
     STEPS_KEY,
 )
-from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.privacy.ledger_record import (
+    LEDGER_FILE,
+    STORED_EPSILON_TOLERANCE,
+    LedgerRecord,
+    read_record,
+)
 from fedmodel.privacy.ledger_reset import reset_count
-
-# Room for floating-point noise between two computations of one epsilon.
-RECORDED_EPSILON_TOLERANCE = 1e-9
 
 
 def held_figures(state_dir: Path) -> dict[str, float]:
@@ -80,7 +83,11 @@ def ledger_regression(
             "this round, fewer than the "
             f"{earlier_steps:.0f} the server recorded for it"
         )
-    if epsilon + RECORDED_EPSILON_TOLERANCE < earlier:
+    # A spent client reports its history's epsilon recomputed, the ledger holds
+    # the stored one: the same figure, within what opening a ledger accepts.
+    if epsilon < earlier and not isclose(
+        epsilon, earlier, rel_tol=STORED_EPSILON_TOLERANCE
+    ):
         lost.append(
             f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
             "recorded for it"

@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 LEDGER_FILE = "privacy_ledger.json"
 LEDGER_FORMAT = "fedmodel-privacy-ledger"
 LEDGER_VERSION = 1
+# A stored epsilon is the float the same computation returned, so only an
+# accountant built another way (another BLAS or FFT) may differ, in far
+# smaller digits; an edit anyone could make by hand moves it far more. The
+# stored and the recomputed epsilon of one history are one figure within it.
+STORED_EPSILON_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)

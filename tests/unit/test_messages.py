@@ -84,6 +84,10 @@ EARLIER = {"epsilon": 4.0, "steps": 24.0, "ledger-resets": 0.0}
         # A spent client that did not train reports what it holds.
         ({"epsilon": 4.0, "steps": 24.0, "round-steps": 0.0}, False),
         ({"epsilon": 3.0, "steps": 24.0, "round-steps": 0.0}, True),
+        # Its history's epsilon recomputed against the stored one it reported
+        # before: one figure, within what opening a ledger accepts (1e-6).
+        ({"epsilon": 4.0 * (1 - 1e-8), "steps": 24.0, "round-steps": 0.0}, False),
+        ({"epsilon": 4.0 * (1 - 1e-4), "steps": 24.0, "round-steps": 0.0}, True),
         # Reset by its operator: the archive count went up.
         (
             {"epsilon": 2.0, "steps": 12.0, "round-steps": 12.0, "ledger-resets": 1.0},
