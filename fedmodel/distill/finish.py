@@ -109,7 +109,26 @@ def finish_models(
             entries["teacher"], entries["student"]
         )
         log_comparison(entries)
+    else:
+        _warn_of_earlier_student(run_dir)
     return entries
+
+
+def _warn_of_earlier_student(run_dir: Path) -> None:
+    """Say that a student left by an earlier start does not match this teacher.
+
+    A resume with distill=off of a run that distilled: the folder is the
+    user's to keep or remove, so it stays, but it was not made from this
+    teacher and summary.json reports no student.
+    """
+    if (run_dir / STUDENT_DIR).is_dir():
+        log.warning(
+            "%s holds a student from an earlier start of this run; with "
+            "distill=off this run made none, so it does not match the teacher "
+            "in %s (summary.json reports no student); remove it or distil again",
+            run_dir / STUDENT_DIR,
+            run_dir / TEACHER_DIR,
+        )
 
 
 def _student_entries(

@@ -349,3 +349,33 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     versus = entries["student_vs_teacher"]
     assert versus["served_speedup_batch1"] > 0
     assert versus["served_accuracy_ratio"] is not None
+
+
+def test_distill_off_keeps_an_earlier_student_and_says_it_is_stale(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A resume with distill=off of a run whose earlier start distilled.
+    settings = _files_run(tmp_path)
+    settings = dataclasses.replace(
+        settings, distill=dataclasses.replace(settings.distill, name="off")
+    )
+    task = load_task(settings.task, seed=settings.seed)
+    run_dir = tmp_path / "run"
+    earlier = run_dir / "student" / "model.onnx"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"the earlier start's student")
+    with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
+        entries = finish_models(
+            settings,
+            teacher=_teacher(settings, task.label_names),
+            tokenizer=load_tokenizer(settings.model),
+            test=task.test,
+            server_texts=None,
+            run_dir=run_dir,
+        )
+    assert "student" not in entries
+    assert earlier.read_bytes() == b"the earlier start's student"  # not removed
+    assert f"{run_dir / 'student'} holds a student from an earlier start" in (
+        caplog.text
+    )
+    assert "does not match the teacher" in caplog.text
