@@ -76,6 +76,19 @@ def check_writable_folder(
 # counts what was spent on its own records: a resume that dealt them out
 # again would charge a record under two ledgers that each count only one.
 _RECORD_KEYS = ("task", "partition", "num_clients", "seed")
+_RECORDS_DEALT = (
+    "these decide which records each client holds, and each client's ledger "
+    "counts only what was spent on its own"
+)
+# Said of the seed alone: under partition=natural it deals no record, but a
+# run keeps what it drew at its start.
+_SEED_DRAWS = (
+    "the seed draws what a run keeps from its start, among them which records "
+    "each client holds (unless each holds its own, as under partition=natural), "
+    "the records held back for local validation (task.val_fraction), audit "
+    "canaries, the model's starting weights and each round's batches; a resume "
+    "goes on as the same run, with the seed its rounds so far used"
+)
 
 
 def check_run_folder(run_dir: Path, settings: RunSettings) -> None:
@@ -137,9 +150,9 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
     if changed:
         raise FedmodelError(
             f"resume=true in {run_dir} with {_values(changed, config, earlier)}: "
-            "these decide which records each client holds, and each client's "
-            "ledger counts only what was spent on its own; resume with the run's "
-            f"values (its {RESOLVED_CONFIG}), or start a new run in a new folder"
+            f"{_SEED_DRAWS if changed == ['seed'] else _RECORDS_DEALT}; resume "
+            f"with the run's values (its {RESOLVED_CONFIG}), or start a new run "
+            "in a new folder"
         )
     changed = changed_keys(_plan_settings(earlier), _plan_settings(config))
     if changed:

@@ -188,7 +188,8 @@ def test_predict_reads_an_input_file_and_both_formats_agree(
         assert mine["label"] == theirs["label"]
         assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5)
     assert _predict("--model", str(exported), "--input", str(texts)) == 2
-    assert "has no text column 'text' (columns found: ['body'])" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "has no text column 'text' (columns found: ['body'])" in error
 
 
 def test_predict_table_output(

@@ -85,6 +85,19 @@ def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
     check_run_folder(tmp_path, relearn)
 
 
+def test_a_seed_change_is_refused_for_what_the_seed_draws(tmp_path: Path) -> None:
+    # One client per file: the seed deals no records, but still draws others.
+    sites = ",".join(str(tmp_path / f"site{i}.csv") for i in range(3))
+    files = ("task=files", f"task.train_files=[{sites}]", "partition=natural")
+    run = small_settings(*files)
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+    resumed = small_settings(*files, "seed=9", "resume=true")
+    with pytest.raises(FedmodelError, match="seed=9") as refused:
+        check_run_folder(tmp_path, resumed)
+    assert "decide which records each client holds" not in str(refused.value)
+    assert "the seed draws what a run keeps from its start" in str(refused.value)
+
+
 def test_a_dp_resume_keeps_the_plan_its_ledgers_were_calibrated_with(
     tmp_path: Path,
 ) -> None:
