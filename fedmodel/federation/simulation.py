@@ -12,25 +12,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
-import ray
-from flwr.app import Context, RecordDict
-from flwr.simulation.run_simulation import _run_simulation
-from flwr.supercore.telemetry import EventType
+# Ray reads this once, when it is imported. By default it folds lines that
+# differ only in their numbers into one "[repeated 2x across cluster]" line:
+# client 1's warning hidden behind client 0's. Each client's line is kept.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-from fedmodel.client.record_check import check_simulated_clients
-from fedmodel.config import (
+import psutil  # noqa: E402
+import ray  # noqa: E402
+from flwr.app import Context, RecordDict  # noqa: E402
+from flwr.simulation.run_simulation import _run_simulation  # noqa: E402
+from flwr.supercore.telemetry import EventType  # noqa: E402
+
+from fedmodel.client.record_check import check_simulated_clients  # noqa: E402
+from fedmodel.config import (  # noqa: E402
     FederationSettings,
     RunSettings,
     settings_from_dict,
     to_run_config,
 )
-from fedmodel.errors import FedmodelError
-from fedmodel.federation import client_app, server_app
-from fedmodel.run.console import setup_logging
-from fedmodel.run.folder_check import check_run_folder
-from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE
-from fedmodel.run.tracking import track_run
+from fedmodel.errors import FedmodelError  # noqa: E402
+from fedmodel.federation import client_app, ray_worker, server_app  # noqa: E402
+from fedmodel.run.console import setup_logging  # noqa: E402
+from fedmodel.run.folder_check import check_run_folder  # noqa: E402
+from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE  # noqa: E402
+from fedmodel.run.tracking import track_run  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,8 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
 # (ray-project/ray#65983). A second start usually gets through.
 _RAY_START_TIMEOUT = "timed out during startup"
 RAY_START_ATTEMPTS = 3
+# What each Ray worker runs as it starts, named for Ray to import there.
+WORKER_SETUP_HOOK = f"{ray_worker.__name__}.{ray_worker.set_up_logging.__name__}"
 
 
 def start_ray(federation: FederationSettings) -> None:
@@ -104,13 +111,20 @@ def start_ray(federation: FederationSettings) -> None:
     Flower's Ray backend starts Ray only if none is running, so it runs the
     clients on this one and shuts it down at the end. Starting it here lets a
     start that timed out be tried again, up to `RAY_START_ATTEMPTS` times. The
-    clients' processes get this process's `sys.path`, as Flower would give them.
+    clients' processes get this process's `sys.path`, as Flower would give them,
+    and set up fedmodel's logging as they start: Flower's lines in a client
+    actor stay off the console from the first, also in an actor that is ended
+    before it is given a message ("Manually terminating ClientAppActor", when
+    a resumed run has no round left to train).
     A Ray this process started already is used as it is, as Flower would.
     """
     if ray.is_initialized():
         return
     init_args = ray_backend_config(federation)["init_args"]
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}}
+    runtime_env = {
+        "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)},
+        "worker_process_setup_hook": WORKER_SETUP_HOOK,
+    }
     for attempt in range(1, RAY_START_ATTEMPTS + 1):
         try:
             ray.init(runtime_env=runtime_env, **init_args)

@@ -8,6 +8,8 @@ no test can bring about on purpose. Every simulation test starts Ray for real.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import simulation
+from fedmodel.run.console import VERBOSE_ENV
 from tests.conftest import small_settings
 
 TIMED_OUT = Exception(
@@ -74,3 +77,63 @@ def test_a_cluster_that_cannot_be_joined_is_named_without_retrying(
     with pytest.raises(FedmodelError, match="federation.ray_address='10.0.0.5:6379'"):
         simulation.start_ray(federation)
     assert len(calls) == 1
+
+
+def _in_a_fresh_process(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a new Python, as a Ray worker or a new driver starts."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for name in (VERBOSE_ENV, "RAY_DEDUP_LOGS"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+
+
+def test_each_ray_worker_keeps_flowers_lines_off_the_console_from_its_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An actor ended before its first message logs Flower's warning on ending.
+
+    Ray prints a worker's console on the driver's: a resumed run with no round
+    left showed "Manually terminating ClientAppActor". A client's own lines
+    still reach it.
+    """
+    calls = _fake_ray(monkeypatch, [None])
+    simulation.start_ray(small_settings().federation)
+    hook = calls[0]["runtime_env"]["worker_process_setup_hook"]
+    worker = _in_a_fresh_process(
+        "import logging\n"
+        "from ray._common.utils import load_class\n"
+        f"load_class({hook!r})()\n"  # what Ray does as a worker starts
+        "from flwr.supercore.logger import log\n"
+        "log(logging.WARNING, 'Manually terminating ClientAppActor')\n"
+        "logging.getLogger('fedmodel.client').warning('client 1: delta 0.005')\n"
+    )
+    assert "Manually terminating" not in worker.stderr + worker.stdout
+    assert "fedmodel client 1: delta 0.005" in worker.stderr
+
+
+def test_each_clients_line_reaches_the_console_as_written() -> None:
+    """Ray folds lines that differ only in numbers, from two workers, into one.
+
+    Client 1's warning was left out, and client 2's shown as "[repeated 2x
+    across cluster]": Ray's deduplication is off once the simulation module
+    is imported (Ray reads the setting as it is imported).
+    """
+    lines = [f"fedmodel client {i}: delta 0.005 is above 0.001" for i in range(3)]
+    driver = _in_a_fresh_process(
+        "import fedmodel.federation.simulation\n"
+        "from ray._private.ray_logging import stderr_deduplicator as dedup\n"
+        "printed = []\n"
+        f"for pid, line in zip((11, 12, 11), {lines!r}):\n"
+        "    batch = {'ip': 'host', 'pid': pid, 'is_err': True, 'lines': [line]}\n"
+        "    printed += [x for b in dedup.deduplicate(batch) for x in b['lines']]\n"
+        "printed += [x for b in dedup.flush() for x in b['lines']]\n"
+        "print('\\n'.join(printed))\n"
+    )
+    assert driver.stdout.splitlines() == lines
