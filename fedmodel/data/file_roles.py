@@ -112,18 +112,18 @@ def check_transfer_file(settings: RunSettings) -> None:
             )
 
 
-def client_file(settings: RunSettings, client_id: int) -> str | None:
-    """`task.train_files[client_id]` where each client holds one file, else None.
+def clients_are_files(settings: RunSettings) -> bool:
+    """Whether each client of a files task holds one file (`partition=natural`)."""
+    part = settings.partition
+    by_site = part.column in (None, SITE_COLUMN) and part.label_groups is None
+    return settings.task.name == "files" and part.name == "natural" and by_site
 
-    Only `partition=natural` on the files (a files task's default) does that.
-    """
-    task, partition = settings.task, settings.partition
-    by_file = partition.name == "natural" and partition.label_groups is None
-    if task.name != "files" or not by_file:
-        return None
-    if partition.column not in (None, SITE_COLUMN):
-        return None
-    return task.train_files[client_id]
+
+def client_file(settings: RunSettings, client_id: int) -> str | None:
+    """Client `client_id`'s file where `clients_are_files`; a deployment lists none."""
+    files = settings.task.train_files
+    held = clients_are_files(settings) and client_id < len(files)
+    return files[client_id] if held else None
 
 
 def warn_pooled_files(settings: RunSettings) -> None:
@@ -134,7 +134,7 @@ def warn_pooled_files(settings: RunSettings) -> None:
     then covers its share, not one site's file. The server says it once.
     """
     task, partition = settings.task, settings.partition
-    if task.name != "files" or client_file(settings, 0) is not None:
+    if task.name != "files" or clients_are_files(settings):
         return
     logger.warning(
         "partition=%s%s: the %d files of task.train_files are pooled and dealt "

@@ -13,6 +13,7 @@ from fedmodel.config import (
 )
 from fedmodel.data.file_roles import (
     check_transfer_file,
+    client_file,
     warn_pooled_files,
     warn_shared_texts,
 )
@@ -335,6 +336,23 @@ def test_pooling_a_files_tasks_files_is_said(
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "partition=iid: the 3 files of task.train_files are pooled" in warned
     assert "to 2 clients" in warned
+
+
+def test_a_deployments_server_lists_no_files_and_nothing_is_said() -> None:
+    # Each site holds its own file: the server's task.train_files is empty.
+    deployed = settings_from_dict(
+        compose_config(
+            [
+                "federation=deployment",
+                "task=files",
+                "task.test_file=t.csv",
+                "task.labels=[a,b]",
+                "num_clients=2",
+            ]
+        )
+    )
+    warn_pooled_files(deployed)
+    assert client_file(deployed, 0) is None
 
 
 def test_test_labels_no_record_trains_are_named_once(
