@@ -24,6 +24,7 @@ from transformers import (
 
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data.canaries import canary_splits
+from fedmodel.data.file_roles import named_files
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
@@ -79,14 +80,8 @@ def _check_data_paths(run_dir: Path, settings: RunSettings) -> None:
     A files task's paths are kept as given, relative to the folder the run
     was started in; the audit reads them from its own working directory.
     """
-    task = settings.task
-    named: dict[str, str | None] = {
-        f"task.train_files[{i}]": path for i, path in enumerate(task.train_files)
-    }
-    named["task.test_file"] = task.test_file
-    named["task.validation_file"] = task.validation_file
-    for key, value in named.items():
-        if value is None or Path(value).is_absolute() or Path(value).exists():
+    for _, key, value in named_files(settings.task):
+        if Path(value).is_absolute() or Path(value).exists():
             continue
         started = _started_in(run_dir)
         raise FedmodelError(
