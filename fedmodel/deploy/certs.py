@@ -245,8 +245,9 @@ def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
 def _refuse_existing(paths: list[Path]) -> None:
     existing = [str(path) for path in paths if path.exists()]
     if existing:
+        verb = "exists" if len(existing) == 1 else "exist"
         raise FedmodelError(
-            f"{', '.join(existing)} already exist(s); fedmodel never overwrites a "
+            f"{', '.join(existing)} already {verb}; fedmodel never overwrites a "
             "key or certificate: choose another --dir, or move the old files away"
         )
 

@@ -54,9 +54,13 @@ def test_site_keys_load_in_flower_as_a_nist_ec_pair(tmp_path: Path) -> None:
 def test_nothing_is_overwritten(tmp_path: Path) -> None:
     create_site_keys(tmp_path, name="site-0")
     before = (tmp_path / "site-0").read_bytes()
-    with pytest.raises(FedmodelError, match="never overwrites"):
+    with pytest.raises(FedmodelError, match=r"site-0\.pub already exist; .*never"):
         create_site_keys(tmp_path, name="site-0")
     assert (tmp_path / "site-0").read_bytes() == before
+    (tmp_path / "site-1.pub").write_text("kept\n")
+    with pytest.raises(FedmodelError, match=r"site-1\.pub already exists; "):
+        create_site_keys(tmp_path, name="site-1")
+    assert not (tmp_path / "site-1").exists()
     create_superlink_certificates(tmp_path, hosts=["localhost"])
     with pytest.raises(FedmodelError, match="ca.crt"):
         create_superlink_certificates(tmp_path, hosts=["localhost"])
