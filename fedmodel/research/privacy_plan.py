@@ -244,7 +244,10 @@ def _by_round_table(
 ) -> Table:
     """Epsilon after each round; rounds past the teacher's are the student's."""
     names = " / ".join(name.upper() for name in ACCOUNTANTS)
-    by_round = Table(title=f"epsilon after each round ({names})")
+    title = f"epsilon after each round ({names})"
+    # A title wraps at its table's width: one column (privacy=central) is
+    # narrower than the title.
+    by_round = Table(title=title, min_width=len(title))
     by_round.add_column("round", justify="right")
     planned = [plan for plan in plans if not plan.problem]
     for plan in planned:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
@@ -99,6 +101,11 @@ def test_central_plan_is_one_client_level_budget() -> None:
     assert plan.delta == pytest.approx(1 / 30) and plan.sample_rate == 1.0
     assert plan.steps_per_round == 1
     assert plan.epsilon_by_round[settings.privacy.accountant][-1] <= 8.0
+    # Its one-column table by round keeps its title on one line at 80 columns.
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(plan_tables(settings, [plan])[1])
+    title = console.export_text().splitlines()[0]
+    assert title.strip() == "epsilon after each round (RDP / PRV)"
 
 
 @pytest.mark.parametrize(
