@@ -62,7 +62,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
         console = Console(width=max(Console().width, PLAN_WIDTH))
         for table in [settings_table(shown), *plan_tables(settings, plans)]:
             console.print(table)
-    flagged = [plan.client for plan in plans if plan.problem]
+    flagged = [plan.label for plan in plans if plan.problem]
     if flagged:
         Console(stderr=True).print(
             f"[red]{len(flagged)} client(s) flagged: {', '.join(flagged)}[/red]"

@@ -37,11 +37,13 @@ log = logging.getLogger(__name__)
 class ClientPlan:
     """One client's plan, or why it has none (`problem`).
 
-    For client-level DP (`privacy=central`) there is one row for all clients:
-    its `num_records` is the number of clients and a "step" is one round.
+    `client` is the client's index, numbered from 0 as the tables and
+    summary.json number it. For client-level DP (`privacy=central`) there is one
+    row for all clients: its `client` is None, its `num_records` the number of
+    clients and a "step" one round.
     """
 
-    client: str
+    client: int | None
     num_records: int
     one_over_n: float
     delta: float | None = None
@@ -54,6 +56,11 @@ class ClientPlan:
     problem: str | None = None
     # Why the delta is weak (above WEAK_DELTA), or None: planned all the same.
     delta_warning: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The client as the tables name it."""
+        return "all clients" if self.client is None else str(self.client)
 
 
 def plan_run(settings: RunSettings) -> list[ClientPlan]:
@@ -78,7 +85,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
             "privacy=dpsgd (record-level) or privacy=central (client-level)"
         )
     if mode.server_noise:
-        return [_planned("all clients", settings.num_clients, settings, central=True)]
+        return [_planned(None, settings.num_clients, settings)]
     plans = []
     for client_id in range(settings.num_clients):
         train, _, _ = load_client_data(settings, client_id)
@@ -96,7 +103,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
             f" of {held}" if held is not None else "",
             _rounds_shown(settings),
         )
-        plans.append(_planned(str(client_id), len(train), settings, central=False))
+        plans.append(_planned(client_id, len(train), settings))
     return plans
 
 
@@ -111,8 +118,9 @@ def _rounds_shown(settings: RunSettings) -> str:
 
 
 def _planned(
-    client: str, num_records: int, settings: RunSettings, *, central: bool
+    client: int | None, num_records: int, settings: RunSettings
 ) -> ClientPlan:
+    central = client is None
     base = ClientPlan(
         client=client, num_records=num_records, one_over_n=1.0 / num_records
     )
@@ -121,7 +129,9 @@ def _planned(
             plan = plan_client_level(settings)
         else:
             # The very function each client's ledger opens with.
-            plan = plan_client(settings, num_records=num_records, client_id=client)
+            plan = plan_client(
+                settings, num_records=num_records, client_id=str(client)
+            )
     except FedmodelError as exc:
         return ClientPlan(**{**asdict(base), "problem": str(exc)})
     weak = weak_delta_warning(
@@ -190,7 +200,7 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
     for plan in plans:
         if plan.problem:
             overview.add_row(
-                plan.client,
+                plan.label,
                 str(plan.num_records),
                 f"{plan.one_over_n:.3g}",
                 *["-"] * 6,
@@ -198,7 +208,7 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
             )
             continue
         overview.add_row(
-            plan.client,
+            plan.label,
             str(plan.num_records),
             f"{plan.one_over_n:.3g}",
             f"{plan.delta:.3g}",
@@ -251,7 +261,8 @@ def _by_round_table(
     by_round.add_column("round", justify="right")
     planned = [plan for plan in plans if not plan.problem]
     for plan in planned:
-        by_round.add_column(f"client {plan.client}", justify="right")
+        header = plan.label if plan.client is None else f"client {plan.client}"
+        by_round.add_column(header, justify="right")
     for index in range(rounds):
         by_round.add_row(
             f"{index + 1}{' (student)' if index >= teacher_rounds else ''}",

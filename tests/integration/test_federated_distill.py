@@ -101,7 +101,7 @@ def test_printed_plan_equals_every_client_ledger(
 ) -> None:
     run_dir, plans, summary, _ = federated_run
 
-    assert [plan["client"] for plan in plans] == ["0", "1", "2"]
+    assert [plan["client"] for plan in plans] == [0, 1, 2]
     assert len(summary["clients"]) == 3
     for plan in plans:
         ledger = client_ledger(run_dir, plan["client"])

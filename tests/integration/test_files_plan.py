@@ -72,7 +72,7 @@ def test_printed_plan_is_what_sites_of_unequal_sizes_are_charged(
     ]
     assert plans[0]["sample_rate"] == 1.0 and plans[2]["sample_rate"] == 1 / 3
     for plan, row in zip(plans, rows, strict=True):
-        assert plan["problem"] is None
+        assert plan["problem"] is None and plan["client"] == row["client_id"]
         ledger = client_ledger(run_dir, plan["client"])
         for key in ("noise_multiplier", "sample_rate", "delta"):
             assert plan[key] == ledger[key] == row[key], (plan["client"], key)
@@ -85,7 +85,7 @@ def test_printed_plan_is_what_sites_of_unequal_sizes_are_charged(
         assert shown == pytest.approx([c["epsilon"] for c in charged], rel=1e-9)
         assert row["epsilon"] == pytest.approx(charged[-1]["epsilon"], rel=1e-9)
         assert charged[-1]["epsilon"] <= 3.0
-        state_dir = simulated_client_dir(run_dir, int(plan["client"]))
+        state_dir = simulated_client_dir(run_dir, plan["client"])
         assert run_command(["ledger", "show", "--state-dir", str(state_dir)]) == 0
         said = capsys.readouterr().out
         assert f"epsilon {charged[-1]['epsilon']:.4f} spent" in said

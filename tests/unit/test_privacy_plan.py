@@ -31,7 +31,7 @@ def test_plan_covers_every_client_within_its_target() -> None:
     # in tests/integration/test_federated_distill.py.
     settings = settings_from_dict(small_config("privacy.target_epsilon=3"))
     plans = plan_run(settings)
-    assert [p.client for p in plans] == ["0", "1", "2"]
+    assert [p.client for p in plans] == [0, 1, 2]
     for client_id, plan in enumerate(plans):
         train, _, _ = load_client_data(settings, client_id)
         assert plan.problem is None
@@ -97,15 +97,16 @@ def test_progress_line_counts_the_planned_rounds(
 def test_central_plan_is_one_client_level_budget() -> None:
     settings = settings_from_dict(small_config("privacy=central"))
     (plan,) = plan_run(settings)
-    assert plan.client == "all clients" and plan.num_records == 3
+    assert plan.client is None and plan.num_records == 3
     assert plan.delta == pytest.approx(1 / 30) and plan.sample_rate == 1.0
     assert plan.steps_per_round == 1
     assert plan.epsilon_by_round[settings.privacy.accountant][-1] <= 8.0
     # Its one-column table by round keeps its title on one line at 80 columns.
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(plan_tables(settings, [plan])[1])
-    title = console.export_text().splitlines()[0]
+    title, _, header = console.export_text().splitlines()[:3]
     assert title.strip() == "epsilon after each round (RDP / PRV)"
+    assert header.split("┃")[2].strip() == "all clients"
 
 
 @pytest.mark.parametrize(
@@ -149,6 +150,8 @@ def test_good_plan_prints_tables_and_exits_0(
     # Overrides on both sides of an option, as users type them.
     assert run_command(["privacy-plan", overrides[0], "--json", *overrides[1:]]) == 0
     report = json.loads(capsys.readouterr().out)
+    # Numbered as the tables number them, as integers.
+    assert [plan["client"] for plan in report["clients"]] == [0, 1, 2]
     assert [plan["sample_rate"] for plan in report["clients"]] == [
         sample_rate_for(200, batch_size)
     ] * 3
