@@ -159,14 +159,12 @@ def warn_shared_texts(
     The server calls it once per run on the records it loaded (the clients,
     which load the same files in their own processes, do not), and on
     `distill_texts`, the texts of `distill.transfer_file` as its check before
-    round 1 read them (None: the run distils on no such file). A task whose
-    records carry no site has nothing to compare. Texts are compared as the
-    tokenizer sees them: `normalize` is its normalizer (`text_normalizer`),
-    and runs of whitespace count as one space (`_as_seen`).
+    round 1 read them (None: the run distils on no such file). Only records
+    that carry their site (`TaskData.has_sites`) have texts to compare. Texts
+    are compared as the tokenizer sees them: `normalize` is its normalizer
+    (`text_normalizer`), and runs of whitespace count as one space (`_as_seen`).
     """
     task = settings.task
-    if SITE_COLUMN not in data.train.column_names:
-        return
     sites: list[list[str]] = [[] for _ in task.train_files]
     train_texts = _as_seen(data.train["text"], normalize)
     for text, site in zip(train_texts, data.train[SITE_COLUMN], strict=True):

@@ -32,6 +32,11 @@ class TaskData:
     transfer: datasets.Dataset | None
     label_names: tuple[str, ...]
 
+    @property
+    def has_sites(self) -> bool:
+        """Whether the records name the site (train file) each came from."""
+        return SITE_COLUMN in self.train.column_names
+
 
 def build_split(
     texts: Sequence[str],

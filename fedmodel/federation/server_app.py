@@ -76,11 +76,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     distill_texts = check_before_round_one(settings)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
-    warn_pooled_files(settings)
-    normalize = text_normalizer(load_tokenizer(settings.model))
-    warn_shared_texts(settings, task, normalize=normalize, distill_texts=distill_texts)
-    warn_test_only_labels(task)
-    warn_similar_labels(task)
+    warn_about_records(settings, task, distill_texts=distill_texts)
     server_started = time.perf_counter()
     model, resumed, warm = start_model(settings, task=task, run_dir=run_dir)
     write_resolved_config(run_dir, settings)
@@ -115,6 +111,24 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     if shared.watch.fatal is None:
         summary.finished = _finish(shared, model, task, file_texts=distill_texts)
     return _conclude(shared, summary, final, started)
+
+
+def warn_about_records(
+    settings: RunSettings, task: TaskData, *, distill_texts: list[str] | None
+) -> None:
+    """Warn, once per run, about what the records the server loaded would skew.
+
+    Only records that name their site have texts to compare across sites, as
+    the tokenizer reads them; the others need no tokenizer here.
+    """
+    warn_pooled_files(settings)
+    if task.has_sites:
+        normalize = text_normalizer(load_tokenizer(settings.model))
+        warn_shared_texts(
+            settings, task, normalize=normalize, distill_texts=distill_texts
+        )
+    warn_test_only_labels(task)
+    warn_similar_labels(task)
 
 
 def _warm_started(start: dict[str, float]) -> bool | None:

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import (
+    ModelSettings,
     RunSettings,
     TaskSettings,
     compose_config,
@@ -18,8 +20,10 @@ from fedmodel.data.file_roles import (
     warn_shared_texts,
 )
 from fedmodel.data.label_warnings import warn_test_only_labels
+from fedmodel.data.splits import TaskData, build_split
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import server_app
 from fedmodel.model.load import load_tokenizer, text_normalizer
 from tests.conftest import group_settings
 
@@ -319,6 +323,44 @@ def test_texts_the_tokenizer_reads_alike_are_one_text(
     (warned_cased,) = [r.getMessage() for r in caplog.records]
     assert warned_cased.startswith("1 record(s) of task.train_files[1] (")
     assert "task.train_files[0]" in warned_cased
+
+
+def test_the_server_loads_a_tokenizer_only_for_records_with_sites(
+    tmp_path: Path,
+    server_csv: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Sites' texts are compared as the tokenizer reads them. Records without
+    # sites (bank, hospital) have none to compare: no tokenizer is loaded for
+    # them (the global model loads its own).
+    loaded: list[str] = []
+
+    def counted(model: ModelSettings) -> PreTrainedTokenizerBase:
+        loaded.append(model.path)
+        return load_tokenizer(model)
+
+    monkeypatch.setattr(server_app, "load_tokenizer", counted)
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    b = _csv(tmp_path / "b.csv", [("fine day", "pos"), ("dire", "neg")])
+    files = _task([a, b], server_csv)
+    data = load_task(files, seed=0)
+    assert data.has_sites
+    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+        server_app.warn_about_records(_run(files), data, distill_texts=None)
+    assert len(loaded) == 1 and "task.train_files[0]" in caplog.text
+    loaded.clear()
+    names = ["neg", "pos"]
+    no_sites = TaskData(
+        train=build_split(["fine day", "fine day"], [1, 1], label_names=names),
+        test=build_split(["good", "bad"], [1, 0], label_names=names),
+        transfer=None,
+        label_names=tuple(names),
+    )
+    assert not no_sites.has_sites
+    bank = settings_from_dict(compose_config([]))
+    server_app.warn_about_records(bank, no_sites, distill_texts=None)
+    assert loaded == []
 
 
 def test_pooling_a_files_tasks_files_is_said(
