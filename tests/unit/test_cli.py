@@ -52,9 +52,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"fedmodel {__version__}"
 
 
-def test_python_dash_m_runs_the_command() -> None:
+@pytest.mark.parametrize("module", ["fedmodel", "fedmodel.cli.main"])
+def test_python_dash_m_runs_the_command(module: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "fedmodel", "--version"],
+        [sys.executable, "-m", module, "--version"],
         capture_output=True,
         text=True,
         timeout=60,
