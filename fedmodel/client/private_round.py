@@ -41,15 +41,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PrivateRound:
-    """One client's ledger for this round and the steps it plans to take."""
+    """One client's ledger for this round and the steps it plans to take.
+
+    `planned_steps` is the plan's steps per round, the number charged;
+    `count_steps` counts the steps Opacus takes, checked against it.
+    """
 
     settings: RunSettings
     client_id: int
     ledger: PrivacyLedger
-    steps: int
+    planned_steps: int
     epsilon: float = 0.0
     count_steps: StepCounter | None = None
-    # What this round's charge added to the ledger: `steps`, or 0 if refused.
+    # What this round's charge added to the ledger: `planned_steps`, or 0 if
+    # refused.
     charged_steps: int = 0
 
     @classmethod
@@ -98,7 +103,7 @@ class PrivateRound:
             settings=settings,
             client_id=client_id,
             ledger=ledger,
-            steps=plan.steps_per_round,
+            planned_steps=plan.steps_per_round,
         )
 
     def charge(self, round_number: int) -> bool:
@@ -109,14 +114,14 @@ class PrivateRound:
         """
         try:
             self.epsilon = self.ledger.charge(
-                round_number=round_number, steps=self.steps
+                round_number=round_number, steps=self.planned_steps
             )
         except BudgetExhausted as exc:
             log.warning("client %d: %s", self.client_id, exc)
             self.ledger.mark_exhausted()
             self.epsilon = self.ledger.epsilon
             return False
-        self.charged_steps = self.steps
+        self.charged_steps = self.planned_steps
         return True
 
     def wrap(
@@ -157,7 +162,7 @@ class PrivateRound:
         self.count_steps.check_within(
             noise_multiplier=self.ledger.noise_multiplier,
             sample_rate=self.ledger.sample_rate,
-            steps=self.steps,
+            steps=self.planned_steps,
         )
 
     def figures(self) -> dict[str, float]:

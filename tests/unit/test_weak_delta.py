@@ -126,6 +126,8 @@ def test_a_client_says_it_once_when_its_ledger_is_opened(
         weak_delta_warning(0.01, who="client 4", n=10)
     ]
     assert first.charge(1)
+    # The round charged the steps it planned.
+    assert first.charged_steps == first.planned_steps > 0
     # Later rounds open the ledger it wrote: nothing more is said.
     PrivateRound.open(settings, client_id=4, state_dir=tmp_path, split=split)
     assert len(caplog.messages) == 1
