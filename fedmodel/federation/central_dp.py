@@ -12,6 +12,7 @@ before its noised model is released, as a client's DP-SGD rounds are.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -44,6 +45,21 @@ log = logging.getLogger(__name__)
 UNIFORM_WEIGHT_KEY = "central-dp-weight"
 
 
+def next_clipping_norm(
+    norm: float, clipped_fraction: float, *, target: float, step: float
+) -> float:
+    """The clipping norm for the next round (Andrew et al.'s geometric update).
+
+    The norm grows while more than `target` of the updates are clipped and
+    shrinks while fewer are, so it settles where `target` of them are: the
+    paper's C exp(-step (unclipped fraction - (1 - target))). Flower 1.41
+    applies C exp(-step (clipped fraction - target)), the clipped fraction
+    in place of the unclipped one, which shrinks the norm further the more
+    updates it clips and never settles.
+    """
+    return norm * math.exp(step * (clipped_fraction - target))
+
+
 class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
     """Flower's wrapper, charging the ledger before each noised aggregate.
 
@@ -51,7 +67,8 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
     to C_t+1 and only then adds noise, at C_t+1. The noise must be z * C_t / m,
     since C_t bounds what one client moved the mean; when most updates are
     clipped C_t+1 is the smaller, and the round spends more than the ledger
-    charges. Here the norm moves only after the round's noise is added.
+    charges. Here the norm moves only after the round's noise is added, and
+    in the paper's direction (`next_clipping_norm`).
     """
 
     _next_clipped_fraction: float | None = None
@@ -102,7 +119,12 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             reply.content.metric_records[METRICS_KEY][UNIFORM_WEIGHT_KEY] = 1.0
         result = super().aggregate_train(server_round, replies)
         if self._next_clipped_fraction is not None:
-            super()._geometric_update(self._next_clipped_fraction)
+            self.clipping_norm = next_clipping_norm(
+                self.clipping_norm,
+                self._next_clipped_fraction,
+                target=self.target_clipped_quantile,
+                step=self.clip_norm_lr,
+            )
             self._next_clipped_fraction = None
         return result
 

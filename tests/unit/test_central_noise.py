@@ -9,7 +9,10 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from fedmodel.federation.central_dp import _LedgeredAdaptiveClipping
+from fedmodel.federation.central_dp import (
+    _LedgeredAdaptiveClipping,
+    next_clipping_norm,
+)
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
@@ -30,7 +33,7 @@ def _reply(node: int, update: np.ndarray) -> Message:
 
 def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
     # Every update is far above the norm, so every one is clipped and the norm
-    # shrinks for the next round; a large step makes the two norms far apart.
+    # moves for the next round; a large step makes the two norms far apart.
     settings = small_settings("privacy=central", "privacy.clip_norm_lr=1.0")
     ledger = PrivacyLedger.open(
         tmp_path / "ledger.json",
@@ -54,6 +57,25 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
     noise = aggregated.to_numpy_ndarrays()[0] - clipped_mean
     needed = dp.noise_multiplier * clipped_to / dp.num_sampled_clients
     assert noise.std() == pytest.approx(needed, rel=0.02)
-    # The norm still adapts, for the next round.
-    assert dp.clipping_norm < clipped_to
+    # The norm still adapts, for the next round, from the noised count of
+    # clipped updates (Flower's first draw after the seed), in the paper's
+    # direction: every update was clipped, so it grows unless the count's
+    # noise took the fraction under the target.
+    np.random.seed(0)
+    m = dp.num_sampled_clients
+    clipped_fraction = np.random.normal(m, dp.clipped_count_stddev) / m
+    assert dp.clipping_norm == pytest.approx(
+        clipped_to * np.exp(1.0 * (clipped_fraction - 0.5))
+    )
     assert len(ledger.history) == 1
+
+
+@pytest.mark.parametrize(
+    ("clipped_fraction", "moves"), [(1.0, "up"), (0.0, "down"), (0.5, "not")]
+)
+def test_the_norm_settles_where_the_target_fraction_is_clipped(
+    clipped_fraction: float, moves: str
+) -> None:
+    # Andrew et al.: too many updates clipped means the norm is too small.
+    norm = next_clipping_norm(2.0, clipped_fraction, target=0.5, step=0.2)
+    assert {"up": norm > 2.0, "down": norm < 2.0, "not": norm == 2.0}[moves]
