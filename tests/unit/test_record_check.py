@@ -161,9 +161,7 @@ def test_a_resume_whose_client_lost_its_ledger_stops_before_any_round(
     check_simulated_clients(_settings(tmp_path, "resume=true", "privacy=off"))
 
 
-def test_a_ledger_reset_on_purpose_or_no_checkpoint_to_compare_goes_on(
-    tmp_path: Path,
-) -> None:
+def test_no_checkpoint_to_compare_goes_on(tmp_path: Path) -> None:
     run_dir = _charged_run(tmp_path)
     resumed = _settings(tmp_path, "resume=true")
     ledger = client_ledger_path(run_dir, 0)
@@ -179,7 +177,35 @@ def test_a_ledger_reset_on_purpose_or_no_checkpoint_to_compare_goes_on(
     check_simulated_clients(resumed)
     state.write_bytes(recorded)
     ledger.write_bytes(kept)
-    archive_ledger(simulated_client_dir(run_dir, 0))  # `fedmodel ledger reset`
+    check_simulated_clients(resumed)
+
+
+def test_a_simulated_clients_ledger_reset_during_the_run_is_refused(
+    tmp_path: Path,
+) -> None:
+    # A site resets its budget for new data; a simulated client's records are
+    # the run's own, so a new budget would count them again from 0 and the
+    # summary would state less than they spent.
+    run_dir = _charged_run(tmp_path)
+    resumed = _settings(tmp_path, "resume=true")
+    state_dir = simulated_client_dir(run_dir, 1)
+    _, archived = archive_ledger(state_dir)  # `fedmodel ledger reset`
+    # With the checkpoint, and without one: the raised reset count would pass
+    # the server's rule, and without a checkpoint there is nothing to compare.
+    for _ in range(2):
+        with pytest.raises(FedmodelError) as refused:
+            check_simulated_clients(resumed)
+        assert str(refused.value) == (
+            f"resume=true in {run_dir}: client 1's privacy ledger was reset during "
+            f"the run ({archived} holds what it spent): a simulated client trains "
+            "on the same records all run, so a new budget would not count what "
+            f"they already released. Move {archived.name} back to "
+            f"privacy_ledger.json in {state_dir} (if no round charged it since), "
+            "or start a new run in a folder of its own"
+        )
+        (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).unlink(missing_ok=True)
+    assert not client_ledger_path(run_dir, 1).exists()
+    archived.rename(client_ledger_path(run_dir, 1))  # as the message says
     check_simulated_clients(resumed)
 
 
