@@ -20,7 +20,10 @@ from fedmodel.data.clients import load_client_data
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import choose_delta
-from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.client_level import (
+    check_central_ledger_kept,
+    plan_client_level,
+)
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression, record_figures
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
@@ -38,10 +41,15 @@ def check_simulated_clients(settings: RunSettings) -> None:
 
     On `resume=true` each client's records must also be the ones its ledger
     was charged for, and its ledger must hold what the server recorded. Each
-    ledger is read once for both.
+    ledger is read once for both. Under `privacy=central` the server's
+    ledger must hold what the checkpoint recorded.
     """
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
+        if settings.resume:
+            check_central_ledger_kept(
+                Path(settings.run_dir), recorded_client_figures(Path(settings.run_dir))
+            )
     ledgers: dict[int, LedgerRecord | None] = {}
     if settings.privacy.record_level and settings.resume:
         recorded = recorded_client_figures(Path(settings.run_dir))
