@@ -214,6 +214,7 @@ def run_ledger(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
+    _refuse_a_simulated_client(args.state_dir)
     if not args.yes:
         status = ledger_status(args.state_dir)
         raise FedmodelError(
@@ -247,7 +248,29 @@ def _refuse_a_run_folder(state_dir: Path) -> None:
         f"--state-dir {state_dir} is a simulation's run folder: each simulated "
         f"client keeps its ledger in a state directory of its own, "
         f"{state_dir / CLIENTS_DIR}/client-<i> ({names}"
-        f"{', ...' if len(held) > 4 else ''}); give one of those as --state-dir"
+        f"{', ...' if len(held) > 4 else ''}); give one of those as --state-dir "
+        "to show its ledger (a simulated client's ledger is not reset)"
+    )
+
+
+def _refuse_a_simulated_client(state_dir: Path) -> None:
+    """Refuse to reset a simulated client's ledger (RUN/clients/client-<i>).
+
+    A reset starts a new budget on data the old one did not cover; a
+    simulated client trains on the same records all run, so resumed it would
+    count them again from 0.
+    """
+    from fedmodel.run.layout import CLIENTS_DIR, RESOLVED_CONFIG
+
+    run_dir = state_dir.parent.parent
+    in_a_run = (run_dir / RESOLVED_CONFIG).is_file()
+    if state_dir.parent.name != CLIENTS_DIR or not in_a_run:
+        return
+    raise FedmodelError(
+        f"--state-dir {state_dir} is a simulated client's folder in the run "
+        f"{run_dir}: it trains on the same records all run, so a new budget "
+        "would not count what they already released; a new run in a folder of "
+        "its own starts new budgets"
     )
 
 

@@ -5,8 +5,9 @@ Ray, the apps: about ten seconds), so a client whose records cannot train, or
 a `privacy.target_delta` that is not below 1/n for one of them, is reported
 in seconds. A resume whose clients' records are not those their ledgers were
 charged for stops here too, and so does one whose client's ledger holds fewer
-steps or less epsilon than the server's checkpoint recorded charging it.
-Nothing here imports Flower or the model libraries.
+steps or less epsilon than the server's checkpoint recorded charging it, or
+whose client's ledger was reset during the run. Nothing here imports Flower
+or the model libraries.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from fedmodel.data.clients import load_client_data
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import choose_delta
-from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.client_level import (
+    check_central_ledger_kept,
+    plan_client_level,
+)
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression, record_figures
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.privacy.ledger_reset import archived_ledgers
 from fedmodel.run.checkpoint import recorded_client_figures
 from fedmodel.run.layout import simulated_client_dir
 from fedmodel.training.fingerprint import data_fingerprint
@@ -36,14 +41,20 @@ def check_simulated_clients(settings: RunSettings) -> None:
 
     On `resume=true` each client's records must also be the ones its ledger
     was charged for, and its ledger must hold what the server recorded. Each
-    ledger is read once for both.
+    ledger is read once for both. Under `privacy=central` the server's
+    ledger must hold what the checkpoint recorded.
     """
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
+        if settings.resume:
+            check_central_ledger_kept(
+                Path(settings.run_dir), recorded_client_figures(Path(settings.run_dir))
+            )
     ledgers: dict[int, LedgerRecord | None] = {}
     if settings.privacy.record_level and settings.resume:
         recorded = recorded_client_figures(Path(settings.run_dir))
         clients = set(range(settings.num_clients)) | set(recorded)
+        check_not_reset(Path(settings.run_dir), clients)
         ledgers = _ledger_records(Path(settings.run_dir), clients)
         check_ledgers_kept(settings, recorded, ledgers)
     for client_id in range(settings.num_clients):
@@ -62,6 +73,30 @@ def check_simulated_clients(settings: RunSettings) -> None:
                     label_names=label_names,
                     charged=ledgers[client_id],
                 )
+
+
+def check_not_reset(run_dir: Path, clients: set[int]) -> None:
+    """Refuse a resume whose client's ledger was reset since the run began.
+
+    A site's operator resets a ledger to start a new budget on data the old
+    one did not cover (`fedmodel ledger reset`, which archives it). A
+    simulated client holds the same records all run (the resume checks
+    them), so a new budget would count from 0 what those records already
+    released, and the run's summary would state less than they spent. The
+    server would take the raised reset count as a site's own decision.
+    """
+    for client_id in sorted(clients):
+        state_dir = simulated_client_dir(run_dir, client_id)
+        archived = archived_ledgers(state_dir)
+        if archived:
+            raise FedmodelError(
+                f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
+                f"was reset during the run ({archived[-1]} holds what it spent): "
+                "a simulated client trains on the same records all run, so a new "
+                "budget would not count what they already released. Move "
+                f"{archived[-1].name} back to {LEDGER_FILE} in {state_dir} (if no "
+                "round charged it since), or start a new run in a folder of its own"
+            )
 
 
 def _ledger_records(
@@ -100,9 +135,9 @@ def check_ledgers_kept(
     query refuses such a client before it trains (federation/ledger_query.py),
     but only once the simulation stack has started, and then the run goes on
     without it or stops. So the resume stops here, in seconds, naming the
-    ledger. A ledger its site's operator reset (`fedmodel ledger reset`, which
-    archives it and so raises the client's reset count) starts a new budget on
-    purpose, and passes, as it does at the server.
+    ledger. A reset ledger (`fedmodel ledger reset` archives it and so raises
+    the reset count) passes this rule, as it does at the server; a simulated
+    client's is refused before it (`check_not_reset`).
     """
     run_dir = Path(settings.run_dir)
     for client_id, figures in sorted(recorded.items()):

@@ -36,6 +36,7 @@ from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.student import prepare_student_for_distillation
+from fedmodel.privacy.client_level import check_central_ledger_kept
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.layout import CHECKPOINT_DIR
 from fedmodel.training.embedding_cache import length_sorted_loader
@@ -94,6 +95,8 @@ def prepare_rounds(
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
     )
     if settings.privacy.client_level:
+        if resumed is not None:  # `simulate` checked it before Flower; `flwr run`
+            check_central_ledger_kept(run_dir, resumed.client_figures)
         strategy = ClientLevelDPStrategy(strategy, settings=settings)
     if resumed is not None:
         strategy.client_figures.update(resumed.client_figures)

@@ -7,15 +7,15 @@ Flower wrapper that applies it lives in `federation/central_dp.py`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
-from fedmodel.privacy.figure_keys import (
-    DELTA_KEY,
-    EPSILON_KEY,
-)
+from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
+from fedmodel.privacy.ledger_holding import ledger_regression, record_figures
+from fedmodel.privacy.ledger_record import read_record
 from fedmodel.privacy.modes import privacy_mode
 
 CENTRAL_LEDGER_FILE = "central_privacy_ledger.json"
@@ -70,6 +70,47 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         noise_multiplier=sigma,
         accountant=privacy.accountant,
     )
+
+
+def check_central_ledger_kept(
+    run_dir: Path, recorded: dict[int, dict[str, float]]
+) -> None:
+    """Refuse a resume whose client-level ledger holds less than was recorded.
+
+    Under `privacy=central` the server's one ledger is the run's budget, and
+    every client's figures in the checkpoint are that ledger's
+    (`federation/central_dp.py`). Deleted, or replaced by an older copy, it
+    would open empty or short and the server would spend the budget again;
+    the rule is the clients' (`ledger_regression`). Without a readable
+    checkpoint there is nothing to compare with.
+    """
+    if not recorded:
+        return
+    figures = max(recorded.values(), key=lambda f: f.get(STEPS_KEY, 0.0))
+    path = run_dir / CENTRAL_LEDGER_FILE
+    record = read_record(path) if path.is_file() else None
+    held = record_figures(record, run_dir)
+    if ledger_regression(figures, held) is None:
+        return
+    holds = (
+        "does not exist"
+        if record is None
+        else f"holds {_rounds(record.steps)} (epsilon {held[EPSILON_KEY]:.4f})"
+    )
+    raise FedmodelError(
+        f"resume=true in {run_dir}: the client-level privacy ledger {path} "
+        f"{holds}, but the run's checkpoint recorded "
+        f"{_rounds(int(figures.get(STEPS_KEY, 0)))} (epsilon "
+        f"{figures.get(EPSILON_KEY, 0.0):.4f}) charged to it: resumed, the server "
+        "would noise and release further rounds from a ledger that does not "
+        "count what it already released. Restore the ledger, or start a new run "
+        "in a folder of its own"
+    )
+
+
+def _rounds(steps: int) -> str:
+    # A client-level ledger charges one step per round.
+    return f"{steps} round{'' if steps == 1 else 's'}"
 
 
 def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> float:

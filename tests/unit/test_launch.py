@@ -437,3 +437,22 @@ def test_ledger_given_a_run_folder_names_its_clients_folders(
         assert code == 2 and f"--state-dir {run} is a simulation's run folder" in err
         assert f"{tmp_path}/clients/client-<i> (client-0, client-1)" in err
     assert (tmp_path / "clients" / "client-0" / "privacy_ledger.json").is_file()
+
+
+def test_ledger_reset_refuses_a_simulated_clients_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A simulated client trains on the same records all run: a new budget
+    # would count them again from 0 when the run resumes.
+    folder = tmp_path / "clients" / "client-0"
+    folder.mkdir(parents=True)
+    ledger = folder / "privacy_ledger.json"
+    ledger.write_text("{}")
+    (tmp_path / "resolved_config.yaml").write_text("seed: 0\n")
+    for command in (("reset",), ("reset", "--yes")):
+        code, _, err = _ledger_command(
+            monkeypatch, capsys, *command, "--state-dir", str(folder)
+        )
+        assert code == 2
+        assert f"--state-dir {folder} is a simulated client's folder in the run" in err
+    assert ledger.read_text() == "{}" and not list(folder.glob("*.reset-*"))

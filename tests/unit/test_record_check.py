@@ -12,6 +12,12 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.client_level import (
+    CENTRAL_LEDGER_FILE,
+    CLIENT_LEVEL_ID,
+    plan_client_level,
+)
+from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
 from fedmodel.privacy.ledger_record import LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import archive_ledger
@@ -161,9 +167,7 @@ def test_a_resume_whose_client_lost_its_ledger_stops_before_any_round(
     check_simulated_clients(_settings(tmp_path, "resume=true", "privacy=off"))
 
 
-def test_a_ledger_reset_on_purpose_or_no_checkpoint_to_compare_goes_on(
-    tmp_path: Path,
-) -> None:
+def test_no_checkpoint_to_compare_goes_on(tmp_path: Path) -> None:
     run_dir = _charged_run(tmp_path)
     resumed = _settings(tmp_path, "resume=true")
     ledger = client_ledger_path(run_dir, 0)
@@ -179,7 +183,35 @@ def test_a_ledger_reset_on_purpose_or_no_checkpoint_to_compare_goes_on(
     check_simulated_clients(resumed)
     state.write_bytes(recorded)
     ledger.write_bytes(kept)
-    archive_ledger(simulated_client_dir(run_dir, 0))  # `fedmodel ledger reset`
+    check_simulated_clients(resumed)
+
+
+def test_a_simulated_clients_ledger_reset_during_the_run_is_refused(
+    tmp_path: Path,
+) -> None:
+    # A site resets its budget for new data; a simulated client's records are
+    # the run's own, so a new budget would count them again from 0 and the
+    # summary would state less than they spent.
+    run_dir = _charged_run(tmp_path)
+    resumed = _settings(tmp_path, "resume=true")
+    state_dir = simulated_client_dir(run_dir, 1)
+    _, archived = archive_ledger(state_dir)  # `fedmodel ledger reset`
+    # With the checkpoint, and without one: the raised reset count would pass
+    # the server's rule, and without a checkpoint there is nothing to compare.
+    for _ in range(2):
+        with pytest.raises(FedmodelError) as refused:
+            check_simulated_clients(resumed)
+        assert str(refused.value) == (
+            f"resume=true in {run_dir}: client 1's privacy ledger was reset during "
+            f"the run ({archived} holds what it spent): a simulated client trains "
+            "on the same records all run, so a new budget would not count what "
+            f"they already released. Move {archived.name} back to "
+            f"privacy_ledger.json in {state_dir} (if no round charged it since), "
+            "or start a new run in a folder of its own"
+        )
+        (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).unlink(missing_ok=True)
+    assert not client_ledger_path(run_dir, 1).exists()
+    archived.rename(client_ledger_path(run_dir, 1))  # as the message says
     check_simulated_clients(resumed)
 
 
@@ -231,3 +263,46 @@ def test_a_resume_reads_each_clients_ledger_once(
     monkeypatch.setattr(record_check, "read_record", counted)
     check_simulated_clients(_settings(tmp_path, "resume=true"))
     assert sorted(reads) == [client_ledger_path(run_dir, c) for c in (0, 1)]
+
+
+def test_a_resume_whose_client_level_ledger_went_back_is_refused(
+    tmp_path: Path,
+) -> None:
+    # privacy=central: the server's one ledger is the run's whole budget, and
+    # the checkpoint records its figures for every client. Deleted, or
+    # replaced by an older copy, it would start that budget again.
+    _write_sites(tmp_path, rows=30)
+    central = ("privacy=central", "privacy.accountant=rdp")
+    settings = _settings(tmp_path, *central)
+    run_dir = Path(settings.run_dir)
+    ledger = PrivacyLedger.open(
+        run_dir / CENTRAL_LEDGER_FILE,
+        client_id=CLIENT_LEVEL_ID,
+        plan=plan_client_level(settings),
+        data_fingerprint="2-clients",
+    )
+    ledger.charge(round_number=1, steps=1)
+    after_one = ledger.path.read_bytes()
+    ledger.charge(round_number=2, steps=1)
+    figures = ledger.reported_figures()
+    save_checkpoint(
+        run_dir,
+        Checkpoint(round=2, weights={}, client_figures={0: figures, 1: figures}),
+    )
+    resumed = _settings(tmp_path, *central, "resume=true")
+    check_simulated_clients(resumed)  # the ledger as charged: it goes on
+    ledger.path.write_bytes(after_one)
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(resumed)
+    assert str(refused.value) == (
+        f"resume=true in {run_dir}: the client-level privacy ledger "
+        f"{ledger.path} holds 1 round (epsilon "
+        f"{read_record(ledger.path).rounds[-1].epsilon:.4f}), but the run's "
+        f"checkpoint recorded 2 rounds (epsilon {figures['epsilon']:.4f}) charged "
+        "to it: resumed, the server would noise and release further rounds "
+        "from a ledger that does not count what it already released. Restore "
+        "the ledger, or start a new run in a folder of its own"
+    )
+    ledger.path.unlink()
+    with pytest.raises(FedmodelError, match="ledger .* does not exist, but the"):
+        check_simulated_clients(resumed)

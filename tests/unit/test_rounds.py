@@ -464,3 +464,30 @@ def test_student_rounds_are_numbered_on_from_the_teachers(tmp_path: Path) -> Non
         assert _charged_rounds(run_dir, client) == [1, 2]
     student_messages = [m for m in grid.sent if "teacher" in m.content.array_records]
     assert [m.content["config"]["server-round"] for m in student_messages] == [2, 2]
+
+
+def test_a_resume_whose_client_level_ledger_was_deleted_is_refused(
+    tmp_path: Path,
+) -> None:
+    # privacy=central: the server's ledger is the run's one budget. Opened
+    # empty on resume, it would spend that budget again on the same clients.
+    run_dir = tmp_path / "run"
+    central = ("privacy=central", "privacy.target_epsilon=8")
+
+    def kill_at_round_two(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == 2:
+            raise Killed
+
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(
+            FakeGrid(2, before_train=kill_at_round_two), _settings(run_dir, *central)
+        )
+    ledger = run_dir / "central_privacy_ledger.json"
+    assert [r["round"] for r in json.loads(ledger.read_text())["rounds"]] == [1]
+    ledger.unlink()
+    with pytest.raises(FedmodelError) as refused:
+        run_federation(FakeGrid(2), _settings(run_dir, *central, "resume=true"))
+    assert f"the client-level privacy ledger {ledger} does not exist" in str(
+        refused.value
+    )
+    assert not ledger.exists()
