@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from fedmodel.config.budget_rule import with_budget_defaults
-from fedmodel.config.file_paths import with_home_expanded
+from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
     DISTILL_MODE_NAMES,
@@ -31,14 +31,14 @@ T = TypeVar("T")
 def settings_from_dict(raw: Mapping[str, Any]) -> RunSettings:
     """Build typed settings from a nested config, naming any bad key.
 
-    Before the settings are built, in this order: a leading `~` in a data
-    file's path becomes the user's home (`with_home_expanded`); task=files'
-    patterns in `task.train_files` are expanded and its null `num_clients`
-    counts the files (`with_train_files`); then the keys the YAML leaves null
-    (or `auto`) that follow the privacy budget are filled
+    Before the settings are built, in this order: every data file's path is
+    made absolute, from the working directory (`with_absolute_paths`);
+    task=files' patterns in `task.train_files` are expanded and its null
+    `num_clients` counts the files (`with_train_files`); then the keys the
+    YAML leaves null (or `auto`) that follow the privacy budget are filled
     (`with_budget_defaults`). A value the user set always wins.
     """
-    filled = with_budget_defaults(with_train_files(with_home_expanded(dict(raw))))
+    filled = with_budget_defaults(with_train_files(with_absolute_paths(dict(raw))))
     settings = _build(RunSettings, filled, path="")
     check_numbers(settings)  # every number finite and in range (number_rules.py)
     _check(settings)

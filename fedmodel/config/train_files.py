@@ -27,8 +27,9 @@ def with_train_files(raw: dict[str, Any]) -> dict[str, Any]:
 
     A pattern (`sites/*.csv`, `data/**/train.parquet`) becomes the files it
     matches, sorted, so client i is the i-th of them in every process; a name
-    that exists as written is a file, whatever its characters. A null
-    `num_clients` (task=files' default) becomes the number of files.
+    that exists as written is a file, whatever its characters. The paths are
+    absolute by now (`with_absolute_paths`), and so are the files matched. A
+    null `num_clients` (task=files' default) becomes the number of files.
     """
     task = raw.get("task")
     if not isinstance(task, Mapping):
@@ -61,8 +62,8 @@ def _expanded(files: list[Any], *, server_files: dict[Path, str]) -> list[Any]:
         matches = sorted(glob.glob(name, recursive=True))
         if not matches:
             raise FedmodelError(
-                f"task.train_files[{i}]={name!r} matches no file (patterns are "
-                f"taken from the working directory, {Path.cwd()}); fix the "
+                f"task.train_files[{i}]={name!r} matches no file (a pattern "
+                "given relative is taken from the working directory); fix the "
                 "pattern or list the files"
             )
         for match in matches:

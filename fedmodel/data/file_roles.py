@@ -78,7 +78,7 @@ def check_named_files(task: TaskSettings) -> str:
             "e.g. task.test_file=test.csv"
         )
     seen: dict[Path, tuple[str, str]] = {}
-    for role, key, name in named_files(task):
+    for role, key, name in _named_files(task):
         path = Path(name).resolve()
         if path in seen:
             first_role, first_key = seen[path]
@@ -103,7 +103,7 @@ def check_transfer_file(settings: RunSettings) -> None:
         _TEST: "the student would train on the texts it is then scored on",
     }
     path = Path(name).resolve()
-    for role, key, other in named_files(settings.task):
+    for role, key, other in _named_files(settings.task):
         if role in why and Path(other).resolve() == path:
             raise FedmodelError(
                 f"distill.transfer_file={name!r} is the same file as {key}: "
@@ -288,7 +288,7 @@ def _warn_texts_at_two_sites(
         )
 
 
-def named_files(task: TaskSettings) -> Iterator[tuple[str, str, str]]:
+def _named_files(task: TaskSettings) -> Iterator[tuple[str, str, str]]:
     """(role, key, path) of each file a files task names, train files first."""
     for i, name in enumerate(task.train_files):
         yield _TRAIN, f"task.train_files[{i}]", name

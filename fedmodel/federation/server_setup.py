@@ -50,6 +50,7 @@ from fedmodel.run.layout import (
     RESOLVED_CONFIG,
 )
 from fedmodel.run.metrics import set_aside
+from fedmodel.run.stored_config import stored_config
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import LastRoundOrStart, split_for_selection
@@ -105,8 +106,8 @@ def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
     """
     config = asdict(settings)
     path = run_dir / RESOLVED_CONFIG
-    earlier = yaml.safe_load(path.read_text()) if path.is_file() else None
-    if isinstance(earlier, dict) and earlier != config:
+    earlier = stored_config(run_dir)  # relative paths of an older run: absolute
+    if earlier is not None and earlier != config:
         changed = sorted(changed_keys(earlier, config))
         kept = set_aside(path)
         assert kept is not None

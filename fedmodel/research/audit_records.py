@@ -23,8 +23,8 @@ from transformers import (
 )
 
 from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.data.canaries import canary_splits
-from fedmodel.data.file_roles import named_files
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
@@ -34,6 +34,7 @@ from fedmodel.run.layout import (
     TEACHER_DIR,
     simulated_client_dir,
 )
+from fedmodel.run.stored_config import started_in
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import TEXT_INPUTS
 
@@ -60,8 +61,15 @@ def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise FedmodelError(
+            f"cannot read the run in {run_dir}: {RESOLVED_CONFIG} holds no config"
+        )
+    started = started_in(run_dir)
+    if started is None:
+        _check_relative_paths(run_dir, raw)
     try:
-        settings = settings_from_dict(raw)
+        settings = settings_from_dict(with_absolute_paths(raw, base=started))
     except FedmodelError as exc:
         # A key added or removed since the run was made: its settings cannot be
         # rebuilt as they were, and guessing one could audit the wrong records.
@@ -70,35 +78,26 @@ def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
             f"({exc}); the run was likely made by another fedmodel version: "
             "audit it with the version that made it"
         ) from exc
-    _check_data_paths(run_dir, settings)
     return settings, summary
 
 
-def _check_data_paths(run_dir: Path, settings: RunSettings) -> None:
-    """Name the folder to audit from when the run's relative data paths miss.
+def _check_relative_paths(run_dir: Path, raw: dict[str, Any]) -> None:
+    """Say where to audit from when an older run's relative data paths miss.
 
-    A files task's paths are kept as given, relative to the folder the run
-    was started in; the audit reads them from its own working directory.
+    A run made before fedmodel stored its data files' paths absolute names
+    them as typed, relative to the folder it was started in; where the run
+    folder does not record that folder (no `.hydra/hydra.yaml`: a `flwr run`
+    ServerApp's), they are read from the audit's working directory.
     """
-    for _, key, value in named_files(settings.task):
-        if Path(value).is_absolute() or Path(value).exists():
+    for key, value in relative_paths(raw):
+        if Path(value).expanduser().exists():
             continue
-        started = _started_in(run_dir)
         raise FedmodelError(
             f"{run_dir / RESOLVED_CONFIG} names {key}={value!r}, a path relative to "
-            f"the folder the run was started in{f' ({started})' if started else ''}, "
-            f"and {Path.cwd()} holds no such file: run `fedmodel audit` from that "
-            "folder"
+            "the folder the run was started in (its run folder does not record "
+            f"which), and {Path.cwd()} holds no such file: run `fedmodel audit` "
+            "from that folder"
         )
-
-
-def _started_in(run_dir: Path) -> str | None:
-    """The working directory Hydra recorded for the run, if it did."""
-    try:
-        raw = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
-        return str(raw["hydra"]["runtime"]["cwd"])
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return None
 
 
 def example_losses(

@@ -22,7 +22,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -37,6 +36,7 @@ from fedmodel.run.layout import (
     RESOLVED_CONFIG,
     SUMMARY_FILE,
 )
+from fedmodel.run.stored_config import stored_config
 
 
 def check_writable_folder(
@@ -138,9 +138,10 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
-    path = run_dir / RESOLVED_CONFIG
-    earlier = yaml.safe_load(path.read_text()) if path.is_file() else None
-    if not isinstance(earlier, dict):
+    # Data files are compared by the absolute paths they name, whatever
+    # folder the run was started in and this resume runs in.
+    earlier = stored_config(run_dir)
+    if earlier is None:
         return
     changed = [
         key

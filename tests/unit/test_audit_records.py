@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pytest
 import yaml
 
-from fedmodel.config import compose_config
+from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.research.audit_records import (
     charged_ledger,
@@ -78,37 +80,70 @@ def test_records_the_ledger_did_not_cover_are_not_audited(tmp_path: Path) -> Non
         charged_ledger(tmp_path, 0, changed)
 
 
-def test_a_files_run_audited_from_another_folder_names_the_one_it_began_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _files_run(
+    run: Path, began: Path, *, stored: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The run kept its files' paths as given, relative to where it started.
-    began, elsewhere, run = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "run"
+    """A finished files run's folder, started in `began`, its paths `stored` so."""
     (began / "sites").mkdir(parents=True)
-    elsewhere.mkdir()
     for name in ("sites/a.csv", "sites/b.csv", "test.csv"):
         (began / name).write_text("text,label\nx,y\n", encoding="utf-8")
-    raw = compose_config(
-        [
-            "task=files",
-            "task.train_files=[sites/a.csv,sites/b.csv]",
-            "task.test_file=test.csv",
-            "model=tiny",
-        ]
-    )
+    overrides = [
+        "task=files",
+        "task.train_files=[sites/a.csv,sites/b.csv]",
+        "task.test_file=test.csv",
+        "model=tiny",
+    ]
+    raw: dict[str, Any] = compose_config(overrides)
+    if stored == "absolute":  # as this fedmodel writes it
+        monkeypatch.chdir(began)
+        raw = dataclasses.asdict(settings_from_dict(raw))
     (run / TEACHER_DIR).mkdir(parents=True)
     (run / TEACHER_DIR / "config.json").write_text("{}", encoding="utf-8")
     (run / RESOLVED_CONFIG).write_text(yaml.safe_dump(raw), encoding="utf-8")
     (run / SUMMARY_FILE).write_text(json.dumps({}), encoding="utf-8")
+
+
+def _record_start(run: Path, began: Path) -> None:
     (run / ".hydra").mkdir()
     hydra = {"hydra": {"runtime": {"cwd": str(began)}}}
     (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra), encoding="utf-8")
+
+
+@pytest.mark.parametrize("stored", ["absolute", "relative, start recorded"])
+def test_a_files_run_is_audited_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    # This fedmodel stores the files' paths absolute; an older one stored them
+    # as typed, relative to the folder the run began in, which Hydra recorded.
+    began, elsewhere, run = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "run"
+    elsewhere.mkdir()
+    _files_run(run, began, stored=stored.split(",")[0], monkeypatch=monkeypatch)
+    if stored != "absolute":
+        _record_start(run, began)
+    monkeypatch.chdir(elsewhere)
+    settings, _ = load_run(run)
+    assert settings.task.train_files == [
+        str(began / "sites" / "a.csv"),
+        str(began / "sites" / "b.csv"),
+    ]
+    assert settings.task.test_file == str(began / "test.csv")
+
+
+def test_an_older_run_that_does_not_record_its_start_names_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An older run's relative paths, and no .hydra/hydra.yaml (a flwr run
+    # ServerApp's folder): they can only be read from where it began.
+    began, elsewhere, run = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "run"
+    elsewhere.mkdir()
+    _files_run(run, began, stored="relative", monkeypatch=monkeypatch)
     monkeypatch.chdir(elsewhere)
     with pytest.raises(FedmodelError) as raised:
         load_run(run)
     message = str(raised.value)
     assert "task.train_files[0]='sites/a.csv'" in message
-    assert f"started in ({began})" in message and str(elsewhere) in message
+    assert "does not record which" in message and str(elsewhere) in message
     assert "run `fedmodel audit` from that folder" in message
     monkeypatch.chdir(began)
     settings, _ = load_run(run)
-    assert settings.task.train_files == ["sites/a.csv", "sites/b.csv"]
+    assert settings.task.train_files[0] == str(began / "sites" / "a.csv")

@@ -43,10 +43,12 @@ def test_every_group_option_composes(override: str) -> None:
     settings = settings_from_dict(raw)
     # Every value the run uses is a value the YAML states, or (where the YAML
     # says null) the budget rule's, or for task=files' null num_clients the
-    # count of its files: no hidden default.
+    # count of its files, whose paths are stored absolute: no hidden default.
     expected = with_budget_defaults(raw)
     if raw["num_clients"] is None:
-        expected["num_clients"] = len(raw["task"]["train_files"])
+        files = raw["task"]["train_files"]
+        expected["num_clients"] = len(files)
+        expected["task"]["train_files"] = [str(Path.cwd() / name) for name in files]
     assert dataclasses.asdict(settings) == expected
     # Build what the option names, as a run would.
     strategy = build_strategy(settings.strategy, num_clients=settings.num_clients)
@@ -189,19 +191,21 @@ def test_a_pattern_in_train_files_lists_what_it_matches_in_order(
         compose_config(["task=files", "task.train_files=[c.jsonl,*.csv]"])
     )
     # Sorted, so client i is the same file in every process; listed names stay
-    # where they are; a name that exists as written is taken as it is.
-    assert settings.task.train_files == ["c.jsonl", "a.csv", "b.csv", "odd[1].csv"]
+    # where they are; a name that exists as written is taken as it is. Each
+    # is stored absolute, so the run folder names it from any folder.
+    names = ["c.jsonl", "a.csv", "b.csv", "odd[1].csv"]
+    assert settings.task.train_files == [str(tmp_path / name) for name in names]
     assert settings.num_clients == 4
-    assert dataclasses.asdict(settings)["task"]["train_files"][1] == "a.csv"
+    assert dataclasses.asdict(settings)["task"]["train_files"][1] == str(
+        tmp_path / "a.csv"
+    )
     recursive = settings_from_dict(
         compose_config(["task=files", "task.train_files=['**/d.csv','odd[1].csv']"])
     )
-    assert recursive.task.train_files == ["deep/d.csv", "odd[1].csv"]
-    with pytest.raises(
-        FedmodelError,
-        match=r"task\.train_files\[1\]='sites/\*\.csv' matches no file.*"
-        + re.escape(str(tmp_path)),
-    ):
+    names = ["deep/d.csv", "odd[1].csv"]
+    assert recursive.task.train_files == [str(tmp_path / name) for name in names]
+    pattern = re.escape(f"task.train_files[1]='{tmp_path}/sites/*.csv'")
+    with pytest.raises(FedmodelError, match=pattern + " matches no file"):
         settings_from_dict(
             compose_config(["task=files", "task.train_files=[a.csv,sites/*.csv]"])
         )
@@ -221,7 +225,8 @@ def test_a_pattern_matching_the_servers_file_is_refused_naming_it(
         with pytest.raises(FedmodelError) as info:
             settings_from_dict(compose_config(overrides))
         assert str(info.value).startswith(
-            f"task.train_files[0]='*.csv' matches task.{key} ({name.lstrip('./')})"
+            f"task.train_files[0]='{tmp_path}/*.csv' matches task.{key} "
+            f"({tmp_path / name})"
         )
     narrow = ["task=files", "task.train_files=[site_*.csv]", "task.test_file=test.csv"]
     assert settings_from_dict(compose_config(narrow)).num_clients == 2

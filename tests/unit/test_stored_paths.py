@@ -1,0 +1,134 @@
+"""A run's data file paths are stored absolute, so it goes on from any folder.
+
+A resume compares what the paths name, and a run folder an older fedmodel
+wrote, with the paths as typed, still resumes from the folder it began in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedmodel.config import from_run_config, settings_from_dict, to_run_config
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.server_setup import (
+    settings_from_run_config,
+    write_resolved_config,
+)
+from fedmodel.run.folder_check import check_run_folder
+from fedmodel.run.layout import RESOLVED_CONFIG
+from tests.conftest import small_settings
+
+FILES = ("task=files", "task.train_files=[a.csv,b.csv]", "task.test_file=test.csv")
+
+
+def test_every_data_file_path_is_stored_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    began = tmp_path / "began"
+    began.mkdir()
+    monkeypatch.chdir(began)
+    settings = small_settings(
+        "task=files",
+        "task.train_files=[sites/a.csv,./sites/../b.csv]",
+        "task.test_file=test.csv",
+        "task.validation_file=../held.csv",
+        "task.label_descriptions=labels.csv",
+        "distill.transfer_file=public.txt",
+    )
+    stored = asdict(settings)
+    assert stored["task"]["train_files"] == [
+        str(began / "sites" / "a.csv"),
+        str(began / "b.csv"),
+    ]
+    task = stored["task"]
+    assert task["test_file"] == str(began / "test.csv")
+    assert task["validation_file"] == str(tmp_path / "held.csv")
+    assert task["label_descriptions"] == str(began / "labels.csv")
+    assert stored["distill"]["transfer_file"] == str(began / "public.txt")
+    # Read back in another folder (a ClientApp's, an audit's), they stay.
+    monkeypatch.chdir(tmp_path)
+    assert asdict(settings_from_dict(stored)) == stored
+
+
+def test_flwr_run_overrides_name_the_servers_files_to_every_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ServerApp composes `overrides` in the SuperLink's working directory;
+    # a ClientApp elsewhere gets the same absolute paths in the run-config.
+    monkeypatch.chdir(tmp_path)
+    overrides = " ".join([*FILES, "model=tiny"])
+    server = settings_from_run_config({"overrides": overrides, "run-dir": "run"})
+    assert server.task.train_files == [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    client = settings_from_dict(from_run_config(to_run_config(asdict(server))))
+    assert client.task == server.task
+
+
+def _start(run: Path, *overrides: str) -> None:
+    """A run's resolved config, as a start in the working directory writes it."""
+    run.mkdir(exist_ok=True)
+    write_resolved_config(run, small_settings(*overrides))
+
+
+def test_a_resume_compares_the_files_its_paths_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    began, elsewhere, run = tmp_path / "began", tmp_path / "elsewhere", tmp_path / "run"
+    began.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(began)
+    _start(run, *FILES)
+    check_run_folder(run, small_settings("resume=true", *FILES))
+    # From another folder, the same paths name the same files...
+    monkeypatch.chdir(elsewhere)
+    same = (
+        "task=files",
+        "task.train_files=[../began/a.csv,../began/b.csv]",
+        f"task.test_file={began / 'test.csv'}",
+    )
+    check_run_folder(run, small_settings("resume=true", *same))
+    # ...and the command as typed in the first folder names others: refused,
+    # naming the key and both absolute paths.
+    with pytest.raises(FedmodelError) as refused:
+        check_run_folder(run, small_settings("resume=true", *FILES))
+    message = str(refused.value)
+    assert "task.test_file=" in message and "task.train_files=" in message
+    assert repr(str(elsewhere / "test.csv")) in message
+    assert f"(the run's: {str(began / 'test.csv')!r})" in message
+
+
+def test_an_older_run_with_relative_paths_resumes_from_its_start_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What fedmodel wrote before it stored paths absolute: as typed.
+    began, run = tmp_path / "began", tmp_path / "run"
+    began.mkdir()
+    run.mkdir()
+    monkeypatch.chdir(began)
+    older = asdict(small_settings(*FILES))
+    older["task"].update(train_files=["a.csv", "b.csv"], test_file="test.csv")
+    (run / RESOLVED_CONFIG).write_text(yaml.safe_dump(older, sort_keys=False))
+    check_run_folder(run, small_settings("resume=true", *FILES))
+    other_test = (*FILES[:2], "task.test_file=t2.csv")
+    with pytest.raises(FedmodelError) as refused:
+        check_run_folder(run, small_settings("resume=true", *other_test))
+    assert re.search(
+        re.escape(f"task.test_file={str(began / 't2.csv')!r} (the run's: ")
+        + re.escape(f"{str(began / 'test.csv')!r})"),
+        str(refused.value),
+    )
+    # The resume rewrites the config, its files named absolute; the earlier
+    # one it keeps differs in `resume` alone, not in the files.
+    caplog.set_level(logging.WARNING, logger="fedmodel.federation.server_setup")
+    write_resolved_config(run, small_settings("resume=true", *FILES))
+    rewritten = yaml.safe_load((run / RESOLVED_CONFIG).read_text())
+    assert rewritten["task"]["test_file"] == str(began / "test.csv")
+    assert "which differs in resume: kept as" in caplog.text
