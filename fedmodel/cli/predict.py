@@ -119,7 +119,14 @@ def _as_json(prediction: Prediction) -> dict[str, object]:
 
 
 def _as_table(predictions: Sequence[Prediction]) -> Table:
+    """The predictions as a table, every text and label shown as written.
+
+    Rich reads `[...]` in a plain string as markup and drops it (`see [link]`
+    would print as `see `), so texts and labels go in as `Text`. The next best
+    labels stand one a line: a label may hold commas (`feces, animals, pets`).
+    """
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=False)
     table.add_column("text", overflow="fold", max_width=60)
@@ -127,16 +134,16 @@ def _as_table(predictions: Sequence[Prediction]) -> Table:
     table.add_column("probability", justify="right")
     table.add_column("next best")
     for prediction in predictions:
-        others = ", ".join(
+        others = "\n".join(
             f"{label} {probability:.2f}"
             for label, probability in zip(
                 prediction.labels[1:], prediction.probabilities[1:], strict=True
             )
         )
         table.add_row(
-            prediction.text,
-            prediction.labels[0],
+            Text(prediction.text),
+            Text(prediction.labels[0]),
             f"{prediction.probabilities[0]:.3f}",
-            others,
+            Text(others),
         )
     return table

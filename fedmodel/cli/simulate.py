@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
+from fedmodel.cli.interrupted import stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
 from fedmodel.errors import FedmodelError
@@ -175,6 +176,8 @@ def _simulate(cfg: Any) -> float:
         report_error(PROG, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run)
         raise SystemExit(EXIT_USER_ERROR) from None
+    except KeyboardInterrupt:
+        stop_interrupted(PROG, run_dir)
     epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
     spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
     log.info(

@@ -47,10 +47,14 @@ def server_distill_texts(
     """The server's distillation texts: `distill.transfer_file` or the transfer split.
 
     None when the server holds neither (the `files` task without a transfer file).
+    A table's texts are in `task.text_column`, as in the task's own files, so
+    a file in the sites' format serves as it is.
     """
     if settings.distill.transfer_file is not None:
         return read_texts(
-            Path(settings.distill.transfer_file), key="distill.transfer_file"
+            Path(settings.distill.transfer_file),
+            key="distill.transfer_file",
+            text_column=settings.task.text_column,
         )
     if transfer is None or len(transfer) == 0:
         return None

@@ -50,6 +50,15 @@ def test_a_transfer_file_that_cannot_be_read_stops_the_run(tmp_path: Path) -> No
         _settings(tmp_path, f"distill.transfer_file={no_column}"),
         "has no text column 'text'",
     )
+    # A table in the task's own format: its texts are in task.text_column.
+    sites_format = tmp_path / "server.csv"
+    sites_format.write_text("query,label\nI lost my card,card\n")
+    texts = check_before_round_one(
+        _settings(
+            tmp_path, f"distill.transfer_file={sites_format}", "task.text_column=query"
+        )
+    )
+    assert texts == ["I lost my card"]
     good = tmp_path / "good.txt"
     good.write_text("I lost my card\n")
     # Read once, here; the server's warnings take these texts.

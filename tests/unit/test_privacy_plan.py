@@ -233,6 +233,31 @@ def test_progress_line_names_the_file_each_site_holds(
     )
 
 
+def test_the_plan_gives_the_runs_warnings_about_labels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A label only the test file holds, and one class written two ways by
+    # two sites: the run warns of both, and so does the plan, before it.
+    for site, label in (("a", "Cardiology"), ("b", "cardiology")):
+        labels = (label, "Renal")
+        rows = "\n".join(f"{site} note {i},{labels[i % 2]}" for i in range(20))
+        (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,Renal\nheld,Dermatology\n")
+    files = (
+        "task=files",
+        f"task.train_files=[{tmp_path}/a.csv,{tmp_path}/b.csv]",
+        f"task.test_file={tmp_path}/test.csv",
+        "num_clients=null",
+        "partition=natural",
+        "num_rounds=1",
+    )
+    caplog.set_level(logging.WARNING)
+    plan_run(settings_from_dict(small_config(*files)))
+    assert "label(s) of the test file no training record has" in caplog.text
+    assert "['Dermatology']" in caplog.text
+    assert "'Cardiology' / 'cardiology'" in caplog.text
+
+
 def test_a_list_of_budgets_names_the_command_that_sweeps(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -1,0 +1,33 @@
+"""Stopping `fedmodel simulate` at Ctrl-C with a line that says how to go on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from fedmodel.cli.errors import EXIT_INTERRUPTED
+
+
+def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
+    """Say where the run stopped and how to continue it; exit 130 at once.
+
+    Flower runs the ServerApp in a thread of its own that Ctrl-C does not
+    reach: left to itself, it waits for its clients, whose Ray processes the
+    interrupt has ended, until `federation.round_timeout` (an hour), and the
+    interpreter waits for it before exiting. By now the simulation has shut
+    Ray down and stopped the processes it started, and every aggregated round
+    is in the checkpoint, so nothing is lost by not waiting.
+    """
+    print(
+        f"{prog}: interrupted; the rounds aggregated so far are kept in "
+        f"{run_dir}. Continue the run with the same overrides and resume=true "
+        f"hydra.run.dir={run_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
+    logging.shutdown()  # the run's log file gets its last lines
+    sys.stdout.flush()
+    os._exit(EXIT_INTERRUPTED)

@@ -1,0 +1,57 @@
+"""Ctrl-C stops `fedmodel simulate` at once and says how to continue the run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _wait_for(path: Path, fragment: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 400
+    while fragment not in path.read_text():
+        assert process.poll() is None, path.read_text()[-3000:]
+        assert time.monotonic() < deadline, path.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    console = tmp_path / "console.txt"
+    command = [
+        sys.executable, "-m", "fedmodel", "simulate", "debug=smoke",
+        "num_rounds=200", f"hydra.run.dir={run_dir}",
+    ]
+    with console.open("w") as out:
+        # A session of its own: the signal reaches the run and its Ray
+        # processes, as Ctrl-C in a terminal reaches the foreground group.
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        try:
+            _wait_for(console, "round 2/200", process)
+            os.killpg(process.pid, signal.SIGINT)
+            # Before, the ServerApp's thread kept the process waiting for its
+            # clients, up to federation.round_timeout (an hour).
+            code = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    text = console.read_text()
+    assert code == 130, text[-3000:]
+    # Flower's threads may log the messages the ended actors lost as errors;
+    # the interrupt itself ends on one line, with no traceback of its own.
+    assert "KeyboardInterrupt" not in text, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("fedmodel simulate: interrupted;"), text[-3000:]
+    assert last.endswith(f"resume=true hydra.run.dir={run_dir}")
+    assert (run_dir / "checkpoint" / "state.pt").is_file()
