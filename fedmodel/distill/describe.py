@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from fedmodel.distill.server import text_inputs
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.serve.benchmark import (
     describe_model,
@@ -54,6 +56,39 @@ def describe_student(
         student_dir, texts=list(test["text"]), labels=list(test["label"])
     )
     return described
+
+
+@torch.no_grad()
+def picked_labels(
+    model: PooledBertForSequenceClassification, loader: DataLoader
+) -> torch.Tensor:
+    """The model's most probable label for each of the loader's texts, in order."""
+    model.eval()
+    picked = [
+        model(**text_inputs(batch, model)).logits.argmax(dim=-1) for batch in loader
+    ]
+    return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
+
+
+def agreement(
+    student: PooledBertForSequenceClassification,
+    loader: DataLoader,
+    *,
+    teacher_labels: torch.Tensor,
+) -> float:
+    """The share of the loader's texts on which the student picks the teacher's label.
+
+    `teacher_labels` are the teacher's `picked_labels` on the same texts in
+    the same order (at the teacher's token limit), so that one pass of the
+    teacher serves the agreement before and after distillation.
+    """
+    picked = picked_labels(student, loader)
+    if len(picked) != len(teacher_labels):
+        raise ValueError(
+            f"{len(teacher_labels)} teacher labels for {len(picked)} texts"
+        )
+    same = int((picked == teacher_labels).sum())
+    return same / len(picked) if len(picked) else float("nan")
 
 
 def export_and_describe(

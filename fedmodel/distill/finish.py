@@ -23,11 +23,13 @@ from fedmodel.config import RunSettings
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.distill.describe import (
     add_served_latency,
+    agreement,
     describe_student,
     export_and_describe,
     log_comparison,
+    picked_labels,
 )
-from fedmodel.distill.server import agreement, distill_on_server
+from fedmodel.distill.server import distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.student import build_student
 from fedmodel.run.layout import STUDENT_DIR, TEACHER_DIR
@@ -196,11 +198,12 @@ def _distill_student(
     it; the report holds their agreement before and after.
     """
     test_loader, student_loader = test_loaders
+    teacher_labels = picked_labels(teacher, test_loader)
     student = build_student(teacher, settings.distill.student)
     distillation: dict[str, Any] = {
         "mode": settings.distill.name,
         "agreement_before": agreement(
-            teacher, student, test_loader, student_loader=student_loader
+            student, student_loader, teacher_labels=teacher_labels
         ),
         "server_texts": 0,
         "server_seconds": 0.0,
@@ -228,7 +231,7 @@ def _distill_student(
     if train_on_clients is not None:
         train_on_clients(student)
     distillation["agreement_after"] = agreement(
-        teacher, student, test_loader, student_loader=student_loader
+        student, student_loader, teacher_labels=teacher_labels
     )
     return student, distillation
 

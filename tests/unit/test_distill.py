@@ -17,11 +17,17 @@ from fedmodel.config import RunSettings, StudentSettings, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.distill.augment import augment_texts
-from fedmodel.distill.finish import finish_models, server_distill_texts
+from fedmodel.distill.describe import agreement, picked_labels
+from fedmodel.distill.finish import (
+    _distill_student,
+    finish_models,
+    server_distill_texts,
+)
 from fedmodel.distill.server import (
-    agreement,
     distill_on_server,
+    distill_step,
     pooled_match_loss,
+    server_optimizer,
     soft_target_loss,
     teacher_targets,
 )
@@ -170,7 +176,8 @@ def test_server_distillation_raises_agreement_with_the_teacher() -> None:
     teacher = _teacher(settings, task.label_names, task.train.select(range(300)))
     student = build_student(teacher, settings.distill.student)
     test_loader = length_sorted_loader(settings, task.test)
-    before = agreement(teacher, student, test_loader)
+    teacher_labels = picked_labels(teacher, test_loader)
+    before = agreement(student, test_loader, teacher_labels=teacher_labels)
     texts = server_distill_texts(settings, task.transfer)
     assert texts is not None
     report = distill_on_server(
@@ -182,9 +189,69 @@ def test_server_distillation_raises_agreement_with_the_teacher() -> None:
         max_length=settings.task.max_length,
         seed=0,
     )
-    after = agreement(teacher, student, test_loader)
+    after = agreement(student, test_loader, teacher_labels=teacher_labels)
     assert report.num_texts == 300
     assert after > before + 0.1, (before, after)
+
+
+def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
+    settings = _settings()
+    task = load_task(settings.task, seed=settings.seed)
+    teacher = _teacher(settings, task.label_names)
+    tokenizer = load_tokenizer(settings.model)
+    texts = list(task.transfer["text"])[:96]
+    targets = teacher_targets(
+        teacher, texts, tokenizer=tokenizer, max_length=32, seed=0
+    )
+    loader = make_text_loader(
+        tokenizer,
+        texts,
+        list(range(96)),
+        max_length=32,
+        batch_size=32,
+        shuffle=False,
+        seed=0,
+    )
+    students = [build_student(teacher, settings.distill.student) for _ in range(2)]
+    fast = server_optimizer(students[0], settings.distill)
+    assert fast.defaults["foreach"] is True
+    # The per-tensor loop (what PyTorch picks on a CPU) over the same parameters.
+    frozen = students[1].bert.embeddings.word_embeddings.weight
+    trained = [p for p in students[1].parameters() if p is not frozen]
+    loop = torch.optim.AdamW(trained, lr=settings.distill.learning_rate, foreach=False)
+    for batch in loader:
+        for student, optimizer in zip(students, (fast, loop), strict=True):
+            torch.manual_seed(0)  # the same dropout masks for both students
+            student.train()
+            distill_step(
+                student, batch, optimizer, targets=targets, settings=settings.distill
+            )
+    pairs = zip(students[0].parameters(), students[1].parameters(), strict=True)
+    assert all(torch.equal(mine, theirs) for mine, theirs in pairs)
+    untrained = build_student(teacher, settings.distill.student).classifier.weight
+    assert not torch.equal(students[0].classifier.weight, untrained)
+
+
+def test_distillation_runs_the_teacher_over_the_test_split_once() -> None:
+    settings = _settings("distill.student.num_layers=1")
+    task = load_task(settings.task, seed=settings.seed)
+    teacher = _teacher(settings, task.label_names)
+    test_loader = length_sorted_loader(settings, task.test)
+    texts_read: list[int] = []
+    teacher.bert.register_forward_hook(
+        lambda _module, _args, output: texts_read.append(len(output[0]))
+    )
+    _, report = _distill_student(
+        settings,
+        teacher,
+        load_tokenizer(settings.model),
+        texts=None,
+        train_on_clients=None,
+        test_loaders=(test_loader, test_loader),
+        student_max_length=settings.task.max_length,
+    )
+    assert sum(texts_read) == len(task.test)
+    assert report["agreement_before"] == report["agreement_after"] > 0.0
 
 
 def test_server_distillation_texts_are_held_by_no_client() -> None:

@@ -1,0 +1,171 @@
+"""Server distillation as it was and as it is now, side by side.
+
+Two changes that leave what distillation computes bit for bit the same:
+- the student's AdamW runs in its multi-tensor (foreach) form
+  (`distill.server.server_optimizer`), where PyTorch picks the per-tensor
+  loop on a CPU;
+- the teacher labels the test split once for the agreement before and after
+  distillation, where it ran over it for each.
+
+Distils two copies of one student on the same batches of the task's transfer
+texts and their augmented copies, taking turns batch by batch (the same
+dropout masks for both) so that both see the same machine load: one with the
+per-tensor loop, one with `server_optimizer`. Prints each one's median
+seconds per batch and whether their weights are still equal, times one pass
+of the teacher and of the student over the test split, and projects a whole
+default distillation both ways from these parts. Speed does not depend on the
+teacher's training, so without `--teacher-run` the packaged model (an
+untrained head) is the teacher of the default `make demo` config.
+
+    .venv/bin/python benchmarks/distill_epoch.py [--teacher-run DIR] [--batches N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from distill import with_packaged_distill
+from quiet_warnings import silence_known_warnings
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.data.tasks import load_task
+from fedmodel.data.tokenization import make_text_loader
+from fedmodel.distill.augment import augment_texts
+from fedmodel.distill.describe import picked_labels
+from fedmodel.distill.finish import server_distill_texts
+from fedmodel.distill.server import (
+    distill_step,
+    fixed_on_server,
+    server_optimizer,
+    teacher_targets,
+)
+from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.model.student import build_student
+from fedmodel.run.layout import TEACHER_DIR
+from fedmodel.training.embedding_cache import length_sorted_loader
+
+silence_known_warnings()
+
+Student = tuple[PooledBertForSequenceClassification, torch.optim.Optimizer]
+
+
+def teacher_of(
+    settings: RunSettings, teacher_run: Path | None, label_names: tuple[str, ...]
+) -> PooledBertForSequenceClassification:
+    """The run's exported teacher, or the packaged model with a fresh head."""
+    if teacher_run is not None:
+        return PooledBertForSequenceClassification.from_pretrained(
+            teacher_run / TEACHER_DIR
+        ).eval()
+    return build_classifier(settings.model, label_names=label_names, seed=0).eval()
+
+
+def before_and_after(
+    teacher: PooledBertForSequenceClassification, settings: RunSettings
+) -> dict[str, Student]:
+    """Two equal students: the per-tensor AdamW loop and `server_optimizer`."""
+    students: dict[str, Student] = {}
+    for name in ("before", "after"):
+        student = build_student(teacher, settings.distill.student)
+        fixed = fixed_on_server(student, settings.distill)
+        for param in fixed:
+            param.requires_grad_(False)
+        optimizer: torch.optim.Optimizer = server_optimizer(student, settings.distill)
+        if name == "before":
+            trained = [p for p in student.parameters() if p.requires_grad]
+            lr = settings.distill.learning_rate
+            optimizer = torch.optim.AdamW(trained, lr=lr, foreach=False)
+        students[name] = (student.train(), optimizer)
+    return students
+
+
+def timed(run: object) -> float:
+    """Seconds one call of `run` takes."""
+    assert callable(run)
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    """Time both ways batch by batch in turn, then project whole distillations."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher-run", type=Path)
+    parser.add_argument("--batches", type=int, default=30)
+    args = parser.parse_args()
+    if args.teacher_run is not None:
+        settings = settings_from_dict(with_packaged_distill(args.teacher_run))
+    else:
+        settings = settings_from_dict({**compose_config([]), "run_dir": ""})
+    distill = settings.distill
+    task = load_task(settings.task, seed=settings.seed)
+    texts = server_distill_texts(settings, task.transfer)
+    assert texts is not None, "the task has no transfer split"
+    inputs = augment_texts(texts, copies=distill.augment_copies, seed=settings.seed)
+    teacher = teacher_of(settings, args.teacher_run, task.label_names)
+    tokenizer = load_tokenizer(settings.model)
+    max_length = settings.task.max_length
+    started = time.perf_counter()
+    targets = teacher_targets(
+        teacher, inputs, tokenizer=tokenizer, max_length=max_length, seed=0
+    )
+    targets_s = time.perf_counter() - started
+    loader = make_text_loader(
+        tokenizer,
+        inputs,
+        list(range(len(inputs))),
+        max_length=distill.student.max_length or max_length,
+        batch_size=distill.batch_size,
+        shuffle=True,
+        seed=settings.seed,
+    )
+    students = before_and_after(teacher, settings)
+    seconds: dict[str, list[float]] = {name: [] for name in students}
+    for _, batch in zip(range(args.batches), loader, strict=False):
+        for name, (student, optimizer) in students.items():
+            torch.manual_seed(len(seconds[name]))  # the same dropout masks
+            seconds[name].append(
+                timed(
+                    lambda s=student, o=optimizer, b=batch: distill_step(
+                        s, b, o, targets=targets, settings=distill
+                    )
+                )
+            )
+    pairs = zip(*(s.parameters() for s, _ in students.values()), strict=True)
+    equal = all(torch.equal(mine, theirs) for mine, theirs in pairs)
+    test_loader = length_sorted_loader(settings, task.test)
+    teacher_pass = timed(lambda: picked_labels(teacher, test_loader))
+    student_pass = timed(lambda: picked_labels(students["after"][0], test_loader))
+    step = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"{len(seconds['after'])} batches of {distill.batch_size}, in turns")
+    print(
+        f"s per batch (median): before {step['before']:.3f}, "
+        f"after {step['after']:.3f}"
+    )
+    print(f"step ratio before / after: {step['before'] / step['after']:.3f}")
+    print(f"weights bit for bit equal after the batches: {equal}")
+    # Fixed parts both share: the teacher's targets and the student's two
+    # passes over the test split (agreement before and after).
+    steps = distill.epochs * math.ceil(len(inputs) / distill.batch_size)
+    shared = targets_s + 2 * student_pass
+    before = shared + 2 * teacher_pass + steps * step["before"]
+    after = shared + teacher_pass + steps * step["after"]
+    print(
+        f"teacher targets {targets_s:.1f} s; one pass over the test split "
+        f"({len(task.test)} texts): teacher {teacher_pass:.1f} s, student "
+        f"{student_pass:.1f} s"
+    )
+    print(
+        f"projected {distill.epochs}-epoch distillation ({steps} steps): before "
+        f"{before:.0f} s, after {after:.0f} s, ratio {before / after:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
