@@ -187,7 +187,12 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
             " the model would be shown its own labels; name two different columns"
         )
     for role, column in (("text", task.text_column), ("label", task.label_column)):
-        fix = f"rename the column or set task.{role}_column"
+        # One name serves every file of the task, so a file that differs is
+        # the one to change: setting the key would break the others.
+        fix = (
+            f"rename its {role} column to {column!r}: every file of the task "
+            f"names it so (task.{role}_column)"
+        )
         require_column(table, column, role=role, fix=fix, path=path, key=key)
     return _Records(
         path=path,

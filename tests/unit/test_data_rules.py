@@ -127,6 +127,11 @@ def test_a_missing_text_column_is_worded_as_for_the_training_files(
         f"task.train_files[0]: file {texts} has no text column 'text' ('Text' "
         "differs only in case or spaces) (columns found: ['Text', 'label']); "
     )
+    # The file is the one to change: the key's name serves every file.
+    assert str(trained.value).endswith(
+        "rename its text column to 'text': every file of the task names it so "
+        "(task.text_column)"
+    )
 
 
 def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:
