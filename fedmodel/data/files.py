@@ -187,11 +187,11 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
             " the model would be shown its own labels; name two different columns"
         )
     for role, column in (("text", task.text_column), ("label", task.label_column)):
-        # One name serves every file of the task, so a file that differs is
-        # the one to change: setting the key would break the others.
+        # One name serves every file of the task: the key only where none
+        # of them uses the name it holds.
         fix = (
-            f"rename its {role} column to {column!r}: every file of the task "
-            f"names it so (task.{role}_column)"
+            f"rename its {role} column to {column!r}, or, where every file of "
+            f"the task names it otherwise, set task.{role}_column to that name"
         )
         require_column(table, column, role=role, fix=fix, path=path, key=key)
     return _Records(

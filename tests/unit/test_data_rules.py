@@ -127,10 +127,10 @@ def test_a_missing_text_column_is_worded_as_for_the_training_files(
         f"task.train_files[0]: file {texts} has no text column 'text' ('Text' "
         "differs only in case or spaces) (columns found: ['Text', 'label']); "
     )
-    # The file is the one to change: the key's name serves every file.
+    # One name serves every file: the key only where all of them differ.
     assert str(trained.value).endswith(
-        "rename its text column to 'text': every file of the task names it so "
-        "(task.text_column)"
+        "rename its text column to 'text', or, where every file of the task "
+        "names it otherwise, set task.text_column to that name"
     )
 
 
