@@ -6,12 +6,20 @@ import logging
 import re
 from collections import defaultdict
 
+from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.data.splits import TaskData
 
 logger = logging.getLogger(__name__)
 # A whole number as an export may write it: signed, zero-padded, or with a
 # zero fraction (a column of codes written as floats: `3.0`).
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
+
+
+def warn_labels(data: TaskData) -> None:
+    """Every warning about a task's labels, as the server and the plan give them."""
+    warn_test_only_labels(data)
+    warn_similar_labels(data)
+    warn_sites_apart(data)
 
 
 def warn_similar_labels(data: TaskData) -> None:
@@ -77,3 +85,38 @@ def warn_test_only_labels(data: TaskData) -> None:
             len(unseen),
             unseen[:10] + (["..."] if len(unseen) > 10 else []),
         )
+
+
+def warn_sites_apart(data: TaskData) -> None:
+    """Name the train files whose labels no other file has, once per run.
+
+    Codes in one site's export and names in another's (`I21` against
+    `Myocardial infarction`) make classes that only one site trains, and the
+    model then never learns that they are one. Sites that truly hold
+    different classes get the same line, so the run goes on.
+    """
+    if not data.has_sites:
+        return
+    held: defaultdict[int, set[int]] = defaultdict(set)
+    for site, label in zip(data.train[SITE_COLUMN], data.train["label"], strict=True):
+        held[site].add(label)
+    apart = [
+        site
+        for site, own in sorted(held.items())
+        if not own & set().union(*(ls for s, ls in held.items() if s != site))
+    ]
+    if len(held) < 2 or not apart:
+        return
+    shown = ", ".join(
+        f"task.train_files[{site}] "
+        f"{[data.label_names[i] for i in sorted(held[site])][:5]}"
+        for site in apart[:5]
+    )
+    logger.warning(
+        "%d train file(s) share no label with the other files: %s. If they are "
+        "the same classes written another way (codes in one file, names in "
+        "another), write them one way in every file; if the sites hold "
+        "different classes, each is learnt from its one site",
+        len(apart),
+        shown + (" ..." if len(apart) > 5 else ""),
+    )

@@ -17,7 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
 from fedmodel.data.file_roles import warn_pooled_files, warn_shared_texts
-from fedmodel.data.label_warnings import warn_similar_labels, warn_test_only_labels
+from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError
@@ -127,8 +127,7 @@ def warn_about_records(
         warn_shared_texts(
             settings, task, normalize=normalize, distill_texts=distill_texts
         )
-    warn_test_only_labels(task)
-    warn_similar_labels(task)
+    warn_labels(task)
 
 
 def _warm_started(start: dict[str, float]) -> bool | None:

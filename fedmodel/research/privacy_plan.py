@@ -19,7 +19,7 @@ from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import client_file
-from fedmodel.data.label_warnings import warn_similar_labels, warn_test_only_labels
+from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import (
@@ -91,8 +91,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
     # The run's warnings about its labels, here before anything trains: the
     # plan is where a new task's files are read first.
     task = load_task(settings.task, seed=settings.seed)
-    warn_test_only_labels(task)
-    warn_similar_labels(task)
+    warn_labels(task)
     plans = []
     for client_id in range(settings.num_clients):
         train, _, _ = load_client_data(settings, client_id)

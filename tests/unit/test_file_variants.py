@@ -11,7 +11,7 @@ import pytest
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import label_texts
-from fedmodel.data.label_warnings import warn_similar_labels
+from fedmodel.data.label_warnings import warn_labels, warn_similar_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -213,6 +213,27 @@ def test_labels_differing_only_in_case_are_named(
     (warned,) = [r.getMessage() for r in caplog.records]
     assert warned.startswith("1 group(s) of labels differ only in letter case")
     assert "'Cardiology' / 'cardiology'" in warned
+
+
+def test_a_file_whose_labels_no_other_file_has_is_named(
+    tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One site exported codes where the others wrote names: classes of its own.
+    a = tmp_path / "a.csv"
+    a.write_text("text,label\nheart pain,Cardiology\nbroken leg,Orthopedics\n")
+    b = tmp_path / "b.csv"
+    b.write_text("text,label\nchest pain,Cardiology\nhip fracture,Orthopedics\n")
+    c = tmp_path / "c.csv"
+    c.write_text("text,label\nangina,I20\nfractured femur,S72\n")
+    with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
+        warn_labels(load_task(_task([a, b], test_csv), seed=0))
+        assert not [r for r in caplog.records if "share no" in r.getMessage()]
+        warn_labels(load_task(_task([a, b, c], test_csv), seed=0))
+    (warned,) = [r.getMessage() for r in caplog.records if "share no" in r.getMessage()]
+    assert warned.startswith(
+        "1 train file(s) share no label with the other files: "
+        "task.train_files[2] ['I20', 'S72']. If they are the same classes"
+    )
 
 
 def test_a_parquet_text_stored_as_bytes_is_read_as_text(
