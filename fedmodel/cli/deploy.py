@@ -258,13 +258,15 @@ def _refuse_a_simulated_client(state_dir: Path) -> None:
 
     A reset starts a new budget on data the old one did not cover; a
     simulated client trains on the same records all run, so resumed it would
-    count them again from 0.
+    count them again from 0. The folder is judged by where it is, so
+    `--state-dir client-0` from RUN/clients, or a link, is refused too.
     """
     from fedmodel.run.layout import CLIENTS_DIR, RESOLVED_CONFIG
 
-    run_dir = state_dir.parent.parent
+    folder = state_dir.resolve()
+    run_dir = folder.parent.parent
     in_a_run = (run_dir / RESOLVED_CONFIG).is_file()
-    if state_dir.parent.name != CLIENTS_DIR or not in_a_run:
+    if folder.parent.name != CLIENTS_DIR or not in_a_run:
         return
     raise FedmodelError(
         f"--state-dir {state_dir} is a simulated client's folder in the run "

@@ -177,7 +177,7 @@ def _simulate(cfg: Any) -> float:
         _remove_if_unused(run_dir, earlier_run=earlier_run)
         raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
-        stop_interrupted(PROG, run_dir)
+        stop_interrupted(PROG, run_dir, HydraConfig.get().overrides.task)
     epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
     spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
     log.info(

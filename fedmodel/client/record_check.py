@@ -25,7 +25,7 @@ from fedmodel.privacy.client_level import (
     plan_client_level,
 )
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
-from fedmodel.privacy.ledger_holding import ledger_regression, record_figures
+from fedmodel.privacy.ledger_holding import ledger_shortfall
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import archived_ledgers
 from fedmodel.run.checkpoint import recorded_client_figures
@@ -145,14 +145,9 @@ def check_ledgers_kept(
             continue  # unreadable: the client's round refuses it, naming it
         record = ledgers.get(client_id)
         state_dir = simulated_client_dir(run_dir, client_id)
-        held = record_figures(record, state_dir)
-        if ledger_regression(figures, held) is None:
+        holds = ledger_shortfall(figures, record, state_dir, count=_steps)
+        if holds is None:
             continue
-        holds = (
-            "does not exist"
-            if record is None
-            else f"holds {record.steps} steps (epsilon {held[EPSILON_KEY]:.4f})"
-        )
         raise FedmodelError(
             f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
             f"{state_dir / LEDGER_FILE} {holds}, but the run's checkpoint recorded "
@@ -162,6 +157,10 @@ def check_ledgers_kept(
             "count what it already released. Restore the client's ledger, or "
             "start a new run in a folder of its own"
         )
+
+
+def _steps(steps: int) -> str:
+    return f"{steps} steps"
 
 
 def check_same_records(

@@ -10,8 +10,9 @@ user's home first: a shell leaves `~` in `task.test_file=~/t.csv` as it is
 as a folder named `~`. Hydra's grammar refuses an unquoted `~`; quoted,
 `task.test_file='~/t.csv'`, it arrives here (docs/simulation.md).
 
-Links are not followed (the path keeps the names the user gave); the file
-role checks compare paths with links followed.
+Links are not followed (the path keeps the names the user gave), except
+that a `..` after one goes up from where it leads, as the system reads it;
+the file role checks compare paths with links followed.
 """
 
 from __future__ import annotations
@@ -81,5 +82,21 @@ def _absolute(value: Any, folder: str) -> Any:
     if isinstance(value, list):
         return [_absolute(item, folder) for item in value]
     if isinstance(value, str) and value:
-        return os.path.normpath(os.path.join(folder, os.path.expanduser(value)))
+        return _normalised(Path(folder, os.path.expanduser(value)))
     return value
+
+
+def _normalised(path: Path) -> str:
+    """`path` without `.` and `..`, each `..` read as the system reads it.
+
+    A `..` after a link goes up from where the link leads (`os.path.normpath`
+    would drop the link's own name, naming another file); other links keep
+    their names.
+    """
+    out = Path(path.anchor)
+    for part in path.parts[1:]:
+        if part == "..":
+            out = (out.resolve() if out.is_symlink() else out).parent
+        elif part != ".":
+            out = out / part
+    return str(out)

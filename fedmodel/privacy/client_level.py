@@ -14,7 +14,7 @@ from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
 from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
-from fedmodel.privacy.ledger_holding import ledger_regression, record_figures
+from fedmodel.privacy.ledger_holding import ledger_shortfall
 from fedmodel.privacy.ledger_record import read_record
 from fedmodel.privacy.modes import privacy_mode
 
@@ -89,14 +89,9 @@ def check_central_ledger_kept(
     figures = max(recorded.values(), key=lambda f: f.get(STEPS_KEY, 0.0))
     path = run_dir / CENTRAL_LEDGER_FILE
     record = read_record(path) if path.is_file() else None
-    held = record_figures(record, run_dir)
-    if ledger_regression(figures, held) is None:
+    holds = ledger_shortfall(figures, record, run_dir, count=_rounds)
+    if holds is None:
         return
-    holds = (
-        "does not exist"
-        if record is None
-        else f"holds {_rounds(record.steps)} (epsilon {held[EPSILON_KEY]:.4f})"
-    )
     raise FedmodelError(
         f"resume=true in {run_dir}: the client-level privacy ledger {path} "
         f"{holds}, but the run's checkpoint recorded "

@@ -12,7 +12,7 @@ a ledger only grows, unless its site's operator reset it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from math import isclose
 from pathlib import Path
 
@@ -101,3 +101,25 @@ def ledger_regression(
         "started a new budget on purpose, run `fedmodel ledger reset --state-dir "
         "DIR --yes` at the site first"
     )
+
+
+def ledger_shortfall(
+    recorded: Mapping[str, float],
+    record: LedgerRecord | None,
+    state_dir: Path,
+    *,
+    count: Callable[[int], str],
+) -> str | None:
+    """What a ledger holds, in words, when it lost what `recorded` holds.
+
+    None when `record` (the ledger read in `state_dir`; None for no file)
+    holds enough by `ledger_regression`. Else "does not exist", or "holds
+    <count(steps)> (epsilon E)", for a resume's refusal to name
+    (`client/record_check.py`, `privacy/client_level.py`).
+    """
+    held = record_figures(record, state_dir)
+    if ledger_regression(recorded, held) is None:
+        return None
+    if record is None:
+        return "does not exist"
+    return f"holds {count(record.steps)} (epsilon {held[EPSILON_KEY]:.4f})"

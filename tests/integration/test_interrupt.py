@@ -53,5 +53,8 @@ def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
     assert "KeyboardInterrupt" not in text, text[-3000:]
     last = text.strip().splitlines()[-1]
     assert last.startswith("fedmodel simulate: interrupted;"), text[-3000:]
-    assert last.endswith(f"resume=true hydra.run.dir={run_dir}")
+    assert last.endswith(
+        f"with: fedmodel simulate debug=smoke num_rounds=200 resume=true "
+        f"hydra.run.dir={run_dir}"
+    ), last
     assert (run_dir / "checkpoint" / "state.pt").is_file()

@@ -456,3 +456,24 @@ def test_ledger_reset_refuses_a_simulated_clients_folder(
         assert code == 2
         assert f"--state-dir {folder} is a simulated client's folder in the run" in err
     assert ledger.read_text() == "{}" and not list(folder.glob("*.reset-*"))
+
+
+def test_ledger_reset_refuses_a_simulated_clients_folder_named_from_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--state-dir client-0` from RUN/clients, or a link to the folder, names
+    # the same client: its parent as written ('.', the link's) tells nothing.
+    folder = tmp_path / "run" / "clients" / "client-0"
+    folder.mkdir(parents=True)
+    ledger = folder / "privacy_ledger.json"
+    ledger.write_text("{}")
+    (tmp_path / "run" / "resolved_config.yaml").write_text("seed: 0\n")
+    (tmp_path / "link").symlink_to(folder)
+    monkeypatch.chdir(folder.parent)
+    for state_dir in ("client-0", str(tmp_path / "link")):
+        code, _, err = _ledger_command(
+            monkeypatch, capsys, "reset", "--yes", "--state-dir", state_dir
+        )
+        assert code == 2, err
+        assert f"in the run {tmp_path.resolve() / 'run'}:" in err
+    assert ledger.read_text() == "{}"

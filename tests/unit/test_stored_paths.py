@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from fedmodel.config import from_run_config, settings_from_dict, to_run_config
+from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import (
     settings_from_run_config,
@@ -132,3 +133,17 @@ def test_an_older_run_with_relative_paths_resumes_from_its_start_folder(
     rewritten = yaml.safe_load((run / RESOLVED_CONFIG).read_text())
     assert rewritten["task"]["test_file"] == str(began / "test.csv")
     assert "which differs in resume: kept as" in caplog.text
+
+
+def test_a_dot_dot_after_a_link_goes_up_from_where_the_link_leads(
+    tmp_path: Path,
+) -> None:
+    # `data/../test.csv`, with data a link to real/inner, is real/test.csv to
+    # the shell and to open(); dropping `data/..` by name named another file.
+    (tmp_path / "real" / "inner").mkdir(parents=True)
+    (tmp_path / "real" / "test.csv").write_text("text,label\n")
+    (tmp_path / "data").symlink_to(tmp_path / "real" / "inner")
+    raw = {"task": {"test_file": "data/../test.csv", "train_files": ["data/a.csv"]}}
+    made = with_absolute_paths(raw, base=tmp_path)
+    assert made["task"]["test_file"] == str(tmp_path.resolve() / "real" / "test.csv")
+    assert made["task"]["train_files"] == [str(tmp_path / "data" / "a.csv")]
