@@ -22,6 +22,10 @@ def _wait_for(path: Path, fragment: str, process: subprocess.Popen[str]) -> None
         time.sleep(0.5)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     console = tmp_path / "console.txt"
@@ -32,9 +36,13 @@ def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
     with console.open("w") as out:
         # A session of its own: the signal reaches the run and its Ray
         # processes, as Ctrl-C in a terminal reaches the foreground group.
+        # A terminal's foreground job takes SIGINT; a shell without job
+        # control starts its background jobs with SIGINT ignored, which the
+        # run would inherit (as a CI runner may start the suite), so the run
+        # gets the default back, as in a terminal.
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_default_sigint,
         )
         try:
             _wait_for(console, "round 2/200", process)
