@@ -6,14 +6,14 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
+from fedmodel.cli.resume import PROG as RESUME_PROG
 
 
-def stop_interrupted(prog: str, run_dir: Path, overrides: Sequence[str]) -> NoReturn:
+def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
     """Say where the run stopped and how to continue it; exit 130 at once.
 
     Flower runs the ServerApp in a thread of its own that Ctrl-C does not
@@ -23,22 +23,21 @@ def stop_interrupted(prog: str, run_dir: Path, overrides: Sequence[str]) -> NoRe
     Ray down and stopped the processes it started, and every aggregated round
     is in the checkpoint, so nothing is lost by not waiting.
     """
-    print(interrupted_line(prog, run_dir, overrides), file=sys.stderr, flush=True)
+    print(interrupted_line(prog, run_dir), file=sys.stderr, flush=True)
     logging.shutdown()  # the run's log file gets its last lines
     sys.stdout.flush()
     os._exit(EXIT_INTERRUPTED)
 
 
-def interrupted_line(prog: str, run_dir: Path, overrides: Sequence[str]) -> str:
+def interrupted_line(prog: str, run_dir: Path) -> str:
     """The line naming the run folder and the command that continues the run.
 
-    `overrides` are the job's own (Hydra's `overrides.task`): in a --multirun
-    sweep the values of the job that was stopped, not the sweep's lists,
-    which a single run refuses and under which `hydra.run.dir` is ignored.
+    `fedmodel resume` reads the run's overrides from its folder, as it does
+    after a crash or a kill; in a --multirun sweep the stopped job's folder
+    holds that job's values, not the sweep's lists.
     """
-    kept = [o for o in overrides if o.lstrip("+~").split("=")[0] != "resume"]
-    command = shlex.join([*kept, "resume=true", f"hydra.run.dir={run_dir}"])
     return (
         f"{prog}: interrupted; the rounds aggregated so far are kept in "
-        f"{run_dir}. Continue the run with: {prog} {command}"
+        f"{run_dir}. Continue the run with: {RESUME_PROG} "
+        f"{shlex.quote(str(run_dir))}"
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fedmodel import __version__
-from fedmodel.cli import deploy, predict, research
+from fedmodel.cli import deploy, predict, research, resume
 from fedmodel.cli.errors import EXIT_USER_ERROR, report_error
 from fedmodel.errors import FedmodelError
 
@@ -33,6 +33,13 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
+    Command(
+        "resume",
+        "continue a stopped simulation from its run folder",
+        resume.add_arguments,
+        resume.run,
+        description=resume.DESCRIPTION,
+    ),
     Command(
         "privacy-plan",
         "each client's privacy plan (noise, epsilon), no training",

@@ -50,8 +50,11 @@ DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
 log = logging.getLogger("fedmodel")
 
 
-def run_simulate(argv: list[str]) -> int:
-    """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code."""
+def run_simulate(argv: list[str], *, prog: str = PROG) -> int:
+    """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code.
+
+    `prog` names the command in its error lines (`fedmodel resume` runs this).
+    """
     import hydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -68,12 +71,12 @@ def run_simulate(argv: list[str]) -> int:
             if args.multirun:
                 check_sweep_jobs(args.overrides)
     except FedmodelError as exc:
-        report_error(PROG, error_line(exc))
+        report_error(prog, error_line(exc))
         return EXIT_USER_ERROR
     OmegaConf.register_new_resolver(GROUPS_RESOLVER, config_groups_text, replace=True)
     app = hydra.main(
         config_path=str(CONF_DIR), config_name="config", version_base="1.3"
-    )(_simulate)
+    )(lambda cfg: _simulate(cfg, prog=prog))
     full_error = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line
     sys.argv = ["fedmodel", *argv]
@@ -82,7 +85,7 @@ def run_simulate(argv: list[str]) -> int:
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:
             raise
-        report_error(PROG, hydra_error_line(exc))
+        report_error(prog, hydra_error_line(exc))
         return EXIT_USER_ERROR
     finally:
         if not full_error:
@@ -145,7 +148,7 @@ def check_sweep_jobs(overrides: list[str]) -> None:
             ) from None
 
 
-def _simulate(cfg: Any) -> float:
+def _simulate(cfg: Any, *, prog: str) -> float:
     """The Hydra task: run one simulation in Hydra's run folder."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
@@ -173,11 +176,11 @@ def _simulate(cfg: Any) -> float:
 
         summary = simulate(config, run_dir=run_dir)
     except FedmodelError as exc:
-        report_error(PROG, str(exc))
+        report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run)
         raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
-        stop_interrupted(PROG, run_dir, HydraConfig.get().overrides.task)
+        stop_interrupted(prog, run_dir)
     epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
     spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
     log.info(

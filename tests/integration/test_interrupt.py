@@ -1,7 +1,8 @@
-"""Ctrl-C stops `fedmodel simulate` at once and says how to continue the run."""
+"""Ctrl-C stops `fedmodel simulate` at once; `fedmodel resume` continues the run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _wait_for(path: Path, fragment: str, process: subprocess.Popen[str]) -> None:
@@ -26,12 +28,14 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
+    tmp_path: Path,
+) -> None:
     run_dir = tmp_path / "run"
     console = tmp_path / "console.txt"
     command = [
         sys.executable, "-m", "fedmodel", "simulate", "debug=smoke",
-        "num_rounds=200", f"hydra.run.dir={run_dir}",
+        "num_rounds=3", f"hydra.run.dir={run_dir}",
     ]
     with console.open("w") as out:
         # A session of its own: the signal reaches the run and its Ray
@@ -45,7 +49,7 @@ def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
             start_new_session=True, preexec_fn=_default_sigint,
         )
         try:
-            _wait_for(console, "round 2/200", process)
+            _wait_for(console, "round 2/3", process)
             os.killpg(process.pid, signal.SIGINT)
             # Before, the ServerApp's thread kept the process waiting for its
             # clients, up to federation.round_timeout (an hour).
@@ -61,8 +65,19 @@ def test_ctrl_c_stops_the_run_and_names_the_resume(tmp_path: Path) -> None:
     assert "KeyboardInterrupt" not in text, text[-3000:]
     last = text.strip().splitlines()[-1]
     assert last.startswith("fedmodel simulate: interrupted;"), text[-3000:]
-    assert last.endswith(
-        f"with: fedmodel simulate debug=smoke num_rounds=200 resume=true "
-        f"hydra.run.dir={run_dir}"
-    ), last
+    assert last.endswith(f"with: fedmodel resume {run_dir}"), last
     assert (run_dir / "checkpoint" / "state.pt").is_file()
+
+    # The command it names, from another folder, reads the run's overrides
+    # (debug=smoke num_rounds=3) from the folder and goes on after round 2.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "fedmodel", "resume", str(run_dir)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=400,
+    )
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-3000:]
+    assert f"resuming {run_dir} after round" in output, output[-3000:]
+    assert "round 1/3" not in output, output[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [1, 2, 3]

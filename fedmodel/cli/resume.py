@@ -1,0 +1,168 @@
+"""`fedmodel resume RUN_DIR`: continue a stopped `fedmodel simulate` run.
+
+Hydra keeps each launch's overrides in RUN_DIR/.hydra/overrides.yaml (a
+--multirun job's folder keeps the job's own values). The command runs
+`fedmodel simulate <those> resume=true hydra.run.dir=RUN_DIR <extra>` through
+the same Hydra app, so the same checks decide whether the resume, and any
+extra override, is allowed.
+
+It runs from the folder the run was last started in (`started_in`), where
+relative paths among the overrides were typed. They name the same files
+from wherever `fedmodel resume` is called; an extra override's relative
+path is read from there too.
+
+Hydra writes the launch's own .hydra files before fedmodel's checks run: a
+resume the checks refuse puts the run's back, or its overrides would be
+replayed by the next `fedmodel resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from fedmodel.cli.errors import EXIT_OK
+from fedmodel.cli.paths import user_path
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+from fedmodel.run.stored_config import started_in
+
+PROG = "fedmodel resume"
+HYDRA_DIR = ".hydra"
+OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
+# Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
+SWEEP_FILE = "multirun.yaml"
+# Overrides the resume sets itself, dropped from the stored ones.
+SET_BY_RESUME = ("resume", "hydra.run.dir")
+DESCRIPTION = (
+    "Continue a `fedmodel simulate` run that was interrupted, crashed or "
+    "killed, from its last checkpoint: the same as `fedmodel simulate "
+    "<its overrides> resume=true hydra.run.dir=RUN_DIR`, with the overrides "
+    f"read from RUN_DIR/{OVERRIDES_FILE}."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fedmodel resume RUN_DIR [-v] [OVERRIDES...]`."""
+    parser.add_argument(
+        "run_dir",
+        type=user_path,
+        metavar="RUN_DIR",
+        help="the run's folder (a --multirun sweep: one job's folder)",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra Hydra overrides, appended to the run's; the resume checks "
+        "refuse those that would change its records or privacy plan",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the libraries' log lines too, as `fedmodel simulate -v`",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulation on the run folder's overrides; return the exit code."""
+    run_dir = Path(os.path.abspath(args.run_dir))
+    argv = resume_argv(run_dir, args.overrides)
+    check_rounds_left(run_dir, argv)
+    folder = started_in(run_dir)
+    with contextlib.chdir(folder if folder and folder.is_dir() else Path.cwd()):
+        return _simulate_keeping_hydra_files(
+            run_dir, [*argv, *(["-v"] if args.verbose else [])]
+        )
+
+def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
+    """`fedmodel simulate`'s arguments that continue the run in `run_dir`."""
+    if not run_dir.is_dir():
+        problem = "is a file" if run_dir.exists() else "does not exist"
+        raise FedmodelError(
+            f"{run_dir} {problem}: name the folder of the run to continue (its "
+            "hydra.run.dir; by default outputs/<date>/<time>-<task>)"
+        )
+    if (run_dir / SWEEP_FILE).is_file():
+        jobs = sorted(p.parent.parent for p in run_dir.glob(f"*/{OVERRIDES_FILE}"))
+        example = f", e.g. {jobs[0]}" if jobs else ""
+        raise FedmodelError(
+            f"{run_dir} is a --multirun sweep's folder ({SWEEP_FILE}), one run "
+            f"per job: name the folder of the job to continue{example}"
+        )
+    for name in (OVERRIDES_FILE, RESOLVED_CONFIG):
+        if not (run_dir / name).is_file():
+            raise FedmodelError(
+                f"{run_dir} is not a run folder `fedmodel simulate` began a run "
+                f"in (no {name}): name the folder of the run to continue; a run "
+                "stopped before round 1 is started again with `fedmodel simulate`"
+            )
+    stored = yaml.safe_load((run_dir / OVERRIDES_FILE).read_text())
+    if not isinstance(stored, list):
+        raise FedmodelError(
+            f"{run_dir / OVERRIDES_FILE} holds no list of overrides: continue "
+            f"the run with `fedmodel simulate OVERRIDES resume=true "
+            f"hydra.run.dir={run_dir}`"
+        )
+    kept = [
+        str(o) for o in stored if str(o).lstrip("+~").split("=")[0] not in SET_BY_RESUME
+    ]
+    return [*kept, "resume=true", f"hydra.run.dir={run_dir}", *extra]
+
+
+def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
+    """Refuse a run whose summary says it did every round the resume asks for.
+
+    `fedmodel simulate ... resume=true` on such a run trains no round, exports
+    (and distils) the model again and rewrites summary.json. A run whose
+    summary says it failed, or whose last round is before `num_rounds` (more
+    rounds asked for since), goes on; so does one that finished its rounds
+    but was stopped before its summary was written.
+    """
+    from fedmodel.config import compose_config
+    from fedmodel.run.summary import STATUS_OK
+
+    path = run_dir / SUMMARY_FILE
+    summary = json.loads(path.read_text()) if path.is_file() else None
+    if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
+        return
+    ours = [o for o in argv if not o.lstrip("+~").startswith("hydra")]
+    num_rounds = int(compose_config(ours)["num_rounds"])
+    last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
+    clients = summary.get("clients") or []
+    spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)
+    if last >= num_rounds or spent:
+        why = "every client's budget is spent" if spent else f"round {last} is done"
+        raise FedmodelError(
+            f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="
+            f"{num_rounds}, {why}): nothing to resume; its outputs are in that "
+            "folder. Add num_rounds=N for more rounds (not under DP: its plan is "
+            "fixed), or start a new run in a new folder"
+        )
+
+
+def _simulate_keeping_hydra_files(run_dir: Path, argv: list[str]) -> int:
+    """`fedmodel simulate ARGV`; the run's .hydra files back if it did not start.
+
+    A start that got past the checks writes the run's resolved config; one
+    refused (or stopped before that) leaves it as it was, and so the run's
+    settings: its overrides are put back with it.
+    """
+    from fedmodel.cli.simulate import run_simulate
+
+    saved = {p: p.read_bytes() for p in (run_dir / HYDRA_DIR).iterdir() if p.is_file()}
+    config = (run_dir / RESOLVED_CONFIG).read_bytes()
+    started = False
+    try:
+        code = run_simulate(argv, prog=PROG)
+        started = code == EXIT_OK
+    finally:
+        if not started and (run_dir / RESOLVED_CONFIG).read_bytes() == config:
+            for path, content in saved.items():
+                path.write_bytes(content)
+    return code

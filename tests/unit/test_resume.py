@@ -1,0 +1,140 @@
+"""`fedmodel resume RUN_DIR`: the run's own overrides, read from its folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fedmodel.cli.main import run_command
+from fedmodel.cli.resume import check_rounds_left, resume_argv
+from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.server_setup import write_resolved_config
+
+RUN = ["model=tiny", "num_clients=2", "num_rounds=2"]
+
+
+def _run_folder(
+    run: Path, overrides: list[str], *, began: Path | None = None
+) -> Path:
+    """What `fedmodel simulate OVERRIDES` leaves: Hydra's files, the config."""
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    config = compose_config(overrides)
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    if began is not None:
+        hydra = {"hydra": {"runtime": {"cwd": str(began)}}}
+        (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    write_resolved_config(run, settings_from_dict(config))
+    return run
+
+
+def _refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    try:
+        code = run_command(["resume", *args])
+    except SystemExit as stopped:  # refused inside the Hydra app, which exits
+        code = stopped.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel resume: error: ") and len(err.splitlines()) == 1
+    return err
+
+
+def test_the_stored_overrides_are_run_with_resume_and_the_folder(
+    tmp_path: Path,
+) -> None:
+    # A run resumed before keeps resume=true among its overrides; a folder
+    # option in them (as a user may have typed it) names another folder.
+    run = _run_folder(tmp_path / "run", RUN)
+    stored = [*RUN, "resume=true", "+hydra.run.dir=elsewhere"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(stored))
+    assert resume_argv(run, ["distill=off"]) == [
+        *RUN, "resume=true", f"hydra.run.dir={run}", "distill=off",
+    ]
+
+
+def test_a_missing_folder_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _refused([str(tmp_path / "nope")], capsys)
+    assert f"{tmp_path / 'nope'} does not exist" in err
+
+
+@pytest.mark.parametrize("missing", [".hydra/overrides.yaml", "resolved_config.yaml"])
+def test_a_folder_without_a_runs_files_is_not_a_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str
+) -> None:
+    run = _run_folder(tmp_path / "run", RUN)
+    (run / missing).unlink()
+    err = _refused([str(run)], capsys)
+    assert f"{run} is not a run folder" in err and f"(no {missing})" in err
+
+
+def test_a_sweeps_folder_names_one_of_its_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1"):
+        _run_folder(sweep / job, [*RUN, f"seed={job}"])
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    err = _refused([str(sweep)], capsys)
+    assert f"{sweep} is a --multirun sweep's folder" in err
+    assert f"name the folder of the job to continue, e.g. {sweep / '0'}" in err
+
+
+def _summary(run: Path, status: str = "ok", *, spent: bool = False) -> None:
+    clients = [{"client_id": i, "budget_exhausted": spent} for i in range(2)]
+    summary: dict[str, Any] = {
+        "status": status,
+        "rounds": [{"round": 1}] if spent else [{"round": 1}, {"round": 2}],
+        "clients": clients,
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_finished_run_has_nothing_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _run_folder(tmp_path / "run", RUN)
+    _summary(run)
+    err = _refused([str(run)], capsys)
+    assert f"the run in {run} has finished" in err and "round 2 is done" in err
+    with pytest.raises(FedmodelError, match="every client's budget is spent"):
+        _summary(run, spent=True)
+        check_rounds_left(run, resume_argv(run, []))
+
+
+def test_a_failed_run_or_one_asked_for_more_rounds_goes_on(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path / "run", RUN)
+    _summary(run, "failed")
+    check_rounds_left(run, resume_argv(run, []))
+    # A run that was given more rounds since, and stopped again.
+    _summary(run)
+    check_rounds_left(run, resume_argv(run, ["num_rounds=3"]))
+
+
+def test_relative_paths_are_read_from_the_folder_the_run_began_in(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    began, elsewhere = tmp_path / "began", tmp_path / "elsewhere"
+    began.mkdir()
+    elsewhere.mkdir()
+    files = ["task=files", "task.train_files=[a.csv,b.csv]", "task.test_file=t.csv"]
+    monkeypatch.chdir(began)
+    run = _run_folder(tmp_path / "run", [*RUN, *files], began=began)
+    saved = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+    monkeypatch.chdir(elsewhere)
+    # The files compare equal (read from where the run began), so the checks
+    # name the one key this resume changes: under DP, the plan's rounds.
+    err = _refused([str(run), "num_rounds=3"], capsys)
+    assert "resume=true in" in err and "num_rounds=3 (the run's: 2)" in err
+    assert "task." not in err
+    # The refused start's overrides are not left as the run's: Hydra's files
+    # are put back, and a plain `fedmodel resume` replays the run's own.
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == saved
