@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir, [*argv, *(["-v"] if args.verbose else [])]
         )
 
+
 def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
     """`fedmodel simulate`'s arguments that continue the run in `run_dir`."""
     if not run_dir.is_dir():
