@@ -23,13 +23,13 @@ from fedmodel.distill.finish import (
     finish_models,
     server_distill_texts,
 )
+from fedmodel.distill.inputs import teacher_targets
 from fedmodel.distill.server import (
     distill_on_server,
     distill_step,
     pooled_match_loss,
     server_optimizer,
     soft_target_loss,
-    teacher_targets,
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -337,17 +337,17 @@ def _files_run(folder: Path) -> RunSettings:
 def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fedmodel.distill.server
+    import fedmodel.distill.inputs
     import fedmodel.serve.benchmark
 
     seen: list[str] = []
-    real_loader = fedmodel.distill.server.make_text_loader
+    real_loader = fedmodel.distill.inputs.make_text_loader
 
     def spy(tokenizer, texts, labels, **kwargs):  # type: ignore[no-untyped-def]
         seen.extend(texts)
         return real_loader(tokenizer, texts, labels, **kwargs)
 
-    monkeypatch.setattr(fedmodel.distill.server, "make_text_loader", spy)
+    monkeypatch.setattr(fedmodel.distill.inputs, "make_text_loader", spy)
     measured: list[dict[tuple[str, str], float]] = []
     real_latency = fedmodel.serve.benchmark.alternating_latency_ms
 
