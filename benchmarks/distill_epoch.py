@@ -70,7 +70,9 @@ def before_and_after(
         fixed = fixed_on_server(student, settings.distill)
         for param in fixed:
             param.requires_grad_(False)
-        optimizer: torch.optim.Optimizer = server_optimizer(student, settings.distill)
+        optimizer: torch.optim.Optimizer = server_optimizer(
+            student, settings.distill, fixed=fixed
+        )
         if name == "before":
             trained = [p for p in student.parameters() if p.requires_grad]
             lr = settings.distill.learning_rate
