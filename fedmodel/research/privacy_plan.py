@@ -17,6 +17,7 @@ from rich.table import Table
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
+from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records
 from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_warnings import warn_labels
@@ -129,7 +130,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
 def _rounds_shown(settings: RunSettings) -> str:
     """The rounds a client's plan covers, with the student's share where it has one."""
     rounds = planned_rounds(settings)
-    shown = f"{rounds} round{'s' if rounds != 1 else ''}"
+    shown = f"{rounds} {plural(rounds, 'round')}"
     student = settings.distill.client_rounds
     if not student:
         return shown

@@ -255,7 +255,7 @@ def test_the_plan_gives_the_runs_warnings_about_labels(
     )
     caplog.set_level(logging.WARNING)
     plan_run(settings_from_dict(small_config(*files)))
-    assert "label(s) of the test file no training record has" in caplog.text
+    assert "1 label of the test file no training record has" in caplog.text
     assert "['Dermatology']" in caplog.text
     assert "'Cardiology' / 'cardiology'" in caplog.text
 
