@@ -235,6 +235,18 @@ def test_progress_line_names_the_file_each_site_holds(
     )
 
 
+def _two_sites(folder: Path) -> tuple[str, ...]:
+    """A files task of `folder`'s a.csv and b.csv, tested on its test.csv."""
+    return (
+        "task=files",
+        f"task.train_files=[{folder}/a.csv,{folder}/b.csv]",
+        f"task.test_file={folder}/test.csv",
+        "num_clients=null",
+        "partition=natural",
+        "num_rounds=1",
+    )
+
+
 def test_the_plan_gives_the_runs_warnings_about_labels(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -245,16 +257,8 @@ def test_the_plan_gives_the_runs_warnings_about_labels(
         rows = "\n".join(f"{site} note {i},{labels[i % 2]}" for i in range(20))
         (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
     (tmp_path / "test.csv").write_text("text,label\nheld out,Renal\nheld,Dermatology\n")
-    files = (
-        "task=files",
-        f"task.train_files=[{tmp_path}/a.csv,{tmp_path}/b.csv]",
-        f"task.test_file={tmp_path}/test.csv",
-        "num_clients=null",
-        "partition=natural",
-        "num_rounds=1",
-    )
     caplog.set_level(logging.WARNING)
-    plan_run(settings_from_dict(small_config(*files)))
+    plan_run(settings_from_dict(small_config(*_two_sites(tmp_path))))
     assert "1 label of the test file no training record has" in caplog.text
     assert "['Dermatology']" in caplog.text
     assert "'Cardiology' / 'cardiology'" in caplog.text
@@ -287,15 +291,7 @@ def test_the_plan_reads_the_tasks_records_once(
         return files_loader(task, seed=seed)
 
     monkeypatch.setitem(TASKS, "files", counted)
-    files = (
-        "task=files",
-        f"task.train_files=[{tmp_path}/a.csv,{tmp_path}/b.csv]",
-        f"task.test_file={tmp_path}/test.csv",
-        "num_clients=null",
-        "partition=natural",
-        "num_rounds=1",
-    )
-    settings = settings_from_dict(small_config(*files))
+    settings = settings_from_dict(small_config(*_two_sites(tmp_path)))
     plans = plan_run(settings)
     assert loads == ["files"]
     assert [plan.num_records for plan in plans] == [
