@@ -34,16 +34,10 @@ from quiet_warnings import silence_known_warnings
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
-from fedmodel.data.tokenization import make_text_loader
-from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.describe import picked_labels
 from fedmodel.distill.finish import server_distill_texts
-from fedmodel.distill.server import (
-    distill_step,
-    fixed_on_server,
-    server_optimizer,
-    teacher_targets,
-)
+from fedmodel.distill.inputs import distill_inputs
+from fedmodel.distill.server import distill_step, fixed_on_server, server_optimizer
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
@@ -76,7 +70,9 @@ def before_and_after(
         fixed = fixed_on_server(student, settings.distill)
         for param in fixed:
             param.requires_grad_(False)
-        optimizer: torch.optim.Optimizer = server_optimizer(student, settings.distill)
+        optimizer: torch.optim.Optimizer = server_optimizer(
+            student, settings.distill, fixed=fixed
+        )
         if name == "before":
             trained = [p for p in student.parameters() if p.requires_grad]
             lr = settings.distill.learning_rate
@@ -107,33 +103,26 @@ def main() -> None:
     task = load_task(settings.task, seed=settings.seed)
     texts = server_distill_texts(settings, task.transfer)
     assert texts is not None, "the task has no transfer split"
-    inputs = augment_texts(texts, copies=distill.augment_copies, seed=settings.seed)
     teacher = teacher_of(settings, args.teacher_run, task.label_names)
-    tokenizer = load_tokenizer(settings.model)
-    max_length = settings.task.max_length
     started = time.perf_counter()
-    targets = teacher_targets(
-        teacher, inputs, tokenizer=tokenizer, max_length=max_length, seed=0
-    )
-    targets_s = time.perf_counter() - started
-    loader = make_text_loader(
-        tokenizer,
-        inputs,
-        list(range(len(inputs))),
-        max_length=distill.student.max_length or max_length,
-        batch_size=distill.batch_size,
-        shuffle=True,
+    inputs = distill_inputs(
+        teacher,
+        texts,
+        tokenizer=load_tokenizer(settings.model),
+        settings=distill,
+        max_length=settings.task.max_length,
         seed=settings.seed,
     )
+    setup_s = time.perf_counter() - started
     students = before_and_after(teacher, settings)
     seconds: dict[str, list[float]] = {name: [] for name in students}
-    for _, batch in zip(range(args.batches), loader, strict=False):
+    for _, batch in zip(range(args.batches), inputs.loader, strict=False):
         for name, (student, optimizer) in students.items():
             torch.manual_seed(len(seconds[name]))  # the same dropout masks
             seconds[name].append(
                 timed(
                     lambda s=student, o=optimizer, b=batch: distill_step(
-                        s, b, o, targets=targets, settings=distill
+                        s, b, o, targets=inputs.targets, settings=distill
                     )
                 )
             )
@@ -150,15 +139,15 @@ def main() -> None:
     )
     print(f"step ratio before / after: {step['before'] / step['after']:.3f}")
     print(f"weights bit for bit equal after the batches: {equal}")
-    # Fixed parts both share: the teacher's targets and the student's two
-    # passes over the test split (agreement before and after).
-    steps = distill.epochs * math.ceil(len(inputs) / distill.batch_size)
-    shared = targets_s + 2 * student_pass
+    # Fixed parts both share: the set-up (the teacher's targets) and the
+    # student's two passes over the test split (agreement before and after).
+    steps = distill.epochs * math.ceil(len(inputs.texts) / distill.batch_size)
+    shared = setup_s + 2 * student_pass
     before = shared + 2 * teacher_pass + steps * step["before"]
     after = shared + teacher_pass + steps * step["after"]
     print(
-        f"teacher targets {targets_s:.1f} s; one pass over the test split "
-        f"({len(task.test)} texts): teacher {teacher_pass:.1f} s, student "
+        f"set-up (teacher targets, loader) {setup_s:.1f} s; one pass over the "
+        f"test split ({len(task.test)} texts): teacher {teacher_pass:.1f} s, student "
         f"{student_pass:.1f} s"
     )
     print(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
+from fedmodel.config.wording import plural
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
 
@@ -201,17 +202,14 @@ def run_ledger(args: argparse.Namespace) -> int:
             print(reset)
             return EXIT_OK
         status = ledger_status(args.state_dir)
+        exhausted = status.budget_exhausted
         print(
             f"{status.path}: client {status.client_id}, epsilon "
             f"{status.epsilon:.4f} spent at delta {status.delta:.3g} in "
-            f"{status.rounds} round(s); its last run allowed "
+            f"{status.rounds} {plural(status.rounds, 'round')}; its last run allowed "
             f"{status.target_epsilon:g} (the server's target, or the site's "
             "--max-epsilon where lower)"
-            + (
-                ", and a round there found the budget exhausted"
-                if status.budget_exhausted
-                else ""
-            )
+            + (", and a round there found the budget exhausted" if exhausted else "")
         )
         return EXIT_OK
     _refuse_a_simulated_client(args.state_dir)
@@ -226,7 +224,8 @@ def run_ledger(args: argparse.Namespace) -> int:
     status, archived = archive_ledger(args.state_dir)
     print(
         f"archived {status.path} (epsilon {status.epsilon:.4f}, {status.rounds} "
-        f"round(s)) as {archived}; the next round starts a new budget"
+        f"{plural(status.rounds, 'round')}) as {archived}; the next round starts a "
+        "new budget"
     )
     return EXIT_OK
 

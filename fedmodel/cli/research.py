@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.paths import user_path
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
 
@@ -65,7 +66,8 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     flagged = [plan.label for plan in plans if plan.problem]
     if flagged:
         Console(stderr=True).print(
-            f"[red]{len(flagged)} client(s) flagged: {', '.join(flagged)}[/red]"
+            f"[red]{len(flagged)} {plural(len(flagged), 'client')} flagged: "
+            f"{', '.join(flagged)}[/red]"
         )
     return EXIT_FINDING if flagged else EXIT_OK
 

@@ -23,6 +23,7 @@ from fedmodel.config.modes import (
 from fedmodel.config.number_rules import check_numbers
 from fedmodel.config.schema import RunSettings
 from fedmodel.config.train_files import with_train_files
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 
 T = TypeVar("T")
@@ -53,9 +54,8 @@ def _build(cls: type[T], raw: Mapping[str, Any], *, path: str) -> T:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         where = f" under '{path}'" if path else ""
-        raise FedmodelError(
-            f"unknown config key(s) {unknown}{where}; known keys: {sorted(fields)}"
-        )
+        named = f"{plural(len(unknown), 'key')} {unknown}{where}"
+        raise FedmodelError(f"unknown config {named}; known keys: {sorted(fields)}")
     values: dict[str, Any] = {}
     for name in fields:
         key = f"{path}.{name}" if path else name

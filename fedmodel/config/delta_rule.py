@@ -7,6 +7,8 @@ imports neither Opacus nor torch.
 
 from __future__ import annotations
 
+from fedmodel.config.wording import plural
+
 # Above this delta, the chance that a guarantee fails outright is too high for
 # it to protect anyone (`weak_delta_warning` says so).
 WEAK_DELTA = 1e-3
@@ -37,15 +39,15 @@ def weak_delta_warning(
     if delta <= WEAK_DELTA:
         return None
     if site_option is not None:
-        held = f"{n} record(s)"
+        held = f"{n} {plural(n, 'record')}"
         fix = f"set {site_option} to 1e-5"
         bound = "below 1/n, n the site's records"
     elif client_level:
-        held = f"{n} clients"
+        held = f"{n} {plural(n, 'client')}"
         fix = "set privacy.target_delta=1e-5"
         bound = f"below 1/{n}, one over the number of clients"
     else:
-        held = f"{n} record(s)"
+        held = f"{n} {plural(n, 'record')}"
         fix = "set privacy.target_delta=1e-5 (at a deployed site, its --delta 1e-5)"
         bound = "below 1/n for every client, n its records"
     return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 
 import datasets
 import numpy as np
@@ -72,6 +73,24 @@ def load_client_data(
         sort_keys=True,
     )
     partitions, label_names = _partitioned_task(key)
+    train, val = client_records(
+        settings, client_id, partitions=partitions, num_labels=len(label_names)
+    )
+    return train, val, label_names
+
+
+def client_records(
+    settings: RunSettings,
+    client_id: int,
+    *,
+    partitions: Sequence[datasets.Dataset],
+    num_labels: int,
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """One client's (train, val) from the task's partitions, as a run builds them.
+
+    For a caller that loaded the task itself (`fedmodel privacy-plan`); the
+    partitions are `partition_clients` of its training split.
+    """
     train, val = split_client_data(
         partitions[client_id],
         client_id=client_id,
@@ -80,12 +99,10 @@ def load_client_data(
     )
     if settings.audit.canaries and client_id == settings.audit.client:
         planted, _ = canary_splits(
-            settings,
-            client_records=partitions[client_id],
-            num_labels=len(label_names),
+            settings, client_records=partitions[client_id], num_labels=num_labels
         )
         train = with_canaries(train, planted)
-    return train, val, label_names
+    return train, val
 
 
 @functools.lru_cache(maxsize=4)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedmodel.config.wording import plural
 from fedmodel.data.file_formats import MISSING_RULE, ROW_CONVENTION, is_missing
 from fedmodel.data.label_form import composed
 from fedmodel.errors import FedmodelError
@@ -40,9 +41,17 @@ def column_cells(
 ) -> list[object]:
     """A column's cells, refusing missing ones and lists or objects, by row."""
     values = table[column].tolist()
+    missing = f"missing ({MISSING_RULE})"
     checks = [
-        ("lists or objects, not single values,", "fix them", _is_nested),
-        (f"missing ({MISSING_RULE})", "fill them in", is_missing),
+        (
+            (
+                "a list or object, not a single value,",
+                "lists or objects, not single values,",
+            ),
+            ("fix it", "fix them"),
+            _is_nested,
+        ),
+        ((missing, missing), ("fill it in", "fill them in"), is_missing),
     ]
     for problem, fix, test in checks:
         rows = [row for row, value in enumerate(values, start=1) if test(value)]
@@ -68,8 +77,11 @@ def text_cells(
     texts = [value for value in values if isinstance(value, str)]
     if len(texts) < len(values):
         rows = [row for row, v in enumerate(values, start=1) if not isinstance(v, str)]
-        problem = "numbers or true/false, not strings,"
-        fix = "write them as strings"
+        problem = (
+            "a number or true/false, not a string,",
+            "numbers or true/false, not strings,",
+        )
+        fix = ("write it as a string", "write them as strings")
         raise _refused(
             rows, problem, fix, role=role, column=column, path=path, key=key
         )
@@ -88,8 +100,11 @@ def label_cells(
     values = column_cells(table, column, role="label", path=path, key=key)
     rows = [row for row, value in enumerate(values, start=1) if _is_boolean(value)]
     if rows:
-        problem = "true/false, not text,"
-        fix = 'write them as strings ("true" / "false", or the classes they mean)'
+        problem = ("true/false, not text,", "true/false, not text,")
+        fix = (
+            'write it as a string ("true" / "false", or the class it means)',
+            'write them as strings ("true" / "false", or the classes they mean)',
+        )
         raise _refused(
             rows, problem, fix, role="label", column=column, path=path, key=key
         )
@@ -105,19 +120,24 @@ def shown_rows(rows: Sequence[int]) -> str:
 
 def _refused(
     rows: Sequence[int],
-    problem: str,
-    fix: str,
+    problem: tuple[str, str],
+    fix: tuple[str, str],
     *,
     role: str,
     column: str,
     path: Path,
     key: str,
 ) -> FedmodelError:
-    """One line naming the file, the column and the rows whose cells are `problem`."""
+    """One line naming the file, the column and the rows whose cells are `problem`.
+
+    `problem` and `fix` are worded for one row and for more.
+    """
+    n = len(rows)
     return FedmodelError(
-        f"{key}: file {path} has {len(rows)} {role}(s) that are {problem} in "
-        f"column {column!r} at row(s) {shown_rows(rows)} ({ROW_CONVENTION}); "
-        f"{fix} or remove those rows"
+        f"{key}: file {path} has {n} {plural(n, role)} that "
+        f"{plural(n, 'is', 'are')} {plural(n, *problem)} in column {column!r} at "
+        f"{plural(n, 'row')} {shown_rows(rows)} ({ROW_CONVENTION}); "
+        f"{plural(n, *fix)} or remove {plural(n, 'that row', 'those rows')}"
     )
 
 

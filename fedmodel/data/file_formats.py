@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedmodel.config.wording import plural
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
@@ -112,8 +113,9 @@ def _refuse_repeats(path: Path, names: list[str]) -> None:
     repeated = sorted({name for name in names if name and names.count(name) > 1})
     if repeated:
         raise FedmodelError(
-            f"file {path} names the column(s) {repeated} more than once; rename or "
-            "remove the extra column(s) so each name is used once"
+            f"file {path} names the {plural(len(repeated), 'column')} {repeated} "
+            "more than once; rename or remove the extra "
+            f"{plural(len(repeated), 'column')} so each name is used once"
         )
 
 
@@ -183,7 +185,8 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
             if len(fields) != len(names):
                 raise FedmodelError(
                     f"file {path}, line {reader.line_num} has {len(fields)} "
-                    f"field(s) but the header has {len(names)} ({names}); put "
+                    f"{plural(len(fields), 'field')} but the header has "
+                    f"{len(names)} ({names}); put "
                     f"a text that holds {form.called}s in double quotes and "
                     "give every line one field per header name"
                 )
@@ -216,8 +219,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             record = json.loads(line, object_pairs_hook=_unique_keys)
         except _RepeatedKeys as exc:
             raise FedmodelError(
-                f"file {path}, line {line_number}: the key(s) {exc.args[0]} appear "
-                "more than once in one object; keep one value per key"
+                f"file {path}, line {line_number}: the "
+                f"{plural(len(exc.args[0]), 'key')} {exc.args[0]} "
+                f"{plural(len(exc.args[0]), 'appears', 'appear')} more than once in "
+                "one object; keep one value per key"
             ) from exc
         except json.JSONDecodeError as exc:
             raise FedmodelError(

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
+from fedmodel.config.wording import plural
 from fedmodel.data.splits import TaskData
 from fedmodel.errors import FedmodelError
 
@@ -250,14 +251,14 @@ def _warn_repeats_at_a_site(task: TaskSettings, sites: Sequence[Sequence[str]]) 
         repeats = len(texts) - len(set(texts))
         if repeats:
             logger.warning(
-                "%d record(s) of task.train_files[%d] (%s) repeat the text of "
+                "task.train_files[%d] (%s) holds %s repeating the text of "
                 "another of its records. Each row is charged as one record: a "
                 "record held twice is trained on twice, and its bound is that of "
                 "a group of two (twice the epsilon shown). If the rows are one "
                 "record, keep one",
-                repeats,
                 i,
                 Path(task.train_files[i]),
+                f"{repeats} {plural(repeats, 'record')}",
             )
 
 
@@ -275,14 +276,14 @@ def _warn_texts_at_two_sites(
                 shared[i, j] += 1
     for (i, j), count in sorted(shared.items()):
         logger.warning(
-            "%d record(s) of task.train_files[%d] (%s) have a text that "
+            "task.train_files[%d] (%s) holds %s with a text that "
             "task.train_files[%d] (%s) holds too. Each site's epsilon covers its "
             "own records: for a record both hold, the bound is the two added up. "
             "If the files were cut from one table with repeats, keep each record "
             "at one site",
-            count,
             j,
             Path(task.train_files[j]),
+            f"{count} {plural(count, 'record')}",
             i,
             Path(task.train_files[i]),
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 
 from fedmodel.config import TaskSettings
+from fedmodel.config.wording import plural
 from fedmodel.data.file_cells import (
     label_cells,
     require_column,
@@ -138,7 +139,8 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
     if missing:
         others = sorted(set(described) - set(label_names))
         raise FedmodelError(
-            f"{key}: file {path} has no description of the label(s) "
+            f"{key}: file {path} has no description of the "
+            f"{plural(len(missing), 'label')} "
             f"{missing[:10]}{' ...' if len(missing) > 10 else ''}"
             + (
                 f" (it describes {others[:10]}{' ...' if len(others) > 10 else ''}"
@@ -208,9 +210,10 @@ def _check_server_labels(records: _Records) -> None:
     held = sorted(set(records.labels))
     if len(held) < MIN_LABELS:
         raise FedmodelError(
-            f"task.validation_file: file {records.path} holds only the label(s) "
-            f"{held}: the server fits its start and picks the round to keep on "
-            "it, and on one label a model that always answers it scores best. "
+            f"task.validation_file: file {records.path} holds only the "
+            f"{plural(len(held), 'label')} {held}: the server fits its start and "
+            "picks the round to keep on it, and on one label a model that always "
+            "answers it scores best. "
             f"Give records of at least {MIN_LABELS} labels, or null for none"
         )
 
@@ -222,7 +225,8 @@ def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ..
         if len(trained) < MIN_LABELS:
             raise FedmodelError(
                 f"the training files {[str(r.path) for r in files[:-1]]} hold only "
-                f"the label(s) {sorted(trained)} in column {task.label_column!r}: a "
+                f"the {plural(len(trained), 'label')} {sorted(trained)} in column "
+                f"{task.label_column!r}: a "
                 f"classifier needs at least {MIN_LABELS} labels. Add records of "
                 "another label, or list the full label set in task.labels"
             )

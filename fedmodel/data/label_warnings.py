@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 
 from fedmodel.config.train_files import SITE_COLUMN
+from fedmodel.config.wording import plural
 from fedmodel.data.splits import TaskData
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,11 @@ def warn_similar_labels(data: TaskData) -> None:
         similar = [names for names in groups.values() if len(names) > 1]
         if similar:
             logger.warning(
-                "%d group(s) of labels %s, and the model learns each label as a "
+                "%d %s of labels %s, and the model learns each label as a "
                 "class of its own: %s. If they mean one class, write it one way "
                 "in every file",
                 len(similar),
+                plural(len(similar), "group"),
                 likeness,
                 "; ".join(" / ".join(repr(n) for n in names) for names in similar[:5])
                 + (" ..." if len(similar) > 5 else ""),
@@ -78,11 +80,12 @@ def warn_test_only_labels(data: TaskData) -> None:
     unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
     if unseen:
         logger.warning(
-            "%d label(s) of the test file no training record has, so the model "
+            "%d %s of the test file no training record has, so the model "
             "cannot learn them and every test record of them counts as an "
             "error: %s. Add training records of them, or leave them out of the "
             "test file",
             len(unseen),
+            plural(len(unseen), "label"),
             unseen[:10] + (["..."] if len(unseen) > 10 else []),
         )
 
@@ -113,10 +116,11 @@ def warn_sites_apart(data: TaskData) -> None:
         for site in apart[:5]
     )
     logger.warning(
-        "%d train file(s) share no label with the other files: %s. If they are "
+        "%d train %s no label with the other files: %s. If they are "
         "the same classes written another way (codes in one file, names in "
         "another), write them one way in every file; if the sites hold "
         "different classes, each is learnt from its one site",
         len(apart),
+        plural(len(apart), "file shares", "files share"),
         shown + (" ..." if len(apart) > 5 else ""),
     )

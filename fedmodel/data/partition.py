@@ -14,6 +14,7 @@ import datasets
 
 from fedmodel.config import PartitionSettings
 from fedmodel.config.train_files import SITE_COLUMN
+from fedmodel.config.wording import plural
 from fedmodel.data.splits import label_names_of
 from fedmodel.errors import FedmodelError
 
@@ -178,14 +179,16 @@ def _with_label_groups(
     unknown = sorted(set(label_groups) - set(names))
     if unknown:
         raise FedmodelError(
-            f"partition.label_groups has key(s) {unknown[:5]} that are not labels of "
+            f"partition.label_groups has {plural(len(unknown), 'key')} {unknown[:5]} "
+            f"that {plural(len(unknown), 'is not a label', 'are not labels')} of "
             f"this task; labels are e.g. {list(names[:5])}"
         )
     present = {names[i] for i in train.unique("label")}
     ungrouped = sorted(present - set(label_groups))
     if ungrouped:
         raise FedmodelError(
-            f"partition.label_groups gives no group for label(s) {ungrouped[:5]}"
+            f"partition.label_groups gives no group for "
+            f"{plural(len(ungrouped), 'label')} {ungrouped[:5]}"
             f"{' ...' if len(ungrouped) > 5 else ''} ({len(ungrouped)} in all); "
             "map every label to a group"
         )

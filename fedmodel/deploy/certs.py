@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fedmodel.config.wording import plural
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_writable_folder
@@ -245,9 +246,9 @@ def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
 def _refuse_existing(paths: list[Path]) -> None:
     existing = [str(path) for path in paths if path.exists()]
     if existing:
-        verb = "exists" if len(existing) == 1 else "exist"
         raise FedmodelError(
-            f"{', '.join(existing)} already {verb}; fedmodel never overwrites a "
+            f"{', '.join(existing)} already "
+            f"{plural(len(existing), 'exists', 'exist')}; fedmodel never overwrites a "
             "key or certificate: choose another --dir, or move the old files away"
         )
 

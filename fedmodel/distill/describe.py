@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from fedmodel.distill.server import text_inputs
+from fedmodel.distill.inputs import text_inputs
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.serve.benchmark import (
     describe_model,

@@ -19,16 +19,12 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
-from fedmodel.data.tokenization import length_order, make_text_loader
-from fedmodel.distill.augment import augment_texts
+from fedmodel.distill.inputs import distill_inputs, text_inputs
 from fedmodel.model.classifier import PooledBertForSequenceClassification
-from fedmodel.model.device import model_device
 from fedmodel.model.student import exchanged_in_student_rounds
-from fedmodel.training.loops import TEXT_INPUTS, Batch
+from fedmodel.training.loops import Batch
 
 log = logging.getLogger(__name__)
-
-TARGET_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -80,31 +76,24 @@ def distill_on_server(
     the teacher's is `fixed_on_server`.
     """
     started = time.perf_counter()
-    inputs = augment_texts(texts, copies=settings.augment_copies, seed=seed)
-    teacher_logits, teacher_vectors = teacher_targets(
-        teacher, inputs, tokenizer=tokenizer, max_length=max_length, seed=seed
-    )
-    # The loader's "labels" are row numbers into the teacher's targets; the
-    # student reads at most its own token limit, the teacher read the task's.
-    loader = make_text_loader(
-        tokenizer,
-        inputs,
-        list(range(len(inputs))),
-        max_length=settings.student.max_length or max_length,
-        batch_size=settings.batch_size,
-        shuffle=True,
+    inputs = distill_inputs(
+        teacher,
+        texts,
+        tokenizer=tokenizer,
+        settings=settings,
+        max_length=max_length,
         seed=seed,
     )
-    optimizer = server_optimizer(student, settings)
     fixed = fixed_on_server(student, settings)
+    optimizer = server_optimizer(student, settings, fixed=fixed)
     for param in fixed:
         param.requires_grad_(False)
     student.train()
     _distill_epochs(
         student,
-        loader,
+        inputs.loader,
         optimizer,
-        targets=(teacher_logits, teacher_vectors),
+        targets=inputs.targets,
         settings=settings,
         started=started,
     )
@@ -112,7 +101,7 @@ def distill_on_server(
         param.requires_grad_(True)
     student.eval()
     return DistillReport(
-        num_texts=len(inputs),
+        num_texts=len(inputs.texts),
         seconds=time.perf_counter() - started,
     )
 
@@ -162,15 +151,19 @@ def fixed_on_server(
 
 
 def server_optimizer(
-    student: PooledBertForSequenceClassification, settings: DistillSettings
+    student: PooledBertForSequenceClassification,
+    settings: DistillSettings,
+    *,
+    fixed: Sequence[nn.Parameter],
 ) -> torch.optim.AdamW:
     """AdamW over the student's parameters that server distillation trains.
+
+    All but `fixed` (`fixed_on_server`'s, which the caller also freezes).
 
     In its multi-tensor (foreach) form: on a CPU PyTorch would pick the
     per-tensor loop, which computes the same update bit for bit with more
     Python work per step (benchmarks/distill_epoch.py times both).
     """
-    fixed = fixed_on_server(student, settings)
     params = [p for p in student.parameters() if all(p is not f for f in fixed)]
     return torch.optim.AdamW(params, lr=settings.learning_rate, foreach=True)
 
@@ -240,45 +233,3 @@ def federated_distill_loss(
         return soft_target_loss(student_logits, target, temperature=temperature)
 
     return loss
-
-
-@torch.no_grad()
-def teacher_targets(
-    teacher: PooledBertForSequenceClassification,
-    texts: Sequence[str],
-    *,
-    tokenizer: PreTrainedTokenizerBase,
-    max_length: int,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher logits and pooled vectors for every text, in input order.
-
-    The texts run in length order (little padding per batch), and the rows
-    are put back in input order at the end.
-    """
-    teacher.eval()
-    order = length_order(texts)
-    loader = make_text_loader(
-        tokenizer,
-        [texts[i] for i in order],
-        None,
-        max_length=max_length,
-        batch_size=TARGET_BATCH,
-        shuffle=False,
-        seed=seed,
-    )
-    logits, vectors = [], []
-    for batch in loader:
-        pooled = teacher.embed(**text_inputs(batch, teacher))
-        vectors.append(pooled)
-        logits.append(teacher.classify(pooled))
-    in_order = torch.tensor(order).argsort()
-    return torch.cat(logits)[in_order], torch.cat(vectors)[in_order]
-
-
-def text_inputs(
-    batch: Mapping[str, torch.Tensor], model: nn.Module
-) -> dict[str, torch.Tensor]:
-    """The batch's model inputs, on the model's device."""
-    device = model_device(model)
-    return {key: batch[key].to(device) for key in TEXT_INPUTS if key in batch}

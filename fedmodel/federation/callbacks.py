@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from fedmodel.config.wording import plural
 from fedmodel.federation.messages import ClientFailure
 from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.spent_budgets import spent_clients
@@ -129,7 +130,8 @@ class FailureWatch:
         failures = state.failures
         first = f", the first failure: {failures[0].reason}" if failures else ""
         return (
-            f"round {state.round}: {accepted} accepted update(s), fewer than "
+            f"round {state.round}: {accepted} accepted {plural(accepted, 'update')}, "
+            "fewer than "
             f"federation.min_replies={self.min_replies}; {len(failures)} "
             f"failed and {state.missing} did not answer{first}"
         )

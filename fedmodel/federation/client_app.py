@@ -55,6 +55,7 @@ from fedmodel.config import (  # noqa: E402
     from_run_config,
     settings_from_dict,
 )
+from fedmodel.config.wording import plural  # noqa: E402
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation.continuity import check_recorded_ledger  # noqa: E402
 from fedmodel.federation.messages import (  # noqa: E402
@@ -236,7 +237,12 @@ def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
 
     removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
     if removed:
-        log.info("client %d: removed %d stale temp file(s)", client_id, len(removed))
+        log.info(
+            "client %d: removed %d stale temp %s",
+            client_id,
+            len(removed),
+            plural(len(removed), "file"),
+        )
     sweep_stale_temp_files(state_dir)
 
 

@@ -36,6 +36,7 @@ import time
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from fedmodel.config.wording import plural
 from fedmodel.federation.continuity import recorded_for
 from fedmodel.federation.messages import (
     CONFIG_KEY,
@@ -135,9 +136,10 @@ def _ask_ledgers(
     admitted = strategy.admit(server_round, queries, replies)
     asked = {query.metadata.dst_node_id for query in queries}
     log.info(
-        "round %d: ledger query of %d node(s) took %.2f s; %d of them may train",
+        "round %d: ledger query of %d %s took %.2f s; %d of them may train",
         server_round,
         len(queries),
+        plural(len(queries), "node"),
         time.perf_counter() - started,
         sum(message.metadata.dst_node_id in asked for message in admitted),
     )

@@ -16,6 +16,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.data.file_roles import warn_pooled_files, warn_shared_texts
 from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.tasks import TaskData, load_task
@@ -231,15 +232,16 @@ def _conclude(
     summary.wall_seconds = time.perf_counter() - started
     if shared.watch.fatal:
         summary.status = STATUS_FAILED
+        done = summary.rounds_completed
         summary.final_line = (
-            f"run failed after {summary.rounds_completed} aggregated round(s): "
+            f"run failed after {done} aggregated {plural(done, 'round')}: "
             f"{shared.watch.fatal}; summary in {run_dir / SUMMARY_FILE}"
         )
     else:
         rounds = summary.rounds_completed
         summary.final_line = (
             f"final test accuracy {final.accuracy:.4f}, macro-F1 "
-            f"{final.macro_f1:.4f} after {rounds} round{'s' if rounds != 1 else ''}; "
+            f"{final.macro_f1:.4f} after {rounds} {plural(rounds, 'round')}; "
             f"outputs in {run_dir}"
         )
     summary.write(run_dir)

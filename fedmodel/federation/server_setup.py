@@ -29,6 +29,7 @@ from fedmodel.config import (
 )
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.run_config import FLWR_RUN_CONFIG
+from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.spent_budgets import spent_clients
@@ -215,7 +216,7 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
     model.load(checkpoint.weights)
     keep_rounds_up_to(run_dir, checkpoint.last_round)
     log.info(
-        "resuming %s after round %d (%d client(s) with spent budgets)",
+        "resuming %s after round %d (clients with spent budgets: %d)",
         run_dir,
         checkpoint.last_round,
         len(spent_clients(checkpoint.client_figures)),
@@ -232,8 +233,9 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
             removed += remove_stale_temp_files(state_dir / LEDGER_FILE)
     if removed:
         log.info(
-            "removed %d temp file(s) an earlier stop left behind in %s",
+            "removed %d temp %s an earlier stop left behind in %s",
             len(removed),
+            plural(len(removed), "file"),
             run_dir,
         )
 

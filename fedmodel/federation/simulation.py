@@ -30,6 +30,7 @@ from fedmodel.config import (  # noqa: E402
     settings_from_dict,
     to_run_config,
 )
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation import client_app, ray_worker, server_app  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
@@ -151,7 +152,8 @@ def _ray_start_failure(
             f"{federation.ray_address!r}: {exc}"
         )
     return (
-        f"Ray did not start on this machine ({attempts} attempt(s)): {exc} If the "
+        f"Ray did not start on this machine ({attempts} "
+        f"{plural(attempts, 'attempt')}): {exc} If the "
         "machine is busy, run the simulation when fewer jobs share it; Ray's own "
         "logs are under /tmp/ray/session_latest/logs"
     )

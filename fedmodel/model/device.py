@@ -16,6 +16,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
@@ -38,8 +39,8 @@ def resolve_device(name: str) -> torch.device:
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:
         raise FedmodelError(
-            f"device={name} but this machine has {count} CUDA device(s) "
-            f"(cuda:0 to cuda:{count - 1})"
+            f"device={name} but this machine has {count} CUDA "
+            f"{plural(count, 'device')} (cuda:0 to cuda:{count - 1})"
         )
     return device
 

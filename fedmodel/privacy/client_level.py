@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
 from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
@@ -105,7 +106,7 @@ def check_central_ledger_kept(
 
 def _rounds(steps: int) -> str:
     # A client-level ledger charges one step per round.
-    return f"{steps} round{'' if steps == 1 else 's'}"
+    return f"{steps} {plural(steps, 'round')}"
 
 
 def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> float:

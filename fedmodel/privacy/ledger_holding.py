@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from math import isclose
 from pathlib import Path
 
+from fedmodel.config.wording import plural
 from fedmodel.privacy.figure_keys import (
     EPSILON_KEY,
     LEDGER_RESETS_KEY,
@@ -79,7 +80,7 @@ def ledger_regression(
     lost = []
     if held_before < earlier_steps:
         lost.append(
-            f"held {held_before:.0f} step{'' if held_before == 1 else 's'} before "
+            f"held {held_before:.0f} {plural(round(held_before), 'step')} before "
             "this round, fewer than the "
             f"{earlier_steps:.0f} the server recorded for it"
         )

@@ -23,7 +23,6 @@ from transformers import (
 )
 
 from fedmodel.config import RunSettings, settings_from_dict
-from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.data.canaries import canary_splits
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
@@ -34,7 +33,7 @@ from fedmodel.run.layout import (
     TEACHER_DIR,
     simulated_client_dir,
 )
-from fedmodel.run.stored_config import started_in
+from fedmodel.run.stored_config import stored_config
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import TEXT_INPUTS
 
@@ -57,19 +56,16 @@ def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
                 "`fedmodel simulate` run"
             )
     try:
-        raw = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
+        raw = stored_config(run_dir, files_read_by="fedmodel audit")
         summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
-    if not isinstance(raw, dict):
+    if raw is None:
         raise FedmodelError(
             f"cannot read the run in {run_dir}: {RESOLVED_CONFIG} holds no config"
         )
-    started = started_in(run_dir)
-    if started is None:
-        _check_relative_paths(run_dir, raw)
     try:
-        settings = settings_from_dict(with_absolute_paths(raw, base=started))
+        settings = settings_from_dict(raw)
     except FedmodelError as exc:
         # A key added or removed since the run was made: its settings cannot be
         # rebuilt as they were, and guessing one could audit the wrong records.
@@ -79,25 +75,6 @@ def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
             "audit it with the version that made it"
         ) from exc
     return settings, summary
-
-
-def _check_relative_paths(run_dir: Path, raw: dict[str, Any]) -> None:
-    """Say where to audit from when an older run's relative data paths miss.
-
-    A run made before fedmodel stored its data files' paths absolute names
-    them as typed, relative to the folder it was started in; where the run
-    folder does not record that folder (no `.hydra/hydra.yaml`: a `flwr run`
-    ServerApp's), they are read from the audit's working directory.
-    """
-    for key, value in relative_paths(raw):
-        if Path(value).expanduser().exists():
-            continue
-        raise FedmodelError(
-            f"{run_dir / RESOLVED_CONFIG} names {key}={value!r}, a path relative to "
-            "the folder the run was started in (its run folder does not record "
-            f"which), and {Path.cwd()} holds no such file: run `fedmodel audit` "
-            "from that folder"
-        )
 
 
 def example_losses(

@@ -17,9 +17,11 @@ from rich.table import Table
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
-from fedmodel.data.clients import load_client_data
+from fedmodel.config.wording import plural
+from fedmodel.data.clients import client_records
 from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_warnings import warn_labels
+from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import (
@@ -89,12 +91,24 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
     if mode.server_noise:
         return [_planned(None, settings.num_clients, settings)]
     # The run's warnings about its labels, here before anything trains: the
-    # plan is where a new task's files are read first.
+    # plan is where a new task's files are read first. The clients' records
+    # come from the same load, dealt as a run deals them.
     task = load_task(settings.task, seed=settings.seed)
     warn_labels(task)
+    partitions = partition_clients(
+        task.train,
+        partition=settings.partition,
+        num_clients=settings.num_clients,
+        seed=settings.seed,
+    )
     plans = []
     for client_id in range(settings.num_clients):
-        train, _, _ = load_client_data(settings, client_id)
+        train, _ = client_records(
+            settings,
+            client_id,
+            partitions=partitions,
+            num_labels=len(task.label_names),
+        )
         # Progress: each client's calibration and per-round epsilons take
         # seconds, a minute over hundreds of rounds.
         # Numbered as the tables number it (from 0), with the file it holds
@@ -116,7 +130,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
 def _rounds_shown(settings: RunSettings) -> str:
     """The rounds a client's plan covers, with the student's share where it has one."""
     rounds = planned_rounds(settings)
-    shown = f"{rounds} round{'s' if rounds != 1 else ''}"
+    shown = f"{rounds} {plural(rounds, 'round')}"
     student = settings.distill.client_rounds
     if not student:
         return shown

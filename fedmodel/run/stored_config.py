@@ -16,17 +16,31 @@ from typing import Any
 
 import yaml
 
-from fedmodel.config.file_paths import with_absolute_paths
+from fedmodel.config.file_paths import relative_paths, with_absolute_paths
+from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 
-def stored_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run folder's resolved config, its paths absolute; None if it has none."""
+def stored_config(
+    run_dir: Path, *, files_read_by: str | None = None
+) -> dict[str, Any] | None:
+    """The run folder's resolved config, its paths absolute; None if it has none.
+
+    `files_read_by` names the command that reads the run's data files here
+    (`fedmodel audit`): an older run's relative path that the folder does not
+    place, and that names no file from the working directory, is then an
+    error saying to run that command from where the run began. A resume does
+    not pass it: a deployed server may hold none of the clients' files.
+    """
     path = run_dir / RESOLVED_CONFIG
-    stored = yaml.safe_load(path.read_text()) if path.is_file() else None
+    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    stored = yaml.safe_load(text) if text is not None else None
     if not isinstance(stored, dict):
         return None
-    return with_absolute_paths(stored, base=started_in(run_dir))
+    started = started_in(run_dir)
+    if started is None and files_read_by is not None:
+        _check_relative_paths(run_dir, stored, command=files_read_by)
+    return with_absolute_paths(stored, base=started)
 
 
 def started_in(run_dir: Path) -> Path | None:
@@ -36,3 +50,21 @@ def started_in(run_dir: Path) -> Path | None:
         return Path(str(raw["hydra"]["runtime"]["cwd"]))
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         return None
+
+
+def _check_relative_paths(run_dir: Path, raw: dict[str, Any], *, command: str) -> None:
+    """Say where to run `command` from when an older run's relative paths miss.
+
+    Where the run folder does not record the folder the run began in (no
+    `.hydra/hydra.yaml`: a `flwr run` ServerApp's), its relative paths are
+    read from the working directory.
+    """
+    for key, value in relative_paths(raw):
+        if Path(value).expanduser().exists():
+            continue
+        raise FedmodelError(
+            f"{run_dir / RESOLVED_CONFIG} names {key}={value!r}, a path relative to "
+            "the folder the run was started in (its run folder does not record "
+            f"which), and {Path.cwd()} holds no such file: run `{command}` "
+            "from that folder"
+        )

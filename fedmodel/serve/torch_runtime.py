@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.layout import ONNX_INPUTS
@@ -98,6 +99,7 @@ def _refuse_fresh_tensors(folder: ExportedFolder, info: dict) -> None:
         raise FedmodelError(
             f"--model {model_dir}: {model_dir / CONFIG_FILE} does not match the "
             f"saved weights ({shapes}; its id2label names "
-            f"{len(folder.label_names)} label(s)); restore {CONFIG_FILE} "
+            f"{len(folder.label_names)} {plural(len(folder.label_names), 'label')}); "
+            f"restore {CONFIG_FILE} "
             "from the export or export the model again"
         )

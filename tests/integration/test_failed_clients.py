@@ -55,7 +55,7 @@ def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
     assert "round 1: client 1 failed" in output
     assert "client-1/privacy_ledger.json" in output
     assert "Traceback" not in output
-    assert "run failed after 1 aggregated round(s)" in done.stderr.splitlines()[-1]
+    assert "run failed after 1 aggregated round:" in done.stderr.splitlines()[-1]
     assert ledger.read_text() == before  # the unusable ledger is left as it was
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "failed"

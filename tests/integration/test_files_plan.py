@@ -89,4 +89,4 @@ def test_printed_plan_is_what_sites_of_unequal_sizes_are_charged(
         assert run_command(["ledger", "show", "--state-dir", str(state_dir)]) == 0
         said = capsys.readouterr().out
         assert f"epsilon {charged[-1]['epsilon']:.4f} spent" in said
-        assert f"at delta {plan['delta']:.3g} in 2 round(s)" in said
+        assert f"at delta {plan['delta']:.3g} in 2 rounds" in said

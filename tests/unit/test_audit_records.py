@@ -62,6 +62,57 @@ def test_a_run_whose_config_this_version_cannot_rebuild_is_refused_naming_the_fi
     assert (tmp_path / RESOLVED_CONFIG).read_bytes() == before
 
 
+def _finished_run(run: Path) -> None:
+    """The files `fedmodel audit` reads from a finished run's folder."""
+    (run / TEACHER_DIR).mkdir(parents=True)
+    (run / TEACHER_DIR / "config.json").write_text("{}", encoding="utf-8")
+    raw = compose_config(["model=tiny"])
+    (run / RESOLVED_CONFIG).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (run / SUMMARY_FILE).write_text(json.dumps({}), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("no folder", "run folder {run} does not exist"),
+        ("a file", "{run} is a file, not a run folder: give the folder of a finished"),
+        ("no config", "{run} has no resolved_config.yaml: give the folder of a"),
+        ("no summary", "{run} has no summary.json: give the folder of a finished"),
+        ("no model", "{run} has no model/config.json: give the folder of a finished"),
+        ("broken config", "cannot read the run in {run}: while parsing"),
+        ("config not a mapping", "cannot read the run in {run}: resolved_config.yaml "
+         "holds no config"),
+        ("broken summary", "cannot read the run in {run}: Expecting property name"),
+    ],
+)
+def test_a_missing_or_broken_run_folder_is_one_clear_error(
+    tmp_path: Path, fault: str, said: str
+) -> None:
+    run = tmp_path / "run"
+    if fault == "a file":
+        run.write_text("", encoding="utf-8")
+    elif fault != "no folder":
+        _finished_run(run)
+    removed = {
+        "no config": RESOLVED_CONFIG,
+        "no summary": SUMMARY_FILE,
+        "no model": f"{TEACHER_DIR}/config.json",
+    }
+    if fault in removed:
+        (run / removed[fault]).unlink()
+    written = {
+        "broken config": (RESOLVED_CONFIG, "task: [bank\n"),
+        "config not a mapping": (RESOLVED_CONFIG, "- task\n"),
+        "broken summary": (SUMMARY_FILE, "{"),
+    }
+    if fault in written:
+        name, text = written[fault]
+        (run / name).write_text(text, encoding="utf-8")
+    with pytest.raises(FedmodelError) as raised:
+        load_run(run)
+    assert str(raised.value).startswith(said.format(run=run))
+
+
 def test_the_claim_is_the_larger_of_reported_and_charged() -> None:
     assert claimed_epsilon({"epsilon": 0.9, "ledger_epsilon": 1.2}) == 1.2
     # Every update rejected: nothing reported, the ledger still charged.

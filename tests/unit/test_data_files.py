@@ -149,21 +149,21 @@ def test_missing_columns_are_listed(tmp_path: Path, server_csv: Path) -> None:
 
 def test_empty_and_null_texts_name_rows(tmp_path: Path, server_csv: Path) -> None:
     path = _csv(tmp_path / "a.csv", [("x", "pos"), ("", "neg"), ("  ", "pos")])
-    with pytest.raises(FedmodelError, match=r"a.csv.*'text' at row\(s\) 2, 3"):
+    with pytest.raises(FedmodelError, match=r"a.csv.*'text' at rows 2, 3"):
         load_task(_task([path], server_csv), seed=0)
     jsonl = tmp_path / "b.jsonl"
     jsonl.write_text('{"text": "a", "label": "pos"}\n{"text": null, "label": "x"}\n')
-    with pytest.raises(FedmodelError, match=r"b.jsonl.*row\(s\) 2"):
+    with pytest.raises(FedmodelError, match=r"b.jsonl.*row 2"):
         load_task(_task([jsonl], server_csv), seed=0)
     parquet = tmp_path / "c.parquet"
     pd.DataFrame({"text": ["a", None], "label": ["pos", "neg"]}).to_parquet(parquet)
-    with pytest.raises(FedmodelError, match=r"c.parquet.*row\(s\) 2"):
+    with pytest.raises(FedmodelError, match=r"c.parquet.*row 2"):
         load_task(_task([parquet], server_csv), seed=0)
 
 
 def test_null_label_names_row(tmp_path: Path, server_csv: Path) -> None:
     path = _csv(tmp_path / "a.csv", [("x", "pos"), ("y", "")])
-    with pytest.raises(FedmodelError, match=r"a.csv.*label.*'label' at row\(s\) 2"):
+    with pytest.raises(FedmodelError, match=r"a.csv.*label.*'label' at row 2"):
         load_task(_task([path], server_csv), seed=0)
 
 
@@ -277,9 +277,11 @@ def test_sites_sharing_texts_are_named(
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     # Each later file is named against the first that holds the text.
     assert len(warned) == 2, warned
-    assert warned[0].startswith("1 record(s) of task.train_files[1]")
-    assert "task.train_files[0]" in warned[0] and "added up" in warned[0]
-    assert warned[1].startswith("2 record(s) of task.train_files[2]")
+    assert warned[0].startswith("task.train_files[1] (")
+    assert "holds 1 record with a text that task.train_files[0]" in warned[0]
+    assert "added up" in warned[0]
+    assert warned[1].startswith("task.train_files[2] (")
+    assert "holds 2 records with a text that" in warned[1]
     caplog.clear()
     d = _csv(tmp_path / "d.csv", [("new", "pos")])
     task = _task([a, d], server_csv)
@@ -311,18 +313,19 @@ def test_texts_the_tokenizer_reads_alike_are_one_text(
         warn_shared_texts(_run(task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned
-    assert warned[0].startswith("1 record(s) of task.train_files[1] (")
-    assert "repeat the text of another" in warned[0]
-    assert warned[1].startswith("2 record(s) of task.train_files[1] (")
-    assert "task.train_files[0]" in warned[1] and "added up" in warned[1]
+    assert warned[0].startswith("task.train_files[1] (")
+    assert "holds 1 record repeating the text of another" in warned[0]
+    assert warned[1].startswith("task.train_files[1] (")
+    assert "holds 2 records with a text that task.train_files[0]" in warned[1]
+    assert "added up" in warned[1]
     caplog.clear()
     # A cased tokenizer (no normalizer: texts as written) keeps case apart,
     # and still reads a run of spaces or a tab as one space.
     with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
         warn_shared_texts(_run(task), data, normalize=lambda text: text)
     (warned_cased,) = [r.getMessage() for r in caplog.records]
-    assert warned_cased.startswith("1 record(s) of task.train_files[1] (")
-    assert "task.train_files[0]" in warned_cased
+    assert warned_cased.startswith("task.train_files[1] (")
+    assert "holds 1 record with a text that task.train_files[0]" in warned_cased
 
 
 def test_the_server_loads_a_tokenizer_only_for_records_with_sites(
@@ -407,7 +410,7 @@ def test_test_labels_no_record_trains_are_named_once(
         assert not caplog.records  # every process loads; the server names it
         warn_test_only_labels(data)
     (warned,) = [r.getMessage() for r in caplog.records]
-    assert "1 label(s) of the test file no training record has" in warned
+    assert "1 label of the test file no training record has" in warned
     assert "['weird']" in warned and "leave them out of the test file" in warned
     # A deployment's server holds no training record: it cannot tell.
     caplog.clear()

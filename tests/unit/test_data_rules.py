@@ -71,7 +71,7 @@ def test_missing_label_is_refused_in_every_format(
     with pytest.raises(FedmodelError) as info:
         load_task(_task([path], test_file), seed=0)
     message = str(info.value)
-    assert f"a{suffix}" in message and "row(s) 4" in message
+    assert f"a{suffix}" in message and "row 4" in message
     assert "'label'" in message and MISSING_RULE in message
 
 
@@ -80,7 +80,7 @@ def test_missing_text_follows_the_same_rule(
     tmp_path: Path, test_file: Path, suffix: str
 ) -> None:
     path = _write(tmp_path / f"a{suffix}", [*ROWS, ("NaN", "neg")])
-    pattern = r"text\(s\) that are missing.*'text' at row\(s\) 4"
+    pattern = r"1 text that is missing.*'text' at row 4"
     with pytest.raises(FedmodelError, match=pattern):
         load_task(_task([path], test_file), seed=0)
 
@@ -90,21 +90,21 @@ def test_nan_number_in_jsonl_and_parquet_is_missing(
 ) -> None:
     jsonl = tmp_path / "a.jsonl"
     jsonl.write_text('{"text": "x", "label": "pos"}\n{"text": "y", "label": NaN}\n')
-    with pytest.raises(FedmodelError, match=r"a.jsonl.*row\(s\) 2"):
+    with pytest.raises(FedmodelError, match=r"a.jsonl.*row 2"):
         load_task(_task([jsonl], test_file), seed=0)
     parquet = _write(tmp_path / "b.parquet", [("x", 1.0), ("y", float("nan"))])
-    with pytest.raises(FedmodelError, match=r"b.parquet.*row\(s\) 2"):
+    with pytest.raises(FedmodelError, match=r"b.parquet.*row 2"):
         load_task(_task([parquet], test_file), seed=0)
 
 
 def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
     site = _write(tmp_path / "site.csv", [*ROWS, ("late", "NaN")])
     task = group_settings("task", "files", labels=["pos", "neg"])
-    pattern = r"site.csv.*label\(s\) that are missing.*row\(s\) 4"
+    pattern = r"site.csv.*1 label that is missing.*row 4"
     with pytest.raises(FedmodelError, match=pattern):
         load_site_file(site, task=task, label_names=("pos", "neg"), key="data-file")
     texts = _write(tmp_path / "in.jsonl", [("hello", "x"), ("nan", "y")])
-    pattern = r"--input: file .*in.jsonl has 1 text.*missing.*row\(s\) 2 "
+    pattern = r"--input: file .*in.jsonl has 1 text that is missing.*row 2 "
     with pytest.raises(FedmodelError, match=pattern):
         read_texts(texts, key="--input")
 
@@ -195,10 +195,11 @@ def test_lists_objects_and_one_column_for_both_are_refused(
         '{"text": "x", "label": "pos"}\n{"text": "y", "label": ["neg"]}\n'
         '{"text": {"t": 1}, "label": "neg"}\n'
     )
-    with pytest.raises(FedmodelError, match=r"a.jsonl.*text\(s\) that are lists.*3"):
+    nested = r"a.jsonl.*1 text that is a list or object, not a single value.*3"
+    with pytest.raises(FedmodelError, match=nested):
         load_task(_task([jsonl], test_file), seed=0)
     jsonl.write_text('{"text": "x", "label": "pos"}\n{"text": "y", "label": [1]}\n')
-    with pytest.raises(FedmodelError, match=r"label\(s\) that are lists.*row\(s\) 2"):
+    with pytest.raises(FedmodelError, match=r"1 label that is a list or object.*row 2"):
         load_task(_task([jsonl], test_file), seed=0)
     both = _write(tmp_path / "b.csv", ROWS)
     with pytest.raises(FedmodelError, match="are both 'label'"):

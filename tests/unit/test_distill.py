@@ -23,13 +23,14 @@ from fedmodel.distill.finish import (
     finish_models,
     server_distill_texts,
 )
+from fedmodel.distill.inputs import teacher_targets
 from fedmodel.distill.server import (
     distill_on_server,
     distill_step,
+    fixed_on_server,
     pooled_match_loss,
     server_optimizer,
     soft_target_loss,
-    teacher_targets,
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -213,7 +214,8 @@ def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
         seed=0,
     )
     students = [build_student(teacher, settings.distill.student) for _ in range(2)]
-    fast = server_optimizer(students[0], settings.distill)
+    fixed = fixed_on_server(students[0], settings.distill)
+    fast = server_optimizer(students[0], settings.distill, fixed=fixed)
     assert fast.defaults["foreach"] is True
     # The per-tensor loop (what PyTorch picks on a CPU) over the same parameters.
     frozen = students[1].bert.embeddings.word_embeddings.weight
@@ -337,17 +339,17 @@ def _files_run(folder: Path) -> RunSettings:
 def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fedmodel.distill.server
+    import fedmodel.distill.inputs
     import fedmodel.serve.benchmark
 
     seen: list[str] = []
-    real_loader = fedmodel.distill.server.make_text_loader
+    real_loader = fedmodel.distill.inputs.make_text_loader
 
     def spy(tokenizer, texts, labels, **kwargs):  # type: ignore[no-untyped-def]
         seen.extend(texts)
         return real_loader(tokenizer, texts, labels, **kwargs)
 
-    monkeypatch.setattr(fedmodel.distill.server, "make_text_loader", spy)
+    monkeypatch.setattr(fedmodel.distill.inputs, "make_text_loader", spy)
     measured: list[dict[tuple[str, str], float]] = []
     real_latency = fedmodel.serve.benchmark.alternating_latency_ms
 

@@ -279,7 +279,7 @@ def test_predict_names_a_config_that_does_not_match_the_weights(
     assert _predict("--model", str(model), "--runtime", "torch", "--text", "x") == 2
     err = capsys.readouterr().err
     assert f"{model / 'config.json'} does not match the saved weights" in err
-    assert "classifier.weight" in err and "id2label names 0 label(s)" in err
+    assert "classifier.weight" in err and "id2label names 0 labels" in err
 
 
 def test_predict_input_that_is_empty_asks_for_no_label_column(

@@ -42,8 +42,8 @@ def test_a_text_that_is_no_string_is_refused_by_row(
         "".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in records)
     )
     pattern = (
-        r"site.jsonl has 2 text\(s\) that are numbers or true/false, not "
-        r"strings, in column 'text' at row\(s\) 2, 3 .*write them as strings"
+        r"site.jsonl has 2 texts that are numbers or true/false, not "
+        r"strings, in column 'text' at rows 2, 3 .*write them as strings"
     )
     with pytest.raises(FedmodelError, match=pattern) as trained:
         load_task(_task([site], test_csv), seed=0)
@@ -56,7 +56,7 @@ def test_a_text_that_is_no_string_is_refused_by_row(
     )
     ids = tmp_path / "ids.parquet"
     pd.DataFrame({"text": [101, 102], "label": [1, 2]}).to_parquet(ids)
-    with pytest.raises(FedmodelError, match=r"ids.parquet has 2 text\(s\)"):
+    with pytest.raises(FedmodelError, match=r"ids.parquet has 2 texts that are"):
         load_task(_task([ids], test_csv), seed=0)
 
 
@@ -74,7 +74,7 @@ def test_labels_that_are_one_number_written_two_ways_are_named(
     with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
         warn_similar_labels(data)
     (warned,) = [r.getMessage() for r in caplog.records]
-    assert warned.startswith("2 group(s) of labels are one number written two ways")
+    assert warned.startswith("2 groups of labels are one number written two ways")
     assert "'1' / '1.0'; '2' / '2.0'" in warned
     assert "1.10" not in warned  # a section's code, not a float's
 
@@ -91,7 +91,7 @@ def test_label_descriptions_are_checked_with_the_files(
     described.write_text("label,description\nCardio,heart\northo,bones\n")
     task = _task([site], test_csv, label_descriptions=str(described))
     pattern = (
-        r"labels.csv has no description of the label\(s\) \['cardio'\] \(it "
+        r"labels.csv has no description of the label \['cardio'\] \(it "
         r"describes \['Cardio'\], which the task has not; .*case counting\)"
     )
     with pytest.raises(FedmodelError, match=pattern):
@@ -114,8 +114,9 @@ def test_a_description_that_is_no_string_is_refused_by_row(
     )
     task = _task([site], test_csv, label_descriptions=str(described))
     pattern = (
-        r"labels.jsonl has 1 description\(s\) that are numbers or true/false, "
-        r"not strings, in column 'description' at row\(s\) 2 "
+        r"labels.jsonl has 1 description that is a number or true/false, "
+        r"not a string, in column 'description' at row 2 .*write it as a string "
+        r"or remove that row"
     )
     with pytest.raises(FedmodelError, match=pattern):
         load_task(task, seed=0)
@@ -156,15 +157,15 @@ def test_a_label_that_is_true_or_false_is_refused_and_a_number_is_its_text(
     # writes "true": one class in two, from two sites' exports.
     flags = _jsonl(tmp_path / "flags.jsonl", [("a", True), ("b", "x"), ("c", False)])
     pattern = (
-        r"task.train_files\[0\]: file .*flags.jsonl has 2 label\(s\) that are "
-        r"true/false, not text, in column 'label' at row\(s\) 1, 3 .*write them "
+        r"task.train_files\[0\]: file .*flags.jsonl has 2 labels that are "
+        r"true/false, not text, in column 'label' at rows 1, 3 .*write them "
         r'as strings \("true" / "false"'
     )
     with pytest.raises(FedmodelError, match=pattern):
         load_task(_task([flags], test_csv), seed=0)
     parquet = tmp_path / "flags.parquet"
     pd.DataFrame({"text": ["a", "b"], "label": [True, False]}).to_parquet(parquet)
-    with pytest.raises(FedmodelError, match=r"flags.parquet has 2 label\(s\)"):
+    with pytest.raises(FedmodelError, match=r"flags.parquet has 2 labels that are"):
         load_task(_task([parquet], test_csv), seed=0)
     # A number is a code: JSON 1 and "1" are one label, and so are a float
     # column's 2.0 and 2; the text "2.0" is still named as the same number.
@@ -199,7 +200,7 @@ def test_texts_differing_only_in_surrounding_spaces_are_one_record(
         warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned
-    assert warned[0].startswith("1 record(s) of task.train_files[0] (")
-    assert "repeat the text" in warned[0]
+    assert warned[0].startswith("task.train_files[0] (")
+    assert "holds 1 record repeating the text" in warned[0]
     assert warned[1].startswith("1 of the 2 records of task.train_files[1] (")
     assert "distill.transfer_file" in warned[1]

@@ -53,7 +53,7 @@ def test_an_unquoted_comma_in_every_text_is_refused_not_shifted(
         load_task(_task([site], test_csv, label_column="label"), seed=0)
     message = str(info.value)
     assert message.startswith("task.train_files[0]: file")
-    assert "notes.csv, line 2 has 3 field(s) but the header has 2" in message
+    assert "notes.csv, line 2 has 3 fields but the header has 2" in message
     assert "double quotes" in message
 
 
@@ -77,7 +77,7 @@ def test_a_tsv_file_reads_as_its_csv_and_by_the_same_rules(
         load_task(_task([site], test_csv), seed=0)
     message = str(info.value)
     assert message.startswith("task.train_files[0]: file")
-    assert "site1.tsv, line 3 has 3 field(s) but the header has 2" in message
+    assert "site1.tsv, line 3 has 3 fields but the header has 2" in message
     site.write_text("text,label\nfine,pos\n")
     with pytest.raises(FedmodelError, match=r"looks comma-separated.*name it .csv"):
         load_task(_task([site], test_csv), seed=0)
@@ -121,7 +121,7 @@ def test_a_validation_file_of_one_label_is_refused(
         load_task(task, seed=0)
     message = str(info.value)
     assert message.startswith("task.validation_file: file") and "held.csv" in message
-    assert f"only the label(s) [{label!r}]" in message
+    assert f"only the label [{label!r}]" in message
 
 
 def test_repeated_rows_in_one_site_file_are_named(
@@ -142,7 +142,8 @@ def test_repeated_rows_in_one_site_file_are_named(
         warn_shared_texts(replace(settings, task=task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1, warned
-    assert warned[0].startswith("10 record(s) of task.train_files[1] (")
+    assert warned[0].startswith("task.train_files[1] (")
+    assert "holds 10 records repeating the text" in warned[0]
     assert "site1.csv" in warned[0] and "group of two" in warned[0]
 
 
@@ -157,7 +158,7 @@ def test_a_transfer_file_without_its_column_says_what_to_rename(
     pd.DataFrame({"text": ["charged twice", None]}).to_parquet(
         parquet := tmp_path / "public.parquet"
     )
-    with pytest.raises(FedmodelError, match=r"row\(s\) 2 .*remove those rows"):
+    with pytest.raises(FedmodelError, match=r"row 2 .*fill it in or remove that row"):
         read_texts(parquet, key="distill.transfer_file")
 
 
@@ -211,7 +212,7 @@ def test_labels_differing_only_in_case_are_named(
     with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
         warn_similar_labels(data)
     (warned,) = [r.getMessage() for r in caplog.records]
-    assert warned.startswith("1 group(s) of labels differ only in letter case")
+    assert warned.startswith("1 group of labels differ only in letter case")
     assert "'Cardiology' / 'cardiology'" in warned
 
 
@@ -227,11 +228,11 @@ def test_a_file_whose_labels_no_other_file_has_is_named(
     c.write_text("text,label\nangina,I20\nfractured femur,S72\n")
     with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
         warn_labels(load_task(_task([a, b], test_csv), seed=0))
-        assert not [r for r in caplog.records if "share no" in r.getMessage()]
+        assert not [r for r in caplog.records if "no label" in r.getMessage()]
         warn_labels(load_task(_task([a, b, c], test_csv), seed=0))
-    (warned,) = [r.getMessage() for r in caplog.records if "share no" in r.getMessage()]
+    (warned,) = [r.getMessage() for r in caplog.records if "no label" in r.getMessage()]
     assert warned.startswith(
-        "1 train file(s) share no label with the other files: "
+        "1 train file shares no label with the other files: "
         "task.train_files[2] ['I20', 'S72']. If they are the same classes"
     )
 

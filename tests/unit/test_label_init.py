@@ -167,9 +167,9 @@ def test_described_numbers_start_like_their_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ("0,card arrival\n1,lost card\n", r"no description of the label\(s\) \['2'\]"),
+        ("0,card arrival\n1,lost card\n", r"no description of the label \['2'\]"),
         ("0,a\n1,b\n2,c\n1,d\n", "describes label '1' twice, at rows 2 and 4"),
-        ("0,a\n1, \n2,c\n", r"description\(s\) that are missing .* row\(s\) 2"),
+        ("0,a\n1, \n2,c\n", r"1 description that is missing .* row 2"),
     ],
 )
 def test_bad_descriptions_are_refused_by_file_and_row(

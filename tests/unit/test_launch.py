@@ -229,7 +229,7 @@ def test_a_weak_delta_is_said_at_launch_naming_the_sites_option(
         if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
     ]
     assert said == [
-        f"site 2 (2 record(s)): delta {delta} is above 0.001, so its epsilon may "
+        f"site 2 (2 records): delta {delta} is above 0.001, so its epsilon may "
         f"fail to hold with probability up to {delta}. For a meaningful guarantee "
         "set --delta (node config delta) to 1e-5: a fixed delta must be below "
         "1/n, n the site's records"
@@ -378,7 +378,7 @@ def test_ledger_reset_needs_yes_and_archives(
     state = str(tmp_path)
     code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
     # The limit a site met is its last run's, not necessarily its own cap.
-    assert code == 0 and "spent at delta 1e-05 in 1 round(s)" in out
+    assert code == 0 and "spent at delta 1e-05 in 1 round" in out
     assert "its last run allowed 3 (the server's target, or the site's" in out
     assert out.rstrip().endswith("budget exhausted")
     code, _, err = _ledger_command(monkeypatch, capsys, "reset", "--state-dir", state)

@@ -73,7 +73,7 @@ def test_fewer_updates_than_min_replies_stop_the_run_with_the_reason(
     )
     assert stop
     assert watch.fatal is not None
-    assert "1 accepted update(s), fewer than federation.min_replies=2" in watch.fatal
+    assert "1 accepted update, fewer than federation.min_replies=2" in watch.fatal
     assert f"{failed} failed and {4 - answered} did not answer" in watch.fatal
     if failed:
         assert "the first failure: ValueError: bad row" in watch.fatal

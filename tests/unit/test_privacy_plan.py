@@ -14,8 +14,10 @@ import pytest
 from rich.console import Console
 
 from fedmodel.cli.main import run_command
-from fedmodel.config import settings_from_dict
+from fedmodel.config import TaskSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
+from fedmodel.data.splits import TaskData
+from fedmodel.data.tasks import TASKS
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.research.calibrated_settings import (
     CalibratedSetting,
@@ -233,6 +235,18 @@ def test_progress_line_names_the_file_each_site_holds(
     )
 
 
+def _two_sites(folder: Path) -> tuple[str, ...]:
+    """A files task of `folder`'s a.csv and b.csv, tested on its test.csv."""
+    return (
+        "task=files",
+        f"task.train_files=[{folder}/a.csv,{folder}/b.csv]",
+        f"task.test_file={folder}/test.csv",
+        "num_clients=null",
+        "partition=natural",
+        "num_rounds=1",
+    )
+
+
 def test_the_plan_gives_the_runs_warnings_about_labels(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -243,17 +257,9 @@ def test_the_plan_gives_the_runs_warnings_about_labels(
         rows = "\n".join(f"{site} note {i},{labels[i % 2]}" for i in range(20))
         (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
     (tmp_path / "test.csv").write_text("text,label\nheld out,Renal\nheld,Dermatology\n")
-    files = (
-        "task=files",
-        f"task.train_files=[{tmp_path}/a.csv,{tmp_path}/b.csv]",
-        f"task.test_file={tmp_path}/test.csv",
-        "num_clients=null",
-        "partition=natural",
-        "num_rounds=1",
-    )
     caplog.set_level(logging.WARNING)
-    plan_run(settings_from_dict(small_config(*files)))
-    assert "label(s) of the test file no training record has" in caplog.text
+    plan_run(settings_from_dict(small_config(*_two_sites(tmp_path))))
+    assert "1 label of the test file no training record has" in caplog.text
     assert "['Dermatology']" in caplog.text
     assert "'Cardiology' / 'cardiology'" in caplog.text
 
@@ -266,3 +272,28 @@ def test_a_list_of_budgets_names_the_command_that_sweeps(
     error = capsys.readouterr().err
     assert "fedmodel simulate --multirun privacy.target_epsilon=1,3,8" in error
     assert "privacy-plan plans one value at a time" in error
+
+
+def test_the_plan_reads_the_tasks_records_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The label warnings and the clients' records come from one load: a
+    # second read costs seconds on hospital, and could differ from the first.
+    for site in ("a", "b"):
+        rows = "\n".join(f"{site} note {i},{'ny'[i % 2]}" for i in range(20))
+        (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    loads: list[str] = []
+    files_loader = TASKS["files"]
+
+    def counted(task: TaskSettings, *, seed: int) -> TaskData:
+        loads.append(task.name)
+        return files_loader(task, seed=seed)
+
+    monkeypatch.setitem(TASKS, "files", counted)
+    settings = settings_from_dict(small_config(*_two_sites(tmp_path)))
+    plans = plan_run(settings)
+    assert loads == ["files"]
+    assert [plan.num_records for plan in plans] == [
+        len(load_client_data(settings, client)[0]) for client in (0, 1)
+    ]

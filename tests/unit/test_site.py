@@ -458,7 +458,7 @@ def test_a_sites_weak_delta_is_said_once_naming_its_own_option(
     assert _site_round(settings, config, 1)["epsilon"] > 0
     said = " ".join(capsys.readouterr().err.split())
     assert (
-        f"site 3 ({len(rows)} record(s)): delta 0.005 is above 0.001, so its "
+        f"site 3 ({len(rows)} records): delta 0.005 is above 0.001, so its "
         "epsilon may fail to hold with probability up to 0.005. For a "
         "meaningful guarantee set --delta (node config delta) to 1e-5: a fixed "
         "delta must be below 1/n, n the site's records"

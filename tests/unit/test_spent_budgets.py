@@ -120,7 +120,7 @@ def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
         settings = _settings(run_dir, *FOUR_CLIENTS, "resume=true")
         summary = run_federation(resumed, settings)
 
-    assert "after round 2 (2 client(s) with spent budgets)" in caplog.text
+    assert "after round 2 (clients with spent budgets: 2)" in caplog.text
     # Round 3 trained clients 2 and 3, while 0 and 1 answered "spent" again
     # under their new node ids: two clients spent, not four. In round 4,
     # clients 2 and 3 were spent too, and the budget stop ended the run

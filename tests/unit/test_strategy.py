@@ -240,7 +240,7 @@ def test_the_ledger_query_line_counts_the_queried_nodes_that_may_train(
         query_log.removeHandler(handler)
     assert [m.metadata.dst_node_id for m in admitted] == [FIRST_NODE]
     (line,) = [line for line in lines if "ledger query" in line]
-    assert line.startswith("round 2: ledger query of 1 node(s) took ")
+    assert line.startswith("round 2: ledger query of 1 node took ")
     assert line.endswith("; 0 of them may train")
 
 

@@ -51,7 +51,7 @@ def test_a_csv_with_lone_cr_line_endings_is_read(
     assert [data.label_names[i] for i in data.train["label"]] == ["cardio", "ortho"]
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"text,label\rchest pain,cardio\rhip, left,ortho\r")
-    with pytest.raises(FedmodelError, match=r"bad.csv, line 3 has 3 field\(s\)"):
+    with pytest.raises(FedmodelError, match=r"bad.csv, line 3 has 3 fields"):
         load_task(_task([bad], test_csv), seed=0)
 
 
@@ -107,4 +107,4 @@ def test_a_row_number_says_it_counts_records_not_lines(
     for path in (site, jsonl):
         with pytest.raises(FedmodelError) as info:
             load_task(_task([path], test_csv), seed=0)
-        assert "at row(s) 2 (records counted from 1, not lines" in str(info.value)
+        assert "at row 2 (records counted from 1, not lines" in str(info.value)

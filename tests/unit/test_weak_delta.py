@@ -49,7 +49,7 @@ PLAN_KEYS = {
 def test_a_delta_above_1e_3_names_the_client_its_records_and_what_to_do() -> None:
     assert weak_delta_warning(1e-3, who="client 0", n=100) is None
     assert weak_delta_warning(0.1, who="client 0", n=1) == (
-        "client 0 (1 record(s)): delta 0.1 is above 0.001, so its epsilon may "
+        "client 0 (1 record): delta 0.1 is above 0.001, so its epsilon may "
         "fail to hold with probability up to 0.1. For a meaningful guarantee set "
         "privacy.target_delta=1e-5 (at a deployed site, its --delta 1e-5): a "
         "fixed delta must be below 1/n for every client, n its records"
@@ -66,7 +66,7 @@ def test_a_delta_above_1e_3_names_the_client_its_records_and_what_to_do() -> Non
     assert weak_delta_warning(
         0.05, who="site 2", n=2, site_option="--delta (node config delta)"
     ) == (
-        "site 2 (2 record(s)): delta 0.05 is above 0.001, so its epsilon may fail "
+        "site 2 (2 records): delta 0.05 is above 0.001, so its epsilon may fail "
         "to hold with probability up to 0.05. For a meaningful guarantee set "
         "--delta (node config delta) to 1e-5: a fixed delta must be below 1/n, n "
         "the site's records"
@@ -86,7 +86,7 @@ def test_privacy_plan_warns_of_a_weak_delta_and_still_plans(
         assert plan["delta"] == pytest.approx(1 / (10 * plan["num_records"]))
         said = plan["delta_warning"]
         assert said.startswith(
-            f"client {plan['client']} ({plan['num_records']} record(s)): delta "
+            f"client {plan['client']} ({plan['num_records']} records): delta "
             f"{plan['delta']:.3g} is above 0.001"
         )
         assert said in " ".join(err.split())  # on the console too, once
