@@ -3,8 +3,7 @@
 A file named in two roles would quietly break what the run reports:
 
 - a train file listed twice makes two clients of one site's records, each
-  spending its own budget on them, so every one of them spends twice the
-  epsilon shown;
+  spending its own budget on them: every record spends twice the epsilon shown;
 - a train file as `task.validation_file` hands that site's records to the
   server, which fits its start on them and weighs it against the last round
   on them, without noise;
@@ -205,12 +204,13 @@ def _warn_test_texts_at_sites(
         shared = sum(text in held for text in test_texts)
         if shared:
             logger.warning(
-                "%d of the %d records of task.test_file (%s) have a text that "
+                "%d of the %d records of task.test_file (%s) %s a text that "
                 "task.train_files[%d] (%s) holds too: the test accuracy counts "
                 "records the model trained on. Take them out of one of the two",
                 shared,
                 len(test_texts),
                 Path(str(task.test_file)),
+                plural(shared, "has", "have"),
                 i,
                 Path(task.train_files[i]),
             )
@@ -230,7 +230,7 @@ def _warn_server_texts_at_sites(
         shared = sum(text in held for text in texts)
         if shared:
             logger.warning(
-                "%d of the %d records of task.train_files[%d] (%s) have a text "
+                "%d of the %d records of task.train_files[%d] (%s) %s a text "
                 "that %s (%s) holds too. The server %s without noise: if the "
                 "file was cut from the sites' records, take those out of one of "
                 "the two",
@@ -238,6 +238,7 @@ def _warn_server_texts_at_sites(
                 len(texts),
                 i,
                 Path(task.train_files[i]),
+                plural(shared, "has", "have"),
                 key,
                 Path(name),
                 used,

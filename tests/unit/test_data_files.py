@@ -235,6 +235,7 @@ def test_a_server_file_sharing_texts_with_a_site_is_named(
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1, warned
     assert "2 of the 3 records of task.train_files[1]" in warned[0]
+    assert ") have a text" in warned[0]
     assert "b.csv" in warned[0] and "cut.csv" in warned[0]
     assert "task.validation_file" in warned[0]
 
@@ -262,6 +263,7 @@ def test_a_sites_file_is_not_the_servers_distillation_texts(
         warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "1 of the 2 records of task.train_files[1]" in warned
+    assert ") has a text" in warned
     assert "distill.transfer_file" in warned and "distils the student" in warned
 
 
