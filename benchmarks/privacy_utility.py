@@ -65,7 +65,6 @@ from scenario_files import (
 )
 
 from fedmodel.config import compose_config
-from fedmodel.federation.simulation import simulate
 from fedmodel.run.console import setup_logging
 
 SCENARIOS: dict[str, list[str]] = {
@@ -113,6 +112,10 @@ def write_scenario(name: str, out: Path) -> list[str]:
 
 def run(overrides: list[str], out: Path, *, seed: int) -> dict[str, float]:
     """One simulation; the figures the table shows, and its seed."""
+    # Imported here, not at the top: torch, Ray and Flower take seconds, and
+    # `--help`, a bad argument or `--tables` should answer without them.
+    from fedmodel.federation.simulation import simulate
+
     started = time.perf_counter()
     summary = simulate(compose_config(overrides), run_dir=out)
     return {

@@ -127,6 +127,25 @@ def group_settings(group: str, option: str | None = None, **values: Any) -> Any:
     return dataclasses.replace(getattr(settings, group), **values)
 
 
+# Every run ends by timing its exported models (`LATENCY_REPEATS` calls at
+# batch 1 and at 32, in each runtime): about 5 s of a tiny run on this
+# machine, in some 45 runs of the suite. No test reads a latency beyond its
+# being measured (the timer itself is tested with a fake clock), so runs in a
+# test's own process make 3 calls of each.
+TEST_LATENCY_REPEATS = {1: 3, 32: 3}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fewer_latency_repeats() -> Iterator[None]:
+    """`TEST_LATENCY_REPEATS` for the whole session, module fixtures' runs too."""
+    from fedmodel.serve import benchmark
+
+    assert set(TEST_LATENCY_REPEATS) == set(benchmark.LATENCY_REPEATS)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(benchmark, "LATENCY_REPEATS", TEST_LATENCY_REPEATS)
+        yield
+
+
 @pytest.fixture
 def small_run_config() -> dict[str, Any]:
     """The default shrunken config (DP on, head fine-tuning)."""

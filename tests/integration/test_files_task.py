@@ -55,6 +55,9 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
             "model=tiny",
             "num_rounds=1",
             "distill=off",
+            # Both sites in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
+            # one ClientApp start-up (torch, Opacus) instead of one per site.
+            "federation.cpus_per_client=2",
             f"hydra.run.dir={run_dir}",
         ],
         capture_output=True,
