@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -28,15 +27,10 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
-    tmp_path: Path,
-) -> None:
-    run_dir = tmp_path / "run"
-    console = tmp_path / "console.txt"
-    command = [
-        sys.executable, "-m", "fedmodel", "simulate", "debug=smoke",
-        "num_rounds=3", f"hydra.run.dir={run_dir}",
-    ]
+def _stop_at(
+    command: list[str], console: Path, fragment: str, cwd: Path
+) -> tuple[int, str]:
+    """Start `command`, press Ctrl-C once `fragment` is logged; (exit code, output)."""
     with console.open("w") as out:
         # A session of its own: the signal reaches the run and its Ray
         # processes, as Ctrl-C in a terminal reaches the foreground group.
@@ -45,11 +39,12 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
         # run would inherit (as a CI runner may start the suite), so the run
         # gets the default back, as in a terminal.
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, text=True,
+            command, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
             start_new_session=True, preexec_fn=_default_sigint,
         )
         try:
-            _wait_for(console, "round 2/3", process)
+            _wait_for(console, fragment, process)
             os.killpg(process.pid, signal.SIGINT)
             # Before, the ServerApp's thread kept the process waiting for its
             # clients, up to federation.round_timeout (an hour).
@@ -58,7 +53,21 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-    text = console.read_text()
+    return code, console.read_text()
+
+
+def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
+    tmp_path: Path,
+) -> None:
+    # 200 rounds, so that Ctrl-C lands mid-run: the ServerApp's thread goes on
+    # for a moment after it, and a 3-round smoke run could finish (and write
+    # its summary) in that moment.
+    run_dir = tmp_path / "run"
+    code, text = _stop_at(
+        [sys.executable, "-m", "fedmodel", "simulate", "debug=smoke",
+         "num_rounds=200", f"hydra.run.dir={run_dir}"],
+        tmp_path / "console.txt", "round 2/200", REPO,
+    )
     assert code == 130, text[-3000:]
     # Flower's threads may log the messages the ended actors lost as errors;
     # the interrupt itself ends on one line, with no traceback of its own.
@@ -69,15 +78,15 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
     assert (run_dir / "checkpoint" / "state.pt").is_file()
 
     # The command it names, from another folder, reads the run's overrides
-    # (debug=smoke num_rounds=3) from the folder and goes on after round 2.
-    resumed = subprocess.run(
+    # (debug=smoke num_rounds=200) from the folder and goes on from its
+    # checkpoint; stopped again two rounds on, it names itself.
+    code, text = _stop_at(
         [sys.executable, "-m", "fedmodel", "resume", str(run_dir)],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=400,
+        tmp_path / "resumed.txt", "round 4/200", tmp_path,
     )
-    output = resumed.stdout + resumed.stderr
-    assert resumed.returncode == 0, output[-3000:]
-    assert f"resuming {run_dir} after round" in output, output[-3000:]
-    assert "round 1/3" not in output, output[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert [r["round"] for r in summary["rounds"]] == [1, 2, 3]
+    assert code == 130, text[-3000:]
+    assert f"resuming {run_dir} after round" in text, text[-3000:]
+    assert "round 1/200" not in text, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("fedmodel resume: interrupted;"), text[-3000:]
+    assert last.endswith(f"with: fedmodel resume {run_dir}"), last
