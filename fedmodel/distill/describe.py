@@ -15,14 +15,15 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from fedmodel.distill.inputs import text_inputs
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.device import model_device
 from fedmodel.serve.benchmark import (
     describe_model,
     describe_quantized,
     served_latency_ms,
 )
 from fedmodel.serve.export import export_classifier
+from fedmodel.training.loops import text_inputs
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ def picked_labels(
 ) -> torch.Tensor:
     """The model's most probable label for each of the loader's texts, in order."""
     model.eval()
+    device = model_device(model)
     picked = [
-        model(**text_inputs(batch, model)).logits.argmax(dim=-1) for batch in loader
+        model(**text_inputs(batch, device)).logits.argmax(dim=-1) for batch in loader
     ]
     return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
 

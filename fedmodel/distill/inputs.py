@@ -8,11 +8,10 @@ so it times the set-up a run does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -21,7 +20,7 @@ from fedmodel.data.tokenization import length_order, make_text_loader
 from fedmodel.distill.augment import augment_texts
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
-from fedmodel.training.loops import TEXT_INPUTS
+from fedmodel.training.loops import text_inputs
 
 TARGET_BATCH = 128
 
@@ -91,16 +90,9 @@ def teacher_targets(
     )
     logits, vectors = [], []
     for batch in loader:
-        pooled = teacher.embed(**text_inputs(batch, teacher))
+        pooled = teacher.embed(**text_inputs(batch, model_device(teacher)))
         vectors.append(pooled)
         logits.append(teacher.classify(pooled))
     in_order = torch.tensor(order).argsort()
     return torch.cat(logits)[in_order], torch.cat(vectors)[in_order]
 
-
-def text_inputs(
-    batch: Mapping[str, torch.Tensor], model: nn.Module
-) -> dict[str, torch.Tensor]:
-    """The batch's model inputs, on the model's device."""
-    device = model_device(model)
-    return {key: batch[key].to(device) for key in TEXT_INPUTS if key in batch}

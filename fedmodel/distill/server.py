@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
-from fedmodel.distill.inputs import distill_inputs, text_inputs
+from fedmodel.distill.inputs import distill_inputs
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.device import model_device
 from fedmodel.model.student import exchanged_in_student_rounds
-from fedmodel.training.loops import Batch
+from fedmodel.training.loops import Batch, text_inputs
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def distill_step(
     """
     teacher_logits, teacher_vectors = targets
     rows = batch["labels"]
-    vectors = student.embed(**text_inputs(batch, student))
+    vectors = student.embed(**text_inputs(batch, model_device(student)))
     loss = settings.kl_weight * soft_target_loss(
         student.classify(vectors),
         teacher_logits[rows],
@@ -229,7 +230,7 @@ def federated_distill_loss(
     def loss(student_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         assert isinstance(batch, Mapping)
         with torch.no_grad():
-            target = teacher(**text_inputs(batch, teacher)).logits
+            target = teacher(**text_inputs(batch, model_device(teacher))).logits
         return soft_target_loss(student_logits, target, temperature=temperature)
 
     return loss

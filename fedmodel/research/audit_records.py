@@ -35,7 +35,7 @@ from fedmodel.run.layout import (
 )
 from fedmodel.run.stored_config import stored_config
 from fedmodel.training.fingerprint import data_fingerprint
-from fedmodel.training.loops import TEXT_INPUTS
+from fedmodel.training.loops import text_inputs
 
 LOSS_BATCH = 128
 
@@ -98,8 +98,7 @@ def example_losses(
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
-            logits = model(**inputs).logits
+            logits = model(**text_inputs(batch)).logits
             losses.append(
                 torch.nn.functional.cross_entropy(
                     logits, batch["labels"], reduction="none"

@@ -52,6 +52,14 @@ warnings.filterwarnings("ignore", message="Full backward hook is firing")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
+def text_inputs(
+    batch: Mapping[str, torch.Tensor], device: torch.device | None = None
+) -> dict[str, torch.Tensor]:
+    """A text batch's model inputs (no labels), on `device` when one is given."""
+    inputs = {key: batch[key] for key in TEXT_INPUTS if key in batch}
+    return inputs if device is None else batch_to(inputs, device)
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """Classification quality on one split."""
@@ -68,9 +76,8 @@ def text_logits(model: nn.Module) -> LogitsFn:
 
     def run(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         assert isinstance(batch, Mapping)
-        moved = batch_to(batch, device)
-        inputs = {key: moved[key] for key in TEXT_INPUTS if key in moved}
-        return model(**inputs).logits, moved["labels"]
+        logits = model(**text_inputs(batch, device)).logits
+        return logits, batch["labels"].to(device)
 
     return run
 
@@ -245,8 +252,7 @@ def embed_texts(
     features: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     for batch in loader:
-        moved = batch_to(batch, device)
-        inputs = {key: moved[key] for key in TEXT_INPUTS if key in moved}
+        inputs = text_inputs(batch, device)
         features.append(model.embed(**inputs).cpu())  # type: ignore[operator]
         labels.append(batch["labels"])
     return torch.cat(features), torch.cat(labels)
