@@ -67,12 +67,9 @@ def before_and_after(
     students: dict[str, Student] = {}
     for name in ("before", "after"):
         student = build_student(teacher, settings.distill.student)
-        fixed = fixed_on_server(student, settings.distill)
-        for param in fixed:
+        for param in fixed_on_server(student, settings.distill):
             param.requires_grad_(False)
-        optimizer: torch.optim.Optimizer = server_optimizer(
-            student, settings.distill, fixed=fixed
-        )
+        optimizer: torch.optim.Optimizer = server_optimizer(student, settings.distill)
         if name == "before":
             trained = [p for p in student.parameters() if p.requires_grad]
             lr = settings.distill.learning_rate

@@ -85,8 +85,8 @@ def distill_on_server(
         max_length=max_length,
         seed=seed,
     )
+    optimizer = server_optimizer(student, settings)
     fixed = fixed_on_server(student, settings)
-    optimizer = server_optimizer(student, settings, fixed=fixed)
     for param in fixed:
         param.requires_grad_(False)
     student.train()
@@ -154,17 +154,16 @@ def fixed_on_server(
 def server_optimizer(
     student: PooledBertForSequenceClassification,
     settings: DistillSettings,
-    *,
-    fixed: Sequence[nn.Parameter],
 ) -> torch.optim.AdamW:
     """AdamW over the student's parameters that server distillation trains.
 
-    All but `fixed` (`fixed_on_server`'s, which the caller also freezes).
+    All but `fixed_on_server`'s (which the caller also freezes while training).
 
     In its multi-tensor (foreach) form: on a CPU PyTorch would pick the
     per-tensor loop, which computes the same update bit for bit with more
     Python work per step (benchmarks/distill_epoch.py times both).
     """
+    fixed = fixed_on_server(student, settings)
     params = [p for p in student.parameters() if all(p is not f for f in fixed)]
     return torch.optim.AdamW(params, lr=settings.learning_rate, foreach=True)
 

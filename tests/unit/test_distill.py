@@ -27,7 +27,6 @@ from fedmodel.distill.inputs import teacher_targets
 from fedmodel.distill.server import (
     distill_on_server,
     distill_step,
-    fixed_on_server,
     pooled_match_loss,
     server_optimizer,
     soft_target_loss,
@@ -214,8 +213,7 @@ def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
         seed=0,
     )
     students = [build_student(teacher, settings.distill.student) for _ in range(2)]
-    fixed = fixed_on_server(students[0], settings.distill)
-    fast = server_optimizer(students[0], settings.distill, fixed=fixed)
+    fast = server_optimizer(students[0], settings.distill)
     assert fast.defaults["foreach"] is True
     # The per-tensor loop (what PyTorch picks on a CPU) over the same parameters.
     frozen = students[1].bert.embeddings.word_embeddings.weight
