@@ -8,7 +8,7 @@ refused by one rule, with the same message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,9 @@ from fedmodel.data.label_form import composed
 from fedmodel.errors import FedmodelError
 
 _SHOWN_ROWS = 5
+
+# Words for one cell and for more: a (one, many) pair, or a string for both.
+Wording = str | tuple[str, str]
 
 
 def require_column(
@@ -42,7 +45,7 @@ def column_cells(
     """A column's cells, refusing missing ones and lists or objects, by row."""
     values = table[column].tolist()
     missing = f"missing ({MISSING_RULE})"
-    checks = [
+    checks: list[tuple[Wording, Wording, Callable[[object], bool]]] = [
         (
             (
                 "a list or object, not a single value,",
@@ -51,7 +54,7 @@ def column_cells(
             ("fix it", "fix them"),
             _is_nested,
         ),
-        ((missing, missing), ("fill it in", "fill them in"), is_missing),
+        (missing, ("fill it in", "fill them in"), is_missing),
     ]
     for problem, fix, test in checks:
         rows = [row for row, value in enumerate(values, start=1) if test(value)]
@@ -100,7 +103,7 @@ def label_cells(
     values = column_cells(table, column, role="label", path=path, key=key)
     rows = [row for row, value in enumerate(values, start=1) if _is_boolean(value)]
     if rows:
-        problem = ("true/false, not text,", "true/false, not text,")
+        problem = "true/false, not text,"
         fix = (
             'write it as a string ("true" / "false", or the class it means)',
             'write them as strings ("true" / "false", or the classes they mean)',
@@ -120,8 +123,8 @@ def shown_rows(rows: Sequence[int]) -> str:
 
 def _refused(
     rows: Sequence[int],
-    problem: tuple[str, str],
-    fix: tuple[str, str],
+    problem: Wording,
+    fix: Wording,
     *,
     role: str,
     column: str,
@@ -130,15 +133,20 @@ def _refused(
 ) -> FedmodelError:
     """One line naming the file, the column and the rows whose cells are `problem`.
 
-    `problem` and `fix` are worded for one row and for more.
+    `problem` and `fix` are worded for one row and for more, or alike for both.
     """
     n = len(rows)
     return FedmodelError(
         f"{key}: file {path} has {n} {plural(n, role)} that "
-        f"{plural(n, 'is', 'are')} {plural(n, *problem)} in column {column!r} at "
+        f"{plural(n, 'is', 'are')} {_in_number(n, problem)} in column {column!r} at "
         f"{plural(n, 'row')} {shown_rows(rows)} ({ROW_CONVENTION}); "
-        f"{plural(n, *fix)} or remove {plural(n, 'that row', 'those rows')}"
+        f"{_in_number(n, fix)} or remove {plural(n, 'that row', 'those rows')}"
     )
+
+
+def _in_number(count: int, wording: Wording) -> str:
+    one, many = (wording, wording) if isinstance(wording, str) else wording
+    return plural(count, one, many)
 
 
 def _label_text(value: object) -> str:
