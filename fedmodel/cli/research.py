@@ -128,8 +128,12 @@ def run_audit(args: argparse.Namespace) -> int:
     """Audit the run, write audit.json; exit 1 when a bound exceeds the claim."""
     if not 0.0 < args.confidence < 1.0:
         raise FedmodelError(f"--confidence must be in (0, 1), got {args.confidence}")
+    from fedmodel.research.finished_run import load_run
     from fedmodel.run.console import setup_logging
 
+    # The folder is read before torch and the data code are imported
+    # (seconds), so a wrong folder is answered at once.
+    run = load_run(args.run_dir)
     # As privacy-plan: fedmodel's lines on stderr and the libraries' progress
     # bars off (rebuilding a files run's clients ran one), before tqdm loads.
     setup_logging()
@@ -143,6 +147,7 @@ def run_audit(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         max_records=args.max_records,
         seed=args.seed,
+        run=run,
     )
     write_json(
         args.run_dir / AUDIT_FILE, {**asdict(report), "consistent": report.consistent}

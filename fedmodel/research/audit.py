@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
-import datasets
 import numpy as np
 
 from fedmodel.data.clients import load_client_data
@@ -29,12 +29,12 @@ from fedmodel.research.audit_records import (
     claimed_epsilon,
     client_figures,
     example_losses,
-    load_run,
     load_teacher,
     members_without,
     rebuilt_canaries,
     require_held_out,
 )
+from fedmodel.research.finished_run import FinishedRun, load_run
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ def audit_run(
     confidence: float = audit_defaults.CONFIDENCE,
     max_records: int = audit_defaults.MAX_RECORDS,
     seed: int = audit_defaults.SEED,
+    run: FinishedRun | None = None,  # load_run(run_dir), where already read
 ) -> AuditReport:
     """Attack the final model of `run_dir` on one client's records (and canaries)."""
-    settings, summary = load_run(run_dir)
+    settings, summary = run or load_run(run_dir)
     client = settings.audit.client if client is None else client
     train, val, _ = load_client_data(settings, client)
     ledger = charged_ledger(run_dir, client, train)
@@ -80,12 +81,9 @@ def audit_run(
     members = at_most(members_without(train, planted), max_records, rng)
     non_members = at_most(val, max_records, rng)
     model, tokenizer = load_teacher(run_dir)
-
-    def losses(split: datasets.Dataset) -> np.ndarray:
-        return example_losses(
-            model, tokenizer, split, max_length=settings.task.max_length
-        )
-
+    losses = partial(
+        example_losses, model, tokenizer, max_length=settings.task.max_length
+    )
     figures = client_figures(summary, client)
     delta = float(figures.get("delta") or (ledger.delta if ledger else 0.0))
     records = attack(

@@ -7,14 +7,12 @@ run built them, and computes the final model's loss on each record.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-import yaml
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -22,59 +20,20 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.config import RunSettings
 from fedmodel.data.canaries import canary_splits
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.run.layout import (
     RESOLVED_CONFIG,
-    SUMMARY_FILE,
     TEACHER_DIR,
     simulated_client_dir,
 )
-from fedmodel.run.stored_config import stored_config
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import text_inputs
 
 LOSS_BATCH = 128
-
-
-def load_run(run_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
-    """A finished run's settings and summary, or a clear error."""
-    if not run_dir.exists():
-        raise FedmodelError(f"run folder {run_dir} does not exist")
-    if not run_dir.is_dir():
-        raise FedmodelError(
-            f"{run_dir} is a file, not a run folder: give the folder of a "
-            "finished `fedmodel simulate` run"
-        )
-    for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
-        if not (run_dir / name).is_file():
-            raise FedmodelError(
-                f"{run_dir} has no {name}: give the folder of a finished "
-                "`fedmodel simulate` run"
-            )
-    try:
-        raw = stored_config(run_dir, files_read_by="fedmodel audit")
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
-    if raw is None:
-        raise FedmodelError(
-            f"cannot read the run in {run_dir}: {RESOLVED_CONFIG} holds no config"
-        )
-    try:
-        settings = settings_from_dict(raw)
-    except FedmodelError as exc:
-        # A key added or removed since the run was made: its settings cannot be
-        # rebuilt as they were, and guessing one could audit the wrong records.
-        raise FedmodelError(
-            f"{run_dir / RESOLVED_CONFIG} does not match this fedmodel's config "
-            f"({exc}); the run was likely made by another fedmodel version: "
-            "audit it with the version that made it"
-        ) from exc
-    return settings, summary
 
 
 def example_losses(

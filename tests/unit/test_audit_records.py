@@ -16,9 +16,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.research.audit_records import (
     charged_ledger,
     claimed_epsilon,
-    load_run,
     require_held_out,
 )
+from fedmodel.research.finished_run import load_run
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
 from tests.conftest import charge_client_ledger
 

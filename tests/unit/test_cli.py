@@ -325,6 +325,33 @@ def test_audit_of_a_file_says_it_is_not_a_run_folder(
     assert f"{a_file} is a file, not a run folder" in err
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("missing", "run folder {path} does not exist"),
+        ("a.csv", "{path} is a file, not a run folder"),
+        ("empty", "{path} has no resolved_config.yaml"),
+    ],
+)
+def test_audit_refuses_a_wrong_folder_before_importing_torch(
+    tmp_path: Path, given: str, said: str
+) -> None:
+    path = tmp_path / given
+    if given == "a.csv":
+        path.write_text("text,label\n")
+    elif given == "empty":
+        path.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), "audit", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    result = json.loads(done.stderr.strip().splitlines()[-1])
+    assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
+    assert f"fedmodel audit: error: {said.format(path=path)}" in done.stderr
+
+
 def test_a_generic_hydra_error_keeps_its_first_line() -> None:
     from hydra.errors import HydraException
 

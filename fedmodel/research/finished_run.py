@@ -1,0 +1,57 @@
+"""A finished run folder's settings and summary, read without importing torch.
+
+`fedmodel audit` reads the folder here before it imports torch, transformers
+and the data code (seconds), so a wrong folder is answered at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.run.stored_config import stored_config
+
+FinishedRun = tuple[RunSettings, dict[str, Any]]
+
+
+def load_run(run_dir: Path) -> FinishedRun:
+    """A finished run's settings and summary, or a clear error."""
+    if not run_dir.exists():
+        raise FedmodelError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise FedmodelError(
+            f"{run_dir} is a file, not a run folder: give the folder of a "
+            "finished `fedmodel simulate` run"
+        )
+    for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
+        if not (run_dir / name).is_file():
+            raise FedmodelError(
+                f"{run_dir} has no {name}: give the folder of a finished "
+                "`fedmodel simulate` run"
+            )
+    try:
+        raw = stored_config(run_dir, files_read_by="fedmodel audit")
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
+    if raw is None:
+        raise FedmodelError(
+            f"cannot read the run in {run_dir}: {RESOLVED_CONFIG} holds no config"
+        )
+    try:
+        settings = settings_from_dict(raw)
+    except FedmodelError as exc:
+        # A key added or removed since the run was made: its settings cannot be
+        # rebuilt as they were, and guessing one could audit the wrong records.
+        raise FedmodelError(
+            f"{run_dir / RESOLVED_CONFIG} does not match this fedmodel's config "
+            f"({exc}); the run was likely made by another fedmodel version: "
+            "audit it with the version that made it"
+        ) from exc
+    return settings, summary
