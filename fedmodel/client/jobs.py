@@ -10,8 +10,7 @@ them: a head-mode round on features already on disk trains without them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,22 +132,6 @@ def _held_head_bias(
     if settings.finetune.train_head_bias or layer.bias is None:
         return ()
     return (layer.bias,)
-
-
-@contextmanager
-def held_fixed(params: tuple[nn.Parameter, ...]) -> Iterator[None]:
-    """Exclude `params` from training inside the block (no gradient, no update).
-
-    DP-SGD then clips each example's gradient over the other parameters only.
-    They count as trainable again afterwards, so the reply still carries them.
-    """
-    for param in params:
-        param.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param in params:
-            param.requires_grad_(True)
 
 
 def feature_loader(

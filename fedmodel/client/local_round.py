@@ -23,11 +23,11 @@ from fedmodel.client.jobs import (
     LocalJob,
     distill_job,
     finetune_job,
-    held_fixed,
     stored_features_job,
 )
 from fedmodel.client.private_round import PrivateRound
 from fedmodel.config import RunSettings
+from fedmodel.model.finetune import held_fixed
 from fedmodel.model.head import trainable_state
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.training.feature_store import StoredFeatures

@@ -22,6 +22,7 @@ from fedmodel.config import DistillSettings
 from fedmodel.distill.inputs import distill_inputs
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
+from fedmodel.model.finetune import held_fixed
 from fedmodel.model.student import exchanged_in_student_rounds
 from fedmodel.training.loops import Batch, text_inputs
 
@@ -86,20 +87,16 @@ def distill_on_server(
         seed=seed,
     )
     optimizer = server_optimizer(student, settings)
-    fixed = fixed_on_server(student, settings)
-    for param in fixed:
-        param.requires_grad_(False)
     student.train()
-    _distill_epochs(
-        student,
-        inputs.loader,
-        optimizer,
-        targets=inputs.targets,
-        settings=settings,
-        started=started,
-    )
-    for param in fixed:
-        param.requires_grad_(True)
+    with held_fixed(fixed_on_server(student, settings)):
+        _distill_epochs(
+            student,
+            inputs.loader,
+            optimizer,
+            targets=inputs.targets,
+            settings=settings,
+            started=started,
+        )
     student.eval()
     return DistillReport(
         num_texts=len(inputs.texts),
@@ -157,7 +154,7 @@ def server_optimizer(
 ) -> torch.optim.AdamW:
     """AdamW over the student's parameters that server distillation trains.
 
-    All but `fixed_on_server`'s (which the caller also freezes while training).
+    All but `fixed_on_server`'s (which the caller also holds while training).
 
     In its multi-tensor (foreach) form: on a CPU PyTorch would pick the
     per-tensor loop, which computes the same update bit for bit with more

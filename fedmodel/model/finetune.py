@@ -11,7 +11,8 @@ a head-mode run would pay it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch import nn
@@ -134,3 +135,21 @@ def merged_classifier(model: nn.Module) -> PooledBertForSequenceClassification:
     merged = model.merge_and_unload()
     assert isinstance(merged, PooledBertForSequenceClassification)
     return merged
+
+
+@contextmanager
+def held_fixed(params: Iterable[nn.Parameter]) -> Iterator[None]:
+    """Exclude `params` from training inside the block (no gradient, no update).
+
+    A client's DP-SGD then clips each example's gradient over the other
+    parameters only; server distillation leaves the teacher's parts alone.
+    They count as trainable again afterwards, so a reply still carries them.
+    """
+    params = tuple(params)
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
