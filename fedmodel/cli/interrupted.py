@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
 from fedmodel.cli.resume import PROG as RESUME_PROG
+from fedmodel.run.stop_request import STOP_REQUESTED
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_the_server() -> Iterator[None]:
+    """While the simulation runs, Ctrl-C first asks the ServerApp's thread to stop.
+
+    The KeyboardInterrupt reaches the command only after Flower and Ray have
+    shut down, seconds later, while the ServerApp's thread goes on; it must
+    learn of the interrupt the moment it comes (`run/stop_request.py`). Only
+    where Ctrl-C raises KeyboardInterrupt as Python's default: a SIGINT the
+    process ignores (a background job's) stays ignored.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        STOP_REQUESTED.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
@@ -20,8 +50,9 @@ def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
     reach: left to itself, it waits for its clients, whose Ray processes the
     interrupt has ended, until `federation.round_timeout` (an hour), and the
     interpreter waits for it before exiting. By now the simulation has shut
-    Ray down and stopped the processes it started, and every aggregated round
-    is in the checkpoint, so nothing is lost by not waiting.
+    Ray down and stopped the processes it started, every aggregated round is
+    in the checkpoint, and the thread was told to start no round and write
+    no summary (`ctrl_c_stops_the_server`), so nothing is lost by not waiting.
     """
     print(interrupted_line(prog, run_dir), file=sys.stderr, flush=True)
     logging.shutdown()  # the run's log file gets its last lines

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
-from fedmodel.cli.interrupted import stop_interrupted
+from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
 from fedmodel.errors import FedmodelError
@@ -174,7 +174,8 @@ def _simulate(cfg: Any, *, prog: str) -> float:
         check_simulated_clients(settings)
         from fedmodel.federation.simulation import simulate
 
-        summary = simulate(config, run_dir=run_dir)
+        with ctrl_c_stops_the_server():
+            summary = simulate(config, run_dir=run_dir)
     except FedmodelError as exc:
         report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run)
