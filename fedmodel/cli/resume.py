@@ -11,9 +11,9 @@ relative paths among the overrides were typed. They name the same files
 from wherever `fedmodel resume` is called; an extra override's relative
 path is read from there too.
 
-Hydra writes the launch's own .hydra files before fedmodel's checks run: a
-resume the checks refuse puts the run's back, or its overrides would be
-replayed by the next `fedmodel resume`.
+A resume the checks refuse leaves the run's .hydra files as they were, as
+any refused `fedmodel simulate` start into a run's folder does
+(`hydra_files.py`): its overrides are not replayed by the next resume.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from pathlib import Path
 
 import yaml
 
-from fedmodel.cli.errors import EXIT_OK
+from fedmodel.cli.hydra_files import HYDRA_DIR
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.stored_config import started_in
 
 PROG = "fedmodel resume"
-HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
@@ -71,14 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation on the run folder's overrides; return the exit code."""
+    from fedmodel.cli.simulate import run_simulate
+
     run_dir = Path(os.path.abspath(args.run_dir))
     argv = resume_argv(run_dir, args.overrides)
     check_rounds_left(run_dir, argv)
     folder = started_in(run_dir)
     with contextlib.chdir(folder if folder and folder.is_dir() else Path.cwd()):
-        return _simulate_keeping_hydra_files(
-            run_dir, [*argv, *(["-v"] if args.verbose else [])]
-        )
+        return run_simulate([*argv, *(["-v"] if args.verbose else [])], prog=PROG)
 
 
 def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
@@ -145,25 +144,3 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
             "folder. Add num_rounds=N for more rounds (not under DP: its plan is "
             "fixed), or start a new run in a new folder"
         )
-
-
-def _simulate_keeping_hydra_files(run_dir: Path, argv: list[str]) -> int:
-    """`fedmodel simulate ARGV`; the run's .hydra files back if it did not start.
-
-    A start that got past the checks writes the run's resolved config; one
-    refused (or stopped before that) leaves it as it was, and so the run's
-    settings: its overrides are put back with it.
-    """
-    from fedmodel.cli.simulate import run_simulate
-
-    saved = {p: p.read_bytes() for p in (run_dir / HYDRA_DIR).iterdir() if p.is_file()}
-    config = (run_dir / RESOLVED_CONFIG).read_bytes()
-    started = False
-    try:
-        code = run_simulate(argv, prog=PROG)
-        started = code == EXIT_OK
-    finally:
-        if not started and (run_dir / RESOLVED_CONFIG).read_bytes() == config:
-            for path, content in saved.items():
-                path.write_bytes(content)
-    return code

@@ -138,3 +138,21 @@ def test_relative_paths_are_read_from_the_folder_the_run_began_in(
     # The refused start's overrides are not left as the run's: Hydra's files
     # are put back, and a plain `fedmodel resume` replays the run's own.
     assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == saved
+
+
+def test_a_refused_resume_typed_by_hand_leaves_the_runs_hydra_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `fedmodel simulate ... resume=true hydra.run.dir=RUN`, refused by the
+    # checks (a changed num_clients): Hydra wrote its .hydra files before
+    # they ran, and they are the run's own again, as after `fedmodel resume`.
+    run = _run_folder(tmp_path / "run", RUN)
+    saved = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+    argv = [*RUN, "num_clients=3", "resume=true", f"hydra.run.dir={run}"]
+    try:
+        code = run_command(["simulate", *argv])
+    except SystemExit as stopped:
+        code = stopped.code
+    assert code == 2
+    assert capsys.readouterr().err.startswith("fedmodel simulate: error: ")
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == saved
