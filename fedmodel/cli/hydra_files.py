@@ -20,6 +20,11 @@ HYDRA_DIR = ".hydra"
 RUN_DIR_KEY = "hydra.run.dir"
 
 
+def run_dir_override(run_dir: Path) -> str:
+    """The override that names `run_dir` as the run's folder."""
+    return f"{RUN_DIR_KEY}={run_dir}"
+
+
 def named_run_dir(overrides: list[str]) -> Path | None:
     """The folder `hydra.run.dir=` names among `overrides` (the last one), if any.
 

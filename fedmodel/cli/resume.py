@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from fedmodel.cli.hydra_files import HYDRA_DIR
+from fedmodel.cli.hydra_files import HYDRA_DIR, run_dir_override
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
@@ -38,6 +38,11 @@ OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 SWEEP_FILE = "multirun.yaml"
 # Overrides the resume sets itself, dropped from the stored ones.
 SET_BY_RESUME = ("resume", "hydra.run.dir")
+# A run folder with a resolved config but no overrides file.
+_NO_OVERRIDES_KEPT = (
+    ", and one started with hydra.output_subdir=null, which keeps no overrides, "
+    "with `fedmodel simulate OVERRIDES resume=true {}`"
+)
 DESCRIPTION = (
     "Continue a `fedmodel simulate` run that was interrupted, crashed or "
     "killed, from its last checkpoint: the same as `fedmodel simulate "
@@ -95,24 +100,29 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"{run_dir} is a --multirun sweep's folder ({SWEEP_FILE}), one run "
             f"per job: name the folder of the job to continue{example}"
         )
-    for name in (OVERRIDES_FILE, RESOLVED_CONFIG):
+    for name in (RESOLVED_CONFIG, OVERRIDES_FILE):
         if not (run_dir / name).is_file():
+            hint = _NO_OVERRIDES_KEPT if name == OVERRIDES_FILE else ""
             raise FedmodelError(
                 f"{run_dir} is not a run folder `fedmodel simulate` began a run "
                 f"in (no {name}): name the folder of the run to continue; a run "
                 "stopped before round 1 is started again with `fedmodel simulate`"
+                + hint.format(run_dir_override(run_dir))
             )
     stored = yaml.safe_load((run_dir / OVERRIDES_FILE).read_text())
     if not isinstance(stored, list):
         raise FedmodelError(
             f"{run_dir / OVERRIDES_FILE} holds no list of overrides: continue "
             f"the run with `fedmodel simulate OVERRIDES resume=true "
-            f"hydra.run.dir={run_dir}`"
+            f"{run_dir_override(run_dir)}`"
         )
-    kept = [
-        str(o) for o in stored if str(o).lstrip("+~").split("=")[0] not in SET_BY_RESUME
-    ]
-    return [*kept, "resume=true", f"hydra.run.dir={run_dir}", *extra]
+    return [*continue_argv([str(o) for o in stored], run_dir), *extra]
+
+
+def continue_argv(overrides: list[str], run_dir: Path) -> list[str]:
+    """A start's `overrides`, made to continue its run in `run_dir`."""
+    kept = [o for o in overrides if o.lstrip("+~").split("=")[0] not in SET_BY_RESUME]
+    return [*kept, "resume=true", run_dir_override(run_dir)]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:

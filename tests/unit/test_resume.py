@@ -72,6 +72,9 @@ def test_a_folder_without_a_runs_files_is_not_a_run_folder(
     (run / missing).unlink()
     err = _refused([str(run)], capsys)
     assert f"{run} is not a run folder" in err and f"(no {missing})" in err
+    # A run started with hydra.output_subdir=null kept no overrides.
+    kept_none = f"OVERRIDES resume=true hydra.run.dir={run}`"
+    assert (kept_none in err) == (missing == ".hydra/overrides.yaml")
 
 
 def test_a_sweeps_folder_names_one_of_its_jobs(
