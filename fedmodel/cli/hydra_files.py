@@ -1,18 +1,24 @@
-"""A refused `fedmodel simulate` start leaves a run folder's .hydra files as they were.
+"""The run folder as Hydra takes it: the override naming it, and its .hydra files.
+
+`hydra.run.dir=RUN` is a Hydra override, and a folder's path can hold what
+Hydra's override grammar reads as syntax: the override is quoted where needed.
 
 Hydra writes the launch's config, its own config and the overrides into
 RUN/.hydra before fedmodel's checks run. A start into an earlier run's folder
 that the checks refuse (a resume with a changed key, a new run in a used
 folder, typed by hand or run by `fedmodel resume`) would leave its overrides
-as the run's, and the next `fedmodel resume` would replay them.
+as the run's, and the next `fedmodel resume` would replay them: a refused
+start leaves the run's .hydra files as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 HYDRA_DIR = ".hydra"
@@ -21,8 +27,29 @@ RUN_DIR_KEY = "hydra.run.dir"
 
 
 def run_dir_override(run_dir: Path) -> str:
-    """The override that names `run_dir` as the run's folder."""
-    return f"{RUN_DIR_KEY}={run_dir}"
+    """The override that names `run_dir` as the run's folder, quoted where needed.
+
+    Hydra's override grammar takes `,` `[` `]` `=` `'`, spaces and letters
+    outside ASCII only in a quoted value. In single quotes a backslash
+    escapes a quote, and so must be doubled only before a quote or at the
+    end. (Hydra resolves `${` in the folder even quoted and escaped:
+    `check_nameable` refuses such a path.)
+    """
+    path = str(run_dir)
+    if named_run_dir([f"{RUN_DIR_KEY}={path}"]) == run_dir:
+        return f"{RUN_DIR_KEY}={path}"
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", path)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"{RUN_DIR_KEY}='{escaped}'"
+
+
+def check_nameable(run_dir: Path) -> None:
+    """Refuse a folder whose path Hydra would read as an interpolation."""
+    if "${" in str(run_dir):
+        raise FedmodelError(
+            f"{run_dir}: Hydra reads '${{' in a folder's path as an "
+            "interpolation, so it cannot name this folder; rename it without '${'"
+        )
 
 
 def named_run_dir(overrides: list[str]) -> Path | None:

@@ -22,11 +22,12 @@ import argparse
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from fedmodel.cli.hydra_files import HYDRA_DIR, run_dir_override
+from fedmodel.cli.hydra_files import HYDRA_DIR, check_nameable, run_dir_override
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
@@ -93,6 +94,7 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"{run_dir} {problem}: name the folder of the run to continue (its "
             "hydra.run.dir; by default outputs/<date>/<time>-<task>)"
         )
+    check_nameable(run_dir)
     if (run_dir / SWEEP_FILE).is_file():
         jobs = sorted(p.parent.parent for p in run_dir.glob(f"*/{OVERRIDES_FILE}"))
         example = f", e.g. {jobs[0]}" if jobs else ""
@@ -116,13 +118,26 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"the run with `fedmodel simulate OVERRIDES resume=true "
             f"{run_dir_override(run_dir)}`"
         )
-    return [*continue_argv([str(o) for o in stored], run_dir), *extra]
+    return continue_argv([str(o) for o in stored], run_dir, extra=extra)
 
 
-def continue_argv(overrides: list[str], run_dir: Path) -> list[str]:
-    """A start's `overrides`, made to continue its run in `run_dir`."""
-    kept = [o for o in overrides if o.lstrip("+~").split("=")[0] not in SET_BY_RESUME]
-    return [*kept, "resume=true", run_dir_override(run_dir)]
+def continue_argv(
+    overrides: list[str], run_dir: Path, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
+
+    An override of a key that the resume or `extra` sets again is dropped:
+    Hydra takes the later value, but would keep both in the run's
+    overrides.yaml, one more with each resume that sets it.
+    """
+    replaced = {*SET_BY_RESUME, *(_key(o) for o in extra)}
+    kept = [o for o in overrides if _key(o) not in replaced]
+    return [*kept, "resume=true", run_dir_override(run_dir), *extra]
+
+
+def _key(override: str) -> str:
+    """The key (or config group) an override sets, adds or deletes."""
+    return override.lstrip("+~").split("=")[0]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
