@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
+from fedmodel.cli.hydra_files import HYDRA_DIR
 from fedmodel.cli.resume import PROG as RESUME_PROG
+from fedmodel.cli.resume import continue_argv
+from fedmodel.run.stop_request import STOP_REQUESTED
+
+# Hydra overrides that say how this launch ran, not what the run is.
+LAUNCH_KEYS = ("hydra.mode=", "hydra.sweep.")
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_the_server() -> Iterator[None]:
+    """While the simulation runs, Ctrl-C first asks the ServerApp's thread to stop.
+
+    The KeyboardInterrupt reaches the command only after Flower and Ray have
+    shut down, seconds later, while the ServerApp's thread goes on; it must
+    learn of the interrupt the moment it comes (`run/stop_request.py`). Only
+    where Ctrl-C raises KeyboardInterrupt as Python's default: a SIGINT the
+    process ignores (a background job's) stays ignored.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        STOP_REQUESTED.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
@@ -20,24 +55,55 @@ def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
     reach: left to itself, it waits for its clients, whose Ray processes the
     interrupt has ended, until `federation.round_timeout` (an hour), and the
     interpreter waits for it before exiting. By now the simulation has shut
-    Ray down and stopped the processes it started, and every aggregated round
-    is in the checkpoint, so nothing is lost by not waiting.
+    Ray down and stopped the processes it started, every aggregated round is
+    in the checkpoint, and the thread was told to start no round and write
+    no summary (`ctrl_c_stops_the_server`), so nothing is lost by not waiting.
     """
-    print(interrupted_line(prog, run_dir), file=sys.stderr, flush=True)
+    line = interrupted_line(prog, run_dir, overrides=unkept_overrides())
+    print(line, file=sys.stderr, flush=True)
     logging.shutdown()  # the run's log file gets its last lines
     sys.stdout.flush()
     os._exit(EXIT_INTERRUPTED)
 
 
-def interrupted_line(prog: str, run_dir: Path) -> str:
+def interrupted_line(
+    prog: str, run_dir: Path, *, overrides: list[str] | None = None
+) -> str:
     """The line naming the run folder and the command that continues the run.
 
     `fedmodel resume` reads the run's overrides from its folder, as it does
     after a crash or a kill; in a --multirun sweep the stopped job's folder
-    holds that job's values, not the sweep's lists.
+    holds that job's values, not the sweep's lists. `overrides` are the
+    launch's where the folder does not keep them (`unkept_overrides`): the
+    line then gives the whole `fedmodel simulate` command instead, which
+    `fedmodel resume` runs.
     """
+    from fedmodel.cli.simulate import PROG as SIMULATE_PROG
+
+    kept = f"{prog}: interrupted; the rounds aggregated so far are kept in {run_dir}."
+    if overrides is None:
+        command = f"{RESUME_PROG} {shlex.quote(str(run_dir))}"
+        return f"{kept} Continue the run with: {command}"
+    argv = continue_argv(overrides, run_dir)
     return (
-        f"{prog}: interrupted; the rounds aggregated so far are kept in "
-        f"{run_dir}. Continue the run with: {RESUME_PROG} "
-        f"{shlex.quote(str(run_dir))}"
+        f"{kept} It keeps no record of this start's overrides (hydra.output_subdir "
+        f"is not {HYDRA_DIR}), so `{RESUME_PROG}` cannot continue it; continue "
+        f"the run with: {SIMULATE_PROG} {shlex.join(argv)}"
     )
+
+
+def unkept_overrides() -> list[str] | None:
+    """The overrides of the launch, if the run folder does not keep them; else None.
+
+    Hydra writes them to RUN/<hydra.output_subdir>/overrides.yaml, which
+    `fedmodel resume` reads as .hydra, the default; `hydra.output_subdir=null`
+    writes none. The launch's own Hydra settings (its mode, a sweep's folder)
+    are left out: the run goes on as one job in its folder.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    if hydra.output_subdir == HYDRA_DIR:
+        return None
+    own = [o for o in hydra.overrides.hydra if not o.startswith(LAUNCH_KEYS)]
+    return [*hydra.overrides.task, *own]

@@ -11,9 +11,9 @@ relative paths among the overrides were typed. They name the same files
 from wherever `fedmodel resume` is called; an extra override's relative
 path is read from there too.
 
-Hydra writes the launch's own .hydra files before fedmodel's checks run: a
-resume the checks refuse puts the run's back, or its overrides would be
-replayed by the next `fedmodel resume`.
+A resume the checks refuse leaves the run's .hydra files as they were, as
+any refused `fedmodel simulate` start into a run's folder does
+(`hydra_files.py`): its overrides are not replayed by the next resume.
 """
 
 from __future__ import annotations
@@ -22,23 +22,28 @@ import argparse
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from fedmodel.cli.errors import EXIT_OK
+from fedmodel.cli.hydra_files import HYDRA_DIR, check_nameable, run_dir_override
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.stored_config import started_in
 
 PROG = "fedmodel resume"
-HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
 # Overrides the resume sets itself, dropped from the stored ones.
 SET_BY_RESUME = ("resume", "hydra.run.dir")
+# A run folder with a resolved config but no overrides file.
+_NO_OVERRIDES_KEPT = (
+    ", and one started with hydra.output_subdir=null, which keeps no overrides, "
+    "with `fedmodel simulate OVERRIDES resume=true {}`"
+)
 DESCRIPTION = (
     "Continue a `fedmodel simulate` run that was interrupted, crashed or "
     "killed, from its last checkpoint: the same as `fedmodel simulate "
@@ -71,14 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation on the run folder's overrides; return the exit code."""
+    from fedmodel.cli.simulate import run_simulate
+
     run_dir = Path(os.path.abspath(args.run_dir))
     argv = resume_argv(run_dir, args.overrides)
     check_rounds_left(run_dir, argv)
     folder = started_in(run_dir)
     with contextlib.chdir(folder if folder and folder.is_dir() else Path.cwd()):
-        return _simulate_keeping_hydra_files(
-            run_dir, [*argv, *(["-v"] if args.verbose else [])]
-        )
+        return run_simulate([*argv, *(["-v"] if args.verbose else [])], prog=PROG)
 
 
 def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
@@ -89,6 +94,7 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"{run_dir} {problem}: name the folder of the run to continue (its "
             "hydra.run.dir; by default outputs/<date>/<time>-<task>)"
         )
+    check_nameable(run_dir)
     if (run_dir / SWEEP_FILE).is_file():
         jobs = sorted(p.parent.parent for p in run_dir.glob(f"*/{OVERRIDES_FILE}"))
         example = f", e.g. {jobs[0]}" if jobs else ""
@@ -96,24 +102,42 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"{run_dir} is a --multirun sweep's folder ({SWEEP_FILE}), one run "
             f"per job: name the folder of the job to continue{example}"
         )
-    for name in (OVERRIDES_FILE, RESOLVED_CONFIG):
+    for name in (RESOLVED_CONFIG, OVERRIDES_FILE):
         if not (run_dir / name).is_file():
+            hint = _NO_OVERRIDES_KEPT if name == OVERRIDES_FILE else ""
             raise FedmodelError(
                 f"{run_dir} is not a run folder `fedmodel simulate` began a run "
                 f"in (no {name}): name the folder of the run to continue; a run "
                 "stopped before round 1 is started again with `fedmodel simulate`"
+                + hint.format(run_dir_override(run_dir))
             )
     stored = yaml.safe_load((run_dir / OVERRIDES_FILE).read_text())
     if not isinstance(stored, list):
         raise FedmodelError(
             f"{run_dir / OVERRIDES_FILE} holds no list of overrides: continue "
             f"the run with `fedmodel simulate OVERRIDES resume=true "
-            f"hydra.run.dir={run_dir}`"
+            f"{run_dir_override(run_dir)}`"
         )
-    kept = [
-        str(o) for o in stored if str(o).lstrip("+~").split("=")[0] not in SET_BY_RESUME
-    ]
-    return [*kept, "resume=true", f"hydra.run.dir={run_dir}", *extra]
+    return continue_argv([str(o) for o in stored], run_dir, extra=extra)
+
+
+def continue_argv(
+    overrides: list[str], run_dir: Path, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
+
+    An override of a key that the resume or `extra` sets again is dropped:
+    Hydra takes the later value, but would keep both in the run's
+    overrides.yaml, one more with each resume that sets it.
+    """
+    replaced = {*SET_BY_RESUME, *(_key(o) for o in extra)}
+    kept = [o for o in overrides if _key(o) not in replaced]
+    return [*kept, "resume=true", run_dir_override(run_dir), *extra]
+
+
+def _key(override: str) -> str:
+    """The key (or config group) an override sets, adds or deletes."""
+    return override.lstrip("+~").split("=")[0]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
@@ -145,25 +169,3 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
             "folder. Add num_rounds=N for more rounds (not under DP: its plan is "
             "fixed), or start a new run in a new folder"
         )
-
-
-def _simulate_keeping_hydra_files(run_dir: Path, argv: list[str]) -> int:
-    """`fedmodel simulate ARGV`; the run's .hydra files back if it did not start.
-
-    A start that got past the checks writes the run's resolved config; one
-    refused (or stopped before that) leaves it as it was, and so the run's
-    settings: its overrides are put back with it.
-    """
-    from fedmodel.cli.simulate import run_simulate
-
-    saved = {p: p.read_bytes() for p in (run_dir / HYDRA_DIR).iterdir() if p.is_file()}
-    config = (run_dir / RESOLVED_CONFIG).read_bytes()
-    started = False
-    try:
-        code = run_simulate(argv, prog=PROG)
-        started = code == EXIT_OK
-    finally:
-        if not started and (run_dir / RESOLVED_CONFIG).read_bytes() == config:
-            for path, content in saved.items():
-                path.write_bytes(content)
-    return code

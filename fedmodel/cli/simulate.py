@@ -3,7 +3,8 @@
 Hydra reads the overrides; its own config errors (an unknown key, an unknown
 group option, flags that exclude each other) exit 2 with one line and a "did
 you mean", like fedmodel's own checks. A run that fedmodel's checks reject
-leaves no run folder behind.
+leaves no run folder behind, and an earlier run's folder as it was
+(`hydra_files.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
-from fedmodel.cli.interrupted import stop_interrupted
+from fedmodel.cli.hydra_files import hydra_files_kept_if_refused, named_run_dir
+from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
 from fedmodel.errors import FedmodelError
@@ -80,8 +82,10 @@ def run_simulate(argv: list[str], *, prog: str = PROG) -> int:
     full_error = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line
     sys.argv = ["fedmodel", *argv]
+    run_dir = None if args is None or args.multirun else named_run_dir(args.overrides)
     try:
-        app()
+        with hydra_files_kept_if_refused(run_dir):
+            app()
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:
             raise
@@ -174,7 +178,8 @@ def _simulate(cfg: Any, *, prog: str) -> float:
         check_simulated_clients(settings)
         from fedmodel.federation.simulation import simulate
 
-        summary = simulate(config, run_dir=run_dir)
+        with ctrl_c_stops_the_server():
+            summary = simulate(config, run_dir=run_dir)
     except FedmodelError as exc:
         report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run)

@@ -7,6 +7,9 @@ ask each callback, in order, `after_round(state, metrics)` for `(stop,
 metrics)`, as pfl-research's `FederatedAlgorithm.run` does. What a
 round leaves behind (checkpoint, evaluation, metrics line, console line, the
 budget and failure stops) is one callback each, in `federation/callbacks.py`.
+A Ctrl-C (`run/stop_request.py`) stops the loop before a round starts and
+before a round's replies are taken: the interrupt may have ended the clients
+that sent them, and an aggregated round is one a resume would not run again.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from flwr.serverapp import Grid
 from fedmodel.federation.ledger_query import check_ledgers
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
 from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.run.stop_request import check_not_stopped
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +107,10 @@ def run_rounds(
 
     `load` puts each new aggregate into the server's model before the
     callbacks run: the model `load` fills holds the result, and the next
-    round sends the latest aggregate.
+    round sends the latest aggregate. Raises RunStopped after a Ctrl-C.
     """
     for server_round in plan.rounds:
+        check_not_stopped(f"{plan.model_name} round {server_round}")
         started = time.perf_counter()
         selected = strategy.configure_train(
             server_round, arrays, plan.train_config, grid
@@ -121,6 +126,7 @@ def run_rounds(
         messages, replies, unanswered = _send(
             grid, strategy, selected, plan=plan, server_round=server_round
         )
+        check_not_stopped(f"{plan.model_name} round {server_round}'s replies")
         new_arrays, train_metrics, accepted = strategy.aggregate_train(
             server_round, replies
         )

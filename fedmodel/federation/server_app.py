@@ -43,6 +43,7 @@ from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
 from fedmodel.run.metrics import plot_progress
+from fedmodel.run.stop_request import check_not_stopped
 from fedmodel.run.summary import (
     STATUS_FAILED,
     FailedClient,
@@ -71,7 +72,9 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
 
     A run in which a client failed for good (unless the config allows it) or a
     round in which no client returned an update writes its summary, with the
-    failed clients and their reasons, and then raises a FedmodelError.
+    failed clients and their reasons, and then raises a FedmodelError. A run
+    stopped by Ctrl-C (`run/stop_request.py`) raises RunStopped and writes no
+    summary: it is resumed, not finished.
     """
     started = time.perf_counter()
     distill_texts = check_before_round_one(settings)
@@ -194,6 +197,7 @@ def _finish(
     1 read them (None without distillation or without the file): the student
     learns on what was checked, and the file is read once.
     """
+    check_not_stopped("exporting the model")
     settings = shared.settings
     teacher_weights = model.weights()
     texts = file_texts
@@ -244,6 +248,8 @@ def _conclude(
             f"{final.macro_f1:.4f} after {rounds} {plural(rounds, 'round')}; "
             f"outputs in {run_dir}"
         )
+    # Ctrl-C during the last round or the export: the run did not finish.
+    check_not_stopped(f"writing {SUMMARY_FILE}")
     summary.write(run_dir)
     plot_progress(run_dir)
     if summary.status == STATUS_FAILED:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fedmodel.cli.hydra_files import named_run_dir, run_dir_override
 from fedmodel.cli.main import run_command
 from fedmodel.cli.resume import check_rounds_left, resume_argv
 from fedmodel.config import compose_config, settings_from_dict
@@ -72,6 +73,9 @@ def test_a_folder_without_a_runs_files_is_not_a_run_folder(
     (run / missing).unlink()
     err = _refused([str(run)], capsys)
     assert f"{run} is not a run folder" in err and f"(no {missing})" in err
+    # A run started with hydra.output_subdir=null kept no overrides.
+    kept_none = f"OVERRIDES resume=true hydra.run.dir={run}`"
+    assert (kept_none in err) == (missing == ".hydra/overrides.yaml")
 
 
 def test_a_sweeps_folder_names_one_of_its_jobs(
@@ -138,3 +142,59 @@ def test_relative_paths_are_read_from_the_folder_the_run_began_in(
     # The refused start's overrides are not left as the run's: Hydra's files
     # are put back, and a plain `fedmodel resume` replays the run's own.
     assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == saved
+
+
+def test_a_refused_resume_typed_by_hand_leaves_the_runs_hydra_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `fedmodel simulate ... resume=true hydra.run.dir=RUN`, refused by the
+    # checks (a changed num_clients): Hydra wrote its .hydra files before
+    # they ran, and they are the run's own again, as after `fedmodel resume`.
+    run = _run_folder(tmp_path / "run", RUN)
+    saved = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+    argv = [*RUN, "num_clients=3", "resume=true", f"hydra.run.dir={run}"]
+    try:
+        code = run_command(["simulate", *argv])
+    except SystemExit as stopped:
+        code = stopped.code
+    assert code == 2
+    assert capsys.readouterr().err.startswith("fedmodel simulate: error: ")
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == saved
+
+
+@pytest.mark.parametrize("name", ["a,b[1]", "it's x=1", "a,b\\", "a\\'b", "ü"])
+def test_a_folder_named_with_hydras_syntax_is_quoted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Hydra's override grammar reads , [ ] = ' and spaces as syntax: unquoted,
+    # `hydra.run.dir=RUN` named another folder or did not parse.
+    run = _run_folder(tmp_path / "out" / name, RUN)
+    assert named_run_dir([run_dir_override(run)]) == run
+    # Refused inside the Hydra app, by a check that names the folder Hydra
+    # gave it: the run's own.
+    err = _refused([str(run), "num_clients=3"], capsys)
+    assert f"resume=true in {run} with num_clients=3" in err
+
+
+def test_a_folder_hydra_would_interpolate_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _run_folder(tmp_path / "a${now:%H}", RUN)
+    err = _refused([str(run)], capsys)
+    assert f"{run}: Hydra reads '${{'" in err and "rename it" in err
+
+
+def test_an_extra_override_replaces_the_runs_value_once(tmp_path: Path) -> None:
+    # Hydra takes the later of two values for a key, but keeps both in
+    # overrides.yaml: each resume that set num_rounds would add one more.
+    run = _run_folder(tmp_path / "run", RUN)
+    for rounds in (3, 4):
+        argv = resume_argv(run, [f"num_rounds={rounds}"])
+        ours = [o for o in argv if not o.startswith("hydra.")]
+        assert [o for o in ours if o.startswith("num_rounds=")] == [
+            f"num_rounds={rounds}"
+        ]
+        assert compose_config(ours)["num_rounds"] == rounds
+        # What Hydra keeps of the start in the folder, for the next resume.
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(ours))
+    assert resume_argv(run, []).count("num_rounds=4") == 1

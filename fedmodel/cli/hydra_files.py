@@ -1,0 +1,105 @@
+"""The run folder as Hydra takes it: the override naming it, and its .hydra files.
+
+`hydra.run.dir=RUN` is a Hydra override, and a folder's path can hold what
+Hydra's override grammar reads as syntax: the override is quoted where needed.
+
+Hydra writes the launch's config, its own config and the overrides into
+RUN/.hydra before fedmodel's checks run. A start into an earlier run's folder
+that the checks refuse (a resume with a changed key, a new run in a used
+folder, typed by hand or run by `fedmodel resume`) would leave its overrides
+as the run's, and the next `fedmodel resume` would replay them: a refused
+start leaves the run's .hydra files as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import RESOLVED_CONFIG
+
+HYDRA_DIR = ".hydra"
+# The override that names the run folder of a single run.
+RUN_DIR_KEY = "hydra.run.dir"
+
+
+def run_dir_override(run_dir: Path) -> str:
+    """The override that names `run_dir` as the run's folder, quoted where needed.
+
+    Hydra's override grammar takes `,` `[` `]` `=` `'`, spaces and letters
+    outside ASCII only in a quoted value. In single quotes a backslash
+    escapes a quote, and so must be doubled only before a quote or at the
+    end. (Hydra resolves `${` in the folder even quoted and escaped:
+    `check_nameable` refuses such a path.)
+    """
+    path = str(run_dir)
+    if named_run_dir([f"{RUN_DIR_KEY}={path}"]) == run_dir:
+        return f"{RUN_DIR_KEY}={path}"
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", path)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"{RUN_DIR_KEY}='{escaped}'"
+
+
+def check_nameable(run_dir: Path) -> None:
+    """Refuse a folder whose path Hydra would read as an interpolation."""
+    if "${" in str(run_dir):
+        raise FedmodelError(
+            f"{run_dir}: Hydra reads '${{' in a folder's path as an "
+            "interpolation, so it cannot name this folder; rename it without '${'"
+        )
+
+
+def named_run_dir(overrides: list[str]) -> Path | None:
+    """The folder `hydra.run.dir=` names among `overrides` (the last one), if any.
+
+    Read with Hydra's own parser, quotes and escapes and all; None where it
+    cannot parse them (Hydra then names the override) or none names it.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return None
+    named = [
+        o.value()
+        for o in parsed
+        if o.key_or_group == RUN_DIR_KEY and not o.is_delete()
+    ]
+    return Path(named[-1]) if named and isinstance(named[-1], str) else None
+
+
+@contextlib.contextmanager
+def hydra_files_kept_if_refused(run_dir: Path | None) -> Iterator[None]:
+    """Put back `run_dir`'s .hydra files unless the start inside got past the checks.
+
+    A start that got past them wrote the run's resolved config and returned;
+    one refused (or stopped before that) left the config as it was, and so the
+    run's settings: the files Hydra wrote give way to the run's own.
+    """
+    folder = None if run_dir is None else run_dir / HYDRA_DIR
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    saved = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    config = _content(folder.parent / RESOLVED_CONFIG)
+    started = False
+    try:
+        yield
+        started = True
+    finally:
+        if not started and _content(folder.parent / RESOLVED_CONFIG) == config:
+            folder.mkdir(parents=True, exist_ok=True)  # a refused start may remove it
+            for path in folder.iterdir():
+                if path.is_file() and path not in saved:
+                    path.unlink()  # written by this start alone
+            for path, content in saved.items():
+                path.write_bytes(content)
+
+
+def _content(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None

@@ -1,0 +1,128 @@
+"""Ctrl-C stops the ServerApp's thread: no round after it, no summary.
+
+Flower runs the ServerApp in a thread of its own that goes on after Ctrl-C;
+before, a 3-round run stopped in round 2 could finish round 3 and write an ok
+summary.json in the moment before the command exited, and was then refused
+by `fedmodel resume` as finished. Here the request is set from inside a
+round (as Ctrl-C would, while the clients train), on the real ServerApp over
+the in-process grid, so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from flwr.app import Message
+
+from fedmodel.cli.interrupted import ctrl_c_stops_the_server
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.federation import server_app
+from fedmodel.federation.server_app import run_federation
+from fedmodel.run.metrics import read_rounds
+from fedmodel.run.stop_request import STOP_REQUESTED, RunStopped
+from tests.conftest import logging_restored
+from tests.fake_grid import FakeGrid
+from tests.unit.test_rounds import TINY_RUN
+
+
+@pytest.fixture(autouse=True)
+def no_stop_request() -> Iterator[None]:
+    """Each test starts, and leaves the process, with no stop requested."""
+    STOP_REQUESTED.clear()
+    yield
+    STOP_REQUESTED.clear()
+
+
+def _settings(run_dir: Path, *overrides: str) -> RunSettings:
+    raw = compose_config([*TINY_RUN, "num_rounds=3", *overrides])
+    return settings_from_dict({**raw, "run_dir": str(run_dir)})
+
+
+def _train_messages(grid: FakeGrid) -> int:
+    return sum(m.metadata.message_type == "train" for m in grid.sent)
+
+
+def test_ctrl_c_in_round_two_starts_no_round_and_writes_no_summary(
+    tmp_path: Path,
+) -> None:
+    def ctrl_c_in_round_two(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == 2:
+            STOP_REQUESTED.set()
+
+    run_dir = tmp_path / "run"
+    grid = FakeGrid(2, before_train=ctrl_c_in_round_two)
+    with logging_restored(), pytest.raises(RunStopped, match="round 2's replies"):
+        run_federation(grid, _settings(run_dir))
+    assert _train_messages(grid) == 4  # rounds 1 and 2 to 2 clients; no round 3
+    # Round 2's replies came after the interrupt: not aggregated, not kept,
+    # so a resume runs round 2 again. No export, no summary.
+    assert [r["round"] for r in read_rounds(run_dir)] == [1]
+    assert not (run_dir / "summary.json").exists()
+    assert not (run_dir / "model").exists()
+
+    # The folder is a run to resume, not a finished one.
+    STOP_REQUESTED.clear()
+    with logging_restored():
+        summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    assert [r["round"] for r in summary["rounds"]] == [1, 2, 3]
+
+
+def test_a_stop_requested_before_round_one_sends_no_message(tmp_path: Path) -> None:
+    STOP_REQUESTED.set()
+    grid = FakeGrid(2)
+    with logging_restored(), pytest.raises(RunStopped, match="teacher round 1"):
+        run_federation(grid, _settings(tmp_path / "run"))
+    assert grid.sent == []
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("step", "exported"), [("keep_selected", False), ("finish_models", True)]
+)
+def test_a_stop_after_the_last_round_writes_no_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, exported: bool
+) -> None:
+    # Ctrl-C once the last round is done: before the export (as the server
+    # picks the model to keep), or during it. The round is checkpointed; the
+    # run is not concluded.
+    original = getattr(server_app, step)
+
+    def then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        STOP_REQUESTED.set()
+        return result
+
+    monkeypatch.setattr(server_app, step, then_ctrl_c)
+    run_dir = tmp_path / "run"
+    with logging_restored(), pytest.raises(RunStopped):
+        run_federation(FakeGrid(2), _settings(run_dir, "num_rounds=1"))
+    assert [r["round"] for r in read_rounds(run_dir)] == [1]
+    saved = torch.load(run_dir / "checkpoint" / "state.pt", weights_only=True)
+    assert saved["round"] == 1
+    assert (run_dir / "model").exists() == exported
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_ctrl_c_requests_the_stop_before_it_interrupts() -> None:
+    with pytest.raises(KeyboardInterrupt), ctrl_c_stops_the_server():
+        signal.raise_signal(signal.SIGINT)
+    assert STOP_REQUESTED.is_set()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_ctrl_c_stays_ignored() -> None:
+    # A background job of a shell without job control ignores SIGINT.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ctrl_c_stops_the_server():
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not STOP_REQUESTED.is_set()
