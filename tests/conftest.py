@@ -43,8 +43,9 @@ from fedmodel.run.console import (  # noqa: E402
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
 # Every run ends by timing its exported models (`latency.calls_batch1` calls
-# at batch 1 and `calls_batch32` at 32, in each runtime): about 5 s of a tiny
-# run at the defaults. No test reads a latency beyond its being measured (the
+# at batch 1 and `calls_batch32` at 32, in each runtime; at the defaults 0-1 s
+# of a tiny teacher-only run on a quiet 2-core machine, more under load or with
+# a student's runtimes). No test reads a latency beyond its being measured (the
 # timer itself is tested with a fake clock), so every run a test makes, in its
 # own process or as a command, times 3 calls of each.
 FEW_LATENCY_CALLS = ["latency.calls_batch1=3", "latency.calls_batch32=3"]
