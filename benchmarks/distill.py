@@ -72,10 +72,13 @@ def with_packaged_distill(run: Path) -> dict[str, Any]:
 
     The student follows today's settings (server distillation where the run
     had none), not the ones the run was started with, whose keys may be gone.
+    A run made before the `latency` keys existed is timed with today's.
     """
     raw: dict[str, Any] = yaml.safe_load((run / RESOLVED_CONFIG).read_text())
     group = "server" if raw["distill"]["name"] == "off" else raw["distill"]["name"]
-    raw["distill"] = compose_config([f"distill={group}"])["distill"]
+    packaged = compose_config([f"distill={group}"])
+    raw["distill"] = packaged["distill"]
+    raw.setdefault("latency", packaged["latency"])
     return raw
 
 

@@ -42,6 +42,14 @@ from fedmodel.run.console import (  # noqa: E402
 )
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
+# Every run ends by timing its exported models (`latency.calls_batch1` calls
+# at batch 1 and `calls_batch32` at 32, in each runtime; at the defaults 0-1 s
+# of a tiny teacher-only run on a quiet 2-core machine, more under load or with
+# a student's runtimes). No test reads a latency beyond its being measured (the
+# timer itself is tested with a fake clock), so every run a test makes, in its
+# own process or as a command, times 3 calls of each.
+FEW_LATENCY_CALLS = ["latency.calls_batch1=3", "latency.calls_batch32=3"]
+
 # A run small enough for a test: tiny random BERT, a few hundred records, and
 # one Ray actor per simulation (2 CPUs a client on this 2-core machine): the
 # clients take turns in it, so the ClientApp's imports (torch, Opacus: about
@@ -59,6 +67,7 @@ SMALL_RUN = [
     "distill.epochs=1",
     "distill.student.num_layers=1",
     "distill.augment_copies=0",
+    *FEW_LATENCY_CALLS,
 ]
 
 
@@ -125,25 +134,6 @@ def group_settings(group: str, option: str | None = None, **values: Any) -> Any:
     # otherwise take from files these settings do not list.
     settings = _composed(*overrides, "num_clients=1")
     return dataclasses.replace(getattr(settings, group), **values)
-
-
-# Every run ends by timing its exported models (`LATENCY_REPEATS` calls at
-# batch 1 and at 32, in each runtime): about 5 s of a tiny run on this
-# machine, in some 45 runs of the suite. No test reads a latency beyond its
-# being measured (the timer itself is tested with a fake clock), so runs in a
-# test's own process make 3 calls of each.
-TEST_LATENCY_REPEATS = {1: 3, 32: 3}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def fewer_latency_repeats() -> Iterator[None]:
-    """`TEST_LATENCY_REPEATS` for the whole session, module fixtures' runs too."""
-    from fedmodel.serve import benchmark
-
-    assert set(TEST_LATENCY_REPEATS) == set(benchmark.LATENCY_REPEATS)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(benchmark, "LATENCY_REPEATS", TEST_LATENCY_REPEATS)
-        yield
 
 
 @pytest.fixture

@@ -122,6 +122,8 @@ NUMBER_RULES: dict[str, Bound] = {
     "warm_start.epochs": AT_LEAST_ONE,
     "warm_start.learning_rate": POSITIVE,
     "warm_start.batch_size": AT_LEAST_ONE,
+    "latency.calls_batch1": AT_LEAST_ONE,
+    "latency.calls_batch32": AT_LEAST_ONE,
     "audit.canaries": NON_NEGATIVE,
     "audit.client": NON_NEGATIVE,
     "audit.reference_canaries": NON_NEGATIVE,

@@ -213,6 +213,14 @@ class WarmStartSettings:
 
 
 @dataclass(frozen=True)
+class LatencySettings:
+    """How many calls time each exported model as served, per batch size."""
+
+    calls_batch1: int
+    calls_batch32: int
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Canary records planted in one client's training split, for `fedmodel audit`."""
 
@@ -253,6 +261,7 @@ class RunSettings:
     # the server's own validation (transfer) split; the test split chooses nothing.
     keep_best: bool
     checkpoint_every_round: bool
+    latency: LatencySettings
     run_dir: str
     resume: bool
     audit: AuditSettings

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from fedmodel.config import LatencySettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.serve.benchmark import (
@@ -122,16 +123,24 @@ def export_and_describe(
 
 
 def add_served_latency(
-    entries: dict[str, Any], model_dirs: dict[str, Path], latency_texts: list[str]
+    entries: dict[str, Any],
+    model_dirs: dict[str, Path],
+    latency_texts: list[str],
+    *,
+    calls: LatencySettings,
 ) -> None:
-    """Time the exported models in turn and add their latencies to `entries`."""
+    """Time the exported models in turn and add their latencies to `entries`.
+
+    `calls` says how many timed calls make each median (`latency.calls_batchN`).
+    """
     started = time.perf_counter()
     log.info(
         "timing the %s as served, taking turns call by call: CPU latency in "
         "PyTorch and ONNX Runtime at batch 1 and 32",
         " and the ".join(model_dirs),
     )
-    for name, latencies in served_latency_ms(model_dirs, latency_texts).items():
+    timed = served_latency_ms(model_dirs, latency_texts, calls=calls)
+    for name, latencies in timed.items():
         entries[name].update(latencies)
     log.info("timed in %.0f s", time.perf_counter() - started)
 

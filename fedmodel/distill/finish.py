@@ -109,7 +109,12 @@ def finish_models(
         if name in entries
     }
     # Timed together at the end, so both see the same machine load.
-    add_served_latency(entries, model_dirs, list(test["text"])[:LATENCY_TEXTS])
+    add_served_latency(
+        entries,
+        model_dirs,
+        list(test["text"])[:LATENCY_TEXTS],
+        calls=settings.latency,
+    )
     if "student" in entries:
         entries["student_vs_teacher"] = compare_student(
             entries["teacher"], entries["student"]

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
+from fedmodel.config import LatencySettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE, RUNTIME_FILES
 from fedmodel.serve.exported_folder import WEIGHTS_FILE
@@ -21,8 +22,8 @@ from fedmodel.serve.inference import (
 )
 from fedmodel.training.loops import evaluate, text_logits
 
+# Each has its config key `latency.calls_batchN`: how many calls time it.
 LATENCY_BATCHES = (1, 32)
-LATENCY_REPEATS = {1: 50, 32: 15}
 PREDICT_BATCH = 64
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,18 @@ def describe_model(
 
 
 def served_latency_ms(
-    model_dirs: Mapping[str, Path], latency_texts: Sequence[str]
+    model_dirs: Mapping[str, Path],
+    latency_texts: Sequence[str],
+    *,
+    calls: LatencySettings,
 ) -> dict[str, dict[str, float]]:
     """Each folder's `{runtime}_latency_ms_batch{n}`, by the folder's name.
 
-    The median wall time of one call, tokenizing included, through every
-    runtime the folder was exported for, at batch 1 and 32 on this machine's
-    CPU. All folders and runtimes take turns call by call on the same
-    batches, so the teacher and the student see the same machine load.
+    The median wall time of one call (of `calls.calls_batch{n}` timed calls),
+    tokenizing included, through every runtime the folder was exported for,
+    at batch 1 and 32 on this machine's CPU. All folders and runtimes take
+    turns call by call on the same batches, so the teacher and the student
+    see the same machine load.
     """
     classifiers = {
         (name, runtime): open_runtime(model_dir, runtime)
@@ -89,7 +94,7 @@ def served_latency_ms(
             classifiers,
             latency_texts,
             batch_size=batch_size,
-            repeats=LATENCY_REPEATS[batch_size],
+            repeats=getattr(calls, f"calls_batch{batch_size}"),
         )
         for (name, runtime), ms in timed.items():
             latencies[name][f"{runtime}_latency_ms_batch{batch_size}"] = ms

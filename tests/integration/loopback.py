@@ -26,6 +26,7 @@ import psutil
 
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
+from tests.conftest import FEW_LATENCY_CALLS
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -188,8 +189,10 @@ class Loopback:
         """`flwr run` the apps on this federation; fail unless it completed.
 
         The app folder is the one `fedmodel flwr-app` writes (no code), so the
-        SuperLink and each site run the fedmodel installed with them.
+        SuperLink and each site run the fedmodel installed with them. The run
+        times its exported model with `FEW_LATENCY_CALLS`.
         """
+        overrides = " ".join([overrides, *FEW_LATENCY_CALLS])
         app = self.directory / "fedmodel-app"
         self.command(FEDMODEL, "flwr-app", str(app))
         output = self.command(

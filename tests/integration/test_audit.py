@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,15 +60,27 @@ def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "run"
 
 
-def test_audit_reports_auc_bound_and_canary_exposure(overfit_run: Path) -> None:
-    done = subprocess.run(
+@pytest.fixture(scope="module")
+def overfit_audit(overfit_run: Path) -> subprocess.CompletedProcess[str]:
+    """`fedmodel audit` of the overfitting run, once: it writes audit.json there."""
+    return subprocess.run(
         [str(FEDMODEL), "audit", str(overfit_run)],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def _audit_file(overfit_run: Path, done: subprocess.CompletedProcess[str]) -> Any:
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((overfit_run / "audit.json").read_text())
+    return json.loads((overfit_run / "audit.json").read_text())
+
+
+def test_audit_reports_auc_bound_and_canary_exposure(
+    overfit_run: Path, overfit_audit: subprocess.CompletedProcess[str]
+) -> None:
+    done = overfit_audit
+    report = _audit_file(overfit_run, done)
     records, canaries = report["records"], report["canaries"]
     for attack in (records, canaries):
         assert 0.0 <= attack["auc"] <= 1.0
@@ -86,26 +99,30 @@ def test_audit_reports_auc_bound_and_canary_exposure(overfit_run: Path) -> None:
 
 
 def test_non_private_run_is_clearly_more_exposed_than_epsilon_1(
-    overfit_run: Path, tmp_path: Path
+    overfit_run: Path,
+    overfit_audit: subprocess.CompletedProcess[str],
+    tmp_path: Path,
 ) -> None:
     private_dir = tmp_path / "eps1"
     simulate(
         small_config(*OVERFIT, "privacy=dpsgd", "privacy.target_epsilon=1"),
         run_dir=private_dir,
     )
-    open_run, private = audit_run(overfit_run), audit_run(private_dir)
+    # The open run's audit is the one `fedmodel audit` wrote (audit_run's
+    # report as a dict), not a second audit of the same run.
+    open_run, private = _audit_file(overfit_run, overfit_audit), audit_run(private_dir)
 
-    assert open_run.records.auc > 0.65
-    assert open_run.records.auc > private.records.auc + 0.15
-    assert open_run.canaries is not None and private.canaries is not None
-    assert open_run.canaries.auc > private.canaries.auc + 0.15
-    assert open_run.canary_exposure_mean > private.canary_exposure_mean
+    assert open_run["records"]["auc"] > 0.65
+    assert open_run["records"]["auc"] > private.records.auc + 0.15
+    assert open_run["canaries"] is not None and private.canaries is not None
+    assert open_run["canaries"]["auc"] > private.canaries.auc + 0.15
+    assert open_run["canary_exposure_mean"] > private.canary_exposure_mean
     # The non-private run leaks measurably; the private one stays below its claim.
-    assert open_run.records.bound.epsilon > 0.0
+    assert open_run["records"]["bound"]["epsilon"] > 0.0
     assert private.claimed_epsilon is not None and private.claimed_epsilon <= 1.0
     assert private.records.bound.epsilon <= private.claimed_epsilon
     assert private.canaries.bound.epsilon <= private.claimed_epsilon
-    assert open_run.consistent and private.consistent
+    assert open_run["consistent"] and private.consistent
 
 
 def test_audit_of_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from fedmodel.config import compose_config
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.run.layout import simulated_client_dir
-from tests.conftest import client_ledger
+from tests.conftest import FEW_LATENCY_CALLS, client_ledger
 from tests.integration.test_files_task import _site_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,6 +45,7 @@ def _overrides(tmp_path: Path) -> list[str]:
         "privacy.target_epsilon=3",
         "num_rounds=2",
         "distill=off",
+        *FEW_LATENCY_CALLS,
     ]
 
 

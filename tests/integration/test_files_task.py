@@ -17,6 +17,7 @@ import yaml
 
 from fedmodel.config import compose_config
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from tests.conftest import FEW_LATENCY_CALLS
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,7 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
             # Both sites in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
             # one ClientApp start-up (torch, Opacus) instead of one per site.
             "federation.cpus_per_client=2",
+            *FEW_LATENCY_CALLS,
             f"hydra.run.dir={run_dir}",
         ],
         capture_output=True,

@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from fedmodel.run.metrics import read_rounds
+from tests.conftest import FEW_LATENCY_CALLS
 from tests.integration.loopback import free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 OVERRIDES = (
     "model=tiny num_clients=2 num_rounds=2 partition=iid "
     "task.max_train_examples=300 task.max_test_examples=100 finetune.batch_size=32 "
-    "warm_start.enabled=false distill=off"
+    "warm_start.enabled=false distill=off " + " ".join(FEW_LATENCY_CALLS)
 )
 # $FLWR_HOME/config.toml: one SuperLink connection, ":local:" = start one here.
 FLOWER_CONFIG = """[superlink]

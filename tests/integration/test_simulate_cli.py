@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FEW_LATENCY_CALLS
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -29,6 +31,7 @@ def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
         "privacy.target_epsilon=2,4",
         "warm_start.enabled=false",
         "distill=off",
+        *FEW_LATENCY_CALLS,
         f"hydra.sweep.dir={tmp_path}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

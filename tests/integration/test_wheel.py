@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FEW_LATENCY_CALLS
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -161,7 +163,7 @@ def test_the_wheel_writes_the_flwr_app_folder(installed: Path, tmp_path: Path) -
 
 def test_the_smoke_run_works_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     done = _run(
-        [str(installed / "fedmodel"), "simulate", "debug=smoke"],
+        [str(installed / "fedmodel"), "simulate", "debug=smoke", *FEW_LATENCY_CALLS],
         cwd=tmp_path,
         timeout=900,
     )

@@ -313,7 +313,7 @@ def _open_log() -> _OpenLog:
     return _OpenLog()
 
 
-def _files_run(folder: Path) -> RunSettings:
+def _files_run(folder: Path, *overrides: str) -> RunSettings:
     """A files run: three sites' CSV files, the server's test and transfer files."""
     topics = ("card", "refund")
 
@@ -331,6 +331,7 @@ def _files_run(folder: Path) -> RunSettings:
         f"task.validation_file={write('public', 64)}",
         "partition=natural",
         "distill.student.num_layers=1",
+        *overrides,
     )
 
 
@@ -349,14 +350,16 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
 
     monkeypatch.setattr(fedmodel.distill.inputs, "make_text_loader", spy)
     measured: list[dict[tuple[str, str], float]] = []
+    calls: list[tuple[int, int]] = []
     real_latency = fedmodel.serve.benchmark.alternating_latency_ms
 
     def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((kwargs["batch_size"], kwargs["repeats"]))
         measured.append(real_latency(*args, **kwargs))
         return measured[-1]
 
     monkeypatch.setattr(fedmodel.serve.benchmark, "alternating_latency_ms", timed)
-    settings = _files_run(tmp_path)
+    settings = _files_run(tmp_path, "latency.calls_batch1=2", "latency.calls_batch32=1")
     task = load_task(settings.task, seed=settings.seed)
     transfer = task.transfer
     teacher = _teacher(settings, task.label_names)
@@ -391,6 +394,7 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
         ("student", "onnx_int8"),
     }
     assert [set(timing) for timing in measured] == [runtimes, runtimes]
+    assert calls == [(1, 2), (32, 1)]  # latency.calls_batch1 and _batch32
     for (name, runtime), ms in measured[0].items():
         assert entries[name][f"{runtime}_latency_ms_batch1"] == ms
     for (name, runtime), ms in measured[1].items():

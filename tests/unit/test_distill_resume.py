@@ -22,7 +22,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import client_ledger, logging_restored
+from tests.conftest import FEW_LATENCY_CALLS, client_ledger, logging_restored
 from tests.fake_grid import FakeGrid, Killed
 
 DISTILL_RUN = [
@@ -41,6 +41,7 @@ DISTILL_RUN = [
     "distill.epochs=1",
     "distill.augment_copies=0",
     "distill.student.num_layers=1",
+    *FEW_LATENCY_CALLS,
 ]
 # A few server-held texts keep the server's distillation short.
 TRANSFER_TEXTS = "\n".join(f"card payment number {i} was declined" for i in range(16))

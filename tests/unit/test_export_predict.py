@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import types
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from fedmodel.cli.main import run_command
-from fedmodel.config import settings_from_dict
+from fedmodel.config import LatencySettings, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -20,6 +21,7 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve import inference
+from fedmodel.serve.benchmark import LATENCY_BATCHES
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import alternating_latency_ms, load_classifier
 from fedmodel.serve.onnx_runtime import OnnxClassifier
@@ -135,6 +137,12 @@ def test_alternating_latency_times_each_model_in_turn_on_the_same_batches(
     # Warm-ups, then a and b in turn, each round on the same batch.
     assert [name for name, _ in seen] == ["a", "b", "a", "b", "a", "b"]
     assert seen[2][1] == seen[3][1] and seen[4][1] == seen[5][1]
+
+
+def test_each_timed_batch_size_has_its_calls_key() -> None:
+    # served_latency_ms takes latency.calls_batch{n} for each batch size n.
+    keys = {f"calls_batch{n}" for n in LATENCY_BATCHES}
+    assert keys == {spec.name for spec in dataclasses.fields(LatencySettings)}
 
 
 @pytest.mark.parametrize("target", ["folder", "onnx"])

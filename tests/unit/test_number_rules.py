@@ -99,6 +99,7 @@ def test_each_key_refuses_non_finite_and_out_of_range(
         ("task.max_length=0", "task.max_length", "0"),
         ("strategy.fraction_train=0", "strategy.fraction_train", "0.0"),
         ("distill.kl_weight=nan", "distill.kl_weight", "nan"),
+        ("latency.calls_batch1=0", "latency.calls_batch1", "0"),
     ],
 )
 def test_overrides_a_user_types_are_refused(

@@ -29,7 +29,12 @@ from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.model_selection import LastRoundOrStart
-from tests.conftest import client_ledger, client_ledger_path, logging_restored
+from tests.conftest import (
+    FEW_LATENCY_CALLS,
+    client_ledger,
+    client_ledger_path,
+    logging_restored,
+)
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
 
 TINY_RUN = [
@@ -43,6 +48,7 @@ TINY_RUN = [
     "finetune.local_epochs=1",
     "warm_start.enabled=false",
     "distill=off",
+    *FEW_LATENCY_CALLS,
 ]
 
 

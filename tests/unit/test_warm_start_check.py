@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.label_init import init_head_from_label_names
 from fedmodel.model.load import build_classifier
 from fedmodel.training import warm_start
+from fedmodel.training.model_selection import LastRoundOrStart
 from fedmodel.training.warm_start import public_start
-from tests.conftest import small_config
+from tests.conftest import logging_restored, small_config
 
 
 @pytest.fixture(scope="module")
@@ -101,27 +104,21 @@ def test_a_warm_start_worse_than_the_start_is_not_kept(
     )
 
 
-def test_a_full_server_split_still_warm_starts(
-    bank: TaskData, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    assert bank.transfer is not None
-    settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
-    with caplog.at_level("INFO", logger=warm_start.__name__):
-        model, _, warm = start_model(settings, task=bank, run_dir=tmp_path)
-    assert warm is True
-    start = _label_start(bank.label_names)
-    assert not torch.equal(model.classifier.classifier.weight.detach(), start)
-    (line,) = [s for s in _said(caplog) if "warm start" in s]
-    held = len(bank.transfer) - len(bank.transfer) * 4 // 5
-    assert line.startswith(f"warm start kept: on the {held} server-held records")
+@dataclass(frozen=True)
+class FullStart:
+    """A run's start-up on bank's whole server split, as the ServerApp makes it."""
+
+    warm: bool
+    head: torch.Tensor  # the classifier's weight once start_model returned
+    selector: LastRoundOrStart | None
+    embedded: list[int]  # the length of each batch the model embedded
+    said: list[str]  # the warm-start module's log lines
 
 
-def test_start_up_embeds_the_held_out_records_once(
-    bank: TaskData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The warm-start check scores by the model choice's selector, which has
-    # embedded the held-out records already: no second embedding of them.
-    assert bank.transfer is not None
+@pytest.fixture(scope="module")
+def full_start(bank: TaskData, tmp_path_factory: pytest.TempPathFactory) -> FullStart:
+    """One start-up (the warm start and the selector), shared by the tests below."""
+    run_dir = tmp_path_factory.mktemp("full-start")
     embedded: list[int] = []
     embed = PooledBertForSequenceClassification.embed
 
@@ -131,12 +128,52 @@ def test_start_up_embeds_the_held_out_records_once(
         embedded.append(len(input_ids))
         return embed(self, input_ids, *args, **kw)
 
-    monkeypatch.setattr(PooledBertForSequenceClassification, "embed", counted)
-    settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
-    model, resumed, warm = start_model(settings, task=bank, run_dir=tmp_path)
-    selector = offer_start(model, resumed=resumed)
-    assert warm is True and selector is not None
+    lines = _LineRecorder()
+    logger = logging.getLogger(warm_start.__name__)
+    settings = settings_from_dict(small_config(f"run_dir={run_dir}"))
+    with pytest.MonkeyPatch.context() as monkeypatch, logging_restored():
+        monkeypatch.setattr(PooledBertForSequenceClassification, "embed", counted)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(lines)
+        try:
+            model, resumed, warm = start_model(settings, task=bank, run_dir=run_dir)
+            head = model.classifier.classifier.weight.detach().clone()
+            selector = offer_start(model, resumed=resumed)
+        finally:
+            logger.removeHandler(lines)
+    return FullStart(warm, head, selector, embedded, lines.said)
+
+
+class _LineRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.said: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.said.append(record.getMessage())
+
+
+def test_a_full_server_split_still_warm_starts(
+    bank: TaskData, full_start: FullStart
+) -> None:
+    assert bank.transfer is not None
+    assert full_start.warm is True
+    start = _label_start(bank.label_names)
+    assert not torch.equal(full_start.head, start)
+    (line,) = [s for s in full_start.said if "warm start" in s]
+    held = len(bank.transfer) - len(bank.transfer) * 4 // 5
+    assert line.startswith(f"warm start kept: on the {held} server-held records")
+
+
+def test_start_up_embeds_the_held_out_records_once(
+    bank: TaskData, full_start: FullStart
+) -> None:
+    # The warm-start check scores by the model choice's selector, which has
+    # embedded the held-out records already: no second embedding of them.
+    assert bank.transfer is not None
+    assert full_start.warm is True and full_start.selector is not None
     # Each record once: the label names, the test split, the warm start's
     # records and the ones held out of it.
     labels = len(bank.label_names)
-    assert sum(embedded) == labels + len(bank.test) + len(bank.transfer)
+    embedded = sum(full_start.embedded)
+    assert embedded == labels + len(bank.test) + len(bank.transfer)
