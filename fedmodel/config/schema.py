@@ -219,6 +219,10 @@ class LatencySettings:
     calls_batch1: int
     calls_batch32: int
 
+    def calls_at(self, batch_size: int) -> int:
+        """The timed calls at `batch_size`; a KeyError for a batch with no key."""
+        return {1: self.calls_batch1, 32: self.calls_batch32}[batch_size]
+
 
 @dataclass(frozen=True)
 class AuditSettings:

@@ -94,7 +94,7 @@ def served_latency_ms(
             classifiers,
             latency_texts,
             batch_size=batch_size,
-            repeats=getattr(calls, f"calls_batch{batch_size}"),
+            repeats=calls.calls_at(batch_size),
         )
         for (name, runtime), ms in timed.items():
             latencies[name][f"{runtime}_latency_ms_batch{batch_size}"] = ms
