@@ -2,6 +2,8 @@
 
 `hydra.run.dir=RUN` is a Hydra override, and a folder's path can hold what
 Hydra's override grammar reads as syntax: the override is quoted where needed.
+Which key an override sets, and whether it adds or deletes it, is read by
+Hydra's own parser (`override_key`): quotes, `@package` and all.
 
 Hydra writes the launch's config, its own config and the overrides into
 RUN/.hydra before fedmodel's checks run. A start into an earlier run's folder
@@ -14,16 +16,58 @@ start leaves the run's .hydra files as they were.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
+
 HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
+
+
+@dataclass(frozen=True)
+class OverrideKey:
+    """The key (or config group) an override names, and what it does to it."""
+
+    # A dotted key or a config group, with its `@package` where one is named.
+    key: str
+    # "" (sets it), "+" (adds it), "++" (force-adds it) or "~" (deletes it).
+    prefix: str
+    # hydra.* or hydra/*: Hydra's own, which it keeps out of overrides.yaml.
+    hydras: bool
+
+
+def override_key(override: str) -> OverrideKey | None:
+    """The key `override` names, as Hydra reads it; None where Hydra cannot.
+
+    Hydra names an override it cannot parse when the app runs.
+    """
+    parsed = _parsed(override)
+    if parsed is None:
+        return None
+    key = parsed.key_or_group
+    if parsed.package is not None:
+        key += f"@{parsed.package}"
+    return OverrideKey(
+        key=key,
+        prefix=parsed.get_key_element().removesuffix(key),
+        hydras=parsed.is_hydra_override(),
+    )
+
+
+def task_overrides(overrides: Sequence[str]) -> list[str]:
+    """`overrides` but Hydra's own (kept: one Hydra cannot parse, for it to name)."""
+    return [o for o in overrides if (k := override_key(o)) is None or not k.hydras]
 
 
 def run_dir_override(run_dir: Path) -> str:
@@ -58,19 +102,31 @@ def named_run_dir(overrides: list[str]) -> Path | None:
     Read with Hydra's own parser, quotes and escapes and all; None where it
     cannot parse them (Hydra then names the override) or none names it.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    named = None
+    for override in overrides:
+        parsed = _parsed(override)
+        if parsed is None:
+            return None
+        if parsed.key_or_group == RUN_DIR_KEY and not parsed.is_delete():
+            named = parsed.value()
+    return Path(named) if isinstance(named, str) else None
+
+
+def _parsed(override: str) -> Override | None:
+    """`override` as Hydra's parser reads it; None where it cannot."""
     from hydra.errors import HydraException
 
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        return _parser().parse_override(override)
     except HydraException:
         return None
-    named = [
-        o.value()
-        for o in parsed
-        if o.key_or_group == RUN_DIR_KEY and not o.is_delete()
-    ]
-    return Path(named[-1]) if named and isinstance(named[-1], str) else None
+
+
+@functools.cache
+def _parser() -> OverridesParser:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
 
 
 @contextlib.contextmanager

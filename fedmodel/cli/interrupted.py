@@ -14,13 +14,14 @@ from types import FrameType
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
-from fedmodel.cli.hydra_files import HYDRA_DIR
+from fedmodel.cli.hydra_files import HYDRA_DIR, override_key
 from fedmodel.cli.resume import PROG as RESUME_PROG
 from fedmodel.cli.resume import continue_argv
 from fedmodel.run.stop_request import STOP_REQUESTED
 
-# Hydra overrides that say how this launch ran, not what the run is.
-LAUNCH_KEYS = ("hydra.mode=", "hydra.sweep.")
+# Hydra's settings that say how this launch ran, not what the run is: these
+# keys and those under them.
+LAUNCH_KEYS = ("hydra.mode", "hydra.sweep")
 
 
 @contextlib.contextmanager
@@ -105,5 +106,13 @@ def unkept_overrides() -> list[str] | None:
     hydra = HydraConfig.get()
     if hydra.output_subdir == HYDRA_DIR:
         return None
-    own = [o for o in hydra.overrides.hydra if not o.startswith(LAUNCH_KEYS)]
+    own = [o for o in hydra.overrides.hydra if not _of_the_launch(o)]
     return [*hydra.overrides.task, *own]
+
+
+def _of_the_launch(override: str) -> bool:
+    """Whether `override` sets one of the LAUNCH_KEYS (or a key under one)."""
+    key = override_key(override)
+    return key is not None and any(
+        key.key == launch or key.key.startswith(f"{launch}.") for launch in LAUNCH_KEYS
+    )

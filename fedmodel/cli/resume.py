@@ -27,7 +27,14 @@ from pathlib import Path
 
 import yaml
 
-from fedmodel.cli.hydra_files import HYDRA_DIR, check_nameable, run_dir_override
+from fedmodel.cli.hydra_files import (
+    HYDRA_DIR,
+    RUN_DIR_KEY,
+    check_nameable,
+    override_key,
+    run_dir_override,
+    task_overrides,
+)
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
@@ -38,7 +45,7 @@ OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
 # Overrides the resume sets itself, dropped from the stored ones.
-SET_BY_RESUME = ("resume", "hydra.run.dir")
+SET_BY_RESUME = ("resume", RUN_DIR_KEY)
 # A run folder with a resolved config but no overrides file.
 _NO_OVERRIDES_KEPT = (
     ", and one started with hydra.output_subdir=null, which keeps no overrides, "
@@ -130,14 +137,13 @@ def continue_argv(
     Hydra takes the later value, but would keep both in the run's
     overrides.yaml, one more with each resume that sets it.
     """
-    replaced = {*SET_BY_RESUME, *(_key(o) for o in extra)}
-    kept = [o for o in overrides if _key(o) not in replaced]
+    replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
+    kept = []
+    for override in overrides:
+        key = override_key(override)
+        if key is None or key.key not in replaced:
+            kept.append(override)
     return [*kept, "resume=true", run_dir_override(run_dir), *extra]
-
-
-def _key(override: str) -> str:
-    """The key (or config group) an override sets, adds or deletes."""
-    return override.lstrip("+~").split("=")[0]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
@@ -156,8 +162,7 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     summary = json.loads(path.read_text()) if path.is_file() else None
     if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
         return
-    ours = [o for o in argv if not o.lstrip("+~").startswith("hydra")]
-    num_rounds = int(compose_config(ours)["num_rounds"])
+    num_rounds = int(compose_config(task_overrides(argv))["num_rounds"])
     last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
     clients = summary.get("clients") or []
     spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)

@@ -44,16 +44,29 @@ def test_without_kept_overrides_the_line_gives_the_whole_simulate_command(
     assert shlex.split(command) == ["fedmodel", "simulate", *continued]
 
 
+def _unkept(launch: list[str]) -> list[str] | None:
+    """`unkept_overrides` of a launch with `launch` on its command line."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=launch, return_hydra_config=True)
+    HydraConfig.instance().set_config(config)
+    try:
+        return unkept_overrides()
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 @pytest.mark.parametrize(("subdir", "kept"), [(".hydra", True), ("null", False)])
 def test_the_launchs_overrides_are_given_only_where_the_folder_lacks_them(
     subdir: str, kept: bool
 ) -> None:
     launch = ["num_rounds=5", "resume=true", f"hydra.output_subdir={subdir}"]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        config = compose("config", overrides=launch, return_hydra_config=True)
-    HydraConfig.instance().set_config(config)
-    try:
-        unkept = unkept_overrides()
-    finally:
-        HydraConfig.instance().cfg = None
+    unkept = _unkept(launch)
     assert unkept == (None if kept else launch)
+
+
+def test_the_launchs_own_settings_are_left_out_however_written() -> None:
+    # How this launch ran (its mode, a sweep's folder) is no part of the run;
+    # Hydra reads `++hydra.sweep.dir=` as setting hydra.sweep.dir too.
+    run = ["num_rounds=5", "hydra.output_subdir=null", "hydra.job.name=j"]
+    launch = ["++hydra.sweep.dir=s", "hydra.mode=RUN"]
+    assert _unkept([*run, *launch]) == run
