@@ -1,4 +1,4 @@
-"""The run folder as Hydra takes it: the override naming it, and its .hydra files.
+"""Hydra's overrides that name or continue a run folder, and the folder's .hydra files.
 
 `hydra.run.dir=RUN` is a Hydra override, and a folder's path can hold what
 Hydra's override grammar reads as syntax: the override is quoted where needed.
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
+# Overrides a continuing start sets itself, dropped from the stored ones.
+SET_BY_RESUME = ("resume", RUN_DIR_KEY)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,24 @@ def override_key(override: str) -> OverrideKey | None:
 def task_overrides(overrides: Sequence[str]) -> list[str]:
     """`overrides` but Hydra's own (kept: one Hydra cannot parse, for it to name)."""
     return [o for o in overrides if (k := override_key(o)) is None or not k.hydras]
+
+
+def continue_argv(
+    overrides: list[str], run_dir: Path, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
+
+    An override of a key that the resume or `extra` sets again is dropped:
+    Hydra takes the later value, but would keep both in the run's
+    overrides.yaml, one more with each resume that sets it.
+    """
+    replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
+    kept = []
+    for override in overrides:
+        key = override_key(override)
+        if key is None or key.key not in replaced:
+            kept.append(override)
+    return [*kept, "resume=true", run_dir_override(run_dir), *extra]
 
 
 def run_dir_override(run_dir: Path) -> str:

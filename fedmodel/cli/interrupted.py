@@ -14,9 +14,8 @@ from types import FrameType
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
-from fedmodel.cli.hydra_files import HYDRA_DIR, override_key
+from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, override_key
 from fedmodel.cli.resume import PROG as RESUME_PROG
-from fedmodel.cli.resume import continue_argv
 from fedmodel.run.stop_request import STOP_REQUESTED
 
 # Hydra's settings that say how this launch ran, not what the run is: these
@@ -79,6 +78,7 @@ def interrupted_line(
     line then gives the whole `fedmodel simulate` command instead, which
     `fedmodel resume` runs.
     """
+    # simulate imports this module (its Ctrl-C handling) at its top.
     from fedmodel.cli.simulate import PROG as SIMULATE_PROG
 
     kept = f"{prog}: interrupted; the rounds aggregated so far are kept in {run_dir}."

@@ -22,16 +22,14 @@ import argparse
 import contextlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
-    RUN_DIR_KEY,
     check_nameable,
-    override_key,
+    continue_argv,
     run_dir_override,
     task_overrides,
 )
@@ -44,8 +42,6 @@ PROG = "fedmodel resume"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
-# Overrides the resume sets itself, dropped from the stored ones.
-SET_BY_RESUME = ("resume", RUN_DIR_KEY)
 # A run folder with a resolved config but no overrides file.
 _NO_OVERRIDES_KEPT = (
     ", and one started with hydra.output_subdir=null, which keeps no overrides, "
@@ -83,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation on the run folder's overrides; return the exit code."""
+    # simulate's Ctrl-C line (interrupted.py) names this command: it imports
+    # this module, so simulate is imported when the command runs.
     from fedmodel.cli.simulate import run_simulate
 
     run_dir = Path(os.path.abspath(args.run_dir))
@@ -126,24 +124,6 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"{run_dir_override(run_dir)}`"
         )
     return continue_argv([str(o) for o in stored], run_dir, extra=extra)
-
-
-def continue_argv(
-    overrides: list[str], run_dir: Path, *, extra: Sequence[str] = ()
-) -> list[str]:
-    """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
-
-    An override of a key that the resume or `extra` sets again is dropped:
-    Hydra takes the later value, but would keep both in the run's
-    overrides.yaml, one more with each resume that sets it.
-    """
-    replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
-    kept = []
-    for override in overrides:
-        key = override_key(override)
-        if key is None or key.key not in replaced:
-            kept.append(override)
-    return [*kept, "resume=true", run_dir_override(run_dir), *extra]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
