@@ -35,6 +35,8 @@ HYDRA_DIR = ".hydra"
 RUN_DIR_KEY = "hydra.run.dir"
 # Overrides a continuing start sets itself, dropped from the stored ones.
 SET_BY_RESUME = ("resume", RUN_DIR_KEY)
+# The prefixes of Hydra's add and force-add overrides (`+key=`, `++key=`).
+ADDS = ("+", "++")
 
 
 @dataclass(frozen=True)
@@ -79,15 +81,30 @@ def continue_argv(
 
     An override of a key that the resume or `extra` sets again is dropped:
     Hydra takes the later value, but would keep both in the run's
-    overrides.yaml, one more with each resume that sets it.
+    overrides.yaml, one more with each resume that sets it. Where the start
+    added the key (`+key=`: not in the packaged config), `extra`'s plain
+    `key=` adds it in the same way, as Hydra refuses to change a key it
+    does not have.
     """
     replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
     kept = []
+    added: dict[str, str] = {}  # a dropped add's key: its prefix
     for override in overrides:
         key = override_key(override)
         if key is None or key.key not in replaced:
             kept.append(override)
-    return [*kept, "resume=true", run_dir_override(run_dir), *extra]
+        elif key.prefix in ADDS:
+            added.setdefault(key.key, key.prefix)
+    resumed = [*kept, "resume=true", run_dir_override(run_dir)]
+    return resumed + [_added_again(o, added) for o in extra]
+
+
+def _added_again(override: str, added: dict[str, str]) -> str:
+    """`override`, with the prefix of `added`'s add where it plainly sets its key."""
+    key = override_key(override)
+    if key is None or key.prefix or key.key not in added:
+        return override
+    return added[key.key] + override
 
 
 def run_dir_override(run_dir: Path) -> str:

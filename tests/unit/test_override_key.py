@@ -1,10 +1,20 @@
-"""Which key an override names, and how, read by Hydra's own parser."""
+"""Overrides read by Hydra's own parser: the key each names, and a resume's argv."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from fedmodel.cli.hydra_files import OverrideKey, override_key, task_overrides
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fedmodel.cli.hydra_files import (
+    OverrideKey,
+    continue_argv,
+    override_key,
+    task_overrides,
+)
+from fedmodel.config import CONF_DIR
 
 
 @pytest.mark.parametrize(
@@ -35,3 +45,42 @@ def test_task_overrides_leave_out_hydras_own_and_keep_what_it_cannot_parse() -> 
     # Hydra names an override it cannot parse; it is left for Hydra to name.
     overrides = ["seed=1", "~hydra.job.name", "+hydra/launcher=basic", "hydra.x=["]
     assert task_overrides(overrides) == ["seed=1", "hydra.x=["]
+
+
+ENV_SET = "hydra.job.env_set.FOO"
+
+
+@pytest.mark.parametrize(
+    ("stored", "extra", "given", "composed"),
+    [
+        # Not in the packaged config: the start added it, so must the resume.
+        ("+foo=1", "foo=2", "+", 2),
+        (f"+{ENV_SET}=1", f"{ENV_SET}=2", "+", "2"),
+        (f"++{ENV_SET}=1", f"{ENV_SET}=2", "++", "2"),
+        # An extra that says how itself is taken as written.
+        (f"+{ENV_SET}=1", f"++{ENV_SET}=2", "", "2"),
+        # A force-add sets a key whether the config has it or not.
+        ("++num_rounds=3", "num_rounds=4", "++", 4),
+        # A key the start set plainly is set plainly, as before.
+        ("num_rounds=3", "num_rounds=4", "", 4),
+    ],
+)
+def test_an_extra_replacing_an_added_key_adds_it_too(
+    tmp_path: Path, stored: str, extra: str, given: str, composed: object
+) -> None:
+    argv = continue_argv(["model=tiny", stored], tmp_path, extra=[extra])
+    assert argv == [
+        "model=tiny", "resume=true", f"hydra.run.dir={tmp_path}", given + extra,
+    ]
+    # Hydra composes it: a plain `key=` for a key not in the config it refuses.
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=argv, return_hydra_config=True)
+    key = extra.removeprefix("++").partition("=")[0]
+    assert OmegaConf.select(config, key) == composed
+
+
+def test_a_replaced_added_group_option_is_added_again(tmp_path: Path) -> None:
+    # A config group outside the defaults list is added with `+group=option`;
+    # Hydra takes no force-add of a group, nor a plain one it never had.
+    argv = continue_argv(["+a/b=c"], tmp_path, extra=["a/b=d"])
+    assert argv[-1] == "+a/b=d"
