@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -21,6 +22,9 @@ from fedmodel.run.stop_request import STOP_REQUESTED
 # Hydra's settings that say how this launch ran, not what the run is: these
 # keys and those under them.
 LAUNCH_KEYS = ("hydra.mode", "hydra.sweep")
+# What a shell reads as syntax inside double quotes (`!`: bash's history); a
+# backslash only before one of $ ` " \ or a newline, or the closing quote.
+LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
 
 
 @contextlib.contextmanager
@@ -83,13 +87,27 @@ def interrupted_line(
 
     kept = f"{prog}: interrupted; the rounds aggregated so far are kept in {run_dir}."
     if overrides is None:
-        command = f"{RESUME_PROG} {shlex.quote(str(run_dir))}"
+        command = f"{RESUME_PROG} {shell_words([str(run_dir)])}"
         return f"{kept} Continue the run with: {command}"
     argv = continue_argv(overrides, run_dir)
     return (
         f"{kept} It keeps no record of this start's overrides (hydra.output_subdir "
         f"is not {HYDRA_DIR}), so `{RESUME_PROG}` cannot continue it; continue "
-        f"the run with: {SIMULATE_PROG} {shlex.join(argv)}"
+        f"the run with: {SIMULATE_PROG} {shell_words(argv)}"
+    )
+
+
+def shell_words(argv: Sequence[str]) -> str:
+    """`argv` as words a POSIX shell (bash, zsh) splits back into `argv`.
+
+    shlex quotes a word holding `'`, as a Hydra override quoting a folder
+    does, as `'hydra.run.dir='"'"'a,b[1]'"'"''`: one with nothing a shell
+    reads inside double quotes is double-quoted instead.
+    """
+    return " ".join(
+        f'"{word}"' if "'" in word and not LIVE_IN_DOUBLE_QUOTES.search(word)
+        else shlex.quote(word)
+        for word in argv
     )
 
 
