@@ -1,7 +1,9 @@
-"""The run folder as Hydra takes it: the override naming it, and its .hydra files.
+"""Hydra's overrides that name or continue a run folder, and the folder's .hydra files.
 
 `hydra.run.dir=RUN` is a Hydra override, and a folder's path can hold what
 Hydra's override grammar reads as syntax: the override is quoted where needed.
+Which key an override sets, and whether it adds or deletes it, is read by
+Hydra's own parser (`override_key`): quotes, `@package` and all.
 
 Hydra writes the launch's config, its own config and the overrides into
 RUN/.hydra before fedmodel's checks run. A start into an earlier run's folder
@@ -14,16 +16,95 @@ start leaves the run's .hydra files as they were.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
+
 HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
+# Overrides a continuing start sets itself, dropped from the stored ones.
+SET_BY_RESUME = ("resume", RUN_DIR_KEY)
+# The prefixes of Hydra's add and force-add overrides (`+key=`, `++key=`).
+ADDS = ("+", "++")
+
+
+@dataclass(frozen=True)
+class OverrideKey:
+    """The key (or config group) an override names, and what it does to it."""
+
+    # A dotted key or a config group, with its `@package` where one is named.
+    key: str
+    # "" (sets it), "+" (adds it), "++" (force-adds it) or "~" (deletes it).
+    prefix: str
+    # hydra.* or hydra/*: Hydra's own, which it keeps out of overrides.yaml.
+    hydras: bool
+
+
+def override_key(override: str) -> OverrideKey | None:
+    """The key `override` names, as Hydra reads it; None where Hydra cannot.
+
+    Hydra names an override it cannot parse when the app runs.
+    """
+    parsed = _parsed(override)
+    if parsed is None:
+        return None
+    key = parsed.key_or_group
+    if parsed.package is not None:
+        key += f"@{parsed.package}"
+    return OverrideKey(
+        key=key,
+        prefix=parsed.get_key_element().removesuffix(key),
+        hydras=parsed.is_hydra_override(),
+    )
+
+
+def task_overrides(overrides: Sequence[str]) -> list[str]:
+    """`overrides` but Hydra's own (kept: one Hydra cannot parse, for it to name)."""
+    return [o for o in overrides if (k := override_key(o)) is None or not k.hydras]
+
+
+def continue_argv(
+    overrides: list[str], run_dir: Path, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
+
+    An override of a key that the resume or `extra` sets again is dropped:
+    Hydra takes the later value, but would keep both in the run's
+    overrides.yaml, one more with each resume that sets it. Where the start
+    added the key (`+key=`: not in the packaged config), `extra`'s plain
+    `key=` adds it in the same way, as Hydra refuses to change a key it
+    does not have.
+    """
+    replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
+    kept = []
+    added: dict[str, str] = {}  # a dropped add's key: its prefix
+    for override in overrides:
+        key = override_key(override)
+        if key is None or key.key not in replaced:
+            kept.append(override)
+        elif key.prefix in ADDS:
+            added.setdefault(key.key, key.prefix)
+    resumed = [*kept, "resume=true", run_dir_override(run_dir)]
+    return resumed + [_added_again(o, added) for o in extra]
+
+
+def _added_again(override: str, added: dict[str, str]) -> str:
+    """`override`, with the prefix of `added`'s add where it plainly sets its key."""
+    key = override_key(override)
+    if key is None or key.prefix or key.key not in added:
+        return override
+    return added[key.key] + override
 
 
 def run_dir_override(run_dir: Path) -> str:
@@ -58,19 +139,31 @@ def named_run_dir(overrides: list[str]) -> Path | None:
     Read with Hydra's own parser, quotes and escapes and all; None where it
     cannot parse them (Hydra then names the override) or none names it.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    named = None
+    for override in overrides:
+        parsed = _parsed(override)
+        if parsed is None:
+            return None
+        if parsed.key_or_group == RUN_DIR_KEY and not parsed.is_delete():
+            named = parsed.value()
+    return Path(named) if isinstance(named, str) else None
+
+
+def _parsed(override: str) -> Override | None:
+    """`override` as Hydra's parser reads it; None where it cannot."""
     from hydra.errors import HydraException
 
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        return _parser().parse_override(override)
     except HydraException:
         return None
-    named = [
-        o.value()
-        for o in parsed
-        if o.key_or_group == RUN_DIR_KEY and not o.is_delete()
-    ]
-    return Path(named[-1]) if named and isinstance(named[-1], str) else None
+
+
+@functools.cache
+def _parser() -> OverridesParser:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
 
 
 @contextlib.contextmanager

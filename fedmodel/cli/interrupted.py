@@ -5,22 +5,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
-from fedmodel.cli.hydra_files import HYDRA_DIR
+from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, override_key
 from fedmodel.cli.resume import PROG as RESUME_PROG
-from fedmodel.cli.resume import continue_argv
 from fedmodel.run.stop_request import STOP_REQUESTED
 
-# Hydra overrides that say how this launch ran, not what the run is.
-LAUNCH_KEYS = ("hydra.mode=", "hydra.sweep.")
+# Hydra's settings that say how this launch ran, not what the run is: these
+# keys and those under them.
+LAUNCH_KEYS = ("hydra.mode", "hydra.sweep")
+# What a shell reads as syntax inside double quotes (`!`: bash's history); a
+# backslash only before one of $ ` " \ or a newline, or the closing quote.
+LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
 
 
 @contextlib.contextmanager
@@ -78,17 +82,32 @@ def interrupted_line(
     line then gives the whole `fedmodel simulate` command instead, which
     `fedmodel resume` runs.
     """
+    # simulate imports this module (its Ctrl-C handling) at its top.
     from fedmodel.cli.simulate import PROG as SIMULATE_PROG
 
     kept = f"{prog}: interrupted; the rounds aggregated so far are kept in {run_dir}."
     if overrides is None:
-        command = f"{RESUME_PROG} {shlex.quote(str(run_dir))}"
+        command = f"{RESUME_PROG} {shell_words([str(run_dir)])}"
         return f"{kept} Continue the run with: {command}"
     argv = continue_argv(overrides, run_dir)
     return (
         f"{kept} It keeps no record of this start's overrides (hydra.output_subdir "
         f"is not {HYDRA_DIR}), so `{RESUME_PROG}` cannot continue it; continue "
-        f"the run with: {SIMULATE_PROG} {shlex.join(argv)}"
+        f"the run with: {SIMULATE_PROG} {shell_words(argv)}"
+    )
+
+
+def shell_words(argv: Sequence[str]) -> str:
+    """`argv` as words a POSIX shell (bash, zsh) splits back into `argv`.
+
+    shlex quotes a word holding `'`, as a Hydra override quoting a folder
+    does, as `'hydra.run.dir='"'"'a,b[1]'"'"''`: one with nothing a shell
+    reads inside double quotes is double-quoted instead.
+    """
+    return " ".join(
+        f'"{word}"' if "'" in word and not LIVE_IN_DOUBLE_QUOTES.search(word)
+        else shlex.quote(word)
+        for word in argv
     )
 
 
@@ -105,5 +124,13 @@ def unkept_overrides() -> list[str] | None:
     hydra = HydraConfig.get()
     if hydra.output_subdir == HYDRA_DIR:
         return None
-    own = [o for o in hydra.overrides.hydra if not o.startswith(LAUNCH_KEYS)]
+    own = [o for o in hydra.overrides.hydra if not _of_the_launch(o)]
     return [*hydra.overrides.task, *own]
+
+
+def _of_the_launch(override: str) -> bool:
+    """Whether `override` sets one of the LAUNCH_KEYS (or a key under one)."""
+    key = override_key(override)
+    return key is not None and any(
+        key.key == launch or key.key.startswith(f"{launch}.") for launch in LAUNCH_KEYS
+    )

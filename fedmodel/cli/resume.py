@@ -22,12 +22,17 @@ import argparse
 import contextlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from fedmodel.cli.hydra_files import HYDRA_DIR, check_nameable, run_dir_override
+from fedmodel.cli.hydra_files import (
+    HYDRA_DIR,
+    check_nameable,
+    continue_argv,
+    run_dir_override,
+    task_overrides,
+)
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
@@ -37,8 +42,6 @@ PROG = "fedmodel resume"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
-# Overrides the resume sets itself, dropped from the stored ones.
-SET_BY_RESUME = ("resume", "hydra.run.dir")
 # A run folder with a resolved config but no overrides file.
 _NO_OVERRIDES_KEPT = (
     ", and one started with hydra.output_subdir=null, which keeps no overrides, "
@@ -76,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation on the run folder's overrides; return the exit code."""
+    # simulate's Ctrl-C line (interrupted.py) names this command: it imports
+    # this module, so simulate is imported when the command runs.
     from fedmodel.cli.simulate import run_simulate
 
     run_dir = Path(os.path.abspath(args.run_dir))
@@ -121,25 +126,6 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
     return continue_argv([str(o) for o in stored], run_dir, extra=extra)
 
 
-def continue_argv(
-    overrides: list[str], run_dir: Path, *, extra: Sequence[str] = ()
-) -> list[str]:
-    """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
-
-    An override of a key that the resume or `extra` sets again is dropped:
-    Hydra takes the later value, but would keep both in the run's
-    overrides.yaml, one more with each resume that sets it.
-    """
-    replaced = {*SET_BY_RESUME, *(_key(o) for o in extra)}
-    kept = [o for o in overrides if _key(o) not in replaced]
-    return [*kept, "resume=true", run_dir_override(run_dir), *extra]
-
-
-def _key(override: str) -> str:
-    """The key (or config group) an override sets, adds or deletes."""
-    return override.lstrip("+~").split("=")[0]
-
-
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     """Refuse a run whose summary says it did every round the resume asks for.
 
@@ -156,8 +142,7 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     summary = json.loads(path.read_text()) if path.is_file() else None
     if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
         return
-    ours = [o for o in argv if not o.lstrip("+~").startswith("hydra")]
-    num_rounds = int(compose_config(ours)["num_rounds"])
+    num_rounds = int(compose_config(task_overrides(argv))["num_rounds"])
     last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
     clients = summary.get("clients") or []
     spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)

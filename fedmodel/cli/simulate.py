@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
-from fedmodel.cli.hydra_files import hydra_files_kept_if_refused, named_run_dir
+from fedmodel.cli.hydra_files import (
+    hydra_files_kept_if_refused,
+    named_run_dir,
+    task_overrides,
+)
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
@@ -135,9 +139,8 @@ def check_sweep_jobs(overrides: list[str]) -> None:
     from fedmodel.config import compose_config
     from fedmodel.config.sweep_jobs import sweep_jobs, swept_values
 
-    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
-        jobs = sweep_jobs(ours)
+        jobs = sweep_jobs(task_overrides(overrides))
     except HydraException:
         # Hydra names an override it cannot parse itself, before any job; and
         # only Hydra's sweeper lists a group's options for glob().

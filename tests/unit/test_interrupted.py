@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from fedmodel.cli.hydra_files import continue_argv, run_dir_override
 from fedmodel.cli.interrupted import interrupted_line, unkept_overrides
 from fedmodel.config import CONF_DIR
+from tests.unit.test_resume import HYDRA_SYNTAX_FOLDERS
 
 
 def test_the_line_names_fedmodel_resume_and_the_run_folder(tmp_path: Path) -> None:
@@ -44,16 +47,75 @@ def test_without_kept_overrides_the_line_gives_the_whole_simulate_command(
     assert shlex.split(command) == ["fedmodel", "simulate", *continued]
 
 
+# Beside those, names a shell reads inside double quotes.
+@pytest.mark.parametrize("name", [*HYDRA_SYNTAX_FOLDERS, "x'$y", "q\"'", "`a'`"])
+def test_the_commands_paste_back_into_a_shell_as_their_argv(
+    tmp_path: Path, name: str
+) -> None:
+    # The folder's override is quoted for Hydra; the line quotes it again for
+    # the shell, and both must come back as they were.
+    run_dir = tmp_path / "out" / name
+    launch = ["debug=smoke", "hydra.output_subdir=null", run_dir_override(run_dir)]
+    simulate = interrupted_line("fedmodel simulate", run_dir, overrides=launch)
+    resume = interrupted_line("fedmodel simulate", run_dir)
+    for command, argv in [
+        (
+            simulate.split("continue the run with: ", 1)[1],
+            ["fedmodel", "simulate", *continue_argv(launch, run_dir)],
+        ),
+        (
+            resume.split("Continue the run with: ", 1)[1],
+            ["fedmodel", "resume", str(run_dir)],
+        ),
+    ]:
+        assert shlex.split(command) == argv
+        assert _bash_words(command) == argv
+
+
+def _bash_words(command: str) -> list[str]:
+    """The words bash splits `command` into."""
+    printed = subprocess.run(
+        ["bash", "-c", f"printf '%s\\0' {command}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return printed.stdout.split("\0")[:-1]
+
+
+@pytest.mark.parametrize("name", ["a,b[1]", "it's x=1"])
+def test_a_word_holding_single_quotes_is_double_quoted_where_it_reads_the_same(
+    tmp_path: Path, name: str
+) -> None:
+    # Not shlex's 'hydra.run.dir='"'"'.../a,b[1]'"'"''.
+    run_dir = tmp_path / name
+    line = interrupted_line("fedmodel simulate", run_dir, overrides=[])
+    assert line.endswith(f'resume=true "{run_dir_override(run_dir)}"')
+
+
+def _unkept(launch: list[str]) -> list[str] | None:
+    """`unkept_overrides` of a launch with `launch` on its command line."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=launch, return_hydra_config=True)
+    HydraConfig.instance().set_config(config)
+    try:
+        return unkept_overrides()
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 @pytest.mark.parametrize(("subdir", "kept"), [(".hydra", True), ("null", False)])
 def test_the_launchs_overrides_are_given_only_where_the_folder_lacks_them(
     subdir: str, kept: bool
 ) -> None:
     launch = ["num_rounds=5", "resume=true", f"hydra.output_subdir={subdir}"]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        config = compose("config", overrides=launch, return_hydra_config=True)
-    HydraConfig.instance().set_config(config)
-    try:
-        unkept = unkept_overrides()
-    finally:
-        HydraConfig.instance().cfg = None
+    unkept = _unkept(launch)
     assert unkept == (None if kept else launch)
+
+
+def test_the_launchs_own_settings_are_left_out_however_written() -> None:
+    # How this launch ran (its mode, a sweep's folder) is no part of the run;
+    # Hydra reads `++hydra.sweep.dir=` as setting hydra.sweep.dir too.
+    run = ["num_rounds=5", "hydra.output_subdir=null", "hydra.job.name=j"]
+    launch = ["++hydra.sweep.dir=s", "hydra.mode=RUN"]
+    assert _unkept([*run, *launch]) == run

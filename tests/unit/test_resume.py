@@ -17,6 +17,8 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import write_resolved_config
 
 RUN = ["model=tiny", "num_clients=2", "num_rounds=2"]
+# Folder names that hold what Hydra's override grammar (or a shell) reads.
+HYDRA_SYNTAX_FOLDERS = ["a,b[1]", "it's x=1", "a,b\\", "a\\'b", "ü"]
 
 
 def _run_folder(
@@ -162,7 +164,7 @@ def test_a_refused_resume_typed_by_hand_leaves_the_runs_hydra_files(
     assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == saved
 
 
-@pytest.mark.parametrize("name", ["a,b[1]", "it's x=1", "a,b\\", "a\\'b", "ü"])
+@pytest.mark.parametrize("name", HYDRA_SYNTAX_FOLDERS)
 def test_a_folder_named_with_hydras_syntax_is_quoted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:

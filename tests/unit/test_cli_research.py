@@ -1,0 +1,75 @@
+"""`fedmodel privacy-plan` and `audit`: a bad input is a one-line user error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedmodel.cli.main import run_command
+from tests.unit.cli_probe import HEAVY, PROBE
+
+
+def test_privacy_plan_reports_a_bad_override_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_command(["privacy-plan", "num_client=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel privacy-plan: error: unknown config key")
+    assert "did you mean 'num_clients'?" in err and len(err.splitlines()) == 1
+
+
+def test_privacy_plan_refuses_a_groups_shared_base_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_command(["privacy-plan", "model=_base"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel privacy-plan: error: no option '_base' in config")
+    assert err.endswith("options: minilm, tiny") and len(err.splitlines()) == 1
+
+
+def test_audit_confidence_out_of_range_is_a_user_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_command(["audit", str(tmp_path), "--confidence", "1.5"]) == 2
+    assert "--confidence must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_audit_of_a_file_says_it_is_not_a_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a.csv"
+    a_file.write_text("text,label\n")
+    assert run_command(["audit", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"{a_file} is a file, not a run folder" in err
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("missing", "run folder {path} does not exist"),
+        ("a.csv", "{path} is a file, not a run folder"),
+        ("empty", "{path} has no resolved_config.yaml"),
+    ],
+)
+def test_audit_refuses_a_wrong_folder_before_importing_torch(
+    tmp_path: Path, given: str, said: str
+) -> None:
+    path = tmp_path / given
+    if given == "a.csv":
+        path.write_text("text,label\n")
+    elif given == "empty":
+        path.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), "audit", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    result = json.loads(done.stderr.strip().splitlines()[-1])
+    assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
+    assert f"fedmodel audit: error: {said.format(path=path)}" in done.stderr
