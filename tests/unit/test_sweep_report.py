@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep import aggregate, markdown_table, write_report
@@ -216,6 +217,21 @@ def test_bad_sweep_folders_are_clear_errors(
     }[problem]
     with pytest.raises(FedmodelError, match=expected):
         collect_runs(target)
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_clear_error(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, mkdir's FileExistsError surfaced as a traceback with exit 1.
+    a_file = sweep / "dp" / "0" / "summary.json"
+    before = a_file.read_bytes()
+    assert run_command(["sweep-report", str(sweep), "--out", str(a_file)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel sweep-report: error: --out: the report folder {a_file} cannot "
+        f"be used: {a_file} is a file, not a folder; choose a folder you can write "
+        "(e.g. --out=reports/my-sweep) or fix its permissions"
+    )
+    assert a_file.read_bytes() == before
 
 
 def test_cli_report_exits_2_without_traceback(tmp_path: Path) -> None:
