@@ -299,6 +299,25 @@ def test_privacy_plan_reports_a_bad_override_on_one_line(
     assert "did you mean 'num_clients'?" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["simulate", "privacy-plan"])
+def test_several_values_without_multirun_say_how_to_sweep(
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before, Hydra's first line alone: "Ambiguous value for argument '...'".
+    monkeypatch.chdir(tmp_path)
+    assert run_command([command, "privacy.target_epsilon=1,3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel {command}: error: 'privacy.target_epsilon=1,3' gives several "
+        "values, and a run takes one (a sweep: fedmodel simulate --multirun "
+        "privacy.target_epsilon=1,3; privacy-plan plans one value at a time; a "
+        "list is written key=[a,b])"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_privacy_plan_refuses_a_groups_shared_base_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
