@@ -82,6 +82,11 @@ def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sweep_report(args: argparse.Namespace) -> int:
     """Write the sweep's CSV, table and plot; print the table and the paths."""
+    from fedmodel.run.console import setup_logging
+
+    # Its warnings (a run skipped, a job that did not run) as fedmodel's lines,
+    # not in the format of the root handler Opacus sets up on import.
+    setup_logging()
     from fedmodel.research.sweep import write_report
 
     paths = write_report(args.sweep_dir, args.out or args.sweep_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,21 @@ def test_unfinished_and_failed_runs_are_skipped(sweep: Path) -> None:
     assert sorted(collect_runs(sweep)["run"]) == sorted(
         folder for folder, *_ in RUNS if folder not in ("dp/0", "dp/1")
     )
+
+
+def test_the_command_prints_its_warnings_as_fedmodels_lines(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, they reached the console only through the root handler Opacus'
+    # logging.basicConfig sets up ("12/02/2026 10:12:27:WARNING:..."), or not
+    # at all where the root logger had a handler already.
+    (sweep / "dp" / "0" / "summary.json").unlink()
+    assert run_command(["sweep-report", str(sweep)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any(
+        re.fullmatch(r"\d\d:\d\d:\d\d fedmodel skipping .*dp/0.*", line)
+        for line in lines
+    ), lines
 
 
 def test_runs_differing_in_any_other_setting_are_not_averaged(
