@@ -82,6 +82,11 @@ def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sweep_report(args: argparse.Namespace) -> int:
     """Write the sweep's CSV, table and plot; print the table and the paths."""
+    from fedmodel.run.console import setup_logging
+
+    # Its warnings (a run skipped, a job that did not run) as fedmodel's lines,
+    # not in the format of the root handler Opacus sets up on import.
+    setup_logging()
     from fedmodel.research.sweep import write_report
 
     paths = write_report(args.sweep_dir, args.out or args.sweep_dir)
@@ -113,7 +118,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-records",
         type=int,
         default=audit_defaults.MAX_RECORDS,
-        help="members and non-members, each "
+        help=f"members and non-members, each, at least {audit_defaults.MIN_RECORDS} "
         f"(default: {audit_defaults.MAX_RECORDS})",
     )
     parser.add_argument(
@@ -128,12 +133,26 @@ def run_audit(args: argparse.Namespace) -> int:
     """Audit the run, write audit.json; exit 1 when a bound exceeds the claim."""
     if not 0.0 < args.confidence < 1.0:
         raise FedmodelError(f"--confidence must be in (0, 1), got {args.confidence}")
+    if args.max_records < audit_defaults.MIN_RECORDS:
+        # The bound picks its threshold on one half of each set and is computed
+        # on the other, so each half needs a record.
+        raise FedmodelError(
+            f"--max-records must be at least {audit_defaults.MIN_RECORDS}, got "
+            f"{args.max_records}; leave it out for the default "
+            f"({audit_defaults.MAX_RECORDS})"
+        )
     from fedmodel.research.finished_run import load_run
     from fedmodel.run.console import setup_logging
 
     # The folder is read before torch and the data code are imported
     # (seconds), so a wrong folder is answered at once.
     run = load_run(args.run_dir)
+    clients = run[0].num_clients
+    if args.client is not None and not 0 <= args.client < clients:
+        raise FedmodelError(
+            f"--client {args.client} is not a client of {args.run_dir}: it ran "
+            f"{clients} {plural(clients, 'client')}, numbered 0 to {clients - 1}"
+        )
     # As privacy-plan: fedmodel's lines on stderr and the libraries' progress
     # bars off (rebuilding a files run's clients ran one), before tqdm loads.
     setup_logging()

@@ -252,6 +252,12 @@ def hydra_error_line(exc: BaseException) -> str:
             f"{_did_you_mean(option, options)}; options: {', '.join(options)}"
         )
     text = str(exc)
+    if several := _quoted(text, "Ambiguous value for argument"):
+        return (
+            f"'{several}' gives several values, and a run takes one (a sweep: "
+            f"fedmodel simulate --multirun {several}; privacy-plan plans one "
+            "value at a time; a list is written key=[a,b])"
+        )
     cause = exc.__cause__
     key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")
     if key and ("not in struct" in str(cause) or "Could not override" in text):

@@ -8,5 +8,8 @@ importing torch or datasets.
 CONFIDENCE = 0.95
 # Members and non-members attacked, each.
 MAX_RECORDS = 2000
+# The fewest `--max-records` allowed: the threshold is chosen on one half of
+# each set and the bound computed on the other.
+MIN_RECORDS = 2
 # Seeds the record draw and the threshold/evaluation split.
 SEED = 0

@@ -25,6 +25,7 @@ from fedmodel.data.canaries import canary_splits
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.research.audit_defaults import MIN_RECORDS
 from fedmodel.run.layout import (
     RESOLVED_CONFIG,
     TEACHER_DIR,
@@ -100,7 +101,7 @@ def rebuilt_canaries(
 
 def require_held_out(val: datasets.Dataset, *, client: int, run_dir: Path) -> None:
     """Refuse an audit of a client without held-out records to compare with."""
-    if len(val) < 2:
+    if len(val) < MIN_RECORDS:
         raise FedmodelError(
             f"client {client} of {run_dir} holds {len(val)} held-out records (with "
             "task.val_fraction 0, the default, a client trains on every record); "

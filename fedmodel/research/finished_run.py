@@ -23,7 +23,10 @@ FinishedRun = tuple[RunSettings, dict[str, Any]]
 def load_run(run_dir: Path) -> FinishedRun:
     """A finished run's settings and summary, or a clear error."""
     if not run_dir.exists():
-        raise FedmodelError(f"run folder {run_dir} does not exist")
+        raise FedmodelError(
+            f"run folder {run_dir} does not exist: give the folder of a finished "
+            "`fedmodel simulate` run"
+        )
     if not run_dir.is_dir():
         raise FedmodelError(
             f"{run_dir} is a file, not a run folder: give the folder of a "

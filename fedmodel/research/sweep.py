@@ -19,6 +19,7 @@ import pandas as pd
 from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.research.sweep_plot import plot_privacy_utility
 from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
+from fedmodel.run.folder_check import check_writable_folder
 from fedmodel.run.layout import SWEEP_PLOT_FILE as PLOT_FILE
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,9 @@ def _num(value: Any, spec: str) -> str:
 
 def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
     """Write the CSV, the markdown report and the plot; return their paths."""
+    check_writable_folder(
+        out_dir, key="--out", what="the report folder", example="reports/my-sweep"
+    )
     runs = collect_runs(sweep_dir)
     missing = jobs_without_result(sweep_dir, {sweep_dir / run for run in runs["run"]})
     for line in missing:

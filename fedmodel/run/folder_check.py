@@ -75,7 +75,9 @@ def check_writable_folder(
 # Settings that decide which records each client holds. Each client's ledger
 # counts what was spent on its own records: a resume that dealt them out
 # again would charge a record under two ledgers that each count only one.
-_RECORD_KEYS = ("task", "partition", "num_clients", "seed")
+# `audit.*` plants canaries in a client's training split (the reference count
+# moves the planted canaries' draw too).
+_RECORD_KEYS = ("task", "partition", "num_clients", "seed", "audit")
 _RECORDS_DEALT = (
     "these decide which records each client holds, and each client's ledger "
     "counts only what was spent on its own"

@@ -11,6 +11,7 @@ import datasets
 import pytest
 import yaml
 
+from fedmodel.cli.main import run_command
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.research.audit_records import (
@@ -74,7 +75,7 @@ def _finished_run(run: Path) -> None:
 @pytest.mark.parametrize(
     ("fault", "said"),
     [
-        ("no folder", "run folder {run} does not exist"),
+        ("no folder", "run folder {run} does not exist: give the folder of a"),
         ("a file", "{run} is a file, not a run folder: give the folder of a finished"),
         ("no config", "{run} has no resolved_config.yaml: give the folder of a"),
         ("no summary", "{run} has no summary.json: give the folder of a finished"),
@@ -111,6 +112,20 @@ def test_a_missing_or_broken_run_folder_is_one_clear_error(
     with pytest.raises(FedmodelError) as raised:
         load_run(run)
     assert str(raised.value).startswith(said.format(run=run))
+
+
+@pytest.mark.parametrize("client", ["4", "-1"])
+def test_a_client_the_run_did_not_have_is_one_clear_error(
+    tmp_path: Path, client: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, the run's records were loaded first and the error named
+    # `client_id`, not the option, and not the run.
+    _finished_run(tmp_path)
+    assert run_command(["audit", str(tmp_path), "--client", client]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel audit: error: --client {client} is not a client of {tmp_path}: "
+        "it ran 4 clients, numbered 0 to 3"
+    )
 
 
 def test_the_claim_is_the_larger_of_reported_and_charged() -> None:

@@ -38,6 +38,20 @@ def test_audit_confidence_out_of_range_is_a_user_error(
     assert "--confidence must be in (0, 1)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("given", ["1", "0", "-3"])
+def test_audit_too_few_records_is_a_user_error(
+    given: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, the attack failed deep in numpy or scikit-learn, with exit 1 (a
+    # finding), after rebuilding the run's records.
+    assert run_command(["audit", str(tmp_path), "--max-records", given]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel audit: error: --max-records must be at least 2, got {given}; "
+        "leave it out for the default (2000)"
+    )
+
+
 def test_audit_of_a_file_says_it_is_not_a_run_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.cli.main import run_command
 from fedmodel.cli.simulate import check_sweep_jobs, hydra_error_line, run_simulate
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
@@ -205,3 +206,22 @@ def test_a_generic_hydra_error_keeps_its_first_line() -> None:
     from hydra.errors import HydraException
 
     assert hydra_error_line(HydraException("first line\nsecond")) == "first line"
+
+
+@pytest.mark.parametrize("command", ["simulate", "privacy-plan"])
+def test_several_values_without_multirun_say_how_to_sweep(
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before, Hydra's first line alone: "Ambiguous value for argument '...'".
+    monkeypatch.chdir(tmp_path)
+    assert run_command([command, "privacy.target_epsilon=1,3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel {command}: error: 'privacy.target_epsilon=1,3' gives several "
+        "values, and a run takes one (a sweep: fedmodel simulate --multirun "
+        "privacy.target_epsilon=1,3; privacy-plan plans one value at a time; a "
+        "list is written key=[a,b])"
+    )
+    assert list(tmp_path.iterdir()) == []

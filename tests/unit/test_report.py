@@ -77,6 +77,11 @@ def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
         (f"num_clients={more}", f"num_clients={more} (the run's: {run.num_clients})"),
         ("seed=9", f"seed=9 (the run's: {run.seed})"),
         ("partition=dirichlet", "partition.name='dirichlet' (the run's: 'iid')"),
+        # Canaries are records of the audited client's training split. Before,
+        # only the ledger's fingerprint check refused it, saying that the
+        # task's data had changed.
+        ("audit.canaries=5", "audit.canaries=5 (the run's: 0)"),
+        ("audit.reference_canaries=7", "audit.reference_canaries=7 (the run's: "),
     ):
         with pytest.raises(FedmodelError, match=re.escape(named)):
             check_run_folder(tmp_path, small_settings("resume=true", override))

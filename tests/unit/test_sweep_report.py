@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep import aggregate, markdown_table, write_report
@@ -167,6 +169,21 @@ def test_unfinished_and_failed_runs_are_skipped(sweep: Path) -> None:
     )
 
 
+def test_the_command_prints_its_warnings_as_fedmodels_lines(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, they reached the console only through the root handler Opacus'
+    # logging.basicConfig sets up ("12/02/2026 10:12:27:WARNING:..."), or not
+    # at all where the root logger had a handler already.
+    (sweep / "dp" / "0" / "summary.json").unlink()
+    assert run_command(["sweep-report", str(sweep)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any(
+        re.fullmatch(r"\d\d:\d\d:\d\d fedmodel skipping .*dp/0.*", line)
+        for line in lines
+    ), lines
+
+
 def test_runs_differing_in_any_other_setting_are_not_averaged(
     sweep: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -216,6 +233,21 @@ def test_bad_sweep_folders_are_clear_errors(
     }[problem]
     with pytest.raises(FedmodelError, match=expected):
         collect_runs(target)
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_clear_error(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, mkdir's FileExistsError surfaced as a traceback with exit 1.
+    a_file = sweep / "dp" / "0" / "summary.json"
+    before = a_file.read_bytes()
+    assert run_command(["sweep-report", str(sweep), "--out", str(a_file)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel sweep-report: error: --out: the report folder {a_file} cannot "
+        f"be used: {a_file} is a file, not a folder; choose a folder you can write "
+        "(e.g. --out=reports/my-sweep) or fix its permissions"
+    )
+    assert a_file.read_bytes() == before
 
 
 def test_cli_report_exits_2_without_traceback(tmp_path: Path) -> None:
