@@ -164,7 +164,7 @@ def run_command(argv: Sequence[str]) -> int:
     try:
         return int(args.run(args))
     except FedmodelError as exc:
-        from fedmodel.cli.simulate import error_line
+        from fedmodel.cli.hydra_errors import error_line
 
         report_error(args.prog, error_line(exc))
         return EXIT_USER_ERROR

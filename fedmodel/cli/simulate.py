@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import logging
 import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
+from fedmodel.cli.hydra_errors import error_line, hydra_error_line
 from fedmodel.cli.hydra_files import (
     hydra_files_kept_if_refused,
     named_run_dir,
@@ -29,7 +28,7 @@ from fedmodel.cli.hydra_files import (
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
-from fedmodel.config.compose import check_group_choices, config_groups_text, is_option
+from fedmodel.config.compose import check_group_choices, config_groups_text
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
@@ -223,81 +222,3 @@ def _remove_if_unused(run_dir: Path, *, earlier_run: bool) -> None:
     if day.parent.name == DEFAULT_OUTPUTS and DAY_FOLDER.fullmatch(day.name):
         with contextlib.suppress(OSError):
             day.rmdir()
-
-
-def error_line(exc: FedmodelError) -> str:
-    """A FedmodelError's message, or one line for the Hydra error behind it."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    cause = exc.__cause__
-    if isinstance(cause, HydraException | OmegaConfBaseException):
-        return hydra_error_line(cause)
-    return str(exc)
-
-
-def hydra_error_line(exc: BaseException) -> str:
-    """One line for a Hydra/OmegaConf config error, with a guess where cheap."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-    if isinstance(exc, OverrideParseException):
-        reason = exc.message.splitlines()[0] if exc.message else "bad syntax"
-        line = f"cannot parse the override '{exc.override}': {reason}"
-        return line + _home_hint(str(exc.override))
-    if isinstance(exc, MissingConfigException) and exc.options:
-        group, _, option = str(exc.missing_cfg_file).rpartition("/")
-        options = sorted(name for name in exc.options if is_option(name))
-        return (
-            f"no option '{option}' in config group '{group}'"
-            f"{_did_you_mean(option, options)}; options: {', '.join(options)}"
-        )
-    text = str(exc)
-    if several := _quoted(text, "Ambiguous value for argument"):
-        return (
-            f"'{several}' gives several values, and a run takes one (a sweep: "
-            f"fedmodel simulate --multirun {several}; privacy-plan plans one "
-            "value at a time; a list is written key=[a,b])"
-        )
-    cause = exc.__cause__
-    key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")
-    if key and ("not in struct" in str(cause) or "Could not override" in text):
-        return (
-            f"unknown config key '{key}'{_did_you_mean(key, list(_config_keys()))}; "
-            "`fedmodel simulate --cfg job` prints every key"
-        )
-    first = next((line for line in text.splitlines() if line.strip()), text)
-    return first.strip()
-
-
-def _home_hint(override: str) -> str:
-    """How to write a `~` path, which Hydra's grammar takes only quoted."""
-    key, _, value = override.partition("=")
-    if "~" not in value or "'" in value:
-        return ""
-    items = value.removeprefix("[").removesuffix("]").split(",")
-    quoted = ",".join(f"'{item.strip()}'" for item in items)
-    fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
-    return f"; Hydra takes a ~ only inside quotes: write \"{fixed}\""
-
-
-def _quoted(text: str, after: str) -> str | None:
-    found = re.search(re.escape(after) + r" '([^']+)'", text)
-    return found.group(1) if found else None
-
-
-def _did_you_mean(given: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _config_keys() -> Iterator[str]:
-    """Every dotted key of the default config."""
-    from fedmodel.config import compose_config
-
-    def walk(node: dict[str, Any], prefix: str) -> Iterator[str]:
-        for name, value in node.items():
-            yield prefix + name
-            if isinstance(value, dict):
-                yield from walk(value, f"{prefix}{name}.")
-
-    return walk(compose_config([]), "")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.cli.hydra_errors import hydra_error_line
 from fedmodel.cli.main import run_command
-from fedmodel.cli.simulate import check_sweep_jobs, hydra_error_line, run_simulate
+from fedmodel.cli.simulate import check_sweep_jobs, run_simulate
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 from tests.unit.cli_probe import HEAVY, PROBE

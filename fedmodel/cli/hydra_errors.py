@@ -1,0 +1,94 @@
+"""A config error of Hydra, OmegaConf or fedmodel as the one line a command prints.
+
+Hydra's own messages run over several lines and name its grammar; the line
+here names the override or key, with a "did you mean" where a close match is
+cheap to find, and how to write what Hydra refused where that is known.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from fedmodel.config.compose import is_option
+from fedmodel.errors import FedmodelError
+
+
+def error_line(exc: FedmodelError) -> str:
+    """A FedmodelError's message, or one line for the Hydra error behind it."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause = exc.__cause__
+    if isinstance(cause, HydraException | OmegaConfBaseException):
+        return hydra_error_line(cause)
+    return str(exc)
+
+
+def hydra_error_line(exc: BaseException) -> str:
+    """One line for a Hydra/OmegaConf config error, with a guess where cheap."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(exc, OverrideParseException):
+        reason = exc.message.splitlines()[0] if exc.message else "bad syntax"
+        line = f"cannot parse the override '{exc.override}': {reason}"
+        return line + _home_hint(str(exc.override))
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = sorted(name for name in exc.options if is_option(name))
+        return (
+            f"no option '{option}' in config group '{group}'"
+            f"{_did_you_mean(option, options)}; options: {', '.join(options)}"
+        )
+    text = str(exc)
+    if several := _quoted(text, "Ambiguous value for argument"):
+        return (
+            f"'{several}' gives several values, and a run takes one (a sweep: "
+            f"fedmodel simulate --multirun {several}; privacy-plan plans one "
+            "value at a time; a list is written key=[a,b])"
+        )
+    cause = exc.__cause__
+    key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")
+    if key and ("not in struct" in str(cause) or "Could not override" in text):
+        return (
+            f"unknown config key '{key}'{_did_you_mean(key, list(_config_keys()))}; "
+            "`fedmodel simulate --cfg job` prints every key"
+        )
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    return first.strip()
+
+
+def _home_hint(override: str) -> str:
+    """How to write a `~` path, which Hydra's grammar takes only quoted."""
+    key, _, value = override.partition("=")
+    if "~" not in value or "'" in value:
+        return ""
+    items = value.removeprefix("[").removesuffix("]").split(",")
+    quoted = ",".join(f"'{item.strip()}'" for item in items)
+    fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
+    return f"; Hydra takes a ~ only inside quotes: write \"{fixed}\""
+
+
+def _quoted(text: str, after: str) -> str | None:
+    found = re.search(re.escape(after) + r" '([^']+)'", text)
+    return found.group(1) if found else None
+
+
+def _did_you_mean(given: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _config_keys() -> Iterator[str]:
+    """Every dotted key of the default config."""
+    from fedmodel.config import compose_config
+
+    def walk(node: dict[str, Any], prefix: str) -> Iterator[str]:
+        for name, value in node.items():
+            yield prefix + name
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{name}.")
+
+    return walk(compose_config([]), "")
