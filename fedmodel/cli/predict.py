@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from fedmodel.serve.inference import Prediction
+
+# `--input -`: the texts come from standard input, one per line.
+STDIN = "-"
 
 DESCRIPTION = (
     "Label texts with a model a run exported: its model/ (teacher) or "
@@ -35,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input",
         type=user_path,
         help=".txt (one text per line, no header) or CSV/TSV/JSONL/Parquet "
-        "with a text column",
+        f"with a text column; {STDIN} reads texts from standard input, one "
+        "per line",
     )
     parser.add_argument(
         "--text-column",
@@ -94,8 +99,12 @@ def _given_texts(texts: Sequence[str]) -> list[str]:
 
 def _file_texts(args: argparse.Namespace) -> list[str]:
     """The texts of --input; the file readers (datasets, pandas) load only here."""
-    from fedmodel.data.text_inputs import read_texts
+    from fedmodel.data.text_inputs import read_texts, stdin_texts
 
+    if str(args.input) == STDIN:
+        return stdin_texts(
+            sys.stdin.buffer, key="--input", text_column=args.text_column
+        )
     return read_texts(
         args.input,
         key="--input",

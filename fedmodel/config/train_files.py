@@ -66,17 +66,31 @@ def _expanded(files: list[Any], *, server_files: dict[Path, str]) -> list[Any]:
                 "given relative is taken from the working directory); fix the "
                 "pattern or list the files"
             )
+        pattern = f"task.train_files[{i}]={name!r}"
         for match in matches:
-            key = server_files.get(Path(match).resolve())
-            if key is not None:
-                raise FedmodelError(
-                    f"task.train_files[{i}]={name!r} matches {key} ({match}), "
-                    "which would make the server's file a site's too; narrow "
-                    "the pattern, or keep the sites' files in a folder of "
-                    "their own"
-                )
+            _check_match(Path(match), pattern=pattern, server_files=server_files)
         expanded.extend(matches)
     return expanded
+
+
+def _check_match(match: Path, *, pattern: str, server_files: dict[Path, str]) -> None:
+    """Refuse a server's file or a folder that a pattern matched, naming both."""
+    key = server_files.get(match.resolve())
+    if key is not None:
+        raise FedmodelError(
+            f"{pattern} matches {key} ({match}), which would make the server's "
+            "file a site's too; narrow the pattern, or keep the sites' files in "
+            "a folder of their own"
+        )
+    if match.is_dir():
+        # Read as a site's file, the folder would be refused as one the user
+        # named, with advice to name the files inside it: sites of their own.
+        raise FedmodelError(
+            f"{pattern} matches the folder {match}, and a pattern stands for "
+            "the sites' files only: narrow it (to their suffix, e.g. '*.csv'), "
+            "or move the folder elsewhere (a table written as a folder of "
+            "parts: write it out as one file)"
+        )
 
 
 def _is_pattern(name: Any) -> bool:

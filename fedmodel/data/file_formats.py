@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -51,12 +51,15 @@ _SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
 _SUFFIX_OF = {form.separator: form.suffix for form in (_CSV, _TSV)}
 
 
-def read_table(path: Path, *, key: str) -> pd.DataFrame:
+def read_table(
+    path: Path, *, key: str, other_suffixes: Sequence[str] = ()
+) -> pd.DataFrame:
     """Read one CSV / TSV / JSONL / Parquet file, chosen by its suffix.
 
     `key` is the config key the path came from (e.g. "task.train_files[2]"), so
     the message can say where to fix it. Every error a user's file can cause is a
-    FedmodelError naming the file.
+    FedmodelError naming the file. `other_suffixes` are those the caller reads
+    itself (`.txt`), named with the tables' where a suffix is refused.
     """
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
         ".csv": partial(_read_delimited, form=_CSV),
@@ -69,7 +72,7 @@ def read_table(path: Path, *, key: str) -> pd.DataFrame:
     if reader is None:
         raise FedmodelError(
             f"{key}: file {path} has the unsupported suffix {path.suffix!r}; "
-            f"convert it to one of {sorted(readers)}"
+            f"convert it to one of {sorted([*readers, *other_suffixes])}"
         )
     try:
         table = reader(path)

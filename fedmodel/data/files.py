@@ -24,6 +24,7 @@ from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.label_order import derived_label_order
+from fedmodel.data.record_labels import refuse_record_labels
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
@@ -66,6 +67,12 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     )
     for records in held:
         _check_server_labels(records)
+    if task.labels is None:
+        refuse_record_labels(
+            [(f"task.train_files[{i}]", r.path, r.labels) for i, r in enumerate(train)],
+            server_labels=_server_named_labels(task, [*held, test]),
+            label_column=task.label_column,
+        )
     label_names = _label_names(task, [*train, *held, test])
     # The server reads the descriptions after Flower starts: a bad file stops
     # the run here, with the other files, and leaves no run folder behind.
@@ -152,6 +159,16 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
             + "; add a row for each label"
         )
     return tuple(described[name] for name in label_names)
+
+
+def _server_named_labels(task: TaskSettings, held: Sequence[_Records]) -> list[str]:
+    """The labels the server's own files name: test, validation, descriptions."""
+    labels = [label for records in held for label in records.labels]
+    if task.label_descriptions is not None:
+        key = "task.label_descriptions"
+        path = Path(task.label_descriptions)
+        labels += _descriptions(path, task=task, key=key)
+    return labels
 
 
 def _descriptions(path: Path, *, task: TaskSettings, key: str) -> dict[str, str]:

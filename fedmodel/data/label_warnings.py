@@ -79,14 +79,19 @@ def warn_test_only_labels(data: TaskData) -> None:
         trained |= set(data.transfer["label"])
     unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
     if unseen:
+        them = plural(len(unseen), "it", "them")
         logger.warning(
             "%d %s of the test file no training record has, so the model "
-            "cannot learn them and every test record of them counts as an "
-            "error: %s. Add training records of them, or leave them out of the "
+            "cannot learn %s and every test record of %s counts as an "
+            "error: %s. Add training records of %s, or leave %s out of the "
             "test file",
             len(unseen),
             plural(len(unseen), "label"),
+            them,
+            them,
             unseen[:10] + (["..."] if len(unseen) > 10 else []),
+            them,
+            them,
         )
 
 

@@ -28,10 +28,20 @@ def read_utf8(path: Path) -> str:
             f"cannot read file {path} ({exc.strerror or exc}): fix the path, or "
             "let this user read the file"
         ) from exc
+    return decode_utf8(raw, source=f"file {path}")
+
+
+def decode_utf8(raw: bytes, *, source: str) -> str:
+    """`raw` as text without a leading BOM, naming the first byte not UTF-8.
+
+    `source` says where the bytes came from (`file /data/a.csv`, `standard
+    input`). The byte's value is named too: 0xE9 is a Latin-1 or
+    Windows-1252 `é`, the most common reason.
+    """
     if raw.startswith(_UTF16_MARKS):
         raise FedmodelError(
-            f"file {path} is UTF-16 text (a spreadsheet's 'Unicode text' "
-            "export), not UTF-8; re-save the file as UTF-8"
+            f"{source} is UTF-16 text (a spreadsheet's 'Unicode text' "
+            "export), not UTF-8; re-save it as UTF-8"
         )
     body = raw.removeprefix(codecs.BOM_UTF8)
     try:
@@ -40,8 +50,10 @@ def read_utf8(path: Path) -> str:
         line = len(text_lines(body[: exc.start].decode("utf-8")))
         byte = exc.start + len(raw) - len(body)
         raise FedmodelError(
-            f"file {path} is not UTF-8 text: byte {byte} (line {line}) cannot "
-            "be decoded; re-save the file as UTF-8"
+            f"{source} is not UTF-8 text: byte {byte} (line {line}) is "
+            f"0x{body[exc.start]:02X}, which UTF-8 cannot decode (most often the "
+            "file was saved as Latin-1 or Windows-1252, a spreadsheet's plain "
+            "'CSV' export); re-save it as UTF-8"
         ) from exc
 
 

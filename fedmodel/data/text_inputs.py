@@ -1,19 +1,25 @@
 """Unlabelled texts from a file: one per line (.txt) or a column of a table.
 
 Used for the texts a server holds for distillation and the texts
-`fedmodel predict` labels. A .txt file has no header and no labels: every
+`fedmodel predict` labels, from a file or piped in (`--input -`), which is
+read as a .txt file is. A .txt file has no header and no labels: every
 non-blank line is a text, so a first line that is only a column's name
 (`text`, from a table's export) is refused rather than read as one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from fedmodel.data.file_cells import require_column, text_cells
 from fedmodel.data.file_formats import read_table
-from fedmodel.data.text_file import read_utf8, text_lines
+from fedmodel.data.text_file import decode_utf8, read_utf8, text_lines
 from fedmodel.errors import FedmodelError
+
+# A file of texts, one per line, without a header.
+_LINES = ".txt"
 
 
 def read_texts(
@@ -27,9 +33,9 @@ def read_texts(
     cell are errors, worded as for the training files' texts
     (`require_column`, `text_cells`), naming the column or the rows.
     """
-    if path.suffix.lower() == ".txt":
+    if path.suffix.lower() == _LINES:
         return _lines(path, key=key, text_column=text_column)
-    table = read_table(path, key=key)
+    table = read_table(path, key=key, other_suffixes=(_LINES,))
     fix = f"rename the texts' column to {text_column!r}" + (
         f" or name it with {column_option}" if column_option else ""
     )
@@ -41,18 +47,42 @@ def read_texts(
     return texts
 
 
+def stdin_texts(stream: BinaryIO, *, key: str, text_column: str = "text") -> list[str]:
+    """Texts piped in, one per non-blank line: read as a .txt file is."""
+    source = "standard input"
+    return _line_texts(
+        lambda: decode_utf8(stream.read(), source=source),
+        source=source,
+        key=key,
+        text_column=text_column,
+    )
+
+
 def _lines(path: Path, *, key: str, text_column: str) -> list[str]:
     """A .txt file's non-blank lines, refusing a header line of a column's name."""
     if not path.is_file():
         raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
-    texts = [line.strip() for line in text_lines(read_utf8(path))]
+    return _line_texts(
+        lambda: read_utf8(path), source=f"file {path}", key=key, text_column=text_column
+    )
+
+
+def _line_texts(
+    read: Callable[[], str], *, source: str, key: str, text_column: str
+) -> list[str]:
+    try:
+        text = read()
+    except FedmodelError as exc:
+        # The reader names the file and the byte; the key says which setting.
+        raise FedmodelError(f"{key}: {exc}") from exc
+    texts = [line.strip() for line in text_lines(text)]
     texts = [text for text in texts if text]
     if not texts:
-        raise FedmodelError(f"{key}: file {path} holds no text lines")
+        raise FedmodelError(f"{key}: {source} holds no text lines")
     if texts[0].casefold() in {"text", text_column.casefold()}:
         raise FedmodelError(
-            f"{key}: file {path} starts with the line {texts[0]!r}, a column "
-            "name, but a .txt file has no header: every line is a text. Remove "
-            "that line"
+            f"{key}: {source} starts with the line {texts[0]!r}, a column "
+            "name, but texts given one per line have no header: every line is a "
+            "text. Remove that line"
         )
     return texts

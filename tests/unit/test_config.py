@@ -352,3 +352,24 @@ def test_unknown_and_mistyped_keys_are_named() -> None:
 def test_bad_override_is_a_clear_error() -> None:
     with pytest.raises(FedmodelError, match="task=nosuchtask"):
         compose_config(["task=nosuchtask"])
+
+
+def test_a_pattern_matching_a_folder_is_refused_naming_the_pattern(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `sites/*` over the sites' exports and an old folder beside them: read
+    # as a site's file, the folder was refused with advice to make its files
+    # sites of their own, and the pattern the user typed went unnamed.
+    sites = tmp_path / "sites"
+    (sites / "archive").mkdir(parents=True)
+    for name in ("a.csv", "b.csv", "archive/old.csv"):
+        (sites / name).write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FedmodelError) as info:
+        settings_from_dict(compose_config(["task=files", "task.train_files=[sites/*]"]))
+    assert str(info.value).startswith(
+        f"task.train_files[0]='{sites}/*' matches the folder {sites / 'archive'}, "
+        "and a pattern stands for the sites' files only: narrow it"
+    )
+    narrow = compose_config(["task=files", "task.train_files=[sites/*.csv]"])
+    assert settings_from_dict(narrow).num_clients == 2

@@ -413,7 +413,8 @@ def test_test_labels_no_record_trains_are_named_once(
         warn_test_only_labels(data)
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "1 label of the test file no training record has" in warned
-    assert "['weird']" in warned and "leave them out of the test file" in warned
+    assert "the model cannot learn it and every test record of it" in warned
+    assert "['weird']" in warned and "leave it out of the test file" in warned
     # A deployment's server holds no training record: it cannot tell.
     caplog.clear()
     with caplog.at_level("WARNING", logger="fedmodel"):

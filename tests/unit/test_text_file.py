@@ -60,8 +60,25 @@ def test_a_byte_not_utf8_after_a_bom_is_named_where_it_is(
 ) -> None:
     site = tmp_path / "excel.csv"
     site.write_bytes(b"\xef\xbb\xbftext,label\nab,x\ncaf\xe9,y\n")
-    with pytest.raises(FedmodelError, match=r"byte 22 \(line 3\)"):
+    with pytest.raises(FedmodelError, match=r"byte 22 \(line 3\) is 0xE9, "):
         load_task(_task([site], test_csv), seed=0)
+
+
+def test_a_latin1_export_is_named_by_its_byte_and_one_line(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # A hospital's plain "CSV" export from a spreadsheet on Windows: the byte
+    # is named by value, so the user sees which encoding wrote it.
+    site = tmp_path / "site.csv"
+    pd.DataFrame({"text": ["cough", "Fi\u00e8vre"], "label": ["x", "y"]}).to_csv(
+        site, index=False, encoding="latin-1"
+    )
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], test_csv), seed=0)
+    message = str(info.value)
+    assert message.startswith(f"task.train_files[0]: file {site} is not UTF-8")
+    assert "byte 21 (line 3) is 0xE8, " in message
+    assert "Latin-1 or Windows-1252" in message and "\n" not in message
 
 
 def test_a_utf16_export_is_named_as_such(tmp_path: Path, test_csv: Path) -> None:

@@ -1,0 +1,75 @@
+"""`fedmodel predict --input`: texts piped in, and the suffixes a file may have."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedmodel.cli.main import run_command
+from tests.unit.test_export_predict import exported
+
+__all__ = ["exported"]
+
+
+def _pipe(monkeypatch: pytest.MonkeyPatch, raw: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+
+
+def _jsonl(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_predict_labels_texts_piped_in_as_it_labels_them_given(
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `cat notes.txt | fedmodel predict --model DIR --input -`: one text a
+    # line, read as a .txt file is (a BOM, CRLF and blank lines as there).
+    _pipe(monkeypatch, b"\xef\xbb\xbflost card\r\n\r\ntop up failed\n")
+    argv = ["predict", "--model", str(exported), "--format", "jsonl"]
+    assert run_command([*argv, "--input", "-"]) == 0
+    piped = _jsonl(capsys.readouterr().out)
+    assert run_command([*argv, "--text", "lost card", "--text", "top up failed"]) == 0
+    given = _jsonl(capsys.readouterr().out)
+    assert [row["text"] for row in piped] == ["lost card", "top up failed"]
+    assert piped == given
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            b"lost card\ncaf\xe9\n",
+            "--input: standard input is not UTF-8 text: byte 13 (line 2) is 0xE9",
+        ),
+        (b"\n  \n", "--input: standard input holds no text lines"),
+        (b"text\nlost card\n", "standard input starts with the line 'text'"),
+    ],
+)
+def test_predict_refuses_bad_piped_input_in_one_line(
+    raw: bytes,
+    message: str,
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _pipe(monkeypatch, raw)
+    assert run_command(["predict", "--model", str(exported), "--input", "-"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_input_of_another_suffix_is_told_a_txt_file_serves_too(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = tmp_path / "notes.xlsx"
+    sheet.write_bytes(b"PK")
+    argv = ["predict", "--model", str(exported), "--input", str(sheet)]
+    assert run_command(argv) == 2
+    err = capsys.readouterr().err
+    assert "['.csv', '.jsonl', '.parquet', '.tsv', '.txt']" in err

@@ -1,0 +1,73 @@
+"""A label set read from the sites' files names classes, never a record's text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedmodel.data.record_labels import MIN_RECORDS_ALONE
+from fedmodel.data.tasks import load_task
+from fedmodel.errors import FedmodelError
+from tests.unit.test_data_files import _csv, _task
+
+NOTES = [f"pt {n} seen for chest pain radiating to the left arm" for n in range(8)]
+
+
+def _site(path: Path, notes: list[str]) -> Path:
+    rows = [(note, "cardio" if i % 2 else "ortho") for i, note in enumerate(notes)]
+    return _csv(path, rows)
+
+
+def test_swapped_columns_are_refused_naming_no_text(tmp_path: Path) -> None:
+    # task.text_column=label task.label_column=text: each note would be a
+    # class name in the server's log, the head's start and the exported
+    # model's config, outside every epsilon.
+    a = _site(tmp_path / "a.csv", NOTES[:4] + ["n4", "n5"])
+    b = _site(tmp_path / "b.csv", NOTES[4:])
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    task = _task([a, b], test, text_column="label", label_column="text")
+    with pytest.raises(FedmodelError) as info:
+        load_task(task, seed=0)
+    message = str(info.value)
+    assert message.startswith(
+        f"task.train_files[0]: file {a}: 6 of its 6 records hold a label in "
+        "column 'text' that no other record of the task holds"
+    )
+    assert "swapped" in message and "task.labels" in message
+    assert not any(note in message for note in NOTES)
+
+
+def test_a_site_that_exported_notes_as_labels_is_named(tmp_path: Path) -> None:
+    # Two sites label by class; the third wrote each note into its label
+    # column too (its notes are what the other sites' texts are).
+    a = _site(tmp_path / "a.csv", ["x1", "x2", "x3", "x4"])
+    b = _site(tmp_path / "b.csv", ["y1", "y2", "y3", "y4"])
+    c = _csv(tmp_path / "c.csv", [(note, note) for note in NOTES[:6]])
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    refused = r"^task\.train_files\[2\]: file .*c\.csv: 6 of its 6 records"
+    with pytest.raises(FedmodelError, match=refused):
+        load_task(_task([a, b, c], test), seed=0)
+
+
+def test_rare_classes_and_classes_the_server_names_are_data(tmp_path: Path) -> None:
+    alone = MIN_RECORDS_ALONE - 1
+    rare = [(f"case {n}", f"rare {n}") for n in range(alone)]
+    a = _csv(tmp_path / "a.csv", [*rare, ("x", "cardio"), ("y", "ortho")])
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    assert len(load_task(_task([a], test), seed=0).label_names) == alone + 2
+    # One record per class, but the server's test file names every class.
+    codes = [(f"case {n}", f"I{n}") for n in range(8)]
+    b = _csv(tmp_path / "b.csv", codes)
+    named = _csv(tmp_path / "named.csv", [(f"other {n}", f"I{n}") for n in range(8)])
+    assert len(load_task(_task([b], named), seed=0).label_names) == 8
+    # ... or the server's descriptions do; or the operator lists them.
+    listed = [*(f"I{n}" for n in range(8)), "cardio", "ortho"]
+    described = _csv(
+        tmp_path / "labels.csv",
+        [(label, f"block {label}") for label in listed],
+        header="label,description",
+    )
+    task = _task([b], test, label_descriptions=str(described))
+    assert len(load_task(task, seed=0).label_names) == 10
+    assert len(load_task(_task([b], test, labels=listed), seed=0).label_names) == 10
