@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
+
+if TYPE_CHECKING:
+    from fedmodel.privacy.ledger_reset import LedgerStatus
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,28 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the site's spend, or archive its ledger after --yes."""
     # Imported here: the accountants load Opacus.
-    from fedmodel.privacy.ledger_reset import (
-        archive_ledger,
-        ledger_status,
-        reset_and_not_charged,
-    )
+    from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 
     _refuse_a_run_folder(args.state_dir)
     if args.what == "show":
-        # A reset with no round since is the site's state, not an error.
-        if (reset := reset_and_not_charged(args.state_dir)) is not None:
-            print(reset)
-            return EXIT_OK
-        status = ledger_status(args.state_dir)
-        exhausted = status.budget_exhausted
-        print(
-            f"{status.path}: client {status.client_id}, epsilon "
-            f"{status.epsilon:.4f} spent at delta {status.delta:.3g} in "
-            f"{status.rounds} {plural(status.rounds, 'round')}; its last run allowed "
-            f"{status.target_epsilon:g} (the server's target, or the site's "
-            "--max-epsilon where lower)"
-            + (", and a round there found the budget exhausted" if exhausted else "")
-        )
+        print(_shown(args.state_dir))
         return EXIT_OK
     _refuse_a_simulated_client(args.state_dir)
     if not args.yes:
@@ -75,6 +62,42 @@ def run(args: argparse.Namespace) -> int:
         "new budget"
     )
     return EXIT_OK
+
+
+def _shown(state_dir: Path) -> str:
+    """What `ledger show` prints: a site's spend, a reset, or a central run's."""
+    from fedmodel.privacy.ledger_reset import (
+        central_ledger_status,
+        ledger_status,
+        reset_and_not_charged,
+    )
+
+    if (central := central_ledger_status(state_dir)) is not None:
+        return (
+            f"{central.path}: the server's client-level ledger (privacy=central), "
+            f"{_spent(central)}; the run's target was "
+            f"{central.target_epsilon:g}"
+            + (", and a round found the budget exhausted" if central.budget_exhausted
+               else "")
+        )
+    # A reset with no round since is the site's state, not an error.
+    if (reset := reset_and_not_charged(state_dir)) is not None:
+        return reset
+    status = ledger_status(state_dir)
+    return (
+        f"{status.path}: client {status.client_id}, {_spent(status)}; its last "
+        f"run allowed {status.target_epsilon:g} (the server's target, or the "
+        "site's --max-epsilon where lower)"
+        + (", and a round there found the budget exhausted"
+           if status.budget_exhausted else "")
+    )
+
+
+def _spent(status: LedgerStatus) -> str:
+    return (
+        f"epsilon {status.epsilon:.4f} spent at delta {status.delta:.3g} in "
+        f"{status.rounds} {plural(status.rounds, 'round')}"
+    )
 
 
 def _refuse_a_run_folder(state_dir: Path) -> None:
