@@ -1,4 +1,4 @@
-"""Deployment commands: `certs`, `superlink`, `supernode`, `ledger`, `flwr-app`.
+"""Deployment commands: `certs`, `superlink`, `supernode`, `flwr-app`.
 
 Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
 `run_*` that imports what it needs (cryptography, Flower, Opacus) only then.
@@ -7,11 +7,9 @@ Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
-from fedmodel.config.wording import plural
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
 
@@ -166,113 +164,6 @@ def run_supernode(args: argparse.Namespace) -> int:
     site.state_dir.mkdir(parents=True, exist_ok=True)
     exec_flower(command)
     return EXIT_OK
-
-
-def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
-    """`fedmodel ledger show|reset --state-dir DIR`: a site's privacy budget."""
-    sub = parser.add_subparsers(dest="what", required=True)
-    show = sub.add_parser("show", help="print what the site has spent")
-    show.add_argument(
-        "--state-dir", type=user_path, required=True, help="the site's --state-dir"
-    )
-    reset = sub.add_parser(
-        "reset", help="archive the ledger so the next run starts a new budget"
-    )
-    reset.add_argument(
-        "--state-dir", type=user_path, required=True, help="the site's --state-dir"
-    )
-    reset.add_argument(
-        "--yes", action="store_true", help="confirm: forget the spent epsilon"
-    )
-
-
-def run_ledger(args: argparse.Namespace) -> int:
-    """Print the site's spend, or archive its ledger after --yes."""
-    # Imported here: the accountants load Opacus.
-    from fedmodel.privacy.ledger_reset import (
-        archive_ledger,
-        ledger_status,
-        reset_and_not_charged,
-    )
-
-    _refuse_a_run_folder(args.state_dir)
-    if args.what == "show":
-        # A reset with no round since is the site's state, not an error.
-        if (reset := reset_and_not_charged(args.state_dir)) is not None:
-            print(reset)
-            return EXIT_OK
-        status = ledger_status(args.state_dir)
-        exhausted = status.budget_exhausted
-        print(
-            f"{status.path}: client {status.client_id}, epsilon "
-            f"{status.epsilon:.4f} spent at delta {status.delta:.3g} in "
-            f"{status.rounds} {plural(status.rounds, 'round')}; its last run allowed "
-            f"{status.target_epsilon:g} (the server's target, or the site's "
-            "--max-epsilon where lower)"
-            + (", and a round there found the budget exhausted" if exhausted else "")
-        )
-        return EXIT_OK
-    _refuse_a_simulated_client(args.state_dir)
-    if not args.yes:
-        status = ledger_status(args.state_dir)
-        raise FedmodelError(
-            f"{status.path} records epsilon {status.epsilon:.4f} already spent by "
-            f"client {status.client_id}; a reset lets the site spend a new budget, "
-            "which is only sound on data that the spent budget did not cover. "
-            "Add --yes to archive it"
-        )
-    status, archived = archive_ledger(args.state_dir)
-    print(
-        f"archived {status.path} (epsilon {status.epsilon:.4f}, {status.rounds} "
-        f"{plural(status.rounds, 'round')}) as {archived}; the next round starts a "
-        "new budget"
-    )
-    return EXIT_OK
-
-
-def _refuse_a_run_folder(state_dir: Path) -> None:
-    """Name the clients' folders when given a simulation's run folder.
-
-    A simulated client keeps its ledger in RUN/clients/client-<i>, its own
-    state directory; the run folder holds none of its own.
-    """
-    from fedmodel.privacy.ledger_record import LEDGER_FILE
-    from fedmodel.run.layout import CLIENTS_DIR
-
-    held = sorted(state_dir.glob(f"{CLIENTS_DIR}/*/{LEDGER_FILE}"))
-    if not held or (state_dir / LEDGER_FILE).exists():
-        return
-    names = ", ".join(path.parent.name for path in held[:4])
-    raise FedmodelError(
-        f"--state-dir {state_dir} is a simulation's run folder: each simulated "
-        f"client keeps its ledger in a state directory of its own, "
-        f"{state_dir / CLIENTS_DIR}/client-<i> ({names}"
-        f"{', ...' if len(held) > 4 else ''}); give one of those as --state-dir "
-        "to show its ledger (a simulated client's ledger is not reset)"
-    )
-
-
-def _refuse_a_simulated_client(state_dir: Path) -> None:
-    """Refuse to reset a simulated client's ledger (RUN/clients/client-<i>).
-
-    A reset starts a new budget on data the old one did not cover; a
-    simulated client trains on the same records all run, so resumed it would
-    count them again from 0. The folder is judged by where it is, so
-    `--state-dir client-0` from RUN/clients, or a link, is refused too.
-    """
-    from fedmodel.run.layout import CLIENTS_DIR, RESOLVED_CONFIG
-
-    folder = state_dir.resolve()
-    run_dir = folder.parent.parent
-    in_a_run = (run_dir / RESOLVED_CONFIG).is_file()
-    if folder.parent.name != CLIENTS_DIR or not in_a_run:
-        return
-    raise FedmodelError(
-        f"--state-dir {state_dir} is a simulated client's folder in the run "
-        f"{run_dir}: it trains on the same records all run, so a new budget "
-        "would not count what they already released; a new run in a folder of "
-        "its own starts new budgets"
-    )
 
 
 def add_flwr_app_arguments(parser: argparse.ArgumentParser) -> None:

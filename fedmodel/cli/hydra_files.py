@@ -84,7 +84,8 @@ def continue_argv(
     overrides.yaml, one more with each resume that sets it. Where the start
     added the key (`+key=`: not in the packaged config), `extra`'s plain
     `key=` adds it in the same way, as Hydra refuses to change a key it
-    does not have.
+    does not have, and `extra`'s `~key` is left out: the add dropped is the
+    delete, and Hydra refuses to delete a key it does not have.
     """
     replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
     kept = []
@@ -96,7 +97,15 @@ def continue_argv(
         elif key.prefix in ADDS:
             added.setdefault(key.key, key.prefix)
     resumed = [*kept, "resume=true", run_dir_override(run_dir)]
-    return resumed + [_added_again(o, added) for o in extra]
+    return resumed + [
+        _added_again(o, added) for o in extra if not _deletes_an_add(o, added)
+    ]
+
+
+def _deletes_an_add(override: str, added: dict[str, str]) -> bool:
+    """Whether `override` deletes a key the start added with `+key=` (dropped)."""
+    key = override_key(override)
+    return key is not None and key.prefix == "~" and added.get(key.key) == "+"
 
 
 def _added_again(override: str, added: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fedmodel import __version__
-from fedmodel.cli import deploy, predict, research, resume
+from fedmodel.cli import deploy, ledger, predict, research, resume
 from fedmodel.cli.errors import EXIT_USER_ERROR, report_error
 from fedmodel.errors import FedmodelError
 
@@ -104,8 +104,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "ledger",
         "show or archive a site's privacy ledger",
-        deploy.add_ledger_arguments,
-        deploy.run_ledger,
+        ledger.add_arguments,
+        ledger.run,
     ),
 )
 SIMULATE_SUMMARY = "run a federated simulation (see `simulate --help`)"

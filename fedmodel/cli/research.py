@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import asdict
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
@@ -27,13 +28,44 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the settings and plans as JSON instead: "
         '{"training_settings": {...}, "clients": [...]}',
     )
+    # Taken only to be refused by name, not as argparse's "unrecognized".
+    parser.add_argument(
+        "-m", "--multirun", action="store_true", help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
     )
 
 
+def multirun_refusal(overrides: list[str]) -> str:
+    """Why privacy-plan takes no --multirun, and the commands that plan each value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    line = "privacy-plan plans one value at a time and takes no --multirun"
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException:
+        return f"{line}: give each value in its own privacy-plan run"
+    swept = [item for item in parsed if item.is_sweep_override()]
+    if not swept:
+        return f"{line}: leave it out"
+    key = swept[0].key_or_group
+    rest = [item for item in overrides if item != swept[0].input_line]
+    each = "; ".join(
+        shlex.join(["fedmodel", "privacy-plan", *rest, f"{key}={value}"])
+        for value in swept[0].sweep_string_iterator()
+    )
+    return (
+        f"{line}: run it once per value ({each}); a sweep: "
+        f"{shlex.join(['fedmodel', 'simulate', '--multirun', *overrides])}"
+    )
+
+
 def run_privacy_plan(args: argparse.Namespace) -> int:
     """Print each client's plan; exit 1 if any client is flagged."""
+    if args.multirun:
+        raise FedmodelError(multirun_refusal(args.overrides))
     from fedmodel.run.console import setup_logging
 
     # fedmodel's lines on stderr and the libraries' progress bars off, before

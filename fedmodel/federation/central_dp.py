@@ -30,13 +30,13 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import METRICS_KEY
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.privacy.client_level import (
-    CENTRAL_LEDGER_FILE,
     CLIENT_LEVEL_ID,
     clipped_count_stddev,
     plan_client_level,
     sampled_clients,
 )
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,8 @@ from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.spent_budgets import spent_clients
-from fedmodel.privacy.client_level import CENTRAL_LEDGER_FILE
 from fedmodel.privacy.durable_file import remove_stale_temp_files
-from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
 from fedmodel.run.checkpoint import (
     Checkpoint,
     check_label_order,

@@ -16,10 +16,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
 from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_shortfall
-from fedmodel.privacy.ledger_record import read_record
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, read_record
 from fedmodel.privacy.modes import privacy_mode
 
-CENTRAL_LEDGER_FILE = "central_privacy_ledger.json"
 CLIENT_LEVEL_ID = "all-clients"
 # Strategies whose aggregate is a plain (re-weightable) FedAvg mean; a server
 # optimiser (FedAdam) or a robust rule would change the sensitivity.

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 # A client's (or site's) ledger in its state directory.
 LEDGER_FILE = "privacy_ledger.json"
+# The server's client-level ledger (privacy=central), in a simulation's run folder.
+CENTRAL_LEDGER_FILE = "central_privacy_ledger.json"
 LEDGER_FORMAT = "fedmodel-privacy-ledger"
 LEDGER_VERSION = 1
 # A stored epsilon is the float the same computation returned, so only an

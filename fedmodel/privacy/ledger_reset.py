@@ -16,7 +16,12 @@ from pathlib import Path
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import exclusive_lock
-from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.privacy.ledger_record import (
+    CENTRAL_LEDGER_FILE,
+    LEDGER_FILE,
+    LedgerRecord,
+    read_record,
+)
 
 ARCHIVE_PATTERN = "privacy_ledger.reset-*.json"
 
@@ -37,6 +42,18 @@ class LedgerStatus:
 def ledger_status(state_dir: Path) -> LedgerStatus:
     """Read the ledger in a site's state directory, refusing one edited by hand."""
     path = _ledger_path(state_dir)
+    return _status(path, read_record(path))
+
+
+def central_ledger_status(run_dir: Path) -> LedgerStatus | None:
+    """What the server's client-level ledger spent, where `run_dir` holds one.
+
+    Only a `privacy=central` simulation writes it (a deployment refuses
+    central DP), in its run folder; None for any other folder.
+    """
+    path = run_dir / CENTRAL_LEDGER_FILE
+    if (run_dir / LEDGER_FILE).exists() or not path.is_file():
+        return None
     return _status(path, read_record(path))
 
 
@@ -96,6 +113,14 @@ def _ledger_path(state_dir: Path) -> Path:
         raise FedmodelError(
             f"--state-dir {state_dir}: no such folder; give the site's state "
             "directory (the SuperNode's --state-dir)"
+        )
+    if (central := state_dir / CENTRAL_LEDGER_FILE).is_file() and not path.exists():
+        # The run's one budget: every client's updates were released under it.
+        raise FedmodelError(
+            f"{central} is the server's client-level ledger of a privacy=central "
+            "run, not a site's, and is never reset: a new budget would not count "
+            "the rounds it already released; a new run in a folder of its own "
+            "starts a new budget (`fedmodel ledger show` prints what it spent)"
         )
     if (reset := reset_and_not_charged(state_dir)) is not None:
         raise FedmodelError(f"{reset}, so there is nothing to reset")

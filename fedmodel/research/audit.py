@@ -76,7 +76,9 @@ def audit_run(
     train, val, _ = load_client_data(settings, client)
     ledger = charged_ledger(run_dir, client, train)
     planted = settings.audit.canaries if client == settings.audit.client else 0
-    require_held_out(val, client=client, run_dir=run_dir)
+    require_held_out(
+        val, client=client, run_dir=run_dir, val_fraction=settings.task.val_fraction
+    )
     rng = np.random.default_rng(seed)
     members = at_most(members_without(train, planted), max_records, rng)
     non_members = at_most(val, max_records, rng)

@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.data.canaries import canary_splits
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
@@ -99,15 +100,29 @@ def rebuilt_canaries(
     return canaries, reference
 
 
-def require_held_out(val: datasets.Dataset, *, client: int, run_dir: Path) -> None:
-    """Refuse an audit of a client without held-out records to compare with."""
-    if len(val) < MIN_RECORDS:
-        raise FedmodelError(
-            f"client {client} of {run_dir} holds {len(val)} held-out records (with "
-            "task.val_fraction 0, the default, a client trains on every record); "
-            "the audit compares members with held-out records of the same client: "
-            "rerun with task.val_fraction above 0 (e.g. 0.5 for a strong audit)"
-        )
+def require_held_out(
+    val: datasets.Dataset, *, client: int, run_dir: Path, val_fraction: float
+) -> None:
+    """Refuse an audit of a client without held-out records to compare with.
+
+    `val_fraction` is the run's task.val_fraction, named in the message: 0
+    (the default) holds none back, and a small fraction of a small client
+    can hold back fewer than the audit needs.
+    """
+    if len(val) >= MIN_RECORDS:
+        return
+    if val_fraction == 0:
+        why = "task.val_fraction 0, the default: a client trains on every record"
+        fix = "task.val_fraction above 0"
+    else:
+        why = f"task.val_fraction {val_fraction:g} of its records"
+        fix = f"a task.val_fraction above {val_fraction:g}"
+    raise FedmodelError(
+        f"client {client} of {run_dir} holds {len(val)} held-out "
+        f"{plural(len(val), 'record')} ({why}); the audit compares members with "
+        f"at least {MIN_RECORDS} held-out records of the same client: rerun with "
+        f"{fix} (e.g. 0.5 for a strong audit)"
+    )
 
 
 def members_without(train: datasets.Dataset, planted: int) -> datasets.Dataset:

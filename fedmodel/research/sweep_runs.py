@@ -20,7 +20,9 @@ import pandas as pd
 import yaml
 
 from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, RULE_KEYS, config_row
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
+from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.summary import STATUS_OK
 
@@ -57,7 +59,7 @@ PER_RUN_KEYS = ("seed", "run_dir", "resume", RULE_KEYS)
 
 
 def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
-    """Return (finished, unfinished) run folders under `sweep_dir`.
+    """Return (finished, unfinished) run folders under `sweep_dir`; either may be [].
 
     Unfinished ones hold a resolved config but no summary (a run that failed
     or is still going), or a summary whose status is not ok (a run that failed
@@ -69,14 +71,7 @@ def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
         raise FedmodelError(f"{sweep_dir} is a file, not a sweep folder")
     started = sorted(p.parent for p in sweep_dir.rglob(RESOLVED_CONFIG))
     finished = [run for run in started if _finished(run)]
-    unfinished = [run for run in started if run not in finished]
-    if not finished:
-        raise FedmodelError(
-            f"{sweep_dir} holds no finished run folder (one with {SUMMARY_FILE} and "
-            f"{RESOLVED_CONFIG}): give the folder a `fedmodel simulate --multirun` "
-            "wrote (its hydra.sweep.dir), or a folder of such folders"
-        )
-    return finished, unfinished
+    return finished, [run for run in started if run not in finished]
 
 
 def _finished(run: Path) -> bool:
@@ -213,12 +208,38 @@ def collect_runs(sweep_dir: Path) -> pd.DataFrame:
             SUMMARY_FILE,
             SUMMARY_FILE,
         )
+    if not finished:
+        raise FedmodelError(_none_finished(sweep_dir, unfinished))
     runs = pd.DataFrame([run_row(run, sweep_dir) for run in finished])
     configs = list(runs.pop("config"))
     runs.insert(1, "setting", _labels(runs))
     runs["setting"] = _split_by_other_keys(runs, configs)
     runs["config"] = configs
     return runs
+
+
+def _none_finished(sweep_dir: Path, unfinished: list[Path]) -> str:
+    """The error for a folder without a finished run, its sweep's jobs logged first.
+
+    A sweep whose every job failed, or stopped, is named job by job as a
+    sweep with some finished runs is in its report; only a folder with no
+    run and no sweep in it is called the wrong folder.
+    """
+    missing = jobs_without_result(sweep_dir, set())
+    for line in missing:
+        log.warning("%s", line)
+    if not missing and not unfinished:
+        return (
+            f"{sweep_dir} holds no finished run folder (one with {SUMMARY_FILE} "
+            f"and {RESOLVED_CONFIG}): give the folder a `fedmodel simulate "
+            "--multirun` wrote (its hydra.sweep.dir), or a folder of such folders"
+        )
+    count, what = (len(missing), "job") if missing else (len(unfinished), "run")
+    return (
+        f"none of the {count} {plural(count, what)} under {sweep_dir} finished "
+        "(each named above, with why): continue a stopped one with `fedmodel "
+        "resume JOB_FOLDER`, or rerun the sweep, then report it"
+    )
 
 
 def _split_by_other_keys(

@@ -30,12 +30,28 @@ def test_a_run_that_trained_on_every_record_is_refused_naming_the_key(
     # task.val_fraction is 0 by default: the client holds no non-members.
     empty = datasets.Dataset.from_dict({"text": [], "label": []})
     with pytest.raises(FedmodelError) as raised:
-        require_held_out(empty, client=0, run_dir=tmp_path)
+        require_held_out(empty, client=0, run_dir=tmp_path, val_fraction=0.0)
     message = str(raised.value)
-    assert "holds 0 held-out records" in message
+    assert "holds 0 held-out records (task.val_fraction 0, the default" in message
     assert "task.val_fraction above 0" in message and str(tmp_path) in message
     two = datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
-    require_held_out(two, client=0, run_dir=tmp_path)
+    require_held_out(two, client=0, run_dir=tmp_path, val_fraction=0.1)
+
+
+def test_a_fraction_that_held_out_too_few_is_named_as_the_run_had_it(
+    tmp_path: Path,
+) -> None:
+    # Before: "with task.val_fraction 0, the default", whatever the run had.
+    one = datasets.Dataset.from_dict({"text": ["a"], "label": [0]})
+    with pytest.raises(FedmodelError) as raised:
+        require_held_out(one, client=1, run_dir=tmp_path, val_fraction=0.05)
+    message = str(raised.value)
+    assert "the default" not in message
+    assert (
+        f"client 1 of {tmp_path} holds 1 held-out record (task.val_fraction 0.05 "
+        "of its records); the audit compares members with at least 2 held-out "
+        "records of the same client: rerun with a task.val_fraction above 0.05"
+    ) in message
 
 
 @pytest.mark.parametrize("change", ["key added since", "key removed since"])

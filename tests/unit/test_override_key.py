@@ -84,3 +84,26 @@ def test_a_replaced_added_group_option_is_added_again(tmp_path: Path) -> None:
     # Hydra takes no force-add of a group, nor a plain one it never had.
     argv = continue_argv(["+a/b=c"], tmp_path, extra=["a/b=d"])
     assert argv[-1] == "+a/b=d"
+
+
+@pytest.mark.parametrize(
+    ("stored", "extra"), [(f"+{ENV_SET}=1", f"~{ENV_SET}"), ("+a/b=c", "~a/b")]
+)
+def test_an_extra_delete_of_an_added_key_is_the_add_dropped(
+    tmp_path: Path, stored: str, extra: str
+) -> None:
+    # Before, `~key` was passed on after the add was dropped, and Hydra
+    # refused to delete a key the config did not have ("does not exist").
+    argv = continue_argv(["model=tiny", stored], tmp_path, extra=[extra])
+    assert argv == ["model=tiny", "resume=true", f"hydra.run.dir={tmp_path}"]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        config = compose("config", overrides=argv, return_hydra_config=True)
+    assert "FOO" not in config.hydra.job.env_set
+
+
+def test_an_extra_delete_of_a_force_added_key_is_passed_on(tmp_path: Path) -> None:
+    # `++key=` may have set a key the packaged config has: that one is
+    # deleted by Hydra, as written, and not by dropping the stored override.
+    argv = continue_argv(["++num_rounds=3"], tmp_path, extra=["~num_rounds"])
+    assert argv[-1] == "~num_rounds"
+

@@ -274,6 +274,24 @@ def test_a_list_of_budgets_names_the_command_that_sweeps(
     assert "privacy-plan plans one value at a time" in error
 
 
+@pytest.mark.parametrize("flag", ["--multirun", "-m"])
+def test_multirun_is_refused_with_a_command_per_value(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, argparse's bare "fedmodel: error: unrecognized arguments".
+    argv = ["privacy-plan", flag, "task=bank", "privacy.target_epsilon=1,3"]
+    assert run_command(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith(
+        "fedmodel privacy-plan: error: privacy-plan plans one value at a time"
+        " and takes no --multirun: run it once per value (fedmodel privacy-plan "
+        "task=bank privacy.target_epsilon=1; fedmodel privacy-plan task=bank "
+        "privacy.target_epsilon=3); a sweep: fedmodel simulate --multirun "
+        "task=bank privacy.target_epsilon=1,3"
+    )
+
+
 def test_the_plan_reads_the_tasks_records_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,14 +12,14 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.client_level import (
-    CENTRAL_LEDGER_FILE,
-    CLIENT_LEVEL_ID,
-    plan_client_level,
-)
+from fedmodel.privacy.client_level import CLIENT_LEVEL_ID, plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
-from fedmodel.privacy.ledger_record import LedgerRecord, read_record
+from fedmodel.privacy.ledger_record import (
+    CENTRAL_LEDGER_FILE,
+    LedgerRecord,
+    read_record,
+)
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import (
     Checkpoint,

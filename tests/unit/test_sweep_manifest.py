@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep import write_report
 from fedmodel.research.sweep_manifest import BASIC_SWEEPER
 from tests.unit.test_sweep_report import write_run
@@ -73,6 +74,30 @@ def test_report_names_the_jobs_the_sweep_did_not_run(
     (stopped_sweep / "multirun.yaml").unlink()
     markdown = write_report(stopped_sweep, tmp_path / "out")["markdown"].read_text()
     assert "not run" not in markdown and "did not finish" not in markdown
+
+
+def test_a_sweep_whose_every_job_failed_names_each_job(
+    stopped_sweep: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: "holds no finished run folder", as for a folder with no sweep.
+    for number in (0, 1):
+        summary = stopped_sweep / str(number) / "summary.json"
+        failed = {**json.loads(summary.read_text()), "status": "failed"}
+        summary.write_text(json.dumps(failed))
+    with caplog.at_level("WARNING"), pytest.raises(FedmodelError) as raised:
+        write_report(stopped_sweep, tmp_path / "out")
+    assert str(raised.value) == (
+        f"none of the 4 jobs under {stopped_sweep} finished (each named above, "
+        "with why): continue a stopped one with `fedmodel resume JOB_FOLDER`, or "
+        "rerun the sweep, then report it"
+    )
+    for line in (
+        "did not finish: seed=1 privacy.target_epsilon=1 (job 0: 0 holds no",
+        "did not finish: seed=2 privacy.target_epsilon=1 (job 2: 2 holds no",
+        "not run: seed=2 privacy.target_epsilon=8 (job 3: no job folder)",
+    ):
+        assert line in caplog.text
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_sweep_in_a_folder_of_sweeps_is_named_by_its_folder(

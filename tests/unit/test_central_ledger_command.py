@@ -1,0 +1,78 @@
+"""`fedmodel ledger` on a privacy=central run: show its ledger, never reset it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedmodel.cli.main import run_command
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.client_level import CLIENT_LEVEL_ID
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
+from fedmodel.run.layout import RESOLVED_CONFIG
+
+
+@pytest.fixture
+def central_run(tmp_path: Path) -> Path:
+    """A privacy=central run folder: its config and the server's ledger, 2 rounds."""
+    history = [[1.2, 0.5, 1], [1.2, 0.5, 1]]
+    charges = [
+        {"round": n, "steps": 1, "epsilon": epsilon_for(
+            [tuple(entry) for entry in history[:n]], delta=1e-3, accountant="rdp"
+        )}
+        for n in (1, 2)
+    ]
+    ledger = {
+        "format": "fedmodel-privacy-ledger",
+        "version": 1,
+        "client_id": CLIENT_LEVEL_ID,
+        "accountant": "rdp",
+        "delta": 1e-3,
+        "target_epsilon": 8.0,
+        "noise_multiplier": 1.2,
+        "sample_rate": 0.5,
+        "data_fingerprint": "4-clients",
+        "budget_exhausted": False,
+        "history": history,
+        "rounds": charges,
+    }
+    (tmp_path / CENTRAL_LEDGER_FILE).write_text(json.dumps(ledger))
+    (tmp_path / RESOLVED_CONFIG).write_text("privacy:\n  mode: central\n")
+    return tmp_path
+
+
+def test_show_prints_the_servers_ledger(
+    central_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "no privacy ledger at RUN/privacy_ledger.json", exit 2.
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"{central_run / CENTRAL_LEDGER_FILE}: the server's client-level ledger "
+        "(privacy=central), epsilon "
+    )
+    assert "at delta 0.001 in 2 rounds; the run's target was 8" in out
+
+
+@pytest.mark.parametrize("confirm", [[], ["--yes"]])
+def test_reset_refuses_and_leaves_the_servers_ledger_as_it_was(
+    central_run: Path, confirm: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = central_run / CENTRAL_LEDGER_FILE
+    before = path.read_bytes()
+    argv = ["ledger", "reset", "--state-dir", str(central_run), *confirm]
+    assert run_command(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert (
+        f"{path} is the server's client-level ledger of a privacy=central run, "
+        "not a site's, and is never reset" in err
+    )
+    assert "a new run in a folder of its own starts a new budget" in err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in central_run.iterdir()) == [
+        CENTRAL_LEDGER_FILE,
+        RESOLVED_CONFIG,
+    ]
