@@ -102,6 +102,12 @@ def _file_texts(args: argparse.Namespace) -> list[str]:
     from fedmodel.data.text_inputs import read_texts, stdin_texts
 
     if str(args.input) == STDIN:
+        if sys.stdin.isatty():
+            # Nothing piped in: without a word the command would seem to hang.
+            print(
+                "reading texts from the terminal, one per line; end with Ctrl-D",
+                file=sys.stderr,
+            )
         return stdin_texts(
             sys.stdin.buffer, key="--input", text_column=args.text_column
         )

@@ -15,8 +15,16 @@ from tests.unit.test_export_predict import exported
 __all__ = ["exported"]
 
 
-def _pipe(monkeypatch: pytest.MonkeyPatch, raw: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+class _Terminal(io.TextIOWrapper):
+    """Standard input as a terminal: what is typed, then Ctrl-D."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _pipe(monkeypatch: pytest.MonkeyPatch, raw: bytes, *, typed: bool = False) -> None:
+    stream = (_Terminal if typed else io.TextIOWrapper)(io.BytesIO(raw))
+    monkeypatch.setattr(sys, "stdin", stream)
 
 
 def _jsonl(out: str) -> list[dict[str, object]]:
@@ -38,6 +46,24 @@ def test_predict_labels_texts_piped_in_as_it_labels_them_given(
     given = _jsonl(capsys.readouterr().out)
     assert [row["text"] for row in piped] == ["lost card", "top up failed"]
     assert piped == given
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_predict_says_how_to_end_texts_typed_at_a_terminal(
+    typed: bool,
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `fedmodel predict --input -` with nothing piped in waits for typing, as
+    # `cat -` does; it says so on stderr, and says nothing when texts are piped.
+    _pipe(monkeypatch, b"lost card\n", typed=typed)
+    argv = ["predict", "--model", str(exported), "--format", "jsonl", "--input", "-"]
+    assert run_command(argv) == 0
+    captured = capsys.readouterr()
+    assert [row["text"] for row in _jsonl(captured.out)] == ["lost card"]
+    hint = "reading texts from the terminal, one per line; end with Ctrl-D"
+    assert (hint in captured.err) == typed
 
 
 @pytest.mark.parametrize(
