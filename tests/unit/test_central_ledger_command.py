@@ -10,7 +10,7 @@ import pytest
 from fedmodel.cli.main import run_command
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID
-from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 
@@ -76,3 +76,20 @@ def test_reset_refuses_and_leaves_the_servers_ledger_as_it_was(
         CENTRAL_LEDGER_FILE,
         RESOLVED_CONFIG,
     ]
+
+
+def test_a_sites_ledger_beside_it_makes_the_folder_the_sites(
+    central_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The folder is a site's state directory: its own ledger is shown and reset.
+    site = json.loads((central_run / CENTRAL_LEDGER_FILE).read_text())
+    (central_run / LEDGER_FILE).write_text(json.dumps({**site, "client_id": "0"}))
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"{central_run / LEDGER_FILE}: client 0, epsilon "
+    )
+    argv = ["ledger", "reset", "--state-dir", str(central_run), "--yes"]
+    assert run_command(argv) == 0
+    assert capsys.readouterr().out.startswith(f"archived {central_run / LEDGER_FILE}")
+    assert not (central_run / LEDGER_FILE).exists()
+    assert (central_run / CENTRAL_LEDGER_FILE).is_file()
