@@ -43,17 +43,24 @@ def central_run(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.parametrize("exhausted", [False, True])
 def test_show_prints_the_servers_ledger(
-    central_run: Path, capsys: pytest.CaptureFixture[str]
+    central_run: Path, exhausted: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Before: "no privacy ledger at RUN/privacy_ledger.json", exit 2.
-    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith(
-        f"{central_run / CENTRAL_LEDGER_FILE}: the server's client-level ledger "
-        "(privacy=central), epsilon "
+    path = central_run / CENTRAL_LEDGER_FILE
+    ledger = json.loads(path.read_text())
+    path.write_text(json.dumps({**ledger, "budget_exhausted": exhausted}))
+    spent = epsilon_for(
+        [tuple(entry) for entry in ledger["history"]], delta=1e-3, accountant="rdp"
     )
-    assert "at delta 0.001 in 2 rounds; the run's target was 8" in out
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: the server's client-level ledger (privacy=central), epsilon "
+        f"{spent:.4f} spent at delta 0.001 in 2 rounds; the run's target was 8"
+        + (", and a round found the budget exhausted" if exhausted else "")
+        + "\n"
+    )
 
 
 @pytest.mark.parametrize("confirm", [[], ["--yes"]])
