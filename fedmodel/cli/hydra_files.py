@@ -16,18 +16,17 @@ start leaves the run's .hydra files as they were.
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fedmodel.config.compose import override_parser
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 if TYPE_CHECKING:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Override
 
 HYDRA_DIR = ".hydra"
@@ -163,16 +162,9 @@ def _parsed(override: str) -> Override | None:
     from hydra.errors import HydraException
 
     try:
-        return _parser().parse_override(override)
+        return override_parser().parse_override(override)
     except HydraException:
         return None
-
-
-@functools.cache
-def _parser() -> OverridesParser:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
 
 
 @contextlib.contextmanager

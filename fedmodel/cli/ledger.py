@@ -75,29 +75,38 @@ def _shown(state_dir: Path) -> str:
     if (central := central_ledger_status(state_dir)) is not None:
         return (
             f"{central.path}: the server's client-level ledger (privacy=central), "
-            f"{_spent(central)}; the run's target was "
-            f"{central.target_epsilon:g}"
-            + (", and a round found the budget exhausted" if central.budget_exhausted
-               else "")
+            + _spent(
+                central,
+                limit=f"the run's target was {central.target_epsilon:g}",
+                which_round="a round",
+            )
         )
     # A reset with no round since is the site's state, not an error.
     if (reset := reset_and_not_charged(state_dir)) is not None:
         return reset
     status = ledger_status(state_dir)
-    return (
-        f"{status.path}: client {status.client_id}, {_spent(status)}; its last "
-        f"run allowed {status.target_epsilon:g} (the server's target, or the "
-        "site's --max-epsilon where lower)"
-        + (", and a round there found the budget exhausted"
-           if status.budget_exhausted else "")
+    return f"{status.path}: client {status.client_id}, " + _spent(
+        status,
+        limit=(
+            f"its last run allowed {status.target_epsilon:g} (the server's "
+            "target, or the site's --max-epsilon where lower)"
+        ),
+        which_round="a round there",
     )
 
 
-def _spent(status: LedgerStatus) -> str:
-    return (
+def _spent(status: LedgerStatus, *, limit: str, which_round: str) -> str:
+    """The epsilon spent, the `limit` it ran under, and a round that met it.
+
+    `which_round` ("a round", "a round there") words that round, where one did.
+    """
+    spent = (
         f"epsilon {status.epsilon:.4f} spent at delta {status.delta:.3g} in "
-        f"{status.rounds} {plural(status.rounds, 'round')}"
+        f"{status.rounds} {plural(status.rounds, 'round')}; {limit}"
     )
+    if status.budget_exhausted:
+        spent += f", and {which_round} found the budget exhausted"
+    return spent
 
 
 def _refuse_a_run_folder(state_dir: Path) -> None:

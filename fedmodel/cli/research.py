@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.paths import user_path
+from fedmodel.config.compose import override_parser
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
@@ -39,12 +40,11 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def multirun_refusal(overrides: list[str]) -> str:
     """Why privacy-plan takes no --multirun, and the commands that plan each value."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
     line = "privacy-plan plans one value at a time and takes no --multirun"
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = override_parser().parse_overrides(overrides)
     except OverrideParseException:
         return f"{line}: give each value in its own privacy-plan run"
     swept = [item for item in parsed if item.is_sweep_override()]

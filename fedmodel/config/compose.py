@@ -8,6 +8,7 @@ override leave them out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Override
 
 # The YAML ships inside the package, so a wheel install composes the same config.
@@ -39,6 +41,14 @@ def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     return {str(k): v for k, v in resolved.items() if k != "hydra"}
+
+
+@functools.cache
+def override_parser() -> OverridesParser:
+    """Hydra's parser of command-line overrides, built once per process."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
 
 
 def is_option(name: str) -> bool:
@@ -71,11 +81,10 @@ def check_group_choices(overrides: Iterable[str]) -> None:
     Composing with it would stop later on a missing key that does not say
     why. Overrides Hydra cannot parse are left to Hydra, which names them.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        parsed = override_parser().parse_overrides(list(overrides))
     except HydraException:
         return
     groups = set(config_groups())

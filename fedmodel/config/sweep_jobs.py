@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from fedmodel.config.compose import override_parser
+
 
 def sweep_jobs(
     overrides: list[str], params: dict[str, str] | None = None
@@ -18,10 +20,9 @@ def sweep_jobs(
     a group's options (that takes Hydra's config loader).
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     given = [f"{key}={value}" for key, value in (params or {}).items()]
-    parsed = OverridesParser.create().parse_overrides([*given, *overrides])
+    parsed = override_parser().parse_overrides([*given, *overrides])
     batches = BasicSweeper.split_arguments(parsed, None)
     return [job for batch in batches for job in batch]
 

@@ -7,7 +7,7 @@ are the same label; so are a Parquet 3.0 and 3).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from fedmodel.errors import FedmodelError
 
 TEST_SITE = -1
 MIN_LABELS = 2
+DESCRIPTIONS_KEY = "task.label_descriptions"
 # task.label_descriptions: the column holding each label's description.
 DESCRIPTION_COLUMN = "description"
 
@@ -67,16 +68,7 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     )
     for records in held:
         _check_server_labels(records)
-    if task.labels is None:
-        refuse_record_labels(
-            [(f"task.train_files[{i}]", r.path, r.labels) for i, r in enumerate(train)],
-            server_labels=_server_named_labels(task, [*held, test]),
-            label_column=task.label_column,
-        )
-    label_names = _label_names(task, [*train, *held, test])
-    # The server reads the descriptions after Flower starts: a bad file stops
-    # the run here, with the other files, and leaves no run folder behind.
-    label_texts(task, label_names)
+    label_names = _checked_label_names(task, train, server=[*held, test])
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(
         [text for records in train for text in records.texts],
@@ -137,11 +129,18 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
     label. It may describe labels the task does not have; every label the task
     has needs exactly one description.
     """
-    if task.label_descriptions is None:
+    return _described_labels(task, label_names, _read_descriptions(task))
+
+
+def _described_labels(
+    task: TaskSettings,
+    label_names: Sequence[str],
+    described: Mapping[str, str] | None,
+) -> tuple[str, ...]:
+    """`label_texts` from the descriptions already read (None: the task has none)."""
+    if task.label_descriptions is None or described is None:
         return tuple(label_names)
-    key = "task.label_descriptions"
-    path = Path(task.label_descriptions)
-    described = _descriptions(path, task=task, key=key)
+    key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
     missing = [name for name in label_names if name not in described]
     if missing:
         others = sorted(set(described) - set(label_names))
@@ -161,18 +160,44 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
     return tuple(described[name] for name in label_names)
 
 
-def _server_named_labels(task: TaskSettings, held: Sequence[_Records]) -> list[str]:
+def _checked_label_names(
+    task: TaskSettings, train: Sequence[_Records], *, server: Sequence[_Records]
+) -> tuple[str, ...]:
+    """The task's labels, checked against every file that names them.
+
+    `server` holds the server's own files, the test file last. The
+    descriptions file is read once, for both checks that need it.
+    """
+    described = _read_descriptions(task)
+    if task.labels is None:
+        refuse_record_labels(
+            [(f"task.train_files[{i}]", r.path, r.labels) for i, r in enumerate(train)],
+            server_labels=_server_named_labels(server, described),
+            label_column=task.label_column,
+        )
+    label_names = _label_names(task, [*train, *server])
+    # The server reads the descriptions after Flower starts: a bad file stops
+    # the run here, with the other files, and leaves no run folder behind.
+    _described_labels(task, label_names, described)
+    return label_names
+
+
+def _server_named_labels(
+    held: Sequence[_Records], described: Mapping[str, str] | None
+) -> list[str]:
     """The labels the server's own files name: test, validation, descriptions."""
     labels = [label for records in held for label in records.labels]
-    if task.label_descriptions is not None:
-        key = "task.label_descriptions"
-        path = Path(task.label_descriptions)
-        labels += _descriptions(path, task=task, key=key)
-    return labels
+    return labels + list(described or {})
 
 
-def _descriptions(path: Path, *, task: TaskSettings, key: str) -> dict[str, str]:
-    """The descriptions file's label: description, refusing a label described twice."""
+def _read_descriptions(task: TaskSettings) -> dict[str, str] | None:
+    """`task.label_descriptions`' label: description; None where it names no file.
+
+    Refuses a label described twice.
+    """
+    if task.label_descriptions is None:
+        return None
+    key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
     table = read_table(path, key=key)
     for role, column, fix in (
         ("label", task.label_column, "rename the column or set task.label_column"),

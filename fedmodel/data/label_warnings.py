@@ -79,19 +79,17 @@ def warn_test_only_labels(data: TaskData) -> None:
         trained |= set(data.transfer["label"])
     unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
     if unseen:
-        them = plural(len(unseen), "it", "them")
         logger.warning(
-            "%d %s of the test file no training record has, so the model "
-            "cannot learn %s and every test record of %s counts as an "
-            "error: %s. Add training records of %s, or leave %s out of the "
-            "test file",
-            len(unseen),
-            plural(len(unseen), "label"),
-            them,
-            them,
-            unseen[:10] + (["..."] if len(unseen) > 10 else []),
-            them,
-            them,
+            "%(count)d %(labels)s of the test file no training record has, so "
+            "the model cannot learn %(them)s and every test record of %(them)s "
+            "counts as an error: %(unseen)s. Add training records of %(them)s, "
+            "or leave %(them)s out of the test file",
+            {
+                "count": len(unseen),
+                "labels": plural(len(unseen), "label"),
+                "them": plural(len(unseen), "it", "them"),
+                "unseen": unseen[:10] + (["..."] if len(unseen) > 10 else []),
+            },
         )
 
 

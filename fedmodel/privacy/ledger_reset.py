@@ -51,9 +51,9 @@ def central_ledger_status(run_dir: Path) -> LedgerStatus | None:
     Only a `privacy=central` simulation writes it (a deployment refuses
     central DP), in its run folder; None for any other folder.
     """
-    path = run_dir / CENTRAL_LEDGER_FILE
-    if (run_dir / LEDGER_FILE).exists() or not path.is_file():
+    if not _is_central_run_folder(run_dir):
         return None
+    path = run_dir / CENTRAL_LEDGER_FILE
     return _status(path, read_record(path))
 
 
@@ -114,8 +114,9 @@ def _ledger_path(state_dir: Path) -> Path:
             f"--state-dir {state_dir}: no such folder; give the site's state "
             "directory (the SuperNode's --state-dir)"
         )
-    if (central := state_dir / CENTRAL_LEDGER_FILE).is_file() and not path.exists():
+    if _is_central_run_folder(state_dir):
         # The run's one budget: every client's updates were released under it.
+        central = state_dir / CENTRAL_LEDGER_FILE
         raise FedmodelError(
             f"{central} is the server's client-level ledger of a privacy=central "
             "run, not a site's, and is never reset: a new budget would not count "
@@ -131,6 +132,15 @@ def _ledger_path(state_dir: Path) -> Path:
             "state directory (the SuperNode's --state-dir)"
         )
     return path
+
+
+def _is_central_run_folder(folder: Path) -> bool:
+    """Whether `folder` holds the server's client-level ledger and no site's.
+
+    A site's ledger beside it makes the folder that site's state directory.
+    """
+    central, site = folder / CENTRAL_LEDGER_FILE, folder / LEDGER_FILE
+    return central.is_file() and not site.exists()
 
 
 def _status(path: Path, record: LedgerRecord) -> LedgerStatus:

@@ -10,7 +10,7 @@ import pytest
 from fedmodel.cli.main import run_command
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID
-from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 
@@ -43,17 +43,24 @@ def central_run(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.parametrize("exhausted", [False, True])
 def test_show_prints_the_servers_ledger(
-    central_run: Path, capsys: pytest.CaptureFixture[str]
+    central_run: Path, exhausted: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Before: "no privacy ledger at RUN/privacy_ledger.json", exit 2.
-    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith(
-        f"{central_run / CENTRAL_LEDGER_FILE}: the server's client-level ledger "
-        "(privacy=central), epsilon "
+    path = central_run / CENTRAL_LEDGER_FILE
+    ledger = json.loads(path.read_text())
+    path.write_text(json.dumps({**ledger, "budget_exhausted": exhausted}))
+    spent = epsilon_for(
+        [tuple(entry) for entry in ledger["history"]], delta=1e-3, accountant="rdp"
     )
-    assert "at delta 0.001 in 2 rounds; the run's target was 8" in out
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: the server's client-level ledger (privacy=central), epsilon "
+        f"{spent:.4f} spent at delta 0.001 in 2 rounds; the run's target was 8"
+        + (", and a round found the budget exhausted" if exhausted else "")
+        + "\n"
+    )
 
 
 @pytest.mark.parametrize("confirm", [[], ["--yes"]])
@@ -76,3 +83,20 @@ def test_reset_refuses_and_leaves_the_servers_ledger_as_it_was(
         CENTRAL_LEDGER_FILE,
         RESOLVED_CONFIG,
     ]
+
+
+def test_a_sites_ledger_beside_it_makes_the_folder_the_sites(
+    central_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The folder is a site's state directory: its own ledger is shown and reset.
+    site = json.loads((central_run / CENTRAL_LEDGER_FILE).read_text())
+    (central_run / LEDGER_FILE).write_text(json.dumps({**site, "client_id": "0"}))
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"{central_run / LEDGER_FILE}: client 0, epsilon "
+    )
+    argv = ["ledger", "reset", "--state-dir", str(central_run), "--yes"]
+    assert run_command(argv) == 0
+    assert capsys.readouterr().out.startswith(f"archived {central_run / LEDGER_FILE}")
+    assert not (central_run / LEDGER_FILE).exists()
+    assert (central_run / CENTRAL_LEDGER_FILE).is_file()

@@ -412,9 +412,21 @@ def test_test_labels_no_record_trains_are_named_once(
         assert not caplog.records  # every process loads; the server names it
         warn_test_only_labels(data)
     (warned,) = [r.getMessage() for r in caplog.records]
-    assert "1 label of the test file no training record has" in warned
-    assert "the model cannot learn it and every test record of it" in warned
-    assert "['weird']" in warned and "leave it out of the test file" in warned
+    assert warned == (
+        "1 label of the test file no training record has, so the model cannot "
+        "learn it and every test record of it counts as an error: ['weird']. "
+        "Add training records of it, or leave it out of the test file"
+    )
+    caplog.clear()
+    test = _csv(tmp_path / "t2.csv", [("good", "pos"), ("x", "odd"), ("y", "new")])
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_test_only_labels(load_task(_task([a], test), seed=0))
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned == (
+        "2 labels of the test file no training record has, so the model cannot "
+        "learn them and every test record of them counts as an error: ['new', "
+        "'odd']. Add training records of them, or leave them out of the test file"
+    )
     # A deployment's server holds no training record: it cannot tell.
     caplog.clear()
     with caplog.at_level("WARNING", logger="fedmodel"):

@@ -378,9 +378,11 @@ def test_ledger_reset_needs_yes_and_archives(
     state = str(tmp_path)
     code, out, _ = _ledger_command(monkeypatch, capsys, "show", "--state-dir", state)
     # The limit a site met is its last run's, not necessarily its own cap.
-    assert code == 0 and "spent at delta 1e-05 in 1 round" in out
-    assert "its last run allowed 3 (the server's target, or the site's" in out
-    assert out.rstrip().endswith("budget exhausted")
+    assert code == 0 and out == (
+        f"{path}: client 0, epsilon {spent:.4f} spent at delta 1e-05 in 1 round; "
+        "its last run allowed 3 (the server's target, or the site's --max-epsilon "
+        "where lower), and a round there found the budget exhausted\n"
+    )
     code, _, err = _ledger_command(monkeypatch, capsys, "reset", "--state-dir", state)
     assert code == 2 and "--yes" in err
     assert json.loads(path.read_text()) == ledger

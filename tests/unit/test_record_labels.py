@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fedmodel.data import files
 from fedmodel.data.record_labels import MIN_RECORDS_ALONE
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -71,3 +74,27 @@ def test_rare_classes_and_classes_the_server_names_are_data(tmp_path: Path) -> N
     task = _task([b], test, label_descriptions=str(described))
     assert len(load_task(task, seed=0).label_names) == 10
     assert len(load_task(_task([b], test, labels=listed), seed=0).label_names) == 10
+
+
+def test_the_descriptions_file_is_read_once_for_the_check_and_the_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The labels it names count against a site's lone labels, and each label
+    # needs its description: both from one read, so both judge the same rows.
+    a = _site(tmp_path / "a.csv", ["x1", "x2", "x3", "x4"])
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    described = _csv(
+        tmp_path / "labels.csv",
+        [("cardio", "heart"), ("ortho", "bones")],
+        header="label,description",
+    )
+    reads: Counter[str] = Counter()
+    read_table = files.read_table
+
+    def counted(path: Path, **kwargs: Any) -> Any:
+        reads[Path(path).name] += 1
+        return read_table(path, **kwargs)
+
+    monkeypatch.setattr(files, "read_table", counted)
+    load_task(_task([a], test, label_descriptions=str(described)), seed=0)
+    assert reads[described.name] == 1
