@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,13 +215,39 @@ def _stop_marked(mark: str, grace_seconds: float) -> None:
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, alive = psutil.wait_procs(alive, timeout=grace_seconds)
+    alive = _still_running(alive, timeout=grace_seconds)
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(alive, timeout=grace_seconds)
+    _still_running(alive, timeout=grace_seconds)
     if alive:
         log.debug("killed %d simulation process(es) that ignored SIGTERM", len(alive))
+
+
+def _still_running(
+    processes: list[psutil.Process], *, timeout: float
+) -> list[psutil.Process]:
+    """Those of `processes` still running once they end or `timeout` s pass.
+
+    A process that has exited has ended, reaped or not: an orphaned Ray
+    worker's zombie waits for the machine's init, which in some containers
+    reaps only every few seconds (psutil.wait_procs waited for that).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        # Reaps those that are this process's own children.
+        _, processes = psutil.wait_procs(processes, timeout=0)
+        processes = [p for p in processes if _running(p)]
+        if not processes or time.monotonic() >= deadline:
+            return processes
+        time.sleep(0.05)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _marked_processes(mark: str) -> list[psutil.Process]:

@@ -6,13 +6,16 @@ longer anyone's child. The stand-in here double-forks the same way.
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 import time
 
 import psutil
+import pytest
 
-from fedmodel.federation.simulation import _stop_leftover_processes
+from fedmodel.federation.simulation import _RUN_MARK, _stop_leftover_processes
 
 # Starts a grandchild that sleeps, prints its pid and exits, so the grandchild
 # is orphaned at once.
@@ -24,6 +27,20 @@ child = subprocess.Popen(
     stderr=subprocess.DEVNULL,
 )
 print(child.pid, flush=True)
+"""
+
+# Started before the run, so it carries no mark: reads the run's mark, starts a
+# marked child with it, and never reaps that child (as a parent that is busy,
+# or a container's init that reaps only now and then).
+NON_REAPING_PARENT = f"""
+import os, subprocess, sys, time
+mark = sys.stdin.readline().strip()
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(120)"],
+    env={{**os.environ, {_RUN_MARK!r}: mark}},
+)
+print(child.pid, flush=True)
+time.sleep(120)
 """
 
 
@@ -48,3 +65,30 @@ def test_a_process_started_before_the_run_is_left_alone() -> None:
     finally:
         earlier.kill()
         earlier.wait()
+
+
+def test_a_process_that_exits_on_sigterm_is_not_waited_for_until_reaped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Once it has exited it is stopped, though its parent has not reaped it:
+    # waiting for that took the grace period, twice, and then reported a
+    # process that had ignored SIGTERM.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", NON_REAPING_PARENT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdin is not None and parent.stdout is not None
+    try:
+        with caplog.at_level(logging.DEBUG, logger="fedmodel"):
+            with _stop_leftover_processes(grace_seconds=2.0):
+                parent.stdin.write(os.environ[_RUN_MARK] + "\n")
+                parent.stdin.flush()
+                child = psutil.Process(int(parent.stdout.readline()))
+        assert child.status() == psutil.STATUS_ZOMBIE
+        assert parent.poll() is None  # unmarked: left alone
+        assert "ignored SIGTERM" not in caplog.text
+    finally:
+        parent.kill()
+        parent.wait()
