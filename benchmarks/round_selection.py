@@ -6,7 +6,8 @@ This compares three ways of choosing with that split, judged on records it
 never saw: the union of the clients' local validation splits (never the test
 split). Head-mode FedAvg with the run's pieces, as `head_fedavg.py` runs it
 (cached MiniLM features, the budget rule, PRV noise, 4 clients, Dirichlet 0.5,
-10 rounds, warm start):
+10 rounds, warm start, or with `--start label` the label-name start alone, as
+a files task whose small `task.validation_file` gives no warm start):
 
 - best of all: the highest-scoring (accuracy, then loss) of the start and the
   10 rounds (ties keep the earlier; fedmodel's rule before this benchmark);
@@ -22,6 +23,7 @@ random subsets of it (`--subsample`), as a files task's small
 
     .venv/bin/python benchmarks/round_selection.py [--scenarios bank hospital]
         [--epsilons 1 3 8] [--seeds 42 7 1 2] [--subsample 63] [--draws 200]
+        [--start warm]
 """
 
 from __future__ import annotations
@@ -97,15 +99,16 @@ def trace(
     *,
     epsilon: float,
     seed: int,
+    start: str,
 ) -> Trace:
-    """Warm start, then ROUNDS rounds; every candidate scored both ways."""
-    cand = dataclasses.replace(fedavg.rule_candidate(epsilon), init="warm")
+    """The start, then ROUNDS rounds; every candidate scored both ways."""
+    cand = dataclasses.replace(fedavg.rule_candidate(epsilon), init=start)
     assert cand.rounds == ROUNDS
     plans = fedavg.client_plans(
         cached, cand, epsilon=epsilon, accountant=fedavg.run_accountant()
     )
     module = nn.Sequential(
-        nn.Dropout(0.1), head_features.initial_head(cached, "warm", seed)
+        nn.Dropout(0.1), head_features.initial_head(cached, start, seed)
     )
     out = Trace([], [], [])
     x, y = selection
@@ -130,8 +133,8 @@ def trace(
     return out
 
 
-def choose(run: Trace, policy: Policy, rows: list[int]) -> float:
-    """The judged accuracy of the candidate `policy` picks on `rows`."""
+def pick(run: Trace, policy: Policy, rows: list[int]) -> int:
+    """The candidate (0: the start) `policy` picks by the choosing split's `rows`."""
     scores = [
         (
             statistics.fmean(correct[i] for i in rows),
@@ -139,7 +142,52 @@ def choose(run: Trace, policy: Policy, rows: list[int]) -> float:
         )
         for correct, loss in zip(run.correct, run.loss, strict=True)
     ]
-    return run.judged[policy(scores)]
+    return policy(scores)
+
+
+def choose(run: Trace, policy: Policy, rows: list[int]) -> float:
+    """The judged accuracy of the candidate `policy` picks on `rows`."""
+    return run.judged[pick(run, policy, rows)]
+
+
+def print_table(
+    runs: dict[float, list[Trace]], *, subsample: list[int], draws: int
+) -> None:
+    """Each policy's judged accuracy, and how often its pick is below the start.
+
+    On the whole choosing split, and on `draws` random draws of `subsample`
+    of its rows per run.
+    """
+    draw = random.Random(0)
+    names = list(POLICIES)
+    print(
+        "\n| epsilon | choosing split | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"{name}: below the start" for name in names)
+        + " | start by loss: kept the start |"
+    )
+    print("|---" * (2 * len(names) + 3) + "|")
+    for epsilon, traces in runs.items():
+        for size in [None, *subsample]:
+            picked: dict[str, list[float]] = {name: [] for name in names}
+            below = dict.fromkeys(names, 0)
+            fell_back = 0
+            for run in traces:
+                full = list(range(len(run.correct[0])))
+                for _ in range(1 if size is None else draws):
+                    rows = full if size is None else draw.sample(full, size)
+                    for name, policy in POLICIES.items():
+                        picked[name].append(choose(run, policy, rows))
+                        below[name] += picked[name][-1] < run.judged[0]
+                    fell_back += pick(run, start_by_loss, rows) == 0
+            total = len(picked[names[0]])
+            means = " | ".join(f"{statistics.fmean(picked[n]):.4f}" for n in names)
+            shares = " | ".join(f"{below[n] / total:.2f}" for n in names)
+            print(
+                f"| {epsilon:g} | {'all' if size is None else size} | {means} "
+                f"| {shares} | {fell_back / total:.2f} |"
+            )
 
 
 def main() -> None:
@@ -149,6 +197,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 7, 1, 2])
     parser.add_argument("--subsample", nargs="*", type=int, default=[63])
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--start", choices=["warm", "label"], default="warm")
     args = parser.parse_args()
     torch.set_num_threads(2)
     runs: dict[float, list[Trace]] = {epsilon: [] for epsilon in args.epsilons}
@@ -161,40 +210,15 @@ def main() -> None:
             selection = (x[order[:held]], y[order[:held]])
             cached["transfer"] = (x[order[held:]], y[order[held:]])
             for epsilon in args.epsilons:
-                run = trace(cached, selection, epsilon=epsilon, seed=seed)
+                run = trace(
+                    cached, selection, epsilon=epsilon, seed=seed, start=args.start
+                )
                 runs[epsilon].append(run)
                 judged = " ".join(f"{a:.4f}" for a in run.judged)
                 print(
                     f"{task} seed {seed} eps {epsilon:g}: judged {judged}", flush=True
                 )
-    draw = random.Random(0)
-    names = list(POLICIES)
-    print(
-        "\n| epsilon | choosing split | "
-        + " | ".join(names)
-        + " | "
-        + " | ".join(f"{name}: below the start" for name in names)
-        + " |"
-    )
-    print("|---" * (2 * len(names) + 2) + "|")
-    for epsilon, traces in runs.items():
-        for size in [None, *args.subsample]:
-            picked: dict[str, list[float]] = {name: [] for name in names}
-            below = dict.fromkeys(names, 0)
-            for run in traces:
-                full = list(range(len(run.correct[0])))
-                for _ in range(1 if size is None else args.draws):
-                    rows = full if size is None else draw.sample(full, size)
-                    for name, policy in POLICIES.items():
-                        picked[name].append(choose(run, policy, rows))
-                        below[name] += picked[name][-1] < run.judged[0]
-            total = len(picked[names[0]])
-            means = " | ".join(f"{statistics.fmean(picked[n]):.4f}" for n in names)
-            shares = " | ".join(f"{below[n] / total:.2f}" for n in names)
-            print(
-                f"| {epsilon:g} | {'all' if size is None else size} | {means} "
-                f"| {shares} |"
-            )
+    print_table(runs, subsample=args.subsample, draws=args.draws)
     print(
         f"\n(judged: accuracy on the clients' validation splits, mean over "
         f"{len(args.scenarios)} tasks x {len(args.seeds)} seeds; a subsample "
