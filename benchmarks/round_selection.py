@@ -2,7 +2,7 @@
 
 `keep_best` scores the start and each round's model on a split the server
 holds (a fixed 20% of its transfer split; the warm start fits the other 80%).
-This compares three ways of choosing with that split, judged on records it
+This compares four ways of choosing with that split, judged on records it
 never saw: the union of the clients' local validation splits (never the test
 split). Head-mode FedAvg with the run's pieces, as `head_fedavg.py` runs it
 (cached MiniLM features, the budget rule, PRV noise, 4 clients, Dirichlet 0.5,
