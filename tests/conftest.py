@@ -204,6 +204,7 @@ LONGEST_FILES = (
     "test_simulation.py",
     "test_deployment.py",
     "test_simulate_cli.py",
+    "test_interrupt.py",
     "test_audit.py",
     "test_flwr_run.py",
     "test_ray_cluster.py",
