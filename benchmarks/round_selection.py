@@ -145,11 +145,6 @@ def pick(run: Trace, policy: Policy, rows: list[int]) -> int:
     return policy(scores)
 
 
-def choose(run: Trace, policy: Policy, rows: list[int]) -> float:
-    """The judged accuracy of the candidate `policy` picks on `rows`."""
-    return run.judged[pick(run, policy, rows)]
-
-
 def print_table(
     runs: dict[float, list[Trace]], *, subsample: list[int], draws: int
 ) -> None:
@@ -178,9 +173,10 @@ def print_table(
                 for _ in range(1 if size is None else draws):
                     rows = full if size is None else draw.sample(full, size)
                     for name, policy in POLICIES.items():
-                        picked[name].append(choose(run, policy, rows))
-                        below[name] += picked[name][-1] < run.judged[0]
-                    fell_back += pick(run, start_by_loss, rows) == 0
+                        index = pick(run, policy, rows)
+                        picked[name].append(run.judged[index])
+                        below[name] += run.judged[index] < run.judged[0]
+                        fell_back += policy is start_by_loss and index == 0
             total = len(picked[names[0]])
             means = " | ".join(f"{statistics.fmean(picked[n]):.4f}" for n in names)
             shares = " | ".join(f"{below[n] / total:.2f}" for n in names)
