@@ -15,6 +15,9 @@ from typing import Any
 from fedmodel.config.compose import is_option
 from fedmodel.errors import FedmodelError
 
+# How Hydra's refusal of a `~key` override starts.
+DELETE = "Could not delete from config."
+
 
 def error_line(exc: FedmodelError) -> str:
     """A FedmodelError's message, or one line for the Hydra error behind it."""
@@ -49,15 +52,33 @@ def hydra_error_line(exc: BaseException) -> str:
             f"fedmodel simulate --multirun {several}; privacy-plan plans one "
             "value at a time; a list is written key=[a,b])"
         )
+    if deleted := _quoted(text, DELETE) or _quoted(text, f"{DELETE} The value of"):
+        return _delete_line(deleted)
     cause = exc.__cause__
     key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")
     if key and ("not in struct" in str(cause) or "Could not override" in text):
-        return (
-            f"unknown config key '{key}'{_did_you_mean(key, list(_config_keys()))}; "
-            "`fedmodel simulate --cfg job` prints every key"
-        )
+        return _unknown_key_line(key, list(_config_keys()))
     first = next((line for line in text.splitlines() if line.strip()), text)
     return first.strip()
+
+
+def _delete_line(key: str) -> str:
+    """Hydra refused `~key`: a null key (it deletes only a set one), or none."""
+    keys = list(_config_keys())
+    if key not in keys:
+        return _unknown_key_line(key, keys)
+    return (
+        f"cannot delete config key '{key}' (~{key}): a run reads every key of "
+        f"fedmodel's config, so keys are set, not deleted; write {key}=VALUE "
+        "(`fedmodel simulate --cfg job` prints every key and its default)"
+    )
+
+
+def _unknown_key_line(key: str, keys: list[str]) -> str:
+    return (
+        f"unknown config key '{key}'{_did_you_mean(key, keys)}; "
+        "`fedmodel simulate --cfg job` prints every key"
+    )
 
 
 def _home_hint(override: str) -> str:

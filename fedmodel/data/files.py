@@ -24,7 +24,7 @@ from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.label_order import derived_label_order
-from fedmodel.data.record_labels import refuse_record_labels
+from fedmodel.data.record_labels import SiteRecords, refuse_record_labels
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
@@ -171,8 +171,13 @@ def _checked_label_names(
     described = _read_descriptions(task)
     if task.labels is None:
         refuse_record_labels(
-            [(f"task.train_files[{i}]", r.path, r.labels) for i, r in enumerate(train)],
+            [
+                SiteRecords(f"task.train_files[{i}]", r.path, r.texts, r.labels)
+                for i, r in enumerate(train)
+            ],
             server_labels=_server_named_labels(server, described),
+            server_texts=[text for records in server for text in records.texts],
+            text_column=task.text_column,
             label_column=task.label_column,
         )
     label_names = _label_names(task, [*train, *server])

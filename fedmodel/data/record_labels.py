@@ -8,13 +8,15 @@ hold such labels is most often a text read as labels (`task.text_column`
 and `task.label_column` swapped, or notes exported under the label column),
 and the run would carry those records' texts off the site as class names. So
 such a file is refused before the run, by counts alone: the message names no
-label.
+label. Swapped columns are refused at any size by their other half: the text
+column then holds class names, which other records hold too.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from fedmodel.errors import FedmodelError
@@ -25,22 +27,38 @@ from fedmodel.errors import FedmodelError
 MIN_RECORDS_ALONE = 5
 
 
+@dataclass(frozen=True)
+class SiteRecords:
+    """One train file's key (task.train_files[i]), path, texts and labels."""
+
+    key: str
+    path: Path
+    texts: Sequence[str]
+    labels: Sequence[str]
+
+
 def refuse_record_labels(
-    sites: Sequence[tuple[str, Path, Sequence[str]]],
+    sites: Sequence[SiteRecords],
     *,
     server_labels: Iterable[str],
+    server_texts: Iterable[str],
+    text_column: str,
     label_column: str,
 ) -> None:
     """Refuse a site file whose labels are mostly each one record's alone.
 
-    `sites` holds each train file's key, path and labels; `server_labels` the
-    labels the server's own files name (test, validation, descriptions),
-    which are the server's to name. Only for a label set derived from the
-    files: the labels of `task.labels` are the operator's, listed on purpose.
+    `server_labels` holds the labels the server's own files name (test,
+    validation, descriptions), which are the server's to name; `server_texts`
+    the texts of its test and validation files. Only for a label set derived
+    from the files: the labels of `task.labels` are the operator's, listed on
+    purpose.
     """
-    held = Counter(label for _, _, labels in sites for label in labels)
+    held = Counter(label for site in sites for label in site.labels)
     held.update(server_labels)
-    for key, path, labels in sites:
+    written = Counter(text for site in sites for text in site.texts)
+    written.update(server_texts)
+    for site in sites:
+        key, path, labels = site.key, site.path, site.labels
         alone = sum(held[label] == 1 for label in labels)
         if alone >= MIN_RECORDS_ALONE and 2 * alone > len(labels):
             raise FedmodelError(
@@ -55,3 +73,44 @@ def refuse_record_labels(
                 "two column keys and the file; if these are the classes, list "
                 "them in task.labels"
             )
+        _refuse_swapped(
+            site,
+            held=held,
+            written=written,
+            text_column=text_column,
+            label_column=label_column,
+        )
+
+
+def _refuse_swapped(
+    site: SiteRecords,
+    *,
+    held: Counter[str],
+    written: Counter[str],
+    text_column: str,
+    label_column: str,
+) -> None:
+    """Refuse a file, of any size, that reads as its two columns swapped.
+
+    A record reads so when no other record holds its label and another
+    record holds its text, exactly, as its text or its label: a class name,
+    as swapped columns put in the text column. Legit records seldom are both
+    a class of their own and a copy of another record's text or label.
+    """
+    swapped = sum(
+        held[label] == 1 and written[text] + held[text] - 1 - (text == label) > 0
+        for text, label in zip(site.texts, site.labels, strict=True)
+    )
+    if 2 * swapped > len(site.labels):
+        raise FedmodelError(
+            f"{site.key}: file {site.path}: {swapped} of its {len(site.labels)} "
+            f"records hold a label in column {label_column!r} that no other "
+            f"record of the task holds, and a text in column {text_column!r} "
+            "that another record holds as its text or its label: the two "
+            "columns read as swapped, class names in the text column and texts "
+            "in the label column. The label set is public (the server logs it "
+            "and the exported model names its classes by it), so these "
+            "records' texts would leave the site outside every epsilon. Check "
+            "task.text_column, task.label_column and the file's header; if "
+            "these are the classes, list them in task.labels"
+        )

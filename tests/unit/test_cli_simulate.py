@@ -73,6 +73,18 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
             "nothing)",
         ),
         ("--resolve", "--resolve works only with --cfg or --help"),
+        (
+            "~privacy.target_delta",
+            "cannot delete config key 'privacy.target_delta' (~privacy.target_delta)"
+            ": a run reads every key of fedmodel's config, so keys are set, not "
+            "deleted; write privacy.target_delta=VALUE",
+        ),
+        ("~num_rounds=12345", "cannot delete config key 'num_rounds'"),
+        (
+            "~privacy.target_delt",
+            "unknown config key 'privacy.target_delt' (did you mean "
+            "'privacy.target_delta'?)",
+        ),
     ],
 )
 def test_hydra_config_errors_exit_2_on_one_line(

@@ -41,6 +41,48 @@ def test_swapped_columns_are_refused_naming_no_text(tmp_path: Path) -> None:
     assert not any(note in message for note in NOTES)
 
 
+@pytest.mark.parametrize("swapped_in", ["task", "header"])
+def test_a_tiny_site_with_swapped_columns_is_refused_naming_no_text(
+    tmp_path: Path, swapped_in: str
+) -> None:
+    # Three records are too few for lone labels to tell: the swap shows by
+    # its other half, class names in the text column. Swapped in the task's
+    # two column keys (every file reads swapped) or in one site's header.
+    site = _site(tmp_path / "site.csv", NOTES[:3])
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    if swapped_in == "task":
+        task = _task([site], test, text_column="label", label_column="text")
+        key, label_column, text_column = "task.train_files[0]", "text", "label"
+    else:
+        site.write_text(site.read_text().replace("text,label", "label,text", 1))
+        other = _site(tmp_path / "other.csv", ["x1", "x2", "x3", "x4"])
+        task = _task([other, site], test)
+        key, label_column, text_column = "task.train_files[1]", "label", "text"
+    with pytest.raises(FedmodelError) as info:
+        load_task(task, seed=0)
+    message = str(info.value)
+    assert message.startswith(
+        f"{key}: file {site}: 3 of its 3 records hold a label in column "
+        f"{label_column!r} that no other record of the task holds, and a text "
+        f"in column {text_column!r}"
+    )
+    assert "swapped" in message and "task.labels" in message
+    assert not any(word in message for word in [*NOTES, "cardio", "ortho"])
+
+
+def test_a_legit_tiny_site_is_not_refused(tmp_path: Path) -> None:
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    a = _site(tmp_path / "a.csv", NOTES[:3])
+    assert load_task(_task([a], test), seed=0).label_names == ("cardio", "ortho")
+    # Each record a class of its own, or a text the test file holds too:
+    # either alone is data.
+    rare = [(f"case {n}", f"rare {n}") for n in range(3)]
+    b = _csv(tmp_path / "b.csv", rare)
+    assert len(load_task(_task([a, b], test), seed=0).label_names) == 5
+    c = _csv(tmp_path / "c.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    assert len(load_task(_task([c], test), seed=0).label_names) == 2
+
+
 def test_a_site_that_exported_notes_as_labels_is_named(tmp_path: Path) -> None:
     # Two sites label by class; the third wrote each note into its label
     # column too (its notes are what the other sites' texts are).
