@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-demo: install ## the default federated simulation (7 to 14 min on 2 cores)
+demo: install ## the default federated simulation (7 to 25 min on 2 cores, by machine)
 	$(BIN)/fedmodel simulate
 
 smoke: install ## a quick end-to-end check (fedmodel simulate debug=smoke)
