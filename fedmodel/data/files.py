@@ -8,7 +8,6 @@ are the same label; so are a Parquet 3.0 and 3).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -24,7 +23,7 @@ from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
 from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.label_order import derived_label_order
-from fedmodel.data.record_labels import SiteRecords, refuse_record_labels
+from fedmodel.data.record_labels import FileRecords, refuse_record_labels
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
@@ -33,13 +32,6 @@ MIN_LABELS = 2
 DESCRIPTIONS_KEY = "task.label_descriptions"
 # task.label_descriptions: the column holding each label's description.
 DESCRIPTION_COLUMN = "description"
-
-
-@dataclass(frozen=True)
-class _Records:
-    path: Path
-    texts: list[str]
-    labels: list[str]
 
 
 def load_files(task: TaskSettings, *, seed: int) -> TaskData:
@@ -161,7 +153,7 @@ def _described_labels(
 
 
 def _checked_label_names(
-    task: TaskSettings, train: Sequence[_Records], *, server: Sequence[_Records]
+    task: TaskSettings, train: Sequence[FileRecords], *, server: Sequence[FileRecords]
 ) -> tuple[str, ...]:
     """The task's labels, checked against every file that names them.
 
@@ -171,10 +163,7 @@ def _checked_label_names(
     described = _read_descriptions(task)
     if task.labels is None:
         refuse_record_labels(
-            [
-                SiteRecords(f"task.train_files[{i}]", r.path, r.texts, r.labels)
-                for i, r in enumerate(train)
-            ],
+            [(f"task.train_files[{i}]", records) for i, records in enumerate(train)],
             server_labels=_server_named_labels(server, described),
             server_texts=[text for records in server for text in records.texts],
             text_column=task.text_column,
@@ -188,7 +177,7 @@ def _checked_label_names(
 
 
 def _server_named_labels(
-    held: Sequence[_Records], described: Mapping[str, str] | None
+    held: Sequence[FileRecords], described: Mapping[str, str] | None
 ) -> list[str]:
     """The labels the server's own files name: test, validation, descriptions."""
     labels = [label for records in held for label in records.labels]
@@ -224,7 +213,7 @@ def _read_descriptions(task: TaskSettings) -> dict[str, str] | None:
     return {name: text for name, (_, text) in described.items()}
 
 
-def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
+def _read_records(path: Path, *, task: TaskSettings, key: str) -> FileRecords:
     table = read_table(path, key=key)
     if len(table) == 0:
         raise FedmodelError(
@@ -243,14 +232,14 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> _Records:
             f"the task names it otherwise, set task.{role}_column to that name"
         )
         require_column(table, column, role=role, fix=fix, path=path, key=key)
-    return _Records(
+    return FileRecords(
         path=path,
         texts=text_cells(table, task.text_column, path=path, key=key),
         labels=label_cells(table, task.label_column, path=path, key=key),
     )
 
 
-def _check_server_labels(records: _Records) -> None:
+def _check_server_labels(records: FileRecords) -> None:
     # The server keeps its start over a trained round when the start scores
     # better on this file: with one label, a start that always answers it
     # scores best, and the sites' rounds would be spent for nothing.
@@ -265,7 +254,7 @@ def _check_server_labels(records: _Records) -> None:
         )
 
 
-def _label_names(task: TaskSettings, files: Sequence[_Records]) -> tuple[str, ...]:
+def _label_names(task: TaskSettings, files: Sequence[FileRecords]) -> tuple[str, ...]:
     if task.labels is None:
         names = derived_label_order({lab for r in files for lab in r.labels})
         trained = {label for r in files[:-1] for label in r.labels}

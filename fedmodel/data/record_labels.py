@@ -28,17 +28,16 @@ MIN_RECORDS_ALONE = 5
 
 
 @dataclass(frozen=True)
-class SiteRecords:
-    """One train file's key (task.train_files[i]), path, texts and labels."""
+class FileRecords:
+    """A task file's records as read: its path, and texts and labels by row."""
 
-    key: str
     path: Path
-    texts: Sequence[str]
-    labels: Sequence[str]
+    texts: list[str]
+    labels: list[str]
 
 
 def refuse_record_labels(
-    sites: Sequence[SiteRecords],
+    sites: Sequence[tuple[str, FileRecords]],
     *,
     server_labels: Iterable[str],
     server_texts: Iterable[str],
@@ -47,18 +46,19 @@ def refuse_record_labels(
 ) -> None:
     """Refuse a site file whose labels are mostly each one record's alone.
 
-    `server_labels` holds the labels the server's own files name (test,
+    `sites` pairs each train file's key (task.train_files[i]) with its
+    records; `server_labels` holds the labels the server's own files name (test,
     validation, descriptions), which are the server's to name; `server_texts`
     the texts of its test and validation files. Only for a label set derived
     from the files: the labels of `task.labels` are the operator's, listed on
     purpose.
     """
-    held = Counter(label for site in sites for label in site.labels)
+    held = Counter(label for _, site in sites for label in site.labels)
     held.update(server_labels)
-    written = Counter(text for site in sites for text in site.texts)
+    written = Counter(text for _, site in sites for text in site.texts)
     written.update(server_texts)
-    for site in sites:
-        key, path, labels = site.key, site.path, site.labels
+    for key, site in sites:
+        path, labels = site.path, site.labels
         alone = sum(held[label] == 1 for label in labels)
         if alone >= MIN_RECORDS_ALONE and 2 * alone > len(labels):
             raise FedmodelError(
@@ -74,6 +74,7 @@ def refuse_record_labels(
                 "them in task.labels"
             )
         _refuse_swapped(
+            key,
             site,
             held=held,
             written=written,
@@ -83,7 +84,8 @@ def refuse_record_labels(
 
 
 def _refuse_swapped(
-    site: SiteRecords,
+    key: str,
+    site: FileRecords,
     *,
     held: Counter[str],
     written: Counter[str],
@@ -103,7 +105,7 @@ def _refuse_swapped(
     )
     if 2 * swapped > len(site.labels):
         raise FedmodelError(
-            f"{site.key}: file {site.path}: {swapped} of its {len(site.labels)} "
+            f"{key}: file {site.path}: {swapped} of its {len(site.labels)} "
             f"records hold a label in column {label_column!r} that no other "
             f"record of the task holds, and a text in column {text_column!r} "
             "that another record holds as its text or its label: the two "
