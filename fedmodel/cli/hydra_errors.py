@@ -53,25 +53,15 @@ def hydra_error_line(exc: BaseException) -> str:
             "value at a time; a list is written key=[a,b])"
         )
     if deleted := _quoted(text, DELETE) or _quoted(text, f"{DELETE} The value of"):
-        return _delete_line(deleted)
+        # fedmodel refuses deleting a key the config holds before Hydra runs
+        # (`check_deletions`): what Hydra refuses is a key it does not hold.
+        return _unknown_key_line(deleted, list(_config_keys()))
     cause = exc.__cause__
     key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")
     if key and ("not in struct" in str(cause) or "Could not override" in text):
         return _unknown_key_line(key, list(_config_keys()))
     first = next((line for line in text.splitlines() if line.strip()), text)
     return first.strip()
-
-
-def _delete_line(key: str) -> str:
-    """Hydra refused `~key`: a null key (it deletes only a set one), or none."""
-    keys = list(_config_keys())
-    if key not in keys:
-        return _unknown_key_line(key, keys)
-    return (
-        f"cannot delete config key '{key}' (~{key}): a run reads every key of "
-        f"fedmodel's config, so keys are set, not deleted; write {key}=VALUE "
-        "(`fedmodel simulate --cfg job` prints every key and its default)"
-    )
 
 
 def _unknown_key_line(key: str, keys: list[str]) -> str:

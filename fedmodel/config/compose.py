@@ -33,6 +33,7 @@ def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     check_group_choices(overrides or [])
+    check_deletions(overrides or [])
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides or [])
@@ -81,14 +82,9 @@ def check_group_choices(overrides: Iterable[str]) -> None:
     Composing with it would stop later on a missing key that does not say
     why. Overrides Hydra cannot parse are left to Hydra, which names them.
     """
-    from hydra.errors import HydraException
-
-    try:
-        parsed = override_parser().parse_overrides(list(overrides))
-    except HydraException:
-        return
+    parsed = _parsed(overrides)
     groups = set(config_groups())
-    for override in parsed:
+    for _, override in parsed:
         group = override.key_or_group
         if group not in groups or override.is_delete():
             continue
@@ -100,6 +96,66 @@ def check_group_choices(overrides: Iterable[str]) -> None:
                     ".yaml holds the keys its options share); options: "
                     f"{', '.join(group_options(group))}"
                 )
+
+
+def check_deletions(overrides: Iterable[str]) -> None:
+    """Refuse a `~` override of a run's group or key: a run reads every key.
+
+    Hydra would delete a set key (`~num_rounds`) and the run would stop later
+    on a missing key. Hydra's own keys (`~hydra...`), and a key the config
+    does not hold (which Hydra names, with a guess), are left to Hydra.
+    """
+    parsed = _parsed(overrides)
+    deleted = [(text, o) for text, o in parsed if o.is_delete()]
+    if not deleted:
+        return
+    groups = set(config_groups())
+    kept = [text for text, o in parsed if not o.is_delete()]
+    for _, override in deleted:
+        name = override.key_or_group
+        if name.split(".")[0].split("/")[0] == HYDRA_GROUP:
+            continue
+        if name in groups:
+            raise FedmodelError(
+                f"cannot delete config group '{name}' (~{name}): a run takes one "
+                f"option of each group; pick one with {name}=OPTION (options: "
+                f"{', '.join(group_options(name))})"
+            )
+        if _holds_key(kept, name):
+            raise FedmodelError(
+                f"cannot delete config key '{name}' (~{name}): a run reads every "
+                f"key of fedmodel's config, so keys are set, not deleted; write "
+                f"{name}=VALUE (`fedmodel simulate --cfg job` prints every key "
+                "and its default)"
+            )
+
+
+def _parsed(overrides: Iterable[str]) -> list[tuple[str, Override]]:
+    """Each override with Hydra's reading of it; none if Hydra cannot parse one."""
+    from hydra.errors import HydraException
+
+    texts = list(overrides)
+    try:
+        return list(zip(texts, override_parser().parse_overrides(texts), strict=True))
+    except HydraException:
+        return []
+
+
+def _holds_key(overrides: list[str], key: str) -> bool:
+    """Whether the config composed with `overrides` holds dotted `key`.
+
+    False where those overrides do not compose: the error that names them
+    comes first.
+    """
+    try:
+        node: Any = compose_config(overrides)
+    except FedmodelError:
+        return False
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _named_options(override: Override) -> list[str]:

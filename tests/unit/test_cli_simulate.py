@@ -80,6 +80,20 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
             "deleted; write privacy.target_delta=VALUE",
         ),
         ("~num_rounds=12345", "cannot delete config key 'num_rounds'"),
+        # A key that holds a value: Hydra would delete it and the run stop on
+        # a missing key; a group: Hydra would drop the whole group.
+        ("~num_rounds", "cannot delete config key 'num_rounds' (~num_rounds)"),
+        (
+            "~distill",
+            "cannot delete config group 'distill' (~distill): a run takes one "
+            "option of each group; pick one with distill=OPTION (options: "
+            "federated, off, server)",
+        ),
+        (
+            "--multirun privacy.target_epsilon=1,3 ~seed",
+            "sweep job 1 of 2 (privacy.target_epsilon=1): cannot delete config "
+            "key 'seed' (~seed)",
+        ),
         (
             "~privacy.target_delt",
             "unknown config key 'privacy.target_delt' (did you mean "
@@ -237,4 +251,19 @@ def test_several_values_without_multirun_say_how_to_sweep(
         "privacy.target_epsilon=1,3; privacy-plan plans one value at a time; a "
         "list is written key=[a,b])"
     )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_privacy_plan_refuses_a_deleted_key_by_name(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_command(["privacy-plan", "model=tiny", "~num_rounds"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "fedmodel privacy-plan: error: cannot delete config key 'num_rounds' "
+        "(~num_rounds): a run reads every key"
+    ), err
     assert list(tmp_path.iterdir()) == []
