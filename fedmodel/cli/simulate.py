@@ -84,9 +84,13 @@ def run_simulate(argv: list[str], *, prog: str = PROG) -> int:
         report_error(prog, error_line(exc))
         return EXIT_USER_ERROR
     OmegaConf.register_new_resolver(GROUPS_RESOLVER, config_groups_text, replace=True)
+    # Hydra makes outputs/ for its default run folder; a rejected run removes
+    # it again only if this run made it.
+    outputs = Path(DEFAULT_OUTPUTS).resolve()
+    new_outputs = None if outputs.exists() else outputs
     app = hydra.main(
         config_path=str(CONF_DIR), config_name="config", version_base="1.3"
-    )(lambda cfg: _simulate(cfg, prog=prog))
+    )(lambda cfg: _simulate(cfg, prog=prog, new_outputs=new_outputs))
     full_error = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line
     sys.argv = ["fedmodel", *argv]
@@ -159,8 +163,11 @@ def check_sweep_jobs(overrides: list[str]) -> None:
             ) from None
 
 
-def _simulate(cfg: Any, *, prog: str) -> float:
-    """The Hydra task: run one simulation in Hydra's run folder."""
+def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
+    """The Hydra task: run one simulation in Hydra's run folder.
+
+    `new_outputs`: the default outputs/ folder where this command made it.
+    """
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -189,7 +196,7 @@ def _simulate(cfg: Any, *, prog: str) -> float:
             summary = simulate(config, run_dir=run_dir)
     except FedmodelError as exc:
         report_error(prog, str(exc))
-        _remove_if_unused(run_dir, earlier_run=earlier_run)
+        _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
         raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         stop_interrupted(prog, run_dir)
@@ -206,7 +213,9 @@ def _simulate(cfg: Any, *, prog: str) -> float:
     return float(summary["final_accuracy"])
 
 
-def _remove_if_unused(run_dir: Path, *, earlier_run: bool) -> None:
+def _remove_if_unused(
+    run_dir: Path, *, earlier_run: bool, new_outputs: Path | None
+) -> None:
     """Remove what Hydra and Flower wrote into a run folder the checks rejected.
 
     Only when the folder holds nothing else (a resumed run's folder is kept)
@@ -222,8 +231,11 @@ def _remove_if_unused(run_dir: Path, *, earlier_run: bool) -> None:
     (run_dir / LOG_FILE).unlink(missing_ok=True)
     run_dir.rmdir()
     # Hydra's default folder (outputs/<date>/<time>-<task>) leaves its date
-    # folder behind; only that one, and only empty.
+    # folder behind, and outputs/ where this command made it; only those,
+    # and only empty.
     day = run_dir.parent
     if day.parent.name == DEFAULT_OUTPUTS and DAY_FOLDER.fullmatch(day.name):
         with contextlib.suppress(OSError):
             day.rmdir()
+            if day.parent.resolve() == new_outputs:
+                new_outputs.rmdir()

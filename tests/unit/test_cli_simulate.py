@@ -156,6 +156,18 @@ def test_a_rejected_run_leaves_no_empty_date_folder(
     with pytest.raises(SystemExit) as done:
         run_simulate(["model=tiny", "privacy.target_delta=0.9"])
     assert done.value.code == 2
+    # Nor the outputs/ folder Hydra made for it.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rejected_run_keeps_an_outputs_folder_it_did_not_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    with pytest.raises(SystemExit) as done:
+        run_simulate(["model=tiny", "privacy.target_delta=0.9"])
+    assert done.value.code == 2
     assert list((tmp_path / "outputs").iterdir()) == []
 
 
