@@ -21,7 +21,8 @@ import pytest
 
 from fedmodel.run.layout import LOG_FILE
 from fedmodel.run.metrics import read_rounds
-from tests.integration.loopback import Loopback, site_venv, write_site_files
+from tests.integration.loopback import Loopback
+from tests.integration.site_files import site_venv, write_site_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

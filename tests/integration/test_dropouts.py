@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from fedmodel.run.metrics import read_rounds
-from tests.integration.loopback import Loopback, write_site_files
+from tests.integration.loopback import Loopback
+from tests.integration.site_files import write_site_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
