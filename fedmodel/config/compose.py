@@ -8,6 +8,7 @@ override leave them out.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,18 +28,31 @@ HYDRA_GROUP = "hydra"
 
 
 def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
-    """Compose conf/ with Hydra overrides, outside of a Hydra app."""
+    """Compose conf/ with Hydra overrides, outside of a Hydra app.
+
+    The packaged YAML does not change while a process runs, so one list of
+    overrides always composes the same config: each is composed once per
+    process (a tenth of a second or more; a sweep's checks and the tests
+    compose the same lists many times), and every caller gets its own copy.
+    """
+    return copy.deepcopy(_composed(tuple(overrides or ())))
+
+
+@functools.lru_cache(maxsize=256)
+def _composed(overrides: tuple[str, ...]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    check_group_choices(overrides or [])
-    check_deletions(overrides or [])
+    check_group_choices(overrides)
+    check_deletions(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides or [])
+            cfg = compose(config_name="config", overrides=list(overrides))
     except HydraException as exc:
-        raise FedmodelError(f"bad config override in {overrides}: {exc}") from exc
+        raise FedmodelError(
+            f"bad config override in {list(overrides)}: {exc}"
+        ) from exc
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     return {str(k): v for k, v in resolved.items() if k != "hydra"}
