@@ -51,7 +51,8 @@ from fedmodel.config import compose_config  # noqa: E402
 from fedmodel.federation.simulation import simulate  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.metrics import read_rounds  # noqa: E402
-from tests.integration.loopback import Loopback, write_site_files  # noqa: E402
+from tests.integration.loopback import Loopback  # noqa: E402
+from tests.integration.site_files import write_site_files  # noqa: E402
 
 STAGES = ("process_start", "imports", "data", "model_load", "training", "reply")
 
