@@ -120,12 +120,12 @@ def check_deletions(overrides: Iterable[str]) -> None:
     does not hold (which Hydra names, with a guess), are left to Hydra.
     """
     parsed = _parsed(overrides)
-    deleted = [(text, o) for text, o in parsed if o.is_delete()]
+    deleted = [override for _, override in parsed if override.is_delete()]
     if not deleted:
         return
     groups = set(config_groups())
-    kept = [text for text, o in parsed if not o.is_delete()]
-    for _, override in deleted:
+    kept = [text for text, override in parsed if not override.is_delete()]
+    for override in deleted:
         name = override.key_or_group
         if name.split(".")[0].split("/")[0] == HYDRA_GROUP:
             continue
