@@ -54,7 +54,7 @@ def hydra_error_line(exc: BaseException) -> str:
         )
     if deleted := _quoted(text, DELETE) or _quoted(text, f"{DELETE} The value of"):
         # fedmodel refuses deleting a key the config holds before Hydra runs
-        # (`check_deletions`): what Hydra refuses is a key it does not hold.
+        # (`check_overrides`): what Hydra refuses is a key it does not hold.
         return _unknown_key_line(deleted, list(_config_keys()))
     cause = exc.__cause__
     key = getattr(cause, "full_key", None) or _quoted(text, "Could not override")

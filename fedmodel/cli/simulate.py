@@ -28,11 +28,7 @@ from fedmodel.cli.hydra_files import (
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
-from fedmodel.config.compose import (
-    check_deletions,
-    check_group_choices,
-    config_groups_text,
-)
+from fedmodel.config.compose import check_overrides, config_groups_text
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
@@ -76,8 +72,7 @@ def run_simulate(argv: list[str], *, prog: str = PROG) -> int:
     try:
         if args is not None:  # else Hydra names what it cannot read
             check_hydra_flags(args)
-            check_group_choices(args.overrides)
-            check_deletions(args.overrides)
+            check_overrides(args.overrides)
             if args.multirun:
                 check_sweep_jobs(args.overrides)
     except FedmodelError as exc:

@@ -44,8 +44,7 @@ def _composed(overrides: tuple[str, ...]) -> dict[str, Any]:
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    check_group_choices(overrides)
-    check_deletions(overrides)
+    check_overrides(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
@@ -90,13 +89,22 @@ def config_groups_text() -> str:
     return "\n".join(lines)
 
 
-def check_group_choices(overrides: Iterable[str]) -> None:
-    """Refuse an override that picks a group's shared keys (`model=_base`).
+def check_overrides(overrides: Iterable[str]) -> None:
+    """Refuse overrides Hydra would take but a run cannot, before composing.
 
-    Composing with it would stop later on a missing key that does not say
-    why. Overrides Hydra cannot parse are left to Hydra, which names them.
+    Each is parsed once; overrides Hydra cannot parse are left to Hydra,
+    which names them.
     """
     parsed = _parsed(overrides)
+    _refuse_shared_options(parsed)
+    _refuse_deletions(parsed)
+
+
+def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:
+    """Refuse an override that picks a group's shared keys (`model=_base`).
+
+    Composing with it would stop later on a missing key that does not say why.
+    """
     groups = set(config_groups())
     for _, override in parsed:
         group = override.key_or_group
@@ -112,14 +120,13 @@ def check_group_choices(overrides: Iterable[str]) -> None:
                 )
 
 
-def check_deletions(overrides: Iterable[str]) -> None:
+def _refuse_deletions(parsed: list[tuple[str, Override]]) -> None:
     """Refuse a `~` override of a run's group or key: a run reads every key.
 
     Hydra would delete a set key (`~num_rounds`) and the run would stop later
     on a missing key. Hydra's own keys (`~hydra...`), and a key the config
     does not hold (which Hydra names, with a guess), are left to Hydra.
     """
-    parsed = _parsed(overrides)
     deleted = [override for _, override in parsed if override.is_delete()]
     if not deleted:
         return
@@ -162,7 +169,7 @@ def _holds_key(overrides: list[str], key: str) -> bool:
     comes first.
     """
     try:
-        node: Any = compose_config(overrides)
+        node: Any = _composed(tuple(overrides))  # read only: no copy needed
     except FedmodelError:
         return False
     for part in key.split("."):
