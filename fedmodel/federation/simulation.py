@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,6 @@ from typing import Any
 # client 1's warning hidden behind client 0's. Each client's line is kept.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-import psutil  # noqa: E402
 import ray  # noqa: E402
 from flwr.app import Context, RecordDict  # noqa: E402
 from flwr.simulation.run_simulation import _run_simulation  # noqa: E402
@@ -34,6 +30,7 @@ from fedmodel.config import (  # noqa: E402
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation import client_app, ray_worker, server_app  # noqa: E402
+from fedmodel.federation.leftovers import stop_leftover_processes  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.folder_check import check_run_folder  # noqa: E402
 from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE  # noqa: E402
@@ -86,7 +83,7 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
         state=RecordDict(),
         run_config=to_run_config(config),
     )
-    with _stop_leftover_processes():
+    with stop_leftover_processes():
         _run_simulation_engine(settings, context)
     summary_path = run_dir / SUMMARY_FILE
     if not summary_path.is_file():
@@ -179,83 +176,3 @@ def _run_simulation_engine(settings: RunSettings, context: Context) -> None:
         # Flower's backend shuts Ray down when it ends; not if the run failed
         # before the backend was built, and the next run would find it.
         ray.shutdown()
-
-
-# Set in the environment of every process a simulation starts (Ray's own and
-# its workers inherit it), so that those left at the end can be found by it.
-_RUN_MARK = "FEDMODEL_SIMULATION_MARK"
-
-
-@contextlib.contextmanager
-def _stop_leftover_processes(grace_seconds: float = 5.0) -> Iterator[None]:
-    """Stop every process the simulation started before the command returns.
-
-    Flower shuts Ray down when the run ends, but Ray's workers go on for
-    seconds after, some of them orphaned once their raylet has gone. Each
-    process started during the run inherits a mark unique to the run in its
-    environment; those still running at the end are asked to stop, then
-    killed. A Ray cluster joined by address starts its workers from its own
-    environment, so they carry no mark and are left alone.
-    """
-    mark = secrets.token_hex(16)
-    before = os.environ.get(_RUN_MARK)
-    os.environ[_RUN_MARK] = mark
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[_RUN_MARK]
-        else:
-            os.environ[_RUN_MARK] = before
-        _stop_marked(mark, grace_seconds)
-
-
-def _stop_marked(mark: str, grace_seconds: float) -> None:
-    alive = _marked_processes(mark)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    alive = _still_running(alive, timeout=grace_seconds)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    _still_running(alive, timeout=grace_seconds)
-    if alive:
-        log.debug("killed %d simulation process(es) that ignored SIGTERM", len(alive))
-
-
-def _still_running(
-    processes: list[psutil.Process], *, timeout: float
-) -> list[psutil.Process]:
-    """Those of `processes` still running once they end or `timeout` s pass.
-
-    A process that has exited has ended, reaped or not: an orphaned Ray
-    worker's zombie waits for the machine's init, which in some containers
-    reaps only every few seconds (psutil.wait_procs waited for that).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        # Reaps those that are this process's own children.
-        _, processes = psutil.wait_procs(processes, timeout=0)
-        processes = [p for p in processes if _running(p)]
-        if not processes or time.monotonic() >= deadline:
-            return processes
-        time.sleep(0.05)
-
-
-def _running(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _marked_processes(mark: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        if process.pid == os.getpid():
-            continue
-        with contextlib.suppress(psutil.Error):
-            if process.environ().get(_RUN_MARK) == mark:
-                found.append(process)
-    return found

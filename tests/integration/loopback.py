@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from fedmodel.federation.leftovers import running_processes
 from tests.conftest import FEW_LATENCY_CALLS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -275,7 +276,7 @@ class Loopback:
 
     def _with_flwr_home_here(self) -> list[psutil.Process]:
         found = []
-        for proc in psutil.process_iter():
+        for proc in running_processes():
             try:
                 home = proc.environ().get("FLWR_HOME", "")
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

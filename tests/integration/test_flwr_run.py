@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fedmodel.federation.leftovers import running_processes
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import FEW_LATENCY_CALLS
 from tests.integration.loopback import free_port, stop
@@ -45,7 +46,7 @@ address = ":local:"
 def _started_under(home: Path) -> list[psutil.Process]:
     """Processes whose environment carries this FLWR_HOME: all started by the test."""
     found = []
-    for proc in psutil.process_iter():
+    for proc in running_processes():
         try:
             if proc.pid != os.getpid() and proc.environ().get("FLWR_HOME") == str(home):
                 found.append(proc)

@@ -11,11 +11,15 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from fedmodel.federation.simulation import _RUN_MARK, _stop_leftover_processes
+from fedmodel.federation.leftovers import RUN_MARK, stop_leftover_processes
+
+SLEEP = [sys.executable, "-c", "import time; time.sleep(120)"]
+NEXT_PID = Path("/proc/sys/kernel/ns_last_pid")
 
 # Starts a grandchild that sleeps, prints its pid and exits, so the grandchild
 # is orphaned at once.
@@ -37,7 +41,7 @@ import os, subprocess, sys, time
 mark = sys.stdin.readline().strip()
 child = subprocess.Popen(
     [sys.executable, "-c", "import time; time.sleep(120)"],
-    env={{**os.environ, {_RUN_MARK!r}: mark}},
+    env={{**os.environ, {RUN_MARK!r}: mark}},
 )
 print(child.pid, flush=True)
 time.sleep(120)
@@ -45,7 +49,7 @@ time.sleep(120)
 
 
 def test_an_orphaned_process_started_during_the_run_is_stopped() -> None:
-    with _stop_leftover_processes(grace_seconds=5.0):
+    with stop_leftover_processes(grace_seconds=5.0):
         started = subprocess.run(
             [sys.executable, "-c", ORPHAN], capture_output=True, text=True, check=True
         )
@@ -59,7 +63,7 @@ def test_an_orphaned_process_started_during_the_run_is_stopped() -> None:
 def test_a_process_started_before_the_run_is_left_alone() -> None:
     earlier = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        with _stop_leftover_processes(grace_seconds=1.0):
+        with stop_leftover_processes(grace_seconds=1.0):
             pass
         assert earlier.poll() is None
     finally:
@@ -82,8 +86,8 @@ def test_a_process_that_exits_on_sigterm_is_not_waited_for_until_reaped(
     assert parent.stdin is not None and parent.stdout is not None
     try:
         with caplog.at_level(logging.DEBUG, logger="fedmodel"):
-            with _stop_leftover_processes(grace_seconds=2.0):
-                parent.stdin.write(os.environ[_RUN_MARK] + "\n")
+            with stop_leftover_processes(grace_seconds=2.0):
+                parent.stdin.write(os.environ[RUN_MARK] + "\n")
                 parent.stdin.flush()
                 child = psutil.Process(int(parent.stdout.readline()))
         assert child.status() == psutil.STATUS_ZOMBIE
@@ -92,3 +96,36 @@ def test_a_process_that_exits_on_sigterm_is_not_waited_for_until_reaped(
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_marked_process_on_a_reused_pid_is_stopped() -> None:
+    # psutil.process_iter keeps the Process it made for a pid; once the pid is
+    # reused, that Process reads the new process's mark but will not signal it.
+    gone = subprocess.Popen(SLEEP)
+    list(psutil.process_iter())
+    gone.kill()
+    gone.wait()
+    time.sleep(0.05)  # a process is its pid and its start time, in 10 ms ticks
+    with stop_leftover_processes(grace_seconds=1.0):
+        child = _start_on_pid(gone.pid)
+    try:
+        time.sleep(0.2)
+        assert child.poll() is not None
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _start_on_pid(pid: int) -> subprocess.Popen[bytes]:
+    """SLEEP started on `pid` (Linux's next-pid file; root in its namespace)."""
+    for _ in range(5):
+        try:
+            NEXT_PID.write_text(str(pid - 1))
+        except OSError:
+            pytest.skip(f"cannot choose the next pid here ({NEXT_PID} is not writable)")
+        started = subprocess.Popen(SLEEP)
+        if started.pid == pid:
+            return started
+        started.kill()  # another process took the pid first
+        started.wait()
+    pytest.skip(f"pid {pid} was taken by other processes five times")

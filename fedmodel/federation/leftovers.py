@@ -1,0 +1,108 @@
+"""The processes a simulation leaves behind, found by a mark and stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+# Set in the environment of every process a simulation starts (Ray's own and
+# its workers inherit it), so that those left at the end can be found by it.
+RUN_MARK = "FEDMODEL_SIMULATION_MARK"
+
+
+@contextlib.contextmanager
+def stop_leftover_processes(grace_seconds: float = 5.0) -> Iterator[None]:
+    """Stop every process the simulation started before the command returns.
+
+    Flower shuts Ray down when the run ends, but Ray's workers go on for
+    seconds after, some of them orphaned once their raylet has gone. Each
+    process started during the run inherits a mark unique to the run in its
+    environment; those still running at the end are asked to stop, then
+    killed. A Ray cluster joined by address starts its workers from its own
+    environment, so they carry no mark and are left alone.
+    """
+    mark = secrets.token_hex(16)
+    before = os.environ.get(RUN_MARK)
+    os.environ[RUN_MARK] = mark
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[RUN_MARK]
+        else:
+            os.environ[RUN_MARK] = before
+        _stop_marked(mark, grace_seconds)
+
+
+def _stop_marked(mark: str, grace_seconds: float) -> None:
+    alive = _marked_processes(mark)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    alive = _still_running(alive, timeout=grace_seconds)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    _still_running(alive, timeout=grace_seconds)
+    if alive:
+        log.debug("killed %d simulation process(es) that ignored SIGTERM", len(alive))
+
+
+def _still_running(
+    processes: list[psutil.Process], *, timeout: float
+) -> list[psutil.Process]:
+    """Those of `processes` still running once they end or `timeout` s pass.
+
+    A process that has exited has ended, reaped or not: an orphaned Ray
+    worker's zombie waits for the machine's init, which in some containers
+    reaps only every few seconds (psutil.wait_procs waited for that).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        # Reaps those that are this process's own children.
+        _, processes = psutil.wait_procs(processes, timeout=0)
+        processes = [p for p in processes if _running(p)]
+        if not processes or time.monotonic() >= deadline:
+            return processes
+        time.sleep(0.05)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _marked_processes(mark: str) -> list[psutil.Process]:
+    found = []
+    for process in running_processes():
+        if process.pid == os.getpid():
+            continue
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(RUN_MARK) == mark:
+                found.append(process)
+    return found
+
+
+def running_processes() -> Iterator[psutil.Process]:
+    """Every process running now, each as a psutil.Process made for it now.
+
+    psutil.process_iter keeps the Process it made for a pid across calls. Once
+    that pid is reused, the kept one reads the new process's environment but
+    refuses to signal it, so a process found through it could not be stopped.
+    """
+    for pid in psutil.pids():
+        try:
+            process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        yield process
