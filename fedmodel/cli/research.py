@@ -78,7 +78,8 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
         settings_table,
         training_settings,
     )
-    from fedmodel.research.privacy_plan import plan_run, plan_tables
+    from fedmodel.research.plan_tables import plan_tables
+    from fedmodel.research.privacy_plan import plan_run
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
     shown = training_settings(settings)

@@ -2,20 +2,20 @@
 
 For every client it loads the client's records exactly as a run would (the same
 task, partition and split code), then calibrates noise as the client will
-before round 1 and states the epsilon after each round under both Opacus
-accountants. A client whose delta is not below 1/n, or whose target cannot be
-reached, is flagged instead of planned.
+before round 1 and states the epsilon after each round (or, over many rounds,
+after evenly spaced ones) under both Opacus accountants. A client whose delta
+is not below 1/n, or whose target cannot be reached, is flagged instead of
+planned.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 
-from rich.table import Table
-
-from fedmodel.config import PrivacySettings, RunSettings
-from fedmodel.config.delta_rule import WEAK_DELTA, weak_delta_warning
+from fedmodel.config import RunSettings
+from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records
@@ -36,6 +36,13 @@ from fedmodel.privacy.modes import privacy_mode
 
 log = logging.getLogger(__name__)
 
+# The plan states epsilon after every round up to ALL_ROUNDS_UP_TO rounds, and
+# after about SPACED_ROUNDS evenly spaced ones beyond: PRV takes a third of a
+# second a round at 300 rounds, so every round of 300 took 6 minutes over
+# 4 clients (and a table of 300 rows).
+ALL_ROUNDS_UP_TO = 30
+SPACED_ROUNDS = 20
+
 
 @dataclass(frozen=True)
 class ClientPlan:
@@ -55,7 +62,11 @@ class ClientPlan:
     steps_per_round: int | None = None
     planned_rounds: int | None = None
     noise_multiplier: float | None = None
-    # Epsilon after rounds 1..R, by accountant name (None: the accountant failed).
+    # The rounds (from 1) `epsilon_by_round` states epsilon after: every round
+    # up to ALL_ROUNDS_UP_TO, else evenly spaced ones (`epsilon_rounds`).
+    epsilon_rounds: list[int] = field(default_factory=list)
+    # Epsilon after each of those rounds, by accountant name (None: the
+    # accountant failed).
     epsilon_by_round: dict[str, list[float | None]] = field(default_factory=dict)
     problem: str | None = None
     # Why the delta is weak (above WEAK_DELTA), or None: planned all the same.
@@ -109,8 +120,8 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
             partitions=partitions,
             num_labels=len(task.label_names),
         )
-        # Progress: each client's calibration and per-round epsilons take
-        # seconds, a minute over hundreds of rounds.
+        # Progress: each client's calibration and its epsilons by round take
+        # seconds, up to half a minute over hundreds of rounds.
         # Numbered as the tables number it (from 0), with the file it holds
         # where the clients are a files task's files.
         held = client_file(settings, client_id)
@@ -162,6 +173,7 @@ def _planned(
     )
     if weak is not None:
         log.warning("%s", weak)
+    rounds = epsilon_rounds(plan.planned_rounds, teacher_rounds=settings.num_rounds)
     return ClientPlan(
         client=client,
         num_records=num_records,
@@ -171,15 +183,35 @@ def _planned(
         steps_per_round=plan.steps_per_round,
         planned_rounds=plan.planned_rounds,
         noise_multiplier=plan.noise_multiplier,
-        epsilon_by_round={name: _epsilons(plan, name) for name in ACCOUNTANTS},
+        epsilon_rounds=rounds,
+        epsilon_by_round={name: _epsilons(plan, name, rounds) for name in ACCOUNTANTS},
         delta_warning=weak,
     )
 
 
-def _epsilons(plan: PrivacyPlan, accountant: str) -> list[float | None]:
-    """Epsilon after each planned round; None where the accountant fails."""
+def epsilon_rounds(total: int, *, teacher_rounds: int) -> list[int]:
+    """The rounds a plan of `total` rounds states epsilon after, from 1.
+
+    Every round up to ALL_ROUNDS_UP_TO; past it every k-th round (about
+    SPACED_ROUNDS of them), with round 1, the teacher's last round and the
+    last round always among them.
+    """
+    every = round_spacing(total)
+    spaced = set(range(every, total + 1, every))
+    return sorted(spaced | {1, min(teacher_rounds, total), total})
+
+
+def round_spacing(total: int) -> int:
+    """Every how many rounds a plan of `total` rounds states epsilon."""
+    return 1 if total <= ALL_ROUNDS_UP_TO else math.ceil(total / SPACED_ROUNDS)
+
+
+def _epsilons(
+    plan: PrivacyPlan, accountant: str, rounds: list[int]
+) -> list[float | None]:
+    """Epsilon after each of `rounds`; None where the accountant fails."""
     spent: list[float | None] = []
-    for done in range(1, plan.planned_rounds + 1):
+    for done in rounds:
         history = [
             (plan.noise_multiplier, plan.sample_rate, plan.steps_per_round * done)
         ]
@@ -188,107 +220,3 @@ def _epsilons(plan: PrivacyPlan, accountant: str) -> list[float | None]:
         except FedmodelError:
             spent.append(None)
     return spent
-
-
-def _eps(value: float | None) -> str:
-    return "failed" if value is None else f"{value:.3f}"
-
-
-def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
-    """A table of the plans, and one of epsilon by round."""
-    privacy = settings.privacy
-    mode = privacy_mode(privacy)
-    rounds = settings.num_rounds if mode.server_noise else planned_rounds(settings)
-    overview = Table(
-        title=f"{mode.guarantee}-level privacy plan: target epsilon "
-        f"{privacy.target_epsilon:g}, {rounds} rounds, calibrated with "
-        f"{privacy.accountant}"
-    )
-    unit = "clients" if mode.server_noise else "records n"
-    for header in (
-        "client",
-        unit,
-        "1/n",
-        "delta",
-        "sample rate",
-        "steps/round",
-        "noise mult.",
-        *[f"final eps {name.upper()}{_charged(name, privacy)}" for name in ACCOUNTANTS],
-        "status",
-    ):
-        overview.add_column(header, justify="left" if header == "status" else "right")
-    for plan in plans:
-        if plan.problem:
-            overview.add_row(
-                plan.label,
-                str(plan.num_records),
-                f"{plan.one_over_n:.3g}",
-                *["-"] * 6,
-                f"[red]FLAGGED: {plan.problem}[/red]",
-            )
-            continue
-        overview.add_row(
-            plan.label,
-            str(plan.num_records),
-            f"{plan.one_over_n:.3g}",
-            f"{plan.delta:.3g}",
-            f"{plan.sample_rate:.4g}",
-            str(plan.steps_per_round),
-            f"{plan.noise_multiplier:.4f}",
-            *[_eps(plan.epsilon_by_round[name][-1]) for name in ACCOUNTANTS],
-            _status(plan, settings.finetune.batch_size, client_level=mode.server_noise),
-        )
-    if any(_unsampled(plan, client_level=mode.server_noise) for plan in plans):
-        overview.caption = (
-            "* every step takes all n records: sample rate 1, no amplification "
-            "by subsampling"
-        )
-    return [
-        overview,
-        _by_round_table(plans, rounds=rounds, teacher_rounds=settings.num_rounds),
-    ]
-
-
-def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
-    """Whether a client holds no more records than one expected batch."""
-    return not client_level and not plan.problem and plan.sample_rate == 1.0
-
-
-def _status(plan: ClientPlan, batch_size: int, *, client_level: bool) -> str:
-    """"ok", marked where a client is too small to be subsampled or its delta weak."""
-    marks = ["[green]ok[/green]"]
-    if _unsampled(plan, client_level=client_level):
-        marks.append(f"n <= batch {batch_size} *")
-    if plan.delta_warning is not None:
-        marks.append(f"[yellow]delta > {WEAK_DELTA:g}[/yellow]")
-    return ", ".join(marks)
-
-
-def _charged(accountant: str, privacy: PrivacySettings) -> str:
-    """Marks the column of the accountant the clients charge their budget with."""
-    return " (charged)" if accountant == privacy.accountant else ""
-
-
-def _by_round_table(
-    plans: list[ClientPlan], *, rounds: int, teacher_rounds: int
-) -> Table:
-    """Epsilon after each round; rounds past the teacher's are the student's."""
-    names = " / ".join(name.upper() for name in ACCOUNTANTS)
-    title = f"epsilon after each round ({names})"
-    # A title wraps at its table's width: one column (privacy=central) is
-    # narrower than the title.
-    by_round = Table(title=title, min_width=len(title))
-    by_round.add_column("round", justify="right")
-    planned = [plan for plan in plans if not plan.problem]
-    for plan in planned:
-        header = plan.label if plan.client is None else f"client {plan.client}"
-        by_round.add_column(header, justify="right")
-    for index in range(rounds):
-        by_round.add_row(
-            f"{index + 1}{' (student)' if index >= teacher_rounds else ''}",
-            *[
-                " / ".join(_eps(p.epsilon_by_round[n][index]) for n in ACCOUNTANTS)
-                for p in planned
-            ],
-        )
-    return by_round

@@ -18,13 +18,15 @@ from fedmodel.config import TaskSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import TASKS
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.research.calibrated_settings import (
     CalibratedSetting,
     settings_table,
     training_settings,
 )
-from fedmodel.research.privacy_plan import plan_run, plan_tables
+from fedmodel.research.plan_tables import plan_tables
+from fedmodel.research.privacy_plan import epsilon_rounds, plan_run
 from tests.conftest import small_config
 
 
@@ -45,6 +47,34 @@ def test_plan_covers_every_client_within_its_target() -> None:
         charged = plan.epsilon_by_round[settings.privacy.accountant]
         assert charged[-1] <= 3.0
         assert charged[0] < charged[-1]
+
+
+def test_a_long_plan_states_epsilon_at_spaced_rounds() -> None:
+    assert epsilon_rounds(30, teacher_rounds=30) == list(range(1, 31))
+    assert epsilon_rounds(300, teacher_rounds=300) == [1, *range(15, 301, 15)]
+    # The teacher's last round is a row when students' rounds follow it.
+    assert epsilon_rounds(41, teacher_rounds=37) == [
+        *[1, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 37, 39, 41]
+    ]
+    settings = settings_from_dict(small_config("num_clients=1", "num_rounds=62"))
+    (plan,) = plan_run(settings)
+    assert plan.epsilon_rounds == [1, *range(4, 61, 4), 62]
+    assert plan.problem is None and plan.noise_multiplier is not None
+    # Each value is the epsilon of that many rounds, by the charging function.
+    for accountant in ("rdp", "prv"):
+        stated = plan.epsilon_by_round[accountant]
+        assert len(stated) == len(plan.epsilon_rounds)
+        for done, epsilon in zip(plan.epsilon_rounds, stated, strict=True):
+            steps = plan.steps_per_round * done
+            history = [(plan.noise_multiplier, plan.sample_rate, steps)]
+            expected = epsilon_for(history, delta=plan.delta, accountant=accountant)
+            assert epsilon == expected
+    assert plan.epsilon_by_round[settings.privacy.accountant][-1] <= 8.0
+    _, by_round = plan_tables(settings, [plan])
+    assert by_round.title == "epsilon every 4 rounds of 62 (RDP / PRV)"
+    rows = list(by_round.columns[0].cells)
+    assert rows == [str(done) for done in plan.epsilon_rounds]
+    assert "each client's ledger charges every round" in str(by_round.caption)
 
 
 def test_federated_distillation_rounds_are_in_the_plan() -> None:

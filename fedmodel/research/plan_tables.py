@@ -1,0 +1,131 @@
+"""The tables `fedmodel privacy-plan` prints: the clients' plans, epsilon by round."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from fedmodel.config import PrivacySettings, RunSettings
+from fedmodel.config.delta_rule import WEAK_DELTA
+from fedmodel.privacy.calibration import ACCOUNTANTS, planned_rounds
+from fedmodel.privacy.modes import privacy_mode
+from fedmodel.research.privacy_plan import (
+    ALL_ROUNDS_UP_TO,
+    ClientPlan,
+    round_spacing,
+)
+
+
+def _eps(value: float | None) -> str:
+    return "failed" if value is None else f"{value:.3f}"
+
+
+def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
+    """A table of the plans, and one of epsilon by round."""
+    privacy = settings.privacy
+    mode = privacy_mode(privacy)
+    rounds = settings.num_rounds if mode.server_noise else planned_rounds(settings)
+    overview = Table(
+        title=f"{mode.guarantee}-level privacy plan: target epsilon "
+        f"{privacy.target_epsilon:g}, {rounds} rounds, calibrated with "
+        f"{privacy.accountant}"
+    )
+    unit = "clients" if mode.server_noise else "records n"
+    for header in (
+        "client",
+        unit,
+        "1/n",
+        "delta",
+        "sample rate",
+        "steps/round",
+        "noise mult.",
+        *[f"final eps {name.upper()}{_charged(name, privacy)}" for name in ACCOUNTANTS],
+        "status",
+    ):
+        overview.add_column(header, justify="left" if header == "status" else "right")
+    for plan in plans:
+        if plan.problem:
+            overview.add_row(
+                plan.label,
+                str(plan.num_records),
+                f"{plan.one_over_n:.3g}",
+                *["-"] * 6,
+                f"[red]FLAGGED: {plan.problem}[/red]",
+            )
+            continue
+        overview.add_row(
+            plan.label,
+            str(plan.num_records),
+            f"{plan.one_over_n:.3g}",
+            f"{plan.delta:.3g}",
+            f"{plan.sample_rate:.4g}",
+            str(plan.steps_per_round),
+            f"{plan.noise_multiplier:.4f}",
+            *[_eps(plan.epsilon_by_round[name][-1]) for name in ACCOUNTANTS],
+            _status(plan, settings.finetune.batch_size, client_level=mode.server_noise),
+        )
+    if any(_unsampled(plan, client_level=mode.server_noise) for plan in plans):
+        overview.caption = (
+            "* every step takes all n records: sample rate 1, no amplification "
+            "by subsampling"
+        )
+    return [
+        overview,
+        _by_round_table(plans, rounds=rounds, teacher_rounds=settings.num_rounds),
+    ]
+
+
+def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
+    """Whether a client holds no more records than one expected batch."""
+    return not client_level and not plan.problem and plan.sample_rate == 1.0
+
+
+def _status(plan: ClientPlan, batch_size: int, *, client_level: bool) -> str:
+    """"ok", marked where a client is too small to be subsampled or its delta weak."""
+    marks = ["[green]ok[/green]"]
+    if _unsampled(plan, client_level=client_level):
+        marks.append(f"n <= batch {batch_size} *")
+    if plan.delta_warning is not None:
+        marks.append(f"[yellow]delta > {WEAK_DELTA:g}[/yellow]")
+    return ", ".join(marks)
+
+
+def _charged(accountant: str, privacy: PrivacySettings) -> str:
+    """Marks the column of the accountant the clients charge their budget with."""
+    return " (charged)" if accountant == privacy.accountant else ""
+
+
+def _by_round_table(
+    plans: list[ClientPlan], *, rounds: int, teacher_rounds: int
+) -> Table:
+    """Epsilon by round; rounds past the teacher's are the student's.
+
+    Every round, or evenly spaced ones over many rounds (`epsilon_rounds`):
+    the title says which.
+    """
+    planned = [plan for plan in plans if not plan.problem]
+    shown = planned[0].epsilon_rounds if planned else []
+    names = " / ".join(name.upper() for name in ACCOUNTANTS)
+    every = round_spacing(rounds)
+    which = "after each round" if every == 1 else f"every {every} rounds of {rounds}"
+    title = f"epsilon {which} ({names})"
+    # A title wraps at its table's width: one column (privacy=central) is
+    # narrower than the title.
+    by_round = Table(title=title, min_width=len(title))
+    if every > 1:
+        by_round.caption = (
+            f"past {ALL_ROUNDS_UP_TO} rounds, rows every {every} rounds, round 1 "
+            "and the last; each client's ledger charges every round"
+        )
+    by_round.add_column("round", justify="right")
+    for plan in planned:
+        header = plan.label if plan.client is None else f"client {plan.client}"
+        by_round.add_column(header, justify="right")
+    for index, done in enumerate(shown):
+        by_round.add_row(
+            f"{done}{' (student)' if done > teacher_rounds else ''}",
+            *[
+                " / ".join(_eps(p.epsilon_by_round[n][index]) for n in ACCOUNTANTS)
+                for p in planned
+            ],
+        )
+    return by_round
