@@ -113,8 +113,8 @@ def _by_round_table(
     by_round = Table(title=title, min_width=len(title))
     if every > 1:
         by_round.caption = (
-            f"past {ALL_ROUNDS_UP_TO} rounds, rows every {every} rounds, round 1 "
-            "and the last; each client's ledger charges every round"
+            f"past {ALL_ROUNDS_UP_TO} rounds, a row every {every} rounds, with "
+            "round 1 and the last; every round is charged all the same"
         )
     by_round.add_column("round", justify="right")
     for plan in planned:

@@ -74,7 +74,7 @@ def test_a_long_plan_states_epsilon_at_spaced_rounds() -> None:
     assert by_round.title == "epsilon every 4 rounds of 62 (RDP / PRV)"
     rows = list(by_round.columns[0].cells)
     assert rows == [str(done) for done in plan.epsilon_rounds]
-    assert "each client's ledger charges every round" in str(by_round.caption)
+    assert "every round is charged all the same" in str(by_round.caption)
 
 
 def test_federated_distillation_rounds_are_in_the_plan() -> None:
