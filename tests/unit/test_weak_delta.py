@@ -30,7 +30,7 @@ TINY_CLIENTS = [
     "num_clients=3",
     "partition=iid",
 ]
-# The keys each client's plan had before the warning: tests/integration/
+# The keys each client's plan has besides the warning: tests/integration/
 # test_wheel.py and users' scripts read them.
 PLAN_KEYS = {
     "client",
@@ -41,6 +41,7 @@ PLAN_KEYS = {
     "steps_per_round",
     "planned_rounds",
     "noise_multiplier",
+    "epsilon_rounds",
     "epsilon_by_round",
     "problem",
 }
