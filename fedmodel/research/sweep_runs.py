@@ -89,7 +89,10 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         partition = config["partition"]
         num_clients = int(config["num_clients"])
         guarantee = summary.get("privacy_guarantee") or {}
-        epsilons = [c["epsilon"] for c in summary["clients"] if c.get("epsilon")]
+        epsilons = [
+            c["epsilon"] for c in summary["clients"] if c.get("epsilon") is not None
+        ]
+        stated = guarantee.get("epsilon")
         alpha = (
             f" alpha={partition['alpha']:g}" if partition["name"] == "dirichlet" else ""
         )
@@ -114,8 +117,9 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             "seed": int(config["seed"]),
             "final_accuracy": float(summary["final_accuracy"]),
             "final_macro_f1": float(summary["final_macro_f1"]),
-            "epsilon_spent": guarantee.get("epsilon")
-            or (max(epsilons) if epsilons else None),
+            "epsilon_spent": stated
+            if stated is not None
+            else (max(epsilons) if epsilons else None),
             "rounds_completed": int(summary["rounds_completed"]),
             "wall_seconds": float(summary["wall_seconds"]),
             "config": _flat_config(config, ruled),

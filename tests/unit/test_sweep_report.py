@@ -169,6 +169,23 @@ def test_unfinished_and_failed_runs_are_skipped(sweep: Path) -> None:
     )
 
 
+def test_the_stated_guarantee_is_the_epsilon_spent_even_when_it_is_zero(
+    tmp_path: Path,
+) -> None:
+    # A DP run's summary states the largest client epsilon; 0.0 (nothing
+    # charged) is a figure, not a missing one to be read from elsewhere.
+    runs = [("stated", 0.0, 0.0), ("older", None, 0.0), ("charged", 7.9, 7.9)]
+    for folder, stated, charged in runs:
+        run_dir = tmp_path / "sweep" / folder
+        write_run(run_dir, ["privacy.target_epsilon=8"], 0.5, charged)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        if stated is not None:
+            summary["privacy_guarantee"] = {"level": "record", "epsilon": stated}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    spent = collect_runs(tmp_path / "sweep").set_index("run")["epsilon_spent"]
+    assert spent.to_dict() == {"charged": 7.9, "older": 0.0, "stated": 0.0}
+
+
 def test_the_command_prints_its_warnings_as_fedmodels_lines(
     sweep: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
