@@ -74,6 +74,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from fedmodel.config import compose_config, settings_from_dict
+    from fedmodel.config.budget_rule import unmeasured_budget
     from fedmodel.research.calibrated_settings import (
         settings_table,
         training_settings,
@@ -83,18 +84,23 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
     shown = training_settings(settings)
+    note = unmeasured_budget(settings)
     plans = plan_run(settings)
     if args.json:
         # The same as the tables: the settings first, then each client's plan.
         report = {
             "training_settings": {key: asdict(s) for key, s in shown.items()},
+            "budget_note": note,
             "clients": [asdict(plan) for plan in plans],
         }
         print(json.dumps(report, indent=2))
     else:
         # Wide tables stay whole when the output is a pipe or a narrow terminal.
         console = Console(width=max(Console().width, PLAN_WIDTH))
-        for table in [settings_table(shown), *plan_tables(settings, plans)]:
+        console.print(settings_table(shown))
+        if note is not None:  # under the settings it concerns
+            console.print(note, style="yellow", highlight=False)
+        for table in plan_tables(settings, plans):
             console.print(table)
     flagged = [plan.label for plan in plans if plan.problem]
     if flagged:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedmodel.config.modes import FINETUNE_MODE_NAMES
+from fedmodel.config.schema import RunSettings
 from fedmodel.errors import FedmodelError
 
 AUTO = "auto"
@@ -104,6 +105,10 @@ OFF_ROWS = {
                       local_epochs=12, grad_sample_mode="onepass",
                       train_head_bias=False),
 }  # fmt: skip
+# The smallest target epsilon HEAD_RULE's rows were measured at (bank and
+# hospital, benchmarks/hyperparameter_rule.py --epsilons 1 3 8). Below it the
+# first row serves untested, and a run or plan says so (`unmeasured_budget`).
+MEASURED_FROM_EPSILON = 1.0
 # LoRA and full fine-tuning: only the clipping norm and the clipping method
 # follow the rule (not measured per budget); their YAML sets the optimizer.
 # Clipping method by benchmarks/step_overhead.py: onepass (LoRA's hooks are
@@ -145,6 +150,29 @@ def budget_row(
             if target_epsilon < row.below_epsilon:
                 return row
     return rows[-1]
+
+
+def unmeasured_budget(settings: RunSettings) -> str | None:
+    """A line for a DP-SGD head run the rule serves below the budgets measured.
+
+    None where the rule filled no key of the run, or its target was measured.
+    """
+    epsilon = settings.privacy.target_epsilon
+    if (
+        settings.finetune.mode != "head"
+        or settings.privacy.mode != "dpsgd"
+        or not settings.budget_rule_keys
+        or epsilon is None
+        or epsilon >= MEASURED_FROM_EPSILON
+    ):
+        return None
+    return (
+        f"privacy.target_epsilon={epsilon:g} is below {MEASURED_FROM_EPSILON:g}, "
+        "the smallest budget the budget rule was measured at "
+        f"(docs/strict-budgets.md): {', '.join(settings.budget_rule_keys)} take "
+        f"the values measured at {MEASURED_FROM_EPSILON:g}, and the accuracy they "
+        f"reach at {epsilon:g} is unknown. Set them to choose otherwise"
+    )
 
 
 def derived_keys(raw: Mapping[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from fedmodel.config import RunSettings
+from fedmodel.config.budget_rule import unmeasured_budget
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file
 from fedmodel.distill.finish import server_distill_texts
@@ -38,7 +39,8 @@ def check_before_round_one(settings: RunSettings) -> list[str] | None:
 
     Then refuse distillation settings the teacher cannot meet
     (`check_distillation`), and warn when `privacy.target_epsilon` is above
-    `WEAK_PRIVACY_EPSILON`. Returns the texts of `distill.transfer_file`, read
+    `WEAK_PRIVACY_EPSILON` or below the budgets the budget rule was measured
+    at (`unmeasured_budget`). Returns the texts of `distill.transfer_file`, read
     here for the check: the server's warnings before round 1 and its
     distillation after the last round take these, so the file is read once
     per start of the server (None without distillation or without such a
@@ -48,6 +50,9 @@ def check_before_round_one(settings: RunSettings) -> list[str] | None:
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
     texts = check_distillation(settings, encoder=encoder)
     warn_weak_privacy(settings)
+    note = unmeasured_budget(settings)
+    if note is not None:
+        log.warning("%s", note)
     return texts
 
 

@@ -14,9 +14,11 @@ from fedmodel.config import (
 )
 from fedmodel.config.budget_rule import (
     HEAD_RULE,
+    MEASURED_FROM_EPSILON,
     OFF_ROWS,
     budget_row,
     derived_keys,
+    unmeasured_budget,
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.research.calibrated_settings import CalibratedSetting, training_settings
@@ -144,6 +146,41 @@ def test_the_resolved_config_lists_the_keys_the_rule_filled() -> None:
         settings_from_dict(resolved)
     with pytest.raises(FedmodelError, match="names 'finetune.momentum', which"):
         settings_from_dict({**raw, "budget_rule_keys": ["finetune.momentum"]})
+
+
+ALL_HEAD_KEYS_SET = [
+    "finetune.learning_rate=2",
+    "finetune.batch_size=512",
+    "finetune.local_epochs=6",
+    "finetune.train_head_bias=false",
+    "privacy.max_grad_norm=0.25",
+    "privacy.grad_sample_mode=onepass",
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (["privacy.target_epsilon=0.5"], True),
+        (["privacy.target_epsilon=0.5", "finetune.learning_rate=0.5"], True),
+        ([f"privacy.target_epsilon={MEASURED_FROM_EPSILON}"], False),
+        (["privacy.target_epsilon=8"], False),
+        (["privacy.target_epsilon=0.5", *ALL_HEAD_KEYS_SET], False),
+        (["privacy.target_epsilon=0.5", "privacy=central"], False),
+        (["privacy.target_epsilon=0.5", "finetune=lora"], False),
+    ],
+)
+def test_a_budget_below_those_measured_is_named_with_the_rules_keys(
+    overrides: list[str], said: bool
+) -> None:
+    settings = settings_from_dict(compose_config(["model=tiny", *overrides]))
+    note = unmeasured_budget(settings)
+    assert (note is not None) == said
+    if note is not None:
+        assert note.startswith("privacy.target_epsilon=0.5 is below 1, the smallest")
+        # The keys the rule filled, and only those: a value set stays out.
+        assert ", ".join(settings.budget_rule_keys) in note
+        assert ("finetune.learning_rate" in note) == (len(overrides) == 1)
 
 
 def test_the_plan_is_calibrated_with_the_derived_settings() -> None:

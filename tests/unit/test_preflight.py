@@ -163,3 +163,16 @@ def test_weak_record_level_privacy_names_the_clients_noise(
     (record,) = caplog.records
     assert "privacy.target_epsilon=1000 is above 50" in record.getMessage()
     assert re.search(r"noise multiplier came to \d", record.getMessage())
+
+
+def test_a_budget_below_the_rules_measurements_is_a_warning_before_round_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="fedmodel")
+    for epsilon in (1, 0.5):
+        raw = small_config(f"privacy.target_epsilon={epsilon}")
+        check_before_round_one(
+            settings_from_dict({**raw, "run_dir": str(tmp_path / "run")})
+        )
+    (record,) = caplog.records
+    assert record.getMessage().startswith("privacy.target_epsilon=0.5 is below 1")

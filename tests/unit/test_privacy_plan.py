@@ -204,6 +204,22 @@ def test_good_plan_prints_tables_and_exits_0(
     assert ("every step takes all n records: sample rate 1" in out) == marked
 
 
+def test_the_plan_says_when_its_budget_is_below_those_the_rule_measured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    overrides = ["model=tiny", "task.max_train_examples=300", "num_clients=2"]
+    for epsilon in (1, 0.5):
+        args = ["privacy-plan", "--json", *overrides]
+        assert run_command([*args, f"privacy.target_epsilon={epsilon}"]) == 0
+        note = json.loads(capsys.readouterr().out)["budget_note"]
+        assert (note is None) == (epsilon == 1)
+    assert note.startswith("privacy.target_epsilon=0.5 is below 1, the smallest")
+    args = ["privacy-plan", *overrides, "privacy.target_epsilon=0.5"]
+    assert run_command(args) == 0
+    # Under the settings table, the same words (rich wraps them).
+    assert " ".join(note.split()[:12]) in " ".join(capsys.readouterr().out.split())
+
+
 def test_privacy_off_has_no_plan(tmp_path: Path) -> None:
     fedmodel = Path(sys.executable).parent / "fedmodel"
     done = subprocess.run(
