@@ -155,12 +155,12 @@ def budget_row(
 def unmeasured_budget(settings: RunSettings) -> str | None:
     """A line for a DP-SGD head run the rule serves below the budgets measured.
 
-    None where the rule filled no key of the run, or its target was measured.
+    None for other runs: other modes, a target measured, no key left to the rule.
     """
     epsilon = settings.privacy.target_epsilon
     if (
         settings.finetune.mode != "head"
-        or settings.privacy.mode != "dpsgd"
+        or not settings.privacy.record_level
         or not settings.budget_rule_keys
         or epsilon is None
         or epsilon >= MEASURED_FROM_EPSILON
