@@ -16,6 +16,9 @@ from typing import Any
 from fedmodel.config.schema import RunSettings
 from fedmodel.errors import FedmodelError
 
+# Said after "got inf": a number typed past a float's range is read as inf.
+OVERFLOW_NOTE = " (a number past a float's range, as 1e400, reads as inf)"
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -139,9 +142,10 @@ def check_numbers(settings: RunSettings) -> None:
     for key, value in numeric_values(settings):
         bound = NUMBER_RULES[key]
         if not bound.holds(float(value)):
+            read_as = OVERFLOW_NOTE if math.isinf(value) else ""
             raise FedmodelError(
                 f"config key '{key}' must be a finite number {bound.describe()}, "
-                f"got {value!r}; set {key}= a value in that range"
+                f"got {value!r}{read_as}; set {key}= a value in that range"
             )
 
 

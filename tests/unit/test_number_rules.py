@@ -110,6 +110,17 @@ def test_overrides_a_user_types_are_refused(
     assert f"'{key}'" in str(info.value) and f"got {value}" in str(info.value)
 
 
+def test_a_number_past_a_floats_range_is_said_to_read_as_inf() -> None:
+    with pytest.raises(FedmodelError) as info:
+        settings_from_dict(compose_config(["privacy.target_epsilon=1e400"]))
+    assert "got inf (a number past a float's range, as 1e400, reads as inf)" in str(
+        info.value
+    )
+    with pytest.raises(FedmodelError) as info:
+        settings_from_dict(compose_config(["privacy.target_epsilon=-1"]))
+    assert "reads as inf" not in str(info.value)
+
+
 def test_bound_descriptions() -> None:
     assert Bound(low=0, low_open=True).describe() == "> 0"
     assert Bound(low=0, high=1, high_open=True).describe() == "in [0, 1)"
