@@ -36,6 +36,9 @@ RUN_DIR_KEY = "hydra.run.dir"
 SET_BY_RESUME = ("resume", RUN_DIR_KEY)
 # The prefixes of Hydra's add and force-add overrides (`+key=`, `++key=`).
 ADDS = ("+", "++")
+# Hydra's settings that say how a launch ran, not what the run is: these keys
+# and those under them. A start that continues the run leaves them out.
+LAUNCH_KEYS = ("hydra.mode", "hydra.sweep")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ def override_key(override: str) -> OverrideKey | None:
         key=key,
         prefix=parsed.get_key_element().removesuffix(key),
         hydras=parsed.is_hydra_override(),
+    )
+
+
+def of_the_launch(override: str) -> bool:
+    """Whether `override` sets one of the LAUNCH_KEYS (or a key under one)."""
+    key = override_key(override)
+    return key is not None and any(
+        key.key == launch or key.key.startswith(f"{launch}.") for launch in LAUNCH_KEYS
     )
 
 

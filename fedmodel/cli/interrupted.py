@@ -15,13 +15,10 @@ from types import FrameType
 from typing import NoReturn
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED
-from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, override_key
+from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, of_the_launch
 from fedmodel.cli.resume import PROG as RESUME_PROG
 from fedmodel.run.stop_request import STOP_REQUESTED
 
-# Hydra's settings that say how this launch ran, not what the run is: these
-# keys and those under them.
-LAUNCH_KEYS = ("hydra.mode", "hydra.sweep")
 # What a shell reads as syntax inside double quotes (`!`: bash's history); a
 # backslash only before one of $ ` " \ or a newline, or the closing quote.
 LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
@@ -124,13 +121,5 @@ def unkept_overrides() -> list[str] | None:
     hydra = HydraConfig.get()
     if hydra.output_subdir == HYDRA_DIR:
         return None
-    own = [o for o in hydra.overrides.hydra if not _of_the_launch(o)]
+    own = [o for o in hydra.overrides.hydra if not of_the_launch(o)]
     return [*hydra.overrides.task, *own]
-
-
-def _of_the_launch(override: str) -> bool:
-    """Whether `override` sets one of the LAUNCH_KEYS (or a key under one)."""
-    key = override_key(override)
-    return key is not None and any(
-        key.key == launch or key.key.startswith(f"{launch}.") for launch in LAUNCH_KEYS
-    )

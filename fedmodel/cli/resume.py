@@ -1,7 +1,8 @@
 """`fedmodel resume RUN_DIR`: continue a stopped `fedmodel simulate` run.
 
 Hydra keeps each launch's overrides in RUN_DIR/.hydra/overrides.yaml (a
---multirun job's folder keeps the job's own values). The command runs
+--multirun job's folder keeps the job's own values), and those of its own
+settings (`hydra.job.chdir=true`, say) in .hydra/hydra.yaml. The command runs
 `fedmodel simulate <those> resume=true hydra.run.dir=RUN_DIR <extra>` through
 the same Hydra app, so the same checks decide whether the resume, and any
 extra override, is allowed.
@@ -30,6 +31,7 @@ from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
     check_nameable,
     continue_argv,
+    of_the_launch,
     run_dir_override,
     task_overrides,
 )
@@ -40,6 +42,7 @@ from fedmodel.run.stored_config import started_in
 
 PROG = "fedmodel resume"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
+HYDRA_FILE = f"{HYDRA_DIR}/hydra.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
 # A run folder with a resolved config but no overrides file.
@@ -51,7 +54,7 @@ DESCRIPTION = (
     "Continue a `fedmodel simulate` run that was interrupted, crashed or "
     "killed, from its last checkpoint: the same as `fedmodel simulate "
     "<its overrides> resume=true hydra.run.dir=RUN_DIR`, with the overrides "
-    f"read from RUN_DIR/{OVERRIDES_FILE}."
+    f"read from RUN_DIR/{OVERRIDES_FILE} (Hydra's own from RUN_DIR/{HYDRA_FILE})."
 )
 
 
@@ -123,7 +126,25 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             f"the run with `fedmodel simulate OVERRIDES resume=true "
             f"{run_dir_override(run_dir)}`"
         )
-    return continue_argv([str(o) for o in stored], run_dir, extra=extra)
+    overrides = [*(str(o) for o in stored), *hydras_own(run_dir)]
+    return continue_argv(overrides, run_dir, extra=extra)
+
+
+def hydras_own(run_dir: Path) -> list[str]:
+    """The start's overrides of Hydra's own settings, but how it was launched.
+
+    Hydra keeps them in .hydra/hydra.yaml, not overrides.yaml; a sweep job's
+    mode and sweep folder (`of_the_launch`) are not replayed: the resume runs
+    the job alone in its folder. None where the file or the list is missing.
+    """
+    try:
+        raw = yaml.safe_load((run_dir / HYDRA_FILE).read_text())
+        own = raw["hydra"]["overrides"]["hydra"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return []
+    if not isinstance(own, list):
+        return []
+    return [str(o) for o in own if not of_the_launch(str(o))]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:

@@ -60,6 +60,24 @@ def test_the_stored_overrides_are_run_with_resume_and_the_folder(
     ]
 
 
+def test_the_starts_own_hydra_settings_are_replayed_but_its_launch(
+    tmp_path: Path,
+) -> None:
+    # Hydra keeps them in hydra.yaml; a sweep job's mode and sweep folder
+    # say how it was launched, and its old folder is named again.
+    run = _run_folder(tmp_path / "run", RUN)
+    launch = ["hydra.mode=MULTIRUN", "hydra.sweep.dir=sweep", "hydra.run.dir=old"]
+    own = ["hydra.job.chdir=true", "hydra/help=default", *launch]
+    hydra = {"hydra": {"overrides": {"hydra": own, "task": RUN}}}
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    assert resume_argv(run, ["hydra.job.chdir=false"]) == [
+        *RUN, "hydra/help=default", "resume=true", f"hydra.run.dir={run}",
+        "hydra.job.chdir=false",
+    ]
+    (run / ".hydra" / "hydra.yaml").write_text("hydra: {overrides: {hydra: 3}}\n")
+    assert resume_argv(run, []) == [*RUN, "resume=true", f"hydra.run.dir={run}"]
+
+
 def test_a_missing_folder_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
