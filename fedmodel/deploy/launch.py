@@ -29,6 +29,7 @@ from fedmodel.client.site import (
     SiteConfig,
     agreed_labels,
 )
+from fedmodel.client.site_cap import unmeasured_cap
 from fedmodel.client.site_delta import check_site_delta, site_delta_warning
 from fedmodel.deploy.certs import (
     CA_CERT,
@@ -137,9 +138,11 @@ def supernode_command(
 
     TLS is verified against `ca_cert` (once here, when the SuperLink answers)
     and the node signs in with `private_key`; `insecure` drops both and logs a
-    warning.
+    warning, as does a cap below the budgets the budget rule was measured at.
     """
     _check_site_file(site)
+    if (unmeasured := unmeasured_cap(site)) is not None:
+        log.warning("%s", unmeasured)
     if site.labels_file is not None:
         agreed_labels(_existing(site.labels_file, "--labels-file"))
     check_writable_folder(

@@ -237,6 +237,27 @@ def test_a_weak_delta_is_said_at_launch_naming_the_sites_option(
     ]
 
 
+def test_a_cap_below_the_rules_budgets_is_said_at_launch(
+    site: SiteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Once, on the operator's console; each round's log says the cap wins.
+    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy.launch"):
+        for cap in (0.5, 1.0, 3.0):
+            assert _launch(site, max_epsilon=cap)[0] == "flower-supernode"
+    said = [
+        r.message
+        for r in caplog.records
+        if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
+    ]
+    assert said == [
+        "site 2: --max-epsilon (node config max-epsilon) 0.5 is below 1, the "
+        "smallest budget the budget rule was measured at (docs/strict-budgets.md): "
+        "in a DP-SGD head run it caps, the settings the server's config leaves to "
+        "the rule take the values measured at 1, and the accuracy they reach at "
+        "0.5 is unknown"
+    ]
+
+
 @pytest.mark.parametrize(
     ("option", "value", "said"),
     [
