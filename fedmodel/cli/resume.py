@@ -135,7 +135,7 @@ def hydras_own(run_dir: Path) -> list[str]:
 
     Hydra keeps them in .hydra/hydra.yaml, not overrides.yaml; a sweep job's
     mode and sweep folder (`of_the_launch`) are not replayed: the resume runs
-    the job alone in its folder. None where the file or the list is missing.
+    the job alone in its folder. Nothing where the file or the list is missing.
     """
     try:
         raw = yaml.safe_load((run_dir / HYDRA_FILE).read_text())
