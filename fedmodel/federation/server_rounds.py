@@ -32,7 +32,8 @@ from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.checkpointing import SaveCheckpoint
 from fedmodel.federation.messages import TEACHER_KEY, VERSION_KEY
 from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
-from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.student import prepare_student_for_distillation

@@ -1,4 +1,4 @@
-"""Server-side aggregation: Flower strategies by config name, made budget-aware.
+"""Server-side aggregation: the chosen Flower strategy, made budget-aware.
 
 The wrapper stops sampling nodes whose client spent its privacy budget
 (`spent_budgets.py`) or that failed for good; it does not know how updates
@@ -6,27 +6,18 @@ were noised (privacy stays on the client). It checks every reply holds
 weights and numbers only, records why a client gave nothing usable, and
 refuses a client whose ledger reports less than the server already saw it
 spend: asked before the round trains (`admit`), and again in its reply.
+`strategy_choice.py` picks the Flower strategy it wraps.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import (
-    FedAdam,
-    FedAvg,
-    FedMedian,
-    FedProx,
-    FedTrimmedAvg,
-    Strategy,
-)
+from flwr.serverapp.strategy import Strategy
 
-from fedmodel.config import StrategySettings
-from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import (
     CLIENT_ID_KEY,
     METRICS_KEY,
@@ -40,94 +31,6 @@ from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 
 log = logging.getLogger(__name__)
-
-
-def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
-    """Client-sampling arguments shared by all strategies.
-
-    Client-side evaluation stays off (fraction_evaluate=0): it would touch
-    client records outside the DP budget; the server evaluates on its own split.
-    """
-    if not 0.0 < settings.fraction_train <= 1.0:
-        raise FedmodelError(
-            f"strategy.fraction_train must be in (0, 1], got {settings.fraction_train}"
-        )
-    minimum = min(settings.min_train_clients, nodes)
-    return {
-        "fraction_train": settings.fraction_train,
-        "fraction_evaluate": 0.0,
-        "min_train_nodes": minimum,
-        "min_available_nodes": minimum,
-    }
-
-
-def _fedavg(settings: StrategySettings, nodes: int) -> Strategy:
-    return FedAvg(**_sampling(settings, nodes))
-
-
-def _fedprox(settings: StrategySettings, nodes: int) -> Strategy:
-    return FedProx(**_sampling(settings, nodes), proximal_mu=settings.proximal_mu)
-
-
-def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
-    return FedAdam(
-        **_sampling(settings, nodes),
-        eta=settings.eta,
-        eta_l=settings.eta_l,
-        beta_1=settings.beta_1,
-        beta_2=settings.beta_2,
-        tau=settings.tau,
-    )
-
-
-def _median(settings: StrategySettings, sampling: dict[str, Any]) -> Strategy:
-    return FedMedian(**sampling)
-
-
-def _trimmed_mean(settings: StrategySettings, sampling: dict[str, Any]) -> Strategy:
-    if not 0.0 <= settings.trim_beta < 0.5:
-        raise FedmodelError(
-            f"strategy.trim_beta must be in [0, 0.5), got {settings.trim_beta}"
-        )
-    return FedTrimmedAvg(**sampling, beta=settings.trim_beta)
-
-
-# Against a poisoned site: the coordinate-wise median, or the mean after
-# cutting the `trim_beta` share of largest and smallest values.
-ROBUST_METHODS: dict[str, Callable[[StrategySettings, dict[str, Any]], Strategy]] = {
-    "median": _median,
-    "trimmed_mean": _trimmed_mean,
-}
-
-
-def _robust(settings: StrategySettings, nodes: int) -> Strategy:
-    method = ROBUST_METHODS.get(settings.robust_method)
-    if method is None:
-        raise FedmodelError(
-            f"strategy.robust_method {settings.robust_method!r} is unknown; choose "
-            f"one of {sorted(ROBUST_METHODS)}"
-        )
-    return method(settings, _sampling(settings, nodes))
-
-
-STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {
-    "fedavg": _fedavg,
-    "fedprox": _fedprox,
-    "fedadam": _fedadam,
-    "robust": _robust,
-}
-
-
-def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
-    """The Flower strategy named by `strategy.name`."""
-    try:
-        factory = STRATEGIES[settings.name]
-    except KeyError:
-        raise FedmodelError(
-            f"strategy.name {settings.name!r} is unknown; choose one of "
-            f"{sorted(STRATEGIES)}"
-        ) from None
-    return factory(settings, num_clients)
 
 
 class BudgetAwareStrategy:

@@ -24,7 +24,7 @@ from fedmodel.config.compose import config_groups, group_options
 from fedmodel.data.partition import PARTITIONERS
 from fedmodel.data.tasks import TASKS
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.strategy import build_strategy
+from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.model.finetune import finetune_mode
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.run.tracking import TRACKERS

@@ -16,7 +16,8 @@ from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import reply_problem
-from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.strategy_choice import build_strategy
 from tests.conftest import group_settings
 
 SHAPES = {"head.weight": (2, 3), "head.bias": (2,)}

@@ -23,7 +23,8 @@ from fedmodel import __version__
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.ledger_query import check_ledgers
 from fedmodel.federation.messages import RECORDED_KEY, reply_problem
-from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
 from tests.conftest import charge_client_ledger, client_ledger, group_settings

@@ -20,7 +20,8 @@ from fedmodel.cli.main import run_command
 from fedmodel.client.private_round import PrivateRound
 from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
-from fedmodel.federation.strategy import BudgetAwareStrategy, build_strategy
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.strategy_choice import build_strategy
 from tests.conftest import small_settings
 
 # 60 records over 3 clients, 10% held out: 18 a client, delta 1/180.

@@ -1,0 +1,109 @@
+"""Flower's strategies by config name (`strategy.name`), with fedmodel's sampling.
+
+The server wraps the one chosen in `BudgetAwareStrategy` (`strategy.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flwr.serverapp.strategy import (
+    FedAdam,
+    FedAvg,
+    FedMedian,
+    FedProx,
+    FedTrimmedAvg,
+    Strategy,
+)
+
+from fedmodel.config import StrategySettings
+from fedmodel.errors import FedmodelError
+
+
+def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
+    """Client-sampling arguments shared by all strategies.
+
+    Client-side evaluation stays off (fraction_evaluate=0): it would touch
+    client records outside the DP budget; the server evaluates on its own split.
+    """
+    if not 0.0 < settings.fraction_train <= 1.0:
+        raise FedmodelError(
+            f"strategy.fraction_train must be in (0, 1], got {settings.fraction_train}"
+        )
+    minimum = min(settings.min_train_clients, nodes)
+    return {
+        "fraction_train": settings.fraction_train,
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": minimum,
+        "min_available_nodes": minimum,
+    }
+
+
+def _fedavg(settings: StrategySettings, nodes: int) -> Strategy:
+    return FedAvg(**_sampling(settings, nodes))
+
+
+def _fedprox(settings: StrategySettings, nodes: int) -> Strategy:
+    return FedProx(**_sampling(settings, nodes), proximal_mu=settings.proximal_mu)
+
+
+def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
+    return FedAdam(
+        **_sampling(settings, nodes),
+        eta=settings.eta,
+        eta_l=settings.eta_l,
+        beta_1=settings.beta_1,
+        beta_2=settings.beta_2,
+        tau=settings.tau,
+    )
+
+
+def _median(settings: StrategySettings, sampling: dict[str, Any]) -> Strategy:
+    return FedMedian(**sampling)
+
+
+def _trimmed_mean(settings: StrategySettings, sampling: dict[str, Any]) -> Strategy:
+    if not 0.0 <= settings.trim_beta < 0.5:
+        raise FedmodelError(
+            f"strategy.trim_beta must be in [0, 0.5), got {settings.trim_beta}"
+        )
+    return FedTrimmedAvg(**sampling, beta=settings.trim_beta)
+
+
+# Against a poisoned site: the coordinate-wise median, or the mean after
+# cutting the `trim_beta` share of largest and smallest values.
+ROBUST_METHODS: dict[str, Callable[[StrategySettings, dict[str, Any]], Strategy]] = {
+    "median": _median,
+    "trimmed_mean": _trimmed_mean,
+}
+
+
+def _robust(settings: StrategySettings, nodes: int) -> Strategy:
+    method = ROBUST_METHODS.get(settings.robust_method)
+    if method is None:
+        raise FedmodelError(
+            f"strategy.robust_method {settings.robust_method!r} is unknown; choose "
+            f"one of {sorted(ROBUST_METHODS)}"
+        )
+    return method(settings, _sampling(settings, nodes))
+
+
+STRATEGIES: dict[str, Callable[[StrategySettings, int], Strategy]] = {
+    "fedavg": _fedavg,
+    "fedprox": _fedprox,
+    "fedadam": _fedadam,
+    "robust": _robust,
+}
+
+
+def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
+    """The Flower strategy named by `strategy.name`."""
+    try:
+        factory = STRATEGIES[settings.name]
+    except KeyError:
+        raise FedmodelError(
+            f"strategy.name {settings.name!r} is unknown; choose one of "
+            f"{sorted(STRATEGIES)}"
+        ) from None
+    return factory(settings, num_clients)
