@@ -3,9 +3,11 @@
 The wrapper stops sampling nodes whose client spent its privacy budget
 (`spent_budgets.py`) or that failed for good; it does not know how updates
 were noised (privacy stays on the client). It checks every reply holds
-weights and numbers only, records why a client gave nothing usable, and
-refuses a client whose ledger reports less than the server already saw it
-spend: asked before the round trains (`admit`), and again in its reply.
+weights and numbers only, records why a client gave nothing usable,
+refuses a second node naming the same client id in one round (two sites
+given one `--site-id`), and refuses a client whose ledger reports less than
+the server already saw it spend: asked before the round trains (`admit`),
+and again in its reply.
 `strategy_choice.py` picks the Flower strategy it wraps.
 """
 
@@ -49,6 +51,8 @@ class BudgetAwareStrategy:
         self.client_figures: dict[int, dict[str, float]] = {}
         # The node each client's figures came from, in this server process only.
         self.reporters: dict[int, int] = {}
+        # The node that named each client id, by (round, client id).
+        self._named: dict[tuple[int, int], int] = {}
         # Why clients gave nothing usable in the latest round (reset as each
         # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
@@ -158,8 +162,9 @@ class BudgetAwareStrategy:
         """A reply's node, client id and figures, if its ledger kept its charges.
 
         None, with the failure kept, for an error reply, one holding anything
-        but numbers and a client id, or one whose ledger reports less than the
-        server recorded for its client.
+        but numbers and a client id, one naming a client another node named
+        in this round, or one whose ledger reports less than the server
+        recorded for its client.
         """
         node = self._node_of(reply, sent)
         if reply.has_error():
@@ -174,6 +179,11 @@ class BudgetAwareStrategy:
             for key, value in reply.content.metric_records[METRICS_KEY].items()
         }
         client_id = int(figures[CLIENT_ID_KEY])
+        named_by = self._named.setdefault((server_round, client_id), node)
+        if named_by != node:
+            reason = _named_twice(client_id, named_by)
+            self._fail(ClientFailure(server_round, node, None, reason, True))
+            return None
         regression = ledger_regression(self.client_figures.get(client_id), figures)
         if regression:
             self._fail(ClientFailure(server_round, node, client_id, regression, True))
@@ -197,3 +207,12 @@ class BudgetAwareStrategy:
         self.round_failures.append(failure)
         if failure.permanent:
             self.failed_nodes.add(failure.node_id)
+
+
+def _named_twice(client_id: int, named_by: int) -> str:
+    """Why a reply naming a client another node named this round is refused."""
+    return (
+        f"it names client {client_id}, as node {named_by} did in this round: two "
+        "sites were started with the same --site-id (node config site-id); give "
+        "each site its own and start its SuperNode again"
+    )

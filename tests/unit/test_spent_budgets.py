@@ -68,6 +68,26 @@ def test_a_client_counts_once_whatever_nodes_it_answered_from() -> None:
     assert _stops(stop, 3)
 
 
+def test_two_nodes_naming_one_client_in_a_round_are_refused_by_name() -> None:
+    # Two sites started with the same --site-id: the second reply of the
+    # round is refused for good, naming both nodes; the first one counts.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    replies = [_reply(n, client=c, spent=False) for n, c in ((11, 0), (12, 0), (13, 1))]
+    _, _, accepted = strategy.aggregate_train(1, replies)
+    assert [r.metadata.src_node_id for r in accepted] == [11, 13]
+    (failure,) = strategy.round_failures
+    assert (failure.who, failure.permanent) == ("node 12", True)
+    assert failure.reason == (
+        "it names client 0, as node 11 did in this round: two sites were started "
+        "with the same --site-id (node config site-id); give each site its own and "
+        "start its SuperNode again"
+    )
+    assert strategy.failed_nodes == {12} and strategy.reporters == {0: 11, 1: 13}
+    # A later round, from a node that came back under a new id, is that client.
+    _, _, accepted = strategy.aggregate_train(2, [_reply(21, client=0, spent=False)])
+    assert len(accepted) == 1 and strategy.failed_nodes == {12}
+
+
 def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
     strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
     stop = BudgetStop(strategy, num_clients=2)
