@@ -213,6 +213,26 @@ def test_a_file_no_round_could_use_stops_the_supernode_launch(
             _launch(site, delta=delta)
 
 
+def _said_at_launch(
+    site: SiteConfig,
+    caplog: pytest.LogCaptureFixture,
+    key: str,
+    values: tuple[float | None, ...],
+) -> list[str]:
+    """The launch's warnings (but --insecure's) as `site`'s `key` takes `values`.
+
+    The site starts with each all the same.
+    """
+    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy.launch"):
+        for value in values:
+            assert _launch(site, **{key: value})[0] == "flower-supernode"
+    return [
+        r.message
+        for r in caplog.records
+        if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
+    ]
+
+
 def test_a_weak_delta_is_said_at_launch_naming_the_sites_option(
     site: SiteConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -220,14 +240,7 @@ def test_a_weak_delta_is_said_at_launch_naming_the_sites_option(
     # operator reads it at launch, named as the option they set, and the site
     # starts all the same (a weak delta is said, never changed).
     site.data_file.write_text("text,label\nhello,a\nbye,b\n")
-    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy.launch"):
-        for delta in (None, 0.002, 1e-3):
-            assert _launch(site, delta=delta)[0] == "flower-supernode"
-    said = [
-        r.message
-        for r in caplog.records
-        if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
-    ]
+    said = _said_at_launch(site, caplog, "delta", (None, 0.002, 1e-3))
     assert said == [
         f"site 2 (2 records): delta {delta} is above 0.001, so its epsilon may "
         f"fail to hold with probability up to {delta}. For a meaningful guarantee "
@@ -241,14 +254,7 @@ def test_a_cap_below_the_rules_budgets_is_said_at_launch(
     site: SiteConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Once, on the operator's console; each round's log says the cap wins.
-    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy.launch"):
-        for cap in (0.5, 1.0, 3.0):
-            assert _launch(site, max_epsilon=cap)[0] == "flower-supernode"
-    said = [
-        r.message
-        for r in caplog.records
-        if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
-    ]
+    said = _said_at_launch(site, caplog, "max_epsilon", (0.5, 1.0, 3.0))
     assert said == [
         "site 2: --max-epsilon (node config max-epsilon) 0.5 is below 1, the "
         "smallest budget the budget rule was measured at (docs/strict-budgets.md): "
