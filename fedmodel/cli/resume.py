@@ -38,11 +38,10 @@ from fedmodel.cli.hydra_files import (
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
-from fedmodel.run.stored_config import started_in
+from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
 
 PROG = "fedmodel resume"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
-HYDRA_FILE = f"{HYDRA_DIR}/hydra.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
 # A run folder with a resolved config but no overrides file.
@@ -54,7 +53,7 @@ DESCRIPTION = (
     "Continue a `fedmodel simulate` run that was interrupted, crashed or "
     "killed, from its last checkpoint: the same as `fedmodel simulate "
     "<its overrides> resume=true hydra.run.dir=RUN_DIR`, with the overrides "
-    f"read from RUN_DIR/{OVERRIDES_FILE} (Hydra's own from RUN_DIR/{HYDRA_FILE})."
+    f"read from RUN_DIR/{OVERRIDES_FILE} (Hydra's own from RUN_DIR/{HYDRA_RECORD})."
 )
 
 
@@ -138,13 +137,12 @@ def hydras_own(run_dir: Path) -> list[str]:
     the job alone in its folder. Nothing where the file or the list is missing.
     """
     try:
-        raw = yaml.safe_load((run_dir / HYDRA_FILE).read_text())
-        own = raw["hydra"]["overrides"]["hydra"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        own = hydra_record(run_dir)["overrides"]["hydra"]
+    except (KeyError, TypeError):
         return []
     if not isinstance(own, list):
         return []
-    return [str(o) for o in own if not of_the_launch(str(o))]
+    return [o for o in map(str, own) if not of_the_launch(o)]
 
 
 def check_rounds_left(run_dir: Path, argv: list[str]) -> None:

@@ -20,6 +20,9 @@ from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
 
+# Hydra's record of a start: its own settings, overrides and working directory.
+HYDRA_RECORD = Path(".hydra") / "hydra.yaml"
+
 
 def stored_config(
     run_dir: Path, *, files_read_by: str | None = None
@@ -46,10 +49,22 @@ def stored_config(
 def started_in(run_dir: Path) -> Path | None:
     """The working directory Hydra recorded for the run's last start, if it did."""
     try:
-        raw = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
-        return Path(str(raw["hydra"]["runtime"]["cwd"]))
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return Path(str(hydra_record(run_dir)["runtime"]["cwd"]))
+    except (KeyError, TypeError):
         return None
+
+
+def hydra_record(run_dir: Path) -> dict[str, Any]:
+    """Hydra's record of the run's last start (`hydra:` in HYDRA_RECORD); {} if none.
+
+    A missing or unreadable file, or one without that mapping, reads as none.
+    """
+    try:
+        raw = yaml.safe_load((run_dir / HYDRA_RECORD).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    record = raw.get("hydra") if isinstance(raw, dict) else None
+    return record if isinstance(record, dict) else {}
 
 
 def _check_relative_paths(run_dir: Path, raw: dict[str, Any], *, command: str) -> None:
