@@ -51,8 +51,8 @@ class BudgetAwareStrategy:
         self.client_figures: dict[int, dict[str, float]] = {}
         # The node each client's figures came from, in this server process only.
         self.reporters: dict[int, int] = {}
-        # The node that named each client id, by (round, client id).
-        self._named: dict[tuple[int, int], int] = {}
+        # The latest (round, node) that named each client id.
+        self._named: dict[int, tuple[int, int]] = {}
         # Why clients gave nothing usable in the latest round (reset as each
         # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
@@ -179,11 +179,12 @@ class BudgetAwareStrategy:
             for key, value in reply.content.metric_records[METRICS_KEY].items()
         }
         client_id = int(figures[CLIENT_ID_KEY])
-        named_by = self._named.setdefault((server_round, client_id), node)
-        if named_by != node:
+        named_in, named_by = self._named.get(client_id, (server_round, node))
+        if named_in == server_round and named_by != node:
             reason = _named_twice(client_id, named_by)
             self._fail(ClientFailure(server_round, node, None, reason, True))
             return None
+        self._named[client_id] = (server_round, node)
         regression = ledger_regression(self.client_figures.get(client_id), figures)
         if regression:
             self._fail(ClientFailure(server_round, node, client_id, regression, True))
