@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import logging
 import os
 from pathlib import Path
-
-import yaml
 
 from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
@@ -37,8 +35,12 @@ from fedmodel.cli.hydra_files import (
 )
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
+from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+from fedmodel.run.run_files import parsed_file
 from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
+
+log = logging.getLogger(__name__)
 
 PROG = "fedmodel resume"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     # this module, so simulate is imported when the command runs.
     from fedmodel.cli.simulate import run_simulate
 
+    setup_logging()  # for the lines said before the run starts
     run_dir = Path(os.path.abspath(args.run_dir))
     argv = resume_argv(run_dir, args.overrides)
     check_rounds_left(run_dir, argv)
@@ -118,12 +121,14 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
                 "stopped before round 1 is started again with `fedmodel simulate`"
                 + hint.format(run_dir_override(run_dir))
             )
-    stored = yaml.safe_load((run_dir / OVERRIDES_FILE).read_text())
+    instead = (
+        "continue the run with `fedmodel simulate OVERRIDES resume=true "
+        f"{run_dir_override(run_dir)}`"
+    )
+    stored = parsed_file(run_dir / OVERRIDES_FILE, fix=f"mend it, or {instead}")
     if not isinstance(stored, list):
         raise FedmodelError(
-            f"{run_dir / OVERRIDES_FILE} holds no list of overrides: continue "
-            f"the run with `fedmodel simulate OVERRIDES resume=true "
-            f"{run_dir_override(run_dir)}`"
+            f"{run_dir / OVERRIDES_FILE} holds no list of overrides: {instead}"
         )
     overrides = [*(str(o) for o in stored), *hydras_own(run_dir)]
     return continue_argv(overrides, run_dir, extra=extra)
@@ -134,10 +139,21 @@ def hydras_own(run_dir: Path) -> list[str]:
 
     Hydra keeps them in .hydra/hydra.yaml, not overrides.yaml; a sweep job's
     mode and sweep folder (`of_the_launch`) are not replayed: the resume runs
-    the job alone in its folder. Nothing where the file or the list is missing.
+    the job alone in its folder. Nothing where the file or the list is missing;
+    a file that cannot be read is said, as the resume then runs without them.
     """
+    record = hydra_record(run_dir)
+    if not record and (run_dir / HYDRA_RECORD).is_file():
+        log.warning(
+            "%s cannot be read (it holds no YAML mapping `hydra:`): the resume "
+            "replays none of the start's own Hydra settings (such as "
+            "hydra.job.chdir=true) and reads relative paths from %s; give any "
+            "the start had again after RUN_DIR",
+            run_dir / HYDRA_RECORD,
+            Path.cwd(),
+        )
     try:
-        own = hydra_record(run_dir)["overrides"]["hydra"]
+        own = record["overrides"]["hydra"]
     except (KeyError, TypeError):
         return []
     if not isinstance(own, list):
@@ -158,7 +174,8 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     from fedmodel.run.summary import STATUS_OK
 
     path = run_dir / SUMMARY_FILE
-    summary = json.loads(path.read_text()) if path.is_file() else None
+    fix = "restore it, or move it aside (the resumed run writes it again)"
+    summary = parsed_file(path, fix=fix) if path.is_file() else None
     if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
         return
     num_rounds = int(compose_config(task_overrides(argv))["num_rounds"])

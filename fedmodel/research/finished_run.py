@@ -6,15 +6,13 @@ and the data code (seconds), so a wrong folder is answered at once.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.run.run_files import parsed_file
 from fedmodel.run.stored_config import stored_config
 
 FinishedRun = tuple[RunSettings, dict[str, Any]]
@@ -38,11 +36,10 @@ def load_run(run_dir: Path) -> FinishedRun:
                 f"{run_dir} has no {name}: give the folder of a finished "
                 "`fedmodel simulate` run"
             )
-    try:
-        raw = stored_config(run_dir, files_read_by="fedmodel audit")
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise FedmodelError(f"cannot read the run in {run_dir}: {exc}") from exc
+    raw = stored_config(run_dir, files_read_by="fedmodel audit")
+    summary = parsed_file(
+        run_dir / SUMMARY_FILE, fix="restore it: the audit reads the run's results"
+    )
     if raw is None:
         raise FedmodelError(
             f"cannot read the run in {run_dir}: {RESOLVED_CONFIG} holds no config"

@@ -11,22 +11,24 @@ columns would merge (a learning rate, a model) is added to their setting's name.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, RULE_KEYS, config_row
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+from fedmodel.run.run_files import parsed_file
 from fedmodel.run.summary import STATUS_OK
 
 log = logging.getLogger(__name__)
+
+# What to do about a run folder's file that cannot be read.
+_SKIP_IT = "restore it, or move its run folder out of the sweep folder"
 
 LEVELS = {
     "off": "non-private",
@@ -76,14 +78,14 @@ def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
 
 def _finished(run: Path) -> bool:
     path = run / SUMMARY_FILE
-    summary = _read(path, json.loads) if path.is_file() else {"status": None}
+    summary = _read(path) if path.is_file() else {"status": None}
     return summary.get("status", STATUS_OK) == STATUS_OK  # older runs: no status
 
 
 def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     """One run's settings and results, flat, with its whole config (`config`)."""
-    config = _read(run_dir / RESOLVED_CONFIG, yaml.safe_load)
-    summary = _read(run_dir / SUMMARY_FILE, json.loads)
+    config = _read(run_dir / RESOLVED_CONFIG)
+    summary = _read(run_dir / SUMMARY_FILE)
     try:
         privacy = config["privacy"]
         partition = config["partition"]
@@ -188,13 +190,10 @@ def setting_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return values
 
 
-def _read(path: Path, parse: Any) -> dict[str, Any]:
-    try:
-        value = parse(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise FedmodelError(f"cannot read {path}: {exc}") from exc
+def _read(path: Path) -> dict[str, Any]:
+    value = parsed_file(path, fix=_SKIP_IT)
     if not isinstance(value, dict):
-        raise FedmodelError(f"{path} does not hold a mapping")
+        raise FedmodelError(f"{path} does not hold a mapping: {_SKIP_IT}")
     return value
 
 

@@ -245,13 +245,14 @@ def remove_stale_checkpoint(run_dir: Path) -> bool:
 def keep_rounds_up_to(run_dir: Path, last_round: int) -> None:
     """Drop metrics.jsonl lines after `last_round` (written before a crash).
 
-    The round is run again on resume and would otherwise appear twice. The
-    file is replaced in one step (temp file, fsync, rename): a kill during the
-    rewrite leaves the old lines or the new, never fewer.
+    The round is run again on resume and would otherwise appear twice; a last
+    line cut short by a crash is dropped too (`read_rounds`). The file is
+    replaced in one step (temp file, fsync, rename): a kill during the rewrite
+    leaves the old lines or the new, never fewer.
     """
     rounds = read_rounds(run_dir)
     kept = [r for r in rounds if r["round"] <= last_round]
-    if len(kept) == len(rounds):
-        return
     lines = "".join(json.dumps(clean_json(record)) + "\n" for record in kept)
-    write_durably(run_dir / METRICS_FILE, lines)
+    path = run_dir / METRICS_FILE
+    if path.is_file() and path.read_text(encoding="utf-8") != lines:
+        write_durably(path, lines)

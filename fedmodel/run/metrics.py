@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -14,7 +15,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE
+from fedmodel.run.run_files import unreadable
+
+log = logging.getLogger(__name__)
+
+_METRICS_FIX = (
+    "restore the file, or delete that line (only that round's figures leave "
+    "metrics.jsonl and progress.png; the checkpoint, model and ledgers do not "
+    "read them)"
+)
+_CUT_SHORT = (
+    "%s: line %d, the last, was cut short by a write that stopped midway (a full "
+    "disk, a power cut) and is left out: that round's figures are missing from "
+    "metrics.jsonl and progress.png; the checkpoint, model and ledgers do not "
+    "read them"
+)
 
 
 def clean_json(value: Any) -> Any:
@@ -48,11 +65,37 @@ def set_aside(path: Path) -> Path | None:
 
 
 def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
-    """Every round recorded in a run folder's metrics.jsonl."""
+    """Every round recorded in a run folder's metrics.jsonl.
+
+    A last line cut short (no newline after it and not JSON: a write that
+    stopped midway, as on a full disk) is left out with a warning; any other
+    line that is not a JSON object is a FedmodelError naming it.
+    """
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise unreadable(path, exc, fix=_METRICS_FIX) from exc
+    rounds = []
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                log.warning(_CUT_SHORT, path, number)
+                break
+            raise unreadable(path, exc, fix=_METRICS_FIX, line=number) from exc
+        if not isinstance(record, dict) or "round" not in record:
+            raise FedmodelError(
+                f"{path} line {number} holds no round's figures (a JSON object "
+                f"with a 'round'); {_METRICS_FIX}"
+            )
+        rounds.append(record)
+    return rounds
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:

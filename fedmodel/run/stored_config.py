@@ -19,9 +19,14 @@ import yaml
 from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.run_files import parsed_file
 
 # Hydra's record of a start: its own settings, overrides and working directory.
 HYDRA_RECORD = Path(".hydra") / "hydra.yaml"
+_CONFIG_FIX = (
+    "restore it or undo the edit: it holds the settings the run's records and "
+    "privacy plan were drawn with, which a resume and an audit check against"
+)
 
 
 def stored_config(
@@ -36,8 +41,7 @@ def stored_config(
     not pass it: a deployed server may hold none of the clients' files.
     """
     path = run_dir / RESOLVED_CONFIG
-    text = path.read_text(encoding="utf-8") if path.is_file() else None
-    stored = yaml.safe_load(text) if text is not None else None
+    stored = parsed_file(path, fix=_CONFIG_FIX) if path.is_file() else None
     if not isinstance(stored, dict):
         return None
     started = started_in(run_dir)

@@ -8,7 +8,6 @@ weights, whose path is a tag). MLflow is imported only when asked for.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from fedmodel.config import RunSettings, to_run_config
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds
+from fedmodel.run.run_files import parsed_file
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
         raise FedmodelError(f"{run_dir} has no {SUMMARY_FILE}: nothing to track")
-    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    summary: dict[str, Any] = parsed_file(
+        path, fix="restore it: tracking reads the run's results from it"
+    )
     return summary
 
 

@@ -96,10 +96,12 @@ def _finished_run(run: Path) -> None:
         ("no config", "{run} has no resolved_config.yaml: give the folder of a"),
         ("no summary", "{run} has no summary.json: give the folder of a finished"),
         ("no model", "{run} has no model/config.json: give the folder of a finished"),
-        ("broken config", "cannot read the run in {run}: while parsing"),
+        ("broken config", "{run}/resolved_config.yaml cannot be read at line 2, "
+         "column 1"),
         ("config not a mapping", "cannot read the run in {run}: resolved_config.yaml "
          "holds no config"),
-        ("broken summary", "cannot read the run in {run}: Expecting property name"),
+        ("broken summary", "{run}/summary.json cannot be read at line 1, column 2: "
+         "Expecting property name"),
     ],
 )
 def test_a_missing_or_broken_run_folder_is_one_clear_error(

@@ -246,7 +246,7 @@ def test_bad_sweep_folders_are_clear_errors(
         "missing": "does not exist",
         "file": "not a sweep folder",
         "empty": "no finished run folder",
-        "corrupt": "cannot read",
+        "corrupt": "summary.json cannot be read at line 1",
     }[problem]
     with pytest.raises(FedmodelError, match=expected):
         collect_runs(target)
