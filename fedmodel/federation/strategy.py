@@ -187,6 +187,9 @@ class BudgetAwareStrategy:
         self._named[client_id] = (server_round, node)
         regression = ledger_regression(self.client_figures.get(client_id), figures)
         if regression:
+            before = self.reporters.get(client_id, node)
+            if before != node:
+                regression += _reported_before(client_id, before)
             self._fail(ClientFailure(server_round, node, client_id, regression, True))
             return None
         return node, client_id, figures
@@ -216,4 +219,13 @@ def _named_twice(client_id: int, named_by: int) -> str:
         f"it names client {client_id}, as node {named_by} did in this round: two "
         "sites were started with the same --site-id (node config site-id); give "
         "each site its own and start its SuperNode again"
+    )
+
+
+def _reported_before(client_id: int, before: int) -> str:
+    """What a refusal adds where another node reported the client before."""
+    return (
+        f". Node {before} reported client {client_id} before; if it still runs, "
+        "two sites were started with the same --site-id (node config site-id): "
+        "give each site its own and start its SuperNode again"
     )

@@ -33,14 +33,21 @@ from tests.unit.test_rounds import _charged_rounds, _settings
 FOUR_CLIENTS = ("num_clients=4", "num_rounds=5")
 
 
-def _reply(node: int, *, client: int, spent: bool, resets: int = 0) -> Message:
-    """A train reply from `node` for `client`: spent (no weights) or an update."""
+def _reply(
+    node: int, *, client: int, spent: bool, resets: int = 0, steps: int = 0
+) -> Message:
+    """A train reply from `node` for `client`: spent (no weights) or an update.
+
+    With `steps`, its ledger holds that many after this round's 24.
+    """
     metrics = {
         "num-examples": 0.0 if spent else 10.0,
         "client-id": client,
         "budget-exhausted": int(spent),
         "ledger-resets": resets,
     }
+    if steps:
+        metrics.update({"steps": steps, "round-steps": 24, "epsilon": steps / 48})
     content = RecordDict({"metrics": MetricRecord(metrics)})
     if not spent:
         content["arrays"] = ArrayRecord(
@@ -86,6 +93,35 @@ def test_two_nodes_naming_one_client_in_a_round_are_refused_by_name() -> None:
     # A later round, from a node that came back under a new id, is that client.
     _, _, accepted = strategy.aggregate_train(2, [_reply(21, client=0, spent=False)])
     assert len(accepted) == 1 and strategy.failed_nodes == {12}
+
+
+def test_a_second_site_with_one_site_id_in_a_later_round_is_named() -> None:
+    # Sampled in different rounds, the two sites never answer together; the
+    # second's ledger lacks the first's charges, and its refusal names the
+    # node that reported the client before.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    strategy.aggregate_train(1, [_reply(11, client=0, spent=False, steps=24)])
+    _, _, accepted = strategy.aggregate_train(
+        2, [_reply(12, client=0, spent=False, steps=24)]
+    )
+    assert accepted == []
+    (failure,) = strategy.round_failures
+    assert failure.reason.startswith("its privacy ledger held 0 steps before this")
+    assert failure.reason.endswith(
+        "at the site first. Node 11 reported client 0 before; if it still runs, "
+        "two sites were started with the same --site-id (node config site-id): "
+        "give each site its own and start its SuperNode again"
+    )
+    # The site itself, back under a new node id with its ledger, is taken.
+    _, _, accepted = strategy.aggregate_train(
+        3, [_reply(21, client=0, spent=False, steps=48)]
+    )
+    assert len(accepted) == 1
+    # The same node whose ledger went back gets no word of another node.
+    strategy.aggregate_train(4, [_reply(21, client=0, spent=False, steps=24)])
+    failure = strategy.round_failures[-1]
+    assert failure.round == 4 and failure.reason.startswith("its privacy ledger")
+    assert "Node" not in failure.reason
 
 
 def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
