@@ -54,6 +54,19 @@ def run_certs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def port(text: str) -> int:
+    """A TCP port number from the command line: a whole number from 1 to 65535."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port number: give a whole number from 1 to 65535"
+        )
+    return number
+
+
 def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel superlink`: start Flower's SuperLink with TLS and node auth."""
     parser.add_argument("--certs", type=user_path, help="folder from `certs superlink`")
@@ -61,7 +74,7 @@ def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)"
     )
     parser.add_argument(
-        "--port", type=int, default=9093, help="port to listen on (default: 9093)"
+        "--port", type=port, default=9093, help="port to listen on (default: 9093)"
     )
     parser.add_argument(
         "--database", type=user_path, help="SuperLink state file (default: in memory)"
@@ -124,7 +137,7 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime-port",
-        type=int,
+        type=port,
         default=9094,
         help="local port of the SuperNode's runtime API, unique per machine "
         "(default: 9094)",

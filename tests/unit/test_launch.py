@@ -178,6 +178,28 @@ def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> Non
         _launch(site)
 
 
+@pytest.mark.parametrize("value", ["0", "70000", "abc"])
+def test_a_port_that_is_no_port_is_refused_before_flower_starts(
+    site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Flower's own refusal would name its --port, not the option typed."""
+    supernode = ["supernode", "--insecure", "--superlink", "127.0.0.1:1"]
+    supernode += ["--site-id", "2", "--max-epsilon", "3", "--data-file"]
+    supernode += [str(site.data_file), "--state-dir", str(site.state_dir)]
+    for command in (
+        ["superlink", "--insecure", "--port", value],
+        [*supernode, "--runtime-port", value],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            run_command(command)
+        assert exited.value.code == 2
+        assert (
+            f"argument {command[-2]}: {value!r} is not a port number: give a whole "
+            "number from 1 to 65535"
+        ) in capsys.readouterr().err
+    assert not site.state_dir.exists()
+
+
 def test_a_port_in_use_stops_the_launch(site: SiteConfig) -> None:
     """A second SuperNode on one runtime port would end in Flower's traceback."""
     with socket.socket() as taken:
