@@ -51,6 +51,7 @@ from fedmodel.run.summary import (
     client_rows,
     guarantee,
 )
+from fedmodel.serve.model_card import write_model_cards
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 
@@ -254,5 +255,7 @@ def _conclude(
     plot_progress(run_dir)
     if summary.status == STATUS_FAILED:
         raise FedmodelError(summary.final_line)
+    payload = summary.to_dict()
+    write_model_cards(payload, settings)
     log.info("%s", summary.final_line)
-    return summary.to_dict()
+    return payload

@@ -22,6 +22,8 @@ LOG_FILE = "fedmodel.log"
 FLWR_HOME_DIR = ".flwr"
 # Inside TEACHER_DIR / STUDENT_DIR, beside the Hugging Face files.
 ONNX_FILE = "model.onnx"
+# The model card: what the model is, its privacy guarantee, its test figures.
+MODEL_CARD_FILE = "README.md"
 QUANTIZED_ONNX_FILE = "model.int8.onnx"
 # The graph's inputs, in the order the exporter traced them.
 ONNX_INPUTS = ("input_ids", "attention_mask")

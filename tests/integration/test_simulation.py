@@ -131,6 +131,15 @@ def test_dp_simulation_end_to_end(
         "student/model.onnx",
     ):
         assert (run_dir / name).is_file(), name
+    # Each model's card travels with it and states the run's guarantee.
+    epsilon = summary["privacy_guarantee"]["epsilon"]
+    for folder in ("model", "student"):
+        card = (run_dir / folder / "README.md").read_text()
+        said = (
+            "any one record of a client (DP-SGD on each client, Opacus):** "
+            f"epsilon {epsilon:.4g}, delta"
+        )
+        assert said in card
     # The server distilled a smaller student and reported on both models.
     assert summary["student"]["num_layers"] == 1
     assert summary["teacher"]["num_layers"] == 2

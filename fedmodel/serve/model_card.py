@@ -1,0 +1,163 @@
+"""The model card (README.md) that carries a run's privacy statement with its model.
+
+summary.json stays in the run folder; an exported folder travels. Each
+finished run writes a card into `model/` and `student/`: what the model
+classifies, how it was trained, the run's privacy guarantee as summary.json
+states it (the largest client epsilon over every charge, so never less than
+what the model cost) and the test figures. It names no client's record
+count or site, and no path on the server's machine: a card goes wherever the
+model goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import fedmodel
+from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
+from fedmodel.run.layout import MODEL_CARD_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.serve.exported_folder import read_exported_folder
+
+_FRONT_MATTER = """---
+library_name: transformers
+pipeline_tag: text-classification
+tags:
+- fedmodel
+- federated-learning
+- differential-privacy
+---
+"""
+
+
+def write_model_cards(summary: Mapping[str, Any], settings: RunSettings) -> list[Path]:
+    """Write README.md into the teacher's and the student's folders; their paths."""
+    written = []
+    for role in ("teacher", "student"):
+        entry = summary.get(role)
+        if not isinstance(entry, Mapping):
+            continue
+        folder = Path(entry["dir"])
+        path = folder / MODEL_CARD_FILE
+        path.write_text(model_card(summary, settings, role=role, folder=folder))
+        written.append(path)
+    return written
+
+
+def model_card(
+    summary: Mapping[str, Any], settings: RunSettings, *, role: str, folder: Path
+) -> str:
+    """The card of `role` ("teacher" or "student"), exported in `folder`."""
+    labels = len(read_exported_folder(folder).label_names)
+    clients = settings.num_clients
+    rounds = summary["rounds_completed"]
+    lines = [
+        _FRONT_MATTER,
+        f"# {settings.task.name} text classifier ({role}), made by fedmodel "
+        f"{fedmodel.__version__}",
+        "",
+        f"Labels one text with one of {labels} labels (`id2label` in config.json). "
+        f"Trained by federated learning: {clients} {plural(clients, 'client')} each "
+        "trained it on its own records, which never left it, and a server "
+        f"averaged their updates over {rounds} {plural(rounds, 'round')} "
+        f"(`finetune={settings.finetune.mode}`).",
+        "",
+        "## Privacy",
+        "",
+        _privacy(summary["privacy_guarantee"]),
+    ]
+    if role == "student":
+        lines += ["", _student(settings)]
+    lines += ["", "## Test results", "", *_results(summary, role), "", *_use(folder)]
+    return "\n".join(lines) + "\n"
+
+
+def _privacy(guarantee: Mapping[str, Any]) -> str:
+    level, epsilon = guarantee.get("level"), guarantee.get("epsilon")
+    if level is None:
+        return (
+            "**No differential privacy** (`privacy=off`): the model may reveal "
+            "records it was trained on. Share it only with those who may see "
+            "the clients' records."
+        )
+    protected = {
+        "record": "any one record of a client (DP-SGD on each client, Opacus)",
+        "client": "any one client's whole contribution (noise the server adds)",
+    }[level]
+    counted = {
+        "record": "the largest any client was charged over the whole run (each "
+        "client keeps its own budget), every round it trained in counted, used "
+        "or not",
+        "client": "one for every client, every round of the run counted",
+    }[level]
+    if epsilon is None:
+        return (
+            f"**Differential privacy for {protected}**, at a cost no client "
+            "reported to the server: each client's privacy ledger holds it."
+        )
+    return (
+        f"**Differential privacy for {protected}:** epsilon {epsilon:.4g}, delta "
+        f"{guarantee['delta']:.3g}, by the {guarantee['accountant'].upper()} "
+        f"accountant (target epsilon {guarantee['target_epsilon']:g}). The "
+        f"epsilon is {counted}; the model and anything computed from it keep "
+        "the guarantee."
+    )
+
+
+def _student(settings: RunSettings) -> str:
+    said = (
+        "The student was distilled from the teacher on texts the server holds "
+        "(the task's transfer split or `distill.transfer_file`)"
+    )
+    private = settings.privacy.enabled
+    rounds = settings.distill.client_rounds
+    if rounds:
+        said += (
+            f", then in {rounds} federated {plural(rounds, 'round')} by the "
+            "clients on their own records"
+        )
+        if private:
+            said += (
+                " under the same DP-SGD, charged to the clients' budgets and "
+                "counted above"
+            )
+        return f"{said}."
+    said += ", never on a client's record"
+    return f"{said}: it keeps the teacher's guarantee." if private else f"{said}."
+
+
+def _results(summary: Mapping[str, Any], role: str) -> list[str]:
+    rows = ["| model | test accuracy | macro-F1 |", "|---|---|---|"]
+    for name in ("teacher", "student"):
+        entry = summary.get(name)
+        if isinstance(entry, Mapping) and (name == role or role == "student"):
+            rows.append(
+                f"| {name}{' (this one)' if name == role else ''} | "
+                f"{entry['accuracy']:.4f} | {entry['macro_f1']:.4f} |"
+            )
+    return [*rows, "", "On the server's own test split, which chose nothing."]
+
+
+def _use(folder: Path) -> list[str]:
+    onnx = (
+        f"`model.onnx` (and `{QUANTIZED_ONNX_FILE}`, int8)"
+        if (folder / QUANTIZED_ONNX_FILE).is_file()
+        else "`model.onnx`"
+    )
+    return [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        'model = AutoModelForSequenceClassification.from_pretrained("PATH", '
+        "trust_remote_code=True)",
+        'tokenizer = AutoTokenizer.from_pretrained("PATH")',
+        "```",
+        "",
+        f"or `fedmodel predict --model PATH --text '...'`; {onnx} runs in ONNX "
+        "Runtime. The run folder's `summary.json` and `resolved_config.yaml` "
+        "hold every figure and setting of the run.",
+    ]

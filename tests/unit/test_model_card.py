@@ -1,0 +1,106 @@
+"""The model card states the run's guarantee as summary.json does, no site's data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedmodel.serve.model_card import model_card, write_model_cards
+from tests.conftest import small_settings
+
+RECORD = {
+    "level": "record",
+    "target_epsilon": 3.0,
+    "epsilon": 2.99871,
+    "delta": 1e-5,
+    "accountant": "prv",
+}
+OFF = {"level": None, "target_epsilon": None, "epsilon": None, "delta": None}
+
+
+def _folder(path: Path, labels: int = 3) -> Path:
+    path.mkdir(parents=True)
+    id2label = {str(i): f"label {i}" for i in range(labels)}
+    (path / "config.json").write_text(json.dumps({"id2label": id2label}))
+    return path
+
+
+def _summary(tmp_path: Path, guarantee: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rounds_completed": 10,
+        "privacy_guarantee": guarantee,
+        "clients": [{"client_id": 0, "num_train_examples": 4321, "epsilon": 2.9}],
+        "teacher": {"accuracy": 0.9012, "macro_f1": 0.8876, "dir": str(
+            _folder(tmp_path / "model")
+        )},
+        "student": {"accuracy": 0.8777, "macro_f1": 0.8654, "dir": str(
+            _folder(tmp_path / "student")
+        )},
+    }
+
+
+def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
+    tmp_path: Path,
+) -> None:
+    summary = _summary(tmp_path, RECORD)
+    written = write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
+    assert written == [tmp_path / name / "README.md" for name in ("model", "student")]
+    teacher, student = (path.read_text() for path in written)
+    assert teacher.startswith("---\nlibrary_name: transformers\n")
+    assert "one of 3 labels" in teacher and "over 10 rounds" in teacher
+    assert (
+        "**Differential privacy for any one record of a client (DP-SGD on each "
+        "client, Opacus):** epsilon 2.999, delta 1e-05, by the PRV accountant "
+        "(target epsilon 3)" in teacher
+    )
+    assert "| teacher (this one) | 0.9012 | 0.8876 |" in teacher
+    assert "student" not in teacher.split("## Test results")[1]
+    assert "| teacher | 0.9012 | 0.8876 |" in student
+    assert "| student (this one) | 0.8777 | 0.8654 |" in student
+    assert "never on a client's record: it keeps the teacher's guarantee" in student
+    for card in (teacher, student):
+        assert "4321" not in card and str(tmp_path) not in card
+
+
+def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, OFF)
+    settings = small_settings("privacy=off")
+    card = model_card(summary, settings, role="teacher", folder=tmp_path / "model")
+    assert "**No differential privacy** (`privacy=off`)" in card
+    assert "epsilon" not in card
+    # A DP run whose clients reported no charge is not called non-private.
+    unreported = {**RECORD, "epsilon": None, "delta": None}
+    card = model_card(
+        _summary(tmp_path / "dp", unreported), settings, role="teacher",
+        folder=tmp_path / "dp" / "model",
+    )
+    assert "No differential privacy" not in card
+    assert "at a cost no client reported to the server" in card
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (("privacy=central",), "any one client's whole contribution"),
+        (
+            ("distill=federated",),
+            "then in 2 federated rounds by the clients on their own records under "
+            "the same DP-SGD, charged to the clients' budgets and counted above.",
+        ),
+        (
+            ("distill=federated", "privacy=off"),
+            "then in 2 federated rounds by the clients on their own records.\n",
+        ),
+        (("privacy=off",), "never on a client's record.\n"),
+    ],
+)
+def test_central_dp_and_federated_distillation_are_said(
+    tmp_path: Path, overrides: tuple[str, ...], said: str
+) -> None:
+    summary = _summary(tmp_path, {**RECORD, "level": "client"})
+    settings = small_settings(*overrides)
+    card = model_card(summary, settings, role="student", folder=tmp_path / "student")
+    assert said in card
