@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, RULE_KEYS, config_row
+from fedmodel.config.flat_keys import dotted
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import jobs_without_result
@@ -159,16 +160,10 @@ def _ruled_keys(config: dict[str, Any]) -> set[str]:
 
 def _flat_config(config: dict[str, Any], ruled: set[str]) -> dict[str, str]:
     """Dotted key -> value as text; a value the budget rule chose reads `auto`."""
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), inner)
-            return
-        flat[prefix] = AUTO if prefix in ruled else str(value)
-
-    walk("", config)
+    flat = {
+        key: AUTO if key in ruled else str(value)
+        for key, value in dotted(config).items()
+    }
     for key in PER_RUN_KEYS:
         flat.pop(key, None)
     return flat

@@ -15,7 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fedmodel.config import RunSettings, to_run_config
+from fedmodel.config import RunSettings
+from fedmodel.config.flat_keys import dotted
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds
@@ -85,8 +86,8 @@ TRACKERS: dict[str, Callable[[RunSettings, Path], str | None]] = {
 def _log_run(mlflow: Any, settings: RunSettings, run_dir: Path) -> None:
     params = {
         key: str(value)[:500]
-        for key, value in to_run_config(asdict(settings)).items()
-        if key != "run-dir"
+        for key, value in dotted(asdict(settings)).items()
+        if key != "run_dir"
     }
     items = sorted(params.items())
     for start in range(0, len(items), PARAMS_PER_CALL):

@@ -153,7 +153,7 @@ def test_mlflow_holds_config_rounds_privacy_and_artifacts(overfit_run: Path) -> 
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.params["num-clients"] == "1"
+    assert run.data.params["num_clients"] == "1"
     assert run.data.params["privacy.mode"] == "off"
     assert run.data.tags["privacy"] == "off"
     history = client.get_metric_history(run.info.run_id, "accuracy")
