@@ -12,6 +12,7 @@ model goes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,20 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
             "reported to the server: each client's privacy ledger holds it."
         )
     return (
-        f"**Differential privacy for {protected}:** epsilon {epsilon:.4g}, delta "
-        f"{guarantee['delta']:.3g}, by the {guarantee['accountant'].upper()} "
+        f"**Differential privacy for {protected}:** epsilon {_at_least(epsilon, 4)}, "
+        f"delta {_at_least(guarantee['delta'], 3)}, by the "
+        f"{guarantee['accountant'].upper()} "
         f"accountant (target epsilon {guarantee['target_epsilon']:g}). The "
         f"epsilon is {counted}; the model and anything computed from it keep "
         "the guarantee."
     )
+
+
+def _at_least(value: float, digits: int) -> str:
+    """`value` to `digits` significant digits, rounded up: a bound stays a bound."""
+    exact = Decimal(repr(value))
+    quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+    return f"{exact.quantize(quantum, rounding=ROUND_CEILING).normalize():g}"
 
 
 def _student(settings: RunSettings) -> str:

@@ -53,7 +53,7 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
     assert "one of 3 labels" in teacher and "over 10 rounds" in teacher
     assert (
         "**Differential privacy for any one record of a client (DP-SGD on each "
-        "client, Opacus):** epsilon 2.999, delta 1e-05, by the PRV accountant "
+        "client, Opacus):** epsilon 2.999, delta 0.00001, by the PRV accountant "
         "(target epsilon 3)" in teacher
     )
     assert "| teacher (this one) | 0.9012 | 0.8876 |" in teacher
@@ -63,6 +63,24 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
     assert "never on a client's record: it keeps the teacher's guarantee" in student
     for card in (teacher, student):
         assert "4321" not in card and str(tmp_path) not in card
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "delta", "said"),
+    [
+        (7.994546763855584, 5.020080321285141e-05, "epsilon 7.995, delta 0.0000503"),
+        (0.99941, 1e-5, "epsilon 0.9995, delta 0.00001"),
+        (8.0, 0.0005, "epsilon 8, delta 0.0005"),
+    ],
+)
+def test_the_stated_figures_are_rounded_up_never_down(
+    tmp_path: Path, epsilon: float, delta: float, said: str
+) -> None:
+    summary = _summary(tmp_path, {**RECORD, "epsilon": epsilon, "delta": delta})
+    card = model_card(
+        summary, small_settings(), role="teacher", folder=tmp_path / "model"
+    )
+    assert f"{said}, by the PRV accountant" in card
 
 
 def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
