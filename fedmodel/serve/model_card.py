@@ -19,7 +19,7 @@ from typing import Any
 import fedmodel
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
-from fedmodel.run.layout import MODEL_CARD_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.run.layout import MODEL_CARD_FILE, ONNX_FILE, QUANTIZED_ONNX_FILE
 from fedmodel.serve.exported_folder import read_exported_folder
 
 _FRONT_MATTER = """---
@@ -87,17 +87,17 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
         "record": "any one record of a client (DP-SGD on each client, Opacus)",
         "client": "any one client's whole contribution (noise the server adds)",
     }[level]
+    if epsilon is None:
+        return (
+            f"**Differential privacy for {protected}**, at a cost no client "
+            "reported to the server: each client's privacy ledger holds it."
+        )
     counted = {
         "record": "the largest any client was charged over the whole run (each "
         "client keeps its own budget), every round it trained in counted, used "
         "or not",
         "client": "one for every client, every round of the run counted",
     }[level]
-    if epsilon is None:
-        return (
-            f"**Differential privacy for {protected}**, at a cost no client "
-            "reported to the server: each client's privacy ledger holds it."
-        )
     return (
         f"**Differential privacy for {protected}:** epsilon {_at_least(epsilon, 4)}, "
         f"delta {_at_least(guarantee['delta'], 3)}, by the "
@@ -150,11 +150,9 @@ def _results(summary: Mapping[str, Any], role: str) -> list[str]:
 
 
 def _use(folder: Path) -> list[str]:
-    onnx = (
-        f"`model.onnx` (and `{QUANTIZED_ONNX_FILE}`, int8)"
-        if (folder / QUANTIZED_ONNX_FILE).is_file()
-        else "`model.onnx`"
-    )
+    onnx = f"`{ONNX_FILE}`"
+    if (folder / QUANTIZED_ONNX_FILE).is_file():
+        onnx += f" (and `{QUANTIZED_ONNX_FILE}`, int8)"
     return [
         "## Use",
         "",
