@@ -172,10 +172,10 @@ def distill_job(
         build_classifier(settings.model, label_names=label_names, seed=settings.seed),
         settings.device,
     )
-    load_trainable_state(
-        prepare_for_finetuning(teacher, settings.finetune), teacher_weights
-    )
-    teacher_model = merged_classifier(teacher)
+    trainable = prepare_for_finetuning(teacher, settings.finetune)
+    load_trainable_state(trainable, teacher_weights)
+    # LoRA's wrapper merges its adapters; `teacher` itself holds them unmerged.
+    teacher_model = merged_classifier(trainable)
     student = prepare_student_for_distillation(
         on_device(
             build_student(teacher_model, settings.distill.student), settings.device

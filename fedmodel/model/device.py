@@ -25,7 +25,7 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 def resolve_device(name: str) -> torch.device:
     """The torch device for a `device` setting; a missing GPU is a FedmodelError."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return torch.device("cpu")
     if not name.startswith("cuda"):
@@ -42,6 +42,10 @@ def resolve_device(name: str) -> torch.device:
             f"device={name} but this machine has {count} CUDA "
             f"{plural(count, 'device')} (cuda:0 to cuda:{count - 1})"
         )
+    # A tensor names the index it sits on (cuda:0): so does the device, and
+    # the two compare equal.
+    if device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return device
 
 

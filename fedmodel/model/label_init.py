@@ -15,6 +15,7 @@ from torch import nn
 
 from fedmodel.config import ModelSettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
+from fedmodel.model.device import batch_to, model_device
 from fedmodel.model.load import load_tokenizer
 
 # Logit scale of the zero-shot head: cosine similarities lie in [-1, 1], so a
@@ -61,6 +62,8 @@ def label_name_embeddings(
     )
     was_training = classifier.training
     classifier.eval()
+    # The tokenizer's tensors are on the CPU; the encoder may be on a GPU.
+    encoded = batch_to(encoded, model_device(classifier))
     vectors = classifier.embed(
         encoded["input_ids"],
         encoded["attention_mask"],

@@ -15,6 +15,7 @@ from fedmodel.model.classifier import (
     PooledBertConfig,
     PooledBertForSequenceClassification,
 )
+from fedmodel.model.device import model_device
 
 LAYER_PREFIX = "bert.encoder.layer."
 FFN_IN = "intermediate.dense"
@@ -117,6 +118,8 @@ def build_student(
             value = value[:, keep[int(index)]]
         state[name] = value.clone()
     model.load_state_dict(state)
+    # On the teacher's device, where the distillation runs beside the teacher.
+    torch.nn.Module.to(model, model_device(teacher))
     return model
 
 
