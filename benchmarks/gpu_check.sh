@@ -11,8 +11,8 @@
 #   e.g. bash benchmarks/gpu_check.sh task=hospital num_rounds=2
 #
 # Needs: fedmodel installed in .venv (or PYTHON=/path/to/python), a torch
-# build with CUDA and a visible CUDA device, and the MiniLM encoder in the
-# Hugging Face cache (the script runs offline: HF_HUB_OFFLINE=1).
+# build with CUDA and a visible CUDA device; the MiniLM encoder and the data
+# come from the packages fedmodel installs (the script runs offline).
 #
 # Defaults: the shipped MiniLM encoder, finetune=lora (the encoder's forward
 # and backward passes are what a GPU speeds up), 2 clients, 1 round, 1 local

@@ -10,15 +10,17 @@ GPU's rules. Inside it `device=auto` (or cuda) resolves to the mode's own
 `device=` it) or computed from one that was; reading `.device` of such a
 tensor gives that object back, so `.to(model_device(model))` moves there as
 on a GPU. A tensor is on the CPU when the mode saw it made without a device
-(a tokenizer's output, `torch.tensor(...)`) or brought back by `.cpu()` or
-`.to` another device. The mode raises `DeviceMix` where a GPU would refuse:
-an operation between a tensor on the GPU and one on the CPU (a 0-dimensional
-CPU tensor excepted, as torch allows), embedding lookups and `index_select`
-included, and `.numpy()` of a tensor on the GPU. Indexing with `[]` takes
-CPU indices on a GPU too, so its indices are not checked; copies between
-devices are allowed. Tensors the mode never saw made (autograd's outputs but
-gradients, which sit with their parameters; tensors made before it) are on
-neither and never refused.
+(a tokenizer's output, `torch.tensor(...)`) or brought back by `.cpu()`.
+
+The mode raises `DeviceMix` where a GPU would refuse: an operation between a
+tensor on the GPU and one on the CPU (a 0-dimensional CPU tensor excepted,
+as torch allows), embedding lookups and `index_select` included, and
+`.numpy()` of a tensor on the GPU. Indexing with `[]` takes CPU indices on a
+GPU too, so its indices are not checked; copies between devices are allowed.
+Tensors the mode never saw made (autograd's outputs but gradients, which sit
+with their parameters; Opacus' per-example gradients; tensors made before
+it), and those moved `.to` a device read off them, are on neither and never
+refused.
 
 Places follow storages (a view shares its base's). A `.to` or `.cpu()` that
 torch answers with the same tensor on the CPU is answered with a copy here,
@@ -175,10 +177,9 @@ class SimulatedGpu(TorchFunctionMode):
             self._put(out, CPU)
         elif self._moving_a_module or self._names_the_gpu(args, kwargs):
             self._put(out, GPU)
-        elif self._names_a_device(args, kwargs):
-            self._put(out, CPU)
-        else:
+        elif not self._names_a_device(args, kwargs):
             self._put(out, self.place(source))
+        # Another device, read off a tensor the mode never saw made: unknown.
         return out
 
     def _names_the_gpu(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

@@ -37,11 +37,15 @@ RUN = [
 ]
 
 
-@pytest.mark.parametrize("finetune", ["head", "lora"])
+@pytest.mark.parametrize(
+    "overrides",
+    [["finetune=head"], ["finetune=lora"], ["finetune=lora", "distill=federated"]],
+    ids=["head", "lora", "lora-federated-distillation"],
+)
 def test_a_run_keeps_every_tensor_beside_its_model(
-    tmp_path: Path, finetune: str
+    tmp_path: Path, overrides: list[str]
 ) -> None:
-    raw = compose_config([*RUN, f"finetune={finetune}"])
+    raw = compose_config([*RUN, *overrides])
     settings = settings_from_dict({**raw, "run_dir": str(tmp_path)})
     with SimulatedGpu():
         summary = run_federation(FakeGrid(2), settings)
