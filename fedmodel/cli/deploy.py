@@ -11,6 +11,7 @@ import argparse
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
+from fedmodel.deploy.superlink_check import superlink_host_port
 from fedmodel.errors import FedmodelError
 
 
@@ -67,6 +68,15 @@ def port(text: str) -> int:
     return number
 
 
+def superlink_address(text: str) -> str:
+    """A SuperLink address from the command line: HOST:PORT, as Flower takes it."""
+    try:
+        superlink_host_port(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel superlink`: start Flower's SuperLink with TLS and node auth."""
     parser.add_argument("--certs", type=user_path, help="folder from `certs superlink`")
@@ -103,7 +113,12 @@ def run_superlink(args: argparse.Namespace) -> int:
 def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel supernode`: start Flower's SuperNode for one site."""
     required = parser.add_argument_group("required")
-    required.add_argument("--superlink", required=True, help="SuperLink host:port")
+    required.add_argument(
+        "--superlink",
+        type=superlink_address,
+        required=True,
+        help="SuperLink host:port",
+    )
     required.add_argument(
         "--site-id", type=int, required=True, help="this site's number (unique)"
     )

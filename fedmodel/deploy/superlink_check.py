@@ -22,23 +22,42 @@ _NAME_MISMATCH = {62, 64}
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
+def superlink_host_port(superlink: str) -> tuple[str, int]:
+    """Host and port of Flower's `host:port` (an IPv6 host in brackets).
+
+    ValueError names what is wrong: Flower would start the SuperNode first and
+    then stop with "SuperLink address (...) cannot be parsed".
+    """
+    host, _, port = superlink.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if (
+        not host
+        or any(c.isspace() for c in host)
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+    ):
+        raise ValueError(
+            f"{superlink!r} is not host:port with a port from 1 to 65535, e.g. "
+            "superlink.example.org:9092 or [::1]:9092"
+        )
+    return host, int(port)
+
+
 def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
     """Refuse when `ca_cert` does not verify the SuperLink at `superlink`.
 
     `superlink` is Flower's `host:port` (an IPv6 host in brackets).
     """
-    host, _, port = superlink.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise FedmodelError(
-            f"--superlink {superlink!r} is not host:port, e.g. "
-            "superlink.example.org:9093"
-        )
+    try:
+        host, port = superlink_host_port(superlink)
+    except ValueError as error:
+        raise FedmodelError(f"--superlink {error}") from None
     context = ssl.create_default_context(cafile=str(ca_cert))
     try:
         with (
             socket.create_connection(
-                (host, int(port)), timeout=CONNECT_TIMEOUT_SECONDS
+                (host, port), timeout=CONNECT_TIMEOUT_SECONDS
             ) as raw,
             context.wrap_socket(raw, server_hostname=host),
         ):

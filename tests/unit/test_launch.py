@@ -200,6 +200,35 @@ def test_a_port_that_is_no_port_is_refused_before_flower_starts(
     assert not site.state_dir.exists()
 
 
+@pytest.mark.parametrize(
+    "value", ["localhost", "host:abc", "host:0", "host:70000", ":9092", "a b:9092"]
+)
+def test_a_superlink_that_is_no_address_is_refused_before_flower_starts(
+    site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Flower refused it only after the SuperNode had started (exit 600)."""
+    command = ["supernode", "--insecure", "--superlink", value, "--site-id", "2"]
+    command += ["--max-epsilon", "3", "--data-file", str(site.data_file)]
+    command += ["--state-dir", str(site.state_dir)]
+    with pytest.raises(SystemExit) as exited:
+        run_command(command)
+    assert exited.value.code == 2
+    assert (
+        f"argument --superlink: {value!r} is not host:port with a port from 1 to "
+        "65535, e.g. superlink.example.org:9092 or [::1]:9092"
+    ) in capsys.readouterr().err
+    assert not site.state_dir.exists()
+
+
+@pytest.mark.parametrize("value", ["10.0.0.5:9092", "[::1]:9092", "link.org:1"])
+def test_superlink_addresses_flower_takes_are_taken(value: str) -> None:
+    parser = argparse.ArgumentParser()
+    add_supernode_arguments(parser)
+    typed = ["--superlink", value, "--site-id", "1", "--max-epsilon", "1"]
+    typed += ["--data-file", "d.csv", "--state-dir", "s"]
+    assert parser.parse_args(typed).superlink == value
+
+
 def test_a_port_in_use_stops_the_launch(site: SiteConfig) -> None:
     """A second SuperNode on one runtime port would end in Flower's traceback."""
     with socket.socket() as taken:
