@@ -39,8 +39,13 @@ RUN = [
 
 @pytest.mark.parametrize(
     "overrides",
-    [["finetune=head"], ["finetune=lora"], ["finetune=lora", "distill=federated"]],
-    ids=["head", "lora", "lora-federated-distillation"],
+    [
+        ["finetune=head"],
+        ["finetune=lora"],
+        ["finetune=lora", "distill=federated"],
+        ["finetune=full", "privacy=central"],
+    ],
+    ids=["head", "lora", "lora-federated-distillation", "full-central-dp"],
 )
 def test_a_run_keeps_every_tensor_beside_its_model(
     tmp_path: Path, overrides: list[str]
