@@ -39,7 +39,7 @@ def superlink_host_port(superlink: str) -> tuple[str, int]:
     ):
         raise ValueError(
             f"{superlink!r} is not host:port with a port from 1 to 65535, e.g. "
-            "superlink.example.org:9092 or [::1]:9092"
+            "superlink.example.org:9093 or [::1]:9093"
         )
     return host, int(port)
 

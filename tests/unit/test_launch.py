@@ -215,7 +215,7 @@ def test_a_superlink_that_is_no_address_is_refused_before_flower_starts(
     assert exited.value.code == 2
     assert (
         f"argument --superlink: {value!r} is not host:port with a port from 1 to "
-        "65535, e.g. superlink.example.org:9092 or [::1]:9092"
+        "65535, e.g. superlink.example.org:9093 or [::1]:9093"
     ) in capsys.readouterr().err
     assert not site.state_dir.exists()
 
