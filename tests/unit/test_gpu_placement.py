@@ -17,6 +17,7 @@ from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.federation.server_app import run_federation
 from fedmodel.model.device import on_device
 from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.run.layout import ONNX_FILE, STUDENT_DIR
 from tests.conftest import FEW_LATENCY_CALLS
 from tests.fake_grid import FakeGrid
 from tests.simulated_gpu import DeviceMix, SimulatedGpu
@@ -55,7 +56,7 @@ def test_a_run_keeps_every_tensor_beside_its_model(
     with SimulatedGpu():
         summary = run_federation(FakeGrid(2), settings)
     assert summary["rounds_completed"] == 1
-    assert (tmp_path / "student" / "model.onnx").is_file()
+    assert (tmp_path / STUDENT_DIR / ONNX_FILE).is_file()
 
 
 def test_a_lora_teacher_is_merged_before_clients_cut_the_student(

@@ -178,25 +178,37 @@ def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> Non
         _launch(site)
 
 
+def _supernode_command(
+    site: SiteConfig, *extra: str, superlink: str = "127.0.0.1:1"
+) -> list[str]:
+    """`fedmodel supernode --insecure` for `site`, with `extra` options last."""
+    command = ["supernode", "--insecure", "--superlink", superlink]
+    command += ["--site-id", "2", "--max-epsilon", "3"]
+    command += ["--data-file", str(site.data_file), "--state-dir", str(site.state_dir)]
+    return [*command, *extra]
+
+
+def _refused_by_argparse(command: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """What argparse printed refusing `command`, which exits 2 before it runs."""
+    with pytest.raises(SystemExit) as exited:
+        run_command(command)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["0", "70000", "abc"])
 def test_a_port_that_is_no_port_is_refused_before_flower_starts(
     site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
     """Flower's own refusal would name its --port, not the option typed."""
-    supernode = ["supernode", "--insecure", "--superlink", "127.0.0.1:1"]
-    supernode += ["--site-id", "2", "--max-epsilon", "3", "--data-file"]
-    supernode += [str(site.data_file), "--state-dir", str(site.state_dir)]
     for command in (
         ["superlink", "--insecure", "--port", value],
-        [*supernode, "--runtime-port", value],
+        _supernode_command(site, "--runtime-port", value),
     ):
-        with pytest.raises(SystemExit) as exited:
-            run_command(command)
-        assert exited.value.code == 2
         assert (
             f"argument {command[-2]}: {value!r} is not a port number: give a whole "
             "number from 1 to 65535"
-        ) in capsys.readouterr().err
+        ) in _refused_by_argparse(command, capsys)
     assert not site.state_dir.exists()
 
 
@@ -207,16 +219,11 @@ def test_a_superlink_that_is_no_address_is_refused_before_flower_starts(
     site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
     """Flower refused it only after the SuperNode had started (exit 600)."""
-    command = ["supernode", "--insecure", "--superlink", value, "--site-id", "2"]
-    command += ["--max-epsilon", "3", "--data-file", str(site.data_file)]
-    command += ["--state-dir", str(site.state_dir)]
-    with pytest.raises(SystemExit) as exited:
-        run_command(command)
-    assert exited.value.code == 2
+    command = _supernode_command(site, superlink=value)
     assert (
         f"argument --superlink: {value!r} is not host:port with a port from 1 to "
         "65535, e.g. superlink.example.org:9093 or [::1]:9093"
-    ) in capsys.readouterr().err
+    ) in _refused_by_argparse(command, capsys)
     assert not site.state_dir.exists()
 
 
