@@ -28,7 +28,11 @@ from fedmodel.cli.hydra_files import (
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.config import CONF_DIR, settings_from_dict
-from fedmodel.config.compose import check_overrides, config_groups_text
+from fedmodel.config.compose import (
+    check_overrides,
+    config_groups_text,
+    refuse_run_folder_key,
+)
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
@@ -44,6 +48,11 @@ MODE_FLAGS = {
     "info": ("--info", "prints Hydra's information"),
     "shell_completion": ("--shell-completion", "prints shell completion"),
 }
+# How `fedmodel simulate` is given its run folder.
+RUN_FOLDER_INSTEAD = (
+    "name it with hydra.run.dir=DIR (and resume=true to continue the run in DIR;"
+    " --multirun puts each job in its own folder under hydra.sweep.dir)"
+)
 # conf/hydra/help/fedmodel.yaml lists the config groups through this resolver.
 GROUPS_RESOLVER = "fedmodel_config_groups"
 # What a run folder holds before any round: Hydra's files, the log, and
@@ -72,6 +81,7 @@ def run_simulate(argv: list[str], *, prog: str = PROG) -> int:
     try:
         if args is not None:  # else Hydra names what it cannot read
             check_hydra_flags(args)
+            refuse_run_folder_key(args.overrides, instead=RUN_FOLDER_INSTEAD)
             check_overrides(args.overrides)
             if args.multirun:
                 check_sweep_jobs(args.overrides)

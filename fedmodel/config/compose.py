@@ -25,6 +25,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SHARED_PREFIX = "_"
 # Hydra's own groups (the help text, logging), not a run's settings.
 HYDRA_GROUP = "hydra"
+# The run folder's key: each command sets it to the folder it runs in.
+RUN_FOLDER_KEY = "run_dir"
 
 
 def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
@@ -98,6 +100,20 @@ def check_overrides(overrides: Iterable[str]) -> None:
     parsed = _parsed(overrides)
     _refuse_shared_options(parsed)
     _refuse_deletions(parsed)
+
+
+def refuse_run_folder_key(overrides: Iterable[str], *, instead: str) -> None:
+    """Refuse `run_dir` among a command's overrides; `instead` names what sets it.
+
+    The command replaces that key with the folder it runs in, so a value given
+    there would be dropped without a word (before: a "resume" in a new folder).
+    """
+    for text, override in _parsed(overrides):
+        if override.key_or_group == RUN_FOLDER_KEY:
+            raise FedmodelError(
+                f"{text}: {RUN_FOLDER_KEY} is set by the command to the folder it "
+                f"runs in, not by an override; {instead}"
+            )
 
 
 def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:

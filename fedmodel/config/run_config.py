@@ -15,6 +15,11 @@ RunConfig = dict[str, bool | int | float | str]
 # flattened config. "overrides" holds Hydra overrides; "" for "run-dir" means
 # outputs/<date>/<time>-flwr-<task>.
 FLWR_RUN_CONFIG: dict[str, str] = {"overrides": "", "run-dir": ""}
+# How a run under `flwr run` is given its run folder (never `run_dir=`).
+FLWR_RUN_FOLDER = (
+    "under flwr run the run-config's run-dir names it, beside overrides: "
+    "--run-config \"overrides='...' run-dir='DIR'\""
+)
 
 
 def to_run_config(raw: Mapping[str, Any]) -> RunConfig:

@@ -27,8 +27,9 @@ from fedmodel.config import (
     from_run_config,
     settings_from_dict,
 )
+from fedmodel.config.compose import refuse_run_folder_key
 from fedmodel.config.deployment import check_deployment_settings
-from fedmodel.config.run_config import FLWR_RUN_CONFIG
+from fedmodel.config.run_config import FLWR_RUN_CONFIG, FLWR_RUN_FOLDER
 from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
@@ -68,17 +69,17 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     (`FLWR_RUN_CONFIG`): `overrides` (Hydra syntax, applied to conf/) and
     `run-dir` ("" means outputs/<date>/<time>-flwr-<task>). The ServerApp runs
     in the SuperLink's working directory, so the run folder is made absolute
-    here: the log then names it and ClientApps find it whatever their own
-    working directory.
+    here: the log names it and ClientApps find it from any working directory.
     `fedmodel simulate` passes the whole composed config instead, flattened;
     the budget rule fills its null keys here, as on every party.
     """
     if set(run_config) <= set(FLWR_RUN_CONFIG):
-        raw = compose_config(shlex.split(str(run_config.get("overrides", ""))))
-        run_dir = str(run_config.get("run-dir", ""))
-        if not run_dir:
-            stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-            run_dir = f"outputs/{stamp}-flwr-{raw['task']['name']}"
+        overrides = shlex.split(str(run_config.get("overrides", "")))
+        refuse_run_folder_key(overrides, instead=FLWR_RUN_FOLDER)
+        raw = compose_config(overrides)
+        run_dir = str(run_config.get("run-dir", "")) or (
+            f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}-flwr-{raw['task']['name']}"
+        )
         raw["run_dir"] = str(Path(run_dir).expanduser().resolve())
     else:
         raw = from_run_config(run_config)

@@ -94,6 +94,16 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
             "sweep job 1 of 2 (privacy.target_epsilon=1): cannot delete config "
             "key 'seed' (~seed)",
         ),
+        # The command sets run_dir to its folder: a value here was dropped
+        # without a word, and resume=true then began a new run elsewhere.
+        (
+            "resume=true run_dir=/elsewhere",
+            "run_dir=/elsewhere: run_dir is set by the command to the folder it "
+            "runs in, not by an override; name it with hydra.run.dir=DIR (and "
+            "resume=true to continue the run in DIR;",
+        ),
+        ("--multirun run_dir=a,b", "run_dir=a,b: run_dir is set by the command"),
+        ("~run_dir", "~run_dir: run_dir is set by the command"),
         (
             "~privacy.target_delt",
             "unknown config key 'privacy.target_delt' (did you mean "

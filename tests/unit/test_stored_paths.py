@@ -73,6 +73,18 @@ def test_flwr_run_overrides_name_the_servers_files_to_every_client(
     assert client.task == server.task
 
 
+def test_flwr_run_overrides_that_set_run_dir_are_refused_by_name() -> None:
+    # settings_from_run_config replaces run_dir with run-dir's folder.
+    with pytest.raises(FedmodelError) as refused:
+        settings_from_run_config(
+            {"overrides": "model=tiny run_dir=/elsewhere", "run-dir": "run"}
+        )
+    assert str(refused.value).startswith(
+        "run_dir=/elsewhere: run_dir is set by the command to the folder it runs "
+        "in, not by an override; under flwr run the run-config's run-dir names it"
+    )
+
+
 def _start(run: Path, *overrides: str) -> None:
     """A run's resolved config, as a start in the working directory writes it."""
     run.mkdir(exist_ok=True)
