@@ -51,6 +51,7 @@ from fedmodel.run.summary import (
     client_rows,
     guarantee,
 )
+from fedmodel.run.tracking import track_run
 from fedmodel.serve.model_card import write_model_cards
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
@@ -66,6 +67,7 @@ def main(grid: Grid, context: Context) -> None:
     settings = settings_from_run_config(dict(context.run_config))
     setup_logging(Path(settings.run_dir))  # under `flwr run`: the run's log file
     run_federation(grid, settings)
+    track_run(settings, Path(settings.run_dir))
 
 
 def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from fedmodel.federation.leftovers import stop_leftover_processes  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.folder_check import check_run_folder  # noqa: E402
 from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE  # noqa: E402
-from fedmodel.run.tracking import track_run  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,6 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
             f"the simulation ended without writing {summary_path}; see the log above"
         )
     summary: dict[str, Any] = json.loads(summary_path.read_text())
-    track_run(settings, run_dir)
     return summary
 
 
