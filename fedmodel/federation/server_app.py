@@ -47,6 +47,7 @@ from fedmodel.run.stop_request import check_not_stopped
 from fedmodel.run.summary import (
     STATUS_FAILED,
     FailedClient,
+    RunFailed,
     RunSummary,
     client_rows,
     guarantee,
@@ -65,9 +66,17 @@ def main(grid: Grid, context: Context) -> None:
     """Run a federation from the run-config Flower hands the ServerApp."""
     setup_logging()
     settings = settings_from_run_config(dict(context.run_config))
-    setup_logging(Path(settings.run_dir))  # under `flwr run`: the run's log file
-    run_federation(grid, settings)
-    track_run(settings, Path(settings.run_dir))
+    run_dir = Path(settings.run_dir)
+    setup_logging(run_dir)  # under `flwr run`: the run's log file
+    try:
+        run_federation(grid, settings)
+    except RunFailed:
+        try:
+            track_run(settings, run_dir)  # logged as failed: its summary says so
+        except FedmodelError as exc:  # the run's own failure is the one to show
+            log.warning("%s", exc)
+        raise
+    track_run(settings, run_dir)
 
 
 def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
@@ -75,7 +84,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
 
     A run in which a client failed for good (unless the config allows it) or a
     round in which no client returned an update writes its summary, with the
-    failed clients and their reasons, and then raises a FedmodelError. A run
+    failed clients and their reasons, and then raises RunFailed. A run
     stopped by Ctrl-C (`run/stop_request.py`) raises RunStopped and writes no
     summary: it is resumed, not finished.
     """
@@ -256,7 +265,7 @@ def _conclude(
     summary.write(run_dir)
     plot_progress(run_dir)
     if summary.status == STATUS_FAILED:
-        raise FedmodelError(summary.final_line)
+        raise RunFailed(summary.final_line)
     payload = summary.to_dict()
     write_model_cards(payload, settings)
     log.info("%s", summary.final_line)

@@ -33,6 +33,10 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
 
+class RunFailed(FedmodelError):
+    """The run ended failed, after writing summary.json with status failed."""
+
+
 @dataclass(frozen=True)
 class FailedClient:
     """One client's failure, as summary.json lists it (never a traceback)."""

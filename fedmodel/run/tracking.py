@@ -21,6 +21,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds
 from fedmodel.run.run_files import parsed_file
+from fedmodel.run.summary import STATUS_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ def default_uri() -> str:
 
 
 def track_run(settings: RunSettings, run_dir: Path) -> str | None:
-    """Log a finished run to the configured tracker; return its run id, if any."""
+    """Log a run that wrote its summary to the configured tracker; its run id.
+
+    A run whose summary says it failed is logged too, marked failed.
+    """
     return TRACKERS[settings.tracking.name](settings, run_dir)
 
 
@@ -62,11 +66,14 @@ def _track_mlflow(settings: RunSettings, run_dir: Path) -> str | None:
     if uri.startswith("file:") or "://" not in uri:
         # MLflow 3 keeps its file store only on request ("maintenance mode").
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    summary = _read_summary(run_dir)
     try:
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(tracking.experiment)
         with mlflow.start_run(run_name=run_dir.name) as run:
-            _log_run(mlflow, settings, run_dir)
+            _log_run(mlflow, settings, run_dir, summary)
+            if summary.get("status") == STATUS_FAILED:
+                mlflow.end_run(status="FAILED")
     except MlflowException as exc:
         raise FedmodelError(
             f"MLflow could not log {run_dir} to {uri} ({exc}); the run folder is "
@@ -83,7 +90,9 @@ TRACKERS: dict[str, Callable[[RunSettings, Path], str | None]] = {
 }
 
 
-def _log_run(mlflow: Any, settings: RunSettings, run_dir: Path) -> None:
+def _log_run(
+    mlflow: Any, settings: RunSettings, run_dir: Path, summary: dict[str, Any]
+) -> None:
     params = {
         key: str(value)[:500]
         for key, value in dotted(asdict(settings)).items()
@@ -94,7 +103,6 @@ def _log_run(mlflow: Any, settings: RunSettings, run_dir: Path) -> None:
         mlflow.log_params(dict(items[start : start + PARAMS_PER_CALL]))
     for record in read_rounds(run_dir):
         mlflow.log_metrics(_numbers(record, skip={"round"}), step=int(record["round"]))
-    summary = _read_summary(run_dir)
     final = _numbers(summary, skip=set())
     guarantee = summary.get("privacy_guarantee") or {}
     final.update(
@@ -114,6 +122,7 @@ def _log_run(mlflow: Any, settings: RunSettings, run_dir: Path) -> None:
             "task": settings.task.name,
             "privacy": settings.privacy.mode,
             "privacy_level": str(guarantee.get("level")),
+            "status": str(summary.get("status")),
             "run_dir": str(run_dir),
             "model_dir": str(summary.get("model_dir", "")),
         }

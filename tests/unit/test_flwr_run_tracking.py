@@ -1,19 +1,25 @@
-"""`tracking=mlflow` under `flwr run`: the ServerApp logs the finished run.
+"""`tracking=mlflow` under `flwr run`: the ServerApp logs the run it wrote up.
 
 `flwr run` hands the ServerApp only its two run-config keys (`overrides`,
 `run-dir`), as here, over the fake Grid; before, only `fedmodel simulate`
 logged to MLflow and a run started with `flwr run` was dropped without a word.
+A run that failed after writing its summary is logged too, marked failed
+(before, it was not logged at all).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from flwr.app import Context, RecordDict
+import pytest
+import torch
+from flwr.app import ArrayRecord, Context, Message, RecordDict
 
 from fedmodel.federation.server_app import main
 from fedmodel.run.layout import SUMMARY_FILE
+from fedmodel.run.summary import RunFailed
 from tests.conftest import FEW_LATENCY_CALLS
 from tests.fake_grid import FakeGrid
 
@@ -31,27 +37,66 @@ RUN = [
 ]
 
 
-def test_a_flwr_run_is_logged_to_mlflow_by_the_server_app(tmp_path: Path) -> None:
-    import mlflow
-
-    store = (tmp_path / "mlruns").as_uri()
-    run_dir = tmp_path / "run"
-    overrides = [*RUN, "tracking=mlflow", f"tracking.uri={store}"]
+def _flwr_run(grid: FakeGrid, tmp_path: Path) -> None:
+    """Run the ServerApp as `flwr run` would, tracked in tmp_path/mlruns."""
+    overrides = [*RUN, "tracking=mlflow", f"tracking.uri={_store(tmp_path)}"]
     context = Context(
         run_id=1,
         node_id=0,
         node_config={},
         state=RecordDict(),
-        run_config={"overrides": " ".join(overrides), "run-dir": str(run_dir)},
+        run_config={
+            "overrides": " ".join(overrides),
+            "run-dir": str(tmp_path / "run"),
+        },
     )
-    main(FakeGrid(2), context)
-    assert (run_dir / SUMMARY_FILE).is_file()
+    main(grid, context)
+
+
+def _store(tmp_path: Path) -> str:
+    return (tmp_path / "mlruns").as_uri()
+
+
+def _logged_run(tmp_path: Path) -> Any:
+    """The one MLflow run the store holds, checked against the run folder."""
+    import mlflow
+
+    assert (tmp_path / "run" / SUMMARY_FILE).is_file()
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = mlflow.MlflowClient(tracking_uri=store)
+    client = mlflow.MlflowClient(tracking_uri=_store(tmp_path))
     experiment = client.get_experiment_by_name("fedmodel")
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["run_dir"] == str(run_dir)
+    assert run.data.tags["run_dir"] == str(tmp_path / "run")
     assert run.data.params["num_rounds"] == "1"
     assert "privacy_epsilon" in run.data.metrics
+    return run
+
+
+def test_a_flwr_run_is_logged_to_mlflow_by_the_server_app(tmp_path: Path) -> None:
+    _flwr_run(FakeGrid(2), tmp_path)
+    run = _logged_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["status"] == "ok"
+
+
+def test_a_failed_run_is_logged_as_failed(tmp_path: Path) -> None:
+    grid = FakeGrid(2)
+    deliver = grid.send_and_receive
+
+    def poison(messages: Any, *, timeout: float | None = None) -> list[Message]:
+        replies = list(deliver(messages, timeout=timeout))
+        for reply in replies:
+            if reply.metadata.message_type == "train":
+                weights = reply.content["arrays"].to_torch_state_dict()
+                reply.content["arrays"] = ArrayRecord(
+                    {k: torch.full_like(w, float("nan")) for k, w in weights.items()}
+                )
+        return replies
+
+    grid.send_and_receive = poison  # type: ignore[method-assign]
+    with pytest.raises(RunFailed, match="no client returned an update"):
+        _flwr_run(grid, tmp_path)
+    run = _logged_run(tmp_path)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["status"] == "failed"
