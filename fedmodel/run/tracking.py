@@ -74,7 +74,7 @@ def _track_mlflow(settings: RunSettings, run_dir: Path) -> str | None:
             _log_run(mlflow, settings, run_dir, summary)
             if summary.get("status") == STATUS_FAILED:
                 mlflow.end_run(status="FAILED")
-    except MlflowException as exc:
+    except (MlflowException, OSError) as exc:  # a store it cannot reach or write
         raise FedmodelError(
             f"MLflow could not log {run_dir} to {uri} ({exc}); the run folder is "
             "complete: set tracking.uri to a writable store, or tracking=none"

@@ -1,10 +1,10 @@
-"""`tracking=mlflow` under `flwr run`: the ServerApp logs the run it wrote up.
+"""`tracking=mlflow`: the ServerApp logs the run it wrote up, under `flwr run` too.
 
 `flwr run` hands the ServerApp only its two run-config keys (`overrides`,
 `run-dir`), as here, over the fake Grid; before, only `fedmodel simulate`
 logged to MLflow and a run started with `flwr run` was dropped without a word.
 A run that failed after writing its summary is logged too, marked failed
-(before, it was not logged at all).
+(before, it was not logged at all), and a store MLflow cannot write is named.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, Context, Message, RecordDict
 
+from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
-from tests.conftest import FEW_LATENCY_CALLS
+from fedmodel.run.tracking import track_run
+from tests.conftest import FEW_LATENCY_CALLS, small_settings
 from tests.fake_grid import FakeGrid
 
 RUN = [
@@ -100,3 +102,19 @@ def test_a_failed_run_is_logged_as_failed(tmp_path: Path) -> None:
     run = _logged_run(tmp_path)
     assert run.info.status == "FAILED"
     assert run.data.tags["status"] == "failed"
+
+
+def test_a_store_mlflow_cannot_write_is_named(tmp_path: Path) -> None:
+    # Before, MLflow's own FileNotFoundError ended the command in a traceback.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / SUMMARY_FILE).write_text('{"status": "ok"}')
+    store = (tmp_path / "missing" / "mlruns").as_uri()
+    (tmp_path / "missing").write_text("a file where a folder would go")
+    settings = small_settings("tracking=mlflow", f"tracking.uri={store}")
+    with pytest.raises(FedmodelError) as refused:
+        track_run(settings, run_dir)
+    assert str(refused.value).startswith(f"MLflow could not log {run_dir} to {store}")
+    assert "set tracking.uri to a writable store, or tracking=none" in str(
+        refused.value
+    )
