@@ -11,13 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from flwr.app import Context, Message, MessageType, RecordDict
+import torch
+from flwr.app import ArrayRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedmodel.client.site import SIMULATED_CLIENT
 from fedmodel.federation import client_app
+from tests.conftest import FEW_LATENCY_CALLS
+
+# One round of two clients on the tiny model and a few records: a whole run
+# over the fake Grid in seconds.
+FAKE_GRID_RUN = [
+    "model=tiny",
+    "task.max_train_examples=120",
+    "task.max_test_examples=40",
+    "num_clients=2",
+    "num_rounds=1",
+    "partition=iid",
+    "finetune.batch_size=32",
+    "finetune.local_epochs=1",
+    *FEW_LATENCY_CALLS,
+]
 
 # Node ids the way a SuperLink hands them out: large and not the partition id.
 FIRST_NODE = 1001
@@ -31,7 +47,9 @@ class FakeGrid(Grid):
     """Nodes `first_node + i` run partition i of the simulated task.
 
     A test of a server that restarted passes another `first_node`: Flower
-    draws node ids anew for each simulation and SuperNode connection.
+    draws node ids anew for each simulation and SuperNode connection. With
+    `nan_updates` every update comes back NaN, what a learning rate of NaN
+    makes of it, which the server rejects.
     """
 
     def __init__(
@@ -40,6 +58,7 @@ class FakeGrid(Grid):
         *,
         before_train: Callable[[int, Message], None] | None = None,
         first_node: int = FIRST_NODE,
+        nan_updates: bool = False,
     ) -> None:
         self.first_node = first_node
         self.contexts = {
@@ -56,6 +75,7 @@ class FakeGrid(Grid):
         # which a SuperLink or the simulation engine would have set.
         TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
         self.before_train = before_train
+        self.nan_updates = nan_updates
         self.sent: list[Message] = []
         self._run: Run | None = None
 
@@ -109,5 +129,11 @@ class FakeGrid(Grid):
             if train and self.before_train is not None:
                 self.before_train(node - self.first_node, message)
             self.sent.append(message)
-            replies.append(client_app.app(message, self.contexts[node]))
+            reply = client_app.app(message, self.contexts[node])
+            if train and self.nan_updates:
+                weights = reply.content["arrays"].to_torch_state_dict()
+                reply.content["arrays"] = ArrayRecord(
+                    {k: torch.full_like(w, float("nan")) for k, w in weights.items()}
+                )
+            replies.append(reply)
         return replies

@@ -22,18 +22,11 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import FEW_LATENCY_CALLS, client_ledger, logging_restored
-from tests.fake_grid import FakeGrid, Killed
+from tests.conftest import client_ledger, logging_restored
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
 
 DISTILL_RUN = [
-    "model=tiny",
-    "task.max_train_examples=100",
-    "task.max_test_examples=40",
-    "num_clients=2",
-    "num_rounds=1",
-    "partition=iid",
-    "finetune.batch_size=32",
-    "finetune.local_epochs=1",
+    *FAKE_GRID_RUN,
     "warm_start.enabled=false",
     "privacy.target_epsilon=4",
     "distill=federated",
@@ -41,7 +34,6 @@ DISTILL_RUN = [
     "distill.epochs=1",
     "distill.augment_copies=0",
     "distill.student.num_layers=1",
-    *FEW_LATENCY_CALLS,
 ]
 # A few server-held texts keep the server's distillation short.
 TRANSFER_TEXTS = "\n".join(f"card payment number {i} was declined" for i in range(16))

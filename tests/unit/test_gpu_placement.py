@@ -18,23 +18,14 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.model.device import on_device
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.run.layout import ONNX_FILE, STUDENT_DIR
-from tests.conftest import FEW_LATENCY_CALLS
-from tests.fake_grid import FakeGrid
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
 from tests.simulated_gpu import DeviceMix, SimulatedGpu
 
 RUN = [
-    "model=tiny",
-    "task.max_train_examples=120",
-    "task.max_test_examples=40",
-    "num_clients=2",
-    "num_rounds=1",
-    "partition=iid",
-    "finetune.batch_size=32",
-    "finetune.local_epochs=1",
+    *FAKE_GRID_RUN,
     "distill.epochs=1",
     "distill.student.num_layers=1",
     "distill.augment_copies=0",
-    *FEW_LATENCY_CALLS,
 ]
 
 

@@ -384,22 +384,7 @@ def test_an_operators_reset_is_accepted(run_dir: Path) -> None:
 
 
 def test_rejected_updates_still_show_their_charges(run_dir: Path) -> None:
-    grid = FakeGrid(2)
-    deliver = grid.send_and_receive
-
-    def poison(messages: Any, *, timeout: float | None = None) -> list[Message]:
-        replies = list(deliver(messages, timeout=timeout))
-        for reply in replies:
-            if reply.metadata.message_type != "train":
-                continue  # the ledger query's answer holds no update
-            # What a learning rate of NaN makes of an update.
-            weights = reply.content["arrays"].to_torch_state_dict()
-            reply.content["arrays"] = ArrayRecord(
-                {k: torch.full_like(w, float("nan")) for k, w in weights.items()}
-            )
-        return replies
-
-    grid.send_and_receive = poison  # type: ignore[method-assign]
+    grid = FakeGrid(2, nan_updates=True)
     with pytest.raises(FedmodelError, match="no client returned an update") as failure:
         run_federation(grid, _settings(run_dir, "resume=true"))
     assert "client 0: its update was rejected: weight" in str(failure.value)

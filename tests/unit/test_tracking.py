@@ -14,29 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from flwr.app import ArrayRecord, Context, Message, RecordDict
+from flwr.app import Context, RecordDict
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
 from fedmodel.run.tracking import track_run
-from tests.conftest import FEW_LATENCY_CALLS, small_settings
-from tests.fake_grid import FakeGrid
+from tests.conftest import small_settings
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
 
-RUN = [
-    "model=tiny",
-    "task.max_train_examples=120",
-    "task.max_test_examples=40",
-    "num_clients=2",
-    "num_rounds=1",
-    "partition=iid",
-    "finetune.batch_size=32",
-    "finetune.local_epochs=1",
-    "distill=off",
-    *FEW_LATENCY_CALLS,
-]
+RUN = [*FAKE_GRID_RUN, "distill=off"]
 
 
 def _flwr_run(grid: FakeGrid, tmp_path: Path) -> None:
@@ -83,20 +71,7 @@ def test_a_flwr_run_is_logged_to_mlflow_by_the_server_app(tmp_path: Path) -> Non
 
 
 def test_a_failed_run_is_logged_as_failed(tmp_path: Path) -> None:
-    grid = FakeGrid(2)
-    deliver = grid.send_and_receive
-
-    def poison(messages: Any, *, timeout: float | None = None) -> list[Message]:
-        replies = list(deliver(messages, timeout=timeout))
-        for reply in replies:
-            if reply.metadata.message_type == "train":
-                weights = reply.content["arrays"].to_torch_state_dict()
-                reply.content["arrays"] = ArrayRecord(
-                    {k: torch.full_like(w, float("nan")) for k, w in weights.items()}
-                )
-        return replies
-
-    grid.send_and_receive = poison  # type: ignore[method-assign]
+    grid = FakeGrid(2, nan_updates=True)
     with pytest.raises(RunFailed, match="no client returned an update"):
         _flwr_run(grid, tmp_path)
     run = _logged_run(tmp_path)
