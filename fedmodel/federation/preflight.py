@@ -39,17 +39,18 @@ def check_before_round_one(settings: RunSettings) -> list[str] | None:
 
     Then refuse distillation settings the teacher cannot meet
     (`check_distillation`), and warn when `privacy.target_epsilon` is above
-    `WEAK_PRIVACY_EPSILON` or below the budgets the budget rule was measured
-    at (`unmeasured_budget`). Returns the texts of `distill.transfer_file`, read
-    here for the check: the server's warnings before round 1 and its
-    distillation after the last round take these, so the file is read once
-    per start of the server (None without distillation or without such a
-    file).
+    `WEAK_PRIVACY_EPSILON`, below the budgets the budget rule was measured at
+    (`unmeasured_budget`), or set under privacy=off (`warn_unused_budget`).
+    Returns the texts of `distill.transfer_file`, read here for the check:
+    the server's warnings before round 1 and its distillation after the last
+    round take these, so the file is read once per start of the server (None
+    without distillation or without such a file).
     """
     check_writable_folder(Path(settings.run_dir), key="run_dir")
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
     texts = check_distillation(settings, encoder=encoder)
     warn_weak_privacy(settings)
+    warn_unused_budget(settings)
     note = unmeasured_budget(settings)
     if note is not None:
         log.warning("%s", note)
@@ -110,6 +111,22 @@ def warn_weak_privacy(settings: RunSettings) -> None:
         epsilon,
         WEAK_PRIVACY_EPSILON,
         came_to,
+    )
+
+
+def warn_unused_budget(settings: RunSettings) -> None:
+    """Warn when privacy=off carries a target epsilon, which nothing spends.
+
+    Not refused: an experiment's non-private twin (`experiment=banks_eps8
+    privacy=off`) keeps the experiment's target.
+    """
+    privacy = settings.privacy
+    if privacy.enabled or privacy.target_epsilon is None:
+        return
+    log.warning(
+        "privacy.target_epsilon=%g is not used: privacy=off trains without "
+        "clipping or noise and charges no budget (privacy=dpsgd trains to it)",
+        privacy.target_epsilon,
     )
 
 

@@ -15,6 +15,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import (
     WEAK_PRIVACY_EPSILON,
     check_before_round_one,
+    warn_unused_budget,
     warn_weak_privacy,
 )
 from fedmodel.model.checkpoint_check import check_checkpoint
@@ -152,6 +153,23 @@ def test_weak_privacy_is_a_warning_with_the_noise(
     assert "privacy.target_epsilon=1e+12" in message
     assert f"above {WEAK_PRIVACY_EPSILON:g}" in message
     assert "no meaningful privacy" in message and "noise multiplier came to" in message
+
+
+def test_a_target_epsilon_under_privacy_off_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before, privacy=off privacy.target_epsilon=1 ran non-privately in silence.
+    caplog.set_level(logging.WARNING, logger="fedmodel")
+    off = settings_from_dict({**small_config("privacy=off"), "run_dir": ""})
+    warn_unused_budget(off)
+    assert not caplog.records
+    raw = small_config("privacy=off", "privacy.target_epsilon=1")
+    warn_unused_budget(settings_from_dict({**raw, "run_dir": ""}))
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "privacy.target_epsilon=1 is not used: privacy=off trains without "
+        "clipping or noise and charges no budget (privacy=dpsgd trains to it)"
+    )
 
 
 def test_weak_record_level_privacy_names_the_clients_noise(
