@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 # Set in the environment of every process a simulation starts (Ray's own and
 # its workers inherit it), so that those left at the end can be found by it.
 RUN_MARK = "FEDMODEL_SIMULATION_MARK"
+# How long a process that has just exec'd may show an empty environment.
+EXEC_WAIT_SECONDS = 1.0
+# psutil's start times can read up to this much early: the boot time it adds
+# to a process's start is whole seconds, the start itself 10 ms clock ticks.
+START_TIME_SLACK = 1.1
 
 
 @contextlib.contextmanager
@@ -31,6 +36,7 @@ def stop_leftover_processes(grace_seconds: float = 5.0) -> Iterator[None]:
     """
     mark = secrets.token_hex(16)
     before = os.environ.get(RUN_MARK)
+    started = time.time()
     os.environ[RUN_MARK] = mark
     try:
         yield
@@ -39,11 +45,11 @@ def stop_leftover_processes(grace_seconds: float = 5.0) -> Iterator[None]:
             del os.environ[RUN_MARK]
         else:
             os.environ[RUN_MARK] = before
-        _stop_marked(mark, grace_seconds)
+        _stop_marked(mark, started, grace_seconds)
 
 
-def _stop_marked(mark: str, grace_seconds: float) -> None:
-    alive = _marked_processes(mark)
+def _stop_marked(mark: str, started: float, grace_seconds: float) -> None:
+    alive = _marked_processes(mark, started)
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.terminate()
@@ -82,15 +88,35 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
-def _marked_processes(mark: str) -> list[psutil.Process]:
-    found = []
-    for process in running_processes():
-        if process.pid == os.getpid():
-            continue
-        with contextlib.suppress(psutil.Error):
-            if process.environ().get(RUN_MARK) == mark:
-                found.append(process)
-    return found
+def _marked_processes(mark: str, started: float) -> list[psutil.Process]:
+    """The running processes whose environment carries `mark`.
+
+    A process that is still inside exec (its parent's Popen has returned, its
+    new program has not begun) shows an empty environment for a moment, often
+    on a busy machine; one started since `started` that reads empty is read
+    again until its environment appears or EXEC_WAIT_SECONDS pass.
+    """
+    deadline = time.monotonic() + EXEC_WAIT_SECONDS
+    found: list[psutil.Process] = []
+    to_read = [p for p in running_processes() if p.pid != os.getpid()]
+    while True:
+        unread = []
+        for process in to_read:
+            with contextlib.suppress(psutil.Error):
+                environ = process.environ()
+                if environ.get(RUN_MARK) == mark:
+                    found.append(process)
+                elif not environ and _started_since(process, started):
+                    unread.append(process)
+        if not unread or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.01)
+        to_read = unread
+
+
+def _started_since(process: psutil.Process, started: float) -> bool:
+    """Whether `process` is running and began after `started` (time.time())."""
+    return _running(process) and process.create_time() >= started - START_TIME_SLACK
 
 
 def running_processes() -> Iterator[psutil.Process]:

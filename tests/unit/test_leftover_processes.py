@@ -128,3 +128,47 @@ def _start_on_pid(pid: int) -> subprocess.Popen[bytes]:
         started.kill()  # another process took the pid first
         started.wait()
     pytest.skip(f"pid {pid} was taken by other processes five times")
+
+
+def test_a_process_still_inside_exec_is_read_again_and_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Popen returns once the child's exec has begun; until the kernel has laid
+    # out the new program, /proc/PID/environ reads empty (often, on a busy
+    # machine), so a scan at that moment saw no mark and left the child running.
+    read_environ = psutil.Process.environ
+    empty_reads = {"left": 2}
+    child_pid = {"pid": -1}
+
+    def environ_while_exec_finishes(process: psutil.Process) -> dict[str, str]:
+        if process.pid == child_pid["pid"] and empty_reads["left"] > 0:
+            empty_reads["left"] -= 1
+            return {}
+        return read_environ(process)
+
+    monkeypatch.setattr(psutil.Process, "environ", environ_while_exec_finishes)
+    with stop_leftover_processes(grace_seconds=1.0):
+        child = subprocess.Popen(SLEEP)
+        child_pid["pid"] = child.pid
+    try:
+        assert empty_reads["left"] == 0
+        assert child.poll() is not None  # found on a later read, and stopped
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_whose_environment_stays_empty_is_waited_for_only_briefly() -> None:
+    # A process started with no environment at all is read again for at most
+    # a second, then left alone: it carries no mark.
+    with stop_leftover_processes(grace_seconds=1.0):
+        bare = subprocess.Popen(SLEEP, env={})
+        time.sleep(0.2)
+        began = time.monotonic()
+    waited = time.monotonic() - began
+    try:
+        assert bare.poll() is None
+        assert waited < 3.0
+    finally:
+        bare.kill()
+        bare.wait()
