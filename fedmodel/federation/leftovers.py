@@ -8,6 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 
@@ -21,6 +22,8 @@ EXEC_WAIT_SECONDS = 1.0
 # psutil's start times can read up to this much early: the boot time it adds
 # to a process's start is whole seconds, the start itself 10 ms clock ticks.
 START_TIME_SLACK = 1.1
+# Linux's task flag for a kernel thread (include/linux/sched.h).
+PF_KTHREAD = 0x00200000
 
 
 @contextlib.contextmanager
@@ -115,8 +118,27 @@ def _marked_processes(mark: str, started: float) -> list[psutil.Process]:
 
 
 def _started_since(process: psutil.Process, started: float) -> bool:
-    """Whether `process` is running and began after `started` (time.time())."""
-    return _running(process) and process.create_time() >= started - START_TIME_SLACK
+    """Whether `process` is a running program that began after `started`.
+
+    `started` is a time.time(). Kernel threads have no environment at all and
+    come and go all the time, so they are never waited for.
+    """
+    return (
+        _running(process)
+        and not _kernel_thread(process.pid)
+        and process.create_time() >= started - START_TIME_SLACK
+    )
+
+
+def _kernel_thread(pid: int) -> bool:
+    """Whether the kernel's flags for `pid` mark it a kernel thread."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The flags are the seventh field after the command name's closing ")".
+    flags = int(stat.rsplit(")", 1)[1].split()[6])
+    return bool(flags & PF_KTHREAD)
 
 
 def running_processes() -> Iterator[psutil.Process]:

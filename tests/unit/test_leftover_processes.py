@@ -16,7 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fedmodel.federation.leftovers import RUN_MARK, stop_leftover_processes
+from fedmodel.federation.leftovers import (
+    RUN_MARK,
+    _kernel_thread,
+    stop_leftover_processes,
+)
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(120)"]
 NEXT_PID = Path("/proc/sys/kernel/ns_last_pid")
@@ -172,3 +176,12 @@ def test_a_process_whose_environment_stays_empty_is_waited_for_only_briefly() ->
     finally:
         bare.kill()
         bare.wait()
+
+
+def test_kernel_threads_are_told_from_programs() -> None:
+    # Kernel threads have no environment either, and come and go all the time.
+    assert not _kernel_thread(os.getpid())
+    kthreadd = Path("/proc/2/comm")
+    if not kthreadd.exists() or kthreadd.read_text().strip() != "kthreadd":
+        pytest.skip("the kernel's threads are not visible here (a PID namespace)")
+    assert _kernel_thread(2)
