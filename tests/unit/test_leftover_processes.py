@@ -141,21 +141,22 @@ def test_a_process_still_inside_exec_is_read_again_and_stopped(
     # out the new program, /proc/PID/environ reads empty (often, on a busy
     # machine), so a scan at that moment saw no mark and left the child running.
     read_environ = psutil.Process.environ
-    empty_reads = {"left": 2}
-    child_pid = {"pid": -1}
+    empty_reads = 2
+    child_pid = -1
 
     def environ_while_exec_finishes(process: psutil.Process) -> dict[str, str]:
-        if process.pid == child_pid["pid"] and empty_reads["left"] > 0:
-            empty_reads["left"] -= 1
+        nonlocal empty_reads
+        if process.pid == child_pid and empty_reads > 0:
+            empty_reads -= 1
             return {}
         return read_environ(process)
 
     monkeypatch.setattr(psutil.Process, "environ", environ_while_exec_finishes)
     with stop_leftover_processes(grace_seconds=1.0):
         child = subprocess.Popen(SLEEP)
-        child_pid["pid"] = child.pid
+        child_pid = child.pid
     try:
-        assert empty_reads["left"] == 0
+        assert empty_reads == 0
         assert child.poll() is not None  # found on a later read, and stopped
     finally:
         child.kill()
