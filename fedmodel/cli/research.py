@@ -13,12 +13,19 @@ from dataclasses import asdict
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.paths import user_path
-from fedmodel.config.compose import override_parser
+from fedmodel.config.compose import override_parser, refuse_run_folder_key
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
 
 PLAN_WIDTH = 150
+# privacy-plan composes its overrides and nothing else; a run folder named by
+# run_dir= was passed over without a word, and the plan shown was the defaults'.
+PLAN_RUN_FOLDER_INSTEAD = (
+    "privacy-plan runs in no folder, reads none and plans from its overrides "
+    "alone; a run's settings are in DIR/resolved_config.yaml and each "
+    "client's epsilon in DIR/summary.json"
+)
 
 
 def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +37,7 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
         '{"training_settings": {...}, "clients": [...]}',
     )
     # Taken only to be refused by name, not as argparse's "unrecognized".
-    parser.add_argument(
-        "-m", "--multirun", action="store_true", help=argparse.SUPPRESS
-    )
+    parser.add_argument("-m", "--multirun", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides, as for `fedmodel simulate`"
     )
@@ -66,6 +71,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     """Print each client's plan; exit 1 if any client is flagged."""
     if args.multirun:
         raise FedmodelError(multirun_refusal(args.overrides))
+    refuse_run_folder_key(args.overrides, instead=PLAN_RUN_FOLDER_INSTEAD)
     from fedmodel.run.console import setup_logging
 
     # fedmodel's lines on stderr and the libraries' progress bars off, before
@@ -81,6 +87,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     )
     from fedmodel.research.plan_tables import plan_tables
     from fedmodel.research.privacy_plan import plan_run
+
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
     shown = training_settings(settings)

@@ -31,6 +31,24 @@ def test_privacy_plan_refuses_a_groups_shared_base_file(
     assert err.endswith("options: minilm, tiny") and len(err.splitlines()) == 1
 
 
+def test_privacy_plan_refuses_run_dir_instead_of_planning_the_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, the folder was passed over and the default config's plan shown,
+    # as if it were the plan of the run in that folder.
+    run = tmp_path / "run"
+    assert run_command(["privacy-plan", f"run_dir={run}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel privacy-plan: error: run_dir={run}: run_dir is set by the "
+        "command to the folder it runs in, not by an override; privacy-plan "
+        "runs in no folder, reads none and plans from its overrides alone; a run's "
+        "settings are in DIR/resolved_config.yaml and each client's epsilon in "
+        "DIR/summary.json"
+    )
+    assert not run.exists()
+
+
 def test_audit_confidence_out_of_range_is_a_user_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
