@@ -14,6 +14,10 @@ EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+# The names the two run commands give their lines: a stopped run's line
+# (interrupted.py) names both, whichever of them it stopped.
+SIMULATE_PROG = "fedmodel simulate"
+RESUME_PROG = "fedmodel resume"
 
 
 def report_error(prog: str, message: str) -> None:

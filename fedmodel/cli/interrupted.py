@@ -14,9 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from fedmodel.cli.errors import EXIT_INTERRUPTED
+from fedmodel.cli.errors import EXIT_INTERRUPTED, RESUME_PROG, SIMULATE_PROG
 from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, of_the_launch
-from fedmodel.cli.resume import PROG as RESUME_PROG
 from fedmodel.run.stop_request import STOP_REQUESTED
 
 # What a shell reads as syntax inside double quotes (`!`: bash's history); a
@@ -79,9 +78,6 @@ def interrupted_line(
     line then gives the whole `fedmodel simulate` command instead, which
     `fedmodel resume` runs.
     """
-    # simulate imports this module (its Ctrl-C handling) at its top.
-    from fedmodel.cli.simulate import PROG as SIMULATE_PROG
-
     kept = f"{prog}: interrupted; the rounds aggregated so far are kept in {run_dir}."
     if overrides is None:
         command = f"{RESUME_PROG} {shell_words([str(run_dir)])}"
@@ -102,7 +98,8 @@ def shell_words(argv: Sequence[str]) -> str:
     reads inside double quotes is double-quoted instead.
     """
     return " ".join(
-        f'"{word}"' if "'" in word and not LIVE_IN_DOUBLE_QUOTES.search(word)
+        f'"{word}"'
+        if "'" in word and not LIVE_IN_DOUBLE_QUOTES.search(word)
         else shlex.quote(word)
         for word in argv
     )

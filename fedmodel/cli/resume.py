@@ -25,6 +25,7 @@ import logging
 import os
 from pathlib import Path
 
+from fedmodel.cli.errors import RESUME_PROG
 from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
     check_nameable,
@@ -42,7 +43,6 @@ from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
 
 log = logging.getLogger(__name__)
 
-PROG = "fedmodel resume"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
 SWEEP_FILE = "multirun.yaml"
@@ -83,8 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation on the run folder's overrides; return the exit code."""
-    # simulate's Ctrl-C line (interrupted.py) names this command: it imports
-    # this module, so simulate is imported when the command runs.
+    # Imported when the command runs: simulate brings Hydra, and main imports
+    # this module for every command's --help.
     from fedmodel.cli.simulate import run_simulate
 
     setup_logging()  # for the lines said before the run starts
@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     check_rounds_left(run_dir, argv)
     folder = started_in(run_dir)
     with contextlib.chdir(folder if folder and folder.is_dir() else Path.cwd()):
-        return run_simulate([*argv, *(["-v"] if args.verbose else [])], prog=PROG)
+        return run_simulate(
+            [*argv, *(["-v"] if args.verbose else [])], prog=RESUME_PROG
+        )
 
 
 def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:

@@ -19,7 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fedmodel.cli.errors import EXIT_OK, EXIT_USER_ERROR, report_error
+from fedmodel.cli.errors import (
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    SIMULATE_PROG,
+    report_error,
+)
 from fedmodel.cli.hydra_errors import error_line, hydra_error_line
 from fedmodel.cli.hydra_files import (
     hydra_files_kept_if_refused,
@@ -37,7 +42,6 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 
-PROG = "fedmodel simulate"
 VERBOSE_FLAGS = ("-v", "--verbose")
 # Hydra's flags that each pick what the command does (at most one may be
 # given), by the name Hydra's parser stores them under.
@@ -64,7 +68,7 @@ DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
 log = logging.getLogger("fedmodel")
 
 
-def run_simulate(argv: list[str], *, prog: str = PROG) -> int:
+def run_simulate(argv: list[str], *, prog: str = SIMULATE_PROG) -> int:
     """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code.
 
     `prog` names the command in its error lines (`fedmodel resume` runs this).
