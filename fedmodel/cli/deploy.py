@@ -11,6 +11,7 @@ import argparse
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
+from fedmodel.deploy.port_check import PORTS_TEXT, port_number
 from fedmodel.deploy.superlink_check import superlink_host_port
 from fedmodel.errors import FedmodelError
 
@@ -56,14 +57,11 @@ def run_certs(args: argparse.Namespace) -> int:
 
 
 def port(text: str) -> int:
-    """A TCP port number from the command line: a whole number from 1 to 65535."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= 65535:
+    """A TCP port number from the command line (`port_check.PORTS`)."""
+    number = port_number(text)
+    if number is None:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a port number: give a whole number from 1 to 65535"
+            f"{text!r} is not a port number: give a whole number {PORTS_TEXT}"
         )
     return number
 
@@ -140,9 +138,7 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-cert", type=user_path, help="the server operator's ca.crt"
     )
-    parser.add_argument(
-        "--auth-key", type=user_path, help="this site's private key"
-    )
+    parser.add_argument("--auth-key", type=user_path, help="this site's private key")
     parser.add_argument("--delta", type=float, help="this site's delta (< 1/n)")
     parser.add_argument(
         "--labels-file",

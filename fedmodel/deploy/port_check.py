@@ -13,6 +13,15 @@ import socket
 
 from fedmodel.errors import FedmodelError
 
+# TCP's port numbers; 0 would ask the system for any free one.
+PORTS = range(1, 65536)
+PORTS_TEXT = f"from {PORTS[0]} to {PORTS[-1]}"
+
+
+def port_number(text: str) -> int | None:
+    """`text` as a port number (`PORTS`), or None where it is not one."""
+    return int(text) if text.isdigit() and int(text) in PORTS else None
+
 
 def check_port_free(host: str, port: int, *, option: str, fix: str) -> None:
     """Refuse when another process listens on `host:port`.

@@ -14,6 +14,7 @@ import socket
 import ssl
 from pathlib import Path
 
+from fedmodel.deploy.port_check import PORTS_TEXT, port_number
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -31,17 +32,13 @@ def superlink_host_port(superlink: str) -> tuple[str, int]:
     host, _, port = superlink.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if (
-        not host
-        or any(c.isspace() for c in host)
-        or not port.isdigit()
-        or not 1 <= int(port) <= 65535
-    ):
+    number = port_number(port)
+    if not host or any(c.isspace() for c in host) or number is None:
         raise ValueError(
-            f"{superlink!r} is not host:port with a port from 1 to 65535, e.g. "
+            f"{superlink!r} is not host:port with a port {PORTS_TEXT}, e.g. "
             "superlink.example.org:9093 or [::1]:9093"
         )
-    return host, int(port)
+    return host, number
 
 
 def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:

@@ -196,7 +196,7 @@ def _refused_by_argparse(command: list[str], capsys: pytest.CaptureFixture[str])
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", ["0", "70000", "abc"])
+@pytest.mark.parametrize("value", ["0", "-1", "65536", "70000", "abc", "9.5"])
 def test_a_port_that_is_no_port_is_refused_before_flower_starts(
     site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
