@@ -20,7 +20,7 @@ PORTS_TEXT = f"from {PORTS[0]} to {PORTS[-1]}"
 
 def port_number(text: str) -> int | None:
     """`text` as a port number (`PORTS`), or None where it is not one."""
-    return int(text) if text.isdigit() and int(text) in PORTS else None
+    return int(text) if text.isdecimal() and int(text) in PORTS else None
 
 
 def check_port_free(host: str, port: int, *, option: str, fix: str) -> None:

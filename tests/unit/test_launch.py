@@ -196,7 +196,7 @@ def _refused_by_argparse(command: list[str], capsys: pytest.CaptureFixture[str])
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "65536", "70000", "abc", "9.5"])
+@pytest.mark.parametrize("value", ["0", "-1", "65536", "70000", "abc", "9.5", "9²"])
 def test_a_port_that_is_no_port_is_refused_before_flower_starts(
     site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
@@ -213,7 +213,8 @@ def test_a_port_that_is_no_port_is_refused_before_flower_starts(
 
 
 @pytest.mark.parametrize(
-    "value", ["localhost", "host:abc", "host:0", "host:70000", ":9092", "a b:9092"]
+    "value",
+    ["localhost", "host:abc", "host:0", "host:70000", "host:9²", ":9092", "a b:9092"],
 )
 def test_a_superlink_that_is_no_address_is_refused_before_flower_starts(
     site: SiteConfig, capsys: pytest.CaptureFixture[str], value: str
