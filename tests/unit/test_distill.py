@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedmodel.config import RunSettings, StudentSettings, settings_from_dict
+from fedmodel.config import RunSettings, StudentSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.distill.augment import augment_texts
@@ -38,13 +38,11 @@ from fedmodel.model.student import build_student
 from fedmodel.model.student import student_layer_indices as layers_for
 from fedmodel.training.embedding_cache import length_sorted_loader
 from fedmodel.training.loops import text_logits, train_epochs
-from tests.conftest import group_settings, small_config
+from tests.conftest import group_settings, small_settings
 
 
-def _settings(*overrides: str):  # type: ignore[no-untyped-def]
-    return settings_from_dict(
-        {**small_config("model.num_layers=4", *overrides), "run_dir": ""}
-    )
+def _settings(*overrides: str) -> RunSettings:
+    return small_settings("model.num_layers=4", *overrides)
 
 
 def _teacher(settings, label_names, train=None) -> PooledBertForSequenceClassification:  # type: ignore[no-untyped-def]
@@ -318,8 +316,10 @@ def _files_run(folder: Path, *overrides: str) -> RunSettings:
     topics = ("card", "refund")
 
     def write(name: str, count: int) -> str:
-        rows = [f"{name} text {i} about my {topics[i % 2]},{topics[i % 2]}"
-                for i in range(count)]
+        rows = [
+            f"{name} text {i} about my {topics[i % 2]},{topics[i % 2]}"
+            for i in range(count)
+        ]
         (folder / f"{name}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
         return str(folder / f"{name}.csv")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from fedmodel.client.jobs import distill_job
-from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.config import RunSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.distill.server import distill_on_server
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -19,7 +19,7 @@ from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.head import trainable_state
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.training.global_model import GlobalModel
-from tests.conftest import small_config
+from tests.conftest import small_settings
 
 TEXTS = 200
 
@@ -46,9 +46,7 @@ def _server_student(
 
 
 def test_clients_build_the_servers_student_before_the_first_student_round() -> None:
-    settings = settings_from_dict(
-        {**small_config("distill=federated", "distill.rounds=1"), "run_dir": ""}
-    )
+    settings = small_settings("distill=federated", "distill.rounds=1")
     model, student = _server_student(settings)
     # What distill_on_clients sends: the student's trainable weights.
     exchanged = trainable_state(prepare_student_for_distillation(student))
@@ -72,7 +70,7 @@ def test_clients_build_the_servers_student_before_the_first_student_round() -> N
 
 def test_server_distillation_alone_still_tunes_all_but_the_word_embeddings() -> None:
     # distill=server's documented figures were measured this way: unchanged.
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     model, student = _server_student(settings)
     teacher = merged_classifier(model.trainable).state_dict()
     after = student.state_dict()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fedmodel.cli.main import run_command
-from fedmodel.config import LatencySettings, settings_from_dict
+from fedmodel.config import LatencySettings
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -26,18 +26,18 @@ from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import alternating_latency_ms, load_classifier
 from fedmodel.serve.onnx_runtime import OnnxClassifier
 from fedmodel.serve.torch_runtime import TorchClassifier
-from tests.conftest import small_config
+from tests.conftest import small_settings
 
 
 @pytest.fixture(scope="module")
 def bank_texts() -> list[str]:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     return list(load_task(settings.task, seed=0).test["text"])[:64]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     model = build_classifier(
         settings.model, label_names=("card", "refund", "top_up"), seed=3
     )
@@ -69,7 +69,7 @@ def test_onnx_logits_match_pytorch_on_real_texts(
 def test_onnx_parity_for_the_shipped_minilm_student(
     tmp_path: Path, bank_texts: list[str]
 ) -> None:
-    settings = settings_from_dict({**small_config("model=minilm"), "run_dir": ""})
+    settings = small_settings("model=minilm")
     teacher = build_classifier(settings.model, label_names=("a", "b"), seed=0)
     student = build_student(teacher, settings.distill.student)
     out = export_classifier(

@@ -8,19 +8,19 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from fedmodel.config import FinetuneSettings, ModelSettings, settings_from_dict
+from fedmodel.config import FinetuneSettings, ModelSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.finetune import FINETUNE_MODES, prepare_for_finetuning
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer, save_pretrained
 from fedmodel.model.location import resolve_model_path
-from tests.conftest import group_settings, small_config
+from tests.conftest import group_settings, small_settings
 
 LABELS = ("card_lost", "refund", "top_up")
 
 
 def _tiny() -> ModelSettings:
-    return settings_from_dict({**small_config(), "run_dir": ""}).model
+    return small_settings().model
 
 
 def _finetune(mode: str, **extra: object) -> FinetuneSettings:

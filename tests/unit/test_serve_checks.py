@@ -16,13 +16,12 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from fedmodel.cli.main import run_command
-from fedmodel.config import settings_from_dict
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.serve import exported_folder, inference
 from fedmodel.serve.export import QUANTIZED_ONNX_FILE, export_classifier
 from fedmodel.serve.exported_folder import CONFIG_FILE, read_exported_folder
 from fedmodel.serve.graph_tokenizer import GraphTokenizer
-from tests.conftest import small_config
+from tests.conftest import small_settings
 
 LABELS = ("card", "refund", "top_up")
 MAX_LENGTH = 24
@@ -40,7 +39,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny classifier exported with both graphs, from a tokenizer left padding."""
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     model = build_classifier(settings.model, label_names=LABELS, seed=3)
     tokenizer = load_tokenizer(settings.model)
     # State a shipped tokenizer.json or an earlier call can leave behind.
@@ -169,8 +168,9 @@ def test_top_k_is_checked_before_the_model_loads(
     assert "--top-k must be >= 1, got 0" in err
 
 
-def test_predict_and_the_onnx_runtime_import_neither_torch_nor_the_data_libraries(
-) -> None:
+def test_predict_and_the_onnx_runtime_import_neither_torch_nor_the_data_libraries() -> (
+    None
+):
     heavy = ["torch", "datasets", "pandas", "fedmodel.model.classifier"]
     probe = (
         "import sys, fedmodel.cli.predict, fedmodel.serve.inference, "

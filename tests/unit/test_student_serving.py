@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fedmodel.cli.main import run_command
-from fedmodel.config import StudentSettings, settings_from_dict
+from fedmodel.config import StudentSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.model.load import build_classifier, load_tokenizer
@@ -23,7 +23,7 @@ from fedmodel.serve.export import ONNX_FILE, QUANTIZED_ONNX_FILE, export_classif
 from fedmodel.serve.inference import load_classifier, open_runtime
 from fedmodel.serve.onnx_runtime import OnnxClassifier
 from fedmodel.serve.torch_runtime import TorchClassifier
-from tests.conftest import group_settings, small_config
+from tests.conftest import group_settings, small_settings
 
 # int8 weights move logits a little; on real texts the label may flip only
 # where the float student's top two labels are nearly tied. This untrained
@@ -40,14 +40,14 @@ def _student(**values: object) -> StudentSettings:
 
 @pytest.fixture(scope="module")
 def bank_texts() -> list[str]:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     return list(load_task(settings.task, seed=0).test["text"])[:200]
 
 
 @pytest.fixture(scope="module")
 def minilm_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer student of the shipped MiniLM with a decisive head, exported."""
-    settings = settings_from_dict({**small_config("model=minilm"), "run_dir": ""})
+    settings = small_settings("model=minilm")
     teacher = build_classifier(
         settings.model, label_names=tuple(f"label{i}" for i in range(8)), seed=1
     )
@@ -63,7 +63,7 @@ def minilm_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_narrow_student_keeps_the_most_important_feed_forward_units() -> None:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     teacher = build_classifier(settings.model, label_names=("a", "b"), seed=0)
     width = teacher.config.intermediate_size // 2
     student = build_student(
@@ -93,7 +93,7 @@ def test_narrow_student_keeps_the_most_important_feed_forward_units() -> None:
 
 @pytest.mark.parametrize("share", [0.0, 1.5])
 def test_student_share_outside_the_teacher_is_refused(share: float) -> None:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     teacher = build_classifier(settings.model, label_names=("a", "b"), seed=0)
     with pytest.raises(FedmodelError, match="feed_forward_share"):
         build_student(teacher, _student(num_layers=1, feed_forward_share=share))
@@ -102,12 +102,7 @@ def test_student_share_outside_the_teacher_is_refused(share: float) -> None:
 @pytest.mark.parametrize("share", ["0", "1.5"])
 def test_a_share_outside_zero_to_one_is_refused_by_key(share: str) -> None:
     with pytest.raises(FedmodelError, match="distill.student.feed_forward_share"):
-        settings_from_dict(
-            {
-                **small_config(f"distill.student.feed_forward_share={share}"),
-                "run_dir": "",
-            }
-        )
+        small_settings(f"distill.student.feed_forward_share={share}")
 
 
 def test_the_share_is_relative_to_the_teacher_and_keeps_one_unit() -> None:
@@ -119,9 +114,7 @@ def test_the_share_is_relative_to_the_teacher_and_keeps_one_unit() -> None:
 
 def test_bad_student_settings_name_the_key() -> None:
     with pytest.raises(FedmodelError, match="distill.student.max_length"):
-        settings_from_dict(
-            {**small_config("distill.student.max_length=0"), "run_dir": ""}
-        )
+        small_settings("distill.student.max_length=0")
 
 
 def test_int8_graph_agrees_with_the_float_student_on_real_texts(
@@ -167,7 +160,7 @@ def test_predict_serves_the_int8_graph_of_a_student_folder(
 def test_predict_refuses_a_runtime_the_folder_lacks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = settings_from_dict({**small_config(), "run_dir": ""})
+    settings = small_settings()
     model = build_classifier(settings.model, label_names=("a", "b"), seed=0)
     out = export_classifier(
         model, load_tokenizer(settings.model), tmp_path / "m", max_length=16
