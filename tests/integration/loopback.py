@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -67,6 +68,19 @@ def stop(processes: list[psutil.Process]) -> None:
             except psutil.NoSuchProcess:
                 continue
         _, processes = psutil.wait_procs(processes, timeout=10)
+
+
+def with_flwr_home(accept: Callable[[str], bool]) -> list[psutil.Process]:
+    """Other processes whose FLWR_HOME `accept` takes: ones a test started."""
+    found = []
+    for proc in running_processes():
+        try:
+            home = proc.environ().get("FLWR_HOME")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if proc.pid != os.getpid() and home is not None and accept(home):
+            found.append(proc)
+    return found
 
 
 def flower_env(flwr_home: Path, bin_dir: Path | str = VENV_BIN) -> dict[str, str]:
@@ -233,7 +247,8 @@ class Loopback:
                 tree.update((p.pid, p) for p in [root, *root.children(recursive=True)])
             except psutil.NoSuchProcess:
                 continue
-        tree.update((p.pid, p) for p in self._with_flwr_home_here())
+        inside = f"{self.directory}{os.sep}"
+        tree.update((p.pid, p) for p in with_flwr_home(lambda h: h.startswith(inside)))
         stop(list(tree.values()))
         for popen in self.started:
             popen.wait(timeout=10)
@@ -273,14 +288,3 @@ class Loopback:
                 return True
             time.sleep(0.2)
         raise AssertionError(f"nothing listened on port {self.port} after {timeout} s")
-
-    def _with_flwr_home_here(self) -> list[psutil.Process]:
-        found = []
-        for proc in running_processes():
-            try:
-                home = proc.environ().get("FLWR_HOME", "")
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            if proc.pid != os.getpid() and home.startswith(f"{self.directory}{os.sep}"):
-                found.append(proc)
-        return found

@@ -21,10 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fedmodel.federation.leftovers import running_processes
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import FEW_LATENCY_CALLS
-from tests.integration.loopback import free_port, stop
+from tests.integration.loopback import free_port, stop, with_flwr_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,21 +42,9 @@ address = ":local:"
 """
 
 
-def _started_under(home: Path) -> list[psutil.Process]:
-    """Processes whose environment carries this FLWR_HOME: all started by the test."""
-    found = []
-    for proc in running_processes():
-        try:
-            if proc.pid != os.getpid() and proc.environ().get("FLWR_HOME") == str(home):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
 def _tree(home: Path) -> list[psutil.Process]:
-    """Those processes and their descendants (Ray's agents drop FLWR_HOME)."""
-    found = {proc.pid: proc for proc in _started_under(home)}
+    """Processes started under `home` and their descendants (Ray's drop FLWR_HOME)."""
+    found = {proc.pid: proc for proc in with_flwr_home(str(home).__eq__)}
     for proc in list(found.values()):
         try:
             found.update((child.pid, child) for child in proc.children(recursive=True))
