@@ -4,8 +4,9 @@ summary.json stays in the run folder; an exported folder travels. Each
 finished run writes a card into `model/` and `student/`: what the model
 classifies, how it was trained, the run's privacy guarantee as summary.json
 states it (the largest client epsilon over every charge, so never less than
-what the model cost) and the test figures. It names no client's record
-count or site, and no path on the server's machine: a card goes wherever the
+what the model cost), rounded up coarsely enough that it names no client's
+record count (a client's default delta is 1/(10 n)), and the test figures. It
+names no site and no path on the server's machine: a card goes wherever the
 model goes.
 """
 
@@ -99,20 +100,31 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
         "client": "one for every client, every round of the run counted",
     }[level]
     return (
-        f"**Differential privacy for {protected}:** epsilon {_at_least(epsilon, 4)}, "
-        f"delta {_at_least(guarantee['delta'], 3)}, by the "
+        f"**Differential privacy for {protected}:** epsilon at most "
+        f"{_two_digits_up(epsilon)}, delta at most "
+        f"{_power_of_ten_up(guarantee['delta'])}, by the "
         f"{guarantee['accountant'].upper()} "
         f"accountant (target epsilon {guarantee['target_epsilon']:g}). The "
         f"epsilon is {counted}; the model and anything computed from it keep "
-        "the guarantee."
+        "the guarantee. Both figures are rounded up, never down: each "
+        "client's delta and epsilon follow from its number of records, so "
+        "the card gives no more of them (the run's summary.json, which stays "
+        "with the server, has them exactly)."
     )
 
 
-def _at_least(value: float, digits: int) -> str:
-    """`value` to `digits` significant digits, rounded up: a bound stays a bound."""
+def _two_digits_up(value: float) -> str:
+    """`value` rounded up to two significant digits: a bound stays a bound."""
     exact = Decimal(repr(value))
-    quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
-    return f"{exact.quantize(quantum, rounding=ROUND_CEILING).normalize():g}"
+    quantum = Decimal(1).scaleb(exact.adjusted() - 1)
+    return f"{exact.quantize(quantum, rounding=ROUND_CEILING).normalize():f}"
+
+
+def _power_of_ten_up(value: float) -> str:
+    """The smallest power of ten not below `value` (1/(10 n) would name n)."""
+    exact = Decimal(repr(value))
+    power = Decimal(1).scaleb(exact.adjusted())
+    return f"{power if exact == power else power.scaleb(1):f}"
 
 
 def _student(settings: RunSettings) -> str:

@@ -33,12 +33,16 @@ def _summary(tmp_path: Path, guarantee: dict[str, Any]) -> dict[str, Any]:
         "rounds_completed": 10,
         "privacy_guarantee": guarantee,
         "clients": [{"client_id": 0, "num_train_examples": 4321, "epsilon": 2.9}],
-        "teacher": {"accuracy": 0.9012, "macro_f1": 0.8876, "dir": str(
-            _folder(tmp_path / "model")
-        )},
-        "student": {"accuracy": 0.8777, "macro_f1": 0.8654, "dir": str(
-            _folder(tmp_path / "student")
-        )},
+        "teacher": {
+            "accuracy": 0.9012,
+            "macro_f1": 0.8876,
+            "dir": str(_folder(tmp_path / "model")),
+        },
+        "student": {
+            "accuracy": 0.8777,
+            "macro_f1": 0.8654,
+            "dir": str(_folder(tmp_path / "student")),
+        },
     }
 
 
@@ -53,7 +57,8 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
     assert "one of 3 labels" in teacher and "over 10 rounds" in teacher
     assert (
         "**Differential privacy for any one record of a client (DP-SGD on each "
-        "client, Opacus):** epsilon 2.999, delta 0.00001, by the PRV accountant "
+        "client, Opacus):** epsilon at most 3, delta at most 0.00001, by the PRV "
+        "accountant "
         "(target epsilon 3)" in teacher
     )
     assert "| teacher (this one) | 0.9012 | 0.8876 |" in teacher
@@ -68,9 +73,15 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
 @pytest.mark.parametrize(
     ("epsilon", "delta", "said"),
     [
-        (7.994546763855584, 5.020080321285141e-05, "epsilon 7.995, delta 0.0000503"),
-        (0.99941, 1e-5, "epsilon 0.9995, delta 0.00001"),
-        (8.0, 0.0005, "epsilon 8, delta 0.0005"),
+        (
+            7.994546763855584,
+            5.020080321285141e-05,
+            "epsilon at most 8, delta at most 0.0001",
+        ),
+        (0.99941, 1e-5, "epsilon at most 1, delta at most 0.00001"),
+        (8.0, 0.0005, "epsilon at most 8, delta at most 0.001"),
+        (0.4512, 0.0011, "epsilon at most 0.46, delta at most 0.01"),
+        (12.31, 1e-3, "epsilon at most 13, delta at most 0.001"),
     ],
 )
 def test_the_stated_figures_are_rounded_up_never_down(
@@ -83,6 +94,25 @@ def test_the_stated_figures_are_rounded_up_never_down(
     assert f"{said}, by the PRV accountant" in card
 
 
+def test_the_card_does_not_tell_the_smallest_clients_record_count(
+    tmp_path: Path,
+) -> None:
+    # A client's default delta is 1/(10 n): the largest delta over the clients
+    # is 1/(10 n) of the smallest, so the card rounds it to a power of ten and
+    # the cards of a run whose smallest client held 11, 68 or 99 records match.
+    cards = set()
+    for records in (11, 68, 99):
+        folder = tmp_path / str(records)
+        delta = 1 / (10 * records)
+        summary = _summary(folder, {**RECORD, "delta": delta})
+        card = model_card(
+            summary, small_settings(), role="teacher", folder=folder / "model"
+        )
+        cards.add(card.replace(str(folder), ""))
+    assert len(cards) == 1
+    assert "delta at most 0.01," in cards.pop()
+
+
 def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
     summary = _summary(tmp_path, OFF)
     settings = small_settings("privacy=off")
@@ -92,7 +122,9 @@ def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
     # A DP run whose clients reported no charge is not called non-private.
     unreported = {**RECORD, "epsilon": None, "delta": None}
     card = model_card(
-        _summary(tmp_path / "dp", unreported), settings, role="teacher",
+        _summary(tmp_path / "dp", unreported),
+        settings,
+        role="teacher",
         folder=tmp_path / "dp" / "model",
     )
     assert "No differential privacy" not in card
