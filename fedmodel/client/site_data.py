@@ -81,10 +81,12 @@ def load_site_records(
             label_names=label_names,
             key=site_setting(DATA_FILE),
         )
-    except FedmodelError as exc:
-        # The reason can quote the site's rows and labels, and Flower sends an
-        # exception's text to the server: it stays in the site's own log.
-        log.error("site %d: %s", site.site_id, exc)
+    except Exception as exc:  # noqa: BLE001 - any reader's error may quote a row
+        # The reason can quote the site's rows and labels (a FedmodelError's
+        # or a codec's or parser's), and Flower sends an exception's text to
+        # the server: it stays in the site's own log.
+        ours = isinstance(exc, FedmodelError)
+        log.error("site %d: %s", site.site_id, exc, exc_info=not ours)
         raise FedmodelError(
             f"site {site.site_id} cannot train on its data file; the site's "
             "operator finds the reason in its SuperNode's log"

@@ -124,10 +124,14 @@ def _answer(
     """Reply with what `work` returns, or with one line saying why it failed.
 
     The line is the FedmodelError's message, or the type and message of an
-    unexpected exception (its traceback stays in this client's log).
+    unexpected exception (its traceback stays in this client's log). A
+    deployed site sends an unexpected exception's type alone: its message can
+    quote a record (a character a codec refused, say), so it stays in the
+    site's log.
     """
     setup_logging()  # this process too: Flower's lines off the console
     client_id: int | None = None
+    site = None
     try:
         site = site_from_node_config(context.node_config)
         if site is None:
@@ -139,8 +143,12 @@ def _answer(
         log.warning("client %s: %s", client_id, exc)
         return _failure(msg, CLIENT_REFUSED, failure_reason(client_id, str(exc)))
     except Exception as exc:  # noqa: BLE001 - the server must learn why
-        log.debug("client %s crashed", client_id, exc_info=True)
         text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if site is None:
+            log.debug("client %s crashed", client_id, exc_info=True)
+        else:
+            log.error("site %s crashed: %s", client_id, text, exc_info=True)
+            text = f"{type(exc).__name__} (the site's log has its message)"
         return _failure(msg, CLIENT_CRASHED, failure_reason(client_id, text))
     return Message(content=content, reply_to=msg)
 

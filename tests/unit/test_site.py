@@ -39,6 +39,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
 from fedmodel.federation.messages import (
     ARRAYS_KEY,
+    CLIENT_CRASHED,
     CLIENT_REFUSED,
     EXHAUSTED_KEY,
     METRICS_KEY,
@@ -245,6 +246,55 @@ def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
         load_site_records(no_labels, site)
 
 
+@pytest.mark.parametrize(
+    ("line", "cause"),
+    [
+        # A lone surrogate: the codec's message quotes the character and where
+        # in the record it sits.
+        ('{"note": "chest pain \\ud800 since tuesday", "intent": "a"}', "surrogates"),
+        # A label of 5,000 digits: json's message gives its length.
+        ('{"note": "chest pain", "intent": ' + "9" * 5000 + "}", "5000 digits"),
+    ],
+)
+def test_a_readers_own_error_stays_in_the_sites_log_too(
+    tmp_path: Path, line: str, cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "site.jsonl"
+    path.write_text(line + "\n")
+    site = site_from_node_config(node_config(path, tmp_path))
+    assert site is not None
+    with pytest.raises(FedmodelError) as raised:
+        load_site_records(deployment_settings(["a", "b"]), site)
+    assert str(raised.value) == (
+        "site 3 cannot train on its data file; the site's operator finds the "
+        "reason in its SuperNode's log"
+    )
+    assert cause in caplog.text
+
+
+def test_a_sites_unexpected_error_sends_its_type_and_not_its_message(
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Any exception's text may quote a record; the server learns the type.
+    def crash(*args: object, **kwargs: object) -> None:
+        raise ValueError("record 7 reads 'chest pain since tuesday'")
+
+    monkeypatch.setattr(client_app, "capped_settings", crash)
+    # The site's log handlers would take the line from caplog's.
+    monkeypatch.setattr(client_app, "setup_logging", lambda: None)
+    message = _train_message(deployment_settings(bank_rows[1]), 1)
+    reply = client_app.train(message, _site_context(node_config(site_file, tmp_path)))
+    assert reply.has_error() and reply.error.code == CLIENT_CRASHED
+    assert reply.error.reason == (
+        "client 3: ValueError (the site's log has its message)"
+    )
+    assert "chest pain since tuesday" in caplog.text
+
+
 def test_a_sites_label_names_are_composed_as_the_servers_are(
     tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]
 ) -> None:
@@ -367,9 +417,7 @@ def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
     state = tmp_path / "state"
     context = _site_context(node_config(site_file, state))
     for version, said in (("0.0.1", "0.0.1"), ("", "a version too old")):
-        reply = client_app.train(
-            _train_message(settings, 1, version=version), context
-        )
+        reply = client_app.train(_train_message(settings, 1, version=version), context)
         assert reply.has_error() and reply.error.code == CLIENT_REFUSED
         assert re.search(
             rf"client 3: the server runs fedmodel {said}.* this machine "
