@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from reprlib import repr as shown
 from typing import TYPE_CHECKING, Any
 
 from fedmodel.config.modes import ACCOUNTANT_NAMES
@@ -89,7 +90,8 @@ def read_record(path: Path) -> LedgerRecord:
     """Load and check a ledger file; any problem is a `FedmodelError` naming it."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # ValueError: not JSON, or an integer past Python's 4300-digit limit.
+    except (OSError, ValueError, RecursionError) as exc:
         raise unusable_ledger(path, f"it cannot be read ({exc})") from exc
     try:
         return _parse(raw)
@@ -183,17 +185,17 @@ def unusable_ledger(path: Path, what: str) -> FedmodelError:
 def _parse(raw: Any) -> LedgerRecord:
     if not isinstance(raw, dict):
         raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
-    if raw.get("format") != LEDGER_FORMAT:
-        raise ValueError(f"'format' is {raw.get('format')!r}, not {LEDGER_FORMAT!r}")
-    if raw.get("version") != LEDGER_VERSION:
+    if (found := raw.get("format")) != LEDGER_FORMAT:
+        raise ValueError(f"'format' is {shown(found)}, not {LEDGER_FORMAT!r}")
+    if raw.get("version") != LEDGER_VERSION or isinstance(raw.get("version"), bool):
         raise ValueError(
-            f"'version' is {raw.get('version')!r}; this fedmodel reads version "
+            f"'version' is {shown(raw.get('version'))}; this fedmodel reads version "
             f"{LEDGER_VERSION}"
         )
     accountant = _string(raw, "accountant")
     if accountant not in ACCOUNTANT_NAMES:
         raise ValueError(
-            f"'accountant' is {accountant!r}, not one of {ACCOUNTANT_NAMES}"
+            f"'accountant' is {shown(accountant)}, not one of {ACCOUNTANT_NAMES}"
         )
     history = tuple(
         _history_entry(item, number)
@@ -202,9 +204,9 @@ def _parse(raw: Any) -> LedgerRecord:
     rounds = tuple(_round_charge(item) for item in _list(raw, "rounds"))
     if [entry[2] for entry in history] != [charge.steps for charge in rounds]:
         raise ValueError("'history' and 'rounds' disagree on the steps charged")
-    budget_exhausted = raw["budget_exhausted"]
-    if not isinstance(budget_exhausted, bool):
-        raise TypeError(f"'budget_exhausted' must be true or false: {budget_exhausted}")
+    exhausted = raw["budget_exhausted"]
+    if not isinstance(exhausted, bool):
+        raise TypeError(f"'budget_exhausted' must be true or false: {shown(exhausted)}")
     return LedgerRecord(
         client_id=_string(raw, "client_id"),
         accountant=accountant,
@@ -215,7 +217,7 @@ def _parse(raw: Any) -> LedgerRecord:
         data_fingerprint=_string(raw, "data_fingerprint"),
         history=history,
         rounds=rounds,
-        budget_exhausted=budget_exhausted,
+        budget_exhausted=exhausted,
     )
 
 
@@ -224,7 +226,7 @@ def _history_entry(item: Any, number: int) -> HistoryEntry:
     # which the cap never lets through.
     name = f"history entry {number}"
     if not isinstance(item, list) or len(item) != 3:
-        raise ValueError(f"{name} {item!r} is not [noise, rate, steps]")
+        raise ValueError(f"{name} {shown(item)} is not [noise, rate, steps]")
     sigma, rate, steps = item
     return (
         _number(sigma, f"{name}'s noise multiplier", low=0.0),
@@ -235,7 +237,7 @@ def _history_entry(item: Any, number: int) -> HistoryEntry:
 
 def _round_charge(item: Any) -> RoundCharge:
     if not isinstance(item, dict):
-        raise ValueError(f"round entry {item!r} is not an object")
+        raise ValueError(f"round entry {shown(item)} is not an object")
     return RoundCharge(
         round=_count(item["round"], "round number", low=0),
         steps=_count(item["steps"], "round steps", low=1),
@@ -246,14 +248,14 @@ def _round_charge(item: Any) -> RoundCharge:
 def _string(raw: dict[str, Any], key: str) -> str:
     value = raw[key]
     if not isinstance(value, str):
-        raise TypeError(f"{key!r} must be a string, got {value!r}")
+        raise TypeError(f"{key!r} must be a string, got {shown(value)}")
     return value
 
 
 def _list(raw: dict[str, Any], key: str) -> list[Any]:
     value = raw[key]
     if not isinstance(value, list):
-        raise TypeError(f"{key!r} must be a list, got {value!r}")
+        raise TypeError(f"{key!r} must be a list, got {shown(value)}")
     return value
 
 
@@ -266,14 +268,17 @@ def _number(
     inclusive: bool = False,
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    number = float(value)
+        raise TypeError(f"{name} must be a number, got {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (10**400): out of range
+        number = math.inf
     above_low = number >= low if inclusive else number > low
     if not (above_low and number < high):
         least = f"{'at least' if inclusive else 'above'} {low:g}"
         most = "finite" if high == math.inf else f"below {high:g}"
         raise ValueError(
-            f"{name} {value!r} is out of range: it must be {least} and {most}"
+            f"{name} {shown(value)} is out of range: it must be {least} and {most}"
         )
     return number
 
@@ -285,11 +290,11 @@ def _noise(value: Any, name: str) -> float:
 def _rate(value: Any, name: str) -> float:
     number = _number(value, name, low=0.0)
     if number > 1.0:
-        raise ValueError(f"{name} {value!r} is above 1")
+        raise ValueError(f"{name} {shown(value)} is above 1")
     return number
 
 
 def _count(value: Any, name: str, *, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {low}, got {shown(value)}")
     return value

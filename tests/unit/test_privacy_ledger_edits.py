@@ -160,3 +160,53 @@ def test_a_history_edited_to_spend_more_is_refused_all_the_same(path: Path) -> N
     edit(path, lambda raw: raw["history"][0].__setitem__(0, 0.5))
     with pytest.raises(FedmodelError, match="was edited since"):
         open_ledger(path)
+
+
+def write_literal(path: Path, where: tuple[str | int, ...], literal: str) -> None:
+    """Put `literal`, JSON text as a hand edit may leave it, at `where`."""
+    raw = json.loads(path.read_text())
+    *parents, last = where
+    target = raw
+    for key in parents:
+        target = target[key]
+    target[last] = "@literal@"
+    path.write_text(json.dumps(raw).replace('"@literal@"', literal))
+
+
+HUGE = "1" + "0" * 400  # a JSON integer no float holds
+SHOWN_HUGE = "100000000000000000...0000000000000000000"
+
+
+@pytest.mark.parametrize(
+    ("where", "literal", "problem"),
+    [
+        (("noise_multiplier",), HUGE, f"noise_multiplier {SHOWN_HUGE} is out of"),
+        (("history", 1, 0), "-" + HUGE, "2's noise multiplier -1000000000"),
+        (("delta",), "NaN", "delta nan is out of range: it must be above 0 and"),
+        (("target_epsilon",), "Infinity", "target_epsilon inf is out of range"),
+        (("rounds", 3, "epsilon"), "-Infinity", "round epsilon -inf is out of"),
+        (("sample_rate",), "true", "sample_rate must be a number, got True"),
+        (("rounds", 0, "steps"), "true", "round steps must be an integer >= 1"),
+        (("version",), "true", "'version' is True; this fedmodel reads version 1"),
+        (("budget_exhausted",), HUGE, f"must be true or false: {SHOWN_HUGE}"),
+        (("history", 0), "[" * 500 + "]" * 500, "entry 1 [[[[[[[...]]]]]]] is not"),
+        (("rounds", 0), str(list(range(9999))), "round entry [0, 1, 2, 3, 4, 5, ...]"),
+        (("sample_rate",), "9" * 5000, "it cannot be read (Exceeds the limit"),
+        (("client_id",), "[" * 99999 + "]" * 99999, "it cannot be read (maximum"),
+    ],
+)
+def test_a_value_python_cannot_hold_is_refused_naming_it(
+    path: Path, where: tuple[str | int, ...], literal: str, problem: str
+) -> None:
+    # Python's json reads NaN, Infinity and integers of any size that a float
+    # cannot hold; none may escape as a bare OverflowError or RecursionError.
+    charged(path)
+    write_literal(path, where, literal)
+    edited = path.read_text()
+    for read in (lambda: open_ledger(path), lambda: ledger_status(path.parent)):
+        with pytest.raises(FedmodelError, match="will not start over") as info:
+            read()
+        message = str(info.value)
+        assert str(path) in message and problem in message
+        assert len(message) < 1000  # the value is shown cut short, not in full
+    assert path.read_text() == edited
