@@ -17,11 +17,19 @@ if sys.platform != "win32":
     import fcntl
 
 
+class RenameNotSynced(OSError):
+    """`write_durably` replaced the file, but syncing its directory failed.
+
+    Readers see the new content now; a power cut may still bring back the old.
+    """
+
+
 def write_durably(path: Path, text: str) -> None:
     """Replace `path` with `text`: temp file, fsync, rename, fsync the directory.
 
-    On any failure the previous content of `path` is untouched and the temp
-    file is removed; the exception propagates.
+    On a failure up to the rename the previous content of `path` is untouched,
+    the temp file is removed and the exception propagates. A failure after it
+    raises `RenameNotSynced`: the new content is in place but not yet durable.
     """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
@@ -38,7 +46,10 @@ def write_durably(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-    _fsync_directory(directory)
+    try:
+        _fsync_directory(directory)
+    except OSError as exc:
+        raise RenameNotSynced(*exc.args) from exc
 
 
 def remove_stale_temp_files(path: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
-from fedmodel.privacy.durable_file import exclusive_lock, write_durably
+from fedmodel.privacy.durable_file import RenameNotSynced, exclusive_lock, write_durably
 from fedmodel.privacy.figure_keys import (
     DELTA_KEY,
     EPSILON_KEY,
@@ -265,6 +265,12 @@ class PrivacyLedger:
             updated = change(base)
             try:
                 write_durably(self._path, updated.to_json())
+            except RenameNotSynced as exc:
+                raise FedmodelError(
+                    f"privacy ledger {self._path} is written, with any charge of this "
+                    f"round, but its folder was not synced ({exc}), so a power cut may "
+                    "undo it: the update is not sent; check the state directory's disk"
+                ) from exc
             except (OSError, ValueError) as exc:
                 raise FedmodelError(
                     f"could not write privacy ledger {self._path} ({exc}): the "

@@ -1,6 +1,8 @@
+import errno
 import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -95,7 +97,7 @@ def test_failed_write_leaves_previous_ledger(
         raise OSError("disk full")
 
     monkeypatch.setattr(durable_file.os, "replace", broken_replace)
-    with pytest.raises(FedmodelError, match="must not be sent"):
+    with pytest.raises(FedmodelError, match="not charged and its update must not be"):
         ledger.charge(round_number=2, steps=10)
     monkeypatch.undo()
 
@@ -103,6 +105,28 @@ def test_failed_write_leaves_previous_ledger(
     assert sorted(p.name for p in path.parent.iterdir() if p.suffix == ".tmp") == []
     assert ledger.epsilon == eps1
     assert open_ledger(path).epsilon == eps1
+
+
+def test_unsynced_folder_after_the_rename_says_the_charge_is_written(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+
+    def fsync_failing_on_folders(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(durable_file.os, "fsync", fsync_failing_on_folders)
+    with pytest.raises(FedmodelError) as info:
+        open_ledger(path).charge(round_number=1, steps=10)
+    monkeypatch.undo()
+
+    message = str(info.value)
+    assert f"privacy ledger {path} is written, with any charge of this round" in message
+    assert "Input/output error" in message and "power cut may undo it" in message
+    assert "update is not sent" in message and "not charged" not in message
+    assert open_ledger(path).history == [ENTRY]  # over-counts, as a crash would
 
 
 def test_budget_refusal_writes_nothing(path: Path) -> None:
