@@ -14,11 +14,14 @@ from dataclasses import asdict
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.paths import user_path
 from fedmodel.config.compose import override_parser, refuse_run_folder_key
+from fedmodel.config.sweep_jobs import sweep_jobs
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
 
 PLAN_WIDTH = 150
+# The commands a refused --multirun writes out, one per job; the rest counted.
+SHOWN_JOBS = 4
 # privacy-plan composes its overrides and nothing else; a run folder named by
 # run_dir= was passed over without a word, and the plan shown was the defaults'.
 PLAN_RUN_FOLDER_INSTEAD = (
@@ -44,25 +47,30 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def multirun_refusal(overrides: list[str]) -> str:
-    """Why privacy-plan takes no --multirun, and the commands that plan each value."""
-    from hydra.errors import OverrideParseException
+    """Why privacy-plan takes no --multirun, and the commands that plan each job.
+
+    One command per job of the sweep (every combination of the swept values,
+    in the order `simulate --multirun` runs them), the first `SHOWN_JOBS` of
+    them written out.
+    """
+    from hydra.errors import HydraException
 
     line = "privacy-plan plans one value at a time and takes no --multirun"
     try:
         parsed = override_parser().parse_overrides(overrides)
-    except OverrideParseException:
+        jobs = sweep_jobs(overrides)
+    except HydraException:  # unparsable, or a glob only Hydra's loader expands
         return f"{line}: give each value in its own privacy-plan run"
-    swept = [item for item in parsed if item.is_sweep_override()]
+    swept = {item.key_or_group for item in parsed if item.is_sweep_override()}
     if not swept:
         return f"{line}: leave it out"
-    key = swept[0].key_or_group
-    rest = [item for item in overrides if item != swept[0].input_line]
-    each = "; ".join(
-        shlex.join(["fedmodel", "privacy-plan", *rest, f"{key}={value}"])
-        for value in swept[0].sweep_string_iterator()
-    )
+    shown = [shlex.join(["fedmodel", "privacy-plan", *job]) for job in jobs]
+    more = len(jobs) - SHOWN_JOBS
+    tail = f"; and {more} more, {len(jobs)} in all" if more > 0 else ""
+    per = "value" if len(swept) == 1 else "combination"
     return (
-        f"{line}: run it once per value ({each}); a sweep: "
+        f"{line}: run it once per {per} "
+        f"({'; '.join(shown[:SHOWN_JOBS])}{tail}); a sweep: "
         f"{shlex.join(['fedmodel', 'simulate', '--multirun', *overrides])}"
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fedmodel.cli.main import run_command
+from fedmodel.cli.research import SHOWN_JOBS
 from tests.unit.cli_probe import HEAVY, PROBE
 
 
@@ -47,6 +48,27 @@ def test_privacy_plan_refuses_run_dir_instead_of_planning_the_defaults(
         "DIR/summary.json"
     )
     assert not run.exists()
+
+
+def test_multirun_over_two_keys_is_refused_with_a_command_per_combination(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before, each command still swept the second key ("... seed=1,2 ...").
+    argv = ["privacy-plan", "-m", "seed=1,2", "privacy.target_epsilon=1,3"]
+    assert run_command(argv) == 2
+    each = "; ".join(
+        f"fedmodel privacy-plan seed={seed} privacy.target_epsilon={epsilon}"
+        for seed, epsilon in ((1, 1), (1, 3), (2, 1), (2, 3))
+    )
+    assert f"run it once per combination ({each}); a sweep: " in (
+        capsys.readouterr().err
+    )
+    # Many jobs: the first few commands, and how many in all.
+    argv = ["privacy-plan", "-m", "seed=1,2,3", "privacy.target_epsilon=1,3"]
+    assert run_command(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("fedmodel privacy-plan seed=") == SHOWN_JOBS
+    assert f"; and {6 - SHOWN_JOBS} more, 6 in all); a sweep: " in error
 
 
 def test_audit_confidence_out_of_range_is_a_user_error(
