@@ -191,12 +191,15 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a composed config with the rule's values in its null keys.
 
     `privacy.max_grad_norm` is filled only under DP-SGD (record-level), where
-    clipping is per example; other privacy modes keep it null. Under
+    clipping is per example; other privacy modes keep it null (`auto` too). Under
     privacy=central the clients add no noise and take the last row; under
     privacy=off they take the mode's `OFF_ROWS` row where it has one. The keys
     filled are added to the config's `budget_rule_keys` (`RULE_KEYS`).
     """
     filled = copy.deepcopy(dict(raw))
+    privacy = filled.get("privacy")
+    if isinstance(privacy, dict) and str(privacy.get("max_grad_norm")).lower() == AUTO:
+        privacy["max_grad_norm"] = None  # null: filled below under DP-SGD alone
     keys = derived_keys(filled)
     if keys:
         row = _checked_row(filled)

@@ -105,6 +105,19 @@ def test_without_local_noise_no_clip_is_set_and_off_takes_its_own_row() -> None:
     assert mine.finetune.local_epochs == 3
 
 
+@pytest.mark.parametrize("privacy", ["privacy=central", "privacy=off"])
+def test_auto_clipping_without_local_noise_is_the_modes_null(privacy: str) -> None:
+    # Before, "config key 'privacy.max_grad_norm' must be a number: 'auto'",
+    # where finetune.learning_rate=auto resolved as its null does.
+    base = ["model=tiny", privacy]
+    auto = settings_from_dict(compose_config([*base, "privacy.max_grad_norm=AUTO"]))
+    assert auto == settings_from_dict(compose_config(base))
+    assert auto.privacy.max_grad_norm is None
+    assert "privacy.max_grad_norm" not in auto.budget_rule_keys
+    resolved = dataclasses.asdict(auto)
+    assert settings_from_dict(from_run_config(to_run_config(resolved))) == auto
+
+
 def test_a_mode_without_a_rule_must_set_its_values() -> None:
     with pytest.raises(FedmodelError, match="finetune.learning_rate"):
         settings_from_dict(
