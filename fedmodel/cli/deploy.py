@@ -146,6 +146,13 @@ def add_supernode_arguments(parser: argparse.ArgumentParser) -> None:
         help="the federation's labels, one per line: the site refuses a server "
         "that sends another label set",
     )
+    for role in ("text", "label"):
+        parser.add_argument(
+            f"--{role}-column",
+            metavar="NAME",
+            help=f"the data-file's {role} column the site agreed to (give both "
+            "or neither): the site refuses a server that names another",
+        )
     parser.add_argument(
         "--runtime-port",
         type=port,
@@ -173,6 +180,9 @@ def run_supernode(args: argparse.Namespace) -> int:
         node_config["delta"] = args.delta
     if args.labels_file is not None:
         node_config["labels-file"] = str(args.labels_file)
+    for key in ("text-column", "label-column"):
+        if (value := getattr(args, key.replace("-", "_"))) is not None:
+            node_config[key] = value
     site = site_from_node_config(node_config)
     if site is None:  # pragma: no cover - the node config above names a site
         raise FedmodelError("the SuperNode's arguments name no site")

@@ -17,8 +17,6 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import RULE_KEYS, budget_row
-from fedmodel.data.label_form import composed, composed_labels
-from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)
@@ -30,6 +28,9 @@ STATE_DIR = "state-dir"
 MAX_EPSILON = "max-epsilon"
 DELTA = "delta"
 LABELS_FILE = "labels-file"
+# The two columns of its data-file a site agreed to train on (both or neither).
+TEXT_COLUMN = "text-column"
+LABEL_COLUMN = "label-column"
 # Set by Flower's simulation engine on every simulated node.
 SIMULATED_CLIENT = "partition-id"
 
@@ -56,6 +57,10 @@ class SiteConfig:
     # server's task.labels must be this set, so it cannot choose the labels a
     # site's file is checked against (a refusal would tell it which it holds).
     labels_file: Path | None = None
+    # The (text, label) columns the site agreed to: the server's
+    # task.text_column and task.label_column must be these, so it cannot name
+    # a column whose cells would decide whether the site's file is refused.
+    columns: tuple[str, str] | None = None
 
 
 def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | None:
@@ -63,8 +68,8 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
 
     A node is a site when its node config names a `data-file`; then
     `site-id`, `state-dir` and `max-epsilon` are required and `delta` is
-    optional, as is `labels-file`. Any missing or bad value is a FedmodelError
-    naming the key.
+    optional, as are `labels-file` and the pair `text-column` and
+    `label-column`. Any missing or bad value is a FedmodelError naming the key.
     """
     if DATA_FILE not in node_config:
         if SIMULATED_CLIENT in node_config:
@@ -103,62 +108,8 @@ def site_from_node_config(node_config: Mapping[str, object]) -> SiteConfig | Non
         max_epsilon=max_epsilon,
         delta=delta,
         labels_file=labels_file,
+        columns=_agreed_columns(node_config),
     )
-
-
-def agreed_labels(path: Path) -> tuple[str, ...]:
-    """The labels a site's `labels-file` lists, one per line (blank lines skipped).
-
-    The file is read as every user text file is (`data/text_file.py`: UTF-8,
-    a BOM dropped, LF, CRLF or a lone CR ending a line) and each label taken in
-    the composed form the server compares labels in.
-    """
-    where = f"{site_setting(LABELS_FILE)}: {str(path)!r}"
-    try:
-        lines = text_lines(read_utf8(path))
-    except FedmodelError as exc:
-        raise FedmodelError(f"{site_setting(LABELS_FILE)}: {exc}") from None
-    labels: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        label = composed(line.strip())
-        if not label:
-            continue
-        if label in labels:
-            raise FedmodelError(
-                f"{where}, line {number}: label {label!r} is listed twice; list "
-                "each label once"
-            )
-        labels.append(label)
-    if not labels:
-        raise FedmodelError(
-            f"{where} lists no label: write the federation's labels, one per line"
-        )
-    return tuple(labels)
-
-
-def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
-    """Refuse a server label set other than the one the site agreed to.
-
-    Checked before the site's file is read, so whether the round goes ahead
-    depends on the two lists only, never on which labels the site's records
-    hold. Without a `labels-file` the server's list is taken as it comes.
-    """
-    if site.labels_file is None:
-        return
-    agreed = set(agreed_labels(site.labels_file))
-    asked = set(composed_labels(settings.task.labels or ()))
-    if asked != agreed:
-        differences = [
-            f"{what} {sorted(labels)}"
-            for what, labels in (("lacks", agreed - asked), ("adds", asked - agreed))
-            if labels
-        ]
-        raise FedmodelError(
-            f"site {site.site_id} refuses the run's task.labels: they are not the "
-            f"{len(agreed)} labels of its {LABELS_FILE} (the server's list "
-            f"{' and '.join(differences)}); the server must send the label set "
-            "the sites agreed to"
-        )
 
 
 def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
@@ -274,6 +225,28 @@ def _rule_for_cap(capped: RunSettings, *, site_id: int) -> RunSettings:
         finetune=replace(capped.finetune, **changed["finetune"]),
         privacy=replace(capped.privacy, **changed["privacy"]),
     )
+
+
+def _agreed_columns(node_config: Mapping[str, object]) -> tuple[str, str] | None:
+    """The site's `text-column` and `label-column`, given together or not at all."""
+    given = [key for key in (TEXT_COLUMN, LABEL_COLUMN) if key in node_config]
+    if not given:
+        return None
+    if len(given) == 1:
+        other = LABEL_COLUMN if given[0] == TEXT_COLUMN else TEXT_COLUMN
+        raise FedmodelError(
+            f"{site_setting(given[0])} is given without {site_setting(other)}: "
+            "give both (a server free to name the other column could still "
+            "pick one whose cells decide whether the site's file is refused)"
+        )
+    text, label = (str(node_config[key]).strip() for key in given)
+    if not text or not label or text == label:
+        raise FedmodelError(
+            f"{site_setting(TEXT_COLUMN)} and {site_setting(LABEL_COLUMN)} must "
+            f"name two different columns of the data-file, not {text!r} and "
+            f"{label!r}"
+        )
+    return text, label
 
 
 def _positive(value: object, key: str) -> float:

@@ -22,13 +22,15 @@ from typing import NoReturn
 from fedmodel.client.site import (
     DATA_FILE,
     DELTA,
+    LABEL_COLUMN,
     LABELS_FILE,
     MAX_EPSILON,
     SITE_ID,
     STATE_DIR,
+    TEXT_COLUMN,
     SiteConfig,
-    agreed_labels,
 )
+from fedmodel.client.site_agreement import agreed_labels
 from fedmodel.client.site_cap import unmeasured_cap
 from fedmodel.client.site_delta import check_site_delta, site_delta_warning
 from fedmodel.deploy.certs import (
@@ -190,8 +192,9 @@ def supernode_command(
 def _check_site_file(site: SiteConfig) -> None:
     """Read the site's file once at launch, not first when a round arrives.
 
-    A file no round could read, or a `--delta` not below 1/n for its records,
-    stops the launch on the operator's console. Each round checks again. A
+    A file no round could read, one without an agreed `--text-column` or
+    `--label-column`, or a `--delta` not below 1/n for its records, stops the
+    launch on the operator's console. Each round checks again. A
     delta above 1e-3, given or the default 1/(10 n) the round would take, is
     said there too: the site still starts, as it still trains.
     """
@@ -199,12 +202,21 @@ def _check_site_file(site: SiteConfig) -> None:
     from fedmodel.data.file_formats import read_table
 
     path = _existing(site.data_file, "--data-file")
-    records = len(read_table(path, key="--data-file"))
+    table = read_table(path, key="--data-file")
+    records = len(table)
     if records == 0:
         raise FedmodelError(
             f"--data-file: file {path} holds no records, only a header; give the "
             "site's file of records"
         )
+    keys = (TEXT_COLUMN, LABEL_COLUMN)
+    agreed = dict(zip(keys, site.columns, strict=True)) if site.columns else {}
+    for key, column in agreed.items():
+        if column not in table.columns:
+            raise FedmodelError(
+                f"--{key}: file {path} has no column {column!r} (its columns: "
+                f"{', '.join(map(str, table.columns))}); name one of them"
+            )
     check_site_delta(site, records=records)
     weak = site_delta_warning(site.site_id, delta=site.delta, records=records)
     if weak is not None:
@@ -223,11 +235,13 @@ def node_config_arg(site: SiteConfig) -> str:
         values[DELTA] = site.delta
     if site.labels_file is not None:
         values[LABELS_FILE] = str(site.labels_file.resolve())
-    for key in (DATA_FILE, STATE_DIR, LABELS_FILE):
+    if site.columns is not None:
+        values[TEXT_COLUMN], values[LABEL_COLUMN] = site.columns
+    for key in (DATA_FILE, STATE_DIR, LABELS_FILE, TEXT_COLUMN, LABEL_COLUMN):
         if key in values and '"' in str(values[key]):
             raise FedmodelError(
                 f"--{key} {values[key]!r} contains a double quote, which Flower's "
-                "--node-config cannot carry: use a path without one"
+                "--node-config cannot carry: use a path or name without one"
             )
     return " ".join(f"{key}={json.dumps(value)}" for key, value in values.items())
 

@@ -46,10 +46,10 @@ from fedmodel.client.site import (  # noqa: E402
     SIMULATED_CLIENT,
     SiteConfig,
     capped_settings,
-    check_site_labels,
     check_site_run_config,
     site_from_node_config,
 )
+from fedmodel.client.site_agreement import check_site_agreement  # noqa: E402
 from fedmodel.config import (  # noqa: E402
     RunSettings,
     from_run_config,
@@ -266,7 +266,7 @@ def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSett
         return round_number, settings_from_dict(raw)
     check_site_run_config(raw, site)  # before anything reads the site's disk
     settings = settings_from_dict(raw)
-    check_site_labels(settings, site)  # before the site's file is read
+    check_site_agreement(settings, site)  # before the site's file is read
     return round_number, settings
 
 

@@ -158,6 +158,7 @@ class Loopback:
         fedmodel: str = FEDMODEL,
         threads: int | None = None,
         labels_file: Path | None = None,
+        columns: tuple[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """A site's SuperNode with its own node config and state directory.
 
@@ -176,7 +177,9 @@ class Loopback:
             + ["--auth-key", str(self.keys / name), "--site-id", str(site_id)]
             + ["--data-file", str(data_file), "--state-dir", str(self.state(name))]
             + ["--max-epsilon", str(max_epsilon), "--runtime-port", str(free_port())]
-            + ([] if labels_file is None else ["--labels-file", str(labels_file)]),
+            + ([] if labels_file is None else ["--labels-file", str(labels_file)])
+            + ([] if columns is None else ["--text-column", columns[0]])
+            + ([] if columns is None else ["--label-column", columns[1]]),
             name=name,
             env=env,
             new_session=True,

@@ -46,7 +46,8 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
     sites, test_file, labels = write_site_files(tmp_path, records_per_site=150)
     site_fedmodel = str(site_venv(tmp_path) / "fedmodel")
     loopback.start_superlink()
-    # Site 0 names the label set it agreed to; site 1 takes the server's.
+    # Site 0 names the label set and columns it agreed to; site 1 takes the
+    # server's.
     agreed = tmp_path / "labels.txt"
     agreed.write_text("\n".join(labels) + "\n")
     for site_id, cap in SITE_CAPS.items():
@@ -58,13 +59,13 @@ def test_two_sites_train_over_tls_with_authentication_and_their_own_caps(
             max_epsilon=cap,
             fedmodel=site_fedmodel,
             labels_file=agreed if site_id == 0 else None,
+            columns=("text", "label") if site_id == 0 else None,
         )
         # `fedmodel supernode` became the site venv's flower-supernode.
         command = _command_once_exec(supernode.pid, "flower-supernode")
         assert command[0].startswith(str(tmp_path / "site-venv")), command
-        assert (f"labels-file={json.dumps(str(agreed))}" in " ".join(command)) == (
-            site_id == 0
-        ), command
+        pinned = f'labels-file={json.dumps(str(agreed))} text-column="text"'
+        assert (pinned in " ".join(command)) == (site_id == 0), command
     loopback.site_keys("intruder", register=False)
     intruder = loopback.start_site(
         "intruder", site_id=0, data_file=sites[0], max_epsilon=50.0

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -20,10 +21,12 @@ from fedmodel.cli.main import run_command
 from fedmodel.client.site import (
     DATA_FILE,
     DELTA,
+    LABEL_COLUMN,
     LABELS_FILE,
     MAX_EPSILON,
     SITE_ID,
     STATE_DIR,
+    TEXT_COLUMN,
     SiteConfig,
     site_from_node_config,
 )
@@ -38,7 +41,16 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
 
 FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
-SITE_KEYS = (SITE_ID, DATA_FILE, STATE_DIR, MAX_EPSILON, DELTA, LABELS_FILE)
+SITE_KEYS = (
+    SITE_ID,
+    DATA_FILE,
+    STATE_DIR,
+    MAX_EPSILON,
+    DELTA,
+    LABELS_FILE,
+    TEXT_COLUMN,
+    LABEL_COLUMN,
+)
 
 
 def _fedmodel(*args: str) -> subprocess.CompletedProcess[str]:
@@ -152,9 +164,48 @@ def test_node_config_survives_flowers_parser(site: SiteConfig) -> None:
     assert site_from_node_config(parsed) == site
     labels = site.data_file.with_name("agreed labels.txt")
     labels.write_text("a\nb\n")
-    pinned = dataclasses.replace(site, labels_file=labels)
+    pinned = dataclasses.replace(site, labels_file=labels, columns=("text", "label"))
     parsed = parse_config_args([node_config_arg(pinned)])
     assert site_from_node_config(parsed) == pinned
+
+
+def test_an_agreed_column_the_file_lacks_stops_the_supernode_launch(
+    site: SiteConfig,
+) -> None:
+    _launch(site, columns=("text", "label"))  # the file's header: text,label
+    with pytest.raises(
+        FedmodelError,
+        match=r"^--label-column: file .*my records.csv has no column 'intent' \(its "
+        r"columns: text, label\); name one of them$",
+    ):
+        _launch(site, columns=("text", "intent"))
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            {"text-column": "note"},
+            "--text-column (node config text-column) is given without "
+            "--label-column (node config label-column): give both",
+        ),
+        (
+            {"label-column": "intent"},
+            "--label-column (node config label-column) is given without "
+            "--text-column (node config text-column): give both",
+        ),
+        (
+            {"text-column": "note", "label-column": " note "},
+            "must name two different columns of the data-file, not 'note' and 'note'",
+        ),
+    ],
+)
+def test_agreed_columns_are_both_given_and_differ(
+    site: SiteConfig, given: dict[str, str], said: str
+) -> None:
+    config = parse_config_args([node_config_arg(site)])
+    with pytest.raises(FedmodelError, match=re.escape(said)):
+        site_from_node_config({**config, **given})
 
 
 def test_a_bad_labels_file_stops_the_supernode_launch(site: SiteConfig) -> None:

@@ -22,11 +22,10 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, Reco
 from fedmodel import __version__
 from fedmodel.client.site import (
     SiteConfig,
-    agreed_labels,
     capped_settings,
-    check_site_labels,
     site_from_node_config,
 )
+from fedmodel.client.site_agreement import agreed_labels, check_site_labels
 from fedmodel.client.site_data import load_site_records
 from fedmodel.config import (
     RunSettings,
@@ -558,6 +557,43 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     # The agreed set, in the server's own order, trains.
     figures = _site_round(deployment_settings(names), config, 1)
     assert 0 < figures["epsilon"] <= 1.0 + 1e-9
+
+
+def test_with_agreed_columns_a_refusal_does_not_depend_on_the_records(
+    tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # Two site files that differ in one blank cell of a column the site does
+    # not train on: a server naming that column as the text learns nothing
+    # from the answer, and nothing is charged.
+    rows, names = bank_rows
+    reasons = []
+    for blank in (False, True):
+        frame = rows.assign(hiv_test="negative")
+        if blank:
+            frame.loc[5, "hiv_test"] = ""
+        path = tmp_path / f"site-{blank}.csv"
+        frame.to_csv(path, index=False)
+        state = tmp_path / f"state-{blank}"
+        config = node_config(
+            path, state, **{"text-column": "note", "label-column": "intent"}
+        )
+        probe = deployment_settings(names, "task.text_column=hiv_test")
+        reply = client_app.train(_train_message(probe, 1), _site_context(config))
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        reasons.append(reply.error.reason)
+        assert not (state / "privacy_ledger.json").exists()
+    assert (
+        reasons[0]
+        == reasons[1]
+        == (
+            "client 3: site 3 refuses task.text_column='hiv_test' and "
+            "task.label_column='intent': it agreed to train on the columns 'note' "
+            "(text) and 'intent' (label) of its data-file; the server must send those"
+        )
+    )
+    # The agreed columns train.
+    figures = _site_round(deployment_settings(names), config, 1)
+    assert figures["num-examples"] == len(rows)
 
 
 def test_an_agreed_label_is_compared_in_its_composed_form(tmp_path: Path) -> None:
