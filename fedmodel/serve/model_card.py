@@ -106,10 +106,10 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
         f"{guarantee['accountant'].upper()} "
         f"accountant (target epsilon {guarantee['target_epsilon']:g}). The "
         f"epsilon is {counted}; the model and anything computed from it keep "
-        "the guarantee. Both figures are rounded up, never down: each "
-        "client's delta and epsilon follow from its number of records, so "
-        "the card gives no more of them (the run's summary.json, which stays "
-        "with the server, has them exactly)."
+        "the guarantee. Both figures are rounded up, never down, and coarsely: "
+        "each client's delta and epsilon follow from its number of records, "
+        "which the card does not give (the run's summary.json, which stays "
+        "with the server, has the exact figures)."
     )
 
 
