@@ -99,17 +99,27 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
         "or not",
         "client": "one for every client, every round of the run counted",
     }[level]
+    # A record-level delta is 1/(10 n) of the smallest client by default, so
+    # it is given only to its power of ten; a client-level one, 1/(10 N) of the
+    # number of clients the card states anyway, to two digits.
+    delta = guarantee["delta"]
+    coarse = level == "record"
+    rounded = (
+        "Both figures are rounded up, never down, and coarsely: each client's "
+        "delta and epsilon follow from its number of records, which the card "
+        "does not give (the run's summary.json, which stays with the server, "
+        "has the exact figures)."
+        if coarse
+        else "Both figures are rounded up, never down."
+    )
     return (
         f"**Differential privacy for {protected}:** epsilon at most "
         f"{_two_digits_up(epsilon)}, delta at most "
-        f"{_power_of_ten_up(guarantee['delta'])}, by the "
+        f"{_power_of_ten_up(delta) if coarse else _two_digits_up(delta)}, by the "
         f"{guarantee['accountant'].upper()} "
         f"accountant (target epsilon {guarantee['target_epsilon']:g}). The "
         f"epsilon is {counted}; the model and anything computed from it keep "
-        "the guarantee. Both figures are rounded up, never down, and coarsely: "
-        "each client's delta and epsilon follow from its number of records, "
-        "which the card does not give (the run's summary.json, which stays "
-        "with the server, has the exact figures)."
+        f"the guarantee. {rounded}"
     )
 
 
