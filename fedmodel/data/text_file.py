@@ -7,7 +7,9 @@ it here, so a BOM, the line endings and a wrong encoding are handled one way.
 from __future__ import annotations
 
 import codecs
+import io
 import re
+import zipfile
 from pathlib import Path
 
 from fedmodel.errors import FedmodelError
@@ -17,6 +19,11 @@ from fedmodel.errors import FedmodelError
 # raw inside a string, and a JSONL line split at one is an object cut in two.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# How a file that is no text starts: an .xlsx is a ZIP archive, an .xls an
+# OLE2 compound file; the first bytes of a text file tell its encoding.
+_ZIP_MARK = b"PK\x03\x04"
+_OLE_MARK = bytes.fromhex("D0CF11E0A1B11AE1")
+_OPENING = 512
 
 
 def read_utf8(path: Path) -> str:
@@ -36,13 +43,10 @@ def decode_utf8(raw: bytes, *, source: str) -> str:
 
     `source` says where the bytes came from (`file /data/a.csv`, `standard
     input`). The byte's value is named too: 0xE9 is a Latin-1 or
-    Windows-1252 `é`, the most common reason.
+    Windows-1252 `é`, the most common reason. A workbook and UTF-16 text,
+    told by their opening bytes, are named as such instead.
     """
-    if raw.startswith(_UTF16_MARKS):
-        raise FedmodelError(
-            f"{source} is UTF-16 text (a spreadsheet's 'Unicode text' "
-            "export), not UTF-8; re-save it as UTF-8"
-        )
+    _refuse_other_formats(raw, source=source)
     body = raw.removeprefix(codecs.BOM_UTF8)
     try:
         return body.decode("utf-8")
@@ -55,6 +59,46 @@ def decode_utf8(raw: bytes, *, source: str) -> str:
             "file was saved as Latin-1 or Windows-1252, a spreadsheet's plain "
             "'CSV' export); re-save it as UTF-8"
         ) from exc
+
+
+def _refuse_other_formats(raw: bytes, *, source: str) -> None:
+    """Refuse a workbook and UTF-16 text, named by the file's opening bytes.
+
+    Else each is decoded as UTF-8: a workbook's first byte UTF-8 cannot
+    decode was blamed on Latin-1, and UTF-16 without a BOM was read as
+    header names with a NUL between letters.
+    """
+    save = "open it in Excel and save it as 'CSV UTF-8'"
+    if raw.startswith(_OLE_MARK):
+        what = "an Excel 97-2003 workbook (.xls) or another Office file"
+    elif raw.startswith(_ZIP_MARK) and _holds_workbook(raw):
+        what = "an Excel workbook (.xlsx)"
+    elif raw.startswith(_ZIP_MARK):
+        what = "a ZIP archive"
+        save = f"unzip it and name the file inside (a workbook: {save})"
+    elif raw.startswith(_UTF16_MARKS) or _is_utf16_without_bom(raw[:_OPENING]):
+        raise FedmodelError(
+            f"{source} is UTF-16 text (a spreadsheet's 'Unicode text' "
+            "export), not UTF-8; re-save it as UTF-8"
+        )
+    else:
+        return
+    raise FedmodelError(f"{source} is {what}, not text; {save}")
+
+
+def _is_utf16_without_bom(opening: bytes) -> bool:
+    # UTF-16 writes a NUL byte beside every ASCII letter; UTF-8 text has none.
+    pairs = len(opening) // 2
+    nuls = max(opening[0::2].count(0), opening[1::2].count(0))
+    return pairs > 0 and 2 * nuls > pairs
+
+
+def _holds_workbook(raw: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return any(name.startswith("xl/") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
 
 
 def text_lines(text: str) -> list[str]:

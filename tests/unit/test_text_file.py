@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -94,9 +96,7 @@ def test_a_labels_file_is_read_as_every_text_file_is(tmp_path: Path) -> None:
     # Windows Notepad saves UTF-8 with a BOM, which is no part of the first
     # label; a lone CR ends a line; U+2028 does not (a .txt of texts keeps it).
     path = tmp_path / "labels.txt"
-    path.write_bytes(
-        b"\xef\xbb\xbfcardio\r\northo\rneuro\xe2\x80\xa8logy\n\n"
-    )
+    path.write_bytes(b"\xef\xbb\xbfcardio\r\northo\rneuro\xe2\x80\xa8logy\n\n")
     assert agreed_labels(path) == ("cardio", "ortho", "neuro\u2028logy")
     assert list(agreed_labels(path)) == read_texts(path, key="--input")
 
@@ -125,3 +125,46 @@ def test_a_row_number_says_it_counts_records_not_lines(
         with pytest.raises(FedmodelError) as info:
             load_task(_task([path], test_csv), seed=0)
         assert "at row 2 (records counted from 1, not lines" in str(info.value)
+
+
+def _workbook() -> bytes:
+    """The opening of an Excel .xlsx: a ZIP archive of XML parts."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("raw", "what"),
+    [
+        (_workbook(), "is an Excel workbook (.xlsx), not text"),
+        (
+            bytes.fromhex("D0CF11E0A1B11AE1") + bytes(500) + b"\x8d",
+            "is an Excel 97-2003 workbook (.xls) or another Office file, not text",
+        ),
+        (b"PK\x03\x04" + bytes(100), "is a ZIP archive, not text"),
+    ],
+)
+def test_a_workbook_named_csv_is_named_as_one(
+    tmp_path: Path, test_csv: Path, raw: bytes, what: str
+) -> None:
+    site = tmp_path / "export.csv"
+    site.write_bytes(raw)
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], test_csv), seed=0)
+    message = str(info.value)
+    assert f"export.csv {what}" in message
+    assert "'CSV UTF-8'" in message and "Latin-1" not in message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_export_without_its_bom_is_named_as_utf16(
+    tmp_path: Path, test_csv: Path, encoding: str
+) -> None:
+    site = tmp_path / "unicode.csv"
+    site.write_bytes("text,label\ncough,x\nFi\u00e8vre,y\n".encode(encoding))
+    with pytest.raises(FedmodelError, match="unicode.csv is UTF-16 text") as info:
+        load_task(_task([site], test_csv), seed=0)
+    assert "\x00" not in str(info.value)
