@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fedmodel.config.wording import plural
-from fedmodel.data.text_file import read_utf8, text_lines
+from fedmodel.data.jsonl_file import read_jsonl
+from fedmodel.data.text_file import read_utf8
 from fedmodel.errors import FedmodelError
 
 ROW_CONVENTION = "records counted from 1, not lines: no header or blank line counts"
@@ -64,7 +64,7 @@ def read_table(
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
         ".csv": partial(_read_delimited, form=_CSV),
         ".tsv": partial(_read_delimited, form=_TSV),
-        ".jsonl": _read_jsonl,
+        ".jsonl": read_jsonl,
         ".parquet": _read_parquet,
     }
     _check_is_file(path, key=key)
@@ -177,6 +177,7 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
     reader = csv.reader(lines, delimiter=form.separator, strict=True)
     try:
         first = next(reader, [])
+        _refuse_excel_separator_line(path, form.separator.join(first))
         names = [name.strip() for name in first]
         _refuse_repeats(path, names)
         if len(names) == 1:
@@ -200,6 +201,15 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
         ) from exc
 
 
+def _refuse_excel_separator_line(path: Path, line: str) -> None:
+    """Refuse Excel's `sep=,` line above the header, which pandas reads as one."""
+    if line.lower().startswith("sep=") and len(line) <= len("sep=,"):
+        raise FedmodelError(
+            f"file {path}, line 1 is Excel's {line!r} line, which names the "
+            "separator, not the columns; delete it so the header comes first"
+        )
+
+
 def _refuse_other_separator(path: Path, header: str, *, form: _Delimited) -> None:
     """Refuse a one-name header that holds another format's separator."""
     for separator, called in _SEPARATORS.items():
@@ -211,47 +221,6 @@ def _refuse_other_separator(path: Path, header: str, *, form: _Delimited) -> Non
                 f"fedmodel reads a {form.suffix} file as {form.called}-separated "
                 f"{form.name}: re-save the file with {form.called}s{rename}"
             )
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    records: list[dict[str, object]] = []
-    for line_number, line in enumerate(text_lines(read_utf8(path)), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line, object_pairs_hook=_unique_keys)
-        except _RepeatedKeys as exc:
-            raise FedmodelError(
-                f"file {path}, line {line_number}: the "
-                f"{plural(len(exc.args[0]), 'key')} {exc.args[0]} "
-                f"{plural(len(exc.args[0]), 'appears', 'appear')} more than once in "
-                "one object; keep one value per key"
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise FedmodelError(
-                f"file {path}, line {line_number} is not valid JSON ({exc.msg} at "
-                f"column {exc.colno}); write one JSON object per line"
-            ) from exc
-        if not isinstance(record, dict):
-            raise FedmodelError(
-                f"file {path}, line {line_number} holds a JSON "
-                f"{type(record).__name__}, not an object; write one object per "
-                'line, e.g. {"text": "...", "label": "..."}'
-            )
-        records.append(record)
-    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
-
-
-class _RepeatedKeys(ValueError):
-    """A JSON object names a key twice (json.loads would keep the last)."""
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    keys = [key for key, _ in pairs]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        raise _RepeatedKeys(repeated)
-    return dict(pairs)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

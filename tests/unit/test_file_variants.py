@@ -331,3 +331,27 @@ def test_a_file_that_is_no_parquet_is_named_in_one_sentence(
     message = str(info.value)
     assert str(broken) in message
     assert ".;" not in message and message.endswith("; re-export it")
+
+
+def test_excels_sep_line_and_a_jsonl_value_that_is_no_object_are_named(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # Excel writes "sep=," above the header when asked to keep the separator.
+    site = tmp_path / "excel.csv"
+    site.write_text("sep=,\ntext,label\nfine,pos\n")
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], test_csv), seed=0)
+    assert "excel.csv, line 1 is Excel's 'sep=,' line" in str(info.value)
+    assert "delete it" in str(info.value)
+    jsonl = tmp_path / "site.jsonl"
+    for value, kind in [
+        ("null", "JSON null"),
+        ("[1, 2]", "a JSON array"),
+        ('"a text"', "a JSON string"),
+        ("3.5", "a JSON number"),
+        ("true", "JSON true"),
+    ]:
+        jsonl.write_text(f'{{"text": "a", "label": "x"}}\n{value}\n')
+        with pytest.raises(FedmodelError) as info:
+            load_task(_task([jsonl], test_csv), seed=0)
+        assert f"site.jsonl, line 2 holds {kind}, not an object" in str(info.value)

@@ -1,0 +1,70 @@
+"""A user's JSONL file as a table, one JSON object a line, naming the line at fault."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fedmodel.config.wording import plural
+from fedmodel.data.text_file import read_utf8, text_lines
+from fedmodel.errors import FedmodelError
+
+# JSON's names for what a line may hold instead of an object (bool before int:
+# a bool is an int to Python).
+_JSON_KINDS: dict[type, str] = {
+    list: "a JSON array",
+    str: "a JSON string",
+    int: "a JSON number",
+    float: "a JSON number",
+}
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """One record per non-blank line; a line that is no JSON object is refused."""
+    records: list[dict[str, object]] = []
+    for line_number, line in enumerate(text_lines(read_utf8(path)), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, object_pairs_hook=_unique_keys)
+        except _RepeatedKeys as exc:
+            raise FedmodelError(
+                f"file {path}, line {line_number}: the "
+                f"{plural(len(exc.args[0]), 'key')} {exc.args[0]} "
+                f"{plural(len(exc.args[0]), 'appears', 'appear')} more than once in "
+                "one object; keep one value per key"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise FedmodelError(
+                f"file {path}, line {line_number} is not valid JSON ({exc.msg} at "
+                f"column {exc.colno}); write one JSON object per line"
+            ) from exc
+        if not isinstance(record, dict):
+            raise FedmodelError(
+                f"file {path}, line {line_number} holds {_json_kind(record)}, not "
+                "an object; write one object per line, e.g. "
+                '{"text": "...", "label": "..."}'
+            )
+        records.append(record)
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+def _json_kind(value: object) -> str:
+    """What JSON calls `value`: `JSON null`, `a JSON array`, not Python's names."""
+    if value is None or isinstance(value, bool):
+        return f"JSON {json.dumps(value)}"
+    return _JSON_KINDS[type(value)]
+
+
+class _RepeatedKeys(ValueError):
+    """A JSON object names a key twice (json.loads would keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _RepeatedKeys(repeated)
+    return dict(pairs)
