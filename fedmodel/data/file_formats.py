@@ -166,7 +166,8 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
     Then refuse a record whose field count is not the header's: pandas would
     read a first record with one field too many as an index and shift every
     column of the file by one, so a text with an unquoted comma (a tab in a
-    TSV) would silently become a label.
+    TSV) would silently become a label. And a record that is the header
+    again (two exports joined with `cat`), which would train a class "label".
     """
     # The csv module refuses a field over 128 KiB; a long note is data. The
     # limit is the module's own, so it is only ever raised.
@@ -193,6 +194,12 @@ def _check_shape(path: Path, text: str, *, form: _Delimited) -> None:
                     f"{len(names)} ({names}); put "
                     f"a text that holds {form.called}s in double quotes and "
                     "give every line one field per header name"
+                )
+            if fields[0].strip() == names[0] and [f.strip() for f in fields] == names:
+                raise FedmodelError(
+                    f"file {path}, line {reader.line_num} repeats the header "
+                    f"({names}): were two files joined? "
+                    "delete that line (and any later copy of the header)"
                 )
     except csv.Error as exc:
         raise FedmodelError(

@@ -333,6 +333,25 @@ def test_a_file_that_is_no_parquet_is_named_in_one_sentence(
     assert ".;" not in message and message.endswith("; re-export it")
 
 
+def test_a_header_repeated_by_joining_two_exports_is_refused(
+    tmp_path: Path, site_csv: Path, test_csv: Path
+) -> None:
+    # `cat site0.csv test.csv > joined.csv`: the second header was read as a
+    # record, training a class "label" on the text "text".
+    joined = tmp_path / "joined.csv"
+    joined.write_text(site_csv.read_text() + test_csv.read_text())
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([joined], test_csv), seed=0)
+    message = str(info.value)
+    assert message.startswith("task.train_files[0]: file")
+    assert "joined.csv, line 82 repeats the header (['text', 'label'])" in message
+    assert "two files joined" in message and "delete that line" in message
+    tsv = tmp_path / "joined.tsv"
+    tsv.write_text("text\tlabel\nfine\tpos\n text \tlabel\nbad\tneg\n")
+    with pytest.raises(FedmodelError, match=r"joined.tsv, line 3 repeats the header"):
+        load_task(_task([tsv], test_csv), seed=0)
+
+
 def test_excels_sep_line_and_a_jsonl_value_that_is_no_object_are_named(
     tmp_path: Path, test_csv: Path
 ) -> None:
