@@ -234,7 +234,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         names = pq.read_schema(path).names
         _refuse_repeats(path, names)
-        table = pd.read_parquet(path)
+        table = _with_index_as_columns(pd.read_parquet(path))
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise FedmodelError(
             f"file {path} is not a readable Parquet file: "
@@ -249,6 +249,16 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             ]
             table[column] = pd.Series(texts, index=table.index, dtype=object)
     return table
+
+
+def _with_index_as_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its named index levels back as columns, in front.
+
+    `df.set_index("label").to_parquet(...)` stores the column, which the
+    schema lists, and pandas reads it back as the index: it is a column.
+    """
+    named = [name for name in table.index.names if name is not None]
+    return table.reset_index(level=named) if named else table
 
 
 def _text_of(value: object, path: Path, column: object, row: int) -> object:

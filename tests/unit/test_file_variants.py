@@ -352,6 +352,21 @@ def test_a_header_repeated_by_joining_two_exports_is_refused(
         load_task(_task([tsv], test_csv), seed=0)
 
 
+def test_a_parquet_column_written_as_its_index_is_read_as_a_column(
+    tmp_path: Path, rows: pd.DataFrame, test_csv: Path
+) -> None:
+    # df.set_index("label").to_parquet(...): the schema lists the column,
+    # and pandas would read it back as the index, not a column.
+    site = tmp_path / "site.parquet"
+    head = rows.head(30)
+    for index in (["label"], ["text", "label"]):
+        head.set_index(index).to_parquet(site)
+        data = load_task(_task([site], test_csv), seed=0)
+        assert data.train["text"] == head["text"].tolist()
+        labels = [data.label_names[i] for i in data.train["label"]]
+        assert labels == head["label"].tolist()
+
+
 def test_excels_sep_line_and_a_jsonl_value_that_is_no_object_are_named(
     tmp_path: Path, test_csv: Path
 ) -> None:
