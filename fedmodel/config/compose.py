@@ -51,9 +51,7 @@ def _composed(overrides: tuple[str, ...]) -> dict[str, Any]:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
     except HydraException as exc:
-        raise FedmodelError(
-            f"bad config override in {list(overrides)}: {exc}"
-        ) from exc
+        raise FedmodelError(f"bad config override in {list(overrides)}: {exc}") from exc
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     return {str(k): v for k, v in resolved.items() if k != "hydra"}
@@ -95,8 +93,10 @@ def check_overrides(overrides: Iterable[str]) -> None:
     """Refuse overrides Hydra would take but a run cannot, before composing.
 
     Each is parsed once; overrides Hydra cannot parse are left to Hydra,
-    which names them.
+    which names them, but for one without its `=`, named here with a guess.
     """
+    overrides = list(overrides)
+    _refuse_missing_equals(overrides)
     parsed = _parsed(overrides)
     _refuse_shared_options(parsed)
     _refuse_deletions(parsed)
@@ -114,6 +114,28 @@ def refuse_run_folder_key(overrides: Iterable[str], *, instead: str) -> None:
                 f"{text}: {RUN_FOLDER_KEY} is set by the command to the folder it "
                 f"runs in, not by an override; {instead}"
             )
+
+
+def _refuse_missing_equals(overrides: list[str]) -> None:
+    """Refuse an override without `=` but `~key`, guessing the value beside it.
+
+    `num_rounds 3` gave Hydra's "Error parsing override 'num_rounds'" alone.
+    """
+    for at, text in enumerate(overrides):
+        if "=" in text or text.startswith("~"):
+            continue
+        before = overrides[at - 1] if at > 0 else ""
+        after = overrides[at + 1] if at + 1 < len(overrides) else ""
+        if before.endswith("=") and not text.startswith(("+", "-")):
+            fix = before + text  # `num_rounds= 3`
+        elif after and "=" not in after and not after.startswith(("~", "+", "-")):
+            fix = f"{text}={after}"  # `num_rounds 3`
+        else:
+            fix = f"{text}=VALUE"
+        raise FedmodelError(
+            f"cannot parse the override '{text}': an override is written "
+            f"KEY=VALUE, with no space around the =; write {fix}"
+        )
 
 
 def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:

@@ -49,6 +49,16 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
         ("privacy.epsilon=3", "did you mean 'privacy.target_epsilon'?"),
         ("task=nosuch", "no option 'nosuch' in config group 'task'"),
         ("num_rounds=[", "cannot parse the override 'num_rounds=['"),
+        # A space where the = belongs: the value is the next argument.
+        (
+            "num_rounds 3",
+            "cannot parse the override 'num_rounds': an override is written "
+            "KEY=VALUE, with no space around the =; write num_rounds=3",
+        ),
+        ("num_rounds= 3", "override '3': an override is written KEY=VALUE, with"),
+        ("num_rounds= 3", "; write num_rounds=3"),
+        ("seed=1 +num_rounds", "override '+num_rounds': an override is written"),
+        ("seed=1 +num_rounds", "; write +num_rounds=VALUE"),
         (
             "task.train_files=[~/a.csv,~/b.csv]",
             "Hydra takes a ~ only inside quotes: write "

@@ -253,6 +253,20 @@ def test_a_deployment_is_not_planned_as_if_it_had_simulated_clients(
     assert "fedmodel ledger show" in error and "training records" not in error
 
 
+def test_an_override_with_a_space_for_its_equals_sign_says_how_to_write_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The same words as `fedmodel simulate num_rounds 3`: both check their
+    # overrides before Hydra reads them.
+    assert run_command(["privacy-plan", "model=tiny", "num_rounds", "3"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "fedmodel privacy-plan: error: cannot parse the override 'num_rounds': "
+        "an override is written KEY=VALUE, with no space around the =; write "
+        "num_rounds=3"
+    )
+
+
 def test_progress_line_names_the_file_each_site_holds(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
