@@ -12,7 +12,7 @@ from typing import Any
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
-from fedmodel.run.run_files import parsed_file
+from fedmodel.run.run_files import parsed_mapping
 from fedmodel.run.stored_config import stored_config
 
 FinishedRun = tuple[RunSettings, dict[str, Any]]
@@ -37,7 +37,7 @@ def load_run(run_dir: Path) -> FinishedRun:
                 "`fedmodel simulate` run"
             )
     raw = stored_config(run_dir, files_read_by="fedmodel audit")
-    summary = parsed_file(
+    summary = parsed_mapping(
         run_dir / SUMMARY_FILE, fix="restore it: the audit reads the run's results"
     )
     if raw is None:

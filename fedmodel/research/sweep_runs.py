@@ -23,7 +23,7 @@ from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
-from fedmodel.run.run_files import parsed_file
+from fedmodel.run.run_files import parsed_mapping
 from fedmodel.run.summary import STATUS_OK
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,14 @@ def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
 
 def _finished(run: Path) -> bool:
     path = run / SUMMARY_FILE
-    summary = _read(path) if path.is_file() else {"status": None}
+    summary = parsed_mapping(path, fix=_SKIP_IT) if path.is_file() else {"status": None}
     return summary.get("status", STATUS_OK) == STATUS_OK  # older runs: no status
 
 
 def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     """One run's settings and results, flat, with its whole config (`config`)."""
-    config = _read(run_dir / RESOLVED_CONFIG)
-    summary = _read(run_dir / SUMMARY_FILE)
+    config = parsed_mapping(run_dir / RESOLVED_CONFIG, fix=_SKIP_IT)
+    summary = parsed_mapping(run_dir / SUMMARY_FILE, fix=_SKIP_IT)
     try:
         privacy = config["privacy"]
         partition = config["partition"]
@@ -183,13 +183,6 @@ def setting_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         if column in columns:
             values.loc[runs[column] == runs[rule], column] = AUTO
     return values
-
-
-def _read(path: Path) -> dict[str, Any]:
-    value = parsed_file(path, fix=_SKIP_IT)
-    if not isinstance(value, dict):
-        raise FedmodelError(f"{path} does not hold a mapping: {_SKIP_IT}")
-    return value
 
 
 def collect_runs(sweep_dir: Path) -> pd.DataFrame:

@@ -31,6 +31,14 @@ def parsed_file(path: Path, *, fix: str) -> Any:
         raise unreadable(path, exc, fix=fix) from exc
 
 
+def parsed_mapping(path: Path, *, fix: str) -> dict[str, Any]:
+    """`parsed_file(path)`, refused unless it holds a mapping (a JSON object)."""
+    value = parsed_file(path, fix=fix)
+    if not isinstance(value, dict):
+        raise FedmodelError(f"{path} does not hold a mapping: {fix}")
+    return value
+
+
 def unreadable(
     path: Path, exc: Exception, *, fix: str, line: int | None = None
 ) -> FedmodelError:

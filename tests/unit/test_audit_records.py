@@ -96,12 +96,24 @@ def _finished_run(run: Path) -> None:
         ("no config", "{run} has no resolved_config.yaml: give the folder of a"),
         ("no summary", "{run} has no summary.json: give the folder of a finished"),
         ("no model", "{run} has no model/config.json: give the folder of a finished"),
-        ("broken config", "{run}/resolved_config.yaml cannot be read at line 2, "
-         "column 1"),
-        ("config not a mapping", "cannot read the run in {run}: resolved_config.yaml "
-         "holds no config"),
-        ("broken summary", "{run}/summary.json cannot be read at line 1, column 2: "
-         "Expecting property name"),
+        (
+            "broken config",
+            "{run}/resolved_config.yaml cannot be read at line 2, column 1",
+        ),
+        (
+            "config not a mapping",
+            "cannot read the run in {run}: resolved_config.yaml holds no config",
+        ),
+        (
+            "broken summary",
+            "{run}/summary.json cannot be read at line 1, column 2: "
+            "Expecting property name",
+        ),
+        # Before: AttributeError: 'list' object has no attribute 'get'.
+        (
+            "summary not a mapping",
+            "{run}/summary.json does not hold a mapping: restore it",
+        ),
     ],
 )
 def test_a_missing_or_broken_run_folder_is_one_clear_error(
@@ -123,6 +135,7 @@ def test_a_missing_or_broken_run_folder_is_one_clear_error(
         "broken config": (RESOLVED_CONFIG, "task: [bank\n"),
         "config not a mapping": (RESOLVED_CONFIG, "- task\n"),
         "broken summary": (SUMMARY_FILE, "{"),
+        "summary not a mapping": (SUMMARY_FILE, "[]"),
     }
     if fault in written:
         name, text = written[fault]
