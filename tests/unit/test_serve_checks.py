@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tokenizers
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
@@ -98,6 +99,35 @@ def test_a_folder_without_its_tokenizer_is_refused(
     assert f"{copy}: no tokenizer.json in this folder" in err
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_a_tokenizer_json_tokenizers_cannot_parse_is_named(
+    copy: Path, capsys: pytest.CaptureFixture[str], runtime: str
+) -> None:
+    # A stub, as from another tokenizers version. Before: KeyError 'added_tokens'
+    # (torch), or "no tokenizer could be loaded from this folder" (onnx).
+    (copy / "tokenizer.json").write_text(json.dumps({"version": "1.0"}))
+    err = _predict_error(capsys, "--model", str(copy), "--runtime", runtime)
+    assert (
+        f"--model {copy}: tokenizer.json cannot be loaded by tokenizers "
+        f"{tokenizers.__version__} (Model missing."
+    ) in err
+    assert "re-export it or use the version that wrote it" in err
+
+
+def test_a_tokenizer_json_transformers_cannot_read_is_named(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # tokenizers parses it; transformers reads the file itself and, before,
+    # ended with KeyError: 'added_tokens'.
+    saved = json.loads((copy / "tokenizer.json").read_text())
+    del saved["added_tokens"]
+    (copy / "tokenizer.json").write_text(json.dumps(saved))
+    err = _predict_error(capsys, "--model", str(copy), "--runtime", "torch")
+    assert (
+        f"--model {copy}: no tokenizer could be loaded (KeyError: 'added_tokens')"
+    ) in err
+
+
 def test_a_tokenizer_of_another_vocabulary_is_refused(
     copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,9 +156,9 @@ def test_a_load_reads_config_json_once(
     reads: list[str] = []
     read = exported_folder._json_object_of
 
-    def counted(model_dir: Path, name: str) -> dict[str, object]:
-        reads.append(name)
-        return read(model_dir, name)
+    def counted(named: str, path: Path) -> dict[str, object]:
+        reads.append(path.name)
+        return read(named, path)
 
     monkeypatch.setattr(exported_folder, "_json_object_of", counted)
     classifier = inference.load_classifier(exported, runtime=runtime)
