@@ -209,11 +209,12 @@ def test_agreed_columns_are_both_given_and_differ(
 
 
 def test_a_bad_labels_file_stops_the_supernode_launch(site: SiteConfig) -> None:
+    twice = site.data_file.with_name("twice.txt")
+    twice.write_text("hello,a\nhello,a\n")
     for labels, fragment in (
         (site.data_file.with_name("none.txt"), "--labels-file: .*none.txt"),
-        (site.data_file, "line 2: label 'hello,a' is listed twice"),
+        (twice, "line 2: label 'hello,a' is listed twice"),
     ):
-        site.data_file.write_text("hello,a\nhello,a\n")
         with pytest.raises(FedmodelError, match=fragment):
             _launch(site, labels_file=labels)
 
