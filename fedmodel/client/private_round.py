@@ -29,6 +29,7 @@ from fedmodel.privacy.ledger import (
     stored_noise_multiplier,
 )
 from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.ledger_reset import spent_before_reset
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import LossFn, criterion_loss
@@ -84,20 +85,21 @@ class PrivateRound:
         weak = (
             site_delta_warning(client_id, delta=plan.delta, records=len(split))
             if at_site
-            else weak_delta_warning(
-                plan.delta, who=f"client {client_id}", n=len(split)
-            )
+            else weak_delta_warning(plan.delta, who=f"client {client_id}", n=len(split))
         )
-        if stored is None and weak is not None:
-            # Said where the ledger is opened new, not in every round after.
-            log.warning("%s", weak)
-        ledger = PrivacyLedger.open(
-            path,
-            client_id=str(client_id),
-            plan=plan,
-            data_fingerprint=split.fingerprint
+        fingerprint = (
+            split.fingerprint
             if isinstance(split, StoredFeatures)
-            else data_fingerprint(split),
+            else data_fingerprint(split)
+        )
+        if stored is None:
+            # Said where the ledger is opened new, not in every round after.
+            again = spent_before_reset(state_dir, fingerprint=fingerprint)
+            for line in (weak, again):
+                if line is not None:
+                    log.warning("%s", line)
+        ledger = PrivacyLedger.open(
+            path, client_id=str(client_id), plan=plan, data_fingerprint=fingerprint
         )
         return cls(
             settings=settings,

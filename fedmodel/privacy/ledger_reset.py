@@ -80,6 +80,39 @@ def archived_ledgers(state_dir: Path) -> list[Path]:
     return sorted(state_dir.glob(ARCHIVE_PATTERN))
 
 
+def spent_before_reset(state_dir: Path, *, fingerprint: str) -> str | None:
+    """A line for a new budget opened on records an archived ledger charged.
+
+    A reset is the operator's choice (for a new, disjoint data set); on the
+    same records, what the archived ledgers spent and what the new one spends
+    add up, and no ledger says so. None when no readable archive holds them.
+    """
+    spent = [
+        (path, _status(path, record).epsilon)
+        for path in archived_ledgers(state_dir)
+        for record in _readable(path)
+        if record.data_fingerprint == fingerprint and record.rounds
+    ]
+    if not spent:
+        return None
+    total = sum(epsilon for _, epsilon in spent)
+    return (
+        f"{state_dir}: these records were already charged epsilon {total:.4f} "
+        f"in {len(spent)} archived {'ledger' if len(spent) == 1 else 'ledgers'} "
+        f"(the latest {spent[-1][0].name}); the new budget starts at 0, but for "
+        "these same records the epsilons add up. Reset a ledger only for new "
+        "records"
+    )
+
+
+def _readable(path: Path) -> list[LedgerRecord]:
+    """The archived ledger at `path`, or nothing when it cannot be read."""
+    try:
+        return [read_record(path)]
+    except FedmodelError:
+        return []
+
+
 def reset_and_not_charged(state_dir: Path) -> str | None:
     """What `state_dir` holds when its ledger was reset and no round charged since.
 

@@ -49,7 +49,11 @@ from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
-from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
+from fedmodel.privacy.ledger_reset import (
+    archive_ledger,
+    ledger_status,
+    spent_before_reset,
+)
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
@@ -360,8 +364,13 @@ def _site_round(
 
 
 def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
-    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    monkeypatch.setattr(client_app, "setup_logging", lambda: None)  # for caplog
     settings = deployment_settings(bank_rows[1], "privacy.target_epsilon=8")
     state = tmp_path / "state"
     config = node_config(site_file, state, **{"max-epsilon": 1.0})
@@ -385,8 +394,20 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
     _, archived = archive_ledger(state)
     assert json.loads(archived.read_text())["history"] == spent["history"]
     assert not ledger_file.exists()
+    caplog.clear()
     again = _site_round(settings, config, 1)
     assert again[EXHAUSTED_KEY] == 0 and 0 < again["epsilon"] <= 1.0 + 1e-9
+    # On the same records the new budget adds to the old, and the site's log
+    # says so once, where the new ledger opens; other records are not named.
+    assert (
+        f"{state}: these records were already charged epsilon {first[1]:.4f} in "
+        f"1 archived ledger (the latest {archived.name}); the new budget starts "
+        "at 0, but for these same records the epsilons add up"
+    ) in caplog.text
+    assert spent_before_reset(state, fingerprint="other records") is None
+    caplog.clear()
+    _site_round(settings, config, 2)
+    assert "already charged" not in caplog.text
 
 
 def test_a_spent_sites_round_charges_no_steps_even_where_an_old_charge_has_its_number(
