@@ -198,8 +198,9 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
     """
     filled = copy.deepcopy(dict(raw))
     privacy = filled.get("privacy")
-    if isinstance(privacy, dict) and str(privacy.get("max_grad_norm")).lower() == AUTO:
-        privacy["max_grad_norm"] = None  # null: filled below under DP-SGD alone
+    if isinstance(privacy, dict) and not _noised_locally(filled):
+        if _is_auto(privacy.get("max_grad_norm", 0)):  # no per-example clipping
+            privacy["max_grad_norm"] = None
     keys = derived_keys(filled)
     if keys:
         row = _checked_row(filled)
