@@ -199,6 +199,7 @@ def _check_site_file(site: SiteConfig) -> None:
     said there too: the site still starts, as it still trains.
     """
     # Imported here: pandas loads only for the SuperNode's launch.
+    from fedmodel.data.file_cells import require_column
     from fedmodel.data.file_formats import read_table
 
     path = _existing(site.data_file, "--data-file")
@@ -209,14 +210,12 @@ def _check_site_file(site: SiteConfig) -> None:
             f"--data-file: file {path} holds no records, only a header; give the "
             "site's file of records"
         )
-    keys = (TEXT_COLUMN, LABEL_COLUMN)
-    agreed = dict(zip(keys, site.columns, strict=True)) if site.columns else {}
-    for key, column in agreed.items():
-        if column not in table.columns:
-            raise FedmodelError(
-                f"--{key}: file {path} has no column {column!r} (its columns: "
-                f"{', '.join(map(str, table.columns))}); name one of them"
-            )
+    # No pair agreed: nothing to check (the server names the columns).
+    for key, column in zip(
+        (TEXT_COLUMN, LABEL_COLUMN), site.columns or (), strict=False
+    ):
+        role, fix = key.removesuffix("-column"), f"give --{key} one of its columns"
+        require_column(table, column, role=role, fix=fix, path=path, key=f"--{key}")
     check_site_delta(site, records=records)
     weak = site_delta_warning(site.site_id, delta=site.delta, records=records)
     if weak is not None:

@@ -175,10 +175,15 @@ def test_an_agreed_column_the_file_lacks_stops_the_supernode_launch(
     _launch(site, columns=("text", "label"))  # the file's header: text,label
     with pytest.raises(
         FedmodelError,
-        match=r"^--label-column: file .*my records.csv has no column 'intent' \(its "
-        r"columns: text, label\); name one of them$",
+        match=r"^--label-column: file .*my records.csv has no label column 'intent' "
+        r"\(columns found: \['text', 'label'\]\); give --label-column one of its "
+        r"columns$",
     ):
         _launch(site, columns=("text", "intent"))
+    # As the files task's own check does, a name that differs in case is named.
+    site.data_file.write_text("Text,label\nhello,a\n")
+    with pytest.raises(FedmodelError, match=r"'Text' differs only in case"):
+        _launch(site, columns=("text", "label"))
 
 
 @pytest.mark.parametrize(
