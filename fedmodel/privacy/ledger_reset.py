@@ -14,6 +14,7 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import exclusive_lock
 from fedmodel.privacy.ledger_record import (
@@ -87,30 +88,24 @@ def spent_before_reset(state_dir: Path, *, fingerprint: str) -> str | None:
     same records, what the archived ledgers spent and what the new one spends
     add up, and no ledger says so. None when no readable archive holds them.
     """
-    spent = [
-        (path, _status(path, record).epsilon)
-        for path in archived_ledgers(state_dir)
-        for record in _readable(path)
-        if record.data_fingerprint == fingerprint and record.rounds
-    ]
+    spent: list[tuple[Path, float]] = []
+    for path in archived_ledgers(state_dir):
+        try:
+            record = read_record(path)
+            if record.data_fingerprint == fingerprint and record.rounds:
+                spent.append((path, _status(path, record).epsilon))
+        except FedmodelError:
+            continue  # edited since, it cannot say what it spent; not a refusal
     if not spent:
         return None
     total = sum(epsilon for _, epsilon in spent)
     return (
         f"{state_dir}: these records were already charged epsilon {total:.4f} "
-        f"in {len(spent)} archived {'ledger' if len(spent) == 1 else 'ledgers'} "
+        f"in {len(spent)} archived {plural(len(spent), 'ledger')} "
         f"(the latest {spent[-1][0].name}); the new budget starts at 0, but for "
         "these same records the epsilons add up. Reset a ledger only for new "
         "records"
     )
-
-
-def _readable(path: Path) -> list[LedgerRecord]:
-    """The archived ledger at `path`, or nothing when it cannot be read."""
-    try:
-        return [read_record(path)]
-    except FedmodelError:
-        return []
 
 
 def reset_and_not_charged(state_dir: Path) -> str | None:

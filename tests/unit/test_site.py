@@ -405,6 +405,13 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
         "at 0, but for these same records the epsilons add up"
     ) in caplog.text
     assert spent_before_reset(state, fingerprint="other records") is None
+    # An archive edited since cannot say what it spent: no line, and the
+    # round is not refused for it.
+    tampered = json.loads(archived.read_text())
+    tampered["rounds"][-1]["epsilon"] /= 2
+    archived.write_text(json.dumps(tampered))
+    fingerprint = tampered["data_fingerprint"]
+    assert spent_before_reset(state, fingerprint=fingerprint) is None
     caplog.clear()
     _site_round(settings, config, 2)
     assert "already charged" not in caplog.text
