@@ -41,16 +41,18 @@ def folder_tokenizer(location: str, *, named: str, fix: str) -> PreTrainedTokeni
     """The tokenizer transformers builds from `location` (a folder or a hub id).
 
     Raises FedmodelError, said as `named` and ending with `fix`, when it
-    cannot be loaded. No tokenizer code in the folder is run: fedmodel's
-    are stock ones, and asking would block on stdin.
+    cannot be loaded; where the folder's tokenizer.json is what `tokenizers`
+    cannot parse, with the parser's reason (read only then, not on every
+    load). No tokenizer code in the folder is run: fedmodel's are stock ones,
+    and asking would block on stdin.
     """
     from transformers import AutoTokenizer
 
-    if (Path(location) / TOKENIZER_FILE).is_file():
-        parsed_tokenizer_file(Path(location), named=named)
     try:
         return AutoTokenizer.from_pretrained(location, trust_remote_code=False)
     except Exception as exc:  # a file tokenizers reads may still miss a key
+        if (Path(location) / TOKENIZER_FILE).is_file():
+            parsed_tokenizer_file(Path(location), named=named)
         raise FedmodelError(
             f"{named}: no tokenizer could be loaded ({type(exc).__name__}: {exc}); "
             f"{fix}"
