@@ -11,8 +11,8 @@ from fedmodel.config.wording import plural
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
-# JSON's names for what a line may hold instead of an object (bool before int:
-# a bool is an int to Python).
+# JSON's names for what a line may hold instead of an object; null, true and
+# false are said by `_json_kind` itself (a bool is an int to Python).
 _JSON_KINDS: dict[type, str] = {
     list: "a JSON array",
     str: "a JSON string",
