@@ -248,8 +248,7 @@ class PrivacyLedger:
         return epsilon_for(history, delta=self.delta, accountant=self.accountant)
 
     def _commit(self, change: Callable[[LedgerRecord], LedgerRecord]) -> None:
-        # Read-modify-write under a lock, starting from what is on disk, so a
-        # second process charging the same ledger cannot drop our entries.
+        # Read-modify-write under a lock, from disk: another process's charges stay.
         with contextlib.ExitStack() as held:
             try:  # the first write into the state folder: a read-only one fails here
                 held.enter_context(exclusive_lock(self._path))
@@ -266,6 +265,7 @@ class PrivacyLedger:
             try:
                 write_durably(self._path, updated.to_json())
             except RenameNotSynced as exc:
+                self._record, self._epsilon = updated, None  # as the file now reads
                 raise FedmodelError(
                     f"privacy ledger {self._path} is written, with any charge of this "
                     f"round, but its folder was not synced ({exc}), so a power cut may "

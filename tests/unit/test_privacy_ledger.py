@@ -118,8 +118,9 @@ def test_unsynced_folder_after_the_rename_says_the_charge_is_written(
         real_fsync(fd)
 
     monkeypatch.setattr(durable_file.os, "fsync", fsync_failing_on_folders)
+    ledger = open_ledger(path)
     with pytest.raises(FedmodelError) as info:
-        open_ledger(path).charge(round_number=1, steps=10)
+        ledger.charge(round_number=1, steps=10)
     monkeypatch.undo()
 
     message = str(info.value)
@@ -127,6 +128,9 @@ def test_unsynced_folder_after_the_rename_says_the_charge_is_written(
     assert "Input/output error" in message and "power cut may undo it" in message
     assert "update is not sent" in message and "not charged" not in message
     assert open_ledger(path).history == [ENTRY]  # over-counts, as a crash would
+    # The open ledger shows what its file holds, not the spend before the charge.
+    assert ledger.history == [ENTRY]
+    assert ledger.epsilon == open_ledger(path).epsilon > 0
 
 
 def test_budget_refusal_writes_nothing(path: Path) -> None:
