@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.config import RunSettings, checks, compose_config, settings_from_dict
 from fedmodel.config.number_rules import NUMBER_RULES, Bound
 from fedmodel.errors import FedmodelError
 
@@ -126,3 +126,28 @@ def test_bound_descriptions() -> None:
     assert Bound(low=0, high=1, high_open=True).describe() == "in [0, 1)"
     assert not Bound(low=0).holds(math.inf)
     assert Bound(low=0, high=1).holds(1.0)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "num_clients=0",
+        "num_rounds=0",
+        "finetune.batch_size=0",
+        "finetune.local_epochs=0",
+        "task.val_fraction=1.0",
+        "privacy.target_delta=1.5",
+        "privacy.max_grad_norm=-1",
+        "distill.student.num_layers=0",
+        "distill.temperature=0",
+        "distill.epochs=0",
+        "distill.kl_weight=-1",
+        "audit.reference_canaries=-1",
+    ],
+)
+def test_a_range_is_stated_once_in_number_rules(
+    monkeypatch: pytest.MonkeyPatch, override: str
+) -> None:
+    """The config check states no range of its own: NUMBER_RULES is the one place."""
+    monkeypatch.setattr(checks, "check_numbers", lambda settings: None)
+    settings_from_dict(compose_config([override]))
