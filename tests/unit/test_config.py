@@ -13,6 +13,7 @@ import yaml
 from flwr.serverapp.strategy import Strategy
 
 from fedmodel.config import (
+    CONF_DIR,
     RunSettings,
     compose_config,
     from_run_config,
@@ -58,6 +59,32 @@ def test_every_group_option_composes(override: str) -> None:
     assert finetune_mode(settings.finetune).name == settings.finetune.mode
     assert privacy_mode(settings.privacy).name == settings.privacy.mode
     assert settings.tracking.name in TRACKERS
+
+
+def _restated(base: dict, option: dict, prefix: str = "") -> list[str]:
+    """The keys `option` sets to the value `base` already gives them."""
+    found = []
+    for key, value in option.items():
+        if key == "defaults" or key not in base:
+            continue
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            found += _restated(base[key], value, f"{prefix}{key}.")
+        elif base[key] == value:
+            found.append(f"{prefix}{key}={value!r}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "group", [g for g in GROUPS if (CONF_DIR / g / "_base.yaml").is_file()]
+)
+def test_an_option_states_only_what_differs_from_its_base(group: str) -> None:
+    base = yaml.safe_load((CONF_DIR / group / "_base.yaml").read_text()) or {}
+    restated = {
+        option: _restated(base, yaml.safe_load(path.read_text()) or {})
+        for option in group_options(group)
+        for path in [CONF_DIR / group / f"{option}.yaml"]
+    }
+    assert {o: keys for o, keys in restated.items() if keys} == {}
 
 
 def test_a_missing_key_is_an_error_not_a_default() -> None:
