@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -82,12 +82,14 @@ def _load_torch_model(folder: ExportedFolder) -> PooledBertForSequenceClassifica
             f"classifier ({exc}); point at a run's model/ or student/ folder"
         ) from exc
     # With output_loading_info it is a pair, which the stubs do not say.
-    model, info = cast(tuple[PooledBertForSequenceClassification, dict], loaded)
+    model, info = cast(
+        tuple[PooledBertForSequenceClassification, dict[str, Any]], loaded
+    )
     _refuse_fresh_tensors(folder, info)
     return model
 
 
-def _refuse_fresh_tensors(folder: ExportedFolder, info: dict) -> None:
+def _refuse_fresh_tensors(folder: ExportedFolder, info: dict[str, Any]) -> None:
     """Refuse a model whose tensors were missing or mismatched in the file.
 
     transformers fills both with random values and only logs it, so the
