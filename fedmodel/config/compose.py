@@ -27,6 +27,8 @@ SHARED_PREFIX = "_"
 HYDRA_GROUP = "hydra"
 # The run folder's key: each command sets it to the folder it runs in.
 RUN_FOLDER_KEY = "run_dir"
+# Keys that label the option their group's keys came from; no code reads them.
+OPTION_LABEL_KEYS = ("model.name",)
 
 
 def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
@@ -99,6 +101,7 @@ def check_overrides(overrides: Iterable[str]) -> None:
     _refuse_missing_equals(overrides)
     parsed = _parsed(overrides)
     _refuse_shared_options(parsed)
+    _refuse_option_labels(parsed)
     _refuse_deletions(parsed)
 
 
@@ -156,6 +159,22 @@ def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:
                     ".yaml holds the keys its options share); options: "
                     f"{', '.join(group_options(group))}"
                 )
+
+
+def _refuse_option_labels(parsed: list[tuple[str, Override]]) -> None:
+    """Refuse setting a key that only labels its group's option (`model.name`).
+
+    `model.name=tiny` kept MiniLM's keys, so MiniLM trained, under the name tiny.
+    """
+    for text, override in parsed:
+        key = override.key_or_group
+        if key in OPTION_LABEL_KEYS and not override.is_delete():
+            group = key.split(".")[0]
+            raise FedmodelError(
+                f"{text}: {key} names the option the {group} keys came from and "
+                f"picks nothing; choose the {group} with {group}=OPTION (options: "
+                f"{', '.join(group_options(group))})"
+            )
 
 
 def _refuse_deletions(parsed: list[tuple[str, Override]]) -> None:

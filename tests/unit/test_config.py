@@ -87,6 +87,17 @@ def test_an_option_states_only_what_differs_from_its_base(group: str) -> None:
     assert {o: keys for o, keys in restated.items() if keys} == {}
 
 
+@pytest.mark.parametrize("override", ["model.name=tiny", "model.name=tiny,minilm"])
+def test_a_key_that_only_labels_an_option_is_refused(override: str) -> None:
+    # No code reads model.name: MiniLM trained, under the name tiny.
+    with pytest.raises(FedmodelError) as info:
+        compose_config([override])
+    assert str(info.value) == (
+        f"{override}: model.name names the option the model keys came from and "
+        "picks nothing; choose the model with model=OPTION (options: minilm, tiny)"
+    )
+
+
 def test_a_missing_key_is_an_error_not_a_default() -> None:
     raw = compose_config([])
     del raw["warm_start"]["enabled"]
