@@ -18,6 +18,8 @@ from fedmodel.config.modes import (
     GRAD_SAMPLE_MODE_NAMES,
     OPTIMIZER_NAMES,
     PRIVACY_MODE_NAMES,
+    ROBUST_METHOD_NAMES,
+    STRATEGY_NAMES,
     TRACKER_NAMES,
 )
 from fedmodel.config.number_rules import check_numbers
@@ -120,6 +122,9 @@ def _check(settings: RunSettings) -> None:
     _check_name("privacy.mode", settings.privacy.mode, PRIVACY_MODE_NAMES)
     _check_name("distill.name", settings.distill.name, DISTILL_MODE_NAMES)
     _check_name("tracking.name", settings.tracking.name, TRACKER_NAMES)
+    _check_name("strategy.name", settings.strategy.name, STRATEGY_NAMES)
+    method = settings.strategy.robust_method
+    _check_name("strategy.robust_method", method, ROBUST_METHOD_NAMES)
     if settings.task.label_descriptions is not None and not settings.label_init:
         raise FedmodelError(
             "task.label_descriptions is set but label_init is false: only the "

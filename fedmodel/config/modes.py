@@ -9,6 +9,8 @@ the behaviour, and a test keeps each registry's keys equal to these:
 - `distill.name`: `DistillSettings.enabled` and `.client_rounds` (schema.py)
   state what a mode does; privacy planning needs them, so they sit here
 - `tracking.name`: `fedmodel.run.tracking.TRACKERS`
+- `strategy.name` and `strategy.robust_method`:
+  `fedmodel.federation.strategy_choice.STRATEGIES` and `.ROBUST_METHODS`
 - `privacy.accountant`: Opacus' accountants, used by `fedmodel.privacy.calibration`
 """
 
@@ -18,6 +20,8 @@ FINETUNE_MODE_NAMES = ("head", "lora", "full")
 PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
 DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")
+STRATEGY_NAMES = ("fedavg", "fedprox", "fedadam", "robust")
+ROBUST_METHOD_NAMES = ("median", "trimmed_mean")
 # finetune.optimizer: built by `fedmodel.training.loops.build_optimizer`.
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 ACCOUNTANT_NAMES = ("rdp", "prv")

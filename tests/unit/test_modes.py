@@ -14,9 +14,12 @@ from fedmodel.config.modes import (
     DISTILL_MODE_NAMES,
     FINETUNE_MODE_NAMES,
     PRIVACY_MODE_NAMES,
+    ROBUST_METHOD_NAMES,
+    STRATEGY_NAMES,
     TRACKER_NAMES,
 )
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.strategy_choice import ROBUST_METHODS, STRATEGIES
 from fedmodel.model.finetune import FINETUNE_MODES, finetune_mode
 from fedmodel.privacy.calibration import ACCOUNTANTS
 from fedmodel.privacy.modes import PRIVACY_MODES, privacy_mode
@@ -37,6 +40,8 @@ def test_registries_hold_exactly_the_accepted_names() -> None:
     assert set(PRIVACY_MODES) == set(PRIVACY_MODE_NAMES)
     assert set(TRACKERS) == set(TRACKER_NAMES)
     assert set(ACCOUNTANTS) == set(ACCOUNTANT_NAMES)
+    assert set(STRATEGIES) == set(STRATEGY_NAMES)
+    assert set(ROBUST_METHODS) == set(ROBUST_METHOD_NAMES)
     for name, mode in [*FINETUNE_MODES.items(), *PRIVACY_MODES.items()]:
         assert mode.name == name
 
@@ -46,6 +51,7 @@ def test_every_mode_has_its_config_option() -> None:
     assert _option_values("privacy", "mode") == set(PRIVACY_MODE_NAMES)
     assert _option_values("distill", "name") == set(DISTILL_MODE_NAMES)
     assert _option_values("tracking", "name") == set(TRACKER_NAMES)
+    assert _option_values("strategy", "name") == set(STRATEGY_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +61,8 @@ def test_every_mode_has_its_config_option() -> None:
         ("privacy.mode=local", "privacy.mode must be one of"),
         ("distill.name=online", "distill.name must be one of"),
         ("tracking.name=wandb", "tracking.name must be one of"),
+        ("strategy.name=fedyogi", "strategy.name must be one of"),
+        ("strategy.robust_method=mode", "strategy.robust_method must be one of"),
     ],
 )
 def test_unknown_mode_names_are_refused_by_the_config_check(
