@@ -19,6 +19,7 @@ _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
 def warn_labels(data: TaskData) -> None:
     """Every warning about a task's labels, as the server and the plan give them."""
     warn_test_only_labels(data)
+    warn_server_only_labels(data)
     warn_similar_labels(data)
     warn_sites_apart(data)
 
@@ -88,6 +89,40 @@ def warn_test_only_labels(data: TaskData) -> None:
                 "count": len(unseen),
                 "labels": plural(len(unseen), "label"),
                 "them": plural(len(unseen), "it", "them"),
+                "unseen": unseen[:10] + (["..."] if len(unseen) > 10 else []),
+            },
+        )
+
+
+def warn_server_only_labels(data: TaskData) -> None:
+    """Name the labels of `task.validation_file` that no site's file has.
+
+    The label set is the union of every file's labels, so such a label (most
+    often a typo, or another coding than the sites') becomes a class of the
+    model and of the exported `id2label` that no site trains. Only in a
+    simulation, where the server holds the sites' files too.
+    """
+    if not data.has_sites or len(data.train) == 0 or data.transfer is None:
+        return
+    unseen = sorted(
+        {data.label_names[i] for i in set(data.transfer["label"])}
+        - {data.label_names[i] for i in set(data.train["label"])}
+    )
+    if unseen:
+        logger.warning(
+            "%(count)d %(labels)s of task.validation_file no site's file has, "
+            "so no site trains %(them)s, yet the model and its export hold "
+            "%(them)s as %(classes)s: %(unseen)s. If %(they)s written another "
+            "way, write %(them)s as the sites' files do; if not, add site "
+            "records of %(them)s or leave %(them)s out of the file",
+            {
+                "count": len(unseen),
+                "labels": plural(len(unseen), "label"),
+                "them": plural(len(unseen), "it", "them"),
+                "classes": plural(len(unseen), "a class", "classes"),
+                "they": plural(
+                    len(unseen), "it is a site label", "they are site labels"
+                ),
                 "unseen": unseen[:10] + (["..."] if len(unseen) > 10 else []),
             },
         )

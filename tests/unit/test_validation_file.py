@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedmodel.config import TaskSettings
+from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
@@ -47,3 +48,28 @@ def test_without_a_validation_file_the_server_holds_no_records(tmp_path: Path) -
 def test_a_missing_validation_file_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(FedmodelError, match="task.validation_file"):
         load_task(_task(tmp_path, tmp_path / "nope.csv"), seed=0)
+
+
+def test_labels_only_the_validation_file_has_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo in the server's file made a class of the model no site trains,
+    # named only by a count in "head initialised from the 3 label names".
+    held = _csv(tmp_path / "held.csv", [("lovely", "pos"), ("grim", "negative")])
+    data = load_task(_task(tmp_path, held), seed=0)
+    assert data.label_names == ("neg", "negative", "pos")
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_labels(data)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned == (
+        "1 label of task.validation_file no site's file has, so no site trains "
+        "it, yet the model and its export hold it as a class: ['negative']. If "
+        "it is a site label written another way, write it as the sites' files "
+        "do; if not, add site records of it or leave it out of the file"
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_labels(
+            load_task(_task(tmp_path, _csv(held, [("x", "pos"), ("y", "neg")])), seed=0)
+        )
+    assert not caplog.records
