@@ -127,6 +127,12 @@ def _refuse_missing_equals(overrides: list[str]) -> None:
     for at, text in enumerate(overrides):
         if "=" in text or text.startswith("~"):
             continue
+        if whole := _split_list(overrides, at):
+            raise FedmodelError(
+                f"cannot parse the override '{text}': the shell split the list "
+                f"of '{overrides[at - 1]}' at a space; quote the whole override: "
+                f"'{whole}'"
+            )
         before = overrides[at - 1] if at > 0 else ""
         after = overrides[at + 1] if at + 1 < len(overrides) else ""
         if before.endswith("=") and not text.startswith(("+", "-")):
@@ -139,6 +145,24 @@ def _refuse_missing_equals(overrides: list[str]) -> None:
             f"cannot parse the override '{text}': an override is written "
             f"KEY=VALUE, with no space around the =; write {fix}"
         )
+
+
+def _split_list(overrides: list[str], at: int) -> str | None:
+    """The list override the shell split at its spaces before `at`, rejoined.
+
+    `task.train_files=[a.csv, b.csv]` unquoted reaches the command as
+    `task.train_files=[a.csv,` and `b.csv]`; None where the override before
+    `at` opens no list it leaves open.
+    """
+    start = overrides[at - 1] if at > 0 else ""
+    if "=" not in start or start.count("[") <= start.count("]"):
+        return None
+    words = [start]
+    for word in overrides[at:]:
+        words.append(word)
+        if " ".join(words).count("[") <= " ".join(words).count("]"):
+            break
+    return " ".join(words)
 
 
 def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:

@@ -59,6 +59,14 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
         ("num_rounds= 3", "; write num_rounds=3"),
         ("seed=1 +num_rounds", "override '+num_rounds': an override is written"),
         ("seed=1 +num_rounds", "; write +num_rounds=VALUE"),
+        # A list written with spaces, unquoted: the shell splits it, and the
+        # line said "write b.csv]=VALUE".
+        (
+            "task=files task.train_files=[a.csv, b.csv, c.csv] seed=1",
+            "cannot parse the override 'b.csv,': the shell split the list of "
+            "'task.train_files=[a.csv,' at a space; quote the whole override: "
+            "'task.train_files=[a.csv, b.csv, c.csv]'",
+        ),
         (
             "task.train_files=[~/a.csv,~/b.csv]",
             "Hydra takes a ~ only inside quotes: write "
