@@ -35,9 +35,9 @@ def hydra_error_line(exc: BaseException) -> str:
     from hydra.errors import MissingConfigException, OverrideParseException
 
     if isinstance(exc, OverrideParseException):
-        reason = exc.message.splitlines()[0] if exc.message else "bad syntax"
+        reason = _parse_reason(exc.message)
         line = f"cannot parse the override '{exc.override}': {reason}"
-        return line + _home_hint(str(exc.override))
+        return line + _quote_hint(str(exc.override))
     if isinstance(exc, MissingConfigException) and exc.options:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
         options = sorted(name for name in exc.options if is_option(name))
@@ -71,15 +71,34 @@ def _unknown_key_line(key: str, keys: list[str]) -> str:
     )
 
 
-def _home_hint(override: str) -> str:
-    """How to write a `~` path, which Hydra's grammar takes only quoted."""
+def _parse_reason(message: str | None) -> str:
+    """The first line of Hydra's refusal that says why, not that it refused."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error parsing override"):
+        # The line below names the value: "Unknown function 'Neoplasms'".
+        return lines[1]
+    return lines[0] if lines else "bad syntax"
+
+
+def _quote_hint(override: str) -> str:
+    """How to write a value Hydra's grammar takes only quoted, where known.
+
+    A `~` path, and a label with parentheses (`Neoplasms (C00-D49)`), which
+    unquoted Hydra reads as a call of one of its grammar's functions.
+    """
     key, _, value = override.partition("=")
-    if "~" not in value or "'" in value:
+    if "'" in value:
+        return ""
+    if "~" in value:
+        why = "Hydra takes a ~ only inside quotes"
+    elif "(" in value or ")" in value:
+        why = "Hydra takes ( and ) only inside quotes"
+    else:
         return ""
     items = value.removeprefix("[").removesuffix("]").split(",")
     quoted = ",".join(f"'{item.strip()}'" for item in items)
     fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
-    return f"; Hydra takes a ~ only inside quotes: write \"{fixed}\""
+    return f'; {why}: write "{fixed}"'
 
 
 def _quoted(text: str, after: str) -> str | None:

@@ -307,3 +307,35 @@ def test_privacy_plan_refuses_a_deleted_key_by_name(
         "(~num_rounds): a run reads every key"
     ), err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # Before: "Error parsing override '...'" twice over, and no way out.
+        (
+            "task.labels=[Neoplasms (C00-D49),Acne]",
+            "cannot parse the override 'task.labels=[Neoplasms (C00-D49),Acne]': "
+            "HydraException while evaluating 'Neoplasms (C00-D49)': Unknown "
+            "function 'Neoplasms'; Hydra takes ( and ) only inside quotes: write "
+            "\"task.labels=['Neoplasms (C00-D49)','Acne']\"",
+        ),
+        (
+            "task.test_file=my (1).csv",
+            "; Hydra takes ( and ) only inside quotes: write "
+            "\"task.test_file='my (1).csv'\"",
+        ),
+    ],
+)
+def test_a_value_with_parentheses_is_shown_quoted(
+    override: str,
+    expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_simulate(["task=files", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fedmodel simulate: error: ") and err.endswith(expected)
+    assert len(err.splitlines()) == 1
