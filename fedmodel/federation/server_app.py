@@ -17,8 +17,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
-from fedmodel.data.file_roles import warn_pooled_files, warn_shared_texts
+from fedmodel.data.file_roles import warn_pooled_files
 from fedmodel.data.label_warnings import warn_labels
+from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError

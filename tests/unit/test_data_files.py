@@ -17,9 +17,9 @@ from fedmodel.data.file_roles import (
     check_transfer_file,
     client_file,
     warn_pooled_files,
-    warn_shared_texts,
 )
 from fedmodel.data.label_warnings import warn_test_only_labels
+from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -226,7 +226,7 @@ def test_a_server_file_sharing_texts_with_a_site_is_named(
     b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("dire", "neg"), ("meh", "neg")])
     cut = _csv(tmp_path / "cut.csv", [("dire", "neg"), ("meh", "neg"), ("new", "pos")])
     task = _task([a, b], server_csv, validation_file=str(cut))
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         data = load_task(task, seed=0)
         # Loading alone (what every client process does) says nothing: the
         # server names it, once per run.
@@ -258,7 +258,7 @@ def test_a_sites_file_is_not_the_servers_distillation_texts(
     check_transfer_file(run)  # the server's own file: it may distil on it
     read = ["a new text", "dire"]
     texts.unlink()  # the warning takes the texts the check before round 1 read
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         data = load_task(task, seed=0)
         warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     (warned,) = [r.getMessage() for r in caplog.records]
@@ -274,7 +274,7 @@ def test_sites_sharing_texts_are_named(
     b = _csv(tmp_path / "b.csv", [("so so", "pos"), ("awful", "neg")])
     c = _csv(tmp_path / "c.csv", [("awful", "neg"), ("fine day", "pos"), ("x", "pos")])
     task = _task([a, b, c], server_csv)
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         warn_shared_texts(_run(task), load_task(task, seed=0), normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     # Each later file is named against the first that holds the text.
@@ -287,7 +287,7 @@ def test_sites_sharing_texts_are_named(
     caplog.clear()
     d = _csv(tmp_path / "d.csv", [("new", "pos")])
     task = _task([a, d], server_csv)
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         warn_shared_texts(_run(task), load_task(task, seed=0), normalize=NORMALIZE)
     assert not caplog.records
 
@@ -311,7 +311,7 @@ def test_texts_the_tokenizer_reads_alike_are_one_text(
     data = load_task(task, seed=0)
     assert data.train["text"][0] == "Fine  day"  # trained on as written
     assert NORMALIZE("Café AU") == "cafe au"
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         warn_shared_texts(_run(task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned
@@ -323,7 +323,7 @@ def test_texts_the_tokenizer_reads_alike_are_one_text(
     caplog.clear()
     # A cased tokenizer (no normalizer: texts as written) keeps case apart,
     # and still reads a run of spaces or a tab as one space.
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         warn_shared_texts(_run(task), data, normalize=lambda text: text)
     (warned_cased,) = [r.getMessage() for r in caplog.records]
     assert warned_cased.startswith("task.train_files[1] (")
@@ -351,7 +351,7 @@ def test_the_server_loads_a_tokenizer_only_for_records_with_sites(
     files = _task([a, b], server_csv)
     data = load_task(files, seed=0)
     assert data.has_sites
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         server_app.warn_about_records(_run(files), data, distill_texts=None)
     assert len(loaded) == 1 and "task.train_files[0]" in caplog.text
     loaded.clear()

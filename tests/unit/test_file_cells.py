@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import load_site_file
 from fedmodel.data.label_form import composed_labels
 from fedmodel.data.label_warnings import warn_similar_labels
+from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -195,7 +195,7 @@ def test_texts_differing_only_in_surrounding_spaces_are_one_record(
     texts = tmp_path / "public.txt"
     texts.write_text("dire\nnew\n")
     run = _run(task, transfer_file=texts)
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         read = read_texts(texts, key="k")
         warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     warned = [r.getMessage() for r in caplog.records]

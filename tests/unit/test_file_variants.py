@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data.file_roles import warn_shared_texts
 from fedmodel.data.files import label_texts
 from fedmodel.data.label_warnings import warn_labels, warn_similar_labels
+from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task
 from fedmodel.data.text_inputs import read_texts
 from fedmodel.errors import FedmodelError
@@ -138,7 +138,7 @@ def test_repeated_rows_in_one_site_file_are_named(
     task = _task([site_csv, site], test_csv)
     data = load_task(task, seed=0)
     settings = settings_from_dict(compose_config(["task=files", "num_clients=2"]))
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         warn_shared_texts(replace(settings, task=task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1, warned
@@ -192,7 +192,7 @@ def test_a_test_file_sharing_texts_with_a_site_is_named(
     task = _task([site_csv], test)
     data = load_task(task, seed=0)
     settings = settings_from_dict(compose_config(["task=files", "num_clients=1"]))
-    with caplog.at_level("WARNING", logger="fedmodel.data.file_roles"):
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
         warn_shared_texts(replace(settings, task=task), data, normalize=NORMALIZE)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1, warned

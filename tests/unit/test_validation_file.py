@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fedmodel.config import TaskSettings
+from fedmodel.config import TaskSettings, compose_config, settings_from_dict
 from fedmodel.data.label_warnings import warn_labels
+from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
+from tests.unit.test_data_files import NORMALIZE
 
 
 def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -73,3 +76,23 @@ def test_labels_only_the_validation_file_has_are_named(
             load_task(_task(tmp_path, _csv(held, [("x", "pos"), ("y", "neg")])), seed=0)
         )
     assert not caplog.records
+
+
+def test_test_records_the_validation_file_holds_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A validation file cut from the test file (a copy, not the file itself,
+    # which is refused) lets the test split choose, and nothing said so.
+    held = _csv(tmp_path / "held.csv", [("good", "pos"), ("grim", "neg")])
+    task = _task(tmp_path, held)
+    data = load_task(task, seed=0)
+    run = settings_from_dict(compose_config(["task=files", "num_clients=1"]))
+    with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
+        warn_shared_texts(replace(run, task=task), data, normalize=NORMALIZE)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned == (
+        f"1 of the 2 records of task.test_file ({tmp_path / 'test.csv'}) has a "
+        f"text that task.validation_file ({held}) holds too: the server fitted "
+        "its start and chose its round on them, and the test split must choose "
+        "nothing. Take them out of one of the two"
+    )
