@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head, finetune_mode
 from fedmodel.training.embedding_cache import embed_split, length_sorted_loader
@@ -144,8 +145,9 @@ class LastRoundOrStart:
             self.latest = offered
         chosen = self.kept is offered
         log.info(
-            "server validation (%d records) after round %d: accuracy %.4f, loss %.4f%s",
+            "server validation (%d %s) after round %d: accuracy %.4f, loss %.4f%s",
             self.num_examples,
+            plural(self.num_examples, "record"),
             round_number,
             offered.result.accuracy,
             offered.result.loss,

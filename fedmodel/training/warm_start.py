@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.data.files import label_texts
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
@@ -191,12 +192,13 @@ def checked_warm_start(
 def _say_too_few_to_check(start: str, *, fit: int, held_out: int) -> None:
     log.warning(
         "no warm start: the head keeps %s. Of the server's %d labelled "
-        "records only %d are held out to check a warm start against it, "
+        "records only %d %s held out to check a warm start against it, "
         "fewer than %d, too few to tell the two apart; a task.validation_file "
         "of %d records or more is checked",
         start,
         fit + held_out,
         held_out,
+        plural(held_out, "is", "are"),
         MIN_CHECK_RECORDS,
         math.floor((MIN_CHECK_RECORDS - 1) / SELECTION_SHARE) + 1,
     )

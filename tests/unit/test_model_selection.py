@@ -52,6 +52,21 @@ def test_selection_reads_only_the_server_validation_split(
     assert not set(data.transfer["text"]) & set(data.test["text"])
 
 
+def test_one_validation_record_is_said_as_one(
+    setup: tuple[Any, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    data, model, _, _ = setup
+    one = LastRoundOrStart(
+        settings_from_dict(small_config("task=hospital")),
+        classifier=model.classifier,
+        trainable=model.trainable,
+        validation=data.transfer.select([0]),
+    )
+    with caplog.at_level("INFO", logger=model_selection.__name__):
+        one.offer(0, model.weights())
+    assert "server validation (1 record) after round 0: " in caplog.text
+
+
 def _always(weights: dict[str, torch.Tensor], label: int) -> dict[str, torch.Tensor]:
     """Weights that always predict `label`."""
     fixed = {name: torch.zeros_like(w) for name, w in weights.items()}

@@ -51,14 +51,21 @@ def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == warm_start.__name__]
 
 
+@pytest.mark.parametrize(
+    ("records", "held_out"), [(10, "only 2 are held out"), (3, "only 1 is held out")]
+)
 def test_a_server_file_too_small_to_check_keeps_the_label_start(
-    bank: TaskData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    records: int,
+    held_out: str,
+    bank: TaskData,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Ten records of ten labels: 2 held out to choose the model, too few to
     # tell a warm start on the other 8 from the label-name start.
     assert bank.transfer is not None
     tiny = dataclasses.replace(
-        bank, transfer=bank.transfer.select(_one_per_label(bank, 10))
+        bank, transfer=bank.transfer.select(_one_per_label(bank, records))
     )
     settings = settings_from_dict(small_config(f"run_dir={tmp_path}"))
     with caplog.at_level("INFO", logger=warm_start.__name__):
@@ -69,7 +76,7 @@ def test_a_server_file_too_small_to_check_keeps_the_label_start(
     )
     (line,) = [s for s in _said(caplog) if "warm start" in s]
     assert line.startswith("no warm start: the head keeps the label-name start")
-    assert "only 2 are held out" in line
+    assert held_out in line
 
 
 def test_a_warm_start_worse_than_the_start_is_not_kept(
