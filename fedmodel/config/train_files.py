@@ -20,6 +20,8 @@ from fedmodel.errors import FedmodelError
 SITE_COLUMN = "site"
 # What makes an entry of task.train_files a pattern (Python's glob syntax).
 _PATTERN_CHARACTERS = frozenset("*?[")
+# The suffixes of a file of records (`fedmodel.data.file_formats` reads them).
+TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet", ".tsv")
 
 
 def with_train_files(raw: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def _expanded(files: list[Any], *, server_files: dict[Path, str]) -> list[Any]:
 
 
 def _check_match(match: Path, *, pattern: str, server_files: dict[Path, str]) -> None:
-    """Refuse a server's file or a folder that a pattern matched, naming both."""
+    """Refuse a server's file, a folder or no table a pattern matched, naming both."""
     key = server_files.get(match.resolve())
     if key is not None:
         raise FedmodelError(
@@ -90,6 +92,15 @@ def _check_match(match: Path, *, pattern: str, server_files: dict[Path, str]) ->
             "the sites' files only: narrow it (to their suffix, e.g. '*.csv'), "
             "or move the folder elsewhere (a table written as a folder of "
             "parts: write it out as one file)"
+        )
+    if match.suffix.lower() not in TABLE_SUFFIXES:
+        # Read as a site's file, it would be refused with advice to convert
+        # it: a README or a workbook beside the exports is no site.
+        raise FedmodelError(
+            f"{pattern} matches {match}, which is no file of records (a pattern "
+            f"stands for the sites' files, each one of {list(TABLE_SUFFIXES)}): "
+            "narrow the pattern (to their suffix, e.g. '*.csv'), or move that "
+            "file elsewhere"
         )
 
 

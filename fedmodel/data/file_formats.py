@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fedmodel.config.train_files import TABLE_SUFFIXES
 from fedmodel.config.wording import plural
 from fedmodel.data.jsonl_file import read_jsonl
 from fedmodel.data.text_file import read_utf8
@@ -68,12 +69,12 @@ def read_table(
         ".parquet": _read_parquet,
     }
     _check_is_file(path, key=key)
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise FedmodelError(
             f"{key}: file {path} has the unsupported suffix {path.suffix!r}; "
-            f"convert it to one of {sorted([*readers, *other_suffixes])}"
+            f"convert it to one of {sorted([*TABLE_SUFFIXES, *other_suffixes])}"
         )
+    reader = readers[path.suffix.lower()]
     try:
         table = reader(path)
         _refuse_repeats(path, [str(c) for c in table.columns])

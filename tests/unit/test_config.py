@@ -411,3 +411,25 @@ def test_a_pattern_matching_a_folder_is_refused_naming_the_pattern(
     )
     narrow = compose_config(["task=files", "task.train_files=[sites/*.csv]"])
     assert settings_from_dict(narrow).num_clients == 2
+
+
+def test_a_pattern_matching_no_table_is_refused_naming_the_pattern(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A README beside the sites' exports: read as a site's file, it was
+    # refused with advice to convert it, and the pattern went unnamed.
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    for name in ("a.csv", "b.jsonl", "README.md"):
+        (sites / name).write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FedmodelError) as info:
+        settings_from_dict(compose_config(["task=files", "task.train_files=[sites/*]"]))
+    assert str(info.value) == (
+        f"task.train_files[0]='{sites}/*' matches {sites / 'README.md'}, which is "
+        "no file of records (a pattern stands for the sites' files, each one of "
+        "['.csv', '.jsonl', '.parquet', '.tsv']): narrow the pattern (to their "
+        "suffix, e.g. '*.csv'), or move that file elsewhere"
+    )
+    named = compose_config(["task=files", "task.train_files=[sites/a.csv,sites/b.*]"])
+    assert settings_from_dict(named).num_clients == 2
