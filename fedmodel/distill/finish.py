@@ -63,6 +63,25 @@ def server_distill_texts(
     return list(transfer["text"])
 
 
+def warn_no_server_texts(settings: RunSettings) -> None:
+    """Say that the server holds no texts to distil on, and what that leaves.
+
+    Only a files task without `task.validation_file` lacks them; the server
+    says it before round 1, so the run is not found without its student only
+    at the end.
+    """
+    if not settings.distill.enabled:
+        return
+    log.warning(
+        "the server holds no texts to distil the student on (a files task "
+        "without task.validation_file or distill.transfer_file): %s",
+        "the clients alone distil it"
+        if settings.distill.client_rounds
+        else "no student is made; name either file (distill.transfer_file: "
+        "unlabelled texts the server holds), or set distill=off",
+    )
+
+
 def finish_models(
     settings: RunSettings,
     *,
@@ -158,10 +177,7 @@ def _student_entries(
     Empty when there is nothing to distil on: no server texts, no clients.
     """
     if texts is None:
-        log.warning(
-            "the server holds no transfer texts (set distill.transfer_file): "
-            "the student is not distilled on the server"
-        )
+        warn_no_server_texts(settings)
         if train_on_clients is None:
             return {}
     split, teacher_loader = test

@@ -21,7 +21,11 @@ from fedmodel.data.file_roles import warn_pooled_files
 from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData, load_task
-from fedmodel.distill.finish import finish_models, server_distill_texts
+from fedmodel.distill.finish import (
+    finish_models,
+    server_distill_texts,
+    warn_no_server_texts,
+)
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.federation.server_rounds import (
@@ -145,6 +149,8 @@ def warn_about_records(
             settings, task, normalize=normalize, distill_texts=distill_texts
         )
     warn_labels(task)
+    if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
+        warn_no_server_texts(settings)
 
 
 def _warm_started(start: dict[str, float]) -> bool | None:

@@ -450,3 +450,35 @@ def test_distill_off_keeps_an_earlier_student_and_says_it_is_stale(
         caplog.text
     )
     assert "does not match the teacher" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("distill", "said"),
+    [
+        ("server", "no student is made; name either file"),
+        ("federated", "the clients alone distil it"),
+        ("off", None),
+    ],
+)
+def test_a_files_run_without_server_texts_says_so_before_round_one(
+    distill: str, said: str | None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, only after the last round: "the server holds no transfer texts
+    # (set distill.transfer_file)", naming neither task.validation_file nor
+    # that no student would come.
+    from fedmodel.federation.server_app import warn_about_records
+
+    settings = _files_run(tmp_path, "task.validation_file=null", f"distill={distill}")
+    task = load_task(settings.task, seed=settings.seed)
+    with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
+        warn_about_records(settings, task, distill_texts=None)
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("finish")]
+    if said is None:
+        assert lines == []
+        return
+    (line,) = lines
+    assert line.startswith(
+        "the server holds no texts to distil the student on (a files task without "
+        "task.validation_file or distill.transfer_file): "
+    )
+    assert said in line
