@@ -119,7 +119,7 @@ class PrivateRound:
                 round_number=round_number, steps=self.planned_steps
             )
         except BudgetExhausted as exc:
-            log.warning("client %d: %s", self.client_id, exc)
+            log.warning("%s", exc)  # it names the client and the round
             self.ledger.mark_exhausted()
             self.epsilon = self.ledger.epsilon
             return False

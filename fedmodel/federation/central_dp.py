@@ -112,7 +112,7 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
         try:
             self.ledger.charge(round_number=server_round, steps=1)
         except BudgetExhausted as exc:
-            log.warning("round %d: %s", server_round, exc)
+            log.warning("%s", exc)  # it names the round
             self.ledger.mark_exhausted()
             return None, None
         for reply in replies:

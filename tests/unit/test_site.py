@@ -385,8 +385,12 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
     # Run 2 on the same site and data, even with a server asking for more:
     # nothing more is spent, the reply says the budget is exhausted.
     greedy = deployment_settings(bank_rows[1], "privacy.target_epsilon=100")
+    caplog.clear()
     figures = _site_round(greedy, config, 1)
     assert figures[EXHAUSTED_KEY] == 1
+    # The site's line names the client once, as the ledger's refusal does.
+    refusals = [m for m in caplog.messages if "cannot take part" in m]
+    assert refusals and refusals[0].startswith("client '3' cannot take part in")
     assert json.loads(ledger_file.read_text())["history"] == spent["history"]
     assert ledger_status(state).epsilon == pytest.approx(first[1])
 
