@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
+from fedmodel.config.wording import plural
 from fedmodel.federation.ledger_query import check_ledgers
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
 from fedmodel.federation.strategy import BudgetAwareStrategy
@@ -123,6 +124,15 @@ def run_rounds(
                 server_round,
             )
             break
+        if server_round == plan.rounds[0] and plan.model_name == "teacher":
+            log.info(
+                "round %d: %d %s training; in its first round of a run a client "
+                "also loads its records (and, in head mode, embeds them), which "
+                "takes longer than the rounds after it",
+                server_round,
+                len(selected),
+                plural(len(selected), "client"),
+            )
         messages, replies, unanswered = _send(
             grid, strategy, selected, plan=plan, server_round=server_round
         )

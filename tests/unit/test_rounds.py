@@ -100,9 +100,15 @@ def test_the_killed_run_kept_round_one(after_round_one: Path) -> None:
     assert _charged_rounds(after_round_one, 0) == [1]
 
 
-def test_resume_runs_only_the_rounds_not_yet_aggregated(run_dir: Path) -> None:
+def test_resume_runs_only_the_rounds_not_yet_aggregated(
+    run_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     grid = FakeGrid(2)
-    summary = run_federation(grid, _settings(run_dir, "resume=true"))
+    with caplog.at_level(logging.INFO, logger="fedmodel.federation.rounds"):
+        summary = run_federation(grid, _settings(run_dir, "resume=true"))
+    # The first round this process runs says why it is the slow one; once.
+    slow = [m for m in caplog.messages if "in its first round of a run" in m]
+    assert len(slow) == 1 and slow[0].startswith("round 2: 2 clients training;")
     # The resumed round asked both clients' ledgers before training them.
     sent = [m.metadata.message_type for m in grid.sent]
     assert sent == ["query", "query", "train", "train"]
