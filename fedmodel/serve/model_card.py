@@ -138,9 +138,15 @@ def _power_of_ten_up(value: float) -> str:
 
 
 def _student(settings: RunSettings) -> str:
+    if settings.distill.transfer_file is not None:
+        source = "`distill.transfer_file`"
+    elif settings.task.name == "files":
+        source = "`task.validation_file`"
+    else:
+        source = "the task's transfer split"
     said = (
         "The student was distilled from the teacher on texts the server holds "
-        "(the task's transfer split or `distill.transfer_file`)"
+        f"({source})"
     )
     private = settings.privacy.enabled
     rounds = settings.distill.client_rounds

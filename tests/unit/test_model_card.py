@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,26 @@ def test_central_dp_and_federated_distillation_are_said(
     # so it keeps two digits instead of going up to 0.1.
     assert "epsilon at most 3, delta at most 0.025, by the PRV" in card
     assert "coarsely" not in card
+
+
+@pytest.mark.parametrize(
+    ("task_name", "transfer_file", "source"),
+    [
+        ("bank", None, "(the task's transfer split)"),
+        ("files", None, "(`task.validation_file`)"),
+        ("files", "/data/server_texts.csv", "(`distill.transfer_file`)"),
+    ],
+)
+def test_the_student_card_names_the_texts_it_was_distilled_on(
+    tmp_path: Path, task_name: str, transfer_file: str | None, source: str
+) -> None:
+    settings = small_settings()
+    settings = replace(
+        settings,
+        task=replace(settings.task, name=task_name),
+        distill=replace(settings.distill, transfer_file=transfer_file),
+    )
+    summary = _summary(tmp_path, RECORD)
+    card = model_card(summary, settings, role="student", folder=tmp_path / "student")
+    assert f"on texts the server holds {source}" in card
+    assert "server_texts.csv" not in card  # the key, never the server's path
