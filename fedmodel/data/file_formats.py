@@ -87,9 +87,12 @@ def read_table(
 def _check_is_file(path: Path, *, key: str) -> None:
     """Refuse a path that does not exist or is a folder, naming the fix."""
     if not path.exists():
+        glob = any(c in path.name for c in "*?[")
+        pattern = glob and not key.startswith("task.train_files")
         raise FedmodelError(
             f"{key}: file {path} does not exist (resolved to {path.resolve()}); "
-            "fix the path (relative paths are relative to the working directory)"
+            "fix the path (relative paths are relative to the working directory"
+            f"{'; only task.train_files takes patterns' if pattern else ''})"
         )
     if path.is_dir() and path.suffix:
         # A Spark or Dask export: one table in parts, which are not sites.

@@ -103,6 +103,19 @@ def test_missing_file(tmp_path: Path, server_csv: Path) -> None:
         load_task(_task([tmp_path / "nope.csv"], server_csv), seed=0)
 
 
+def test_a_pattern_for_the_test_file_is_said_to_work_only_for_sites(
+    tmp_path: Path, server_csv: Path
+) -> None:
+    site = _csv(tmp_path / "site.csv", [("fine", "pos"), ("awful", "neg")])
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], tmp_path / "tes*.csv"), seed=0)
+    assert "task.test_file: file" in str(info.value)
+    assert "only task.train_files takes patterns" in str(info.value)
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([site], tmp_path / "nope.csv"), seed=0)
+    assert "patterns" not in str(info.value)
+
+
 def test_unsupported_suffix(tmp_path: Path, server_csv: Path) -> None:
     path = tmp_path / "data.xlsx"
     path.write_text("x")
