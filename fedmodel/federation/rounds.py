@@ -125,14 +125,7 @@ def run_rounds(
             )
             break
         if server_round == plan.rounds[0] and plan.model_name == "teacher":
-            log.info(
-                "round %d: %d %s training; in its first round of a run a client "
-                "also loads its records (and, in head mode, embeds them), which "
-                "takes longer than the rounds after it",
-                server_round,
-                len(selected),
-                plural(len(selected), "client"),
-            )
+            _say_first_round(server_round, len(selected))
         messages, replies, unanswered = _send(
             grid, strategy, selected, plan=plan, server_round=server_round
         )
@@ -157,6 +150,18 @@ def run_rounds(
         )
         if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
             break
+
+
+def _say_first_round(server_round: int, clients: int) -> None:
+    # The console's next line comes only after this round, its slowest.
+    log.info(
+        "round %d: %d %s training; in its first round of a run a client "
+        "also loads its records (and, in head mode, embeds them), which "
+        "takes longer than the rounds after it",
+        server_round,
+        clients,
+        plural(clients, "client"),
+    )
 
 
 def _send(
