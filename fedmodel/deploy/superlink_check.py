@@ -4,7 +4,8 @@ Flower's SuperNode reports a wrong `--ca-cert` or a SuperLink certificate made
 for another host name in a dozen lines that name neither the option nor the
 fix. `fedmodel supernode` opens one TLS handshake to the SuperLink first and
 stops with one line saying what to change. A SuperLink it cannot reach yet is
-no error: Flower then connects (and checks) on its own.
+no error (a warning naming the address): Flower then connects (and checks) on
+its own.
 """
 
 from __future__ import annotations
@@ -78,9 +79,13 @@ def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
             "check the address, or whether that SuperLink runs --insecure"
         ) from None
     except OSError as error:
-        log.info(
-            "the SuperLink at %s is not reachable yet (%s); Flower checks its "
-            "certificate when it connects",
+        # A warning, so the console shows it: Flower's own retry lines
+        # ("Connection attempt failed") name neither the address nor a fix.
+        log.warning(
+            "--superlink %s: no SuperLink answers there yet (%s); the SuperNode "
+            "keeps trying (Flower's 'Connection attempt failed' lines) and "
+            "checks --ca-cert when it connects. If it never connects, check "
+            "the host and port with the server operator",
             superlink,
-            error,
+            error.strerror or error,
         )

@@ -7,6 +7,7 @@ and a host name the certificate was not made for.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
@@ -96,10 +97,19 @@ def test_a_host_the_certificate_does_not_name_stops_the_launch(
 
 
 def test_a_superlink_not_up_yet_is_left_to_flower(
-    tmp_path: Path, site: SiteConfig
+    tmp_path: Path, site: SiteConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     create_superlink_certificates(tmp_path / "link", hosts=["localhost"])
     with socket.create_server(("127.0.0.1", 0)) as closed:
         port = closed.getsockname()[1]
     command = _launch(site, f"127.0.0.1:{port}", tmp_path / "link/ca.crt", tmp_path)
     assert command[0] == "flower-supernode"
+    # A warning, which the console shows (an info line was never printed):
+    # it names the address an operator may have mistyped.
+    (warning,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "--superlink" in r.getMessage()
+    ]
+    assert f"--superlink 127.0.0.1:{port}: no SuperLink answers" in warning
+    assert "check the host and port" in warning
