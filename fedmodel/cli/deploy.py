@@ -7,6 +7,8 @@ Each has an `add_*_arguments` (run by `fedmodel --help` and the parser) and a
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
@@ -14,6 +16,8 @@ from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.deploy.port_check import PORTS_TEXT, port_number
 from fedmodel.deploy.superlink_check import superlink_host_port
 from fedmodel.errors import FedmodelError
+
+log = logging.getLogger(__name__)
 
 
 def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,10 +198,33 @@ def run_supernode(args: argparse.Namespace) -> int:
         runtime_port=args.runtime_port,
         insecure=args.insecure,
     )
+    if (notice := new_budget_notice(site.state_dir, site_id=site.site_id)) is not None:
+        log.warning("%s", notice)
     # Made only once every setting passed its check.
     site.state_dir.mkdir(parents=True, exist_ok=True)
     exec_flower(command)
     return EXIT_OK
+
+
+def new_budget_notice(state_dir: Path, *, site_id: int) -> str | None:
+    """A line for a SuperNode launched on a state folder that holds no ledger.
+
+    Its first round opens a new budget: right for a new site, an under-count
+    for one whose operator mistyped --state-dir, which no later check catches
+    (the server knows the site's figures only within a run). None when the
+    folder holds a ledger or an archived one (`fedmodel ledger reset`).
+    """
+    from fedmodel.privacy.ledger_record import LEDGER_FILE
+    from fedmodel.privacy.ledger_reset import archived_ledgers
+
+    if (state_dir / LEDGER_FILE).exists() or archived_ledgers(state_dir):
+        return None
+    return (
+        f"site {site_id}: --state-dir {state_dir} holds no privacy ledger, so its "
+        "first round starts a new budget at epsilon 0. If this site has trained "
+        f"before, stop it and give the --state-dir that holds its {LEDGER_FILE} "
+        "(`fedmodel ledger show --state-dir DIR` says what a folder holds)"
+    )
 
 
 def add_flwr_app_arguments(parser: argparse.ArgumentParser) -> None:
