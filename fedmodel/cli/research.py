@@ -197,10 +197,18 @@ def run_audit(args: argparse.Namespace) -> int:
         )
     from fedmodel.research.finished_run import load_run
     from fedmodel.run.console import setup_logging
+    from fedmodel.run.folder_check import check_writable_folder
 
     # The folder is read before torch and the data code are imported
     # (seconds), so a wrong folder is answered at once.
     run = load_run(args.run_dir)
+    # audit.json goes into the run folder: refused now, not after the audit ran.
+    check_writable_folder(
+        args.run_dir,
+        key="RUN_DIR",
+        what="the run folder, where audit.json is written,",
+        fix="fix its permissions, or audit a copy of the run folder you can write",
+    )
     clients = run[0].num_clients
     if args.client is not None and not 0 <= args.client < clients:
         raise FedmodelError(

@@ -11,7 +11,13 @@ from typing import Any
 
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.run.layout import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    RESOLVED_CONFIG,
+    SUMMARY_FILE,
+    TEACHER_DIR,
+)
 from fedmodel.run.run_files import parsed_mapping
 from fedmodel.run.stored_config import stored_config
 
@@ -30,11 +36,12 @@ def load_run(run_dir: Path) -> FinishedRun:
             f"{run_dir} is a file, not a run folder: give the folder of a "
             "finished `fedmodel simulate` run"
         )
+    _refuse_a_model_folder(run_dir)
     for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
         if not (run_dir / name).is_file():
             raise FedmodelError(
                 f"{run_dir} has no {name}: give the folder of a finished "
-                "`fedmodel simulate` run"
+                f"`fedmodel simulate` run{_unfinished(run_dir, name)}"
             )
     raw = stored_config(run_dir, files_read_by="fedmodel audit")
     summary = parsed_mapping(
@@ -55,3 +62,27 @@ def load_run(run_dir: Path) -> FinishedRun:
             "audit it with the version that made it"
         ) from exc
     return settings, summary
+
+
+def _refuse_a_model_folder(folder: Path) -> None:
+    """Name the run folder when given the model folder (model/, student/) inside."""
+    if (folder / "config.json").is_file() and (
+        folder.parent / RESOLVED_CONFIG
+    ).is_file():
+        raise FedmodelError(
+            f"{folder} is a model folder inside the run folder {folder.parent}: "
+            "give the run folder"
+        )
+
+
+def _unfinished(run_dir: Path, missing: str) -> str:
+    """What finishes a run stopped after a checkpointed round, before its summary."""
+    if (
+        missing != SUMMARY_FILE
+        or not (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
+    ):
+        return ""
+    return (
+        f"; this one was stopped before it finished: `fedmodel resume {run_dir}` "
+        "finishes it"
+    )

@@ -45,13 +45,15 @@ def check_writable_folder(
     key: str,
     what: str = "the run folder",
     example: str = "outputs/my-run",
+    fix: str = "",
 ) -> None:
     """Refuse a folder that cannot be created or written, naming it and why.
 
     The folder itself, or its nearest existing parent when it does not exist
     yet, must be a directory in which a file can be created. Nothing is left
     behind. `key` says where the path came from (e.g. "hydra.run.dir" or
-    "--state-dir"), `what` what the folder is for, `example` a usable value.
+    "--state-dir"), `what` what the folder is for, `example` a usable value;
+    `fix`, if given, says what to do instead, where no other folder will do.
     """
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -66,10 +68,11 @@ def check_writable_folder(
         except OSError as exc:
             problem = f"{existing} cannot be written ({exc.strerror or exc})"
     if problem is not None:
-        raise FedmodelError(
-            f"{key}: {what} {folder} cannot be used: {problem}; choose a folder "
-            f"you can write (e.g. {key}={example}) or fix its permissions"
+        fix = fix or (
+            f"choose a folder you can write (e.g. {key}={example}) or fix its "
+            "permissions"
         )
+        raise FedmodelError(f"{key}: {what} {folder} cannot be used: {problem}; {fix}")
 
 
 # Settings that decide which records each client holds. Each client's ledger

@@ -20,7 +20,16 @@ from fedmodel.research.audit_records import (
     require_held_out,
 )
 from fedmodel.research.finished_run import load_run
-from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
+from fedmodel.run import folder_check
+from fedmodel.run.layout import (
+    AUDIT_FILE,
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    RESOLVED_CONFIG,
+    STUDENT_DIR,
+    SUMMARY_FILE,
+    TEACHER_DIR,
+)
 from tests.conftest import charge_client_ledger
 
 
@@ -143,6 +152,62 @@ def test_a_missing_or_broken_run_folder_is_one_clear_error(
     with pytest.raises(FedmodelError) as raised:
         load_run(run)
     assert str(raised.value).startswith(said.format(run=run))
+
+
+def test_an_interrupted_run_is_named_with_the_command_that_finishes_it(
+    tmp_path: Path,
+) -> None:
+    # Before: only "give the folder of a finished run", as for any folder.
+    _finished_run(tmp_path)
+    (tmp_path / SUMMARY_FILE).unlink()
+    (tmp_path / CHECKPOINT_DIR).mkdir()
+    (tmp_path / CHECKPOINT_DIR / CHECKPOINT_FILE).write_bytes(b"")
+    with pytest.raises(FedmodelError) as raised:
+        load_run(tmp_path)
+    assert str(raised.value).endswith(
+        "this one was stopped before it finished: "
+        f"`fedmodel resume {tmp_path}` finishes it"
+    )
+
+
+@pytest.mark.parametrize("inside", [TEACHER_DIR, STUDENT_DIR])
+def test_a_model_folder_is_told_to_give_its_run_folder(
+    tmp_path: Path, inside: str
+) -> None:
+    # Before: "has no resolved_config.yaml", as for a folder that is no run.
+    _finished_run(tmp_path)
+    (tmp_path / inside).mkdir(exist_ok=True)
+    (tmp_path / inside / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(FedmodelError) as raised:
+        load_run(tmp_path / inside)
+    assert str(raised.value) == (
+        f"{tmp_path / inside} is a model folder inside the run folder {tmp_path}: "
+        "give the run folder"
+    )
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_before_the_audit(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: the audit ran to its end, then writing audit.json raised a
+    # PermissionError traceback and its figures were never printed.
+    _finished_run(tmp_path)
+
+    def read_only(**_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # Root writes into a read-only folder anyway, so the refusal is staged.
+    monkeypatch.setattr(folder_check.tempfile, "TemporaryFile", read_only)
+    assert run_command(["audit", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel audit: error: RUN_DIR: the run folder, where audit.json is "
+        f"written, {tmp_path} cannot be used: {tmp_path} cannot be written "
+        "(Permission denied); fix its permissions, or audit a copy of the run "
+        "folder you can write"
+    )
+    assert not (tmp_path / AUDIT_FILE).exists()
 
 
 @pytest.mark.parametrize("client", ["4", "-1"])
