@@ -139,15 +139,17 @@ def _as_table(predictions: Sequence[Prediction]) -> Table:
     Rich reads `[...]` in a plain string as markup and drops it (`see [link]`
     would print as `see `), so texts and labels go in as `Text`. The next best
     labels stand one a line: a label may hold commas (`feces, animals, pets`).
+    A label wider than its column is folded, not cut with an ellipsis: cut,
+    `getting_virtual_card` would read as a label there is not.
     """
     from rich.table import Table
     from rich.text import Text
 
     table = Table(show_lines=False)
     table.add_column("text", overflow="fold", max_width=60)
-    table.add_column("label")
+    table.add_column("label", overflow="fold")
     table.add_column("probability", justify="right")
-    table.add_column("next best")
+    table.add_column("next best", overflow="fold")
     for prediction in predictions:
         others = "\n".join(
             f"{label} {probability:.2f}"
