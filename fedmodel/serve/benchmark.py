@@ -16,6 +16,7 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.layout import ONNX_FILE, QUANTIZED_ONNX_FILE, RUNTIME_FILES
 from fedmodel.serve.exported_folder import WEIGHTS_FILE
 from fedmodel.serve.inference import (
+    PREDICT_BATCH,
     TextClassifier,
     alternating_latency_ms,
     open_runtime,
@@ -24,7 +25,6 @@ from fedmodel.training.loops import evaluate, text_logits
 
 # Each has its config key `latency.calls_batchN`: how many calls time it.
 LATENCY_BATCHES = (1, 32)
-PREDICT_BATCH = 64
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def exported_runtimes(model_dir: Path) -> list[str]:
 
 
 def predicted_labels(classifier: TextClassifier, texts: Sequence[str]) -> np.ndarray:
-    """The most probable label index of each text."""
+    """The most probable label index of each text, in the batches predict uses."""
     picked = [
         classifier.logits(texts[start : start + PREDICT_BATCH]).argmax(axis=1)
         for start in range(0, len(texts), PREDICT_BATCH)

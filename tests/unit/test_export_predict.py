@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 import types
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve import inference
-from fedmodel.serve.benchmark import LATENCY_BATCHES
+from fedmodel.serve.benchmark import LATENCY_BATCHES, predicted_labels
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import alternating_latency_ms, load_classifier
 from fedmodel.serve.onnx_runtime import OnnxClassifier
@@ -137,6 +138,30 @@ def test_alternating_latency_times_each_model_in_turn_on_the_same_batches(
     # Warm-ups, then a and b in turn, each round on the same batch.
     assert [name for name, _ in seen] == ["a", "b", "a", "b", "a", "b"]
     assert seen[2][1] == seen[3][1] and seen[4][1] == seen[5][1]
+
+
+class _BatchRecorder:
+    """A classifier that records the texts of each call."""
+
+    label_names = ("a", "b")
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.zeros((len(texts), 2), dtype=np.float32)
+
+
+def test_the_run_measures_the_int8_graph_in_the_batches_predict_serves() -> None:
+    # Dynamic int8 quantization scales activations per call, so a label can
+    # depend on its batch. Before: predict called the runtime with 32 texts,
+    # summary.json's int8 accuracy and agreement_with_float came from 64.
+    texts = [f"text {i}" for i in range(150)]
+    served, measured = _BatchRecorder(), _BatchRecorder()
+    inference.predict(served, texts, top_k=1)
+    predicted_labels(measured, texts)
+    assert served.calls == measured.calls
 
 
 def test_each_timed_batch_size_has_its_calls_key() -> None:
