@@ -67,6 +67,18 @@ MODELS = {
 }
 
 
+def finished_run(run: Path, option: str) -> Path:
+    """`run` when it holds a finished run's files, else exit naming what it lacks."""
+    for name in (SUMMARY_FILE, RESOLVED_CONFIG, f"{TEACHER_DIR}/config.json"):
+        if not (run / name).is_file():
+            raise SystemExit(
+                f"{option} {run}: no {name} there; give the folder of a finished "
+                f"`fedmodel simulate` run (the one holding {TEACHER_DIR}/ and "
+                f"{SUMMARY_FILE})"
+            )
+    return run
+
+
 def with_packaged_distill(run: Path) -> dict[str, Any]:
     """`run`'s resolved config with today's packaged distill settings.
 
@@ -191,11 +203,12 @@ def main() -> None:
     setup_logging()
     logging.getLogger("flwr").setLevel(logging.WARNING)
 
-    run_dir = args.run_dir
+    run_dir = args.run_dir and finished_run(args.run_dir, "--run-dir")
     if run_dir is None:
         run_dir = args.out
         if args.teacher_run is not None:
-            distil_from(args.teacher_run, run_dir, args.overrides)
+            teacher_run = finished_run(args.teacher_run, "--teacher-run")
+            distil_from(teacher_run, run_dir, args.overrides)
         else:
             simulate(
                 compose_config(["distill=server", *args.overrides]), run_dir=run_dir

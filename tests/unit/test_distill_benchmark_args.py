@@ -1,0 +1,34 @@
+"""`benchmarks/distill.py` names a folder that holds no finished run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "distill.py"
+
+
+@pytest.mark.parametrize("option", ["--run-dir", "--teacher-run"])
+def test_a_folder_without_a_finished_run_is_named_without_a_traceback(
+    tmp_path: Path, option: str
+) -> None:
+    # Before: a FileNotFoundError traceback for summary.json (an interrupted
+    # run, a run's model/ folder), or from transformers for --teacher-run.
+    interrupted = tmp_path / "run"
+    interrupted.mkdir()
+    (interrupted / "resolved_config.yaml").write_text("seed: 1\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), option, str(interrupted), "--quality-only"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"{option} {interrupted}: no summary.json there; give the folder of a "
+        "finished `fedmodel simulate` run (the one holding model/ and summary.json)"
+    )
