@@ -22,6 +22,8 @@ from fedmodel.run.layout import (
     ONNX_FILE,
     QUANTIZED_ONNX_FILE,
     RUNTIME_FILES,
+    STUDENT_DIR,
+    TEACHER_DIR,
 )
 from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.onnx_runtime import OnnxClassifier
@@ -84,11 +86,7 @@ def load_classifier(path: Path, *, runtime: str = AUTO_RUNTIME) -> TextClassifie
     """
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
-            raise FedmodelError(
-                f"--model {path}: no {CONFIG_FILE} in this folder, so it is not a "
-                "saved model; point at a run's model/ or student/ folder, or at "
-                f"its {ONNX_FILE}"
-            )
+            raise FedmodelError(f"--model {path}: {_not_a_model_folder(path)}")
         if runtime == AUTO_RUNTIME:
             runtime = "onnx_int8" if (path / QUANTIZED_ONNX_FILE).is_file() else "torch"
         return open_runtime(path, runtime)
@@ -107,6 +105,19 @@ def load_classifier(path: Path, *, runtime: str = AUTO_RUNTIME) -> TextClassifie
     raise FedmodelError(
         f"--model {path}: neither a model folder nor an .onnx file; point at a "
         f"run's model/ or student/ folder, or at its {ONNX_FILE}"
+    )
+
+
+def _not_a_model_folder(path: Path) -> str:
+    """Why a folder without config.json serves nothing, and which folder would."""
+    exported = [path / name for name in (STUDENT_DIR, TEACHER_DIR)]
+    exported = [folder for folder in exported if (folder / CONFIG_FILE).is_file()]
+    if exported:
+        either = " or ".join(str(folder) for folder in exported)
+        return f"a run folder, not a model folder; point at {either}"
+    return (
+        f"no {CONFIG_FILE} in this folder, so it is not a saved model; point at a "
+        f"run's {TEACHER_DIR}/ or {STUDENT_DIR}/ folder, or at its {ONNX_FILE}"
     )
 
 

@@ -257,6 +257,19 @@ def test_predict_names_a_bad_model_path(
     assert message in err and str(model) in err
 
 
+def test_predict_at_a_run_folder_names_its_model_folders(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "no config.json in this folder", as for a folder that is no run.
+    run = tmp_path / "run"
+    shutil.copytree(exported, run / "model")
+    assert run_command(["predict", "--model", str(run), "--text", "hi"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel predict: error: --model {run}: a run folder, not a model "
+        f"folder; point at {run / 'model'}"
+    )
+
+
 def test_predict_names_an_unreadable_input(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
