@@ -36,15 +36,15 @@ def read_texts(
     if path.suffix.lower() == _LINES:
         return _lines(path, key=key, text_column=text_column)
     table = read_table(path, key=key, other_suffixes=(_LINES,))
+    if len(table) == 0:
+        # Before the column: an empty JSONL file has no columns to name.
+        raise FedmodelError(f"{key}: file {path} holds no rows")
     fix = f"rename the texts' column to {text_column!r}" + (
         f" or name it with {column_option}" if column_option else ""
     )
     require_column(table, text_column, role="text", fix=fix, path=path, key=key)
     cells = text_cells(table, text_column, path=path, key=key)
-    texts = [text.strip() for text in cells]
-    if not texts:
-        raise FedmodelError(f"{key}: file {path} holds no rows")
-    return texts
+    return [text.strip() for text in cells]
 
 
 def stdin_texts(stream: BinaryIO, *, key: str, text_column: str = "text") -> list[str]:

@@ -336,3 +336,16 @@ def test_predict_input_that_is_empty_asks_for_no_label_column(
     assert _predict("--model", str(exported), "--input", str(empty)) == 2
     err = capsys.readouterr().err
     assert f"{empty} is empty" in err and "label" not in err
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_predict_input_of_an_empty_jsonl_file_says_it_holds_no_rows(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    # Before: "has no text column 'text' (columns found: [])".
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    assert _predict("--model", str(exported), "--input", str(empty)) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel predict: error: --input: file {empty} holds no rows"
+    )
