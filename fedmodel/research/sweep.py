@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedmodel.config.wording import plural
 from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.research.sweep_plot import plot_privacy_utility
 from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
@@ -257,7 +258,8 @@ def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
     runs.drop(columns="config").to_csv(paths["csv"], index=False)
     notes = [*missing, *reference_notes(table)]
     paths["markdown"].write_text(
-        f"# Privacy-utility sweep: {len(runs)} runs under {sweep_dir.name}\n\n"
+        f"# Privacy-utility sweep: {len(runs)} {plural(len(runs), 'run')} under "
+        f"{sweep_dir.resolve().name}\n\n"
         + markdown_table(table)
         + "".join(f"\n- {line}" for line in notes)
         + ("\n" if notes else ""),

@@ -157,6 +157,18 @@ def test_report_writes_csv_markdown_and_plot(sweep: Path, tmp_path: Path) -> Non
     assert paths["plot"].stat().st_size > 10_000
 
 
+def test_the_title_counts_one_run_and_names_the_folder_given_as_dot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: "1 runs under ", the name of "." being empty.
+    folder, overrides, accuracy, epsilon = RUNS[0]
+    write_run(tmp_path / "my-sweep" / folder, overrides, accuracy, epsilon)
+    monkeypatch.chdir(tmp_path / "my-sweep")
+    paths = write_report(Path("."), tmp_path / "out")
+    title = paths["markdown"].read_text().splitlines()[0]
+    assert title == "# Privacy-utility sweep: 1 run under my-sweep"
+
+
 def test_unfinished_and_failed_runs_are_skipped(sweep: Path) -> None:
     (sweep / "dp" / "0" / "summary.json").unlink()
     failed = sweep / "dp" / "1" / "summary.json"
