@@ -7,6 +7,7 @@ with it torch) is imported only for the torch runtime.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Hashable, Mapping, Sequence
@@ -164,16 +165,25 @@ def alternating_latency_ms(
 
     Taking turns call by call lets every classifier see the same machine load.
     Batches cycle through `texts`; each classifier gets one untimed warm-up call.
+    Each round takes its turns in a new (seeded) order: a call runs slower
+    right after PyTorch's (an ONNX graph up to 1.8x at batch 1 on a 2-core
+    machine, while PyTorch's threads still hold the cores), so in a fixed
+    order the classifier after it, the teacher's ONNX graph, was timed slow
+    and every speed-up over it read high.
     """
     if len(texts) < batch_size:
         raise ValueError(f"need at least {batch_size} texts, got {len(texts)}")
     for classifier in classifiers.values():
         classifier.logits(texts[:batch_size])
     timings: dict[Name, list[float]] = {name: [] for name in classifiers}
+    order = list(classifiers)
+    shuffler = random.Random(0)
     for i in range(repeats):
         start = (i * batch_size) % (len(texts) - batch_size + 1)
         batch = texts[start : start + batch_size]
-        for name, classifier in classifiers.items():
+        shuffler.shuffle(order)
+        for name in order:
+            classifier = classifiers[name]
             began = time.perf_counter()
             classifier.logits(batch)
             timings[name].append((time.perf_counter() - began) * 1000.0)
