@@ -165,11 +165,11 @@ def alternating_latency_ms(
 
     Taking turns call by call lets every classifier see the same machine load.
     Batches cycle through `texts`; each classifier gets one untimed warm-up call.
-    Each round takes its turns in a new (seeded) order: a call runs slower
-    right after PyTorch's (an ONNX graph up to 1.8x at batch 1 on a 2-core
-    machine, while PyTorch's threads still hold the cores), so in a fixed
-    order the classifier after it, the teacher's ONNX graph, was timed slow
-    and every speed-up over it read high.
+    Each round takes its turns in a new (seeded) order: a call right after
+    PyTorch's ran slower (on a busy 2-core machine, an ONNX graph twice as
+    long and more at batch 1), so in a fixed order the classifier after it,
+    the teacher's ONNX graph, was timed slow and every speed-up over it read
+    high.
     """
     if len(texts) < batch_size:
         raise ValueError(f"need at least {batch_size} texts, got {len(texts)}")
