@@ -4,8 +4,8 @@ The server clips each client's whole update (Flower's
 `DifferentialPrivacyServerSideAdaptiveClipping`, Andrew et al. 2021), averages
 the clipped updates with equal weights and adds Gaussian noise. The noise
 multiplier is calibrated before round 1 so that `num_rounds` rounds spend
-`privacy.target_epsilon` (Opacus accountant, client sampling rate q = sampled /
-all clients). Each round is charged to a write-ahead ledger in the run folder
+`privacy.target_epsilon` (Opacus accountant; every client trains every round,
+so q = 1). Each round is charged to a write-ahead ledger in the run folder
 before its noised model is released, as a client's DP-SGD rounds are.
 """
 

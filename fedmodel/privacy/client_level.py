@@ -35,8 +35,8 @@ def sampled_clients(settings: RunSettings) -> int:
 def plan_client_level(settings: RunSettings) -> PrivacyPlan:
     """Calibrate the server's noise multiplier for the whole run.
 
-    One round is one step of the Gaussian mechanism on the mean of clipped
-    client updates; q is the fraction of clients sampled per round. Delta is
+    One round is one step of the Gaussian mechanism on the mean of every
+    client's clipped update (q = 1: no amplification by sampling). Delta is
     per client (null: 1 / (10 * num_clients)).
     """
     privacy = settings.privacy
@@ -48,12 +48,13 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         )
     assert privacy.target_epsilon is not None
     num_clients = settings.num_clients
+    _check_every_client_sampled(settings)
     delta = choose_delta(
         num_clients,
         privacy.target_delta,
         client_id=f"(client-level DP over {num_clients} clients)",
     )
-    sample_rate = sampled_clients(settings) / num_clients
+    sample_rate = 1.0  # every client, every round: no amplification claimed
     sigma = calibrate_noise(
         target_epsilon=privacy.target_epsilon,
         delta=delta,
@@ -69,6 +70,30 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         planned_rounds=settings.num_rounds,
         noise_multiplier=sigma,
         accountant=privacy.accountant,
+    )
+
+
+def _check_every_client_sampled(settings: RunSettings) -> None:
+    """Refuse a client-level plan that samples some of the clients each round.
+
+    Flower samples a fixed number m of the N clients. Under that sampling,
+    adding one client can swap it for another in a round's sample, which moves
+    the sum of clipped updates by up to twice the clipping norm; the
+    accountant's subsampled Gaussian (Poisson sampling at q = m / N, one
+    client's update added or removed) would under-count that epsilon.
+    """
+    sampled = sampled_clients(settings)
+    if sampled >= settings.num_clients:
+        return
+    strategy = settings.strategy
+    raise FedmodelError(
+        f"privacy=central trains every client each round, but "
+        f"strategy.fraction_train={strategy.fraction_train} samples {sampled} of "
+        f"{settings.num_clients} clients: Flower samples a fixed number, and an "
+        "epsilon accounted as if they were Poisson-sampled could under-count "
+        "what one client's update reveals. Set strategy.fraction_train=1, or use "
+        "record-level DP (privacy=dp), where every client accounts for its own "
+        "records"
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from fedmodel.errors import FedmodelError
 from fedmodel.federation.central_dp import (
     _LedgeredAdaptiveClipping,
     next_clipping_norm,
@@ -79,3 +80,31 @@ def test_the_norm_settles_where_the_target_fraction_is_clipped(
     # Andrew et al.: too many updates clipped means the norm is too small.
     norm = next_clipping_norm(2.0, clipped_fraction, target=0.5, step=0.2)
     assert {"up": norm > 2.0, "down": norm < 2.0, "not": norm == 2.0}[moves]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("strategy.fraction_train=0.5", "strategy.min_train_clients=1"),
+        ("strategy.fraction_train=0.25", "strategy.min_train_clients=2"),
+    ],
+)
+def test_client_level_dp_refuses_sampling_some_of_the_clients(
+    overrides: tuple[str, ...],
+) -> None:
+    # Fixed-size sampling is not the Poisson sampling the accountant's q
+    # assumes: the plan is refused, not accounted at q = m / N.
+    settings = small_settings("privacy=central", "num_clients=4", *overrides)
+    with pytest.raises(FedmodelError, match=r"samples 2 of 4 clients") as info:
+        plan_client_level(settings)
+    assert "strategy.fraction_train=1" in str(info.value)
+
+
+def test_client_level_dp_claims_no_amplification_by_sampling() -> None:
+    # fraction 0.5 with min_train_clients=4 still samples every client.
+    for overrides in [
+        (),
+        ("strategy.fraction_train=0.5", "strategy.min_train_clients=4"),
+    ]:
+        settings = small_settings("privacy=central", "num_clients=4", *overrides)
+        assert plan_client_level(settings).sample_rate == 1.0
