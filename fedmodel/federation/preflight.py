@@ -15,13 +15,17 @@ from pathlib import Path
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import unmeasured_budget
 from fedmodel.data.clients import load_client_data
-from fedmodel.data.file_roles import check_transfer_file
-from fedmodel.distill.finish import server_distill_texts
+from fedmodel.data.file_roles import check_transfer_file, warn_pooled_files
+from fedmodel.data.label_warnings import warn_labels
+from fedmodel.data.shared_texts import warn_shared_texts
+from fedmodel.data.tasks import TaskData
+from fedmodel.distill.finish import server_distill_texts, warn_no_server_texts
 from fedmodel.model.checkpoint_check import (
     EncoderShape,
     check_checkpoint,
     check_length,
 )
+from fedmodel.model.load import load_tokenizer, text_normalizer
 from fedmodel.model.student import student_layer_indices
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.client_level import plan_client_level
@@ -134,3 +138,24 @@ def _client_noise(settings: RunSettings, client_id: int) -> float:
     train, _, _ = load_client_data(settings, client_id)
     plan = plan_client(settings, num_records=len(train), client_id=str(client_id))
     return plan.noise_multiplier
+
+
+def warn_about_records(
+    settings: RunSettings, task: TaskData, *, distill_texts: list[str] | None
+) -> None:
+    """Warn, once per run, about what the records the server loaded would skew.
+
+    The server calls it before round 1, and `fedmodel privacy-plan` before it
+    plans, so the plan warns of what the run will. Only records that name
+    their site have texts to compare across sites, as the tokenizer reads
+    them; the others need no tokenizer here.
+    """
+    warn_pooled_files(settings)
+    if task.has_sites:
+        normalize = text_normalizer(load_tokenizer(settings.model))
+        warn_shared_texts(
+            settings, task, normalize=normalize, distill_texts=distill_texts
+        )
+    warn_labels(task)
+    if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
+        warn_no_server_texts(settings)

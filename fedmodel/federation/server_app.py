@@ -17,17 +17,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
-from fedmodel.data.file_roles import warn_pooled_files
-from fedmodel.data.label_warnings import warn_labels
-from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import (
     finish_models,
     server_distill_texts,
-    warn_no_server_texts,
 )
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.preflight import check_before_round_one
+from fedmodel.federation.preflight import check_before_round_one, warn_about_records
 from fedmodel.federation.server_rounds import (
     SharedRoundState,
     distill_on_clients,
@@ -43,7 +39,6 @@ from fedmodel.federation.server_setup import (
     write_resolved_config,
 )
 from fedmodel.model.finetune import merged_classifier
-from fedmodel.model.load import load_tokenizer, text_normalizer
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
@@ -132,25 +127,6 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     if shared.watch.fatal is None:
         summary.finished = _finish(shared, model, task, file_texts=distill_texts)
     return _conclude(shared, summary, final, started)
-
-
-def warn_about_records(
-    settings: RunSettings, task: TaskData, *, distill_texts: list[str] | None
-) -> None:
-    """Warn, once per run, about what the records the server loaded would skew.
-
-    Only records that name their site have texts to compare across sites, as
-    the tokenizer reads them; the others need no tokenizer here.
-    """
-    warn_pooled_files(settings)
-    if task.has_sites:
-        normalize = text_normalizer(load_tokenizer(settings.model))
-        warn_shared_texts(
-            settings, task, normalize=normalize, distill_texts=distill_texts
-        )
-    warn_labels(task)
-    if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
-        warn_no_server_texts(settings)
 
 
 def _warm_started(start: dict[str, float]) -> bool | None:

@@ -20,10 +20,10 @@ from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records
 from fedmodel.data.file_roles import client_file
-from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.preflight import check_distillation, warn_about_records
 from fedmodel.privacy.calibration import (
     ACCOUNTANTS,
     PrivacyPlan,
@@ -101,11 +101,13 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
         )
     if mode.server_noise:
         return [_planned(None, settings.num_clients, settings)]
-    # The run's warnings about its labels, here before anything trains: the
+    # The run's warnings about its records, here before anything trains: the
     # plan is where a new task's files are read first. The clients' records
     # come from the same load, dealt as a run deals them.
     task = load_task(settings.task, seed=settings.seed)
-    warn_labels(task)
+    warn_about_records(
+        settings, task, distill_texts=check_distillation(settings, encoder=None)
+    )
     partitions = partition_clients(
         task.train,
         partition=settings.partition,

@@ -23,7 +23,7 @@ from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
-from fedmodel.federation import server_app
+from fedmodel.federation import preflight
 from fedmodel.model.load import load_tokenizer, text_normalizer
 from tests.conftest import group_settings
 
@@ -358,14 +358,14 @@ def test_the_server_loads_a_tokenizer_only_for_records_with_sites(
         loaded.append(model.path)
         return load_tokenizer(model)
 
-    monkeypatch.setattr(server_app, "load_tokenizer", counted)
+    monkeypatch.setattr(preflight, "load_tokenizer", counted)
     a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
     b = _csv(tmp_path / "b.csv", [("fine day", "pos"), ("dire", "neg")])
     files = _task([a, b], server_csv)
     data = load_task(files, seed=0)
     assert data.has_sites
     with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
-        server_app.warn_about_records(_run(files), data, distill_texts=None)
+        preflight.warn_about_records(_run(files), data, distill_texts=None)
     assert len(loaded) == 1 and "task.train_files[0]" in caplog.text
     loaded.clear()
     names = ["neg", "pos"]
@@ -377,7 +377,7 @@ def test_the_server_loads_a_tokenizer_only_for_records_with_sites(
     )
     assert not no_sites.has_sites
     bank = settings_from_dict(compose_config([]))
-    server_app.warn_about_records(bank, no_sites, distill_texts=None)
+    preflight.warn_about_records(bank, no_sites, distill_texts=None)
     assert loaded == []
 
 

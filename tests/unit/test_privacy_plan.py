@@ -324,6 +324,38 @@ def test_the_plan_gives_the_runs_warnings_about_labels(
     assert "'Cardiology' / 'cardiology'" in caplog.text
 
 
+def test_the_plan_warns_of_a_record_two_sites_hold_as_the_run_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A record in both sites' files is covered by the two epsilons added up:
+    # the plan, whose table shows one epsilon per site, says so before the run.
+    for site in ("a", "b"):
+        rows = [f"{site} note {i},{'ny'[i % 2]}" for i in range(20)]
+        rows.append("the same note at both sites,y")
+        (tmp_path / f"{site}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    caplog.set_level(logging.WARNING)
+    plan_run(settings_from_dict(small_config(*_two_sites(tmp_path))))
+    assert "task.train_files[1] (" in caplog.text
+    assert "holds 1 record with a text that task.train_files[0]" in caplog.text
+    assert "the bound is the two added up" in caplog.text
+
+
+def test_the_plan_warns_when_its_clients_are_not_the_sites_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # partition=iid pools the files: a client's epsilon covers its share, not
+    # a site's file; the plan's rows are clients, and it says so.
+    for site in ("a", "b"):
+        rows = "\n".join(f"{site} note {i},{'ny'[i % 2]}" for i in range(20))
+        (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    caplog.set_level(logging.WARNING)
+    overrides = (*_two_sites(tmp_path), "partition=iid", "num_clients=2")
+    plan_run(settings_from_dict(small_config(*overrides)))
+    assert "partition=iid: the 2 files of task.train_files are pooled" in caplog.text
+
+
 def test_a_list_of_budgets_names_the_command_that_sweeps(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
