@@ -86,6 +86,8 @@ class RoundPlan:
     model_name: str
     train_config: ConfigRecord
     timeout: float
+    # The run's num_clients: the sites a deployment's server waits for.
+    num_clients: int
     # Records added to every train message (the teacher's weights in
     # federated distillation).
     extra: dict[str, ArrayRecord] = field(default_factory=dict)
@@ -124,6 +126,8 @@ def run_rounds(
                 server_round,
             )
             break
+        if server_round == plan.rounds[0]:
+            check_selected_count(plan, len(selected))
         if server_round == plan.rounds[0] and plan.model_name == "teacher":
             _say_first_round(server_round, len(selected))
         messages, replies, unanswered = _send(
@@ -150,6 +154,29 @@ def run_rounds(
         )
         if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
             break
+
+
+def check_selected_count(plan: RoundPlan, selected: int) -> None:
+    """Warn when a plan's first round selects more nodes than `num_clients`.
+
+    A deployment trains every connected site the strategy samples, so a
+    SuperNode beyond num_clients trains too (a simulation's node count is
+    checked at start-up).
+    """
+    if selected <= plan.num_clients:
+        return
+    log.warning(
+        "%s round %d: %d nodes were selected to train, but num_clients is %d: "
+        "every connected SuperNode the strategy samples trains, and the budget "
+        "stop counts num_clients spent clients (under privacy=central, every "
+        "round with more replies than num_clients is dropped). Set "
+        "num_clients=%d, or stop the SuperNodes that should not take part",
+        plan.model_name,
+        plan.rounds[0],
+        selected,
+        plan.num_clients,
+        selected,
+    )
 
 
 def _say_first_round(server_round: int, clients: int) -> None:

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from flwr.app import ArrayRecord, Message
+from flwr.app import ArrayRecord, ConfigRecord, Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.rounds import RoundPlan, check_selected_count
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.ledger_reset import archive_ledger
@@ -488,3 +489,24 @@ def test_a_resume_whose_client_level_ledger_was_deleted_is_refused(
         refused.value
     )
     assert not ledger.exists()
+
+
+@pytest.mark.parametrize(("selected", "warned"), [(2, False), (3, True)])
+def test_more_nodes_selected_than_num_clients_is_said_before_they_train(
+    selected: int, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A deployment whose third SuperNode is online trains it too: the server
+    # says so before the round, naming the count to set.
+    plan = RoundPlan(
+        rounds=range(1, 4),
+        model_name="teacher",
+        train_config=ConfigRecord({}),
+        timeout=60.0,
+        num_clients=2,
+    )
+    caplog.set_level(logging.WARNING, logger="fedmodel.federation.rounds")
+    check_selected_count(plan, selected)
+    assert (
+        "3 nodes were selected to train, but num_clients is 2" in caplog.text
+    ) is warned
+    assert ("Set num_clients=3" in caplog.text) is warned
