@@ -98,7 +98,9 @@ def build_classifier(
         ) from exc
     for key in ("model_type", "architectures", "transformers_version"):
         base.pop(key, None)
+    # model.dropout is the encoder's, as for tiny-random: hidden and attention.
     base["hidden_dropout_prob"] = settings.dropout
+    base["attention_probs_dropout_prob"] = settings.dropout
     base.update(labels)
     config = PooledBertConfig(
         pooling=settings.pooling, normalize=settings.normalize, **base

