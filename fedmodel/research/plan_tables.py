@@ -6,6 +6,7 @@ from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA
+from fedmodel.config.wording import plural
 from fedmodel.privacy.calibration import ACCOUNTANTS, planned_rounds
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.research.privacy_plan import (
@@ -26,8 +27,8 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
     rounds = settings.num_rounds if mode.server_noise else planned_rounds(settings)
     overview = Table(
         title=f"{mode.guarantee}-level privacy plan: target epsilon "
-        f"{privacy.target_epsilon:g}, {rounds} rounds, calibrated with "
-        f"{privacy.accountant}"
+        f"{privacy.target_epsilon:g}, {rounds} {plural(rounds, 'round')}, "
+        f"calibrated with {privacy.accountant}"
     )
     unit = "clients" if mode.server_noise else "records n"
     for header in (

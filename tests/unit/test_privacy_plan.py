@@ -77,6 +77,12 @@ def test_a_long_plan_states_epsilon_at_spaced_rounds() -> None:
     assert "every round is charged all the same" in str(by_round.caption)
 
 
+def test_a_one_round_plan_says_one_round() -> None:
+    settings = settings_from_dict(small_config("num_clients=1", "num_rounds=1"))
+    overview, _ = plan_tables(settings, plan_run(settings))
+    assert ", 1 round, calibrated with" in str(overview.title)
+
+
 def test_federated_distillation_rounds_are_in_the_plan() -> None:
     plain = plan_run(settings_from_dict(small_config()))
     settings = settings_from_dict(small_config("distill=federated", "distill.rounds=2"))
