@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -105,6 +109,57 @@ def test_functions_stay_short() -> None:
 
 def test_configs_live_inside_the_package() -> None:
     assert (PACKAGE / "conf" / "config.yaml").is_file()
+
+
+def _distribution(name: str) -> str:
+    """A distribution's name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    """`name[extra]==version` lines (comments skipped) as name -> version."""
+    pins: dict[str, str] = {}
+    for line in lines:
+        spec = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if spec:
+            name, _, pinned = spec.partition("==")
+            pins[_distribution(name.split("[", 1)[0])] = pinned.strip()
+    return pins
+
+
+def _wheel_pins() -> dict[str, str]:
+    text = (PACKAGE.parent / "pyproject.toml").read_text()
+    return _pins(tomllib.loads(text)["project"]["dependencies"])
+
+
+def test_every_imported_package_is_a_declared_dependency() -> None:
+    """A package fedmodel imports is pinned in pyproject.toml itself.
+
+    One that comes only as another's dependency is whatever version that one
+    allows when a site installs the wheel, and goes when that one drops it.
+    """
+    declared = set(_wheel_pins())
+    installed = packages_distributions()
+    undeclared: dict[str, str] = {}
+    for path in _modules():
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("fedmodel", "__future__"):
+                continue
+            if not {_distribution(d) for d in installed.get(top, [top])} & declared:
+                undeclared[top] = str(path.relative_to(PACKAGE.parent))
+    assert not undeclared, f"imported, not in pyproject's dependencies: {undeclared}"
+
+
+def test_the_wheel_pins_what_the_lock_file_pins() -> None:
+    """`pip install -c requirements.lock` of the wheel needs the two to agree."""
+    locked = _pins((PACKAGE.parent / "requirements.lock").read_text().splitlines())
+    differ = {
+        name: (pinned, locked.get(name))
+        for name, pinned in _wheel_pins().items()
+        if pinned != locked.get(name)
+    }
+    assert not differ, f"pyproject's pin, the lock file's (None: not there): {differ}"
 
 
 def _tree_table() -> dict[str, str]:
