@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -139,6 +141,27 @@ def test_the_wheel_carries_the_configs_and_not_the_checkout(
         timeout=300,
     ).stdout
     assert len(json.loads(plans)["clients"]) == len(sites)
+
+
+def test_a_checkouts_own_overrides_stay_out_of_the_wheel(tmp_path: Path) -> None:
+    # Built from a copy: the checkout's build/ and conf/local/ stay as they are.
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO / "fedmodel",
+        source / "fedmodel",
+        ignore=shutil.ignore_patterns("__pycache__", "local"),
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    local = source / "fedmodel" / "conf" / "local" / "default.yaml"
+    local.parent.mkdir()
+    local.write_text("# @package _global_\nprivacy:\n  target_epsilon: 50\n")
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", *_isolation()]
+    _run([*build, "-w", str(tmp_path), str(source)], cwd=tmp_path, timeout=600)
+    (wheel,) = tmp_path.glob("fedmodel-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "fedmodel/conf/config.yaml" in names
+    assert not [name for name in names if name.startswith("fedmodel/conf/local/")]
 
 
 def test_the_wheel_writes_the_flwr_app_folder(installed: Path, tmp_path: Path) -> None:
