@@ -45,5 +45,5 @@ lint: install ## ruff and mypy
 bench: install ## the privacy-utility benchmark
 	$(BIN)/python benchmarks/privacy_utility.py
 
-clean: ## remove .venv, outputs and caches
-	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove .venv, outputs, build/ and caches
+	rm -rf $(VENV) outputs multirun build .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,15 @@ def _isolation() -> list[str]:
     return ["--no-build-isolation"] if major >= 77 else []
 
 
+def _package_files(package: Path) -> set[str]:
+    return {
+        str(path.relative_to(package))
+        for pattern in ("*.py", "*.yaml")
+        for path in package.rglob(pattern)
+        if "local" not in path.relative_to(package).parts
+    }
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ folder of a fresh venv holding only the built wheel."""
@@ -112,6 +121,13 @@ def test_the_wheel_carries_the_configs_and_not_the_checkout(
     assert not Path(where).is_relative_to(REPO)
     conf = Path(where).parent / "conf"
     assert (conf / "config.yaml").is_file()
+    # setuptools builds through the checkout's build/ and never empties it: a
+    # module deleted or renamed since an earlier build would ship too.
+    shipped = _package_files(Path(where).parent)
+    assert shipped == _package_files(REPO / "fedmodel"), (
+        f"the wheel holds {sorted(shipped - _package_files(REPO / 'fedmodel'))} "
+        f"that the checkout does not: `rm -rf {REPO / 'build'}` and build again"
+    )
     assert (conf / "debug" / "smoke.yaml").is_file()
     assert (conf / "hydra" / "help" / "fedmodel.yaml").is_file()
     job = _run(
