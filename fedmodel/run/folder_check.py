@@ -160,7 +160,21 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
             f"with the run's values (its {RESOLVED_CONFIG}), or start a new run "
             "in a new folder"
         )
-    changed = changed_keys(_plan_settings(earlier), _plan_settings(config))
+    old_plan, new_plan = _plan_settings(earlier), _plan_settings(config)
+    if bool(old_plan) != bool(new_plan):  # DP switched on or off
+        switched = [
+            key
+            for key in ("privacy.mode", "federation.name")
+            if _at(earlier, key) != _at(config, key)
+        ]
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {_values(switched, config, earlier)}: "
+            "a resume keeps the run's privacy mode, since the rounds trained "
+            "under one mode and then another have no one guarantee; resume with "
+            f"the run's values (its {RESOLVED_CONFIG}), or start a new run in a "
+            "new folder"
+        )
+    changed = changed_keys(old_plan, new_plan)
     if changed:
         raise FedmodelError(
             f"resume=true in {run_dir} with {_values(changed, config, earlier)}: "

@@ -124,6 +124,23 @@ def test_a_dp_resume_keeps_the_plan_its_ledgers_were_calibrated_with(
     check_run_folder(tmp_path, more)
 
 
+def test_a_resume_that_switches_dp_on_or_off_names_privacy_mode(
+    tmp_path: Path,
+) -> None:
+    # Refused both ways (off to dpsgd would claim a guarantee for rounds
+    # trained without noise), naming the one key that changed; before, the
+    # line listed whole config sections and a num_rounds equal to the run's.
+    for run_mode, resume_mode in (("dpsgd", "off"), ("off", "dpsgd")):
+        run = small_settings(f"privacy={run_mode}")
+        (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+        resumed = small_settings(f"privacy={resume_mode}", "resume=true")
+        with pytest.raises(FedmodelError) as refused:
+            check_run_folder(tmp_path, resumed)
+        named = f"with privacy.mode='{resume_mode}' (the run's: '{run_mode}'):"
+        assert named in str(refused.value)
+        assert "num_rounds" not in str(refused.value)
+
+
 def test_summary_is_written_without_nan_or_temp_files(tmp_path: Path) -> None:
     write_json(tmp_path / "summary.json", {"loss": float("inf"), "ok": [1.0]})
     assert json.loads((tmp_path / "summary.json").read_text()) == {
