@@ -125,7 +125,10 @@ def load_checkpoint(
     try:
         checkpoint = _from_saved(torch.load(path, weights_only=True))
     except _UNREADABLE as exc:
-        raise FedmodelError(f"checkpoint {path} cannot be read ({exc})") from exc
+        raise FedmodelError(
+            f"checkpoint {path} cannot be read ({exc}); it is damaged: restore it "
+            "from a copy, or start a new run in a folder of its own"
+        ) from exc
     shapes = {name: tuple(w.shape) for name, w in checkpoint.weights.items()}
     start = checkpoint.start_weights
     if start is not None and {n: tuple(w.shape) for n, w in start.items()} != shapes:

@@ -87,8 +87,13 @@ def test_a_damaged_checkpoint_is_an_error(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, _checkpoint(1))
     path = tmp_path / "checkpoint" / "state.pt"
     path.write_bytes(path.read_bytes()[:50])
-    with pytest.raises(FedmodelError, match="cannot be read"):
+    with pytest.raises(FedmodelError, match="cannot be read") as refused:
         load_checkpoint(tmp_path, expected_shapes=SHAPES)
+    # It says what to do, not only the reader's words.
+    assert str(refused.value).endswith(
+        "it is damaged: restore it from a copy, or start a new run in a "
+        "folder of its own"
+    )
 
 
 def test_rounds_recorded_after_the_checkpoint_are_dropped(tmp_path: Path) -> None:
