@@ -198,12 +198,16 @@ def hydra_files_kept_if_refused(run_dir: Path | None) -> Iterator[None]:
         started = True
     finally:
         if not started and _content(folder.parent / RESOLVED_CONFIG) == config:
-            folder.mkdir(parents=True, exist_ok=True)  # a refused start may remove it
+            # Only what the start changed is written: a folder on a read-only
+            # mount, refused for it, was changed in nothing.
+            if not folder.is_dir():  # a refused start may remove it
+                folder.mkdir(parents=True)
             for path in folder.iterdir():
                 if path.is_file() and path not in saved:
                     path.unlink()  # written by this start alone
             for path, content in saved.items():
-                path.write_bytes(content)
+                if _content(path) != content:
+                    path.write_bytes(content)
 
 
 def _content(path: Path) -> bytes | None:

@@ -78,6 +78,8 @@ def run_simulate(argv: list[str], *, prog: str = SIMULATE_PROG) -> int:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from fedmodel.run.folder_check import UnusableRunFolder
+
     if any(flag in argv for flag in VERBOSE_FLAGS):
         os.environ[VERBOSE_ENV] = "1"
         argv = [arg for arg in argv if arg not in VERBOSE_FLAGS]
@@ -111,6 +113,9 @@ def run_simulate(argv: list[str], *, prog: str = SIMULATE_PROG) -> int:
         if full_error:
             raise
         report_error(prog, hydra_error_line(exc))
+        return EXIT_USER_ERROR
+    except UnusableRunFolder as exc:  # RunFolderCheck, before Hydra's log file
+        report_error(prog, exc.message)
         return EXIT_USER_ERROR
     finally:
         if not full_error:

@@ -14,7 +14,6 @@ ServerApp asks again for `flwr run`, where Hydra is not involved.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -27,7 +26,6 @@ from omegaconf import DictConfig
 
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
-from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CHECKPOINT_FILE,
@@ -235,8 +233,21 @@ def _at(config: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+class UnusableRunFolder(SystemExit):
+    """The run folder's refusal, out of a Hydra callback to the command.
+
+    Hydra turns an `Exception` raised in a callback into a warning and goes
+    on, so this is a `SystemExit` (code 2, a user error); the command prints
+    `message` in its one-line format (cli/errors.py).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
 class RunFolderCheck(Callback):
-    """Hydra callback: stop with exit code 2 if the run folder is not writable.
+    """Hydra callback: refuse a run folder that is not writable.
 
     Runs before Hydra creates the folder and opens its log file there, whose
     failure would otherwise end in `ValueError: Unable to configure handler`.
@@ -244,17 +255,15 @@ class RunFolderCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check `hydra.run.dir` of a single run."""
-        _check_or_exit(Path(str(config.hydra.run.dir)), key="hydra.run.dir")
+        _check(Path(str(config.hydra.run.dir)), key="hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check `hydra.sweep.dir` of a multirun."""
-        _check_or_exit(Path(str(config.hydra.sweep.dir)), key="hydra.sweep.dir")
+        _check(Path(str(config.hydra.sweep.dir)), key="hydra.sweep.dir")
 
 
-def _check_or_exit(folder: Path, *, key: str) -> None:
+def _check(folder: Path, *, key: str) -> None:
     try:
         check_writable_folder(Path(os.path.abspath(folder)), key=key)
     except FedmodelError as exc:
-        setup_logging()
-        logging.getLogger("fedmodel").error("%s", exc)
-        raise SystemExit(2) from None
+        raise UnusableRunFolder(str(exc)) from None

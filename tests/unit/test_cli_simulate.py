@@ -13,6 +13,7 @@ from fedmodel.cli.hydra_errors import hydra_error_line
 from fedmodel.cli.main import run_command
 from fedmodel.cli.simulate import check_sweep_jobs, run_simulate
 from fedmodel.errors import FedmodelError
+from fedmodel.run import folder_check
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 from tests.unit.cli_probe import HEAVY, PROBE
 
@@ -175,6 +176,58 @@ def test_a_sweeps_bad_job_stops_it_before_the_first_job_runs(
     ), err
     assert err.endswith("no job has run") and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_an_unusable_run_folder_is_one_error_line(
+    mode: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A folder under a file (as a read-only one) is refused in the shared
+    # format; before, it was a log line, "HH:MM:SS fedmodel hydra.run.dir: ...".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    folder = tmp_path / "afile" / "run"
+    argv = ["model=tiny", f"hydra.{mode}.dir={folder}"]
+    assert run_simulate(["--multirun", *argv] if mode == "sweep" else argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel simulate: error: hydra.{mode}.dir: the run folder {folder} "
+        f"cannot be used: {folder.parent} is a file, not a folder; choose a "
+        f"folder you can write (e.g. hydra.{mode}.dir=outputs/my-run) or fix "
+        "its permissions"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_a_resume_in_a_read_only_run_folder_is_one_error_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run folder on a read-only mount: refused by the folder check, and
+    # its .hydra files, unchanged, are not written back (before, that write
+    # ended in an OSError traceback, exit 1).
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model=tiny\n")
+
+    def read_only(folder: Path, **kwargs: object) -> None:
+        raise FedmodelError(f"{folder} cannot be written (Read-only file system)")
+
+    def no_write(path: Path, data: bytes) -> int:
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(folder_check, "check_writable_folder", read_only)
+    monkeypatch.setattr(Path, "write_bytes", no_write)
+    argv = ["model=tiny", "resume=true", f"hydra.run.dir={run_dir}"]
+    assert run_simulate(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel simulate: error: {run_dir} cannot be written (Read-only file system)"
+    )
 
 
 def test_a_rejected_run_leaves_no_empty_date_folder(
