@@ -19,7 +19,7 @@ import yaml
 from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
-from fedmodel.run.run_files import parsed_file
+from fedmodel.run.run_files import parsed_mapping
 
 # Hydra's record of a start: its own settings, overrides and working directory.
 HYDRA_RECORD = Path(".hydra") / "hydra.yaml"
@@ -41,9 +41,9 @@ def stored_config(
     not pass it: a deployed server may hold none of the clients' files.
     """
     path = run_dir / RESOLVED_CONFIG
-    stored = parsed_file(path, fix=_CONFIG_FIX) if path.is_file() else None
-    if not isinstance(stored, dict):
+    if not path.is_file():
         return None
+    stored = parsed_mapping(path, fix=_CONFIG_FIX)  # an emptied file too
     started = started_in(run_dir)
     if started is None and files_read_by is not None:
         _check_relative_paths(run_dir, stored, command=files_read_by)

@@ -118,6 +118,19 @@ def test_a_resolved_config_that_does_not_parse_is_named(tmp_path: Path) -> None:
         find_runs(tmp_path)
 
 
+@pytest.mark.parametrize("text", ["", "- seed: 42\n", "42\n"])
+def test_a_resolved_config_that_holds_no_mapping_is_named(
+    text: str, tmp_path: Path
+) -> None:
+    # Emptied by a write a crash cut short, or edited: before, it read as no
+    # config at all, and a resume went on unchecked (a changed
+    # privacy.target_epsilon was not refused).
+    run = _run_folder(tmp_path / "run")
+    (run / "resolved_config.yaml").write_text(text)
+    with pytest.raises(FedmodelError, match="resolved_config.yaml does not hold a"):
+        stored_config(run)
+
+
 def test_an_unreadable_hydra_record_is_said_and_replays_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
