@@ -145,6 +145,13 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
     # folder the run was started in and this resume runs in.
     earlier = stored_config(run_dir)
     if earlier is None:
+        if (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+            raise FedmodelError(
+                f"resume=true in {run_dir}: the run's checkpoint is there, but not "
+                f"its {RESOLVED_CONFIG}, which holds the settings its records and "
+                "privacy plan were drawn with and a resume checks against: restore "
+                "it, or start a new run in a folder of its own"
+            )
         return
     changed = [
         key

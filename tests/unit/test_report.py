@@ -141,6 +141,22 @@ def test_a_resume_that_switches_dp_on_or_off_names_privacy_mode(
         assert "num_rounds" not in str(refused.value)
 
 
+def test_a_resume_of_a_checkpoint_without_its_resolved_config_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Before, the checks above were skipped and a resume with another
+    # privacy.target_epsilon went on from the checkpoint.
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.pt").write_bytes(b"")
+    resumed = small_settings("resume=true", "privacy.target_epsilon=20")
+    with pytest.raises(FedmodelError) as refused:
+        check_run_folder(tmp_path, resumed)
+    assert str(refused.value).startswith(
+        f"resume=true in {tmp_path}: the run's checkpoint is there, but not its "
+        "resolved_config.yaml"
+    )
+
+
 def test_summary_is_written_without_nan_or_temp_files(tmp_path: Path) -> None:
     write_json(tmp_path / "summary.json", {"loss": float("inf"), "ok": [1.0]})
     assert json.loads((tmp_path / "summary.json").read_text()) == {
