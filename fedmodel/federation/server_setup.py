@@ -1,7 +1,8 @@
 """Before round 1: settings, the run folder, the node count, the model, resume.
 
 A kill leaves at most a half-written temp file behind (`state.pt.tmp`, a
-ledger's `.privacy_ledger.json.<random>.tmp`); the next start removes them.
+ledger's `.privacy_ledger.json.<random>.tmp`, the resolved config's); the next
+start removes them.
 `resume=true` continues after the checkpoint's round; with no checkpoint yet
 (a run killed before its first round finished) it starts at round 1, and the
 clients' ledgers keep every charge made before the kill.
@@ -34,7 +35,7 @@ from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.spent_budgets import spent_clients
-from fedmodel.privacy.durable_file import remove_stale_temp_files
+from fedmodel.privacy.durable_file import remove_stale_temp_files, write_durably
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
 from fedmodel.run.checkpoint import (
     Checkpoint,
@@ -87,10 +88,7 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Check the folder and the nodes, and tidy what a kill left behind.
-
-    `check_run_folder` decides whether this run may use the folder.
-    """
+    """Check the folder (`check_run_folder`) and the nodes; tidy what a kill left."""
     run_dir = Path(settings.run_dir)
     check_run_folder(run_dir, settings)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +98,7 @@ def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
 
 
 def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
-    """Write the run's settings, once its start (and any checkpoint) is loaded.
+    """Write the run's settings, whole or not at all, once its start is loaded.
 
     So a resume refused for its checkpoint leaves the folder's config as it
     was. An earlier start's config that differs is kept under a numbered name.
@@ -119,7 +117,7 @@ def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
             ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else ""),
             kept.name,
         )
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    write_durably(path, yaml.safe_dump(config, sort_keys=False))
 
 
 def start_model(
@@ -227,6 +225,7 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
 def _remove_stale_temp_files(run_dir: Path) -> None:
     removed = [run_dir / CHECKPOINT_DIR] if remove_stale_checkpoint(run_dir) else []
     removed += remove_stale_temp_files(run_dir / CENTRAL_LEDGER_FILE)
+    removed += remove_stale_temp_files(run_dir / RESOLVED_CONFIG)
     clients = run_dir / CLIENTS_DIR
     if clients.is_dir():
         for state_dir in sorted(p for p in clients.iterdir() if p.is_dir()):

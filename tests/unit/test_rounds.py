@@ -416,6 +416,9 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
     (run_dir / "checkpoint" / "state.pt.tmp").write_bytes(b"half a checkpoint")
     stale = run_dir / "clients" / "client-0" / ".privacy_ledger.json.x1y2.tmp"
     stale.write_text("{")
+    # The config is written whole or not at all: a kill leaves a temp file.
+    stale_config = run_dir / ".resolved_config.yaml.k3l4.tmp"
+    stale_config.write_text("num_")
     summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
     assert summary["status"] == "ok"
     # Round 1 ran again and was charged again (an over-count, never an
@@ -428,7 +431,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
     # A refused round trained on nothing; the client still holds its records.
     assert all(c["num_train_examples"] == 50 for c in summary["clients"])
     assert not (run_dir / "checkpoint" / "state.pt.tmp").exists()
-    assert not stale.exists()
+    assert not stale.exists() and not stale_config.exists()
     # The first start's resolved config is kept, not overwritten.
     first = yaml.safe_load((run_dir / "resolved_config.1.yaml").read_text())
     now = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
