@@ -92,7 +92,7 @@ def _check_every_client_sampled(settings: RunSettings) -> None:
         f"{settings.num_clients} clients: Flower samples a fixed number, and an "
         "epsilon accounted as if they were Poisson-sampled could under-count "
         "what one client's update reveals. Set strategy.fraction_train=1, or use "
-        "record-level DP (privacy=dp), where every client accounts for its own "
+        "record-level DP (privacy=dpsgd), where every client accounts for its own "
         "records"
     )
 

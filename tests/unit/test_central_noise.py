@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,9 @@ def test_client_level_dp_refuses_sampling_some_of_the_clients(
     with pytest.raises(FedmodelError, match=r"samples 2 of 4 clients") as info:
         plan_client_level(settings)
     assert "strategy.fraction_train=1" in str(info.value)
+    # The way out it names composes: it read privacy=dp, no such option.
+    for option in re.findall(r"privacy=(\w+)", str(info.value)):
+        small_settings(f"privacy={option}")
 
 
 def test_client_level_dp_claims_no_amplification_by_sampling() -> None:
