@@ -112,10 +112,15 @@ def _log_run(
         }
     )
     for client in summary.get("clients", []):
+        figures = _numbers(client, skip=set())
+        # What the client was charged, as the guarantee takes it: a client
+        # whose last updates were refused reported less than its ledger holds.
+        charged = [figures[k] for k in ("epsilon", "ledger_epsilon") if k in figures]
+        if charged:
+            figures["epsilon"] = max(charged)
         for key in ("epsilon", "noise_multiplier", "steps"):
-            value = client.get(key)
-            if isinstance(value, int | float):
-                final[f"client_{client['client_id']}_{key}"] = value
+            if key in figures:
+                final[f"client_{client['client_id']}_{key}"] = figures[key]
     mlflow.log_metrics(final)
     mlflow.set_tags(
         {

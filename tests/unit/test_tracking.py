@@ -9,6 +9,7 @@ A run that failed after writing its summary is logged too, marked failed
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,28 @@ def test_a_store_mlflow_cannot_write_is_named(tmp_path: Path) -> None:
     assert "set tracking.uri to a writable store, or tracking=none" in str(
         refused.value
     )
+
+
+def test_a_client_charged_more_than_it_reported_is_logged_at_its_charge(
+    tmp_path: Path,
+) -> None:
+    # A client whose last updates were refused reported less than its ledger
+    # was charged (or nothing); summary.json's guarantee takes the larger, and
+    # MLflow's client_<i>_epsilon logged the report alone, or no figure at all.
+    import mlflow
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    clients = [
+        {"client_id": 0, "epsilon": 1.5, "ledger_epsilon": 2.5, "steps": 10},
+        {"client_id": 1, "epsilon": None, "ledger_epsilon": 0.7, "steps": None},
+    ]
+    (run_dir / SUMMARY_FILE).write_text(
+        json.dumps({"status": "ok", "clients": clients})
+    )
+    settings = small_settings("tracking=mlflow", f"tracking.uri={_store(tmp_path)}")
+    run_id = track_run(settings, run_dir)
+    metrics = mlflow.MlflowClient(tracking_uri=_store(tmp_path)).get_run(run_id)
+    logged = metrics.data.metrics
+    assert logged["client_0_epsilon"] == 2.5
+    assert logged["client_1_epsilon"] == 0.7
