@@ -49,6 +49,15 @@ def composed_epsilon(
             )
     except (RuntimeError, ValueError, ArithmeticError) as exc:
         raise accountant_failed(accountant, exc) from exc
+    except MemoryError as exc:
+        # PRV's grid grows with the steps: a huge plan that meets a memory
+        # limit ended in numpy's traceback, naming no key.
+        steps = sum(entry[2] for entry in history)
+        raise FedmodelError(
+            f"the {accountant} privacy accountant ran out of memory on {steps} "
+            f"steps ({exc}): lower num_rounds or finetune.local_epochs, or set "
+            "privacy.accountant=rdp, whose cost does not grow with the steps"
+        ) from exc
     if math.isnan(epsilon) or epsilon < 0.0:
         raise accountant_failed(
             accountant, f"epsilon {epsilon} for {engine.history} at delta {delta:g}"

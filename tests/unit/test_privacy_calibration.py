@@ -246,3 +246,32 @@ def test_calibration_does_not_depend_on_the_thread_count() -> None:
         assert done.returncode == 0, done.stderr[-2000:]
         noise.add(done.stdout.strip())
     assert len(noise) == 1, noise
+
+
+def test_an_accountant_out_of_memory_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PRV's grid grows with the steps: `privacy-plan num_rounds=100000000`
+    # grew to 18 GB in a minute, and under a memory limit ended in numpy's
+    # _ArrayMemoryError traceback (exit 1, a "finding"), naming no key.
+    class Exhausted:
+        history: list[tuple[float, float, int]] = []
+
+        def get_epsilon(self, **_: object) -> float:
+            raise MemoryError("Unable to allocate 3.60 GiB")
+
+    monkeypatch.setattr(
+        "fedmodel.privacy.accountants.create_accountant", lambda mechanism: Exhausted()
+    )
+    with pytest.raises(FedmodelError) as refused:
+        calibrate_noise(
+            target_epsilon=7.77,
+            delta=1e-5,
+            sample_rate=0.2,
+            steps=987_654,
+            accountant="prv",
+        )
+    message = str(refused.value)
+    assert "987654 steps" in message and "out of memory" in message
+    for key in ("num_rounds", "finetune.local_epochs", "privacy.accountant=rdp"):
+        assert key in message
