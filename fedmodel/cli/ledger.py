@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the site's spend, or archive its ledger after --yes."""
     # Imported here: the accountants load Opacus.
+    from fedmodel.privacy.ledger_record import LEDGER_FILE
     from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 
     _refuse_a_run_folder(args.state_dir)
@@ -55,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
             "which is only sound on data that the spent budget did not cover. "
             "Add --yes to archive it"
         )
-    status, archived = archive_ledger(args.state_dir)
+    archived_status, archived = archive_ledger(args.state_dir)
+    spent = (
+        "unusable: what it spent is unknown"
+        if archived_status is None
+        else f"epsilon {archived_status.epsilon:.4f}, {archived_status.rounds} "
+        f"{plural(archived_status.rounds, 'round')}"
+    )
     print(
-        f"archived {status.path} (epsilon {status.epsilon:.4f}, {status.rounds} "
-        f"{plural(status.rounds, 'round')}) as {archived}; the next round starts a "
-        "new budget"
+        f"archived {args.state_dir / LEDGER_FILE} ({spent}) as {archived}; the "
+        "next round starts a new budget"
     )
     return EXIT_OK
 

@@ -177,8 +177,8 @@ def unusable_ledger(path: Path, what: str) -> FedmodelError:
         f"privacy ledger {path} is unusable: {what}. It records the privacy this "
         "client has already spent, so fedmodel will not start over: restore a "
         "copy that holds every charge made since (an older copy forgets the "
-        "later ones), or delete it yourself to start a new budget (forgetting "
-        "the epsilon already spent)"
+        f"later ones); a site may archive it (`fedmodel ledger reset --state-dir "
+        f"{path.parent} --yes`) to start a new budget, a simulation a new run"
     )
 
 

@@ -58,16 +58,21 @@ def central_ledger_status(run_dir: Path) -> LedgerStatus | None:
     return _status(path, read_record(path))
 
 
-def archive_ledger(state_dir: Path) -> tuple[LedgerStatus, Path]:
+def archive_ledger(state_dir: Path) -> tuple[LedgerStatus | None, Path]:
     """Move the ledger aside as `privacy_ledger.reset-<UTC time>.json`.
 
-    Returns what the archived ledger had spent and where it went. Holds the
-    ledger's lock, so a round charging at the same moment either lands in the
-    archived file or starts the new one; it is never lost between them.
+    Returns what the archived ledger had spent (None for a ledger that cannot
+    be read or was edited: archived as it is, what it spent unknown) and where
+    it went. Holds the ledger's lock, so a round charging at the same moment
+    either lands in the archived file or starts the new one; it is never lost
+    between them.
     """
     path = _ledger_path(state_dir)
     with exclusive_lock(path):
-        status = _status(path, read_record(path))
+        try:
+            status: LedgerStatus | None = _status(path, read_record(path))
+        except FedmodelError:  # the file is there (`_ledger_path`) but unusable
+            status = None
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = path.with_name(ARCHIVE_PATTERN.replace("*", stamp))
         if target.exists():

@@ -14,10 +14,11 @@ import pytest
 from opacus.accountants import RDPAccountant
 
 import fedmodel.privacy.durable_file as durable_file
+from fedmodel.cli.main import run_command
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
-from fedmodel.privacy.ledger_reset import archive_ledger
+from fedmodel.privacy.ledger_reset import archive_ledger, archived_ledgers, reset_count
 
 PLAN = PrivacyPlan(
     target_epsilon=5.0,
@@ -273,6 +274,28 @@ def test_corrupt_ledger_is_an_error_naming_the_file(
         open_ledger(path)
     assert str(path) in str(info.value)
     assert path.read_text() == damaged
+
+
+def test_a_site_archives_an_unusable_ledger_with_ledger_reset(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The refusal names the site's way out: an archive the server counts as a
+    # reset. Before, it said "delete it yourself", which the server then
+    # refused as a ledger that went back.
+    open_ledger(path).charge(round_number=1, steps=10)
+    path.write_text("{not json")
+    with pytest.raises(FedmodelError) as info:
+        open_ledger(path)
+    advice = f"fedmodel ledger reset --state-dir {path.parent} --yes"
+    assert advice in str(info.value) and "delete" not in str(info.value)
+    argv = ["ledger", "reset", "--state-dir", str(path.parent), "--yes"]
+    assert run_command(argv) == 0
+    printed = capsys.readouterr().out
+    assert "(unusable: what it spent is unknown)" in printed
+    (archived,) = archived_ledgers(path.parent)
+    assert archived.read_text() == "{not json" and not path.exists()
+    assert reset_count(path.parent) == 1
+    assert open_ledger(path).epsilon == 0.0
 
 
 def test_two_writers_do_not_lose_charges(path: Path) -> None:
