@@ -176,9 +176,9 @@ def unusable_ledger(path: Path, what: str) -> FedmodelError:
     return FedmodelError(
         f"privacy ledger {path} is unusable: {what}. It records the privacy this "
         "client has already spent, so fedmodel will not start over: restore a "
-        "copy that holds every charge made since (an older copy forgets the "
-        f"later ones); a site may archive it (`fedmodel ledger reset --state-dir "
-        f"{path.parent} --yes`) to start a new budget, a simulation a new run"
+        "copy holding every charge made since; a site may archive it (`fedmodel "
+        f"ledger reset --state-dir {path.parent} --yes`) for a new budget, sound "
+        "on new records only; a simulation may start a new run"
     )
 
 
