@@ -313,6 +313,16 @@ def _two_sites(folder: Path) -> tuple[str, ...]:
     )
 
 
+def _write_two_sites(folder: Path, *, shared: str | None = None) -> None:
+    """Sites a and b, 20 notes each labelled n and y (and `shared` at both)."""
+    for site in ("a", "b"):
+        rows = [f"{site} note {i},{'ny'[i % 2]}" for i in range(20)]
+        if shared is not None:
+            rows.append(f"{shared},y")
+        (folder / f"{site}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    (folder / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+
+
 def test_the_plan_gives_the_runs_warnings_about_labels(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -335,11 +345,7 @@ def test_the_plan_warns_of_a_record_two_sites_hold_as_the_run_does(
 ) -> None:
     # A record in both sites' files is covered by the two epsilons added up:
     # the plan, whose table shows one epsilon per site, says so before the run.
-    for site in ("a", "b"):
-        rows = [f"{site} note {i},{'ny'[i % 2]}" for i in range(20)]
-        rows.append("the same note at both sites,y")
-        (tmp_path / f"{site}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
-    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    _write_two_sites(tmp_path, shared="the same note at both sites")
     caplog.set_level(logging.WARNING)
     plan_run(settings_from_dict(small_config(*_two_sites(tmp_path))))
     assert "task.train_files[1] (" in caplog.text
@@ -352,10 +358,7 @@ def test_the_plan_warns_when_its_clients_are_not_the_sites_files(
 ) -> None:
     # partition=iid pools the files: a client's epsilon covers its share, not
     # a site's file; the plan's rows are clients, and it says so.
-    for site in ("a", "b"):
-        rows = "\n".join(f"{site} note {i},{'ny'[i % 2]}" for i in range(20))
-        (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
-    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    _write_two_sites(tmp_path)
     caplog.set_level(logging.WARNING)
     overrides = (*_two_sites(tmp_path), "partition=iid", "num_clients=2")
     plan_run(settings_from_dict(small_config(*overrides)))
@@ -395,10 +398,7 @@ def test_the_plan_reads_the_tasks_records_once(
 ) -> None:
     # The label warnings and the clients' records come from one load: a
     # second read costs seconds on hospital, and could differ from the first.
-    for site in ("a", "b"):
-        rows = "\n".join(f"{site} note {i},{'ny'[i % 2]}" for i in range(20))
-        (tmp_path / f"{site}.csv").write_text("text,label\n" + rows + "\n")
-    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    _write_two_sites(tmp_path)
     loads: list[str] = []
     files_loader = TASKS["files"]
 
