@@ -47,10 +47,7 @@ def load_run(run_dir: Path) -> FinishedRun:
     summary = parsed_mapping(
         run_dir / SUMMARY_FILE, fix="restore it: the audit reads the run's results"
     )
-    if raw is None:
-        raise FedmodelError(
-            f"cannot read the run in {run_dir}: {RESOLVED_CONFIG} holds no config"
-        )
+    assert raw is not None  # the file is there (above); one that is no mapping raised
     try:
         settings = settings_from_dict(raw)
     except FedmodelError as exc:

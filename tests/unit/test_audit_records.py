@@ -111,7 +111,7 @@ def _finished_run(run: Path) -> None:
         ),
         (
             "config not a mapping",
-            "cannot read the run in {run}: resolved_config.yaml holds no config",
+            "{run}/resolved_config.yaml does not hold a mapping: restore it",
         ),
         (
             "broken summary",
