@@ -49,6 +49,7 @@ from fedmodel.federation.simulation import simulate
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import (
+    FINISHED_RUN_FILES,
     RESOLVED_CONFIG,
     STUDENT_DIR,
     SUMMARY_FILE,
@@ -69,7 +70,7 @@ MODELS = {
 
 def finished_run(run: Path, option: str) -> Path:
     """`run` when it holds a finished run's files, else exit naming what it lacks."""
-    for name in (SUMMARY_FILE, RESOLVED_CONFIG, f"{TEACHER_DIR}/config.json"):
+    for name in FINISHED_RUN_FILES:
         if not (run / name).is_file():
             raise SystemExit(
                 f"{option} {run}: no {name} there; give the folder of a finished "

@@ -47,9 +47,9 @@ from fedmodel.run.checkpoint import (
 from fedmodel.run.folder_check import changed_keys, check_run_folder
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
-    CHECKPOINT_FILE,
     CLIENTS_DIR,
     RESOLVED_CONFIG,
+    checkpoint_file,
 )
 from fedmodel.run.metrics import set_aside
 from fedmodel.run.stored_config import stored_config
@@ -175,7 +175,7 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
     federated distillation has begun, the teacher's rounds are over: a resume
     that asks for another `num_rounds` is refused.
     """
-    if not (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+    if not checkpoint_file(run_dir).is_file():
         # An earlier start writes its resolved config before any round: a
         # folder without one held no run (a mistyped run folder, say).
         if not (run_dir / RESOLVED_CONFIG).is_file():

@@ -12,11 +12,10 @@ from typing import Any
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import (
-    CHECKPOINT_DIR,
-    CHECKPOINT_FILE,
+    FINISHED_RUN_FILES,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
-    TEACHER_DIR,
+    checkpoint_file,
 )
 from fedmodel.run.run_files import parsed_mapping
 from fedmodel.run.stored_config import stored_config
@@ -37,7 +36,7 @@ def load_run(run_dir: Path) -> FinishedRun:
             "finished `fedmodel simulate` run"
         )
     _refuse_a_model_folder(run_dir)
-    for name in (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json"):
+    for name in FINISHED_RUN_FILES:
         if not (run_dir / name).is_file():
             raise FedmodelError(
                 f"{run_dir} has no {name}: give the folder of a finished "
@@ -74,10 +73,7 @@ def _refuse_a_model_folder(folder: Path) -> None:
 
 def _unfinished(run_dir: Path, missing: str) -> str:
     """What finishes a run stopped after a checkpointed round, before its summary."""
-    if (
-        missing != SUMMARY_FILE
-        or not (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
-    ):
+    if missing != SUMMARY_FILE or not checkpoint_file(run_dir).is_file():
         return ""
     return (
         f"; this one was stopped before it finished: `fedmodel resume {run_dir}` "

@@ -29,7 +29,12 @@ from fedmodel.config import TaskSettings
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import write_durably
-from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, METRICS_FILE
+from fedmodel.run.layout import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    checkpoint_file,
+)
 from fedmodel.run.metrics import clean_json, read_rounds
 
 # What reading a missing, truncated or foreign state.pt raises.
@@ -115,7 +120,7 @@ def load_checkpoint(
     run_dir: Path, *, expected_shapes: dict[str, tuple[int, ...]]
 ) -> Checkpoint:
     """Read the run's checkpoint; weights must fit the model being built."""
-    path = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    path = checkpoint_file(run_dir)
     if not path.is_file():
         raise FedmodelError(
             f"resume=true but {path} does not exist: point run-dir (or Hydra's "
@@ -195,7 +200,7 @@ def recorded_client_figures(run_dir: Path) -> dict[int, dict[str, float]]:
     nothing to compare with, and `load_checkpoint` names the problem when the
     run loads it. The weights are mapped, not read, so this stays quick.
     """
-    path = run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    path = checkpoint_file(run_dir)
     if not path.is_file():
         return {}
     try:

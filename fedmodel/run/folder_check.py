@@ -33,6 +33,7 @@ from fedmodel.run.layout import (
     METRICS_FILE,
     RESOLVED_CONFIG,
     SUMMARY_FILE,
+    checkpoint_file,
 )
 from fedmodel.run.stored_config import stored_config
 
@@ -145,7 +146,7 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
     # folder the run was started in and this resume runs in.
     earlier = stored_config(run_dir)
     if earlier is None:
-        if (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+        if checkpoint_file(run_dir).is_file():
             raise FedmodelError(
                 f"resume=true in {run_dir}: the run's checkpoint is there, but not "
                 f"its {RESOLVED_CONFIG}, which holds the settings its records and "

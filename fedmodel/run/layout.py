@@ -18,6 +18,9 @@ CHECKPOINT_FILE = "state.pt"
 AUDIT_FILE = "audit.json"
 CLIENTS_DIR = "clients"
 LOG_FILE = "fedmodel.log"
+# What a finished run's folder holds at the least: the readers of finished
+# runs (audit, benchmarks) check for these before reading any of them.
+FINISHED_RUN_FILES = (RESOLVED_CONFIG, SUMMARY_FILE, f"{TEACHER_DIR}/config.json")
 # Flower's own files (its FLWR_HOME: config, the app's copy) in a simulation.
 FLWR_HOME_DIR = ".flwr"
 # Inside TEACHER_DIR / STUDENT_DIR, beside the Hugging Face files.
@@ -41,3 +44,8 @@ RUNTIME_FILES: dict[str, str | None] = {
 def simulated_client_dir(run_dir: str | Path, client_id: int) -> Path:
     """Where one simulated client keeps its ledger and caches, in the run folder."""
     return Path(run_dir) / CLIENTS_DIR / f"client-{client_id}"
+
+
+def checkpoint_file(run_dir: str | Path) -> Path:
+    """The run's checkpoint: the last aggregated round a resume continues from."""
+    return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_FILE
