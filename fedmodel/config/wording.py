@@ -1,4 +1,4 @@
-"""How fedmodel's messages count things: one record, two records.
+"""How fedmodel's messages count things: one record, two records, the first ten.
 
 In `config/`, the lowest package that words messages, so every layer above
 can import it.
@@ -16,3 +16,8 @@ def plural(count: int, one: str, many: str | None = None) -> str:
     if count == 1:
         return one
     return one + "s" if many is None else many
+
+
+def first_ten(items: list[str]) -> list[str]:
+    """`items` as a message lists them: the first ten, then "..." for the rest."""
+    return items[:10] + (["..."] if len(items) > 10 else [])

@@ -6,8 +6,10 @@ import logging
 import re
 from collections import defaultdict
 
+import datasets
+
 from fedmodel.config.train_files import SITE_COLUMN
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.splits import TaskData
 
 logger = logging.getLogger(__name__)
@@ -75,10 +77,8 @@ def warn_test_only_labels(data: TaskData) -> None:
     """
     if len(data.train) == 0:
         return
-    trained = set(data.train["label"])
-    if data.transfer is not None:
-        trained |= set(data.transfer["label"])
-    unseen = sorted({data.label_names[i] for i in set(data.test["label"]) - trained})
+    trained = [data.train] if data.transfer is None else [data.train, data.transfer]
+    unseen = sorted(_names(data, data.test) - _names(data, *trained))
     if unseen:
         logger.warning(
             "%(count)d %(labels)s of the test file no training record has, so "
@@ -89,7 +89,7 @@ def warn_test_only_labels(data: TaskData) -> None:
                 "count": len(unseen),
                 "labels": plural(len(unseen), "label"),
                 "them": plural(len(unseen), "it", "them"),
-                "unseen": unseen[:10] + (["..."] if len(unseen) > 10 else []),
+                "unseen": first_ten(unseen),
             },
         )
 
@@ -104,10 +104,7 @@ def warn_server_only_labels(data: TaskData) -> None:
     """
     if not data.has_sites or len(data.train) == 0 or data.transfer is None:
         return
-    unseen = sorted(
-        {data.label_names[i] for i in set(data.transfer["label"])}
-        - {data.label_names[i] for i in set(data.train["label"])}
-    )
+    unseen = sorted(_names(data, data.transfer) - _names(data, data.train))
     if unseen:
         logger.warning(
             "%(count)d %(labels)s of task.validation_file no site's file has, "
@@ -123,9 +120,14 @@ def warn_server_only_labels(data: TaskData) -> None:
                 "they": plural(
                     len(unseen), "it is a site label", "they are site labels"
                 ),
-                "unseen": unseen[:10] + (["..."] if len(unseen) > 10 else []),
+                "unseen": first_ten(unseen),
             },
         )
+
+
+def _names(data: TaskData, *splits: datasets.Dataset) -> set[str]:
+    """The names of the labels the records of `splits` carry."""
+    return {data.label_names[i] for split in splits for i in set(split["label"])}
 
 
 def warn_sites_apart(data: TaskData) -> None:

@@ -14,7 +14,7 @@ import datasets
 
 from fedmodel.config import PartitionSettings
 from fedmodel.config.train_files import SITE_COLUMN
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.splits import label_names_of
 from fedmodel.errors import FedmodelError
 
@@ -161,11 +161,10 @@ def _natural(
                 f"num_clients={num_clients}: set num_clients={len(values)}, or "
                 "leave it out (task=files counts the files)"
             )
-        shown = values[:10] + (["..."] if len(values) > 10 else [])
         raise FedmodelError(
             f"partition 'natural' on column {column!r} finds {len(values)} distinct "
-            f"groups {shown}, but num_clients={num_clients}; one client per group "
-            f"needs num_clients={len(values)}"
+            f"groups {first_ten(values)}, but num_clients={num_clients}; one client "
+            f"per group needs num_clients={len(values)}"
         )
     from flwr_datasets.partitioner import NaturalIdPartitioner
 
