@@ -157,10 +157,11 @@ def _split_list(overrides: list[str], at: int) -> str | None:
     start = overrides[at - 1] if at > 0 else ""
     if "=" not in start or start.count("[") <= start.count("]"):
         return None
-    words = [start]
+    words, still_open = [start], start.count("[") - start.count("]")
     for word in overrides[at:]:
         words.append(word)
-        if " ".join(words).count("[") <= " ".join(words).count("]"):
+        still_open += word.count("[") - word.count("]")
+        if still_open <= 0:
             break
     return " ".join(words)
 

@@ -128,8 +128,8 @@ def run_rounds(
             break
         if server_round == plan.rounds[0]:
             check_selected_count(plan, len(selected))
-        if server_round == plan.rounds[0] and plan.model_name == "teacher":
-            _say_first_round(server_round, len(selected))
+            if plan.model_name == "teacher":
+                _say_first_round(server_round, len(selected))
         messages, replies, unanswered = _send(
             grid, strategy, selected, plan=plan, server_round=server_round
         )

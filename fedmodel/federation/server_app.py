@@ -18,10 +18,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData, load_task
-from fedmodel.distill.finish import (
-    finish_models,
-    server_distill_texts,
-)
+from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one, warn_about_records
 from fedmodel.federation.server_rounds import (
