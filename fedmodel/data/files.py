@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 
 from fedmodel.config import TaskSettings
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.file_cells import (
     label_cells,
     require_column,
@@ -102,9 +102,8 @@ def load_site_file(
             raise FedmodelError(
                 f"{key}: file {path}, row {row} ({ROW_CONVENTION}), column "
                 f"{task.label_column!r}: label {label!r} is not one of the "
-                f"federation's labels {list(label_names)[:10]}"
-                f"{' ...' if len(label_names) > 10 else ''}; fix the row or ask "
-                "the server operator to add the label to task.labels"
+                f"federation's labels {first_ten(list(label_names))}; fix the row or "
+                "ask the server operator to add the label to task.labels"
             )
     return build_split(
         records.texts,
@@ -139,9 +138,9 @@ def _described_labels(
         raise FedmodelError(
             f"{key}: file {path} has no description of the "
             f"{plural(len(missing), 'label')} "
-            f"{missing[:10]}{' ...' if len(missing) > 10 else ''}"
+            f"{first_ten(missing)}"
             + (
-                f" (it describes {others[:10]}{' ...' if len(others) > 10 else ''}"
+                f" (it describes {first_ten(others)}"
                 ", which the task has not; labels are matched as written, case "
                 "counting)"
                 if others
@@ -280,9 +279,6 @@ def _label_names(task: TaskSettings, files: Sequence[FileRecords]) -> tuple[str,
                 raise FedmodelError(
                     f"file {records.path}, row {row} ({ROW_CONVENTION}), column "
                     f"{task.label_column!r}: label {label!r} is not in task.labels "
-                    f"{names[:10]}{' ...' if len(names) > 10 else ''}; add it to "
-                    "task.labels or fix the row"
+                    f"{first_ten(names)}; add it to task.labels or fix the row"
                 )
     return tuple(names)
-
-

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from fedmodel.config import TaskSettings
+from fedmodel.config.wording import first_ten
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import write_durably
@@ -238,7 +239,7 @@ def check_label_order(
 
 
 def _shown(labels: tuple[str, ...]) -> str:
-    return f"{list(labels[:12])}{' ...' if len(labels) > 12 else ''}"
+    return str(first_ten(list(labels)))
 
 
 def remove_stale_checkpoint(run_dir: Path) -> bool:
