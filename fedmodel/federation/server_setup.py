@@ -51,7 +51,7 @@ from fedmodel.run.layout import (
     RESOLVED_CONFIG,
     checkpoint_file,
 )
-from fedmodel.run.metrics import set_aside
+from fedmodel.run.metrics import numbered_name
 from fedmodel.run.stored_config import stored_config
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
@@ -101,15 +101,16 @@ def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
     """Write the run's settings, whole or not at all, once its start is loaded.
 
     So a resume refused for its checkpoint leaves the folder's config as it
-    was. An earlier start's config that differs is kept under a numbered name.
+    was. An earlier start's config that differs is copied to a numbered name
+    first, so a kill at any point leaves a whole config in place.
     """
     config = asdict(settings)
     path = run_dir / RESOLVED_CONFIG
     earlier = stored_config(run_dir)  # relative paths of an older run: absolute
     if earlier is not None and earlier != config:
         changed = sorted(changed_keys(earlier, config))
-        kept = set_aside(path)
-        assert kept is not None
+        kept = numbered_name(path)  # a copy: a kill leaves a config in place
+        write_durably(kept, path.read_text(encoding="utf-8"))
         log.warning(
             "%s held the resolved config of an earlier start, which differs in "
             "%s: kept as %s",

@@ -57,10 +57,16 @@ def set_aside(path: Path) -> Path | None:
     """Rename `name.ext` to the first free `name.<n>.ext`; None if it is absent."""
     if not path.is_file():
         return None
+    target = numbered_name(path)
+    path.replace(target)
+    return target
+
+
+def numbered_name(path: Path) -> Path:
+    """The first free `name.<n>.ext` beside `name.ext`, n from 1."""
     number = 1
     while (target := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
         number += 1
-    path.replace(target)
     return target
 
 

@@ -17,10 +17,12 @@ import yaml
 from fedmodel.config import from_run_config, settings_from_dict, to_run_config
 from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import server_setup
 from fedmodel.federation.server_setup import (
     settings_from_run_config,
     write_resolved_config,
 )
+from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import RESOLVED_CONFIG
 from tests.conftest import small_settings
@@ -159,3 +161,28 @@ def test_a_dot_dot_after_a_link_goes_up_from_where_the_link_leads(
     made = with_absolute_paths(raw, base=tmp_path)
     assert made["task"]["test_file"] == str(tmp_path.resolve() / "real" / "test.csv")
     assert made["task"]["train_files"] == [str(tmp_path / "data" / "a.csv")]
+
+
+def test_a_kill_while_an_earlier_config_is_kept_leaves_a_whole_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The earlier start's config is copied aside before the new one replaces
+    # it; before, it was renamed first, and a kill between the two left the
+    # folder with no resolved config.
+    run = tmp_path / "run"
+    _start(run, "num_rounds=2")
+    earlier = (run / RESOLVED_CONFIG).read_text()
+    written: list[Path] = []
+
+    def killed_at_the_second_write(path: Path, text: str) -> None:
+        written.append(path)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        write_durably(path, text)
+
+    monkeypatch.setattr(server_setup, "write_durably", killed_at_the_second_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_resolved_config(run, small_settings("num_rounds=3"))
+    assert written == [run / "resolved_config.1.yaml", run / RESOLVED_CONFIG]
+    assert (run / RESOLVED_CONFIG).read_text() == earlier
+    assert (run / "resolved_config.1.yaml").read_text() == earlier
