@@ -1,48 +1,54 @@
-"""Central, client-level DP (`privacy=central`) through Flower's adaptive clipping.
+"""Central, client-level DP (`privacy=central`) on Flower's adaptive clipping.
 
-The server clips each client's whole update (Flower's
-`DifferentialPrivacyServerSideAdaptiveClipping`, Andrew et al. 2021), averages
-the clipped updates with equal weights and adds Gaussian noise. The noise
-multiplier is calibrated before round 1 so that `num_rounds` rounds spend
-`privacy.target_epsilon` (Opacus accountant; every client trains every round,
-so q = 1). Each round is charged to a write-ahead ledger in the run folder
-before its noised model is released, as a client's DP-SGD rounds are.
+The server clips each client's whole update to an adaptive norm (Flower's
+`DifferentialPrivacyServerSideAdaptiveClipping`, Andrew et al. 2021), adds
+the clipped updates up, divides the sum by the expected number of clients
+in a round, q N, and adds Gaussian noise. Each client takes part in a round
+with probability q = `strategy.fraction_train`, independently (Poisson
+sampling, the sampling the accountant assumes; q = 1: every client). The
+noise multiplier is calibrated before round 1 so that `num_rounds` rounds
+spend `privacy.target_epsilon`. Each round is charged to a write-ahead ledger
+in the run folder before its noised model is released, as a client's DP-SGD
+rounds are.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import (
     DifferentialPrivacyServerSideAdaptiveClipping,
     FedAvg,
     Strategy,
 )
+from flwr.supercore.differential_privacy import adaptive_clip_inputs_inplace
 
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.messages import METRICS_KEY
+from fedmodel.federation.messages import ARRAYS_KEY
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.privacy.client_level import (
     CLIENT_LEVEL_ID,
     clipped_count_stddev,
+    expected_clients,
     plan_client_level,
-    sampled_clients,
 )
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
 
 log = logging.getLogger(__name__)
 
-# Equal weights: the noise std (z * C / m) bounds one client's effect on an
-# unweighted mean of m clipped updates, not on a record-count-weighted one.
-UNIFORM_WEIGHT_KEY = "central-dp-weight"
+# Who takes part in a round must be secret from whoever sees the model, as
+# the accountant's Poisson sampling assumes: drawn from the operating system.
+_SAMPLER = random.SystemRandom()
 
 
 def next_clipping_norm(
@@ -61,17 +67,18 @@ def next_clipping_norm(
 
 
 class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
-    """Flower's wrapper, charging the ledger before each noised aggregate.
+    """Flower's wrapper, with Poisson sampling and a sum over a fixed denominator.
 
-    Flower 1.41 clips a round's updates to the norm C_t, then moves the norm
-    to C_t+1 and only then adds noise, at C_t+1. The noise must be z * C_t / m,
-    since C_t bounds what one client moved the mean; when most updates are
-    clipped C_t+1 is the smaller, and the round spends more than the ledger
-    charges. Here the norm moves only after the round's noise is added, and
-    in the paper's direction (`next_clipping_norm`).
+    Flower's settings, clipping and noise are kept; its aggregation is not.
+    It averages the updates that came back, so how many took part would show
+    in the result, and it adds noise at the norm it moved to after clipping
+    (C_t+1, where C_t bounds what one client moved the result). Here a round
+    is charged to the ledger first, then the clipped updates are summed,
+    divided by q N (`num_sampled_clients`, the same in every round), noised
+    at z C_t / (q N), and only then the norm moves, in the paper's direction
+    (`next_clipping_norm`). A round in which no client was sampled, or none
+    replied, is noised and charged all the same.
     """
-
-    _next_clipped_fraction: float | None = None
 
     def __init__(
         self, inner: Strategy, *, settings: RunSettings, ledger: PrivacyLedger
@@ -81,7 +88,7 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             super().__init__(
                 inner,
                 noise_multiplier=ledger.noise_multiplier,
-                num_sampled_clients=sampled_clients(settings),
+                num_sampled_clients=expected_clients(settings),  # type: ignore[arg-type]
                 initial_clipping_norm=privacy.initial_clipping_norm,
                 target_clipped_quantile=privacy.target_clipped_quantile,
                 clip_norm_lr=privacy.clip_norm_lr,
@@ -91,46 +98,59 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             )
         except ValueError as exc:
             raise FedmodelError(f"privacy=central settings rejected: {exc}") from exc
+        self.sample_rate = ledger.sample_rate
         self.ledger = ledger
+        self.nodes: list[int] = []  # the nodes of the last round's draw
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> list[Message]:
+        """Every node's message, each kept with probability q."""
+        self.current_arrays = arrays
+        messages = list(
+            self.strategy.configure_train(server_round, arrays, config, grid)
+        )
+        self.nodes = [int(m.metadata.dst_node_id) for m in messages]
+        return [m for m in messages if _SAMPLER.random() < self.sample_rate]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Charge the round, then clip, average with equal weights and noise."""
-        replies = list(replies)
-        if len(replies) != self.num_sampled_clients:
-            # The noise covers one client's share of m updates, not of fewer.
-            log.warning(
-                "round %d: %d of %d sampled clients replied; central DP noise is "
-                "calibrated for %d, so this round's aggregate is dropped",
-                server_round,
-                len(replies),
-                self.num_sampled_clients,
-                self.num_sampled_clients,
-            )
-            return None, None
+        """Charge the round, then clip, sum over q N, noise; None once spent."""
         try:
             self.ledger.charge(round_number=server_round, steps=1)
         except BudgetExhausted as exc:
             log.warning("%s", exc)  # it names the round
             self.ledger.mark_exhausted()
             return None, None
+        current = self.current_arrays.to_numpy_ndarrays()
+        total = [np.zeros_like(array) for array in current]
+        clipped = 0
         for reply in replies:
-            reply.content.metric_records[METRICS_KEY][UNIFORM_WEIGHT_KEY] = 1.0
-        result = super().aggregate_train(server_round, replies)
-        if self._next_clipped_fraction is not None:
-            self.clipping_norm = next_clipping_norm(
-                self.clipping_norm,
-                self._next_clipped_fraction,
-                target=self.target_clipped_quantile,
-                step=self.clip_norm_lr,
-            )
-            self._next_clipped_fraction = None
-        return result
-
-    def _geometric_update(self, clipped_fraction: float) -> None:
-        """Keep the norm for this round's noise; `aggregate_train` moves it after."""
-        self._next_clipped_fraction = clipped_fraction
+            received = reply.content.array_records[ARRAYS_KEY].to_numpy_ndarrays()
+            update = [np.subtract(r, c) for r, c in zip(received, current, strict=True)]
+            if any(np.any(part) for part in update):  # Flower divides by the norm
+                clipped += int(adaptive_clip_inputs_inplace(update, self.clipping_norm))
+            for summed, part in zip(total, update, strict=True):
+                summed += part
+        m = self.num_sampled_clients
+        mean = ArrayRecord(
+            {
+                key: Array(np.asarray(c + s / m))
+                for key, c, s in zip(
+                    self.current_arrays.keys(), current, total, strict=True
+                )
+            }
+        )
+        clipped_fraction = self._noisy_fraction(clipped, m)  # drawn first, as Flower
+        noised = self._add_noise_to_aggregated_arrays(mean)
+        self.clipping_norm = next_clipping_norm(
+            self.clipping_norm,
+            clipped_fraction,
+            target=self.target_clipped_quantile,
+            step=self.clip_norm_lr,
+        )
+        return noised, None
 
 
 class ClientLevelDPStrategy(BudgetAwareStrategy):
@@ -149,7 +169,7 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
             plan=plan,
             data_fingerprint=f"{settings.num_clients}-clients",
         )
-        base.inner.weighted_by_key = UNIFORM_WEIGHT_KEY
+        base.inner.fraction_train = 1.0  # every node; the wrapper samples them
         self.dp = _LedgeredAdaptiveClipping(
             base.inner, settings=settings, ledger=ledger
         )
@@ -177,7 +197,14 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:
-        """No messages once one more noised round would pass the budget."""
+        """No messages once one more noised round would pass the budget.
+
+        A round whose Poisson sample holds none of the nodes left to train
+        still runs (`empty_round`): its noise is released and charged as any
+        round's, since a model left as it was would show that no client took
+        part.
+        """
+        self.empty_round = False
         if self.dp.ledger.would_exceed(1):
             log.warning(
                 "round %d: client-level budget %g spent (epsilon %.4g)",
@@ -186,15 +213,28 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
                 self.dp.ledger.epsilon,
             )
             return []
-        return super().configure_train(server_round, arrays, config, grid)
+        messages = super().configure_train(server_round, arrays, config, grid)
+        skipped = self.spent_nodes | self.failed_nodes
+        left = [node for node in self.dp.nodes if node not in skipped]
+        self.empty_round = not messages and bool(left)
+        if self.empty_round:
+            log.info(
+                "round %d: the draw (q=%.3g) sampled none of the %d clients; the "
+                "round's noise is added and charged all the same",
+                server_round,
+                self.dp.sample_rate,
+                len(left),
+            )
+        return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
-        """Aggregate; every client's figures become the run's client-level ones."""
-        result = super().aggregate_train(server_round, replies)
+        """Noise the valid updates' sum, even of none; the figures are the ledger's."""
+        accepted = [r for r in replies if self._accept(server_round, r)]
+        arrays, metrics = self.dp.aggregate_train(server_round, accepted)
         # Under the keys clients use for record-level DP.
         figures = self.dp.ledger.reported_figures()
         for client in self.client_figures.values():
             client.update(figures)
-        return result
+        return arrays, metrics, accepted

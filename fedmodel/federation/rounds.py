@@ -118,7 +118,7 @@ def run_rounds(
         selected = strategy.configure_train(
             server_round, arrays, plan.train_config, grid
         )
-        if not selected:
+        if not selected and not strategy.empty_round:
             log.warning(
                 "%s round %d: no client is left to train (budgets spent or "
                 "clients failed); stopping",
@@ -126,7 +126,7 @@ def run_rounds(
                 server_round,
             )
             break
-        if server_round == plan.rounds[0]:
+        if server_round == plan.rounds[0] and selected:
             check_selected_count(plan, len(selected))
             if plan.model_name == "teacher":
                 _say_first_round(server_round, len(selected))
@@ -168,8 +168,9 @@ def check_selected_count(plan: RoundPlan, selected: int) -> None:
     log.warning(
         "%s round %d: %d nodes were selected to train, but num_clients is %d: "
         "every connected SuperNode the strategy samples trains, and the budget "
-        "stop counts num_clients spent clients (under privacy=central, every "
-        "round with more replies than num_clients is dropped). Set "
+        "stop counts num_clients spent clients (under privacy=central, the "
+        "updates' sum is divided by strategy.fraction_train x num_clients, so "
+        "every extra update adds to the step). Set "
         "num_clients=%d, or stop the SuperNodes that should not take part",
         plan.model_name,
         plan.rounds[0],

@@ -56,6 +56,9 @@ class BudgetAwareStrategy:
         # Why clients gave nothing usable in the latest round (reset as each
         # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
+        # The latest round selected no client but runs all the same: central
+        # DP's Poisson draw came out empty (`federation/central_dp.py`).
+        self.empty_round = False
         # This round's train messages (less those its ledger query held
         # back): the grid gives each an id as it sends it, and a reply names
         # the id it answers.

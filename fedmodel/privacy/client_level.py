@@ -1,8 +1,9 @@
 """Client-level DP math (`privacy=central`), Flower-free.
 
-One round is one step of the Gaussian mechanism on the mean of clipped client
-updates. `plan_client_level` calibrates the server's noise for the run; the
-Flower wrapper that applies it lives in `federation/central_dp.py`.
+One round is one step of the Gaussian mechanism on the sum of a Poisson
+sample's clipped client updates. `plan_client_level` calibrates the server's
+noise for the run; the Flower wrapper that applies it lives in
+`federation/central_dp.py`.
 """
 
 from __future__ import annotations
@@ -25,19 +26,22 @@ CLIENT_LEVEL_ID = "all-clients"
 CENTRAL_DP_STRATEGIES = ("fedavg", "fedprox")
 
 
-def sampled_clients(settings: RunSettings) -> int:
-    """How many clients Flower's FedAvg samples each round."""
-    strategy = settings.strategy
-    minimum = min(strategy.min_train_clients, settings.num_clients)
-    return max(int(settings.num_clients * strategy.fraction_train), minimum)
+def expected_clients(settings: RunSettings) -> float:
+    """How many clients a round samples on average (q N), its sum's divisor.
+
+    Each client takes part with probability q = `strategy.fraction_train`,
+    independently (`federation/central_dp.py`).
+    """
+    return settings.strategy.fraction_train * settings.num_clients
 
 
 def plan_client_level(settings: RunSettings) -> PrivacyPlan:
     """Calibrate the server's noise multiplier for the whole run.
 
-    One round is one step of the Gaussian mechanism on the mean of every
-    client's clipped update (q = 1: no amplification by sampling). Delta is
-    per client (null: 1 / (10 * num_clients)).
+    One round is one step of the Gaussian mechanism on the sum of the
+    clipped updates of a Poisson sample of the clients, at the sample rate q =
+    `strategy.fraction_train` (1: every client, no amplification claimed).
+    Delta is per client (null: 1 / (10 * num_clients)).
     """
     privacy = settings.privacy
     if settings.strategy.name not in CENTRAL_DP_STRATEGIES:
@@ -48,13 +52,12 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         )
     assert privacy.target_epsilon is not None
     num_clients = settings.num_clients
-    _check_every_client_sampled(settings)
     delta = choose_delta(
         num_clients,
         privacy.target_delta,
         client_id=f"(client-level DP over {num_clients} clients)",
     )
-    sample_rate = 1.0  # every client, every round: no amplification claimed
+    sample_rate = settings.strategy.fraction_train
     sigma = calibrate_noise(
         target_epsilon=privacy.target_epsilon,
         delta=delta,
@@ -70,30 +73,6 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         planned_rounds=settings.num_rounds,
         noise_multiplier=sigma,
         accountant=privacy.accountant,
-    )
-
-
-def _check_every_client_sampled(settings: RunSettings) -> None:
-    """Refuse a client-level plan that samples some of the clients each round.
-
-    Flower samples a fixed number m of the N clients. Under that sampling,
-    adding one client can swap it for another in a round's sample, which moves
-    the sum of clipped updates by up to twice the clipping norm; the
-    accountant's subsampled Gaussian (Poisson sampling at q = m / N, one
-    client's update added or removed) would under-count that epsilon.
-    """
-    sampled = sampled_clients(settings)
-    if sampled >= settings.num_clients:
-        return
-    strategy = settings.strategy
-    raise FedmodelError(
-        f"privacy=central trains every client each round, but "
-        f"strategy.fraction_train={strategy.fraction_train} samples {sampled} of "
-        f"{settings.num_clients} clients: Flower samples a fixed number, and an "
-        "epsilon accounted as if they were Poisson-sampled could under-count "
-        "what one client's update reveals. Set strategy.fraction_train=1, or use "
-        "record-level DP (privacy=dpsgd), where every client accounts for its own "
-        "records"
     )
 
 
@@ -136,8 +115,8 @@ def _rounds(steps: int) -> str:
 def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> float:
     """The noise on the clipped-update count (Andrew et al.'s sigma_b).
 
-    Flower needs noise_multiplier < 2 sigma_b; its default (sampled / 20) is too
-    small for small federations, so null means max(sampled / 20, z).
+    Flower needs noise_multiplier < 2 sigma_b; its default (q N / 20) is too
+    small for small federations, so null means max(q N / 20, z).
     """
     chosen = settings.privacy.clipped_count_stddev
     if chosen is not None:
@@ -147,7 +126,7 @@ def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> floa
                 f"multiplier ({noise_multiplier:.4g} / 2); set it higher or null"
             )
         return chosen
-    return max(sampled_clients(settings) / 20, noise_multiplier)
+    return max(expected_clients(settings) / 20, noise_multiplier)
 
 
 def privacy_guarantee(

@@ -216,12 +216,9 @@ def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     distill = config.get("distill") or {}
     federated = distill.get("name") == "federated"  # its rounds are charged too
     plan["distill"] = {"rounds": distill.get("rounds") if federated else 0}
-    if privacy.get("mode") == "central":  # its sample rate is clients per round
+    if privacy.get("mode") == "central":  # its sample rate is fraction_train
         strategy = config.get("strategy") or {}
-        plan["strategy"] = {
-            "fraction_train": strategy.get("fraction_train"),
-            "min_train_clients": strategy.get("min_train_clients"),
-        }
+        plan["strategy"] = {"fraction_train": strategy.get("fraction_train")}
     return plan
 
 

@@ -1,24 +1,33 @@
-"""privacy=central: the server's noise covers the norm the round clipped to."""
+"""privacy=central: a Poisson sample's clipped updates summed over q N, and noised."""
 
 from __future__ import annotations
 
-import re
+import json
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import central_dp
 from fedmodel.federation.central_dp import (
     _LedgeredAdaptiveClipping,
     next_clipping_norm,
 )
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
+from fedmodel.federation.server_app import run_federation
+from fedmodel.federation.server_setup import write_resolved_config
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
+from fedmodel.run.folder_check import check_run_folder
+from fedmodel.run.metrics import read_rounds
 from tests.conftest import reply_metadata, small_settings
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
 
 SIZE = 200_000
 
@@ -33,22 +42,28 @@ def _reply(node: int, update: np.ndarray) -> Message:
     return Message(content=content, metadata=reply_metadata(node))
 
 
-def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
-    # Every update is far above the norm, so every one is clipped and the norm
-    # moves for the next round; a large step makes the two norms far apart.
-    settings = small_settings("privacy=central", "privacy.clip_norm_lr=1.0")
+def _wrapper(tmp_path: Path, *overrides: str) -> _LedgeredAdaptiveClipping:
+    """The server's clipping, noise and ledger, at a model of zeros."""
+    settings = small_settings("privacy=central", *overrides)
     ledger = PrivacyLedger.open(
         tmp_path / "ledger.json",
         client_id="server",
         plan=plan_client_level(settings),
         data_fingerprint="test",
     )
-    dp = _LedgeredAdaptiveClipping(
-        FedAvg(weighted_by_key="num-examples"), settings=settings, ledger=ledger
-    )
+    dp = _LedgeredAdaptiveClipping(FedAvg(), settings=settings, ledger=ledger)
     dp.current_arrays = ArrayRecord({"w": Array(np.zeros(SIZE, dtype=np.float64))})
+    return dp
+
+
+def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
+    # Every update is far above the norm, so every one is clipped and the norm
+    # moves for the next round; a large step makes the two norms far apart.
+    dp = _wrapper(tmp_path, "privacy.clip_norm_lr=1.0")
+    ledger = dp.ledger
     update = np.full(SIZE, 1.0)
-    replies = [_reply(node, update) for node in range(1, dp.num_sampled_clients + 1)]
+    m = int(dp.num_sampled_clients)  # q = 1: every one of the 3 clients
+    replies = [_reply(node, update) for node in range(1, m + 1)]
     clipped_to = dp.clipping_norm
     np.random.seed(0)  # Flower draws its noise from numpy's global generator
 
@@ -64,7 +79,6 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
     # direction: every update was clipped, so it grows unless the count's
     # noise took the fraction under the target.
     np.random.seed(0)
-    m = dp.num_sampled_clients
     clipped_fraction = np.random.normal(m, dp.clipped_count_stddev) / m
     assert dp.clipping_norm == pytest.approx(
         clipped_to * np.exp(1.0 * (clipped_fraction - 0.5))
@@ -83,32 +97,141 @@ def test_the_norm_settles_where_the_target_fraction_is_clipped(
     assert {"up": norm > 2.0, "down": norm < 2.0, "not": norm == 2.0}[moves]
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        ("strategy.fraction_train=0.5", "strategy.min_train_clients=1"),
-        ("strategy.fraction_train=0.25", "strategy.min_train_clients=2"),
-    ],
-)
-def test_client_level_dp_refuses_sampling_some_of_the_clients(
-    overrides: tuple[str, ...],
+def test_client_level_dp_is_accounted_at_the_sample_rate_it_draws_with() -> None:
+    # Each client takes part with probability fraction_train, independently:
+    # the Poisson sampling the accountant's q assumes. min_train_clients does
+    # not change it (before, fraction 0.5 with min_train_clients=4 sampled
+    # all 4 clients, and any fixed-size sample of fewer was refused).
+    every = plan_client_level(small_settings("privacy=central", "num_clients=4"))
+    assert every.sample_rate == 1.0
+    for overrides in [(), ("strategy.min_train_clients=4",)]:
+        settings = small_settings(
+            "privacy=central",
+            "num_clients=4",
+            "strategy.fraction_train=0.5",
+            *overrides,
+        )
+        plan = plan_client_level(settings)
+        assert plan.sample_rate == 0.5
+        assert plan.noise_multiplier < every.noise_multiplier  # amplification
+        spent = epsilon_for(
+            [(plan.noise_multiplier, 0.5, plan.planned_rounds)],
+            delta=plan.delta,
+            accountant=plan.accountant,
+        )
+        assert spent == pytest.approx(plan.target_epsilon, rel=0.01)
+
+
+def test_each_node_takes_part_with_probability_q(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Fixed-size sampling is not the Poisson sampling the accountant's q
-    # assumes: the plan is refused, not accounted at q = m / N.
-    settings = small_settings("privacy=central", "num_clients=4", *overrides)
-    with pytest.raises(FedmodelError, match=r"samples 2 of 4 clients") as info:
-        plan_client_level(settings)
-    assert "strategy.fraction_train=1" in str(info.value)
-    # The way out it names composes: it read privacy=dp, no such option.
-    for option in re.findall(r"privacy=(\w+)", str(info.value)):
-        small_settings(f"privacy={option}")
+    dp = _wrapper(tmp_path, "num_clients=4", "strategy.fraction_train=0.25")
+    dp.strategy.fraction_train = 1.0  # as ClientLevelDPStrategy sets it
+    monkeypatch.setattr(central_dp, "_SAMPLER", random.Random(7))
+    grid = FakeGrid(400)
+    draws = [
+        {
+            m.metadata.dst_node_id
+            for m in dp.configure_train(r, dp.current_arrays, ConfigRecord(), grid)
+        }
+        for r in range(1, 4)
+    ]
+    assert sorted(dp.nodes) == list(grid.get_node_ids())  # every node was drawn for
+    for drawn in draws:
+        assert abs(len(drawn) - 100) < 30  # 400 x 0.25, 3 standard deviations
+    assert len({frozenset(d) for d in draws}) == 3  # a new draw each round
 
 
-def test_client_level_dp_claims_no_amplification_by_sampling() -> None:
-    # fraction 0.5 with min_train_clients=4 still samples every client.
-    for overrides in [
-        (),
-        ("strategy.fraction_train=0.5", "strategy.min_train_clients=4"),
-    ]:
-        settings = small_settings("privacy=central", "num_clients=4", *overrides)
-        assert plan_client_level(settings).sample_rate == 1.0
+def test_the_sum_is_divided_by_q_n_whoever_replied(tmp_path: Path) -> None:
+    # q = 0.5 of 4 clients: the sum of the clipped updates over 2, whether
+    # one client replied or three. The mean of those that replied would let
+    # how many took part show in the model, and its noise would not cover it.
+    dp = _wrapper(tmp_path, "num_clients=4", "strategy.fraction_train=0.5")
+    assert dp.num_sampled_clients == 2.0
+    clipped_to = dp.clipping_norm
+    for replied in (1, 3):
+        replies = [_reply(n, np.full(SIZE, 1.0)) for n in range(1, replied + 1)]
+        # Flower draws its noise from numpy's generator: the count's, then the
+        # model's.
+        np.random.seed(replied)
+        np.random.normal(0, dp.clipped_count_stddev)
+        noise = np.random.normal(0, dp.noise_multiplier * clipped_to / 2.0, SIZE)
+        np.random.seed(replied)
+        dp.clipping_norm = clipped_to
+
+        aggregated, _ = dp.aggregate_train(replied, replies)
+
+        assert aggregated is not None
+        step = aggregated.to_numpy_ndarrays()[0] - noise
+        each = clipped_to / np.sqrt(SIZE)  # a coordinate of one clipped update
+        assert step == pytest.approx(np.full(SIZE, replied * each / 2.0))
+
+
+def test_a_round_that_drew_no_client_is_noised_and_charged(tmp_path: Path) -> None:
+    # A model left as it was would show that no client took part, which the
+    # accountant's Poisson sampling does not allow for.
+    dp = _wrapper(tmp_path, "num_clients=4", "strategy.fraction_train=0.5")
+    std = dp.noise_multiplier * dp.clipping_norm / 2.0
+
+    aggregated, _ = dp.aggregate_train(1, [])
+
+    assert aggregated is not None
+    assert aggregated.to_numpy_ndarrays()[0].std() == pytest.approx(std, rel=0.02)
+    assert [r.round for r in dp.ledger.rounds] == [1]
+    assert dp.ledger.history == [(dp.ledger.noise_multiplier, 0.5, 1)]
+
+
+def test_a_run_goes_on_through_a_round_that_drew_no_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two clients at q = 0.5: the draw takes client 0 in round 1, no one in
+    # round 2 and both in round 3. Every round is charged, and the epsilon
+    # is the Poisson-sampled mechanism's over all three.
+    draws = iter([0.1, 0.9, 0.9, 0.9, 0.1, 0.1])
+    monkeypatch.setattr(central_dp._SAMPLER, "random", lambda: next(draws))
+    settings = settings_from_dict(
+        {
+            **compose_config(
+                [
+                    *FAKE_GRID_RUN,
+                    "privacy=central",
+                    "privacy.target_epsilon=8",
+                    "strategy.fraction_train=0.5",
+                    "num_rounds=3",
+                    "distill=off",
+                    "warm_start.enabled=false",
+                ]
+            ),
+            "run_dir": str(tmp_path),
+        }
+    )
+    plan = plan_client_level(settings)
+
+    summary = run_federation(FakeGrid(2), settings)
+
+    rounds = read_rounds(tmp_path)
+    assert [r["clients_selected"] for r in rounds] == [1, 0, 2]
+    assert [r["clients_aggregated"] for r in rounds] == [1, 0, 2]
+    ledger = json.loads((tmp_path / "central_privacy_ledger.json").read_text())
+    assert [r["round"] for r in ledger["rounds"]] == [1, 2, 3]
+    expected = epsilon_for(
+        [(plan.noise_multiplier, 0.5, 3)], delta=plan.delta, accountant=plan.accountant
+    )
+    assert summary["privacy_guarantee"]["epsilon"] == pytest.approx(expected)
+    assert rounds[-1]["epsilon_max"] == pytest.approx(expected)
+
+
+def test_a_resume_keeps_the_sample_rate_the_ledger_was_charged_at(
+    tmp_path: Path,
+) -> None:
+    # fraction_train is the plan's q; min_train_clients no longer changes it
+    # (a change to it was refused before, as if it set the sample rate).
+    central = ("privacy=central", "num_clients=4", "strategy.fraction_train=0.5")
+    write_resolved_config(tmp_path, small_settings(*central))
+    more = small_settings(*central, "resume=true", "strategy.min_train_clients=3")
+    check_run_folder(tmp_path, more)
+    with pytest.raises(FedmodelError, match=r"strategy.fraction_train=0.25"):
+        check_run_folder(
+            tmp_path,
+            small_settings(*central, "resume=true", "strategy.fraction_train=0.25"),
+        )
