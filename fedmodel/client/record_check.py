@@ -19,7 +19,7 @@ from fedmodel.config import RunSettings, TaskSettings
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import choose_delta
+from fedmodel.privacy.calibration import check_client_steps, choose_delta
 from fedmodel.privacy.client_level import (
     check_central_ledger_kept,
     plan_client_level,
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 def check_simulated_clients(settings: RunSettings) -> None:
     """Refuse a client whose data cannot train or whose delta is not below 1/n.
 
+    Its plan must also have no more steps than its accountant may take
+    (`check_client_steps`), so a plan too long for PRV stops before round 1.
     On `resume=true` each client's records must also be the ones its ledger
     was charged for, and its ledger must hold what the server recorded. Each
     ledger is read once for both. Under `privacy=central` the server's
@@ -64,6 +66,9 @@ def check_simulated_clients(settings: RunSettings) -> None:
                 len(train_split),
                 settings.privacy.target_delta,
                 client_id=str(client_id),
+            )
+            check_client_steps(
+                settings, num_records=len(train_split), client_id=str(client_id)
             )
             if client_id in ledgers:
                 check_same_records(
@@ -99,9 +104,7 @@ def check_not_reset(run_dir: Path, clients: set[int]) -> None:
             )
 
 
-def _ledger_records(
-    run_dir: Path, clients: set[int]
-) -> dict[int, LedgerRecord | None]:
+def _ledger_records(run_dir: Path, clients: set[int]) -> dict[int, LedgerRecord | None]:
     """Each client's ledger as read from its file, by client id.
 
     A client without a ledger file has no entry; one whose file cannot be

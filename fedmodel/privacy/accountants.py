@@ -31,6 +31,11 @@ from fedmodel.errors import FedmodelError
 HistoryEntry = tuple[float, float, int]
 # Opacus' default error allowance for PRV's epsilon.
 PRV_EPSILON_ERROR = 0.01
+# PRV discretises the privacy loss on a grid that grows with the steps: one
+# calibration at 1e5 steps peaked at 1.4 to 1.9 GB and took 4 to 25 s
+# (docs/privacy.md), and 2.4e9 steps grew until the system killed it. Plans
+# over this are refused before PRV runs; RDP's memory does not grow.
+PRV_MAX_STEPS = 100_000
 
 
 @functools.lru_cache(maxsize=1024)
@@ -63,6 +68,26 @@ def composed_epsilon(
             accountant, f"epsilon {epsilon} for {engine.history} at delta {delta:g}"
         )
     return epsilon
+
+
+def prv_takes(accountant: str, steps: int) -> bool:
+    """Whether `accountant` may evaluate `steps` steps (PRV: up to PRV_MAX_STEPS)."""
+    return accountant != "prv" or steps <= PRV_MAX_STEPS
+
+
+def check_prv_steps(accountant: str, steps: int, *, counted: str, fewer: str) -> None:
+    """Refuse a plan of more steps than PRV may take, before PRV runs.
+
+    `counted` says what makes up the steps, `fewer` which keys lower them.
+    """
+    if prv_takes(accountant, steps):
+        return
+    raise FedmodelError(
+        f"this plan has {steps} steps ({counted}), more than the {PRV_MAX_STEPS} "
+        "the prv privacy accountant is allowed: its memory and time grow with "
+        f"the steps. {fewer}, or set privacy.accountant=rdp, a looser but valid "
+        "bound whose memory does not grow with the steps"
+    )
 
 
 def _prv_options(

@@ -19,6 +19,7 @@ from fedmodel.config.modes import ACCOUNTANT_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import (
     HistoryEntry,
+    check_prv_steps,
     composed_epsilon,
     rdp_epsilon_floor,
 )
@@ -148,6 +149,14 @@ def plan_privacy(
         )
     sample_rate = sample_rate_for(num_records, batch_size)
     steps_per_round = local_epochs * poisson_steps_per_epoch(num_records, batch_size)
+    _check_steps(
+        accountant=accountant,
+        num_records=num_records,
+        batch_size=batch_size,
+        local_epochs=local_epochs,
+        planned_rounds=planned_rounds,
+        client_id=client_id,
+    )
     sigma = noise_multiplier
     if sigma is None:
         sigma = calibrate_noise(
@@ -199,6 +208,46 @@ def plan_client(
         accountant=privacy.accountant,
         client_id=client_id,
         noise_multiplier=noise_multiplier,
+    )
+
+
+def check_client_steps(
+    settings: RunSettings, *, num_records: int, client_id: str
+) -> None:
+    """Refuse a client's plan of more steps than its accountant may take.
+
+    What `plan_client` checks first, without calibrating: the server of a
+    simulation asks it of every client before round 1.
+    """
+    _check_steps(
+        accountant=settings.privacy.accountant,
+        num_records=num_records,
+        batch_size=settings.finetune.batch_size,
+        local_epochs=settings.finetune.local_epochs,
+        planned_rounds=planned_rounds(settings),
+        client_id=client_id,
+    )
+
+
+def _check_steps(
+    *,
+    accountant: str,
+    num_records: int,
+    batch_size: int,
+    local_epochs: int,
+    planned_rounds: int,
+    client_id: str | None,
+) -> None:
+    per_epoch = poisson_steps_per_epoch(num_records, batch_size)
+    who = f"client {client_id}" if client_id is not None else "this client"
+    check_prv_steps(
+        accountant,
+        planned_rounds * local_epochs * per_epoch,
+        counted=f"{who}: {planned_rounds} rounds (num_rounds, plus distill.rounds "
+        f"under distill=federated) x {local_epochs} local epochs "
+        f"(finetune.local_epochs) x {per_epoch} steps an epoch ({num_records} "
+        f"records at finetune.batch_size={batch_size})",
+        fewer="Lower num_rounds or finetune.local_epochs, raise finetune.batch_size",
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.accountants import check_prv_steps
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
 from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_shortfall
@@ -48,7 +49,7 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         raise FedmodelError(
             f"privacy=central needs strategy.name in {list(CENTRAL_DP_STRATEGIES)}, "
             f"got {settings.strategy.name!r}: its noise is calibrated for a plain "
-            "mean of clipped updates"
+            "sum of clipped updates"
         )
     assert privacy.target_epsilon is not None
     num_clients = settings.num_clients
@@ -58,6 +59,12 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         client_id=f"(client-level DP over {num_clients} clients)",
     )
     sample_rate = settings.strategy.fraction_train
+    check_prv_steps(
+        privacy.accountant,
+        settings.num_rounds,
+        counted="client-level DP: one step a round, num_rounds",
+        fewer="Lower num_rounds",
+    )
     sigma = calibrate_noise(
         target_epsilon=privacy.target_epsilon,
         delta=delta,

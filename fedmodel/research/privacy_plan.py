@@ -24,6 +24,7 @@ from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_distillation, warn_about_records
+from fedmodel.privacy.accountants import prv_takes
 from fedmodel.privacy.calibration import (
     ACCOUNTANTS,
     PrivacyPlan,
@@ -150,9 +151,7 @@ def _rounds_shown(settings: RunSettings) -> str:
     return f"{shown}: {settings.num_rounds} of the teacher, {student} of the student"
 
 
-def _planned(
-    client: int | None, num_records: int, settings: RunSettings
-) -> ClientPlan:
+def _planned(client: int | None, num_records: int, settings: RunSettings) -> ClientPlan:
     central = client is None
     base = ClientPlan(
         client=client, num_records=num_records, one_over_n=1.0 / num_records
@@ -162,9 +161,7 @@ def _planned(
             plan = plan_client_level(settings)
         else:
             # The very function each client's ledger opens with.
-            plan = plan_client(
-                settings, num_records=num_records, client_id=str(client)
-            )
+            plan = plan_client(settings, num_records=num_records, client_id=str(client))
     except FedmodelError as exc:
         return ClientPlan(**{**asdict(base), "problem": str(exc)})
     weak = weak_delta_warning(
@@ -211,12 +208,18 @@ def round_spacing(total: int) -> int:
 def _epsilons(
     plan: PrivacyPlan, accountant: str, rounds: list[int]
 ) -> list[float | None]:
-    """Epsilon after each of `rounds`; None where the accountant fails."""
+    """Epsilon after each of `rounds`; None where the accountant fails.
+
+    Also None past the steps PRV may take: an RDP plan can run longer, and its
+    PRV column would otherwise ask for tens of GB.
+    """
     spent: list[float | None] = []
     for done in rounds:
-        history = [
-            (plan.noise_multiplier, plan.sample_rate, plan.steps_per_round * done)
-        ]
+        steps = plan.steps_per_round * done
+        if not prv_takes(accountant, steps):
+            spent.append(None)
+            continue
+        history = [(plan.noise_multiplier, plan.sample_rate, steps)]
         try:
             spent.append(epsilon_for(history, delta=plan.delta, accountant=accountant))
         except FedmodelError:

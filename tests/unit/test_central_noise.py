@@ -21,6 +21,7 @@ from fedmodel.federation.central_dp import (
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.server_setup import write_resolved_config
+from fedmodel.privacy.accountants import PRV_MAX_STEPS
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
@@ -235,3 +236,17 @@ def test_a_resume_keeps_the_sample_rate_the_ledger_was_charged_at(
             tmp_path,
             small_settings(*central, "resume=true", "strategy.fraction_train=0.25"),
         )
+
+
+def test_client_level_prv_past_the_step_limit_is_refused_naming_num_rounds() -> None:
+    # One step a round: PRV's grid would grow with num_rounds as with DP-SGD's
+    # steps; RDP's cost does not.
+    rounds = PRV_MAX_STEPS + 1
+    long_run = ("privacy=central", "num_clients=4", f"num_rounds={rounds}")
+    with pytest.raises(FedmodelError) as refused:
+        plan_client_level(small_settings(*long_run))
+    message = str(refused.value)
+    assert f"has {rounds} steps (client-level DP: one step a round" in message
+    assert "Lower num_rounds, or set privacy.accountant=rdp" in message
+    settings = small_settings(*long_run, "privacy.accountant=rdp")
+    assert plan_client_level(settings).planned_rounds == rounds

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.accountants import PRV_MAX_STEPS
 from fedmodel.privacy.calibration import (
     PrivacyPlan,
     calibrate_noise,
@@ -275,3 +276,55 @@ def test_an_accountant_out_of_memory_is_a_clear_error(
     assert "987654 steps" in message and "out of memory" in message
     for key in ("num_rounds", "finetune.local_epochs", "privacy.accountant=rdp"):
         assert key in message
+
+
+def test_a_prv_plan_past_the_step_limit_is_refused_before_prv_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `privacy-plan num_rounds=100000000` grew PRV's grid until the system
+    # killed it (1.5 GB and seconds a calibration already at 1e5 steps).
+    def no_accountant(mechanism: str) -> None:
+        raise AssertionError(f"the {mechanism} accountant ran")
+
+    monkeypatch.setattr("fedmodel.privacy.accountants.create_accountant", no_accountant)
+    # 500 records at batch 32: 16 steps an epoch.
+    plan = {"target_epsilon": 3.0, "delta": None, "num_records": 500}
+    plan |= {"batch_size": 32, "local_epochs": 2, "accountant": "prv"}
+    rounds = PRV_MAX_STEPS // 32 + 1
+    with pytest.raises(FedmodelError) as refused:
+        plan_privacy(**plan, planned_rounds=rounds, client_id="3")
+    message = str(refused.value)
+    assert f"has {rounds * 32} steps (client 3: {rounds} rounds" in message
+    assert "x 2 local epochs (finetune.local_epochs) x 16 steps an epoch" in message
+    assert f"more than the {PRV_MAX_STEPS}" in message
+    for way_out in ("num_rounds", "finetune.batch_size", "privacy.accountant=rdp"):
+        assert way_out in message
+    # A stored ledger's noise is no way around it: its epsilon is PRV's too.
+    with pytest.raises(FedmodelError, match="more than the"):
+        plan_privacy(**plan, planned_rounds=rounds, noise_multiplier=5.0)
+    # Up to the limit, as before (here without the search).
+    at_limit = plan_privacy(
+        **plan, planned_rounds=PRV_MAX_STEPS // 32, noise_multiplier=5.0
+    )
+    assert at_limit.steps_per_round * at_limit.planned_rounds == PRV_MAX_STEPS
+
+
+def test_rdp_plans_past_the_prv_step_limit() -> None:
+    # The way out the refusal names: RDP's cost does not grow with the steps.
+    plan = plan_privacy(
+        target_epsilon=8.0,
+        delta=None,
+        num_records=500,
+        batch_size=32,
+        local_epochs=1,
+        planned_rounds=6_250_000,
+        accountant="rdp",
+    )
+    steps = plan.steps_per_round * plan.planned_rounds
+    assert steps == 100_000_000
+    spent = epsilon_for(
+        [(plan.noise_multiplier, plan.sample_rate, steps)],
+        delta=plan.delta,
+        accountant="rdp",
+    )
+    assert 7.9 <= spent <= 8.0

@@ -18,7 +18,8 @@ from fedmodel.config import TaskSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import TASKS
-from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.accountants import PRV_MAX_STEPS
+from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.research.calibrated_settings import (
     CalibratedSetting,
@@ -26,7 +27,7 @@ from fedmodel.research.calibrated_settings import (
     training_settings,
 )
 from fedmodel.research.plan_tables import plan_tables
-from fedmodel.research.privacy_plan import epsilon_rounds, plan_run
+from fedmodel.research.privacy_plan import _epsilons, epsilon_rounds, plan_run
 from tests.conftest import small_config
 
 
@@ -75,6 +76,24 @@ def test_a_long_plan_states_epsilon_at_spaced_rounds() -> None:
     rows = list(by_round.columns[0].cells)
     assert rows == [str(done) for done in plan.epsilon_rounds]
     assert "every round is charged all the same" in str(by_round.caption)
+
+
+def test_an_rdp_plan_states_prv_only_up_to_its_step_limit() -> None:
+    # RDP may plan past PRV's limit; PRV's column of it would have grown until
+    # the system killed it. PRV's rounds within the limit are still stated.
+    plan = PrivacyPlan(
+        target_epsilon=8.0,
+        delta=1e-5,
+        sample_rate=0.01,
+        steps_per_round=10,
+        planned_rounds=PRV_MAX_STEPS,
+        noise_multiplier=2.0,
+        accountant="rdp",
+    )
+    rounds = [1, PRV_MAX_STEPS // 10 + 1, PRV_MAX_STEPS]
+    prv = _epsilons(plan, "prv", rounds)
+    assert prv[0] is not None and prv[1:] == [None, None]
+    assert all(epsilon is not None for epsilon in _epsilons(plan, "rdp", rounds))
 
 
 def test_a_one_round_plan_says_one_round() -> None:
@@ -152,6 +171,8 @@ def test_central_plan_is_one_client_level_budget() -> None:
     [
         ("privacy.target_delta=0.01", "not below 1/n"),
         ("privacy.target_epsilon=0.0001", "cannot be reached"),
+        # Refused before PRV's grid grew until the system killed it.
+        ("num_rounds=100000000", "more than the 100000 the prv privacy"),
     ],
 )
 def test_bad_plans_are_flagged_with_exit_1(

@@ -35,8 +35,7 @@ def _write_sites(folder: Path, rows: int) -> list[str]:
     for site in range(2):
         path = folder / f"site{site}.csv"
         lines = [
-            f"site {site} note {i},{'yes' if i % 2 else 'no'}"
-            for i in range(rows)
+            f"site {site} note {i},{'yes' if i % 2 else 'no'}" for i in range(rows)
         ]
         path.write_text("text,label\n" + "\n".join(lines) + "\n")
         files.append(str(path))
@@ -118,6 +117,18 @@ def test_a_run_begun_under_the_text_label_order_is_refused_naming_it(
     assert "client 0's training records are the ones its privacy ledger" in message
     assert "whole-number labels are ordered by value now" in message
     assert "The task's data changed" not in message
+
+
+def test_a_plan_too_long_for_prv_stops_before_round_one(tmp_path: Path) -> None:
+    # Each client refused it only in its first round, after the federation
+    # had started; `privacy-plan` refuses the same plan.
+    _write_sites(tmp_path, rows=30)
+    with pytest.raises(FedmodelError, match="more than the 100000 the prv") as info:
+        check_simulated_clients(_settings(tmp_path, "num_rounds=100000000"))
+    assert "client 0: 100000000 rounds" in str(info.value)
+    check_simulated_clients(
+        _settings(tmp_path, "num_rounds=100000000", "privacy.accountant=rdp")
+    )
 
 
 def _charged_run(tmp_path: Path) -> Path:
