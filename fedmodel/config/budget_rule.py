@@ -262,14 +262,14 @@ def _checked_row(raw: Mapping[str, Any]) -> BudgetRow:
     ):
         # Named here: the rule's keys would otherwise stay null, and the type
         # check would name one of them instead.
-        sweep = (
+        how = (
             " (a sweep: fedmodel simulate --multirun privacy.target_epsilon=1,3,8;"
             " privacy-plan plans one value at a time)"
+            if isinstance(epsilon, list | tuple)
+            else "; set privacy.target_epsilon= a number > 0"
         )
-        raise FedmodelError(
-            f"config key 'privacy.target_epsilon' must be a number: {epsilon!r}"
-            + (sweep if isinstance(epsilon, list | tuple) else "")
-        )
+        message = f"config key 'privacy.target_epsilon' must be a number: {epsilon!r}"
+        raise FedmodelError(message + how)
     return config_row(raw)
 
 

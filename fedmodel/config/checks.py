@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -22,7 +23,7 @@ from fedmodel.config.modes import (
     STRATEGY_NAMES,
     TRACKER_NAMES,
 )
-from fedmodel.config.number_rules import check_numbers
+from fedmodel.config.number_rules import NUMBER_RULES, OVERFLOW_NOTE, check_numbers
 from fedmodel.config.schema import RunSettings
 from fedmodel.config.train_files import with_train_files
 from fedmodel.config.wording import plural
@@ -83,33 +84,65 @@ def _coerce(hint: Any, value: Any, *, key: str) -> Any:
         return _build(hint, value, path=key)  # type: ignore[arg-type]
     if origin is list:
         if not isinstance(value, list | tuple):
-            example = f": e.g. {key}='[{value}]'" if isinstance(value, str) else ""
+            example = value if isinstance(value, str | int | float) else "..."
             raise FedmodelError(
-                f"config key '{key}' must be a list, got {value!r}{example}"
+                f"config key '{key}' must be a list, got {value!r}: write it in "
+                f"brackets, e.g. {key}='[{example}]'"
             )
         (item,) = typing.get_args(hint)
         return [_coerce(item, v, key=f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise FedmodelError(f"config key '{key}' must be a mapping, got {value!r}")
+            raise FedmodelError(
+                f"config key '{key}' must be a mapping, got {value!r}: set its "
+                f"entries as {key}.NAME=VALUE"
+            )
         return {str(k): str(v) for k, v in value.items()}
+    return _coerce_scalar(hint, value, key=key)
+
+
+def _coerce_scalar(hint: Any, value: Any, *, key: str) -> Any:
+    """A bool, int, float or str value checked against its type, else as it is."""
     if hint is bool:
         if not isinstance(value, bool):
-            raise FedmodelError(f"config key '{key}' must be true or false: {value!r}")
+            raise FedmodelError(
+                f"config key '{key}' must be true or false: {value!r}; set "
+                f"{key}=true or {key}=false"
+            )
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise FedmodelError(f"config key '{key}' must be an integer: {value!r}")
+            read_as = OVERFLOW_NOTE if value in (math.inf, -math.inf) else ""
+            raise FedmodelError(
+                f"config key '{key}' must be an integer: {value!r}{read_as}; "
+                f"{_expected(key, 'whole number')}"
+            )
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise FedmodelError(f"config key '{key}' must be a number: {value!r}")
+            raise FedmodelError(
+                f"config key '{key}' must be a number: {value!r}; "
+                f"{_expected(key, 'number')}"
+            )
         return float(value)
     if hint is str:
         if value is None or isinstance(value, Mapping | list):
-            raise FedmodelError(f"config key '{key}' must be a string: {value!r}")
+            raise FedmodelError(
+                f"config key '{key}' must be a string: {value!r}; set {key}= one "
+                "word or quoted text, not null, a list or a mapping"
+            )
         return str(value)
     return value
+
+
+def _expected(key: str, kind: str) -> str:
+    """What to set `key` to: a `kind`, in the key's range where one is stated."""
+    listed = re.sub(r"\[\d+\]$", "", key)  # an item: its list is what is set
+    bound = NUMBER_RULES.get(listed)
+    within = f" {bound.describe()}" if bound is not None else ""
+    if listed != key:
+        return f"set {listed}='[...]' with each item a {kind}{within}"
+    return f"set {key}= a {kind}{within}"
 
 
 def _check(settings: RunSettings) -> None:

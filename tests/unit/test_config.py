@@ -387,6 +387,34 @@ def test_unknown_and_mistyped_keys_are_named() -> None:
         settings_from_dict({**raw, "num_rounds": "three"})
 
 
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        # It named the key and the value, not what to set.
+        (
+            "num_rounds=inf",
+            "config key 'num_rounds' must be an integer: inf (a number past a "
+            "float's range, as 1e400, reads as inf); set num_rounds= a whole "
+            "number >= 1",
+        ),
+        ("finetune.batch_size=2.5", "set finetune.batch_size= a whole number >= 1"),
+        (
+            "distill.student.layers=[0,1.5]",
+            "'distill.student.layers[1]' must be an integer: 1.5; set "
+            "distill.student.layers='[...]' with each item a whole number >= 0",
+        ),
+        ("privacy.max_grad_norm=x", "set privacy.max_grad_norm= a number > 0"),
+        ("privacy.target_epsilon=x", "set privacy.target_epsilon= a number > 0"),
+        ("label_init=maybe", "set label_init=true or label_init=false"),
+        ("privacy.accountant=null", "set privacy.accountant= one word or quoted"),
+    ],
+)
+def test_a_value_of_the_wrong_type_says_what_to_set(override: str, said: str) -> None:
+    with pytest.raises(FedmodelError) as refused:
+        settings_from_dict(compose_config(["model=tiny", override]))
+    assert said in str(refused.value)
+
+
 def test_bad_override_is_a_clear_error() -> None:
     with pytest.raises(FedmodelError, match="task=nosuchtask"):
         compose_config(["task=nosuchtask"])
