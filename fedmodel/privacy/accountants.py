@@ -53,6 +53,8 @@ def composed_epsilon(
                 )
             )
     except (RuntimeError, ValueError, ArithmeticError) as exc:
+        if "small values of delta" in str(exc):
+            raise _delta_too_small(accountant, delta, exc) from exc
         raise accountant_failed(accountant, exc) from exc
     except MemoryError as exc:
         # PRV's grid grows with the steps: a huge plan that meets a memory
@@ -114,6 +116,16 @@ def accountant_failed(accountant: str, problem: object) -> FedmodelError:
     return FedmodelError(
         f"the {accountant} privacy accountant failed ({problem}); set "
         f"privacy.accountant={other} or change privacy.target_epsilon"
+    )
+
+
+def _delta_too_small(accountant: str, delta: float, problem: object) -> FedmodelError:
+    # PRV's own words ("Increase delta or reduce domain size") name no key.
+    return FedmodelError(
+        f"the {accountant} privacy accountant cannot evaluate delta {delta:g} "
+        f"({problem}): raise privacy.target_delta (now {delta:g}; at a deployed "
+        "site, its own --delta), or set privacy.accountant=rdp, which evaluates "
+        "any delta"
     )
 
 

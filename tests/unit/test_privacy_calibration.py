@@ -328,3 +328,15 @@ def test_rdp_plans_past_the_prv_step_limit() -> None:
         accountant="rdp",
     )
     assert 7.9 <= spent <= 8.0
+
+
+def test_a_delta_too_small_for_prv_names_the_key_and_its_value() -> None:
+    # Opacus said "Increase delta or reduce domain size", naming no key.
+    with pytest.raises(FedmodelError) as refused:
+        epsilon_for([(2.0, 0.5, 24)], delta=1e-30, accountant="prv")
+    message = str(refused.value)
+    assert "cannot evaluate delta 1e-30" in message
+    assert "raise privacy.target_delta (now 1e-30;" in message
+    assert "privacy.accountant=rdp" in message
+    # The way out it names: RDP evaluates that delta.
+    assert epsilon_for([(2.0, 0.5, 24)], delta=1e-30, accountant="rdp") > 0
