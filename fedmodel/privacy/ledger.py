@@ -24,13 +24,8 @@ from fedmodel.privacy.figure_keys import (
     STEPS_KEY,
 )
 from fedmodel.privacy.ledger_check import checked_epsilon
-from fedmodel.privacy.ledger_record import (
-    LedgerRecord,
-    RoundCharge,
-    check_same_budget,
-    note_changes,
-    read_record,
-)
+from fedmodel.privacy.ledger_record import LedgerRecord, RoundCharge, read_record
+from fedmodel.privacy.ledger_reopen import check_same_budget, note_changes
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ privacy a client has already spent.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:  # reading a ledger file needs no accountant (nor Opacus)
     from fedmodel.privacy.accountants import HistoryEntry
-
-logger = logging.getLogger(__name__)
 
 # A client's (or site's) ledger in its state directory.
 LEDGER_FILE = "privacy_ledger.json"
@@ -101,78 +98,21 @@ def read_record(path: Path) -> LedgerRecord:
         raise unusable_ledger(path, str(exc)) from exc
 
 
-def check_same_budget(
-    path: Path, *, stored: LedgerRecord, wanted: LedgerRecord
-) -> None:
-    """Refuse to continue a budget kept for another client, delta or accountant."""
-    reset = (
-        f"archive it with `fedmodel ledger reset --state-dir {path.parent} --yes`"
-        if path.name == LEDGER_FILE
-        else f"move {path} aside"
-    ) + " to start a new budget (forgetting the epsilon already spent)"
-    if stored.client_id != wanted.client_id:
-        raise FedmodelError(
-            f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
-            f"{wanted.client_id!r}: give each client its own state directory "
-            "(a deployed site: its own --state-dir; a site whose --site-id was "
-            f"{stored.client_id} started it)"
-        )
-    if stored.accountant != wanted.accountant:
-        raise FedmodelError(
-            f"privacy ledger {path} was kept with the {stored.accountant!r} "
-            f"accountant, not {wanted.accountant!r}: set privacy.accountant="
-            f"{stored.accountant} to continue this budget, or {reset}"
-        )
-    if not math.isclose(stored.delta, wanted.delta, rel_tol=1e-9, abs_tol=0.0):
-        raise FedmodelError(
-            f"privacy ledger {path} states epsilon at delta {stored.delta!r}, not "
-            f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} (a "
-            f"deployed site: --delta {stored.delta!r}) to continue this budget, "
-            f"or {reset}"
-        )
-
-
-def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> None:
-    """Log what a reopened ledger keeps or takes over from the new plan."""
-    if stored.data_fingerprint != wanted.data_fingerprint:
-        logger.warning(
-            "privacy ledger %s was written for different training data "
-            "(fingerprint %s, now %s); its spent epsilon %s still counts",
-            path,
-            stored.data_fingerprint,
-            wanted.data_fingerprint,
-            stored.rounds[-1].epsilon if stored.rounds else 0.0,
-        )
-    if stored.noise_multiplier != wanted.noise_multiplier:
-        logger.info(
-            "privacy ledger %s keeps its noise multiplier %s (new plan: %s)",
-            path,
-            stored.noise_multiplier,
-            wanted.noise_multiplier,
-        )
-    if stored.target_epsilon != wanted.target_epsilon:
-        # A client with a ledger plans with its stored noise multiplier
-        # (`stored_noise_multiplier`), so this is the only notice of it.
-        logger.warning(
-            "privacy ledger %s: the target epsilon changes from %s to %s; the "
-            "noise multiplier stays %s, so the new target caps what is spent "
-            "but the noise is not recalibrated for it",
-            path,
-            stored.target_epsilon,
-            wanted.target_epsilon,
-            stored.noise_multiplier,
-        )
-    if stored.sample_rate != wanted.sample_rate:
-        logger.warning(
-            "privacy ledger %s: sample rate changes from %s to %s",
-            path,
-            stored.sample_rate,
-            wanted.sample_rate,
-        )
-
-
 def unusable_ledger(path: Path, what: str) -> FedmodelError:
-    """The error for a ledger file that cannot be trusted: `what` is wrong with it."""
+    """The error for a ledger file that cannot be trusted: `what` is wrong with it.
+
+    The server's client-level ledger (`CENTRAL_LEDGER_FILE`) is never reset, so
+    its advice is a new run; a client's names `fedmodel ledger reset` for a site.
+    """
+    if path.name == CENTRAL_LEDGER_FILE:
+        return FedmodelError(
+            f"privacy ledger {path} is unusable: {what}. It is the server's "
+            "client-level ledger of a privacy=central run and records the privacy "
+            "every client has already spent in it, so fedmodel will not start "
+            "over: restore a copy holding every charge made since, or start a new "
+            "run in a folder of its own (a new budget: `fedmodel ledger reset` "
+            "never resets a run's client-level ledger)"
+        )
     return FedmodelError(
         f"privacy ledger {path} is unusable: {what}. It records the privacy this "
         "client has already spent, so fedmodel will not start over: restore a "

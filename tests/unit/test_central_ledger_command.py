@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fedmodel.cli.main import run_command
-from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID
-from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
+from fedmodel.privacy.ledger import PrivacyLedger
+from fedmodel.privacy.ledger_record import (
+    CENTRAL_LEDGER_FILE,
+    LEDGER_FILE,
+    read_record,
+)
+from fedmodel.privacy.ledger_reopen import check_same_budget
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 
@@ -19,9 +27,13 @@ def central_run(tmp_path: Path) -> Path:
     """A privacy=central run folder: its config and the server's ledger, 2 rounds."""
     history = [[1.2, 0.5, 1], [1.2, 0.5, 1]]
     charges = [
-        {"round": n, "steps": 1, "epsilon": epsilon_for(
-            [tuple(entry) for entry in history[:n]], delta=1e-3, accountant="rdp"
-        )}
+        {
+            "round": n,
+            "steps": 1,
+            "epsilon": epsilon_for(
+                [tuple(entry) for entry in history[:n]], delta=1e-3, accountant="rdp"
+            ),
+        }
         for n in (1, 2)
     ]
     ledger = {
@@ -100,3 +112,50 @@ def test_a_sites_ledger_beside_it_makes_the_folder_the_sites(
     assert capsys.readouterr().out.startswith(f"archived {central_run / LEDGER_FILE}")
     assert not (central_run / LEDGER_FILE).exists()
     assert (central_run / CENTRAL_LEDGER_FILE).is_file()
+
+
+@pytest.mark.parametrize("damage", ["unreadable", "edited"])
+def test_an_unusable_servers_ledger_is_refused_with_a_new_run_as_advice(
+    central_run: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "the privacy this client has already spent" and `fedmodel ledger
+    # reset --state-dir RUN --yes`, which refuses this ledger.
+    path = central_run / CENTRAL_LEDGER_FILE
+    if damage == "unreadable":
+        path.write_text('{"format": "fedmodel-privacy-ledger", "vers')
+    else:  # a noise multiplier raised by hand: the history spends less
+        ledger = json.loads(path.read_text())
+        path.write_text(json.dumps({**ledger, "history": [[2.0, 0.5, 1]] * 2}))
+    plan = PrivacyPlan(
+        target_epsilon=8.0,
+        delta=1e-3,
+        sample_rate=0.5,
+        steps_per_round=1,
+        planned_rounds=2,
+        noise_multiplier=1.2,
+        accountant="rdp",
+    )
+    with pytest.raises(FedmodelError) as opened:
+        PrivacyLedger.open(
+            path, client_id=CLIENT_LEVEL_ID, plan=plan, data_fingerprint="4-clients"
+        )
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 2
+    for message in (str(opened.value), capsys.readouterr().err):
+        assert f"privacy ledger {path} is unusable: " in message
+        assert "the server's client-level ledger of a privacy=central run" in message
+        assert "or start a new run in a folder of its own" in message
+        assert "this client" not in message
+        assert "--state-dir" not in message
+
+
+def test_another_budget_in_the_servers_ledger_is_refused_with_a_new_run_as_advice(
+    central_run: Path,
+) -> None:
+    path = central_run / CENTRAL_LEDGER_FILE
+    stored = read_record(path)
+    with pytest.raises(FedmodelError) as refused:
+        check_same_budget(path, stored=stored, wanted=replace(stored, accountant="prv"))
+    assert str(refused.value).endswith(
+        "set privacy.accountant=rdp to continue this budget, or start a new run in "
+        "a folder of its own for a new budget (forgetting the epsilon already spent)"
+    )
