@@ -4,10 +4,10 @@
 Ray, the apps: about ten seconds), so a client whose records cannot train, or
 a `privacy.target_delta` that is not below 1/n for one of them, is reported
 in seconds. A resume whose clients' records are not those their ledgers were
-charged for stops here too, and so does one whose client's ledger holds fewer
-steps or less epsilon than the server's checkpoint recorded charging it, or
-whose client's ledger was reset during the run. Nothing here imports Flower
-or the model libraries.
+charged for stops here too, and so does one whose client's ledger cannot be
+read or was edited, holds fewer steps or less epsilon than the server's
+checkpoint recorded charging it, or was reset during the run. Nothing here
+imports Flower or the model libraries.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from fedmodel.privacy.client_level import (
     plan_client_level,
 )
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
+from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_holding import ledger_shortfall
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import archived_ledgers
@@ -41,9 +42,9 @@ def check_simulated_clients(settings: RunSettings) -> None:
 
     Its plan must also have no more steps than its accountant may take
     (`check_client_steps`), so a plan too long for PRV stops before round 1.
-    On `resume=true` each client's records must also be the ones its ledger
-    was charged for, and its ledger must hold what the server recorded. Each
-    ledger is read once for both. Under `privacy=central` the server's
+    On `resume=true` each client's ledger must be usable and hold what the
+    server recorded, and its records must be the ones it was charged for.
+    Each ledger is read once for all three. Under `privacy=central` the server's
     ledger must hold what the checkpoint recorded.
     """
     if settings.privacy.client_level:
@@ -52,7 +53,7 @@ def check_simulated_clients(settings: RunSettings) -> None:
             check_central_ledger_kept(
                 Path(settings.run_dir), recorded_client_figures(Path(settings.run_dir))
             )
-    ledgers: dict[int, LedgerRecord | None] = {}
+    ledgers: dict[int, LedgerRecord] = {}
     if settings.privacy.record_level and settings.resume:
         recorded = recorded_client_figures(Path(settings.run_dir))
         clients = set(range(settings.num_clients)) | set(recorded)
@@ -104,28 +105,29 @@ def check_not_reset(run_dir: Path, clients: set[int]) -> None:
             )
 
 
-def _ledger_records(run_dir: Path, clients: set[int]) -> dict[int, LedgerRecord | None]:
+def _ledger_records(run_dir: Path, clients: set[int]) -> dict[int, LedgerRecord]:
     """Each client's ledger as read from its file, by client id.
 
-    A client without a ledger file has no entry; one whose file cannot be
-    read has None: its round refuses that ledger, naming it.
+    A client without a ledger file has no entry. One that cannot be read, or
+    whose history no longer spends what its last charge recorded (edited by
+    hand), is refused as the client would refuse it when it opens the ledger
+    (`PrivacyLedger.open`): left to the client, it would fail its round only
+    after the others had trained and been charged for it.
     """
-    ledgers: dict[int, LedgerRecord | None] = {}
+    ledgers: dict[int, LedgerRecord] = {}
     for client_id in sorted(clients):
         path = simulated_client_dir(run_dir, client_id) / LEDGER_FILE
         if not path.is_file():
             continue
-        try:
-            ledgers[client_id] = read_record(path)
-        except FedmodelError:
-            ledgers[client_id] = None
+        ledgers[client_id] = read_record(path)
+        checked_epsilon(path, ledgers[client_id])
     return ledgers
 
 
 def check_ledgers_kept(
     settings: RunSettings,
     recorded: dict[int, dict[str, float]],
-    ledgers: dict[int, LedgerRecord | None],
+    ledgers: dict[int, LedgerRecord],
 ) -> None:
     """Refuse a resume whose client's ledger holds less than it was charged.
 
@@ -144,8 +146,6 @@ def check_ledgers_kept(
     """
     run_dir = Path(settings.run_dir)
     for client_id, figures in sorted(recorded.items()):
-        if client_id in ledgers and ledgers[client_id] is None:
-            continue  # unreadable: the client's round refuses it, naming it
         record = ledgers.get(client_id)
         state_dir = simulated_client_dir(run_dir, client_id)
         holds = ledger_shortfall(figures, record, state_dir, count=_steps)
@@ -172,7 +172,7 @@ def check_same_records(
     train_split: datasets.Dataset,
     *,
     label_names: tuple[str, ...],
-    charged: LedgerRecord | None,
+    charged: LedgerRecord,
 ) -> None:
     """Refuse a resume whose client holds records its ledger was not charged for.
 
@@ -184,10 +184,8 @@ def check_same_records(
     the records themselves. A run begun before whole-number labels were
     ordered by value holds the same records under other label ids: that is
     refused too, and the message says so. `charged` is the client's ledger
-    as read (None: unreadable, which its round refuses).
+    as read.
     """
-    if charged is None:
-        return  # the client's round refuses an unusable ledger, naming it
     path = simulated_client_dir(settings.run_dir, client_id) / LEDGER_FILE
     fingerprint = data_fingerprint(train_split)
     if charged.data_fingerprint == fingerprint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.calibration import PrivacyPlan
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID, plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
@@ -317,3 +319,40 @@ def test_a_resume_whose_client_level_ledger_went_back_is_refused(
     ledger.path.unlink()
     with pytest.raises(FedmodelError, match="ledger .* does not exist, but the"):
         check_simulated_clients(resumed)
+
+
+@pytest.mark.parametrize("damage", ["unreadable", "edited"])
+@pytest.mark.parametrize("checkpoint", [True, False])
+def test_a_resume_whose_clients_ledger_is_unusable_stops_before_any_round(
+    tmp_path: Path, damage: str, checkpoint: bool
+) -> None:
+    # Before: left to client 1, which failed its round only after client 0
+    # had trained in it and been charged for it.
+    run_dir = _charged_run(tmp_path)
+    if not checkpoint:  # nothing to compare with: the ledger is still read
+        (run_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).unlink()
+    ledger = client_ledger_path(run_dir, 1)
+    if damage == "unreadable":
+        ledger.write_text('{"format": "fedmodel-privacy-ledger", "vers')
+    else:  # a noise multiplier raised by hand: the history spends less
+        stored = client_ledger(run_dir, 1)
+        edited = [[4.0, rate, steps] for _, rate, steps in stored["history"]]
+        ledger.write_text(json.dumps({**stored, "history": edited}))
+    before = ledger.read_bytes()
+    plan = PrivacyPlan(  # the plan `charge_client_ledger` charged with
+        target_epsilon=8.0,
+        delta=1e-5,
+        sample_rate=0.5,
+        steps_per_round=2,
+        planned_rounds=1,
+        noise_multiplier=3.0,
+        accountant="rdp",
+    )
+    with pytest.raises(FedmodelError) as at_the_client:
+        PrivacyLedger.open(ledger, client_id="1", plan=plan, data_fingerprint="x")
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(_settings(tmp_path, "resume=true"))
+    assert str(refused.value) == str(at_the_client.value)
+    assert f"privacy ledger {ledger} is unusable: " in str(refused.value)
+    assert ledger.read_bytes() == before
+    check_simulated_clients(_settings(tmp_path))  # not a resume
