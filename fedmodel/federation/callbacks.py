@@ -249,6 +249,11 @@ class BudgetStop:
 
     Clients are counted by client id, from their latest figures: a client
     seen under several node ids (a resume, a reconnected SuperNode) is one.
+    A client that failed in the round is not counted: its figures are from
+    an earlier reply (or the checkpoint) and say nothing of its budget now (a
+    site whose operator reset its ledger, say), so the failure decides the
+    round (`FailureWatch`), and a node that failed without naming its client
+    could be any of them.
     """
 
     def __init__(self, strategy: BudgetAwareStrategy, *, num_clients: int) -> None:
@@ -257,7 +262,9 @@ class BudgetStop:
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """The stop signal: no client has budget for another round."""
-        if len(spent_clients(self.strategy.client_figures)) < self.num_clients:
+        failed = {failure.client_id for failure in state.failures}
+        spent = spent_clients(self.strategy.client_figures) - failed
+        if None in failed or len(spent) < self.num_clients:
             return False, {}
         log.warning(
             "%s round %d: every client has spent its privacy budget; stopping",

@@ -16,6 +16,7 @@ import torch
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
 from fedmodel.federation.callbacks import BudgetStop
 from fedmodel.federation.rounds import RoundState
@@ -23,7 +24,7 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import logging_restored
+from tests.conftest import client_ledger_path, logging_restored
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
 from tests.unit.test_robust_aggregation import SHAPES
 from tests.unit.test_robust_aggregation import _reply as train_reply
@@ -134,13 +135,9 @@ def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
     assert not _stops(stop, 2)
 
 
-
-
-
 def _round(message: Message) -> int:
     """The round of a train message being sent (its config is the round's)."""
     return int(str(message.content["config"]["server-round"]))
-
 
 
 def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
@@ -188,3 +185,41 @@ def test_a_resume_under_new_node_ids_stops_only_once_every_client_is_spent(
     assert all(c["budget_exhausted"] for c in summary["clients"])
     # Spent in round 3, clients 0 and 1 were not sent round 4.
     assert sorted(sent) == [(3, 0), (3, 1), (3, 2), (3, 3), (4, 2), (4, 3)]
+
+
+def test_a_client_that_failed_is_not_said_to_have_spent_its_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: its figures from before the resume said spent, so the budget
+    # stop logged "every client has spent its privacy budget" before the run
+    # failed on it. A client that failed in a round says nothing of its budget.
+    run_dir = tmp_path / "run"
+    three_rounds = "num_rounds=3"  # each client's plan fits 3 rounds
+    # In round 1, client 0 is charged 3 rounds more and answers "spent";
+    # client 1 is charged 2 more and trains: it is spent from round 2 on.
+    extra = {0: 3, 1: 2}
+    grid = FakeGrid(2)
+
+    def charge_more_then_kill_at_round_two(client: int, message: Message) -> None:
+        if _round(message) == 2:
+            raise Killed
+        for _ in range(extra[client]):
+            client_app.app(message, grid.contexts[FIRST_NODE + client])
+
+    grid.before_train = charge_more_then_kill_at_round_two
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(grid, _settings(run_dir, three_rounds))
+    client_ledger_path(run_dir, 0).write_text('{"format": "fedmodel-')  # damaged
+    capsys.readouterr()
+    resumed = FakeGrid(2, first_node=FIRST_NODE + 1000)
+    with logging_restored(), pytest.raises(FedmodelError) as failed:
+        run_federation(resumed, _settings(run_dir, three_rounds, "resume=true"))
+
+    console = capsys.readouterr().err
+    assert "round 2: client 1 has spent its privacy budget" in console
+    assert "round 2: client 0 failed: privacy ledger " in console
+    assert "every client has spent" not in console
+    assert str(failed.value).startswith(
+        "run failed after 1 aggregated round: round 2: no client returned an "
+        "update; 1 failed (client 0: privacy ledger "
+    )
