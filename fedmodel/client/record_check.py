@@ -117,7 +117,7 @@ def _ledger_records(run_dir: Path, clients: set[int]) -> dict[int, LedgerRecord]
     ledgers: dict[int, LedgerRecord] = {}
     for client_id in sorted(clients):
         path = simulated_client_dir(run_dir, client_id) / LEDGER_FILE
-        if not path.is_file():
+        if not path.exists():  # as the client asks: a folder there is unusable
             continue
         ledgers[client_id] = read_record(path)
         checked_epsilon(path, ledgers[client_id])

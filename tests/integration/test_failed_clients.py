@@ -18,13 +18,15 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
+def test_a_client_that_cannot_lock_its_ledger_fails_the_run_by_name(
     tmp_path: Path,
 ) -> None:
-    ledger = tmp_path / "clients" / "client-1" / "privacy_ledger.json"
-    ledger.parent.mkdir(parents=True)
-    ledger.write_text('{"format": "fedmodel-privacy-ledger", "vers')
-    before = ledger.read_text()
+    # A folder where client 1's ledger lock goes: only its first charge, in
+    # the Ray worker, finds it (an unusable ledger stops the resume before
+    # Flower starts, `tests/unit/test_record_check.py`).
+    lock = tmp_path / "clients" / "client-1" / "privacy_ledger.json.lock"
+    lock.mkdir(parents=True)
+    ledger = lock.with_name("privacy_ledger.json")
     command = [
         str(Path(sys.executable).parent / "fedmodel"),
         "simulate",
@@ -37,7 +39,7 @@ def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
         "finetune.batch_size=32",
         "warm_start.enabled=false",
         "distill=off",
-        "resume=true",  # a folder holding a ledger takes no new run
+        "resume=true",  # a folder holding client state takes no new run
         f"hydra.run.dir={tmp_path}",
     ]
     # Its own process group: whatever it starts (Ray's workers) stays in it.
@@ -56,7 +58,8 @@ def test_a_client_with_an_unusable_ledger_fails_the_run_by_name(
     assert "client-1/privacy_ledger.json" in output
     assert "Traceback" not in output
     assert "run failed after 1 aggregated round:" in done.stderr.splitlines()[-1]
-    assert ledger.read_text() == before  # the unusable ledger is left as it was
+    assert "cannot lock privacy ledger" in output
+    assert not ledger.exists()  # the round was not charged
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert [f["client_id"] for f in summary["failed_clients"]] == [1]
