@@ -37,10 +37,14 @@ SMALL = [
 
 
 def _earlier_run(run_dir: Path) -> dict[str, str]:
-    """Saved state of an earlier run in `run_dir`; returns each file's hash."""
-    ledger = run_dir / "clients" / "client-0" / "privacy_ledger.json"
-    ledger.parent.mkdir(parents=True)
-    ledger.write_text('{"client_id": "0", "history": [[1.0, 0.1, 24]]}\n')
+    """Saved state of an earlier run in `run_dir`; returns each file's hash.
+
+    Client 0's ledger is one a round of `SMALL` charged: a resume refuses an
+    unusable ledger before it checks the records or the model.
+    """
+    earlier = settings_from_dict({**compose_config(SMALL), "run_dir": str(run_dir)})
+    train, _, _ = load_client_data(earlier, 0)
+    charge_client_ledger(run_dir, 0, train)
     (run_dir / "summary.json").write_text('{"final_accuracy": 0.5}\n')
     return _hashes(run_dir)
 
