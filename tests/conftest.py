@@ -86,17 +86,11 @@ def client_ledger(run_dir: Path, client: int | str) -> dict[str, Any]:
     return dict(json.loads(client_ledger_path(run_dir, client).read_text()))
 
 
-def charge_client_ledger(run_dir: Path, client: int, train: Any) -> Path:
-    """Charge simulated client `client` one round for `train`'s records; its path.
-
-    What a DP round leaves in the run folder: the ledger carries the records'
-    fingerprint.
-    """
+def charged_plan() -> Any:
+    """The privacy plan `charge_client_ledger` charges with."""
     from fedmodel.privacy.calibration import PrivacyPlan
-    from fedmodel.privacy.ledger import PrivacyLedger
-    from fedmodel.training.fingerprint import data_fingerprint
 
-    plan = PrivacyPlan(
+    return PrivacyPlan(
         target_epsilon=8.0,
         delta=1e-5,
         sample_rate=0.5,
@@ -105,6 +99,18 @@ def charge_client_ledger(run_dir: Path, client: int, train: Any) -> Path:
         noise_multiplier=3.0,
         accountant="rdp",
     )
+
+
+def charge_client_ledger(run_dir: Path, client: int, train: Any) -> Path:
+    """Charge simulated client `client` one round for `train`'s records; its path.
+
+    What a DP round leaves in the run folder: the ledger carries the records'
+    fingerprint.
+    """
+    from fedmodel.privacy.ledger import PrivacyLedger
+    from fedmodel.training.fingerprint import data_fingerprint
+
+    plan = charged_plan()
     path = client_ledger_path(run_dir, client)
     ledger = PrivacyLedger.open(
         path, client_id=str(client), plan=plan, data_fingerprint=data_fingerprint(train)

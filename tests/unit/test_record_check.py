@@ -13,7 +13,6 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import PrivacyPlan
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID, plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
@@ -29,7 +28,12 @@ from fedmodel.run.checkpoint import (
     save_checkpoint,
 )
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, simulated_client_dir
-from tests.conftest import charge_client_ledger, client_ledger, client_ledger_path
+from tests.conftest import (
+    charge_client_ledger,
+    charged_plan,
+    client_ledger,
+    client_ledger_path,
+)
 
 
 def _write_sites(folder: Path, rows: int) -> list[str]:
@@ -341,17 +345,10 @@ def test_a_resume_whose_clients_ledger_is_unusable_stops_before_any_round(
     else:  # a folder where the file should be
         ledger.unlink()
         ledger.mkdir()
-    plan = PrivacyPlan(  # the plan `charge_client_ledger` charged with
-        target_epsilon=8.0,
-        delta=1e-5,
-        sample_rate=0.5,
-        steps_per_round=2,
-        planned_rounds=1,
-        noise_multiplier=3.0,
-        accountant="rdp",
-    )
     with pytest.raises(FedmodelError) as at_the_client:
-        PrivacyLedger.open(ledger, client_id="1", plan=plan, data_fingerprint="x")
+        PrivacyLedger.open(
+            ledger, client_id="1", plan=charged_plan(), data_fingerprint="x"
+        )
     with pytest.raises(FedmodelError) as refused:
         check_simulated_clients(_settings(tmp_path, "resume=true"))
     assert str(refused.value) == str(at_the_client.value)
