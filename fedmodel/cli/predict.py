@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import AUTO_RUNTIME, RUNTIME_FILES
+from fedmodel.run.layout import AUTO_RUNTIME, RESOLVED_CONFIG, RUNTIME_FILES
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--text-column",
         default="text",
-        help="column of --input holding the texts (default: text)",
+        help="column of --input holding the texts (default: text); a .txt "
+        "input starting with this name, 'text' or the run's task.text_column "
+        "is refused as a header line",
     )
     parser.add_argument(
         "--top-k", type=int, default=3, help="labels per text (default: 3)"
@@ -98,9 +101,14 @@ def _given_texts(texts: Sequence[str]) -> list[str]:
 
 
 def _file_texts(args: argparse.Namespace) -> list[str]:
-    """The texts of --input; the file readers (datasets, pandas) load only here."""
+    """The texts of --input; the file readers (datasets, pandas) load only here.
+
+    A one-per-line input whose first line is `text`, --text-column or the
+    run's own `task.text_column` is refused: a column's export with its header.
+    """
     from fedmodel.data.text_inputs import read_texts, stdin_texts
 
+    header_names = _run_text_column(args.model)
     if str(args.input) == STDIN:
         if sys.stdin.isatty():
             # Nothing piped in: without a word the command would seem to hang.
@@ -109,14 +117,39 @@ def _file_texts(args: argparse.Namespace) -> list[str]:
                 file=sys.stderr,
             )
         return stdin_texts(
-            sys.stdin.buffer, key="--input", text_column=args.text_column
+            sys.stdin.buffer,
+            key="--input",
+            text_column=args.text_column,
+            header_names=header_names,
         )
     return read_texts(
         args.input,
         key="--input",
         text_column=args.text_column,
         column_option="--text-column",
+        header_names=header_names,
     )
+
+
+def _run_text_column(model: Path) -> tuple[str, ...]:
+    """The `task.text_column` of the run that exported `model`, if it is in one.
+
+    A run folder holds its model/ and student/ folders beside its resolved
+    config; a model found elsewhere, or a config without the key, gives none.
+    """
+    import yaml
+
+    folder = model.parent if model.is_file() else model
+    config = folder.parent / RESOLVED_CONFIG
+    if not config.is_file():
+        return ()
+    try:
+        task = yaml.safe_load(config.read_text(encoding="utf-8")).get("task")
+        column = task.get("text_column")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        # The run's config serves only this check; predict needs none.
+        return ()
+    return (column,) if isinstance(column, str) else ()
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:

@@ -4,12 +4,13 @@ Used for the texts a server holds for distillation and the texts
 `fedmodel predict` labels, from a file or piped in (`--input -`), which is
 read as a .txt file is. A .txt file has no header and no labels: every
 non-blank line is a text, so a first line that is only a column's name
-(`text`, from a table's export) is refused rather than read as one.
+(`text`, the text column asked for, or one the caller knows of, such as the
+run's `task.text_column`: a table's export) is refused rather than read as one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,7 +24,12 @@ _LINES = ".txt"
 
 
 def read_texts(
-    path: Path, *, key: str, text_column: str = "text", column_option: str = ""
+    path: Path,
+    *,
+    key: str,
+    text_column: str = "text",
+    column_option: str = "",
+    header_names: Collection[str] = (),
 ) -> list[str]:
     """Texts from a .txt file (one per non-blank line) or a table's column.
 
@@ -32,9 +38,17 @@ def read_texts(
     another column. A missing column, an empty file and an empty or non-text
     cell are errors, worded as for the training files' texts
     (`require_column`, `text_cells`), naming the column or the rows.
+    `header_names` are more column names a .txt file's first line is refused as.
     """
     if path.suffix.lower() == _LINES:
-        return _lines(path, key=key, text_column=text_column)
+        if not path.is_file():
+            raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
+        return _line_texts(
+            lambda: read_utf8(path),
+            source=f"file {path}",
+            key=key,
+            header_names={"text", text_column, *header_names},
+        )
     table = read_table(path, key=key, other_suffixes=(_LINES,))
     if len(table) == 0:
         # Before the column: an empty JSONL file has no columns to name.
@@ -47,42 +61,40 @@ def read_texts(
     return [text.strip() for text in cells]
 
 
-def stdin_texts(stream: BinaryIO, *, key: str, text_column: str = "text") -> list[str]:
+def stdin_texts(
+    stream: BinaryIO,
+    *,
+    key: str,
+    text_column: str = "text",
+    header_names: Collection[str] = (),
+) -> list[str]:
     """Texts piped in, one per non-blank line: read as a .txt file is."""
     source = "standard input"
     return _line_texts(
         lambda: decode_utf8(stream.read(), source=source),
         source=source,
         key=key,
-        text_column=text_column,
-    )
-
-
-def _lines(path: Path, *, key: str, text_column: str) -> list[str]:
-    """A .txt file's non-blank lines, refusing a header line of a column's name."""
-    if not path.is_file():
-        raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
-    return _line_texts(
-        lambda: read_utf8(path), source=f"file {path}", key=key, text_column=text_column
+        header_names={"text", text_column, *header_names},
     )
 
 
 def _line_texts(
-    read: Callable[[], str], *, source: str, key: str, text_column: str
+    read: Callable[[], str], *, source: str, key: str, header_names: Collection[str]
 ) -> list[str]:
+    """The non-blank lines, refusing a first one that is one of `header_names`."""
     try:
         text = read()
     except FedmodelError as exc:
         # The reader names the file and the byte; the key says which setting.
         raise FedmodelError(f"{key}: {exc}") from exc
-    texts = [line.strip() for line in text_lines(text)]
-    texts = [text for text in texts if text]
-    if not texts:
+    lines = [line.strip() for line in text_lines(text)]
+    first = next((n for n, line in enumerate(lines, start=1) if line), None)
+    if first is None:
         raise FedmodelError(f"{key}: {source} holds no text lines")
-    if texts[0].casefold() in {"text", text_column.casefold()}:
+    if lines[first - 1].casefold() in {name.casefold() for name in header_names}:
         raise FedmodelError(
-            f"{key}: {source} starts with the line {texts[0]!r}, a column "
-            "name, but texts given one per line have no header: every line is a "
-            "text. Remove that line"
+            f"{key}: {source} starts with the line {lines[first - 1]!r} (line "
+            f"{first}), a column name, but texts given one per line have no "
+            "header: every line is a text. Remove that line"
         )
-    return texts
+    return [line for line in lines if line]

@@ -329,6 +329,29 @@ def test_predict_names_an_unreadable_input(
         read_texts(empty, key="--input")
 
 
+def test_predict_refuses_a_txt_header_of_the_runs_text_column(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a run trained on a `note` column labelled the header line `note`
+    # of that column's export as if it were a record.
+    run = tmp_path / "run"
+    shutil.copytree(exported, run / "model")
+    (run / "resolved_config.yaml").write_text("task:\n  text_column: note\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\nNote\nmy card is lost\n")
+    for model in (run / "model", run / "model" / ONNX_FILE):
+        assert _predict("--model", str(model), "--input", str(notes)) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"fedmodel predict: error: --input: file {notes} starts with the line "
+            "'Note' (line 2), a column name, but texts given one per line have no "
+            "header: every line is a text. Remove that line"
+        )
+    # Outside a run folder nothing names `note` a column: a one-word text.
+    argv = ["--model", str(exported), "--input", str(notes), "--format", "jsonl"]
+    assert _predict(*argv) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["text"] == "Note"
+
+
 def _predict(*argv: str) -> int:
     return run_command(["predict", *argv])
 

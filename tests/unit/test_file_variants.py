@@ -171,12 +171,15 @@ def test_a_txt_file_with_a_header_line_is_refused(tmp_path: Path) -> None:
         read_texts(texts, key="distill.transfer_file")
     message = str(info.value)
     assert message.startswith("distill.transfer_file: file")
-    assert "starts with the line 'Text', a column name" in message
+    assert "starts with the line 'Text' (line 2), a column name" in message
     texts.write_text("note\nI was charged twice\n")
     with pytest.raises(FedmodelError, match="line 'note'"):
         read_texts(texts, key="--input", text_column="note")
     texts.write_text("I was charged twice\ntext\n")
     assert read_texts(texts, key="--input") == ["I was charged twice", "text"]
+    texts.write_text("Body\nI was charged twice\n")
+    with pytest.raises(FedmodelError, match=r"line 'Body' \(line 1\)"):
+        read_texts(texts, key="--input", header_names=("body",))
 
 
 def test_a_test_file_sharing_texts_with_a_site_is_named(
