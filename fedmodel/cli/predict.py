@@ -45,10 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--text-column",
-        default="text",
-        help="column of --input holding the texts (default: text); a .txt "
-        "input starting with this name, 'text' or the run's task.text_column "
-        "is refused as a header line",
+        default=None,
+        help="column of --input holding the texts (default: the run's "
+        "task.text_column when --model is in its run folder, else text); a "
+        ".txt input starting with this name, 'text' or the run's "
+        "task.text_column is refused as a header line",
     )
     parser.add_argument(
         "--top-k", type=int, default=3, help="labels per text (default: 3)"
@@ -108,7 +109,10 @@ def _file_texts(args: argparse.Namespace) -> list[str]:
     """
     from fedmodel.data.text_inputs import read_texts, stdin_texts
 
-    header_names = _run_text_column(args.model)
+    run_column = _run_text_column(args.model)
+    header_names = () if run_column is None else (run_column,)
+    # A table in the run's own format needs no option.
+    text_column = args.text_column or run_column or "text"
     if str(args.input) == STDIN:
         if sys.stdin.isatty():
             # Nothing piped in: without a word the command would seem to hang.
@@ -119,37 +123,37 @@ def _file_texts(args: argparse.Namespace) -> list[str]:
         return stdin_texts(
             sys.stdin.buffer,
             key="--input",
-            text_column=args.text_column,
+            text_column=text_column,
             header_names=header_names,
         )
     return read_texts(
         args.input,
         key="--input",
-        text_column=args.text_column,
+        text_column=text_column,
         column_option="--text-column",
         header_names=header_names,
     )
 
 
-def _run_text_column(model: Path) -> tuple[str, ...]:
+def _run_text_column(model: Path) -> str | None:
     """The `task.text_column` of the run that exported `model`, if it is in one.
 
     A run folder holds its model/ and student/ folders beside its resolved
-    config; a model found elsewhere, or a config without the key, gives none.
+    config; a model found elsewhere, or a config without the key, gives None.
     """
     import yaml
 
     folder = model.parent if model.is_file() else model
     config = folder.parent / RESOLVED_CONFIG
     if not config.is_file():
-        return ()
+        return None
     try:
         task = yaml.safe_load(config.read_text(encoding="utf-8")).get("task")
         column = task.get("text_column")
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
-        # The run's config serves only this check; predict needs none.
-        return ()
-    return (column,) if isinstance(column, str) else ()
+        # The run's config serves only these defaults; predict needs none.
+        return None
+    return column if isinstance(column, str) else None
 
 
 def _as_json(prediction: Prediction) -> dict[str, object]:

@@ -352,6 +352,29 @@ def test_predict_refuses_a_txt_header_of_the_runs_text_column(
     assert json.loads(capsys.readouterr().out.splitlines()[0])["text"] == "Note"
 
 
+def test_predict_reads_a_table_by_the_runs_text_column(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a table in the run's own format (texts under `note`) failed with
+    # "has no text column 'text'" unless --text-column note was given.
+    run = tmp_path / "run"
+    shutil.copytree(exported, run / "model")
+    (run / "resolved_config.yaml").write_text("task:\n  text_column: note\n")
+    table = tmp_path / "notes.csv"
+    table.write_text("note,label\nmy card is lost,x\nrefund please,y\n")
+    argv = ["--model", str(run / "model"), "--input", str(table), "--format", "jsonl"]
+    assert _predict(*argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["text"] for line in lines] == [
+        "my card is lost",
+        "refund please",
+    ]
+    # An explicit option still wins.
+    assert _predict(*argv, "--text-column", "label") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["text"] for line in lines] == ["x", "y"]
+
+
 def _predict(*argv: str) -> int:
     return run_command(["predict", *argv])
 
