@@ -22,6 +22,14 @@ FLWR_RUN_FOLDER = (
 )
 
 
+def is_app_run_config(run_config: Mapping[str, Any]) -> bool:
+    """Whether `run_config` holds only the app's keys, as `flwr run` passes them.
+
+    `fedmodel simulate` passes the whole config, flattened, instead.
+    """
+    return set(run_config) <= set(FLWR_RUN_CONFIG)
+
+
 def to_run_config(raw: Mapping[str, Any]) -> RunConfig:
     """Flatten a nested snake_case config into Flower's kebab-case run-config.
 

@@ -15,7 +15,9 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings
+from fedmodel.config.run_config import is_app_run_config
 from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
@@ -38,6 +40,7 @@ from fedmodel.federation.server_setup import (
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
+from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
 from fedmodel.run.metrics import plot_progress
 from fedmodel.run.stop_request import check_not_stopped
@@ -62,9 +65,15 @@ log = logging.getLogger(__name__)
 def main(grid: Grid, context: Context) -> None:
     """Run a federation from the run-config Flower hands the ServerApp."""
     setup_logging()
-    settings = settings_from_run_config(dict(context.run_config))
+    run_config = dict(context.run_config)
+    settings = settings_from_run_config(run_config)
     run_dir = Path(settings.run_dir)
     setup_logging(run_dir)  # under `flwr run`: the run's log file
+    if is_app_run_config(run_config) and settings.federation.name == "simulation":
+        # `fedmodel simulate` checks its clients before Flower starts; under
+        # `flwr run` this is fedmodel's first chance, before any client trains.
+        check_run_folder(run_dir, settings)
+        check_simulated_clients(settings)
     try:
         run_federation(grid, settings)
     except RunFailed:

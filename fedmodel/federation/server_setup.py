@@ -30,7 +30,7 @@ from fedmodel.config import (
 )
 from fedmodel.config.compose import refuse_run_folder_key
 from fedmodel.config.deployment import check_deployment_settings
-from fedmodel.config.run_config import FLWR_RUN_CONFIG, FLWR_RUN_FOLDER
+from fedmodel.config.run_config import FLWR_RUN_FOLDER, is_app_run_config
 from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
@@ -67,14 +67,14 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     """Typed settings from a flat run-config.
 
     Under `flwr run` the run-config holds only the app's keys
-    (`FLWR_RUN_CONFIG`): `overrides` (Hydra syntax, applied to conf/) and
+    (`is_app_run_config`): `overrides` (Hydra syntax, applied to conf/) and
     `run-dir` ("" means outputs/<date>/<time>-flwr-<task>). The ServerApp runs
     in the SuperLink's working directory, so the run folder is made absolute
     here: the log names it and ClientApps find it from any working directory.
     `fedmodel simulate` passes the whole composed config instead, flattened;
     the budget rule fills its null keys here, as on every party.
     """
-    if set(run_config) <= set(FLWR_RUN_CONFIG):
+    if is_app_run_config(run_config):
         overrides = shlex.split(str(run_config.get("overrides", "")))
         refuse_run_folder_key(overrides, instead=FLWR_RUN_FOLDER)
         raw = compose_config(overrides)

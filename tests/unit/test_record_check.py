@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from flwr.app import Context, RecordDict
 
 from fedmodel.client import record_check
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import server_app
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID, plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
@@ -33,7 +35,9 @@ from tests.conftest import (
     charged_plan,
     client_ledger,
     client_ledger_path,
+    logging_restored,
 )
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
 
 
 def _write_sites(folder: Path, rows: int) -> list[str]:
@@ -354,3 +358,22 @@ def test_a_resume_whose_clients_ledger_is_unusable_stops_before_any_round(
     assert str(refused.value) == str(at_the_client.value)
     assert f"privacy ledger {ledger} is unusable: " in str(refused.value)
     check_simulated_clients(_settings(tmp_path))  # not a resume
+
+
+def test_under_flwr_run_the_server_checks_simulated_clients_before_round_one(
+    tmp_path: Path,
+) -> None:
+    # `fedmodel simulate` checks its clients before Flower starts; under
+    # `flwr run` nothing did, so each client refused its plan only in round 1.
+    overrides = [*FAKE_GRID_RUN, "distill=off", "privacy.target_delta=0.5"]
+    context = Context(
+        run_id=1,
+        node_id=0,
+        node_config={},
+        state=RecordDict(),
+        run_config={"overrides": " ".join(overrides), "run-dir": str(tmp_path)},
+    )
+    grid = FakeGrid(2)
+    with logging_restored(), pytest.raises(FedmodelError, match="not below 1/n"):
+        server_app.main(grid, context)
+    assert grid.sent == []
