@@ -76,8 +76,10 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
     is charged to the ledger first, then the clipped updates are summed,
     divided by q N (`num_sampled_clients`, the same in every round), noised
     at z C_t / (q N), and only then the norm moves, in the paper's direction
-    (`next_clipping_norm`). A round in which no client was sampled, or none
-    replied, is noised and charged all the same.
+    (`next_clipping_norm`), from a noised count of the clipped updates less
+    half the updates summed, so that one client moves it by 1/2 at most. A
+    round in which no client was sampled, or none replied, is noised and
+    charged all the same.
     """
 
     def __init__(
@@ -125,8 +127,9 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             return None, None
         current = self.current_arrays.to_numpy_ndarrays()
         total = [np.zeros_like(array) for array in current]
-        clipped = 0
+        clipped = counted = 0
         for reply in replies:
+            counted += 1
             received = reply.content.array_records[ARRAYS_KEY].to_numpy_ndarrays()
             update = [np.subtract(r, c) for r, c in zip(received, current, strict=True)]
             if any(np.any(part) for part in update):  # Flower divides by the norm
@@ -142,7 +145,13 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
                 )
             }
         )
-        clipped_fraction = self._noisy_fraction(clipped, m)  # drawn first, as Flower
+        # Each summed update's bit less a half, the half added back after the
+        # division: one client moves the noised count by 1/2 at most, the
+        # sensitivity Flower's split of z into update and count noise assumes
+        # (Andrew et al.'s Theorem 1). The bits themselves move it by 1. Drawn
+        # before the model's noise, as Flower does.
+        centred = np.random.normal(clipped - counted / 2, self.clipped_count_stddev)
+        clipped_fraction = 0.5 + float(centred) / m
         noised = self._add_noise_to_aggregated_arrays(mean)
         self.clipping_norm = next_clipping_norm(
             self.clipping_norm,

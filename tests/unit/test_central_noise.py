@@ -87,6 +87,33 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
     assert len(ledger.history) == 1
 
 
+def test_one_client_moves_the_noised_clipped_count_by_half_at_most(
+    tmp_path: Path,
+) -> None:
+    # Flower splits z into update noise z_D and count noise sigma_b with
+    # z^-2 = z_D^-2 + (2 sigma_b)^-2, which holds where one client moves the
+    # count by 1/2 (Andrew et al.). A raw count of clipped updates moves by 1:
+    # at the default sigma_b = z the mechanism's noise multiplier was
+    # z / sqrt(1.75), an epsilon of 14.3 charged as 8 (6 of 6 clients' rounds
+    # at q = 0.3).
+    def count_moved(extra: list[Message], run: str) -> float:
+        fractions = []
+        for replies in ([_reply(1, np.full(SIZE, 1.0))], extra):
+            dp = _wrapper(tmp_path / run / str(len(replies)), "num_clients=4")
+            before = dp.clipping_norm
+            np.random.seed(0)  # the same count noise for both
+            dp.aggregate_train(1, replies)
+            moved = np.log(dp.clipping_norm / before) / dp.clip_norm_lr
+            fractions.append(moved + dp.target_clipped_quantile)
+        return (fractions[1] - fractions[0]) * dp.num_sampled_clients
+
+    one = _reply(1, np.full(SIZE, 1.0))
+    clipped = count_moved([one, _reply(2, np.full(SIZE, 1.0))], "clipped")
+    unclipped = count_moved([one, _reply(2, np.full(SIZE, 1e-9))], "unclipped")
+    assert clipped == pytest.approx(0.5)
+    assert unclipped == pytest.approx(-0.5)
+
+
 @pytest.mark.parametrize(
     ("clipped_fraction", "moves"), [(1.0, "up"), (0.0, "down"), (0.5, "not")]
 )
