@@ -32,6 +32,7 @@ def _folder(path: Path, labels: int = 3) -> Path:
 def _summary(tmp_path: Path, guarantee: dict[str, Any]) -> dict[str, Any]:
     return {
         "rounds_completed": 10,
+        "rounds": [{"round": r, "model": "teacher"} for r in range(1, 11)],
         "privacy_guarantee": guarantee,
         "clients": [{"client_id": 0, "num_train_examples": 4321, "epsilon": 2.9}],
         "teacher": {
@@ -159,6 +160,19 @@ def test_central_dp_and_federated_distillation_are_said(
     # so it keeps two digits instead of going up to 0.1.
     assert "epsilon at most 3, delta at most 0.025, by the PRV" in card
     assert "coarsely" not in card
+
+
+def test_a_central_dp_card_counts_the_rounds_whose_draw_took_no_client(
+    tmp_path: Path,
+) -> None:
+    # Round 2's Poisson draw took no client: its model was noised and
+    # released all the same. Stating the 9 rounds that aggregated an update
+    # would tell the model's holders that one draw came out empty.
+    summary = _summary(tmp_path, {**RECORD, "level": "client", "delta": 0.025})
+    summary["rounds_completed"] = 9
+    settings = small_settings("privacy=central")
+    card = model_card(summary, settings, role="teacher", folder=tmp_path / "model")
+    assert "over 10 rounds" in card
 
 
 @pytest.mark.parametrize(
