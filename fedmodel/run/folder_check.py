@@ -193,32 +193,35 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
 
 
 def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings a simulated DP run's privacy plan is calibrated with, or {}.
+    """The settings a DP run's privacy plan is calibrated with, or {}.
 
     A deployment's sites keep their ledgers in their own state folders and
     plan with their own caps, so a resumed server may ask them for more
     rounds or a larger target; each site goes on at its ledger's noise until
-    its cap stops it (deployment.md).
+    its cap stops it (deployment.md). Under `privacy=central` the budget is
+    the server's own ledger in the run folder, which no site caps: its plan
+    is kept in a deployment as in a simulation.
     """
     privacy = config.get("privacy") or {}
     federation = config.get("federation") or {}
-    if privacy.get("mode", "off") == "off" or federation.get("name") != "simulation":
+    mode = privacy.get("mode", "off")
+    simulated = federation.get("name") == "simulation"
+    if mode == "off" or not (simulated or mode == "central"):
         return {}
+    plan: dict[str, Any] = {"num_rounds": config.get("num_rounds"), "privacy": privacy}
+    if mode == "central":  # its sample rate is fraction_train
+        strategy = config.get("strategy") or {}
+        plan["strategy"] = {"fraction_train": strategy.get("fraction_train")}
+    if not simulated:
+        return plan
     finetune = config.get("finetune") or {}
-    plan = {
-        "num_rounds": config.get("num_rounds"),
-        "privacy": privacy,
-        "finetune": {
-            "batch_size": finetune.get("batch_size"),
-            "local_epochs": finetune.get("local_epochs"),
-        },
+    plan["finetune"] = {
+        "batch_size": finetune.get("batch_size"),
+        "local_epochs": finetune.get("local_epochs"),
     }
     distill = config.get("distill") or {}
     federated = distill.get("name") == "federated"  # its rounds are charged too
     plan["distill"] = {"rounds": distill.get("rounds") if federated else 0}
-    if privacy.get("mode") == "central":  # its sample rate is fraction_train
-        strategy = config.get("strategy") or {}
-        plan["strategy"] = {"fraction_train": strategy.get("fraction_train")}
     return plan
 
 

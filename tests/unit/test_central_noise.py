@@ -265,6 +265,28 @@ def test_a_resume_keeps_the_sample_rate_the_ledger_was_charged_at(
         )
 
 
+@pytest.mark.parametrize(
+    "changed",
+    ["strategy.fraction_train=0.25", "privacy.target_epsilon=50", "num_rounds=50"],
+)
+def test_a_deployed_central_resume_keeps_the_servers_plan(
+    tmp_path: Path, changed: str
+) -> None:
+    # The sites cap their own record-level ledgers, but the client-level
+    # budget is the server's ledger in the run folder: a deployed resume
+    # took a raised target or another sample rate without a word.
+    central = (
+        "privacy=central",
+        "federation=deployment",
+        "num_clients=4",
+        "strategy.fraction_train=0.5",
+    )
+    write_resolved_config(tmp_path, small_settings(*central))
+    check_run_folder(tmp_path, small_settings(*central, "resume=true"))
+    with pytest.raises(FedmodelError, match=changed.replace(".", r"\.")):
+        check_run_folder(tmp_path, small_settings(*central, "resume=true", changed))
+
+
 def test_client_level_prv_past_the_step_limit_is_refused_naming_num_rounds() -> None:
     # One step a round: PRV's grid would grow with num_rounds as with DP-SGD's
     # steps; RDP's cost does not.
