@@ -203,6 +203,10 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         if weak is not None:
             log.warning("%s", weak)
 
+    def clipping_norm(self) -> float | None:
+        """The norm the next round clips to, which a checkpoint keeps."""
+        return float(self.dp.clipping_norm)
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:

@@ -65,6 +65,7 @@ class SaveCheckpoint:
                 start_weights=None if start is None else start.weights,
                 start_result=self.start_result,
                 label_names=self.label_names,
+                clipping_norm=self.strategy.clipping_norm(),
             )
         )
         return False, {}

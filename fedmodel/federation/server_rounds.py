@@ -99,6 +99,8 @@ def prepare_rounds(
         if resumed is not None:  # `simulate` checked it before Flower; `flwr run`
             check_central_ledger_kept(run_dir, resumed.client_figures)
         strategy = ClientLevelDPStrategy(strategy, settings=settings)
+        if resumed is not None and resumed.clipping_norm is not None:
+            strategy.dp.clipping_norm = resumed.clipping_norm  # as it had moved
     if resumed is not None:
         strategy.client_figures.update(resumed.client_figures)
     return SharedRoundState(

@@ -80,6 +80,10 @@ class BudgetAwareStrategy:
         other.reporters = self.reporters
         return other
 
+    def clipping_norm(self) -> float | None:
+        """The server's adaptive clipping norm for the next round; None: none."""
+        return None
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:

@@ -75,6 +75,9 @@ class Checkpoint:
     # The labels of the head's rows, in order. None in checkpoints written
     # before it was kept.
     label_names: tuple[str, ...] | None = None
+    # privacy=central: the adaptive clipping norm the next round clips to.
+    # None elsewhere, and in checkpoints written before it was kept.
+    clipping_norm: float | None = None
 
     @property
     def last_round(self) -> int:
@@ -109,6 +112,9 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             "label_names": json.dumps(
                 None if checkpoint.label_names is None else list(checkpoint.label_names)
             ),
+            "clipping_norm": -1.0
+            if checkpoint.clipping_norm is None
+            else checkpoint.clipping_norm,
         },
         temp,
     )
@@ -169,6 +175,7 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
     student_round = int(raw.get("student_round", -1))
     student_weights = raw.get("student_weights")
     label_names = json.loads(raw.get("label_names", "null"))
+    clipping_norm = float(raw.get("clipping_norm", -1.0))
     return Checkpoint(
         round=int(raw["round"]),
         weights=dict(raw["weights"]),
@@ -184,6 +191,7 @@ def _from_saved(raw: dict[str, Any]) -> Checkpoint:
         label_names=None
         if label_names is None
         else tuple(str(name) for name in label_names),
+        clipping_norm=None if clipping_norm < 0 else clipping_norm,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
@@ -26,9 +27,10 @@ from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.run.folder_check import check_run_folder
+from fedmodel.run.layout import checkpoint_file
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import reply_metadata, small_settings
-from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
+from tests.conftest import logging_restored, reply_metadata, small_settings
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
 
 SIZE = 200_000
 
@@ -299,3 +301,44 @@ def test_client_level_prv_past_the_step_limit_is_refused_naming_num_rounds() -> 
     assert "Lower num_rounds, or set privacy.accountant=rdp" in message
     settings = small_settings(*long_run, "privacy.accountant=rdp")
     assert plan_client_level(settings).planned_rounds == rounds
+
+
+def test_a_resumed_run_clips_at_the_norm_its_rounds_had_moved_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, the checkpoint did not keep the adaptive norm, and a resumed run
+    # clipped from privacy.initial_clipping_norm again.
+    clipped_to: list[float] = []
+    noise = _LedgeredAdaptiveClipping._add_noise_to_aggregated_arrays
+
+    def spy(self: _LedgeredAdaptiveClipping, aggregated: ArrayRecord) -> ArrayRecord:
+        clipped_to.append(self.clipping_norm)  # the norm this round clipped to
+        return noise(self, aggregated)
+
+    monkeypatch.setattr(
+        _LedgeredAdaptiveClipping, "_add_noise_to_aggregated_arrays", spy
+    )
+    raw = compose_config(
+        [
+            *FAKE_GRID_RUN,
+            "privacy=central",
+            "num_rounds=3",
+            "distill=off",
+            "privacy.clip_norm_lr=1.0",
+        ]
+    )
+
+    def kill_at_round_three(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == 3:
+            raise Killed
+
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(
+            FakeGrid(2, before_train=kill_at_round_three),
+            settings_from_dict({**raw, "run_dir": str(tmp_path)}),
+        )
+    kept = torch.load(checkpoint_file(tmp_path))["clipping_norm"]
+    assert kept > 0 and kept != clipped_to[1]  # it moved after round 2
+    resumed = {**raw, "resume": True, "run_dir": str(tmp_path)}
+    run_federation(FakeGrid(2), settings_from_dict(resumed))
+    assert clipped_to[2] == pytest.approx(kept)
