@@ -43,6 +43,16 @@ class Killed(BaseException):
     """Stands in for kill -9: nothing after it runs."""
 
 
+def killed_at_round(number: int) -> Callable[[int, Message], None]:
+    """A `before_train` that kills the run as round `number`'s training starts."""
+
+    def kill(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == number:
+            raise Killed
+
+    return kill
+
+
 class FakeGrid(Grid):
     """Nodes `first_node + i` run partition i of the simulated task.
 

@@ -30,7 +30,7 @@ from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import checkpoint_file
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import logging_restored, reply_metadata, small_settings
-from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed, killed_at_round
 
 SIZE = 200_000
 
@@ -328,13 +328,9 @@ def test_a_resumed_run_clips_at_the_norm_its_rounds_had_moved_to(
         ]
     )
 
-    def kill_at_round_three(client: int, message: Message) -> None:
-        if message.content["config"]["server-round"] == 3:
-            raise Killed
-
     with logging_restored(), pytest.raises(Killed):
         run_federation(
-            FakeGrid(2, before_train=kill_at_round_three),
+            FakeGrid(2, before_train=killed_at_round(3)),
             settings_from_dict({**raw, "run_dir": str(tmp_path)}),
         )
     kept = torch.load(checkpoint_file(tmp_path))["clipping_norm"]

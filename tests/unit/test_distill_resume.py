@@ -23,7 +23,7 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import client_ledger, logging_restored
-from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed, killed_at_round
 
 DISTILL_RUN = [
     *FAKE_GRID_RUN,
@@ -61,13 +61,9 @@ def _checkpoint(run_dir: Path) -> Any:
 def _kill_in_distillation(run_dir: Path, *overrides: str) -> Path:
     """Teacher round 1 and student round 2 done; killed as round 3 starts."""
 
-    def kill_at_round_three(client: int, message: Message) -> None:
-        if message.content["config"]["server-round"] == 3:
-            raise Killed
-
     with logging_restored(), pytest.raises(Killed):
         run_federation(
-            FakeGrid(2, before_train=kill_at_round_three),
+            FakeGrid(2, before_train=killed_at_round(3)),
             _settings(run_dir, *overrides),
         )
     return run_dir

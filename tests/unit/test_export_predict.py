@@ -334,9 +334,7 @@ def test_predict_refuses_a_txt_header_of_the_runs_text_column(
 ) -> None:
     # Before: a run trained on a `note` column labelled the header line `note`
     # of that column's export as if it were a record.
-    run = tmp_path / "run"
-    shutil.copytree(exported, run / "model")
-    (run / "resolved_config.yaml").write_text("task:\n  text_column: note\n")
+    run = _run_of_notes(exported, tmp_path)
     notes = tmp_path / "notes.txt"
     notes.write_text("\nNote\nmy card is lost\n")
     for model in (run / "model", run / "model" / ONNX_FILE):
@@ -357,9 +355,7 @@ def test_predict_reads_a_table_by_the_runs_text_column(
 ) -> None:
     # Before: a table in the run's own format (texts under `note`) failed with
     # "has no text column 'text'" unless --text-column note was given.
-    run = tmp_path / "run"
-    shutil.copytree(exported, run / "model")
-    (run / "resolved_config.yaml").write_text("task:\n  text_column: note\n")
+    run = _run_of_notes(exported, tmp_path)
     table = tmp_path / "notes.csv"
     table.write_text("note,label\nmy card is lost,x\nrefund please,y\n")
     argv = ["--model", str(run / "model"), "--input", str(table), "--format", "jsonl"]
@@ -373,6 +369,14 @@ def test_predict_reads_a_table_by_the_runs_text_column(
     assert _predict(*argv, "--text-column", "label") == 0
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["text"] for line in lines] == ["x", "y"]
+
+
+def _run_of_notes(exported: Path, tmp_path: Path) -> Path:
+    """A run folder holding `exported` as its model, trained on a `note` column."""
+    run = tmp_path / "run"
+    shutil.copytree(exported, run / "model")
+    (run / "resolved_config.yaml").write_text("task:\n  text_column: note\n")
+    return run
 
 
 def _predict(*argv: str) -> int:

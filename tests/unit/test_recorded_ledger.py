@@ -23,7 +23,7 @@ from fedmodel.privacy.ledger_holding import held_figures
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
 from tests.conftest import client_ledger_path, logging_restored
-from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
+from tests.fake_grid import FIRST_NODE, FakeGrid, Killed, killed_at_round
 from tests.unit.test_rounds import _charged_rounds, _settings
 
 
@@ -35,13 +35,9 @@ def _round(message: Message) -> int:
 def test_after_a_resume_only_its_first_round_asks_the_ledgers(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
 
-    def kill_at_round_two(client: int, message: Message) -> None:
-        if _round(message) == 2:
-            raise Killed
-
     with logging_restored(), pytest.raises(Killed):
         run_federation(
-            FakeGrid(2, before_train=kill_at_round_two),
+            FakeGrid(2, before_train=killed_at_round(2)),
             _settings(run_dir, "num_rounds=3"),
         )
     # What each client's ledger held as its train message arrived.

@@ -36,7 +36,7 @@ from tests.conftest import (
     client_ledger_path,
     logging_restored,
 )
-from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
+from tests.fake_grid import FIRST_NODE, FakeGrid, Killed, killed_at_round
 
 TINY_RUN = [
     "model=tiny",
@@ -71,12 +71,8 @@ def after_round_one(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run killed as its round 2 started: round 1 charged and checkpointed."""
     run_dir = tmp_path_factory.mktemp("base") / "run"
 
-    def kill_at_round_two(client: int, message: Message) -> None:
-        if message.content["config"]["server-round"] == 2:
-            raise Killed
-
     with logging_restored(), pytest.raises(Killed):
-        run_federation(FakeGrid(2, before_train=kill_at_round_two), _settings(run_dir))
+        run_federation(FakeGrid(2, before_train=killed_at_round(2)), _settings(run_dir))
     return run_dir
 
 
@@ -475,13 +471,9 @@ def test_a_resume_whose_client_level_ledger_was_deleted_is_refused(
     run_dir = tmp_path / "run"
     central = ("privacy=central", "privacy.target_epsilon=8")
 
-    def kill_at_round_two(client: int, message: Message) -> None:
-        if message.content["config"]["server-round"] == 2:
-            raise Killed
-
     with logging_restored(), pytest.raises(Killed):
         run_federation(
-            FakeGrid(2, before_train=kill_at_round_two), _settings(run_dir, *central)
+            FakeGrid(2, before_train=killed_at_round(2)), _settings(run_dir, *central)
         )
     ledger = run_dir / "central_privacy_ledger.json"
     assert [r["round"] for r in json.loads(ledger.read_text())["rounds"]] == [1]
