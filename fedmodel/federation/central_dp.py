@@ -227,7 +227,7 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
             )
             return []
         messages = super().configure_train(server_round, arrays, config, grid)
-        skipped = self.spent_nodes | self.failed_nodes
+        skipped = self.skipped_nodes
         left = [node for node in self.dp.nodes if node not in skipped]
         self.empty_round = not messages and bool(left)
         if self.empty_round:

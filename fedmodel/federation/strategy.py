@@ -80,6 +80,11 @@ class BudgetAwareStrategy:
         other.reporters = self.reporters
         return other
 
+    @property
+    def skipped_nodes(self) -> set[int]:
+        """The nodes not sent a train message: budget spent, or failed for good."""
+        return self.spent_nodes | self.failed_nodes
+
     def clipping_norm(self) -> float | None:
         """The server's adaptive clipping norm for the next round; None: none."""
         return None
@@ -89,7 +94,7 @@ class BudgetAwareStrategy:
     ) -> list[Message]:
         """The inner strategy's train messages, minus spent and failed clients."""
         self.round_failures = []
-        skipped = self.spent_nodes | self.failed_nodes
+        skipped = self.skipped_nodes
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
         return self._sent
