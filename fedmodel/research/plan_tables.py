@@ -7,6 +7,7 @@ from rich.table import Table
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA
 from fedmodel.config.wording import plural
+from fedmodel.privacy.accountants import PRV_MAX_STEPS, prv_takes
 from fedmodel.privacy.calibration import ACCOUNTANTS, planned_rounds
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.research.privacy_plan import (
@@ -15,9 +16,32 @@ from fedmodel.research.privacy_plan import (
     round_spacing,
 )
 
+# A PRV epsilon past PRV's step limit, which is not evaluated (RDP plans on).
+OVER_LIMIT = "over limit"
+_OVER_LIMIT_NOTE = (
+    f"{OVER_LIMIT}: PRV is not evaluated past its {PRV_MAX_STEPS} steps "
+    "(PRV_MAX_STEPS), its memory and time growing with the steps; the plan is "
+    "charged with RDP (privacy.accountant=rdp), which has no such limit. For "
+    "PRV's figure there, lower num_rounds or finetune.local_epochs, or raise "
+    "finetune.batch_size"
+)
 
-def _eps(value: float | None) -> str:
-    return "failed" if value is None else f"{value:.3f}"
+
+def _eps(plan: ClientPlan, accountant: str, index: int) -> str:
+    """Epsilon after the `index`-th stated round, or why there is none."""
+    value = plan.epsilon_by_round[accountant][index]
+    if value is not None:
+        return f"{value:.3f}"
+    assert plan.steps_per_round is not None  # a planned client's
+    steps = plan.steps_per_round * plan.epsilon_rounds[index]
+    return "failed" if prv_takes(accountant, steps) else OVER_LIMIT
+
+
+def _past_prv_limit(plan: ClientPlan) -> bool:
+    """Whether a plan's last round is past PRV's step limit (its PRV cells are)."""
+    if plan.problem or plan.steps_per_round is None:
+        return False
+    return not prv_takes("prv", plan.steps_per_round * plan.epsilon_rounds[-1])
 
 
 def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
@@ -61,14 +85,18 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
             f"{plan.sample_rate:.4g}",
             str(plan.steps_per_round),
             f"{plan.noise_multiplier:.4f}",
-            *[_eps(plan.epsilon_by_round[name][-1]) for name in ACCOUNTANTS],
+            *[_eps(plan, name, -1) for name in ACCOUNTANTS],
             _status(plan, settings.finetune.batch_size, client_level=mode.server_noise),
         )
+    notes = []
     if any(_unsampled(plan, client_level=mode.server_noise) for plan in plans):
-        overview.caption = (
+        notes.append(
             "* every step takes all n records: sample rate 1, no amplification "
             "by subsampling"
         )
+    if any(_past_prv_limit(plan) for plan in plans):
+        notes.append(_OVER_LIMIT_NOTE)
+    overview.caption = "\n".join(notes) or None
     return [
         overview,
         _by_round_table(plans, rounds=rounds, teacher_rounds=settings.num_rounds),
@@ -124,9 +152,6 @@ def _by_round_table(
     for index, done in enumerate(shown):
         by_round.add_row(
             f"{done}{' (student)' if done > teacher_rounds else ''}",
-            *[
-                " / ".join(_eps(p.epsilon_by_round[n][index]) for n in ACCOUNTANTS)
-                for p in planned
-            ],
+            *[" / ".join(_eps(p, n, index) for n in ACCOUNTANTS) for p in planned],
         )
     return by_round

@@ -67,7 +67,7 @@ class ClientPlan:
     # up to ALL_ROUNDS_UP_TO, else evenly spaced ones (`epsilon_rounds`).
     epsilon_rounds: list[int] = field(default_factory=list)
     # Epsilon after each of those rounds, by accountant name (None: the
-    # accountant failed).
+    # accountant failed, or PRV past PRV_MAX_STEPS, which it is not asked).
     epsilon_by_round: dict[str, list[float | None]] = field(default_factory=dict)
     problem: str | None = None
     # Why the delta is weak (above WEAK_DELTA), or None: planned all the same.

@@ -27,7 +27,12 @@ from fedmodel.research.calibrated_settings import (
     training_settings,
 )
 from fedmodel.research.plan_tables import plan_tables
-from fedmodel.research.privacy_plan import _epsilons, epsilon_rounds, plan_run
+from fedmodel.research.privacy_plan import (
+    ClientPlan,
+    _epsilons,
+    epsilon_rounds,
+    plan_run,
+)
 from tests.conftest import small_config
 
 
@@ -94,6 +99,42 @@ def test_an_rdp_plan_states_prv_only_up_to_its_step_limit() -> None:
     prv = _epsilons(plan, "prv", rounds)
     assert prv[0] is not None and prv[1:] == [None, None]
     assert all(epsilon is not None for epsilon in _epsilons(plan, "rdp", rounds))
+
+
+def test_prv_past_its_step_limit_says_why_not_failed() -> None:
+    # An RDP plan past PRV's limit read "failed" in PRV's cells, as if PRV had
+    # broken; they say the limit, and the caption why and what to change. An
+    # accountant that really failed still reads "failed".
+    settings = settings_from_dict(small_config("privacy.accountant=rdp"))
+    limit_round = PRV_MAX_STEPS // 60
+    plan = ClientPlan(
+        client=0,
+        num_records=2415,
+        one_over_n=1 / 2415,
+        delta=1e-5,
+        sample_rate=0.2,
+        steps_per_round=60,
+        planned_rounds=2 * limit_round,
+        noise_multiplier=40.0,
+        epsilon_rounds=[1, limit_round, limit_round + 1, 2 * limit_round],
+        epsilon_by_round={"rdp": [0.1, 5.0, 5.1, 8.0], "prv": [None, 4.5, None, None]},
+    )
+    overview, by_round = plan_tables(settings, [plan])
+    final_prv = [c.header for c in overview.columns].index("final eps PRV")
+    assert list(overview.columns[final_prv].cells) == ["over limit"]
+    assert list(by_round.columns[1].cells) == [
+        "0.100 / failed",
+        "5.000 / 4.500",
+        "5.100 / over limit",
+        "8.000 / over limit",
+    ]
+    caption = str(overview.caption)
+    assert f"PRV is not evaluated past its {PRV_MAX_STEPS} steps" in caption
+    assert "privacy.accountant=rdp" in caption and "num_rounds" in caption
+    assert "finetune.batch_size" in caption
+    # Within the limit there is no such note.
+    (within,) = plan_run(settings_from_dict(small_config("num_clients=1")))
+    assert plan_tables(settings, [within])[0].caption is None
 
 
 def test_a_one_round_plan_says_one_round() -> None:
