@@ -148,8 +148,7 @@ def plan_privacy(
             f"and {planned_rounds}"
         )
     sample_rate = sample_rate_for(num_records, batch_size)
-    steps_per_round = local_epochs * poisson_steps_per_epoch(num_records, batch_size)
-    _check_steps(
+    steps_per_round = _checked_round_steps(
         accountant=accountant,
         num_records=num_records,
         batch_size=batch_size,
@@ -219,7 +218,7 @@ def check_client_steps(
     What `plan_client` checks first, without calibrating: the server of a
     simulation asks it of every client before round 1.
     """
-    _check_steps(
+    _checked_round_steps(
         accountant=settings.privacy.accountant,
         num_records=num_records,
         batch_size=settings.finetune.batch_size,
@@ -229,7 +228,7 @@ def check_client_steps(
     )
 
 
-def _check_steps(
+def _checked_round_steps(
     *,
     accountant: str,
     num_records: int,
@@ -237,7 +236,8 @@ def _check_steps(
     local_epochs: int,
     planned_rounds: int,
     client_id: str | None,
-) -> None:
+) -> int:
+    """Steps a client's round takes (the one count), refusing a plan past the limit."""
     per_epoch = poisson_steps_per_epoch(num_records, batch_size)
     who = f"client {client_id}" if client_id is not None else "this client"
     check_prv_steps(
@@ -249,6 +249,7 @@ def _check_steps(
         f"records at finetune.batch_size={batch_size})",
         fewer="Lower num_rounds or finetune.local_epochs, raise finetune.batch_size",
     )
+    return local_epochs * per_epoch
 
 
 def epsilon_for(

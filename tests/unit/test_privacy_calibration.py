@@ -158,7 +158,16 @@ def test_unreachable_target_is_a_clear_error() -> None:
         )
 
 
-def test_plan_privacy() -> None:
+def test_plan_privacy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The steps an epoch are counted once: the plan's steps and those its
+    # step-limit check counts are one figure (they were two counts).
+    counted: list[tuple[int, int]] = []
+
+    def count(num_records: int, batch_size: int) -> int:
+        counted.append((num_records, batch_size))
+        return poisson_steps_per_epoch(num_records, batch_size)
+
+    monkeypatch.setattr("fedmodel.privacy.calibration.poisson_steps_per_epoch", count)
     plan = plan_privacy(
         target_epsilon=3.0,
         delta=None,
@@ -173,6 +182,7 @@ def test_plan_privacy() -> None:
     assert plan.sample_rate == 1 / 16
     assert plan.steps_per_round == 2 * 16
     assert plan.steps_per_round * plan.planned_rounds == 5 * 32
+    assert counted == [(500, 32)]
     spent = epsilon_for(
         [(plan.noise_multiplier, plan.sample_rate, plan.steps_per_round)] * 5,
         delta=plan.delta,
