@@ -69,13 +69,10 @@ def main(grid: Grid, context: Context) -> None:
     settings = settings_from_run_config(run_config)
     run_dir = Path(settings.run_dir)
     setup_logging(run_dir)  # under `flwr run`: the run's log file
-    if is_app_run_config(run_config) and settings.federation.name == "simulation":
-        # `fedmodel simulate` checks its clients before Flower starts; under
-        # `flwr run` this is fedmodel's first chance, before any client trains.
-        check_run_folder(run_dir, settings)
-        check_simulated_clients(settings)
+    # `fedmodel simulate` checks its clients before Flower starts; under
+    # `flwr run` the server is the first to, before any client trains.
     try:
-        run_federation(grid, settings)
+        run_federation(grid, settings, check_clients=is_app_run_config(run_config))
     except RunFailed:
         try:
             track_run(settings, run_dir)  # logged as failed: its summary says so
@@ -85,8 +82,13 @@ def main(grid: Grid, context: Context) -> None:
     track_run(settings, run_dir)
 
 
-def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
+def run_federation(
+    grid: Grid, settings: RunSettings, *, check_clients: bool = False
+) -> dict[str, Any]:
     """Train the shared model over `settings.num_rounds` rounds; write outputs.
+
+    `check_clients`: check simulated clients as `fedmodel simulate` does
+    before Flower starts (`check_start`), for a run it did not start.
 
     A run in which a client failed for good (unless the config allows it) or a
     round in which no client returned an update writes its summary, with the
@@ -96,6 +98,7 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     """
     started = time.perf_counter()
     distill_texts = check_before_round_one(settings)
+    check_start(settings, check_clients=check_clients)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_about_records(settings, task, distill_texts=distill_texts)
@@ -133,6 +136,18 @@ def run_federation(grid: Grid, settings: RunSettings) -> dict[str, Any]:
     if shared.watch.fatal is None:
         summary.finished = _finish(shared, model, task, file_texts=distill_texts)
     return _conclude(shared, summary, final, started)
+
+
+def check_start(settings: RunSettings, *, check_clients: bool) -> None:
+    """Refuse a run its folder does not allow, then (`check_clients`) its clients.
+
+    The folder first: a resume with a changed key that deals the records is
+    named by that key, not by the records it moved. The clients of a
+    simulation `fedmodel simulate` did not start, before any is sent a message.
+    """
+    check_run_folder(Path(settings.run_dir), settings)
+    if check_clients and settings.federation.name == "simulation":
+        check_simulated_clients(settings)
 
 
 def _warm_started(start: dict[str, float]) -> bool | None:

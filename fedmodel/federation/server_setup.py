@@ -44,7 +44,7 @@ from fedmodel.run.checkpoint import (
     load_checkpoint,
     remove_stale_checkpoint,
 )
-from fedmodel.run.folder_check import changed_keys, check_run_folder
+from fedmodel.run.folder_check import changed_keys
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CLIENTS_DIR,
@@ -88,9 +88,8 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Check the folder (`check_run_folder`) and the nodes; tidy what a kill left."""
+    """Check the nodes, once the folder is checked; tidy what a kill left."""
     run_dir = Path(settings.run_dir)
-    check_run_folder(run_dir, settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_node_count(grid, settings)
     _remove_stale_temp_files(run_dir)

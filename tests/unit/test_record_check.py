@@ -14,7 +14,7 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
-from fedmodel.federation import server_app
+from fedmodel.federation import server_app, server_setup
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID, plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
@@ -29,6 +29,7 @@ from fedmodel.run.checkpoint import (
     recorded_client_figures,
     save_checkpoint,
 )
+from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, simulated_client_dir
 from tests.conftest import (
     charge_client_ledger,
@@ -377,3 +378,32 @@ def test_under_flwr_run_the_server_checks_simulated_clients_before_round_one(
     with logging_restored(), pytest.raises(FedmodelError, match="not below 1/n"):
         server_app.main(grid, context)
     assert grid.sent == []
+
+
+def test_under_flwr_run_the_server_checks_the_run_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ServerApp checked the folder before its clients, and again as it
+    # prepared the folder: every `flwr run` read the folder's config twice.
+    checked: list[Path] = []
+
+    def count(run_dir: Path, settings: RunSettings) -> None:
+        checked.append(run_dir)
+        check_run_folder(run_dir, settings)
+
+    for module in (server_app, server_setup):
+        monkeypatch.setattr(module, "check_run_folder", count, raising=False)
+    overrides = [*FAKE_GRID_RUN, "distill=off", "privacy=off", "num_rounds=1"]
+    context = Context(
+        run_id=1,
+        node_id=0,
+        node_config={},
+        state=RecordDict(),
+        run_config={"overrides": " ".join(overrides), "run-dir": str(tmp_path)},
+    )
+    with logging_restored():
+        server_app.main(FakeGrid(2), context)
+    assert checked == [tmp_path]
+    # The check still refuses: a second run in the folder that holds one.
+    with logging_restored(), pytest.raises(FedmodelError, match="already holds"):
+        server_app.main(FakeGrid(2), context)
