@@ -40,12 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the site's spend, or archive its ledger after --yes."""
     # Imported here: the accountants load Opacus.
-    from fedmodel.privacy.ledger_record import LEDGER_FILE
+    from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRefusal
     from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 
     _refuse_a_run_folder(args.state_dir)
     if args.what == "show":
-        print(_shown(args.state_dir))
+        try:
+            print(_shown(args.state_dir))
+        except LedgerRefusal as exc:  # a folder `ledger reset` refuses: a new run
+            if _simulated_run(args.state_dir) is None:
+                raise
+            raise exc.in_a_run() from exc
         return EXIT_OK
     _refuse_a_simulated_client(args.state_dir)
     if not args.yes:
@@ -145,12 +150,8 @@ def _refuse_a_simulated_client(state_dir: Path) -> None:
     count them again from 0. The folder is judged by where it is, so
     `--state-dir client-0` from RUN/clients, or a link, is refused too.
     """
-    from fedmodel.run.layout import CLIENTS_DIR, RESOLVED_CONFIG
-
-    folder = state_dir.resolve()
-    run_dir = folder.parent.parent
-    in_a_run = (run_dir / RESOLVED_CONFIG).is_file()
-    if folder.parent.name != CLIENTS_DIR or not in_a_run:
+    run_dir = _simulated_run(state_dir)
+    if run_dir is None:
         return
     raise FedmodelError(
         f"--state-dir {state_dir} is a simulated client's folder in the run "
@@ -158,3 +159,17 @@ def _refuse_a_simulated_client(state_dir: Path) -> None:
         "would not count what they already released; a new run in a folder of "
         "its own starts new budgets"
     )
+
+
+def _simulated_run(state_dir: Path) -> Path | None:
+    """The run whose simulated client's folder `state_dir` is, or None.
+
+    Judged by where the folder is (RUN/clients/client-<i> beside the run's
+    resolved config), so a relative path or a link to it counts too.
+    """
+    from fedmodel.run.layout import CLIENTS_DIR, RESOLVED_CONFIG
+
+    folder = state_dir.resolve()
+    run_dir = folder.parent.parent
+    in_a_run = (run_dir / RESOLVED_CONFIG).is_file()
+    return run_dir if folder.parent.name == CLIENTS_DIR and in_a_run else None

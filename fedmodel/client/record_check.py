@@ -27,7 +27,12 @@ from fedmodel.privacy.client_level import (
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_holding import ledger_shortfall
-from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.privacy.ledger_record import (
+    LEDGER_FILE,
+    LedgerRecord,
+    LedgerRefusal,
+    read_record,
+)
 from fedmodel.privacy.ledger_reset import archived_ledgers
 from fedmodel.run.checkpoint import recorded_client_figures
 from fedmodel.run.layout import simulated_client_dir
@@ -119,8 +124,11 @@ def _ledger_records(run_dir: Path, clients: set[int]) -> dict[int, LedgerRecord]
         path = simulated_client_dir(run_dir, client_id) / LEDGER_FILE
         if not path.exists():  # as the client asks: a folder there is unusable
             continue
-        ledgers[client_id] = read_record(path)
-        checked_epsilon(path, ledgers[client_id])
+        try:
+            ledgers[client_id] = read_record(path)
+            checked_epsilon(path, ledgers[client_id])
+        except LedgerRefusal as exc:  # `fedmodel ledger reset` refuses its folder
+            raise exc.in_a_run() from exc
     return ledgers
 
 

@@ -76,7 +76,7 @@ from fedmodel.federation.messages import (  # noqa: E402
 from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
 from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY  # noqa: E402
 from fedmodel.privacy.ledger_holding import held_figures  # noqa: E402
-from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRefusal  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
@@ -140,6 +140,8 @@ def _answer(
             client_id = site.site_id
         content = work(msg, context, client_id)
     except FedmodelError as exc:
+        if site is None and isinstance(exc, LedgerRefusal):
+            exc = exc.in_a_run()  # `fedmodel ledger reset` refuses its folder
         log.warning("client %s: %s", client_id, exc)
         return _failure(msg, CLIENT_REFUSED, failure_reason(client_id, str(exc)))
     except Exception as exc:  # noqa: BLE001 - the server must learn why

@@ -94,6 +94,7 @@ def prepare_rounds(
     strategy = BudgetAwareStrategy(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
+        simulated=settings.federation.name == "simulation",
     )
     if settings.privacy.client_level:
         if resumed is not None:  # `simulate` checked it before Flower; `flwr run`

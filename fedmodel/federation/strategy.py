@@ -39,10 +39,16 @@ class BudgetAwareStrategy:
     """Delegate to a Flower strategy, skipping clients spent or failed for good."""
 
     def __init__(
-        self, inner: Strategy, *, expected_shapes: dict[str, tuple[int, ...]]
+        self,
+        inner: Strategy,
+        *,
+        expected_shapes: dict[str, tuple[int, ...]],
+        simulated: bool = False,
     ) -> None:
         self.inner = inner
         self.expected_shapes = expected_shapes
+        # Simulated clients: `fedmodel ledger reset` refuses their folders.
+        self.simulated = simulated
         # Nodes whose client said its budget is spent, in this process only.
         self.spent_nodes: set[int] = set()
         # Nodes that failed for a permanent reason: not selected again.
@@ -73,7 +79,9 @@ class BudgetAwareStrategy:
         state, but a client that spent its budget on the teacher stays spent,
         and its latest figures stay in one place.
         """
-        other = BudgetAwareStrategy(inner, expected_shapes=expected_shapes)
+        other = BudgetAwareStrategy(
+            inner, expected_shapes=expected_shapes, simulated=self.simulated
+        )
         other.spent_nodes = self.spent_nodes
         other.failed_nodes = self.failed_nodes
         other.client_figures = self.client_figures
@@ -144,10 +152,13 @@ class BudgetAwareStrategy:
             LEDGER_RESETS_KEY, 0
         ):
             log.warning(
-                "round %d: client %d's operator reset its privacy ledger (fedmodel "
-                "ledger reset); its epsilon starts again from this round",
+                "round %d: client %d's privacy ledger was reset (%s); its epsilon "
+                "starts again from this round",
                 server_round,
                 client_id,
+                "archived in its folder by hand"
+                if self.simulated
+                else "its operator ran fedmodel ledger reset",
             )
         # Every charge a client reports counts, whether or not its update is used.
         self.client_figures[client_id] = figures_to_keep(figures, previous)
@@ -197,7 +208,9 @@ class BudgetAwareStrategy:
             self._fail(ClientFailure(server_round, node, None, reason, True))
             return None
         self._named[client_id] = (server_round, node)
-        regression = ledger_regression(self.client_figures.get(client_id), figures)
+        regression = ledger_regression(
+            self.client_figures.get(client_id), figures, in_a_run=self.simulated
+        )
         if regression:
             before = self.reporters.get(client_id, node)
             if before != node:

@@ -25,6 +25,7 @@ from fedmodel.privacy.figure_keys import (
 )
 from fedmodel.privacy.ledger_record import (
     LEDGER_FILE,
+    NEW_RUN,
     STORED_EPSILON_TOLERANCE,
     LedgerRecord,
     read_record,
@@ -61,14 +62,19 @@ def record_figures(record: LedgerRecord | None, state_dir: Path) -> dict[str, fl
 
 
 def ledger_regression(
-    previous: Mapping[str, float] | None, figures: Mapping[str, float]
+    previous: Mapping[str, float] | None,
+    figures: Mapping[str, float],
+    *,
+    in_a_run: bool = False,
 ) -> str | None:
     """Why `figures` cannot follow `previous` for one client, or None if they can.
 
     A client whose figures show fewer steps before this round's charge, or
     less epsilon, than were recorded for it has lost charges: its ledger was
     deleted, replaced or edited. Only a raised reset count (`fedmodel ledger
-    reset` archives the old ledger) starts a budget again.
+    reset` archives the old ledger) starts a budget again. `in_a_run`: the
+    client is a simulated one, whose folder in the run `fedmodel ledger reset`
+    refuses; its way out is a new run.
     """
     if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:
         return None
@@ -95,12 +101,17 @@ def ledger_regression(
         )
     if not lost:
         return None
+    way_out = (
+        f"Restore the client's ledger, or {NEW_RUN}"
+        if in_a_run
+        else "Restore the site's ledger; if its operator started a new budget on "
+        "purpose, run `fedmodel ledger reset --state-dir DIR --yes` at the site "
+        "first"
+    )
     return (
         f"its privacy ledger {' and '.join(lost)}: the "
         "ledger was deleted, replaced or edited, and taking it would under-count "
-        "what the client released. Restore the site's ledger; if its operator "
-        "started a new budget on purpose, run `fedmodel ledger reset --state-dir "
-        "DIR --yes` at the site first"
+        f"what the client released. {way_out}"
     )
 
 

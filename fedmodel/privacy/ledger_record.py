@@ -98,11 +98,33 @@ def read_record(path: Path) -> LedgerRecord:
         raise unusable_ledger(path, str(exc)) from exc
 
 
+# The way out of a simulated client's ledger in a run folder, which `fedmodel
+# ledger reset` refuses: new budgets are a new run's.
+NEW_RUN = "start a new run in a folder of its own for new budgets"
+
+
+class LedgerRefusal(FedmodelError):
+    """A ledger refused, worded for a site: `fedmodel ledger reset` is its way out.
+
+    A simulated client's ledger in a run folder is one `fedmodel ledger reset`
+    refuses; whoever knows the ledger is one asks `in_a_run` for its words.
+    """
+
+    def __init__(self, message: str, *, in_a_run: str) -> None:
+        super().__init__(message)
+        self._in_a_run = in_a_run
+
+    def in_a_run(self) -> FedmodelError:
+        """The refusal for a simulated client's ledger in a run folder."""
+        return FedmodelError(self._in_a_run)
+
+
 def unusable_ledger(path: Path, what: str) -> FedmodelError:
     """The error for a ledger file that cannot be trusted: `what` is wrong with it.
 
     The server's client-level ledger (`CENTRAL_LEDGER_FILE`) is never reset, so
-    its advice is a new run; a client's names `fedmodel ledger reset` for a site.
+    its advice is a new run; a client's names `fedmodel ledger reset` for a site
+    (`LedgerRefusal`).
     """
     if path.name == CENTRAL_LEDGER_FILE:
         return FedmodelError(
@@ -110,15 +132,18 @@ def unusable_ledger(path: Path, what: str) -> FedmodelError:
             "client-level ledger of a privacy=central run and records the privacy "
             "every client has already spent in it, so fedmodel will not start "
             "over: restore a copy holding every charge made since, or start a new "
-            "run in a folder of its own (a new budget: `fedmodel ledger reset` "
-            "never resets a run's client-level ledger)"
+            "run in a folder of its own (a new budget; this ledger is never reset)"
         )
-    return FedmodelError(
+    spent = (
         f"privacy ledger {path} is unusable: {what}. It records the privacy this "
         "client has already spent, so fedmodel will not start over: restore a "
-        "copy holding every charge made since; a site may archive it (`fedmodel "
-        f"ledger reset --state-dir {path.parent} --yes`) for a new budget, sound "
-        "on new records only; a simulation may start a new run"
+        "copy holding every charge made since"
+    )
+    return LedgerRefusal(
+        f"{spent}; a site may archive it (`fedmodel ledger reset --state-dir "
+        f"{path.parent} --yes`) for a new budget, sound on new records only; a "
+        "simulation may start a new run",
+        in_a_run=f"{spent}, or {NEW_RUN}",
     )
 
 

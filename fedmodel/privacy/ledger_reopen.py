@@ -15,7 +15,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import (
     CENTRAL_LEDGER_FILE,
     LEDGER_FILE,
+    NEW_RUN,
     LedgerRecord,
+    LedgerRefusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ def check_same_budget(
 ) -> None:
     """Refuse to continue a budget kept for another client, delta or accountant."""
     reset = _new_budget(path) + " (forgetting the epsilon already spent)"
+    in_a_run = NEW_RUN + " (forgetting the epsilon already spent)"
     if stored.client_id != wanted.client_id:
         raise FedmodelError(
             f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
@@ -34,18 +37,19 @@ def check_same_budget(
             f"{stored.client_id} started it)"
         )
     if stored.accountant != wanted.accountant:
-        raise FedmodelError(
+        kept = (
             f"privacy ledger {path} was kept with the {stored.accountant!r} "
             f"accountant, not {wanted.accountant!r}: set privacy.accountant="
-            f"{stored.accountant} to continue this budget, or {reset}"
+            f"{stored.accountant} to continue this budget, or "
         )
+        raise LedgerRefusal(kept + reset, in_a_run=kept + in_a_run)
     if not math.isclose(stored.delta, wanted.delta, rel_tol=1e-9, abs_tol=0.0):
-        raise FedmodelError(
+        kept = (
             f"privacy ledger {path} states epsilon at delta {stored.delta!r}, not "
             f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} (a "
-            f"deployed site: --delta {stored.delta!r}) to continue this budget, "
-            f"or {reset}"
+            f"deployed site: --delta {stored.delta!r}) to continue this budget, or "
         )
+        raise LedgerRefusal(kept + reset, in_a_run=kept + in_a_run)
 
 
 def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> None:

@@ -20,7 +20,12 @@ from fedmodel.config.wording import plural
 from fedmodel.data.canaries import canary_splits
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
+from fedmodel.privacy.ledger_record import (
+    LEDGER_FILE,
+    LedgerRecord,
+    LedgerRefusal,
+    read_record,
+)
 from fedmodel.research.audit_defaults import MIN_RECORDS
 from fedmodel.run.layout import (
     RESOLVED_CONFIG,
@@ -168,7 +173,10 @@ def charged_ledger(
     path = simulated_client_dir(run_dir, client) / LEDGER_FILE
     if not path.is_file():
         return None
-    ledger = read_record(path)
+    try:
+        ledger = read_record(path)
+    except LedgerRefusal as exc:  # a folder `fedmodel ledger reset` refuses
+        raise exc.in_a_run() from exc
     charged = ledger.data_fingerprint
     rebuilt = data_fingerprint(train)
     if rebuilt != charged:

@@ -601,6 +601,26 @@ def test_ledger_reset_refuses_a_simulated_clients_folder(
         assert code == 2
         assert f"--state-dir {folder} is a simulated client's folder in the run" in err
     assert ledger.read_text() == "{}" and not list(folder.glob("*.reset-*"))
+    # Its unusable ledger's way out is the new run, not the reset just refused
+    # (`ledger show` named `ledger reset --state-dir` this folder).
+    code, _, err = _ledger_command(
+        monkeypatch, capsys, "show", "--state-dir", str(folder)
+    )
+    assert code == 2 and f"privacy ledger {ledger} is unusable" in err
+    assert "ledger reset" not in err
+    assert "or start a new run in a folder of its own for new budgets" in err
+    # A site's folder is one the reset takes: there its message names it.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "privacy_ledger.json").write_text("{}")
+    code, _, err = _ledger_command(
+        monkeypatch, capsys, "show", "--state-dir", str(site)
+    )
+    assert code == 2 and f"`fedmodel ledger reset --state-dir {site} --yes`" in err
+    code, out, _ = _ledger_command(
+        monkeypatch, capsys, "reset", "--yes", "--state-dir", str(site)
+    )
+    assert code == 0 and "archived" in out
 
 
 def test_ledger_reset_refuses_a_simulated_clients_folder_named_from_inside(

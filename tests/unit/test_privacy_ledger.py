@@ -18,6 +18,7 @@ from fedmodel.cli.main import run_command
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.ledger_record import LedgerRefusal
 from fedmodel.privacy.ledger_reset import archive_ledger, archived_ledgers, reset_count
 
 PLAN = PrivacyPlan(
@@ -217,6 +218,15 @@ def test_reopen_with_other_delta_or_accountant_is_refused(
     # The way out it names archives the ledger (a reset the server can see).
     advice = f"fedmodel ledger reset --state-dir {path.parent} --yes"
     assert advice in str(info.value)
+    # A simulated client's folder in a run is one that command refuses: as
+    # its client answers, the way out is a new run.
+    assert isinstance(info.value, LedgerRefusal)
+    in_a_run = str(info.value.in_a_run())
+    assert "ledger reset" not in in_a_run
+    assert in_a_run.endswith(
+        "or start a new run in a folder of its own for new budgets (forgetting "
+        "the epsilon already spent)"
+    )
     archive_ledger(path.parent)
     assert open_ledger(path, replace(PLAN, **change)).epsilon == 0.0  # type: ignore[arg-type]
 

@@ -21,6 +21,7 @@ from fedmodel.privacy.ledger_holding import held_figures
 from fedmodel.privacy.ledger_record import (
     CENTRAL_LEDGER_FILE,
     LedgerRecord,
+    LedgerRefusal,
     read_record,
 )
 from fedmodel.privacy.ledger_reset import archive_ledger
@@ -356,7 +357,14 @@ def test_a_resume_whose_clients_ledger_is_unusable_stops_before_any_round(
         )
     with pytest.raises(FedmodelError) as refused:
         check_simulated_clients(_settings(tmp_path, "resume=true"))
-    assert str(refused.value) == str(at_the_client.value)
+    # As the client answers it in a run: `fedmodel ledger reset`, a site's way
+    # out, refuses a simulated client's folder, whose way out is a new run.
+    assert isinstance(at_the_client.value, LedgerRefusal)
+    assert str(refused.value) == str(at_the_client.value.in_a_run())
+    assert "ledger reset" not in str(refused.value)
+    assert str(refused.value).endswith(
+        "or start a new run in a folder of its own for new budgets"
+    )
     assert f"privacy ledger {ledger} is unusable: " in str(refused.value)
     check_simulated_clients(_settings(tmp_path))  # not a resume
 

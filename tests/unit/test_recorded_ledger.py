@@ -17,6 +17,7 @@ import pytest
 from flwr.app import Message
 
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import strategy
 from fedmodel.federation.messages import RECORDED_KEY
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.ledger_holding import held_figures
@@ -66,10 +67,14 @@ def test_after_a_resume_only_its_first_round_asks_the_ledgers(tmp_path: Path) ->
 
 
 def test_a_wiped_ledger_is_refused_by_its_client_before_it_charges(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Before round 2 client 0's state folder is deleted; client 1's operator
-    # resets its ledger on purpose (`fedmodel ledger reset`).
+    # Before round 2 client 0's state folder is deleted; client 1's ledger is
+    # archived as `fedmodel ledger reset` archives a site's (which refuses a
+    # simulated client's folder: the server's words do not name it).
+    # On the strategy's own logger: a client's round unpropagates fedmodel's.
+    warned: list[str] = []
+    monkeypatch.setattr(strategy.log, "warning", lambda *a: warned.append(a[0] % a[1:]))
     run_dir = tmp_path / "run"
 
     def damage(client: int, message: Message) -> None:
@@ -91,11 +96,15 @@ def test_a_wiped_ledger_is_refused_by_its_client_before_it_charges(
     assert failed["reason"].startswith(
         "its privacy ledger held 0 steps before this round, fewer than the "
     )
-    assert "fedmodel ledger reset" in failed["reason"]
+    # A simulated client: `fedmodel ledger reset` refuses its folder.
+    assert "or start a new run in a folder of its own" in failed["reason"]
+    assert "ledger reset" not in failed["reason"]
     assert not client_ledger_path(run_dir, 0).exists()
     # The reset ledger trained round 2 on its new budget.
     assert _charged_rounds(run_dir, 1) == [2]
     assert summary["rounds"][-1]["clients_aggregated"] == 1
+    reset = "client 1's privacy ledger was reset (archived in its folder by hand)"
+    assert any(reset in line for line in warned)
 
 
 def test_a_node_that_names_another_client_is_refused(tmp_path: Path) -> None:

@@ -368,7 +368,10 @@ def test_a_ledger_that_lost_charges_is_refused_on_resume(
     trained = {m.metadata.dst_node_id for m in grid.sent if m.content.array_records}
     assert trained == {FIRST_NODE + 1}
     assert (ledger.read_text() if ledger.exists() else None) == damaged
-    assert "fedmodel ledger reset" in message
+    # A simulated client's way out is a new run: `fedmodel ledger reset`
+    # refuses its folder (the message named it as for a site).
+    assert "Restore the client's ledger, or start a new run" in message
+    assert "ledger reset" not in message
     assert "Traceback" not in message
     summary = _summary(run_dir)
     assert [f["client_id"] for f in summary["failed_clients"]] == [0]
