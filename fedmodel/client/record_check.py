@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.config import RunSettings, TaskSettings
+from fedmodel.config.wording import first_ten
 from fedmodel.data.clients import load_client_data
+from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import check_client_steps, choose_delta
@@ -34,7 +36,7 @@ from fedmodel.privacy.ledger_record import (
     read_record,
 )
 from fedmodel.privacy.ledger_reset import archived_ledgers
-from fedmodel.run.checkpoint import recorded_client_figures
+from fedmodel.run.checkpoint import recorded_client_figures, recorded_label_names
 from fedmodel.run.layout import simulated_client_dir
 from fedmodel.training.fingerprint import data_fingerprint
 
@@ -198,6 +200,7 @@ def check_same_records(
     fingerprint = data_fingerprint(train_split)
     if charged.data_fingerprint == fingerprint:
         return
+    check_same_labels(settings, label_names)
     former = _former_fingerprint(settings.task, train_split, label_names)
     if charged.data_fingerprint == former:
         raise FedmodelError(
@@ -207,14 +210,38 @@ def check_same_records(
             "as text when the run began, and the run's ledgers and model hold "
             "that order. Start a new run in a folder of its own"
         )
+    held = client_file(settings, client_id)
+    its_file = f", task.train_files[{client_id}] {held}," if held else ""
     raise FedmodelError(
         f"resume=true in {settings.run_dir}: client {client_id}'s training "
         f"records are not the ones its privacy ledger {path} was charged for "
         f"(fingerprint {charged.data_fingerprint}, now {fingerprint}). The task's "
-        "data changed since the run began, so its records would be dealt out "
-        "again and a record could be charged under two clients' ledgers. "
-        "Restore the data the run began with, or start a new run in a folder of "
-        "its own"
+        f"data{its_file} changed since the run began, so its records would be "
+        "dealt out again and a record could be charged under two clients' "
+        "ledgers. Restore the data the run began with, or start a new run in a "
+        "folder of its own"
+    )
+
+
+def check_same_labels(settings: RunSettings, label_names: tuple[str, ...]) -> None:
+    """Refuse a resume whose files now give another label set than the run's.
+
+    A label added to one site's file (or dropped from every file) gives other
+    sites' records other label ids, so their fingerprints differ though their
+    files did not change: named as such, not as client 0's records changing.
+    """
+    trained = recorded_label_names(Path(settings.run_dir))
+    if trained is None or set(trained) == set(label_names):
+        return
+    added = [name for name in label_names if name not in trained]
+    dropped = [name for name in trained if name not in label_names]
+    raise FedmodelError(
+        f"resume=true in {settings.run_dir}: the task's files now give the labels "
+        f"{first_ten(list(label_names))}, the run's were "
+        f"{first_ten(list(trained))} (added: {first_ten(added)}, gone: "
+        f"{first_ten(dropped)}), so records carry other label ids than the "
+        "clients' privacy ledgers were charged for. Restore the files the run "
+        "began with, or start a new run in a folder of its own"
     )
 
 

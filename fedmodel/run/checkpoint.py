@@ -209,13 +209,30 @@ def recorded_client_figures(run_dir: Path) -> dict[int, dict[str, float]]:
     nothing to compare with, and `load_checkpoint` names the problem when the
     run loads it. The weights are mapped, not read, so this stays quick.
     """
+    raw = _mapped(run_dir)
+    return {} if raw is None else _client_figures(raw)
+
+
+def recorded_label_names(run_dir: Path) -> tuple[str, ...] | None:
+    """The labels of the head's rows as the run's checkpoint holds them.
+
+    None where there is no checkpoint, it cannot be read or it names no labels
+    (written by an earlier version), as for `recorded_client_figures`.
+    """
+    raw = _mapped(run_dir)
+    names = None if raw is None else json.loads(raw.get("label_names", "null"))
+    return None if names is None else tuple(str(name) for name in names)
+
+
+def _mapped(run_dir: Path) -> dict[str, Any] | None:
+    """The run's checkpoint with its weights mapped, not read; None if unreadable."""
     path = checkpoint_file(run_dir)
     if not path.is_file():
-        return {}
+        return None
     try:
-        return _client_figures(torch.load(path, weights_only=True, mmap=True))
+        return dict(torch.load(path, weights_only=True, mmap=True))
     except _UNREADABLE:
-        return {}
+        return None
 
 
 def check_label_order(

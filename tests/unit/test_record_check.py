@@ -55,7 +55,10 @@ def _write_sites(folder: Path, rows: int) -> list[str]:
 
 
 def _settings(
-    tmp_path: Path, *overrides: str, test_labels: tuple[str, str] = ("yes", "no")
+    tmp_path: Path,
+    *overrides: str,
+    test_labels: tuple[str, str] = ("yes", "no"),
+    partition: str = "iid",  # the files pooled, then dealt out
 ) -> RunSettings:
     first, second = test_labels
     (tmp_path / "test.csv").write_text(
@@ -66,7 +69,7 @@ def _settings(
             [
                 "task=files",
                 "model=tiny",
-                "partition=iid",  # the files pooled, then dealt out
+                f"partition={partition}",
                 "num_clients=2",
                 "distill=off",
                 f"run_dir={tmp_path / 'run'}",
@@ -101,6 +104,53 @@ def test_a_resume_whose_records_changed_is_refused(tmp_path: Path) -> None:
     assert "Restore the data the run began with" in message
     assert client_ledger_path(tmp_path / "run", 0).read_bytes() == ledger_before
     check_simulated_clients(run)  # a new run is the run folder check's to refuse
+
+
+def test_a_changed_site_file_is_named(tmp_path: Path) -> None:
+    # Before: "client 1's training records are not the ones ..." and "the
+    # task's data changed", naming no file, where each client is one file.
+    files = _write_sites(tmp_path, rows=30)
+    run = _settings(tmp_path, partition="natural")
+    for client in range(run.num_clients):
+        train, _, _ = load_client_data(run, client)
+        charge_client_ledger(tmp_path / "run", client, train)
+    save_checkpoint(
+        tmp_path / "run",
+        Checkpoint(round=1, weights={}, label_names=("no", "yes")),
+    )
+    Path(files[1]).write_text("text,label\nanother note,yes\nmore,no\n")
+    _partitioned_task.cache_clear()  # a resume is a new process
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(_settings(tmp_path, "resume=true", partition="natural"))
+    assert f"The task's data, task.train_files[1] {files[1]}, changed" in str(
+        refused.value
+    )
+
+
+def test_a_label_added_at_one_site_is_named_as_such(tmp_path: Path) -> None:
+    # Before: client 0, whose file did not change, was named as holding other
+    # records: the new label "maybe" moved every label id after it.
+    files = _write_sites(tmp_path, rows=30)
+    run = _settings(tmp_path, partition="natural")
+    for client in range(run.num_clients):
+        train, _, _ = load_client_data(run, client)
+        charge_client_ledger(tmp_path / "run", client, train)
+    save_checkpoint(
+        tmp_path / "run",
+        Checkpoint(round=1, weights={}, label_names=("no", "yes")),
+    )
+    with Path(files[1]).open("a") as site:
+        site.write("a new kind of note,maybe\n")
+    _partitioned_task.cache_clear()
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(_settings(tmp_path, "resume=true", partition="natural"))
+    assert str(refused.value) == (
+        f"resume=true in {tmp_path / 'run'}: the task's files now give the labels "
+        "['maybe', 'no', 'yes'], the run's were ['no', 'yes'] (added: ['maybe'], "
+        "gone: []), so records carry other label ids than the clients' privacy "
+        "ledgers were charged for. Restore the files the run began with, or start "
+        "a new run in a folder of its own"
+    )
 
 
 def test_a_run_begun_under_the_text_label_order_is_refused_naming_it(
