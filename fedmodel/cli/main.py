@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
             aliases=list(command.aliases),
         )
         command.add_arguments(command_parser)
-        command_parser.set_defaults(run=command.run, prog=command_parser.prog)
+        command_parser.set_defaults(
+            run=command.run, prog=command_parser.prog, parser=command_parser
+        )
     return parser
 
 
@@ -159,8 +161,12 @@ def run_command(argv: Sequence[str]) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and _takes_overrides(args, extra):
         args.overrides = [*args.overrides, *extra]  # overrides after an option
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    elif extra:  # in the command's own words: `fedmodel predict: error: ...`
+        args.parser.error(
+            f"unrecognized arguments: {' '.join(extra)} (quote a value that holds "
+            "spaces; a repeatable option, such as predict's --text, takes one "
+            "value each time: --text A --text B)"
+        )
     try:
         return int(args.run(args))
     except FedmodelError as exc:

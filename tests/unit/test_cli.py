@@ -89,6 +89,23 @@ def test_user_errors_share_one_format(
     assert run_command(["report", str(tmp_path / "nope")]) == 2
 
 
+def test_an_unrecognized_argument_is_refused_by_its_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: "fedmodel: error: unrecognized arguments: cast on leg", under
+    # the top-level usage, for `--text "wheezing" "cast on leg"`.
+    with pytest.raises(SystemExit) as done:
+        run_command(["predict", "--model", "m", "--text", "wheezing", "cast on leg"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: fedmodel predict" in err
+    assert err.splitlines()[-1] == (
+        "fedmodel predict: error: unrecognized arguments: cast on leg (quote a "
+        "value that holds spaces; a repeatable option, such as predict's --text, "
+        "takes one value each time: --text A --text B)"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "attribute"),
     [
