@@ -70,9 +70,15 @@ def read_table(
     }
     _check_is_file(path, key=key)
     if path.suffix.lower() not in TABLE_SUFFIXES:
+        known = sorted([*TABLE_SUFFIXES, *other_suffixes])
+        compressed = path.suffix.lower() == ".gz"
         raise FedmodelError(
             f"{key}: file {path} has the unsupported suffix {path.suffix!r}; "
-            f"convert it to one of {sorted([*TABLE_SUFFIXES, *other_suffixes])}"
+            + (
+                f"decompress it (gunzip) and name the file it gives, one of {known}"
+                if compressed
+                else f"convert it to one of {known}"
+            )
         )
     reader = readers[path.suffix.lower()]
     try:

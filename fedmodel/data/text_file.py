@@ -23,6 +23,7 @@ _UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # OLE2 compound file; the first bytes of a text file tell its encoding.
 _ZIP_MARK = b"PK\x03\x04"
 _OLE_MARK = bytes.fromhex("D0CF11E0A1B11AE1")
+_GZIP_MARK = b"\x1f\x8b"
 _OPENING = 512
 
 
@@ -62,10 +63,10 @@ def decode_utf8(raw: bytes, *, source: str) -> str:
 
 
 def _refuse_other_formats(raw: bytes, *, source: str) -> None:
-    """Refuse a workbook and UTF-16 text, named by the file's opening bytes.
+    """Refuse a workbook, an archive and UTF-16 text, named by the opening bytes.
 
-    Else each is decoded as UTF-8: a workbook's first byte UTF-8 cannot
-    decode was blamed on Latin-1, and UTF-16 without a BOM was read as
+    Else each is decoded as UTF-8: a workbook's or a gzip file's first byte
+    UTF-8 cannot decode was blamed on Latin-1, and UTF-16 without a BOM was read as
     header names with a NUL between letters.
     """
     save = "open it in Excel and save it as 'CSV UTF-8'"
@@ -76,6 +77,9 @@ def _refuse_other_formats(raw: bytes, *, source: str) -> None:
     elif raw.startswith(_ZIP_MARK):
         what = "a ZIP archive"
         save = f"unzip it and name the file inside (a workbook: {save})"
+    elif raw.startswith(_GZIP_MARK):  # a database's export, compressed
+        what = "a gzip archive"
+        save = "decompress it (gunzip) and name the file it gives"
     elif raw.startswith(_UTF16_MARKS) or _is_utf16_without_bom(raw[:_OPENING]):
         raise FedmodelError(
             f"{source} is UTF-16 text (a spreadsheet's 'Unicode text' "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import zipfile
@@ -157,6 +158,26 @@ def test_a_workbook_named_csv_is_named_as_one(
     message = str(info.value)
     assert f"export.csv {what}" in message
     assert "'CSV UTF-8'" in message and "Latin-1" not in message
+
+
+def test_a_gzip_file_is_named_as_one(tmp_path: Path, test_csv: Path) -> None:
+    # Before: a gzip-compressed export named .csv was blamed on Latin-1
+    # ("byte 1 (line 1) is 0x8B ... re-save it as UTF-8"), and one named
+    # .csv.gz was asked to be "converted".
+    packed = gzip.compress(b"text,label\ncough,x\nfever,y\n")
+    (tmp_path / "export.csv").write_bytes(packed)
+    (tmp_path / "export.csv.gz").write_bytes(packed)
+    with pytest.raises(FedmodelError) as named_csv:
+        load_task(_task([tmp_path / "export.csv"], test_csv), seed=0)
+    assert "export.csv is a gzip archive, not text; decompress it (gunzip)" in str(
+        named_csv.value
+    )
+    assert "Latin-1" not in str(named_csv.value)
+    with pytest.raises(FedmodelError) as named_gz:
+        load_task(_task([tmp_path / "export.csv.gz"], test_csv), seed=0)
+    assert "has the unsupported suffix '.gz'; decompress it (gunzip)" in str(
+        named_gz.value
+    )
 
 
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
