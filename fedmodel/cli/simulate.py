@@ -38,6 +38,7 @@ from fedmodel.config.compose import (
     config_groups_text,
     refuse_run_folder_key,
 )
+from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
@@ -192,7 +193,11 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
     raw = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(raw, dict):  # pragma: no cover - config.yaml is a mapping
         raise TypeError("the composed config is not a mapping")
-    config = {str(k): v for k, v in raw.items()}
+    # hydra.job.chdir=true runs this in the run folder: a relative data file
+    # path is still the command's, from the folder it was typed in.
+    config = with_absolute_paths(
+        {str(k): v for k, v in raw.items()}, base=Path(HydraConfig.get().runtime.cwd)
+    )
     try:
         # Check the settings, the run folder and the clients' records before
         # the simulation stack loads (seconds, not tens); `simulate` checks

@@ -392,3 +392,30 @@ def test_a_value_with_parentheses_is_shown_quoted(
     err = capsys.readouterr().err.strip()
     assert err.startswith("fedmodel simulate: error: ") and err.endswith(expected)
     assert len(err.splitlines()) == 1
+
+
+def test_relative_data_files_are_the_commands_under_hydra_job_chdir(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: with hydra.job.chdir=true the paths were read from the run
+    # folder ("task.train_files[0]='<run>/sites/*' matches no file").
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "a.csv").write_text("note,label\ncough,x\nfever,y\n")
+    (tmp_path / "test.csv").write_text("note,label\nrash,x\nache,y\n")
+    monkeypatch.chdir(tmp_path)
+    argv = [
+        "task=files",
+        "model=tiny",
+        "distill=off",
+        "task.train_files=[sites/*]",
+        "task.test_file=test.csv",
+        "hydra.job.chdir=true",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    with pytest.raises(SystemExit) as done:  # stopped by the column it lacks
+        run_simulate(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"file {tmp_path / 'sites' / 'a.csv'} has no text column 'text'" in err
