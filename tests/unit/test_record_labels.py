@@ -38,6 +38,8 @@ def test_swapped_columns_are_refused_naming_no_text(tmp_path: Path) -> None:
         "column 'text' that no other record of the task holds"
     )
     assert "swapped" in message and "task.labels" in message
+    # Before: "the server logs it", which no log line of the run did.
+    assert "the label set is public: the server holds it and the exported" in message
     assert not any(note in message for note in NOTES)
 
 
@@ -67,6 +69,7 @@ def test_a_tiny_site_with_swapped_columns_is_refused_naming_no_text(
         f"in column {text_column!r}"
     )
     assert "swapped" in message and "task.labels" in message
+    assert "The label set is public (the server holds it and the exported" in message
     assert not any(word in message for word in [*NOTES, "cardio", "ortho"])
 
 
