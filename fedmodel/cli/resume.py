@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "overrides",
         nargs="*",
+        default=[],  # else argparse lists it as required when RUN_DIR is missing
         help="extra Hydra overrides, appended to the run's; the resume checks "
         "refuse those that would change its records or privacy plan",
     )

@@ -21,9 +21,7 @@ RUN = ["model=tiny", "num_clients=2", "num_rounds=2"]
 HYDRA_SYNTAX_FOLDERS = ["a,b[1]", "it's x=1", "a,b\\", "a\\'b", "ü"]
 
 
-def _run_folder(
-    run: Path, overrides: list[str], *, began: Path | None = None
-) -> Path:
+def _run_folder(run: Path, overrides: list[str], *, began: Path | None = None) -> Path:
     """What `fedmodel simulate OVERRIDES` leaves: Hydra's files, the config."""
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -56,7 +54,10 @@ def test_the_stored_overrides_are_run_with_resume_and_the_folder(
     stored = [*RUN, "resume=true", "+hydra.run.dir=elsewhere"]
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(stored))
     assert resume_argv(run, ["distill=off"]) == [
-        *RUN, "resume=true", f"hydra.run.dir={run}", "distill=off",
+        *RUN,
+        "resume=true",
+        f"hydra.run.dir={run}",
+        "distill=off",
     ]
 
 
@@ -71,11 +72,25 @@ def test_the_starts_own_hydra_settings_are_replayed_but_its_launch(
     hydra = {"hydra": {"overrides": {"hydra": own, "task": RUN}}}
     (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
     assert resume_argv(run, ["hydra.job.chdir=false"]) == [
-        *RUN, "hydra/help=default", "resume=true", f"hydra.run.dir={run}",
+        *RUN,
+        "hydra/help=default",
+        "resume=true",
+        f"hydra.run.dir={run}",
         "hydra.job.chdir=false",
     ]
     (run / ".hydra" / "hydra.yaml").write_text("hydra: {overrides: {hydra: 3}}\n")
     assert resume_argv(run, []) == [*RUN, "resume=true", f"hydra.run.dir={run}"]
+
+
+def test_no_run_dir_asks_for_it_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "the following arguments are required: RUN_DIR, overrides",
+    # though the overrides are optional.
+    with pytest.raises(SystemExit) as done:
+        run_command(["resume"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fedmodel resume: error: the following arguments are required: RUN_DIR"
+    )
 
 
 def test_a_missing_folder_is_named(
