@@ -47,6 +47,12 @@ def hydra_error_line(exc: BaseException) -> str:
         )
     text = str(exc)
     if several := _quoted(text, "Ambiguous value for argument"):
+        listed, _, values = several.partition("=")
+        if _is_list_key(listed):  # not a sweep: a list written without brackets
+            return (
+                f"'{several}' gives several values, and {listed} is a list: write "
+                f"it in brackets, '{listed}=[{values}]'"
+            )
         return (
             f"'{several}' gives several values, and a run takes one (a sweep: "
             f"fedmodel simulate --multirun {several}; privacy-plan plans one "
@@ -104,6 +110,24 @@ def _quote_hint(override: str) -> str:
 def _quoted(text: str, after: str) -> str | None:
     found = re.search(re.escape(after) + r" '([^']+)'", text)
     return found.group(1) if found else None
+
+
+def _is_list_key(key: str) -> bool:
+    """Whether the settings type `key` (`task.labels`) as a list."""
+    import dataclasses
+    import typing
+
+    from fedmodel.config import RunSettings
+
+    hint: Any = RunSettings
+    for part in key.removeprefix("+").split("."):
+        if not dataclasses.is_dataclass(hint):
+            return False
+        hint = typing.get_type_hints(hint).get(part)
+    kinds = typing.get_args(hint) if typing.get_origin(hint) is not list else ()
+    return typing.get_origin(hint) is list or any(
+        typing.get_origin(kind) is list for kind in kinds
+    )
 
 
 def _did_you_mean(given: str, known: list[str]) -> str:

@@ -347,6 +347,26 @@ def test_several_values_without_multirun_say_how_to_sweep(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["simulate", "privacy-plan"])
+@pytest.mark.parametrize("key", ["task.train_files", "task.labels"])
+def test_a_list_written_without_brackets_is_shown_with_them(
+    command: str,
+    key: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: "... (a sweep: fedmodel simulate --multirun task.train_files=
+    # a.csv,b.csv; ...)", whose jobs would each be refused: not a list.
+    monkeypatch.chdir(tmp_path)
+    assert run_command([command, "task=files", f"{key}=a.csv,b.csv"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel {command}: error: '{key}=a.csv,b.csv' gives several values, "
+        f"and {key} is a list: write it in brackets, '{key}=[a.csv,b.csv]'"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_privacy_plan_refuses_a_deleted_key_by_name(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
