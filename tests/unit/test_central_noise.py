@@ -59,7 +59,14 @@ def _wrapper(tmp_path: Path, *overrides: str) -> _LedgeredAdaptiveClipping:
     return dp
 
 
-def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
+def _seeded_noise(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Every round's noise from a generator seeded with `seed`, to replay it."""
+    monkeypatch.setattr(central_dp, "round_noise", lambda: np.random.default_rng(seed))
+
+
+def test_the_noise_covers_the_norm_the_round_clipped_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Every update is far above the norm, so every one is clipped and the norm
     # moves for the next round; a large step makes the two norms far apart.
     dp = _wrapper(tmp_path, "privacy.clip_norm_lr=1.0")
@@ -68,7 +75,7 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
     m = int(dp.num_sampled_clients)  # q = 1: every one of the 3 clients
     replies = [_reply(node, update) for node in range(1, m + 1)]
     clipped_to = dp.clipping_norm
-    np.random.seed(0)  # Flower draws its noise from numpy's global generator
+    _seeded_noise(monkeypatch, 0)
 
     aggregated, _ = dp.aggregate_train(1, replies)
 
@@ -78,11 +85,10 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
     needed = dp.noise_multiplier * clipped_to / dp.num_sampled_clients
     assert noise.std() == pytest.approx(needed, rel=0.02)
     # The norm still adapts, for the next round, from the noised count of
-    # clipped updates (Flower's first draw after the seed), in the paper's
-    # direction: every update was clipped, so it grows unless the count's
-    # noise took the fraction under the target.
-    np.random.seed(0)
-    clipped_fraction = np.random.normal(m, dp.clipped_count_stddev) / m
+    # clipped updates (the round's first draw), in the paper's direction:
+    # every update was clipped, so it grows unless the count's noise took the
+    # fraction under the target.
+    clipped_fraction = np.random.default_rng(0).normal(m, dp.clipped_count_stddev) / m
     assert dp.clipping_norm == pytest.approx(
         clipped_to * np.exp(1.0 * (clipped_fraction - 0.5))
     )
@@ -90,7 +96,7 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(tmp_path: Path) -> None:
 
 
 def test_one_client_moves_the_noised_clipped_count_by_half_at_most(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Flower splits z into update noise z_D and count noise sigma_b with
     # z^-2 = z_D^-2 + (2 sigma_b)^-2, which holds where one client moves the
@@ -103,7 +109,7 @@ def test_one_client_moves_the_noised_clipped_count_by_half_at_most(
         for replies in ([_reply(1, np.full(SIZE, 1.0))], extra):
             dp = _wrapper(tmp_path / run / str(len(replies)), "num_clients=4")
             before = dp.clipping_norm
-            np.random.seed(0)  # the same count noise for both
+            _seeded_noise(monkeypatch, 0)  # the same count noise for both
             dp.aggregate_train(1, replies)
             moved = np.log(dp.clipping_norm / before) / dp.clip_norm_lr
             fractions.append(moved + dp.target_clipped_quantile)
@@ -114,6 +120,20 @@ def test_one_client_moves_the_noised_clipped_count_by_half_at_most(
     unclipped = count_moved([one, _reply(2, np.full(SIZE, 1e-9))], "unclipped")
     assert clipped == pytest.approx(0.5)
     assert unclipped == pytest.approx(-0.5)
+
+
+def test_the_noise_cannot_be_replayed_from_numpys_global_seed(tmp_path: Path) -> None:
+    # Flower's helpers drew from numpy's global generator: any code in the
+    # server process that seeded it made the noise reproducible, and so
+    # subtractable from the released model, by whoever knew the seed.
+    released = []
+    for run in ("a", "b"):
+        dp = _wrapper(tmp_path / run)
+        np.random.seed(0)
+        aggregated, _ = dp.aggregate_train(1, [_reply(1, np.full(SIZE, 1.0))])
+        assert aggregated is not None
+        released.append(aggregated.to_numpy_ndarrays()[0])
+    assert not np.allclose(released[0], released[1])
 
 
 @pytest.mark.parametrize(
@@ -172,7 +192,9 @@ def test_each_node_takes_part_with_probability_q(
     assert len({frozenset(d) for d in draws}) == 3  # a new draw each round
 
 
-def test_the_sum_is_divided_by_q_n_whoever_replied(tmp_path: Path) -> None:
+def test_the_sum_is_divided_by_q_n_whoever_replied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # q = 0.5 of 4 clients: the sum of the clipped updates over 2, whether
     # one client replied or three. The mean of those that replied would let
     # how many took part show in the model, and its noise would not cover it.
@@ -181,12 +203,11 @@ def test_the_sum_is_divided_by_q_n_whoever_replied(tmp_path: Path) -> None:
     clipped_to = dp.clipping_norm
     for replied in (1, 3):
         replies = [_reply(n, np.full(SIZE, 1.0)) for n in range(1, replied + 1)]
-        # Flower draws its noise from numpy's generator: the count's, then the
-        # model's.
-        np.random.seed(replied)
-        np.random.normal(0, dp.clipped_count_stddev)
-        noise = np.random.normal(0, dp.noise_multiplier * clipped_to / 2.0, SIZE)
-        np.random.seed(replied)
+        # The round draws the count's noise, then the model's.
+        replay = np.random.default_rng(replied)
+        replay.normal(0, dp.clipped_count_stddev)
+        noise = replay.normal(0, dp.noise_multiplier * clipped_to / 2.0, SIZE)
+        _seeded_noise(monkeypatch, replied)
         dp.clipping_norm = clipped_to
 
         aggregated, _ = dp.aggregate_train(replied, replies)
@@ -309,15 +330,12 @@ def test_a_resumed_run_clips_at_the_norm_its_rounds_had_moved_to(
     # Before, the checkpoint did not keep the adaptive norm, and a resumed run
     # clipped from privacy.initial_clipping_norm again.
     clipped_to: list[float] = []
-    noise = _LedgeredAdaptiveClipping._add_noise_to_aggregated_arrays
 
-    def spy(self: _LedgeredAdaptiveClipping, aggregated: ArrayRecord) -> ArrayRecord:
-        clipped_to.append(self.clipping_norm)  # the norm this round clipped to
-        return noise(self, aggregated)
+    def spy(norm: float, clipped_fraction: float, **step: float) -> float:
+        clipped_to.append(norm)  # the norm this round clipped to, then moves
+        return next_clipping_norm(norm, clipped_fraction, **step)
 
-    monkeypatch.setattr(
-        _LedgeredAdaptiveClipping, "_add_noise_to_aggregated_arrays", spy
-    )
+    monkeypatch.setattr(central_dp, "next_clipping_norm", spy)
     raw = compose_config(
         [
             *FAKE_GRID_RUN,
