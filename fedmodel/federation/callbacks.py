@@ -48,16 +48,23 @@ class RoundHistory:
                 "clients_selected": metrics["clients_selected"],
                 "clients_aggregated": metrics["clients_aggregated"],
                 "clients_failed": metrics["clients_failed"],
+                "model_changed": state.released,
             }
         )
         return False, {}
 
-    def aggregated(self, model_name: str) -> int:
-        """Rounds of `model_name` whose aggregate changed the model."""
+    def completed(self, model_name: str) -> int:
+        """Rounds of `model_name` whose aggregate changed the model.
+
+        Under privacy=central that includes a round whose draw took no client:
+        its noise changed the model and was charged. A checkpoint written
+        before `model_changed` was recorded knows only the updates aggregated.
+        """
         return sum(
             1
             for r in self.rounds
-            if r["model"] == model_name and r["clients_aggregated"] > 0
+            if r["model"] == model_name
+            and r.get("model_changed", r["clients_aggregated"] > 0)
         )
 
 
@@ -176,7 +183,7 @@ class CompareWithStart:
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """Score the round's model; add which round's model is kept so far."""
-        if not state.aggregated:
+        if not state.released:
             return False, {}
         self.selector.offer(state.round, self.weights())
         return False, {"server_validation_kept_round": self.selector.kept_round}

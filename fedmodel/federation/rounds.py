@@ -51,6 +51,9 @@ class RoundState:
     # (their failures are among `failures`) or they did not answer it.
     held_back: int = 0
     unanswered_queries: int = 0
+    # The round released a new model: an aggregated update, or under
+    # privacy=central noise alone (a draw that took no client is still noised).
+    released: bool = False
 
     @property
     def aggregated(self) -> bool:
@@ -151,6 +154,7 @@ def run_rounds(
             started=started,
             held_back=len(selected) - len(messages),
             unanswered_queries=unanswered,
+            released=new_arrays is not None,
         )
         if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
             break

@@ -125,7 +125,7 @@ def run_federation(
         initial_accuracy=current.accuracy if start is None else start["accuracy"],
         final_accuracy=final.accuracy,
         final_macro_f1=final.macro_f1,
-        rounds_completed=shared.history.aggregated("teacher"),
+        rounds_completed=shared.history.completed("teacher"),
         wall_seconds=0.0,
         client_compute_seconds=None,
         server_compute_seconds=server_seconds + evaluation.seconds,

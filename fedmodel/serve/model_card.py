@@ -54,7 +54,10 @@ def model_card(
     """The card of `role` ("teacher" or "student"), exported in `folder`."""
     labels = len(read_exported_folder(folder).label_names)
     clients = settings.num_clients
-    rounds = _rounds_stated(summary)
+    # Every round that changed the model, under privacy=central those whose
+    # draw took no client too: leaving them out would tell the model's
+    # holders how many draws came out empty.
+    rounds = int(summary["rounds_completed"])
     lines = [
         _FRONT_MATTER,
         f"# {settings.task.name} text classifier ({role}), made by fedmodel "
@@ -74,19 +77,6 @@ def model_card(
         lines += ["", _student(settings)]
     lines += ["", "## Test results", "", *_results(summary, role), "", *_use(folder)]
     return "\n".join(lines) + "\n"
-
-
-def _rounds_stated(summary: Mapping[str, Any]) -> int:
-    """The teacher's rounds the card states: under client-level DP, all it ran.
-
-    A `privacy=central` round whose Poisson draw took no client still
-    released a noised model; counting only the rounds that aggregated an
-    update would tell whoever holds the model how many draws came out empty,
-    which the sampling the accountant assumes keeps secret.
-    """
-    if summary["privacy_guarantee"].get("level") != "client":
-        return int(summary["rounds_completed"])
-    return sum(1 for entry in summary["rounds"] if entry["model"] == "teacher")
 
 
 def _privacy(guarantee: Mapping[str, Any]) -> str:

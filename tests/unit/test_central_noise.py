@@ -270,6 +270,13 @@ def test_a_run_goes_on_through_a_round_that_drew_no_client(
     )
     assert summary["privacy_guarantee"]["epsilon"] == pytest.approx(expected)
     assert rounds[-1]["epsilon_max"] == pytest.approx(expected)
+    # Round 2's noise changed the model and was charged: it counts as run
+    # (before, 2 rounds), in summary.json, the console's last line and the
+    # model card, which would otherwise tell the model's holders that a draw
+    # came out empty.
+    assert summary["rounds_completed"] == 3
+    assert summary["final_line"].split("; ")[0].endswith("after 3 rounds")
+    assert "over 3 rounds" in (tmp_path / "model" / "README.md").read_text()
 
 
 def test_a_resume_keeps_the_sample_rate_the_ledger_was_charged_at(

@@ -162,19 +162,6 @@ def test_central_dp_and_federated_distillation_are_said(
     assert "coarsely" not in card
 
 
-def test_a_central_dp_card_counts_the_rounds_whose_draw_took_no_client(
-    tmp_path: Path,
-) -> None:
-    # Round 2's Poisson draw took no client: its model was noised and
-    # released all the same. Stating the 9 rounds that aggregated an update
-    # would tell the model's holders that one draw came out empty.
-    summary = _summary(tmp_path, {**RECORD, "level": "client", "delta": 0.025})
-    summary["rounds_completed"] = 9
-    settings = small_settings("privacy=central")
-    card = model_card(summary, settings, role="teacher", folder=tmp_path / "model")
-    assert "over 10 rounds" in card
-
-
 @pytest.mark.parametrize(
     ("task_name", "transfer_file", "source"),
     [
