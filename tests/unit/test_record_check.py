@@ -106,9 +106,8 @@ def test_a_resume_whose_records_changed_is_refused(tmp_path: Path) -> None:
     check_simulated_clients(run)  # a new run is the run folder check's to refuse
 
 
-def test_a_changed_site_file_is_named(tmp_path: Path) -> None:
-    # Before: "client 1's training records are not the ones ..." and "the
-    # task's data changed", naming no file, where each client is one file.
+def _charged_site_run(tmp_path: Path) -> list[str]:
+    """A one-round run over one file per site, every client's ledger charged."""
     files = _write_sites(tmp_path, rows=30)
     run = _settings(tmp_path, partition="natural")
     for client in range(run.num_clients):
@@ -118,6 +117,13 @@ def test_a_changed_site_file_is_named(tmp_path: Path) -> None:
         tmp_path / "run",
         Checkpoint(round=1, weights={}, label_names=("no", "yes")),
     )
+    return files
+
+
+def test_a_changed_site_file_is_named(tmp_path: Path) -> None:
+    # Before: "client 1's training records are not the ones ..." and "the
+    # task's data changed", naming no file, where each client is one file.
+    files = _charged_site_run(tmp_path)
     Path(files[1]).write_text("text,label\nanother note,yes\nmore,no\n")
     _partitioned_task.cache_clear()  # a resume is a new process
     with pytest.raises(FedmodelError) as refused:
@@ -130,15 +136,7 @@ def test_a_changed_site_file_is_named(tmp_path: Path) -> None:
 def test_a_label_added_at_one_site_is_named_as_such(tmp_path: Path) -> None:
     # Before: client 0, whose file did not change, was named as holding other
     # records: the new label "maybe" moved every label id after it.
-    files = _write_sites(tmp_path, rows=30)
-    run = _settings(tmp_path, partition="natural")
-    for client in range(run.num_clients):
-        train, _, _ = load_client_data(run, client)
-        charge_client_ledger(tmp_path / "run", client, train)
-    save_checkpoint(
-        tmp_path / "run",
-        Checkpoint(round=1, weights={}, label_names=("no", "yes")),
-    )
+    files = _charged_site_run(tmp_path)
     with Path(files[1]).open("a") as site:
         site.write("a new kind of note,maybe\n")
     _partitioned_task.cache_clear()
