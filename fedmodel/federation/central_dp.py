@@ -39,7 +39,6 @@ from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.privacy.client_level import (
     CLIENT_LEVEL_ID,
     clipped_count_stddev,
-    expected_clients,
     plan_client_level,
 )
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
@@ -99,16 +98,20 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
         self, inner: Strategy, *, settings: RunSettings, ledger: PrivacyLedger
     ) -> None:
         privacy = settings.privacy
+        # q is the ledger's, the plan it was charged for (a resume that
+        # changes strategy.fraction_train is refused); q N is every round's
+        # divisor, the clients a round samples on average.
+        expected = ledger.sample_rate * settings.num_clients
         try:
             super().__init__(
                 inner,
                 noise_multiplier=ledger.noise_multiplier,
-                num_sampled_clients=expected_clients(settings),  # type: ignore[arg-type]
+                num_sampled_clients=expected,  # type: ignore[arg-type]
                 initial_clipping_norm=privacy.initial_clipping_norm,
                 target_clipped_quantile=privacy.target_clipped_quantile,
                 clip_norm_lr=privacy.clip_norm_lr,
                 clipped_count_stddev=clipped_count_stddev(
-                    settings, ledger.noise_multiplier
+                    settings, ledger.noise_multiplier, expected_clients=expected
                 ),
             )
         except ValueError as exc:

@@ -27,15 +27,6 @@ CLIENT_LEVEL_ID = "all-clients"
 CENTRAL_DP_STRATEGIES = ("fedavg", "fedprox")
 
 
-def expected_clients(settings: RunSettings) -> float:
-    """How many clients a round samples on average (q N), its sum's divisor.
-
-    Each client takes part with probability q = `strategy.fraction_train`,
-    independently (`federation/central_dp.py`).
-    """
-    return settings.strategy.fraction_train * settings.num_clients
-
-
 def plan_client_level(settings: RunSettings) -> PrivacyPlan:
     """Calibrate the server's noise multiplier for the whole run.
 
@@ -119,9 +110,12 @@ def _rounds(steps: int) -> str:
     return f"{steps} {plural(steps, 'round')}"
 
 
-def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> float:
+def clipped_count_stddev(
+    settings: RunSettings, noise_multiplier: float, *, expected_clients: float
+) -> float:
     """The noise on the clipped-update count (Andrew et al.'s sigma_b).
 
+    `expected_clients` is q N, the clients a round samples on average.
     Flower needs noise_multiplier < 2 sigma_b; its default (q N / 20) is too
     small for small federations, so null means max(q N / 20, z).
     """
@@ -133,7 +127,7 @@ def clipped_count_stddev(settings: RunSettings, noise_multiplier: float) -> floa
                 f"multiplier ({noise_multiplier:.4g} / 2); set it higher or null"
             )
         return chosen
-    return max(expected_clients(settings) / 20, noise_multiplier)
+    return max(expected_clients / 20, noise_multiplier)
 
 
 def privacy_guarantee(
