@@ -44,8 +44,8 @@ def read_jsonl(path: Path) -> pd.DataFrame:
         if not isinstance(record, dict):
             raise FedmodelError(
                 f"file {path}, line {line_number} holds {_json_kind(record)}, not "
-                "an object; write one object per line, e.g. "
-                '{"text": "...", "label": "..."}'
+                "an object; write one object per line, with the column names "
+                "(the text's, and the label's in a labelled file) as its keys"
             )
         records.append(record)
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()

@@ -392,3 +392,6 @@ def test_excels_sep_line_and_a_jsonl_value_that_is_no_object_are_named(
         with pytest.raises(FedmodelError) as info:
             load_task(_task([jsonl], test_csv), seed=0)
         assert f"site.jsonl, line 2 holds {kind}, not an object" in str(info.value)
+        # Before, it gave {"text": ..., "label": ...} as the example, right
+        # only for the default columns.
+        assert "with the column names (the text's" in str(info.value)
