@@ -232,6 +232,7 @@ def _read_records(path: Path, *, task: TaskSettings, key: str) -> FileRecords:
         )
         require_column(table, column, role=role, fix=fix, path=path, key=key)
     return FileRecords(
+        key=key,
         path=path,
         texts=text_cells(table, task.text_column, path=path, key=key),
         labels=label_cells(table, task.label_column, path=path, key=key),
@@ -277,7 +278,8 @@ def _label_names(task: TaskSettings, files: Sequence[FileRecords]) -> tuple[str,
         for row, label in enumerate(records.labels, start=1):
             if label not in known:
                 raise FedmodelError(
-                    f"file {records.path}, row {row} ({ROW_CONVENTION}), column "
+                    f"{records.key}: file {records.path}, row {row} "
+                    f"({ROW_CONVENTION}), column "
                     f"{task.label_column!r}: label {label!r} is not in task.labels "
                     f"{first_ten(names)}; add it to task.labels or fix the row"
                 )

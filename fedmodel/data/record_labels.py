@@ -29,8 +29,10 @@ MIN_RECORDS_ALONE = 5
 
 @dataclass(frozen=True)
 class FileRecords:
-    """A task file's records as read: its path, and texts and labels by row."""
+    """A task file's records as read: its key and path, texts and labels by row."""
 
+    # The config key the file was named by, e.g. "task.train_files[2]".
+    key: str
     path: Path
     texts: list[str]
     labels: list[str]

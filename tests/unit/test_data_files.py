@@ -96,6 +96,8 @@ def test_given_labels_fix_order_and_reject_others(tmp_path: Path) -> None:
         load_task(_task([a], test, labels=["pos", "neg"]), seed=0)
     message = str(info.value)
     assert "a.csv" in message and "row 3" in message and "'maybe'" in message
+    # The key too, as the task's other file errors give it (found by the walk).
+    assert message.startswith(f"task.train_files[0]: file {a}, row 3")
 
 
 def test_missing_file(tmp_path: Path, server_csv: Path) -> None:
