@@ -141,18 +141,18 @@ def _run_text_column(model: Path) -> str | None:
     A run folder holds its model/ and student/ folders beside its resolved
     config; a model found elsewhere, or a config without the key, gives None.
     """
-    import yaml
+    from fedmodel.run.run_files import parsed_mapping
 
     folder = model.parent if model.is_file() else model
     config = folder.parent / RESOLVED_CONFIG
     if not config.is_file():
         return None
     try:
-        task = yaml.safe_load(config.read_text(encoding="utf-8")).get("task")
-        column = task.get("text_column")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        task = parsed_mapping(config, fix="").get("task")
+    except FedmodelError:
         # The run's config serves only these defaults; predict needs none.
         return None
+    column = task.get("text_column") if isinstance(task, dict) else None
     return column if isinstance(column, str) else None
 
 
