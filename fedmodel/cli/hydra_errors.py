@@ -124,9 +124,9 @@ def _is_list_key(key: str) -> bool:
         if not dataclasses.is_dataclass(hint):
             return False
         hint = typing.get_type_hints(hint).get(part)
-    kinds = typing.get_args(hint) if typing.get_origin(hint) is not list else ()
-    return typing.get_origin(hint) is list or any(
-        typing.get_origin(kind) is list for kind in kinds
+    # A list, or a union holding one (`list[str] | None`).
+    return any(
+        typing.get_origin(kind) is list for kind in (hint, *typing.get_args(hint))
     )
 
 
