@@ -10,6 +10,7 @@ change a client's state (its ledger, its settings) before its train message.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, Context, Message, MessageType, RecordDict
@@ -37,6 +38,17 @@ FAKE_GRID_RUN = [
 
 # Node ids the way a SuperLink hands them out: large and not the partition id.
 FIRST_NODE = 1001
+
+
+def flwr_run_context(overrides: list[str], run_dir: Path) -> Context:
+    """The ServerApp's Context as `flwr run` gives it: only the app's two keys."""
+    return Context(
+        run_id=1,
+        node_id=0,
+        node_config={},
+        state=RecordDict(),
+        run_config={"overrides": " ".join(overrides), "run-dir": str(run_dir)},
+    )
 
 
 class Killed(BaseException):

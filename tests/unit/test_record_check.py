@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from flwr.app import Context, RecordDict
 
 from fedmodel.client import record_check
 from fedmodel.client.record_check import check_simulated_clients
@@ -39,7 +38,7 @@ from tests.conftest import (
     client_ledger_path,
     logging_restored,
 )
-from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, flwr_run_context
 
 
 def _write_sites(folder: Path, rows: int) -> list[str]:
@@ -423,13 +422,7 @@ def test_under_flwr_run_the_server_checks_simulated_clients_before_round_one(
     # `fedmodel simulate` checks its clients before Flower starts; under
     # `flwr run` nothing did, so each client refused its plan only in round 1.
     overrides = [*FAKE_GRID_RUN, "distill=off", "privacy.target_delta=0.5"]
-    context = Context(
-        run_id=1,
-        node_id=0,
-        node_config={},
-        state=RecordDict(),
-        run_config={"overrides": " ".join(overrides), "run-dir": str(tmp_path)},
-    )
+    context = flwr_run_context(overrides, tmp_path)
     grid = FakeGrid(2)
     with logging_restored(), pytest.raises(FedmodelError, match="not below 1/n"):
         server_app.main(grid, context)
@@ -450,13 +443,7 @@ def test_under_flwr_run_the_server_checks_the_run_folder_once(
     for module in (server_app, server_setup):
         monkeypatch.setattr(module, "check_run_folder", count, raising=False)
     overrides = [*FAKE_GRID_RUN, "distill=off", "privacy=off", "num_rounds=1"]
-    context = Context(
-        run_id=1,
-        node_id=0,
-        node_config={},
-        state=RecordDict(),
-        run_config={"overrides": " ".join(overrides), "run-dir": str(tmp_path)},
-    )
+    context = flwr_run_context(overrides, tmp_path)
     with logging_restored():
         server_app.main(FakeGrid(2), context)
     assert checked == [tmp_path]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flwr.app import Context, RecordDict
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
@@ -23,7 +22,7 @@ from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
 from fedmodel.run.tracking import track_run
 from tests.conftest import small_settings
-from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, flwr_run_context
 
 RUN = [*FAKE_GRID_RUN, "distill=off"]
 
@@ -31,17 +30,7 @@ RUN = [*FAKE_GRID_RUN, "distill=off"]
 def _flwr_run(grid: FakeGrid, tmp_path: Path) -> None:
     """Run the ServerApp as `flwr run` would, tracked in tmp_path/mlruns."""
     overrides = [*RUN, "tracking=mlflow", f"tracking.uri={_store(tmp_path)}"]
-    context = Context(
-        run_id=1,
-        node_id=0,
-        node_config={},
-        state=RecordDict(),
-        run_config={
-            "overrides": " ".join(overrides),
-            "run-dir": str(tmp_path / "run"),
-        },
-    )
-    main(grid, context)
+    main(grid, flwr_run_context(overrides, tmp_path / "run"))
 
 
 def _store(tmp_path: Path) -> str:
