@@ -153,14 +153,6 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             for summed, part in zip(total, update, strict=True):
                 summed += part
         m = self.num_sampled_clients
-        mean = ArrayRecord(
-            {
-                key: Array(np.asarray(c + s / m))
-                for key, c, s in zip(
-                    self.current_arrays.keys(), current, total, strict=True
-                )
-            }
-        )
         # Each summed update's bit less a half, the half added back after the
         # division: one client moves the noised count by 1/2 at most, the
         # sensitivity Flower's split of z into update and count noise assumes
@@ -169,8 +161,19 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
         noise = round_noise()
         centred = noise.normal(clipped - counted / 2, self.clipped_count_stddev)
         clipped_fraction = 0.5 + float(centred) / m
-        noised = _noised(
-            mean, noise, stddev=self.noise_multiplier * self.clipping_norm / m
+        stddev = self.noise_multiplier * self.clipping_norm / m
+        log.info("central DP noise with %.4f standard deviation added", stddev)
+        noised = ArrayRecord(
+            {
+                key: Array(
+                    np.asarray(
+                        c + s / m + noise.normal(0.0, stddev, c.shape).astype(c.dtype)
+                    )
+                )
+                for key, c, s in zip(
+                    self.current_arrays.keys(), current, total, strict=True
+                )
+            }
         )
         self.clipping_norm = next_clipping_norm(
             self.clipping_norm,
@@ -270,22 +273,3 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         for client in self.client_figures.values():
             client.update(figures)
         return arrays, metrics, accepted
-
-
-def _noised(
-    arrays: ArrayRecord, noise: np.random.Generator, *, stddev: float
-) -> ArrayRecord:
-    """`arrays` with Gaussian noise of `stddev` added to every entry."""
-    log.info("central DP noise with %.4f standard deviation added", stddev)
-    return ArrayRecord(
-        {
-            key: Array(
-                np.asarray(
-                    value + noise.normal(0.0, stddev, value.shape).astype(value.dtype)
-                )
-            )
-            for key, value in zip(
-                arrays.keys(), arrays.to_numpy_ndarrays(), strict=True
-            )
-        }
-    )

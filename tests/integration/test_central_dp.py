@@ -28,16 +28,16 @@ def test_central_dp_run_charges_a_client_level_ledger(
     settings = settings_from_dict({**config, "run_dir": str(tmp_path)})
     plan = plan_client_level(settings)
     noised: list[Any] = []
-    original = central_dp._noised
+    original = central_dp.round_noise
     ledger_file = tmp_path / "central_privacy_ledger.json"
 
-    def spy(arrays: Any, noise: Any, *, stddev: float) -> Any:
-        # The ledger on disk must already hold this round when the noised
-        # model leaves.
+    def spy() -> Any:
+        # The ledger on disk must already hold this round when its noise is
+        # drawn, before the noised model leaves.
         noised.append(len(json.loads(ledger_file.read_text())["rounds"]))
-        return original(arrays, noise, stddev=stddev)
+        return original()
 
-    monkeypatch.setattr(central_dp, "_noised", spy)
+    monkeypatch.setattr(central_dp, "round_noise", spy)
 
     summary = simulate(config, run_dir=tmp_path)
 
