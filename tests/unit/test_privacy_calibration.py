@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.accountants import PRV_MAX_STEPS
+from fedmodel.privacy.accountants import PRV_MAX_STEPS, rdp_epsilon
 from fedmodel.privacy.calibration import (
     PrivacyPlan,
     calibrate_noise,
@@ -73,6 +73,28 @@ def test_epsilon_for_is_a_fresh_opacus_accountant(accountant: str) -> None:
         assert epsilon_for(history, delta=1e-5, accountant=accountant) == (
             pytest.approx(expected, rel=1e-12)
         )
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        ((1.1, 0.05, 40),),
+        ((1.1, 0.05, 40), (0.9, 0.1, 10)),
+        ((2.8878, 0.2, 600),),
+        ((0.3, 0.5, 3), (12.0, 0.01, 99_999)),
+    ],
+)
+def test_rdp_epsilon_is_exactly_opacus_rdp_accountant(
+    history: tuple[tuple[float, float, int], ...],
+) -> None:
+    # rdp_epsilon remembers one step's RDP per (noise, rate) and multiplies
+    # it by the steps, as Opacus does: the very float, asked once or again.
+    reference = create_accountant(mechanism="rdp")
+    reference.history = list(history)
+    for delta in (1e-5, 4.14e-05):
+        expected = reference.get_epsilon(delta=delta)
+        for _ in range(2):
+            assert rdp_epsilon(history, delta) == expected
 
 
 def test_runs_charge_with_prv_which_needs_less_noise_than_rdp() -> None:
