@@ -137,10 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
             aliases=list(command.aliases),
         )
         command.add_arguments(command_parser)
-        command_parser.set_defaults(
-            run=command.run, prog=command_parser.prog, parser=command_parser
-        )
+        command_parser.set_defaults(run=command.run)
+        _in_own_words(command_parser)
     return parser
+
+
+def _in_own_words(parser: argparse.ArgumentParser) -> None:
+    """Have `parser`, and each subcommand under it, report errors in its name.
+
+    `fedmodel ledger show --bogus` is refused by `fedmodel ledger show`, under
+    its usage, not by `fedmodel ledger`.
+    """
+    parser.set_defaults(prog=parser.prog, parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in set(action.choices.values()):
+                _in_own_words(nested)
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
+    """The refusal of `extra`, with the ways in which a value goes astray."""
+    hint = "quote a value that holds spaces"
+    repeatable = [
+        action.option_strings[-1]
+        for action in parser._actions
+        if isinstance(action, argparse._AppendAction)
+    ]
+    if repeatable:
+        option = repeatable[0]
+        hint += f"; {option} takes one value each time: {option} A {option} B"
+    return f"unrecognized arguments: {' '.join(extra)} ({hint})"
 
 
 def run_command(argv: Sequence[str]) -> int:
@@ -162,11 +188,7 @@ def run_command(argv: Sequence[str]) -> int:
     if extra and _takes_overrides(args, extra):
         args.overrides = [*args.overrides, *extra]  # overrides after an option
     elif extra:  # in the command's own words: `fedmodel predict: error: ...`
-        args.parser.error(
-            f"unrecognized arguments: {' '.join(extra)} (quote a value that holds "
-            "spaces; a repeatable option, such as predict's --text, takes one "
-            "value each time: --text A --text B)"
-        )
+        args.parser.error(_unrecognized(args.parser, extra))
     try:
         return int(args.run(args))
     except FedmodelError as exc:

@@ -101,9 +101,46 @@ def test_an_unrecognized_argument_is_refused_by_its_command(
     assert "usage: fedmodel predict" in err
     assert err.splitlines()[-1] == (
         "fedmodel predict: error: unrecognized arguments: cast on leg (quote a "
-        "value that holds spaces; a repeatable option, such as predict's --text, "
-        "takes one value each time: --text A --text B)"
+        "value that holds spaces; --text takes one value each time: --text A "
+        "--text B)"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "hint"),
+    [
+        # Before: "fedmodel ledger: error: ..." under `fedmodel ledger`'s usage,
+        # with a hint about predict's --text.
+        (
+            ["ledger", "show", "--state-dir", "s", "--bogus"],
+            "fedmodel ledger show",
+            "(quote a value that holds spaces)",
+        ),
+        (
+            ["certs", "superlink", "--dir", "d", "--host", "a", "b"],
+            "fedmodel certs superlink",
+            "--host takes one value each time: --host A --host B)",
+        ),
+    ],
+)
+def test_a_subcommand_refuses_an_argument_in_its_own_words(
+    capsys: pytest.CaptureFixture[str], argv: list[str], prog: str, hint: str
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_command(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: {prog} " in err
+    last = err.splitlines()[-1]
+    assert last.startswith(f"{prog}: error: unrecognized arguments: ")
+    assert last.endswith(hint)
+
+
+def test_a_subcommand_reports_a_fedmodel_error_in_its_own_words(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run_command(["ledger", "show", "--state-dir", str(tmp_path / "no")]) == 2
+    assert capsys.readouterr().err.startswith("fedmodel ledger show: error: ")
 
 
 @pytest.mark.parametrize(
