@@ -2,7 +2,8 @@
 
 The wrapper stops sampling nodes whose client spent its privacy budget
 (`spent_budgets.py`) or that failed for good; it does not know how updates
-were noised (privacy stays on the client). It checks every reply holds
+were noised (by each client's DP-SGD, or under `privacy=central` by the
+strategy it wraps, `central_dp.py`). It checks every reply holds
 weights and numbers only, records why a client gave nothing usable,
 refuses a second node naming the same client id in one round (two sites
 given one `--site-id`), and refuses a client whose ledger reports less than
