@@ -88,10 +88,10 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Check the nodes, once the folder is checked; tidy what a kill left."""
+    """Check the federation, once the folder is checked; tidy what a kill left."""
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_node_count(grid, settings)
+    _check_federation(grid, settings)
     _remove_stale_temp_files(run_dir)
     return run_dir
 
@@ -239,11 +239,12 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
         )
 
 
-def _check_node_count(grid: Grid, settings: RunSettings) -> None:
+def _check_federation(grid: Grid, settings: RunSettings) -> None:
     """In simulation every client is one node: the counts must agree.
 
     The simulation engine registers its nodes just after the ServerApp starts,
-    so wait briefly for them before comparing.
+    so wait briefly for them. A deployment checks its deployment-only
+    settings instead (`config/deployment.py`): its sites connect later.
     """
     if settings.federation.name != "simulation":
         check_deployment_settings(settings)
