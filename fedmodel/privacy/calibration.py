@@ -1,7 +1,8 @@
 """Noise calibration and the one place epsilon is computed.
 
-Every epsilon fedmodel reports comes from `epsilon_for`: a fresh Opacus
-accountant over an explicit (noise multiplier, sample rate, steps) history.
+Every epsilon fedmodel reports comes from `epsilon_for`: what a fresh Opacus
+accountant gives for an explicit (noise multiplier, sample rate, steps)
+history, evaluated and remembered per process by `accountants.py`.
 Calibration searches the noise multiplier with that same accountant, so the
 planned budget and the charged budget agree to the last digit.
 """
@@ -255,7 +256,7 @@ def _checked_round_steps(
 def epsilon_for(
     history: Sequence[HistoryEntry], *, delta: float, accountant: str
 ) -> float:
-    """Return the epsilon spent by `history`, from a fresh Opacus accountant.
+    """Return the epsilon spent by `history`, as a fresh Opacus accountant has it.
 
     Entries with the same noise multiplier and sample rate are composed as one
     (composition is order-free), so a budget charged round by round reads
