@@ -176,8 +176,9 @@ def distill_on_clients(
     """Federated distillation: `distill.rounds` rounds of the student on the clients.
 
     Each message carries the student's trainable weights and the teacher's;
-    clients distil on their own records under DP-SGD and charge their ledgers,
-    as in the teacher's rounds (numbered on from them). Clients that spent
+    clients distil on their own records as in the teacher's rounds (under
+    privacy=dpsgd, with DP-SGD, charging their ledgers), in rounds numbered on
+    from them. Clients that spent
     their budget or failed are not selected. Stops early if the teacher's
     rounds ended on a failure. A resumed run continues from the student the
     checkpoint holds, after its last round.
