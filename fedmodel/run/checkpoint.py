@@ -3,15 +3,16 @@
 `run_dir/checkpoint/state.pt` holds the last round run, the global weights
 after it and the labels their head's rows stand for, each client's latest
 privacy figures (whether its budget is spent among them), what each round
-aggregated and the run's start on the test split (which a resumed run's
-summary reports); once federated distillation has begun, also the student's
-last round and its weights. No node id: Flower draws them anew for each
-server process. The server writes it as soon as a round's aggregate
-is loaded, before evaluating it or writing its metrics line, so a finished
-round is never run again and no site is charged for it a second time. A
-round that was in flight when the server stopped is run again; sites that
-trained in it were charged for it, and are charged again (an over-count,
-never an under-count).
+aggregated, the run's start on the test split (which a resumed run's summary
+reports) and, with keep_best, the start's weights; under privacy=central the
+adaptive clipping norm; once federated distillation has begun, also the
+student's last round and its weights. No node id: Flower draws them anew for
+each server process. The server writes it as soon as a round's aggregate is
+loaded, before evaluating it or writing its metrics line, so a finished round
+is never run again and no site is charged for it a second time. A round that
+was in flight when the server stopped is run again; sites that trained in it
+were charged for it, and are charged again (an over-count, never an
+under-count).
 """
 
 from __future__ import annotations
