@@ -1,4 +1,4 @@
-"""Run-folder outputs: metrics.jsonl (a line per round), summary.json, progress.png."""
+"""Run-folder files: metrics.jsonl (a line per round), progress.png, JSON writes."""
 
 from __future__ import annotations
 
