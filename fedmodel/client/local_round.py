@@ -94,10 +94,11 @@ def run_local_round(
     Without `teacher_weights` the round fine-tunes the global model
     (`global_weights`). With them it is a federated distillation round: the
     student (`global_weights`) learns the teacher's outputs on this client's
-    records. With DP on, the round's cost is written to the client's one ledger
-    before training (a crash later over-counts, never under-counts); a round
-    over budget does not train. `records` (training split, label names; or a
-    site's stored features) is a deployed site's; None loads a simulated one's.
+    records. With DP-SGD (privacy=dpsgd), the round's cost is written to the
+    client's one ledger before training (a crash later over-counts, never
+    under-counts); a round over budget does not train. `records` (training
+    split, label names; or a site's stored features) is a deployed site's; None
+    loads a simulated one's.
     """
     started = time.perf_counter()
     train_split, label_names = records or _partition(settings, client_id)
