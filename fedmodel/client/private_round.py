@@ -111,8 +111,9 @@ class PrivateRound:
     def charge(self, round_number: int) -> bool:
         """Write this round's cost to disk before training; False if over budget.
 
-        A round that would exceed the budget is not charged; the ledger is
-        marked exhausted so the server stops selecting this client.
+        A round that would exceed the budget is not charged; the ledger notes
+        the refusal (`fedmodel ledger show` reports it). The server stops
+        selecting this client on the reply's flag (`RoundOutcome.exhausted`).
         """
         try:
             self.epsilon = self.ledger.charge(
