@@ -204,7 +204,9 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         self.dp = _LedgeredAdaptiveClipping(
             base.inner, settings=settings, ledger=ledger
         )
-        super().__init__(self.dp, expected_shapes=base.expected_shapes)
+        super().__init__(
+            self.dp, expected_shapes=base.expected_shapes, simulated=base.simulated
+        )
         # The ledger's figures: a ledger that holds charges keeps its noise.
         log.info(
             "central DP: noise multiplier %.4f over %d rounds, q=%.3g, delta %.3g: "

@@ -56,9 +56,7 @@ def test_a_delta_above_1e_3_names_the_client_its_records_and_what_to_do() -> Non
         "privacy.target_delta=1e-5 (at a deployed site, its --delta 1e-5): a "
         "fixed delta must be below 1/n for every client, n its records"
     )
-    assert weak_delta_warning(
-        0.025, who="client-level DP", n=4, client_level=True
-    ) == (
+    assert weak_delta_warning(0.025, who="client-level DP", n=4, client_level=True) == (
         "client-level DP (4 clients): delta 0.025 is above 0.001, so its epsilon "
         "may fail to hold with probability up to 0.025. For a meaningful "
         "guarantee set privacy.target_delta=1e-5: a fixed delta must be below "
@@ -124,9 +122,7 @@ def test_a_client_says_it_once_when_its_ledger_is_opened(
     caplog.set_level(logging.WARNING, logger="fedmodel.client.private_round")
     first = PrivateRound.open(settings, client_id=4, state_dir=tmp_path, split=split)
     assert first.ledger.delta == 0.01  # the default 1/(10 n), unchanged
-    assert caplog.messages == [
-        weak_delta_warning(0.01, who="client 4", n=10)
-    ]
+    assert caplog.messages == [weak_delta_warning(0.01, who="client 4", n=10)]
     assert first.charge(1)
     # The round charged the steps it planned.
     assert first.charged_steps == first.planned_steps > 0
@@ -151,3 +147,20 @@ def test_central_dp_says_it_when_the_server_plans(
     assert said == [
         weak_delta_warning(0.025, who="client-level DP", n=4, client_level=True)
     ]
+
+
+@pytest.mark.parametrize("simulated", [True, False])
+def test_central_dp_keeps_whether_its_clients_are_simulated(
+    tmp_path: Path, simulated: bool
+) -> None:
+    # The wrapper dropped it: under privacy=central a simulation's ledger
+    # warnings were worded for a site (`fedmodel ledger reset`).
+    settings = dataclasses.replace(
+        small_settings("privacy=central", "num_clients=4"), run_dir=str(tmp_path)
+    )
+    base = BudgetAwareStrategy(
+        build_strategy(settings.strategy, num_clients=4),
+        expected_shapes={},
+        simulated=simulated,
+    )
+    assert ClientLevelDPStrategy(base, settings=settings).simulated is simulated
