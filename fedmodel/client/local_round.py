@@ -1,4 +1,4 @@
-"""One client's local round: load its records, charge its ledger, fine-tune.
+"""One client's local round: load its records, fine-tune, charged under DP-SGD.
 
 No Flower imports: the ClientApp hands in weights and settings and wraps the
 returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
@@ -188,6 +188,12 @@ def _job(
     state_dir: Path,
     round_number: int,
 ) -> LocalJob:
+    """What this round trains: the shared model, or the student under distillation.
+
+    Features a head-mode site stored in an earlier round train the head with
+    no encoder; with no teacher the shared model is fine-tuned; with one, the
+    global weights are the student's and the round distils the teacher into it.
+    """
     if isinstance(split, StoredFeatures):
         return stored_features_job(
             settings,

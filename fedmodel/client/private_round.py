@@ -45,7 +45,7 @@ class PrivateRound:
     """One client's ledger for this round and the steps it plans to take.
 
     `planned_steps` is the plan's steps per round, the number charged;
-    `count_steps` counts the steps Opacus takes, checked against it.
+    `step_counter` counts the steps Opacus takes, checked against it.
     """
 
     settings: RunSettings
@@ -53,7 +53,7 @@ class PrivateRound:
     ledger: PrivacyLedger
     planned_steps: int
     epsilon: float = 0.0
-    count_steps: StepCounter | None = None
+    step_counter: StepCounter | None = None
     # What this round's charge added to the ledger: `planned_steps`, or 0 if
     # refused.
     charged_steps: int = 0
@@ -154,15 +154,15 @@ class PrivateRound:
             max_grad_norm=privacy.max_grad_norm,
             grad_sample_mode=mode,
         )
-        self.count_steps = wrapped.steps
+        self.step_counter = wrapped.steps
         if loss_fn is None:
             loss_fn = criterion_loss(wrapped.criterion)
         return wrapped.model, wrapped.optimizer, wrapped.loader, loss_fn
 
     def check_within_charge(self) -> None:
         """Refuse to release an update whose cost exceeds what the ledger holds."""
-        assert self.count_steps is not None, "wrap() runs before training"
-        self.count_steps.check_within(
+        assert self.step_counter is not None, "wrap() runs before training"
+        self.step_counter.check_within(
             noise_multiplier=self.ledger.noise_multiplier,
             sample_rate=self.ledger.sample_rate,
             steps=self.planned_steps,
