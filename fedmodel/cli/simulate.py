@@ -219,8 +219,9 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         stop_interrupted(prog, run_dir)
-    epsilons = [c["epsilon"] for c in summary["clients"] if c["epsilon"] is not None]
-    spent = f", max client epsilon {max(epsilons):.3f}" if epsilons else ""
+    # The run's statement: every charge, the server's ledger's under central DP.
+    epsilon = summary["privacy_guarantee"]["epsilon"]
+    spent = f", max client epsilon {epsilon:.3f}" if epsilon is not None else ""
     log.info(
         "done: final test accuracy %.4f, macro-F1 %.4f%s, %.0f s; outputs in %s",
         summary["final_accuracy"],

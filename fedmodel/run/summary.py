@@ -23,7 +23,12 @@ from fedmodel.privacy.figure_keys import (
     STEPS_KEY,
 )
 from fedmodel.privacy.ledger_record import LEDGER_FILE
-from fedmodel.privacy.ledger_reset import ledger_status, reset_count
+from fedmodel.privacy.ledger_reset import (
+    LedgerStatus,
+    central_ledger_status,
+    ledger_status,
+    reset_count,
+)
 from fedmodel.run.layout import SUMMARY_FILE, simulated_client_dir
 from fedmodel.run.metrics import write_json
 
@@ -115,7 +120,12 @@ def client_rows(
 
 
 def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's privacy statement over every charge, used update or not."""
+    """The run's privacy statement over every charge, used update or not.
+
+    Under privacy=central the server's ledger counts too: it is charged for
+    every round released, where no client's reply carried the charge (every
+    draw empty, or a resume that ran no round after one its checkpoint missed).
+    """
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
         epsilons = [row.get("epsilon"), row.get("ledger_epsilon")]
@@ -124,7 +134,23 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
         charged[int(row["client_id"])] = {
             k: float(v) for k, v in figures.items() if v is not None
         }
-    return privacy_guarantee(settings, charged)
+    statement = privacy_guarantee(settings, charged)
+    server = _central_ledger(settings)
+    if server is not None:
+        for key, spent in (("epsilon", server.epsilon), ("delta", server.delta)):
+            statement[key] = max(statement[key] or 0.0, spent)
+    return statement
+
+
+def _central_ledger(settings: RunSettings) -> LedgerStatus | None:
+    """The server's client-level ledger of a privacy=central run, if it has one."""
+    if not settings.privacy.client_level:
+        return None
+    try:
+        return central_ledger_status(Path(settings.run_dir))
+    except FedmodelError as exc:
+        log.warning("the server's privacy ledger cannot be read: %s", exc)
+        return None
 
 
 def _client_row(

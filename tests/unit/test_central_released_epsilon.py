@@ -1,0 +1,100 @@
+"""privacy=central: the epsilon a run releases is its server ledger's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opacus.accountants import PRVAccountant
+
+from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.federation import central_dp, checkpointing
+from fedmodel.federation.server_app import run_federation
+from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
+from tests.conftest import logging_restored
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
+
+
+def _central_run(*overrides: str) -> dict[str, Any]:
+    return compose_config(
+        [
+            *FAKE_GRID_RUN,
+            "privacy=central",
+            "privacy.target_epsilon=8",
+            "num_rounds=3",
+            "distill=off",
+            "warm_start.enabled=false",
+            *overrides,
+        ]
+    )
+
+
+def _ledger_epsilon(run_dir: Path) -> float:
+    ledger = json.loads((run_dir / CENTRAL_LEDGER_FILE).read_text())
+    return float(ledger["rounds"][-1]["epsilon"])
+
+
+def test_a_run_whose_draws_took_no_client_states_the_ledgers_epsilon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every round's draw comes out empty: each is noised, released and
+    # charged, but no client ever replied, so no client's figures held the
+    # charge. Before, summary.json's epsilon was None and the model card said
+    # the cost was in "each client's privacy ledger", which clients of a
+    # central run do not have.
+    monkeypatch.setattr(central_dp._SAMPLER, "random", lambda: 0.9)
+    settings = settings_from_dict(
+        {**_central_run("strategy.fraction_train=0.5"), "run_dir": str(tmp_path)}
+    )
+    plan = plan_client_level(settings)
+
+    summary = run_federation(FakeGrid(2), settings)
+
+    # The ledger against Opacus' own accountant, fed (z, q) three times.
+    accountant = PRVAccountant()
+    for _ in range(3):
+        accountant.step(noise_multiplier=plan.noise_multiplier, sample_rate=0.5)
+    independent = accountant.get_epsilon(delta=plan.delta)
+    spent = _ledger_epsilon(tmp_path)
+    assert spent == pytest.approx(independent, rel=1e-3)
+    guarantee = summary["privacy_guarantee"]
+    assert guarantee["epsilon"] == pytest.approx(spent)
+    assert guarantee["delta"] == pytest.approx(plan.delta)
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "epsilon at most 8" in card
+    assert "no client reported" not in card
+
+
+def test_a_resume_that_runs_no_round_states_the_ledgers_epsilon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed after round 3 was charged, before its checkpoint: the resumed
+    # run has no budget for round 3 and stops at once, and its summary took
+    # the checkpoint's figures of 2 rounds (epsilon 5.81, card "at most 5.9")
+    # while the ledger holds 3 (7.99).
+    raw = _central_run()
+    save = checkpointing.SaveCheckpoint.after_round
+
+    def killed_in_round_3(self: Any, state: Any, metrics: Any) -> Any:
+        if state.round == 3:
+            raise Killed
+        return save(self, state, metrics)
+
+    monkeypatch.setattr(checkpointing.SaveCheckpoint, "after_round", killed_in_round_3)
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(
+            FakeGrid(2), settings_from_dict({**raw, "run_dir": str(tmp_path)})
+        )
+    monkeypatch.setattr(checkpointing.SaveCheckpoint, "after_round", save)
+
+    resumed = settings_from_dict({**raw, "resume": True, "run_dir": str(tmp_path)})
+    summary = run_federation(FakeGrid(2), resumed)
+
+    spent = _ledger_epsilon(tmp_path)
+    assert spent > 7.9
+    assert summary["privacy_guarantee"]["epsilon"] == pytest.approx(spent)
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "epsilon at most 8" in card
