@@ -270,8 +270,15 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         """Noise the valid updates' sum, even of none; the figures are the ledger's."""
         accepted = [r for r in replies if self._accept(server_round, r)]
         arrays, metrics = self.dp.aggregate_train(server_round, accepted)
-        # Under the keys clients use for record-level DP.
+        self.report_ledger()
+        return arrays, metrics, accepted
+
+    def report_ledger(self) -> None:
+        """Give every client's figures the ledger's, the one budget they share.
+
+        Under the keys clients use for record-level DP. Also on a resume: the
+        ledger may hold a round charged after the checkpoint was written.
+        """
         figures = self.dp.ledger.reported_figures()
         for client in self.client_figures.values():
             client.update(figures)
-        return arrays, metrics, accepted

@@ -73,8 +73,8 @@ def test_a_resume_that_runs_no_round_states_the_ledgers_epsilon(
 ) -> None:
     # Killed after round 3 was charged, before its checkpoint: the resumed
     # run has no budget for round 3 and stops at once, and its summary took
-    # the checkpoint's figures of 2 rounds (epsilon 5.81, card "at most 5.9")
-    # while the ledger holds 3 (7.99).
+    # the checkpoint's figures of 2 rounds (epsilon 5.81, card "at most 5.9",
+    # each client's row too) while the ledger holds 3 (7.99).
     raw = _central_run()
     save = checkpointing.SaveCheckpoint.after_round
 
@@ -96,5 +96,6 @@ def test_a_resume_that_runs_no_round_states_the_ledgers_epsilon(
     spent = _ledger_epsilon(tmp_path)
     assert spent > 7.9
     assert summary["privacy_guarantee"]["epsilon"] == pytest.approx(spent)
+    assert [c["epsilon"] for c in summary["clients"]] == pytest.approx([spent] * 2)
     card = (tmp_path / "model" / "README.md").read_text()
     assert "epsilon at most 8" in card
