@@ -104,8 +104,8 @@ def prepare_rounds(
             strategy.dp.clipping_norm = resumed.clipping_norm  # as it had moved
     if resumed is not None:
         strategy.client_figures.update(resumed.client_figures)
-        if isinstance(strategy, ClientLevelDPStrategy):
-            strategy.report_ledger()
+    if isinstance(strategy, ClientLevelDPStrategy):
+        strategy.report_ledger()  # a round charged after the checkpoint counts
     return SharedRoundState(
         grid=grid,
         settings=settings,
