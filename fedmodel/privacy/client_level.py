@@ -137,6 +137,8 @@ def privacy_guarantee(
 
     Record-level: each client's own records, the largest client epsilon.
     Client-level: every client's whole contribution, one epsilon for all.
+    `unstated` says why a private run states no epsilon where a ledger that
+    holds its charges could not be read (None otherwise).
     """
     privacy = settings.privacy
     level = privacy_mode(privacy).guarantee
@@ -148,4 +150,5 @@ def privacy_guarantee(
         "epsilon": max(epsilons) if level and epsilons else None,
         "delta": max(deltas) if level and deltas else None,
         "accountant": privacy.accountant if level else None,
+        "unstated": None,
     }

@@ -120,8 +120,10 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             "seed": int(config["seed"]),
             "final_accuracy": float(summary["final_accuracy"]),
             "final_macro_f1": float(summary["final_macro_f1"]),
+            # A summary that could not read a ledger states none: the
+            # clients' reports could be less than that ledger holds.
             "epsilon_spent": stated
-            if stated is not None
+            if stated is not None or guarantee.get("unstated")
             else (max(epsilons) if epsilons else None),
             "rounds_completed": int(summary["rounds_completed"]),
             "wall_seconds": float(summary["wall_seconds"]),

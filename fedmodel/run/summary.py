@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_level import privacy_guarantee
 from fedmodel.privacy.figure_keys import (
@@ -24,7 +25,6 @@ from fedmodel.privacy.figure_keys import (
 )
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.ledger_reset import (
-    LedgerStatus,
     central_ledger_status,
     ledger_status,
     reset_count,
@@ -35,6 +35,8 @@ from fedmodel.run.metrics import write_json
 log = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
+# A client row's key: its ledger is in the run folder but cannot be read.
+LEDGER_UNREADABLE = "ledger_unreadable"
 STATUS_FAILED = "failed"
 
 
@@ -125,6 +127,8 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
     Under privacy=central the server's ledger counts too: it is charged for
     every round released, where no client's reply carried the charge (every
     draw empty, or a resume that ran no round after one its checkpoint missed).
+    A ledger in the run folder that cannot be read leaves no epsilon stated
+    (`unstated` says which), never the smaller figure the replies carried.
     """
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
@@ -135,22 +139,29 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
             k: float(v) for k, v in figures.items() if v is not None
         }
     statement = privacy_guarantee(settings, charged)
-    server = _central_ledger(settings)
-    if server is not None:
-        for key, spent in (("epsilon", server.epsilon), ("delta", server.delta)):
-            statement[key] = max(statement[key] or 0.0, spent)
+    unread = [str(row["client_id"]) for row in rows if row.get(LEDGER_UNREADABLE)]
+    if unread:
+        # Its ledger may hold a charge no reply carried: stating the replies'
+        # figures could state less than was spent.
+        clients = f"{plural(len(unread), 'client')} {', '.join(unread)}"
+        return _unstated(statement, f"the privacy ledger of {clients}")
+    if settings.privacy.client_level:
+        try:
+            server = central_ledger_status(Path(settings.run_dir))
+        except FedmodelError as exc:
+            log.warning("the server's privacy ledger cannot be read: %s", exc)
+            return _unstated(statement, "the server's privacy ledger")
+        if server is not None:
+            for key, spent in (("epsilon", server.epsilon), ("delta", server.delta)):
+                statement[key] = max(statement[key] or 0.0, spent)
     return statement
 
 
-def _central_ledger(settings: RunSettings) -> LedgerStatus | None:
-    """The server's client-level ledger of a privacy=central run, if it has one."""
-    if not settings.privacy.client_level:
-        return None
-    try:
-        return central_ledger_status(Path(settings.run_dir))
-    except FedmodelError as exc:
-        log.warning("the server's privacy ledger cannot be read: %s", exc)
-        return None
+def _unstated(statement: dict[str, Any], ledger: str) -> dict[str, Any]:
+    """The statement without figures: `ledger`, which holds charges, is unread."""
+    unstated = f"{ledger} could not be read when the run ended"
+    log.warning("the run states no epsilon: %s", unstated)
+    return {**statement, "epsilon": None, "delta": None, "unstated": unstated}
 
 
 def _client_row(
@@ -182,6 +193,7 @@ def _simulated_ledgers(settings: RunSettings) -> dict[int, dict[str, Any]]:
             status = ledger_status(state_dir)
         except FedmodelError as exc:
             log.warning("client %d's ledger cannot be read: %s", client_id, exc)
+            found[client_id] = {LEDGER_UNREADABLE: True}
             continue
         found[client_id] = {
             "delta": status.delta,

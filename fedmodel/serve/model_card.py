@@ -91,6 +91,12 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
         "record": "any one record of a client (DP-SGD on each client, Opacus)",
         "client": "any one client's whole contribution (noise the server adds)",
     }[level]
+    if epsilon is None and guarantee.get("unstated"):
+        return (
+            f"**Differential privacy for {protected}**, at a cost this card "
+            f"does not state: {guarantee['unstated']}, and a figure from the "
+            "clients' reports alone could be less than was spent."
+        )
     if epsilon is None:
         return (
             f"**Differential privacy for {protected}**, at a cost no client "

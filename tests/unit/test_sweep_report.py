@@ -198,6 +198,24 @@ def test_the_stated_guarantee_is_the_epsilon_spent_even_when_it_is_zero(
     assert spent.to_dict() == {"charged": 7.9, "older": 0.0, "stated": 0.0}
 
 
+def test_a_summary_that_states_no_epsilon_for_an_unread_ledger_keeps_none(
+    tmp_path: Path,
+) -> None:
+    # Its clients reported 2.5, but a ledger holding charges could not be
+    # read when it ended: the sweep must not fill in the reports' figure.
+    run_dir = tmp_path / "sweep" / "unread"
+    write_run(run_dir, ["privacy.target_epsilon=8"], 0.5, 2.5)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["privacy_guarantee"] = {
+        "level": "record",
+        "epsilon": None,
+        "unstated": "the privacy ledger of client 1 could not be read",
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    spent = collect_runs(tmp_path / "sweep").set_index("run")["epsilon_spent"]
+    assert spent.isna().all() and list(spent.index) == ["unread"]
+
+
 def test_the_command_prints_its_warnings_as_fedmodels_lines(
     sweep: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
