@@ -231,6 +231,13 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         """The norm the next round clips to, which a checkpoint keeps."""
         return float(self.dp.clipping_norm)
 
+    def epsilons(self) -> list[float]:
+        """The ledger's epsilon, the one budget every client shares.
+
+        Also where no client has replied yet: an empty draw is charged too.
+        """
+        return [self.dp.ledger.epsilon]
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:

@@ -243,8 +243,7 @@ def _ask_callbacks(
 
 def _round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str, Any]:
     """The figures every round records before any callback adds its own."""
-    clients = strategy.client_figures.values()
-    epsilons = [c["epsilon"] for c in clients if "epsilon" in c]
+    epsilons = strategy.epsilons()
     train_loss = None
     if state.train_metrics is not None:
         train_loss = state.train_metrics.get("train-loss")

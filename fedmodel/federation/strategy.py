@@ -30,7 +30,7 @@ from fedmodel.federation.messages import (
     reply_problem,
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
-from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY
+from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,11 @@ class BudgetAwareStrategy:
     def clipping_norm(self) -> float | None:
         """The server's adaptive clipping norm for the next round; None: none."""
         return None
+
+    def epsilons(self) -> list[float]:
+        """Each reporting client's latest epsilon, for a round's figures."""
+        figures = self.client_figures.values()
+        return [c[EPSILON_KEY] for c in figures if EPSILON_KEY in c]
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -14,6 +14,7 @@ from fedmodel.federation import central_dp, checkpointing
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
+from fedmodel.run.metrics import read_rounds
 from tests.conftest import logging_restored
 from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
 
@@ -66,6 +67,12 @@ def test_a_run_whose_draws_took_no_client_states_the_ledgers_epsilon(
     card = (tmp_path / "model" / "README.md").read_text()
     assert "epsilon at most 8" in card
     assert "no client reported" not in card
+    # Each round's line in metrics.jsonl too (before, empty: no reply).
+    charged = json.loads((tmp_path / CENTRAL_LEDGER_FILE).read_text())["rounds"]
+    rounds = read_rounds(tmp_path)
+    assert [r["epsilon_max"] for r in rounds] == pytest.approx(
+        [r["epsilon"] for r in charged]
+    )
 
 
 def test_a_resume_that_runs_no_round_states_the_ledgers_epsilon(
