@@ -222,9 +222,12 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
     # The run's statement: every charge, the server's ledger's under central DP.
     statement = summary["privacy_guarantee"]
     epsilon = statement["epsilon"]
-    spent = f", max client epsilon {epsilon:.3f}" if epsilon is not None else ""
     if statement.get("unstated"):
         spent = f", epsilon not stated ({statement['unstated']})"
+    elif epsilon is not None:
+        spent = f", max client epsilon {epsilon:.3f}"
+    else:
+        spent = ""
     log.info(
         "done: final test accuracy %.4f, macro-F1 %.4f%s, %.0f s; outputs in %s",
         summary["final_accuracy"],

@@ -35,9 +35,9 @@ from fedmodel.run.metrics import write_json
 log = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
+STATUS_FAILED = "failed"
 # A client row's key: its ledger is in the run folder but cannot be read.
 LEDGER_UNREADABLE = "ledger_unreadable"
-STATUS_FAILED = "failed"
 
 
 class RunFailed(FedmodelError):
