@@ -80,6 +80,11 @@ def check_writable_folder(
 # `audit.*` plants canaries in a client's training split (the reference count
 # moves the planted canaries' draw too).
 _RECORD_KEYS = ("task", "partition", "num_clients", "seed", "audit")
+# In a deployment each site holds its own file whatever num_clients says: it
+# is the number of sites the server waits for and counts spent, which a site
+# that joined changes (the round's warning asks for it). Under privacy=central
+# it stays, since the server's ledger was calibrated with it.
+_DEPLOYED_SITE_COUNT = "num_clients"
 _RECORDS_DEALT = (
     "these decide which records each client holds, and each client's ledger "
     "counts only what was spent on its own"
@@ -157,7 +162,7 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
     changed = [
         key
         for key in changed_keys(earlier, config)
-        if key.split(".")[0] in _RECORD_KEYS
+        if key.split(".")[0] in _record_keys(config)
     ]
     if changed:
         raise FedmodelError(
@@ -190,6 +195,14 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
             f"show what runs; resume with the run's values (its {RESOLVED_CONFIG}), "
             "or start a new run in a new folder"
         )
+
+
+def _record_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The top-level keys a resume of this run must keep for its records."""
+    deployed = _at(config, "federation.name") == "deployment"
+    if deployed and _at(config, "privacy.mode") != "central":
+        return tuple(key for key in _RECORD_KEYS if key != _DEPLOYED_SITE_COUNT)
+    return _RECORD_KEYS
 
 
 def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,21 @@ def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
     check_run_folder(tmp_path, relearn)
 
 
+def test_a_deployed_resume_may_count_a_site_that_joined(tmp_path: Path) -> None:
+    # Each site holds its own file: num_clients deals no record there, and
+    # the round's warning about a third SuperNode asks for num_clients=3.
+    # Before, the resume was refused saying it decided each client's records.
+    deployed = ("federation=deployment", "num_clients=2")
+    run = small_settings(*deployed)
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+    joined = small_settings(*deployed, "resume=true", "num_clients=3")
+    check_run_folder(tmp_path, joined)
+    # What does deal records is still kept.
+    reseeded = small_settings(*deployed, "resume=true", "seed=9")
+    with pytest.raises(FedmodelError, match=re.escape("seed=9 (the run's: ")):
+        check_run_folder(tmp_path, reseeded)
+
+
 def test_a_seed_change_is_refused_for_what_the_seed_draws(tmp_path: Path) -> None:
     # One client per file: the seed deals no records, but still draws others.
     sites = ",".join(str(tmp_path / f"site{i}.csv") for i in range(3))
