@@ -41,6 +41,7 @@ from fedmodel.deploy.certs import (
     check_site_private_key,
     check_superlink_key,
 )
+from fedmodel.deploy.ledger_launch_check import check_stored_ledger
 from fedmodel.deploy.port_check import check_port_free
 from fedmodel.deploy.superlink_check import check_superlink_certificate
 from fedmodel.errors import FedmodelError
@@ -217,6 +218,7 @@ def _check_site_file(site: SiteConfig) -> None:
         role, fix = key.removesuffix("-column"), f"give --{key} one of its columns"
         require_column(table, column, role=role, fix=fix, path=path, key=f"--{key}")
     check_site_delta(site, records=records)
+    check_stored_ledger(site, records=records)
     weak = site_delta_warning(site.site_id, delta=site.delta, records=records)
     if weak is not None:
         log.warning("%s", weak)

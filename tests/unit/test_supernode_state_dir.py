@@ -15,7 +15,7 @@ import pytest
 
 import fedmodel.deploy.launch
 from fedmodel.cli.main import run_command
-from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord
 
 
 def _launch(
@@ -59,3 +59,83 @@ def test_a_state_dir_with_a_ledger_is_not_said(
     state.mkdir()
     (state / held).write_text("{}")
     assert _launch(tmp_path, state, monkeypatch, caplog) == []
+
+
+def _ledger(state: Path, *, client_id: str, delta: float) -> None:
+    """A ledger as a site's first round writes it, charged nothing yet."""
+    state.mkdir()
+    record = LedgerRecord(
+        client_id=client_id,
+        accountant="prv",
+        delta=delta,
+        target_epsilon=8.0,
+        noise_multiplier=2.3,
+        sample_rate=1.0,
+        data_fingerprint="f",
+    )
+    (state / LEDGER_FILE).write_text(record.to_json())
+
+
+
+def _launch_code(
+    data: Path,
+    state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> tuple[int, str]:
+    """`fedmodel supernode`'s exit code and stderr; Flower is not started."""
+    monkeypatch.setattr(fedmodel.deploy.launch, "exec_flower", lambda command: None)
+    args = ["supernode", "--superlink", "127.0.0.1:1", "--site-id", "4"]
+    args += ["--data-file", str(data), "--state-dir", str(state)]
+    args += ["--max-epsilon", "3", "--insecure", *extra]
+    code = run_command(args)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("client_id", "delta", "said"),
+    [
+        # Another site's ledger (a copied command line's --state-dir).
+        ("0", 1e-6, "belongs to site 0, not to --site-id (node config site-id) 4"),
+        # The ledger's delta is not the --delta given (1e-6).
+        ("4", 0.00125, "states epsilon at delta 0.00125, but this site's rounds"),
+    ],
+)
+def test_a_ledger_no_round_could_continue_stops_the_launch(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    client_id: str,
+    delta: float,
+    said: str,
+) -> None:
+    # Before, the SuperNode started and every round it was sent refused the
+    # ledger, after the server had sampled it: the run failed (or went on
+    # without the site) and the other sites were charged for that round.
+    data = tmp_path / "notes.csv"
+    data.write_text("text,label\nhello,a\n")
+    state = tmp_path / "state"
+    _ledger(state, client_id=client_id, delta=delta)
+    code, err = _launch_code(data, state, monkeypatch, capsys, "--delta", "1e-6")
+    assert code == 2
+    assert said in err
+
+
+def test_the_default_delta_of_a_grown_file_stops_the_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without --delta a round charges at 1/(10 n): a site that added records
+    # moved it off its ledger's, which every round would refuse.
+    data = tmp_path / "notes.csv"
+    data.write_text("text,label\n" + "".join(f"note {i},a\n" for i in range(20)))
+    state = tmp_path / "state"
+    _ledger(state, client_id="4", delta=1 / (10 * 10))
+    code, err = _launch_code(data, state, monkeypatch, capsys)
+    assert code == 2
+    assert "states epsilon at delta 0.01, but this site's rounds would" in err
+    assert "charge at delta 0.005 (1/(10 n) for the 20 records" in err
+    assert "give --delta 0.01 to continue this budget" in err
+    # The same folder launches with the ledger's delta.
+    code, _ = _launch_code(data, state, monkeypatch, capsys, "--delta", "0.01")
+    assert code == 0
