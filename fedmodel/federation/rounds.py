@@ -89,7 +89,7 @@ class RoundPlan:
     model_name: str
     train_config: ConfigRecord
     timeout: float
-    # The run's num_clients: the sites a deployment's server waits for.
+    # The run's num_clients: a deployment's sites (the budget stop counts them).
     num_clients: int
     # Records added to every train message (the teacher's weights in
     # federated distillation).

@@ -109,6 +109,7 @@ class BudgetAwareStrategy:
         """The inner strategy's train messages, minus spent and failed clients."""
         self.round_failures = []
         skipped = self.skipped_nodes
+        _say_if_waiting(self.inner, grid, server_round=server_round)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
         return self._sent
@@ -262,4 +263,30 @@ def _reported_before(client_id: int, before: int) -> str:
     return (
         f". Node {before} reported client {client_id} before; if it still runs, "
         f"{_SAME_SITE_ID}: {_OWN_SITE_ID}"
+    )
+
+
+def _say_if_waiting(inner: Strategy, grid: Grid, *, server_round: int) -> None:
+    """Say on the console when a round waits for SuperNodes to connect.
+
+    Flower's sampling waits, with no time limit, until the strategy's
+    minimum of nodes is connected, and says so only in the run's log (a line
+    a second): the operator of a deployment whose site is not up yet, or gone
+    for good, saw the run stop after its last line without a word.
+    """
+    needed = max(
+        int(getattr(inner, "min_available_nodes", 0)),
+        int(getattr(inner, "min_train_nodes", 0)),
+    )
+    connected = len(list(grid.get_node_ids()))
+    if connected >= needed:
+        return
+    log.warning(
+        "round %d: waiting for SuperNodes to connect: %d connected, and the round "
+        "starts once %d are (strategy.min_train_clients, or num_clients where "
+        "fewer). Start the missing sites' SuperNodes, or lower "
+        "strategy.min_train_clients to go on without them",
+        server_round,
+        connected,
+        needed,
     )

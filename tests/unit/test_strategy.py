@@ -140,6 +140,47 @@ def test_a_node_the_superlink_lost_is_named_by_the_message_it_was_sent() -> None
     assert "Node Unavailable" in failure.reason and not failure.permanent
 
 
+class _SiteJoiningGrid(FakeGrid):
+    """Two of three nodes connected until the grid has been asked `joins` times."""
+
+    def __init__(self, joins: int) -> None:
+        super().__init__(3)
+        self.asked = 0
+        self.joins = joins
+
+    def get_node_ids(self) -> list[int]:
+        self.asked += 1
+        nodes = list(self.contexts)
+        return nodes if self.asked > self.joins else nodes[:2]
+
+
+def test_a_round_waiting_for_a_supernode_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Flower waits until strategy.min_train_clients nodes are connected, with
+    # no time limit, saying so only in the run's log: before, the console of
+    # a deployment whose third site was not up stopped after its last line.
+    inner = build_strategy(
+        group_settings("strategy", min_train_clients=3), num_clients=3
+    )
+    strategy = BudgetAwareStrategy(inner, expected_shapes=SHAPES)
+    arrays = _update()["arrays"]
+    with caplog.at_level(logging.WARNING, logger="fedmodel"):
+        messages = strategy.configure_train(
+            1, arrays, ConfigRecord(), _SiteJoiningGrid(3)
+        )
+    assert len(messages) == 3
+    (said,) = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    assert said.startswith(
+        "round 1: waiting for SuperNodes to connect: 2 connected, and the round "
+        "starts once 3 are (strategy.min_train_clients"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fedmodel"):
+        strategy.configure_train(2, arrays, ConfigRecord(), _SiteJoiningGrid(0))
+    assert not [r for r in caplog.records if "waiting" in r.getMessage()]
+
+
 def _ledger_query_round(
     run_dir: Path,
     recorded: dict[int, dict[str, float]],
