@@ -27,29 +27,45 @@ def check_same_budget(
     path: Path, *, stored: LedgerRecord, wanted: LedgerRecord
 ) -> None:
     """Refuse to continue a budget kept for another client, delta or accountant."""
-    reset = _new_budget(path) + " (forgetting the epsilon already spent)"
-    in_a_run = NEW_RUN + " (forgetting the epsilon already spent)"
-    if stored.client_id != wanted.client_id:
-        raise FedmodelError(
-            f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
-            f"{wanted.client_id!r}: give each client its own state directory "
-            "(a deployed site: its own --state-dir; a site whose --site-id was "
-            f"{stored.client_id} started it)"
-        )
+    check_same_client(path, stored=stored, client_id=wanted.client_id)
     if stored.accountant != wanted.accountant:
         kept = (
             f"privacy ledger {path} was kept with the {stored.accountant!r} "
             f"accountant, not {wanted.accountant!r}: set privacy.accountant="
             f"{stored.accountant} to continue this budget, or "
         )
-        raise LedgerRefusal(kept + reset, in_a_run=kept + in_a_run)
-    if not math.isclose(stored.delta, wanted.delta, rel_tol=1e-9, abs_tol=0.0):
+        raise _refusal(path, kept)
+    check_same_delta(path, stored=stored, delta=wanted.delta)
+
+
+def check_same_client(path: Path, *, stored: LedgerRecord, client_id: str) -> None:
+    """Refuse to continue a ledger that another client (a site) opened."""
+    if stored.client_id != client_id:
+        raise FedmodelError(
+            f"privacy ledger {path} belongs to client {stored.client_id!r}, not "
+            f"{client_id!r}: give each client its own state directory "
+            "(a deployed site: its own --state-dir; a site whose --site-id was "
+            f"{stored.client_id} started it)"
+        )
+
+
+def check_same_delta(path: Path, *, stored: LedgerRecord, delta: float) -> None:
+    """Refuse to continue a ledger that states epsilon at another delta."""
+    if not math.isclose(stored.delta, delta, rel_tol=1e-9, abs_tol=0.0):
         kept = (
             f"privacy ledger {path} states epsilon at delta {stored.delta!r}, not "
-            f"{wanted.delta!r}: set privacy.target_delta={stored.delta!r} (a "
+            f"{delta!r}: set privacy.target_delta={stored.delta!r} (a "
             f"deployed site: --delta {stored.delta!r}) to continue this budget, or "
         )
-        raise LedgerRefusal(kept + reset, in_a_run=kept + in_a_run)
+        raise _refusal(path, kept)
+
+
+def _refusal(path: Path, kept: str) -> LedgerRefusal:
+    """A refusal whose way out is `kept`, or else a new budget."""
+    forget = " (forgetting the epsilon already spent)"
+    return LedgerRefusal(
+        kept + _new_budget(path) + forget, in_a_run=kept + NEW_RUN + forget
+    )
 
 
 def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> None:

@@ -76,7 +76,6 @@ def _ledger(state: Path, *, client_id: str, delta: float) -> None:
     (state / LEDGER_FILE).write_text(record.to_json())
 
 
-
 def _launch_code(
     data: Path,
     state: Path,
@@ -97,9 +96,9 @@ def _launch_code(
     ("client_id", "delta", "said"),
     [
         # Another site's ledger (a copied command line's --state-dir).
-        ("0", 1e-6, "belongs to site 0, not to --site-id (node config site-id) 4"),
+        ("0", 1e-6, "would refuse its ledger: privacy ledger"),
         # The ledger's delta is not the --delta given (1e-6).
-        ("4", 0.00125, "states epsilon at delta 0.00125, but this site's rounds"),
+        ("4", 0.00125, "states epsilon at delta 0.00125, not 1e-06: set"),
     ],
 )
 def test_a_ledger_no_round_could_continue_stops_the_launch(
@@ -120,6 +119,8 @@ def test_a_ledger_no_round_could_continue_stops_the_launch(
     code, err = _launch_code(data, state, monkeypatch, capsys, "--delta", "1e-6")
     assert code == 2
     assert said in err
+    if client_id == "0":  # another site's ledger
+        assert "belongs to client '0', not '4'" in err
 
 
 def test_the_default_delta_of_a_grown_file_stops_the_launch(
@@ -133,9 +134,9 @@ def test_the_default_delta_of_a_grown_file_stops_the_launch(
     _ledger(state, client_id="4", delta=1 / (10 * 10))
     code, err = _launch_code(data, state, monkeypatch, capsys)
     assert code == 2
-    assert "states epsilon at delta 0.01, but this site's rounds would" in err
-    assert "charge at delta 0.005 (1/(10 n) for the 20 records" in err
-    assert "give --delta 0.01 to continue this budget" in err
+    assert "each round of site 4 (delta 0.005: 1/(10 n) for the 20 records" in err
+    assert "states epsilon at delta 0.01, not 0.005" in err
+    assert "--delta 0.01) to continue this budget" in err
     # The same folder launches with the ledger's delta.
     code, _ = _launch_code(data, state, monkeypatch, capsys, "--delta", "0.01")
     assert code == 0
