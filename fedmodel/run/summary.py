@@ -8,6 +8,7 @@ not the server used the update that charge paid for.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,9 +133,7 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
     """
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
-        epsilons = [row.get("epsilon"), row.get("ledger_epsilon")]
-        epsilon = max((e for e in epsilons if e is not None), default=None)
-        figures = {EPSILON_KEY: epsilon, DELTA_KEY: row.get("delta")}
+        figures = {EPSILON_KEY: charged_epsilon(row), DELTA_KEY: row.get("delta")}
         charged[int(row["client_id"])] = {
             k: float(v) for k, v in figures.items() if v is not None
         }
@@ -155,6 +154,16 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
             for key, spent in (("epsilon", server.epsilon), ("delta", server.delta)):
                 statement[key] = max(statement[key] or 0.0, spent)
     return statement
+
+
+def charged_epsilon(row: Mapping[str, Any]) -> float | None:
+    """What a client row was charged: the larger of its reported and ledger epsilon.
+
+    A client whose last updates were refused reported less than its ledger
+    holds; a client that never reported has only its ledger's figure.
+    """
+    epsilons = [row.get("epsilon"), row.get("ledger_epsilon")]
+    return max((float(e) for e in epsilons if e is not None), default=None)
 
 
 def _unstated(statement: dict[str, Any], ledger: str) -> dict[str, Any]:

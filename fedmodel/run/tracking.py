@@ -21,7 +21,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds
 from fedmodel.run.run_files import parsed_file
-from fedmodel.run.summary import STATUS_FAILED
+from fedmodel.run.summary import STATUS_FAILED, charged_epsilon
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,9 @@ def _log_run(
     )
     for client in summary.get("clients", []):
         figures = _numbers(client, skip=set())
-        # What the client was charged, as the guarantee takes it: a client
-        # whose last updates were refused reported less than its ledger holds.
-        charged = [figures[k] for k in ("epsilon", "ledger_epsilon") if k in figures]
-        if charged:
-            figures["epsilon"] = max(charged)
+        charged = charged_epsilon(figures)  # as the guarantee takes it
+        if charged is not None:
+            figures["epsilon"] = charged
         for key in ("epsilon", "noise_multiplier", "steps"):
             if key in figures:
                 final[f"client_{client['client_id']}_{key}"] = figures[key]
