@@ -1,8 +1,9 @@
 """A SuperNode's launch refuses a ledger in --state-dir that its rounds would refuse.
 
-A ledger kept for another `--site-id`, or at a delta other than the one the
-site's rounds charge at (its `--delta`, or 1/(10 n) of its n records, which
-moves when records are added), is refused by every round the site is sent,
+A ledger that cannot be read, one kept for another `--site-id`, or one at a
+delta other than the one the site's rounds charge at (its `--delta`, or
+1/(10 n) of its n records, which moves when records are added), is refused
+by every round the site is sent,
 after the server has sampled it: each such round fails the run (or trains on
 without the site) while the other sites are charged for it. The launch reads
 the ledger once and stops with the round's own refusal instead.
@@ -20,15 +21,11 @@ from fedmodel.privacy.ledger_reopen import check_same_client, check_same_delta
 def check_stored_ledger(site: SiteConfig, *, records: int) -> None:
     """Refuse a `--state-dir` whose ledger no round of this site could continue.
 
-    A ledger that cannot be read is left to the round, whose refusal names
-    what is wrong with it; a folder without one is said elsewhere.
+    A ledger that cannot be read, another site's, or one at another delta is
+    refused; a folder without one is said elsewhere.
     """
     path = site.state_dir / LEDGER_FILE
     if not path.is_file():
-        return
-    try:
-        stored = read_record(path)
-    except FedmodelError:
         return
     delta = default_delta(records) if site.delta is None else site.delta
     source = (
@@ -38,6 +35,7 @@ def check_stored_ledger(site: SiteConfig, *, records: int) -> None:
         else f"its {site_setting(DELTA)}"
     )
     try:
+        stored = read_record(path)
         check_same_client(path, stored=stored, client_id=str(site.site_id))
         check_same_delta(path, stored=stored, delta=delta)
     except FedmodelError as exc:

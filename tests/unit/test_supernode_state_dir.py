@@ -56,8 +56,9 @@ def test_a_state_dir_with_a_ledger_is_not_said(
     held: str,
 ) -> None:
     state = tmp_path / "state"
-    state.mkdir()
-    (state / held).write_text("{}")
+    _ledger(state, client_id="4", delta=1e-6)  # this site's, at its --delta
+    if held != LEDGER_FILE:  # only an archived one
+        (state / LEDGER_FILE).rename(state / held)
     assert _launch(tmp_path, state, monkeypatch, caplog) == []
 
 
@@ -140,3 +141,18 @@ def test_the_default_delta_of_a_grown_file_stops_the_launch(
     # The same folder launches with the ledger's delta.
     code, _ = _launch_code(data, state, monkeypatch, capsys, "--delta", "0.01")
     assert code == 0
+
+
+def test_an_unreadable_ledger_stops_the_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every round would refuse it after the server had sampled the site.
+    data = tmp_path / "notes.csv"
+    data.write_text("text,label\nhello,a\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / LEDGER_FILE).write_text('{"client_id": "4"')  # cut off mid-write
+    code, err = _launch_code(data, state, monkeypatch, capsys, "--delta", "1e-6")
+    assert code == 2
+    assert "each round of site 4 (delta 1e-06: its --delta" in err
+    assert f"{LEDGER_FILE} is unusable: it cannot be read" in err
