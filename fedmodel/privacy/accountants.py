@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from opacus.accountants import create_accountant
 from opacus.accountants.analysis import rdp as rdp_analysis
+from opacus.accountants.analysis.prv import Domain
+from opacus.accountants.prv import PRVAccountant
 from opacus.accountants.rdp import RDPAccountant
 from threadpoolctl import threadpool_limits
 
@@ -71,7 +72,7 @@ def _evaluated(
 ) -> float:
     if accountant == "rdp":
         return rdp_epsilon(history, delta)
-    engine = create_accountant(mechanism=accountant)
+    engine = _PRVAccountant()  # the only other one (ACCOUNTANT_NAMES)
     engine.history = list(history)
     return float(
         engine.get_epsilon(delta=delta, **_prv_options(history, delta, accountant))
@@ -106,6 +107,37 @@ def _rdp_of_one_step(noise_multiplier: float, sample_rate: float) -> np.ndarray:
     )
     one_step.flags.writeable = False  # shared by every caller
     return one_step
+
+
+class _PRVAccountant(PRVAccountant):
+    """Opacus' PRV accountant, its domain sized from the remembered one-step RDP.
+
+    PRV truncates the privacy loss to a domain whose half-width comes from
+    RDP epsilons of the history (Opacus' `compute_safe_domain_size`, after
+    Gopi et al.'s remark 5.6), each from a fresh RDPAccountant: 10 of the 18 s
+    of a default `fedmodel privacy-plan`. This is that bound, term by term,
+    with `rdp_epsilon` in place of the fresh accountant, which returns the
+    same floats; a test checks both accountants give the same epsilon.
+    """
+
+    def _get_domain(
+        self,
+        prvs: list[object],
+        num_self_compositions: list[int],
+        eps_error: float,
+        delta_error: float,
+    ) -> Domain:
+        total = sum(num_self_compositions)
+        history = tuple(self.history)
+        half_width = rdp_epsilon(history, delta_error / 4)
+        for noise_multiplier, sample_rate, _ in history:
+            one_step = ((noise_multiplier, sample_rate, 1),)
+            half_width = max(
+                half_width, rdp_epsilon(one_step, delta_error / (8 * total))
+            )
+        half_width = max(half_width, eps_error) + 3
+        mesh = eps_error / np.sqrt(total * np.log(12 / delta_error) / 2)
+        return Domain.create_aligned(-half_width, half_width, mesh)
 
 
 def prv_takes(accountant: str, steps: int) -> bool:

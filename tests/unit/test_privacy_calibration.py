@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.accountants import PRV_MAX_STEPS, rdp_epsilon
+from fedmodel.privacy.accountants import PRV_MAX_STEPS, composed_epsilon, rdp_epsilon
 from fedmodel.privacy.calibration import (
     PrivacyPlan,
     calibrate_noise,
@@ -73,6 +73,29 @@ def test_epsilon_for_is_a_fresh_opacus_accountant(accountant: str) -> None:
         assert epsilon_for(history, delta=1e-5, accountant=accountant) == (
             pytest.approx(expected, rel=1e-12)
         )
+
+
+@pytest.mark.parametrize(
+    ("history", "delta"),
+    [
+        (((1.1, 0.01, 300),), 1e-5),  # one phase, a strict budget
+        (((0.6, 0.2, 40),), 1e-4),  # weak noise: a large epsilon, a wider error
+        (((2.3, 0.5, 12), (1.4, 0.3, 30), (0.9, 0.05, 7)), 1e-6),  # phases
+        (((5.0, 1.0, 1),), 1e-3),  # one full-batch step
+    ],
+)
+def test_prv_sizes_its_domain_as_opacus_does(
+    history: tuple[tuple[float, float, int], ...], delta: float
+) -> None:
+    # PRV's domain is sized from RDP vectors remembered per (noise, rate),
+    # not from a fresh RDPAccountant each call: the very float Opacus' PRV
+    # accountant gives at the error allowance ours chose.
+    composed_epsilon.cache_clear()
+    ours = composed_epsilon(history, delta, "prv")
+    allowance = max(0.01, rdp_epsilon(history, delta) / 1000)
+    reference = create_accountant(mechanism="prv")
+    reference.history = list(history)
+    assert ours == reference.get_epsilon(delta=delta, eps_error=allowance)
 
 
 @pytest.mark.parametrize(
@@ -293,9 +316,7 @@ def test_an_accountant_out_of_memory_is_a_clear_error(
         def get_epsilon(self, **_: object) -> float:
             raise MemoryError("Unable to allocate 3.60 GiB")
 
-    monkeypatch.setattr(
-        "fedmodel.privacy.accountants.create_accountant", lambda mechanism: Exhausted()
-    )
+    monkeypatch.setattr("fedmodel.privacy.accountants._PRVAccountant", Exhausted)
     with pytest.raises(FedmodelError) as refused:
         calibrate_noise(
             target_epsilon=7.77,
@@ -315,10 +336,10 @@ def test_a_prv_plan_past_the_step_limit_is_refused_before_prv_runs(
 ) -> None:
     # `privacy-plan num_rounds=100000000` grew PRV's grid until the system
     # killed it (1.5 GB and seconds a calibration already at 1e5 steps).
-    def no_accountant(mechanism: str) -> None:
-        raise AssertionError(f"the {mechanism} accountant ran")
+    def no_accountant() -> None:
+        raise AssertionError("the prv accountant ran")
 
-    monkeypatch.setattr("fedmodel.privacy.accountants.create_accountant", no_accountant)
+    monkeypatch.setattr("fedmodel.privacy.accountants._PRVAccountant", no_accountant)
     # 500 records at batch 32: 16 steps an epoch.
     plan = {"target_epsilon": 3.0, "delta": None, "num_records": 500}
     plan |= {"batch_size": 32, "local_epochs": 2, "accountant": "prv"}
