@@ -176,10 +176,11 @@ def _student_entries(
     `test` is the test split and its loader at the teacher's token limit.
     Empty when there is nothing to distil on: no server texts, no clients.
     """
-    if texts is None:
-        warn_no_server_texts(settings)
-        if train_on_clients is None:
-            return {}
+    if texts is None and train_on_clients is None:
+        # Said in full before round 1 (`warn_no_server_texts`); the end of
+        # the run says only what came of it.
+        log.warning("no student is made: the server holds no texts to distil on")
+        return {}
     split, teacher_loader = test
     student_settings = _with_max_length(settings, settings.distill.student.max_length)
     student_loader = length_sorted_loader(student_settings, split)

@@ -452,6 +452,27 @@ def test_distill_off_keeps_an_earlier_student_and_says_it_is_stale(
     assert "does not match the teacher" in caplog.text
 
 
+def test_the_end_of_a_run_without_server_texts_says_only_what_came_of_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The full warning is said before round 1; the end of the run repeated it
+    # word for word, so the console showed it twice.
+    settings = _files_run(tmp_path, "task.validation_file=null", "distill=server")
+    task = load_task(settings.task, seed=settings.seed)
+    with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
+        entries = finish_models(
+            settings,
+            teacher=_teacher(settings, task.label_names),
+            tokenizer=load_tokenizer(settings.model),
+            test=task.test,
+            server_texts=None,
+            run_dir=tmp_path / "run",
+        )
+    assert "student" not in entries
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("finish")]
+    assert lines == ["no student is made: the server holds no texts to distil on"]
+
+
 @pytest.mark.parametrize(
     ("distill", "said"),
     [
