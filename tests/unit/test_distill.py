@@ -422,6 +422,21 @@ def test_server_path_trains_on_transfer_texts_only_and_reads_no_client_data(
     assert versus["served_accuracy_ratio"] is not None
 
 
+def _finish_without_server_texts(
+    settings: RunSettings, run_dir: Path
+) -> dict[str, object]:
+    """`finish_models` of a tiny teacher for a run whose server holds no texts."""
+    task = load_task(settings.task, seed=settings.seed)
+    return finish_models(
+        settings,
+        teacher=_teacher(settings, task.label_names),
+        tokenizer=load_tokenizer(settings.model),
+        test=task.test,
+        server_texts=None,
+        run_dir=run_dir,
+    )
+
+
 def test_distill_off_keeps_an_earlier_student_and_says_it_is_stale(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -430,20 +445,12 @@ def test_distill_off_keeps_an_earlier_student_and_says_it_is_stale(
     settings = dataclasses.replace(
         settings, distill=dataclasses.replace(settings.distill, name="off")
     )
-    task = load_task(settings.task, seed=settings.seed)
     run_dir = tmp_path / "run"
     earlier = run_dir / "student" / "model.onnx"
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"the earlier start's student")
     with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
-        entries = finish_models(
-            settings,
-            teacher=_teacher(settings, task.label_names),
-            tokenizer=load_tokenizer(settings.model),
-            test=task.test,
-            server_texts=None,
-            run_dir=run_dir,
-        )
+        entries = _finish_without_server_texts(settings, run_dir)
     assert "student" not in entries
     assert earlier.read_bytes() == b"the earlier start's student"  # not removed
     assert f"{run_dir / 'student'} holds a student from an earlier start" in (
@@ -458,16 +465,8 @@ def test_the_end_of_a_run_without_server_texts_says_only_what_came_of_it(
     # The full warning is said before round 1; the end of the run repeated it
     # word for word, so the console showed it twice.
     settings = _files_run(tmp_path, "task.validation_file=null", "distill=server")
-    task = load_task(settings.task, seed=settings.seed)
     with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
-        entries = finish_models(
-            settings,
-            teacher=_teacher(settings, task.label_names),
-            tokenizer=load_tokenizer(settings.model),
-            test=task.test,
-            server_texts=None,
-            run_dir=tmp_path / "run",
-        )
+        entries = _finish_without_server_texts(settings, tmp_path / "run")
     assert "student" not in entries
     lines = [r.getMessage() for r in caplog.records if r.name.endswith("finish")]
     assert lines == ["no student is made: the server holds no texts to distil on"]
