@@ -8,7 +8,7 @@ so nothing here imports Opacus or torch.
 from __future__ import annotations
 
 from fedmodel.client.site import DATA_FILE, DELTA, SiteConfig, site_setting
-from fedmodel.config.delta_rule import default_delta, weak_delta_warning
+from fedmodel.config.delta_rule import delta_or_default, weak_delta_warning
 from fedmodel.errors import FedmodelError
 
 
@@ -34,7 +34,9 @@ def site_delta_warning(
     A `delta` of None is the default the site's round takes for `records`
     records, 1 / (10 n).
     """
-    chosen = default_delta(records) if delta is None else delta
     return weak_delta_warning(
-        chosen, who=f"site {site_id}", n=records, site_option=site_setting(DELTA)
+        delta_or_default(delta, records),
+        who=f"site {site_id}",
+        n=records,
+        site_option=site_setting(DELTA),
     )

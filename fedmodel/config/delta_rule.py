@@ -19,6 +19,11 @@ def default_delta(n: int) -> float:
     return 1.0 / (10 * n)
 
 
+def delta_or_default(delta: float | None, n: int) -> float:
+    """`delta`, or the default for `n` records where none is set (a site's rounds)."""
+    return default_delta(n) if delta is None else delta
+
+
 def weak_delta_warning(
     delta: float,
     *,

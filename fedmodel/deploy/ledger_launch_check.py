@@ -3,16 +3,16 @@
 A ledger that cannot be read, one kept for another `--site-id`, or one at a
 delta other than the one the site's rounds charge at (its `--delta`, or
 1/(10 n) of its n records, which moves when records are added), is refused
-by every round the site is sent,
-after the server has sampled it: each such round fails the run (or trains on
-without the site) while the other sites are charged for it. The launch reads
-the ledger once and stops with the round's own refusal instead.
+by every round the site is sent, after the server has sampled it: each such
+round fails the run (or trains on without the site) while the other sites
+are charged for it. The launch reads the ledger once and stops with the
+round's own refusal instead.
 """
 
 from __future__ import annotations
 
 from fedmodel.client.site import DELTA, SiteConfig, site_setting
-from fedmodel.config.delta_rule import default_delta
+from fedmodel.config.delta_rule import delta_or_default
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
 from fedmodel.privacy.ledger_reopen import check_same_client, check_same_delta
@@ -27,7 +27,7 @@ def check_stored_ledger(site: SiteConfig, *, records: int) -> None:
     path = site.state_dir / LEDGER_FILE
     if not path.is_file():
         return
-    delta = default_delta(records) if site.delta is None else site.delta
+    delta = delta_or_default(site.delta, records)
     source = (
         f"1/(10 n) for the {records} records of its data-file, as no "
         f"{site_setting(DELTA)} is given"
