@@ -18,7 +18,12 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
-from fedmodel.run.layout import ONNX_FILE, ONNX_INPUTS, QUANTIZED_ONNX_FILE
+from fedmodel.run.layout import (
+    MODEL_CARD_FILE,
+    ONNX_FILE,
+    ONNX_INPUTS,
+    QUANTIZED_ONNX_FILE,
+)
 from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.sentence_layout import write_sentence_layout
 
@@ -54,7 +59,14 @@ def export_classifier(
     The folder is also in the sentence-transformers layout (`sentence_layout`).
     With `quantize`, `model.int8.onnx` (int8 weights) is written beside the
     float graph, which stays.
+
+    A model card (README.md) an earlier start of the run left in `out_dir` is
+    removed first: it states that start's rounds and epsilon, and a start
+    stopped after this export (Ctrl-C while distilling, a crash) would leave
+    it beside weights that cost more. The run writes the card of these
+    weights once it has finished.
     """
+    (out_dir / MODEL_CARD_FILE).unlink(missing_ok=True)
     tokenizer.model_max_length = max_length
     _settle_backend(tokenizer, max_length=max_length)
     save_pretrained(model, tokenizer, out_dir)

@@ -91,6 +91,21 @@ def test_exported_folder_keeps_labels_and_training_length(exported: Path) -> Non
     assert reloaded.config.num_labels == 3
 
 
+def test_export_removes_an_earlier_starts_model_card(tmp_path: Path) -> None:
+    # A resumed run re-exports the teacher before it distils; stopped there,
+    # the folder held the new weights under the card of the earlier start,
+    # which stated that start's (smaller) epsilon and fewer rounds.
+    settings = small_settings()
+    out = tmp_path / "model"
+    out.mkdir()
+    earlier = out / "README.md"
+    earlier.write_text("epsilon at most 3, over 2 rounds\n")
+    model = build_classifier(settings.model, label_names=("a", "b"), seed=0)
+    export_classifier(model, load_tokenizer(settings.model), out, max_length=48)
+    assert not earlier.exists()
+    assert (out / "config.json").is_file() and (out / ONNX_FILE).is_file()
+
+
 def test_latency_is_measured_per_call(
     exported: Path, bank_texts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
