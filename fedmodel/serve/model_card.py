@@ -67,7 +67,7 @@ def model_card(
         f"Trained by federated learning: {clients} {plural(clients, 'client')} each "
         "trained it on its own records, which never left it, and a server "
         f"averaged their updates over {rounds} {plural(rounds, 'round')} "
-        f"(`finetune={settings.finetune.mode}`).",
+        f"(`finetune={settings.finetune.mode}`).{_kept_start(summary, rounds)}",
         "",
         "## Privacy",
         "",
@@ -77,6 +77,23 @@ def model_card(
         lines += ["", _student(settings)]
     lines += ["", "## Test results", "", *_results(summary, role), "", *_use(folder)]
     return "\n".join(lines) + "\n"
+
+
+def _kept_start(summary: Mapping[str, Any], rounds: int) -> str:
+    """What to add when keep_best kept the start over every round's model.
+
+    The teacher is then the starting model (label names or the warm start on
+    server-held texts), which holds no client's update: the card must not
+    read as if the rounds made it.
+    """
+    if summary.get("selected_round") != 0 or rounds == 0:
+        return ""
+    return (
+        " None of those rounds' models scored better than the starting model "
+        "on the server's own validation split, so the server kept the start "
+        "(`selected_round` 0 in summary.json): the teacher holds no client's "
+        "update."
+    )
 
 
 def _privacy(guarantee: Mapping[str, Any]) -> str:

@@ -183,3 +183,22 @@ def test_the_student_card_names_the_texts_it_was_distilled_on(
     card = model_card(summary, settings, role="student", folder=tmp_path / "student")
     assert f"on texts the server holds {source}" in card
     assert "server_texts.csv" not in card  # the key, never the server's path
+
+
+@pytest.mark.parametrize(
+    ("selected", "kept_start"), [(0, True), (10, False), (None, False)]
+)
+def test_the_card_says_when_the_server_kept_the_start(
+    tmp_path: Path, selected: int | None, kept_start: bool
+) -> None:
+    # keep_best exports the start when no round beat it: the card read as if
+    # the clients' ten rounds had made the model, which holds none of them.
+    summary = {**_summary(tmp_path, RECORD), "selected_round": selected}
+    for role, folder in (("teacher", "model"), ("student", "student")):
+        card = model_card(
+            summary, small_settings(), role=role, folder=tmp_path / folder
+        )
+        assert "over 10 rounds" in card
+        said = "so the server kept the start (`selected_round` 0 in summary.json)"
+        assert (said in card) is kept_start
+        assert ("the teacher holds no client's update" in card) is kept_start
