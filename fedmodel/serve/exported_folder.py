@@ -63,9 +63,11 @@ def load_tokenizer_of(folder: ExportedFolder) -> PreTrainedTokenizerBase:
 
     Raises FedmodelError when the folder has no tokenizer.json, one that does
     not load, or the tokenizer's vocabulary is not the model's: transformers
-    would otherwise build an empty one and the model would label noise.
+    would otherwise build an empty one and the model would label noise. So
+    does a folder without tokenizer_config.json (`tokenizer_settings_of`).
     """
     tokenizer_file_of(folder)
+    tokenizer_settings_of(folder)
     tokenizer = folder_tokenizer(
         str(folder.path),
         named=folder.named,
@@ -122,10 +124,20 @@ def _label_names(named: str, config: dict[str, Any]) -> tuple[str, ...]:
 
 
 def tokenizer_settings_of(folder: ExportedFolder) -> dict[str, Any]:
-    """The folder's tokenizer_config.json; empty when the folder has none."""
+    """The folder's tokenizer_config.json; FedmodelError when it is missing.
+
+    It holds `model_max_length`, the length the model was trained and
+    measured at (the student's own): without it both runtimes read texts up
+    to the position table (512 tokens for BERT), so a long text's label and
+    probabilities silently differ from the model's as exported.
+    """
     path = folder.path / TOKENIZER_CONFIG_FILE
     if not path.is_file():
-        return {}
+        raise FedmodelError(
+            f"{folder.named}: no {TOKENIZER_CONFIG_FILE} in this folder, so the "
+            "length its texts were cut at in training (model_max_length) is "
+            "unknown; copy the whole exported folder or export the model again"
+        )
     return _json_object_of(folder.named, path)
 
 

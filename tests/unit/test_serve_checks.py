@@ -99,6 +99,18 @@ def test_a_folder_without_its_tokenizer_is_refused(
     assert f"{copy}: no tokenizer.json in this folder" in err
 
 
+@pytest.mark.parametrize("runtime", ["auto", "onnx", "torch"])
+def test_a_folder_without_its_tokenizer_config_is_refused(
+    copy: Path, runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It holds the length the model was trained at; without it both runtimes
+    # read a long text up to 512 tokens and labelled it otherwise, silently.
+    (copy / "tokenizer_config.json").unlink()
+    err = _predict_error(capsys, "--model", str(copy), "--runtime", runtime)
+    assert f"--model {copy}: no tokenizer_config.json in this folder" in err
+    assert "(model_max_length) is unknown; copy the whole exported folder" in err
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_a_tokenizer_json_tokenizers_cannot_parse_is_named(
     copy: Path, capsys: pytest.CaptureFixture[str], runtime: str
