@@ -80,6 +80,23 @@ def finished_run(run: Path, option: str) -> Path:
     return run
 
 
+def new_out(out: Path) -> Path:
+    """`out` when it holds no run yet, else exit naming what it holds.
+
+    Distilling there writes a summary.json of the models alone and the
+    config of today's distill settings over the run's own: with `--out` the
+    teacher's run, its privacy guarantee, clients and rounds were lost.
+    """
+    for name in (SUMMARY_FILE, RESOLVED_CONFIG):
+        if (out / name).exists():
+            raise SystemExit(
+                f"--out {out}: it holds a run already ({name}); distilling "
+                f"there would replace its {SUMMARY_FILE} (the run's privacy "
+                "figures among them), its config and its models: give a new folder"
+            )
+    return out
+
+
 def with_packaged_distill(run: Path) -> dict[str, Any]:
     """`run`'s resolved config with today's packaged distill settings.
 
@@ -209,7 +226,7 @@ def main() -> None:
         run_dir = args.out
         if args.teacher_run is not None:
             teacher_run = finished_run(args.teacher_run, "--teacher-run")
-            distil_from(teacher_run, run_dir, args.overrides)
+            distil_from(teacher_run, new_out(run_dir), args.overrides)
         else:
             simulate(
                 compose_config(["distill=server", *args.overrides]), run_dir=run_dir

@@ -32,3 +32,39 @@ def test_a_folder_without_a_finished_run_is_named_without_a_traceback(
         f"{option} {interrupted}: no summary.json there; give the folder of a "
         "finished `fedmodel simulate` run (the one holding model/ and summary.json)"
     )
+
+
+@pytest.mark.parametrize("out", ["teacher", "other"])
+def test_an_out_folder_holding_a_run_is_refused_and_left_as_it_was(
+    tmp_path: Path, out: str
+) -> None:
+    # Before: --out the teacher's own run distilled into it and replaced its
+    # summary.json (privacy guarantee, clients, rounds) with the models alone.
+    runs = {}
+    for name in ("teacher", "other"):
+        run = tmp_path / name
+        (run / "model").mkdir(parents=True)
+        (run / "model" / "config.json").write_text("{}", encoding="utf-8")
+        (run / "resolved_config.yaml").write_text("seed: 1\n", encoding="utf-8")
+        (run / "summary.json").write_text('{"privacy_guarantee": {}}\n')
+        runs[name] = run
+    argv = ["--teacher-run", str(runs["teacher"]), "--out", str(runs[out])]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *argv, "--quality-only"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"--out {runs[out]}: it holds a run already (summary.json); distilling "
+            "there would replace its summary.json (the run's privacy figures"
+        )
+    )
+    for run in runs.values():
+        assert (run / "summary.json").read_text() == '{"privacy_guarantee": {}}\n'
+        assert (run / "resolved_config.yaml").read_text() == "seed: 1\n"
