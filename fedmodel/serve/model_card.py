@@ -192,6 +192,11 @@ def _student(settings: RunSettings) -> str:
 
 
 def _results(summary: Mapping[str, Any], role: str) -> list[str]:
+    """The test figures; a student's int8 graph too, which `predict` serves.
+
+    The student's own row is its float weights': `fedmodel predict` runs its
+    int8 graph unless told otherwise, whose figures are its own row.
+    """
     rows = ["| model | test accuracy | macro-F1 |", "|---|---|---|"]
     for name in ("teacher", "student"):
         entry = summary.get(name)
@@ -200,6 +205,13 @@ def _results(summary: Mapping[str, Any], role: str) -> list[str]:
                 f"| {name}{' (this one)' if name == role else ''} | "
                 f"{entry['accuracy']:.4f} | {entry['macro_f1']:.4f} |"
             )
+    quantized = summary.get(role, {}).get("quantized")
+    if isinstance(quantized, Mapping):
+        rows.append(
+            f"| {role}, int8 graph `{QUANTIZED_ONNX_FILE}` (what `fedmodel "
+            f"predict` serves by default) | {quantized['accuracy']:.4f} | "
+            f"{quantized['macro_f1']:.4f} |"
+        )
     return [*rows, "", "On the server's own test split, which chose nothing."]
 
 

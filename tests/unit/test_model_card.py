@@ -202,3 +202,22 @@ def test_the_card_says_when_the_server_kept_the_start(
         said = "so the server kept the start (`selected_round` 0 in summary.json)"
         assert (said in card) is kept_start
         assert ("the teacher holds no client's update" in card) is kept_start
+
+
+def test_the_student_card_gives_the_int8_graphs_figures(tmp_path: Path) -> None:
+    # predict serves a student's int8 graph by default; its card gave only
+    # the float weights' accuracy, which the served model does not reach.
+    summary = _summary(tmp_path, RECORD)
+    summary["student"]["quantized"] = {"accuracy": 0.8612, "macro_f1": 0.8501}
+    card = model_card(
+        summary, small_settings(), role="student", folder=tmp_path / "student"
+    )
+    assert "| student (this one) | 0.8777 | 0.8654 |" in card
+    assert (
+        "| student, int8 graph `model.int8.onnx` (what `fedmodel predict` serves "
+        "by default) | 0.8612 | 0.8501 |"
+    ) in card
+    teacher = model_card(
+        summary, small_settings(), role="teacher", folder=tmp_path / "model"
+    )
+    assert "int8" not in teacher.split("## Test results")[1].split("## Use")[0]
