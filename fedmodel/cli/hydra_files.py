@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
+# The override that names a --multirun sweep's folder, and the file Hydra
+# writes there before its first job (the sweep's overrides).
+SWEEP_DIR_KEY = "hydra.sweep.dir"
+SWEEP_MANIFEST = "multirun.yaml"
 # Overrides a continuing start sets itself, dropped from the stored ones.
 SET_BY_RESUME = ("resume", RUN_DIR_KEY)
 # The prefixes of Hydra's add and force-add overrides (`+key=`, `++key=`).
@@ -158,12 +162,21 @@ def named_run_dir(overrides: list[str]) -> Path | None:
     Read with Hydra's own parser, quotes and escapes and all; None where it
     cannot parse them (Hydra then names the override) or none names it.
     """
+    return _named_dir(overrides, RUN_DIR_KEY)
+
+
+def named_sweep_dir(overrides: list[str]) -> Path | None:
+    """The folder `hydra.sweep.dir=` names among `overrides`, as `named_run_dir`."""
+    return _named_dir(overrides, SWEEP_DIR_KEY)
+
+
+def _named_dir(overrides: list[str], key: str) -> Path | None:
     named = None
     for override in overrides:
         parsed = _parsed(override)
         if parsed is None:
             return None
-        if parsed.key_or_group == RUN_DIR_KEY and not parsed.is_delete():
+        if parsed.key_or_group == key and not parsed.is_delete():
             named = parsed.value()
     return Path(named) if isinstance(named, str) else None
 
@@ -208,6 +221,42 @@ def hydra_files_kept_if_refused(run_dir: Path | None) -> Iterator[None]:
             for path, content in saved.items():
                 if _content(path) != content:
                     path.write_bytes(content)
+
+
+@contextlib.contextmanager
+def sweep_files_kept_if_refused(sweep_dir: Path | None) -> Iterator[None]:
+    """Put back what a refused sweep wrote over in an earlier sweep's folder.
+
+    Hydra writes multirun.yaml, then each job's .hydra files, before that job's
+    checks: a job refused in an earlier run's folder keeps that run's files
+    (`hydra_files_kept_if_refused`), and a sweep refused before any of its jobs
+    ran keeps the earlier sweep's multirun.yaml, which `sweep-report` reads to
+    name the jobs that never ran.
+    """
+    if sweep_dir is None or not sweep_dir.is_dir():
+        yield
+        return
+    manifest = sweep_dir / SWEEP_MANIFEST
+    saved = _content(manifest)
+    configs = _resolved_configs(sweep_dir)
+    jobs = sorted({p.parent for p in sweep_dir.rglob(HYDRA_DIR) if p.is_dir()})
+    started = False
+    with contextlib.ExitStack() as stack:
+        for job in jobs:
+            stack.enter_context(hydra_files_kept_if_refused(job))
+        try:
+            yield
+            started = True
+        finally:
+            none_ran = _resolved_configs(sweep_dir) == configs
+            if not started and none_ran and saved is not None:
+                if _content(manifest) != saved:
+                    manifest.write_bytes(saved)
+
+
+def _resolved_configs(folder: Path) -> dict[Path, bytes]:
+    """Each run's resolved config under `folder`: a job that ran wrote its own."""
+    return {p: p.read_bytes() for p in folder.rglob(RESOLVED_CONFIG) if p.is_file()}
 
 
 def _content(path: Path) -> bytes | None:

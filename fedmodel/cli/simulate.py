@@ -29,6 +29,8 @@ from fedmodel.cli.hydra_errors import error_line, hydra_error_line
 from fedmodel.cli.hydra_files import (
     hydra_files_kept_if_refused,
     named_run_dir,
+    named_sweep_dir,
+    sweep_files_kept_if_refused,
     task_overrides,
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
@@ -106,9 +108,13 @@ def run_simulate(argv: list[str], *, prog: str = SIMULATE_PROG) -> int:
     full_error = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line
     sys.argv = ["fedmodel", *argv]
-    run_dir = None if args is None or args.multirun else named_run_dir(args.overrides)
+    if args is not None and args.multirun:
+        kept = sweep_files_kept_if_refused(named_sweep_dir(args.overrides))
+    else:
+        run_dir = None if args is None else named_run_dir(args.overrides)
+        kept = hydra_files_kept_if_refused(run_dir)
     try:
-        with hydra_files_kept_if_refused(run_dir):
+        with kept:
             app()
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:

@@ -439,3 +439,36 @@ def test_relative_data_files_are_the_commands_under_hydra_job_chdir(
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert f"file {tmp_path / 'sites' / 'a.csv'} has no text column 'text'" in err
+
+
+def test_a_refused_sweep_leaves_the_earlier_sweeps_files_as_they_were(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The same sweep started again in its folder: job 0's folder holds job 0's
+    # finished run, so the job is refused. Before, Hydra's files of the
+    # refused start stayed: job 0's .hydra/overrides.yaml named the new job's
+    # values beside the run's resolved config, and multirun.yaml the new
+    # sweep, so sweep-report took the run for the new job and no longer named
+    # the old sweep's jobs that never ran.
+    sweep = tmp_path / "sweep"
+    job = sweep / "0"
+    (job / ".hydra").mkdir(parents=True)
+    files = {
+        sweep / "multirun.yaml": "the earlier sweep's manifest\n",
+        job / ".hydra" / "overrides.yaml": "- privacy.target_epsilon=1\n",
+        job / ".hydra" / "config.yaml": "the run's config\n",
+        job / "resolved_config.yaml": "privacy: {target_epsilon: 1.0}\n",
+        job / "summary.json": "{}\n",
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    argv = ["--multirun", "model=tiny", "privacy.target_epsilon=8"]
+    with pytest.raises(SystemExit):
+        run_simulate([*argv, f"hydra.sweep.dir={sweep}"])
+    assert "already holds a run" in capsys.readouterr().err
+    assert {path: path.read_text() for path in files} == files
+    assert sorted(p.name for p in (job / ".hydra").iterdir()) == [
+        "config.yaml",
+        "overrides.yaml",
+    ]
