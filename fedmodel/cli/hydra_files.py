@@ -33,7 +33,8 @@ HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
 # The override that names a --multirun sweep's folder, and the file Hydra
-# writes there before its first job (the sweep's overrides).
+# writes there before its first job (the sweep's overrides), above the jobs'
+# folders.
 SWEEP_DIR_KEY = "hydra.sweep.dir"
 SWEEP_MANIFEST = "multirun.yaml"
 # Overrides a continuing start sets itself, dropped from the stored ones.

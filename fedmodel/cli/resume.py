@@ -23,11 +23,14 @@ import argparse
 import contextlib
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fedmodel.cli.errors import RESUME_PROG
 from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
+    SWEEP_MANIFEST,
     check_nameable,
     continue_argv,
     of_the_launch,
@@ -39,13 +42,21 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.run_files import parsed_file
-from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
+from fedmodel.run.stored_config import (
+    HYDRA_RECORD,
+    hydra_record,
+    started_in,
+    stored_config,
+)
+
+if TYPE_CHECKING:
+    from fedmodel.config import RunSettings
 
 log = logging.getLogger(__name__)
 
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
-# Hydra writes it into a --multirun sweep's folder, above the jobs' folders.
-SWEEP_FILE = "multirun.yaml"
+# The config keys each start sets itself, not what its run is.
+SET_BY_THE_START = ("run_dir", "resume")
 # A run folder with a resolved config but no overrides file.
 _NO_OVERRIDES_KEPT = (
     ", and one started with hydra.output_subdir=null, which keeps no overrides, "
@@ -108,11 +119,11 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             "hydra.run.dir; by default outputs/<date>/<time>-<task>)"
         )
     check_nameable(run_dir)
-    if (run_dir / SWEEP_FILE).is_file():
+    if (run_dir / SWEEP_MANIFEST).is_file():
         jobs = sorted(p.parent.parent for p in run_dir.glob(f"*/{OVERRIDES_FILE}"))
         example = f", e.g. {jobs[0]}" if jobs else ""
         raise FedmodelError(
-            f"{run_dir} is a --multirun sweep's folder ({SWEEP_FILE}), one run "
+            f"{run_dir} is a --multirun sweep's folder ({SWEEP_MANIFEST}), one run "
             f"per job: name the folder of the job to continue{example}"
         )
     for name in (RESOLVED_CONFIG, OVERRIDES_FILE):
@@ -174,22 +185,77 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     but was stopped before its summary was written.
     """
     from fedmodel.config import compose_config
-    from fedmodel.run.summary import STATUS_OK
 
-    path = run_dir / SUMMARY_FILE
-    fix = "restore it, or move it aside (the resumed run writes it again)"
-    summary = parsed_file(path, fix=fix) if path.is_file() else None
-    if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
+    summary = _finished_summary(run_dir)
+    if summary is None:
         return
     num_rounds = int(compose_config(task_overrides(argv))["num_rounds"])
-    last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
-    clients = summary.get("clients") or []
-    spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)
-    if last >= num_rounds or spent:
-        why = "every client's budget is spent" if spent else f"round {last} is done"
+    why = _finished_because(summary, num_rounds)
+    if why is not None:
         raise FedmodelError(
             f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="
             f"{num_rounds}, {why}): nothing to resume; its outputs are in that "
             "folder. Add num_rounds=N for more rounds (not under DP: its plan is "
             "fixed), or start a new run in a new folder"
         )
+
+
+def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
+    """The final accuracy of a resumed sweep's job that has finished, or None.
+
+    `fedmodel simulate --multirun ... resume=true` continues a stopped sweep in
+    its folder: a job whose run finished is not run again (its model exported
+    and its summary, timings included, rewritten), as `check_rounds_left`
+    refuses it for `fedmodel resume`. A finished run there whose resolved
+    config differs in a key other than the start's own is another job's: it
+    is refused, naming the keys.
+    """
+    from fedmodel.run.folder_check import changed_keys
+
+    summary = _finished_summary(run_dir)
+    why = None if summary is None else _finished_because(summary, settings.num_rounds)
+    if why is None:
+        return None
+    earlier = stored_config(run_dir) or {}
+    changed = [
+        key
+        for key in changed_keys(earlier, asdict(settings))
+        if key.split(".")[0] not in SET_BY_THE_START
+    ]
+    if changed:
+        raise FedmodelError(
+            f"the sweep job's folder {run_dir} holds a finished run of other "
+            f"settings ({', '.join(changed[:4])} differ from its {RESOLVED_CONFIG})"
+            ": give the sweep a folder of its own (hydra.sweep.dir=...)"
+        )
+    log.info(
+        "%s has finished (%s: num_rounds=%d, %s): kept as it is, not run again",
+        run_dir,
+        SUMMARY_FILE,
+        settings.num_rounds,
+        why,
+    )
+    assert summary is not None  # a run with no summary is not finished
+    return float(summary["final_accuracy"])
+
+
+def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's summary where it says the run finished well; else None."""
+    from fedmodel.run.summary import STATUS_OK
+
+    path = run_dir / SUMMARY_FILE
+    fix = "restore it, or move it aside (the resumed run writes it again)"
+    summary = parsed_file(path, fix=fix) if path.is_file() else None
+    if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
+        return None
+    return summary
+
+
+def _finished_because(summary: dict[str, Any], num_rounds: int) -> str | None:
+    """Why a run of `num_rounds` rounds with this summary has none left, or None."""
+    last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
+    clients = summary.get("clients") or []
+    spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)
+    if spent:
+        return "every client's budget is spent"
+    return f"round {last} is done" if last >= num_rounds else None

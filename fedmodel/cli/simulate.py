@@ -34,6 +34,7 @@ from fedmodel.cli.hydra_files import (
     task_overrides,
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
+from fedmodel.cli.resume import finished_sweep_job
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import (
     check_overrides,
@@ -190,6 +191,7 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
     `new_outputs`: the default outputs/ folder where this command made it.
     """
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -214,6 +216,10 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         from fedmodel.run.folder_check import check_run_folder
 
         check_run_folder(run_dir, settings)
+        if settings.resume and HydraConfig.get().mode == RunMode.MULTIRUN:
+            done = finished_sweep_job(run_dir, settings)
+            if done is not None:
+                return done
         check_simulated_clients(settings)
         from fedmodel.federation.simulation import simulate
 

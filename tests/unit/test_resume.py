@@ -12,6 +12,7 @@ import yaml
 from fedmodel.cli.hydra_files import named_run_dir, run_dir_override
 from fedmodel.cli.main import run_command
 from fedmodel.cli.resume import check_rounds_left, resume_argv
+from fedmodel.cli.simulate import run_simulate
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import write_resolved_config
@@ -233,3 +234,42 @@ def test_an_extra_override_replaces_the_runs_value_once(tmp_path: Path) -> None:
         # What Hydra keeps of the start in the folder, for the next resume.
         (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(ours))
     assert resume_argv(run, []).count("num_rounds=4") == 1
+
+
+def test_a_resumed_sweep_keeps_a_finished_job_as_it_is(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `simulate --multirun ... resume=true` in a stopped sweep's folder, as
+    # the refusal of a new start there advises. Before, each finished job
+    # was run again: no round, but its model exported and its summary.json
+    # rewritten, the sweep's minutes (wall_seconds) now the resume's seconds.
+    from fedmodel.federation import simulation
+
+    def run_again(*_: Any, **__: Any) -> None:
+        raise AssertionError("the finished job was run again")
+
+    monkeypatch.setattr(simulation, "simulate", run_again)
+    sweep = tmp_path / "sweep"
+    job = _run_folder(sweep / "0", RUN)
+    _summary(job)
+    summary = json.loads((job / "summary.json").read_text())
+    (job / "summary.json").write_text(json.dumps({**summary, "final_accuracy": 0.5}))
+    kept = _files(job)
+    launch = ["--multirun", *RUN, "resume=true", f"hydra.sweep.dir={sweep}"]
+    assert run_simulate(launch) == 0
+    assert "has finished" in capsys.readouterr().err
+    assert _files(job) == kept  # its log says why it was left
+    overrides = (job / ".hydra" / "overrides.yaml").read_text()
+    # A finished run of other settings in the job's folder is another job's.
+    with pytest.raises(SystemExit):
+        run_simulate([*launch, "finetune.learning_rate=0.5"])
+    assert "finetune.learning_rate" in capsys.readouterr().err
+    assert (job / ".hydra" / "overrides.yaml").read_text() == overrides
+
+
+def _files(run: Path) -> dict[Path, bytes]:
+    """What the run folder's files hold, its log aside."""
+    files = [p for p in run.iterdir() if p.is_file() and p.suffix != ".log"]
+    return {p: p.read_bytes() for p in files}
