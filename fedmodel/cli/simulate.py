@@ -213,10 +213,16 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         # deals the records is named by that key, not by the records it moved.
         settings = settings_from_dict({**config, "run_dir": str(run_dir)})
         from fedmodel.client.record_check import check_simulated_clients
-        from fedmodel.run.folder_check import check_run_folder
+        from fedmodel.run.folder_check import (
+            NEW_RUN_FOLDER,
+            NEW_SWEEP_FOLDER,
+            check_run_folder,
+        )
 
-        check_run_folder(run_dir, settings)
-        if settings.resume and HydraConfig.get().mode == RunMode.MULTIRUN:
+        sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+        new_folder = NEW_SWEEP_FOLDER if sweep else NEW_RUN_FOLDER
+        check_run_folder(run_dir, settings, new_folder=new_folder)
+        if settings.resume and sweep:
             done = finished_sweep_job(run_dir, settings)
             if done is not None:
                 return done

@@ -100,12 +100,20 @@ _SEED_DRAWS = (
 )
 
 
-def check_run_folder(run_dir: Path, settings: RunSettings) -> None:
+# How a refused new run names a folder of its own: a single run's, a sweep's.
+NEW_RUN_FOLDER = "give this run a folder of its own (hydra.run.dir=...)"
+NEW_SWEEP_FOLDER = "give the sweep a folder of its own (hydra.sweep.dir=...)"
+
+
+def check_run_folder(
+    run_dir: Path, settings: RunSettings, *, new_folder: str = NEW_RUN_FOLDER
+) -> None:
     """Refuse a run the folder's earlier contents do not allow.
 
     A new run (no `resume=true`) does not start where a run left results: it
     would replace that run's model and summary, and its clients would find
-    their ledgers already charged. A resume keeps the settings that decide
+    their ledgers already charged; `new_folder` says how to name another
+    (a sweep's job: NEW_SWEEP_FOLDER). A resume keeps the settings that decide
     each client's records and, under DP, those its privacy plan was
     calibrated with. Hydra's own files (`.hydra/`, the log) do not count.
     """
@@ -128,7 +136,7 @@ def check_run_folder(run_dir: Path, settings: RunSettings) -> None:
         raise FedmodelError(
             f"the run folder {run_dir} already holds a run ({', '.join(found[:3])}"
             f"{', ...' if len(found) > 3 else ''}): continue it with resume=true, "
-            "or give this run a folder of its own (hydra.run.dir=...)"
+            f"or {new_folder}"
         )
 
 

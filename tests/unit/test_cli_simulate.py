@@ -466,7 +466,9 @@ def test_a_refused_sweep_leaves_the_earlier_sweeps_files_as_they_were(
     argv = ["--multirun", "model=tiny", "privacy.target_epsilon=8"]
     with pytest.raises(SystemExit):
         run_simulate([*argv, f"hydra.sweep.dir={sweep}"])
-    assert "already holds a run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # The sweep's folder is hydra.sweep.dir (before: "hydra.run.dir=...").
+    assert "give the sweep a folder of its own (hydra.sweep.dir=...)" in err
     assert {path: path.read_text() for path in files} == files
     assert sorted(p.name for p in (job / ".hydra").iterdir()) == [
         "config.yaml",
