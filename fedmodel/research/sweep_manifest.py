@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "multirun.yaml"
 OVERRIDES_FILE = "overrides.yaml"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# The key that continues a job's run: not part of what the job is.
+RESUME_KEY = "resume"
 
 
 def jobs_without_result(sweep_dir: Path, finished: set[Path]) -> list[str]:
@@ -47,7 +49,7 @@ def jobs_without_result(sweep_dir: Path, finished: set[Path]) -> list[str]:
         )
         for number, job in enumerate(jobs):
             label = swept_values(job, jobs) or " ".join(job)
-            folder = folders.get(tuple(sorted(job)))
+            folder = folders.get(_job_key(job))
             if folder is None:
                 lines.append(f"not run: {label} (job {number}{where}: no job folder)")
             elif folder not in finished:
@@ -98,7 +100,7 @@ def _mapping(value: Any, key: str) -> dict[str, Any]:
 
 
 def _job_folders(sweep: Path, output_subdir: str) -> dict[tuple[str, ...], Path]:
-    """Each job folder under `sweep`, by its saved overrides (sorted)."""
+    """Each job folder under `sweep`, by its saved overrides (`_job_key`)."""
     folders = {}
     depth = len(Path(output_subdir).parts)  # the job folder is above it
     for saved in sorted(sweep.rglob(f"{output_subdir}/{OVERRIDES_FILE}")):
@@ -108,5 +110,14 @@ def _job_folders(sweep: Path, output_subdir: str) -> dict[tuple[str, ...], Path]
             log.warning("cannot read %s (%s); its job counts as not run", saved, exc)
             continue
         if isinstance(overrides, list):
-            folders[tuple(sorted(str(o) for o in overrides))] = saved.parents[depth]
+            folders[_job_key([str(o) for o in overrides])] = saved.parents[depth]
     return folders
+
+
+def _job_key(overrides: list[str]) -> tuple[str, ...]:
+    """A job's overrides, sorted, without `resume=`: which job it is.
+
+    A sweep continued in its folder with resume=true lists each job with it,
+    and a finished job it left as it was keeps the overrides of its start.
+    """
+    return tuple(sorted(o for o in overrides if o.split("=")[0] != RESUME_KEY))

@@ -133,3 +133,21 @@ def test_a_manifest_that_lists_no_jobs_is_named_in_a_warning(
         markdown = write_report(stopped_sweep, tmp_path / "out")["markdown"]
     assert "not run" not in markdown.read_text()
     assert reason in caplog.text
+
+
+def test_a_sweep_continued_with_resume_finds_the_jobs_it_kept(
+    stopped_sweep: Path, tmp_path: Path
+) -> None:
+    # `simulate --multirun ... resume=true` in the sweep's folder: its
+    # multirun.yaml lists each job with resume=true, and a finished job left
+    # as it was keeps the overrides of its start without it. Before, such a
+    # job read "not run: ... (job 0: no job folder)".
+    manifest = yaml.safe_load(yaml.safe_dump(MANIFEST))
+    manifest["hydra"]["overrides"]["task"].append("resume=true")
+    (stopped_sweep / "multirun.yaml").write_text(yaml.safe_dump(manifest))
+    failed = stopped_sweep / "2" / ".hydra" / "overrides.yaml"
+    failed.write_text(yaml.safe_dump([*JOBS[2], "resume=true"]))
+    markdown = write_report(stopped_sweep, tmp_path / "out")["markdown"].read_text()
+    assert "job 0" not in markdown and "job 1" not in markdown
+    assert "(job 2: 2 holds no finished run)" in markdown
+    assert "- not run: seed=2 privacy.target_epsilon=8 (job 3: no job" in markdown
