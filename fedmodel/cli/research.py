@@ -12,6 +12,7 @@ import shlex
 from dataclasses import asdict
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
+from fedmodel.cli.hydra_files import RUN_DIR_KEY, SWEEP_DIR_KEY, override_key
 from fedmodel.cli.paths import user_path
 from fedmodel.config.compose import override_parser, refuse_run_folder_key
 from fedmodel.config.sweep_jobs import sweep_jobs
@@ -80,6 +81,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     if args.multirun:
         raise FedmodelError(multirun_refusal(args.overrides))
     refuse_run_folder_key(args.overrides, instead=PLAN_RUN_FOLDER_INSTEAD)
+    _refuse_a_hydra_folder(args.overrides)
     from fedmodel.run.console import setup_logging
 
     # fedmodel's lines on stderr and the libraries' progress bars off, before
@@ -124,6 +126,18 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
             f"{', '.join(flagged)}[/red]"
         )
     return EXIT_FINDING if flagged else EXIT_OK
+
+
+def _refuse_a_hydra_folder(overrides: list[str]) -> None:
+    """Refuse the overrides that name a run's folder for `simulate`.
+
+    privacy-plan composes its overrides alone: a folder named there was passed
+    over, and the plan shown was not that run's.
+    """
+    for override in overrides:
+        key = override_key(override)
+        if key is not None and key.key in (RUN_DIR_KEY, SWEEP_DIR_KEY):
+            raise FedmodelError(f"{override}: {PLAN_RUN_FOLDER_INSTEAD}")
 
 
 def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:

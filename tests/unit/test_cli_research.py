@@ -50,6 +50,25 @@ def test_privacy_plan_refuses_run_dir_instead_of_planning_the_defaults(
     assert not run.exists()
 
 
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_privacy_plan_refuses_a_hydra_folder_instead_of_planning_the_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    # How `simulate` names a run's folder. Before, privacy-plan passed it over
+    # and showed the plan of its other overrides, exit 0, as if it were the
+    # plan of the run in that folder.
+    run = tmp_path / "run"
+    argv = ["privacy-plan", "model=tiny", "num_rounds=2", f"{key}={run}"]
+    assert run_command(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel privacy-plan: error: {key}={run}: privacy-plan runs in no "
+        "folder, reads none and plans from its overrides alone; a run's settings "
+        "are in DIR/resolved_config.yaml and each client's epsilon in "
+        "DIR/summary.json"
+    )
+
+
 def test_multirun_over_two_keys_is_refused_with_a_command_per_combination(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
