@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 
     _refuse_a_run_folder(args.state_dir)
+    _refuse_a_run_without_dp(args.state_dir)
     if args.what == "show":
         try:
             print(_shown(args.state_dir))
@@ -140,6 +141,31 @@ def _refuse_a_run_folder(state_dir: Path) -> None:
         f"{', ...' if len(held) > 4 else ''}); give one of those as --state-dir "
         "to show its ledger (a simulated client's ledger is not reset)"
     )
+
+
+def _refuse_a_run_without_dp(state_dir: Path) -> None:
+    """Say that a privacy=off run keeps no ledger, given its folder or a client's.
+
+    Before, the error read as if a site's first round had not come yet.
+    """
+    from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
+    from fedmodel.run.layout import RESOLVED_CONFIG
+    from fedmodel.run.run_files import parsed_mapping
+
+    if any((state_dir / name).exists() for name in (LEDGER_FILE, CENTRAL_LEDGER_FILE)):
+        return
+    in_a_run = (state_dir / RESOLVED_CONFIG).is_file()
+    run_dir = state_dir if in_a_run else _simulated_run(state_dir)
+    if run_dir is None:
+        return
+    config = parsed_mapping(
+        run_dir / RESOLVED_CONFIG, fix="restore it: it holds the run's settings"
+    )
+    if (config.get("privacy") or {}).get("mode") == "off":
+        raise FedmodelError(
+            f"--state-dir {state_dir}: the run in {run_dir} was made with "
+            "privacy=off, so no client was charged and it keeps no privacy ledger"
+        )
 
 
 def _refuse_a_simulated_client(state_dir: Path) -> None:

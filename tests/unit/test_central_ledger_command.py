@@ -159,3 +159,22 @@ def test_another_budget_in_the_servers_ledger_is_refused_with_a_new_run_as_advic
         "set privacy.accountant=rdp to continue this budget, or start a new run in "
         "a folder of its own for a new budget (forgetting the epsilon already spent)"
     )
+
+
+@pytest.mark.parametrize("folder", [".", "clients/client-0"])
+def test_show_says_a_run_without_dp_keeps_no_ledger(
+    tmp_path: Path, folder: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A privacy=off simulation's run folder, or a simulated client's folder in
+    # it. Before: "no round has charged this site yet (...), or DIR is not the
+    # site's state directory (the SuperNode's --state-dir)", as of a site.
+    (tmp_path / RESOLVED_CONFIG).write_text("privacy:\n  mode: 'off'\n")
+    state_dir = tmp_path / folder
+    state_dir.mkdir(parents=True, exist_ok=True)
+    assert run_command(["ledger", "show", "--state-dir", str(state_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel ledger show: error: --state-dir {state_dir}: the run in "
+        f"{tmp_path} was made with privacy=off, so no client was charged and it "
+        "keeps no privacy ledger"
+    )
