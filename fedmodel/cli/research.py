@@ -10,6 +10,8 @@ import argparse
 import json
 import shlex
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.hydra_files import RUN_DIR_KEY, SWEEP_DIR_KEY, override_key
@@ -229,6 +231,8 @@ def run_audit(args: argparse.Namespace) -> int:
             f"--client {args.client} is not a client of {args.run_dir}: it ran "
             f"{clients} {plural(clients, 'client')}, numbered 0 to {clients - 1}"
         )
+    client = run[0].audit.client if args.client is None else args.client
+    _refuse_a_client_that_never_trained(run[1], args.run_dir, client=client)
     # As privacy-plan: fedmodel's lines on stderr and the libraries' progress
     # bars off (rebuilding a files run's clients ran one), before tqdm loads.
     setup_logging()
@@ -250,3 +254,26 @@ def run_audit(args: argparse.Namespace) -> int:
     print(render_audit(report))
     print(f"written: {args.run_dir / AUDIT_FILE}")
     return EXIT_OK if report.consistent else EXIT_FINDING
+
+
+def _refuse_a_client_that_never_trained(
+    summary: dict[str, Any], run_dir: Path, *, client: int
+) -> None:
+    """Refuse to audit a client the run's summary holds no figures of.
+
+    It was never sampled, or none of its updates came back: none of its
+    records is a member of the model. Before, its audit attacked them as
+    members and said "claimed: no DP (privacy=off)" of a DP run. A summary
+    without client rows names no client that trained, and is not judged.
+    """
+    rows = summary.get("clients") or []
+    trained = [row.get("client_id") for row in rows if isinstance(row, dict)]
+    if not trained or client in trained:
+        return
+    choice = ", ".join(map(str, trained))
+    raise FedmodelError(
+        f"client {client} of {run_dir} never trained: its summary.json holds no "
+        "figures of it (it was never sampled, or none of its updates came back), "
+        "so none of its records is a member of the model; audit a client that "
+        f"trained (--client: {choice})"
+    )

@@ -309,3 +309,22 @@ def test_an_older_run_that_does_not_record_its_start_names_what_to_do(
     monkeypatch.chdir(began)
     settings, _ = load_run(run)
     assert settings.task.train_files[0] == str(began / "sites" / "a.csv")
+
+
+def test_a_client_that_never_trained_is_refused_naming_those_that_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Client 2 was never sampled (strategy.fraction_train below 1): before,
+    # its records were attacked as members, and the audit of this DP run said
+    # "claimed: no DP (privacy=off), epsilon unbounded".
+    _finished_run(tmp_path)
+    rows = [{"client_id": 0, "epsilon": 7.99}, {"client_id": 1, "epsilon": 7.99}]
+    summary = {"clients": rows, "privacy_guarantee": {"level": "record"}}
+    (tmp_path / SUMMARY_FILE).write_text(json.dumps(summary), encoding="utf-8")
+    assert run_command(["audit", str(tmp_path), "--client", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel audit: error: client 2 of {tmp_path} never trained: its "
+        "summary.json holds no figures of it (it was never sampled, or none of "
+        "its updates came back), so none of its records is a member of the "
+        "model; audit a client that trained (--client: 0, 1)"
+    )
