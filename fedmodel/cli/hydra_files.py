@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from fedmodel.config.compose import override_parser
 from fedmodel.errors import FedmodelError
+from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 if TYPE_CHECKING:
@@ -32,11 +33,8 @@ if TYPE_CHECKING:
 HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
-# The override that names a --multirun sweep's folder, and the file Hydra
-# writes there before its first job (the sweep's overrides), above the jobs'
-# folders.
+# The override that names a --multirun sweep's folder.
 SWEEP_DIR_KEY = "hydra.sweep.dir"
-SWEEP_MANIFEST = "multirun.yaml"
 # Overrides a continuing start sets itself, dropped from the stored ones.
 SET_BY_RESUME = ("resume", RUN_DIR_KEY)
 # The prefixes of Hydra's add and force-add overrides (`+key=`, `++key=`).
@@ -237,7 +235,7 @@ def sweep_files_kept_if_refused(sweep_dir: Path | None) -> Iterator[None]:
     if sweep_dir is None or not sweep_dir.is_dir():
         yield
         return
-    manifest = sweep_dir / SWEEP_MANIFEST
+    manifest = sweep_dir / MANIFEST
     saved = _content(manifest)
     configs = _resolved_configs(sweep_dir)
     jobs = sorted({p.parent for p in sweep_dir.rglob(HYDRA_DIR) if p.is_dir()})

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from fedmodel.cli.errors import RESUME_PROG
 from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
-    SWEEP_MANIFEST,
     check_nameable,
     continue_argv,
     of_the_launch,
@@ -39,6 +38,7 @@ from fedmodel.cli.hydra_files import (
 )
 from fedmodel.cli.paths import user_path
 from fedmodel.errors import FedmodelError
+from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.run_files import parsed_file
@@ -119,11 +119,11 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             "hydra.run.dir; by default outputs/<date>/<time>-<task>)"
         )
     check_nameable(run_dir)
-    if (run_dir / SWEEP_MANIFEST).is_file():
+    if (run_dir / MANIFEST).is_file():
         jobs = sorted(p.parent.parent for p in run_dir.glob(f"*/{OVERRIDES_FILE}"))
         example = f", e.g. {jobs[0]}" if jobs else ""
         raise FedmodelError(
-            f"{run_dir} is a --multirun sweep's folder ({SWEEP_MANIFEST}), one run "
+            f"{run_dir} is a --multirun sweep's folder ({MANIFEST}), one run "
             f"per job: name the folder of the job to continue{example}"
         )
     for name in (RESOLVED_CONFIG, OVERRIDES_FILE):
