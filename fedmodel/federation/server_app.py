@@ -51,6 +51,7 @@ from fedmodel.run.summary import (
     RunSummary,
     client_rows,
     guarantee,
+    mark_resumed,
 )
 from fedmodel.run.tracking import track_run
 from fedmodel.serve.model_card import write_model_cards
@@ -105,6 +106,8 @@ def run_federation(
     server_started = time.perf_counter()
     model, resumed, warm = start_model(settings, task=task, run_dir=run_dir)
     write_resolved_config(run_dir, settings)
+    if resumed is not None:
+        mark_resumed(run_dir)
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     start = _start_result(current, resumed, warm=warm)

@@ -7,6 +7,7 @@ not the server used the update that charge paid for.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+# An earlier start's summary while a resumed start trains on (`mark_resumed`).
+STATUS_RESUMED = "resumed"
 # A client row's key: its ledger is in the run folder but cannot be read.
 LEDGER_UNREADABLE = "ledger_unreadable"
 
@@ -101,6 +104,26 @@ class RunSummary:
         path = run_dir / SUMMARY_FILE
         write_json(path, self.to_dict())
         return path
+
+
+def mark_resumed(run_dir: Path) -> None:
+    """Say in an earlier start's summary.json that a resumed start is under way.
+
+    The resumed start trains on from the checkpoint and exports the teacher
+    again before its own summary is written; stopped in between, the earlier
+    summary would still say "ok" with fewer rounds and a smaller epsilon than
+    the checkpoint and the exported weights by then carry. Its figures are
+    kept, with status "resumed": what reads a run's final statement (a sweep's
+    report, `fedmodel resume`) reads it as unfinished. A summary that does not
+    parse is left alone, as nothing takes it for a finished run's.
+    """
+    path = run_dir / SUMMARY_FILE
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(earlier, dict) and earlier.get("status") != STATUS_RESUMED:
+        write_json(path, {**earlier, "status": STATUS_RESUMED})
 
 
 def client_rows(

@@ -118,6 +118,26 @@ def test_resume_runs_only_the_rounds_not_yet_aggregated(
     assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 2]
 
 
+def test_a_resumed_start_stopped_midway_leaves_no_finished_summary(
+    tmp_path: Path,
+) -> None:
+    # A finished run, resumed for more rounds and killed after one of them:
+    # summary.json must not go on saying "ok" with the earlier round count
+    # beside a checkpoint (and weights) that carry more rounds and charges.
+    run_dir = tmp_path / "run"
+    run_federation(FakeGrid(2), _settings(run_dir, "num_rounds=1", "privacy=off"))
+    assert _summary(run_dir)["status"] == "ok"
+    more = _settings(run_dir, "num_rounds=3", "privacy=off", "resume=true")
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(FakeGrid(2, before_train=killed_at_round(3)), more)
+    assert load_checkpoint(run_dir, expected_shapes=_shapes(run_dir)).round == 2
+    earlier = _summary(run_dir)
+    assert earlier["status"] == "resumed"
+    assert earlier["rounds_completed"] == 1  # the earlier start's figures, kept
+    finished = run_federation(FakeGrid(2), more)
+    assert finished["status"] == "ok" and _summary(run_dir)["rounds_completed"] == 3
+
+
 def test_a_checkpoint_that_kept_node_ids_resumes_without_them(run_dir: Path) -> None:
     # Checkpoints of earlier versions kept the node ids of spent clients. In
     # a new server process such an id names no node, or another: here node
