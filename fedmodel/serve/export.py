@@ -6,6 +6,7 @@ config (which holds id2label), so either can be served from one folder.
 
 from __future__ import annotations
 
+import shutil
 import stat
 import warnings
 from pathlib import Path
@@ -18,17 +19,16 @@ from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
-from fedmodel.run.layout import (
-    MODEL_CARD_FILE,
-    ONNX_FILE,
-    ONNX_INPUTS,
-    QUANTIZED_ONNX_FILE,
-)
+from fedmodel.run.layout import ONNX_FILE, ONNX_INPUTS, QUANTIZED_ONNX_FILE
 from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.sentence_layout import write_sentence_layout
 
 QUANTIZED_OPS = ["MatMul"]
 ONNX_OPSET = 17
+# Beside an export's folder: the new export while it is written, and the
+# earlier one while the new one takes its place.
+PARTIAL_SUFFIX = ".partial"
+REPLACED_SUFFIX = ".replaced"
 
 
 class _LogitsOnly(nn.Module):
@@ -60,22 +60,41 @@ def export_classifier(
     With `quantize`, `model.int8.onnx` (int8 weights) is written beside the
     float graph, which stays.
 
-    A model card (README.md) an earlier start of the run left in `out_dir` is
-    removed first: it states that start's rounds and epsilon, and a start
-    stopped after this export (Ctrl-C while distilling, a crash) would leave
-    it beside weights that cost more. The run writes the card of these
-    weights once it has finished.
+    The folder is written whole or not at all: the files go to a folder
+    beside it, which then takes its place (`_put_in_place`). A stop during
+    the export (Ctrl-C, a crash) leaves an earlier export as it was, never
+    its ONNX graphs beside the new weights; and no model card (README.md) an
+    earlier start of the run wrote outlives its weights, whose rounds and
+    epsilon it states. The run writes the card of these weights once it has
+    finished.
     """
-    (out_dir / MODEL_CARD_FILE).unlink(missing_ok=True)
+    partial = out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
+    shutil.rmtree(partial, ignore_errors=True)  # an earlier stop's
     tokenizer.model_max_length = max_length
     _settle_backend(tokenizer, max_length=max_length)
-    save_pretrained(model, tokenizer, out_dir)
-    write_sentence_layout(merged_classifier(model), out_dir, max_length=max_length)
-    export_onnx(model, out_dir / ONNX_FILE)
+    save_pretrained(model, tokenizer, partial)
+    write_sentence_layout(merged_classifier(model), partial, max_length=max_length)
+    export_onnx(model, partial / ONNX_FILE)
     if quantize:
-        quantize_onnx(out_dir / ONNX_FILE, out_dir / QUANTIZED_ONNX_FILE)
-    _share_like_config(out_dir)
+        quantize_onnx(partial / ONNX_FILE, partial / QUANTIZED_ONNX_FILE)
+    _share_like_config(partial)
+    _put_in_place(partial, out_dir)
     return out_dir
+
+
+def _put_in_place(new: Path, target: Path) -> None:
+    """Rename the folder `new` to `target`, whose earlier folder is removed.
+
+    The earlier one is moved aside first and removed last, so a stop between
+    the steps leaves whole folders only, the earlier export under its
+    `REPLACED_SUFFIX` name until the next export removes it.
+    """
+    aside = target.with_name(target.name + REPLACED_SUFFIX)
+    shutil.rmtree(aside, ignore_errors=True)
+    if target.exists():
+        target.rename(aside)
+    new.rename(target)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _settle_backend(tokenizer: PreTrainedTokenizerBase, *, max_length: int) -> None:

@@ -21,7 +21,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.model.student import build_student
-from fedmodel.serve import inference
+from fedmodel.serve import export, inference
 from fedmodel.serve.benchmark import LATENCY_BATCHES, predicted_labels
 from fedmodel.serve.export import ONNX_FILE, export_classifier
 from fedmodel.serve.inference import alternating_latency_ms, load_classifier
@@ -91,19 +91,33 @@ def test_exported_folder_keeps_labels_and_training_length(exported: Path) -> Non
     assert reloaded.config.num_labels == 3
 
 
-def test_export_removes_an_earlier_starts_model_card(tmp_path: Path) -> None:
-    # A resumed run re-exports the teacher before it distils; stopped there,
-    # the folder held the new weights under the card of the earlier start,
-    # which stated that start's (smaller) epsilon and fewer rounds.
+def test_an_export_stopped_midway_leaves_the_earlier_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stop (Ctrl-C, a crash) while a resumed run re-exported the model left
+    # the new weights beside the earlier export's ONNX graphs, which predict
+    # serves by default: two models' files in one folder.
     settings = small_settings()
+    tokenizer = load_tokenizer(settings.model)
     out = tmp_path / "model"
-    out.mkdir()
-    earlier = out / "README.md"
-    earlier.write_text("epsilon at most 3, over 2 rounds\n")
-    model = build_classifier(settings.model, label_names=("a", "b"), seed=0)
-    export_classifier(model, load_tokenizer(settings.model), out, max_length=48)
-    assert not earlier.exists()
-    assert (out / "config.json").is_file() and (out / ONNX_FILE).is_file()
+    earlier = build_classifier(settings.model, label_names=("a", "b"), seed=0)
+    export_classifier(earlier, tokenizer, out, max_length=48)
+    (out / "README.md").write_text("the earlier start's card\n")
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_onnx", stopped)
+    later = build_classifier(settings.model, label_names=("a", "b"), seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        export_classifier(later, tokenizer, out, max_length=48)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+    monkeypatch.undo()
+    export_classifier(later, tokenizer, out, max_length=48)
+    assert not (out / "README.md").exists()  # the card of the earlier weights
+    assert (out / "model.safetensors").read_bytes() != files["model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_latency_is_measured_per_call(
