@@ -25,6 +25,7 @@ from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import append_round
+from fedmodel.run.summary import changed_rounds
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import LastRoundOrStart
 
@@ -54,18 +55,8 @@ class RoundHistory:
         return False, {}
 
     def completed(self, model_name: str) -> int:
-        """Rounds of `model_name` whose aggregate changed the model.
-
-        Under privacy=central that includes a round whose draw took no client:
-        its noise changed the model and was charged. A checkpoint written
-        before `model_changed` was recorded knows only the updates aggregated.
-        """
-        return sum(
-            1
-            for r in self.rounds
-            if r["model"] == model_name
-            and r.get("model_changed", r["clients_aggregated"] > 0)
-        )
+        """Rounds of `model_name` whose aggregate changed the model."""
+        return changed_rounds(self.rounds, model_name)
 
 
 class FailureWatch:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,21 @@ class RunSummary:
         path = run_dir / SUMMARY_FILE
         write_json(path, self.to_dict())
         return path
+
+
+def changed_rounds(rounds: Sequence[Mapping[str, Any]], model_name: str) -> int:
+    """How many of `rounds` (summary.json's) changed `model_name`'s model.
+
+    Under privacy=central that includes a round whose draw took no client:
+    its noise changed the model and was charged. A checkpoint written before
+    `model_changed` was recorded knows only the updates aggregated.
+    """
+    return sum(
+        1
+        for r in rounds
+        if r["model"] == model_name
+        and r.get("model_changed", r["clients_aggregated"] > 0)
+    )
 
 
 def mark_resumed(run_dir: Path) -> None:

@@ -21,6 +21,7 @@ import fedmodel
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
 from fedmodel.run.layout import MODEL_CARD_FILE, ONNX_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.run.summary import changed_rounds
 from fedmodel.serve.exported_folder import read_exported_folder
 
 _FRONT_MATTER = """---
@@ -74,7 +75,7 @@ def model_card(
         _privacy(summary["privacy_guarantee"]),
     ]
     if role == "student":
-        lines += ["", _student(settings)]
+        lines += ["", _student(settings, summary)]
     lines += ["", "## Test results", "", *_results(summary, role), "", *_use(folder)]
     return "\n".join(lines) + "\n"
 
@@ -163,7 +164,8 @@ def _power_of_ten_up(value: float) -> str:
     return f"{power if exact == power else power.scaleb(1):f}"
 
 
-def _student(settings: RunSettings) -> str:
+def _student(settings: RunSettings, summary: Mapping[str, Any]) -> str:
+    """How the student was made: its federated rounds those that changed it."""
     if settings.distill.transfer_file is not None:
         source = "`distill.transfer_file`"
     elif settings.task.name == "files":
@@ -175,7 +177,7 @@ def _student(settings: RunSettings) -> str:
         f"({source})"
     )
     private = settings.privacy.enabled
-    rounds = settings.distill.client_rounds
+    rounds = changed_rounds(summary.get("rounds") or [], "student")
     if rounds:
         said += (
             f", then in {rounds} federated {plural(rounds, 'round')} by the "

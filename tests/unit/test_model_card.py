@@ -154,12 +154,40 @@ def test_central_dp_and_federated_distillation_are_said(
 ) -> None:
     summary = _summary(tmp_path, {**RECORD, "level": "client", "delta": 0.025})
     settings = small_settings(*overrides)
+    if settings.distill.client_rounds:
+        summary["rounds"] += _student_rounds(aggregated=[2, 2])
     card = model_card(summary, settings, role="student", folder=tmp_path / "student")
     assert said in card
     # Client level: delta is 1/(10 N) of the clients the card counts anyway,
     # so it keeps two digits instead of going up to 0.1.
     assert "epsilon at most 3, delta at most 0.025, by the PRV" in card
     assert "coarsely" not in card
+
+
+def _student_rounds(aggregated: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"round": 11 + i, "model": "student", "clients_aggregated": n}
+        for i, n in enumerate(aggregated)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("aggregated", "said"),
+    [
+        ([2, 0], "then in 1 federated round by the clients"),
+        ([0, 0], "never on a client's record"),
+    ],
+)
+def test_the_student_card_counts_the_student_rounds_that_ran(
+    tmp_path: Path, aggregated: list[int], said: str
+) -> None:
+    # The card gave the configured distill.client_rounds, also where fewer
+    # changed the student (budgets spent, every update rejected).
+    summary = _summary(tmp_path, RECORD)
+    summary["rounds"] += _student_rounds(aggregated)
+    settings = small_settings("distill=federated")
+    card = model_card(summary, settings, role="student", folder=tmp_path / "student")
+    assert said in card
 
 
 @pytest.mark.parametrize(
