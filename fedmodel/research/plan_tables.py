@@ -97,6 +97,8 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
     if any(_past_prv_limit(plan) for plan in plans):
         notes.append(_OVER_LIMIT_NOTE)
     overview.caption = "\n".join(notes) or None
+    if all(plan.problem for plan in plans):  # no client has rounds to show
+        return [overview]
     return [
         overview,
         _by_round_table(plans, rounds=rounds, teacher_rounds=settings.num_rounds),

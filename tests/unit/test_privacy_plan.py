@@ -233,6 +233,22 @@ def test_bad_plans_are_flagged_with_exit_1(
     assert all(flag in plan["problem"] for plan in plans)
 
 
+def test_a_plan_with_every_client_flagged_shows_no_empty_round_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    overrides = [
+        "model=tiny",
+        "task.max_train_examples=600",
+        "num_clients=3",
+        "partition=iid",
+        "privacy.target_epsilon=0.0001",
+    ]
+    assert run_command(["privacy-plan", *overrides]) == 1
+    shown = capsys.readouterr().out
+    assert "cannot be reached" in shown
+    assert "epsilon after each round" not in shown
+
+
 @pytest.mark.parametrize("batch_size", [32, 512])
 def test_good_plan_prints_tables_and_exits_0(
     batch_size: int, capsys: pytest.CaptureFixture[str]
