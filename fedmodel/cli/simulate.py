@@ -191,7 +191,6 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
     `new_outputs`: the default outputs/ folder where this command made it.
     """
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -207,26 +206,9 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         {str(k): v for k, v in raw.items()}, base=Path(HydraConfig.get().runtime.cwd)
     )
     try:
-        # Check the settings, the run folder and the clients' records before
-        # the simulation stack loads (seconds, not tens); `simulate` checks
-        # again, cached. The folder first: a resume with a changed key that
-        # deals the records is named by that key, not by the records it moved.
-        settings = settings_from_dict({**config, "run_dir": str(run_dir)})
-        from fedmodel.client.record_check import check_simulated_clients
-        from fedmodel.run.folder_check import (
-            NEW_RUN_FOLDER,
-            NEW_SWEEP_FOLDER,
-            check_run_folder,
-        )
-
-        sweep = HydraConfig.get().mode == RunMode.MULTIRUN
-        new_folder = NEW_SWEEP_FOLDER if sweep else NEW_RUN_FOLDER
-        check_run_folder(run_dir, settings, new_folder=new_folder)
-        if settings.resume and sweep:
-            done = finished_sweep_job(run_dir, settings)
-            if done is not None:
-                return done
-        check_simulated_clients(settings)
+        done = _checked_start(config, run_dir)
+        if done is not None:
+            return done
         from fedmodel.federation.simulation import simulate
 
         with ctrl_c_stops_the_server():
@@ -237,6 +219,37 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         stop_interrupted(prog, run_dir)
+    _say_done(summary, run_dir)
+    return float(summary["final_accuracy"])
+
+
+def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
+    """Check the settings, run folder and records before the simulation stack loads.
+
+    `simulate` checks again, cached. The folder first: a resume with a changed
+    key that deals the records is named by that key, not by the records it
+    moved. Returns a resumed sweep's finished job's accuracy, else None.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from fedmodel.client.record_check import check_simulated_clients
+    from fedmodel.run import folder_check
+
+    settings = settings_from_dict({**config, "run_dir": str(run_dir)})
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    new_folder = folder_check.NEW_SWEEP_FOLDER if sweep else folder_check.NEW_RUN_FOLDER
+    folder_check.check_run_folder(run_dir, settings, new_folder=new_folder)
+    if settings.resume and sweep:
+        done = finished_sweep_job(run_dir, settings)
+        if done is not None:
+            return done
+    check_simulated_clients(settings)
+    return None
+
+
+def _say_done(summary: dict[str, Any], run_dir: Path) -> None:
+    """The run's last line: its accuracy, its privacy statement, its folder."""
     # The run's statement: every charge, the server's ledger's under central DP.
     statement = summary["privacy_guarantee"]
     epsilon = statement["epsilon"]
@@ -254,7 +267,6 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         summary["wall_seconds"],
         run_dir,
     )
-    return float(summary["final_accuracy"])
 
 
 def _remove_if_unused(
