@@ -12,6 +12,7 @@ import numpy as np
 
 from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
 from fedmodel.data.canaries import canary_splits, with_canaries
+from fedmodel.data.file_roles import check_files_kept
 from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -114,6 +115,7 @@ def _partitioned_task(
     task = TaskSettings(**raw["task"])
     partition = PartitionSettings(**raw["partition"])
     data = load_task(task, seed=raw["seed"])
+    check_files_kept(task, partition, train=data.train)
     partitions = partition_clients(
         data.train,
         partition=partition,

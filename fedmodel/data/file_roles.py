@@ -26,7 +26,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from fedmodel.config import RunSettings, TaskSettings
+import datasets
+
+from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.errors import FedmodelError
 
@@ -111,9 +113,42 @@ def check_transfer_file(settings: RunSettings) -> None:
 
 def clients_are_files(settings: RunSettings) -> bool:
     """Whether each client of a files task holds one file (`partition=natural`)."""
-    part = settings.partition
+    return _files_are_clients(settings.task, settings.partition)
+
+
+def _files_are_clients(task: TaskSettings, part: PartitionSettings) -> bool:
+    """`clients_are_files` from the task and partition alone."""
     by_site = part.column in (None, SITE_COLUMN) and part.label_groups is None
-    return settings.task.name == "files" and part.name == "natural" and by_site
+    return task.name == "files" and part.name == "natural" and by_site
+
+
+def check_files_kept(
+    task: TaskSettings, partition: PartitionSettings, *, train: datasets.Dataset
+) -> None:
+    """Refuse a cap that leaves a file, where each file is a client, no record.
+
+    `train` is the task's training split, capped. Client i holds the i-th
+    file that has records: a file all of whose records
+    `task.max_train_examples` (a random subset of every file's records) left
+    out would hand each later file to the client before it, while the plan
+    and the logs name client i by task.train_files[i].
+    """
+    if not _files_are_clients(task, partition):
+        return
+    sites = set(train.unique(SITE_COLUMN))
+    emptied = [i for i in range(len(task.train_files)) if i not in sites]
+    if not emptied:
+        return
+    first = emptied[0]
+    raise FedmodelError(
+        f"task.max_train_examples={task.max_train_examples} keeps a random "
+        "subset of the records of all the files together, and none of "
+        f"task.train_files[{first}] ({task.train_files[first]})"
+        + (f" and {len(emptied) - 1} more" if len(emptied) > 1 else "")
+        + ": with each file one client (partition=natural), that client would "
+        "hold no record and each file after it would go to the client before "
+        "it. Raise task.max_train_examples or set it to null"
+    )
 
 
 def client_file(settings: RunSettings, client_id: int) -> str | None:

@@ -19,7 +19,7 @@ from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records
-from fedmodel.data.file_roles import client_file
+from fedmodel.data.file_roles import check_files_kept, client_file
 from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -109,6 +109,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
     warn_about_records(
         settings, task, distill_texts=check_distillation(settings, encoder=None)
     )
+    check_files_kept(settings.task, settings.partition, train=task.train)
     partitions = partition_clients(
         task.train,
         partition=settings.partition,

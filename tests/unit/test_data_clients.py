@@ -102,3 +102,24 @@ def test_load_client_data_checks_client_id(tmp_path: Path) -> None:
         FedmodelError, match=r"client_id 2 .*num_clients=2 \(ids 0..1\)"
     ):
         load_client_data(settings, 2)
+
+
+def test_cap_that_empties_a_site_file_is_refused(tmp_path: Path) -> None:
+    # Three site files, the middle one of a single record: the cap keeps 5 of
+    # the 41 records at random and none of the middle file's, so client 1
+    # would have held the last file's records while named by the middle one.
+    settings = _settings(tmp_path, num_clients=3)
+    lone = tmp_path / "lone.csv"
+    lone.write_text("text,label\nthe lone record,yes\n")
+    files = [settings.task.train_files[0], str(lone), settings.task.train_files[1]]
+    capped = dataclasses.replace(
+        settings,
+        task=dataclasses.replace(
+            settings.task, train_files=files, max_train_examples=5, split_seed=0
+        ),
+    )
+    with pytest.raises(
+        FedmodelError,
+        match=rf"max_train_examples=5 .* none of task.train_files\[1\] \({lone}\)",
+    ):
+        load_client_data(capped, 1)
