@@ -19,6 +19,7 @@ from fedmodel.config import LatencySettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.serve.benchmark import (
+    LATENCY_BATCHES,
     describe_model,
     describe_quantized,
     served_latency_ms,
@@ -134,13 +135,20 @@ def add_served_latency(
     `calls` says how many timed calls make each median (`latency.calls_batchN`).
     """
     started = time.perf_counter()
+    timed = [str(size) for size in LATENCY_BATCHES if size <= len(latency_texts)]
+    untimed = [str(size) for size in LATENCY_BATCHES if size > len(latency_texts)]
     log.info(
         "timing the %s as served, taking turns call by call: CPU latency in "
-        "PyTorch and ONNX Runtime at batch 1 and 32",
+        "PyTorch and ONNX Runtime at batch %s%s",
         " and the ".join(model_dirs),
+        " and ".join(timed),
+        f" (not at batch {' and '.join(untimed)}: the test split holds "
+        f"{len(latency_texts)} texts)"
+        if untimed
+        else "",
     )
-    timed = served_latency_ms(model_dirs, latency_texts, calls=calls)
-    for name, latencies in timed.items():
+    latencies_by_name = served_latency_ms(model_dirs, latency_texts, calls=calls)
+    for name, latencies in latencies_by_name.items():
         entries[name].update(latencies)
     log.info("timed in %.0f s", time.perf_counter() - started)
 
@@ -151,7 +159,7 @@ def log_comparison(entries: dict[str, Any]) -> None:
     versus = entries["student_vs_teacher"]
     log.info(
         "student: accuracy %.4f (int8 ONNX %.4f, same label as float on %.3f) vs "
-        "teacher %.4f (ratio %.3f, int8 %.3f), %d vs %d layers, %.1fx / %.1fx "
+        "teacher %.4f (ratio %.3f, int8 %.3f), %d vs %d layers, %s / %s "
         "faster at batch 1 / 32 as served, agreement with teacher %.3f -> %.3f",
         student["accuracy"],
         student["quantized"]["accuracy"],
@@ -161,8 +169,17 @@ def log_comparison(entries: dict[str, Any]) -> None:
         versus.get("served_accuracy_ratio", float("nan")),
         student["num_layers"],
         teacher["num_layers"],
-        versus.get("served_speedup_batch1", float("nan")),
-        versus.get("served_speedup_batch32", float("nan")),
+        _speedup(versus, "served_speedup_batch1"),
+        _speedup(versus, "served_speedup_batch32"),
         entries["distillation"]["agreement_before"],
         entries["distillation"]["agreement_after"],
     )
+
+
+def _speedup(versus: dict[str, Any], key: str) -> str:
+    """A speed-up as the comparison line shows it; "untimed" where none was timed.
+
+    A test split of fewer texts than a batch leaves that batch untimed.
+    """
+    value = versus.get(key)
+    return "untimed" if value is None else f"{value:.1f}x"

@@ -17,7 +17,7 @@ from fedmodel.config import RunSettings, StudentSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.distill.augment import augment_texts
-from fedmodel.distill.describe import agreement, picked_labels
+from fedmodel.distill.describe import agreement, log_comparison, picked_labels
 from fedmodel.distill.finish import (
     _distill_student,
     finish_models,
@@ -502,3 +502,25 @@ def test_a_files_run_without_server_texts_says_so_before_round_one(
         "task.validation_file or distill.transfer_file): "
     )
     assert said in line
+
+
+def test_comparison_line_says_untimed_for_a_batch_the_test_split_cannot_fill(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A files task's test file of under 32 texts: batch 32 is not timed, so
+    # the comparison holds no batch-32 speed-up (the line printed `nanx`).
+    model = {"accuracy": 0.5, "num_layers": 2}
+    entries = {
+        "teacher": model,
+        "student": {**model, "quantized": {"accuracy": 0.5, "agreement_with_float": 1}},
+        "student_vs_teacher": {
+            "accuracy_ratio": 1.0,
+            "served_accuracy_ratio": 1.0,
+            "served_speedup_batch1": 2.04,
+        },
+        "distillation": {"agreement_before": 0.5, "agreement_after": 0.9},
+    }
+    with caplog.at_level("INFO", logger="fedmodel.distill.describe"):
+        log_comparison(entries)
+    assert "2.0x / untimed faster at batch 1 / 32" in caplog.text
+    assert "nan" not in caplog.text
