@@ -9,7 +9,8 @@ and `task.label_column` swapped, or notes exported under the label column),
 and the run would carry those records' texts off the site as class names. So
 such a file is refused before the run, by counts alone: the message names no
 label. Swapped columns are refused at any size by their other half: the text
-column then holds class names, which other records hold too.
+column then holds class names, which other records hold too. Records are
+counted, not rows: a record's copies (two sites', or a repeated row) are one.
 """
 
 from __future__ import annotations
@@ -55,13 +56,18 @@ def refuse_record_labels(
     from the files: the labels of `task.labels` are the operator's, listed on
     purpose.
     """
+    server_labels = list(server_labels)
     held = Counter(label for _, site in sites for label in site.labels)
     held.update(server_labels)
+    lone = _one_record_labels(sites, server_labels=server_labels)
     written = Counter(text for _, site in sites for text in site.texts)
     written.update(server_texts)
+    copies = Counter(
+        pair for _, site in sites for pair in zip(site.texts, site.labels, strict=True)
+    )
     for key, site in sites:
         path, labels = site.path, site.labels
-        alone = sum(held[label] == 1 for label in labels)
+        alone = sum(label in lone for label in labels)
         if alone >= MIN_RECORDS_ALONE and 2 * alone > len(labels):
             raise FedmodelError(
                 f"{key}: file {path}: {alone} of its {len(labels)} records hold "
@@ -79,10 +85,31 @@ def refuse_record_labels(
             key,
             site,
             held=held,
+            lone=lone,
             written=written,
+            copies=copies,
             text_column=text_column,
             label_column=label_column,
         )
+
+
+def _one_record_labels(
+    sites: Sequence[tuple[str, FileRecords]], *, server_labels: Iterable[str]
+) -> set[str]:
+    """The labels that one record alone holds, in every file of the task.
+
+    A record held twice, as two sites' copies of one export or a row
+    repeated in a file, is one record: counted by rows, its label would pass
+    for a class of two, and two sites holding the same swapped file would
+    carry every text off as a class name. A label the server's files name
+    is the server's, never one record's.
+    """
+    texts: dict[str, set[str]] = {}
+    for _, site in sites:
+        for text, label in zip(site.texts, site.labels, strict=True):
+            texts.setdefault(label, set()).add(text)
+    named = set(server_labels)
+    return {label for label, held in texts.items() if len(held) == 1} - named
 
 
 def _refuse_swapped(
@@ -90,7 +117,9 @@ def _refuse_swapped(
     site: FileRecords,
     *,
     held: Counter[str],
+    lone: set[str],
     written: Counter[str],
+    copies: Counter[tuple[str, str]],
     text_column: str,
     label_column: str,
 ) -> None:
@@ -102,7 +131,7 @@ def _refuse_swapped(
     a class of their own and a copy of another record's text or label.
     """
     swapped = sum(
-        held[label] == 1 and written[text] + held[text] - 1 - (text == label) > 0
+        label in lone and _held_elsewhere(text, label, held, written, copies)
         for text, label in zip(site.texts, site.labels, strict=True)
     )
     if 2 * swapped > len(site.labels):
@@ -118,3 +147,18 @@ def _refuse_swapped(
             "task.text_column, task.label_column and the file's header; if "
             "these are the classes, list them in task.labels"
         )
+
+
+def _held_elsewhere(
+    text: str,
+    label: str,
+    held: Counter[str],
+    written: Counter[str],
+    copies: Counter[tuple[str, str]],
+) -> bool:
+    """Whether a record other than this one (or its copies) holds `text`.
+
+    As its text or as its label: a class name, where the columns are swapped.
+    """
+    own = copies[text, label]
+    return written[text] - own + held[text] - (own if text == label else 0) > 0

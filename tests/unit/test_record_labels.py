@@ -73,6 +73,31 @@ def test_a_tiny_site_with_swapped_columns_is_refused_naming_no_text(
     assert not any(word in message for word in [*NOTES, "cardio", "ortho"])
 
 
+
+@pytest.mark.parametrize("notes", [NOTES[:6], NOTES[:3]])
+def test_swapped_columns_at_two_sites_holding_one_export_are_refused(
+    tmp_path: Path, notes: list[str]
+) -> None:
+    # Two sites holding copies of one export, read swapped: each note is held
+    # by two rows, one record's copies, and passed for a class of two.
+    site = _site(tmp_path / "a.csv", notes)
+    copy = tmp_path / "b.csv"
+    copy.write_text(site.read_text())
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    task = _task([site, copy], test, text_column="label", label_column="text")
+    refused = (
+        rf"^task\.train_files\[0\]: file .*a\.csv: {len(notes)} of its "
+        f"{len(notes)} records hold a label in column 'text' that no other record"
+    )
+    with pytest.raises(FedmodelError, match=refused):
+        load_task(task, seed=0)
+    # Rare codes at a tiny site, copied to another, are still data.
+    rare = _csv(tmp_path / "rare.csv", [(f"case {n}", f"rare {n}") for n in range(3)])
+    twin = tmp_path / "twin.csv"
+    twin.write_text(rare.read_text())
+    kept = load_task(_task([site, rare, twin], test), seed=0).label_names
+    assert len(kept) == 5
+
 def test_a_legit_tiny_site_is_not_refused(tmp_path: Path) -> None:
     test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
     a = _site(tmp_path / "a.csv", NOTES[:3])
