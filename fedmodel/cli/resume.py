@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from fedmodel.cli.errors import RESUME_PROG
 from fedmodel.cli.hydra_files import (
     HYDRA_DIR,
+    RUN_DIR_KEY,
     check_nameable,
     continue_argv,
+    named_run_dir,
     of_the_launch,
     run_dir_override,
     task_overrides,
@@ -103,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(os.path.abspath(args.run_dir))
     argv = resume_argv(run_dir, args.overrides)
     check_rounds_left(run_dir, argv)
-    folder = started_in(run_dir)
-    with contextlib.chdir(folder if folder and folder.is_dir() else Path.cwd()):
+    with contextlib.chdir(_runs_from(run_dir)):
         return run_simulate(
             [*argv, *(["-v"] if args.verbose else [])], prog=RESUME_PROG
         )
@@ -119,6 +120,7 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
             "hydra.run.dir; by default outputs/<date>/<time>-<task>)"
         )
     check_nameable(run_dir)
+    _check_same_folder(run_dir, extra)
     if (run_dir / MANIFEST).is_file():
         jobs = sorted(p.parent.parent for p in run_dir.glob(f"*/{OVERRIDES_FILE}"))
         example = f", e.g. {jobs[0]}" if jobs else ""
@@ -146,6 +148,31 @@ def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:
         )
     overrides = [*(str(o) for o in stored), *hydras_own(run_dir)]
     return continue_argv(overrides, run_dir, extra=extra)
+
+
+def _runs_from(run_dir: Path) -> Path:
+    """The folder the resume runs in: the run's last start's, where it still is."""
+    folder = started_in(run_dir)
+    return folder if folder and folder.is_dir() else Path.cwd()
+
+
+def _check_same_folder(run_dir: Path, extra: list[str]) -> None:
+    """Refuse an extra `hydra.run.dir=` that names a folder other than `run_dir`.
+
+    Hydra takes the later of two values, so the run would not be continued:
+    a new run would start in the other folder, on the same records, with new
+    ledgers. A relative folder is read from where the resume runs, as Hydra
+    reads it.
+    """
+    named = named_run_dir(extra)
+    if named is None or Path(os.path.normpath(_runs_from(run_dir) / named)) == run_dir:
+        return
+    raise FedmodelError(
+        f"{RUN_DIR_KEY}={named}: {RESUME_PROG} continues the run in {run_dir}, "
+        f"and this would start a new run in {named} instead; leave {RUN_DIR_KEY} "
+        "out to continue the run, or start a new run there with `fedmodel "
+        f"simulate OVERRIDES {RUN_DIR_KEY}=...`"
+    )
 
 
 def hydras_own(run_dir: Path) -> list[str]:

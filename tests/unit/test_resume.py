@@ -114,6 +114,25 @@ def test_a_folder_without_a_runs_files_is_not_a_run_folder(
     assert (kept_none in err) == (missing == ".hydra/overrides.yaml")
 
 
+@pytest.mark.parametrize("prefix", ["", "+"])
+def test_another_run_folder_among_the_overrides_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prefix: str
+) -> None:
+    # Before: Hydra took the later hydra.run.dir, so `fedmodel resume RUN
+    # hydra.run.dir=OTHER` trained a whole new run in OTHER on the same
+    # records, with new ledgers, exit 0, and RUN was never continued.
+    run = _run_folder(tmp_path / "run", RUN, began=tmp_path)
+    other = tmp_path / "other"
+    err = _refused([str(run), f"{prefix}hydra.run.dir={other}"], capsys)
+    assert f"hydra.run.dir={other}: fedmodel resume continues the run in {run}" in err
+    assert not other.exists()
+    # Naming the run's own folder again is no change; a relative one is read
+    # from the folder the run began in, where the resume runs.
+    for named in (str(run), "run", "x/../run"):
+        argv = resume_argv(run, [f"hydra.run.dir={named}"])
+        assert named_run_dir(argv) == Path(named)
+
+
 def test_a_sweeps_folder_names_one_of_its_jobs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
