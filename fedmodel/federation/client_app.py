@@ -3,20 +3,19 @@
 The same app runs in simulation (one virtual SuperNode per client) and at a
 site (a real SuperNode). Its reply holds the trainable weights and numbers
 only; a round that fails replies with one line saying why (never a traceback,
-never a record), so the server can name the client and its reason. Before
-a round trains, the client's privacy ledger is checked against what the server
-recorded (`federation/ledger_query.py`): a train message that carries those
-figures is refused before anything is read or charged where the ledger holds
-less, and a query message asks what the ledger holds, for the server to check.
+never a record), so the server can name the client and its reason. Before a
+round trains, the client's ledger is checked against what the server recorded
+(`federation/ledger_query.py`): a train message that carries those figures is
+refused before anything is read or charged where the ledger holds less, and a
+query message asks what the ledger holds, for the server to check.
 
-Flower 1.41 starts a fresh process for every message a SuperNode receives, so
-what this module imports is paid for every message at every site (the ledger
-query's and the train message's). The local round's modules (torch, Opacus)
-are imported by the train handler only, so a query's process loads neither;
-the data, model-loading and distillation modules only by the rounds that need
-them (see `fedmodel.client.jobs`), and a site in head mode trains on the
-features it stored in round 1. At a site each train message's timings are
-appended to `message_timings.jsonl` in its state directory.
+Flower 1.41 starts a fresh process for every message a SuperNode receives, so what this
+module imports is paid for every message at every site (the ledger query's and the
+train message's). The local round's modules (torch, Opacus) are imported by the train
+handler only, so a query's process loads neither; the data, model-loading and
+distillation modules only by the rounds that need them (see `fedmodel.client.jobs`),
+and a site in head mode trains on the features it stored in round 1. At a site each
+train message's timings are appended to `message_timings.jsonl` in its state directory.
 """
 
 from __future__ import annotations
@@ -180,7 +179,9 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     state_dir = client_state_dir(site, settings.run_dir, client_id)
     recorded = msg.content.config_records.get(RECORDED_KEY)
     if recorded is not None:  # before a record is read or a step charged
-        check_recorded_ledger(recorded, client_id=client_id, state_dir=state_dir)
+        check_recorded_ledger(
+            recorded, client_id=client_id, state_dir=state_dir, simulated=site is None
+        )
     records = None
     if site is not None:
         settings = capped_settings(settings, site)

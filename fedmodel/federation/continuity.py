@@ -11,9 +11,9 @@ carries what the server recorded (`check_recorded_ledger`), or by the server,
 which asks the others what their ledger holds; and its update too, should one
 show it after all. Only a reset by the site's operator (`fedmodel ledger
 reset`, which archives the old ledger and so raises the count the client
-reports) starts a budget again. The rule itself is
-`privacy/ledger_holding.ledger_regression`, which a resumed simulation's check
-before Flower starts (`client/record_check.py`) applies too.
+reports) starts a budget again, and never a simulated client's. The rule
+itself is `privacy/ledger_holding.ledger_regression`, which a resumed
+simulation's check before Flower starts (`client/record_check.py`) applies too.
 """
 
 from __future__ import annotations
@@ -42,14 +42,15 @@ def recorded_for(client_id: int, figures: Mapping[str, float]) -> dict[str, floa
 
 
 def check_recorded_ledger(
-    recorded: Mapping[str, Any], *, client_id: int, state_dir: Path
+    recorded: Mapping[str, Any], *, client_id: int, state_dir: Path, simulated: bool
 ) -> None:
     """Refuse a round whose ledger in `state_dir` holds less than `recorded`.
 
     `recorded` is what `recorded_for` put in the train message. The node that
     reported it must still be the same client. Only the ledger file is read
     (`held_figures`), so a round calls this before it reads a record or
-    charges; the refusal is worded as the server's would be.
+    charges; the refusal is worded as the server's would be. A `simulated`
+    client's archived ledger is no new budget (`ledger_regression`).
     """
     expected = int(recorded[CLIENT_ID_KEY])
     if expected != client_id:
@@ -60,7 +61,7 @@ def check_recorded_ledger(
             f"{client_id} a SuperNode and key of its own"
         )
     held = held_figures(state_dir)
-    problem = ledger_regression(recorded, held)
+    problem = ledger_regression(recorded, held, in_a_run=simulated)
     if problem:
         in_a_run = ledger_regression(recorded, held, in_a_run=True)
         raise LedgerRefusal(problem, in_a_run=str(in_a_run))

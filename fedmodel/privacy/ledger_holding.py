@@ -72,13 +72,15 @@ def ledger_regression(
     A client whose figures show fewer steps before this round's charge, or
     less epsilon, than were recorded for it has lost charges: its ledger was
     deleted, replaced or edited. Only a raised reset count (`fedmodel ledger
-    reset` archives the old ledger) starts a budget again. `in_a_run`: the
-    client is a simulated one, whose folder in the run `fedmodel ledger reset`
-    refuses; its way out is a new run.
+    reset` archives the old ledger) starts a site's budget again. `in_a_run`:
+    the client is a simulated one, whose folder in the run `fedmodel ledger
+    reset` refuses: it trains on the same records all run, so a ledger
+    archived there by hand starts no new budget, and its way out is a new run.
     """
     if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:
         return None
-    if figures.get(LEDGER_RESETS_KEY, 0) > previous.get(LEDGER_RESETS_KEY, 0):
+    reset = figures.get(LEDGER_RESETS_KEY, 0) > previous.get(LEDGER_RESETS_KEY, 0)
+    if reset and not in_a_run:
         return None
     epsilon, earlier = figures[EPSILON_KEY], previous[EPSILON_KEY]
     steps, earlier_steps = figures.get(STEPS_KEY, 0), previous.get(STEPS_KEY, 0)

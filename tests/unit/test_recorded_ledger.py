@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from datasets import Dataset
 from flwr.app import Message
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import strategy
+from fedmodel.federation.continuity import check_recorded_ledger, recorded_for
 from fedmodel.federation.messages import RECORDED_KEY
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.ledger_holding import held_figures
+from fedmodel.privacy.ledger_record import LedgerRefusal
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
-from tests.conftest import client_ledger_path, logging_restored
+from tests.conftest import charge_client_ledger, client_ledger_path, logging_restored
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed, killed_at_round
 from tests.unit.test_rounds import _charged_rounds, _settings
 
@@ -69,9 +72,12 @@ def test_after_a_resume_only_its_first_round_asks_the_ledgers(tmp_path: Path) ->
 def test_a_wiped_ledger_is_refused_by_its_client_before_it_charges(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Before round 2 client 0's state folder is deleted; client 1's ledger is
-    # archived as `fedmodel ledger reset` archives a site's (which refuses a
-    # simulated client's folder: the server's words do not name it).
+    # Before round 2 client 0's state folder is deleted and client 1's ledger
+    # is archived as `fedmodel ledger reset` archives a site's (which refuses
+    # a simulated client's folder, as the server's words say). A simulated
+    # client trains on the same records all run: an archived ledger starts no
+    # new budget for it. Before, client 1 trained round 2 on a fresh ledger,
+    # and the run stated its epsilon from round 2 alone.
     # On the strategy's own logger: a client's round unpropagates fedmodel's.
     warned: list[str] = []
     monkeypatch.setattr(strategy.log, "warning", lambda *a: warned.append(a[0] % a[1:]))
@@ -83,28 +89,50 @@ def test_a_wiped_ledger_is_refused_by_its_client_before_it_charges(
         state_dir = simulated_client_dir(run_dir, client)
         if client == 0:
             shutil.rmtree(state_dir)
-        else:
+        elif client == 1:
             archive_ledger(state_dir)
 
-    grid = FakeGrid(2, before_train=damage)
+    grid = FakeGrid(3, before_train=damage)
     allowed = "federation.allow_failed_clients=true"
-    summary = run_federation(grid, _settings(run_dir, "num_rounds=2", allowed))
-
-    assert [m.metadata.message_type for m in grid.sent] == ["train"] * 4
-    (failed,) = summary["failed_clients"]
-    assert (failed["client_id"], failed["round"], failed["permanent"]) == (0, 2, True)
-    assert failed["reason"].startswith(
-        "its privacy ledger held 0 steps before this round, fewer than the "
+    summary = run_federation(
+        grid, _settings(run_dir, "num_rounds=2", "num_clients=3", allowed)
     )
-    # A simulated client: `fedmodel ledger reset` refuses its folder.
-    assert "or start a new run in a folder of its own" in failed["reason"]
-    assert "ledger reset" not in failed["reason"]
+
+    assert [m.metadata.message_type for m in grid.sent] == ["train"] * 6
+    failed = {f["client_id"]: f for f in summary["failed_clients"]}
+    assert sorted(failed) == [0, 1]
+    for f in failed.values():
+        assert (f["round"], f["permanent"]) == (2, True)
+        assert f["reason"].startswith(
+            "its privacy ledger held 0 steps before this round, fewer than the "
+        )
+        # A simulated client: `fedmodel ledger reset` refuses its folder.
+        assert "or start a new run in a folder of its own" in f["reason"]
+        assert "ledger reset" not in f["reason"]
     assert not client_ledger_path(run_dir, 0).exists()
-    # The reset ledger trained round 2 on its new budget.
-    assert _charged_rounds(run_dir, 1) == [2]
+    # Refused before it charged: no new ledger, the archive holds round 1.
+    assert not client_ledger_path(run_dir, 1).exists()
+    (archived,) = simulated_client_dir(run_dir, 1).glob("privacy_ledger.reset-*")
+    assert [r["round"] for r in json.loads(archived.read_text())["rounds"]] == [1]
+    assert _charged_rounds(run_dir, 2) == [1, 2]
     assert summary["rounds"][-1]["clients_aggregated"] == 1
-    reset = "client 1's privacy ledger was reset (archived in its folder by hand)"
-    assert any(reset in line for line in warned)
+    assert not any("was reset" in line for line in warned)
+
+
+def test_an_archived_ledger_starts_a_new_budget_at_a_site_only(
+    tmp_path: Path,
+) -> None:
+    records = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    charge_client_ledger(tmp_path, 0, records)
+    state_dir = simulated_client_dir(tmp_path, 0)
+    recorded = recorded_for(0, held_figures(state_dir))
+    archive_ledger(state_dir)
+    # A site's operator ran `fedmodel ledger reset`: the site decides.
+    check_recorded_ledger(recorded, client_id=0, state_dir=state_dir, simulated=False)
+    with pytest.raises(LedgerRefusal, match="Restore the client's ledger, or start"):
+        check_recorded_ledger(
+            recorded, client_id=0, state_dir=state_dir, simulated=True
+        )
 
 
 def test_a_node_that_names_another_client_is_refused(tmp_path: Path) -> None:

@@ -400,13 +400,20 @@ def test_a_ledger_that_lost_charges_is_refused_on_resume(
     assert f"{client_0['epsilon']:.4f}" == recorded
 
 
-def test_an_operators_reset_is_accepted(run_dir: Path) -> None:
+def test_a_simulated_clients_archived_ledger_starts_no_new_budget(
+    run_dir: Path,
+) -> None:
+    # Under `flwr run` no resume check reads the folder before round 2: the
+    # server's ledger query refuses the archived ledger, which it took for a
+    # site operator's reset before, stating client 0's epsilon from round 2.
     archive_ledger(run_dir / "clients" / "client-0")
-    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
-    assert summary["status"] == "ok"
-    client_0 = next(c for c in summary["clients"] if c["client_id"] == 0)
-    assert client_0["ledger_resets"] == 1
-    assert _charged_rounds(run_dir, 0) == [2]
+    allowed = "federation.allow_failed_clients=true"
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true", allowed))
+    (failed,) = summary["failed_clients"]
+    assert (failed["client_id"], failed["round"]) == (0, 2)
+    assert "Restore the client's ledger, or start a new run" in failed["reason"]
+    assert not client_ledger_path(run_dir, 0).exists()  # nothing charged
+    assert _charged_rounds(run_dir, 1) == [1, 2]
 
 
 def test_rejected_updates_still_show_their_charges(run_dir: Path) -> None:
