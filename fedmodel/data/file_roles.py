@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING
 
 from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.errors import FedmodelError
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
