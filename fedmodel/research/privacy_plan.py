@@ -124,10 +124,9 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
             partitions=partitions,
             num_labels=len(task.label_names),
         )
-        # Progress: each client's calibration and its epsilons by round take
-        # seconds, up to half a minute over hundreds of rounds.
-        # Numbered as the tables number it (from 0), with the file it holds
-        # where the clients are a files task's files.
+        # Progress (a client's calibration and epsilons by round take seconds,
+        # up to half a minute over hundreds of rounds), numbered as the tables
+        # number it (from 0), with its file where the clients are files.
         held = client_file(settings, client_id)
         log.info(
             "planning client %d (%d of %d): %d records%s, %s",
