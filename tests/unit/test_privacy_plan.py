@@ -35,6 +35,14 @@ from fedmodel.research.privacy_plan import (
 )
 from tests.conftest import small_config
 
+# A tiny run of 3 clients of 200 records each.
+THREE_CLIENTS = [
+    "model=tiny",
+    "task.max_train_examples=600",
+    "num_clients=3",
+    "partition=iid",
+]
+
 
 def test_plan_covers_every_client_within_its_target() -> None:
     # That the plan is the one the clients run is checked against their ledgers
@@ -220,10 +228,7 @@ def test_bad_plans_are_flagged_with_exit_1(
     override: str, flag: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     overrides = [
-        "model=tiny",
-        "task.max_train_examples=600",
-        "num_clients=3",
-        "partition=iid",
+        *THREE_CLIENTS,
         "finetune.batch_size=32",
         override,
     ]
@@ -237,10 +242,7 @@ def test_a_plan_with_every_client_flagged_shows_no_empty_round_table(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     overrides = [
-        "model=tiny",
-        "task.max_train_examples=600",
-        "num_clients=3",
-        "partition=iid",
+        *THREE_CLIENTS,
         "privacy.target_epsilon=0.0001",
     ]
     assert run_command(["privacy-plan", *overrides]) == 1
@@ -256,10 +258,7 @@ def test_good_plan_prints_tables_and_exits_0(
     # 200 records a client: under an expected batch of 512 each samples at
     # rate 1, which the table marks.
     overrides = [
-        "model=tiny",
-        "task.max_train_examples=600",
-        "num_clients=3",
-        "partition=iid",
+        *THREE_CLIENTS,
         f"finetune.batch_size={batch_size}",
         "num_rounds=2",
     ]
