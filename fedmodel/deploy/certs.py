@@ -34,6 +34,11 @@ SUPERLINK_KEY = "superlink.key"
 _SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # P-384: a NIST curve, which Flower requires for SuperNode keys.
 _CURVE = ec.SECP384R1
+# Flower 1.41's SuperLink starts its own SuperExec, which dials the SuperLink's
+# --host over TLS, a bind-all host as its loopback address (flwr's
+# resolve_bind_address: 0.0.0.0 as 127.0.0.1, :: as ::1). Every SuperLink
+# certificate names both, so `fedmodel superlink --host 0.0.0.0` works.
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ def create_superlink_certificates(
     """Create a CA and a SuperLink certificate signed by it, valid for `hosts`.
 
     `hosts` are the names and IP addresses SuperNodes and the `flwr` CLI use to
-    reach the SuperLink; each becomes a subject alternative name. Existing
+    reach the SuperLink; each becomes a subject alternative name, as do
+    `LOOPBACK_HOSTS`, which the SuperLink's own SuperExec dials. Existing
     files are never overwritten.
     """
     if not hosts:
@@ -74,6 +80,11 @@ def create_superlink_certificates(
             "renew certificates rather than making them last longer"
         )
     names = [_subject_alternative_name(host) for host in hosts]
+    names += [
+        x509.IPAddress(ipaddress.ip_address(host))
+        for host in LOOPBACK_HOSTS
+        if x509.IPAddress(ipaddress.ip_address(host)) not in names
+    ]
     paths = SuperLinkCertificates(
         ca_cert=directory / CA_CERT,
         ca_key=directory / CA_KEY,
@@ -264,3 +275,34 @@ def _write_public(path: Path, data: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
+
+
+def certificate_names_host(cert_file: Path, host: str) -> bool:
+    """Whether the certificate in `cert_file` names `host` (an IP or DNS name).
+
+    An IP address must be one of its IP subject alternative names, as TLS
+    clients check it; a DNS name one of its DNS names, case-insensitively, or
+    match a `*.` wildcard in its first label.
+    """
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return address in names.get_values_for_type(x509.IPAddress)
+    wanted = host.lower().rstrip(".")
+    for name in names.get_values_for_type(x509.DNSName):
+        name = name.lower().rstrip(".")
+        if name == wanted:
+            return True
+        if name.startswith("*.") and "." in wanted:
+            if wanted.split(".", 1)[1] == name[2:]:
+                return True
+    return False

@@ -34,9 +34,11 @@ def test_superlink_certificate_is_signed_by_the_ca_for_every_host(
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["superlink.example.org"]
+    # 127.0.0.1 added (::1 given): the SuperLink's own SuperExec dials it.
     assert names.get_values_for_type(x509.IPAddress) == [
         ipaddress.ip_address("10.0.0.5"),
         ipaddress.ip_address("::1"),
+        ipaddress.ip_address("127.0.0.1"),
     ]
     for key in (made.ca_key, made.key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600

@@ -82,6 +82,32 @@ def test_superlink_runs_with_tls_and_node_authentication(tmp_path: Path) -> None
         assert command[command.index(option) + 1] == str(tmp_path / name)
 
 
+def test_the_superlinks_own_superexec_can_verify_its_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As deployment.md: certificates for the names sites dial, the SuperLink
+    # on 0.0.0.0, whose SuperExec dials 127.0.0.1 over TLS. Before, the
+    # certificate named only the given hosts: every SuperExec handshake failed
+    # ("IP address mismatch ... not valid for '127.0.0.1'") and no ServerApp
+    # could start, while fedmodel superlink ran on.
+    create_superlink_certificates(
+        tmp_path / "new", hosts=["superlink.example.org", "203.0.113.10"]
+    )
+    for host in ("0.0.0.0", "::", "203.0.113.10", "superlink.example.org"):
+        superlink_command(certs_dir=tmp_path / "new", host=host, port=1, database=None)
+    with pytest.raises(FedmodelError, match="not made for 10.0.0.9, the address"):
+        superlink_command(
+            certs_dir=tmp_path / "new", host="10.0.0.9", port=1, database=None
+        )
+    # A certificate made before it named loopback is refused at once.
+    monkeypatch.setattr("fedmodel.deploy.certs.LOOPBACK_HOSTS", ())
+    create_superlink_certificates(tmp_path / "old", hosts=["superlink.example.org"])
+    with pytest.raises(FedmodelError, match="not made for 127.0.0.1, .*--host 0.0.0.0"):
+        superlink_command(
+            certs_dir=tmp_path / "old", host="0.0.0.0", port=1, database=None
+        )
+
+
 def test_without_certificates_the_superlink_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(FedmodelError, match="--insecure"):
         superlink_command(certs_dir=None, host="h", port=1, database=None)
