@@ -143,8 +143,8 @@ def _check_superexec_address(cert: Path, host: str) -> None:
 
     Flower's SuperLink starts a SuperExec that dials it over TLS at
     `superexec_host(host)`; a certificate that does not name that address
-    fails every handshake (the SuperLink runs, but no ServerApp ever starts,
-    so `flwr run` waits).
+    fails every handshake (the SuperLink runs, and the SuperExec that would
+    start a run's ServerApp retries in vain).
     """
     dialled = superexec_host(host.strip("[]"))
     if not certificate_names_host(cert, dialled):
