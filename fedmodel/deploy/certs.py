@@ -81,9 +81,7 @@ def create_superlink_certificates(
         )
     names = [_subject_alternative_name(host) for host in hosts]
     names += [
-        x509.IPAddress(ipaddress.ip_address(host))
-        for host in LOOPBACK_HOSTS
-        if x509.IPAddress(ipaddress.ip_address(host)) not in names
+        n for n in map(_subject_alternative_name, LOOPBACK_HOSTS) if n not in names
     ]
     paths = SuperLinkCertificates(
         ca_cert=directory / CA_CERT,
@@ -275,34 +273,3 @@ def _write_public(path: Path, data: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
-
-
-def certificate_names_host(cert_file: Path, host: str) -> bool:
-    """Whether the certificate in `cert_file` names `host` (an IP or DNS name).
-
-    An IP address must be one of its IP subject alternative names, as TLS
-    clients check it; a DNS name one of its DNS names, case-insensitively, or
-    match a `*.` wildcard in its first label.
-    """
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    try:
-        names = cert.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except x509.ExtensionNotFound:
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return address in names.get_values_for_type(x509.IPAddress)
-    wanted = host.lower().rstrip(".")
-    for name in names.get_values_for_type(x509.DNSName):
-        name = name.lower().rstrip(".")
-        if name == wanted:
-            return True
-        if name.startswith("*.") and "." in wanted:
-            if wanted.split(".", 1)[1] == name[2:]:
-                return True
-    return False

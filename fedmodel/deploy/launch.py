@@ -37,13 +37,13 @@ from fedmodel.deploy.certs import (
     CA_CERT,
     SUPERLINK_CERT,
     SUPERLINK_KEY,
-    certificate_names_host,
     check_certificate,
     check_site_private_key,
     check_superlink_key,
 )
 from fedmodel.deploy.ledger_launch_check import check_stored_ledger
 from fedmodel.deploy.port_check import check_port_free
+from fedmodel.deploy.superexec_check import check_superexec_address
 from fedmodel.deploy.superlink_check import check_superlink_certificate
 from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_writable_folder
@@ -117,7 +117,7 @@ def superlink_command(
     check_certificate(ca_cert, option="--certs")
     check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
     check_superlink_key(key, option="--certs")
-    _check_superexec_address(cert, host)
+    check_superexec_address(cert, host)
     return [
         *command,
         "--ssl-ca-certfile",
@@ -128,33 +128,6 @@ def superlink_command(
         str(key),
         "--enable-supernode-auth",
     ]
-
-
-def superexec_host(host: str) -> str:
-    """The address the SuperLink's own SuperExec dials for a SuperLink on `host`.
-
-    As flwr 1.41's resolve_bind_address: a bind-all host becomes loopback.
-    """
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
-
-
-def _check_superexec_address(cert: Path, host: str) -> None:
-    """Refuse a certificate the SuperLink's own SuperExec cannot verify.
-
-    Flower's SuperLink starts a SuperExec that dials it over TLS at
-    `superexec_host(host)`; a certificate that does not name that address
-    fails every handshake (the SuperLink runs, and the SuperExec that would
-    start a run's ServerApp retries in vain).
-    """
-    dialled = superexec_host(host.strip("[]"))
-    if not certificate_names_host(cert, dialled):
-        raise FedmodelError(
-            f"--certs: {cert} is not made for {dialled}, the address the "
-            f"SuperLink's own SuperExec dials for --host {host}, so no ServerApp "
-            "could start; make the certificates again with `fedmodel certs "
-            "superlink` (it names 127.0.0.1 and ::1 besides every --host), or "
-            "listen on a --host the certificate names"
-        )
 
 
 def supernode_command(

@@ -1,0 +1,76 @@
+"""A SuperLink's launch check that its certificate names what its SuperExec dials.
+
+Flower 1.41's SuperLink starts a SuperExec of its own, which dials the
+SuperLink's --host over TLS, a bind-all host as its loopback address (flwr's
+`resolve_bind_address`). A certificate that does not name that address fails
+every handshake: the SuperLink runs, and the SuperExec that would start a
+run's ServerApp retries in vain. `fedmodel superlink` refuses such a
+certificate before Flower starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+
+from fedmodel.errors import FedmodelError
+
+
+def certificate_names_host(cert_file: Path, host: str) -> bool:
+    """Whether the certificate in `cert_file` names `host` (an IP or DNS name).
+
+    An IP address must be one of its IP subject alternative names, as TLS
+    clients check it; a DNS name one of its DNS names, case-insensitively, or
+    match a `*.` wildcard in its first label.
+    """
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return address in names.get_values_for_type(x509.IPAddress)
+    wanted = host.lower().rstrip(".")
+    for name in names.get_values_for_type(x509.DNSName):
+        name = name.lower().rstrip(".")
+        if name == wanted:
+            return True
+        if name.startswith("*.") and "." in wanted:
+            if wanted.split(".", 1)[1] == name[2:]:
+                return True
+    return False
+
+
+def superexec_host(host: str) -> str:
+    """The address the SuperLink's own SuperExec dials for a SuperLink on `host`.
+
+    As flwr 1.41's resolve_bind_address: a bind-all host becomes loopback.
+    """
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
+
+
+def check_superexec_address(cert: Path, host: str) -> None:
+    """Refuse a certificate the SuperLink's own SuperExec cannot verify.
+
+    Flower's SuperLink starts a SuperExec that dials it over TLS at
+    `superexec_host(host)`; a certificate that does not name that address
+    fails every handshake (the SuperLink runs, and the SuperExec that would
+    start a run's ServerApp retries in vain).
+    """
+    dialled = superexec_host(host.strip("[]"))
+    if not certificate_names_host(cert, dialled):
+        raise FedmodelError(
+            f"--certs: {cert} is not made for {dialled}, the address the "
+            f"SuperLink's own SuperExec dials for --host {host}, so no ServerApp "
+            "could start; make the certificates again with `fedmodel certs "
+            "superlink` (it names 127.0.0.1 and ::1 besides every --host), or "
+            "listen on a --host the certificate names"
+        )
