@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ def _spent(status: LedgerStatus, *, limit: str, which_round: str) -> str:
     `which_round` ("a round", "a round there") words that round, where one did.
     """
     spent = (
-        f"epsilon {status.epsilon:.4f} spent at delta {status.delta:.3g} in "
+        f"epsilon {decimals_up(status.epsilon, 4)} spent at delta "
+        f"{status.delta:.3g} in "
         f"{status.rounds} {plural(status.rounds, 'round')}; {limit}"
     )
     if status.budget_exhausted:

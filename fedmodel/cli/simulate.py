@@ -42,6 +42,7 @@ from fedmodel.config.compose import (
     refuse_run_folder_key,
 )
 from fedmodel.config.file_paths import with_absolute_paths
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
@@ -256,7 +257,7 @@ def _say_done(summary: dict[str, Any], run_dir: Path) -> None:
     if statement.get("unstated"):
         spent = f", epsilon not stated ({statement['unstated']})"
     elif epsilon is not None:
-        spent = f", max client epsilon {epsilon:.3f}"
+        spent = f", max client epsilon {decimals_up(epsilon, 3)}"
     else:
         spent = ""
     log.info(

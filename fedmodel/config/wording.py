@@ -1,10 +1,14 @@
 """How fedmodel's messages count things: one record, two records, the first ten.
 
+And how they state a bound: rounded up (`decimals_up`), never below it.
+
 In `config/`, the lowest package that words messages, so every layer above
 can import it.
 """
 
 from __future__ import annotations
+
+from decimal import ROUND_CEILING, Decimal
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
@@ -21,3 +25,13 @@ def plural(count: int, one: str, many: str | None = None) -> str:
 def first_ten(items: list[str]) -> list[str]:
     """`items` as a message lists them: the first ten, then "..." for the rest."""
     return items[:10] + (["..."] if len(items) > 10 else [])
+
+
+def decimals_up(value: float, places: int) -> str:
+    """`value` rounded up to `places` decimals: a stated epsilon stays a bound.
+
+    Rounding to the nearest (`f"{value:.4f}"`) states 2.8567 for a ledger's
+    2.856718, less than it spent.
+    """
+    exact = Decimal(repr(value))
+    return f"{exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING):f}"

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.federation.messages import ClientFailure
 from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.spent_budgets import spent_clients
@@ -223,8 +223,8 @@ class ConsoleLine:
         epsilon = ""
         if metrics["epsilon_max"] is not None:
             epsilon = (
-                f" | epsilon max {metrics['epsilon_max']:.2f} "
-                f"mean {metrics['epsilon_mean']:.2f}"
+                f" | epsilon max {decimals_up(metrics['epsilon_max'], 2)} "
+                f"mean {decimals_up(metrics['epsilon_mean'], 2)}"
             )
         log.info(
             "%sround %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fedmodel.cli.main import run_command
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID
@@ -69,10 +70,22 @@ def test_show_prints_the_servers_ledger(
     assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
     assert capsys.readouterr().out == (
         f"{path}: the server's client-level ledger (privacy=central), epsilon "
-        f"{spent:.4f} spent at delta 0.001 in 2 rounds; the run's target was 8"
+        f"{decimals_up(spent, 4)} spent at delta 0.001 in 2 rounds; the run's "
+        "target was 8"
         + (", and a round found the budget exhausted" if exhausted else "")
         + "\n"
     )
+
+
+def test_show_states_the_servers_epsilon_rounded_up(
+    central_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The ledger's 2 rounds spent 2.856718; show said "epsilon 2.8567", less.
+    assert run_command(["ledger", "show", "--state-dir", str(central_run)]) == 0
+    shown = capsys.readouterr().out.split("epsilon ")[1].split(" ")[0]
+    assert shown == "2.8568"
+    ledger = json.loads((central_run / CENTRAL_LEDGER_FILE).read_text())
+    assert float(shown) >= ledger["rounds"][-1]["epsilon"]
 
 
 @pytest.mark.parametrize("confirm", [[], ["--yes"]])

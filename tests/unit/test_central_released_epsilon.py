@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from opacus.accountants import PRVAccountant
 
+from fedmodel.cli.simulate import _say_done
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.federation import central_dp, checkpointing
+from fedmodel.federation.callbacks import ConsoleLine
+from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
@@ -106,3 +109,41 @@ def test_a_resume_that_runs_no_round_states_the_ledgers_epsilon(
     assert [c["epsilon"] for c in summary["clients"]] == pytest.approx([spent] * 2)
     card = (tmp_path / "model" / "README.md").read_text()
     assert "epsilon at most 8" in card
+
+
+def test_the_console_states_the_ledgers_epsilon_rounded_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A ledger's 6.233153 (2 rounds at z 0.4788, q 0.5, delta 0.025) was
+    # "epsilon max 6.23" on the round's line, and a run's 7.99129 "max client
+    # epsilon 7.991" on its last: each below what the ledger spent.
+    spent = 6.233153328867376
+    state = RoundState(
+        round=2,
+        model_name="teacher",
+        messages=[],
+        answered=0,
+        accepted=[],
+        failures=[],
+        train_metrics=None,
+    )
+    metrics = {
+        "accuracy": 0.5,
+        "macro_f1": 0.5,
+        "clients_aggregated": 1,
+        "clients_selected": 1,
+        "epsilon_max": spent,
+        "epsilon_mean": spent,
+        "seconds": 1.0,
+    }
+    summary = {
+        "final_accuracy": 0.5,
+        "final_macro_f1": 0.5,
+        "wall_seconds": 1.0,
+        "privacy_guarantee": {"epsilon": 7.99129354471155, "unstated": None},
+    }
+    with caplog.at_level("INFO", logger="fedmodel"):
+        ConsoleLine(total_rounds=3).after_round(state, metrics)
+        _say_done(summary, tmp_path)
+    assert "epsilon max 6.24 mean 6.24" in caplog.text
+    assert "max client epsilon 7.992," in caplog.text
