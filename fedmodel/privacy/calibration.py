@@ -104,8 +104,7 @@ def calibrate_noise(
     failures: list[FedmodelError] = []
 
     def spent_at(sigma: float) -> float:
-        # A noise level the accountant cannot evaluate (PRV's discretisation
-        # breaks down at very little noise) is one it cannot certify.
+        # Noise the accountant cannot evaluate (PRV, at very little) is too little.
         try:
             return composed_epsilon(((sigma, sample_rate, steps),), delta, accountant)
         except FedmodelError as exc:
@@ -115,7 +114,8 @@ def calibrate_noise(
     try:
         sigma = smallest_noise(spent_at, target_epsilon)
     except (NoNoiseSuffices, ArithmeticError) as exc:
-        raise (failures[-1] if failures else unreachable) from exc
+        failed = failures and not getattr(exc, "evaluated", False)
+        raise (failures[-1] if failed else unreachable) from exc
     spent = epsilon_for(
         [(sigma, sample_rate, steps)], delta=delta, accountant=accountant
     )

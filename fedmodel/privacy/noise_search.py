@@ -21,7 +21,17 @@ NARROWEST_BRACKET = 1.0001
 
 
 class NoNoiseSuffices(Exception):
-    """No noise multiplier up to MAX_NOISE meets the target."""
+    """No noise multiplier up to MAX_NOISE meets the target.
+
+    `evaluated`: the accountant gave an epsilon at some noise tried, so the
+    target is out of reach whatever it could not evaluate (at MAX_NOISE both
+    Opacus accountants can give an epsilon below 0), and its error is not the
+    reason to give.
+    """
+
+    def __init__(self, target: float, *, evaluated: bool = False) -> None:
+        super().__init__(target)
+        self.evaluated = evaluated
 
 
 def smallest_noise(spent_at: Callable[[float], float], target: float) -> float:
@@ -80,12 +90,14 @@ def _bracket(
     low, high = 1.0, 1.0
     high_spent = spent_at(high)
     if high_spent > target:
+        evaluated = math.isfinite(high_spent)
         while high_spent > target:
             if high >= MAX_NOISE:
-                raise NoNoiseSuffices(target)
+                raise NoNoiseSuffices(target, evaluated=evaluated)
             low, low_spent = high, high_spent
             high = min(high * 4.0, MAX_NOISE)
             high_spent = spent_at(high)
+            evaluated = evaluated or math.isfinite(high_spent)
         return low, low_spent, high, high_spent
     low_spent = high_spent
     while low_spent <= target:

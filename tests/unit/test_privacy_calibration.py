@@ -193,6 +193,27 @@ def test_opacus_yields_one_batch_fewer_for_some_sizes() -> None:
     assert poisson_steps_per_epoch(372, 4) == 92
 
 
+@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+def test_a_target_below_what_the_most_noise_spends_is_unreachable(
+    accountant: str,
+) -> None:
+    # privacy=central, 4 clients (delta 0.025), every one each of 1000 rounds:
+    # at noise 1e6 either accountant's epsilon fell below 0, and the error
+    # was "the prv privacy accountant failed (epsilon -0.0153 ...); set
+    # privacy.accountant=rdp", whose own error said to set prv.
+    with pytest.raises(FedmodelError) as raised:
+        calibrate_noise(
+            target_epsilon=1e-5,
+            delta=0.025,
+            sample_rate=1.0,
+            steps=1000,
+            accountant=accountant,
+        )
+    assert "target epsilon 1e-05 cannot be reached" in str(raised.value)
+    assert "privacy.target_epsilon" in str(raised.value)
+    assert "accountant failed" not in str(raised.value)
+
+
 def test_unreachable_target_is_a_clear_error() -> None:
     with pytest.raises(FedmodelError, match="target epsilon 0.01 cannot be reached"):
         calibrate_noise(
