@@ -151,17 +151,13 @@ def _refuse_a_run_without_dp(state_dir: Path) -> None:
     """
     from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
     from fedmodel.run.layout import RESOLVED_CONFIG
-    from fedmodel.run.run_files import parsed_mapping
+    from fedmodel.run.stored_config import stored_config
 
     if any((state_dir / name).exists() for name in (LEDGER_FILE, CENTRAL_LEDGER_FILE)):
         return
     in_a_run = (state_dir / RESOLVED_CONFIG).is_file()
     run_dir = state_dir if in_a_run else _simulated_run(state_dir)
-    if run_dir is None:
-        return
-    config = parsed_mapping(
-        run_dir / RESOLVED_CONFIG, fix="restore it: it holds the run's settings"
-    )
+    config = (stored_config(run_dir) if run_dir else None) or {}
     if (config.get("privacy") or {}).get("mode") == "off":
         raise FedmodelError(
             f"--state-dir {state_dir}: the run in {run_dir} was made with "
