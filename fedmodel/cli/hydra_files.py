@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from fedmodel.config.compose import override_parser
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep_manifest import MANIFEST
+from fedmodel.research.sweep_manifest import MANIFEST, RESUME_KEY
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ RUN_DIR_KEY = "hydra.run.dir"
 # The override that names a --multirun sweep's folder.
 SWEEP_DIR_KEY = "hydra.sweep.dir"
 # Overrides a continuing start sets itself, dropped from the stored ones.
-SET_BY_RESUME = ("resume", RUN_DIR_KEY)
+SET_BY_RESUME = (RESUME_KEY, RUN_DIR_KEY)
 # The prefixes of Hydra's add and force-add overrides (`+key=`, `++key=`).
 ADDS = ("+", "++")
 # Hydra's settings that say how a launch ran, not what the run is: these keys

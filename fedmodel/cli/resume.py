@@ -39,8 +39,9 @@ from fedmodel.cli.hydra_files import (
     task_overrides,
 )
 from fedmodel.cli.paths import user_path
+from fedmodel.config.compose import RUN_FOLDER_KEY
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep_manifest import MANIFEST
+from fedmodel.research.sweep_manifest import MANIFEST, RESUME_KEY
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.run_files import parsed_file
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 # The config keys each start sets itself, not what its run is.
-SET_BY_THE_START = ("run_dir", "resume")
+SET_BY_THE_START = (RUN_FOLDER_KEY, RESUME_KEY)
 # A run folder with a resolved config but no overrides file.
 _NO_OVERRIDES_KEPT = (
     ", and one started with hydra.output_subdir=null, which keeps no overrides, "

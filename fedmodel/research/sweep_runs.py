@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 
 from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, RULE_KEYS, config_row
+from fedmodel.config.compose import RUN_FOLDER_KEY
 from fedmodel.config.flat_keys import dotted
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep_manifest import jobs_without_result
+from fedmodel.research.sweep_manifest import RESUME_KEY, jobs_without_result
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.run_files import parsed_mapping
 from fedmodel.run.summary import STATUS_OK
@@ -58,7 +59,7 @@ CLIENT_COLUMNS = ("num_clients", "partition")
 RULE_COLUMNS = {"local_epochs": "rule_local_epochs"}
 # Resolved-config keys that never make two runs different settings
 # (budget_rule_keys: a value the rule chose reads `auto` already).
-PER_RUN_KEYS = ("seed", "run_dir", "resume", RULE_KEYS)
+PER_RUN_KEYS = ("seed", RUN_FOLDER_KEY, RESUME_KEY, RULE_KEYS)
 
 
 def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
