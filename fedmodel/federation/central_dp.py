@@ -141,12 +141,14 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
             log.warning("%s", exc)  # it names the round
             self.ledger.mark_exhausted()
             return None, None
+        names = list(self.current_arrays.keys())
         current = self.current_arrays.to_numpy_ndarrays()
         total = [np.zeros_like(array) for array in current]
         clipped = counted = 0
         for reply in replies:
             counted += 1
-            received = reply.content.array_records[ARRAYS_KEY].to_numpy_ndarrays()
+            # By name: a reply may list its arrays in another order.
+            received = [reply.content[ARRAYS_KEY][name].numpy() for name in names]
             update = [np.subtract(r, c) for r, c in zip(received, current, strict=True)]
             if any(np.any(part) for part in update):  # Flower divides by the norm
                 clipped += int(adaptive_clip_inputs_inplace(update, self.clipping_norm))
@@ -170,9 +172,7 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
                         c + s / m + noise.normal(0.0, stddev, c.shape).astype(c.dtype)
                     )
                 )
-                for key, c, s in zip(
-                    self.current_arrays.keys(), current, total, strict=True
-                )
+                for key, c, s in zip(names, current, total, strict=True)
             }
         )
         self.clipping_norm = next_clipping_norm(

@@ -1,0 +1,100 @@
+"""Malformed or hostile train replies: refused one by one, never the server's end.
+
+Each reply is built by hand and aggregated by the server's real strategies
+(every privacy mode's): the reply is left out with a reason naming it, the
+round goes on with the others, and the global model stays finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+
+from fedmodel.federation.central_dp import ClientLevelDPStrategy
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.strategy_choice import build_strategy
+from tests.conftest import group_settings, reply_metadata, small_settings
+from tests.fake_grid import FIRST_NODE, FakeGrid
+
+SHAPES = {"a": (2, 3), "b": (3,)}
+START = {name: np.zeros(shape, dtype=np.float32) for name, shape in SHAPES.items()}
+
+
+def _metrics(client: int, **changed: float | None) -> dict[str, float]:
+    """A record-level DP reply's numbers; None leaves a key out."""
+    metrics: dict[str, float | None] = {
+        "num-examples": 10.0,
+        "client-id": client,
+        "budget-exhausted": 0,
+        "epsilon": 1.0,
+        "delta": 1e-5,
+        "steps": 2.0,
+        "round-steps": 2.0,
+        **changed,
+    }
+    return {key: value for key, value in metrics.items() if value is not None}
+
+
+def _reply(
+    client: int, arrays: dict[str, Array] | None = None, **changed: float | None
+) -> Message:
+    arrays = arrays or {
+        name: Array(np.full(shape, 0.5, dtype=np.float32))
+        for name, shape in SHAPES.items()
+    }
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(arrays),
+            "metrics": MetricRecord(_metrics(client, **changed)),
+        }
+    )
+    return Message(content=content, metadata=reply_metadata(FIRST_NODE + client))
+
+
+def _strategy(name: str, tmp_path: Path, **kwargs: bool) -> BudgetAwareStrategy:
+    """The server's strategy for `name`, its round 1 configured on 3 nodes."""
+    if name == "central":
+        settings = dataclasses.replace(
+            small_settings("privacy=central", "num_clients=3"), run_dir=str(tmp_path)
+        )
+        base = BudgetAwareStrategy(
+            build_strategy(settings.strategy, num_clients=3), expected_shapes=SHAPES
+        )
+        strategy: BudgetAwareStrategy = ClientLevelDPStrategy(base, settings=settings)
+    else:
+        option = {
+            "median": ("robust", {}),
+            "trimmed_mean": ("robust", {"robust_method": "trimmed_mean"}),
+        }
+        group, values = option.get(name, (name, {}))
+        inner = build_strategy(
+            group_settings("strategy", group, **values), num_clients=3
+        )
+        strategy = BudgetAwareStrategy(inner, expected_shapes=SHAPES, **kwargs)
+    start = ArrayRecord({name: Array(array) for name, array in START.items()})
+    strategy.configure_train(1, start, ConfigRecord(), FakeGrid(3))
+    return strategy
+
+
+def _aggregated(
+    strategy: BudgetAwareStrategy, replies: list[Message]
+) -> dict[str, np.ndarray]:
+    arrays, _, _ = strategy.aggregate_train(1, replies)
+    assert arrays is not None
+    return {name: array.numpy() for name, array in arrays.items()}
+
+
+def test_central_dp_pairs_a_reordered_reply_by_name(tmp_path: Path) -> None:
+    # It paired a reply's arrays with the model's by position: a reply listing
+    # them in another order crashed the server (shapes that do not broadcast).
+    strategy = _strategy("central", tmp_path)
+    reordered = {
+        "b": Array(np.full(3, 0.5, dtype=np.float32)),
+        "a": Array(np.full((2, 3), 0.5, dtype=np.float32)),
+    }
+    aggregated = _aggregated(strategy, [_reply(0, reordered), _reply(1), _reply(2)])
+    assert [a.shape for a in aggregated.values()] == [(2, 3), (3,)]
+    assert not strategy.round_failures
