@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import Message, RecordDict
+from flwr.app import Array, Message, RecordDict
 from flwr.common.constant import ErrorCode
 
 from fedmodel import __version__
@@ -31,6 +31,8 @@ RUN_DIR_KEY = "run-dir"
 EXHAUSTED_KEY = "budget-exhausted"
 CLIENT_ID_KEY = "client-id"
 NUM_EXAMPLES_KEY = "num-examples"
+# The dtype of every weight a train message or reply carries.
+WEIGHT_DTYPE = np.dtype(np.float32)
 # In federated distillation rounds the teacher's weights travel beside the
 # student's (ARRAYS_KEY).
 TEACHER_KEY = "teacher"
@@ -149,19 +151,31 @@ def reply_problem(
         missing = sorted(set(expected_shapes) - set(arrays))[:3]
         return f"weights do not match the model (extra {extra}, missing {missing})"
     for name, array in arrays.items():
-        if not np.issubdtype(np.dtype(array.dtype), np.floating):
-            return f"weight {name!r} has dtype {array.dtype}, not a float type"
-        if tuple(array.shape) != expected_shapes[name]:
-            return (
-                f"weight {name!r} has shape {tuple(array.shape)}, expected "
-                f"{expected_shapes[name]}"
-            )
-        try:
-            values = array.numpy()
-        except (ValueError, OSError, EOFError) as exc:
-            return f"weight {name!r} cannot be read ({exc})"
-        if not np.isfinite(values).all():
-            return f"weight {name!r} holds NaN or inf"
+        problem = _weight_problem(name, array, expected_shapes[name])
+        if problem:
+            return problem
+    return None
+
+
+def _weight_problem(name: str, array: Array, shape: tuple[int, ...]) -> str | None:
+    """Why one weight of a reply cannot be aggregated, or None.
+
+    What counts is the array its bytes hold, not the shape and dtype the
+    record declares beside them: Flower's strategies read the bytes. Every
+    model fedmodel trains is float32; FedAvg gives the aggregate the first
+    reply's dtype, so one float16 reply would round the global model to it,
+    and a float64 value past float32's range would load as inf.
+    """
+    try:
+        values = array.numpy()
+    except (ValueError, TypeError, OSError, EOFError) as exc:
+        return f"weight {name!r} cannot be read ({exc})"
+    if values.dtype != WEIGHT_DTYPE:
+        return f"weight {name!r} has dtype {values.dtype}, not {WEIGHT_DTYPE}"
+    if values.shape != shape:
+        return f"weight {name!r} has shape {values.shape}, expected {shape}"
+    if not np.isfinite(values).all():
+        return f"weight {name!r} holds NaN or inf"
     return None
 
 

@@ -11,9 +11,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
+from fedmodel.federation.messages import reply_problem
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
 from tests.conftest import group_settings, reply_metadata, small_settings
@@ -98,3 +100,47 @@ def test_central_dp_pairs_a_reordered_reply_by_name(tmp_path: Path) -> None:
     aggregated = _aggregated(strategy, [_reply(0, reordered), _reply(1), _reply(2)])
     assert [a.shape for a in aggregated.values()] == [(2, 3), (3,)]
     assert not strategy.round_failures
+
+
+def _declared_float32(array: np.ndarray, shape: tuple[int, ...]) -> Array:
+    """An Array that says float32 of `shape` and holds `array`'s bytes."""
+    held = Array(array)
+    return Array(dtype="float32", shape=shape, stype=held.stype, data=held.data)
+
+
+@pytest.mark.parametrize(
+    ("weight", "fragment"),
+    [
+        # FedAvg's aggregate takes the first reply's dtype: float16 rounded the
+        # global model, a float64 value past float32's range loaded as inf.
+        (Array(np.full((2, 3), 0.5, dtype=np.float16)), "dtype float16, not float32"),
+        (Array(np.full((2, 3), 1e300)), "dtype float64, not float32"),
+        # The record's declared shape and dtype are not what its bytes hold.
+        (_declared_float32(np.zeros((3, 2), np.float32), (2, 3)), "shape (3, 2)"),
+        (_declared_float32(np.zeros(6), (2, 3)), "dtype float64"),
+        # An unknown dtype or serialisation was a TypeError out of the server.
+        (
+            Array(dtype="garbage", shape=(2, 3), stype="numpy.ndarray", data=b"x"),
+            "cannot be read",
+        ),
+        (
+            Array(dtype="float32", shape=(2, 3), stype="torch.Tensor", data=b"x"),
+            "cannot be read",
+        ),
+    ],
+)
+def test_weights_are_checked_as_their_bytes_hold_them(
+    weight: Array, fragment: str
+) -> None:
+    arrays = {"a": weight, "b": Array(np.zeros(3, dtype=np.float32))}
+    content = _reply(0, arrays).content
+    assert fragment in (reply_problem(content, SHAPES) or "")
+
+
+def test_a_float64_reply_past_float32_cannot_make_the_model_inf(tmp_path: Path) -> None:
+    huge = {"a": Array(np.full((2, 3), 1e300)), "b": Array(np.zeros(3))}
+    strategy = _strategy("fedavg", tmp_path)
+    aggregated = _aggregated(strategy, [_reply(0, huge), _reply(1), _reply(2)])
+    assert np.allclose(aggregated["a"], 0.5) and aggregated["a"].dtype == np.float32
+    (failure,) = strategy.round_failures
+    assert failure.client_id == 0 and "dtype float64" in failure.reason
