@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedmodel.federation.messages import (
+    ARRAYS_KEY,
     CLIENT_ID_KEY,
     METRICS_KEY,
     ClientFailure,
@@ -30,6 +31,7 @@ from fedmodel.federation.messages import (
     reply_problem,
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
+from fedmodel.federation.strategy_choice import say_if_waiting
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 
@@ -109,7 +111,7 @@ class BudgetAwareStrategy:
         """The inner strategy's train messages, minus spent and failed clients."""
         self.round_failures = []
         skipped = self.skipped_nodes
-        _say_if_waiting(self.inner, grid, server_round=server_round)
+        say_if_waiting(self.inner, grid, server_round=server_round)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
         return self._sent
@@ -146,7 +148,9 @@ class BudgetAwareStrategy:
         accepted = [r for r in replies if self._accept(server_round, r)]
         if not accepted:
             return None, None, []
-        arrays, aggregated = self.inner.aggregate_train(server_round, accepted)
+        arrays, aggregated = self.inner.aggregate_train(
+            server_round, _with_shared_metrics(accepted)
+        )
         return arrays, aggregated, accepted
 
     def _accept(self, server_round: int, reply: Message) -> bool:
@@ -267,27 +271,23 @@ def _reported_before(client_id: int, before: int) -> str:
     )
 
 
-def _say_if_waiting(inner: Strategy, grid: Grid, *, server_round: int) -> None:
-    """Say on the console when a round waits for SuperNodes to connect.
+def _with_shared_metrics(replies: list[Message]) -> list[Message]:
+    """Copies of `replies` whose metrics hold only the keys every one holds.
 
-    Flower's sampling waits, with no time limit, until the strategy's
-    minimum of nodes is connected, and says so only in the run's log (a line
-    a second): the operator of a deployment whose site is not up yet, or gone
-    for good, saw the run stop after its last line without a word.
+    Flower's strategies refuse replies whose metric keys differ, with an
+    exception that stopped the server: one client sending a number more or
+    less than the others ended the run. The copies' own ArrayRecords are
+    what the robust strategies empty as they aggregate.
     """
-    needed = max(
-        int(getattr(inner, "min_available_nodes", 0)),
-        int(getattr(inner, "min_train_nodes", 0)),
-    )
-    connected = len(list(grid.get_node_ids()))
-    if connected >= needed:
-        return
-    log.warning(
-        "round %d: waiting for SuperNodes to connect: %d connected, and the round "
-        "starts once %d are (strategy.min_train_clients, or num_clients where "
-        "fewer). Start the missing sites' SuperNodes, or lower "
-        "strategy.min_train_clients to go on without them",
-        server_round,
-        connected,
-        needed,
-    )
+    shared = set.intersection(*(set(r.content[METRICS_KEY]) for r in replies))
+    copies = []
+    for reply in replies:
+        metrics = reply.content[METRICS_KEY]
+        content = RecordDict(
+            {
+                ARRAYS_KEY: ArrayRecord(dict(reply.content[ARRAYS_KEY])),
+                METRICS_KEY: MetricRecord({k: metrics[k] for k in shared}),
+            }
+        )
+        copies.append(Message(content=content, metadata=reply.metadata))
+    return copies

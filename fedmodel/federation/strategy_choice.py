@@ -5,9 +5,11 @@ The server wraps the one chosen in `BudgetAwareStrategy` (`strategy.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import (
     FedAdam,
     FedAvg,
@@ -19,6 +21,8 @@ from flwr.serverapp.strategy import (
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
+
+log = logging.getLogger(__name__)
 
 
 def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
@@ -107,3 +111,29 @@ def build_strategy(settings: StrategySettings, *, num_clients: int) -> Strategy:
             f"{sorted(STRATEGIES)}"
         ) from None
     return factory(settings, num_clients)
+
+
+def say_if_waiting(inner: Strategy, grid: Grid, *, server_round: int) -> None:
+    """Say on the console when a round waits for SuperNodes to connect.
+
+    Flower's sampling waits, with no time limit, until the strategy's
+    minimum of nodes is connected, and says so only in the run's log (a line
+    a second): the operator of a deployment whose site is not up yet, or gone
+    for good, saw the run stop after its last line without a word.
+    """
+    needed = max(
+        int(getattr(inner, "min_available_nodes", 0)),
+        int(getattr(inner, "min_train_nodes", 0)),
+    )
+    connected = len(list(grid.get_node_ids()))
+    if connected >= needed:
+        return
+    log.warning(
+        "round %d: waiting for SuperNodes to connect: %d connected, and the round "
+        "starts once %d are (strategy.min_train_clients, or num_clients where "
+        "fewer). Start the missing sites' SuperNodes, or lower "
+        "strategy.min_train_clients to go on without them",
+        server_round,
+        connected,
+        needed,
+    )

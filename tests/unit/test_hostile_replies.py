@@ -144,3 +144,21 @@ def test_a_float64_reply_past_float32_cannot_make_the_model_inf(tmp_path: Path) 
     assert np.allclose(aggregated["a"], 0.5) and aggregated["a"].dtype == np.float32
     (failure,) = strategy.round_failures
     assert failure.client_id == 0 and "dtype float64" in failure.reason
+
+
+STRATEGIES = ["fedavg", "fedprox", "fedadam", "median", "trimmed_mean", "central"]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_reply_with_other_metric_keys_leaves_the_round_to_the_others(
+    name: str, tmp_path: Path
+) -> None:
+    # Flower's strategies raised InconsistentMessageReplies on replies whose
+    # metric keys differ: one client's extra number ended the whole run.
+    replies = [_reply(0, extra=1.0), _reply(1), _reply(2, epsilon=None)]
+    arrays, _, accepted = _strategy(name, tmp_path).aggregate_train(1, replies)
+    assert arrays is not None and len(accepted) == 3
+    assert all(np.isfinite(array.numpy()).all() for array in arrays.values())
+    # The robust strategies empty the replies they aggregate: the round's
+    # bytes_received counted 0 for them.
+    assert all(len(reply.content["arrays"]) == 2 for reply in accepted)
