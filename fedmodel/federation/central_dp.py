@@ -148,7 +148,8 @@ class _LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
         for reply in replies:
             counted += 1
             # By name: a reply may list its arrays in another order.
-            received = [reply.content[ARRAYS_KEY][name].numpy() for name in names]
+            arrays = reply.content.array_records[ARRAYS_KEY]
+            received = [arrays[name].numpy() for name in names]
             update = [np.subtract(r, c) for r, c in zip(received, current, strict=True)]
             if any(np.any(part) for part in update):  # Flower divides by the norm
                 clipped += int(adaptive_clip_inputs_inplace(update, self.clipping_norm))

@@ -18,6 +18,15 @@ from flwr.common.constant import ErrorCode
 
 from fedmodel import __version__
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.figure_keys import (
+    DELTA_KEY,
+    EPSILON_KEY,
+    LEDGER_RESETS_KEY,
+    NOISE_MULTIPLIER_KEY,
+    ROUND_STEPS_KEY,
+    SAMPLE_RATE_KEY,
+    STEPS_KEY,
+)
 
 ARRAYS_KEY = "arrays"
 METRICS_KEY = "metrics"
@@ -58,6 +67,24 @@ PERMANENT_CODES = (
     ErrorCode.LOAD_CLIENT_APP_EXCEPTION,
     ErrorCode.CLIENT_APP_RAISED_EXCEPTION,
 )
+
+# The most records a reply may claim (FedAvg's weight): 2**53, the counts a
+# float holds exactly. Two claims near float's maximum summed to inf, which
+# made every weight 0 and the aggregate a model of zeros.
+_MOST_RECORDS = 2**53
+# Numbers no client sends below 0, and those a record-level DP reply must carry.
+_NOT_NEGATIVE = (
+    EPSILON_KEY,
+    DELTA_KEY,
+    STEPS_KEY,
+    ROUND_STEPS_KEY,
+    LEDGER_RESETS_KEY,
+    NOISE_MULTIPLIER_KEY,
+    SAMPLE_RATE_KEY,
+    NUM_EXAMPLES_KEY,
+    CLIENT_ID_KEY,
+)
+_LEDGER_KEYS = (EPSILON_KEY, STEPS_KEY)
 
 _CLIENT_PREFIX = re.compile(r"^client (-?\d+): (.*)$", re.DOTALL)
 # How Python prints our error inside a traceback that Ray or Flower wrapped.
@@ -135,14 +162,21 @@ def reply_problem(
     budget is spent, one ArrayRecord with exactly the expected finite weights.
     Anything else (config records, strings, extra arrays) is refused.
     """
-    problem = metrics_problem(content)
+    problem = metrics_problem(content, privacy_figures=False)  # `_reported` asked
     if problem:
         return problem
     if content.metric_records[METRICS_KEY].get(EXHAUSTED_KEY, 0):
         return "spent client sent weights" if content.array_records else None
     examples = content.metric_records[METRICS_KEY].get(NUM_EXAMPLES_KEY)
-    if not isinstance(examples, int | float) or examples < 1:
-        return f"metric {NUM_EXAMPLES_KEY!r} must be a count >= 1, got {examples!r}"
+    if not (
+        isinstance(examples, int | float)
+        and float(examples).is_integer()
+        and 1 <= examples <= _MOST_RECORDS
+    ):
+        return (
+            f"metric {NUM_EXAMPLES_KEY!r} must be a whole count from 1 to "
+            f"{_MOST_RECORDS}, got {examples!r}"
+        )
     if set(content.array_records) != {ARRAYS_KEY}:
         return f"array records {sorted(content.array_records)} != ['{ARRAYS_KEY}']"
     arrays = content.array_records[ARRAYS_KEY]
@@ -179,8 +213,13 @@ def _weight_problem(name: str, array: Array, shape: tuple[int, ...]) -> str | No
     return None
 
 
-def metrics_problem(content: RecordDict) -> str | None:
-    """Why a reply's metrics cannot be read, or None: numbers and a client id."""
+def metrics_problem(content: RecordDict, *, privacy_figures: bool) -> str | None:
+    """Why a reply's metrics cannot be read, or None: numbers and a client id.
+
+    `privacy_figures`: the run has record-level DP, so every reply carries
+    its ledger's epsilon and steps; one without would leave the server's
+    record of that client, and the run's stated epsilon, short of its spend.
+    """
     if content.config_records:
         return f"unexpected config records {sorted(content.config_records)}"
     if set(content.metric_records) != {METRICS_KEY}:
@@ -191,6 +230,15 @@ def metrics_problem(content: RecordDict) -> str | None:
             return f"metric {key!r} is a list, not a number"
         if not math.isfinite(value):
             return f"metric {key!r} is not a finite number: {value!r}"
-    if CLIENT_ID_KEY not in metrics:
-        return f"metric {CLIENT_ID_KEY!r} is missing"
+        if key in _NOT_NEGATIVE and value < 0:
+            return f"metric {key!r} is negative: {value!r}"
+    required = (CLIENT_ID_KEY, *(_LEDGER_KEYS if privacy_figures else ()))
+    for key in required:
+        if key not in metrics:
+            return f"metric {key!r} is missing"
+    client_id = metrics[CLIENT_ID_KEY]
+    if not float(client_id).is_integer():  # type: ignore[arg-type]
+        return f"metric {CLIENT_ID_KEY!r} is not a whole number: {client_id!r}"
+    if metrics.get(EXHAUSTED_KEY, 0) not in (0, 1):
+        return f"metric {EXHAUSTED_KEY!r} is not 0 or 1: {metrics[EXHAUSTED_KEY]!r}"
     return None

@@ -95,6 +95,7 @@ def prepare_rounds(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
         simulated=settings.federation.name == "simulation",
+        privacy_figures=settings.privacy.record_level,
     )
     if settings.privacy.client_level:
         if resumed is not None:  # `simulate` checked it before Flower; `flwr run`

@@ -14,6 +14,7 @@ and again in its reply.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable
 
@@ -47,9 +48,12 @@ class BudgetAwareStrategy:
         *,
         expected_shapes: dict[str, tuple[int, ...]],
         simulated: bool = False,
+        privacy_figures: bool = False,
     ) -> None:
         self.inner = inner
         self.expected_shapes = expected_shapes
+        # Record-level DP: every reply must carry its ledger's figures.
+        self.privacy_figures = privacy_figures
         # Simulated clients: `fedmodel ledger reset` refuses their folders.
         self.simulated = simulated
         # Nodes whose client said its budget is spent, in this process only.
@@ -83,7 +87,10 @@ class BudgetAwareStrategy:
         and its latest figures stay in one place.
         """
         other = BudgetAwareStrategy(
-            inner, expected_shapes=expected_shapes, simulated=self.simulated
+            inner,
+            expected_shapes=expected_shapes,
+            simulated=self.simulated,
+            privacy_figures=self.privacy_figures,
         )
         other.spent_nodes = self.spent_nodes
         other.failed_nodes = self.failed_nodes
@@ -205,7 +212,7 @@ class BudgetAwareStrategy:
         if reply.has_error():
             self._fail(read_failure(server_round, reply, node_id=node))
             return None
-        problem = metrics_problem(reply.content)
+        problem = metrics_problem(reply.content, privacy_figures=self.privacy_figures)
         if problem:
             self._fail(ClientFailure(server_round, node, None, problem, True))
             return None
@@ -274,20 +281,20 @@ def _reported_before(client_id: int, before: int) -> str:
 def _with_shared_metrics(replies: list[Message]) -> list[Message]:
     """Copies of `replies` whose metrics hold only the keys every one holds.
 
-    Flower's strategies refuse replies whose metric keys differ, with an
-    exception that stopped the server: one client sending a number more or
-    less than the others ended the run. The copies' own ArrayRecords are
-    what the robust strategies empty as they aggregate.
+    Flower's strategies raise on replies whose metric keys differ, which
+    ended the run for one client's number more or less. The robust
+    strategies empty the copies' own ArrayRecords as they aggregate.
     """
-    shared = set.intersection(*(set(r.content[METRICS_KEY]) for r in replies))
+    metrics = [reply.content.metric_records[METRICS_KEY] for reply in replies]
+    shared = set.intersection(*(set(m) for m in metrics))
     copies = []
-    for reply in replies:
-        metrics = reply.content[METRICS_KEY]
-        content = RecordDict(
+    for reply, numbers in zip(replies, metrics, strict=True):
+        copied = copy.copy(reply)  # the reply's metadata, content of its own
+        copied.content = RecordDict(
             {
-                ARRAYS_KEY: ArrayRecord(dict(reply.content[ARRAYS_KEY])),
-                METRICS_KEY: MetricRecord({k: metrics[k] for k in shared}),
+                ARRAYS_KEY: ArrayRecord(dict(reply.content.array_records[ARRAYS_KEY])),
+                METRICS_KEY: MetricRecord({k: numbers[k] for k in shared}),
             }
         )
-        copies.append(Message(content=content, metadata=reply.metadata))
+        copies.append(copied)
     return copies

@@ -162,3 +162,57 @@ def test_a_reply_with_other_metric_keys_leaves_the_round_to_the_others(
     # The robust strategies empty the replies they aggregate: the round's
     # bytes_received counted 0 for them.
     assert all(len(reply.content["arrays"]) == 2 for reply in accepted)
+
+
+@pytest.mark.parametrize(
+    ("changed", "fragment"),
+    [
+        ({"epsilon": -5.0}, "metric 'epsilon' is negative: -5.0"),
+        ({"steps": -1.0}, "metric 'steps' is negative"),
+        ({"client-id": 0.5}, "metric 'client-id' is not a whole number: 0.5"),
+        ({"budget-exhausted": 0.5}, "metric 'budget-exhausted' is not 0 or 1"),
+    ],
+)
+def test_figures_no_ledger_holds_are_refused_unrecorded(
+    changed: dict[str, float], fragment: str, tmp_path: Path
+) -> None:
+    # A negative epsilon was taken as the client's spend (and the run's
+    # stated epsilon could be the largest of such figures); 0.5 budget-spent
+    # stopped the node as spent.
+    strategy = _strategy("fedavg", tmp_path)
+    _aggregated(strategy, [_reply(0, **changed), _reply(1)])
+    (failure,) = strategy.round_failures
+    assert failure.reason == fragment or failure.reason.startswith(fragment)
+    assert failure.node_id == FIRST_NODE and 0 not in strategy.client_figures
+    assert not strategy.spent_nodes
+
+
+@pytest.mark.parametrize("missing", ["epsilon", "steps"])
+def test_under_record_level_dp_a_reply_without_its_figures_keeps_the_recorded_ones(
+    missing: str, tmp_path: Path
+) -> None:
+    # A site's reply without epsilon replaced the figures recorded for it:
+    # in a deployment the run's stated epsilon then left out its spend.
+    strategy = _strategy("fedavg", tmp_path, privacy_figures=True)
+    strategy.client_figures[0] = {"epsilon": 3.0, "steps": 4.0}
+    _aggregated(strategy, [_reply(0, **{missing: None}), _reply(1)])
+    (failure,) = strategy.round_failures
+    assert failure.reason == f"metric {missing!r} is missing"
+    assert max(strategy.epsilons()) == 3.0
+
+
+@pytest.mark.parametrize("examples", [1e308, 2.5])
+def test_a_claimed_record_count_must_be_a_whole_count_a_float_holds(
+    examples: float, tmp_path: Path
+) -> None:
+    # Two claims of 1e308 records summed to inf in FedAvg's weights, every
+    # weight came to 0 and the global model to zeros.
+    strategy = _strategy("fedavg", tmp_path)
+    replies = [
+        _reply(0, **{"num-examples": examples}),
+        _reply(1, **{"num-examples": examples}),
+        _reply(2),
+    ]
+    aggregated = _aggregated(strategy, replies)
+    assert np.allclose(aggregated["a"], 0.5)
+    assert len(strategy.round_failures) == 2

@@ -142,8 +142,8 @@ def test_malformed_replies_are_left_out_with_a_reason_and_the_round_goes_on() ->
     ("change", "fragment"),
     [
         ({"value": np.inf}, "NaN or inf"),
-        ({"examples": 0.0}, "'num-examples' must be a count >= 1"),
-        ({"examples": -5.0}, "'num-examples' must be a count >= 1"),
+        ({"examples": 0.0}, "'num-examples' must be a whole count from 1"),
+        ({"examples": -5.0}, "'num-examples' is negative"),
         ({"dtype": torch.int64}, "dtype int64"),
     ],
 )
