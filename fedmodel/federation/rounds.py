@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
@@ -137,9 +138,8 @@ def run_rounds(
             grid, strategy, selected, plan=plan, server_round=server_round
         )
         check_not_stopped(f"{plan.model_name} round {server_round}'s replies")
-        new_arrays, train_metrics, accepted = strategy.aggregate_train(
-            server_round, replies
-        )
+        aggregate = _aggregate(strategy, server_round, replies)
+        new_arrays, train_metrics, accepted = aggregate
         if new_arrays is not None:
             arrays = new_arrays
             load(arrays)
@@ -228,6 +228,25 @@ def _send(
         return [], [], unanswered
     replies = list(grid.send_and_receive(messages, timeout=plan.timeout))
     return messages, replies, unanswered
+
+
+def _aggregate(
+    strategy: BudgetAwareStrategy, server_round: int, replies: list[Message]
+) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
+    """The strategy's aggregate, None where it is not finite (the model stays).
+
+    Updates near float32's largest value sum past it: a median of two was inf.
+    """
+    arrays, metrics, accepted = strategy.aggregate_train(server_round, replies)
+    if arrays is None or all(np.isfinite(a.numpy()).all() for a in arrays.values()):
+        return arrays, metrics, accepted
+    log.warning(
+        "round %d: the aggregate of %d updates is not finite (their weights sum "
+        "past float32's range); the model is left as it was",
+        server_round,
+        len(accepted),
+    )
+    return None, metrics, accepted
 
 
 def _ask_callbacks(

@@ -16,6 +16,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, Re
 
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.messages import reply_problem
+from fedmodel.federation.rounds import _aggregate
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
 from tests.conftest import group_settings, reply_metadata, small_settings
@@ -216,3 +217,20 @@ def test_a_claimed_record_count_must_be_a_whole_count_a_float_holds(
     aggregated = _aggregated(strategy, replies)
     assert np.allclose(aggregated["a"], 0.5)
     assert len(strategy.round_failures) == 2
+
+
+@pytest.mark.parametrize("name", ["median", "trimmed_mean"])
+def test_an_aggregate_past_float32_leaves_the_model_as_it_was(
+    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Finite float32 replies at its largest value: the median of two (their
+    # mean) and the trimmed mean summed past it, and the model became inf.
+    largest = np.finfo(np.float32).max
+    huge = {
+        n: Array(np.full(shape, largest, dtype=np.float32))
+        for n, shape in SHAPES.items()
+    }
+    strategy = _strategy(name, tmp_path)
+    arrays, _, accepted = _aggregate(strategy, 1, [_reply(0, huge), _reply(1, huge)])
+    assert arrays is None and len(accepted) == 2
+    assert "round 1: the aggregate of 2 updates is not finite" in caplog.text
