@@ -66,6 +66,7 @@ def _lora(
 ) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
+    _check_lora_targets(model, finetune.lora_targets)
     _freeze_all_but_head(model)
     lora = LoraConfig(
         r=finetune.lora_rank,
@@ -78,6 +79,38 @@ def _lora(
     for param in model.classifier.parameters():
         param.requires_grad = True
     return wrapped
+
+
+def _check_lora_targets(
+    model: PooledBertForSequenceClassification, targets: Iterable[str]
+) -> None:
+    """Refuse targets that name no linear layer of the encoder.
+
+    Matched as PEFT matches them (a name, or its dotted tail). PEFT itself
+    raises only when no target matches, from deep inside, after
+    `fedmodel privacy-plan` said ok; a typo beside a good name trained fewer
+    adapters than asked.
+    """
+    targets = list(targets)
+    linear = [
+        name
+        for name, module in model.bert.named_modules()
+        if isinstance(module, nn.Linear)
+    ]
+    unmatched = [
+        target
+        for target in targets
+        if not any(name == target or name.endswith(f".{target}") for name in linear)
+    ]
+    if targets and not unmatched:
+        return
+    named = sorted({name.rsplit(".", 1)[-1] for name in linear})
+    what = f"names no layer: {unmatched}" if targets else "is empty"
+    raise FedmodelError(
+        f"finetune.lora_targets={targets} {what}. LoRA adapts the encoder's "
+        f"linear layers; this model's are named {named} (e.g. "
+        "finetune.lora_targets='[query,value]')"
+    )
 
 
 def _freeze_all_but_head(model: PooledBertForSequenceClassification) -> None:

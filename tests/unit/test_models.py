@@ -128,6 +128,15 @@ def test_full_mode_trains_embeddings_only_when_asked() -> None:
     assert any("embeddings" in n for n in trainable_state(trained))
 
 
+@pytest.mark.parametrize("targets", [["querry"], []])
+def test_lora_targets_no_layer_has_are_named(targets: list[str]) -> None:
+    # Before, peft's NoMatchingPeftModuleError surfaced as a traceback when the
+    # server built its model, after privacy-plan had said ok.
+    model = build_classifier(_tiny(), label_names=LABELS, seed=0)
+    with pytest.raises(FedmodelError, match=r"finetune.lora_targets.*query"):
+        prepare_for_finetuning(model, _finetune("lora", lora_targets=targets))
+
+
 def test_unknown_mode_is_refused() -> None:
     model = build_classifier(_tiny(), label_names=LABELS, seed=0)
     with pytest.raises(FedmodelError, match="finetune.mode"):
