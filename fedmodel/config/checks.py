@@ -26,6 +26,7 @@ from fedmodel.config.modes import (
 from fedmodel.config.number_rules import NUMBER_RULES, OVERFLOW_NOTE, check_numbers
 from fedmodel.config.schema import RunSettings
 from fedmodel.config.train_files import with_train_files
+from fedmodel.config.unread_keys import check_unread_keys
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 
@@ -167,6 +168,7 @@ def _check(settings: RunSettings) -> None:
     _check_labels(settings.task.labels)
     _check_files_keys(settings)
     _check_ignored_distill_keys(settings)
+    check_unread_keys(settings)
     _check_distill(settings)
     _check_device(settings)
     _check_audit(settings)

@@ -17,6 +17,9 @@ the behaviour, and a test keeps each registry's keys equal to these:
 from __future__ import annotations
 
 FINETUNE_MODE_NAMES = ("head", "lora", "full")
+# The finetune modes that read `finetune.train_embeddings`
+# (`fedmodel.model.finetune`: head trains the head, lora its adapters and head).
+EMBEDDING_MODE_NAMES = ("full",)
 PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
 DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")

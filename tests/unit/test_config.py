@@ -379,6 +379,49 @@ def test_distill_keys_at_the_values_a_mode_ignores_pass() -> None:
         settings_from_dict(compose_config(overrides))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (
+            ["finetune=lora", "finetune.train_embeddings=true"],
+            "finetune.train_embeddings=true is set, but finetune=lora",
+        ),
+        (["finetune.train_embeddings=true"], "only finetune=full"),
+        (
+            ["privacy=central", "finetune=lora", "privacy.grad_sample_mode=ghost"],
+            "privacy.grad_sample_mode='ghost' is set, but privacy=central",
+        ),
+        (["privacy=off", "privacy.grad_sample_mode=hooks"], "only privacy=dpsgd"),
+        (
+            ["privacy=central", "privacy.max_grad_norm=0.5"],
+            "privacy.max_grad_norm=0.5 is set, but privacy=central",
+        ),
+        (["privacy=off", "finetune=full", "privacy.max_grad_norm=1"], "privacy=off"),
+    ],
+)
+def test_finetune_and_clipping_keys_the_mode_ignores_are_refused(
+    overrides: list[str], fragment: str
+) -> None:
+    # Before, each was accepted and had no effect: a run said nothing of it.
+    with pytest.raises(FedmodelError, match=re.escape(fragment)):
+        settings_from_dict(compose_config(["model=tiny", *overrides]))
+
+
+def test_finetune_and_clipping_keys_a_mode_reads_pass() -> None:
+    for overrides in (
+        ["finetune=full", "finetune.train_embeddings=true"],
+        ["finetune=lora", "finetune.train_embeddings=false"],
+        ["finetune=lora", "privacy.grad_sample_mode=ghost"],
+        ["finetune=full", "privacy.max_grad_norm=0.5"],
+        # The rule's values, as a resolved config of these modes holds them.
+        ["privacy=central", "finetune=lora"],
+        ["privacy=off", "privacy.max_grad_norm=auto"],
+    ):
+        settings = settings_from_dict(compose_config(["model=tiny", *overrides]))
+        resolved = settings_from_dict(dataclasses.asdict(settings))
+        assert resolved == settings
+
+
 def test_unknown_and_mistyped_keys_are_named() -> None:
     raw = compose_config([])
     with pytest.raises(FedmodelError, match="unknown config key.*'privacy'"):
