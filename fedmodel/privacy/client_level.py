@@ -33,7 +33,10 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
     One round is one step of the Gaussian mechanism on the sum of the
     clipped updates of a Poisson sample of the clients, at the sample rate q =
     `strategy.fraction_train` (1: every client, no amplification claimed).
-    Delta is per client (null: 1 / (10 * num_clients)).
+    Delta is per client (null: 1 / (10 * num_clients)). The count noise is
+    checked against the noise found (`clipped_count_stddev`), as the server's
+    wrapper checks it, so `fedmodel privacy-plan` and the start-up check refuse
+    what the server would.
     """
     privacy = settings.privacy
     if settings.strategy.name not in CENTRAL_DP_STRATEGIES:
@@ -63,6 +66,7 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
         steps=settings.num_rounds,
         accountant=privacy.accountant,
     )
+    clipped_count_stddev(settings, sigma, expected_clients=sample_rate * num_clients)
     return PrivacyPlan(
         target_epsilon=privacy.target_epsilon,
         delta=delta,

@@ -14,10 +14,12 @@ import pytest
 from rich.console import Console
 
 from fedmodel.cli.main import run_command
+from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import TaskSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import TASKS
+from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import PRV_MAX_STEPS
 from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
 from fedmodel.privacy.sampling import sample_rate_for
@@ -33,7 +35,7 @@ from fedmodel.research.privacy_plan import (
     epsilon_rounds,
     plan_run,
 )
-from tests.conftest import small_config
+from tests.conftest import SMALL_RUN, small_config
 
 # A tiny run of 3 clients of 200 records each.
 THREE_CLIENTS = [
@@ -490,3 +492,17 @@ def test_the_plan_reads_the_tasks_records_once(
     assert [plan.num_records for plan in plans] == [
         len(load_client_data(settings, client)[0]) for client in (0, 1)
     ]
+
+
+def test_a_count_noise_the_run_refuses_is_flagged_in_the_servers_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The plan said "ok" for it, and simulate refused it at start-up. Noise
+    # multiplier 0.518 here: the count's noise must exceed 0.259.
+    overrides = ["privacy=central", "privacy.clipped_count_stddev=0.1"]
+    with pytest.raises(FedmodelError) as refused:
+        check_simulated_clients(settings_from_dict(small_config(*overrides)))
+    assert "privacy.clipped_count_stddev=0.1 must exceed" in str(refused.value)
+    assert run_command(["privacy-plan", "--json", *SMALL_RUN, *overrides]) == 1
+    (plan,) = json.loads(capsys.readouterr().out)["clients"]
+    assert plan["problem"] == str(refused.value)
