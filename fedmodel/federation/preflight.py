@@ -51,14 +51,24 @@ def check_before_round_one(settings: RunSettings) -> list[str] | None:
     without distillation or without such a file).
     """
     check_writable_folder(Path(settings.run_dir), key="run_dir")
-    encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
-    texts = check_distillation(settings, encoder=encoder)
+    texts = check_model_and_distillation(settings)
     warn_weak_privacy(settings)
     warn_unused_budget(settings)
     note = unmeasured_budget(settings)
     if note is not None:
         log.warning("%s", note)
     return texts
+
+
+def check_model_and_distillation(settings: RunSettings) -> list[str] | None:
+    """Refuse a model.path or distillation settings the run cannot start with.
+
+    `check_checkpoint`, then `check_distillation` against the encoder found;
+    `fedmodel privacy-plan` asks it too, so a plan is never shown for a run
+    that would stop here. Returns the transfer file's texts (None without one).
+    """
+    encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
+    return check_distillation(settings, encoder=encoder)
 
 
 def check_distillation(

@@ -23,7 +23,10 @@ from fedmodel.data.file_roles import check_files_kept, client_file
 from fedmodel.data.partition import partition_clients
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.preflight import check_distillation, warn_about_records
+from fedmodel.federation.preflight import (
+    check_model_and_distillation,
+    warn_about_records,
+)
 from fedmodel.privacy.accountants import prv_takes
 from fedmodel.privacy.calibration import (
     ACCOUNTANTS,
@@ -107,7 +110,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
     # come from the same load, dealt as a run deals them.
     task = load_task(settings.task, seed=settings.seed)
     warn_about_records(
-        settings, task, distill_texts=check_distillation(settings, encoder=None)
+        settings, task, distill_texts=check_model_and_distillation(settings)
     )
     check_files_kept(settings.task, settings.partition, train=task.train)
     partitions = partition_clients(

@@ -506,3 +506,18 @@ def test_a_count_noise_the_run_refuses_is_flagged_in_the_servers_words(
     assert run_command(["privacy-plan", "--json", *SMALL_RUN, *overrides]) == 1
     (plan,) = json.loads(capsys.readouterr().out)["clients"]
     assert plan["problem"] == str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "refusal"),
+    [
+        ("task.max_length=1000", "task.max_length=1000 is longer than"),
+        ("distill.student.num_layers=9", "distill.student.num_layers=9: the teacher"),
+    ],
+)
+def test_a_model_setting_the_run_refuses_is_refused_by_the_plan(
+    override: str, refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server refuses these before round 1; the plan was shown for them.
+    assert run_command(["privacy-plan", *SMALL_RUN, override]) == 2
+    assert refusal in capsys.readouterr().err
