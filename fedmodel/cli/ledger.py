@@ -57,17 +57,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.yes:
         status = ledger_status(args.state_dir)
         raise FedmodelError(
-            f"{status.path} records epsilon {status.epsilon:.4f} already spent by "
-            f"client {status.client_id}; a reset lets the site spend a new budget, "
-            "which is only sound on data that the spent budget did not cover. "
-            "Add --yes to archive it"
+            f"{status.path} records epsilon {decimals_up(status.epsilon, 4)} already "
+            f"spent by client {status.client_id}; a reset lets the site spend a new "
+            "budget, which is only sound on data that the spent budget did not "
+            "cover. Add --yes to archive it"
         )
     archived_status, archived = archive_ledger(args.state_dir)
     spent = (
         "unusable: what it spent is unknown"
         if archived_status is None
-        else f"epsilon {archived_status.epsilon:.4f}, {archived_status.rounds} "
-        f"{plural(archived_status.rounds, 'round')}"
+        else f"epsilon {decimals_up(archived_status.epsilon, 4)}, "
+        f"{archived_status.rounds} {plural(archived_status.rounds, 'round')}"
     )
     print(
         f"archived {args.state_dir / LEDGER_FILE} ({spent}) as {archived}; the "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.config import RunSettings, TaskSettings
-from fedmodel.config.wording import first_ten
+from fedmodel.config.wording import decimals_up, first_ten
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_order import former_label_order
@@ -165,10 +165,10 @@ def check_ledgers_kept(
             f"resume=true in {run_dir}: client {client_id}'s privacy ledger "
             f"{state_dir / LEDGER_FILE} {holds}, but the run's checkpoint recorded "
             f"{figures.get(STEPS_KEY, 0):.0f} steps (epsilon "
-            f"{figures.get(EPSILON_KEY, 0.0):.4f}) charged to it: resumed, the "
-            "client would train and send its update from a ledger that does not "
-            "count what it already released. Restore the client's ledger, or "
-            "start a new run in a folder of its own"
+            f"{decimals_up(figures.get(EPSILON_KEY, 0.0), 4)}) charged to it: "
+            "resumed, the client would train and send its update from a ledger "
+            "that does not count what it already released. Restore the client's "
+            "ledger, or start a new run in a folder of its own"
         )
 
 

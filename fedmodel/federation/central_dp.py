@@ -33,6 +33,7 @@ from flwr.supercore.differential_privacy import adaptive_clip_inputs_inplace
 
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import ARRAYS_KEY
 from fedmodel.federation.strategy import BudgetAwareStrategy
@@ -211,13 +212,13 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         # The ledger's figures: a ledger that holds charges keeps its noise.
         log.info(
             "central DP: noise multiplier %.4f over %d rounds, q=%.3g, delta %.3g: "
-            "client-level epsilon %g (%.4g spent so far)",
+            "client-level epsilon %g (%s spent so far)",
             ledger.noise_multiplier,
             plan.planned_rounds,
             ledger.sample_rate,
             ledger.delta,
             ledger.target_epsilon,
-            ledger.epsilon,
+            decimals_up(ledger.epsilon, 4),
         )
         weak = weak_delta_warning(
             plan.delta,
@@ -252,10 +253,10 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         self.empty_round = False
         if self.dp.ledger.would_exceed(1):
             log.warning(
-                "round %d: client-level budget %g spent (epsilon %.4g)",
+                "round %d: client-level budget %g spent (epsilon %s)",
                 server_round,
                 self.dp.ledger.target_epsilon,
-                self.dp.ledger.epsilon,
+                decimals_up(self.dp.ledger.epsilon, 4),
             )
             return []
         messages = super().configure_train(server_round, arrays, config, grid)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import check_prv_steps
 from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
@@ -102,10 +102,10 @@ def check_central_ledger_kept(
         f"resume=true in {run_dir}: the client-level privacy ledger {path} "
         f"{holds}, but the run's checkpoint recorded "
         f"{_rounds(int(figures.get(STEPS_KEY, 0)))} (epsilon "
-        f"{figures.get(EPSILON_KEY, 0.0):.4f}) charged to it: resumed, the server "
-        "would noise and release further rounds from a ledger that does not "
-        "count what it already released. Restore the ledger, or start a new run "
-        "in a folder of its own"
+        f"{decimals_up(figures.get(EPSILON_KEY, 0.0), 4)}) charged to it: "
+        "resumed, the server would noise and release further rounds from a "
+        "ledger that does not count what it already released. Restore the "
+        "ledger, or start a new run in a folder of its own"
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
 from fedmodel.privacy.durable_file import RenameNotSynced, exclusive_lock, write_durably
@@ -213,7 +214,8 @@ class PrivacyLedger:
                 raise BudgetExhausted(
                     f"client {base.client_id!r} cannot take part in round "
                     f"{round_number}: {steps} more steps would raise its epsilon "
-                    f"from {self._epsilon_of(base.history):.4g} to {after:.4g}, "
+                    f"from {decimals_up(self._epsilon_of(base.history), 4)} to "
+                    f"{decimals_up(after, 4)}, "
                     f"above its cap {base.target_epsilon:g} (delta "
                     f"{base.delta:g}); nothing was charged. Only raise the cap "
                     "(privacy.target_epsilon; at a deployed site, its --max-epsilon) "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from math import isclose
 from pathlib import Path
 
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.privacy.figure_keys import (
     EPSILON_KEY,
     LEDGER_RESETS_KEY,
@@ -98,7 +98,8 @@ def ledger_regression(
         epsilon, earlier, rel_tol=STORED_EPSILON_TOLERANCE
     ):
         lost.append(
-            f"reports epsilon {epsilon:.4f}, below the {earlier:.4f} the server "
+            f"reports epsilon {decimals_up(epsilon, 4)}, below the "
+            f"{decimals_up(earlier, 4)} the server "
             "recorded for it"
         )
     if not lost:
@@ -136,4 +137,5 @@ def ledger_shortfall(
         return None
     if record is None:
         return "does not exist"
-    return f"holds {count(record.steps)} (epsilon {held[EPSILON_KEY]:.4f})"
+    epsilon = decimals_up(held[EPSILON_KEY], 4)
+    return f"holds {count(record.steps)} (epsilon {epsilon})"

@@ -14,7 +14,7 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import exclusive_lock
 from fedmodel.privacy.ledger_record import (
@@ -105,8 +105,9 @@ def spent_before_reset(state_dir: Path, *, fingerprint: str) -> str | None:
         return None
     total = sum(epsilon for _, epsilon in spent)
     return (
-        f"{state_dir}: these records were already charged epsilon {total:.4f} "
-        f"in {len(spent)} archived {plural(len(spent), 'ledger')} "
+        f"{state_dir}: these records were already charged epsilon "
+        f"{decimals_up(total, 4)} in {len(spent)} archived "
+        f"{plural(len(spent), 'ledger')} "
         f"(the latest {spent[-1][0].name}); the new budget starts at 0, but for "
         "these same records the epsilons add up. Reset a ledger only for new "
         "records"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.research.sweep_manifest import jobs_without_result
 from fedmodel.research.sweep_plot import plot_privacy_utility
 from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
@@ -208,7 +208,7 @@ def markdown_table(table: pd.DataFrame) -> str:
             f"{_seeds(row)} | {row['accuracy_mean']:.4f}{spread} | "
             f"{row['accuracy_min']:.4f}-{row['accuracy_max']:.4f} | "
             f"{row['macro_f1_mean']:.4f} | "
-            f"{_num(row['epsilon_spent_max'], '{:.3f}')} | "
+            f"{_spent(row['epsilon_spent_max'])} | "
             f"{_num(row['privacy_cost'], '{:.1f}')} | "
             f"{_num(row['federation_cost'], '{:.1f}')} | {row['minutes_mean']:.1f} |"
         )
@@ -237,6 +237,11 @@ def _warn_repeated_seeds(runs: pd.DataFrame) -> None:
 
 def _num(value: Any, spec: str) -> str:
     return "-" if value is None or pd.isna(value) else spec.format(value)
+
+
+def _spent(epsilon: Any) -> str:
+    """An epsilon spent, rounded up: the table states no less than was spent."""
+    return "-" if epsilon is None or pd.isna(epsilon) else decimals_up(epsilon, 3)
 
 
 def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:

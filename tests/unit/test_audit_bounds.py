@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from fedmodel.privacy.audit_bounds import audit_bound, bound_at, clopper_pearson
-from fedmodel.privacy.membership_attack import attack, exposure
+from fedmodel.privacy.audit_bounds import (
+    EpsilonBound,
+    audit_bound,
+    bound_at,
+    clopper_pearson,
+)
+from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
+from fedmodel.research.audit import AuditReport, render_audit
 
 
 def test_clopper_pearson_known_values() -> None:
@@ -79,3 +85,30 @@ def test_attack_auc_and_exposure() -> None:
 def test_too_few_records_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         audit_bound(np.ones(1), np.zeros(5), delta=0.0, confidence=0.95, seed=0)
+
+
+def test_the_audit_states_the_claimed_epsilon_rounded_up() -> None:
+    # The run's statement, 7.9955, was shown as 7.995: less than it spent.
+    bound = EpsilonBound(
+        epsilon=0.5,
+        confidence=0.95,
+        delta=1e-5,
+        threshold=0.0,
+        direction="high",
+        true_positive_rate=0.5,
+        false_positive_rate=0.4,
+        members=10,
+        non_members=10,
+    )
+    records = AttackResult(
+        auc=0.5, bound=bound, member_loss_mean=1.0, non_member_loss_mean=1.0
+    )
+    report = AuditReport(
+        run_dir="run",
+        client=0,
+        privacy_level="record",
+        claimed_epsilon=7.99501,
+        delta=1e-5,
+        records=records,
+    )
+    assert "claimed: record-level epsilon 7.996 at delta" in render_audit(report)

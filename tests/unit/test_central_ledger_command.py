@@ -20,6 +20,7 @@ from fedmodel.privacy.ledger_record import (
     read_record,
 )
 from fedmodel.privacy.ledger_reopen import check_same_budget
+from fedmodel.privacy.ledger_reset import spent_before_reset
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 
@@ -191,3 +192,18 @@ def test_show_says_a_run_without_dp_keeps_no_ledger(
         f"{tmp_path} was made with privacy=off, so no client was charged and it "
         "keeps no privacy ledger"
     )
+
+
+def test_a_sites_reset_states_what_it_spent_rounded_up(
+    central_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its 2.856718 was stated as 2.8567, less than the ledger spent.
+    site = json.loads((central_run / CENTRAL_LEDGER_FILE).read_text())
+    (central_run / LEDGER_FILE).write_text(json.dumps({**site, "client_id": "0"}))
+    argv = ["ledger", "reset", "--state-dir", str(central_run)]
+    assert run_command(argv) == 2
+    assert "records epsilon 2.8568 already spent by client 0" in capsys.readouterr().err
+    assert run_command([*argv, "--yes"]) == 0
+    assert "(epsilon 2.8568, 2 rounds)" in capsys.readouterr().out
+    again = spent_before_reset(central_run, fingerprint=site["data_fingerprint"])
+    assert again is not None and "already charged epsilon 2.8568 in" in again

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flwr.app import ArrayRecord, ConfigRecord
 from opacus.accountants import PRVAccountant
 
 from fedmodel.cli.simulate import _say_done
 from fedmodel.config import compose_config, settings_from_dict
+from fedmodel.config.wording import decimals_up
 from fedmodel.federation import central_dp, checkpointing
 from fedmodel.federation.callbacks import ConsoleLine
 from fedmodel.federation.rounds import RoundState
 from fedmodel.federation.server_app import run_federation
+from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.ledger import BudgetExhausted
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import logging_restored
+from tests.conftest import logging_restored, small_settings
 from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed
 
 
@@ -147,3 +154,32 @@ def test_the_console_states_the_ledgers_epsilon_rounded_up(
         _say_done(summary, tmp_path)
     assert "epsilon max 6.24 mean 6.24" in caplog.text
     assert "max client epsilon 7.992," in caplog.text
+
+
+def test_the_servers_lines_state_the_epsilon_spent_rounded_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # They gave 4 significant digits, to the nearest: less than was spent.
+    settings = dataclasses.replace(
+        small_settings("privacy=central", "num_clients=4"), run_dir=str(tmp_path)
+    )
+
+    def strategy() -> central_dp.ClientLevelDPStrategy:
+        base = BudgetAwareStrategy(
+            build_strategy(settings.strategy, num_clients=4), expected_shapes={}
+        )
+        return central_dp.ClientLevelDPStrategy(base, settings=settings)
+
+    ledger = strategy().dp.ledger
+    for round_number in (1, 2):  # the plan's rounds: the budget is spent
+        ledger.charge(round_number=round_number, steps=1)
+    spent = decimals_up(ledger.epsilon, 4)
+    assert float(spent) >= ledger.epsilon and len(spent.split(".")[1]) == 4
+    caplog.set_level(logging.INFO, logger="fedmodel")
+    again = strategy()
+    assert f"({spent} spent so far)" in caplog.text
+    assert again.configure_train(3, ArrayRecord(), ConfigRecord(), FakeGrid(4)) == []
+    assert f"budget 8 spent (epsilon {spent})" in caplog.text
+    with pytest.raises(BudgetExhausted) as refused:
+        again.dp.ledger.charge(round_number=3, steps=1)
+    assert f"from {spent} to " in str(refused.value)

@@ -126,6 +126,18 @@ def test_a_ledger_that_lost_epsilon_is_named_by_its_epsilon() -> None:
     )
 
 
+def test_the_epsilons_a_lost_charge_is_named_by_are_rounded_up() -> None:
+    # Both were rounded to the nearest: 2.8000 below the 2.8567 recorded.
+    problem = ledger_regression(
+        {**EARLIER, "epsilon": 2.856718},
+        {"epsilon": 2.80001, "steps": 24.0, "round-steps": 0.0},
+    )
+    assert problem is not None
+    assert problem.startswith(
+        "its privacy ledger reports epsilon 2.8001, below the 2.8568 the server "
+    )
+
+
 def test_a_client_the_server_never_heard_from_is_taken_as_it_is() -> None:
     assert ledger_regression(None, {"epsilon": 1.0, "steps": 5.0}) is None
 

@@ -11,6 +11,7 @@ import pytest
 from fedmodel.client import record_check
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.config.wording import decimals_up
 from fedmodel.data.clients import _partitioned_task, load_client_data
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import server_app, server_setup
@@ -227,7 +228,8 @@ def test_a_resume_whose_client_lost_its_ledger_stops_before_any_round(
         check_simulated_clients(resumed)
     assert str(refused.value) == (
         f"resume=true in {run_dir}: client 0's privacy ledger {ledger} does not "
-        f"exist, but the run's checkpoint recorded 2 steps (epsilon {charged:.4f}) "
+        f"exist, but the run's checkpoint recorded 2 steps (epsilon "
+        f"{decimals_up(charged, 4)}) "
         "charged to it: resumed, the client would train and send its update from "
         "a ledger that does not count what it already released. Restore the "
         "client's ledger, or start a new run in a folder of its own"
@@ -287,7 +289,7 @@ def test_a_simulated_clients_ledger_reset_during_the_run_is_refused(
 
 def test_a_ledger_older_than_the_checkpoint_is_refused(tmp_path: Path) -> None:
     run_dir = _charged_run(tmp_path)  # each ledger holds 2 steps
-    later = {"steps": 4.0, "epsilon": 2.5, "ledger-resets": 0.0}
+    later = {"steps": 4.0, "epsilon": 2.856718, "ledger-resets": 0.0}
     save_checkpoint(
         run_dir,
         Checkpoint(round=2, weights={}, client_figures={0: later, 1: later}),
@@ -297,8 +299,8 @@ def test_a_ledger_older_than_the_checkpoint_is_refused(tmp_path: Path) -> None:
         check_simulated_clients(_settings(tmp_path, "resume=true"))
     assert (
         f"client 0's privacy ledger {client_ledger_path(run_dir, 0)} holds 2 steps "
-        f"(epsilon {held:.4f}), but the run's checkpoint recorded 4 steps "
-        "(epsilon 2.5000)"
+        f"(epsilon {decimals_up(held, 4)}), but the run's checkpoint recorded 4 "
+        "steps (epsilon 2.8568)"  # 2.856718 rounded up, not to the nearest
     ) in str(refused.value)
 
 
@@ -314,8 +316,8 @@ def test_a_ledger_with_the_steps_but_less_epsilon_is_refused(tmp_path: Path) -> 
         check_simulated_clients(_settings(tmp_path, "resume=true"))
     assert (
         f"client 0's privacy ledger {client_ledger_path(run_dir, 0)} holds 2 steps "
-        f"(epsilon {held:.4f}), but the run's checkpoint recorded 2 steps "
-        f"(epsilon {held + 0.5:.4f})"
+        f"(epsilon {decimals_up(held, 4)}), but the run's checkpoint recorded 2 "
+        f"steps (epsilon {decimals_up(held + 0.5, 4)})"
     ) in str(refused.value)
 
 
@@ -367,8 +369,9 @@ def test_a_resume_whose_client_level_ledger_went_back_is_refused(
     assert str(refused.value) == (
         f"resume=true in {run_dir}: the client-level privacy ledger "
         f"{ledger.path} holds 1 round (epsilon "
-        f"{read_record(ledger.path).rounds[-1].epsilon:.4f}), but the run's "
-        f"checkpoint recorded 2 rounds (epsilon {figures['epsilon']:.4f}) charged "
+        f"{decimals_up(read_record(ledger.path).rounds[-1].epsilon, 4)}), but the "
+        f"run's checkpoint recorded 2 rounds (epsilon "
+        f"{decimals_up(figures['epsilon'], 4)}) charged "
         "to it: resumed, the server would noise and release further rounds "
         "from a ledger that does not count what it already released. Restore "
         "the ledger, or start a new run in a folder of its own"

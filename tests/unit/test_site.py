@@ -34,6 +34,7 @@ from fedmodel.config import (
     to_run_config,
 )
 from fedmodel.config.deployment import check_deployment_settings
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
 from fedmodel.federation.messages import (
@@ -404,9 +405,10 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
     # On the same records the new budget adds to the old, and the site's log
     # says so once, where the new ledger opens; other records are not named.
     assert (
-        f"{state}: these records were already charged epsilon {first[1]:.4f} in "
-        f"1 archived ledger (the latest {archived.name}); the new budget starts "
-        "at 0, but for these same records the epsilons add up"
+        f"{state}: these records were already charged epsilon "
+        f"{decimals_up(first[1], 4)} in 1 archived ledger (the latest "
+        f"{archived.name}); the new budget starts at 0, but for these same "
+        "records the epsilons add up"
     ) in caplog.text
     assert spent_before_reset(state, fingerprint="other records") is None
     # An archive edited since cannot say what it spent: no line, and the

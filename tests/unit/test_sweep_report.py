@@ -370,3 +370,10 @@ def test_several_equal_references_leave_the_cost_out_and_are_named(
     # The non-private federated runs keep their one centralized reference.
     off = table.xs("federated, non-private", level="setting").iloc[0]
     assert off["federation_cost"] == pytest.approx(100 * (0.90 - 0.81))
+
+
+def test_the_table_states_the_epsilon_spent_rounded_up(tmp_path: Path) -> None:
+    # 0.9871 was shown as 0.987, less than the run spent.
+    write_run(tmp_path / "sweep" / "dp", ["privacy.target_epsilon=1"], 0.6, 0.9871)
+    table = markdown_table(aggregate(collect_runs(tmp_path / "sweep")))
+    assert " | 0.988 | " in table
