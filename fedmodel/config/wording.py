@@ -1,6 +1,7 @@
 """How fedmodel's messages count things: one record, two records, the first ten.
 
-And how they state a bound: rounded up (`decimals_up`), never below it.
+And how they state a bound: rounded up, never below it (`decimals_up`,
+`two_digits_up`, `power_of_ten_up`).
 
 In `config/`, the lowest package that words messages, so every layer above
 can import it.
@@ -35,3 +36,24 @@ def decimals_up(value: float, places: int) -> str:
     """
     exact = Decimal(repr(value))
     return f"{exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING):f}"
+
+
+def two_digits_up(value: float) -> str:
+    """`value` rounded up to two significant digits, trailing zeros dropped.
+
+    The model card's figures: 7.9945 states "8", 0.4512 "0.46", 12.31 "13".
+    """
+    exact = Decimal(repr(value))
+    quantum = Decimal(1).scaleb(exact.adjusted() - 1)
+    return f"{exact.quantize(quantum, rounding=ROUND_CEILING).normalize():f}"
+
+
+def power_of_ten_up(value: float) -> str:
+    """The smallest power of ten not below `value`: 0.0011 states "0.01".
+
+    For a delta of 1/(10 n) by default, which would give n; its power of ten
+    gives only the order of magnitude.
+    """
+    exact = Decimal(repr(value))
+    power = Decimal(1).scaleb(exact.adjusted())
+    return f"{power if exact == power else power.scaleb(1):f}"

@@ -13,13 +13,12 @@ model goes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 import fedmodel
 from fedmodel.config import RunSettings
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import plural, power_of_ten_up, two_digits_up
 from fedmodel.run.layout import MODEL_CARD_FILE, ONNX_FILE, QUANTIZED_ONNX_FILE
 from fedmodel.run.summary import changed_rounds
 from fedmodel.serve.exported_folder import read_exported_folder
@@ -141,27 +140,13 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
     )
     return (
         f"**Differential privacy for {protected}:** epsilon at most "
-        f"{_two_digits_up(epsilon)}, delta at most "
-        f"{_power_of_ten_up(delta) if coarse else _two_digits_up(delta)}, by the "
+        f"{two_digits_up(epsilon)}, delta at most "
+        f"{power_of_ten_up(delta) if coarse else two_digits_up(delta)}, by the "
         f"{guarantee['accountant'].upper()} "
         f"accountant (target epsilon {guarantee['target_epsilon']:g}). The "
         f"epsilon is {counted}; the model and anything computed from it keep "
         f"the guarantee. {rounded}"
     )
-
-
-def _two_digits_up(value: float) -> str:
-    """`value` rounded up to two significant digits: a bound stays a bound."""
-    exact = Decimal(repr(value))
-    quantum = Decimal(1).scaleb(exact.adjusted() - 1)
-    return f"{exact.quantize(quantum, rounding=ROUND_CEILING).normalize():f}"
-
-
-def _power_of_ten_up(value: float) -> str:
-    """The smallest power of ten not below `value` (1/(10 n) would name n)."""
-    exact = Decimal(repr(value))
-    power = Decimal(1).scaleb(exact.adjusted())
-    return f"{power if exact == power else power.scaleb(1):f}"
 
 
 def _student(settings: RunSettings, summary: Mapping[str, Any]) -> str:
