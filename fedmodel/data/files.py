@@ -168,6 +168,7 @@ def _checked_label_names(
             text_column=task.text_column,
             label_column=task.label_column,
         )
+    _check_trained_labels(task, train)
     label_names = _label_names(task, [*train, *server])
     # The server reads the descriptions after Flower starts: a bad file stops
     # the run here, with the other files, and leaves no run folder behind.
@@ -254,19 +255,30 @@ def _check_server_labels(records: FileRecords) -> None:
         )
 
 
+def _check_trained_labels(task: TaskSettings, train: Sequence[FileRecords]) -> None:
+    """Refuse training files that hold fewer than MIN_LABELS labels between them.
+
+    Only their records teach the model: a label that only the server's files
+    (validation, test) or task.labels hold is one it never learns, and the
+    sites' budgets would be spent on a classifier of one label. A deployment's
+    server lists no training files: its sites hold them.
+    """
+    trained = {label for records in train for label in records.labels}
+    if not train or len(trained) >= MIN_LABELS:
+        return
+    raise FedmodelError(
+        "the training files (task.train_files) "
+        f"{first_ten([str(records.path) for records in train])} hold only the "
+        f"{plural(len(trained), 'label')} {sorted(trained)} in column "
+        f"{task.label_column!r}: a classifier trained on them learns no other, "
+        "whatever task.labels, task.validation_file or task.test_file hold. Add "
+        "records of at least one other label to a training file"
+    )
+
+
 def _label_names(task: TaskSettings, files: Sequence[FileRecords]) -> tuple[str, ...]:
     if task.labels is None:
-        names = derived_label_order({lab for r in files for lab in r.labels})
-        trained = {label for r in files[:-1] for label in r.labels}
-        if len(trained) < MIN_LABELS:
-            raise FedmodelError(
-                f"the training files {[str(r.path) for r in files[:-1]]} hold only "
-                f"the {plural(len(trained), 'label')} {sorted(trained)} in column "
-                f"{task.label_column!r}: a "
-                f"classifier needs at least {MIN_LABELS} labels. Add records of "
-                "another label, or list the full label set in task.labels"
-            )
-        return tuple(names)
+        return tuple(derived_label_order({lab for r in files for lab in r.labels}))
     names = list(composed_labels(task.labels))
     if len(names) < MIN_LABELS or len(set(names)) != len(names):
         raise FedmodelError(

@@ -89,7 +89,7 @@ def test_numeric_labels_match_across_formats(tmp_path: Path) -> None:
 def test_given_labels_fix_order_and_reject_others(tmp_path: Path) -> None:
     a = _csv(tmp_path / "a.csv", [("x", "pos"), ("y", "neg"), ("z", "maybe")])
     test = _csv(tmp_path / "t.csv", [("x", "pos")])
-    site = _csv(tmp_path / "s.csv", [("x", "pos")])
+    site = _csv(tmp_path / "s.csv", [("x", "pos"), ("y", "neg")])
     data = load_task(_task([site], test, labels=["pos", "neg"]), seed=0)
     assert data.label_names == ("pos", "neg")
     with pytest.raises(FedmodelError) as info:
@@ -447,3 +447,24 @@ def test_test_labels_no_record_trains_are_named_once(
     with caplog.at_level("WARNING", logger="fedmodel"):
         warn_test_only_labels(replace(data, train=data.train.select([])))
     assert not caplog.records
+
+
+@pytest.mark.parametrize("labels", [None, ["pos", "neg"]])
+def test_training_files_of_one_label_are_refused_whatever_the_server_holds(
+    tmp_path: Path, labels: list[str] | None
+) -> None:
+    # The validation file's second label counted as trained: the run went
+    # ahead with a warning, and its classifier learned one label.
+    a = _csv(tmp_path / "a.csv", [("x", "pos"), ("y", "pos")])
+    b = _csv(tmp_path / "b.csv", [("z", "pos")])
+    held = _csv(tmp_path / "held.csv", [("u", "pos"), ("v", "neg")])
+    test = _csv(tmp_path / "t.csv", [("w", "pos"), ("q", "neg")])
+    task = _task([a, b], test, validation_file=str(held), labels=labels)
+    with pytest.raises(FedmodelError) as refused:
+        load_task(task, seed=0)
+    assert str(refused.value) == (
+        f"the training files (task.train_files) {[str(a), str(b)]} hold only the "
+        "label ['pos'] in column 'label': a classifier trained on them learns no "
+        "other, whatever task.labels, task.validation_file or task.test_file "
+        "hold. Add records of at least one other label to a training file"
+    )
