@@ -6,7 +6,7 @@ from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.privacy.accountants import PRV_MAX_STEPS, prv_takes
 from fedmodel.privacy.calibration import ACCOUNTANTS, planned_rounds
 from fedmodel.privacy.modes import privacy_mode
@@ -31,7 +31,7 @@ def _eps(plan: ClientPlan, accountant: str, index: int) -> str:
     """Epsilon after the `index`-th stated round, or why there is none."""
     value = plan.epsilon_by_round[accountant][index]
     if value is not None:
-        return f"{value:.3f}"
+        return decimals_up(value, 3)  # what the run will spend: never less
     assert plan.steps_per_round is not None  # a planned client's
     steps = plan.steps_per_round * plan.epsilon_rounds[index]
     return "failed" if prv_takes(accountant, steps) else OVER_LIMIT

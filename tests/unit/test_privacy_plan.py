@@ -28,7 +28,7 @@ from fedmodel.research.calibrated_settings import (
     settings_table,
     training_settings,
 )
-from fedmodel.research.plan_tables import plan_tables
+from fedmodel.research.plan_tables import _eps, plan_tables
 from fedmodel.research.privacy_plan import (
     ClientPlan,
     _epsilons,
@@ -521,3 +521,16 @@ def test_a_model_setting_the_run_refuses_is_refused_by_the_plan(
     # The server refuses these before round 1; the plan was shown for them.
     assert run_command(["privacy-plan", *SMALL_RUN, override]) == 2
     assert refusal in capsys.readouterr().err
+
+
+def test_the_plans_epsilons_are_rounded_up() -> None:
+    # 7.9951 was shown as 7.995: the plan stated less than the run spends.
+    plan = ClientPlan(
+        client=0,
+        num_records=10,
+        one_over_n=0.1,
+        steps_per_round=1,
+        epsilon_rounds=[1],
+        epsilon_by_round={"rdp": [7.9951]},
+    )
+    assert _eps(plan, "rdp", 0) == "7.996"
