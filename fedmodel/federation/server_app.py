@@ -269,11 +269,16 @@ def _conclude(
         )
     # Ctrl-C during the last round or the export: the run did not finish.
     check_not_stopped(f"writing {SUMMARY_FILE}")
-    summary.write(run_dir)
     plot_progress(run_dir)
+    payload = summary.to_dict()
+    if summary.status != STATUS_FAILED:
+        # Before summary.json: its "ok" is what says the run finished (to
+        # `fedmodel resume`, a sweep's report), so a stop before it is written
+        # leaves a run that a resume finishes, never a finished one whose model
+        # folder lacks its card.
+        write_model_cards(payload, settings)
+    summary.write(run_dir)
     if summary.status == STATUS_FAILED:
         raise RunFailed(summary.final_line)
-    payload = summary.to_dict()
-    write_model_cards(payload, settings)
     log.info("%s", summary.final_line)
     return payload
