@@ -213,6 +213,7 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     but was stopped before its summary was written.
     """
     from fedmodel.config import compose_config
+    from fedmodel.serve.missing_cards import write_missing_cards
 
     summary = _finished_summary(run_dir)
     if summary is None:
@@ -220,11 +221,12 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     num_rounds = int(compose_config(task_overrides(argv))["num_rounds"])
     why = _finished_because(summary, num_rounds)
     if why is not None:
+        cards = write_missing_cards(run_dir, summary)
         raise FedmodelError(
             f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="
-            f"{num_rounds}, {why}): nothing to resume; its outputs are in that "
-            "folder. Add num_rounds=N for more rounds (not under DP: its plan is "
-            "fixed), or start a new run in a new folder"
+            f"{num_rounds}, {why}): nothing to resume{cards}; its outputs are in "
+            "that folder. Add num_rounds=N for more rounds (not under DP: its "
+            "plan is fixed), or start a new run in a new folder"
         )
 
 
@@ -239,6 +241,7 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
     is refused, naming the keys.
     """
     from fedmodel.run.folder_check import changed_keys
+    from fedmodel.serve.missing_cards import write_missing_cards
 
     summary = _finished_summary(run_dir)
     why = None if summary is None else _finished_because(summary, settings.num_rounds)
@@ -257,11 +260,12 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
             ": give the sweep a folder of its own (hydra.sweep.dir=...)"
         )
     log.info(
-        "%s has finished (%s: num_rounds=%d, %s): kept as it is, not run again",
+        "%s has finished (%s: num_rounds=%d, %s%s): kept as it is, not run again",
         run_dir,
         SUMMARY_FILE,
         settings.num_rounds,
         why,
+        write_missing_cards(run_dir, summary),
     )
     assert summary is not None  # a run with no summary is not finished
     return float(summary["final_accuracy"])

@@ -19,9 +19,18 @@ from typing import Any
 import fedmodel
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural, power_of_ten_up, two_digits_up
-from fedmodel.run.layout import MODEL_CARD_FILE, ONNX_FILE, QUANTIZED_ONNX_FILE
+from fedmodel.run.layout import (
+    MODEL_CARD_FILE,
+    ONNX_FILE,
+    QUANTIZED_ONNX_FILE,
+    STUDENT_DIR,
+    TEACHER_DIR,
+)
 from fedmodel.run.summary import changed_rounds
 from fedmodel.serve.exported_folder import read_exported_folder
+
+# Each model a run exports, and its folder in the run folder.
+MODEL_FOLDERS = {"teacher": TEACHER_DIR, "student": STUDENT_DIR}
 
 _FRONT_MATTER = """---
 library_name: transformers
@@ -36,16 +45,20 @@ tags:
 
 def write_model_cards(summary: Mapping[str, Any], settings: RunSettings) -> list[Path]:
     """Write README.md into the teacher's and the student's folders; their paths."""
-    written = []
-    for role in ("teacher", "student"):
-        entry = summary.get(role)
-        if not isinstance(entry, Mapping):
-            continue
-        folder = Path(entry["dir"])
-        path = folder / MODEL_CARD_FILE
-        path.write_text(model_card(summary, settings, role=role, folder=folder))
-        written.append(path)
-    return written
+    return [
+        write_card(summary, settings, role=role, folder=Path(entry["dir"]))
+        for role in MODEL_FOLDERS
+        if isinstance(entry := summary.get(role), Mapping)
+    ]
+
+
+def write_card(
+    summary: Mapping[str, Any], settings: RunSettings, *, role: str, folder: Path
+) -> Path:
+    """Write the card of `role`'s model, exported in `folder`; its path."""
+    path = folder / MODEL_CARD_FILE
+    path.write_text(model_card(summary, settings, role=role, folder=folder))
+    return path
 
 
 def model_card(

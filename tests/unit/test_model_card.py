@@ -29,7 +29,8 @@ def _folder(path: Path, labels: int = 3) -> Path:
     return path
 
 
-def _summary(tmp_path: Path, guarantee: dict[str, Any]) -> dict[str, Any]:
+def card_summary(tmp_path: Path, guarantee: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's summary, its models exported in `tmp_path`."""
     return {
         "rounds_completed": 10,
         "rounds": [{"round": r, "model": "teacher"} for r in range(1, 11)],
@@ -51,7 +52,7 @@ def _summary(tmp_path: Path, guarantee: dict[str, Any]) -> dict[str, Any]:
 def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
     tmp_path: Path,
 ) -> None:
-    summary = _summary(tmp_path, RECORD)
+    summary = card_summary(tmp_path, RECORD)
     written = write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
     assert written == [tmp_path / name / "README.md" for name in ("model", "student")]
     teacher, student = (path.read_text() for path in written)
@@ -89,7 +90,7 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
 def test_the_stated_figures_are_rounded_up_never_down(
     tmp_path: Path, epsilon: float, delta: float, said: str
 ) -> None:
-    summary = _summary(tmp_path, {**RECORD, "epsilon": epsilon, "delta": delta})
+    summary = card_summary(tmp_path, {**RECORD, "epsilon": epsilon, "delta": delta})
     card = model_card(
         summary, small_settings(), role="teacher", folder=tmp_path / "model"
     )
@@ -106,7 +107,7 @@ def test_the_card_does_not_tell_the_smallest_clients_record_count(
     for records in (11, 68, 99):
         folder = tmp_path / str(records)
         delta = 1 / (10 * records)
-        summary = _summary(folder, {**RECORD, "delta": delta})
+        summary = card_summary(folder, {**RECORD, "delta": delta})
         card = model_card(
             summary, small_settings(), role="teacher", folder=folder / "model"
         )
@@ -116,7 +117,7 @@ def test_the_card_does_not_tell_the_smallest_clients_record_count(
 
 
 def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
-    summary = _summary(tmp_path, OFF)
+    summary = card_summary(tmp_path, OFF)
     settings = small_settings("privacy=off")
     card = model_card(summary, settings, role="teacher", folder=tmp_path / "model")
     assert "**No differential privacy** (`privacy=off`)" in card
@@ -124,7 +125,7 @@ def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
     # A DP run whose clients reported no charge is not called non-private.
     unreported = {**RECORD, "epsilon": None, "delta": None}
     card = model_card(
-        _summary(tmp_path / "dp", unreported),
+        card_summary(tmp_path / "dp", unreported),
         settings,
         role="teacher",
         folder=tmp_path / "dp" / "model",
@@ -152,7 +153,7 @@ def test_a_non_private_run_says_it_has_no_guarantee(tmp_path: Path) -> None:
 def test_central_dp_and_federated_distillation_are_said(
     tmp_path: Path, overrides: tuple[str, ...], said: str
 ) -> None:
-    summary = _summary(tmp_path, {**RECORD, "level": "client", "delta": 0.025})
+    summary = card_summary(tmp_path, {**RECORD, "level": "client", "delta": 0.025})
     settings = small_settings(*overrides)
     if settings.distill.client_rounds:
         summary["rounds"] += _student_rounds(aggregated=[2, 2])
@@ -183,7 +184,7 @@ def test_the_student_card_counts_the_student_rounds_that_ran(
 ) -> None:
     # The card gave the configured distill.client_rounds, also where fewer
     # changed the student (budgets spent, every update rejected).
-    summary = _summary(tmp_path, RECORD)
+    summary = card_summary(tmp_path, RECORD)
     summary["rounds"] += _student_rounds(aggregated)
     settings = small_settings("distill=federated")
     card = model_card(summary, settings, role="student", folder=tmp_path / "student")
@@ -207,7 +208,7 @@ def test_the_student_card_names_the_texts_it_was_distilled_on(
         task=replace(settings.task, name=task_name),
         distill=replace(settings.distill, transfer_file=transfer_file),
     )
-    summary = _summary(tmp_path, RECORD)
+    summary = card_summary(tmp_path, RECORD)
     card = model_card(summary, settings, role="student", folder=tmp_path / "student")
     assert f"on texts the server holds {source}" in card
     assert "server_texts.csv" not in card  # the key, never the server's path
@@ -221,7 +222,7 @@ def test_the_card_says_when_the_server_kept_the_start(
 ) -> None:
     # keep_best exports the start when no round beat it: the card read as if
     # the clients' ten rounds had made the model, which holds none of them.
-    summary = {**_summary(tmp_path, RECORD), "selected_round": selected}
+    summary = {**card_summary(tmp_path, RECORD), "selected_round": selected}
     for role, folder in (("teacher", "model"), ("student", "student")):
         card = model_card(
             summary, small_settings(), role=role, folder=tmp_path / folder
@@ -235,7 +236,7 @@ def test_the_card_says_when_the_server_kept_the_start(
 def test_the_student_card_gives_the_int8_graphs_figures(tmp_path: Path) -> None:
     # predict serves a student's int8 graph by default; its card gave only
     # the float weights' accuracy, which the served model does not reach.
-    summary = _summary(tmp_path, RECORD)
+    summary = card_summary(tmp_path, RECORD)
     summary["student"]["quantized"] = {"accuracy": 0.8612, "macro_f1": 0.8501}
     card = model_card(
         summary, small_settings(), role="student", folder=tmp_path / "student"

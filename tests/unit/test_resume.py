@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from fedmodel.cli.simulate import run_simulate
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import write_resolved_config
+from tests.unit.test_model_card import RECORD, card_summary
 
 RUN = ["model=tiny", "num_clients=2", "num_rounds=2"]
 # Folder names that hold what Hydra's override grammar (or a shell) reads.
@@ -165,6 +167,30 @@ def test_a_finished_run_has_nothing_to_resume(
     with pytest.raises(FedmodelError, match="every client's budget is spent"):
         _summary(run, spent=True)
         check_rounds_left(run, resume_argv(run, []))
+
+
+def test_a_finished_run_that_lacks_its_model_cards_gets_them_from_its_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # fedmodel once wrote summary.json before the cards: a stop between the
+    # two left model/ without README.md, and the resume refused the run as
+    # finished, saying nothing of it. The summary describes those weights.
+    run = _run_folder(tmp_path / "run", RUN)
+    summary = {**card_summary(run, RECORD), "status": "ok"}
+    (run / "summary.json").write_text(json.dumps(summary))
+    err = _refused([str(run)], capsys)
+    assert f"the run in {run} has finished" in err
+    assert f"model cards {run / 'model' / 'README.md'} and " in err
+    assert "were missing (left out by a stop as the run finished)" in err
+    assert "over 10 rounds" in (run / "model" / "README.md").read_text()
+    assert "epsilon at most 3" in (run / "student" / "README.md").read_text()
+    # Weights exported after the summary may not be those it describes.
+    (run / "model" / "README.md").unlink()
+    later = (run / "summary.json").stat().st_mtime + 60
+    os.utime(run / "model" / "config.json", (later, later))
+    err = _refused([str(run)], capsys)
+    assert f"{run / 'model'} has no model card (README.md) and was written" in err
+    assert not (run / "model" / "README.md").exists()
 
 
 def test_a_failed_run_or_one_asked_for_more_rounds_goes_on(tmp_path: Path) -> None:
