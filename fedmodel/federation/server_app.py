@@ -267,8 +267,6 @@ def _conclude(
             f"{final.macro_f1:.4f} after {rounds} {plural(rounds, 'round')}; "
             f"outputs in {run_dir}"
         )
-    # Ctrl-C during the last round or the export: the run did not finish.
-    check_not_stopped(f"writing {SUMMARY_FILE}")
     plot_progress(run_dir)
     payload = summary.to_dict()
     if summary.status != STATUS_FAILED:
@@ -277,6 +275,9 @@ def _conclude(
         # leaves a run that a resume finishes, never a finished one whose model
         # folder lacks its card.
         write_model_cards(payload, settings)
+    # Ctrl-C during the last round, the export or the cards: the run did not
+    # finish, as the command says.
+    check_not_stopped(f"writing {SUMMARY_FILE}")
     summary.write(run_dir)
     if summary.status == STATUS_FAILED:
         raise RunFailed(summary.final_line)

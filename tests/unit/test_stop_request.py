@@ -83,14 +83,21 @@ def test_a_stop_requested_before_round_one_sends_no_message(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("step", "exported"), [("keep_selected", False), ("finish_models", True)]
+    ("step", "exported"),
+    [
+        ("keep_selected", False),
+        ("finish_models", True),
+        ("plot_progress", True),
+        ("write_model_cards", True),
+    ],
 )
 def test_a_stop_after_the_last_round_writes_no_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, exported: bool
 ) -> None:
     # Ctrl-C once the last round is done: before the export (as the server
-    # picks the model to keep), or during it. The round is checkpointed; the
-    # run is not concluded.
+    # picks the model to keep), during it, or as the cards are written (the
+    # command then says "interrupted"). The round is checkpointed; the run is
+    # not concluded.
     original = getattr(server_app, step)
 
     def then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
