@@ -259,6 +259,7 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
             f"settings ({', '.join(changed[:4])} differ from its {RESOLVED_CONFIG})"
             ": give the sweep a folder of its own (hydra.sweep.dir=...)"
         )
+    assert summary is not None  # a run with no summary is not finished
     log.info(
         "%s has finished (%s: num_rounds=%d, %s%s): kept as it is, not run again",
         run_dir,
@@ -267,7 +268,6 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
         why,
         write_missing_cards(run_dir, summary),
     )
-    assert summary is not None  # a run with no summary is not finished
     return float(summary["final_accuracy"])
 
 

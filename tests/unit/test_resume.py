@@ -12,7 +12,7 @@ import yaml
 
 from fedmodel.cli.hydra_files import named_run_dir, run_dir_override
 from fedmodel.cli.main import run_command
-from fedmodel.cli.resume import check_rounds_left, resume_argv
+from fedmodel.cli.resume import check_rounds_left, finished_sweep_job, resume_argv
 from fedmodel.cli.simulate import run_simulate
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
@@ -176,7 +176,7 @@ def test_a_finished_run_that_lacks_its_model_cards_gets_them_from_its_summary(
     # two left model/ without README.md, and the resume refused the run as
     # finished, saying nothing of it. The summary describes those weights.
     run = _run_folder(tmp_path / "run", RUN)
-    summary = {**card_summary(run, RECORD), "status": "ok"}
+    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
     (run / "summary.json").write_text(json.dumps(summary))
     err = _refused([str(run)], capsys)
     assert f"the run in {run} has finished" in err
@@ -184,6 +184,12 @@ def test_a_finished_run_that_lacks_its_model_cards_gets_them_from_its_summary(
     assert "were missing (left out by a stop as the run finished)" in err
     assert "over 10 rounds" in (run / "model" / "README.md").read_text()
     assert "epsilon at most 3" in (run / "student" / "README.md").read_text()
+    # A resumed sweep's finished job, the same.
+    (run / "student" / "README.md").unlink()
+    settings = settings_from_dict({**compose_config(RUN), "run_dir": str(run)})
+    assert finished_sweep_job(run, settings) == 0.9
+    assert "was missing (left out by a stop" in capsys.readouterr().err
+    assert "over 10 rounds" in (run / "student" / "README.md").read_text()
     # Weights exported after the summary may not be those it describes.
     (run / "model" / "README.md").unlink()
     later = (run / "summary.json").stat().st_mtime + 60
