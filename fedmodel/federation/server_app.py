@@ -105,9 +105,9 @@ def run_federation(
     warn_about_records(settings, task, distill_texts=distill_texts)
     server_started = time.perf_counter()
     model, resumed, warm = start_model(settings, task=task, run_dir=run_dir)
-    write_resolved_config(run_dir, settings)
-    if resumed is not None:
+    if resumed is not None:  # first: its "ok" must not outlast its config
         mark_resumed(run_dir)
+    write_resolved_config(run_dir, settings)
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     start = _start_result(current, resumed, warm=warm)

@@ -22,6 +22,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import server_app
 from fedmodel.federation.rounds import RoundPlan, check_selected_count
 from fedmodel.federation.server_app import run_federation
 from fedmodel.privacy.calibration import epsilon_for
@@ -136,6 +137,27 @@ def test_a_resumed_start_stopped_midway_leaves_no_finished_summary(
     assert earlier["rounds_completed"] == 1  # the earlier start's figures, kept
     finished = run_federation(FakeGrid(2), more)
     assert finished["status"] == "ok" and _summary(run_dir)["rounds_completed"] == 3
+
+
+def test_a_resumed_start_marks_the_summary_before_it_writes_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed once it wrote its resolved config: an "ok" summary of 1 round
+    # must not stand beside the settings of a 3-round start, which `fedmodel
+    # audit` (and a resume, for a card a stop left out) read as the summary's.
+    run_dir = tmp_path / "run"
+    run_federation(FakeGrid(2), _settings(run_dir, "num_rounds=1", "privacy=off"))
+    written = server_app.write_resolved_config
+
+    def then_killed(*args: Any, **kwargs: Any) -> None:
+        written(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(server_app, "write_resolved_config", then_killed)
+    more = _settings(run_dir, "num_rounds=3", "privacy=off", "resume=true")
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(FakeGrid(2), more)
+    assert _summary(run_dir)["status"] == "resumed"
 
 
 def test_a_checkpoint_that_kept_node_ids_resumes_without_them(run_dir: Path) -> None:
