@@ -55,9 +55,16 @@ def write_model_cards(summary: Mapping[str, Any], settings: RunSettings) -> list
 def write_card(
     summary: Mapping[str, Any], settings: RunSettings, *, role: str, folder: Path
 ) -> Path:
-    """Write the card of `role`'s model, exported in `folder`; its path."""
+    """Write the card of `role`'s model, exported in `folder`; its path.
+
+    Whole or not at all: a card cut short by a stop could end inside its
+    epsilon ("at most 2" of "at most 2.5"). The temp file is written as the
+    export's files are, readable as the umask allows.
+    """
     path = folder / MODEL_CARD_FILE
-    path.write_text(model_card(summary, settings, role=role, folder=folder))
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(model_card(summary, settings, role=role, folder=folder))
+    temp.replace(path)
     return path
 
 

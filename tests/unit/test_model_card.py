@@ -250,3 +250,21 @@ def test_the_student_card_gives_the_int8_graphs_figures(tmp_path: Path) -> None:
         summary, small_settings(), role="teacher", folder=tmp_path / "model"
     )
     assert "int8" not in teacher.split("## Test results")[1].split("## Use")[0]
+
+
+def test_a_card_cut_short_by_a_stop_is_never_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stop as the card is written: its epsilon could be cut to a smaller
+    # figure ("at most 2" of "at most 2.5"). The card is whole or absent.
+    summary = card_summary(tmp_path, {**RECORD, "epsilon": 2.41})
+
+    def cut_short(path: Path, text: str, **kwargs: Any) -> int:
+        with path.open("w") as handle:
+            handle.write(text[: text.index("epsilon at most 2") + 17])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
+    assert not (tmp_path / "model" / "README.md").exists()
