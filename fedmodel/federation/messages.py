@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import Array, Message, RecordDict
+from flwr.app import Array, ArrayRecord, Message, RecordDict
 from flwr.common.constant import ErrorCode
 
 from fedmodel import __version__
@@ -189,6 +189,17 @@ def reply_problem(
         if problem:
             return problem
     return None
+
+
+def as_weights(arrays: ArrayRecord) -> ArrayRecord:
+    """`arrays` in WEIGHT_DTYPE, as a train message carries them.
+
+    A value past float32's range becomes inf (the round loop keeps the model).
+    """
+    with np.errstate(over="ignore"):
+        return ArrayRecord(
+            {n: Array(a.numpy().astype(WEIGHT_DTYPE)) for n, a in arrays.items()}
+        )
 
 
 def _weight_problem(name: str, array: Array, shape: tuple[int, ...]) -> str | None:

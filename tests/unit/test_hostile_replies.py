@@ -234,3 +234,15 @@ def test_an_aggregate_past_float32_leaves_the_model_as_it_was(
     arrays, _, accepted = _aggregate(strategy, 1, [_reply(0, huge), _reply(1, huge)])
     assert arrays is None and len(accepted) == 2
     assert "round 1: the aggregate of 2 updates is not finite" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name", ["fedavg", "fedprox", "fedadam", "median", "trimmed_mean", "central"]
+)
+def test_every_strategy_s_aggregate_is_float32(name: str, tmp_path: Path) -> None:
+    # FedAdam's step is numpy float64 scalars times the float32 arrays: its
+    # aggregate came back float64, and the next round sent it as it was, twice
+    # the bytes of the model the clients train.
+    arrays, _, _ = _aggregate(_strategy(name, tmp_path), 1, [_reply(0), _reply(1)])
+    assert arrays is not None
+    assert {array.numpy().dtype for array in arrays.values()} == {np.dtype("float32")}
