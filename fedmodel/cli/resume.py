@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()  # for the lines said before the run starts
     run_dir = Path(os.path.abspath(args.run_dir))
     argv = resume_argv(run_dir, args.overrides)
-    check_rounds_left(run_dir, argv)
-    with contextlib.chdir(_runs_from(run_dir)):
+    with contextlib.chdir(_runs_from(run_dir)):  # a default tracking.uri's folder
+        check_rounds_left(run_dir, argv)
         return run_simulate(
             [*argv, *(["-v"] if args.verbose else [])], prog=RESUME_PROG
         )
@@ -210,18 +210,23 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     (and distils) the model again and rewrites summary.json. A run whose
     summary says it failed, or whose last round is before `num_rounds` (more
     rounds asked for since), goes on; so does one that finished its rounds
-    but was stopped before its summary was written.
+    but was stopped before its summary was written. A finished run first gets
+    what a stop after its summary left out: its cards, its tracking.
     """
-    from fedmodel.config import compose_config
+    from fedmodel.config import compose_config, settings_from_dict
+    from fedmodel.run.tracking import track_if_untracked
     from fedmodel.serve.missing_cards import write_missing_cards
 
     summary = _finished_summary(run_dir)
     if summary is None:
         return
-    num_rounds = int(compose_config(task_overrides(argv))["num_rounds"])
+    config = compose_config(task_overrides(argv))
+    num_rounds = int(config["num_rounds"])
     why = _finished_because(summary, num_rounds)
     if why is not None:
         cards = write_missing_cards(run_dir, summary)
+        settings = settings_from_dict({**config, RUN_FOLDER_KEY: str(run_dir)})
+        track_if_untracked(settings, run_dir, summary)
         raise FedmodelError(
             f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="
             f"{num_rounds}, {why}): nothing to resume{cards}; its outputs are in "
@@ -241,6 +246,7 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
     is refused, naming the keys.
     """
     from fedmodel.run.folder_check import changed_keys
+    from fedmodel.run.tracking import track_if_untracked
     from fedmodel.serve.missing_cards import write_missing_cards
 
     summary = _finished_summary(run_dir)
@@ -260,6 +266,7 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
             ": give the sweep a folder of its own (hydra.sweep.dir=...)"
         )
     assert summary is not None  # a run with no summary is not finished
+    track_if_untracked(settings, run_dir, summary)
     log.info(
         "%s has finished (%s: num_rounds=%d, %s%s): kept as it is, not run again",
         run_dir,

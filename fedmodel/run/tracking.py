@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from fedmodel.config import RunSettings
 from fedmodel.config.flat_keys import dotted
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
-from fedmodel.run.metrics import read_rounds
+from fedmodel.run.metrics import read_rounds, write_json
 from fedmodel.run.run_files import parsed_file
 from fedmodel.run.summary import STATUS_FAILED, charged_epsilon
 
@@ -34,6 +34,8 @@ ARTIFACT_GLOBS = (
     "central_privacy_ledger.json",
     "clients/*/privacy_ledger.json",
 )
+# summary.json's key for the tracker's id of the run (`track_run`).
+TRACKED_KEY = "tracked_run_id"
 # MLflow takes at most 100 parameters per call.
 PARAMS_PER_CALL = 100
 
@@ -46,9 +48,28 @@ def default_uri() -> str:
 def track_run(settings: RunSettings, run_dir: Path) -> str | None:
     """Log a run that wrote its summary to the configured tracker; its run id.
 
-    A run whose summary says it failed is logged too, marked failed.
+    A run whose summary says it failed is logged too, marked failed. The id
+    goes into summary.json (TRACKED_KEY) once the tracker has the run.
     """
-    return TRACKERS[settings.tracking.name](settings, run_dir)
+    run_id = TRACKERS[settings.tracking.name](settings, run_dir)
+    if run_id is not None:
+        write_json(
+            run_dir / SUMMARY_FILE, {**_read_summary(run_dir), TRACKED_KEY: run_id}
+        )
+    return run_id
+
+
+def track_if_untracked(
+    settings: RunSettings, run_dir: Path, summary: Mapping[str, Any]
+) -> None:
+    """Log a finished run whose summary holds no tracker's run id.
+
+    The ServerApp tracks a run after its summary says it finished, so a stop
+    in between left a finished run that no command tracked: `fedmodel resume`
+    (and a resumed sweep) finds it finished and tracks it then.
+    """
+    if TRACKED_KEY not in summary:
+        track_run(settings, run_dir)
 
 
 def _no_tracker(settings: RunSettings, run_dir: Path) -> str | None:

@@ -17,6 +17,8 @@ from fedmodel.cli.simulate import run_simulate
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import write_resolved_config
+from fedmodel.run import tracking
+from fedmodel.run.tracking import TRACKED_KEY
 from tests.unit.test_model_card import RECORD, card_summary
 
 RUN = ["model=tiny", "num_clients=2", "num_rounds=2"]
@@ -197,6 +199,32 @@ def test_a_finished_run_that_lacks_its_model_cards_gets_them_from_its_summary(
     err = _refused([str(run)], capsys)
     assert f"{run / 'model'} has no model card (README.md) and was written" in err
     assert not (run / "model" / "README.md").exists()
+
+
+def test_a_finished_run_a_stop_left_untracked_is_tracked_by_the_resume(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The ServerApp tracks a run after writing its summary: a stop between the
+    # two left a finished run that no command would ever log to MLflow.
+    tracked: list[Path] = []
+    monkeypatch.setitem(
+        tracking.TRACKERS, "mlflow", lambda _, run_dir: tracked.append(run_dir) or "7"
+    )
+    run = _run_folder(tmp_path / "run", [*RUN, "tracking=mlflow"])
+    _summary(run)
+    assert "has finished" in _refused([str(run)], capsys)
+    assert tracked == [run]
+    assert json.loads((run / "summary.json").read_text())[TRACKED_KEY] == "7"
+    assert "has finished" in _refused([str(run)], capsys)  # tracked once
+    # Untracked again: a resumed sweep's finished job, the same.
+    summary = {"status": "ok", "rounds": [{"round": 2}], "final_accuracy": 0.9}
+    (run / "summary.json").write_text(json.dumps(summary))
+    config = compose_config([*RUN, "tracking=mlflow"])
+    settings = settings_from_dict({**config, "run_dir": str(run)})
+    assert finished_sweep_job(run, settings) == 0.9
+    assert tracked == [run, run]
 
 
 def test_a_failed_run_or_one_asked_for_more_rounds_goes_on(tmp_path: Path) -> None:

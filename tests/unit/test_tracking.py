@@ -20,7 +20,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
-from fedmodel.run.tracking import track_run
+from fedmodel.run.tracking import TRACKED_KEY, track_run
 from tests.conftest import small_settings
 from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, flwr_run_context
 
@@ -58,6 +58,9 @@ def test_a_flwr_run_is_logged_to_mlflow_by_the_server_app(tmp_path: Path) -> Non
     run = _logged_run(tmp_path)
     assert run.info.status == "FINISHED"
     assert run.data.tags["status"] == "ok"
+    # What `fedmodel resume` reads to know the run was tracked.
+    summary = json.loads((tmp_path / "run" / SUMMARY_FILE).read_text())
+    assert summary[TRACKED_KEY] == run.info.run_id
 
 
 def test_a_failed_run_is_logged_as_failed(tmp_path: Path) -> None:
