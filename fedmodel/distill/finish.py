@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import RunSettings
 from fedmodel.data.text_inputs import read_texts
+from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.describe import (
     add_served_latency,
     agreement,
@@ -63,25 +64,6 @@ def server_distill_texts(
     return list(transfer["text"])
 
 
-def warn_no_server_texts(settings: RunSettings) -> None:
-    """Say that the server holds no texts to distil on, and what that leaves.
-
-    Only a files task without `task.validation_file` lacks them; the server
-    says it before round 1, so the run is not found without its student only
-    at the end.
-    """
-    if not settings.distill.enabled:
-        return
-    log.warning(
-        "the server holds no texts to distil the student on (a files task "
-        "without task.validation_file or distill.transfer_file): %s",
-        "the clients alone distil it"
-        if settings.distill.client_rounds
-        else "no student is made; name either file (distill.transfer_file: "
-        "unlabelled texts the server holds), or set distill=off",
-    )
-
-
 def finish_models(
     settings: RunSettings,
     *,
@@ -91,12 +73,14 @@ def finish_models(
     server_texts: list[str] | None,
     run_dir: Path,
     train_on_clients: StudentTrainer | None = None,
+    student_resumed: bool = False,
 ) -> dict[str, Any]:
     """Export the teacher (and the distilled student) and report on both.
 
     `server_texts` are the texts the server distils on (`server_distill_texts`;
-    None: it holds none). Returns the summary entries: `teacher`, and with
-    distillation on `student`, `student_vs_teacher` and `distillation`.
+    None: it holds none; not for a `student_resumed`). Returns the summary entries:
+    `teacher`, and with distillation on `student`, `student_vs_teacher` and
+    `distillation`.
     """
     max_length = settings.task.max_length
     test_loader = length_sorted_loader(settings, test)
@@ -120,6 +104,7 @@ def finish_models(
                 train_on_clients=train_on_clients,
                 test=(test, test_loader),
                 run_dir=run_dir,
+                student_resumed=student_resumed,
             )
         )
     model_dirs = {
@@ -128,12 +113,8 @@ def finish_models(
         if name in entries
     }
     # Timed together at the end, so both see the same machine load.
-    add_served_latency(
-        entries,
-        model_dirs,
-        list(test["text"])[:LATENCY_TEXTS],
-        calls=settings.latency,
-    )
+    timed = list(test["text"])[:LATENCY_TEXTS]
+    add_served_latency(entries, model_dirs, timed, calls=settings.latency)
     if "student" in entries:
         entries["student_vs_teacher"] = compare_student(
             entries["teacher"], entries["student"]
@@ -170,6 +151,7 @@ def _student_entries(
     train_on_clients: StudentTrainer | None,
     test: tuple[datasets.Dataset, DataLoader],
     run_dir: Path,
+    student_resumed: bool,
 ) -> dict[str, Any]:
     """Distil, export and describe the student: `student` and `distillation`.
 
@@ -192,6 +174,7 @@ def _student_entries(
         train_on_clients=train_on_clients,
         test_loaders=(teacher_loader, student_loader),
         student_max_length=student_settings.task.max_length,
+        student_resumed=student_resumed,
     )
     described = describe_student(
         student,
@@ -213,6 +196,7 @@ def _distill_student(
     train_on_clients: StudentTrainer | None,
     test_loaders: tuple[DataLoader, DataLoader],
     student_max_length: int,
+    student_resumed: bool = False,
 ) -> tuple[PooledBertForSequenceClassification, dict[str, Any]]:
     """Build the student and distil it: on the server's texts, then the clients'.
 
@@ -231,31 +215,63 @@ def _distill_student(
         "server_seconds": 0.0,
     }
     if texts is not None:
-        log.info(
-            "distilling into a %d-layer student (%d feed-forward units, %d tokens) "
-            "on %d server-held texts (no client record is read: no privacy cost)",
-            student.config.num_hidden_layers,
-            student.config.intermediate_size,
-            student_max_length,
-            len(texts),
+        distillation.update(
+            _distil_on_server_texts(
+                settings,
+                teacher,
+                student,
+                tokenizer=tokenizer,
+                texts=texts,
+                student_max_length=student_max_length,
+                student_resumed=student_resumed,
+            )
         )
-        done = distill_on_server(
-            teacher,
-            student,
-            texts=texts,
-            tokenizer=tokenizer,
-            settings=settings.distill,
-            max_length=settings.task.max_length,
-            seed=settings.seed,
-        )
-        distillation["server_texts"] = done.num_texts
-        distillation["server_seconds"] = done.seconds
     if train_on_clients is not None:
         train_on_clients(student)
     distillation["agreement_after"] = agreement(
         student, student_loader, teacher_labels=teacher_labels
     )
     return student, distillation
+
+
+def _distil_on_server_texts(
+    settings: RunSettings,
+    teacher: PooledBertForSequenceClassification,
+    student: PooledBertForSequenceClassification,
+    *,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    student_max_length: int,
+    student_resumed: bool,
+) -> dict[str, Any]:
+    """Distil `student` on the server's texts: `server_texts`, `server_seconds`.
+
+    Not a `student_resumed`: the clients' rounds replace it with the
+    checkpoint's student, which an earlier start distilled on these texts.
+    """
+    if student_resumed:  # the seconds are this start's, as wall_seconds are
+        copies = settings.distill.augment_copies
+        count = len(augment_texts(texts, copies=copies, seed=settings.seed))
+        log.info("the resumed student was distilled on %d server-held texts", count)
+        return {"server_texts": count, "server_seconds": 0.0}
+    log.info(
+        "distilling into a %d-layer student (%d feed-forward units, %d tokens) "
+        "on %d server-held texts (no client record is read: no privacy cost)",
+        student.config.num_hidden_layers,
+        student.config.intermediate_size,
+        student_max_length,
+        len(texts),
+    )
+    done = distill_on_server(
+        teacher,
+        student,
+        texts=texts,
+        tokenizer=tokenizer,
+        settings=settings.distill,
+        max_length=settings.task.max_length,
+        seed=settings.seed,
+    )
+    return {"server_texts": done.num_texts, "server_seconds": done.seconds}
 
 
 def _with_max_length(settings: RunSettings, max_length: int | None) -> RunSettings:

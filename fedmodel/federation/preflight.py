@@ -19,7 +19,7 @@ from fedmodel.data.file_roles import check_transfer_file, warn_pooled_files
 from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData
-from fedmodel.distill.finish import server_distill_texts, warn_no_server_texts
+from fedmodel.distill.finish import server_distill_texts
 from fedmodel.model.checkpoint_check import (
     EncoderShape,
     check_checkpoint,
@@ -169,3 +169,22 @@ def warn_about_records(
     warn_labels(task)
     if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
         warn_no_server_texts(settings)
+
+
+def warn_no_server_texts(settings: RunSettings) -> None:
+    """Say that the server holds no texts to distil on, and what that leaves.
+
+    Only a files task without `task.validation_file` lacks them; the server
+    says it before round 1, so the run is not found without its student only
+    at the end.
+    """
+    if not settings.distill.enabled:
+        return
+    log.warning(
+        "the server holds no texts to distil the student on (a files task "
+        "without task.validation_file or distill.transfer_file): %s",
+        "the clients alone distil it"
+        if settings.distill.client_rounds
+        else "no student is made; name either file (distill.transfer_file: "
+        "unlabelled texts the server holds), or set distill=off",
+    )

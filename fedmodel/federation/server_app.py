@@ -236,6 +236,8 @@ def _finish(
         )
         if settings.distill.client_rounds
         else None,
+        student_resumed=shared.resumed is not None
+        and shared.resumed.student_round is not None,
     )
 
 

@@ -490,9 +490,9 @@ def test_a_files_run_without_server_texts_says_so_before_round_one(
 
     settings = _files_run(tmp_path, "task.validation_file=null", f"distill={distill}")
     task = load_task(settings.task, seed=settings.seed)
-    with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
+    with caplog.at_level("WARNING", logger="fedmodel.federation.preflight"):
         warn_about_records(settings, task, distill_texts=None)
-    lines = [r.getMessage() for r in caplog.records if r.name.endswith("finish")]
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("preflight")]
     if said is None:
         assert lines == []
         return

@@ -18,6 +18,7 @@ import torch
 from flwr.app import Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.distill import finish
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
@@ -98,6 +99,10 @@ def test_the_checkpoint_holds_the_student_after_its_round(
         assert _charged_rounds(killed_in_distillation, client) == [1, 2]
 
 
+def _not_again(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the checkpoint's student was distilled on the server again")
+
+
 def test_resume_runs_only_the_student_round_not_yet_aggregated(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,10 +112,15 @@ def test_resume_runs_only_the_student_round_not_yet_aggregated(
     def record_student(client: int, message: Message) -> None:
         sent.append(message.content.array_records["arrays"].to_torch_state_dict())
 
+    # The checkpoint's student was distilled on the server's texts before its
+    # client rounds: distilling a fresh one again was minutes of a real model's
+    # time, its result then replaced by the checkpoint's.
+    monkeypatch.setattr(finish, "distill_on_server", _not_again)
     summary = run_federation(
         FakeGrid(2, before_train=record_student), _settings(run_dir, "resume=true")
     )
     assert summary["status"] == "ok"
+    assert summary["distillation"]["server_texts"] == 16
     assert [(r["round"], r["model"]) for r in summary["rounds"]] == [
         (1, "teacher"),
         (2, "student"),
