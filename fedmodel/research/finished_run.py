@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import (
     FINISHED_RUN_FILES,
@@ -18,7 +18,7 @@ from fedmodel.run.layout import (
     checkpoint_file,
 )
 from fedmodel.run.run_files import parsed_mapping
-from fedmodel.run.stored_config import stored_config
+from fedmodel.run.stored_config import stored_config, stored_settings
 
 FinishedRun = tuple[RunSettings, dict[str, Any]]
 
@@ -47,17 +47,7 @@ def load_run(run_dir: Path) -> FinishedRun:
         run_dir / SUMMARY_FILE, fix="restore it: the audit reads the run's results"
     )
     assert raw is not None  # the file is there (above); one that is no mapping raised
-    try:
-        settings = settings_from_dict(raw)
-    except FedmodelError as exc:
-        # A key added or removed since the run was made: its settings cannot be
-        # rebuilt as they were, and guessing one could audit the wrong records.
-        raise FedmodelError(
-            f"{run_dir / RESOLVED_CONFIG} does not match this fedmodel's config "
-            f"({exc}); the run was likely made by another fedmodel version: "
-            "audit it with the version that made it"
-        ) from exc
-    return settings, summary
+    return stored_settings(run_dir, raw, then="audit it"), summary
 
 
 def _refuse_a_model_folder(folder: Path) -> None:

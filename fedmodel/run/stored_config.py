@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG
@@ -48,6 +49,23 @@ def stored_config(
     if started is None and files_read_by is not None:
         _check_relative_paths(run_dir, stored, command=files_read_by)
     return with_absolute_paths(stored, base=started)
+
+
+def stored_settings(run_dir: Path, raw: dict[str, Any], *, then: str) -> RunSettings:
+    """`raw`, the run folder's resolved config, as settings; `then`: what to do.
+
+    A key added or removed since the run was made: its settings cannot be
+    rebuilt as they were, and guessing one could describe the wrong run, so
+    the error says to `then` (say, "audit it") with the version that made it.
+    """
+    try:
+        return settings_from_dict(raw)
+    except FedmodelError as exc:
+        raise FedmodelError(
+            f"{run_dir / RESOLVED_CONFIG} does not match this fedmodel's config "
+            f"({exc}); the run was likely made by another fedmodel version: "
+            f"{then} with the version that made it"
+        ) from exc
 
 
 def started_in(run_dir: Path) -> Path | None:

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedmodel.config import settings_from_dict
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import MODEL_CARD_FILE, SUMMARY_FILE
-from fedmodel.run.stored_config import stored_config
+from fedmodel.run.stored_config import stored_config, stored_settings
 from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.model_card import MODEL_FOLDERS, write_card
 
@@ -30,7 +29,8 @@ def write_missing_cards(run_dir: Path, summary: Mapping[str, Any]) -> str:
     missing = _missing_cards(run_dir, summary)
     if not missing:
         return ""
-    settings = settings_from_dict(stored_config(run_dir) or {})
+    then = "write its missing model cards"
+    settings = stored_settings(run_dir, stored_config(run_dir) or {}, then=then)
     written = [
         str(write_card(summary, settings, role=role, folder=folder))
         for role, folder in missing.items()

@@ -268,3 +268,9 @@ def test_a_card_cut_short_by_a_stop_is_never_in_place(
     with pytest.raises(KeyboardInterrupt):
         write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
     assert not (tmp_path / "model" / "README.md").exists()
+    # The cut one is left as README.md.tmp, which nothing reads; the next
+    # card written (a resume's) takes its place.
+    monkeypatch.undo()
+    write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
+    assert "epsilon at most 2.5" in (tmp_path / "model" / "README.md").read_text()
+    assert not (tmp_path / "model" / "README.md.tmp").exists()

@@ -227,6 +227,24 @@ def test_a_finished_run_a_stop_left_untracked_is_tracked_by_the_resume(
     assert tracked == [run, run]
 
 
+def test_missing_cards_of_a_run_another_version_made_name_the_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A resolved config with a key this version lacks gave only "config key
+    # ... is missing; compose the config from fedmodel/conf", as if the user
+    # had composed it, not that another fedmodel version made the run.
+    run = _run_folder(tmp_path / "run", RUN)
+    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
+    (run / "summary.json").write_text(json.dumps(summary))
+    config = yaml.safe_load((run / "resolved_config.yaml").read_text())
+    del config["tracking"]
+    (run / "resolved_config.yaml").write_text(yaml.safe_dump(config))
+    err = _refused([str(run)], capsys)
+    assert f"{run / 'resolved_config.yaml'} does not match this fedmodel's" in err
+    assert "config key 'tracking' is missing" in err
+    assert "the run was likely made by another fedmodel version: write its " in err
+
+
 def test_a_failed_run_or_one_asked_for_more_rounds_goes_on(tmp_path: Path) -> None:
     run = _run_folder(tmp_path / "run", RUN)
     _summary(run, "failed")
