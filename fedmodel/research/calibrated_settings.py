@@ -14,6 +14,10 @@ from rich.table import Table
 from fedmodel.config import RunSettings
 
 SOURCES = {"budget": "from the budget", "set": "set"}
+# Per-example clipping's keys, read by privacy=dpsgd alone. The budget rule
+# fills grad_sample_mode in every mode (resolved configs hold it, and resuming
+# compares them), so the plan leaves these rows out where no example is clipped.
+CLIPPING_KEYS = ("privacy.max_grad_norm", "privacy.grad_sample_mode")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,8 @@ def training_settings(settings: RunSettings) -> dict[str, CalibratedSetting]:
     """The budget-dependent settings the plan was calibrated with, and their source.
 
     A key the budget rule filled (null in the YAML) is listed in the settings'
-    `budget_rule_keys`, the list the server sends every client.
+    `budget_rule_keys`, the list the server sends every client. The clipping
+    keys are shown under privacy=dpsgd only: no other mode clips an example.
     """
     student_rounds = settings.distill.client_rounds
     values: dict[str, float | bool | str | None] = {
@@ -45,6 +50,9 @@ def training_settings(settings: RunSettings) -> dict[str, CalibratedSetting]:
         "privacy.max_grad_norm": settings.privacy.max_grad_norm,
         "privacy.grad_sample_mode": settings.privacy.grad_sample_mode,
     }
+    if not settings.privacy.record_level:
+        for key in CLIPPING_KEYS:
+            del values[key]
     if student_rounds:  # federated distillation's rounds are planned too
         values["distill.rounds"] = student_rounds
     shown = {
@@ -53,11 +61,13 @@ def training_settings(settings: RunSettings) -> dict[str, CalibratedSetting]:
         )
         for key, value in values.items()
     }
-    if student_rounds:  # their loss is the teacher's outputs: Opacus' hooks clip
+    if student_rounds and settings.privacy.record_level:
+        # Their loss is the teacher's outputs: Opacus' hooks clip.
         mode = shown["privacy.grad_sample_mode"]
         shown["privacy.grad_sample_mode"] = CalibratedSetting(
             mode.value, mode.source, "student rounds: hooks"
         )
+    if student_rounds:
         # The student's layers train with AdamW at distillation's rate
         # (client/jobs.py), not at the head's.
         rate = shown["finetune.learning_rate"]
@@ -86,7 +96,5 @@ def settings_table(shown: dict[str, CalibratedSetting]) -> Table:
             table.add_row(key, "-")
             continue
         note = f"; {setting.note}" if setting.note else ""
-        table.add_row(
-            key, f"{_shown(setting.value)} ({SOURCES[setting.source]}){note}"
-        )
+        table.add_row(key, f"{_shown(setting.value)} ({SOURCES[setting.source]}){note}")
     return table

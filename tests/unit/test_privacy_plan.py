@@ -217,6 +217,22 @@ def test_central_plan_is_one_client_level_budget() -> None:
     assert header.split("┃")[2].strip() == "all clients"
 
 
+def test_central_plan_claims_no_clipping_setting() -> None:
+    # The budget rule fills grad_sample_mode in every mode (resolved configs
+    # keep it), and the table showed "onepass (from the budget)" for a mode
+    # that clips no example.
+    settings = settings_from_dict(small_config("privacy=central"))
+    assert settings.privacy.grad_sample_mode == "onepass"
+    clipping = {"privacy.max_grad_norm", "privacy.grad_sample_mode"}
+    shown = training_settings(settings)
+    assert not clipping & set(shown)
+    assert "finetune.learning_rate" in shown
+    table = list(settings_table(shown).columns[0].cells)
+    assert not [key for key in table if key.startswith("privacy.")]
+    dpsgd = training_settings(settings_from_dict(small_config()))
+    assert clipping <= set(dpsgd)
+
+
 @pytest.mark.parametrize(
     ("override", "flag"),
     [
