@@ -207,13 +207,13 @@ def with_budget_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
         finetune_mode = filled.get("finetune", {}).get("mode")
         for dotted in keys:
             group, key = dotted.split(".")
-            value = getattr(row, key)
-            if value is None:
-                raise FedmodelError(
-                    f"{dotted} is null, but finetune={finetune_mode} has no budget "
-                    f"rule for it: set {dotted} (to switch modes, pick the group, "
-                    f"finetune={finetune_mode}, not finetune.mode=: the group "
-                    "brings the mode's own settings)"
+            if (value := getattr(row, key)) is None:
+                raise FedmodelError(  # as written: auto or null
+                    f"{dotted}={filled[group][key] or 'null'} asks the budget rule "
+                    f"for a value, but finetune={finetune_mode} has no rule for it: "
+                    f"set {dotted} (to switch modes, pick the group, finetune="
+                    f"{finetune_mode}, not finetune.mode=: the group brings the "
+                    "mode's own settings)"
                 )
             filled[group][key] = value
     if RULE_KEYS in filled:  # absent: building the settings names the key
