@@ -25,7 +25,8 @@ from fedmodel.model.checkpoint_check import (
     check_checkpoint,
     check_length,
 )
-from fedmodel.model.load import load_tokenizer, text_normalizer
+from fedmodel.model.finetune import finetune_mode
+from fedmodel.model.load import encoder_skeleton, load_tokenizer, text_normalizer
 from fedmodel.model.student import student_layer_indices
 from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.client_level import plan_client_level
@@ -61,13 +62,18 @@ def check_before_round_one(settings: RunSettings) -> list[str] | None:
 
 
 def check_model_and_distillation(settings: RunSettings) -> list[str] | None:
-    """Refuse a model.path or distillation settings the run cannot start with.
+    """Refuse a model.path, finetune or distillation settings the run cannot start with.
 
-    `check_checkpoint`, then `check_distillation` against the encoder found;
-    `fedmodel privacy-plan` asks it too, so a plan is never shown for a run
-    that would stop here. Returns the transfer file's texts (None without one).
+    `check_checkpoint`, then the finetune mode's `check_encoder` (LoRA's
+    targets) on the encoder's weightless skeleton, then `check_distillation`
+    against the encoder found; `fedmodel privacy-plan` asks it too, so a plan
+    is never shown for a run that would stop here. Returns the transfer file's
+    texts (None without one).
     """
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
+    if encoder is not None:  # a hub id's layers are checked as the run builds it
+        skeleton = encoder_skeleton(settings.model)
+        finetune_mode(settings.finetune).check_encoder(skeleton, settings.finetune)
     return check_distillation(settings, encoder=encoder)
 
 

@@ -22,6 +22,11 @@ from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 
 Prepare = Callable[[PooledBertForSequenceClassification, FinetuneSettings], nn.Module]
+CheckEncoder = Callable[[nn.Module, FinetuneSettings], None]
+
+
+def _fits_any_encoder(encoder: nn.Module, finetune: FinetuneSettings) -> None:
+    """Head and full modes name no layer of the encoder: nothing to check."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class FinetuneMode:
     # True: the encoder is frozen, so each party embeds its texts once and
     # trains or evaluates the classification head on pooled features.
     on_features: bool
+    # Refuses settings the encoder (`model.bert`, weights or a skeleton without
+    # them) cannot meet; `prepare` asks it too, and privacy-plan asks it first.
+    check_encoder: CheckEncoder = _fits_any_encoder
 
     def trained_module(
         self, model: PooledBertForSequenceClassification, trainable: nn.Module
@@ -66,7 +74,7 @@ def _lora(
 ) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    _check_lora_targets(model, finetune.lora_targets)
+    _check_lora_targets(model.bert, finetune)
     _freeze_all_but_head(model)
     lora = LoraConfig(
         r=finetune.lora_rank,
@@ -81,20 +89,17 @@ def _lora(
     return wrapped
 
 
-def _check_lora_targets(
-    model: PooledBertForSequenceClassification, targets: Iterable[str]
-) -> None:
+def _check_lora_targets(encoder: nn.Module, finetune: FinetuneSettings) -> None:
     """Refuse targets that name no linear layer of the encoder.
 
     Matched as PEFT matches them (a name, or its dotted tail). PEFT itself
-    raises only when no target matches, from deep inside, after
-    `fedmodel privacy-plan` said ok; a typo beside a good name trained fewer
-    adapters than asked.
+    raises only when no target matches, from deep inside; a typo beside a
+    good name trained fewer adapters than asked.
     """
-    targets = list(targets)
+    targets = list(finetune.lora_targets)
     linear = [
         name
-        for name, module in model.bert.named_modules()
+        for name, module in encoder.named_modules()
         if isinstance(module, nn.Linear)
     ]
     unmatched = [
@@ -122,7 +127,12 @@ def _freeze_all_but_head(model: PooledBertForSequenceClassification) -> None:
 
 FINETUNE_MODES: dict[str, FinetuneMode] = {
     "head": FinetuneMode(name="head", prepare=_head_only, on_features=True),
-    "lora": FinetuneMode(name="lora", prepare=_lora, on_features=False),
+    "lora": FinetuneMode(
+        name="lora",
+        prepare=_lora,
+        on_features=False,
+        check_encoder=_check_lora_targets,
+    ),
     "full": FinetuneMode(name="full", prepare=_full, on_features=False),
 }
 

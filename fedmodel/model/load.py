@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -74,8 +75,37 @@ def build_classifier(
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
     torch.manual_seed(seed)
+    config = classifier_config(settings, labels)
     if settings.path == TINY_RANDOM:
-        config = PooledBertConfig(
+        return PooledBertForSequenceClassification(config)
+    location = resolve_model_path(settings.path)
+    model = PooledBertForSequenceClassification.from_pretrained(location, config=config)
+    torch.manual_seed(seed)
+    model.classifier.reset_parameters()
+    return model
+
+
+def encoder_skeleton(settings: ModelSettings) -> nn.Module:
+    """The classifier's encoder (`model.bert`) as the run builds it, without weights.
+
+    Its modules are named as the run's are, on the meta device: no weights are
+    read or allocated, so privacy-plan checks layer names in milliseconds.
+    """
+    with torch.device("meta"):
+        return PooledBertForSequenceClassification(classifier_config(settings)).bert
+
+
+def classifier_config(
+    settings: ModelSettings, labels: dict[str, Any] | None = None
+) -> PooledBertConfig:
+    """The classifier's config: the tiny model's from settings, else the folder's.
+
+    `labels` (num_labels, id2label, label2id) shape the head; the encoder is
+    the same without them.
+    """
+    labels = labels or {}
+    if settings.path == TINY_RANDOM:
+        return PooledBertConfig(
             pooling=settings.pooling,
             normalize=settings.normalize,
             vocab_size=30522,
@@ -87,7 +117,6 @@ def build_classifier(
             attention_probs_dropout_prob=settings.dropout,
             **labels,
         )
-        return PooledBertForSequenceClassification(config)
     location = resolve_model_path(settings.path)
     try:
         base = BertConfig.from_pretrained(location).to_dict()
@@ -102,13 +131,9 @@ def build_classifier(
     base["hidden_dropout_prob"] = settings.dropout
     base["attention_probs_dropout_prob"] = settings.dropout
     base.update(labels)
-    config = PooledBertConfig(
+    return PooledBertConfig(
         pooling=settings.pooling, normalize=settings.normalize, **base
     )
-    model = PooledBertForSequenceClassification.from_pretrained(location, config=config)
-    torch.manual_seed(seed)
-    model.classifier.reset_parameters()
-    return model
 
 
 def save_pretrained(

@@ -14,7 +14,12 @@ from fedmodel.config import FinetuneSettings, ModelSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.finetune import FINETUNE_MODES, prepare_for_finetuning
 from fedmodel.model.head import load_trainable_state, trainable_state
-from fedmodel.model.load import build_classifier, load_tokenizer, save_pretrained
+from fedmodel.model.load import (
+    build_classifier,
+    encoder_skeleton,
+    load_tokenizer,
+    save_pretrained,
+)
 from fedmodel.model.location import resolve_model_path
 from tests.conftest import group_settings, small_settings
 
@@ -135,6 +140,18 @@ def test_lora_targets_no_layer_has_are_named(targets: list[str]) -> None:
     model = build_classifier(_tiny(), label_names=LABELS, seed=0)
     with pytest.raises(FedmodelError, match=r"finetune.lora_targets.*query"):
         prepare_for_finetuning(model, _finetune("lora", lora_targets=targets))
+
+
+@pytest.mark.parametrize("model", ["tiny", "minilm"])
+def test_the_encoder_skeleton_names_the_layers_the_run_builds(model: str) -> None:
+    # privacy-plan checks LoRA's targets against it, without reading weights.
+    settings = group_settings("model", model)
+    built = build_classifier(settings, label_names=LABELS, seed=0).bert
+    skeleton = encoder_skeleton(settings)
+    assert all(param.is_meta for param in skeleton.parameters())
+    assert [(name, type(module)) for name, module in skeleton.named_modules()] == [
+        (name, type(module)) for name, module in built.named_modules()
+    ]
 
 
 def test_unknown_mode_is_refused() -> None:

@@ -539,6 +539,17 @@ def test_a_model_setting_the_run_refuses_is_refused_by_the_plan(
     assert refusal in capsys.readouterr().err
 
 
+def test_lora_targets_the_run_refuses_are_refused_by_the_plan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The plan said ok; the run refused them as it added the adapters.
+    targets = ["finetune=lora", "finetune.lora_targets=[querry,value]"]
+    assert run_command(["privacy-plan", *SMALL_RUN, *targets]) == 2
+    assert "finetune.lora_targets=['querry', 'value'] names no layer: ['querry']" in (
+        capsys.readouterr().err
+    )
+
+
 def test_the_plans_epsilons_are_rounded_up() -> None:
     # 7.9951 was shown as 7.995: the plan stated less than the run spends.
     plan = ClientPlan(
