@@ -103,15 +103,15 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
             "privacy is off (privacy=off): there is no budget to plan; use "
             "privacy=dpsgd (record-level) or privacy=central (client-level)"
         )
+    # In every mode: privacy=central's plan was shown for a model the run refuses.
+    distill_texts = check_model_and_distillation(settings)
     if mode.server_noise:
         return [_planned(None, settings.num_clients, settings)]
     # The run's warnings about its records, here before anything trains: the
     # plan is where a new task's files are read first. The clients' records
     # come from the same load, dealt as a run deals them.
     task = load_task(settings.task, seed=settings.seed)
-    warn_about_records(
-        settings, task, distill_texts=check_model_and_distillation(settings)
-    )
+    warn_about_records(settings, task, distill_texts=distill_texts)
     check_files_kept(settings.task, settings.partition, train=task.train)
     partitions = partition_clients(
         task.train,

@@ -531,11 +531,14 @@ def test_a_count_noise_the_run_refuses_is_flagged_in_the_servers_words(
         ("distill.student.num_layers=9", "distill.student.num_layers=9: the teacher"),
     ],
 )
+@pytest.mark.parametrize("privacy", ["dpsgd", "central"])
 def test_a_model_setting_the_run_refuses_is_refused_by_the_plan(
-    override: str, refusal: str, capsys: pytest.CaptureFixture[str]
+    override: str, refusal: str, privacy: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The server refuses these before round 1; the plan was shown for them.
-    assert run_command(["privacy-plan", *SMALL_RUN, override]) == 2
+    # The server refuses these before round 1; the plan was shown for them
+    # (under privacy=central until its plan asked the same checks).
+    overrides = [*SMALL_RUN, f"privacy={privacy}", override]
+    assert run_command(["privacy-plan", *overrides]) == 2
     assert refusal in capsys.readouterr().err
 
 
