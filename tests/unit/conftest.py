@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from fedmodel.config import settings_from_dict
 from fedmodel.data.tasks import load_task
+from fedmodel.run.stop_request import STOP_REQUESTED
 from tests.conftest import small_config
 
 
@@ -31,3 +33,11 @@ def site_file(tmp_path: Path, bank_rows: tuple[pd.DataFrame, list[str]]) -> Path
     path = tmp_path / "site.csv"
     bank_rows[0].to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def no_stop_request() -> Iterator[None]:
+    """The test starts, and leaves the process, with no stop requested."""
+    STOP_REQUESTED.clear()
+    yield
+    STOP_REQUESTED.clear()

@@ -12,7 +12,6 @@ folder must not say so before each exported model has its card.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from fedmodel.distill import describe, finish
 from fedmodel.federation import server_app
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run import summary as summary_module
-from fedmodel.run.stop_request import STOP_REQUESTED
 from tests.conftest import logging_restored
 from tests.fake_grid import FakeGrid
 from tests.unit.test_distill_resume import TRANSFER_TEXTS
@@ -42,11 +40,7 @@ STEPS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_stop_request() -> Iterator[None]:
-    STOP_REQUESTED.clear()
-    yield
-    STOP_REQUESTED.clear()
+pytestmark = pytest.mark.usefixtures("no_stop_request")
 
 
 def _settings(run_dir: Path, *overrides: str) -> RunSettings:

@@ -11,7 +11,6 @@ the in-process grid, so nothing depends on timing.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,7 @@ from tests.conftest import logging_restored
 from tests.fake_grid import FakeGrid
 from tests.unit.test_rounds import TINY_RUN
 
-
-@pytest.fixture(autouse=True)
-def no_stop_request() -> Iterator[None]:
-    """Each test starts, and leaves the process, with no stop requested."""
-    STOP_REQUESTED.clear()
-    yield
-    STOP_REQUESTED.clear()
+pytestmark = pytest.mark.usefixtures("no_stop_request")
 
 
 def _settings(run_dir: Path, *overrides: str) -> RunSettings:
