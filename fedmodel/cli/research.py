@@ -16,7 +16,7 @@ from typing import Any
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.hydra_files import RUN_DIR_KEY, SWEEP_DIR_KEY, override_key
 from fedmodel.cli.paths import user_path
-from fedmodel.config.compose import override_parser, refuse_run_folder_key
+from fedmodel.config.compose import RUN_FOLDER_KEY, override_parser
 from fedmodel.config.sweep_jobs import sweep_jobs
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
@@ -82,8 +82,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     """Print each client's plan; exit 1 if any client is flagged."""
     if args.multirun:
         raise FedmodelError(multirun_refusal(args.overrides))
-    refuse_run_folder_key(args.overrides, instead=PLAN_RUN_FOLDER_INSTEAD)
-    _refuse_a_hydra_folder(args.overrides)
+    _refuse_a_run_folder(args.overrides)
     from fedmodel.run.console import setup_logging
 
     # fedmodel's lines on stderr and the libraries' progress bars off, before
@@ -130,15 +129,15 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     return EXIT_FINDING if flagged else EXIT_OK
 
 
-def _refuse_a_hydra_folder(overrides: list[str]) -> None:
-    """Refuse the overrides that name a run's folder for `simulate`.
+def _refuse_a_run_folder(overrides: list[str]) -> None:
+    """Refuse the overrides that name a run's folder (`run_dir`, Hydra's two).
 
     privacy-plan composes its overrides alone: a folder named there was passed
     over, and the plan shown was not that run's.
     """
     for override in overrides:
         key = override_key(override)
-        if key is not None and key.key in (RUN_DIR_KEY, SWEEP_DIR_KEY):
+        if key is not None and key.key in (RUN_FOLDER_KEY, RUN_DIR_KEY, SWEEP_DIR_KEY):
             raise FedmodelError(f"{override}: {PLAN_RUN_FOLDER_INSTEAD}")
 
 

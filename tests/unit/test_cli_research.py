@@ -41,10 +41,9 @@ def test_privacy_plan_refuses_run_dir_instead_of_planning_the_defaults(
     assert run_command(["privacy-plan", f"run_dir={run}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"fedmodel privacy-plan: error: run_dir={run}: run_dir is set by the "
-        "command to the folder it runs in, not by an override; privacy-plan "
-        "runs in no folder, reads none and plans from its overrides alone; a run's "
-        "settings are in DIR/resolved_config.yaml and each client's epsilon in "
+        f"fedmodel privacy-plan: error: run_dir={run}: privacy-plan runs in no "
+        "folder, reads none and plans from its overrides alone; a run's settings "
+        "are in DIR/resolved_config.yaml and each client's epsilon in "
         "DIR/summary.json"
     )
     assert not run.exists()
