@@ -14,6 +14,7 @@ from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
 from fedmodel.data.canaries import canary_splits, with_canaries
 from fedmodel.data.file_roles import check_files_kept
 from fedmodel.data.partition import partition_clients
+from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 
@@ -90,7 +91,7 @@ def client_records(
     """One client's (train, val) from the task's partitions, as a run builds them.
 
     For a caller that loaded the task itself (`fedmodel privacy-plan`); the
-    partitions are `partition_clients` of its training split.
+    partitions are its `dealt_to_clients`.
     """
     train, val = split_client_data(
         partitions[client_id],
@@ -115,11 +116,30 @@ def _partitioned_task(
     task = TaskSettings(**raw["task"])
     partition = PartitionSettings(**raw["partition"])
     data = load_task(task, seed=raw["seed"])
-    check_files_kept(task, partition, train=data.train)
-    partitions = partition_clients(
-        data.train,
+    partitions = dealt_to_clients(
+        data,
+        task=task,
         partition=partition,
         num_clients=raw["num_clients"],
         seed=raw["seed"],
     )
     return tuple(partitions), data.label_names
+
+
+def dealt_to_clients(
+    data: TaskData,
+    *,
+    task: TaskSettings,
+    partition: PartitionSettings,
+    num_clients: int,
+    seed: int,
+) -> list[datasets.Dataset]:
+    """The loaded task's training split dealt to the clients, as every run deals it.
+
+    The one path for a run's clients and `fedmodel privacy-plan`'s, so both
+    refuse a cap that empties a client's file (`check_files_kept`).
+    """
+    check_files_kept(task, partition, train=data.train)
+    return partition_clients(
+        data.train, partition=partition, num_clients=num_clients, seed=seed
+    )

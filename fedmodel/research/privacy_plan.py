@@ -18,9 +18,8 @@ from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.config.deployment import DEPLOYMENT
 from fedmodel.config.wording import plural
-from fedmodel.data.clients import client_records
-from fedmodel.data.file_roles import check_files_kept, client_file
-from fedmodel.data.partition import partition_clients
+from fedmodel.data.clients import client_records, dealt_to_clients
+from fedmodel.data.file_roles import client_file
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import (
@@ -110,11 +109,11 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
     # The run's warnings about its records, here before anything trains: the
     # plan is where a new task's files are read first. The clients' records
     # come from the same load, dealt as a run deals them.
-    task = load_task(settings.task, seed=settings.seed)
-    warn_about_records(settings, task, distill_texts=distill_texts)
-    check_files_kept(settings.task, settings.partition, train=task.train)
-    partitions = partition_clients(
-        task.train,
+    data = load_task(settings.task, seed=settings.seed)
+    warn_about_records(settings, data, distill_texts=distill_texts)
+    partitions = dealt_to_clients(
+        data,
+        task=settings.task,
         partition=settings.partition,
         num_clients=settings.num_clients,
         seed=settings.seed,
@@ -125,7 +124,7 @@ def plan_run(settings: RunSettings) -> list[ClientPlan]:
             settings,
             client_id,
             partitions=partitions,
-            num_labels=len(task.label_names),
+            num_labels=len(data.label_names),
         )
         # Progress (a client's calibration and epsilons by round take seconds,
         # up to half a minute over hundreds of rounds), numbered as the tables

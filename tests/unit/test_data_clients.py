@@ -1,4 +1,5 @@
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
@@ -8,6 +9,7 @@ from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.clients import load_client_data, split_client_data
 from fedmodel.data.splits import build_split
 from fedmodel.errors import FedmodelError
+from fedmodel.research.privacy_plan import plan_run
 
 
 def _partition(size: int) -> datasets.Dataset:
@@ -18,17 +20,11 @@ def _partition(size: int) -> datasets.Dataset:
 
 def test_split_is_disjoint_seeded_and_sized() -> None:
     part = _partition(100)
-    train, val = split_client_data(
-        part, client_id=0, val_fraction=0.1, seed=0
-    )
+    train, val = split_client_data(part, client_id=0, val_fraction=0.1, seed=0)
     assert (len(train), len(val)) == (90, 10)
     assert sorted([*train["text"], *val["text"]]) == sorted(part["text"])
-    again, _ = split_client_data(
-        part, client_id=0, val_fraction=0.1, seed=0
-    )
-    other, _ = split_client_data(
-        part, client_id=1, val_fraction=0.1, seed=0
-    )
+    again, _ = split_client_data(part, client_id=0, val_fraction=0.1, seed=0)
+    other, _ = split_client_data(part, client_id=1, val_fraction=0.1, seed=0)
     assert train["text"] == again["text"] and train["text"] != other["text"]
 
 
@@ -41,12 +37,10 @@ def test_split_without_validation() -> None:
 
 def test_empty_partition_is_an_error() -> None:
     with pytest.raises(FedmodelError, match="client 2 holds no records"):
-        split_client_data(
-            _partition(0), client_id=2, val_fraction=0.1, seed=0
-        )
+        split_client_data(_partition(0), client_id=2, val_fraction=0.1, seed=0)
 
 
-def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
+def _settings(tmp_path: Path, *, num_clients: int, privacy: str = "off") -> RunSettings:
     files = []
     for site in range(2):
         path = tmp_path / f"site{site}.csv"
@@ -65,7 +59,7 @@ def _settings(tmp_path: Path, *, num_clients: int) -> RunSettings:
                 "finetune.batch_size=4",
                 "partition=natural",
                 "partition.column=site",
-                "privacy=off",
+                f"privacy={privacy}",
                 "distill=off",
                 f"num_clients={num_clients}",
                 "num_rounds=1",
@@ -104,11 +98,19 @@ def test_load_client_data_checks_client_id(tmp_path: Path) -> None:
         load_client_data(settings, 2)
 
 
-def test_cap_that_empties_a_site_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "deal",
+    [lambda settings: load_client_data(settings, 1), plan_run],
+    ids=["run", "privacy-plan"],
+)
+def test_cap_that_empties_a_site_file_is_refused(
+    tmp_path: Path, deal: Callable[[RunSettings], object]
+) -> None:
     # Three site files, the middle one of a single record: the cap keeps 5 of
     # the 41 records at random and none of the middle file's, so client 1
     # would have held the last file's records while named by the middle one.
-    settings = _settings(tmp_path, num_clients=3)
+    # The plan deals the clients by the run's own path, and refuses it too.
+    settings = _settings(tmp_path, num_clients=3, privacy="dpsgd")
     lone = tmp_path / "lone.csv"
     lone.write_text("text,label\nthe lone record,yes\n")
     files = [settings.task.train_files[0], str(lone), settings.task.train_files[1]]
@@ -122,4 +124,4 @@ def test_cap_that_empties_a_site_file_is_refused(tmp_path: Path) -> None:
         FedmodelError,
         match=rf"max_train_examples=5 .* none of task.train_files\[1\] \({lone}\)",
     ):
-        load_client_data(capped, 1)
+        deal(capped)
