@@ -26,7 +26,6 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.messages import CLIENT_ID_KEY
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import held_figures, ledger_regression
-from fedmodel.privacy.ledger_record import LedgerRefusal
 
 # The figures `ledger_regression` compares, as a train message carries them.
 RECORDED_FIGURES = (STEPS_KEY, EPSILON_KEY, LEDGER_RESETS_KEY)
@@ -60,8 +59,8 @@ def check_recorded_ledger(
             f"start this SuperNode again with --site-id {expected}, or give site "
             f"{client_id} a SuperNode and key of its own"
         )
-    held = held_figures(state_dir)
-    problem = ledger_regression(recorded, held, in_a_run=simulated)
+    # `simulated` words it for this client already: no LedgerRefusal, whose
+    # in-a-run wording would be these words again or, at a site, never shown.
+    problem = ledger_regression(recorded, held_figures(state_dir), in_a_run=simulated)
     if problem:
-        in_a_run = ledger_regression(recorded, held, in_a_run=True)
-        raise LedgerRefusal(problem, in_a_run=str(in_a_run))
+        raise FedmodelError(problem)

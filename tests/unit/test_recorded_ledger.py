@@ -22,8 +22,8 @@ from fedmodel.federation import strategy
 from fedmodel.federation.continuity import check_recorded_ledger, recorded_for
 from fedmodel.federation.messages import RECORDED_KEY
 from fedmodel.federation.server_app import run_federation
+from fedmodel.privacy.figure_keys import STEPS_KEY
 from fedmodel.privacy.ledger_holding import held_figures
-from fedmodel.privacy.ledger_record import LedgerRefusal
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
 from tests.conftest import charge_client_ledger, client_ledger_path, logging_restored
@@ -126,10 +126,14 @@ def test_an_archived_ledger_starts_a_new_budget_at_a_site_only(
     charge_client_ledger(tmp_path, 0, records)
     state_dir = simulated_client_dir(tmp_path, 0)
     recorded = recorded_for(0, held_figures(state_dir))
+    # Charges lost at a site: its way out is its operator's `ledger reset`.
+    lost = {**recorded, STEPS_KEY: recorded[STEPS_KEY] + 100}
+    with pytest.raises(FedmodelError, match="run `fedmodel ledger reset --state"):
+        check_recorded_ledger(lost, client_id=0, state_dir=state_dir, simulated=False)
     archive_ledger(state_dir)
     # A site's operator ran `fedmodel ledger reset`: the site decides.
     check_recorded_ledger(recorded, client_id=0, state_dir=state_dir, simulated=False)
-    with pytest.raises(LedgerRefusal, match="Restore the client's ledger, or start"):
+    with pytest.raises(FedmodelError, match="Restore the client's ledger, or start"):
         check_recorded_ledger(
             recorded, client_id=0, state_dir=state_dir, simulated=True
         )
