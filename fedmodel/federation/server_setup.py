@@ -52,6 +52,7 @@ from fedmodel.run.layout import (
     checkpoint_file,
 )
 from fedmodel.run.metrics import numbered_name
+from fedmodel.run.resumed_student import check_student_resume
 from fedmodel.run.stored_config import stored_config
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
@@ -137,11 +138,7 @@ def start_model(
     model = GlobalModel(
         settings, label_names=task.label_names, test=task.test, validation=held_out
     )
-    resumed = (
-        resume(run_dir, model, num_rounds=settings.num_rounds)
-        if settings.resume
-        else None
-    )
+    resumed = resume(run_dir, model) if settings.resume else None
     warm = False
     if resumed is None:
         warm = public_start(
@@ -168,12 +165,13 @@ def server_splits(
     return split_for_selection(transfer)
 
 
-def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint | None:
+def resume(run_dir: Path, model: GlobalModel) -> Checkpoint | None:
     """Load the last checkpoint into `model`; drop metrics of unfinished rounds.
 
     None when the run never finished a round: it starts again at round 1. Once
-    federated distillation has begun, the teacher's rounds are over: a resume
-    that asks for another `num_rounds` is refused.
+    federated distillation has begun, the teacher's rounds are over, and the
+    student's build and server distillation too: a resume that changes their
+    settings is refused (`run/resumed_student.py`).
     """
     if not checkpoint_file(run_dir).is_file():
         # An earlier start writes its resolved config before any round: a
@@ -202,12 +200,7 @@ def resume(run_dir: Path, model: GlobalModel, *, num_rounds: int) -> Checkpoint 
         run_dir,
         expected_shapes={name: tuple(w.shape) for name, w in model.weights().items()},
     )
-    if checkpoint.student_round is not None and checkpoint.round != num_rounds:
-        raise FedmodelError(
-            f"num_rounds={num_rounds}, but the run in {run_dir} ended its "
-            f"teacher's rounds at round {checkpoint.round} and began federated "
-            f"distillation: resume with num_rounds={checkpoint.round}"
-        )
+    check_student_resume(run_dir, checkpoint, model.settings)
     check_label_order(
         run_dir, checkpoint, label_names=model.label_names, task=model.settings.task
     )

@@ -174,7 +174,7 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
     ]
     if changed:
         raise FedmodelError(
-            f"resume=true in {run_dir} with {_values(changed, config, earlier)}: "
+            f"resume=true in {run_dir} with {quoted(changed, config, earlier)}: "
             f"{_SEED_DRAWS if changed == ['seed'] else _RECORDS_DEALT}; resume "
             f"with the run's values (its {RESOLVED_CONFIG}), or start a new run "
             "in a new folder"
@@ -184,10 +184,10 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
         switched = [
             key
             for key in ("privacy.mode", "federation.name")
-            if _at(earlier, key) != _at(config, key)
+            if value_at(earlier, key) != value_at(config, key)
         ]
         raise FedmodelError(
-            f"resume=true in {run_dir} with {_values(switched, config, earlier)}: "
+            f"resume=true in {run_dir} with {quoted(switched, config, earlier)}: "
             "a resume keeps the run's privacy mode, since the rounds trained "
             "under one mode and then another have no one guarantee; resume with "
             f"the run's values (its {RESOLVED_CONFIG}), or start a new run in a "
@@ -196,7 +196,7 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
     changed = changed_keys(old_plan, new_plan)
     if changed:
         raise FedmodelError(
-            f"resume=true in {run_dir} with {_values(changed, config, earlier)}: "
+            f"resume=true in {run_dir} with {quoted(changed, config, earlier)}: "
             "the run's privacy plan was calibrated with these, and each ledger "
             "keeps the noise multiplier of that plan, so the run would go on at "
             "noise fitted to another plan and `fedmodel privacy-plan` would not "
@@ -207,8 +207,8 @@ def _check_same_records(run_dir: Path, config: dict[str, Any]) -> None:
 
 def _record_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
     """The top-level keys a resume of this run must keep for its records."""
-    deployed = _at(config, "federation.name") == "deployment"
-    if deployed and _at(config, "privacy.mode") != "central":
+    deployed = value_at(config, "federation.name") == "deployment"
+    if deployed and value_at(config, "privacy.mode") != "central":
         return tuple(key for key in _RECORD_KEYS if key != _DEPLOYED_SITE_COUNT)
     return _RECORD_KEYS
 
@@ -246,16 +246,18 @@ def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return plan
 
 
-def _values(
+def quoted(
     keys: list[str], config: Mapping[str, Any], earlier: Mapping[str, Any]
 ) -> str:
+    """How a resume refusal quotes changed keys: this start's value, the run's."""
     return ", ".join(
-        f"{key}={_at(config, key)!r} (the run's: {_at(earlier, key)!r})"
+        f"{key}={value_at(config, key)!r} (the run's: {value_at(earlier, key)!r})"
         for key in keys[:4]
     )
 
 
-def _at(config: Mapping[str, Any], dotted: str) -> Any:
+def value_at(config: Mapping[str, Any], dotted: str) -> Any:
+    """A dotted key's value in a nested config; None where it has none."""
     value: Any = config
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None

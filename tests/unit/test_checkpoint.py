@@ -129,21 +129,21 @@ def test_a_resume_whose_labels_moved_is_refused_before_loading(tmp_path: Path) -
     started = Checkpoint(round=1, weights=model.weights())  # names no labels
     save_checkpoint(run_dir, started)
     with pytest.raises(FedmodelError) as refused:
-        resume(run_dir, model, num_rounds=2)
+        resume(run_dir, model)
     assert "'1', '10', '11', '12', '2'" in str(refused.value)
     assert "start a new run" in str(refused.value)
     # A checkpoint that names its labels is held to them.
     moved = dataclasses.replace(started, label_names=tuple(sorted(numbers)))
     save_checkpoint(run_dir, moved)
     with pytest.raises(FedmodelError, match="the checkpoint's head scores"):
-        resume(run_dir, model, num_rounds=2)
+        resume(run_dir, model)
     save_checkpoint(run_dir, dataclasses.replace(started, label_names=task.label_names))
-    assert resume(run_dir, model, num_rounds=2) is not None
+    assert resume(run_dir, model) is not None
     # Labels the user listed were never reordered: an older checkpoint loads.
     listed = settings_from_dict(compose_config([*files, f"task.labels={numbers}"]))
     model = GlobalModel(listed, label_names=task.label_names, test=task.test)
     save_checkpoint(run_dir, started)
-    assert resume(run_dir, model, num_rounds=2) is not None
+    assert resume(run_dir, model) is not None
 
 
 def test_a_checkpoint_keeps_its_label_order(tmp_path: Path) -> None:
@@ -175,11 +175,11 @@ def test_a_resume_of_a_folder_that_held_no_run_says_so(
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     with caplog.at_level("WARNING", logger="fedmodel.federation.server_setup"):
-        assert resume(run_dir, model, num_rounds=2) is None
+        assert resume(run_dir, model) is None
     assert f"{run_dir} holds no earlier run" in caplog.text
     assert "stopped before its first round" not in caplog.text
     caplog.clear()
     (run_dir / "resolved_config.yaml").write_text("task: {}\n")  # a start's
     with caplog.at_level("WARNING", logger="fedmodel.federation.server_setup"):
-        assert resume(run_dir, model, num_rounds=2) is None
+        assert resume(run_dir, model) is None
     assert "stopped before its first round was aggregated" in caplog.text

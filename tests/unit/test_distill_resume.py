@@ -9,6 +9,7 @@ read once, before round 1, on a fresh run and on a resume alike.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
 from fedmodel.run.metrics import read_rounds
+from fedmodel.run.resumed_student import check_student_resume
+from fedmodel.run.stored_config import stored_config
 from tests.conftest import client_ledger, logging_restored
 from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, Killed, killed_at_round
 
@@ -42,6 +45,9 @@ TRANSFER_TEXTS = "\n".join(f"card payment number {i} was declined" for i in rang
 
 def _settings(run_dir: Path, *overrides: str) -> RunSettings:
     texts = run_dir.parent / "transfer.txt"
+    stored = stored_config(run_dir)
+    if stored is not None:  # a copied run: a resume keeps the file its run read
+        texts = Path(stored["distill"]["transfer_file"])
     if not texts.is_file():
         texts.parent.mkdir(parents=True, exist_ok=True)
         texts.write_text(TRANSFER_TEXTS + "\n")
@@ -116,8 +122,11 @@ def test_resume_runs_only_the_student_round_not_yet_aggregated(
     # client rounds: distilling a fresh one again was minutes of a real model's
     # time, its result then replaced by the checkpoint's.
     monkeypatch.setattr(finish, "distill_on_server", _not_again)
+    # The student rounds' own settings act on the rounds to come: they may change.
+    rounds = ("distill.learning_rate=0.0002", "distill.temperature=3")
     summary = run_federation(
-        FakeGrid(2, before_train=record_student), _settings(run_dir, "resume=true")
+        FakeGrid(2, before_train=record_student),
+        _settings(run_dir, "resume=true", *rounds),
     )
     assert summary["status"] == "ok"
     assert summary["distillation"]["server_texts"] == 16
@@ -160,6 +169,13 @@ def test_without_dp_too_the_teachers_rounds_are_over_once_distillation_began(
     with pytest.raises(FedmodelError, match=r"resume with num_rounds=1"):
         run_federation(FakeGrid(2), resumed)
     assert (run_dir / "checkpoint" / "state.pt").read_bytes() == before
+    # Nor is the student's server distillation to come: under distill=server
+    # the student made at the end would not be the checkpoint's.
+    server = ("privacy=off", "resume=true", "distill=server", "distill.rounds=0")
+    quoted = r"distill.name='server' \(the run's: 'federated'\)"
+    with pytest.raises(FedmodelError, match=quoted):
+        run_federation(FakeGrid(2), _settings(run_dir, *server))
+    assert (run_dir / "checkpoint" / "state.pt").read_bytes() == before
 
 
 def test_resume_with_a_student_of_another_shape_is_refused(run_dir: Path) -> None:
@@ -170,6 +186,31 @@ def test_resume_with_a_student_of_another_shape_is_refused(run_dir: Path) -> Non
         )
     for client in (0, 1):
         assert _charged_rounds(run_dir, client) == [1, 2]
+
+
+def test_resume_that_changes_how_the_student_was_made_is_refused(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # The checkpoint's student was distilled on the server with the run's
+    # values: this start's would not take effect, yet its config would say so.
+    config = (run_dir / "resolved_config.yaml").read_text()
+    other = tmp_path / "other.txt"
+    other.write_text(TRANSFER_TEXTS + "\n" + TRANSFER_TEXTS + "\n")
+    changed = ("distill.epochs=3", f"distill.transfer_file={other}")
+    quoted = rf"distill.transfer_file='{other}' \(the run's: '.*'\), distill.epochs=3"
+    with pytest.raises(FedmodelError, match=quoted) as refused:
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true", *changed))
+    assert "resume with the run's values" in str(refused.value)
+    assert (run_dir / "resolved_config.yaml").read_text() == config
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
+
+
+def test_before_distillation_began_its_settings_may_change(run_dir: Path) -> None:
+    # No student in the checkpoint yet: the resumed run distils one with them.
+    teacher_only = dataclasses.replace(_checkpoint(run_dir), student_round=None)
+    settings = _settings(run_dir, "resume=true", "distill.epochs=3")
+    check_student_resume(run_dir, teacher_only, settings)
 
 
 def test_the_student_learns_on_the_transfer_texts_read_before_round_one(
