@@ -207,7 +207,10 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
             base.inner, settings=settings, ledger=ledger
         )
         super().__init__(
-            self.dp, expected_shapes=base.expected_shapes, simulated=base.simulated
+            self.dp,
+            expected_shapes=base.expected_shapes,
+            simulated=base.simulated,
+            client_ids=base.client_ids,
         )
         # The ledger's figures: a ledger that holds charges keeps its noise.
         log.info(

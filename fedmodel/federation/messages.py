@@ -109,6 +109,27 @@ class ClientFailure:
         return f"client {self.client_id}"
 
 
+# The operator's slip that two nodes naming one client id point to, and its fix.
+_SAME_SITE_ID = "two sites were started with the same --site-id (node config site-id)"
+_OWN_SITE_ID = "give each site its own and start its SuperNode again"
+
+
+def named_twice(client_id: int, named_by: int) -> str:
+    """Why a reply naming a client another node named this round is refused."""
+    return (
+        f"it names client {client_id}, as node {named_by} did in this round: "
+        f"{_SAME_SITE_ID}; {_OWN_SITE_ID}"
+    )
+
+
+def reported_before(client_id: int, before: int) -> str:
+    """What a refusal adds where another node reported the client before."""
+    return (
+        f". Node {before} reported client {client_id} before; if it still runs, "
+        f"{_SAME_SITE_ID}: {_OWN_SITE_ID}"
+    )
+
+
 def check_server_version(server_version: object) -> None:
     """Refuse a round whose server runs another fedmodel version than this one."""
     if server_version == __version__:
@@ -224,12 +245,18 @@ def _weight_problem(name: str, array: Array, shape: tuple[int, ...]) -> str | No
     return None
 
 
-def metrics_problem(content: RecordDict, *, privacy_figures: bool) -> str | None:
+def metrics_problem(
+    content: RecordDict, *, privacy_figures: bool, client_ids: range | None = None
+) -> str | None:
     """Why a reply's metrics cannot be read, or None: numbers and a client id.
 
     `privacy_figures`: the run has record-level DP, so every reply carries
     its ledger's epsilon and steps; one without would leave the server's
     record of that client, and the run's stated epsilon, short of its spend.
+    `client_ids`: the ids the server gave its clients (a simulation's
+    0..num_clients-1); None where sites name their own (`--site-id`, any
+    whole number). Any other id would add a client to the server's figures,
+    and to the budget stop's count of spent clients.
     """
     if content.config_records:
         return f"unexpected config records {sorted(content.config_records)}"
@@ -250,6 +277,12 @@ def metrics_problem(content: RecordDict, *, privacy_figures: bool) -> str | None
     client_id = metrics[CLIENT_ID_KEY]
     if not float(client_id).is_integer():  # type: ignore[arg-type]
         return f"metric {CLIENT_ID_KEY!r} is not a whole number: {client_id!r}"
+    named = int(client_id)  # type: ignore[arg-type]
+    if client_ids is not None and named not in client_ids:
+        return (
+            f"it names client {named}, but this run's client ids are 0 to "
+            f"{len(client_ids) - 1} (num_clients={len(client_ids)})"
+        )
     if metrics.get(EXHAUSTED_KEY, 0) not in (0, 1):
         return f"metric {EXHAUSTED_KEY!r} is not 0 or 1: {metrics[EXHAUSTED_KEY]!r}"
     return None

@@ -91,11 +91,15 @@ def prepare_rounds(
     after fixing them.
     """
     weights = model.weights()
+    simulated = settings.federation.name == "simulation"
     strategy = BudgetAwareStrategy(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},
-        simulated=settings.federation.name == "simulation",
+        simulated=simulated,
         privacy_figures=settings.privacy.record_level,
+        # A simulation numbers its clients; a deployment's sites name their
+        # own ids, and a site past num_clients trains (the round warns).
+        client_ids=range(settings.num_clients) if simulated else None,
     )
     if settings.privacy.client_level:
         if resumed is not None:  # `simulate` checked it before Flower; `flwr run`

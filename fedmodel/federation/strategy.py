@@ -6,7 +6,8 @@ were noised (by each client's DP-SGD, or under `privacy=central` by the
 strategy it wraps, `central_dp.py`). It checks every reply holds
 weights and numbers only, records why a client gave nothing usable,
 refuses a second node naming the same client id in one round (two sites
-given one `--site-id`), and refuses a client whose ledger reports less than
+given one `--site-id`) and, in a simulation, an id the server gave no
+client, and refuses a client whose ledger reports less than
 the server already saw it spend: asked before the round trains (`admit`),
 and again in its reply.
 `strategy_choice.py` picks the Flower strategy it wraps.
@@ -28,8 +29,10 @@ from fedmodel.federation.messages import (
     METRICS_KEY,
     ClientFailure,
     metrics_problem,
+    named_twice,
     read_failure,
     reply_problem,
+    reported_before,
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
 from fedmodel.federation.strategy_choice import say_if_waiting
@@ -49,9 +52,12 @@ class BudgetAwareStrategy:
         expected_shapes: dict[str, tuple[int, ...]],
         simulated: bool = False,
         privacy_figures: bool = False,
+        client_ids: range | None = None,
     ) -> None:
         self.inner = inner
         self.expected_shapes = expected_shapes
+        # The ids a reply may name (`metrics_problem`); None: sites name their own.
+        self.client_ids = client_ids
         # Record-level DP: every reply must carry its ledger's figures.
         self.privacy_figures = privacy_figures
         # Simulated clients: `fedmodel ledger reset` refuses their folders.
@@ -91,6 +97,7 @@ class BudgetAwareStrategy:
             expected_shapes=expected_shapes,
             simulated=self.simulated,
             privacy_figures=self.privacy_figures,
+            client_ids=self.client_ids,
         )
         other.spent_nodes = self.spent_nodes
         other.failed_nodes = self.failed_nodes
@@ -212,7 +219,11 @@ class BudgetAwareStrategy:
         if reply.has_error():
             self._fail(read_failure(server_round, reply, node_id=node))
             return None
-        problem = metrics_problem(reply.content, privacy_figures=self.privacy_figures)
+        problem = metrics_problem(
+            reply.content,
+            privacy_figures=self.privacy_figures,
+            client_ids=self.client_ids,
+        )
         if problem:
             self._fail(ClientFailure(server_round, node, None, problem, True))
             return None
@@ -223,7 +234,7 @@ class BudgetAwareStrategy:
         client_id = int(figures[CLIENT_ID_KEY])
         named_in, named_by = self._named.get(client_id, (server_round, node))
         if named_in == server_round and named_by != node:
-            reason = _named_twice(client_id, named_by)
+            reason = named_twice(client_id, named_by)
             self._fail(ClientFailure(server_round, node, None, reason, True))
             return None
         self._named[client_id] = (server_round, node)
@@ -233,7 +244,7 @@ class BudgetAwareStrategy:
         if regression:
             before = self.reporters.get(client_id, node)
             if before != node:
-                regression += _reported_before(client_id, before)
+                regression += reported_before(client_id, before)
             self._fail(ClientFailure(server_round, node, client_id, regression, True))
             return None
         return node, client_id, figures
@@ -255,27 +266,6 @@ class BudgetAwareStrategy:
         self.round_failures.append(failure)
         if failure.permanent:
             self.failed_nodes.add(failure.node_id)
-
-
-# The operator's slip that two nodes naming one client id point to, and its fix.
-_SAME_SITE_ID = "two sites were started with the same --site-id (node config site-id)"
-_OWN_SITE_ID = "give each site its own and start its SuperNode again"
-
-
-def _named_twice(client_id: int, named_by: int) -> str:
-    """Why a reply naming a client another node named this round is refused."""
-    return (
-        f"it names client {client_id}, as node {named_by} did in this round: "
-        f"{_SAME_SITE_ID}; {_OWN_SITE_ID}"
-    )
-
-
-def _reported_before(client_id: int, before: int) -> str:
-    """What a refusal adds where another node reported the client before."""
-    return (
-        f". Node {before} reported client {client_id} before; if it still runs, "
-        f"{_SAME_SITE_ID}: {_OWN_SITE_ID}"
-    )
 
 
 def _with_shared_metrics(replies: list[Message]) -> list[Message]:

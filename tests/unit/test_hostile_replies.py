@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+from fedmodel.data.tasks import load_task
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.messages import reply_problem
 from fedmodel.federation.rounds import _aggregate
+from fedmodel.federation.server_rounds import prepare_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
+from fedmodel.training.global_model import GlobalModel
 from tests.conftest import group_settings, reply_metadata, small_settings
 from tests.fake_grid import FIRST_NODE, FakeGrid
 
@@ -57,7 +60,7 @@ def _reply(
     return Message(content=content, metadata=reply_metadata(FIRST_NODE + client))
 
 
-def _strategy(name: str, tmp_path: Path, **kwargs: bool) -> BudgetAwareStrategy:
+def _strategy(name: str, tmp_path: Path, **kwargs: bool | range) -> BudgetAwareStrategy:
     """The server's strategy for `name`, its round 1 configured on 3 nodes."""
     if name == "central":
         settings = dataclasses.replace(
@@ -246,3 +249,50 @@ def test_every_strategy_s_aggregate_is_float32(name: str, tmp_path: Path) -> Non
     arrays, _, _ = _aggregate(_strategy(name, tmp_path), 1, [_reply(0), _reply(1)])
     assert arrays is not None
     assert {array.numpy().dtype for array in arrays.values()} == {np.dtype("float32")}
+
+
+@pytest.mark.parametrize("named", [3, 1000])
+def test_a_reply_naming_no_client_of_the_run_is_refused_naming_node_and_id(
+    named: int, tmp_path: Path
+) -> None:
+    # A node could name a new client id each round, past num_clients: each
+    # became a client in the server's figures, and spent ones counted toward
+    # the budget stop's num_clients.
+    # A simulation's ids: the server numbered its clients.
+    strategy = _strategy("fedavg", tmp_path, client_ids=range(3))
+    spent = _reply(named, **{"budget-exhausted": 1})
+    arrays, _, accepted = strategy.aggregate_train(1, [spent, _reply(1), _reply(2)])
+    assert arrays is not None and len(accepted) == 2
+    (failure,) = strategy.round_failures
+    assert failure.who == f"node {FIRST_NODE + named}"
+    assert failure.reason == (
+        f"it names client {named}, but this run's client ids are 0 to 2 (num_clients=3)"
+    )
+    assert set(strategy.client_figures) == {1, 2} and not strategy.spent_nodes
+
+
+def test_a_deployment_s_sites_name_their_own_ids(tmp_path: Path) -> None:
+    # `--site-id` is any whole number: a site past num_clients trains (the
+    # round warns), as before.
+    strategy = _strategy("fedavg", tmp_path)
+    arrays, _, accepted = strategy.aggregate_train(1, [_reply(7), _reply(1)])
+    assert arrays is not None and len(accepted) == 2
+    assert set(strategy.client_figures) == {1, 7} and not strategy.round_failures
+
+
+@pytest.mark.parametrize("privacy", ["dpsgd", "central"])
+def test_a_simulated_server_holds_replies_to_the_ids_it_numbered(
+    privacy: str, tmp_path: Path
+) -> None:
+    settings = dataclasses.replace(
+        small_settings(f"privacy={privacy}", "num_clients=2"), run_dir=str(tmp_path)
+    )
+    task = load_task(settings.task, seed=0)
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    shared = prepare_rounds(
+        FakeGrid(2), settings, model=model, run_dir=tmp_path, resumed=None
+    )
+    assert shared.strategy.client_ids == range(2)
+    # Federated distillation's student rounds too.
+    other = shared.strategy.for_other_weights(shared.strategy.inner, expected_shapes={})
+    assert other.client_ids == range(2)
