@@ -28,6 +28,7 @@ from fedmodel.federation.messages import (
     CLIENT_ID_KEY,
     METRICS_KEY,
     ClientFailure,
+    as_weights,
     metrics_problem,
     named_twice,
     read_failure,
@@ -157,7 +158,8 @@ class BudgetAwareStrategy:
 
         Replies that say the budget is spent, carry an error, hold anything but
         the expected weights and numbers, or report a ledger that lost charges
-        are left out; each failure is kept in `round_failures`.
+        are left out; each failure is kept in `round_failures`. The aggregate
+        is float32, as the clients train it: FedAdam steps by float64 scalars.
         """
         accepted = [r for r in replies if self._accept(server_round, r)]
         if not accepted:
@@ -165,7 +167,7 @@ class BudgetAwareStrategy:
         arrays, aggregated = self.inner.aggregate_train(
             server_round, _with_shared_metrics(accepted)
         )
-        return arrays, aggregated, accepted
+        return (None if arrays is None else as_weights(arrays)), aggregated, accepted
 
     def _accept(self, server_round: int, reply: Message) -> bool:
         reported = self._reported(server_round, reply, self._sent)

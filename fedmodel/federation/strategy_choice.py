@@ -6,10 +6,9 @@ The server wraps the one chosen in `BudgetAwareStrategy` (`strategy.py`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import (
     FedAdam,
@@ -22,7 +21,6 @@ from flwr.serverapp.strategy import (
 
 from fedmodel.config import StrategySettings
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.messages import as_weights
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +52,8 @@ def _fedprox(settings: StrategySettings, nodes: int) -> Strategy:
     return FedProx(**_sampling(settings, nodes), proximal_mu=settings.proximal_mu)
 
 
-class _Float32FedAdam(FedAdam):
-    """FedAdam whose aggregate is float32, the dtype of the model it steps.
-
-    Flower's step multiplies the weights by numpy float64 scalars: its
-    aggregate was float64, and the next round sent it as it was, twice the
-    bytes of the model the clients train.
-    """
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Flower's aggregate, its weights in float32."""
-        arrays, metrics = super().aggregate_train(server_round, replies)
-        return (None if arrays is None else as_weights(arrays)), metrics
-
-
 def _fedadam(settings: StrategySettings, nodes: int) -> Strategy:
-    return _Float32FedAdam(
+    return FedAdam(
         **_sampling(settings, nodes),
         eta=settings.eta,
         eta_l=settings.eta_l,
