@@ -24,7 +24,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import compose_config  # noqa: E402
-from fedmodel.config.budget_rule import budget_row  # noqa: E402
+from fedmodel.config.budget_table import budget_row  # noqa: E402
 from fedmodel.privacy.calibration import PrivacyPlan, plan_privacy  # noqa: E402
 from fedmodel.privacy.engine import private_training  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402

@@ -1,6 +1,6 @@
 """Derive the budget-dependent head settings: DP-SGD FedAvg on cached features.
 
-The experiment behind `fedmodel/config/budget_rule.py`. For bank and
+The experiment behind `fedmodel/config/budget_table.py`. For bank and
 hospital (never the held-out files scenario of `privacy_utility.py`) it runs
 the grid's settings at each budget with `head_fedavg.py` (the run's
 `plan_privacy`, `private_training`, `train_epochs`, FedAvg weighted by record

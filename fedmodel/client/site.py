@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
-from fedmodel.config.budget_rule import RULE_KEYS, budget_row
+from fedmodel.config.budget_rule import RULE_KEYS
+from fedmodel.config.budget_table import budget_row
 from fedmodel.errors import FedmodelError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ know the server's settings at launch, so the line says where they apply.
 from __future__ import annotations
 
 from fedmodel.client.site import MAX_EPSILON, SiteConfig, site_setting
-from fedmodel.config.budget_rule import MEASURED_FROM_EPSILON
+from fedmodel.config.budget_table import MEASURED_FROM_EPSILON
 
 
 def unmeasured_cap(site: SiteConfig) -> str | None:

@@ -12,13 +12,12 @@ from fedmodel.config import (
     settings_from_dict,
     to_run_config,
 )
-from fedmodel.config.budget_rule import (
+from fedmodel.config.budget_rule import derived_keys, unmeasured_budget
+from fedmodel.config.budget_table import (
     HEAD_RULE,
     MEASURED_FROM_EPSILON,
     OFF_ROWS,
     budget_row,
-    derived_keys,
-    unmeasured_budget,
 )
 from fedmodel.errors import FedmodelError
 from fedmodel.research.calibrated_settings import CalibratedSetting, training_settings
