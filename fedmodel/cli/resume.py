@@ -245,7 +245,7 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
     config differs in a key other than the start's own is another job's: it
     is refused, naming the keys.
     """
-    from fedmodel.run.folder_check import changed_keys
+    from fedmodel.run.resumed_settings import changed_keys
     from fedmodel.run.tracking import track_if_untracked
     from fedmodel.serve.missing_cards import write_missing_cards
 

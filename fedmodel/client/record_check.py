@@ -190,7 +190,7 @@ def check_same_records(
     changed since the run began (a `task.train_files` file edited, say), the
     deal moves records between clients, and a record could be charged under
     two ledgers that each count only their own. The settings that decide the
-    deal are checked with the run folder (`run/folder_check.py`); this checks
+    deal are checked with the run folder (`run/resumed_settings.py`); this checks
     the records themselves. A run begun before whole-number labels were
     ordered by value holds the same records under other label ids: that is
     refused too, and the message says so. `charged` is the client's ledger

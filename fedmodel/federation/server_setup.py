@@ -44,7 +44,6 @@ from fedmodel.run.checkpoint import (
     load_checkpoint,
     remove_stale_checkpoint,
 )
-from fedmodel.run.folder_check import changed_keys
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CLIENTS_DIR,
@@ -52,6 +51,7 @@ from fedmodel.run.layout import (
     checkpoint_file,
 )
 from fedmodel.run.metrics import numbered_name
+from fedmodel.run.resumed_settings import changed_keys
 from fedmodel.run.resumed_student import check_student_resume
 from fedmodel.run.stored_config import stored_config
 from fedmodel.training.global_model import GlobalModel

@@ -19,8 +19,8 @@ from pathlib import Path
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.run.checkpoint import Checkpoint
-from fedmodel.run.folder_check import quoted, value_at
 from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.resumed_settings import quoted, value_at
 from fedmodel.run.stored_config import stored_config
 
 # How the checkpoint's student was built and distilled on the server's texts

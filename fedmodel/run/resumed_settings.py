@@ -1,0 +1,172 @@
+"""What a resume keeps: the settings that deal each client's records and its plan.
+
+A resume goes on charging each client's ledger, so it must deal the same
+records to the same clients and, under DP, keep the settings its privacy
+plan was calibrated with; a changed one is refused, quoting this start's
+value and the run's (`quoted`, which `resumed_student.py` shares).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedmodel.errors import FedmodelError
+from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
+from fedmodel.run.stored_config import stored_config
+
+# Settings that decide which records each client holds. Each client's ledger
+# counts what was spent on its own records: a resume that dealt them out
+# again would charge a record under two ledgers that each count only one.
+# `audit.*` plants canaries in a client's training split (the reference count
+# moves the planted canaries' draw too).
+_RECORD_KEYS = ("task", "partition", "num_clients", "seed", "audit")
+# In a deployment each site holds its own file whatever num_clients says: it
+# is the number of sites the server waits for and counts spent, which a site
+# that joined changes (the round's warning asks for it). Under privacy=central
+# it stays, since the server's ledger was calibrated with it.
+_DEPLOYED_SITE_COUNT = "num_clients"
+_RECORDS_DEALT = (
+    "these decide which records each client holds, and each client's ledger "
+    "counts only what was spent on its own"
+)
+# Said of the seed alone: under partition=natural it deals no record, but a
+# run keeps what it drew at its start.
+_SEED_DRAWS = (
+    "the seed draws what a run keeps from its start, among them which records "
+    "each client holds (unless each holds its own, as under partition=natural), "
+    "the records held back for local validation (task.val_fraction), audit "
+    "canaries, the model's starting weights and each round's batches; a resume "
+    "goes on as the same run, with the seed its rounds so far used"
+)
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [prefix or "<root>"] if old != new else []
+    keys = sorted(set(old) | set(new), key=str)
+    return [
+        changed
+        for key in keys
+        for changed in changed_keys(
+            old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key)
+        )
+    ]
+
+
+def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a resume whose settings deal other records or change its plan.
+
+    `config` is this start's settings as a nested dict, checked against the
+    run's resolved config. A folder without that file passes, unless the
+    run's checkpoint is there: then nothing would check what the run drew.
+    """
+    # Data files are compared by the absolute paths they name, whatever
+    # folder the run was started in and this resume runs in.
+    earlier = stored_config(run_dir)
+    if earlier is None:
+        if checkpoint_file(run_dir).is_file():
+            raise FedmodelError(
+                f"resume=true in {run_dir}: the run's checkpoint is there, but not "
+                f"its {RESOLVED_CONFIG}, which holds the settings its records and "
+                "privacy plan were drawn with and a resume checks against: restore "
+                "it, or start a new run in a folder of its own"
+            )
+        return
+    changed = [
+        key
+        for key in changed_keys(earlier, config)
+        if key.split(".")[0] in _record_keys(config)
+    ]
+    if changed:
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {quoted(changed, config, earlier)}: "
+            f"{_SEED_DRAWS if changed == ['seed'] else _RECORDS_DEALT}; resume "
+            f"with the run's values (its {RESOLVED_CONFIG}), or start a new run "
+            "in a new folder"
+        )
+    old_plan, new_plan = _plan_settings(earlier), _plan_settings(config)
+    if bool(old_plan) != bool(new_plan):  # DP switched on or off
+        switched = [
+            key
+            for key in ("privacy.mode", "federation.name")
+            if value_at(earlier, key) != value_at(config, key)
+        ]
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {quoted(switched, config, earlier)}: "
+            "a resume keeps the run's privacy mode, since the rounds trained "
+            "under one mode and then another have no one guarantee; resume with "
+            f"the run's values (its {RESOLVED_CONFIG}), or start a new run in a "
+            "new folder"
+        )
+    changed = changed_keys(old_plan, new_plan)
+    if changed:
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {quoted(changed, config, earlier)}: "
+            "the run's privacy plan was calibrated with these, and each ledger "
+            "keeps the noise multiplier of that plan, so the run would go on at "
+            "noise fitted to another plan and `fedmodel privacy-plan` would not "
+            f"show what runs; resume with the run's values (its {RESOLVED_CONFIG}), "
+            "or start a new run in a new folder"
+        )
+
+
+def _record_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The top-level keys a resume of this run must keep for its records."""
+    deployed = value_at(config, "federation.name") == "deployment"
+    if deployed and value_at(config, "privacy.mode") != "central":
+        return tuple(key for key in _RECORD_KEYS if key != _DEPLOYED_SITE_COUNT)
+    return _RECORD_KEYS
+
+
+def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a DP run's privacy plan is calibrated with, or {}.
+
+    A deployment's sites keep their ledgers in their own state folders and
+    plan with their own caps, so a resumed server may ask them for more
+    rounds or a larger target; each site goes on at its ledger's noise until
+    its cap stops it (deployment.md). Under `privacy=central` the budget is
+    the server's own ledger in the run folder, which no site caps: its plan
+    is kept in a deployment as in a simulation.
+    """
+    privacy = config.get("privacy") or {}
+    federation = config.get("federation") or {}
+    mode = privacy.get("mode", "off")
+    simulated = federation.get("name") == "simulation"
+    if mode == "off" or not (simulated or mode == "central"):
+        return {}
+    plan: dict[str, Any] = {"num_rounds": config.get("num_rounds"), "privacy": privacy}
+    if mode == "central":  # its sample rate is fraction_train
+        strategy = config.get("strategy") or {}
+        plan["strategy"] = {"fraction_train": strategy.get("fraction_train")}
+    if not simulated:
+        return plan
+    finetune = config.get("finetune") or {}
+    plan["finetune"] = {
+        "batch_size": finetune.get("batch_size"),
+        "local_epochs": finetune.get("local_epochs"),
+    }
+    distill = config.get("distill") or {}
+    federated = distill.get("name") == "federated"  # its rounds are charged too
+    plan["distill"] = {"rounds": distill.get("rounds") if federated else 0}
+    return plan
+
+
+def quoted(
+    keys: list[str], config: Mapping[str, Any], earlier: Mapping[str, Any]
+) -> str:
+    """How a resume refusal quotes changed keys: this start's value, the run's."""
+    return ", ".join(
+        f"{key}={value_at(config, key)!r} (the run's: {value_at(earlier, key)!r})"
+        for key in keys[:4]
+    )
+
+
+def value_at(config: Mapping[str, Any], dotted: str) -> Any:
+    """A dotted key's value in a nested config; None where it has none."""
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
