@@ -21,7 +21,7 @@ import torch
 
 from fedmodel.config.wording import decimals_up, plural
 from fedmodel.federation.messages import ClientFailure
-from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.round_state import RoundState
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import append_round

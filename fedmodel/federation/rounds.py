@@ -4,9 +4,10 @@ Each round: ask the strategy whom to train, check their privacy ledgers
 against the server's record where the run asks (`ledger_query.py`), send the
 train messages to the nodes that pass, aggregate, load the aggregate, then
 ask each callback, in order, `after_round(state, metrics)` for `(stop,
-metrics)`, as pfl-research's `FederatedAlgorithm.run` does. What a
-round leaves behind (checkpoint, evaluation, metrics line, console line, the
-budget and failure stops) is one callback each, in `federation/callbacks.py`.
+metrics)`, as pfl-research's `FederatedAlgorithm.run` does (the state and the
+round's figures: `round_state.py`). What a round leaves behind (checkpoint,
+evaluation, metrics line, console line, the budget and failure stops) is one
+callback each, in `federation/callbacks.py`.
 A Ctrl-C (`run/stop_request.py`) stops the loop before a round starts and
 before a round's replies are taken: the interrupt may have ended the clients
 that sent them, and an aggregated round is one a resume would not run again.
@@ -15,11 +16,10 @@ that sent them, and an aggregated round is one a resume would not run again.
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -27,59 +27,11 @@ from flwr.serverapp import Grid
 
 from fedmodel.config.wording import plural
 from fedmodel.federation.ledger_query import check_ledgers
-from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
+from fedmodel.federation.round_state import RoundCallback, RoundState, round_figures
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.stop_request import check_not_stopped
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RoundState:
-    """What one round did, as the callbacks see it."""
-
-    round: int
-    model_name: str
-    # The train messages sent.
-    messages: list[Message]
-    # How many of the messages were answered within the round's timeout.
-    answered: int
-    accepted: list[Message]
-    failures: list[ClientFailure]
-    train_metrics: MetricRecord | None
-    started: float = field(default_factory=time.perf_counter)
-    # Selected nodes sent no train message: the ledger query refused them
-    # (their failures are among `failures`) or they did not answer it.
-    held_back: int = 0
-    unanswered_queries: int = 0
-    # The round released a new model: an aggregated update, or under
-    # privacy=central noise alone (a draw that took no client is still noised).
-    released: bool = False
-
-    @property
-    def aggregated(self) -> bool:
-        """Whether the round changed the model (only such a round counts)."""
-        return bool(self.accepted)
-
-    @property
-    def selected(self) -> int:
-        """Clients the strategy selected, those held back before training too."""
-        return len(self.messages) + self.held_back
-
-    @property
-    def missing(self) -> int:
-        """Selected clients that did not answer (dropped out or timed out)."""
-        return len(self.messages) - self.answered + self.unanswered_queries
-
-
-class RoundCallback(Protocol):
-    """Called after every round; returns (stop the loop?, metrics to add)."""
-
-    def after_round(
-        self, state: RoundState, metrics: dict[str, Any]
-    ) -> tuple[bool, dict[str, Any]]:
-        """React to a finished round."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -156,7 +108,7 @@ def run_rounds(
             unanswered_queries=unanswered,
             released=new_arrays is not None,
         )
-        if _ask_callbacks(callbacks, state, _round_figures(state, strategy)):
+        if _ask_callbacks(callbacks, state, round_figures(state, strategy)):
             break
 
 
@@ -258,43 +210,3 @@ def _ask_callbacks(
         metrics.update(added)
         stop = stop or wants_stop
     return stop
-
-
-def _round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str, Any]:
-    """The figures every round records before any callback adds its own."""
-    epsilons = strategy.epsilons()
-    train_loss = None
-    if state.train_metrics is not None:
-        train_loss = state.train_metrics.get("train-loss")
-    return {
-        "round": state.round,
-        "train_loss": train_loss,
-        "clients_selected": state.selected,
-        "clients_aggregated": len(state.accepted),
-        "clients_failed": len(state.failures),
-        "epsilon_max": max(epsilons) if epsilons else None,
-        "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
-        "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in state.messages),
-        "client_compute_seconds": _compute_seconds(state.accepted),
-        "bytes_received": sum(
-            m.content[ARRAYS_KEY].count_bytes() for m in state.accepted
-        ),
-    }
-
-
-def _compute_seconds(accepted: list[Message]) -> float | None:
-    """The accepted updates' summed compute time; None if it is not known.
-
-    A client under DP withholds it (it is computed from its records without
-    noise), so a private round's figure is unknown, not 0; so is a round
-    that aggregated no update.
-    """
-    if not accepted:
-        return None
-    seconds = []
-    for reply in accepted:
-        value = reply.content.metric_records[METRICS_KEY].get("compute-seconds")
-        if not isinstance(value, int | float):
-            return None
-        seconds.append(float(value))
-    return sum(seconds, 0.0)

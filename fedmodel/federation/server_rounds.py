@@ -31,7 +31,8 @@ from fedmodel.federation.callbacks import (
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.checkpointing import SaveCheckpoint
 from fedmodel.federation.messages import TEACHER_KEY, VERSION_KEY
-from fedmodel.federation.rounds import RoundCallback, RoundPlan, run_rounds
+from fedmodel.federation.round_state import RoundCallback
+from fedmodel.federation.rounds import RoundPlan, run_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.model.classifier import PooledBertForSequenceClassification

@@ -17,7 +17,7 @@ from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.config.wording import decimals_up
 from fedmodel.federation import central_dp, checkpointing
 from fedmodel.federation.callbacks import ConsoleLine
-from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.round_state import RoundState
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy

@@ -14,7 +14,7 @@ from flwr.app import Message, Metadata, RecordDict
 
 from fedmodel.federation.callbacks import FailureWatch
 from fedmodel.federation.messages import ClientFailure
-from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.round_state import RoundState
 
 
 def _metadata(node: int) -> Metadata:

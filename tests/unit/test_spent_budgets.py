@@ -19,7 +19,7 @@ from flwr.serverapp.strategy import FedAvg
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
 from fedmodel.federation.callbacks import BudgetStop
-from fedmodel.federation.rounds import RoundState
+from fedmodel.federation.round_state import RoundState
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy

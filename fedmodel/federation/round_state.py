@@ -1,0 +1,106 @@
+"""What one round did, as its callbacks see it, and the figures every round records.
+
+The round loop (`rounds.py`) fills a `RoundState` once a round's replies are
+aggregated and hands it to each `RoundCallback` in turn (`callbacks.py`,
+`checkpointing.py`), with the metrics that `round_figures` starts them from.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flwr.app import Message, MetricRecord
+
+from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY, ClientFailure
+from fedmodel.federation.strategy import BudgetAwareStrategy
+
+
+@dataclass
+class RoundState:
+    """What one round did, as the callbacks see it."""
+
+    round: int
+    model_name: str
+    # The train messages sent.
+    messages: list[Message]
+    # How many of the messages were answered within the round's timeout.
+    answered: int
+    accepted: list[Message]
+    failures: list[ClientFailure]
+    train_metrics: MetricRecord | None
+    started: float = field(default_factory=time.perf_counter)
+    # Selected nodes sent no train message: the ledger query refused them
+    # (their failures are among `failures`) or they did not answer it.
+    held_back: int = 0
+    unanswered_queries: int = 0
+    # The round released a new model: an aggregated update, or under
+    # privacy=central noise alone (a draw that took no client is still noised).
+    released: bool = False
+
+    @property
+    def aggregated(self) -> bool:
+        """Whether the round changed the model (only such a round counts)."""
+        return bool(self.accepted)
+
+    @property
+    def selected(self) -> int:
+        """Clients the strategy selected, those held back before training too."""
+        return len(self.messages) + self.held_back
+
+    @property
+    def missing(self) -> int:
+        """Selected clients that did not answer (dropped out or timed out)."""
+        return len(self.messages) - self.answered + self.unanswered_queries
+
+
+class RoundCallback(Protocol):
+    """Called after every round; returns (stop the loop?, metrics to add)."""
+
+    def after_round(
+        self, state: RoundState, metrics: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any]]:
+        """React to a finished round."""
+        ...
+
+
+def round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str, Any]:
+    """The figures every round records before any callback adds its own."""
+    epsilons = strategy.epsilons()
+    train_loss = None
+    if state.train_metrics is not None:
+        train_loss = state.train_metrics.get("train-loss")
+    return {
+        "round": state.round,
+        "train_loss": train_loss,
+        "clients_selected": state.selected,
+        "clients_aggregated": len(state.accepted),
+        "clients_failed": len(state.failures),
+        "epsilon_max": max(epsilons) if epsilons else None,
+        "epsilon_mean": statistics.fmean(epsilons) if epsilons else None,
+        "bytes_sent": sum(m.content[ARRAYS_KEY].count_bytes() for m in state.messages),
+        "client_compute_seconds": _compute_seconds(state.accepted),
+        "bytes_received": sum(
+            m.content[ARRAYS_KEY].count_bytes() for m in state.accepted
+        ),
+    }
+
+
+def _compute_seconds(accepted: list[Message]) -> float | None:
+    """The accepted updates' summed compute time; None if it is not known.
+
+    A client under DP withholds it (it is computed from its records without
+    noise), so a private round's figure is unknown, not 0; so is a round
+    that aggregated no update.
+    """
+    if not accepted:
+        return None
+    seconds = []
+    for reply in accepted:
+        value = reply.content.metric_records[METRICS_KEY].get("compute-seconds")
+        if not isinstance(value, int | float):
+            return None
+        seconds.append(float(value))
+    return sum(seconds, 0.0)
