@@ -109,27 +109,6 @@ class ClientFailure:
         return f"client {self.client_id}"
 
 
-# The operator's slip that two nodes naming one client id point to, and its fix.
-_SAME_SITE_ID = "two sites were started with the same --site-id (node config site-id)"
-_OWN_SITE_ID = "give each site its own and start its SuperNode again"
-
-
-def named_twice(client_id: int, named_by: int) -> str:
-    """Why a reply naming a client another node named this round is refused."""
-    return (
-        f"it names client {client_id}, as node {named_by} did in this round: "
-        f"{_SAME_SITE_ID}; {_OWN_SITE_ID}"
-    )
-
-
-def reported_before(client_id: int, before: int) -> str:
-    """What a refusal adds where another node reported the client before."""
-    return (
-        f". Node {before} reported client {client_id} before; if it still runs, "
-        f"{_SAME_SITE_ID}: {_OWN_SITE_ID}"
-    )
-
-
 def check_server_version(server_version: object) -> None:
     """Refuse a round whose server runs another fedmodel version than this one."""
     if server_version == __version__:

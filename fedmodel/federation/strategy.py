@@ -5,9 +5,9 @@ The wrapper stops sampling nodes whose client spent its privacy budget
 were noised (by each client's DP-SGD, or under `privacy=central` by the
 strategy it wraps, `central_dp.py`). It checks every reply holds
 weights and numbers only, records why a client gave nothing usable,
-refuses a second node naming the same client id in one round (two sites
-given one `--site-id`) and, in a simulation, an id the server gave no
-client, and refuses a client whose ledger reports less than
+refuses a node naming another client id than it did before, or one another
+node answers for (`client_binding.py`) and, in a simulation, an id the
+server gave no client, and refuses a client whose ledger reports less than
 the server already saw it spend: asked before the round trains (`admit`),
 and again in its reply.
 `strategy_choice.py` picks the Flower strategy it wraps.
@@ -23,6 +23,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedmodel.federation.client_binding import ClientBinding, reported_before
 from fedmodel.federation.messages import (
     ARRAYS_KEY,
     CLIENT_ID_KEY,
@@ -30,10 +31,8 @@ from fedmodel.federation.messages import (
     ClientFailure,
     as_weights,
     metrics_problem,
-    named_twice,
     read_failure,
     reply_problem,
-    reported_before,
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
 from fedmodel.federation.strategy_choice import say_if_waiting
@@ -71,8 +70,8 @@ class BudgetAwareStrategy:
         self.client_figures: dict[int, dict[str, float]] = {}
         # The node each client's figures came from, in this server process only.
         self.reporters: dict[int, int] = {}
-        # The latest (round, node) that named each client id.
-        self._named: dict[int, tuple[int, int]] = {}
+        # Which client id each node answers for (`client_binding.py`).
+        self.binding = ClientBinding()
         # Why clients gave nothing usable in the latest round (reset as each
         # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
@@ -104,6 +103,7 @@ class BudgetAwareStrategy:
         other.failed_nodes = self.failed_nodes
         other.client_figures = self.client_figures
         other.reporters = self.reporters
+        other.binding = self.binding
         return other
 
     @property
@@ -128,6 +128,8 @@ class BudgetAwareStrategy:
         skipped = self.skipped_nodes
         say_if_waiting(self.inner, grid, server_round=server_round)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        # A node refused for good takes no part, though it may stay connected.
+        self.binding.connected = set(grid.get_node_ids()) - self.failed_nodes
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
         return self._sent
 
@@ -213,9 +215,9 @@ class BudgetAwareStrategy:
         """A reply's node, client id and figures, if its ledger kept its charges.
 
         None, with the failure kept, for an error reply, one holding anything
-        but numbers and a client id, one naming a client another node named
-        in this round, or one whose ledger reports less than the server
-        recorded for its client.
+        but numbers and a client id, one naming a client this node may not
+        answer for (`ClientBinding.refusal`), or one whose ledger reports less
+        than the server recorded for its client.
         """
         node = self._node_of(reply, sent)
         if reply.has_error():
@@ -234,12 +236,10 @@ class BudgetAwareStrategy:
             for key, value in reply.content.metric_records[METRICS_KEY].items()
         }
         client_id = int(figures[CLIENT_ID_KEY])
-        named_in, named_by = self._named.get(client_id, (server_round, node))
-        if named_in == server_round and named_by != node:
-            reason = named_twice(client_id, named_by)
-            self._fail(ClientFailure(server_round, node, None, reason, True))
+        refusal = self.binding.refusal(server_round, node=node, client_id=client_id)
+        if refusal:
+            self._fail(refusal)
             return None
-        self._named[client_id] = (server_round, node)
         regression = ledger_regression(
             self.client_figures.get(client_id), figures, in_a_run=self.simulated
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.errors import FedmodelError
@@ -123,6 +123,79 @@ def test_a_second_site_with_one_site_id_in_a_later_round_is_named() -> None:
     failure = strategy.round_failures[-1]
     assert failure.round == 4 and failure.reason.startswith("its privacy ledger")
     assert "Node" not in failure.reason
+
+
+def test_a_node_naming_another_client_id_is_refused_for_good_figures_kept() -> None:
+    # A site's node could name a new client id in each reply: each became a
+    # site in the server's figures, and spent ones counted toward the budget
+    # stop's num_clients, which ended this run with client 0's budget left.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    stop = BudgetStop(strategy, num_clients=2)
+    strategy.aggregate_train(1, [_reply(11, client=0, spent=False, steps=24)])
+    strategy.aggregate_train(1, [_reply(12, client=1, spent=True)])
+    recorded = dict(strategy.client_figures)
+    strategy.aggregate_train(2, [_reply(11, client=5, spent=True)])
+    (failure,) = strategy.round_failures
+    assert (failure.who, failure.permanent) == ("node 11", True)
+    assert failure.reason == (
+        "it names client 5, but it named client 0 before: a SuperNode answers for "
+        "one --site-id (node config site-id) for the whole run; start it again "
+        "with --site-id 0"
+    )
+    assert strategy.client_figures == recorded and strategy.spent_nodes == {12}
+    assert not _stops(stop, 2)
+
+
+def _configured_round(
+    strategy: BudgetAwareStrategy, server_round: int, grid: FakeGrid, reply: Message
+) -> list[Message]:
+    """The replies `strategy` accepts of a round begun with `grid`'s nodes."""
+    arrays = ArrayRecord({name: torch.zeros(shape) for name, shape in SHAPES.items()})
+    strategy.configure_train(server_round, arrays, ConfigRecord(), grid)
+    return strategy.aggregate_train(server_round, [reply])[2]
+
+
+def test_a_client_id_a_connected_node_answers_for_waits_until_it_is_gone() -> None:
+    # Another node could take a site's id with more steps than the site's
+    # ledger holds: the server stated the site's epsilon from them, and the
+    # site's own next reply was refused as a ledger that went back.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    both = FakeGrid(2, first_node=11)
+    _configured_round(strategy, 1, both, _reply(11, client=0, spent=False, steps=24))
+    hostile = _reply(12, client=0, spent=False, steps=48)
+    assert _configured_round(strategy, 2, both, hostile) == []
+    (failure,) = strategy.round_failures
+    assert (failure.who, failure.permanent) == ("node 12", False)
+    assert failure.reason == (
+        "it names client 0, which node 11 answers for and which was connected as "
+        "this round began: if this site's SuperNode was started again, it is "
+        "taken once node 11 is counted gone (about a minute after it stopped); "
+        "if not, two sites were started with the same --site-id (node config "
+        "site-id); give each site its own and start its SuperNode again"
+    )
+    assert strategy.client_figures[0]["steps"] == 24 and strategy.reporters == {0: 11}
+    # Site 0 killed and started again without node authentication: a new
+    # node id (12 here), taken once the SuperLink no longer counts node 11.
+    restarted = FakeGrid(2, first_node=12)
+    accepted = _configured_round(strategy, 3, restarted, hostile)
+    assert len(accepted) == 1 and strategy.reporters == {0: 12}
+    assert not strategy.failed_nodes
+    # Federated distillation's student rounds go on from the same binding.
+    other = strategy.for_other_weights(FedAvg(), expected_shapes=SHAPES)
+    assert other.binding is strategy.binding
+
+
+def test_a_node_refused_for_good_does_not_keep_a_client_id_from_its_site() -> None:
+    # While site 0 was down, a node naming it with a ledger that lacked its
+    # charges was refused for good; connected still, it kept site 0 out.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    site = FakeGrid(2, first_node=11)
+    _configured_round(strategy, 1, site, _reply(11, client=0, spent=False, steps=24))
+    other = _reply(12, client=0, spent=False, steps=12)
+    assert _configured_round(strategy, 2, FakeGrid(2, first_node=12), other) == []
+    assert strategy.failed_nodes == {12}
+    back = _reply(11, client=0, spent=False, steps=48)
+    assert len(_configured_round(strategy, 3, site, back)) == 1
 
 
 def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
