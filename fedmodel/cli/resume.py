@@ -23,9 +23,7 @@ import argparse
 import contextlib
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from fedmodel.cli.errors import RESUME_PROG
 from fedmodel.cli.hydra_files import (
@@ -36,30 +34,19 @@ from fedmodel.cli.hydra_files import (
     named_run_dir,
     of_the_launch,
     run_dir_override,
-    task_overrides,
 )
 from fedmodel.cli.paths import user_path
-from fedmodel.config.compose import RUN_FOLDER_KEY
+from fedmodel.cli.resume_finished import check_rounds_left
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep_manifest import MANIFEST, RESUME_KEY
+from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import setup_logging
-from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+from fedmodel.run.layout import RESOLVED_CONFIG
 from fedmodel.run.run_files import parsed_file
-from fedmodel.run.stored_config import (
-    HYDRA_RECORD,
-    hydra_record,
-    started_in,
-    stored_config,
-)
-
-if TYPE_CHECKING:
-    from fedmodel.config import RunSettings
+from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
 
 log = logging.getLogger(__name__)
 
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
-# The config keys each start sets itself, not what its run is.
-SET_BY_THE_START = (RUN_FOLDER_KEY, RESUME_KEY)
 # A run folder with a resolved config but no overrides file.
 _NO_OVERRIDES_KEPT = (
     ", and one started with hydra.output_subdir=null, which keeps no overrides, "
@@ -201,100 +188,3 @@ def hydras_own(run_dir: Path) -> list[str]:
     if not isinstance(own, list):
         return []
     return [o for o in map(str, own) if not of_the_launch(o)]
-
-
-def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
-    """Refuse a run whose summary says it did every round the resume asks for.
-
-    `fedmodel simulate ... resume=true` on such a run trains no round, exports
-    (and distils) the model again and rewrites summary.json. A run whose
-    summary says it failed, or whose last round is before `num_rounds` (more
-    rounds asked for since), goes on; so does one that finished its rounds
-    but was stopped before its summary was written. A finished run first gets
-    what a stop after its summary left out: its cards, its tracking.
-    """
-    from fedmodel.config import compose_config, settings_from_dict
-    from fedmodel.run.tracking import track_if_untracked
-    from fedmodel.serve.missing_cards import write_missing_cards
-
-    summary = _finished_summary(run_dir)
-    if summary is None:
-        return
-    config = compose_config(task_overrides(argv))
-    num_rounds = int(config["num_rounds"])
-    why = _finished_because(summary, num_rounds)
-    if why is not None:
-        cards = write_missing_cards(run_dir, summary)
-        settings = settings_from_dict({**config, RUN_FOLDER_KEY: str(run_dir)})
-        track_if_untracked(settings, run_dir, summary)
-        raise FedmodelError(
-            f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="
-            f"{num_rounds}, {why}): nothing to resume{cards}; its outputs are in "
-            "that folder. Add num_rounds=N for more rounds (not under DP: its "
-            "plan is fixed), or start a new run in a new folder"
-        )
-
-
-def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
-    """The final accuracy of a resumed sweep's job that has finished, or None.
-
-    `fedmodel simulate --multirun ... resume=true` continues a stopped sweep in
-    its folder: a job whose run finished is not run again (its model exported
-    and its summary, timings included, rewritten), as `check_rounds_left`
-    refuses it for `fedmodel resume`. A finished run there whose resolved
-    config differs in a key other than the start's own is another job's: it
-    is refused, naming the keys.
-    """
-    from fedmodel.run.resumed_settings import changed_keys
-    from fedmodel.run.tracking import track_if_untracked
-    from fedmodel.serve.missing_cards import write_missing_cards
-
-    summary = _finished_summary(run_dir)
-    why = None if summary is None else _finished_because(summary, settings.num_rounds)
-    if why is None:
-        return None
-    earlier = stored_config(run_dir) or {}
-    changed = [
-        key
-        for key in changed_keys(earlier, asdict(settings))
-        if key.split(".")[0] not in SET_BY_THE_START
-    ]
-    if changed:
-        raise FedmodelError(
-            f"the sweep job's folder {run_dir} holds a finished run of other "
-            f"settings ({', '.join(changed[:4])} differ from its {RESOLVED_CONFIG})"
-            ": give the sweep a folder of its own (hydra.sweep.dir=...)"
-        )
-    assert summary is not None  # a run with no summary is not finished
-    track_if_untracked(settings, run_dir, summary)
-    log.info(
-        "%s has finished (%s: num_rounds=%d, %s%s): kept as it is, not run again",
-        run_dir,
-        SUMMARY_FILE,
-        settings.num_rounds,
-        why,
-        write_missing_cards(run_dir, summary),
-    )
-    return float(summary["final_accuracy"])
-
-
-def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The run's summary where it says the run finished well; else None."""
-    from fedmodel.run.summary import STATUS_OK
-
-    path = run_dir / SUMMARY_FILE
-    fix = "restore it, or move it aside (the resumed run writes it again)"
-    summary = parsed_file(path, fix=fix) if path.is_file() else None
-    if not isinstance(summary, dict) or summary.get("status", STATUS_OK) != STATUS_OK:
-        return None
-    return summary
-
-
-def _finished_because(summary: dict[str, Any], num_rounds: int) -> str | None:
-    """Why a run of `num_rounds` rounds with this summary has none left, or None."""
-    last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
-    clients = summary.get("clients") or []
-    spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)
-    if spent:
-        return "every client's budget is spent"
-    return f"round {last} is done" if last >= num_rounds else None

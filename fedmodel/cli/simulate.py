@@ -34,7 +34,7 @@ from fedmodel.cli.hydra_files import (
     task_overrides,
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
-from fedmodel.cli.resume import finished_sweep_job
+from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import (
     check_overrides,

@@ -12,7 +12,8 @@ import yaml
 
 from fedmodel.cli.hydra_files import named_run_dir, run_dir_override
 from fedmodel.cli.main import run_command
-from fedmodel.cli.resume import check_rounds_left, finished_sweep_job, resume_argv
+from fedmodel.cli.resume import resume_argv
+from fedmodel.cli.resume_finished import check_rounds_left, finished_sweep_job
 from fedmodel.cli.simulate import run_simulate
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedmodel.cli.resume import check_rounds_left, hydras_own, resume_argv
+from fedmodel.cli.resume import hydras_own, resume_argv
+from fedmodel.cli.resume_finished import check_rounds_left
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_runs import find_runs
 from fedmodel.run.checkpoint import keep_rounds_up_to
