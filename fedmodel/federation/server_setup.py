@@ -54,6 +54,7 @@ from fedmodel.run.metrics import numbered_name
 from fedmodel.run.resumed_settings import changed_keys
 from fedmodel.run.resumed_student import check_student_resume
 from fedmodel.run.stored_config import stored_config
+from fedmodel.serve.model_card import remove_cut_cards
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import LastRoundOrStart, split_for_selection
@@ -219,6 +220,7 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
     removed = [run_dir / CHECKPOINT_DIR] if remove_stale_checkpoint(run_dir) else []
     removed += remove_stale_temp_files(run_dir / CENTRAL_LEDGER_FILE)
     removed += remove_stale_temp_files(run_dir / RESOLVED_CONFIG)
+    removed += remove_cut_cards(run_dir)
     clients = run_dir / CLIENTS_DIR
     if clients.is_dir():
         for state_dir in sorted(p for p in clients.iterdir() if p.is_dir()):

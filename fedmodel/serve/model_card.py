@@ -59,13 +59,35 @@ def write_card(
 
     Whole or not at all: a card cut short by a stop could end inside its
     epsilon ("at most 2" of "at most 2.5"). The temp file is written as the
-    export's files are, readable as the umask allows.
+    export's files are, readable as the umask allows, and removed if the
+    write fails.
     """
     path = folder / MODEL_CARD_FILE
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(model_card(summary, settings, role=role, folder=folder))
-    temp.replace(path)
+    temp = card_temp(folder)
+    try:
+        temp.write_text(model_card(summary, settings, role=role, folder=folder))
+        temp.replace(path)
+    finally:  # a card cut short must not travel with the model's folder
+        temp.unlink(missing_ok=True)
     return path
+
+
+def card_temp(folder: Path) -> Path:
+    """Where `write_card` writes `folder`'s card before renaming it into place."""
+    return folder / f"{MODEL_CARD_FILE}.tmp"
+
+
+def remove_cut_cards(run_dir: Path) -> list[Path]:
+    """Delete the cut cards a kill left in the run's model folders; those removed.
+
+    `write_card` removes its own temp file when a stop or a full disk cuts
+    it short; a killed process cannot.
+    """
+    stale = [card_temp(run_dir / name) for name in MODEL_FOLDERS.values()]
+    stale = [temp for temp in stale if temp.is_file()]
+    for temp in stale:
+        temp.unlink(missing_ok=True)
+    return stale
 
 
 def model_card(

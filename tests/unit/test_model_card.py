@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fedmodel.federation.server_setup import _remove_stale_temp_files
 from fedmodel.serve.model_card import model_card, write_model_cards
 from tests.conftest import small_settings
 
@@ -268,9 +269,21 @@ def test_a_card_cut_short_by_a_stop_is_never_in_place(
     with pytest.raises(KeyboardInterrupt):
         write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
     assert not (tmp_path / "model" / "README.md").exists()
-    # The cut one is left as README.md.tmp, which nothing reads; the next
-    # card written (a resume's) takes its place.
+    # Nor is the cut one left beside it, to travel with the exported folder.
+    assert not (tmp_path / "model" / "README.md.tmp").exists()
     monkeypatch.undo()
     write_model_cards(summary, small_settings("privacy.target_epsilon=3"))
     assert "epsilon at most 2.5" in (tmp_path / "model" / "README.md").read_text()
     assert not (tmp_path / "model" / "README.md.tmp").exists()
+
+
+def test_a_card_a_kill_cut_short_is_removed_when_the_run_starts_again(
+    tmp_path: Path,
+) -> None:
+    # A killed process cannot remove its temp file; the next start does.
+    for name in ("model", "student"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "README.md.tmp").write_text("epsilon at most 2")
+    (tmp_path / "model" / "README.md").write_text("a whole card")
+    _remove_stale_temp_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("README*")) == ["README.md"]
