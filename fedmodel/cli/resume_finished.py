@@ -43,8 +43,6 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     what a stop after its summary left out: its cards, its tracking.
     """
     from fedmodel.config import compose_config, settings_from_dict
-    from fedmodel.run.tracking import track_if_untracked
-    from fedmodel.serve.missing_cards import write_missing_cards
 
     summary = _finished_summary(run_dir)
     if summary is None:
@@ -53,9 +51,8 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     num_rounds = int(config["num_rounds"])
     why = _finished_because(summary, num_rounds)
     if why is not None:
-        cards = write_missing_cards(run_dir, summary)
         settings = settings_from_dict({**config, RUN_FOLDER_KEY: str(run_dir)})
-        track_if_untracked(settings, run_dir, summary)
+        cards = _complete(settings, run_dir, summary)
         raise FedmodelError(
             f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="
             f"{num_rounds}, {why}): nothing to resume{cards}; its outputs are in "
@@ -75,8 +72,6 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
     is refused, naming the keys.
     """
     from fedmodel.run.resumed_settings import changed_keys
-    from fedmodel.run.tracking import track_if_untracked
-    from fedmodel.serve.missing_cards import write_missing_cards
 
     summary = _finished_summary(run_dir)
     why = None if summary is None else _finished_because(summary, settings.num_rounds)
@@ -95,16 +90,31 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
             ": give the sweep a folder of its own (hydra.sweep.dir=...)"
         )
     assert summary is not None  # a run with no summary is not finished
-    track_if_untracked(settings, run_dir, summary)
     log.info(
         "%s has finished (%s: num_rounds=%d, %s%s): kept as it is, not run again",
         run_dir,
         SUMMARY_FILE,
         settings.num_rounds,
         why,
-        write_missing_cards(run_dir, summary),
+        _complete(settings, run_dir, summary),
     )
     return float(summary["final_accuracy"])
+
+
+def _complete(settings: RunSettings, run_dir: Path, summary: dict[str, Any]) -> str:
+    """Give a finished run what a stop after its summary left out; what to say.
+
+    Its cards are checked first and written last: a tracking store that
+    cannot be reached stops the resume with the folder as it was, and the
+    tracker's id written into summary.json does not make a model folder
+    exported after the summary look older than it (`missing_cards`).
+    """
+    from fedmodel.run.tracking import track_if_untracked
+    from fedmodel.serve.missing_cards import missing_cards, write_missing_cards
+
+    missing = missing_cards(run_dir, summary)
+    track_if_untracked(settings, run_dir, summary)
+    return write_missing_cards(run_dir, summary, missing)
 
 
 def _finished_summary(run_dir: Path) -> dict[str, Any] | None:

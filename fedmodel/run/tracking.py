@@ -98,7 +98,9 @@ def _track_mlflow(settings: RunSettings, run_dir: Path) -> str | None:
     except (MlflowException, OSError) as exc:  # a store it cannot reach or write
         raise FedmodelError(
             f"MLflow could not log {run_dir} to {uri} ({exc}); the run folder is "
-            "complete: set tracking.uri to a writable store, or tracking=none"
+            "complete: set tracking.uri to a store MLflow can reach and write, or "
+            f"tracking=none to leave it untracked (`fedmodel resume {run_dir} "
+            "tracking=none` once it has finished)"
         ) from exc
     log.info("logged to MLflow at %s (run %s)", uri, run.info.run_id)
     return str(run.info.run_id)

@@ -20,13 +20,14 @@ from fedmodel.serve.exported_folder import CONFIG_FILE
 from fedmodel.serve.model_card import MODEL_FOLDERS, write_card
 
 
-def write_missing_cards(run_dir: Path, summary: Mapping[str, Any]) -> str:
-    """Write the cards a finished run lacks (`_missing_cards`); what to say of it.
+def write_missing_cards(
+    run_dir: Path, summary: Mapping[str, Any], missing: Mapping[str, Path]
+) -> str:
+    """Write the cards `missing_cards` found a finished run lacks; what to say of it.
 
     The settings are the run's resolved config, its finishing start's. The
     clause is for the line saying the run has finished; "" if none was missing.
     """
-    missing = _missing_cards(run_dir, summary)
     if not missing:
         return ""
     then = "write its missing model cards"
@@ -42,7 +43,7 @@ def write_missing_cards(run_dir: Path, summary: Mapping[str, Any]) -> str:
     )
 
 
-def _missing_cards(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
+def missing_cards(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
     """The model folders of a finished run that lack their card, by role.
 
     Its summary describes the weights beside it: it was written after they

@@ -228,6 +228,56 @@ def test_a_finished_run_a_stop_left_untracked_is_tracked_by_the_resume(
     assert tracked == [run, run]
 
 
+def test_an_unreachable_tracking_store_stops_the_resume_before_any_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The cards a stop left out were written before MLflow was asked, so the
+    # refused resume had changed the run folder.
+    (tmp_path / "a-file").write_text("")
+    uri = (tmp_path / "a-file" / "mlruns").as_uri()
+    run = _run_folder(
+        tmp_path / "run", [*RUN, "tracking=mlflow", f"tracking.uri={uri}"]
+    )
+    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
+    (run / "summary.json").write_text(json.dumps(summary))
+    before = _contents(run)
+    err = _refused([str(run)], capsys)
+    assert _contents(run) == before
+    assert f"MLflow could not log {run} to {uri} (" in err
+    assert f"(`fedmodel resume {run} tracking=none` once it has finished)" in err
+    assert "has finished" in _refused([str(run), "tracking=none"], capsys)
+    assert (run / "model" / "README.md").is_file()
+
+
+def test_tracking_a_sweeps_finished_job_keeps_its_cards_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tracker's id was written into summary.json before the cards were
+    # checked: a model folder exported after the summary then looked older
+    # than it, and got a card from a summary that may not describe it.
+    monkeypatch.setitem(tracking.TRACKERS, "mlflow", lambda *_: "7")
+    run = _run_folder(tmp_path / "run", [*RUN, "tracking=mlflow"])
+    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "model" / "README.md").unlink(missing_ok=True)
+    past = (run / "summary.json").stat().st_mtime - 100
+    os.utime(run / "summary.json", (past, past))
+    os.utime(run / "model" / "config.json", (past + 1, past + 1))
+    config = compose_config([*RUN, "tracking=mlflow"])
+    settings = settings_from_dict({**config, "run_dir": str(run)})
+    with pytest.raises(FedmodelError, match="was written after"):
+        finished_sweep_job(run, settings)
+    assert not (run / "model" / "README.md").exists()
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 def test_missing_cards_of_a_run_another_version_made_name_the_version(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
