@@ -48,6 +48,7 @@ from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CLIENTS_DIR,
     RESOLVED_CONFIG,
+    TRANSFER_FILE_HASH,
     checkpoint_file,
 )
 from fedmodel.run.metrics import numbered_name
@@ -220,6 +221,7 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
     removed = [run_dir / CHECKPOINT_DIR] if remove_stale_checkpoint(run_dir) else []
     removed += remove_stale_temp_files(run_dir / CENTRAL_LEDGER_FILE)
     removed += remove_stale_temp_files(run_dir / RESOLVED_CONFIG)
+    removed += remove_stale_temp_files(run_dir / TRANSFER_FILE_HASH)
     removed += remove_cut_cards(run_dir)
     clients = run_dir / CLIENTS_DIR
     if clients.is_dir():

@@ -7,6 +7,8 @@ never load the code that wrote them.
 from pathlib import Path
 
 RESOLVED_CONFIG = "resolved_config.yaml"
+# The content hash of the distill.transfer_file the run's last start read.
+TRANSFER_FILE_HASH = "transfer_file.sha256"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "progress.png"

@@ -9,19 +9,30 @@ config and summary.json would state them. The student rounds' own settings
 (`distill.rounds`, `distill.learning_rate`, `distill.temperature`) and the
 student's token limit (`distill.student.max_length`) act on what is still to
 come, and may change as before distillation began.
+
+`distill.transfer_file` is the file's content, not its path: each start
+keeps the hash of the file it reads (`record_transfer_file`), so the same
+file moved or mounted elsewhere, with the run folder or not, is the same,
+and another file or this one rewritten at the run's path is not. A run
+folder written before it did is compared by path.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.checkpoint import Checkpoint
-from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.layout import RESOLVED_CONFIG, TRANSFER_FILE_HASH
 from fedmodel.run.resumed_settings import quoted, value_at
 from fedmodel.run.stored_config import stored_config
+
+TRANSFER_KEY = "distill.transfer_file"
 
 # How the checkpoint's student was built and distilled on the server's texts
 # (distill/finish.py, distill/server.py); `distill.name` too, since under
@@ -31,7 +42,7 @@ STUDENT_MADE_WITH = (
     "distill.student.num_layers",
     "distill.student.layers",
     "distill.student.feed_forward_share",
-    "distill.transfer_file",
+    TRANSFER_KEY,
     "distill.augment_copies",
     "distill.epochs",
     "distill.batch_size",
@@ -63,15 +74,63 @@ def check_student_resume(
     changed = [
         key
         for key in STUDENT_MADE_WITH
-        if value_at(earlier, key) != value_at(config, key)
+        if key != TRANSFER_KEY and value_at(earlier, key) != value_at(config, key)
     ]
-    if changed:
+    said = [quoted(changed, config, earlier)] if changed else []
+    said += _transfer_file_change(run_dir, config=config, earlier=earlier)
+    if said:
         raise FedmodelError(
-            f"resume=true in {run_dir} with {quoted(changed, config, earlier)}: "
-            "the checkpoint holds the student of the run's federated distillation "
-            f"(after round {checkpoint.student_round}), built and distilled on the "
-            "server's texts with the run's values, and a resume goes on from it, "
-            "so these would not take effect though this run's config and summary "
-            f"would state them; resume with the run's values (its {RESOLVED_CONFIG}"
-            "), or start a new run in a new folder"
+            f"resume=true in {run_dir} with {', '.join(said)}: the checkpoint "
+            "holds the student of the run's federated distillation (after round "
+            f"{checkpoint.student_round}), built and distilled on the server's "
+            "texts with the run's values, and a resume goes on from it, so these "
+            "would not take effect though this run's config and summary would "
+            f"state them; resume with the run's values (its {RESOLVED_CONFIG}; "
+            f"{TRANSFER_KEY} may name its file moved elsewhere, not another or a "
+            "rewritten one), or start a new run in a new folder"
         )
+
+
+def record_transfer_file(run_dir: Path, settings: RunSettings) -> None:
+    """Keep the content hash of the `distill.transfer_file` this start reads.
+
+    Written once the start's checks have passed, beside its resolved config;
+    removed where the start reads no such file.
+    """
+    path = run_dir / TRANSFER_FILE_HASH
+    named = settings.distill.transfer_file if settings.distill.enabled else None
+    digest = None if named is None else _content_hash(Path(named))
+    if digest is None:
+        path.unlink(missing_ok=True)  # compared by path, as an older run's
+        return
+    write_durably(path, digest + "\n")
+
+
+def _transfer_file_change(
+    run_dir: Path, *, config: dict[str, Any], earlier: dict[str, Any]
+) -> list[str]:
+    """How a refusal quotes a transfer file other than the student's; [] if same."""
+    named, was = value_at(config, TRANSFER_KEY), value_at(earlier, TRANSFER_KEY)
+    try:
+        recorded = (run_dir / TRANSFER_FILE_HASH).read_text().strip() or None
+    except OSError:
+        recorded = None
+    if named is None or was is None or recorded is None:
+        return [quoted([TRANSFER_KEY], config, earlier)] if named != was else []
+    now = _content_hash(Path(named))
+    if now == recorded:
+        return []
+    return [
+        f"{TRANSFER_KEY}={named!r} (the run's: {was!r}), whose content (sha256 "
+        f"{now[:12] if now else 'unreadable'}) is not that of the file the "
+        f"student was distilled on (sha256 {recorded[:12]}, {TRANSFER_FILE_HASH})"
+    ]
+
+
+def _content_hash(path: Path) -> str | None:
+    """The sha256 of the file's bytes; None where it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 from flwr.app import Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
@@ -197,13 +198,51 @@ def test_resume_that_changes_how_the_student_was_made_is_refused(
     other = tmp_path / "other.txt"
     other.write_text(TRANSFER_TEXTS + "\n" + TRANSFER_TEXTS + "\n")
     changed = ("distill.epochs=3", f"distill.transfer_file={other}")
-    quoted = rf"distill.transfer_file='{other}' \(the run's: '.*'\), distill.epochs=3"
+    quoted = rf"distill.epochs=3 \(the run's: 1\), distill.transfer_file='{other}' "
     with pytest.raises(FedmodelError, match=quoted) as refused:
         run_federation(FakeGrid(2), _settings(run_dir, "resume=true", *changed))
     assert "resume with the run's values" in str(refused.value)
     assert (run_dir / "resolved_config.yaml").read_text() == config
     for client in (0, 1):
         assert _charged_rounds(run_dir, client) == [1, 2]
+
+
+def test_the_students_transfer_file_moved_elsewhere_is_the_same_file(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # Compared by path, the file the student was distilled on, moved with the
+    # run folder or mounted elsewhere, was refused though nothing changed.
+    moved = tmp_path / "moved" / "transfer.txt"
+    moved.parent.mkdir()
+    shutil.copyfile(_transfer_file(run_dir), moved)
+    settings = _settings(run_dir, "resume=true", f"distill.transfer_file={moved}")
+    check_student_resume(run_dir, _checkpoint(run_dir), settings)
+
+
+def test_a_transfer_file_rewritten_at_the_runs_path_is_refused(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # The same path no longer names the texts the student was distilled on.
+    mine = tmp_path / "mine.txt"
+    shutil.copyfile(_transfer_file(run_dir), mine)
+    config = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    config["distill"]["transfer_file"] = str(mine)
+    (run_dir / "resolved_config.yaml").write_text(yaml.safe_dump(config))
+    mine.write_text("a text the student never learned on\n")
+    with pytest.raises(FedmodelError) as refused:
+        check_student_resume(
+            run_dir, _checkpoint(run_dir), _settings(run_dir, "resume=true")
+        )
+    said = str(refused.value)
+    assert f"distill.transfer_file='{mine}' (the run's: '{mine}'), whose " in said
+    assert "is not that of the file the student was distilled on (sha256 " in said
+    assert "may name its file moved elsewhere, not another or a rewritten" in said
+
+
+def _transfer_file(run_dir: Path) -> Path:
+    stored = stored_config(run_dir)
+    assert stored is not None
+    return Path(stored["distill"]["transfer_file"])
 
 
 def test_before_distillation_began_its_settings_may_change(run_dir: Path) -> None:
