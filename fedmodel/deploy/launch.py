@@ -7,7 +7,7 @@ authentication on unless `--insecure` is given (then a warning), checks before
 Flower starts (every certificate, key and data file exists, a site's CA
 certificate and key parse, the state folder and the database's folder can be
 written), and a correctly quoted `--node-config` carrying the site's own
-settings.
+settings. The files a launch names are checked in `launch_files`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from fedmodel.client.site import (
 )
 from fedmodel.client.site_agreement import agreed_labels
 from fedmodel.client.site_cap import unmeasured_cap
-from fedmodel.client.site_delta import check_site_delta, site_delta_warning
 from fedmodel.deploy.certs import (
     CA_CERT,
     SUPERLINK_CERT,
@@ -41,7 +40,11 @@ from fedmodel.deploy.certs import (
     check_site_private_key,
     check_superlink_key,
 )
-from fedmodel.deploy.ledger_launch_check import check_stored_ledger
+from fedmodel.deploy.launch_files import (
+    check_database,
+    check_site_file,
+    existing_file,
+)
 from fedmodel.deploy.port_check import check_port_free
 from fedmodel.deploy.superexec_check import check_superexec_address
 from fedmodel.deploy.superlink_check import check_superlink_certificate
@@ -57,20 +60,6 @@ TASK_POLL_INTERVAL_SECONDS = "0.1"
 # Where flwr 1.41's SuperNode serves its runtime API (its UVICORN_DEFAULT_HOST;
 # `--port` sets the port).
 RUNTIME_HOST = "127.0.0.1"
-
-# What to do about each option's missing file.
-_MISSING = {
-    "--certs": "create the CA and the SuperLink's certificate with `fedmodel "
-    "certs superlink`",
-    "--ca-cert": "use the ca.crt the server operator sends (it is made by "
-    "`fedmodel certs superlink`)",
-    "--auth-key": "create the site's key pair with `fedmodel certs site` (and "
-    "have the server operator register its .pub)",
-    "--data-file": "give the path of the site's records (a CSV, TSV, JSONL or "
-    "Parquet file)",
-    "--labels-file": "give the file of the federation's labels, one per line, "
-    "or leave the option out",
-}
 
 INSECURE_WARNING = (
     "--insecure: TLS is OFF. Model updates and node identities travel in clear "
@@ -100,7 +89,7 @@ def superlink_command(
     command = ["flower-superlink", "--host", host, "--port", str(port)]
     command += ["--disable-runtime-dependency-installation"]
     if database is not None:
-        _check_database(database)
+        check_database(database)
         command += ["--database", str(database)]
     if insecure:
         log.warning("%s", INSECURE_WARNING)
@@ -111,7 +100,7 @@ def superlink_command(
             "or --insecure to run without TLS"
         )
     ca_cert, cert, key = (
-        _existing(certs_dir / name, "--certs")
+        existing_file(certs_dir / name, "--certs")
         for name in (CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY)
     )
     check_certificate(ca_cert, option="--certs")
@@ -145,11 +134,11 @@ def supernode_command(
     and the node signs in with `private_key`; `insecure` drops both and logs a
     warning, as does a cap below the budgets the budget rule was measured at.
     """
-    _check_site_file(site)
+    check_site_file(site)
     if (unmeasured := unmeasured_cap(site)) is not None:
         log.warning("%s", unmeasured)
     if site.labels_file is not None:
-        agreed_labels(_existing(site.labels_file, "--labels-file"))
+        agreed_labels(existing_file(site.labels_file, "--labels-file"))
     check_writable_folder(
         site.state_dir, key="--state-dir", what="the state folder", example="state"
     )
@@ -178,9 +167,9 @@ def supernode_command(
             "--auth-key (the site's private key from `fedmodel certs site`), or "
             "--insecure to run without TLS and authentication"
         )
-    ca_cert = _existing(ca_cert, "--ca-cert")
+    ca_cert = existing_file(ca_cert, "--ca-cert")
     check_certificate(ca_cert, option="--ca-cert")
-    private_key = _existing(private_key, "--auth-key")
+    private_key = existing_file(private_key, "--auth-key")
     check_site_private_key(private_key, option="--auth-key")
     check_superlink_certificate(superlink, ca_cert)
     return [
@@ -190,40 +179,6 @@ def supernode_command(
         "--auth-supernode-private-key",
         str(private_key),
     ]
-
-
-def _check_site_file(site: SiteConfig) -> None:
-    """Read the site's file once at launch, not first when a round arrives.
-
-    A file no round could read, one without an agreed `--text-column` or
-    `--label-column`, or a `--delta` not below 1/n for its records, stops the
-    launch on the operator's console. Each round checks again. A
-    delta above 1e-3, given or the default 1/(10 n) the round would take, is
-    said there too: the site still starts, as it still trains.
-    """
-    # Imported here: pandas loads only for the SuperNode's launch.
-    from fedmodel.data.file_cells import require_column
-    from fedmodel.data.file_formats import read_table
-
-    path = _existing(site.data_file, "--data-file")
-    table = read_table(path, key="--data-file")
-    records = len(table)
-    if records == 0:
-        raise FedmodelError(
-            f"--data-file: file {path} holds no records, only a header; give the "
-            "site's file of records"
-        )
-    # No pair agreed: nothing to check (the server names the columns).
-    for key, column in zip(
-        (TEXT_COLUMN, LABEL_COLUMN), site.columns or (), strict=False
-    ):
-        role, fix = key.removesuffix("-column"), f"give --{key} one of its columns"
-        require_column(table, column, role=role, fix=fix, path=path, key=f"--{key}")
-    check_site_delta(site, records=records)
-    check_stored_ledger(site, records=records)
-    weak = site_delta_warning(site.site_id, delta=site.delta, records=records)
-    if weak is not None:
-        log.warning("%s", weak)
 
 
 def node_config_arg(site: SiteConfig) -> str:
@@ -270,31 +225,3 @@ def exec_flower(command: list[str]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)
-
-
-def _check_database(database: Path) -> None:
-    """Refuse a --database that Flower's SQLite could not open or create."""
-    if database.is_dir():
-        raise FedmodelError(
-            f"--database: {database} is a folder; give a file in it, e.g. "
-            f"--database={database / 'superlink.db'}"
-        )
-    if not database.parent.is_dir():
-        raise FedmodelError(
-            f"--database: the folder {database.parent} of {database} does not "
-            "exist or is not a folder; create it first or choose another path"
-        )
-    check_writable_folder(
-        database.parent,
-        key="--database",
-        what="the database's folder",
-        example="state/superlink.db",
-    )
-
-
-def _existing(path: Path, option: str) -> Path:
-    if not path.is_file():
-        raise FedmodelError(
-            f"{option}: {path} does not exist or is not a file; {_MISSING[option]}"
-        )
-    return path.resolve()

@@ -365,13 +365,14 @@ def _said_at_launch(
 
     The site starts with each all the same.
     """
-    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy.launch"):
+    launcher = ("fedmodel.deploy.launch", "fedmodel.deploy.launch_files")
+    with caplog.at_level(logging.WARNING, logger="fedmodel.deploy"):
         for value in values:
             assert _launch(site, **{key: value})[0] == "flower-supernode"
     return [
         r.message
         for r in caplog.records
-        if r.name == "fedmodel.deploy.launch" and r.message != INSECURE_WARNING
+        if r.name in launcher and r.message != INSECURE_WARNING
     ]
 
 
