@@ -7,7 +7,9 @@ never a record), so the server can name the client and its reason. Before a
 round trains, the client's ledger is checked against what the server recorded
 (`federation/ledger_query.py`): a train message that carries those figures is
 refused before anything is read or charged where the ledger holds less, and a
-query message asks what the ledger holds, for the server to check.
+query message asks what the ledger holds, for the server to check. What a train
+message sets up before its round (settings, state folder, records) is in
+`federation/round_setup.py`.
 
 Flower 1.41 starts a fresh process for every message a SuperNode receives, so what this
 module imports is paid for every message at every site (the ledger query's and the
@@ -26,7 +28,6 @@ _APP_IMPORT_STARTED = time.time()
 
 import logging  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from flwr.app import (  # noqa: E402
@@ -39,22 +40,12 @@ from flwr.app import (  # noqa: E402
 )
 from flwr.clientapp import ClientApp  # noqa: E402
 
-import fedmodel  # noqa: E402
 from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SIMULATED_CLIENT,
-    SiteConfig,
     capped_settings,
-    check_site_run_config,
     site_from_node_config,
 )
-from fedmodel.client.site_agreement import check_site_agreement  # noqa: E402
-from fedmodel.config import (  # noqa: E402
-    RunSettings,
-    from_run_config,
-    settings_from_dict,
-)
-from fedmodel.config.wording import plural  # noqa: E402
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation.continuity import check_recorded_ledger  # noqa: E402
 from fedmodel.federation.messages import (  # noqa: E402
@@ -72,25 +63,23 @@ from fedmodel.federation.messages import (  # noqa: E402
     check_server_version,
     failure_reason,
 )
-from fedmodel.privacy.durable_file import remove_stale_temp_files  # noqa: E402
+from fedmodel.federation.round_setup import (  # noqa: E402
+    client_state_dir,
+    round_settings,
+    site_records,
+    sweep_temp_files,
+)
 from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY  # noqa: E402
 from fedmodel.privacy.ledger_holding import held_figures  # noqa: E402
-from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRefusal  # noqa: E402
+from fedmodel.privacy.ledger_record import LedgerRefusal  # noqa: E402
 from fedmodel.privacy.ledger_reset import reset_count  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
-from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
 if TYPE_CHECKING:
-    import datasets
-
     from fedmodel.client.local_round import RoundOutcome
-    from fedmodel.training.feature_store import StoredFeatures
 
 app = ClientApp()
 log = logging.getLogger(__name__)
-
-# Keys Flower's strategies add to the train config (the rest is our run-config).
-FLOWER_KEYS = ("proximal-mu",)
 
 
 @app.train()
@@ -173,7 +162,7 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
 
     entered = time.time()  # after that import: the "imports" stage holds it
     site = site_from_node_config(context.node_config)
-    round_number, settings = _round_settings(msg, site)
+    round_number, settings = round_settings(msg, site)
     arrays = msg.content.array_records
     teacher = arrays.get(TEACHER_KEY)
     state_dir = client_state_dir(site, settings.run_dir, client_id)
@@ -186,8 +175,8 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
     if site is not None:
         settings = capped_settings(settings, site)
         distill = teacher is not None
-        records = _site_records(settings, site, round_number, distill=distill)
-    _sweep_temp_files(state_dir, client_id)
+        records = site_records(settings, site, round_number, distill=distill)
+    sweep_temp_files(state_dir, client_id)
     data_loaded = time.time()
     outcome = run_local_round(
         settings,
@@ -212,73 +201,6 @@ def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
             prepare_seconds=outcome.prepare_seconds,
         )
     return content
-
-
-def _site_records(
-    settings: RunSettings, site: SiteConfig, round_number: int, *, distill: bool
-) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
-    """What the site trains on this round (`site_round_records`), said in its log."""
-    # Here, not at the top: the feature store imports torch.
-    from fedmodel.client.site_data import site_round_records
-
-    # Which code trains on the site's records: with `fedmodel flwr-app`'s
-    # bundle, the site's own installed fedmodel.
-    log.info(
-        "site %d: round %d, fedmodel %s from %s",
-        site.site_id,
-        round_number,
-        fedmodel.__version__,
-        Path(fedmodel.__file__).parent,
-    )
-    # The mode by name, not by the registry (model/finetune.py): that
-    # imports transformers, which a site's message process keeps out of
-    # its start-up until it trains (test_site_features.py checks it).
-    return site_round_records(
-        settings, site, head_features=settings.finetune.mode == "head" and not distill
-    )
-
-
-def _sweep_temp_files(state_dir: Path, client_id: int) -> None:
-    """Remove what a killed round left in the client's folder.
-
-    The ledger's temp files go under its lock; the feature store's once they
-    are an hour old (it takes no lock).
-    """
-    from fedmodel.training.feature_store import sweep_stale_temp_files  # torch
-
-    removed = remove_stale_temp_files(state_dir / LEDGER_FILE)
-    if removed:
-        log.info(
-            "client %d: removed %d stale temp %s",
-            client_id,
-            len(removed),
-            plural(len(removed), "file"),
-        )
-    sweep_stale_temp_files(state_dir)
-
-
-def _round_settings(msg: Message, site: SiteConfig | None) -> tuple[int, RunSettings]:
-    """The round number and the server's settings, checked before any is used."""
-    config = dict(msg.content[CONFIG_KEY])
-    round_number = int(str(config.pop("server-round")))
-    check_server_version(config.pop(VERSION_KEY, None))
-    for key in FLOWER_KEYS:
-        config.pop(key, None)
-    raw = from_run_config(config)
-    if site is None:
-        return round_number, settings_from_dict(raw)
-    check_site_run_config(raw, site)  # before anything reads the site's disk
-    settings = settings_from_dict(raw)
-    check_site_agreement(settings, site)  # before the site's file is read
-    return round_number, settings
-
-
-def client_state_dir(site: SiteConfig | None, run_dir: str, client_id: int) -> Path:
-    """Where this client keeps its ledger and caches.
-
-    A site names it in its node config; in simulation it sits in the run folder.
-    """
-    return simulated_client_dir(run_dir, client_id) if site is None else site.state_dir
 
 
 def _failure(msg: Message, code: int, reason: str) -> Message:
