@@ -32,7 +32,7 @@ from fedmodel.model.finetune import prepare_for_finetuning  # noqa: E402
 from fedmodel.model.head import load_trainable_state, trainable_state  # noqa: E402
 from fedmodel.model.load import build_classifier, load_tokenizer  # noqa: E402
 from fedmodel.privacy.accountants import composed_epsilon  # noqa: E402
-from fedmodel.privacy.calibration import choose_delta  # noqa: E402
+from fedmodel.privacy.client_plan import choose_delta  # noqa: E402
 from fedmodel.privacy.engine import private_training  # noqa: E402
 from fedmodel.privacy.noise_search import smallest_noise  # noqa: E402
 from fedmodel.privacy.sampling import sample_rate_for  # noqa: E402

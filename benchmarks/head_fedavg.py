@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from fedmodel.config import compose_config  # noqa: E402
 from fedmodel.config.budget_table import budget_row  # noqa: E402
-from fedmodel.privacy.calibration import PrivacyPlan, plan_privacy  # noqa: E402
+from fedmodel.privacy.client_plan import PrivacyPlan, plan_privacy  # noqa: E402
 from fedmodel.privacy.engine import private_training  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
     criterion_loss,

@@ -22,14 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fedmodel.privacy.calibration import plan_privacy  # noqa: E402
+from fedmodel.privacy.client_plan import plan_privacy  # noqa: E402
 from fedmodel.privacy.ledger import PrivacyLedger  # noqa: E402
 
 CLIENT = "bench"
 PROBE = """
 import sys, time
 from pathlib import Path
-from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.client_plan import PrivacyPlan
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_record import read_record
 

@@ -88,7 +88,7 @@ def client_ledger(run_dir: Path, client: int | str) -> dict[str, Any]:
 
 def charged_plan() -> Any:
     """The privacy plan `charge_client_ledger` charges with."""
-    from fedmodel.privacy.calibration import PrivacyPlan
+    from fedmodel.privacy.client_plan import PrivacyPlan
 
     return PrivacyPlan(
         target_epsilon=8.0,

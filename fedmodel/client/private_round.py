@@ -1,7 +1,7 @@
 """A client's DP-SGD round: plan, charge the ledger write-ahead, wrap, check.
 
 Used when the privacy mode has the client train with DP-SGD
-(`privacy=dpsgd`). The plan comes from `privacy.calibration.plan_client`, the
+(`privacy=dpsgd`). The plan comes from `privacy.client_plan.plan_client`, the
 one function `fedmodel privacy-plan` also prints, so the plan shown is the plan
 run.
 """
@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from fedmodel.client.site_delta import site_delta_warning
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
-from fedmodel.privacy.calibration import plan_client
+from fedmodel.privacy.client_plan import plan_client
 from fedmodel.privacy.engine import StepCounter, private_training
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger import (

@@ -21,11 +21,11 @@ from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import check_client_steps, choose_delta
 from fedmodel.privacy.client_level import (
     check_central_ledger_kept,
     plan_client_level,
 )
+from fedmodel.privacy.client_plan import check_client_steps, choose_delta
 from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_check import checked_epsilon
 from fedmodel.privacy.ledger_holding import ledger_shortfall

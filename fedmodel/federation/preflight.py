@@ -28,8 +28,8 @@ from fedmodel.model.checkpoint_check import (
 from fedmodel.model.finetune import finetune_mode
 from fedmodel.model.load import encoder_skeleton, load_tokenizer, text_normalizer
 from fedmodel.model.student import student_layer_indices
-from fedmodel.privacy.calibration import plan_client
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.client_plan import plan_client
 from fedmodel.run.folder_check import check_writable_folder
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Record-level DP-SGD for each client: calibrate, wrap, account, persist.
 
-`calibration.plan_privacy` calibrates noise for a target (epsilon, delta);
+`client_plan.plan_privacy` calibrates noise for a target (epsilon, delta);
 `engine.private_training` wraps the training objects with Opacus;
 `ledger.PrivacyLedger` keeps each client's budget on disk, charged before an
 update leaves the client. Every epsilon comes from `calibration.epsilon_for`.

@@ -15,7 +15,8 @@ from fedmodel.config import RunSettings
 from fedmodel.config.wording import decimals_up, plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import check_prv_steps
-from fedmodel.privacy.calibration import PrivacyPlan, calibrate_noise, choose_delta
+from fedmodel.privacy.calibration import calibrate_noise
+from fedmodel.privacy.client_plan import PrivacyPlan, choose_delta
 from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_shortfall
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, read_record

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import HistoryEntry, PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import HistoryEntry, epsilon_for
+from fedmodel.privacy.client_plan import PrivacyPlan
 from fedmodel.privacy.durable_file import RenameNotSynced, exclusive_lock, write_durably
 from fedmodel.privacy.figure_keys import (
     DELTA_KEY,

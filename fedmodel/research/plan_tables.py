@@ -8,7 +8,8 @@ from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA
 from fedmodel.config.wording import decimals_up, plural
 from fedmodel.privacy.accountants import PRV_MAX_STEPS, prv_takes
-from fedmodel.privacy.calibration import ACCOUNTANTS, planned_rounds
+from fedmodel.privacy.calibration import ACCOUNTANTS
+from fedmodel.privacy.client_plan import planned_rounds
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.research.privacy_plan import (
     ALL_ROUNDS_UP_TO,
@@ -111,7 +112,7 @@ def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
 
 
 def _status(plan: ClientPlan, batch_size: int, *, client_level: bool) -> str:
-    """"ok", marked where a client is too small to be subsampled or its delta weak."""
+    """ "ok", marked where a client is too small to be subsampled or its delta weak."""
     marks = ["[green]ok[/green]"]
     if _unsampled(plan, client_level=client_level):
         marks.append(f"n <= batch {batch_size} *")

@@ -27,14 +27,9 @@ from fedmodel.federation.preflight import (
     warn_about_records,
 )
 from fedmodel.privacy.accountants import prv_takes
-from fedmodel.privacy.calibration import (
-    ACCOUNTANTS,
-    PrivacyPlan,
-    epsilon_for,
-    plan_client,
-    planned_rounds,
-)
+from fedmodel.privacy.calibration import ACCOUNTANTS, epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
+from fedmodel.privacy.client_plan import PrivacyPlan, plan_client, planned_rounds
 from fedmodel.privacy.modes import privacy_mode
 
 log = logging.getLogger(__name__)

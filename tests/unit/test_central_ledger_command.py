@@ -11,8 +11,9 @@ import pytest
 from fedmodel.cli.main import run_command
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID
+from fedmodel.privacy.client_plan import PrivacyPlan
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_record import (
     CENTRAL_LEDGER_FILE,

@@ -17,7 +17,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 import fedmodel.client.jobs as jobs
 import fedmodel.client.local_round as local_round
 import fedmodel.client.private_round as private_round
-import fedmodel.privacy.calibration as calibration
+import fedmodel.privacy.client_plan as client_plan
 from fedmodel.client.local_round import RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
@@ -25,7 +25,7 @@ from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
-from fedmodel.privacy.calibration import plan_privacy
+from fedmodel.privacy.client_plan import plan_privacy
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.fingerprint import data_fingerprint
@@ -48,7 +48,7 @@ _plan_once = functools.cache(plan_privacy)
 
 @pytest.fixture(autouse=True)
 def _calibrate_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(calibration, "plan_privacy", _plan_once)
+    monkeypatch.setattr(client_plan, "plan_privacy", _plan_once)
 
 
 class TrainingCrashed(RuntimeError):
@@ -219,7 +219,7 @@ def test_a_site_with_a_ledger_trains_at_its_noise_without_a_search(
 ) -> None:
     # A deployed site runs each round in a fresh process; the ledger keeps its
     # noise multiplier, so only the first round searches for one.
-    monkeypatch.setattr(calibration, "plan_privacy", _plan_once.__wrapped__)
+    monkeypatch.setattr(client_plan, "plan_privacy", _plan_once.__wrapped__)
     settings = make_settings(tmp_path)
     state_dir = tmp_path / "client-0"
     first = one_round(settings, state_dir, fresh_weights(settings), 1)
@@ -229,7 +229,7 @@ def test_a_site_with_a_ledger_trains_at_its_noise_without_a_search(
     def no_search(**kwargs: object) -> float:
         raise AssertionError("the ledger's noise multiplier needs no search")
 
-    monkeypatch.setattr(calibration, "calibrate_noise", no_search)
+    monkeypatch.setattr(client_plan, "calibrate_noise", no_search)
     second = one_round(settings, state_dir, first.weights, 2)
     assert second.weights is not None
     assert second.privacy["noise-multiplier"] == sigma
@@ -443,7 +443,7 @@ def test_a_site_smaller_than_one_batch_takes_all_its_records_every_step(
     assert [len(labels) for labels in seen] == [n] * epochs
     assert outcome.privacy["sample-rate"] == 1.0
     assert outcome.privacy["steps"] == epochs
-    plan = calibration.plan_client(settings, num_records=n, client_id="0")
+    plan = client_plan.plan_client(settings, num_records=n, client_id="0")
     assert (plan.sample_rate, plan.steps_per_round) == (1.0, epochs)
     assert outcome.privacy["noise-multiplier"] == plan.noise_multiplier
     assert read_ledger(tmp_path / "client-0")["sample_rate"] == 1.0

@@ -14,13 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedmodel.config import compose_config
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import PRV_MAX_STEPS, composed_epsilon, rdp_epsilon
-from fedmodel.privacy.calibration import (
-    PrivacyPlan,
-    calibrate_noise,
-    choose_delta,
-    epsilon_for,
-    plan_privacy,
-)
+from fedmodel.privacy.calibration import calibrate_noise, epsilon_for
+from fedmodel.privacy.client_plan import PrivacyPlan, choose_delta, plan_privacy
 from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 
 
@@ -238,7 +233,7 @@ def test_plan_privacy(monkeypatch: pytest.MonkeyPatch) -> None:
         counted.append((num_records, batch_size))
         return poisson_steps_per_epoch(num_records, batch_size)
 
-    monkeypatch.setattr("fedmodel.privacy.calibration.poisson_steps_per_epoch", count)
+    monkeypatch.setattr("fedmodel.privacy.client_plan.poisson_steps_per_epoch", count)
     plan = plan_privacy(
         target_epsilon=3.0,
         delta=None,

@@ -16,7 +16,8 @@ from opacus.accountants import RDPAccountant
 import fedmodel.privacy.durable_file as durable_file
 from fedmodel.cli.main import run_command
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.client_plan import PrivacyPlan
 from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
 from fedmodel.privacy.ledger_record import LedgerRefusal
 from fedmodel.privacy.ledger_reset import archive_ledger, archived_ledgers, reset_count
@@ -72,7 +73,7 @@ def test_charge_after_crash_before_send_is_on_disk(path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os
-        from fedmodel.privacy.calibration import PrivacyPlan
+        from fedmodel.privacy.client_plan import PrivacyPlan
         from fedmodel.privacy.ledger import PrivacyLedger
         plan = PrivacyPlan(**{PLAN.__dict__!r})
         ledger = PrivacyLedger.open(

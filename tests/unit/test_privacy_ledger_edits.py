@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import PrivacyPlan
+from fedmodel.privacy.client_plan import PrivacyPlan
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_reset import ledger_status
 

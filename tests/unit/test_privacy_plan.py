@@ -21,7 +21,8 @@ from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import TASKS
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import PRV_MAX_STEPS
-from fedmodel.privacy.calibration import PrivacyPlan, epsilon_for
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.client_plan import PrivacyPlan
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.research.calibrated_settings import (
     CalibratedSetting,
