@@ -2,7 +2,8 @@
 
 Train file i is client (site) i's data and gets "site" = i; the server's test
 file gets "site" = -1. Labels are compared as strings (a JSON 3 and a CSV "3"
-are the same label; so are a Parquet 3.0 and 3).
+are the same label; so are a Parquet 3.0 and 3). The labels' descriptions are
+read with the other files (`label_descriptions.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fedmodel.data.file_cells import (
 )
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
 from fedmodel.data.file_roles import check_named_files
+from fedmodel.data.label_descriptions import described_labels, read_descriptions
 from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.label_order import derived_label_order
 from fedmodel.data.record_labels import FileRecords, refuse_record_labels
@@ -29,9 +31,6 @@ from fedmodel.errors import FedmodelError
 
 TEST_SITE = -1
 MIN_LABELS = 2
-DESCRIPTIONS_KEY = "task.label_descriptions"
-# task.label_descriptions: the column holding each label's description.
-DESCRIPTION_COLUMN = "description"
 
 
 def load_files(task: TaskSettings, *, seed: int) -> TaskData:
@@ -112,45 +111,6 @@ def load_site_file(
     )
 
 
-def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ...]:
-    """What the head's zero-shot start embeds for each label, in label order.
-
-    The label's name, or its description in `task.label_descriptions`: a
-    table with the label column and a `description` column, one row per
-    label. It may describe labels the task does not have; every label the task
-    has needs exactly one description.
-    """
-    return _described_labels(task, label_names, _read_descriptions(task))
-
-
-def _described_labels(
-    task: TaskSettings,
-    label_names: Sequence[str],
-    described: Mapping[str, str] | None,
-) -> tuple[str, ...]:
-    """`label_texts` from the descriptions already read (None: the task has none)."""
-    if task.label_descriptions is None or described is None:
-        return tuple(label_names)
-    key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
-    missing = [name for name in label_names if name not in described]
-    if missing:
-        others = sorted(set(described) - set(label_names))
-        raise FedmodelError(
-            f"{key}: file {path} has no description of the "
-            f"{plural(len(missing), 'label')} "
-            f"{first_ten(missing)}"
-            + (
-                f" (it describes {first_ten(others)}"
-                ", which the task has not; labels are matched as written, case "
-                "counting)"
-                if others
-                else ""
-            )
-            + "; add a row for each label"
-        )
-    return tuple(described[name] for name in label_names)
-
-
 def _checked_label_names(
     task: TaskSettings, train: Sequence[FileRecords], *, server: Sequence[FileRecords]
 ) -> tuple[str, ...]:
@@ -159,7 +119,7 @@ def _checked_label_names(
     `server` holds the server's own files, the test file last. The
     descriptions file is read once, for both checks that need it.
     """
-    described = _read_descriptions(task)
+    described = read_descriptions(task)
     if task.labels is None:
         refuse_record_labels(
             [(f"task.train_files[{i}]", records) for i, records in enumerate(train)],
@@ -172,7 +132,7 @@ def _checked_label_names(
     label_names = _label_names(task, [*train, *server])
     # The server reads the descriptions after Flower starts: a bad file stops
     # the run here, with the other files, and leaves no run folder behind.
-    _described_labels(task, label_names, described)
+    described_labels(task, label_names, described)
     return label_names
 
 
@@ -182,35 +142,6 @@ def _server_named_labels(
     """The labels the server's own files name: test, validation, descriptions."""
     labels = [label for records in held for label in records.labels]
     return labels + list(described or {})
-
-
-def _read_descriptions(task: TaskSettings) -> dict[str, str] | None:
-    """`task.label_descriptions`' label: description; None where it names no file.
-
-    Refuses a label described twice.
-    """
-    if task.label_descriptions is None:
-        return None
-    key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
-    table = read_table(path, key=key)
-    for role, column, fix in (
-        ("label", task.label_column, "rename the column or set task.label_column"),
-        ("description", DESCRIPTION_COLUMN, "rename the column"),
-    ):
-        require_column(table, column, role=role, fix=fix, path=path, key=key)
-    labels = label_cells(table, task.label_column, path=path, key=key)
-    texts = text_cells(
-        table, DESCRIPTION_COLUMN, role="description", path=path, key=key
-    )
-    described: dict[str, tuple[int, str]] = {}
-    for row, (name, text) in enumerate(zip(labels, texts, strict=True), start=1):
-        if name in described:
-            raise FedmodelError(
-                f"{key}: file {path} describes label {name!r} twice, at rows "
-                f"{described[name][0]} and {row} ({ROW_CONVENTION}); keep one"
-            )
-        described[name] = (row, text.strip())
-    return {name: text for name, (_, text) in described.items()}
 
 
 def _read_records(path: Path, *, task: TaskSettings, key: str) -> FileRecords:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
-from fedmodel.data.files import label_texts
+from fedmodel.data.label_descriptions import label_texts
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
 from fedmodel.model.label_init import init_head_from_label_names, wordless_label

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data.files import label_texts
+from fedmodel.data.label_descriptions import label_texts
 from fedmodel.data.label_warnings import warn_labels, warn_similar_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task

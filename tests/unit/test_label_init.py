@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fedmodel.config import settings_from_dict
-from fedmodel.data.files import label_texts
+from fedmodel.data.label_descriptions import label_texts
 from fedmodel.data.splits import build_split
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError

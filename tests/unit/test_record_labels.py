@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fedmodel.data import files
+from fedmodel.data import files, label_descriptions
 from fedmodel.data.record_labels import MIN_RECORDS_ALONE
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -73,7 +73,6 @@ def test_a_tiny_site_with_swapped_columns_is_refused_naming_no_text(
     assert not any(word in message for word in [*NOTES, "cardio", "ortho"])
 
 
-
 @pytest.mark.parametrize("notes", [NOTES[:6], NOTES[:3]])
 def test_swapped_columns_at_two_sites_holding_one_export_are_refused(
     tmp_path: Path, notes: list[str]
@@ -97,6 +96,7 @@ def test_swapped_columns_at_two_sites_holding_one_export_are_refused(
     twin.write_text(rare.read_text())
     kept = load_task(_task([site, rare, twin], test), seed=0).label_names
     assert len(kept) == 5
+
 
 def test_a_legit_tiny_site_is_not_refused(tmp_path: Path) -> None:
     test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
@@ -165,6 +165,7 @@ def test_the_descriptions_file_is_read_once_for_the_check_and_the_texts(
         reads[Path(path).name] += 1
         return read_table(path, **kwargs)
 
-    monkeypatch.setattr(files, "read_table", counted)
+    for module in (files, label_descriptions):
+        monkeypatch.setattr(module, "read_table", counted)
     load_task(_task([a], test, label_descriptions=str(described)), seed=0)
     assert reads[described.name] == 1

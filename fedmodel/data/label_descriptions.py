@@ -1,0 +1,90 @@
+"""The labels' descriptions (`task.label_descriptions`), read and matched to labels.
+
+What the head's zero-shot start embeds for each label: its name, or its
+description from a table with the label column and a `description` column.
+The files task reads the table once, with the other files, so a bad one
+stops the run before Flower starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from fedmodel.config import TaskSettings
+from fedmodel.config.wording import first_ten, plural
+from fedmodel.data.file_cells import label_cells, require_column, text_cells
+from fedmodel.data.file_formats import ROW_CONVENTION, read_table
+from fedmodel.errors import FedmodelError
+
+DESCRIPTIONS_KEY = "task.label_descriptions"
+# task.label_descriptions: the column holding each label's description.
+DESCRIPTION_COLUMN = "description"
+
+
+def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ...]:
+    """What the head's zero-shot start embeds for each label, in label order.
+
+    The label's name, or its description in `task.label_descriptions`: a
+    table with the label column and a `description` column, one row per
+    label. It may describe labels the task does not have; every label the task
+    has needs exactly one description.
+    """
+    return described_labels(task, label_names, read_descriptions(task))
+
+
+def described_labels(
+    task: TaskSettings,
+    label_names: Sequence[str],
+    described: Mapping[str, str] | None,
+) -> tuple[str, ...]:
+    """`label_texts` from the descriptions already read (None: the task has none)."""
+    if task.label_descriptions is None or described is None:
+        return tuple(label_names)
+    key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
+    missing = [name for name in label_names if name not in described]
+    if missing:
+        others = sorted(set(described) - set(label_names))
+        raise FedmodelError(
+            f"{key}: file {path} has no description of the "
+            f"{plural(len(missing), 'label')} "
+            f"{first_ten(missing)}"
+            + (
+                f" (it describes {first_ten(others)}"
+                ", which the task has not; labels are matched as written, case "
+                "counting)"
+                if others
+                else ""
+            )
+            + "; add a row for each label"
+        )
+    return tuple(described[name] for name in label_names)
+
+
+def read_descriptions(task: TaskSettings) -> dict[str, str] | None:
+    """`task.label_descriptions`' label: description; None where it names no file.
+
+    Refuses a label described twice.
+    """
+    if task.label_descriptions is None:
+        return None
+    key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
+    table = read_table(path, key=key)
+    for role, column, fix in (
+        ("label", task.label_column, "rename the column or set task.label_column"),
+        ("description", DESCRIPTION_COLUMN, "rename the column"),
+    ):
+        require_column(table, column, role=role, fix=fix, path=path, key=key)
+    labels = label_cells(table, task.label_column, path=path, key=key)
+    texts = text_cells(
+        table, DESCRIPTION_COLUMN, role="description", path=path, key=key
+    )
+    described: dict[str, tuple[int, str]] = {}
+    for row, (name, text) in enumerate(zip(labels, texts, strict=True), start=1):
+        if name in described:
+            raise FedmodelError(
+                f"{key}: file {path} describes label {name!r} twice, at rows "
+                f"{described[name][0]} and {row} ({ROW_CONVENTION}); keep one"
+            )
+        described[name] = (row, text.strip())
+    return {name: text for name, (_, text) in described.items()}
