@@ -37,7 +37,7 @@ def with_absolute_paths(
     A relative path is taken from `base` (None: the working directory); an
     absolute one is only normalised, so the function may run again on its
     own output. A value of another type, and an empty path, are left for
-    `_build` and the checks to name.
+    `build_typed` and the checks to name.
     """
     folder = str(base) if base is not None else os.getcwd()
     for group, keys in _FILE_KEYS.items():

@@ -35,7 +35,7 @@ def with_train_files(raw: dict[str, Any]) -> dict[str, Any]:
     """
     task = raw.get("task")
     if not isinstance(task, Mapping):
-        return raw  # `_build` names the missing or mistyped key
+        return raw  # `build_typed` names the missing or mistyped key
     files = task.get("train_files")
     if not isinstance(files, list):
         return raw
