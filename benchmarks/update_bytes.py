@@ -1,6 +1,6 @@
 """Bytes of one client update per round, by fine-tuning mode, on the shipped MiniLM.
 
-A client's update is `fedmodel.model.load.trainable_state` of its model, sent as a
+A client's update is `fedmodel.model.head.trainable_state` of its model, sent as a
 `flwr.app.ArrayRecord`; its size is `ArrayRecord.count_bytes()`, the figure the
 server writes to metrics.jsonl (`bytes_sent` sums it over the clients selected
 in a round, `bytes_received` over the updates accepted). The global weights the
