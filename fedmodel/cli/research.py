@@ -92,6 +92,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     from fedmodel.config import compose_config, settings_from_dict
     from fedmodel.config.budget_rule import unmeasured_budget
+    from fedmodel.model.device import resolve_device
     from fedmodel.research.calibrated_settings import (
         settings_table,
         training_settings,
@@ -101,6 +102,8 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
+    # The run stops where its device is missing (`resolve_device`): the plan too.
+    resolve_device(settings.device)
     shown = training_settings(settings)
     note = unmeasured_budget(settings)
     plans = plan_run(settings)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from fedmodel.cli.main import run_command
@@ -565,3 +566,13 @@ def test_the_plans_epsilons_are_rounded_up() -> None:
         epsilon_by_round={"rdp": [7.9951]},
     )
     assert _eps(plan, "rdp", 0) == "7.996"
+
+
+def test_the_plan_refuses_a_cuda_device_this_machine_lacks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # simulate refuses device=cuda without CUDA; the plan showed exit 0, a
+    # plan for a run that cannot start.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run_command(["privacy-plan", *THREE_CLIENTS, "device=cuda"]) == 2
+    assert "device=cuda but this machine has no CUDA device" in capsys.readouterr().err
