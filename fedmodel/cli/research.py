@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +22,8 @@ from fedmodel.config.sweep_jobs import sweep_jobs
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
+
+log = logging.getLogger("fedmodel")
 
 PLAN_WIDTH = 150
 # The commands a refused --multirun writes out, one per job; the rest counted.
@@ -92,6 +95,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     from fedmodel.config import compose_config, settings_from_dict
     from fedmodel.config.budget_rule import unmeasured_budget
+    from fedmodel.config.unread_keys import unread_key_warnings
     from fedmodel.model.device import resolve_device
     from fedmodel.research.calibrated_settings import (
         settings_table,
@@ -104,6 +108,8 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     settings = settings_from_dict(raw)
     # The run stops where its device is missing (`resolve_device`): the plan too.
     resolve_device(settings.device)
+    for line in unread_key_warnings(settings):
+        log.warning("%s", line)
     shown = training_settings(settings)
     note = unmeasured_budget(settings)
     plans = plan_run(settings)

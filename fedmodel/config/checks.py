@@ -65,7 +65,6 @@ def _check(settings: RunSettings) -> None:
         )
     _check_labels(settings.task.labels)
     _check_files_keys(settings)
-    _check_ignored_distill_keys(settings)
     check_unread_keys(settings)
     _check_distill(settings)
     _check_device(settings)
@@ -102,28 +101,6 @@ def _check_files_keys(settings: RunSettings) -> None:
                 f"task=files does): add task=files to train on your files, or "
                 f"drop {key}"
             )
-
-
-def _check_ignored_distill_keys(settings: RunSettings) -> None:
-    """Distill keys a mode does not read, set away from the packaged YAML's value.
-
-    Every mode carries `rounds: 0` and `transfer_file: null` (distill=federated
-    sets its own rounds), so only a value the user set is refused.
-    """
-    distill = settings.distill
-    if distill.rounds and not distill.client_rounds:
-        raise FedmodelError(
-            f"distill.rounds={distill.rounds} is set, but distill={distill.name} "
-            "does not read it (only distill=federated runs student rounds on the "
-            "clients): add distill=federated, or drop distill.rounds"
-        )
-    if distill.transfer_file is not None and not distill.enabled:
-        raise FedmodelError(
-            f"distill.transfer_file={distill.transfer_file!r} is set, but "
-            f"distill={distill.name} distils no student (distill=server and "
-            "distill=federated read it): choose one of those, or drop "
-            "distill.transfer_file"
-        )
 
 
 def _check_name(key: str, value: str, accepted: tuple[str, ...]) -> None:

@@ -45,13 +45,19 @@ def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=256)
 def _composed(overrides: tuple[str, ...]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
     check_overrides(overrides)
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        if GlobalHydra.instance().is_initialized():
+            # Inside `fedmodel simulate`'s Hydra app, which composes from
+            # CONF_DIR too: Hydra refuses a second initialisation there.
             cfg = compose(config_name="config", overrides=list(overrides))
+        else:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                cfg = compose(config_name="config", overrides=list(overrides))
     except HydraException as exc:
         raise FedmodelError(f"bad config override in {list(overrides)}: {exc}") from exc
     resolved = OmegaConf.to_container(cfg, resolve=True)

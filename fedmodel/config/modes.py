@@ -25,6 +25,9 @@ DISTILL_MODE_NAMES = ("off", "server", "federated")
 TRACKER_NAMES = ("none", "mlflow")
 STRATEGY_NAMES = ("fedavg", "fedprox", "fedadam", "robust")
 ROBUST_METHOD_NAMES = ("median", "trimmed_mean")
+# The `model.path` of a random-initialised BERT built from the model keys'
+# shape (`fedmodel.model.load`); any other path brings its own shape.
+TINY_RANDOM = "tiny-random"
 # finetune.optimizer: built by `fedmodel.training.loops.build_optimizer`.
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 ACCOUNTANT_NAMES = ("rdp", "prv")

@@ -27,6 +27,7 @@ from fedmodel.config import (  # noqa: E402
     settings_from_dict,
     to_run_config,
 )
+from fedmodel.config.unread_keys import unread_key_warnings  # noqa: E402
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation import client_app, ray_worker, server_app  # noqa: E402
@@ -71,6 +72,8 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     settings = settings_from_dict(config)
     check_run_folder(run_dir, settings)  # before any Flower start-up
     check_simulated_clients(settings)
+    for line in unread_key_warnings(settings):
+        log.warning("%s", line)
     # Keep Flower's own files (config, logs) inside the run folder.
     os.environ["FLWR_HOME"] = str(run_dir / FLWR_HOME_DIR)
     # Ray would otherwise warn on every start that it hides GPUs from clients.

@@ -12,10 +12,10 @@ import importlib
 from pathlib import Path
 
 from fedmodel.config import RunSettings
+from fedmodel.config.modes import TINY_RANDOM
 from fedmodel.errors import FedmodelError
 
 SHIPPED_PREFIX = "shipped:"
-TINY_RANDOM = "tiny-random"
 # The files whose bytes decide what the encoder computes.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _CONFIG_FILE = "config.json"

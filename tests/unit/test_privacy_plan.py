@@ -576,3 +576,12 @@ def test_the_plan_refuses_a_cuda_device_this_machine_lacks(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert run_command(["privacy-plan", *THREE_CLIENTS, "device=cuda"]) == 2
     assert "device=cuda but this machine has no CUDA device" in capsys.readouterr().err
+
+
+def test_the_plan_warns_of_a_key_its_option_does_not_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # THREE_CLIENTS picks partition=iid, which deals no records by alpha.
+    assert run_command(["privacy-plan", *THREE_CLIENTS, "partition.alpha=0.1"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "partition.alpha=0.1 is set, but partition=iid does not read it" in err

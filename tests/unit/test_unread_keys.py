@@ -1,0 +1,132 @@
+"""Keys set for an option that does not read them: refused, or warned of."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from hydra import initialize_config_dir
+
+from fedmodel.config import CONF_DIR, RunSettings, compose_config, settings_from_dict
+from fedmodel.config.unread_keys import UNREAD_RULES, unread_key_warnings
+from fedmodel.errors import FedmodelError
+
+
+def _settings(*overrides: str) -> RunSettings:
+    return settings_from_dict(compose_config(list(overrides)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (
+            ["strategy.proximal_mu=0.1"],
+            "strategy.proximal_mu=0.1 is set, but strategy=fedavg does not read "
+            "it (only strategy=fedprox",
+        ),
+        (["strategy=fedprox", "strategy.eta=0.1"], "only strategy=fedadam"),
+        (["strategy.trim_beta=0.1"], "strategy.trim_beta=0.1 is set"),
+        (["strategy=fedadam", "strategy.robust_method=trimmed_mean"], "robust"),
+        (
+            ["model.num_layers=4"],
+            "model.num_layers=4 is set, but model.path=shipped:",
+        ),
+        (["tracking.uri=http://x:5000"], "only tracking=mlflow"),
+        (
+            ["task=bank", "task.test_fraction=0.3"],
+            "task.test_fraction=0.3 is set, but task=bank",
+        ),
+    ],
+)
+def test_keys_no_chosen_option_reads_are_refused(
+    overrides: list[str], fragment: str
+) -> None:
+    # Before, each passed privacy-plan and simulate with exit 0 and changed
+    # nothing: a FedAvg run with "mu 0.1" was plain FedAvg.
+    with pytest.raises(FedmodelError, match=re.escape(fragment)):
+        _settings(*overrides)
+
+
+def test_the_same_keys_pass_under_the_option_that_reads_them() -> None:
+    for overrides in (
+        ["strategy=fedprox", "strategy.proximal_mu=0.1"],
+        ["strategy=fedadam", "strategy.eta=0.1"],
+        ["strategy=robust", "strategy.trim_beta=0.1"],
+        ["model=tiny", "model.num_layers=4"],
+        ["tracking=mlflow", "tracking.uri=http://x:5000"],
+        ["task=hospital", "task.test_fraction=0.3"],
+        # The packaged values, where no option reads them.
+        ["strategy=fedavg", "strategy.proximal_mu=0.0"],
+    ):
+        settings = _settings(*overrides)
+        assert unread_key_warnings(settings) == []
+        assert settings_from_dict(dataclasses.asdict(settings)) == settings
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (
+            ["partition=iid", "partition.alpha=0.1"],
+            "partition.alpha=0.1 is set, but partition=iid does not read it",
+        ),
+        (["partition.column=region"], "only partition=natural"),
+        (
+            ["finetune=head", "finetune.lora_targets=[querry]"],
+            "finetune.lora_targets=['querry'] is set, but finetune=head",
+        ),
+        (["privacy=off", "privacy.target_delta=1e-5"], "privacy=off does not"),
+        (["privacy.initial_clipping_norm=1"], "only privacy=central"),
+        (["distill=off", "distill.student.num_layers=3"], "distill=off"),
+        (["federation=deployment", "federation.gpus_per_client=1"], "simulation"),
+    ],
+)
+def test_keys_a_sweep_sets_for_every_job_are_warned_of(
+    overrides: list[str], fragment: str
+) -> None:
+    # A sweep's extra overrides reach jobs of several options
+    # (simulations/privacy_sweep.sh), so these are said, not refused.
+    warnings = unread_key_warnings(_settings(*overrides))
+    assert len(warnings) == 1
+    assert fragment in warnings[0]
+    assert "so it changes nothing in this run: choose" in warnings[0]
+
+
+def test_the_ready_made_sweeps_extra_overrides_pass_every_job() -> None:
+    # privacy_sweep.sh hands "$@" to its centralized (partition=iid) and
+    # privacy=off jobs as well as to its federated DP-SGD ones.
+    extra = ["partition.alpha=0.1", "privacy.target_delta=1e-5"]
+    for job in (
+        ["privacy=dpsgd"],
+        ["privacy=off"],
+        ["privacy=central"],
+        ["experiment=centralized", "privacy=dpsgd"],
+        ["experiment=centralized", "privacy=off"],
+    ):
+        _settings("task=hospital", "distill=off", *job, *extra)
+
+
+def test_the_default_config_warns_of_nothing() -> None:
+    assert unread_key_warnings(_settings()) == []
+
+
+def test_every_rule_names_keys_and_readers_that_exist() -> None:
+    settings = _settings()
+    for rule in UNREAD_RULES:
+        for key in (*rule.keys, rule.choice):
+            parent, _, name = key.rpartition(".")
+            holder = settings
+            for part in parent.split("."):
+                holder = getattr(holder, part)
+            assert hasattr(holder, name), key
+
+
+def test_the_check_composes_inside_the_hydra_app_of_simulate() -> None:
+    # Which values an option ships is composed while `fedmodel simulate`'s
+    # Hydra app runs; a second Hydra initialisation there is refused
+    # ("GlobalHydra is already initialized"). Overrides no test composes, so
+    # no cached composition hides it.
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose_config(["seed=918273", "partition=iid"])
+    assert config["seed"] == 918273
