@@ -53,15 +53,6 @@ def append_round(run_dir: Path, record: Mapping[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def set_aside(path: Path) -> Path | None:
-    """Rename `name.ext` to the first free `name.<n>.ext`; None if it is absent."""
-    if not path.is_file():
-        return None
-    target = numbered_name(path)
-    path.replace(target)
-    return target
-
-
 def numbered_name(path: Path) -> Path:
     """The first free `name.<n>.ext` beside `name.ext`, n from 1."""
     number = 1

@@ -16,9 +16,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.metrics import (
     append_round,
+    numbered_name,
     plot_progress,
     read_rounds,
-    set_aside,
     write_json,
 )
 from tests.conftest import small_settings
@@ -41,16 +41,12 @@ def test_rounds_append_and_read_back(tmp_path: Path) -> None:
     assert rounds[1]["epsilon_max"] is None  # NaN is not JSON: written as null
 
 
-def test_set_aside_keeps_every_earlier_file(tmp_path: Path) -> None:
-    assert set_aside(tmp_path / "metrics.jsonl") is None
-    append_round(tmp_path, _round(1, 1.0))
-    first = set_aside(tmp_path / "metrics.jsonl")
-    append_round(tmp_path, _round(1, 2.0))
-    second = set_aside(tmp_path / "metrics.jsonl")
-    assert first is not None and second is not None
-    assert (first.name, second.name) == ("metrics.1.jsonl", "metrics.2.jsonl")
-    assert read_rounds(tmp_path) == []
-    assert json.loads(first.read_text())["epsilon_max"] == 1.0
+def test_numbered_name_is_the_first_free_number(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    assert numbered_name(path).name == "metrics.1.jsonl"
+    (tmp_path / "metrics.1.jsonl").touch()
+    (tmp_path / "metrics.3.jsonl").touch()
+    assert numbered_name(path).name == "metrics.2.jsonl"
 
 
 def test_a_new_run_does_not_start_where_a_run_left_results(tmp_path: Path) -> None:
