@@ -43,7 +43,8 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
         "--json",
         action="store_true",
         help="print the settings and plans as JSON instead: "
-        '{"training_settings": {...}, "clients": [...]}',
+        '{"training_settings": {...}, "budget_note": ..., "clients": [...]} '
+        "(budget_note: the line shown under the settings table, or null)",
     )
     # Taken only to be refused by name, not as argparse's "unrecognized".
     parser.add_argument("-m", "--multirun", action="store_true", help=argparse.SUPPRESS)

@@ -314,9 +314,14 @@ def test_the_plan_says_when_its_budget_is_below_those_the_rule_measured(
     for epsilon in (1, 0.5):
         args = ["privacy-plan", "--json", *overrides]
         assert run_command([*args, f"privacy.target_epsilon={epsilon}"]) == 0
-        note = json.loads(capsys.readouterr().out)["budget_note"]
+        report = json.loads(capsys.readouterr().out)
+        note = report["budget_note"]
         assert (note is None) == (epsilon == 1)
     assert note.startswith("privacy.target_epsilon=0.5 is below 1, the smallest")
+    with pytest.raises(SystemExit):
+        run_command(["privacy-plan", "--help"])
+    shown = capsys.readouterr().out
+    assert all(f'"{key}"' in shown for key in report)  # each key --json prints
     args = ["privacy-plan", *overrides, "privacy.target_epsilon=0.5"]
     assert run_command(args) == 0
     # Under the settings table, the same words (rich wraps them).
