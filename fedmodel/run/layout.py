@@ -1,7 +1,11 @@
-"""Every file and folder name inside a run folder, in one place.
+"""The run folder's file and folder names, but those named where written.
 
 Readers of finished runs (`research/`) import the names from here, so they
-never load the code that wrote them.
+never load the code that wrote them. A client's ledger
+(`privacy/ledger_record.py`) and its stored features
+(`training/feature_store.py`) are named where they are written, in layers
+below this one; so are an export's `.partial` and `.replaced` folders
+(`serve/export.py`), which sit beside wherever the model is exported.
 """
 
 from pathlib import Path
