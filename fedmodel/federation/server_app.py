@@ -43,6 +43,7 @@ from fedmodel.run.console import setup_logging
 from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
 from fedmodel.run.metrics import plot_progress
+from fedmodel.run.resumed_encoder import record_encoder
 from fedmodel.run.resumed_student import record_transfer_file
 from fedmodel.run.stop_request import check_not_stopped
 from fedmodel.run.summary import (
@@ -110,6 +111,7 @@ def run_federation(
         mark_resumed(run_dir)
     write_resolved_config(run_dir, settings)
     record_transfer_file(run_dir, settings)
+    record_encoder(run_dir, settings)
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     start = _start_result(current, resumed, warm=warm)

@@ -47,6 +47,7 @@ from fedmodel.run.checkpoint import (
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CLIENTS_DIR,
+    ENCODER_IDENTITY,
     RESOLVED_CONFIG,
     TRANSFER_FILE_HASH,
     checkpoint_file,
@@ -222,6 +223,7 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
     removed += remove_stale_temp_files(run_dir / CENTRAL_LEDGER_FILE)
     removed += remove_stale_temp_files(run_dir / RESOLVED_CONFIG)
     removed += remove_stale_temp_files(run_dir / TRANSFER_FILE_HASH)
+    removed += remove_stale_temp_files(run_dir / ENCODER_IDENTITY)
     removed += remove_cut_cards(run_dir)
     clients = run_dir / CLIENTS_DIR
     if clients.is_dir():

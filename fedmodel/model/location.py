@@ -1,4 +1,4 @@
-"""Where the encoder's files are, and what identifies its weights.
+"""Where the encoder's files are, and what identifies them.
 
 Light on purpose: a head-mode round that trains on stored features asks
 which encoder made them without importing transformers.
@@ -16,9 +16,19 @@ from fedmodel.config.modes import TINY_RANDOM
 from fedmodel.errors import FedmodelError
 
 SHIPPED_PREFIX = "shipped:"
-# The files whose bytes decide what the encoder computes.
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_CONFIG_FILE = "config.json"
+# The files whose bytes decide what the encoder computes from a text: its
+# config and weights, and its tokenizer's files (a sentencepiece one's *.model).
+_IDENTIFYING_SUFFIXES = (".safetensors", ".bin", ".model")
+_IDENTIFYING_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
 _READ_CHUNK = 1 << 20
 
 
@@ -48,12 +58,14 @@ def resolve_model_path(path: str) -> str:
 
 
 def encoder_identity(settings: RunSettings) -> str:
-    """A digest of the encoder's config and weights files, for keying its features.
+    """A digest of the encoder's config, weights and tokenizer files.
 
-    Replacing the weights at the same `model.path` (or installing another
-    version of a shipped model) changes it, so features the old weights
-    computed are not reused. The tiny random model's weights follow from the
-    seed; a path that is not a local folder (a hub id) is named as it is.
+    It keys the encoder's stored features and names the encoder a resume
+    must keep (`run/resumed_encoder.py`). Replacing the files at the same
+    `model.path` (or installing another version of a shipped model) changes
+    it; the same files moved elsewhere do not. The tiny random model's
+    weights follow from the seed; a path that is not a local folder (a hub
+    id) is named as it is.
     """
     model = settings.model
     if model.path == TINY_RANDOM:
@@ -65,7 +77,7 @@ def encoder_identity(settings: RunSettings) -> str:
         path
         for path in folder.iterdir()
         if path.is_file()
-        and (path.suffix in _WEIGHT_SUFFIXES or path.name == _CONFIG_FILE)
+        and (path.suffix in _IDENTIFYING_SUFFIXES or path.name in _IDENTIFYING_FILES)
     )
     digest = hashlib.sha256()
     for path in files:

@@ -4,7 +4,8 @@ A run folder (or a deployment's state or certificate folder) must be
 writable; a new run (no `resume=true`) must not start in a folder that holds
 another run's results, and a resume must keep the settings that decide each
 client's records and, under DP, the settings its privacy plan was calibrated
-with (`resumed_settings.py`).
+with (`resumed_settings.py`), and the encoder its checkpoint was trained with
+(`resumed_encoder.py`).
 
 Hydra opens the run's log file in the run folder before fedmodel's own code
 runs, so `fedmodel simulate` asks through a Hydra callback
@@ -32,6 +33,7 @@ from fedmodel.run.layout import (
     METRICS_FILE,
     SUMMARY_FILE,
 )
+from fedmodel.run.resumed_encoder import check_encoder_kept
 from fedmodel.run.resumed_settings import check_kept_settings
 
 
@@ -86,10 +88,12 @@ def check_run_folder(
     their ledgers already charged; `new_folder` says how to name another
     (a sweep's job: NEW_SWEEP_FOLDER). A resume keeps the settings that decide
     each client's records and, under DP, those its privacy plan was
-    calibrated with. Hydra's own files (`.hydra/`, the log) do not count.
+    calibrated with, and the run's encoder. Hydra's own files (`.hydra/`, the
+    log) do not count.
     """
     if settings.resume:
         check_kept_settings(run_dir, asdict(settings))
+        check_encoder_kept(run_dir, settings)
         return
     found = [
         name

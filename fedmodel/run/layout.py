@@ -13,6 +13,8 @@ from pathlib import Path
 RESOLVED_CONFIG = "resolved_config.yaml"
 # The content hash of the distill.transfer_file the run's last start read.
 TRANSFER_FILE_HASH = "transfer_file.sha256"
+# The identity of the encoder the run's last start loaded (`encoder_identity`).
+ENCODER_IDENTITY = "encoder_identity.txt"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "progress.png"

@@ -6,8 +6,9 @@ with what a later round needs to train on them without the tokenizer, the
 encoder or transformers: the labels, the records' fingerprint (which ties the
 privacy ledger to its data) and the dropout before the classification layer.
 
-Features are keyed on the encoder's weights (`encoder_identity`), not only on
-its settings, so new weights at the same `model.path` embed afresh. A deployed
+Features are keyed on the encoder's files (`encoder_identity`: its weights,
+config and tokenizer), not only on its settings, so new files at the same
+`model.path` embed afresh. A deployed
 site also keeps an index from its data file to the features, keyed by the
 file's bytes and every setting that shapes the training split or the features
 (encoder, max length, columns, labels, validation share, seed). Any change of

@@ -25,9 +25,11 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation import server_app
 from fedmodel.federation.rounds import RoundPlan, check_selected_count
 from fedmodel.federation.server_app import run_federation
+from fedmodel.model.location import encoder_identity
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
+from fedmodel.run.layout import ENCODER_IDENTITY
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.model_selection import LastRoundOrStart
@@ -96,6 +98,9 @@ def test_the_killed_run_kept_round_one(after_round_one: Path) -> None:
     assert checkpoint.round == 1
     assert checkpoint.rounds[0]["clients_aggregated"] == 2
     assert _charged_rounds(after_round_one, 0) == [1]
+    # What a resume compares the encoder it loads with (run/resumed_encoder.py).
+    encoder = encoder_identity(_settings(after_round_one))
+    assert (after_round_one / ENCODER_IDENTITY).read_text() == encoder + "\n"
 
 
 def test_resume_runs_only_the_rounds_not_yet_aggregated(
