@@ -47,9 +47,8 @@ from fedmodel.run.checkpoint import (
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CLIENTS_DIR,
-    ENCODER_IDENTITY,
     RESOLVED_CONFIG,
-    TRANSFER_FILE_HASH,
+    START_RECORDS,
     checkpoint_file,
 )
 from fedmodel.run.metrics import numbered_name
@@ -222,8 +221,8 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
     removed = [run_dir / CHECKPOINT_DIR] if remove_stale_checkpoint(run_dir) else []
     removed += remove_stale_temp_files(run_dir / CENTRAL_LEDGER_FILE)
     removed += remove_stale_temp_files(run_dir / RESOLVED_CONFIG)
-    removed += remove_stale_temp_files(run_dir / TRANSFER_FILE_HASH)
-    removed += remove_stale_temp_files(run_dir / ENCODER_IDENTITY)
+    for name in START_RECORDS:
+        removed += remove_stale_temp_files(run_dir / name)
     removed += remove_cut_cards(run_dir)
     clients = run_dir / CLIENTS_DIR
     if clients.is_dir():

@@ -15,6 +15,10 @@ RESOLVED_CONFIG = "resolved_config.yaml"
 TRANSFER_FILE_HASH = "transfer_file.sha256"
 # The identity of the encoder the run's last start loaded (`encoder_identity`).
 ENCODER_IDENTITY = "encoder_identity.txt"
+# The sha256 of each task data file the run's last start named, by its path.
+TASK_FILE_HASHES = "task_file_hashes.json"
+# What each start keeps beside its resolved config for a resume to compare.
+START_RECORDS = (TRANSFER_FILE_HASH, ENCODER_IDENTITY, TASK_FILE_HASHES)
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "progress.png"

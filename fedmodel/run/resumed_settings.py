@@ -15,6 +15,7 @@ from typing import Any
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.stored_config import stored_config
+from fedmodel.run.task_file_hashes import TASK_FILE_KEYS, moved_unchanged
 
 # Settings that decide which records each client holds. Each client's ledger
 # counts what was spent on its own records: a resume that dealt them out
@@ -64,7 +65,8 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
     run's checkpoint is there: then nothing would check what the run drew.
     """
     # Data files are compared by the absolute paths they name, whatever
-    # folder the run was started in and this resume runs in.
+    # folder the run was started in and this resume runs in; a file moved
+    # elsewhere, by its name and content (`task_file_hashes.py`).
     earlier = stored_config(run_dir)
     if earlier is None:
         if checkpoint_file(run_dir).is_file():
@@ -75,17 +77,13 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
                 "it, or start a new run in a folder of its own"
             )
         return
-    changed = [
-        key
-        for key in changed_keys(earlier, config)
-        if key.split(".")[0] in _record_keys(config)
-    ]
+    changed = _records_changed(run_dir, config=config, earlier=earlier)
     if changed:
         raise FedmodelError(
             f"resume=true in {run_dir} with {quoted(changed, config, earlier)}: "
             f"{_SEED_DRAWS if changed == ['seed'] else _RECORDS_DEALT}; resume "
-            f"with the run's values (its {RESOLVED_CONFIG}), or start a new run "
-            "in a new folder"
+            f"with the run's values (its {RESOLVED_CONFIG}{_moved_files(changed)}), "
+            "or start a new run in a new folder"
         )
     old_plan, new_plan = _plan_settings(earlier), _plan_settings(config)
     if bool(old_plan) != bool(new_plan):  # DP switched on or off
@@ -111,6 +109,30 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
             f"show what runs; resume with the run's values (its {RESOLVED_CONFIG}), "
             "or start a new run in a new folder"
         )
+
+
+def _records_changed(
+    run_dir: Path, *, config: dict[str, Any], earlier: dict[str, Any]
+) -> list[str]:
+    """The changed keys that deal records; a data file moved unchanged is not."""
+    return [
+        key
+        for key in changed_keys(earlier, config)
+        if key.split(".")[0] in _record_keys(config)
+        and not (
+            key in TASK_FILE_KEYS
+            and moved_unchanged(
+                run_dir, was=value_at(earlier, key), now=value_at(config, key)
+            )
+        )
+    ]
+
+
+def _moved_files(changed: list[str]) -> str:
+    """What a refusal that names a data file adds: it may name the run's, moved."""
+    if not set(changed) & set(TASK_FILE_KEYS):
+        return ""
+    return "; a data file may be the run's moved elsewhere, its name and bytes kept"
 
 
 def _record_keys(config: Mapping[str, Any]) -> tuple[str, ...]:

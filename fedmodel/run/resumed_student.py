@@ -19,7 +19,6 @@ folder written before it did is compared by path.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.layout import RESOLVED_CONFIG, TRANSFER_FILE_HASH
 from fedmodel.run.resumed_settings import quoted, value_at
 from fedmodel.run.stored_config import stored_config
+from fedmodel.run.task_file_hashes import content_hash
 
 TRANSFER_KEY = "distill.transfer_file"
 
@@ -99,7 +99,7 @@ def record_transfer_file(run_dir: Path, settings: RunSettings) -> None:
     """
     path = run_dir / TRANSFER_FILE_HASH
     named = settings.distill.transfer_file if settings.distill.enabled else None
-    digest = None if named is None else _content_hash(Path(named))
+    digest = None if named is None else content_hash(Path(named))
     if digest is None:
         path.unlink(missing_ok=True)  # compared by path, as an older run's
         return
@@ -117,7 +117,7 @@ def _transfer_file_change(
         recorded = None
     if named is None or was is None or recorded is None:
         return [quoted([TRANSFER_KEY], config, earlier)] if named != was else []
-    now = _content_hash(Path(named))
+    now = content_hash(Path(named))
     if now == recorded:
         return []
     return [
@@ -125,12 +125,3 @@ def _transfer_file_change(
         f"{now[:12] if now else 'unreadable'}) is not that of the file the "
         f"student was distilled on (sha256 {recorded[:12]}, {TRANSFER_FILE_HASH})"
     ]
-
-
-def _content_hash(path: Path) -> str | None:
-    """The sha256 of the file's bytes; None where it cannot be read."""
-    try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError:
-        return None

@@ -29,7 +29,7 @@ from fedmodel.model.location import encoder_identity
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.checkpoint import load_checkpoint
-from fedmodel.run.layout import ENCODER_IDENTITY
+from fedmodel.run.layout import ENCODER_IDENTITY, TASK_FILE_HASHES
 from fedmodel.run.metrics import read_rounds
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.model_selection import LastRoundOrStart
@@ -101,6 +101,8 @@ def test_the_killed_run_kept_round_one(after_round_one: Path) -> None:
     # What a resume compares the encoder it loads with (run/resumed_encoder.py).
     encoder = encoder_identity(_settings(after_round_one))
     assert (after_round_one / ENCODER_IDENTITY).read_text() == encoder + "\n"
+    # What it compares a moved data file with; the bank task names none.
+    assert json.loads((after_round_one / TASK_FILE_HASHES).read_text()) == {}
 
 
 def test_resume_runs_only_the_rounds_not_yet_aggregated(

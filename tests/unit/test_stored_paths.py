@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from fedmodel.federation.server_setup import (
 )
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.folder_check import check_run_folder
-from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.layout import RESOLVED_CONFIG, TASK_FILE_HASHES
+from fedmodel.run.task_file_hashes import record_task_files
 from tests.conftest import small_settings
 
 FILES = ("task=files", "task.train_files=[a.csv,b.csv]", "task.test_file=test.csv")
@@ -118,6 +120,42 @@ def test_a_resume_compares_the_files_its_paths_name(
     assert "task.test_file=" in message and "task.train_files=" in message
     assert repr(str(elsewhere / "test.csv")) in message
     assert f"(the run's: {str(began / 'test.csv')!r})" in message
+
+
+def _files_in(folder: Path) -> tuple[str, ...]:
+    return (
+        "task=files",
+        f"task.train_files=[{folder / 'a.csv'},{folder / 'b.csv'}]",
+        f"task.test_file={folder / 'test.csv'}",
+    )
+
+
+def test_a_resume_takes_the_runs_data_files_moved_unchanged(tmp_path: Path) -> None:
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    for name in ("a.csv", "b.csv", "test.csv"):
+        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _start(run, *_files_in(data))
+    record_task_files(run, small_settings(*_files_in(data)))
+    moved = Path(shutil.move(data, tmp_path / "moved"))
+    check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
+    # A file of another name, or other bytes, holds other records.
+    (moved / "test.csv").rename(moved / "t.csv")
+    renamed = (*_files_in(moved)[:2], f"task.test_file={moved / 't.csv'}")
+    with pytest.raises(FedmodelError, match=r"task.test_file=.*t\.csv"):
+        check_run_folder(run, small_settings("resume=true", *renamed))
+    (moved / "t.csv").rename(moved / "test.csv")
+    (moved / "b.csv").write_text("text,label\nanother record,x\n")
+    with pytest.raises(
+        FedmodelError, match=r"task.train_files=.*\(the run's: "
+    ) as refused:
+        check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
+    assert "a data file may be the run's moved elsewhere" in str(refused.value)
+    # A run folder without the record compares the paths.
+    (moved / "b.csv").write_text("text,label\nb.csv record,x\n")
+    (run / TASK_FILE_HASHES).unlink()
+    with pytest.raises(FedmodelError, match="task.train_files="):
+        check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
 
 
 def test_an_older_run_with_relative_paths_resumes_from_its_start_folder(

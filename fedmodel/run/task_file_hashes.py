@@ -1,0 +1,88 @@
+"""The task's data files by content, so a resume may name them moved elsewhere.
+
+A resume keeps the settings that deal each client's records
+(`resumed_settings.py`), the task's data files among them. Each start keeps
+the sha256 of each file it names that this process can read
+(`record_task_files`), so a resume naming the run's file under another folder
+(moved with the run folder, say) is taken where the file has the same name
+and the same bytes: it holds the same records in the same order, dealt to
+the same clients, whose ledgers count them. Any other path is a changed key,
+as is a path whose file this process cannot read (a deployed server need not
+hold the sites' files), and every path of a run folder written before this
+record was kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from fedmodel.config import RunSettings
+from fedmodel.privacy.durable_file import write_durably
+from fedmodel.run.layout import TASK_FILE_HASHES
+
+# The task keys that name data files (a list of them for train_files).
+TASK_FILE_KEYS = (
+    "task.train_files",
+    "task.test_file",
+    "task.validation_file",
+    "task.label_descriptions",
+)
+
+
+def record_task_files(run_dir: Path, settings: RunSettings) -> None:
+    """Keep the sha256 of each task data file this start names, by its path."""
+    task = settings.task
+    named = [*task.train_files, task.test_file, task.validation_file]
+    named.append(task.label_descriptions)
+    hashes = {
+        path: digest
+        for path in named
+        if path and (digest := content_hash(Path(path))) is not None
+    }
+    write_durably(run_dir / TASK_FILE_HASHES, json.dumps(hashes, indent=1) + "\n")
+
+
+def moved_unchanged(run_dir: Path, *, was: Any, now: Any) -> bool:
+    """Whether the files `now` names are the run's files `was` named, moved.
+
+    `was` and `now` are one task file key's values (a path, a list of paths
+    or None): each path is the run's, or a file of its name and recorded
+    content.
+    """
+    was_paths = was if isinstance(was, list) else [was]
+    now_paths = now if isinstance(now, list) else [now]
+    if len(was_paths) != len(now_paths):
+        return False
+    recorded = _recorded(run_dir)
+    return all(
+        old == new
+        or (
+            isinstance(old, str)
+            and isinstance(new, str)
+            and Path(old).name == Path(new).name
+            and recorded.get(old) is not None
+            and recorded.get(old) == content_hash(Path(new))
+        )
+        for old, new in zip(was_paths, now_paths, strict=True)
+    )
+
+
+def content_hash(path: Path) -> str | None:
+    """The sha256 of the file's bytes; None where it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _recorded(run_dir: Path) -> dict[str, str]:
+    """The run's last start's hashes by path; {} if it kept none or is unreadable."""
+    try:
+        recorded = json.loads((run_dir / TASK_FILE_HASHES).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
