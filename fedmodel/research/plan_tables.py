@@ -112,7 +112,7 @@ def _unsampled(plan: ClientPlan, *, client_level: bool) -> bool:
 
 
 def _status(plan: ClientPlan, batch_size: int, *, client_level: bool) -> str:
-    """ "ok", marked where a client is too small to be subsampled or its delta weak."""
+    """Status "ok", marked where a client is unsampled or its delta weak."""
     marks = ["[green]ok[/green]"]
     if _unsampled(plan, client_level=client_level):
         marks.append(f"n <= batch {batch_size} *")
