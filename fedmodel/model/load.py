@@ -79,7 +79,10 @@ def build_classifier(
     if settings.path == TINY_RANDOM:
         return PooledBertForSequenceClassification(config)
     location = resolve_model_path(settings.path)
-    model = PooledBertForSequenceClassification.from_pretrained(location, config=config)
+    # A fedmodel export brings a head of its own labels; it is reset below.
+    model = PooledBertForSequenceClassification.from_pretrained(
+        location, config=config, ignore_mismatched_sizes=True
+    )
     torch.manual_seed(seed)
     model.classifier.reset_parameters()
     return model
@@ -93,6 +96,19 @@ def encoder_skeleton(settings: ModelSettings) -> nn.Module:
     """
     with torch.device("meta"):
         return PooledBertForSequenceClassification(classifier_config(settings)).bert
+
+
+# Config keys a checkpoint's folder may hold that this run sets itself.
+_NOT_CARRIED = (
+    "model_type",
+    "architectures",
+    "transformers_version",
+    "pooling",
+    "normalize",
+    "auto_map",
+    "id2label",
+    "label2id",
+)
 
 
 def classifier_config(
@@ -125,7 +141,9 @@ def classifier_config(
             f"model.path {settings.path!r}: cannot read a BERT config from "
             f"{location} ({exc}); give a local BERT checkpoint directory"
         ) from exc
-    for key in ("model_type", "architectures", "transformers_version"):
+    # A fedmodel export's config also holds its pooling, its code's auto_map and
+    # its labels: the settings and `labels` give this run's.
+    for key in _NOT_CARRIED:
         base.pop(key, None)
     # model.dropout is the encoder's, as for tiny-random: hidden and attention.
     base["hidden_dropout_prob"] = settings.dropout

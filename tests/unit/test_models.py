@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -188,3 +189,20 @@ def test_export_loads_in_plain_transformers_with_lora_merged(tmp_path: Path) -> 
     assert loaded.config.id2label == dict(enumerate(LABELS))
     assert not any("lora" in n for n, _ in loaded.named_parameters())
     assert torch.allclose(loaded(**batch).logits, expected, atol=1e-5)
+
+
+def test_an_exported_model_folder_serves_as_model_path(tmp_path: Path) -> None:
+    # A run's exported model/ folder carries its pooling, auto_map and labels in
+    # config.json and its own head: a new run of other labels builds on its
+    # encoder (it stopped with a TypeError on the config's `normalize` before).
+    exported = build_classifier(_tiny(), label_names=LABELS, seed=0)
+    out = save_pretrained(exported, load_tokenizer(_tiny()), tmp_path / "model")
+    settings = dataclasses.replace(_tiny(), path=str(out))
+    for labels in (("a", "b", "c"), ("a", "b")):
+        model = build_classifier(settings, label_names=labels, seed=1)
+        assert model.config.id2label == dict(enumerate(labels))
+        encoder = model.bert.state_dict()
+        assert all(
+            torch.equal(encoder[name], value)
+            for name, value in exported.bert.state_dict().items()
+        )
