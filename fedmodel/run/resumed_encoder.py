@@ -38,6 +38,7 @@ def check_encoder_kept(run_dir: Path, settings: RunSettings) -> None:
     """
     if not checkpoint_file(run_dir).is_file():
         return
+    _check_features_kept(run_dir, settings)
     try:
         recorded = (run_dir / ENCODER_IDENTITY).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -56,3 +57,22 @@ def check_encoder_kept(run_dir: Path, settings: RunSettings) -> None:
         f"wherever they are now; model.path in its {RESOLVED_CONFIG}), or "
         "start a new run in a new folder"
     )
+
+
+# How the encoder's output becomes the features the checkpoint's head reads.
+_FEATURE_KEYS = ("model.pooling", "model.normalize")
+
+
+def _check_features_kept(run_dir: Path, settings: RunSettings) -> None:
+    """Refuse a resume whose pooling makes other features of the same encoder."""
+    earlier = stored_config(run_dir) or {}
+    for key in _FEATURE_KEYS:
+        was = value_at(earlier, key)
+        now = getattr(settings.model, key.split(".")[1])
+        if was is not None and was != now:
+            raise FedmodelError(
+                f"resume=true in {run_dir} with {key}={now!r} (the run's: {was!r}): "
+                "the run's checkpoint was trained on the features its value makes, "
+                "and would go on reading other ones; resume with the run's value "
+                f"(in its {RESOLVED_CONFIG}), or start a new run in a new folder"
+            )

@@ -75,3 +75,22 @@ def test_an_older_run_or_one_without_a_checkpoint_loads_any_encoder(
     run = _checkpointed_run(tmp_path / "new", tmp_path / "model")
     checkpoint_file(run).unlink()  # no round finished: it starts at round 1
     check_run_folder(run, resumed)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "was"),
+    [("pooling", "cls", "'mean'"), ("normalize", "true", "False")],
+)
+def test_a_resume_that_pools_the_features_otherwise_is_refused(
+    tmp_path: Path, key: str, value: str, was: str
+) -> None:
+    encoder = _encoder(tmp_path / "model")
+    run = _checkpointed_run(tmp_path / "run", encoder)
+    resumed = small_settings("resume=true", f"model.path={encoder}")
+    check_run_folder(run, resumed)  # the same pooling goes on
+    with pytest.raises(FedmodelError, match=rf"model\.{key}=.* \(the run's: {was}\)"):
+        check_run_folder(run, small_settings(*resumed_overrides(encoder, key, value)))
+
+
+def resumed_overrides(encoder: Path, key: str, value: str) -> list[str]:
+    return ["resume=true", f"model.path={encoder}", f"model.{key}={value}"]
