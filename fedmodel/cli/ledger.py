@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
 
     _refuse_a_run_folder(args.state_dir)
-    _refuse_a_run_without_dp(args.state_dir)
+    _refuse_a_folder_without_ledgers(args.state_dir)
     if args.what == "show":
         try:
             print(_shown(args.state_dir))
@@ -144,13 +144,15 @@ def _refuse_a_run_folder(state_dir: Path) -> None:
     )
 
 
-def _refuse_a_run_without_dp(state_dir: Path) -> None:
-    """Say that a privacy=off run keeps no ledger, given its folder or a client's.
+def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
+    """Say why a run's folder holds no ledger: privacy=off, or a deployed server.
 
-    Before, the error read as if a site's first round had not come yet.
+    Before, the error read as if a site's first round had not come yet, also
+    for a deployment's run folder on the server after its rounds had run.
     """
+    from fedmodel.config.deployment import DEPLOYMENT
     from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
-    from fedmodel.run.layout import RESOLVED_CONFIG
+    from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
     from fedmodel.run.stored_config import stored_config
 
     if any((state_dir / name).exists() for name in (LEDGER_FILE, CENTRAL_LEDGER_FILE)):
@@ -162,6 +164,13 @@ def _refuse_a_run_without_dp(state_dir: Path) -> None:
         raise FedmodelError(
             f"--state-dir {state_dir}: the run in {run_dir} was made with "
             "privacy=off, so no client was charged and it keeps no privacy ledger"
+        )
+    if (config.get("federation") or {}).get("name") == DEPLOYMENT:
+        raise FedmodelError(
+            f"--state-dir {state_dir} is a deployment's run folder on the server: "
+            "each site keeps its privacy ledger at the site, in its SuperNode's "
+            f"--state-dir (run this command there); {state_dir / SUMMARY_FILE} "
+            "holds the epsilon each site reported"
         )
 
 

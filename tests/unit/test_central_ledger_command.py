@@ -195,6 +195,25 @@ def test_show_says_a_run_without_dp_keeps_no_ledger(
     )
 
 
+@pytest.mark.parametrize("what", ["show", "reset"])
+def test_a_deployments_server_run_folder_points_to_the_sites(
+    tmp_path: Path, what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server's run folder of a deployment that ran its rounds. Before: "no
+    # round has charged this site yet (...)", as of a site before its first round.
+    (tmp_path / RESOLVED_CONFIG).write_text(
+        "federation:\n  name: deployment\nprivacy:\n  mode: dpsgd\n"
+    )
+    assert run_command(["ledger", what, "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"fedmodel ledger {what}: error: --state-dir {tmp_path} is a deployment's "
+        "run folder on the server: each site keeps its privacy ledger at the site, "
+        "in its SuperNode's --state-dir (run this command there); "
+        f"{tmp_path / 'summary.json'} holds the epsilon each site reported"
+    )
+
+
 def test_a_sites_reset_states_what_it_spent_rounded_up(
     central_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
