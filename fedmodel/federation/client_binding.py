@@ -38,6 +38,17 @@ def reported_before(client_id: int, before: int) -> str:
     )
 
 
+def reported_client(reporters: dict[int, int], node: int) -> int | None:
+    """The client whose recorded figures came from `node`'s reply in this process.
+
+    `reporters` maps each client id to the node it was last recorded from.
+    None where they came from none of its replies, or where it reported
+    figures for more than one client.
+    """
+    clients = [c for c, source in reporters.items() if source == node]
+    return clients[0] if len(clients) == 1 else None
+
+
 @dataclass
 class ClientBinding:
     """The client id each node named first, and the node each id is taken from."""

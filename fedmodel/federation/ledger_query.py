@@ -37,6 +37,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedmodel.config.wording import plural
+from fedmodel.federation.client_binding import reported_client
 from fedmodel.federation.continuity import recorded_for
 from fedmodel.federation.messages import (
     CONFIG_KEY,
@@ -65,7 +66,7 @@ def check_ledgers(
     """
     unknown = []
     for message in messages:
-        client_id = _reported_client(strategy, message.metadata.dst_node_id)
+        client_id = reported_client(strategy.reporters, message.metadata.dst_node_id)
         if client_id is None:
             unknown.append(message)
         else:
@@ -80,16 +81,6 @@ def check_ledgers(
         train_config=train_config,
         timeout=timeout,
     )
-
-
-def _reported_client(strategy: BudgetAwareStrategy, node: int) -> int | None:
-    """The client whose recorded figures came from `node`'s reply in this process.
-
-    None where they came from none of its replies, or where it reported
-    figures for more than one client: such a node is asked instead.
-    """
-    clients = [c for c, source in strategy.reporters.items() if source == node]
-    return clients[0] if len(clients) == 1 else None
 
 
 def _carry_recorded(

@@ -128,15 +128,19 @@ def failure_reason(client_id: int | None, message: str) -> str:
     return line if client_id is None else f"client {client_id}: {line}"
 
 
-def read_failure(server_round: int, reply: Message, *, node_id: int) -> ClientFailure:
+def read_failure(
+    server_round: int, reply: Message, *, node_id: int, known: int | None = None
+) -> ClientFailure:
     """The failure an error reply about `node_id` carries, as one user-facing line.
 
     Our ClientApp words its own failures; anything else (a Ray or Flower
     traceback) is searched for a fedmodel error, else its last line is kept.
+    `known` is the client the node answered for before, named where the
+    reply names none.
     """
     raw = reply.error.reason or f"error code {reply.error.code}"
     code = int(reply.error.code)
-    client_id: int | None = None
+    client_id = known
     match = _CLIENT_PREFIX.match(raw) if code in OUR_CODES else None
     if match:
         client_id, text = int(match.group(1)), match.group(2)

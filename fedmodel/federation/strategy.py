@@ -23,7 +23,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedmodel.federation.client_binding import ClientBinding, reported_before
+from fedmodel.federation.client_binding import (
+    ClientBinding,
+    reported_before,
+    reported_client,
+)
 from fedmodel.federation.messages import (
     ARRAYS_KEY,
     CLIENT_ID_KEY,
@@ -221,7 +225,10 @@ class BudgetAwareStrategy:
         """
         node = self._node_of(reply, sent)
         if reply.has_error():
-            self._fail(read_failure(server_round, reply, node_id=node))
+            # Flower's reply for a lost node ("Node Unavailable") names no
+            # client: the site it answered for is named, as a node id hides it.
+            known = reported_client(self.reporters, node)
+            self._fail(read_failure(server_round, reply, node_id=node, known=known))
             return None
         problem = metrics_problem(
             reply.content,

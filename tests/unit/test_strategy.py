@@ -27,7 +27,12 @@ from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.privacy.ledger_reset import archive_ledger
 from fedmodel.run.layout import simulated_client_dir
-from tests.conftest import charge_client_ledger, client_ledger, group_settings
+from tests.conftest import (
+    charge_client_ledger,
+    client_ledger,
+    group_settings,
+    reply_metadata,
+)
 from tests.fake_grid import FIRST_NODE, FakeGrid
 
 SHAPES = {"classifier.weight": (3, 4), "classifier.bias": (3,)}
@@ -137,6 +142,30 @@ def test_a_node_the_superlink_lost_is_named_by_the_message_it_was_sent() -> None
     assert strategy.aggregate_train(1, [reply]) == (None, None, [])
     (failure,) = strategy.round_failures
     assert failure.node_id == lost.metadata.dst_node_id
+    assert "Node Unavailable" in failure.reason and not failure.permanent
+
+
+def test_a_lost_node_is_named_by_the_site_it_answered_for() -> None:
+    # Flower's "Node Unavailable" names no client: the server logged "round 2:
+    # node 10062287433869788966 failed", a number the operator could not match
+    # to a site, though the node had answered for site 5 in round 1.
+    grid = FakeGrid(2)
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    arrays = _update()["arrays"]
+    strategy.configure_train(1, arrays, ConfigRecord(), grid)
+    answered = _update()
+    answered["metrics"] = MetricRecord({"num-examples": 10, "client-id": 5})
+    strategy.aggregate_train(
+        1, [Message(content=answered, metadata=reply_metadata(FIRST_NODE))]
+    )
+    messages = strategy.configure_train(2, arrays, ConfigRecord(), grid)
+    for i, message in enumerate(messages):  # what a grid does as it sends
+        message.metadata.__dict__["_message_id"] = f"message-{i}"
+    lost = next(m for m in messages if m.metadata.dst_node_id == FIRST_NODE)
+    reply = create_message_error_unavailable_res_message(lost.metadata, "node")
+    strategy.aggregate_train(2, [reply])
+    (failure,) = strategy.round_failures
+    assert (failure.who, failure.node_id) == ("client 5", FIRST_NODE)
     assert "Node Unavailable" in failure.reason and not failure.permanent
 
 
