@@ -109,8 +109,9 @@ def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
     config = asdict(settings)
     path = run_dir / RESOLVED_CONFIG
     earlier = stored_config(run_dir)  # relative paths of an older run: absolute
-    if earlier is not None and earlier != config:
-        changed = sorted(changed_keys(earlier, config))
+    # `resume` is no change of settings: a resume sets it, as it must.
+    changed = sorted(set(changed_keys(earlier, config)) - {"resume"}) if earlier else []
+    if changed:
         kept = numbered_name(path)  # a copy: a kill leaves a config in place
         write_durably(kept, path.read_text(encoding="utf-8"))
         log.warning(

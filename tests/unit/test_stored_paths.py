@@ -179,12 +179,13 @@ def test_an_older_run_with_relative_paths_resumes_from_its_start_folder(
         str(refused.value),
     )
     # The resume rewrites the config, its files named absolute; the earlier
-    # one it keeps differs in `resume` alone, not in the files.
+    # one differs in `resume` alone, not in the files, so none is kept.
     caplog.set_level(logging.WARNING, logger="fedmodel.federation.server_setup")
     write_resolved_config(run, small_settings("resume=true", *FILES))
     rewritten = yaml.safe_load((run / RESOLVED_CONFIG).read_text())
     assert rewritten["task"]["test_file"] == str(began / "test.csv")
-    assert "which differs in resume: kept as" in caplog.text
+    assert "differs" not in caplog.text
+    assert not list(run.glob("resolved_config.*.yaml"))
 
 
 def test_a_dot_dot_after_a_link_goes_up_from_where_the_link_leads(
@@ -224,3 +225,17 @@ def test_a_kill_while_an_earlier_config_is_kept_leaves_a_whole_one(
     assert written == [run / "resolved_config.1.yaml", run / RESOLVED_CONFIG]
     assert (run / RESOLVED_CONFIG).read_text() == earlier
     assert (run / "resolved_config.1.yaml").read_text() == earlier
+
+
+def test_a_plain_resume_keeps_no_copy_of_the_config_and_warns_of_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only `resume` differs: each resume sets it. It used to log that the
+    # config "differs in resume" and keep resolved_config.1.yaml every time.
+    run = tmp_path / "run"
+    _start(run, "num_rounds=2")
+    with caplog.at_level(logging.WARNING, logger="fedmodel"):
+        write_resolved_config(run, small_settings("num_rounds=2", "resume=true"))
+    assert not list(run.glob("resolved_config.*.yaml"))
+    assert "differs" not in caplog.text
+    assert yaml.safe_load((run / RESOLVED_CONFIG).read_text())["resume"] is True
