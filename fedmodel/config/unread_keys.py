@@ -136,7 +136,8 @@ UNREAD_RULES = (
         "tracking.name",
         ("mlflow",),
         "logs to a tracker",
-        refused=True,
+        # `fedmodel resume RUN tracking=none` keeps the run's tracking.uri.
+        refused=False,
     ),
     UnreadRule(
         ("partition.alpha", "partition.min_partition_size"),

@@ -32,7 +32,6 @@ def _settings(*overrides: str) -> RunSettings:
             ["model.num_layers=4"],
             "model.num_layers=4 is set, but model.path=shipped:",
         ),
-        (["tracking.uri=http://x:5000"], "only tracking=mlflow"),
         (
             ["task=bank", "task.test_fraction=0.3"],
             "task.test_fraction=0.3 is set, but task=bank",
@@ -80,6 +79,8 @@ def test_the_same_keys_pass_under_the_option_that_reads_them() -> None:
         (["privacy.initial_clipping_norm=1"], "only privacy=central"),
         (["distill=off", "distill.student.num_layers=3"], "distill=off"),
         (["federation=deployment", "federation.gpus_per_client=1"], "simulation"),
+        # `fedmodel resume RUN tracking=none` keeps the run's tracking.uri.
+        (["tracking.uri=http://x:5000"], "only tracking=mlflow"),
     ],
 )
 def test_keys_a_sweep_sets_for_every_job_are_warned_of(
