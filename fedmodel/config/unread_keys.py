@@ -22,7 +22,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from fedmodel.config.compose import compose_config
+from fedmodel.config.compose import CONF_DIR, compose_config
 from fedmodel.config.flat_keys import dotted
 from fedmodel.config.modes import EMBEDDING_MODE_NAMES, TINY_RANDOM
 from fedmodel.config.schema import RunSettings
@@ -244,7 +244,13 @@ def _unread(settings: RunSettings, rule: UnreadRule) -> list[tuple[str, str]]:
         return []
     group = rule.choice.split(".")[0]
     shipped = _packaged(
-        tuple(f"{g}={_value(settings, key)}" for g, key in OPTION_KEYS.items())
+        tuple(
+            f"{g}={option}"
+            for g, key in OPTION_KEYS.items()
+            # A name no option file has is refused by its own check, in words
+            # of its own; the group's default stands in for it here.
+            if (CONF_DIR / g / f"{(option := _value(settings, key))}.yaml").is_file()
+        )
     )
     named = group if OPTION_KEYS[group] == rule.choice else rule.choice
     readers = [f"{named}={reader}" for reader in rule.readers]
