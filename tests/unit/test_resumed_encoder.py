@@ -94,3 +94,12 @@ def test_a_resume_that_pools_the_features_otherwise_is_refused(
 
 def resumed_overrides(encoder: Path, key: str, value: str) -> list[str]:
     return ["resume=true", f"model.path={encoder}", f"model.{key}={value}"]
+
+
+def test_an_unreadable_encoder_record_is_named(tmp_path: Path) -> None:
+    # A plain OSError traceback before; a missing record is an older run's.
+    encoder = _encoder(tmp_path / "model")
+    run = _checkpointed_run(tmp_path / "run", encoder)
+    (run / ENCODER_IDENTITY).write_bytes(b"\xff\xfe not text")
+    with pytest.raises(FedmodelError, match=f"{ENCODER_IDENTITY}.*not UTF-8"):
+        check_run_folder(run, small_settings("resume=true", f"model.path={encoder}"))
