@@ -9,7 +9,8 @@ import pytest
 from hydra import initialize_config_dir
 
 from fedmodel.config import CONF_DIR, RunSettings, compose_config, settings_from_dict
-from fedmodel.config.unread_keys import UNREAD_RULES, unread_key_warnings
+from fedmodel.config.unread_keys import unread_key_warnings
+from fedmodel.config.unread_rules import UNREAD_RULES
 from fedmodel.errors import FedmodelError
 
 
