@@ -67,11 +67,13 @@ def _unread(settings: RunSettings, rule: UnreadRule) -> list[tuple[str, str]]:
             if (CONF_DIR / g / f"{(option := _value(settings, key))}.yaml").is_file()
         )
     )
-    named = group if OPTION_KEYS[group] == rule.choice else rule.choice
-    readers = [f"{named}={reader}" for reader in rule.readers]
+    # An option by its group's name (finetune=head), any other key by its own.
+    named = group if OPTION_KEYS.get(group) == rule.choice else rule.choice
+    readers = [f"{named}={_option(reader)}" for reader in rule.readers]
     return [
         (
-            f"{key}={_shown(value)} is set, but {named}={chosen} does not read it "
+            f"{key}={_shown(value)} is set, but {named}={_option(chosen)} does not "
+            "read it "
             f"(only {' and '.join(readers)} {rule.does})",
             f"choose {' or '.join(readers)}, or drop {key}",
         )
@@ -100,3 +102,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return repr(value)
+
+
+def _option(value: str | bool) -> str:
+    """A choice as an override writes it: head, not 'head'; false, not False."""
+    return value if isinstance(value, str) else _shown(value)

@@ -20,8 +20,9 @@ class UnreadRule:
     """`keys`, read only where the key `choice` is one of `readers`."""
 
     keys: tuple[str, ...]
+    # An option's key (finetune.mode) or any other (finetune.optimizer).
     choice: str
-    readers: tuple[str, ...]
+    readers: tuple[str | bool, ...]
     # What the readers do with the keys, after "only finetune=full".
     does: str
     # False: a warning, for keys a sweep sets for every one of its jobs.
@@ -188,6 +189,29 @@ UNREAD_RULES = (
         "federation.name",
         ("simulation",),
         "runs the clients here, under Ray; a deployed site uses its own hardware",
+        refused=False,
+    ),
+    # Left unread by another key's value rather than by an option; a sweep
+    # may cross either key with the other (finetune.optimizer=sgd,adam).
+    UnreadRule(
+        ("finetune.momentum",),
+        "finetune.optimizer",
+        ("sgd",),
+        "uses it; Adam and AdamW keep moment estimates of their own",
+        refused=False,
+    ),
+    UnreadRule(
+        ("strategy.trim_beta",),
+        "strategy.robust_method",
+        ("trimmed_mean",),
+        "cuts that share from each end",
+        refused=False,
+    ),
+    UnreadRule(
+        tuple(f"warm_start.{key}" for key in ("epochs", "learning_rate", "batch_size")),
+        "warm_start.enabled",
+        (True,),
+        "fits the head on the server's records before round 1",
         refused=False,
     ),
 )

@@ -52,7 +52,13 @@ def test_the_same_keys_pass_under_the_option_that_reads_them() -> None:
     for overrides in (
         ["strategy=fedprox", "strategy.proximal_mu=0.1"],
         ["strategy=fedadam", "strategy.eta=0.1"],
-        ["strategy=robust", "strategy.trim_beta=0.1"],
+        [
+            "strategy=robust",
+            "strategy.robust_method=trimmed_mean",
+            "strategy.trim_beta=0.1",
+        ],
+        ["finetune=full", "finetune.optimizer=sgd", "finetune.momentum=0.5"],
+        ["warm_start.epochs=5"],
         ["model=tiny", "model.num_layers=4"],
         ["tracking=mlflow", "tracking.uri=http://x:5000"],
         ["task=hospital", "task.test_fraction=0.3"],
@@ -82,6 +88,21 @@ def test_the_same_keys_pass_under_the_option_that_reads_them() -> None:
         (["federation=deployment", "federation.gpus_per_client=1"], "simulation"),
         # `fedmodel resume RUN tracking=none` keeps the run's tracking.uri.
         (["tracking.uri=http://x:5000"], "only tracking=mlflow"),
+        # Left unread by another key's value rather than by an option.
+        (
+            ["finetune=lora", "finetune.momentum=0.5"],
+            "finetune.momentum=0.5 is set, but finetune.optimizer=adam does not "
+            "read it (only finetune.optimizer=sgd",
+        ),
+        (
+            ["strategy=robust", "strategy.trim_beta=0.1"],
+            "strategy.robust_method=median does not read it",
+        ),
+        (
+            ["warm_start.enabled=false", "warm_start.epochs=5"],
+            "warm_start.epochs=5 is set, but warm_start.enabled=false does not "
+            "read it (only warm_start.enabled=true",
+        ),
     ],
 )
 def test_keys_a_sweep_sets_for_every_job_are_warned_of(
