@@ -1,6 +1,7 @@
 """Flower ServerApp: set up, run the rounds, finish the models, write the summary.
 
-The pieces live beside it: `server_setup` (run folder, resume, warm start),
+The pieces live beside it: `server_setup` (settings, run folder),
+`server_model` (the model's start, resume, the model kept),
 `server_rounds` (the teacher's and the student's rounds on the one loop in
 `rounds`, with the callbacks in `callbacks`) and `run/summary.py`.
 """
@@ -23,6 +24,7 @@ from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one, warn_about_records
+from fedmodel.federation.server_model import keep_selected, offer_start, start_model
 from fedmodel.federation.server_rounds import (
     SharedRoundState,
     distill_on_clients,
@@ -30,11 +32,8 @@ from fedmodel.federation.server_rounds import (
     train_teacher,
 )
 from fedmodel.federation.server_setup import (
-    keep_selected,
-    offer_start,
     prepare_run_dir,
     settings_from_run_config,
-    start_model,
     write_resolved_config,
 )
 from fedmodel.model.finetune import merged_classifier

@@ -11,7 +11,7 @@ import torch
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
-from fedmodel.federation.server_setup import resume
+from fedmodel.federation.server_model import resume
 from fedmodel.run.checkpoint import (
     Checkpoint,
     keep_rounds_up_to,
@@ -174,12 +174,12 @@ def test_a_resume_of_a_folder_that_held_no_run_says_so(
     model = GlobalModel(settings, label_names=task.label_names, test=task.test)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    with caplog.at_level("WARNING", logger="fedmodel.federation.server_setup"):
+    with caplog.at_level("WARNING", logger="fedmodel.federation.server_model"):
         assert resume(run_dir, model) is None
     assert f"{run_dir} holds no earlier run" in caplog.text
     assert "stopped before its first round" not in caplog.text
     caplog.clear()
     (run_dir / "resolved_config.yaml").write_text("task: {}\n")  # a start's
-    with caplog.at_level("WARNING", logger="fedmodel.federation.server_setup"):
+    with caplog.at_level("WARNING", logger="fedmodel.federation.server_model"):
         assert resume(run_dir, model) is None
     assert "stopped before its first round was aggregated" in caplog.text

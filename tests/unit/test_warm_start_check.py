@@ -14,7 +14,7 @@ import torch
 from fedmodel.config import settings_from_dict
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.data.tasks import load_task
-from fedmodel.federation.server_setup import offer_start, start_model
+from fedmodel.federation.server_model import offer_start, start_model
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.label_init import init_head_from_label_names
 from fedmodel.model.load import build_classifier
