@@ -19,6 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings
 from fedmodel.config.run_config import is_app_run_config
+from fedmodel.config.unread_keys import unread_key_warnings
 from fedmodel.config.wording import plural
 from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
@@ -90,8 +91,8 @@ def run_federation(
 ) -> dict[str, Any]:
     """Train the shared model over `settings.num_rounds` rounds; write outputs.
 
-    `check_clients`: check simulated clients as `fedmodel simulate` does
-    before Flower starts (`check_start`), for a run it did not start.
+    `check_clients`: check (and warn) as `fedmodel simulate` does before
+    Flower starts (`check_start`), for a run it did not start.
 
     A run in which a client failed for good (unless the config allows it) or a
     round in which no client returned an update writes its summary, with the
@@ -150,11 +151,17 @@ def check_start(settings: RunSettings, *, check_clients: bool) -> None:
     """Refuse a run its folder does not allow, then (`check_clients`) its clients.
 
     The folder first: a resume with a changed key that deals the records is
-    named by that key, not by the records it moved. The clients of a
-    simulation `fedmodel simulate` did not start, before any is sent a message.
+    named by that key, not by the records it moved. For a run `fedmodel
+    simulate` did not start (a deployment's, any `flwr run`'s), the keys set
+    for an option that ignores them are named as simulate names them, and a
+    simulation's clients are checked before any is sent a message.
     """
     check_run_folder(Path(settings.run_dir), settings)
-    if check_clients and settings.federation.name == "simulation":
+    if not check_clients:
+        return
+    for line in unread_key_warnings(settings):
+        log.warning("%s", line)
+    if settings.federation.name == "simulation":
         check_simulated_clients(settings)
 
 

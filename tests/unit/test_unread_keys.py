@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
+from pathlib import Path
 
 import pytest
 from hydra import initialize_config_dir
@@ -12,6 +14,7 @@ from fedmodel.config import CONF_DIR, RunSettings, compose_config, settings_from
 from fedmodel.config.unread_keys import unread_key_warnings
 from fedmodel.config.unread_rules import UNREAD_RULES
 from fedmodel.errors import FedmodelError
+from fedmodel.federation import server_app
 
 
 def _settings(*overrides: str) -> RunSettings:
@@ -153,3 +156,22 @@ def test_the_check_composes_inside_the_hydra_app_of_simulate() -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         config = compose_config(["seed=918273", "partition=iid"])
     assert config["seed"] == 918273
+
+
+@pytest.mark.parametrize(("flwr_run", "said"), [(True, 1), (False, 0)])
+def test_a_server_flwr_run_started_warns_once_as_simulate_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, flwr_run: bool, said: int
+) -> None:
+    # A deployment's server built its settings and never said that a key it
+    # was given changes nothing; `fedmodel simulate` says it before Flower
+    # starts, so its own server (flwr_run False) must not say it again.
+    settings = _settings(
+        "federation=deployment",
+        "strategy=robust",
+        "strategy.trim_beta=0.1",
+        f"run_dir={tmp_path}",
+    )
+    with caplog.at_level(logging.WARNING, logger=server_app.__name__):
+        server_app.check_start(settings, check_clients=flwr_run)
+    warned = [m for m in caplog.messages if "strategy.trim_beta=0.1 is set" in m]
+    assert len(warned) == said
