@@ -15,11 +15,10 @@ and again in its reply.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
@@ -29,7 +28,6 @@ from fedmodel.federation.client_binding import (
     reported_client,
 )
 from fedmodel.federation.messages import (
-    ARRAYS_KEY,
     CLIENT_ID_KEY,
     METRICS_KEY,
     ClientFailure,
@@ -40,6 +38,7 @@ from fedmodel.federation.messages import (
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
 from fedmodel.federation.strategy_choice import say_if_waiting
+from fedmodel.federation.train_replies import node_of, with_shared_metrics
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 
@@ -171,7 +170,7 @@ class BudgetAwareStrategy:
         if not accepted:
             return None, None, []
         arrays, aggregated = self.inner.aggregate_train(
-            server_round, _with_shared_metrics(accepted)
+            server_round, with_shared_metrics(accepted)
         )
         return (None if arrays is None else as_weights(arrays)), aggregated, accepted
 
@@ -223,7 +222,7 @@ class BudgetAwareStrategy:
         answer for (`ClientBinding.refusal`), or one whose ledger reports less
         than the server recorded for its client.
         """
-        node = self._node_of(reply, sent)
+        node = node_of(reply, sent)
         if reply.has_error():
             # Flower's reply for a lost node ("Node Unavailable") names no
             # client: the site it answered for is named, as a node id hides it.
@@ -258,42 +257,7 @@ class BudgetAwareStrategy:
             return None
         return node, client_id, figures
 
-    def _node_of(self, reply: Message, sent: list[Message]) -> int:
-        """The node a reply is about: the one its message in `sent` went to.
-
-        A reply's sender is the node, except where the SuperLink answers for
-        a node it lost (Flower's "Node Unavailable"): that reply comes from
-        the SuperLink's own id and names only the message it answers.
-        """
-        answered = reply.metadata.reply_to_message_id
-        for message in sent:
-            if answered and message.metadata.message_id == answered:
-                return int(message.metadata.dst_node_id)
-        return int(reply.metadata.src_node_id)
-
     def _fail(self, failure: ClientFailure) -> None:
         self.round_failures.append(failure)
         if failure.permanent:
             self.failed_nodes.add(failure.node_id)
-
-
-def _with_shared_metrics(replies: list[Message]) -> list[Message]:
-    """Copies of `replies` whose metrics hold only the keys every one holds.
-
-    Flower's strategies raise on replies whose metric keys differ, which
-    ended the run for one client's number more or less. The robust
-    strategies empty the copies' own ArrayRecords as they aggregate.
-    """
-    metrics = [reply.content.metric_records[METRICS_KEY] for reply in replies]
-    shared = set.intersection(*(set(m) for m in metrics))
-    copies = []
-    for reply, numbers in zip(replies, metrics, strict=True):
-        copied = copy.copy(reply)  # the reply's metadata, content of its own
-        copied.content = RecordDict(
-            {
-                ARRAYS_KEY: ArrayRecord(dict(reply.content.array_records[ARRAYS_KEY])),
-                METRICS_KEY: MetricRecord({k: numbers[k] for k in shared}),
-            }
-        )
-        copies.append(copied)
-    return copies
