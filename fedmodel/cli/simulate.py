@@ -9,7 +9,6 @@ leaves no run folder behind, and an earlier run's folder as it was
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -31,10 +30,10 @@ from fedmodel.cli.hydra_files import (
     named_run_dir,
     named_sweep_dir,
     sweep_files_kept_if_refused,
-    task_overrides,
 )
 from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
 from fedmodel.cli.resume_finished import finished_sweep_job
+from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
 from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import (
     check_overrides,
@@ -48,15 +47,6 @@ from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 
 VERBOSE_FLAGS = ("-v", "--verbose")
-# Hydra's flags that each pick what the command does (at most one may be
-# given), by the name Hydra's parser stores them under.
-MODE_FLAGS = {
-    "run": ("--run", "runs one job"),
-    "multirun": ("--multirun", "runs a sweep"),
-    "cfg": ("--cfg", "prints the composed config and runs nothing"),
-    "info": ("--info", "prints Hydra's information"),
-    "shell_completion": ("--shell-completion", "prints shell completion"),
-}
 # How `fedmodel simulate` is given its run folder.
 RUN_FOLDER_INSTEAD = (
     "name it with hydra.run.dir=DIR (and resume=true to continue the run in DIR;"
@@ -130,60 +120,6 @@ def run_simulate(argv: list[str], *, prog: str = SIMULATE_PROG) -> int:
         if not full_error:
             del os.environ["HYDRA_FULL_ERROR"]
     return EXIT_OK
-
-
-def hydra_args(argv: list[str]) -> argparse.Namespace | None:
-    """Hydra's flags and overrides in `argv`, read as Hydra will; None if it cannot."""
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()
-    parser.exit_on_error = False
-    try:
-        args, _ = parser.parse_known_args(argv)
-    except argparse.ArgumentError:
-        return None
-    return args
-
-
-def check_hydra_flags(args: argparse.Namespace) -> None:
-    """Refuse Hydra flags that exclude each other, before Hydra raises on them."""
-    given = [MODE_FLAGS[dest] for dest in MODE_FLAGS if getattr(args, dest)]
-    if len(given) > 1:
-        flags = " and ".join(flag for flag, _ in given)
-        what = "; ".join(f"{flag} {does}" for flag, does in given)
-        raise FedmodelError(
-            f"{flags} cannot be given together: give one of them ({what})"
-        )
-    if args.resolve and args.cfg is None and not args.help:
-        raise FedmodelError("--resolve works only with --cfg or --help; add one")
-
-
-def check_sweep_jobs(overrides: list[str]) -> None:
-    """Check the settings of every job of a --multirun sweep before the first.
-
-    A bad value in the sweep's last job would otherwise stop it only after
-    the jobs before had run, hours into a long sweep. Hydra's own keys are
-    left to Hydra.
-    """
-    from hydra.errors import HydraException
-
-    from fedmodel.config import compose_config
-    from fedmodel.config.sweep_jobs import sweep_jobs, swept_values
-
-    try:
-        jobs = sweep_jobs(task_overrides(overrides))
-    except HydraException:
-        # Hydra names an override it cannot parse itself, before any job; and
-        # only Hydra's sweeper lists a group's options for glob().
-        return
-    for number, job in enumerate(jobs, start=1):
-        try:
-            settings_from_dict({**compose_config(job), "run_dir": ""})
-        except FedmodelError as exc:
-            raise FedmodelError(
-                f"sweep job {number} of {len(jobs)} ({swept_values(job, jobs)}): "
-                f"{error_line(exc)}; no job has run"
-            ) from None
 
 
 def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:

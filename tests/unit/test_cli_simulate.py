@@ -11,7 +11,8 @@ import pytest
 
 from fedmodel.cli.hydra_errors import hydra_error_line
 from fedmodel.cli.main import run_command
-from fedmodel.cli.simulate import check_sweep_jobs, run_simulate
+from fedmodel.cli.simulate import run_simulate
+from fedmodel.cli.simulate_args import check_sweep_jobs
 from fedmodel.errors import FedmodelError
 from fedmodel.run import folder_check
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
