@@ -239,6 +239,29 @@ def test_a_transfer_file_rewritten_at_the_runs_path_is_refused(
     assert "may name its file moved elsewhere, not another or a rewritten" in said
 
 
+@pytest.mark.parametrize("damage", ["not utf-8", "a folder"])
+def test_a_transfer_hash_that_cannot_be_read_is_named_not_skipped(
+    run_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    # Read as missing, the file was compared by path, so one rewritten at the
+    # run's path was taken; a hash not UTF-8 stopped with a traceback.
+    kept = run_dir / "transfer_file.sha256"
+    kept.unlink()
+    if damage == "a folder":
+        kept.mkdir()
+    else:
+        kept.write_bytes(b"\xff\xfe")
+    mine = tmp_path / "mine.txt"
+    config = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    config["distill"]["transfer_file"] = str(mine)
+    (run_dir / "resolved_config.yaml").write_text(yaml.safe_dump(config))
+    mine.write_text("a text the student never learned on\n")
+    with pytest.raises(FedmodelError, match=f"{kept} cannot be read"):
+        check_student_resume(
+            run_dir, _checkpoint(run_dir), _settings(run_dir, "resume=true")
+        )
+
+
 def _transfer_file(run_dir: Path) -> Path:
     stored = stored_config(run_dir)
     assert stored is not None
