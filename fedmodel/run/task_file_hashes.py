@@ -21,7 +21,8 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.privacy.durable_file import write_durably
-from fedmodel.run.layout import TASK_FILE_HASHES
+from fedmodel.run.layout import RESOLVED_CONFIG, TASK_FILE_HASHES
+from fedmodel.run.run_files import parsed_mapping
 
 # The task keys that name data files (a list of them for train_files).
 TASK_FILE_KEYS = (
@@ -29,6 +30,10 @@ TASK_FILE_KEYS = (
     "task.test_file",
     "task.validation_file",
     "task.label_descriptions",
+)
+_UNREADABLE_FIX = (
+    "make it readable, or resume with the data files at the paths the run "
+    f"named (its {RESOLVED_CONFIG})"
 )
 
 
@@ -80,9 +85,12 @@ def content_hash(path: Path) -> str | None:
 
 
 def _recorded(run_dir: Path) -> dict[str, str]:
-    """The run's last start's hashes by path; {} if it kept none or is unreadable."""
-    try:
-        recorded = json.loads((run_dir / TASK_FILE_HASHES).read_text("utf-8"))
-    except (OSError, ValueError):
+    """The run's last start's hashes by path; {} if it kept none (an older run).
+
+    A record that cannot be read is an error naming it: read as none, the
+    run's own files moved elsewhere were refused as other records.
+    """
+    path = run_dir / TASK_FILE_HASHES
+    if not path.exists():
         return {}
-    return recorded if isinstance(recorded, dict) else {}
+    return parsed_mapping(path, fix=_UNREADABLE_FIX)

@@ -158,6 +158,23 @@ def test_a_resume_takes_the_runs_data_files_moved_unchanged(tmp_path: Path) -> N
         check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
 
 
+@pytest.mark.parametrize("damage", [b"\xff\xfe", b"{cut", b"[]"])
+def test_a_task_file_record_that_cannot_be_read_is_named(
+    tmp_path: Path, damage: bytes
+) -> None:
+    # Read as none, the run's files moved unchanged were refused as other
+    # records, with a hint that they may be moved: what the user had done.
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    for name in ("a.csv", "b.csv", "test.csv"):
+        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _start(run, *_files_in(data))
+    (run / TASK_FILE_HASHES).write_bytes(damage)
+    moved = Path(shutil.move(data, tmp_path / "moved"))
+    with pytest.raises(FedmodelError, match=f"^{run / TASK_FILE_HASHES} "):
+        check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
+
+
 def test_an_older_run_with_relative_paths_resumes_from_its_start_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
