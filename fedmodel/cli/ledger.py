@@ -145,7 +145,7 @@ def _refuse_a_run_folder(state_dir: Path) -> None:
 
 
 def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
-    """Say why a run's folder holds no ledger: privacy=off, or a deployed server.
+    """Say why a run's folder holds no ledger: privacy=off or central, or a server.
 
     Before, the error read as if a site's first round had not come yet, also
     for a deployment's run folder on the server after its rounds had run.
@@ -164,6 +164,18 @@ def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
         raise FedmodelError(
             f"--state-dir {state_dir}: the run in {run_dir} was made with "
             "privacy=off, so no client was charged and it keeps no privacy ledger"
+        )
+    if run_dir and (config.get("privacy") or {}).get("mode") == "central":
+        # Its one ledger is the server's, in the run folder: not at the sites.
+        ledger = run_dir / CENTRAL_LEDGER_FILE
+        where = (
+            f"; give --state-dir {run_dir}"
+            if ledger.exists()
+            else ", which no round has charged yet (it is written at the first)"
+        )
+        raise FedmodelError(
+            f"--state-dir {state_dir}: the run in {run_dir} (privacy=central) "
+            f"keeps one client-level ledger for every client, {ledger}{where}"
         )
     if (config.get("federation") or {}).get("name") == DEPLOYMENT:
         raise FedmodelError(

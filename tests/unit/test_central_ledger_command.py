@@ -227,3 +227,41 @@ def test_a_sites_reset_states_what_it_spent_rounded_up(
     assert "(epsilon 2.8568, 2 rounds)" in capsys.readouterr().out
     again = spent_before_reset(central_run, fingerprint=site["data_fingerprint"])
     assert again is not None and "already charged epsilon 2.8568 in" in again
+
+
+@pytest.mark.parametrize("deployed", [False, True])
+def test_a_central_run_before_its_first_charge_names_the_servers_ledger(
+    tmp_path: Path, deployed: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a deployment's said each site keeps its ledger at the site, where
+    # a privacy=central site keeps none; a simulation's, that no round had
+    # charged "this site", as of a site's state directory.
+    federation = "deployment" if deployed else "simulation"
+    (tmp_path / RESOLVED_CONFIG).write_text(
+        f"federation:\n  name: {federation}\nprivacy:\n  mode: central\n"
+    )
+    assert run_command(["ledger", "show", "--state-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel ledger show: error: --state-dir {tmp_path}: the run in "
+        f"{tmp_path} (privacy=central) keeps one client-level ledger for every "
+        f"client, {tmp_path / CENTRAL_LEDGER_FILE}, which no round has charged "
+        "yet (it is written at the first)"
+    )
+
+
+def test_a_simulated_clients_folder_of_a_central_run_names_the_runs_ledger(
+    central_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "no round has charged this site yet", though the run's one
+    # ledger, beside the clients' folders, had charged two rounds.
+    client = central_run / "clients" / "client-0"
+    client.mkdir(parents=True)
+    assert run_command(["ledger", "show", "--state-dir", str(client)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"keeps one client-level ledger for every client, "
+            f"{central_run / CENTRAL_LEDGER_FILE}; give --state-dir {central_run}"
+        )
+    )
