@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import transformers
@@ -80,9 +80,24 @@ def build_classifier(
         return PooledBertForSequenceClassification(config)
     location = resolve_model_path(settings.path)
     # A fedmodel export brings a head of its own labels; it is reset below.
-    model = PooledBertForSequenceClassification.from_pretrained(
-        location, config=config, ignore_mismatched_sizes=True
+    model, loaded = cast(
+        tuple[PooledBertForSequenceClassification, dict[str, Any]],
+        PooledBertForSequenceClassification.from_pretrained(
+            location,
+            config=config,
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+        ),
     )
+    # Only the head may differ: an encoder weight of another shape than the
+    # folder's own config.json says would be left at its random start.
+    unlike = sorted(k for k, *_ in loaded["mismatched_keys"] if "classifier" not in k)
+    if unlike:
+        raise FedmodelError(
+            f"model.path {settings.path!r}: the weights in {location} do not have "
+            f"the shapes its config.json gives ({', '.join(unlike[:3])}); give a "
+            "folder whose weights and config.json belong together"
+        )
     torch.manual_seed(seed)
     model.classifier.reset_parameters()
     return model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -206,3 +207,21 @@ def test_an_exported_model_folder_serves_as_model_path(tmp_path: Path) -> None:
             torch.equal(encoder[name], value)
             for name, value in exported.bert.state_dict().items()
         )
+
+
+def test_a_folder_whose_weights_its_config_does_not_fit_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Only the head may differ in shape (an export's own labels); an encoder
+    # weight would otherwise be left at its random start without a word.
+    out = save_pretrained(
+        build_classifier(_tiny(), label_names=LABELS, seed=0),
+        load_tokenizer(_tiny()),
+        tmp_path / "model",
+    )
+    config = json.loads((out / "config.json").read_text())
+    config["intermediate_size"] += 8
+    (out / "config.json").write_text(json.dumps(config))
+    settings = dataclasses.replace(_tiny(), path=str(out))
+    with pytest.raises(FedmodelError, match="do not have the shapes its config"):
+        build_classifier(settings, label_names=LABELS, seed=1)
