@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fedmodel.client.site import LABEL_COLUMN, TEXT_COLUMN, SiteConfig
+from fedmodel.client.site import LABEL_COLUMN, TEXT_COLUMN, SiteConfig, site_setting
 from fedmodel.client.site_delta import check_site_delta, site_delta_warning
 from fedmodel.deploy.ledger_launch_check import check_stored_ledger
 from fedmodel.errors import FedmodelError
@@ -34,11 +34,16 @@ _MISSING = {
 }
 
 
+# The options a SuperNode's node config keeps, named as `site_setting` does.
+_SITE_KEYS = ("--data-file", "--labels-file")
+
+
 def existing_file(path: Path, option: str) -> Path:
     """`path` made absolute, or a refusal naming `option` and how to get it."""
     if not path.is_file():
+        named = site_setting(option[2:]) if option in _SITE_KEYS else option
         raise FedmodelError(
-            f"{option}: {path} does not exist or is not a file; {_MISSING[option]}"
+            f"{named}: {path} does not exist or is not a file; {_MISSING[option]}"
         )
     return path.resolve()
 
@@ -57,12 +62,12 @@ def check_site_file(site: SiteConfig) -> None:
     from fedmodel.data.file_formats import read_table
 
     path = existing_file(site.data_file, "--data-file")
-    table = read_table(path, key="--data-file")
+    table = read_table(path, key=site_setting("data-file"))
     records = len(table)
     if records == 0:
         raise FedmodelError(
-            f"--data-file: file {path} holds no records, only a header; give the "
-            "site's file of records"
+            f"{site_setting('data-file')}: file {path} holds no records, only a "
+            "header; give the site's file of records"
         )
     # No pair agreed: nothing to check (the server names the columns).
     for key, column in zip(

@@ -243,7 +243,10 @@ def test_a_bad_labels_file_stops_the_supernode_launch(site: SiteConfig) -> None:
     twice = site.data_file.with_name("twice.txt")
     twice.write_text("hello,a\nhello,a\n")
     for labels, fragment in (
-        (site.data_file.with_name("none.txt"), "--labels-file: .*none.txt"),
+        (
+            site.data_file.with_name("none.txt"),
+            r"--labels-file \(node config labels-file\): .*none.txt",
+        ),
         (twice, "line 2: label 'hello,a' is listed twice"),
     ):
         with pytest.raises(FedmodelError, match=fragment):
@@ -255,7 +258,8 @@ def test_a_missing_data_file_stops_the_supernode_launch(site: SiteConfig) -> Non
     # The line says what to give, not only what is missing.
     with pytest.raises(
         FedmodelError,
-        match="--data-file: .*my records.csv does not exist or is not a file; give "
+        match=r"--data-file \(node config data-file\): .*my records.csv does not "
+        "exist or is not a file; give "
         "the path of the site's records",
     ):
         _launch(site)
@@ -343,7 +347,7 @@ def test_a_file_no_round_could_use_stops_the_supernode_launch(
     site: SiteConfig,
 ) -> None:
     for text, delta, fragment in (
-        ("text,label\n", None, "--data-file: .*my records.csv"),
+        ("text,label\n", None, r"--data-file \(node config data-file\): .*records"),
         (
             "text,label\nhello,a\nbye,b\n",
             0.5,
