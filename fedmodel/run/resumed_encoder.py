@@ -22,7 +22,7 @@ from fedmodel.model.location import encoder_identity
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import ENCODER_IDENTITY, RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.resumed_settings import value_at
-from fedmodel.run.run_files import unreadable
+from fedmodel.run.run_files import recorded_line
 from fedmodel.run.stored_config import stored_config
 
 
@@ -40,14 +40,9 @@ def check_encoder_kept(run_dir: Path, settings: RunSettings) -> None:
     if not checkpoint_file(run_dir).is_file():
         return
     _check_features_kept(run_dir, settings)
-    path = run_dir / ENCODER_IDENTITY
-    try:
-        recorded = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    recorded = recorded_line(run_dir / ENCODER_IDENTITY)
+    if recorded is None:
         return
-    except (OSError, UnicodeDecodeError) as exc:
-        fix = "make it readable, or start a new run in a new folder"
-        raise unreadable(path, exc, fix=fix) from exc
     now = encoder_identity(settings)
     if now == recorded:
         return

@@ -29,7 +29,7 @@ from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.layout import RESOLVED_CONFIG, TRANSFER_FILE_HASH
 from fedmodel.run.resumed_settings import quoted, value_at
-from fedmodel.run.run_files import unreadable
+from fedmodel.run.run_files import recorded_line
 from fedmodel.run.stored_config import stored_config
 from fedmodel.run.task_file_hashes import content_hash
 
@@ -112,7 +112,9 @@ def _transfer_file_change(
 ) -> list[str]:
     """How a refusal quotes a transfer file other than the student's; [] if same."""
     named, was = value_at(config, TRANSFER_KEY), value_at(earlier, TRANSFER_KEY)
-    recorded = _recorded_hash(run_dir)
+    # An unreadable hash is an error, not a missing one: compared by path
+    # instead, a file rewritten at the run's path would be taken.
+    recorded = recorded_line(run_dir / TRANSFER_FILE_HASH) or None
     if named is None or was is None or recorded is None:
         return [quoted([TRANSFER_KEY], config, earlier)] if named != was else []
     now = content_hash(Path(named))
@@ -123,19 +125,3 @@ def _transfer_file_change(
         f"{now[:12] if now else 'unreadable'}) is not that of the file the "
         f"student was distilled on (sha256 {recorded[:12]}, {TRANSFER_FILE_HASH})"
     ]
-
-
-def _recorded_hash(run_dir: Path) -> str | None:
-    """The transfer file's hash the run's last start kept; None if it kept none.
-
-    A hash file that cannot be read is an error, not a missing one: compared
-    by path instead, a file rewritten at the run's path would be taken.
-    """
-    path = run_dir / TRANSFER_FILE_HASH
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        fix = "make it readable, or start a new run in a new folder"
-        raise unreadable(path, exc, fix=fix) from exc

@@ -31,6 +31,21 @@ def parsed_file(path: Path, *, fix: str) -> Any:
         raise unreadable(path, exc, fix=fix) from exc
 
 
+def recorded_line(path: Path) -> str | None:
+    """The one line a start keeps in `path` (a digest), or None if it kept none.
+
+    A missing file is an older run folder's; one that cannot be read is an
+    error naming it, never read as missing, which would skip a resume's check.
+    """
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        fix = "make it readable, or start a new run in a new folder"
+        raise unreadable(path, exc, fix=fix) from exc
+
+
 def parsed_mapping(path: Path, *, fix: str) -> dict[str, Any]:
     """`parsed_file(path)`, refused unless it holds a mapping (a JSON object)."""
     value = parsed_file(path, fix=fix)
