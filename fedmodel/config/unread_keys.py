@@ -37,27 +37,20 @@ OPTION_KEYS = {
 
 def check_unread_keys(settings: RunSettings) -> None:
     """Refuse a key set for an option that does not read it (a refused rule's)."""
-    for rule in UNREAD_RULES:
-        for said, fix in _unread(settings, rule) if rule.refused else ():
-            raise FedmodelError(f"{said}: {fix}")
+    for said, fix in _unread(settings, refused=True):
+        raise FedmodelError(f"{said}: {fix}")
 
 
 def unread_key_warnings(settings: RunSettings) -> list[str]:
     """One line for each key of a warned rule set for an option that ignores it."""
     return [
         f"{said}, so it changes nothing in this run: {fix}"
-        for rule in UNREAD_RULES
-        if not rule.refused
-        for said, fix in _unread(settings, rule)
+        for said, fix in _unread(settings, refused=False)
     ]
 
 
-def _unread(settings: RunSettings, rule: UnreadRule) -> list[tuple[str, str]]:
-    """Each of `rule`'s keys set where its choice ignores it: what, and the fix."""
-    chosen = _value(settings, rule.choice)
-    if chosen in rule.readers:
-        return []
-    group = rule.choice.split(".")[0]
+def _unread(settings: RunSettings, *, refused: bool) -> list[tuple[str, str]]:
+    """Each key of the refused (or warned) rules set where its choice ignores it."""
     shipped = _packaged(
         tuple(
             f"{g}={option}"
@@ -67,6 +60,22 @@ def _unread(settings: RunSettings, rule: UnreadRule) -> list[tuple[str, str]]:
             if (CONF_DIR / g / f"{(option := _value(settings, key))}.yaml").is_file()
         )
     )
+    return [
+        unread
+        for rule in UNREAD_RULES
+        if rule.refused == refused
+        for unread in _unread_by(settings, rule, shipped)
+    ]
+
+
+def _unread_by(
+    settings: RunSettings, rule: UnreadRule, shipped: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Each of `rule`'s keys set where its choice ignores it: what, and the fix."""
+    chosen = _value(settings, rule.choice)
+    if chosen in rule.readers:
+        return []
+    group = rule.choice.split(".")[0]
     # An option by its group's name (finetune=head), any other key by its own.
     named = group if OPTION_KEYS.get(group) == rule.choice else rule.choice
     readers = [f"{named}={_option(reader)}" for reader in rule.readers]
