@@ -39,9 +39,11 @@ _UNREADABLE_FIX = (
 
 def record_task_files(run_dir: Path, settings: RunSettings) -> None:
     """Keep the sha256 of each task data file this start names, by its path."""
-    task = settings.task
-    named = [*task.train_files, task.test_file, task.validation_file]
-    named.append(task.label_descriptions)
+    named = [
+        path
+        for key in TASK_FILE_KEYS
+        for path in _paths(getattr(settings.task, key.removeprefix("task.")))
+    ]
     hashes = {
         path: digest
         for path in named
@@ -57,8 +59,7 @@ def moved_unchanged(run_dir: Path, *, was: Any, now: Any) -> bool:
     or None): each path is the run's, or a file of its name and recorded
     content.
     """
-    was_paths = was if isinstance(was, list) else [was]
-    now_paths = now if isinstance(now, list) else [now]
+    was_paths, now_paths = _paths(was), _paths(now)
     if len(was_paths) != len(now_paths):
         return False
     recorded = _recorded(run_dir)
@@ -73,6 +74,11 @@ def moved_unchanged(run_dir: Path, *, was: Any, now: Any) -> bool:
         )
         for old, new in zip(was_paths, now_paths, strict=True)
     )
+
+
+def _paths(value: Any) -> list[Any]:
+    """A task file key's value as a list: train_files' paths, or the one path."""
+    return value if isinstance(value, list) else [value]
 
 
 def content_hash(path: Path) -> str | None:
