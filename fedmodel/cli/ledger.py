@@ -153,6 +153,7 @@ def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
     from fedmodel.config.deployment import DEPLOYMENT
     from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
     from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
+    from fedmodel.run.resumed_settings import value_at
     from fedmodel.run.stored_config import stored_config
 
     if any((state_dir / name).exists() for name in (LEDGER_FILE, CENTRAL_LEDGER_FILE)):
@@ -160,12 +161,13 @@ def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
     in_a_run = (state_dir / RESOLVED_CONFIG).is_file()
     run_dir = state_dir if in_a_run else _simulated_run(state_dir)
     config = (stored_config(run_dir) if run_dir else None) or {}
-    if (config.get("privacy") or {}).get("mode") == "off":
+    mode = value_at(config, "privacy.mode")
+    if mode == "off":
         raise FedmodelError(
             f"--state-dir {state_dir}: the run in {run_dir} was made with "
             "privacy=off, so no client was charged and it keeps no privacy ledger"
         )
-    if run_dir and (config.get("privacy") or {}).get("mode") == "central":
+    if run_dir and mode == "central":
         # Its one ledger is the server's, in the run folder: not at the sites.
         ledger = run_dir / CENTRAL_LEDGER_FILE
         where = (
@@ -177,7 +179,7 @@ def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
             f"--state-dir {state_dir}: the run in {run_dir} (privacy=central) "
             f"keeps one client-level ledger for every client, {ledger}{where}"
         )
-    if (config.get("federation") or {}).get("name") == DEPLOYMENT:
+    if value_at(config, "federation.name") == DEPLOYMENT:
         raise FedmodelError(
             f"--state-dir {state_dir} is a deployment's run folder on the server: "
             "each site keeps its privacy ledger at the site, in its SuperNode's "
