@@ -15,7 +15,11 @@ from typing import Any
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.stored_config import stored_config
-from fedmodel.run.task_file_hashes import TASK_FILE_KEYS, moved_unchanged
+from fedmodel.run.task_file_hashes import (
+    TASK_FILE_KEYS,
+    moved_unchanged,
+    rewritten_files,
+)
 
 # Settings that decide which records each client holds. Each client's ledger
 # counts what was spent on its own records: a resume that dealt them out
@@ -66,7 +70,8 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
     """
     # Data files are compared by the absolute paths they name, whatever
     # folder the run was started in and this resume runs in; a file moved
-    # elsewhere, by its name and content (`task_file_hashes.py`).
+    # elsewhere, by its name and content, and one at the run's path by its
+    # content too (`task_file_hashes.py`).
     earlier = stored_config(run_dir)
     if earlier is None:
         if checkpoint_file(run_dir).is_file():
@@ -85,6 +90,7 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
             f"with the run's values (its {RESOLVED_CONFIG}{_moved_files(changed)}), "
             "or start a new run in a new folder"
         )
+    _refuse_rewritten_files(run_dir, config)
     old_plan, new_plan = _plan_settings(earlier), _plan_settings(config)
     if bool(old_plan) != bool(new_plan):  # DP switched on or off
         switched = [
@@ -126,6 +132,20 @@ def _records_changed(
             )
         )
     ]
+
+
+def _refuse_rewritten_files(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a resume whose data file at the run's path holds other bytes."""
+    named = {key: value_at(config, key) for key in TASK_FILE_KEYS}
+    rewritten = rewritten_files(run_dir, named)
+    if rewritten:
+        raise FedmodelError(
+            f"resume=true in {run_dir} with {'; '.join(rewritten[:4])}: its bytes "
+            "changed since the run's last start, so the run would go on training "
+            "or evaluating on other records than its own, and each client's "
+            "ledger counts only what was spent on its own; restore the run's file "
+            "at that path, or start a new run in a new folder"
+        )
 
 
 def _moved_files(changed: list[str]) -> str:

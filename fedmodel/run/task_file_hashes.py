@@ -1,15 +1,18 @@
-"""The task's data files by content, so a resume may name them moved elsewhere.
+"""The task's data files by content, so a resume may name them moved, not rewritten.
 
 A resume keeps the settings that deal each client's records
 (`resumed_settings.py`), the task's data files among them. Each start keeps
 the sha256 of each file it names that this process can read
-(`record_task_files`), so a resume naming the run's file under another folder
-(moved with the run folder, say) is taken where the file has the same name
-and the same bytes: it holds the same records in the same order, dealt to
-the same clients, whose ledgers count them. Any other path is a changed key,
-as is a path whose file this process cannot read (a deployed server need not
-hold the sites' files), and every path of a run folder written before this
-record was kept.
+(`record_task_files`). A resume whose path names a recorded file refuses it
+where its bytes are not the recorded ones (`rewritten_files`): rewritten at
+the run's path, it holds other records, which under `privacy=off` or
+`central` nothing else would notice. A resume naming the run's file under
+another folder (moved with the run folder, say) is taken where the file has
+the same name and the same bytes: it holds the same records in the same
+order, dealt to the same clients, whose ledgers count them. Any other path
+is a changed key, as is a path whose file this process cannot read (a
+deployed server need not hold the sites' files), and every path of a run
+folder written before this record was kept.
 """
 
 from __future__ import annotations
@@ -74,6 +77,32 @@ def moved_unchanged(run_dir: Path, *, was: Any, now: Any) -> bool:
         )
         for old, new in zip(was_paths, now_paths, strict=True)
     )
+
+
+def rewritten_files(run_dir: Path, named: dict[str, Any]) -> list[str]:
+    """How a resume's refusal names each recorded file whose bytes differ now.
+
+    `named` is this start's value of each task file key. A path the record
+    lacks (an older run's, a file the run's start could not read), or whose
+    file this process cannot read, is not compared.
+    """
+    paths = [
+        (key, path)
+        for key, value in named.items()
+        for path in _paths(value)
+        if isinstance(path, str)
+    ]
+    recorded = _recorded(run_dir) if paths else {}
+    said = []
+    for key, path in paths:
+        was = recorded.get(path)
+        now = None if was is None else content_hash(Path(path))
+        if was is not None and now is not None and now != was:
+            said.append(
+                f"{key} {path!r}, whose content (sha256 {now[:12]}) is not the "
+                f"run's (sha256 {was[:12]}, as its {TASK_FILE_HASHES} says)"
+            )
+    return said
 
 
 def _paths(value: Any) -> list[Any]:

@@ -6,6 +6,7 @@ wrote, with the paths as typed, still resumes from the folder it began in.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shutil
@@ -156,6 +157,67 @@ def test_a_resume_takes_the_runs_data_files_moved_unchanged(tmp_path: Path) -> N
     (run / TASK_FILE_HASHES).unlink()
     with pytest.raises(FedmodelError, match="task.train_files="):
         check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
+
+
+def test_a_resume_refuses_the_runs_data_file_rewritten_at_its_path(
+    tmp_path: Path,
+) -> None:
+    # Compared by path alone, a file rewritten with other records passed:
+    # under privacy=off (or central) no ledger's fingerprint noticed, and the
+    # run went on training and evaluating on other records.
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    for name in ("a.csv", "b.csv", "test.csv"):
+        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _start(run, "privacy=off", *_files_in(data))
+    record_task_files(run, small_settings(*_files_in(data)))
+    resumed = small_settings("resume=true", "privacy=off", *_files_in(data))
+    check_run_folder(run, resumed)
+    was = hashlib.sha256((data / "test.csv").read_bytes()).hexdigest()
+    (data / "test.csv").write_text("text,label\nanother record,x\n")
+    now = hashlib.sha256((data / "test.csv").read_bytes()).hexdigest()
+    with pytest.raises(FedmodelError) as refused:
+        check_run_folder(run, resumed)
+    message = str(refused.value)
+    assert f"task.test_file {str(data / 'test.csv')!r}, whose content (sha256 " in (
+        message
+    )
+    assert f"(sha256 {now[:12]}) is not the run's (sha256 {was[:12]}, " in message
+    assert message.endswith(
+        "restore the run's file at that path, or start a new run in a new folder"
+    )
+    # One of train_files moved unchanged, another rewritten where it was.
+    (data / "test.csv").write_text("text,label\ntest.csv record,x\n")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(data / "a.csv", moved / "a.csv")
+    (data / "b.csv").write_text("text,label\nanother record,x\n")
+    partly = (
+        "task=files",
+        f"task.train_files=[{moved / 'a.csv'},{data / 'b.csv'}]",
+        f"task.test_file={data / 'test.csv'}",
+    )
+    with pytest.raises(FedmodelError, match=r"with task\.train_files '.*b\.csv'"):
+        check_run_folder(run, small_settings("resume=true", "privacy=off", *partly))
+
+
+def test_a_data_file_that_cannot_be_read_or_was_not_recorded_is_not_compared(
+    tmp_path: Path,
+) -> None:
+    # A deployed server need not hold the sites' files; an older run folder
+    # kept no record: both resume as before, by path.
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    for name in ("a.csv", "b.csv", "test.csv"):
+        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _start(run, "privacy=off", *_files_in(data))
+    record_task_files(run, small_settings(*_files_in(data)))
+    resumed = small_settings("resume=true", "privacy=off", *_files_in(data))
+    (data / "a.csv").unlink()
+    check_run_folder(run, resumed)
+    (data / "a.csv").write_text("text,label\nanother record,x\n")
+    (run / TASK_FILE_HASHES).unlink()
+    check_run_folder(run, resumed)
 
 
 @pytest.mark.parametrize("damage", [b"\xff\xfe", b"{cut", b"[]"])
