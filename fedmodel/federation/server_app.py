@@ -55,7 +55,6 @@ from fedmodel.run.summary import (
     guarantee,
     mark_resumed,
 )
-from fedmodel.run.task_file_hashes import record_task_files
 from fedmodel.run.tracking import track_run
 from fedmodel.serve.model_card import write_model_cards
 from fedmodel.training.global_model import GlobalModel
@@ -113,7 +112,6 @@ def run_federation(
     write_resolved_config(run_dir, settings)
     record_transfer_file(run_dir, settings)
     record_encoder(run_dir, settings)
-    record_task_files(run_dir, settings)
     current = model.evaluate()
     server_seconds = time.perf_counter() - server_started
     start = _start_result(current, resumed, warm=warm)

@@ -41,6 +41,7 @@ from fedmodel.run.layout import (
 from fedmodel.run.metrics import numbered_name
 from fedmodel.run.resumed_settings import changed_keys
 from fedmodel.run.stored_config import stored_config
+from fedmodel.run.task_file_hashes import record_task_files
 from fedmodel.serve.model_card import remove_cut_cards
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,12 @@ def write_resolved_config(run_dir: Path, settings: RunSettings) -> None:
 
     So a resume refused for its checkpoint leaves the folder's config as it
     was. An earlier start's config that differs is copied to a numbered name
-    first, so a kill at any point leaves a whole config in place.
+    first, so a kill at any point leaves a whole config in place. The hashes
+    of the task files it names come before it (`record_task_files`): written
+    after, a kill between left the earlier start's beside this config, which
+    a resume then compared its paths with.
     """
+    record_task_files(run_dir, settings)
     config = asdict(settings)
     path = run_dir / RESOLVED_CONFIG
     earlier = stored_config(run_dir)  # relative paths of an older run: absolute

@@ -41,18 +41,28 @@ _UNREADABLE_FIX = (
 
 
 def record_task_files(run_dir: Path, settings: RunSettings) -> None:
-    """Keep the sha256 of each task data file this start names, by its path."""
+    """Keep the sha256 of each task data file this start names, by its path.
+
+    Written before the start's resolved config. A resume's files are the
+    run's (its checks compared them), so it keeps the run's earlier hashes
+    too: a kill before its config is written leaves the hashes of the paths
+    the run's config names, and after, of those this start's names. A new
+    run's record is its own.
+    """
     named = [
         path
         for key in TASK_FILE_KEYS
         for path in _paths(getattr(settings.task, key.removeprefix("task.")))
+        if path
     ]
     hashes = {
         path: digest
         for path in named
-        if path and (digest := content_hash(Path(path))) is not None
+        if (digest := content_hash(Path(path))) is not None
     }
-    write_durably(run_dir / TASK_FILE_HASHES, json.dumps(hashes, indent=1) + "\n")
+    kept = _recorded(run_dir) if settings.resume and named else {}
+    record = json.dumps({**kept, **hashes}, indent=1) + "\n"
+    write_durably(run_dir / TASK_FILE_HASHES, record)
 
 
 def moved_unchanged(run_dir: Path, *, was: Any, now: Any) -> bool:

@@ -25,9 +25,9 @@ from fedmodel.federation.server_setup import (
     write_resolved_config,
 )
 from fedmodel.privacy.durable_file import write_durably
+from fedmodel.run import task_file_hashes
 from fedmodel.run.folder_check import check_run_folder
 from fedmodel.run.layout import RESOLVED_CONFIG, TASK_FILE_HASHES
-from fedmodel.run.task_file_hashes import record_task_files
 from tests.conftest import small_settings
 
 FILES = ("task=files", "task.train_files=[a.csv,b.csv]", "task.test_file=test.csv")
@@ -137,7 +137,6 @@ def test_a_resume_takes_the_runs_data_files_moved_unchanged(tmp_path: Path) -> N
     for name in ("a.csv", "b.csv", "test.csv"):
         (data / name).write_text(f"text,label\n{name} record,x\n")
     _start(run, *_files_in(data))
-    record_task_files(run, small_settings(*_files_in(data)))
     moved = Path(shutil.move(data, tmp_path / "moved"))
     check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
     # A file of another name, or other bytes, holds other records.
@@ -170,7 +169,6 @@ def test_a_resume_refuses_the_runs_data_file_rewritten_at_its_path(
     for name in ("a.csv", "b.csv", "test.csv"):
         (data / name).write_text(f"text,label\n{name} record,x\n")
     _start(run, "privacy=off", *_files_in(data))
-    record_task_files(run, small_settings(*_files_in(data)))
     resumed = small_settings("resume=true", "privacy=off", *_files_in(data))
     check_run_folder(run, resumed)
     was = hashlib.sha256((data / "test.csv").read_bytes()).hexdigest()
@@ -211,13 +209,53 @@ def test_a_data_file_that_cannot_be_read_or_was_not_recorded_is_not_compared(
     for name in ("a.csv", "b.csv", "test.csv"):
         (data / name).write_text(f"text,label\n{name} record,x\n")
     _start(run, "privacy=off", *_files_in(data))
-    record_task_files(run, small_settings(*_files_in(data)))
     resumed = small_settings("resume=true", "privacy=off", *_files_in(data))
     (data / "a.csv").unlink()
     check_run_folder(run, resumed)
     (data / "a.csv").write_text("text,label\nanother record,x\n")
     (run / TASK_FILE_HASHES).unlink()
     check_run_folder(run, resumed)
+
+
+@pytest.mark.parametrize("killed_at", [1, 2, 3])
+def test_a_resume_killed_between_its_start_records_keeps_the_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_at: int
+) -> None:
+    # A resume naming the run's files moved, killed at each of its writes:
+    # the hashes, the earlier config's copy, the config. Before, the hashes
+    # came after the config: killed between, the old paths' hashes stood
+    # beside a config of the new ones, so the next move of the same files
+    # was refused and a file rewritten at the new path was taken.
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    for name in ("a.csv", "b.csv", "test.csv"):
+        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _start(run, "privacy=off", *_files_in(data))
+    moved = Path(shutil.move(data, tmp_path / "moved"))
+    resumed = small_settings("resume=true", "privacy=off", *_files_in(moved))
+    check_run_folder(run, resumed)
+    written: list[Path] = []
+
+    def killed(path: Path, text: str) -> None:
+        written.append(path)
+        if len(written) == killed_at:
+            raise KeyboardInterrupt
+        write_durably(path, text)
+
+    monkeypatch.setattr(server_setup, "write_durably", killed)
+    monkeypatch.setattr(task_file_hashes, "write_durably", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_resolved_config(run, resumed)
+    monkeypatch.undo()
+    check_run_folder(run, resumed)
+    (moved / "test.csv").write_text("text,label\nanother record,x\n")
+    with pytest.raises(FedmodelError, match=r"task\.test_file.*test\.csv"):
+        check_run_folder(run, resumed)
+    (moved / "test.csv").write_text("text,label\ntest.csv record,x\n")
+    again = Path(shutil.move(moved, tmp_path / "again"))
+    check_run_folder(
+        run, small_settings("resume=true", "privacy=off", *_files_in(again))
+    )
 
 
 @pytest.mark.parametrize("damage", [b"\xff\xfe", b"{cut", b"[]"])
