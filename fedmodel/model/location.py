@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fedmodel.config import RunSettings
 from fedmodel.config.modes import TINY_RANDOM
+from fedmodel.data.file_digest import file_sha256
 from fedmodel.errors import FedmodelError
 
 SHIPPED_PREFIX = "shipped:"
@@ -29,7 +30,6 @@ _IDENTIFYING_FILES = (
     "vocab.json",
     "merges.txt",
 )
-_READ_CHUNK = 1 << 20
 
 
 def resolve_model_path(path: str) -> str:
@@ -91,8 +91,4 @@ def encoder_identity(settings: RunSettings) -> str:
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     """The SHA-256 of a file's bytes; remembered while its size and time hold."""
     del size, mtime_ns  # part of the cache key only
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(Path(path))

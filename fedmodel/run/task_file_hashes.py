@@ -17,12 +17,12 @@ folder written before this record was kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
+from fedmodel.data.file_digest import file_sha256
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import RESOLVED_CONFIG, TASK_FILE_HASHES
 from fedmodel.run.run_files import parsed_mapping
@@ -123,8 +123,7 @@ def _paths(value: Any) -> list[Any]:
 def content_hash(path: Path) -> str | None:
     """The sha256 of the file's bytes; None where it cannot be read."""
     try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 
