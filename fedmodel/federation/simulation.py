@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +121,7 @@ def start_ray(federation: FederationSettings) -> None:
     before it is given a message ("Manually terminating ClientAppActor", when
     a resumed run has no round left to train).
     A Ray this process started already is used as it is, as Flower would.
+    The process's SIGTERM handling is left as it was (`_sigterm_handling_kept`).
     """
     if ray.is_initialized():
         return
@@ -127,7 +132,8 @@ def start_ray(federation: FederationSettings) -> None:
     }
     for attempt in range(1, RAY_START_ATTEMPTS + 1):
         try:
-            ray.init(runtime_env=runtime_env, **init_args)
+            with _sigterm_handling_kept():
+                ray.init(runtime_env=runtime_env, **init_args)
             return
         except Exception as exc:  # Ray raises a bare Exception on a timeout
             if _RAY_START_TIMEOUT not in str(exc) or attempt == RAY_START_ATTEMPTS:
@@ -140,6 +146,24 @@ def start_ray(federation: FederationSettings) -> None:
                 RAY_START_ATTEMPTS,
             )
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _sigterm_handling_kept() -> Iterator[None]:
+    """Put back the SIGTERM handler `ray.init` replaces with Ray's own.
+
+    With Ray's, the driver aborts at SIGTERM (a stack dump, exit 134) before
+    the command can stop the server, shut Ray down and say how to continue
+    the run (`cli/interrupted.py`). Python sets a handler only from the main
+    thread.
+    """
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        main = threading.current_thread() is threading.main_thread()
+        if main and before is not None:  # None: one set outside Python
+            signal.signal(signal.SIGTERM, before)
 
 
 def _ray_start_failure(

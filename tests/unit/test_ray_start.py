@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -77,6 +78,30 @@ def test_a_cluster_that_cannot_be_joined_is_named_without_retrying(
     with pytest.raises(FedmodelError, match="federation.ray_address='10.0.0.5:6379'"):
         simulation.start_ray(federation)
     assert len(calls) == 1
+
+
+def test_rays_start_leaves_the_commands_sigterm_handler_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `ray.init` sets a SIGTERM handler of its own (Ray's driver then aborted
+    # at SIGTERM, exit 134, with no line saying how to continue the run).
+    def commands(signum: int, frame: object) -> None:
+        """The handler the command set (`cli/interrupted.py`)."""
+
+    _fake_ray(monkeypatch, [None])
+    ray_init = simulation.ray.init
+
+    def init(**kwargs: Any) -> None:
+        ray_init(**kwargs)
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+
+    monkeypatch.setattr(simulation.ray, "init", init)
+    previous = signal.signal(signal.SIGTERM, commands)
+    try:
+        simulation.start_ray(small_settings().federation)
+        assert signal.getsignal(signal.SIGTERM) is commands
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _in_a_fresh_process(script: str) -> subprocess.CompletedProcess[str]:
