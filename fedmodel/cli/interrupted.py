@@ -1,4 +1,4 @@
-"""Stopping `fedmodel simulate` at Ctrl-C with a line that says how to go on."""
+"""Stopping `fedmodel simulate` at Ctrl-C or SIGTERM, saying how to go on."""
 
 from __future__ import annotations
 
@@ -9,47 +9,83 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from fedmodel.cli.errors import EXIT_INTERRUPTED, RESUME_PROG, SIMULATE_PROG
+from fedmodel.cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    RESUME_PROG,
+    SIMULATE_PROG,
+)
 from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, of_the_launch
 from fedmodel.run.stop_request import STOP_REQUESTED
 
 # What a shell reads as syntax inside double quotes (`!`: bash's history); a
 # backslash only before one of $ ` " \ or a newline, or the closing quote.
 LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
+# How a stopped run's line says what stopped it.
+INTERRUPTED = "interrupted"
+TERMINATED = "stopped by a termination signal (SIGTERM)"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM stopped the run: it takes Ctrl-C's way out, then exits 143."""
 
 
 @contextlib.contextmanager
-def ctrl_c_stops_the_server() -> Iterator[None]:
-    """While the simulation runs, Ctrl-C first asks the ServerApp's thread to stop.
+def signals_stop_the_server() -> Iterator[None]:
+    """While the simulation runs, Ctrl-C or SIGTERM first asks the server to stop.
 
     The KeyboardInterrupt reaches the command only after Flower and Ray have
     shut down, seconds later, while the ServerApp's thread goes on; it must
-    learn of the interrupt the moment it comes (`run/stop_request.py`). Only
-    where Ctrl-C raises KeyboardInterrupt as Python's default: a SIGINT the
-    process ignores (a background job's) stays ignored.
+    learn of the interrupt the moment it comes (`run/stop_request.py`).
+    SIGTERM (a job scheduler's time limit, `timeout`, `kill`) raises
+    Terminated, a KeyboardInterrupt, so it takes the same way out; left to
+    Python's default it ended the process with no line. Each signal only
+    where Python's default handles it: a SIGINT the process ignores (a
+    background job's) stays ignored, and a handler someone else installed
+    stays theirs.
     """
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    with contextlib.ExitStack() as handlers:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            handlers.enter_context(_handled(signal.SIGINT, _stop_at_ctrl_c))
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            handlers.enter_context(_handled(signal.SIGTERM, _stop_at_sigterm))
         yield
-        return
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        STOP_REQUESTED.set()
-        signal.default_int_handler(signum, frame)
 
-    signal.signal(signal.SIGINT, stop)
+@contextlib.contextmanager
+def _handled(
+    signum: signal.Signals, handler: Callable[[int, FrameType | None], None]
+) -> Iterator[None]:
+    """`handler` handles `signum` inside the block; the one before it after."""
+    before = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signum, before)
 
 
-def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
+def _stop_at_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    STOP_REQUESTED.set()
+    signal.default_int_handler(signum, frame)
+
+
+def _stop_at_sigterm(signum: int, frame: FrameType | None) -> None:
+    STOP_REQUESTED.set()
+    raise Terminated
+
+
+def stop_interrupted(
+    prog: str, run_dir: Path, interrupt: KeyboardInterrupt
+) -> NoReturn:
     """Say where the run stopped and how to continue it; exit 130 at once.
+
+    143 (128 + SIGTERM) where `interrupt` is Terminated, so that a job
+    scheduler sees the run ended at its signal.
 
     Flower runs the ServerApp in a thread of its own that Ctrl-C does not
     reach: left to itself, it waits for its clients, whose Ray processes the
@@ -57,19 +93,31 @@ def stop_interrupted(prog: str, run_dir: Path) -> NoReturn:
     interpreter waits for it before exiting. By now the simulation has shut
     Ray down and stopped the processes it started, every aggregated round is
     in the checkpoint, and the thread was told to start no round and write
-    no summary (`ctrl_c_stops_the_server`), so nothing is lost by not waiting.
+    no summary (`signals_stop_the_server`), so nothing is lost by not waiting.
     """
-    line = interrupted_line(prog, run_dir, overrides=unkept_overrides())
+    terminated = isinstance(interrupt, Terminated)
+    line = interrupted_line(
+        prog,
+        run_dir,
+        overrides=unkept_overrides(),
+        stopped=TERMINATED if terminated else INTERRUPTED,
+    )
     print(line, file=sys.stderr, flush=True)
     logging.shutdown()  # the run's log file gets its last lines
     sys.stdout.flush()
-    os._exit(EXIT_INTERRUPTED)
+    os._exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
 def interrupted_line(
-    prog: str, run_dir: Path, *, overrides: list[str] | None = None
+    prog: str,
+    run_dir: Path,
+    *,
+    overrides: list[str] | None = None,
+    stopped: str = INTERRUPTED,
 ) -> str:
     """The line naming the run folder and the command that continues the run.
+
+    `stopped` says what stopped it (INTERRUPTED, TERMINATED).
 
     `fedmodel resume` reads the run's overrides from its folder, as it does
     after a crash or a kill; in a --multirun sweep the stopped job's folder
@@ -78,7 +126,7 @@ def interrupted_line(
     line then gives the whole `fedmodel simulate` command instead, which
     `fedmodel resume` runs.
     """
-    kept = f"{prog}: interrupted; the rounds aggregated so far are kept in {run_dir}."
+    kept = f"{prog}: {stopped}; the rounds aggregated so far are kept in {run_dir}."
     if overrides is None:
         command = f"{RESUME_PROG} {shell_words([str(run_dir)])}"
         return f"{kept} Continue the run with: {command}"

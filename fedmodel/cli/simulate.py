@@ -31,7 +31,7 @@ from fedmodel.cli.hydra_files import (
     named_sweep_dir,
     sweep_files_kept_if_refused,
 )
-from fedmodel.cli.interrupted import ctrl_c_stops_the_server, stop_interrupted
+from fedmodel.cli.interrupted import signals_stop_the_server, stop_interrupted
 from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
 from fedmodel.config import CONF_DIR, settings_from_dict
@@ -148,14 +148,14 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
             return done
         from fedmodel.federation.simulation import simulate
 
-        with ctrl_c_stops_the_server():
+        with signals_stop_the_server():
             summary = simulate(config, run_dir=run_dir)
     except FedmodelError as exc:
         report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
         raise SystemExit(EXIT_USER_ERROR) from None
-    except KeyboardInterrupt:
-        stop_interrupted(prog, run_dir)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM's Terminated
+        stop_interrupted(prog, run_dir, interrupt)
     _say_done(summary, run_dir)
     return float(summary["final_accuracy"])
 

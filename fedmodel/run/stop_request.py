@@ -1,11 +1,12 @@
-"""Ctrl-C's request that the run stop, for the ServerApp's thread to see.
+"""Ctrl-C's (or SIGTERM's) request that the run stop, for the server's thread.
 
 Flower runs the ServerApp in a thread of its own, which Ctrl-C does not
-reach. While the command tears the simulation down and says the run was
-interrupted, that thread would go on: it could start another round and even
-conclude the run (export, distil, write an ok summary.json), so the folder
-would say "finished" while the user was told "interrupted". The command sets
-`STOP_REQUESTED` the moment Ctrl-C arrives; the server checks it before each
+reach, nor SIGTERM, which the command handles as it does Ctrl-C. While the
+command tears the simulation down and says the run was interrupted, that
+thread would go on: it could start another round and even conclude the run
+(export, distil, write an ok summary.json), so the folder would say
+"finished" while the user was told "interrupted". The command sets
+`STOP_REQUESTED` the moment the signal arrives; the server checks it before each
 round, before it takes a round's replies, and before it finishes the run.
 """
 
@@ -20,7 +21,7 @@ STOP_REQUESTED = threading.Event()
 
 
 class RunStopped(FedmodelError):
-    """The run was stopped at the user's request (Ctrl-C); the folder is kept."""
+    """The run was stopped by Ctrl-C or SIGTERM; the folder is kept."""
 
 
 def check_not_stopped(before: str) -> None:
@@ -30,4 +31,4 @@ def check_not_stopped(before: str) -> None:
     in its checkpoint, and a resume goes on from there.
     """
     if STOP_REQUESTED.is_set():
-        raise RunStopped(f"the run was stopped (Ctrl-C) before {before}")
+        raise RunStopped(f"the run was stopped (Ctrl-C or SIGTERM) before {before}")

@@ -1,7 +1,8 @@
-"""Ctrl-C stops `fedmodel simulate` at once; `fedmodel resume` continues the run."""
+"""Ctrl-C or SIGTERM stops `fedmodel simulate` at once; `fedmodel resume` goes on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,10 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
+# How long the run's processes may take to end after the command has.
+LEFTOVER_SECONDS = 10
 
 
 def _wait_for(
@@ -27,14 +31,48 @@ def _wait_for(
         time.sleep(0.5)
 
 
-def _default_sigint() -> None:
+def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _ctrl_c(pid: int) -> None:
+    """Ctrl-C in a terminal: SIGINT to the foreground process group."""
+    os.killpg(pid, signal.SIGINT)
+
+
+def _terminate(pid: int) -> None:
+    """`kill PID`, `timeout`: SIGTERM to the command alone, not its Ray processes."""
+    os.kill(pid, signal.SIGTERM)
+
+
+def _left_running(group: int) -> list[str]:
+    """The processes of `group` still running once they end or 10 s pass."""
+    deadline = time.monotonic() + LEFTOVER_SECONDS
+    while True:
+        left = []
+        for process in psutil.process_iter(["status", "cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if os.getpgid(process.pid) == group and process.info["status"] != (
+                    psutil.STATUS_ZOMBIE
+                ):
+                    left.append(" ".join(process.info["cmdline"] or [])[:120])
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.5)
 
 
 def _stop_at(
-    command: list[str], console: Path, ready: Callable[[str], bool], cwd: Path
+    command: list[str],
+    console: Path,
+    ready: Callable[[str], bool],
+    cwd: Path,
+    stop: Callable[[int], None] = _ctrl_c,
 ) -> tuple[int, str]:
-    """Start `command`, press Ctrl-C once `ready(output)`; (exit code, output)."""
+    """Start `command`, `stop` it once `ready(output)`; (exit code, output).
+
+    No process of the run may outlive the command by more than 10 s.
+    """
     with console.open("w") as out:
         # A session of its own: the signal reaches the run and its Ray
         # processes, as Ctrl-C in a terminal reaches the foreground group.
@@ -43,21 +81,36 @@ def _stop_at(
         # run would inherit (as a CI runner may start the suite), so the run
         # gets the default back, as in a terminal.
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cwd,
             env={**os.environ, "PYTHONPATH": str(REPO)},
-            start_new_session=True, preexec_fn=_default_sigint,
+            start_new_session=True,
+            preexec_fn=_default_signals,
         )
         try:
             _wait_for(console, ready, process)
-            os.killpg(process.pid, signal.SIGINT)
+            stop(process.pid)
             # Before, the ServerApp's thread kept the process waiting for its
             # clients, up to federation.round_timeout (an hour).
             code = process.wait(timeout=120)
+            left = _left_running(process.pid)
         finally:
-            if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.wait()
+    assert not left, left
     return code, console.read_text()
+
+
+def _simulate_200_rounds(run_dir: Path) -> list[str]:
+    """A smoke run of 200 rounds: a stop lands mid-run, not as the run ends."""
+    return [
+        *[sys.executable, "-m", "fedmodel", "simulate", "debug=smoke"],
+        *["num_rounds=200", f"hydra.run.dir={run_dir}"],
+    ]
 
 
 def _two_rounds_after_resuming(text: str) -> bool:
@@ -74,9 +127,10 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
     # its summary) in that moment.
     run_dir = tmp_path / "run"
     code, text = _stop_at(
-        [sys.executable, "-m", "fedmodel", "simulate", "debug=smoke",
-         "num_rounds=200", f"hydra.run.dir={run_dir}"],
-        tmp_path / "console.txt", lambda text: "round 2/200" in text, REPO,
+        _simulate_200_rounds(run_dir),
+        tmp_path / "console.txt",
+        lambda text: "round 2/200" in text,
+        REPO,
     )
     assert code == 130, text[-3000:]
     # Flower's threads may log the messages the ended actors lost as errors;
@@ -93,7 +147,9 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
     # a fraction of a second: the first run may have gone on past round 2.)
     code, text = _stop_at(
         [sys.executable, "-m", "fedmodel", "resume", str(run_dir)],
-        tmp_path / "resumed.txt", _two_rounds_after_resuming, tmp_path,
+        tmp_path / "resumed.txt",
+        _two_rounds_after_resuming,
+        tmp_path,
     )
     assert code == 130, text[-3000:]
     assert f"resuming {run_dir} after round" in text, text[-3000:]
@@ -101,3 +157,25 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
     last = text.strip().splitlines()[-1]
     assert last.startswith("fedmodel resume: interrupted;"), text[-3000:]
     assert last.endswith(f"with: fedmodel resume {run_dir}"), last
+
+
+def test_sigterm_stops_the_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    # A job scheduler's time limit, `timeout`, `kill PID`. Before, Ray's
+    # handler aborted the command (exit 134) with no line naming the run.
+    run_dir = tmp_path / "run"
+    code, text = _stop_at(
+        _simulate_200_rounds(run_dir),
+        tmp_path / "console.txt",
+        lambda text: "round 1/200" in text,
+        REPO,
+        stop=_terminate,
+    )
+    assert code == 143, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last == (
+        "fedmodel simulate: stopped by a termination signal (SIGTERM); the "
+        f"rounds aggregated so far are kept in {run_dir}. Continue the run "
+        f"with: fedmodel resume {run_dir}"
+    ), text[-3000:]
+    assert (run_dir / "checkpoint" / "state.pt").is_file()
+    assert not (run_dir / "summary.json").exists()

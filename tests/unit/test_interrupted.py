@@ -1,4 +1,4 @@
-"""The line Ctrl-C leaves: the command that continues the stopped run."""
+"""The line Ctrl-C or SIGTERM leaves: the command that continues the stopped run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from fedmodel.cli import interrupted
 from fedmodel.cli.hydra_files import continue_argv, run_dir_override
-from fedmodel.cli.interrupted import interrupted_line, unkept_overrides
+from fedmodel.cli.interrupted import (
+    Terminated,
+    interrupted_line,
+    stop_interrupted,
+    unkept_overrides,
+)
 from fedmodel.config import CONF_DIR
 from tests.unit.test_resume import HYDRA_SYNTAX_FOLDERS
 
@@ -25,6 +31,41 @@ def test_the_line_names_fedmodel_resume_and_the_run_folder(tmp_path: Path) -> No
     assert line.startswith(prefix) and f"kept in {run_dir}." in line
     command = line.split("Continue the run with: ", 1)[1]
     assert shlex.split(command) == ["fedmodel", "resume", str(run_dir)]
+
+
+class Exited(Exception):
+    """`os._exit`, stood in for: the test process goes on."""
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "code", "stopped"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (Terminated(), 143, "stopped by a termination signal (SIGTERM)"),
+    ],
+)
+def test_the_exit_code_and_line_say_which_signal_stopped_the_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    interrupt: KeyboardInterrupt,
+    code: int,
+    stopped: str,
+) -> None:
+    # 128 + the signal, as a shell counts it, so that a job scheduler sees
+    # its SIGTERM stopped the run; the line says how to continue it either way.
+    def exit_with(status: int) -> None:
+        raise Exited(status)
+
+    monkeypatch.setattr(interrupted, "unkept_overrides", lambda: None)
+    monkeypatch.setattr(interrupted.os, "_exit", exit_with)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Exited) as exited:
+        stop_interrupted("fedmodel resume", run_dir, interrupt)
+    assert exited.value.args == (code,)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"fedmodel resume: {stopped}; the rounds aggregated")
+    assert line.endswith(f"Continue the run with: fedmodel resume {run_dir}")
 
 
 def test_without_kept_overrides_the_line_gives_the_whole_simulate_command(

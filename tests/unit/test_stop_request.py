@@ -1,4 +1,4 @@
-"""Ctrl-C stops the ServerApp's thread: no round after it, no summary.
+"""Ctrl-C (or SIGTERM) stops the ServerApp's thread: no round after it, no summary.
 
 Flower runs the ServerApp in a thread of its own that goes on after Ctrl-C;
 before, a 3-round run stopped in round 2 could finish round 3 and write an ok
@@ -18,7 +18,7 @@ import pytest
 import torch
 from flwr.app import Message
 
-from fedmodel.cli.interrupted import ctrl_c_stops_the_server
+from fedmodel.cli.interrupted import Terminated, signals_stop_the_server
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.federation import server_app
 from fedmodel.federation.server_app import run_federation
@@ -114,7 +114,7 @@ def test_ctrl_c_requests_the_stop_before_it_interrupts() -> None:
     # worker has its own).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with pytest.raises(KeyboardInterrupt), ctrl_c_stops_the_server():
+        with pytest.raises(KeyboardInterrupt), signals_stop_the_server():
             signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
@@ -126,9 +126,40 @@ def test_an_ignored_ctrl_c_stays_ignored() -> None:
     # A background job of a shell without job control ignores SIGINT.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with ctrl_c_stops_the_server():
+        with signals_stop_the_server():
             signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+    assert not STOP_REQUESTED.is_set()
+
+
+def test_sigterm_requests_the_stop_and_takes_ctrl_cs_way_out() -> None:
+    # A job scheduler's time limit, `timeout` or `kill`: before, the process
+    # ended with no line (Ray's handler aborted it, exit 134).
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(Terminated), signals_stop_the_server():
+            signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert STOP_REQUESTED.is_set()
+
+
+def test_a_sigterm_handler_someone_else_installed_stays_theirs() -> None:
+    # An embedding program's own handler (a notebook's, a workflow runner's).
+    caught: list[int] = []
+
+    def theirs(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, theirs)
+    try:
+        with signals_stop_the_server():
+            signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is theirs
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert caught == [signal.SIGTERM]
     assert not STOP_REQUESTED.is_set()
