@@ -3,7 +3,8 @@
 The pieces live beside it: `server_setup` (settings, run folder),
 `server_model` (the model's start, resume, the model kept),
 `server_rounds` (the teacher's and the student's rounds on the one loop in
-`rounds`, with the callbacks in `callbacks`) and `run/summary.py`.
+`rounds`, with the callbacks in `callbacks`) and `server_finish` (the export,
+the student, and summary.json through `run/summary.py`).
 """
 
 from __future__ import annotations
@@ -20,44 +21,25 @@ from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings
 from fedmodel.config.run_config import is_app_run_config
 from fedmodel.config.unread_keys import unread_key_warnings
-from fedmodel.config.wording import plural
-from fedmodel.data.tasks import TaskData, load_task
-from fedmodel.distill.finish import finish_models, server_distill_texts
+from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one, warn_about_records
+from fedmodel.federation.server_finish import conclude_run, export_models
 from fedmodel.federation.server_model import keep_selected, offer_start, start_model
-from fedmodel.federation.server_rounds import (
-    SharedRoundState,
-    distill_on_clients,
-    prepare_rounds,
-    train_teacher,
-)
+from fedmodel.federation.server_rounds import prepare_rounds, train_teacher
 from fedmodel.federation.server_setup import (
     prepare_run_dir,
     settings_from_run_config,
     write_resolved_config,
 )
-from fedmodel.model.finetune import merged_classifier
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
 from fedmodel.run.folder_check import check_run_folder
-from fedmodel.run.layout import SUMMARY_FILE, TEACHER_DIR
-from fedmodel.run.metrics import plot_progress
+from fedmodel.run.layout import TEACHER_DIR
 from fedmodel.run.resumed_encoder import record_encoder
 from fedmodel.run.resumed_student import record_transfer_file
-from fedmodel.run.stop_request import check_not_stopped
-from fedmodel.run.summary import (
-    STATUS_FAILED,
-    FailedClient,
-    RunFailed,
-    RunSummary,
-    client_rows,
-    guarantee,
-    mark_resumed,
-)
+from fedmodel.run.summary import RunFailed, RunSummary, mark_resumed
 from fedmodel.run.tracking import track_run
-from fedmodel.serve.model_card import write_model_cards
-from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
 
 app = ServerApp()
@@ -141,8 +123,8 @@ def run_federation(
         selected_round=None if selector is None else selector.kept_round,
     )
     if shared.watch.fatal is None:
-        summary.finished = _finish(shared, model, task, file_texts=distill_texts)
-    return _conclude(shared, summary, final, started)
+        summary.finished = export_models(shared, model, task, file_texts=distill_texts)
+    return conclude_run(shared, summary, final, started)
 
 
 def check_start(settings: RunSettings, *, check_clients: bool) -> None:
@@ -211,87 +193,3 @@ def _start_result(
             start["macro_f1"],
         )
     return start
-
-
-def _finish(
-    shared: SharedRoundState,
-    model: GlobalModel,
-    task: TaskData,
-    *,
-    file_texts: list[str] | None,
-) -> dict[str, Any]:
-    """Export the teacher, distil the student (on the clients if asked).
-
-    `file_texts` are `distill.transfer_file`'s texts as the check before round
-    1 read them (None without distillation or without the file): the student
-    learns on what was checked, and the file is read once.
-    """
-    check_not_stopped("exporting the model")
-    settings = shared.settings
-    teacher_weights = model.weights()
-    texts = file_texts
-    if texts is None:  # no transfer file: the task's transfer split, if any
-        texts = server_distill_texts(settings, task.transfer)
-    return finish_models(
-        settings,
-        teacher=merged_classifier(model.trainable),
-        tokenizer=model.tokenizer,
-        test=task.test,
-        server_texts=texts,
-        run_dir=shared.run_dir,
-        train_on_clients=(
-            lambda student: distill_on_clients(
-                shared, student, teacher_weights=teacher_weights, task=task
-            )
-        )
-        if settings.distill.client_rounds
-        else None,
-        student_resumed=shared.resumed is not None
-        and shared.resumed.student_round is not None,
-    )
-
-
-def _conclude(
-    shared: SharedRoundState, summary: RunSummary, final: EvalResult, started: float
-) -> dict[str, Any]:
-    """Write summary.json and the plot; raise if the run failed."""
-    settings, run_dir = shared.settings, shared.run_dir
-    summary.clients = client_rows(settings, shared.strategy.client_figures)
-    summary.privacy_guarantee = guarantee(settings, summary.clients)
-    summary.rounds = shared.history.rounds
-    summary.failed_clients = [
-        FailedClient(f.client_id, f.node_id, f.round, f.reason, f.permanent)
-        for f in shared.watch.failures
-    ]
-    summary.client_compute_seconds = shared.writer.client_seconds
-    summary.wall_seconds = time.perf_counter() - started
-    if shared.watch.fatal:
-        summary.status = STATUS_FAILED
-        done = summary.rounds_completed
-        summary.final_line = (
-            f"run failed after {done} aggregated {plural(done, 'round')}: "
-            f"{shared.watch.fatal}; summary in {run_dir / SUMMARY_FILE}"
-        )
-    else:
-        rounds = summary.rounds_completed
-        summary.final_line = (
-            f"final test accuracy {final.accuracy:.4f}, macro-F1 "
-            f"{final.macro_f1:.4f} after {rounds} {plural(rounds, 'round')}; "
-            f"outputs in {run_dir}"
-        )
-    plot_progress(run_dir)
-    payload = summary.to_dict()
-    if summary.status != STATUS_FAILED:
-        # Before summary.json: its "ok" is what says the run finished (to
-        # `fedmodel resume`, a sweep's report), so a stop before it is written
-        # leaves a run that a resume finishes, never a finished one whose model
-        # folder lacks its card.
-        write_model_cards(payload, settings)
-    # Ctrl-C during the last round, the export or the cards: the run did not
-    # finish, as the command says.
-    check_not_stopped(f"writing {SUMMARY_FILE}")
-    summary.write(run_dir)
-    if summary.status == STATUS_FAILED:
-        raise RunFailed(summary.final_line)
-    log.info("%s", summary.final_line)
-    return payload

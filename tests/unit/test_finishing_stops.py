@@ -19,7 +19,7 @@ import pytest
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.distill import describe, finish
-from fedmodel.federation import server_app
+from fedmodel.federation import server_finish
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run import summary as summary_module
 from tests.conftest import logging_restored
@@ -34,8 +34,8 @@ STEPS = [
     (finish, "describe_student"),  # the student, float and int8
     (describe, "describe_quantized"),
     (finish, "add_served_latency"),
-    (server_app, "write_model_cards"),
-    (server_app, "plot_progress"),
+    (server_finish, "write_model_cards"),
+    (server_finish, "plot_progress"),
     (summary_module, "write_json"),  # summary.json
 ]
 
@@ -124,7 +124,7 @@ def test_a_stop_while_the_cards_are_written_leaves_a_run_the_resume_finishes(
         def stopped(*args: Any, **kwargs: Any) -> None:
             raise KeyboardInterrupt
 
-        stop.setattr(server_app, "write_model_cards", stopped)
+        stop.setattr(server_finish, "write_model_cards", stopped)
         with logging_restored(), pytest.raises(KeyboardInterrupt):
             run_federation(FakeGrid(2), _settings(run_dir))
     assert _finished(run_dir) is None

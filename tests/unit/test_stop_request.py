@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from flwr.app import Message
 
 from fedmodel.cli.interrupted import Terminated, signals_stop_the_server
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.federation import server_app
+from fedmodel.federation import server_app, server_finish
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.metrics import read_rounds
 from fedmodel.run.stop_request import STOP_REQUESTED, RunStopped
@@ -76,29 +77,33 @@ def test_a_stop_requested_before_round_one_sends_no_message(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("step", "exported"),
+    ("module", "step", "exported"),
     [
-        ("keep_selected", False),
-        ("finish_models", True),
-        ("plot_progress", True),
-        ("write_model_cards", True),
+        (server_app, "keep_selected", False),
+        (server_finish, "finish_models", True),
+        (server_finish, "plot_progress", True),
+        (server_finish, "write_model_cards", True),
     ],
 )
 def test_a_stop_after_the_last_round_writes_no_summary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, exported: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    step: str,
+    exported: bool,
 ) -> None:
     # Ctrl-C once the last round is done: before the export (as the server
     # picks the model to keep), during it, or as the cards are written (the
     # command then says "interrupted"). The round is checkpointed; the run is
     # not concluded.
-    original = getattr(server_app, step)
+    original = getattr(module, step)
 
     def then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         STOP_REQUESTED.set()
         return result
 
-    monkeypatch.setattr(server_app, step, then_ctrl_c)
+    monkeypatch.setattr(module, step, then_ctrl_c)
     run_dir = tmp_path / "run"
     with logging_restored(), pytest.raises(RunStopped):
         run_federation(FakeGrid(2), _settings(run_dir, "num_rounds=1"))
