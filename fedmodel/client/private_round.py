@@ -23,11 +23,8 @@ from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.privacy.client_plan import plan_client
 from fedmodel.privacy.engine import StepCounter, private_training
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
-from fedmodel.privacy.ledger import (
-    BudgetExhausted,
-    PrivacyLedger,
-    stored_noise_multiplier,
-)
+from fedmodel.privacy.ledger import PrivacyLedger, stored_noise_multiplier
+from fedmodel.privacy.ledger_cap import BudgetExhausted
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.ledger_reset import spent_before_reset
 from fedmodel.training.feature_store import StoredFeatures

@@ -42,7 +42,8 @@ from fedmodel.privacy.client_level import (
     clipped_count_stddev,
     plan_client_level,
 )
-from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.ledger import PrivacyLedger
+from fedmodel.privacy.ledger_cap import BudgetExhausted
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
 
 log = logging.getLogger(__name__)

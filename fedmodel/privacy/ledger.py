@@ -6,18 +6,13 @@ client: a crash after the charge over-counts, a crash before it sends nothing.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from fedmodel.config.wording import decimals_up
-from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import HistoryEntry, epsilon_for
 from fedmodel.privacy.client_plan import PrivacyPlan
-from fedmodel.privacy.durable_file import RenameNotSynced, exclusive_lock, write_durably
 from fedmodel.privacy.figure_keys import (
     DELTA_KEY,
     EPSILON_KEY,
@@ -25,18 +20,11 @@ from fedmodel.privacy.figure_keys import (
     SAMPLE_RATE_KEY,
     STEPS_KEY,
 )
+from fedmodel.privacy.ledger_cap import cap_refusal, within_cap
 from fedmodel.privacy.ledger_check import checked_epsilon
+from fedmodel.privacy.ledger_commit import commit_change
 from fedmodel.privacy.ledger_record import LedgerRecord, RoundCharge, read_record
 from fedmodel.privacy.ledger_reopen import check_same_budget, note_changes
-
-logger = logging.getLogger(__name__)
-
-# Room for floating-point noise in an epsilon that lands exactly on the cap.
-EPSILON_SLACK = 1e-9
-
-
-class BudgetExhausted(FedmodelError):
-    """A round would take a client's epsilon above its cap; nothing was charged."""
 
 
 def stored_noise_multiplier(path: str | os.PathLike[str]) -> float | None:
@@ -192,7 +180,7 @@ class PrivacyLedger:
 
     def would_exceed(self, steps: int) -> bool:
         """Whether charging `steps` more steps would pass the cap."""
-        return not self.epsilon_after(steps) <= self.target_epsilon + EPSILON_SLACK
+        return not within_cap(self.epsilon_after(steps), self.target_epsilon)
 
     def charge(self, *, round_number: int, steps: int) -> float:
         """Record a round's steps on disk, then return the new epsilon.
@@ -211,16 +199,13 @@ class PrivacyLedger:
         def add_round(base: LedgerRecord) -> LedgerRecord:
             history = base.history + (entry,)
             after = self._epsilon_of(history)
-            if not after <= base.target_epsilon + EPSILON_SLACK:
-                raise BudgetExhausted(
-                    f"client {base.client_id!r} cannot take part in round "
-                    f"{round_number}: {steps} more steps would raise its epsilon "
-                    f"from {decimals_up(self._epsilon_of(base.history), 4)} to "
-                    f"{decimals_up(after, 4)}, "
-                    f"above its cap {base.target_epsilon:g} (delta "
-                    f"{base.delta:g}); nothing was charged. Only raise the cap "
-                    "(privacy.target_epsilon; at a deployed site, its --max-epsilon) "
-                    "if the site accepts more privacy loss"
+            if not within_cap(after, base.target_epsilon):
+                raise cap_refusal(
+                    base,
+                    round_number=round_number,
+                    steps=steps,
+                    before=self._epsilon_of(base.history),
+                    after=after,
                 )
             charge = RoundCharge(round=round_number, steps=steps, epsilon=after)
             return replace(
@@ -246,53 +231,7 @@ class PrivacyLedger:
         return epsilon_for(history, delta=self.delta, accountant=self.accountant)
 
     def _commit(self, change: Callable[[LedgerRecord], LedgerRecord]) -> None:
-        # Read-modify-write under a lock, from disk: another process's charges stay.
-        with contextlib.ExitStack() as held:
-            try:  # the first write into the state folder: a read-only one fails here
-                held.enter_context(exclusive_lock(self._path))
-            except OSError as exc:
-                raise FedmodelError(
-                    f"cannot lock privacy ledger {self._path} ({exc.strerror or exc}"
-                    f" on {self._path.name}.lock): the round is not charged and its "
-                    f"update is not sent; make the state directory "
-                    f"{self._path.parent} writable"
-                ) from exc
-            base = self._with_disk_history()
-            self._record, self._epsilon = base, None
-            updated = change(base)
-            try:
-                write_durably(self._path, updated.to_json())
-            except RenameNotSynced as exc:
-                self._record, self._epsilon = updated, None  # as the file now reads
-                raise FedmodelError(
-                    f"privacy ledger {self._path} is written, with any charge of this "
-                    f"round, but its folder was not synced ({exc}), so a power cut may "
-                    "undo it: the update is not sent; check the state directory's disk"
-                ) from exc
-            except (OSError, ValueError) as exc:
-                raise FedmodelError(
-                    f"could not write privacy ledger {self._path} ({exc}): the "
-                    "round is not charged and its update must not be sent; make "
-                    "the state directory writable with free space"
-                ) from exc
-            self._record, self._epsilon = updated, None
+        commit_change(self._path, self._record, change, now_reads=self._hold)
 
-    def _with_disk_history(self) -> LedgerRecord:
-        mine = self._record
-        if not self._path.exists():
-            if mine.history:
-                logger.warning(
-                    "privacy ledger %s vanished; rewriting its %d charged rounds",
-                    self._path,
-                    len(mine.history),
-                )
-            return mine
-        disk = read_record(self._path)
-        check_same_budget(self._path, stored=disk, wanted=mine)
-        if disk.history[: len(mine.history)] != mine.history:
-            raise FedmodelError(
-                f"privacy ledger {self._path} no longer holds the rounds this "
-                "process charged: it was replaced while in use. Stop other runs "
-                "using this state directory and restore the file"
-            )
-        return replace(mine, history=disk.history, rounds=disk.rounds)
+    def _hold(self, record: LedgerRecord) -> None:
+        self._record, self._epsilon = record, None

@@ -22,7 +22,7 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
 from fedmodel.privacy.client_level import plan_client_level
-from fedmodel.privacy.ledger import BudgetExhausted
+from fedmodel.privacy.ledger_cap import BudgetExhausted
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import logging_restored, small_settings

@@ -18,7 +18,8 @@ from fedmodel.cli.main import run_command
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_plan import PrivacyPlan
-from fedmodel.privacy.ledger import BudgetExhausted, PrivacyLedger
+from fedmodel.privacy.ledger import PrivacyLedger
+from fedmodel.privacy.ledger_cap import BudgetExhausted
 from fedmodel.privacy.ledger_record import LedgerRefusal
 from fedmodel.privacy.ledger_reset import archive_ledger, archived_ledgers, reset_count
 
