@@ -4,7 +4,8 @@
 `head_then_encoder.py` (through `encoder_fedavg.load_seed`) and
 `records_per_noise.py` train heads on these. Each
 simulated client's training split is embedded once with the frozen encoder
-(cached under `outputs/bench-rule/`); validation is the union of the clients'
+(cached in the repository's `outputs/bench-rule/`, whichever folder a
+benchmark is run from); validation is the union of the clients'
 local validation splits, never the test split. A run trains on every record
 (`task.val_fraction` 0); these benchmarks hold out 10% of each client's
 records (`VAL_FRACTION`) to have something to score on, as every figure they
@@ -19,7 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -34,7 +36,7 @@ from fedmodel.model.load import build_classifier  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import evaluate, feature_logits, train_epochs  # noqa: E402
 
-CACHE = Path("outputs/bench-rule")
+CACHE = REPO / "outputs" / "bench-rule"
 # The share of each client's records held out as its local validation split.
 VAL_FRACTION = 0.1
 
