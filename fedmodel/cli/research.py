@@ -109,7 +109,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     settings = settings_from_dict(raw)
     # The run stops where its device is missing (`resolve_device`): the plan too.
     resolve_device(settings.device)
-    for line in unread_key_warnings(settings):
+    for line in unread_key_warnings(settings, overrides=args.overrides):
         log.warning("%s", line)
     shown = training_settings(settings)
     note = unmeasured_budget(settings)

@@ -149,7 +149,9 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         from fedmodel.federation.simulation import simulate
 
         with signals_stop_the_server():
-            summary = simulate(config, run_dir=run_dir)
+            summary = simulate(
+                config, run_dir=run_dir, overrides=HydraConfig.get().overrides.task
+            )
     except FedmodelError as exc:
         report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)

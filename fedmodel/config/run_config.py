@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,13 @@ def is_app_run_config(run_config: Mapping[str, Any]) -> bool:
     `fedmodel simulate` passes the whole config, flattened, instead.
     """
     return set(run_config) <= set(FLWR_RUN_CONFIG)
+
+
+def app_overrides(run_config: Mapping[str, Any]) -> list[str] | None:
+    """The Hydra overrides `flwr run` passed; None where `fedmodel simulate` did."""
+    if not is_app_run_config(run_config):
+        return None
+    return shlex.split(str(run_config.get("overrides", "")))
 
 
 def to_run_config(raw: Mapping[str, Any]) -> RunConfig:

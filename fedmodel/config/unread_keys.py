@@ -2,20 +2,22 @@
 
 Each rule names keys that only some options read (`UNREAD_RULES`, in
 `unread_rules`; which are refused and which warned of is said there). A key
-counts as set where its value differs from the one the chosen option's
-packaged YAML gives it (a key the budget rule filled, listed in
-`budget_rule_keys`, is not the user's). Accepted in silence, each would have
-had no effect, and the run would not have said so: LoRA with its embeddings
-still frozen, privacy=central with no example clipped, a sweep over
-`partition.alpha` under partition=iid running the same split in every job.
+counts as set where its value differs from the one the chosen options'
+packaged YAML gives it, a preset's (`debug=smoke`) among them (a key the
+budget rule filled, listed in `budget_rule_keys`, is not the user's).
+Accepted in silence, each would have had no effect, and the run would not
+have said so: LoRA with its embeddings still frozen, privacy=central with no
+example clipped, a sweep over `partition.alpha` under partition=iid running
+the same split in every job.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
-from fedmodel.config.compose import CONF_DIR, compose_config
+from fedmodel.config.compose import CONF_DIR, compose_config, override_parser
 from fedmodel.config.flat_keys import dotted
 from fedmodel.config.schema import RunSettings
 from fedmodel.config.unread_rules import UNREAD_RULES, UnreadRule
@@ -33,23 +35,49 @@ OPTION_KEYS = {
     "federation": "federation.name",
     "tracking": "tracking.name",
 }
+# Groups of presets over other groups' keys (`# @package _global_`): no key
+# of the settings names their choice, so the overrides composed are read.
+PRESET_GROUPS = ("debug", "experiment")
 
 
 def check_unread_keys(settings: RunSettings) -> None:
     """Refuse a key set for an option that does not read it (a refused rule's)."""
-    for said, fix in _unread(settings, refused=True):
+    # No preset sets a refused rule's key (test_unread_keys), so every party,
+    # whatever overrides it was given, refuses the same settings alike.
+    for said, fix in _unread(settings, refused=True, presets=()):
         raise FedmodelError(f"{said}: {fix}")
 
 
-def unread_key_warnings(settings: RunSettings) -> list[str]:
-    """One line for each key of a warned rule set for an option that ignores it."""
+def unread_key_warnings(
+    settings: RunSettings, *, overrides: Iterable[str]
+) -> list[str]:
+    """One line for each key of a warned rule set for an option that ignores it.
+
+    `overrides`: those the settings were composed with, whose presets' values
+    are packaged, not the user's.
+    """
     return [
         f"{said}, so it changes nothing in this run: {fix}"
-        for said, fix in _unread(settings, refused=False)
+        for said, fix in _unread(settings, refused=False, presets=_presets(overrides))
     ]
 
 
-def _unread(settings: RunSettings, *, refused: bool) -> list[tuple[str, str]]:
+def _presets(overrides: Iterable[str]) -> tuple[str, ...]:
+    """The presets `overrides` choose, as overrides: `debug=smoke`."""
+    chosen = (
+        (override.key_or_group, override.value())
+        for override in override_parser().parse_overrides(list(overrides))
+    )
+    return tuple(
+        f"{group}={option}"
+        for group, option in chosen
+        if group in PRESET_GROUPS and _is_option(group, option)
+    )
+
+
+def _unread(
+    settings: RunSettings, *, refused: bool, presets: tuple[str, ...]
+) -> list[tuple[str, str]]:
     """Each key of the refused (or warned) rules set where its choice ignores it."""
     shipped = _packaged(
         tuple(
@@ -57,8 +85,9 @@ def _unread(settings: RunSettings, *, refused: bool) -> list[tuple[str, str]]:
             for g, key in OPTION_KEYS.items()
             # A name no option file has is refused by its own check, in words
             # of its own; the group's default stands in for it here.
-            if (CONF_DIR / g / f"{(option := _value(settings, key))}.yaml").is_file()
+            if _is_option(g, option := _value(settings, key))
         )
+        + presets
     )
     return [
         unread
@@ -94,6 +123,10 @@ def _unread_by(
 
 def _value(settings: RunSettings, key: str) -> Any:
     return functools.reduce(getattr, key.split("."), settings)
+
+
+def _is_option(group: str, option: Any) -> bool:
+    return (CONF_DIR / group / f"{option}.yaml").is_file()
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings
-from fedmodel.config.run_config import is_app_run_config
+from fedmodel.config.run_config import app_overrides
 from fedmodel.config.unread_keys import unread_key_warnings
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -57,7 +57,7 @@ def main(grid: Grid, context: Context) -> None:
     # `fedmodel simulate` checks its clients before Flower starts; under
     # `flwr run` the server is the first to, before any client trains.
     try:
-        run_federation(grid, settings, check_clients=is_app_run_config(run_config))
+        run_federation(grid, settings, flwr_run_overrides=app_overrides(run_config))
     except RunFailed:
         try:
             track_run(settings, run_dir)  # logged as failed: its summary says so
@@ -68,12 +68,13 @@ def main(grid: Grid, context: Context) -> None:
 
 
 def run_federation(
-    grid: Grid, settings: RunSettings, *, check_clients: bool = False
+    grid: Grid, settings: RunSettings, *, flwr_run_overrides: list[str] | None = None
 ) -> dict[str, Any]:
     """Train the shared model over `settings.num_rounds` rounds; write outputs.
 
-    `check_clients`: check (and warn) as `fedmodel simulate` does before
-    Flower starts (`check_start`), for a run it did not start.
+    `flwr_run_overrides`: the overrides of a run that `fedmodel simulate` did
+    not start, checked (and warned of) as it checks before Flower starts
+    (`check_start`); None for a run it started.
 
     A run in which a client failed for good (unless the config allows it) or a
     round in which no client returned an update writes its summary, with the
@@ -83,7 +84,7 @@ def run_federation(
     """
     started = time.perf_counter()
     distill_texts = check_before_round_one(settings)
-    check_start(settings, check_clients=check_clients)
+    check_start(settings, flwr_run_overrides=flwr_run_overrides)
     run_dir = prepare_run_dir(grid, settings)
     task = load_task(settings.task, seed=settings.seed)
     warn_about_records(settings, task, distill_texts=distill_texts)
@@ -127,19 +128,20 @@ def run_federation(
     return conclude_run(shared, summary, final, started)
 
 
-def check_start(settings: RunSettings, *, check_clients: bool) -> None:
-    """Refuse a run its folder does not allow, then (`check_clients`) its clients.
+def check_start(settings: RunSettings, *, flwr_run_overrides: list[str] | None) -> None:
+    """Refuse a run its folder does not allow, then one `flwr run` started.
 
     The folder first: a resume with a changed key that deals the records is
     named by that key, not by the records it moved. For a run `fedmodel
-    simulate` did not start (a deployment's, any `flwr run`'s), the keys set
-    for an option that ignores them are named as simulate names them, and a
-    simulation's clients are checked before any is sent a message.
+    simulate` did not start (a deployment's, any `flwr run`'s, composed from
+    `flwr_run_overrides`), the keys set for an option that ignores them are
+    named as simulate names them, and a simulation's clients are checked
+    before any is sent a message.
     """
     check_run_folder(Path(settings.run_dir), settings)
-    if not check_clients:
+    if flwr_run_overrides is None:
         return
-    for line in unread_key_warnings(settings):
+    for line in unread_key_warnings(settings, overrides=flwr_run_overrides):
         log.warning("%s", line)
     if settings.federation.name == "simulation":
         check_simulated_clients(settings)

@@ -8,7 +8,6 @@ start removes them. The model's start and a resume are `server_model`'s.
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -26,7 +25,7 @@ from fedmodel.config import (
 )
 from fedmodel.config.compose import refuse_run_folder_key
 from fedmodel.config.deployment import check_deployment_settings
-from fedmodel.config.run_config import FLWR_RUN_FOLDER, is_app_run_config
+from fedmodel.config.run_config import FLWR_RUN_FOLDER, app_overrides
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import remove_stale_temp_files, write_durably
@@ -53,15 +52,15 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     """Typed settings from a flat run-config.
 
     Under `flwr run` the run-config holds only the app's keys
-    (`is_app_run_config`): `overrides` (Hydra syntax, applied to conf/) and
+    (`app_overrides`): `overrides` (Hydra syntax, applied to conf/) and
     `run-dir` ("" means outputs/<date>/<time>-flwr-<task>). The ServerApp runs
     in the SuperLink's working directory, so the run folder is made absolute
     here: the log names it and ClientApps find it from any working directory.
     `fedmodel simulate` passes the whole composed config instead, flattened;
     the budget rule fills its null keys here, as on every party.
     """
-    if is_app_run_config(run_config):
-        overrides = shlex.split(str(run_config.get("overrides", "")))
+    overrides = app_overrides(run_config)
+    if overrides is not None:
         refuse_run_folder_key(overrides, instead=FLWR_RUN_FOLDER)
         raw = compose_config(overrides)
         run_dir = str(run_config.get("run-dir", "")) or (

@@ -10,7 +10,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,13 @@ def ray_backend_config(federation: FederationSettings) -> dict[str, Any]:
     }
 
 
-def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
+def simulate(
+    raw_config: dict[str, Any], *, run_dir: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
     """Run one federated simulation and return its summary.
 
-    `raw_config` is a composed config (nested, snake_case) as Hydra gives it;
+    `raw_config` is a composed config (nested, snake_case) as Hydra gives it,
+    from `overrides` (a preset's values among them are not the user's);
     outputs go to `run_dir`.
     """
     run_dir = run_dir.resolve()
@@ -76,7 +79,7 @@ def simulate(raw_config: dict[str, Any], *, run_dir: Path) -> dict[str, Any]:
     settings = settings_from_dict(config)
     check_run_folder(run_dir, settings)  # before any Flower start-up
     check_simulated_clients(settings)
-    for line in unread_key_warnings(settings):
+    for line in unread_key_warnings(settings, overrides=overrides):
         log.warning("%s", line)
     # Keep Flower's own files (config, logs) inside the run folder.
     os.environ["FLWR_HOME"] = str(run_dir / FLWR_HOME_DIR)

@@ -11,7 +11,8 @@ import pytest
 from hydra import initialize_config_dir
 
 from fedmodel.config import CONF_DIR, RunSettings, compose_config, settings_from_dict
-from fedmodel.config.unread_keys import unread_key_warnings
+from fedmodel.config.compose import group_options
+from fedmodel.config.unread_keys import PRESET_GROUPS, unread_key_warnings
 from fedmodel.config.unread_rules import UNREAD_RULES
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import server_app
@@ -69,7 +70,7 @@ def test_the_same_keys_pass_under_the_option_that_reads_them() -> None:
         ["strategy=fedavg", "strategy.proximal_mu=0.0"],
     ):
         settings = _settings(*overrides)
-        assert unread_key_warnings(settings) == []
+        assert unread_key_warnings(settings, overrides=overrides) == []
         assert settings_from_dict(dataclasses.asdict(settings)) == settings
 
 
@@ -113,7 +114,7 @@ def test_keys_a_sweep_sets_for_every_job_are_warned_of(
 ) -> None:
     # A sweep's extra overrides reach jobs of several options
     # (simulations/privacy_sweep.sh), so these are said, not refused.
-    warnings = unread_key_warnings(_settings(*overrides))
+    warnings = unread_key_warnings(_settings(*overrides), overrides=overrides)
     assert len(warnings) == 1
     assert fragment in warnings[0]
     assert "so it changes nothing in this run: choose" in warnings[0]
@@ -134,7 +135,40 @@ def test_the_ready_made_sweeps_extra_overrides_pass_every_job() -> None:
 
 
 def test_the_default_config_warns_of_nothing() -> None:
-    assert unread_key_warnings(_settings()) == []
+    assert unread_key_warnings(_settings(), overrides=[]) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # debug=smoke sets warm_start.epochs: 2, and was said to be the user's.
+        ["debug=smoke", "warm_start.enabled=false"],
+        # The experiment's privacy.target_epsilon, in its non-private twin.
+        ["experiment=banks_eps8", "privacy=off"],
+        ["debug=smoke", "experiment=hospitals_eps3", "privacy=off"],
+    ],
+)
+def test_a_presets_own_values_are_not_the_users(overrides: list[str]) -> None:
+    assert unread_key_warnings(_settings(*overrides), overrides=overrides) == []
+
+
+def test_a_key_the_user_sets_under_a_preset_is_still_named() -> None:
+    warned = ["debug=smoke", "warm_start.enabled=false", "warm_start.epochs=3"]
+    warnings = unread_key_warnings(_settings(*warned), overrides=warned)
+    assert len(warnings) == 1
+    assert "warm_start.epochs=3 is set, but warm_start.enabled=false" in warnings[0]
+    with pytest.raises(FedmodelError, match=r"strategy\.proximal_mu=0\.1 is set"):
+        _settings("debug=smoke", "strategy.proximal_mu=0.1")
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [f"{group}={option}" for group in PRESET_GROUPS for option in group_options(group)],
+)
+def test_no_preset_sets_a_key_that_is_refused_or_warned_of(preset: str) -> None:
+    # The refusals, on every party, know no preset: one that set a refused
+    # rule's key would be refused as if the user had set it.
+    assert unread_key_warnings(_settings(preset), overrides=[preset]) == []
 
 
 def test_every_rule_names_keys_and_readers_that_exist() -> None:
@@ -164,14 +198,20 @@ def test_a_server_flwr_run_started_warns_once_as_simulate_does(
 ) -> None:
     # A deployment's server built its settings and never said that a key it
     # was given changes nothing; `fedmodel simulate` says it before Flower
-    # starts, so its own server (flwr_run False) must not say it again.
-    settings = _settings(
+    # starts, so its own server (flwr_run False) must not say it again. The
+    # preset's warm_start.epochs is not the user's (before, it was named too).
+    overrides = [
         "federation=deployment",
         "strategy=robust",
         "strategy.trim_beta=0.1",
-        f"run_dir={tmp_path}",
-    )
+        "debug=smoke",
+        "warm_start.enabled=false",
+    ]
+    settings = _settings(*overrides, f"run_dir={tmp_path}")
     with caplog.at_level(logging.WARNING, logger=server_app.__name__):
-        server_app.check_start(settings, check_clients=flwr_run)
-    warned = [m for m in caplog.messages if "strategy.trim_beta=0.1 is set" in m]
+        server_app.check_start(
+            settings, flwr_run_overrides=overrides if flwr_run else None
+        )
+    warned = [m for m in caplog.messages if " is set, but " in m]
     assert len(warned) == said
+    assert all(m.startswith("strategy.trim_beta=0.1 is set") for m in warned)
