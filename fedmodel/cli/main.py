@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 from fedmodel import __version__
 from fedmodel.cli import deploy, ledger, predict, research, resume
-from fedmodel.cli.errors import EXIT_USER_ERROR, report_error
+from fedmodel.cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USER_ERROR,
+    report_error,
+)
 from fedmodel.errors import FedmodelError
 
 
@@ -118,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Federated, differentially private fine-tuning of a shared "
         "BERT text classifier (Flower + Opacus).",
         epilog="`fedmodel COMMAND --help` describes a command. Exit codes: 0 done, "
-        "1 a finding (flagged plan, audit bound), 2 bad input or config.",
+        "1 a finding (flagged plan, audit bound), 2 bad input or config, "
+        f"{EXIT_INTERRUPTED} simulate or resume stopped by Ctrl-C and "
+        f"{EXIT_TERMINATED} by SIGTERM (its last line says how to continue). "
+        "superlink and supernode exit with Flower's codes: 0 stopped by Ctrl-C "
+        f"or SIGTERM ({EXIT_TERMINATED} for a SuperLink stopped by SIGTERM), "
+        "1 an error in Flower's log.",
     )
     parser.add_argument(
         "--version", action="version", version=f"fedmodel {__version__}"

@@ -30,6 +30,19 @@ def test_help_lists_every_command_with_its_summary_and_exits_0(
         assert " ".join(command.summary.split()) in " ".join(out.split())
 
 
+def test_help_names_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    # A job scheduler or systemd unit reads these: a stopped run's 130 and 143
+    # as well as the deployment commands' Flower codes.
+    with pytest.raises(SystemExit):
+        run_command(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 done, 1 a finding" in out
+    assert "2 bad input or config" in out
+    assert "130 simulate or resume stopped by Ctrl-C and 143 by SIGTERM" in out
+    assert "superlink and supernode exit with Flower's codes" in out
+    assert "143 for a SuperLink stopped by SIGTERM" in out
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         run_command(["--version"])
