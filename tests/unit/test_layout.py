@@ -107,8 +107,30 @@ def test_functions_stay_short() -> None:
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
-def test_configs_live_inside_the_package() -> None:
-    assert (PACKAGE / "conf" / "config.yaml").is_file()
+def _package_data(key: str) -> set[Path]:
+    """The package's files that pyproject's `[tool.setuptools.<key>]` names."""
+    text = (PACKAGE.parent / "pyproject.toml").read_text()
+    patterns = tomllib.loads(text)["tool"]["setuptools"][key]["fedmodel"]
+    return {path for pattern in patterns for path in PACKAGE.glob(pattern)}
+
+
+def test_the_package_data_ships_in_the_wheel() -> None:
+    """Every file of the package besides its modules is in pyproject's package-data.
+
+    setuptools puts into the wheel the modules and the files package-data
+    names, nothing else: a file left out works in a checkout and is missing
+    wherever the wheel is installed (tests/integration/test_wheel.py, slow,
+    checks an installed wheel for the .py and .yaml files only).
+    """
+    shipped = _package_data("package-data")
+    assert PACKAGE / "conf" / "config.yaml" in shipped
+    data = {
+        path
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    }
+    left_out = data - shipped - _package_data("exclude-package-data")
+    assert not left_out, f"add these to pyproject's package-data: {sorted(left_out)}"
 
 
 def _distribution(name: str) -> str:
