@@ -18,6 +18,11 @@ from typing import Any
 # differ only in their numbers into one "[repeated 2x across cluster]" line:
 # client 1's warning hidden behind client 0's. Each client's line is kept.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Ray colours the "(ClientAppActor pid=...)" before a client's line whatever
+# the console is: redirected (a scheduler's log, `> run.log`), the file held
+# escape codes. Ray reads this as it prints each line.
+if not (sys.stdout.isatty() and sys.stderr.isatty()):
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")
 
 import ray  # noqa: E402
 from flwr.app import Context, RecordDict  # noqa: E402

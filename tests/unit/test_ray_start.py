@@ -107,7 +107,7 @@ def test_rays_start_leaves_the_commands_sigterm_handler_in_place(
 def _in_a_fresh_process(script: str) -> subprocess.CompletedProcess[str]:
     """Run `script` in a new Python, as a Ray worker or a new driver starts."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for name in (VERBOSE_ENV, "RAY_DEDUP_LOGS"):
+    for name in (VERBOSE_ENV, "RAY_DEDUP_LOGS", "RAY_COLOR_PREFIX"):
         env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-c", script],
@@ -148,17 +148,27 @@ def test_each_clients_line_reaches_the_console_as_written() -> None:
 
     Client 1's warning was left out, and client 2's shown as "[repeated 2x
     across cluster]": Ray's deduplication is off once the simulation module
-    is imported (Ray reads the setting as it is imported).
+    is imported (Ray reads the setting as it is imported). And Ray coloured
+    the "(ClientAppActor pid=...)" before each line on any console, so a
+    redirected one (`> run.log`, a scheduler's log) held escape codes.
     """
     lines = [f"fedmodel client {i}: delta 0.005 is above 0.001" for i in range(3)]
+    pids = (11, 12, 11)  # two clients' workers, the first printing twice
     driver = _in_a_fresh_process(
+        "import sys\n"
         "import fedmodel.federation.simulation\n"
         "from ray._private.ray_logging import stderr_deduplicator as dedup\n"
-        "printed = []\n"
-        f"for pid, line in zip((11, 12, 11), {lines!r}):\n"
-        "    batch = {'ip': 'host', 'pid': pid, 'is_err': True, 'lines': [line]}\n"
-        "    printed += [x for b in dedup.deduplicate(batch) for x in b['lines']]\n"
-        "printed += [x for b in dedup.flush() for x in b['lines']]\n"
-        "print('\\n'.join(printed))\n"
+        "from ray._private.worker import print_worker_logs\n"
+        "batches = []\n"
+        f"for pid, line in zip({pids!r}, {lines!r}):\n"
+        "    batch = {'ip': 'host', 'localhost': 'host', 'pid': pid, 'is_err': True,\n"
+        "             'actor_name': 'ClientAppActor', 'lines': [line]}\n"
+        "    batches += dedup.deduplicate(batch)\n"
+        "for batch in [*batches, *dedup.flush()]:\n"
+        "    print_worker_logs(batch, sys.stdout)\n"
     )
-    assert driver.stdout.splitlines() == lines
+    shown = [
+        f"(ClientAppActor pid={pid}) {line}"
+        for pid, line in zip(pids, lines, strict=True)
+    ]
+    assert driver.stdout.splitlines() == shown
