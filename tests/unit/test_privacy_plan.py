@@ -32,7 +32,9 @@ from fedmodel.research.calibrated_settings import (
 )
 from fedmodel.research.plan_tables import _eps, plan_tables
 from fedmodel.research.privacy_plan import (
+    PROGRESS_EVERY_S,
     ClientPlan,
+    PlanProgress,
     _epsilons,
     epsilon_rounds,
     plan_run,
@@ -108,9 +110,49 @@ def test_an_rdp_plan_states_prv_only_up_to_its_step_limit() -> None:
         accountant="rdp",
     )
     rounds = [1, PRV_MAX_STEPS // 10 + 1, PRV_MAX_STEPS]
-    prv = _epsilons(plan, "prv", rounds)
+    progress = PlanProgress()
+    prv = _epsilons(plan, "prv", rounds, progress=progress, who="client 0")
     assert prv[0] is not None and prv[1:] == [None, None]
-    assert all(epsilon is not None for epsilon in _epsilons(plan, "rdp", rounds))
+    rdp = _epsilons(plan, "rdp", rounds, progress=progress, who="client 0")
+    assert all(epsilon is not None for epsilon in rdp)
+
+
+class _SlowClock:
+    """A clock that moves `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_slow_plan_says_which_round_it_is_working_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Over 1000 rounds a client's epsilons took 10 s or more after its
+    # "planning client" line, in silence: a line now says where it is, once
+    # the last line is PROGRESS_EVERY_S old, and not before.
+    caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
+    plan = PrivacyPlan(
+        target_epsilon=8.0,
+        delta=1e-5,
+        sample_rate=0.01,
+        steps_per_round=10,
+        planned_rounds=3,
+        noise_multiplier=2.0,
+        accountant="rdp",
+    )
+    quick = PlanProgress(clock=_SlowClock(PROGRESS_EVERY_S / 10))
+    _epsilons(plan, "rdp", [1, 2, 3], progress=quick, who="client 2")
+    assert caplog.text == ""
+    slow = PlanProgress(clock=_SlowClock(PROGRESS_EVERY_S))
+    spent = _epsilons(plan, "rdp", [1, 2, 3], progress=slow, who="client 2")
+    assert "client 2: RDP epsilon after round 2 (2 of 3)" in caplog.text
+    # The same epsilons, however they are reported.
+    assert spent == _epsilons(plan, "rdp", [1, 2, 3], progress=quick, who="-")
 
 
 def test_prv_past_its_step_limit_says_why_not_failed() -> None:
@@ -273,10 +315,14 @@ def test_a_plan_with_every_client_flagged_shows_no_empty_round_table(
 
 @pytest.mark.parametrize("batch_size", [32, 512])
 def test_good_plan_prints_tables_and_exits_0(
-    batch_size: int, capsys: pytest.CaptureFixture[str]
+    batch_size: int,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # 200 records a client: under an expected batch of 512 each samples at
     # rate 1, which the table marks.
+    # As if every step were slow: each has its progress line, on stderr.
+    monkeypatch.setattr("fedmodel.research.privacy_plan.PROGRESS_EVERY_S", 0.0)
     overrides = [
         *THREE_CLIENTS,
         f"finetune.batch_size={batch_size}",
@@ -284,7 +330,10 @@ def test_good_plan_prints_tables_and_exits_0(
     ]
     # Overrides on both sides of an option, as users type them.
     assert run_command(["privacy-plan", overrides[0], "--json", *overrides[1:]]) == 0
-    report = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    report = json.loads(out)  # no progress line among the JSON
+    assert "client 0: noise multiplier" in err
+    assert "client 2: PRV epsilon after round 2 (2 of 2)" in err
     # Numbered as the tables number them, as integers.
     assert [plan["client"] for plan in report["clients"]] == [0, 1, 2]
     assert [plan["sample_rate"] for plan in report["clients"]] == [
