@@ -265,6 +265,10 @@ def _epsilons(
     """
     spent: list[float | None] = []
     for index, done in enumerate(rounds):
+        steps = plan.steps_per_round * done
+        if not prv_takes(accountant, steps):
+            spent.append(None)
+            continue
         progress.note(
             "%s: %s epsilon after round %d (%d of %d)",
             who,
@@ -273,10 +277,6 @@ def _epsilons(
             index + 1,
             len(rounds),
         )
-        steps = plan.steps_per_round * done
-        if not prv_takes(accountant, steps):
-            spent.append(None)
-            continue
         history = [(plan.noise_multiplier, plan.sample_rate, steps)]
         try:
             spent.append(epsilon_for(history, delta=plan.delta, accountant=accountant))

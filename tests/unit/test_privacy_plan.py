@@ -97,9 +97,13 @@ def test_a_long_plan_states_epsilon_at_spaced_rounds() -> None:
     assert "every round is charged all the same" in str(by_round.caption)
 
 
-def test_an_rdp_plan_states_prv_only_up_to_its_step_limit() -> None:
+def test_an_rdp_plan_states_prv_only_up_to_its_step_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # RDP may plan past PRV's limit; PRV's column of it would have grown until
-    # the system killed it. PRV's rounds within the limit are still stated.
+    # the system killed it. PRV's rounds within the limit are still stated,
+    # and a progress line never names a round PRV is not asked.
+    caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
     plan = PrivacyPlan(
         target_epsilon=8.0,
         delta=1e-5,
@@ -110,9 +114,11 @@ def test_an_rdp_plan_states_prv_only_up_to_its_step_limit() -> None:
         accountant="rdp",
     )
     rounds = [1, PRV_MAX_STEPS // 10 + 1, PRV_MAX_STEPS]
-    progress = PlanProgress()
+    progress = PlanProgress(clock=_SlowClock(PROGRESS_EVERY_S))
     prv = _epsilons(plan, "prv", rounds, progress=progress, who="client 0")
     assert prv[0] is not None and prv[1:] == [None, None]
+    assert "PRV epsilon after round 1 (1 of 3)" in caplog.text
+    assert f"after round {rounds[1]}" not in caplog.text
     rdp = _epsilons(plan, "rdp", rounds, progress=progress, who="client 0")
     assert all(epsilon is not None for epsilon in rdp)
 
