@@ -115,11 +115,15 @@ def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
         common += ["finetune.local_epochs=1", "finetune.batch_size=64"]
     state_dirs = _deploy(work, sites, common)
     deployed = _round_seconds(work / "deployment")
+    simulated_run = [
+        *common,
+        f"task.train_files=[{sites[0]},{sites[1]}]",
+        "partition=natural",
+    ]
     simulate(
-        compose_config(
-            [*common, f"task.train_files=[{sites[0]},{sites[1]}]", "partition=natural"]
-        ),
+        compose_config(simulated_run),
         run_dir=work / "simulation",
+        overrides=simulated_run,
     )
     simulated = _round_seconds(work / "simulation")
     later_deployed = statistics.median(deployed[1:])

@@ -228,9 +228,8 @@ def main() -> None:
             teacher_run = finished_run(args.teacher_run, "--teacher-run")
             distil_from(teacher_run, new_out(run_dir), args.overrides)
         else:
-            simulate(
-                compose_config(["distill=server", *args.overrides]), run_dir=run_dir
-            )
+            chosen = ["distill=server", *args.overrides]
+            simulate(compose_config(chosen), run_dir=run_dir, overrides=chosen)
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     if "student" not in summary:
         raise SystemExit(

@@ -123,7 +123,7 @@ def run(overrides: list[str], out: Path, *, seed: int) -> dict[str, float]:
     from fedmodel.federation.simulation import simulate
 
     started = time.perf_counter()
-    summary = simulate(compose_config(overrides), run_dir=out)
+    summary = simulate(compose_config(overrides), run_dir=out, overrides=overrides)
     return {
         "seed": seed,
         "accuracy": summary["final_accuracy"],

@@ -48,8 +48,10 @@ def main() -> None:
 
     rows = []
     for index, (name, extra) in enumerate(SETTINGS.items()):
-        config = compose_config(["privacy=off", *args.overrides, *extra])
-        summary = simulate(config, run_dir=args.out / str(index))
+        chosen = ["privacy=off", *args.overrides, *extra]
+        summary = simulate(
+            compose_config(chosen), run_dir=args.out / str(index), overrides=chosen
+        )
         compute = summary["client_compute_seconds"] + summary["server_compute_seconds"]
         rows.append((name, summary, compute))
 
