@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
 # How a stopped run's line says what stopped it.
 INTERRUPTED = "interrupted"
 TERMINATED = "stopped by a termination signal (SIGTERM)"
+STDERR_FD = 2
 
 
 class Terminated(KeyboardInterrupt):
@@ -36,8 +38,8 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def signals_stop_the_server() -> Iterator[None]:
-    """While the simulation runs, Ctrl-C or SIGTERM first asks the server to stop.
+def signals_stop_the_server(prog: str, run_dir: Path) -> Iterator[None]:
+    """While the simulation runs, Ctrl-C or SIGTERM stops the server, then the command.
 
     The KeyboardInterrupt reaches the command only after Flower and Ray have
     shut down, seconds later, while the ServerApp's thread goes on; it must
@@ -47,14 +49,25 @@ def signals_stop_the_server() -> Iterator[None]:
     Python's default it ended the process with no line. Each signal only
     where Python's default handles it: a SIGINT the process ignores (a
     background job's) stays ignored, and a handler someone else installed
-    stays theirs.
+    stays theirs. The interrupt ends the command here (`stop_interrupted`),
+    while a second signal is still only noted (`_Stopping`).
     """
+    ours = [
+        signum
+        for signum, default in (
+            (signal.SIGINT, signal.default_int_handler),
+            (signal.SIGTERM, signal.SIG_DFL),
+        )
+        if signal.getsignal(signum) is default
+    ]
+    stopping = _Stopping(prog=prog, run_dir=run_dir, signals=ours)
     with contextlib.ExitStack() as handlers:
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            handlers.enter_context(_handled(signal.SIGINT, _stop_at_ctrl_c))
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            handlers.enter_context(_handled(signal.SIGTERM, _stop_at_sigterm))
-        yield
+        for signum in ours:
+            handlers.enter_context(_handled(signum, stopping.stop))
+        try:
+            yield
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM's Terminated
+            stop_interrupted(prog, run_dir, interrupt)
 
 
 @contextlib.contextmanager
@@ -69,14 +82,43 @@ def _handled(
         signal.signal(signum, before)
 
 
-def _stop_at_ctrl_c(signum: int, frame: FrameType | None) -> None:
-    STOP_REQUESTED.set()
-    signal.default_int_handler(signum, frame)
+@dataclasses.dataclass
+class _Stopping:
+    """The first Ctrl-C or SIGTERM stops the run; those after it are only noted.
 
+    Impatient users press Ctrl-C twice, and a scheduler may send SIGTERM
+    again: raised again inside Flower's and Ray's shutdown, the interrupt
+    broke it off halfway, and one raised as the command wrote its line gave
+    a traceback instead. (A second SIGTERM also met Ray's shutdown setting
+    SIGTERM to the default: no line, Ray's workers left running;
+    `federation/simulation.py` turns that off.) A user who will not wait
+    has SIGKILL, which the line names.
+    """
 
-def _stop_at_sigterm(signum: int, frame: FrameType | None) -> None:
-    STOP_REQUESTED.set()
-    raise Terminated
+    prog: str
+    run_dir: Path
+    signals: list[signal.Signals]
+    noted: bool = False
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        STOP_REQUESTED.set()
+        for handled in self.signals:
+            signal.signal(handled, self.note)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    def note(self, signum: int, frame: FrameType | None) -> None:
+        if self.noted:
+            return
+        self.noted = True
+        line = (
+            f"{self.prog}: already stopping; the run is kept in {self.run_dir}. "
+            "The line saying how to continue it follows once Flower and Ray have "
+            f"stopped (seconds); `kill -KILL {os.getpid()}` ends the command at "
+            "once, and the run can still be continued.\n"
+        )
+        # Not print: the handler may run while the main thread is writing
+        # to sys.stderr, whose buffer refuses a reentrant write.
+        os.write(STDERR_FD, line.encode())
 
 
 def stop_interrupted(

@@ -148,7 +148,7 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
             return done
         from fedmodel.federation.simulation import simulate
 
-        with signals_stop_the_server():
+        with signals_stop_the_server(prog, run_dir):
             summary = simulate(
                 config, run_dir=run_dir, overrides=HydraConfig.get().overrides.task
             )
@@ -156,7 +156,7 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
         raise SystemExit(EXIT_USER_ERROR) from None
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM's Terminated
+    except KeyboardInterrupt as interrupt:  # Ctrl-C as the run starts
         stop_interrupted(prog, run_dir, interrupt)
     _say_done(summary, run_dir)
     return float(summary["final_accuracy"])

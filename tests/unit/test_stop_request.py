@@ -10,7 +10,10 @@ the in-process grid, so nothing depends on timing.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 import torch
 from flwr.app import Message
 
+from fedmodel.cli import interrupted
 from fedmodel.cli.interrupted import Terminated, signals_stop_the_server
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.federation import server_app, server_finish
@@ -114,57 +118,121 @@ def test_a_stop_after_the_last_round_writes_no_summary(
     assert not (run_dir / "summary.json").exists()
 
 
-def test_ctrl_c_requests_the_stop_before_it_interrupts() -> None:
+class Exited(Exception):
+    """`stop_interrupted`'s exit, stood in for: the test process goes on."""
+
+
+@pytest.fixture
+def stopped_by(monkeypatch: pytest.MonkeyPatch) -> list[KeyboardInterrupt]:
+    """The interrupts the command was stopped by (`stop_interrupted`'s)."""
+    stops: list[KeyboardInterrupt] = []
+
+    def stop_interrupted(prog: str, run_dir: Path, interrupt: Any) -> None:
+        stops.append(interrupt)
+        raise Exited
+
+    monkeypatch.setattr(interrupted, "stop_interrupted", stop_interrupted)
+    return stops
+
+
+@contextlib.contextmanager
+def _handling(signum: signal.Signals, handler: Any) -> Iterator[None]:
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+
+
+def _stopping(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    return signals_stop_the_server("fedmodel simulate", run_dir)
+
+
+def test_ctrl_c_requests_the_stop_before_it_interrupts(
+    tmp_path: Path, stopped_by: list[KeyboardInterrupt]
+) -> None:
     # Python's own handler, as in a command run from a shell (a pytest-xdist
     # worker has its own).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(KeyboardInterrupt), signals_stop_the_server():
+    with _handling(signal.SIGINT, signal.default_int_handler):
+        with pytest.raises(Exited), _stopping(tmp_path):
             signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    assert [type(stop) for stop in stopped_by] == [KeyboardInterrupt]
     assert STOP_REQUESTED.is_set()
 
 
-def test_an_ignored_ctrl_c_stays_ignored() -> None:
+def test_an_ignored_ctrl_c_stays_ignored(
+    tmp_path: Path, stopped_by: list[KeyboardInterrupt]
+) -> None:
     # A background job of a shell without job control ignores SIGINT.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with signals_stop_the_server():
+    with _handling(signal.SIGINT, signal.SIG_IGN):
+        with _stopping(tmp_path):
             signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    assert stopped_by == []
     assert not STOP_REQUESTED.is_set()
 
 
-def test_sigterm_requests_the_stop_and_takes_ctrl_cs_way_out() -> None:
+def test_sigterm_requests_the_stop_and_takes_ctrl_cs_way_out(
+    tmp_path: Path, stopped_by: list[KeyboardInterrupt]
+) -> None:
     # A job scheduler's time limit, `timeout` or `kill`: before, the process
     # ended with no line (Ray's handler aborted it, exit 134).
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        with pytest.raises(Terminated), signals_stop_the_server():
+    with _handling(signal.SIGTERM, signal.SIG_DFL):
+        with pytest.raises(Exited), _stopping(tmp_path):
             signal.raise_signal(signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    assert [type(stop) for stop in stopped_by] == [Terminated]
     assert STOP_REQUESTED.is_set()
 
 
-def test_a_sigterm_handler_someone_else_installed_stays_theirs() -> None:
+def test_a_sigterm_handler_someone_else_installed_stays_theirs(
+    tmp_path: Path, stopped_by: list[KeyboardInterrupt]
+) -> None:
     # An embedding program's own handler (a notebook's, a workflow runner's).
     caught: list[int] = []
 
     def theirs(signum: int, frame: object) -> None:
         caught.append(signum)
 
-    previous = signal.signal(signal.SIGTERM, theirs)
-    try:
-        with signals_stop_the_server():
+    with _handling(signal.SIGTERM, theirs):
+        with _stopping(tmp_path):
             signal.raise_signal(signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) is theirs
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     assert caught == [signal.SIGTERM]
+    assert stopped_by == []
     assert not STOP_REQUESTED.is_set()
+
+
+@pytest.mark.parametrize(
+    "first", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"]
+)
+def test_signals_while_the_run_stops_are_noted_once_and_do_not_break_the_stop(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    stopped_by: list[KeyboardInterrupt],
+    first: signal.Signals,
+) -> None:
+    # Impatient users press Ctrl-C twice: raised again while Flower and Ray
+    # shut down (seconds), the interrupt broke their shutdown off halfway,
+    # and one as the command wrote its line gave a traceback instead.
+    shut_down = []
+    with _handling(signal.SIGINT, signal.default_int_handler):
+        with _handling(signal.SIGTERM, signal.SIG_DFL):
+            with pytest.raises(Exited), _stopping(tmp_path / "run"):
+                try:
+                    signal.raise_signal(first)
+                finally:  # Flower's and Ray's shutdown, as the interrupt unwinds
+                    for again in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+                        signal.raise_signal(again)
+                    shut_down.append(True)
+    assert shut_down == [True]
+    expected = Terminated if first == signal.SIGTERM else KeyboardInterrupt
+    assert [type(stop) for stop in stopped_by] == [expected]
+    noted = capfd.readouterr().err
+    assert noted == (
+        f"fedmodel simulate: already stopping; the run is kept in {tmp_path / 'run'}. "
+        "The line saying how to continue it follows once Flower and Ray have "
+        f"stopped (seconds); `kill -KILL {os.getpid()}` ends the command at once, "
+        "and the run can still be continued.\n"
+    )
