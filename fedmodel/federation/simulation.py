@@ -24,7 +24,21 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 if not (sys.stdout.isatty() and sys.stderr.isatty()):
     os.environ.setdefault("RAY_COLOR_PREFIX", "0")
 
+# Ray's driver sets up a crash handler of its own below Python that also
+# takes SIGTERM, and sets SIGTERM back to the default as Ray shuts down: a
+# SIGTERM while Ray started aborted the command (exit 134), and a second one
+# while it stopped ended it with no line and Ray's workers left running
+# (`cli/interrupted.py`). Ray reads this as it is imported; its workers, which
+# start from this environment, keep their crash handler.
+_RAY_CRASH_HANDLER_OFF = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+_crash_handler_chosen = _RAY_CRASH_HANDLER_OFF in os.environ
+os.environ.setdefault(_RAY_CRASH_HANDLER_OFF, "1")
+
 import ray  # noqa: E402
+
+if not _crash_handler_chosen:
+    del os.environ[_RAY_CRASH_HANDLER_OFF]
+
 from flwr.app import Context, RecordDict  # noqa: E402
 from flwr.simulation.run_simulation import _run_simulation  # noqa: E402
 from flwr.supercore.telemetry import EventType  # noqa: E402
@@ -37,7 +51,7 @@ from fedmodel.config import (  # noqa: E402
     to_run_config,
 )
 from fedmodel.config.unread_keys import unread_key_warnings  # noqa: E402
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import plural  # noqa: E402
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation import client_app, ray_worker, server_app  # noqa: E402
 from fedmodel.federation.leftovers import stop_leftover_processes  # noqa: E402
@@ -160,18 +174,27 @@ def start_ray(federation: FederationSettings) -> None:
 def _sigterm_handling_kept() -> Iterator[None]:
     """Put back the SIGTERM handler `ray.init` replaces with Ray's own.
 
-    With Ray's, the driver aborts at SIGTERM (a stack dump, exit 134) before
-    the command can stop the server, shut Ray down and say how to continue
-    the run (`cli/interrupted.py`). Python sets a handler only from the main
-    thread.
+    With Ray's, the driver exits at SIGTERM before the command can stop the
+    server, shut Ray down and say how to continue the run
+    (`cli/interrupted.py`). A SIGTERM that Ray's handler took while Ray
+    started (it exits 15) goes to the handler before it. Python sets a
+    handler only from the main thread.
     """
     before = signal.getsignal(signal.SIGTERM)
+    taken = None
     try:
         yield
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM or not callable(before):
+            raise
+        taken = exc
     finally:
         main = threading.current_thread() is threading.main_thread()
         if main and before is not None:  # None: one set outside Python
             signal.signal(signal.SIGTERM, before)
+    if taken is not None and callable(before):
+        before(signal.SIGTERM, None)
+        raise taken
 
 
 def _ray_start_failure(

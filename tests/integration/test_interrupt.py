@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 # How long the run's processes may take to end after the command has.
 LEFTOVER_SECONDS = 10
+# Into the seconds the command takes to stop: Ray's shutdown is under way.
+SECOND_SIGNAL_SECONDS = 0.5
 
 
 def _wait_for(
@@ -44,6 +46,18 @@ def _ctrl_c(pid: int) -> None:
 def _terminate(pid: int) -> None:
     """`kill PID`, `timeout`: SIGTERM to the command alone, not its Ray processes."""
     os.kill(pid, signal.SIGTERM)
+
+
+def _twice(stop: Callable[[int], None]) -> Callable[[int], None]:
+    """`stop`, then again while the command stops, as an impatient user does."""
+
+    def stop_twice(pid: int) -> None:
+        stop(pid)
+        time.sleep(SECOND_SIGNAL_SECONDS)
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped
+            stop(pid)
+
+    return stop_twice
 
 
 def _left_running(group: int) -> list[str]:
@@ -131,11 +145,14 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
         tmp_path / "console.txt",
         lambda text: "round 2/200" in text,
         REPO,
+        stop=_twice(_ctrl_c),
     )
     assert code == 130, text[-3000:]
     # Flower's threads may log the messages the ended actors lost as errors;
-    # the interrupt itself ends on one line, with no traceback of its own.
+    # the interrupt itself ends on one line, with no traceback of its own,
+    # the second Ctrl-C only noted.
     assert "KeyboardInterrupt" not in text, text[-3000:]
+    assert text.count("already stopping") <= 1, text[-3000:]
     last = text.strip().splitlines()[-1]
     assert last.startswith("fedmodel simulate: interrupted;"), text[-3000:]
     assert last.endswith(f"with: fedmodel resume {run_dir}"), last
@@ -160,16 +177,18 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
 
 
 def test_sigterm_stops_the_run_as_ctrl_c_does(tmp_path: Path) -> None:
-    # A job scheduler's time limit, `timeout`, `kill PID`. Before, Ray's
-    # handler aborted the command (exit 134) with no line naming the run.
+    # A job scheduler's time limit, `timeout`, `kill PID` (twice). Before,
+    # Ray's handler aborted the command (exit 134) with no line naming the run.
     run_dir = tmp_path / "run"
     code, text = _stop_at(
         _simulate_200_rounds(run_dir),
         tmp_path / "console.txt",
         lambda text: "round 1/200" in text,
         REPO,
-        stop=_terminate,
+        stop=_twice(_terminate),
     )
+    # A second SIGTERM while Ray shut down ended the command (Ray had set
+    # SIGTERM back to the default): no line, Ray's workers left running.
     assert code == 143, text[-3000:]
     last = text.strip().splitlines()[-1]
     assert last == (

@@ -21,6 +21,7 @@ from fedmodel.federation import simulation
 from fedmodel.run.console import VERBOSE_ENV
 from tests.conftest import small_settings
 
+CRASH_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 TIMED_OUT = Exception(
     "The current node timed out during startup. This could happen because some "
     "of the raylet failed to startup or the GCS has become overloaded."
@@ -104,10 +105,36 @@ def test_rays_start_leaves_the_commands_sigterm_handler_in_place(
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_sigterm_rays_handler_takes_as_ray_starts_goes_to_the_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ray's handler exits (`sys.exit(15)`) at a SIGTERM in the seconds Ray
+    # starts: the command stopped with no line saying how to continue the run.
+    class Stopped(KeyboardInterrupt):
+        """What the command's handler raises (`cli/interrupted.py`)."""
+
+    def commands(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    def init(**kwargs: Any) -> None:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        signal.raise_signal(signal.SIGTERM)
+
+    _fake_ray(monkeypatch, [None])
+    monkeypatch.setattr(simulation.ray, "init", init)
+    previous = signal.signal(signal.SIGTERM, commands)
+    try:
+        with pytest.raises(Stopped):
+            simulation.start_ray(small_settings().federation)
+        assert signal.getsignal(signal.SIGTERM) is commands
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _in_a_fresh_process(script: str) -> subprocess.CompletedProcess[str]:
     """Run `script` in a new Python, as a Ray worker or a new driver starts."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for name in (VERBOSE_ENV, "RAY_DEDUP_LOGS", "RAY_COLOR_PREFIX"):
+    for name in (VERBOSE_ENV, "RAY_DEDUP_LOGS", "RAY_COLOR_PREFIX", CRASH_HANDLER):
         env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-c", script],
@@ -143,14 +170,19 @@ def test_each_ray_worker_keeps_flowers_lines_off_the_console_from_its_start(
     assert "fedmodel client 1: delta 0.005" in worker.stderr
 
 
-def test_each_clients_line_reaches_the_console_as_written() -> None:
-    """Ray folds lines that differ only in numbers, from two workers, into one.
+def test_the_settings_ray_reads_as_it_is_imported_are_made_before_it() -> None:
+    """Each client's line reaches the console as written; Ray's crash handler is off.
 
-    Client 1's warning was left out, and client 2's shown as "[repeated 2x
-    across cluster]": Ray's deduplication is off once the simulation module
-    is imported (Ray reads the setting as it is imported). And Ray coloured
-    the "(ClientAppActor pid=...)" before each line on any console, so a
-    redirected one (`> run.log`, a scheduler's log) held escape codes.
+    Ray folded lines that differ only in numbers, from two workers, into one:
+    client 1's warning was left out, and client 2's shown as "[repeated 2x
+    across cluster]". And Ray coloured the "(ClientAppActor pid=...)" before
+    each line on any console, so a redirected one (`> run.log`, a scheduler's
+    log) held escape codes. Below Python, Ray's crash handler took SIGTERM as
+    Ray started (an abort, exit 134) and set it to the default as Ray shut
+    down: a second SIGTERM while the command stopped ended it with no line,
+    Ray's workers left running; the workers, which start from the command's
+    environment, keep theirs. One fresh process for all three: it takes
+    seconds to import the simulation.
     """
     lines = [f"fedmodel client {i}: delta 0.005 is above 0.001" for i in range(3)]
     pids = (11, 12, 11)  # two clients' workers, the first printing twice
@@ -166,9 +198,13 @@ def test_each_clients_line_reaches_the_console_as_written() -> None:
         "    batches += dedup.deduplicate(batch)\n"
         "for batch in [*batches, *dedup.flush()]:\n"
         "    print_worker_logs(batch, sys.stdout)\n"
+        "import os\n"
+        "from ray._private import ray_constants\n"
+        f"print(ray_constants.{CRASH_HANDLER}, {CRASH_HANDLER!r} in os.environ)\n"
     )
     shown = [
         f"(ClientAppActor pid={pid}) {line}"
         for pid, line in zip(pids, lines, strict=True)
     ]
-    assert driver.stdout.splitlines() == shown
+    crash_handler = "True False"  # off in the command, not set for its workers
+    assert driver.stdout.splitlines() == [*shown, crash_handler]
