@@ -25,7 +25,7 @@ from fedmodel.serve.benchmark import (
     served_latency_ms,
 )
 from fedmodel.serve.export import export_classifier
-from fedmodel.training.loops import text_inputs
+from fedmodel.training.loops import evaluate, text_inputs, text_logits
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,13 @@ def describe_student(
     test: datasets.Dataset,
     test_loader: DataLoader,
     max_length: int,
-) -> dict[str, Any]:
-    """Export the student (float and int8 ONNX) and measure both graphs."""
-    described = export_and_describe(
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Export the student (float and int8 ONNX) and measure both graphs.
+
+    Also returns the student's `picked_labels` on `test_loader`, from the
+    pass that measured its accuracy.
+    """
+    described, picked = export_and_describe(
         "student",
         student,
         tokenizer,
@@ -58,7 +62,7 @@ def describe_student(
     described["quantized"] = describe_quantized(
         student_dir, texts=list(test["text"]), labels=list(test["label"])
     )
-    return described
+    return described, picked
 
 
 @torch.no_grad()
@@ -74,19 +78,14 @@ def picked_labels(
     return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
 
 
-def agreement(
-    student: PooledBertForSequenceClassification,
-    loader: DataLoader,
-    *,
-    teacher_labels: torch.Tensor,
-) -> float:
-    """The share of the loader's texts on which the student picks the teacher's label.
+def agreement(picked: torch.Tensor, *, teacher_labels: torch.Tensor) -> float:
+    """The share of texts on which the student picked the teacher's label.
 
-    `teacher_labels` are the teacher's `picked_labels` on the same texts in
-    the same order (at the teacher's token limit), so that one pass of the
-    teacher serves the agreement before and after distillation.
+    `picked` and `teacher_labels` are the student's and the teacher's
+    `picked_labels` on the same texts in the same order (the teacher at its
+    token limit), so that one pass of the teacher serves the agreement before
+    and after distillation.
     """
-    picked = picked_labels(student, loader)
     if len(picked) != len(teacher_labels):
         raise ValueError(
             f"{len(teacher_labels)} teacher labels for {len(picked)} texts"
@@ -104,10 +103,13 @@ def export_and_describe(
     test_loader: DataLoader,
     max_length: int,
     quantize: bool = False,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], torch.Tensor]:
     """Export one model and describe it, with a progress line for each step.
 
-    With `quantize`, the int8 ONNX graph is written beside the float one.
+    Also returns the model's `picked_labels` on `test_loader`, from the pass
+    that measured its accuracy: a second pass over the test split took as
+    long again (a minute for the demo's teacher on 2 cores). With `quantize`,
+    the int8 ONNX graph is written beside the float one.
     """
     started = time.perf_counter()
     graphs = "ONNX, float and int8" if quantize else "ONNX"
@@ -118,9 +120,10 @@ def export_and_describe(
         model, tokenizer, model_dir, max_length=max_length, quantize=quantize
     )
     log.info("measuring the %s's test accuracy", name)
-    described = describe_model(model, model_dir=model_dir, test_loader=test_loader)
+    result = evaluate(model, test_loader, logits_fn=text_logits(model))
+    described = describe_model(model, model_dir=model_dir, result=result)
     log.info("%s exported and measured in %.0f s", name, time.perf_counter() - started)
-    return described
+    return described, result.predicted
 
 
 def add_served_latency(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -84,16 +85,15 @@ def finish_models(
     """
     max_length = settings.task.max_length
     test_loader = length_sorted_loader(settings, test)
-    entries: dict[str, Any] = {
-        "teacher": export_and_describe(
-            "teacher",
-            teacher,
-            tokenizer,
-            model_dir=run_dir / TEACHER_DIR,
-            test_loader=test_loader,
-            max_length=max_length,
-        )
-    }
+    described, teacher_labels = export_and_describe(
+        "teacher",
+        teacher,
+        tokenizer,
+        model_dir=run_dir / TEACHER_DIR,
+        test_loader=test_loader,
+        max_length=max_length,
+    )
+    entries: dict[str, Any] = {"teacher": described}
     if settings.distill.enabled:
         entries.update(
             _student_entries(
@@ -102,7 +102,7 @@ def finish_models(
                 tokenizer,
                 texts=server_texts,
                 train_on_clients=train_on_clients,
-                test=(test, test_loader),
+                test=(test, teacher_labels),
                 run_dir=run_dir,
                 student_resumed=student_resumed,
             )
@@ -149,21 +149,21 @@ def _student_entries(
     *,
     texts: list[str] | None,
     train_on_clients: StudentTrainer | None,
-    test: tuple[datasets.Dataset, DataLoader],
+    test: tuple[datasets.Dataset, torch.Tensor],
     run_dir: Path,
     student_resumed: bool,
 ) -> dict[str, Any]:
     """Distil, export and describe the student: `student` and `distillation`.
 
-    `test` is the test split and its loader at the teacher's token limit.
-    Empty when there is nothing to distil on: no server texts, no clients.
+    `test` is the test split and the teacher's `picked_labels` on it. Empty
+    when there is nothing to distil on: no server texts, no clients.
     """
     if texts is None and train_on_clients is None:
         # Said in full before round 1 (`warn_no_server_texts`); the end of
         # the run says only what came of it.
         log.warning("no student is made: the server holds no texts to distil on")
         return {}
-    split, teacher_loader = test
+    split, teacher_labels = test
     student_settings = _with_max_length(settings, settings.distill.student.max_length)
     student_loader = length_sorted_loader(student_settings, split)
     student, distillation = _distill_student(
@@ -172,11 +172,11 @@ def _student_entries(
         tokenizer,
         texts=texts,
         train_on_clients=train_on_clients,
-        test_loaders=(teacher_loader, student_loader),
+        test=(student_loader, teacher_labels),
         student_max_length=student_settings.task.max_length,
         student_resumed=student_resumed,
     )
-    described = describe_student(
+    described, picked = describe_student(
         student,
         tokenizer,
         student_dir=run_dir / STUDENT_DIR,
@@ -184,6 +184,7 @@ def _student_entries(
         test_loader=student_loader,
         max_length=student_settings.task.max_length,
     )
+    distillation["agreement_after"] = agreement(picked, teacher_labels=teacher_labels)
     return {"student": described, "distillation": distillation}
 
 
@@ -194,22 +195,22 @@ def _distill_student(
     *,
     texts: list[str] | None,
     train_on_clients: StudentTrainer | None,
-    test_loaders: tuple[DataLoader, DataLoader],
+    test: tuple[DataLoader, torch.Tensor],
     student_max_length: int,
     student_resumed: bool = False,
 ) -> tuple[PooledBertForSequenceClassification, dict[str, Any]]:
     """Build the student and distil it: on the server's texts, then the clients'.
 
-    `test_loaders` are the test split as the teacher and as the student read
-    it; the report holds their agreement before and after.
+    `test` is the test split as the student reads it and the teacher's
+    `picked_labels` on it; the report holds their agreement before (the
+    caller adds the one after, from the student's measured test pass).
     """
-    test_loader, student_loader = test_loaders
-    teacher_labels = picked_labels(teacher, test_loader)
+    student_loader, teacher_labels = test
     student = build_student(teacher, settings.distill.student)
     distillation: dict[str, Any] = {
         "mode": settings.distill.name,
         "agreement_before": agreement(
-            student, student_loader, teacher_labels=teacher_labels
+            picked_labels(student, student_loader), teacher_labels=teacher_labels
         ),
         "server_texts": 0,
         "server_seconds": 0.0,
@@ -228,9 +229,6 @@ def _distill_student(
         )
     if train_on_clients is not None:
         train_on_clients(student)
-    distillation["agreement_after"] = agreement(
-        student, student_loader, teacher_labels=teacher_labels
-    )
     return student, distillation
 
 

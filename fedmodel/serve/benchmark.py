@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score
-from torch.utils.data import DataLoader
 
 from fedmodel.config import LatencySettings
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -21,7 +20,7 @@ from fedmodel.serve.inference import (
     alternating_latency_ms,
     open_runtime,
 )
-from fedmodel.training.loops import evaluate, text_logits
+from fedmodel.training.loops import EvalResult
 
 # Each has its config key `latency.calls_batchN`: how many calls time it.
 LATENCY_BATCHES = (1, 32)
@@ -51,10 +50,9 @@ def describe_model(
     model: PooledBertForSequenceClassification,
     *,
     model_dir: Path,
-    test_loader: DataLoader,
+    result: EvalResult,
 ) -> dict[str, Any]:
-    """Accuracy and macro-F1 on the test split, parameters, bytes on disk."""
-    result = evaluate(model, test_loader, logits_fn=text_logits(model))
+    """Accuracy and macro-F1 on the test split (`result`), parameters, bytes on disk."""
     return {
         "accuracy": result.accuracy,
         "macro_f1": result.macro_f1,

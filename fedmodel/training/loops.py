@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -62,12 +62,17 @@ def text_inputs(
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Classification quality on one split."""
+    """Classification quality on one split.
+
+    `predicted` is each example's most probable label, in the loader's order:
+    the export's report reuses its pass of a model over the test split.
+    """
 
     accuracy: float
     macro_f1: float
     loss: float
     num_examples: int
+    predicted: torch.Tensor = field(compare=False, repr=False)
 
 
 def text_logits(model: nn.Module) -> LogitsFn:
@@ -224,7 +229,13 @@ def evaluate(
         predictions.append(logits.argmax(dim=-1).cpu().numpy())
         truths.append(labels.cpu().numpy())
     if not truths:
-        return EvalResult(accuracy=0.0, macro_f1=0.0, loss=float("nan"), num_examples=0)
+        return EvalResult(
+            accuracy=0.0,
+            macro_f1=0.0,
+            loss=float("nan"),
+            num_examples=0,
+            predicted=torch.zeros(0, dtype=torch.long),
+        )
     # Imported here: a site's training round (a fresh process per message in a
     # deployment) never evaluates, and scikit-learn takes seconds to import.
     from sklearn.metrics import f1_score
@@ -236,6 +247,7 @@ def evaluate(
         macro_f1=float(f1_score(truth, predicted, average="macro")),
         loss=loss_sum / len(truth),
         num_examples=len(truth),
+        predicted=torch.from_numpy(predicted),
     )
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,13 +17,10 @@ import torch
 from fedmodel.config import RunSettings, StudentSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
+from fedmodel.distill import finish
 from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.describe import agreement, log_comparison, picked_labels
-from fedmodel.distill.finish import (
-    _distill_student,
-    finish_models,
-    server_distill_texts,
-)
+from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.distill.inputs import teacher_targets
 from fedmodel.distill.server import (
     distill_on_server,
@@ -175,7 +173,9 @@ def test_server_distillation_raises_agreement_with_the_teacher() -> None:
     student = build_student(teacher, settings.distill.student)
     test_loader = length_sorted_loader(settings, task.test)
     teacher_labels = picked_labels(teacher, test_loader)
-    before = agreement(student, test_loader, teacher_labels=teacher_labels)
+    before = agreement(
+        picked_labels(student, test_loader), teacher_labels=teacher_labels
+    )
     texts = server_distill_texts(settings, task.transfer)
     assert texts is not None
     report = distill_on_server(
@@ -187,7 +187,9 @@ def test_server_distillation_raises_agreement_with_the_teacher() -> None:
         max_length=settings.task.max_length,
         seed=0,
     )
-    after = agreement(student, test_loader, teacher_labels=teacher_labels)
+    after = agreement(
+        picked_labels(student, test_loader), teacher_labels=teacher_labels
+    )
     assert report.num_texts == 300
     assert after > before + 0.1, (before, after)
 
@@ -230,26 +232,60 @@ def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
     assert not torch.equal(students[0].classifier.weight, untrained)
 
 
-def test_distillation_runs_the_teacher_over_the_test_split_once() -> None:
-    settings = _settings("distill.student.num_layers=1")
+def test_finishing_runs_each_model_over_the_test_split_once_after_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pass that measures a model's test accuracy also gives its labels
+    # for the agreement: before, the teacher and the distilled student each
+    # ran over the test split again for it (a minute more of the demo).
+    settings = _settings(
+        "distill.student.num_layers=1",
+        "distill.epochs=1",
+        "distill.augment_copies=0",
+        "latency.calls_batch1=1",
+        "latency.calls_batch32=1",
+    )
     task = load_task(settings.task, seed=settings.seed)
     teacher = _teacher(settings, task.label_names)
-    test_loader = length_sorted_loader(settings, task.test)
-    texts_read: list[int] = []
-    teacher.bert.register_forward_hook(
-        lambda _module, _args, output: texts_read.append(len(output[0]))
-    )
-    _, report = _distill_student(
+    read: dict[str, list[int]] = {"teacher": [], "student": []}
+
+    def count(name: str, model: PooledBertForSequenceClassification) -> None:
+        def hook(module: torch.nn.Module, _args: object, output: Any) -> None:
+            # Inference passes only: not training, nor the export's trace.
+            if not module.training and not torch.jit.is_tracing():
+                read[name].append(len(output[0]))
+
+        model.bert.register_forward_hook(hook)
+
+    students: list[PooledBertForSequenceClassification] = []
+
+    def counted_student(*args: Any, **kwargs: Any) -> Any:
+        students.append(build_student(*args, **kwargs))
+        count("student", students[-1])
+        return students[-1]
+
+    count("teacher", teacher)
+    monkeypatch.setattr(finish, "build_student", counted_student)
+    texts = list(task.transfer["text"])[:8]
+    entries = finish_models(
         settings,
-        teacher,
-        load_tokenizer(settings.model),
-        texts=None,
-        train_on_clients=None,
-        test_loaders=(test_loader, test_loader),
-        student_max_length=settings.task.max_length,
+        teacher=teacher,
+        tokenizer=load_tokenizer(settings.model),
+        test=task.test,
+        server_texts=texts,
+        run_dir=tmp_path,
     )
-    assert sum(texts_read) == len(task.test)
-    assert report["agreement_before"] == report["agreement_after"] > 0.0
+    tests = len(task.test)
+    # The teacher: its measured test pass and its targets on the server's texts.
+    assert sum(read["teacher"]) == tests + len(texts)
+    # The student: its agreement before distillation, then its measured pass.
+    assert sum(read["student"]) == 2 * tests
+    # The same figure as from a pass of each for the agreement alone.
+    test_loader = length_sorted_loader(settings, task.test)
+    assert entries["distillation"]["agreement_after"] == agreement(
+        picked_labels(students[0], test_loader),
+        teacher_labels=picked_labels(teacher, test_loader),
+    )
 
 
 def test_server_distillation_texts_are_held_by_no_client() -> None:
