@@ -17,7 +17,6 @@ from typing import Any
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.client_level import privacy_guarantee
 from fedmodel.privacy.figure_keys import (
     DELTA_KEY,
     EPSILON_KEY,
@@ -169,6 +168,10 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
     A ledger in the run folder that cannot be read leaves no epsilon stated
     (`unstated` says which), never the smaller figure the replies carried.
     """
+    # Imported here: the accountants load Opacus and torch, which the readers
+    # of a finished run's summary (`fedmodel resume`, sweep-report) never need.
+    from fedmodel.privacy.client_level import privacy_guarantee
+
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
         figures = {EPSILON_KEY: charged_epsilon(row), DELTA_KEY: row.get("delta")}

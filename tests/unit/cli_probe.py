@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from typing import Any
+
 HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
 # Runs `fedmodel <command> --help` in a fresh interpreter and prints which
 # heavy modules it imported.
@@ -15,3 +20,14 @@ except SystemExit as done:
 heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy}))
 print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 """
+
+
+def probed(*args: str) -> tuple[dict[str, Any], str]:
+    """`fedmodel ARGS` run by `PROBE`: its exit code and heavy modules, its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1]), done.stderr

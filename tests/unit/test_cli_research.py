@@ -1,4 +1,4 @@
-"""`fedmodel privacy-plan` and `audit`: a bad input is a one-line user error."""
+"""`fedmodel privacy-plan`, `sweep-report`, `audit`: a bad input is a one-line error."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from fedmodel.cli.main import run_command
 from fedmodel.cli.research import SHOWN_JOBS
-from tests.unit.cli_probe import HEAVY, PROBE
+from tests.unit.cli_probe import HEAVY, PROBE, probed
 
 
 def test_privacy_plan_reports_a_bad_override_on_one_line(
@@ -145,3 +145,13 @@ def test_audit_refuses_a_wrong_folder_before_importing_torch(
     result = json.loads(done.stderr.strip().splitlines()[-1])
     assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
     assert f"fedmodel audit: error: {said.format(path=path)}" in done.stderr
+
+
+def test_sweep_report_of_a_folder_without_runs_answers_before_importing_torch(
+    tmp_path: Path,
+) -> None:
+    # summary.json's reader once imported the accountants, and with them
+    # Opacus and torch, to read a status.
+    result, err = probed("sweep-report", str(tmp_path))
+    assert result == {"code": 2, "heavy": []}, err[-2000:]
+    assert f"{tmp_path} holds no finished run folder" in err

@@ -20,6 +20,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import write_resolved_config
 from fedmodel.run import tracking
 from fedmodel.run.tracking import TRACKED_KEY
+from tests.unit.cli_probe import probed
 from tests.unit.test_model_card import RECORD, card_summary
 
 RUN = ["model=tiny", "num_clients=2", "num_rounds=2"]
@@ -170,6 +171,26 @@ def test_a_finished_run_has_nothing_to_resume(
     with pytest.raises(FedmodelError, match="every client's budget is spent"):
         _summary(run, spent=True)
         check_rounds_left(run, resume_argv(run, []))
+
+
+@pytest.mark.parametrize(
+    ("finished", "extra", "said"),
+    [
+        (True, [], "has finished"),
+        (True, ["nosuchkey=1"], "unknown config key 'nosuchkey'"),
+    ],
+)
+def test_a_refused_resume_answers_before_torch_loads(
+    tmp_path: Path, finished: bool, extra: list[str], said: str
+) -> None:
+    # These refusals read only the run folder and the config; they once waited
+    # 7-12 s for torch and Opacus, which summary.json's reader imported first.
+    run = _run_folder(tmp_path / "run", RUN)
+    if finished:
+        _summary(run)
+    result, err = probed("resume", str(run), *extra)
+    assert result == {"code": 2, "heavy": []}, err[-2000:]
+    assert said in err
 
 
 def test_a_finished_run_that_lacks_its_model_cards_gets_them_from_its_summary(
