@@ -172,7 +172,6 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from fedmodel.client.record_check import check_simulated_clients
     from fedmodel.run import folder_check
 
     settings = settings_from_dict({**config, "run_dir": str(run_dir)})
@@ -183,6 +182,10 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
         done = finished_sweep_job(run_dir, settings)
         if done is not None:
             return done
+    # Imported once the settings and folder pass, so their refusals answer at
+    # once: the record check loads the data code, torch and Opacus.
+    from fedmodel.client.record_check import check_simulated_clients
+
     check_simulated_clients(settings)
     return None
 

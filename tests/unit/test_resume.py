@@ -178,13 +178,15 @@ def test_a_finished_run_has_nothing_to_resume(
     [
         (True, [], "has finished"),
         (True, ["nosuchkey=1"], "unknown config key 'nosuchkey'"),
+        (False, ["privacy.target_epsilon=-1"], "must be a finite number > 0"),
     ],
 )
 def test_a_refused_resume_answers_before_torch_loads(
     tmp_path: Path, finished: bool, extra: list[str], said: str
 ) -> None:
     # These refusals read only the run folder and the config; they once waited
-    # 7-12 s for torch and Opacus, which summary.json's reader imported first.
+    # 7-12 s for torch and Opacus, which summary.json's reader and the
+    # record check imported first.
     run = _run_folder(tmp_path / "run", RUN)
     if finished:
         _summary(run)
