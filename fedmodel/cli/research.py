@@ -97,16 +97,19 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     from fedmodel.config import compose_config, settings_from_dict
     from fedmodel.config.budget_rule import unmeasured_budget
     from fedmodel.config.unread_keys import unread_key_warnings
-    from fedmodel.model.device import resolve_device
     from fedmodel.research.calibrated_settings import (
         settings_table,
         training_settings,
     )
-    from fedmodel.research.plan_tables import plan_tables
-    from fedmodel.research.privacy_plan import plan_run
 
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
+    # Imported once the overrides are read, so a bad key or value is refused
+    # at once: these load torch, transformers and Opacus.
+    from fedmodel.model.device import resolve_device
+    from fedmodel.research.plan_tables import plan_tables
+    from fedmodel.research.privacy_plan import plan_run
+
     # The run stops where its device is missing (`resolve_device`): the plan too.
     resolve_device(settings.device)
     for line in unread_key_warnings(settings, overrides=args.overrides):

@@ -23,6 +23,23 @@ def test_privacy_plan_reports_a_bad_override_on_one_line(
     assert "did you mean 'num_clients'?" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("nosuchkey=1", "unknown config key 'nosuchkey'"),
+        ("privacy.target_epsilon=-1", "must be a finite number > 0"),
+    ],
+)
+def test_privacy_plan_refuses_a_bad_override_before_importing_torch(
+    given: str, said: str
+) -> None:
+    # The plan's code loads torch, transformers and Opacus (10-20 s); the
+    # overrides are read without them.
+    result, err = probed("privacy-plan", "model=tiny", given)
+    assert result == {"code": 2, "heavy": []}, err[-2000:]
+    assert said in err
+
+
 def test_privacy_plan_refuses_a_groups_shared_base_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
