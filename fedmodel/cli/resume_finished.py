@@ -47,11 +47,13 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     summary = _finished_summary(run_dir)
     if summary is None:
         return
+    # The settings are checked before num_rounds is read, so a num_rounds that
+    # is no number is refused by its key, not met as a traceback.
     config = compose_config(task_overrides(argv))
-    num_rounds = int(config["num_rounds"])
+    settings = settings_from_dict({**config, RUN_FOLDER_KEY: str(run_dir)})
+    num_rounds = settings.num_rounds
     why = _finished_because(summary, num_rounds)
     if why is not None:
-        settings = settings_from_dict({**config, RUN_FOLDER_KEY: str(run_dir)})
         cards = _complete(settings, run_dir, summary)
         raise FedmodelError(
             f"the run in {run_dir} has finished ({SUMMARY_FILE}: num_rounds="

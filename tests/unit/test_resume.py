@@ -173,6 +173,16 @@ def test_a_finished_run_has_nothing_to_resume(
         check_rounds_left(run, resume_argv(run, []))
 
 
+def test_a_finished_runs_num_rounds_given_as_a_word_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was read with int() before the settings were checked: a traceback.
+    run = _run_folder(tmp_path / "run", RUN)
+    _summary(run)
+    err = _refused([str(run), "num_rounds=abc"], capsys)
+    assert "config key 'num_rounds' must be an integer: 'abc'" in err
+
+
 @pytest.mark.parametrize(
     ("finished", "extra", "said"),
     [
