@@ -88,7 +88,11 @@ def distill_on_server(
     )
     optimizer = server_optimizer(student, settings)
     student.train()
-    with held_fixed(fixed_on_server(student, settings)):
+    # Dropout draws from torch's global generator, which nothing seeded: the
+    # same run and seed gave another student each time. Forked, so the seed
+    # does not carry over to what the process does next.
+    with torch.random.fork_rng(), held_fixed(fixed_on_server(student, settings)):
+        torch.manual_seed(seed)
         _distill_epochs(
             student,
             inputs.loader,
