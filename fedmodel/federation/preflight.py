@@ -4,7 +4,9 @@ The ServerApp calls `check_before_round_one` first thing, in simulation and in a
 deployment alike: no client has trained, and no ledger has been charged, when
 one of these checks stops the run. That includes what distillation needs after
 the last round: a setting it would refuse then would stop a run whose clients
-had spent their budget for nothing.
+had spent their budget for nothing. `fedmodel simulate` asks
+`check_model_and_distillation` before Ray starts too (`cli/simulate.py`), so a
+typo there is refused in seconds.
 """
 
 from __future__ import annotations

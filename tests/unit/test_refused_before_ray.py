@@ -1,0 +1,77 @@
+"""`fedmodel simulate` refuses a bad model, distillation or label input before Ray.
+
+The server refuses these before round 1 too (`federation/preflight.py`), but
+there only after Ray has started, some 30 s after the command was typed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from fedmodel.cli.simulate import run_simulate
+from fedmodel.federation import simulation
+
+
+def _ray_started(*_: object) -> NoReturn:
+    raise AssertionError("Ray started before the bad input was refused")
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder of bad inputs; Ray's start fails the test."""
+    monkeypatch.setattr(simulation, "start_ray", _ray_started)
+    gpt2 = tmp_path / "gpt2"
+    gpt2.mkdir()
+    (gpt2 / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    (tmp_path / "a-file").write_text("x\n")
+    (tmp_path / "descriptions.csv").write_text("label,description\nyes,a yes\n")
+    for name in ("site-0.csv", "site-1.csv", "test.csv"):
+        (tmp_path / name).write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["model.path={tmp}/nowhere"], "does not exist"),
+        (["model.path={tmp}/a-file"], "is a file, not a folder"),
+        (["model.path={tmp}/gpt2"], "holds a 'gpt2' checkpoint"),
+        (["task.max_length=1000"], "task.max_length=1000 is longer than"),
+        (["finetune=lora", "finetune.lora_targets=[bogus]"], "names no layer"),
+        (
+            ["distill=server", "distill.transfer_file={tmp}/nowhere.csv"],
+            "distill.transfer_file: file",
+        ),
+        (["distill=server", "distill.student.num_layers=9"], "can copy at most 2"),
+        (
+            [
+                "task=files",
+                "task.train_files=[{tmp}/site-0.csv,{tmp}/site-1.csv]",
+                "task.test_file={tmp}/test.csv",
+                "distill=server",
+                "distill.transfer_file={tmp}/site-0.csv",
+            ],
+            "is the same file as task.train_files[0]",
+        ),
+        (["task.label_descriptions={tmp}/nowhere.csv"], "task.label_descriptions"),
+        (["task.label_descriptions={tmp}/descriptions.csv"], "has no description"),
+    ],
+)
+def test_a_bad_input_is_refused_before_ray_starts(
+    inputs: Path,
+    capsys: pytest.CaptureFixture[str],
+    overrides: list[str],
+    named: str,
+) -> None:
+    run_dir = inputs / "run"
+    argv = [o.format(tmp=inputs) for o in overrides]
+    with pytest.raises(SystemExit) as done:
+        run_simulate(["debug=smoke", *argv, f"hydra.run.dir={run_dir}"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "fedmodel simulate: error: " in err and named in err
+    assert not run_dir.exists()
