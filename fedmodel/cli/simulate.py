@@ -168,8 +168,8 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     `simulate` checks again, cached. The folder first: a resume with a changed
     key that deals the records is named by that key, not by the records it
     moved. Then what the server refuses before round 1 that reads no weights
-    (`check_model_and_distillation`, the label descriptions): there it comes
-    only after Ray has started. Returns a resumed sweep's finished job's
+    (`check_model_and_distillation`, the label descriptions, the device): there
+    it comes only after Ray has started. Returns a resumed sweep's finished job's
     accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
@@ -178,6 +178,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     from fedmodel.data.clients import load_client_data
     from fedmodel.data.label_descriptions import label_texts
     from fedmodel.federation.preflight import check_model_and_distillation
+    from fedmodel.model.device import resolve_device
     from fedmodel.run import folder_check
 
     settings = settings_from_dict({**config, "run_dir": str(run_dir)})
@@ -194,6 +195,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
 
     check_simulated_clients(settings)
     check_model_and_distillation(settings)
+    resolve_device(settings.device)  # the ServerApp, run in this process, uses it
     if not settings.resume:  # a resumed head starts from its checkpoint
         _, _, label_names = load_client_data(settings, 0)  # cached: loaded above
         label_texts(settings.task, label_names)

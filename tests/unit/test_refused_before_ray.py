@@ -1,4 +1,4 @@
-"""`fedmodel simulate` refuses a bad model, distillation or label input before Ray.
+"""`fedmodel simulate` refuses a bad model, distillation, label or device input early.
 
 The server refuses these before round 1 too (`federation/preflight.py`), but
 there only after Ray has started, some 30 s after the command was typed.
@@ -57,6 +57,7 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             ],
             "is the same file as task.train_files[0]",
         ),
+        (["device=cuda:99"], "device=cuda:99 but this machine has"),
         (["task.label_descriptions={tmp}/nowhere.csv"], "task.label_descriptions"),
         (["task.label_descriptions={tmp}/descriptions.csv"], "has no description"),
     ],
