@@ -69,13 +69,14 @@ def check_model_and_distillation(settings: RunSettings) -> list[str] | None:
     `check_checkpoint`, then the finetune mode's `check_encoder` (LoRA's
     targets) on the encoder's weightless skeleton, then `check_distillation`
     against the encoder found; `fedmodel privacy-plan` asks it too, so a plan
-    is never shown for a run that would stop here. Returns the transfer file's
-    texts (None without one).
+    is never shown for a run that would stop here. A hub id's skeleton is built
+    from its config as the run reads it (the local cache), so one the run
+    cannot read is refused here too. Returns the transfer file's texts (None
+    without one).
     """
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
-    if encoder is not None:  # a hub id's layers are checked as the run builds it
-        skeleton = encoder_skeleton(settings.model)
-        finetune_mode(settings.finetune).check_encoder(skeleton, settings.finetune)
+    skeleton = encoder_skeleton(settings.model)
+    finetune_mode(settings.finetune).check_encoder(skeleton, settings.finetune)
     return check_distillation(settings, encoder=encoder)
 
 

@@ -40,6 +40,7 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["model.path={tmp}/nowhere"], "does not exist"),
         (["model.path={tmp}/a-file"], "is a file, not a folder"),
         (["model.path={tmp}/gpt2"], "holds a 'gpt2' checkpoint"),
+        (["model.path=nobody/no-such-bert"], "cannot read a BERT config"),
         (["task.max_length=1000"], "task.max_length=1000 is longer than"),
         (["finetune=lora", "finetune.lora_targets=[bogus]"], "names no layer"),
         (
