@@ -34,7 +34,7 @@ from fedmodel.cli.hydra_files import (
 from fedmodel.cli.interrupted import signals_stop_the_server, stop_interrupted
 from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
-from fedmodel.config import CONF_DIR, settings_from_dict
+from fedmodel.config import CONF_DIR, RunSettings, settings_from_dict
 from fedmodel.config.compose import (
     check_overrides,
     config_groups_text,
@@ -167,18 +167,12 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
 
     `simulate` checks again, cached. The folder first: a resume with a changed
     key that deals the records is named by that key, not by the records it
-    moved. Then what the server refuses before round 1 that reads no weights
-    (`check_model_and_distillation`, the label descriptions, the device): there
-    it comes only after Ray has started. Returns a resumed sweep's finished job's
+    moved. Then `_server_checks`. Returns a resumed sweep's finished job's
     accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from fedmodel.data.clients import load_client_data
-    from fedmodel.data.label_descriptions import label_texts
-    from fedmodel.federation.preflight import check_model_and_distillation
-    from fedmodel.model.device import resolve_device
     from fedmodel.run import folder_check
 
     settings = settings_from_dict({**config, "run_dir": str(run_dir)})
@@ -194,12 +188,29 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     from fedmodel.client.record_check import check_simulated_clients
 
     check_simulated_clients(settings)
+    _server_checks(settings)
+    return None
+
+
+def _server_checks(settings: RunSettings) -> None:
+    """What the server refuses before round 1 without reading weights, asked here.
+
+    The model, finetune and distillation settings
+    (`check_model_and_distillation`), the device, and the label descriptions
+    the head starts from: in the server they come only after Ray has started.
+    Imported here, after the checks above, so that what those refuse is said
+    without loading transformers.
+    """
+    from fedmodel.data.clients import load_client_data
+    from fedmodel.data.label_descriptions import label_texts
+    from fedmodel.federation.preflight import check_model_and_distillation
+    from fedmodel.model.device import resolve_device
+
     check_model_and_distillation(settings)
     resolve_device(settings.device)  # the ServerApp, run in this process, uses it
     if not settings.resume:  # a resumed head starts from its checkpoint
         _, _, label_names = load_client_data(settings, 0)  # cached: loaded above
         label_texts(settings.task, label_names)
-    return None
 
 
 def _say_done(summary: dict[str, Any], run_dir: Path) -> None:
