@@ -40,6 +40,7 @@ from fedmodel.config.compose import (
     config_groups_text,
     refuse_run_folder_key,
 )
+from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
@@ -167,7 +168,8 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
 
     `simulate` checks again, cached. The folder first: a resume with a changed
     key that deals the records is named by that key, not by the records it
-    moved. Then `_server_checks`. Returns a resumed sweep's finished job's
+    moved. Then a deployment's settings (the server's `_check_federation`),
+    the clients' records and `_server_checks`. Returns a resumed sweep's finished job's
     accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
@@ -179,6 +181,8 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     new_folder = folder_check.NEW_SWEEP_FOLDER if sweep else folder_check.NEW_RUN_FOLDER
     folder_check.check_run_folder(run_dir, settings, new_folder=new_folder)
+    if settings.federation.name != "simulation":  # else the server's, after Ray
+        check_deployment_settings(settings)
     if settings.resume and sweep:
         done = finished_sweep_job(run_dir, settings)
         if done is not None:

@@ -1,7 +1,8 @@
 """`fedmodel simulate` refuses a bad model, distillation, label or device input early.
 
-The server refuses these before round 1 too (`federation/preflight.py`), but
-there only after Ray has started, some 30 s after the command was typed.
+The server refuses these before round 1 too (`federation/preflight.py`, a
+deployment's settings in `server_setup.py`), but there only after Ray has
+started, some 30 s after the command was typed.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["device=cuda:99"], "device=cuda:99 but this machine has"),
         (["task.label_descriptions={tmp}/nowhere.csv"], "task.label_descriptions"),
         (["task.label_descriptions={tmp}/descriptions.csv"], "has no description"),
+        (["federation=deployment"], "a deployment needs task=files"),
     ],
 )
 def test_a_bad_input_is_refused_before_ray_starts(
