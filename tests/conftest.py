@@ -148,6 +148,14 @@ def small_run_config() -> dict[str, Any]:
     return small_config()
 
 
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HTTP(S) proxy set: a start connects to an http(s) tracking.uri itself."""
+    for name in ("http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 ENVIRONMENT = (
     VERBOSE_ENV,
     "HF_DATASETS_DISABLE_PROGRESS_BARS",

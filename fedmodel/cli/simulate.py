@@ -169,13 +169,14 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     `simulate` checks again, cached. The folder first: a resume with a changed
     key that deals the records is named by that key, not by the records it
     moved. Then a deployment's settings (the server's `_check_federation`),
-    the clients' records and `_server_checks`. Returns a resumed sweep's finished job's
-    accuracy, else None.
+    an http(s) tracking server, the clients' records and `_server_checks`.
+    Returns a resumed sweep's finished job's accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from fedmodel.run import folder_check
+    from fedmodel.run.tracking import check_tracker_reachable
 
     settings = settings_from_dict({**config, "run_dir": str(run_dir)})
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -183,6 +184,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     folder_check.check_run_folder(run_dir, settings, new_folder=new_folder)
     if settings.federation.name != "simulation":  # else the server's, after Ray
         check_deployment_settings(settings)
+    check_tracker_reachable(settings)  # else asked once the run has finished
     if settings.resume and sweep:
         done = finished_sweep_job(run_dir, settings)
         if done is not None:

@@ -8,7 +8,7 @@ the behaviour, and a test keeps each registry's keys equal to these:
 - `privacy.mode`: `fedmodel.privacy.modes.PRIVACY_MODES`
 - `distill.name`: `DistillSettings.enabled` and `.client_rounds` (schema.py)
   state what a mode does; privacy planning needs them, so they sit here
-- `tracking.name`: `fedmodel.run.tracking.TRACKERS`
+- `tracking.name`: `fedmodel.run.tracking.TRACKERS` and `.START_CHECKS`
 - `strategy.name` and `strategy.robust_method`:
   `fedmodel.federation.strategy_choice.STRATEGIES` and `.ROBUST_METHODS`
 - `privacy.accountant`: Opacus' accountants, used by `fedmodel.privacy.calibration`

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from fedmodel.config import RunSettings
 from fedmodel.config.flat_keys import dotted
@@ -38,6 +41,9 @@ ARTIFACT_GLOBS = (
 TRACKED_KEY = "tracked_run_id"
 # MLflow takes at most 100 parameters per call.
 PARAMS_PER_CALL = 100
+# Seconds a start waits for an http(s) tracking server to take a connection.
+CONNECT_SECONDS = 3.0
+HTTP_PORTS = {"http": 80, "https": 443}
 
 
 def default_uri() -> str:
@@ -110,6 +116,59 @@ def _track_mlflow(settings: RunSettings, run_dir: Path) -> str | None:
 TRACKERS: dict[str, Callable[[RunSettings, Path], str | None]] = {
     "none": _no_tracker,
     "mlflow": _track_mlflow,
+}
+
+
+def check_tracker_reachable(settings: RunSettings) -> None:
+    """Refuse, before the run starts, a tracker that takes no connection.
+
+    The tracker is asked only once the run has finished, and MLflow retries an
+    http(s) server that does not answer for minutes before it gives up.
+    """
+    START_CHECKS[settings.tracking.name](settings)
+
+
+def _no_tracker_to_reach(settings: RunSettings) -> None:
+    """`tracking=none`: its `tracking.uri`, kept from a tracked start, is unread."""
+
+
+def _mlflow_server_connects(settings: RunSettings) -> None:
+    """An http(s) `tracking.uri` takes a TCP connection at its host and port.
+
+    Not asked where a proxy carries the requests (HTTP(S)_PROXY, as MLflow's
+    requests read it): that proxy, not this machine, reaches the server.
+    """
+    uri = settings.tracking.uri or ""
+    parts = urlsplit(uri)
+    host = parts.hostname
+    if parts.scheme not in HTTP_PORTS or not host:
+        return
+    if getproxies().get(parts.scheme) and not proxy_bypass(host):
+        return
+    try:
+        port = parts.port or HTTP_PORTS[parts.scheme]
+    except ValueError as exc:  # a port out of range, or no number
+        raise FedmodelError(
+            f"tracking.uri={uri!r}: {exc}; give the MLflow server's port as a "
+            "number from 1 to 65535"
+        ) from exc
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_SECONDS):
+            pass
+    except OSError as exc:
+        raise FedmodelError(
+            f"tracking.uri={uri!r}: nothing takes a connection at {host}:{port} "
+            f"({exc}), and MLflow would be asked only once the run has "
+            "finished: start the MLflow server there, set "
+            "tracking.uri to a file store (file:///PATH, or null for ./mlruns), "
+            "or tracking=none to leave the run untracked"
+        ) from exc
+
+
+# `tracking.name` -> what a start checks before the run (`check_tracker_reachable`).
+START_CHECKS: dict[str, Callable[[RunSettings], None]] = {
+    "none": _no_tracker_to_reach,
+    "mlflow": _mlflow_server_connects,
 }
 
 

@@ -23,7 +23,7 @@ from fedmodel.federation.strategy_choice import ROBUST_METHODS, STRATEGIES
 from fedmodel.model.finetune import FINETUNE_MODES, finetune_mode
 from fedmodel.privacy.calibration import ACCOUNTANTS
 from fedmodel.privacy.modes import PRIVACY_MODES, privacy_mode
-from fedmodel.run.tracking import TRACKERS
+from fedmodel.run.tracking import START_CHECKS, TRACKERS
 from tests.conftest import group_settings, small_config
 
 
@@ -38,7 +38,7 @@ def _option_values(group: str, key: str) -> set[str]:
 def test_registries_hold_exactly_the_accepted_names() -> None:
     assert set(FINETUNE_MODES) == set(FINETUNE_MODE_NAMES)
     assert set(PRIVACY_MODES) == set(PRIVACY_MODE_NAMES)
-    assert set(TRACKERS) == set(TRACKER_NAMES)
+    assert set(TRACKERS) == set(START_CHECKS) == set(TRACKER_NAMES)
     assert set(ACCOUNTANTS) == set(ACCOUNTANT_NAMES)
     assert set(STRATEGIES) == set(STRATEGY_NAMES)
     assert set(ROBUST_METHODS) == set(ROBUST_METHOD_NAMES)

@@ -2,7 +2,8 @@
 
 The server refuses these before round 1 too (`federation/preflight.py`, a
 deployment's settings in `server_setup.py`), but there only after Ray has
-started, some 30 s after the command was typed.
+started, some 30 s after the command was typed; MLflow's server only once the
+run has finished.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from fedmodel.cli.simulate import run_simulate
 from fedmodel.federation import simulation
+from tests.integration.loopback import free_port
 
 
 def _ray_started(*_: object) -> NoReturn:
@@ -22,7 +24,7 @@ def _ray_started(*_: object) -> NoReturn:
 
 
 @pytest.fixture
-def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_proxy: None) -> Path:
     """A folder of bad inputs; Ray's start fails the test."""
     monkeypatch.setattr(simulation, "start_ray", _ray_started)
     gpt2 = tmp_path / "gpt2"
@@ -63,6 +65,10 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["task.label_descriptions={tmp}/nowhere.csv"], "task.label_descriptions"),
         (["task.label_descriptions={tmp}/descriptions.csv"], "has no description"),
         (["federation=deployment"], "a deployment needs task=files"),
+        (
+            ["tracking=mlflow", "tracking.uri=http://127.0.0.1:{port}"],
+            "nothing takes a connection at 127.0.0.1:{port}",
+        ),
     ],
 )
 def test_a_bad_input_is_refused_before_ray_starts(
@@ -72,10 +78,11 @@ def test_a_bad_input_is_refused_before_ray_starts(
     named: str,
 ) -> None:
     run_dir = inputs / "run"
-    argv = [o.format(tmp=inputs) for o in overrides]
+    port = free_port()
+    argv = [o.format(tmp=inputs, port=port) for o in overrides]
     with pytest.raises(SystemExit) as done:
         run_simulate(["debug=smoke", *argv, f"hydra.run.dir={run_dir}"])
     assert done.value.code == 2
     err = capsys.readouterr().err
-    assert "fedmodel simulate: error: " in err and named in err
+    assert "fedmodel simulate: error: " in err and named.format(port=port) in err
     assert not run_dir.exists()

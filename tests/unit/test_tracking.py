@@ -5,14 +5,16 @@
 logged to MLflow and a run started with `flwr run` was dropped without a word.
 A run that failed after writing its summary is logged too, marked failed
 (before, it was not logged at all), and a store MLflow cannot write is named.
+An http(s) server that takes no connection is refused before the run starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -20,9 +22,10 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
-from fedmodel.run.tracking import TRACKED_KEY, track_run
+from fedmodel.run.tracking import TRACKED_KEY, check_tracker_reachable, track_run
 from tests.conftest import small_settings
 from tests.fake_grid import FAKE_GRID_RUN, FakeGrid, flwr_run_context
+from tests.integration.loopback import free_port
 
 RUN = [*FAKE_GRID_RUN, "distill=off"]
 
@@ -111,3 +114,42 @@ def test_a_client_charged_more_than_it_reported_is_logged_at_its_charge(
     logged = metrics.data.metrics
     assert logged["client_0_epsilon"] == 2.5
     assert logged["client_1_epsilon"] == 0.7
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_an_mlflow_server_nothing_answers_at_is_refused_before_the_run() -> None:
+    # Before, MLflow was first asked once the run had finished, and retried
+    # such a server for minutes.
+    uri = f"http://127.0.0.1:{free_port()}"
+    settings = small_settings("tracking=mlflow", f"tracking.uri={uri}")
+    with pytest.raises(FedmodelError) as refused:
+        check_tracker_reachable(settings)
+    message = str(refused.value)
+    assert message.startswith(f"tracking.uri={uri!r}: nothing takes a connection")
+    assert f"at {uri.removeprefix('http://')} " in message
+    assert "start the MLflow server there" in message and "tracking=none" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "proxy"),
+    [
+        (["tracking=mlflow", "tracking.uri=file:///nowhere/mlruns"], None),
+        (["tracking=mlflow"], None),  # ./mlruns
+        (["tracking=none", "tracking.uri=http://127.0.0.1:{port}"], None),
+        (["tracking=mlflow", "tracking.uri=http://127.0.0.1:{port}"], "http"),
+    ],
+)
+@pytest.mark.usefixtures("no_proxy")
+def test_no_connection_is_tried_where_none_would_tell(
+    monkeypatch: pytest.MonkeyPatch, overrides: list[str], proxy: str | None
+) -> None:
+    # A proxy, not this machine, reaches the server MLflow's requests go to.
+    if proxy is not None:
+        monkeypatch.setenv(f"{proxy}_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setattr(socket, "create_connection", _no_connection)
+    port = free_port()
+    check_tracker_reachable(small_settings(*(o.format(port=port) for o in overrides)))
+
+
+def _no_connection(*_: object, **__: object) -> NoReturn:
+    raise AssertionError("a connection was tried")
