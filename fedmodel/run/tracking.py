@@ -75,6 +75,7 @@ def track_if_untracked(
     (and a resumed sweep) finds it finished and tracks it then.
     """
     if TRACKED_KEY not in summary:
+        check_tracker_reachable(settings)  # else minutes of MLflow's retries
         track_run(settings, run_dir)
 
 
@@ -123,7 +124,8 @@ def check_tracker_reachable(settings: RunSettings) -> None:
     """Refuse, before the run starts, a tracker that takes no connection.
 
     The tracker is asked only once the run has finished, and MLflow retries an
-    http(s) server that does not answer for minutes before it gives up.
+    http(s) server that does not answer for minutes before it gives up. So is
+    a resume that only tracks a finished run (`track_if_untracked`).
     """
     START_CHECKS[settings.tracking.name](settings)
 
@@ -158,8 +160,8 @@ def _mlflow_server_connects(settings: RunSettings) -> None:
     except OSError as exc:
         raise FedmodelError(
             f"tracking.uri={uri!r}: nothing takes a connection at {host}:{port} "
-            f"({exc}), and MLflow would be asked only once the run has "
-            "finished: start the MLflow server there, set "
+            f"({exc}), and MLflow would retry it for minutes (a run asks it "
+            "only once it has finished): start the MLflow server there, set "
             "tracking.uri to a file store (file:///PATH, or null for ./mlruns), "
             "or tracking=none to leave the run untracked"
         ) from exc

@@ -20,6 +20,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import write_resolved_config
 from fedmodel.run import tracking
 from fedmodel.run.tracking import TRACKED_KEY
+from tests.integration.loopback import free_port
 from tests.unit.cli_probe import probed
 from tests.unit.test_model_card import RECORD, card_summary
 
@@ -280,6 +281,24 @@ def test_an_unreachable_tracking_store_stops_the_resume_before_any_write(
     assert f"(`fedmodel resume {run} tracking=none` once it has finished)" in err
     assert "has finished" in _refused([str(run), "tracking=none"], capsys)
     assert (run / "model" / "README.md").is_file()
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_a_finished_run_tracked_on_resume_asks_an_mlflow_server_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Tracking a finished, untracked run went straight to MLflow, which
+    # retried a server nothing answers at for minutes before refusing.
+    uri = f"http://127.0.0.1:{free_port()}"
+    run = _run_folder(
+        tmp_path / "run", [*RUN, "tracking=mlflow", f"tracking.uri={uri}"]
+    )
+    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
+    (run / "summary.json").write_text(json.dumps(summary))
+    before = _contents(run)
+    err = _refused([str(run)], capsys)
+    assert f"tracking.uri={uri!r}: nothing takes a connection" in err
+    assert _contents(run) == before
 
 
 def test_tracking_a_sweeps_finished_job_keeps_its_cards_check(
