@@ -150,7 +150,7 @@ def _refuse_a_folder_without_ledgers(state_dir: Path) -> None:
     Before, the error read as if a site's first round had not come yet, also
     for a deployment's run folder on the server after its rounds had run.
     """
-    from fedmodel.config.deployment import DEPLOYMENT
+    from fedmodel.config.modes import DEPLOYMENT
     from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
     from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
     from fedmodel.run.resumed_settings import value_at

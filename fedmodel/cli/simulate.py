@@ -42,6 +42,7 @@ from fedmodel.config.compose import (
 )
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.file_paths import with_absolute_paths
+from fedmodel.config.modes import SIMULATION
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
@@ -182,7 +183,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     new_folder = folder_check.NEW_SWEEP_FOLDER if sweep else folder_check.NEW_RUN_FOLDER
     folder_check.check_run_folder(run_dir, settings, new_folder=new_folder)
-    if settings.federation.name != "simulation":  # else the server's, after Ray
+    if settings.federation.name != SIMULATION:  # else the server's, after Ray
         check_deployment_settings(settings)
     check_tracker_reachable(settings)  # else asked once the run has finished
     if settings.resume and sweep:

@@ -9,9 +9,8 @@ sites one by one.
 from __future__ import annotations
 
 from fedmodel.config import RunSettings
+from fedmodel.config.modes import DEPLOYMENT
 from fedmodel.errors import FedmodelError
-
-DEPLOYMENT = "deployment"
 
 
 def check_deployment_settings(settings: RunSettings) -> None:

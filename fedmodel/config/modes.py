@@ -12,6 +12,8 @@ the behaviour, and a test keeps each registry's keys equal to these:
 - `strategy.name` and `strategy.robust_method`:
   `fedmodel.federation.strategy_choice.STRATEGIES` and `.ROBUST_METHODS`
 - `privacy.accountant`: Opacus' accountants, used by `fedmodel.privacy.calibration`
+- `federation.name`: simulated clients in one process (`fedmodel.federation.simulation`)
+  or a deployment's sites (`fedmodel.config.deployment`)
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ TINY_RANDOM = "tiny-random"
 # finetune.optimizer: built by `fedmodel.training.loops.build_optimizer`.
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 ACCOUNTANT_NAMES = ("rdp", "prv")
+SIMULATION = "simulation"
+DEPLOYMENT = "deployment"
 # privacy.grad_sample_mode: `fedmodel.privacy.engine` wraps with any of them;
 # `onepass` fits models whose trainable layers are linear, layer-norm or
 # embedding layers (every finetune mode's model).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedmodel.config.modes import EMBEDDING_MODE_NAMES, TINY_RANDOM
+from fedmodel.config.modes import EMBEDDING_MODE_NAMES, SIMULATION, TINY_RANDOM
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ UNREAD_RULES = (
             "federation.ray_address",
         ),
         "federation.name",
-        ("simulation",),
+        (SIMULATION,),
         "runs the clients here, under Ray; a deployed site uses its own hardware",
         refused=False,
     ),

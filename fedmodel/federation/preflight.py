@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fedmodel.config import RunSettings
 from fedmodel.config.budget_rule import unmeasured_budget
+from fedmodel.config.modes import SIMULATION
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file, warn_pooled_files
 from fedmodel.data.label_warnings import warn_labels
@@ -119,7 +120,7 @@ def warn_weak_privacy(settings: RunSettings) -> None:
         return
     if privacy.client_level:
         sigmas = [plan_client_level(settings).noise_multiplier]
-    elif settings.federation.name == "simulation":
+    elif settings.federation.name == SIMULATION:
         sigmas = [_client_noise(settings, cid) for cid in range(settings.num_clients)]
     else:
         sigmas = []

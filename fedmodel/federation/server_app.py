@@ -19,6 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmodel.client.record_check import check_simulated_clients
 from fedmodel.config import RunSettings
+from fedmodel.config.modes import SIMULATION
 from fedmodel.config.run_config import app_overrides
 from fedmodel.config.unread_keys import unread_key_warnings
 from fedmodel.data.tasks import load_task
@@ -143,7 +144,7 @@ def check_start(settings: RunSettings, *, flwr_run_overrides: list[str] | None) 
         return
     for line in unread_key_warnings(settings, overrides=flwr_run_overrides):
         log.warning("%s", line)
-    if settings.federation.name == "simulation":
+    if settings.federation.name == SIMULATION:
         check_simulated_clients(settings)
 
 

@@ -17,6 +17,7 @@ from flwr.serverapp import Grid
 
 from fedmodel import __version__
 from fedmodel.config import RunSettings, to_run_config
+from fedmodel.config.modes import SIMULATION
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.callbacks import (
@@ -92,7 +93,7 @@ def prepare_rounds(
     after fixing them.
     """
     weights = model.weights()
-    simulated = settings.federation.name == "simulation"
+    simulated = settings.federation.name == SIMULATION
     strategy = BudgetAwareStrategy(
         build_strategy(settings.strategy, num_clients=settings.num_clients),
         expected_shapes={name: tuple(w.shape) for name, w in weights.items()},

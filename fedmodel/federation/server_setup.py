@@ -25,6 +25,7 @@ from fedmodel.config import (
 )
 from fedmodel.config.compose import refuse_run_folder_key
 from fedmodel.config.deployment import check_deployment_settings
+from fedmodel.config.modes import SIMULATION
 from fedmodel.config.run_config import FLWR_RUN_FOLDER, app_overrides
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
@@ -137,7 +138,7 @@ def _check_federation(grid: Grid, settings: RunSettings) -> None:
     so wait briefly for them. A deployment checks its deployment-only
     settings instead (`config/deployment.py`): its sites connect later.
     """
-    if settings.federation.name != "simulation":
+    if settings.federation.name != SIMULATION:
         check_deployment_settings(settings)
         return
     deadline = time.monotonic() + NODE_WAIT_SECONDS

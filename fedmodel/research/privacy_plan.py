@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
-from fedmodel.config.deployment import DEPLOYMENT
+from fedmodel.config.modes import DEPLOYMENT
 from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records, dealt_to_clients
 from fedmodel.data.file_roles import client_file

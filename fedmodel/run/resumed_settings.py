@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedmodel.config.modes import DEPLOYMENT, SIMULATION
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.stored_config import stored_config
@@ -157,7 +158,7 @@ def _moved_files(changed: list[str]) -> str:
 
 def _record_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
     """The top-level keys a resume of this run must keep for its records."""
-    deployed = value_at(config, "federation.name") == "deployment"
+    deployed = value_at(config, "federation.name") == DEPLOYMENT
     if deployed and value_at(config, "privacy.mode") != "central":
         return tuple(key for key in _RECORD_KEYS if key != _DEPLOYED_SITE_COUNT)
     return _RECORD_KEYS
@@ -176,7 +177,7 @@ def _plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     privacy = config.get("privacy") or {}
     federation = config.get("federation") or {}
     mode = privacy.get("mode", "off")
-    simulated = federation.get("name") == "simulation"
+    simulated = federation.get("name") == SIMULATION
     if mode == "off" or not (simulated or mode == "central"):
         return {}
     plan: dict[str, Any] = {"num_rounds": config.get("num_rounds"), "privacy": privacy}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
+from fedmodel.config.modes import SIMULATION
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.figure_keys import (
@@ -232,7 +233,7 @@ def _client_row(
 
 
 def _simulated_ledgers(settings: RunSettings) -> dict[int, dict[str, Any]]:
-    if settings.federation.name != "simulation" or not settings.privacy.record_level:
+    if settings.federation.name != SIMULATION or not settings.privacy.record_level:
         return {}
     found: dict[int, dict[str, Any]] = {}
     for client_id in range(settings.num_clients):

@@ -11,10 +11,12 @@ from fedmodel.config import CONF_DIR, settings_from_dict
 from fedmodel.config.compose import group_options
 from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
+    DEPLOYMENT,
     DISTILL_MODE_NAMES,
     FINETUNE_MODE_NAMES,
     PRIVACY_MODE_NAMES,
     ROBUST_METHOD_NAMES,
+    SIMULATION,
     STRATEGY_NAMES,
     TRACKER_NAMES,
 )
@@ -52,6 +54,7 @@ def test_every_mode_has_its_config_option() -> None:
     assert _option_values("distill", "name") == set(DISTILL_MODE_NAMES)
     assert _option_values("tracking", "name") == set(TRACKER_NAMES)
     assert _option_values("strategy", "name") == set(STRATEGY_NAMES)
+    assert _option_values("federation", "name") == {SIMULATION, DEPLOYMENT}
 
 
 @pytest.mark.parametrize(
