@@ -269,11 +269,7 @@ def test_an_unreachable_tracking_store_stops_the_resume_before_any_write(
     # refused resume had changed the run folder.
     (tmp_path / "a-file").write_text("")
     uri = (tmp_path / "a-file" / "mlruns").as_uri()
-    run = _run_folder(
-        tmp_path / "run", [*RUN, "tracking=mlflow", f"tracking.uri={uri}"]
-    )
-    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
-    (run / "summary.json").write_text(json.dumps(summary))
+    run = _finished_untracked_run(tmp_path / "run", uri)
     before = _contents(run)
     err = _refused([str(run)], capsys)
     assert _contents(run) == before
@@ -290,11 +286,7 @@ def test_a_finished_run_tracked_on_resume_asks_an_mlflow_server_first(
     # Tracking a finished, untracked run went straight to MLflow, which
     # retried a server nothing answers at for minutes before refusing.
     uri = f"http://127.0.0.1:{free_port()}"
-    run = _run_folder(
-        tmp_path / "run", [*RUN, "tracking=mlflow", f"tracking.uri={uri}"]
-    )
-    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
-    (run / "summary.json").write_text(json.dumps(summary))
+    run = _finished_untracked_run(tmp_path / "run", uri)
     before = _contents(run)
     err = _refused([str(run)], capsys)
     assert f"tracking.uri={uri!r}: nothing takes a connection" in err
@@ -320,6 +312,14 @@ def test_tracking_a_sweeps_finished_job_keeps_its_cards_check(
     with pytest.raises(FedmodelError, match="was written after"):
         finished_sweep_job(run, settings)
     assert not (run / "model" / "README.md").exists()
+
+
+def _finished_untracked_run(run: Path, uri: str) -> Path:
+    """A run folder whose summary says finished, to be tracked by MLflow at `uri`."""
+    run = _run_folder(run, [*RUN, "tracking=mlflow", f"tracking.uri={uri}"])
+    summary = {**card_summary(run, RECORD), "status": "ok", "final_accuracy": 0.9}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
 
 
 def _contents(folder: Path) -> dict[str, bytes]:

@@ -123,6 +123,13 @@ def test_a_resume_compares_the_files_its_paths_name(
     assert f"(the run's: {str(began / 'test.csv')!r})" in message
 
 
+def _write_files(folder: Path) -> None:
+    """Two site files and a test file, each one record naming its file."""
+    folder.mkdir()
+    for name in ("a.csv", "b.csv", "test.csv"):
+        (folder / name).write_text(f"text,label\n{name} record,x\n")
+
+
 def _files_in(folder: Path) -> tuple[str, ...]:
     return (
         "task=files",
@@ -133,9 +140,7 @@ def _files_in(folder: Path) -> tuple[str, ...]:
 
 def test_a_resume_takes_the_runs_data_files_moved_unchanged(tmp_path: Path) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
-    data.mkdir()
-    for name in ("a.csv", "b.csv", "test.csv"):
-        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _write_files(data)
     _start(run, *_files_in(data))
     moved = Path(shutil.move(data, tmp_path / "moved"))
     check_run_folder(run, small_settings("resume=true", *_files_in(moved)))
@@ -165,9 +170,7 @@ def test_a_resume_refuses_the_runs_data_file_rewritten_at_its_path(
     # under privacy=off (or central) no ledger's fingerprint noticed, and the
     # run went on training and evaluating on other records.
     data, run = tmp_path / "data", tmp_path / "run"
-    data.mkdir()
-    for name in ("a.csv", "b.csv", "test.csv"):
-        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _write_files(data)
     _start(run, "privacy=off", *_files_in(data))
     resumed = small_settings("resume=true", "privacy=off", *_files_in(data))
     check_run_folder(run, resumed)
@@ -205,9 +208,7 @@ def test_a_data_file_that_cannot_be_read_or_was_not_recorded_is_not_compared(
     # A deployed server need not hold the sites' files; an older run folder
     # kept no record: both resume as before, by path.
     data, run = tmp_path / "data", tmp_path / "run"
-    data.mkdir()
-    for name in ("a.csv", "b.csv", "test.csv"):
-        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _write_files(data)
     _start(run, "privacy=off", *_files_in(data))
     resumed = small_settings("resume=true", "privacy=off", *_files_in(data))
     (data / "a.csv").unlink()
@@ -227,9 +228,7 @@ def test_a_resume_killed_between_its_start_records_keeps_the_checks(
     # beside a config of the new ones, so the next move of the same files
     # was refused and a file rewritten at the new path was taken.
     data, run = tmp_path / "data", tmp_path / "run"
-    data.mkdir()
-    for name in ("a.csv", "b.csv", "test.csv"):
-        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _write_files(data)
     _start(run, "privacy=off", *_files_in(data))
     moved = Path(shutil.move(data, tmp_path / "moved"))
     resumed = small_settings("resume=true", "privacy=off", *_files_in(moved))
@@ -265,9 +264,7 @@ def test_a_task_file_record_that_cannot_be_read_is_named(
     # Read as none, the run's files moved unchanged were refused as other
     # records, with a hint that they may be moved: what the user had done.
     data, run = tmp_path / "data", tmp_path / "run"
-    data.mkdir()
-    for name in ("a.csv", "b.csv", "test.csv"):
-        (data / name).write_text(f"text,label\n{name} record,x\n")
+    _write_files(data)
     _start(run, *_files_in(data))
     (run / TASK_FILE_HASHES).write_bytes(damage)
     moved = Path(shutil.move(data, tmp_path / "moved"))
