@@ -97,6 +97,19 @@ def test_a_long_plan_states_epsilon_at_spaced_rounds() -> None:
     assert "every round is charged all the same" in str(by_round.caption)
 
 
+def _rdp_plan(*, planned_rounds: int) -> PrivacyPlan:
+    """An RDP plan of 10 steps a round at sample rate 0.01, noise 2."""
+    return PrivacyPlan(
+        target_epsilon=8.0,
+        delta=1e-5,
+        sample_rate=0.01,
+        steps_per_round=10,
+        planned_rounds=planned_rounds,
+        noise_multiplier=2.0,
+        accountant="rdp",
+    )
+
+
 def test_an_rdp_plan_states_prv_only_up_to_its_step_limit(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -104,15 +117,7 @@ def test_an_rdp_plan_states_prv_only_up_to_its_step_limit(
     # the system killed it. PRV's rounds within the limit are still stated,
     # and a progress line never names a round PRV is not asked.
     caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
-    plan = PrivacyPlan(
-        target_epsilon=8.0,
-        delta=1e-5,
-        sample_rate=0.01,
-        steps_per_round=10,
-        planned_rounds=PRV_MAX_STEPS,
-        noise_multiplier=2.0,
-        accountant="rdp",
-    )
+    plan = _rdp_plan(planned_rounds=PRV_MAX_STEPS)
     rounds = [1, PRV_MAX_STEPS // 10 + 1, PRV_MAX_STEPS]
     progress = PlanProgress(clock=_SlowClock(PROGRESS_EVERY_S))
     prv = _epsilons(plan, "prv", rounds, progress=progress, who="client 0")
@@ -142,15 +147,7 @@ def test_a_slow_plan_says_which_round_it_is_working_out(
     # "planning client" line, in silence: a line now says where it is, once
     # the last line is PROGRESS_EVERY_S old, and not before.
     caplog.set_level(logging.INFO, logger="fedmodel.research.privacy_plan")
-    plan = PrivacyPlan(
-        target_epsilon=8.0,
-        delta=1e-5,
-        sample_rate=0.01,
-        steps_per_round=10,
-        planned_rounds=3,
-        noise_multiplier=2.0,
-        accountant="rdp",
-    )
+    plan = _rdp_plan(planned_rounds=3)
     quick = PlanProgress(clock=_SlowClock(PROGRESS_EVERY_S / 10))
     _epsilons(plan, "rdp", [1, 2, 3], progress=quick, who="client 2")
     assert caplog.text == ""
