@@ -3,7 +3,7 @@
 The wrapper stops sampling nodes whose client spent its privacy budget
 (`spent_budgets.py`) or that failed for good; it does not know how updates
 were noised (by each client's DP-SGD, or under `privacy=central` by the
-strategy it wraps, `central_dp.py`). It checks every reply holds
+strategy it wraps, `adaptive_clipping.py`). It checks every reply holds
 weights and numbers only, records why a client gave nothing usable,
 refuses a node naming another client id than it did before, or one another
 node answers for (`client_binding.py`) and, in a simulation, an id the

@@ -3,7 +3,7 @@
 One round is one step of the Gaussian mechanism on the sum of a Poisson
 sample's clipped client updates. `plan_client_level` calibrates the server's
 noise for the run; the Flower wrapper that applies it lives in
-`federation/central_dp.py`.
+`federation/adaptive_clipping.py`.
 """
 
 from __future__ import annotations

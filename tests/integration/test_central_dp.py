@@ -11,7 +11,7 @@ import torch
 
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.federation import central_dp
+from fedmodel.federation import adaptive_clipping
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
@@ -28,7 +28,7 @@ def test_central_dp_run_charges_a_client_level_ledger(
     settings = settings_from_dict({**config, "run_dir": str(tmp_path)})
     plan = plan_client_level(settings)
     noised: list[Any] = []
-    original = central_dp.round_noise
+    original = adaptive_clipping.round_noise
     ledger_file = tmp_path / "central_privacy_ledger.json"
 
     def spy() -> Any:
@@ -37,7 +37,7 @@ def test_central_dp_run_charges_a_client_level_ledger(
         noised.append(len(json.loads(ledger_file.read_text())["rounds"]))
         return original()
 
-    monkeypatch.setattr(central_dp, "round_noise", spy)
+    monkeypatch.setattr(adaptive_clipping, "round_noise", spy)
 
     summary = simulate(config, run_dir=tmp_path)
 

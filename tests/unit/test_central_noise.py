@@ -14,9 +14,9 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.federation import central_dp
-from fedmodel.federation.central_dp import (
-    _LedgeredAdaptiveClipping,
+from fedmodel.federation import adaptive_clipping
+from fedmodel.federation.adaptive_clipping import (
+    LedgeredAdaptiveClipping,
     next_clipping_norm,
 )
 from fedmodel.federation.messages import ARRAYS_KEY, METRICS_KEY
@@ -45,7 +45,7 @@ def _reply(node: int, update: np.ndarray) -> Message:
     return Message(content=content, metadata=reply_metadata(node))
 
 
-def _wrapper(tmp_path: Path, *overrides: str) -> _LedgeredAdaptiveClipping:
+def _wrapper(tmp_path: Path, *overrides: str) -> LedgeredAdaptiveClipping:
     """The server's clipping, noise and ledger, at a model of zeros."""
     settings = small_settings("privacy=central", *overrides)
     ledger = PrivacyLedger.open(
@@ -54,14 +54,16 @@ def _wrapper(tmp_path: Path, *overrides: str) -> _LedgeredAdaptiveClipping:
         plan=plan_client_level(settings),
         data_fingerprint="test",
     )
-    dp = _LedgeredAdaptiveClipping(FedAvg(), settings=settings, ledger=ledger)
+    dp = LedgeredAdaptiveClipping(FedAvg(), settings=settings, ledger=ledger)
     dp.current_arrays = ArrayRecord({"w": Array(np.zeros(SIZE, dtype=np.float64))})
     return dp
 
 
 def _seeded_noise(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     """Every round's noise from a generator seeded with `seed`, to replay it."""
-    monkeypatch.setattr(central_dp, "round_noise", lambda: np.random.default_rng(seed))
+    monkeypatch.setattr(
+        adaptive_clipping, "round_noise", lambda: np.random.default_rng(seed)
+    )
 
 
 def test_the_noise_covers_the_norm_the_round_clipped_to(
@@ -177,7 +179,7 @@ def test_each_node_takes_part_with_probability_q(
 ) -> None:
     dp = _wrapper(tmp_path, "num_clients=4", "strategy.fraction_train=0.25")
     dp.strategy.fraction_train = 1.0  # as ClientLevelDPStrategy sets it
-    monkeypatch.setattr(central_dp, "_SAMPLER", random.Random(7))
+    monkeypatch.setattr(adaptive_clipping, "_SAMPLER", random.Random(7))
     grid = FakeGrid(400)
     draws = [
         {
@@ -239,7 +241,7 @@ def test_a_run_goes_on_through_a_round_that_drew_no_client(
     # round 2 and both in round 3. Every round is charged, and the epsilon
     # is the Poisson-sampled mechanism's over all three.
     draws = iter([0.1, 0.9, 0.9, 0.9, 0.1, 0.1])
-    monkeypatch.setattr(central_dp._SAMPLER, "random", lambda: next(draws))
+    monkeypatch.setattr(adaptive_clipping._SAMPLER, "random", lambda: next(draws))
     settings = settings_from_dict(
         {
             **compose_config(
@@ -342,7 +344,7 @@ def test_a_resumed_run_clips_at_the_norm_its_rounds_had_moved_to(
         clipped_to.append(norm)  # the norm this round clipped to, then moves
         return next_clipping_norm(norm, clipped_fraction, **step)
 
-    monkeypatch.setattr(central_dp, "next_clipping_norm", spy)
+    monkeypatch.setattr(adaptive_clipping, "next_clipping_norm", spy)
     raw = compose_config(
         [
             *FAKE_GRID_RUN,

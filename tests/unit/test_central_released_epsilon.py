@@ -15,7 +15,7 @@ from opacus.accountants import PRVAccountant
 from fedmodel.cli.simulate import _say_done
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.config.wording import decimals_up
-from fedmodel.federation import central_dp, checkpointing
+from fedmodel.federation import adaptive_clipping, central_dp, checkpointing
 from fedmodel.federation.callbacks import ConsoleLine
 from fedmodel.federation.round_state import RoundState
 from fedmodel.federation.server_app import run_federation
@@ -56,7 +56,7 @@ def test_a_run_whose_draws_took_no_client_states_the_ledgers_epsilon(
     # charge. Before, summary.json's epsilon was None and the model card said
     # the cost was in "each client's privacy ledger", which clients of a
     # central run do not have.
-    monkeypatch.setattr(central_dp._SAMPLER, "random", lambda: 0.9)
+    monkeypatch.setattr(adaptive_clipping._SAMPLER, "random", lambda: 0.9)
     settings = settings_from_dict(
         {**_central_run("strategy.fraction_train=0.5"), "run_dir": str(tmp_path)}
     )
