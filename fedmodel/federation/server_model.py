@@ -18,13 +18,10 @@ import datasets
 from fedmodel.config import RunSettings
 from fedmodel.data.tasks import TaskData
 from fedmodel.federation.spent_budgets import spent_clients
-from fedmodel.run.checkpoint import (
-    Checkpoint,
-    check_label_order,
-    keep_rounds_up_to,
-    load_checkpoint,
-)
+from fedmodel.run.checkpoint import Checkpoint, load_checkpoint
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
+from fedmodel.run.metrics import keep_rounds_up_to
+from fedmodel.run.resumed_labels import check_label_order
 from fedmodel.run.resumed_student import check_student_resume
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult

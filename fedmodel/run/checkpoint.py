@@ -26,18 +26,9 @@ from typing import Any
 
 import torch
 
-from fedmodel.config import TaskSettings
-from fedmodel.config.wording import first_ten
-from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.durable_file import write_durably
-from fedmodel.run.layout import (
-    CHECKPOINT_DIR,
-    CHECKPOINT_FILE,
-    METRICS_FILE,
-    checkpoint_file,
-)
-from fedmodel.run.metrics import clean_json, read_rounds
+from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, checkpoint_file
+from fedmodel.run.metrics import clean_json
 
 # What reading a missing, truncated or foreign state.pt raises.
 _UNREADABLE = (
@@ -236,38 +227,6 @@ def _mapped(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def check_label_order(
-    run_dir: Path,
-    checkpoint: Checkpoint,
-    *,
-    label_names: tuple[str, ...],
-    task: TaskSettings,
-) -> None:
-    """Refuse a resume whose labels come in another order than the head's rows.
-
-    The head's row i scores the checkpoint's label i: loaded under another
-    order, every prediction would name the wrong label, silently. A checkpoint
-    that does not name its labels is taken to follow the order fedmodel gave
-    then: task=files' labels, when task.labels did not list them, sorted as
-    text (whole numbers are ordered by value since).
-    """
-    trained, why = checkpoint.label_names, ""
-    if trained is None:
-        trained = former_label_order(task, label_names)
-        why = " (whole-number labels are ordered by value now, as text then)"
-    if trained is not None and trained != label_names:
-        raise FedmodelError(
-            f"resume=true in {run_dir}: the checkpoint's head scores the labels "
-            f"in the order {_shown(trained)}, but this run orders them "
-            f"{_shown(label_names)}{why}; its rows cannot be matched to the "
-            "labels again: start a new run in a folder of its own"
-        )
-
-
-def _shown(labels: tuple[str, ...]) -> str:
-    return str(first_ten(list(labels)))
-
-
 def remove_stale_checkpoint(run_dir: Path) -> bool:
     """Delete a `state.pt.tmp` a kill left behind; True if there was one."""
     temp = run_dir / CHECKPOINT_DIR / f"{CHECKPOINT_FILE}.tmp"
@@ -275,19 +234,3 @@ def remove_stale_checkpoint(run_dir: Path) -> bool:
         return False
     temp.unlink()
     return True
-
-
-def keep_rounds_up_to(run_dir: Path, last_round: int) -> None:
-    """Drop metrics.jsonl lines after `last_round` (written before a crash).
-
-    The round is run again on resume and would otherwise appear twice; a last
-    line cut short by a crash is dropped too (`read_rounds`). The file is
-    replaced in one step (temp file, fsync, rename): a kill during the rewrite
-    leaves the old lines or the new, never fewer.
-    """
-    rounds = read_rounds(run_dir)
-    kept = [r for r in rounds if r["round"] <= last_round]
-    lines = "".join(json.dumps(clean_json(record)) + "\n" for record in kept)
-    path = run_dir / METRICS_FILE
-    if path.is_file() and path.read_text(encoding="utf-8") != lines:
-        write_durably(path, lines)

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE
 from fedmodel.run.run_files import unreadable
 
@@ -145,3 +146,19 @@ def plot_progress(run_dir: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def keep_rounds_up_to(run_dir: Path, last_round: int) -> None:
+    """Drop metrics.jsonl lines after `last_round` (written before a crash).
+
+    The round is run again on resume and would otherwise appear twice; a last
+    line cut short by a crash is dropped too (`read_rounds`). The file is
+    replaced in one step (temp file, fsync, rename): a kill during the rewrite
+    leaves the old lines or the new, never fewer.
+    """
+    rounds = read_rounds(run_dir)
+    kept = [r for r in rounds if r["round"] <= last_round]
+    lines = "".join(json.dumps(clean_json(record)) + "\n" for record in kept)
+    path = run_dir / METRICS_FILE
+    if path.is_file() and path.read_text(encoding="utf-8") != lines:
+        write_durably(path, lines)

@@ -12,13 +12,8 @@ from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_model import resume
-from fedmodel.run.checkpoint import (
-    Checkpoint,
-    keep_rounds_up_to,
-    load_checkpoint,
-    save_checkpoint,
-)
-from fedmodel.run.metrics import append_round, read_rounds
+from fedmodel.run.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fedmodel.run.metrics import append_round, keep_rounds_up_to, read_rounds
 from fedmodel.training.global_model import GlobalModel
 
 SHAPES = {"head.weight": (3, 4), "head.bias": (3,)}

@@ -12,8 +12,7 @@ from fedmodel.cli.resume import hydras_own, resume_argv
 from fedmodel.cli.resume_finished import check_rounds_left
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_runs import find_runs
-from fedmodel.run.checkpoint import keep_rounds_up_to
-from fedmodel.run.metrics import append_round, read_rounds
+from fedmodel.run.metrics import append_round, keep_rounds_up_to, read_rounds
 from fedmodel.run.run_files import parsed_file
 from fedmodel.run.stored_config import stored_config
 
