@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fedmodel.cli.main import run_command
-from fedmodel.cli.research import SHOWN_JOBS
+from fedmodel.cli.privacy_plan_args import SHOWN_JOBS
 from tests.unit.cli_probe import HEAVY, PROBE, probed
 
 
