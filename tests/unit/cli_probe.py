@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
-# Runs `fedmodel <command> --help` in a fresh interpreter and prints which
-# heavy modules it imported.
+# Runs `fedmodel ARGS` in a fresh interpreter and prints its exit code and
+# which heavy modules it imported.
 PROBE = """
 import json, sys
 from fedmodel.cli.main import main
@@ -22,12 +22,14 @@ print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 """
 
 
-def probed(*args: str) -> tuple[dict[str, Any], str]:
-    """`fedmodel ARGS` run by `PROBE`: its exit code and heavy modules, its stderr."""
+def probed(
+    *args: str, timeout: float = 120
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """`fedmodel ARGS` run by `PROBE`: its exit code and heavy modules, and the run."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
-    return json.loads(done.stderr.strip().splitlines()[-1]), done.stderr
+    return json.loads(done.stderr.strip().splitlines()[-1]), done

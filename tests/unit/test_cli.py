@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from fedmodel import __version__
 from fedmodel.cli.main import COMMANDS, build_parser, run_command
-from tests.unit.cli_probe import HEAVY, PROBE
+from tests.unit.cli_probe import probed
 
 ALL_COMMANDS = ["simulate", *(c.name for c in COMMANDS), "report"]
 
@@ -81,13 +80,7 @@ def test_every_subcommand_has_a_description_and_help_on_each_option() -> None:
 
 @pytest.mark.parametrize("command", ALL_COMMANDS)
 def test_help_imports_no_heavy_module(command: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    result = json.loads(done.stderr.strip().splitlines()[-1])
+    result, done = probed(command, "--help")
     assert result == {"code": 0, "heavy": []}, done.stderr[-2000:]
     assert "usage" in done.stdout.lower() or "fedmodel simulate" in done.stdout
 

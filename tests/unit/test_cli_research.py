@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fedmodel.cli.main import run_command
 from fedmodel.cli.privacy_plan_args import SHOWN_JOBS
-from tests.unit.cli_probe import HEAVY, PROBE, probed
+from tests.unit.cli_probe import probed
 
 
 def test_privacy_plan_reports_a_bad_override_on_one_line(
@@ -35,9 +32,9 @@ def test_privacy_plan_refuses_a_bad_override_before_importing_torch(
 ) -> None:
     # The plan's code loads torch, transformers and Opacus (10-20 s); the
     # overrides are read without them.
-    result, err = probed("privacy-plan", "model=tiny", given)
-    assert result == {"code": 2, "heavy": []}, err[-2000:]
-    assert said in err
+    result, done = probed("privacy-plan", "model=tiny", given)
+    assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
+    assert said in done.stderr
 
 
 def test_privacy_plan_refuses_a_groups_shared_base_file(
@@ -153,13 +150,7 @@ def test_audit_refuses_a_wrong_folder_before_importing_torch(
         path.write_text("text,label\n")
     elif given == "empty":
         path.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=list(HEAVY)), "audit", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    result = json.loads(done.stderr.strip().splitlines()[-1])
+    result, done = probed("audit", str(path))
     assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
     assert f"fedmodel audit: error: {said.format(path=path)}" in done.stderr
 
@@ -169,6 +160,6 @@ def test_sweep_report_of_a_folder_without_runs_answers_before_importing_torch(
 ) -> None:
     # summary.json's reader once imported the accountants, and with them
     # Opacus and torch, to read a status.
-    result, err = probed("sweep-report", str(tmp_path))
-    assert result == {"code": 2, "heavy": []}, err[-2000:]
-    assert f"{tmp_path} holds no finished run folder" in err
+    result, done = probed("sweep-report", str(tmp_path))
+    assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
+    assert f"{tmp_path} holds no finished run folder" in done.stderr

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,7 @@ from fedmodel.cli.simulate_args import check_sweep_jobs
 from fedmodel.errors import FedmodelError
 from fedmodel.run import folder_check
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
-from tests.unit.cli_probe import HEAVY, PROBE
+from tests.unit.cli_probe import probed
 
 
 def test_simulate_help_names_the_app_and_the_outputs(
@@ -278,21 +275,13 @@ def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
     # The check needs each client's record count, so it reads the data; it
     # must still come before the simulation stack (Flower, Ray) is imported.
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PROBE.format(heavy=list(HEAVY)),
-            "simulate",
-            "model=tiny",
-            "privacy.target_delta=0.5",
-            f"hydra.run.dir={run_dir}",
-        ],
-        capture_output=True,
-        text=True,
+    result, done = probed(
+        "simulate",
+        "model=tiny",
+        "privacy.target_delta=0.5",
+        f"hydra.run.dir={run_dir}",
         timeout=300,
     )
-    result = json.loads(done.stderr.strip().splitlines()[-1])
     assert result["code"] == 2, done.stderr[-2000:]
     assert "privacy.target_delta below" in done.stderr
     assert not {"flwr", "ray"} & set(result["heavy"]), result

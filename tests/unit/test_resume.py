@@ -201,9 +201,9 @@ def test_a_refused_resume_answers_before_torch_loads(
     run = _run_folder(tmp_path / "run", RUN)
     if finished:
         _summary(run)
-    result, err = probed("resume", str(run), *extra)
-    assert result == {"code": 2, "heavy": []}, err[-2000:]
-    assert said in err
+    result, done = probed("resume", str(run), *extra)
+    assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
+    assert said in done.stderr
 
 
 def test_a_finished_run_that_lacks_its_model_cards_gets_them_from_its_summary(
