@@ -114,7 +114,7 @@ def run_sweep_report(args: argparse.Namespace) -> int:
     # Its warnings (a run skipped, a job that did not run) as fedmodel's lines,
     # not in the format of the root handler Opacus sets up on import.
     setup_logging()
-    from fedmodel.research.sweep import write_report
+    from fedmodel.research.sweep_report import write_report
 
     paths = write_report(args.sweep_dir, args.out or args.sweep_dir)
     print(paths["markdown"].read_text(encoding="utf-8"))

@@ -1,32 +1,24 @@
-"""`fedmodel sweep-report SWEEP_DIR`: a sweep's runs as a CSV, a table and a plot.
+"""A sweep's table: each setting's accuracy and its privacy and federation costs.
 
-A run folder is any folder under SWEEP_DIR holding `summary.json` and
-`resolved_config.yaml` (what `fedmodel simulate` writes). Runs that differ only
-in `seed` are one setting at one budget: their accuracies are averaged, with the
-standard deviation as the spread. Runs with `num_clients=1` are the centralized
-baseline; runs with `privacy=off` are drawn as reference lines.
+Runs that differ only in `seed` are one setting at one budget: their
+accuracies are averaged, with the standard deviation as the spread. Runs with
+`num_clients=1` are the centralized baseline; runs with `privacy=off` are the
+non-private references.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fedmodel.config.wording import decimals_up, plural
-from fedmodel.research.sweep_manifest import jobs_without_result
-from fedmodel.research.sweep_plot import plot_privacy_utility
-from fedmodel.research.sweep_runs import LEVELS, collect_runs, setting_values
-from fedmodel.run.folder_check import check_writable_folder
-from fedmodel.run.layout import SWEEP_PLOT_FILE as PLOT_FILE
+from fedmodel.config.wording import decimals_up
+from fedmodel.research.sweep_runs import LEVELS, setting_values
 
 log = logging.getLogger(__name__)
 
-RUNS_CSV = "sweep_runs.csv"
-REPORT_MD = "sweep_report.md"
 # Settings a non-private baseline must share with a private run to be its reference.
 BASELINE_COLUMNS = [
     "kind",
@@ -242,33 +234,3 @@ def _num(value: Any, spec: str) -> str:
 def _spent(epsilon: Any) -> str:
     """An epsilon spent, rounded up: the table states no less than was spent."""
     return "-" if epsilon is None or pd.isna(epsilon) else decimals_up(epsilon, 3)
-
-
-def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
-    """Write the CSV, the markdown report and the plot; return their paths."""
-    check_writable_folder(
-        out_dir, key="--out", what="the report folder", example="reports/my-sweep"
-    )
-    runs = collect_runs(sweep_dir)
-    missing = jobs_without_result(sweep_dir, {sweep_dir / run for run in runs["run"]})
-    for line in missing:
-        log.warning("%s", line)
-    table = aggregate(runs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "csv": out_dir / RUNS_CSV,
-        "markdown": out_dir / REPORT_MD,
-        "plot": out_dir / PLOT_FILE,
-    }
-    runs.drop(columns="config").to_csv(paths["csv"], index=False)
-    notes = [*missing, *reference_notes(table)]
-    paths["markdown"].write_text(
-        f"# Privacy-utility sweep: {len(runs)} {plural(len(runs), 'run')} under "
-        f"{sweep_dir.resolve().name}\n\n"
-        + markdown_table(table)
-        + "".join(f"\n- {line}" for line in notes)
-        + ("\n" if notes else ""),
-        encoding="utf-8",
-    )
-    plot_privacy_utility(runs, table, paths["plot"])
-    return paths

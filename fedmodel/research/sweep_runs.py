@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from fedmodel.config.budget_rule import AUTO, BUDGET_KEYS, RULE_KEYS, config_row
 from fedmodel.config.compose import RUN_FOLDER_KEY
@@ -26,6 +24,9 @@ from fedmodel.research.sweep_manifest import RESUME_KEY, jobs_without_result
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.run_files import parsed_mapping
 from fedmodel.run.summary import STATUS_OK
+
+if TYPE_CHECKING:  # imported where the rows are made (`collect_runs`)
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,9 @@ def collect_runs(sweep_dir: Path) -> pd.DataFrame:
         )
     if not finished:
         raise FedmodelError(_none_finished(sweep_dir, unfinished))
+    # Only now (most of a second): a refusal above answers without pandas.
+    import pandas as pd
+
     runs = pd.DataFrame([run_row(run, sweep_dir) for run in finished])
     configs = list(runs.pop("config"))
     runs.insert(1, "setting", _labels(runs))

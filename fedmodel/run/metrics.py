@@ -10,11 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE
@@ -105,6 +100,13 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
 
 def plot_progress(run_dir: Path) -> Path:
     """Accuracy and max/mean client epsilon by round, as progress.png."""
+    # Only here: this module's other readers (a run's summary, sweep-report)
+    # answer without matplotlib's import (a third of a second).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rounds = read_rounds(run_dir)
     figure, accuracy_axis = plt.subplots(figsize=(7, 4))
     xs = [r["round"] for r in rounds]

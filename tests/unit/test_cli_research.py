@@ -8,7 +8,7 @@ import pytest
 
 from fedmodel.cli.main import run_command
 from fedmodel.cli.privacy_plan_args import SHOWN_JOBS
-from tests.unit.cli_probe import probed
+from tests.unit.cli_probe import HEAVY, probed
 
 
 def test_privacy_plan_reports_a_bad_override_on_one_line(
@@ -155,11 +155,27 @@ def test_audit_refuses_a_wrong_folder_before_importing_torch(
     assert f"fedmodel audit: error: {said.format(path=path)}" in done.stderr
 
 
-def test_sweep_report_of_a_folder_without_runs_answers_before_importing_torch(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("empty", "{path} holds no finished run folder"),
+        ("missing", "sweep folder {path} does not exist"),
+        ("a-file", "{path} is a file, not a sweep folder"),
+    ],
+)
+def test_sweep_report_refuses_before_importing_torch_pandas_or_matplotlib(
+    tmp_path: Path, given: str, said: str
 ) -> None:
     # summary.json's reader once imported the accountants, and with them
-    # Opacus and torch, to read a status.
-    result, done = probed("sweep-report", str(tmp_path))
+    # Opacus and torch, to read a status; and the report's modules imported
+    # pandas and matplotlib (about 1 s on 2 cores) before any refusal.
+    path = tmp_path / given
+    if given == "empty":
+        path.mkdir()
+    elif given == "a-file":
+        path.write_text("")
+    out = ["--out", str(tmp_path / "out")]
+    tables = (*HEAVY, "pandas", "matplotlib")
+    result, done = probed("sweep-report", str(path), *out, heavy=tables)
     assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
-    assert f"{tmp_path} holds no finished run folder" in done.stderr
+    assert said.format(path=path) in done.stderr

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep import write_report
 from fedmodel.research.sweep_manifest import BASIC_SWEEPER
+from fedmodel.research.sweep_report import write_report
 from tests.unit.test_sweep_report import write_run
 
 # What Hydra's multirun.yaml holds that the report reads (the file holds the
@@ -62,7 +62,7 @@ def stopped_sweep(tmp_path: Path) -> Path:
 def test_report_names_the_jobs_the_sweep_did_not_run(
     stopped_sweep: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("WARNING", logger="fedmodel.research.sweep"):
+    with caplog.at_level("WARNING", logger="fedmodel.research.sweep_report"):
         paths = write_report(stopped_sweep, tmp_path / "out")
     markdown = paths["markdown"].read_text()
     failed = "- did not finish: seed=2 privacy.target_epsilon=1 (job 2: 2 holds no"

@@ -17,7 +17,8 @@ import yaml
 from fedmodel.cli.main import run_command
 from fedmodel.config import settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.research.sweep import aggregate, markdown_table, write_report
+from fedmodel.research.sweep import aggregate, markdown_table
+from fedmodel.research.sweep_report import write_report
 from fedmodel.research.sweep_runs import collect_runs
 from tests.conftest import small_config
 
@@ -349,7 +350,7 @@ def test_several_equal_references_leave_the_cost_out_and_are_named(
         overrides = [*CENTRALIZED, "privacy.target_epsilon=8"]
         rate_set = f"finetune.learning_rate={rate}"
         write_run(sweep / "central" / folder, [*overrides, rate_set], accuracy, 7.99)
-    with caplog.at_level("WARNING", logger="fedmodel.research.sweep"):
+    with caplog.at_level("WARNING", logger="fedmodel.research.sweep_report"):
         paths = write_report(sweep, tmp_path / "out")
     table = aggregate(collect_runs(sweep)).set_index(["setting", "target_epsilon"])
     fed_dp = table.loc[("federated, record-level DP", 8.0)]
