@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fedmodel.config.wording import plural
 from fedmodel.research.sweep_manifest import jobs_without_result
-from fedmodel.research.sweep_runs import collect_runs
+from fedmodel.research.sweep_runs import check_sweep_folder, collect_runs
 from fedmodel.run.folder_check import check_writable_folder
 from fedmodel.run.layout import SWEEP_PLOT_FILE as PLOT_FILE
 
@@ -26,6 +26,9 @@ REPORT_MD = "sweep_report.md"
 
 def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
     """Write the CSV, the markdown report and the plot; return their paths."""
+    # First: without --out, `out_dir` is `sweep_dir`, and a file given as the
+    # sweep folder was refused as --out's, an option never given.
+    check_sweep_folder(sweep_dir)
     check_writable_folder(
         out_dir, key="--out", what="the report folder", example="reports/my-sweep"
     )

@@ -63,6 +63,14 @@ RULE_COLUMNS = {"local_epochs": "rule_local_epochs"}
 PER_RUN_KEYS = ("seed", RUN_FOLDER_KEY, RESUME_KEY, RULE_KEYS)
 
 
+def check_sweep_folder(sweep_dir: Path) -> None:
+    """Refuse a sweep folder that does not exist, or is a file."""
+    if not sweep_dir.exists():
+        raise FedmodelError(f"sweep folder {sweep_dir} does not exist")
+    if not sweep_dir.is_dir():
+        raise FedmodelError(f"{sweep_dir} is a file, not a sweep folder")
+
+
 def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
     """Return (finished, unfinished) run folders under `sweep_dir`; either may be [].
 
@@ -70,10 +78,7 @@ def find_runs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
     or is still going), or a summary whose status is not ok (a run that failed
     after its start: its accuracy is not a trained model's).
     """
-    if not sweep_dir.exists():
-        raise FedmodelError(f"sweep folder {sweep_dir} does not exist")
-    if not sweep_dir.is_dir():
-        raise FedmodelError(f"{sweep_dir} is a file, not a sweep folder")
+    check_sweep_folder(sweep_dir)
     started = sorted(p.parent for p in sweep_dir.rglob(RESOLVED_CONFIG))
     finished = [run for run in started if _finished(run)]
     return finished, [run for run in started if run not in finished]
