@@ -25,7 +25,7 @@ print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 def probed(
     *args: str, timeout: float = 120, heavy: tuple[str, ...] = HEAVY
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    """`fedmodel ARGS` run by `PROBE`: its exit code and `heavy` modules, and the run."""
+    """`fedmodel ARGS` run by `PROBE`: its exit code, `heavy` modules, the run."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=list(heavy)), *args],
         capture_output=True,
