@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fedmodel.cli.errors import (
     EXIT_INTERRUPTED,
@@ -33,8 +33,82 @@ TERMINATED = "stopped by a termination signal (SIGTERM)"
 STDERR_FD = 2
 
 
+# A signal's handling, as `signal.signal` takes and gives it.
+_Handler = Callable[[int, FrameType | None], Any] | int
+# Each signal the commands take, with Python's own handling of it: a signal
+# handled otherwise (a background job's ignored SIGINT, a handler someone
+# else installed) is left as it is.
+PYTHON_DEFAULTS: dict[signal.Signals, _Handler] = {
+    signal.SIGINT: signal.default_int_handler,
+    signal.SIGTERM: signal.SIG_DFL,
+}
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM stopped the run: it takes Ctrl-C's way out, then exits 143."""
+
+
+class StoppedBeforeStart(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM came before the simulation started: nothing was charged.
+
+    `run_dir`: the run folder, where the start found or kept one (set by the
+    Hydra task, which knows the folder), else None.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.run_dir: Path | None = None
+
+
+def _stop_the_start(signum: int, frame: FrameType | None) -> None:
+    raise StoppedBeforeStart(signum)
+
+
+@contextlib.contextmanager
+def signals_stop_the_start(prog: str, run_dir: Path | None = None) -> Iterator[None]:
+    """Until the simulation starts, Ctrl-C or SIGTERM ends the command with a line.
+
+    While Hydra composes the config and the start's checks run, nothing is
+    charged: the line says so, names the run folder (the one the start found,
+    `run_dir` where the caller names it) or that none was written, and the
+    command exits 130 or 143. Left to Python's default, SIGTERM ended the
+    command with no line, and Ctrl-C's line said rounds were kept and named a
+    resume of a folder that held no run. The exception leaves through the
+    blocks that put back what the start wrote (`hydra_files.py`), so a
+    resume's folder is as it was. `signals_stop_the_server` takes over as
+    the simulation starts.
+    """
+    if _stop_the_start in map(signal.getsignal, PYTHON_DEFAULTS):
+        yield  # inside `fedmodel resume`'s, which knows the run folder
+        return
+    with contextlib.ExitStack() as handlers:
+        for signum, default in PYTHON_DEFAULTS.items():
+            if signal.getsignal(signum) is default:
+                handlers.enter_context(_handled(signum, _stop_the_start))
+        try:
+            yield
+        except StoppedBeforeStart as stop:
+            folder = stop.run_dir or (run_dir if run_dir and run_dir.is_dir() else None)
+            terminated = stop.signum == signal.SIGTERM
+            print(_before_start_line(prog, folder, terminated), file=sys.stderr)
+            raise SystemExit(
+                EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+            ) from None
+
+
+def _before_start_line(prog: str, run_dir: Path | None, terminated: bool) -> str:
+    """What a stop before the simulation started left, and how to go on."""
+    stopped = TERMINATED if terminated else INTERRUPTED
+    left = (
+        "no run folder was written"
+        if run_dir is None
+        else f"{run_dir} is as it was before this command"
+    )
+    return (
+        f"{prog}: {stopped} before the run started; nothing was charged and "
+        f"{left}. Run the same command again to start it."
+    )
 
 
 @contextlib.contextmanager
@@ -47,23 +121,23 @@ def signals_stop_the_server(prog: str, run_dir: Path) -> Iterator[None]:
     SIGTERM (a job scheduler's time limit, `timeout`, `kill`) raises
     Terminated, a KeyboardInterrupt, so it takes the same way out; left to
     Python's default it ended the process with no line. Each signal only
-    where Python's default handles it: a SIGINT the process ignores (a
+    where Python's default (or the start's) handles it: a SIGINT the process ignores (a
     background job's) stays ignored, and a handler someone else installed
     stays theirs. The interrupt ends the command here (`stop_interrupted`),
     while a second signal is still only noted (`_Stopping`).
     """
     ours = [
         signum
-        for signum, default in (
-            (signal.SIGINT, signal.default_int_handler),
-            (signal.SIGTERM, signal.SIG_DFL),
-        )
-        if signal.getsignal(signum) is default
+        for signum, default in PYTHON_DEFAULTS.items()
+        if signal.getsignal(signum) in (default, _stop_the_start)
     ]
     stopping = _Stopping(prog=prog, run_dir=run_dir, signals=ours)
     with contextlib.ExitStack() as handlers:
         for signum in ours:
-            handlers.enter_context(_handled(signum, stopping.stop))
+            # Python's own after: a signal once the run has finished is not
+            # one before it started.
+            after = PYTHON_DEFAULTS[signum]
+            handlers.enter_context(_handled(signum, stopping.stop, after=after))
         try:
             yield
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM's Terminated
@@ -72,14 +146,17 @@ def signals_stop_the_server(prog: str, run_dir: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _handled(
-    signum: signal.Signals, handler: Callable[[int, FrameType | None], None]
+    signum: signal.Signals,
+    handler: Callable[[int, FrameType | None], None],
+    *,
+    after: _Handler | None = None,
 ) -> Iterator[None]:
-    """`handler` handles `signum` inside the block; the one before it after."""
+    """`handler` handles `signum` in the block; `after` (else the one before) after."""
     before = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signum, before)
+        signal.signal(signum, before if after is None else after)
 
 
 @dataclasses.dataclass

@@ -35,6 +35,7 @@ from fedmodel.cli.hydra_files import (
     of_the_launch,
     run_dir_override,
 )
+from fedmodel.cli.interrupted import signals_stop_the_start
 from fedmodel.cli.paths import user_path
 from fedmodel.cli.resume_finished import check_rounds_left
 from fedmodel.errors import FedmodelError
@@ -91,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()  # for the lines said before the run starts
     run_dir = Path(os.path.abspath(args.run_dir))
-    argv = resume_argv(run_dir, args.overrides)
-    with contextlib.chdir(_runs_from(run_dir)):  # a default tracking.uri's folder
-        check_rounds_left(run_dir, argv)
-        return run_simulate(
-            [*argv, *(["-v"] if args.verbose else [])], prog=RESUME_PROG
-        )
+    with signals_stop_the_start(RESUME_PROG, run_dir):
+        argv = resume_argv(run_dir, args.overrides)
+        with contextlib.chdir(_runs_from(run_dir)):  # a default tracking.uri's folder
+            check_rounds_left(run_dir, argv)
+            return run_simulate(
+                [*argv, *(["-v"] if args.verbose else [])], prog=RESUME_PROG
+            )
 
 
 def resume_argv(run_dir: Path, extra: list[str]) -> list[str]:

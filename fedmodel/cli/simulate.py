@@ -31,7 +31,11 @@ from fedmodel.cli.hydra_files import (
     named_sweep_dir,
     sweep_files_kept_if_refused,
 )
-from fedmodel.cli.interrupted import signals_stop_the_server, stop_interrupted
+from fedmodel.cli.interrupted import (
+    StoppedBeforeStart,
+    signals_stop_the_server,
+    signals_stop_the_start,
+)
 from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
 from fedmodel.config import CONF_DIR, RunSettings, settings_from_dict
@@ -69,7 +73,13 @@ def run_simulate(argv: list[str], *, prog: str = SIMULATE_PROG) -> int:
     """Run the Hydra app on `argv` (overrides and Hydra flags); return the exit code.
 
     `prog` names the command in its error lines (`fedmodel resume` runs this).
+    Ctrl-C or SIGTERM before the simulation starts exits 130 or 143 with a line.
     """
+    with signals_stop_the_start(prog):
+        return _run_app(argv, prog=prog)
+
+
+def _run_app(argv: list[str], *, prog: str) -> int:
     import hydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -158,8 +168,10 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         report_error(prog, str(exc))
         _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
         raise SystemExit(EXIT_USER_ERROR) from None
-    except KeyboardInterrupt as interrupt:  # Ctrl-C as the run starts
-        stop_interrupted(prog, run_dir, interrupt)
+    except StoppedBeforeStart as stop:  # nothing charged: as a refused start
+        _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
+        stop.run_dir = run_dir if run_dir.is_dir() else None
+        raise
     _say_done(summary, run_dir)
     return float(summary["final_accuracy"])
 

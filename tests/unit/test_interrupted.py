@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,13 @@ from fedmodel.cli.interrupted import (
     unkept_overrides,
 )
 from fedmodel.config import CONF_DIR
-from tests.unit.test_resume import HYDRA_SYNTAX_FOLDERS
+from fedmodel.run.layout import LOG_FILE
+from tests.unit.test_resume import (
+    HYDRA_SYNTAX_FOLDERS,
+    RUN,
+    _contents,
+    _run_folder,
+)
 
 
 def test_the_line_names_fedmodel_resume_and_the_run_folder(tmp_path: Path) -> None:
@@ -160,3 +168,65 @@ def test_the_launchs_own_settings_are_left_out_however_written() -> None:
     run = ["num_rounds=5", "hydra.output_subdir=null", "hydra.job.name=j"]
     launch = ["++hydra.sweep.dir=s", "hydra.mode=RUN"]
     assert _unkept([*run, *launch]) == run
+
+
+# `fedmodel ARGS` whose start's checks block until a signal comes; it says
+# "checking" once they have begun, so the test signals no sooner.
+BLOCKED_START = """
+import signal, sys
+from fedmodel.cli import simulate
+from fedmodel.cli.main import main
+
+def blocked(config, run_dir):
+    print("checking", flush=True)
+    signal.pause()
+
+simulate._checked_start = blocked
+main(sys.argv[1:])
+"""
+
+
+def _stopped_in_the_checks(
+    args: list[str], signum: signal.Signals, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`fedmodel ARGS` sent `signum` while its start's checks run."""
+    command = [sys.executable, "-c", BLOCKED_START, *args]
+    with subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None and process.stdout.readline() == "checking\n"
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def test_sigterm_as_a_resume_starts_leaves_its_folder_as_it_was(
+    tmp_path: Path,
+) -> None:
+    # Left to Python's default, SIGTERM ended the command with no line; and
+    # Hydra's files, written for this start, would have stayed as the run's.
+    run = _run_folder(tmp_path / "run", RUN)
+    (run / LOG_FILE).write_text("12:00:00 fedmodel round 1/2\n")
+    before = _contents(run)
+    done = _stopped_in_the_checks(["resume", str(run)], signal.SIGTERM, tmp_path)
+    assert done.returncode == 143
+    assert done.stderr.strip().splitlines()[-1] == (
+        "fedmodel resume: stopped by a termination signal (SIGTERM) before the run "
+        f"started; nothing was charged and {run} is as it was before this command. "
+        "Run the same command again to start it."
+    )
+    assert _contents(run) == before
+
+
+def test_ctrl_c_as_a_new_run_starts_leaves_no_folder(tmp_path: Path) -> None:
+    # Ctrl-C's line said the aggregated rounds were kept in a folder that
+    # held none, and named a resume that refuses it.
+    run = tmp_path / "new"
+    args = ["simulate", *RUN, f"hydra.run.dir={run}"]
+    done = _stopped_in_the_checks(args, signal.SIGINT, tmp_path)
+    assert done.returncode == 130
+    assert done.stderr.strip().splitlines()[-1] == (
+        "fedmodel simulate: interrupted before the run started; nothing was charged "
+        "and no run folder was written. Run the same command again to start it."
+    )
+    assert not run.exists()
