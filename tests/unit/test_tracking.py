@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,6 +22,7 @@ import pytest
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
+from fedmodel.run import tracking
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
 from fedmodel.run.tracking import TRACKED_KEY, check_tracker_reachable, track_run
@@ -128,6 +131,34 @@ def test_an_mlflow_server_nothing_answers_at_is_refused_before_the_run() -> None
     assert message.startswith(f"tracking.uri={uri!r}: nothing takes a connection")
     assert f"at {uri.removeprefix('http://')} " in message
     assert "start the MLflow server there" in message and "tracking=none" in message
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_a_name_lookup_that_hangs_is_refused_within_the_connect_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The connect's timeout did not bound the lookup: a resolver that hung
+    # held the start as long as it did (here 10 s, for a limit of 0.5 s).
+    answered = threading.Event()
+
+    def hung(*_: object, **__: object) -> NoReturn:
+        answered.wait(10)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    monkeypatch.setattr(tracking, "CONNECT_SECONDS", 0.5)
+    uri = "http://tracker.invalid:5000"
+    settings = small_settings("tracking=mlflow", f"tracking.uri={uri}")
+    began = time.monotonic()
+    try:
+        with pytest.raises(FedmodelError) as refused:
+            check_tracker_reachable(settings)
+        assert time.monotonic() - began < 3
+    finally:
+        answered.set()
+    message = str(refused.value)
+    assert message.startswith(f"tracking.uri={uri!r}: nothing takes a connection")
+    assert "(looking up tracker.invalid took over 0.5 s)" in message
 
 
 @pytest.mark.parametrize(
