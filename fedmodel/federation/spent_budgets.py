@@ -19,6 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fedmodel.federation.messages import EXHAUSTED_KEY, NUM_EXAMPLES_KEY
+from fedmodel.privacy.figure_keys import (
+    EPSILON_BEFORE_RESET_KEY,
+    EPSILON_KEY,
+    LEDGER_RESETS_KEY,
+)
 
 
 def is_spent(figures: Mapping[str, float]) -> bool:
@@ -37,8 +42,19 @@ def figures_to_keep(
     """A reply's figures as the server keeps them for its client.
 
     A spent client's refused round trained on nothing, but the client still
-    holds the records its last round reported: their count is kept.
+    holds the records its last round reported: their count is kept. A site
+    whose operator reset its ledger reports a new budget's epsilon; the larger
+    one it reported before is kept as `EPSILON_BEFORE_RESET_KEY` until the new
+    one passes it, since the model already holds those rounds' updates.
     """
-    if is_spent(figures) and previous:
-        return {**figures, NUM_EXAMPLES_KEY: previous.get(NUM_EXAMPLES_KEY, 0.0)}
-    return figures
+    if not previous:
+        return figures
+    kept = dict(figures)
+    if is_spent(figures):
+        kept[NUM_EXAMPLES_KEY] = previous.get(NUM_EXAMPLES_KEY, 0.0)
+    before = previous.get(EPSILON_BEFORE_RESET_KEY, 0.0)
+    if figures.get(LEDGER_RESETS_KEY, 0.0) > previous.get(LEDGER_RESETS_KEY, 0.0):
+        before = max(before, previous.get(EPSILON_KEY, 0.0))
+    if before > figures.get(EPSILON_KEY, 0.0):
+        kept[EPSILON_BEFORE_RESET_KEY] = before
+    return kept

@@ -15,3 +15,7 @@ STEPS_KEY = "steps"
 ROUND_STEPS_KEY = "round-steps"
 # How many times the site's operator archived its ledger (`fedmodel ledger reset`).
 LEDGER_RESETS_KEY = "ledger-resets"
+# Kept by the server, never reported: the largest epsilon a client reported in
+# this run before its operator reset its ledger. The model holds the updates of
+# those rounds, so the run's statement may not fall below it.
+EPSILON_BEFORE_RESET_KEY = "epsilon-before-reset"

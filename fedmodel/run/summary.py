@@ -20,6 +20,7 @@ from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.figure_keys import (
     DELTA_KEY,
+    EPSILON_BEFORE_RESET_KEY,
     EPSILON_KEY,
     NOISE_MULTIPLIER_KEY,
     SAMPLE_RATE_KEY,
@@ -199,12 +200,17 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
 
 
 def charged_epsilon(row: Mapping[str, Any]) -> float | None:
-    """What a client row was charged: the larger of its reported and ledger epsilon.
+    """What a client row was charged: the largest of its reported and ledger epsilon.
 
     A client whose last updates were refused reported less than its ledger
-    holds; a client that never reported has only its ledger's figure.
+    holds; a client that never reported has only its ledger's figure; a site
+    whose operator reset its ledger during the run reported more before it.
     """
-    epsilons = [row.get("epsilon"), row.get("ledger_epsilon")]
+    epsilons = [
+        row.get("epsilon"),
+        row.get("ledger_epsilon"),
+        row.get("epsilon_before_reset"),
+    ]
     return max((float(e) for e in epsilons if e is not None), default=None)
 
 
@@ -223,6 +229,9 @@ def _client_row(
         "client_id": client_id,
         "num_train_examples": int(figures.get("num-examples", 0)),
         "epsilon": figures.get(EPSILON_KEY) if private else None,
+        "epsilon_before_reset": (
+            figures.get(EPSILON_BEFORE_RESET_KEY) if private else None
+        ),
         "delta": figures.get(DELTA_KEY) if private else None,
         "noise_multiplier": figures.get(NOISE_MULTIPLIER_KEY) if private else None,
         "sample_rate": figures.get(SAMPLE_RATE_KEY) if private else None,

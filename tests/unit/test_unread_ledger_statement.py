@@ -15,7 +15,8 @@ import pytest
 
 from fedmodel.config import settings_from_dict
 from fedmodel.federation.server_app import run_federation
-from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY
+from fedmodel.federation.spent_budgets import figures_to_keep
+from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
 from fedmodel.run.layout import simulated_client_dir
 from fedmodel.run.summary import client_rows, guarantee
@@ -76,6 +77,25 @@ def test_readable_ledgers_leave_the_statement_as_the_figures_give_it(
     reported = {EPSILON_KEY: 2.0, DELTA_KEY: 1e-5}
     statement = guarantee(settings, client_rows(settings, {0: reported, 1: reported}))
     assert statement["epsilon"] == 2.0 and statement["unstated"] is None
+
+
+def test_a_site_reset_during_the_run_keeps_its_earlier_charge_in_the_statement(
+    tmp_path: Path,
+) -> None:
+    settings = small_settings("num_clients=2")
+    settings = replace(settings, run_dir=str(tmp_path))
+    recorded = {EPSILON_KEY: 16.1, DELTA_KEY: 1e-3, LEDGER_RESETS_KEY: 0.0}
+    after_reset = {EPSILON_KEY: 2.0, DELTA_KEY: 1e-3, LEDGER_RESETS_KEY: 1.0}
+    kept = figures_to_keep(after_reset, recorded)
+    # A later round of the new budget keeps the earlier charge too.
+    kept = figures_to_keep({**after_reset, EPSILON_KEY: 3.0}, kept)
+
+    statement = guarantee(settings, client_rows(settings, {1: kept}))
+
+    # Before, the run stated 3.0, though its model holds the updates of the
+    # rounds that charged 16.1 (the loopback walk's card said "at most 13").
+    assert kept[EPSILON_KEY] == 3.0
+    assert statement["epsilon"] == 16.1
 
 
 def _card(folder: Path, settings: Any, statement: dict[str, Any]) -> str:
