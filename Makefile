@@ -1,6 +1,6 @@
 # fedmodel: `make demo` and `make test` set themselves up (a .venv with pinned
-# installs) on a fresh machine. torch comes first and pinned: a looser spec
-# would pull a multi-GB CUDA build.
+# installs) on a fresh machine. torch comes first, pinned at the lock file's
+# version (from PyPI on Linux that wheel still brings its CUDA libraries).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
