@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from fedmodel.run.layout import LOG_FILE
+from fedmodel.run.stop_request import STOP_REQUESTED
 
 CONSOLE_FORMAT = "%(asctime)s fedmodel %(message)s"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -55,8 +56,16 @@ def _verbose_wanted() -> bool:
 
 
 def _shown_on_console(record: logging.LogRecord) -> bool:
-    """A library's errors always reach the console; its other lines when verbose."""
-    return record.levelno >= logging.ERROR or _verbose_wanted()
+    """A library's errors reach the console; its other lines when verbose.
+
+    Not its errors once Ctrl-C or SIGTERM asked the run to stop: the stop ends
+    Ray under the round Flower is running, and Flower logs each client actor it
+    loses so as an error, a Ray traceback of some 35 lines, ahead of the line
+    saying how to continue the run. The log file keeps them.
+    """
+    if _verbose_wanted():
+        return True
+    return record.levelno >= logging.ERROR and not STOP_REQUESTED.is_set()
 
 
 def setup_logging(run_dir: Path | None = None) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
+from fedmodel.run.stop_request import STOP_REQUESTED
 
 
 def _flower_console(message: str, level: int = logging.WARNING) -> str:
@@ -93,6 +94,19 @@ def test_a_second_setup_moves_the_log_file(tmp_path: Path) -> None:
 def test_a_librarys_errors_still_reach_the_console(tmp_path: Path) -> None:
     setup_logging(tmp_path)
     assert "flower failed" in _flower_console("flower failed", logging.ERROR)
+
+
+@pytest.mark.usefixtures("no_stop_request")
+def test_once_a_stop_is_asked_for_a_librarys_errors_go_to_the_log_only(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C mid-round: Flower logs the Ray actors the stop ends as errors."""
+    setup_logging(tmp_path)
+    STOP_REQUESTED.set()
+    lost = "The actor died unexpectedly before finishing this task."
+    assert _flower_console(lost, logging.ERROR) == ""
+    close_log_file()
+    assert f"ERROR flwr: {lost}" in (tmp_path / LOG_FILE).read_text()
 
 
 def test_without_a_run_folder_nothing_reaches_a_root_console_handler() -> None:
