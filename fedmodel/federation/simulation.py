@@ -8,11 +8,13 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 # Ray reads this once, when it is imported. By default it folds lines that
 # differ only in their numbers into one "[repeated 2x across cluster]" line:
@@ -127,6 +129,12 @@ def simulate(
 # (ray-project/ray#65983). A second start usually gets through.
 _RAY_START_TIMEOUT = "timed out during startup"
 RAY_START_ATTEMPTS = 3
+# Seconds a TCP connection to federation.ray_address may take. ray.init
+# retries an address nothing answers at without end, deaf to SIGTERM (still
+# at it after 3.5 min for 127.0.0.1:1), so the run hung before round 1.
+RAY_CONNECT_SECONDS = 3.0
+# Addresses ray.init looks up itself, with no host to ask.
+RAY_LOOKED_UP_ADDRESSES = ("auto", "local")
 # What each Ray worker runs as it starts, named for Ray to import there.
 WORKER_SETUP_HOOK = f"{ray_worker.__name__}.{ray_worker.set_up_logging.__name__}"
 
@@ -147,6 +155,7 @@ def start_ray(federation: FederationSettings) -> None:
     """
     if ray.is_initialized():
         return
+    check_ray_address_reachable(federation.ray_address)
     init_args = ray_backend_config(federation)["init_args"]
     runtime_env = {
         "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)},
@@ -168,6 +177,36 @@ def start_ray(federation: FederationSettings) -> None:
                 RAY_START_ATTEMPTS,
             )
             ray.shutdown()
+
+
+def check_ray_address_reachable(address: str | None) -> None:
+    """Refuse a `federation.ray_address` whose host and port take no connection.
+
+    An address without a port is left to `ray.init`, as are `auto` and `local`.
+    """
+    if not address or address in RAY_LOOKED_UP_ADDRESSES:
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # a port out of range, or no number
+        raise FedmodelError(
+            f"federation.ray_address={address!r}: {exc}; give the cluster's "
+            "port as a number from 1 to 65535"
+        ) from exc
+    if not host or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=RAY_CONNECT_SECONDS):
+            pass
+    except OSError as exc:
+        raise FedmodelError(
+            f"federation.ray_address={address!r}: nothing takes a connection at "
+            f"{host}:{port} ({exc}), and ray.init would retry it without end: "
+            "start the cluster there (`ray start --head`), give the address its "
+            "head printed (host:6379, or ray://host:10001), or set "
+            "federation.ray_address=null to run on a Ray of the run's own"
+        ) from exc
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -20,6 +21,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation import simulation
 from fedmodel.run.console import VERBOSE_ENV
 from tests.conftest import small_settings
+from tests.integration.loopback import free_port
 
 CRASH_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 TIMED_OUT = Exception(
@@ -74,11 +76,27 @@ def test_a_start_that_keeps_timing_out_is_a_clear_error(
 def test_a_cluster_that_cannot_be_joined_is_named_without_retrying(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls = _fake_ray(monkeypatch, [ConnectionError("no GCS at 10.0.0.5:6379")])
-    federation = small_settings("federation.ray_address=10.0.0.5:6379").federation
-    with pytest.raises(FedmodelError, match="federation.ray_address='10.0.0.5:6379'"):
-        simulation.start_ray(federation)
+    calls = _fake_ray(monkeypatch, [ConnectionError("no GCS there")])
+    # Something listens, so the address passes the connection check.
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        federation = small_settings(f"federation.ray_address={address}").federation
+        with pytest.raises(FedmodelError, match=f"federation.ray_address='{address}'"):
+            simulation.start_ray(federation)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_nothing_listens_at_is_refused_before_ray_init(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """ray.init retried it for minutes on end, deaf to SIGTERM."""
+    calls = _fake_ray(monkeypatch, [None])
+    address = f"{scheme}127.0.0.1:{free_port()}"
+    federation = small_settings(f"federation.ray_address={address}").federation
+    with pytest.raises(FedmodelError, match="nothing takes a connection at 127.0"):
+        simulation.start_ray(federation)
+    assert calls == []
 
 
 def test_rays_start_leaves_the_commands_sigterm_handler_in_place(
