@@ -91,6 +91,7 @@ def test_a_second_setup_moves_the_log_file(tmp_path: Path) -> None:
     assert "second run" in (tmp_path / "b" / LOG_FILE).read_text()
 
 
+@pytest.mark.usefixtures("no_stop_request")  # a stop would keep them off
 def test_a_librarys_errors_still_reach_the_console(tmp_path: Path) -> None:
     setup_logging(tmp_path)
     assert "flower failed" in _flower_console("flower failed", logging.ERROR)
