@@ -8,7 +8,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -60,6 +59,7 @@ from fedmodel.federation.leftovers import stop_leftover_processes  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.folder_check import check_run_folder  # noqa: E402
 from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE  # noqa: E402
+from fedmodel.run.reachable import connect_within  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,7 @@ def check_ray_address_reachable(address: str | None) -> None:
     if not host or port is None:
         return
     try:
-        with socket.create_connection((host, port), timeout=RAY_CONNECT_SECONDS):
-            pass
+        connect_within(host, port, seconds=RAY_CONNECT_SECONDS)
     except OSError as exc:
         raise FedmodelError(
             f"federation.ray_address={address!r}: nothing takes a connection at "

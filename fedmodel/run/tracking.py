@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import socket
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +22,7 @@ from fedmodel.config.flat_keys import dotted
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds, write_json
+from fedmodel.run.reachable import connect_within
 from fedmodel.run.run_files import parsed_file
 from fedmodel.run.summary import STATUS_FAILED, charged_epsilon
 
@@ -158,7 +155,7 @@ def _mlflow_server_connects(settings: RunSettings) -> None:
             "number from 1 to 65535"
         ) from exc
     try:
-        _connect(host, port, seconds=CONNECT_SECONDS)
+        connect_within(host, port, seconds=CONNECT_SECONDS)
     except OSError as exc:
         raise FedmodelError(
             f"tracking.uri={uri!r}: nothing takes a connection at {host}:{port} "
@@ -167,51 +164,6 @@ def _mlflow_server_connects(settings: RunSettings) -> None:
             "tracking.uri to a file store (file:///PATH, or null for ./mlruns), "
             "or tracking=none to leave the run untracked"
         ) from exc
-
-
-def _connect(host: str, port: int, *, seconds: float) -> None:
-    """Connect to `host`:`port`, name lookup and all, or raise OSError in `seconds`.
-
-    `socket.create_connection`'s timeout bounds each connect, not the lookup:
-    a resolver that does not answer held the start for as long as it hung.
-    Every address is tried (`localhost`: ::1, then 127.0.0.1), in what is left.
-    """
-    deadline = time.monotonic() + seconds
-    error: OSError = TimeoutError(f"{host} has no address")
-    for *_, address in _addresses(host, port, seconds=seconds):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no connection within {seconds:g} s")
-        try:
-            with socket.create_connection(address[:2], timeout=left):
-                return
-        except OSError as exc:
-            error = exc
-    raise error
-
-
-def _addresses(host: str, port: int, *, seconds: float) -> list[Any]:
-    """`host`'s addresses for a TCP connection; TimeoutError after `seconds`.
-
-    Looked up in a daemon thread, which a hung resolver may keep: the command
-    does not wait for it to exit.
-    """
-    found: queue.Queue[list[Any] | OSError] = queue.Queue(maxsize=1)
-
-    def look_up() -> None:
-        try:
-            found.put(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as exc:
-            found.put(exc)
-
-    threading.Thread(target=look_up, name="tracker-lookup", daemon=True).start()
-    try:
-        addresses = found.get(timeout=seconds)
-    except queue.Empty:
-        raise TimeoutError(f"looking up {host} took over {seconds:g} s") from None
-    if isinstance(addresses, OSError):
-        raise addresses
-    return addresses
 
 
 # `tracking.name` -> what a start checks before the run (`check_tracker_reachable`).

@@ -1,0 +1,58 @@
+"""Whether a host and port take a TCP connection, name lookup included, in time.
+
+A start asks this of a server the run will need later (an MLflow tracker, a
+Ray cluster) whose client would otherwise retry for minutes, or without end.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+
+def connect_within(host: str, port: int, *, seconds: float) -> None:
+    """Connect to `host`:`port`, name lookup and all, or raise OSError in `seconds`.
+
+    `socket.create_connection`'s timeout bounds each connect, not the lookup:
+    a resolver that does not answer held the start for as long as it hung.
+    Every address is tried (`localhost`: ::1, then 127.0.0.1), in what is left.
+    """
+    deadline = time.monotonic() + seconds
+    error: OSError = TimeoutError(f"{host} has no address")
+    for *_, address in _addresses(host, port, seconds=seconds):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no connection within {seconds:g} s")
+        try:
+            with socket.create_connection(address[:2], timeout=left):
+                return
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+def _addresses(host: str, port: int, *, seconds: float) -> list[Any]:
+    """`host`'s addresses for a TCP connection; TimeoutError after `seconds`.
+
+    Looked up in a daemon thread, which a hung resolver may keep: the command
+    does not wait for it to exit.
+    """
+    found: queue.Queue[list[Any] | OSError] = queue.Queue(maxsize=1)
+
+    def look_up() -> None:
+        try:
+            found.put(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            found.put(exc)
+
+    threading.Thread(target=look_up, name="address-lookup", daemon=True).start()
+    try:
+        addresses = found.get(timeout=seconds)
+    except queue.Empty:
+        raise TimeoutError(f"looking up {host} took over {seconds:g} s") from None
+    if isinstance(addresses, OSError):
+        raise addresses
+    return addresses
