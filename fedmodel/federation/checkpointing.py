@@ -53,14 +53,20 @@ class SaveCheckpoint:
         """Save weights, client figures, round history, the start.
 
         The start is keep_best's (round and weights) and the run's evaluation.
+        A round that failed without a new model keeps the last round saved:
+        "fix it and continue with resume=true" runs it again (`keep_figures`).
         """
+        if state.failed_unreleased:
+            self.keep_figures()
+            return False, {}
         start = None if self.selector is None else self.selector.start
         self.write(
             Checkpoint(
                 round=state.round,
                 weights=self.weights(),
                 client_figures=self.strategy.client_figures,
-                rounds=self.history.rounds,
+                # A copy: the history goes on to record a failed round.
+                rounds=list(self.history.rounds),
                 start_round=None if start is None else start.round,
                 start_weights=None if start is None else start.weights,
                 start_result=self.start_result,
@@ -69,6 +75,21 @@ class SaveCheckpoint:
             )
         )
         return False, {}
+
+    def keep_figures(self) -> None:
+        """Save the clients' latest figures beside the last round saved.
+
+        Clients charged in a failed round reported more than the checkpoint
+        holds: a ledger that later holds less is refused (`ledger_regression`).
+        Before any round was saved there is nothing to continue from: a
+        resume starts at round 1.
+        """
+        if self.saved is not None:
+            self.write(
+                dataclasses.replace(
+                    self.saved, client_figures=dict(self.strategy.client_figures)
+                )
+            )
 
     def write(self, checkpoint: Checkpoint) -> None:
         """Save `checkpoint` atomically and remember it."""
@@ -105,12 +126,15 @@ class SaveStudentCheckpoint:
         if base is None:
             # No teacher round was checkpointed: there is no run to continue.
             return False, {}
+        if state.failed_unreleased:
+            self.teacher.keep_figures()
+            return False, {}
         strategy = self.teacher.strategy
         self.teacher.write(
             dataclasses.replace(
                 base,
                 client_figures=strategy.client_figures,
-                rounds=self.teacher.history.rounds,
+                rounds=list(self.teacher.history.rounds),
                 student_round=state.round,
                 student_weights=self.student_weights(),
             )

@@ -46,6 +46,15 @@ class RoundState:
         return bool(self.accepted)
 
     @property
+    def failed_unreleased(self) -> bool:
+        """Whether clients failed or dropped out and no new model came of it.
+
+        Such a round stops the run (`FailureWatch`) and does not count as
+        run: a resume runs it again.
+        """
+        return not self.released and bool(self.failures or self.missing)
+
+    @property
     def selected(self) -> int:
         """Clients the strategy selected, those held back before training too."""
         return len(self.messages) + self.held_back

@@ -12,7 +12,8 @@ loaded, before evaluating it or writing its metrics line, so a finished round
 is never run again and no site is charged for it a second time. A round that
 was in flight when the server stopped is run again; sites that trained in it
 were charged for it, and are charged again (an over-count, never an
-under-count).
+under-count). So is a round that failed with no new model: its clients'
+figures are saved beside the round before it (`federation/checkpointing.py`).
 """
 
 from __future__ import annotations

@@ -7,16 +7,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.callbacks import RoundHistory
+from fedmodel.federation.checkpointing import SaveCheckpoint
+from fedmodel.federation.messages import ClientFailure
+from fedmodel.federation.round_state import RoundState
 from fedmodel.federation.server_model import resume
+from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedmodel.run.metrics import append_round, keep_rounds_up_to, read_rounds
 from fedmodel.training.global_model import GlobalModel
 
 SHAPES = {"head.weight": (3, 4), "head.bias": (3,)}
+COUNTS = ("selected", "aggregated", "failed")
 
 
 def _checkpoint(round_number: int) -> Checkpoint:
@@ -178,3 +185,46 @@ def test_a_resume_of_a_folder_that_held_no_run_says_so(
     with caplog.at_level("WARNING", logger="fedmodel.federation.server_model"):
         assert resume(run_dir, model) is None
     assert "stopped before its first round was aggregated" in caplog.text
+
+
+def _round(number: int, model: str, *, failed: bool) -> RoundState:
+    failures = [ClientFailure(number, 11, 0, "ValueError", True)] if failed else []
+    return RoundState(number, model, [], 1, [], failures, None, released=not failed)
+
+
+@pytest.mark.parametrize(
+    ("rounds", "kept"),
+    [
+        ([(1, "teacher", False), (2, "teacher", True)], (1, None)),
+        ([(1, "teacher", False), (2, "student", False), (3, "student", True)], (1, 2)),
+    ],
+)
+def test_a_failed_round_leaves_the_last_round_saved_teacher_or_student(
+    tmp_path: Path,
+    rounds: list[tuple[int, str, bool]],
+    kept: tuple[int, int | None],
+) -> None:
+    # A round that failed with no new model was saved as run: "fix it and
+    # continue with resume=true" then skipped it. Its clients' figures stay.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    history = RoundHistory()
+    teacher = SaveCheckpoint(
+        tmp_path,
+        strategy=strategy,
+        weights=lambda: {name: torch.zeros(shape) for name, shape in SHAPES.items()},
+        label_names=("a", "b", "c"),
+        history=history,
+        selector=None,
+        resumed=None,
+        start_result=None,
+    )
+    student = teacher.for_student(lambda: {"student.weight": torch.ones(2)})
+    for number, model, failed in rounds:
+        state = _round(number, model, failed=failed)
+        strategy.client_figures[0] = {"epsilon": float(number)}
+        history.after_round(state, {f"clients_{k}": 0 for k in COUNTS})
+        (teacher if model == "teacher" else student).after_round(state, {})
+    loaded = load_checkpoint(tmp_path, expected_shapes=SHAPES)
+    assert (loaded.round, loaded.student_round) == kept
+    assert [r["round"] for r in loaded.rounds] == list(range(1, len(rounds)))
+    assert loaded.client_figures == {0: {"epsilon": float(len(rounds))}}

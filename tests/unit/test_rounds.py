@@ -337,7 +337,35 @@ def test_no_client_returning_an_update_names_every_client_and_reason(
     assert summary["status"] == "failed"
     assert summary["rounds_completed"] == 1
     assert {f["client_id"] for f in summary["failed_clients"]} == {0, 1}
-    assert load_checkpoint(run_dir, expected_shapes=_shapes(run_dir)).round == 2
+    # The failed round aggregated nothing: the checkpoint stays at round 1.
+    assert load_checkpoint(run_dir, expected_shapes=_shapes(run_dir)).round == 1
+
+
+def test_a_round_that_failed_is_run_again_when_the_run_is_continued(
+    run_dir: Path,
+) -> None:
+    # Round 2, the last, failed at every client: "Fix it and continue with
+    # resume=true", with the same num_rounds, trained nothing before (the
+    # failed round was checkpointed as run) and ended "ok" after 1 round.
+    paths = [client_ledger_path(run_dir, client) for client in (0, 1)]
+    kept = [path.read_text() for path in paths]
+    for path in paths:
+        path.write_text(path.read_text()[:40])
+    with pytest.raises(FedmodelError, match="no client returned an update"):
+        run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2]
+    for path, text in zip(paths, kept, strict=True):
+        path.write_text(text)
+
+    summary = run_federation(FakeGrid(2), _settings(run_dir, "resume=true"))
+    assert summary["status"] == "ok"
+    assert summary["rounds_completed"] == 2
+    assert [r["clients_aggregated"] for r in summary["rounds"]] == [2, 2]
+    # The failed attempt's line is replaced, not repeated.
+    lines = read_rounds(run_dir)
+    assert [(r["round"], r["clients_aggregated"]) for r in lines] == [(1, 2), (2, 2)]
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]
 
 
 def test_a_client_that_fails_for_good_stops_the_run_unless_allowed(
@@ -461,6 +489,13 @@ def test_rejected_updates_still_show_their_charges(run_dir: Path) -> None:
     assert summary["privacy_guarantee"]["epsilon"] == pytest.approx(
         max(c["ledger_epsilon"] for c in summary["clients"])
     )
+    # The failed round is run again on resume, but the checkpoint keeps what
+    # its clients reported: a ledger that loses that charge is refused.
+    checkpoint = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
+    assert checkpoint.round == 1
+    for client in summary["clients"]:
+        figures = checkpoint.client_figures[client["client_id"]]
+        assert figures["epsilon"] == pytest.approx(client["ledger_epsilon"])
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_at_round_one(
