@@ -36,6 +36,18 @@ def spent_clients(client_figures: Mapping[int, Mapping[str, float]]) -> set[int]
     return {client for client, figures in client_figures.items() if is_spent(figures)}
 
 
+def kept_epsilon(figures: Mapping[str, float]) -> float:
+    """A client's epsilon as the run counts it, the charges before a reset included.
+
+    The larger of its latest report and the figure kept from before its
+    operator reset its ledger (`figures_to_keep`): what a round's line and
+    metrics.jsonl show, as summary.json's statement does.
+    """
+    return max(
+        figures.get(EPSILON_KEY, 0.0), figures.get(EPSILON_BEFORE_RESET_KEY, 0.0)
+    )
+
+
 def figures_to_keep(
     figures: dict[str, float], previous: Mapping[str, float] | None
 ) -> dict[str, float]:

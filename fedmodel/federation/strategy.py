@@ -22,6 +22,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedmodel.config.wording import decimals_up
 from fedmodel.federation.client_binding import (
     ClientBinding,
     reported_before,
@@ -36,7 +37,7 @@ from fedmodel.federation.messages import (
     read_failure,
     reply_problem,
 )
-from fedmodel.federation.spent_budgets import figures_to_keep, is_spent
+from fedmodel.federation.spent_budgets import figures_to_keep, is_spent, kept_epsilon
 from fedmodel.federation.strategy_choice import say_if_waiting
 from fedmodel.federation.train_replies import node_of, with_shared_metrics
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
@@ -119,9 +120,13 @@ class BudgetAwareStrategy:
         return None
 
     def epsilons(self) -> list[float]:
-        """Each reporting client's latest epsilon, for a round's figures."""
+        """Each reporting client's epsilon, for a round's figures.
+
+        A site whose operator reset its ledger counts with what it reported
+        before, until its new budget's figure passes it (`kept_epsilon`).
+        """
         figures = self.client_figures.values()
-        return [c[EPSILON_KEY] for c in figures if EPSILON_KEY in c]
+        return [kept_epsilon(c) for c in figures if EPSILON_KEY in c]
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -189,9 +194,13 @@ class BudgetAwareStrategy:
         ):
             log.warning(
                 "round %d: client %d's privacy ledger was reset (its operator ran "
-                "fedmodel ledger reset); its epsilon starts again from this round",
+                "fedmodel ledger reset); its ledger's epsilon starts again from "
+                "this round, but the run goes on counting the epsilon %s it was "
+                "charged before (the model holds those rounds' updates) until "
+                "the new figure passes it",
                 server_round,
                 client_id,
+                decimals_up(kept_epsilon(previous), 4),
             )
         # Every charge a client reports counts, whether or not its update is used.
         self.client_figures[client_id] = figures_to_keep(figures, previous)

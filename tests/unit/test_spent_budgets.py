@@ -19,7 +19,7 @@ from flwr.serverapp.strategy import FedAvg
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
 from fedmodel.federation.callbacks import BudgetStop
-from fedmodel.federation.round_state import RoundState
+from fedmodel.federation.round_state import RoundState, round_figures
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
@@ -206,6 +206,25 @@ def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
     strategy.aggregate_train(2, [_reply(21, client=0, spent=False, resets=1)])
     assert spent_clients(strategy.client_figures) == {1}
     assert not _stops(stop, 2)
+
+
+def test_a_ledger_reset_during_the_run_does_not_lower_the_rounds_epsilon(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Client 0 spent 2.0 before its operator reset its ledger, 0.5 after:
+    # summary.json states 2.0, but the round's console line and metrics.jsonl
+    # showed "epsilon max 0.50", and the warning did not say 2.0 still counts.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    strategy.aggregate_train(1, [_reply(11, client=0, spent=False, steps=96)])
+    strategy.aggregate_train(1, [_reply(12, client=1, spent=False, steps=48)])
+    with caplog.at_level(logging.WARNING, logger="fedmodel.federation.strategy"):
+        reset = _reply(11, client=0, spent=False, steps=24, resets=1)
+        strategy.aggregate_train(2, [reset])
+    assert "counting the epsilon 2.0000 it was charged before" in caplog.text
+    state = RoundState(2, "teacher", [], 0, [], [], None)
+    figures = round_figures(state, strategy)
+    assert figures["epsilon_max"] == pytest.approx(2.0)
+    assert figures["epsilon_mean"] == pytest.approx(1.5)
 
 
 def _round(message: Message) -> int:
