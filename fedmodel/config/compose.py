@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedmodel.config.override_words import refuse_spaced_overrides
 from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:
@@ -101,10 +102,11 @@ def check_overrides(overrides: Iterable[str]) -> None:
     """Refuse overrides Hydra would take but a run cannot, before composing.
 
     Each is parsed once; overrides Hydra cannot parse are left to Hydra,
-    which names them, but for one without its `=`, named here with a guess.
+    which names them, but for one with a space for its `=`, named here with
+    how to write it.
     """
     overrides = list(overrides)
-    _refuse_missing_equals(overrides)
+    refuse_spaced_overrides(overrides)
     parsed = _parsed(overrides)
     _refuse_shared_options(parsed)
     _refuse_option_labels(parsed)
@@ -123,53 +125,6 @@ def refuse_run_folder_key(overrides: Iterable[str], *, instead: str) -> None:
                 f"{text}: {RUN_FOLDER_KEY} is set by the command to the folder it "
                 f"runs in, not by an override; {instead}"
             )
-
-
-def _refuse_missing_equals(overrides: list[str]) -> None:
-    """Refuse an override without `=` but `~key`, guessing the value beside it.
-
-    `num_rounds 3` gave Hydra's "Error parsing override 'num_rounds'" alone.
-    """
-    for at, text in enumerate(overrides):
-        if "=" in text or text.startswith("~"):
-            continue
-        if whole := _split_list(overrides, at):
-            raise FedmodelError(
-                f"cannot parse the override '{text}': the shell split the list "
-                f"of '{overrides[at - 1]}' at a space; quote the whole override: "
-                f"'{whole}'"
-            )
-        before = overrides[at - 1] if at > 0 else ""
-        after = overrides[at + 1] if at + 1 < len(overrides) else ""
-        if before.endswith("=") and not text.startswith(("+", "-")):
-            fix = before + text  # `num_rounds= 3`
-        elif after and "=" not in after and not after.startswith(("~", "+", "-")):
-            fix = f"{text}={after}"  # `num_rounds 3`
-        else:
-            fix = f"{text}=VALUE"
-        raise FedmodelError(
-            f"cannot parse the override '{text}': an override is written "
-            f"KEY=VALUE, with no space around the =; write {fix}"
-        )
-
-
-def _split_list(overrides: list[str], at: int) -> str | None:
-    """The list override the shell split at its spaces before `at`, rejoined.
-
-    `task.train_files=[a.csv, b.csv]` unquoted reaches the command as
-    `task.train_files=[a.csv,` and `b.csv]`; None where the override before
-    `at` opens no list it leaves open.
-    """
-    start = overrides[at - 1] if at > 0 else ""
-    if "=" not in start or start.count("[") <= start.count("]"):
-        return None
-    words, still_open = [start], start.count("[") - start.count("]")
-    for word in overrides[at:]:
-        words.append(word)
-        still_open += word.count("[") - word.count("]")
-        if still_open <= 0:
-            break
-    return " ".join(words)
 
 
 def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:

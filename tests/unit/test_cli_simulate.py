@@ -154,6 +154,34 @@ def test_hydra_config_errors_exit_2_on_one_line(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "words",
+    [
+        # One quoted word: Hydra's bare "LexerNoViableAltException", or
+        # "write num_rounds 3=VALUE".
+        ["num_rounds = 3"],
+        ["num_rounds =3"],
+        ["num_rounds 3"],
+        # The shell's words: "write num_rounds=VALUE".
+        ["num_rounds", "=", "3"],
+        ["num_rounds", "=3"],
+    ],
+)
+def test_an_override_with_spaces_for_its_equals_sign_says_how_to_write_it(
+    words: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_simulate(words) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel simulate: error: cannot parse the override '{words[0]}': an "
+        "override is written KEY=VALUE, with no space around the =; write "
+        "num_rounds=3"
+    )
+
+
 def test_a_config_fedmodel_rejects_leaves_no_run_folder(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -418,13 +418,14 @@ def test_an_override_with_a_space_for_its_equals_sign_says_how_to_write_it(
 ) -> None:
     # The same words as `fedmodel simulate num_rounds 3`: both check their
     # overrides before Hydra reads them.
-    assert run_command(["privacy-plan", "model=tiny", "num_rounds", "3"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error == (
-        "fedmodel privacy-plan: error: cannot parse the override 'num_rounds': "
-        "an override is written KEY=VALUE, with no space around the =; write "
-        "num_rounds=3"
-    )
+    for words in (["num_rounds", "3"], ["num_rounds = 3"]):
+        assert run_command(["privacy-plan", "model=tiny", *words]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error == (
+            f"fedmodel privacy-plan: error: cannot parse the override '{words[0]}'"
+            ": an override is written KEY=VALUE, with no space around the =; "
+            "write num_rounds=3"
+        )
 
 
 def test_progress_line_names_the_file_each_site_holds(

@@ -101,6 +101,14 @@ def test_no_run_dir_asks_for_it_alone(capsys: pytest.CaptureFixture[str]) -> Non
     )
 
 
+def test_an_extra_override_with_spaces_for_its_equals_sign_says_how_to_write_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _run_folder(tmp_path / "run", RUN)
+    err = _refused([str(run), "num_rounds = 3"], capsys)
+    assert err.endswith("with no space around the =; write num_rounds=3")
+
+
 def test_a_missing_folder_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
