@@ -41,10 +41,12 @@ def plan_client_level(settings: RunSettings) -> PrivacyPlan:
     """
     privacy = settings.privacy
     if settings.strategy.name not in CENTRAL_DP_STRATEGIES:
+        # Named as the user picks a strategy: a config group, not its label key.
+        choices = " or ".join(f"strategy={name}" for name in CENTRAL_DP_STRATEGIES)
         raise FedmodelError(
-            f"privacy=central needs strategy.name in {list(CENTRAL_DP_STRATEGIES)}, "
-            f"got {settings.strategy.name!r}: its noise is calibrated for a plain "
-            "sum of clipped updates"
+            f"privacy=central needs {choices}, got strategy="
+            f"{settings.strategy.name}: its noise is calibrated for a plain sum "
+            "of clipped updates; choose one of those, or privacy=dpsgd"
         )
     assert privacy.target_epsilon is not None
     num_clients = settings.num_clients

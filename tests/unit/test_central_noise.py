@@ -319,6 +319,17 @@ def test_a_deployed_central_resume_keeps_the_servers_plan(
         check_run_folder(tmp_path, small_settings(*central, "resume=true", changed))
 
 
+def test_a_strategy_central_dp_cannot_noise_is_named_as_the_user_picks_it() -> None:
+    # It said "strategy.name in ['fedavg', 'fedprox']": a user picks the group.
+    with pytest.raises(FedmodelError) as refused:
+        plan_client_level(small_settings("privacy=central", "strategy=fedadam"))
+    assert str(refused.value) == (
+        "privacy=central needs strategy=fedavg or strategy=fedprox, got "
+        "strategy=fedadam: its noise is calibrated for a plain sum of clipped "
+        "updates; choose one of those, or privacy=dpsgd"
+    )
+
+
 def test_client_level_prv_past_the_step_limit_is_refused_naming_num_rounds() -> None:
     # One step a round: PRV's grid would grow with num_rounds as with DP-SGD's
     # steps; RDP's cost does not.
