@@ -244,7 +244,8 @@ def run_flwr_app(args: argparse.Namespace) -> int:
     """Write the app folder and show the `flwr run` command that uses it."""
     from fedmodel.federation.app_folder import write_app_folder
 
-    path = write_app_folder(args.folder)
-    print(f"wrote {path}: fedmodel's apps, no code (each machine runs its own)")
+    path, written = write_app_folder(args.folder)
+    done = "wrote" if written else "kept (it holds what this fedmodel writes)"
+    print(f"{done} {path}: fedmodel's apps, no code (each machine runs its own)")
     print(f"start runs with: flwr run {args.folder} ...")
     return EXIT_OK

@@ -33,29 +33,51 @@ COMPONENTS = {
 }
 
 
-def write_app_folder(folder: Path) -> Path:
-    """Write `folder`/pyproject.toml (made if needed) and return its path.
+def write_app_folder(folder: Path) -> tuple[Path, bool]:
+    """Write `folder`/pyproject.toml (made if needed); its path, and if written.
 
-    A pyproject.toml there already is replaced only if it is one this
-    function wrote (any fedmodel version); any other is kept and refused.
+    A pyproject.toml there already is never replaced: one that holds what
+    this fedmodel writes is left as it is (False), and any other (another
+    project's, another fedmodel version's, or one edited since) is refused,
+    since what a user saved there would be lost without a word.
     """
     _check_name(folder)
     path = folder / PYPROJECT
-    if path.exists() and not _is_ours(path):
-        raise FedmodelError(
-            f"{path} exists and is not a fedmodel app folder's; it is left as "
-            "it is: name a new or empty folder, e.g. fedmodel flwr-app "
-            f"{DEFAULT_FOLDER}"
-        )
+    text = app_pyproject()
+    if path.exists():
+        _refuse_other(path, text)
+        return path, False
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(app_pyproject(), encoding="utf-8")
+        with path.open("x", encoding="utf-8") as handle:  # "x": never replaces
+            handle.write(text)
     except OSError as exc:
         raise FedmodelError(
             f"could not write {path}: {exc.strerror or exc}; name a folder you "
             "can write to"
         ) from exc
-    return path
+    return path, True
+
+
+def _refuse_other(path: Path, text: str) -> None:
+    """Refuse an existing `path` that does not hold `text`, naming what it is."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass  # unreadable: not ours to replace, refused below
+    if not _is_ours(path):
+        raise FedmodelError(
+            f"{path} exists and is not a fedmodel app folder's; it is left as "
+            "it is: name a new or empty folder, e.g. fedmodel flwr-app "
+            f"{DEFAULT_FOLDER}"
+        )
+    raise FedmodelError(
+        f"{path} is a fedmodel app folder's but differs from what fedmodel "
+        f"{__version__} writes (another version's, or edited since); it is left "
+        "as it is: name a new or empty folder, or move that file away (keep "
+        f"what you changed in it) and run fedmodel flwr-app {path.parent} again"
+    )
 
 
 def app_pyproject() -> str:

@@ -19,7 +19,7 @@ def test_the_app_names_the_installed_apps_and_its_bundle_holds_no_code(
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "fedmodel-app"
-    path = write_app_folder(folder)
+    path, _ = write_app_folder(folder)
     config = tomllib.loads(path.read_text(encoding="utf-8"))
     # Flower's own check, importing the modules the components name.
     valid, errors, _ = validate_config(config, check_module=True, project_dir=folder)
@@ -47,11 +47,28 @@ def test_the_command_writes_it_and_refuses_what_is_not_its_own(
     monkeypatch.chdir(tmp_path)
     assert run_command(["flwr-app"]) == 0
     assert "flwr run fedmodel-app" in capsys.readouterr().out
-    # Written again over its own file (another fedmodel version's too).
+    # One edited since, or another fedmodel version's, was rewritten without
+    # a word: what the user saved there is kept, and the way out named.
     own = tmp_path / "fedmodel-app" / "pyproject.toml"
-    own.write_text(own.read_text().replace(__version__, "0.0.1"))
-    write_app_folder(tmp_path / "fedmodel-app")
-    assert f'version = "{__version__}"' in own.read_text()
+    edited = own.read_text().replace('run-dir = ""', 'run-dir = "/srv/runs"')
+    older = own.read_text().replace(__version__, "0.0.1")
+    for text in (edited, older):
+        own.write_text(text)
+        assert run_command(["flwr-app"]) == 2
+        assert own.read_text() == text
+        assert capsys.readouterr().err.strip() == (
+            "fedmodel flwr-app: error: fedmodel-app/pyproject.toml is a fedmodel "
+            f"app folder's but differs from what fedmodel {__version__} writes "
+            "(another version's, or edited since); it is left as it is: name a "
+            "new or empty folder, or move that file away (keep what you changed "
+            "in it) and run fedmodel flwr-app fedmodel-app again"
+        )
+    # The same file again is left as it is, and said to be.
+    own.unlink()
+    assert run_command(["flwr-app"]) == 0
+    assert write_app_folder(tmp_path / "fedmodel-app") == (own, False)
+    assert run_command(["flwr-app"]) == 0
+    assert "kept (it holds what this fedmodel writes)" in capsys.readouterr().out
     # Another project's pyproject.toml is kept as it was.
     other = tmp_path / "my-app"
     other.mkdir()
