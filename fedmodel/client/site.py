@@ -165,7 +165,7 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
     if not privacy.record_level or privacy.target_epsilon is None:
         raise FedmodelError(
             f"site {site.site_id} refuses a round without DP-SGD at the site "
-            f"(privacy.mode={privacy.mode!r}): it caps its epsilon at "
+            f"(privacy={privacy.mode}): it caps its epsilon at "
             f"{site.max_epsilon:g} and noises its own updates. "
             "Run the federation with privacy=dpsgd"
         )

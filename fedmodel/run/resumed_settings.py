@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config.modes import DEPLOYMENT, SIMULATION
+from fedmodel.config.unread_keys import OPTION_KEYS
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.stored_config import stored_config
@@ -33,6 +34,8 @@ _RECORD_KEYS = ("task", "partition", "num_clients", "seed", "audit")
 # that joined changes (the round's warning asks for it). Under privacy=central
 # it stays, since the server's ledger was calibrated with it.
 _DEPLOYED_SITE_COUNT = "num_clients"
+# The key that names each group's choice, to the group (`privacy.mode`: privacy).
+_OPTION_GROUPS = {key: group for group, key in OPTION_KEYS.items()}
 _RECORDS_DEALT = (
     "these decide which records each client holds, and each client's ledger "
     "counts only what was spent on its own"
@@ -201,10 +204,16 @@ def quoted(
     keys: list[str], config: Mapping[str, Any], earlier: Mapping[str, Any]
 ) -> str:
     """How a resume refusal quotes changed keys: this start's value, the run's."""
-    return ", ".join(
-        f"{key}={value_at(config, key)!r} (the run's: {value_at(earlier, key)!r})"
-        for key in keys[:4]
-    )
+    return ", ".join(_changed(key, config, earlier) for key in keys[:4])
+
+
+def _changed(key: str, config: Mapping[str, Any], earlier: Mapping[str, Any]) -> str:
+    """`key=NOW (the run's: THEN)`, a group's choice as a user picks it."""
+    now, then = value_at(config, key), value_at(earlier, key)
+    group = _OPTION_GROUPS.get(key)
+    if group is not None:  # a user picks privacy=off, not privacy.mode
+        return f"{group}={now} (the run's: {group}={then})"
+    return f"{key}={now!r} (the run's: {then!r})"
 
 
 def value_at(config: Mapping[str, Any], dotted: str) -> Any:

@@ -173,7 +173,7 @@ def test_without_dp_too_the_teachers_rounds_are_over_once_distillation_began(
     # Nor is the student's server distillation to come: under distill=server
     # the student made at the end would not be the checkpoint's.
     server = ("privacy=off", "resume=true", "distill=server", "distill.rounds=0")
-    quoted = r"distill.name='server' \(the run's: 'federated'\)"
+    quoted = r"distill=server \(the run's: distill=federated\)"
     with pytest.raises(FedmodelError, match=quoted):
         run_federation(FakeGrid(2), _settings(run_dir, *server))
     assert (run_dir / "checkpoint" / "state.pt").read_bytes() == before

@@ -72,7 +72,8 @@ def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
     for override, named in (
         (f"num_clients={more}", f"num_clients={more} (the run's: {run.num_clients})"),
         ("seed=9", f"seed=9 (the run's: {run.seed})"),
-        ("partition=dirichlet", "partition.name='dirichlet' (the run's: 'iid')"),
+        # Named as the group a user picks: it said partition.name='dirichlet'.
+        ("partition=dirichlet", "partition=dirichlet (the run's: partition=iid)"),
         # Canaries are records of the audited client's training split. Before,
         # only the ledger's fingerprint check refused it, saying that the
         # task's data had changed.
@@ -147,7 +148,7 @@ def test_a_resume_that_switches_dp_on_or_off_names_privacy_mode(
         resumed = small_settings(f"privacy={resume_mode}", "resume=true")
         with pytest.raises(FedmodelError) as refused:
             check_run_folder(tmp_path, resumed)
-        named = f"with privacy.mode='{resume_mode}' (the run's: '{run_mode}'):"
+        named = f"with privacy={resume_mode} (the run's: privacy={run_mode}):"
         assert named in str(refused.value)
         assert "num_rounds" not in str(refused.value)
 

@@ -220,7 +220,9 @@ def test_a_site_refuses_a_round_without_dp_sgd_at_the_site(
     # privacy=central gives DP, but by noise the server adds after it has
     # received the site's unnoised update: the site's cap would not hold.
     settings = deployment_settings(["a"], f"privacy={mode}")
-    with pytest.raises(FedmodelError, match="refuses a round without DP-SGD"):
+    # Named as the server's user picks it: it said privacy.mode='central'.
+    refused = rf"refuses a round without DP-SGD at the site \(privacy={mode}\)"
+    with pytest.raises(FedmodelError, match=refused):
         capped_settings(settings, SiteConfig(3, tmp_path, tmp_path, 2.0))
 
 
