@@ -82,19 +82,29 @@ def signals_stop_the_start(prog: str, run_dir: Path | None = None) -> Iterator[N
     if _stop_the_start in map(signal.getsignal, PYTHON_DEFAULTS):
         yield  # inside `fedmodel resume`'s, which knows the run folder
         return
+    try:
+        with signals_stop_the_job_start():
+            yield
+    except StoppedBeforeStart as stop:
+        folder = stop.run_dir or (run_dir if run_dir and run_dir.is_dir() else None)
+        terminated = stop.signum == signal.SIGTERM
+        print(_before_start_line(prog, folder, terminated), file=sys.stderr)
+        raise SystemExit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def signals_stop_the_job_start() -> Iterator[None]:
+    """Ctrl-C or SIGTERM raise StoppedBeforeStart in the block, if Python's handle them.
+
+    A --multirun sweep's later job starts after the job before it, whose
+    `signals_stop_the_server` put Python's handling back as it ended: its
+    Ctrl-C met the checks as a bare KeyboardInterrupt, a traceback and no line.
+    """
     with contextlib.ExitStack() as handlers:
         for signum, default in PYTHON_DEFAULTS.items():
             if signal.getsignal(signum) is default:
                 handlers.enter_context(_handled(signum, _stop_the_start))
-        try:
-            yield
-        except StoppedBeforeStart as stop:
-            folder = stop.run_dir or (run_dir if run_dir and run_dir.is_dir() else None)
-            terminated = stop.signum == signal.SIGTERM
-            print(_before_start_line(prog, folder, terminated), file=sys.stderr)
-            raise SystemExit(
-                EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
-            ) from None
+        yield
 
 
 def _before_start_line(prog: str, run_dir: Path | None, terminated: bool) -> str:

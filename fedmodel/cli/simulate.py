@@ -33,6 +33,7 @@ from fedmodel.cli.hydra_files import (
 )
 from fedmodel.cli.interrupted import (
     StoppedBeforeStart,
+    signals_stop_the_job_start,
     signals_stop_the_server,
     signals_stop_the_start,
 )
@@ -155,11 +156,11 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
         {str(k): v for k, v in raw.items()}, base=Path(HydraConfig.get().runtime.cwd)
     )
     try:
-        done = _checked_start(config, run_dir)
-        if done is not None:
-            return done
-        from fedmodel.federation.simulation import simulate
-
+        with signals_stop_the_job_start():  # a sweep's later job too
+            done = _checked_start(config, run_dir)
+            if done is not None:
+                return done
+            from fedmodel.federation.simulation import simulate
         with signals_stop_the_server(prog, run_dir):
             summary = simulate(
                 config, run_dir=run_dir, overrides=HydraConfig.get().overrides.task

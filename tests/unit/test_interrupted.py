@@ -230,3 +230,53 @@ def test_ctrl_c_as_a_new_run_starts_leaves_no_folder(tmp_path: Path) -> None:
         "and no run folder was written. Run the same command again to start it."
     )
     assert not run.exists()
+
+
+# A --multirun sweep whose first job runs (a stand-in simulation) and whose
+# second job's checks block until a signal comes, saying "checking" first.
+SWEEP_STOPPED_IN_ITS_SECOND_START = """
+import signal, sys, types
+from fedmodel.cli import simulate
+from fedmodel.cli.main import main
+
+starts = []
+
+def blocked(config, run_dir):
+    starts.append(run_dir)
+    if len(starts) == 2:
+        print("checking", flush=True)
+        signal.pause()
+
+def ran(config, *, run_dir, overrides):
+    return {"privacy_guarantee": {"epsilon": None}, "final_accuracy": 0.5,
+            "final_macro_f1": 0.5, "wall_seconds": 1.0}
+
+stand_in = types.ModuleType("fedmodel.federation.simulation")
+stand_in.simulate = ran
+sys.modules[stand_in.__name__] = stand_in
+simulate._checked_start = blocked
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_as_a_sweeps_second_job_starts_ends_on_the_line(
+    tmp_path: Path,
+) -> None:
+    # The first job's server handlers put Python's back as they ended, so the
+    # second job's start met a bare KeyboardInterrupt: a traceback, no line.
+    sweep = tmp_path / "sweep"
+    args = ["simulate", "--multirun", *RUN, "seed=1,2", f"hydra.sweep.dir={sweep}"]
+    command = [sys.executable, "-c", SWEEP_STOPPED_IN_ITS_SECOND_START, *args]
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert "checking\n" in iter(process.stdout.readline, "")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "fedmodel simulate: interrupted before the run started; nothing was charged "
+        "and no run folder was written. Run the same command again to start it."
+    )
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
