@@ -27,7 +27,6 @@ from fedmodel.research import audit_defaults
 from fedmodel.research.audit_records import (
     at_most,
     charged_ledger,
-    claimed_epsilon,
     client_figures,
     example_losses,
     load_teacher,
@@ -36,6 +35,7 @@ from fedmodel.research.audit_records import (
     require_held_out,
 )
 from fedmodel.research.finished_run import FinishedRun, load_run
+from fedmodel.run.summary import charged_epsilon
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def audit_run(
         run_dir=str(run_dir),
         client=client,
         privacy_level=(summary.get("privacy_guarantee") or {}).get("level"),
-        claimed_epsilon=claimed_epsilon(figures),
+        claimed_epsilon=charged_epsilon(figures),  # as the run states it
         delta=delta,
         records=records,
     )

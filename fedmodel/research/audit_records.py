@@ -150,17 +150,6 @@ def client_figures(summary: dict[str, Any], client: int) -> dict[str, Any]:
     return {}
 
 
-def claimed_epsilon(figures: dict[str, Any]) -> float | None:
-    """The epsilon the run states for a client: what it reported or its ledger holds.
-
-    The larger of the two, as the run's own guarantee takes it: a client
-    whose updates were all rejected reported none but was still charged.
-    """
-    stated = [figures.get(key) for key in ("epsilon", "ledger_epsilon")]
-    known = [float(value) for value in stated if value is not None]
-    return max(known) if known else None
-
-
 def charged_ledger(
     run_dir: Path, client: int, train: datasets.Dataset
 ) -> LedgerRecord | None:

@@ -14,11 +14,7 @@ import yaml
 from fedmodel.cli.main import run_command
 from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
-from fedmodel.research.audit_records import (
-    charged_ledger,
-    claimed_epsilon,
-    require_held_out,
-)
+from fedmodel.research.audit_records import charged_ledger, require_held_out
 from fedmodel.research.finished_run import load_run
 from fedmodel.run import folder_check
 from fedmodel.run.layout import (
@@ -30,6 +26,7 @@ from fedmodel.run.layout import (
     SUMMARY_FILE,
     TEACHER_DIR,
 )
+from fedmodel.run.summary import charged_epsilon
 from tests.conftest import charge_client_ledger
 
 
@@ -224,11 +221,14 @@ def test_a_client_the_run_did_not_have_is_one_clear_error(
     )
 
 
-def test_the_claim_is_the_larger_of_reported_and_charged() -> None:
-    assert claimed_epsilon({"epsilon": 0.9, "ledger_epsilon": 1.2}) == 1.2
+def test_the_claim_is_the_largest_of_reported_and_charged() -> None:
+    # The audit claims what the run's statement takes (`charged_epsilon`).
+    assert charged_epsilon({"epsilon": 0.9, "ledger_epsilon": 1.2}) == 1.2
     # Every update rejected: nothing reported, the ledger still charged.
-    assert claimed_epsilon({"epsilon": None, "ledger_epsilon": 0.7}) == 0.7
-    assert claimed_epsilon({"epsilon": None}) is None  # privacy=off
+    assert charged_epsilon({"epsilon": None, "ledger_epsilon": 0.7}) == 0.7
+    # A site reset its ledger during the run: it reported more before.
+    assert charged_epsilon({"epsilon": 0.4, "epsilon_before_reset": 2.5}) == 2.5
+    assert charged_epsilon({"epsilon": None}) is None  # privacy=off
 
 
 def test_records_the_ledger_did_not_cover_are_not_audited(tmp_path: Path) -> None:
