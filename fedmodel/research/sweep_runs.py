@@ -23,7 +23,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import RESUME_KEY, jobs_without_result
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.run_files import parsed_mapping
-from fedmodel.run.summary import STATUS_OK
+from fedmodel.run.summary import STATUS_OK, charged_epsilon
 
 if TYPE_CHECKING:  # imported where the rows are made (`collect_runs`)
     import pandas as pd
@@ -99,9 +99,8 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         partition = config["partition"]
         num_clients = int(config["num_clients"])
         guarantee = summary.get("privacy_guarantee") or {}
-        epsilons = [
-            c["epsilon"] for c in summary["clients"] if c.get("epsilon") is not None
-        ]
+        charged = (charged_epsilon(c) for c in summary["clients"])
+        epsilons = [e for e in charged if e is not None]
         stated = guarantee.get("epsilon")
         alpha = (
             f" alpha={partition['alpha']:g}" if partition["name"] == "dirichlet" else ""
@@ -128,7 +127,8 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
             "final_accuracy": float(summary["final_accuracy"]),
             "final_macro_f1": float(summary["final_macro_f1"]),
             # A summary that could not read a ledger states none: the
-            # clients' reports could be less than that ledger holds.
+            # clients' reports could be less than that ledger holds. An
+            # older summary states none either: its clients' charges count.
             "epsilon_spent": stated
             if stated is not None or guarantee.get("unstated")
             else (max(epsilons) if epsilons else None),

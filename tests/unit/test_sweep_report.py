@@ -199,6 +199,21 @@ def test_the_stated_guarantee_is_the_epsilon_spent_even_when_it_is_zero(
     assert spent.to_dict() == {"charged": 7.9, "older": 0.0, "stated": 0.0}
 
 
+def test_an_older_summary_without_a_statement_counts_its_clients_charges(
+    tmp_path: Path,
+) -> None:
+    # A summary from before privacy_guarantee: a client whose last updates
+    # were refused reported 2.5 while its ledger was charged 3.1.
+    run_dir = tmp_path / "sweep" / "older"
+    write_run(run_dir, ["privacy.target_epsilon=8"], 0.5, 2.5)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.pop("privacy_guarantee", None)
+    summary["clients"][0]["ledger_epsilon"] = 3.1
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    spent = collect_runs(tmp_path / "sweep").set_index("run")["epsilon_spent"]
+    assert spent.to_dict() == {"older": 3.1}
+
+
 def test_a_summary_that_states_no_epsilon_for_an_unread_ledger_keeps_none(
     tmp_path: Path,
 ) -> None:
