@@ -30,6 +30,7 @@ from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.adaptive_clipping import LedgeredAdaptiveClipping
 from fedmodel.federation.strategy import BudgetAwareStrategy
+from fedmodel.federation.train_replies import by_client
 from fedmodel.privacy.client_level import CLIENT_LEVEL_ID, plan_client_level
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE
@@ -129,7 +130,7 @@ class ClientLevelDPStrategy(BudgetAwareStrategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None, list[Message]]:
         """Noise the valid updates' sum, even of none; the figures are the ledger's."""
-        accepted = [r for r in replies if self._accept(server_round, r)]
+        accepted = by_client([r for r in replies if self._accept(server_round, r)])
         arrays, metrics = self.dp.aggregate_train(server_round, accepted)
         self.report_ledger()
         return arrays, metrics, accepted

@@ -39,7 +39,7 @@ from fedmodel.federation.messages import (
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent, kept_epsilon
 from fedmodel.federation.strategy_choice import say_if_waiting
-from fedmodel.federation.train_replies import node_of, with_shared_metrics
+from fedmodel.federation.train_replies import by_client, node_of, with_shared_metrics
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 
@@ -168,10 +168,12 @@ class BudgetAwareStrategy:
 
         Replies that say the budget is spent, carry an error, hold anything but
         the expected weights and numbers, or report a ledger that lost charges
-        are left out; each failure is kept in `round_failures`. The aggregate
-        is float32, as the clients train it: FedAdam steps by float64 scalars.
+        are left out; each failure is kept in `round_failures`. The rest are
+        aggregated, and returned, in order of client id (`by_client`). The
+        aggregate is float32, as the clients train it: FedAdam steps by
+        float64 scalars.
         """
-        accepted = [r for r in replies if self._accept(server_round, r)]
+        accepted = by_client([r for r in replies if self._accept(server_round, r)])
         if not accepted:
             return None, None, []
         arrays, aggregated = self.inner.aggregate_train(
