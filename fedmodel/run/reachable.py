@@ -22,12 +22,16 @@ def connect_within(host: str, port: int, *, seconds: float) -> None:
     """
     deadline = time.monotonic() + seconds
     error: OSError = TimeoutError(f"{host} has no address")
-    for *_, address in _addresses(host, port, seconds=seconds):
+    for family, kind, proto, _, address in _addresses(host, port, seconds=seconds):
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"no connection within {seconds:g} s")
         try:
-            with socket.create_connection(address[:2], timeout=left):
+            # The whole address: host and port alone lose a link-local IPv6
+            # address's scope (fe80::1%eth0), which a second lookup drops.
+            with socket.socket(family, kind, proto) as connection:
+                connection.settimeout(left)
+                connection.connect(address)
                 return
         except OSError as exc:
             error = exc
