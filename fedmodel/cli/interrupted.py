@@ -1,4 +1,4 @@
-"""Stopping `fedmodel simulate` at Ctrl-C or SIGTERM, saying how to go on."""
+"""Stopping a running simulation at Ctrl-C or SIGTERM, saying how to continue it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from fedmodel.cli.errors import (
     EXIT_INTERRUPTED,
@@ -22,103 +22,23 @@ from fedmodel.cli.errors import (
     SIMULATE_PROG,
 )
 from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, of_the_launch
+from fedmodel.cli.stopped_start import (
+    INTERRUPTED,
+    PYTHON_DEFAULTS,
+    TERMINATED,
+    handling,
+    stop_the_start,
+)
 from fedmodel.run.stop_request import STOP_REQUESTED
 
 # What a shell reads as syntax inside double quotes (`!`: bash's history); a
 # backslash only before one of $ ` " \ or a newline, or the closing quote.
 LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
-# How a stopped run's line says what stopped it.
-INTERRUPTED = "interrupted"
-TERMINATED = "stopped by a termination signal (SIGTERM)"
 STDERR_FD = 2
-
-
-# A signal's handling, as `signal.signal` takes and gives it.
-_Handler = Callable[[int, FrameType | None], Any] | int
-# Each signal the commands take, with Python's own handling of it: a signal
-# handled otherwise (a background job's ignored SIGINT, a handler someone
-# else installed) is left as it is.
-PYTHON_DEFAULTS: dict[signal.Signals, _Handler] = {
-    signal.SIGINT: signal.default_int_handler,
-    signal.SIGTERM: signal.SIG_DFL,
-}
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM stopped the run: it takes Ctrl-C's way out, then exits 143."""
-
-
-class StoppedBeforeStart(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM came before the simulation started: nothing was charged.
-
-    `run_dir`: the run folder, where the start found or kept one (set by the
-    Hydra task, which knows the folder), else None.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.run_dir: Path | None = None
-
-
-def _stop_the_start(signum: int, frame: FrameType | None) -> None:
-    raise StoppedBeforeStart(signum)
-
-
-@contextlib.contextmanager
-def signals_stop_the_start(prog: str, run_dir: Path | None = None) -> Iterator[None]:
-    """Until the simulation starts, Ctrl-C or SIGTERM ends the command with a line.
-
-    While Hydra composes the config and the start's checks run, nothing is
-    charged: the line says so, names the run folder (the one the start found,
-    `run_dir` where the caller names it) or that none was written, and the
-    command exits 130 or 143. Left to Python's default, SIGTERM ended the
-    command with no line, and Ctrl-C's line said rounds were kept and named a
-    resume of a folder that held no run. The exception leaves through the
-    blocks that put back what the start wrote (`hydra_files.py`), so a
-    resume's folder is as it was. `signals_stop_the_server` takes over as
-    the simulation starts.
-    """
-    if _stop_the_start in map(signal.getsignal, PYTHON_DEFAULTS):
-        yield  # inside `fedmodel resume`'s, which knows the run folder
-        return
-    try:
-        with signals_stop_the_job_start():
-            yield
-    except StoppedBeforeStart as stop:
-        folder = stop.run_dir or (run_dir if run_dir and run_dir.is_dir() else None)
-        terminated = stop.signum == signal.SIGTERM
-        print(_before_start_line(prog, folder, terminated), file=sys.stderr)
-        raise SystemExit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
-
-
-@contextlib.contextmanager
-def signals_stop_the_job_start() -> Iterator[None]:
-    """Ctrl-C or SIGTERM raise StoppedBeforeStart in the block, if Python's handle them.
-
-    A --multirun sweep's later job starts after the job before it, whose
-    `signals_stop_the_server` put Python's handling back as it ended: its
-    Ctrl-C met the checks as a bare KeyboardInterrupt, a traceback and no line.
-    """
-    with contextlib.ExitStack() as handlers:
-        for signum, default in PYTHON_DEFAULTS.items():
-            if signal.getsignal(signum) is default:
-                handlers.enter_context(_handled(signum, _stop_the_start))
-        yield
-
-
-def _before_start_line(prog: str, run_dir: Path | None, terminated: bool) -> str:
-    """What a stop before the simulation started left, and how to go on."""
-    stopped = TERMINATED if terminated else INTERRUPTED
-    left = (
-        "no run folder was written"
-        if run_dir is None
-        else f"{run_dir} is as it was before this command"
-    )
-    return (
-        f"{prog}: {stopped} before the run started; nothing was charged and "
-        f"{left}. Run the same command again to start it."
-    )
 
 
 @contextlib.contextmanager
@@ -139,7 +59,7 @@ def signals_stop_the_server(prog: str, run_dir: Path) -> Iterator[None]:
     ours = [
         signum
         for signum, default in PYTHON_DEFAULTS.items()
-        if signal.getsignal(signum) in (default, _stop_the_start)
+        if signal.getsignal(signum) in (default, stop_the_start)
     ]
     stopping = _Stopping(prog=prog, run_dir=run_dir, signals=ours)
     with contextlib.ExitStack() as handlers:
@@ -147,26 +67,11 @@ def signals_stop_the_server(prog: str, run_dir: Path) -> Iterator[None]:
             # Python's own after: a signal once the run has finished is not
             # one before it started.
             after = PYTHON_DEFAULTS[signum]
-            handlers.enter_context(_handled(signum, stopping.stop, after=after))
+            handlers.enter_context(handling(signum, stopping.stop, after=after))
         try:
             yield
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM's Terminated
             stop_interrupted(prog, run_dir, interrupt)
-
-
-@contextlib.contextmanager
-def _handled(
-    signum: signal.Signals,
-    handler: Callable[[int, FrameType | None], None],
-    *,
-    after: _Handler | None = None,
-) -> Iterator[None]:
-    """`handler` handles `signum` in the block; `after` (else the one before) after."""
-    before = signal.signal(signum, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signum, before if after is None else after)
 
 
 @dataclasses.dataclass

@@ -35,9 +35,9 @@ from fedmodel.cli.hydra_files import (
     of_the_launch,
     run_dir_override,
 )
-from fedmodel.cli.interrupted import signals_stop_the_start
 from fedmodel.cli.paths import user_path
 from fedmodel.cli.resume_finished import check_rounds_left
+from fedmodel.cli.stopped_start import signals_stop_the_start
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import setup_logging

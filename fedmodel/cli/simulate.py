@@ -31,14 +31,14 @@ from fedmodel.cli.hydra_files import (
     named_sweep_dir,
     sweep_files_kept_if_refused,
 )
-from fedmodel.cli.interrupted import (
-    StoppedBeforeStart,
-    signals_stop_the_job_start,
-    signals_stop_the_server,
-    signals_stop_the_start,
-)
+from fedmodel.cli.interrupted import signals_stop_the_server
 from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
+from fedmodel.cli.stopped_start import (
+    StoppedBeforeStart,
+    signals_stop_the_job_start,
+    signals_stop_the_start,
+)
 from fedmodel.config import CONF_DIR, RunSettings, settings_from_dict
 from fedmodel.config.compose import (
     check_overrides,
