@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ ADDS = ("+", "++")
 # Hydra's settings that say how a launch ran, not what the run is: these keys
 # and those under them. A start that continues the run leaves them out.
 LAUNCH_KEYS = ("hydra.mode", "hydra.sweep")
+# What a shell reads as syntax inside double quotes (`!`: bash's history); a
+# backslash only before one of $ ` " \ or a newline, or the closing quote.
+LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,21 @@ def continue_argv(
     ]
 
 
+def shell_words(argv: Sequence[str]) -> str:
+    """`argv` as words a POSIX shell (bash, zsh) splits back into `argv`.
+
+    shlex quotes a word holding `'`, as a Hydra override quoting a folder
+    does, as `'hydra.run.dir='"'"'a,b[1]'"'"''`: one with nothing a shell
+    reads inside double quotes is double-quoted instead.
+    """
+    return " ".join(
+        f'"{word}"'
+        if "'" in word and not LIVE_IN_DOUBLE_QUOTES.search(word)
+        else shlex.quote(word)
+        for word in argv
+    )
+
+
 def _deletes_an_add(override: str, added: dict[str, str]) -> bool:
     """Whether `override` deletes a key the start added with `+key=` (dropped)."""
     key = override_key(override)
@@ -129,8 +148,10 @@ def _added_again(override: str, added: dict[str, str]) -> str:
     return added[key.key] + override
 
 
-def run_dir_override(run_dir: Path) -> str:
+def run_dir_override(run_dir: Path, *, key: str = RUN_DIR_KEY) -> str:
     """The override that names `run_dir` as the run's folder, quoted where needed.
+
+    `key`: SWEEP_DIR_KEY names a --multirun sweep's folder instead.
 
     Hydra's override grammar takes `,` `[` `]` `=` `'`, spaces and letters
     outside ASCII only in a quoted value. In single quotes a backslash
@@ -139,11 +160,11 @@ def run_dir_override(run_dir: Path) -> str:
     `check_nameable` refuses such a path.)
     """
     path = str(run_dir)
-    if named_run_dir([f"{RUN_DIR_KEY}={path}"]) == run_dir:
-        return f"{RUN_DIR_KEY}={path}"
+    if _named_dir([f"{key}={path}"], key) == run_dir:
+        return f"{key}={path}"
     escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", path)
     escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
-    return f"{RUN_DIR_KEY}='{escaped}'"
+    return f"{key}='{escaped}'"
 
 
 def check_nameable(run_dir: Path) -> None:

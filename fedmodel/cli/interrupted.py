@@ -6,11 +6,9 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
-import shlex
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -21,7 +19,12 @@ from fedmodel.cli.errors import (
     RESUME_PROG,
     SIMULATE_PROG,
 )
-from fedmodel.cli.hydra_files import HYDRA_DIR, continue_argv, of_the_launch
+from fedmodel.cli.hydra_files import (
+    HYDRA_DIR,
+    continue_argv,
+    of_the_launch,
+    shell_words,
+)
 from fedmodel.cli.stopped_start import (
     INTERRUPTED,
     PYTHON_DEFAULTS,
@@ -31,9 +34,6 @@ from fedmodel.cli.stopped_start import (
 )
 from fedmodel.run.stop_request import STOP_REQUESTED
 
-# What a shell reads as syntax inside double quotes (`!`: bash's history); a
-# backslash only before one of $ ` " \ or a newline, or the closing quote.
-LIVE_IN_DOUBLE_QUOTES = re.compile(r'[$`"!]|\\([$`"\\\n]|$)')
 STDERR_FD = 2
 
 
@@ -169,21 +169,6 @@ def interrupted_line(
         f"{kept} It keeps no record of this start's overrides (hydra.output_subdir "
         f"is not {HYDRA_DIR}), so `{RESUME_PROG}` cannot continue it; continue "
         f"the run with: {SIMULATE_PROG} {shell_words(argv)}"
-    )
-
-
-def shell_words(argv: Sequence[str]) -> str:
-    """`argv` as words a POSIX shell (bash, zsh) splits back into `argv`.
-
-    shlex quotes a word holding `'`, as a Hydra override quoting a folder
-    does, as `'hydra.run.dir='"'"'a,b[1]'"'"''`: one with nothing a shell
-    reads inside double quotes is double-quoted instead.
-    """
-    return " ".join(
-        f'"{word}"'
-        if "'" in word and not LIVE_IN_DOUBLE_QUOTES.search(word)
-        else shlex.quote(word)
-        for word in argv
     )
 
 

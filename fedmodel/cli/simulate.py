@@ -36,6 +36,7 @@ from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
 from fedmodel.cli.stopped_start import (
     StoppedBeforeStart,
+    earlier_jobs_folder,
     signals_stop_the_job_start,
     signals_stop_the_start,
 )
@@ -172,6 +173,7 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
     except StoppedBeforeStart as stop:  # nothing charged: as a refused start
         _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
         stop.run_dir = run_dir if run_dir.is_dir() else None
+        stop.sweep_dir = earlier_jobs_folder()
         raise
     _say_done(summary, run_dir)
     return float(summary["final_accuracy"])

@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any
 
 from fedmodel.cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+from fedmodel.cli.hydra_files import SWEEP_DIR_KEY, run_dir_override, shell_words
 
 # How a stopped run's line says what stopped it.
 INTERRUPTED = "interrupted"
@@ -30,14 +31,17 @@ PYTHON_DEFAULTS: dict[signal.Signals, Handler] = {
 class StoppedBeforeStart(KeyboardInterrupt):
     """Ctrl-C or SIGTERM came before the simulation started: nothing was charged.
 
-    `run_dir`: the run folder, where the start found or kept one (set by the
-    Hydra task, which knows the folder), else None.
+    `run_dir`: the run folder, where the start found or kept one, and
+    `sweep_dir`: the sweep's folder, where the job is a --multirun sweep's
+    second or later, whose earlier jobs ran (both set by the Hydra task,
+    which knows them); else None.
     """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
         self.run_dir: Path | None = None
+        self.sweep_dir: Path | None = None
 
 
 def stop_the_start(signum: int, frame: FrameType | None) -> None:
@@ -68,7 +72,10 @@ def signals_stop_the_start(prog: str, run_dir: Path | None = None) -> Iterator[N
     except StoppedBeforeStart as stop:
         folder = stop.run_dir or (run_dir if run_dir and run_dir.is_dir() else None)
         terminated = stop.signum == signal.SIGTERM
-        print(before_start_line(prog, folder, terminated), file=sys.stderr)
+        line = before_start_line(
+            prog, folder, terminated=terminated, sweep_dir=stop.sweep_dir
+        )
+        print(line, file=sys.stderr)
         raise SystemExit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
 
@@ -87,17 +94,45 @@ def signals_stop_the_job_start() -> Iterator[None]:
         yield
 
 
-def before_start_line(prog: str, run_dir: Path | None, terminated: bool) -> str:
-    """What a stop before the simulation started left, and how to go on."""
+def earlier_jobs_folder() -> Path | None:
+    """The sweep's folder, where this job is a --multirun sweep's second or later."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN or hydra.job.num == 0:
+        return None
+    return Path(hydra.runtime.cwd) / hydra.sweep.dir
+
+
+def before_start_line(
+    prog: str, run_dir: Path | None, *, terminated: bool, sweep_dir: Path | None
+) -> str:
+    """What a stop before the simulation started left, and how to go on.
+
+    In a sweep's later job, the jobs before it ran and charged their clients,
+    and the same command again would start the sweep anew in a new folder
+    (or be refused in its own): `resume=true` in its folder goes on from this
+    job, keeping those that finished.
+    """
     stopped = TERMINATED if terminated else INTERRUPTED
     left = (
         "no run folder was written"
         if run_dir is None
         else f"{run_dir} is as it was before this command"
     )
+    if sweep_dir is None:
+        return (
+            f"{prog}: {stopped} before the run started; nothing was charged and "
+            f"{left}. Run the same command again to start it."
+        )
+    added = shell_words(["resume=true", run_dir_override(sweep_dir, key=SWEEP_DIR_KEY)])
     return (
-        f"{prog}: {stopped} before the run started; nothing was charged and "
-        f"{left}. Run the same command again to start it."
+        f"{prog}: {stopped} before this sweep job's run started; nothing was "
+        f"charged for it and {left}. The sweep's earlier jobs ran, and are kept "
+        f"(their clients charged) in {sweep_dir}: continue the sweep with the "
+        f"same command and {added} added, which keeps the jobs "
+        "that finished as they are."
     )
 
 

@@ -275,8 +275,14 @@ def test_ctrl_c_as_a_sweeps_second_job_starts_ends_on_the_line(
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 130
+    # The first job ran and was charged: the same command again would start
+    # the sweep anew (or be refused in its folder), where resume=true goes on.
     assert err.strip().splitlines()[-1] == (
-        "fedmodel simulate: interrupted before the run started; nothing was charged "
-        "and no run folder was written. Run the same command again to start it."
+        "fedmodel simulate: interrupted before this sweep job's run started; "
+        "nothing was charged for it and no run folder was written. The sweep's "
+        f"earlier jobs ran, and are kept (their clients charged) in {sweep}: "
+        f"continue the sweep with the same command and resume=true "
+        f"hydra.sweep.dir={sweep} added, which keeps the jobs that finished as "
+        "they are."
     )
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
