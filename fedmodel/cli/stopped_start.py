@@ -60,7 +60,8 @@ def signals_stop_the_start(prog: str, run_dir: Path | None = None) -> Iterator[N
     command with no line, and Ctrl-C's line said rounds were kept and named a
     resume of a folder that held no run. The exception leaves through the
     blocks that put back what the start wrote (`hydra_files.py`), so a
-    resume's folder is as it was. `signals_stop_the_server`
+    resume's folder keeps its run; the checks may have added to its log, and
+    a finished run its cards and tracking. `signals_stop_the_server`
     (`interrupted.py`) takes over as the simulation starts.
     """
     if stop_the_start in map(signal.getsignal, PYTHON_DEFAULTS):
@@ -119,7 +120,7 @@ def before_start_line(
     left = (
         "no run folder was written"
         if run_dir is None
-        else f"{run_dir} is as it was before this command"
+        else f"no round was run in {run_dir}"
     )
     if sweep_dir is None:
         return (

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from fedmodel.cli import interrupted
+from fedmodel.cli import interrupted, resume_finished
 from fedmodel.cli.hydra_files import continue_argv, run_dir_override
 from fedmodel.cli.interrupted import (
     Terminated,
@@ -20,6 +20,8 @@ from fedmodel.cli.interrupted import (
     stop_interrupted,
     unkept_overrides,
 )
+from fedmodel.cli.main import run_command
+from fedmodel.cli.stopped_start import StoppedBeforeStart
 from fedmodel.config import CONF_DIR
 from fedmodel.run.layout import LOG_FILE
 from tests.unit.test_resume import (
@@ -27,6 +29,7 @@ from tests.unit.test_resume import (
     RUN,
     _contents,
     _run_folder,
+    _summary,
 )
 
 
@@ -212,10 +215,35 @@ def test_sigterm_as_a_resume_starts_leaves_its_folder_as_it_was(
     assert done.returncode == 143
     assert done.stderr.strip().splitlines()[-1] == (
         "fedmodel resume: stopped by a termination signal (SIGTERM) before the run "
-        f"started; nothing was charged and {run} is as it was before this command. "
-        "Run the same command again to start it."
+        f"started; nothing was charged and no round was run in {run}. Run the same "
+        "command again to start it."
     )
     assert _contents(run) == before
+
+
+def test_a_finished_runs_resume_stopped_as_it_writes_says_no_round_was_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The resume of a finished run writes its cards and tracking, and the
+    # checks' log lines stay in its folder: the line said the folder "is as
+    # it was before this command".
+    run = _run_folder(tmp_path / "run", RUN)
+    _summary(run)
+
+    def stopped_while_writing(settings: object, run_dir: Path, summary: object) -> str:
+        (run_dir / "model_card.md").write_text("written before the stop\n")
+        raise StoppedBeforeStart(signal.SIGINT)
+
+    monkeypatch.setattr(resume_finished, "_complete", stopped_while_writing)
+    with pytest.raises(SystemExit) as exited:
+        run_command(["resume", str(run)])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "fedmodel resume: interrupted before the run started; nothing was charged "
+        f"and no round was run in {run}. Run the same command again to start it."
+    )
 
 
 def test_ctrl_c_as_a_new_run_starts_leaves_no_folder(tmp_path: Path) -> None:
