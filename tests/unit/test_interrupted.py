@@ -194,13 +194,43 @@ def _stopped_in_the_checks(
 ) -> subprocess.CompletedProcess[str]:
     """`fedmodel ARGS` sent `signum` while its start's checks run."""
     command = [sys.executable, "-c", BLOCKED_START, *args]
-    with subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
+    with _started(command, cwd) as process:
         assert process.stdout is not None and process.stdout.readline() == "checking\n"
         process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
+        out, err = _ended(process)
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _started(command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """`command` with Python's own signal handling, whatever this process has.
+
+    A child inherits an ignored SIGINT. In CI's pytest worker something
+    before this file left SIGINT ignored, so the child's Ctrl-C never came
+    and the test waited until CI's limit.
+    """
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_python_signals,
+    )
+
+
+def _python_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs its own
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _ended(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """`process`'s output once it exits; killed, and the test failed, after 60 s."""
+    try:
+        return process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"still running 60 s after the signal:\n{out}\n{err[-3000:]}")
 
 
 def test_sigterm_as_a_resume_starts_leaves_its_folder_as_it_was(
@@ -295,13 +325,11 @@ def test_ctrl_c_as_a_sweeps_second_job_starts_ends_on_the_line(
     sweep = tmp_path / "sweep"
     args = ["simulate", "--multirun", *RUN, "seed=1,2", f"hydra.sweep.dir={sweep}"]
     command = [sys.executable, "-c", SWEEP_STOPPED_IN_ITS_SECOND_START, *args]
-    with subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
+    with _started(command, tmp_path) as process:
         assert process.stdout is not None
         assert "checking\n" in iter(process.stdout.readline, "")
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        _, err = _ended(process)
     assert process.returncode == 130
     # The first job ran and was charged: the same command again would start
     # the sweep anew (or be refused in its folder), where resume=true goes on.
