@@ -59,7 +59,7 @@ from fedmodel.federation.leftovers import stop_leftover_processes  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.folder_check import check_run_folder  # noqa: E402
 from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE  # noqa: E402
-from fedmodel.run.reachable import connect_within  # noqa: E402
+from fedmodel.run.reachable import port_of, refuse_unless_connects  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -187,25 +187,20 @@ def check_ray_address_reachable(address: str | None) -> None:
     if not address or address in RAY_LOOKED_UP_ADDRESSES:
         return
     parts = urlsplit(address if "://" in address else f"ray://{address}")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:  # a port out of range, or no number
-        raise FedmodelError(
-            f"federation.ray_address={address!r}: {exc}; give the cluster's "
-            "port as a number from 1 to 65535"
-        ) from exc
-    if not host or port is None:
+    setting = f"federation.ray_address={address!r}"
+    port = port_of(parts, setting=setting)
+    if not parts.hostname or port is None:
         return
-    try:
-        connect_within(host, port, seconds=RAY_CONNECT_SECONDS)
-    except OSError as exc:
-        raise FedmodelError(
-            f"federation.ray_address={address!r}: nothing takes a connection at "
-            f"{host}:{port} ({exc}), and ray.init would retry it without end: "
-            "start the cluster there (`ray start --head`), give the address its "
-            "head printed (host:6379, or ray://host:10001), or set "
-            "federation.ray_address=null to run on a Ray of the run's own"
-        ) from exc
+    refuse_unless_connects(
+        parts.hostname,
+        port,
+        seconds=RAY_CONNECT_SECONDS,
+        setting=setting,
+        ways_out="and ray.init would retry it without end: start the cluster "
+        "there (`ray start --head`), give the address its head printed "
+        "(host:6379, or ray://host:10001), or set federation.ray_address=null "
+        "to run on a Ray of the run's own",
+    )
 
 
 @contextlib.contextmanager

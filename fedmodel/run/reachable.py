@@ -11,6 +11,35 @@ import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import SplitResult
+
+from fedmodel.errors import FedmodelError
+
+
+def port_of(parts: SplitResult, *, setting: str) -> int | None:
+    """The port `parts` names, if any; refused by `setting` where it is not a port."""
+    try:
+        return parts.port
+    except ValueError as exc:  # a port out of range, or no number
+        raise FedmodelError(
+            f"{setting}: {exc}; give the server's port as a number from 1 to 65535"
+        ) from exc
+
+
+def refuse_unless_connects(
+    host: str, port: int, *, seconds: float, setting: str, ways_out: str
+) -> None:
+    """Refuse, by `setting`, a `host`:`port` that takes no connection in `seconds`.
+
+    `ways_out`: why the run cannot go on without it, and what the user can do.
+    """
+    try:
+        connect_within(host, port, seconds=seconds)
+    except OSError as exc:
+        raise FedmodelError(
+            f"{setting}: nothing takes a connection at {host}:{port} ({exc}), "
+            f"{ways_out}"
+        ) from exc
 
 
 def connect_within(host: str, port: int, *, seconds: float) -> None:

@@ -22,7 +22,7 @@ from fedmodel.config.flat_keys import dotted
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds, write_json
-from fedmodel.run.reachable import connect_within
+from fedmodel.run.reachable import port_of, refuse_unless_connects
 from fedmodel.run.run_files import parsed_file
 from fedmodel.run.summary import STATUS_FAILED, charged_epsilon
 
@@ -147,23 +147,18 @@ def _mlflow_server_connects(settings: RunSettings) -> None:
         return
     if getproxies().get(parts.scheme) and not proxy_bypass(host):
         return
-    try:
-        port = parts.port or HTTP_PORTS[parts.scheme]
-    except ValueError as exc:  # a port out of range, or no number
-        raise FedmodelError(
-            f"tracking.uri={uri!r}: {exc}; give the MLflow server's port as a "
-            "number from 1 to 65535"
-        ) from exc
-    try:
-        connect_within(host, port, seconds=CONNECT_SECONDS)
-    except OSError as exc:
-        raise FedmodelError(
-            f"tracking.uri={uri!r}: nothing takes a connection at {host}:{port} "
-            f"({exc}), and MLflow would retry it for minutes (a run asks it "
-            "only once it has finished): start the MLflow server there, set "
-            "tracking.uri to a file store (file:///PATH, or null for ./mlruns), "
-            "or tracking=none to leave the run untracked"
-        ) from exc
+    setting = f"tracking.uri={uri!r}"
+    port = port_of(parts, setting=setting) or HTTP_PORTS[parts.scheme]
+    refuse_unless_connects(
+        host,
+        port,
+        seconds=CONNECT_SECONDS,
+        setting=setting,
+        ways_out="and MLflow would retry it for minutes (a run asks it only "
+        "once it has finished): start the MLflow server there, set "
+        "tracking.uri to a file store (file:///PATH, or null for ./mlruns), "
+        "or tracking=none to leave the run untracked",
+    )
 
 
 # `tracking.name` -> what a start checks before the run (`check_tracker_reachable`).

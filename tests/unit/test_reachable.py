@@ -1,13 +1,16 @@
-"""`connect_within`: a host and port, looked up and connected to in time."""
+"""`reachable`: a host and port, looked up and connected to in time, or refused."""
 
 from __future__ import annotations
 
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from fedmodel.run.reachable import connect_within
+from fedmodel.errors import FedmodelError
+from fedmodel.run.reachable import connect_within, port_of, refuse_unless_connects
+from tests.integration.loopback import free_port
 
 SCOPED = "fe80::1%eth0"
 # eth0's interface index, which only the scoped name's lookup gives.
@@ -52,3 +55,20 @@ def test_a_link_local_address_is_connected_to_with_its_scope(
     monkeypatch.setattr(_Socket, "connected", [])
     connect_within(SCOPED, 5000, seconds=5)
     assert _Socket.connected == [("fe80::1", 5000, 0, ETH0)]
+
+
+@pytest.mark.parametrize("address", ["http://mlflow:99999", "ray://head:port"])
+def test_a_port_that_is_not_one_is_refused_by_its_setting(address: str) -> None:
+    with pytest.raises(FedmodelError, match=r"^tracking.uri='.*': Port .*1 to 65535"):
+        port_of(urlsplit(address), setting=f"tracking.uri={address!r}")
+
+
+def test_a_port_nothing_listens_at_is_refused_naming_the_setting() -> None:
+    port = free_port()
+    with pytest.raises(FedmodelError) as refused:
+        refuse_unless_connects(
+            "127.0.0.1", port, seconds=3, setting="k=v", ways_out="start it"
+        )
+    said = str(refused.value)
+    assert said.startswith(f"k=v: nothing takes a connection at 127.0.0.1:{port} (")
+    assert said.endswith("), start it")
