@@ -68,7 +68,8 @@ def test_central_dp_run_charges_a_client_level_ledger(
 
 
 def test_central_dp_refuses_what_its_noise_does_not_cover(tmp_path: Path) -> None:
-    with pytest.raises(FedmodelError, match="strategy.name"):
+    needs = "needs strategy=fedavg or strategy=fedprox, got strategy=fedadam"
+    with pytest.raises(FedmodelError, match=needs):
         simulate(small_config("privacy=central", "strategy=fedadam"), run_dir=tmp_path)
     with pytest.raises(FedmodelError, match="not below 1/n"):
         simulate(
