@@ -129,10 +129,6 @@ def simulate(
 # (ray-project/ray#65983). A second start usually gets through.
 _RAY_START_TIMEOUT = "timed out during startup"
 RAY_START_ATTEMPTS = 3
-# Seconds a TCP connection to federation.ray_address may take. ray.init
-# retries an address nothing answers at without end, deaf to SIGTERM (still
-# at it after 3.5 min for 127.0.0.1:1), so the run hung before round 1.
-RAY_CONNECT_SECONDS = 3.0
 # Addresses ray.init looks up itself, with no host to ask.
 RAY_LOOKED_UP_ADDRESSES = ("auto", "local")
 # What each Ray worker runs as it starts, named for Ray to import there.
@@ -182,7 +178,10 @@ def start_ray(federation: FederationSettings) -> None:
 def check_ray_address_reachable(address: str | None) -> None:
     """Refuse a `federation.ray_address` whose host and port take no connection.
 
-    An address without a port is left to `ray.init`, as are `auto` and `local`.
+    ray.init retries an address nothing answers at without end, deaf to
+    SIGTERM (still at it after 3.5 min for 127.0.0.1:1), so the run hung
+    before round 1. An address without a port is left to `ray.init`, as are
+    `auto` and `local`.
     """
     if not address or address in RAY_LOOKED_UP_ADDRESSES:
         return
@@ -194,7 +193,6 @@ def check_ray_address_reachable(address: str | None) -> None:
     refuse_unless_connects(
         parts.hostname,
         port,
-        seconds=RAY_CONNECT_SECONDS,
         setting=setting,
         ways_out="and ray.init would retry it without end: start the cluster "
         "there (`ray start --head`), give the address its head printed "

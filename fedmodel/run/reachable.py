@@ -15,6 +15,10 @@ from urllib.parse import SplitResult
 
 from fedmodel.errors import FedmodelError
 
+# Seconds a start waits for a server it will need (the tracker, a Ray
+# cluster) to take a connection, name lookup included.
+START_CONNECT_SECONDS = 3.0
+
 
 def port_of(parts: SplitResult, *, setting: str) -> int | None:
     """The port `parts` names, if any; refused by `setting` where it is not a port."""
@@ -27,14 +31,14 @@ def port_of(parts: SplitResult, *, setting: str) -> int | None:
 
 
 def refuse_unless_connects(
-    host: str, port: int, *, seconds: float, setting: str, ways_out: str
+    host: str, port: int, *, setting: str, ways_out: str
 ) -> None:
-    """Refuse, by `setting`, a `host`:`port` that takes no connection in `seconds`.
+    """Refuse, by `setting`, a `host`:`port` that takes no connection in time.
 
     `ways_out`: why the run cannot go on without it, and what the user can do.
     """
     try:
-        connect_within(host, port, seconds=seconds)
+        connect_within(host, port, seconds=START_CONNECT_SECONDS)
     except OSError as exc:
         raise FedmodelError(
             f"{setting}: nothing takes a connection at {host}:{port} ({exc}), "

@@ -41,8 +41,6 @@ ARTIFACT_GLOBS = (
 TRACKED_KEY = "tracked_run_id"
 # MLflow takes at most 100 parameters per call.
 PARAMS_PER_CALL = 100
-# Seconds a start waits for an http(s) tracking server to take a connection.
-CONNECT_SECONDS = 3.0
 HTTP_PORTS = {"http": 80, "https": 443}
 
 
@@ -152,7 +150,6 @@ def _mlflow_server_connects(settings: RunSettings) -> None:
     refuse_unless_connects(
         host,
         port,
-        seconds=CONNECT_SECONDS,
         setting=setting,
         ways_out="and MLflow would retry it for minutes (a run asks it only "
         "once it has finished): start the MLflow server there, set "

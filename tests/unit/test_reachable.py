@@ -66,9 +66,7 @@ def test_a_port_that_is_not_one_is_refused_by_its_setting(address: str) -> None:
 def test_a_port_nothing_listens_at_is_refused_naming_the_setting() -> None:
     port = free_port()
     with pytest.raises(FedmodelError) as refused:
-        refuse_unless_connects(
-            "127.0.0.1", port, seconds=3, setting="k=v", ways_out="start it"
-        )
+        refuse_unless_connects("127.0.0.1", port, setting="k=v", ways_out="start it")
     said = str(refused.value)
     assert said.startswith(f"k=v: nothing takes a connection at 127.0.0.1:{port} (")
     assert said.endswith("), start it")

@@ -22,7 +22,7 @@ import pytest
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import main
-from fedmodel.run import tracking
+from fedmodel.run import reachable
 from fedmodel.run.layout import SUMMARY_FILE
 from fedmodel.run.summary import RunFailed
 from fedmodel.run.tracking import TRACKED_KEY, check_tracker_reachable, track_run
@@ -146,7 +146,7 @@ def test_a_name_lookup_that_hangs_is_refused_within_the_connect_limit(
         raise socket.gaierror("no answer")
 
     monkeypatch.setattr(socket, "getaddrinfo", hung)
-    monkeypatch.setattr(tracking, "CONNECT_SECONDS", 0.5)
+    monkeypatch.setattr(reachable, "START_CONNECT_SECONDS", 0.5)
     uri = "http://tracker.invalid:5000"
     settings = small_settings("tracking=mlflow", f"tracking.uri={uri}")
     began = time.monotonic()
