@@ -81,15 +81,19 @@ def test_a_bad_input_is_refused_before_ray_starts(
     overrides: list[str],
     named: str,
 ) -> None:
-    run_dir = inputs / "run"
     port = free_port()
     argv = [o.format(tmp=inputs, port=port) for o in overrides]
-    with pytest.raises(SystemExit) as done:
-        run_simulate(["debug=smoke", *argv, f"hydra.run.dir={run_dir}"])
-    assert done.value.code == 2
-    err = capsys.readouterr().err
+    err = _refused(["debug=smoke", *argv], inputs / "run", capsys)
     assert "fedmodel simulate: error: " in err and named.format(port=port) in err
+
+
+def _refused(argv: list[str], run_dir: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`fedmodel simulate ARGV`'s error output: it exits 2 and leaves no run folder."""
+    with pytest.raises(SystemExit) as done:
+        run_simulate([*argv, f"hydra.run.dir={run_dir}"])
+    assert done.value.code == 2
     assert not run_dir.exists()
+    return capsys.readouterr().err
 
 
 # A hub id read offline from the local cache, as HF_HUB_OFFLINE=1 reads it:
@@ -141,11 +145,6 @@ def test_a_hub_models_shape_is_checked_before_ray_starts(
     # Before, a hub id's shape was unknown until the model was built: a token
     # limit beyond its positions failed inside the model, after Ray started,
     # and a student it cannot give only after the rounds were charged.
-    run_dir = inputs / "run"
     argv = ["debug=smoke", f"model.path={HUB_ID}", *overrides]
-    with pytest.raises(SystemExit) as done:
-        run_simulate([*argv, f"hydra.run.dir={run_dir}"])
-    assert done.value.code == 2
-    err = capsys.readouterr().err
+    err = _refused(argv, inputs / "run", capsys)
     assert "fedmodel simulate: error: " in err and named in err
-    assert not run_dir.exists()
