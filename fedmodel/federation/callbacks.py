@@ -65,7 +65,9 @@ class FailureWatch:
     A round in which no client returned an update always stops the run, and so
     does one with fewer accepted updates than `min_replies` when clients
     failed or dropped out (a site that did not answer within the round's
-    timeout is left out of the round). A permanent failure (the client's
+    timeout is left out of the round). The round loop did not load such a
+    round's aggregate, so a resume runs it again, unless its strategy
+    `keeps_short_rounds` (central DP). A permanent failure (the client's
     ledger, data or settings) stops it unless `allow_failed` is set; the
     server then trains on without that client.
     """
@@ -90,7 +92,7 @@ class FailureWatch:
             named = "; ".join(f"{f.who}: {f.reason}" for f in state.failures)
             self.fatal = (
                 f"round {state.round}: no client returned an update; "
-                f"{len(state.failures)} failed ({named})"
+                f"{len(state.failures)} failed ({named}){_run_again(state)}"
             )
             return True, {}
         self.fatal = self._participation(state)
@@ -122,17 +124,30 @@ class FailureWatch:
                 state.missing,
                 state.selected,
             )
-        accepted = len(state.accepted)
-        if accepted >= self.min_replies or not (state.failures or state.missing):
+        if not state.short_of(self.min_replies):
             return None
+        accepted = len(state.accepted)
         failures = state.failures
         first = f", the first failure: {failures[0].reason}" if failures else ""
         return (
             f"round {state.round}: {accepted} accepted {plural(accepted, 'update')}, "
             "fewer than "
             f"federation.min_replies={self.min_replies}; {len(failures)} "
-            f"failed and {state.missing} did not answer{first}"
+            f"failed and {state.missing} did not answer{first}{_run_again(state)}"
         )
+
+
+def _run_again(state: RoundState) -> str:
+    """The stop message's end: whether a resume runs the round again."""
+    if state.released:  # privacy=central: its noised model was charged
+        return (
+            f". Round {state.round}'s noised model is kept, charged to the run's "
+            "budget: continue with resume=true to go on after it"
+        )
+    return (
+        f". The model does not hold round {state.round}: continue with "
+        "resume=true to run it again"
+    )
 
 
 class Evaluate:

@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 class ClientLevelDPStrategy(BudgetAwareStrategy):
     """The budget-aware strategy with the server's client-level DP inside it."""
 
+    # A round short of min_replies released its noised model as any round
+    # does, charged once to the run's one budget, planned for num_rounds: a
+    # resume could not run it again within that budget.
+    keeps_short_rounds = True
+
     def __init__(self, base: BudgetAwareStrategy, *, settings: RunSettings) -> None:
         if not isinstance(base.inner, FedAvg):
             raise FedmodelError(

@@ -38,21 +38,32 @@ class RoundState:
     unanswered_queries: int = 0
     # The round released a new model: an aggregated update, or under
     # privacy=central noise alone (a draw that took no client is still noised).
+    # Not a round short of min_replies: its aggregate is not loaded.
     released: bool = False
 
     @property
     def aggregated(self) -> bool:
-        """Whether the round changed the model (only such a round counts)."""
+        """Whether any client's update was accepted (`released`: the model changed)."""
         return bool(self.accepted)
 
     @property
     def failed_unreleased(self) -> bool:
         """Whether clients failed or dropped out and no new model came of it.
 
-        Such a round stops the run (`FailureWatch`) and does not count as
-        run: a resume runs it again.
+        Such a round, no update accepted or fewer than `federation.min_replies`
+        (`short_of`), stops the run (`FailureWatch`) and does not count as run:
+        a resume runs it again.
         """
         return not self.released and bool(self.failures or self.missing)
+
+    def short_of(self, min_replies: int) -> bool:
+        """Whether failures or dropouts left fewer accepted updates than `min_replies`.
+
+        A round in which every selected client answered "budget exhausted" is
+        no failure, whatever its count.
+        """
+        failed = bool(self.failures or self.missing)
+        return failed and len(self.accepted) < min_replies
 
     @property
     def selected(self) -> int:

@@ -44,6 +44,9 @@ class RoundPlan:
     timeout: float
     # The run's num_clients: a deployment's sites (the budget stop counts them).
     num_clients: int
+    # `federation.min_replies`: a round left with fewer accepted updates by
+    # failures or dropouts is not loaded (`RoundState.short_of`).
+    min_replies: int
     # Records added to every train message (the teacher's weights in
     # federated distillation).
     extra: dict[str, ArrayRecord] = field(default_factory=dict)
@@ -66,7 +69,10 @@ def run_rounds(
 
     `load` puts each new aggregate into the server's model before the
     callbacks run: the model `load` fills holds the result, and the next
-    round sends the latest aggregate. Raises RunStopped after a Ctrl-C.
+    round sends the latest aggregate. An aggregate of fewer updates than
+    `plan.min_replies`, where clients failed or dropped out, is not loaded
+    unless the strategy `keeps_short_rounds` (central DP).
+    Raises RunStopped after a Ctrl-C.
     """
     for server_round in plan.rounds:
         check_not_stopped(f"{plan.model_name} round {server_round}")
@@ -75,12 +81,7 @@ def run_rounds(
             server_round, arrays, plan.train_config, grid
         )
         if not selected and not strategy.empty_round:
-            log.warning(
-                "%s round %d: no client is left to train (budgets spent or "
-                "clients failed); stopping",
-                plan.model_name,
-                server_round,
-            )
+            _say_no_client_left(plan, server_round)
             break
         if server_round == plan.rounds[0] and selected:
             check_selected_count(plan, len(selected))
@@ -90,11 +91,9 @@ def run_rounds(
             grid, strategy, selected, plan=plan, server_round=server_round
         )
         check_not_stopped(f"{plan.model_name} round {server_round}'s replies")
-        aggregate = _aggregate(strategy, server_round, replies)
-        new_arrays, train_metrics, accepted = aggregate
-        if new_arrays is not None:
-            arrays = new_arrays
-            load(arrays)
+        new_arrays, train_metrics, accepted = _aggregate(
+            strategy, server_round, replies
+        )
         state = RoundState(
             round=server_round,
             model_name=plan.model_name,
@@ -106,8 +105,13 @@ def run_rounds(
             started=started,
             held_back=len(selected) - len(messages),
             unanswered_queries=unanswered,
-            released=new_arrays is not None,
         )
+        # A round short of min_replies stops the run and is run again on
+        # resume: the model must not hold it (`RoundState.failed_unreleased`).
+        keep = strategy.keeps_short_rounds or not state.short_of(plan.min_replies)
+        if new_arrays is not None and keep:
+            arrays, state.released = new_arrays, True
+            load(arrays)
         if _ask_callbacks(callbacks, state, round_figures(state, strategy)):
             break
 
@@ -133,6 +137,15 @@ def check_selected_count(plan: RoundPlan, selected: int) -> None:
         selected,
         plan.num_clients,
         selected,
+    )
+
+
+def _say_no_client_left(plan: RoundPlan, server_round: int) -> None:
+    log.warning(
+        "%s round %d: no client is left to train (budgets spent or clients "
+        "failed); stopping",
+        plan.model_name,
+        server_round,
     )
 
 

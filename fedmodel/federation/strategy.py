@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 class BudgetAwareStrategy:
     """Delegate to a Flower strategy, skipping clients spent or failed for good."""
 
+    # Whether a round short of federation.min_replies keeps its aggregate
+    # (`rounds.py`): not where each client's DP-SGD noised its own update.
+    keeps_short_rounds = False
+
     def __init__(
         self,
         inner: Strategy,

@@ -77,6 +77,10 @@ def test_fewer_updates_than_min_replies_stop_the_run_with_the_reason(
     assert f"{failed} failed and {4 - answered} did not answer" in watch.fatal
     if failed:
         assert "the first failure: ValueError: bad row" in watch.fatal
+    # The round loop did not load its aggregate: a resume runs it again.
+    assert watch.fatal.endswith(
+        ". The model does not hold round 3: continue with resume=true to run it again"
+    )
 
 
 def test_a_round_of_spent_budgets_is_no_failure() -> None:

@@ -11,18 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import yaml
-from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import server_app
+from fedmodel.federation.messages import CONFIG_KEY, VERSION_KEY
 from fedmodel.federation.rounds import RoundPlan, check_selected_count
 from fedmodel.federation.server_app import run_federation
 from fedmodel.model.location import encoder_identity
@@ -368,6 +370,89 @@ def test_a_round_that_failed_is_run_again_when_the_run_is_continued(
         assert _charged_rounds(run_dir, client) == [1, 2]
 
 
+def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
+    run_dir: Path,
+) -> None:
+    # Round 2 aggregated client 0's update alone, client 1's ledger broken,
+    # with federation.min_replies=2: it stopped the run, but was checkpointed
+    # as round 2, and a resume went on after it.
+    at_least_two = ("resume=true", "federation.min_replies=2")
+    round_one = torch.load(run_dir / "checkpoint" / "state.pt")["weights"]
+    path = client_ledger_path(run_dir, 1)
+    kept = path.read_text()
+    path.write_text(kept[:40])
+    with pytest.raises(FedmodelError) as failure:
+        run_federation(FakeGrid(2), _settings(run_dir, *at_least_two))
+    message = str(failure.value)
+    assert "round 2: 1 accepted update, fewer than federation.min_replies=2" in (
+        message
+    )
+    assert "The model does not hold round 2: continue with resume=true to run" in (
+        message
+    )
+    assert _summary(run_dir)["rounds_completed"] == 1
+    checkpoint = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
+    assert checkpoint.round == 1
+    assert [r["round"] for r in checkpoint.rounds] == [1]
+    for name, weight in round_one.items():
+        assert torch.equal(checkpoint.weights[name], weight)
+    # Client 0 stays charged for the attempt: its figure is saved, so a
+    # ledger that later holds less is refused.
+    assert _charged_rounds(run_dir, 0) == [1, 2]
+    charged = client_ledger(run_dir, 0)["rounds"][-1]["epsilon"]
+    assert checkpoint.client_figures[0]["epsilon"] == pytest.approx(charged)
+    path.write_text(kept)
+
+    summary = run_federation(FakeGrid(2), _settings(run_dir, *at_least_two))
+    assert summary["status"] == "ok"
+    # Run again; client 0's budget was planned for 2 rounds and is spent.
+    lines = read_rounds(run_dir)
+    assert [(r["round"], r["clients_aggregated"]) for r in lines] == [(1, 2), (2, 1)]
+    assert (_charged_rounds(run_dir, 0), _charged_rounds(run_dir, 1)) == (
+        [1, 2],
+        [1, 2],
+    )
+
+
+def _version_refused(client: int, server_round: int) -> Callable[[int, Message], None]:
+    """A `before_train` after which `client` refuses `server_round` for good."""
+
+    def refuse(node_client: int, message: Message) -> None:
+        config = message.content[CONFIG_KEY]
+        if (node_client, config["server-round"]) == (client, server_round):
+            # A content of its own: the round's messages share one.
+            content = RecordDict(dict(message.content))
+            content[CONFIG_KEY] = ConfigRecord({**dict(config), VERSION_KEY: "0.0.0"})
+            message.content = content
+
+    return refuse
+
+
+def test_a_central_round_short_of_min_replies_keeps_its_charged_model(
+    tmp_path: Path,
+) -> None:
+    # privacy=central: the short round's noised model was charged to the
+    # run's one budget, planned for num_rounds; run again, it would not fit.
+    run_dir = tmp_path / "run"
+    central = ("privacy=central", "privacy.target_epsilon=8")
+    at_least_two = (*central, "federation.min_replies=2")
+    grid = FakeGrid(2, before_train=_version_refused(1, 2))
+    with pytest.raises(FedmodelError) as failure:
+        run_federation(grid, _settings(run_dir, *at_least_two))
+    message = str(failure.value)
+    assert "round 2: 1 accepted update, fewer than federation.min_replies=2" in (
+        message
+    )
+    assert "Round 2's noised model is kept, charged to the run's budget" in message
+    assert load_checkpoint(run_dir, expected_shapes=_shapes(run_dir)).round == 2
+    ledger = run_dir / "central_privacy_ledger.json"
+    assert [r["round"] for r in json.loads(ledger.read_text())["rounds"]] == [1, 2]
+
+    summary = run_federation(FakeGrid(2), _settings(run_dir, *central, "resume=true"))
+    assert (summary["status"], summary["rounds_completed"]) == ("ok", 2)
+    assert [r["round"] for r in json.loads(ledger.read_text())["rounds"]] == [1, 2]
+
+
 def test_a_client_that_fails_for_good_stops_the_run_unless_allowed(
     run_dir: Path,
 ) -> None:
@@ -592,6 +677,7 @@ def test_more_nodes_selected_than_num_clients_is_said_before_they_train(
         train_config=ConfigRecord({}),
         timeout=60.0,
         num_clients=2,
+        min_replies=1,
     )
     caplog.set_level(logging.WARNING, logger="fedmodel.federation.rounds")
     check_selected_count(plan, selected)
