@@ -3,17 +3,14 @@
 Hydra reads the overrides; its own config errors (an unknown key, an unknown
 group option, flags that exclude each other) exit 2 with one line and a "did
 you mean", like fedmodel's own checks. A run that fedmodel's checks reject
-leaves no run folder behind, and an earlier run's folder as it was
-(`hydra_files.py`).
+leaves no run folder it made behind (`refused_folder.py`), and an earlier
+run's folder as it was (`hydra_files.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from fedmodel.cli.hydra_files import (
     sweep_files_kept_if_refused,
 )
 from fedmodel.cli.interrupted import signals_stop_the_server
+from fedmodel.cli.refused_folder import FoldersBefore, folders_before, remove_if_unused
 from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
 from fedmodel.cli.stopped_start import (
@@ -51,7 +49,7 @@ from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.config.modes import SIMULATION
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
-from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
+from fedmodel.run.console import VERBOSE_ENV, setup_logging
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
 
 VERBOSE_FLAGS = ("-v", "--verbose")
@@ -62,12 +60,6 @@ RUN_FOLDER_INSTEAD = (
 )
 # conf/hydra/help/fedmodel.yaml lists the config groups through this resolver.
 GROUPS_RESOLVER = "fedmodel_config_groups"
-# What a run folder holds before any round: Hydra's files, the log, and
-# Flower's, which the server's checks before round 1 find already written.
-BEFORE_ANY_ROUND = {".hydra", LOG_FILE, FLWR_HOME_DIR}
-# hydra.run.dir's default (conf/config.yaml): outputs/<date>/<time>-<task>.
-DEFAULT_OUTPUTS = "outputs"
-DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
 log = logging.getLogger("fedmodel")
 
 
@@ -104,21 +96,19 @@ def _run_app(argv: list[str], *, prog: str) -> int:
         report_error(prog, error_line(exc))
         return EXIT_USER_ERROR
     OmegaConf.register_new_resolver(GROUPS_RESOLVER, config_groups_text, replace=True)
-    # Hydra makes outputs/ for its default run folder; a rejected run removes
-    # it again only if this run made it.
-    outputs = Path(DEFAULT_OUTPUTS).resolve()
-    new_outputs = None if outputs.exists() else outputs
+    # A rejected run removes only the folders this command made.
+    named = None if args is None or args.multirun else named_run_dir(args.overrides)
+    before = folders_before(named)
     app = hydra.main(
         config_path=str(CONF_DIR), config_name="config", version_base="1.3"
-    )(lambda cfg: _simulate(cfg, prog=prog, new_outputs=new_outputs))
+    )(lambda cfg: _simulate(cfg, prog=prog, before=before))
     full_error = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line
     sys.argv = ["fedmodel", *argv]
     if args is not None and args.multirun:
         kept = sweep_files_kept_if_refused(named_sweep_dir(args.overrides))
     else:
-        run_dir = None if args is None else named_run_dir(args.overrides)
-        kept = hydra_files_kept_if_refused(run_dir)
+        kept = hydra_files_kept_if_refused(named)
     try:
         with kept:
             app()
@@ -136,10 +126,10 @@ def _run_app(argv: list[str], *, prog: str) -> int:
     return EXIT_OK
 
 
-def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
+def _simulate(cfg: Any, *, prog: str, before: FoldersBefore) -> float:
     """The Hydra task: run one simulation in Hydra's run folder.
 
-    `new_outputs`: the default outputs/ folder where this command made it.
+    `before`: the folders a refused run keeps (`refused_folder.py`).
     """
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
@@ -168,10 +158,10 @@ def _simulate(cfg: Any, *, prog: str, new_outputs: Path | None) -> float:
             )
     except FedmodelError as exc:
         report_error(prog, str(exc))
-        _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
+        remove_if_unused(run_dir, earlier_run=earlier_run, before=before)
         raise SystemExit(EXIT_USER_ERROR) from None
     except StoppedBeforeStart as stop:  # nothing charged: as a refused start
-        _remove_if_unused(run_dir, earlier_run=earlier_run, new_outputs=new_outputs)
+        remove_if_unused(run_dir, earlier_run=earlier_run, before=before)
         stop.run_dir = run_dir if run_dir.is_dir() else None
         stop.sweep_dir = earlier_jobs_folder()
         raise
@@ -254,31 +244,3 @@ def _say_done(summary: dict[str, Any], run_dir: Path) -> None:
         summary["wall_seconds"],
         run_dir,
     )
-
-
-def _remove_if_unused(
-    run_dir: Path, *, earlier_run: bool, new_outputs: Path | None
-) -> None:
-    """Remove what Hydra and Flower wrote into a run folder the checks rejected.
-
-    Only when the folder holds nothing else (a resumed run's folder is kept)
-    and no earlier run wrote into it: a run stopped before round 1 leaves its
-    log and Flower's files, and the log says why it stopped.
-    """
-    close_log_file()
-    names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else None
-    if earlier_run or names is None or names - BEFORE_ANY_ROUND:
-        return
-    for folder in (".hydra", FLWR_HOME_DIR):
-        shutil.rmtree(run_dir / folder, ignore_errors=True)
-    (run_dir / LOG_FILE).unlink(missing_ok=True)
-    run_dir.rmdir()
-    # Hydra's default folder (outputs/<date>/<time>-<task>) leaves its date
-    # folder behind, and outputs/ where this command made it; only those,
-    # and only empty.
-    day = run_dir.parent
-    if day.parent.name == DEFAULT_OUTPUTS and DAY_FOLDER.fullmatch(day.name):
-        with contextlib.suppress(OSError):
-            day.rmdir()
-            if day.parent.resolve() == new_outputs:
-                new_outputs.rmdir()

@@ -198,6 +198,30 @@ def test_a_config_fedmodel_rejects_leaves_no_run_folder(
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("inside", [(), (".hydra",)])
+def test_a_rejected_run_keeps_a_folder_the_user_made(
+    inside: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An empty folder made for the run and named with hydra.run.dir was
+    # removed with what the refused start wrote into it.
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    for name in inside:
+        (run_dir / name).mkdir()
+    with pytest.raises(SystemExit) as done:
+        run_simulate(
+            ["model=tiny", "privacy.target_delta=1.5", f"hydra.run.dir={run_dir}"]
+        )
+    assert done.value.code == 2
+    assert "target_delta" in capsys.readouterr().err
+    assert run_dir.is_dir()
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == (
+        list(inside)
+    )
+
+
 def test_a_sweeps_bad_job_stops_it_before_the_first_job_runs(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
