@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch.optim import Optimizer
 
@@ -35,6 +36,9 @@ from fedmodel.training.loops import build_optimizer, train_epochs
 
 if TYPE_CHECKING:
     import datasets
+
+# Keeps the dropout stream apart from every other use of the seed.
+_DROPOUT_STREAM = 0xD209
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ def run_local_round(
             )
             if not private.charge(round_number):
                 return RoundOutcome.exhausted(private.figures())
+        seed_dropout(settings, client_id=client_id, round_number=round_number)
         loss = _train(settings, job, optimizer=optimizer, private=private)
     return RoundOutcome(
         weights=trainable_state(job.exchanged),
@@ -138,6 +143,25 @@ def run_local_round(
         prepare_seconds=prepare_seconds,
         withhold_statistics=not mode.releases_statistics,
     )
+
+
+def seed_dropout(settings: RunSettings, *, client_id: int, round_number: int) -> None:
+    """Seed torch's global generator, which dropout draws from, for this round.
+
+    `build_classifier` seeds it with the run's seed for the head every party
+    builds alike, so without this every client drew the same dropout masks in
+    every round. Without DP-SGD each (seed, client, round) has a stream of its
+    own, the same in every run of the seed. Under DP-SGD the masks come from the
+    operating system, as its noise and batch sampling do: from a stream the
+    server can compute, which mask a record gets depends on which other records
+    were sampled before it, so one record would move the others' clipped
+    gradients, which the noise is not calibrated for.
+    """
+    if privacy_mode(settings.privacy).client_dpsgd:
+        torch.seed()
+        return
+    stream = [settings.seed, _DROPOUT_STREAM, client_id, round_number]
+    torch.manual_seed(int(np.random.default_rng(stream).integers(2**63)))
 
 
 def _partition(
