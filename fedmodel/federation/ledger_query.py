@@ -62,7 +62,7 @@ def check_ledgers(
     """The round's train messages to send, each checked; unanswered queries.
 
     A message to a node that reported its client's recorded figures carries
-    them; the other nodes are asked first (`_ask_ledgers`).
+    them; the other nodes are asked first (`ask_ledgers`).
     """
     unknown = []
     for message in messages:
@@ -73,7 +73,7 @@ def check_ledgers(
             _carry_recorded(message, client_id, strategy.client_figures[client_id])
     if not unknown:
         return messages, 0
-    return _ask_ledgers(
+    return ask_ledgers(
         grid,
         strategy,
         unknown,
@@ -92,7 +92,7 @@ def _carry_recorded(
     message.content = RecordDict({**message.content, RECORDED_KEY: record})
 
 
-def _ask_ledgers(
+def ask_ledgers(
     grid: Grid,
     strategy: BudgetAwareStrategy,
     messages: list[Message],

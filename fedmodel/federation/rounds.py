@@ -1,8 +1,10 @@
 """The one round loop, for the teacher's rounds and the student's alike.
 
-Each round: ask the strategy whom to train, check their privacy ledgers
-against the server's record where the run asks (`ledger_query.py`), send the
-train messages to the nodes that pass, aggregate, load the aggregate, then
+Each round: ask the strategy whom to train (under `strategy.fraction_train`
+below 1, a share of them drawn by client id: `client_choice.py`), check their
+privacy ledgers against the server's record where the run asks
+(`ledger_query.py`), send the train messages to the nodes that pass,
+aggregate, load the aggregate, then
 ask each callback, in order, `after_round(state, metrics)` for `(stop,
 metrics)`, as pfl-research's `FederatedAlgorithm.run` does (the state and the
 round's figures: `round_state.py`). What a round leaves behind (checkpoint,
@@ -26,6 +28,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from fedmodel.config.wording import plural
+from fedmodel.federation.client_choice import choose_clients
 from fedmodel.federation.ledger_query import check_ledgers
 from fedmodel.federation.round_state import RoundCallback, RoundState, round_figures
 from fedmodel.federation.strategy import BudgetAwareStrategy
@@ -77,8 +80,8 @@ def run_rounds(
     for server_round in plan.rounds:
         check_not_stopped(f"{plan.model_name} round {server_round}")
         started = time.perf_counter()
-        selected = strategy.configure_train(
-            server_round, arrays, plan.train_config, grid
+        selected, unasked = _select(
+            grid, strategy, arrays, plan=plan, server_round=server_round
         )
         if not selected and not strategy.empty_round:
             _say_no_client_left(plan, server_round)
@@ -104,7 +107,7 @@ def run_rounds(
             train_metrics=train_metrics,
             started=started,
             held_back=len(selected) - len(messages),
-            unanswered_queries=unanswered,
+            unanswered_queries=unanswered + unasked,
         )
         # A round short of min_replies stops the run and is run again on
         # resume: the model must not hold it (`RoundState.failed_unreleased`).
@@ -158,6 +161,30 @@ def _say_first_round(server_round: int, clients: int) -> None:
         server_round,
         clients,
         plural(clients, "client"),
+    )
+
+
+def _select(
+    grid: Grid,
+    strategy: BudgetAwareStrategy,
+    arrays: ArrayRecord,
+    *,
+    plan: RoundPlan,
+    server_round: int,
+) -> tuple[list[Message], int]:
+    """The round's train messages, to the clients chosen; unanswered queries.
+
+    The strategy offers the nodes with budget left; under a `ClientChoice`
+    a share of their clients is drawn (`client_choice.py`).
+    """
+    offered = strategy.configure_train(server_round, arrays, plan.train_config, grid)
+    return choose_clients(
+        grid,
+        strategy,
+        offered,
+        server_round=server_round,
+        train_config=plan.train_config,
+        timeout=plan.timeout,
     )
 
 

@@ -35,7 +35,7 @@ from fedmodel.federation.messages import TEACHER_KEY, VERSION_KEY
 from fedmodel.federation.round_state import RoundCallback
 from fedmodel.federation.rounds import RoundPlan, run_rounds
 from fedmodel.federation.strategy import BudgetAwareStrategy
-from fedmodel.federation.strategy_choice import build_strategy
+from fedmodel.federation.strategy_choice import build_strategy, client_choice
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.student import prepare_student_for_distillation
@@ -102,6 +102,7 @@ def prepare_rounds(
         # A simulation numbers its clients; a deployment's sites name their
         # own ids, and a site past num_clients trains (the round warns).
         client_ids=range(settings.num_clients) if simulated else None,
+        choice=client_choice(settings),
     )
     if settings.privacy.client_level:
         if resumed is not None:  # `simulate` checked it before Flower; `flwr run`

@@ -38,7 +38,7 @@ from fedmodel.federation.messages import (
     reply_problem,
 )
 from fedmodel.federation.spent_budgets import figures_to_keep, is_spent, kept_epsilon
-from fedmodel.federation.strategy_choice import say_if_waiting
+from fedmodel.federation.strategy_choice import ClientChoice, say_if_waiting
 from fedmodel.federation.train_replies import by_client, node_of, with_shared_metrics
 from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
@@ -61,8 +61,12 @@ class BudgetAwareStrategy:
         simulated: bool = False,
         privacy_figures: bool = False,
         client_ids: range | None = None,
+        choice: ClientChoice | None = None,
     ) -> None:
         self.inner = inner
+        # Which of the offered clients a round trains (`client_choice.py`);
+        # None: every one.
+        self.choice = choice
         self.expected_shapes = expected_shapes
         # The ids a reply may name (`metrics_problem`); None: sites name their own.
         self.client_ids = client_ids
@@ -106,6 +110,7 @@ class BudgetAwareStrategy:
             simulated=self.simulated,
             privacy_figures=self.privacy_figures,
             client_ids=self.client_ids,
+            choice=self.choice,
         )
         other.spent_nodes = self.spent_nodes
         other.failed_nodes = self.failed_nodes
@@ -143,6 +148,12 @@ class BudgetAwareStrategy:
         # A node refused for good takes no part, though it may stay connected.
         self.binding.connected = set(grid.get_node_ids()) - self.failed_nodes
         self._sent = [m for m in messages if m.metadata.dst_node_id not in skipped]
+        return self._sent
+
+    def keep(self, messages: list[Message]) -> list[Message]:
+        """Send only `messages` of this round's train messages; returns them."""
+        kept = {id(message) for message in messages}
+        self._sent = [m for m in self._sent if id(m) in kept]
         return self._sent
 
     def admit(

@@ -1,14 +1,20 @@
 """Flower's strategies by config name (`strategy.name`), with fedmodel's sampling.
 
 The server wraps the one chosen in `BudgetAwareStrategy` (`strategy.py`).
+Flower's strategy offers every node a message; which clients a round trains
+under `strategy.fraction_train` below 1 is `ClientChoice`'s: Flower 1.41
+samples node ids with Python's unseeded `random.sample`, and draws node ids
+anew for each simulation, so two runs of one seed trained other clients.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import (
     FedAdam,
@@ -19,14 +25,54 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-from fedmodel.config import StrategySettings
+from fedmodel.config import RunSettings, StrategySettings
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.modes import privacy_mode
 
 log = logging.getLogger(__name__)
 
+# Keeps the client choice's stream apart from every other use of the seed.
+_CHOICE_STREAM = 0xC401CE
+
+
+@dataclass(frozen=True)
+class ClientChoice:
+    """Which clients train in a round: a share of them, drawn from (seed, round)."""
+
+    seed: int
+    fraction: float
+    minimum: int
+
+    def chosen(self, client_ids: Iterable[int], *, server_round: int) -> set[int]:
+        """`fraction` of `client_ids` (at least `minimum`), the same in every run.
+
+        Drawn over the ids in order, not over node ids, which Flower draws
+        anew for each simulation and SuperNode connection.
+        """
+        ids = sorted(set(client_ids))
+        size = min(len(ids), max(int(len(ids) * self.fraction), self.minimum))
+        draw = np.random.default_rng([self.seed, _CHOICE_STREAM, server_round])
+        return {ids[int(i)] for i in draw.choice(len(ids), size=size, replace=False)}
+
+
+def client_choice(settings: RunSettings) -> ClientChoice | None:
+    """The run's `ClientChoice`; None where every client trains in every round.
+
+    None under privacy=central too: its Poisson sampling of clients must stay
+    secret from whoever knows the config's seed (`adaptive_clipping.py`).
+    """
+    strategy = settings.strategy
+    if strategy.fraction_train >= 1.0 or privacy_mode(settings.privacy).server_noise:
+        return None
+    return ClientChoice(
+        seed=settings.seed,
+        fraction=strategy.fraction_train,
+        minimum=min(strategy.min_train_clients, settings.num_clients),
+    )
+
 
 def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
-    """Client-sampling arguments shared by all strategies.
+    """Client-sampling arguments shared by all strategies: every node is offered.
 
     Client-side evaluation stays off (fraction_evaluate=0): it would touch
     client records outside the DP budget; the server evaluates on its own split.
@@ -37,7 +83,7 @@ def _sampling(settings: StrategySettings, nodes: int) -> dict[str, Any]:
         )
     minimum = min(settings.min_train_clients, nodes)
     return {
-        "fraction_train": settings.fraction_train,
+        "fraction_train": 1.0,  # `ClientChoice`, or central DP's draw, samples
         "fraction_evaluate": 0.0,
         "min_train_nodes": minimum,
         "min_available_nodes": minimum,

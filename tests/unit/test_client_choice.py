@@ -1,0 +1,105 @@
+"""Which clients a round trains under strategy.fraction_train < 1: by client id, seeded.
+
+The whole-run tests use the real ServerApp and ClientApp over a fake Grid.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flwr.app import Message
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.federation.server_app import run_federation
+from fedmodel.federation.strategy_choice import ClientChoice, client_choice
+from fedmodel.run.metrics import read_rounds
+from tests.conftest import FEW_LATENCY_CALLS, logging_restored
+from tests.fake_grid import FakeGrid
+
+HALF_OF_FOUR = [
+    "model=tiny",
+    "task.max_train_examples=120",
+    "task.max_test_examples=40",
+    "num_clients=4",
+    "num_rounds=3",
+    "partition=iid",
+    "finetune.batch_size=32",
+    "finetune.local_epochs=1",
+    "warm_start.enabled=false",
+    "distill=off",
+    "strategy.fraction_train=0.5",
+    "strategy.min_train_clients=1",
+    *FEW_LATENCY_CALLS,
+]
+# What differs between two runs of one seed: the time things took.
+TIMINGS = ("seconds", "client_compute_seconds")
+
+
+def _settings(run_dir: Path, *overrides: str) -> RunSettings:
+    raw = compose_config([*HALF_OF_FOUR, *overrides])
+    return settings_from_dict({**raw, "run_dir": str(run_dir)})
+
+
+def _run(run_dir: Path, *, first_node: int, python_seed: int) -> list[Any]:
+    """The clients each round trained, and the run's metrics less its timings.
+
+    Flower draws node ids anew for each simulation (`first_node` here), and
+    its strategies sample them with Python's global generator.
+    """
+    trained: dict[int, list[int]] = {}
+
+    def note(client: int, message: Message) -> None:
+        # Read as it is sent: a round's config is changed for the next.
+        server_round = int(message.content["config"]["server-round"])
+        trained.setdefault(server_round, []).append(client)
+
+    random.seed(python_seed)
+    grid = FakeGrid(4, first_node=first_node, before_train=note)
+    with logging_restored():
+        run_federation(grid, _settings(run_dir, "privacy=off"))
+    metrics = [
+        {k: v for k, v in row.items() if k not in TIMINGS}
+        for row in read_rounds(run_dir)
+    ]
+    return [{r: sorted(c) for r, c in trained.items()}, metrics]
+
+
+def test_runs_of_one_seed_train_the_same_clients_and_end_alike(tmp_path: Path) -> None:
+    # Before, Flower's random.sample over node ids chose: other clients
+    # trained in each run, and the metrics differed.
+    trained, metrics = _run(tmp_path / "a", first_node=1001, python_seed=1)
+    assert [len(clients) for clients in trained.values()] == [2, 2, 2]
+    assert len({tuple(clients) for clients in trained.values()}) > 1
+    assert _run(tmp_path / "b", first_node=5001, python_seed=2) == [trained, metrics]
+
+
+def test_the_choice_is_the_seeds_and_rounds_over_client_ids() -> None:
+    choice = ClientChoice(seed=42, fraction=0.5, minimum=1)
+    first = choice.chosen([3, 1, 0, 2], server_round=1)
+    assert first == choice.chosen([0, 1, 2, 3], server_round=1)  # not their order
+    assert len(first) == 2
+    rounds = [choice.chosen(range(4), server_round=r) for r in range(1, 9)]
+    assert any(chosen != first for chosen in rounds)
+    other_seed = ClientChoice(seed=7, fraction=0.5, minimum=1)
+    assert any(
+        other_seed.chosen(range(4), server_round=r) != chosen
+        for r, chosen in enumerate(rounds, start=1)
+    )
+    at_least = ClientChoice(seed=42, fraction=0.1, minimum=3)
+    assert len(at_least.chosen(range(10), server_round=1)) == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        (["strategy.fraction_train=1.0"], "every client trains"),
+        (["privacy=central"], "its Poisson draw must stay secret"),
+    ],
+)
+def test_no_seeded_choice_where_every_client_trains_or_the_draw_is_secret(
+    tmp_path: Path, overrides: list[str], reason: str
+) -> None:
+    assert client_choice(_settings(tmp_path, *overrides)) is None, reason
