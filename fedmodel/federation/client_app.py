@@ -98,8 +98,10 @@ def query(msg: Message, context: Context) -> Message:
 
     The server asks before a round's train message, in rounds where it
     recorded what clients spent and cannot tell this node which client it is
-    (`federation/ledger_query.py`): only the ledger file is read, no record
-    and no model, and nothing is charged.
+    (`federation/ledger_query.py`), or where it draws a share of the clients
+    by id and has not heard from this node (`federation/client_choice.py`):
+    only the ledger file is read, no record and no model, and nothing is
+    charged.
     """
     return _answer(msg, context, _ledger_figures)
 

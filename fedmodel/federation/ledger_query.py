@@ -104,7 +104,9 @@ def ask_ledgers(
     """The round's train messages less those `messages` held back; unanswered queries.
 
     Each node of `messages` is asked what its ledger holds; one whose ledger
-    lost charges, or that did not answer, is sent no train message.
+    lost charges, or that did not answer, is sent no train message. Its
+    answer names its client id too, which a round's `ClientChoice` draws by
+    (`client_choice.py`).
 
     A query carries the server's version (a client of another refuses it, as
     it would the train message) and the run folder (a simulated client's
