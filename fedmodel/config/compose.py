@@ -28,8 +28,19 @@ SHARED_PREFIX = "_"
 HYDRA_GROUP = "hydra"
 # The run folder's key: each command sets it to the folder it runs in.
 RUN_FOLDER_KEY = "run_dir"
-# Keys that label the option their group's keys came from; no code reads them.
-OPTION_LABEL_KEYS = ("model.name",)
+# The key of each group that names its chosen option (`finetune=lora`). Only
+# choosing the option brings its keys, so an override of this key is refused.
+OPTION_KEYS = {
+    "task": "task.name",
+    "model": "model.name",
+    "finetune": "finetune.mode",
+    "partition": "partition.name",
+    "privacy": "privacy.mode",
+    "strategy": "strategy.name",
+    "distill": "distill.name",
+    "federation": "federation.name",
+    "tracking": "tracking.name",
+}
 
 
 def compose_config(overrides: list[str] | None = None) -> dict[str, Any]:
@@ -109,7 +120,7 @@ def check_overrides(overrides: Iterable[str]) -> None:
     refuse_spaced_overrides(overrides)
     parsed = _parsed(overrides)
     _refuse_shared_options(parsed)
-    _refuse_option_labels(parsed)
+    _refuse_option_keys(parsed)
     _refuse_deletions(parsed)
 
 
@@ -147,20 +158,31 @@ def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:
                 )
 
 
-def _refuse_option_labels(parsed: list[tuple[str, Override]]) -> None:
-    """Refuse setting a key that only labels its group's option (`model.name`).
+def _refuse_option_keys(parsed: list[tuple[str, Override]]) -> None:
+    """Refuse setting the key that names a group's option (`strategy.name`).
 
-    `model.name=tiny` kept MiniLM's keys, so MiniLM trained, under the name tiny.
+    It renamed the option but kept the keys of the one chosen:
+    `strategy.name=fedprox` ran FedProx with strategy=fedavg's proximal_mu
+    of 0, `model.name=tiny` trained MiniLM under the name tiny.
     """
+    options_key = {key: group for group, key in OPTION_KEYS.items()}
     for text, override in parsed:
-        key = override.key_or_group
-        if key in OPTION_LABEL_KEYS and not override.is_delete():
-            group = key.split(".")[0]
+        group = options_key.get(override.key_or_group)
+        if group is None or override.is_delete():
+            continue
+        said = (
+            f"{text}: {override.key_or_group} names the option the {group} keys "
+            "came from, and setting it brings none of that option's keys"
+        )
+        named, options = _named_options(override), group_options(group)
+        if named and set(named) <= set(options):
             raise FedmodelError(
-                f"{text}: {key} names the option the {group} keys came from and "
-                f"picks nothing; choose the {group} with {group}=OPTION (options: "
-                f"{', '.join(group_options(group))})"
+                f"{said}; write {group}={text.split('=', 1)[1]} instead"
             )
+        raise FedmodelError(
+            f"{said}; choose the {group} with {group}=OPTION (options: "
+            f"{', '.join(options)})"
+        )
 
 
 def _refuse_deletions(parsed: list[tuple[str, Override]]) -> None:

@@ -17,24 +17,17 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from fedmodel.config.compose import CONF_DIR, compose_config, override_parser
+from fedmodel.config.compose import (
+    CONF_DIR,
+    OPTION_KEYS,
+    compose_config,
+    override_parser,
+)
 from fedmodel.config.flat_keys import dotted
 from fedmodel.config.schema import RunSettings
 from fedmodel.config.unread_rules import UNREAD_RULES, UnreadRule
 from fedmodel.errors import FedmodelError
 
-# The key of each group that names its chosen option (`finetune=lora`).
-OPTION_KEYS = {
-    "task": "task.name",
-    "model": "model.name",
-    "finetune": "finetune.mode",
-    "partition": "partition.name",
-    "privacy": "privacy.mode",
-    "strategy": "strategy.name",
-    "distill": "distill.name",
-    "federation": "federation.name",
-    "tracking": "tracking.name",
-}
 # Groups of presets over other groups' keys (`# @package _global_`): no key
 # of the settings names their choice, so the overrides composed are read.
 PRESET_GROUPS = ("debug", "experiment")

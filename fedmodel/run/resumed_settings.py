@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedmodel.config.compose import OPTION_KEYS
 from fedmodel.config.modes import DEPLOYMENT, SIMULATION
-from fedmodel.config.unread_keys import OPTION_KEYS
 from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.stored_config import stored_config

@@ -87,14 +87,34 @@ def test_an_option_states_only_what_differs_from_its_base(group: str) -> None:
     assert {o: keys for o, keys in restated.items() if keys} == {}
 
 
-@pytest.mark.parametrize("override", ["model.name=tiny", "model.name=tiny,minilm"])
-def test_a_key_that_only_labels_an_option_is_refused(override: str) -> None:
-    # No code reads model.name: MiniLM trained, under the name tiny.
+@pytest.mark.parametrize(
+    ("override", "instead"),
+    [
+        # FedProx ran with strategy=fedavg's proximal_mu of 0, in silence.
+        ("strategy.name=fedprox", "strategy=fedprox"),
+        ("strategy.name=fedavg,fedprox", "strategy=fedavg,fedprox"),
+        # MiniLM trained, under the name tiny.
+        ("model.name=tiny", "model=tiny"),
+        ("privacy.mode=off", "privacy=off"),
+    ],
+)
+def test_the_key_that_names_an_option_is_refused(override: str, instead: str) -> None:
+    key = override.split("=")[0]
+    group = key.split(".")[0]
     with pytest.raises(FedmodelError) as info:
-        compose_config([override])
+        compose_config(["strategy=fedavg", override])
     assert str(info.value) == (
-        f"{override}: model.name names the option the model keys came from and "
-        "picks nothing; choose the model with model=OPTION (options: minilm, tiny)"
+        f"{override}: {key} names the option the {group} keys came from, and "
+        f"setting it brings none of that option's keys; write {instead} instead"
+    )
+
+
+def test_the_key_that_names_no_option_is_refused_with_the_options() -> None:
+    with pytest.raises(FedmodelError) as info:
+        compose_config(["strategy.name=fedyogi"])
+    assert str(info.value).endswith(
+        "; choose the strategy with strategy=OPTION (options: fedadam, fedavg, "
+        "fedprox, robust)"
     )
 
 

@@ -471,7 +471,6 @@ def test_a_site_refuses_a_server_of_another_fedmodel_version_before_charging(
         (("task.val_fraction=0.1",), "task.val_fraction=0.1 in a deployment"),
         (("privacy=off",), "privacy=off in a deployment"),
         (("privacy=central",), "privacy=central in a deployment"),
-        (("federation.name=cluster",), "'cluster' is unknown"),
     ],
 )
 def test_server_refuses_deployment_settings_no_site_could_train_with(
@@ -482,6 +481,15 @@ def test_server_refuses_deployment_settings_no_site_could_train_with(
         config["task"]["labels"] = ["a", "b"]
         config["task"]["test_file"] = "test.csv"
     with pytest.raises(FedmodelError, match=fragment):
+        check_deployment_settings(settings_from_dict(config))
+
+
+def test_server_refuses_a_federation_it_does_not_know() -> None:
+    # Set in the config, as a stored one holds it: the override
+    # federation.name=cluster is refused before composing (test_config).
+    config = small_config("federation=deployment")
+    config["federation"]["name"] = "cluster"
+    with pytest.raises(FedmodelError, match="'cluster' is unknown"):
         check_deployment_settings(settings_from_dict(config))
 
 
