@@ -147,8 +147,11 @@ def _check_federation(grid: Grid, settings: RunSettings) -> None:
         time.sleep(0.5)
         nodes = len(list(grid.get_node_ids()))
     if nodes != settings.num_clients:
+        # Only `flwr run` can differ: `fedmodel simulate` starts num_clients.
+        supernodes = f"{nodes} {plural(nodes, 'SuperNode')}"
         raise FedmodelError(
-            f"the federation has {nodes} nodes but num_clients is "
-            f"{settings.num_clients}: start the simulation with "
-            f"num-supernodes={settings.num_clients} or set num_clients={nodes}"
+            f"the simulation has {supernodes} but num_clients is "
+            f"{settings.num_clients}, one SuperNode per client: start `flwr run` "
+            f'with --federation-config "num-supernodes={settings.num_clients}", '
+            f"or add num_clients={nodes} to its run-config's overrides"
         )

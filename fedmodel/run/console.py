@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import LOG_FILE
 from fedmodel.run.stop_request import STOP_REQUESTED
 
@@ -68,6 +69,31 @@ def _shown_on_console(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR and not STOP_REQUESTED.is_set()
 
 
+def _fedmodel_error_in_one_line(record: logging.LogRecord) -> bool:
+    """A library's line about a FedmodelError ends with its message, no traceback.
+
+    Flower logs what the ServerApp raised with its traceback: under `flwr
+    run`, a refused start (the federation's node count) streamed "Simulation
+    raised an exception" and some 25 lines through Flower's frames, where the
+    error's one line names the setting and the fix. Other errors keep theirs.
+    """
+    error = _fedmodel_error(record)
+    if error is not None:
+        record.msg = f"{record.getMessage()}: {error}"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+def _fedmodel_error(record: logging.LogRecord) -> FedmodelError | None:
+    """The FedmodelError a record's exception is, or was raised from."""
+    error: BaseException | None = record.exc_info[1] if record.exc_info else None
+    while error is not None and not isinstance(error, FedmodelError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
 def setup_logging(run_dir: Path | None = None) -> None:
     """Send fedmodel's INFO lines to stderr and, with `run_dir`, all lines to its log.
 
@@ -97,10 +123,20 @@ def setup_logging(run_dir: Path | None = None) -> None:
 def _on_a_root_console(record: logging.LogRecord) -> bool:
     """A console handler on the root logger prints a library's lines as its own do.
 
-    fedmodel's lines have their own console handler, so not here a second time.
+    Not a line its logger's own console handler printed (fedmodel's, and
+    Flower's: under `flwr run` each of Flower's errors showed twice).
     """
-    ours = record.name == "fedmodel" or record.name.startswith("fedmodel.")
-    return not ours and _shown_on_console(record)
+    return not _printed_on_the_way(record.name) and _shown_on_console(record)
+
+
+def _printed_on_the_way(name: str) -> bool:
+    """Whether logger `name`, or one between it and the root, has a console handler."""
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None and logger is not logging.getLogger():
+        if any(_is_console(handler) for handler in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
 
 
 def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
@@ -118,6 +154,8 @@ def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
     for name in CHATTY_LOGGERS:
         library = logging.getLogger(name)
         library.propagate = to_file
+        library.removeFilter(_fedmodel_error_in_one_line)
+        library.addFilter(_fedmodel_error_in_one_line)
         if not verbose:
             library.setLevel(max(library.getEffectiveLevel(), logging.INFO))
         for handler in library.handlers:

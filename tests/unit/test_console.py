@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, close_log_file, setup_logging
 from fedmodel.run.layout import LOG_FILE
 from fedmodel.run.stop_request import STOP_REQUESTED
@@ -154,3 +155,69 @@ def test_a_root_console_handler_a_library_added_prints_no_line_twice(
     assert "a library error" in console
     log = (tmp_path / LOG_FILE).read_text()
     assert "round 1/2 done" in log and "Received 2 results" in log
+
+
+def _raised(error: BaseException) -> BaseException:
+    """`error` as Flower holds it: raised, with a traceback through frames."""
+    try:
+        raise error
+    except BaseException as raised:
+        return raised
+
+
+@pytest.mark.usefixtures("no_stop_request")
+def test_a_fedmodel_error_flower_logs_is_one_line_with_no_traceback(
+    tmp_path: Path,
+) -> None:
+    """Under `flwr run`, a refused start: "Simulation raised an exception"."""
+    import flwr.common.logger  # noqa: F401
+
+    setup_logging(tmp_path)
+    refused = FedmodelError("the federation has 3 nodes but num_clients is 2")
+    flower = logging.getLogger("flwr")
+    stream = io.StringIO()
+    console = logging.StreamHandler(stream)
+    flower.addHandler(console)
+    try:
+        flower.error("%s raised an exception", "Simulation", exc_info=_raised(refused))
+        wrapped = RuntimeError("An error was encountered. Ending simulation.")
+        wrapped.__cause__ = refused
+        flower.error("An exception occurred", exc_info=_raised(wrapped))
+        flower.error("ClientApp raised an exception", exc_info=_raised(KeyError("x")))
+    finally:
+        flower.removeHandler(console)
+        close_log_file()
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == [
+        "Simulation raised an exception: the federation has 3 nodes but "
+        "num_clients is 2",
+        "An exception occurred: the federation has 3 nodes but num_clients is 2",
+    ]
+    # Another error keeps its traceback, on the console and in the log.
+    assert lines[2:4] == [
+        "ClientApp raised an exception",
+        "Traceback (most recent call last):",
+    ]
+    log = (tmp_path / LOG_FILE).read_text()
+    assert log.count("Traceback") == 1
+    assert "ERROR flwr: Simulation raised an exception: the federation has 3" in log
+
+
+@pytest.mark.usefixtures("no_stop_request")
+def test_flowers_errors_show_once_beside_a_root_console_handler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under `flwr run` each Flower error showed twice: its handler's, Opacus's."""
+    import sys
+
+    library_root = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(library_root)
+    try:
+        setup_logging(tmp_path)
+        flower = _flower_console("Exit Code: 700", logging.ERROR)
+    finally:
+        root.removeHandler(library_root)
+        close_log_file()
+    assert "Exit Code: 700" in flower
+    assert "Exit Code: 700" not in capsys.readouterr().err

@@ -453,3 +453,19 @@ def test_under_flwr_run_the_server_checks_the_run_folder_once(
     # The check still refuses: a second run in the folder that holds one.
     with logging_restored(), pytest.raises(FedmodelError, match="already holds"):
         server_app.main(FakeGrid(2), context)
+
+
+def test_under_flwr_run_a_node_count_not_num_clients_is_named_before_round_one(
+    tmp_path: Path,
+) -> None:
+    # It named `num-supernodes=2` with no word of where `flwr run` takes it.
+    context = flwr_run_context([*FAKE_GRID_RUN, "distill=off"], tmp_path)
+    grid = FakeGrid(3)
+    with logging_restored(), pytest.raises(FedmodelError) as refused:
+        server_app.main(grid, context)
+    assert str(refused.value) == (
+        "the simulation has 3 SuperNodes but num_clients is 2, one SuperNode per "
+        'client: start `flwr run` with --federation-config "num-supernodes=2", '
+        "or add num_clients=3 to its run-config's overrides"
+    )
+    assert grid.sent == []
