@@ -68,6 +68,10 @@ def archive_ledger(state_dir: Path) -> tuple[LedgerStatus | None, Path]:
     between them.
     """
     path = _ledger_path(state_dir)
+    # The accountant `_status` asks loads Opacus, seconds of imports (4 to 8 s
+    # here): done before the lock, which a round charging the ledger waits on.
+    import fedmodel.privacy.ledger_check  # noqa: F401
+
     with exclusive_lock(path):
         try:
             status: LedgerStatus | None = _status(path, read_record(path))

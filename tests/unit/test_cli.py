@@ -149,6 +149,18 @@ def test_a_subcommand_reports_a_fedmodel_error_in_its_own_words(
     assert capsys.readouterr().err.startswith("fedmodel ledger show: error: ")
 
 
+@pytest.mark.parametrize(("held", "code"), [("nothing", 2), ("a reset ledger", 0)])
+def test_ledger_show_without_a_history_to_evaluate_imports_no_heavy_module(
+    tmp_path: Path, held: str, code: int
+) -> None:
+    # Only a ledger's history needs Opacus (its accountant, with torch): a
+    # folder with no ledger, or a reset one, answers in under a second.
+    if held == "a reset ledger":
+        (tmp_path / "privacy_ledger.reset-20261206T000000.000000Z.json").write_text("")
+    result, done = probed("ledger", "show", "--state-dir", str(tmp_path))
+    assert result == {"code": code, "heavy": []}, done.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "attribute"),
     [

@@ -356,3 +356,27 @@ def test_read_only_state_folder_is_the_ledgers_own_error(path: Path) -> None:
             open_ledger(path).charge(round_number=1, steps=10)
     finally:
         path.parent.chmod(0o755)
+
+
+def test_a_reset_loads_opacus_before_it_takes_the_ledgers_lock(path: Path) -> None:
+    # `ledger reset --yes` imported Opacus holding the lock, which a round
+    # charging the ledger waits on: 4 to 8 s on a busy machine.
+    open_ledger(path).charge(round_number=1, steps=10)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        import fedmodel.privacy.ledger_reset as reset
+        taken = reset.exclusive_lock
+        def watched(path):
+            print("opacus" in sys.modules)
+            return taken(path)
+        reset.exclusive_lock = watched
+        reset.archive_ledger(Path({str(path.parent)!r}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "True\n"
+    assert archived_ledgers(path.parent)
