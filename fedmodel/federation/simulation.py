@@ -56,6 +56,7 @@ from fedmodel.config.wording import plural  # noqa: E402
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation import client_app, ray_worker, server_app  # noqa: E402
 from fedmodel.federation.leftovers import stop_leftover_processes  # noqa: E402
+from fedmodel.federation.ray_process_lines import route_ray_process_lines  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.folder_check import check_run_folder  # noqa: E402
 from fedmodel.run.layout import FLWR_HOME_DIR, SUMMARY_FILE  # noqa: E402
@@ -145,7 +146,8 @@ def start_ray(federation: FederationSettings) -> None:
     and set up fedmodel's logging as they start: Flower's lines in a client
     actor stay off the console from the first, also in an actor that is ended
     before it is given a message ("Manually terminating ClientAppActor", when
-    a resumed run has no round left to train).
+    a resumed run has no round left to train). The raylet's and GCS server's
+    lines go to the run's log (`ray_process_lines.py`).
     A Ray this process started already is used as it is, as Flower would.
     The process's SIGTERM handling is left as it was (`_sigterm_handling_kept`).
     """
@@ -161,6 +163,7 @@ def start_ray(federation: FederationSettings) -> None:
         try:
             with _sigterm_handling_kept():
                 ray.init(runtime_env=runtime_env, **init_args)
+            route_ray_process_lines()
             return
         except Exception as exc:  # Ray raises a bare Exception on a timeout
             if _RAY_START_TIMEOUT not in str(exc) or attempt == RAY_START_ATTEMPTS:
