@@ -28,9 +28,10 @@ from fedmodel.client.jobs import (
 )
 from fedmodel.client.private_round import PrivateRound
 from fedmodel.config import RunSettings
-from fedmodel.model.finetune import held_fixed
+from fedmodel.model.finetune import finetune_mode, held_fixed
 from fedmodel.model.head import trainable_state
 from fedmodel.privacy.modes import privacy_mode
+from fedmodel.training.embedding_cache import stored_features
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.loops import build_optimizer, train_epochs
 
@@ -100,12 +101,13 @@ def run_local_round(
     student (`global_weights`) learns the teacher's outputs on this client's
     records. With DP-SGD (privacy=dpsgd), the round's cost is written to the
     client's one ledger before training (a crash later over-counts, never
-    under-counts); a round over budget does not train. `records` (training
-    split, label names; or a site's stored features) is a deployed site's; None
-    loads a simulated one's.
+    under-counts); a round over budget does not train. `records` (its split or
+    stored features, and the label names) is a site's; None loads a simulated one's.
     """
     started = time.perf_counter()
-    train_split, label_names = records or _partition(settings, client_id)
+    train_split, label_names = records or _simulated_records(
+        settings, client_id, state_dir=state_dir, distill=teacher_weights is not None
+    )
     state_dir.mkdir(parents=True, exist_ok=True)
     job = _job(
         settings,
@@ -164,13 +166,22 @@ def seed_dropout(settings: RunSettings, *, client_id: int, round_number: int) ->
     torch.manual_seed(int(np.random.default_rng(stream).integers(2**63)))
 
 
-def _partition(
-    settings: RunSettings, client_id: int
-) -> tuple[datasets.Dataset, tuple[str, ...]]:
-    """The simulated client's training split and the label names."""
+def _simulated_records(
+    settings: RunSettings, client_id: int, *, state_dir: Path, distill: bool
+) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
+    """The simulated client's training split and the label names.
+
+    In a head-mode fine-tuning round (not `distill`) the features an earlier
+    round stored for exactly these records stand in for them, as at a site:
+    the round trains the head without building the encoder.
+    """
     from fedmodel.data.clients import load_client_data
 
     train_split, _, label_names = load_client_data(settings, client_id)
+    if not distill and finetune_mode(settings.finetune).on_features:
+        stored = stored_features(settings, split=train_split, state_dir=state_dir)
+        if stored is not None:
+            return stored, label_names
     return train_split, label_names
 
 

@@ -76,10 +76,26 @@ def build_classifier(
     }
     torch.manual_seed(seed)
     config = classifier_config(settings, labels)
-    if settings.path == TINY_RANDOM:
-        return PooledBertForSequenceClassification(config)
+    model = (
+        PooledBertForSequenceClassification(config)
+        if settings.path == TINY_RANDOM
+        else _pretrained(settings, config)
+    )
+    # The head is drawn last, from the seed alone, whatever the encoder: a
+    # round on stored features (`client/jobs.py`) draws it the same way and
+    # leaves torch's generator where this does.
+    torch.manual_seed(seed)
+    model.classifier.reset_parameters()
+    return model
+
+
+def _pretrained(
+    settings: ModelSettings, config: PooledBertConfig
+) -> PooledBertForSequenceClassification:
+    """The classifier with the encoder weights of `model.path`'s folder."""
     location = resolve_model_path(settings.path)
-    # A fedmodel export brings a head of its own labels; it is reset below.
+    # A fedmodel export brings a head of its own labels; build_classifier
+    # resets it.
     model, loaded = cast(
         tuple[PooledBertForSequenceClassification, dict[str, Any]],
         PooledBertForSequenceClassification.from_pretrained(
@@ -98,8 +114,6 @@ def build_classifier(
             f"the shapes its config.json gives ({', '.join(unlike[:3])}); give a "
             "folder whose weights and config.json belong together"
         )
-    torch.manual_seed(seed)
-    model.classifier.reset_parameters()
     return model
 
 

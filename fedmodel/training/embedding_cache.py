@@ -45,14 +45,13 @@ def cached_features(
     The encoder is frozen in head mode, so its features never change; they are
     kept in the client's own state directory, never sent.
     """
-    fingerprint = data_fingerprint(split)
-    path = features_path(settings, fingerprint=fingerprint, state_dir=state_dir)
-    cached = read_features(path)
+    cached = stored_features(settings, split=split, state_dir=state_dir)
     if cached is not None:
         return cached.features, cached.labels
     features, labels = embed_split(settings, model=model, split=split)
+    fingerprint = data_fingerprint(split)
     write_features(
-        path,
+        features_path(settings, fingerprint=fingerprint, state_dir=state_dir),
         StoredFeatures(
             features=features,
             labels=labels,
@@ -61,6 +60,21 @@ def cached_features(
         ),
     )
     return features, labels
+
+
+def stored_features(
+    settings: RunSettings, *, split: datasets.Dataset, state_dir: Path
+) -> StoredFeatures | None:
+    """The features a round stored for exactly these records, or None.
+
+    Read without the encoder: a round that finds them trains the head alone.
+    """
+    fingerprint = data_fingerprint(split)
+    path = features_path(settings, fingerprint=fingerprint, state_dir=state_dir)
+    stored = read_features(path)
+    if stored is None or stored.fingerprint != fingerprint:
+        return None
+    return stored
 
 
 def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> DataLoader:

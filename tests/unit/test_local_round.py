@@ -21,7 +21,7 @@ import fedmodel.privacy.client_plan as client_plan
 from fedmodel.client.local_round import RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
-from fedmodel.model.finetune import prepare_for_finetuning
+from fedmodel.model.finetune import held_fixed, prepare_for_finetuning
 from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
@@ -29,6 +29,7 @@ from fedmodel.privacy.client_plan import plan_privacy
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.fingerprint import data_fingerprint
+from fedmodel.training.loops import build_optimizer
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings(
@@ -481,6 +482,46 @@ def test_head_mode_embeds_once_and_reuses_the_cached_features(
     assert second.weights is not None
     assert_all_changed(first.weights, second.weights)
     assert list(state_dir.glob("features-*.pt")) == cached
+
+
+def test_a_round_on_stored_features_trains_as_the_built_classifier_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: a simulated client rebuilt the whole classifier (the encoder,
+    # from disk) every round only to read its stored features. Dropout on:
+    # the head alone must leave torch's generator as the built model does.
+    settings = make_settings(tmp_path, "privacy=off", "model.dropout=0.1")
+    state_dir = tmp_path / "client-0"
+    first = one_round(settings, state_dir, fresh_weights(settings), 1)
+    assert first.weights is not None
+
+    train, _, label_names = load_client_data(settings, CLIENT)
+    built = jobs.finetune_job(
+        settings,
+        split=train,
+        label_names=label_names,
+        global_weights=first.weights,
+        state_dir=state_dir,
+        round_number=2,
+    )
+    with held_fixed(built.held):
+        optimizer = build_optimizer(built.module.parameters(), built.optimizer)
+        built_loss = local_round._train(
+            settings, built, optimizer=optimizer, private=None
+        )
+
+    monkeypatch.setattr("fedmodel.model.load.build_classifier", must_not_build)
+    second = one_round(settings, state_dir, first.weights, 2)
+    assert second.weights is not None
+    assert second.train_loss == built_loss
+    assert second.num_examples == len(train)
+    expected = trainable_state(built.exchanged)
+    assert set(second.weights) == set(expected)
+    assert all(torch.equal(second.weights[k], expected[k]) for k in expected)
+
+
+def must_not_build(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a round on stored features must not build the encoder")
 
 
 def test_feature_cache_is_keyed_by_the_records(
