@@ -23,7 +23,10 @@ def data_fingerprint(split: datasets.Dataset) -> str:
     one JSON line. Records without line breaks hash as they always have.
     """
     digest = hashlib.sha256()
-    for text, label in zip(split["text"], split["label"], strict=True):
+    # All the records in one query: a split's column, read record by record,
+    # took 0.27 s for a default bank client, and a round hashes its records.
+    records = split[:]
+    for text, label in zip(records["text"], records["label"], strict=True):
         if "\n" in text:
             digest.update(f"{label}\n{json.dumps(text)}\n".encode())
         else:

@@ -162,6 +162,34 @@ def test_different_records_never_share_a_fingerprint() -> None:
     assert data_fingerprint(two) == before
 
 
+def test_the_fingerprint_reads_the_records_in_one_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: a query per record and column of a client's partition (records
+    # selected from the task's split): 0.27 s a round for a default bank
+    # client of 2,415 records, more than building the encoder took.
+    every = datasets.Dataset.from_dict(
+        {
+            "text": [f"note {i}" for i in range(100)],
+            "label": [i % 3 for i in range(100)],
+        }
+    )
+    split = every.select(range(0, 100, 2))
+    expected = hashlib.sha256(
+        "".join(f"{i % 3}\tnote {i}\n" for i in range(0, 100, 2)).encode()
+    ).hexdigest()[:16]
+    queries: list[object] = []
+    real = datasets.Dataset._getitem
+
+    def counted(self: datasets.Dataset, key: Any, **kwargs: Any) -> Any:
+        queries.append(key)
+        return real(self, key, **kwargs)
+
+    monkeypatch.setattr(datasets.Dataset, "_getitem", counted)
+    assert data_fingerprint(split) == expected
+    assert len(queries) == 1
+
+
 def test_a_stored_features_file_a_crash_cut_short_is_a_cache_miss(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -207,8 +235,10 @@ def test_two_writers_storing_the_same_features_at_once_both_succeed(
     from fedmodel.training import feature_store
 
     stored = StoredFeatures(
-        features=torch.ones(3, 4), labels=torch.tensor([0, 1, 0]),
-        fingerprint="f" * 16, dropout=0.1,
+        features=torch.ones(3, 4),
+        labels=torch.tensor([0, 1, 0]),
+        fingerprint="f" * 16,
+        dropout=0.1,
     )
     path = tmp_path / "features-x.pt"
     real_save = torch.save
