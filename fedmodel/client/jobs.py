@@ -100,7 +100,8 @@ def stored_features_job(
     """Head mode on features stored in an earlier round: no encoder.
 
     It trains exactly as the round that builds the classifier would: the
-    same starting weights (the global ones), data order and dropout.
+    same starting weights (the global ones), data order and dropout
+    (`local_round.seed_dropout` seeds it before either trains).
     """
     weight = global_weights.get("classifier.weight")
     if weight is None or weight.dim() != 2:
@@ -108,9 +109,6 @@ def stored_features_job(
             "head-mode weights hold no 2-D 'classifier.weight': server and site "
             "must use the same finetune settings"
         )
-    # Torch's generator left as `build_classifier` leaves it (seeded, then
-    # the head drawn): dropout drops what it would on the built classifier.
-    torch.manual_seed(settings.seed)
     head = on_device(
         FeatureHead(
             hidden_size=int(stored.features.shape[1]),

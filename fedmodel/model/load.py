@@ -76,26 +76,10 @@ def build_classifier(
     }
     torch.manual_seed(seed)
     config = classifier_config(settings, labels)
-    model = (
-        PooledBertForSequenceClassification(config)
-        if settings.path == TINY_RANDOM
-        else _pretrained(settings, config)
-    )
-    # The head is drawn last, from the seed alone, whatever the encoder: a
-    # round on stored features (`client/jobs.py`) draws it the same way and
-    # leaves torch's generator where this does.
-    torch.manual_seed(seed)
-    model.classifier.reset_parameters()
-    return model
-
-
-def _pretrained(
-    settings: ModelSettings, config: PooledBertConfig
-) -> PooledBertForSequenceClassification:
-    """The classifier with the encoder weights of `model.path`'s folder."""
+    if settings.path == TINY_RANDOM:
+        return PooledBertForSequenceClassification(config)
     location = resolve_model_path(settings.path)
-    # A fedmodel export brings a head of its own labels; build_classifier
-    # resets it.
+    # A fedmodel export brings a head of its own labels; it is reset below.
     model, loaded = cast(
         tuple[PooledBertForSequenceClassification, dict[str, Any]],
         PooledBertForSequenceClassification.from_pretrained(
@@ -114,6 +98,8 @@ def _pretrained(
             f"the shapes its config.json gives ({', '.join(unlike[:3])}); give a "
             "folder whose weights and config.json belong together"
         )
+    torch.manual_seed(seed)
+    model.classifier.reset_parameters()
     return model
 
 

@@ -489,7 +489,7 @@ def test_a_round_on_stored_features_trains_as_the_built_classifier_would(
 ) -> None:
     # Before: a simulated client rebuilt the whole classifier (the encoder,
     # from disk) every round only to read its stored features. Dropout on:
-    # the head alone must leave torch's generator as the built model does.
+    # the head alone must train as the built model does.
     settings = make_settings(tmp_path, "privacy=off", "model.dropout=0.1")
     state_dir = tmp_path / "client-0"
     first = one_round(settings, state_dir, fresh_weights(settings), 1)
@@ -506,6 +506,7 @@ def test_a_round_on_stored_features_trains_as_the_built_classifier_would(
     )
     with held_fixed(built.held):
         optimizer = build_optimizer(built.module.parameters(), built.optimizer)
+        local_round.seed_dropout(settings, client_id=CLIENT, round_number=2)
         built_loss = local_round._train(
             settings, built, optimizer=optimizer, private=None
         )
