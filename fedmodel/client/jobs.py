@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from fedmodel.client.round_streams import batch_order_seed
 from fedmodel.config import FinetuneSettings, RunSettings
 from fedmodel.errors import FedmodelError
 from fedmodel.model.device import on_device
@@ -55,6 +56,7 @@ def finetune_job(
     label_names: tuple[str, ...],
     global_weights: dict[str, torch.Tensor],
     state_dir: Path,
+    client_id: int,
     round_number: int,
 ) -> LocalJob:
     """Fine-tune the global model as the finetune mode says, on this client's data."""
@@ -75,10 +77,18 @@ def finetune_job(
         features, labels = cached_features(
             settings, model=model, split=split, state_dir=state_dir
         )
-        loader = feature_loader(settings, features, labels, round_number=round_number)
+        loader = feature_loader(
+            settings,
+            features,
+            labels,
+            client_id=client_id,
+            round_number=round_number,
+        )
         logits_of = feature_logits
     else:
-        loader = text_loader(settings, split, round_number=round_number)
+        loader = text_loader(
+            settings, split, client_id=client_id, round_number=round_number
+        )
         logits_of = text_logits
     return LocalJob(
         module=mode.trained_module(model, trainable),
@@ -95,6 +105,7 @@ def stored_features_job(
     *,
     stored: StoredFeatures,
     global_weights: dict[str, torch.Tensor],
+    client_id: int,
     round_number: int,
 ) -> LocalJob:
     """Head mode on features stored in an earlier round: no encoder.
@@ -121,7 +132,11 @@ def stored_features_job(
     return LocalJob(
         module=nn.Sequential(head.dropout, head.classifier),
         loader=feature_loader(
-            settings, stored.features, stored.labels, round_number=round_number
+            settings,
+            stored.features,
+            stored.labels,
+            client_id=client_id,
+            round_number=round_number,
         ),
         logits_of=feature_logits,
         exchanged=head,
@@ -144,14 +159,23 @@ def feature_loader(
     features: torch.Tensor,
     labels: torch.Tensor,
     *,
+    client_id: int,
     round_number: int,
 ) -> DataLoader:
-    """Pooled features and labels in batches, shuffled per round."""
+    """Pooled features and labels in batches, in this client's order for the round.
+
+    Under DP-SGD Opacus' Poisson sampler, drawing from the operating system,
+    replaces this order (`privacy/engine.py`).
+    """
     return DataLoader(
         TensorDataset(features, labels),
         batch_size=settings.finetune.batch_size,
         shuffle=True,
-        generator=torch.Generator().manual_seed(settings.seed + round_number),
+        generator=torch.Generator().manual_seed(
+            batch_order_seed(
+                settings.seed, client_id=client_id, round_number=round_number
+            )
+        ),
     )
 
 
@@ -162,6 +186,7 @@ def distill_job(
     label_names: tuple[str, ...],
     student_weights: dict[str, torch.Tensor],
     teacher_weights: dict[str, torch.Tensor],
+    client_id: int,
     round_number: int,
 ) -> LocalJob:
     """Distil the teacher into the student on this client's records."""
@@ -189,7 +214,9 @@ def distill_job(
     load_trainable_state(student, student_weights)
     return LocalJob(
         module=student,
-        loader=text_loader(settings, split, round_number=round_number),
+        loader=text_loader(
+            settings, split, client_id=client_id, round_number=round_number
+        ),
         logits_of=text_logits,
         exchanged=student,
         # The finetune optimizer is tuned for what fine-tuning moves (by
@@ -209,9 +236,17 @@ def distill_job(
 
 
 def text_loader(
-    settings: RunSettings, split: datasets.Dataset, *, round_number: int
+    settings: RunSettings,
+    split: datasets.Dataset,
+    *,
+    client_id: int,
+    round_number: int,
 ) -> DataLoader:
-    """The client's tokenized records, shuffled per round."""
+    """The client's tokenized records, in this client's order for the round.
+
+    Under DP-SGD Opacus' Poisson sampler replaces this order, as in
+    `feature_loader`.
+    """
     from fedmodel.data.tokenization import make_text_loader
     from fedmodel.model.load import load_tokenizer
 
@@ -222,5 +257,7 @@ def text_loader(
         max_length=settings.task.max_length,
         batch_size=settings.finetune.batch_size,
         shuffle=True,
-        seed=settings.seed + round_number,
+        seed=batch_order_seed(
+            settings.seed, client_id=client_id, round_number=round_number
+        ),
     )

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch.optim import Optimizer
 
@@ -27,6 +26,7 @@ from fedmodel.client.jobs import (
     stored_features_job,
 )
 from fedmodel.client.private_round import PrivateRound
+from fedmodel.client.round_streams import dropout_seed
 from fedmodel.config import RunSettings
 from fedmodel.model.finetune import finetune_mode, held_fixed
 from fedmodel.model.head import trainable_state
@@ -37,9 +37,6 @@ from fedmodel.training.loops import build_optimizer, train_epochs
 
 if TYPE_CHECKING:
     import datasets
-
-# Keeps the dropout stream apart from every other use of the seed.
-_DROPOUT_STREAM = 0xD209
 
 
 @dataclass(frozen=True)
@@ -96,13 +93,11 @@ def run_local_round(
 ) -> RoundOutcome:
     """Train on this client's records for one round and return the update.
 
-    Without `teacher_weights` the round fine-tunes the global model
-    (`global_weights`). With them it is a federated distillation round: the
-    student (`global_weights`) learns the teacher's outputs on this client's
-    records. With DP-SGD (privacy=dpsgd), the round's cost is written to the
-    client's one ledger before training (a crash later over-counts, never
-    under-counts); a round over budget does not train. `records` (its split or
-    stored features, and the label names) is a site's; None loads a simulated one's.
+    Without `teacher_weights` it fine-tunes the global model (`global_weights`);
+    with them the student (`global_weights`) learns the teacher's outputs. Under
+    DP-SGD its cost goes to the client's ledger before training (a crash
+    over-counts, never under-counts); over budget it does not train. `records`
+    (split or stored features, label names) is a site's; None: a simulated one's.
     """
     started = time.perf_counter()
     train_split, label_names = records or _simulated_records(
@@ -116,6 +111,7 @@ def run_local_round(
         global_weights=global_weights,
         teacher_weights=teacher_weights,
         state_dir=state_dir,
+        client_id=client_id,
         round_number=round_number,
     )
     prepare_seconds = time.perf_counter() - started
@@ -162,8 +158,9 @@ def seed_dropout(settings: RunSettings, *, client_id: int, round_number: int) ->
     if privacy_mode(settings.privacy).client_dpsgd:
         torch.seed()
         return
-    stream = [settings.seed, _DROPOUT_STREAM, client_id, round_number]
-    torch.manual_seed(int(np.random.default_rng(stream).integers(2**63)))
+    torch.manual_seed(
+        dropout_seed(settings.seed, client_id=client_id, round_number=round_number)
+    )
 
 
 def _simulated_records(
@@ -221,6 +218,7 @@ def _job(
     global_weights: dict[str, torch.Tensor],
     teacher_weights: dict[str, torch.Tensor] | None,
     state_dir: Path,
+    client_id: int,
     round_number: int,
 ) -> LocalJob:
     """What this round trains: the shared model, or the student under distillation.
@@ -234,6 +232,7 @@ def _job(
             settings,
             stored=split,
             global_weights=global_weights,
+            client_id=client_id,
             round_number=round_number,
         )
     if teacher_weights is None:
@@ -243,6 +242,7 @@ def _job(
             label_names=label_names,
             global_weights=global_weights,
             state_dir=state_dir,
+            client_id=client_id,
             round_number=round_number,
         )
     return distill_job(
@@ -251,5 +251,6 @@ def _job(
         label_names=label_names,
         student_weights=global_weights,
         teacher_weights=teacher_weights,
+        client_id=client_id,
         round_number=round_number,
     )

@@ -57,6 +57,7 @@ def test_clients_build_the_servers_student_before_the_first_student_round() -> N
         label_names=task.label_names,
         student_weights=exchanged,
         teacher_weights=model.weights(),
+        client_id=0,
         round_number=settings.num_rounds + 1,
     )
     on_client = job.exchanged.state_dict()

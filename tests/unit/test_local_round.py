@@ -502,6 +502,7 @@ def test_a_round_on_stored_features_trains_as_the_built_classifier_would(
         label_names=label_names,
         global_weights=first.weights,
         state_dir=state_dir,
+        client_id=CLIENT,
         round_number=2,
     )
     with held_fixed(built.held):
