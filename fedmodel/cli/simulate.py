@@ -4,7 +4,7 @@ Hydra reads the overrides; its own config errors (an unknown key, an unknown
 group option, flags that exclude each other) exit 2 with one line and a "did
 you mean", like fedmodel's own checks. A run that fedmodel's checks reject
 leaves no run folder it made behind (`refused_folder.py`), and an earlier
-run's folder as it was (`hydra_files.py`).
+run's folder as it was (`refused_hydra_files.py`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from fedmodel.cli.errors import (
     report_error,
 )
 from fedmodel.cli.hydra_errors import error_line, hydra_error_line
-from fedmodel.cli.hydra_files import (
-    hydra_files_kept_if_refused,
-    named_run_dir,
-    named_sweep_dir,
-    sweep_files_kept_if_refused,
-)
+from fedmodel.cli.hydra_files import named_run_dir, named_sweep_dir
 from fedmodel.cli.interrupted import signals_stop_the_server
 from fedmodel.cli.refused_folder import FoldersBefore, folders_before, remove_if_unused
+from fedmodel.cli.refused_hydra_files import (
+    hydra_files_kept_if_refused,
+    sweep_files_kept_if_refused,
+)
 from fedmodel.cli.resume_finished import finished_sweep_job
 from fedmodel.cli.simulate_args import check_hydra_flags, check_sweep_jobs, hydra_args
 from fedmodel.cli.stopped_start import (
