@@ -36,8 +36,8 @@ from fedmodel.run.task_file_hashes import content_hash
 TRANSFER_KEY = "distill.transfer_file"
 
 # How the checkpoint's student was built and distilled on the server's texts
-# (distill/finish.py, distill/server.py); `distill.name` too, since under
-# distill=server the resumed student would not be the checkpoint's.
+# (distill/distilled_student.py, distill/server.py); `distill.name` too, since
+# under distill=server the resumed student would not be the checkpoint's.
 STUDENT_MADE_WITH = (
     "distill.name",
     "distill.student.num_layers",

@@ -18,7 +18,7 @@ import torch
 from fedmodel.config import RunSettings, StudentSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
-from fedmodel.distill import finish
+from fedmodel.distill import distilled_student
 from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.describe import agreement, log_comparison, picked_labels
 from fedmodel.distill.finish import finish_models, server_distill_texts
@@ -293,7 +293,7 @@ def test_finishing_runs_each_model_over_the_test_split_once_after_training(
         return students[-1]
 
     count("teacher", teacher)
-    monkeypatch.setattr(finish, "build_student", counted_student)
+    monkeypatch.setattr(distilled_student, "build_student", counted_student)
     texts = list(task.transfer["text"])[:8]
     entries = finish_models(
         settings,
@@ -529,10 +529,10 @@ def test_the_end_of_a_run_without_server_texts_says_only_what_came_of_it(
     # The full warning is said before round 1; the end of the run repeated it
     # word for word, so the console showed it twice.
     settings = _files_run(tmp_path, "task.validation_file=null", "distill=server")
-    with caplog.at_level("WARNING", logger="fedmodel.distill.finish"):
+    with caplog.at_level("WARNING", logger="fedmodel.distill.distilled_student"):
         entries = _finish_without_server_texts(settings, tmp_path / "run")
     assert "student" not in entries
-    lines = [r.getMessage() for r in caplog.records if r.name.endswith("finish")]
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("student")]
     assert lines == ["no student is made: the server holds no texts to distil on"]
 
 

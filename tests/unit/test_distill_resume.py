@@ -20,7 +20,7 @@ import yaml
 from flwr.app import Message
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.distill import finish
+from fedmodel.distill import distilled_student
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run.checkpoint import load_checkpoint
@@ -122,7 +122,7 @@ def test_resume_runs_only_the_student_round_not_yet_aggregated(
     # The checkpoint's student was distilled on the server's texts before its
     # client rounds: distilling a fresh one again was minutes of a real model's
     # time, its result then replaced by the checkpoint's.
-    monkeypatch.setattr(finish, "distill_on_server", _not_again)
+    monkeypatch.setattr(distilled_student, "distill_on_server", _not_again)
     # The student rounds' own settings act on the rounds to come: they may change.
     rounds = ("distill.learning_rate=0.0002", "distill.temperature=3")
     summary = run_federation(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.distill import describe, finish
+from fedmodel.distill import describe, distilled_student, finish
 from fedmodel.federation import server_finish
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run import summary as summary_module
@@ -30,8 +30,8 @@ from tests.unit.test_rounds import TINY_RUN
 # Each finishing step, in the order the run takes them, by module and name.
 STEPS = [
     (finish, "export_and_describe"),  # the teacher
-    (finish, "distill_on_server"),
-    (finish, "describe_student"),  # the student, float and int8
+    (distilled_student, "distill_on_server"),
+    (distilled_student, "describe_student"),  # the student, float and int8
     (describe, "describe_quantized"),
     (finish, "add_served_latency"),
     (server_finish, "write_model_cards"),
