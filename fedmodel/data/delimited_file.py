@@ -1,0 +1,130 @@
+"""A user's CSV or TSV file as a table under its header, naming the line at fault."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fedmodel.config.wording import plural
+from fedmodel.data.column_names import refuse_repeated_columns
+from fedmodel.data.text_file import read_utf8
+from fedmodel.errors import FedmodelError
+
+
+@dataclass(frozen=True)
+class Delimited:
+    """A text table with a header line: CSV or TSV, read by the same rules."""
+
+    name: str
+    suffix: str
+    separator: str
+    called: str
+
+
+CSV = Delimited("CSV", ".csv", ",", "comma")
+TSV = Delimited("TSV", ".tsv", "\t", "tab")
+# Separators a header of one name may hold when the file uses another.
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+_SUFFIX_OF = {form.separator: form.suffix for form in (CSV, TSV)}
+
+
+def read_delimited(path: Path, *, form: Delimited) -> pd.DataFrame:
+    """A `form` (CSV or TSV) file as a table of strings, its shape checked first."""
+    text = read_utf8(path)
+    _check_shape(path, text, form=form)
+    try:
+        # Every cell as a string, empty cells as "", so nothing is guessed.
+        table = pd.read_csv(
+            io.StringIO(text),
+            sep=form.separator,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise FedmodelError(
+            f"file {path} is empty (no header, no rows); write a header line of "
+            "column names and at least one row"
+        ) from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise FedmodelError(
+            f"file {path} is not valid {form.name}: {' '.join(str(exc).split())}; "
+            "check quoting and the number of fields on that line"
+        ) from exc
+    # Names without surrounding spaces ("text, label" has a column "label").
+    table.columns = pd.Index([str(c).strip() for c in table.columns])
+    return table
+
+
+def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
+    """Refuse a header that repeats a name or is separated by another character.
+
+    Then refuse a record whose field count is not the header's: pandas would
+    read a first record with one field too many as an index and shift every
+    column of the file by one, so a text with an unquoted comma (a tab in a
+    TSV) would silently become a label. And a record that is the header
+    again (two exports joined with `cat`), which would train a class "label".
+    """
+    # The csv module refuses a field over 128 KiB; a long note is data. The
+    # limit is the module's own, so it is only ever raised.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    # newline="": lines end at LF, CRLF or a lone CR, as pandas reads them,
+    # and a line break inside a quoted field is kept as written.
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=form.separator, strict=True)
+    try:
+        first = next(reader, [])
+        _refuse_excel_separator_line(path, form.separator.join(first))
+        names = [name.strip() for name in first]
+        refuse_repeated_columns(path, names)
+        if len(names) == 1:
+            _refuse_other_separator(path, first[0], form=form)
+        for fields in reader:
+            # pandas skips a line that is blank or only spaces, and so do we.
+            if not "".join(fields).strip():
+                continue
+            if len(fields) != len(names):
+                raise FedmodelError(
+                    f"file {path}, line {reader.line_num} has {len(fields)} "
+                    f"{plural(len(fields), 'field')} but the header has "
+                    f"{len(names)} ({names}); put "
+                    f"a text that holds {form.called}s in double quotes and "
+                    "give every line one field per header name"
+                )
+            if fields[0].strip() == names[0] and [f.strip() for f in fields] == names:
+                raise FedmodelError(
+                    f"file {path}, line {reader.line_num} repeats the header "
+                    f"({names}): were two files joined? "
+                    "delete that line (and any later copy of the header)"
+                )
+    except csv.Error as exc:
+        raise FedmodelError(
+            f"file {path}, line {reader.line_num} is not valid {form.name} "
+            f"({exc}); check its quoting"
+        ) from exc
+
+
+def _refuse_excel_separator_line(path: Path, line: str) -> None:
+    """Refuse Excel's `sep=,` line above the header, which pandas reads as one."""
+    if line.lower().startswith("sep=") and len(line) <= len("sep=,"):
+        raise FedmodelError(
+            f"file {path}, line 1 is Excel's {line!r} line, which names the "
+            "separator, not the columns; delete it so the header comes first"
+        )
+
+
+def _refuse_other_separator(path: Path, header: str, *, form: Delimited) -> None:
+    """Refuse a one-name header that holds another format's separator."""
+    for separator, called in _SEPARATORS.items():
+        if separator != form.separator and separator in header:
+            other = _SUFFIX_OF.get(separator)
+            rename = f", or name it {other}" if other else ""
+            raise FedmodelError(
+                f"file {path}: the header {header!r} looks {called}-separated; "
+                f"fedmodel reads a {form.suffix} file as {form.called}-separated "
+                f"{form.name}: re-save the file with {form.called}s{rename}"
+            )
