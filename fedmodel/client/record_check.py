@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.config import RunSettings, TaskSettings
-from fedmodel.config.wording import decimals_up, first_ten
+from fedmodel.config.wording import decimals_up
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_order import former_label_order
@@ -36,8 +36,9 @@ from fedmodel.privacy.ledger_record import (
     read_record,
 )
 from fedmodel.privacy.ledger_reset import archived_ledgers
-from fedmodel.run.checkpoint import recorded_client_figures, recorded_label_names
+from fedmodel.run.checkpoint import recorded_client_figures
 from fedmodel.run.layout import simulated_client_dir
+from fedmodel.run.resumed_labels import check_same_labels
 from fedmodel.training.fingerprint import data_fingerprint
 
 if TYPE_CHECKING:
@@ -220,28 +221,6 @@ def check_same_records(
         "dealt out again and a record could be charged under two clients' "
         "ledgers. Restore the data the run began with, or start a new run in a "
         "folder of its own"
-    )
-
-
-def check_same_labels(settings: RunSettings, label_names: tuple[str, ...]) -> None:
-    """Refuse a resume whose files now give another label set than the run's.
-
-    A label added to one site's file (or dropped from every file) gives other
-    sites' records other label ids, so their fingerprints differ though their
-    files did not change: named as such, not as client 0's records changing.
-    """
-    trained = recorded_label_names(Path(settings.run_dir))
-    if trained is None or set(trained) == set(label_names):
-        return
-    added = [name for name in label_names if name not in trained]
-    dropped = [name for name in trained if name not in label_names]
-    raise FedmodelError(
-        f"resume=true in {settings.run_dir}: the task's files now give the labels "
-        f"{first_ten(list(label_names))}, the run's were "
-        f"{first_ten(list(trained))} (added: {first_ten(added)}, gone: "
-        f"{first_ten(dropped)}), so records carry other label ids than the "
-        "clients' privacy ledgers were charged for. Restore the files the run "
-        "began with, or start a new run in a folder of its own"
     )
 
 
