@@ -33,6 +33,7 @@ from fedmodel.model.head import trainable_state
 from fedmodel.privacy.modes import privacy_mode
 from fedmodel.training.embedding_cache import stored_features
 from fedmodel.training.feature_store import StoredFeatures
+from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import build_optimizer, train_epochs
 
 if TYPE_CHECKING:
@@ -176,7 +177,8 @@ def _simulated_records(
 
     train_split, _, label_names = load_client_data(settings, client_id)
     if not distill and finetune_mode(settings.finetune).on_features:
-        stored = stored_features(settings, split=train_split, state_dir=state_dir)
+        fingerprint = data_fingerprint(train_split)
+        stored = stored_features(settings, fingerprint=fingerprint, state_dir=state_dir)
         if stored is not None:
             return stored, label_names
     return train_split, label_names

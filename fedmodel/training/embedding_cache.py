@@ -45,11 +45,11 @@ def cached_features(
     The encoder is frozen in head mode, so its features never change; they are
     kept in the client's own state directory, never sent.
     """
-    cached = stored_features(settings, split=split, state_dir=state_dir)
+    fingerprint = data_fingerprint(split)
+    cached = stored_features(settings, fingerprint=fingerprint, state_dir=state_dir)
     if cached is not None:
         return cached.features, cached.labels
     features, labels = embed_split(settings, model=model, split=split)
-    fingerprint = data_fingerprint(split)
     write_features(
         features_path(settings, fingerprint=fingerprint, state_dir=state_dir),
         StoredFeatures(
@@ -63,13 +63,13 @@ def cached_features(
 
 
 def stored_features(
-    settings: RunSettings, *, split: datasets.Dataset, state_dir: Path
+    settings: RunSettings, *, fingerprint: str, state_dir: Path
 ) -> StoredFeatures | None:
-    """The features a round stored for exactly these records, or None.
+    """The features a round stored for exactly the records of `fingerprint`, or None.
 
-    Read without the encoder: a round that finds them trains the head alone.
+    `fingerprint` is the records' `data_fingerprint`. Read without the
+    encoder: a round that finds them trains the head alone.
     """
-    fingerprint = data_fingerprint(split)
     path = features_path(settings, fingerprint=fingerprint, state_dir=state_dir)
     stored = read_features(path)
     if stored is None or stored.fingerprint != fingerprint:

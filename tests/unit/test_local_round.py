@@ -18,6 +18,7 @@ import fedmodel.client.jobs as jobs
 import fedmodel.client.local_round as local_round
 import fedmodel.client.private_round as private_round
 import fedmodel.privacy.client_plan as client_plan
+import fedmodel.training.embedding_cache as embedding_cache
 from fedmodel.client.local_round import RoundOutcome, run_local_round
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
@@ -555,6 +556,32 @@ def test_feature_cache_is_keyed_by_the_records(
     assert outcome.weights is not None
     assert calls == [len(other)]
     assert len(list(state_dir.glob("features-*.pt"))) == 2
+
+
+def test_a_feature_cache_miss_fingerprints_the_records_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cached_features hashed the records twice on a miss: to look the stored
+    # features up, then again to name the file it wrote them to.
+    settings = make_settings(tmp_path, "finetune.local_epochs=1")
+    train, _, label_names = load_client_data(settings, CLIENT)
+    model = build_classifier(
+        settings.model, label_names=label_names, seed=settings.seed
+    )
+    hashed: list[int] = []
+
+    def counted_fingerprint(split: Any) -> str:
+        hashed.append(len(split))
+        return data_fingerprint(split)
+
+    monkeypatch.setattr(embedding_cache, "data_fingerprint", counted_fingerprint)
+    state_dir = tmp_path / "client-0"
+    state_dir.mkdir()  # a round makes it first
+    embedding_cache.cached_features(
+        settings, model=model, split=train, state_dir=state_dir
+    )
+    assert hashed == [len(train)]
+    assert len(list(state_dir.glob("features-*.pt"))) == 1
 
 
 def test_dp_replies_release_no_unnoised_statistics() -> None:
