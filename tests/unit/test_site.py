@@ -598,6 +598,12 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
         assert not (state / "privacy_ledger.json").exists()
     assert reasons[0] == reasons[1]
     assert "refuses the run's task.labels" in reasons[0]
+    # The server's run stops "continue with resume=true", which keeps task.labels.
+    assert reasons[0].endswith(
+        "the server must send the label set the sites agreed to; resume=true "
+        "cannot change them (a resume keeps the run's task settings): start a new "
+        "run, in a new run-dir"
+    )
     # The agreed set, in the server's own order, trains.
     figures = _site_round(deployment_settings(names), config, 1)
     assert 0 < figures["epsilon"] <= 1.0 + 1e-9
@@ -632,7 +638,9 @@ def test_with_agreed_columns_a_refusal_does_not_depend_on_the_records(
         == (
             "client 3: site 3 refuses task.text_column='hiv_test' and "
             "task.label_column='intent': it agreed to train on the columns 'note' "
-            "(text) and 'intent' (label) of its data-file; the server must send those"
+            "(text) and 'intent' (label) of its data-file; the server must send "
+            "those; resume=true cannot change them (a resume keeps the run's task "
+            "settings): start a new run, in a new run-dir"
         )
     )
     # The agreed columns train.
