@@ -65,8 +65,10 @@ def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
             raise FedmodelError(
                 f"--superlink {superlink}: the SuperLink's certificate is not "
                 f"made for {host} ({error.verify_message}): dial a name it was "
-                "made for, or have the server operator add it with `fedmodel "
-                f"certs superlink --host {host}`"
+                "made for, or have the server operator make certificates that "
+                f"name it (`fedmodel certs superlink --dir NEW_DIR --host {host}` "
+                "and a --host for each name sites dial; a new CA, so every site "
+                "then needs its new ca.crt)"
             ) from None
         raise FedmodelError(
             f"--ca-cert {ca_cert} does not verify the certificate of the "

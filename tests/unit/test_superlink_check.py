@@ -95,8 +95,15 @@ def test_another_ca_stops_the_launch_naming_the_option(
 def test_a_host_the_certificate_does_not_name_stops_the_launch(
     tmp_path: Path, tls_port: int, site: SiteConfig
 ) -> None:
-    with pytest.raises(FedmodelError, match="certs superlink --host 127.0.0.1"):
+    with pytest.raises(FedmodelError, match="not made for 127.0.0.1") as error:
         _launch(site, f"127.0.0.1:{tls_port}", tmp_path / "link/ca.crt", tmp_path)
+    # `certs superlink` never overwrites: a name is added by a new --dir, whose
+    # new CA every site needs (before, it said to add it to the existing ones).
+    assert str(error.value).endswith(
+        "have the server operator make certificates that name it (`fedmodel certs "
+        "superlink --dir NEW_DIR --host 127.0.0.1` and a --host for each name "
+        "sites dial; a new CA, so every site then needs its new ca.crt)"
+    )
 
 
 def test_a_superlink_not_up_yet_is_left_to_flower(
