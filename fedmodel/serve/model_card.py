@@ -162,9 +162,9 @@ def _privacy(guarantee: Mapping[str, Any]) -> str:
             "reported to the server: each client's privacy ledger holds it."
         )
     counted = {
-        "record": "the largest any client was charged over the whole run (each "
-        "client keeps its own budget), every round it trained in counted, used "
-        "or not",
+        "record": "the largest any client was charged, every round it trained "
+        "in counted, used or not (each client keeps its own budget; a deployed "
+        "site's ledger also counts its earlier runs on the same records)",
         "client": "one for every client, every round of the run counted",
     }[level]
     # A record-level delta is 1/(10 n) of the smallest client by default, so

@@ -65,6 +65,14 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
         "accountant "
         "(target epsilon 3)" in teacher
     )
+    # A deployed site reports its ledger, earlier runs included: on the loopback
+    # walk 6.55 after a 3-round run (before, "charged over the whole run").
+    assert (
+        "The epsilon is the largest any client was charged, every round it "
+        "trained in counted, used or not (each client keeps its own budget; a "
+        "deployed site's ledger also counts its earlier runs on the same records)"
+        in teacher
+    )
     assert "| teacher (this one) | 0.9012 | 0.8876 |" in teacher
     assert "student" not in teacher.split("## Test results")[1]
     assert "| teacher | 0.9012 | 0.8876 |" in student
