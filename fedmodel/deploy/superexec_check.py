@@ -71,6 +71,7 @@ def check_superexec_address(cert: Path, host: str) -> None:
             f"--certs: {cert} is not made for {dialled}, the address the "
             f"SuperLink's own SuperExec dials for --host {host}, so no ServerApp "
             "could start; make the certificates again with `fedmodel certs "
-            "superlink` (it names 127.0.0.1 and ::1 besides every --host), or "
+            "superlink --dir NEW_DIR` (it names 127.0.0.1 and ::1 besides every "
+            "--host; a new CA, so every site then needs its new ca.crt), or "
             "listen on a --host the certificate names"
         )

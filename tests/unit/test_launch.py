@@ -102,10 +102,16 @@ def test_the_superlinks_own_superexec_can_verify_its_certificate(
     # A certificate made before it named loopback is refused at once.
     monkeypatch.setattr("fedmodel.deploy.certs.LOOPBACK_HOSTS", ())
     create_superlink_certificates(tmp_path / "old", hosts=["superlink.example.org"])
-    with pytest.raises(FedmodelError, match="not made for 127.0.0.1, .*--host 0.0.0.0"):
+    with pytest.raises(
+        FedmodelError, match="not made for 127.0.0.1, .*--host 0.0.0.0"
+    ) as refused:
         superlink_command(
             certs_dir=tmp_path / "old", host="0.0.0.0", port=1, database=None
         )
+    # `certs superlink` never overwrites: new certificates take a new folder,
+    # a new CA for every site (before, it said only "make them again").
+    assert "`fedmodel certs superlink --dir NEW_DIR`" in str(refused.value)
+    assert "a new CA, so every site then needs its new ca.crt" in str(refused.value)
 
 
 def test_without_certificates_the_superlink_does_not_start(tmp_path: Path) -> None:
