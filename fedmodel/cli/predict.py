@@ -76,9 +76,15 @@ def run(args: argparse.Namespace) -> int:
     """Predict and print; a bad model or input raises FedmodelError (exit 2)."""
     from rich.console import Console
 
-    from fedmodel.serve.inference import check_top_k, load_classifier, predict
+    from fedmodel.serve.inference import (
+        check_model_path,
+        check_top_k,
+        load_classifier,
+        predict,
+    )
 
     check_top_k(args.top_k)
+    check_model_path(args.model, runtime=args.runtime)
     texts = _given_texts(args.text) if args.text else _file_texts(args)
     classifier = load_classifier(args.model, runtime=args.runtime)
     predictions = predict(classifier, texts, top_k=args.top_k)

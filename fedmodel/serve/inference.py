@@ -85,19 +85,32 @@ def load_classifier(path: Path, *, runtime: str = AUTO_RUNTIME) -> TextClassifie
     has one (the exported student), else PyTorch. Raises FedmodelError naming
     the path and what is missing.
     """
+    check_model_path(path, runtime=runtime)
+    if not path.is_dir():
+        return OnnxClassifier(path)
+    if runtime == AUTO_RUNTIME:
+        runtime = "onnx_int8" if (path / QUANTIZED_ONNX_FILE).is_file() else "torch"
+    return open_runtime(path, runtime)
+
+
+def check_model_path(path: Path, *, runtime: str = AUTO_RUNTIME) -> None:
+    """Refuse a path that is neither a model folder nor an .onnx file, unloaded.
+
+    `fedmodel predict` asks before it reads its input: a run folder given for
+    its model/ folder is named so, not by the input's columns, which it reads
+    by the run's task.text_column only from a model/ or student/ folder.
+    """
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise FedmodelError(f"--model {path}: {_not_a_model_folder(path)}")
-        if runtime == AUTO_RUNTIME:
-            runtime = "onnx_int8" if (path / QUANTIZED_ONNX_FILE).is_file() else "torch"
-        return open_runtime(path, runtime)
+        return
     if runtime != AUTO_RUNTIME:
         raise FedmodelError(
             f"--runtime {runtime} chooses among a model folder's files; point "
             f"--model at the folder, not at {path}"
         )
     if path.suffix == ".onnx" and path.is_file():
-        return OnnxClassifier(path)
+        return
     if not path.exists():
         raise FedmodelError(
             f"--model {path}: no such file or folder; point at a run's model/ or "

@@ -342,6 +342,23 @@ def test_predict_at_a_run_folder_names_its_model_folders(
     )
 
 
+def test_predict_at_a_run_folder_says_so_before_reading_the_input(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the input was read first, by the column `text` (the run's
+    # task.text_column is read only beside a model/ folder), so a table of the
+    # run's own format was refused with "has no text column 'text' ... name it
+    # with --text-column"; with that given, the run folder was named at last.
+    run = _run_of_notes(exported, tmp_path)
+    table = tmp_path / "notes.jsonl"
+    table.write_text('{"note": "my card is lost", "label": "card"}\n')
+    assert _predict("--model", str(run), "--input", str(table)) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"fedmodel predict: error: --model {run}: a run folder, not a model "
+        f"folder; point at {run / 'model'}"
+    )
+
+
 def test_predict_names_an_unreadable_input(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
