@@ -33,10 +33,28 @@ def require_column(
         found = [str(c) for c in table.columns]
         alike = [name for name in found if name.strip().lower() == column.lower()]
         hint = f" ({alike[0]!r} differs only in case or spaces)" if alike else ""
+        below = _header_row(table, column)
+        if below is not None:
+            # A spreadsheet's title line above the column names: pandas read
+            # the title as the header ("Unnamed: 1" for its empty cells).
+            fix = (
+                f"its row {below} ({ROW_CONVENTION}) holds {column!r} as a cell: "
+                "the column names come below a title line (a spreadsheet's "
+                "export); delete the lines above them, so that the column names "
+                "are the file's first line"
+            )
         raise FedmodelError(
             f"{key}: file {path} has no {role} column {column!r}{hint} (columns "
             f"found: {found}); {fix}"
         )
+
+
+def _header_row(table: pd.DataFrame, column: str) -> int | None:
+    """The row (from 1) among the first few that holds `column` as a cell, if any."""
+    for row, cells in enumerate(table.head(_SHOWN_ROWS).itertuples(index=False), 1):
+        if any(isinstance(cell, str) and cell.strip() == column for cell in cells):
+            return row
+    return None
 
 
 def column_cells(
@@ -85,15 +103,11 @@ def text_cells(
             "numbers or true/false, not strings,",
         )
         fix = ("write it as a string", "write them as strings")
-        raise _refused(
-            rows, problem, fix, role=role, column=column, path=path, key=key
-        )
+        raise _refused(rows, problem, fix, role=role, column=column, path=path, key=key)
     return texts
 
 
-def label_cells(
-    table: pd.DataFrame, column: str, *, path: Path, key: str
-) -> list[str]:
+def label_cells(table: pd.DataFrame, column: str, *, path: Path, key: str) -> list[str]:
     """A column of labels as the text they are compared by (a number 3.0 is `3`).
 
     `column_cells`, refusing true/false: read as a label it would be the

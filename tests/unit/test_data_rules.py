@@ -134,6 +134,32 @@ def test_a_missing_text_column_is_worded_as_for_the_training_files(
     )
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_title_line_above_the_column_names_is_named(
+    tmp_path: Path, test_file: Path, suffix: str
+) -> None:
+    # Before: "has no text column 'text' (columns found: ['Hospital A notes',
+    # 'Unnamed: 1']); rename its text column to 'text', or ... set
+    # task.text_column", though the file has a column 'text', under a title.
+    sep = "," if suffix == ".csv" else "\t"
+    site = tmp_path / f"site{suffix}"
+    rows = ["Hospital A notes", "", "text", "label", "fine day", "pos", "awful", "neg"]
+    site.write_text(
+        "".join(f"{a}{sep}{b}\r\n" for a, b in zip(rows[::2], rows[1::2], strict=True)),
+        encoding="utf-8-sig",
+    )
+    with pytest.raises(FedmodelError) as refused:
+        load_task(_task([site], test_file), seed=0)
+    assert str(refused.value) == (
+        f"task.train_files[0]: file {site} has no text column 'text' (columns "
+        "found: ['Hospital A notes', 'Unnamed: 1']); its row 1 (records counted "
+        "from 1, not lines: no header or blank line counts) holds 'text' as a "
+        "cell: the column names come below a title line (a spreadsheet's "
+        "export); delete the lines above them, so that the column names are "
+        "the file's first line"
+    )
+
+
 def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:
     path = _write(tmp_path / "a.csv", [("x", "NA"), ("y", "none"), ("z", "pos")])
     data = load_task(_task([path], test_file), seed=0)
