@@ -22,6 +22,7 @@ def warn_labels(data: TaskData) -> None:
     """Every warning about a task's labels, as the server and the plan give them."""
     warn_test_only_labels(data)
     warn_server_only_labels(data)
+    warn_unheld_labels(data)
     warn_similar_labels(data)
     warn_sites_apart(data)
 
@@ -121,6 +122,37 @@ def warn_server_only_labels(data: TaskData) -> None:
                     len(unseen), "it is a site label", "they are site labels"
                 ),
                 "unseen": first_ten(unseen),
+            },
+        )
+
+
+def warn_unheld_labels(data: TaskData) -> None:
+    """Name the labels of `task.labels` that no file's record holds, once per run.
+
+    Each is a class of the model and of the exported `id2label` that no site
+    trains and no test record scores (a class that no site holds, or one
+    written in task.labels as no file writes it). Only in a simulation of
+    files, where the server holds every file's records.
+    """
+    if not data.has_sites or len(data.train) == 0:
+        return
+    splits = [data.train, data.test]
+    if data.transfer is not None:
+        splits.append(data.transfer)
+    unheld = [name for name in data.label_names if name not in _names(data, *splits)]
+    if unheld:
+        logger.warning(
+            "%(count)d %(labels)s of task.labels that no site's, test or "
+            "validation record of the run holds, so no site trains %(them)s and "
+            "no test record scores %(them)s, yet the model and its export hold "
+            "%(them)s as %(classes)s: %(unheld)s. Leave %(them)s out of "
+            "task.labels, or give the sites records of %(them)s",
+            {
+                "count": len(unheld),
+                "labels": plural(len(unheld), "label"),
+                "them": plural(len(unheld), "it", "them"),
+                "classes": plural(len(unheld), "a class", "classes"),
+                "unheld": first_ten(unheld),
             },
         )
 

@@ -18,7 +18,7 @@ from fedmodel.data.file_roles import (
     client_file,
     warn_pooled_files,
 )
-from fedmodel.data.label_warnings import warn_test_only_labels
+from fedmodel.data.label_warnings import warn_labels, warn_test_only_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.data.tasks import load_task
@@ -446,6 +446,28 @@ def test_test_labels_no_record_trains_are_named_once(
     caplog.clear()
     with caplog.at_level("WARNING", logger="fedmodel"):
         warn_test_only_labels(replace(data, train=data.train.select([])))
+    assert not caplog.records
+
+
+def test_labels_of_task_labels_that_no_record_holds_are_named(
+    tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: task.labels=[pos, neg, Skin] with no record of 'Skin' in any
+    # file gave a model and an export with a class 'Skin', without a word.
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    data = load_task(_task([a], server_csv, labels=["pos", "neg", "Skin"]), seed=0)
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_labels(data)
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 label of task.labels that no site's, test or validation record of the "
+        "run holds, so no site trains it and no test record scores it, yet the "
+        "model and its export hold it as a class: ['Skin']. Leave it out of "
+        "task.labels, or give the sites records of it"
+    ]
+    # A deployment's server holds no site record: it cannot tell.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_labels(replace(data, train=data.train.select([])))
     assert not caplog.records
 
 
