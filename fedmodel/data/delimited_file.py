@@ -83,18 +83,16 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
         refuse_repeated_columns(path, names)
         if len(names) == 1:
             _refuse_other_separator(path, first[0], form=form)
+        first_record = True
         for fields in reader:
             # pandas skips a line that is blank or only spaces, and so do we.
             if not "".join(fields).strip():
                 continue
             if len(fields) != len(names):
-                raise FedmodelError(
-                    f"file {path}, line {reader.line_num} has {len(fields)} "
-                    f"{plural(len(fields), 'field')} but the header has "
-                    f"{len(names)} ({names}); put "
-                    f"a text that holds {form.called}s in double quotes and "
-                    "give every line one field per header name"
+                raise _field_count_error(
+                    path, reader.line_num, fields, names, form=form, first=first_record
                 )
+            first_record = False
             if fields[0].strip() == names[0] and [f.strip() for f in fields] == names:
                 raise FedmodelError(
                     f"file {path}, line {reader.line_num} repeats the header "
@@ -106,6 +104,32 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
             f"file {path}, line {reader.line_num} is not valid {form.name} "
             f"({exc}); check its quoting"
         ) from exc
+
+
+def _field_count_error(
+    path: Path,
+    line: int,
+    fields: list[str],
+    names: list[str],
+    *,
+    form: Delimited,
+    first: bool,
+) -> FedmodelError:
+    """A record whose field count is not the header's, and the likely fixes."""
+    # A spreadsheet's title line of one cell above the column names: the
+    # title is read as a header of one name, and the names are its first record.
+    title = (
+        "if line 1 is a title above the column names, delete it; else "
+        if first and len(names) == 1
+        else ""
+    )
+    return FedmodelError(
+        f"file {path}, line {line} has {len(fields)} "
+        f"{plural(len(fields), 'field')} but the header has "
+        f"{len(names)} ({names}); {title}put "
+        f"a text that holds {form.called}s in double quotes and "
+        "give every line one field per header name"
+    )
 
 
 def _refuse_excel_separator_line(path: Path, line: str) -> None:

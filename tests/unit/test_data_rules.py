@@ -160,6 +160,23 @@ def test_a_title_line_above_the_column_names_is_named(
     )
 
 
+def test_a_title_line_of_one_cell_is_named_with_the_field_count(
+    tmp_path: Path, test_file: Path
+) -> None:
+    # Before: only "put a text that holds commas in double quotes", though
+    # no text held one: the title was read as a header of one column.
+    site = tmp_path / "site.csv"
+    site.write_text("Hospital A notes\ntext,label\nfine day,pos\nawful,neg\n")
+    with pytest.raises(FedmodelError) as refused:
+        load_task(_task([site], test_file), seed=0)
+    assert str(refused.value) == (
+        f"task.train_files[0]: file {site}, line 2 has 2 fields but the header "
+        "has 1 (['Hospital A notes']); if line 1 is a title above the column "
+        "names, delete it; else put a text that holds commas in double quotes "
+        "and give every line one field per header name"
+    )
+
+
 def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:
     path = _write(tmp_path / "a.csv", [("x", "NA"), ("y", "none"), ("z", "pos")])
     data = load_task(_task([path], test_file), seed=0)
