@@ -2,8 +2,8 @@
 
 The files task's records, a site's own file, the label descriptions and the
 unlabelled texts (`fedmodel predict --input`, `distill.transfer_file`) all
-take their columns through here, so a missing, nested or mistyped cell is
-refused by one rule, with the same message.
+take their columns through here, so a missing, nested or mistyped cell, or a
+spreadsheet's error value (`#N/A`), is refused by one rule, with the same message.
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ from fedmodel.data.label_form import composed
 from fedmodel.errors import FedmodelError
 
 _SHOWN_ROWS = 5
+# The error values Excel, LibreOffice and Google Sheets write into a cell
+# whose formula failed; a CSV export keeps them as text.
+_SPREADSHEET_ERRORS = frozenset(
+    {"#N/A", "#VALUE!", "#REF!", "#NAME?", "#DIV/0!", "#NUM!", "#NULL!"}
+    | {"#SPILL!", "#CALC!", "#ERROR!", "#GETTING_DATA"}
+)
 
 # Words for one cell and for more: a (one, many) pair, or a string for both.
 Wording = str | tuple[str, str]
@@ -73,6 +79,16 @@ def column_cells(
             _is_nested,
         ),
         (missing, ("fill it in", "fill them in"), is_missing),
+        (
+            (
+                "a spreadsheet's error value (#N/A, #VALUE! and the like: its "
+                "formula failed)",
+                "spreadsheet error values (#N/A, #VALUE! and the like: their "
+                "formulas failed)",
+            ),
+            ("fix the formula and export again", "fix the formulas and export again"),
+            _is_spreadsheet_error,
+        ),
     ]
     for problem, fix, test in checks:
         rows = [row for row, value in enumerate(values, start=1) if test(value)]
@@ -168,6 +184,12 @@ def _label_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return composed(str(value).strip())
+
+
+def _is_spreadsheet_error(value: object) -> bool:
+    # A formula's error exported as text: read as a label, a class "#N/A"
+    # of the records whose lookup failed; as a text, a record of no text.
+    return isinstance(value, str) and value.strip().upper() in _SPREADSHEET_ERRORS
 
 
 def _is_nested(value: object) -> bool:

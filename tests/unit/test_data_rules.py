@@ -177,6 +177,27 @@ def test_a_title_line_of_one_cell_is_named_with_the_field_count(
     )
 
 
+def test_a_spreadsheets_error_value_is_refused_as_a_label_or_text(
+    tmp_path: Path, test_file: Path
+) -> None:
+    # Before: a CSV whose label column came from a lookup formula trained the
+    # records it found nothing for as a class '#N/A', without a word.
+    site = _write(tmp_path / "a.csv", [*ROWS, ("late", "#N/A"), ("later", "#N/A")])
+    with pytest.raises(FedmodelError) as refused:
+        load_task(_task([site], test_file), seed=0)
+    assert str(refused.value) == (
+        f"task.train_files[0]: file {site} has 2 labels that are spreadsheet "
+        "error values (#N/A, #VALUE! and the like: their formulas failed) in "
+        "column 'label' at rows 4, 5 (records counted from 1, not lines: no "
+        "header or blank line counts); fix the formulas and export again or "
+        "remove those rows"
+    )
+    texts = _write(tmp_path / "in.jsonl", [("hello", "x"), (" #VALUE! ", "y")])
+    pattern = r"--input: file .*in.jsonl has 1 text that is a spreadsheet's .*row 2 "
+    with pytest.raises(FedmodelError, match=pattern):
+        read_texts(texts, key="--input")
+
+
 def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:
     path = _write(tmp_path / "a.csv", [("x", "NA"), ("y", "none"), ("z", "pos")])
     data = load_task(_task([path], test_file), seed=0)
