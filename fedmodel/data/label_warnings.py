@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections import defaultdict
 
 import datasets
@@ -33,10 +34,12 @@ def warn_similar_labels(data: TaskData) -> None:
     They are different classes to the model (`Cardiology` and `cardiology`
     from two sites' exports, or `3` and `3.0` from a site whose export wrote
     a column of codes as floats, split one class in two), and nothing else
-    would say so; they may also be meant as two, so the run goes on.
+    would say so; they may also be meant as two, so the run goes on. Spaces
+    include invisible characters (a zero-width space pasted into a cell),
+    which print the two alike.
     """
     for likeness, key in (
-        ("differ only in letter case or spaces", _case_key),
+        ("differ only in letter case, spaces or invisible characters", _case_key),
         ("are one number written two ways", _number_key),
     ):
         groups: defaultdict[object, list[str]] = defaultdict(list)
@@ -59,7 +62,10 @@ def warn_similar_labels(data: TaskData) -> None:
 
 
 def _case_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    # Invisible format characters (a zero-width space, a soft hyphen, a BOM
+    # pasted into a cell) make a label that prints as another one does.
+    visible = "".join(c for c in name if unicodedata.category(c) != "Cf")
+    return " ".join(visible.split()).casefold()
 
 
 def _number_key(name: str) -> int | None:

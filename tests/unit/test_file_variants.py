@@ -219,6 +219,27 @@ def test_labels_differing_only_in_case_are_named(
     assert "'Cardiology' / 'cardiology'" in warned
 
 
+def test_labels_differing_only_in_an_invisible_character_are_named(
+    tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: a zero-width space or a soft hyphen pasted into one cell made a
+    # class that printed as the other did ('Cardiology' twice), without a word.
+    a = tmp_path / "a.csv"
+    a.write_text("text,label\nheart pain,Cardiology\nbroken leg,Ortho\u00adpedics\n")
+    b = tmp_path / "b.csv"
+    b.write_text("text,label\nchest pain,Cardiology\u200b\nhip fracture,Orthopedics\n")
+    data = load_task(_task([a, b], test_csv), seed=0)
+    with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
+        warn_similar_labels(data)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned == (
+        "2 groups of labels differ only in letter case, spaces or invisible "
+        "characters, and the model learns each label as a class of its own: "
+        "'Cardiology' / 'Cardiology\\u200b'; 'Orthopedics' / 'Ortho\\xadpedics'. "
+        "If they mean one class, write it one way in every file"
+    )
+
+
 def test_a_file_whose_labels_no_other_file_has_is_named(
     tmp_path: Path, test_csv: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
