@@ -93,7 +93,7 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
                     path, reader.line_num, fields, names, form=form, first=first_record
                 )
             first_record = False
-            if fields[0].strip() == names[0] and [f.strip() for f in fields] == names:
+            if _repeats_header(fields, names):
                 raise FedmodelError(
                     f"file {path}, line {reader.line_num} repeats the header "
                     f"({names}): were two files joined? "
@@ -104,6 +104,16 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
             f"file {path}, line {reader.line_num} is not valid {form.name} "
             f"({exc}); check its quoting"
         ) from exc
+
+
+def _repeats_header(fields: list[str], names: list[str]) -> bool:
+    """Whether a record is the header again, with or without a BOM before it.
+
+    Two exports with a BOM each (Excel's "CSV UTF-8") joined with `cat` hold
+    the second one's BOM before its header: compared as written, that header
+    was read as a record, a class "label" of the text "text" after a BOM.
+    """
+    return [field.lstrip("\ufeff").strip() for field in fields] == names
 
 
 def _field_count_error(

@@ -376,6 +376,23 @@ def test_a_header_repeated_by_joining_two_exports_is_refused(
         load_task(_task([tsv], test_csv), seed=0)
 
 
+def test_a_header_repeated_with_its_bom_is_refused(
+    tmp_path: Path, site_csv: Path, test_csv: Path
+) -> None:
+    # Two Excel "CSV UTF-8" exports, a BOM before each header, joined with
+    # `cat`: before, the second header was read as a record (the labels were
+    # those of the files and 'label', of the text '\ufefftext').
+    joined = tmp_path / "joined.csv"
+    joined.write_bytes(site_csv.read_bytes() + b"\xef\xbb\xbf" + test_csv.read_bytes())
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([joined], test_csv), seed=0)
+    assert str(info.value) == (
+        f"task.train_files[0]: file {joined}, line 82 repeats the header (['text', "
+        "'label']): were two files joined? delete that line (and any later copy "
+        "of the header)"
+    )
+
+
 def test_a_parquet_column_written_as_its_index_is_read_as_a_column(
     tmp_path: Path, rows: pd.DataFrame, test_csv: Path
 ) -> None:
