@@ -8,10 +8,12 @@ files and the same client count.
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedmodel.config.wording import first_ten, plural
 from fedmodel.errors import FedmodelError
 
 # The column a files task gives each training record: its train file's index.
@@ -69,10 +71,52 @@ def _expanded(files: list[Any], *, server_files: dict[Path, str]) -> list[Any]:
                 "pattern or list the files"
             )
         pattern = f"task.train_files[{i}]={name!r}"
+        _refuse_left_out_by_case(name, matches, pattern=pattern)
         for match in matches:
             _check_match(Path(match), pattern=pattern, server_files=server_files)
         expanded.extend(matches)
     return expanded
+
+
+def _refuse_left_out_by_case(name: str, matches: list[str], *, pattern: str) -> None:
+    """Refuse a pattern that leaves out a file it would match but for letter case.
+
+    `sites/*.csv` leaves out a `site_c.CSV` beside the others (an export from
+    another system), and that site would silently take no part in the run.
+    """
+    # The file names only: a folder beside the one named that differs in case
+    # (Sites/ and sites/) is another folder, not an export's spelling.
+    folder, file_name = os.path.split(name)
+    any_case = os.path.join(folder, _any_case(file_name))
+    left_out = sorted(set(glob.glob(any_case, recursive=True)) - set(matches))
+    if left_out:
+        count = len(left_out)
+        raise FedmodelError(
+            f"{pattern} leaves out {plural(count, 'the file', 'the files')} "
+            f"{first_ten(left_out)}, which it would match but for letter case "
+            f"(an export from another system, such as a '.CSV'): "
+            f"{plural(count, 'that site', 'those sites')} would take no part in "
+            f"the run. Rename {plural(count, 'it', 'them')} to match the "
+            "pattern, or list the files, so that every site's file is named"
+        )
+
+
+def _any_case(name: str) -> str:
+    """`name`, a glob pattern, matching its letters in either case."""
+    out: list[str] = []
+    in_class = False
+    for char in name:
+        if in_class:
+            in_class = char != "]"
+            out.append(char)
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char.lower() != char.upper():
+            out.append(f"[{char.lower()}{char.upper()}]")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _check_match(match: Path, *, pattern: str, server_files: dict[Path, str]) -> None:

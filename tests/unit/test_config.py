@@ -269,6 +269,37 @@ def test_a_pattern_in_train_files_lists_what_it_matches_in_order(
         )
 
 
+def test_a_pattern_leaving_out_a_file_but_for_letter_case_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: 'sites/*.csv' beside a site_c.CSV (another system's export) made
+    # a run of two clients, the third site silently taking no part.
+    (tmp_path / "sites").mkdir()
+    for name in ("site_a.csv", "site_b.csv", "site_c.CSV"):
+        (tmp_path / "sites" / name).write_text("text,label\n")
+    # A folder whose name differs in case is another folder: not named.
+    (tmp_path / "SITES").mkdir()
+    (tmp_path / "SITES" / "site_d.csv").write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FedmodelError) as info:
+        settings_from_dict(
+            compose_config(["task=files", "task.train_files=[sites/*.csv]"])
+        )
+    assert str(info.value) == (
+        f"task.train_files[0]='{tmp_path}/sites/*.csv' leaves out the file "
+        f"['{tmp_path}/sites/site_c.CSV'], which it would match but for letter "
+        "case (an export from another system, such as a '.CSV'): that site "
+        "would take no part in the run. Rename it to match the pattern, or "
+        "list the files, so that every site's file is named"
+    )
+    # A pattern that names the files it leaves out by more than case is fine,
+    # and so is one that takes every case (letters inside [...] are kept).
+    narrow = "task.train_files=['sites/site_[ab].csv']"
+    assert settings_from_dict(compose_config(["task=files", narrow])).num_clients == 2
+    wide = "task.train_files=['sites/*.[cC][sS][vV]']"
+    assert settings_from_dict(compose_config(["task=files", wide])).num_clients == 3
+
+
 def test_a_pattern_matching_the_servers_file_is_refused_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
