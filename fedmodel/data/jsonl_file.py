@@ -28,7 +28,11 @@ def read_jsonl(path: Path) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            record = json.loads(line, object_pairs_hook=_unique_keys)
+            # A BOM opens a line where files that began with one were joined
+            # (`cat`); the file's own first one is gone already.
+            record = json.loads(
+                line.removeprefix("\ufeff"), object_pairs_hook=_unique_keys
+            )
         except _RepeatedKeys as exc:
             raise FedmodelError(
                 f"file {path}, line {line_number}: the "

@@ -393,6 +393,23 @@ def test_a_header_repeated_with_its_bom_is_refused(
     )
 
 
+def test_jsonl_files_joined_with_their_boms_are_read_whole(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # Before: "line 2 is not valid JSON (Unexpected UTF-8 BOM (decode using
+    # utf-8-sig) at column 1)": the second file's BOM, kept by `cat`.
+    bom = b"\xef\xbb\xbf"
+    joined = tmp_path / "joined.jsonl"
+    joined.write_bytes(
+        bom
+        + b'{"text": "fine day", "label": "pos"}\n'
+        + bom
+        + b'{"text": "awful", "label": "neg"}\n'
+    )
+    data = load_task(_task([joined], test_csv), seed=0)
+    assert data.train["text"] == ["fine day", "awful"]
+
+
 def test_a_parquet_column_written_as_its_index_is_read_as_a_column(
     tmp_path: Path, rows: pd.DataFrame, test_csv: Path
 ) -> None:
