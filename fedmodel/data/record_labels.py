@@ -11,16 +11,26 @@ such a file is refused before the run, by counts alone: the message names no
 label. Swapped columns are refused at any size by their other half: the text
 column then holds class names, which other records hold too. Records are
 counted, not rows: a record's copies (two sites', or a repeated row) are one.
+Fewer such records, a site's rare classes, are named in the server's warning,
+by counts: their labels leave the site all the same.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedmodel.config import TaskSettings
+from fedmodel.config.train_files import SITE_COLUMN
+from fedmodel.config.wording import plural
+from fedmodel.data.label_descriptions import read_descriptions
+from fedmodel.data.splits import TaskData
 from fedmodel.errors import FedmodelError
+
+logger = logging.getLogger(__name__)
 
 # A file is refused when at least this many of its records, and more than
 # half of them, hold a label no other record holds: a handful of rare
@@ -91,6 +101,56 @@ def refuse_record_labels(
             text_column=text_column,
             label_column=label_column,
         )
+
+
+def warn_lone_labels(task: TaskSettings, data: TaskData) -> None:
+    """Name, by counts, each site file with records whose label no other holds.
+
+    Fewer than the refusal's (a few rare classes), such a label is still one
+    record's: as a class of the public label set it leaves the site outside
+    every epsilon. Only for a label set derived from the files, where the
+    server holds the sites' records (a simulation); the message names no label.
+    """
+    if task.labels is not None or not data.has_sites or len(data.train) == 0:
+        return
+    names = data.label_names
+    server = [
+        names[i]
+        for split in (data.test, data.transfer)
+        if split is not None
+        for i in split["label"]
+    ]
+    server.extend(read_descriptions(task) or {})
+    sites: dict[int, FileRecords] = {}
+    train = data.train
+    for text, label, site in zip(
+        train["text"], train["label"], train[SITE_COLUMN], strict=True
+    ):
+        key, path = f"task.train_files[{site}]", Path(task.train_files[site])
+        records = sites.setdefault(site, FileRecords(key, path, [], []))
+        records.texts.append(text)
+        records.labels.append(names[label])
+    files = [(records.key, records) for _, records in sorted(sites.items())]
+    lone = _one_record_labels(files, server_labels=server)
+    for key, records in files:
+        alone = sum(label in lone for label in records.labels)
+        if alone:
+            logger.warning(
+                "%s (%s): %d of its %d records %s a label that no other record "
+                "of the task holds. The label set is public (the server holds "
+                "it and the exported model names its classes by it), so such a "
+                "record's label leaves the site outside every epsilon (nor can "
+                "DP-SGD learn a class from one record). If %s public, list the "
+                "labels in task.labels; if not, remove %s or give %s a wider class",
+                key,
+                records.path,
+                alone,
+                len(records.labels),
+                plural(alone, "holds", "hold"),
+                plural(alone, "the class is", "these classes are"),
+                plural(alone, "that record", "those records"),
+                plural(alone, "it", "them"),
+            )
 
 
 def _one_record_labels(

@@ -20,6 +20,7 @@ from fedmodel.config.modes import SIMULATION
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file, warn_pooled_files
 from fedmodel.data.label_warnings import warn_labels
+from fedmodel.data.record_labels import warn_lone_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import server_distill_texts
@@ -196,6 +197,7 @@ def warn_about_records(
             settings, task, normalize=normalize, distill_texts=distill_texts
         )
     warn_labels(task)
+    warn_lone_labels(settings.task, task)
     if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
         warn_no_server_texts(settings)
 

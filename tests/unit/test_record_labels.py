@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fedmodel.data import files, label_descriptions
-from fedmodel.data.record_labels import MIN_RECORDS_ALONE
+from fedmodel.data.record_labels import MIN_RECORDS_ALONE, warn_lone_labels
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _csv, _task
@@ -144,6 +144,41 @@ def test_rare_classes_and_classes_the_server_names_are_data(tmp_path: Path) -> N
     task = _task([b], test, label_descriptions=str(described))
     assert len(load_task(task, seed=0).label_names) == 10
     assert len(load_task(_task([b], test, labels=listed), seed=0).label_names) == 10
+
+
+def test_rare_classes_of_one_record_are_named_by_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: below the refusal's count, a label one record alone held became
+    # a class of the public label set (the export's id2label), that record's
+    # label leaving its site outside every epsilon, without a word.
+    alone = MIN_RECORDS_ALONE - 1
+    rare = [(f"case {n}", f"rare {n}") for n in range(alone)]
+    a = _csv(tmp_path / "a.csv", [*rare, ("x", "cardio"), ("y", "ortho")])
+    b = _csv(tmp_path / "b.csv", [("z", "cardio"), ("w", "ortho")])
+    test = _csv(tmp_path / "test.csv", [("chest pain", "cardio"), ("hip", "ortho")])
+    task = _task([a, b], test)
+    data = load_task(task, seed=0)
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_lone_labels(task, data)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"task.train_files[0] ({a}): {alone} of its {alone + 2} records hold a "
+        "label that no other record of the task holds. The label set is public "
+        "(the server holds it and the exported model names its classes by it), "
+        "so such a record's label leaves the site outside every epsilon (nor can "
+        "DP-SGD learn a class from one record). If these classes are public, list "
+        "the labels in task.labels; if not, remove those records or give them a "
+        "wider class"
+    ]
+    # Listed by the operator, or named by the server's own files, they are
+    # public: nothing to say.
+    caplog.clear()
+    named = _csv(tmp_path / "named.csv", [*rare, ("hip", "ortho")])
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        listed = _task([a, b], test, labels=[*(y for _, y in rare), "cardio", "ortho"])
+        warn_lone_labels(listed, load_task(listed, seed=0))
+        warn_lone_labels(_task([a, b], named), load_task(_task([a, b], named), seed=0))
+    assert not caplog.records
 
 
 def test_the_descriptions_file_is_read_once_for_the_check_and_the_texts(
