@@ -29,9 +29,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.run.layout import (
     CHECKPOINT_DIR,
     CHECKPOINT_FILE,
-    CLIENTS_DIR,
     METRICS_FILE,
     SUMMARY_FILE,
+    ledger_files,
 )
 from fedmodel.run.resumed_encoder import check_encoder_kept
 from fedmodel.run.resumed_settings import check_kept_settings
@@ -100,13 +100,7 @@ def check_run_folder(
         for name in (SUMMARY_FILE, METRICS_FILE, f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}")
         if (run_dir / name).is_file()
     ]
-    found += sorted(
-        str(path.relative_to(run_dir))
-        for path in (
-            *run_dir.glob("*privacy_ledger.json"),
-            *run_dir.glob(f"{CLIENTS_DIR}/*/*privacy_ledger.json"),
-        )
-    )
+    found += [str(path.relative_to(run_dir)) for path in ledger_files(run_dir)]
     if found:
         raise FedmodelError(
             f"the run folder {run_dir} already holds a run ({', '.join(found[:3])}"

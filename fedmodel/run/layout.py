@@ -61,3 +61,17 @@ def simulated_client_dir(run_dir: str | Path, client_id: int) -> Path:
 def checkpoint_file(run_dir: str | Path) -> Path:
     """The run's checkpoint: the last aggregated round a resume continues from."""
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_FILE
+
+
+def ledger_files(run_dir: Path) -> list[Path]:
+    """The privacy ledgers a run keeps in its folder: the server's, its clients'.
+
+    The client-level ledger (privacy=central) lies in the folder itself, a
+    simulated client's in its own folder under `clients/`.
+    """
+    return sorted(
+        [
+            *run_dir.glob("*privacy_ledger.json"),
+            *run_dir.glob(f"{CLIENTS_DIR}/*/*privacy_ledger.json"),
+        ]
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from fedmodel.config.compose import OPTION_KEYS
 from fedmodel.config.modes import DEPLOYMENT, SIMULATION
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
+from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file, ledger_files
 from fedmodel.run.stored_config import stored_config
 from fedmodel.run.task_file_hashes import (
     TASK_FILE_KEYS,
@@ -70,7 +70,8 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
 
     `config` is this start's settings as a nested dict, checked against the
     run's resolved config. A folder without that file passes, unless the
-    run's checkpoint is there: then nothing would check what the run drew.
+    run's checkpoint or a privacy ledger is there: then nothing would check
+    what the run drew.
     """
     # Data files are compared by the absolute paths they name, whatever
     # folder the run was started in and this resume runs in; a file moved
@@ -78,13 +79,7 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
     # content too (`task_file_hashes.py`).
     earlier = stored_config(run_dir)
     if earlier is None:
-        if checkpoint_file(run_dir).is_file():
-            raise FedmodelError(
-                f"resume=true in {run_dir}: the run's checkpoint is there, but not "
-                f"its {RESOLVED_CONFIG}, which holds the settings its records and "
-                "privacy plan were drawn with and a resume checks against: restore "
-                "it, or start a new run in a folder of its own"
-            )
+        _refuse_a_run_without_its_config(run_dir)
         return
     changed = _records_changed(run_dir, config=config, earlier=earlier)
     if changed:
@@ -119,6 +114,32 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
             f"show what runs; resume with the run's values (its {RESOLVED_CONFIG}), "
             "or start a new run in a new folder"
         )
+
+
+def _refuse_a_run_without_its_config(run_dir: Path) -> None:
+    """Refuse a resume where a run's checkpoint or ledgers lie without its config.
+
+    A start writes its resolved config before any round, so a folder without
+    one held no run, unless the file was lost: then nothing would check what
+    the run drew, and its clients would go on from their ledgers at the noise
+    of another plan than `fedmodel privacy-plan` shows, up to this start's
+    target (a resume with target 8 of a run planned for 1 went on at the
+    run's noise, its ledgers' cap raised from 1 to 8).
+    """
+    ledgers = [str(path.relative_to(run_dir)) for path in ledger_files(run_dir)]
+    if checkpoint_file(run_dir).is_file():
+        left = "the run's checkpoint is there"
+    elif ledgers:
+        more = ", ..." if len(ledgers) > 3 else ""
+        left = f"the run's privacy ledgers are there ({', '.join(ledgers[:3])}{more})"
+    else:
+        return
+    raise FedmodelError(
+        f"resume=true in {run_dir}: {left}, but not its {RESOLVED_CONFIG}, which "
+        "holds the settings its records and privacy plan were drawn with and a "
+        "resume checks against: restore it, or start a new run in a folder of "
+        "its own"
+    )
 
 
 def _records_changed(

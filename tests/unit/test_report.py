@@ -62,7 +62,9 @@ def test_a_new_run_does_not_start_where_a_run_left_results(tmp_path: Path) -> No
     append_round(tmp_path, _round(1, 1.0))
     with pytest.raises(FedmodelError, match=r"already holds a run \(metrics.jsonl, "):
         check_run_folder(tmp_path, new)
-    check_run_folder(tmp_path, resumed)  # continuing it is the way on
+    # Continuing it is the way on, with the config a run writes before round 1.
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(new)))
+    check_run_folder(tmp_path, resumed)
 
 
 def test_a_resume_keeps_which_records_each_client_holds(tmp_path: Path) -> None:
@@ -173,6 +175,29 @@ def test_a_resume_of_a_checkpoint_without_its_resolved_config_is_refused(
         f"resume=true in {tmp_path}: the run's checkpoint is there, but not its "
         "resolved_config.yaml"
     )
+
+
+def test_a_resume_of_ledgers_without_their_resolved_config_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Before, the folder was taken for one that held no run, and each client
+    # went on from its ledger at the noise of the run's plan (target 1), its
+    # cap raised to this start's 8: not the plan privacy-plan shows for 8.
+    for ledger in (
+        "central_privacy_ledger.json",
+        "clients/client-1/privacy_ledger.json",
+    ):
+        (tmp_path / ledger).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / ledger).write_text("{}")
+        resumed = small_settings("resume=true", "privacy.target_epsilon=8")
+        with pytest.raises(FedmodelError) as refused:
+            check_run_folder(tmp_path, resumed)
+        assert str(refused.value).startswith(
+            f"resume=true in {tmp_path}: the run's privacy ledgers are there "
+            f"({ledger}), but not its resolved_config.yaml"
+        )
+        (tmp_path / ledger).unlink()
+    check_run_folder(tmp_path, resumed)  # a folder that held no run
 
 
 def test_summary_is_written_without_nan_or_temp_files(tmp_path: Path) -> None:
