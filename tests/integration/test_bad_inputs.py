@@ -36,15 +36,20 @@ SMALL = [
 ]
 
 
-def _earlier_run(run_dir: Path) -> dict[str, str]:
+def _earlier_run(run_dir: Path, *overrides: str) -> dict[str, str]:
     """Saved state of an earlier run in `run_dir`; returns each file's hash.
 
     Client 0's ledger is one a round of `SMALL` charged: a resume refuses an
-    unusable ledger before it checks the records or the model.
+    unusable ledger before it checks the records or the model. The run's
+    resolved config holds `overrides` too, the settings a resume of it keeps
+    (a run writes it before round 1).
     """
     earlier = settings_from_dict({**compose_config(SMALL), "run_dir": str(run_dir)})
     train, _, _ = load_client_data(earlier, 0)
     charge_client_ledger(run_dir, 0, train)
+    config = {**compose_config([*SMALL, *overrides]), "run_dir": str(run_dir)}
+    resolved = yaml.safe_dump(asdict(settings_from_dict(config)), sort_keys=False)
+    (run_dir / RESOLVED_CONFIG).write_text(resolved)
     (run_dir / "summary.json").write_text('{"final_accuracy": 0.5}\n')
     return _hashes(run_dir)
 
@@ -109,13 +114,16 @@ def test_a_repeated_label_column_is_named(tmp_path: Path) -> None:
     for path in (other, test):
         path.write_text("text,label\nfine,a\nfair,b\n", encoding="utf-8")
     run_dir = tmp_path / "run"
-    saved = _earlier_run(run_dir)
-    done = _simulate(
-        *SMALL,
+    files = [
         "task=files",
         f"task.train_files=[{data},{other}]",
         f"task.test_file={test}",
         "partition=natural",
+    ]
+    saved = _earlier_run(run_dir, *files)
+    done = _simulate(
+        *SMALL,
+        *files,
         # A new run would be refused for the folder first, before the data.
         "resume=true",
         f"hydra.run.dir={run_dir}",
@@ -161,7 +169,7 @@ def test_a_gpt2_checkpoint_stops_before_any_client_is_charged(tmp_path: Path) ->
     config = GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=100, n_positions=64)
     GPT2LMHeadModel(config).save_pretrained(gpt2)
     run_dir = tmp_path / "run"
-    saved = _earlier_run(run_dir)
+    saved = _earlier_run(run_dir, f"model.path={gpt2}")
     done = _simulate(
         *SMALL, f"model.path={gpt2}", "resume=true", f"hydra.run.dir={run_dir}"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.run.layout import RESOLVED_CONFIG
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import client_ledger, logging_restored, small_config
 
@@ -161,12 +163,14 @@ def test_spent_client_is_refused_and_no_longer_selected(
     spent = json.loads(spent_ledger.read_text())
 
     # Client 0 arrives at a run with the budget it already spent (a new run
-    # would not start in a folder holding a ledger: this one is resumed).
+    # would not start in a folder holding a ledger: this one is resumed, with
+    # the settings the first run resolved, as a run's folder holds them).
     second = tmp_path / "second"
     (second / "clients" / "client-0").mkdir(parents=True)
     (second / "clients" / "client-0" / "privacy_ledger.json").write_text(
         spent_ledger.read_text()
     )
+    shutil.copy(first / RESOLVED_CONFIG, second / RESOLVED_CONFIG)
     summary = simulate(
         small_config(*DP_RUN, "distill=off", "resume=true"), run_dir=second
     )
