@@ -163,7 +163,7 @@ def client_file(settings: RunSettings, client_id: int) -> str | None:
 def warn_pooled_files(settings: RunSettings) -> None:
     """Say so when a files task's clients are not its files.
 
-    With any partition but `natural` on the files (`debug=smoke` sets `iid`),
+    With any partition but `natural` on the files (`partition=iid`),
     the files' records are pooled and dealt out again: each client's epsilon
     then covers its share, not one site's file. The server says it once.
     """

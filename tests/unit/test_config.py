@@ -61,6 +61,20 @@ def test_every_group_option_composes(override: str) -> None:
     assert settings.tracking.name in TRACKERS
 
 
+def test_a_smoke_run_of_a_files_task_keeps_its_sites() -> None:
+    # debug=smoke set partition=iid and 2 clients for every task, so a user
+    # trying their own site files got 2 pooled clients instead of their sites.
+    files = ["task=files", "task.train_files=[a.csv,b.csv,c.csv]", "debug=smoke"]
+    smoke = settings_from_dict(compose_config(files))
+    assert (smoke.partition.name, smoke.num_clients) == ("natural", 3)
+    assert smoke.model.name == "tiny" and smoke.task.max_train_examples == 400
+    # The other tasks keep the smoke run's own split.
+    for task in ("bank", "hospital"):
+        other = settings_from_dict(compose_config([f"task={task}", "debug=smoke"]))
+        assert (other.partition.name, other.num_clients) == ("iid", 2)
+        assert other.task.max_train_examples == 400
+
+
 def _restated(base: dict, option: dict, prefix: str = "") -> list[str]:
     """The keys `option` sets to the value `base` already gives them."""
     found = []

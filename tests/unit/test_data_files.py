@@ -393,8 +393,8 @@ def test_pooling_a_files_tasks_files_is_said(
             settings_from_dict(compose_config([*files, "partition=natural"]))
         )
         assert not caplog.records  # one client per file: nothing to say
-        smoke = settings_from_dict(compose_config([*files, "debug=smoke"]))
-        warn_pooled_files(smoke)
+        pooled = [*files, "partition=iid", "num_clients=2"]
+        warn_pooled_files(settings_from_dict(compose_config(pooled)))
     (warned,) = [r.getMessage() for r in caplog.records]
     assert "partition=iid: the 3 files of task.train_files are pooled" in warned
     assert "to 2 clients" in warned

@@ -520,6 +520,34 @@ def test_the_plan_warns_when_its_clients_are_not_the_sites_files(
     assert "partition=iid: the 2 files of task.train_files are pooled" in caplog.text
 
 
+def test_a_smoke_plan_of_a_files_task_plans_its_sites(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # debug=smoke pooled the 3 files and dealt them to 2 clients (iid): the
+    # "try debug=smoke" run was not of the user's sites. Now a client per file.
+    sites = []
+    for site, records in enumerate((20, 30, 40)):
+        rows = [f"site {site} note {i},{'ny'[i % 2]}" for i in range(records)]
+        sites.append(tmp_path / f"site{site}.csv")
+        sites[-1].write_text("text,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,y\nheld back,n\n")
+    caplog.set_level(logging.WARNING)
+    argv = [
+        "privacy-plan",
+        "--json",
+        "debug=smoke",
+        "task=files",
+        f"task.train_files=[{','.join(map(str, sites))}]",
+        f"task.test_file={tmp_path}/test.csv",
+    ]
+    assert run_command(argv) == 0
+    plans = json.loads(capsys.readouterr().out)["clients"]
+    assert [plan["num_records"] for plan in plans] == [20, 30, 40]
+    assert "pooled" not in caplog.text
+
+
 def test_a_list_of_budgets_names_the_command_that_sweeps(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
