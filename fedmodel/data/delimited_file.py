@@ -68,13 +68,15 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
     column of the file by one, so a text with an unquoted comma (a tab in a
     TSV) would silently become a label. And a record that is the header
     again (two exports joined with `cat`), which would train a class "label".
+    In a file of one column, a blank line before a later record is refused
+    too: there it is a row whose cell is empty, which pandas would drop.
     """
     # The csv module refuses a field over 128 KiB; a long note is data. The
     # limit is the module's own, so it is only ever raised.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     # newline="": lines end at LF, CRLF or a lone CR, as pandas reads them,
     # and a line break inside a quoted field is kept as written.
-    lines = io.StringIO(text, newline="")
+    lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(lines, delimiter=form.separator, strict=True)
     try:
         first = next(reader, [])
@@ -84,10 +86,16 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
         if len(names) == 1:
             _refuse_other_separator(path, first[0], form=form)
         first_record = True
+        blank_line = 0
         for fields in reader:
-            # pandas skips a line that is blank or only spaces, and so do we.
             if not "".join(fields).strip():
+                # pandas skips a line that is blank or only spaces, and so do
+                # we; a quoted "" it reads as a record of an empty cell.
+                if not lines[reader.line_num - 1].strip():
+                    blank_line = blank_line or reader.line_num
                 continue
+            if blank_line and len(names) == 1:
+                raise _blank_cell_error(path, blank_line, names[0])
             if len(fields) != len(names):
                 raise _field_count_error(
                     path, reader.line_num, fields, names, form=form, first=first_record
@@ -114,6 +122,20 @@ def _repeats_header(fields: list[str], names: list[str]) -> bool:
     was read as a record, a class "label" of the text "text" after a BOM.
     """
     return [field.lstrip("\ufeff").strip() for field in fields] == names
+
+
+def _blank_cell_error(path: Path, line: int, name: str) -> FedmodelError:
+    """A blank line in a file of one column, with records after it.
+
+    Trailing blank lines are left alone: no row comes after them to move.
+    """
+    return FedmodelError(
+        f"file {path}, line {line} is blank, and in a file of one column "
+        f"({name!r}) a blank line is a row whose cell is empty: read past it, "
+        "every row after it would move up one, out of line with the file's "
+        "lines (and `fedmodel predict`'s output rows with them). Write the "
+        "text on that line, or delete the line"
+    )
 
 
 def _field_count_error(

@@ -99,3 +99,26 @@ def test_an_input_of_another_suffix_is_told_a_txt_file_serves_too(
     assert run_command(argv) == 2
     err = capsys.readouterr().err
     assert "['.csv', '.jsonl', '.parquet', '.tsv', '.txt']" in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_blank_line_in_a_file_of_one_column_is_refused_naming_it(
+    suffix: str,
+    exported: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A column of texts exported with a blank cell: pandas dropped the blank
+    # line, so 'top up failed' was labelled in the output's row 2, not 3.
+    queries = tmp_path / f"queries{suffix}"
+    queries.write_text("text\nlost card\n\ntop up failed\n")
+    argv = ["predict", "--model", str(exported), "--format", "jsonl"]
+    assert run_command([*argv, "--input", str(queries)]) == 2
+    err = capsys.readouterr().err
+    assert f"--input: file {queries}, line 3 is blank" in err
+    assert "Write the text on that line, or delete the line" in err
+    # Blank lines after the last text move no row: the file is read.
+    queries.write_text("text\nlost card\ntop up failed\n\n\n")
+    assert run_command([*argv, "--input", str(queries)]) == 0
+    rows = _jsonl(capsys.readouterr().out)
+    assert [row["text"] for row in rows] == ["lost card", "top up failed"]
