@@ -81,11 +81,12 @@ def open_runtime(model_dir: Path, runtime: str) -> TextClassifier:
 def load_classifier(path: Path, *, runtime: str = AUTO_RUNTIME) -> TextClassifier:
     """A Hugging Face model folder, or an ONNX file inside one.
 
-    A folder is served by `runtime`; `auto` picks its int8 ONNX graph when it
-    has one (the exported student), else PyTorch. Raises FedmodelError naming
-    the path and what is missing.
+    `path` is one that `check_model_path` accepted: `fedmodel predict` checks
+    it before it reads its input, so it is checked once. A folder is served by
+    `runtime`; `auto` picks its int8 ONNX graph when it has one (the exported
+    student), else PyTorch. Raises FedmodelError naming the path and what is
+    missing.
     """
-    check_model_path(path, runtime=runtime)
     if not path.is_dir():
         return OnnxClassifier(path)
     if runtime == AUTO_RUNTIME:
