@@ -37,9 +37,12 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     """Load and validate `task.train_files` (one per site) and `task.test_file`.
 
     Labels are `task.labels` when given, in its order, else the union of the
-    labels of all files, sorted (by value where every label is a whole
-    number). The transfer split is `task.validation_file` (records the server
-    holds), None without one. `seed` is unused (the files are taken as they are).
+    labels of the train files and `task.validation_file`, sorted (by value
+    where every label is a whole number): the test split chooses no class. A
+    test record whose label is no class stays in the test split, an error to
+    every score (`_test_split`). The transfer split is `task.validation_file`
+    (records the server holds), None without one. `seed` is unused (the
+    files are taken as they are).
     """
     del seed
     test_file = check_named_files(task)
@@ -59,7 +62,7 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     )
     for records in held:
         _check_server_labels(records)
-    label_names = _checked_label_names(task, train, server=[*held, test])
+    label_names = _checked_label_names(task, train, held=held, test=test)
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(
         [text for records in train for text in records.texts],
@@ -67,12 +70,7 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         label_names=label_names,
         sites=[site for site, records in enumerate(train) for _ in records.texts],
     )
-    test_split = build_split(
-        test.texts,
-        [index[label] for label in test.labels],
-        label_names=label_names,
-        sites=[TEST_SITE] * len(test.texts),
-    )
+    test_split = _test_split(test, label_names=label_names)
     transfer = None
     if held:
         transfer = build_split(
@@ -111,14 +109,40 @@ def load_site_file(
     )
 
 
+def _test_split(test: FileRecords, *, label_names: Sequence[str]) -> datasets.Dataset:
+    """The test file's split, each record kept, whatever its label.
+
+    A label that is no class of the model (`label_names`) gets an id past
+    them: its feature lists such labels after the classes, sorted. The model
+    never predicts one, so each such record is an error to the accuracy and
+    macro-F1, and out of the loss, which it has none of.
+    """
+    classes = set(label_names)
+    others = derived_label_order(set(test.labels) - classes)
+    names = [*label_names, *others]
+    index = {name: i for i, name in enumerate(names)}
+    return build_split(
+        test.texts,
+        [index[label] for label in test.labels],
+        label_names=names,
+        sites=[TEST_SITE] * len(test.texts),
+    )
+
+
 def _checked_label_names(
-    task: TaskSettings, train: Sequence[FileRecords], *, server: Sequence[FileRecords]
+    task: TaskSettings,
+    train: Sequence[FileRecords],
+    *,
+    held: Sequence[FileRecords],
+    test: FileRecords,
 ) -> tuple[str, ...]:
     """The task's labels, checked against every file that names them.
 
-    `server` holds the server's own files, the test file last. The
+    `held` holds the server's own validation file, if any. The test file
+    names no class; under `task.labels` its labels must be listed too. The
     descriptions file is read once, for both checks that need it.
     """
+    server = [*held, test]
     described = read_descriptions(task)
     if task.labels is None:
         refuse_record_labels(
@@ -129,7 +153,7 @@ def _checked_label_names(
             label_column=task.label_column,
         )
     _check_trained_labels(task, train)
-    label_names = _label_names(task, [*train, *server])
+    label_names = _label_names(task, [*train, *held], test=test)
     # The server reads the descriptions after Flower starts: a bad file stops
     # the run here, with the other files, and leaves no run folder behind.
     described_labels(task, label_names, described)
@@ -207,7 +231,13 @@ def _check_trained_labels(task: TaskSettings, train: Sequence[FileRecords]) -> N
     )
 
 
-def _label_names(task: TaskSettings, files: Sequence[FileRecords]) -> tuple[str, ...]:
+def _label_names(
+    task: TaskSettings, files: Sequence[FileRecords], *, test: FileRecords
+) -> tuple[str, ...]:
+    """`task.labels`, every file's labels in it; else the labels of `files`.
+
+    The test file's labels are checked against `task.labels`, never added.
+    """
     if task.labels is None:
         return tuple(derived_label_order({lab for r in files for lab in r.labels}))
     names = list(composed_labels(task.labels))
@@ -217,7 +247,7 @@ def _label_names(task: TaskSettings, files: Sequence[FileRecords]) -> tuple[str,
             f"classifier needs two or more), got {names}"
         )
     known = set(names)
-    for records in files:
+    for records in [*files, test]:
         for row, label in enumerate(records.labels, start=1):
             if label not in known:
                 raise FedmodelError(

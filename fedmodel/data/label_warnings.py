@@ -11,7 +11,7 @@ import datasets
 
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import first_ten, plural
-from fedmodel.data.splits import TaskData
+from fedmodel.data.splits import TaskData, label_names_of
 
 logger = logging.getLogger(__name__)
 # A whole number as an export may write it: signed, zero-padded, or with a
@@ -79,13 +79,38 @@ def _number_key(name: str) -> int | None:
 def warn_test_only_labels(data: TaskData) -> None:
     """Name the test split's labels that no training record has, once per run.
 
-    Only where the server holds the training records (a simulation): in a
-    deployment they stay at the sites, and the server cannot know.
+    The labels that are no class of the model (the test split chooses none),
+    with the count of their records, which every score counts as errors; and,
+    where the server holds the training records (a simulation), the classes
+    that no training or validation record has (task.labels lists them).
     """
+    classes = len(data.label_names)
+    others = sorted(_names(data.test) - set(data.label_names))
+    if others:
+        held = sum(label >= classes for label in data.test["label"])
+        logger.warning(
+            "%(count)d %(labels)s of the test file %(are)s no class of the "
+            "model, as no training or validation record holds %(them)s (the "
+            "test split chooses no class): %(others)s. %(held)d of its %(all)d "
+            "records %(hold)s %(them)s and %(count_as)s in the test accuracy "
+            "and macro-F1. Add training records of %(them)s, or leave "
+            "%(them)s out of the test file",
+            {
+                "count": len(others),
+                "labels": plural(len(others), "label"),
+                "are": plural(len(others), "is", "are"),
+                "them": plural(len(others), "it", "them"),
+                "others": first_ten(others),
+                "held": held,
+                "hold": plural(held, "holds", "hold"),
+                "count_as": plural(held, "counts as an error", "count as errors"),
+                "all": len(data.test),
+            },
+        )
     if len(data.train) == 0:
         return
     trained = [data.train] if data.transfer is None else [data.train, data.transfer]
-    unseen = sorted(_names(data, data.test) - _names(data, *trained))
+    unseen = sorted(_names(data.test) - set(others) - _names(*trained))
     if unseen:
         logger.warning(
             "%(count)d %(labels)s of the test file no training record has, so "
@@ -104,14 +129,14 @@ def warn_test_only_labels(data: TaskData) -> None:
 def warn_server_only_labels(data: TaskData) -> None:
     """Name the labels of `task.validation_file` that no site's file has.
 
-    The label set is the union of every file's labels, so such a label (most
-    often a typo, or another coding than the sites') becomes a class of the
-    model and of the exported `id2label` that no site trains. Only in a
-    simulation, where the server holds the sites' files too.
+    The label set is the union of the sites' and this file's labels, so such
+    a label (most often a typo, or another coding than the sites') becomes a
+    class of the model and of the exported `id2label` that no site trains.
+    Only in a simulation, where the server holds the sites' files too.
     """
     if not data.has_sites or len(data.train) == 0 or data.transfer is None:
         return
-    unseen = sorted(_names(data, data.transfer) - _names(data, data.train))
+    unseen = sorted(_names(data.transfer) - _names(data.train))
     if unseen:
         logger.warning(
             "%(count)d %(labels)s of task.validation_file no site's file has, "
@@ -145,7 +170,7 @@ def warn_unheld_labels(data: TaskData) -> None:
     splits = [data.train, data.test]
     if data.transfer is not None:
         splits.append(data.transfer)
-    unheld = [name for name in data.label_names if name not in _names(data, *splits)]
+    unheld = [name for name in data.label_names if name not in _names(*splits)]
     if unheld:
         logger.warning(
             "%(count)d %(labels)s of task.labels that no site's, test or "
@@ -163,9 +188,13 @@ def warn_unheld_labels(data: TaskData) -> None:
         )
 
 
-def _names(data: TaskData, *splits: datasets.Dataset) -> set[str]:
-    """The names of the labels the records of `splits` carry."""
-    return {data.label_names[i] for split in splits for i in set(split["label"])}
+def _names(*splits: datasets.Dataset) -> set[str]:
+    """The names of the labels the records of `splits` carry.
+
+    By each split's own feature: the test split's names labels past the
+    model's classes too.
+    """
+    return {label_names_of(split)[i] for split in splits for i in set(split["label"])}
 
 
 def warn_sites_apart(data: TaskData) -> None:

@@ -27,7 +27,7 @@ from fedmodel.config import TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import plural
 from fedmodel.data.label_descriptions import read_descriptions
-from fedmodel.data.splits import TaskData
+from fedmodel.data.splits import TaskData, label_names_of
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def warn_lone_labels(task: TaskSettings, data: TaskData) -> None:
         return
     names = data.label_names
     server = [
-        names[i]
+        label_names_of(split)[i]
         for split in (data.test, data.transfer)
         if split is not None
         for i in split["label"]

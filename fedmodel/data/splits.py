@@ -24,7 +24,10 @@ class TaskData:
     `train` and `test` have the columns "text" (str) and "label" (int, an index
     into `label_names`); the files task adds "site" (int, the train file's index,
     -1 for the server's test file). `transfer` is a split no client holds, for
-    distillation on the server; it is None where the task has none.
+    distillation on the server; it is None where the task has none. The test
+    split chooses no class: its labels that are none of `label_names` (the
+    files task's) get ids past them, named after them in its feature, and
+    every score counts their records as errors.
     """
 
     train: datasets.Dataset

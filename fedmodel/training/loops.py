@@ -216,16 +216,28 @@ def _proximal_pull(
 def evaluate(
     model: nn.Module, loader: DataLoader, *, logits_fn: LogitsFn
 ) -> EvalResult:
-    """Accuracy, macro-F1 and mean loss over a whole split."""
+    """Accuracy, macro-F1 and mean loss over a whole split.
+
+    A label id past the model's classes (a test label that is no class,
+    `TaskData`) is never predicted: an error to the accuracy, a class of
+    F1 0 to the macro-F1. The loss, which such a record has none of, is the
+    mean over the others (nan where none is left).
+    """
     model.eval()
     predictions: list[np.ndarray] = []
     truths: list[np.ndarray] = []
-    loss_sum = 0.0
+    loss_sum, scored = 0.0, 0
     for batch in loader:
         logits, labels = logits_fn(batch)
         if labels.numel() == 0:
             continue
-        loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        classes = labels < logits.shape[-1]
+        loss_sum += float(
+            nn.functional.cross_entropy(
+                logits[classes], labels[classes], reduction="sum"
+            )
+        )
+        scored += int(classes.sum())
         predictions.append(logits.argmax(dim=-1).cpu().numpy())
         truths.append(labels.cpu().numpy())
     if not truths:
@@ -245,7 +257,7 @@ def evaluate(
     return EvalResult(
         accuracy=float((predicted == truth).mean()),
         macro_f1=float(f1_score(truth, predicted, average="macro")),
-        loss=loss_sum / len(truth),
+        loss=loss_sum / scored if scored else float("nan"),
         num_examples=len(truth),
         predicted=torch.from_numpy(predicted),
     )

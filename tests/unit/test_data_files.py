@@ -428,14 +428,29 @@ def test_test_labels_no_record_trains_are_named_once(
         warn_test_only_labels(data)
     (warned,) = [r.getMessage() for r in caplog.records]
     assert warned == (
-        "1 label of the test file no training record has, so the model cannot "
-        "learn it and every test record of it counts as an error: ['weird']. "
-        "Add training records of it, or leave it out of the test file"
+        "1 label of the test file is no class of the model, as no training or "
+        "validation record holds it (the test split chooses no class): "
+        "['weird']. 1 of its 2 records holds it and counts as an error in the "
+        "test accuracy and macro-F1. Add training records of it, or leave it "
+        "out of the test file"
     )
     caplog.clear()
-    test = _csv(tmp_path / "t2.csv", [("good", "pos"), ("x", "odd"), ("y", "new")])
+    rows = [("good", "pos"), ("x", "odd"), ("y", "new"), ("z", "new")]
+    test = _csv(tmp_path / "t2.csv", rows)
     with caplog.at_level("WARNING", logger="fedmodel"):
         warn_test_only_labels(load_task(_task([a], test), seed=0))
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.startswith(
+        "2 labels of the test file are no class of the model, as no training or "
+        "validation record holds them (the test split chooses no class): "
+        "['new', 'odd']. 3 of its 4 records hold them and count as errors"
+    )
+    # A class task.labels lists and only the test file holds: the model has
+    # it and cannot learn it.
+    caplog.clear()
+    listed = load_task(_task([a], test, labels=["pos", "neg", "odd", "new"]), seed=0)
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_test_only_labels(listed)
     (warned,) = [r.getMessage() for r in caplog.records]
     assert warned == (
         "2 labels of the test file no training record has, so the model cannot "
@@ -445,7 +460,7 @@ def test_test_labels_no_record_trains_are_named_once(
     # A deployment's server holds no training record: it cannot tell.
     caplog.clear()
     with caplog.at_level("WARNING", logger="fedmodel"):
-        warn_test_only_labels(replace(data, train=data.train.select([])))
+        warn_test_only_labels(replace(listed, train=listed.train.select([])))
     assert not caplog.records
 
 

@@ -490,7 +490,7 @@ def test_the_plan_gives_the_runs_warnings_about_labels(
     (tmp_path / "test.csv").write_text("text,label\nheld out,Renal\nheld,Dermatology\n")
     caplog.set_level(logging.WARNING)
     plan_run(settings_from_dict(small_config(*_two_sites(tmp_path))))
-    assert "1 label of the test file no training record has" in caplog.text
+    assert "1 label of the test file is no class of the model" in caplog.text
     assert "['Dermatology']" in caplog.text
     assert "'Cardiology' / 'cardiology'" in caplog.text
 

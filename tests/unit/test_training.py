@@ -110,6 +110,32 @@ def test_evaluate_scores_the_whole_split_and_skips_empty_batches() -> None:
     assert nothing.num_examples == 0 and math.isnan(nothing.loss)
 
 
+def test_a_label_past_the_models_classes_is_an_error_and_out_of_the_loss() -> None:
+    # A test label that is no class of the model (id 2 past its 2 classes,
+    # `TaskData`): scoring it raised IndexError in cross_entropy.
+    logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])
+    truth = torch.tensor([0, 1, 2, 2])
+    identity = nn.Identity()
+    result = evaluate(
+        identity,
+        [(logits, truth)],  # type: ignore[arg-type]
+        logits_fn=feature_logits(identity),
+    )
+    # Predicted 0 1 0 1: classes 0 and 1 F1 2/3 each (one right, one
+    # wrong), label 2 F1 0 (never predicted).
+    assert result.num_examples == 4
+    assert result.accuracy == pytest.approx(0.5)
+    assert result.macro_f1 == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+    expected = float(nn.functional.cross_entropy(logits[:2], truth[:2]))
+    assert result.loss == pytest.approx(expected)
+    unscored = evaluate(
+        identity,
+        [(logits[2:], truth[2:])],  # type: ignore[arg-type]
+        logits_fn=feature_logits(identity),
+    )
+    assert unscored.accuracy == 0.0 and math.isnan(unscored.loss)
+
+
 def test_empty_batches_step_but_do_not_count_in_the_loss() -> None:
     features, labels = separable(per_class=4).tensors
     first, second = (features[:6], labels[:6]), (features[6:], labels[6:])
