@@ -201,7 +201,7 @@ def check_same_records(
     fingerprint = data_fingerprint(train_split)
     if charged.data_fingerprint == fingerprint:
         return
-    check_same_labels(settings, label_names)
+    check_same_labels(Path(settings.run_dir), label_names)
     former = _former_fingerprint(settings.task, train_split, label_names)
     if charged.data_fingerprint == former:
         raise FedmodelError(

@@ -21,7 +21,7 @@ from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.run.checkpoint import Checkpoint, load_checkpoint
 from fedmodel.run.layout import RESOLVED_CONFIG, checkpoint_file
 from fedmodel.run.metrics import keep_rounds_up_to
-from fedmodel.run.resumed_labels import check_label_order
+from fedmodel.run.resumed_labels import check_label_order, check_same_labels
 from fedmodel.run.resumed_student import check_student_resume
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
@@ -106,6 +106,7 @@ def resume(run_dir: Path, model: GlobalModel) -> Checkpoint | None:
             )
         keep_rounds_up_to(run_dir, 0)
         return None
+    check_same_labels(run_dir, model.label_names)
     checkpoint = load_checkpoint(
         run_dir,
         expected_shapes={name: tuple(w.shape) for name, w in model.weights().items()},

@@ -3,7 +3,8 @@
 The checkpoint names the labels its head's rows score, in order
 (`run/checkpoint.py`); a resume whose files give another label set
 (`check_same_labels`, which the records' check `client/record_check.py` asks
-when a client's records changed) or that orders its labels otherwise
+when a client's records changed, and the server before it loads the
+checkpoint) or that orders its labels otherwise
 (`check_label_order`) is refused here.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.config import RunSettings, TaskSettings
+from fedmodel.config import TaskSettings
 from fedmodel.config.wording import first_ten
 from fedmodel.data.label_order import former_label_order
 from fedmodel.errors import FedmodelError
@@ -46,25 +47,35 @@ def check_label_order(
         )
 
 
-def check_same_labels(settings: RunSettings, label_names: tuple[str, ...]) -> None:
+def check_same_labels(run_dir: Path, label_names: tuple[str, ...]) -> None:
     """Refuse a resume whose files now give another label set than the run's.
 
     A label added to one site's file (or dropped from every file) gives other
     sites' records other label ids, so their fingerprints differ though their
     files did not change: named as such, not as client 0's records changing.
+    The server asks it before it loads the checkpoint, whose head then has
+    rows of other labels: named as such, not as another model.
     """
-    trained = recorded_label_names(Path(settings.run_dir))
+    trained = recorded_label_names(run_dir)
     if trained is None or set(trained) == set(label_names):
         return
     added = [name for name in label_names if name not in trained]
     dropped = [name for name in trained if name not in label_names]
     raise FedmodelError(
-        f"resume=true in {settings.run_dir}: the task's files now give the labels "
+        f"resume=true in {run_dir}: the task's files now give the labels "
         f"{first_ten(list(label_names))}, the run's were "
         f"{first_ten(list(trained))} (added: {first_ten(added)}, gone: "
-        f"{first_ten(dropped)}), so records carry other label ids than the "
-        "clients' privacy ledgers were charged for. Restore the files the run "
-        "began with, or start a new run in a folder of its own"
+        f"{first_ten(dropped)}"
+        + (
+            "; a label that only task.test_file holds is no class of the "
+            "model: the test split chooses none"
+            if dropped
+            else ""
+        )
+        + "), so records may carry other label ids than the clients' privacy "
+        "ledgers were charged for, and the checkpoint's head scores other "
+        "labels. Restore the files the run began with, or start a new run in "
+        "a folder of its own"
     )
 
 

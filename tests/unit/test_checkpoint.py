@@ -107,6 +107,41 @@ def test_rounds_recorded_after_the_checkpoint_are_dropped(tmp_path: Path) -> Non
     assert [r["round"] for r in read_rounds(tmp_path)] == [1, 2]
 
 
+def test_a_resume_of_a_run_whose_test_file_chose_a_class_names_it(
+    tmp_path: Path,
+) -> None:
+    # A run begun when a label only the test file held (z) was a class has a
+    # head of 4 rows; its files now give 3 classes. Before, the resume was
+    # refused as "weights for another model or fine-tuning mode", though
+    # neither had changed.
+    for name, labels in (("site0", "abc"), ("site1", "abc"), ("test", "abcz")):
+        (tmp_path / f"{name}.csv").write_text(
+            "text,label\n" + "".join(f"{name} note {y},{y}\n" for y in labels)
+        )
+    files = [
+        "model=tiny",
+        "task=files",
+        f"task.train_files=[{tmp_path / 'site0.csv'},{tmp_path / 'site1.csv'}]",
+        f"task.test_file={tmp_path / 'test.csv'}",
+    ]
+    settings = settings_from_dict(compose_config(files))
+    task = load_task(settings.task, seed=0)
+    begun = ("a", "b", "c", "z")
+    old = GlobalModel(settings, label_names=begun, test=task.test)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_checkpoint(
+        run_dir, Checkpoint(round=1, weights=old.weights(), label_names=begun)
+    )
+    model = GlobalModel(settings, label_names=task.label_names, test=task.test)
+    with pytest.raises(FedmodelError) as refused:
+        resume(run_dir, model)
+    message = str(refused.value)
+    assert "['a', 'b', 'c', 'z']" in message and "gone: ['z']" in message
+    assert "only task.test_file holds is no class" in message
+    assert message.endswith("start a new run in a folder of its own")
+
+
 def test_a_resume_whose_labels_moved_is_refused_before_loading(tmp_path: Path) -> None:
     # Twelve whole-number labels: by value now, as text (1, 10, 11, 12, 2,
     # ...) for a run begun before. Loaded as it was, the head's row for "10"

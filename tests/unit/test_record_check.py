@@ -145,9 +145,10 @@ def test_a_label_added_at_one_site_is_named_as_such(tmp_path: Path) -> None:
     assert str(refused.value) == (
         f"resume=true in {tmp_path / 'run'}: the task's files now give the labels "
         "['maybe', 'no', 'yes'], the run's were ['no', 'yes'] (added: ['maybe'], "
-        "gone: []), so records carry other label ids than the clients' privacy "
-        "ledgers were charged for. Restore the files the run began with, or start "
-        "a new run in a folder of its own"
+        "gone: []), so records may carry other label ids than the clients' "
+        "privacy ledgers were charged for, and the checkpoint's head scores "
+        "other labels. Restore the files the run began with, or start a new run "
+        "in a folder of its own"
     )
 
 
