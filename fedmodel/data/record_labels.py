@@ -26,8 +26,7 @@ from pathlib import Path
 from fedmodel.config import TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import plural
-from fedmodel.data.label_descriptions import read_descriptions
-from fedmodel.data.splits import TaskData, label_names_of
+from fedmodel.data.splits import TaskData
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
@@ -60,16 +59,16 @@ def refuse_record_labels(
     """Refuse a site file whose labels are mostly each one record's alone.
 
     `sites` pairs each train file's key (task.train_files[i]) with its
-    records; `server_labels` holds the labels the server's own files name (test,
-    validation, descriptions), which are the server's to name; `server_texts`
-    the texts of its test and validation files. Only for a label set derived
-    from the files: the labels of `task.labels` are the operator's, listed on
-    purpose.
+    records; `server_labels` holds the labels the server's own files name
+    (test, validation, descriptions): real class names, so no sign of a text
+    read as a label; `server_texts` the texts of its test and validation
+    files. Only for a label set derived from the files: the labels of
+    `task.labels` are the operator's, listed on purpose.
     """
     server_labels = list(server_labels)
     held = Counter(label for _, site in sites for label in site.labels)
     held.update(server_labels)
-    lone = _one_record_labels(sites, server_labels=server_labels)
+    lone = _one_record_labels(sites, named=server_labels)
     written = Counter(text for _, site in sites for text in site.texts)
     written.update(server_texts)
     copies = Counter(
@@ -110,17 +109,14 @@ def warn_lone_labels(task: TaskSettings, data: TaskData) -> None:
     record's: as a class of the public label set it leaves the site outside
     every epsilon. Only for a label set derived from the files, where the
     server holds the sites' records (a simulation); the message names no label.
+    A label the server's validation file holds is a class on the server's own
+    account; one that only its test file or descriptions name is a class
+    because that record holds it (the test split chooses no class).
     """
     if task.labels is not None or not data.has_sites or len(data.train) == 0:
         return
     names = data.label_names
-    server = [
-        label_names_of(split)[i]
-        for split in (data.test, data.transfer)
-        if split is not None
-        for i in split["label"]
-    ]
-    server.extend(read_descriptions(task) or {})
+    server = [] if data.transfer is None else [names[i] for i in data.transfer["label"]]
     sites: dict[int, FileRecords] = {}
     train = data.train
     for text, label, site in zip(
@@ -131,7 +127,7 @@ def warn_lone_labels(task: TaskSettings, data: TaskData) -> None:
         records.texts.append(text)
         records.labels.append(names[label])
     files = [(records.key, records) for _, records in sorted(sites.items())]
-    lone = _one_record_labels(files, server_labels=server)
+    lone = _one_record_labels(files, named=server)
     for key, records in files:
         alone = sum(label in lone for label in records.labels)
         if alone:
@@ -154,22 +150,20 @@ def warn_lone_labels(task: TaskSettings, data: TaskData) -> None:
 
 
 def _one_record_labels(
-    sites: Sequence[tuple[str, FileRecords]], *, server_labels: Iterable[str]
+    sites: Sequence[tuple[str, FileRecords]], *, named: Iterable[str]
 ) -> set[str]:
     """The labels that one record alone holds, in every file of the task.
 
     A record held twice, as two sites' copies of one export or a row
     repeated in a file, is one record: counted by rows, its label would pass
     for a class of two, and two sites holding the same swapped file would
-    carry every text off as a class name. A label the server's files name
-    is the server's, never one record's.
+    carry every text off as a class name. A label `named` is left out.
     """
     texts: dict[str, set[str]] = {}
     for _, site in sites:
         for text, label in zip(site.texts, site.labels, strict=True):
             texts.setdefault(label, set()).add(text)
-    named = set(server_labels)
-    return {label for label, held in texts.items() if len(held) == 1} - named
+    return {label for label, held in texts.items() if len(held) == 1} - set(named)
 
 
 def _refuse_swapped(

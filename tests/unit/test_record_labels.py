@@ -171,14 +171,31 @@ def test_rare_classes_of_one_record_are_named_by_counts(
         "the labels in task.labels; if not, remove those records or give them a "
         "wider class"
     ]
-    # Listed by the operator, or named by the server's own files, they are
-    # public: nothing to say.
+    # Named by the test file or the descriptions, they are still classes
+    # only because those records hold them (the test split chooses no class,
+    # and descriptions may name labels the task has not): said the same.
     caplog.clear()
     named = _csv(tmp_path / "named.csv", [*rare, ("hip", "ortho")])
+    described = _csv(
+        tmp_path / "labels.csv",
+        [(y, f"block {y}") for y in [*(y for _, y in rare), "cardio", "ortho"]],
+        header="label,description",
+    )
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        for task in (
+            _task([a, b], named),
+            _task([a, b], test, label_descriptions=str(described)),
+        ):
+            warn_lone_labels(task, load_task(task, seed=0))
+    assert len(caplog.records) == 2
+    # Listed by the operator, or held by the server's validation file, they
+    # are public: nothing to say.
+    caplog.clear()
     with caplog.at_level("WARNING", logger="fedmodel"):
         listed = _task([a, b], test, labels=[*(y for _, y in rare), "cardio", "ortho"])
         warn_lone_labels(listed, load_task(listed, seed=0))
-        warn_lone_labels(_task([a, b], named), load_task(_task([a, b], named), seed=0))
+        held = _task([a, b], test, validation_file=str(named))
+        warn_lone_labels(held, load_task(held, seed=0))
     assert not caplog.records
 
 
