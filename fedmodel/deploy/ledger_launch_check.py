@@ -11,18 +11,23 @@ round's own refusal instead.
 
 from __future__ import annotations
 
-from fedmodel.client.site import DELTA, SiteConfig, site_setting
+from pathlib import Path
+
+from fedmodel.client.site import DELTA, MAX_EPSILON, SiteConfig, site_setting
 from fedmodel.config.delta_rule import delta_or_default
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.ledger_record import LEDGER_FILE, read_record
+from fedmodel.privacy.ledger_cap import within_cap
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reopen import check_same_client, check_same_delta
 
 
 def check_stored_ledger(site: SiteConfig, *, records: int) -> None:
     """Refuse a `--state-dir` whose ledger no round of this site could continue.
 
-    A ledger that cannot be read, another site's, or one at another delta is
-    refused; a folder without one is said elsewhere.
+    A ledger that cannot be read, another site's, one at another delta, or
+    one that has spent more than the site's cap is refused; a folder without
+    one is said elsewhere.
     """
     path = site.state_dir / LEDGER_FILE
     if not path.is_file():
@@ -43,3 +48,33 @@ def check_stored_ledger(site: SiteConfig, *, records: int) -> None:
             f"--state-dir: each round of site {site.site_id} (delta {delta!r}: "
             f"{source}) would refuse its ledger: {exc}"
         ) from None
+    check_cap_above_spent(site, path=path, stored=stored)
+
+
+def check_cap_above_spent(
+    site: SiteConfig, *, path: Path, stored: LedgerRecord
+) -> None:
+    """Refuse a `--max-epsilon` below the epsilon the ledger has already spent.
+
+    A ledger never goes back, so such a site would answer "budget exhausted"
+    to every round. The figure is stated rounded up, as `fedmodel ledger
+    show` states it: a cap at that figure is at or above what was spent.
+    """
+    if not stored.rounds:
+        return
+    spent = stored.rounds[-1].epsilon
+    if within_cap(spent, site.max_epsilon):
+        return
+    rounds = len(stored.rounds)
+    shown = decimals_up(spent, 4)
+    raise FedmodelError(
+        f"{site_setting(MAX_EPSILON)} {site.max_epsilon:g} is below the epsilon "
+        f"{shown} that site {site.site_id}'s ledger {path} has already spent (at "
+        f"delta {stored.delta:g}, in {rounds} {plural(rounds, 'round')}): a "
+        "ledger never goes back, so every round the site is sent would find its "
+        f"budget exhausted. Give --max-epsilon {shown} or more, only if the site "
+        "accepts that privacy loss (it trains again only in rounds that leave "
+        "room under the cap), or, only for new records that the spent budget "
+        "did not cover, archive the ledger with `fedmodel ledger reset "
+        f"--state-dir {path.parent} --yes` to start a new budget"
+    )

@@ -1,9 +1,10 @@
-"""`fedmodel supernode` says when its --state-dir holds no privacy ledger.
+"""`fedmodel supernode` checks the privacy ledger its --state-dir holds, or lacks.
 
 A mistyped --state-dir would have the site's first round open a new budget at
 epsilon 0, an under-count that no later check catches: the launch says so on
 the operator's console, and is silent for a folder that holds a ledger or an
-archived one.
+archived one. A ledger no round could continue, or one that has spent more
+than the site's --max-epsilon, stops the launch.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pytest
 
 import fedmodel.deploy.launch
 from fedmodel.cli.main import run_command
-from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord
+from fedmodel.config.wording import decimals_up
+from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, RoundCharge
 
 
 def _launch(
@@ -156,3 +159,50 @@ def test_an_unreadable_ledger_stops_the_launch(
     assert code == 2
     assert "each round of site 4 (delta 1e-06: its --delta" in err
     assert f"{LEDGER_FILE} is unusable: it cannot be read" in err
+
+
+def test_a_cap_below_what_the_ledger_spent_stops_the_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, the SuperNode started and every round it was sent found its
+    # budget exhausted, said only in each round once a run had started.
+    data = tmp_path / "notes.csv"
+    data.write_text("text,label\nhello,a\n")
+    state = tmp_path / "state"
+    history = [(1.1, 0.01, 100), (1.1, 0.01, 200)]
+    spent = epsilon_for(history, delta=1e-6, accountant="rdp")  # 1.3953...
+    record = LedgerRecord(
+        client_id="4",
+        accountant="rdp",
+        delta=1e-6,
+        target_epsilon=3.0,
+        noise_multiplier=1.1,
+        sample_rate=0.01,
+        data_fingerprint="f",
+        history=tuple(history),
+        rounds=(RoundCharge(1, 100, 1.19), RoundCharge(2, 200, spent)),
+    )
+    state.mkdir()
+    ledger = state / LEDGER_FILE
+    ledger.write_text(record.to_json())
+    written = ledger.read_bytes()
+    shown = decimals_up(spent, 4)
+    assert shown == "1.3954"  # rounded up, never below what was spent
+
+    extra = ("--delta", "1e-6", "--max-epsilon", "1")
+    code, err = _launch_code(data, state, monkeypatch, capsys, *extra)
+    assert code == 2
+    assert (
+        "--max-epsilon (node config max-epsilon) 1 is below the epsilon 1.3954 "
+        f"that site 4's ledger {ledger} has already spent (at delta 1e-06, in 2 "
+        "rounds): a ledger never goes back, so every round the site is sent "
+        "would find its budget exhausted. Give --max-epsilon 1.3954 or more"
+    ) in err
+    assert f"`fedmodel ledger reset --state-dir {state} --yes`" in err
+    assert ledger.read_bytes() == written  # read, never lowered nor reset
+    # `ledger show` states the same figure; a cap at it launches.
+    assert run_command(["ledger", "show", "--state-dir", str(state)]) == 0
+    assert "epsilon 1.3954 spent at delta 1e-06 in 2 rounds" in capsys.readouterr().out
+    extra = ("--delta", "1e-6", "--max-epsilon", shown)
+    assert _launch_code(data, state, monkeypatch, capsys, *extra)[0] == 0
+    assert ledger.read_bytes() == written
