@@ -25,12 +25,12 @@ from fedmodel.federation.callbacks import (
     CompareWithStart,
     ConsoleLine,
     Evaluate,
-    FailureWatch,
     RoundHistory,
     WriteMetrics,
 )
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.checkpointing import SaveCheckpoint
+from fedmodel.federation.failure_watch import FailureWatch
 from fedmodel.federation.messages import TEACHER_KEY, VERSION_KEY
 from fedmodel.federation.round_state import RoundCallback
 from fedmodel.federation.rounds import RoundPlan, run_rounds

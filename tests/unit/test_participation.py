@@ -12,7 +12,7 @@ import time
 import pytest
 from flwr.app import Message, Metadata, RecordDict
 
-from fedmodel.federation.callbacks import FailureWatch
+from fedmodel.federation.failure_watch import FailureWatch
 from fedmodel.federation.messages import ClientFailure
 from fedmodel.federation.round_state import RoundState
 

@@ -1,0 +1,108 @@
+"""The round callback that names failed clients and stops the run on one that lasts.
+
+Its stop line ends with what a resume does: it runs the round again, or goes
+on after a round whose noised model was charged (central DP).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fedmodel.config.wording import plural
+from fedmodel.federation.callbacks import Result
+from fedmodel.federation.messages import ClientFailure
+from fedmodel.federation.round_state import RoundState
+
+log = logging.getLogger(__name__)
+
+
+class FailureWatch:
+    """Name each failed client once per reason; stop on a failure that lasts.
+
+    A round in which no client returned an update always stops the run, and so
+    does one with fewer accepted updates than `min_replies` when clients
+    failed or dropped out (a site that did not answer within the round's
+    timeout is left out of the round). The round loop did not load such a
+    round's aggregate, so a resume runs it again, unless its strategy
+    `keeps_short_rounds` (central DP). A permanent failure (the client's
+    ledger, data or settings) stops it unless `allow_failed` is set; the
+    server then trains on without that client.
+    """
+
+    def __init__(self, *, allow_failed: bool, min_replies: int) -> None:
+        self.allow_failed = allow_failed
+        self.min_replies = min_replies
+        self.failures: list[ClientFailure] = []
+        self.fatal: str | None = None
+        self._named: set[tuple[str, str]] = set()
+
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
+        """Log new (client, reason) pairs and dropouts; decide whether to go on."""
+        for failure in state.failures:
+            self.failures.append(failure)
+            if (failure.who, failure.reason) not in self._named:
+                self._named.add((failure.who, failure.reason))
+                log.warning(
+                    "round %d: %s failed: %s", state.round, failure.who, failure.reason
+                )
+        if state.failures and not state.aggregated:
+            named = "; ".join(f"{f.who}: {f.reason}" for f in state.failures)
+            self.fatal = (
+                f"round {state.round}: no client returned an update; "
+                f"{len(state.failures)} failed ({named}){_run_again(state)}"
+            )
+            return True, {}
+        self.fatal = self._participation(state)
+        if self.fatal:
+            return True, {}
+        lasting = [f for f in state.failures if f.permanent]
+        if lasting and not self.allow_failed:
+            who = ", ".join(sorted({f.who for f in lasting}))
+            self.fatal = (
+                f"round {state.round}: {who} failed ({lasting[0].reason}). Fix it "
+                "and continue with resume=true, or set "
+                "federation.allow_failed_clients=true to train without it"
+            )
+            return True, {}
+        return False, {}
+
+    def _participation(self, state: RoundState) -> str | None:
+        """Log the clients that dropped out; the reason to stop below the minimum.
+
+        Only failures and dropouts count against `min_replies`: a round in
+        which every selected client answered "budget exhausted" is no failure.
+        """
+        if state.missing:
+            log.warning(
+                "%s round %d: %d of %d selected clients did not answer within "
+                "federation.round_timeout",
+                state.model_name,
+                state.round,
+                state.missing,
+                state.selected,
+            )
+        if not state.short_of(self.min_replies):
+            return None
+        accepted = len(state.accepted)
+        failures = state.failures
+        first = f", the first failure: {failures[0].reason}" if failures else ""
+        return (
+            f"round {state.round}: {accepted} accepted {plural(accepted, 'update')}, "
+            "fewer than "
+            f"federation.min_replies={self.min_replies}; {len(failures)} "
+            f"failed and {state.missing} did not answer{first}{_run_again(state)}"
+        )
+
+
+def _run_again(state: RoundState) -> str:
+    """The stop message's end: whether a resume runs the round again."""
+    if state.released:  # privacy=central: its noised model was charged
+        return (
+            f". Round {state.round}'s noised model is kept, charged to the run's "
+            "budget: continue with resume=true to go on after it"
+        )
+    return (
+        f". The model does not hold round {state.round}: continue with "
+        "resume=true to run it again"
+    )
