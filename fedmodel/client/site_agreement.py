@@ -26,6 +26,14 @@ _NEW_RUN = (
 )
 
 
+class AgreementRefusal(FedmodelError):
+    """A site's refusal of the labels or columns a run names, which a resume keeps.
+
+    Its own type, so the server's stop line does not advise a resume
+    (`federation/failure_watch.py`): only a new run can name others.
+    """
+
+
 def agreed_labels(path: Path) -> tuple[str, ...]:
     """The labels a site's `labels-file` lists, one per line (blank lines skipped).
 
@@ -73,7 +81,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
             for what, labels in (("lacks", agreed - asked), ("adds", asked - agreed))
             if labels
         ]
-        raise FedmodelError(
+        raise AgreementRefusal(
             f"site {site.site_id} refuses the run's task.labels: they are not the "
             f"{len(agreed)} labels of its {LABELS_FILE} (the server's list "
             f"{' and '.join(differences)}); the server must send the label set "
@@ -94,7 +102,7 @@ def check_site_columns(settings: RunSettings, site: SiteConfig) -> None:
     asked = (settings.task.text_column, settings.task.label_column)
     if asked != site.columns:
         text, label = site.columns
-        raise FedmodelError(
+        raise AgreementRefusal(
             f"site {site.site_id} refuses task.text_column={asked[0]!r} and "
             f"task.label_column={asked[1]!r}: it agreed to train on the columns "
             f"{text!r} (text) and {label!r} (label) of its data-file; the server "

@@ -46,6 +46,7 @@ from fedmodel.client.site import (  # noqa: E402
     capped_settings,
     site_from_node_config,
 )
+from fedmodel.client.site_agreement import AgreementRefusal  # noqa: E402
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation.continuity import check_recorded_ledger  # noqa: E402
 from fedmodel.federation.messages import (  # noqa: E402
@@ -53,6 +54,7 @@ from fedmodel.federation.messages import (  # noqa: E402
     CLIENT_CRASHED,
     CLIENT_ID_KEY,
     CLIENT_REFUSED,
+    CLIENT_REFUSED_RUN,
     CONFIG_KEY,
     EXHAUSTED_KEY,
     METRICS_KEY,
@@ -133,7 +135,10 @@ def _answer(
         if site is None and isinstance(exc, LedgerRefusal):
             exc = exc.in_a_run()  # `fedmodel ledger reset` refuses its folder
         log.warning("client %s: %s", client_id, exc)
-        return _failure(msg, CLIENT_REFUSED, failure_reason(client_id, str(exc)))
+        code = (
+            CLIENT_REFUSED_RUN if isinstance(exc, AgreementRefusal) else CLIENT_REFUSED
+        )
+        return _failure(msg, code, failure_reason(client_id, str(exc)))
     except Exception as exc:  # noqa: BLE001 - the server must learn why
         text = f"{type(exc).__name__}: {exc}".splitlines()[0]
         if site is None:

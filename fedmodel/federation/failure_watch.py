@@ -1,7 +1,9 @@
 """The round callback that names failed clients and stops the run on one that lasts.
 
 Its stop line ends with what a resume does: it runs the round again, or goes
-on after a round whose noised model was charged (central DP).
+on after a round whose noised model was charged (central DP). Where a site
+refused the run's own labels or columns, which a resume keeps, the line
+advises a new run instead: resumed, the site would refuse the same again.
 """
 
 from __future__ import annotations
@@ -59,10 +61,10 @@ class FailureWatch:
         lasting = [f for f in state.failures if f.permanent]
         if lasting and not self.allow_failed:
             who = ", ".join(sorted({f.who for f in lasting}))
+            again = _new_run(lasting) or ". Fix it and continue with resume=true"
             self.fatal = (
-                f"round {state.round}: {who} failed ({lasting[0].reason}). Fix it "
-                "and continue with resume=true, or set "
-                "federation.allow_failed_clients=true to train without it"
+                f"round {state.round}: {who} failed ({lasting[0].reason}){again}, "
+                "or set federation.allow_failed_clients=true to train without it"
             )
             return True, {}
         return False, {}
@@ -97,6 +99,8 @@ class FailureWatch:
 
 def _run_again(state: RoundState) -> str:
     """The stop message's end: whether a resume runs the round again."""
+    if (new_run := _new_run(state.failures)) is not None:
+        return new_run
     if state.released:  # privacy=central: its noised model was charged
         return (
             f". Round {state.round}'s noised model is kept, charged to the run's "
@@ -105,4 +109,20 @@ def _run_again(state: RoundState) -> str:
     return (
         f". The model does not hold round {state.round}: continue with "
         "resume=true to run it again"
+    )
+
+
+def _new_run(failures: list[ClientFailure]) -> str | None:
+    """The stop message's end where a site refused the run's labels or columns.
+
+    A resume keeps them (`client/site_agreement.py`), so it is not advised.
+    None where no failure is such a refusal.
+    """
+    sites = list(dict.fromkeys(f.who for f in failures if f.refuses_run))
+    if not sites:
+        return None
+    return (
+        f". A resume keeps the run's task settings, which {', '.join(sites)} "
+        f"{plural(len(sites), 'refuses', 'refuse')}: start a new run, in a new "
+        "run-dir, with the labels and columns the sites agreed to"
     )

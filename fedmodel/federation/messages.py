@@ -59,7 +59,9 @@ VERSION_KEY = "fedmodel-version"
 # Both are permanent: the same ledger, data and settings fail the same way.
 CLIENT_REFUSED = 100  # a FedmodelError: its ledger, its data or its settings
 CLIENT_CRASHED = 101  # any other exception in the client's round
-OUR_CODES = (CLIENT_REFUSED, CLIENT_CRASHED)
+# A site refused the labels or columns the run names, which a resume keeps.
+CLIENT_REFUSED_RUN = 102
+OUR_CODES = (CLIENT_REFUSED, CLIENT_CRASHED, CLIENT_REFUSED_RUN)
 # Flower's codes for a ClientApp that could not load or raised: as lasting.
 # Its others (a node or message unavailable, a timeout) may pass by themselves.
 PERMANENT_CODES = (
@@ -93,13 +95,18 @@ _WRAPPED_ERROR = re.compile(r"fedmodel\.\w+(?:\.\w+)*Error: (.+)")
 
 @dataclass(frozen=True)
 class ClientFailure:
-    """Why one client gave the server nothing usable in a round."""
+    """Why one client gave the server nothing usable in a round.
+
+    `refuses_run`: a site refused the run's own labels or columns
+    (`CLIENT_REFUSED_RUN`), which a resume keeps.
+    """
 
     round: int
     node_id: int
     client_id: int | None
     reason: str
     permanent: bool
+    refuses_run: bool = False
 
     @property
     def who(self) -> str:
@@ -154,6 +161,7 @@ def read_failure(
         client_id=client_id,
         reason=" ".join(text.split()),
         permanent=code in PERMANENT_CODES or bool(_WRAPPED_ERROR.search(raw)),
+        refuses_run=code == CLIENT_REFUSED_RUN,
     )
 
 

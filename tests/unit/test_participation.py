@@ -10,10 +10,16 @@ import logging
 import time
 
 import pytest
-from flwr.app import Message, Metadata, RecordDict
+from flwr.app import Error, Message, Metadata, RecordDict
 
 from fedmodel.federation.failure_watch import FailureWatch
-from fedmodel.federation.messages import ClientFailure
+from fedmodel.federation.messages import (
+    CLIENT_REFUSED,
+    CLIENT_REFUSED_RUN,
+    ClientFailure,
+    failure_reason,
+    read_failure,
+)
 from fedmodel.federation.round_state import RoundState
 
 
@@ -89,3 +95,43 @@ def test_a_round_of_spent_budgets_is_no_failure() -> None:
         _round(selected=2, answered=2, accepted=0, failed=0), {}
     )
     assert not stop and watch.fatal is None
+
+
+# A site's refusal of the run's labels, as site_agreement words it.
+AGREEMENT = (
+    "site 2 refuses the run's task.labels: they are not the 3 labels of its "
+    "labels-file (the server's list lacks ['c']); the server must send the label "
+    "set the sites agreed to; resume=true cannot change them (a resume keeps the "
+    "run's task settings): start a new run, in a new run-dir"
+)
+
+
+def _failure_reply(code: int, node: int) -> ClientFailure:
+    """The failure the server reads from client `node`'s error reply."""
+    reply = Message(
+        error=Error(code=code, reason=failure_reason(node, AGREEMENT)),
+        metadata=_metadata(node),
+    )
+    return read_failure(3, reply, node_id=node)
+
+
+@pytest.mark.parametrize("accepted", [0, 1])  # no update aggregated, or one
+def test_a_site_refusing_the_runs_labels_stops_without_advising_a_resume(
+    accepted: int,
+) -> None:
+    # Before, the stop line ended "... continue with resume=true", which keeps
+    # the labels the site refuses: the resumed run stopped the same way.
+    refused = _failure_reply(CLIENT_REFUSED_RUN, 2)
+    assert refused.refuses_run and refused.permanent and refused.who == "client 2"
+    assert not _failure_reply(CLIENT_REFUSED, 2).refuses_run
+    state = _round(selected=2, answered=2, accepted=accepted, failed=0)
+    state.failures = [refused]
+    watch = FailureWatch(allow_failed=False, min_replies=1)
+    stop, _ = watch.after_round(state, {})
+    assert stop and watch.fatal is not None
+    ending = watch.fatal.split(AGREEMENT)[1]
+    assert "resume=true" not in ending
+    assert ending.startswith(
+        "). A resume keeps the run's task settings, which client 2 refuses: start "
+        "a new run, in a new run-dir, with the labels and columns the sites agreed"
+    )

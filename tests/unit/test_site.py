@@ -41,6 +41,7 @@ from fedmodel.federation.messages import (
     ARRAYS_KEY,
     CLIENT_CRASHED,
     CLIENT_REFUSED,
+    CLIENT_REFUSED_RUN,
     EXHAUSTED_KEY,
     METRICS_KEY,
     VERSION_KEY,
@@ -593,12 +594,13 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     for missing in (held, absent):
         probe = deployment_settings([n for n in names if n != missing])
         reply = client_app.train(_train_message(probe, 1), context)
-        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED_RUN
         reasons.append(reply.error.reason.replace(repr(missing), "LABEL"))
         assert not (state / "privacy_ledger.json").exists()
     assert reasons[0] == reasons[1]
     assert "refuses the run's task.labels" in reasons[0]
-    # The server's run stops "continue with resume=true", which keeps task.labels.
+    # A resume keeps task.labels: the reason says so, and the server's stop
+    # line no longer advises one (`test_participation`).
     assert reasons[0].endswith(
         "the server must send the label set the sites agreed to; resume=true "
         "cannot change them (a resume keeps the run's task settings): start a new "
@@ -629,7 +631,7 @@ def test_with_agreed_columns_a_refusal_does_not_depend_on_the_records(
         )
         probe = deployment_settings(names, "task.text_column=hiv_test")
         reply = client_app.train(_train_message(probe, 1), _site_context(config))
-        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED_RUN
         reasons.append(reply.error.reason)
         assert not (state / "privacy_ledger.json").exists()
     assert (
