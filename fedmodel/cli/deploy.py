@@ -46,7 +46,8 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_certs(args: argparse.Namespace) -> int:
     """Write the certificates or the key pair and say where each file went."""
-    from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+    from fedmodel.deploy.certs import create_superlink_certificates
+    from fedmodel.deploy.site_keys import create_site_keys
 
     if args.what == "superlink":
         made = create_superlink_certificates(args.dir, hosts=args.host, days=args.days)

@@ -1,39 +1,39 @@
-"""TLS certificates and SuperNode authentication keys for a deployment.
+"""The CA and the SuperLink's TLS certificate, made by the server operator.
 
-The server operator creates a certificate authority and the SuperLink's
-certificate (with the addresses sites dial as subject alternative names); each
-site creates its own authentication key pair, keeps the private key and sends
-the public key to the server operator, who registers it with the SuperLink.
-Everything is made with the `cryptography` library; nothing is hand-rolled.
+The certificate names the addresses sites dial as subject alternative names;
+every site verifies it with the CA's certificate, `ca.crt`. A site's own
+authentication key pair is made at the site (`site_keys.py`). Everything is
+made with the `cryptography` library; nothing is hand-rolled.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fedmodel.config.wording import plural
+from fedmodel.deploy.cert_files import (
+    CA_CERT,
+    CA_KEY,
+    CURVE,
+    SUPERLINK_CERT,
+    SUPERLINK_KEY,
+    make_folder,
+    pem_private,
+    refuse_existing,
+    write_private,
+    write_public,
+)
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.errors import FedmodelError
-from fedmodel.run.folder_check import check_writable_folder
 
-CA_CERT = "ca.crt"
-CA_KEY = "ca.key"
-SUPERLINK_CERT = "superlink.crt"
-SUPERLINK_KEY = "superlink.key"
-_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# P-384: a NIST curve, which Flower requires for SuperNode keys.
-_CURVE = ec.SECP384R1
 # Flower 1.41's SuperLink starts its own SuperExec, which dials the SuperLink's
 # --host over TLS, a bind-all host as its loopback address (flwr's
 # resolve_bind_address: 0.0.0.0 as 127.0.0.1, :: as ::1). Every SuperLink
@@ -49,14 +49,6 @@ class SuperLinkCertificates:
     ca_key: Path
     cert: Path
     key: Path
-
-
-@dataclass(frozen=True)
-class SiteKeys:
-    """A site's SuperNode authentication key pair (OpenSSH format)."""
-
-    private_key: Path
-    public_key: Path
 
 
 def create_superlink_certificates(
@@ -89,12 +81,12 @@ def create_superlink_certificates(
         cert=directory / SUPERLINK_CERT,
         key=directory / SUPERLINK_KEY,
     )
-    _refuse_existing([paths.ca_cert, paths.ca_key, paths.cert, paths.key])
-    _make_folder(directory)
+    refuse_existing([paths.ca_cert, paths.ca_key, paths.cert, paths.key])
+    make_folder(directory)
 
     now = datetime.datetime.now(datetime.UTC)
     until = now + datetime.timedelta(days=days)
-    ca_key = ec.generate_private_key(_CURVE())
+    ca_key = ec.generate_private_key(CURVE())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedmodel CA")])
     ca_cert = (
         _builder(ca_name, ca_name, ca_key.public_key(), now=now, until=until)
@@ -102,7 +94,7 @@ def create_superlink_certificates(
         .add_extension(_key_usage(ca=True), critical=True)
         .sign(ca_key, hashes.SHA384())
     )
-    link_key = ec.generate_private_key(_CURVE())
+    link_key = ec.generate_private_key(CURVE())
     link_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     link_cert = (
         _builder(link_name, ca_name, link_key.public_key(), now=now, until=until)
@@ -114,87 +106,11 @@ def create_superlink_certificates(
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA384())
     )
-    _write_private(paths.ca_key, _pem_private(ca_key))
-    _write_public(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths.key, _pem_private(link_key))
-    _write_public(paths.cert, link_cert.public_bytes(serialization.Encoding.PEM))
+    write_private(paths.ca_key, pem_private(ca_key))
+    write_public(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    write_private(paths.key, pem_private(link_key))
+    write_public(paths.cert, link_cert.public_bytes(serialization.Encoding.PEM))
     return paths
-
-
-def create_site_keys(directory: Path, *, name: str) -> SiteKeys:
-    """Create a site's SuperNode authentication key pair as `<name>` / `<name>.pub`.
-
-    The private key stays at the site (mode 0600); the public key is what the
-    server operator registers with `flwr supernode register`.
-    """
-    if not _SITE_NAME.match(name):
-        raise FedmodelError(
-            f"site name {name!r} is not usable as a file name: use letters, "
-            "digits, '.', '_' and '-' (at most 64 characters)"
-        )
-    keys = SiteKeys(private_key=directory / name, public_key=directory / f"{name}.pub")
-    _refuse_existing([keys.private_key, keys.public_key])
-    _make_folder(directory)
-    private = ec.generate_private_key(_CURVE())
-    _write_private(
-        keys.private_key,
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        ),
-    )
-    public = private.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    _write_public(keys.public_key, public + f" fedmodel-site-{name}\n".encode())
-    return keys
-
-
-def check_certificate(path: Path, *, option: str, expected: str = CA_CERT) -> None:
-    """Refuse a file that holds no PEM certificate, naming `option`."""
-    try:
-        x509.load_pem_x509_certificates(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise FedmodelError(
-            f"{option}: {path} is not a PEM certificate ({exc}); give the "
-            f"{expected} that `fedmodel certs superlink` wrote"
-        ) from exc
-
-
-def check_superlink_key(path: Path, *, option: str) -> None:
-    """Refuse a SuperLink TLS key file that holds no unencrypted PEM private key."""
-    try:
-        serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise FedmodelError(
-            f"{option}: {path} is not an unencrypted PEM private key ({exc}); give "
-            f"the folder `fedmodel certs superlink` wrote {SUPERLINK_KEY} into"
-        ) from exc
-
-
-def check_site_private_key(path: Path, *, option: str) -> None:
-    """Refuse a key Flower cannot sign in with (it takes OpenSSH EC keys only)."""
-    try:
-        key = serialization.load_ssh_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        problem = str(exc)
-    else:
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return
-        problem = f"a {type(key).__name__}, not an EC key"
-    raise FedmodelError(
-        f"{option}: {path} is not an unencrypted OpenSSH EC private key "
-        f"({problem}); give the private key `fedmodel certs site` wrote (the "
-        "file without .pub)"
-    )
-
-
-def _make_folder(directory: Path) -> None:
-    check_writable_folder(
-        directory, key="--dir", what="the output folder", example="certs"
-    )
-    directory.mkdir(parents=True, exist_ok=True)
 
 
 def _subject_alternative_name(host: str) -> x509.GeneralName:
@@ -242,34 +158,3 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
-
-
-def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _refuse_existing(paths: list[Path]) -> None:
-    existing = [str(path) for path in paths if path.exists()]
-    if existing:
-        raise FedmodelError(
-            f"{', '.join(existing)} already "
-            f"{plural(len(existing), 'exists', 'exist')}; fedmodel never overwrites a "
-            "key or certificate: choose another --dir, or move the old files away"
-        )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    # Created 0600 from the start, so the key is never readable by others.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)

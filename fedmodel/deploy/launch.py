@@ -32,7 +32,7 @@ from fedmodel.client.site import (
 )
 from fedmodel.client.site_agreement import agreed_labels
 from fedmodel.client.site_cap import unmeasured_cap
-from fedmodel.deploy.certs import (
+from fedmodel.deploy.cert_files import (
     CA_CERT,
     SUPERLINK_CERT,
     SUPERLINK_KEY,

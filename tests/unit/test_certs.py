@@ -12,13 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from flwr.cli.supernode.register import try_load_public_key
 
+from fedmodel.deploy.cert_files import check_certificate, check_site_private_key
 from fedmodel.deploy.cert_validity import MAX_DAYS
-from fedmodel.deploy.certs import (
-    check_certificate,
-    check_site_private_key,
-    create_site_keys,
-    create_superlink_certificates,
-)
+from fedmodel.deploy.certs import create_superlink_certificates
+from fedmodel.deploy.site_keys import create_site_keys
 from fedmodel.errors import FedmodelError
 
 

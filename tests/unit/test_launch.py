@@ -30,13 +30,14 @@ from fedmodel.client.site import (
     SiteConfig,
     site_from_node_config,
 )
-from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+from fedmodel.deploy.certs import create_superlink_certificates
 from fedmodel.deploy.launch import (
     INSECURE_WARNING,
     node_config_arg,
     superlink_command,
     supernode_command,
 )
+from fedmodel.deploy.site_keys import create_site_keys
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
 

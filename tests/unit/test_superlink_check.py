@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from fedmodel.client.site import SiteConfig
-from fedmodel.deploy.certs import create_site_keys, create_superlink_certificates
+from fedmodel.deploy.certs import create_superlink_certificates
 from fedmodel.deploy.launch import supernode_command
+from fedmodel.deploy.site_keys import create_site_keys
 from fedmodel.errors import FedmodelError
 
 
