@@ -36,8 +36,15 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
     link.add_argument(
         "--days",
         type=int,
-        default=DEFAULT_DAYS,
-        help=f"validity in days, 1 to {MAX_DAYS} (default: {DEFAULT_DAYS})",
+        help=f"validity in days, 1 to {MAX_DAYS} (default: {DEFAULT_DAYS}; with "
+        "--reissue, as long as the CA)",
+    )
+    link.add_argument(
+        "--reissue",
+        action="store_true",
+        help="re-issue superlink.crt in --dir for the hosts given, signed by the CA "
+        "there (needs its ca.key; the CA and superlink.key stay, so sites keep "
+        "their ca.crt)",
     )
     site = sub.add_parser("site", help="site operator: the SuperNode's key pair")
     site.add_argument("--dir", type=user_path, required=True, help="output folder")
@@ -49,8 +56,11 @@ def run_certs(args: argparse.Namespace) -> int:
     from fedmodel.deploy.certs import create_superlink_certificates
     from fedmodel.deploy.site_keys import create_site_keys
 
-    if args.what == "superlink":
-        made = create_superlink_certificates(args.dir, hosts=args.host, days=args.days)
+    if args.what == "superlink" and args.reissue:
+        _reissue(args)
+    elif args.what == "superlink":
+        days = DEFAULT_DAYS if args.days is None else args.days
+        made = create_superlink_certificates(args.dir, hosts=args.host, days=days)
         print(f"CA certificate (give to every site): {made.ca_cert}")
         print(f"CA private key (keep offline):       {made.ca_key}")
         print(f"SuperLink certificate and key:       {made.cert}, {made.key}")
@@ -59,6 +69,21 @@ def run_certs(args: argparse.Namespace) -> int:
         print(f"private key (stays at the site):              {keys.private_key}")
         print(f"public key (send to the server operator):     {keys.public_key}")
     return EXIT_OK
+
+
+def _reissue(args: argparse.Namespace) -> None:
+    """Re-issue the SuperLink's certificate and say what changed."""
+    from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
+
+    made = reissue_superlink_certificate(args.dir, hosts=args.host, days=args.days)
+    print(f"SuperLink certificate re-issued:  {made.cert} ({', '.join(made.names)})")
+    print(f"the certificate it replaced:      {made.replaced}")
+    if made.dropped:
+        print(f"names the new one no longer holds: {', '.join(made.dropped)}")
+    print(
+        "signed by the CA in the folder: every site keeps its ca.crt; start the "
+        "SuperLink again with the same --certs to serve it"
+    )
 
 
 def port(text: str) -> int:

@@ -2,8 +2,9 @@
 
 The certificate names the addresses sites dial as subject alternative names;
 every site verifies it with the CA's certificate, `ca.crt`. A site's own
-authentication key pair is made at the site (`site_keys.py`). Everything is
-made with the `cryptography` library; nothing is hand-rolled.
+authentication key pair is made at the site (`site_keys.py`); a certificate
+for new hosts is re-issued by the same CA (`superlink_reissue.py`). Everything
+is made with the `cryptography` library; nothing is hand-rolled.
 """
 
 from __future__ import annotations
@@ -61,20 +62,8 @@ def create_superlink_certificates(
     `LOOPBACK_HOSTS`, which the SuperLink's own SuperExec dials. Existing
     files are never overwritten.
     """
-    if not hosts:
-        raise FedmodelError(
-            "name at least one host the SuperLink is reached at, e.g. "
-            "--host superlink.example.org --host 10.0.0.5"
-        )
-    if not 1 <= days <= MAX_DAYS:
-        raise FedmodelError(
-            f"--days must be between 1 and {MAX_DAYS} (a century), got {days}; "
-            "renew certificates rather than making them last longer"
-        )
-    names = [_subject_alternative_name(host) for host in hosts]
-    names += [
-        n for n in map(_subject_alternative_name, LOOPBACK_HOSTS) if n not in names
-    ]
+    names = subject_alternative_names(hosts)
+    check_days(days)
     paths = SuperLinkCertificates(
         ca_cert=directory / CA_CERT,
         ca_key=directory / CA_KEY,
@@ -95,9 +84,60 @@ def create_superlink_certificates(
         .sign(ca_key, hashes.SHA384())
     )
     link_key = ec.generate_private_key(CURVE())
-    link_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    link_cert = (
-        _builder(link_name, ca_name, link_key.public_key(), now=now, until=until)
+    link_cert = superlink_certificate(
+        link_key.public_key(),
+        names,
+        ca_name=ca_name,
+        ca_key=ca_key,
+        now=now,
+        until=until,
+    )
+    write_private(paths.ca_key, pem_private(ca_key))
+    write_public(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    write_private(paths.key, pem_private(link_key))
+    write_public(paths.cert, link_cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def subject_alternative_names(hosts: list[str]) -> list[x509.GeneralName]:
+    """`hosts`, then the `LOOPBACK_HOSTS` not among them, as alternative names."""
+    if not hosts:
+        raise FedmodelError(
+            "name at least one host the SuperLink is reached at, e.g. "
+            "--host superlink.example.org --host 10.0.0.5"
+        )
+    names = [_subject_alternative_name(host) for host in hosts]
+    return names + [
+        n for n in map(_subject_alternative_name, LOOPBACK_HOSTS) if n not in names
+    ]
+
+
+def check_days(days: int) -> None:
+    """Refuse a validity (`--days`) outside 1 to `MAX_DAYS`."""
+    if not 1 <= days <= MAX_DAYS:
+        raise FedmodelError(
+            f"--days must be between 1 and {MAX_DAYS} (a century), got {days}; "
+            "renew certificates rather than making them last longer"
+        )
+
+
+def superlink_certificate(
+    public_key: ec.EllipticCurvePublicKey,
+    names: list[x509.GeneralName],
+    *,
+    ca_name: x509.Name,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime.datetime,
+    until: datetime.datetime,
+) -> x509.Certificate:
+    """The SuperLink's TLS server certificate for `names`, signed by the CA.
+
+    Its subject's common name is the first of `names`.
+    """
+    first = names[0].value
+    link_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(first))])
+    return (
+        _builder(link_name, ca_name, public_key, now=now, until=until)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(
@@ -106,11 +146,6 @@ def create_superlink_certificates(
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA384())
     )
-    write_private(paths.ca_key, pem_private(ca_key))
-    write_public(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
-    write_private(paths.key, pem_private(link_key))
-    write_public(paths.cert, link_cert.public_bytes(serialization.Encoding.PEM))
-    return paths
 
 
 def _subject_alternative_name(host: str) -> x509.GeneralName:

@@ -70,8 +70,9 @@ def check_superexec_address(cert: Path, host: str) -> None:
         raise FedmodelError(
             f"--certs: {cert} is not made for {dialled}, the address the "
             f"SuperLink's own SuperExec dials for --host {host}, so no ServerApp "
-            "could start; make the certificates again with `fedmodel certs "
-            "superlink --dir NEW_DIR` (it names 127.0.0.1 and ::1 besides every "
-            "--host; a new CA, so every site then needs its new ca.crt), or "
-            "listen on a --host the certificate names"
+            "could start; re-issue the certificate with `fedmodel certs superlink "
+            f"--dir {cert.parent} --reissue` and a --host for each name sites dial "
+            "(it names 127.0.0.1 and ::1 besides; signed by the folder's CA, "
+            "with its ca.key, so every site keeps its ca.crt), or listen on a "
+            "--host the certificate names"
         )

@@ -65,10 +65,10 @@ def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
             raise FedmodelError(
                 f"--superlink {superlink}: the SuperLink's certificate is not "
                 f"made for {host} ({error.verify_message}): dial a name it was "
-                "made for, or have the server operator make certificates that "
-                f"name it (`fedmodel certs superlink --dir NEW_DIR --host {host}` "
-                "and a --host for each name sites dial; a new CA, so every site "
-                "then needs its new ca.crt)"
+                "made for, or have the server operator re-issue the SuperLink's "
+                "certificate to name it (`fedmodel certs superlink --dir DIR "
+                f"--reissue --host {host}` and a --host for each name sites dial; "
+                "signed by the same CA, so this site keeps its --ca-cert)"
             ) from None
         raise FedmodelError(
             f"--ca-cert {ca_cert} does not verify the certificate of the "

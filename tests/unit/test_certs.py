@@ -9,13 +9,19 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+from cryptography.hazmat.primitives.serialization import (
+    load_pem_private_key,
+    load_ssh_private_key,
+)
 from flwr.cli.supernode.register import try_load_public_key
 
+from fedmodel.cli.main import run_command
 from fedmodel.deploy.cert_files import check_certificate, check_site_private_key
-from fedmodel.deploy.cert_validity import MAX_DAYS
+from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.deploy.certs import create_superlink_certificates
+from fedmodel.deploy.launch import superlink_command
 from fedmodel.deploy.site_keys import create_site_keys
+from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
 from fedmodel.errors import FedmodelError
 
 
@@ -117,3 +123,76 @@ def test_a_site_checks_its_certificate_and_key_parse(tmp_path: Path) -> None:
     for wrong in (not_pem, keys.public_key, made.ca_key, made.ca_cert):
         with pytest.raises(FedmodelError, match=f"--auth-key: {wrong} is not an"):
             check_site_private_key(wrong, option="--auth-key")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_a_reissued_certificate_adds_a_host_under_the_folders_ca(
+    tmp_path: Path,
+) -> None:
+    # Before, a host was added only by a new CA in a new folder: a new ca.crt
+    # for every site.
+    made = create_superlink_certificates(tmp_path, hosts=["superlink.example.org"])
+    before = _files(tmp_path)
+    hosts = ["superlink.example.org", "203.0.113.10"]
+    again = reissue_superlink_certificate(tmp_path, hosts=hosts)
+    after = _files(tmp_path)
+    for name in ("ca.crt", "ca.key", "superlink.key"):  # read, never written
+        assert after[name] == before[name]
+    assert again.cert == made.cert and after["superlink.crt"] != before["superlink.crt"]
+    assert again.replaced.read_bytes() == before["superlink.crt"]  # kept
+    assert again.replaced.name.startswith("superlink.replaced-")
+    assert stat.S_IMODE(made.cert.stat().st_mode) == 0o644
+    ca = x509.load_pem_x509_certificate(before["ca.crt"])
+    cert = x509.load_pem_x509_certificate(after["superlink.crt"])
+    cert.verify_directly_issued_by(ca)  # the ca.crt the sites hold
+    key = load_pem_private_key(before["superlink.key"], None)
+    assert cert.public_key() == key.public_key()
+    assert cert.not_valid_after_utc == ca.not_valid_after_utc  # no --days
+    names = ("superlink.example.org", "203.0.113.10", "127.0.0.1", "::1")
+    assert again.names == names and again.dropped == ()
+    # Every name is given each time: one left out is said.
+    dropped = reissue_superlink_certificate(tmp_path, hosts=["203.0.113.10"], days=30)
+    assert dropped.dropped == ("superlink.example.org",)
+    assert len(list(tmp_path.glob("superlink.replaced-*.crt"))) == 2
+
+
+def test_a_reissue_without_the_folders_ca_writes_nothing(tmp_path: Path) -> None:
+    hosts = ["localhost"]
+    with pytest.raises(FedmodelError, match=r"holds no ca\.crt: give the folder"):
+        reissue_superlink_certificate(tmp_path, hosts=hosts)
+    made = create_superlink_certificates(tmp_path / "link", hosts=hosts)
+    other = create_superlink_certificates(tmp_path / "other", hosts=hosts)
+    kept = made.ca_key.read_bytes()
+    made.ca_key.unlink()  # kept offline
+    before = _files(made.ca_cert.parent)
+    with pytest.raises(FedmodelError, match=r"but not the CA's private key ca\.key"):
+        reissue_superlink_certificate(made.ca_cert.parent, hosts=hosts)
+    made.ca_key.write_bytes(other.ca_key.read_bytes())  # another CA's key
+    with pytest.raises(FedmodelError, match=r"ca\.key is not the key of ca\.crt"):
+        reissue_superlink_certificate(made.ca_cert.parent, hosts=hosts)
+    made.ca_key.unlink()
+    made.ca_key.write_bytes(kept)
+    with pytest.raises(FedmodelError, match="would outlast the CA .* --days 36"):
+        reissue_superlink_certificate(made.ca_cert.parent, hosts=hosts, days=400)
+    assert _files(made.ca_cert.parent) == before | {"ca.key": kept}
+
+
+def test_certs_superlink_reissue_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = ["--dir", str(tmp_path), "--host", "a.example"]
+    assert run_command(["certs", "superlink", *folder]) == 0
+    made = x509.load_pem_x509_certificate((tmp_path / "superlink.crt").read_bytes())
+    assert (made.not_valid_after_utc - made.not_valid_before_utc).days == DEFAULT_DAYS
+    capsys.readouterr()
+    command = ["certs", "superlink", *folder, "--host", "b.example", "--reissue"]
+    assert run_command(command) == 0
+    out = capsys.readouterr().out
+    assert "(a.example, b.example, 127.0.0.1, ::1)" in out
+    assert "every site keeps its ca.crt" in out
+    # The folder still starts the SuperLink, at the name it added too.
+    for host in ("0.0.0.0", "b.example"):
+        superlink_command(certs_dir=tmp_path, host=host, port=1, database=None)

@@ -109,10 +109,11 @@ def test_the_superlinks_own_superexec_can_verify_its_certificate(
         superlink_command(
             certs_dir=tmp_path / "old", host="0.0.0.0", port=1, database=None
         )
-    # `certs superlink` never overwrites: new certificates take a new folder,
-    # a new CA for every site (before, it said only "make them again").
-    assert "`fedmodel certs superlink --dir NEW_DIR`" in str(refused.value)
-    assert "a new CA, so every site then needs its new ca.crt" in str(refused.value)
+    # The certificate is re-issued by the folder's CA: the sites keep their
+    # ca.crt (before, it said to make a new CA in a new folder).
+    old = tmp_path / "old"
+    assert f"`fedmodel certs superlink --dir {old} --reissue`" in str(refused.value)
+    assert "so every site keeps its ca.crt" in str(refused.value)
 
 
 def test_without_certificates_the_superlink_does_not_start(tmp_path: Path) -> None:

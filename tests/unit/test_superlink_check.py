@@ -20,6 +20,7 @@ from fedmodel.client.site import SiteConfig
 from fedmodel.deploy.certs import create_superlink_certificates
 from fedmodel.deploy.launch import supernode_command
 from fedmodel.deploy.site_keys import create_site_keys
+from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
 from fedmodel.errors import FedmodelError
 
 
@@ -30,8 +31,6 @@ def tls_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     # SuperLink's own SuperExec: 127.0.0.1 stays a name it was not made for.
     monkeypatch.setattr("fedmodel.deploy.certs.LOOPBACK_HOSTS", ())
     certs = create_superlink_certificates(tmp_path / "link", hosts=["localhost"])
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certs.cert, certs.key)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
     stop = threading.Event()
@@ -45,6 +44,9 @@ def tls_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
             except OSError:
                 return
             connection.settimeout(5)
+            # Read for each connection, as a SuperLink started again reads it.
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(certs.cert, certs.key)
             try:
                 with context.wrap_socket(connection, server_side=True):
                     pass
@@ -98,13 +100,29 @@ def test_a_host_the_certificate_does_not_name_stops_the_launch(
 ) -> None:
     with pytest.raises(FedmodelError, match="not made for 127.0.0.1") as error:
         _launch(site, f"127.0.0.1:{tls_port}", tmp_path / "link/ca.crt", tmp_path)
-    # `certs superlink` never overwrites: a name is added by a new --dir, whose
-    # new CA every site needs (before, it said to add it to the existing ones).
+    # The name is added by re-issuing the certificate from the same CA, so the
+    # site's ca.crt stays (before, a new CA in a new folder: a new ca.crt).
     assert str(error.value).endswith(
-        "have the server operator make certificates that name it (`fedmodel certs "
-        "superlink --dir NEW_DIR --host 127.0.0.1` and a --host for each name "
-        "sites dial; a new CA, so every site then needs its new ca.crt)"
+        "have the server operator re-issue the SuperLink's certificate to name it "
+        "(`fedmodel certs superlink --dir DIR --reissue --host 127.0.0.1` and a "
+        "--host for each name sites dial; signed by the same CA, so this site "
+        "keeps its --ca-cert)"
     )
+
+
+def test_a_host_added_by_reissuing_the_certificate_passes_with_the_same_ca(
+    tmp_path: Path, tls_port: int, site: SiteConfig
+) -> None:
+    # Before, a host was added only by a new CA, whose ca.crt every site needed.
+    ca_cert = tmp_path / "link/ca.crt"
+    held = ca_cert.read_bytes()
+    with pytest.raises(FedmodelError, match="not made for 127.0.0.1"):
+        _launch(site, f"127.0.0.1:{tls_port}", ca_cert, tmp_path / "a")
+    reissue_superlink_certificate(tmp_path / "link", hosts=["localhost", "127.0.0.1"])
+    command = _launch(site, f"127.0.0.1:{tls_port}", ca_cert, tmp_path / "b")
+    assert command[0] == "flower-supernode" and ca_cert.read_bytes() == held
+    # The host it held before still passes.
+    assert _launch(site, f"localhost:{tls_port}", ca_cert, tmp_path / "c")
 
 
 def test_a_superlink_not_up_yet_is_left_to_flower(
