@@ -56,7 +56,7 @@ RECORDED_KEY = "recorded-ledger"
 VERSION_KEY = "fedmodel-version"
 
 # Error codes of a client's failure reply (Flower's own codes are below 100).
-# Both are permanent: the same ledger, data and settings fail the same way.
+# All are permanent: the same ledger, data and settings fail the same way.
 CLIENT_REFUSED = 100  # a FedmodelError: its ledger, its data or its settings
 CLIENT_CRASHED = 101  # any other exception in the client's round
 # A site refused the labels or columns the run names, which a resume keeps.
