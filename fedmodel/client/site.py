@@ -45,6 +45,17 @@ def site_setting(key: str) -> str:
     return f"--{key} (node config {key})"
 
 
+class RunRefusal(FedmodelError):
+    """A site's refusal of a setting the run keeps when it resumes.
+
+    The run's task settings (its labels, columns, train files, held-out
+    records) and its privacy mode: a resume keeps them
+    (`run/resumed_settings.py`), so the resumed run would be refused the same
+    way. Its own type, sent with its own error code, so that the server's stop
+    line advises a new run instead (`federation/failure_watch.py`).
+    """
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     """What a site decides for itself, from its SuperNode's node config."""
@@ -134,13 +145,13 @@ def check_site_run_config(raw: Mapping[str, object], site: SiteConfig) -> None:
     if not isinstance(task, Mapping):
         return
     if task.get("train_files"):
-        raise FedmodelError(
+        raise RunRefusal(
             f"site {site.site_id} refuses a run-config with task.train_files: a "
             "site trains on the data-file in its own node config. Remove "
             "task.train_files from the server's config"
         )
     if task.get("val_fraction"):
-        raise FedmodelError(
+        raise RunRefusal(
             f"site {site.site_id} refuses task.val_fraction="
             f"{task['val_fraction']!r}: a site trains on every record of its "
             "data-file (held-out records would be picked by their place in the "
@@ -163,7 +174,7 @@ def capped_settings(settings: RunSettings, site: SiteConfig) -> RunSettings:
     """
     privacy = settings.privacy
     if not privacy.record_level or privacy.target_epsilon is None:
-        raise FedmodelError(
+        raise RunRefusal(
             f"site {site.site_id} refuses a round without DP-SGD at the site "
             f"(privacy={privacy.mode}): it caps its epsilon at "
             f"{site.max_epsilon:g} and noises its own updates. "

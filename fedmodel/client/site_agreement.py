@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmodel.client.site import LABELS_FILE, SiteConfig, site_setting
+from fedmodel.client.site import LABELS_FILE, RunRefusal, SiteConfig, site_setting
 from fedmodel.config import RunSettings
 from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.text_file import read_utf8, text_lines
@@ -24,14 +24,6 @@ _NEW_RUN = (
     "; resume=true cannot change them (a resume keeps the run's task settings): "
     "start a new run, in a new run-dir"
 )
-
-
-class AgreementRefusal(FedmodelError):
-    """A site's refusal of the labels or columns a run names, which a resume keeps.
-
-    Its own type, so the server's stop line does not advise a resume
-    (`federation/failure_watch.py`): only a new run can name others.
-    """
 
 
 def agreed_labels(path: Path) -> tuple[str, ...]:
@@ -81,7 +73,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
             for what, labels in (("lacks", agreed - asked), ("adds", asked - agreed))
             if labels
         ]
-        raise AgreementRefusal(
+        raise RunRefusal(
             f"site {site.site_id} refuses the run's task.labels: they are not the "
             f"{len(agreed)} labels of its {LABELS_FILE} (the server's list "
             f"{' and '.join(differences)}); the server must send the label set "
@@ -102,7 +94,7 @@ def check_site_columns(settings: RunSettings, site: SiteConfig) -> None:
     asked = (settings.task.text_column, settings.task.label_column)
     if asked != site.columns:
         text, label = site.columns
-        raise AgreementRefusal(
+        raise RunRefusal(
             f"site {site.site_id} refuses task.text_column={asked[0]!r} and "
             f"task.label_column={asked[1]!r}: it agreed to train on the columns "
             f"{text!r} (text) and {label!r} (label) of its data-file; the server "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fedmodel.client.site import DATA_FILE, SiteConfig, site_setting
+from fedmodel.client.site import DATA_FILE, RunRefusal, SiteConfig, site_setting
 from fedmodel.client.site_delta import check_site_delta
 from fedmodel.config import RunSettings
 from fedmodel.data.label_form import composed_labels
@@ -97,7 +97,7 @@ def load_site_records(
 def _label_names(settings: RunSettings) -> tuple[str, ...]:
     labels = settings.task.labels
     if not labels:
-        raise FedmodelError(
+        raise RunRefusal(
             "the run-config has no task.labels: in a deployment the server "
             "operator must list the label set every site's file uses"
         )

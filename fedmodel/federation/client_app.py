@@ -43,10 +43,10 @@ from flwr.clientapp import ClientApp  # noqa: E402
 from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SIMULATED_CLIENT,
+    RunRefusal,
     capped_settings,
     site_from_node_config,
 )
-from fedmodel.client.site_agreement import AgreementRefusal  # noqa: E402
 from fedmodel.errors import FedmodelError  # noqa: E402
 from fedmodel.federation.continuity import check_recorded_ledger  # noqa: E402
 from fedmodel.federation.messages import (  # noqa: E402
@@ -135,9 +135,7 @@ def _answer(
         if site is None and isinstance(exc, LedgerRefusal):
             exc = exc.in_a_run()  # `fedmodel ledger reset` refuses its folder
         log.warning("client %s: %s", client_id, exc)
-        code = (
-            CLIENT_REFUSED_RUN if isinstance(exc, AgreementRefusal) else CLIENT_REFUSED
-        )
+        code = CLIENT_REFUSED_RUN if isinstance(exc, RunRefusal) else CLIENT_REFUSED
         return _failure(msg, code, failure_reason(client_id, str(exc)))
     except Exception as exc:  # noqa: BLE001 - the server must learn why
         text = f"{type(exc).__name__}: {exc}".splitlines()[0]

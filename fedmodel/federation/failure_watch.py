@@ -2,8 +2,9 @@
 
 Its stop line ends with what a resume does: it runs the round again, or goes
 on after a round whose noised model was charged (central DP). Where a site
-refused the run's own labels or columns, which a resume keeps, the line
-advises a new run instead: resumed, the site would refuse the same again.
+refused a setting the run keeps on resume (its labels, columns or privacy
+mode, say), the line advises a new run instead: resumed, the site would
+refuse the same again.
 """
 
 from __future__ import annotations
@@ -113,16 +114,16 @@ def _run_again(state: RoundState) -> str:
 
 
 def _new_run(failures: list[ClientFailure]) -> str | None:
-    """The stop message's end where a site refused the run's labels or columns.
+    """The stop message's end where a site refused a setting a resume keeps.
 
-    A resume keeps them (`client/site_agreement.py`), so it is not advised.
-    None where no failure is such a refusal.
+    Such as the run's labels or privacy mode (`client.site.RunRefusal`): a
+    resume is not advised. None where no failure is such a refusal.
     """
     sites = list(dict.fromkeys(f.who for f in failures if f.refuses_run))
     if not sites:
         return None
     return (
-        f". A resume keeps the run's task settings, which {', '.join(sites)} "
+        f". A resume keeps the settings {', '.join(sites)} "
         f"{plural(len(sites), 'refuses', 'refuse')}: start a new run, in a new "
-        "run-dir, with the labels and columns the sites agreed to"
+        "run-dir, with settings the sites accept"
     )

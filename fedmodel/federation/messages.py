@@ -59,7 +59,7 @@ VERSION_KEY = "fedmodel-version"
 # All are permanent: the same ledger, data and settings fail the same way.
 CLIENT_REFUSED = 100  # a FedmodelError: its ledger, its data or its settings
 CLIENT_CRASHED = 101  # any other exception in the client's round
-# A site refused the labels or columns the run names, which a resume keeps.
+# A site refused a setting the run keeps on resume (`client.site.RunRefusal`).
 CLIENT_REFUSED_RUN = 102
 OUR_CODES = (CLIENT_REFUSED, CLIENT_CRASHED, CLIENT_REFUSED_RUN)
 # Flower's codes for a ClientApp that could not load or raised: as lasting.
@@ -97,8 +97,8 @@ _WRAPPED_ERROR = re.compile(r"fedmodel\.\w+(?:\.\w+)*Error: (.+)")
 class ClientFailure:
     """Why one client gave the server nothing usable in a round.
 
-    `refuses_run`: a site refused the run's own labels or columns
-    (`CLIENT_REFUSED_RUN`), which a resume keeps.
+    `refuses_run`: a site refused a setting the run keeps on resume, such as
+    its labels or privacy mode (`CLIENT_REFUSED_RUN`).
     """
 
     round: int

@@ -104,34 +104,42 @@ AGREEMENT = (
     "set the sites agreed to; resume=true cannot change them (a resume keeps the "
     "run's task settings): start a new run, in a new run-dir"
 )
+# A site's refusal of the run's privacy mode, as client/site.py words it.
+PRIVACY = (
+    "site 2 refuses a round without DP-SGD at the site (privacy=central): it "
+    "caps its epsilon at 1 and noises its own updates. Run the federation with "
+    "privacy=dpsgd"
+)
 
 
-def _failure_reply(code: int, node: int) -> ClientFailure:
+def _failure_reply(code: int, node: int, reason: str = AGREEMENT) -> ClientFailure:
     """The failure the server reads from client `node`'s error reply."""
     reply = Message(
-        error=Error(code=code, reason=failure_reason(node, AGREEMENT)),
+        error=Error(code=code, reason=failure_reason(node, reason)),
         metadata=_metadata(node),
     )
     return read_failure(3, reply, node_id=node)
 
 
+@pytest.mark.parametrize("reason", [AGREEMENT, PRIVACY])
 @pytest.mark.parametrize("accepted", [0, 1])  # no update aggregated, or one
-def test_a_site_refusing_the_runs_labels_stops_without_advising_a_resume(
-    accepted: int,
+def test_a_site_refusing_a_setting_a_resume_keeps_stops_without_advising_one(
+    accepted: int, reason: str
 ) -> None:
     # Before, the stop line ended "... continue with resume=true", which keeps
-    # the labels the site refuses: the resumed run stopped the same way.
-    refused = _failure_reply(CLIENT_REFUSED_RUN, 2)
+    # the labels (or privacy mode) the site refuses: the resumed run stopped
+    # the same way.
+    refused = _failure_reply(CLIENT_REFUSED_RUN, 2, reason)
     assert refused.refuses_run and refused.permanent and refused.who == "client 2"
-    assert not _failure_reply(CLIENT_REFUSED, 2).refuses_run
+    assert not _failure_reply(CLIENT_REFUSED, 2, reason).refuses_run
     state = _round(selected=2, answered=2, accepted=accepted, failed=0)
     state.failures = [refused]
     watch = FailureWatch(allow_failed=False, min_replies=1)
     stop, _ = watch.after_round(state, {})
     assert stop and watch.fatal is not None
-    ending = watch.fatal.split(AGREEMENT)[1]
+    ending = watch.fatal.split(reason)[1]
     assert "resume=true" not in ending
     assert ending.startswith(
-        "). A resume keeps the run's task settings, which client 2 refuses: start "
-        "a new run, in a new run-dir, with the labels and columns the sites agreed"
+        "). A resume keeps the settings client 2 refuses: start a new run, in a "
+        "new run-dir, with settings the sites accept"
     )

@@ -21,6 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, Reco
 
 from fedmodel import __version__
 from fedmodel.client.site import (
+    RunRefusal,
     SiteConfig,
     capped_settings,
     site_from_node_config,
@@ -216,15 +217,25 @@ def test_a_site_keeps_its_own_delta_whatever_the_server_asks(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("mode", ["off", "central"])
 def test_a_site_refuses_a_round_without_dp_sgd_at_the_site(
-    tmp_path: Path, mode: str
+    tmp_path: Path,
+    site_file: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    mode: str,
 ) -> None:
     # privacy=central gives DP, but by noise the server adds after it has
     # received the site's unnoised update: the site's cap would not hold.
-    settings = deployment_settings(["a"], f"privacy={mode}")
+    settings = deployment_settings(bank_rows[1], f"privacy={mode}")
+    state = tmp_path / "state"
+    context = _site_context(node_config(site_file, state))
+    reply = client_app.train(_train_message(settings, 1), context)
+    # A resume keeps the run's privacy mode: its own code, so the server's
+    # stop line advises a new run (before: CLIENT_REFUSED, "continue with
+    # resume=true", which the site refused the same way).
+    assert reply.has_error() and reply.error.code == CLIENT_REFUSED_RUN
     # Named as the server's user picks it: it said privacy.mode='central'.
     refused = rf"refuses a round without DP-SGD at the site \(privacy={mode}\)"
-    with pytest.raises(FedmodelError, match=refused):
-        capped_settings(settings, SiteConfig(3, tmp_path, tmp_path, 2.0))
+    assert re.search(refused, reply.error.reason), reply.error.reason
+    assert not (state / "privacy_ledger.json").exists()
 
 
 def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
@@ -249,7 +260,8 @@ def test_a_bad_row_is_named_in_the_sites_log_but_not_to_the_server(
     no_labels = dataclasses.replace(
         settings, task=dataclasses.replace(settings.task, labels=None)
     )
-    with pytest.raises(FedmodelError, match="no task.labels"):
+    # A resume keeps task.labels: the server's stop line advises a new run.
+    with pytest.raises(RunRefusal, match="no task.labels"):
         load_site_records(no_labels, site)
 
 
@@ -507,7 +519,8 @@ def test_a_site_does_not_look_for_files_the_server_names(
             settings, 1, extra={"task.train_files": f"json:[{json.dumps(pattern)}]"}
         )
         reply = client_app.train(message, context)
-        assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+        # A resume keeps task.train_files: the stop line advises a new run.
+        assert reply.has_error() and reply.error.code == CLIENT_REFUSED_RUN
         assert "refuses a run-config with task.train_files" in reply.error.reason
         assert str(Path.cwd()) not in reply.error.reason
         assert not (state / "privacy_ledger.json").exists()
@@ -570,7 +583,8 @@ def test_a_site_trains_on_every_record_of_its_file(
     context = _site_context(node_config(site_file, state))
     held_out = deployment_settings(names, "task.val_fraction=0.2")
     reply = client_app.train(_train_message(held_out, 1), context)
-    assert reply.has_error() and reply.error.code == CLIENT_REFUSED
+    # A resume keeps task.val_fraction: the stop line advises a new run.
+    assert reply.has_error() and reply.error.code == CLIENT_REFUSED_RUN
     assert "refuses task.val_fraction=0.2" in reply.error.reason
     assert not (state / "privacy_ledger.json").exists()
     figures = _site_round(deployment_settings(names), node_config(site_file, state), 1)
