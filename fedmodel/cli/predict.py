@@ -17,6 +17,7 @@ from fedmodel.run.layout import AUTO_RUNTIME, RESOLVED_CONFIG, RUNTIME_FILES
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from fedmodel.data.text_inputs import InputTexts
     from fedmodel.serve.inference import Prediction
 
 # `--input -`: the texts come from standard input, one per line.
@@ -39,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--input",
         type=user_path,
-        help=".txt (one text per line, no header) or CSV/TSV/JSONL/Parquet "
-        f"with a text column; {STDIN} reads texts from standard input, one "
-        "per line",
+        help=".txt (one text per line, no header; blank lines are skipped, so "
+        "each prediction names its line) or CSV/TSV/JSONL/Parquet with a text "
+        f"column; {STDIN} reads texts from standard input, one per line",
     )
     parser.add_argument(
         "--text-column",
@@ -85,14 +86,19 @@ def run(args: argparse.Namespace) -> int:
 
     check_top_k(args.top_k)
     check_model_path(args.model, runtime=args.runtime)
-    texts = _given_texts(args.text) if args.text else _file_texts(args)
+    if args.text:
+        texts, lines = _given_texts(args.text), None
+    else:
+        given = _file_texts(args)
+        texts, lines = given.texts, given.lines
     classifier = load_classifier(args.model, runtime=args.runtime)
     predictions = predict(classifier, texts, top_k=args.top_k)
     if args.format == "jsonl":
-        for prediction in predictions:
-            print(json.dumps(_as_json(prediction), ensure_ascii=False))
+        for row, prediction in enumerate(predictions):
+            line = None if lines is None else lines[row]
+            print(json.dumps(_as_json(prediction, line), ensure_ascii=False))
     else:
-        Console().print(_as_table(predictions))
+        Console().print(_as_table(predictions, lines))
     return EXIT_OK
 
 
@@ -107,13 +113,13 @@ def _given_texts(texts: Sequence[str]) -> list[str]:
     return [text.strip() for text in texts]
 
 
-def _file_texts(args: argparse.Namespace) -> list[str]:
+def _file_texts(args: argparse.Namespace) -> InputTexts:
     """The texts of --input; the file readers (datasets, pandas) load only here.
 
     A one-per-line input whose first line is `text`, --text-column or the
     run's own `task.text_column` is refused: a column's export with its header.
     """
-    from fedmodel.data.text_inputs import read_texts, stdin_texts
+    from fedmodel.data.text_inputs import read_input_texts, stdin_texts
 
     run_column = _run_text_column(args.model)
     header_names = () if run_column is None else (run_column,)
@@ -132,7 +138,7 @@ def _file_texts(args: argparse.Namespace) -> list[str]:
             text_column=text_column,
             header_names=header_names,
         )
-    return read_texts(
+    return read_input_texts(
         args.input,
         key="--input",
         text_column=text_column,
@@ -162,8 +168,11 @@ def _run_text_column(model: Path) -> str | None:
     return column if isinstance(column, str) else None
 
 
-def _as_json(prediction: Prediction) -> dict[str, object]:
+def _as_json(prediction: Prediction, line: int | None) -> dict[str, object]:
+    """One JSON line; `line` is the text's line number in a one-per-line input."""
+    where: dict[str, object] = {} if line is None else {"line": line}
     return {
+        **where,
         "text": prediction.text,
         "label": prediction.labels[0],
         "probability": prediction.probabilities[0],
@@ -176,8 +185,11 @@ def _as_json(prediction: Prediction) -> dict[str, object]:
     }
 
 
-def _as_table(predictions: Sequence[Prediction]) -> Table:
+def _as_table(predictions: Sequence[Prediction], lines: list[int] | None) -> Table:
     """The predictions as a table, every text and label shown as written.
+
+    `lines`, each text's line number in a one-per-line input, lead each row:
+    its blank lines are skipped, so the n-th row need not be the n-th line.
 
     Rich reads `[...]` in a plain string as markup and drops it (`see [link]`
     would print as `see `), so texts and labels go in as `Text`. The next best
@@ -189,11 +201,14 @@ def _as_table(predictions: Sequence[Prediction]) -> Table:
     from rich.text import Text
 
     table = Table(show_lines=False)
+    if lines is not None:
+        table.add_column("line", justify="right")
     table.add_column("text", overflow="fold", max_width=60)
     table.add_column("label", overflow="fold")
     table.add_column("probability", justify="right")
     table.add_column("next best", overflow="fold")
-    for prediction in predictions:
+    for row, prediction in enumerate(predictions):
+        where = [] if lines is None else [str(lines[row])]
         others = "\n".join(
             f"{label} {probability:.2f}"
             for label, probability in zip(
@@ -201,6 +216,7 @@ def _as_table(predictions: Sequence[Prediction]) -> Table:
             )
         )
         table.add_row(
+            *where,
             Text(prediction.text),
             Text(prediction.labels[0]),
             f"{prediction.probabilities[0]:.3f}",

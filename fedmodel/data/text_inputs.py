@@ -6,11 +6,14 @@ read as a .txt file is. A .txt file has no header and no labels: every
 non-blank line is a text, so a first line that is only a column's name
 (`text`, the text column asked for, or one the caller knows of, such as the
 run's `task.text_column`: a table's export) is refused rather than read as one.
+Blank lines are skipped, so each such text keeps its line number
+(`InputTexts.lines`): `fedmodel predict` prints it beside the text's labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,6 +26,20 @@ from fedmodel.errors import FedmodelError
 _LINES = ".txt"
 
 
+@dataclass(frozen=True)
+class InputTexts:
+    """Texts from a file or standard input, and where each stood there.
+
+    `lines`: each text's line number where texts are given one per line (a
+    .txt file, standard input), whose blank lines are skipped, so that the
+    n-th text need not be the n-th line; None for a table's column, whose
+    texts are its rows in turn.
+    """
+
+    texts: list[str]
+    lines: list[int] | None = None
+
+
 def read_texts(
     path: Path,
     *,
@@ -31,6 +48,24 @@ def read_texts(
     column_option: str = "",
     header_names: Collection[str] = (),
 ) -> list[str]:
+    """The texts of `read_input_texts`, without their line numbers."""
+    return read_input_texts(
+        path,
+        key=key,
+        text_column=text_column,
+        column_option=column_option,
+        header_names=header_names,
+    ).texts
+
+
+def read_input_texts(
+    path: Path,
+    *,
+    key: str,
+    text_column: str = "text",
+    column_option: str = "",
+    header_names: Collection[str] = (),
+) -> InputTexts:
     """Texts from a .txt file (one per non-blank line) or a table's column.
 
     `key` names where the path came from (a config key or a CLI option), so the
@@ -58,7 +93,7 @@ def read_texts(
     )
     require_column(table, text_column, role="text", fix=fix, path=path, key=key)
     cells = text_cells(table, text_column, path=path, key=key)
-    return [text.strip() for text in cells]
+    return InputTexts([text.strip() for text in cells])
 
 
 def stdin_texts(
@@ -67,7 +102,7 @@ def stdin_texts(
     key: str,
     text_column: str = "text",
     header_names: Collection[str] = (),
-) -> list[str]:
+) -> InputTexts:
     """Texts piped in, one per non-blank line: read as a .txt file is."""
     source = "standard input"
     return _line_texts(
@@ -80,7 +115,7 @@ def stdin_texts(
 
 def _line_texts(
     read: Callable[[], str], *, source: str, key: str, header_names: Collection[str]
-) -> list[str]:
+) -> InputTexts:
     """The non-blank lines, refusing a first one that is one of `header_names`."""
     try:
         text = read()
@@ -97,4 +132,5 @@ def _line_texts(
             f"{first}), a column name, but texts given one per line have no "
             "header: every line is a text. Remove that line"
         )
-    return [line for line in lines if line]
+    numbers = [number for number, line in enumerate(lines, start=1) if line]
+    return InputTexts([lines[n - 1] for n in numbers], numbers)

@@ -1,4 +1,4 @@
-"""`fedmodel predict --input`: texts piped in, and the suffixes a file may have."""
+"""`fedmodel predict --input`: texts piped in, their line numbers, a file's suffixes."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def test_predict_labels_texts_piped_in_as_it_labels_them_given(
     assert run_command([*argv, "--text", "lost card", "--text", "top up failed"]) == 0
     given = _jsonl(capsys.readouterr().out)
     assert [row["text"] for row in piped] == ["lost card", "top up failed"]
+    # The blank line 2 is skipped: each text says its line.
+    assert [row.pop("line") for row in piped] == [1, 3]
     assert piped == given
 
 
@@ -122,3 +124,39 @@ def test_a_blank_line_in_a_file_of_one_column_is_refused_naming_it(
     assert run_command([*argv, "--input", str(queries)]) == 0
     rows = _jsonl(capsys.readouterr().out)
     assert [row["text"] for row in rows] == ["lost card", "top up failed"]
+
+
+def test_a_txt_inputs_predictions_name_the_lines_its_blank_lines_moved(
+    exported: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Blank lines are skipped, so the n-th prediction need not be line n:
+    # before, 'top up failed' (line 4) was the output's row 2 with no line
+    # number, so the rows did not line up with the file's lines.
+    queries = tmp_path / "queries.txt"
+    queries.write_text("lost card\n\n\ntop up failed\n\n")
+    argv = ["predict", "--model", str(exported), "--input", str(queries)]
+    assert run_command([*argv, "--format", "jsonl"]) == 0
+    rows = _jsonl(capsys.readouterr().out)
+    assert [(row["line"], row["text"]) for row in rows] == [
+        (1, "lost card"),
+        (4, "top up failed"),
+    ]
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping: one table row a line
+    assert run_command(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [cell.strip() for cell in table[1].split("┃")[1:3]] == ["line", "text"]
+    # A row spans a line per next best label: its first names the line.
+    cells = [[cell.strip() for cell in row.split("│")[1:3]] for row in table[3:-1]]
+    assert [cell for cell in cells if cell[0]] == [
+        ["1", "lost card"],
+        ["4", "top up failed"],
+    ]
+    # A table's texts are its rows in turn: no line numbers there.
+    csv = tmp_path / "queries.csv"
+    csv.write_text("text\nlost card\ntop up failed\n")
+    argv = ["predict", "--model", str(exported), "--input", str(csv)]
+    assert run_command([*argv, "--format", "jsonl"]) == 0
+    assert all("line" not in row for row in _jsonl(capsys.readouterr().out))
