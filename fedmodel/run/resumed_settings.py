@@ -90,20 +90,24 @@ def check_kept_settings(run_dir: Path, config: dict[str, Any]) -> None:
             "or start a new run in a new folder"
         )
     _refuse_rewritten_files(run_dir, config)
-    old_plan, new_plan = _plan_settings(earlier), _plan_settings(config)
-    if bool(old_plan) != bool(new_plan):  # DP switched on or off
-        switched = [
-            key
-            for key in ("privacy.mode", "federation.name")
-            if value_at(earlier, key) != value_at(config, key)
-        ]
+    # Compared as written: a deployment's DP-SGD plan is its sites' own, {}
+    # here as privacy=off's is, so comparing plans let a simulation's rounds
+    # trained without noise go on as a deployment under DP-SGD.
+    switched = [
+        key
+        for key in ("privacy.mode", "federation.name")
+        if value_at(earlier, key) != value_at(config, key)
+    ]
+    if switched:
         raise FedmodelError(
             f"resume=true in {run_dir} with {quoted(switched, config, earlier)}: "
-            "a resume keeps the run's privacy mode, since the rounds trained "
-            "under one mode and then another have no one guarantee; resume with "
-            f"the run's values (its {RESOLVED_CONFIG}), or start a new run in a "
-            "new folder"
+            "a resume keeps the run's privacy mode and federation (a simulation's "
+            "clients and a deployment's sites hold other records and ledgers), "
+            "since the rounds trained under one and then the other have no one "
+            "guarantee; resume with the run's values (its "
+            f"{RESOLVED_CONFIG}), or start a new run in a new folder"
         )
+    old_plan, new_plan = _plan_settings(earlier), _plan_settings(config)
     changed = changed_keys(old_plan, new_plan)
     if changed:
         raise FedmodelError(

@@ -159,6 +159,21 @@ def test_a_resume_that_switches_dp_on_or_off_names_privacy_mode(
         named = f"with privacy={resume_mode} (the run's: privacy={run_mode}):"
         assert named in str(refused.value)
         assert "num_rounds" not in str(refused.value)
+    # A deployment's DP-SGD plan is its sites' own, as empty here as off's:
+    # before, comparing the two plans let rounds trained without noise (in a
+    # simulation, or a deployment) go on as a deployment under DP-SGD.
+    deployed = ("federation=deployment", "num_clients=2")
+    for run_overrides, named in (
+        (("privacy=off",), "privacy=dpsgd (the run's: privacy=off), federation="),
+        (("privacy=off", *deployed), "privacy=dpsgd (the run's: privacy=off):"),
+    ):
+        run = small_settings(*run_overrides)
+        (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+        resumed = small_settings("privacy=dpsgd", *deployed, "resume=true")
+        with pytest.raises(FedmodelError) as refused:
+            check_run_folder(tmp_path, resumed)
+        assert named in str(refused.value)
+        assert "keeps the run's privacy mode and federation" in str(refused.value)
 
 
 def test_a_resume_of_a_checkpoint_without_its_resolved_config_is_refused(
