@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedmodel.cli.hydra_files import task_overrides
 from fedmodel.config.compose import RUN_FOLDER_KEY
+from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import RESUME_KEY
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE
@@ -52,7 +53,7 @@ def check_rounds_left(run_dir: Path, argv: list[str]) -> None:
     config = compose_config(task_overrides(argv))
     settings = settings_from_dict({**config, RUN_FOLDER_KEY: str(run_dir)})
     num_rounds = settings.num_rounds
-    why = _finished_because(summary, num_rounds)
+    why = _finished_because(summary, settings)
     if why is not None:
         cards = _complete(settings, run_dir, summary)
         raise FedmodelError(
@@ -76,7 +77,7 @@ def finished_sweep_job(run_dir: Path, settings: RunSettings) -> float | None:
     from fedmodel.run.resumed_settings import changed_keys
 
     summary = _finished_summary(run_dir)
-    why = None if summary is None else _finished_because(summary, settings.num_rounds)
+    why = None if summary is None else _finished_because(summary, settings)
     if why is None:
         return None
     earlier = stored_config(run_dir) or {}
@@ -131,11 +132,22 @@ def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
     return summary
 
 
-def _finished_because(summary: dict[str, Any], num_rounds: int) -> str | None:
-    """Why a run of `num_rounds` rounds with this summary has none left, or None."""
+def _finished_because(summary: dict[str, Any], settings: RunSettings) -> str | None:
+    """Why a run of these settings with this summary has no round left, or None.
+
+    With fewer clients of budget left than `federation.min_replies`, no round
+    could be kept (`federation/budget_stop.py`); a lower one goes on.
+    """
     last = max((int(r["round"]) for r in summary.get("rounds", [])), default=0)
     clients = summary.get("clients") or []
-    spent = bool(clients) and all(c.get("budget_exhausted") for c in clients)
-    if spent:
+    spent = sum(bool(c.get("budget_exhausted")) for c in clients)
+    if clients and spent == len(clients):
         return "every client's budget is spent"
-    return f"round {last} is done" if last >= num_rounds else None
+    left, least = settings.num_clients - spent, settings.federation.min_replies
+    if left < least:
+        return (
+            f"{left} of {settings.num_clients} clients {plural(left, 'has', 'have')}"
+            f" budget left, fewer than federation.min_replies={least}; a lower "
+            "one goes on with them"
+        )
+    return f"round {last} is done" if last >= settings.num_rounds else None

@@ -5,8 +5,9 @@ loop runs them in the order given, and later callbacks see the metrics earlier
 ones added. The server's order is: history, checkpoint (`checkpointing.py`),
 failures (`failure_watch.py`), evaluation, the comparison with the start
 (`keep_best`, on the server's split), metrics line, console line, budget
-stop. The checkpoint comes before evaluation and the metrics line, so a round
-whose aggregate was loaded is never run again after a crash.
+stop (`budget_stop.py`). The checkpoint comes before evaluation and the
+metrics line, so a round whose aggregate was loaded is never run again after
+a crash.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import torch
 
 from fedmodel.config.wording import decimals_up
 from fedmodel.federation.round_state import RoundState
-from fedmodel.federation.spent_budgets import spent_clients
-from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import append_round
 from fedmodel.run.summary import changed_rounds
 from fedmodel.training.loops import EvalResult
@@ -163,33 +162,3 @@ class ConsoleLine:
             metrics.get("seconds", time.perf_counter() - state.started),
         )
         return False, {}
-
-
-class BudgetStop:
-    """Stop once every client has spent its privacy budget.
-
-    Clients are counted by client id, from their latest figures: a client
-    seen under several node ids (a resume, a reconnected SuperNode) is one.
-    A client that failed in the round is not counted: its figures are from
-    an earlier reply (or the checkpoint) and say nothing of its budget now (a
-    site whose operator reset its ledger, say), so the failure decides the
-    round (`FailureWatch`), and a node that failed without naming its client
-    could be any of them.
-    """
-
-    def __init__(self, strategy: BudgetAwareStrategy, *, num_clients: int) -> None:
-        self.strategy = strategy
-        self.num_clients = num_clients
-
-    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """The stop signal: no client has budget for another round."""
-        failed = {failure.client_id for failure in state.failures}
-        spent = spent_clients(self.strategy.client_figures) - failed
-        if None in failed or len(spent) < self.num_clients:
-            return False, {}
-        log.warning(
-            "%s round %d: every client has spent its privacy budget; stopping",
-            state.model_name,
-            state.round,
-        )
-        return True, {}

@@ -73,8 +73,9 @@ class FailureWatch:
     def _participation(self, state: RoundState) -> str | None:
         """Log the clients that dropped out; the reason to stop below the minimum.
 
-        Only failures and dropouts count against `min_replies`: a round in
-        which every selected client answered "budget exhausted" is no failure.
+        Only failures and dropouts make this stop: a round short for spent
+        budgets alone is no failure, and a resume could not add their updates
+        (`BudgetStop`, `budget_stop.py`, decides whether the run goes on).
         """
         if state.missing:
             log.warning(
@@ -85,7 +86,7 @@ class FailureWatch:
                 state.missing,
                 state.selected,
             )
-        if not state.short_of(self.min_replies):
+        if not state.failed_short_of(self.min_replies):
             return None
         accepted = len(state.accepted)
         failures = state.failures

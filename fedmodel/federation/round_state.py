@@ -36,6 +36,9 @@ class RoundState:
     # (their failures are among `failures`) or they did not answer it.
     held_back: int = 0
     unanswered_queries: int = 0
+    # Selected clients that answered "budget exhausted": charged nothing,
+    # trained on nothing, and spent for good (`spent_budgets.py`).
+    exhausted: list[int] = field(default_factory=list)
     # The round released a new model: an aggregated update, or under
     # privacy=central noise alone (a draw that took no client is still noised).
     # Not a round short of min_replies: its aggregate is not loaded.
@@ -51,19 +54,31 @@ class RoundState:
         """Whether clients failed or dropped out and no new model came of it.
 
         Such a round, no update accepted or fewer than `federation.min_replies`
-        (`short_of`), stops the run (`FailureWatch`) and does not count as run:
+        (`failed_short_of`), stops the run (`FailureWatch`) and does not count as run:
         a resume runs it again.
         """
         return not self.released and bool(self.failures or self.missing)
 
     def short_of(self, min_replies: int) -> bool:
-        """Whether failures or dropouts left fewer accepted updates than `min_replies`.
+        """Whether fewer updates than `min_replies` were accepted of those asked for.
 
-        A round in which every selected client answered "budget exhausted" is
-        no failure, whatever its count.
+        Counted where clients failed, dropped out or answered "budget
+        exhausted": such a round's aggregate is not loaded (`rounds.py`). A
+        round in which every selected client's update was accepted is not
+        short, however few were selected.
+        """
+        lacking = bool(self.failures or self.missing or self.exhausted)
+        return lacking and len(self.accepted) < min_replies
+
+    def failed_short_of(self, min_replies: int) -> bool:
+        """Whether failures or dropouts are among what left it `short_of`.
+
+        Such a round stops the run (`FailureWatch`), and a resume runs it
+        again. Where spent budgets alone left it short, no resume could add
+        their updates: `BudgetStop` decides whether the run can go on.
         """
         failed = bool(self.failures or self.missing)
-        return failed and len(self.accepted) < min_replies
+        return failed and self.short_of(min_replies)
 
     @property
     def selected(self) -> int:

@@ -48,7 +48,7 @@ class RoundPlan:
     # The run's num_clients: a deployment's sites (the budget stop counts them).
     num_clients: int
     # `federation.min_replies`: a round left with fewer accepted updates by
-    # failures or dropouts is not loaded (`RoundState.short_of`).
+    # failures, dropouts or spent budgets is not loaded (`RoundState.short_of`).
     min_replies: int
     # Records added to every train message (the teacher's weights in
     # federated distillation).
@@ -73,8 +73,8 @@ def run_rounds(
     `load` puts each new aggregate into the server's model before the
     callbacks run: the model `load` fills holds the result, and the next
     round sends the latest aggregate. An aggregate of fewer updates than
-    `plan.min_replies`, where clients failed or dropped out, is not loaded
-    unless the strategy `keeps_short_rounds` (central DP).
+    `plan.min_replies`, where clients failed, dropped out or answered "budget
+    exhausted", is not loaded unless the strategy `keeps_short_rounds` (central DP).
     Raises RunStopped after a Ctrl-C.
     """
     for server_round in plan.rounds:
@@ -108,9 +108,11 @@ def run_rounds(
             started=started,
             held_back=len(selected) - len(messages),
             unanswered_queries=unanswered + unasked,
+            exhausted=list(strategy.round_spent),
         )
-        # A round short of min_replies stops the run and is run again on
-        # resume: the model must not hold it (`RoundState.failed_unreleased`).
+        # The model never holds a round short of min_replies: one that failed
+        # stops the run and is run again on resume (`failed_unreleased`), one
+        # short for spent budgets is passed over (`BudgetStop`).
         keep = strategy.keeps_short_rounds or not state.short_of(plan.min_replies)
         if new_arrays is not None and keep:
             arrays, state.released = new_arrays, True

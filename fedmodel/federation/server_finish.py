@@ -100,6 +100,8 @@ def conclude_run(
             f"{final.macro_f1:.4f} after {rounds} {plural(rounds, 'round')}; "
             f"outputs in {run_dir}"
         )
+        if shared.budget_end:
+            summary.final_line += f". {shared.budget_end}"
     plot_progress(run_dir)
     payload = summary.to_dict()
     if summary.status != STATUS_FAILED:

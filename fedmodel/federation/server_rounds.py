@@ -20,8 +20,8 @@ from fedmodel.config import RunSettings, to_run_config
 from fedmodel.config.modes import SIMULATION
 from fedmodel.data.tasks import TaskData
 from fedmodel.errors import FedmodelError
+from fedmodel.federation.budget_stop import BudgetStop
 from fedmodel.federation.callbacks import (
-    BudgetStop,
     CompareWithStart,
     ConsoleLine,
     Evaluate,
@@ -70,6 +70,18 @@ class SharedRoundState:
     # The run's start on the test split, which each checkpoint carries (None:
     # resumed from a checkpoint that did not keep it).
     start_result: dict[str, float] | None = None
+    # Why the rounds ended with too few clients of budget left for
+    # federation.min_replies (`BudgetStop.ended`), for the run's final line.
+    budget_end: str | None = None
+
+    def budget_stop(self, strategy: BudgetAwareStrategy, *, last: int) -> BudgetStop:
+        """The budget stop of a loop whose last round is `last`."""
+        return BudgetStop(
+            strategy,
+            num_clients=self.settings.num_clients,
+            min_replies=self.settings.federation.min_replies,
+            last_round=last,
+        )
 
     @property
     def last_round(self) -> int:
@@ -153,11 +165,8 @@ def train_teacher(shared: SharedRoundState, model: GlobalModel) -> Evaluate:
     callbacks += [shared.watch, evaluation]
     if selector is not None:
         callbacks.append(CompareWithStart(selector, model.weights))
-    callbacks += [
-        shared.writer,
-        ConsoleLine(settings.num_rounds),
-        BudgetStop(shared.strategy, num_clients=settings.num_clients),
-    ]
+    stop = shared.budget_stop(shared.strategy, last=settings.num_rounds)
+    callbacks += [shared.writer, ConsoleLine(settings.num_rounds), stop]
     run_rounds(
         shared.grid,
         strategy=shared.strategy,
@@ -174,6 +183,7 @@ def train_teacher(shared: SharedRoundState, model: GlobalModel) -> Evaluate:
         load=lambda arrays: model.load(arrays.to_torch_state_dict()),
         callbacks=callbacks,
     )
+    shared.budget_end = stop.ended
     return evaluation
 
 
@@ -189,12 +199,13 @@ def distill_on_clients(
     Each message carries the student's trainable weights and the teacher's;
     clients distil on their own records as in the teacher's rounds (under
     privacy=dpsgd, with DP-SGD, charging their ledgers), in rounds numbered on
-    from them. Clients that spent
-    their budget or failed are not selected. Stops early if the teacher's
-    rounds ended on a failure. A resumed run continues from the student the
-    checkpoint holds, after its last round.
+    from them. Clients that spent their budget or failed are not selected.
+    Stops early if the teacher's rounds ended on a failure or with too few
+    clients of budget left for federation.min_replies (no student round could
+    be kept). A resumed run continues from the student the checkpoint holds,
+    after its last round.
     """
-    if shared.watch.fatal:
+    if shared.watch.fatal or shared.budget_end:
         return
     settings = shared.settings
     prepare_student_for_distillation(student)
@@ -209,12 +220,13 @@ def distill_on_clients(
     callbacks: list[RoundCallback] = [shared.history]
     if shared.saver is not None:
         callbacks.append(shared.saver.for_student(lambda: trainable_state(student)))
+    stop = shared.budget_stop(strategy, last=total)
     callbacks += [
         shared.watch,
         Evaluate(lambda: evaluate(student, loader, logits_fn=text_logits(student))),
         shared.writer,
         ConsoleLine(total),
-        BudgetStop(strategy, num_clients=settings.num_clients),
+        stop,
     ]
     run_rounds(
         shared.grid,
@@ -233,6 +245,7 @@ def distill_on_clients(
         load=lambda arrays: load_trainable_state(student, arrays.to_torch_state_dict()),
         callbacks=callbacks,
     )
+    shared.budget_end = stop.ended
 
 
 def _resume_student(

@@ -87,6 +87,8 @@ class BudgetAwareStrategy:
         # Why clients gave nothing usable in the latest round (reset as each
         # round is configured; its ledger query's refusals are among them).
         self.round_failures: list[ClientFailure] = []
+        # The clients that answered "budget exhausted" in the latest round.
+        self.round_spent: list[int] = []
         # The latest round selected no client but runs all the same: central
         # DP's Poisson draw came out empty (`federation/central_dp.py`).
         self.empty_round = False
@@ -141,7 +143,7 @@ class BudgetAwareStrategy:
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:
         """The inner strategy's train messages, minus spent and failed clients."""
-        self.round_failures = []
+        self.round_failures, self.round_spent = [], []
         skipped = self.skipped_nodes
         say_if_waiting(self.inner, grid, server_round=server_round)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
@@ -224,6 +226,7 @@ class BudgetAwareStrategy:
         self.reporters[client_id] = node
         if is_spent(figures):
             self.spent_nodes.add(node)
+            self.round_spent.append(client_id)
             log.warning(
                 "round %d: client %d has spent its privacy budget; its node is "
                 "not selected again",

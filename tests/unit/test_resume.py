@@ -182,6 +182,32 @@ def test_a_finished_run_has_nothing_to_resume(
         check_rounds_left(run, resume_argv(run, []))
 
 
+def test_a_run_with_too_few_clients_of_budget_left_has_nothing_to_resume(
+    tmp_path: Path,
+) -> None:
+    # Round 1 of 2 left client 0 spent under min_replies=2: the run ended
+    # "ok" (federation/budget_stop.py), and a resume would charge client 1
+    # for a round that could not be kept.
+    run = _run_folder(tmp_path / "run", [*RUN, "federation.min_replies=2"])
+    summary = {
+        "status": "ok",
+        "rounds": [{"round": 1}],
+        "clients": [
+            {"client_id": 0, "budget_exhausted": True},
+            {"client_id": 1, "budget_exhausted": False},
+        ],
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(FedmodelError) as refused:
+        check_rounds_left(run, resume_argv(run, []))
+    assert (
+        "(summary.json: num_rounds=2, 1 of 2 clients has budget left, fewer than "
+        "federation.min_replies=2; a lower one goes on with them): nothing to "
+        "resume"
+    ) in str(refused.value)
+    check_rounds_left(run, resume_argv(run, ["federation.min_replies=1"]))
+
+
 def test_a_finished_runs_num_rounds_given_as_a_word_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -375,7 +375,8 @@ def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
 ) -> None:
     # Round 2 aggregated client 0's update alone, client 1's ledger broken,
     # with federation.min_replies=2: it stopped the run, but was checkpointed
-    # as round 2, and a resume went on after it.
+    # as round 2, and a resume went on after it. Run again, it left client 0
+    # spent: a round short for that is not kept either.
     at_least_two = ("resume=true", "federation.min_replies=2")
     round_one = torch.load(run_dir / "checkpoint" / "state.pt")["weights"]
     path = client_ledger_path(run_dir, 1)
@@ -403,15 +404,33 @@ def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
     assert checkpoint.client_figures[0]["epsilon"] == pytest.approx(charged)
     path.write_text(kept)
 
+    # Run again, client 0's budget (planned for 2 rounds) is spent: it
+    # answered "budget exhausted", and round 2 was kept with client 1's
+    # update alone, the run "ok" below min_replies.
     summary = run_federation(FakeGrid(2), _settings(run_dir, *at_least_two))
-    assert summary["status"] == "ok"
-    # Run again; client 0's budget was planned for 2 rounds and is spent.
-    lines = read_rounds(run_dir)
-    assert [(r["round"], r["clients_aggregated"]) for r in lines] == [(1, 2), (2, 1)]
     assert (_charged_rounds(run_dir, 0), _charged_rounds(run_dir, 1)) == (
         [1, 2],
         [1, 2],
     )
+    checkpoint = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
+    for name, weight in round_one.items():
+        assert torch.equal(checkpoint.weights[name], weight)
+    assert [(r["round"], r["model_changed"]) for r in summary["rounds"]] == [
+        (1, True),
+        (2, False),
+    ]
+    # No resume can add client 0's update: the run ends as a spent one does.
+    assert (summary["status"], summary["rounds_completed"]) == ("ok", 1)
+    assert [c["budget_exhausted"] for c in summary["clients"]] == [True, False]
+    assert (
+        "teacher round 2: 1 accepted update, and client 0 has spent its privacy "
+        "budget: 1 of 2 clients has budget left, fewer than "
+        "federation.min_replies=2, so no later round can be kept, and no resume "
+        "can make one (a spent budget stays spent); round 2 is not kept. The run "
+        "ends with the model of the rounds kept: its result"
+    ) in summary["final_line"]
+    assert summary["final_line"].startswith("final test accuracy")
+    assert "after 1 round;" in summary["final_line"]
 
 
 def _version_refused(client: int, server_round: int) -> Callable[[int, Message], None]:

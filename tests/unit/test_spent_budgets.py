@@ -18,7 +18,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import client_app
-from fedmodel.federation.callbacks import BudgetStop
+from fedmodel.federation.budget_stop import BudgetStop
 from fedmodel.federation.round_state import RoundState, round_figures
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.spent_budgets import spent_clients
@@ -64,7 +64,7 @@ def _stops(stop: BudgetStop, server_round: int) -> bool:
 
 def test_a_client_counts_once_whatever_nodes_it_answered_from() -> None:
     strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
-    stop = BudgetStop(strategy, num_clients=2)
+    stop = BudgetStop(strategy, num_clients=2, min_replies=1, last_round=5)
     strategy.aggregate_train(1, [_reply(11, client=0, spent=True)])
     assert not _stops(stop, 1)
     # Its SuperNode reconnected (or the server restarted): a new node id.
@@ -74,6 +74,26 @@ def test_a_client_counts_once_whatever_nodes_it_answered_from() -> None:
     assert strategy.spent_nodes == {11, 21}
     strategy.aggregate_train(3, [_reply(12, client=1, spent=True)])
     assert _stops(stop, 3)
+
+
+def test_fewer_clients_of_budget_left_than_min_replies_end_the_run() -> None:
+    # A round of 1 update under min_replies=2 was kept once client 0 was
+    # spent; now the run ends, saying why and how it could go on.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    stop = BudgetStop(strategy, num_clients=3, min_replies=2, last_round=5)
+    strategy.aggregate_train(2, [_reply(11, client=0, spent=True)])
+    assert not _stops(stop, 2) and stop.ended is None
+    strategy.aggregate_train(3, [_reply(12, client=1, spent=True)])
+    assert _stops(stop, 3)
+    assert stop.ended == (
+        "teacher round 3: 0 accepted updates, and clients 0, 1 have spent their "
+        "privacy budget: 1 of 3 clients has budget left, fewer than "
+        "federation.min_replies=2, so no later round can be kept, and no resume "
+        "can make one (a spent budget stays spent); round 3 is not kept. The run "
+        "ends with the model of the rounds kept: its result, or continue with "
+        "resume=true federation.min_replies=1 to run rounds 4-5 with the client "
+        "left"
+    )
 
 
 def test_two_nodes_naming_one_client_in_a_round_are_refused_by_name() -> None:
@@ -130,7 +150,7 @@ def test_a_node_naming_another_client_id_is_refused_for_good_figures_kept() -> N
     # site in the server's figures, and spent ones counted toward the budget
     # stop's num_clients, which ended this run with client 0's budget left.
     strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
-    stop = BudgetStop(strategy, num_clients=2)
+    stop = BudgetStop(strategy, num_clients=2, min_replies=1, last_round=5)
     strategy.aggregate_train(1, [_reply(11, client=0, spent=False, steps=24)])
     strategy.aggregate_train(1, [_reply(12, client=1, spent=True)])
     recorded = dict(strategy.client_figures)
@@ -200,7 +220,7 @@ def test_a_node_refused_for_good_does_not_keep_a_client_id_from_its_site() -> No
 
 def test_a_client_whose_operator_reset_its_ledger_is_not_spent_again() -> None:
     strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
-    stop = BudgetStop(strategy, num_clients=2)
+    stop = BudgetStop(strategy, num_clients=2, min_replies=1, last_round=5)
     strategy.aggregate_train(1, [_reply(11, client=0, spent=True)])
     strategy.aggregate_train(1, [_reply(12, client=1, spent=True)])
     strategy.aggregate_train(2, [_reply(21, client=0, spent=False, resets=1)])
