@@ -124,7 +124,7 @@ def run_federation(
         clients=[],
         selected_round=None if selector is None else selector.kept_round,
     )
-    if shared.watch.fatal is None:
+    if shared.failure is None:
         summary.finished = export_models(shared, model, task, file_texts=distill_texts)
     return conclude_run(shared, summary, final, started)
 

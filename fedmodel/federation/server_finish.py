@@ -86,12 +86,12 @@ def conclude_run(
     ]
     summary.client_compute_seconds = shared.writer.client_seconds
     summary.wall_seconds = time.perf_counter() - started
-    if shared.watch.fatal:
+    if shared.failure:
         summary.status = STATUS_FAILED
         done = summary.rounds_completed
         summary.final_line = (
             f"run failed after {done} aggregated {plural(done, 'round')}: "
-            f"{shared.watch.fatal}; summary in {run_dir / SUMMARY_FILE}"
+            f"{shared.failure}; summary in {run_dir / SUMMARY_FILE}"
         )
     else:
         rounds = summary.rounds_completed

@@ -84,6 +84,16 @@ class SharedRoundState:
         )
 
     @property
+    def failure(self) -> str | None:
+        """Why the run failed, unless too few clients of budget are left anyway.
+
+        A failure is there to be fixed and resumed; with fewer clients of budget
+        left than federation.min_replies, no resume could keep a round, and the
+        run ends as a spent one does (`budget_end`; the failures stay listed).
+        """
+        return None if self.budget_end else self.watch.fatal
+
+    @property
     def last_round(self) -> int:
         """The last round number run so far (0 before any)."""
         return max((r["round"] for r in self.history.rounds), default=0)

@@ -433,6 +433,31 @@ def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
     assert "after 1 round;" in summary["final_line"]
 
 
+def test_a_failure_beside_spent_budgets_ends_the_run_without_a_resume(
+    run_dir: Path,
+) -> None:
+    # Round 2 failed at client 1 under min_replies=2 and charged client 0, so
+    # its re-run found client 0 spent and client 1 still failing: the run
+    # failed "continue with resume=true to run it again", a resume that could
+    # never have 2 updates, and each try would charge the clients left again.
+    at_least_two = ("resume=true", "federation.min_replies=2")
+    path = client_ledger_path(run_dir, 1)
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(FedmodelError, match="fewer than federation.min_replies=2"):
+        run_federation(FakeGrid(2), _settings(run_dir, *at_least_two))
+    summary = run_federation(FakeGrid(2), _settings(run_dir, *at_least_two))
+    assert (summary["status"], summary["rounds_completed"]) == ("ok", 1)
+    assert "resume=true" not in summary["final_line"]
+    assert (
+        "teacher round 2: 0 accepted updates, and client 0 has spent its privacy "
+        "budget: 1 of 2 clients has budget left"
+    ) in summary["final_line"]
+    # Client 1's failure is still recorded, each round it failed in.
+    failed = [(f["client_id"], f["round"]) for f in summary["failed_clients"]]
+    assert failed == [(1, 2)]
+    assert (run_dir / "model").is_dir()
+
+
 def _version_refused(client: int, server_round: int) -> Callable[[int, Message], None]:
     """A `before_train` after which `client` refuses `server_round` for good."""
 
