@@ -49,6 +49,13 @@ silence_known_warnings()
 Student = tuple[PooledBertForSequenceClassification, torch.optim.Optimizer]
 
 
+def settings_of(teacher_run: Path | None) -> RunSettings:
+    """The teacher run's settings with today's distill keys, else the defaults."""
+    if teacher_run is not None:
+        return settings_from_dict(with_packaged_distill(teacher_run))
+    return settings_from_dict({**compose_config([]), "run_dir": ""})
+
+
 def teacher_of(
     settings: RunSettings, teacher_run: Path | None, label_names: tuple[str, ...]
 ) -> PooledBertForSequenceClassification:
@@ -92,10 +99,7 @@ def main() -> None:
     parser.add_argument("--teacher-run", type=Path)
     parser.add_argument("--batches", type=int, default=30)
     args = parser.parse_args()
-    if args.teacher_run is not None:
-        settings = settings_from_dict(with_packaged_distill(args.teacher_run))
-    else:
-        settings = settings_from_dict({**compose_config([]), "run_dir": ""})
+    settings = settings_of(args.teacher_run)
     distill = settings.distill
     task = load_task(settings.task, seed=settings.seed)
     texts = server_distill_texts(settings, task.transfer)
@@ -131,8 +135,7 @@ def main() -> None:
     step = {name: statistics.median(values) for name, values in seconds.items()}
     print(f"{len(seconds['after'])} batches of {distill.batch_size}, in turns")
     print(
-        f"s per batch (median): before {step['before']:.3f}, "
-        f"after {step['after']:.3f}"
+        f"s per batch (median): before {step['before']:.3f}, after {step['after']:.3f}"
     )
     print(f"step ratio before / after: {step['before'] / step['after']:.3f}")
     print(f"weights bit for bit equal after the batches: {equal}")

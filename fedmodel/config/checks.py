@@ -11,6 +11,7 @@ from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
     DISTILL_MODE_NAMES,
+    DISTILL_PRECISION_NAMES,
     FINETUNE_MODE_NAMES,
     GRAD_SAMPLE_MODE_NAMES,
     OPTIMIZER_NAMES,
@@ -145,6 +146,7 @@ def _check_distill(settings: RunSettings) -> None:
     distill = settings.distill
     if not distill.enabled:
         return
+    _check_name("distill.precision", distill.precision, DISTILL_PRECISION_NAMES)
     student = distill.student
     if student.layers is not None and len(student.layers) != student.num_layers:
         raise FedmodelError(

@@ -24,6 +24,8 @@ FINETUNE_MODE_NAMES = ("head", "lora", "full")
 EMBEDDING_MODE_NAMES = ("full",)
 PRIVACY_MODE_NAMES = ("off", "dpsgd", "central")
 DISTILL_MODE_NAMES = ("off", "server", "federated")
+# distill.precision: `fedmodel.distill.precision.PRECISIONS`.
+DISTILL_PRECISION_NAMES = ("fp32", "bf16")
 TRACKER_NAMES = ("none", "mlflow")
 STRATEGY_NAMES = ("fedavg", "fedprox", "fedadam", "robust")
 ROBUST_METHOD_NAMES = ("median", "trimmed_mean")

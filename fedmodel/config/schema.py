@@ -165,6 +165,8 @@ class DistillSettings:
     hidden_weight: float
     epochs: int
     learning_rate: float
+    # fp32, or bf16: server distillation's forward pass under bfloat16 autocast.
+    precision: str
     batch_size: int
     # Extra copies of each transfer text with words dropped and swapped.
     augment_copies: int

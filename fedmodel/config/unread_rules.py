@@ -170,6 +170,7 @@ UNREAD_RULES = (
                     "hidden_weight",
                     "epochs",
                     "learning_rate",
+                    "precision",
                     "batch_size",
                     "augment_copies",
                 )

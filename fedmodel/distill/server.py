@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
 from fedmodel.distill.inputs import distill_inputs
+from fedmodel.distill.precision import forward_precision
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
 from fedmodel.model.finetune import held_fixed
@@ -200,20 +201,37 @@ def distill_step(
 ) -> float:
     """One step toward the teacher's targets, whose rows are the batch's "labels".
 
+    The forward pass and loss run at `distill.precision`; the update in float32.
     Returns the batch's loss.
     """
-    teacher_logits, teacher_vectors = targets
-    rows = batch["labels"]
-    vectors = student.embed(**text_inputs(batch, model_device(student)))
-    loss = settings.kl_weight * soft_target_loss(
-        student.classify(vectors),
-        teacher_logits[rows],
-        temperature=settings.temperature,
-    ) + settings.hidden_weight * pooled_match_loss(vectors, teacher_vectors[rows])
+    with forward_precision(settings.precision, model_device(student)):
+        loss = distill_loss(student, batch, targets=targets, settings=settings)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def distill_loss(
+    student: PooledBertForSequenceClassification,
+    batch: Mapping[str, torch.Tensor],
+    *,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    settings: DistillSettings,
+) -> torch.Tensor:
+    """The student's forward pass and loss on one batch, before any update.
+
+    Apart from `distill_step` so that the forward pass alone runs under
+    autocast (`forward_precision`).
+    """
+    teacher_logits, teacher_vectors = targets
+    rows = batch["labels"]
+    vectors = student.embed(**text_inputs(batch, model_device(student)))
+    return settings.kl_weight * soft_target_loss(
+        student.classify(vectors),
+        teacher_logits[rows],
+        temperature=settings.temperature,
+    ) + settings.hidden_weight * pooled_match_loss(vectors, teacher_vectors[rows])
 
 
 def federated_distill_loss(

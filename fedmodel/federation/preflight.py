@@ -24,11 +24,13 @@ from fedmodel.data.record_labels import warn_lone_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import server_distill_texts
+from fedmodel.distill.precision import check_precision
 from fedmodel.model.checkpoint_check import (
     EncoderShape,
     check_checkpoint,
     check_length,
 )
+from fedmodel.model.device import resolve_device
 from fedmodel.model.finetune import finetune_mode
 from fedmodel.model.load import (
     classifier_config,
@@ -113,12 +115,15 @@ def check_distillation(
     The transfer file must be the server's own (no site's, not the test
     file) and is read as distillation reads it; the student's layers must be
     the teacher's and its token limit must fit the positions of `encoder`,
-    the teacher's. Returns the transfer file's texts (None without one).
+    the teacher's; `distill.precision=bf16` needs a device with bfloat16
+    arithmetic (`check_precision`). Returns the transfer file's texts (None
+    without one).
     """
     distill = settings.distill
     if not distill.enabled:
         return None
     check_transfer_file(settings)
+    check_precision(distill.precision, resolve_device(settings.device))
     texts = server_distill_texts(settings, transfer=None)
     student_layer_indices(encoder.num_layers, distill.student)
     if distill.student.max_length is not None:

@@ -49,6 +49,7 @@ STUDENT_MADE_WITH = (
     "distill.batch_size",
     "distill.kl_weight",
     "distill.hidden_weight",
+    "distill.precision",
 )
 
 

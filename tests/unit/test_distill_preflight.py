@@ -13,6 +13,7 @@ import pytest
 from transformers import BertConfig, BertModel
 
 from fedmodel.config import RunSettings, settings_from_dict
+from fedmodel.distill import precision
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import check_before_round_one
 from fedmodel.model.load import load_tokenizer
@@ -132,3 +133,16 @@ def test_without_a_student_the_student_keys_are_not_checked(tmp_path: Path) -> N
     check_before_round_one(
         _settings(tmp_path, "distill=off", "distill.student.num_layers=5")
     )
+
+
+def test_bf16_distillation_where_the_device_has_no_bfloat16_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(precision, "has_bfloat16", lambda device: False)
+    message = _refused(
+        _settings(tmp_path, "distill.precision=bf16"),
+        "distill.precision=bf16 but the cpu device this run distils on has no "
+        "bfloat16 arithmetic",
+    )
+    assert "set distill.precision=fp32" in message
+    assert check_before_round_one(_settings(tmp_path, "distill.precision=fp32")) is None

@@ -288,3 +288,15 @@ def test_the_student_learns_on_the_transfer_texts_read_before_round_one(
 
     summary = run_federation(FakeGrid(2, before_train=rewrite_transfer_file), settings)
     assert summary["distillation"]["server_texts"] == 16
+
+
+def test_resume_that_changes_the_distillation_precision_is_refused(
+    run_dir: Path,
+) -> None:
+    # The checkpoint's student was distilled on the server in float32.
+    with pytest.raises(FedmodelError, match=r"distill.precision='bf16' \(the run's"):
+        run_federation(
+            FakeGrid(2), _settings(run_dir, "resume=true", "distill.precision=bf16")
+        )
+    for client in (0, 1):
+        assert _charged_rounds(run_dir, client) == [1, 2]

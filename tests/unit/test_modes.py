@@ -13,6 +13,7 @@ from fedmodel.config.modes import (
     ACCOUNTANT_NAMES,
     DEPLOYMENT,
     DISTILL_MODE_NAMES,
+    DISTILL_PRECISION_NAMES,
     FINETUNE_MODE_NAMES,
     PRIVACY_MODE_NAMES,
     ROBUST_METHOD_NAMES,
@@ -20,6 +21,7 @@ from fedmodel.config.modes import (
     STRATEGY_NAMES,
     TRACKER_NAMES,
 )
+from fedmodel.distill.precision import PRECISIONS
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.strategy_choice import ROBUST_METHODS, STRATEGIES
 from fedmodel.model.finetune import FINETUNE_MODES, finetune_mode
@@ -44,6 +46,7 @@ def test_registries_hold_exactly_the_accepted_names() -> None:
     assert set(ACCOUNTANTS) == set(ACCOUNTANT_NAMES)
     assert set(STRATEGIES) == set(STRATEGY_NAMES)
     assert set(ROBUST_METHODS) == set(ROBUST_METHOD_NAMES)
+    assert set(PRECISIONS) == set(DISTILL_PRECISION_NAMES)
     for name, mode in [*FINETUNE_MODES.items(), *PRIVACY_MODES.items()]:
         assert mode.name == name
 
