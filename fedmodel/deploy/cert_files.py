@@ -74,14 +74,18 @@ def make_folder(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
 
 
-def refuse_existing(paths: list[Path]) -> None:
-    """Refuse to write where any of `paths` exists: no key is overwritten."""
+def refuse_existing(paths: list[Path], *, instead: str = "") -> None:
+    """Refuse to write where any of `paths` exists: no key is overwritten.
+
+    `instead` ends the message with the way on a caller knows of.
+    """
     existing = [str(path) for path in paths if path.exists()]
     if existing:
         raise FedmodelError(
             f"{', '.join(existing)} already "
             f"{plural(len(existing), 'exists', 'exist')}; fedmodel never overwrites a "
-            "key or certificate: choose another --dir, or move the old files away"
+            f"key or certificate: choose another --dir, or move the old files away"
+            f"{instead}"
         )
 
 

@@ -70,7 +70,16 @@ def create_superlink_certificates(
         cert=directory / SUPERLINK_CERT,
         key=directory / SUPERLINK_KEY,
     )
-    refuse_existing([paths.ca_cert, paths.ca_key, paths.cert, paths.key])
+    # A CA already there is most often one whose ca.crt the sites hold: a new
+    # host for the SuperLink needs a certificate from it, not a new CA.
+    reissue = (
+        "; to add a host to the SuperLink's certificate, keep this --dir and add "
+        "--reissue (signed by the CA there, so every site keeps its ca.crt)"
+    )
+    refuse_existing(
+        [paths.ca_cert, paths.ca_key, paths.cert, paths.key],
+        instead=reissue if paths.ca_cert.exists() else "",
+    )
     make_folder(directory)
 
     now = datetime.datetime.now(datetime.UTC)

@@ -67,8 +67,11 @@ def test_nothing_is_overwritten(tmp_path: Path) -> None:
         create_site_keys(tmp_path, name="site-1")
     assert not (tmp_path / "site-1").exists()
     create_superlink_certificates(tmp_path, hosts=["localhost"])
-    with pytest.raises(FedmodelError, match="ca.crt"):
-        create_superlink_certificates(tmp_path, hosts=["localhost"])
+    # Asked again to add a host, it points to --reissue: before, "choose
+    # another --dir" led to a new CA, whose ca.crt every site then needed.
+    with pytest.raises(FedmodelError, match="ca.crt") as refused:
+        create_superlink_certificates(tmp_path, hosts=["localhost", "superlink.lan"])
+    assert "add --reissue (signed by the CA there" in str(refused.value)
 
 
 @pytest.mark.parametrize(
