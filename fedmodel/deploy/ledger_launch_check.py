@@ -60,9 +60,7 @@ def check_cap_above_spent(
     to every round. The figure is stated rounded up, as `fedmodel ledger
     show` states it: a cap at that figure is at or above what was spent.
     """
-    if not stored.rounds:
-        return
-    spent = stored.rounds[-1].epsilon
+    spent = stored.spent_epsilon
     if within_cap(spent, site.max_epsilon):
         return
     rounds = len(stored.rounds)

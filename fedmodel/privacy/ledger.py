@@ -216,7 +216,7 @@ class PrivacyLedger:
             )
 
         self._commit(add_round)
-        return self._record.rounds[-1].epsilon
+        return self._record.spent_epsilon
 
     def mark_exhausted(self) -> None:
         """Persist that this client refused a round for lack of budget."""

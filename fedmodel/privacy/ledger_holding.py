@@ -53,7 +53,7 @@ def record_figures(record: LedgerRecord | None, state_dir: Path) -> dict[str, fl
     steps, epsilon = 0, 0.0
     if record is not None:
         steps = record.steps
-        epsilon = record.rounds[-1].epsilon if record.rounds else 0.0
+        epsilon = record.spent_epsilon
     return {
         STEPS_KEY: float(steps),
         EPSILON_KEY: epsilon,

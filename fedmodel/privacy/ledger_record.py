@@ -61,6 +61,11 @@ class LedgerRecord:
         """Noisy optimizer steps charged so far."""
         return sum(entry[2] for entry in self.history)
 
+    @property
+    def spent_epsilon(self) -> float:
+        """The epsilon its last charge stored: what it has spent (0 before one)."""
+        return self.rounds[-1].epsilon if self.rounds else 0.0
+
     def to_json(self) -> str:
         """Serialise to the ledger file's JSON text."""
         body = {

@@ -77,7 +77,7 @@ def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> N
             path,
             stored.data_fingerprint,
             wanted.data_fingerprint,
-            stored.rounds[-1].epsilon if stored.rounds else 0.0,
+            stored.spent_epsilon,
         )
     if stored.noise_multiplier != wanted.noise_multiplier:
         logger.info(
