@@ -29,19 +29,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from distill_epoch import settings_of, teacher_of
+from distill_epoch import server_student, teacher_and_texts
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
-from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import length_order, make_text_loader
-from fedmodel.distill.finish import server_distill_texts
 from fedmodel.distill.inputs import TARGET_BATCH, DistillInputs, distill_inputs
 from fedmodel.distill.precision import forward_precision
-from fedmodel.distill.server import distill_step, fixed_on_server, server_optimizer
+from fedmodel.distill.server import distill_step
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import load_tokenizer
-from fedmodel.model.student import build_student
 from fedmodel.training.loops import text_inputs
 
 Batch = Mapping[str, torch.Tensor]
@@ -56,13 +53,7 @@ def two_students(
     teacher: PooledBertForSequenceClassification, settings: DistillSettings
 ) -> dict[str, Student]:
     """Two equal students, each with the optimizer a run gives it."""
-    students: dict[str, Student] = {}
-    for name in PRECISIONS:
-        student = build_student(teacher, settings.student)
-        for param in fixed_on_server(student, settings):
-            param.requires_grad_(False)
-        students[name] = (student.train(), server_optimizer(student, settings))
-    return students
+    return {name: server_student(teacher, settings) for name in PRECISIONS}
 
 
 def in_turns(names: Sequence[str], turn: int) -> list[str]:
@@ -183,12 +174,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--label-batches", type=int, default=20)
     args = parser.parse_args()
-    settings = settings_of(args.teacher_run)
+    settings, _, texts, teacher = teacher_and_texts(args.teacher_run)
     distill = settings.distill
-    task = load_task(settings.task, seed=settings.seed)
-    texts = server_distill_texts(settings, task.transfer)
-    assert texts is not None, "the task has no transfer split"
-    teacher = teacher_of(settings, args.teacher_run, task.label_names)
     tokenizer = load_tokenizer(settings.model)
     inputs = distill_inputs(
         teacher,

@@ -32,8 +32,13 @@ import torch
 from distill import with_packaged_distill
 from quiet_warnings import silence_known_warnings
 
-from fedmodel.config import RunSettings, compose_config, settings_from_dict
-from fedmodel.data.tasks import load_task
+from fedmodel.config import (
+    DistillSettings,
+    RunSettings,
+    compose_config,
+    settings_from_dict,
+)
+from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.describe import picked_labels
 from fedmodel.distill.finish import server_distill_texts
 from fedmodel.distill.inputs import distill_inputs
@@ -67,21 +72,39 @@ def teacher_of(
     return build_classifier(settings.model, label_names=label_names, seed=0).eval()
 
 
+def teacher_and_texts(
+    teacher_run: Path | None,
+) -> tuple[RunSettings, TaskData, list[str], PooledBertForSequenceClassification]:
+    """A run's settings and task, server distillation's texts and the teacher."""
+    settings = settings_of(teacher_run)
+    task = load_task(settings.task, seed=settings.seed)
+    texts = server_distill_texts(settings, task.transfer)
+    assert texts is not None, "the task has no transfer split"
+    teacher = teacher_of(settings, teacher_run, task.label_names)
+    return settings, task, texts, teacher
+
+
+def server_student(
+    teacher: PooledBertForSequenceClassification, distill: DistillSettings
+) -> Student:
+    """A student as server distillation builds it, with its optimizer."""
+    student = build_student(teacher, distill.student)
+    for param in fixed_on_server(student, distill):
+        param.requires_grad_(False)
+    return student.train(), server_optimizer(student, distill)
+
+
 def before_and_after(
     teacher: PooledBertForSequenceClassification, settings: RunSettings
 ) -> dict[str, Student]:
     """Two equal students: the per-tensor AdamW loop and `server_optimizer`."""
-    students: dict[str, Student] = {}
-    for name in ("before", "after"):
-        student = build_student(teacher, settings.distill.student)
-        for param in fixed_on_server(student, settings.distill):
-            param.requires_grad_(False)
-        optimizer: torch.optim.Optimizer = server_optimizer(student, settings.distill)
-        if name == "before":
-            trained = [p for p in student.parameters() if p.requires_grad]
-            lr = settings.distill.learning_rate
-            optimizer = torch.optim.AdamW(trained, lr=lr, foreach=False)
-        students[name] = (student.train(), optimizer)
+    students = {
+        name: server_student(teacher, settings.distill) for name in ("before", "after")
+    }
+    student, _ = students["before"]
+    trained = [p for p in student.parameters() if p.requires_grad]
+    lr = settings.distill.learning_rate
+    students["before"] = (student, torch.optim.AdamW(trained, lr=lr, foreach=False))
     return students
 
 
@@ -99,12 +122,8 @@ def main() -> None:
     parser.add_argument("--teacher-run", type=Path)
     parser.add_argument("--batches", type=int, default=30)
     args = parser.parse_args()
-    settings = settings_of(args.teacher_run)
+    settings, task, texts, teacher = teacher_and_texts(args.teacher_run)
     distill = settings.distill
-    task = load_task(settings.task, seed=settings.seed)
-    texts = server_distill_texts(settings, task.transfer)
-    assert texts is not None, "the task has no transfer split"
-    teacher = teacher_of(settings, args.teacher_run, task.label_names)
     started = time.perf_counter()
     inputs = distill_inputs(
         teacher,
