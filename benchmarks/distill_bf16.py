@@ -33,8 +33,12 @@ from distill_epoch import server_student, teacher_and_texts
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
-from fedmodel.data.tokenization import length_order, make_text_loader
-from fedmodel.distill.inputs import TARGET_BATCH, DistillInputs, distill_inputs
+from fedmodel.distill.inputs import (
+    TARGET_BATCH,
+    DistillInputs,
+    distill_inputs,
+    targets_loader,
+)
 from fedmodel.distill.precision import forward_precision
 from fedmodel.distill.server import distill_step
 from fedmodel.model.classifier import PooledBertForSequenceClassification
@@ -111,15 +115,8 @@ def spread_batches(
     count: int,
 ) -> list[Batch]:
     """`count` of `teacher_targets`'s batches, evenly spread over its length order."""
-    order = length_order(texts)
-    loader = make_text_loader(
-        tokenizer,
-        [texts[i] for i in order],
-        None,
-        max_length=max_length,
-        batch_size=TARGET_BATCH,
-        shuffle=False,
-        seed=0,
+    _, loader = targets_loader(
+        texts, tokenizer=tokenizer, max_length=max_length, seed=0
     )
     batches = list(loader)
     stride = max(len(batches) // count, 1)

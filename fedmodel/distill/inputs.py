@@ -78,6 +78,30 @@ def teacher_targets(
     are put back in input order at the end.
     """
     teacher.eval()
+    order, loader = targets_loader(
+        texts, tokenizer=tokenizer, max_length=max_length, seed=seed
+    )
+    logits, vectors = [], []
+    for batch in loader:
+        pooled = teacher.embed(**text_inputs(batch, model_device(teacher)))
+        vectors.append(pooled)
+        logits.append(teacher.classify(pooled))
+    in_order = torch.tensor(order).argsort()
+    return torch.cat(logits)[in_order], torch.cat(vectors)[in_order]
+
+
+def targets_loader(
+    texts: Sequence[str],
+    *,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    seed: int,
+) -> tuple[list[int], DataLoader]:
+    """The batches the teacher labels `texts` in, and their order in `texts`.
+
+    In length order, so each batch pads little; `order[i]` is the row of
+    `texts` that the i-th text of the loader is.
+    """
     order = length_order(texts)
     loader = make_text_loader(
         tokenizer,
@@ -88,11 +112,4 @@ def teacher_targets(
         shuffle=False,
         seed=seed,
     )
-    logits, vectors = [], []
-    for batch in loader:
-        pooled = teacher.embed(**text_inputs(batch, model_device(teacher)))
-        vectors.append(pooled)
-        logits.append(teacher.classify(pooled))
-    in_order = torch.tensor(order).argsort()
-    return torch.cat(logits)[in_order], torch.cat(vectors)[in_order]
-
+    return order, loader
