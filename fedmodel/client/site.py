@@ -52,8 +52,19 @@ class RunRefusal(FedmodelError):
     records) and its privacy mode: a resume keeps them
     (`run/resumed_settings.py`), so the resumed run would be refused the same
     way. Its own type, sent with its own error code, so that the server's stop
-    line advises a new run instead (`federation/failure_watch.py`).
+    line advises a new run instead (`federation/failure_watch.py`). Its text
+    ends with `ENDING`, added here so that no refusal can leave it out.
     """
+
+    # What the site's operator reads at the end of each such refusal in the
+    # SuperNode's log; the server's stop line says it in its own words.
+    ENDING = (
+        "; resume=true cannot change this (a resume keeps the run's task "
+        "settings and privacy mode): start a new run, in a new run-dir"
+    )
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}{self.ENDING}"
 
 
 @dataclass(frozen=True)

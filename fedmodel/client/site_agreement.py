@@ -18,13 +18,6 @@ from fedmodel.data.label_form import composed, composed_labels
 from fedmodel.data.text_file import read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
-# The run-config names the labels and columns in `task`, which a resume keeps
-# (`run/resumed_settings.py`): the run the server stopped cannot take others.
-_NEW_RUN = (
-    "; resume=true cannot change them (a resume keeps the run's task settings): "
-    "start a new run, in a new run-dir"
-)
-
 
 def agreed_labels(path: Path) -> tuple[str, ...]:
     """The labels a site's `labels-file` lists, one per line (blank lines skipped).
@@ -77,7 +70,7 @@ def check_site_labels(settings: RunSettings, site: SiteConfig) -> None:
             f"site {site.site_id} refuses the run's task.labels: they are not the "
             f"{len(agreed)} labels of its {LABELS_FILE} (the server's list "
             f"{' and '.join(differences)}); the server must send the label set "
-            f"the sites agreed to{_NEW_RUN}"
+            "the sites agreed to"
         )
 
 
@@ -98,5 +91,5 @@ def check_site_columns(settings: RunSettings, site: SiteConfig) -> None:
             f"site {site.site_id} refuses task.text_column={asked[0]!r} and "
             f"task.label_column={asked[1]!r}: it agreed to train on the columns "
             f"{text!r} (text) and {label!r} (label) of its data-file; the server "
-            f"must send those{_NEW_RUN}"
+            "must send those"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fedmodel.client.site import RunRefusal
 from fedmodel.config.wording import plural
 from fedmodel.federation.callbacks import Result
 from fedmodel.federation.messages import ClientFailure
@@ -50,7 +51,7 @@ class FailureWatch:
                     "round %d: %s failed: %s", state.round, failure.who, failure.reason
                 )
         if state.failures and not state.aggregated:
-            named = "; ".join(f"{f.who}: {f.reason}" for f in state.failures)
+            named = "; ".join(f"{f.who}: {_quoted(f)}" for f in state.failures)
             self.fatal = (
                 f"round {state.round}: no client returned an update; "
                 f"{len(state.failures)} failed ({named}){_run_again(state)}"
@@ -64,7 +65,7 @@ class FailureWatch:
             who = ", ".join(sorted({f.who for f in lasting}))
             again = _new_run(lasting) or ". Fix it and continue with resume=true"
             self.fatal = (
-                f"round {state.round}: {who} failed ({lasting[0].reason}){again}, "
+                f"round {state.round}: {who} failed ({_quoted(lasting[0])}){again}, "
                 "or set federation.allow_failed_clients=true to train without it"
             )
             return True, {}
@@ -90,13 +91,24 @@ class FailureWatch:
             return None
         accepted = len(state.accepted)
         failures = state.failures
-        first = f", the first failure: {failures[0].reason}" if failures else ""
+        first = f", the first failure: {_quoted(failures[0])}" if failures else ""
         return (
             f"round {state.round}: {accepted} accepted {plural(accepted, 'update')}, "
             "fewer than "
             f"federation.min_replies={self.min_replies}; {len(failures)} "
             f"failed and {state.missing} did not answer{first}{_run_again(state)}"
         )
+
+
+def _quoted(failure: ClientFailure) -> str:
+    """A failure's reason as the stop line quotes it.
+
+    Without a site's `RunRefusal.ENDING` (that a resume cannot change the
+    setting): the line's own end says so, once for every site that refused.
+    """
+    if failure.refuses_run:
+        return failure.reason.removesuffix(RunRefusal.ENDING)
+    return failure.reason
 
 
 def _run_again(state: RoundState) -> str:

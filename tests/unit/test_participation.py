@@ -12,6 +12,7 @@ import time
 import pytest
 from flwr.app import Error, Message, Metadata, RecordDict
 
+from fedmodel.client.site import RunRefusal
 from fedmodel.federation.failure_watch import FailureWatch
 from fedmodel.federation.messages import (
     CLIENT_REFUSED,
@@ -98,17 +99,20 @@ def test_a_round_of_spent_budgets_is_no_failure() -> None:
 
 
 # A site's refusal of the run's labels, as site_agreement words it.
-AGREEMENT = (
-    "site 2 refuses the run's task.labels: they are not the 3 labels of its "
-    "labels-file (the server's list lacks ['c']); the server must send the label "
-    "set the sites agreed to; resume=true cannot change them (a resume keeps the "
-    "run's task settings): start a new run, in a new run-dir"
+AGREEMENT = str(
+    RunRefusal(
+        "site 2 refuses the run's task.labels: they are not the 3 labels of its "
+        "labels-file (the server's list lacks ['c']); the server must send the "
+        "label set the sites agreed to"
+    )
 )
 # A site's refusal of the run's privacy mode, as client/site.py words it.
-PRIVACY = (
-    "site 2 refuses a round without DP-SGD at the site (privacy=central): it "
-    "caps its epsilon at 1 and noises its own updates. Run the federation with "
-    "privacy=dpsgd"
+PRIVACY = str(
+    RunRefusal(
+        "site 2 refuses a round without DP-SGD at the site (privacy=central): it "
+        "caps its epsilon at 1 and noises its own updates. Run the federation "
+        "with privacy=dpsgd"
+    )
 )
 
 
@@ -137,8 +141,12 @@ def test_a_site_refusing_a_setting_a_resume_keeps_stops_without_advising_one(
     watch = FailureWatch(allow_failed=False, min_replies=1)
     stop, _ = watch.after_round(state, {})
     assert stop and watch.fatal is not None
-    ending = watch.fatal.split(reason)[1]
-    assert "resume=true" not in ending
+    # The site's refusal ends saying a resume cannot change it; the line
+    # quotes it without that (before: said twice), its own end says it once.
+    quoted = reason.removesuffix(RunRefusal.ENDING)
+    assert quoted != reason and watch.fatal.count("start a new run") == 1
+    ending = watch.fatal.split(quoted)[1]
+    assert "resume=true" not in watch.fatal
     assert ending.startswith(
         "). A resume keeps the settings client 2 refuses: start a new run, in a "
         "new run-dir, with settings the sites accept"

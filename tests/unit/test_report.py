@@ -103,7 +103,7 @@ def test_a_deployed_resume_may_count_a_site_that_joined(tmp_path: Path) -> None:
     with pytest.raises(FedmodelError, match=re.escape("seed=9 (the run's: ")):
         check_run_folder(tmp_path, reseeded)
     # So are the columns and labels a site may fix: its refusal of other ones
-    # says a resume cannot change them (`site_agreement.py`).
+    # says a resume cannot change them (`client.site.RunRefusal`).
     for changed in ("task.text_column=note", "task.label_column=intent"):
         moved = small_settings(*deployed, "resume=true", changed)
         with pytest.raises(FedmodelError, match="start a new run in a new folder"):

@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,14 @@ from fedmodel.client.site import (
     RunRefusal,
     SiteConfig,
     capped_settings,
+    check_site_run_config,
     site_from_node_config,
 )
-from fedmodel.client.site_agreement import agreed_labels, check_site_labels
+from fedmodel.client.site_agreement import (
+    agreed_labels,
+    check_site_columns,
+    check_site_labels,
+)
 from fedmodel.client.site_data import load_site_records
 from fedmodel.config import (
     RunSettings,
@@ -34,6 +40,7 @@ from fedmodel.config import (
     settings_from_dict,
     to_run_config,
 )
+from fedmodel.config.budget_rule import RULE_KEYS
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
@@ -591,6 +598,56 @@ def test_a_site_trains_on_every_record_of_its_file(
     assert figures["num-examples"] == len(rows)
 
 
+def test_every_refusal_of_a_setting_a_resume_keeps_says_to_start_a_new_run(
+    tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
+) -> None:
+    # Before, only the labels and columns refusals said so: the site's log
+    # for privacy=off, task.train_files or task.val_fraction did not.
+    names = bank_rows[1]
+    settings = deployment_settings(names)
+    site = site_from_node_config(node_config(site_file, tmp_path / "state"))
+    assert site is not None
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("\n".join(names[1:]))
+    task = settings.task
+    refusals: dict[str, Callable[[], object]] = {
+        "train_files": lambda: check_site_run_config(
+            {RULE_KEYS: [], "task": {"train_files": ["*.csv"]}}, site
+        ),
+        "val_fraction": lambda: check_site_run_config(
+            {RULE_KEYS: [], "task": {"val_fraction": 0.2}}, site
+        ),
+        "privacy": lambda: capped_settings(
+            deployment_settings(names, "privacy=off"), site
+        ),
+        "labels": lambda: check_site_labels(
+            settings, dataclasses.replace(site, labels_file=labels_file)
+        ),
+        "columns": lambda: check_site_columns(
+            settings, dataclasses.replace(site, columns=("text", "label"))
+        ),
+        "no labels": lambda: load_site_records(
+            dataclasses.replace(settings, task=dataclasses.replace(task, labels=None)),
+            site,
+        ),
+    }
+    # One case for each raise in the package: a new refusal needs one here.
+    package = Path(client_app.__file__).parents[1]
+    raised = sum(
+        path.read_text().count("raise RunRefusal(") for path in package.rglob("*.py")
+    )
+    assert raised == len(refusals)
+    for name, refuse in refusals.items():
+        with pytest.raises(RunRefusal) as refused:
+            refuse()
+        said = str(refused.value)
+        assert said.endswith(
+            "; resume=true cannot change this (a resume keeps the run's task "
+            "settings and privacy mode): start a new run, in a new run-dir"
+        ), (name, said)
+        assert said.count("resume=true") == 1, (name, said)
+
+
 def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     tmp_path: Path, site_file: Path, bank_rows: tuple[pd.DataFrame, list[str]]
 ) -> None:
@@ -617,8 +674,8 @@ def test_with_agreed_labels_a_refusal_does_not_depend_on_the_records(
     # line no longer advises one (`test_participation`).
     assert reasons[0].endswith(
         "the server must send the label set the sites agreed to; resume=true "
-        "cannot change them (a resume keeps the run's task settings): start a new "
-        "run, in a new run-dir"
+        "cannot change this (a resume keeps the run's task settings and privacy "
+        "mode): start a new run, in a new run-dir"
     )
     # The agreed set, in the server's own order, trains.
     figures = _site_round(deployment_settings(names), config, 1)
@@ -655,8 +712,8 @@ def test_with_agreed_columns_a_refusal_does_not_depend_on_the_records(
             "client 3: site 3 refuses task.text_column='hiv_test' and "
             "task.label_column='intent': it agreed to train on the columns 'note' "
             "(text) and 'intent' (label) of its data-file; the server must send "
-            "those; resume=true cannot change them (a resume keeps the run's task "
-            "settings): start a new run, in a new run-dir"
+            "those; resume=true cannot change this (a resume keeps the run's task "
+            "settings and privacy mode): start a new run, in a new run-dir"
         )
     )
     # The agreed columns train.
