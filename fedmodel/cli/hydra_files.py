@@ -4,7 +4,7 @@
 Hydra's override grammar reads as syntax: the override is quoted where needed.
 Which key an override sets, and whether it adds or deletes it, is read by
 Hydra's own parser (`override_key`): quotes, `@package` and all. What a
-refused start puts back in the folder's .hydra files is `refused_hydra_files.py`.
+refused start puts back in the folder's .hydra files is `refused_folder.py`.
 """
 
 from __future__ import annotations

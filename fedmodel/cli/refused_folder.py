@@ -1,12 +1,19 @@
-"""What a start the checks refused removes from its run folder: only what it made.
+"""A start the checks refused leaves its run folder as it was.
 
 Hydra makes the run folder (outputs/<date>/<time>-<task> by default) and
-writes its .hydra files before fedmodel's checks run, and the log and
-Flower's folder come next. A refused start removes them where the folder
-holds nothing else and no earlier run wrote into it; a folder that existed
-before the command (one the user made and named with hydra.run.dir, its
-.hydra, an outputs/ folder) stays, and `hydra_files_kept_if_refused` takes
-Hydra's files out of a .hydra that was there.
+writes its .hydra files (the launch's config, its own config and the
+overrides) before fedmodel's checks run, and the log and Flower's folder come
+next. A refused start removes them where the folder holds nothing else and no
+earlier run wrote into it (`remove_if_unused`); a folder that existed before
+the command (one the user made and named with hydra.run.dir, its .hydra, an
+outputs/ folder) stays (`folders_before`).
+
+In an earlier run's folder (a resume with a changed key, a new run in a used
+folder, typed by hand or run by `fedmodel resume`) the overrides Hydra wrote
+would stand as the run's, and the next `fedmodel resume` would replay them:
+a refused start puts back the run's .hydra files
+(`hydra_files_kept_if_refused`), and a refused sweep the earlier sweep's
+(`sweep_files_kept_if_refused`).
 """
 
 from __future__ import annotations
@@ -14,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fedmodel.cli.hydra_files import HYDRA_DIR
+from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import close_log_file
-from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
+from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE, RESOLVED_CONFIG
 
 # What a run folder holds before any round: Hydra's files, the log, and
 # Flower's, which the server's checks before round 1 find already written.
@@ -82,3 +91,75 @@ def remove_if_unused(
             day.rmdir()
             if day.parent.resolve() == before.new_outputs:
                 before.new_outputs.rmdir()
+
+
+@contextlib.contextmanager
+def hydra_files_kept_if_refused(run_dir: Path | None) -> Iterator[None]:
+    """Put back `run_dir`'s .hydra files unless the start inside got past the checks.
+
+    A start that got past them wrote the run's resolved config and returned;
+    one refused (or stopped before that) left the config as it was, and so the
+    run's settings: the files Hydra wrote give way to the run's own.
+    """
+    folder = None if run_dir is None else run_dir / HYDRA_DIR
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    saved = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    config = _content(folder.parent / RESOLVED_CONFIG)
+    started = False
+    try:
+        yield
+        started = True
+    finally:
+        if not started and _content(folder.parent / RESOLVED_CONFIG) == config:
+            # Only what the start changed is written: a folder on a read-only
+            # mount, refused for it, was changed in nothing.
+            if not folder.is_dir():  # a refused start may remove it
+                folder.mkdir(parents=True)
+            for path in folder.iterdir():
+                if path.is_file() and path not in saved:
+                    path.unlink()  # written by this start alone
+            for path, content in saved.items():
+                if _content(path) != content:
+                    path.write_bytes(content)
+
+
+@contextlib.contextmanager
+def sweep_files_kept_if_refused(sweep_dir: Path | None) -> Iterator[None]:
+    """Put back what a refused sweep wrote over in an earlier sweep's folder.
+
+    Hydra writes multirun.yaml, then each job's .hydra files, before that job's
+    checks: a job refused in an earlier run's folder keeps that run's files
+    (`hydra_files_kept_if_refused`), and a sweep refused before any of its jobs
+    ran keeps the earlier sweep's multirun.yaml, which `sweep-report` reads to
+    name the jobs that never ran.
+    """
+    if sweep_dir is None or not sweep_dir.is_dir():
+        yield
+        return
+    manifest = sweep_dir / MANIFEST
+    saved = _content(manifest)
+    configs = _resolved_configs(sweep_dir)
+    jobs = sorted({p.parent for p in sweep_dir.rglob(HYDRA_DIR) if p.is_dir()})
+    started = False
+    with contextlib.ExitStack() as stack:
+        for job in jobs:
+            stack.enter_context(hydra_files_kept_if_refused(job))
+        try:
+            yield
+            started = True
+        finally:
+            none_ran = _resolved_configs(sweep_dir) == configs
+            if not started and none_ran and saved is not None:
+                if _content(manifest) != saved:
+                    manifest.write_bytes(saved)
+
+
+def _resolved_configs(folder: Path) -> dict[Path, bytes]:
+    """Each run's resolved config under `folder`: a job that ran wrote its own."""
+    return {p: p.read_bytes() for p in folder.rglob(RESOLVED_CONFIG) if p.is_file()}
+
+
+def _content(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None

@@ -14,7 +14,7 @@ path is read from there too.
 
 A resume the checks refuse leaves the run's .hydra files as they were, as
 any refused `fedmodel simulate` start into a run's folder does
-(`refused_hydra_files.py`): its overrides are not replayed by the next resume.
+(`refused_folder.py`): its overrides are not replayed by the next resume.
 """
 
 from __future__ import annotations

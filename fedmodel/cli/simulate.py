@@ -3,8 +3,8 @@
 Hydra reads the overrides; its own config errors (an unknown key, an unknown
 group option, flags that exclude each other) exit 2 with one line and a "did
 you mean", like fedmodel's own checks. A run that fedmodel's checks reject
-leaves no run folder it made behind (`refused_folder.py`), and an earlier
-run's folder as it was (`refused_hydra_files.py`).
+leaves no run folder it made behind, and an earlier run's folder as it was
+(`refused_folder.py`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from fedmodel.cli.errors import (
 from fedmodel.cli.hydra_errors import error_line, hydra_error_line
 from fedmodel.cli.hydra_files import named_run_dir, named_sweep_dir
 from fedmodel.cli.interrupted import signals_stop_the_server
-from fedmodel.cli.refused_folder import FoldersBefore, folders_before, remove_if_unused
-from fedmodel.cli.refused_hydra_files import (
+from fedmodel.cli.refused_folder import (
+    FoldersBefore,
+    folders_before,
     hydra_files_kept_if_refused,
+    remove_if_unused,
     sweep_files_kept_if_refused,
 )
 from fedmodel.cli.resume_finished import finished_sweep_job

@@ -59,7 +59,7 @@ def signals_stop_the_start(prog: str, run_dir: Path | None = None) -> Iterator[N
     command exits 130 or 143. Left to Python's default, SIGTERM ended the
     command with no line, and Ctrl-C's line said rounds were kept and named a
     resume of a folder that held no run. The exception leaves through the
-    blocks that put back what the start wrote (`refused_hydra_files.py`), so a
+    blocks that put back what the start wrote (`refused_folder.py`), so a
     resume's folder keeps its run; the checks may have added to its log, and
     a finished run its cards and tracking. `signals_stop_the_server`
     (`interrupted.py`) takes over as the simulation starts.
