@@ -85,10 +85,12 @@ def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> Data
     from fedmodel.data.tokenization import length_order, make_text_loader
     from fedmodel.model.load import load_tokenizer
 
-    texts: list[str] = list(split["text"])
+    # One query, as the client's `text_loader` reads its records.
+    records = split[:]
+    texts: list[str] = records["text"]
     if not texts:
         raise FedmodelError("cannot run the model on an empty split")
-    labels: list[int] = list(split["label"])
+    labels: list[int] = records["label"]
     order = length_order(texts)
     return make_text_loader(
         load_tokenizer(settings.model),
