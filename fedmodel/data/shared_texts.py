@@ -49,8 +49,10 @@ def warn_shared_texts(
     """
     task = settings.task
     sites: list[list[str]] = [[] for _ in task.train_files]
-    train_texts = _as_seen(data.train["text"], normalize)
-    for text, site in zip(train_texts, data.train[SITE_COLUMN], strict=True):
+    # Each split in one query: a column read lazily is a query a record.
+    train = data.train[:]
+    train_texts = _as_seen(train["text"], normalize)
+    for text, site in zip(train_texts, train[SITE_COLUMN], strict=True):
         sites[site].append(text)
     _warn_repeats_at_a_site(task, sites)
     _warn_texts_at_two_sites(task, sites)
@@ -58,10 +60,12 @@ def warn_shared_texts(
         (f"task.train_files[{i}]", name, texts, _TRAINED_ON)
         for i, (name, texts) in enumerate(zip(task.train_files, sites, strict=True))
     ]
-    held = [] if data.transfer is None else _as_seen(data.transfer["text"], normalize)
+    held = (
+        [] if data.transfer is None else _as_seen(data.transfer[:]["text"], normalize)
+    )
     if held and task.validation_file:
         holders.append(("task.validation_file", task.validation_file, held, _CHOSEN_BY))
-    _warn_test_texts_held(task, _as_seen(data.test["text"], normalize), holders)
+    _warn_test_texts_held(task, _as_seen(data.test[:]["text"], normalize), holders)
     if held and task.validation_file:
         used = "fits its start and picks its round on it"
         server_file = ("task.validation_file", task.validation_file, used)
