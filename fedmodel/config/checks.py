@@ -21,6 +21,7 @@ from fedmodel.config.modes import (
     TRACKER_NAMES,
 )
 from fedmodel.config.number_rules import check_numbers
+from fedmodel.config.round_size import check_min_replies
 from fedmodel.config.schema import RunSettings
 from fedmodel.config.train_files import with_train_files
 from fedmodel.config.typed_build import build_typed
@@ -71,6 +72,7 @@ def _check(settings: RunSettings) -> None:
     _check_device(settings)
     _check_audit(settings)
     _check_privacy(settings)
+    check_min_replies(settings)
 
 
 def _check_labels(labels: list[str] | None) -> None:

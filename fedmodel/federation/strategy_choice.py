@@ -26,6 +26,7 @@ from flwr.serverapp.strategy import (
 )
 
 from fedmodel.config import RunSettings, StrategySettings
+from fedmodel.config.round_size import chosen_count
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.modes import privacy_mode
 
@@ -50,7 +51,7 @@ class ClientChoice:
         anew for each simulation and SuperNode connection.
         """
         ids = sorted(set(client_ids))
-        size = min(len(ids), max(int(len(ids) * self.fraction), self.minimum))
+        size = chosen_count(len(ids), fraction=self.fraction, minimum=self.minimum)
         draw = np.random.default_rng([self.seed, _CHOICE_STREAM, server_round])
         return {ids[int(i)] for i in draw.choice(len(ids), size=size, replace=False)}
 
