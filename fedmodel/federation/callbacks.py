@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from fedmodel.config.wording import decimals_up
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.federation.round_state import RoundState
 from fedmodel.run.metrics import append_round
 from fedmodel.run.summary import changed_rounds
@@ -137,11 +137,12 @@ class WriteMetrics:
 class ConsoleLine:
     """One console line per round."""
 
-    def __init__(self, total_rounds: int) -> None:
+    def __init__(self, total_rounds: int, *, min_replies: int) -> None:
         self.total_rounds = total_rounds
+        self.min_replies = min_replies
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Log accuracy, clients aggregated of selected, epsilon and time."""
+        """Log accuracy, clients (why not all were accepted), epsilon and time."""
         epsilon = ""
         if metrics["epsilon_max"] is not None:
             epsilon = (
@@ -149,16 +150,43 @@ class ConsoleLine:
                 f"mean {decimals_up(metrics['epsilon_mean'], 2)}"
             )
         log.info(
-            "%sround %d/%d: test accuracy %.4f macro-F1 %.4f | %d/%d clients%s | "
-            "%.1f s",
+            "%sround %d/%d: test accuracy %.4f macro-F1 %.4f | %s%s | %.1f s",
             "" if state.model_name == "teacher" else f"{state.model_name} ",
             state.round,
             self.total_rounds,
             metrics["accuracy"],
             metrics["macro_f1"],
-            metrics["clients_aggregated"],
-            metrics["clients_selected"],
+            _clients_said(state, min_replies=self.min_replies),
             epsilon,
             metrics.get("seconds", time.perf_counter() - state.started),
         )
         return False, {}
+
+
+def _clients_said(state: RoundState, *, min_replies: int) -> str:
+    """The round's clients: updates accepted of selected, and why not all were.
+
+    Before, a round that spent budgets or lost clients read "1/2 clients"
+    whether or not its model changed.
+    """
+    accepted, selected = len(state.accepted), state.selected
+    spent, failed, missing = len(state.exhausted), len(state.failures), state.missing
+    reasons = []
+    if spent:
+        budgets = plural(spent, "client's budget", "clients' budgets")
+        reasons.append(f"{spent} {budgets} spent")
+    if failed:
+        reasons.append(f"{failed} failed")
+    if missing:
+        reasons.append(f"{missing} did not answer")
+    if state.released and not reasons:
+        return f"{accepted}/{selected} clients"
+    updates = plural(selected, "client's update", "clients' updates")
+    said = ", ".join([f"{accepted} of {selected} {updates} accepted", *reasons])
+    if state.released:
+        return said
+    if 0 < accepted < min_replies:
+        said += f"; below federation.min_replies={min_replies},"
+    else:
+        said += ";"
+    return f"{said} the model is unchanged"

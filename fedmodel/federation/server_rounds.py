@@ -176,7 +176,10 @@ def train_teacher(shared: SharedRoundState, model: GlobalModel) -> Evaluate:
     if selector is not None:
         callbacks.append(CompareWithStart(selector, model.weights))
     stop = shared.budget_stop(shared.strategy, last=settings.num_rounds)
-    callbacks += [shared.writer, ConsoleLine(settings.num_rounds), stop]
+    console = ConsoleLine(
+        settings.num_rounds, min_replies=settings.federation.min_replies
+    )
+    callbacks += [shared.writer, console, stop]
     run_rounds(
         shared.grid,
         strategy=shared.strategy,
@@ -235,7 +238,7 @@ def distill_on_clients(
         shared.watch,
         Evaluate(lambda: evaluate(student, loader, logits_fn=text_logits(student))),
         shared.writer,
-        ConsoleLine(total),
+        ConsoleLine(total, min_replies=settings.federation.min_replies),
         stop,
     ]
     run_rounds(

@@ -150,7 +150,7 @@ def test_the_console_states_the_ledgers_epsilon_rounded_up(
         "privacy_guarantee": {"epsilon": 7.99129354471155, "unstated": None},
     }
     with caplog.at_level("INFO", logger="fedmodel"):
-        ConsoleLine(total_rounds=3).after_round(state, metrics)
+        ConsoleLine(total_rounds=3, min_replies=1).after_round(state, metrics)
         _say_done(summary, tmp_path)
     assert "epsilon max 6.24 mean 6.24" in caplog.text
     assert "max client epsilon 7.992," in caplog.text

@@ -371,7 +371,7 @@ def test_a_round_that_failed_is_run_again_when_the_run_is_continued(
 
 
 def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
-    run_dir: Path,
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Round 2 aggregated client 0's update alone, client 1's ledger broken,
     # with federation.min_replies=2: it stopped the run, but was checkpointed
@@ -407,7 +407,22 @@ def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
     # Run again, client 0's budget (planned for 2 rounds) is spent: it
     # answered "budget exhausted", and round 2 was kept with client 1's
     # update alone, the run "ok" below min_replies.
+    capsys.readouterr()
     summary = run_federation(FakeGrid(2), _settings(run_dir, *at_least_two))
+    # Its console line read "1/2 clients", as a failed round's does, and its
+    # metrics line said neither the spent budget nor the unchanged model.
+    assert (
+        "| 1 of 2 clients' updates accepted, 1 client's budget spent; below "
+        "federation.min_replies=2, the model is unchanged |"
+    ) in capsys.readouterr().err
+    last = read_rounds(run_dir)[-1]
+    assert (last["round"], last["clients_aggregated"], last["clients_selected"]) == (
+        2,
+        1,
+        2,
+    )
+    assert (last["clients_budget_exhausted"], last["model_changed"]) == (1, False)
+    assert read_rounds(run_dir)[0]["model_changed"] is True
     assert (_charged_rounds(run_dir, 0), _charged_rounds(run_dir, 1)) == (
         [1, 2],
         [1, 2],
