@@ -61,14 +61,19 @@ def client_choice(settings: RunSettings) -> ClientChoice | None:
 
     None under privacy=central too: its Poisson sampling of clients must stay
     secret from whoever knows the config's seed (`adaptive_clipping.py`).
+    At least `federation.min_replies` are chosen while that many have budget
+    left: a round of fewer, each accepted, would be kept below it. With every
+    client's budget left that adds none (`check_min_replies` refuses a
+    minimum the round's share would not reach).
     """
     strategy = settings.strategy
     if strategy.fraction_train >= 1.0 or privacy_mode(settings.privacy).server_noise:
         return None
+    least = max(strategy.min_train_clients, settings.federation.min_replies)
     return ClientChoice(
         seed=settings.seed,
         fraction=strategy.fraction_train,
-        minimum=min(strategy.min_train_clients, settings.num_clients),
+        minimum=min(least, settings.num_clients),
     )
 
 

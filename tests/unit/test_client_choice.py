@@ -103,3 +103,22 @@ def test_no_seeded_choice_where_every_client_trains_or_the_draw_is_secret(
     tmp_path: Path, overrides: list[str], reason: str
 ) -> None:
     assert client_choice(_settings(tmp_path, *overrides)) is None, reason
+
+
+def test_a_round_chooses_min_replies_clients_while_that_many_have_budget(
+    tmp_path: Path,
+) -> None:
+    # 10 clients, fraction_train=0.5, min_replies=3: round 1 chose 5, but once
+    # 6 had spent their budgets a round chose 2 of the 4 left and kept their
+    # two updates under a minimum of 3.
+    settings = _settings(
+        tmp_path,
+        "num_clients=10",
+        "strategy.min_train_clients=2",
+        "federation.min_replies=3",
+    )
+    choice = client_choice(settings)
+    assert choice is not None
+    assert len(choice.chosen(range(10), server_round=1)) == 5
+    assert len(choice.chosen(range(4), server_round=2)) == 3
+    assert len(choice.chosen(range(2), server_round=3)) == 2
