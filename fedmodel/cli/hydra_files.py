@@ -9,6 +9,7 @@ refused start puts back in the folder's .hydra files is `refused_folder.py`.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Sequence
@@ -53,10 +54,12 @@ class OverrideKey:
     hydras: bool
 
 
+@functools.lru_cache(maxsize=1024)
 def override_key(override: str) -> OverrideKey | None:
     """The key `override` names, as Hydra reads it; None where Hydra cannot.
 
-    Hydra names an override it cannot parse when the app runs.
+    Hydra names an override it cannot parse when the app runs. Each is read
+    once (`continue_argv` reads a resume's overrides once per one it adds).
     """
     parsed = _parsed(override)
     if parsed is None:
@@ -89,15 +92,35 @@ def continue_argv(
 ) -> list[str]:
     """A start's `overrides`, made to continue its run in `run_dir`, then `extra`.
 
-    An override of a key that the resume or `extra` sets again is dropped:
-    Hydra takes the later value, but would keep both in the run's
-    overrides.yaml, one more with each resume that sets it. Where the start
-    added the key (`+key=`: not in the packaged config), `extra`'s plain
-    `key=` adds it in the same way, as Hydra refuses to change a key it
-    does not have, and `extra`'s `~key` is left out: the add dropped is the
-    delete, and Hydra refuses to delete a key it does not have.
+    Each key is given once, as the check of a command's overrides asks
+    (`repeated_keys.py`): a stored override of a key that a later stored one,
+    the resume (SET_BY_RESUME) or `extra` sets again is dropped. Hydra took
+    the later value, but would keep both in the run's overrides.yaml, one
+    more with each resume that sets it; a start made before a repeated key
+    was refused may have stored one twice. `extra` is passed on whole: a key
+    it repeats is the user's, and refused.
     """
-    replaced = {*SET_BY_RESUME, *(k.key for k in map(override_key, extra) if k)}
+    replayed: list[str] = []
+    for override in overrides:  # a key stored twice: its last, as Hydra took it
+        replayed = _then(replayed, [override])
+    kept = [
+        o
+        for o in replayed
+        if (k := override_key(o)) is None or k.key not in SET_BY_RESUME
+    ]
+    return _then([*kept, f"{RESUME_KEY}=true", run_dir_override(run_dir)], extra)
+
+
+def _then(overrides: list[str], later: Sequence[str]) -> list[str]:
+    """`overrides` but those of a key `later` sets again, then `later`.
+
+    Where an override dropped added the key (`+key=`: not in the packaged
+    config), a later plain `key=` adds it in the same way, as Hydra refuses
+    to change a key it does not have, and a later `~key` is left out: the
+    add dropped is the delete, and Hydra refuses to delete a key it does not
+    have.
+    """
+    replaced = {k.key for k in map(override_key, later) if k}
     kept = []
     added: dict[str, str] = {}  # a dropped add's key: its prefix
     for override in overrides:
@@ -106,9 +129,8 @@ def continue_argv(
             kept.append(override)
         elif key.prefix in ADDS:
             added.setdefault(key.key, key.prefix)
-    resumed = [*kept, "resume=true", run_dir_override(run_dir)]
-    return resumed + [
-        _added_again(o, added) for o in extra if not _deletes_an_add(o, added)
+    return kept + [
+        _added_again(o, added) for o in later if not _deletes_an_add(o, added)
     ]
 
 

@@ -107,3 +107,29 @@ def test_an_extra_delete_of_a_force_added_key_is_passed_on(tmp_path: Path) -> No
     argv = continue_argv(["++num_rounds=3"], tmp_path, extra=["~num_rounds"])
     assert argv[-1] == "~num_rounds"
 
+
+def test_a_key_stored_twice_is_replayed_once_with_its_last_value(
+    tmp_path: Path,
+) -> None:
+    # A start made before a repeated key was refused may have stored both;
+    # Hydra ran it with the last, and the resume's check refuses a repeat.
+    stored = ["model=tiny", "+foo=1", "num_rounds=3", "foo=2", "num_rounds=4"]
+    argv = continue_argv(stored, tmp_path)
+    assert argv == [
+        "model=tiny",
+        "+foo=2",
+        "num_rounds=4",
+        "resume=true",
+        f"hydra.run.dir={tmp_path}",
+    ]
+
+
+@pytest.mark.parametrize("extra", ["resume=true", "hydra.run.dir=run"])
+def test_an_extra_that_sets_the_resumes_own_key_replaces_it(
+    tmp_path: Path, extra: str
+) -> None:
+    # Before, the resume's own value stayed beside the user's: two of one key.
+    argv = continue_argv(["model=tiny"], tmp_path, extra=[extra])
+    key = extra.partition("=")[0]
+    assert [o for o in argv if o.startswith(f"{key}=")] == [extra]
+    assert argv[-1] == extra
