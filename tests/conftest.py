@@ -71,9 +71,19 @@ SMALL_RUN = [
 ]
 
 
+def small_run(*overrides: str) -> list[str]:
+    """SMALL_RUN with extra overrides on top, as a command takes them: each key once.
+
+    A command refuses a key given twice (`repeated_keys.py`), so SMALL_RUN's
+    value of a key `overrides` set is left out.
+    """
+    keys = {o.partition("=")[0].lstrip("+~") for o in overrides}
+    return [*(o for o in SMALL_RUN if o.partition("=")[0] not in keys), *overrides]
+
+
 def small_config(*overrides: str) -> dict[str, Any]:
     """A composed config shrunk for tests, with extra overrides on top."""
-    return compose_config([*SMALL_RUN, *overrides])
+    return compose_config(small_run(*overrides))
 
 
 def client_ledger_path(run_dir: Path, client: int | str) -> Path:

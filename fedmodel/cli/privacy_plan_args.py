@@ -11,6 +11,7 @@ import shlex
 
 from fedmodel.cli.hydra_files import RUN_DIR_KEY, SWEEP_DIR_KEY, override_key
 from fedmodel.config.compose import RUN_FOLDER_KEY, override_parser
+from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.config.sweep_jobs import sweep_jobs
 from fedmodel.errors import FedmodelError
 
@@ -26,10 +27,11 @@ PLAN_RUN_FOLDER_INSTEAD = (
 
 
 def check_plan_overrides(overrides: list[str], *, multirun: bool) -> None:
-    """Refuse a --multirun and the overrides that name a run's folder."""
+    """Refuse a --multirun, the overrides that name a run's folder, a key twice."""
     if multirun:
         raise FedmodelError(_multirun_refusal(overrides))
     _refuse_a_run_folder(overrides)
+    refuse_repeated_keys(overrides)
 
 
 def _multirun_refusal(overrides: list[str]) -> str:

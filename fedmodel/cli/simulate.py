@@ -48,6 +48,7 @@ from fedmodel.config.compose import (
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.file_paths import with_absolute_paths
 from fedmodel.config.modes import SIMULATION
+from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, setup_logging
@@ -90,6 +91,7 @@ def _run_app(argv: list[str], *, prog: str) -> int:
         if args is not None:  # else Hydra names what it cannot read
             check_hydra_flags(args)
             refuse_run_folder_key(args.overrides, instead=RUN_FOLDER_INSTEAD)
+            refuse_repeated_keys(args.overrides)
             check_overrides(args.overrides)
             if args.multirun:
                 check_sweep_jobs(args.overrides)

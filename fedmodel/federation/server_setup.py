@@ -26,6 +26,7 @@ from fedmodel.config import (
 from fedmodel.config.compose import refuse_run_folder_key
 from fedmodel.config.deployment import check_deployment_settings
 from fedmodel.config.modes import SIMULATION
+from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.config.run_config import FLWR_RUN_FOLDER, app_overrides
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
@@ -63,6 +64,7 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     overrides = app_overrides(run_config)
     if overrides is not None:
         refuse_run_folder_key(overrides, instead=FLWR_RUN_FOLDER)
+        refuse_repeated_keys(overrides)
         raw = compose_config(overrides)
         run_dir = str(run_config.get("run-dir", "")) or (
             f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}-flwr-{raw['task']['name']}"

@@ -22,7 +22,7 @@ from fedmodel.cli.main import run_command
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import SMALL_RUN, client_ledger, logging_restored, small_config
+from tests.conftest import client_ledger, logging_restored, small_config, small_run
 from tests.integration.test_simulation import _record_replies
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,7 +48,7 @@ def federated_run(
     # set-up of the command and the run, and the spy, here.
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), logging_restored():
-        code = run_command(["privacy-plan", "--json", *SMALL_RUN, *FEDERATED_DISTILL])
+        code = run_command(["privacy-plan", "--json", *small_run(*FEDERATED_DISTILL)])
     assert code == 0
     plans = json.loads(printed.getvalue())["clients"]
 

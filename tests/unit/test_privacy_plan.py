@@ -39,7 +39,7 @@ from fedmodel.research.privacy_plan import (
     epsilon_rounds,
     plan_run,
 )
-from tests.conftest import SMALL_RUN, small_config
+from tests.conftest import SMALL_RUN, small_config, small_run
 
 # A tiny run of 3 clients of 200 records each.
 THREE_CLIENTS = [
@@ -625,7 +625,7 @@ def test_a_model_setting_the_run_refuses_is_refused_by_the_plan(
 ) -> None:
     # The server refuses these before round 1; the plan was shown for them
     # (under privacy=central until its plan asked the same checks).
-    overrides = [*SMALL_RUN, f"privacy={privacy}", override]
+    overrides = small_run(f"privacy={privacy}", override)
     assert run_command(["privacy-plan", *overrides]) == 2
     assert refusal in capsys.readouterr().err
 

@@ -422,7 +422,8 @@ def test_a_refused_resume_typed_by_hand_leaves_the_runs_hydra_files(
     # they ran, and they are the run's own again, as after `fedmodel resume`.
     run = _run_folder(tmp_path / "run", RUN)
     saved = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
-    argv = [*RUN, "num_clients=3", "resume=true", f"hydra.run.dir={run}"]
+    changed = [o if not o.startswith("num_clients=") else "num_clients=3" for o in RUN]
+    argv = [*changed, "resume=true", f"hydra.run.dir={run}"]
     try:
         code = run_command(["simulate", *argv])
     except SystemExit as stopped:
