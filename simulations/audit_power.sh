@@ -3,15 +3,18 @@
 # client with 100 training records plus 20 canaries and 100 held-out records,
 # full fine-tuning for 30 epochs), run once without DP and once at epsilon 1,
 # then `fedmodel audit` on each. keep_best=false: the audit measures the trained
-# model, not a public start it might keep. Extra Hydra overrides apply to both runs.
+# model, not a public start it might keep. Extra Hydra overrides apply to both runs;
+# one of a key set below replaces the script's value.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source simulations/given_keys.sh
 make --quiet install
 out="${AUDIT_DIR:-outputs/audit-power-$(date +%Y%m%d-%H%M%S)}"
 small=(model=tiny task.max_train_examples=200 task.max_test_examples=200
   num_clients=1 partition=iid task.val_fraction=0.5 num_rounds=1 finetune=full
   finetune.learning_rate=0.005 finetune.local_epochs=30 finetune.batch_size=16
   audit.canaries=20 audit.reference_canaries=60 distill=off keep_best=false)
+mapfile -t small < <(not_given "${small[@]}" -- "$@")
 .venv/bin/fedmodel simulate "${small[@]}" privacy=off "hydra.run.dir=${out}/off" "$@"
 .venv/bin/fedmodel simulate "${small[@]}" privacy=dpsgd privacy.target_epsilon=1 \
   "hydra.run.dir=${out}/eps1" "$@"

@@ -7,16 +7,19 @@
 # (leave num_clients at its default 4: the centralized runs set it to 1).
 # The sweep folder is $SWEEP_DIR (default multirun/sweep-TASK-<date-time>).
 # Runs skip distillation (distill=off): the sweep measures the federated model.
+# An extra override of `seed` or `distill` replaces the script's (SEEDS, distill=off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source simulations/given_keys.sh
 make --quiet install
 task="$1"
 shift
 sweep="${SWEEP_DIR:-multirun/sweep-${task}-$(date +%Y%m%d-%H%M%S)}"
 seeds="${SEEDS:-42,43}"
 epsilons="${EPSILONS:-1,3,8}"
+mapfile -t own < <(not_given "seed=${seeds}" distill=off -- "$@")
 simulate() {
-  .venv/bin/fedmodel simulate --multirun "task=${task}" "seed=${seeds}" distill=off "$@"
+  .venv/bin/fedmodel simulate --multirun "task=${task}" "${own[@]}" "$@"
 }
 simulate "hydra.sweep.dir=${sweep}/federated-dpsgd" privacy=dpsgd \
   "privacy.target_epsilon=${epsilons}" "$@"
