@@ -38,8 +38,9 @@ test: install ## the whole test suite, as CI runs it (two workers, a file each)
 test-fast: install ## the tests not marked slow (the inner loop)
 	$(BIN)/pytest -q -m "not slow"; status=$$?; [ $$status -ne 5 ] || echo 'pytest collected no tests'; exit $$status
 
-lint: install ## ruff and mypy
+lint: install ## ruff (lint and format) and mypy
 	$(BIN)/ruff check fedmodel tests benchmarks simulations
+	$(BIN)/ruff format --check fedmodel tests benchmarks simulations
 	$(BIN)/mypy fedmodel benchmarks
 
 bench: install ## the privacy-utility benchmark

@@ -143,7 +143,5 @@ def test_label_groups_must_name_real_labels_and_cover_all() -> None:
     with pytest.raises(FedmodelError, match=r"key \['zzz'\] that is not a label"):
         partition_clients(_train(), partition=unknown, num_clients=1, seed=0)
     partial = group_settings("partition", "natural", label_groups={"a": "x", "b": "y"})
-    with pytest.raises(
-        FedmodelError, match=r"no group for labels \['c', 'd', 'e'\]"
-    ):
+    with pytest.raises(FedmodelError, match=r"no group for labels \['c', 'd', 'e'\]"):
         partition_clients(_train(), partition=partial, num_clients=2, seed=0)

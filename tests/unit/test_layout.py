@@ -211,7 +211,9 @@ def test_the_architecture_table_names_every_module_by_its_docstring() -> None:
     wrong = {
         name: line
         for name, line in table.items()
-        if line != (ast.get_docstring(ast.parse(modules[name].read_text())) or "")
-        .splitlines()[0]
+        if line
+        != (ast.get_docstring(ast.parse(modules[name].read_text())) or "").splitlines()[
+            0
+        ]
     }
     assert not wrong, f"update these rows to the module's first docstring line: {wrong}"

@@ -70,7 +70,10 @@ def test_an_extra_replacing_an_added_key_adds_it_too(
 ) -> None:
     argv = continue_argv(["model=tiny", stored], tmp_path, extra=[extra])
     assert argv == [
-        "model=tiny", "resume=true", f"hydra.run.dir={tmp_path}", given + extra,
+        "model=tiny",
+        "resume=true",
+        f"hydra.run.dir={tmp_path}",
+        given + extra,
     ]
     # Hydra composes it: a plain `key=` for a key not in the config it refuses.
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

@@ -30,8 +30,15 @@ def test_files_runs_your_own_files_named_after_the_double_dash(tmp_path: Path) -
     # No budget and no privacy=off: nothing runs, so this checks only that
     # `files` is accepted and writes no files of its own.
     done = _run(
-        "--scenarios", "files", "--epsilons", "--no-off", "--out", str(tmp_path),
-        "--", "task.train_files=[a.csv]", "task.test_file=t.csv",
+        "--scenarios",
+        "files",
+        "--epsilons",
+        "--no-off",
+        "--out",
+        str(tmp_path),
+        "--",
+        "task.train_files=[a.csv]",
+        "task.test_file=t.csv",
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
