@@ -39,7 +39,11 @@ class RoundHistory:
         self.rounds: list[dict[str, Any]] = list(rounds or [])
 
     def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
-        """Record the round's selected, aggregated and failed counts."""
+        """Record the round's counts and whether its model changed.
+
+        `clients_budget_exhausted` and `model_changed` are metrics.jsonl's keys:
+        a round left short of `federation.min_replies` by spent budgets says so.
+        """
         self.rounds.append(
             {
                 "round": state.round,
@@ -47,7 +51,8 @@ class RoundHistory:
                 "clients_selected": metrics["clients_selected"],
                 "clients_aggregated": metrics["clients_aggregated"],
                 "clients_failed": metrics["clients_failed"],
-                "model_changed": state.released,
+                "clients_budget_exhausted": metrics["clients_budget_exhausted"],
+                "model_changed": metrics["model_changed"],
             }
         )
         return False, {}

@@ -430,10 +430,11 @@ def test_a_round_short_of_min_replies_is_not_kept_and_runs_again(
     checkpoint = load_checkpoint(run_dir, expected_shapes=_shapes(run_dir))
     for name, weight in round_one.items():
         assert torch.equal(checkpoint.weights[name], weight)
-    assert [(r["round"], r["model_changed"]) for r in summary["rounds"]] == [
-        (1, True),
-        (2, False),
-    ]
+    # summary.json's round entries said model_changed, not the spent budget.
+    assert [
+        (r["round"], r["clients_budget_exhausted"], r["model_changed"])
+        for r in summary["rounds"]
+    ] == [(1, 0, True), (2, 1, False)]
     # No resume can add client 0's update: the run ends as a spent one does.
     assert (summary["status"], summary["rounds_completed"]) == ("ok", 1)
     assert [c["budget_exhausted"] for c in summary["clients"]] == [True, False]
