@@ -89,10 +89,14 @@ def run(args: argparse.Namespace) -> int:
     # Imported when the command runs: simulate brings Hydra, and main imports
     # this module for every command's --help.
     from fedmodel.cli.simulate import run_simulate
+    from fedmodel.config.repeated_keys import refuse_repeated_keys
 
     setup_logging()  # for the lines said before the run starts
     run_dir = Path(os.path.abspath(args.run_dir))
     with signals_stop_the_start(RESUME_PROG, run_dir):
+        # A typo is named first: before, a finished run's refusal came first
+        # (`check_rounds_left`), after writing what its folder lacked.
+        refuse_repeated_keys(args.overrides)
         argv = resume_argv(run_dir, args.overrides)
         with contextlib.chdir(_runs_from(run_dir)):  # a default tracking.uri's folder
             check_rounds_left(run_dir, argv)

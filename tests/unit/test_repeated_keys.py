@@ -13,7 +13,7 @@ from fedmodel.config import compose_config
 from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_setup import settings_from_run_config
-from tests.unit.test_resume import RUN, _run_folder
+from tests.unit.test_resume import RUN, _run_folder, _summary
 
 
 @pytest.mark.parametrize(
@@ -132,6 +132,22 @@ def test_a_resume_refuses_a_key_its_extra_overrides_give_twice(
         "fedmodel resume: error: num_rounds is given 2 times (num_rounds=3 then "
         "num_rounds=4), and Hydra would take the last without a word: give "
         "num_rounds once"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_resume_names_a_key_given_twice_before_the_run_has_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "the run in RUN has finished (summary.json: num_rounds=2, round
+    # 2 is done): nothing to resume", the typo named only once that was fixed.
+    run = _run_folder(tmp_path / "run", RUN)
+    _summary(run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert run_command(["resume", str(run), "seed=1", "seed=2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "fedmodel resume: error: seed is given 2 times (seed=1 then seed=2), and "
+        "Hydra would take the last without a word: give seed once"
     )
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
