@@ -9,7 +9,8 @@ heard from yet (every node in a run's or a resume's first round, a site
 that came back under a new node id) is first sent the ledger query, which
 answers with its client id and what its ledger holds (`ledger_query.py`),
 reading no record and charging nothing. One that fails the query, or does not
-answer it, is not chosen in that round.
+answer it, is not chosen in that round; one chosen is not asked again before
+it trains in that round (`check_ledgers`).
 """
 
 from __future__ import annotations

@@ -62,11 +62,16 @@ def check_ledgers(
     """The round's train messages to send, each checked; unanswered queries.
 
     A message to a node that reported its client's recorded figures carries
-    them; the other nodes are asked first (`ask_ledgers`).
+    them; the other nodes are asked first (`ask_ledgers`), but those whose
+    answer passed earlier in this round, as the round's `ClientChoice` drew
+    (`client_choice.py`): before, a resume's first round asked them twice.
     """
     unknown = []
     for message in messages:
-        client_id = reported_client(strategy.reporters, message.metadata.dst_node_id)
+        node = message.metadata.dst_node_id
+        if node in strategy.round_checked:
+            continue
+        client_id = reported_client(strategy.reporters, node)
         if client_id is None:
             unknown.append(message)
         else:

@@ -89,6 +89,8 @@ class BudgetAwareStrategy:
         self.round_failures: list[ClientFailure] = []
         # The clients that answered "budget exhausted" in the latest round.
         self.round_spent: list[int] = []
+        # Nodes whose ledger query passed in the latest round: not asked again.
+        self.round_checked: set[int] = set()
         # The latest round selected no client but runs all the same: central
         # DP's Poisson draw came out empty (`federation/central_dp.py`).
         self.empty_round = False
@@ -143,7 +145,7 @@ class BudgetAwareStrategy:
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> list[Message]:
         """The inner strategy's train messages, minus spent and failed clients."""
-        self.round_failures, self.round_spent = [], []
+        self.round_failures, self.round_spent, self.round_checked = [], [], set()
         skipped = self.skipped_nodes
         say_if_waiting(self.inner, grid, server_round=server_round)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
@@ -168,13 +170,16 @@ class BudgetAwareStrategy:
         node that answered with an error, with anything but numbers, or with a
         ledger that lost charges is sent no train message, and its failure is
         kept in `round_failures` as a train reply's would be; a node that did
-        not answer is sent none either.
+        not answer is sent none either. The nodes that passed are kept in
+        `round_checked`: `check_ledgers` does not ask them again this round.
         """
-        held = {int(query.metadata.dst_node_id) for query in queries}
+        asked = {int(query.metadata.dst_node_id) for query in queries}
+        held = set(asked)
         for reply in replies:
             reported = self._reported(server_round, reply, queries)
             if reported is not None:
                 held.discard(reported[0])
+        self.round_checked |= asked - held
         self._sent = [m for m in self._sent if m.metadata.dst_node_id not in held]
         return self._sent
 

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flwr.app import Message
+from flwr.app import Message, MessageType
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.strategy_choice import ClientChoice, client_choice
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import FEW_LATENCY_CALLS, logging_restored
-from tests.fake_grid import FakeGrid
+from tests.fake_grid import FakeGrid, Killed, killed_at_round
 
 HALF_OF_FOUR = [
     "model=tiny",
@@ -122,3 +122,34 @@ def test_a_round_chooses_min_replies_clients_while_that_many_have_budget(
     assert len(choice.chosen(range(10), server_round=1)) == 5
     assert len(choice.chosen(range(4), server_round=2)) == 3
     assert len(choice.chosen(range(2), server_round=3)) == 2
+
+
+def test_a_resumes_chosen_node_is_asked_its_ledger_once_a_round(
+    tmp_path: Path,
+) -> None:
+    # A resumed server asks every node's ledger and client id before it draws
+    # round 2's clients. Before, it asked each chosen node again before its
+    # train message: 6 queries, not 4, in round 2.
+    run_dir = tmp_path / "run"
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(FakeGrid(4, before_train=killed_at_round(2)), _settings(run_dir))
+    trained: dict[int, set[int]] = {}
+
+    def note(client: int, message: Message) -> None:
+        server_round = int(message.content["config"]["server-round"])
+        trained.setdefault(server_round, set()).add(client)
+
+    grid = FakeGrid(4, first_node=5001, before_train=note)
+    with logging_restored():
+        summary = run_federation(grid, _settings(run_dir, "resume=true"))
+    assert (summary["status"], summary["rounds_completed"]) == ("ok", 3)
+    asked: dict[int, list[int]] = {}
+    for message in grid.sent:
+        if message.metadata.message_type == MessageType.QUERY:
+            client = message.metadata.dst_node_id - 5001
+            asked.setdefault(int(message.metadata.group_id), []).append(client)
+    assert sorted(asked[2]) == [0, 1, 2, 3]
+    assert [len(trained[r]) for r in (2, 3)] == [2, 2]
+    # One first drawn in round 3 is asked again: it reported no figures in
+    # this process to be sent back, and its ledger may have changed since.
+    assert sorted(asked.get(3, [])) == sorted(trained[3] - trained[2])
