@@ -51,8 +51,8 @@ class RoundHistory:
                 "clients_selected": metrics["clients_selected"],
                 "clients_aggregated": metrics["clients_aggregated"],
                 "clients_failed": metrics["clients_failed"],
-                "clients_budget_exhausted": metrics["clients_budget_exhausted"],
-                "model_changed": metrics["model_changed"],
+                "clients_budget_exhausted": len(state.exhausted),
+                "model_changed": state.released,
             }
         )
         return False, {}

@@ -122,7 +122,7 @@ def test_a_repeated_label_column_is_named(tmp_path: Path) -> None:
     ]
     saved = _earlier_run(run_dir, *files)
     done = _simulate(
-        *SMALL,
+        *(o for o in SMALL if not o.startswith("partition=")),  # each key once
         *files,
         # A new run would be refused for the folder first, before the data.
         "resume=true",
