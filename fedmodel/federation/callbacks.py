@@ -190,7 +190,7 @@ def _clients_said(state: RoundState, *, min_replies: int) -> str:
     said = ", ".join([f"{accepted} of {selected} {updates} accepted", *reasons])
     if state.released:
         return said
-    if 0 < accepted < min_replies:
+    if accepted and state.short_of(min_replies):
         said += f"; below federation.min_replies={min_replies},"
     else:
         said += ";"
