@@ -84,7 +84,7 @@ def refuse_existing(paths: list[Path], *, instead: str = "") -> None:
         raise FedmodelError(
             f"{', '.join(existing)} already "
             f"{plural(len(existing), 'exists', 'exist')}; fedmodel never overwrites a "
-            f"key or certificate: choose another --dir, or move the old files away"
+            "key or certificate: choose another --dir, or move the old files away"
             f"{instead}"
         )
 
