@@ -1,19 +1,24 @@
-"""Key and certificate files of a deployment: their names, checks and safe writes.
+"""Key and certificate files of a deployment: names, reads, checks and safe writes.
 
 `fedmodel certs` writes each file once (a key 0600 from the start) and never
 overwrites one; `fedmodel superlink` and `fedmodel supernode` check that each
-file they are given parses before Flower starts.
+file they are given parses before Flower starts. Every key and certificate is
+read here, so a file that does not parse is refused in one way: the option,
+the file, what is wrong and what to give instead.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
@@ -25,45 +30,102 @@ SUPERLINK_CERT = "superlink.crt"
 SUPERLINK_KEY = "superlink.key"
 # P-384: a NIST curve, which Flower requires for SuperNode keys.
 CURVE = ec.SECP384R1
+_Loaded = TypeVar("_Loaded")
+_CERTIFICATE = "a PEM certificate"
 
 
-def check_certificate(path: Path, *, option: str, expected: str = CA_CERT) -> None:
-    """Refuse a file that holds no PEM certificate, naming `option`."""
+def read_certificate(path: Path, *, option: str, instead: str) -> x509.Certificate:
+    """The first certificate in the PEM file `path`.
+
+    A file that holds none, or cannot be read, is refused: FedmodelError
+    naming `option` and `path`, ending "give {instead}".
+    """
+    return _read_pem(
+        path,
+        x509.load_pem_x509_certificate,
+        option=option,
+        what=_CERTIFICATE,
+        instead=instead,
+    )
+
+
+def read_private_key(path: Path, *, option: str, instead: str) -> PrivateKeyTypes:
+    """The unencrypted private key in the PEM file `path`, refused as above."""
+    return _read_pem(
+        path,
+        lambda data: serialization.load_pem_private_key(data, None),
+        option=option,
+        what="an unencrypted PEM private key",
+        instead=instead,
+    )
+
+
+def _read_pem(
+    path: Path,
+    load: Callable[[bytes], _Loaded],
+    *,
+    option: str,
+    what: str,
+    instead: str,
+) -> _Loaded:
+    """`load` of the bytes of `path`, refused as `read_certificate` says."""
     try:
-        x509.load_pem_x509_certificates(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise FedmodelError(
-            f"{option}: {path} is not a PEM certificate ({exc}); give the "
-            f"{expected} that `fedmodel certs superlink` wrote"
+            f"{option}: {path} cannot be read ({exc.strerror or exc}); give {instead}"
         ) from exc
+    try:
+        return load(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise FedmodelError(
+            f"{option}: {path} is not {what} ({exc}); give {instead}"
+        ) from exc
+
+
+def check_certificate(
+    path: Path, *, option: str, expected: str = CA_CERT
+) -> x509.Certificate:
+    """The first of the PEM certificates in `path`, each of which must parse.
+
+    TLS reads the whole file (a CA file or a chain), so a broken certificate
+    after the first refuses it too, naming `option` and `expected`, the file
+    `fedmodel certs superlink` wrote to give instead.
+    """
+    return _read_pem(
+        path,
+        x509.load_pem_x509_certificates,
+        option=option,
+        what=_CERTIFICATE,
+        instead=f"the {expected} that `fedmodel certs superlink` wrote",
+    )[0]
 
 
 def check_superlink_key(path: Path, *, option: str) -> None:
     """Refuse a SuperLink TLS key file that holds no unencrypted PEM private key."""
-    try:
-        serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise FedmodelError(
-            f"{option}: {path} is not an unencrypted PEM private key ({exc}); give "
-            f"the folder `fedmodel certs superlink` wrote {SUPERLINK_KEY} into"
-        ) from exc
+    read_private_key(
+        path,
+        option=option,
+        instead=f"the folder `fedmodel certs superlink` wrote {SUPERLINK_KEY} into",
+    )
 
 
 def check_site_private_key(path: Path, *, option: str) -> None:
     """Refuse a key Flower cannot sign in with (it takes OpenSSH EC keys only)."""
-    try:
-        key = serialization.load_ssh_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        problem = str(exc)
-    else:
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return
-        problem = f"a {type(key).__name__}, not an EC key"
-    raise FedmodelError(
-        f"{option}: {path} is not an unencrypted OpenSSH EC private key "
-        f"({problem}); give the private key `fedmodel certs site` wrote (the "
-        "file without .pub)"
+    what = "an unencrypted OpenSSH EC private key"
+    instead = "the private key `fedmodel certs site` wrote (the file without .pub)"
+    key = _read_pem(
+        path,
+        lambda data: serialization.load_ssh_private_key(data, None),
+        option=option,
+        what=what,
+        instead=instead,
     )
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise FedmodelError(
+            f"{option}: {path} is not {what} (a {type(key).__name__}, not an EC "
+            f"key); give {instead}"
+        )
 
 
 def make_folder(directory: Path) -> None:

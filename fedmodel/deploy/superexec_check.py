@@ -15,17 +15,17 @@ from pathlib import Path
 
 from cryptography import x509
 
+from fedmodel.deploy.cert_files import SUPERLINK_CERT, check_certificate
 from fedmodel.errors import FedmodelError
 
 
-def certificate_names_host(cert_file: Path, host: str) -> bool:
-    """Whether the certificate in `cert_file` names `host` (an IP or DNS name).
+def certificate_names_host(cert: x509.Certificate, host: str) -> bool:
+    """Whether `cert` names `host` (an IP address or a DNS name).
 
     An IP address must be one of its IP subject alternative names, as TLS
     clients check it; a DNS name one of its DNS names, case-insensitively, or
     match a `*.` wildcard in its first label.
     """
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     try:
         names = cert.extensions.get_extension_for_class(
             x509.SubjectAlternativeName
@@ -66,7 +66,8 @@ def check_superexec_address(cert: Path, host: str) -> None:
     start a run's ServerApp retries in vain).
     """
     dialled = superexec_host(host.strip("[]"))
-    if not certificate_names_host(cert, dialled):
+    made = check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
+    if not certificate_names_host(made, dialled):
         raise FedmodelError(
             f"--certs: {cert} is not made for {dialled}, the address the "
             f"SuperLink's own SuperExec dials for --host {host}, so no ServerApp "

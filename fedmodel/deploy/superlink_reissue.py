@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -28,6 +27,8 @@ from fedmodel.deploy.cert_files import (
     SUPERLINK_CERT,
     SUPERLINK_KEY,
     make_folder,
+    read_certificate,
+    read_private_key,
     write_public,
 )
 from fedmodel.deploy.certs import (
@@ -69,7 +70,7 @@ def reissue_superlink_certificate(
     ca_cert, ca_key = _folder_ca(directory)
     link_key = _superlink_key(directory / SUPERLINK_KEY)
     cert_path = directory / SUPERLINK_CERT
-    old = _old_certificate(cert_path)
+    old = read_certificate(cert_path, option="--dir", instead=_FOLDER)
     now = datetime.datetime.now(datetime.UTC)
     until = _valid_until(directory / CA_CERT, ca_cert, now=now, days=days)
     cert = superlink_certificate(
@@ -141,14 +142,8 @@ def _folder_ca(
             "after); without it only a new CA can sign (`fedmodel certs superlink "
             "--dir NEW_DIR`), whose ca.crt every site then needs"
         )
-    try:
-        ca_cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        ca_key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise FedmodelError(
-            f"--dir {directory}: its {CA_CERT} or {CA_KEY} cannot be read ({exc}); "
-            f"give {_FOLDER}"
-        ) from exc
+    ca_cert = read_certificate(cert_path, option="--dir", instead=_FOLDER)
+    ca_key = read_private_key(key_path, option="--dir", instead=_FOLDER)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey) or (
         ca_key.public_key() != ca_cert.public_key()
     ):
@@ -162,30 +157,13 @@ def _folder_ca(
 
 def _superlink_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """The SuperLink's TLS key the re-issued certificate is for."""
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise FedmodelError(
-            f"--dir {path.parent}: its {SUPERLINK_KEY} cannot be read ({exc}); "
-            f"give {_FOLDER}"
-        ) from exc
+    key = read_private_key(path, option="--dir", instead=_FOLDER)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise FedmodelError(
             f"--dir {path.parent}: {SUPERLINK_KEY} is a {type(key).__name__}, "
             f"not the EC key `fedmodel certs superlink` makes; give {_FOLDER}"
         )
     return key
-
-
-def _old_certificate(path: Path) -> x509.Certificate:
-    """The certificate being replaced, which must be one to keep."""
-    try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise FedmodelError(
-            f"--dir {path.parent}: its {SUPERLINK_CERT} cannot be read ({exc}); "
-            f"give {_FOLDER}"
-        ) from exc
 
 
 def _names(cert: x509.Certificate) -> list[str]:

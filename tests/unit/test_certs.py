@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import stat
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.deploy.certs import create_superlink_certificates
 from fedmodel.deploy.launch import superlink_command
 from fedmodel.deploy.site_keys import create_site_keys
+from fedmodel.deploy.superexec_check import check_superexec_address
 from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
 from fedmodel.errors import FedmodelError
 
@@ -181,6 +183,51 @@ def test_a_reissue_without_the_folders_ca_writes_nothing(tmp_path: Path) -> None
     with pytest.raises(FedmodelError, match="would outlast the CA .* --days 36"):
         reissue_superlink_certificate(made.ca_cert.parent, hosts=hosts, days=400)
     assert _files(made.ca_cert.parent) == before | {"ca.key": kept}
+
+
+def test_a_reissue_names_the_file_that_does_not_parse(tmp_path: Path) -> None:
+    # Before, a ca.crt or ca.key that did not parse was "its ca.crt or ca.key".
+    made = create_superlink_certificates(tmp_path / "made", hosts=["localhost"])
+    for name, what in (
+        ("ca.crt", "is not a PEM certificate (Unable to load PEM"),
+        ("ca.key", "is not an unencrypted PEM private key (Unable to load PEM"),
+        ("superlink.crt", "is not a PEM certificate (Unable to load PEM"),
+        ("superlink.key", "cannot be read (Is a directory)"),
+    ):
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(made.ca_cert.parent, broken)
+        (broken / name).unlink()
+        if name == "superlink.key":
+            (broken / name).mkdir()
+        else:
+            (broken / name).write_text("not PEM\n")
+        before = sorted(broken.iterdir())
+        with pytest.raises(FedmodelError) as refused:
+            reissue_superlink_certificate(broken, hosts=["localhost"])
+        message = str(refused.value)
+        assert message.startswith(f"--dir: {broken / name} {what}"), message
+        assert message.endswith(
+            "give the folder `fedmodel certs superlink` wrote, "
+            "which the SuperLink runs with"
+        )
+        assert sorted(broken.iterdir()) == before  # nothing written
+
+
+def test_the_superexec_check_names_a_certificate_that_does_not_parse(
+    tmp_path: Path,
+) -> None:
+    # Before, it read the file unchecked: cryptography's ValueError, a raw
+    # traceback (its one caller, the SuperLink's launch, checks the file first).
+    not_pem = tmp_path / "superlink.crt"
+    not_pem.write_text("not PEM\n")
+    with pytest.raises(FedmodelError) as refused:
+        check_superexec_address(not_pem, "0.0.0.0")
+    assert str(refused.value).startswith(
+        f"--certs: {not_pem} is not a PEM certificate (Unable to load PEM"
+    )
+    assert str(refused.value).endswith(
+        "give the superlink.crt that `fedmodel certs superlink` wrote"
+    )
 
 
 def test_certs_superlink_reissue_on_the_command_line(
