@@ -40,24 +40,6 @@ class InputTexts:
     lines: list[int] | None = None
 
 
-def read_texts(
-    path: Path,
-    *,
-    key: str,
-    text_column: str = "text",
-    column_option: str = "",
-    header_names: Collection[str] = (),
-) -> list[str]:
-    """The texts of `read_input_texts`, without their line numbers."""
-    return read_input_texts(
-        path,
-        key=key,
-        text_column=text_column,
-        column_option=column_option,
-        header_names=header_names,
-    ).texts
-
-
 def read_input_texts(
     path: Path,
     *,

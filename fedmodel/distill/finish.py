@@ -17,7 +17,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import RunSettings
-from fedmodel.data.text_inputs import read_texts
+from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.distill.describe import (
     add_served_latency,
     export_and_describe,
@@ -44,11 +44,11 @@ def server_distill_texts(
     a file in the sites' format serves as it is.
     """
     if settings.distill.transfer_file is not None:
-        return read_texts(
+        return read_input_texts(
             Path(settings.distill.transfer_file),
             key="distill.transfer_file",
             text_column=settings.task.text_column,
-        )
+        ).texts
     if transfer is None or len(transfer) == 0:
         return None
     return list(transfer["text"])

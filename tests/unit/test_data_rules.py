@@ -14,7 +14,7 @@ from fedmodel.config import TaskSettings
 from fedmodel.data.file_formats import MISSING_RULE, is_missing
 from fedmodel.data.files import load_site_file
 from fedmodel.data.tasks import load_task
-from fedmodel.data.text_inputs import read_texts
+from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.errors import FedmodelError
 from tests.conftest import group_settings
 
@@ -106,7 +106,7 @@ def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
     texts = _write(tmp_path / "in.jsonl", [("hello", "x"), ("nan", "y")])
     pattern = r"--input: file .*in.jsonl has 1 text that is missing.*row 2 "
     with pytest.raises(FedmodelError, match=pattern):
-        read_texts(texts, key="--input")
+        read_input_texts(texts, key="--input")
 
 
 def test_a_missing_text_column_is_worded_as_for_the_training_files(
@@ -115,7 +115,7 @@ def test_a_missing_text_column_is_worded_as_for_the_training_files(
     texts = tmp_path / "in.csv"
     texts.write_text("Text,label\nhello,x\n", encoding="utf-8")
     with pytest.raises(FedmodelError) as read:
-        read_texts(texts, key="--input", column_option="--text-column")
+        read_input_texts(texts, key="--input", column_option="--text-column")
     assert str(read.value) == (
         f"--input: file {texts} has no text column 'text' ('Text' differs only "
         "in case or spaces) (columns found: ['Text', 'label']); rename the "
@@ -195,7 +195,7 @@ def test_a_spreadsheets_error_value_is_refused_as_a_label_or_text(
     texts = _write(tmp_path / "in.jsonl", [("hello", "x"), (" #VALUE! ", "y")])
     pattern = r"--input: file .*in.jsonl has 1 text that is a spreadsheet's .*row 2 "
     with pytest.raises(FedmodelError, match=pattern):
-        read_texts(texts, key="--input")
+        read_input_texts(texts, key="--input")
 
 
 def test_ordinary_words_are_labels(tmp_path: Path, test_file: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 from fedmodel.cli.main import run_command
 from fedmodel.config import LatencySettings
 from fedmodel.data.tasks import load_task
-from fedmodel.data.text_inputs import read_texts
+from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.errors import FedmodelError
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, load_tokenizer
@@ -372,7 +372,7 @@ def test_predict_names_an_unreadable_input(
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     with pytest.raises(FedmodelError, match="holds no text lines"):
-        read_texts(empty, key="--input")
+        read_input_texts(empty, key="--input")
 
 
 def test_predict_refuses_a_txt_header_of_the_runs_text_column(

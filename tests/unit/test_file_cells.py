@@ -13,7 +13,7 @@ from fedmodel.data.label_form import composed_labels
 from fedmodel.data.label_warnings import warn_similar_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task
-from fedmodel.data.text_inputs import read_texts
+from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import NORMALIZE, _run, _task
 
@@ -49,7 +49,7 @@ def test_a_text_that_is_no_string_is_refused_by_row(
         load_task(_task([site], test_csv), seed=0)
     # predict's --input and the transfer file: the same rule, the same line.
     with pytest.raises(FedmodelError, match=pattern) as read:
-        read_texts(site, key="--input")
+        read_input_texts(site, key="--input")
     assert str(trained.value).startswith("task.train_files[0]: file ")
     assert str(read.value) == str(trained.value).replace(
         "task.train_files[0]", "--input"
@@ -196,7 +196,7 @@ def test_texts_differing_only_in_surrounding_spaces_are_one_record(
     texts.write_text("dire\nnew\n")
     run = _run(task, transfer_file=texts)
     with caplog.at_level("WARNING", logger="fedmodel.data.shared_texts"):
-        read = read_texts(texts, key="k")
+        read = read_input_texts(texts, key="k").texts
         warn_shared_texts(run, data, normalize=NORMALIZE, distill_texts=read)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned

@@ -13,7 +13,7 @@ from fedmodel.data.label_descriptions import label_texts
 from fedmodel.data.label_warnings import warn_labels, warn_similar_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task
-from fedmodel.data.text_inputs import read_texts
+from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import NORMALIZE, _task
 
@@ -153,13 +153,13 @@ def test_a_transfer_file_without_its_column_says_what_to_rename(
     texts = tmp_path / "public.csv"
     texts.write_text("note\nI was charged twice\n")
     with pytest.raises(FedmodelError) as info:
-        read_texts(texts, key="distill.transfer_file")
+        read_input_texts(texts, key="distill.transfer_file")
     assert "rename the texts' column to 'text'" in str(info.value)
     pd.DataFrame({"text": ["charged twice", None]}).to_parquet(
         parquet := tmp_path / "public.parquet"
     )
     with pytest.raises(FedmodelError, match=r"row 2 .*fill it in or remove that row"):
-        read_texts(parquet, key="distill.transfer_file")
+        read_input_texts(parquet, key="distill.transfer_file")
 
 
 def test_a_txt_file_with_a_header_line_is_refused(tmp_path: Path) -> None:
@@ -168,18 +168,21 @@ def test_a_txt_file_with_a_header_line_is_refused(tmp_path: Path) -> None:
     texts = tmp_path / "public.txt"
     texts.write_text("\nText\nI was charged twice\n")
     with pytest.raises(FedmodelError) as info:
-        read_texts(texts, key="distill.transfer_file")
+        read_input_texts(texts, key="distill.transfer_file")
     message = str(info.value)
     assert message.startswith("distill.transfer_file: file")
     assert "starts with the line 'Text' (line 2), a column name" in message
     texts.write_text("note\nI was charged twice\n")
     with pytest.raises(FedmodelError, match="line 'note'"):
-        read_texts(texts, key="--input", text_column="note")
+        read_input_texts(texts, key="--input", text_column="note")
     texts.write_text("I was charged twice\ntext\n")
-    assert read_texts(texts, key="--input") == ["I was charged twice", "text"]
+    assert read_input_texts(texts, key="--input").texts == [
+        "I was charged twice",
+        "text",
+    ]
     texts.write_text("Body\nI was charged twice\n")
     with pytest.raises(FedmodelError, match=r"line 'Body' \(line 1\)"):
-        read_texts(texts, key="--input", header_names=("body",))
+        read_input_texts(texts, key="--input", header_names=("body",))
 
 
 def test_a_test_file_sharing_texts_with_a_site_is_named(

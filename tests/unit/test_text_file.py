@@ -13,7 +13,7 @@ import pytest
 
 from fedmodel.client.site_agreement import agreed_labels
 from fedmodel.data.tasks import load_task
-from fedmodel.data.text_inputs import read_texts
+from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _task
 
@@ -40,7 +40,7 @@ def test_a_jsonl_text_holding_a_unicode_line_separator_is_one_record(
     site.write_text("\n".join(lines) + "\n", encoding="utf-8")
     data = load_task(_task([site], test_csv), seed=0)
     assert data.train["text"] == texts
-    assert read_texts(site, key="--input") == texts
+    assert read_input_texts(site, key="--input").texts == texts
 
 
 def test_a_csv_with_lone_cr_line_endings_is_read(
@@ -99,7 +99,7 @@ def test_a_labels_file_is_read_as_every_text_file_is(tmp_path: Path) -> None:
     path = tmp_path / "labels.txt"
     path.write_bytes(b"\xef\xbb\xbfcardio\r\northo\rneuro\xe2\x80\xa8logy\n\n")
     assert agreed_labels(path) == ("cardio", "ortho", "neuro\u2028logy")
-    assert list(agreed_labels(path)) == read_texts(path, key="--input")
+    assert list(agreed_labels(path)) == read_input_texts(path, key="--input").texts
 
 
 def test_a_utf16_labels_file_is_named_as_such(tmp_path: Path) -> None:
