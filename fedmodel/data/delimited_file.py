@@ -11,7 +11,7 @@ import pandas as pd
 
 from fedmodel.config.wording import plural
 from fedmodel.data.column_names import refuse_repeated_columns
-from fedmodel.data.text_file import read_utf8
+from fedmodel.data.text_file import ended_lines, read_utf8
 from fedmodel.errors import FedmodelError
 
 
@@ -74,9 +74,9 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
     # The csv module refuses a field over 128 KiB; a long note is data. The
     # limit is the module's own, so it is only ever raised.
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    # newline="": lines end at LF, CRLF or a lone CR, as pandas reads them,
-    # and a line break inside a quoted field is kept as written.
-    lines = io.StringIO(text, newline="").readlines()
+    # Lines end at LF, CRLF or a lone CR, as pandas reads them, and a line
+    # break inside a quoted field is kept as written.
+    lines = _LinesRead(text)
     reader = csv.reader(lines, delimiter=form.separator, strict=True)
     try:
         first = next(reader, [])
@@ -91,7 +91,7 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
             if not "".join(fields).strip():
                 # pandas skips a line that is blank or only spaces, and so do
                 # we; a quoted "" it reads as a record of an empty cell.
-                if not lines[reader.line_num - 1].strip():
+                if not lines.last.strip():
                     blank_line = blank_line or reader.line_num
                 continue
             if blank_line and len(names) == 1:
@@ -112,6 +112,26 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
             f"file {path}, line {reader.line_num} is not valid {form.name} "
             f"({exc}); check its quoting"
         ) from exc
+
+
+class _LinesRead:
+    """A text's lines as csv reads them, keeping the one it read last.
+
+    csv takes no line beyond a record's last, so `last` is the record just
+    read: its blank line is told from a quoted "" without the file's lines
+    held beside its text.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._lines = ended_lines(text)
+        self.last = ""
+
+    def __iter__(self) -> _LinesRead:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
 
 
 def _repeats_header(fields: list[str], names: list[str]) -> bool:

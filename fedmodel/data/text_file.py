@@ -10,6 +10,7 @@ import codecs
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from fedmodel.errors import FedmodelError
@@ -108,3 +109,17 @@ def _holds_workbook(raw: bytes) -> bool:
 def text_lines(text: str) -> list[str]:
     """The lines of a file's text, split at LF, CRLF or a lone CR only."""
     return _LINE_BREAK.split(text)
+
+
+def ended_lines(text: str) -> Iterator[str]:
+    """The lines of a file's text in turn, each with the LF, CRLF or CR ending it.
+
+    As `io.StringIO(text, newline="")` reads them, without its copy of the
+    text at four bytes a character.
+    """
+    start = 0
+    for line_break in _LINE_BREAK.finditer(text):
+        yield text[start : line_break.end()]
+        start = line_break.end()
+    if start < len(text):
+        yield text[start:]

@@ -13,6 +13,7 @@ import pytest
 
 from fedmodel.client.site_agreement import agreed_labels
 from fedmodel.data.tasks import load_task
+from fedmodel.data.text_file import ended_lines
 from fedmodel.data.text_inputs import read_input_texts
 from fedmodel.errors import FedmodelError
 from tests.unit.test_data_files import _task
@@ -189,3 +190,13 @@ def test_a_utf16_export_without_its_bom_is_named_as_utf16(
     with pytest.raises(FedmodelError, match="unicode.csv is UTF-16 text") as info:
         load_task(_task([site], test_csv), seed=0)
     assert "\x00" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "a", "a\n", "a\r\nb\rc\n\rd", "\n\n", "x\u2028y\x85z\r", '"q\r\nr",s\r\n'],
+)
+def test_ended_lines_are_the_lines_csv_read_before(text: str) -> None:
+    # delimited_file's shape check read io.StringIO(text, newline="")'s list of
+    # lines, a copy of the file at four bytes a character: the same lines.
+    assert list(ended_lines(text)) == io.StringIO(text, newline="").readlines()
