@@ -38,8 +38,10 @@ def read_delimited(path: Path, *, form: Delimited) -> pd.DataFrame:
     _check_shape(path, text, form=form)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.
+        # Given bytes: pandas encodes a str source to UTF-8 to parse it anyway,
+        # and io.StringIO would hold the text again at four bytes a character.
         table = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(text.encode("utf-8")),
             sep=form.separator,
             dtype=str,
             keep_default_na=False,
