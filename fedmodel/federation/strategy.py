@@ -3,50 +3,30 @@
 The wrapper stops sampling nodes whose client spent its privacy budget
 (`spent_budgets.py`) or that failed for good; it does not know how updates
 were noised (by each client's DP-SGD, or under `privacy=central` by the
-strategy it wraps, `adaptive_clipping.py`). It checks every reply holds
-weights and numbers only, records why a client gave nothing usable,
-refuses a node naming another client id than it did before, or one another
-node answers for (`client_binding.py`) and, in a simulation, an id the
-server gave no client, and refuses a client whose ledger reports less than
-the server already saw it spend: asked before the round trains (`admit`),
-and again in its reply.
-`strategy_choice.py` picks the Flower strategy it wraps.
+strategy it wraps, `adaptive_clipping.py`). It checks every client's
+reply (`reply_checks.py`): to the ledger query asked before the round
+trains (`admit`), and to its train message. `strategy_choice.py` picks the
+Flower strategy it wraps.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedmodel.config.wording import decimals_up
-from fedmodel.federation.client_binding import (
-    ClientBinding,
-    reported_before,
-    reported_client,
-)
-from fedmodel.federation.messages import (
-    CLIENT_ID_KEY,
-    METRICS_KEY,
-    ClientFailure,
-    as_weights,
-    metrics_problem,
-    read_failure,
-    reply_problem,
-)
-from fedmodel.federation.spent_budgets import figures_to_keep, is_spent, kept_epsilon
+from fedmodel.federation.client_binding import ClientBinding
+from fedmodel.federation.messages import ClientFailure, as_weights
+from fedmodel.federation.reply_checks import ReplyChecks
+from fedmodel.federation.spent_budgets import kept_epsilon
 from fedmodel.federation.strategy_choice import ClientChoice, say_if_waiting
-from fedmodel.federation.train_replies import by_client, node_of, with_shared_metrics
-from fedmodel.privacy.figure_keys import EPSILON_KEY, LEDGER_RESETS_KEY
-from fedmodel.privacy.ledger_holding import ledger_regression
-
-log = logging.getLogger(__name__)
+from fedmodel.federation.train_replies import by_client, with_shared_metrics
+from fedmodel.privacy.figure_keys import EPSILON_KEY
 
 
-class BudgetAwareStrategy:
+class BudgetAwareStrategy(ReplyChecks):
     """Delegate to a Flower strategy, skipping clients spent or failed for good."""
 
     # Whether a round short of federation.min_replies keeps its aggregate
@@ -202,96 +182,3 @@ class BudgetAwareStrategy:
             server_round, with_shared_metrics(accepted)
         )
         return (None if arrays is None else as_weights(arrays)), aggregated, accepted
-
-    def _accept(self, server_round: int, reply: Message) -> bool:
-        reported = self._reported(server_round, reply, self._sent)
-        if reported is None:
-            return False
-        node, client_id, figures = reported
-        previous = self.client_figures.get(client_id)
-        # A simulated client's archived ledger got here only if it held all
-        # that was recorded (`ledger_regression`): no budget started again.
-        if (
-            previous
-            and not self.simulated
-            and figures.get(LEDGER_RESETS_KEY, 0) > previous.get(LEDGER_RESETS_KEY, 0)
-        ):
-            log.warning(
-                "round %d: client %d's privacy ledger was reset (its operator ran "
-                "fedmodel ledger reset); its ledger's epsilon starts again from "
-                "this round, but the run goes on counting the epsilon %s it was "
-                "charged before (the model holds those rounds' updates) until "
-                "the new figure passes it",
-                server_round,
-                client_id,
-                decimals_up(kept_epsilon(previous), 4),
-            )
-        # Every charge a client reports counts, whether or not its update is used.
-        self.client_figures[client_id] = figures_to_keep(figures, previous)
-        self.reporters[client_id] = node
-        if is_spent(figures):
-            self.spent_nodes.add(node)
-            self.round_spent.append(client_id)
-            log.warning(
-                "round %d: client %d has spent its privacy budget; its node is "
-                "not selected again",
-                server_round,
-                client_id,
-            )
-            return False
-        problem = reply_problem(reply.content, self.expected_shapes)
-        if problem:
-            reason = f"its update was rejected: {problem}"
-            self._fail(ClientFailure(server_round, node, client_id, reason, True))
-            return False
-        return True
-
-    def _reported(
-        self, server_round: int, reply: Message, sent: list[Message]
-    ) -> tuple[int, int, dict[str, float]] | None:
-        """A reply's node, client id and figures, if its ledger kept its charges.
-
-        None, with the failure kept, for an error reply, one holding anything
-        but numbers and a client id, one naming a client this node may not
-        answer for (`ClientBinding.refusal`), or one whose ledger reports less
-        than the server recorded for its client.
-        """
-        node = node_of(reply, sent)
-        if reply.has_error():
-            # Flower's reply for a lost node ("Node Unavailable") names no
-            # client: the site it answered for is named, as a node id hides it.
-            known = reported_client(self.reporters, node)
-            self._fail(read_failure(server_round, reply, node_id=node, known=known))
-            return None
-        problem = metrics_problem(
-            reply.content,
-            privacy_figures=self.privacy_figures,
-            client_ids=self.client_ids,
-        )
-        if problem:
-            self._fail(ClientFailure(server_round, node, None, problem, True))
-            return None
-        figures = {
-            key: float(value)  # type: ignore[arg-type]
-            for key, value in reply.content.metric_records[METRICS_KEY].items()
-        }
-        client_id = int(figures[CLIENT_ID_KEY])
-        refusal = self.binding.refusal(server_round, node=node, client_id=client_id)
-        if refusal:
-            self._fail(refusal)
-            return None
-        regression = ledger_regression(
-            self.client_figures.get(client_id), figures, in_a_run=self.simulated
-        )
-        if regression:
-            before = self.reporters.get(client_id, node)
-            if before != node:
-                regression += reported_before(client_id, before)
-            self._fail(ClientFailure(server_round, node, client_id, regression, True))
-            return None
-        return node, client_id, figures
-
-    def _fail(self, failure: ClientFailure) -> None:
-        self.round_failures.append(failure)
-        if failure.permanent:
-            self.failed_nodes.add(failure.node_id)

@@ -18,7 +18,7 @@ from datasets import Dataset
 from flwr.app import Message
 
 from fedmodel.errors import FedmodelError
-from fedmodel.federation import strategy
+from fedmodel.federation import reply_checks
 from fedmodel.federation.continuity import check_recorded_ledger, recorded_for
 from fedmodel.federation.messages import RECORDED_KEY
 from fedmodel.federation.server_app import run_federation
@@ -78,9 +78,11 @@ def test_a_wiped_ledger_is_refused_by_its_client_before_it_charges(
     # client trains on the same records all run: an archived ledger starts no
     # new budget for it. Before, client 1 trained round 2 on a fresh ledger,
     # and the run stated its epsilon from round 2 alone.
-    # On the strategy's own logger: a client's round unpropagates fedmodel's.
+    # On the reply checks' own logger: a client's round unpropagates fedmodel's.
     warned: list[str] = []
-    monkeypatch.setattr(strategy.log, "warning", lambda *a: warned.append(a[0] % a[1:]))
+    monkeypatch.setattr(
+        reply_checks.log, "warning", lambda *a: warned.append(a[0] % a[1:])
+    )
     run_dir = tmp_path / "run"
 
     def damage(client: int, message: Message) -> None:

@@ -28,7 +28,7 @@ from fedmodel.client.message_timings import MESSAGE_TIMINGS
 from fedmodel.client.site import site_from_node_config
 from fedmodel.client.site_data import site_round_records
 from fedmodel.federation import client_app
-from fedmodel.federation.strategy import METRICS_KEY
+from fedmodel.federation.messages import METRICS_KEY
 from fedmodel.training.feature_store import (
     STALE_TEMP_AGE_S,
     StoredFeatures,

@@ -237,7 +237,7 @@ def test_a_ledger_reset_during_the_run_does_not_lower_the_rounds_epsilon(
     strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
     strategy.aggregate_train(1, [_reply(11, client=0, spent=False, steps=96)])
     strategy.aggregate_train(1, [_reply(12, client=1, spent=False, steps=48)])
-    with caplog.at_level(logging.WARNING, logger="fedmodel.federation.strategy"):
+    with caplog.at_level(logging.WARNING, logger="fedmodel.federation.reply_checks"):
         reset = _reply(11, client=0, spent=False, steps=24, resets=1)
         strategy.aggregate_train(2, [reset])
     assert "counting the epsilon 2.0000 it was charged before" in caplog.text
