@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from fedmodel.config.wording import plural
+from fedmodel.federation.callbacks import Result
 from fedmodel.federation.round_state import RoundState
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
@@ -48,9 +49,7 @@ class BudgetStop:
         self.last_round = last_round
         self.ended: str | None = None
 
-    def after_round(
-        self, state: RoundState, metrics: dict[str, Any]
-    ) -> tuple[bool, dict[str, Any]]:
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """The stop signal: too few clients have budget for a round to be kept."""
         failed = {failure.client_id for failure in state.failures}
         spent = spent_clients(self.strategy.client_figures) - failed
