@@ -102,7 +102,11 @@ def _refuse_left_out_by_case(name: str, matches: list[str], *, pattern: str) -> 
 
 
 def _any_case(name: str) -> str:
-    """`name`, a glob pattern, matching its letters in either case."""
+    """`name`, a glob pattern, matching its letters in either case.
+
+    Python 3.11 has no case-blind glob: `fnmatch` folds case on Windows alone;
+    pathlib's `case_sensitive=` (3.12) folds [...] too, and its `*` takes dot files.
+    """
     out: list[str] = []
     in_class = False
     for char in name:
