@@ -11,6 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source simulations/given_keys.sh
+if (($# == 0)) || [[ $1 == *=* || $1 == -* ]]; then
+  got="'${1-}'"
+  (($#)) || got="no argument"
+  echo "privacy_sweep.sh: error: the first argument must be the task (bank or" \
+    "hospital), got ${got}: simulations/privacy_sweep.sh TASK [overrides...]" >&2
+  exit 2
+fi
 make --quiet install
 task="$1"
 shift
