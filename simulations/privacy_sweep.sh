@@ -4,7 +4,9 @@
 # federated run; the centralized baseline (one client) with and without DP-SGD.
 # Two seeds each. Then `fedmodel report` writes the CSV, table and plot.
 # Usage: simulations/privacy_sweep.sh TASK [hydra overrides for every run...]
-# (leave num_clients at its default 4: the centralized runs set it to 1).
+# The budgets are $EPSILONS (default 1,3,8), the seeds $SEEDS (default 42,43).
+# An override of num_clients, experiment or privacy.target_epsilon is refused
+# (the centralized runs set num_clients=1; the budgets come from EPSILONS).
 # The sweep folder is $SWEEP_DIR (default multirun/sweep-TASK-<date-time>).
 # Runs skip distillation (distill=off): the sweep measures the federated model.
 # An extra override of `seed` or `distill` replaces the script's (SEEDS, distill=off).
@@ -18,6 +20,31 @@ if (($# == 0)) || [[ $1 == *=* || $1 == -* ]]; then
     "hospital), got ${got}: simulations/privacy_sweep.sh TASK [overrides...]" >&2
   exit 2
 fi
+# Keys the script sets per group: a user's num_clients would win over
+# experiment=centralized's 1 without a word (no centralized row in the report),
+# and an experiment or budget is refused only by the group that sets it too.
+for given in "${@:2}"; do
+  case "$(override_key "$given")" in
+  num_clients)
+    echo "privacy_sweep.sh: error: ${given} would replace experiment=centralized's" \
+      "num_clients=1 in the centralized runs, and the report would have no" \
+      "centralized row: leave num_clients out (the federated runs take the config's)" >&2
+    exit 2
+    ;;
+  experiment)
+    echo "privacy_sweep.sh: error: ${given}: the sweep's centralized runs set" \
+      "experiment=centralized; leave experiment out and give the keys you want" \
+      "from it as overrides" >&2
+    exit 2
+    ;;
+  privacy.target_epsilon)
+    echo "privacy_sweep.sh: error: ${given}: the sweep sets privacy.target_epsilon" \
+      "itself; choose its budgets with EPSILONS (default 1,3,8), e.g." \
+      "EPSILONS=${given#*=} simulations/privacy_sweep.sh TASK ..." >&2
+    exit 2
+    ;;
+  esac
+done
 make --quiet install
 task="$1"
 shift

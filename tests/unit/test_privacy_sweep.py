@@ -36,3 +36,30 @@ def test_a_sweep_without_its_task_first_is_refused_with_the_usage(
     assert got in done.stderr
     assert "simulations/privacy_sweep.sh TASK [overrides...]" in done.stderr
     assert "make was called" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("num_clients=8", "report would have no centralized row"),
+        ("+experiment=banks_eps8", "runs set experiment=centralized"),
+        ("privacy.target_epsilon=2,4", "choose its budgets with EPSILONS"),
+    ],
+)
+def test_a_key_the_sweep_sets_per_group_is_refused_before_anything_runs(
+    tmp_path: Path, given: str, says: str
+) -> None:
+    """num_clients would leave no centralized run; the others failed late."""
+    done = _sweep(tmp_path, "bank", "model=tiny", given)
+    assert done.returncode == 2, done.stderr
+    assert f"privacy_sweep.sh: error: {given}" in done.stderr
+    assert says in done.stderr
+    assert "make was called" not in done.stderr
+
+
+def test_a_sweep_with_its_task_and_other_overrides_goes_on_to_install(
+    tmp_path: Path,
+) -> None:
+    done = _sweep(tmp_path, "bank", "model=tiny", "seed=7", "num_rounds=2")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "make was called"
