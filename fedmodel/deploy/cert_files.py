@@ -31,22 +31,22 @@ SUPERLINK_KEY = "superlink.key"
 # P-384: a NIST curve, which Flower requires for SuperNode keys.
 CURVE = ec.SECP384R1
 _Loaded = TypeVar("_Loaded")
-_CERTIFICATE = "a PEM certificate"
 
 
 def read_certificate(path: Path, *, option: str, instead: str) -> x509.Certificate:
-    """The first certificate in the PEM file `path`.
+    """The first of the PEM certificates in `path`, each of which must parse.
 
-    A file that holds none, or cannot be read, is refused: FedmodelError
-    naming `option` and `path`, ending "give {instead}".
+    TLS reads the whole file (a CA file or a chain), so a broken certificate
+    after the first refuses it too, as does a file that holds none or cannot
+    be read: FedmodelError naming `option` and `path`, ending "give {instead}".
     """
     return _read_pem(
         path,
-        x509.load_pem_x509_certificate,
+        x509.load_pem_x509_certificates,
         option=option,
-        what=_CERTIFICATE,
+        what="a PEM certificate",
         instead=instead,
-    )
+    )[0]
 
 
 def read_private_key(path: Path, *, option: str, instead: str) -> PrivateKeyTypes:
@@ -86,19 +86,16 @@ def _read_pem(
 def check_certificate(
     path: Path, *, option: str, expected: str = CA_CERT
 ) -> x509.Certificate:
-    """The first of the PEM certificates in `path`, each of which must parse.
+    """`read_certificate` of `path`, advising the `expected` file instead.
 
-    TLS reads the whole file (a CA file or a chain), so a broken certificate
-    after the first refuses it too, naming `option` and `expected`, the file
-    `fedmodel certs superlink` wrote to give instead.
+    The launch's check: `expected` is the file `fedmodel certs superlink`
+    wrote, which the message says to give instead.
     """
-    return _read_pem(
+    return read_certificate(
         path,
-        x509.load_pem_x509_certificates,
         option=option,
-        what=_CERTIFICATE,
         instead=f"the {expected} that `fedmodel certs superlink` wrote",
-    )[0]
+    )
 
 
 def check_superlink_key(path: Path, *, option: str) -> None:

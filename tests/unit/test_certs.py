@@ -213,6 +213,28 @@ def test_a_reissue_names_the_file_that_does_not_parse(tmp_path: Path) -> None:
         assert sorted(broken.iterdir()) == before  # nothing written
 
 
+def test_a_reissue_refuses_a_certificate_file_the_launch_refuses(
+    tmp_path: Path,
+) -> None:
+    # Before, a re-issue read only the first PEM block, so a ca.crt or
+    # superlink.crt whose later block was broken passed it and the launch
+    # (TLS reads the whole file) then refused the folder.
+    made = create_superlink_certificates(tmp_path / "made", hosts=["localhost"])
+    bad_block = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    for name in ("ca.crt", "superlink.crt"):
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(made.ca_cert.parent, broken)
+        (broken / name).write_text((broken / name).read_text() + bad_block)
+        with pytest.raises(FedmodelError, match=f"--certs: {broken / name} is not"):
+            superlink_command(certs_dir=broken, host="0.0.0.0", port=1, database=None)
+        before = _files(broken)
+        with pytest.raises(FedmodelError) as refused:
+            reissue_superlink_certificate(broken, hosts=["localhost"])
+        message = str(refused.value)
+        assert message.startswith(f"--dir: {broken / name} is not a PEM"), message
+        assert _files(broken) == before  # nothing written
+
+
 def test_the_superexec_check_names_a_certificate_that_does_not_parse(
     tmp_path: Path,
 ) -> None:
