@@ -4,12 +4,24 @@
 # full fine-tuning for 30 epochs), run once without DP and once at epsilon 1,
 # then `fedmodel audit` on each. keep_best=false: the audit measures the trained
 # model, not a public start it might keep. Extra Hydra overrides apply to both runs;
-# one of a key set below replaces the script's value.
+# one of a key set below replaces the script's value. The runs go to $AUDIT_DIR/off
+# and $AUDIT_DIR/eps1 (default outputs/audit-power-<date-time>); an AUDIT_DIR that
+# already holds either is refused (exit 2): a rerun needs a new one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source simulations/given_keys.sh
-make --quiet install
 out="${AUDIT_DIR:-outputs/audit-power-$(date +%Y%m%d-%H%M%S)}"
+# fedmodel would refuse the run folder with advice (resume=true, hydra.run.dir=)
+# for keys the script sets itself; say what its user can change, before anything.
+for run in "${out}/off" "${out}/eps1"; do
+  if [[ -e $run ]]; then
+    echo "audit_power.sh: error: AUDIT_DIR=${out} already holds ${run} from an" \
+      "earlier run: give a new AUDIT_DIR (e.g. AUDIT_DIR=${out}-2" \
+      "simulations/audit_power.sh), or move ${out} away first" >&2
+    exit 2
+  fi
+done
+make --quiet install
 small=(model=tiny task.max_train_examples=200 task.max_test_examples=200
   num_clients=1 partition=iid task.val_fraction=0.5 num_rounds=1 finetune=full
   finetune.learning_rate=0.005 finetune.local_epochs=30 finetune.batch_size=16
