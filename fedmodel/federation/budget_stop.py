@@ -12,8 +12,7 @@ import logging
 from typing import Any
 
 from fedmodel.config.wording import plural
-from fedmodel.federation.callbacks import Result
-from fedmodel.federation.round_state import RoundState
+from fedmodel.federation.round_state import Result, RoundState
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 

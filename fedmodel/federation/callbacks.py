@@ -21,15 +21,13 @@ from typing import Any
 import torch
 
 from fedmodel.config.wording import decimals_up, plural
-from fedmodel.federation.round_state import RoundState
+from fedmodel.federation.round_state import Result, RoundState
 from fedmodel.run.metrics import append_round
 from fedmodel.run.summary import changed_rounds
 from fedmodel.training.loops import EvalResult
 from fedmodel.training.model_selection import LastRoundOrStart
 
 log = logging.getLogger(__name__)
-
-Result = tuple[bool, dict[str, Any]]
 
 
 class RoundHistory:

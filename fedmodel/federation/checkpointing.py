@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from fedmodel.federation.callbacks import Result, RoundHistory
-from fedmodel.federation.round_state import RoundState
+from fedmodel.federation.callbacks import RoundHistory
+from fedmodel.federation.round_state import Result, RoundState
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.checkpoint import Checkpoint, save_checkpoint
 from fedmodel.training.model_selection import LastRoundOrStart

@@ -14,9 +14,8 @@ from typing import Any
 
 from fedmodel.client.site import RunRefusal
 from fedmodel.config.wording import plural
-from fedmodel.federation.callbacks import Result
 from fedmodel.federation.messages import ClientFailure
-from fedmodel.federation.round_state import RoundState
+from fedmodel.federation.round_state import Result, RoundState
 
 log = logging.getLogger(__name__)
 

@@ -91,12 +91,14 @@ class RoundState:
         return len(self.messages) - self.answered + self.unanswered_queries
 
 
+# What a round callback returns: (stop the loop?, metrics to add).
+Result = tuple[bool, dict[str, Any]]
+
+
 class RoundCallback(Protocol):
     """Called after every round; returns (stop the loop?, metrics to add)."""
 
-    def after_round(
-        self, state: RoundState, metrics: dict[str, Any]
-    ) -> tuple[bool, dict[str, Any]]:
+    def after_round(self, state: RoundState, metrics: dict[str, Any]) -> Result:
         """React to a finished round."""
         ...
 
