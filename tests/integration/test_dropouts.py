@@ -4,13 +4,16 @@ Three sites; once sites 1 and 2 have charged their ledgers for round 1, their
 SuperNodes' process groups get SIGKILL (a machine that dies: no goodbye to
 the SuperLink). The server leaves them out once Flower reports them
 unavailable or `federation.round_timeout` passes, and round 1 ends with the
-one site left. The dead sites' ledgers keep the charge for round 1 although
-no update left them (an over-count, never an under-count). Site 2 then comes
-back with the same key and state directory and is accepted in round 2, its
-ledger continued: `strategy.min_train_clients=2` makes round 2 wait until two
-sites are connected (site 0 and site 2 back; site 1 stays dead), so two
-rounds suffice. (Three sites are enough: each round starts a ClientApp
-process per site, seconds of imports each.)
+one site left. (The SuperNodes beat every 10 s instead of Flower's 30 s,
+`Loopback.start_site(short_heartbeat=True)`: Flower reports a dead site
+about 30 s after the kill instead of 70 s.) The dead sites' ledgers keep the
+charge for round 1 although no update left them (an over-count, never an
+under-count). Site 2 then comes back with the same key and state directory
+and is accepted in round 2, its ledger continued:
+`strategy.min_train_clients=2` makes round 2 wait until two sites are
+connected (site 0 and site 2 back; site 1 stays dead), so two rounds
+suffice. (Three sites are enough: each round starts a ClientApp process per
+site, seconds of imports each.)
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
             site_id=site_id,
             data_file=sites[site_id],
             max_epsilon=50.0,
+            short_heartbeat=True,
         )
 
     supernodes = {}
@@ -110,6 +114,7 @@ def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
     assert not failures, failures
 
     rounds = read_rounds(run_dir)
+    assert "node heartbeat 10 s" in loopback.log("site-0")
     assert [r["round"] for r in rounds] == list(range(1, NUM_ROUNDS + 1))
     assert rounds[KILL_ROUND - 1]["clients_aggregated"] == NUM_SITES - len(KILLED)
     assert all(r["clients_aggregated"] >= 1 for r in rounds)
