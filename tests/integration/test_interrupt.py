@@ -120,10 +120,16 @@ def _stop_at(
 
 
 def _simulate_200_rounds(run_dir: Path) -> list[str]:
-    """A smoke run of 200 rounds: a stop lands mid-run, not as the run ends."""
+    """A smoke run of 200 rounds: a stop lands mid-run, not as the run ends.
+
+    Both clients in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
+    the stop still meets Ray's processes, and the run pays one actor's
+    imports instead of two.
+    """
     return [
         *[sys.executable, "-m", "fedmodel", "simulate", "debug=smoke"],
-        *["num_rounds=200", f"hydra.run.dir={run_dir}"],
+        *["num_rounds=200", "federation.cpus_per_client=2"],
+        f"hydra.run.dir={run_dir}",
     ]
 
 
@@ -159,7 +165,7 @@ def test_ctrl_c_stops_the_run_and_fedmodel_resume_continues_it(
     assert (run_dir / "checkpoint" / "state.pt").is_file()
 
     # The command it names, from another folder, reads the run's overrides
-    # (debug=smoke num_rounds=200) from the folder and goes on from its
+    # (debug=smoke num_rounds=200 ...) from the folder and goes on from its
     # checkpoint; stopped again two rounds on, it names itself. (Rounds take
     # a fraction of a second: the first run may have gone on past round 2.)
     code, text = _stop_at(
