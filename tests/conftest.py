@@ -42,6 +42,19 @@ from fedmodel.run.console import (  # noqa: E402
 )
 from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 
+# `make test` runs two xdist workers on two cores; each worker's torch would
+# start a thread per core for what a test computes in its own process: four
+# compute threads on two cores, several times slower. Each worker computes on
+# its share of the cores instead (the commands and Ray actors a test starts
+# keep their own threads). Four of the longest unit files (test_gpu_placement,
+# test_rounds, test_local_round, test_distill) under `-n 2 --dist loadfile`
+# took 181.8 s, and 49.5 s with one thread a worker.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads() // _WORKERS))
+
 # Every run ends by timing its exported models (`latency.calls_batch1` calls
 # at batch 1 and `calls_batch32` at 32, in each runtime; at the defaults 0-1 s
 # of a tiny teacher-only run on a quiet 2-core machine, more under load or with
