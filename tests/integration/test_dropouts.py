@@ -114,7 +114,10 @@ def test_sites_killed_mid_round_are_left_out_and_keep_their_charge(
     assert not failures, failures
 
     rounds = read_rounds(run_dir)
-    assert "node heartbeat 10 s" in loopback.log("site-0")
+    assert "node heartbeat 10 s" in loopback.log("site-0"), (
+        "site 0's SuperNode kept Flower's own heartbeat: has Flower renamed what "
+        "tests/integration/short_heartbeat/sitecustomize.py sets?"
+    )
     assert [r["round"] for r in rounds] == list(range(1, NUM_ROUNDS + 1))
     assert rounds[KILL_ROUND - 1]["clients_aggregated"] == NUM_SITES - len(KILLED)
     assert all(r["clients_aggregated"] >= 1 for r in rounds)
