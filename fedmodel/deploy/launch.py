@@ -104,9 +104,9 @@ def superlink_command(
         for name in (CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY)
     )
     check_certificate(ca_cert, option="--certs")
-    check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
+    made = check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
     check_superlink_key(key, option="--certs")
-    check_superexec_address(cert, host)
+    check_superexec_address(made, path=cert, host=host)
     return [
         *command,
         "--ssl-ca-certfile",

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from cryptography import x509
 
-from fedmodel.deploy.cert_files import SUPERLINK_CERT, check_certificate
 from fedmodel.errors import FedmodelError
 
 
@@ -57,22 +56,22 @@ def superexec_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
 
 
-def check_superexec_address(cert: Path, host: str) -> None:
+def check_superexec_address(cert: x509.Certificate, *, path: Path, host: str) -> None:
     """Refuse a certificate the SuperLink's own SuperExec cannot verify.
 
     Flower's SuperLink starts a SuperExec that dials it over TLS at
     `superexec_host(host)`; a certificate that does not name that address
     fails every handshake (the SuperLink runs, and the SuperExec that would
-    start a run's ServerApp retries in vain).
+    start a run's ServerApp retries in vain). `cert` is the launch's read of
+    `path` (`check_certificate`), which the message names.
     """
     dialled = superexec_host(host.strip("[]"))
-    made = check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
-    if not certificate_names_host(made, dialled):
+    if not certificate_names_host(cert, dialled):
         raise FedmodelError(
-            f"--certs: {cert} is not made for {dialled}, the address the "
+            f"--certs: {path} is not made for {dialled}, the address the "
             f"SuperLink's own SuperExec dials for --host {host}, so no ServerApp "
             "could start; re-issue the certificate with `fedmodel certs superlink "
-            f"--dir {cert.parent} --reissue` and a --host for each name sites dial "
+            f"--dir {path.parent} --reissue` and a --host for each name sites dial "
             "(it names 127.0.0.1 and ::1 besides; signed by the folder's CA, "
             "with its ca.key, so every site keeps its ca.crt), or listen on a "
             "--host the certificate names"

@@ -22,7 +22,6 @@ from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
 from fedmodel.deploy.certs import create_superlink_certificates
 from fedmodel.deploy.launch import superlink_command
 from fedmodel.deploy.site_keys import create_site_keys
-from fedmodel.deploy.superexec_check import check_superexec_address
 from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
 from fedmodel.errors import FedmodelError
 
@@ -235,17 +234,17 @@ def test_a_reissue_refuses_a_certificate_file_the_launch_refuses(
         assert _files(broken) == before  # nothing written
 
 
-def test_the_superexec_check_names_a_certificate_that_does_not_parse(
+def test_the_launch_names_a_superlink_certificate_that_does_not_parse(
     tmp_path: Path,
 ) -> None:
-    # Before, it read the file unchecked: cryptography's ValueError, a raw
-    # traceback (its one caller, the SuperLink's launch, checks the file first).
-    not_pem = tmp_path / "superlink.crt"
-    not_pem.write_text("not PEM\n")
+    # Before, the SuperExec check read the file unchecked: cryptography's
+    # ValueError, a raw traceback. It now takes the launch's one read of it.
+    made = create_superlink_certificates(tmp_path, hosts=["localhost"])
+    made.cert.write_text("not PEM\n")
     with pytest.raises(FedmodelError) as refused:
-        check_superexec_address(not_pem, "0.0.0.0")
+        superlink_command(certs_dir=tmp_path, host="0.0.0.0", port=1, database=None)
     assert str(refused.value).startswith(
-        f"--certs: {not_pem} is not a PEM certificate (Unable to load PEM"
+        f"--certs: {made.cert} is not a PEM certificate (Unable to load PEM"
     )
     assert str(refused.value).endswith(
         "give the superlink.crt that `fedmodel certs superlink` wrote"
