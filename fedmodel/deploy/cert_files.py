@@ -37,16 +37,38 @@ def read_certificate(path: Path, *, option: str, instead: str) -> x509.Certifica
     """The first of the PEM certificates in `path`, each of which must parse.
 
     TLS reads the whole file (a CA file or a chain), so a broken certificate
-    after the first refuses it too, as does a file that holds none or cannot
-    be read: FedmodelError naming `option` and `path`, ending "give {instead}".
+    after the first refuses it too, as does one whose extensions do not parse
+    or a file that holds none or cannot be read: FedmodelError naming
+    `option` and `path`, ending "give {instead}".
     """
-    return _read_pem(
+    certificates = _read_pem(
         path,
         x509.load_pem_x509_certificates,
         option=option,
         what="a PEM certificate",
         instead=instead,
-    )[0]
+    )
+    for certificate in certificates:
+        _check_extensions(certificate, path, option=option, instead=instead)
+    return certificates[0]
+
+
+def _check_extensions(
+    certificate: x509.Certificate, path: Path, *, option: str, instead: str
+) -> None:
+    """Refuse a certificate whose extensions do not parse, as `read_certificate`.
+
+    cryptography parses them at the first look (`.extensions`), not on load:
+    a malformed or repeated one (a subjectAltName, say) passed the load and
+    raised from a later check of the names, a traceback.
+    """
+    try:
+        certificate.extensions  # noqa: B018 - the look that parses them
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise FedmodelError(
+            f"{option}: {path} holds a certificate whose extensions do not parse "
+            f"({exc}); give {instead}"
+        ) from exc
 
 
 def read_private_key(path: Path, *, option: str, instead: str) -> PrivateKeyTypes:

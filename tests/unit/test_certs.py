@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import (
+    Encoding,
     load_pem_private_key,
     load_ssh_private_key,
 )
+from cryptography.x509.oid import ExtensionOID
 from flwr.cli.supernode.register import try_load_public_key
 
+from fedmodel.cli.errors import EXIT_USER_ERROR
 from fedmodel.cli.main import run_command
 from fedmodel.deploy.cert_files import check_certificate, check_site_private_key
 from fedmodel.deploy.cert_validity import DEFAULT_DAYS, MAX_DAYS
@@ -249,6 +253,74 @@ def test_the_launch_names_a_superlink_certificate_that_does_not_parse(
     assert str(refused.value).endswith(
         "give the superlink.crt that `fedmodel certs superlink` wrote"
     )
+
+
+def _with_names_that_do_not_parse(path: Path, ca_key: Path, *, repeated: bool) -> None:
+    """Sign `path`'s certificate again with a subjectAltName that does not parse.
+
+    Garbage under the subjectAltName's OID, or a second subjectAltName:
+    cryptography builds neither, so the second is an issuerAltName whose OID
+    is edited in the DER (which breaks the signature, verified by TLS only).
+    """
+    old = x509.load_pem_x509_certificate(path.read_bytes())
+    names = x509.SubjectAlternativeName([x509.DNSName("localhost")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(old.public_key())
+        .serial_number(old.serial_number)
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    # The DER of the OIDs 2.5.29.17 (subjectAltName) and 2.5.29.18.
+    san, issuer_alt_name = bytes.fromhex("0603551d11"), bytes.fromhex("0603551d12")
+    if repeated:
+        builder = builder.add_extension(names, critical=False).add_extension(
+            x509.UnrecognizedExtension(
+                ExtensionOID.ISSUER_ALTERNATIVE_NAME, names.public_bytes()
+            ),
+            critical=False,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(
+                ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x01\x02garbage"
+            ),
+            critical=False,
+        )
+    key = load_pem_private_key(ca_key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    der = builder.sign(key, hashes.SHA384()).public_bytes(Encoding.DER)
+    assert der.count(issuer_alt_name) == int(repeated)
+    broken = x509.load_der_x509_certificate(der.replace(issuer_alt_name, san))
+    path.write_bytes(broken.public_bytes(Encoding.PEM))
+
+
+@pytest.mark.parametrize("name", ["ca.crt", "superlink.crt"])
+@pytest.mark.parametrize("repeated", [False, True], ids=["malformed", "repeated"])
+def test_a_certificate_whose_names_do_not_parse_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, repeated: bool
+) -> None:
+    # Before, cryptography's ValueError (DuplicateExtension for a repeated
+    # one) at the first look at a superlink.crt's names: a traceback from
+    # `fedmodel superlink`, and from a re-issue after it had written the new
+    # certificate; such a ca.crt passed the launch.
+    made = create_superlink_certificates(tmp_path, hosts=["localhost"])
+    _with_names_that_do_not_parse(tmp_path / name, made.ca_key, repeated=repeated)
+    what = "holds a certificate whose extensions do not parse"
+    with pytest.raises(FedmodelError, match=f"--certs: {tmp_path / name} {what}"):
+        superlink_command(certs_dir=tmp_path, host="0.0.0.0", port=1, database=None)
+    before = _files(tmp_path)
+    reissue = ["--dir", str(tmp_path), "--host", "localhost", "--reissue"]
+    assert run_command(["certs", "superlink", *reissue]) == EXIT_USER_ERROR
+    said = capsys.readouterr().err
+    assert f"--dir: {tmp_path / name} {what} (" in said, said
+    assert said.endswith(
+        "give the folder `fedmodel certs superlink` wrote, which the "
+        "SuperLink runs with\n"
+    )
+    assert _files(tmp_path) == before  # nothing written
 
 
 def test_certs_superlink_reissue_on_the_command_line(
