@@ -48,11 +48,11 @@ sys.path.insert(0, str(REPO))
 
 from fedmodel.client.message_timings import MESSAGE_TIMINGS  # noqa: E402
 from fedmodel.config import compose_config  # noqa: E402
-from fedmodel.federation.simulation import simulate  # noqa: E402
 from fedmodel.run.console import setup_logging  # noqa: E402
 from fedmodel.run.metrics import read_rounds  # noqa: E402
-from tests.integration.loopback import Loopback  # noqa: E402
-from tests.integration.site_files import write_site_files  # noqa: E402
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 STAGES = ("process_start", "imports", "data", "model_load", "training", "reply")
 
@@ -63,6 +63,8 @@ def _round_seconds(run_dir: Path) -> list[float]:
 
 def _deploy(work: Path, sites: list[Path], overrides: list[str]) -> list[Path]:
     """Run the deployment; return each site's state directory."""
+    from tests.integration.loopback import Loopback
+
     federation = Loopback(work)
     try:
         federation.start_superlink()
@@ -98,7 +100,22 @@ def _stage_medians(state_dirs: list[Path]) -> dict[str, float]:
     return {stage: statistics.median(t[stage] for t in later) for stage in STAGES}
 
 
+def _print_stages(state_dirs: list[Path]) -> None:
+    stages = _stage_medians(state_dirs)
+    print("per message at a site, later rounds (median s):")
+    print("| " + " | ".join(STAGES) + " | sum |")
+    print("|" + "---|" * (len(STAGES) + 1))
+    values = [stages[s] for s in STAGES]
+    print("| " + " | ".join(f"{v:.2f}" for v in values) + f" | {sum(values):.2f} |")
+
+
 def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
+    from fedmodel.federation.simulation import simulate
+    from tests.integration.site_files import write_site_files
+
+    # After the imports: it quiets the loggers Flower, Ray and transformers set
+    # up as they are imported.
+    setup_logging()
     sites, test_file, labels = write_site_files(
         work, records_per_site=args.records_per_site, num_labels=args.labels
     )
@@ -147,12 +164,7 @@ def _one_mode(work: Path, args: argparse.Namespace, mode: str) -> None:
         f"deployed / simulated (later rounds): {later_deployed / later_simulated:.2f}"
         f" ({later_deployed - later_simulated:+.1f} s per round)"
     )
-    stages = _stage_medians(state_dirs)
-    print("per message at a site, later rounds (median s):")
-    print("| " + " | ".join(STAGES) + " | sum |")
-    print("|" + "---|" * (len(STAGES) + 1))
-    values = [stages[s] for s in STAGES]
-    print("| " + " | ".join(f"{v:.2f}" for v in values) + f" | {sum(values):.2f} |")
+    _print_stages(state_dirs)
     print(f"outputs in {work}")
 
 
@@ -173,7 +185,6 @@ def main() -> None:
         "instead of 1 epoch at batch 64",
     )
     args = parser.parse_args()
-    setup_logging()
     for mode in args.modes.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"fedmodel-deploy-bench-{mode}-"))
         _one_mode(work, args, mode)

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from head_candidates import CACHE  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
@@ -36,7 +37,6 @@ from fedmodel.model.load import build_classifier  # noqa: E402
 from fedmodel.training.embedding_cache import embed_split  # noqa: E402
 from fedmodel.training.loops import evaluate, feature_logits, train_epochs  # noqa: E402
 
-CACHE = REPO / "outputs" / "bench-rule"
 # The share of each client's records held out as its local validation split.
 VAL_FRACTION = 0.1
 

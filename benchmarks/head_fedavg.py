@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from head_candidates import Candidate  # noqa: E402
 from head_features import initial_head, validation_accuracy  # noqa: E402
 from quiet_warnings import silence_known_warnings  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from fedmodel.config import compose_config  # noqa: E402
-from fedmodel.config.budget_table import budget_row  # noqa: E402
 from fedmodel.privacy.client_plan import PrivacyPlan, plan_privacy  # noqa: E402
 from fedmodel.privacy.engine import private_training  # noqa: E402
 from fedmodel.training.loops import (  # noqa: E402
@@ -34,28 +32,6 @@ from fedmodel.training.loops import (  # noqa: E402
 )
 
 silence_known_warnings()
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One setting of the head's local training."""
-
-    learning_rate: float
-    batch_size: int
-    rounds: int
-    epochs: int
-    clip: float
-    init: str  # random | label | warm (label, then the server's transfer split)
-    momentum: float = 0.9
-    # finetune.train_head_bias=false: local DP-SGD leaves the bias alone.
-    hold_bias: bool = False
-
-    def label(self) -> str:
-        return (
-            f"lr={self.learning_rate:g} B={self.batch_size} R={self.rounds} "
-            f"E={self.epochs} C={self.clip:g} init={self.init}"
-            + (" bias held" if self.hold_bias else "")
-        )
 
 
 def run(
@@ -109,11 +85,6 @@ def client_plans(
         )
         for _, y in cached["clients"]
     ]
-
-
-def run_accountant() -> str:
-    """The accountant a run charges with (the packaged default)."""
-    return str(compose_config([])["privacy"]["accountant"])
 
 
 def head_rounds(
@@ -197,23 +168,4 @@ def local_update(
         logits_fn=feature_logits(trained),
         epochs=cand.epochs,
         loss_fn=loss_fn,
-    )
-
-
-def rule_candidate(epsilon: float) -> Candidate:
-    """fedmodel's rule at `epsilon` (0: off), 10 rounds from the label names."""
-    row = budget_row(
-        finetune_mode="head",
-        target_epsilon=epsilon or None,
-        privacy_mode="dpsgd" if epsilon else "off",
-    )
-    assert row.learning_rate and row.batch_size and row.local_epochs
-    return Candidate(
-        row.learning_rate,
-        row.batch_size,
-        10,
-        row.local_epochs,
-        row.max_grad_norm,
-        "label",
-        hold_bias=row.train_head_bias is False,
     )

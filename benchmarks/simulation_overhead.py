@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 from fedmodel.config import compose_config
-from fedmodel.federation.simulation import simulate
 from fedmodel.run.console import setup_logging
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 SETTINGS = {
     "2 clients at once (1 CPU each)": ["federation.cpus_per_client=1"],
@@ -43,9 +45,10 @@ def main() -> None:
         # A DP client withholds its compute time (it is computed from its
         # records), so wall / compute would divide by nothing measured.
         parser.error(f"{' '.join(private)}: the overhead is measured without DP")
+    from fedmodel.federation.simulation import simulate
+
     setup_logging()
     logging.getLogger("flwr").setLevel(logging.WARNING)
-
     rows = []
     for index, (name, extra) in enumerate(SETTINGS.items()):
         chosen = ["privacy=off", *args.overrides, *extra]

@@ -42,26 +42,23 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import opacus  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from step_variants import (  # noqa: E402
-    NOISE_MULTIPLIER,
-    NON_PRIVATE,
-    Variant,
-    build_variant,
-    build_workload,
-    mode_settings,
-    short_error,
+from fedmodel.config.modes import (  # noqa: E402
+    FINETUNE_MODE_NAMES,
+    GRAD_SAMPLE_MODE_NAMES,
 )
 
-from fedmodel.config.modes import GRAD_SAMPLE_MODE_NAMES  # noqa: E402
-from fedmodel.model.finetune import FINETUNE_MODES  # noqa: E402
-from fedmodel.training.loops import Batch  # noqa: E402
+if TYPE_CHECKING:
+    from step_variants import Variant
+
+    from fedmodel.training.loops import Batch
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 GRAD_SAMPLE_MODES = GRAD_SAMPLE_MODE_NAMES
 
@@ -69,7 +66,10 @@ GRAD_SAMPLE_MODES = GRAD_SAMPLE_MODE_NAMES
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--modes", nargs="+", choices=FINETUNE_MODES, default=list(FINETUNE_MODES)
+        "--modes",
+        nargs="+",
+        choices=FINETUNE_MODE_NAMES,
+        default=list(FINETUNE_MODE_NAMES),
     )
     parser.add_argument(
         "--batch-size",
@@ -108,6 +108,8 @@ def measure(
     variants: list[Variant], batches: list[Batch], *, warmup: int, repeats: int
 ) -> None:
     """Interleave one step of each variant per repeat, rotating who goes first."""
+    from step_variants import short_error
+
     for repeat in range(warmup + repeats):
         batch = batches[repeat % len(batches)]
         working = [v for v in variants if v.step is not None and not v.error]
@@ -189,6 +191,17 @@ def print_tables(rows: list[tuple[str, int, Variant, Variant]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    import opacus
+    import torch
+    import transformers
+    from step_variants import (
+        NOISE_MULTIPLIER,
+        NON_PRIVATE,
+        build_variant,
+        build_workload,
+        mode_settings,
+    )
+
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(args.threads)

@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data.tasks import load_task
-from fedmodel.model.load import build_classifier, load_tokenizer
-from fedmodel.model.student import build_student
-from fedmodel.serve.export import export_classifier
-from fedmodel.serve.inference import (
-    TextClassifier,
-    alternating_latency_ms,
-    open_runtime,
-)
+
+if TYPE_CHECKING:
+    from fedmodel.serve.inference import TextClassifier
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 # name -> (layers, share of the teacher's feed-forward units, max_length)
 SHAPES: dict[str, tuple[int, float, int]] = {
@@ -44,6 +42,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-shapes"))
     parser.add_argument("--repeats", type=int, default=60, help="calls at batch 1")
     args = parser.parse_args()
+    from fedmodel.data.tasks import load_task
+    from fedmodel.model.load import build_classifier, load_tokenizer
+    from fedmodel.model.student import build_student
+    from fedmodel.serve.export import export_classifier
+    from fedmodel.serve.inference import alternating_latency_ms, open_runtime
+
     settings = settings_from_dict({**compose_config([]), "run_dir": ""})
     texts = list(load_task(settings.task, seed=settings.seed).test["text"])[:1280]
     tokenizer = load_tokenizer(settings.model)

@@ -25,17 +25,15 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import transformers  # noqa: E402
 import yaml  # noqa: E402
-from flwr.app import ArrayRecord  # noqa: E402
 
 from fedmodel.config import compose_config, settings_from_dict  # noqa: E402
-from fedmodel.data.tasks import load_task  # noqa: E402
-from fedmodel.model.finetune import FINETUNE_MODES, prepare_for_finetuning  # noqa: E402
-from fedmodel.model.head import trainable_state  # noqa: E402
-from fedmodel.model.load import build_classifier  # noqa: E402
+from fedmodel.config.modes import FINETUNE_MODE_NAMES  # noqa: E402
 from fedmodel.run.layout import METRICS_FILE, RESOLVED_CONFIG  # noqa: E402
 from fedmodel.run.metrics import read_rounds  # noqa: E402
+
+# torch, transformers, Flower and Opacus are imported where they are used, after
+# the arguments are checked: `--help` and a bad argument answer at once.
 
 # PEFT asks transformers a deprecated question when it wraps the model.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
@@ -55,7 +53,10 @@ class UpdateSize:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--modes", nargs="+", choices=FINETUNE_MODES, default=list(FINETUNE_MODES)
+        "--modes",
+        nargs="+",
+        choices=FINETUNE_MODE_NAMES,
+        default=list(FINETUNE_MODE_NAMES),
     )
     parser.add_argument(
         "--model", default="minilm", help="model config (conf/model/), default minilm"
@@ -80,6 +81,13 @@ def measure(
     model_name: str, mode: str, *, label: str, overrides: Sequence[str] = ()
 ) -> UpdateSize:
     """Build the model as a client does and size its trainable state."""
+    from flwr.app import ArrayRecord
+
+    from fedmodel.data.tasks import load_task
+    from fedmodel.model.finetune import prepare_for_finetuning
+    from fedmodel.model.head import trainable_state
+    from fedmodel.model.load import build_classifier
+
     raw = compose_config([f"model={model_name}", f"finetune={mode}", *overrides])
     settings = settings_from_dict(raw)
     label_names = load_task(settings.task, seed=settings.seed).label_names
@@ -183,6 +191,8 @@ def print_runs(runs: list[Path], sizes: list[UpdateSize], *, model_name: str) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    import transformers
+
     transformers.utils.logging.disable_progress_bar()
     rows: list[tuple[str, str, tuple[str, ...]]] = [
         (mode, mode, ()) for mode in args.modes
