@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from distill import finished_run
+
 # torch, transformers, Flower and Opacus are imported where they are used, after
 # the arguments are checked: `--help` and a bad argument answer at once.
 
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--label-batches", type=int, default=20)
     args = parser.parse_args()
+    if args.teacher_run is not None:
+        finished_run(args.teacher_run, "--teacher-run")
     from distill_bf16_turns import time_both_ways
 
     time_both_ways(

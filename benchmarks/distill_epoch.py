@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from distill import finished_run
+
 # torch, transformers, Flower and Opacus are imported where they are used, after
 # the arguments are checked: `--help` and a bad argument answer at once.
 
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--teacher-run", type=Path)
     parser.add_argument("--batches", type=int, default=30)
     args = parser.parse_args()
+    if args.teacher_run is not None:
+        finished_run(args.teacher_run, "--teacher-run")
     from distill_epoch_turns import time_both_ways
 
     time_both_ways(args.teacher_run, batches=args.batches)

@@ -1,4 +1,4 @@
-"""`benchmarks/distill.py` names a folder that holds no finished run."""
+"""The distill benchmarks name a folder that holds no finished run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "distill.py"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+SCRIPT = BENCHMARKS / "distill.py"
 
 
 @pytest.mark.parametrize("option", ["--run-dir", "--teacher-run"])
@@ -68,3 +69,24 @@ def test_an_out_folder_holding_a_run_is_refused_and_left_as_it_was(
     for run in runs.values():
         assert (run / "summary.json").read_text() == '{"privacy_guarantee": {}}\n'
         assert (run / "resolved_config.yaml").read_text() == "seed: 1\n"
+
+
+@pytest.mark.parametrize("script", ["distill_epoch.py", "distill_bf16.py"])
+def test_their_teacher_run_is_checked_as_distill_py_checks_it(
+    tmp_path: Path, script: str
+) -> None:
+    # Before: a FileNotFoundError or KeyError traceback after about 6 s.
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--teacher-run", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"--teacher-run {tmp_path}: no resolved_config.yaml there; give the folder"
+        )
+    )
