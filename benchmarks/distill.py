@@ -37,8 +37,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fedmodel.config import compose_config
 from fedmodel.run.console import setup_logging
 from fedmodel.run.layout import (
@@ -79,21 +77,6 @@ def new_out(out: Path) -> Path:
                 "figures among them), its config and its models: give a new folder"
             )
     return out
-
-
-def with_packaged_distill(run: Path) -> dict[str, Any]:
-    """`run`'s resolved config with today's packaged distill settings.
-
-    The student follows today's settings (server distillation where the run
-    had none), not the ones the run was started with, whose keys may be gone.
-    A run made before the `latency` keys existed is timed with today's.
-    """
-    raw: dict[str, Any] = yaml.safe_load((run / RESOLVED_CONFIG).read_text())
-    group = "server" if raw["distill"]["name"] == "off" else raw["distill"]["name"]
-    packaged = compose_config([f"distill={group}"])
-    raw["distill"] = packaged["distill"]
-    raw.setdefault("latency", packaged["latency"])
-    return raw
 
 
 def print_quality(summary: dict[str, Any]) -> None:

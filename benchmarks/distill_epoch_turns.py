@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import torch
-from distill import with_packaged_distill
+from distill_models import with_packaged_distill
 from quiet_warnings import silence_known_warnings
 
 from fedmodel.config import (

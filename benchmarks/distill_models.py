@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
-from distill import with_packaged_distill
 from omegaconf import OmegaConf
 
-from fedmodel.config import settings_from_dict
+from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.tasks import load_task
 from fedmodel.distill.finish import finish_models, server_distill_texts
@@ -32,6 +32,21 @@ MODELS = {
     "student ONNX": (STUDENT_DIR, "onnx"),
     "student int8 ONNX": (STUDENT_DIR, "onnx_int8"),
 }
+
+
+def with_packaged_distill(run: Path) -> dict[str, Any]:
+    """`run`'s resolved config with today's packaged distill settings.
+
+    The student follows today's settings (server distillation where the run
+    had none), not the ones the run was started with, whose keys may be gone.
+    A run made before the `latency` keys existed is timed with today's.
+    """
+    raw: dict[str, Any] = yaml.safe_load((run / RESOLVED_CONFIG).read_text())
+    group = "server" if raw["distill"]["name"] == "off" else raw["distill"]["name"]
+    packaged = compose_config([f"distill={group}"])
+    raw["distill"] = packaged["distill"]
+    raw.setdefault("latency", packaged["latency"])
+    return raw
 
 
 def distil_from(teacher_run: Path, out: Path, overrides: list[str]) -> None:

@@ -55,7 +55,9 @@ def main() -> None:
     )
     parser.add_argument("--folds", type=int, default=0)
     args = parser.parse_args()
-    from warm_start_draws import run_scenario
+    from warm_start_draws import RULES, run_scenario
+
+    assert tuple(RULES) == RULE_NAMES, "warm_start_draws.RULES and --rules' choices"
 
     logging.basicConfig(level=logging.ERROR)
     for task in args.scenarios:
