@@ -63,13 +63,16 @@ if _WORKERS > 1:
 # own process or as a command, times 3 calls of each.
 FEW_LATENCY_CALLS = ["latency.calls_batch1=3", "latency.calls_batch32=3"]
 
-# A run small enough for a test: tiny random BERT, a few hundred records, and
-# one Ray actor per simulation (2 CPUs a client on this 2-core machine): the
+# One Ray actor per simulation (2 CPUs a client on this 2-core machine): the
 # clients take turns in it, so the ClientApp's imports (torch, Opacus: about
 # 10 s of CPU) are paid once a run instead of once per actor.
+ONE_ACTOR = "federation.cpus_per_client=2"
+
+# A run small enough for a test: tiny random BERT, a few hundred records, and
+# one Ray actor (ONE_ACTOR).
 SMALL_RUN = [
     "model=tiny",
-    "federation.cpus_per_client=2",
+    ONE_ACTOR,
     "task.max_train_examples=600",
     "task.max_test_examples=200",
     "num_clients=3",

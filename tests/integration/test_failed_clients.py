@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import ONE_ACTOR
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -36,10 +38,7 @@ def test_a_client_that_cannot_lock_its_ledger_fails_the_run_by_name(
         "num_clients=2",
         "num_rounds=1",
         "partition=iid",
-        # Both clients in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
-        # client 1 still fails in a Ray worker, and one actor's imports are
-        # paid instead of two.
-        "federation.cpus_per_client=2",
+        ONE_ACTOR,  # client 1 still fails in a Ray worker
         "finetune.batch_size=32",
         "warm_start.enabled=false",
         "distill=off",

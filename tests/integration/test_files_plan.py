@@ -21,7 +21,7 @@ from fedmodel.config.wording import decimals_up
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.run.layout import simulated_client_dir
-from tests.conftest import FEW_LATENCY_CALLS, client_ledger
+from tests.conftest import FEW_LATENCY_CALLS, ONE_ACTOR, client_ledger
 from tests.integration.test_files_task import _site_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,7 +39,7 @@ def _overrides(tmp_path: Path) -> list[str]:
     _site_file(tmp_path / "test.csv", 20, first_label="cardiac")
     return [
         "model=tiny",
-        "federation.cpus_per_client=2",
+        ONE_ACTOR,
         "task=files",
         f"task.train_files=[{','.join(map(str, files))}]",
         f"task.test_file={tmp_path / 'test.csv'}",

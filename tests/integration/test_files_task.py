@@ -17,7 +17,7 @@ import yaml
 
 from fedmodel.config import compose_config
 from fedmodel.run.layout import RESOLVED_CONFIG, SUMMARY_FILE, TEACHER_DIR
-from tests.conftest import FEW_LATENCY_CALLS
+from tests.conftest import FEW_LATENCY_CALLS, ONE_ACTOR
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +56,7 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
             "model=tiny",
             "num_rounds=1",
             "distill=off",
-            # Both sites in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
-            # one ClientApp start-up (torch, Opacus) instead of one per site.
-            "federation.cpus_per_client=2",
+            ONE_ACTOR,
             *FEW_LATENCY_CALLS,
             f"hydra.run.dir={run_dir}",
         ],

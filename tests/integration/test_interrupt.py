@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import ONE_ACTOR
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 # How long the run's processes may take to end after the command has.
@@ -122,13 +124,11 @@ def _stop_at(
 def _simulate_200_rounds(run_dir: Path) -> list[str]:
     """A smoke run of 200 rounds: a stop lands mid-run, not as the run ends.
 
-    Both clients in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
-    the stop still meets Ray's processes, and the run pays one actor's
-    imports instead of two.
+    In one Ray actor (ONE_ACTOR): the stop still meets Ray's processes.
     """
     return [
         *[sys.executable, "-m", "fedmodel", "simulate", "debug=smoke"],
-        *["num_rounds=200", "federation.cpus_per_client=2"],
+        *["num_rounds=200", ONE_ACTOR],
         f"hydra.run.dir={run_dir}",
     ]
 

@@ -24,11 +24,11 @@ from fedmodel.config.wording import decimals_up
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
 from fedmodel.run.layout import simulated_client_dir
-from tests.conftest import FEW_LATENCY_CALLS
+from tests.conftest import FEW_LATENCY_CALLS, ONE_ACTOR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SMOKE = ["model=tiny", "debug=smoke", "federation.cpus_per_client=2"]
+SMOKE = ["model=tiny", "debug=smoke", ONE_ACTOR]
 # Three rounds, each sampling about half of four clients.
 HALF_OF_FOUR = [
     "num_clients=4",

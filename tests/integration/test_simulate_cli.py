@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FEW_LATENCY_CALLS
+from tests.conftest import FEW_LATENCY_CALLS, ONE_ACTOR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,7 +27,7 @@ def test_cli_multirun_writes_one_folder_per_run(tmp_path: Path) -> None:
         "num_rounds=1",
         "finetune.batch_size=32",
         "partition=iid",
-        "federation.cpus_per_client=2",
+        ONE_ACTOR,
         "privacy.target_epsilon=2,4",
         "warm_start.enabled=false",
         "distill=off",

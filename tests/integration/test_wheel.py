@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FEW_LATENCY_CALLS
+from tests.conftest import FEW_LATENCY_CALLS, ONE_ACTOR
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -201,12 +201,9 @@ def test_the_wheel_writes_the_flwr_app_folder(installed: Path, tmp_path: Path) -
 
 
 def test_the_smoke_run_works_from_the_wheel(installed: Path, tmp_path: Path) -> None:
-    # Both clients in one Ray actor, taking turns (tests.conftest.SMALL_RUN):
-    # one actor's imports instead of two.
-    one_actor = "federation.cpus_per_client=2"
     done = _run(
         [
-            *[str(installed / "fedmodel"), "simulate", "debug=smoke", one_actor],
+            *[str(installed / "fedmodel"), "simulate", "debug=smoke", ONE_ACTOR],
             *FEW_LATENCY_CALLS,
         ],
         cwd=tmp_path,
