@@ -12,6 +12,19 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPT = BENCHMARKS / "distill.py"
 
 
+def _refusal(script: Path, *argv: str, cwd: Path) -> str:
+    """The last line `script` prints as it refuses `argv` (exit 1, no traceback)."""
+    done = subprocess.run(
+        [sys.executable, str(script), *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("option", ["--run-dir", "--teacher-run"])
 def test_a_folder_without_a_finished_run_is_named_without_a_traceback(
     tmp_path: Path, option: str
@@ -21,15 +34,8 @@ def test_a_folder_without_a_finished_run_is_named_without_a_traceback(
     interrupted = tmp_path / "run"
     interrupted.mkdir()
     (interrupted / "resolved_config.yaml").write_text("seed: 1\n", encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), option, str(interrupted), "--quality-only"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (
+    refused = _refusal(SCRIPT, option, str(interrupted), "--quality-only", cwd=tmp_path)
+    assert refused == (
         f"{option} {interrupted}: no summary.json there; give the folder of a "
         "finished `fedmodel simulate` run (the one holding model/ and summary.json)"
     )
@@ -50,21 +56,10 @@ def test_an_out_folder_holding_a_run_is_refused_and_left_as_it_was(
         (run / "summary.json").write_text('{"privacy_guarantee": {}}\n')
         runs[name] = run
     argv = ["--teacher-run", str(runs["teacher"]), "--out", str(runs[out])]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *argv, "--quality-only"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .startswith(
-            f"--out {runs[out]}: it holds a run already (summary.json); distilling "
-            "there would replace its summary.json (the run's privacy figures"
-        )
+    refused = _refusal(SCRIPT, *argv, "--quality-only", cwd=tmp_path)
+    assert refused.startswith(
+        f"--out {runs[out]}: it holds a run already (summary.json); distilling "
+        "there would replace its summary.json (the run's privacy figures"
     )
     for run in runs.values():
         assert (run / "summary.json").read_text() == '{"privacy_guarantee": {}}\n'
@@ -76,17 +71,9 @@ def test_their_teacher_run_is_checked_as_distill_py_checks_it(
     tmp_path: Path, script: str
 ) -> None:
     # Before: a FileNotFoundError or KeyError traceback after about 6 s.
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--teacher-run", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    refused = _refusal(
+        BENCHMARKS / script, "--teacher-run", str(tmp_path), cwd=tmp_path
     )
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .startswith(
-            f"--teacher-run {tmp_path}: no resolved_config.yaml there; give the folder"
-        )
+    assert refused.startswith(
+        f"--teacher-run {tmp_path}: no resolved_config.yaml there; give the folder"
     )
