@@ -155,8 +155,6 @@ def encoder_rounds(
     model = build_classifier(settings.model, label_names=label_names, seed=seed)
     model.classifier.load_state_dict(head.state_dict())
     trainable = prepare_for_finetuning(model, settings.finetune)
-    privacy = settings.privacy
-    assert privacy.max_grad_norm is not None and privacy.grad_sample_mode
     for round_number in range(rounds):
         started = time.perf_counter()
         global_state = trainable_state(trainable)
@@ -165,32 +163,14 @@ def encoder_rounds(
         for (texts, labels), sigma in zip(clients, noise, strict=True):
             local = copy.deepcopy(trainable)
             load_trainable_state(local, global_state)
-            local.train()
-            loader = make_text_loader(
-                tokenizer,
-                texts,
-                labels,
-                max_length=settings.task.max_length,
-                batch_size=settings.finetune.batch_size,
-                shuffle=True,
+            _client_update(
+                settings,
+                local,
+                texts=texts,
+                labels=labels,
+                sigma=sigma,
+                tokenizer=tokenizer,
                 seed=seed + round_number,
-            )
-            optimizer = build_optimizer(local.parameters(), settings.finetune)
-            wrapped = private_training(
-                model=local,
-                optimizer=optimizer,
-                loader=loader,
-                noise_multiplier=sigma,
-                max_grad_norm=privacy.max_grad_norm,
-                grad_sample_mode=privacy.grad_sample_mode,
-            )
-            train_epochs(
-                wrapped.model,
-                wrapped.loader,
-                wrapped.optimizer,
-                logits_fn=text_logits(wrapped.model),
-                epochs=settings.finetune.local_epochs,
-                loss_fn=criterion_loss(wrapped.criterion),
             )
             for k, v in trainable_state(local).items():
                 total[k] += len(labels) * v
@@ -202,3 +182,45 @@ def encoder_rounds(
             flush=True,
         )
     return trainable
+
+
+def _client_update(
+    settings: RunSettings,
+    local: nn.Module,
+    *,
+    texts: list[str],
+    labels: list[int],
+    sigma: float,
+    tokenizer: PreTrainedTokenizerBase,
+    seed: int,
+) -> None:
+    """One client's local epochs of LoRA / full DP-SGD on `local`, in place."""
+    privacy = settings.privacy
+    assert privacy.max_grad_norm is not None and privacy.grad_sample_mode
+    local.train()
+    loader = make_text_loader(
+        tokenizer,
+        texts,
+        labels,
+        max_length=settings.task.max_length,
+        batch_size=settings.finetune.batch_size,
+        shuffle=True,
+        seed=seed,
+    )
+    optimizer = build_optimizer(local.parameters(), settings.finetune)
+    wrapped = private_training(
+        model=local,
+        optimizer=optimizer,
+        loader=loader,
+        noise_multiplier=sigma,
+        max_grad_norm=privacy.max_grad_norm,
+        grad_sample_mode=privacy.grad_sample_mode,
+    )
+    train_epochs(
+        wrapped.model,
+        wrapped.loader,
+        wrapped.optimizer,
+        logits_fn=text_logits(wrapped.model),
+        epochs=settings.finetune.local_epochs,
+        loss_fn=criterion_loss(wrapped.criterion),
+    )
