@@ -77,7 +77,13 @@ def _reissue(args: argparse.Namespace) -> None:
 
     made = reissue_superlink_certificate(args.dir, hosts=args.host, days=args.days)
     print(f"SuperLink certificate re-issued:  {made.cert} ({', '.join(made.names)})")
-    print(f"the certificate it replaced:      {made.replaced}")
+    if made.replaced is not None:
+        print(f"the certificate it replaced:      {made.replaced}")
+    if made.unread is not None:
+        print(
+            "the old certificate could not be read, so the names it held were not "
+            f"compared: {made.unread}"
+        )
     if made.dropped:
         print(f"names the new one no longer holds: {', '.join(made.dropped)}")
     print(

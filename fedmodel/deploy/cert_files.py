@@ -33,12 +33,24 @@ CURVE = ec.SECP384R1
 _Loaded = TypeVar("_Loaded")
 
 
+class CertFileRefusal(FedmodelError):
+    """A key or certificate file refused by a read here; `problem` says what is wrong.
+
+    `problem` follows the file's name ("is not a PEM certificate (...)"), for
+    a caller that goes on without the file and says why.
+    """
+
+    def __init__(self, path: Path, problem: str, *, option: str, instead: str) -> None:
+        super().__init__(f"{option}: {path} {problem}; give {instead}")
+        self.problem = problem
+
+
 def read_certificate(path: Path, *, option: str, instead: str) -> x509.Certificate:
     """The first of the PEM certificates in `path`, each of which must parse.
 
     TLS reads the whole file (a CA file or a chain), so a broken certificate
     after the first refuses it too, as does one whose extensions do not parse
-    or a file that holds none or cannot be read: FedmodelError naming
+    or a file that holds none or cannot be read: CertFileRefusal naming
     `option` and `path`, ending "give {instead}".
     """
     certificates = _read_pem(
@@ -65,9 +77,11 @@ def _check_extensions(
     try:
         certificate.extensions  # noqa: B018 - the look that parses them
     except (ValueError, x509.DuplicateExtension) as exc:
-        raise FedmodelError(
-            f"{option}: {path} holds a certificate whose extensions do not parse "
-            f"({exc}); give {instead}"
+        raise CertFileRefusal(
+            path,
+            f"holds a certificate whose extensions do not parse ({exc})",
+            option=option,
+            instead=instead,
         ) from exc
 
 
@@ -94,14 +108,13 @@ def _read_pem(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise FedmodelError(
-            f"{option}: {path} cannot be read ({exc.strerror or exc}); give {instead}"
-        ) from exc
+        problem = f"cannot be read ({exc.strerror or exc})"
+        raise CertFileRefusal(path, problem, option=option, instead=instead) from exc
     try:
         return load(data)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise FedmodelError(
-            f"{option}: {path} is not {what} ({exc}); give {instead}"
+        raise CertFileRefusal(
+            path, f"is not {what} ({exc})", option=option, instead=instead
         ) from exc
 
 

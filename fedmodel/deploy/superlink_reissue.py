@@ -7,7 +7,9 @@ key and certificate and the SuperLink's key are read, never written: the new
 certificate is for the SuperLink's key it replaces the old one's. The old
 certificate is kept beside it (`superlink.replaced-<UTC time>.crt`) and the
 new one takes its name in one rename, so a SuperLink started meanwhile reads
-the old or the new, each the certificate of `superlink.key`.
+the old or the new, each the certificate of `superlink.key`. An old
+certificate that cannot be read (missing, not PEM, its extensions broken)
+does not stop a re-issue: it is kept as it is, its names not compared.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fedmodel.deploy.cert_files import (
     CA_KEY,
     SUPERLINK_CERT,
     SUPERLINK_KEY,
+    CertFileRefusal,
     make_folder,
     read_certificate,
     read_private_key,
@@ -45,12 +48,18 @@ _FOLDER = "the folder `fedmodel certs superlink` wrote, which the SuperLink runs
 
 @dataclass(frozen=True)
 class ReissuedCertificate:
-    """The re-issued certificate, the old one kept, and the names each holds."""
+    """The re-issued certificate, the old one kept, and the names each holds.
+
+    An old certificate that could not be read leaves `unread` saying why (the
+    file and the reason) and `dropped` None: the names it held are unknown. A
+    missing one leaves `replaced` None: there was nothing to keep.
+    """
 
     cert: Path
-    replaced: Path
+    replaced: Path | None
     names: tuple[str, ...]
-    dropped: tuple[str, ...]
+    dropped: tuple[str, ...] | None
+    unread: str | None
 
 
 def reissue_superlink_certificate(
@@ -60,9 +69,10 @@ def reissue_superlink_certificate(
 
     `hosts` are every name and address the certificate should hold, as for
     `create_superlink_certificates` (the loopback addresses are added); a
-    name only the old certificate held is returned in `dropped`. The new
-    certificate is valid for `days`, or without them until the CA's end,
-    and never beyond it: no site verifies it after that.
+    name only the old certificate held is returned in `dropped` (None when
+    the old one could not be read). The new certificate is valid for
+    `days`, or without them until the CA's end, and never beyond it: no
+    site verifies it after that.
     """
     names = subject_alternative_names(hosts)
     if days is not None:
@@ -70,7 +80,7 @@ def reissue_superlink_certificate(
     ca_cert, ca_key = _folder_ca(directory)
     link_key = _superlink_key(directory / SUPERLINK_KEY)
     cert_path = directory / SUPERLINK_CERT
-    old = read_certificate(cert_path, option="--dir", instead=_FOLDER)
+    old_names, unread = _old_names(cert_path)
     now = datetime.datetime.now(datetime.UTC)
     until = _valid_until(directory / CA_CERT, ca_cert, now=now, days=days)
     cert = superlink_certificate(
@@ -81,20 +91,42 @@ def reissue_superlink_certificate(
         now=now,
         until=until,
     )
-    replaced = cert_path.with_name(
-        REPLACED_PATTERN.replace("*", f"{now:%Y%m%dT%H%M%S.%fZ}")
-    )
     make_folder(directory)  # refuses one that cannot be written, before a write
-    write_public(replaced, cert_path.read_bytes())
+    replaced = None
+    if cert_path.exists():
+        replaced = cert_path.with_name(
+            REPLACED_PATTERN.replace("*", f"{now:%Y%m%dT%H%M%S.%fZ}")
+        )
+        write_public(replaced, cert_path.read_bytes())
     write_durably(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode())
     os.chmod(cert_path, 0o644)  # a certificate, readable as `write_public` makes it
     new_names = _names(cert)
+    dropped = None
+    if old_names is not None:
+        dropped = tuple(name for name in old_names if name not in new_names)
     return ReissuedCertificate(
         cert=cert_path,
         replaced=replaced,
         names=tuple(new_names),
-        dropped=tuple(name for name in _names(old) if name not in new_names),
+        dropped=dropped,
+        unread=unread,
     )
+
+
+def _old_names(path: Path) -> tuple[list[str] | None, str | None]:
+    """The names the certificate being replaced holds, or None and why not.
+
+    One that does not parse, or no file, lets the re-issue go on: it needs
+    the CA and `superlink.key` only, and a refusal left a new CA, whose
+    ca.crt every site then needs. A file whose bytes cannot be read (a
+    folder, no permission) is refused as before: no copy of it could be kept.
+    """
+    try:
+        return _names(read_certificate(path, option="--dir", instead=_FOLDER)), None
+    except CertFileRefusal as refusal:
+        if path.exists() and isinstance(refusal.__cause__, OSError):
+            raise
+        return None, f"{path} {refusal.problem}"
 
 
 def _valid_until(

@@ -160,7 +160,7 @@ def test_a_reissued_certificate_adds_a_host_under_the_folders_ca(
     assert cert.public_key() == key.public_key()
     assert cert.not_valid_after_utc == ca.not_valid_after_utc  # no --days
     names = ("superlink.example.org", "203.0.113.10", "127.0.0.1", "::1")
-    assert again.names == names and again.dropped == ()
+    assert again.names == names and again.dropped == () and again.unread is None
     # Every name is given each time: one left out is said.
     dropped = reissue_superlink_certificate(tmp_path, hosts=["203.0.113.10"], days=30)
     assert dropped.dropped == ("superlink.example.org",)
@@ -194,13 +194,15 @@ def test_a_reissue_names_the_file_that_does_not_parse(tmp_path: Path) -> None:
     for name, what in (
         ("ca.crt", "is not a PEM certificate (Unable to load PEM"),
         ("ca.key", "is not an unencrypted PEM private key (Unable to load PEM"),
-        ("superlink.crt", "is not a PEM certificate (Unable to load PEM"),
+        # An old superlink.crt that does not parse is replaced
+        # (test_superlink_reissue.py); one that cannot be read cannot be kept.
+        ("superlink.crt", "cannot be read (Is a directory)"),
         ("superlink.key", "cannot be read (Is a directory)"),
     ):
         broken = tmp_path / f"broken-{name}"
         shutil.copytree(made.ca_cert.parent, broken)
         (broken / name).unlink()
-        if name == "superlink.key":
+        if name.startswith("superlink."):
             (broken / name).mkdir()
         else:
             (broken / name).write_text("not PEM\n")
@@ -219,9 +221,9 @@ def test_a_reissue_names_the_file_that_does_not_parse(tmp_path: Path) -> None:
 def test_a_reissue_refuses_a_certificate_file_the_launch_refuses(
     tmp_path: Path,
 ) -> None:
-    # Before, a re-issue read only the first PEM block, so a ca.crt or
-    # superlink.crt whose later block was broken passed it and the launch
-    # (TLS reads the whole file) then refused the folder.
+    # Before, a re-issue read only the first PEM block, so a ca.crt whose
+    # later block was broken passed it and the launch (TLS reads the whole
+    # file) then refused the folder.
     made = create_superlink_certificates(tmp_path / "made", hosts=["localhost"])
     bad_block = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     for name in ("ca.crt", "superlink.crt"):
@@ -230,12 +232,14 @@ def test_a_reissue_refuses_a_certificate_file_the_launch_refuses(
         (broken / name).write_text((broken / name).read_text() + bad_block)
         with pytest.raises(FedmodelError, match=f"--certs: {broken / name} is not"):
             superlink_command(certs_dir=broken, host="0.0.0.0", port=1, database=None)
-        before = _files(broken)
-        with pytest.raises(FedmodelError) as refused:
-            reissue_superlink_certificate(broken, hosts=["localhost"])
-        message = str(refused.value)
-        assert message.startswith(f"--dir: {broken / name} is not a PEM"), message
-        assert _files(broken) == before  # nothing written
+    # Such a superlink.crt a re-issue replaces (test_superlink_reissue.py).
+    broken = tmp_path / "broken-ca.crt"
+    before = _files(broken)
+    with pytest.raises(FedmodelError) as refused:
+        reissue_superlink_certificate(broken, hosts=["localhost"])
+    message = str(refused.value)
+    assert message.startswith(f"--dir: {broken / 'ca.crt'} is not a PEM"), message
+    assert _files(broken) == before  # nothing written
 
 
 def test_the_launch_names_a_superlink_certificate_that_does_not_parse(
@@ -311,6 +315,8 @@ def test_a_certificate_whose_names_do_not_parse_is_named(
     what = "holds a certificate whose extensions do not parse"
     with pytest.raises(FedmodelError, match=f"--certs: {tmp_path / name} {what}"):
         superlink_command(certs_dir=tmp_path, host="0.0.0.0", port=1, database=None)
+    if name == "superlink.crt":  # a re-issue replaces it: test_superlink_reissue.py
+        return
     before = _files(tmp_path)
     reissue = ["--dir", str(tmp_path), "--host", "localhost", "--reissue"]
     assert run_command(["certs", "superlink", *reissue]) == EXIT_USER_ERROR
@@ -336,6 +342,7 @@ def test_certs_superlink_reissue_on_the_command_line(
     out = capsys.readouterr().out
     assert "(a.example, b.example, 127.0.0.1, ::1)" in out
     assert "every site keeps its ca.crt" in out
+    assert "the certificate it replaced:" in out and "could not be read" not in out
     # The folder still starts the SuperLink, at the name it added too.
     for host in ("0.0.0.0", "b.example"):
         superlink_command(certs_dir=tmp_path, host=host, port=1, database=None)
