@@ -148,7 +148,7 @@ def _refuse_shared_options(parsed: list[tuple[str, Override]]) -> None:
         group = override.key_or_group
         if group not in groups or override.is_delete():
             continue
-        for name in _named_options(override):
+        for name in named_options(override):
             # A name that is no file at all is Hydra's to report.
             if not is_option(name) and (CONF_DIR / group / f"{name}.yaml").is_file():
                 raise FedmodelError(
@@ -174,7 +174,7 @@ def _refuse_option_keys(parsed: list[tuple[str, Override]]) -> None:
             f"{text}: {override.key_or_group} names the option the {group} keys "
             "came from, and setting it brings none of that option's keys"
         )
-        named, options = _named_options(override), group_options(group)
+        named, options = named_options(override), group_options(group)
         if named and set(named) <= set(options):
             raise FedmodelError(
                 f"{said}; write {group}={text.split('=', 1)[1]} instead"
@@ -244,7 +244,7 @@ def _holds_key(overrides: list[str], key: str) -> bool:
     return True
 
 
-def _named_options(override: Override) -> list[str]:
+def named_options(override: Override) -> list[str]:
     """The options an override names: one, or a choice sweep's.
 
     Not a glob's (the user named no option) nor a range's or an interval's

@@ -33,11 +33,11 @@ from fedmodel.cli.simulate import VERBOSE_FLAGS
 from fedmodel.config.compose import (
     CONF_DIR,
     HYDRA_GROUP,
-    _named_options,  # how fedmodel's own checks read a group override's options
     check_overrides,
     compose_config,
     config_groups,
     group_options,
+    named_options,
     override_parser,
 )
 from fedmodel.config.flat_keys import dotted
@@ -206,7 +206,7 @@ def override_problems(overrides: list[str]) -> list[str]:
         f"no option {option!r} in config group {o.key_or_group!r}"
         for o in chosen.values()
         if not o.is_delete()
-        for option in _named_options(o)
+        for option in named_options(o)
         if option not in group_options(o.key_or_group)
     ]
     if wrong or not keys:
