@@ -4,12 +4,12 @@ Each round: ask the strategy whom to train (under `strategy.fraction_train`
 below 1, a share of them drawn by client id: `client_choice.py`), check their
 privacy ledgers against the server's record where the run asks
 (`ledger_query.py`), send the train messages to the nodes that pass,
-aggregate, load the aggregate, then
-ask each callback, in order, `after_round(state, metrics)` for `(stop,
-metrics)`, as pfl-research's `FederatedAlgorithm.run` does (the state and the
-round's figures: `round_state.py`). What a round leaves behind (checkpoint,
-evaluation, metrics line, console line, the budget and failure stops) is one
-callback each, in `federation/callbacks.py`.
+aggregate, load the aggregate (not one short of `federation.min_replies`:
+`run_rounds`), then ask each callback, in order, `after_round(state,
+metrics)` for `(stop, metrics)`, as pfl-research's `FederatedAlgorithm.run`
+does (the state and the round's figures: `round_state.py`). What a round
+leaves behind (checkpoint, evaluation, metrics line, console line, the budget
+and failure stops) is one callback each, in `federation/callbacks.py`.
 A Ctrl-C (`run/stop_request.py`) stops the loop before a round starts and
 before a round's replies are taken: the interrupt may have ended the clients
 that sent them, and an aggregated round is one a resume would not run again.
