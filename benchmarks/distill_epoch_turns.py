@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -38,11 +39,11 @@ silence_known_warnings()
 Student = tuple[PooledBertForSequenceClassification, torch.optim.Optimizer]
 
 
-def settings_of(teacher_run: Path | None) -> RunSettings:
-    """The teacher run's settings with today's distill keys, else the defaults."""
+def settings_of(teacher_run: Path | None, overrides: Sequence[str] = ()) -> RunSettings:
+    """The teacher run's settings with today's distill keys, else the defaults'."""
     if teacher_run is not None:
         return settings_from_dict(with_packaged_distill(teacher_run))
-    return settings_from_dict({**compose_config([]), "run_dir": ""})
+    return settings_from_dict({**compose_config(list(overrides)), "run_dir": ""})
 
 
 def teacher_of(
@@ -57,10 +58,13 @@ def teacher_of(
 
 
 def teacher_and_texts(
-    teacher_run: Path | None,
+    teacher_run: Path | None, overrides: Sequence[str] = ()
 ) -> tuple[RunSettings, TaskData, list[str], PooledBertForSequenceClassification]:
-    """A run's settings and task, server distillation's texts and the teacher."""
-    settings = settings_of(teacher_run)
+    """A run's settings and task, server distillation's texts and the teacher.
+
+    Without a run, the defaults with `overrides` and the packaged model.
+    """
+    settings = settings_of(teacher_run, overrides)
     task = load_task(settings.task, seed=settings.seed)
     texts = server_distill_texts(settings, task.transfer)
     assert texts is not None, "the task has no transfer split"

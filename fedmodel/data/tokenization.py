@@ -7,6 +7,8 @@ per-sample gradient hooks cannot handle.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -91,6 +93,52 @@ class PaddingCollator:
             labels = [int(example["labels"]) for example in examples]
             batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
+
+
+def length_chunks(
+    batch: Mapping[str, torch.Tensor], *, chunk_cost: int
+) -> list[dict[str, torch.Tensor]]:
+    """`batch`'s rows in chunks by length, each cut to its own longest text.
+
+    The rows go shortest first, cut where the chunks hold the fewest padded
+    tokens plus `chunk_cost` tokens for each chunk (what running one more
+    costs), so a few short texts no longer pad to the batch's longest. Every
+    row is in exactly one chunk.
+    """
+    lengths = batch["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    starts = _cheapest_starts(lengths[order].tolist(), chunk_cost)
+    chunks = []
+    for first, end in itertools.pairwise([*starts, len(order)]):
+        rows = order[first:end]
+        longest = int(lengths[rows].max())
+        chunks.append(
+            {
+                key: value[rows, :longest] if value.dim() == 2 else value[rows]
+                for key, value in batch.items()
+            }
+        )
+    return chunks
+
+
+def _cheapest_starts(lengths: list[int], chunk_cost: int) -> list[int]:
+    """Where each chunk of the sorted `lengths` starts, at the least total cost.
+
+    A chunk of rows `first..end-1` costs `chunk_cost` plus its rows times its
+    longest, `lengths[end - 1]`; the cheapest cuts of every prefix in turn.
+    """
+    cheapest: list[float] = [0.0] + [math.inf] * len(lengths)
+    start = [0] * (len(lengths) + 1)
+    for end in range(1, len(lengths) + 1):
+        for first in range(end):
+            cost = cheapest[first] + chunk_cost + (end - first) * lengths[end - 1]
+            if cost < cheapest[end]:
+                cheapest[end], start[end] = cost, first
+    starts, end = [], len(lengths)
+    while end:
+        end = start[end]
+        starts.append(end)
+    return starts[::-1]
 
 
 class EncodedTexts(Dataset[dict[str, Any]]):

@@ -4,6 +4,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fedmodel.data.tokenization import (
     PaddingCollator,
+    length_chunks,
     length_order,
     make_text_loader,
     tokenize_texts,
@@ -97,3 +98,35 @@ def test_length_order_is_shortest_first_and_stable() -> None:
     texts = ["ccc", "a", "bb", "d", "eee"]
     assert length_order(texts) == [1, 3, 2, 0, 4]
     assert length_order([]) == []
+
+
+def test_length_chunks_hold_every_row_once_each_cut_to_its_longest() -> None:
+    lengths = [5, 2, 9, 3, 2, 7, 4]
+    batch = PaddingCollator()(
+        [
+            {
+                "input_ids": [100 + row] * size,
+                "attention_mask": [1] * size,
+                "labels": row,
+            }
+            for row, size in enumerate(lengths)
+        ]
+    )
+
+    def rows(chunk_cost: int) -> list[list[int]]:
+        chunks = length_chunks(batch, chunk_cost=chunk_cost)
+        for chunk in chunks:
+            held = chunk["labels"].tolist()
+            longest = max(lengths[row] for row in held)
+            assert all(v.shape[1] == longest for v in chunk.values() if v.dim() == 2)
+            for row, ids in zip(held, chunk["input_ids"], strict=True):
+                padding = [0] * (longest - lengths[row])
+                assert ids.tolist() == [100 + row] * lengths[row] + padding
+        return [chunk["labels"].tolist() for chunk in chunks]
+
+    # Shortest first; no padding where a chunk costs nothing, one chunk where
+    # a chunk costs more than all the padding; in between, the cheapest cuts:
+    # cost 4 gives 4 + 4 x 2 + 4 + 3 x 5 + 4 + 9 + 9 = 53 tokens' worth.
+    assert rows(0) == [[1, 4], [3], [6], [0], [5], [2]]
+    assert rows(1000) == [[1, 4, 3, 6, 0, 5, 2]]
+    assert rows(4) == [[1, 4], [3, 6, 0], [5, 2]]

@@ -19,6 +19,7 @@ from fedmodel.config import RunSettings, StudentSettings
 from fedmodel.data.tasks import load_task
 from fedmodel.data.tokenization import make_text_loader
 from fedmodel.distill import distilled_student
+from fedmodel.distill import server as distill_server
 from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.describe import agreement, log_comparison, picked_labels
 from fedmodel.distill.finish import finish_models, server_distill_texts
@@ -258,6 +259,49 @@ def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
     assert all(torch.equal(mine, theirs) for mine, theirs in pairs)
     untrained = build_student(teacher, settings.distill.student).classifier.weight
     assert not torch.equal(students[0].classifier.weight, untrained)
+
+
+def test_a_step_in_length_chunks_is_the_whole_batchs_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a CPU a batch runs in chunks by length; the update is the whole batch's."""
+    settings = _settings()
+    task = load_task(settings.task, seed=settings.seed)
+    teacher = _teacher(settings, task.label_names)
+    tokenizer = load_tokenizer(settings.model)
+    texts = list(task.transfer["text"])[:32]
+    targets = teacher_targets(
+        teacher, texts, tokenizer=tokenizer, max_length=32, seed=0
+    )
+    batch = next(
+        iter(
+            make_text_loader(
+                tokenizer,
+                texts,
+                list(range(32)),
+                max_length=32,
+                batch_size=32,
+                shuffle=False,
+                seed=0,
+            )
+        )
+    )
+    losses, weights = [], []
+    for cost in (10**9, 0):  # one chunk; a chunk for each length in the batch
+        monkeypatch.setattr(distill_server, "CHUNK_COST", cost)
+        student = build_student(teacher, settings.distill.student).eval()  # no dropout
+        optimizer = torch.optim.SGD(student.parameters(), lr=1.0)
+        losses.append(
+            distill_step(
+                student, batch, optimizer, targets=targets, settings=settings.distill
+            )
+        )
+        weights.append([p.detach().clone() for p in student.parameters()])
+    assert losses[1] == pytest.approx(losses[0], abs=1e-6)  # 1 - cosine near 0
+    for whole, chunked in zip(*weights, strict=True):
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+    untrained = build_student(teacher, settings.distill.student).parameters()
+    assert not all(map(torch.equal, weights[0], untrained))  # the step moved it
 
 
 def test_finishing_runs_each_model_over_the_test_split_once_after_training(
