@@ -13,14 +13,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from distill_epoch_turns import server_student, teacher_and_texts
+from distill_epoch_turns import run_inputs, server_student, teacher_and_texts
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import DistillSettings
 from fedmodel.distill.inputs import (
     TARGET_BATCH,
     DistillInputs,
-    distill_inputs,
     targets_loader,
 )
 from fedmodel.distill.precision import forward_precision
@@ -155,14 +154,7 @@ def time_both_ways(
     settings, _, texts, teacher = teacher_and_texts(teacher_run)
     distill = settings.distill
     tokenizer = load_tokenizer(settings.model)
-    inputs = distill_inputs(
-        teacher,
-        texts,
-        tokenizer=tokenizer,
-        settings=distill,
-        max_length=settings.task.max_length,
-        seed=settings.seed,
-    )
+    inputs = run_inputs(settings, teacher, texts)
     compare_steps(two_students(teacher, distill), inputs, distill, batches)
     compare_labelling(
         teacher,

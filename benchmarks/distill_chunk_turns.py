@@ -14,16 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from distill_epoch_turns import server_student, teacher_and_texts
+from distill_epoch_turns import run_inputs, server_student, teacher_and_texts
 
 from fedmodel.config import DistillSettings
 from fedmodel.data.tokenization import length_chunks
-from fedmodel.distill.inputs import distill_inputs
 from fedmodel.distill.precision import forward_precision
 from fedmodel.distill.server import CHUNK_COST, distill_loss, distill_step
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.device import model_device
-from fedmodel.model.load import load_tokenizer
 
 
 def whole_step(
@@ -56,14 +54,7 @@ def time_whole_and_chunked(
     """Time both ways batch by batch in turn, then project whole distillations."""
     settings, _, texts, teacher = teacher_and_texts(teacher_run, overrides)
     distill = settings.distill
-    inputs = distill_inputs(
-        teacher,
-        texts,
-        tokenizer=load_tokenizer(settings.model),
-        settings=distill,
-        max_length=settings.task.max_length,
-        seed=settings.seed,
-    )
+    inputs = run_inputs(settings, teacher, texts)
     steps = {"whole": whole_step, "chunked": distill_step}
     students = {name: server_student(teacher, distill) for name in steps}
     seconds: dict[str, list[float]] = {name: [] for name in steps}

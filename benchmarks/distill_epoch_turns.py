@@ -26,7 +26,7 @@ from fedmodel.config import (
 from fedmodel.data.tasks import TaskData, load_task
 from fedmodel.distill.describe import picked_labels
 from fedmodel.distill.finish import server_distill_texts
-from fedmodel.distill.inputs import distill_inputs
+from fedmodel.distill.inputs import DistillInputs, distill_inputs
 from fedmodel.distill.server import distill_step, fixed_on_server, server_optimizer
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.load import build_classifier, load_tokenizer
@@ -72,6 +72,22 @@ def teacher_and_texts(
     return settings, task, texts, teacher
 
 
+def run_inputs(
+    settings: RunSettings,
+    teacher: PooledBertForSequenceClassification,
+    texts: list[str],
+) -> DistillInputs:
+    """Server distillation's texts, targets and loader, as a run with `settings`."""
+    return distill_inputs(
+        teacher,
+        texts,
+        tokenizer=load_tokenizer(settings.model),
+        settings=settings.distill,
+        max_length=settings.task.max_length,
+        seed=settings.seed,
+    )
+
+
 def server_student(
     teacher: PooledBertForSequenceClassification, distill: DistillSettings
 ) -> Student:
@@ -109,14 +125,7 @@ def time_both_ways(teacher_run: Path | None, *, batches: int) -> None:
     settings, task, texts, teacher = teacher_and_texts(teacher_run)
     distill = settings.distill
     started = time.perf_counter()
-    inputs = distill_inputs(
-        teacher,
-        texts,
-        tokenizer=load_tokenizer(settings.model),
-        settings=distill,
-        max_length=settings.task.max_length,
-        seed=settings.seed,
-    )
+    inputs = run_inputs(settings, teacher, texts)
     setup_s = time.perf_counter() - started
     students = before_and_after(teacher, settings)
     seconds: dict[str, list[float]] = {name: [] for name in students}

@@ -223,24 +223,35 @@ def test_server_distillation_of_one_seed_gives_one_student() -> None:
     assert all(torch.equal(students[0][k], students[1][k]) for k in students[0])
 
 
-def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
-    settings = _settings()
+def _transfer_batches(
+    settings: RunSettings, texts: int
+) -> tuple[PooledBertForSequenceClassification, tuple[torch.Tensor, torch.Tensor], Any]:
+    """A tiny teacher, its targets for the first `texts` transfer texts, their batches.
+
+    Batches of 32 in order, whose "labels" are row numbers into the targets.
+    """
     task = load_task(settings.task, seed=settings.seed)
     teacher = _teacher(settings, task.label_names)
     tokenizer = load_tokenizer(settings.model)
-    texts = list(task.transfer["text"])[:96]
+    chosen = list(task.transfer["text"])[:texts]
     targets = teacher_targets(
-        teacher, texts, tokenizer=tokenizer, max_length=32, seed=0
+        teacher, chosen, tokenizer=tokenizer, max_length=32, seed=0
     )
     loader = make_text_loader(
         tokenizer,
-        texts,
-        list(range(96)),
+        chosen,
+        list(range(texts)),
         max_length=32,
         batch_size=32,
         shuffle=False,
         seed=0,
     )
+    return teacher, targets, loader
+
+
+def test_server_optimizer_steps_as_the_per_tensor_loop_bit_for_bit() -> None:
+    settings = _settings()
+    teacher, targets, loader = _transfer_batches(settings, 96)
     students = [build_student(teacher, settings.distill.student) for _ in range(2)]
     fast = server_optimizer(students[0], settings.distill)
     assert fast.defaults["foreach"] is True
@@ -266,26 +277,8 @@ def test_a_step_in_length_chunks_is_the_whole_batchs_step(
 ) -> None:
     """On a CPU a batch runs in chunks by length; the update is the whole batch's."""
     settings = _settings()
-    task = load_task(settings.task, seed=settings.seed)
-    teacher = _teacher(settings, task.label_names)
-    tokenizer = load_tokenizer(settings.model)
-    texts = list(task.transfer["text"])[:32]
-    targets = teacher_targets(
-        teacher, texts, tokenizer=tokenizer, max_length=32, seed=0
-    )
-    batch = next(
-        iter(
-            make_text_loader(
-                tokenizer,
-                texts,
-                list(range(32)),
-                max_length=32,
-                batch_size=32,
-                shuffle=False,
-                seed=0,
-            )
-        )
-    )
+    teacher, targets, loader = _transfer_batches(settings, 32)
+    batch = next(iter(loader))
     losses, weights = [], []
     for cost in (10**9, 0):  # one chunk; a chunk for each length in the batch
         monkeypatch.setattr(distill_server, "CHUNK_COST", cost)
