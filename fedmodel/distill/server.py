@@ -213,13 +213,13 @@ def distill_step(
     on fewer padding tokens. The forward pass and loss run at
     `distill.precision`; the update in float32. Returns the batch's loss.
     """
-    rows = len(batch["labels"])
-    on_cpu = model_device(student).type == "cpu"
+    rows, device = len(batch["labels"]), model_device(student)
+    on_cpu = device.type == "cpu"
     chunks = length_chunks(batch, chunk_cost=CHUNK_COST) if on_cpu else [batch]
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for chunk in chunks:
-        with forward_precision(settings.precision, model_device(student)):
+        with forward_precision(settings.precision, device):
             loss = distill_loss(student, chunk, targets=targets, settings=settings)
             share = loss * (len(chunk["labels"]) / rows)
         share.backward()
