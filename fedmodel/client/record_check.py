@@ -7,7 +7,8 @@ in seconds. A resume whose clients' records are not those their ledgers were
 charged for stops here too, and so does one whose client's ledger cannot be
 read or was edited, holds fewer steps or less epsilon than the server's
 checkpoint recorded charging it, or was reset during the run. Nothing here
-imports Flower or the model libraries.
+imports Flower or transformers; the privacy plan's accountants load Opacus,
+and with it torch (most of the check's import time).
 """
 
 from __future__ import annotations
