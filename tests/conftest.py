@@ -45,15 +45,20 @@ from fedmodel.run.layout import simulated_client_dir  # noqa: E402
 # `make test` runs two xdist workers on two cores; each worker's torch would
 # start a thread per core for what a test computes in its own process: four
 # compute threads on two cores, several times slower. Each worker computes on
-# its share of the cores instead (the commands and Ray actors a test starts
-# keep their own threads). Four of the longest unit files (test_gpu_placement,
-# test_rounds, test_local_round, test_distill) under `-n 2 --dist loadfile`
-# took 181.8 s, and 49.5 s with one thread a worker.
+# its share of the cores instead. Four of the longest unit files
+# (test_gpu_placement, test_rounds, test_local_round, test_distill) under
+# `-n 2 --dist loadfile` took 181.8 s, and 49.5 s with one thread a worker.
+# The same holds for the Ray actors and commands a test starts: Ray gives a
+# client actor as many OpenMP threads as its num_cpus (2 under ONE_ACTOR) and a
+# command takes one per core, unless OMP_NUM_THREADS says otherwise (a test
+# that sets it for a process it starts still wins).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     import torch
 
-    torch.set_num_threads(max(1, torch.get_num_threads() // _WORKERS))
+    _THREADS = max(1, torch.get_num_threads() // _WORKERS)
+    torch.set_num_threads(_THREADS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 
 # Every run ends by timing its exported models (`latency.calls_batch1` calls
 # at batch 1 and `calls_batch32` at 32, in each runtime; at the defaults 0-1 s
