@@ -2,7 +2,7 @@
 on one it was not told to use.
 
 The module starts a one-machine Ray cluster with `ray start --head --block`
-and stops it by the PIDs of the processes it started. A driver that connects
+and kills it by the PIDs of the processes it started. A driver that connects
 to the cluster leaves its log in the cluster's own session directory: a run
 given the cluster's address must leave one (it used that cluster, not a Ray of
 its own), and a run given none must not, even with `RAY_ADDRESS` naming the
@@ -11,7 +11,9 @@ cluster (Ray would join it if asked for no address in particular).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ import pytest
 
 from fedmodel.federation.simulation import simulate
 from tests.conftest import small_config
-from tests.integration.loopback import free_port, stop
+from tests.integration.loopback import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,23 +56,32 @@ def ray_cluster() -> Iterator[tuple[str, Path]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_head(temp_dir, head)
+        _wait_for_head(temp_dir, head, port)
         yield f"127.0.0.1:{port}", temp_dir
     finally:
+        # Killed, not asked to stop: asked, the head's processes took 5 s to
+        # end, and nothing of this throwaway cluster is read after the tests.
         root = psutil.Process(head.pid)
-        stop([*root.children(recursive=True), root])
+        for process in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         head.wait(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _wait_for_head(temp_dir: Path, head: subprocess.Popen[bytes]) -> None:
+def _wait_for_head(temp_dir: Path, head: subprocess.Popen[bytes], port: int) -> None:
+    """Until the head's GCS takes connections and its raylet has started.
+
+    A driver then waits on its own (`ray.init`) for the raylet to register.
+    """
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert head.poll() is None, "ray start exited early"
         if list(temp_dir.glob("session_*/logs/raylet.out")):
-            time.sleep(2)
-            return
-        time.sleep(0.5)
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+        time.sleep(0.1)
     raise AssertionError("the Ray head did not start within 120 s")
 
 
