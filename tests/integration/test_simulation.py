@@ -14,6 +14,7 @@ from flwr.app import Message
 
 from fedmodel.config import settings_from_dict
 from fedmodel.data.tasks import load_task
+from fedmodel.federation import server_app
 from fedmodel.federation import strategy as strategy_module
 from fedmodel.federation.simulation import simulate
 from fedmodel.model.finetune import prepare_for_finetuning
@@ -25,6 +26,9 @@ from fedmodel.run.metrics import read_rounds
 from tests.conftest import client_ledger, logging_restored, small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# The module's DP run: folder, summary, train replies, the start's weights.
+DpRun = tuple[Path, dict[str, Any], list[Message], dict[str, torch.Tensor]]
 
 
 def _record_replies(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
@@ -39,6 +43,23 @@ def _record_replies(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
 
     monkeypatch.setattr(strategy_module.BudgetAwareStrategy, "aggregate_train", spy)
     return seen
+
+
+def _record_start(monkeypatch: pytest.MonkeyPatch) -> dict[str, torch.Tensor]:
+    """Keep the trainable weights of the model the server starts round 1 from.
+
+    That is the label-name head after the warm start, not a fresh build.
+    """
+    kept: dict[str, torch.Tensor] = {}
+    original = server_app.start_model
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        model, resumed, warm = original(*args, **kwargs)
+        kept.update(trainable_state(model.classifier))
+        return model, resumed, warm
+
+    monkeypatch.setattr(server_app, "start_model", spy)
+    return kept
 
 
 def _initial_weights(config: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -62,10 +83,8 @@ DP_RUN = (
 
 
 @pytest.fixture(scope="module")
-def dp_run(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, dict[str, Any], list[Message]]:
-    """One DP run for this file: its folder, its summary and the replies received.
+def dp_run(tmp_path_factory: pytest.TempPathFactory) -> DpRun:
+    """One DP run for this file: its folder, summary, replies and start weights.
 
     Its clients' ledgers hold the whole budget afterwards, which the spent-client
     test hands to a second run.
@@ -75,14 +94,15 @@ def dp_run(
     # the run's logging set-up here.
     with pytest.MonkeyPatch.context() as monkeypatch, logging_restored():
         replies = _record_replies(monkeypatch)
+        start = _record_start(monkeypatch)
         summary = simulate(small_config(*DP_RUN), run_dir=run_dir)
-    return run_dir, summary, replies
+    return run_dir, summary, replies, start
 
 
 def test_dp_simulation_end_to_end(
-    dp_run: tuple[Path, dict[str, Any], list[Message]],
+    dp_run: DpRun,
 ) -> None:
-    run_dir, summary, replies = dp_run
+    run_dir, summary, replies, start = dp_run
 
     # Two rounds ran and were recorded.
     rounds = read_rounds(run_dir)
@@ -92,11 +112,17 @@ def test_dp_simulation_end_to_end(
     for key in ("final_accuracy", "final_macro_f1", "wall_seconds"):
         assert key in summary
 
-    # The global model moved away from its initialisation.
+    # The run started from the model a fresh build gives the trainable names
+    # of (the checkpoint holds the same), and every client's update moved it.
     final = torch.load(run_dir / "checkpoint" / "state.pt")["weights"]
     initial = _initial_weights(small_config(*DP_RUN))
-    assert set(final) == set(initial)
-    assert any(not torch.equal(final[k], initial[k]) for k in initial)
+    assert set(final) == set(initial) == set(start)
+    for reply in replies:
+        arrays = reply.content.array_records["arrays"]
+        assert any(
+            not torch.equal(torch.from_numpy(arrays[k].numpy()), start[k])
+            for k in start
+        )
 
     # Each client's epsilon grew in round 2 and equals a fresh accountant's value.
     assert len(summary["clients"]) == 3
@@ -164,9 +190,9 @@ def test_dp_simulation_end_to_end(
 
 
 def test_spent_client_is_refused_and_no_longer_selected(
-    tmp_path: Path, dp_run: tuple[Path, dict[str, Any], list[Message]]
+    tmp_path: Path, dp_run: DpRun
 ) -> None:
-    first, _, _ = dp_run
+    first, _, _, _ = dp_run
     spent_ledger = first / "clients" / "client-0" / "privacy_ledger.json"
     spent = json.loads(spent_ledger.read_text())
 
