@@ -80,9 +80,10 @@ def test_each_file_is_one_client_by_default(tmp_path: Path) -> None:
 def test_a_run_the_server_refuses_before_round_one_leaves_no_folder(
     tmp_path: Path,
 ) -> None:
-    # The server's own checks run after Flower has written its files into
-    # the run folder; a run they refuse has trained nothing, so no folder is
-    # left (Hydra's, the log and Flower's were, before).
+    # The server's checks before round 1 (`federation/preflight.py`), which
+    # `fedmodel simulate` asks before Flower starts: a run they refuse has
+    # trained nothing, so no folder is left (Hydra's, the log and Flower's
+    # were, when only the ServerApp asked them, after Flower wrote its files).
     site = tmp_path / "site0.csv"
     _site_file(site, 40, first_label="cardiac")
     _site_file(tmp_path / "test.csv", 20, first_label="cardiac")
