@@ -42,7 +42,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening_ports(pid: int) -> set[int]:
+def listening_ports(pid: int) -> set[int]:
     """TCP ports that process `pid` or one of its descendants listens on."""
     ports: set[int] = set()
     try:
@@ -294,7 +294,7 @@ class Loopback:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 return False
-            if self.port in _listening_ports(process.pid):
+            if self.port in listening_ports(process.pid):
                 return True
             time.sleep(0.2)
         raise AssertionError(f"nothing listened on port {self.port} after {timeout} s")

@@ -11,9 +11,7 @@ cluster (Ray would join it if asked for no address in particular).
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ import pytest
 
 from fedmodel.federation.simulation import simulate
 from tests.conftest import small_config
-from tests.integration.loopback import free_port
+from tests.integration.loopback import free_port, listening_ports, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,28 +57,27 @@ def ray_cluster() -> Iterator[tuple[str, Path]]:
         _wait_for_head(temp_dir, head, port)
         yield f"127.0.0.1:{port}", temp_dir
     finally:
-        # Killed, not asked to stop: asked, the head's processes took 5 s to
-        # end, and nothing of this throwaway cluster is read after the tests.
+        # No grace: asked, the head's processes took 5 s to end, and nothing
+        # of this throwaway cluster is read after the tests.
         root = psutil.Process(head.pid)
-        for process in [*root.children(recursive=True), root]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
+        stop([*root.children(recursive=True), root], grace=0)
         head.wait(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _wait_for_head(temp_dir: Path, head: subprocess.Popen[bytes], port: int) -> None:
-    """Until the head's GCS takes connections and its raylet has started.
+    """Until the head's GCS listens on `port` and its raylet has started.
 
     A driver then waits on its own (`ray.init`) for the raylet to register.
+    The head's own processes must listen: not merely some process that took
+    the free port first on a busy machine (`listening_ports`).
     """
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert head.poll() is None, "ray start exited early"
-        if list(temp_dir.glob("session_*/logs/raylet.out")):
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
+        started = list(temp_dir.glob("session_*/logs/raylet.out"))
+        if started and port in listening_ports(head.pid):
+            return
         time.sleep(0.1)
     raise AssertionError("the Ray head did not start within 120 s")
 
