@@ -7,9 +7,12 @@ with fedmodel's own parser (Hydra's for simulate), its overrides with
 fedmodel's override checks against the composed config; nothing runs. Options
 are spelled in full (argparse would take `--run` for `--run-dir`).
 
-Skipped: a line whose first word is not the program (a log line, prose, `flwr
-run`), output (`fedmodel simulate: error: ...`) and placeholders: `<...>` is
-one placeholder word, and a word in capitals (RUN_DIR, OVERRIDES), holding
+A `flwr run` line's `--run-config` is read with Flower's own parser, and its
+`overrides` as the ServerApp splits them, then checked as simulate's are.
+
+Skipped: a line whose first word is not the program (a log line, prose),
+output (`fedmodel simulate: error: ...`) and placeholders: `<...>` is one
+placeholder word, and a word in capitals (RUN_DIR, OVERRIDES), holding
 `...` or in `[...]` is the reader's to fill in (`seed=N`: the key is checked).
 `a|b` (`\\|` in a table) is checked as a and as b.
 """
@@ -41,6 +44,7 @@ from fedmodel.config.compose import (
     override_parser,
 )
 from fedmodel.config.flat_keys import dotted
+from fedmodel.config.run_config import FLWR_RUN_CONFIG, app_overrides
 from fedmodel.config.sweep_jobs import sweep_jobs
 from fedmodel.errors import FedmodelError
 from tests.unit.test_benchmark_help import SCRIPTS as PARSING_BENCHMARKS
@@ -61,6 +65,8 @@ SHOWN_REFUSED = {
     "fedmodel privacy-plan model=nope model=tiny debug=smoke": "no option 'nope'",
 }
 
+
+PROGRAMS = ("fedmodel", "flwr", "make")
 
 # One command line a page shows: `page:line`, and its words from the program on.
 Shown = tuple[str, tuple[str, ...]]
@@ -120,13 +126,13 @@ def _program(words: list[str]) -> tuple[str, ...]:
 
 @functools.cache
 def shown_commands(page: Path) -> list[Shown]:
-    """The fedmodel, make and script command lines `page` shows, but output."""
+    """The fedmodel, flwr, make and script command lines `page` shows, but output."""
     return [
         (f"{page.name}:{line}", words)
         for line, text in _code(page)
         for words in _commands(text)
         if words
-        and (words[0] in ("fedmodel", "make") or SCRIPT.fullmatch(words[0]))
+        and (words[0] in PROGRAMS or SCRIPT.fullmatch(words[0]))
         # `fedmodel simulate: error: ...` is a command's output
         and not any(word.endswith(":") for word in words[:2])
     ]
@@ -250,6 +256,27 @@ def make_problems(words: tuple[str, ...]) -> list[str]:
     return [f"no make target {t!r}" for t in targets if t not in known]
 
 
+def flwr_problems(words: tuple[str, ...]) -> list[str]:
+    """What is wrong with a `flwr run ... --run-config VALUE` line's run-config.
+
+    Its keys must be the app's (`FLWR_RUN_CONFIG`), and its `overrides` pass
+    as simulate's do. Other `flwr` lines (list, log, stop) are Flower's own.
+    """
+    from flwr.common.config import parse_config_args
+
+    if words[1:2] != ("run",) or "--run-config" not in words[:-1]:
+        return []
+    run_config = parse_config_args([words[words.index("--run-config") + 1]])
+    foreign = sorted(set(run_config) - set(FLWR_RUN_CONFIG))
+    if foreign:
+        return [
+            f"run-config keys {foreign} are not the app's ({list(FLWR_RUN_CONFIG)})"
+        ]
+    overrides = app_overrides(run_config)
+    assert overrides is not None  # the app's keys only, checked above
+    return override_problems(overrides)
+
+
 def script_problems(words: tuple[str, ...]) -> list[str]:
     """A missing script, an option a benchmark's --help lacks, a bad override."""
     match = SCRIPT.fullmatch(words[0])
@@ -278,6 +305,8 @@ def problems(words: tuple[str, ...]) -> list[str]:
         return make_problems(checked)
     if words[0] == "fedmodel":
         return fedmodel_problems(checked)
+    if words[0] == "flwr":
+        return flwr_problems(checked)
     return script_problems(checked)
 
 
