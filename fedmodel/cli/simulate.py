@@ -178,7 +178,9 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     `simulate` checks again, cached. The folder first: a resume with a changed
     key that deals the records is named by that key, not by the records it
     moved. Then a deployment's settings (the server's `_check_federation`),
-    an http(s) tracking server, the clients' records and `_server_checks`.
+    an http(s) tracking server, the task's files and the clients' records as
+    read (`check_readable_records`), their privacy plans and ledgers
+    (`check_simulated_clients`) and `_server_checks`.
     Returns a resumed sweep's finished job's accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
@@ -198,8 +200,12 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
         done = finished_sweep_job(run_dir, settings)
         if done is not None:
             return done
-    # Imported once the settings and folder pass, so their refusals answer at
-    # once: the record check loads the data code, torch and Opacus.
+    # Each imported once the checks before it pass, so their refusals answer
+    # without it: the records' check loads `datasets`, the privacy plan's torch
+    # and Opacus, the model's transformers.
+    from fedmodel.data.readable_records import check_readable_records
+
+    check_readable_records(settings)
     from fedmodel.client.record_check import check_simulated_clients
 
     check_simulated_clients(settings)
@@ -211,21 +217,15 @@ def _server_checks(settings: RunSettings) -> None:
     """What the server refuses before round 1 without reading weights, asked here.
 
     The model, finetune and distillation settings
-    (`check_model_and_distillation`), the device, and the label descriptions
-    the head starts from: in the server they come only after Ray has started.
-    Imported here, after the checks above, so that what those refuse is said
-    without loading transformers.
+    (`check_model_and_distillation`) and the device: in the server they come
+    only after Ray has started. Imported here, after the checks above, so that
+    what those refuse is said without loading transformers.
     """
-    from fedmodel.data.clients import load_client_data
-    from fedmodel.data.label_descriptions import label_texts
     from fedmodel.federation.preflight import check_model_and_distillation
     from fedmodel.model.device import resolve_device
 
     check_model_and_distillation(settings)
     resolve_device(settings.device)  # the ServerApp, run in this process, uses it
-    if not settings.resume:  # a resumed head starts from its checkpoint
-        _, _, label_names = load_client_data(settings, 0)  # cached: loaded above
-        label_texts(settings.task, label_names)
 
 
 def _say_done(summary: dict[str, Any], run_dir: Path) -> None:

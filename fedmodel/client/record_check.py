@@ -8,7 +8,8 @@ charged for stops here too, and so does one whose client's ledger cannot be
 read or was edited, holds fewer steps or less epsilon than the server's
 checkpoint recorded charging it, or was reset during the run. Nothing here
 imports Flower or transformers; the privacy plan's accountants load Opacus,
-and with it torch (most of the check's import time).
+and with it torch (most of the check's import time), so `fedmodel simulate`
+first reads the records without them (`data/readable_records.py`).
 """
 
 from __future__ import annotations

@@ -340,6 +340,48 @@ def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        (["task.train_files=[{tmp}/missing.csv]"], "missing.csv does not exist"),
+        (["task.train_files=[{tmp}/bad.csv]"], "line 3 has 1 field but the header"),
+        (
+            [
+                "task.train_files=[{tmp}/site.csv]",
+                "distill=server",
+                "distill.transfer_file={tmp}/site.csv",
+            ],
+            "is the same file as task.train_files[0]",
+        ),
+    ],
+)
+def test_a_bad_data_file_is_refused_before_torch_loads(
+    tmp_path: Path, files: list[str], named: str
+) -> None:
+    # A data file's mistake is a user's first: it is said in the time the
+    # files take to read, not after torch, Opacus and transformers load.
+    (tmp_path / "bad.csv").write_text("text,label\nfoo,cardiac\nbar\n")
+    (tmp_path / "site.csv").write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
+    (tmp_path / "test.csv").write_text("text,label\nhu,a\nhy,b\n")
+    run_dir = tmp_path / "run"
+    result, done = probed(
+        "simulate",
+        "model=tiny",
+        "task=files",
+        *(file.format(tmp=tmp_path) for file in files),
+        f"task.test_file={tmp_path}/test.csv",
+        f"hydra.run.dir={run_dir}",
+        timeout=300,
+    )
+    assert result["code"] == 2, done.stderr[-2000:]
+    assert "fedmodel simulate: error: " in done.stderr
+    assert named in done.stderr, done.stderr[-2000:]
+    assert not {"torch", "opacus", "transformers", "flwr", "ray"} & set(
+        result["heavy"]
+    ), result
+    assert not run_dir.exists()
+
+
 def test_a_rejected_resume_keeps_the_run_folder(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

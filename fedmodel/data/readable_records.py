@@ -1,0 +1,37 @@
+"""The clients' records and the task's files, read and checked before torch loads.
+
+`fedmodel simulate` asks this first of the checks on a run's records: nothing
+here imports torch, Opacus or transformers, so a missing or unparseable file,
+a label column that is not there or a file named in two roles is refused in
+the time Python, Hydra and `datasets` take to load, not after the privacy
+and model code have loaded too. The checks that need the privacy plan follow
+(`client/record_check.py`), then the model's (`federation/preflight.py`),
+all before Flower starts.
+"""
+
+from __future__ import annotations
+
+from fedmodel.config import RunSettings
+from fedmodel.data.clients import load_client_data
+from fedmodel.data.file_roles import check_transfer_file
+from fedmodel.data.label_descriptions import label_texts
+
+
+def check_readable_records(settings: RunSettings) -> None:
+    """Refuse a client whose records cannot be read, or a task file the run cannot use.
+
+    With distillation on, `distill.transfer_file` must be no site's file and
+    not the test file (`check_transfer_file`: paths alone, before any file is
+    read, as the task's own roles are checked). Every client's records load as
+    the run loads them (`load_client_data`, cached for the checks after this).
+    A fresh run's labels must each have one description where
+    `task.label_descriptions` names a file (`label_texts`: a resumed head
+    starts from its checkpoint, which needs none).
+    """
+    if settings.distill.enabled:
+        check_transfer_file(settings)
+    for client_id in range(settings.num_clients):
+        load_client_data(settings, client_id)
+    if not settings.resume:
+        _, _, label_names = load_client_data(settings, 0)  # cached: the task's
+        label_texts(settings.task, label_names)
