@@ -15,23 +15,35 @@ from fedmodel.config import RunSettings
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file
 from fedmodel.data.label_descriptions import label_texts
+from fedmodel.data.transfer_texts import transfer_file_texts
 
 
 def check_readable_records(settings: RunSettings) -> None:
     """Refuse a client whose records cannot be read, or a task file the run cannot use.
 
-    With distillation on, `distill.transfer_file` must be no site's file and
-    not the test file (`check_transfer_file`: paths alone, before any file is
-    read, as the task's own roles are checked). Every client's records load as
-    the run loads them (`load_client_data`, cached for the checks after this).
-    A fresh run's labels must each have one description where
+    The transfer file first (`check_readable_transfer_file`), as the server
+    reads it before the records. Every client's records load as the run loads
+    them (`load_client_data`, cached for the checks after this). A fresh
+    run's labels must each have one description where
     `task.label_descriptions` names a file (`label_texts`: a resumed head
     starts from its checkpoint, which needs none).
     """
-    if settings.distill.enabled:
-        check_transfer_file(settings)
+    check_readable_transfer_file(settings)
     for client_id in range(settings.num_clients):
         load_client_data(settings, client_id)
     if not settings.resume:
         _, _, label_names = load_client_data(settings, 0)  # cached: the task's
         label_texts(settings.task, label_names)
+
+
+def check_readable_transfer_file(settings: RunSettings) -> None:
+    """With distillation on, refuse a `distill.transfer_file` the server cannot use.
+
+    It must be no site's file and not the test file (`check_transfer_file`:
+    paths alone, as the task's own roles are checked), and its texts must
+    read as distillation reads them (`transfer_file_texts`, kept for the
+    model's checks and the ServerApp of this process).
+    """
+    if settings.distill.enabled:
+        check_transfer_file(settings)
+        transfer_file_texts(settings)

@@ -17,7 +17,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import RunSettings
-from fedmodel.data.text_inputs import read_input_texts
+from fedmodel.data.transfer_texts import transfer_file_texts
 from fedmodel.distill.describe import (
     add_served_latency,
     export_and_describe,
@@ -40,15 +40,12 @@ def server_distill_texts(
     """The server's distillation texts: `distill.transfer_file` or the transfer split.
 
     None when the server holds neither (the `files` task without a transfer file).
-    A table's texts are in `task.text_column`, as in the task's own files, so
-    a file in the sites' format serves as it is.
+    The file is read once a process for each version of it
+    (`transfer_file_texts`).
     """
-    if settings.distill.transfer_file is not None:
-        return read_input_texts(
-            Path(settings.distill.transfer_file),
-            key="distill.transfer_file",
-            text_column=settings.task.text_column,
-        ).texts
+    texts = transfer_file_texts(settings)
+    if texts is not None:
+        return texts
     if transfer is None or len(transfer) == 0:
         return None
     return list(transfer["text"])

@@ -353,6 +353,22 @@ def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
             ],
             "is the same file as task.train_files[0]",
         ),
+        (
+            [
+                "task.train_files=[{tmp}/site.csv]",
+                "distill=server",
+                "distill.transfer_file={tmp}/nope.csv",
+            ],
+            "distill.transfer_file: file {tmp}/nope.csv does not exist",
+        ),
+        (
+            [
+                "task.train_files=[{tmp}/site.csv]",
+                "distill=server",
+                "distill.transfer_file={tmp}/bad.csv",
+            ],
+            "distill.transfer_file: file {tmp}/bad.csv, line 3 has 1 field",
+        ),
     ],
 )
 def test_a_bad_data_file_is_refused_before_torch_loads(
@@ -375,7 +391,7 @@ def test_a_bad_data_file_is_refused_before_torch_loads(
     )
     assert result["code"] == 2, done.stderr[-2000:]
     assert "fedmodel simulate: error: " in done.stderr
-    assert named in done.stderr, done.stderr[-2000:]
+    assert named.format(tmp=tmp_path) in done.stderr, done.stderr[-2000:]
     assert not {"torch", "opacus", "transformers", "flwr", "ray"} & set(
         result["heavy"]
     ), result

@@ -1,0 +1,64 @@
+"""`distill.transfer_file`'s texts: read once a process for each version of the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fedmodel.data import transfer_texts
+from fedmodel.data.readable_records import check_readable_transfer_file
+from fedmodel.data.text_inputs import InputTexts
+from fedmodel.distill.finish import server_distill_texts
+from fedmodel.errors import FedmodelError
+from tests.conftest import small_settings
+
+
+def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths `transfer_file_texts` reads from now on."""
+    read = transfer_texts.read_input_texts
+    paths: list[Path] = []
+
+    def counted(path: Path, **kwargs: str) -> InputTexts:
+        paths.append(path)
+        return read(path, **kwargs)
+
+    monkeypatch.setattr(transfer_texts, "read_input_texts", counted)
+    return paths
+
+
+def test_a_start_reads_the_transfer_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `fedmodel simulate` reads it before torch loads, then the model's checks
+    # and the ServerApp (the same process) ask for it again: one read.
+    path = tmp_path / "public.txt"
+    path.write_text("first public text\nsecond public text\n")
+    settings = small_settings("distill=server", f"distill.transfer_file={path}")
+    reads = _counted_reads(monkeypatch)
+    check_readable_transfer_file(settings)
+    texts = server_distill_texts(settings, None)
+    assert texts == ["first public text", "second public text"]
+    texts.append("a caller's own list")
+    assert server_distill_texts(settings, None) == texts[:2]
+    assert reads == [path]
+
+
+def test_a_changed_or_missing_transfer_file_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "public.txt"
+    path.write_text("first public text\n")
+    settings = small_settings("distill=server", f"distill.transfer_file={path}")
+    assert server_distill_texts(settings, None) == ["first public text"]
+    path.write_text("a new text\n")
+    later = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(later, later))
+    assert server_distill_texts(settings, None) == ["a new text"]
+    path.unlink()
+    reads = _counted_reads(monkeypatch)
+    for _ in range(2):  # a refusal is not kept: each start says it
+        with pytest.raises(FedmodelError, match=r"public\.txt does not exist"):
+            check_readable_transfer_file(settings)
+    assert reads == [path, path]
