@@ -61,19 +61,23 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
-    # Imported once the overrides are read, so a bad key or value is refused
-    # at once: these load torch, transformers and Opacus.
+    for line in unread_key_warnings(settings, overrides=args.overrides):
+        log.warning("%s", line)
+    # Each imported once the checks before it pass, so their refusals answer
+    # without it: the plan's files load `datasets`, its code torch,
+    # transformers and Opacus.
+    from fedmodel.research.plan_files import read_plan_files
+
+    files = read_plan_files(settings)
     from fedmodel.model.device import resolve_device
     from fedmodel.research.plan_tables import plan_tables
     from fedmodel.research.privacy_plan import plan_run
 
     # The run stops where its device is missing (`resolve_device`): the plan too.
     resolve_device(settings.device)
-    for line in unread_key_warnings(settings, overrides=args.overrides):
-        log.warning("%s", line)
     shown = training_settings(settings)
     note = unmeasured_budget(settings)
-    plans = plan_run(settings)
+    plans = plan_run(settings, files)
     if args.json:
         # The same as the tables: the settings first, then each client's plan.
         report = {

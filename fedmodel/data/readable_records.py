@@ -1,10 +1,11 @@
 """The clients' records and the task's files, read and checked before torch loads.
 
-`fedmodel simulate` asks this first of the checks on a run's records: nothing
-here imports torch, Opacus or transformers, so a missing or unparseable file,
-a label column that is not there or a file named in two roles is refused in
-the time Python, Hydra and `datasets` take to load, not after the privacy
-and model code have loaded too. The checks that need the privacy plan follow
+`fedmodel simulate` asks this first of the checks on a run's records, and
+`fedmodel privacy-plan` its transfer file's: nothing here imports torch,
+Opacus or transformers, so a missing or unparseable file, a label column that
+is not there or a file named in two roles is refused in the time Python,
+Hydra and `datasets` take to load, not after the privacy and model code have
+loaded too. The checks that need the privacy plan follow
 (`client/record_check.py`), then the model's (`federation/preflight.py`),
 all before Flower starts.
 """

@@ -2,10 +2,10 @@
 
 The server distils the student on them after the last round, and checks
 before round 1 that they can be read (`federation/preflight.py`). `fedmodel
-simulate` reads them first, before torch loads (`data/readable_records.py`),
-and the checks after that in the same process (the ServerApp of a
-simulation too) take the texts read then. A file changed since (its size,
-modification time or inode) is read again.
+simulate` and `fedmodel privacy-plan` read them first, before torch loads
+(`data/readable_records.py`), and the checks after that in the same process
+(the ServerApp of a simulation too) take the texts read then. A file changed
+since (its size, modification time or inode) is read again.
 """
 
 from __future__ import annotations

@@ -18,11 +18,9 @@ from dataclasses import asdict, dataclass, field
 
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
-from fedmodel.config.modes import DEPLOYMENT
 from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records, dealt_to_clients
 from fedmodel.data.file_roles import client_file
-from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import (
     check_model_and_distillation,
@@ -32,7 +30,7 @@ from fedmodel.privacy.accountants import prv_takes
 from fedmodel.privacy.calibration import ACCOUNTANTS, epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.client_plan import PrivacyPlan, plan_client, planned_rounds
-from fedmodel.privacy.modes import privacy_mode
+from fedmodel.research.plan_files import PlanFiles, read_plan_files
 
 log = logging.getLogger(__name__)
 
@@ -106,36 +104,25 @@ class PlanProgress:
             self.line(message, *args)
 
 
-def plan_run(settings: RunSettings) -> list[ClientPlan]:
+def plan_run(settings: RunSettings, files: PlanFiles | None = None) -> list[ClientPlan]:
     """Plan every client of a run (or the one client-level budget).
 
-    Only a simulation's: a deployment's sites plan from their own files and
-    caps, which the server does not hold.
+    `files`: what `read_plan_files` read, for a caller that read them before
+    importing this module (`fedmodel privacy-plan`); read here when None, so
+    a run the plan cannot plan (a deployment's, or one without privacy) is
+    refused first either way.
     """
-    if settings.federation.name == DEPLOYMENT:
-        raise FedmodelError(
-            "privacy-plan plans simulated clients, and federation=deployment has "
-            "none: each site calibrates its noise from its own data file, "
-            "max-epsilon and delta, which the server does not hold. Each site's "
-            "noise multiplier and epsilon reach the server with its replies "
-            "(summary.json); a site reads its own spend with `fedmodel ledger "
-            "show --state-dir DIR`"
-        )
-    mode = privacy_mode(settings.privacy)
-    if not mode.enabled:
-        raise FedmodelError(
-            "privacy is off (privacy=off): there is no budget to plan; use "
-            "privacy=dpsgd (record-level) or privacy=central (client-level)"
-        )
+    if files is None:
+        files = read_plan_files(settings)
     # In every mode: privacy=central's plan was shown for a model the run refuses.
     distill_texts = check_model_and_distillation(settings)
     progress = PlanProgress()
-    if mode.server_noise:
+    data = files.records
+    if data is None:  # client-level DP: one plan, over the clients
         return [_planned(None, settings.num_clients, settings, progress=progress)]
     # The run's warnings about its records, here before anything trains: the
-    # plan is where a new task's files are read first. The clients' records
-    # come from the same load, dealt as a run deals them.
-    data = load_task(settings.task, seed=settings.seed)
+    # plan is where a new task's files are read first (`read_plan_files`). The
+    # clients' records come from that load, dealt as a run deals them.
     warn_about_records(settings, data, distill_texts=distill_texts)
     partitions = dealt_to_clients(
         data,
