@@ -5,9 +5,31 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 HEAVY = ("torch", "flwr", "transformers", "opacus", "datasets", "ray")
+# What a command loads after reading the task's files (`datasets` reads them).
+MODEL_LIBRARIES = {"torch", "opacus", "transformers", "flwr", "ray"}
+_TRANSFER = ("task.train_files=[{tmp}/site.csv]", "distill=server")
+# A files task's overrides with one mistake, and the words of its refusal;
+# {tmp} is the folder `bad_file_probed` writes the files in.
+BAD_FILES = [
+    (("task.train_files=[{tmp}/missing.csv]",), "missing.csv does not exist"),
+    (("task.train_files=[{tmp}/bad.csv]",), "line 3 has 1 field but the header"),
+    (
+        (*_TRANSFER, "distill.transfer_file={tmp}/site.csv"),
+        "is the same file as task.train_files[0]",
+    ),
+    (
+        (*_TRANSFER, "distill.transfer_file={tmp}/nope.csv"),
+        "distill.transfer_file: file {tmp}/nope.csv does not exist",
+    ),
+    (
+        (*_TRANSFER, "distill.transfer_file={tmp}/bad.csv"),
+        "distill.transfer_file: file {tmp}/bad.csv, line 3 has 1 field",
+    ),
+]
 # Runs `fedmodel ARGS` in a fresh interpreter and prints its exit code and
 # which heavy modules it imported.
 PROBE = """
@@ -33,3 +55,22 @@ def probed(
         timeout=timeout,
     )
     return json.loads(done.stderr.strip().splitlines()[-1]), done
+
+
+def bad_file_probed(
+    command: str, tmp: Path, files: tuple[str, ...], *extra: str
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """`fedmodel COMMAND` on a files task in `tmp` with `files` (BAD_FILES'), probed."""
+    (tmp / "bad.csv").write_text("text,label\nfoo,cardiac\nbar\n")
+    (tmp / "site.csv").write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
+    (tmp / "test.csv").write_text("text,label\nhu,a\nhy,b\n")
+    overrides = (override.format(tmp=tmp) for override in files)
+    return probed(
+        command,
+        "model=tiny",
+        "task=files",
+        *overrides,
+        f"task.test_file={tmp}/test.csv",
+        *extra,
+        timeout=300,
+    )

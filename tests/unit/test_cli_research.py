@@ -8,7 +8,13 @@ import pytest
 
 from fedmodel.cli.main import run_command
 from fedmodel.cli.privacy_plan_args import SHOWN_JOBS
-from tests.unit.cli_probe import HEAVY, probed
+from tests.unit.cli_probe import (
+    BAD_FILES,
+    HEAVY,
+    MODEL_LIBRARIES,
+    bad_file_probed,
+    probed,
+)
 
 
 def test_privacy_plan_reports_a_bad_override_on_one_line(
@@ -37,50 +43,17 @@ def test_privacy_plan_refuses_a_bad_override_before_importing_torch(
     assert said in done.stderr
 
 
-@pytest.mark.parametrize(
-    ("files", "named"),
-    [
-        (["task.train_files=[{tmp}/missing.csv]"], "missing.csv does not exist"),
-        (["task.train_files=[{tmp}/bad.csv]"], "line 3 has 1 field but the header"),
-        (
-            [
-                "task.train_files=[{tmp}/site.csv]",
-                "distill=server",
-                "distill.transfer_file={tmp}/nope.csv",
-            ],
-            "distill.transfer_file: file {tmp}/nope.csv does not exist",
-        ),
-        (
-            [
-                "task.train_files=[{tmp}/site.csv]",
-                "distill=server",
-                "distill.transfer_file={tmp}/site.csv",
-            ],
-            "is the same file as task.train_files[0]",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("files", "named"), BAD_FILES)
 def test_privacy_plan_refuses_a_bad_data_file_before_torch_loads(
-    tmp_path: Path, files: list[str], named: str
+    tmp_path: Path, files: tuple[str, ...], named: str
 ) -> None:
     # Before, the plan's code (torch, Opacus, transformers: 3.6 s) loaded
     # first, and the model's checks ran before the files were read.
-    (tmp_path / "bad.csv").write_text("text,label\nfoo,cardiac\nbar\n")
-    (tmp_path / "site.csv").write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
-    (tmp_path / "test.csv").write_text("text,label\nhu,a\nhy,b\n")
-    result, done = probed(
-        "privacy-plan",
-        "model=tiny",
-        "task=files",
-        *(file.format(tmp=tmp_path) for file in files),
-        f"task.test_file={tmp_path}/test.csv",
-    )
+    result, done = bad_file_probed("privacy-plan", tmp_path, files)
     assert result["code"] == 2, done.stderr[-2000:]
     assert "fedmodel privacy-plan: error: " in done.stderr
     assert named.format(tmp=tmp_path) in done.stderr, done.stderr[-2000:]
-    assert not {"torch", "opacus", "transformers", "flwr", "ray"} & set(
-        result["heavy"]
-    ), result
+    assert not MODEL_LIBRARIES & set(result["heavy"]), result
 
 
 def test_privacy_plan_refuses_a_groups_shared_base_file(

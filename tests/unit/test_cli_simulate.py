@@ -19,7 +19,12 @@ from fedmodel.cli.simulate_args import check_sweep_jobs
 from fedmodel.errors import FedmodelError
 from fedmodel.run import folder_check
 from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
-from tests.unit.cli_probe import probed
+from tests.unit.cli_probe import (
+    BAD_FILES,
+    MODEL_LIBRARIES,
+    bad_file_probed,
+    probed,
+)
 
 
 def test_simulate_help_names_the_app_and_the_outputs(
@@ -340,61 +345,20 @@ def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
     assert not run_dir.exists()
 
 
-@pytest.mark.parametrize(
-    ("files", "named"),
-    [
-        (["task.train_files=[{tmp}/missing.csv]"], "missing.csv does not exist"),
-        (["task.train_files=[{tmp}/bad.csv]"], "line 3 has 1 field but the header"),
-        (
-            [
-                "task.train_files=[{tmp}/site.csv]",
-                "distill=server",
-                "distill.transfer_file={tmp}/site.csv",
-            ],
-            "is the same file as task.train_files[0]",
-        ),
-        (
-            [
-                "task.train_files=[{tmp}/site.csv]",
-                "distill=server",
-                "distill.transfer_file={tmp}/nope.csv",
-            ],
-            "distill.transfer_file: file {tmp}/nope.csv does not exist",
-        ),
-        (
-            [
-                "task.train_files=[{tmp}/site.csv]",
-                "distill=server",
-                "distill.transfer_file={tmp}/bad.csv",
-            ],
-            "distill.transfer_file: file {tmp}/bad.csv, line 3 has 1 field",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("files", "named"), BAD_FILES)
 def test_a_bad_data_file_is_refused_before_torch_loads(
-    tmp_path: Path, files: list[str], named: str
+    tmp_path: Path, files: tuple[str, ...], named: str
 ) -> None:
     # A data file's mistake is a user's first: it is said in the time the
     # files take to read, not after torch, Opacus and transformers load.
-    (tmp_path / "bad.csv").write_text("text,label\nfoo,cardiac\nbar\n")
-    (tmp_path / "site.csv").write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
-    (tmp_path / "test.csv").write_text("text,label\nhu,a\nhy,b\n")
     run_dir = tmp_path / "run"
-    result, done = probed(
-        "simulate",
-        "model=tiny",
-        "task=files",
-        *(file.format(tmp=tmp_path) for file in files),
-        f"task.test_file={tmp_path}/test.csv",
-        f"hydra.run.dir={run_dir}",
-        timeout=300,
+    result, done = bad_file_probed(
+        "simulate", tmp_path, files, f"hydra.run.dir={run_dir}"
     )
     assert result["code"] == 2, done.stderr[-2000:]
     assert "fedmodel simulate: error: " in done.stderr
     assert named.format(tmp=tmp_path) in done.stderr, done.stderr[-2000:]
-    assert not {"torch", "opacus", "transformers", "flwr", "ray"} & set(
-        result["heavy"]
-    ), result
+    assert not MODEL_LIBRARIES & set(result["heavy"]), result
     assert not run_dir.exists()
 
 
