@@ -1,16 +1,19 @@
 """The clients' records and the task's files, read and checked before torch loads.
 
 `fedmodel simulate` asks this first of the checks on a run's records, and
-`fedmodel privacy-plan` its transfer file's: nothing here imports torch,
-Opacus or transformers, so a missing or unparseable file, a label column that
-is not there or a file named in two roles is refused in the time Python,
-Hydra and `datasets` take to load, not after the privacy and model code have
-loaded too. The checks that need the privacy plan follow
+`fedmodel privacy-plan` the transfer file's and the labels' descriptions'
+(on the task it loads itself): nothing here imports torch, Opacus or
+transformers, so a missing or unparseable file, a label column that is not
+there, a label not described or a file named in two roles is refused in the
+time Python, Hydra and `datasets` take to load, not after the privacy and
+model code have loaded too. The checks that need the privacy plan follow
 (`client/record_check.py`), then the model's (`federation/preflight.py`),
 all before Flower starts.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fedmodel.config import RunSettings
 from fedmodel.data.clients import load_client_data
@@ -24,16 +27,24 @@ def check_readable_records(settings: RunSettings) -> None:
 
     The transfer file first (`check_readable_transfer_file`), as the server
     reads it before the records. Every client's records load as the run loads
-    them (`load_client_data`, cached for the checks after this). A fresh
-    run's labels must each have one description where
-    `task.label_descriptions` names a file (`label_texts`: a resumed head
-    starts from its checkpoint, which needs none).
+    them (`load_client_data`, cached for the checks after this). Then the
+    labels' descriptions (`check_described_labels`).
     """
     check_readable_transfer_file(settings)
     for client_id in range(settings.num_clients):
         load_client_data(settings, client_id)
+    _, _, label_names = load_client_data(settings, 0)  # cached: the task's
+    check_described_labels(settings, label_names)
+
+
+def check_described_labels(settings: RunSettings, label_names: Sequence[str]) -> None:
+    """Refuse a fresh run's label that `task.label_descriptions` does not describe.
+
+    Each label needs one description where the key names a file
+    (`label_texts`); a resumed run's head starts from its checkpoint, which
+    needs none.
+    """
     if not settings.resume:
-        _, _, label_names = load_client_data(settings, 0)  # cached: the task's
         label_texts(settings.task, label_names)
 
 

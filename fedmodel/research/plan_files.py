@@ -2,10 +2,12 @@
 
 `fedmodel privacy-plan` reads them before it imports the plan's code
 (`research/privacy_plan.py`: torch, Opacus and transformers, seconds), so a
-train file that is missing or does not parse, or a transfer file the run
-cannot use, is refused in the time Python, Hydra and `datasets` take; the
-plan then plans from what was read here. A run the plan cannot plan
-(federation=deployment, privacy=off) is refused first.
+train file that is missing or does not parse, a transfer file the run cannot
+use, or a label `task.label_descriptions` does not describe, is refused in
+the time Python, Hydra and `datasets` take, in every privacy mode, as
+`fedmodel simulate` refuses it; the plan then plans from what was read here.
+A run the plan cannot plan (federation=deployment, privacy=off) is refused
+first.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 
 from fedmodel.config import RunSettings
 from fedmodel.config.modes import DEPLOYMENT
-from fedmodel.data.readable_records import check_readable_transfer_file
+from fedmodel.data.readable_records import (
+    check_described_labels,
+    check_readable_transfer_file,
+)
 from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -26,7 +31,8 @@ class PlanFiles:
     """The task's records a plan deals to its clients.
 
     `records` is None under client-level DP (`privacy=central`): its one plan
-    counts clients, not records, and reads no client's file.
+    counts clients, not records (the files are read all the same, to refuse
+    what the run refuses).
     """
 
     records: TaskData | None
@@ -36,10 +42,13 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
     """Refuse a run the plan cannot plan, then read the files its plan reads.
 
     Only a simulation's, with privacy on: a deployment's sites plan from their
-    own files and caps, which the server does not hold. Then the transfer
-    file, in every mode, as the run's checks read it
-    (`check_readable_transfer_file`), and the task's records as the run loads
-    them, where each client plans from its own.
+    own files and caps, which the server does not hold. Then, in every mode,
+    what the run's first check reads (`check_readable_records`): the transfer
+    file, the task's records as the run loads them, and the labels'
+    descriptions. Under client-level DP they are read once and not dealt to
+    the clients: its plan counts clients, and dealing imports flwr-datasets
+    (over a second), so what only the dealing refuses (a partition the
+    records cannot fill) is left to the run.
     """
     if settings.federation.name == DEPLOYMENT:
         raise FedmodelError(
@@ -57,6 +66,6 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
             "privacy=dpsgd (record-level) or privacy=central (client-level)"
         )
     check_readable_transfer_file(settings)
-    if mode.server_noise:
-        return PlanFiles(records=None)
-    return PlanFiles(records=load_task(settings.task, seed=settings.seed))
+    records = load_task(settings.task, seed=settings.seed)
+    check_described_labels(settings, records.label_names)
+    return PlanFiles(records=None if mode.server_noise else records)

@@ -29,6 +29,11 @@ BAD_FILES = [
         (*_TRANSFER, "distill.transfer_file={tmp}/bad.csv"),
         "distill.transfer_file: file {tmp}/bad.csv, line 3 has 1 field",
     ),
+    (
+        ("task.train_files=[{tmp}/site.csv]", "task.label_descriptions={tmp}/a.csv"),
+        "task.label_descriptions: file {tmp}/a.csv has no description of the "
+        "label ['b']",
+    ),
 ]
 # Runs `fedmodel ARGS` in a fresh interpreter and prints its exit code and
 # which heavy modules it imported.
@@ -64,6 +69,7 @@ def bad_file_probed(
     (tmp / "bad.csv").write_text("text,label\nfoo,cardiac\nbar\n")
     (tmp / "site.csv").write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
     (tmp / "test.csv").write_text("text,label\nhu,a\nhy,b\n")
+    (tmp / "a.csv").write_text("label,description\na,the first letter\n")
     overrides = (override.format(tmp=tmp) for override in files)
     return probed(
         command,

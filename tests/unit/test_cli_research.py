@@ -43,13 +43,17 @@ def test_privacy_plan_refuses_a_bad_override_before_importing_torch(
     assert said in done.stderr
 
 
+@pytest.mark.parametrize("privacy", ["privacy=dpsgd", "privacy=central"])
 @pytest.mark.parametrize(("files", "named"), BAD_FILES)
 def test_privacy_plan_refuses_a_bad_data_file_before_torch_loads(
-    tmp_path: Path, files: tuple[str, ...], named: str
+    tmp_path: Path, files: tuple[str, ...], named: str, privacy: str
 ) -> None:
     # Before, the plan's code (torch, Opacus, transformers: 3.6 s) loaded
-    # first, and the model's checks ran before the files were read.
-    result, done = bad_file_probed("privacy-plan", tmp_path, files)
+    # first, and the model's checks ran before the files were read. Under
+    # privacy=central, whose plan counts clients, no train file or labels'
+    # description was read at all: a plan was shown for a run that
+    # `fedmodel simulate` refuses.
+    result, done = bad_file_probed("privacy-plan", tmp_path, files, privacy)
     assert result["code"] == 2, done.stderr[-2000:]
     assert "fedmodel privacy-plan: error: " in done.stderr
     assert named.format(tmp=tmp_path) in done.stderr, done.stderr[-2000:]
