@@ -12,10 +12,11 @@ import numpy as np
 
 from fedmodel.config import PartitionSettings, RunSettings, TaskSettings
 from fedmodel.data.canaries import canary_splits, with_canaries
+from fedmodel.data.file_digest import FileVersion
 from fedmodel.data.file_roles import check_files_kept
 from fedmodel.data.partition import partition_clients
 from fedmodel.data.splits import TaskData
-from fedmodel.data.tasks import load_task
+from fedmodel.data.tasks import load_task, task_files_version
 from fedmodel.errors import FedmodelError
 
 
@@ -56,9 +57,11 @@ def load_client_data(
     """Load one client's (train, val, label_names) for a run.
 
     The task is loaded and partitioned once per process for each distinct
-    (task, partition, num_clients, seed) and shared by every client simulated
-    in that process. The audited client's training split also holds the
-    `audit.canaries` planted canaries, when asked for.
+    (task, partition, num_clients, seed) and version of the task's files
+    (`task_files_version`), and shared by every client simulated in that
+    process: a file changed since is read and dealt again. The audited
+    client's training split also holds the `audit.canaries` planted
+    canaries, when asked for.
     """
     if not 0 <= client_id < settings.num_clients:
         raise FedmodelError(
@@ -74,7 +77,7 @@ def load_client_data(
         },
         sort_keys=True,
     )
-    partitions, label_names = _partitioned_task(key)
+    partitions, label_names = _partitioned_task(key, task_files_version(settings.task))
     train, val = client_records(
         settings, client_id, partitions=partitions, num_labels=len(label_names)
     )
@@ -109,9 +112,12 @@ def client_records(
 
 @functools.lru_cache(maxsize=4)
 def _partitioned_task(
-    key: str,
+    key: str, versions: tuple[FileVersion, ...]
 ) -> tuple[tuple[datasets.Dataset, ...], tuple[str, ...]]:
-    """Partitions and label names for a JSON key; settings lists are unhashable."""
+    """Partitions and label names for a JSON key; `versions` is in the key alone.
+
+    The key is JSON since settings lists are unhashable.
+    """
     raw = json.loads(key)
     task = TaskSettings(**raw["task"])
     partition = PartitionSettings(**raw["partition"])

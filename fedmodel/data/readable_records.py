@@ -27,8 +27,9 @@ def check_readable_records(settings: RunSettings) -> None:
 
     The transfer file first (`check_readable_transfer_file`), as the server
     reads it before the records. Every client's records load as the run loads
-    them (`load_client_data`, cached for the checks after this). Then the
-    labels' descriptions (`check_described_labels`).
+    them (`load_client_data`, cached for the checks after this; the task
+    they are dealt from, `load_task`'s, for the ServerApp of this process).
+    Then the labels' descriptions (`check_described_labels`).
     """
     check_readable_transfer_file(settings)
     for client_id in range(settings.num_clients):

@@ -14,13 +14,10 @@ import functools
 from pathlib import Path
 
 from fedmodel.config import RunSettings
+from fedmodel.data.file_digest import FileVersion, file_version
 from fedmodel.data.text_inputs import read_input_texts
 
 _KEY = "distill.transfer_file"
-
-# (device, inode, modification time in ns, size), or None where the file
-# cannot be stat'ed: then the read below says why.
-FileVersion = tuple[int, int, int, int] | None
 
 
 def transfer_file_texts(settings: RunSettings) -> list[str] | None:
@@ -33,17 +30,8 @@ def transfer_file_texts(settings: RunSettings) -> list[str] | None:
     name = settings.distill.transfer_file
     if name is None:
         return None
-    texts = _read_texts(name, settings.task.text_column, _version(Path(name)))
+    texts = _read_texts(name, settings.task.text_column, file_version(Path(name)))
     return list(texts)  # a copy: the cached texts stay as read
-
-
-def _version(path: Path) -> FileVersion:
-    """What tells one version of the file from another without reading it."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=4)

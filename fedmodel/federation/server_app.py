@@ -87,6 +87,7 @@ def run_federation(
     distill_texts = check_before_round_one(settings)
     check_start(settings, flwr_run_overrides=flwr_run_overrides)
     run_dir = prepare_run_dir(grid, settings)
+    # In `fedmodel simulate`'s process: the task its pre-Flower checks read.
     task = load_task(settings.task, seed=settings.seed)
     warn_about_records(settings, task, distill_texts=distill_texts)
     server_started = time.perf_counter()

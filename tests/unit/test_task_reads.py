@@ -1,0 +1,89 @@
+"""The task's files: read once a process for each version of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.data import files
+from fedmodel.data.clients import load_client_data
+from fedmodel.data.readable_records import check_readable_records
+from fedmodel.data.tasks import load_task
+
+
+def _write(path: Path, texts: list[str]) -> None:
+    labels = ["yes" if i % 2 else "no" for i in range(len(texts))]
+    lines = [f"{text},{label}" for text, label in zip(texts, labels, strict=True)]
+    path.write_text("text,label\n" + "\n".join(lines) + "\n")
+
+
+def _files_task(tmp_path: Path) -> tuple[RunSettings, list[Path]]:
+    """Two sites' files, a test and a validation file, and a run's settings."""
+    paths = [tmp_path / name for name in ("a.csv", "b.csv", "test.csv", "val.csv")]
+    for path in paths:
+        _write(path, [f"{path.stem} note {i}" for i in range(6)])
+    sites, test, validation = paths[:2], paths[2], paths[3]
+    settings = settings_from_dict(
+        compose_config(
+            [
+                "task=files",
+                "model=tiny",
+                "distill=off",
+                f"task.train_files=[{sites[0]},{sites[1]}]",
+                f"task.test_file={test}",
+                f"task.validation_file={validation}",
+                f"run_dir={tmp_path / 'run'}",
+            ]
+        )
+    )
+    return settings, paths
+
+
+def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths the files task reads from now on."""
+    read = files.read_table
+    paths: list[Path] = []
+
+    def counted(path: Path, **kwargs: str) -> pd.DataFrame:
+        paths.append(path)
+        return read(path, **kwargs)
+
+    monkeypatch.setattr(files, "read_table", counted)
+    return paths
+
+
+def test_a_start_reads_each_task_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `fedmodel simulate` reads the clients' records before Flower starts;
+    # its ServerApp, in the same process, then loads the task as below.
+    settings, paths = _files_task(tmp_path)
+    reads = _counted_reads(monkeypatch)
+    check_readable_records(settings)
+    task = load_task(settings.task, seed=settings.seed)
+    assert len(task.train) == 12 and len(task.test) == 6
+    assert task.transfer is not None and len(task.transfer) == 6
+    for client in range(settings.num_clients):
+        load_client_data(settings, client)
+    assert sorted(reads) == sorted(paths)
+
+
+def test_a_task_file_changed_since_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, paths = _files_task(tmp_path)
+    check_readable_records(settings)
+    reads = _counted_reads(monkeypatch)
+    _write(paths[0], ["a new note", "another new note"])
+    later = paths[0].stat().st_mtime_ns + 1_000_000_000
+    os.utime(paths[0], ns=(later, later))
+    task = load_task(settings.task, seed=settings.seed)
+    assert "a new note" in task.train["text"]
+    assert "a note 5" not in task.train["text"]
+    train, val, _ = load_client_data(settings, 0)  # dealt again, from that read
+    assert sorted([*train["text"], *val["text"]]) == ["a new note", "another new note"]
+    assert sorted(reads) == sorted(paths)
