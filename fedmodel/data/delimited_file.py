@@ -11,7 +11,7 @@ import pandas as pd
 
 from fedmodel.config.wording import plural
 from fedmodel.data.column_names import refuse_repeated_columns
-from fedmodel.data.text_file import ended_lines, read_utf8
+from fedmodel.data.text_file import decode_utf8, ended_lines
 from fedmodel.errors import FedmodelError
 
 
@@ -32,9 +32,9 @@ _SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
 _SUFFIX_OF = {form.separator: form.suffix for form in (CSV, TSV)}
 
 
-def read_delimited(path: Path, *, form: Delimited) -> pd.DataFrame:
-    """A `form` (CSV or TSV) file as a table of strings, its shape checked first."""
-    text = read_utf8(path)
+def read_delimited(path: Path, raw: bytes, *, form: Delimited) -> pd.DataFrame:
+    """A `form` (CSV or TSV) file's bytes as a table of strings, shape checked first."""
+    text = decode_utf8(raw, source=f"file {path}")
     _check_shape(path, text, form=form)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.

@@ -8,6 +8,7 @@ Errors about a file's syntax name the line instead.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -21,6 +22,7 @@ from fedmodel.config.train_files import TABLE_SUFFIXES
 from fedmodel.data.column_names import refuse_repeated_columns
 from fedmodel.data.delimited_file import CSV, TSV, read_delimited
 from fedmodel.data.jsonl_file import read_jsonl
+from fedmodel.data.text_file import file_bytes
 from fedmodel.errors import FedmodelError
 
 ROW_CONVENTION = "records counted from 1, not lines: no header or blank line counts"
@@ -33,16 +35,22 @@ MISSING_RULE = "null, a NaN number, blank, or the text 'NaN' in any case"
 
 
 def read_table(
-    path: Path, *, key: str, other_suffixes: Sequence[str] = ()
+    path: Path,
+    *,
+    key: str,
+    other_suffixes: Sequence[str] = (),
+    bytes_read: Callable[[bytes], object] | None = None,
 ) -> pd.DataFrame:
     """Read one CSV / TSV / JSONL / Parquet file, chosen by its suffix.
 
     `key` is the config key the path came from (e.g. "task.train_files[2]"), so
     the message can say where to fix it. Every error a user's file can cause is a
     FedmodelError naming the file. `other_suffixes` are those the caller reads
-    itself (`.txt`), named with the tables' where a suffix is refused.
+    itself (`.txt`), named with the tables' where a suffix is refused. The
+    file is read once; `bytes_read`, if given, is handed the bytes the table
+    is parsed from (a caller that hashes them knows what it parsed).
     """
-    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
+    readers: dict[str, Callable[[Path, bytes], pd.DataFrame]] = {
         ".csv": partial(read_delimited, form=CSV),
         ".tsv": partial(read_delimited, form=TSV),
         ".jsonl": read_jsonl,
@@ -62,7 +70,10 @@ def read_table(
         )
     reader = readers[path.suffix.lower()]
     try:
-        table = reader(path)
+        raw = file_bytes(path)
+        if bytes_read is not None:
+            bytes_read(raw)
+        table = reader(path, raw)
         refuse_repeated_columns(path, [str(c) for c in table.columns])
     except FedmodelError as exc:
         # The readers name the file and line; the key says which setting.
@@ -110,11 +121,11 @@ def is_missing(value: object) -> bool:
     return not text or text.lower() == "nan"
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, raw: bytes) -> pd.DataFrame:
     try:
-        names = pq.read_schema(path).names
+        names = pq.read_schema(io.BytesIO(raw)).names
         refuse_repeated_columns(path, names)
-        table = _with_index_as_columns(pd.read_parquet(path))
+        table = _with_index_as_columns(pd.read_parquet(io.BytesIO(raw)))
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise FedmodelError(
             f"file {path} is not a readable Parquet file: "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from fedmodel.config.wording import plural
-from fedmodel.data.text_file import read_utf8, text_lines
+from fedmodel.data.text_file import decode_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 # JSON's names for what a line may hold instead of an object; null, true and
@@ -21,10 +21,11 @@ _JSON_KINDS: dict[type, str] = {
 }
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    """One record per non-blank line; a line that is no JSON object is refused."""
+def read_jsonl(path: Path, raw: bytes) -> pd.DataFrame:
+    """A JSONL file's bytes, one record per non-blank line, each a JSON object."""
     records: list[dict[str, object]] = []
-    for line_number, line in enumerate(text_lines(read_utf8(path)), start=1):
+    text = decode_utf8(raw, source=f"file {path}")
+    for line_number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -30,14 +30,18 @@ _OPENING = 512
 
 def read_utf8(path: Path) -> str:
     """The file's text without a leading BOM, naming the first byte not UTF-8."""
+    return decode_utf8(file_bytes(path), source=f"file {path}")
+
+
+def file_bytes(path: Path) -> bytes:
+    """The bytes of a user's file, naming why where it cannot be read."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise FedmodelError(
             f"cannot read file {path} ({exc.strerror or exc}): fix the path, or "
             "let this user read the file"
         ) from exc
-    return decode_utf8(raw, source=f"file {path}")
 
 
 def decode_utf8(raw: bytes, *, source: str) -> str:

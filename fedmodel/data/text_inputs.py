@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from fedmodel.data.file_cells import require_column, text_cells
 from fedmodel.data.file_formats import read_table
-from fedmodel.data.text_file import decode_utf8, read_utf8, text_lines
+from fedmodel.data.text_file import decode_utf8, file_bytes, text_lines
 from fedmodel.errors import FedmodelError
 
 # A file of texts, one per line, without a header.
@@ -47,6 +47,7 @@ def read_input_texts(
     text_column: str = "text",
     column_option: str = "",
     header_names: Collection[str] = (),
+    bytes_read: Callable[[bytes], object] | None = None,
 ) -> InputTexts:
     """Texts from a .txt file (one per non-blank line) or a table's column.
 
@@ -56,17 +57,26 @@ def read_input_texts(
     cell are errors, worded as for the training files' texts
     (`require_column`, `text_cells`), naming the column or the rows.
     `header_names` are more column names a .txt file's first line is refused as.
+    `bytes_read`, if given, is handed the file's bytes the texts are parsed
+    from, read once (`read_table`'s).
     """
     if path.suffix.lower() == _LINES:
         if not path.is_file():
             raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
+
+        def read() -> str:
+            raw = file_bytes(path)
+            if bytes_read is not None:
+                bytes_read(raw)
+            return decode_utf8(raw, source=f"file {path}")
+
         return _line_texts(
-            lambda: read_utf8(path),
+            read,
             source=f"file {path}",
             key=key,
             header_names={"text", text_column, *header_names},
         )
-    table = read_table(path, key=key, other_suffixes=(_LINES,))
+    table = read_table(path, key=key, other_suffixes=(_LINES,), bytes_read=bytes_read)
     if len(table) == 0:
         # Before the column: an empty JSONL file has no columns to name.
         raise FedmodelError(f"{key}: file {path} holds no rows")

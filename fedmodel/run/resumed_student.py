@@ -11,10 +11,10 @@ student's token limit (`distill.student.max_length`) act on what is still to
 come, and may change as before distillation began.
 
 `distill.transfer_file` is the file's content, not its path: each start
-keeps the hash of the file it reads (`record_transfer_file`), so the same
-file moved or mounted elsewhere, with the run folder or not, is the same,
-and another file or this one rewritten at the run's path is not. A run
-folder written before it did is compared by path.
+keeps the hash of the bytes whose texts it distils on (`record_transfer_file`),
+so the same file moved or mounted elsewhere, with the run folder or not, is
+the same, and another file or this one rewritten at the run's path is not. A
+run folder written before it did is compared by path.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fedmodel.config import RunSettings
+from fedmodel.data.transfer_texts import transfer_file_sha256
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.durable_file import write_durably
 from fedmodel.run.checkpoint import Checkpoint
@@ -94,14 +95,16 @@ def check_student_resume(
 
 
 def record_transfer_file(run_dir: Path, settings: RunSettings) -> None:
-    """Keep the content hash of the `distill.transfer_file` this start reads.
+    """Keep the content hash of the `distill.transfer_file` this start distils on.
 
-    Written once the start's checks have passed, beside its resolved config;
-    removed where the start reads no such file.
+    The hash of the bytes its texts were parsed from (`transfer_file_sha256`:
+    read once, with them), so a file rewritten since its texts were read is
+    not taken for them. Written once the start's checks have passed, beside
+    its resolved config; removed where the start reads no such file.
     """
     path = run_dir / TRANSFER_FILE_HASH
-    named = settings.distill.transfer_file if settings.distill.enabled else None
-    digest = None if named is None else content_hash(Path(named))
+    enabled = settings.distill.enabled
+    digest = transfer_file_sha256(settings) if enabled else None
     if digest is None:
         path.unlink(missing_ok=True)  # compared by path, as an older run's
         return
