@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
@@ -13,6 +12,7 @@ from fedmodel.data import files
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.readable_records import check_readable_records
 from fedmodel.data.tasks import load_task
+from tests.unit.counted_reads import counted_reads
 
 
 def _write(path: Path, texts: list[str]) -> None:
@@ -43,26 +43,13 @@ def _files_task(tmp_path: Path) -> tuple[RunSettings, list[Path]]:
     return settings, paths
 
 
-def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The paths the files task reads from now on."""
-    read = files.read_table
-    paths: list[Path] = []
-
-    def counted(path: Path, **kwargs: str) -> pd.DataFrame:
-        paths.append(path)
-        return read(path, **kwargs)
-
-    monkeypatch.setattr(files, "read_table", counted)
-    return paths
-
-
 def test_a_start_reads_each_task_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `fedmodel simulate` reads the clients' records before Flower starts;
     # its ServerApp, in the same process, then loads the task as below.
     settings, paths = _files_task(tmp_path)
-    reads = _counted_reads(monkeypatch)
+    reads = counted_reads(monkeypatch, files, "read_table")
     check_readable_records(settings)
     task = load_task(settings.task, seed=settings.seed)
     assert len(task.train) == 12 and len(task.test) == 6
@@ -77,7 +64,7 @@ def test_a_task_file_changed_since_is_read_again(
 ) -> None:
     settings, paths = _files_task(tmp_path)
     check_readable_records(settings)
-    reads = _counted_reads(monkeypatch)
+    reads = counted_reads(monkeypatch, files, "read_table")
     _write(paths[0], ["a new note", "another new note"])
     later = paths[0].stat().st_mtime_ns + 1_000_000_000
     os.utime(paths[0], ns=(later, later))

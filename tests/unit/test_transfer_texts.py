@@ -18,19 +18,7 @@ from fedmodel.run.layout import TRANSFER_FILE_HASH
 from fedmodel.run.resumed_student import record_transfer_file
 from fedmodel.run.task_file_hashes import content_hash
 from tests.conftest import small_settings
-
-
-def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The paths `transfer_file_texts` reads from now on."""
-    read = transfer_texts.read_input_texts
-    paths: list[Path] = []
-
-    def counted(path: Path, **kwargs: Any) -> InputTexts:
-        paths.append(path)
-        return read(path, **kwargs)
-
-    monkeypatch.setattr(transfer_texts, "read_input_texts", counted)
-    return paths
+from tests.unit.counted_reads import counted_reads
 
 
 def test_a_start_reads_the_transfer_file_once(
@@ -41,7 +29,7 @@ def test_a_start_reads_the_transfer_file_once(
     path = tmp_path / "public.txt"
     path.write_text("first public text\nsecond public text\n")
     settings = small_settings("distill=server", f"distill.transfer_file={path}")
-    reads = _counted_reads(monkeypatch)
+    reads = counted_reads(monkeypatch, transfer_texts, "read_input_texts")
     check_readable_transfer_file(settings)
     texts = server_distill_texts(settings, None)
     assert texts == ["first public text", "second public text"]
@@ -62,7 +50,7 @@ def test_a_changed_or_missing_transfer_file_is_read_again(
     os.utime(path, ns=(later, later))
     assert server_distill_texts(settings, None) == ["a new text"]
     path.unlink()
-    reads = _counted_reads(monkeypatch)
+    reads = counted_reads(monkeypatch, transfer_texts, "read_input_texts")
     for _ in range(2):  # a refusal is not kept: each start says it
         with pytest.raises(FedmodelError, match=r"public\.txt does not exist"):
             check_readable_transfer_file(settings)
