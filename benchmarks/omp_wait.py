@@ -20,7 +20,10 @@ The workloads, on torch's default thread count:
 - `one`: a forward pass of the shipped MiniLM on one text of 32 tokens
   (`fedmodel predict` on a single text with the torch runtime);
 - `train`: a forward, backward and AdamW step of the MiniLM on 32 texts of
-  128 tokens (a distillation step is of this kind, on a smaller student).
+  128 tokens;
+- `distill`: a step of the default run's server distillation, as
+  `distill_epoch.py` builds it (the packaged teacher, the 2-layer student,
+  batches of the transfer texts and their augmented copies).
 
 Prints the median seconds per step of each arm and its ratio to the first
 arm's; nothing is asserted.
@@ -41,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-WORKLOADS = {"head": 3000, "one": 200, "train": 4}  # steps timed per run
+WORKLOADS = {"head": 3000, "one": 200, "train": 4, "distill": 15}  # steps timed per run
 ARMS = ("default", "PASSIVE", "spin=10000", "spin=1000")
 _SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 _BUSY_LOOP = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n pass"
@@ -67,9 +70,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def time_workload(name: str) -> dict[str, float]:
     """Seconds per step of one workload, in this process (the child's side)."""
-    import torch  # first: libgomp reads OMP_WAIT_POLICY when torch loads it
+    import torch  # first: libgomp reads its settings when torch loads it
 
-    step = _head_step(torch) if name == "head" else _encoder_step(torch, name)
+    if name == "head":
+        step = _head_step(torch)
+    elif name == "distill":
+        step = _distill_step()
+    else:
+        step = _encoder_step(torch, name)
     step()  # warm-up: first-call allocations and lazy initialisation
     started = time.perf_counter()
     for _ in range(WORKLOADS[name]):
@@ -102,6 +110,29 @@ def _encoder_step(torch, name: str):  # type: ignore[no-untyped-def]
         model(input_ids=tokens).last_hidden_state.mean().backward()
         optimizer.step()
         optimizer.zero_grad()
+
+    return step
+
+
+def _distill_step():  # type: ignore[no-untyped-def]
+    """A step of server distillation, on the next batch of its texts."""
+    from distill_epoch_turns import run_inputs, server_student, teacher_and_texts
+
+    from fedmodel.distill.server import distill_step
+
+    settings, _, texts, teacher = teacher_and_texts(None)
+    inputs = run_inputs(settings, teacher, texts)
+    student, optimizer = server_student(teacher, settings.distill)
+    batches = iter(inputs.loader)
+
+    def step() -> None:
+        distill_step(
+            student,
+            next(batches),
+            optimizer,
+            targets=inputs.targets,
+            settings=settings.distill,
+        )
 
     return step
 
