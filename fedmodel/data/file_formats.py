@@ -48,7 +48,7 @@ def read_table(
     FedmodelError naming the file. `other_suffixes` are those the caller reads
     itself (`.txt`), named with the tables' where a suffix is refused. The
     file is read once; `bytes_read`, if given, is handed the bytes the table
-    is parsed from (a caller that hashes them knows what it parsed).
+    is parsed from (`file_bytes`).
     """
     readers: dict[str, Callable[[Path, bytes], pd.DataFrame]] = {
         ".csv": partial(read_delimited, form=CSV),
@@ -70,10 +70,7 @@ def read_table(
         )
     reader = readers[path.suffix.lower()]
     try:
-        raw = file_bytes(path)
-        if bytes_read is not None:
-            bytes_read(raw)
-        table = reader(path, raw)
+        table = reader(path, file_bytes(path, bytes_read=bytes_read))
         refuse_repeated_columns(path, [str(c) for c in table.columns])
     except FedmodelError as exc:
         # The readers name the file and line; the key says which setting.

@@ -10,7 +10,7 @@ import codecs
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fedmodel.errors import FedmodelError
@@ -28,20 +28,34 @@ _GZIP_MARK = b"\x1f\x8b"
 _OPENING = 512
 
 
-def read_utf8(path: Path) -> str:
-    """The file's text without a leading BOM, naming the first byte not UTF-8."""
-    return decode_utf8(file_bytes(path), source=f"file {path}")
+def read_utf8(
+    path: Path, *, bytes_read: Callable[[bytes], object] | None = None
+) -> str:
+    """The file's text without a leading BOM, naming the first byte not UTF-8.
+
+    `bytes_read` as for `file_bytes`.
+    """
+    return decode_utf8(file_bytes(path, bytes_read=bytes_read), source=f"file {path}")
 
 
-def file_bytes(path: Path) -> bytes:
-    """The bytes of a user's file, naming why where it cannot be read."""
+def file_bytes(
+    path: Path, *, bytes_read: Callable[[bytes], object] | None = None
+) -> bytes:
+    """The bytes of a user's file, naming why where it cannot be read.
+
+    `bytes_read`, if given, is handed them first: a caller that hashes them
+    knows the content of the one read its texts are parsed from.
+    """
     try:
-        return path.read_bytes()
+        raw = path.read_bytes()
     except OSError as exc:
         raise FedmodelError(
             f"cannot read file {path} ({exc.strerror or exc}): fix the path, or "
             "let this user read the file"
         ) from exc
+    if bytes_read is not None:
+        bytes_read(raw)
+    return raw
 
 
 def decode_utf8(raw: bytes, *, source: str) -> str:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from fedmodel.data.file_cells import require_column, text_cells
 from fedmodel.data.file_formats import read_table
-from fedmodel.data.text_file import decode_utf8, file_bytes, text_lines
+from fedmodel.data.text_file import decode_utf8, read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 # A file of texts, one per line, without a header.
@@ -63,15 +63,8 @@ def read_input_texts(
     if path.suffix.lower() == _LINES:
         if not path.is_file():
             raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
-
-        def read() -> str:
-            raw = file_bytes(path)
-            if bytes_read is not None:
-                bytes_read(raw)
-            return decode_utf8(raw, source=f"file {path}")
-
         return _line_texts(
-            read,
+            lambda: read_utf8(path, bytes_read=bytes_read),
             source=f"file {path}",
             key=key,
             header_names={"text", text_column, *header_names},
