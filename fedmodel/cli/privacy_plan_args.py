@@ -2,7 +2,7 @@
 
 privacy-plan plans one value from its overrides alone: a --multirun is
 refused with the commands that plan each job, and an override that names a
-run's folder is refused, not passed over.
+run's folder or continues a run is refused, not passed over.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fedmodel.config.compose import RUN_FOLDER_KEY, override_parser
 from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.config.sweep_jobs import sweep_jobs
 from fedmodel.errors import FedmodelError
+from fedmodel.research.sweep_manifest import RESUME_KEY
 
 # The commands a refused --multirun writes out, one per job; the rest counted.
 SHOWN_JOBS = 4
@@ -67,9 +68,20 @@ def _refuse_a_run_folder(overrides: list[str]) -> None:
     """Refuse the overrides that name a run's folder (`run_dir`, Hydra's two).
 
     privacy-plan composes its overrides alone: a folder named there was passed
-    over, and the plan shown was not that run's.
+    over, and the plan shown was not that run's. So is `resume=true`, which
+    continues the run in a folder: it was taken without a word.
     """
     for override in overrides:
         key = override_key(override)
-        if key is not None and key.key in (RUN_FOLDER_KEY, RUN_DIR_KEY, SWEEP_DIR_KEY):
+        if key is None:
+            continue
+        if key.key in (RUN_FOLDER_KEY, RUN_DIR_KEY, SWEEP_DIR_KEY) or (
+            key.key == RESUME_KEY and _resumes(override)
+        ):
             raise FedmodelError(f"{override}: {PLAN_RUN_FOLDER_INSTEAD}")
+
+
+def _resumes(override: str) -> bool:
+    """Whether `override` (of the `resume` key) asks to continue a run."""
+    value = override_parser().parse_overrides([override])[0].value()
+    return value is True or str(value).lower() == "true"

@@ -175,7 +175,8 @@ def _simulate(cfg: Any, *, prog: str, before: FoldersBefore) -> float:
 def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     """Check the settings, run folder and records before the simulation stack loads.
 
-    `simulate` checks again, cached. The folder first: a resume with a changed
+    `simulate` checks again, cached. The folder first (a single run's resume
+    must name one): a resume with a changed
     key that deals the records is named by that key, not by the records it
     moved. Then a deployment's settings (the server's `_check_federation`),
     an http(s) tracking server, the task's files and the clients' records as
@@ -192,6 +193,8 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     settings = settings_from_dict({**config, "run_dir": str(run_dir)})
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     new_folder = folder_check.NEW_SWEEP_FOLDER if sweep else folder_check.NEW_RUN_FOLDER
+    if settings.resume and not sweep:
+        _check_a_folder_named(run_dir)
     folder_check.check_run_folder(run_dir, settings, new_folder=new_folder)
     if settings.federation.name != SIMULATION:  # else the server's, after Ray
         check_deployment_settings(settings)
@@ -211,6 +214,26 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     check_simulated_clients(settings)
     _server_checks(settings)
     return None
+
+
+def _check_a_folder_named(run_dir: Path) -> None:
+    """Refuse a single run's `resume=true` that names no run folder.
+
+    Without `hydra.run.dir` the run goes to a new dated folder, which holds no
+    run to continue: the resume would start a whole new run there. A named
+    folder that holds none starts a new run with the server's warning, so
+    that one command both starts a run and continues it.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if named_run_dir(list(HydraConfig.get().overrides.hydra)) is None:
+        raise FedmodelError(
+            f"resume=true continues the run in the folder hydra.run.dir names, "
+            f"and none is named: this start would be a new run in a new folder "
+            f"({run_dir}). Continue a stopped run with `fedmodel resume RUN_DIR` "
+            "(or hydra.run.dir=RUN_DIR resume=true), or leave out resume=true "
+            "to start a new run"
+        )
 
 
 def _server_checks(settings: RunSettings) -> None:

@@ -202,3 +202,16 @@ def test_sweep_report_refuses_before_importing_torch_pandas_or_matplotlib(
     result, done = probed("sweep-report", str(path), *out, heavy=tables)
     assert result == {"code": 2, "heavy": []}, done.stderr[-2000:]
     assert said.format(path=path) in done.stderr
+
+
+def test_privacy_plan_refuses_a_resume_instead_of_planning_a_new_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before, resume=true was taken without a word and a new run's plan shown.
+    assert run_command(["privacy-plan", "model=tiny", "resume=true"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "fedmodel privacy-plan: error: resume=true: privacy-plan runs in no "
+        "folder, reads none and plans from its overrides alone; a run's settings "
+        "are in DIR/resolved_config.yaml and each client's epsilon in "
+        "DIR/summary.json"
+    )

@@ -549,3 +549,34 @@ def test_a_refused_sweep_leaves_the_earlier_sweeps_files_as_they_were(
         "config.yaml",
         "overrides.yaml",
     ]
+
+
+def test_a_resume_that_names_no_run_folder_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before, `simulate resume=true` without hydra.run.dir warned in the log
+    # that its new dated folder held no earlier run and ran a whole new run.
+    from fedmodel.federation import simulation
+
+    def started(*_: object, **__: object) -> None:
+        raise AssertionError("a new run started")
+
+    monkeypatch.setattr(simulation, "simulate", started)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        run_simulate(["model=tiny", "resume=true"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "fedmodel simulate: error: resume=true continues the run in the folder "
+        "hydra.run.dir names, and none is named: this start would be a new run "
+        f"in a new folder ({tmp_path / 'outputs'}"
+    )
+    assert err.endswith(
+        "Continue a stopped run with `fedmodel resume RUN_DIR` (or "
+        "hydra.run.dir=RUN_DIR resume=true), or leave out resume=true to start "
+        "a new run"
+    )
+    assert list(tmp_path.iterdir()) == []  # nor the outputs/ folder it made

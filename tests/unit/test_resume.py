@@ -508,3 +508,29 @@ def _files(run: Path) -> dict[Path, bytes]:
     """What the run folder's files hold, its log aside."""
     files = [p for p in run.iterdir() if p.is_file() and p.suffix != ".log"]
     return {p: p.read_bytes() for p in files}
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_a_resume_in_a_named_folder_that_holds_no_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sweep: bool
+) -> None:
+    # A single run's resume must name its folder; one that holds no run yet
+    # starts a new run there (with the server's warning), so that one command
+    # both starts a run and continues it. A sweep's job that had not started
+    # when the sweep stopped holds no run either, and starts.
+    from fedmodel.federation import simulation
+
+    class Started(Exception):
+        pass
+
+    def started(*_: Any, **__: Any) -> None:
+        raise Started
+
+    monkeypatch.setattr(simulation, "simulate", started)
+    where = (
+        ["--multirun", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+        if sweep
+        else [f"hydra.run.dir={tmp_path / 'run'}"]
+    )
+    with pytest.raises(Started):
+        run_simulate([*where, *RUN, "resume=true"])
