@@ -36,7 +36,7 @@ from fedmodel.config import (  # noqa: E402
 from fedmodel.privacy.ledger_record import LEDGER_FILE  # noqa: E402
 from fedmodel.run.console import (  # noqa: E402
     CHATTY_LOGGERS,
-    REQUEST_LOGGERS,
+    ROUTINE_LOGGERS,
     VERBOSE_ENV,
     close_log_file,
 )
@@ -221,7 +221,7 @@ def logging_restored() -> Iterator[None]:
     For module fixtures that run a round loop (the ClientApp calls
     `setup_logging`), which the per-test fixture above does not cover.
     """
-    names = ("fedmodel", *CHATTY_LOGGERS, *REQUEST_LOGGERS)
+    names = ("fedmodel", *CHATTY_LOGGERS, *ROUTINE_LOGGERS)
     loggers = [logging.getLogger(n) for n in names]
     saved = [
         (lg, lg.propagate, lg.level, [(h, list(h.filters)) for h in lg.handlers])

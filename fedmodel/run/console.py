@@ -26,10 +26,12 @@ FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 VERBOSE_ENV = "FEDMODEL_VERBOSE"
 # Libraries that print to the console themselves; quiet unless verbose.
 CHATTY_LOGGERS = ("flwr", "ray", "datasets", "transformers", "opacus")
-# HTTP clients that log every request at INFO (Flower's ServerApp talks to
-# the SuperLink through httpx: hundreds of lines a round in a deployment's
-# log); only their warnings are kept unless verbose.
-REQUEST_LOGGERS = ("httpx", "httpcore")
+# Libraries that log routine steps at INFO, kept out of the run's log unless
+# verbose (their warnings stay): HTTP clients log every request (Flower's
+# ServerApp talks to the SuperLink through httpx: hundreds of lines a round
+# in a deployment's log), and alembic, which MLflow's database store runs,
+# each plugin it sets up (14 of a files run's 58 lines).
+ROUTINE_LOGGERS = ("httpx", "httpcore", "alembic")
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -163,7 +165,7 @@ def _quiet_libraries(*, verbose: bool, to_file: bool) -> None:
                 # A filter outlives the level Flower resets on its handler.
                 handler.removeFilter(_shown_on_console)
                 handler.addFilter(_shown_on_console)
-    for name in REQUEST_LOGGERS:
+    for name in ROUTINE_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         # The `datasets` progress bars ("Generating ...", "Flattening the

@@ -58,21 +58,29 @@ def test_only_fedmodel_lines_on_the_console_and_all_in_the_log(
     assert "WARNING flwr: flower chatter" in log
 
 
-def test_per_request_http_lines_stay_out_of_the_log_unless_verbose(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "name, routine",
+    [
+        # A deployment's ServerApp logs each SuperLink request through httpx.
+        ("httpx", "HTTP Request: POST /v1/runtime/push-logs"),
+        # MLflow's database store runs alembic, which logs each plugin.
+        ("alembic.runtime.plugins", "setup plugin alembic.autogenerate.schemas"),
+    ],
+)
+def test_routine_library_lines_stay_out_of_the_log_unless_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, routine: str
 ) -> None:
-    """A deployment's ServerApp logs each SuperLink request through httpx."""
     setup_logging(tmp_path / "quiet")
-    logging.getLogger("httpx").info("HTTP Request: POST /v1/runtime/push-logs")
-    logging.getLogger("httpx").warning("connection retried")
+    logging.getLogger(name).info(routine)
+    logging.getLogger(name).warning("something to know")
     monkeypatch.setenv(VERBOSE_ENV, "1")
     setup_logging(tmp_path / "verbose")
-    logging.getLogger("httpx").info("HTTP Request: POST /v1/runtime/pull-messages")
+    logging.getLogger(name).info(f"{routine}, verbose")
     close_log_file()
     quiet = (tmp_path / "quiet" / LOG_FILE).read_text()
-    assert "push-logs" not in quiet
-    assert "WARNING httpx: connection retried" in quiet
-    assert "pull-messages" in (tmp_path / "verbose" / LOG_FILE).read_text()
+    assert routine not in quiet
+    assert f"WARNING {name}: something to know" in quiet
+    assert f"{routine}, verbose" in (tmp_path / "verbose" / LOG_FILE).read_text()
 
 
 def test_verbose_shows_flowers_lines(
