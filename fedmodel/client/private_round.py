@@ -20,12 +20,13 @@ from torch.utils.data import DataLoader
 from fedmodel.client.site_delta import site_delta_warning
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
+from fedmodel.errors import FedmodelError
 from fedmodel.privacy.client_plan import plan_client
 from fedmodel.privacy.engine import StepCounter, private_training
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
-from fedmodel.privacy.ledger import PrivacyLedger, stored_noise_multiplier
+from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_cap import BudgetExhausted
-from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.ledger_reset import spent_before_reset
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.fingerprint import data_fingerprint
@@ -69,25 +70,33 @@ class PrivateRound:
 
         Stored head-mode features carry their records' fingerprint, so a site
         training on them goes on with the same ledger. A weak delta is said
-        when the ledger is new, `at_site` naming the site's own `--delta`.
+        when the ledger is new, `at_site` naming the site's own `--delta`. A
+        simulated client (not `at_site`) refuses a ledger charged for other
+        records (`_check_same_records`); a site's file may change between
+        federations, and its ledger counts on.
         """
         path = state_dir / LEDGER_FILE
-        stored = stored_noise_multiplier(path)
+        stored = read_record(path) if path.exists() else None
+        fingerprint = (
+            split.fingerprint
+            if isinstance(split, StoredFeatures)
+            else data_fingerprint(split)
+        )
+        if stored is not None and not at_site:
+            _check_same_records(path, stored, client_id=client_id, now=fingerprint)
+        # A stored ledger keeps its noise multiplier, so a client that has one
+        # needs no calibration search (seconds under PRV, in every round of a
+        # deployed site, which runs a fresh process per message).
         plan = plan_client(
             settings,
             num_records=len(split),
             client_id=str(client_id),
-            noise_multiplier=stored,
+            noise_multiplier=None if stored is None else stored.noise_multiplier,
         )
         weak = (
             site_delta_warning(client_id, delta=plan.delta, records=len(split))
             if at_site
             else weak_delta_warning(plan.delta, who=f"client {client_id}", n=len(split))
-        )
-        fingerprint = (
-            split.fingerprint
-            if isinstance(split, StoredFeatures)
-            else data_fingerprint(split)
         )
         if stored is None:
             # Said where the ledger is opened new, not in every round after.
@@ -178,3 +187,28 @@ class PrivateRound:
             **self.ledger.reported_figures(epsilon=self.epsilon),
             ROUND_STEPS_KEY: float(self.charged_steps),
         }
+
+
+def _check_same_records(
+    path: Path, stored: LedgerRecord, *, client_id: int, now: str
+) -> None:
+    """Refuse a simulated client's ledger that was charged for other records.
+
+    A simulated client holds the records dealt to it at the run's start for
+    the whole run. A task file changed during the run is read, and its
+    records dealt, again (`data/clients.py` keys its cache by each file's
+    version), so records move between clients and a record could be charged
+    under two clients' ledgers that each count only their own: a resume
+    refuses that (`record_check.check_same_records`), and so does a round.
+    Before, the round went on with a warning in the worker's log.
+    """
+    if stored.data_fingerprint == now:
+        return
+    raise FedmodelError(
+        f"client {client_id}'s training records are not the ones its privacy "
+        f"ledger {path} was charged for (fingerprint {stored.data_fingerprint}, "
+        f"now {now}): the task's data changed during the run, so its records "
+        "were dealt out again and a record could be charged under two clients' "
+        "ledgers. Restore the data the run began with and resume the run "
+        "(fedmodel resume RUN), or start a new run in a folder of its own"
+    )

@@ -27,17 +27,6 @@ from fedmodel.privacy.ledger_record import LedgerRecord, RoundCharge, read_recor
 from fedmodel.privacy.ledger_reopen import check_same_budget, note_changes
 
 
-def stored_noise_multiplier(path: str | os.PathLike[str]) -> float | None:
-    """The noise multiplier of the ledger at `path`, or None if there is none yet.
-
-    `PrivacyLedger.open` keeps a stored ledger's noise multiplier, so a client
-    that has one needs no calibration search (seconds under PRV, in every
-    round of a deployed site, which runs a fresh process per message).
-    """
-    path = Path(path)
-    return read_record(path).noise_multiplier if path.exists() else None
-
-
 class PrivacyLedger:
     """A client's accountant state: every charged (noise, rate, steps) entry.
 

@@ -88,7 +88,7 @@ def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> N
         )
     if stored.target_epsilon != wanted.target_epsilon:
         # A client with a ledger plans with its stored noise multiplier
-        # (`stored_noise_multiplier`), so this is the only notice of it.
+        # (`PrivateRound.open`), so this is the only notice of it.
         logger.warning(
             "privacy ledger %s: the target epsilon changes from %s to %s; the "
             "noise multiplier stays %s, so the new target caps what is spent "

@@ -1,10 +1,11 @@
-"""A resume whose clients' records changed stops before any round."""
+"""A resume whose clients' records changed stops before any round; so does a round."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_holding import held_figures
 from fedmodel.privacy.ledger_record import (
     CENTRAL_LEDGER_FILE,
+    LEDGER_FILE,
     LedgerRecord,
     LedgerRefusal,
     read_record,
@@ -104,6 +106,59 @@ def test_a_resume_whose_records_changed_is_refused(tmp_path: Path) -> None:
     assert "Restore the data the run began with" in message
     assert client_ledger_path(tmp_path / "run", 0).read_bytes() == ledger_before
     check_simulated_clients(run)  # a new run is the run folder check's to refuse
+
+
+def _first_weights(settings: RunSettings) -> dict[str, Any]:
+    """The trainable weights the server sends before round 1."""
+    from fedmodel.model.finetune import prepare_for_finetuning
+    from fedmodel.model.head import trainable_state
+    from fedmodel.model.load import build_classifier
+
+    _, _, labels = load_client_data(settings, 0)
+    model = build_classifier(settings.model, label_names=labels, seed=settings.seed)
+    return trainable_state(prepare_for_finetuning(model, settings.finetune))
+
+
+def test_a_round_on_records_changed_during_the_run_is_refused(tmp_path: Path) -> None:
+    # Before: a train file changed mid-run was read and dealt out again, and
+    # the client trained on records its ledger was not charged for (another
+    # client's among them), with a warning in the worker's log only.
+    from fedmodel.client.local_round import run_local_round
+
+    _write_sites(tmp_path, rows=30)
+    run = _settings(tmp_path, "privacy.target_delta=1e-3")
+    state_dir = simulated_client_dir(run.run_dir, 0)
+    weights = _first_weights(run)
+
+    def round_of(number: int, **site: Any) -> Any:
+        return run_local_round(
+            run,
+            client_id=0,
+            state_dir=site.pop("state_dir", state_dir),
+            global_weights=weights,
+            round_number=number,
+            **site,
+        )
+
+    assert round_of(1).weights is not None
+    assert round_of(2).weights is not None  # the same records: it goes on
+    _write_sites(tmp_path, rows=31)  # one record more in each file, mid-run
+    ledger_before = client_ledger_path(run.run_dir, 0).read_bytes()
+    with pytest.raises(FedmodelError) as refused:
+        round_of(3)
+    message = str(refused.value)
+    assert "client 0's training records are not the ones its privacy ledger" in message
+    assert "the task's data changed during the run" in message
+    assert "Restore the data the run began with" in message
+    assert client_ledger_path(run.run_dir, 0).read_bytes() == ledger_before
+    # A site's file may change between federations: its ledger counts on.
+    site_dir = tmp_path / "site-state"
+    site_dir.mkdir()
+    site_dir.joinpath(LEDGER_FILE).write_bytes(ledger_before)
+    train, _, labels = load_client_data(run, 0)
+    outcome = round_of(3, state_dir=site_dir, records=(train, labels))
+    assert outcome.weights is not None
+    assert len(read_record(site_dir / LEDGER_FILE).rounds) == 3
 
 
 def _charged_site_run(tmp_path: Path) -> list[str]:
