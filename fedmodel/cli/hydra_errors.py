@@ -72,9 +72,24 @@ def hydra_error_line(exc: BaseException) -> str:
 
 def _unknown_key_line(key: str, keys: list[str]) -> str:
     return (
-        f"unknown config key '{key}'{_did_you_mean(key, keys)}; "
+        f"unknown config key '{key}'{_did_you_mean_key(key, keys)}; "
         "`fedmodel simulate --cfg job` prints every key"
     )
+
+
+def _did_you_mean_key(given: str, keys: list[str]) -> str:
+    """The keys of the same last name, else the closest spelling.
+
+    A known name under the wrong group (`federation.num_rounds`) is spelt
+    closer to a key of that group (`federation.name`) than to its own; and
+    where several groups hold the name (`batch_size`), the closest of them
+    may not be the one meant, so all are named.
+    """
+    leaf = given.removeprefix("+").rpartition(".")[2]
+    same = [key for key in keys if key.rpartition(".")[2] == leaf]
+    if len(same) > 1:
+        return f" (did you mean one of {', '.join(repr(key) for key in same)}?)"
+    return _did_you_mean(given, same or keys)
 
 
 def _parse_reason(message: str | None) -> str:

@@ -62,6 +62,17 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
     [
         ("num_client=3", "key 'num_client' (did you mean 'num_clients'?)"),
         ("privacy.epsilon=3", "did you mean 'privacy.target_epsilon'?"),
+        # A key under the wrong group: spelt closer to 'federation.name'.
+        (
+            "federation.num_rounds=2",
+            "key 'federation.num_rounds' (did you mean 'num_rounds'?)",
+        ),
+        # A name several groups hold: the closest spelling was distill's.
+        (
+            "batch_size=64",
+            "key 'batch_size' (did you mean one of 'finetune.batch_size', "
+            "'distill.batch_size', 'warm_start.batch_size'?)",
+        ),
         ("task=nosuch", "no option 'nosuch' in config group 'task'"),
         ("num_rounds=[", "cannot parse the override 'num_rounds=['"),
         # A space where the = belongs: the value is the next argument.
