@@ -70,9 +70,21 @@ def read_descriptions(task: TaskSettings) -> dict[str, str] | None:
         return None
     key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)
     table = read_table(path, key=key)
+    # Not "or set task.label_column": that key names the data files' label
+    # column too, which the descriptions file must share.
     for role, column, fix in (
-        ("label", task.label_column, "rename the column or set task.label_column"),
-        ("description", DESCRIPTION_COLUMN, "rename the column"),
+        (
+            "label",
+            task.label_column,
+            f"rename its label column to {task.label_column!r}: it names each "
+            "label in the column the data files name theirs in "
+            "(task.label_column)",
+        ),
+        (
+            "description",
+            DESCRIPTION_COLUMN,
+            f"rename its description column to {DESCRIPTION_COLUMN!r}",
+        ),
     ):
         require_column(table, column, role=role, fix=fix, path=path, key=key)
     labels = label_cells(table, task.label_column, path=path, key=key)

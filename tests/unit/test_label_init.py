@@ -183,12 +183,34 @@ def test_bad_descriptions_are_refused_by_file_and_row(
     assert str(path) in str(raised.value)
 
 
-def test_descriptions_need_both_columns(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        # Setting task.label_column, as the line said, renames the data files'
+        # label column too: the files' 'label' column is then not found.
+        (
+            "code,description",
+            "has no label column 'label' (columns found: ['code', 'description'])"
+            "; rename its label column to 'label': it names each label in the "
+            "column the data files name theirs in (task.label_column)",
+        ),
+        (
+            "label,desc",
+            "has no description column 'description' (columns found: ['label', "
+            "'desc']); rename its description column to 'description'",
+        ),
+    ],
+)
+def test_descriptions_need_both_columns(
+    tmp_path: Path, header: str, message: str
+) -> None:
     path = tmp_path / "labels.csv"
-    path.write_text("code,description\n0,a\n1,b\n")
+    path.write_text(f"{header}\n0,a\n1,b\n")
     task = small_settings(f"task.label_descriptions={path}").task
-    with pytest.raises(FedmodelError, match="has no label column 'label'"):
+    with pytest.raises(FedmodelError) as raised:
         label_texts(task, ("0", "1"))
+    assert message in str(raised.value)
+    assert "set task.label_column" not in str(raised.value)
 
 
 def test_descriptions_without_the_label_start_are_refused() -> None:
