@@ -6,6 +6,7 @@ import logging
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Sequence
 
 import datasets
 
@@ -93,9 +94,9 @@ def warn_test_only_labels(data: TaskData) -> None:
             "model, as no training or validation record holds %(them)s (the "
             "test split chooses no class): %(others)s. %(held)d of its %(all)d "
             "records %(hold)s %(them)s and %(count_as)s in the test accuracy "
-            "and macro-F1. Add training records of %(them)s, or leave "
-            "%(them)s out of the test file",
+            "and macro-F1. %(fix)s",
             {
+                "fix": _test_label_fix(others, data.label_names),
                 "count": len(others),
                 "labels": plural(len(others), "label"),
                 "are": plural(len(others), "is", "are"),
@@ -124,6 +125,40 @@ def warn_test_only_labels(data: TaskData) -> None:
                 "unseen": first_ten(unseen),
             },
         )
+
+
+def _test_label_fix(others: list[str], classes: Sequence[str]) -> str:
+    """What to do about test labels no class is, naming those a class writes.
+
+    A test file exported apart from the sites' files may write their codes
+    as floats (`3.0` for `3`) or in another case: then its records count as
+    errors, and adding training records of `3.0`, the advice for a label the
+    sites lack, would make it a second class.
+    """
+    alike = {other: _class_written(other, classes) for other in others}
+    shown = [f"{other!r} (the class {name!r})" for other, name in alike.items() if name]
+    them = plural(len(others) - len(shown), "it", "them")
+    lacked = f"add training records of {them}, or leave {them} out of the test file"
+    if not shown:
+        return lacked[0].upper() + lacked[1:]
+    fix = (
+        f"{', '.join(shown[:5])}{' ...' if len(shown) > 5 else ''} "
+        f"{plural(len(shown), 'is a class', 'are classes')} of the model written "
+        "another way (a number written as a float or zero-padded, or another "
+        "letter case or spacing): write the test file's labels as the training "
+        "files write them"
+    )
+    return fix if len(shown) == len(others) else f"{fix}; for the others, {lacked}"
+
+
+def _class_written(label: str, classes: Sequence[str]) -> str | None:
+    """The class that `label` writes another way (`3.0`: `3`), if one does."""
+    for key in (_number_key, _case_key):
+        value = key(label)
+        found = [name for name in classes if value is not None and key(name) == value]
+        if found:
+            return found[0]
+    return None
 
 
 def warn_server_only_labels(data: TaskData) -> None:

@@ -464,6 +464,28 @@ def test_test_labels_no_record_trains_are_named_once(
     assert not caplog.records
 
 
+def test_test_labels_that_write_a_class_another_way_are_named_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A test file exported apart wrote the sites' codes as floats: every test
+    # record was an error, and the line said to add training records of '3.0'.
+    a = _csv(tmp_path / "a.csv", [("fine day", "3"), ("awful", "10"), ("so", "Pos")])
+    rows = [("good", "3.0"), ("bad", "10.0"), ("meh", "pos"), ("odd", "7")]
+    test = _csv(tmp_path / "t.csv", rows)
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_test_only_labels(load_task(_task([a], test), seed=0))
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.endswith(
+        "4 of its 4 records hold them and count as errors in the test accuracy "
+        "and macro-F1. '10.0' (the class '10'), '3.0' (the class '3'), 'pos' "
+        "(the class 'Pos') are classes of the model written another way (a "
+        "number written as a float or zero-padded, or another letter case or "
+        "spacing): write the test file's labels as the training files write "
+        "them; for the others, add training records of it, or leave it out of "
+        "the test file"
+    )
+
+
 def test_labels_of_task_labels_that_no_record_holds_are_named(
     tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
