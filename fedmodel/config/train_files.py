@@ -175,7 +175,7 @@ def _with_client_count(raw: dict[str, Any], files: list[Any]) -> dict[str, Any]:
         raise FedmodelError(
             "num_clients is not set (task=files: one client per file of "
             "task.train_files) and task.train_files is empty: list one CSV / "
-            "JSONL / Parquet file per site, e.g. "
+            "TSV / JSONL / Parquet file per site, e.g. "
             "task.train_files='[site0.csv,site1.csv]', or set num_clients (in a "
             "deployment: the number of sites)"
         )

@@ -341,8 +341,10 @@ def test_a_files_task_without_files_or_a_count_names_both() -> None:
     raw = compose_config(["task=files", "federation=deployment"])
     with pytest.raises(
         FedmodelError, match=r"num_clients is not set.*task\.train_files is empty"
-    ):
+    ) as raised:
         settings_from_dict(raw)
+    # Every format a site's file may be in (TSV was left out).
+    assert "list one CSV / TSV / JSONL / Parquet file per site" in str(raised.value)
     assert settings_from_dict({**raw, "num_clients": 2}).num_clients == 2
     # Where the records are dealt out again, the files are not the clients:
     # the count must be given, not taken as the number of files.
