@@ -17,6 +17,13 @@ from fedmodel.errors import FedmodelError
 
 # How Hydra's refusal of a `~key` override starts.
 DELETE = "Could not delete from config."
+# How Hydra's lexer refuses a character its grammar takes only quoted.
+_LEXER_REFUSAL = "LexerNoViableAltException"
+# A character Hydra's grammar takes in an unquoted value: its lexer's letters
+# (ASCII only), digits, UNQUOTED_CHAR, spaces, and the list, dict and call
+# punctuation. Any other (`ü` of `Zürich.csv`, `&` of `A&E/test.csv`, `#`)
+# stops it with a bare LexerNoViableAltException.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_\-/\\+.$%*@?|:=\[\]{}(),\s]")
 
 
 def error_line(exc: FedmodelError) -> str:
@@ -36,8 +43,12 @@ def hydra_error_line(exc: BaseException) -> str:
 
     if isinstance(exc, OverrideParseException):
         reason = _parse_reason(exc.message)
+        hint = _quote_hint(str(exc.override))
+        if hint and reason.startswith(_LEXER_REFUSAL):
+            # Its text is the override again, after the lexer's class name.
+            return f"cannot parse the override '{exc.override}': {hint}"
         line = f"cannot parse the override '{exc.override}': {reason}"
-        return line + _quote_hint(str(exc.override))
+        return line + (f"; {hint}" if hint else "")
     if isinstance(exc, MissingConfigException) and exc.options:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
         options = sorted(name for name in exc.options if is_option(name))
@@ -104,22 +115,26 @@ def _parse_reason(message: str | None) -> str:
 def _quote_hint(override: str) -> str:
     """How to write a value Hydra's grammar takes only quoted, where known.
 
-    A `~` path, and a label with parentheses (`Neoplasms (C00-D49)`), which
-    unquoted Hydra reads as a call of one of its grammar's functions.
+    A `~` path, a label with parentheses (`Neoplasms (C00-D49)`), which
+    unquoted Hydra reads as a call of one of its grammar's functions, and a
+    value holding any character its lexer takes only quoted (`Zürich.csv`).
     """
     key, _, value = override.partition("=")
     if "'" in value:
         return ""
+    other = next((c for c in value if not _UNQUOTED.fullmatch(c)), None)
     if "~" in value:
         why = "Hydra takes a ~ only inside quotes"
     elif "(" in value or ")" in value:
         why = "Hydra takes ( and ) only inside quotes"
+    elif other is not None and '"' not in value:  # the shell's quotes below
+        why = f"Hydra takes {other!r} only inside quotes"
     else:
         return ""
     items = value.removeprefix("[").removesuffix("]").split(",")
     quoted = ",".join(f"'{item.strip()}'" for item in items)
     fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
-    return f'; {why}: write "{fixed}"'
+    return f'{why}: write "{fixed}"'
 
 
 def _quoted(text: str, after: str) -> str | None:

@@ -98,6 +98,17 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
             "Hydra takes a ~ only inside quotes: write "
             "\"task.train_files=['~/a.csv','~/b.csv']\"",
         ),
+        # A character Hydra's lexer takes only quoted: the line was its bare
+        # "LexerNoViableAltException: <the override>", saying nothing to do.
+        (
+            "task=files task.test_file=A&E/test.csv",
+            "cannot parse the override 'task.test_file=A&E/test.csv': Hydra takes "
+            "'&' only inside quotes: write \"task.test_file='A&E/test.csv'\"",
+        ),
+        (
+            "task=files task.labels=[Café,Bar]",
+            "Hydra takes 'é' only inside quotes: write \"task.labels=['Café','Bar']\"",
+        ),
         (
             "model=_base",
             "no option '_base' in config group 'model' (model/_base.yaml holds "
