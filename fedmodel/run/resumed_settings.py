@@ -36,9 +36,12 @@ _RECORD_KEYS = ("task", "partition", "num_clients", "seed", "audit")
 _DEPLOYED_SITE_COUNT = "num_clients"
 # The key that names each group's choice, to the group (`privacy.mode`: privacy).
 _OPTION_GROUPS = {key: group for group, key in OPTION_KEYS.items()}
+# Said of every record key: not all of them deal records (task.test_file,
+# task.label_descriptions), and the line said they did.
 _RECORDS_DEALT = (
-    "these decide which records each client holds, and each client's ledger "
-    "counts only what was spent on its own"
+    "these decide the run's records and classes: which records each client "
+    "holds (each client's ledger counts only what was spent on its own), the "
+    "records the server holds and tests on, the label set and the head's start"
 )
 # Said of the seed alone: under partition=natural it deals no record, but a
 # run keeps what it drew at its start.

@@ -119,8 +119,29 @@ def test_a_seed_change_is_refused_for_what_the_seed_draws(tmp_path: Path) -> Non
     resumed = small_settings(*files, "seed=9", "resume=true")
     with pytest.raises(FedmodelError, match="seed=9") as refused:
         check_run_folder(tmp_path, resumed)
-    assert "decide which records each client holds" not in str(refused.value)
+    assert "decide the run's records and classes" not in str(refused.value)
     assert "the seed draws what a run keeps from its start" in str(refused.value)
+
+
+def test_a_changed_descriptions_file_is_refused_for_what_it_decides(
+    tmp_path: Path,
+) -> None:
+    # The line said that task.label_descriptions decides which records each
+    # client holds: it decides the head's start.
+    sites = ",".join(str(tmp_path / f"site{i}.csv") for i in range(2))
+    files = ("task=files", f"task.train_files=[{sites}]")
+    run = small_settings(*files, f"task.label_descriptions={tmp_path / 'a.csv'}")
+    (tmp_path / "resolved_config.yaml").write_text(yaml.safe_dump(asdict(run)))
+    resumed = small_settings(
+        *files, f"task.label_descriptions={tmp_path / 'b.csv'}", "resume=true"
+    )
+    with pytest.raises(FedmodelError, match="task.label_descriptions=") as refused:
+        check_run_folder(tmp_path, resumed)
+    assert (
+        "these decide the run's records and classes: which records each client "
+        "holds (each client's ledger counts only what was spent on its own), the "
+        "records the server holds and tests on, the label set and the head's start"
+    ) in str(refused.value)
 
 
 def test_a_dp_resume_keeps_the_plan_its_ledgers_were_calibrated_with(
