@@ -59,14 +59,9 @@ def read_table(
     _check_is_file(path, key=key)
     if path.suffix.lower() not in TABLE_SUFFIXES:
         known = sorted([*TABLE_SUFFIXES, *other_suffixes])
-        compressed = path.suffix.lower() == ".gz"
         raise FedmodelError(
             f"{key}: file {path} has the unsupported suffix {path.suffix!r}; "
-            + (
-                f"decompress it (gunzip) and name the file it gives, one of {known}"
-                if compressed
-                else f"convert it to one of {known}"
-            )
+            f"{_conversion(path)}, one of {known}"
         )
     reader = readers[path.suffix.lower()]
     try:
@@ -76,6 +71,26 @@ def read_table(
         # The readers name the file and line; the key says which setting.
         raise FedmodelError(f"{key}: {exc}") from exc
     return table
+
+
+def _conversion(path: Path) -> str:
+    """How to turn a file of an unread suffix into a table fedmodel reads.
+
+    Named for the exports a site most often has instead: a compressed file, a
+    JSON list of records (a web tool's or `to_json`'s), a spreadsheet.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return "decompress it (gunzip) and name the file it gives"
+    if suffix == ".json":
+        return (
+            "write its records one JSON object per line and name that file "
+            f"(`jq -c '.[]' {path.name} > {path.stem}.jsonl` does so for a list "
+            "of objects)"
+        )
+    if suffix in (".xlsx", ".xls", ".ods"):
+        return "save the sheet as 'CSV UTF-8' from the spreadsheet and name that file"
+    return "convert it to a file fedmodel reads and name that"
 
 
 def _check_is_file(path: Path, *, key: str) -> None:

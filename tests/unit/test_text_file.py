@@ -181,6 +181,36 @@ def test_a_gzip_file_is_named_as_one(tmp_path: Path, test_csv: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        # A web tool's or DataFrame.to_json's list of records.
+        (
+            "export.json",
+            "write its records one JSON object per line and name that file "
+            "(`jq -c '.[]' export.json > export.jsonl` does so for a list of "
+            "objects), one of ['.csv', '.jsonl', '.parquet', '.tsv']",
+        ),
+        (
+            "export.xlsx",
+            "save the sheet as 'CSV UTF-8' from the spreadsheet and name that "
+            "file, one of",
+        ),
+    ],
+)
+def test_an_export_of_another_format_is_told_how_to_convert(
+    tmp_path: Path, test_csv: Path, name: str, fix: str
+) -> None:
+    # Before: "convert it to one of [...]", naming no way to.
+    site = tmp_path / name
+    site.write_text(json.dumps([{"text": "cough", "label": "x"}]))
+    with pytest.raises(FedmodelError) as refused:
+        load_task(_task([site], test_csv), seed=0)
+    assert f"{name} has the unsupported suffix '{site.suffix}'; {fix}" in str(
+        refused.value
+    )
+
+
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
 def test_a_utf16_export_without_its_bom_is_named_as_utf16(
     tmp_path: Path, test_csv: Path, encoding: str
