@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from fedmodel.config import RunSettings
+from fedmodel.config.wording import plural
 from fedmodel.distill.augment import augment_texts
 from fedmodel.distill.describe import agreement, describe_student, picked_labels
 from fedmodel.distill.server import distill_on_server
@@ -143,13 +144,19 @@ def _distil_on_server_texts(
         count = len(augment_texts(texts, copies=copies, seed=settings.seed))
         log.info("the resumed student was distilled on %d server-held texts", count)
         return {"server_texts": count, "server_seconds": 0.0}
+    # Each epoch's line counts the copies too (300 texts after 60 were named).
+    copies = settings.distill.augment_copies
     log.info(
         "distilling into a %d-layer student (%d feed-forward units, %d tokens) "
-        "on %d server-held texts (no client record is read: no privacy cost)",
+        "on %d server-held texts%s (no client record is read: no privacy cost)",
         student.config.num_hidden_layers,
         student.config.intermediate_size,
         student_max_length,
         len(texts),
+        f" and {copies} perturbed {plural(copies, 'copy', 'copies')} of each, "
+        f"{len(texts) * (1 + copies)} texts an epoch"
+        if copies
+        else "",
     )
     done = distill_on_server(
         teacher,

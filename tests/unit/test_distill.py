@@ -25,6 +25,7 @@ from fedmodel.distill.describe import agreement, log_comparison, picked_labels
 from fedmodel.distill.finish import finish_models, server_distill_texts
 from fedmodel.distill.inputs import teacher_targets
 from fedmodel.distill.server import (
+    DistillReport,
     distill_on_server,
     distill_step,
     pooled_match_loss,
@@ -351,6 +352,38 @@ def test_finishing_runs_each_model_over_the_test_split_once_after_training(
         picked_labels(students[0], test_loader),
         teacher_labels=picked_labels(teacher, test_loader),
     )
+
+
+@pytest.mark.parametrize(
+    ("copies", "said"),
+    [
+        (4, "on 60 server-held texts and 4 perturbed copies of each, 300 texts an "),
+        (1, "on 60 server-held texts and 1 perturbed copy of each, 120 texts an "),
+        (0, "on 60 server-held texts (no client record is read"),
+    ],
+)
+def test_the_distillation_line_counts_the_copies_each_epoch_trains_on(
+    copies: int,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before: "on 60 server-held texts", then each epoch "... on 300 texts".
+    settings = _settings(f"distill.augment_copies={copies}")
+    student = build_classifier(settings.model, label_names=("a", "b"), seed=0)
+    done = DistillReport(num_texts=60 * (1 + copies), seconds=0.0)
+    monkeypatch.setattr(distilled_student, "distill_on_server", lambda *a, **k: done)
+    with caplog.at_level("INFO", logger="fedmodel.distill.distilled_student"):
+        distilled_student._distil_on_server_texts(
+            settings,
+            student,
+            student,
+            tokenizer=load_tokenizer(settings.model),
+            texts=["a text"] * 60,
+            student_max_length=64,
+            student_resumed=False,
+        )
+    assert said in caplog.text
 
 
 def test_server_distillation_texts_are_held_by_no_client() -> None:
