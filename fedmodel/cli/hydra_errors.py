@@ -117,22 +117,26 @@ def _quote_hint(override: str) -> str:
 
     A `~` path, a label with parentheses (`Neoplasms (C00-D49)`), which
     unquoted Hydra reads as a call of one of its grammar's functions, and a
-    value holding any character its lexer takes only quoted (`Zürich.csv`).
+    value holding any character its lexer takes only quoted (`Zürich.csv`),
+    an apostrophe too (`St Mary's/test.csv`), escaped with a backslash there.
     """
     key, _, value = override.partition("=")
-    if "'" in value:
-        return ""
+    items = [
+        item.strip() for item in value.removeprefix("[").removesuffix("]").split(",")
+    ]
+    if '"' in value or any(item[:1] == "'" or item[-1:] == "'" for item in items):
+        return ""  # quoted already, or the shell's quotes below would break
     other = next((c for c in value if not _UNQUOTED.fullmatch(c)), None)
     if "~" in value:
         why = "Hydra takes a ~ only inside quotes"
     elif "(" in value or ")" in value:
         why = "Hydra takes ( and ) only inside quotes"
-    elif other is not None and '"' not in value:  # the shell's quotes below
+    elif other is not None:
         why = f"Hydra takes {other!r} only inside quotes"
     else:
         return ""
-    items = value.removeprefix("[").removesuffix("]").split(",")
-    quoted = ",".join(f"'{item.strip()}'" for item in items)
+    escaped = [item.replace("'", "\\'") for item in items]
+    quoted = ",".join(f"'{item}'" for item in escaped)
     fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
     return f'{why}: write "{fixed}"'
 

@@ -105,6 +105,12 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
             "cannot parse the override 'task.test_file=A&E/test.csv': Hydra takes "
             "'&' only inside quotes: write \"task.test_file='A&E/test.csv'\"",
         ),
+        # An apostrophe: Hydra's quotes hold it escaped.
+        (
+            "task=files task.test_file=O'Brien/test.csv",
+            'Hydra takes "\'" only inside quotes: write '
+            "\"task.test_file='O\\'Brien/test.csv'\"",
+        ),
         (
             "task=files task.labels=[Café,Bar]",
             "Hydra takes 'é' only inside quotes: write \"task.labels=['Café','Bar']\"",
