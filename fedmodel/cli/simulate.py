@@ -211,7 +211,8 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     check_readable_records(settings)
     from fedmodel.client.record_check import check_simulated_clients
 
-    check_simulated_clients(settings)
+    # The simulation checks again as it starts, and warns then: once.
+    check_simulated_clients(settings, warn=False)
     _server_checks(settings)
     return None
 

@@ -14,11 +14,12 @@ first reads the records without them (`data/readable_records.py`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedmodel.config import RunSettings, TaskSettings
-from fedmodel.config.wording import decimals_up
+from fedmodel.config.wording import decimals_up, plural
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import client_file
 from fedmodel.data.label_order import former_label_order
@@ -46,8 +47,10 @@ from fedmodel.training.fingerprint import data_fingerprint
 if TYPE_CHECKING:
     import datasets
 
+logger = logging.getLogger(__name__)
 
-def check_simulated_clients(settings: RunSettings) -> None:
+
+def check_simulated_clients(settings: RunSettings, *, warn: bool = True) -> None:
     """Refuse a client whose data cannot train or whose delta is not below 1/n.
 
     Its plan must also have no more steps than its accountant may take
@@ -55,7 +58,8 @@ def check_simulated_clients(settings: RunSettings) -> None:
     On `resume=true` each client's ledger must be usable and hold what the
     server recorded, and its records must be the ones it was charged for.
     Each ledger is read once for all three. Under `privacy=central` the server's
-    ledger must hold what the checkpoint recorded.
+    ledger must hold what the checkpoint recorded. With `warn`, a resume also
+    names the clients charged for a round it runs again (`warn_charged_ahead`).
     """
     if settings.privacy.client_level:
         plan_client_level(settings)  # a bad central-DP setting stops here
@@ -70,6 +74,8 @@ def check_simulated_clients(settings: RunSettings) -> None:
         check_not_reset(Path(settings.run_dir), clients)
         ledgers = _ledger_records(Path(settings.run_dir), clients)
         check_ledgers_kept(settings, recorded, ledgers)
+        if warn:
+            warn_charged_ahead(recorded, ledgers)
     for client_id in range(settings.num_clients):
         train_split, _, label_names = load_client_data(settings, client_id)
         if settings.privacy.record_level:
@@ -172,6 +178,39 @@ def check_ledgers_kept(
             "resumed, the client would train and send its update from a ledger "
             "that does not count what it already released. Restore the client's "
             "ledger, or start a new run in a folder of its own"
+        )
+
+
+def warn_charged_ahead(
+    recorded: dict[int, dict[str, float]], ledgers: dict[int, LedgerRecord]
+) -> None:
+    """Name the clients charged for a round the run's checkpoint does not hold.
+
+    A client's ledger is charged before it trains (write-ahead), so a stop in
+    the middle of a round (Ctrl-C, SIGTERM, a kill) leaves the clients that
+    began it charged for a round the run did not keep, and the resume runs
+    that round again and charges it again: an over-count, never an
+    under-count. A client may then reach its target a round early and sit
+    out the last round, which before came with no word why.
+    """
+    ahead = [
+        client_id
+        for client_id, figures in sorted(recorded.items())
+        if client_id in ledgers and ledgers[client_id].steps > figures.get(STEPS_KEY, 0)
+    ]
+    if ahead:
+        logger.warning(
+            "the privacy %s of %s %s charged for more steps than the run's "
+            "checkpoint recorded: "
+            "a round the run did not keep (one a stop cut short, or whose "
+            "update the server did not take, after the ledger was charged) is "
+            "run again and charged again, an over-count, never an under-count, so "
+            "%s may reach %s target a round early and sit out the last round",
+            plural(len(ahead), "ledger"),
+            f"{plural(len(ahead), 'client')} {', '.join(map(str, ahead))}",
+            plural(len(ahead), "was", "were"),
+            plural(len(ahead), "it", "they"),
+            plural(len(ahead), "its", "their"),
         )
 
 

@@ -343,6 +343,33 @@ def test_a_simulated_clients_ledger_reset_during_the_run_is_refused(
     check_simulated_clients(resumed)
 
 
+def test_clients_charged_for_a_round_the_run_did_not_keep_are_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A SIGTERM in round 3 of a TREC run: clients 0 and 1 had been charged for
+    # it, and after the resume ran round 3 again they sat out round 6 with
+    # "cannot take part", nothing saying why.
+    run_dir = _charged_run(tmp_path)  # each ledger as the checkpoint recorded
+    resumed = _settings(tmp_path, "resume=true")
+    with caplog.at_level("WARNING", logger="fedmodel.client.record_check"):
+        check_simulated_clients(resumed)
+        assert not caplog.records
+        train, _, _ = load_client_data(resumed, 1)
+        charge_client_ledger(run_dir, 1, train)  # the cut round's charge
+        check_simulated_clients(resumed, warn=False)  # simulate's first check
+        assert not caplog.records
+        check_simulated_clients(resumed)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == (
+        "the privacy ledger of client 1 was charged for more steps than the "
+        "run's checkpoint recorded: a round the run did not keep (one a stop cut "
+        "short, or whose update the server did not take, after the ledger was "
+        "charged) is run again and charged again, an over-count, never an "
+        "under-count, so it may reach its target a round early and sit out the "
+        "last round"
+    )
+
+
 def test_a_ledger_older_than_the_checkpoint_is_refused(tmp_path: Path) -> None:
     run_dir = _charged_run(tmp_path)  # each ledger holds 2 steps
     later = {"steps": 4.0, "epsilon": 2.856718, "ledger-resets": 0.0}
