@@ -169,13 +169,18 @@ def _simulated_records(
 ) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
     """The simulated client's training split and the label names.
 
-    In a head-mode fine-tuning round (not `distill`) the features an earlier
-    round stored for exactly these records stand in for them, as at a site:
-    the round trains the head without building the encoder.
+    Refused where the task's files are not the bytes the run began with
+    (`check_files_read`). In a head-mode fine-tuning round (not `distill`)
+    the features an earlier round stored for exactly these records stand in
+    for them, as at a site: the round trains the head without building the
+    encoder.
     """
-    from fedmodel.data.clients import load_client_data
+    from fedmodel.client.task_files_read import check_files_read
+    from fedmodel.data.clients import client_data_read
 
-    train_split, _, label_names = load_client_data(settings, client_id)
+    read = client_data_read(settings, client_id)
+    check_files_read(settings, client_id=client_id, read=read.file_sha256)
+    train_split, label_names = read.train, read.label_names
     if not distill and finetune_mode(settings.finetune).on_features:
         fingerprint = data_fingerprint(train_split)
         stored = stored_features(settings, fingerprint=fingerprint, state_dir=state_dir)

@@ -37,6 +37,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How a simulated client's refusal of data changed during the run says why and
+# what to do, whether its ledger's records tell it or its task files
+# (`task_files_read.py`).
+DATA_CHANGED = (
+    "the task's data changed during the run, so its records were dealt out again"
+)
+WAY_OUT = (
+    "Restore the data the run began with and resume the run (fedmodel resume "
+    "RUN), or start a new run in a folder of its own"
+)
+
 
 @dataclass
 class PrivateRound:
@@ -207,8 +218,6 @@ def _check_same_records(
     raise FedmodelError(
         f"client {client_id}'s training records are not the ones its privacy "
         f"ledger {path} was charged for (fingerprint {stored.data_fingerprint}, "
-        f"now {now}): the task's data changed during the run, so its records "
-        "were dealt out again and a record could be charged under two clients' "
-        "ledgers. Restore the data the run began with and resume the run "
-        "(fedmodel resume RUN), or start a new run in a folder of its own"
+        f"now {now}): {DATA_CHANGED} and a record could be charged under two "
+        f"clients' ledgers. {WAY_OUT}"
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -63,6 +64,29 @@ def load_client_data(
     client's training split also holds the `audit.canaries` planted
     canaries, when asked for.
     """
+    read = client_data_read(settings, client_id)
+    return read.train, read.val, read.label_names
+
+
+@dataclass(frozen=True)
+class ClientRead:
+    """One client's records as `load_client_data` gives them, and their files.
+
+    `file_sha256` is the sha256 of the bytes of each user's file (`task=files`)
+    the records were parsed from, by its path (`str(Path)`), hashed in the
+    read that dealt them: a simulated client compares them with the run's
+    (`client/task_files_read.py`) without a read of its own, and a process whose
+    cache holds the read hashes nothing again.
+    """
+
+    train: datasets.Dataset
+    val: datasets.Dataset
+    label_names: tuple[str, ...]
+    file_sha256: Mapping[str, str]
+
+
+def client_data_read(settings: RunSettings, client_id: int) -> ClientRead:
+    """Load one client's records, as `load_client_data`, with their files' sha256."""
     if not 0 <= client_id < settings.num_clients:
         raise FedmodelError(
             f"client_id {client_id} is out of range for num_clients="
@@ -77,11 +101,13 @@ def load_client_data(
         },
         sort_keys=True,
     )
-    partitions, label_names = _partitioned_task(key, task_files_version(settings.task))
+    partitions, label_names, file_sha256 = _partitioned_task(
+        key, task_files_version(settings.task)
+    )
     train, val = client_records(
         settings, client_id, partitions=partitions, num_labels=len(label_names)
     )
-    return train, val, label_names
+    return ClientRead(train, val, label_names, file_sha256)
 
 
 def client_records(
@@ -113,10 +139,11 @@ def client_records(
 @functools.lru_cache(maxsize=4)
 def _partitioned_task(
     key: str, versions: tuple[FileVersion, ...]
-) -> tuple[tuple[datasets.Dataset, ...], tuple[str, ...]]:
-    """Partitions and label names for a JSON key; `versions` is in the key alone.
+) -> tuple[tuple[datasets.Dataset, ...], tuple[str, ...], Mapping[str, str]]:
+    """Partitions, label names and files' sha256 for a JSON key.
 
-    The key is JSON since settings lists are unhashable.
+    `versions` is in the key alone. The key is JSON since settings lists are
+    unhashable.
     """
     raw = json.loads(key)
     task = TaskSettings(**raw["task"])
@@ -129,7 +156,7 @@ def _partitioned_task(
         num_clients=raw["num_clients"],
         seed=raw["seed"],
     )
-    return tuple(partitions), data.label_names
+    return tuple(partitions), data.label_names, data.file_sha256
 
 
 def dealt_to_clients(

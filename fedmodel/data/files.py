@@ -8,6 +8,7 @@ read with the other files (`label_descriptions.py`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,19 +43,24 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
     test record whose label is no class stays in the test split, an error to
     every score (`_test_split`). The transfer split is `task.validation_file`
     (records the server holds), None without one. `seed` is unused (the
-    files are taken as they are).
+    files are taken as they are). Its `file_sha256` is that of the bytes each
+    file's records were parsed from.
     """
     del seed
     test_file = check_named_files(task)
+    read: dict[str, str] = {}
     train = [
-        _read_records(Path(name), task=task, key=f"task.train_files[{i}]")
+        _read_records(Path(name), task=task, key=f"task.train_files[{i}]", read=read)
         for i, name in enumerate(task.train_files)
     ]
-    test = _read_records(Path(test_file), task=task, key="task.test_file")
+    test = _read_records(Path(test_file), task=task, key="task.test_file", read=read)
     held = (
         [
             _read_records(
-                Path(task.validation_file), task=task, key="task.validation_file"
+                Path(task.validation_file),
+                task=task,
+                key="task.validation_file",
+                read=read,
             )
         ]
         if task.validation_file
@@ -80,7 +86,11 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
             sites=[TEST_SITE] * len(held[0].texts),
         )
     return TaskData(
-        train=train_split, test=test_split, transfer=transfer, label_names=label_names
+        train=train_split,
+        test=test_split,
+        transfer=transfer,
+        label_names=label_names,
+        file_sha256=read,
     )
 
 
@@ -168,8 +178,19 @@ def _server_named_labels(
     return labels + list(described or {})
 
 
-def _read_records(path: Path, *, task: TaskSettings, key: str) -> FileRecords:
-    table = read_table(path, key=key)
+def _read_records(
+    path: Path, *, task: TaskSettings, key: str, read: dict[str, str] | None = None
+) -> FileRecords:
+    """The file's records; `read` gains the sha256 of the bytes they are parsed from.
+
+    Hashed as they are read (`read_table`'s `bytes_read`), not by a read of
+    its own: a file rewritten in between would be taken for the bytes the
+    records came from.
+    """
+    digest = hashlib.sha256()
+    table = read_table(path, key=key, bytes_read=digest.update)
+    if read is not None:
+        read[str(path)] = digest.hexdigest()
     if len(table) == 0:
         raise FedmodelError(
             f"{key}: file {path} has no rows; add records or remove the file"

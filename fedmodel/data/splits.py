@@ -7,8 +7,8 @@ partition or a client split still knows what its label indices mean.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import datasets
 import numpy as np
@@ -27,13 +27,16 @@ class TaskData:
     distillation on the server; it is None where the task has none. The test
     split chooses no class: its labels that are none of `label_names` (the
     files task's) get ids past them, named after them in its feature, and
-    every score counts their records as errors.
+    every score counts their records as errors. `file_sha256` is the sha256
+    of the bytes each user's file was read from, by its path (`str(Path)`);
+    the shipped tasks have none.
     """
 
     train: datasets.Dataset
     test: datasets.Dataset
     transfer: datasets.Dataset | None
     label_names: tuple[str, ...]
+    file_sha256: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_sites(self) -> bool:

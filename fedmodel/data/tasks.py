@@ -91,4 +91,5 @@ def _loaded(key: str, seed: int, versions: tuple[FileVersion, ...]) -> TaskData:
         ),
         transfer=data.transfer,
         label_names=data.label_names,
+        file_sha256=data.file_sha256,
     )

@@ -12,12 +12,15 @@ the same name and the same bytes: it holds the same records in the same
 order, dealt to the same clients, whose ledgers count them. Any other path
 is a changed key, as is a path whose file this process cannot read (a
 deployed server need not hold the sites' files), and every path of a run
-folder written before this record was kept.
+folder written before this record was kept. A simulated client's round
+compares the bytes its records were parsed from with the same record
+(`client/task_files_read.py`), so a file edited during the run stops it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +92,17 @@ def moved_unchanged(run_dir: Path, *, was: Any, now: Any) -> bool:
     )
 
 
-def rewritten_files(run_dir: Path, named: dict[str, Any]) -> list[str]:
-    """How a resume's refusal names each recorded file whose bytes differ now.
+def rewritten_files(
+    run_dir: Path, named: dict[str, Any], *, read: Mapping[str, str] | None = None
+) -> list[str]:
+    """How a refusal names each recorded file whose bytes differ now.
 
-    `named` is this start's value of each task file key. A path the record
-    lacks (an older run's, a file the run's start could not read), or whose
-    file this process cannot read, is not compared.
+    `named` is this start's value of each task file key. `read` is the
+    sha256 of the bytes a simulated client's records were parsed from, by
+    `str(Path)` of each file (`ClientRead.file_sha256`); None: each file's
+    now, as a resume compares them. A path the record lacks (an older run's,
+    a file the run's start could not read), or whose file this process
+    cannot read (or did not), is not compared.
     """
     paths = [
         (key, path)
@@ -106,8 +114,10 @@ def rewritten_files(run_dir: Path, named: dict[str, Any]) -> list[str]:
     said = []
     for key, path in paths:
         was = recorded.get(path)
-        now = None if was is None else content_hash(Path(path))
-        if was is not None and now is not None and now != was:
+        if was is None:
+            continue
+        now = content_hash(Path(path)) if read is None else read.get(str(Path(path)))
+        if now is not None and now != was:
             said.append(
                 f"{key} {path!r}, whose content (sha256 {now[:12]}) is not the "
                 f"run's (sha256 {was[:12]}, as its {TASK_FILE_HASHES} says)"

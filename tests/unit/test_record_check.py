@@ -33,7 +33,13 @@ from fedmodel.run.checkpoint import (
     save_checkpoint,
 )
 from fedmodel.run.folder_check import check_run_folder
-from fedmodel.run.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, simulated_client_dir
+from fedmodel.run.layout import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    TASK_FILE_HASHES,
+    simulated_client_dir,
+)
+from fedmodel.run.task_file_hashes import record_task_files
 from tests.conftest import (
     charge_client_ledger,
     charged_plan,
@@ -119,26 +125,37 @@ def _first_weights(settings: RunSettings) -> dict[str, Any]:
     return trainable_state(prepare_for_finetuning(model, settings.finetune))
 
 
+def _round(
+    run: RunSettings,
+    number: int,
+    *,
+    weights: dict[str, Any],
+    client_id: int = 0,
+    **site: Any,
+) -> Any:
+    """Client `client_id`'s round `number`; `site` (state_dir, records) for a site's."""
+    from fedmodel.client.local_round import run_local_round
+
+    return run_local_round(
+        run,
+        client_id=client_id,
+        state_dir=site.pop("state_dir", simulated_client_dir(run.run_dir, client_id)),
+        global_weights=weights,
+        round_number=number,
+        **site,
+    )
+
+
 def test_a_round_on_records_changed_during_the_run_is_refused(tmp_path: Path) -> None:
     # Before: a train file changed mid-run was read and dealt out again, and
     # the client trained on records its ledger was not charged for (another
     # client's among them), with a warning in the worker's log only.
-    from fedmodel.client.local_round import run_local_round
-
     _write_sites(tmp_path, rows=30)
     run = _settings(tmp_path, "privacy.target_delta=1e-3")
-    state_dir = simulated_client_dir(run.run_dir, 0)
     weights = _first_weights(run)
 
     def round_of(number: int, **site: Any) -> Any:
-        return run_local_round(
-            run,
-            client_id=0,
-            state_dir=site.pop("state_dir", state_dir),
-            global_weights=weights,
-            round_number=number,
-            **site,
-        )
+        return _round(run, number, weights=weights, **site)
 
     assert round_of(1).weights is not None
     assert round_of(2).weights is not None  # the same records: it goes on
@@ -159,6 +176,41 @@ def test_a_round_on_records_changed_during_the_run_is_refused(tmp_path: Path) ->
     outcome = round_of(3, state_dir=site_dir, records=(train, labels))
     assert outcome.weights is not None
     assert len(read_record(site_dir / LEDGER_FILE).rounds) == 3
+
+
+@pytest.mark.parametrize("mode", ["dpsgd", "central", "off"])
+def test_a_first_round_on_a_file_changed_since_the_start_is_refused(
+    tmp_path: Path, mode: str
+) -> None:
+    # Before: a client with no ledger yet when a train file changed (first
+    # chosen after the edit) trained on the records dealt out again, and its
+    # new ledger counted them: nothing noticed.
+    files = _write_sites(tmp_path, rows=30)
+    run = _settings(tmp_path, f"privacy={mode}", "privacy.target_delta=1e-3")
+    Path(run.run_dir).mkdir()
+    record_task_files(Path(run.run_dir), run)  # the server, before round 1
+    weights = _first_weights(run)
+    assert _round(run, 1, weights=weights, client_id=1).weights is not None
+    with Path(files[1]).open("a") as site:  # a record more, mid-run
+        site.write("a late note,yes\n")
+    with pytest.raises(FedmodelError) as refused:
+        _round(run, 2, weights=weights, client_id=0)
+    message = str(refused.value)
+    assert f"client 0 read task.train_files {files[1]!r}, whose content" in message
+    assert f"as its {TASK_FILE_HASHES} says" in message
+    assert "the task's data changed during the run" in message
+    assert "Restore the data the run began with" in message
+    assert not simulated_client_dir(run.run_dir, 0).exists()  # nothing charged
+    # A deployed site's own file may change between federations: it trains.
+    train, _, labels = load_client_data(run, 0)
+    site_dir = tmp_path / "site-state"
+    outcome = _round(
+        run, 2, weights=weights, state_dir=site_dir, records=(train, labels)
+    )
+    assert outcome.weights is not None
+    # A run folder written before the record was kept goes on, as a resume does.
+    (Path(run.run_dir) / TASK_FILE_HASHES).unlink()
+    assert _round(run, 2, weights=weights, client_id=0).weights is not None
 
 
 def _charged_site_run(tmp_path: Path) -> list[str]:

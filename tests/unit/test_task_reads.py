@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.data import files
-from fedmodel.data.clients import load_client_data
+from fedmodel.data.clients import client_data_read, load_client_data
+from fedmodel.data.file_digest import file_sha256
 from fedmodel.data.readable_records import check_readable_records
 from fedmodel.data.tasks import load_task
 from tests.unit.counted_reads import counted_reads
@@ -74,3 +76,24 @@ def test_a_task_file_changed_since_is_read_again(
     train, val, _ = load_client_data(settings, 0)  # dealt again, from that read
     assert sorted([*train["text"], *val["text"]]) == ["a new note", "another new note"]
     assert sorted(reads) == sorted(paths)
+
+
+def test_a_clients_files_are_hashed_in_the_read_its_records_come_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A simulated client compares these with the run's record: a hash of a
+    # read of its own, after a rewrite, would pass records of other bytes.
+    settings, paths = _files_task(tmp_path)
+    parsed = {str(path): file_sha256(path) for path in paths}
+    read = files.read_table
+
+    def read_then_rewrite(path: Path, **kwargs: Any) -> Any:
+        table = read(path, **kwargs)
+        _write(path, ["rewritten once read", "and again"])
+        return table
+
+    monkeypatch.setattr(files, "read_table", read_then_rewrite)
+    taken = client_data_read(settings, 0)
+    assert dict(taken.file_sha256) == parsed
+    assert all(file_sha256(path) != parsed[str(path)] for path in paths)
+    assert "rewritten once read" not in [*taken.train["text"], *taken.val["text"]]
