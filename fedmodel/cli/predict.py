@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,12 +93,15 @@ def run(args: argparse.Namespace) -> int:
         texts, lines = given.texts, given.lines
     classifier = load_classifier(args.model, runtime=args.runtime)
     predictions = predict(classifier, texts, top_k=args.top_k)
+    # Empty for an export without task.label_descriptions: output as before.
+    described = classifier.label_descriptions
     if args.format == "jsonl":
         for row, prediction in enumerate(predictions):
             line = None if lines is None else lines[row]
-            print(json.dumps(_as_json(prediction, line), ensure_ascii=False))
+            shown = _as_json(prediction, line, described)
+            print(json.dumps(shown, ensure_ascii=False))
     else:
-        Console().print(_as_table(predictions, lines))
+        Console().print(_as_table(predictions, lines, described))
     return EXIT_OK
 
 
@@ -168,24 +171,34 @@ def _run_text_column(model: Path) -> str | None:
     return column if isinstance(column, str) else None
 
 
-def _as_json(prediction: Prediction, line: int | None) -> dict[str, object]:
-    """One JSON line; `line` is the text's line number in a one-per-line input."""
+def _as_json(
+    prediction: Prediction, line: int | None, described: Mapping[str, str]
+) -> dict[str, object]:
+    """One JSON line; `line` is the text's line number in a one-per-line input.
+
+    With `described` (the export's label descriptions) each label gets a
+    `description` beside it; without, the line is as it always was.
+    """
     where: dict[str, object] = {} if line is None else {"line": line}
-    return {
-        **where,
-        "text": prediction.text,
-        "label": prediction.labels[0],
-        "probability": prediction.probabilities[0],
-        "top": [
-            {"label": label, "probability": probability}
-            for label, probability in zip(
-                prediction.labels, prediction.probabilities, strict=True
-            )
-        ],
-    }
+    top = [
+        {"label": label, **_description(label, described), "probability": chance}
+        for label, chance in zip(
+            prediction.labels, prediction.probabilities, strict=True
+        )
+    ]
+    return {**where, "text": prediction.text, **top[0], "top": top}
 
 
-def _as_table(predictions: Sequence[Prediction], lines: list[int] | None) -> Table:
+def _description(label: str, described: Mapping[str, str]) -> dict[str, object]:
+    """`{"description": ...}` of `label` where the export has descriptions."""
+    return {"description": described.get(label)} if described else {}
+
+
+def _as_table(
+    predictions: Sequence[Prediction],
+    lines: list[int] | None,
+    described: Mapping[str, str],
+) -> Table:
     """The predictions as a table, every text and label shown as written.
 
     `lines`, each text's line number in a one-per-line input, lead each row:
@@ -195,7 +208,9 @@ def _as_table(predictions: Sequence[Prediction], lines: list[int] | None) -> Tab
     would print as `see `), so texts and labels go in as `Text`. The next best
     labels stand one a line: a label may hold commas (`feces, animals, pets`).
     A label wider than its column is folded, not cut with an ellipsis: cut,
-    `getting_virtual_card` would read as a label there is not.
+    `getting_virtual_card` would read as a label there is not. With
+    `described`, a description column follows the label's, and each next
+    best label has its description in brackets.
     """
     from rich.table import Table
     from rich.text import Text
@@ -205,21 +220,30 @@ def _as_table(predictions: Sequence[Prediction], lines: list[int] | None) -> Tab
         table.add_column("line", justify="right")
     table.add_column("text", overflow="fold", max_width=60)
     table.add_column("label", overflow="fold")
+    if described:
+        table.add_column("description", overflow="fold", max_width=40)
     table.add_column("probability", justify="right")
     table.add_column("next best", overflow="fold")
     for row, prediction in enumerate(predictions):
         where = [] if lines is None else [str(lines[row])]
         others = "\n".join(
-            f"{label} {probability:.2f}"
+            f"{label}{_bracketed(described.get(label))} {probability:.2f}"
             for label, probability in zip(
                 prediction.labels[1:], prediction.probabilities[1:], strict=True
             )
         )
+        best = prediction.labels[0]
+        meaning = [Text(described.get(best, ""))] if described else []
         table.add_row(
             *where,
             Text(prediction.text),
-            Text(prediction.labels[0]),
+            Text(best),
+            *meaning,
             f"{prediction.probabilities[0]:.3f}",
             Text(others),
         )
     return table
+
+
+def _bracketed(description: str | None) -> str:
+    return f" ({description})" if description else ""

@@ -33,6 +33,15 @@ def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ..
     return described_labels(task, label_names, read_descriptions(task))
 
 
+def class_descriptions(
+    task: TaskSettings, label_names: Sequence[str]
+) -> dict[str, str] | None:
+    """Each class's description, label: text, for the export; None without the key."""
+    if task.label_descriptions is None:
+        return None
+    return dict(zip(label_names, label_texts(task, label_names), strict=True))
+
+
 def described_labels(
     task: TaskSettings,
     label_names: Sequence[str],

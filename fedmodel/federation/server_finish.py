@@ -11,9 +11,12 @@ import logging
 import time
 from typing import Any
 
+from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
+from fedmodel.data.label_descriptions import class_descriptions
 from fedmodel.data.tasks import TaskData
 from fedmodel.distill.finish import finish_models, server_distill_texts
+from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_rounds import SharedRoundState, distill_on_clients
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.run.layout import SUMMARY_FILE
@@ -27,6 +30,7 @@ from fedmodel.run.summary import (
     client_rows,
     guarantee,
 )
+from fedmodel.serve.export import keep_label_descriptions
 from fedmodel.serve.model_card import write_model_cards
 from fedmodel.training.global_model import GlobalModel
 from fedmodel.training.loops import EvalResult
@@ -53,9 +57,11 @@ def export_models(
     texts = file_texts
     if texts is None:  # no transfer file: the task's transfer split, if any
         texts = server_distill_texts(settings, task.transfer)
+    teacher = merged_classifier(model.trainable)
+    keep_label_descriptions(teacher, _exported_descriptions(settings, task))
     return finish_models(
         settings,
-        teacher=merged_classifier(model.trainable),
+        teacher=teacher,
         tokenizer=model.tokenizer,
         test=task.test,
         server_texts=texts,
@@ -70,6 +76,21 @@ def export_models(
         student_resumed=shared.resumed is not None
         and shared.resumed.student_round is not None,
     )
+
+
+def _exported_descriptions(
+    settings: RunSettings, task: TaskData
+) -> dict[str, str] | None:
+    """The classes' descriptions for the export; None where the file is gone.
+
+    The file was read before round 1: one removed since costs the export
+    its descriptions, not the run its models.
+    """
+    try:
+        return class_descriptions(settings.task, task.label_names)
+    except FedmodelError as exc:
+        log.warning("exporting without the labels' descriptions: %s", exc)
+        return None
 
 
 def conclude_run(

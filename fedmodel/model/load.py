@@ -123,6 +123,9 @@ _NOT_CARRIED = (
     "auto_map",
     "id2label",
     "label2id",
+    # An export's labels' descriptions (serve/exported_folder.py's
+    # DESCRIPTIONS_ENTRY): this run keeps its own task's, or none.
+    "label_descriptions",
 )
 
 

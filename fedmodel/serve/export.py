@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import stat
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from fedmodel.model.device import model_device
 from fedmodel.model.finetune import merged_classifier
 from fedmodel.model.load import save_pretrained
 from fedmodel.run.layout import ONNX_FILE, ONNX_INPUTS, QUANTIZED_ONNX_FILE
-from fedmodel.serve.exported_folder import CONFIG_FILE
+from fedmodel.serve.exported_folder import CONFIG_FILE, DESCRIPTIONS_ENTRY
 from fedmodel.serve.sentence_layout import write_sentence_layout
 
 QUANTIZED_OPS = ["MatMul"]
@@ -80,6 +81,19 @@ def export_classifier(
     _share_like_config(partial)
     _put_in_place(partial, out_dir)
     return out_dir
+
+
+def keep_label_descriptions(
+    model: PooledBertForSequenceClassification, described: Mapping[str, str] | None
+) -> None:
+    """Have the model's exports keep each label's description in config.json.
+
+    `fedmodel predict` and the model card show them beside coded labels
+    (`3`, `J45`). A student built from this model's config keeps them too;
+    None (a task without task.label_descriptions) keeps none.
+    """
+    if described is not None:
+        setattr(model.config, DESCRIPTIONS_ENTRY, dict(described))
 
 
 def _put_in_place(new: Path, target: Path) -> None:

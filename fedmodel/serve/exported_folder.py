@@ -23,6 +23,9 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 WEIGHTS_FILE = "model.safetensors"
 # What gives `fedmodel predict` its folder, as its messages name it.
 MODEL_OPTION = "--model"
+# config.json's entry of each class's description (task.label_descriptions),
+# beside id2label: a run without the key, or an earlier export, has none.
+DESCRIPTIONS_ENTRY = "label_descriptions"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class ExportedFolder:
 
     path: Path
     label_names: tuple[str, ...]
+    # Label: what it means; empty where the export kept no descriptions.
+    label_descriptions: dict[str, str]
     # As config.json writes it: compared with the tokenizer's size.
     vocab_size: Any
     max_position_embeddings: int | None
@@ -51,6 +56,7 @@ def read_exported_folder(model_dir: Path, *, key: str = MODEL_OPTION) -> Exporte
     return ExportedFolder(
         path=model_dir,
         label_names=_label_names(named, config),
+        label_descriptions=_label_descriptions(config),
         vocab_size=config.get("vocab_size"),
         max_position_embeddings=positions if isinstance(positions, int) else None,
         pad_token_id=pad_id if isinstance(pad_id, int) else None,
@@ -121,6 +127,22 @@ def _label_names(named: str, config: dict[str, Any]) -> tuple[str, ...]:
             f"{named}: {CONFIG_FILE} has no usable id2label ({exc}); "
             "re-export the model with fedmodel"
         ) from exc
+
+
+def _label_descriptions(config: dict[str, Any]) -> dict[str, str]:
+    """Each label's description in config.json; none that is not label: text.
+
+    Serving needs only the labels: a hand-edited entry shows no description
+    rather than refusing the model.
+    """
+    entry = config.get(DESCRIPTIONS_ENTRY)
+    if not isinstance(entry, dict):
+        return {}
+    return {
+        label: text
+        for label, text in entry.items()
+        if isinstance(label, str) and isinstance(text, str)
+    }
 
 
 def tokenizer_settings_of(folder: ExportedFolder) -> dict[str, Any]:

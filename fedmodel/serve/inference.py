@@ -41,6 +41,8 @@ class TextClassifier(Protocol):
     """Anything that turns texts into logits over named labels."""
 
     label_names: tuple[str, ...]
+    # What each label means (task.label_descriptions); empty without them.
+    label_descriptions: dict[str, str]
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits [len(texts), num_labels]."""

@@ -94,7 +94,8 @@ def model_card(
     summary: Mapping[str, Any], settings: RunSettings, *, role: str, folder: Path
 ) -> str:
     """The card of `role` ("teacher" or "student"), exported in `folder`."""
-    labels = len(read_exported_folder(folder).label_names)
+    exported = read_exported_folder(folder)
+    labels = len(exported.label_names)
     clients = settings.num_clients
     # Every round that changed the model, under privacy=central those whose
     # draw took no client too: leaving them out would tell the model's
@@ -110,6 +111,7 @@ def model_card(
         "trained it on its own records, which never left it, and a server "
         f"averaged their updates over {rounds} {plural(rounds, 'round')} "
         f"(`finetune={settings.finetune.mode}`).{_kept_start(summary, rounds)}",
+        *_described(exported.label_names, exported.label_descriptions),
         "",
         "## Privacy",
         "",
@@ -119,6 +121,22 @@ def model_card(
         lines += ["", _student(settings, summary)]
     lines += ["", "## Test results", "", *_results(summary, role), "", *_use(folder)]
     return "\n".join(lines) + "\n"
+
+
+def _described(labels: tuple[str, ...], described: Mapping[str, str]) -> list[str]:
+    """The labels and what each means, where the export kept descriptions.
+
+    The operator's task.label_descriptions, public as the label names are;
+    coded labels (`3`, `J45`) read as nothing without them.
+    """
+    if not described:
+        return []
+
+    def cell(text: str) -> str:  # one table row: no line break, no stray `|`
+        return " ".join(text.split()).replace("|", "\\|")
+
+    rows = [f"| `{cell(name)}` | {cell(described.get(name, ''))} |" for name in labels]
+    return ["", "## Labels", "", "| label | description |", "|---|---|", *rows]
 
 
 def _kept_start(summary: Mapping[str, Any], rounds: int) -> str:

@@ -40,6 +40,7 @@ class OnnxClassifier:
             ) from exc
         folder = read_exported_folder(onnx_path.parent)
         self.label_names = folder.label_names
+        self.label_descriptions = folder.label_descriptions
         _check_label_count(onnx_path, self.session, len(self.label_names))
         self.tokenizer = GraphTokenizer(folder)
         self.max_length = self.tokenizer.max_length

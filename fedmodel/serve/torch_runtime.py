@@ -42,6 +42,7 @@ class TorchClassifier:
         self.tokenizer = load_tokenizer_of(folder)
         self.max_length = max_length_of(folder, self.tokenizer.model_max_length)
         self.label_names = folder.label_names
+        self.label_descriptions = folder.label_descriptions
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits [len(texts), num_labels]."""
