@@ -8,6 +8,7 @@ stops the run before Flower starts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from fedmodel.config import TaskSettings
 from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.file_cells import label_cells, require_column, text_cells
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
+from fedmodel.data.label_warnings import class_written
 from fedmodel.errors import FedmodelError
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTIONS_KEY = "task.label_descriptions"
 # task.label_descriptions: the column holding each label's description.
@@ -40,6 +44,39 @@ def class_descriptions(
     if task.label_descriptions is None:
         return None
     return dict(zip(label_names, label_texts(task, label_names), strict=True))
+
+
+def warn_unused_descriptions(task: TaskSettings, label_names: Sequence[str]) -> None:
+    """Name the labels `task.label_descriptions` describes that are no class.
+
+    Most often a typo (`Asthma` for `asthma`, `3.0` for `3`) or a code no
+    site uses: its description is never used, and nothing else would say so.
+    A label that writes a class another way (case, spacing, a number's form)
+    is named with that class. Not refused: a file shared by several tasks may
+    describe more labels than one task has. The server and the plan say it
+    once per run.
+    """
+    described = read_descriptions(task)
+    classes = set(label_names)
+    unused = [name for name in described or {} if name not in classes]
+    if not unused:
+        return
+    shown = []
+    for name in unused[:5]:
+        meant = class_written(name, label_names)
+        shown.append(f"{name!r} (the class {meant!r}?)" if meant else repr(name))
+    logger.warning(
+        "%s: file %s describes %d %s the task has no class of, so %s unused: "
+        "%s. Write a class's row as the train files write its label (case, "
+        "spaces, a number's form); a file shared with other tasks may describe "
+        "more labels, as meant",
+        DESCRIPTIONS_KEY,
+        task.label_descriptions,
+        len(unused),
+        plural(len(unused), "label"),
+        plural(len(unused), "its description is", "their descriptions are"),
+        ", ".join(shown) + (" ..." if len(unused) > 5 else ""),
+    )
 
 
 def described_labels(

@@ -135,7 +135,7 @@ def _test_label_fix(others: list[str], classes: Sequence[str]) -> str:
     errors, and adding training records of `3.0`, the advice for a label the
     sites lack, would make it a second class.
     """
-    alike = {other: _class_written(other, classes) for other in others}
+    alike = {other: class_written(other, classes) for other in others}
     shown = [f"{other!r} (the class {name!r})" for other, name in alike.items() if name]
     them = plural(len(others) - len(shown), "it", "them")
     lacked = f"add training records of {them}, or leave {them} out of the test file"
@@ -151,8 +151,12 @@ def _test_label_fix(others: list[str], classes: Sequence[str]) -> str:
     return fix if len(shown) == len(others) else f"{fix}; for the others, {lacked}"
 
 
-def _class_written(label: str, classes: Sequence[str]) -> str | None:
-    """The class that `label` writes another way (`3.0`: `3`), if one does."""
+def class_written(label: str, classes: Sequence[str]) -> str | None:
+    """The class that `label` writes another way (`3.0`: `3`), if one does.
+
+    Case, spacing and invisible characters, or a number's form, as
+    `warn_similar_labels` compares labels.
+    """
     for key in (_number_key, _case_key):
         value = key(label)
         found = [name for name in classes if value is not None and key(name) == value]

@@ -19,6 +19,7 @@ from fedmodel.config.budget_rule import unmeasured_budget
 from fedmodel.config.modes import SIMULATION
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file, warn_pooled_files
+from fedmodel.data.label_descriptions import warn_unused_descriptions
 from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.record_labels import warn_lone_labels
 from fedmodel.data.shared_texts import warn_shared_texts
@@ -202,6 +203,7 @@ def warn_about_records(
             settings, task, normalize=normalize, distill_texts=distill_texts
         )
     warn_labels(task)
+    warn_unused_descriptions(settings.task, task.label_names)
     warn_lone_labels(settings.task, task)
     if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
         warn_no_server_texts(settings)

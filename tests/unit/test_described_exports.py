@@ -1,7 +1,8 @@
 """Coded labels read as words: an export keeps the task's label descriptions.
 
 `fedmodel predict` shows each label's description beside its code, and the
-model card lists them; an export without them serves exactly as before.
+model card lists them; an export without them serves exactly as before. A
+descriptions file that describes labels no class is gets one warning.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from fedmodel.cli.main import run_command
-from fedmodel.data.label_descriptions import class_descriptions
+from fedmodel.data import label_descriptions
+from fedmodel.data.label_descriptions import (
+    class_descriptions,
+    warn_unused_descriptions,
+)
 from fedmodel.model.load import build_classifier, classifier_config, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve.export import export_classifier, keep_label_descriptions
@@ -128,3 +133,30 @@ def test_a_run_from_an_export_keeps_none_of_its_descriptions(described: Path) ->
     settings = small_settings(f"model.path={described / 'model'}")
     config = classifier_config(settings.model, {"num_labels": 2})
     assert not hasattr(config, "label_descriptions")
+
+
+def test_descriptions_of_labels_no_class_is_are_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = "asthma,a\nJ45,b\nASTHMA,c\nJ45.0,d\nE11,e\n3.0,f\n"
+    path = _descriptions(tmp_path, rows)
+    task = small_settings(f"task.label_descriptions={path}").task
+    with caplog.at_level("WARNING", logger=label_descriptions.__name__):
+        warn_unused_descriptions(task, ("asthma", "J45", "3"))
+    (warned,) = [record.getMessage() for record in caplog.records]
+    assert warned.startswith(
+        f"task.label_descriptions: file {path} describes 4 labels the task has "
+        "no class of, so their descriptions are unused: 'ASTHMA' (the class "
+        "'asthma'?), 'J45.0', 'E11', '3.0' (the class '3'?)."
+    )
+
+
+def test_descriptions_of_the_classes_alone_warn_of_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _descriptions(tmp_path, "asthma,a\nJ45,b\n")
+    task = small_settings(f"task.label_descriptions={path}").task
+    with caplog.at_level("WARNING", logger=label_descriptions.__name__):
+        warn_unused_descriptions(task, ("asthma", "J45"))
+        warn_unused_descriptions(small_settings().task, ("asthma",))
+    assert not caplog.records
