@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import types
 from collections.abc import Sequence
@@ -488,3 +489,17 @@ def test_predict_input_of_an_empty_jsonl_file_says_it_holds_no_rows(
     assert capsys.readouterr().err.strip() == (
         f"fedmodel predict: error: --input: file {empty} holds no rows"
     )
+
+
+def test_the_int8_graph_is_written_without_the_quantizers_log_lines(
+    exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ONNX Runtime's quantizer logs each op it skips on the root logger: 14
+    # INFO and WARNING lines of a default run's fedmodel.log, before.
+    with caplog.at_level("INFO"):
+        export.quantize_onnx(exported / ONNX_FILE, tmp_path / "model.int8.onnx")
+        logging.getLogger().info("a root line of someone else's")
+    assert (tmp_path / "model.int8.onnx").is_file()
+    assert [r.getMessage() for r in caplog.records if r.name == "root"] == [
+        "a root line of someone else's"
+    ]
