@@ -12,6 +12,7 @@ model goes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,28 @@ def _described(labels: tuple[str, ...], described: Mapping[str, str]) -> list[st
     """
     if not described:
         return []
+    rows = [_row(_code(name), described.get(name, "")) for name in labels]
+    return ["", "## Labels", "", _row("label", "description"), "|---|---|", *rows]
 
-    def cell(text: str) -> str:  # one table row: no line break, no stray `|`
-        return " ".join(text.split()).replace("|", "\\|")
 
-    rows = [f"| `{cell(name)}` | {cell(described.get(name, ''))} |" for name in labels]
-    return ["", "## Labels", "", "| label | description |", "|---|---|", *rows]
+def _row(*cells: str) -> str:
+    r"""One Markdown table row: a line break or a bare `|` in a cell broke the table.
+
+    GFM reads `\|` as a pipe inside a cell, code spans included.
+    """
+    kept = (" ".join(cell.split()).replace("|", "\\|") for cell in cells)
+    return f"| {' | '.join(kept)} |"
+
+
+def _code(text: str) -> str:
+    """`text` as one code span, whatever backticks it holds.
+
+    CommonMark ends a span at a run as long as its fence: the fence is one
+    longer than any run inside, and a space keeps an end's backtick off it.
+    """
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _kept_start(summary: Mapping[str, Any], rounds: int) -> str:
@@ -244,22 +261,22 @@ def _results(summary: Mapping[str, Any], role: str) -> list[str]:
     The student's own row is its float weights': `fedmodel predict` runs its
     int8 graph unless told otherwise, whose figures are its own row.
     """
-    rows = ["| model | test accuracy | macro-F1 |", "|---|---|---|"]
+    rows = [_row("model", "test accuracy", "macro-F1"), "|---|---|---|"]
     for name in ("teacher", "student"):
         entry = summary.get(name)
         if isinstance(entry, Mapping) and (name == role or role == "student"):
-            rows.append(
-                f"| {name}{' (this one)' if name == role else ''} | "
-                f"{entry['accuracy']:.4f} | {entry['macro_f1']:.4f} |"
-            )
+            this = " (this one)" if name == role else ""
+            rows.append(_row(f"{name}{this}", *_figures(entry)))
     quantized = summary.get(role, {}).get("quantized")
     if isinstance(quantized, Mapping):
-        rows.append(
-            f"| {role}, int8 graph `{QUANTIZED_ONNX_FILE}` (what `fedmodel "
-            f"predict` serves by default) | {quantized['accuracy']:.4f} | "
-            f"{quantized['macro_f1']:.4f} |"
-        )
+        graph = f"{role}, int8 graph {_code(QUANTIZED_ONNX_FILE)}"
+        served = "(what `fedmodel predict` serves by default)"
+        rows.append(_row(f"{graph} {served}", *_figures(quantized)))
     return [*rows, "", "On the server's own test split, which chose nothing."]
+
+
+def _figures(entry: Mapping[str, Any]) -> tuple[str, str]:
+    return f"{entry['accuracy']:.4f}", f"{entry['macro_f1']:.4f}"
 
 
 def _use(folder: Path) -> list[str]:

@@ -295,3 +295,45 @@ def test_a_card_a_kill_cut_short_is_removed_when_the_run_starts_again(
     (tmp_path / "model" / "README.md").write_text("a whole card")
     _remove_stale_temp_files(tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("README*")) == ["README.md"]
+
+
+def _table_cells(card: str, heading: str) -> list[list[str]]:
+    """Each body row of the table under `heading`, as a GFM renderer reads it."""
+    from markdown_it import MarkdownIt
+
+    section = card.split(f"{heading}\n", 1)[1].split("\n#", 1)[0]
+    tokens = MarkdownIt("commonmark").enable("table").parse(section)
+    rows: list[list[str]] = []
+    inside = False
+    for token in tokens:
+        inside = {"tbody_open": True, "tbody_close": False}.get(token.type, inside)
+        if inside and token.type == "tr_open":
+            rows.append([])
+        elif inside and token.type == "inline":
+            # A code span's text as its content: what a reader sees.
+            rows[-1].append("".join(c.content for c in token.children or []))
+    return rows
+
+
+def test_labels_with_pipes_backticks_and_line_breaks_keep_the_tables_whole(
+    tmp_path: Path,
+) -> None:
+    # A backtick ended the label's code span early (`a`b` showed `a` and b`);
+    # every cell of the card goes through one escaping helper.
+    labels = ["a|b", "two\nlines", "back`tick", "`", "``x``", "plain"]
+    folder = tmp_path / "model"
+    folder.mkdir()
+    descriptions = {name: f"x | {i}\nnext" for i, name in enumerate(labels)}
+    config = {
+        "id2label": {str(i): name for i, name in enumerate(labels)},
+        "label_descriptions": descriptions,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    summary = card_summary(tmp_path / "runs", RECORD)
+    card = model_card(summary, small_settings(), role="teacher", folder=folder)
+    assert _table_cells(card, "## Labels") == [
+        [" ".join(name.split()), f"x | {i} next"] for i, name in enumerate(labels)
+    ]
+    assert _table_cells(card, "## Test results") == [
+        ["teacher (this one)", "0.9012", "0.8876"]
+    ]
