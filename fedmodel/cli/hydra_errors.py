@@ -124,8 +124,10 @@ def _quote_hint(override: str) -> str:
     items = [
         item.strip() for item in value.removeprefix("[").removesuffix("]").split(",")
     ]
-    if '"' in value or any(item[:1] == "'" or item[-1:] == "'" for item in items):
-        return ""  # quoted already, or the shell's quotes below would break
+    if any(
+        item[:1] == "'" or item[-1:] == "'" or _hydra_quoted(item) for item in items
+    ):
+        return ""  # quoted already
     other = next((c for c in value if not _UNQUOTED.fullmatch(c)), None)
     if "~" in value:
         why = "Hydra takes a ~ only inside quotes"
@@ -138,7 +140,23 @@ def _quote_hint(override: str) -> str:
     escaped = [item.replace("'", "\\'") for item in items]
     quoted = ",".join(f"'{item}'" for item in escaped)
     fixed = f"{key}=[{quoted}]" if value.startswith("[") else f"{key}={quoted}"
-    return f'{why}: write "{fixed}"'
+    return f'{why}: write "{_shell_escaped(fixed)}"'
+
+
+def _hydra_quoted(item: str) -> bool:
+    """Whether a value is one of Hydra's double-quoted strings (`"a b"`)."""
+    return len(item) > 1 and item[0] == item[-1] == '"'
+
+
+def _shell_escaped(text: str) -> str:
+    """`text` as it reads between a shell's double quotes.
+
+    There `"`, `$` and a backtick end the quotes or expand, and a backslash
+    before one of them or before a backslash is dropped: each is escaped with
+    a backslash (a value's `"`, as in `/data/"x"/t.csv`, left the line at
+    Hydra's bare LexerNoViableAltException).
+    """
+    return re.sub(r'["$`]|\\(?=[\\"$`])', lambda found: "\\" + found[0], text)
 
 
 def _quoted(text: str, after: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,13 @@ def test_simulate_help_lists_options_not_the_shared_base_files(
             "task=files task.test_file=O'Brien/test.csv",
             'Hydra takes "\'" only inside quotes: write '
             "\"task.test_file='O\\'Brien/test.csv'\"",
+        ),
+        # A double quote: the line was Hydra's bare "mismatched input" or
+        # "LexerNoViableAltException", no hint (the shell's quotes broke on it).
+        (
+            'task=files task.test_file=/data/"x"/t.csv',
+            "Hydra takes '\"' only inside quotes: write "
+            '"task.test_file=\'/data/\\"x\\"/t.csv\'"',
         ),
         (
             "task=files task.labels=[Café,Bar]",
@@ -515,6 +523,37 @@ def test_a_value_with_parentheses_is_shown_quoted(
     err = capsys.readouterr().err.strip()
     assert err.startswith("fedmodel simulate: error: ") and err.endswith(expected)
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "value"),
+    [
+        ('task.test_file=/data/"x"/t.csv', '/data/"x"/t.csv'),
+        ('task.labels=[6" pipe,b]', ['6" pipe', "b"]),
+        ("task.labels=[6\" pipe's,b]", ["6\" pipe's", "b"]),
+        # And what else ends or expands between a shell's double quotes.
+        ('task.test_file=a"$HOME`id`\\"\\\\&.csv', 'a"$HOME`id`\\"\\\\&.csv'),
+    ],
+)
+def test_a_value_holding_a_double_quote_is_written_as_the_shell_passes_it(
+    override: str,
+    value: str | list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    monkeypatch.chdir(tmp_path)
+    assert run_simulate(["task=files", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Hydra takes '\"' only inside quotes: write " in err, err
+    written = err.rpartition(": write ")[2]
+    # The words bash hands the command of the line's suggestion.
+    shell = ["bash", "-c", f"printf '%s\\0' {written}"]
+    words = subprocess.run(shell, capture_output=True, text=True, check=True)
+    [word] = words.stdout.split("\0")[:-1]
+    assert OverridesParser.create().parse_overrides([word])[0].value() == value
 
 
 def test_relative_data_files_are_the_commands_under_hydra_job_chdir(
