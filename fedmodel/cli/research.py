@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedmodel.cli.errors import EXIT_FINDING, EXIT_OK
 from fedmodel.cli.paths import user_path
@@ -19,6 +19,12 @@ from fedmodel.cli.privacy_plan_args import check_plan_overrides
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 from fedmodel.research import audit_defaults
+
+if TYPE_CHECKING:
+    from fedmodel.config import RunSettings
+    from fedmodel.research.calibrated_settings import CalibratedSetting
+    from fedmodel.research.plan_files import PlanFiles
+    from fedmodel.research.privacy_plan import ClientPlan
 
 log = logging.getLogger("fedmodel")
 
@@ -31,8 +37,10 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
         "--json",
         action="store_true",
         help="print the settings and plans as JSON instead: "
-        '{"training_settings": {...}, "budget_note": ..., "clients": [...]} '
-        "(budget_note: the line shown under the settings table, or null)",
+        '{"training_settings": {...}, "budget_note": ..., "labels": {...}, '
+        '"clients": [...]} (budget_note: the line shown under the settings '
+        'table, or null; labels: {"count": N, "names": [...]}, the task\'s '
+        "classes as the run will use them)",
     )
     # Taken only to be refused by name, not as argparse's "unrecognized".
     parser.add_argument("-m", "--multirun", action="store_true", help=argparse.SUPPRESS)
@@ -54,10 +62,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     from fedmodel.config import compose_config, settings_from_dict
     from fedmodel.config.budget_rule import unmeasured_budget
     from fedmodel.config.unread_keys import unread_key_warnings
-    from fedmodel.research.calibrated_settings import (
-        settings_table,
-        training_settings,
-    )
+    from fedmodel.research.calibrated_settings import training_settings
 
     raw = compose_config(args.overrides)
     settings = settings_from_dict(raw)
@@ -70,7 +75,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     files = read_plan_files(settings)
     from fedmodel.model.device import resolve_device
-    from fedmodel.research.plan_tables import plan_tables
+    from fedmodel.research.plan_tables import labels_json
     from fedmodel.research.privacy_plan import plan_run
 
     # The run stops where its device is missing (`resolve_device`): the plan too.
@@ -83,17 +88,12 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
         report = {
             "training_settings": {key: asdict(s) for key, s in shown.items()},
             "budget_note": note,
+            "labels": labels_json(files.label_names),
             "clients": [asdict(plan) for plan in plans],
         }
         print(json.dumps(report, indent=2))
     else:
-        # Wide tables stay whole when the output is a pipe or a narrow terminal.
-        console = Console(width=max(Console().width, PLAN_WIDTH))
-        console.print(settings_table(shown))
-        if note is not None:  # under the settings it concerns
-            console.print(note, style="yellow", highlight=False)
-        for table in plan_tables(settings, plans):
-            console.print(table)
+        _print_tables(settings, plans, shown=shown, note=note, files=files)
     flagged = [plan.label for plan in plans if plan.problem]
     if flagged:
         Console(stderr=True).print(
@@ -101,6 +101,33 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
             f"{', '.join(flagged)}[/red]"
         )
     return EXIT_FINDING if flagged else EXIT_OK
+
+
+def _print_tables(
+    settings: RunSettings,
+    plans: list[ClientPlan],
+    *,
+    shown: dict[str, CalibratedSetting],
+    note: str | None,
+    files: PlanFiles,
+) -> None:
+    """Print the plan: the settings, the task's labels, the clients' plans."""
+    from rich.console import Console
+
+    from fedmodel.research.calibrated_settings import settings_table
+    from fedmodel.research.plan_tables import labels_line, plan_tables
+
+    # Wide tables stay whole when the output is a pipe or a narrow terminal.
+    console = Console(width=max(Console().width, PLAN_WIDTH))
+    console.print(settings_table(shown))
+    if note is not None:  # under the settings it concerns
+        console.print(note, style="yellow", highlight=False)
+    # A label is the user's text: no rich markup, no highlighting, and one
+    # line in a pipe, as typed (rich would break it inside a label).
+    line = labels_line(files.label_names)
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for table in plan_tables(settings, plans):
+        console.print(table)
 
 
 def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:

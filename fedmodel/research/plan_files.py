@@ -32,10 +32,12 @@ class PlanFiles:
 
     `records` is None under client-level DP (`privacy=central`): its one plan
     counts clients, not records (the files are read all the same, to refuse
-    what the run refuses).
+    what the run refuses). `label_names` are the task's classes as the run
+    will use them, in every mode.
     """
 
     records: TaskData | None
+    label_names: tuple[str, ...]
 
 
 def read_plan_files(settings: RunSettings) -> PlanFiles:
@@ -68,4 +70,7 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
     check_readable_transfer_file(settings)
     records = load_task(settings.task, seed=settings.seed)
     check_described_labels(settings, records.label_names)
-    return PlanFiles(records=None if mode.server_noise else records)
+    return PlanFiles(
+        records=None if mode.server_noise else records,
+        label_names=records.label_names,
+    )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from typing import Any
+
 from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
@@ -26,6 +30,32 @@ _OVER_LIMIT_NOTE = (
     "PRV's figure there, lower num_rounds or finetune.local_epochs, or raise "
     "finetune.batch_size"
 )
+
+
+# How many labels the plan's line names; `--json` lists them all.
+LABELS_SHOWN = 10
+
+
+def labels_line(label_names: Sequence[str]) -> str:
+    """The task's labels as the run will use them: how many, and the first ten.
+
+    Public, as the task's label set is (docs/privacy.md), and no client's
+    count of a label, which is computed from its records. Each is quoted as
+    JSON quotes it, so a header read as a label (`"Label"`), a code read as
+    a number (`"3.0"`), a stray space or a line break shows.
+    """
+    quoted = [json.dumps(name, ensure_ascii=False) for name in label_names]
+    more = len(quoted) - LABELS_SHOWN
+    classes = f"{len(quoted)} {plural(len(quoted), 'class', 'classes')}"
+    listed = ", ".join(quoted[:LABELS_SHOWN]) + (
+        f" and {more} more" if more > 0 else ""
+    )
+    return f"task labels ({classes}): {listed}"
+
+
+def labels_json(label_names: Sequence[str]) -> dict[str, Any]:
+    """The task's labels as `--json` gives them: how many, and all of them."""
+    return {"count": len(label_names), "names": list(label_names)}
 
 
 def _eps(plan: ClientPlan, accountant: str, index: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,36 @@ def test_privacy_plan_refuses_a_resume_instead_of_planning_a_new_run(
         "are in DIR/resolved_config.yaml and each client's epsilon in "
         "DIR/summary.json"
     )
+
+
+def test_privacy_plan_names_the_tasks_labels_as_the_run_will_use_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A label parsed unexpectedly (a code as `3.0`, a class too many) was
+    # seen only after training: the plan never named the label set.
+    labels = ["3.0", "[red]x[/red]", *"abcdefghij"]
+    sites = []
+    for site in range(2):
+        rows = [f"site {site} note {i},{labels[i % len(labels)]}" for i in range(48)]
+        sites.append(tmp_path / f"site{site}.csv")
+        sites[-1].write_text("text,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "test.csv").write_text("text,label\nheld out,a\nheld back,b\n")
+    argv = [
+        "privacy-plan",
+        "model=tiny",
+        "task=files",
+        f"task.train_files=[{','.join(map(str, sites))}]",
+        f"task.test_file={tmp_path}/test.csv",
+    ]
+    assert run_command(argv) == 0
+    out = capsys.readouterr().out
+    # Quoted, first ten, as typed (no rich markup read into a label).
+    assert (
+        'task labels (12 classes): "3.0", "[red]x[/red]", "a", "b", "c", "d", '
+        '"e", "f", "g", "h" and 2 more\n'
+    ) in out
+    for privacy in ("dpsgd", "central"):  # central plans no record, all the same
+        assert run_command([*argv, "--json", f"privacy={privacy}"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["labels"] == {"count": 12, "names": labels}
+        assert list(report) == ["training_settings", "budget_note", "labels", "clients"]
