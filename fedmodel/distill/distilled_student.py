@@ -139,13 +139,12 @@ def _distil_on_server_texts(
     Not a `student_resumed`: the clients' rounds replace it with the
     checkpoint's student, which an earlier start distilled on these texts.
     """
+    copies = settings.distill.augment_copies
     if student_resumed:  # the seconds are this start's, as wall_seconds are
-        copies = settings.distill.augment_copies
         count = len(augment_texts(texts, copies=copies, seed=settings.seed))
         log.info("the resumed student was distilled on %d server-held texts", count)
         return {"server_texts": count, "server_seconds": 0.0}
-    # Each epoch's line counts the copies too (300 texts after 60 were named).
-    copies = settings.distill.augment_copies
+    # Named with the copies: each epoch's line counts them (`augment_texts`).
     log.info(
         "distilling into a %d-layer student (%d feed-forward units, %d tokens) "
         "on %d server-held texts%s (no client record is read: no privacy cost)",
