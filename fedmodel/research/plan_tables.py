@@ -1,4 +1,8 @@
-"""The tables `fedmodel privacy-plan` prints: the clients' plans, epsilon by round."""
+"""What `fedmodel privacy-plan` prints: its labels line and tables.
+
+The task's labels (`labels_line`, and `labels_json` for `--json`), then the
+clients' plans and their epsilon after each round (`plan_tables`).
+"""
 
 from __future__ import annotations
 
