@@ -115,8 +115,12 @@ class PrivateRound:
             for line in (weak, again):
                 if line is not None:
                     log.warning("%s", line)
-        ledger = PrivacyLedger.open(
-            path, client_id=str(client_id), plan=plan, data_fingerprint=fingerprint
+        ledger = PrivacyLedger.from_record(
+            path,
+            stored,
+            client_id=str(client_id),
+            plan=plan,
+            data_fingerprint=fingerprint,
         )
         return cls(
             settings=settings,

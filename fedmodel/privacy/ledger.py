@@ -30,8 +30,8 @@ from fedmodel.privacy.ledger_reopen import check_same_budget, note_changes
 class PrivacyLedger:
     """A client's accountant state: every charged (noise, rate, steps) entry.
 
-    Build one with `PrivacyLedger.open`. All epsilon figures come from
-    `epsilon_for` over the stored history.
+    Build one with `PrivacyLedger.open` (`from_record` where the file is read
+    already). All epsilon figures come from `epsilon_for` over the stored history.
     """
 
     def __init__(
@@ -59,6 +59,31 @@ class PrivacyLedger:
         longer spends the epsilon its last charge recorded (`checked_epsilon`).
         """
         path = Path(path)
+        stored = read_record(path) if path.exists() else None
+        return cls.from_record(
+            path,
+            stored,
+            client_id=client_id,
+            plan=plan,
+            data_fingerprint=data_fingerprint,
+        )
+
+    @classmethod
+    def from_record(
+        cls,
+        path: Path,
+        stored: LedgerRecord | None,
+        *,
+        client_id: str,
+        plan: PrivacyPlan,
+        data_fingerprint: str,
+    ) -> PrivacyLedger:
+        """`open`, on the record a caller has already read from `path`.
+
+        `stored` is None where `path` holds no ledger yet. A caller that
+        checks the stored record first (`PrivateRound.open`) reads the file
+        once, so both checks see the same bytes.
+        """
         fresh = LedgerRecord(
             client_id=client_id,
             accountant=plan.accountant,
@@ -68,9 +93,8 @@ class PrivacyLedger:
             sample_rate=plan.sample_rate,
             data_fingerprint=data_fingerprint,
         )
-        if not path.exists():
+        if stored is None:
             return cls(path, fresh)
-        stored = read_record(path)
         check_same_budget(path, stored=stored, wanted=fresh)
         spent = checked_epsilon(path, stored)
         note_changes(path, stored=stored, wanted=fresh)

@@ -18,8 +18,10 @@ import fedmodel.client.jobs as jobs
 import fedmodel.client.local_round as local_round
 import fedmodel.client.private_round as private_round
 import fedmodel.privacy.client_plan as client_plan
+import fedmodel.privacy.ledger as privacy_ledger
 import fedmodel.training.embedding_cache as embedding_cache
 from fedmodel.client.local_round import RoundOutcome, run_local_round
+from fedmodel.client.private_round import PrivateRound
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.data.clients import load_client_data
 from fedmodel.model.finetune import held_fixed, prepare_for_finetuning
@@ -27,7 +29,7 @@ from fedmodel.model.head import load_trainable_state, trainable_state
 from fedmodel.model.load import build_classifier
 from fedmodel.model.student import build_student, prepare_student_for_distillation
 from fedmodel.privacy.client_plan import plan_privacy
-from fedmodel.privacy.ledger_record import LEDGER_FILE
+from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
 from fedmodel.privacy.sampling import poisson_steps_per_epoch, sample_rate_for
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import build_optimizer
@@ -582,6 +584,36 @@ def test_a_feature_cache_miss_fingerprints_the_records_once(
     )
     assert hashed == [len(train)]
     assert len(list(state_dir.glob("features-*.pt"))) == 1
+
+
+def test_a_round_reads_its_ledger_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PrivateRound.open read the file for its records check, and
+    # PrivacyLedger.open read it again for the budget's: two reads a round,
+    # which a file replaced in between would answer differently.
+    settings = make_settings(tmp_path)
+    train, _, _ = load_client_data(settings, CLIENT)
+    state_dir = tmp_path / "client-0"
+    state_dir.mkdir()
+    first = PrivateRound.open(
+        settings, client_id=CLIENT, state_dir=state_dir, split=train
+    )
+    assert first.charge(1)
+    reads: list[Path] = []
+
+    def counted(path: Path) -> LedgerRecord:
+        reads.append(path)
+        return read_record(path)
+
+    monkeypatch.setattr(private_round, "read_record", counted)
+    monkeypatch.setattr(privacy_ledger, "read_record", counted)
+    again = PrivateRound.open(
+        settings, client_id=CLIENT, state_dir=state_dir, split=train
+    )
+    assert reads == [state_dir / LEDGER_FILE]
+    assert again.ledger.steps == first.planned_steps  # the charge it holds
+    assert again.ledger.epsilon == first.epsilon
 
 
 def test_dp_replies_release_no_unnoised_statistics() -> None:
