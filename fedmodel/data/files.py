@@ -54,21 +54,16 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         for i, name in enumerate(task.train_files)
     ]
     test = _read_records(Path(test_file), task=task, key="task.test_file", read=read)
-    held = (
-        [
-            _read_records(
-                Path(task.validation_file),
-                task=task,
-                key="task.validation_file",
-                read=read,
-            )
-        ]
-        if task.validation_file
-        else []
+    held: list[FileRecords] = []  # the server's own labelled records, if any
+    if task.validation_file:
+        key = "task.validation_file"
+        path = Path(task.validation_file)
+        held.append(_read_records(path, task=task, key=key, read=read))
+        _check_server_labels(held[0])
+    described = read_descriptions(task)
+    label_names = _checked_label_names(
+        task, train, held=held, test=test, described=described
     )
-    for records in held:
-        _check_server_labels(records)
-    label_names = _checked_label_names(task, train, held=held, test=test)
     index = {name: i for i, name in enumerate(label_names)}
     train_split = build_split(
         [text for records in train for text in records.texts],
@@ -91,6 +86,7 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
         transfer=transfer,
         label_names=label_names,
         file_sha256=read,
+        label_descriptions=described,
     )
 
 
@@ -145,15 +141,15 @@ def _checked_label_names(
     *,
     held: Sequence[FileRecords],
     test: FileRecords,
+    described: Mapping[str, str] | None,
 ) -> tuple[str, ...]:
     """The task's labels, checked against every file that names them.
 
     `held` holds the server's own validation file, if any. The test file
-    names no class; under `task.labels` its labels must be listed too. The
-    descriptions file is read once, for both checks that need it.
+    names no class; under `task.labels` its labels must be listed too.
+    `described` is the descriptions file as read (`read_descriptions`).
     """
     server = [*held, test]
-    described = read_descriptions(task)
     if task.labels is None:
         refuse_record_labels(
             [(f"task.train_files[{i}]", records) for i, records in enumerate(train)],
@@ -164,8 +160,8 @@ def _checked_label_names(
         )
     _check_trained_labels(task, train)
     label_names = _label_names(task, [*train, *held], test=test)
-    # The server reads the descriptions after Flower starts: a bad file stops
-    # the run here, with the other files, and leaves no run folder behind.
+    # A bad file stops the run here, with the other files, before Flower
+    # starts, and leaves no run folder behind.
     described_labels(task, label_names, described)
     return label_names
 

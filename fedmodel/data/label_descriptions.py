@@ -2,8 +2,10 @@
 
 What the head's zero-shot start embeds for each label: its name, or its
 description from a table with the label column and a `description` column.
-The files task reads the table once, with the other files, so a bad one
-stops the run before Flower starts.
+The table is read once a process, with the task's files (`data/tasks.py`
+keeps it as `TaskData.label_descriptions`), and the functions here take it
+as read; the files task checks it with its files, so a bad one stops the run
+before Flower starts.
 """
 
 from __future__ import annotations
@@ -26,27 +28,23 @@ DESCRIPTIONS_KEY = "task.label_descriptions"
 DESCRIPTION_COLUMN = "description"
 
 
-def label_texts(task: TaskSettings, label_names: Sequence[str]) -> tuple[str, ...]:
-    """What the head's zero-shot start embeds for each label, in label order.
-
-    The label's name, or its description in `task.label_descriptions`: a
-    table with the label column and a `description` column, one row per
-    label. It may describe labels the task does not have; every label the task
-    has needs exactly one description.
-    """
-    return described_labels(task, label_names, read_descriptions(task))
-
-
 def class_descriptions(
-    task: TaskSettings, label_names: Sequence[str]
+    task: TaskSettings,
+    label_names: Sequence[str],
+    described: Mapping[str, str] | None,
 ) -> dict[str, str] | None:
-    """Each class's description, label: text, for the export; None without the key."""
-    if task.label_descriptions is None:
+    """Each class's description, label: text, for the export; None without any."""
+    if task.label_descriptions is None or described is None:
         return None
-    return dict(zip(label_names, label_texts(task, label_names), strict=True))
+    texts = described_labels(task, label_names, described)
+    return dict(zip(label_names, texts, strict=True))
 
 
-def warn_unused_descriptions(task: TaskSettings, label_names: Sequence[str]) -> None:
+def warn_unused_descriptions(
+    task: TaskSettings,
+    label_names: Sequence[str],
+    described: Mapping[str, str] | None,
+) -> None:
     """Name the labels `task.label_descriptions` describes that are no class.
 
     Most often a typo (`Asthma` for `asthma`, `3.0` for `3`) or a code no
@@ -54,9 +52,8 @@ def warn_unused_descriptions(task: TaskSettings, label_names: Sequence[str]) -> 
     A label that writes a class another way (case, spacing, a number's form)
     is named with that class. Not refused: a file shared by several tasks may
     describe more labels than one task has. The server and the plan say it
-    once per run.
+    once per run. `described` is the file as read (`read_descriptions`).
     """
-    described = read_descriptions(task)
     classes = set(label_names)
     unused = [name for name in described or {} if name not in classes]
     if not unused:
@@ -84,7 +81,13 @@ def described_labels(
     label_names: Sequence[str],
     described: Mapping[str, str] | None,
 ) -> tuple[str, ...]:
-    """`label_texts` from the descriptions already read (None: the task has none)."""
+    """What the head's zero-shot start embeds for each label, in label order.
+
+    The label's name, or its description in `task.label_descriptions`, from
+    the file as read (`read_descriptions`; None: the task has none). It may
+    describe labels the task does not have; every label the task has needs
+    exactly one description.
+    """
     if task.label_descriptions is None or described is None:
         return tuple(label_names)
     key, path = DESCRIPTIONS_KEY, Path(task.label_descriptions)

@@ -13,12 +13,12 @@ all before Flower starts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fedmodel.config import RunSettings
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file
-from fedmodel.data.label_descriptions import label_texts
+from fedmodel.data.label_descriptions import described_labels
+from fedmodel.data.splits import TaskData
+from fedmodel.data.tasks import load_task
 from fedmodel.data.transfer_texts import transfer_file_texts
 
 
@@ -34,19 +34,19 @@ def check_readable_records(settings: RunSettings) -> None:
     check_readable_transfer_file(settings)
     for client_id in range(settings.num_clients):
         load_client_data(settings, client_id)
-    _, _, label_names = load_client_data(settings, 0)  # cached: the task's
-    check_described_labels(settings, label_names)
+    # Cached: the task the clients' records were dealt from.
+    check_described_labels(settings, load_task(settings.task, seed=settings.seed))
 
 
-def check_described_labels(settings: RunSettings, label_names: Sequence[str]) -> None:
+def check_described_labels(settings: RunSettings, task: TaskData) -> None:
     """Refuse a fresh run's label that `task.label_descriptions` does not describe.
 
     Each label needs one description where the key names a file
-    (`label_texts`); a resumed run's head starts from its checkpoint, which
-    needs none.
+    (`described_labels`, on the file as the task read it); a resumed run's
+    head starts from its checkpoint, which needs none.
     """
     if not settings.resume:
-        label_texts(settings.task, label_names)
+        described_labels(settings.task, task.label_names, task.label_descriptions)
 
 
 def check_readable_transfer_file(settings: RunSettings) -> None:

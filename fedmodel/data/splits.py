@@ -29,7 +29,10 @@ class TaskData:
     files task's) get ids past them, named after them in its feature, and
     every score counts their records as errors. `file_sha256` is the sha256
     of the bytes each user's file was read from, by its path (`str(Path)`);
-    the shipped tasks have none.
+    the shipped tasks have none. `label_descriptions` is
+    `task.label_descriptions`' file as read with the task (label:
+    description, `read_descriptions`), None without the key: the server's
+    checks, head start and export take it from here, not from the file.
     """
 
     train: datasets.Dataset
@@ -37,6 +40,7 @@ class TaskData:
     transfer: datasets.Dataset | None
     label_names: tuple[str, ...]
     file_sha256: Mapping[str, str] = field(default_factory=dict)
+    label_descriptions: Mapping[str, str] | None = None
 
     @property
     def has_sites(self) -> bool:

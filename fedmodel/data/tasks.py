@@ -13,6 +13,7 @@ from fedmodel.data.bank import load_bank
 from fedmodel.data.file_digest import FileVersion, file_version
 from fedmodel.data.files import load_files
 from fedmodel.data.hospital import load_hospital
+from fedmodel.data.label_descriptions import read_descriptions
 from fedmodel.data.splits import TaskData, cap_rows
 from fedmodel.errors import FedmodelError
 
@@ -76,6 +77,9 @@ def _loaded(key: str, seed: int, versions: tuple[FileVersion, ...]) -> TaskData:
             f"unknown task.name {task.name!r}; known tasks: {sorted(TASKS)}"
         )
     data = loader(task, seed=seed)
+    described = data.label_descriptions  # the files task reads it for its checks
+    if described is None:
+        described = read_descriptions(task)
     return TaskData(
         train=cap_rows(
             data.train,
@@ -92,4 +96,5 @@ def _loaded(key: str, seed: int, versions: tuple[FileVersion, ...]) -> TaskData:
         transfer=data.transfer,
         label_names=data.label_names,
         file_sha256=data.file_sha256,
+        label_descriptions=described,
     )

@@ -203,7 +203,7 @@ def warn_about_records(
             settings, task, normalize=normalize, distill_texts=distill_texts
         )
     warn_labels(task)
-    warn_unused_descriptions(settings.task, task.label_names)
+    warn_unused_descriptions(settings.task, task.label_names, task.label_descriptions)
     warn_lone_labels(settings.task, task)
     if distill_texts is None and (task.transfer is None or len(task.transfer) == 0):
         warn_no_server_texts(settings)

@@ -81,13 +81,16 @@ def export_models(
 def _exported_descriptions(
     settings: RunSettings, task: TaskData
 ) -> dict[str, str] | None:
-    """The classes' descriptions for the export; None where the file is gone.
+    """The classes' descriptions for the export, as the task read them; None without.
 
-    The file was read before round 1: one removed since costs the export
-    its descriptions, not the run its models.
+    A resume does not check that they describe every class (its head starts
+    from the checkpoint): one they leave out costs the export its
+    descriptions, not the run its models.
     """
     try:
-        return class_descriptions(settings.task, task.label_names)
+        return class_descriptions(
+            settings.task, task.label_names, task.label_descriptions
+        )
     except FedmodelError as exc:
         log.warning("exporting without the labels' descriptions: %s", exc)
         return None

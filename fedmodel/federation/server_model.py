@@ -55,6 +55,7 @@ def start_model(
             model.classifier,
             settings=settings,
             label_names=task.label_names,
+            descriptions=task.label_descriptions,
             transfer=fit,
             held_out=model.selector if model.mode.on_features else held_out,
         )

@@ -69,7 +69,7 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
         )
     check_readable_transfer_file(settings)
     records = load_task(settings.task, seed=settings.seed)
-    check_described_labels(settings, records.label_names)
+    check_described_labels(settings, records)
     return PlanFiles(
         records=None if mode.server_noise else records,
         label_names=records.label_names,

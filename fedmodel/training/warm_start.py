@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
 import datasets
 import torch
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import plural
-from fedmodel.data.label_descriptions import label_texts
+from fedmodel.data.label_descriptions import described_labels
 from fedmodel.model.classifier import PooledBertForSequenceClassification
 from fedmodel.model.finetune import classification_head
 from fedmodel.model.label_init import init_head_from_label_names, wordless_label
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 # Fewest held-out records on which a warm start is compared with the start:
 # on one to three records a loss difference is noise (docs/strict-budgets.md).
 MIN_CHECK_RECORDS = 4
+# Said where the task has no transfer split: what the server's start lacks.
+NO_SERVER_RECORDS = (
+    "the server holds no labelled records (a files task without "
+    "task.validation_file): no warm start and no check against the "
+    "start, the last round is kept. At strict budgets a small labelled "
+    "file the server may hold, set as task.validation_file, helps most; see "
+    "docs/strict-budgets.md"
+)
 
 
 def public_start(
@@ -44,6 +53,7 @@ def public_start(
     label_names: tuple[str, ...],
     transfer: datasets.Dataset | None,
     held_out: LastRoundOrStart | datasets.Dataset | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> bool:
     """Set the head from public information only, before any client trains.
 
@@ -55,19 +65,17 @@ def public_start(
     is kept: see `checked_warm_start`. In head mode the server passes its
     model's selector over them, which has embedded them already; records given
     as a dataset are embedded here, into a selector that scores the head.
+    `descriptions`: the labels' descriptions as the task read them (`TaskData`).
     Returns whether the head is warm-started.
     """
     named = settings.label_init and _label_start(
-        classifier, settings=settings, label_names=label_names
+        classifier,
+        settings=settings,
+        label_names=label_names,
+        descriptions=descriptions,
     )
     if transfer is None:
-        log.info(
-            "the server holds no labelled records (a files task without "
-            "task.validation_file): no warm start and no check against the "
-            "start, the last round is kept. At strict budgets a small labelled "
-            "file the server may hold, set as task.validation_file, helps most; see "
-            "docs/strict-budgets.md"
-        )
+        log.info("%s", NO_SERVER_RECORDS)
     elif settings.warm_start.enabled and len(set(transfer["label"])) < 2:
         # A head fitted to one label answers it for every text: worse than
         # the label-name start, and the model choice would then favour it.
@@ -102,13 +110,19 @@ def _label_start(
     *,
     settings: RunSettings,
     label_names: tuple[str, ...],
+    descriptions: Mapping[str, str] | None,
 ) -> bool:
     """The zero-shot head from the label names or descriptions, if all have letters.
 
     Returns whether the head was set.
     """
-    texts = label_texts(settings.task, label_names)
     described = settings.task.label_descriptions is not None
+    if described and descriptions is None:
+        raise ValueError(
+            f"task.label_descriptions is {settings.task.label_descriptions!r}, "
+            "but no descriptions were given: pass the task's (TaskData)"
+        )
+    texts = described_labels(settings.task, label_names, descriptions)
     wordless = wordless_label(texts)
     if wordless is not None:
         log.warning(

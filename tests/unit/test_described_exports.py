@@ -13,16 +13,22 @@ from pathlib import Path
 import pytest
 
 from fedmodel.cli.main import run_command
+from fedmodel.config import compose_config, settings_from_dict
 from fedmodel.data import label_descriptions
+from fedmodel.data.file_formats import read_table
 from fedmodel.data.label_descriptions import (
     class_descriptions,
+    read_descriptions,
     warn_unused_descriptions,
 )
+from fedmodel.data.readable_records import check_readable_records
+from fedmodel.federation.server_app import run_federation
 from fedmodel.model.load import build_classifier, classifier_config, load_tokenizer
 from fedmodel.model.student import build_student
 from fedmodel.serve.export import export_classifier, keep_label_descriptions
 from fedmodel.serve.model_card import model_card
-from tests.conftest import small_settings
+from tests.conftest import logging_restored, small_settings
+from tests.fake_grid import FAKE_GRID_RUN, FakeGrid
 from tests.unit.test_model_card import RECORD, card_summary
 
 CODES = ("1", "2", "3")
@@ -41,7 +47,10 @@ def _export(folder: Path, *, described: bool) -> Path:
     settings = small_settings(f"task.label_descriptions={path}")
     model = build_classifier(settings.model, label_names=CODES, seed=3)
     if described:
-        keep_label_descriptions(model, class_descriptions(settings.task, CODES))
+        described = read_descriptions(settings.task)
+        keep_label_descriptions(
+            model, class_descriptions(settings.task, CODES, described)
+        )
     tokenizer = load_tokenizer(settings.model)
     export_classifier(model, tokenizer, folder / "model", max_length=32)
     student = build_student(model, settings.distill.student)
@@ -142,7 +151,7 @@ def test_descriptions_of_labels_no_class_is_are_named_once(
     path = _descriptions(tmp_path, rows)
     task = small_settings(f"task.label_descriptions={path}").task
     with caplog.at_level("WARNING", logger=label_descriptions.__name__):
-        warn_unused_descriptions(task, ("asthma", "J45", "3"))
+        warn_unused_descriptions(task, ("asthma", "J45", "3"), read_descriptions(task))
     (warned,) = [record.getMessage() for record in caplog.records]
     assert warned.startswith(
         f"task.label_descriptions: file {path} describes 4 labels the task has "
@@ -157,6 +166,52 @@ def test_descriptions_of_the_classes_alone_warn_of_nothing(
     path = _descriptions(tmp_path, "asthma,a\nJ45,b\n")
     task = small_settings(f"task.label_descriptions={path}").task
     with caplog.at_level("WARNING", logger=label_descriptions.__name__):
-        warn_unused_descriptions(task, ("asthma", "J45"))
-        warn_unused_descriptions(small_settings().task, ("asthma",))
+        warn_unused_descriptions(task, ("asthma", "J45"), read_descriptions(task))
+        warn_unused_descriptions(small_settings().task, ("asthma",), None)
     assert not caplog.records
+
+
+def test_a_run_reads_its_descriptions_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process of a simulation read the file five times: in the checks
+    # before Flower, with the files task, for the warning of unused
+    # descriptions, for the head's start and for the export. It is read with
+    # the task's files now, and each of them takes it from there.
+    sites = []
+    for site in range(2):
+        path = tmp_path / f"site{site}.csv"
+        rows = "".join(f"site {site} text {i},{i % 3 + 1}\n" for i in range(24))
+        path.write_text("text,label\n" + rows)
+        sites.append(str(path))
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nwhere is Paris,3\nwhat is a noun,1\n")
+    described = _descriptions(
+        tmp_path, "".join(f"{c},{m}\n" for c, m in MEANINGS.items())
+    )
+    run = [
+        *FAKE_GRID_RUN,
+        "task=files",
+        "privacy=off",
+        "distill=off",
+        f"task.train_files=[{','.join(sites)}]",
+        f"task.test_file={test}",
+        f"task.label_descriptions={described}",
+    ]
+    settings = settings_from_dict(
+        {**compose_config(run), "run_dir": str(tmp_path / "run")}
+    )
+    reads: list[str] = []
+
+    def counted(path: Path, *, key: str, **kwargs: object) -> object:
+        reads.append(key)
+        return read_table(path, key=key, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(label_descriptions, "read_table", counted)
+    check_readable_records(settings)  # `fedmodel simulate`'s, before Flower
+    with logging_restored():
+        summary = run_federation(FakeGrid(2), settings)
+    assert summary["status"] == "ok"
+    assert reads == ["task.label_descriptions"]
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["label_descriptions"] == MEANINGS

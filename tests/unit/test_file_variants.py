@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fedmodel.config import compose_config, settings_from_dict
-from fedmodel.data.label_descriptions import label_texts
+from fedmodel.data.label_descriptions import described_labels
 from fedmodel.data.label_warnings import warn_labels, warn_similar_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import load_task
@@ -302,7 +302,8 @@ def test_whole_number_labels_order_by_value_unless_listed(tmp_path: Path) -> Non
     assert data.label_names == tuple(str(n) for n in numbers)
     named = [data.label_names[i] for i in data.train["label"]]
     assert named == [*(str(n) for n in numbers), "12", "1"]
-    assert label_texts(task, data.label_names)[:3] == ("code 1", "code 2", "code 3")
+    texts = described_labels(task, data.label_names, data.label_descriptions)
+    assert texts[:3] == ("code 1", "code 2", "code 3")
     # A list the user gives keeps its order; mixed labels sort as text.
     given = ["10", "2", *(str(n) for n in numbers if n not in (2, 10))]
     assert load_task(_task([site], test, labels=given), seed=0).label_names == (

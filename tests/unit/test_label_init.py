@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fedmodel.config import settings_from_dict
-from fedmodel.data.label_descriptions import label_texts
+from fedmodel.data.label_descriptions import described_labels, read_descriptions
 from fedmodel.data.splits import build_split
 from fedmodel.data.tasks import load_task
 from fedmodel.errors import FedmodelError
@@ -158,7 +158,13 @@ def test_described_numbers_start_like_their_names(tmp_path: Path) -> None:
     )
     numbers = ("0", "1", "2")
     model = build_classifier(settings.model, label_names=numbers, seed=0)
-    public_start(model, settings=settings, label_names=numbers, transfer=None)
+    public_start(
+        model,
+        settings=settings,
+        label_names=numbers,
+        transfer=None,
+        descriptions=read_descriptions(settings.task),
+    )
     named = build_classifier(settings.model, label_names=LABELS, seed=0)
     init_head_from_label_names(named, settings=settings.model, label_names=LABELS)
     torch.testing.assert_close(model.classifier.weight, named.classifier.weight)
@@ -178,7 +184,7 @@ def test_bad_descriptions_are_refused_by_file_and_row(
     path = _descriptions(tmp_path, rows)
     task = small_settings(f"task.label_descriptions={path}").task
     with pytest.raises(FedmodelError, match=message) as raised:
-        label_texts(task, ("0", "1", "2"))
+        described_labels(task, ("0", "1", "2"), read_descriptions(task))
     assert "task.label_descriptions" in str(raised.value)
     assert str(path) in str(raised.value)
 
@@ -208,7 +214,7 @@ def test_descriptions_need_both_columns(
     path.write_text(f"{header}\n0,a\n1,b\n")
     task = small_settings(f"task.label_descriptions={path}").task
     with pytest.raises(FedmodelError) as raised:
-        label_texts(task, ("0", "1"))
+        described_labels(task, ("0", "1"), read_descriptions(task))
     assert message in str(raised.value)
     assert "set task.label_column" not in str(raised.value)
 
@@ -228,7 +234,13 @@ def test_number_descriptions_leave_the_head_untrained(
     model = build_classifier(settings.model, label_names=("a", "b"), seed=0)
     before = model.classifier.weight.detach().clone()
     with caplog.at_level("WARNING", logger=warm_start.__name__):
-        public_start(model, settings=settings, label_names=("a", "b"), transfer=None)
+        public_start(
+            model,
+            settings=settings,
+            label_names=("a", "b"),
+            transfer=None,
+            descriptions=read_descriptions(settings.task),
+        )
     torch.testing.assert_close(model.classifier.weight.detach(), before)
     assert any("label description '1'" in r.getMessage() for r in caplog.records)
 
