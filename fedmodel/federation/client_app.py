@@ -44,6 +44,7 @@ from fedmodel.client.message_timings import record_message_timings  # noqa: E402
 from fedmodel.client.site import (  # noqa: E402
     SIMULATED_CLIENT,
     RunRefusal,
+    SiteConfig,
     capped_settings,
     site_from_node_config,
 )
@@ -111,15 +112,16 @@ def query(msg: Message, context: Context) -> Message:
 def _answer(
     msg: Message,
     context: Context,
-    work: Callable[[Message, Context, int], RecordDict],
+    work: Callable[[Message, SiteConfig | None, int], RecordDict],
 ) -> Message:
     """Reply with what `work` returns, or with one line saying why it failed.
 
-    The line is the FedmodelError's message, or the type and message of an
-    unexpected exception (its traceback stays in this client's log). A
-    deployed site sends an unexpected exception's type alone: its message can
-    quote a record (a character a codec refused, say), so it stays in the
-    site's log.
+    `work` is handed the message, the node's site (None: a simulated client)
+    and its client id, read here from the node config once. The line is the
+    FedmodelError's message, or the type and message of an unexpected
+    exception (its traceback stays in this client's log). A deployed site
+    sends an unexpected exception's type alone: its message can quote a
+    record (a character a codec refused, say), so it stays in the site's log.
     """
     setup_logging()  # this process too: Flower's lines off the console
     client_id: int | None = None
@@ -130,7 +132,7 @@ def _answer(
             client_id = int(context.node_config[SIMULATED_CLIENT])
         else:
             client_id = site.site_id
-        content = work(msg, context, client_id)
+        content = work(msg, site, client_id)
     except FedmodelError as exc:
         if site is None and isinstance(exc, LedgerRefusal):
             exc = exc.in_a_run()  # `fedmodel ledger reset` refuses its folder
@@ -148,11 +150,12 @@ def _answer(
     return Message(content=content, reply_to=msg)
 
 
-def _ledger_figures(msg: Message, context: Context, client_id: int) -> RecordDict:
+def _ledger_figures(
+    msg: Message, site: SiteConfig | None, client_id: int
+) -> RecordDict:
     """The client's id and what its ledger file holds, as a reply's numbers."""
     config = msg.content[CONFIG_KEY]
     check_server_version(config.get(VERSION_KEY))
-    site = site_from_node_config(context.node_config)
     state_dir = client_state_dir(site, str(config[RUN_DIR_KEY]), client_id)
     figures: dict[str, int | float | list[int] | list[float]] = {
         **held_figures(state_dir),
@@ -161,12 +164,11 @@ def _ledger_figures(msg: Message, context: Context, client_id: int) -> RecordDic
     return RecordDict({METRICS_KEY: MetricRecord(figures)})
 
 
-def _train(msg: Message, context: Context, client_id: int) -> RecordDict:
+def _train(msg: Message, site: SiteConfig | None, client_id: int) -> RecordDict:
     # Here, not at the top: it imports torch and Opacus, which a query never needs.
     from fedmodel.client.local_round import run_local_round
 
     entered = time.time()  # after that import: the "imports" stage holds it
-    site = site_from_node_config(context.node_config)
     round_number, settings = round_settings(msg, site)
     arrays = msg.content.array_records
     teacher = arrays.get(TEACHER_KEY)
