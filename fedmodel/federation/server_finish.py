@@ -99,7 +99,11 @@ def _exported_descriptions(
 def conclude_run(
     shared: SharedRoundState, summary: RunSummary, final: EvalResult, started: float
 ) -> dict[str, Any]:
-    """Write summary.json and the plot; raise if the run failed."""
+    """Complete the summary; write the plot, the model cards and summary.json.
+
+    The cards only for a run that did not fail, and before summary.json; then
+    raise RunFailed for a failed run, with its final line.
+    """
     settings, run_dir = shared.settings, shared.run_dir
     summary.clients = client_rows(settings, shared.strategy.client_figures)
     summary.privacy_guarantee = guarantee(settings, summary.clients)
