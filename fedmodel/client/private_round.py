@@ -80,11 +80,10 @@ class PrivateRound:
         """Open the client's one ledger with the plan its records call for.
 
         Stored head-mode features carry their records' fingerprint, so a site
-        training on them goes on with the same ledger. A weak delta is said
-        when the ledger is new, `at_site` naming the site's own `--delta`. A
-        simulated client (not `at_site`) refuses a ledger charged for other
-        records (`_check_same_records`); a site's file may change between
-        federations, and its ledger counts on.
+        training on them goes on with the same ledger. A new ledger is
+        announced (`_say_of_new_ledger`). A simulated client (not `at_site`)
+        refuses a ledger charged for other records (`_check_same_records`); a
+        site's file may change between federations, and its ledger counts on.
         """
         path = state_dir / LEDGER_FILE
         stored = read_record(path) if path.exists() else None
@@ -104,17 +103,15 @@ class PrivateRound:
             client_id=str(client_id),
             noise_multiplier=None if stored is None else stored.noise_multiplier,
         )
-        weak = (
-            site_delta_warning(client_id, delta=plan.delta, records=len(split))
-            if at_site
-            else weak_delta_warning(plan.delta, who=f"client {client_id}", n=len(split))
-        )
-        if stored is None:
-            # Said where the ledger is opened new, not in every round after.
-            again = spent_before_reset(state_dir, fingerprint=fingerprint)
-            for line in (weak, again):
-                if line is not None:
-                    log.warning("%s", line)
+        if stored is None:  # said once, not in every round after
+            _say_of_new_ledger(
+                state_dir,
+                client_id=client_id,
+                delta=plan.delta,
+                records=len(split),
+                fingerprint=fingerprint,
+                at_site=at_site,
+            )
         ledger = PrivacyLedger.from_record(
             path,
             stored,
@@ -202,6 +199,32 @@ class PrivateRound:
             **self.ledger.reported_figures(epsilon=self.epsilon),
             ROUND_STEPS_KEY: float(self.charged_steps),
         }
+
+
+def _say_of_new_ledger(
+    state_dir: Path,
+    *,
+    client_id: int,
+    delta: float,
+    records: int,
+    fingerprint: str,
+    at_site: bool,
+) -> None:
+    """Warn, as a client's ledger is opened new, of what its budget does not show.
+
+    A weak delta (`at_site` names the site's own `--delta`), and earlier
+    ledgers of `state_dir`, archived by a reset, that charged these same
+    records (`spent_before_reset`): their epsilons add up with the new one's.
+    """
+    weak = (
+        site_delta_warning(client_id, delta=delta, records=records)
+        if at_site
+        else weak_delta_warning(delta, who=f"client {client_id}", n=records)
+    )
+    again = spent_before_reset(state_dir, fingerprint=fingerprint)
+    for line in (weak, again):
+        if line is not None:
+            log.warning("%s", line)
 
 
 def _check_same_records(
