@@ -45,7 +45,8 @@ def load_task(task: TaskSettings, *, seed: int) -> TaskData:
     (`task_files_version`): `fedmodel simulate`'s checks before Flower and
     its ServerApp, run in the same process, share one read, and a file
     changed since is read again. A fresh process (`flwr run`'s ServerApp, a
-    deployment's) reads them anew.
+    deployment's) reads them anew. `task.label_descriptions` is one of them:
+    read here, for every task, into `TaskData.label_descriptions`.
     """
     key = json.dumps(dataclasses.asdict(task), sort_keys=True)
     return _loaded(key, seed, task_files_version(task))
