@@ -22,6 +22,7 @@ from fedmodel.research import audit_defaults
 
 if TYPE_CHECKING:
     from fedmodel.config import RunSettings
+    from fedmodel.data.cut_texts import SplitCut
     from fedmodel.research.calibrated_settings import CalibratedSetting
     from fedmodel.research.plan_files import PlanFiles
     from fedmodel.research.privacy_plan import ClientPlan
@@ -38,9 +39,12 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the settings and plans as JSON instead: "
         '{"training_settings": {...}, "budget_note": ..., "labels": {...}, '
-        '"clients": [...]} (budget_note: the line shown under the settings '
-        'table, or null; labels: {"count": N, "names": [...]}, the task\'s '
-        "classes as the run will use them)",
+        '"max_length_cuts": {...}, "clients": [...]} (budget_note: the line '
+        'shown under the settings table, or null; labels: {"count": N, '
+        '"names": [...]}, the task\'s classes as the run will use them; '
+        'max_length_cuts: {"max_length": N, "splits": [{"split": ..., "cut": '
+        '..., "texts": ...}]}, how many texts of each split are longer than '
+        "task.max_length tokens)",
     )
     # Taken only to be refused by name, not as argparse's "unrecognized".
     parser.add_argument("-m", "--multirun", action="store_true", help=argparse.SUPPRESS)
@@ -75,6 +79,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
 
     files = read_plan_files(settings)
     from fedmodel.model.device import resolve_device
+    from fedmodel.research.plan_cuts import count_cuts, cuts_json
     from fedmodel.research.plan_tables import labels_json
     from fedmodel.research.privacy_plan import plan_run
 
@@ -83,17 +88,19 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     shown = training_settings(settings)
     note = unmeasured_budget(settings)
     plans = plan_run(settings, files)
+    cuts = count_cuts(settings, files.loaded)
     if args.json:
         # The same as the tables: the settings first, then each client's plan.
         report = {
             "training_settings": {key: asdict(s) for key, s in shown.items()},
             "budget_note": note,
             "labels": labels_json(files.label_names),
+            "max_length_cuts": cuts_json(settings.task.max_length, cuts),
             "clients": [asdict(plan) for plan in plans],
         }
         print(json.dumps(report, indent=2))
     else:
-        _print_tables(settings, plans, shown=shown, note=note, files=files)
+        _print_tables(settings, plans, shown=shown, note=note, files=files, cuts=cuts)
     flagged = [plan.label for plan in plans if plan.problem]
     if flagged:
         Console(stderr=True).print(
@@ -110,10 +117,12 @@ def _print_tables(
     shown: dict[str, CalibratedSetting],
     note: str | None,
     files: PlanFiles,
+    cuts: list[SplitCut],
 ) -> None:
-    """Print the plan: the settings, the task's labels, the clients' plans."""
+    """Print the plan: the settings, the task's labels, its cut texts, the plans."""
     from rich.console import Console
 
+    from fedmodel.data.cut_texts import cuts_line
     from fedmodel.research.calibrated_settings import settings_table
     from fedmodel.research.plan_tables import labels_line, plan_tables
 
@@ -126,6 +135,9 @@ def _print_tables(
     # line in a pipe, as typed (rich would break it inside a label).
     line = labels_line(files.label_names)
     console.print(line, markup=False, highlight=False, soft_wrap=True)
+    # Not markup either: "[CLS]" would be read as a style.
+    cut = cuts_line(settings.task.max_length, cuts)
+    console.print(cut, markup=False, highlight=False, soft_wrap=True)
     for table in plan_tables(settings, plans):
         console.print(table)
 

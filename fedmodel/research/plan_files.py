@@ -33,11 +33,13 @@ class PlanFiles:
     `records` is None under client-level DP (`privacy=central`): its one plan
     counts clients, not records (the files are read all the same, to refuse
     what the run refuses). `label_names` are the task's classes as the run
-    will use them, in every mode.
+    will use them, and `loaded` its splits as read, in every mode: the plan
+    counts the texts `task.max_length` cuts in them.
     """
 
     records: TaskData | None
     label_names: tuple[str, ...]
+    loaded: TaskData
 
 
 def read_plan_files(settings: RunSettings) -> PlanFiles:
@@ -73,4 +75,5 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
     return PlanFiles(
         records=None if mode.server_noise else records,
         label_names=records.label_names,
+        loaded=records,
     )

@@ -248,4 +248,59 @@ def test_privacy_plan_names_the_tasks_labels_as_the_run_will_use_them(
         assert run_command([*argv, "--json", f"privacy={privacy}"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["labels"] == {"count": 12, "names": labels}
-        assert list(report) == ["training_settings", "budget_note", "labels", "clients"]
+        assert list(report) == [
+            "training_settings",
+            "budget_note",
+            "labels",
+            "max_length_cuts",
+            "clients",
+        ]
+
+
+def test_privacy_plan_counts_the_texts_task_max_length_cuts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A site's notes longer than task.max_length lost their ends in training,
+    # and nothing said how many. "note" is one token of MiniLM's tokenizer
+    # (the tiny model's): k of them are k + 2 tokens with [CLS] and [SEP].
+    def notes(words: list[int]) -> str:
+        rows = [f"{'note ' * k},{'ab'[i % 2]}" for i, k in enumerate(words)]
+        return "text,label\n" + "\n".join(rows) + "\n"
+
+    (tmp_path / "site0.csv").write_text(notes([6] * 20 + [7] * 4))  # 8 and 9 tokens
+    (tmp_path / "site1.csv").write_text(notes([1] * 23 + [300]))
+    (tmp_path / "test.csv").write_text(notes([7, 3]))
+    (tmp_path / "held.csv").write_text(notes([2, 2, 2, 2]))
+    argv = [
+        "privacy-plan",
+        "model=tiny",
+        "task=files",
+        f"task.train_files=[{tmp_path}/site0.csv,{tmp_path}/site1.csv]",
+        f"task.test_file={tmp_path}/test.csv",
+        f"task.validation_file={tmp_path}/held.csv",
+    ]
+    assert run_command([*argv, "task.max_length=8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    said = (
+        "task.max_length 8 cuts 5 of 48 training texts (11%), 1 of 2 test texts "
+        "(50%) and 0 of 4 validation texts: a cut text keeps its first 8 tokens "
+        "([CLS] and [SEP] among them) and loses the rest; to keep more, raise "
+        "task.max_length or shorten those texts"
+    )
+    # One line, right under the labels line, before the tables.
+    assert lines[lines.index(said) - 1] == 'task labels (2 classes): "a", "b"'
+    assert run_command([*argv, "task.max_length=302"]) == 0
+    assert "task.max_length 302 cuts 0 of 48 training texts, 0 of 2 test texts" in (
+        capsys.readouterr().out
+    )
+    for privacy in ("dpsgd", "central"):  # central plans no record, all the same
+        json_argv = [*argv, "task.max_length=8", "--json", f"privacy={privacy}"]
+        assert run_command(json_argv) == 0
+        assert json.loads(capsys.readouterr().out)["max_length_cuts"] == {
+            "max_length": 8,
+            "splits": [
+                {"split": "training", "cut": 5, "texts": 48},
+                {"split": "test", "cut": 1, "texts": 2},
+                {"split": "validation", "cut": 0, "texts": 4},
+            ],
+        }
