@@ -69,7 +69,7 @@ def load_site_records(
     trains: a run-config holding some out (`task.val_fraction`) is refused
     before this (`check_site_run_config`). What is wrong with a file is logged
     at the site only; the error raised (which reaches the server) names
-    neither rows nor labels.
+    neither rows nor labels. So is how many texts `task.max_length` cuts.
     """
     from fedmodel.data.files import load_site_file
 
@@ -91,7 +91,24 @@ def load_site_records(
             f"site {site.site_id} cannot train on its data file; the site's "
             "operator finds the reason in its SuperNode's log"
         ) from None
+    _say_cut_texts(settings, site, train["text"])
     return train, label_names
+
+
+def _say_cut_texts(settings: RunSettings, site: SiteConfig, texts: list[str]) -> None:
+    """Log how many of the site's texts `task.max_length` cuts, at the site only.
+
+    The server cannot plan a deployment (`fedmodel privacy-plan` refuses it),
+    so the site's operator reads it here; it is a statistic of the site's
+    records, so no reply carries it.
+    """
+    from fedmodel.data.cut_texts import SplitCut, cut_count, cuts_line
+    from fedmodel.model.load import load_tokenizer
+
+    length = settings.task.max_length
+    cut = cut_count(load_tokenizer(settings.model), texts, max_length=length)
+    line = cuts_line(length, [SplitCut(split="training", cut=cut, texts=len(texts))])
+    log.info("site %d: %s", site.site_id, line)
 
 
 def _label_names(settings: RunSettings) -> tuple[str, ...]:

@@ -56,7 +56,7 @@ from fedmodel.federation.messages import (
 )
 from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import trainable_state
-from fedmodel.model.load import build_classifier
+from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 from fedmodel.privacy.ledger_reset import (
@@ -766,3 +766,53 @@ def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) ->
     )
     with pytest.raises(FedmodelError, match=re.escape(said)):
         agreed_labels(missing)
+
+
+def test_a_site_logs_the_texts_max_length_cuts_and_its_reply_carries_no_count(
+    tmp_path: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # How many of a site's texts task.max_length cuts is a statistic of its
+    # records: the server cannot plan a deployment, so the site's operator
+    # reads it in the site's own log; its reply holds its weights and the
+    # figures the server reads, and no count of cut texts, under any key.
+    rows, names = bank_rows
+    rows = rows.assign(
+        note=[f"{note} {'and then ' * (i % 9)}" for i, note in enumerate(rows["note"])]
+    )
+    path = tmp_path / "site.csv"
+    rows.to_csv(path, index=False)
+    settings = deployment_settings(names)
+    tokens = load_tokenizer(settings.model)(list(rows["note"]))["input_ids"]
+    cut = sum(len(ids) > settings.task.max_length for ids in tokens)
+    assert cut == 94 and len(rows) == 120
+    reply = client_app.train(
+        _train_message(settings, 1), _site_context(node_config(path, tmp_path / "s"))
+    )
+    assert not reply.has_error()
+    assert set(reply.content.array_records) == {ARRAYS_KEY}
+    assert not reply.content.config_records
+    assert set(reply.content.metric_records) == {METRICS_KEY}
+    metrics = dict(reply.content.metric_records[METRICS_KEY])
+    assert set(metrics) == {
+        "num-examples",
+        "client-id",
+        EXHAUSTED_KEY,
+        "epsilon",
+        "delta",
+        "noise-multiplier",
+        "sample-rate",
+        "steps",
+        ROUND_STEPS_KEY,
+        "ledger-resets",
+    }
+    assert metrics["num-examples"] == len(rows)
+    for figure in (cut, cut / len(rows), len(rows) - cut):
+        assert figure not in metrics.values()
+    said = " ".join(capsys.readouterr().err.split())
+    assert (
+        "site 3: task.max_length 16 cuts 94 of 120 training texts (79%): a cut "
+        "text keeps its first 16 tokens ([CLS] and [SEP] among them) and loses "
+        "the rest; to keep more, raise task.max_length or shorten those texts"
+    ) in said
