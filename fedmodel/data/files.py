@@ -181,10 +181,12 @@ def _read_records(
 
     Hashed as they are read (`read_table`'s `bytes_read`), not by a read of
     its own: a file rewritten in between would be taken for the bytes the
-    records came from.
+    records came from. Without `read` (a deployed site's own file, which
+    nothing compares) the bytes are not hashed.
     """
     digest = hashlib.sha256()
-    table = read_table(path, key=key, bytes_read=digest.update)
+    hashed = None if read is None else digest.update
+    table = read_table(path, key=key, bytes_read=hashed)
     if read is not None:
         read[str(path)] = digest.hexdigest()
     if len(table) == 0:

@@ -97,3 +97,29 @@ def test_a_clients_files_are_hashed_in_the_read_its_records_come_from(
     assert dict(taken.file_sha256) == parsed
     assert all(file_sha256(path) != parsed[str(path)] for path in paths)
     assert "rewritten once read" not in [*taken.train["text"], *taken.val["text"]]
+
+
+def test_a_sites_own_file_is_read_without_hashing_its_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only a simulated client compares its files' hashes with the run's; a
+    # deployed site's file is compared with nothing, so its bytes (which can
+    # be many megabytes, every round in lora and full mode) are not hashed.
+    settings, paths = _files_task(tmp_path)
+    read = files.read_table
+    hashers: dict[Path, object] = {}
+
+    def noted(path: Path, **kwargs: Any) -> Any:
+        hashers[path] = kwargs.get("bytes_read")
+        return read(path, **kwargs)
+
+    monkeypatch.setattr(files, "read_table", noted)
+    site = files.load_site_file(
+        paths[0], task=settings.task, label_names=("no", "yes"), key="data-file"
+    )
+    assert len(site) == 6 and hashers == {paths[0]: None}
+    hashers.clear()
+    assert dict(files.load_files(settings.task, seed=0).file_sha256) == {
+        str(path): file_sha256(path) for path in paths
+    }
+    assert all(callable(hasher) for hasher in hashers.values()) and len(hashers) == 4
