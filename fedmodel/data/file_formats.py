@@ -98,8 +98,12 @@ def _check_is_file(path: Path, *, key: str) -> None:
     if not path.exists():
         glob = any(c in path.name for c in "*?[")
         pattern = glob and not key.startswith("task.train_files")
+        # Paths come absolute (config/file_paths.py): only links can lead
+        # elsewhere.
+        resolved = path.resolve()
+        leads = "" if resolved == path else f" (resolved to {resolved})"
         raise FedmodelError(
-            f"{key}: file {path} does not exist (resolved to {path.resolve()}); "
+            f"{key}: file {path} does not exist{leads}; "
             "fix the path (relative paths are relative to the working directory"
             f"{'; only task.train_files takes patterns' if pattern else ''})"
         )

@@ -25,6 +25,7 @@ from fedmodel.config import (
 )
 from fedmodel.config.compose import refuse_run_folder_key
 from fedmodel.config.deployment import check_deployment_settings
+from fedmodel.config.file_paths import relative_paths
 from fedmodel.config.modes import SIMULATION
 from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.config.run_config import FLWR_RUN_FOLDER, app_overrides
@@ -66,13 +67,35 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
         refuse_run_folder_key(overrides, instead=FLWR_RUN_FOLDER)
         refuse_repeated_keys(overrides)
         raw = compose_config(overrides)
-        run_dir = str(run_config.get("run-dir", "")) or (
+        named = str(run_config.get("run-dir", ""))
+        _say_relative_paths([*relative_paths(raw), ("run-dir", named)])
+        run_dir = named or (
             f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}-flwr-{raw['task']['name']}"
         )
         raw["run_dir"] = str(Path(run_dir).expanduser().resolve())
     else:
         raw = from_run_config(run_config)
     return settings_from_dict(raw)
+
+
+def _say_relative_paths(named: list[tuple[str, str]]) -> None:
+    """Warn of each relative path `flwr run` gave: the SuperLink's folder takes it.
+
+    The ServerApp runs in the SuperLink's working directory, on the server,
+    while `flwr run` may be typed in another folder or on another machine, so
+    `task.test_file=test.parquet` names a file where the SuperLink was
+    started; each line says which, before a missing file is refused.
+    """
+    for key, path in named:
+        if path and not Path(path).expanduser().is_absolute():
+            log.warning(
+                "%s %r is a relative path: the ServerApp takes it from the "
+                "SuperLink's working directory %s, not from where `flwr run` was "
+                "typed; give an absolute path to name another",
+                key,
+                path,
+                Path.cwd(),
+            )
 
 
 def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:

@@ -103,6 +103,20 @@ def test_given_labels_fix_order_and_reject_others(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path, server_csv: Path) -> None:
     with pytest.raises(FedmodelError, match=r"task.train_files\[0\].*nope.csv"):
         load_task(_task([tmp_path / "nope.csv"], server_csv), seed=0)
+    # The path is absolute already: it is not said twice. Only a link can
+    # lead elsewhere, and then where it leads is said.
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([tmp_path / "nope.csv"], server_csv), seed=0)
+    assert str(info.value).startswith(
+        f"task.train_files[0]: file {tmp_path / 'nope.csv'} does not exist; fix"
+    )
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([tmp_path / "link" / "nope.csv"], server_csv), seed=0)
+    assert str(info.value).startswith(
+        f"task.train_files[0]: file {tmp_path / 'link' / 'nope.csv'} does not "
+        f"exist (resolved to {tmp_path / 'elsewhere' / 'nope.csv'}); fix"
+    )
 
 
 def test_a_pattern_for_the_test_file_is_said_to_work_only_for_sites(

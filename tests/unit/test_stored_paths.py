@@ -78,6 +78,44 @@ def test_flwr_run_overrides_name_the_servers_files_to_every_client(
     assert client.task == server.task
 
 
+def test_flwr_run_says_its_relative_paths_are_the_superlinks_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The operator types `flwr run` in one folder (or on another machine); the
+    # ServerApp takes a relative path from the SuperLink's working directory,
+    # and a missing file there was refused as "relative to the working
+    # directory", which the operator took to be their own.
+    superlink = tmp_path / "superlink"
+    superlink.mkdir()
+    monkeypatch.chdir(superlink)
+    overrides = " ".join(
+        [*FILES, f"task.validation_file={tmp_path / 'held.csv'}", "model=tiny"]
+    )
+    with caplog.at_level(logging.WARNING, logger=server_setup.__name__):
+        settings = settings_from_run_config({"overrides": overrides, "run-dir": "r"})
+    said = [record.getMessage() for record in caplog.records]
+    assert said == [
+        f"{key} {path!r} is a relative path: the ServerApp takes it from the "
+        f"SuperLink's working directory {superlink}, not from where `flwr run` was "
+        "typed; give an absolute path to name another"
+        for key, path in (
+            ("task.train_files[0]", "a.csv"),
+            ("task.train_files[1]", "b.csv"),
+            ("task.test_file", "test.csv"),
+            ("run-dir", "r"),
+        )
+    ]
+    assert settings.task.test_file == str(superlink / "test.csv")
+    assert settings.run_dir == str(superlink / "r")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=server_setup.__name__):
+        absolute = f"task=files task.train_files=[{tmp_path}/a.csv] model=tiny"
+        settings_from_run_config(
+            {"overrides": f"{absolute} task.test_file={tmp_path}/t.csv", "run-dir": ""}
+        )
+    assert caplog.records == []
+
+
 def test_flwr_run_overrides_that_set_run_dir_are_refused_by_name() -> None:
     # settings_from_run_config replaces run_dir with run-dir's folder.
     with pytest.raises(FedmodelError) as refused:
