@@ -36,6 +36,7 @@ from fedmodel.federation.server_setup import (
 from fedmodel.run.checkpoint import Checkpoint
 from fedmodel.run.console import setup_logging
 from fedmodel.run.folder_check import check_run_folder
+from fedmodel.run.folder_lock import run_folder_held
 from fedmodel.run.layout import TEACHER_DIR
 from fedmodel.run.resumed_encoder import record_encoder
 from fedmodel.run.resumed_student import record_transfer_file
@@ -81,8 +82,17 @@ def run_federation(
     round in which no client returned an update writes its summary, with the
     failed clients and their reasons, and then raises RunFailed. A run
     stopped by Ctrl-C (`run/stop_request.py`) raises RunStopped and writes no
-    summary: it is resumed, not finished.
+    summary: it is resumed, not finished. The start holds its run folder
+    throughout: one that finds another start of the run still going is
+    refused before it sends anything (`run/folder_lock.py`).
     """
+    with run_folder_held(Path(settings.run_dir)):
+        return _run_held(grid, settings, flwr_run_overrides=flwr_run_overrides)
+
+
+def _run_held(
+    grid: Grid, settings: RunSettings, *, flwr_run_overrides: list[str] | None
+) -> dict[str, Any]:
     started = time.perf_counter()
     distill_texts = check_before_round_one(settings)
     check_start(settings, flwr_run_overrides=flwr_run_overrides)

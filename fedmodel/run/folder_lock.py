@@ -1,0 +1,56 @@
+"""One start at a time in a run folder: a second is refused, not run beside it.
+
+Under `flwr run --stream`, Ctrl-C ends only the stream: the run goes on at
+the SuperLink. A resume typed then, on the same `run-dir`, ran beside it:
+both servers sent every later round to the sites, which charged each, and
+wrote one metrics.jsonl, checkpoint and summary.json between them. A start
+holds its run folder for its whole run (a lock on the folder itself, so no
+file is added to it; the system drops it when the process ends, however it
+ends), and a start that finds it held is refused before any message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from fedmodel.errors import FedmodelError
+
+if sys.platform != "win32":
+    import fcntl
+
+
+@contextlib.contextmanager
+def run_folder_held(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir` for the block; refuse it if another start holds it.
+
+    The folder is made if missing. The refusal names the folder and how to
+    find and stop the start that holds it; this start has sent nothing.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "win32":  # no flock: a start is not kept apart there
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FedmodelError(_IN_USE.format(run_dir=run_dir)) from None
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+_IN_USE = (
+    "the run folder {run_dir} is in use by another start of this run, which "
+    "is still going: a second beside it would train, and charge each client, "
+    "again, so this one stopped before sending anything. Wait for that start "
+    "to end, or stop it and then resume: a run of `flwr run` goes on at the "
+    "SuperLink after Ctrl-C ends its stream (`flwr list` shows it running, "
+    "`flwr stop <run-id>` stops it); one of `fedmodel simulate` or `fedmodel "
+    "resume` ends with that command"
+)

@@ -1,0 +1,97 @@
+"""One start at a time in a run folder (`run/folder_lock.py`).
+
+On the loopback deployment, Ctrl-C ended `flwr run --stream` after round 1
+while the run went on, and a resume typed on the same run-dir then ran beside
+it: both servers sent rounds 3 and 4 to the two sites, which were charged for
+each twice (epsilon 11.94 where one run stops, 12.80 after both), and
+metrics.jsonl read rounds 1, 2, 3, 4, 3, 4. Here the second start comes in
+round 2 of the first, on the real ServerApp over the in-process grid.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flwr.app import Message
+
+from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.server_app import run_federation
+from fedmodel.run.folder_lock import run_folder_held
+from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.metrics import read_rounds
+from tests.conftest import logging_restored
+from tests.fake_grid import FakeGrid
+from tests.unit.test_rounds import TINY_RUN
+
+pytestmark = pytest.mark.usefixtures("no_stop_request")
+
+IN_USE = "is in use by another start of this run, which is still going"
+
+
+def _settings(run_dir: Path, *overrides: str) -> RunSettings:
+    raw = compose_config([*TINY_RUN, "num_rounds=3", *overrides])
+    return settings_from_dict({**raw, "run_dir": str(run_dir)})
+
+
+def test_a_resume_while_the_run_goes_on_is_refused_before_it_sends_anything(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    second = FakeGrid(2)
+    refusals: list[str] = []
+
+    def resume_in_round_two(client: int, message: Message) -> None:
+        if message.content["config"]["server-round"] == 2 and not refusals:
+            with pytest.raises(FedmodelError) as refused:
+                run_federation(second, _settings(run_dir, "resume=true"))
+            refusals.append(str(refused.value))
+
+    with logging_restored():
+        summary = run_federation(
+            FakeGrid(2, before_train=resume_in_round_two), _settings(run_dir)
+        )
+    assert refusals and refusals[0].startswith(f"the run folder {run_dir} {IN_USE}")
+    assert "`flwr stop <run-id>`" in refusals[0]
+    assert second.sent == []  # no ledger query, no train message
+    # The run went on alone: each round once, and it finished.
+    assert [r["round"] for r in read_rounds(run_dir)] == [1, 2, 3]
+    assert summary["status"] == "ok"
+    assert "resume: true" not in (run_dir / RESOLVED_CONFIG).read_text()
+
+
+def test_the_folder_is_free_once_its_start_ends_however_it_ends(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError), run_folder_held(run_dir):
+        raise RuntimeError("a start that failed")
+    with run_folder_held(run_dir):  # free again after the failure
+        pass
+    # Another process's start holds it until that process dies, by a kill too.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(run_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(FedmodelError, match=IN_USE), run_folder_held(run_dir):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with run_folder_held(run_dir):
+        pass
+    assert list(run_dir.iterdir()) == []  # no file of its own in the folder
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from fedmodel.run.folder_lock import run_folder_held
+with run_folder_held(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
