@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel certs superlink|site`: TLS certificates and site keys."""
-    sub = parser.add_subparsers(dest="what", required=True)
+    # argparse names a missing subcommand by its metavar, else by its dest.
+    sub = parser.add_subparsers(dest="what", required=True, metavar="{superlink,site}")
     link = sub.add_parser(
         "superlink", help="server operator: a CA and the SuperLink's certificate"
     )

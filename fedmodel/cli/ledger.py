@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel ledger show|reset --state-dir DIR`: a site's privacy budget."""
-    sub = parser.add_subparsers(dest="what", required=True)
+    # argparse names a missing subcommand by its metavar, else by its dest.
+    sub = parser.add_subparsers(dest="what", required=True, metavar="{show,reset}")
     show = sub.add_parser("show", help="print what the site has spent")
     show.add_argument(
         "--state-dir", type=user_path, required=True, help="the site's --state-dir"

@@ -68,6 +68,23 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     assert "fedmodel: error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("command", "choices"), [("ledger", "{show,reset}"), ("certs", "{superlink,site}")]
+)
+def test_a_missing_subcommand_is_named_by_its_choices(
+    command: str, choices: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `fedmodel ledger` alone said "the following arguments are required: what".
+    with pytest.raises(SystemExit) as done:
+        run_command([command])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        f"fedmodel {command}: error: the following arguments are required: {choices}\n"
+    )
+    assert f"usage: fedmodel {command} [-h] {choices} ...\n" in err
+
+
 def test_every_subcommand_has_a_description_and_help_on_each_option() -> None:
     parser = build_parser()
     for command in COMMANDS:
