@@ -23,6 +23,7 @@ _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
 def warn_labels(data: TaskData) -> None:
     """Every warning about a task's labels, as the server and the plan give them."""
     warn_test_only_labels(data)
+    warn_untested_classes(data)
     warn_server_only_labels(data)
     warn_unheld_labels(data)
     warn_similar_labels(data)
@@ -124,6 +125,33 @@ def warn_test_only_labels(data: TaskData) -> None:
                 "them": plural(len(unseen), "it", "them"),
                 "unseen": first_ten(unseen),
             },
+        )
+
+
+def warn_untested_classes(data: TaskData) -> None:
+    """Name the model's classes that no record of the test file holds.
+
+    The test scores leave them out (scikit-learn's macro-F1 averages over the
+    labels answered and predicted): a file of one class scored a model that
+    always answers it 1.0 on both. Only for a files task's test file; in a
+    simulation only for the classes sites train (the others have their line).
+    """
+    if not data.has_sites:
+        return
+    held = set(data.label_names)  # a deployment's server holds no site record
+    if len(data.train) > 0:
+        held = _names(data.train)
+    untested = [n for n in data.label_names if n in held - _names(data.test)]
+    if untested:
+        logger.warning(
+            "%d of the model's %d classes %s no record in the test file, so the "
+            "test accuracy and macro-F1 score only the other %d: %s. Add test "
+            "records of each class to score them all",
+            len(untested),
+            len(data.label_names),
+            plural(len(untested), "has", "have"),
+            len(data.label_names) - len(untested),
+            first_ten(untested),
         )
 
 

@@ -515,10 +515,41 @@ def test_labels_of_task_labels_that_no_record_holds_are_named(
         "model and its export hold it as a class: ['Skin']. Leave it out of "
         "task.labels, or give the sites records of it"
     ]
-    # A deployment's server holds no site record: it cannot tell.
+    # A deployment's server holds no site record: it cannot tell, but its
+    # test file scores no 'Skin'.
     caplog.clear()
     with caplog.at_level("WARNING", logger="fedmodel"):
         warn_labels(replace(data, train=data.train.select([])))
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 of the model's 3 classes has no record in the test file, so the test "
+        "accuracy and macro-F1 score only the other 2: ['Skin']. Add test "
+        "records of each class to score them all"
+    ]
+
+
+def test_classes_the_test_file_lacks_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On the loopback walk a deployment's test file held records of one of
+    # its 3 labels: the first round scored 1.0000 accuracy and macro-F1 on a
+    # tiny random model, with not a word that 2 classes went unscored.
+    a = _csv(tmp_path / "a.csv", [("fine", "pos"), ("awful", "neg"), ("so so", "mid")])
+    one = _csv(tmp_path / "t.csv", [("good", "pos"), ("nice", "pos")])
+    for train in ([a], []):  # a simulation's server, a deployment's
+        caplog.clear()
+        task = _task(train, one, labels=["pos", "neg", "mid"])
+        with caplog.at_level("WARNING", logger="fedmodel"):
+            warn_labels(load_task(task, seed=0))
+        assert [r.getMessage() for r in caplog.records] == [
+            "2 of the model's 3 classes have no record in the test file, so the "
+            "test accuracy and macro-F1 score only the other 1: ['neg', 'mid']. "
+            "Add test records of each class to score them all"
+        ]
+    # A test file of every class: nothing to say.
+    caplog.clear()
+    every = _csv(tmp_path / "e.csv", [("good", "pos"), ("bad", "neg"), ("meh", "mid")])
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_labels(load_task(_task([a], every), seed=0))
     assert not caplog.records
 
 
