@@ -28,13 +28,14 @@ def run_folder_held(run_dir: Path) -> Iterator[None]:
     """Hold `run_dir` for the block; refuse it if another start holds it.
 
     The folder is made if missing. The refusal names the folder and how to
-    find and stop the start that holds it; this start has sent nothing.
+    find and stop the start that holds it; this start has sent nothing. A
+    folder that cannot be made or opened is held by no start either: the
+    run's folder check then names what is wrong with it (`folder_check.py`).
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if sys.platform == "win32":  # no flock: a start is not kept apart there
+    fd = None if sys.platform == "win32" else _opened(run_dir)  # win32: no flock
+    if fd is None:
         yield
         return
-    fd = os.open(run_dir, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -43,6 +44,14 @@ def run_folder_held(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # and with it the lock
+
+
+def _opened(run_dir: Path) -> int | None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return None
 
 
 _IN_USE = (

@@ -87,6 +87,17 @@ def test_the_folder_is_free_once_its_start_ends_however_it_ends(tmp_path: Path) 
     assert list(run_dir.iterdir()) == []  # no file of its own in the folder
 
 
+def test_a_run_folder_that_is_a_file_is_refused_by_the_runs_own_check(
+    tmp_path: Path,
+) -> None:
+    # The lock makes no error of its own out of a folder it cannot open.
+    in_the_way = tmp_path / "run"
+    in_the_way.write_text("keep me")
+    with logging_restored(), pytest.raises(FedmodelError, match="is a file"):
+        run_federation(FakeGrid(2), _settings(in_the_way))
+    assert in_the_way.read_text() == "keep me"
+
+
 _HOLD = """
 import sys, time
 from pathlib import Path
