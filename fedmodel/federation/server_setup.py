@@ -66,7 +66,7 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     if overrides is not None:
         refuse_run_folder_key(overrides, instead=FLWR_RUN_FOLDER)
         refuse_repeated_keys(overrides)
-        raw = compose_config(overrides)
+        raw = _composed(overrides, typed=str(run_config.get("overrides", "")))
         named = str(run_config.get("run-dir", ""))
         _say_relative_paths([*relative_paths(raw), ("run-dir", named)])
         run_dir = named or (
@@ -76,6 +76,37 @@ def settings_from_run_config(run_config: dict[str, Any]) -> RunSettings:
     else:
         raw = from_run_config(run_config)
     return settings_from_dict(raw)
+
+
+def _composed(overrides: list[str], *, typed: str) -> dict[str, Any]:
+    """`compose_config` of `flwr run`'s overrides, split from the string `typed`.
+
+    `app_overrides` splits it as a shell splits words, which takes its quotes
+    away: Hydra's quotes around a value holding spaces or commas are lost
+    unless the override is itself quoted, and Hydra's refusal says nothing of
+    it. Where `typed` held a quote and Hydra could not parse the words, the
+    refusal says how to write them.
+    """
+    from hydra.errors import OverrideParseException
+
+    try:
+        return compose_config(overrides)
+    except FedmodelError as exc:
+        if isinstance(exc.__cause__, OverrideParseException) and (
+            '"' in typed or "'" in typed
+        ):
+            raise FedmodelError(f"{exc}\n{SPLIT_QUOTES}") from exc
+        raise
+
+
+# The way out of a quote `flwr run`'s overrides lost; docs/deployment.md quotes it.
+SPLIT_QUOTES = (
+    "The run-config's overrides are split into words as a shell splits them, "
+    "which takes away their quotes: put an override whose value Hydra must "
+    "read quoted in double quotes, with a backslash before each of its own, "
+    'e.g. overrides=\'task=files "task.labels=[\\"Neoplasms (C00-D49)\\",'
+    '\\"Injury, poisoning (S00-T88)\\"]"\''
+)
 
 
 def _say_relative_paths(named: list[tuple[str, str]]) -> None:

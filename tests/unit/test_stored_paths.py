@@ -116,6 +116,33 @@ def test_flwr_run_says_its_relative_paths_are_the_superlinks_folders(
     assert caplog.records == []
 
 
+def test_flwr_run_overrides_that_lost_their_quotes_say_how_to_keep_them() -> None:
+    # Labels with spaces, quoted for Hydra as `fedmodel simulate` takes them:
+    # the split took the quotes away and Hydra's refusal said nothing of it.
+    labels = '"Neoplasms (C00-D49)","Injury, poisoning (S00-T88)"'
+    with pytest.raises(FedmodelError) as refused:
+        settings_from_run_config(
+            {"overrides": f"task=files task.labels=[{labels}]", "run-dir": ""}
+        )
+    said = str(refused.value)
+    assert said.startswith("bad config override in ")
+    assert said.endswith(server_setup.SPLIT_QUOTES)
+    # The way it gives is one that composes, with both labels whole.
+    example = server_setup.SPLIT_QUOTES.split("e.g. overrides=")[1]
+    typed = example.strip("'").replace(
+        "task=files", "task=files model=tiny num_clients=2", 1
+    )
+    settings = settings_from_run_config({"overrides": typed, "run-dir": ""})
+    assert settings.task.labels == [
+        "Neoplasms (C00-D49)",
+        "Injury, poisoning (S00-T88)",
+    ]
+    # A refusal of words that had no quote to lose stays as it was.
+    with pytest.raises(FedmodelError) as refused:
+        settings_from_run_config({"overrides": "task.labels=[a,(b]", "run-dir": ""})
+    assert server_setup.SPLIT_QUOTES not in str(refused.value)
+
+
 def test_flwr_run_overrides_that_set_run_dir_are_refused_by_name() -> None:
     # settings_from_run_config replaces run_dir with run-dir's folder.
     with pytest.raises(FedmodelError) as refused:
