@@ -11,6 +11,7 @@ import logging
 import math
 from pathlib import Path
 
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.ledger_record import (
     CENTRAL_LEDGER_FILE,
@@ -77,7 +78,7 @@ def note_changes(path: Path, *, stored: LedgerRecord, wanted: LedgerRecord) -> N
             path,
             stored.data_fingerprint,
             wanted.data_fingerprint,
-            stored.spent_epsilon,
+            decimals_up(stored.spent_epsilon, 4),  # as `fedmodel ledger show`
         )
     if stored.noise_multiplier != wanted.noise_multiplier:
         logger.info(

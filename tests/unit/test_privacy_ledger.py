@@ -15,6 +15,7 @@ from opacus.accountants import RDPAccountant
 
 import fedmodel.privacy.durable_file as durable_file
 from fedmodel.cli.main import run_command
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.client_plan import PrivacyPlan
@@ -248,6 +249,10 @@ def test_new_data_keeps_accumulating(
     with caplog.at_level(logging.WARNING):
         reopened = open_ledger(path, data_fingerprint="sha256:other")
     assert "different training data" in caplog.text
+    # Stated as `fedmodel ledger show` states it, rounded up: a site's log
+    # said "its spent epsilon 9.09722805432738 still counts" where `ledger
+    # show` said 9.0973.
+    assert f"its spent epsilon {decimals_up(eps1, 4)} still counts" in caplog.text
     assert reopened.epsilon == eps1
     assert reopened.data_fingerprint == "sha256:other"
 
