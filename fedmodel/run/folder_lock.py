@@ -12,6 +12,7 @@ ends), and a start that finds it held is refused before any message.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from fedmodel.errors import FedmodelError
 
 if sys.platform != "win32":
     import fcntl
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -41,6 +44,15 @@ def run_folder_held(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FedmodelError(_IN_USE.format(run_dir=run_dir)) from None
+        except OSError as exc:
+            # A file system that locks no folder (NFS may take a lock on a
+            # file opened for writing only) keeps no start apart: it runs.
+            log.warning(
+                "run folder %s cannot be locked (%s): nothing keeps a "
+                "second start of this run out of it",
+                run_dir,
+                exc,
+            )
         yield
     finally:
         os.close(fd)  # and with it the lock

@@ -10,6 +10,8 @@ round 2 of the first, on the real ServerApp over the in-process grid.
 
 from __future__ import annotations
 
+import errno
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from flwr.app import Message
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
+from fedmodel.run import folder_lock
 from fedmodel.run.folder_lock import run_folder_held
 from fedmodel.run.layout import RESOLVED_CONFIG
 from fedmodel.run.metrics import read_rounds
@@ -98,9 +101,27 @@ def test_a_run_folder_that_is_a_file_is_refused_by_the_runs_own_check(
     assert in_the_way.read_text() == "keep me"
 
 
+def test_a_folder_the_file_system_will_not_lock_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NFS may refuse a lock on a folder opened for reading (EBADF): the run
+    # goes on, said once, rather than stopping on the system's error.
+    def refused(fd: int, operation: int) -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(folder_lock.fcntl, "flock", refused)
+    with caplog.at_level(logging.WARNING), run_folder_held(tmp_path / "run"):
+        pass
+    assert [r.getMessage() for r in caplog.records] == [
+        f"run folder {tmp_path / 'run'} cannot be locked ([Errno 9] Bad file "
+        "descriptor): nothing keeps a second start of this run out of it"
+    ]
+
+
 _HOLD = """
 import sys, time
 from pathlib import Path
+from fedmodel.run import folder_lock
 from fedmodel.run.folder_lock import run_folder_held
 with run_folder_held(Path(sys.argv[1])):
     print("held", flush=True)
