@@ -24,7 +24,7 @@ from fedmodel.data.label_warnings import warn_labels
 from fedmodel.data.record_labels import warn_lone_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.tasks import TaskData
-from fedmodel.distill.finish import server_distill_texts
+from fedmodel.data.transfer_texts import transfer_file_texts
 from fedmodel.distill.precision import check_precision
 from fedmodel.model.checkpoint_check import (
     EncoderShape,
@@ -125,7 +125,7 @@ def check_distillation(
         return None
     check_transfer_file(settings)
     check_precision(distill.precision, resolve_device(settings.device))
-    texts = server_distill_texts(settings, transfer=None)
+    texts = transfer_file_texts(settings)
     student_layer_indices(encoder.num_layers, distill.student)
     if distill.student.max_length is not None:
         check_length(
