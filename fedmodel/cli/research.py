@@ -88,7 +88,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     shown = training_settings(settings)
     note = unmeasured_budget(settings)
     plans = plan_run(settings, files)
-    cuts = count_cuts(settings, files.loaded)
+    cuts = count_cuts(settings, files.records)
     if args.json:
         # The same as the tables: the settings first, then each client's plan.
         report = {

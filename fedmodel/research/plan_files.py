@@ -30,16 +30,15 @@ from fedmodel.privacy.modes import privacy_mode
 class PlanFiles:
     """The task's records a plan deals to its clients.
 
-    `records` is None under client-level DP (`privacy=central`): its one plan
-    counts clients, not records (the files are read all the same, to refuse
-    what the run refuses). `label_names` are the task's classes as the run
-    will use them, and `loaded` its splits as read, in every mode: the plan
-    counts the texts `task.max_length` cuts in them.
+    Under client-level DP (`privacy=central`) the one plan counts clients,
+    not records, but the records are dealt to the clients all the same, to
+    refuse what the run refuses. `label_names` are the task's classes as the
+    run will use them, in every mode; the plan also counts the texts
+    `task.max_length` cuts in `records`' splits.
     """
 
-    records: TaskData | None
+    records: TaskData
     label_names: tuple[str, ...]
-    loaded: TaskData
 
 
 def read_plan_files(settings: RunSettings) -> PlanFiles:
@@ -49,10 +48,8 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
     own files and caps, which the server does not hold. Then, in every mode,
     what the run's first check reads (`check_readable_records`): the transfer
     file, the task's records as the run loads them, and the labels'
-    descriptions. Under client-level DP they are read once and not dealt to
-    the clients: its plan counts clients, and dealing imports flwr-datasets
-    (over a second), so what only the dealing refuses (a partition the
-    records cannot fill) is left to the run.
+    descriptions, in every privacy mode (the plan deals them to the
+    clients, `privacy_plan.plan_run`).
     """
     if settings.federation.name == DEPLOYMENT:
         raise FedmodelError(
@@ -72,8 +69,4 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
     check_readable_transfer_file(settings)
     records = load_task(settings.task, seed=settings.seed)
     check_described_labels(settings, records)
-    return PlanFiles(
-        records=None if mode.server_noise else records,
-        label_names=records.label_names,
-        loaded=records,
-    )
+    return PlanFiles(records=records, label_names=records.label_names)

@@ -21,6 +21,7 @@ from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.config.wording import plural
 from fedmodel.data.clients import client_records, dealt_to_clients
 from fedmodel.data.file_roles import client_file
+from fedmodel.data.splits import TaskData
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import (
     check_model_and_distillation,
@@ -30,6 +31,7 @@ from fedmodel.privacy.accountants import prv_takes
 from fedmodel.privacy.calibration import ACCOUNTANTS, epsilon_for
 from fedmodel.privacy.client_level import plan_client_level
 from fedmodel.privacy.client_plan import PrivacyPlan, plan_client, planned_rounds
+from fedmodel.privacy.modes import privacy_mode
 from fedmodel.research.plan_files import PlanFiles, read_plan_files
 
 log = logging.getLogger(__name__)
@@ -118,27 +120,19 @@ def plan_run(settings: RunSettings, files: PlanFiles | None = None) -> list[Clie
     distill_texts = check_model_and_distillation(settings)
     progress = PlanProgress()
     data = files.records
-    if data is None:  # client-level DP: one plan, over the clients
+    if privacy_mode(settings.privacy).server_noise:
+        # Client-level DP: one plan, over the clients. Their records are dealt
+        # all the same: a partition they cannot fill (a Dirichlet draw short
+        # of partition.min_partition_size, num_clients other than a files
+        # task's files, a client left without records) stops the run as it
+        # deals them, and its plan was shown, exit 0.
+        _client_sizes(settings, data)
         return [_planned(None, settings.num_clients, settings, progress=progress)]
     # The run's warnings about its records, here before anything trains: the
-    # plan is where a new task's files are read first (`read_plan_files`). The
-    # clients' records come from that load, dealt as a run deals them.
+    # plan is where a new task's files are read first (`read_plan_files`).
     warn_about_records(settings, data, distill_texts=distill_texts)
-    partitions = dealt_to_clients(
-        data,
-        task=settings.task,
-        partition=settings.partition,
-        num_clients=settings.num_clients,
-        seed=settings.seed,
-    )
     plans = []
-    for client_id in range(settings.num_clients):
-        train, _ = client_records(
-            settings,
-            client_id,
-            partitions=partitions,
-            num_labels=len(data.label_names),
-        )
+    for client_id, num_records in enumerate(_client_sizes(settings, data)):
         # A client's start (its plan takes seconds to a minute, `note`s within),
         # numbered from 0 as the tables number it, with its file if it has one.
         held = client_file(settings, client_id)
@@ -147,12 +141,33 @@ def plan_run(settings: RunSettings, files: PlanFiles | None = None) -> list[Clie
             client_id,
             client_id + 1,
             settings.num_clients,
-            len(train),
+            num_records,
             f" of {held}" if held is not None else "",
             _rounds_shown(settings),
         )
-        plans.append(_planned(client_id, len(train), settings, progress=progress))
+        plans.append(_planned(client_id, num_records, settings, progress=progress))
     return plans
+
+
+def _client_sizes(settings: RunSettings, data: TaskData) -> list[int]:
+    """Each client's training records, dealt from `data` as a run deals them."""
+    partitions = dealt_to_clients(
+        data,
+        task=settings.task,
+        partition=settings.partition,
+        num_clients=settings.num_clients,
+        seed=settings.seed,
+    )
+    sizes = []
+    for client_id in range(settings.num_clients):
+        train, _ = client_records(
+            settings,
+            client_id,
+            partitions=partitions,
+            num_labels=len(data.label_names),
+        )
+        sizes.append(len(train))
+    return sizes
 
 
 def _rounds_shown(settings: RunSettings) -> str:

@@ -25,14 +25,14 @@ def _files_task(
     ]
 
 
-def test_a_client_level_plan_deals_no_client_record(tmp_path: Path) -> None:
-    # Its one plan counts clients: the files are read, to refuse what the
-    # run refuses, but none of their records is dealt to the plan.
+def test_a_client_level_plan_keeps_the_records_it_deals(tmp_path: Path) -> None:
+    # Its one plan counts clients, but the records are dealt all the same
+    # (`plan_run`), to refuse a partition the run refuses.
     (tmp_path / "site.csv").write_text("text,label\nhi,a\nho,b\n")
     settings = small_settings(
         *_files_task(tmp_path, "privacy=central", train="site.csv")
     )
-    assert read_plan_files(settings).records is None
+    assert len(read_plan_files(settings).records.train) == 2
 
 
 def _undescribed(tmp_path: Path, *overrides: str) -> RunSettings:

@@ -630,6 +630,31 @@ def test_a_model_setting_the_run_refuses_is_refused_by_the_plan(
     assert refusal in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("overrides", "refusal"),
+    [
+        (
+            ("partition=dirichlet", "partition.min_partition_size=300"),
+            "partition.min_partition_size=300 for each of 3 clients needs 900",
+        ),
+        (("partition=natural",), "partition 'natural' needs partition.column"),
+    ],
+)
+@pytest.mark.parametrize("privacy", ["dpsgd", "central"])
+def test_a_partition_the_run_refuses_is_refused_by_the_plan(
+    overrides: tuple[str, ...],
+    refusal: str,
+    privacy: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The run refuses these as it deals its records; under privacy=central
+    # the plan dealt none (its one plan counts clients) and was shown, exit 0.
+    assert (
+        run_command(["privacy-plan", *small_run(f"privacy={privacy}", *overrides)]) == 2
+    )
+    assert refusal in capsys.readouterr().err
+
+
 def test_lora_targets_the_run_refuses_are_refused_by_the_plan(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
