@@ -27,15 +27,21 @@ PLAN_RUN_FOLDER_INSTEAD = (
 )
 
 
-def check_plan_overrides(overrides: list[str], *, multirun: bool) -> None:
-    """Refuse a --multirun, the overrides that name a run's folder, a key twice."""
+def check_plan_overrides(
+    overrides: list[str], *, multirun: bool, as_json: bool = False
+) -> None:
+    """Refuse a --multirun, the overrides that name a run's folder, a key twice.
+
+    `as_json`: the command was given `--json`, which the commands a refused
+    --multirun writes out keep.
+    """
     if multirun:
-        raise FedmodelError(_multirun_refusal(overrides))
+        raise FedmodelError(_multirun_refusal(overrides, as_json=as_json))
     _refuse_a_run_folder(overrides)
     refuse_repeated_keys(overrides)
 
 
-def _multirun_refusal(overrides: list[str]) -> str:
+def _multirun_refusal(overrides: list[str], *, as_json: bool) -> str:
     """Why privacy-plan takes no --multirun, and the commands that plan each job.
 
     One command per job of the sweep (every combination of the swept values,
@@ -53,7 +59,8 @@ def _multirun_refusal(overrides: list[str]) -> str:
     swept = {item.key_or_group for item in parsed if item.is_sweep_override()}
     if not swept:
         return f"{line}: leave it out"
-    shown = [shlex.join(["fedmodel", "privacy-plan", *job]) for job in jobs]
+    command = ["fedmodel", "privacy-plan", *(["--json"] if as_json else [])]
+    shown = [shlex.join([*command, *job]) for job in jobs]
     more = len(jobs) - SHOWN_JOBS
     tail = f"; and {more} more, {len(jobs)} in all" if more > 0 else ""
     per = "value" if len(swept) == 1 else "combination"

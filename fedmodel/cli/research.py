@@ -55,7 +55,7 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_privacy_plan(args: argparse.Namespace) -> int:
     """Print each client's plan; exit 1 if any client is flagged."""
-    check_plan_overrides(args.overrides, multirun=args.multirun)
+    check_plan_overrides(args.overrides, multirun=args.multirun, as_json=args.json)
     from fedmodel.run.console import setup_logging
 
     # fedmodel's lines on stderr and the libraries' progress bars off, before

@@ -576,6 +576,21 @@ def test_multirun_is_refused_with_a_command_per_value(
     )
 
 
+def test_a_refused_multirun_keeps_json_in_each_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Its commands were written without --json: run as shown, each printed
+    # the tables the researcher had not asked for.
+    argv = ["privacy-plan", "-m", "--json", "privacy.target_epsilon=1,3"]
+    assert run_command(argv) == 2
+    assert (
+        "run it once per value (fedmodel privacy-plan --json "
+        "privacy.target_epsilon=1; fedmodel privacy-plan --json "
+        "privacy.target_epsilon=3); a sweep: fedmodel simulate --multirun "
+        "privacy.target_epsilon=1,3"
+    ) in capsys.readouterr().err
+
+
 def test_the_plan_reads_the_tasks_records_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
