@@ -11,6 +11,7 @@ from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.errors import FedmodelError
+from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.layout import (
     FINISHED_RUN_FILES,
     RESOLVED_CONFIG,
@@ -36,6 +37,7 @@ def load_run(run_dir: Path) -> FinishedRun:
             "finished `fedmodel simulate` run"
         )
     _refuse_a_model_folder(run_dir)
+    _refuse_a_sweep_folder(run_dir)
     for name in FINISHED_RUN_FILES:
         if not (run_dir / name).is_file():
             raise FedmodelError(
@@ -59,6 +61,18 @@ def _refuse_a_model_folder(folder: Path) -> None:
             f"{folder} is a model folder inside the run folder {folder.parent}: "
             "give the run folder"
         )
+
+
+def _refuse_a_sweep_folder(folder: Path) -> None:
+    """Name a job's folder when given a --multirun sweep's folder, which holds jobs."""
+    if not (folder / MANIFEST).is_file() or (folder / RESOLVED_CONFIG).is_file():
+        return
+    jobs = sorted(config.parent for config in folder.glob(f"*/{RESOLVED_CONFIG}"))
+    example = f", e.g. {jobs[0]}" if jobs else ""
+    raise FedmodelError(
+        f"{folder} is a --multirun sweep's folder ({MANIFEST}), one run per job: "
+        f"give the folder of the job to audit{example}"
+    )
 
 
 def _unfinished(run_dir: Path, missing: str) -> str:

@@ -183,6 +183,20 @@ def test_a_model_folder_is_told_to_give_its_run_folder(
     )
 
 
+def test_a_sweep_folder_is_told_to_give_a_jobs_folder(tmp_path: Path) -> None:
+    # Before: "has no resolved_config.yaml: give the folder of a finished
+    # `fedmodel simulate` run", though the folder holds such runs.
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n", encoding="utf-8")
+    for job in ("1", "0"):
+        _finished_run(tmp_path / job)
+    with pytest.raises(FedmodelError) as raised:
+        load_run(tmp_path)
+    assert str(raised.value) == (
+        f"{tmp_path} is a --multirun sweep's folder (multirun.yaml), one run per "
+        f"job: give the folder of the job to audit, e.g. {tmp_path / '0'}"
+    )
+
+
 def test_a_run_folder_that_cannot_be_written_is_refused_before_the_audit(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
