@@ -134,22 +134,22 @@ def check_distillation(
     return texts
 
 
-def warn_weak_privacy(settings: RunSettings) -> None:
+def warn_weak_privacy(
+    settings: RunSettings, *, sigmas: list[float] | None = None
+) -> None:
     """Warn, naming the noise multiplier, when the target epsilon is very large.
 
     In simulation the multiplier is each client's own plan; in a deployment each
-    site calibrates its own, from records the server never sees.
+    site calibrates its own, from records the server never sees. `sigmas`: the
+    noise multipliers where the caller has planned them (`fedmodel
+    privacy-plan`); None plans them here.
     """
     privacy = settings.privacy
     epsilon = privacy.target_epsilon
     if not privacy.enabled or epsilon is None or epsilon <= WEAK_PRIVACY_EPSILON:
         return
-    if privacy.client_level:
-        sigmas = [plan_client_level(settings).noise_multiplier]
-    elif settings.federation.name == SIMULATION:
-        sigmas = [_client_noise(settings, cid) for cid in range(settings.num_clients)]
-    else:
-        sigmas = []
+    if sigmas is None:
+        sigmas = _planned_noise(settings)
     came_to = "each site calibrates its noise multiplier from it"
     if sigmas:
         spread = f" to {max(sigmas):.3g}" if max(sigmas) > min(sigmas) else ""
@@ -178,6 +178,15 @@ def warn_unused_budget(settings: RunSettings) -> None:
         "clipping or noise and charges no budget (privacy=dpsgd trains to it)",
         privacy.target_epsilon,
     )
+
+
+def _planned_noise(settings: RunSettings) -> list[float]:
+    """The noise multipliers the run will use: none known in a deployment."""
+    if settings.privacy.client_level:
+        return [plan_client_level(settings).noise_multiplier]
+    if settings.federation.name == SIMULATION:
+        return [_client_noise(settings, cid) for cid in range(settings.num_clients)]
+    return []
 
 
 def _client_noise(settings: RunSettings, client_id: int) -> float:

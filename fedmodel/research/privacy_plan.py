@@ -26,6 +26,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.federation.preflight import (
     check_model_and_distillation,
     warn_about_records,
+    warn_weak_privacy,
 )
 from fedmodel.privacy.accountants import prv_takes
 from fedmodel.privacy.calibration import ACCOUNTANTS, epsilon_for
@@ -122,15 +123,26 @@ def plan_run(settings: RunSettings, files: PlanFiles | None = None) -> list[Clie
     data = files.records
     if privacy_mode(settings.privacy).server_noise:
         # Client-level DP: one plan, over the clients. Their records are dealt
-        # all the same: a partition they cannot fill (a Dirichlet draw short
-        # of partition.min_partition_size, num_clients other than a files
-        # task's files, a client left without records) stops the run as it
+        # all the same: a partition they cannot fill stops the run as it
         # deals them, and its plan was shown, exit 0.
         _client_sizes(settings, data)
-        return [_planned(None, settings.num_clients, settings, progress=progress)]
-    # The run's warnings about its records, here before anything trains: the
-    # plan is where a new task's files are read first (`read_plan_files`).
-    warn_about_records(settings, data, distill_texts=distill_texts)
+        plans = [_planned(None, settings.num_clients, settings, progress=progress)]
+    else:
+        # The run's warnings about its records, here before anything trains:
+        # the plan is where a new task's files are read first.
+        warn_about_records(settings, data, distill_texts=distill_texts)
+        plans = _record_level_plans(settings, data, progress=progress)
+    # As the server warns before round 1, of the noise planned here.
+    noise = [plan.noise_multiplier for plan in plans if plan.noise_multiplier]
+    if noise:
+        warn_weak_privacy(settings, sigmas=noise)
+    return plans
+
+
+def _record_level_plans(
+    settings: RunSettings, data: TaskData, *, progress: PlanProgress
+) -> list[ClientPlan]:
+    """Each client's plan, for the records dealt to it."""
     plans = []
     for client_id, num_records in enumerate(_client_sizes(settings, data)):
         # A client's start (its plan takes seconds to a minute, `note`s within),

@@ -670,6 +670,25 @@ def test_a_partition_the_run_refuses_is_refused_by_the_plan(
     assert refusal in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("privacy", ["dpsgd", "central"])
+def test_a_budget_of_no_meaningful_privacy_is_warned_of_with_the_planned_noise(
+    privacy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server warns of it before round 1; the plan said nothing.
+    settings = settings_from_dict(
+        small_config(f"privacy={privacy}", "privacy.target_epsilon=60")
+    )
+    with caplog.at_level(logging.WARNING):
+        plans = plan_run(settings)
+    noise = sorted(plan.noise_multiplier or 0.0 for plan in plans)
+    spread = f" to {noise[-1]:.3g}" if noise[-1] > noise[0] else ""
+    (warned,) = [r.getMessage() for r in caplog.records if "above 50" in r.getMessage()]
+    assert warned.startswith(
+        "privacy.target_epsilon=60 is above 50: this is no meaningful privacy "
+        f"(the noise multiplier came to {noise[0]:.3g}{spread}, next to no noise)"
+    )
+
+
 def test_lora_targets_the_run_refuses_are_refused_by_the_plan(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
