@@ -377,6 +377,7 @@ def test_a_delta_too_large_for_a_client_stops_before_flower_loads(
     )
     assert result["code"] == 2, done.stderr[-2000:]
     assert "privacy.target_delta below" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert not {"flwr", "ray"} & set(result["heavy"]), result
     assert not run_dir.exists()
 
