@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -90,6 +91,17 @@ SMALL_RUN = [
     "distill.augment_copies=0",
     *FEW_LATENCY_CALLS,
 ]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now.
+
+    A test that launches a Flower command names one, so a SuperLink or
+    SuperNode the developer has running on the default ports does not decide it.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def small_run(*overrides: str) -> list[str]:

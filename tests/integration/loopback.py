@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from fedmodel.federation.leftovers import running_processes
-from tests.conftest import FEW_LATENCY_CALLS
+from tests.conftest import FEW_LATENCY_CALLS, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -33,13 +32,6 @@ FEDMODEL = f"{VENV_BIN}/fedmodel"
 SHORT_HEARTBEAT = Path(__file__).resolve().parent / "short_heartbeat"
 # SuperLink starts to try, each on a new free port, before a test fails.
 SUPERLINK_ATTEMPTS = 3
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening_ports(pid: int) -> set[int]:

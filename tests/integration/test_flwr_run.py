@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import FEW_LATENCY_CALLS
-from tests.integration.loopback import free_port, stop, with_flwr_home
+from tests.conftest import FEW_LATENCY_CALLS, free_port
+from tests.integration.loopback import stop, with_flwr_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

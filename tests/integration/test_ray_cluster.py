@@ -23,8 +23,8 @@ import psutil
 import pytest
 
 from fedmodel.federation.simulation import simulate
-from tests.conftest import small_config
-from tests.integration.loopback import free_port, listening_ports, stop
+from tests.conftest import free_port, small_config
+from tests.integration.loopback import listening_ports, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

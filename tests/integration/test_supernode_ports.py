@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.loopback import free_port, stop
+from tests.conftest import free_port
+from tests.integration.loopback import stop
 
 pytestmark = pytest.mark.integration
 

@@ -40,6 +40,7 @@ from fedmodel.deploy.launch import (
 from fedmodel.deploy.site_keys import create_site_keys
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.calibration import epsilon_for
+from tests.conftest import free_port
 
 FEDMODEL = str(Path(sys.executable).parent / "fedmodel")
 SITE_KEYS = (
@@ -496,6 +497,7 @@ def test_a_ca_cert_or_key_that_does_not_parse_stops_the_supernode_launch(
         *("--superlink", "127.0.0.1:1", "--site-id", "2", "--max-epsilon", "3"),
         *("--data-file", str(site.data_file), "--state-dir", str(site.state_dir)),
         *("--ca-cert", str(site.data_file), "--auth-key", str(keys.private_key)),
+        *("--runtime-port", str(free_port())),
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"--ca-cert: {site.data_file} is not a PEM certificate" in done.stderr
@@ -521,7 +523,7 @@ def test_a_database_whose_folder_is_missing_stops_the_superlink(
 
 
 def test_cli_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
-    done = _fedmodel("superlink", "--certs", str(tmp_path))
+    done = _fedmodel("superlink", "--certs", str(tmp_path), "--port", str(free_port()))
     assert done.returncode == 2
     assert "ca.crt does not exist" in done.stderr
     assert "Traceback" not in done.stderr

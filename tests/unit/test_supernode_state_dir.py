@@ -19,6 +19,7 @@ from fedmodel.cli.main import run_command
 from fedmodel.config.wording import decimals_up
 from fedmodel.privacy.calibration import epsilon_for
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, RoundCharge
+from tests.conftest import free_port
 
 
 def _launch(
@@ -33,6 +34,7 @@ def _launch(
     started: list[list[str]] = []
     monkeypatch.setattr(fedmodel.deploy.launch, "exec_flower", started.append)
     args = ["supernode", "--superlink", "127.0.0.1:1", "--site-id", "4"]
+    args += ["--runtime-port", str(free_port())]
     args += ["--data-file", str(data), "--state-dir", str(state_dir)]
     args += ["--max-epsilon", "3", "--delta", "1e-6", "--insecure"]
     with caplog.at_level(logging.WARNING, logger="fedmodel"):
@@ -90,6 +92,7 @@ def _launch_code(
     """`fedmodel supernode`'s exit code and stderr; Flower is not started."""
     monkeypatch.setattr(fedmodel.deploy.launch, "exec_flower", lambda command: None)
     args = ["supernode", "--superlink", "127.0.0.1:1", "--site-id", "4"]
+    args += ["--runtime-port", str(free_port())]
     args += ["--data-file", str(data), "--state-dir", str(state)]
     args += ["--max-epsilon", "3", "--insecure", *extra]
     code = run_command(args)
