@@ -52,7 +52,7 @@ from fedmodel.config.repeated_keys import refuse_repeated_keys
 from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
 from fedmodel.run.console import VERBOSE_ENV, setup_logging
-from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE
+from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE, RESOLVED_CONFIG
 
 VERBOSE_FLAGS = ("-v", "--verbose")
 # How `fedmodel simulate` is given its run folder.
@@ -181,8 +181,9 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     settings (the server's `_check_federation`), an http(s) tracking server,
     the task's files and the clients' records as read
     (`check_readable_records`), their privacy plans and ledgers
-    (`check_simulated_clients`) and `_server_checks`. Returns a resumed
-    sweep's finished job's accuracy, else None.
+    (`check_simulated_clients`) and `_server_checks`; then it says what
+    `task.max_length` cuts (`_say_cut_texts`). Returns a resumed sweep's
+    finished job's accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -214,6 +215,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     # The simulation checks again as it starts, and warns then: once.
     check_simulated_clients(settings, warn=False)
     _server_checks(settings)
+    _say_cut_texts(settings, run_dir)
     return None
 
 
@@ -250,6 +252,24 @@ def _server_checks(settings: RunSettings) -> None:
 
     check_model_and_distillation(settings)
     resolve_device(settings.device)  # the ServerApp, run in this process, uses it
+
+
+def _say_cut_texts(settings: RunSettings, run_dir: Path) -> None:
+    """Log how many texts `task.max_length` cuts: `fedmodel privacy-plan`'s line.
+
+    Said once a run, before round 1: a resume of a run that started (its
+    resolved config is there) deals the same records at the same
+    `task.max_length` (`resumed_settings.py`), so its count is the same.
+    """
+    if settings.resume and (run_dir / RESOLVED_CONFIG).is_file():
+        return
+    from fedmodel.data.cut_texts import cuts_line
+    from fedmodel.data.tasks import load_task
+    from fedmodel.research.plan_cuts import count_cuts
+
+    # The task the checks above read (cached), counted as the plan counts it.
+    cuts = count_cuts(settings, load_task(settings.task, seed=settings.seed))
+    log.info("%s", cuts_line(settings.task.max_length, cuts))
 
 
 def _say_done(summary: dict[str, Any], run_dir: Path) -> None:

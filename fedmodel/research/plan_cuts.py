@@ -1,8 +1,9 @@
 """What `task.max_length` cuts of the task's texts: privacy-plan's counts and key.
 
 The plan runs where a simulation's files all are, so it counts the texts of
-every split (`cuts_line` says them); a deployed site counts its own file's in
-its own log, and no client sends a count (a statistic of its records).
+every split (`cuts_line` says them), and so does `fedmodel simulate` before
+round 1; a deployed site counts its own file's in its own log, and no client
+sends a count (a statistic of its records).
 """
 
 from __future__ import annotations
