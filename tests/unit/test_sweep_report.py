@@ -395,3 +395,39 @@ def test_the_table_states_the_epsilon_spent_rounded_up(tmp_path: Path) -> None:
     write_run(tmp_path / "sweep" / "dp", ["privacy.target_epsilon=1"], 0.6, 0.9871)
     table = markdown_table(aggregate(collect_runs(tmp_path / "sweep")))
     assert " | 0.988 | " in table
+
+
+def test_a_sweep_without_a_non_private_run_says_why_no_privacy_cost(
+    tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sweep of budgets alone showed `-` in every row's privacy cost, with
+    # no word of why: the cost needs a privacy=off run of the same training.
+    for folder, overrides, accuracy, epsilon in RUNS[:4]:
+        write_run(tmp_path / "budgets" / folder, overrides, accuracy, epsilon)
+    assert run_command(["sweep-report", str(tmp_path / "budgets")]) == 0
+    out, err = capsys.readouterr()
+    note = (
+        "- no privacy cost (-) in any row: it is the accuracy lost against a "
+        "non-private run of the same kind and data, and the sweep holds no "
+        "privacy=off run. To get it, run the sweep's overrides again with "
+        "privacy=off and without privacy.target_epsilon, into a folder under the "
+        "sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
+        "hydra.sweep.dir=SWEEP_DIR/off`), then report SWEEP_DIR again"
+    )
+    lines = out.splitlines()
+    rows = [line for line in lines if line.startswith("| federated")]
+    assert len(rows) == 2 and all(row.split(" | ")[7] == "-" for row in rows)
+    # Under the table, once.
+    assert lines[lines.index(rows[-1]) + 2] == note
+    assert (out + err).count(note) == 1
+    markdown = (tmp_path / "budgets" / "sweep_report.md").read_text()
+    assert markdown.endswith(f"\n{note}\n")
+    # Not where a row has its cost, nor where no run is private.
+    assert (
+        "no privacy cost"
+        not in write_report(sweep, tmp_path / "all")["markdown"].read_text()
+    )
+    for folder, overrides, accuracy, epsilon in RUNS[4:6]:
+        write_run(tmp_path / "off" / folder, overrides, accuracy, epsilon)
+    off = write_report(tmp_path / "off", tmp_path / "off-report")["markdown"]
+    assert "no privacy cost" not in off.read_text()
