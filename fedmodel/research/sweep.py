@@ -184,26 +184,6 @@ def reference_notes(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def no_baseline_notes(table: pd.DataFrame) -> list[str]:
-    """A line saying why no row has a privacy cost, where no run is non-private.
-
-    Each private row's cost is taken against the `privacy=off` runs of its
-    kind and data (`_candidates`): a sweep of budgets alone has none, and its
-    column of `-` would say nothing of why. A line under the table, once.
-    """
-    private = table["privacy_level"] != LEVELS["off"]
-    if not private.any() or not private.all():
-        return []
-    return [
-        "no privacy cost (-) in any row: it is the accuracy lost against a "
-        "non-private run of the same kind and data, and the sweep holds no "
-        "privacy=off run. To get it, run the sweep's overrides again with "
-        "privacy=off and without privacy.target_epsilon, into a folder under "
-        "the sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
-        "hydra.sweep.dir=SWEEP_DIR/off`), then report SWEEP_DIR again"
-    ]
-
-
 def markdown_table(table: pd.DataFrame) -> str:
     """The aggregated table in markdown, one line per setting and budget."""
     header = (

@@ -33,12 +33,8 @@ def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
         out_dir, key="--out", what="the report folder", example="reports/my-sweep"
     )
     runs = collect_runs(sweep_dir)
-    from fedmodel.research.sweep import (
-        aggregate,
-        markdown_table,
-        no_baseline_notes,
-        reference_notes,
-    )
+    from fedmodel.research.sweep import aggregate, markdown_table, reference_notes
+    from fedmodel.research.sweep_gaps import cost_gap_notes
     from fedmodel.research.sweep_plot import plot_privacy_utility
 
     missing = jobs_without_result(sweep_dir, {sweep_dir / run for run in runs["run"]})
@@ -52,7 +48,7 @@ def write_report(sweep_dir: Path, out_dir: Path) -> dict[str, Path]:
         "plot": out_dir / PLOT_FILE,
     }
     runs.drop(columns="config").to_csv(paths["csv"], index=False)
-    notes = [*missing, *reference_notes(table), *no_baseline_notes(table)]
+    notes = [*missing, *reference_notes(table), *cost_gap_notes(table, runs)]
     paths["markdown"].write_text(
         f"# Privacy-utility sweep: {len(runs)} {plural(len(runs), 'run')} under "
         f"{sweep_dir.resolve().name}\n\n"

@@ -421,7 +421,7 @@ def test_a_sweep_without_a_non_private_run_says_why_no_privacy_cost(
     assert lines[lines.index(rows[-1]) + 2] == note
     assert (out + err).count(note) == 1
     markdown = (tmp_path / "budgets" / "sweep_report.md").read_text()
-    assert markdown.endswith(f"\n{note}\n")
+    assert markdown.count(f"\n{note}\n") == 1
     # Not where a row has its cost, nor where no run is private.
     assert (
         "no privacy cost"
@@ -431,3 +431,40 @@ def test_a_sweep_without_a_non_private_run_says_why_no_privacy_cost(
         write_run(tmp_path / "off" / folder, overrides, accuracy, epsilon)
     off = write_report(tmp_path / "off", tmp_path / "off-report")["markdown"]
     assert "no privacy cost" not in off.read_text()
+
+
+def test_a_sweep_without_a_centralized_run_says_why_no_federation_cost(
+    tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Federated runs alone showed `-` in every row's federation cost, with
+    # no word of why: the cost needs a centralized run (num_clients=1).
+    for folder, overrides, accuracy, epsilon in RUNS[:6]:
+        write_run(tmp_path / "fed" / folder, overrides, accuracy, epsilon)
+    assert run_command(["sweep-report", str(tmp_path / "fed")]) == 0
+    out, err = capsys.readouterr()
+    note = (
+        "- no federation cost (-) in any row: it is the accuracy lost against a "
+        "centralized run (one client holding every training record) of the same "
+        "task at the same privacy level and budget, and the sweep holds no "
+        "centralized run (num_clients=1). To get it, run the sweep's overrides "
+        "again with experiment=centralized and without num_clients, into a "
+        "folder under the sweep's (`fedmodel simulate --multirun OVERRIDES "
+        "experiment=centralized hydra.sweep.dir=SWEEP_DIR/centralized`), then "
+        "report SWEEP_DIR again"
+    )
+    lines = out.splitlines()
+    rows = [line for line in lines if line.startswith("| federated")]
+    assert len(rows) == 3 and all(row.split(" | ")[8] == "-" for row in rows)
+    assert lines[lines.index(rows[-1]) + 2] == note
+    assert (out + err).count(note) == 1
+    markdown = (tmp_path / "fed" / "sweep_report.md").read_text()
+    assert markdown.endswith(f"\n{note}\n")
+    # Not where a row has its cost, nor where every run is centralized.
+    assert (
+        "no federation cost"
+        not in write_report(sweep, tmp_path / "all")["markdown"].read_text()
+    )
+    for folder, overrides, accuracy, epsilon in RUNS[6:]:
+        write_run(tmp_path / "central" / folder, overrides, accuracy, epsilon)
+    central = write_report(tmp_path / "central", tmp_path / "central-report")
+    assert "no federation cost" not in central["markdown"].read_text()

@@ -1,0 +1,70 @@
+"""Lines under a sweep's table saying why a cost is `-`, and how to get it.
+
+A privacy cost needs a `privacy=off` run of the row's kind and data (the
+`BASELINE_COLUMNS` it is matched on), a federation cost a centralized run
+(`num_clients=1`) at the row's privacy level and budget. Where the sweep
+holds none, the column's `-` would say nothing of why; these lines go under
+the table (the markdown and stdout), never into the CSV.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fedmodel.research.sweep_runs import LEVELS
+
+# What each cost is measured against, as the lines say it.
+_PRIVACY_COST = (
+    "it is the accuracy lost against a non-private run of the same kind and data"
+)
+_FEDERATION_COST = (
+    "it is the accuracy lost against a centralized run (one client holding every "
+    "training record) of the same task at the same privacy level and budget"
+)
+
+
+def cost_gap_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Every line this module gives for `aggregate(runs)`, privacy cost first."""
+    return [
+        *no_baseline_notes(table),
+        *no_centralized_notes(table),
+    ]
+
+
+def no_baseline_notes(table: pd.DataFrame) -> list[str]:
+    """A line saying why no row has a privacy cost, where no run is non-private.
+
+    Each private row's cost is taken against the `privacy=off` runs of its
+    kind and data (`_candidates` in research/sweep.py): a sweep of budgets
+    alone has none. A line under the table, once.
+    """
+    private = table["privacy_level"] != LEVELS["off"]
+    if not private.any() or not private.all():
+        return []
+    return [
+        f"no privacy cost (-) in any row: {_PRIVACY_COST}, and the sweep holds no "
+        "privacy=off run. To get it, run the sweep's overrides again with "
+        "privacy=off and without privacy.target_epsilon, into a folder under "
+        "the sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
+        "hydra.sweep.dir=SWEEP_DIR/off`), then report SWEEP_DIR again"
+    ]
+
+
+def no_centralized_notes(table: pd.DataFrame) -> list[str]:
+    """A line saying why no row has a federation cost, where no run is centralized.
+
+    A federated row's cost is taken against the centralized runs of its task
+    at its privacy level and budget: a sweep of federated runs alone has none.
+    A line under the table, once.
+    """
+    federated = table["kind"] == "federated"
+    if not federated.any() or not federated.all():
+        return []
+    return [
+        f"no federation cost (-) in any row: {_FEDERATION_COST}, and the sweep "
+        "holds no centralized run (num_clients=1). To get it, run the sweep's "
+        "overrides again with experiment=centralized and without num_clients, "
+        "into a folder under the sweep's (`fedmodel simulate --multirun "
+        "OVERRIDES experiment=centralized hydra.sweep.dir=SWEEP_DIR/centralized`), "
+        "then report SWEEP_DIR again"
+    ]
