@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fedmodel.research.sweep_runs import LEVELS
+from fedmodel.config.wording import plural
+from fedmodel.research.sweep import BASELINE_COLUMNS
+from fedmodel.research.sweep_runs import LEVELS, setting_values
 
 # What each cost is measured against, as the lines say it.
 _PRIVACY_COST = (
@@ -27,6 +29,7 @@ def cost_gap_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """Every line this module gives for `aggregate(runs)`, privacy cost first."""
     return [
         *no_baseline_notes(table),
+        *unmatched_notes(table, runs),
         *no_centralized_notes(table),
     ]
 
@@ -48,6 +51,57 @@ def no_baseline_notes(table: pd.DataFrame) -> list[str]:
         "the sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
         "hydra.sweep.dir=SWEEP_DIR/off`), then report SWEEP_DIR again"
     ]
+
+
+def unmatched_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """One line naming the private settings no `privacy=off` run matches.
+
+    Only where the sweep holds some `privacy=off` run (else no_baseline_notes
+    speaks) and a private row's cost is `-` without a note of several
+    candidates. Each setting is named with its budgets and the matched
+    columns it differs in from the nearest non-private setting (fewest such
+    columns; the first in the table of equals).
+    """
+    off = table["privacy_level"] == LEVELS["off"]
+    lost = table[~off & table["privacy_cost"].isna() & table["privacy_note"].isna()]
+    if lost.empty or not off.any():
+        return []
+    first = runs.groupby("setting", sort=False).first()
+    values = setting_values(first, BASELINE_COLUMNS)
+    references = list(dict.fromkeys(table.loc[off, "setting"]))
+    parts = [
+        _unmatched_setting(setting, group["target_epsilon"], values, references)
+        for setting, group in lost.groupby("setting", sort=False)
+    ]
+    count = len(parts)
+    return [
+        f"no privacy cost (-) for {count} private {plural(count, 'setting')}: "
+        f"{_PRIVACY_COST}, and no privacy=off run in the sweep has the same kind "
+        f"and data: {'; '.join(parts)}. To get it, run "
+        f"{plural(count, 'its', 'their')} overrides again with privacy=off and "
+        "without privacy.target_epsilon, into a new folder under the sweep's "
+        "(`fedmodel simulate --multirun OVERRIDES privacy=off "
+        "hydra.sweep.dir=SWEEP_DIR/NEW`), then report SWEEP_DIR again"
+    ]
+
+
+def _unmatched_setting(
+    setting: str, budgets: pd.Series, values: pd.DataFrame, references: list[str]
+) -> str:
+    """'setting' at its budgets, and how it differs from the nearest reference."""
+    ours = values.loc[setting]
+    differing = {
+        reference: [c for c in BASELINE_COLUMNS if values.loc[reference, c] != ours[c]]
+        for reference in references
+    }
+    nearest = min(references, key=lambda reference: len(differing[reference]))
+    shown = ", ".join(
+        f"{column} ({ours[column]} against {values.loc[nearest, column]})"
+        for column in differing[nearest]
+    )
+    epsilons = ", ".join(f"{eps:g}" for eps in sorted(budgets.dropna()))
+    at = f" at target epsilon {epsilons}" if epsilons else ""
+    return f"'{setting}'{at} differs from '{nearest}' in {shown}"
 
 
 def no_centralized_notes(table: pd.DataFrame) -> list[str]:

@@ -468,3 +468,50 @@ def test_a_sweep_without_a_centralized_run_says_why_no_federation_cost(
         write_run(tmp_path / "central" / folder, overrides, accuracy, epsilon)
     central = write_report(tmp_path / "central", tmp_path / "central-report")
     assert "no federation cost" not in central["markdown"].read_text()
+
+
+def test_private_settings_without_their_non_private_run_are_named(
+    tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The local_epochs=3 row had `-` for its privacy cost with no word of
+    # why, though the sweep holds a privacy=off run (at the rule's epochs).
+    rule = "finetune.local_epochs=null"
+    runs = [
+        ("dp/0", [rule, "privacy.target_epsilon=1"], 0.60, 0.99),
+        ("off/0", [rule, "privacy=off"], 0.80, None),
+        ("dp3/0", ["finetune.local_epochs=3", "privacy.target_epsilon=8"], 0.65, 7.9),
+        ("dp3/1", ["finetune.local_epochs=3", "privacy.target_epsilon=1"], 0.55, 0.9),
+    ]
+    for folder, overrides, accuracy, epsilon in runs:
+        write_run(tmp_path / "epochs" / folder, overrides, accuracy, epsilon)
+    assert run_command(["sweep-report", str(tmp_path / "epochs")]) == 0
+    out, err = capsys.readouterr()
+    note = (
+        "- no privacy cost (-) for 1 private setting: it is the accuracy lost "
+        "against a non-private run of the same kind and data, and no privacy=off "
+        "run in the sweep has the same kind and data: 'federated, record-level "
+        "DP, local_epochs=3' at target epsilon 1, 8 differs from 'federated, "
+        "non-private, local_epochs=auto' in local_epochs (3 against auto). To get "
+        "it, run its overrides again with privacy=off and without "
+        "privacy.target_epsilon, into a new folder under the sweep's (`fedmodel "
+        "simulate --multirun OVERRIDES privacy=off hydra.sweep.dir=SWEEP_DIR/NEW`)"
+        ", then report SWEEP_DIR again"
+    )
+    lines = out.splitlines()
+    three = [line for line in lines if "local_epochs=3 |" in line]
+    assert len(three) == 2 and all(row.split(" | ")[7] == "-" for row in three)
+    assert (out + err).count(note) == 1
+    markdown = (tmp_path / "epochs" / "sweep_report.md").read_text()
+    assert markdown.count(f"\n{note}\n") == 1
+    assert "no privacy cost (-) in any row" not in markdown
+    # Two settings, one line: the centralized DP run without its
+    # non-private centralized run differs in the client columns.
+    shutil.rmtree(sweep / "central" / "0")
+    markdown = write_report(sweep, tmp_path / "out")["markdown"].read_text()
+    (line,) = [line for line in markdown.splitlines() if "no privacy cost" in line]
+    assert line.startswith("- no privacy cost (-) for 1 private setting: ")
+    assert (
+        "'centralized, record-level DP' at target epsilon 8 differs from "
+        "'federated, non-private' in kind (centralized against federated), "
+        "num_clients (1 against " in line
+    )
