@@ -94,7 +94,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
         report = {
             "training_settings": {key: asdict(s) for key, s in shown.items()},
             "budget_note": note,
-            "labels": labels_json(files.label_names),
+            "labels": labels_json(files.records.label_names),
             "max_length_cuts": cuts_json(settings.task.max_length, cuts),
             "clients": [asdict(plan) for plan in plans],
         }
@@ -133,7 +133,7 @@ def _print_tables(
         console.print(note, style="yellow", highlight=False)
     # A label is the user's text: no rich markup, no highlighting, and one
     # line in a pipe, as typed (rich would break it inside a label).
-    line = labels_line(files.label_names)
+    line = labels_line(files.records.label_names)
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     # Not markup either: "[CLS]" would be read as a style.
     cut = cuts_line(settings.task.max_length, cuts)

@@ -32,13 +32,12 @@ class PlanFiles:
 
     Under client-level DP (`privacy=central`) the one plan counts clients,
     not records, but the records are dealt to the clients all the same, to
-    refuse what the run refuses. `label_names` are the task's classes as the
-    run will use them, in every mode; the plan also counts the texts
-    `task.max_length` cuts in `records`' splits.
+    refuse what the run refuses. `records.label_names` are the classes as
+    the run will use them, in every mode; the plan also counts the texts
+    `task.max_length` cuts in its splits.
     """
 
     records: TaskData
-    label_names: tuple[str, ...]
 
 
 def read_plan_files(settings: RunSettings) -> PlanFiles:
@@ -69,4 +68,4 @@ def read_plan_files(settings: RunSettings) -> PlanFiles:
     check_readable_transfer_file(settings)
     records = load_task(settings.task, seed=settings.seed)
     check_described_labels(settings, records)
-    return PlanFiles(records=records, label_names=records.label_names)
+    return PlanFiles(records=records)
