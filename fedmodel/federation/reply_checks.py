@@ -29,7 +29,12 @@ from fedmodel.federation.messages import (
     read_failure,
     reply_problem,
 )
-from fedmodel.federation.spent_budgets import figures_to_keep, is_spent, kept_epsilon
+from fedmodel.federation.spent_budgets import (
+    figures_to_keep,
+    is_spent,
+    kept_epsilon,
+    with_refused_reply,
+)
 from fedmodel.federation.train_replies import node_of
 from fedmodel.privacy.figure_keys import LEDGER_RESETS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
@@ -133,6 +138,11 @@ class ReplyChecks:
         refusal = self.binding.refusal(server_round, node=node, client_id=client_id)
         if refusal:
             self._fail(refusal)
+            kept = self.client_figures.get(client_id)
+            # Its own first id, which another node answers for: a second site
+            # started with that --site-id, whose charge is counted all the same.
+            if kept is not None and self.binding.first_named[node] == client_id:
+                self.client_figures[client_id] = with_refused_reply(kept, figures)
             return None
         regression = ledger_regression(
             self.client_figures.get(client_id), figures, in_a_run=self.simulated

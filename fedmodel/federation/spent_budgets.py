@@ -20,10 +20,16 @@ from collections.abc import Mapping
 
 from fedmodel.federation.messages import EXHAUSTED_KEY, NUM_EXAMPLES_KEY
 from fedmodel.privacy.figure_keys import (
+    DELTA_KEY,
     EPSILON_BEFORE_RESET_KEY,
     EPSILON_KEY,
     LEDGER_RESETS_KEY,
+    REFUSED_DELTA_KEY,
+    REFUSED_EPSILON_KEY,
 )
+
+# A refused reply's figure, under the key the server keeps it as.
+_REFUSED = {EPSILON_KEY: REFUSED_EPSILON_KEY, DELTA_KEY: REFUSED_DELTA_KEY}
 
 
 def is_spent(figures: Mapping[str, float]) -> bool:
@@ -39,13 +45,34 @@ def spent_clients(client_figures: Mapping[int, Mapping[str, float]]) -> set[int]
 def kept_epsilon(figures: Mapping[str, float]) -> float:
     """A client's epsilon as the run counts it, the charges before a reset included.
 
-    The larger of its latest report and the figure kept from before its
-    operator reset its ledger (`figures_to_keep`): what a round's line and
+    The largest of its latest report, the figure kept from before its
+    operator reset its ledger (`figures_to_keep`) and that of a reply refused
+    for naming it (`with_refused_reply`): what a round's line and
     metrics.jsonl show, as summary.json's statement does.
     """
     return max(
-        figures.get(EPSILON_KEY, 0.0), figures.get(EPSILON_BEFORE_RESET_KEY, 0.0)
+        figures.get(EPSILON_KEY, 0.0),
+        figures.get(EPSILON_BEFORE_RESET_KEY, 0.0),
+        figures.get(REFUSED_EPSILON_KEY, 0.0),
     )
+
+
+def with_refused_reply(
+    kept: Mapping[str, float], refused: Mapping[str, float]
+) -> dict[str, float]:
+    """A client's kept figures, counting a reply refused for naming it.
+
+    Another node answered for the client (two sites started with one
+    --site-id): the refused one was charged and its update reached the
+    server, so its epsilon and delta count in the run's statement. They are
+    kept apart from the figures the ledger check compares, which stay those
+    of the node that answers for the client.
+    """
+    counted = dict(kept)
+    for reported, key in _REFUSED.items():
+        if reported in refused:
+            counted[key] = max(kept.get(key, 0.0), refused[reported])
+    return counted
 
 
 def figures_to_keep(
@@ -62,6 +89,7 @@ def figures_to_keep(
     if not previous:
         return figures
     kept = dict(figures)
+    kept.update({key: previous[key] for key in _REFUSED.values() if key in previous})
     if is_spent(figures):
         kept[NUM_EXAMPLES_KEY] = previous.get(NUM_EXAMPLES_KEY, 0.0)
     before = previous.get(EPSILON_BEFORE_RESET_KEY, 0.0)

@@ -19,3 +19,9 @@ LEDGER_RESETS_KEY = "ledger-resets"
 # this run before its operator reset its ledger. The model holds the updates of
 # those rounds, so the run's statement may not fall below it.
 EPSILON_BEFORE_RESET_KEY = "epsilon-before-reset"
+# Kept by the server, never reported: the largest epsilon and delta of a reply
+# the server refused because another node answers for the client it names
+# (two sites started with one --site-id). That site was charged and its
+# update reached the server, so the run's statement may not fall below them.
+REFUSED_EPSILON_KEY = "refused-reply-epsilon"
+REFUSED_DELTA_KEY = "refused-reply-delta"

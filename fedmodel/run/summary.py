@@ -23,6 +23,8 @@ from fedmodel.privacy.figure_keys import (
     EPSILON_BEFORE_RESET_KEY,
     EPSILON_KEY,
     NOISE_MULTIPLIER_KEY,
+    REFUSED_DELTA_KEY,
+    REFUSED_EPSILON_KEY,
     SAMPLE_RATE_KEY,
     STEPS_KEY,
 )
@@ -176,7 +178,7 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
 
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
-        figures = {EPSILON_KEY: charged_epsilon(row), DELTA_KEY: row.get("delta")}
+        figures = {EPSILON_KEY: charged_epsilon(row), DELTA_KEY: charged_delta(row)}
         charged[int(row["client_id"])] = {
             k: float(v) for k, v in figures.items() if v is not None
         }
@@ -204,14 +206,27 @@ def charged_epsilon(row: Mapping[str, Any]) -> float | None:
 
     A client whose last updates were refused reported less than its ledger
     holds; a client that never reported has only its ledger's figure; a site
-    whose operator reset its ledger during the run reported more before it.
+    whose operator reset its ledger during the run reported more before it;
+    a reply refused for naming a client another node answers for (two sites
+    started with one --site-id) was charged all the same.
     """
     epsilons = [
         row.get("epsilon"),
         row.get("ledger_epsilon"),
         row.get("epsilon_before_reset"),
+        row.get("refused_reply_epsilon"),
     ]
     return max((float(e) for e in epsilons if e is not None), default=None)
+
+
+def charged_delta(row: Mapping[str, Any]) -> float | None:
+    """The delta a client row's epsilon holds at: its own, or a refused reply's.
+
+    A reply refused for naming a client another node answers for (two sites
+    started with one --site-id) may state its epsilon at a larger delta.
+    """
+    deltas = [row.get("delta"), row.get("refused_reply_delta")]
+    return max((float(d) for d in deltas if d is not None), default=None)
 
 
 def _unstated(statement: dict[str, Any], ledger: str) -> dict[str, Any]:
@@ -232,6 +247,8 @@ def _client_row(
         "epsilon_before_reset": (
             figures.get(EPSILON_BEFORE_RESET_KEY) if private else None
         ),
+        "refused_reply_epsilon": figures.get(REFUSED_EPSILON_KEY) if private else None,
+        "refused_reply_delta": figures.get(REFUSED_DELTA_KEY) if private else None,
         "delta": figures.get(DELTA_KEY) if private else None,
         "noise_multiplier": figures.get(NOISE_MULTIPLIER_KEY) if private else None,
         "sample_rate": figures.get(SAMPLE_RATE_KEY) if private else None,

@@ -8,6 +8,7 @@ does, under other node ids after the restart.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.spent_budgets import spent_clients
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.run.metrics import read_rounds
-from tests.conftest import client_ledger_path, logging_restored
+from fedmodel.run.summary import client_rows, guarantee
+from tests.conftest import client_ledger_path, logging_restored, small_settings
 from tests.fake_grid import FIRST_NODE, FakeGrid, Killed
 from tests.unit.test_robust_aggregation import SHAPES
 from tests.unit.test_robust_aggregation import _reply as train_reply
@@ -35,11 +37,18 @@ FOUR_CLIENTS = ("num_clients=4", "num_rounds=5")
 
 
 def _reply(
-    node: int, *, client: int, spent: bool, resets: int = 0, steps: int = 0
+    node: int,
+    *,
+    client: int,
+    spent: bool,
+    resets: int = 0,
+    steps: int = 0,
+    delta: float | None = None,
 ) -> Message:
     """A train reply from `node` for `client`: spent (no weights) or an update.
 
-    With `steps`, its ledger holds that many after this round's 24.
+    With `steps`, its ledger holds that many after this round's 24; with
+    `delta`, its epsilon is stated at that delta.
     """
     metrics = {
         "num-examples": 0.0 if spent else 10.0,
@@ -49,6 +58,8 @@ def _reply(
     }
     if steps:
         metrics.update({"steps": steps, "round-steps": 24, "epsilon": steps / 48})
+    if delta is not None:
+        metrics["delta"] = delta
     content = RecordDict({"metrics": MetricRecord(metrics)})
     if not spent:
         content["arrays"] = ArrayRecord(
@@ -114,6 +125,32 @@ def test_two_nodes_naming_one_client_in_a_round_are_refused_by_name() -> None:
     # A later round, from a node that came back under a new id, is that client.
     _, _, accepted = strategy.aggregate_train(2, [_reply(21, client=0, spent=False)])
     assert len(accepted) == 1 and strategy.failed_nodes == {12}
+
+
+def test_a_reply_refused_for_its_client_id_still_counts_in_the_statement(
+    tmp_path: Path,
+) -> None:
+    # Two sites started with the same --site-id both trained in round 1 and
+    # sent their updates; the second is refused, yet it was charged and its
+    # update reached the server. summary.json's statement kept the first
+    # site's epsilon and delta alone (0.5 at 1e-5, where node 12 spent 2.0 at
+    # 1e-4), and the run's lines too.
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    replies = [
+        _reply(11, client=0, spent=False, steps=24, delta=1e-5),
+        _reply(12, client=0, spent=False, steps=96, delta=1e-4),
+    ]
+    strategy.aggregate_train(1, replies)
+    # What the continuity check compares stays node 11's own.
+    assert strategy.client_figures[0]["steps"] == 24
+    assert strategy.epsilons() == [2.0]
+    # Node 11's next report (1.0) keeps the refused charge counted.
+    strategy.aggregate_train(2, [_reply(11, client=0, spent=False, steps=48)])
+    assert strategy.client_figures[0]["epsilon"] == 1.0
+    settings = small_settings()
+    settings = dataclasses.replace(settings, run_dir=str(tmp_path))
+    statement = guarantee(settings, client_rows(settings, strategy.client_figures))
+    assert (statement["epsilon"], statement["delta"]) == (2.0, 1e-4)
 
 
 def test_a_second_site_with_one_site_id_in_a_later_round_is_named() -> None:
