@@ -175,12 +175,15 @@ def _differing_keys(configs: list[dict[str, str]]) -> list[str]:
 
 
 def reference_notes(table: pd.DataFrame) -> list[str]:
-    """One line for each cost left out because no one reference could be chosen."""
+    """One line for each cost left out because no one reference could be chosen.
+
+    A row without a note holds None, or NaN where pandas made the column text.
+    """
     return [
         note
         for against in REFERENCE_KINDS
         for note in table[f"{against}_note"]
-        if note is not None
+        if isinstance(note, str)
     ]
 
 

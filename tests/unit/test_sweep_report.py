@@ -383,8 +383,12 @@ def test_several_equal_references_leave_the_cost_out_and_are_named(
     )
     assert fed_dp["federation_note"].startswith(note)
     assert all(name in fed_dp["federation_note"] for name in candidates)
-    assert f"- {note}" in paths["markdown"].read_text()
+    markdown = paths["markdown"].read_text()
+    assert f"- {note}" in markdown
     assert note in caplog.text
+    # The rows without a note gave a line `- nan` each, and a warning `nan`.
+    assert "\n- nan\n" not in markdown
+    assert "nan" not in [record.getMessage() for record in caplog.records]
     # The non-private federated runs keep their one centralized reference.
     off = table.xs("federated, non-private", level="setting").iloc[0]
     assert off["federation_cost"] == pytest.approx(100 * (0.90 - 0.81))
