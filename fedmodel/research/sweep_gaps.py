@@ -4,7 +4,10 @@ A privacy cost needs a `privacy=off` run of the row's kind and data (the
 `BASELINE_COLUMNS` it is matched on), a federation cost a centralized run
 (`num_clients=1`) at the row's privacy level and budget. Where the sweep
 holds none, the column's `-` would say nothing of why; these lines go under
-the table (the markdown and stdout), never into the CSV.
+the table (the markdown and stdout), never into the CSV. The runs each line
+asks for go into a new folder under the sweep's: a folder whose job folders
+hold runs is refused (`check_run_folder`), and the report reads every run
+under the sweep's folder.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ _PRIVACY_COST = (
 _FEDERATION_COST = (
     "it is the accuracy lost against a centralized run (one client holding every "
     "training record) of the same task at the same privacy level and budget"
+)
+
+# Where the runs a line asks for go, and what to do then.
+_NEW_FOLDER = (
+    "into a new folder under the sweep's (`fedmodel simulate --multirun "
+    "OVERRIDES {added} hydra.sweep.dir=SWEEP_DIR/NEW`), then report SWEEP_DIR again"
 )
 
 
@@ -47,9 +56,8 @@ def no_baseline_notes(table: pd.DataFrame) -> list[str]:
     return [
         f"no privacy cost (-) in any row: {_PRIVACY_COST}, and the sweep holds no "
         "privacy=off run. To get it, run the sweep's overrides again with "
-        "privacy=off and without privacy.target_epsilon, into a folder under "
-        "the sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
-        "hydra.sweep.dir=SWEEP_DIR/off`), then report SWEEP_DIR again"
+        "privacy=off and without privacy.target_epsilon, "
+        + _NEW_FOLDER.format(added="privacy=off")
     ]
 
 
@@ -79,9 +87,7 @@ def unmatched_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         f"{_PRIVACY_COST}, and no privacy=off run in the sweep has the same kind "
         f"and data: {'; '.join(parts)}. To get it, run "
         f"{plural(count, 'its', 'their')} overrides again with privacy=off and "
-        "without privacy.target_epsilon, into a new folder under the sweep's "
-        "(`fedmodel simulate --multirun OVERRIDES privacy=off "
-        "hydra.sweep.dir=SWEEP_DIR/NEW`), then report SWEEP_DIR again"
+        "without privacy.target_epsilon, " + _NEW_FOLDER.format(added="privacy=off")
     ]
 
 
@@ -118,7 +124,5 @@ def no_centralized_notes(table: pd.DataFrame) -> list[str]:
         f"no federation cost (-) in any row: {_FEDERATION_COST}, and the sweep "
         "holds no centralized run (num_clients=1). To get it, run the sweep's "
         "overrides again with experiment=centralized and without num_clients, "
-        "into a folder under the sweep's (`fedmodel simulate --multirun "
-        "OVERRIDES experiment=centralized hydra.sweep.dir=SWEEP_DIR/centralized`), "
-        "then report SWEEP_DIR again"
+        + _NEW_FOLDER.format(added="experiment=centralized")
     ]

@@ -414,9 +414,9 @@ def test_a_sweep_without_a_non_private_run_says_why_no_privacy_cost(
         "- no privacy cost (-) in any row: it is the accuracy lost against a "
         "non-private run of the same kind and data, and the sweep holds no "
         "privacy=off run. To get it, run the sweep's overrides again with "
-        "privacy=off and without privacy.target_epsilon, into a folder under the "
-        "sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
-        "hydra.sweep.dir=SWEEP_DIR/off`), then report SWEEP_DIR again"
+        "privacy=off and without privacy.target_epsilon, into a new folder under "
+        "the sweep's (`fedmodel simulate --multirun OVERRIDES privacy=off "
+        "hydra.sweep.dir=SWEEP_DIR/NEW`), then report SWEEP_DIR again"
     )
     lines = out.splitlines()
     rows = [line for line in lines if line.startswith("| federated")]
@@ -451,10 +451,10 @@ def test_a_sweep_without_a_centralized_run_says_why_no_federation_cost(
         "centralized run (one client holding every training record) of the same "
         "task at the same privacy level and budget, and the sweep holds no "
         "centralized run (num_clients=1). To get it, run the sweep's overrides "
-        "again with experiment=centralized and without num_clients, into a "
+        "again with experiment=centralized and without num_clients, into a new "
         "folder under the sweep's (`fedmodel simulate --multirun OVERRIDES "
-        "experiment=centralized hydra.sweep.dir=SWEEP_DIR/centralized`), then "
-        "report SWEEP_DIR again"
+        "experiment=centralized hydra.sweep.dir=SWEEP_DIR/NEW`), then report "
+        "SWEEP_DIR again"
     )
     lines = out.splitlines()
     rows = [line for line in lines if line.startswith("| federated")]
