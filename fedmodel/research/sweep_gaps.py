@@ -2,12 +2,12 @@
 
 A privacy cost needs a `privacy=off` run of the row's kind and data (the
 `BASELINE_COLUMNS` it is matched on), a federation cost a centralized run
-(`num_clients=1`) at the row's privacy level and budget. Where the sweep
-holds none, the column's `-` would say nothing of why; these lines go under
-the table (the markdown and stdout), never into the CSV. The runs each line
-asks for go into a new folder under the sweep's: a folder whose job folders
-hold runs is refused (`check_run_folder`), and the report reads every run
-under the sweep's folder.
+(`num_clients=1`) of the row's task at its privacy level and budget. Where the
+sweep holds none, the column's `-` would say nothing of why; these lines go
+under the table (the markdown and stdout), never into the CSV. The runs each
+line asks for go into a new folder under the sweep's: a folder whose job
+folders hold runs is refused (`check_run_folder`), and the report reads every
+run under the sweep's folder.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def cost_gap_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         *no_baseline_notes(table),
         *unmatched_notes(table, runs),
         *no_centralized_notes(table),
+        *unmatched_federated_notes(table, runs),
     ]
 
 
@@ -78,7 +79,7 @@ def unmatched_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     values = setting_values(first, BASELINE_COLUMNS)
     references = list(dict.fromkeys(table.loc[off, "setting"]))
     parts = [
-        _unmatched_setting(setting, group["target_epsilon"], values, references)
+        _unmatched_setting(setting, group, values, references)
         for setting, group in lost.groupby("setting", sort=False)
     ]
     count = len(parts)
@@ -92,7 +93,7 @@ def unmatched_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
 
 
 def _unmatched_setting(
-    setting: str, budgets: pd.Series, values: pd.DataFrame, references: list[str]
+    setting: str, rows: pd.DataFrame, values: pd.DataFrame, references: list[str]
 ) -> str:
     """'setting' at its budgets, and how it differs from the nearest reference."""
     ours = values.loc[setting]
@@ -105,9 +106,13 @@ def _unmatched_setting(
         f"{column} ({ours[column]} against {values.loc[nearest, column]})"
         for column in differing[nearest]
     )
-    epsilons = ", ".join(f"{eps:g}" for eps in sorted(budgets.dropna()))
-    at = f" at target epsilon {epsilons}" if epsilons else ""
-    return f"'{setting}'{at} differs from '{nearest}' in {shown}"
+    return f"{_at_budgets(setting, rows)} differs from '{nearest}' in {shown}"
+
+
+def _at_budgets(setting: str, rows: pd.DataFrame) -> str:
+    """'setting' at the target epsilons of its `rows` (none named if non-private)."""
+    epsilons = ", ".join(f"{eps:g}" for eps in sorted(rows["target_epsilon"].dropna()))
+    return f"'{setting}'" + (f" at target epsilon {epsilons}" if epsilons else "")
 
 
 def no_centralized_notes(table: pd.DataFrame) -> list[str]:
@@ -125,4 +130,89 @@ def no_centralized_notes(table: pd.DataFrame) -> list[str]:
         "holds no centralized run (num_clients=1). To get it, run the sweep's "
         "overrides again with experiment=centralized and without num_clients, "
         + _NEW_FOLDER.format(added="experiment=centralized")
+    ]
+
+
+def unmatched_federated_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Lines naming the federated settings no centralized run matches.
+
+    Only where the sweep holds some centralized run (else no_centralized_notes
+    speaks) and a federated row's cost is `-` without a note of several
+    candidates. Settings under record-level DP or none are named at their
+    budgets beside the centralized runs the sweep holds, with the runs that
+    fill them; settings under client-level DP in a line of their own, with
+    no run to add: one client's client-level DP hides the whole training set.
+    """
+    federated = table["kind"] == "federated"
+    lost = table[
+        federated & table["federation_cost"].isna() & table["federation_note"].isna()
+    ]
+    if lost.empty or federated.all():
+        return []
+    tasks = _row_tasks(table, runs)
+    lost, centralized = lost.assign(task=tasks), table[~federated].assign(task=tasks)
+    # A task is named only where the rows compared are of several.
+    show_task = pd.concat([lost["task"], centralized["task"]]).nunique() > 1
+    client_level = lost["privacy_level"] == LEVELS["central"]
+    return [
+        *_centralized_missing(lost[~client_level], centralized, show_task),
+        *_client_level_lost(lost[client_level], show_task),
+    ]
+
+
+def _row_tasks(table: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Each row's task, which a setting's name says only where it varies."""
+    budget = runs["target_epsilon"].fillna(-1.0)
+    task = runs.groupby([runs["setting"], budget], sort=False)["task"].first()
+    keys = zip(table["setting"], table["target_epsilon"].fillna(-1.0), strict=True)
+    return pd.Series([task[key] for key in keys], index=table.index)
+
+
+def _centralized_missing(
+    lost: pd.DataFrame, centralized: pd.DataFrame, show_task: bool
+) -> list[str]:
+    """The line for federated rows whose centralized run at their budget is missing."""
+    parts = _named(lost, show_task)
+    if not parts:
+        return []
+    count = len(parts)
+    budgets = " at the budgets named" if lost["target_epsilon"].notna().any() else ""
+    return [
+        f"no federation cost (-) for {count} federated {plural(count, 'setting')}: "
+        f"{_FEDERATION_COST}, and none of the sweep's centralized runs "
+        f"({'; '.join(_named(centralized, show_task))}) has "
+        f"{plural(count, 'its', 'their')} task, privacy level and budget: "
+        f"{'; '.join(parts)}. To get it, run {plural(count, 'its', 'their')} "
+        f"overrides again{budgets} with experiment=centralized and without "
+        "num_clients, " + _NEW_FOLDER.format(added="experiment=centralized")
+    ]
+
+
+def _client_level_lost(lost: pd.DataFrame, show_task: bool) -> list[str]:
+    """The line for client-level DP rows: a centralized run would change their unit."""
+    parts = _named(lost, show_task)
+    if not parts:
+        return []
+    count = len(parts)
+    return [
+        f"no federation cost (-) for {count} client-level DP "
+        f"{plural(count, 'setting')}, and no run to add for "
+        f"{plural(count, 'it', 'them')}: {'; '.join(parts)}. A centralized run is "
+        "one client holding every training record, so client-level DP there "
+        "would hide the whole training set rather than one client among several: "
+        "a stronger guarantee, and its gap would measure that as well as "
+        "federation"
+    ]
+
+
+def _named(rows: pd.DataFrame, show_task: bool) -> list[str]:
+    """Each setting and task of `rows` at its budgets, the task named if `show_task`.
+
+    Not where the setting's name says it (`task=` is among the columns that
+    vary between the federated runs).
+    """
+    return [
+        _at_budgets(setting, group)
+        + (f" (task={task})" if show_task and "task=" not in setting else "")
+        for (setting, task), group in rows.groupby(["setting", "task"], sort=False)
     ]

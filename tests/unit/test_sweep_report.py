@@ -463,11 +463,12 @@ def test_a_sweep_without_a_centralized_run_says_why_no_federation_cost(
     assert (out + err).count(note) == 1
     markdown = (tmp_path / "fed" / "sweep_report.md").read_text()
     assert markdown.endswith(f"\n{note}\n")
-    # Not where a row has its cost, nor where every run is centralized.
+    # Not where some run is centralized, nor where every run is.
     assert (
-        "no federation cost"
+        "no federation cost (-) in any row"
         not in write_report(sweep, tmp_path / "all")["markdown"].read_text()
     )
+    assert "federated setting" not in markdown
     for folder, overrides, accuracy, epsilon in RUNS[6:]:
         write_run(tmp_path / "central" / folder, overrides, accuracy, epsilon)
     central = write_report(tmp_path / "central", tmp_path / "central-report")
@@ -519,3 +520,86 @@ def test_private_settings_without_their_non_private_run_are_named(
         "'federated, non-private' in kind (centralized against federated), "
         "num_clients (1 against " in line
     )
+
+
+def test_federated_settings_without_their_centralized_run_are_named(
+    tmp_path: Path, sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The fixture's federated DP row at epsilon 1 had `-` for its federation
+    # cost with no word of why: the sweep's centralized runs are non-private
+    # and DP at epsilon 8 alone.
+    assert run_command(["sweep-report", str(sweep)]) == 0
+    out, err = capsys.readouterr()
+    cost = (
+        "it is the accuracy lost against a centralized run (one client holding "
+        "every training record) of the same task at the same privacy level and "
+        "budget, and none of the sweep's centralized runs ("
+    )
+    to_get = (
+        "overrides again at the budgets named with experiment=centralized and "
+        "without num_clients, into a new folder under the sweep's (`fedmodel "
+        "simulate --multirun OVERRIDES experiment=centralized "
+        "hydra.sweep.dir=SWEEP_DIR/NEW`), then report SWEEP_DIR again"
+    )
+    note = (
+        f"- no federation cost (-) for 1 federated setting: {cost}'centralized, "
+        "non-private'; 'centralized, record-level DP' at target epsilon 8) has "
+        "its task, privacy level and budget: 'federated, record-level DP' at "
+        f"target epsilon 1. To get it, run its {to_get}"
+    )
+    cells = [line.split(" | ") for line in out.splitlines() if line[:2] == "| "]
+    costs = {(row[0][2:], row[1]): row[8] for row in cells}
+    assert costs[("federated, record-level DP", "1")] == "-"
+    assert costs[("federated, record-level DP", "8")] == "13.0"
+    assert (out + err).count(note) == 1 and note not in err
+    markdown = (sweep / "sweep_report.md").read_text()
+    assert markdown.count(f"\n{note}\n") == 1
+    # Without the non-private centralized run: the non-private federated
+    # row too, in the same line, named without a budget.
+    shutil.rmtree(sweep / "central" / "0")
+    markdown = write_report(sweep, tmp_path / "out")["markdown"].read_text()
+    assert (
+        "- no federation cost (-) for 2 federated settings: "
+        f"{cost}'centralized, record-level DP' at target epsilon 8) has their "
+        "task, privacy level and budget: 'federated, record-level DP' at target "
+        f"epsilon 1; 'federated, non-private'. To get it, run their {to_get}\n"
+    ) in markdown
+    # A row whose cost is out for several equal references keeps its own note
+    # and is not named; client-level DP rows have a line of their own.
+    shutil.rmtree(sweep / "central" / "1")
+    for folder, rate in (("1", 0.3), ("2", 0.5)):
+        overrides = [*CENTRALIZED, "privacy.target_epsilon=8"]
+        rate_set = f"finetune.learning_rate={rate}"
+        write_run(sweep / "central" / folder, [*overrides, rate_set], 0.8, 7.99)
+    write_run(
+        sweep / "cl" / "0", ["privacy=central", "privacy.target_epsilon=8"], 0.7, 7.9
+    )
+    markdown = write_report(sweep, tmp_path / "out")["markdown"].read_text()
+    lines = [line for line in markdown.splitlines() if "no federation cost" in line]
+    assert len(lines) == 3
+    assert lines[0].startswith("- no federation cost for 'federated, record-level DP")
+    assert lines[1].startswith("- no federation cost (-) for 2 federated settings")
+    assert lines[1].endswith(
+        "has their task, privacy level and budget: 'federated, record-level DP' "
+        f"at target epsilon 1; 'federated, non-private'. To get it, run their {to_get}"
+    )
+    assert lines[2] == (
+        "- no federation cost (-) for 1 client-level DP setting, and no run to add "
+        "for it: 'federated, client-level DP' at target epsilon 8. A centralized "
+        "run is one client holding every training record, so client-level DP "
+        "there would hide the whole training set rather than one client among "
+        "several: a stronger guarantee, and its gap would measure that as well as "
+        "federation"
+    )
+    # A centralized run of another task at epsilon 1 is no reference either:
+    # where the tasks differ, each setting named says its own.
+    eps1 = [*CENTRALIZED, "privacy.target_epsilon=1", "task=hospital"]
+    write_run(sweep / "central" / "3", eps1, 0.8, 0.99)
+    markdown = write_report(sweep, tmp_path / "out")["markdown"].read_text()
+    (line,) = [line for line in markdown.splitlines() if "2 federated" in line]
+    assert (
+        "'centralized, record-level DP, finetune.learning_rate=auto' at target "
+        "epsilon 1 (task=hospital)) has their task, privacy level and budget: "
+        "'federated, record-level DP' at target epsilon 1 (task=bank); "
+        "'federated, non-private' (task=bank). To get it"
+    ) in line
