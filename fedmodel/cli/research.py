@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fedmodel.data.cut_texts import SplitCut
     from fedmodel.research.calibrated_settings import CalibratedSetting
     from fedmodel.research.plan_files import PlanFiles
+    from fedmodel.research.plan_measured import MeasuredNote
     from fedmodel.research.privacy_plan import ClientPlan
 
 log = logging.getLogger("fedmodel")
@@ -39,12 +40,14 @@ def add_privacy_plan_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the settings and plans as JSON instead: "
         '{"training_settings": {...}, "budget_note": ..., "labels": {...}, '
-        '"max_length_cuts": {...}, "clients": [...]} (budget_note: the line '
-        'shown under the settings table, or null; labels: {"count": N, '
-        '"names": [...]}, the task\'s classes as the run will use them; '
-        'max_length_cuts: {"max_length": N, "splits": [{"split": ..., "cut": '
-        '..., "texts": ...}]}, how many texts of each split are longer than '
-        "task.max_length tokens)",
+        '"max_length_cuts": {...}, "clients": [...], "measured_notes": [...]} '
+        "(budget_note: the line shown under the settings table, or null; "
+        'labels: {"count": N, "names": [...]}, the task\'s classes as the run '
+        'will use them; max_length_cuts: {"max_length": N, "splits": '
+        '[{"split": ..., "cut": ..., "texts": ...}]}, how many texts of each '
+        "split are longer than task.max_length tokens; measured_notes: "
+        '[{"about": ..., "line": ...}], the lines under the tables, what was '
+        "measured of files runs like this one at a strict budget)",
     )
     # Taken only to be refused by name, not as argparse's "unrecognized".
     parser.add_argument("-m", "--multirun", action="store_true", help=argparse.SUPPRESS)
@@ -80,6 +83,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     files = read_plan_files(settings)
     from fedmodel.model.device import resolve_device
     from fedmodel.research.plan_cuts import count_cuts, cuts_json
+    from fedmodel.research.plan_measured import plan_notes
     from fedmodel.research.plan_tables import labels_json
     from fedmodel.research.privacy_plan import plan_run
 
@@ -89,6 +93,7 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
     note = unmeasured_budget(settings)
     plans = plan_run(settings, files)
     cuts = count_cuts(settings, files.records)
+    notes = plan_notes(settings, plans, label_names=files.records.label_names)
     if args.json:
         # The same as the tables: the settings first, then each client's plan.
         report = {
@@ -97,10 +102,13 @@ def run_privacy_plan(args: argparse.Namespace) -> int:
             "labels": labels_json(files.records.label_names),
             "max_length_cuts": cuts_json(settings.task.max_length, cuts),
             "clients": [asdict(plan) for plan in plans],
+            "measured_notes": [asdict(measured) for measured in notes],
         }
         print(json.dumps(report, indent=2))
     else:
-        _print_tables(settings, plans, shown=shown, note=note, files=files, cuts=cuts)
+        _print_tables(
+            settings, plans, shown=shown, note=note, files=files, cuts=cuts, notes=notes
+        )
     flagged = [plan.label for plan in plans if plan.problem]
     if flagged:
         Console(stderr=True).print(
@@ -118,8 +126,9 @@ def _print_tables(
     note: str | None,
     files: PlanFiles,
     cuts: list[SplitCut],
+    notes: list[MeasuredNote],
 ) -> None:
-    """Print the plan: the settings, the task's labels, its cut texts, the plans."""
+    """Print the plan: the settings, labels, cut texts, plans and measured notes."""
     from rich.console import Console
 
     from fedmodel.data.cut_texts import cuts_line
@@ -140,6 +149,8 @@ def _print_tables(
     console.print(cut, markup=False, highlight=False, soft_wrap=True)
     for table in plan_tables(settings, plans):
         console.print(table)
+    for measured in notes:  # a label it quotes is the user's text, not markup
+        console.print(measured.line, markup=False, highlight=False, soft_wrap=True)
 
 
 def add_sweep_report_arguments(parser: argparse.ArgumentParser) -> None:

@@ -182,8 +182,8 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     the task's files and the clients' records as read
     (`check_readable_records`), their privacy plans and ledgers
     (`check_simulated_clients`) and `_server_checks`; then it says what
-    `task.max_length` cuts (`_say_cut_texts`). Returns a resumed sweep's
-    finished job's accuracy, else None.
+    `task.max_length` cuts and the measured notes (`_say_plan_lines`).
+    Returns a resumed sweep's finished job's accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -215,7 +215,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     # The simulation checks again as it starts, and warns then: once.
     check_simulated_clients(settings, warn=False)
     _server_checks(settings)
-    _say_cut_texts(settings, run_dir)
+    _say_plan_lines(settings, run_dir)
     return None
 
 
@@ -254,22 +254,27 @@ def _server_checks(settings: RunSettings) -> None:
     resolve_device(settings.device)  # the ServerApp, run in this process, uses it
 
 
-def _say_cut_texts(settings: RunSettings, run_dir: Path) -> None:
-    """Log how many texts `task.max_length` cuts: `fedmodel privacy-plan`'s line.
+def _say_plan_lines(settings: RunSettings, run_dir: Path) -> None:
+    """Log `fedmodel privacy-plan`'s lines of the task: its cut texts, its notes.
 
-    Said once a run, before round 1: a resume of a run that started (its
-    resolved config is there) deals the same records at the same
-    `task.max_length` (`resumed_settings.py`), so its count is the same.
+    How many texts `task.max_length` cuts, then the measured notes that apply
+    (`research/plan_measured.py`). Said once a run, before round 1: a resume
+    of a run that started (its resolved config is there) deals the same
+    records at the same `task.max_length` (`resumed_settings.py`), so its
+    lines are the same.
     """
     if settings.resume and (run_dir / RESOLVED_CONFIG).is_file():
         return
     from fedmodel.data.cut_texts import cuts_line
     from fedmodel.data.tasks import load_task
     from fedmodel.research.plan_cuts import count_cuts
+    from fedmodel.research.plan_measured import run_notes
 
     # The task the checks above read (cached), counted as the plan counts it.
     cuts = count_cuts(settings, load_task(settings.task, seed=settings.seed))
     log.info("%s", cuts_line(settings.task.max_length, cuts))
+    for note in run_notes(settings):
+        log.info("%s", note.line)
 
 
 def _say_done(summary: dict[str, Any], run_dir: Path) -> None:

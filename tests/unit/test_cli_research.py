@@ -254,6 +254,7 @@ def test_privacy_plan_names_the_tasks_labels_as_the_run_will_use_them(
             "labels",
             "max_length_cuts",
             "clients",
+            "measured_notes",
         ]
 
 
