@@ -88,16 +88,19 @@ def run_notes(settings: RunSettings) -> list[MeasuredNote]:
     """`measured_notes` for a simulation about to start, of its clients' records.
 
     Read as each client reads them (`load_client_data`, cached from the
-    run's checks before), so the counts are the plan's.
+    run's checks before), so the counts are the plan's. Without the
+    `server_file` note: the server says that itself as it starts
+    (`NO_SERVER_RECORDS`), and the console would show it twice.
     """
     if not _measured_kind(settings):
         return []
     clients = [load_client_data(settings, cid) for cid in range(settings.num_clients)]
-    return measured_notes(
+    notes = measured_notes(
         settings,
         label_names=clients[0][2],
         site_records=[len(train) for train, _, _ in clients],
     )
+    return [note for note in notes if note.about != "server_file"]
 
 
 def plan_notes(
