@@ -121,7 +121,10 @@ def _candidates(
     """The rows of `table` a row's privacy or federation cost may be taken against.
 
     Privacy: the non-private runs of the same kind and data. Federation: the
-    centralized runs of the task at the same privacy level and budget.
+    centralized runs of the task at the same privacy level and budget, none
+    for client-level DP: one client's client-level DP hides the whole
+    training set, a stronger guarantee than among several clients
+    (`sweep_gaps.unmatched_federated_notes` says so under the table).
     """
     if against == "privacy":
         if row["privacy_level"] == LEVELS["off"]:
@@ -130,7 +133,7 @@ def _candidates(
         return table[
             table["setting"].isin(same_data) & (table["privacy_level"] == LEVELS["off"])
         ]
-    if row["kind"] != "federated":
+    if row["kind"] != "federated" or row["privacy_level"] == LEVELS["central"]:
         return table.iloc[:0]
     centralized = first[
         (first["kind"] == "centralized")

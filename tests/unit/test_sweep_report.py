@@ -603,3 +603,16 @@ def test_federated_settings_without_their_centralized_run_are_named(
         "'federated, record-level DP' at target epsilon 1 (task=bank); "
         "'federated, non-private' (task=bank). To get it"
     ) in line
+    # A centralized client-level DP run is no reference for the federated
+    # client-level row: before, it gave that row a federation cost that
+    # measured the stronger guarantee (the whole training set hidden) too.
+    write_run(
+        sweep / "central" / "4",
+        [*CENTRALIZED, "privacy=central", "privacy.target_epsilon=8"],
+        0.5,
+        7.9,
+    )
+    markdown = write_report(sweep, tmp_path / "out")["markdown"].read_text()
+    assert "for 1 client-level DP setting, and no run to add" in markdown
+    (row,) = [r for r in markdown.splitlines() if r.startswith("| federated, client")]
+    assert row.split(" | ")[8] == "-", row  # the federation cost column
