@@ -80,7 +80,7 @@ def run_rounds(
     for server_round in plan.rounds:
         check_not_stopped(f"{plan.model_name} round {server_round}")
         started = time.perf_counter()
-        selected, unasked = _select(
+        selected, unanswered_choosing = _select(
             grid, strategy, arrays, plan=plan, server_round=server_round
         )
         if not selected and not strategy.empty_round:
@@ -107,7 +107,7 @@ def run_rounds(
             train_metrics=train_metrics,
             started=started,
             held_back=len(selected) - len(messages),
-            unanswered_queries=unanswered + unasked,
+            unanswered_queries=unanswered_choosing + unanswered,
             exhausted=list(strategy.round_spent),
         )
         # The model never holds a round short of min_replies: one that failed
@@ -198,7 +198,7 @@ def _send(
     plan: RoundPlan,
     server_round: int,
 ) -> tuple[list[Message], list[Message], int]:
-    """Send the round's train messages: those sent, their replies, unasked nodes.
+    """Send the round's train messages: those sent, their replies, unanswered queries.
 
     With `plan.check_ledgers`, in a round where the server recorded what
     clients spent, each message carries its node's recorded figures or goes
