@@ -110,9 +110,9 @@ def run_rounds(
             unanswered_queries=unanswered_choosing + unanswered,
             exhausted=list(strategy.round_spent),
         )
-        # The model never holds a round short of min_replies: one that failed
-        # stops the run and is run again on resume (`failed_unreleased`), one
-        # short for spent budgets is passed over (`BudgetStop`).
+        # A round short of min_replies is loaded only under central DP, whose noised
+        # model was charged: elsewhere a failed one is run again on resume
+        # (`failed_unreleased`), one short of spent budgets passed over (`BudgetStop`).
         keep = strategy.keeps_short_rounds or not state.short_of(plan.min_replies)
         if new_arrays is not None and keep:
             arrays, state.released = new_arrays, True
