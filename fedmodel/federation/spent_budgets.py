@@ -1,11 +1,15 @@
-"""Which clients have spent their privacy budget: known by client id, never by node.
+"""Each client's figures as the server keeps them, by client id, and which are spent.
 
 A client whose next round would pass its budget trains on nothing, is
 charged nothing and says so in its reply (`EXHAUSTED_KEY`). The strategy
 keeps each client's latest reported figures by client id, and the checkpoint
 keeps them, so which clients are spent is known across a resume; a client
 whose operator reset its ledger reports not-spent again, and counts as not
-spent from then on.
+spent from then on. Beside its latest report the server keeps what the run's
+statement may not fall below (`figures_to_keep`): the epsilon a client
+reported before its operator reset its ledger, and the epsilon and delta of a
+reply refused for naming it (`with_refused_reply`); `kept_epsilon` is the
+epsilon the run counts for it.
 
 Node ids name no client for long: Flower 1.41 draws them at random for each
 simulation and, without node authentication, for each SuperNode connection.
@@ -84,7 +88,9 @@ def figures_to_keep(
     holds the records its last round reported: their count is kept. A site
     whose operator reset its ledger reports a new budget's epsilon; the larger
     one it reported before is kept as `EPSILON_BEFORE_RESET_KEY` until the new
-    one passes it, since the model already holds those rounds' updates.
+    one passes it, since the model already holds those rounds' updates. The
+    figures of a reply refused for naming the client (`with_refused_reply`)
+    are carried as they were.
     """
     if not previous:
         return figures

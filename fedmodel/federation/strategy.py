@@ -58,7 +58,8 @@ class BudgetAwareStrategy(ReplyChecks):
         self.spent_nodes: set[int] = set()
         # Nodes that failed for a permanent reason: not selected again.
         self.failed_nodes: set[int] = set()
-        # The latest figures each client reported, by client id.
+        # Each client's figures by client id: its latest report, with what the
+        # run keeps of earlier replies (`spent_budgets.figures_to_keep`).
         self.client_figures: dict[int, dict[str, float]] = {}
         # The node each client's figures came from, in this server process only.
         self.reporters: dict[int, int] = {}
@@ -116,7 +117,8 @@ class BudgetAwareStrategy(ReplyChecks):
         """Each reporting client's epsilon, for a round's figures.
 
         A site whose operator reset its ledger counts with what it reported
-        before, until its new budget's figure passes it (`kept_epsilon`).
+        before, until its new budget's figure passes it, and a client with
+        the epsilon of a reply refused for naming it, if larger (`kept_epsilon`).
         """
         figures = self.client_figures.values()
         return [kept_epsilon(c) for c in figures if EPSILON_KEY in c]
