@@ -178,7 +178,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     `simulate` checks again, cached. The folder first (a single run's resume
     must name one): a resume with a changed key that deals the records is
     named by that key, not by the records it moved. Then a deployment's
-    settings (the server's `_check_federation`), an http(s) tracking server,
+    settings (the server's `check_federation`), an http(s) tracking server,
     the task's files and the clients' records as read
     (`check_readable_records`), their privacy plans and ledgers
     (`check_simulated_clients`) and `_server_checks`; then it says what

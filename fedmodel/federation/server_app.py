@@ -29,6 +29,7 @@ from fedmodel.federation.server_finish import conclude_run, export_models
 from fedmodel.federation.server_model import keep_selected, offer_start, start_model
 from fedmodel.federation.server_rounds import prepare_rounds, train_teacher
 from fedmodel.federation.server_setup import (
+    check_federation,
     prepare_run_dir,
     settings_from_run_config,
     write_resolved_config,
@@ -96,7 +97,8 @@ def _run_held(
     started = time.perf_counter()
     distill_texts = check_before_round_one(settings)
     check_start(settings, flwr_run_overrides=flwr_run_overrides)
-    run_dir = prepare_run_dir(grid, settings)
+    check_federation(grid, settings)
+    run_dir = prepare_run_dir(settings)
     # In `fedmodel simulate`'s process: the task its pre-Flower checks read.
     task = load_task(settings.task, seed=settings.seed)
     warn_about_records(settings, task, distill_texts=distill_texts)

@@ -129,11 +129,10 @@ def _say_relative_paths(named: list[tuple[str, str]]) -> None:
             )
 
 
-def prepare_run_dir(grid: Grid, settings: RunSettings) -> Path:
-    """Check the federation, once the folder is checked; tidy what a kill left."""
+def prepare_run_dir(settings: RunSettings) -> Path:
+    """The run folder, made if missing, rid of the temp files a kill left."""
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_federation(grid, settings)
     _remove_stale_temp_files(run_dir)
     return run_dir
 
@@ -187,7 +186,7 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
         )
 
 
-def _check_federation(grid: Grid, settings: RunSettings) -> None:
+def check_federation(grid: Grid, settings: RunSettings) -> None:
     """In simulation every client is one node: the counts must agree.
 
     The simulation engine registers its nodes just after the ServerApp starts,
