@@ -3,7 +3,8 @@
 Under `strategy.fraction_train` below 1 (not under privacy=central, whose draw
 must stay secret: `adaptive_clipping.py`) the strategy offers every node that
 has budget left and has not failed for good; `ClientChoice` draws the round's
-share from their client ids and (seed, round). A node's client id is the one
+share from their client ids and (seed, round); `strategy_choice.client_choice`
+builds it from the settings, beside the strategy. A node's client id is the one
 it named in a reply in this server process (`client_binding.py`); a node not
 heard from yet (every node in a run's or a resume's first round, a site
 that came back under a new node id) is first sent the ledger query, which
