@@ -1,9 +1,11 @@
-"""The names of the privacy figures a client reports with each update.
+"""The names of the privacy figures a client reports, and of those the server adds.
 
 A client's reply carries them in its metrics (`federation/messages.py`), the
 server's checkpoint keeps each client's latest, and a resumed simulation
-compares a client's ledger with them (`client/record_check.py`). Nothing here
-imports anything.
+compares a client's ledger with them (`client/record_check.py`). Those
+marked "kept by the server" are in no reply: the server adds them to a
+client's figures, and the run's statement may not fall below them. Nothing
+here imports anything.
 """
 
 EPSILON_KEY = "epsilon"
