@@ -113,7 +113,9 @@ class ReplyChecks:
         None, with the failure kept, for an error reply, one holding anything
         but numbers and a client id, one naming a client this node may not
         answer for (`ClientBinding.refusal`), or one whose ledger reports less
-        than the server recorded for its client.
+        than the server recorded for its client. Refused for naming its first
+        id while another node answers for it, a reply still leaves its epsilon
+        and delta in that client's figures (`with_refused_reply`).
         """
         node = node_of(reply, sent)
         if reply.has_error():
