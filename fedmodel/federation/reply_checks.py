@@ -63,7 +63,7 @@ class ReplyChecks:
     _sent: list[Message]
 
     def _accept(self, server_round: int, reply: Message) -> bool:
-        reported = self._reported(server_round, reply, self._sent)
+        reported = self._reported(server_round, reply, self._sent, trained=True)
         if reported is None:
             return False
         node, client_id, figures = reported
@@ -106,7 +106,7 @@ class ReplyChecks:
         return True
 
     def _reported(
-        self, server_round: int, reply: Message, sent: list[Message]
+        self, server_round: int, reply: Message, sent: list[Message], *, trained: bool
     ) -> tuple[int, int, dict[str, float]] | None:
         """A reply's node, client id and figures, if its ledger kept its charges.
 
@@ -114,8 +114,10 @@ class ReplyChecks:
         but numbers and a client id, one naming a client this node may not
         answer for (`ClientBinding.refusal`), or one whose ledger reports less
         than the server recorded for its client. Refused for naming its first
-        id while another node answers for it, a reply still leaves its epsilon
-        and delta in that client's figures (`with_refused_reply`).
+        id while another node answers for it, a train reply (`trained`: its
+        site was charged and its update reached the server; a ledger query's
+        reply carries no update) still leaves its epsilon and delta in that
+        client's figures (`with_refused_reply`).
         """
         node = node_of(reply, sent)
         if reply.has_error():
@@ -143,7 +145,8 @@ class ReplyChecks:
             kept = self.client_figures.get(client_id)
             # Its own first id, which another node answers for: a second site
             # started with that --site-id, whose charge is counted all the same.
-            if kept is not None and self.binding.first_named[node] == client_id:
+            own_id = self.binding.first_named[node] == client_id
+            if trained and kept is not None and own_id:
                 self.client_figures[client_id] = with_refused_reply(kept, figures)
             return None
         regression = ledger_regression(

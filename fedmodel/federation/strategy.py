@@ -158,7 +158,7 @@ class BudgetAwareStrategy(ReplyChecks):
         asked = {int(query.metadata.dst_node_id) for query in queries}
         held = set(asked)
         for reply in replies:
-            reported = self._reported(server_round, reply, queries)
+            reported = self._reported(server_round, reply, queries, trained=False)
             if reported is not None:
                 held.discard(reported[0])
         self.round_checked |= asked - held

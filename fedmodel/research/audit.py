@@ -35,7 +35,7 @@ from fedmodel.research.audit_records import (
     require_held_out,
 )
 from fedmodel.research.finished_run import FinishedRun, load_run
-from fedmodel.run.summary import charged_epsilon
+from fedmodel.run.summary import charged_delta, charged_epsilon
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def audit_run(
         example_losses, model, tokenizer, max_length=settings.task.max_length
     )
     figures = client_figures(summary, client)
-    delta = float(figures.get("delta") or (ledger.delta if ledger else 0.0))
+    delta = float(charged_delta(figures) or (ledger.delta if ledger else 0.0))
     records = attack(
         losses(members),
         losses(non_members),

@@ -153,6 +153,30 @@ def test_a_reply_refused_for_its_client_id_still_counts_in_the_statement(
     assert (statement["epsilon"], statement["delta"]) == (2.0, 1e-4)
 
 
+def test_a_refused_ledger_query_reply_adds_nothing_to_the_statement() -> None:
+    # A ledger query's reply carries no update and charges nothing: refused
+    # for naming a client another node answers for, it counted its ledger's
+    # epsilon in the run's statement as a refused train reply does (5.0
+    # where the site that trained spent 0.5).
+    strategy = BudgetAwareStrategy(FedAvg(), expected_shapes=SHAPES)
+    strategy.aggregate_train(1, [_reply(11, client=0, spent=False, steps=24)])
+    strategy.binding.connected = {11, 13}
+    query = train_reply(
+        13,
+        RecordDict(
+            {
+                "metrics": MetricRecord(
+                    {"client-id": 0, "steps": 240.0, "epsilon": 5.0, "ledger-resets": 0}
+                )
+            }
+        ),
+    )
+    strategy.admit(2, [], [query])
+    (failure,) = strategy.round_failures
+    assert failure.who == "node 13"
+    assert strategy.epsilons() == [0.5]
+
+
 def test_a_second_site_with_one_site_id_in_a_later_round_is_named() -> None:
     # Sampled in different rounds, the two sites never answer together; the
     # second's ledger lacks the first's charges, and its refusal names the
