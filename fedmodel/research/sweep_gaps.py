@@ -120,34 +120,44 @@ def no_centralized_notes(table: pd.DataFrame) -> list[str]:
 
     A federated row's cost is taken against the centralized runs of its task
     at its privacy level and budget: a sweep of federated runs alone has none.
-    A line under the table, once.
+    A line under the table, once. Client-level DP rows have no centralized
+    reference (`unmatched_federated_notes` names them): the line leaves them
+    aside, and a sweep of them alone gets theirs instead.
     """
     federated = table["kind"] == "federated"
-    if not federated.any() or not federated.all():
+    client_level = table["privacy_level"] == LEVELS["central"]
+    if not federated.any() or not federated.all() or client_level.all():
         return []
+    aside = (
+        " (the client-level DP settings aside: no centralized run is their reference)"
+        if client_level.any()
+        else ""
+    )
     return [
         f"no federation cost (-) in any row: {_FEDERATION_COST}, and the sweep "
         "holds no centralized run (num_clients=1). To get it, run the sweep's "
-        "overrides again with experiment=centralized and without num_clients, "
-        + _NEW_FOLDER.format(added="experiment=centralized")
+        f"overrides{aside} again with experiment=centralized and without "
+        "num_clients, " + _NEW_FOLDER.format(added="experiment=centralized")
     ]
 
 
 def unmatched_federated_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """Lines naming the federated settings no centralized run matches.
 
-    Only where the sweep holds some centralized run (else no_centralized_notes
-    speaks) and a federated row's cost is `-` without a note of several
-    candidates. Settings under record-level DP or none are named at their
-    budgets beside the centralized runs the sweep holds, with the runs that
-    fill them; settings under client-level DP in a line of their own, with
-    no run to add: one client's client-level DP hides the whole training set.
+    Only where the sweep holds some centralized run or only client-level DP
+    rows (else no_centralized_notes speaks), and a federated row's cost is
+    `-` without a note of several candidates. Settings under record-level DP
+    or none are named at their budgets beside the centralized runs the sweep
+    holds, with the runs that fill them; settings under client-level DP in a
+    line of their own, with no run to add: one client's client-level DP hides
+    the whole training set.
     """
     federated = table["kind"] == "federated"
     lost = table[
         federated & table["federation_cost"].isna() & table["federation_note"].isna()
     ]
-    if lost.empty or federated.all():
+    client_level_only = (table["privacy_level"] == LEVELS["central"]).all()
+    if lost.empty or (federated.all() and not client_level_only):
         return []
     tasks = _row_tasks(table, runs)
     lost, centralized = lost.assign(task=tasks), table[~federated].assign(task=tasks)

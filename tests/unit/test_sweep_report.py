@@ -473,6 +473,18 @@ def test_a_sweep_without_a_centralized_run_says_why_no_federation_cost(
         write_run(tmp_path / "central" / folder, overrides, accuracy, epsilon)
     central = write_report(tmp_path / "central", tmp_path / "central-report")
     assert "no federation cost" not in central["markdown"].read_text()
+    # Client-level DP rows have no centralized reference: the line asked for
+    # centralized runs of their overrides too, and for a sweep of them alone
+    # it named runs that fill nothing.
+    write_run(tmp_path / "fed" / "cl", ["privacy=central"], 0.7, 7.9)
+    markdown = write_report(tmp_path / "fed", tmp_path / "fed-cl")["markdown"]
+    text = markdown.read_text()
+    assert "sweep's overrides (the client-level DP settings aside: " in text
+    write_run(tmp_path / "cl-only" / "0", ["privacy=central"], 0.7, 7.9)
+    alone = write_report(tmp_path / "cl-only", tmp_path / "cl-report")["markdown"]
+    text = alone.read_text()
+    assert "no federation cost (-) in any row" not in text
+    assert "no run to add for it" in text
 
 
 def test_private_settings_without_their_non_private_run_are_named(
