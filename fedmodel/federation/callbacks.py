@@ -170,10 +170,12 @@ def _clients_said(state: RoundState, *, min_replies: int) -> str:
     """The round's clients: updates accepted of selected, and why not all were.
 
     Before, a round that spent budgets or lost clients read "1/2 clients"
-    whether or not its model changed.
+    whether or not its model changed. Nodes the client choice left out were
+    not selected: the failure watch's line names them.
     """
     accepted, selected = len(state.accepted), state.selected
-    spent, failed, missing = len(state.exhausted), len(state.failures), state.missing
+    spent, missing = len(state.exhausted), state.missing
+    failed = state.selected_failures
     reasons = []
     if spent:
         budgets = plural(spent, "client's budget", "clients' budgets")

@@ -10,17 +10,35 @@ heard from yet (every node in a run's or a resume's first round, a site
 that came back under a new node id) is first sent the ledger query, which
 answers with its client id and what its ledger holds (`ledger_query.py`),
 reading no record and charging nothing. One that fails the query, or does not
-answer it, is not chosen in that round; one chosen is not asked again before
+answer it, is not chosen in that round, and the round counts it apart from
+its selected clients (`RoundChoice`); one chosen is not asked again before
 it trains in that round (`check_ledgers`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from fedmodel.federation.ledger_query import ask_ledgers
 from fedmodel.federation.strategy import BudgetAwareStrategy
+
+
+@dataclass(frozen=True)
+class RoundChoice:
+    """A round's train messages to its chosen clients, and whom the choice left out.
+
+    `unanswered` and `refused` count the nodes its ledger query asked that
+    did not answer it or whose answer was refused (their failures are the
+    round's first). None of them was selected: they were asked about their
+    ledger, never sent a train message.
+    """
+
+    messages: list[Message]
+    unanswered: int = 0
+    refused: int = 0
 
 
 def choose_clients(
@@ -31,17 +49,17 @@ def choose_clients(
     server_round: int,
     train_config: ConfigRecord,
     timeout: float,
-) -> tuple[list[Message], int]:
-    """The train messages to the round's chosen clients; unanswered queries.
+) -> RoundChoice:
+    """The train messages to the round's chosen clients; the nodes left out.
 
     `offered` are the strategy's train messages for this round. Without a
     `strategy.choice` every one is sent.
     """
     if strategy.choice is None or not offered:
-        return offered, 0
+        return RoundChoice(offered)
     named = strategy.binding.first_named
     unknown = [m for m in offered if m.metadata.dst_node_id not in named]
-    unanswered = 0
+    unanswered, failed = 0, len(strategy.round_failures)
     if unknown:
         offered, unanswered = ask_ledgers(
             grid,
@@ -53,4 +71,8 @@ def choose_clients(
         )
     clients = {id(m): named[m.metadata.dst_node_id] for m in offered}
     chosen = strategy.choice.chosen(clients.values(), server_round=server_round)
-    return strategy.keep([m for m in offered if clients[id(m)] in chosen]), unanswered
+    return RoundChoice(
+        strategy.keep([m for m in offered if clients[id(m)] in chosen]),
+        unanswered=unanswered,
+        refused=len(strategy.round_failures) - failed,
+    )

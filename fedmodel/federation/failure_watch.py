@@ -86,17 +86,51 @@ class FailureWatch:
                 state.missing,
                 state.selected,
             )
+        unchosen = _unchosen(state)
+        if unchosen:
+            left_out = state.unchosen_unanswered + state.unchosen_refused
+            log.warning(
+                "%s round %d: %s, so %s not selected",
+                state.model_name,
+                state.round,
+                unchosen,
+                plural(left_out, "it was", "they were"),
+            )
         if not state.failed_short_of(self.min_replies):
             return None
         accepted = len(state.accepted)
         failures = state.failures
         first = f", the first failure: {_quoted(failures[0])}" if failures else ""
+        also = f", and {unchosen}" if unchosen else ""
         return (
             f"round {state.round}: {accepted} accepted {plural(accepted, 'update')}, "
-            "fewer than "
-            f"federation.min_replies={self.min_replies}; {len(failures)} "
-            f"failed and {state.missing} did not answer{first}{_run_again(state)}"
+            f"fewer than federation.min_replies={self.min_replies}; "
+            f"{state.selected_failures} failed and {state.missing} did not answer"
+            f"{also}{first}{_run_again(state)}"
         )
+
+
+def _unchosen(state: RoundState) -> str:
+    """The nodes the client choice left out, for a line; "" where there were none.
+
+    The choice asks the ledger query of nodes not heard from yet
+    (`client_choice.py`); one that did not answer it, or failed it, was never
+    selected, so the counts of selected clients leave it out.
+    """
+    said = []
+    if silent := state.unchosen_unanswered:
+        said.append(
+            f"{silent} {plural(silent, 'node')} did not answer the ledger query "
+            "within federation.round_timeout"
+        )
+    if refused := state.unchosen_refused:
+        nodes = f"{refused} {plural(refused, 'node')}"
+        said.append(
+            f"{refused} failed it" if said else f"{nodes} failed the ledger query"
+        )
+    if not said:
+        return ""
+    return f"{' and '.join(said)} while this round's clients were chosen"
 
 
 def _quoted(failure: ClientFailure) -> str:

@@ -32,10 +32,16 @@ class RoundState:
     failures: list[ClientFailure]
     train_metrics: MetricRecord | None
     started: float = field(default_factory=time.perf_counter)
-    # Selected nodes sent no train message: the ledger query refused them
-    # (their failures are among `failures`) or they did not answer it.
+    # Selected nodes sent no train message: the ledger query asked before
+    # they train refused them (their failures are among `failures`) or they
+    # did not answer it.
     held_back: int = 0
     unanswered_queries: int = 0
+    # Nodes the ledger query asked while the round's clients were chosen
+    # left out of the choice (`client_choice.RoundChoice`): not selected. The
+    # refused ones' failures are among `failures`.
+    unchosen_unanswered: int = 0
+    unchosen_refused: int = 0
     # Selected clients that answered "budget exhausted": charged nothing,
     # trained on nothing, and spent for good (`spent_budgets.py`).
     exhausted: list[int] = field(default_factory=list)
@@ -57,7 +63,7 @@ class RoundState:
         (`failed_short_of`), stops the run (`FailureWatch`) and does not count as run:
         a resume runs it again.
         """
-        return not self.released and bool(self.failures or self.missing)
+        return not self.released and bool(self.failures or self.unanswered)
 
     def short_of(self, min_replies: int) -> bool:
         """Whether fewer updates than `min_replies` were accepted of those asked for.
@@ -65,9 +71,10 @@ class RoundState:
         Counted where clients failed, dropped out or answered "budget
         exhausted": such a round's aggregate is not loaded (`rounds.py`). A
         round in which every selected client's update was accepted is not
-        short, however few were selected.
+        short, however few were selected, unless a node failed or did not
+        answer the ledger query asked while its clients were chosen.
         """
-        lacking = bool(self.failures or self.missing or self.exhausted)
+        lacking = bool(self.failures or self.unanswered or self.exhausted)
         return lacking and len(self.accepted) < min_replies
 
     def failed_short_of(self, min_replies: int) -> bool:
@@ -77,7 +84,7 @@ class RoundState:
         again. Where spent budgets alone left it short, no resume could add
         their updates: `BudgetStop` decides whether the run can go on.
         """
-        failed = bool(self.failures or self.missing)
+        failed = bool(self.failures or self.unanswered)
         return failed and self.short_of(min_replies)
 
     @property
@@ -89,6 +96,21 @@ class RoundState:
     def missing(self) -> int:
         """Selected clients that did not answer (dropped out or timed out)."""
         return len(self.messages) - self.answered + self.unanswered_queries
+
+    @property
+    def selected_failures(self) -> int:
+        """Selected clients that failed: not those the client choice left out."""
+        return len(self.failures) - self.unchosen_refused
+
+    @property
+    def unanswered(self) -> int:
+        """Nodes that did not answer: selected clients, and those the choice left out.
+
+        A node silent to the choice's ledger query left fewer clients to draw
+        from: where `federation.min_replies` is checked it counts as a
+        selected client that dropped out does.
+        """
+        return self.missing + self.unchosen_unanswered
 
 
 # What a round callback returns: (stop the loop?, metrics to add).

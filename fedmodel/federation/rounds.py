@@ -28,7 +28,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from fedmodel.config.wording import plural
-from fedmodel.federation.client_choice import choose_clients
+from fedmodel.federation.client_choice import RoundChoice, choose_clients
 from fedmodel.federation.ledger_query import check_ledgers
 from fedmodel.federation.round_state import RoundCallback, RoundState, round_figures
 from fedmodel.federation.strategy import BudgetAwareStrategy
@@ -80,18 +80,16 @@ def run_rounds(
     for server_round in plan.rounds:
         check_not_stopped(f"{plan.model_name} round {server_round}")
         started = time.perf_counter()
-        selected, unanswered_choosing = _select(
-            grid, strategy, arrays, plan=plan, server_round=server_round
-        )
-        if not selected and not strategy.empty_round:
+        choice = _select(grid, strategy, arrays, plan=plan, server_round=server_round)
+        if not choice.messages and not strategy.empty_round:
             _say_no_client_left(plan, server_round)
             break
-        if server_round == plan.rounds[0] and selected:
-            check_selected_count(plan, len(selected))
+        if server_round == plan.rounds[0] and choice.messages:
+            check_selected_count(plan, len(choice.messages))
             if plan.model_name == "teacher":
-                _say_first_round(server_round, len(selected))
+                _say_first_round(server_round, len(choice.messages))
         messages, replies, unanswered = _send(
-            grid, strategy, selected, plan=plan, server_round=server_round
+            grid, strategy, choice.messages, plan=plan, server_round=server_round
         )
         check_not_stopped(f"{plan.model_name} round {server_round}'s replies")
         new_arrays, train_metrics, accepted = _aggregate(
@@ -106,8 +104,10 @@ def run_rounds(
             failures=list(strategy.round_failures),
             train_metrics=train_metrics,
             started=started,
-            held_back=len(selected) - len(messages),
-            unanswered_queries=unanswered_choosing + unanswered,
+            held_back=len(choice.messages) - len(messages),
+            unanswered_queries=unanswered,
+            unchosen_unanswered=choice.unanswered,
+            unchosen_refused=choice.refused,
             exhausted=list(strategy.round_spent),
         )
         # A round short of min_replies is loaded only under central DP, whose noised
@@ -173,8 +173,8 @@ def _select(
     *,
     plan: RoundPlan,
     server_round: int,
-) -> tuple[list[Message], int]:
-    """The round's train messages, to the clients chosen; unanswered queries.
+) -> RoundChoice:
+    """The round's train messages, to the clients chosen; the nodes left out.
 
     The strategy offers the nodes with budget left; under a `ClientChoice`
     a share of their clients is drawn (`client_choice.py`).

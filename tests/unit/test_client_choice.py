@@ -6,6 +6,7 @@ The whole-run tests use the real ServerApp and ClientApp over a fake Grid.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,13 @@ import pytest
 from flwr.app import Message, MessageType
 
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
+from fedmodel.errors import FedmodelError
+from fedmodel.federation.messages import CLIENT_ID_KEY, METRICS_KEY
 from fedmodel.federation.server_app import run_federation
 from fedmodel.federation.strategy_choice import ClientChoice, client_choice
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import FEW_LATENCY_CALLS, logging_restored
-from tests.fake_grid import FakeGrid, Killed, killed_at_round
+from tests.fake_grid import FIRST_NODE, FakeGrid, Killed, killed_at_round
 
 HALF_OF_FOUR = [
     "model=tiny",
@@ -153,3 +156,98 @@ def test_a_resumes_chosen_node_is_asked_its_ledger_once_a_round(
     # One first drawn in round 3 is asked again: it reported no figures in
     # this process to be sent back, and its ledger may have changed since.
     assert sorted(asked.get(3, [])) == sorted(trained[3] - trained[2])
+
+
+class ChoiceQueryGrid(FakeGrid):
+    """Partitions `silent` never answer a ledger query; `foreign`'s answers name 99.
+
+    An id no client of the run has: the server refuses the answer.
+    """
+
+    def __init__(self, *, silent: set[int], foreign: set[int]) -> None:
+        super().__init__(4)
+        self.silent, self.foreign = silent, foreign
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Deliver the messages but silent nodes' queries; change foreign answers."""
+        queried = []
+        for message in messages:
+            query = message.metadata.message_type == MessageType.QUERY
+            partition = message.metadata.dst_node_id - self.first_node
+            if not (query and partition in self.silent):
+                queried.append((query and partition in self.foreign, message))
+        replies = list(super().send_and_receive([m for _, m in queried]))
+        for (foreign, _), reply in zip(queried, replies, strict=True):
+            if foreign:
+                reply.content.metric_records[METRICS_KEY][CLIENT_ID_KEY] = 99
+        return replies
+
+
+@pytest.mark.parametrize(
+    ("silent", "foreign", "said", "failed"),
+    [
+        (
+            {3},
+            set(),
+            "1 node did not answer the ledger query within federation.round_timeout",
+            0,
+        ),
+        (set(), {3}, "1 node failed the ledger query", 1),
+    ],
+    ids=["silent", "refused"],
+)
+def test_a_node_the_choices_ledger_query_left_out_is_said_apart_from_the_selected(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    silent: set[int],
+    foreign: set[int],
+    said: str,
+    failed: int,
+) -> None:
+    # Node 4 was asked its ledger before round 1's draw and did not answer (or
+    # was refused): it was not selected, yet the round said "1 of 1 selected
+    # clients did not answer" and "1 of 1 client's update accepted, 1 did not
+    # answer" (or "1 failed"), though the one selected client was accepted.
+    grid = ChoiceQueryGrid(silent=silent, foreign=foreign)
+    overrides = ("privacy=off", "num_rounds=1", "federation.allow_failed_clients=true")
+    with logging_restored():
+        run_federation(grid, _settings(tmp_path, *overrides))
+    console = capsys.readouterr().err
+    assert (
+        f"teacher round 1: {said} while this round's clients were chosen, so it "
+        "was not selected"
+    ) in console
+    assert "selected clients did not answer" not in console
+    assert "round 1/1: test accuracy" in console
+    assert "| 1/1 clients |" in console
+    trained = [m for m in grid.sent if m.metadata.message_type == MessageType.TRAIN]
+    assert [m.metadata.dst_node_id != FIRST_NODE + 3 for m in trained] == [True]
+    row = read_rounds(tmp_path)[0]
+    # clients_failed counts the refused answer (summary.json's failed_clients
+    # holds it), clients_selected does not.
+    assert [row[k] for k in ("clients_selected", "clients_aggregated")] == [1, 1]
+    assert (row["clients_failed"], row["model_changed"]) == (failed, True)
+
+
+def test_a_round_the_choices_ledger_query_left_short_still_stops_and_says_why(
+    tmp_path: Path,
+) -> None:
+    # Three of four nodes did not answer the ledger query: one client was left
+    # to draw, one update fell short of federation.min_replies=2. The run
+    # stopped, as it still does, but said "0 failed and 3 did not answer" of
+    # the one selected client, which answered.
+    grid = ChoiceQueryGrid(silent={1, 2, 3}, foreign=set())
+    overrides = ("privacy=off", "num_rounds=1", "federation.min_replies=2")
+    with logging_restored(), pytest.raises(FedmodelError) as stopped:
+        run_federation(grid, _settings(tmp_path, *overrides))
+    assert (
+        "round 1: 1 accepted update, fewer than federation.min_replies=2; 0 failed "
+        "and 0 did not answer, and 3 nodes did not answer the ledger query within "
+        "federation.round_timeout while this round's clients were chosen. The "
+        "model does not hold round 1: continue with resume=true to run it again"
+    ) in str(stopped.value)
+    row = read_rounds(tmp_path)[0]
+    assert [row[k] for k in ("clients_selected", "clients_aggregated")] == [1, 1]
+    assert row["model_changed"] is False
