@@ -98,7 +98,7 @@ def _shown(state_dir: Path) -> str:
     if (reset := reset_and_not_charged(state_dir)) is not None:
         return reset
     status = ledger_status(state_dir)
-    return f"{status.path}: client {status.client_id}, " + _spent(
+    spent = _spent(
         status,
         limit=(
             f"its last run allowed {status.target_epsilon:g} (the server's "
@@ -106,6 +106,12 @@ def _shown(state_dir: Path) -> str:
         ),
         which_round="a round there",
     )
+    # From the digests in `state_dir`: no data file is read. Imported here, as
+    # `ledger_status` has loaded the accountant: a reset folder needs none.
+    from fedmodel.privacy.reset_overlap import charged_before_reset
+
+    again = charged_before_reset(state_dir, fingerprint=status.data_fingerprint)
+    return f"{status.path}: client {status.client_id}, {spent}{again or ''}"
 
 
 def _spent(status: LedgerStatus, *, limit: str, which_round: str) -> str:

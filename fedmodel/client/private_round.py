@@ -21,13 +21,14 @@ from fedmodel.client.site_delta import site_delta_warning
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.charged_records import note_charged_records
 from fedmodel.privacy.client_plan import plan_client
 from fedmodel.privacy.engine import StepCounter, private_training
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_cap import BudgetExhausted
 from fedmodel.privacy.ledger_record import LEDGER_FILE, LedgerRecord, read_record
-from fedmodel.privacy.ledger_reset import spent_before_reset
+from fedmodel.privacy.reset_overlap import digests_to_note, spent_before_reset
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import LossFn, criterion_loss
@@ -66,6 +67,9 @@ class PrivateRound:
     # What this round's charge added to the ledger: `planned_steps`, or 0 if
     # refused.
     charged_steps: int = 0
+    # A site's records the ledger's digests lack, noted once they are charged.
+    uncharged: tuple[bytes, ...] | None = None
+    new_ledger: bool = False
 
     @classmethod
     def open(
@@ -87,11 +91,7 @@ class PrivateRound:
         """
         path = state_dir / LEDGER_FILE
         stored = read_record(path) if path.exists() else None
-        fingerprint = (
-            split.fingerprint
-            if isinstance(split, StoredFeatures)
-            else data_fingerprint(split)
-        )
+        fingerprint = _fingerprint(split)
         if stored is not None and not at_site:
             _check_same_records(path, stored, client_id=client_id, now=fingerprint)
         # A stored ledger keeps its noise multiplier, so a client that has one
@@ -103,6 +103,9 @@ class PrivateRound:
             client_id=str(client_id),
             noise_multiplier=None if stored is None else stored.noise_multiplier,
         )
+        digests = _site_digests(
+            path, split, fingerprint=fingerprint, new=stored is None, at_site=at_site
+        )
         if stored is None:  # said once, not in every round after
             _say_of_new_ledger(
                 state_dir,
@@ -110,6 +113,7 @@ class PrivateRound:
                 delta=plan.delta,
                 records=len(split),
                 fingerprint=fingerprint,
+                digests=digests,
                 at_site=at_site,
             )
         ledger = PrivacyLedger.from_record(
@@ -124,6 +128,8 @@ class PrivateRound:
             client_id=client_id,
             ledger=ledger,
             planned_steps=plan.steps_per_round,
+            uncharged=digests,
+            new_ledger=stored is None,
         )
 
     def charge(self, round_number: int) -> bool:
@@ -143,6 +149,13 @@ class PrivateRound:
             self.epsilon = self.ledger.epsilon
             return False
         self.charged_steps = self.planned_steps
+        if self.uncharged is not None:
+            note_charged_records(
+                self.ledger.path,
+                fingerprint=self.ledger.data_fingerprint,
+                digests=self.uncharged,
+                fresh=self.new_ledger,
+            )
         return True
 
     def wrap(
@@ -208,23 +221,52 @@ def _say_of_new_ledger(
     delta: float,
     records: int,
     fingerprint: str,
+    digests: tuple[bytes, ...] | None,
     at_site: bool,
 ) -> None:
     """Warn, as a client's ledger is opened new, of what its budget does not show.
 
     A weak delta (`at_site` names the site's own `--delta`), and earlier
-    ledgers of `state_dir`, archived by a reset, that charged these same
-    records (`spent_before_reset`): their epsilons add up with the new one's.
+    ledgers of `state_dir`, archived by a reset, that charged any of these
+    records (`spent_before_reset`): for those their epsilons add up with the
+    new one's.
     """
     weak = (
         site_delta_warning(client_id, delta=delta, records=records)
         if at_site
         else weak_delta_warning(delta, who=f"client {client_id}", n=records)
     )
-    again = spent_before_reset(state_dir, fingerprint=fingerprint)
-    for line in (weak, again):
+    again = spent_before_reset(
+        state_dir, fingerprint=fingerprint, records=records, digests=digests
+    )
+    for line in (weak, *again):
         if line is not None:
             log.warning("%s", line)
+
+
+def _fingerprint(split: datasets.Dataset | StoredFeatures) -> str:
+    """The records' `data_fingerprint`: stored features carry theirs."""
+    if isinstance(split, StoredFeatures):
+        return split.fingerprint
+    return data_fingerprint(split)
+
+
+def _site_digests(
+    path: Path,
+    split: datasets.Dataset | StoredFeatures,
+    *,
+    fingerprint: str,
+    new: bool,
+    at_site: bool,
+) -> tuple[bytes, ...] | None:
+    """The record digests a site's ledger at `path` lacks (`digests_to_note`).
+
+    None for a simulated client: `fedmodel ledger reset` refuses its folder.
+    """
+    if not at_site:
+        return None
+    records = None if isinstance(split, StoredFeatures) else split
+    return digests_to_note(path, fingerprint=fingerprint, new=new, split=records)
 
 
 def _check_same_records(

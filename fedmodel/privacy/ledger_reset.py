@@ -14,8 +14,8 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedmodel.config.wording import decimals_up, plural
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.charged_records import digests_path
 from fedmodel.privacy.durable_file import exclusive_lock
 from fedmodel.privacy.ledger_record import (
     CENTRAL_LEDGER_FILE,
@@ -38,6 +38,7 @@ class LedgerStatus:
     target_epsilon: float
     rounds: int
     budget_exhausted: bool
+    data_fingerprint: str
 
 
 def ledger_status(state_dir: Path) -> LedgerStatus:
@@ -63,9 +64,9 @@ def archive_ledger(state_dir: Path) -> tuple[LedgerStatus | None, Path]:
 
     Returns what the archived ledger had spent (None for a ledger that cannot
     be read or was edited: archived as it is, what it spent unknown) and where
-    it went. Holds the ledger's lock, so a round charging at the same moment
-    either lands in the archived file or starts the new one; it is never lost
-    between them.
+    it went; its record digests, if any, go beside it. Holds the ledger's
+    lock, so a round charging at the same moment either lands in the archived
+    file or starts the new one; it is never lost between them.
     """
     path = _ledger_path(state_dir)
     # The accountant `_status` asks loads Opacus, seconds of imports (4 to 8 s
@@ -82,40 +83,15 @@ def archive_ledger(state_dir: Path) -> tuple[LedgerStatus | None, Path]:
         if target.exists():
             raise FedmodelError(f"{target} already exists; try again")
         path.rename(target)
+        # The records it charged go with it (`reset_overlap` reads them).
+        if (digests := digests_path(path)).is_file():
+            digests.rename(digests_path(target))
     return status, target
 
 
 def archived_ledgers(state_dir: Path) -> list[Path]:
     """The ledgers the site's operator archived in `state_dir`, oldest first."""
     return sorted(state_dir.glob(ARCHIVE_PATTERN))
-
-
-def spent_before_reset(state_dir: Path, *, fingerprint: str) -> str | None:
-    """A line for a new budget opened on records an archived ledger charged.
-
-    A reset is the operator's choice (for a new, disjoint data set); on the
-    same records, what the archived ledgers spent and what the new one spends
-    add up, and no ledger says so. None when no readable archive holds them.
-    """
-    spent: list[tuple[Path, float]] = []
-    for path in archived_ledgers(state_dir):
-        try:
-            record = read_record(path)
-            if record.data_fingerprint == fingerprint and record.rounds:
-                spent.append((path, _status(path, record).epsilon))
-        except FedmodelError:
-            continue  # edited since, it cannot say what it spent; not a refusal
-    if not spent:
-        return None
-    total = sum(epsilon for _, epsilon in spent)
-    return (
-        f"{state_dir}: these records were already charged epsilon "
-        f"{decimals_up(total, 4)} in {len(spent)} archived "
-        f"{plural(len(spent), 'ledger')} "
-        f"(the latest {spent[-1][0].name}); the new budget starts at 0, but for "
-        "these same records the epsilons add up. Reset a ledger only for new "
-        "records"
-    )
 
 
 def reset_and_not_charged(state_dir: Path) -> str | None:
@@ -193,4 +169,5 @@ def _status(path: Path, record: LedgerRecord) -> LedgerStatus:
         target_epsilon=record.target_epsilon,
         rounds=len(record.rounds),
         budget_exhausted=record.budget_exhausted,
+        data_fingerprint=record.data_fingerprint,
     )

@@ -21,7 +21,7 @@ from fedmodel.privacy.ledger_record import (
     read_record,
 )
 from fedmodel.privacy.ledger_reopen import check_same_budget
-from fedmodel.privacy.ledger_reset import spent_before_reset
+from fedmodel.privacy.reset_overlap import spent_before_reset
 from fedmodel.run.layout import RESOLVED_CONFIG
 
 
@@ -225,8 +225,10 @@ def test_a_sites_reset_states_what_it_spent_rounded_up(
     assert "records epsilon 2.8568 already spent by client 0" in capsys.readouterr().err
     assert run_command([*argv, "--yes"]) == 0
     assert "(epsilon 2.8568, 2 rounds)" in capsys.readouterr().out
-    again = spent_before_reset(central_run, fingerprint=site["data_fingerprint"])
-    assert again is not None and "already charged epsilon 2.8568 in" in again
+    again = spent_before_reset(
+        central_run, fingerprint=site["data_fingerprint"], records=4, digests=None
+    )
+    assert "4 of 4 were already charged epsilon 2.8568 in" in again[-1]
 
 
 @pytest.mark.parametrize("deployed", [False, True])

@@ -59,11 +59,8 @@ from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
-from fedmodel.privacy.ledger_reset import (
-    archive_ledger,
-    ledger_status,
-    spent_before_reset,
-)
+from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
+from fedmodel.privacy.reset_overlap import spent_before_reset
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
@@ -427,19 +424,20 @@ def test_a_sites_budget_survives_later_runs_until_its_operator_resets_it(
     # On the same records the new budget adds to the old, and the site's log
     # says so once, where the new ledger opens; other records are not named.
     assert (
-        f"{state}: these records were already charged epsilon "
-        f"{decimals_up(first[1], 4)} in 1 archived ledger (the latest "
-        f"{archived.name}); the new budget starts at 0, but for these same "
-        "records the epsilons add up"
+        f"{state}: of its training records, 120 of 120 were already charged "
+        f"epsilon {decimals_up(first[1], 4)} in 1 archived ledger (the latest "
+        f"{archived.name}); the new budget starts at 0, but for those records "
+        "the epsilons add up"
     ) in caplog.text
-    assert spent_before_reset(state, fingerprint="other records") is None
+    other = {"fingerprint": "other records", "records": 3, "digests": None}
+    assert spent_before_reset(state, **other) == []
     # An archive edited since cannot say what it spent: no line, and the
     # round is not refused for it.
     tampered = json.loads(archived.read_text())
     tampered["rounds"][-1]["epsilon"] /= 2
     archived.write_text(json.dumps(tampered))
     fingerprint = tampered["data_fingerprint"]
-    assert spent_before_reset(state, fingerprint=fingerprint) is None
+    assert spent_before_reset(state, **{**other, "fingerprint": fingerprint}) == []
     caplog.clear()
     _site_round(settings, config, 2)
     assert "already charged" not in caplog.text
