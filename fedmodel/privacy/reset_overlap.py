@@ -145,22 +145,34 @@ def _overlap(
     records: int,
     digests: Sequence[bytes] | None,
 ) -> _Overlap:
+    """What the archives of `state_dir` charged of these records, and spent.
+
+    The accountant recomputes an archive's epsilon only where there is
+    something to say of it: it shares records, or has no readable digests.
+    """
     overlap = _Overlap()
     for path in archived_ledgers(state_dir):
         try:
             record = read_record(path)
-            if not record.rounds:
-                continue
-            epsilon = checked_epsilon(path, record)
         except FedmodelError:
             continue  # edited since, it cannot say what it spent; not a refusal
+        if not record.rounds:
+            continue
         shared = _charged_by(
             path, record, fingerprint=fingerprint, records=records, digests=digests
         )
+        undigested = shared is None
         if shared is None:
-            overlap.undigested.append(path)
             same_file = record.data_fingerprint == fingerprint
             shared = set(range(records)) if same_file else set()
+        if not shared and not undigested:
+            continue
+        try:
+            epsilon = checked_epsilon(path, record)
+        except FedmodelError:
+            continue  # edited since, it cannot say what it spent; not a refusal
+        if undigested:
+            overlap.undigested.append(path)
         if shared:
             overlap.shared |= shared
             overlap.spent.append((path, epsilon))
