@@ -25,23 +25,15 @@ from fedmodel.privacy.ledger import PrivacyLedger
 from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.privacy.ledger_reset import archive_ledger
 from tests.conftest import charged_plan
-from tests.unit.test_site import _site_round, deployment_settings, node_config
+from tests.unit.test_site import (
+    SITE_REPLY_METRICS,
+    _site_round,
+    deployment_settings,
+    node_config,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 
-# What a site's reply carries: its figures, never a digest of its records.
-REPLY_KEYS = {
-    "num-examples",
-    "client-id",
-    "budget-exhausted",
-    "epsilon",
-    "delta",
-    "noise-multiplier",
-    "sample-rate",
-    "steps",
-    "round-steps",
-    "ledger-resets",
-}
 NO_DIGESTS = "no readable record digests beside archived"
 
 
@@ -89,7 +81,7 @@ def test_a_grown_file_after_a_reset_names_the_records_already_charged(
     )
     assert caplog.text.count(said) == 1
     assert NO_DIGESTS not in caplog.text
-    assert set(reply) == REPLY_KEYS and reply["budget-exhausted"] == 0
+    assert set(reply) == SITE_REPLY_METRICS and reply["budget-exhausted"] == 0
     # `ledger show` says the same from the state directory alone.
     capsys.readouterr()
     assert run_command(["ledger", "show", "--state-dir", str(state)]) == 0

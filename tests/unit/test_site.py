@@ -66,6 +66,23 @@ from tests.conftest import small_config
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 
 
+# Every metric a site's train reply holds: its figures, nothing of its records.
+SITE_REPLY_METRICS = frozenset(
+    {
+        "num-examples",
+        "client-id",
+        EXHAUSTED_KEY,
+        "epsilon",
+        "delta",
+        "noise-multiplier",
+        "sample-rate",
+        "steps",
+        ROUND_STEPS_KEY,
+        "ledger-resets",
+    }
+)
+
+
 def deployment_settings(labels: list[str], *overrides: str) -> RunSettings:
     config = small_config(
         "federation=deployment",
@@ -793,18 +810,7 @@ def test_a_site_logs_the_texts_max_length_cuts_and_its_reply_carries_no_count(
     assert not reply.content.config_records
     assert set(reply.content.metric_records) == {METRICS_KEY}
     metrics = dict(reply.content.metric_records[METRICS_KEY])
-    assert set(metrics) == {
-        "num-examples",
-        "client-id",
-        EXHAUSTED_KEY,
-        "epsilon",
-        "delta",
-        "noise-multiplier",
-        "sample-rate",
-        "steps",
-        ROUND_STEPS_KEY,
-        "ledger-resets",
-    }
+    assert set(metrics) == SITE_REPLY_METRICS
     assert metrics["num-examples"] == len(rows)
     for figure in (cut, cut / len(rows), len(rows) - cut):
         assert figure not in metrics.values()
