@@ -2,9 +2,10 @@
 
 A client's update is `fedmodel.model.head.trainable_state` of its model, sent as a
 `flwr.app.ArrayRecord`; its size is `ArrayRecord.count_bytes()`, the figure the
-server writes to metrics.jsonl (`bytes_sent` sums it over the clients selected
-in a round, `bytes_received` over the updates accepted). The global weights the
-server sends each client have the same keys and shapes, so the same size.
+server writes to metrics.jsonl (`bytes_sent` sums it over the `clients_sent`
+of a round, the selected clients that the ledger check did not hold back,
+`bytes_received` over the updates accepted). The global weights the server
+sends each client have the same keys and shapes, so the same size.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/update_bytes.py
     .venv/bin/python benchmarks/update_bytes.py --from-runs outputs/2026-*/
@@ -118,8 +119,8 @@ def print_sizes(sizes: list[UpdateSize], *, model_name: str) -> None:
         )
     print()
     print(
-        "Per round the server sends each selected client the same number of bytes "
-        "(bytes_sent = clients selected x this) and receives it from each "
+        "Per round the server sends this many bytes to each client it asks to "
+        "train (bytes_sent = clients_sent x this) and receives as many from each "
         "accepted one (bytes_received)."
     )
 
@@ -148,7 +149,11 @@ def _resolved(run: Path) -> dict[str, Any]:
 def print_runs(runs: list[Path], sizes: list[UpdateSize], *, model_name: str) -> None:
     expected = {s.label: s.bytes for s in sizes}
     print()
-    print("From run folders (medians over rounds; per update = bytes / clients):")
+    print(
+        "From run folders (medians over rounds; per update sent = bytes_sent / "
+        "clients_sent, which a line written before that key has not: nan; per "
+        "update received = bytes_received / clients_aggregated):"
+    )
     print()
     print(
         "| run | model | finetune | rounds | bytes_sent | bytes_received "
@@ -168,10 +173,13 @@ def print_runs(runs: list[Path], sizes: list[UpdateSize], *, model_name: str) ->
             continue
         sent = statistics.median(r["bytes_sent"] for r in rounds)
         received = statistics.median(r["bytes_received"] for r in rounds)
-        per_sent = statistics.median(
-            r["bytes_sent"] / r["clients_selected"]
-            for r in rounds
-            if r.get("clients_selected")
+        # Not clients_selected: it counts the nodes the ledger check held back,
+        # which were sent nothing.
+        sent_to = [r for r in rounds if r.get("clients_sent")]
+        per_sent = (
+            statistics.median(r["bytes_sent"] / r["clients_sent"] for r in sent_to)
+            if sent_to
+            else float("nan")
         )
         accepted = [r for r in rounds if r.get("clients_aggregated")]
         per_received = (

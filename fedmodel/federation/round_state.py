@@ -147,6 +147,10 @@ def round_figures(state: RoundState, strategy: BudgetAwareStrategy) -> dict[str,
         "bytes_received": sum(
             m.content[ARRAYS_KEY].count_bytes() for m in state.accepted
         ),
+        # The selected clients sent a train message, those `bytes_sent` sums
+        # over: not those the ledger check held back (`RoundState.held_back`).
+        # Added after the keys above, which earlier runs' lines hold too.
+        "clients_sent": len(state.messages),
     }
 
 
