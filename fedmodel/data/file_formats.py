@@ -56,7 +56,7 @@ def read_table(
         ".jsonl": read_jsonl,
         ".parquet": _read_parquet,
     }
-    _check_is_file(path, key=key)
+    check_is_file(path, key=key)
     if path.suffix.lower() not in TABLE_SUFFIXES:
         known = sorted([*TABLE_SUFFIXES, *other_suffixes])
         raise FedmodelError(
@@ -93,7 +93,7 @@ def _conversion(path: Path) -> str:
     return "convert it to a file fedmodel reads and name that"
 
 
-def _check_is_file(path: Path, *, key: str) -> None:
+def check_is_file(path: Path, *, key: str) -> None:
     """Refuse a path that does not exist or is a folder, naming the fix."""
     if not path.exists():
         glob = any(c in path.name for c in "*?[")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fedmodel.data.file_cells import require_column, text_cells
-from fedmodel.data.file_formats import read_table
+from fedmodel.data.file_formats import check_is_file, read_table
 from fedmodel.data.text_file import decode_utf8, read_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
@@ -61,8 +61,7 @@ def read_input_texts(
     from, read once (`read_table`'s).
     """
     if path.suffix.lower() == _LINES:
-        if not path.is_file():
-            raise FedmodelError(f"{key}: file {path} does not exist or is not a file")
+        check_is_file(path, key=key)
         return _line_texts(
             lambda: read_utf8(path, bytes_read=bytes_read),
             source=f"file {path}",

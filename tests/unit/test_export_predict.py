@@ -370,6 +370,15 @@ def test_predict_names_an_unreadable_input(
     missing = tmp_path / "nothing.csv"
     assert _predict("--model", str(exported), "--input", str(missing)) == 2
     assert "does not exist" in capsys.readouterr().err
+    # Before, a missing .txt file had a message of its own that said not
+    # what to do: "does not exist or is not a file". Now it is refused as a
+    # table's path is.
+    missing_txt = tmp_path / "nothing.txt"
+    assert _predict("--model", str(exported), "--input", str(missing_txt)) == 2
+    assert f"--input: file {missing_txt} does not exist" in (
+        err := capsys.readouterr().err
+    )
+    assert "fix the path (relative paths are relative to the working" in err
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     with pytest.raises(FedmodelError, match="holds no text lines"):
