@@ -73,9 +73,16 @@ def open_runtime(model_dir: Path, runtime: str) -> TextClassifier:
 
         return TorchClassifier(model_dir)
     if not (model_dir / file).is_file():
+        # Only a student is exported with an int8 graph; every export has a float one.
+        lacking = (
+            "students are exported with it"
+            if file == QUANTIZED_ONNX_FILE
+            else "every export holds it: copy the whole exported folder or export "
+            "the model again"
+        )
         raise FedmodelError(
             f"--model {model_dir}: no {file} in this folder for --runtime "
-            f"{runtime}; students are exported with it, or choose another runtime"
+            f"{runtime}; {lacking}, or choose another runtime"
         )
     return OnnxClassifier(model_dir / file)
 

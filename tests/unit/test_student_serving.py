@@ -185,6 +185,18 @@ def test_predict_refuses_a_runtime_the_folder_lacks(
         ]
     )
     assert code == 2
+    # Before, a folder without its float graph was said to lack what only
+    # students are exported with; every export holds model.onnx.
+    (out / ONNX_FILE).unlink()
+    code = run_command(
+        ["predict", "--model", str(out), "--runtime", "onnx", "--text", "hello"]
+    )
+    assert code == 2
+    assert (
+        f"--model {out}: no {ONNX_FILE} in this folder for --runtime onnx; every "
+        "export holds it: copy the whole exported folder or export the model "
+        "again, or choose another runtime"
+    ) in capsys.readouterr().err
 
 
 def _run_plain(script: str, folder: Path) -> dict[str, list[list[float]]]:
