@@ -34,9 +34,12 @@ class OnnxClassifier:
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
+            # Not `--model {onnx_path}`: a folder's graph is opened for --model
+            # DIR, and pointing at another model.onnx was no fix for a damaged one.
             raise FedmodelError(
-                f"--model {onnx_path}: not a loadable ONNX model ({exc}); "
-                "point at a model.onnx written by fedmodel"
+                f"--model: {onnx_path} is not a loadable ONNX model ({exc}); "
+                "copy it again from the folder fedmodel exported, or export the "
+                "model again"
             ) from exc
         folder = read_exported_folder(onnx_path.parent)
         self.label_names = folder.label_names

@@ -91,6 +91,21 @@ def test_a_graph_scoring_other_labels_than_config_names_is_refused(
     assert f"names {labels} in id2label" in err
 
 
+def test_a_damaged_graph_in_a_folder_is_named_with_what_to_do(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "--model DIR/model.int8.onnx: not a loadable ONNX model (...);
+    # point at a model.onnx written by fedmodel", for a --model DIR that
+    # named no file, and advice that left the damaged graph in place.
+    graph = copy / QUANTIZED_ONNX_FILE
+    graph.write_text("cut short")
+    err = _predict_error(capsys, "--model", str(copy))
+    assert f"--model: {graph} is not a loadable ONNX model (" in err
+    assert err.rstrip().endswith(
+        "copy it again from the folder fedmodel exported, or export the model again"
+    )
+
+
 def test_a_folder_without_its_tokenizer_is_refused(
     copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
