@@ -98,9 +98,8 @@ def model_card(
     exported = read_exported_folder(folder)
     labels = len(exported.label_names)
     clients = settings.num_clients
-    # Every round that changed the model, under privacy=central those whose
-    # draw took no client too: leaving them out would tell the model's
-    # holders how many draws came out empty.
+    # Rounds that changed the model, empty privacy=central draws too (to leave
+    # them out would tell the model's holders how many draws came out empty).
     rounds = int(summary["rounds_completed"])
     lines = [
         _FRONT_MATTER,
@@ -108,9 +107,10 @@ def model_card(
         f"{fedmodel.__version__}",
         "",
         f"Labels one text with one of {labels} labels (`id2label` in config.json). "
-        f"Trained by federated learning: {clients} {plural(clients, 'client')} each "
-        "trained it on its own records, which never left it, and a server "
-        f"averaged their updates over {rounds} {plural(rounds, 'round')} "
+        f"{'Trained' if role == 'teacher' else 'Its teacher was trained'} by "
+        f"federated learning: {clients} {plural(clients, 'client')} each trained it "
+        "on its own records, which never left it, and a server averaged their "
+        f"updates over {rounds} {plural(rounds, 'round')} "
         f"(`finetune={settings.finetune.mode}`).{_kept_start(summary, rounds)}",
         *_described(exported.label_names, exported.label_descriptions),
         "",

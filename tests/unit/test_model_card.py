@@ -78,6 +78,12 @@ def test_a_dp_run_states_its_largest_epsilon_and_names_no_sites_records(
     assert "| teacher | 0.9012 | 0.8876 |" in student
     assert "| student (this one) | 0.8777 | 0.8654 |" in student
     assert "never on a client's record: it keeps the teacher's guarantee" in student
+    # Before, the student's card opened "Trained by federated learning: ...
+    # clients each trained it on its own records", as the teacher's does,
+    # then said the student never touched a client's record.
+    assert "config.json). Trained by federated learning: " in teacher
+    assert "config.json). Its teacher was trained by federated learning: " in student
+    assert "Trained by" not in student
     for card in (teacher, student):
         assert "4321" not in card and str(tmp_path) not in card
 
