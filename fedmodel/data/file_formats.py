@@ -77,7 +77,8 @@ def _conversion(path: Path) -> str:
     """How to turn a file of an unread suffix into a table fedmodel reads.
 
     Named for the exports a site most often has instead: a compressed file, a
-    JSON list of records (a web tool's or `to_json`'s), a spreadsheet.
+    JSON list of records (a web tool's or `to_json`'s), a spreadsheet, a
+    table saved as text.
     """
     suffix = path.suffix.lower()
     if suffix == ".gz":
@@ -90,6 +91,13 @@ def _conversion(path: Path) -> str:
         )
     if suffix in (".xlsx", ".xls", ".ods"):
         return "save the sheet as 'CSV UTF-8' from the spreadsheet and name that file"
+    if suffix == ".txt":
+        # A spreadsheet's "Text (Tab delimited)" export is a TSV named .txt.
+        return (
+            "a table saved as text is read by its separator's suffix: rename it "
+            "to .tsv if tab-separated (a spreadsheet's 'Text (Tab delimited)' "
+            "export), to .csv if comma-separated"
+        )
     return "convert it to a file fedmodel reads and name that"
 
 

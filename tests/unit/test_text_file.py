@@ -196,6 +196,13 @@ def test_a_gzip_file_is_named_as_one(tmp_path: Path, test_csv: Path) -> None:
             "save the sheet as 'CSV UTF-8' from the spreadsheet and name that "
             "file, one of",
         ),
+        # A spreadsheet's "Text (Tab delimited)" export: a TSV named .txt.
+        (
+            "export.txt",
+            "a table saved as text is read by its separator's suffix: rename it "
+            "to .tsv if tab-separated (a spreadsheet's 'Text (Tab delimited)' "
+            "export), to .csv if comma-separated, one of",
+        ),
     ],
 )
 def test_an_export_of_another_format_is_told_how_to_convert(
