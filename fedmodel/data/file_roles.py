@@ -1,6 +1,8 @@
-"""Each file of a files task plays one role: one site's, the server's test, its own.
+"""Each file of a files task plays one role, and a site's file is one client's.
 
-A file named in two roles would quietly break what the run reports:
+The roles: a site's train file, the server's test file, its own
+`task.validation_file` and `distill.transfer_file`. A file named in two
+roles would quietly break what the run reports:
 
 - a train file listed twice makes two clients of one site's records, each
   spending its own budget on them: every record spends twice the epsilon shown;
@@ -18,6 +20,12 @@ Paths are compared once resolved (links followed), so `./a.csv` and `a.csv`
 are one file. A copy under another name is not refused: where files share
 texts, the server names them in a warning once per run
 (`fedmodel.data.shared_texts`).
+
+A site's file is one client's where the files are the clients
+(`partition=natural`, the task's default): client i holds
+`task.train_files[i]` (`client_file`), a cap that leaves a file no record
+is refused (`check_files_kept`), and any other partition, which pools the
+files, is named (`warn_pooled_files`).
 """
 
 from __future__ import annotations
