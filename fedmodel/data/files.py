@@ -167,10 +167,10 @@ def _checked_label_names(
 
 
 def _server_named_labels(
-    held: Sequence[FileRecords], described: Mapping[str, str] | None
+    server: Sequence[FileRecords], described: Mapping[str, str] | None
 ) -> list[str]:
     """The labels the server's own files name: test, validation, descriptions."""
-    labels = [label for records in held for label in records.labels]
+    labels = [label for records in server for label in records.labels]
     return labels + list(described or {})
 
 
