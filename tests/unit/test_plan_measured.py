@@ -66,7 +66,7 @@ def test_a_strict_files_plan_says_what_a_server_file_and_more_records_bought(
     out = capsys.readouterr().out.splitlines()
     records_line = (
         "the smallest client trains on 600 records at epsilon 1, 600 records x "
-        "epsilon, within the range measured on the held-out ICD blocks files "
+        "epsilon, below the range measured on the held-out ICD blocks files "
         "scenario (4 sites, no server-held record): its sites of 1,069 to 1,532 "
         "records (noise multiplier 14.6 to 15.0 at epsilon 1) kept 0.80 of "
         "non-private accuracy at epsilon 1 and 0.91 at 3. Records x epsilon per "
@@ -109,6 +109,17 @@ def test_the_records_note_holds_up_to_the_held_out_scenarios_largest_site(
     central = settings_from_dict(
         small_config(*_site_files(tmp_path, per_site=4), "privacy=central")
     )
+    # Said 'within the range measured' of any client up to it, though the
+    # held-out sites measured held 1,069 records x epsilon at the least (the
+    # smallest at epsilon 1): 50 records at epsilon 8 (400) read as among them.
+    strict = settings_from_dict(
+        small_config(*_site_files(tmp_path, per_site=4), "privacy.target_epsilon=1")
+    )
+    for records, where in ((1_068, "below"), (1_069, "within")):
+        [note] = measured_notes(
+            strict, label_names=("asthma", "fracture"), site_records=[records]
+        )[1:]
+        assert f"records x epsilon, {where} the range measured on" in note.line
     assert measured_notes(central, label_names=("a", "b"), site_records=[4]) == []
 
 
