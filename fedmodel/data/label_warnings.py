@@ -138,19 +138,19 @@ def warn_untested_classes(data: TaskData) -> None:
     """
     if not data.has_sites:
         return
-    held = set(data.label_names)  # a deployment's server holds no site record
-    if len(data.train) > 0:
-        held = _names(data.train)
+    # A deployment's server holds no site record: it names every class.
+    held = _names(data.train) if len(data.train) > 0 else set(data.label_names)
     untested = [n for n in data.label_names if n in held - _names(data.test)]
+    tested = len(data.label_names) - len(untested)
     if untested:
         logger.warning(
             "%d of the model's %d classes %s no record in the test file, so the "
-            "test accuracy and macro-F1 score only the other %d: %s. Add test "
+            "test accuracy and macro-F1 score %s: %s. Add test "
             "records of each class to score them all",
             len(untested),
             len(data.label_names),
             plural(len(untested), "has", "have"),
-            len(data.label_names) - len(untested),
+            f"only the other {tested}" if tested else "none of them",
             first_ten(untested),
         )
 

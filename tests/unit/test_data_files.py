@@ -545,6 +545,17 @@ def test_classes_the_test_file_lacks_are_named(
             "test accuracy and macro-F1 score only the other 1: ['neg', 'mid']. "
             "Add test records of each class to score them all"
         ]
+    # A test file of none (codes where the sites write names): it read
+    # "score only the other 0".
+    caplog.clear()
+    codes = _csv(tmp_path / "c.csv", [("good", "1"), ("bad", "2")])
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_labels(load_task(_task([a], codes), seed=0))
+    assert (
+        "3 of the model's 3 classes have no record in the test file, so the "
+        "test accuracy and macro-F1 score none of them: ['mid', 'neg', 'pos']. "
+        "Add test records of each class to score them all"
+    ) in [r.getMessage() for r in caplog.records]
     # A test file of every class: nothing to say.
     caplog.clear()
     every = _csv(tmp_path / "e.csv", [("good", "pos"), ("bad", "neg"), ("meh", "mid")])
