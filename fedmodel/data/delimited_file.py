@@ -80,8 +80,10 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
     # break inside a quoted field is kept as written.
     lines = _LinesRead(text)
     reader = csv.reader(lines, delimiter=form.separator, strict=True)
+    ended = 0  # the line the last record read ends on
     try:
         first = next(reader, [])
+        ended = reader.line_num
         _refuse_excel_separator_line(path, form.separator.join(first))
         names = [name.strip() for name in first]
         refuse_repeated_columns(path, names)
@@ -90,6 +92,7 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
         first_record = True
         blank_line = 0
         for fields in reader:
+            start, ended = ended + 1, reader.line_num
             if not "".join(fields).strip():
                 # pandas skips a line that is blank or only spaces, and so do
                 # we; a quoted "" it reads as a record of an empty cell.
@@ -100,7 +103,7 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
                 raise _blank_cell_error(path, blank_line, names[0])
             if len(fields) != len(names):
                 raise _field_count_error(
-                    path, reader.line_num, fields, names, form=form, first=first_record
+                    path, (start, ended), fields, names, form=form, first=first_record
                 )
             first_record = False
             if _repeats_header(fields, names):
@@ -110,9 +113,9 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
                     "delete that line (and any later copy of the header)"
                 )
     except csv.Error as exc:
+        fix = _opened_quote(ended + 1, reader.line_num) or "; check its quoting"
         raise FedmodelError(
-            f"file {path}, line {reader.line_num} is not valid {form.name} "
-            f"({exc}); check its quoting"
+            f"file {path}, line {reader.line_num} is not valid {form.name} ({exc}){fix}"
         ) from exc
 
 
@@ -160,16 +163,34 @@ def _blank_cell_error(path: Path, line: int, name: str) -> FedmodelError:
     )
 
 
+def _opened_quote(start: int, line: int) -> str:
+    """Where a record that ends on `line` began, if a quoted field carried it there.
+
+    A quote left open reads every line after it as one text, up to the next
+    quote or the file's end: the fault is on the record's first line, not on
+    the line csv stops at. Empty for a record of one line.
+    """
+    if start >= line:
+        return ""
+    return (
+        f": its record starts on line {start}, where a quoted field opens and "
+        f"runs on to line {line}; check the quoting on line {start}"
+    )
+
+
 def _field_count_error(
     path: Path,
-    line: int,
+    lines: tuple[int, int],
     fields: list[str],
     names: list[str],
     *,
     form: Delimited,
     first: bool,
 ) -> FedmodelError:
-    """A record whose field count is not the header's, and the likely fixes."""
+    """A record whose field count is not the header's, and the likely fixes.
+
+    `lines` are the record's first and last: a quoted field may span lines.
+    """
     # A spreadsheet's title line of one cell above the column names: the
     # title is read as a header of one name, and the names are its first record.
     title = (
@@ -177,10 +198,11 @@ def _field_count_error(
         if first and len(names) == 1
         else ""
     )
+    start, line = lines
     return FedmodelError(
         f"file {path}, line {line} has {len(fields)} "
         f"{plural(len(fields), 'field')} but the header has "
-        f"{len(names)} ({names}); {title}put "
+        f"{len(names)} ({names}){_opened_quote(start, line)}; {title}put "
         f"a text that holds {form.called}s in double quotes and "
         "give every line one field per header name"
     )

@@ -57,6 +57,39 @@ def test_an_unquoted_comma_in_every_text_is_refused_not_shifted(
     assert "double quotes" in message
 
 
+def test_a_quote_left_open_is_named_on_the_line_it_opens(
+    tmp_path: Path, rows: pd.DataFrame, test_csv: Path
+) -> None:
+    # A quote opened on line 5 and not closed reads the lines after it as one
+    # text; the error named only the line csv stopped at (the file's last, or
+    # where a later quote closed it), where nothing is wrong.
+    lines = [
+        f"{text.replace(',', ' ')},{label}" for text, label in rows.head(40).values
+    ]
+    lines[3] = '"' + lines[3]
+    site = tmp_path / "site0.csv"
+    opened = "where a quoted field opens and runs on to line {}; check the quoting"
+    for later, said in (
+        ("", "line 41 is not valid CSV (unexpected end of data): its record starts"),
+        ('sent home",x,y', "line 21 has 3 fields but the header has 2 (['text', "),
+    ):
+        if later:
+            lines[19] = later
+        site.write_text("text,label\n" + "\n".join(lines) + "\n")
+        with pytest.raises(FedmodelError) as info:
+            load_task(_task([site], test_csv), seed=0)
+        message = str(info.value)
+        assert f"site0.csv, {said}" in message
+        stop = said.split()[1]
+        assert f"on line 5, {opened.format(stop)} on line 5" in message
+    # A record of one line keeps the message it had.
+    site.write_text('text,label\nfine,pos\n"bad"x,neg\n')
+    with pytest.raises(
+        FedmodelError, match=r"line 3 is not valid CSV \(.*\); check its"
+    ):
+        load_task(_task([site], test_csv), seed=0)
+
+
 def test_a_tsv_file_reads_as_its_csv_and_by_the_same_rules(
     tmp_path: Path, rows: pd.DataFrame, site_csv: Path, test_csv: Path
 ) -> None:
