@@ -1,9 +1,10 @@
 """The files task: a user's own labelled records, one train file per site.
 
-Train file i is client (site) i's data and gets "site" = i; the server's test
-file gets "site" = -1. Labels are compared as strings (a JSON 3 and a CSV "3"
-are the same label; so are a Parquet 3.0 and 3). The labels' descriptions are
-read with the other files (`label_descriptions.py`).
+Train file i is client (site) i's data and gets "site" = i; the server's own
+files, the test file and `task.validation_file`, get "site" = -1. Labels are
+compared as strings (a JSON 3 and a CSV "3" are the same label; so are a
+Parquet 3.0 and 3). The labels' descriptions are read with the other files
+(`label_descriptions.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fedmodel.data.record_labels import FileRecords, refuse_record_labels
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.errors import FedmodelError
 
-TEST_SITE = -1
+SERVER_SITE = -1
 MIN_LABELS = 2
 
 
@@ -78,7 +79,7 @@ def load_files(task: TaskSettings, *, seed: int) -> TaskData:
             held[0].texts,
             [index[label] for label in held[0].labels],
             label_names=label_names,
-            sites=[TEST_SITE] * len(held[0].texts),
+            sites=[SERVER_SITE] * len(held[0].texts),
         )
     return TaskData(
         train=train_split,
@@ -131,7 +132,7 @@ def _test_split(test: FileRecords, *, label_names: Sequence[str]) -> datasets.Da
         test.texts,
         [index[label] for label in test.labels],
         label_names=names,
-        sites=[TEST_SITE] * len(test.texts),
+        sites=[SERVER_SITE] * len(test.texts),
     )
 
 
