@@ -159,9 +159,9 @@ def check_ledgers_kept(
     query refuses such a client before it trains (federation/ledger_query.py),
     but only once the simulation stack has started, and then the run goes on
     without it or stops. So the resume stops here, in seconds, naming the
-    ledger. A reset ledger (`fedmodel ledger reset` archives it and so raises
-    the reset count) passes this rule, as it does at the server; a simulated
-    client's is refused before it (`check_not_reset`).
+    ledger. A raised reset count excuses nothing here, as it would at a
+    site's: a simulated client's reset ledger is refused before this, naming
+    its archive (`check_not_reset`).
     """
     run_dir = Path(settings.run_dir)
     for client_id, figures in sorted(recorded.items()):

@@ -130,10 +130,12 @@ def ledger_shortfall(
     None when `record` (the ledger read in `state_dir`; None for no file)
     holds enough by `ledger_regression`. Else "does not exist", or "holds
     <count(steps)> (epsilon E)", for a resume's refusal to name
-    (`client/record_check.py`, `privacy/client_level.py`).
+    (`client/record_check.py`, `privacy/client_level.py`). Both are a run's
+    ledgers, which no reset starts again: a file in `state_dir` named as an
+    archived ledger does not excuse one that went back.
     """
     held = record_figures(record, state_dir)
-    if ledger_regression(recorded, held) is None:
+    if ledger_regression(recorded, held, in_a_run=True) is None:
         return None
     if record is None:
         return "does not exist"

@@ -514,6 +514,12 @@ def test_a_resume_whose_client_level_ledger_went_back_is_refused(
     ledger.path.unlink()
     with pytest.raises(FedmodelError, match="ledger .* does not exist, but the"):
         check_simulated_clients(resumed)
+    # The run's one budget is never reset: a file in the run folder named as a
+    # site's archived ledger raised the reset count the rule read, and the
+    # resume then opened an empty ledger and spent the budget again.
+    (run_dir / "privacy_ledger.reset-20260101T000000.000000Z.json").write_text("{}")
+    with pytest.raises(FedmodelError, match="ledger .* does not exist, but the"):
+        check_simulated_clients(resumed)
 
 
 @pytest.mark.parametrize("damage", ["unreadable", "edited", "folder"])
