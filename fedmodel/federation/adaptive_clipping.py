@@ -75,11 +75,17 @@ class LedgeredAdaptiveClipping(DifferentialPrivacyServerSideAdaptiveClipping):
     (C_t+1, where C_t bounds what one client moved the result). Here a round
     is charged to the ledger first, then the clipped updates are summed,
     divided by q N (`num_sampled_clients`, the same in every round), noised
-    at z C_t / (q N), and only then the norm moves, in the paper's direction
+    at z_D C_t / (q N), and only then the norm moves, in the paper's direction
     (`next_clipping_norm`), from a noised count of the clipped updates less
     half the updates summed, so that one client moves it by 1/2 at most. A
     round in which no client was sampled, or none replied, is noised and
     charged all the same.
+
+    z is the ledger's noise multiplier, the one charged. Flower's constructor
+    splits it (Andrew et al.'s Theorem 1): `self.noise_multiplier` becomes the
+    updates' share z_D = (z^-2 - (2 sigma_b)^-2)^-1/2, above z, and the count
+    is noised at sigma_b (`clipped_count_stddev`); the two releases together
+    cost what z alone does.
     """
 
     def __init__(
