@@ -9,7 +9,6 @@ noise for the run; the Flower wrapper that applies it lives in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fedmodel.config import RunSettings
 from fedmodel.config.wording import decimals_up, plural
@@ -17,10 +16,9 @@ from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import check_prv_steps
 from fedmodel.privacy.calibration import calibrate_noise
 from fedmodel.privacy.client_plan import PrivacyPlan, choose_delta
-from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY, STEPS_KEY
+from fedmodel.privacy.figure_keys import EPSILON_KEY, STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_shortfall
 from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, read_record
-from fedmodel.privacy.modes import privacy_mode
 
 CLIENT_LEVEL_ID = "all-clients"
 # Strategies whose aggregate is a plain (re-weightable) FedAvg mean; a server
@@ -135,27 +133,3 @@ def clipped_count_stddev(
             )
         return chosen
     return max(expected_clients / 20, noise_multiplier)
-
-
-def privacy_guarantee(
-    settings: RunSettings, clients: dict[int, dict[str, float]]
-) -> dict[str, Any]:
-    """The run-level statement for summary.json: what is protected, at what cost.
-
-    Record-level: each client's own records, the largest client epsilon.
-    Client-level: every client's whole contribution, one epsilon for all.
-    `unstated` says why a private run states no epsilon where a ledger that
-    holds its charges could not be read (None otherwise).
-    """
-    privacy = settings.privacy
-    level = privacy_mode(privacy).guarantee
-    epsilons = [c[EPSILON_KEY] for c in clients.values() if EPSILON_KEY in c]
-    deltas = [c[DELTA_KEY] for c in clients.values() if DELTA_KEY in c]
-    return {
-        "level": level,
-        "target_epsilon": privacy.target_epsilon if level else None,
-        "epsilon": max(epsilons) if level and epsilons else None,
-        "delta": max(deltas) if level and deltas else None,
-        "accountant": privacy.accountant if level else None,
-        "unstated": None,
-    }

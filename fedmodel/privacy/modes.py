@@ -9,9 +9,11 @@ mode's name, so a new mode is one entry here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from fedmodel.config import PrivacySettings
+from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.figure_keys import DELTA_KEY, EPSILON_KEY
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,27 @@ def privacy_mode(privacy: PrivacySettings) -> PrivacyMode:
         raise FedmodelError(
             f"privacy.mode must be one of {list(PRIVACY_MODES)}, got {privacy.mode!r}"
         ) from None
+
+
+def privacy_guarantee(
+    settings: RunSettings, clients: dict[int, dict[str, float]]
+) -> dict[str, Any]:
+    """The run-level statement for summary.json: what is protected, at what cost.
+
+    Record-level: each client's own records, the largest client epsilon.
+    Client-level: every client's whole contribution, one epsilon for all.
+    `unstated` is None here: `run/summary.py` says in it why a private run
+    states no epsilon, where a ledger that holds its charges could not be read.
+    """
+    privacy = settings.privacy
+    level = privacy_mode(privacy).guarantee
+    epsilons = [c[EPSILON_KEY] for c in clients.values() if EPSILON_KEY in c]
+    deltas = [c[DELTA_KEY] for c in clients.values() if DELTA_KEY in c]
+    return {
+        "level": level,
+        "target_epsilon": privacy.target_epsilon if level else None,
+        "epsilon": max(epsilons) if level and epsilons else None,
+        "delta": max(deltas) if level and deltas else None,
+        "accountant": privacy.accountant if level else None,
+        "unstated": None,
+    }

@@ -34,6 +34,7 @@ from fedmodel.privacy.ledger_reset import (
     ledger_status,
     reset_count,
 )
+from fedmodel.privacy.modes import privacy_guarantee
 from fedmodel.run.layout import SUMMARY_FILE, simulated_client_dir
 from fedmodel.run.metrics import write_json
 
@@ -172,10 +173,6 @@ def guarantee(settings: RunSettings, rows: list[dict[str, Any]]) -> dict[str, An
     A ledger in the run folder that cannot be read leaves no epsilon stated
     (`unstated` says which), never the smaller figure the replies carried.
     """
-    # Imported here: the accountants load Opacus and torch, which the readers
-    # of a finished run's summary (`fedmodel resume`, sweep-report) never need.
-    from fedmodel.privacy.client_level import privacy_guarantee
-
     charged: dict[int, dict[str, float]] = {}
     for row in rows:
         figures = {EPSILON_KEY: charged_epsilon(row), DELTA_KEY: charged_delta(row)}
