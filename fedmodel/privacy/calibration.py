@@ -35,9 +35,10 @@ def calibrate_noise(
     steps: int,
     accountant: str,
 ) -> float:
-    """Return the smallest noise multiplier meeting the target (within 0.01 epsilon).
+    """Return the smallest noise multiplier meeting the target, within tolerance.
 
-    The result is checked with `epsilon_for`: it never spends more than
+    The tolerance is `noise_search`'s: 0.01 epsilon, or 1% of a target below
+    1. The result is checked with `epsilon_for`: it never spends more than
     `target_epsilon` after `steps` steps. Results are remembered per process:
     a client plans every round, and PRV takes seconds per calibration.
     """
