@@ -65,8 +65,12 @@ def archive_ledger(state_dir: Path) -> tuple[LedgerStatus | None, Path]:
     Returns what the archived ledger had spent (None for a ledger that cannot
     be read or was edited: archived as it is, what it spent unknown) and where
     it went; its record digests, if any, go beside it. Holds the ledger's
-    lock, so a round charging at the same moment either lands in the archived
-    file or starts the new one; it is never lost between them.
+    lock, so a round charging at the same moment is never lost between the
+    two files: it lands in the archived one, or, where it opened the ledger
+    before the reset, it finds the file gone and writes the archived rounds
+    back with its own (`ledger_commit`, which logs it), an over-count that
+    undoes the reset; a round that opens the ledger after it starts the new
+    budget.
     """
     path = _ledger_path(state_dir)
     # The accountant `_status` asks loads Opacus, seconds of imports (4 to 8 s
