@@ -8,7 +8,11 @@ so nothing here imports Opacus or torch.
 from __future__ import annotations
 
 from fedmodel.client.site import DATA_FILE, DELTA, SiteConfig, site_setting
-from fedmodel.config.delta_rule import delta_or_default, weak_delta_warning
+from fedmodel.config.delta_rule import (
+    below_one_over_n,
+    delta_or_default,
+    weak_delta_warning,
+)
 from fedmodel.errors import FedmodelError
 
 
@@ -18,7 +22,7 @@ def check_site_delta(site: SiteConfig, *, records: int) -> None:
     Checked at launch and in each round (the file may have changed): it names
     the site's own setting, not `privacy.target_delta`, which never reaches it.
     """
-    if site.delta is not None and site.delta * records >= 1:
+    if site.delta is not None and not below_one_over_n(site.delta, records):
         raise FedmodelError(
             f"{site_setting(DELTA)}: {site.delta:g} is not below 1/n = "
             f"1/{records} for the {records} records of the site's {DATA_FILE}: "

@@ -19,6 +19,17 @@ def default_delta(n: int) -> float:
     return 1.0 / (10 * n)
 
 
+def below_one_over_n(delta: float, n: int) -> bool:
+    """Whether `delta` is in (0, 1/n), the only deltas a client or site may use.
+
+    A delta of 1/n or more would allow releasing a whole record outright.
+    One rule for a run's clients (`privacy.client_plan.choose_delta`) and a
+    site's launch (`client.site_delta`), so a launch accepts no delta that
+    every round of the site would then refuse.
+    """
+    return 0.0 < delta < 1.0 / n
+
+
 def delta_or_default(delta: float | None, n: int) -> float:
     """`delta`, or the default for `n` records where none is set (a site's rounds)."""
     return default_delta(n) if delta is None else delta

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedmodel.config import RunSettings
-from fedmodel.config.delta_rule import default_delta
+from fedmodel.config.delta_rule import below_one_over_n, default_delta
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import check_prv_steps
 from fedmodel.privacy.calibration import calibrate_noise
@@ -46,7 +46,7 @@ def choose_delta(
         )
     if requested is None:
         return default_delta(num_records)
-    if not 0.0 < requested < 1.0 / num_records:
+    if not below_one_over_n(requested, num_records):
         raise FedmodelError(
             f"delta {requested:g} is not below 1/n = 1/{num_records} for {who}: "
             f"set privacy.target_delta below {1.0 / num_records:g} "

@@ -34,6 +34,7 @@ from fedmodel.client.site_agreement import (
     check_site_labels,
 )
 from fedmodel.client.site_data import load_site_records
+from fedmodel.client.site_delta import check_site_delta
 from fedmodel.config import (
     RunSettings,
     from_run_config,
@@ -57,6 +58,7 @@ from fedmodel.federation.messages import (
 from fedmodel.model.finetune import prepare_for_finetuning
 from fedmodel.model.head import trainable_state
 from fedmodel.model.load import build_classifier, load_tokenizer
+from fedmodel.privacy.client_plan import choose_delta
 from fedmodel.privacy.figure_keys import ROUND_STEPS_KEY
 from fedmodel.privacy.ledger_holding import ledger_regression
 from fedmodel.privacy.ledger_reset import archive_ledger, ledger_status
@@ -568,6 +570,26 @@ def test_a_sites_delta_not_below_1_over_n_names_the_sites_own_setting(
     ) in reply.error.reason
     assert "privacy.target_delta" not in reply.error.reason
     assert not (state / "privacy_ledger.json").exists()
+
+
+def test_a_site_launch_refuses_each_delta_its_rounds_refuse(tmp_path: Path) -> None:
+    # The float 1/49 lies a hair below 1/49, so 49 times it rounds to just
+    # under 1: the launch's own product passed it, while every round's
+    # choose_delta refused it, naming the server's privacy.target_delta,
+    # which never reaches a site. One rule now answers both.
+    site = SiteConfig(
+        0, tmp_path / "data.csv", tmp_path / "state", max_epsilon=1.0, delta=1 / 49
+    )
+    with pytest.raises(
+        FedmodelError,
+        match=re.escape(
+            f"--delta (node config delta): {1 / 49:g} is not below 1/n = 1/49"
+        ),
+    ):
+        check_site_delta(site, records=49)
+    with pytest.raises(FedmodelError, match="is not below 1/n = 1/49"):
+        choose_delta(49, 1 / 49, client_id="0")
+    check_site_delta(dataclasses.replace(site, delta=1 / 50), records=49)
 
 
 def test_a_sites_weak_delta_is_said_once_naming_its_own_option(
