@@ -73,9 +73,10 @@ def ledger_regression(
     less epsilon, than were recorded for it has lost charges: its ledger was
     deleted, replaced or edited. Only a raised reset count (`fedmodel ledger
     reset` archives the old ledger) starts a site's budget again. `in_a_run`:
-    the client is a simulated one, whose folder in the run `fedmodel ledger
-    reset` refuses: it trains on the same records all run, so a ledger
-    archived there by hand starts no new budget, and its way out is a new run.
+    the ledger is a run's, a simulated client's or the server's client-level
+    one (`ledger_shortfall` asks for both), whose folder `fedmodel ledger
+    reset` refuses: a ledger archived there by hand starts no new budget, and
+    the way out the returned words give is a new run.
     """
     if previous is None or EPSILON_KEY not in previous or EPSILON_KEY not in figures:
         return None
