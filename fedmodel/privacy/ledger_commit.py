@@ -2,7 +2,9 @@
 
 Read-modify-write from disk, so another process's charges to the same file
 stay; a file that no longer holds this process's charges is refused, never
-overwritten. The write is durable before it returns, or it raises.
+overwritten, and one that vanished (deleted, or archived by a reset since
+this process opened it) is written again with them. The write is durable
+before it returns, or it raises.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ def commit_change(
 
 
 def _with_disk_history(path: Path, mine: LedgerRecord) -> LedgerRecord:
+    """`mine` with the history on disk, which must begin with `mine`'s.
+
+    A file that is gone gives `mine` as it is: its charges are written back
+    (an over-count where a reset archived them, never a loss).
+    """
     if not path.exists():
         if mine.history:
             logger.warning(
