@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fedmodel.cli.errors import EXIT_OK
 from fedmodel.cli.paths import user_path
-from fedmodel.config.wording import decimals_up, plural
+from fedmodel.config.wording import decimals_up, plural, three_digits_up
 from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _spent(status: LedgerStatus, *, limit: str, which_round: str) -> str:
     """
     spent = (
         f"epsilon {decimals_up(status.epsilon, 4)} spent at delta "
-        f"{status.delta:.3g} in "
+        f"{three_digits_up(status.delta)} in "
         f"{status.rounds} {plural(status.rounds, 'round')}; {limit}"
     )
     if status.budget_exhausted:

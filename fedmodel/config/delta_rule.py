@@ -7,7 +7,7 @@ imports neither Opacus nor torch.
 
 from __future__ import annotations
 
-from fedmodel.config.wording import plural
+from fedmodel.config.wording import plural, three_digits_up
 
 # Above this delta, the chance that a guarantee fails outright is too high for
 # it to protect anyone (`weak_delta_warning` says so).
@@ -66,8 +66,9 @@ def weak_delta_warning(
         held = f"{n} {plural(n, 'record')}"
         fix = "set privacy.target_delta=1e-5 (at a deployed site, its --delta 1e-5)"
         bound = "below 1/n for every client, n its records"
+    stated = three_digits_up(delta)
     return (
-        f"{who} ({held}): delta {delta:.3g} is above {WEAK_DELTA:g}, so its "
-        f"epsilon may fail to hold with probability up to {delta:.3g}. For a "
+        f"{who} ({held}): delta {stated} is above {WEAK_DELTA:g}, so its "
+        f"epsilon may fail to hold with probability up to {stated}. For a "
         f"meaningful guarantee {fix}: a fixed delta must be {bound}"
     )

@@ -1,7 +1,7 @@
 """How fedmodel's messages count things: one record, two records, the first ten.
 
 And how they state a bound: rounded up, never below it (`decimals_up`,
-`two_digits_up`, `power_of_ten_up`).
+`two_digits_up`, `three_digits_up`, `power_of_ten_up`).
 
 In `config/`, the lowest package that words messages, so every layer above
 can import it.
@@ -43,9 +43,22 @@ def two_digits_up(value: float) -> str:
 
     The model card's figures: 7.9945 states "8", 0.4512 "0.46", 12.31 "13".
     """
+    return f"{_significant_up(value, 2).normalize():f}"
+
+
+def three_digits_up(value: float) -> str:
+    """`value` rounded up to three significant digits, written as `:.3g` would.
+
+    A delta in a table or a line: 1/1200 states 0.000834 (to the nearest,
+    0.000833, a smaller chance of failure than the one run), 1/29180 3.43e-05.
+    """
+    return f"{float(_significant_up(value, 3)):.3g}"
+
+
+def _significant_up(value: float, digits: int) -> Decimal:
     exact = Decimal(repr(value))
-    quantum = Decimal(1).scaleb(exact.adjusted() - 1)
-    return f"{exact.quantize(quantum, rounding=ROUND_CEILING).normalize():f}"
+    quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+    return exact.quantize(quantum, rounding=ROUND_CEILING)
 
 
 def power_of_ten_up(value: float) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedmodel.config.wording import decimals_up
+from fedmodel.config.wording import decimals_up, three_digits_up
 from fedmodel.data.clients import load_client_data
 from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
 from fedmodel.research import audit_defaults
@@ -155,7 +155,7 @@ def render_audit(report: AuditReport) -> str:
         "claimed: no DP (privacy=off), epsilon unbounded"
         if claimed is None
         else f"claimed: {report.privacy_level}-level epsilon "
-        f"{decimals_up(claimed, 3)} at delta {report.delta:.3g}"
+        f"{decimals_up(claimed, 3)} at delta {three_digits_up(report.delta)}"
     )
     lines = [f"audit of {report.run_dir}, client {report.client}", promise]
     attacks = [("records", report.records)]

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from fedmodel.config import PrivacySettings, RunSettings
 from fedmodel.config.delta_rule import WEAK_DELTA
-from fedmodel.config.wording import decimals_up, plural
+from fedmodel.config.wording import decimals_up, plural, three_digits_up
 from fedmodel.privacy.accountants import PRV_MAX_STEPS, prv_takes
 from fedmodel.privacy.calibration import ACCOUNTANTS
 from fedmodel.privacy.client_plan import planned_rounds
@@ -112,11 +112,12 @@ def plan_tables(settings: RunSettings, plans: list[ClientPlan]) -> list[Table]:
                 f"[red]FLAGGED: {plan.problem}[/red]",
             )
             continue
+        assert plan.delta is not None  # every plan without a problem has one
         overview.add_row(
             plan.label,
             str(plan.num_records),
             f"{plan.one_over_n:.3g}",
-            f"{plan.delta:.3g}",
+            three_digits_up(plan.delta),
             f"{plan.sample_rate:.4g}",
             str(plan.steps_per_round),
             f"{plan.noise_multiplier:.4f}",

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from fedmodel.config.wording import decimals_up, power_of_ten_up, two_digits_up
+from fedmodel.config.wording import (
+    decimals_up,
+    power_of_ten_up,
+    three_digits_up,
+    two_digits_up,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,6 +42,25 @@ def test_decimals_up_never_states_less(value: float, places: int, stated: str) -
 def test_two_digits_up_keeps_two_significant_digits(value: float, stated: str) -> None:
     # The model card's figures, as the card gave them before the move here.
     assert two_digits_up(value) == stated
+    assert float(stated) >= value
+
+
+@pytest.mark.parametrize(
+    ("value", "stated"),
+    [
+        (1 / 1200, "0.000834"),  # to the nearest, 0.000833: below the delta run
+        (1 / 1500, "0.000667"),
+        (1 / 29180, "3.43e-05"),
+        (1e-05, "1e-05"),
+        (0.001, "0.001"),
+        (0.0010004, "0.00101"),
+    ],
+)
+def test_three_digits_up_states_a_delta_never_below_it(
+    value: float, stated: str
+) -> None:
+    # A delta in privacy-plan's table, `ledger show` and the audit's line.
+    assert three_digits_up(value) == stated
     assert float(stated) >= value
 
 
