@@ -86,6 +86,13 @@ def test_the_noise_covers_the_norm_the_round_clipped_to(
     noise = aggregated.to_numpy_ndarrays()[0] - clipped_mean
     needed = dp.noise_multiplier * clipped_to / dp.num_sampled_clients
     assert noise.std() == pytest.approx(needed, rel=0.02)
+    # The ledger is charged at z for the update and the clipped count
+    # together; Flower's wrapper must raise the update's share to z_D =
+    # (z^-2 - (2 sigma_b)^-2)^-1/2 (Andrew et al., Theorem 1), else the
+    # count's release would be spent on top of what the ledger holds.
+    z, sigma_b = ledger.noise_multiplier, dp.clipped_count_stddev
+    assert dp.noise_multiplier == pytest.approx((z**-2 - (2 * sigma_b) ** -2) ** -0.5)
+    assert dp.noise_multiplier > z
     # The norm still adapts, for the next round, from the noised count of
     # clipped updates (the round's first draw), in the paper's direction:
     # every update was clipped, so it grows unless the count's noise took the
