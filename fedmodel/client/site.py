@@ -1,9 +1,11 @@
-"""A deployed site: its SuperNode's node config, its records and its own cap.
+"""A deployed site: its SuperNode's node config, its cap, the run-configs it refuses.
 
 At a site the ClientApp reads everything the site owns from the SuperNode's
 `--node-config`, never from the server: which file holds its records, where its
 privacy ledger lives, and the most privacy it will ever spend. The server's
-run-config says how to train; the site's cap bounds what that may cost.
+run-config says how to train; the site's cap bounds what that may cost, and a
+run-config that names files for the site to read, holds records out or trains
+without DP-SGD at the site is refused. The records are read in `site_data.py`.
 """
 
 from __future__ import annotations
