@@ -1,7 +1,9 @@
-"""A hash of a client's training records, which ties its privacy ledger to them.
+"""Hashes of a client's training records: the ledger's fingerprint, and one per record.
 
-Stored features are keyed on it too. Light on purpose: a site's round imports
-it without the data libraries.
+The fingerprint ties a privacy ledger to its records, and stored features are
+keyed on it too; the per-record digests say which records a site's ledgers
+charged (`privacy/charged_records.py`). Light on purpose: a site's round
+imports it without the data libraries.
 """
 
 from __future__ import annotations
