@@ -40,10 +40,13 @@ def cached_features(
     split: datasets.Dataset,
     state_dir: Path,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features of the client's records, computed once per run.
+    """Pooled features of the client's records, computed once for these records.
 
     The encoder is frozen in head mode, so its features never change; they are
-    kept in the client's own state directory, never sent.
+    kept in the client's own state directory, never sent, keyed by the
+    encoder's files, `task.max_length` and the records' fingerprint
+    (`features_path`). A site's state directory outlives runs, so a later
+    run on the same records and encoder embeds nothing.
     """
     fingerprint = data_fingerprint(split)
     cached = stored_features(settings, fingerprint=fingerprint, state_dir=state_dir)
