@@ -50,7 +50,9 @@ class RoundOutcome:
     budget_exhausted: bool = False
     privacy: dict[str, float] = field(default_factory=dict)
     compute_seconds: float = 0.0
-    # Building the model (or reading stored features) before training; local.
+    # Building the round's job before training; local. The model and what it
+    # reads: a head round's first embedding of every record, a text round's
+    # tokenization of every record (a simulated client's read of them too).
     prepare_seconds: float = 0.0
     # Central DP: the server's noise covers the weights only, not statistics.
     withhold_statistics: bool = False

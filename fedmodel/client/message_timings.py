@@ -29,8 +29,10 @@ def record_message_timings(
     starts one per message) to the start of the app's import: Python's start,
     Flower's imports and loading the app. `moments` are when the train handler
     started (the app's imports done), when the records were read and when the
-    round ended; `prepare_seconds` of the round built the model. The numbers
-    stay at the site.
+    round ended; `prepare_seconds` of the round built its job, the model and
+    its inputs (`RoundOutcome.prepare_seconds`: in head mode's first round the
+    records' embedding, with LoRA or full their tokenization, every round).
+    The numbers stay at the site.
     """
     import psutil
 
