@@ -27,8 +27,11 @@ def tokenize_texts(
 ) -> list[Encoded]:
     """Tokenize texts with truncation to `max_length` and no padding.
 
-    Each item holds "input_ids" and "attention_mask"; padding is left to
-    `PaddingCollator`, per batch.
+    Each item holds "input_ids" alone: without padding its attention mask
+    would be all ones, so `PaddingCollator` makes the mask with the padding,
+    per batch. Masks asked of the tokenizer, and copies of both lists, were
+    work a site's round paid twice over its records (benchmarks/site_round.py
+    times its tokenizing).
     """
     if max_length < 2:
         raise ValueError(
@@ -42,14 +45,9 @@ def tokenize_texts(
         max_length=max_length,
         padding=False,
         return_token_type_ids=False,
-        return_attention_mask=True,
+        return_attention_mask=False,
     )
-    return [
-        {"input_ids": list(ids), "attention_mask": list(mask)}
-        for ids, mask in zip(
-            encoded["input_ids"], encoded["attention_mask"], strict=True
-        )
-    ]
+    return [{"input_ids": ids} for ids in encoded["input_ids"]]
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ class EncodedTexts(Dataset[dict[str, Any]]):
         return len(self._encoded)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Return one example: input_ids, attention_mask and labels if there are any."""
+        """Return one example: its input_ids, and its label as labels if any."""
         example: dict[str, Any] = dict(self._encoded[index])
         if self._labels is not None:
             example["labels"] = self._labels[index]

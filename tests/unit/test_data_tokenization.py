@@ -18,9 +18,16 @@ def tokenizer() -> PreTrainedTokenizerBase:
 
 
 def test_tokenize_truncates_without_padding(tokenizer: PreTrainedTokenizerBase) -> None:
-    encoded = tokenize_texts(tokenizer, ["hi", "word " * 50], max_length=16)
+    texts = ["hi", "word " * 50]
+    encoded = tokenize_texts(tokenizer, texts, max_length=16)
     assert [len(item["input_ids"]) for item in encoded] == [3, 16]
-    assert encoded[0]["attention_mask"] == [1, 1, 1]
+    # The ids alone (a mask of ones per text was work for nothing); the
+    # collator makes the mask with the padding: the batch the tokenizer pads.
+    assert all(set(item) == {"input_ids"} for item in encoded)
+    padded = tokenizer(texts, padding=True, truncation=True, max_length=16)
+    batch = PaddingCollator(pad_token_id=tokenizer.pad_token_id)(encoded)
+    assert batch["input_ids"].tolist() == padded["input_ids"]
+    assert batch["attention_mask"].tolist() == padded["attention_mask"]
     assert tokenize_texts(tokenizer, [], max_length=16) == []
 
 
