@@ -1,12 +1,14 @@
-"""One client's local round: load its records, fine-tune, charged under DP-SGD.
+"""One client's local round: fine-tune or distil on its records, charged under DP-SGD.
 
-No Flower imports: the ClientApp hands in weights and settings and wraps the
-returned `RoundOutcome` in a reply. Only the trainable weights and numbers leave
-this module; records, token ids and features stay in the client's process and
-its state directory. What trains is a job (`client/jobs.py`); with DP-SGD the
-round is charged and wrapped by `client/private_round.py`. The data library
-is imported only when a simulated client loads its partition: a head-mode
-round on features already on disk trains without it or transformers.
+No Flower imports: the ClientApp hands in weights and settings (and a site's
+records, read by `client/site_data.py`; a simulated client's are loaded here)
+and wraps the returned `RoundOutcome` in a reply. Only the trainable weights
+and numbers leave this module; records, token ids and features stay in the
+client's process and its state directory. What trains is a job
+(`client/jobs.py`); with DP-SGD the round is charged and wrapped by
+`client/private_round.py`. The data library is imported only when a simulated
+client loads its partition: a head-mode round on features already on disk
+trains without it or transformers.
 """
 
 from __future__ import annotations
