@@ -8,11 +8,16 @@ privacy ledger to its data) and the dropout before the classification layer.
 
 Features are keyed on the encoder's files (`encoder_identity`: its weights,
 config and tokenizer), not only on its settings, so new files at the same
-`model.path` embed afresh. A deployed
-site also keeps an index from its data file to the features, keyed by the
-file's bytes and every setting that shapes the training split or the features
-(encoder, max length, columns, labels, validation share, seed). Any change of
-model or data misses the index, and the site embeds afresh.
+`model.path` embed afresh. A deployed site also keeps an index from its data
+file to the features, keyed by the file's bytes and the settings that shape
+its records or their features (encoder, max length, columns, labels), so a
+later round finds them without reading the file. The key also holds the
+validation share, seed and batch size, which shaped a site's split when it
+held records out; a site now trains on every record, so a change of them only
+has the site read its file and build the encoder again, which then finds the
+same features by their fingerprint (the tiny test model's weights follow the
+seed, so for it a new seed is a new encoder). Any change of model or data
+misses the index, and the site embeds afresh.
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ def write_features(path: Path, stored: StoredFeatures) -> None:
 
 
 def site_file_key(settings: RunSettings, data_file: Path) -> str:
-    """A key of a site's data file's bytes and the settings its split depends on."""
+    """A key of a site's data file's bytes and the settings of its index (above)."""
     task = settings.task
     digest = hashlib.sha256(
         json.dumps(
