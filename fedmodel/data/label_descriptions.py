@@ -18,7 +18,7 @@ from fedmodel.config import TaskSettings
 from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.file_cells import label_cells, require_column, text_cells
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
-from fedmodel.data.label_warnings import class_written
+from fedmodel.data.label_likeness import class_written
 from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
-
-import datasets
 
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import first_ten, plural
-from fedmodel.data.splits import TaskData, label_names_of
+from fedmodel.data.label_likeness import case_key, number_key
+from fedmodel.data.splits import TaskData, held_label_names
+from fedmodel.data.test_labels import warn_test_only_labels, warn_untested_classes
 
 logger = logging.getLogger(__name__)
-# A whole number as an export may write it: signed, zero-padded, or with a
-# zero fraction (a column of codes written as floats: `3.0`).
-_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0*)?")
 
 
 def warn_labels(data: TaskData) -> None:
@@ -41,8 +35,8 @@ def warn_similar_labels(data: TaskData) -> None:
     which print the two alike.
     """
     for likeness, key in (
-        ("differ only in letter case, spaces or invisible characters", _case_key),
-        ("are one number written two ways", _number_key),
+        ("differ only in letter case, spaces or invisible characters", case_key),
+        ("are one number written two ways", number_key),
     ):
         groups: defaultdict[object, list[str]] = defaultdict(list)
         for name in data.label_names:
@@ -63,136 +57,6 @@ def warn_similar_labels(data: TaskData) -> None:
             )
 
 
-def _case_key(name: str) -> str:
-    # Invisible format characters (a zero-width space, a soft hyphen, a BOM
-    # pasted into a cell) make a label that prints as another one does.
-    visible = "".join(c for c in name if unicodedata.category(c) != "Cf")
-    return " ".join(visible.split()).casefold()
-
-
-def _number_key(name: str) -> int | None:
-    """The whole number a label writes (`3`, `3.0`, `003`), else None.
-
-    Only whole numbers: `1.1` and `1.10` may well be two sections' codes.
-    """
-    return int(name.split(".")[0]) if _WHOLE_NUMBER.fullmatch(name) else None
-
-
-def warn_test_only_labels(data: TaskData) -> None:
-    """Name the test split's labels that no training record has, once per run.
-
-    The labels that are no class of the model (the test split chooses none),
-    with the count of their records, which every score counts as errors; and,
-    where the server holds the training records (a simulation), the classes
-    that no training or validation record has (task.labels lists them).
-    """
-    classes = len(data.label_names)
-    others = sorted(_names(data.test) - set(data.label_names))
-    if others:
-        held = sum(label >= classes for label in data.test["label"])
-        logger.warning(
-            "%(count)d %(labels)s of the test file %(are)s no class of the "
-            "model, as no training or validation record holds %(them)s (the "
-            "test split chooses no class): %(others)s. %(held)d of its %(all)d "
-            "records %(hold)s %(them)s and %(count_as)s in the test accuracy "
-            "and macro-F1. %(fix)s",
-            {
-                "fix": _test_label_fix(others, data.label_names),
-                "count": len(others),
-                "labels": plural(len(others), "label"),
-                "are": plural(len(others), "is", "are"),
-                "them": plural(len(others), "it", "them"),
-                "others": first_ten(others),
-                "held": held,
-                "hold": plural(held, "holds", "hold"),
-                "count_as": plural(held, "counts as an error", "count as errors"),
-                "all": len(data.test),
-            },
-        )
-    if len(data.train) == 0:
-        return
-    trained = [data.train] if data.transfer is None else [data.train, data.transfer]
-    unseen = sorted(_names(data.test) - set(others) - _names(*trained))
-    if unseen:
-        logger.warning(
-            "%(count)d %(labels)s of the test file no training record has, so "
-            "the model cannot learn %(them)s and every test record of %(them)s "
-            "counts as an error: %(unseen)s. Add training records of %(them)s, "
-            "or leave %(them)s out of the test file",
-            {
-                "count": len(unseen),
-                "labels": plural(len(unseen), "label"),
-                "them": plural(len(unseen), "it", "them"),
-                "unseen": first_ten(unseen),
-            },
-        )
-
-
-def warn_untested_classes(data: TaskData) -> None:
-    """Name the model's classes that no record of the test file holds.
-
-    The test scores leave them out (scikit-learn's macro-F1 averages over the
-    labels answered and predicted): a file of one class scored a model that
-    always answers it 1.0 on both. Only for a files task's test file; in a
-    simulation only for the classes sites train (the others have their line).
-    """
-    if not data.has_sites:
-        return
-    # A deployment's server holds no site record: it names every class.
-    held = _names(data.train) if len(data.train) > 0 else set(data.label_names)
-    untested = [n for n in data.label_names if n in held - _names(data.test)]
-    tested = len(data.label_names) - len(untested)
-    if untested:
-        logger.warning(
-            "%d of the model's %d classes %s no record in the test file, so the "
-            "test accuracy and macro-F1 score %s: %s. Add test "
-            "records of each class to score them all",
-            len(untested),
-            len(data.label_names),
-            plural(len(untested), "has", "have"),
-            f"only the other {tested}" if tested else "none of them",
-            first_ten(untested),
-        )
-
-
-def _test_label_fix(others: list[str], classes: Sequence[str]) -> str:
-    """What to do about test labels no class is, naming those a class writes.
-
-    A test file exported apart from the sites' files may write their codes
-    as floats (`3.0` for `3`) or in another case: then its records count as
-    errors, and adding training records of `3.0`, the advice for a label the
-    sites lack, would make it a second class.
-    """
-    alike = {other: class_written(other, classes) for other in others}
-    shown = [f"{other!r} (the class {name!r})" for other, name in alike.items() if name]
-    them = plural(len(others) - len(shown), "it", "them")
-    lacked = f"add training records of {them}, or leave {them} out of the test file"
-    if not shown:
-        return lacked[0].upper() + lacked[1:]
-    fix = (
-        f"{', '.join(shown[:5])}{' ...' if len(shown) > 5 else ''} "
-        f"{plural(len(shown), 'is a class', 'are classes')} of the model written "
-        "another way (a number written as a float or zero-padded, or another "
-        "letter case or spacing): write the test file's labels as the training "
-        "files write them"
-    )
-    return fix if len(shown) == len(others) else f"{fix}; for the others, {lacked}"
-
-
-def class_written(label: str, classes: Sequence[str]) -> str | None:
-    """The class that `label` writes another way (`3.0`: `3`), if one does.
-
-    Case, spacing and invisible characters, or a number's form, as
-    `warn_similar_labels` compares labels.
-    """
-    for key in (_number_key, _case_key):
-        value = key(label)
-        found = [name for name in classes if value is not None and key(name) == value]
-        if found:
-            return found[0]
-    return None
-
-
 def warn_server_only_labels(data: TaskData) -> None:
     """Name the labels of `task.validation_file` that no site's file has.
 
@@ -203,7 +67,7 @@ def warn_server_only_labels(data: TaskData) -> None:
     """
     if not data.has_sites or len(data.train) == 0 or data.transfer is None:
         return
-    unseen = sorted(_names(data.transfer) - _names(data.train))
+    unseen = sorted(held_label_names(data.transfer) - held_label_names(data.train))
     if unseen:
         logger.warning(
             "%(count)d %(labels)s of task.validation_file no site's file has, "
@@ -237,7 +101,9 @@ def warn_unheld_labels(data: TaskData) -> None:
     splits = [data.train, data.test]
     if data.transfer is not None:
         splits.append(data.transfer)
-    unheld = [name for name in data.label_names if name not in _names(*splits)]
+    unheld = [
+        name for name in data.label_names if name not in held_label_names(*splits)
+    ]
     if unheld:
         logger.warning(
             "%(count)d %(labels)s of task.labels that no site's, test or "
@@ -253,15 +119,6 @@ def warn_unheld_labels(data: TaskData) -> None:
                 "unheld": first_ten(unheld),
             },
         )
-
-
-def _names(*splits: datasets.Dataset) -> set[str]:
-    """The names of the labels the records of `splits` carry.
-
-    By each split's own feature: the test split's names labels past the
-    model's classes too.
-    """
-    return {label_names_of(split)[i] for split in splits for i in set(split["label"])}
 
 
 def warn_sites_apart(data: TaskData) -> None:

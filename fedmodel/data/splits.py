@@ -105,3 +105,12 @@ def label_names_of(split: datasets.Dataset) -> tuple[str, ...]:
             f"fedmodel.data.splits.build_split (features: {split.features})"
         )
     return tuple(feature.names)
+
+
+def held_label_names(*splits: datasets.Dataset) -> set[str]:
+    """The names of the labels the records of `splits` carry.
+
+    By each split's own feature: the test split's names labels past the
+    model's classes too.
+    """
+    return {label_names_of(split)[i] for split in splits for i in set(split["label"])}
