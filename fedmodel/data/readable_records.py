@@ -19,6 +19,7 @@ from fedmodel.data.file_roles import check_transfer_file
 from fedmodel.data.label_descriptions import described_labels
 from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import load_task
+from fedmodel.data.test_labels import refuse_unscored_test_file
 from fedmodel.data.transfer_texts import transfer_file_texts
 
 
@@ -29,13 +30,16 @@ def check_readable_records(settings: RunSettings) -> None:
     reads it before the records. Every client's records load as the run loads
     them (`load_client_data`, cached for the checks after this; the task
     they are dealt from, `load_task`'s, for the ServerApp of this process).
-    Then the labels' descriptions (`check_described_labels`).
+    Then the labels' descriptions (`check_described_labels`), and a test
+    file none of whose records holds a class (`refuse_unscored_test_file`).
     """
     check_readable_transfer_file(settings)
     for client_id in range(settings.num_clients):
         load_client_data(settings, client_id)
     # Cached: the task the clients' records were dealt from.
-    check_described_labels(settings, load_task(settings.task, seed=settings.seed))
+    task = load_task(settings.task, seed=settings.seed)
+    check_described_labels(settings, task)
+    refuse_unscored_test_file(settings.task, task)
 
 
 def check_described_labels(settings: RunSettings, task: TaskData) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+from fedmodel.config import TaskSettings
 from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.label_likeness import class_written
 from fedmodel.data.splits import TaskData, held_label_names
+from fedmodel.errors import FedmodelError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +34,9 @@ def warn_test_only_labels(data: TaskData) -> None:
             "records %(hold)s %(them)s and %(count_as)s in the test accuracy "
             "and macro-F1. %(fix)s",
             {
-                "fix": _test_label_fix(others, data.label_names),
+                "fix": _test_label_fix(
+                    others, data.label_names, none_scored=held == len(data.test)
+                ),
                 "count": len(others),
                 "labels": plural(len(others), "label"),
                 "are": plural(len(others), "is", "are"),
@@ -93,16 +98,28 @@ def warn_untested_classes(data: TaskData) -> None:
         )
 
 
-def _test_label_fix(others: list[str], classes: Sequence[str]) -> str:
+def _test_label_fix(
+    others: list[str], classes: Sequence[str], *, none_scored: bool
+) -> str:
     """What to do about test labels no class is, naming those a class writes.
 
     A test file exported apart from the sites' files may write their codes
     as floats (`3.0` for `3`) or in another case: then its records count as
     errors, and adding training records of `3.0`, the advice for a label the
-    sites lack, would make it a second class.
+    sites lack, would make it a second class. Where no test record holds a
+    class (`none_scored`) and no label writes one, the file most likely codes
+    its labels otherwise (`0`, `1`, `2` beside the sites' names).
     """
     alike = {other: class_written(other, classes) for other in others}
     shown = [f"{other!r} (the class {name!r})" for other, name in alike.items() if name]
+    if none_scored and not shown:
+        return (
+            "The test file most likely codes its labels another way than the "
+            "training files (codes in one, names in the other, or another code "
+            "list), as none of its records holds a class of the model. Write "
+            "the test file's labels as the training files write them, the classes "
+            f"{first_ten(list(classes))}"
+        )
     them = plural(len(others) - len(shown), "it", "them")
     lacked = f"add training records of {them}, or leave {them} out of the test file"
     if not shown:
@@ -115,3 +132,33 @@ def _test_label_fix(others: list[str], classes: Sequence[str]) -> str:
         "files write them"
     )
     return fix if len(shown) == len(others) else f"{fix}; for the others, {lacked}"
+
+
+def refuse_unscored_test_file(task: TaskSettings, data: TaskData) -> None:
+    """Refuse a simulation none of whose test records holds a class of the model.
+
+    Every record would count as an error: the run's test accuracy and
+    macro-F1 would read 0 whatever the model learnt, and the sites' privacy
+    budget, charged for good, would be spent on a run that cannot be judged.
+    Most often the test file codes its labels otherwise; the fix is a
+    rewrite of that file, so `fedmodel simulate` refuses before any charge.
+    `fedmodel privacy-plan` plans the run and gives the warning
+    (`warn_test_only_labels`). Only where the label set comes from the sites'
+    files (under `task.labels`, a test label it lacks is refused as read).
+    """
+    classes = len(data.label_names)
+    labels = data.test["label"]
+    if task.test_file is None or len(data.train) == 0 or not labels:
+        return
+    if any(label < classes for label in labels):
+        return
+    others = sorted(held_label_names(data.test))
+    raise FedmodelError(
+        f"task.test_file: file {Path(task.test_file)}: none of its {len(labels)} "
+        "records holds a class of the model (no training or validation record "
+        f"holds its {plural(len(others), 'label')} {first_ten(others)}), so "
+        "every test record "
+        "would count as an error and the test accuracy and macro-F1 would read "
+        "0 once the sites had spent their privacy budget. "
+        + _test_label_fix(others, data.label_names, none_scored=True)
+    )

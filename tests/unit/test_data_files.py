@@ -501,6 +501,26 @@ def test_test_labels_that_write_a_class_another_way_are_named_as_such(
     )
 
 
+def test_a_test_file_coded_otherwise_is_named_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A team's test file coded 0, 1, 2 beside sites' names: every record an
+    # error, and the line said to add training records of '0', '1' and '2'.
+    a = _csv(tmp_path / "a.csv", [("fine day", "pos"), ("awful", "neg")])
+    test = _csv(tmp_path / "t.csv", [("good", "0"), ("bad", "1"), ("meh", "1")])
+    with caplog.at_level("WARNING", logger="fedmodel"):
+        warn_test_only_labels(load_task(_task([a], test), seed=0))
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.endswith(
+        "3 of its 3 records hold them and count as errors in the test accuracy "
+        "and macro-F1. The test file most likely codes its labels another way "
+        "than the training files (codes in one, names in the other, or another "
+        "code list), as none of its records holds a class of the model. Write "
+        "the test file's labels as the training files write them, the classes "
+        "['neg', 'pos']"
+    )
+
+
 def test_labels_of_task_labels_that_no_record_holds_are_named(
     tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -38,6 +38,7 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_proxy: None) -> P
     (tmp_path / "descriptions.csv").write_text("label,description\nyes,a yes\n")
     for name in ("site-0.csv", "site-1.csv", "test.csv"):
         (tmp_path / name).write_text("text,label\nhi,a\nho,b\nhe,a\nha,b\n")
+    (tmp_path / "coded-test.csv").write_text("text,label\nhi,0\nho,1\n")
     return tmp_path
 
 
@@ -64,6 +65,15 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_proxy: None) -> P
                 "distill.transfer_file={tmp}/site-0.csv",
             ],
             "is the same file as task.train_files[0]",
+        ),
+        (
+            # Codes beside the sites' names: every test record an error.
+            [
+                "task=files",
+                "task.train_files=[{tmp}/site-0.csv,{tmp}/site-1.csv]",
+                "task.test_file={tmp}/coded-test.csv",
+            ],
+            "coded-test.csv: none of its 2 records holds a class of the model",
         ),
         (["device=cuda:99"], "device=cuda:99 but this machine has"),
         (["task.label_descriptions={tmp}/nowhere.csv"], "task.label_descriptions"),
