@@ -58,10 +58,6 @@ def warn_unused_descriptions(
     unused = [name for name in described or {} if name not in classes]
     if not unused:
         return
-    shown = []
-    for name in unused[:5]:
-        meant = class_written(name, label_names)
-        shown.append(f"{name!r} (the class {meant!r}?)" if meant else repr(name))
     logger.warning(
         "%s: file %s describes %d %s the task has no class of, so %s unused: "
         "%s. Write a class's row as the train files write its label (case, "
@@ -72,8 +68,22 @@ def warn_unused_descriptions(
         len(unused),
         plural(len(unused), "label"),
         plural(len(unused), "its description is", "their descriptions are"),
-        ", ".join(shown) + (" ..." if len(unused) > 5 else ""),
+        _with_classes(unused, label_names, most=5),
     )
+
+
+def _with_classes(names: Sequence[str], classes: Sequence[str], *, most: int) -> str:
+    """The first `most` of `names`, each beside the class it writes another way.
+
+    `'7' (the class '007'?)`: a description for a class written as the train
+    files do not write it (`class_written`), said where the file is refused
+    and where it is warned of alike.
+    """
+    shown = []
+    for name in names[:most]:
+        meant = class_written(name, classes)
+        shown.append(f"{name!r} (the class {meant!r}?)" if meant else repr(name))
+    return ", ".join(shown) + (" ..." if len(names) > most else "")
 
 
 def described_labels(
@@ -99,8 +109,8 @@ def described_labels(
             f"{plural(len(missing), 'label')} "
             f"{first_ten(missing)}"
             + (
-                f" (it describes {first_ten(others)}"
-                ", which the task has not; labels are matched as written, case "
+                f" (it describes {_with_classes(others, label_names, most=10)}, "
+                "which the task has not; labels are matched as written, case "
                 "counting)"
                 if others
                 else ""

@@ -92,10 +92,30 @@ def test_label_descriptions_are_checked_with_the_files(
     task = _task([site], test_csv, label_descriptions=str(described))
     pattern = (
         r"labels.csv has no description of the label \['cardio'\] \(it "
-        r"describes \['Cardio'\], which the task has not; .*case counting\)"
+        r"describes 'Cardio' \(the class 'cardio'\?\), which the task has "
+        r"not; .*case counting\)"
     )
     with pytest.raises(FedmodelError, match=pattern):
         load_task(task, seed=0)
+
+
+def test_a_description_of_a_class_written_another_way_is_paired_with_it(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # The refusal listed '7' beside '007' without a word, where the warning
+    # of unused descriptions already paired them.
+    site = tmp_path / "site.csv"
+    site.write_text("text,label\nchest pain,007\nbroken hip,12\n")
+    test_csv.write_text("text,label\ngood,007\nbad,12\n")
+    described = tmp_path / "labels.csv"
+    described.write_text("label,description\n7,heart\n12,bones\n99,skin\n")
+    task = _task([site], test_csv, label_descriptions=str(described))
+    with pytest.raises(FedmodelError) as refused:
+        load_task(task, seed=0)
+    assert (
+        "has no description of the label ['007'] (it describes '7' (the class "
+        "'007'?), '99', which the task has not;"
+    ) in str(refused.value)
 
 
 def test_a_description_that_is_no_string_is_refused_by_row(
