@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import first_ten, plural
@@ -12,6 +12,10 @@ from fedmodel.data.splits import TaskData, held_label_names
 from fedmodel.data.test_labels import warn_test_only_labels, warn_untested_classes
 
 logger = logging.getLogger(__name__)
+# Words an export writes for an empty cell, compared in any letter case. A
+# blank cell and `NaN` are missing by the one rule (`MISSING_RULE`) and
+# refused; these are ordinary labels, named for what a class of them learns.
+_MISSING_WORDS = frozenset({"na", "n/a", "null", "none", "-"})
 
 
 def warn_labels(data: TaskData) -> None:
@@ -22,6 +26,7 @@ def warn_labels(data: TaskData) -> None:
     warn_unheld_labels(data)
     warn_similar_labels(data)
     warn_sites_apart(data)
+    warn_missing_like_labels(data)
 
 
 def warn_similar_labels(data: TaskData) -> None:
@@ -155,3 +160,39 @@ def warn_sites_apart(data: TaskData) -> None:
         plural(len(apart), "file shares", "files share"),
         shown + (" ..." if len(apart) > 5 else ""),
     )
+
+
+def warn_missing_like_labels(data: TaskData) -> None:
+    """Name the classes that read as a missing value exported as text (`NA`).
+
+    Such a label is a class as any other (docs/robustness.md's one rule
+    for missing cells), so records whose label was empty in the source
+    train the model to answer "missing". Counted over the records the
+    server holds (all the files in a simulation, its own in a deployment);
+    not refused, as a team may mean the class.
+    """
+    splits = [data.train, data.test]
+    if data.transfer is not None:
+        splits.append(data.transfer)
+    held = Counter(label for split in splits for label in split["label"])
+    found = [
+        (name, held[index])
+        for index, name in enumerate(data.label_names)
+        if name.casefold() in _MISSING_WORDS and held[index]
+    ]
+    if found:
+        logger.warning(
+            "the %s %s %s like a missing value exported as text, yet %s a "
+            "class of the model (every label but a blank cell or 'NaN' is read "
+            "as written). A class made of records without a label trains the "
+            "model to answer 'missing': if they have none, fill their labels "
+            "in or remove them; if %s meant, leave %s",
+            plural(len(found), "label", "labels"),
+            ", ".join(
+                f"{name!r} ({count} {plural(count, 'record')})" for name, count in found
+            ),
+            plural(len(found), "reads", "read"),
+            plural(len(found), "it is", "each is"),
+            plural(len(found), "the class is", "the classes are"),
+            plural(len(found), "it", "them"),
+        )

@@ -521,6 +521,27 @@ def test_a_test_file_coded_otherwise_is_named_as_such(
     )
 
 
+def test_labels_that_read_as_a_missing_value_are_named_with_their_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A label cell left empty in the source, exported as 'NA' or 'null', was
+    # trained as a class without a word: the model learnt to answer 'missing'.
+    rows = [("fine", "pos"), ("awful", "NA"), ("odd", "NA"), ("x", "null")]
+    a = _csv(tmp_path / "a.csv", [*rows, ("none at all", "Nausea"), ("y", "-")])
+    test = _csv(tmp_path / "t.csv", [("good", "pos"), ("meh", "NA")])
+    with caplog.at_level("WARNING", logger="fedmodel.data.label_warnings"):
+        warn_labels(load_task(_task([a], test), seed=0))
+    warned = [r.getMessage() for r in caplog.records if "missing" in r.getMessage()]
+    assert warned == [
+        "the labels '-' (1 record), 'NA' (3 records), 'null' (1 record) read "
+        "like a missing value exported as text, yet each is a class of the "
+        "model (every label but a blank cell or 'NaN' is read as written). A "
+        "class made of records without a label trains the model to answer "
+        "'missing': if they have none, fill their labels in or remove them; if "
+        "the classes are meant, leave them"
+    ]
+
+
 def test_labels_of_task_labels_that_no_record_holds_are_named(
     tmp_path: Path, server_csv: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
