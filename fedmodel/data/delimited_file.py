@@ -7,11 +7,12 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fedmodel.config.wording import plural
 from fedmodel.data.column_names import refuse_repeated_columns
-from fedmodel.data.text_file import decode_utf8, ended_lines
+from fedmodel.data.text_file import RECORD_LINES, decode_utf8, ended_lines
 from fedmodel.errors import FedmodelError
 
 
@@ -35,7 +36,7 @@ _SUFFIX_OF = {form.separator: form.suffix for form in (CSV, TSV)}
 def read_delimited(path: Path, raw: bytes, *, form: Delimited) -> pd.DataFrame:
     """A `form` (CSV or TSV) file's bytes as a table of strings, shape checked first."""
     text = decode_utf8(raw, source=f"file {path}")
-    _check_shape(path, text, form=form)
+    starts = _check_shape(path, text, form=form)
     try:
         # Every cell as a string, empty cells as "", so nothing is guessed.
         # Given bytes: pandas encodes a str source to UTF-8 to parse it anyway,
@@ -59,11 +60,16 @@ def read_delimited(path: Path, raw: bytes, *, form: Delimited) -> pd.DataFrame:
         ) from exc
     # Names without surrounding spaces ("text, label" has a column "label").
     table.columns = pd.Index([str(c).strip() for c in table.columns])
+    # Counted as pandas counts records: kept only where the counts agree.
+    if len(starts) == len(table):
+        table.attrs[RECORD_LINES] = np.array(starts)
     return table
 
 
-def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
-    """Refuse a header that repeats a name or is separated by another character.
+def _check_shape(path: Path, text: str, *, form: Delimited) -> list[int]:
+    """The line each record starts on, refusing a header or record pandas would misread.
+
+    First refuse a header that repeats a name or is separated by another character.
 
     Then refuse a record whose field count is not the header's: pandas would
     read a first record with one field too many as an index and shift every
@@ -81,14 +87,11 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
     lines = _LinesRead(text)
     reader = csv.reader(lines, delimiter=form.separator, strict=True)
     ended = 0  # the line the last record read ends on
+    starts: list[int] = []
     try:
         first = next(reader, [])
         ended = reader.line_num
-        _refuse_excel_separator_line(path, form.separator.join(first))
-        names = [name.strip() for name in first]
-        refuse_repeated_columns(path, names)
-        if len(names) == 1:
-            _refuse_other_separator(path, first[0], form=form)
+        names = _header_names(path, first, form=form)
         first_record = True
         blank_line = 0
         for fields in reader:
@@ -98,7 +101,10 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
                 # we; a quoted "" it reads as a record of an empty cell.
                 if not lines.last.strip():
                     blank_line = blank_line or reader.line_num
+                else:
+                    starts.append(start)
                 continue
+            starts.append(start)
             if blank_line and len(names) == 1:
                 raise _blank_cell_error(path, blank_line, names[0])
             if len(fields) != len(names):
@@ -117,6 +123,17 @@ def _check_shape(path: Path, text: str, *, form: Delimited) -> None:
         raise FedmodelError(
             f"file {path}, line {reader.line_num} is not valid {form.name} ({exc}){fix}"
         ) from exc
+    return starts
+
+
+def _header_names(path: Path, first: list[str], *, form: Delimited) -> list[str]:
+    """The header's names, refusing Excel's `sep=` line, a repeat, another separator."""
+    _refuse_excel_separator_line(path, form.separator.join(first))
+    names = [name.strip() for name in first]
+    refuse_repeated_columns(path, names)
+    if len(names) == 1:
+        _refuse_other_separator(path, first[0], form=form)
+    return names
 
 
 class _LinesRead:

@@ -17,6 +17,7 @@ import pandas as pd
 from fedmodel.config.wording import plural
 from fedmodel.data.file_formats import MISSING_RULE, ROW_CONVENTION, is_missing
 from fedmodel.data.label_form import composed
+from fedmodel.data.text_file import RECORD_LINES
 from fedmodel.errors import FedmodelError
 
 _SHOWN_ROWS = 5
@@ -94,7 +95,14 @@ def column_cells(
         rows = [row for row, value in enumerate(values, start=1) if test(value)]
         if rows:
             raise _refused(
-                rows, problem, fix, role=role, column=column, path=path, key=key
+                rows,
+                problem,
+                fix,
+                table=table,
+                role=role,
+                column=column,
+                path=path,
+                key=key,
             )
     return values
 
@@ -119,7 +127,16 @@ def text_cells(
             "numbers or true/false, not strings,",
         )
         fix = ("write it as a string", "write them as strings")
-        raise _refused(rows, problem, fix, role=role, column=column, path=path, key=key)
+        raise _refused(
+            rows,
+            problem,
+            fix,
+            table=table,
+            role=role,
+            column=column,
+            path=path,
+            key=key,
+        )
     return texts
 
 
@@ -139,16 +156,37 @@ def label_cells(table: pd.DataFrame, column: str, *, path: Path, key: str) -> li
             'write them as strings ("true" / "false", or the classes they mean)',
         )
         raise _refused(
-            rows, problem, fix, role="label", column=column, path=path, key=key
+            rows,
+            problem,
+            fix,
+            table=table,
+            role="label",
+            column=column,
+            path=path,
+            key=key,
         )
     return [_label_text(value) for value in values]
 
 
-def shown_rows(rows: Sequence[int]) -> str:
-    """The first few row numbers, and how many more."""
-    shown = ", ".join(str(row) for row in rows[:_SHOWN_ROWS])
-    more = len(rows) - _SHOWN_ROWS
+def _shown(numbers: Sequence[int]) -> str:
+    """The first few row or line numbers, and how many more."""
+    shown = ", ".join(str(number) for number in numbers[:_SHOWN_ROWS])
+    more = len(numbers) - _SHOWN_ROWS
     return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _starting_lines(table: pd.DataFrame, rows: Sequence[int]) -> str:
+    """`, starting on line N of the file` for `rows`, where the reader kept lines.
+
+    A CSV or TSV record may span lines (a quoted note's line breaks), and
+    JSONL skips blank lines: the row is not the line an editor shows. A
+    Parquet table has no lines, and says none.
+    """
+    lines = table.attrs.get(RECORD_LINES)
+    if not isinstance(lines, np.ndarray) or len(lines) != len(table):
+        return ""
+    starts = [int(lines[row - 1]) for row in rows]
+    return f", starting on {plural(len(rows), 'line')} {_shown(starts)} of the file"
 
 
 def _refused(
@@ -156,6 +194,7 @@ def _refused(
     problem: Wording,
     fix: Wording,
     *,
+    table: pd.DataFrame,
     role: str,
     column: str,
     path: Path,
@@ -164,12 +203,15 @@ def _refused(
     """One line naming the file, the column and the rows whose cells are `problem`.
 
     `problem` and `fix` are worded for one row and for more, or alike for both.
+    The rows count `table`'s records; the lines they start on follow where
+    its file has lines (`_starting_lines`).
     """
     n = len(rows)
     return FedmodelError(
         f"{key}: file {path} has {n} {plural(n, role)} that "
         f"{plural(n, 'is', 'are')} {_in_number(n, problem)} in column {column!r} at "
-        f"{plural(n, 'row')} {shown_rows(rows)} ({ROW_CONVENTION}); "
+        f"{plural(n, 'row')} {_shown(rows)} ({ROW_CONVENTION})"
+        f"{_starting_lines(table, rows)}; "
         f"{_in_number(n, fix)} or remove {plural(n, 'that row', 'those rows')}"
     )
 

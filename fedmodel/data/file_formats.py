@@ -3,7 +3,8 @@
 Row numbers in messages count records, not lines: the first record is row 1,
 and a CSV or TSV header, a blank line and the line breaks inside a quoted
 text are not counted (a spreadsheet shows row N one below, under its header).
-Errors about a file's syntax name the line instead.
+A cell's error in a CSV, TSV or JSONL file names the line its row starts on
+too (`file_cells.py`); errors about a file's syntax name the line instead.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fedmodel.config.wording import plural
-from fedmodel.data.text_file import decode_utf8, text_lines
+from fedmodel.data.text_file import RECORD_LINES, decode_utf8, text_lines
 from fedmodel.errors import FedmodelError
 
 # JSON's names for what a line may hold instead of an object; null, true and
@@ -24,6 +25,7 @@ _JSON_KINDS: dict[type, str] = {
 def read_jsonl(path: Path, raw: bytes) -> pd.DataFrame:
     """A JSONL file's bytes, one record per non-blank line, each a JSON object."""
     records: list[dict[str, object]] = []
+    starts: list[int] = []
     text = decode_utf8(raw, source=f"file {path}")
     for line_number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
@@ -53,7 +55,10 @@ def read_jsonl(path: Path, raw: bytes) -> pd.DataFrame:
                 "(the text's, and the label's in a labelled file) as its keys"
             )
         records.append(record)
-    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+        starts.append(line_number)
+    table = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    table.attrs[RECORD_LINES] = np.array(starts)
+    return table
 
 
 def _json_kind(value: object) -> str:

@@ -189,7 +189,8 @@ def test_a_spreadsheets_error_value_is_refused_as_a_label_or_text(
         f"task.train_files[0]: file {site} has 2 labels that are spreadsheet "
         "error values (#N/A, #VALUE! and the like: their formulas failed) in "
         "column 'label' at rows 4, 5 (records counted from 1, not lines: no "
-        "header or blank line counts); fix the formulas and export again or "
+        "header or blank line counts), starting on lines 5, 6 of the file; fix "
+        "the formulas and export again or "
         "remove those rows"
     )
     texts = _write(tmp_path / "in.jsonl", [("hello", "x"), (" #VALUE! ", "y")])

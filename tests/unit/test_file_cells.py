@@ -224,3 +224,31 @@ def test_texts_differing_only_in_surrounding_spaces_are_one_record(
     assert "holds 1 record repeating the text" in warned[0]
     assert warned[1].startswith("1 of the 2 records of task.train_files[1] (")
     assert "distill.transfer_file" in warned[1]
+
+
+def test_a_missing_cell_is_named_by_its_row_and_the_line_it_starts_on(
+    tmp_path: Path, test_csv: Path
+) -> None:
+    # Before: "at row 3" alone, in a CSV of multi-line notes where record 3
+    # starts on line 7: an editor's line 3 is inside the first note.
+    notes = '"chest pain,\nworse on exertion",1\n"hip\n\nafter a fall",2\n'
+    site = tmp_path / "site.csv"
+    site.write_text("text,label\n" + notes + '"rash\nspreading",\n\nfever,1\n')
+    with pytest.raises(FedmodelError) as refused:
+        load_task(_task([site], test_csv), seed=0)
+    assert (
+        "has 1 label that is missing (null, a NaN number, blank, or the text "
+        "'NaN' in any case) in column 'label' at row 3 (records counted from 1, "
+        "not lines: no header or blank line counts), starting on line 7 of the "
+        "file; fill it in or remove that row"
+    ) in str(refused.value)
+    # JSONL: a record a line, blank lines skipped; the line is said.
+    lines = ['{"text": "a", "label": 1}', "", '{"text": "b", "label": null}']
+    (tmp_path / "site.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FedmodelError, match=r"at row 2 \(.*\), starting on line 3 "):
+        load_task(_task([tmp_path / "site.jsonl"], test_csv), seed=0)
+    # Parquet has no lines: the row alone.
+    table = pd.DataFrame({"text": ["a", "b"], "label": ["1", None]})
+    table.to_parquet(tmp_path / "site.parquet")
+    with pytest.raises(FedmodelError, match=r"at row 2 \([^)]*\); fill it in"):
+        load_task(_task([tmp_path / "site.parquet"], test_csv), seed=0)
