@@ -17,7 +17,7 @@ import yaml
 
 from fedmodel.cli.main import run_command
 from fedmodel.config import compose_config
-from fedmodel.config.wording import decimals_up
+from fedmodel.config.wording import decimals_up, three_digits_up
 from fedmodel.federation.simulation import simulate
 from fedmodel.privacy.sampling import sample_rate_for
 from fedmodel.run.layout import simulated_client_dir
@@ -90,6 +90,7 @@ def test_printed_plan_is_what_sites_of_unequal_sizes_are_charged(
         state_dir = simulated_client_dir(run_dir, plan["client"])
         assert run_command(["ledger", "show", "--state-dir", str(state_dir)]) == 0
         said = capsys.readouterr().out
-        # `ledger show` rounds the epsilon up: a stated epsilon stays a bound.
+        # `ledger show` rounds the epsilon and the delta up: a stated bound
+        # stays a bound.
         assert f"epsilon {decimals_up(charged[-1]['epsilon'], 4)} spent" in said
-        assert f"at delta {plan['delta']:.3g} in 2 rounds" in said
+        assert f"at delta {three_digits_up(plan['delta'])} in 2 rounds" in said

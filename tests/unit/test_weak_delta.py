@@ -19,6 +19,7 @@ import pytest
 from fedmodel.cli.main import run_command
 from fedmodel.client.private_round import PrivateRound
 from fedmodel.config.delta_rule import weak_delta_warning
+from fedmodel.config.wording import three_digits_up
 from fedmodel.federation.central_dp import ClientLevelDPStrategy
 from fedmodel.federation.strategy import BudgetAwareStrategy
 from fedmodel.federation.strategy_choice import build_strategy
@@ -87,7 +88,7 @@ def test_privacy_plan_warns_of_a_weak_delta_and_still_plans(
         said = plan["delta_warning"]
         assert said.startswith(
             f"client {plan['client']} ({plan['num_records']} records): delta "
-            f"{plan['delta']:.3g} is above 0.001"
+            f"{three_digits_up(plan['delta'])} is above 0.001"
         )
         assert said in " ".join(err.split())  # on the console too, once
         assert " ".join(err.split()).count(said) == 1
