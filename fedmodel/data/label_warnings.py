@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.label_likeness import case_key, number_key
+from fedmodel.data.scored_labels import warn_test_only_labels, warn_untested_classes
 from fedmodel.data.splits import TaskData, held_label_names
-from fedmodel.data.test_labels import warn_test_only_labels, warn_untested_classes
 
 logger = logging.getLogger(__name__)
 # Words an export writes for an empty cell, compared in any letter case. A

@@ -17,9 +17,9 @@ from fedmodel.config import RunSettings
 from fedmodel.data.clients import load_client_data
 from fedmodel.data.file_roles import check_transfer_file
 from fedmodel.data.label_descriptions import described_labels
+from fedmodel.data.scored_labels import refuse_unscored_test_file
 from fedmodel.data.splits import TaskData
 from fedmodel.data.tasks import load_task
-from fedmodel.data.test_labels import refuse_unscored_test_file
 from fedmodel.data.transfer_texts import transfer_file_texts
 
 

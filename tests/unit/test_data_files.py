@@ -19,10 +19,10 @@ from fedmodel.data.file_roles import (
     warn_pooled_files,
 )
 from fedmodel.data.label_warnings import warn_labels
+from fedmodel.data.scored_labels import warn_test_only_labels
 from fedmodel.data.shared_texts import warn_shared_texts
 from fedmodel.data.splits import TaskData, build_split
 from fedmodel.data.tasks import load_task
-from fedmodel.data.test_labels import warn_test_only_labels
 from fedmodel.errors import FedmodelError
 from fedmodel.federation import preflight
 from fedmodel.model.load import load_tokenizer, text_normalizer
