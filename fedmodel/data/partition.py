@@ -15,7 +15,7 @@ import datasets
 from fedmodel.config import PartitionSettings
 from fedmodel.config.train_files import SITE_COLUMN
 from fedmodel.config.wording import first_ten, plural
-from fedmodel.data.splits import label_names_of
+from fedmodel.data.splits import held_label_names, label_names_of
 from fedmodel.errors import FedmodelError
 
 if TYPE_CHECKING:
@@ -182,8 +182,7 @@ def _with_label_groups(
             f"that {plural(len(unknown), 'is not a label', 'are not labels')} of "
             f"this task; labels are e.g. {list(names[:5])}"
         )
-    present = {names[i] for i in train.unique("label")}
-    ungrouped = sorted(present - set(label_groups))
+    ungrouped = sorted(held_label_names(train) - set(label_groups))
     if ungrouped:
         raise FedmodelError(
             f"partition.label_groups gives no group for "

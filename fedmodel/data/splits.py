@@ -113,4 +113,4 @@ def held_label_names(*splits: datasets.Dataset) -> set[str]:
     By each split's own feature: the test split's names labels past the
     model's classes too.
     """
-    return {label_names_of(split)[i] for split in splits for i in set(split["label"])}
+    return {label_names_of(split)[i] for split in splits for i in split.unique("label")}
