@@ -171,15 +171,18 @@ def warn_missing_like_labels(data: TaskData) -> None:
     server holds (all the files in a simulation, its own in a deployment);
     not refused, as a team may mean the class.
     """
+    named = {
+        index: name
+        for index, name in enumerate(data.label_names)
+        if name.casefold() in _MISSING_WORDS
+    }
+    if not named:
+        return  # most tasks: no record need be counted
     splits = [data.train, data.test]
     if data.transfer is not None:
         splits.append(data.transfer)
     held = Counter(label for split in splits for label in split["label"])
-    found = [
-        (name, held[index])
-        for index, name in enumerate(data.label_names)
-        if name.casefold() in _MISSING_WORDS and held[index]
-    ]
+    found = [(name, held[index]) for index, name in named.items() if held[index]]
     if found:
         logger.warning(
             "the %s %s %s like a missing value exported as text, yet %s a "
