@@ -175,15 +175,22 @@ def _shown(numbers: Sequence[int]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _starting_lines(table: pd.DataFrame, rows: Sequence[int]) -> str:
-    """`, starting on line N of the file` for `rows`, where the reader kept lines.
+def record_lines(table: pd.DataFrame) -> np.ndarray | None:
+    """The line each of `table`'s records starts on, where its reader kept lines.
 
     A CSV or TSV record may span lines (a quoted note's line breaks), and
     JSONL skips blank lines: the row is not the line an editor shows. A
-    Parquet table has no lines, and says none.
+    Parquet table has no lines, and gives None.
     """
     lines = table.attrs.get(RECORD_LINES)
     if not isinstance(lines, np.ndarray) or len(lines) != len(table):
+        return None
+    return lines
+
+
+def starting_lines(lines: np.ndarray | None, rows: Sequence[int]) -> str:
+    """`, starting on line N of the file` for `rows` (from 1), where `lines` are."""
+    if lines is None:
         return ""
     starts = [int(lines[row - 1]) for row in rows]
     return f", starting on {plural(len(rows), 'line')} {_shown(starts)} of the file"
@@ -204,14 +211,14 @@ def _refused(
 
     `problem` and `fix` are worded for one row and for more, or alike for both.
     The rows count `table`'s records; the lines they start on follow where
-    its file has lines (`_starting_lines`).
+    its file has lines (`starting_lines`).
     """
     n = len(rows)
     return FedmodelError(
         f"{key}: file {path} has {n} {plural(n, role)} that "
         f"{plural(n, 'is', 'are')} {_in_number(n, problem)} in column {column!r} at "
         f"{plural(n, 'row')} {_shown(rows)} ({ROW_CONVENTION})"
-        f"{_starting_lines(table, rows)}; "
+        f"{starting_lines(record_lines(table), rows)}; "
         f"{_in_number(n, fix)} or remove {plural(n, 'that row', 'those rows')}"
     )
 

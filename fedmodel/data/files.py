@@ -19,7 +19,9 @@ from fedmodel.config import TaskSettings
 from fedmodel.config.wording import first_ten, plural
 from fedmodel.data.file_cells import (
     label_cells,
+    record_lines,
     require_column,
+    starting_lines,
     text_cells,
 )
 from fedmodel.data.file_formats import ROW_CONVENTION, read_table
@@ -104,7 +106,8 @@ def load_site_file(
     for row, label in enumerate(records.labels, start=1):
         if label not in index:
             raise FedmodelError(
-                f"{key}: file {path}, row {row} ({ROW_CONVENTION}), column "
+                f"{key}: file {path}, row {row} ({ROW_CONVENTION})"
+                f"{starting_lines(records.lines, [row])}, column "
                 f"{task.label_column!r}: label {label!r} is not one of the "
                 f"federation's labels {first_ten(list(label_names))}; fix the row or "
                 "ask the server operator to add the label to task.labels"
@@ -212,6 +215,7 @@ def _read_records(
         path=path,
         texts=text_cells(table, task.text_column, path=path, key=key),
         labels=label_cells(table, task.label_column, path=path, key=key),
+        lines=record_lines(table),
     )
 
 
@@ -272,7 +276,7 @@ def _label_names(
             if label not in known:
                 raise FedmodelError(
                     f"{records.key}: file {records.path}, row {row} "
-                    f"({ROW_CONVENTION}), column "
+                    f"({ROW_CONVENTION}){starting_lines(records.lines, [row])}, column "
                     f"{task.label_column!r}: label {label!r} is not in task.labels "
                     f"{first_ten(names)}; add it to task.labels or fix the row"
                 )

@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from fedmodel.config import TaskSettings
 from fedmodel.config.train_files import SITE_COLUMN
@@ -46,6 +48,10 @@ class FileRecords:
     path: Path
     texts: list[str]
     labels: list[str]
+    # The line each record starts on in its file, where the reader kept
+    # lines (`file_cells.record_lines`): not for Parquet, nor for records
+    # gathered from a loaded task.
+    lines: np.ndarray | None = field(default=None, compare=False)
 
 
 def refuse_record_labels(

@@ -99,6 +99,23 @@ def test_given_labels_fix_order_and_reject_others(tmp_path: Path) -> None:
     assert "a.csv" in message and "row 3" in message and "'maybe'" in message
     # The key too, as the task's other file errors give it (found by the walk).
     assert message.startswith(f"task.train_files[0]: file {a}, row 3")
+    # The line an editor shows beside the row, as a bad cell's message gives
+    # it: row 3 starts on line 4 here, after the header.
+    assert "row 3 (records counted from 1, not lines" in message
+    assert "), starting on line 4 of the file, column 'label'" in message
+
+
+def test_label_not_in_task_labels_names_the_line_a_note_starts_on(
+    tmp_path: Path,
+) -> None:
+    # A quoted note with line breaks: record 2 starts on line 5, not line 3.
+    a = tmp_path / "a.csv"
+    a.write_text('text,label\n"one\ntwo\nthree",pos\nx,maybe\n', encoding="utf-8")
+    test = _csv(tmp_path / "t.csv", [("x", "pos")])
+    with pytest.raises(FedmodelError) as info:
+        load_task(_task([a], test, labels=["pos", "neg"]), seed=0)
+    assert "row 2 (" in str(info.value)
+    assert "starting on line 5 of the file" in str(info.value)
 
 
 def test_missing_file(tmp_path: Path, server_csv: Path) -> None:

@@ -103,6 +103,19 @@ def test_site_file_and_predict_input_follow_the_rule(tmp_path: Path) -> None:
     pattern = r"site.csv.*1 label that is missing.*row 4"
     with pytest.raises(FedmodelError, match=pattern):
         load_site_file(site, task=task, label_names=("pos", "neg"), key="data-file")
+    # A label the federation does not name: the row, and the line a quoted
+    # note's record starts on (record 2 starts on line 4 here).
+    noted = tmp_path / "noted.csv"
+    noted.write_text('text,label\n"a\nnote",pos\nx,maybe\n', encoding="utf-8")
+    with pytest.raises(FedmodelError) as refused:
+        load_site_file(noted, task=task, label_names=("pos", "neg"), key="data-file")
+    assert str(refused.value) == (
+        f"data-file: file {noted}, row 2 (records counted from 1, not lines: no "
+        "header or blank line counts), starting on line 4 of the file, column "
+        "'label': label 'maybe' is not one of the federation's labels ['pos', "
+        "'neg']; fix the row or ask the server operator to add the label to "
+        "task.labels"
+    )
     texts = _write(tmp_path / "in.jsonl", [("hello", "x"), ("nan", "y")])
     pattern = r"--input: file .*in.jsonl has 1 text that is missing.*row 2 "
     with pytest.raises(FedmodelError, match=pattern):
