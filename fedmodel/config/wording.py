@@ -1,7 +1,8 @@
 """How fedmodel's messages count things: one record, two records, the first ten.
 
-And how they state a bound: rounded up, never below it (`decimals_up`,
-`two_digits_up`, `three_digits_up`, `power_of_ten_up`).
+And how they state a bound: an upper bound rounded up, never below it
+(`decimals_up`, `two_digits_up`, `three_digits_up`, `power_of_ten_up`), a
+lower bound rounded down, never above it (`decimals_down`).
 
 In `config/`, the lowest package that words messages, so every layer above
 can import it.
@@ -9,7 +10,7 @@ can import it.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
@@ -36,6 +37,16 @@ def decimals_up(value: float, places: int) -> str:
     """
     exact = Decimal(repr(value))
     return f"{exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING):f}"
+
+
+def decimals_down(value: float, places: int) -> str:
+    """`value` rounded down to `places` decimals: a stated lower bound stays one.
+
+    An audit's "epsilon >= 2.496" for a bound of 2.49586 claims more leakage
+    than it proved.
+    """
+    exact = Decimal(repr(value))
+    return f"{exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR):f}"
 
 
 def two_digits_up(value: float) -> str:

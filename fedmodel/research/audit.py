@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedmodel.config.wording import decimals_up, three_digits_up
+from fedmodel.config.wording import decimals_down, decimals_up, three_digits_up
 from fedmodel.data.clients import load_client_data
 from fedmodel.privacy.membership_attack import AttackResult, attack, exposure
 from fedmodel.research import audit_defaults
@@ -167,7 +167,8 @@ def render_audit(report: AuditReport) -> str:
             f"{name}: {bound.members} members vs {bound.non_members} non-members "
             f"(evaluation half) | AUC {result.auc:.4f} | mean loss "
             f"{result.member_loss_mean:.3f} vs {result.non_member_loss_mean:.3f} | "
-            f"epsilon >= {bound.epsilon:.3f} at {bound.confidence:.0%} confidence "
+            f"epsilon >= {decimals_down(bound.epsilon, 3)} at {bound.confidence:.0%} "
+            "confidence "
             f"(TPR {bound.true_positive_rate:.3f}, FPR {bound.false_positive_rate:.3f})"
         )
     if report.canary_exposure_mean is not None:

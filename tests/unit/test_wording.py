@@ -1,10 +1,11 @@
-"""config/wording: counting words, and bounds stated rounded up, never down."""
+"""config/wording: counting words, and bounds stated on their safe side."""
 
 from __future__ import annotations
 
 import pytest
 
 from fedmodel.config.wording import (
+    decimals_down,
     decimals_up,
     power_of_ten_up,
     three_digits_up,
@@ -23,6 +24,22 @@ from fedmodel.config.wording import (
 )
 def test_decimals_up_never_states_less(value: float, places: int, stated: str) -> None:
     assert decimals_up(value, places) == stated
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "stated"),
+    [
+        (2.4958621980135605, 3, "2.495"),  # to the nearest, 2.496: above it
+        (1.7878381066767952, 3, "1.787"),
+        (2.0, 3, "2.000"),
+        (0.0, 3, "0.000"),
+    ],
+)
+def test_decimals_down_never_states_more(
+    value: float, places: int, stated: str
+) -> None:
+    # An audit's lower bound on epsilon: a claim of leakage it did not prove.
+    assert decimals_down(value, places) == stated
 
 
 @pytest.mark.parametrize(
