@@ -47,7 +47,7 @@ def student_layer_indices(teacher_layers: int, student: StudentSettings) -> list
             for i in range(student.num_layers)
         ]
     bad = [i for i in chosen if not 0 <= i < teacher_layers]
-    if bad or len(set(chosen)) != len(chosen) or len(chosen) > teacher_layers:
+    if bad or len(set(chosen)) != len(chosen):  # distinct, in range: at most all
         raise FedmodelError(
             f"distill.student.layers {chosen}: need distinct layer indices in "
             f"0..{teacher_layers - 1} (the teacher has {teacher_layers} layers), "
