@@ -41,6 +41,7 @@ from fedmodel.cli.stopped_start import signals_stop_the_start
 from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import setup_logging
+from fedmodel.run.folder_lock import refuse_if_held
 from fedmodel.run.layout import RESOLVED_CONFIG
 from fedmodel.run.run_files import parsed_file
 from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         # (`check_rounds_left`), after writing what its folder lacked.
         refuse_repeated_keys(args.overrides)
         argv = resume_argv(run_dir, args.overrides)
+        # A start still going in it may be finishing it: its summary waits.
+        refuse_if_held(run_dir)
         with contextlib.chdir(_runs_from(run_dir)):  # a default tracking.uri's folder
             check_rounds_left(run_dir, argv)
             return run_simulate(

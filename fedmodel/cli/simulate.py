@@ -176,19 +176,20 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     """Check the settings, run folder and records before the simulation stack loads.
 
     `simulate` checks again, cached. The folder first (a single run's resume
-    must name one): a resume with a changed key that deals the records is
-    named by that key, not by the records it moved. Then a deployment's
-    settings (the server's `check_federation`), an http(s) tracking server,
-    the task's files and the clients' records as read
-    (`check_readable_records`), their privacy plans and ledgers
-    (`check_simulated_clients`) and `_server_checks`; then it says what
-    `task.max_length` cuts and the measured notes (`_say_plan_lines`).
+    must name one, and no start still going may hold it): a resume with a
+    changed key that deals the records is named by that key, not by the
+    records it moved. Then a deployment's settings (the server's
+    `check_federation`), an http(s) tracking server, the task's files and the
+    clients' records as read (`check_readable_records`), their privacy plans
+    and ledgers (`check_simulated_clients`) and `_server_checks`; then it says
+    what `task.max_length` cuts and the measured notes (`_say_plan_lines`).
     Returns a resumed sweep's finished job's accuracy, else None.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from fedmodel.run import folder_check
+    from fedmodel.run.folder_lock import refuse_if_held
     from fedmodel.run.tracking import check_tracker_reachable
 
     settings = settings_from_dict({**config, "run_dir": str(run_dir)})
@@ -196,6 +197,7 @@ def _checked_start(config: dict[str, Any], run_dir: Path) -> float | None:
     new_folder = folder_check.NEW_SWEEP_FOLDER if sweep else folder_check.NEW_RUN_FOLDER
     if settings.resume and not sweep:
         _check_a_folder_named(run_dir)
+    refuse_if_held(run_dir)  # not "continue it with resume=true" while it runs
     folder_check.check_run_folder(run_dir, settings, new_folder=new_folder)
     if settings.federation.name != SIMULATION:  # else the server's, after Ray
         check_deployment_settings(settings)

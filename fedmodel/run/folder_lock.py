@@ -7,6 +7,13 @@ wrote one metrics.jsonl, checkpoint and summary.json between them. A start
 holds its run folder for its whole run (a lock on the folder itself, so no
 file is added to it; the system drops it when the process ends, however it
 ends), and a start that finds it held is refused before any message.
+
+The start takes the folder only once Ray has started, 20-40 s after it was
+typed; `refuse_if_held` asks first, so that a start typed while the run goes
+on is refused at once, before it reads the run's summary: a `fedmodel resume`
+that passed its finished-run check and then waited for the folder resumed a
+run that had finished meanwhile, exporting its model and rewriting its
+summary again.
 """
 
 from __future__ import annotations
@@ -56,6 +63,30 @@ def run_folder_held(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # and with it the lock
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """Refuse `run_dir` at once if another start holds it; take nothing.
+
+    Where it is free this says nothing, and the start takes it later
+    (`run_folder_held`); a folder that cannot be opened or locked is left to
+    the start's own checks and warning, as there.
+    """
+    if sys.platform == "win32" or not run_dir.is_dir():
+        return
+    fd = _opened(run_dir)
+    if fd is None:
+        return
+    try:
+        # Shared, and kept only until the descriptor closes below: a start
+        # taking the folder in that instant is refused, having sent nothing.
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise FedmodelError(_IN_USE.format(run_dir=run_dir)) from None
+    except OSError:
+        pass  # run_folder_held says so as the start takes the folder
+    finally:
+        os.close(fd)  # and with it the shared lock
 
 
 def _opened(run_dir: Path) -> int | None:

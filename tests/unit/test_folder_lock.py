@@ -10,24 +10,28 @@ round 2 of the first, on the real ServerApp over the in-process grid.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flwr.app import Message
 
+from fedmodel.cli.simulate import run_simulate
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.errors import FedmodelError
 from fedmodel.federation.server_app import run_federation
 from fedmodel.run import folder_lock
 from fedmodel.run.folder_lock import run_folder_held
-from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.layout import METRICS_FILE, RESOLVED_CONFIG, SUMMARY_FILE
 from fedmodel.run.metrics import read_rounds
 from tests.conftest import logging_restored
 from tests.fake_grid import FakeGrid
+from tests.unit.test_resume import RUN, _refused, _run_folder, _summary
 from tests.unit.test_rounds import TINY_RUN
 
 pytestmark = pytest.mark.usefixtures("no_stop_request")
@@ -73,6 +77,50 @@ def test_the_folder_is_free_once_its_start_ends_however_it_ends(tmp_path: Path) 
     with run_folder_held(run_dir):  # free again after the failure
         pass
     # Another process's start holds it until that process dies, by a kill too.
+    with _held_by_another_process(run_dir):
+        with pytest.raises(FedmodelError, match=IN_USE), run_folder_held(run_dir):
+            pass
+    with run_folder_held(run_dir):
+        pass
+    assert list(run_dir.iterdir()) == []  # no file of its own in the folder
+
+
+def test_a_resume_typed_while_the_run_goes_on_is_refused_before_it_reads_its_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two real starts: `fedmodel resume` typed in round 2 of a 2-round run
+    # found no summary, so nothing finished, then waited 55 s for Ray and the
+    # folder, which it took once the run had finished: it exported the model
+    # again and rewrote summary.json (wall_seconds 66 -> 8), exit 0. Here the
+    # start that holds the folder has just written its summary.
+    run = _run_folder(tmp_path / "run", RUN)
+    _summary(run)
+    summary = (run / SUMMARY_FILE).read_bytes()
+    with _held_by_another_process(run):
+        err = _refused([str(run)], capsys)
+    assert err.startswith(f"fedmodel resume: error: the run folder {run} {IN_USE}")
+    assert (run / SUMMARY_FILE).read_bytes() == summary
+
+
+def test_a_new_start_in_the_folder_of_a_run_that_goes_on_is_told_it_is_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, it was told the folder "already holds a run (...): continue it
+    # with resume=true", which a run still going refuses only after Ray starts.
+    run = _run_folder(tmp_path / "run", RUN)
+    (run / METRICS_FILE).write_text('{"round": 1}\n')
+    with _held_by_another_process(run), pytest.raises(SystemExit) as refused:
+        run_simulate([*RUN, f"hydra.run.dir={run}"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err.strip()
+    expected = f"fedmodel simulate: error: the run folder {run} {IN_USE}"
+    assert err.startswith(expected) and len(err.splitlines()) == 1
+    assert "resume=true" not in err
+
+
+@contextlib.contextmanager
+def _held_by_another_process(run_dir: Path) -> Iterator[None]:
+    """`run_dir` held by a start in another process, killed as the block ends."""
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD, str(run_dir)],
         stdout=subprocess.PIPE,
@@ -80,14 +128,10 @@ def test_the_folder_is_free_once_its_start_ends_however_it_ends(tmp_path: Path) 
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(FedmodelError, match=IN_USE), run_folder_held(run_dir):
-            pass
+        yield
     finally:
         holder.kill()
         holder.wait(timeout=30)
-    with run_folder_held(run_dir):
-        pass
-    assert list(run_dir.iterdir()) == []  # no file of its own in the folder
 
 
 def test_a_run_folder_that_is_a_file_is_refused_by_the_runs_own_check(
