@@ -10,9 +10,11 @@ metrics)` for `(stop, metrics)`, as pfl-research's `FederatedAlgorithm.run`
 does (the state and the round's figures: `round_state.py`). What a round
 leaves behind (checkpoint, evaluation, metrics line, console line, the budget
 and failure stops) is one callback each, in `federation/callbacks.py`.
-A Ctrl-C (`run/stop_request.py`) stops the loop before a round starts and
-before a round's replies are taken: the interrupt may have ended the clients
-that sent them, and an aggregated round is one a resume would not run again.
+A Ctrl-C (`run/stop_request.py`) stops the loop before a round starts,
+before its train messages go out (each charges its client's ledger; the
+choice and the ledger query before them take a round trip), and before a
+round's replies are taken: the interrupt may have ended the clients that
+sent them, and an aggregated round is one a resume would not run again.
 """
 
 from __future__ import annotations
@@ -220,6 +222,7 @@ def _send(
             message.content[key] = record
     if not messages:
         return [], [], unanswered
+    check_not_stopped(f"{plan.model_name} round {server_round}'s train messages")
     replies = list(grid.send_and_receive(messages, timeout=plan.timeout))
     return messages, replies, unanswered
 

@@ -7,7 +7,9 @@ thread would go on: it could start another round and even conclude the run
 (export, distil, write an ok summary.json), so the folder would say
 "finished" while the user was told "interrupted". The command sets
 `STOP_REQUESTED` the moment the signal arrives; the server checks it before each
-round, before it takes a round's replies, and before it finishes the run.
+round, again before it sends the round's train messages (which charge the
+clients' ledgers; choosing them may take a ledger query's round trip), before
+it takes a round's replies, and before it finishes the run.
 """
 
 from __future__ import annotations

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
-from flwr.app import Message
+from flwr.app import Message, MessageType
 
 from fedmodel.cli import interrupted
 from fedmodel.cli.interrupted import Terminated, signals_stop_the_server
@@ -30,7 +30,7 @@ from fedmodel.federation.server_app import run_federation
 from fedmodel.run.metrics import read_rounds
 from fedmodel.run.stop_request import STOP_REQUESTED, RunStopped
 from tests.conftest import logging_restored
-from tests.fake_grid import FakeGrid
+from tests.fake_grid import FakeGrid, Killed, killed_at_round
 from tests.unit.test_rounds import TINY_RUN
 
 pytestmark = pytest.mark.usefixtures("no_stop_request")
@@ -78,6 +78,43 @@ def test_a_stop_requested_before_round_one_sends_no_message(tmp_path: Path) -> N
         run_federation(grid, _settings(tmp_path / "run"))
     assert grid.sent == []
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+class _CtrlCAtLedgerQuery(FakeGrid):
+    """Ctrl-C while the round's ledger query is answered, as a user's may land."""
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Deliver the messages; a query's answers come with the stop requested."""
+        messages = list(messages)
+        replies = super().send_and_receive(messages, timeout=timeout)
+        if any(m.metadata.message_type == MessageType.QUERY for m in messages):
+            STOP_REQUESTED.set()
+        return replies
+
+
+def test_ctrl_c_during_a_ledger_query_sends_no_train_message(tmp_path: Path) -> None:
+    # A resume's first round asks each node's ledger before it trains (Flower
+    # draws node ids anew): 3 s in a smoke simulation. A stop then still sent
+    # the train messages, and each client charged its ledger for a round the
+    # server would not take: a smoke run resumed and interrupted as round 2
+    # began had both clients charged for it (epsilon 7.99 of 8), and its next
+    # resume ran round 2 with both refused by their caps, the model unchanged.
+    run_dir = tmp_path / "run"
+    with logging_restored(), pytest.raises(Killed):
+        run_federation(FakeGrid(2, before_train=killed_at_round(2)), _settings(run_dir))
+    ledgers = _ledgers(run_dir)
+    assert len(ledgers) == 2
+    grid = _CtrlCAtLedgerQuery(2, first_node=2001)
+    with logging_restored(), pytest.raises(RunStopped, match="round 2's train"):
+        run_federation(grid, _settings(run_dir, "resume=true"))
+    assert grid.sent and _train_messages(grid) == 0  # queried, not trained
+    assert _ledgers(run_dir) == ledgers  # round 2 charged to no one
+
+
+def _ledgers(run_dir: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in run_dir.glob("clients/*/privacy_ledger.json")}
 
 
 @pytest.mark.parametrize(
