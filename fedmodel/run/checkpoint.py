@@ -119,14 +119,12 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
 def load_checkpoint(
     run_dir: Path, *, expected_shapes: dict[str, tuple[int, ...]]
 ) -> Checkpoint:
-    """Read the run's checkpoint; weights must fit the model being built."""
+    """Read the run's checkpoint; weights must fit the model being built.
+
+    The caller has found the file: a resume without one starts at round 1
+    (`federation/server_model.resume`).
+    """
     path = checkpoint_file(run_dir)
-    if not path.is_file():
-        raise FedmodelError(
-            f"resume=true but {path} does not exist: point run-dir (or Hydra's "
-            "hydra.run.dir) at the folder of the run to continue, or start a new "
-            "run without resume"
-        )
     try:
         checkpoint = _from_saved(torch.load(path, weights_only=True))
     except _UNREADABLE as exc:

@@ -74,11 +74,6 @@ def test_a_student_round_without_its_weights_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path, expected_shapes=SHAPES)
 
 
-def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path: Path) -> None:
-    with pytest.raises(FedmodelError, match=r"resume=true but .*state.pt"):
-        load_checkpoint(tmp_path, expected_shapes=SHAPES)
-
-
 def test_a_checkpoint_for_another_model_is_refused(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, _checkpoint(1))
     with pytest.raises(FedmodelError, match="another model"):
