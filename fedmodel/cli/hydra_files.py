@@ -24,8 +24,6 @@ from fedmodel.research.sweep_manifest import RESUME_KEY
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
 
-# The folder in a run folder that Hydra writes its files into.
-HYDRA_DIR = ".hydra"
 # The override that names the run folder of a single run.
 RUN_DIR_KEY = "hydra.run.dir"
 # The override that names a --multirun sweep's folder.

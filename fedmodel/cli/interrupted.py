@@ -19,12 +19,7 @@ from fedmodel.cli.errors import (
     RESUME_PROG,
     SIMULATE_PROG,
 )
-from fedmodel.cli.hydra_files import (
-    HYDRA_DIR,
-    continue_argv,
-    of_the_launch,
-    shell_words,
-)
+from fedmodel.cli.hydra_files import continue_argv, of_the_launch, shell_words
 from fedmodel.cli.stopped_start import (
     INTERRUPTED,
     PYTHON_DEFAULTS,
@@ -32,6 +27,7 @@ from fedmodel.cli.stopped_start import (
     handling,
     stop_the_start,
 )
+from fedmodel.run.layout import HYDRA_DIR
 from fedmodel.run.stop_request import STOP_REQUESTED
 
 STDERR_FD = 2

@@ -25,10 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedmodel.cli.hydra_files import HYDRA_DIR
 from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import close_log_file
-from fedmodel.run.layout import FLWR_HOME_DIR, LOG_FILE, RESOLVED_CONFIG
+from fedmodel.run.layout import FLWR_HOME_DIR, HYDRA_DIR, LOG_FILE, RESOLVED_CONFIG
 
 # What a run folder holds before any round: Hydra's files, the log, and
 # Flower's, which the server's checks before round 1 find already written.

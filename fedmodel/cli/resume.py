@@ -27,7 +27,6 @@ from pathlib import Path
 
 from fedmodel.cli.errors import RESUME_PROG
 from fedmodel.cli.hydra_files import (
-    HYDRA_DIR,
     RUN_DIR_KEY,
     check_nameable,
     continue_argv,
@@ -42,7 +41,7 @@ from fedmodel.errors import FedmodelError
 from fedmodel.research.sweep_manifest import MANIFEST
 from fedmodel.run.console import setup_logging
 from fedmodel.run.folder_lock import refuse_if_held
-from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.layout import HYDRA_DIR, RESOLVED_CONFIG
 from fedmodel.run.run_files import parsed_file
 from fedmodel.run.stored_config import HYDRA_RECORD, hydra_record, started_in
 

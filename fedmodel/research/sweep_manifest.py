@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from fedmodel.config.sweep_jobs import sweep_jobs, swept_values
+from fedmodel.run.layout import HYDRA_DIR
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _asked_jobs(manifest: Path) -> tuple[list[list[str]], str] | None:
         sweeper = _mapping(hydra.get("sweeper"), "hydra.sweeper")
         overrides = _mapping(hydra.get("overrides"), "hydra.overrides")
         task = overrides.get("task") or []
-        output_subdir = hydra.get("output_subdir", ".hydra")
+        output_subdir = hydra.get("output_subdir", HYDRA_DIR)
         if sweeper.get("_target_") != BASIC_SWEEPER:
             raise ValueError(
                 f"its sweeper is {sweeper.get('_target_')}, not Hydra's basic one"

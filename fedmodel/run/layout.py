@@ -11,6 +11,8 @@ below this one; so are an export's `.partial` and `.replaced` folders
 from pathlib import Path
 
 RESOLVED_CONFIG = "resolved_config.yaml"
+# The folder Hydra writes a start's files into (hydra.output_subdir's default).
+HYDRA_DIR = ".hydra"
 # The content hash of the distill.transfer_file the run's last start read.
 TRANSFER_FILE_HASH = "transfer_file.sha256"
 # The identity of the encoder the run's last start loaded (`encoder_identity`).

@@ -19,11 +19,11 @@ import yaml
 from fedmodel.config import RunSettings, settings_from_dict
 from fedmodel.config.file_paths import relative_paths, with_absolute_paths
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import RESOLVED_CONFIG
+from fedmodel.run.layout import HYDRA_DIR, RESOLVED_CONFIG
 from fedmodel.run.run_files import parsed_mapping
 
 # Hydra's record of a start: its own settings, overrides and working directory.
-HYDRA_RECORD = Path(".hydra") / "hydra.yaml"
+HYDRA_RECORD = Path(HYDRA_DIR) / "hydra.yaml"
 _CONFIG_FIX = (
     "restore it or undo the edit: it holds the settings the run's records and "
     "privacy plan were drawn with, which a resume and an audit check against"
