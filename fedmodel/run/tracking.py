@@ -20,7 +20,15 @@ from urllib.request import getproxies, proxy_bypass
 from fedmodel.config import RunSettings
 from fedmodel.config.flat_keys import dotted
 from fedmodel.errors import FedmodelError
-from fedmodel.run.layout import METRICS_FILE, PLOT_FILE, SUMMARY_FILE
+from fedmodel.privacy.ledger_record import CENTRAL_LEDGER_FILE, LEDGER_FILE
+from fedmodel.run.layout import (
+    AUDIT_FILE,
+    CLIENTS_DIR,
+    METRICS_FILE,
+    PLOT_FILE,
+    RESOLVED_CONFIG,
+    SUMMARY_FILE,
+)
 from fedmodel.run.metrics import read_rounds, write_json
 from fedmodel.run.reachable import port_of, refuse_unless_connects
 from fedmodel.run.run_files import parsed_file
@@ -32,10 +40,10 @@ ARTIFACT_GLOBS = (
     SUMMARY_FILE,
     METRICS_FILE,
     PLOT_FILE,
-    "resolved_config.yaml",
-    "audit.json",
-    "central_privacy_ledger.json",
-    "clients/*/privacy_ledger.json",
+    RESOLVED_CONFIG,
+    AUDIT_FILE,
+    CENTRAL_LEDGER_FILE,
+    f"{CLIENTS_DIR}/*/{LEDGER_FILE}",
 )
 # summary.json's key for the tracker's id of the run (`track_run`).
 TRACKED_KEY = "tracked_run_id"
