@@ -13,7 +13,9 @@ typed; `refuse_if_held` asks first, so that a start typed while the run goes
 on is refused at once, before it reads the run's summary: a `fedmodel resume`
 that passed its finished-run check and then waited for the folder resumed a
 run that had finished meanwhile, exporting its model and rewriting its
-summary again.
+summary again. It does not keep apart two starts typed within those seconds
+of each other: both find the folder free, and the one that takes it second
+goes on once the first has ended, as a resume typed then would.
 """
 
 from __future__ import annotations
