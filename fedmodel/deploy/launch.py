@@ -5,9 +5,10 @@ Flower's own `flower-superlink` / `flower-supernode`, so the process a user
 starts, stops and monitors is Flower's. What they add: TLS and SuperNode
 authentication on unless `--insecure` is given (then a warning), checks before
 Flower starts (every certificate, key and data file exists, a site's CA
-certificate and key parse, the state folder and the database's folder can be
-written), and a correctly quoted `--node-config` carrying the site's own
-settings. The files a launch names are checked in `launch_files`.
+certificate and key parse, each certificate is within its dates, the state
+folder and the database's folder can be written), and a correctly quoted
+`--node-config` carrying the site's own settings. The files a launch names are
+checked in `launch_files`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from fedmodel.deploy.cert_files import (
     check_site_private_key,
     check_superlink_key,
 )
+from fedmodel.deploy.cert_validity import check_valid_now
 from fedmodel.deploy.launch_files import (
     check_database,
     check_site_file,
@@ -61,6 +63,12 @@ TASK_POLL_INTERVAL_SECONDS = "0.1"
 # `--port` sets the port).
 RUNTIME_HOST = "127.0.0.1"
 
+_CA_EXPIRED = (
+    "no site verifies a certificate it signed, nor does the SuperLink's own "
+    "SuperExec; make a new CA and certificate in a new folder (`fedmodel certs "
+    "superlink --dir NEW_DIR` and a --host for each name sites dial), start the "
+    "SuperLink with --certs NEW_DIR and give its ca.crt to every site"
+)
 INSECURE_WARNING = (
     "--insecure: TLS is OFF. Model updates and node identities travel in clear "
     "text and any SuperNode can connect. Use this only on a trusted test network."
@@ -99,14 +107,7 @@ def superlink_command(
             "the SuperLink needs --certs DIR (made by `fedmodel certs superlink`), "
             "or --insecure to run without TLS"
         )
-    ca_cert, cert, key = (
-        existing_file(certs_dir / name, "--certs")
-        for name in (CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY)
-    )
-    check_certificate(ca_cert, option="--certs")
-    made = check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
-    check_superlink_key(key, option="--certs")
-    check_superexec_address(made, path=cert, host=host)
+    ca_cert, cert, key = _superlink_tls_files(certs_dir, host=host)
     return [
         *command,
         "--ssl-ca-certfile",
@@ -117,6 +118,38 @@ def superlink_command(
         str(key),
         "--enable-supernode-auth",
     ]
+
+
+def _superlink_tls_files(certs_dir: Path, *, host: str) -> tuple[Path, Path, Path]:
+    """`certs_dir`'s CA certificate, SuperLink certificate and key, checked.
+
+    Each must parse, both certificates be within their dates, and the
+    SuperLink's name the address its own SuperExec dials.
+    """
+    ca_cert, cert, key = (
+        existing_file(certs_dir / name, "--certs")
+        for name in (CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY)
+    )
+    check_valid_now(
+        check_certificate(ca_cert, option="--certs"),
+        path=ca_cert,
+        option="--certs",
+        expired_fix=_CA_EXPIRED,
+    )
+    made = check_certificate(cert, option="--certs", expected=SUPERLINK_CERT)
+    check_valid_now(
+        made,
+        path=cert,
+        option="--certs",
+        expired_fix="every site refuses it, as does the SuperLink's own SuperExec, "
+        "so no ServerApp could start; re-issue it with `fedmodel certs superlink "
+        f"--dir {certs_dir} --reissue` and a --host for each name sites dial "
+        "(signed by the folder's CA, with its ca.key, so every site keeps its "
+        "ca.crt)",
+    )
+    check_superlink_key(key, option="--certs")
+    check_superexec_address(made, path=cert, host=host)
+    return ca_cert, cert, key
 
 
 def supernode_command(
@@ -167,11 +200,7 @@ def supernode_command(
             "--auth-key (the site's private key from `fedmodel certs site`), or "
             "--insecure to run without TLS and authentication"
         )
-    ca_cert = existing_file(ca_cert, "--ca-cert")
-    check_certificate(ca_cert, option="--ca-cert")
-    private_key = existing_file(private_key, "--auth-key")
-    check_site_private_key(private_key, option="--auth-key")
-    check_superlink_certificate(superlink, ca_cert)
+    ca_cert, private_key = _site_tls_files(ca_cert, private_key, superlink)
     return [
         *command,
         "--root-certificates",
@@ -179,6 +208,28 @@ def supernode_command(
         "--auth-supernode-private-key",
         str(private_key),
     ]
+
+
+def _site_tls_files(
+    ca_cert: Path, private_key: Path, superlink: str
+) -> tuple[Path, Path]:
+    """The site's CA certificate and key, checked, as absolute paths.
+
+    Both must parse, the CA be within its dates, and verify the SuperLink at
+    `superlink` where it answers.
+    """
+    ca_cert = existing_file(ca_cert, "--ca-cert")
+    check_valid_now(
+        check_certificate(ca_cert, option="--ca-cert"),
+        path=ca_cert,
+        option="--ca-cert",
+        expired_fix="it verifies no SuperLink: ask the server operator for the "
+        "ca.crt of the CA their SuperLink runs with now",
+    )
+    private_key = existing_file(private_key, "--auth-key")
+    check_site_private_key(private_key, option="--auth-key")
+    check_superlink_certificate(superlink, ca_cert)
+    return ca_cert, private_key
 
 
 def node_config_arg(site: SiteConfig) -> str:

@@ -1,11 +1,11 @@
 """A SuperNode's launch checks that the site's CA verifies its SuperLink.
 
-Flower's SuperNode reports a wrong `--ca-cert` or a SuperLink certificate made
-for another host name in a dozen lines that name neither the option nor the
-fix. `fedmodel supernode` opens one TLS handshake to the SuperLink first and
-stops with one line saying what to change. A SuperLink it cannot reach yet is
-no error (a warning naming the address): Flower then connects (and checks) on
-its own.
+Flower's SuperNode reports a wrong `--ca-cert`, or a SuperLink certificate made
+for another host name or expired, in a dozen lines that name neither the option
+nor the fix. `fedmodel supernode` opens one TLS handshake to the SuperLink
+first and stops with one line saying what to change. A SuperLink it cannot
+reach yet is no error (a warning naming the address): Flower then connects (and
+checks) on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from fedmodel.errors import FedmodelError
 log = logging.getLogger(__name__)
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
 _NAME_MISMATCH = {62, 64}
+# OpenSSL's X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED.
+_NOT_YET_VALID = 9
+_EXPIRED = 10
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
@@ -61,20 +64,7 @@ def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
         ):
             return
     except ssl.SSLCertVerificationError as error:
-        if error.verify_code in _NAME_MISMATCH:
-            raise FedmodelError(
-                f"--superlink {superlink}: the SuperLink's certificate is not "
-                f"made for {host} ({error.verify_message}): dial a name it was "
-                "made for, or have the server operator re-issue the SuperLink's "
-                "certificate to name it (`fedmodel certs superlink --dir DIR "
-                f"--reissue --host {host}` and a --host for each name sites dial; "
-                "signed by the same CA, so this site keeps its --ca-cert)"
-            ) from None
-        raise FedmodelError(
-            f"--ca-cert {ca_cert} does not verify the certificate of the "
-            f"SuperLink at {superlink} ({error.verify_message}): use the ca.crt "
-            "from the server operator who runs that SuperLink"
-        ) from None
+        raise _verify_refusal(error, superlink, host=host, ca_cert=ca_cert) from None
     except ssl.SSLError as error:
         raise FedmodelError(
             f"--superlink {superlink}: no TLS handshake with it ({error.reason}): "
@@ -91,3 +81,40 @@ def check_superlink_certificate(superlink: str, ca_cert: Path) -> None:
             superlink,
             error.strerror or error,
         )
+
+
+def _verify_refusal(
+    error: ssl.SSLCertVerificationError, superlink: str, *, host: str, ca_cert: Path
+) -> FedmodelError:
+    """What a failed check of the SuperLink's certificate tells the site to do.
+
+    The launch checked --ca-cert's own dates first, so an expired certificate
+    here is the SuperLink's, which its operator re-issues.
+    """
+    reissue = (
+        "(`fedmodel certs superlink --dir DIR --reissue --host "
+        f"{host}` and a --host for each name sites dial; signed by the same CA, "
+        "so this site keeps its --ca-cert)"
+    )
+    found = f"--superlink {superlink}: the SuperLink's certificate"
+    if error.verify_code in _NAME_MISMATCH:
+        return FedmodelError(
+            f"{found} is not made for {host} ({error.verify_message}): dial a "
+            "name it was made for, or have the server operator re-issue the "
+            f"SuperLink's certificate to name it {reissue}"
+        )
+    if error.verify_code == _EXPIRED:
+        return FedmodelError(
+            f"{found} has expired ({error.verify_message}): the server operator "
+            f"re-issues it {reissue}; start this SuperNode again once they have"
+        )
+    if error.verify_code == _NOT_YET_VALID:
+        return FedmodelError(
+            f"{found} is not valid yet ({error.verify_message}): this machine's "
+            "clock or the server's is wrong; set it right"
+        )
+    return FedmodelError(
+        f"--ca-cert {ca_cert} does not verify the certificate of the "
+        f"SuperLink at {superlink} ({error.verify_message}): use the ca.crt "
+        "from the server operator who runs that SuperLink"
+    )

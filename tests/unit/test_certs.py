@@ -28,6 +28,7 @@ from fedmodel.deploy.launch import superlink_command
 from fedmodel.deploy.site_keys import create_site_keys
 from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
 from fedmodel.errors import FedmodelError
+from tests.unit.dated_certs import sign_with_dates
 
 
 def test_superlink_certificate_is_signed_by_the_ca_for_every_host(
@@ -257,6 +258,37 @@ def test_the_launch_names_a_superlink_certificate_that_does_not_parse(
     assert str(refused.value).endswith(
         "give the superlink.crt that `fedmodel certs superlink` wrote"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "days", "fragment"),
+    [
+        ("superlink.crt", (-400, -1), "expired on"),
+        ("ca.crt", (-400, -1), "expired on"),
+        ("superlink.crt", (1, 400), "is valid only from"),
+    ],
+    ids=["expired", "expired-ca", "not-yet-valid"],
+)
+def test_a_certificate_out_of_its_dates_stops_the_superlink_launch(
+    tmp_path: Path, name: str, days: tuple[int, int], fragment: str
+) -> None:
+    # Before, the SuperLink started, and its own SuperExec failed every
+    # handshake ("certificate has expired" in its log, again and again): no
+    # run's ServerApp could start.
+    create_superlink_certificates(tmp_path, hosts=["localhost"])
+    sign_with_dates(tmp_path / name, days_from_now=days)
+    with pytest.raises(FedmodelError) as refused:
+        superlink_command(certs_dir=tmp_path, host="0.0.0.0", port=1, database=None)
+    message = str(refused.value)
+    assert message.startswith(f"--certs: {tmp_path / name} {fragment} ")
+    fixes = {
+        "superlink.crt": f"`fedmodel certs superlink --dir {tmp_path} --reissue`",
+        "ca.crt": "make a new CA and certificate in a new folder",
+    }
+    if fragment == "expired on":
+        assert fixes[name] in message, message
+    else:
+        assert "set the clock of this machine right" in message
 
 
 def _with_names_that_do_not_parse(path: Path, ca_key: Path, *, repeated: bool) -> None:

@@ -22,6 +22,7 @@ from fedmodel.deploy.launch import supernode_command
 from fedmodel.deploy.site_keys import create_site_keys
 from fedmodel.deploy.superlink_reissue import reissue_superlink_certificate
 from fedmodel.errors import FedmodelError
+from tests.unit.dated_certs import sign_with_dates
 
 
 @pytest.fixture
@@ -142,3 +143,32 @@ def test_a_superlink_not_up_yet_is_left_to_flower(
     ]
     assert f"--superlink 127.0.0.1:{port}: no SuperLink answers" in warning
     assert "check the host and port" in warning
+
+
+def test_an_expired_superlink_certificate_is_the_server_operators_to_reissue(
+    tmp_path: Path, tls_port: int, site: SiteConfig
+) -> None:
+    # Before, the site was told to get another ca.crt: its own was right.
+    sign_with_dates(tmp_path / "link/superlink.crt", days_from_now=(-400, -1))
+    with pytest.raises(FedmodelError) as refused:
+        _launch(site, f"localhost:{tls_port}", tmp_path / "link/ca.crt", tmp_path)
+    assert str(refused.value).startswith(
+        f"--superlink localhost:{tls_port}: the SuperLink's certificate has expired "
+        "(certificate has expired): the server operator re-issues it (`fedmodel "
+        "certs superlink --dir DIR --reissue --host localhost`"
+    )
+
+
+def test_an_expired_ca_cert_stops_the_supernode_launch(
+    tmp_path: Path, site: SiteConfig
+) -> None:
+    create_superlink_certificates(tmp_path / "link", hosts=["localhost"])
+    ca_cert = tmp_path / "link/ca.crt"
+    sign_with_dates(ca_cert, days_from_now=(-400, -1))
+    with pytest.raises(FedmodelError) as refused:
+        _launch(site, "localhost:1", ca_cert, tmp_path)
+    assert str(refused.value).startswith(f"--ca-cert: {ca_cert} expired on ")
+    assert str(refused.value).endswith(
+        "it verifies no SuperLink: ask the server operator for the ca.crt of the "
+        "CA their SuperLink runs with now"
+    )
