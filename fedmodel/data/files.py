@@ -101,7 +101,7 @@ def load_site_file(
     Every label must be one of `label_names` (the federation's `task.labels`);
     `key` names where the path came from, for error messages.
     """
-    records = _read_records(path, task=task, key=key)
+    records = _read_records(path, task=task, key=key, at_site=True)
     index = {composed(name): i for i, name in enumerate(label_names)}
     for row, label in enumerate(records.labels, start=1):
         if label not in index:
@@ -179,14 +179,20 @@ def _server_named_labels(
 
 
 def _read_records(
-    path: Path, *, task: TaskSettings, key: str, read: dict[str, str] | None = None
+    path: Path,
+    *,
+    task: TaskSettings,
+    key: str,
+    read: dict[str, str] | None = None,
+    at_site: bool = False,
 ) -> FileRecords:
     """The file's records; `read` gains the sha256 of the bytes they are parsed from.
 
     Hashed as they are read (`read_table`'s `bytes_read`), not by a read of
     its own: a file rewritten in between would be taken for the bytes the
     records came from. Without `read` (a deployed site's own file, which
-    nothing compares) the bytes are not hashed.
+    nothing compares) the bytes are not hashed. `at_site`: a deployed site's
+    file, whose operator cannot set the server's task keys.
     """
     digest = hashlib.sha256()
     hashed = None if read is None else digest.update
@@ -206,8 +212,12 @@ def _read_records(
         # One name serves every file of the task: the key only where none
         # of them uses the name it holds.
         fix = (
-            f"rename its {role} column to {column!r}, or, where every file of "
-            f"the task names it otherwise, set task.{role}_column to that name"
+            f"rename its {role} column to {column!r}, the name the server's "
+            f"task.{role}_column gives, or ask the server operator to set "
+            f"task.{role}_column to the name every site's file uses"
+            if at_site
+            else f"rename its {role} column to {column!r}, or, where every file "
+            f"of the task names it otherwise, set task.{role}_column to that name"
         )
         require_column(table, column, role=role, fix=fix, path=path, key=key)
     return FileRecords(

@@ -147,6 +147,24 @@ def test_a_missing_text_column_is_worded_as_for_the_training_files(
     )
 
 
+def test_a_sites_missing_column_is_fixed_at_the_site_or_by_the_server_operator(
+    tmp_path: Path,
+) -> None:
+    # Before, a site operator was told to set task.text_column, a key of the
+    # server's run-config, which no site sets.
+    site = tmp_path / "site.csv"
+    site.write_text("note,label\nhello,pos\n", encoding="utf-8")
+    task = group_settings("task", "files", labels=["pos", "neg"])
+    with pytest.raises(FedmodelError) as refused:
+        load_site_file(site, task=task, label_names=("pos", "neg"), key="data-file")
+    assert str(refused.value) == (
+        f"data-file: file {site} has no text column 'text' (columns found: "
+        "['note', 'label']); rename its text column to 'text', the name the "
+        "server's task.text_column gives, or ask the server operator to set "
+        "task.text_column to the name every site's file uses"
+    )
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
 def test_a_title_line_above_the_column_names_is_named(
     tmp_path: Path, test_file: Path, suffix: str
