@@ -34,6 +34,7 @@ from fedmodel.deploy.cert_files import (
     read_private_key,
     write_public,
 )
+from fedmodel.deploy.cert_validity import check_valid_now
 from fedmodel.deploy.certs import (
     check_days,
     subject_alternative_names,
@@ -138,11 +139,13 @@ def _valid_until(
         "a new CA (`fedmodel certs superlink --dir NEW_DIR`), whose ca.crt every "
         "site then needs"
     )
-    if ca_end <= now:
-        raise FedmodelError(
-            f"the CA in {path} expired on {ca_end:%Y-%m-%d}: no site verifies a "
-            f"certificate it signs; make {new_ca}"
-        )
+    check_valid_now(
+        ca_cert,
+        path=path,
+        option="--dir",
+        expired_fix=f"no site verifies a certificate it signs; make {new_ca}",
+        now=now,
+    )
     if days is None:
         return ca_end
     until = now + datetime.timedelta(days=days)

@@ -189,6 +189,22 @@ def test_a_reissue_without_the_folders_ca_writes_nothing(tmp_path: Path) -> None
     assert _files(made.ca_cert.parent) == before | {"ca.key": kept}
 
 
+def test_a_reissue_under_an_expired_ca_asks_for_a_new_one(tmp_path: Path) -> None:
+    # The launch's date check and the re-issue's are one: an expired CA signs
+    # nothing any site verifies, and the folder's files stay as they were.
+    create_superlink_certificates(tmp_path, hosts=["localhost"])
+    sign_with_dates(tmp_path / "ca.crt", days_from_now=(-400, -1))
+    held = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(FedmodelError) as refused:
+        reissue_superlink_certificate(tmp_path, hosts=["localhost"])
+    assert str(refused.value).startswith(f"--dir: {tmp_path / 'ca.crt'} expired on ")
+    assert str(refused.value).endswith(
+        "no site verifies a certificate it signs; make a new CA (`fedmodel certs "
+        "superlink --dir NEW_DIR`), whose ca.crt every site then needs"
+    )
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == held
+
+
 def test_a_reissue_names_the_file_that_does_not_parse(tmp_path: Path) -> None:
     # Before, a ca.crt or ca.key that did not parse was "its ca.crt or ca.key".
     made = create_superlink_certificates(tmp_path / "made", hosts=["localhost"])
