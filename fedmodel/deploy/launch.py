@@ -4,9 +4,9 @@
 Flower's own `flower-superlink` / `flower-supernode`, so the process a user
 starts, stops and monitors is Flower's. What they add: TLS and SuperNode
 authentication on unless `--insecure` is given (then a warning), checks before
-Flower starts (every certificate, key and data file exists, a site's CA
-certificate and key parse, each certificate is within its dates, the state
-folder and the database's folder can be written), and a correctly quoted
+Flower starts (every certificate, key and data file exists, every certificate
+and key parses, each certificate is within its dates, the state folder and the
+database's folder can be written), and a correctly quoted
 `--node-config` carrying the site's own settings. The files a launch names are
 checked in `launch_files`.
 """

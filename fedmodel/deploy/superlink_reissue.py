@@ -4,12 +4,14 @@ A host added later (a name or address sites dial) needs a certificate that
 names it. Signed by the folder's own CA, the new certificate verifies against
 the `ca.crt` every site already holds, so no site needs a new one. The CA's
 key and certificate and the SuperLink's key are read, never written: the new
-certificate is for the SuperLink's key it replaces the old one's. The old
+certificate is for the same SuperLink key as the one it replaces. The old
 certificate is kept beside it (`superlink.replaced-<UTC time>.crt`) and the
 new one takes its name in one rename, so a SuperLink started meanwhile reads
 the old or the new, each the certificate of `superlink.key`. An old
 certificate that cannot be read (missing, not PEM, its extensions broken)
-does not stop a re-issue: it is kept as it is, its names not compared.
+does not stop a re-issue: it is kept as it is, its names not compared. A
+re-issue also renews an expired certificate, which `fedmodel superlink`
+refuses to serve.
 """
 
 from __future__ import annotations
