@@ -33,6 +33,14 @@ def superlink_host_port(superlink: str) -> tuple[str, int]:
     ValueError names what is wrong: Flower would start the SuperNode first and
     then stop with "SuperLink address (...) cannot be parsed".
     """
+    scheme, prefixed, rest = superlink.partition("://")
+    if prefixed:
+        # Flower's parse_address refuses any "://", after the SuperNode
+        # started; the SuperLink's own log shows its address as a URL.
+        raise ValueError(
+            f"{superlink!r} has a URL prefix ({scheme}://), which Flower does not "
+            f"take: give host:port alone, e.g. {rest.rstrip('/')}"
+        )
     host, _, port = superlink.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -324,6 +324,29 @@ def test_a_superlink_that_is_no_address_is_refused_before_flower_starts(
     assert not site.state_dir.exists()
 
 
+@pytest.mark.parametrize("value", ["https://localhost:9093", "https://localhost:9093/"])
+def test_a_superlink_given_as_a_url_is_refused_before_flower_starts(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """The SuperLink logs its address as https://...; Flower takes no prefix.
+
+    Before, the launch took it, warned that no SuperLink answered there yet
+    (a name lookup of 'https://localhost' failed), and the SuperNode started
+    and then exited with Flower's exit code 600. Parsed alone, so that a
+    launch that took it would not start Flower from the test.
+    """
+    parser = argparse.ArgumentParser()
+    add_supernode_arguments(parser)
+    typed = ["--superlink", value, "--site-id", "1", "--max-epsilon", "1"]
+    typed += ["--data-file", "d.csv", "--state-dir", "s"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(typed)
+    assert (
+        f"argument --superlink: {value!r} has a URL prefix (https://), which "
+        "Flower does not take: give host:port alone, e.g. localhost:9093"
+    ) in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["10.0.0.5:9092", "[::1]:9092", "link.org:1"])
 def test_superlink_addresses_flower_takes_are_taken(value: str) -> None:
     parser = argparse.ArgumentParser()
