@@ -103,6 +103,17 @@ def port(text: str) -> int:
     return number
 
 
+def listen_host(text: str) -> str:
+    """The SuperLink's --host: an address or name alone (`[::]` and `::` too)."""
+    bracketed_with_port = text.startswith("[") and not text.endswith("]")
+    if "://" in text or text.count(":") == 1 or bracketed_with_port:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host alone: give the address or name to listen on "
+            "without a URL prefix or a port (the port is --port), e.g. 0.0.0.0"
+        )
+    return text
+
+
 def superlink_address(text: str) -> str:
     """A SuperLink address from the command line: HOST:PORT, as Flower takes it."""
     try:
@@ -116,7 +127,10 @@ def add_superlink_arguments(parser: argparse.ArgumentParser) -> None:
     """`fedmodel superlink`: start Flower's SuperLink with TLS and node auth."""
     parser.add_argument("--certs", type=user_path, help="folder from `certs superlink`")
     parser.add_argument(
-        "--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)"
+        "--host",
+        type=listen_host,
+        default="0.0.0.0",
+        help="address to listen on (default: 0.0.0.0)",
     )
     parser.add_argument(
         "--port", type=port, default=9093, help="port to listen on (default: 9093)"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from flwr.common.config import parse_config_args
 
-from fedmodel.cli.deploy import add_supernode_arguments
+from fedmodel.cli.deploy import add_superlink_arguments, add_supernode_arguments
 from fedmodel.cli.main import run_command
 from fedmodel.client.site import (
     DATA_FILE,
@@ -344,6 +344,28 @@ def test_a_superlink_given_as_a_url_is_refused_before_flower_starts(
     assert (
         f"argument --superlink: {value!r} has a URL prefix (https://), which "
         "Flower does not take: give host:port alone, e.g. localhost:9093"
+    ) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "value", ["0.0.0.0:9093", "https://0.0.0.0", "link.org:9093", "[::]:9093"]
+)
+def test_a_superlink_host_with_a_port_or_url_prefix_is_refused(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Before, the launch said the certificate was not made for '0.0.0.0:9093'.
+
+    Its fix, re-issuing the certificate for that "host", could not help: the
+    port is --port's. Parsed alone, as a launch that took it could start Flower.
+    """
+    parser = argparse.ArgumentParser()
+    add_superlink_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--host", value])
+    assert (
+        f"argument --host: {value!r} is not a host alone: give the address or name "
+        "to listen on without a URL prefix or a port (the port is --port), e.g. "
+        "0.0.0.0"
     ) in capsys.readouterr().err
 
 
