@@ -120,8 +120,8 @@ def _spent(status: LedgerStatus, *, limit: str, which_round: str) -> str:
     `which_round` ("a round", "a round there") words that round, where one did.
     """
     spent = (
-        f"epsilon {decimals_up(status.epsilon, 4)} spent at delta "
-        f"{three_digits_up(status.delta)} in "
+        f"epsilon {decimals_up(status.epsilon, 4)}{status.stated_by} spent at "
+        f"delta {three_digits_up(status.delta)} in "
         f"{status.rounds} {plural(status.rounds, 'round')}; {limit}"
     )
     if status.budget_exhausted:

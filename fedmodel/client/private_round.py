@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader
 from fedmodel.client.site_delta import site_delta_warning
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
+from fedmodel.config.wording import decimals_up
 from fedmodel.errors import FedmodelError
+from fedmodel.privacy.accountants import stated_by_rdp
 from fedmodel.privacy.charged_records import note_charged_records
 from fedmodel.privacy.client_plan import plan_client
 from fedmodel.privacy.engine import StepCounter, private_training
@@ -149,6 +151,9 @@ class PrivateRound:
             self.epsilon = self.ledger.epsilon
             return False
         self.charged_steps = self.planned_steps
+        if rdp := stated_by_rdp(self.ledger.accountant, self.ledger.steps):
+            epsilon = decimals_up(self.epsilon, 4)  # as `fedmodel ledger show`
+            log.info("client %d: epsilon %s%s", self.client_id, epsilon, rdp)
         if self.uncharged is not None:
             note_charged_records(
                 self.ledger.path,

@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from fedmodel.config.modes import ACCOUNTANT_NAMES
 from fedmodel.errors import FedmodelError
 from fedmodel.privacy.accountants import (
+    PRV_MAX_STEPS,
     HistoryEntry,
     composed_epsilon,
+    evaluated_epsilon,
+    prv_takes,
     rdp_epsilon_floor,
 )
 from fedmodel.privacy.noise_search import NoNoiseSuffices, smallest_noise
@@ -49,6 +52,10 @@ def calibrate_noise(
             "privacy.target_epsilon"
         )
     _check_step_args(delta=delta, sample_rate=sample_rate, steps=steps)
+    if not prv_takes(accountant, steps):
+        # Each plan is refused there first (`check_prv_steps`); the epsilon
+        # stated past the limit is RDP's, which a PRV search must not meet.
+        raise ValueError(f"PRV calibrates at most {PRV_MAX_STEPS} steps, not {steps}")
     unreachable = FedmodelError(
         f"target epsilon {target_epsilon:g} cannot be reached with delta "
         f"{delta:g}, sample rate {sample_rate:g} and {steps} steps: raise "
@@ -91,9 +98,32 @@ def epsilon_for(
     Entries with the same noise multiplier and sample rate are composed as one
     (composition is order-free), so a budget charged round by round reads
     exactly as the single entry calibration planned with. Zero noise means no
-    privacy: infinity. Never returns NaN.
+    privacy: infinity. Never returns NaN. Past PRV_MAX_STEPS steps, PRV's
+    epsilon is RDP's (`accountants.stating_accountant`).
     """
     _check_accountant(accountant)
+    merged = _merged(history, delta=delta)
+    if merged is None:
+        return math.inf
+    return composed_epsilon(merged, delta, accountant) if merged else 0.0
+
+
+def prv_epsilon_for(history: Sequence[HistoryEntry], *, delta: float) -> float:
+    """PRV's own epsilon of `history`, past PRV_MAX_STEPS steps too.
+
+    What fedmodel stated for any history before it stated RDP's past that
+    limit, so what a ledger charged then may hold (`ledger_check`).
+    """
+    merged = _merged(history, delta=delta)
+    if merged is None:
+        return math.inf
+    return evaluated_epsilon(merged, delta, "prv") if merged else 0.0
+
+
+def _merged(
+    history: Sequence[HistoryEntry], *, delta: float
+) -> tuple[HistoryEntry, ...] | None:
+    """`history`'s steps summed per (noise, rate), checked; None: zero noise."""
     merged: dict[tuple[float, float], int] = {}
     for entry in history:
         sigma, sample_rate, steps = entry
@@ -101,16 +131,10 @@ def epsilon_for(
         if not 0.0 <= sigma < math.inf:
             raise ValueError(f"noise multiplier must be >= 0, got {entry!r}")
         if sigma == 0.0:
-            return math.inf
+            return None
         key = (float(sigma), float(sample_rate))
         merged[key] = merged.get(key, 0) + steps
-    if not merged:
-        return 0.0
-    return composed_epsilon(
-        tuple((sigma, q, steps) for (sigma, q), steps in merged.items()),
-        delta,
-        accountant,
-    )
+    return tuple((sigma, q, steps) for (sigma, q), steps in merged.items())
 
 
 def _check_accountant(accountant: str) -> None:

@@ -21,7 +21,8 @@ import math
 from pathlib import Path
 
 from fedmodel.errors import FedmodelError
-from fedmodel.privacy.calibration import epsilon_for
+from fedmodel.privacy.accountants import stating_accountant
+from fedmodel.privacy.calibration import epsilon_for, prv_epsilon_for
 from fedmodel.privacy.ledger_record import (
     STORED_EPSILON_TOLERANCE,
     LedgerRecord,
@@ -44,12 +45,34 @@ def checked_epsilon(path: Path, record: LedgerRecord) -> float:
     except (FedmodelError, ValueError) as exc:
         raise unusable_ledger(path, f"its history cannot be evaluated ({exc})") from exc
     last = record.rounds[-1]
-    if not math.isclose(last.epsilon, spent, rel_tol=STORED_EPSILON_TOLERANCE):
+    if not _agrees(last.epsilon, spent) and not _prv_past_its_limit(path, record):
         raise unusable_ledger(
             path,
             f"round {last.round} (entry {len(record.rounds)}) recorded epsilon "
             f"{last.epsilon:.8g} when it was charged, but the history now spends "
-            f"{spent:.8g} (delta {record.delta:g}, {record.accountant}): the file "
+            f"{spent:.8g} (delta {record.delta:g}, "
+            f"{stating_accountant(record.accountant, record.steps)}): the file "
             "was edited since (or written with another Opacus version)",
         )
     return spent
+
+
+def _agrees(stored: float, recomputed: float) -> bool:
+    return math.isclose(stored, recomputed, rel_tol=STORED_EPSILON_TOLERANCE)
+
+
+def _prv_past_its_limit(path: Path, record: LedgerRecord) -> bool:
+    """Whether the last charge stored PRV's own epsilon where RDP's is stated now.
+
+    fedmodel stated PRV's epsilon past PRV_MAX_STEPS before it stated RDP's
+    there (`accountants.stating_accountant`), so a site's ledger charged then
+    holds PRV's figure: it is checked with PRV, once more, and the ledger
+    spends RDP's from now on, which is larger. Its next charge stores RDP's.
+    """
+    if stating_accountant(record.accountant, record.steps) == record.accountant:
+        return False
+    try:
+        prv = prv_epsilon_for(record.history, delta=record.delta)
+    except (FedmodelError, ValueError) as exc:
+        raise unusable_ledger(path, f"its history cannot be evaluated ({exc})") from exc
+    return _agrees(record.rounds[-1].epsilon, prv)

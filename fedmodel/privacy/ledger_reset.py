@@ -39,6 +39,8 @@ class LedgerStatus:
     rounds: int
     budget_exhausted: bool
     data_fingerprint: str
+    # `accountants.stated_by_rdp`'s words, where the epsilon is RDP's ("" if not).
+    stated_by: str = ""
 
 
 def ledger_status(state_dir: Path) -> LedgerStatus:
@@ -163,6 +165,7 @@ def _is_central_run_folder(folder: Path) -> bool:
 
 def _status(path: Path, record: LedgerRecord) -> LedgerStatus:
     # The accountant (Opacus) only here: every query message counts resets.
+    from fedmodel.privacy.accountants import stated_by_rdp
     from fedmodel.privacy.ledger_check import checked_epsilon
 
     return LedgerStatus(
@@ -174,4 +177,5 @@ def _status(path: Path, record: LedgerRecord) -> LedgerStatus:
         rounds=len(record.rounds),
         budget_exhausted=record.budget_exhausted,
         data_fingerprint=record.data_fingerprint,
+        stated_by=stated_by_rdp(record.accountant, record.steps),
     )
