@@ -10,12 +10,13 @@ or features, looked up where the round looks it up; each still runs. The
 table gives each pass's calls, seconds and share of the handler's time,
 round 1 beside round 2; "rest" is what no timer holds (settings, the reply).
 
-Round 1 reads the file, counts the texts `task.max_length` cuts, plans the
-noise, opens the ledger and, in head mode, embeds the records; round 2 of
-head mode trains on the features round 1 stored, while LoRA reads and
-tokenizes the file in every round (each message is a fresh process at a
-real site). Here both rounds share one process, and torch uses every core
-(a real site's SuperNode runs its ClientApp on one thread: docs/deployment.md).
+Round 1 reads the file, tokenizes its texts (counting from those tokens the
+ones `task.max_length` cuts), plans the noise, opens the ledger and, in head
+mode, embeds the records; round 2 of head mode trains on the features round
+1 stored, while LoRA reads and tokenizes the file in every round (each
+message is a fresh process at a real site). Here both rounds share one
+process, and torch uses every core (a real site's SuperNode runs its
+ClientApp on one thread: docs/deployment.md).
 
     .venv/bin/python benchmarks/site_round.py [--records 20000,100000] \
         [--modes head,lora] [--model tiny]
@@ -49,7 +50,8 @@ PASSES = (
     ("fedmodel.client.site_data", "site_features", "read stored features"),
     ("fedmodel.data.files", "load_site_file", "read and check the file"),
     ("fedmodel.model.load", "load_tokenizer", "load the tokenizer"),
-    ("fedmodel.client.site_data", "_say_cut_texts", "count cut texts (the rest)"),
+    ("fedmodel.client.site_data", "_tokenized_saying_cuts", "say the cut texts"),
+    ("fedmodel.data.tokenization", "tokenized_with_cuts", "tokenize, counting cuts"),
     ("fedmodel.data.cut_texts", "tokenize_texts", "count cut texts: tokenize"),
     ("fedmodel.data.tokenization", "tokenize_texts", "tokenize for the model"),
     ("fedmodel.client.site_data", "data_fingerprint", "fingerprint"),

@@ -31,6 +31,8 @@ from fedmodel.training.loops import LogitsFn, LossFn, feature_logits, text_logit
 if TYPE_CHECKING:
     import datasets
 
+    from fedmodel.data.tokenization import Encoded
+
 
 @dataclass
 class LocalJob:
@@ -58,8 +60,12 @@ def finetune_job(
     state_dir: Path,
     client_id: int,
     round_number: int,
+    encoded: list[Encoded] | None = None,
 ) -> LocalJob:
-    """Fine-tune the global model as the finetune mode says, on this client's data."""
+    """Fine-tune the global model as the finetune mode says, on this client's data.
+
+    `encoded` is the split's texts as already tokenized (`RoundRecords`), or None.
+    """
     from fedmodel.model.finetune import finetune_mode
     from fedmodel.model.load import build_classifier
 
@@ -75,7 +81,7 @@ def finetune_job(
     logits_of: Callable[[nn.Module], LogitsFn]
     if mode.on_features:
         features, labels = cached_features(
-            settings, model=model, split=split, state_dir=state_dir
+            settings, model=model, split=split, state_dir=state_dir, encoded=encoded
         )
         loader = feature_loader(
             settings,
@@ -87,7 +93,11 @@ def finetune_job(
         logits_of = feature_logits
     else:
         loader = text_loader(
-            settings, split, client_id=client_id, round_number=round_number
+            settings,
+            split,
+            client_id=client_id,
+            round_number=round_number,
+            encoded=encoded,
         )
         logits_of = text_logits
     return LocalJob(
@@ -188,8 +198,9 @@ def distill_job(
     teacher_weights: dict[str, torch.Tensor],
     client_id: int,
     round_number: int,
+    encoded: list[Encoded] | None = None,
 ) -> LocalJob:
-    """Distil the teacher into the student on this client's records."""
+    """Distil the teacher into the student on these records (`encoded`: as above)."""
     from fedmodel.distill.server import federated_distill_loss
     from fedmodel.model.finetune import merged_classifier, prepare_for_finetuning
     from fedmodel.model.load import build_classifier
@@ -215,7 +226,11 @@ def distill_job(
     return LocalJob(
         module=student,
         loader=text_loader(
-            settings, split, client_id=client_id, round_number=round_number
+            settings,
+            split,
+            client_id=client_id,
+            round_number=round_number,
+            encoded=encoded,
         ),
         logits_of=text_logits,
         exchanged=student,
@@ -241,11 +256,13 @@ def text_loader(
     *,
     client_id: int,
     round_number: int,
+    encoded: list[Encoded] | None = None,
 ) -> DataLoader:
     """The client's tokenized records, in this client's order for the round.
 
     Under DP-SGD Opacus' Poisson sampler replaces this order, as in
-    `feature_loader`.
+    `feature_loader`. `encoded` is the records' texts as already tokenized
+    (a site's, `RoundRecords`); None, and they are tokenized here.
     """
     from fedmodel.data.tokenization import make_text_loader
     from fedmodel.model.load import load_tokenizer
@@ -264,4 +281,5 @@ def text_loader(
         seed=batch_order_seed(
             settings.seed, client_id=client_id, round_number=round_number
         ),
+        encoded=encoded,
     )

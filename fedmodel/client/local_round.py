@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch.optim import Optimizer
@@ -28,6 +27,7 @@ from fedmodel.client.jobs import (
     stored_features_job,
 )
 from fedmodel.client.private_round import PrivateRound
+from fedmodel.client.round_records import RoundRecords
 from fedmodel.client.round_streams import dropout_seed
 from fedmodel.config import RunSettings
 from fedmodel.model.finetune import finetune_mode, held_fixed
@@ -37,9 +37,6 @@ from fedmodel.training.embedding_cache import stored_features
 from fedmodel.training.feature_store import StoredFeatures
 from fedmodel.training.fingerprint import data_fingerprint
 from fedmodel.training.loops import build_optimizer, train_epochs
-
-if TYPE_CHECKING:
-    import datasets
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,9 @@ class RoundOutcome:
     privacy: dict[str, float] = field(default_factory=dict)
     compute_seconds: float = 0.0
     # Building the round's job before training; local. The model and what it
-    # reads: a head round's first embedding of every record, a text round's
-    # tokenization of every record (a simulated client's read of them too).
+    # reads: a head round's first embedding of every record, a simulated text
+    # round's tokenization of every record (and its read of them; a site's
+    # records are tokenized as its file is read).
     prepare_seconds: float = 0.0
     # Central DP: the server's noise covers the weights only, not statistics.
     withhold_statistics: bool = False
@@ -93,7 +91,7 @@ def run_local_round(
     state_dir: Path,
     global_weights: dict[str, torch.Tensor],
     round_number: int,
-    records: tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]] | None = None,
+    records: RoundRecords | None = None,
     teacher_weights: dict[str, torch.Tensor] | None = None,
 ) -> RoundOutcome:
     """Train on this client's records for one round and return the update.
@@ -102,17 +100,17 @@ def run_local_round(
     with them the student (`global_weights`) learns the teacher's outputs. Under
     DP-SGD its cost goes to the client's ledger before training (a crash
     over-counts, never under-counts); over budget it does not train. `records`
-    (split or stored features, label names) is a site's; None: a simulated one's.
+    are a site's; None: a simulated one's.
     """
     started = time.perf_counter()
-    train_split, label_names = records or _simulated_records(
+    trained_on = records or _simulated_records(
         settings, client_id, state_dir=state_dir, distill=teacher_weights is not None
     )
+    train_split = trained_on.split
     state_dir.mkdir(parents=True, exist_ok=True)
     job = _job(
         settings,
-        split=train_split,
-        label_names=label_names,
+        records=trained_on,
         global_weights=global_weights,
         teacher_weights=teacher_weights,
         state_dir=state_dir,
@@ -170,7 +168,7 @@ def seed_dropout(settings: RunSettings, *, client_id: int, round_number: int) ->
 
 def _simulated_records(
     settings: RunSettings, client_id: int, *, state_dir: Path, distill: bool
-) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
+) -> RoundRecords:
     """The simulated client's training split and the label names.
 
     Refused where the task's files are not the bytes the run began with
@@ -189,8 +187,8 @@ def _simulated_records(
         fingerprint = data_fingerprint(train_split)
         stored = stored_features(settings, fingerprint=fingerprint, state_dir=state_dir)
         if stored is not None:
-            return stored, label_names
-    return train_split, label_names
+            return RoundRecords(split=stored, label_names=label_names)
+    return RoundRecords(split=train_split, label_names=label_names)
 
 
 def _train(
@@ -224,8 +222,7 @@ def _train(
 def _job(
     settings: RunSettings,
     *,
-    split: datasets.Dataset | StoredFeatures,
-    label_names: tuple[str, ...],
+    records: RoundRecords,
     global_weights: dict[str, torch.Tensor],
     teacher_weights: dict[str, torch.Tensor] | None,
     state_dir: Path,
@@ -238,6 +235,7 @@ def _job(
     no encoder; with no teacher the shared model is fine-tuned; with one, the
     global weights are the student's and the round distils the teacher into it.
     """
+    split = records.split
     if isinstance(split, StoredFeatures):
         return stored_features_job(
             settings,
@@ -250,7 +248,8 @@ def _job(
         return finetune_job(
             settings,
             split=split,
-            label_names=label_names,
+            encoded=records.encoded,
+            label_names=records.label_names,
             global_weights=global_weights,
             state_dir=state_dir,
             client_id=client_id,
@@ -259,7 +258,8 @@ def _job(
     return distill_job(
         settings,
         split=split,
-        label_names=label_names,
+        encoded=records.encoded,
+        label_names=records.label_names,
         student_weights=global_weights,
         teacher_weights=teacher_weights,
         client_id=client_id,

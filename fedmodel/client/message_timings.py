@@ -31,8 +31,8 @@ def record_message_timings(
     started (the app's imports done), when the records were read and when the
     round ended; `prepare_seconds` of the round built its job, the model and
     its inputs (`RoundOutcome.prepare_seconds`: in head mode's first round the
-    records' embedding, with LoRA or full their tokenization, every round).
-    The numbers stay at the site.
+    records' embedding; the records are tokenized as they are read). The
+    numbers stay at the site.
     """
     import psutil
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from fedmodel.client.round_records import RoundRecords
 from fedmodel.client.site import DATA_FILE, RunRefusal, SiteConfig, site_setting
 from fedmodel.client.site_delta import check_site_delta
 from fedmodel.config import RunSettings
 from fedmodel.data.label_form import composed_labels
 from fedmodel.errors import FedmodelError
 from fedmodel.training.feature_store import (
-    StoredFeatures,
     features_path,
     remember_site_features,
     site_features,
@@ -26,14 +26,14 @@ from fedmodel.training.feature_store import (
 from fedmodel.training.fingerprint import data_fingerprint
 
 if TYPE_CHECKING:
-    import datasets
+    from fedmodel.data.tokenization import Encoded
 
 log = logging.getLogger(__name__)
 
 
 def site_round_records(
     settings: RunSettings, site: SiteConfig, *, head_features: bool
-) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
+) -> RoundRecords:
     """What the site trains on this round, and the federation's label names.
 
     With `head_features` (a head-mode fine-tuning round) the features a
@@ -49,27 +49,28 @@ def site_round_records(
         if stored is not None:
             log.info("site %d: training on its stored features", site.site_id)
             check_site_delta(site, records=len(stored))
-            return stored, label_names
-    train, _ = load_site_records(settings, site)
-    check_site_delta(site, records=len(train))
+            return RoundRecords(split=stored, label_names=label_names)
+    records = load_site_records(settings, site)
+    check_site_delta(site, records=len(records.split))
     if file_key is not None:
         path = features_path(
-            settings, fingerprint=data_fingerprint(train), state_dir=site.state_dir
+            settings,
+            fingerprint=data_fingerprint(records.split),
+            state_dir=site.state_dir,
         )
         remember_site_features(site.state_dir, file_key=file_key, path=path)
-    return train, label_names
+    return records
 
 
-def load_site_records(
-    settings: RunSettings, site: SiteConfig
-) -> tuple[datasets.Dataset, tuple[str, ...]]:
-    """The site's training split and the federation's label names.
+def load_site_records(settings: RunSettings, site: SiteConfig) -> RoundRecords:
+    """The site's training split, its texts tokenized, and the federation's labels.
 
     The file is read with the run's text and label columns, and every record
     trains: a run-config holding some out (`task.val_fraction`) is refused
     before this (`check_site_run_config`). What is wrong with a file is logged
     at the site only; the error raised (which reaches the server) names
-    neither rows nor labels. So is how many texts `task.max_length` cuts.
+    neither rows nor labels. So is how many texts `task.max_length` cuts,
+    counted from the tokens the round's job then trains or embeds with.
     """
     from fedmodel.data.files import load_site_file
 
@@ -91,24 +92,31 @@ def load_site_records(
             f"site {site.site_id} cannot train on its data file; the site's "
             "operator finds the reason in its SuperNode's log"
         ) from None
-    _say_cut_texts(settings, site, train["text"])
-    return train, label_names
+    encoded = _tokenized_saying_cuts(settings, site, train["text"])
+    return RoundRecords(split=train, label_names=label_names, encoded=encoded)
 
 
-def _say_cut_texts(settings: RunSettings, site: SiteConfig, texts: list[str]) -> None:
-    """Log how many of the site's texts `task.max_length` cuts, at the site only.
+def _tokenized_saying_cuts(
+    settings: RunSettings, site: SiteConfig, texts: list[str]
+) -> list[Encoded]:
+    """The site's texts tokenized for the model; how many are cut, logged at the site.
 
     The server cannot plan a deployment (`fedmodel privacy-plan` refuses it),
-    so the site's operator reads it here; it is a statistic of the site's
-    records, so no reply carries it.
+    so the site's operator reads the count here; it is a statistic of the
+    site's records, so no reply carries it.
     """
     from fedmodel.data.cut_texts import SplitCut, cut_count, cuts_line
+    from fedmodel.data.tokenization import tokenized_with_cuts
     from fedmodel.model.load import load_tokenizer
 
     length = settings.task.max_length
-    cut = cut_count(load_tokenizer(settings.model), texts, max_length=length)
+    tokenizer = load_tokenizer(settings.model)
+    encoded, cut = tokenized_with_cuts(tokenizer, texts, max_length=length)
+    if cut is None:
+        cut = cut_count(tokenizer, texts, max_length=length)
     line = cuts_line(length, [SplitCut(split="training", cut=cut, texts=len(texts))])
     log.info("site %d: %s", site.site_id, line)
+    return encoded
 
 
 def _label_names(settings: RunSettings) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ in the whole text, so a long text is read only as far as its tokens pass
 `max_length`: 11,200 notes of 300 words took 9.7 s of CPU to tokenize
 whole, 4.8 s so, at 128 tokens. `cuts_line` says the counts, in
 `fedmodel privacy-plan`, in `fedmodel simulate`'s log before round 1 and in
-a deployed site's own log.
+a deployed site's own log; a site counts its texts from the tokens its
+round then trains or embeds with (`tokenization.tokenized_with_cuts`).
 """
 
 from __future__ import annotations

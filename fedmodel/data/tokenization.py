@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 Encoded = dict[str, list[int]]
 
@@ -33,13 +33,38 @@ def tokenize_texts(
     work a site's round paid twice over its records (benchmarks/site_round.py
     times its tokenizing).
     """
+    batch = _ids_batch(tokenizer, texts, max_length=max_length)
+    return [{"input_ids": ids} for ids in batch["input_ids"]]
+
+
+def tokenized_with_cuts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int
+) -> tuple[list[Encoded], int | None]:
+    """`tokenize_texts`' items, and how many of `texts` it cut to `max_length`.
+
+    A fast tokenizer keeps, with each text's encoding, the tokens truncation
+    took off (`overflowing`), so the count costs no second pass; a Python
+    tokenizer keeps none, and the count is None (`cut_texts.cut_count` counts).
+    """
+    batch = _ids_batch(tokenizer, texts, max_length=max_length)
+    encoded: list[Encoded] = [{"input_ids": ids} for ids in batch["input_ids"]]
+    if batch.encodings is None:
+        return encoded, None
+    return encoded, sum(bool(item.overflowing) for item in batch.encodings)
+
+
+def _ids_batch(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int
+) -> BatchEncoding:
+    from transformers import BatchEncoding
+
     if max_length < 2:
         raise ValueError(
             f"max_length must be >= 2 (room for [CLS] [SEP]): {max_length}"
         )
-    if len(texts) == 0:
-        return []
-    encoded = tokenizer(
+    if len(texts) == 0:  # which the tokenizer refuses
+        return BatchEncoding({"input_ids": []}, encoding=[])
+    return tokenizer(
         list(texts),
         truncation=True,
         max_length=max_length,
@@ -47,7 +72,6 @@ def tokenize_texts(
         return_token_type_ids=False,
         return_attention_mask=False,
     )
-    return [{"input_ids": ids} for ids in encoded["input_ids"]]
 
 
 @dataclass(frozen=True)
@@ -178,17 +202,20 @@ def make_text_loader(
     batch_size: int,
     shuffle: bool,
     seed: int,
+    encoded: list[Encoded] | None = None,
 ) -> DataLoader[dict[str, Any]]:
     """Build a DataLoader over texts, tokenized once and padded per batch.
 
     `labels` may be None for unlabelled texts (e.g. distillation transfer data).
     Shuffling uses a generator seeded with `seed`, so the order is reproducible.
+    `encoded` is `texts` as `tokenize_texts` gave them at `max_length`, where
+    they were tokenized before; None, and they are tokenized here.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = EncodedTexts(
-        tokenize_texts(tokenizer, texts, max_length=max_length), labels
-    )
+    if encoded is None:
+        encoded = tokenize_texts(tokenizer, texts, max_length=max_length)
+    dataset = EncodedTexts(encoded, labels)
     pad_token_id = tokenizer.pad_token_id
     return DataLoader(
         dataset,

@@ -25,10 +25,9 @@ from fedmodel.privacy.ledger_record import LEDGER_FILE
 from fedmodel.run.layout import simulated_client_dir
 
 if TYPE_CHECKING:
-    import datasets
     from flwr.app import Message
 
-    from fedmodel.training.feature_store import StoredFeatures
+    from fedmodel.client.round_records import RoundRecords
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def client_state_dir(site: SiteConfig | None, run_dir: str, client_id: int) -> P
 
 def site_records(
     settings: RunSettings, site: SiteConfig, round_number: int, *, distill: bool
-) -> tuple[datasets.Dataset | StoredFeatures, tuple[str, ...]]:
+) -> RoundRecords:
     """What the site trains on this round (`site_round_records`), said in its log."""
     # Here, not at the top: the feature store imports torch.
     from fedmodel.client.site_data import site_round_records

@@ -28,6 +28,7 @@ from fedmodel.training.loops import embed_texts
 if TYPE_CHECKING:
     import datasets
 
+    from fedmodel.data.tokenization import Encoded
     from fedmodel.model.classifier import PooledBertForSequenceClassification
 
 INFERENCE_BATCH = 128
@@ -39,6 +40,7 @@ def cached_features(
     model: PooledBertForSequenceClassification,
     split: datasets.Dataset,
     state_dir: Path,
+    encoded: list[Encoded] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled features of the client's records, computed once for these records.
 
@@ -46,13 +48,14 @@ def cached_features(
     kept in the client's own state directory, never sent, keyed by the
     encoder's files, `task.max_length` and the records' fingerprint
     (`features_path`). A site's state directory outlives runs, so a later
-    run on the same records and encoder embeds nothing.
+    run on the same records and encoder embeds nothing. `encoded` is the
+    split's texts as already tokenized (`RoundRecords`), or None.
     """
     fingerprint = data_fingerprint(split)
     cached = stored_features(settings, fingerprint=fingerprint, state_dir=state_dir)
     if cached is not None:
         return cached.features, cached.labels
-    features, labels = embed_split(settings, model=model, split=split)
+    features, labels = embed_split(settings, model=model, split=split, encoded=encoded)
     write_features(
         features_path(settings, fingerprint=fingerprint, state_dir=state_dir),
         StoredFeatures(
@@ -80,10 +83,16 @@ def stored_features(
     return stored
 
 
-def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> DataLoader:
+def length_sorted_loader(
+    settings: RunSettings,
+    split: datasets.Dataset,
+    *,
+    encoded: list[Encoded] | None = None,
+) -> DataLoader:
     """A loader over a split's texts in length order, for inference.
 
-    Batching texts of similar length keeps dynamic padding short.
+    Batching texts of similar length keeps dynamic padding short. `encoded`
+    is the split's texts as already tokenized, in the split's order, or None.
     """
     from fedmodel.data.tokenization import length_order, make_text_loader
     from fedmodel.model.load import load_tokenizer
@@ -103,6 +112,7 @@ def length_sorted_loader(settings: RunSettings, split: datasets.Dataset) -> Data
         batch_size=INFERENCE_BATCH,
         shuffle=False,
         seed=settings.seed,
+        encoded=None if encoded is None else [encoded[i] for i in order],
     )
 
 
@@ -111,6 +121,10 @@ def embed_split(
     *,
     model: PooledBertForSequenceClassification,
     split: datasets.Dataset,
+    encoded: list[Encoded] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features and labels of a split's texts (in length order)."""
-    return embed_texts(model, length_sorted_loader(settings, split))
+    """Pooled features and labels of a split's texts (in length order).
+
+    `encoded` is the split's texts as already tokenized, or None.
+    """
+    return embed_texts(model, length_sorted_loader(settings, split, encoded=encoded))

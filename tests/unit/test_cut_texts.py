@@ -7,7 +7,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from fedmodel.data.cut_texts import cut_count, reads_by_words
-from fedmodel.data.tokenization import tokenize_texts
+from fedmodel.data.tokenization import tokenize_texts, tokenized_with_cuts
 from fedmodel.model.load import load_tokenizer
 from tests.conftest import small_settings
 
@@ -61,6 +61,21 @@ def test_reading_the_first_words_counts_as_reading_whole_texts(
     expected = sum(len(item["input_ids"]) > max_length for item in whole)
     assert reads_by_words(tokenizer)
     assert cut_count(tokenizer, texts, max_length=max_length) == expected
+
+
+@pytest.mark.parametrize("max_length", [2, 8, 9, 64, 501])
+def test_the_models_tokens_count_the_cut_texts_as_cut_count_does(
+    tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> None:
+    # A site counts its cut texts from the tokens its round trains with: the
+    # same tokens as tokenize_texts gives, and the same count as cut_count's.
+    words = "the patient's café-visit ended; 42 ECG leads x" * 60
+    texts = [words[:end] for end in range(0, len(words), 37)] + _texts()
+    encoded, cut = tokenized_with_cuts(tokenizer, texts, max_length=max_length)
+    assert encoded == tokenize_texts(tokenizer, texts, max_length=max_length)
+    assert cut == cut_count(tokenizer, texts, max_length=max_length)
+    assert cut >= 1  # "note " * 500 at least
+    assert tokenized_with_cuts(tokenizer, [], max_length=max_length) == ([], 0)
 
 
 def test_another_tokenizers_texts_are_read_whole() -> None:

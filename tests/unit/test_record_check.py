@@ -11,6 +11,7 @@ import pytest
 
 from fedmodel.client import record_check
 from fedmodel.client.record_check import check_simulated_clients
+from fedmodel.client.round_records import RoundRecords
 from fedmodel.config import RunSettings, compose_config, settings_from_dict
 from fedmodel.config.wording import decimals_up
 from fedmodel.data.clients import _partitioned_task, load_client_data
@@ -173,7 +174,9 @@ def test_a_round_on_records_changed_during_the_run_is_refused(tmp_path: Path) ->
     site_dir.mkdir()
     site_dir.joinpath(LEDGER_FILE).write_bytes(ledger_before)
     train, _, labels = load_client_data(run, 0)
-    outcome = round_of(3, state_dir=site_dir, records=(train, labels))
+    outcome = round_of(
+        3, state_dir=site_dir, records=RoundRecords(split=train, label_names=labels)
+    )
     assert outcome.weights is not None
     assert len(read_record(site_dir / LEDGER_FILE).rounds) == 3
 
@@ -205,7 +208,11 @@ def test_a_first_round_on_a_file_changed_since_the_start_is_refused(
     train, _, labels = load_client_data(run, 0)
     site_dir = tmp_path / "site-state"
     outcome = _round(
-        run, 2, weights=weights, state_dir=site_dir, records=(train, labels)
+        run,
+        2,
+        weights=weights,
+        state_dir=site_dir,
+        records=RoundRecords(split=train, label_names=labels),
     )
     assert outcome.weights is not None
     # A run folder written before the record was kept goes on, as a resume does.

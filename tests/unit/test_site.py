@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
+from transformers import PreTrainedTokenizerBase
 
 from fedmodel import __version__
 from fedmodel.client.site import (
@@ -348,9 +349,9 @@ def test_a_sites_label_names_are_composed_as_the_servers_are(
     settings = deployment_settings(["cafe\u0301", "tea"])
     site = site_from_node_config(node_config(path, tmp_path))
     assert site is not None
-    train, names = load_site_records(settings, site)
-    assert names == ("caf\u00e9", "tea")
-    assert list(train["label"]) == [0, 1, 0, 1]
+    records = load_site_records(settings, site)
+    assert records.label_names == ("caf\u00e9", "tea")
+    assert list(records.split["label"]) == [0, 1, 0, 1]
 
 
 def _train_message(
@@ -803,6 +804,39 @@ def test_a_bad_labels_file_is_named(tmp_path: Path, text: str, fragment: str) ->
     )
     with pytest.raises(FedmodelError, match=re.escape(said)):
         agreed_labels(missing)
+
+
+@pytest.mark.parametrize("mode", ["head", "lora"])
+def test_a_sites_round_tokenizes_each_text_once_and_counts_the_cut_ones(
+    tmp_path: Path,
+    bank_rows: tuple[pd.DataFrame, list[str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    # The count of cut texts comes from the tokens the round trains (LoRA) or
+    # embeds (head) with: the tokenizer reads each of the site's texts once.
+    rows, names = bank_rows
+    path = tmp_path / "site.csv"
+    rows.to_csv(path, index=False)
+    settings = deployment_settings(names, f"finetune={mode}")
+    tokenizer = load_tokenizer(settings.model)
+    cut = sum(len(ids) > 16 for ids in tokenizer(list(rows["note"]))["input_ids"])
+    read: list[str] = []
+    call = PreTrainedTokenizerBase.__call__
+
+    def reading(self: PreTrainedTokenizerBase, text: Any, *args: Any, **kw: Any) -> Any:
+        read.extend(text)
+        return call(self, text, *args, **kw)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", reading)
+    reply = client_app.train(
+        _train_message(settings, 1), _site_context(node_config(path, tmp_path / "s"))
+    )
+    assert not reply.has_error()
+    assert sorted(read) == sorted(rows["note"])
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"site 3: task.max_length 16 cuts {cut} of 120 training texts (" in said
 
 
 def test_a_site_logs_the_texts_max_length_cuts_and_its_reply_carries_no_count(

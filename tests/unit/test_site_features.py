@@ -107,8 +107,8 @@ def test_a_change_of_data_or_model_settings_misses_the_stored_features(
     site = site_from_node_config(config)
     assert site is not None
     _site_round(settings, config, 1)
-    again, _ = site_round_records(settings, site, head_features=True)
-    assert isinstance(again, StoredFeatures)
+    again = site_round_records(settings, site, head_features=True)
+    assert isinstance(again.split, StoredFeatures)
 
     if change == "file":
         bank_rows[0].iloc[1:].to_csv(site_file, index=False)
@@ -116,11 +116,11 @@ def test_a_change_of_data_or_model_settings_misses_the_stored_features(
         settings = deployment_settings(
             bank_rows[1], "privacy.target_epsilon=8", "task.max_length=24"
         )
-    records, _ = site_round_records(settings, site, head_features=True)
-    assert not isinstance(records, StoredFeatures)
+    records = site_round_records(settings, site, head_features=True)
+    assert not isinstance(records.split, StoredFeatures)
     # A LoRA or distillation round never reads stored features.
-    records, _ = site_round_records(settings, site, head_features=False)
-    assert not isinstance(records, StoredFeatures)
+    records = site_round_records(settings, site, head_features=False)
+    assert not isinstance(records.split, StoredFeatures)
 
 
 def _check_the_client_app_imports_none_of(modules: list[str]) -> None:
