@@ -6,6 +6,7 @@ config (which holds id2label), so either can be served from one folder.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import stat
@@ -72,9 +73,11 @@ def export_classifier(
     """
     partial = out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
     shutil.rmtree(partial, ignore_errors=True)  # an earlier stop's
-    tokenizer.model_max_length = max_length
-    _settle_backend(tokenizer, max_length=max_length)
-    save_pretrained(model, tokenizer, partial)
+    # A copy: the caller's may be `load_tokenizer`'s, which the process shares.
+    saved = copy.deepcopy(tokenizer)
+    saved.model_max_length = max_length
+    _settle_backend(saved, max_length=max_length)
+    save_pretrained(model, saved, partial)
     write_sentence_layout(merged_classifier(model), partial, max_length=max_length)
     export_onnx(model, partial / ONNX_FILE)
     if quantize:

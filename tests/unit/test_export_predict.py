@@ -92,6 +92,18 @@ def test_exported_folder_keeps_labels_and_training_length(exported: Path) -> Non
     assert reloaded.config.num_labels == 3
 
 
+def test_an_export_leaves_the_process_tokenizer_as_it_was(exported: Path) -> None:
+    # Every caller in a process shares load_tokenizer's object (the `exported`
+    # fixture exported with it, at 48 tokens): the export sets its length in
+    # a copy, and the run goes on with the tokenizer as the encoder's folder has it.
+    settings = small_settings()
+    tokenizer = load_tokenizer(settings.model)
+    assert tokenizer is load_tokenizer(dataclasses.replace(settings.model))
+    assert tokenizer.model_max_length == 512
+    saved = json.loads((exported / "tokenizer_config.json").read_text())
+    assert saved["model_max_length"] == 48
+
+
 def test_an_export_stopped_midway_leaves_the_earlier_one_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
