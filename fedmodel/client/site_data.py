@@ -92,7 +92,9 @@ def load_site_records(settings: RunSettings, site: SiteConfig) -> RoundRecords:
             f"site {site.site_id} cannot train on its data file; the site's "
             "operator finds the reason in its SuperNode's log"
         ) from None
-    encoded = _tokenized_saying_cuts(settings, site, train["text"])
+    # One query: `train["text"]` is a lazy column, read a record a query
+    # (0.25 s of 20,000 records; 0.002 s so).
+    encoded = _tokenized_saying_cuts(settings, site, train[:]["text"])
     return RoundRecords(split=train, label_names=label_names, encoded=encoded)
 
 
