@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-NON_PRIVATE = "non-private"
+from fedmodel.research.sweep_runs import LEVELS  # noqa: E402
+
 BASELINE_STYLES = {"federated": "--", "centralized": ":"}
 
 
@@ -22,7 +23,7 @@ def plot_privacy_utility(runs: pd.DataFrame, table: pd.DataFrame, path: Path) ->
     are horizontal reference lines with a band of one std.
     """
     figure, axis = plt.subplots(figsize=(8, 5))
-    private = table[table["privacy_level"] != NON_PRIVATE]
+    private = table[table["privacy_level"] != LEVELS["off"]]
     for index, (setting, rows) in enumerate(private.groupby("setting", sort=False)):
         rows = rows.sort_values("target_epsilon")
         color = f"C{index}"
@@ -39,7 +40,7 @@ def plot_privacy_utility(runs: pd.DataFrame, table: pd.DataFrame, path: Path) ->
         axis.scatter(
             each["target_epsilon"], each["final_accuracy"], s=12, color=color, alpha=0.4
         )
-    baselines = table[table["privacy_level"] == NON_PRIVATE]
+    baselines = table[table["privacy_level"] == LEVELS["off"]]
     for index, (_, row) in enumerate(baselines.iterrows()):
         color = f"C{len(private['setting'].unique()) + index}"
         std = 0.0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"]
