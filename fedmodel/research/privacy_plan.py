@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fedmodel.config import RunSettings
 from fedmodel.config.delta_rule import weak_delta_warning
@@ -211,7 +211,7 @@ def _planned(
             # The very function each client's ledger opens with.
             plan = plan_client(settings, num_records=num_records, client_id=str(client))
     except FedmodelError as exc:
-        return ClientPlan(**{**asdict(base), "problem": str(exc)})
+        return replace(base, problem=str(exc))
     weak = weak_delta_warning(
         plan.delta,
         who=who,
@@ -232,10 +232,8 @@ def _planned(
         name: _epsilons(plan, name, rounds, progress=progress, who=who)
         for name in ACCOUNTANTS
     }
-    return ClientPlan(
-        client=client,
-        num_records=num_records,
-        one_over_n=1.0 / num_records,
+    return replace(
+        base,
         delta=plan.delta,
         sample_rate=plan.sample_rate,
         steps_per_round=plan.steps_per_round,
