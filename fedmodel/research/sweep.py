@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 
 from fedmodel.config.wording import decimals_up
-from fedmodel.research.sweep_runs import LEVELS, setting_values
+from fedmodel.research.sweep_runs import (
+    LEVELS,
+    NO_BUDGET,
+    budget_keys,
+    setting_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     keys = ["setting", "target_epsilon"]
     _warn_repeated_seeds(runs)
     table = (
-        runs.assign(target_epsilon=runs["target_epsilon"].fillna(-1.0))
+        runs.assign(target_epsilon=budget_keys(runs["target_epsilon"]))
         .groupby(keys, sort=False)
         .agg(
             kind=("kind", "first"),
@@ -64,7 +69,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     table["target_epsilon"] = table["target_epsilon"].where(
-        table["target_epsilon"] >= 0
+        table["target_epsilon"] != NO_BUDGET
     )
     first = runs.groupby("setting", sort=False).first()
     baseline_key = setting_values(first, BASELINE_COLUMNS).agg("|".join, axis=1)
@@ -141,8 +146,8 @@ def _candidates(
         & (first["task"] == first.loc[row["setting"], "task"])
     ].index
     reference = table[table["setting"].isin(centralized)]
-    same_budget = reference["target_epsilon"].fillna(-1) == (
-        -1 if pd.isna(row["target_epsilon"]) else row["target_epsilon"]
+    same_budget = budget_keys(reference["target_epsilon"]) == (
+        NO_BUDGET if pd.isna(row["target_epsilon"]) else row["target_epsilon"]
     )
     return reference[same_budget]
 
@@ -222,7 +227,7 @@ def _seeds(row: pd.Series) -> str:
 
 def _warn_repeated_seeds(runs: pd.DataFrame) -> None:
     """Name the runs of one setting, budget and seed found more than once."""
-    budget = runs["target_epsilon"].fillna(-1.0)
+    budget = budget_keys(runs["target_epsilon"])
     repeated = runs[runs.assign(b=budget).duplicated(["setting", "b", "seed"], False)]
     if not repeated.empty:
         log.warning(

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fedmodel.config.wording import plural
 from fedmodel.research.sweep import BASELINE_COLUMNS
-from fedmodel.research.sweep_runs import LEVELS, setting_values
+from fedmodel.research.sweep_runs import LEVELS, budget_keys, setting_values
 
 # What each cost is measured against, as the lines say it.
 _PRIVACY_COST = (
@@ -172,9 +172,9 @@ def unmatched_federated_notes(table: pd.DataFrame, runs: pd.DataFrame) -> list[s
 
 def _row_tasks(table: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
     """Each row's task, which a setting's name says only where it varies."""
-    budget = runs["target_epsilon"].fillna(-1.0)
+    budget = budget_keys(runs["target_epsilon"])
     task = runs.groupby([runs["setting"], budget], sort=False)["task"].first()
-    keys = zip(table["setting"], table["target_epsilon"].fillna(-1.0), strict=True)
+    keys = zip(table["setting"], budget_keys(table["target_epsilon"]), strict=True)
     return pd.Series([task[key] for key in keys], index=table.index)
 
 

@@ -53,6 +53,10 @@ SETTING_COLUMNS = [
     "target_delta",
 ]
 CLIENT_COLUMNS = ("num_clients", "partition")
+# The budget of a run without one (privacy=off), where runs are grouped or
+# matched by budget: pandas leaves NaN keys out of a groupby, and NaN equals
+# nothing.
+NO_BUDGET = -1.0
 # Setting columns the budget rule can choose, and the column holding its choice
 # (empty where the run set the value itself). A run whose value the rule chose
 # ran "the default at its budget": it is the same setting as a run at another
@@ -185,6 +189,11 @@ def _rule_local_epochs(config: dict[str, Any], ruled: set[str]) -> int | None:
     return int(config["finetune"]["local_epochs"])
 
 
+def budget_keys(epsilons: pd.Series) -> pd.Series:
+    """Each run's target epsilon to group or match by; NO_BUDGET where it has none."""
+    return epsilons.fillna(NO_BUDGET)
+
+
 def setting_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """`runs[columns]` as text, with `auto` where a value is the budget rule's."""
     values = runs[columns].astype(str)
@@ -254,7 +263,7 @@ def _split_by_other_keys(
     otherwise be averaged as if they were seeds of one setting. The key is
     named on every run of that setting, so each budget's runs keep one name.
     """
-    budget = runs["target_epsilon"].fillna(-1.0)
+    budget = budget_keys(runs["target_epsilon"])
     split: dict[str, set[str]] = {label: set() for label in runs["setting"]}
     for (label, _), index in runs.groupby(
         [runs["setting"], budget], sort=False
