@@ -1,4 +1,4 @@
-"""What `task.max_length` cuts of the task's texts: privacy-plan's counts and key.
+"""The texts `task.max_length` cuts, counted for privacy-plan and simulate.
 
 The plan runs where a simulation's files all are, so it counts the texts of
 every split (`cuts_line` says them), and so does `fedmodel simulate` before

@@ -1,4 +1,4 @@
-"""What `fedmodel privacy-plan` prints: its labels line and tables.
+"""What `fedmodel privacy-plan` prints of the task's labels and the clients' plans.
 
 The task's labels (`labels_line`, and `labels_json` for `--json`), then the
 clients' plans and their epsilon after each round (`plan_tables`).
