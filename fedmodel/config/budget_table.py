@@ -81,7 +81,8 @@ MEASURED_FROM_EPSILON = 1.0
 LORA_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="onepass"),)
 FULL_RULE = (BudgetRow(math.inf, 1.0, grad_sample_mode="onepass"),)
 
-# finetune.mode -> rows in increasing `below_epsilon`.
+# finetune.mode -> rows in increasing `below_epsilon`: every mode has rows; a
+# key a mode's rows leave None is one its YAML must set.
 BUDGET_RULES: dict[str, tuple[BudgetRow, ...]] = {
     "head": HEAD_RULE,
     "lora": LORA_RULE,
@@ -101,13 +102,7 @@ def budget_row(
             f"finetune.mode must be one of {list(FINETUNE_MODE_NAMES)}, "
             f"got {finetune_mode!r}"
         )
-    rows = BUDGET_RULES.get(finetune_mode)
-    if rows is None:
-        raise FedmodelError(
-            f"finetune.mode {finetune_mode!r} has no budget rule, so its settings "
-            "cannot be left null: set finetune.learning_rate, finetune.batch_size, "
-            "finetune.local_epochs and privacy.max_grad_norm to numbers"
-        )
+    rows = BUDGET_RULES[finetune_mode]
     if privacy_mode == "off" and finetune_mode in OFF_ROWS:
         return OFF_ROWS[finetune_mode]
     if target_epsilon is not None:
