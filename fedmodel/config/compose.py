@@ -118,7 +118,7 @@ def check_overrides(overrides: Iterable[str]) -> None:
     """
     overrides = list(overrides)
     refuse_spaced_overrides(overrides)
-    parsed = _parsed(overrides)
+    parsed = parsed_overrides(overrides)
     _refuse_shared_options(parsed)
     _refuse_option_keys(parsed)
     _refuse_deletions(parsed)
@@ -130,7 +130,7 @@ def refuse_run_folder_key(overrides: Iterable[str], *, instead: str) -> None:
     The command replaces that key with the folder it runs in, so a value given
     there would be dropped without a word (before: a "resume" in a new folder).
     """
-    for text, override in _parsed(overrides):
+    for text, override in parsed_overrides(overrides):
         if override.key_or_group == RUN_FOLDER_KEY:
             raise FedmodelError(
                 f"{text}: {RUN_FOLDER_KEY} is set by the command to the folder it "
@@ -216,7 +216,7 @@ def _refuse_deletions(parsed: list[tuple[str, Override]]) -> None:
             )
 
 
-def _parsed(overrides: Iterable[str]) -> list[tuple[str, Override]]:
+def parsed_overrides(overrides: Iterable[str]) -> list[tuple[str, Override]]:
     """Each override with Hydra's reading of it; none if Hydra cannot parse one."""
     from hydra.errors import HydraException
 

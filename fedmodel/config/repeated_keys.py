@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from fedmodel.config.compose import override_parser
+from fedmodel.config.compose import parsed_overrides
 from fedmodel.config.wording import plural
 from fedmodel.errors import FedmodelError
 
@@ -34,15 +34,8 @@ def refuse_repeated_keys(overrides: Iterable[str]) -> None:
     The first such key is named. Overrides Hydra cannot parse are left to
     Hydra, which names them.
     """
-    from hydra.errors import HydraException
-
-    texts = list(overrides)
-    try:
-        parsed = override_parser().parse_overrides(texts)
-    except HydraException:
-        return
     given: dict[str, list[tuple[str, Override]]] = {}
-    for text, override in zip(texts, parsed, strict=True):
+    for text, override in parsed_overrides(overrides):
         given.setdefault(_key(override), []).append((text, override))
     for key, pairs in given.items():
         if len({_value(override) for _, override in pairs}) > 1:
