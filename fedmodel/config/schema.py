@@ -87,7 +87,7 @@ class PartitionSettings:
 
 @dataclass(frozen=True)
 class PrivacySettings:
-    """Record-level DP-SGD settings, per client."""
+    """Differential privacy: DP-SGD on each client, client-level DP, or none."""
 
     mode: str
     target_epsilon: float | None
