@@ -1,9 +1,10 @@
 """Server-side checks for a deployment (`federation=deployment`).
 
-In a deployment each site reads its own file; the server holds only its test
-file and must tell every site the label set. These checks run before any
-round, so a misconfigured run stops with a message instead of failing at the
-sites one by one.
+In a deployment each site reads its own file; the server holds none of them,
+only its own (its test file, and `task.validation_file` or
+`distill.transfer_file` where set), and must tell every site the label set.
+These checks run before any round, so a misconfigured run stops with a
+message instead of failing at the sites one by one.
 """
 
 from __future__ import annotations
