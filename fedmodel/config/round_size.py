@@ -4,7 +4,7 @@ A round in which every client chosen had its update accepted is kept however
 few they were (`RoundState.short_of`), so a `federation.min_replies` above
 the clients a round trains is never met and never stops a round: it is
 refused before round 1. The count is `num_clients` from the config; a
-deployment whose connected sites differ from it is warned of in round 1
+deployment whose first round selects more sites than that is warned of then
 (`rounds.check_selected_count`).
 """
 
