@@ -1,9 +1,11 @@
-"""Compose the packaged Hydra config outside a Hydra app.
+"""Compose the packaged Hydra config from code, refusing overrides no run can take.
 
-A group's files whose names start with "_" (`model/_base.yaml`) hold the keys
-its options share and are pulled in by their defaults lists; they are not
-options, so `--help`, the "did you mean" and the check of a `group=option`
-override leave them out.
+Composed outside `fedmodel simulate`'s Hydra app (privacy-plan, a ServerApp
+under `flwr run`, the tests) and inside it (the check of unread keys). The
+groups and options listed here are those `--help` shows. A group's files whose
+names start with "_" (`model/_base.yaml`) hold the keys its options share and
+are pulled in by their defaults lists; they are not options, so `--help`, the
+"did you mean" and the check of a `group=option` override leave them out.
 """
 
 from __future__ import annotations
