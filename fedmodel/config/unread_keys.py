@@ -64,7 +64,7 @@ def _presets(overrides: Iterable[str]) -> tuple[str, ...]:
     return tuple(
         f"{group}={option}"
         for group, option in chosen
-        if group in PRESET_GROUPS and _is_option(group, option)
+        if group in PRESET_GROUPS and _is_group_file(group, option)
     )
 
 
@@ -78,7 +78,7 @@ def _unread(
             for g, key in OPTION_KEYS.items()
             # A name no option file has is refused by its own check, in words
             # of its own; the group's default stands in for it here.
-            if _is_option(g, option := _value(settings, key))
+            if _is_group_file(g, option := _value(settings, key))
         )
         + presets
     )
@@ -118,8 +118,12 @@ def _value(settings: RunSettings, key: str) -> Any:
     return functools.reduce(getattr, key.split("."), settings)
 
 
-def _is_option(group: str, option: Any) -> bool:
-    return (CONF_DIR / group / f"{option}.yaml").is_file()
+def _is_group_file(group: str, name: Any) -> bool:
+    """Whether `group` has a file `name`.yaml: an option, or its shared keys.
+
+    Not `compose.is_option`, which tells those two apart.
+    """
+    return (CONF_DIR / group / f"{name}.yaml").is_file()
 
 
 @functools.cache
